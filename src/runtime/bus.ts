@@ -1,0 +1,118 @@
+import type { Topic } from './topic.ts';
+
+/**
+ * The one transport interface every service uses. Two implementations that services cannot tell apart:
+ * `InProcessBus` (embedded default, no broker) and `KafkaBus` (a real Apache Kafka).
+ *
+ * Semantics shared by both:
+ * - a topic is a set of partitions; a record goes to partition hash(key) % partitions, so one pair keeps
+ *   its order;
+ * - consumers in the same group split the partitions; each partition is delivered in offset order;
+ * - records that fail the topic's schema are never handed to a service: they go to the `dlq` topic with
+ *   the reason and the original payload, and consumption carries on;
+ * - a group's offset for a partition is committed only after the handler's promise resolves (the effect
+ *   is durable), and only up to what the handler says is safe (see `Batch.commit`).
+ */
+export interface Bus {
+  readonly kind: 'in-process' | 'kafka';
+  /** Creates the topics if missing (idempotent). */
+  ensureTopics(topics: readonly Topic<unknown>[]): Promise<void>;
+  /**
+   * Appends records; resolves once they are durable (Kafka: acknowledged by all in-sync replicas).
+   * Values are validated against the topic schema first: publishing invalid data is a bug and throws.
+   */
+  publish<T>(topic: Topic<T>, values: readonly T[]): Promise<void>;
+  /** Starts consuming; returns at once. `stop()` on the result ends the subscription. */
+  subscribe<T>(options: SubscribeOptions<T>): Promise<Subscription>;
+  /**
+   * Reads the most recent records of every partition (at most `perPartition` each) without joining a group:
+   * services use it on start to learn what they already published (idempotent restart).
+   */
+  readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]>;
+  close(): Promise<void>;
+}
+
+export interface Delivered<T> {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: bigint;
+  readonly key: string;
+  readonly value: T;
+  /** Append time, epoch ms. */
+  readonly timestamp: number;
+}
+
+export interface Batch<T> {
+  readonly partition: number;
+  readonly records: readonly Delivered<T>[];
+}
+
+/**
+ * What a handler may return for a batch: per partition, the next offset that is safe to commit (everything
+ * before it is fully reflected in durable outputs). Default (`undefined`): the whole batch is committed.
+ * A stateful service returns an earlier offset so that a restart rebuilds its open state by re-reading.
+ */
+export type CommitPlan = Map<number, bigint> | undefined;
+
+export interface SubscribeOptions<T> {
+  topic: Topic<T>;
+  /** Consumer group: members share the partitions; the group's committed offsets survive restarts. */
+  group: string;
+  /** Where a group with no committed offset starts. */
+  from?: 'earliest' | 'latest';
+  /** Service name, used in dead letters and logs. */
+  service: string;
+  /** Called with records of one partition, in order. Must not mutate the values. */
+  handle(batch: Batch<T>): Promise<CommitPlan> | CommitPlan;
+  /** Called when partitions are taken away (rebalance, stop): drop their in-memory state. */
+  onRevoke?(partitions: readonly number[]): void | Promise<void>;
+  /** Called when partitions are assigned, before their first batch. */
+  onAssign?(partitions: readonly number[]): void | Promise<void>;
+}
+
+export interface Subscription {
+  /** Stops fetching, waits for the in-flight batch, commits what is safe. */
+  stop(): Promise<void>;
+  /** Resolves when every assigned partition has been consumed up to its end as of this call. */
+  caughtUp(): Promise<void>;
+}
+
+/** Partition for a key: murmur2 like Kafka's default partitioner, so both transports place keys alike. */
+export function partitionFor(key: string, partitions: number): number {
+  return (murmur2(Buffer.from(key, 'utf8')) & 0x7fffffff) % partitions;
+}
+
+/** Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2). */
+export function murmur2(data: Uint8Array): number {
+  const length = data.length;
+  const seed = 0x9747b28c;
+  const m = 0x5bd1e995;
+  const r = 24;
+  let h = seed ^ length;
+  const length4 = length >> 2;
+  for (let i = 0; i < length4; i++) {
+    const i4 = i << 2;
+    let k =
+      (data[i4]! & 0xff) |
+      ((data[i4 + 1]! & 0xff) << 8) |
+      ((data[i4 + 2]! & 0xff) << 16) |
+      ((data[i4 + 3]! & 0xff) << 24);
+    k = Math.imul(k, m);
+    k ^= k >>> r;
+    k = Math.imul(k, m);
+    h = Math.imul(h, m);
+    h ^= k;
+  }
+  const rest = length & 3;
+  const idx = length & ~3;
+  if (rest === 3) h ^= (data[idx + 2]! & 0xff) << 16;
+  if (rest >= 2) h ^= (data[idx + 1]! & 0xff) << 8;
+  if (rest >= 1) {
+    h ^= data[idx]! & 0xff;
+    h = Math.imul(h, m);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, m);
+  h ^= h >>> 15;
+  return h | 0;
+}

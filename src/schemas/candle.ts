@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import { EpochMs, Exchange, Pair } from './common.ts';
+
+export const INTERVALS = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '1h': 3_600_000 } as const;
+export type Interval = keyof typeof INTERVALS;
+export const IntervalSchema = z.enum(['1m', '5m', '15m', '1h']);
+
+/**
+ * An OHLCV candle for the half-open event-time window [windowStart, windowEnd).
+ * `filled` = no trade in the window: open = high = low = close = previous close, volume 0, vwap = close.
+ * `revision` > 0 only under the `revise` late-trade policy: a re-emission that includes late trades.
+ */
+export const CandleSchema = z
+  .object({
+    v: z.literal(1),
+    exchange: Exchange,
+    pair: Pair,
+    interval: IntervalSchema,
+    windowStart: EpochMs,
+    windowEnd: EpochMs,
+    open: z.number().finite().positive(),
+    high: z.number().finite().positive(),
+    low: z.number().finite().positive(),
+    close: z.number().finite().positive(),
+    volume: z.number().finite().nonnegative(),
+    trades: z.number().int().nonnegative(),
+    vwap: z.number().finite().positive(),
+    filled: z.boolean(),
+    revision: z.number().int().nonnegative(),
+  })
+  .refine((c) => c.windowEnd > c.windowStart, { message: 'windowEnd must be after windowStart' })
+  .refine(
+    (c) => c.high >= c.low && c.high >= Math.max(c.open, c.close) && c.low <= Math.min(c.open, c.close),
+    {
+      message: 'impossible OHLC: need low <= open, close <= high',
+    },
+  );
+export type Candle = z.infer<typeof CandleSchema>;
+
+/** The CSV columns of `cryptocast candles` (a stable contract). */
+export const CANDLE_CSV_COLUMNS = [
+  'pair',
+  'windowStart',
+  'windowEnd',
+  'open',
+  'high',
+  'low',
+  'close',
+  'volume',
+  'trades',
+  'vwap',
+  'filled',
+] as const;
