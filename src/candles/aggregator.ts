@@ -1,0 +1,388 @@
+import { type Candle, INTERVALS, type Interval } from '../schemas/candle.ts';
+import type { Trade, Watermark } from '../schemas/trade.ts';
+
+/**
+ * Event-time tumbling windows: trades → OHLCV candles, per (exchange, pair). Pure stream logic, no I/O.
+ *
+ * Time semantics (named, never implicit):
+ * - A window is the half-open event-time interval [windowStart, windowStart + interval), by `tradeTs`.
+ * - **Stream time** per (exchange, pair) is the largest event time seen so far, from trades *and* from
+ *   source watermarks (live sources send one per second from the wall clock, replays from the replay
+ *   clock). It never goes backwards.
+ * - **Close on watermark**: a window closes when stream time ≥ windowEnd + grace. Closed windows are
+ *   emitted in windowStart order, once.
+ * - **Close on the clock / fill idle**: every window that ends at or before stream time − grace and saw no
+ *   trade is still emitted, as a `filled` candle (open = high = low = close = previous close, volume 0,
+ *   trades 0, vwap = close). Nothing is filled before a pair's first trade (there is no previous close).
+ * - **Final watermark** (end of a finite source): every open window closes at once, no grace, no filling
+ *   beyond the last trade.
+ * - **Late trade**: one whose window is already closed. Counted, and by `latePolicy`:
+ *   `dlq` — handed to `output.late` (the service sends it to the dead-letter topic with the reason);
+ *   `revise` — the closed window (kept for `revisionHorizon` windows) absorbs it and is emitted again with
+ *   `revision` + 1; older than that, it falls back to `dlq`.
+ * - Within a window, `open` is the trade with the smallest tradeTs and `close` the one with the largest
+ *   (arrival order breaks ties), so out-of-order trades within the grace period give the same candle.
+ *
+ * Restart support (see `lowestNeededPosition` and `seed`): the caller tags every input with a position
+ * (e.g. a Kafka offset) and commits only up to the lowest position still needed to rebuild open state; on
+ * restart it seeds each pair with the last candle it had published, re-reads from the committed position,
+ * and gets exactly the candles of an uninterrupted run (a property test crashes it at every point).
+ * Limitation of `revise` across a restart: a window published before the restart is not rebuilt, so a
+ * late trade for it goes to the dead-letter path instead of producing a revision.
+ */
+export type LatePolicy = 'dlq' | 'revise';
+
+export interface CandleAggregatorOptions {
+  interval?: Interval;
+  /** How long after windowEnd (in event time) a window waits for late trades. Default 5 s. */
+  graceMs?: number;
+  latePolicy?: LatePolicy;
+  /** Closed windows kept per pair for revisions under `revise` (default 60). */
+  revisionHorizon?: number;
+}
+
+export interface AggregatorOutput {
+  candle(c: Candle): void;
+  late(t: Trade, reason: string): void;
+}
+
+/** What a restarted service already published for a pair (read back from the candles topic). */
+export interface PairSeed {
+  exchange: string;
+  pair: string;
+  /** Latest windowStart already published. */
+  lastWindowStart: number;
+  /** Its close: the previous close for filled candles. */
+  lastClose: number;
+  /** Every (windowStart, revision) already published that is still in the read-back tail. */
+  published: Iterable<readonly [windowStart: number, revision: number]>;
+}
+
+class WindowAcc {
+  readonly start: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  openTs: number;
+  closeTs: number;
+  volume = 0;
+  quoteVolume = 0;
+  trades = 0;
+  revision = 0;
+  firstPos: number;
+
+  constructor(start: number, t: Trade, pos: number) {
+    this.start = start;
+    this.open = this.high = this.low = this.close = t.price;
+    this.openTs = this.closeTs = t.tradeTs;
+    this.firstPos = pos;
+    this.add(t, true);
+  }
+
+  add(t: Trade, first = false): void {
+    const p = t.price;
+    if (!first) {
+      if (p > this.high) this.high = p;
+      if (p < this.low) this.low = p;
+      if (t.tradeTs < this.openTs) {
+        this.openTs = t.tradeTs;
+        this.open = p;
+      }
+      if (t.tradeTs >= this.closeTs) {
+        this.closeTs = t.tradeTs;
+        this.close = p;
+      }
+    }
+    this.volume += t.qty;
+    this.quoteVolume += p * t.qty;
+    this.trades++;
+  }
+}
+
+class PairState {
+  readonly exchange: string;
+  readonly pair: string;
+  /** Open windows, ascending by start; usually one, two during a grace period. */
+  readonly open: WindowAcc[] = [];
+  /** Closed windows kept for revisions (ascending), only under `revise`. */
+  readonly retained: WindowAcc[] = [];
+  streamTime = Number.NEGATIVE_INFINITY;
+  streamTimePos = -1;
+  lastClosedStart: number | undefined;
+  lastClose: number | undefined;
+  /** From a seed: windows at or before this start were published by an earlier run. */
+  seededUpTo = Number.NEGATIVE_INFINITY;
+  seededPublished: Set<string> | undefined;
+
+  constructor(exchange: string, pair: string) {
+    this.exchange = exchange;
+    this.pair = pair;
+  }
+}
+
+export interface AggregatorStats {
+  trades: number;
+  late: number;
+  revised: number;
+  candles: number;
+  filled: number;
+  suppressed: number;
+}
+
+export class CandleAggregator {
+  readonly interval: Interval;
+  readonly intervalMs: number;
+  readonly graceMs: number;
+  readonly latePolicy: LatePolicy;
+  readonly revisionHorizon: number;
+  readonly stats: AggregatorStats = { trades: 0, late: 0, revised: 0, candles: 0, filled: 0, suppressed: 0 };
+  private readonly out: AggregatorOutput;
+  private readonly states = new Map<string, Map<string, PairState>>();
+  // One-entry cache: consecutive trades are usually of the same pair.
+  private lastExchange = '';
+  private lastPair = '';
+  private lastState: PairState | undefined;
+
+  constructor(output: AggregatorOutput, options: CandleAggregatorOptions = {}) {
+    this.out = output;
+    this.interval = options.interval ?? '1m';
+    this.intervalMs = INTERVALS[this.interval];
+    this.graceMs = options.graceMs ?? 5_000;
+    this.latePolicy = options.latePolicy ?? 'dlq';
+    this.revisionHorizon = options.revisionHorizon ?? 60;
+    if (!(this.graceMs >= 0)) throw new Error(`grace must be >= 0 ms, got ${this.graceMs}`);
+  }
+
+  /** Adds one trade (already validated and deduplicated). `pos` tags its input position for commits. */
+  onTrade(t: Trade, pos = -1): void {
+    const s = this.state(t.exchange, t.pair);
+    this.stats.trades++;
+    const I = this.intervalMs;
+    const start = t.tradeTs - (t.tradeTs % I);
+    const limit = Math.max(s.streamTime, t.tradeTs) - this.graceMs;
+
+    if (
+      (s.lastClosedStart !== undefined && start <= s.lastClosedStart) ||
+      start + I <= s.streamTime - this.graceMs
+    ) {
+      this.onLate(s, t, start);
+    } else {
+      const open = s.open;
+      const n = open.length;
+      const last = n > 0 ? open[n - 1]! : undefined;
+      if (last !== undefined && last.start === start) last.add(t);
+      else if (last === undefined || last.start < start) open.push(new WindowAcc(start, t, pos));
+      else {
+        // Out of order within the grace period: an older window that is still open (or a new one between).
+        let i = n - 1;
+        while (i > 0 && open[i - 1]!.start >= start) i--;
+        const w = open[i]!;
+        if (w.start === start) w.add(t);
+        else open.splice(i, 0, new WindowAcc(start, t, pos));
+      }
+    }
+    if (t.tradeTs > s.streamTime) {
+      s.streamTime = t.tradeTs;
+      s.streamTimePos = pos;
+      if (s.open.length > 0 && s.open[0]!.start + I <= limit) this.closeUpTo(s, limit, false);
+      else if (s.lastClosedStart !== undefined && s.lastClosedStart + 2 * I <= limit)
+        this.closeUpTo(s, limit, false);
+    }
+  }
+
+  /** Advances event time for a pair (see `WatermarkSchema`). */
+  onWatermark(w: Watermark, pos = -1): void {
+    const s = this.state(w.exchange, w.pair);
+    if (w.ts > s.streamTime) {
+      s.streamTime = w.ts;
+      s.streamTimePos = pos;
+    }
+    if (w.final) this.closeAllOpen(s);
+    else this.closeUpTo(s, s.streamTime - this.graceMs, false);
+  }
+
+  /** Closes every open window of every pair now (end of input), without filling. */
+  flush(): void {
+    for (const byPair of this.states.values()) for (const s of byPair.values()) this.closeAllOpen(s);
+  }
+
+  /** Restores what an earlier run already published, so that rebuilt windows are not published twice. */
+  seed(seed: PairSeed): void {
+    const s = this.state(seed.exchange, seed.pair);
+    s.lastClosedStart = seed.lastWindowStart;
+    s.lastClose = seed.lastClose;
+    s.seededUpTo = seed.lastWindowStart;
+    s.seededPublished = new Set();
+    for (const [start, rev] of seed.published) s.seededPublished.add(start + ':' + rev);
+  }
+
+  /**
+   * The lowest input position a restart must re-read to rebuild the open state exactly: the first input of
+   * every open (or retained) window, and the input that set the stream time of any pair with open windows.
+   * `undefined` when nothing is open: everything consumed so far may be committed.
+   */
+  lowestNeededPosition(): number | undefined {
+    let min: number | undefined;
+    for (const byPair of this.states.values()) {
+      for (const s of byPair.values()) {
+        if (s.open.length === 0 && s.retained.length === 0) continue;
+        for (const w of s.open) if (min === undefined || w.firstPos < min) min = w.firstPos;
+        for (const w of s.retained) if (min === undefined || w.firstPos < min) min = w.firstPos;
+        if (s.streamTimePos >= 0 && (min === undefined || s.streamTimePos < min)) min = s.streamTimePos;
+      }
+    }
+    return min;
+  }
+
+  /** Number of windows currently open across pairs (a gauge for metrics). */
+  openWindows(): number {
+    let n = 0;
+    for (const byPair of this.states.values()) for (const s of byPair.values()) n += s.open.length;
+    return n;
+  }
+
+  private state(exchange: string, pair: string): PairState {
+    if (this.lastState !== undefined && pair === this.lastPair && exchange === this.lastExchange)
+      return this.lastState;
+    let byPair = this.states.get(exchange);
+    if (byPair === undefined) {
+      byPair = new Map();
+      this.states.set(exchange, byPair);
+    }
+    let s = byPair.get(pair);
+    if (s === undefined) {
+      s = new PairState(exchange, pair);
+      byPair.set(pair, s);
+    }
+    this.lastExchange = exchange;
+    this.lastPair = pair;
+    this.lastState = s;
+    return s;
+  }
+
+  private onLate(s: PairState, t: Trade, start: number): void {
+    this.stats.late++;
+    if (this.latePolicy === 'revise') {
+      const w = s.retained.find((r) => r.start === start);
+      if (w !== undefined) {
+        w.add(t);
+        w.revision++;
+        this.stats.revised++;
+        this.emit(s, w, false);
+        return;
+      }
+    }
+    const closedAt = start + this.intervalMs + this.graceMs;
+    if (start <= s.seededUpTo) {
+      // After a restart the service re-reads from its last safe offset: this trade may have been counted
+      // by the earlier run already, or be truly late. The candle is not published twice either way.
+      this.out.late(
+        t,
+        `trade for window ${new Date(start).toISOString()} of ${s.exchange} ${s.pair}, published before restart`,
+      );
+      return;
+    }
+    this.out.late(
+      t,
+      `late trade: window ${new Date(start).toISOString()} of ${s.exchange} ${s.pair} closed (grace ${this.graceMs} ms, stream time ${new Date(Math.max(s.streamTime, closedAt)).toISOString()})`,
+    );
+  }
+
+  /** Emits, in order, every window (traded or idle) that ends at or before `limit`. */
+  private closeUpTo(s: PairState, limit: number, _final: boolean): void {
+    const I = this.intervalMs;
+    const open = s.open;
+    while (open.length > 0 && open[0]!.start + I <= limit) {
+      const w = open.shift()!;
+      this.fillIdle(s, w.start);
+      this.closeWindow(s, w);
+    }
+    // Idle windows after the last closed one, up to the limit.
+    const upTo = limit - (((limit % I) + I) % I); // first window start that is not yet closable
+    this.fillIdle(s, open.length > 0 ? Math.min(open[0]!.start, upTo) : upTo);
+  }
+
+  private closeAllOpen(s: PairState): void {
+    const open = s.open;
+    while (open.length > 0) {
+      const w = open.shift()!;
+      this.fillIdle(s, w.start);
+      this.closeWindow(s, w);
+    }
+  }
+
+  /** Emits filled candles for the windows strictly between the last closed one and `beforeStart`. */
+  private fillIdle(s: PairState, beforeStart: number): void {
+    if (s.lastClosedStart === undefined || s.lastClose === undefined) return;
+    const I = this.intervalMs;
+    for (let start = s.lastClosedStart + I; start < beforeStart; start += I) {
+      const c = s.lastClose;
+      this.stats.filled++;
+      s.lastClosedStart = start;
+      this.publish(s, {
+        v: 1,
+        exchange: s.exchange,
+        pair: s.pair,
+        interval: this.interval,
+        windowStart: start,
+        windowEnd: start + I,
+        open: c,
+        high: c,
+        low: c,
+        close: c,
+        volume: 0,
+        trades: 0,
+        vwap: c,
+        filled: true,
+        revision: 0,
+      });
+    }
+  }
+
+  private closeWindow(s: PairState, w: WindowAcc): void {
+    s.lastClosedStart = w.start;
+    s.lastClose = w.close;
+    this.emit(s, w, true);
+    if (this.latePolicy === 'revise') {
+      s.retained.push(w);
+      if (s.retained.length > this.revisionHorizon) s.retained.shift();
+    }
+  }
+
+  private emit(s: PairState, w: WindowAcc, _first: boolean): void {
+    const vwap = w.volume > 0 ? w.quoteVolume / w.volume : w.close;
+    this.publish(s, {
+      v: 1,
+      exchange: s.exchange,
+      pair: s.pair,
+      interval: this.interval,
+      windowStart: w.start,
+      windowEnd: w.start + this.intervalMs,
+      open: w.open,
+      high: w.high,
+      low: w.low,
+      close: w.close,
+      volume: w.volume,
+      trades: w.trades,
+      // Float rounding of Σpq/Σq can put the VWAP a hair outside [low, high]; clamp it back.
+      vwap: Math.min(w.high, Math.max(w.low, vwap)),
+      filled: false,
+      revision: w.revision,
+    });
+  }
+
+  private publish(s: PairState, c: Candle): void {
+    if (s.seededPublished !== undefined) {
+      const already =
+        (c.revision === 0 && c.windowStart <= s.seededUpTo) ||
+        s.seededPublished.has(c.windowStart + ':' + c.revision);
+      if (already) {
+        this.stats.suppressed++;
+        return;
+      }
+    }
+    this.stats.candles++;
+    this.out.candle(c);
+  }
+}

@@ -1,0 +1,211 @@
+import { log } from '../core/log.ts';
+import { type Bus, type CommitPlan, partitionFor, type Subscription } from '../runtime/bus.ts';
+import { topics } from '../runtime/topic.ts';
+import type { Candle, Interval } from '../schemas/candle.ts';
+import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
+import type { TradeEvent } from '../schemas/trade.ts';
+import { CandleAggregator, type LatePolicy, type PairSeed } from './aggregator.ts';
+
+/**
+ * The candle stage as a service: `trades` → event-time windows → `candles`, late trades → `dlq`.
+ *
+ * One aggregator per input partition (a pair lives in exactly one partition), so partitions can move
+ * between replicas of the service: on revoke the state is dropped, and the new owner rebuilds it by
+ * re-reading from the group's committed offset.
+ *
+ * Exactly-once output without transactions:
+ * - the committed offset of a partition is the lowest input offset still needed to rebuild its open
+ *   windows (`CandleAggregator.lowestNeededPosition`), never past data whose candle is not yet durable;
+ * - on start, the service reads back the tail of `candles` and seeds each pair with what was already
+ *   published, so windows rebuilt from re-read trades are not published twice.
+ * Killing the process at any moment and restarting it therefore yields the same candles as an
+ * uninterrupted run. Dead letters are at-least-once (they carry origin partition/offset to deduplicate).
+ */
+export interface CandleServiceOptions {
+  bus: Bus;
+  interval?: Interval;
+  graceMs?: number;
+  latePolicy?: LatePolicy;
+  group?: string;
+  /** Candles read back per partition on start (must cover what can be published between two commits). */
+  tailRecords?: number;
+  onCandles?(candles: readonly Candle[]): void;
+}
+
+export interface CandleServiceStats {
+  trades: number;
+  watermarks: number;
+  candles: number;
+  filled: number;
+  late: number;
+  suppressed: number;
+}
+
+export class CandleService {
+  readonly stats: CandleServiceStats = {
+    trades: 0,
+    watermarks: 0,
+    candles: 0,
+    filled: 0,
+    late: 0,
+    suppressed: 0,
+  };
+  private readonly opts: CandleServiceOptions;
+  private readonly aggregators = new Map<number, CandleAggregator>();
+  private seeds: PairSeed[] | undefined;
+  private subscription: Subscription | undefined;
+
+  constructor(options: CandleServiceOptions) {
+    this.opts = options;
+  }
+
+  async start(): Promise<void> {
+    const { bus } = this.opts;
+    await bus.ensureTopics([topics.trades, topics.candles, topics.dlq]);
+    this.seeds = await this.readSeeds();
+    this.subscription = await bus.subscribe<TradeEvent>({
+      topic: topics.trades,
+      group: this.opts.group ?? 'candles',
+      service: 'candles',
+      from: 'earliest',
+      onAssign: (partitions) => {
+        for (const p of partitions) this.aggregators.set(p, this.newAggregator(p));
+        log.info({ service: 'candles', partitions }, 'partitions assigned');
+      },
+      onRevoke: (partitions) => {
+        for (const p of partitions) this.aggregators.delete(p);
+        log.info({ service: 'candles', partitions }, 'partitions revoked');
+      },
+      handle: (batch) => this.handle(batch.partition, batch.records),
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.stop();
+  }
+
+  /** Resolves once every record in `trades` at call time has been processed. */
+  async caughtUp(): Promise<void> {
+    await this.subscription?.caughtUp();
+  }
+
+  private newAggregator(partition: number): CandleAggregator {
+    const pending = this.pendingFor(partition);
+    const agg = new CandleAggregator(
+      {
+        candle: (c) => pending.candles.push(c),
+        late: (t, reason) =>
+          pending.dead.push(
+            deadLetter({
+              service: 'candles',
+              origin: topics.trades.name,
+              kind: 'late',
+              reason,
+              payload: t,
+              key: t.pair,
+              partition,
+            }),
+          ),
+      },
+      { interval: this.opts.interval, graceMs: this.opts.graceMs, latePolicy: this.opts.latePolicy },
+    );
+    for (const s of this.seeds ?? []) {
+      if (partitionFor(s.pair, topics.trades.partitions) === partition) agg.seed(s);
+    }
+    return agg;
+  }
+
+  private readonly pending = new Map<number, { candles: Candle[]; dead: DeadLetter[] }>();
+  private pendingFor(partition: number): { candles: Candle[]; dead: DeadLetter[] } {
+    let p = this.pending.get(partition);
+    if (p === undefined) {
+      p = { candles: [], dead: [] };
+      this.pending.set(partition, p);
+    }
+    return p;
+  }
+
+  private async handle(
+    partition: number,
+    records: readonly { offset: bigint; value: TradeEvent }[],
+  ): Promise<CommitPlan> {
+    try {
+      return await this.process(partition, records);
+    } catch (err) {
+      // The bus re-delivers from the committed offset: drop this partition's state (it already absorbed the
+      // batch) and re-read what was published, so the retry rebuilds it exactly.
+      this.aggregators.delete(partition);
+      this.pending.delete(partition);
+      this.seeds = undefined;
+      throw err;
+    }
+  }
+
+  private async process(
+    partition: number,
+    records: readonly { offset: bigint; value: TradeEvent }[],
+  ): Promise<CommitPlan> {
+    if (this.seeds === undefined) this.seeds = await this.readSeeds();
+    let agg = this.aggregators.get(partition);
+    if (agg === undefined) {
+      agg = this.newAggregator(partition);
+      this.aggregators.set(partition, agg);
+    }
+    const before = { ...agg.stats };
+    for (const r of records) {
+      const v = r.value;
+      if (v.type === 'trade') agg.onTrade(v, Number(r.offset));
+      else {
+        this.stats.watermarks++;
+        agg.onWatermark(v, Number(r.offset));
+      }
+    }
+    this.stats.trades += agg.stats.trades - before.trades;
+    this.stats.late += agg.stats.late - before.late;
+    this.stats.filled += agg.stats.filled - before.filled;
+    this.stats.suppressed += agg.stats.suppressed - before.suppressed;
+    const pending = this.pendingFor(partition);
+    const candles = pending.candles.splice(0);
+    const dead = pending.dead.splice(0);
+    // Effects first (durable), then the commit plan.
+    if (candles.length > 0) {
+      await this.opts.bus.publish(topics.candles, candles);
+      this.stats.candles += candles.length;
+      this.opts.onCandles?.(candles);
+    }
+    if (dead.length > 0) await this.opts.bus.publish(topics.dlq, dead);
+    const lowest = agg.lowestNeededPosition();
+    const next = records[records.length - 1]!.offset + 1n;
+    return new Map([[partition, lowest === undefined ? next : BigInt(lowest)]]);
+  }
+
+  /** What was already published, per pair, from the tail of `candles`. */
+  private async readSeeds(): Promise<PairSeed[]> {
+    const tail = await this.opts.bus.readTail(topics.candles, this.opts.tailRecords ?? 20_000);
+    const interval = this.opts.interval ?? '1m';
+    const byPair = new Map<string, PairSeed & { published: [number, number][] }>();
+    for (const r of tail) {
+      const c = r.value;
+      if (c.interval !== interval) continue;
+      const k = c.exchange + '|' + c.pair;
+      let s = byPair.get(k);
+      if (s === undefined) {
+        s = {
+          exchange: c.exchange,
+          pair: c.pair,
+          lastWindowStart: c.windowStart,
+          lastClose: c.close,
+          published: [],
+        };
+        byPair.set(k, s);
+      }
+      s.published.push([c.windowStart, c.revision]);
+      if (c.windowStart >= s.lastWindowStart && c.revision === 0) {
+        s.lastWindowStart = c.windowStart;
+        s.lastClose = c.close;
+      }
+    }
+    if (byPair.size > 0) log.info({ service: 'candles', pairs: byPair.size }, 'resuming after earlier run');
+    return [...byPair.values()];
+  }
+}

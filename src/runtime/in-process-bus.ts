@@ -1,0 +1,365 @@
+import { log } from '../core/log.ts';
+import { deadLetter } from '../schemas/dlq.ts';
+import {
+  type Batch,
+  type Bus,
+  type Delivered,
+  partitionFor,
+  type SubscribeOptions,
+  type Subscription,
+} from './bus.ts';
+import { topics as knownTopics, type Topic } from './topic.ts';
+
+/**
+ * The embedded transport: an in-memory partitioned log with consumer groups, committed offsets and the
+ * same delivery rules as Kafka (see `Bus`). Records are kept as objects (no serialisation): they were
+ * validated on publish, and handlers must not mutate them.
+ *
+ * Back-pressure: `publish` waits while any subscribed group lags more than `maxLag` records on a partition,
+ * so a fast replay cannot outrun its consumers and fill memory. Consumed records are trimmed once every
+ * group has committed past them.
+ */
+export interface InProcessBusOptions {
+  /** Largest per-partition lag of a subscribed group before `publish` waits. */
+  maxLag?: number;
+  /** Largest batch handed to a handler. */
+  maxBatch?: number;
+}
+
+interface LogRecord {
+  key: string;
+  value: unknown;
+  timestamp: number;
+  /** Appended by `publishUnvalidated`: must be validated on delivery. */
+  unchecked?: boolean;
+}
+
+class PartitionLog {
+  /** Offset of records[0]. */
+  base = 0;
+  records: LogRecord[] = [];
+  get end(): number {
+    return this.base + this.records.length;
+  }
+}
+
+class TopicLog {
+  readonly partitions: PartitionLog[];
+  readonly waiters = new Set<() => void>();
+  constructor(n: number) {
+    this.partitions = Array.from({ length: n }, () => new PartitionLog());
+  }
+  wake(): void {
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+}
+
+class Group {
+  readonly committed = new Map<number, number>();
+  readonly members: Member[] = [];
+}
+
+interface Member {
+  readonly options: SubscribeOptions<unknown>;
+  assigned: number[];
+  /** Next offset to deliver, per assigned partition. */
+  readonly position: Map<number, number>;
+  stopped: boolean;
+  busy: number;
+  readonly idle: Set<() => void>;
+  readonly progress: Set<() => void>;
+}
+
+export class InProcessBus implements Bus {
+  readonly kind = 'in-process' as const;
+  private readonly logs = new Map<string, TopicLog>();
+  private readonly groups = new Map<string, Group>();
+  private readonly maxLag: number;
+  private readonly maxBatch: number;
+  private readonly lagWaiters = new Set<() => void>();
+  private closed = false;
+
+  constructor(options: InProcessBusOptions = {}) {
+    this.maxLag = options.maxLag ?? 50_000;
+    this.maxBatch = options.maxBatch ?? 2_000;
+  }
+
+  async ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
+    for (const t of topics) this.topicLog(t);
+  }
+
+  async publish<T>(topic: Topic<T>, values: readonly T[]): Promise<void> {
+    if (this.closed) throw new Error('bus is closed');
+    if (values.length === 0) return;
+    const tl = this.topicLog(topic as Topic<unknown>);
+    const now = Date.now();
+    const n = tl.partitions.length;
+    for (const v of values) {
+      const r = topic.schema.safeParse(v);
+      if (!r.success) throw new Error(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
+      const key = topic.key(v);
+      tl.partitions[partitionFor(key, n)]!.records.push({ key, value: v, timestamp: now });
+    }
+    tl.wake();
+    while (!this.closed && this.maxLagOf(topic.name) > this.maxLag) {
+      await new Promise<void>((resolve) => this.lagWaiters.add(resolve));
+    }
+  }
+
+  async subscribe<T>(options: SubscribeOptions<T>): Promise<Subscription> {
+    const tl = this.topicLog(options.topic as Topic<unknown>);
+    const groupKey = options.topic.name + '\u0000' + options.group;
+    let group = this.groups.get(groupKey);
+    if (group === undefined) {
+      group = new Group();
+      this.groups.set(groupKey, group);
+    }
+    const member: Member = {
+      options: options as SubscribeOptions<unknown>,
+      assigned: [],
+      position: new Map(),
+      stopped: false,
+      busy: 0,
+      idle: new Set(),
+      progress: new Set(),
+    };
+    group.members.push(member);
+    await this.rebalance(group, tl, options.from ?? 'earliest');
+    const g = group;
+    return {
+      stop: async () => {
+        member.stopped = true;
+        tl.wake();
+        while (member.busy > 0) await new Promise<void>((r) => member.idle.add(r));
+        g.members.splice(g.members.indexOf(member), 1);
+        await member.options.onRevoke?.(member.assigned);
+        member.assigned = [];
+        await this.rebalance(g, tl, options.from ?? 'earliest');
+      },
+      caughtUp: async () => {
+        const targets = new Map(member.assigned.map((p) => [p, tl.partitions[p]!.end]));
+        for (;;) {
+          let done = true;
+          for (const [p, end] of targets) {
+            const committed = g.committed.get(p) ?? 0;
+            const pos = member.position.get(p) ?? committed;
+            if (pos < end && !member.stopped) done = false;
+          }
+          if (done && member.busy === 0) return;
+          await new Promise<void>((r) => member.progress.add(r));
+        }
+      },
+    };
+  }
+
+  async readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
+    const tl = this.topicLog(topic as Topic<unknown>);
+    const out: Delivered<T>[] = [];
+    tl.partitions.forEach((pl, p) => {
+      const from = Math.max(pl.base, pl.end - perPartition);
+      for (let o = from; o < pl.end; o++) {
+        const r = pl.records[o - pl.base]!;
+        out.push({
+          topic: topic.name,
+          partition: p,
+          offset: BigInt(o),
+          key: r.key,
+          value: r.value as T,
+          timestamp: r.timestamp,
+        });
+      }
+    });
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const g of this.groups.values()) for (const m of g.members) m.stopped = true;
+    for (const tl of this.logs.values()) tl.wake();
+    for (const w of this.lagWaiters) w();
+    this.lagWaiters.clear();
+  }
+
+  /** Appends a raw, unvalidated value (tests use it to simulate a misbehaving producer). */
+  publishUnvalidated(topicName: string, key: string, value: unknown): void {
+    const tl = this.logs.get(topicName);
+    if (tl === undefined) throw new Error(`unknown topic ${topicName}`);
+    tl.partitions[partitionFor(key, tl.partitions.length)]!.records.push({
+      key,
+      value,
+      timestamp: Date.now(),
+      unchecked: true,
+    });
+    tl.wake();
+  }
+
+  private topicLog(topic: Topic<unknown>): TopicLog {
+    let tl = this.logs.get(topic.name);
+    if (tl === undefined) {
+      tl = new TopicLog(topic.partitions);
+      this.logs.set(topic.name, tl);
+    }
+    return tl;
+  }
+
+  /** Round-robin assignment of partitions to the group's live members, like Kafka's range of tasks. */
+  private async rebalance(group: Group, tl: TopicLog, from: 'earliest' | 'latest'): Promise<void> {
+    const members = group.members.filter((m) => !m.stopped);
+    if (members.length === 0) return;
+    const next = new Map<Member, number[]>(members.map((m) => [m, []]));
+    tl.partitions.forEach((_, p) => next.get(members[p % members.length]!)!.push(p));
+    for (const m of members) {
+      const want = next.get(m)!;
+      const revoked = m.assigned.filter((p) => !want.includes(p));
+      if (revoked.length > 0) {
+        for (const p of revoked) m.position.delete(p);
+        await m.options.onRevoke?.(revoked);
+      }
+      const added = want.filter((p) => !m.assigned.includes(p));
+      m.assigned = want;
+      if (added.length > 0) {
+        for (const p of added) {
+          const pl = tl.partitions[p]!;
+          const committed = group.committed.get(p) ?? (from === 'latest' ? pl.end : pl.base);
+          m.position.set(p, Math.max(committed, pl.base));
+        }
+        await m.options.onAssign?.(added);
+        for (const p of added) void this.deliverLoop(group, tl, m, p);
+      }
+    }
+  }
+
+  private async deliverLoop(group: Group, tl: TopicLog, m: Member, p: number): Promise<void> {
+    const opts = m.options;
+    const pl = tl.partitions[p]!;
+    let failures = 0;
+    while (!m.stopped && !this.closed && m.assigned.includes(p)) {
+      const pos = m.position.get(p)!;
+      if (pos >= pl.end) {
+        for (const r of m.progress) r();
+        m.progress.clear();
+        await new Promise<void>((resolve) => tl.waiters.add(resolve));
+        continue;
+      }
+      const upTo = Math.min(pl.end, pos + this.maxBatch);
+      const records: Delivered<unknown>[] = [];
+      let unchecked = false;
+      for (let o = pos; o < upTo; o++) {
+        const r = pl.records[o - pl.base]!;
+        if (r.unchecked) unchecked = true;
+        records.push({
+          topic: opts.topic.name,
+          partition: p,
+          offset: BigInt(o),
+          key: r.key,
+          value: r.value,
+          timestamp: r.timestamp,
+        });
+      }
+      const valid = unchecked ? await this.validate(opts, records) : records;
+      m.busy++;
+      try {
+        const plan =
+          valid.length > 0
+            ? await opts.handle({ partition: p, records: valid } as Batch<unknown>)
+            : undefined;
+        const safe = plan?.get(p);
+        const commitTo = safe === undefined ? upTo : Math.min(upTo, Number(safe));
+        if (m.assigned.includes(p)) {
+          group.committed.set(p, Math.max(group.committed.get(p) ?? 0, commitTo));
+          m.position.set(p, upTo);
+        }
+        failures = 0;
+      } catch (err) {
+        // Not committed: the same records are delivered again after a pause (at-least-once).
+        failures++;
+        log.error(
+          { err, service: opts.service, topic: opts.topic.name, partition: p, offset: pos },
+          'handler failed; will retry',
+        );
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** failures)));
+        m.position.set(p, group.committed.get(p) ?? pos);
+      } finally {
+        m.busy--;
+        if (m.busy === 0) {
+          for (const r of m.idle) r();
+          m.idle.clear();
+        }
+      }
+      this.trim(tl, opts.topic.name, p);
+      for (const r of m.progress) r();
+      m.progress.clear();
+      if (this.lagWaiters.size > 0 && this.maxLagOf(opts.topic.name) <= this.maxLag) {
+        for (const w of this.lagWaiters) w();
+        this.lagWaiters.clear();
+      }
+    }
+  }
+
+  /** Invalid records (possible only through `publishUnvalidated`) go to the dead-letter topic. */
+  private async validate(
+    opts: SubscribeOptions<unknown>,
+    records: Delivered<unknown>[],
+  ): Promise<Delivered<unknown>[]> {
+    const valid: Delivered<unknown>[] = [];
+    for (const r of records) {
+      const res = opts.topic.schema.safeParse(r.value);
+      if (res.success) valid.push(r);
+      else
+        await this.publish(knownTopics.dlq, [
+          deadLetter({
+            service: opts.service,
+            origin: r.topic,
+            kind: 'invalid',
+            reason: summarise(res.error),
+            payload: r.value,
+            key: r.key,
+            partition: r.partition,
+            offset: r.offset,
+          }),
+        ]);
+    }
+    return valid;
+  }
+
+  private maxLagOf(topicName: string): number {
+    const tl = this.logs.get(topicName);
+    if (tl === undefined) return 0;
+    let max = 0;
+    for (const [k, g] of this.groups) {
+      if (!k.startsWith(topicName + '\u0000') || g.members.every((m) => m.stopped)) continue;
+      tl.partitions.forEach((pl, p) => {
+        const lag = pl.end - (g.committed.get(p) ?? pl.base);
+        if (lag > max) max = lag;
+      });
+    }
+    return max;
+  }
+
+  /** Drops records every group has committed past (a group with no live member keeps nothing back). */
+  private trim(tl: TopicLog, topicName: string, p: number): void {
+    const pl = tl.partitions[p]!;
+    let min = pl.end;
+    for (const [k, g] of this.groups) {
+      if (!k.startsWith(topicName + '\u0000')) continue;
+      const c = g.committed.get(p) ?? pl.base;
+      if (c < min) min = c;
+    }
+    const drop = min - pl.base;
+    if (drop >= 10_000) {
+      pl.records = pl.records.slice(drop);
+      pl.base = min;
+    }
+  }
+}
+
+export function summarise(error: {
+  issues: readonly { path: readonly PropertyKey[]; message: string }[];
+}): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => (i.path.length > 0 ? i.path.map(String).join('.') + ': ' : '') + i.message)
+    .join('; ');
+}
