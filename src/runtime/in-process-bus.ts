@@ -209,7 +209,7 @@ export class InProcessBus implements Bus {
     const members = group.members.filter((m) => !m.stopped);
     if (members.length === 0) return;
     const next = new Map<Member, number[]>(members.map((m) => [m, []]));
-    tl.partitions.forEach((_, p) => next.get(members[p % members.length]!)!.push(p));
+    for (let p = 0; p < tl.partitions.length; p++) next.get(members[p % members.length]!)!.push(p);
     for (const m of members) {
       const want = next.get(m)!;
       const revoked = m.assigned.filter((p) => !want.includes(p));

@@ -164,7 +164,7 @@ describe('CandleAggregator: properties', () => {
 
           const full: Candle[] = [];
           const a = new CandleAggregator({ candle: (c) => full.push(c), late: () => {} }, opts);
-          evs.forEach((e, i) => feed(a, e, i));
+          for (let i = 0; i < evs.length; i++) feed(a, evs[i]!, i);
 
           // Run 1: batches, commit after each batch, crash after `crashAt` events.
           const crashAt = 1 + (crashSeed % evs.length);
