@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, from a clean clone: setup, lint, type-check, unit tests, integration tests against
+# real components (an Apache Kafka broker started here from Maven Central jars, real recorded data).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+log() { printf '\033[1;34m[test]\033[0m %s\n' "$*" >&2; }
+
+bash scripts/setup.sh
+export PATH="$ROOT/.tools/node/bin:$PATH"
+export NODE_ENV=test
+
+log "real Kafka broker (scripts/kafka.sh)"
+bash scripts/kafka.sh install
+bash scripts/kafka.sh start
+
+log "lint (biome)"
+npx --no-install biome check src test bench scripts
+log "type-check (tsc)"
+npx --no-install tsc -p tsconfig.json
+
+log "tests (node:test)"
+# One run over every test file, so the runner prints one closing summary.
+node --test --test-concurrency=2 --test-timeout=600000 --test-reporter=spec \
+  'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'

@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import { IntervalSchema } from '../schemas/candle.ts';
+import { Pair } from '../schemas/common.ts';
+
+/**
+ * Configuration: every setting comes from a CLI flag or, failing that, an environment variable, then a
+ * default. It is validated in one place and a bad value fails fast with the setting's name, its source and
+ * what was expected. Secrets (API tokens) only ever come from the environment and are never logged.
+ */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses durations such as `5s`, `500ms`, `2m`, `1h` or a bare number of milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (m === null) throw new ConfigError(`not a duration: "${text}" (use e.g. 500ms, 5s, 2m, 1h)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ms';
+  return Math.round(n * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[unit]!);
+}
+
+const Duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+export const BusUrl = z
+  .string()
+  .regex(/^(memory|kafka:\/\/[^\s/]+(:\d+)?(,[^\s/]+(:\d+)?)*)$/, 'use "memory" or kafka://host:port[,host:port]');
+
+export const StreamConfigSchema = z.object({
+  bus: BusUrl.default('memory'),
+  interval: IntervalSchema.default('1m'),
+  graceMs: Duration.default(5_000),
+  latePolicy: z.enum(['dlq', 'revise']).default('dlq'),
+  pairs: z.array(Pair).min(1).default(['BTC/USD', 'ETH/USD']),
+});
+export type StreamConfig = z.infer<typeof StreamConfigSchema>;
+
+/** Maps each setting to its environment variable. */
+export const ENV = {
+  bus: 'CRYPTOCAST_BUS',
+  interval: 'CRYPTOCAST_INTERVAL',
+  graceMs: 'CRYPTOCAST_GRACE',
+  latePolicy: 'CRYPTOCAST_LATE_POLICY',
+  pairs: 'CRYPTOCAST_PAIRS',
+} as const;
+
+/** Builds a validated config from flags (which win) and the environment. */
+export function loadStreamConfig(
+  flags: Partial<Record<keyof typeof ENV, string | string[] | undefined>>,
+  env: NodeJS.ProcessEnv = process.env,
+): StreamConfig {
+  const raw: Record<string, unknown> = {};
+  const origin: Record<string, string> = {};
+  for (const [k, envName] of Object.entries(ENV) as [keyof typeof ENV, string][]) {
+    const flag = flags[k];
+    const value = flag ?? env[envName];
+    if (value === undefined || value === '') continue;
+    origin[k] = flag !== undefined ? `flag --${kebab(k)}` : `environment ${envName}`;
+    raw[k] = k === 'pairs' && typeof value === 'string' ? value.split(',').map((s) => s.trim().toUpperCase().replace('-', '/')) : value;
+  }
+  const r = StreamConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => {
+      const k = String(i.path[0] ?? '');
+      return `  ${origin[k] ?? k}: ${i.message} (got ${JSON.stringify(raw[k])})`;
+    });
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return r.data;
+}
+
+function kebab(s: string): string {
+  return s.replace(/Ms$/, '').replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}

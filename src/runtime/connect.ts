@@ -1,0 +1,12 @@
+import type { Bus } from './bus.ts';
+import { InProcessBus } from './in-process-bus.ts';
+
+/** Opens the transport named by a bus URL: `memory` (embedded default) or `kafka://host:port[,...]`. */
+export async function connectBus(url: string): Promise<Bus> {
+  if (url === 'memory') return new InProcessBus();
+  if (url.startsWith('kafka://')) {
+    const { KafkaBus } = await import('./kafka-bus.ts');
+    return KafkaBus.connect(url);
+  }
+  throw new Error(`unknown bus URL "${url}": use "memory" or kafka://host:port`);
+}

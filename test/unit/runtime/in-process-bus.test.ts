@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { z } from 'zod';
+import { type Delivered, murmur2, partitionFor } from '../../../src/runtime/bus.ts';
+import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import { defineTopic, topics } from '../../../src/runtime/topic.ts';
+import type { DeadLetter } from '../../../src/schemas/dlq.ts';
+
+const Msg = z.object({ pair: z.string(), n: z.number().int() });
+type Msg = z.infer<typeof Msg>;
+const numbers = defineTopic<Msg>({ name: 'numbers', schema: Msg, key: (m) => m.pair, partitions: 4 });
+
+const msgs = (count: number, pairs = ['BTC/USD', 'ETH/USD', 'SOL/USD', 'XRP/USD', 'ADA/USD']) =>
+  Array.from({ length: count }, (_, i) => ({ pair: pairs[i % pairs.length]!, n: i }));
+
+describe('InProcessBus', () => {
+  it('partitions by key with Kafka murmur2 and keeps per-key order', async () => {
+    // Kafka's own test vectors (clients UtilsTest.testMurmur2): same hash ⇒ same partition as Kafka clients.
+    const vectors: [string, number][] = [
+      ['21', -973932308],
+      ['foobar', -790332482],
+      ['a-little-bit-long-string', -985981536],
+      ['a-little-bit-longer-string', -1486304829],
+      ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971],
+      ['abc', 479470107],
+    ];
+    for (const [s, h] of vectors) assert.equal(murmur2(Buffer.from(s)), h, s);
+    assert.equal(partitionFor('21', 7), (-973932308 & 0x7fffffff) % 7);
+    const bus = new InProcessBus();
+    const seen: Delivered<Msg>[] = [];
+    const sub = await bus.subscribe<Msg>({ topic: numbers, group: 'g', service: 't', handle: (b) => void seen.push(...b.records) });
+    await bus.publish(numbers, msgs(1000));
+    await sub.caughtUp();
+    assert.equal(seen.length, 1000);
+    for (const r of seen) assert.equal(r.partition, partitionFor(r.key, 4));
+    const byKey = new Map<string, number[]>();
+    for (const r of seen) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r.value.n]);
+    for (const ns of byKey.values()) assert.deepEqual(ns, [...ns].sort((a, b) => a - b));
+    await sub.stop();
+    await bus.close();
+  });
+
+  it('refuses to publish an invalid value', async () => {
+    const bus = new InProcessBus();
+    await assert.rejects(bus.publish(numbers, [{ pair: 'X', n: 1.5 }]), /invalid value: n:/);
+  });
+
+  it('sends invalid records to dlq with the reason and carries on', async () => {
+    const bus = new InProcessBus();
+    const dead: DeadLetter[] = [];
+    const good: number[] = [];
+    await bus.subscribe<DeadLetter>({ topic: topics.dlq, group: 'd', service: 't', handle: (b) => void dead.push(...b.records.map((r) => r.value)) });
+    const sub = await bus.subscribe<Msg>({ topic: numbers, group: 'g', service: 'svc', handle: (b) => void good.push(...b.records.map((r) => r.value.n)) });
+    await bus.publish(numbers, [{ pair: 'A', n: 1 }]);
+    bus.publishUnvalidated('numbers', 'A', { pair: 'A', n: 'two' });
+    await bus.publish(numbers, [{ pair: 'A', n: 3 }]);
+    await sub.caughtUp();
+    assert.deepEqual(good, [1, 3]);
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0]!.service, 'svc');
+    assert.equal(dead[0]!.origin, 'numbers');
+    assert.equal(dead[0]!.kind, 'invalid');
+    assert.match(dead[0]!.reason, /^n: /);
+    assert.equal(dead[0]!.payload, JSON.stringify({ pair: 'A', n: 'two' }));
+    await bus.close();
+  });
+
+  it('commits only what the handler says is safe: a new member of the group resumes from there', async () => {
+    const bus = new InProcessBus();
+    const topic = defineTopic<Msg>({ ...numbers, name: 'one', partitions: 1 });
+    await bus.publish(topic, msgs(10, ['A']));
+    const first: number[] = [];
+    const s1 = await bus.subscribe<Msg>({
+      topic,
+      group: 'g',
+      service: 't',
+      handle: (b) => {
+        first.push(...b.records.map((r) => r.value.n));
+        return new Map([[b.partition, 4n]]); // records 4.. are still needed
+      },
+    });
+    await s1.caughtUp();
+    await s1.stop();
+    const second: number[] = [];
+    const s2 = await bus.subscribe<Msg>({ topic, group: 'g', service: 't', handle: (b) => void second.push(...b.records.map((r) => r.value.n)) });
+    await s2.caughtUp();
+    assert.deepEqual(first, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(second, [4, 5, 6, 7, 8, 9]);
+    await bus.close();
+  });
+
+  it('redelivers a batch whose handler failed, without committing it', async () => {
+    const bus = new InProcessBus();
+    const topic = defineTopic<Msg>({ ...numbers, name: 'flaky', partitions: 1 });
+    let calls = 0;
+    const got: number[] = [];
+    const sub = await bus.subscribe<Msg>({
+      topic,
+      group: 'g',
+      service: 't',
+      handle: (b) => {
+        if (++calls === 1) throw new Error('disk full');
+        got.push(...b.records.map((r) => r.value.n));
+        return undefined;
+      },
+    });
+    await bus.publish(topic, msgs(3, ['A']));
+    await sub.caughtUp();
+    assert.deepEqual(got, [0, 1, 2]);
+    assert.equal(calls, 2);
+    await bus.close();
+  });
+
+  it('splits partitions between members of a group; every record is seen exactly once', async () => {
+    const bus = new InProcessBus();
+    const a: Delivered<Msg>[] = [];
+    const b: Delivered<Msg>[] = [];
+    const sa = await bus.subscribe<Msg>({ topic: numbers, group: 'g', service: 't', handle: (x) => void a.push(...x.records) });
+    const sb = await bus.subscribe<Msg>({ topic: numbers, group: 'g', service: 't', handle: (x) => void b.push(...x.records) });
+    await bus.publish(numbers, msgs(500));
+    await sa.caughtUp();
+    await sb.caughtUp();
+    assert.equal(a.length + b.length, 500);
+    assert.ok(a.length > 0 && b.length > 0);
+    const pa = new Set(a.map((r) => r.partition));
+    for (const r of b) assert.ok(!pa.has(r.partition), 'a partition has one owner');
+    assert.deepEqual(new Set([...a, ...b].map((r) => r.value.n)).size, 500);
+    await bus.close();
+  });
+
+  it('applies back-pressure: publish waits while a consumer lags more than maxLag', async () => {
+    const bus = new InProcessBus({ maxLag: 100, maxBatch: 10 });
+    const topic = defineTopic<Msg>({ ...numbers, name: 'slow', partitions: 1 });
+    let maxLagSeen = 0;
+    let published = 0;
+    let consumed = 0;
+    await bus.subscribe<Msg>({
+      topic,
+      group: 'g',
+      service: 't',
+      handle: async (b) => {
+        await new Promise((r) => setImmediate(r));
+        consumed += b.records.length;
+        maxLagSeen = Math.max(maxLagSeen, published - consumed);
+      },
+    });
+    for (let i = 0; i < 50; i++) {
+      await bus.publish(topic, msgs(20, ['A']));
+      published += 20;
+    }
+    assert.ok(maxLagSeen <= 100 + 20 + 10, `lag grew to ${maxLagSeen}`);
+    await bus.close();
+  });
+
+  it('readTail returns the last records of each partition', async () => {
+    const bus = new InProcessBus();
+    await bus.publish(numbers, msgs(100));
+    const tail = await bus.readTail(numbers, 3);
+    const perPartition = new Map<number, number>();
+    for (const r of tail) perPartition.set(r.partition, (perPartition.get(r.partition) ?? 0) + 1);
+    for (const n of perPartition.values()) assert.ok(n <= 3);
+    assert.ok(tail.some((r) => r.value.n === 99));
+  });
+});
