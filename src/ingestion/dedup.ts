@@ -1,16 +1,26 @@
 import type { Trade } from '../schemas/trade.ts';
 
+/** Ids tracked per (exchange, pair): covers a websocket gap refilled over REST of up to ~1M trades. */
+const WINDOW_BITS = 1 << 20;
+
 /**
- * Drops trades already seen, by (exchange, pair, tradeId). Memory is bounded: per (exchange, pair) it keeps
- * the most recent `capacity` ids, which covers any overlap between a websocket and a REST backfill of a gap
- * (both are recent). Duplicates older than that window are, by construction, not expected.
+ * Drops trades already seen, by (exchange, pair, tradeId), in bounded memory.
+ *
+ * Exchanges number trades with increasing integers (Kraken v2, Binance, Coinbase): for those a sliding
+ * bitmap of the last `WINDOW_BITS` ids (128 KiB per pair) answers "seen?" exactly, in O(1), for any overlap
+ * between a websocket and a REST backfill of a gap. An id older than the window cannot be checked: it is
+ * accepted and counted in `unverifiable` (never silently dropped). Non-numeric ids (synthesised ones in
+ * some files) fall back to a set of the most recent `capacity` ids.
  */
 export class TradeDeduplicator {
-  private readonly seen = new Map<string, Set<string>>();
-  private readonly order = new Map<string, string[]>();
-  private readonly heads = new Map<string, number>();
-  private readonly capacity: number;
   duplicates = 0;
+  unverifiable = 0;
+  private readonly capacity: number;
+  private readonly numeric = new Map<string, NumericWindow>();
+  private readonly other = new Map<string, RecentSet>();
+  private lastKey = '';
+  private lastExchange = '';
+  private lastPair = '';
 
   constructor(capacity = 100_000) {
     this.capacity = capacity;
@@ -24,27 +34,97 @@ export class TradeDeduplicator {
   }
 
   accept(t: Trade): boolean {
-    const k = t.exchange + '|' + t.pair;
-    let set = this.seen.get(k);
-    let ring = this.order.get(k);
-    if (!set || !ring) {
-      set = new Set();
-      ring = [];
-      this.seen.set(k, set);
-      this.order.set(k, ring);
-      this.heads.set(k, 0);
+    const key = this.keyOf(t);
+    const id = Number(t.tradeId);
+    let ok: boolean;
+    if (Number.isSafeInteger(id) && id >= 0) {
+      let w = this.numeric.get(key);
+      if (w === undefined) {
+        w = new NumericWindow();
+        this.numeric.set(key, w);
+      }
+      const r = w.add(id);
+      if (r === 'old') this.unverifiable++;
+      ok = r !== 'seen';
+    } else {
+      let s = this.other.get(key);
+      if (s === undefined) {
+        s = new RecentSet(this.capacity);
+        this.other.set(key, s);
+      }
+      ok = s.add(t.tradeId);
     }
-    if (set.has(t.tradeId)) {
-      this.duplicates++;
-      return false;
+    if (!ok) this.duplicates++;
+    return ok;
+  }
+
+  private keyOf(t: Trade): string {
+    if (t.exchange !== this.lastExchange || t.pair !== this.lastPair) {
+      this.lastExchange = t.exchange;
+      this.lastPair = t.pair;
+      this.lastKey = t.exchange + '|' + t.pair;
     }
-    set.add(t.tradeId);
-    if (ring.length < this.capacity) ring.push(t.tradeId);
+    return this.lastKey;
+  }
+}
+
+class NumericWindow {
+  private readonly bits = new Uint32Array(WINDOW_BITS >>> 5);
+  private max = -1;
+
+  add(id: number): 'new' | 'seen' | 'old' {
+    if (id > this.max) {
+      // Ids between the old max and this one are not seen yet: clear their (reused) slots.
+      if (this.max >= 0) {
+        if (id - this.max >= WINDOW_BITS) this.bits.fill(0);
+        else for (let i = this.max + 1; i < id; i++) this.clear(i);
+      }
+      this.max = id;
+      this.set(id);
+      return 'new';
+    }
+    if (id <= this.max - WINDOW_BITS) return 'old';
+    if (this.test(id)) return 'seen';
+    this.set(id);
+    return 'new';
+  }
+
+  private slot(id: number): number {
+    return id & (WINDOW_BITS - 1);
+  }
+  private set(id: number): void {
+    const s = this.slot(id);
+    this.bits[s >>> 5]! |= 1 << (s & 31);
+  }
+  private clear(id: number): void {
+    const s = this.slot(id);
+    this.bits[s >>> 5]! &= ~(1 << (s & 31));
+  }
+  private test(id: number): boolean {
+    const s = this.slot(id);
+    return (this.bits[s >>> 5]! & (1 << (s & 31))) !== 0;
+  }
+}
+
+/** The most recent `capacity` ids, FIFO. */
+class RecentSet {
+  private readonly seen = new Set<string>();
+  private readonly ring: string[] = [];
+  private head = 0;
+  private readonly capacity: number;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+
+  add(id: string): boolean {
+    if (this.seen.has(id)) return false;
+    this.seen.add(id);
+    if (this.ring.length < this.capacity) this.ring.push(id);
     else {
-      const head = this.heads.get(k)!;
-      set.delete(ring[head]!);
-      ring[head] = t.tradeId;
-      this.heads.set(k, (head + 1) % this.capacity);
+      this.seen.delete(this.ring[this.head]!);
+      this.ring[this.head] = id;
+      this.head = (this.head + 1) % this.capacity;
     }
     return true;
   }

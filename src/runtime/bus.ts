@@ -79,8 +79,15 @@ export interface Subscription {
 
 /** Partition for a key: murmur2 like Kafka's default partitioner, so both transports place keys alike. */
 export function partitionFor(key: string, partitions: number): number {
-  return (murmur2(Buffer.from(key, 'utf8')) & 0x7fffffff) % partitions;
+  // Keys are pairs: a handful of distinct strings, so the hash is memoised.
+  let h = hashCache.get(key);
+  if (h === undefined) {
+    h = murmur2(Buffer.from(key, 'utf8')) & 0x7fffffff;
+    if (hashCache.size < 100_000) hashCache.set(key, h);
+  }
+  return h % partitions;
 }
+const hashCache = new Map<string, number>();
 
 /** Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2). */
 export function murmur2(data: Uint8Array): number {
