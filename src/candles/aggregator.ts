@@ -363,7 +363,8 @@ export class CandleAggregator {
       high: w.high,
       low: w.low,
       close: w.close,
-      volume: w.volume,
+      // Sums of decimal quantities pick up binary noise (0.1 + 0.2); no exchange quotes sizes finer than 1e-10.
+      volume: Math.round(w.volume * 1e10) / 1e10,
       trades: w.trades,
       // Float rounding of Σpq/Σq can put the VWAP a hair outside [low, high]; clamp it back.
       vwap: Math.min(w.high, Math.max(w.low, vwap)),

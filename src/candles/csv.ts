@@ -1,5 +1,5 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { CANDLE_CSV_COLUMNS, type Candle } from '../schemas/candle.ts';
 
 /** One candle as a CSV row in the contract's column order (numbers in JavaScript's shortest exact form). */

@@ -16,11 +16,26 @@ const program = new Command()
 
 const streamOptions = (cmd: Command) =>
   cmd
-    .addOption(new Option('--pairs <list>', 'pairs to follow, comma separated (BTC/USD,ETH/USD)').env('CRYPTOCAST_PAIRS'))
-    .addOption(new Option('--interval <i>', 'candle interval').choices(['1m', '5m', '15m', '1h']).env('CRYPTOCAST_INTERVAL'))
-    .addOption(new Option('--grace <duration>', 'how long a window waits for late trades (e.g. 5s)').env('CRYPTOCAST_GRACE'))
     .addOption(
-      new Option('--late-policy <policy>', 'trades after their window closed: dlq = dead-letter, revise = re-emit the candle')
+      new Option('--pairs <list>', 'pairs to follow, comma separated (BTC/USD,ETH/USD)').env(
+        'CRYPTOCAST_PAIRS',
+      ),
+    )
+    .addOption(
+      new Option('--interval <i>', 'candle interval')
+        .choices(['1m', '5m', '15m', '1h'])
+        .env('CRYPTOCAST_INTERVAL'),
+    )
+    .addOption(
+      new Option('--grace <duration>', 'how long a window waits for late trades (e.g. 5s)').env(
+        'CRYPTOCAST_GRACE',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--late-policy <policy>',
+        'trades after their window closed: dlq = dead-letter, revise = re-emit the candle',
+      )
         .choices(['dlq', 'revise'])
         .env('CRYPTOCAST_LATE_POLICY'),
     );
@@ -29,9 +44,13 @@ streamOptions(
   program
     .command('run')
     .description('run the whole system in one process on the embedded default (in-process bus)')
-    .addOption(new Option('--source <source>', 'where trades come from').choices(['replay', 'live']).default('replay'))
+    .addOption(
+      new Option('--source <source>', 'where trades come from').choices(['replay', 'live']).default('replay'),
+    )
     .option('--data <path>', 'recorded trade file(s) or folder to replay (default: the shared recordings)')
-    .addOption(new Option('--speed <n>', 'replay speed: "max" or a factor (1 = recorded speed)').default('max'))
+    .addOption(
+      new Option('--speed <n>', 'replay speed: "max" or a factor (1 = recorded speed)').default('max'),
+    )
     .option('--port <port>', 'HTTP port for the API (reserved: served from the inference issue on)', '8080')
     .option('--quiet', 'no live progress line'),
 ).action(async (opts) => (await import('./commands/run.ts')).run(opts));
@@ -42,7 +61,11 @@ streamOptions(
     .description('run one pipeline stage as its own process (on Kafka in production)')
     .argument('<name>', 'trades | candles')
     .addOption(new Option('--bus <url>', 'transport: memory or kafka://host:port').env('CRYPTOCAST_BUS'))
-    .addOption(new Option('--source <source>', 'trades service: where trades come from').choices(['replay', 'live']).default('live'))
+    .addOption(
+      new Option('--source <source>', 'trades service: where trades come from')
+        .choices(['replay', 'live'])
+        .default('live'),
+    )
     .option('--data <path>', 'trades service with --source replay: file(s) or folder to replay')
     .addOption(new Option('--speed <n>', 'replay speed: "max" or a factor').default('max'))
     .option('--group <id>', 'consumer group (candles service)', 'candles'),
@@ -50,13 +73,17 @@ streamOptions(
 
 program
   .command('backfill')
-  .description('fetch historical trades over an exchange REST API (resumable), into a CSV file or onto the bus')
+  .description(
+    'fetch historical trades over an exchange REST API (resumable), into a CSV file or onto the bus',
+  )
   .addOption(new Option('--exchange <name>', 'exchange').choices(['kraken']).makeOptionMandatory())
   .requiredOption('--pair <pair>', 'pair, e.g. BTC/USD')
   .requiredOption('--since <iso>', 'start time, ISO 8601 (e.g. 2025-11-10T12:00:00Z)')
   .option('--until <iso>', 'end time, ISO 8601 (default: now)')
   .option('--output <file.csv>', 'write trades to this CSV file (default when no --bus)')
-  .addOption(new Option('--bus <url>', 'publish to the trades topic of this bus instead').env('CRYPTOCAST_BUS'))
+  .addOption(
+    new Option('--bus <url>', 'publish to the trades topic of this bus instead').env('CRYPTOCAST_BUS'),
+  )
   .option('--state <file>', 'resume state file (default: .data/backfill/<exchange>-<pair>.json)')
   .addOption(new Option('--base-url <url>', 'REST base URL').env('CRYPTOCAST_KRAKEN_REST_URL'))
   .action(async (opts) => (await import('./commands/backfill.ts')).backfill(opts));
@@ -69,7 +96,10 @@ program
   .addOption(new Option('--interval <i>', 'candle interval').choices(['1m', '5m', '15m', '1h']).default('1m'))
   .option('--pair <pair>', 'pair, when the file does not say')
   .option('--grace <duration>', 'grace period for out-of-order trades', '5s')
-  .requiredOption('--output <file.csv>', 'output CSV: ' + 'pair,windowStart,windowEnd,open,high,low,close,volume,trades,vwap,filled')
+  .requiredOption(
+    '--output <file.csv>',
+    'output CSV: ' + 'pair,windowStart,windowEnd,open,high,low,close,volume,trades,vwap,filled',
+  )
   .action(async (opts) => (await import('./commands/candles.ts')).candles(opts));
 
 program.parseAsync(process.argv).catch((err: unknown) => {

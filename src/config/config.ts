@@ -32,7 +32,10 @@ const Duration = z.union([z.number().int().nonnegative(), z.string()]).transform
 
 export const BusUrl = z
   .string()
-  .regex(/^(memory|kafka:\/\/[^\s/]+(:\d+)?(,[^\s/]+(:\d+)?)*)$/, 'use "memory" or kafka://host:port[,host:port]');
+  .regex(
+    /^(memory|kafka:\/\/[^\s/]+(:\d+)?(,[^\s/]+(:\d+)?)*)$/,
+    'use "memory" or kafka://host:port[,host:port]',
+  );
 
 export const StreamConfigSchema = z.object({
   bus: BusUrl.default('memory'),
@@ -64,7 +67,10 @@ export function loadStreamConfig(
     const value = flag ?? env[envName];
     if (value === undefined || value === '') continue;
     origin[k] = flag !== undefined ? `flag --${kebab(k)}` : `environment ${envName}`;
-    raw[k] = k === 'pairs' && typeof value === 'string' ? value.split(',').map((s) => s.trim().toUpperCase().replace('-', '/')) : value;
+    raw[k] =
+      k === 'pairs' && typeof value === 'string'
+        ? value.split(',').map((s) => s.trim().toUpperCase().replace('-', '/'))
+        : value;
   }
   const r = StreamConfigSchema.safeParse(raw);
   if (!r.success) {

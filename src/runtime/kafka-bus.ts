@@ -12,7 +12,7 @@ import { deadLetter } from '../schemas/dlq.ts';
 import type { Bus, CommitPlan, Delivered, SubscribeOptions, Subscription } from './bus.ts';
 import { partitionFor } from './bus.ts';
 import { summarise } from './in-process-bus.ts';
-import { type Topic, topics as knownTopics } from './topic.ts';
+import { topics as knownTopics, type Topic } from './topic.ts';
 import { validate } from './validated.ts';
 
 /**
@@ -106,7 +106,12 @@ export class KafkaBus implements Bus {
       const r = topic.schema.safeParse(v);
       if (!r.success) throw new Error(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
       const key = topic.key(v);
-      messages[i] = { topic: name, key, value: JSON.stringify(v), partition: partitionFor(key, topic.partitions) };
+      messages[i] = {
+        topic: name,
+        key,
+        value: JSON.stringify(v),
+        partition: partitionFor(key, topic.partitions),
+      };
     }
     await this.getProducer().send({ messages });
   }
@@ -136,7 +141,8 @@ export class KafkaBus implements Bus {
     const { earliest, latest } = await this.offsets(name);
     const wanted: { topic: string; partition: number; offset: bigint }[] = [];
     latest.forEach((end, p) => {
-      const start = end - BigInt(perPartition) > (earliest[p] ?? 0n) ? end - BigInt(perPartition) : (earliest[p] ?? 0n);
+      const start =
+        end - BigInt(perPartition) > (earliest[p] ?? 0n) ? end - BigInt(perPartition) : (earliest[p] ?? 0n);
       if (start < end) wanted.push({ topic: name, partition: p, offset: start });
     });
     if (wanted.length === 0) return [];
@@ -149,7 +155,13 @@ export class KafkaBus implements Bus {
     });
     const out: Delivered<T>[] = [];
     try {
-      const stream = await consumer.consume({ topics: [name], mode: 'manual', offsets: wanted, autocommit: false, maxWaitTime: 100 });
+      const stream = await consumer.consume({
+        topics: [name],
+        mode: 'manual',
+        offsets: wanted,
+        autocommit: false,
+        maxWaitTime: 100,
+      });
       const remaining = new Map(wanted.map((w) => [w.partition, latest[w.partition]!]));
       await new Promise<void>((resolve, reject) => {
         stream.on('data', (m: StrMessage) => {
@@ -284,7 +296,9 @@ class KafkaSubscription<T> {
     consumer.on('consumer:group:join', (payload) => {
       if (gen !== this.generation) return;
       const mine = new Set<number>();
-      for (const a of payload.assignments ?? []) if (a.topic === this.bus.name(this.opts.topic as Topic<unknown>)) for (const p of a.partitions) mine.add(p);
+      for (const a of payload.assignments ?? [])
+        if (a.topic === this.bus.name(this.opts.topic as Topic<unknown>))
+          for (const p of a.partitions) mine.add(p);
       void this.reassign(mine);
     });
     this.consumer = consumer;
@@ -315,7 +329,9 @@ class KafkaSubscription<T> {
     const a = consumer.assignments;
     if (a !== null) {
       const mine = new Set<number>();
-      for (const x of a) if (x.topic === this.bus.name(this.opts.topic as Topic<unknown>)) for (const p of x.partitions) mine.add(p);
+      for (const x of a)
+        if (x.topic === this.bus.name(this.opts.topic as Topic<unknown>))
+          for (const p of x.partitions) mine.add(p);
       await this.reassign(mine);
     }
   }
@@ -347,7 +363,8 @@ class KafkaSubscription<T> {
       const c = committed.get(name) ?? [];
       for (const p of partitions) {
         const off = c[p];
-        const fallback = (this.opts.from ?? 'earliest') === 'earliest' ? (earliest[p] ?? 0n) : (latest[p] ?? 0n);
+        const fallback =
+          (this.opts.from ?? 'earliest') === 'earliest' ? (earliest[p] ?? 0n) : (latest[p] ?? 0n);
         this.position.set(p, off !== undefined && off >= 0n ? off : fallback);
       }
     } catch (err) {
@@ -375,7 +392,10 @@ class KafkaSubscription<T> {
         this.failures = 0;
       } catch (err) {
         this.failures++;
-        log.error({ err, service: this.opts.service, partition: p }, 'handler failed; resuming from committed offsets');
+        log.error(
+          { err, service: this.opts.service, partition: p },
+          'handler failed; resuming from committed offsets',
+        );
         await this.rewind();
       }
       if (this.queued < this.bus.maxBatch && this.stream?.isPaused()) this.stream.resume();
@@ -411,7 +431,10 @@ class KafkaSubscription<T> {
         );
     }
     if (dead.length > 0) {
-      log.warn({ service: this.opts.service, count: dead.length, reason: dead[0]!.reason }, 'invalid records to dlq');
+      log.warn(
+        { service: this.opts.service, count: dead.length, reason: dead[0]!.reason },
+        'invalid records to dlq',
+      );
       await this.bus.publish(knownTopics.dlq, dead);
     }
     let plan: CommitPlan;

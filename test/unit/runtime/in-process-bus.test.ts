@@ -28,14 +28,23 @@ describe('InProcessBus', () => {
     assert.equal(partitionFor('21', 7), (-973932308 & 0x7fffffff) % 7);
     const bus = new InProcessBus();
     const seen: Delivered<Msg>[] = [];
-    const sub = await bus.subscribe<Msg>({ topic: numbers, group: 'g', service: 't', handle: (b) => void seen.push(...b.records) });
+    const sub = await bus.subscribe<Msg>({
+      topic: numbers,
+      group: 'g',
+      service: 't',
+      handle: (b) => void seen.push(...b.records),
+    });
     await bus.publish(numbers, msgs(1000));
     await sub.caughtUp();
     assert.equal(seen.length, 1000);
     for (const r of seen) assert.equal(r.partition, partitionFor(r.key, 4));
     const byKey = new Map<string, number[]>();
     for (const r of seen) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r.value.n]);
-    for (const ns of byKey.values()) assert.deepEqual(ns, [...ns].sort((a, b) => a - b));
+    for (const ns of byKey.values())
+      assert.deepEqual(
+        ns,
+        [...ns].sort((a, b) => a - b),
+      );
     await sub.stop();
     await bus.close();
   });
@@ -49,8 +58,18 @@ describe('InProcessBus', () => {
     const bus = new InProcessBus();
     const dead: DeadLetter[] = [];
     const good: number[] = [];
-    await bus.subscribe<DeadLetter>({ topic: topics.dlq, group: 'd', service: 't', handle: (b) => void dead.push(...b.records.map((r) => r.value)) });
-    const sub = await bus.subscribe<Msg>({ topic: numbers, group: 'g', service: 'svc', handle: (b) => void good.push(...b.records.map((r) => r.value.n)) });
+    await bus.subscribe<DeadLetter>({
+      topic: topics.dlq,
+      group: 'd',
+      service: 't',
+      handle: (b) => void dead.push(...b.records.map((r) => r.value)),
+    });
+    const sub = await bus.subscribe<Msg>({
+      topic: numbers,
+      group: 'g',
+      service: 'svc',
+      handle: (b) => void good.push(...b.records.map((r) => r.value.n)),
+    });
     await bus.publish(numbers, [{ pair: 'A', n: 1 }]);
     bus.publishUnvalidated('numbers', 'A', { pair: 'A', n: 'two' });
     await bus.publish(numbers, [{ pair: 'A', n: 3 }]);
@@ -83,7 +102,12 @@ describe('InProcessBus', () => {
     await s1.caughtUp();
     await s1.stop();
     const second: number[] = [];
-    const s2 = await bus.subscribe<Msg>({ topic, group: 'g', service: 't', handle: (b) => void second.push(...b.records.map((r) => r.value.n)) });
+    const s2 = await bus.subscribe<Msg>({
+      topic,
+      group: 'g',
+      service: 't',
+      handle: (b) => void second.push(...b.records.map((r) => r.value.n)),
+    });
     await s2.caughtUp();
     assert.deepEqual(first, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.deepEqual(second, [4, 5, 6, 7, 8, 9]);
@@ -116,8 +140,18 @@ describe('InProcessBus', () => {
     const bus = new InProcessBus();
     const a: Delivered<Msg>[] = [];
     const b: Delivered<Msg>[] = [];
-    const sa = await bus.subscribe<Msg>({ topic: numbers, group: 'g', service: 't', handle: (x) => void a.push(...x.records) });
-    const sb = await bus.subscribe<Msg>({ topic: numbers, group: 'g', service: 't', handle: (x) => void b.push(...x.records) });
+    const sa = await bus.subscribe<Msg>({
+      topic: numbers,
+      group: 'g',
+      service: 't',
+      handle: (x) => void a.push(...x.records),
+    });
+    const sb = await bus.subscribe<Msg>({
+      topic: numbers,
+      group: 'g',
+      service: 't',
+      handle: (x) => void b.push(...x.records),
+    });
     await bus.publish(numbers, msgs(500));
     await sa.caughtUp();
     await sb.caughtUp();

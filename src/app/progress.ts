@@ -1,0 +1,42 @@
+/**
+ * A one-line live status on stderr: redrawn in place on a terminal, a log line every `everyMs` otherwise
+ * (CI logs, pipes), so long runs always show that they are alive and how fast they go.
+ */
+export class StatusLine {
+  private readonly tty = process.stderr.isTTY === true;
+  private last = 0;
+  private lastText = '';
+  private readonly everyMs: number;
+
+  constructor(everyMs = 5_000) {
+    this.everyMs = everyMs;
+  }
+
+  update(text: string, force = false): void {
+    const now = Date.now();
+    this.lastText = text;
+    if (this.tty) {
+      if (!force && now - this.last < 100) return;
+      this.last = now;
+      process.stderr.write(`\r\x1b[2K${text}`);
+    } else if (force || now - this.last >= this.everyMs) {
+      this.last = now;
+      process.stderr.write(text + '\n');
+    }
+  }
+
+  /** Prints a line above the status line (e.g. a closed candle). */
+  print(line: string): void {
+    if (this.tty) process.stderr.write('\r\x1b[2K');
+    process.stdout.write(line + '\n');
+    if (this.tty && this.lastText) process.stderr.write(this.lastText);
+  }
+
+  done(text: string): void {
+    if (this.tty) process.stderr.write('\r\x1b[2K');
+    process.stderr.write(text + '\n');
+  }
+}
+
+export const n = (x: number) => x.toLocaleString('en-US');
+export const iso = (ts: number) => new Date(ts).toISOString().replace('T', ' ').slice(0, 19);

@@ -1,0 +1,67 @@
+import { existsSync } from 'node:fs';
+import { n } from '../../app/progress.ts';
+import { CandleAggregator } from '../../candles/aggregator.ts';
+import { CandleCsvWriter } from '../../candles/csv.ts';
+import { parseDuration } from '../../config/config.ts';
+import { UsageError } from '../../core/errors.ts';
+import { TradeDeduplicator } from '../../ingestion/dedup.ts';
+import { readTradeFile, TRADE_FILE_FORMATS, type TradeFileFormat } from '../../ingestion/files/readers.ts';
+import type { Candle, Interval } from '../../schemas/candle.ts';
+
+/**
+ * `cryptocast candles`: a trades file → candle CSV, with exactly the window code of the live service
+ * (same aggregator, same late policy), the file's end acting as the final watermark.
+ */
+export async function candles(opts: {
+  input: string;
+  format: string;
+  interval: Interval;
+  pair?: string;
+  grace: string;
+  output: string;
+}): Promise<void> {
+  if (!existsSync(opts.input)) throw new UsageError(`input file not found: ${opts.input}`);
+  if (opts.format !== 'auto' && !TRADE_FILE_FORMATS.includes(opts.format as TradeFileFormat)) {
+    throw new UsageError(`unknown --format "${opts.format}": use auto or ${TRADE_FILE_FORMATS.join(', ')}`);
+  }
+  const graceMs = parseDuration(opts.grace);
+  const out: Candle[] = [];
+  let late = 0;
+  const agg = new CandleAggregator(
+    {
+      candle: (c) => out.push(c),
+      late: () => {
+        late++;
+      },
+    },
+    { interval: opts.interval, graceMs },
+  );
+  const dedup = new TradeDeduplicator();
+  let trades = 0;
+  let rejects = 0;
+  const writer = new CandleCsvWriter(opts.output);
+  for await (const batch of readTradeFile(opts.input, {
+    format: opts.format as TradeFileFormat,
+    pair: opts.pair,
+  })) {
+    for (const r of batch.rejects) {
+      rejects++;
+      if (rejects <= 10) process.stderr.write(`rejected line ${r.line}: ${r.reason}\n`);
+    }
+    for (const t of dedup.filter(batch.trades)) {
+      trades++;
+      agg.onTrade(t);
+    }
+    await writer.write(out.splice(0));
+  }
+  agg.flush();
+  await writer.write(out.splice(0));
+  await writer.close();
+  process.stderr.write(
+    `${n(trades)} trades → ${n(writer.rows)} candles (${opts.interval}) in ${opts.output}` +
+      `${dedup.duplicates ? `; ${n(dedup.duplicates)} duplicate trades dropped` : ''}` +
+      `${late ? `; ${n(late)} late trades (after ${opts.grace} grace) not counted` : ''}` +
+      `${rejects ? `; ${n(rejects)} rows rejected` : ''}\n`,
+  );
+  if (trades === 0) process.exitCode = 1;
+}
