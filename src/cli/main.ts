@@ -53,7 +53,11 @@ streamOptions(
     )
     .option('--port <port>', 'HTTP port for the API (reserved: served from the inference issue on)', '8080')
     .option('--quiet', 'no live progress line'),
-).action(async (opts) => (await import('./commands/run.ts')).run(opts));
+).action(async (opts) => {
+  // One process for everything: keep the terminal for candles and the status line, warnings only in logs.
+  process.env.CRYPTOCAST_LOG_LEVEL ??= 'warn';
+  return (await import('./commands/run.ts')).run(opts);
+});
 
 streamOptions(
   program

@@ -1,0 +1,75 @@
+import { CandleService } from '../../candles/candle-service.ts';
+import { loadStreamConfig } from '../../config/config.ts';
+import { UsageError } from '../../core/errors.ts';
+import { log } from '../../core/log.ts';
+import { TradeService } from '../../ingestion/trade-service.ts';
+import { connectBus } from '../../runtime/connect.ts';
+import { buildSources, type SourceFlags } from '../sources.ts';
+
+/**
+ * `cryptocast service <name>`: one pipeline stage as its own process. Runs until SIGINT/SIGTERM, then stops
+ * cleanly (in-flight batch finished, safe offsets committed). A SIGKILL at any moment is also safe: the stage
+ * resumes from its committed offsets without losing or duplicating output.
+ */
+export async function service(
+  name: string,
+  opts: SourceFlags & {
+    bus?: string;
+    pairs?: string;
+    interval?: string;
+    grace?: string;
+    latePolicy?: string;
+    group: string;
+  },
+): Promise<void> {
+  const config = loadStreamConfig({
+    bus: opts.bus,
+    pairs: opts.pairs,
+    interval: opts.interval,
+    graceMs: opts.grace,
+    latePolicy: opts.latePolicy,
+  });
+  if (!['trades', 'candles'].includes(name)) {
+    throw new UsageError(`unknown service "${name}": available now are trades, candles`);
+  }
+  const bus = await connectBus(config.bus);
+  const abort = new AbortController();
+  let stopping: Promise<void> | undefined;
+  const shutdown = (signal: string) => {
+    log.info({ service: name, signal }, 'stopping');
+    abort.abort();
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+
+  if (name === 'candles') {
+    const candles = new CandleService({
+      bus,
+      interval: config.interval,
+      graceMs: config.graceMs,
+      latePolicy: config.latePolicy,
+      group: opts.group,
+    });
+    await candles.start();
+    log.info(
+      { service: 'candles', bus: config.bus, interval: config.interval, graceMs: config.graceMs },
+      'running',
+    );
+    const timer = setInterval(() => log.info({ service: 'candles', ...candles.stats }, 'progress'), 10_000);
+    await new Promise<void>((resolve) =>
+      abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
+    clearInterval(timer);
+    stopping = candles.stop();
+  } else {
+    const trades = new TradeService(bus);
+    const sources = await buildSources(opts, config);
+    log.info({ service: 'trades', bus: config.bus, sources: sources.map((s) => s.name) }, 'running');
+    const timer = setInterval(() => log.info({ service: 'trades', ...trades.stats }, 'progress'), 10_000);
+    stopping = trades.run(sources, abort.signal).finally(() => clearInterval(timer));
+    await stopping;
+    log.info({ service: 'trades', ...trades.stats }, 'sources finished');
+  }
+  await stopping;
+  await bus.close();
+}

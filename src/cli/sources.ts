@@ -1,0 +1,69 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { StreamConfig } from '../config/config.ts';
+import { UsageError } from '../core/errors.ts';
+import { ReplaySource, type ReplayProgress } from '../ingestion/replay.ts';
+import type { TradeSource } from '../ingestion/source.ts';
+
+/** Flags shared by the commands that start trade sources. */
+export interface SourceFlags {
+  source: 'replay' | 'live';
+  data?: string;
+  speed: string;
+}
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+/** The shared recordings (`../shared/data` beside the repository), or `CRYPTOCAST_SHARED_DATA`. */
+export function sharedDataDir(): string {
+  return resolve(process.env.CRYPTOCAST_SHARED_DATA ?? join(ROOT, '..', 'shared', 'data'));
+}
+
+/** What `--source replay` plays when no `--data` is given: the Binance BTC+ETH websocket capture. */
+export function defaultReplayFiles(): string[] {
+  return [join(sharedDataDir(), 'btc-eth-trade-ticks/binance-ws-2024-08-08/binance_spot_ws_trade_btcusdt_ethusdt_2024-08-08T2354_0005.txt.gz')];
+}
+
+export function parseSpeed(text: string): 'max' | number {
+  if (text === 'max') return 'max';
+  const n = Number(text.replace(/x$/i, ''));
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--speed must be "max" or a positive factor such as 1, 10, 60 (got "${text}")`);
+  return n;
+}
+
+/** `--data` may name files or folders (every trade file inside, recursively, sorted). */
+export function replayFiles(data: string | undefined): string[] {
+  if (data === undefined) {
+    const files = defaultReplayFiles();
+    for (const f of files) if (!existsSync(f)) throw new UsageError(`default recording not found: ${f} (pass --data PATH or set CRYPTOCAST_SHARED_DATA)`);
+    return files;
+  }
+  const out: string[] = [];
+  for (const p of data.split(',').map((s) => s.trim())) {
+    if (!existsSync(p)) throw new UsageError(`--data: no such file or folder: ${p}`);
+    if (statSync(p).isDirectory()) {
+      const walk = (dir: string) => {
+        for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+          const full = join(dir, e.name);
+          if (e.isDirectory()) walk(full);
+          else if (/\.(json|csv|txt)(\.gz)?$/i.test(e.name) && !/ohlc/i.test(e.name)) out.push(full);
+        }
+      };
+      walk(p);
+    } else out.push(p);
+  }
+  if (out.length === 0) throw new UsageError(`--data ${data}: no trade files found`);
+  return out;
+}
+
+export async function buildSources(
+  flags: SourceFlags,
+  config: StreamConfig,
+  onReplayProgress?: (p: ReplayProgress) => void,
+): Promise<TradeSource[]> {
+  if (flags.source === 'replay') {
+    return [new ReplaySource({ files: replayFiles(flags.data), speed: parseSpeed(flags.speed), onProgress: onReplayProgress })];
+  }
+  const { liveSources } = await import('../ingestion/live/index.ts');
+  return liveSources(config.pairs);
+}
