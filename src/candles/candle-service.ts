@@ -1,3 +1,4 @@
+import { faultPoint } from '../core/faults.ts';
 import { log } from '../core/log.ts';
 import { type Bus, type CommitPlan, partitionFor, type Subscription } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
@@ -174,6 +175,7 @@ export class CandleService {
       this.opts.onCandles?.(candles);
     }
     if (dead.length > 0) await this.opts.bus.publish(topics.dlq, dead);
+    if (candles.length > 0) faultPoint('candles:published');
     const lowest = agg.lowestNeededPosition();
     const next = records[records.length - 1]!.offset + 1n;
     return new Map([[partition, lowest === undefined ? next : BigInt(lowest)]]);

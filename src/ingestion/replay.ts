@@ -9,9 +9,10 @@ import type { SourceSink, TradeSource } from './source.ts';
  * Replays recorded trade files as a trade source: merged across files by trade time (stable), at recorded
  * speed, N× faster, or as fast as possible (`max`).
  *
- * Event time is the replay clock. Whenever it crosses a minute, every pair seen so far gets a watermark at
- * that time, so a pair that is idle in the recording still closes its minutes downstream (as live sources
- * do from the wall clock); at the end each pair gets a `final` watermark. Paced replays also emit those
+ * Event time is the replay clock. Whenever it crosses a minute, every pair of every file still playing gets
+ * a watermark at that time, so a pair that is idle in the recording still closes its minutes downstream (as
+ * live sources do from the wall clock); when a file ends, its pairs get a `final` watermark (a recording
+ * that ended says nothing about the minutes after it, so they are not filled). Paced replays also emit those
  * watermarks while waiting through a quiet stretch. Same files ⇒ same sequence of trades and watermarks,
  * which makes candles reproducible on any transport.
  */
@@ -52,7 +53,8 @@ export class ReplaySource implements TradeSource {
     const batchSize = this.opts.batchSize ?? 1000;
     const readers = this.opts.files.map((f) => new FileCursor(f, this.opts, sink));
     for (const r of readers) await r.fill();
-    const pairs = new Map<string, { exchange: string; pair: string }>();
+    // Pairs of the files still playing (a pair may appear in several files: counted per file).
+    const pairs = new Map<string, { exchange: string; pair: string; files: Set<FileCursor> }>();
     const progress: ReplayProgress = { trades: 0, rejects: 0, replayTs: 0, firstTs: 0 };
     let batch: Trade[] = [];
     let minute = Number.NEGATIVE_INFINITY;
@@ -68,10 +70,24 @@ export class ReplaySource implements TradeSource {
       progress.rejects = readers.reduce((s, r) => s + r.rejects, 0);
       this.opts.onProgress?.(progress);
     };
-    const watermarks = async (ts: number, final = false) => {
-      for (const { exchange, pair } of pairs.values()) {
-        const wm: Watermark = { v: 1, type: 'watermark', exchange, pair, ts };
-        if (final) wm.final = true;
+    const watermarks = async (ts: number) => {
+      for (const { exchange, pair } of pairs.values())
+        await sink.watermark({ v: 1, type: 'watermark', exchange, pair, ts });
+    };
+    /** A file ended: its pairs that no other playing file has get their final watermark. */
+    const ended = async (file: FileCursor) => {
+      await flush();
+      for (const [key, p] of pairs) {
+        if (!p.files.delete(file) || p.files.size > 0) continue;
+        pairs.delete(key);
+        const wm: Watermark = {
+          v: 1,
+          type: 'watermark',
+          exchange: p.exchange,
+          pair: p.pair,
+          ts: file.lastTs,
+          final: true,
+        };
         await sink.watermark(wm);
       }
     };
@@ -80,7 +96,8 @@ export class ReplaySource implements TradeSource {
       if (signal.aborted) break;
       // The head with the smallest trade time (first file wins ties: stable merge).
       let next: FileCursor | undefined;
-      for (const r of readers) if (r.head !== undefined && (next === undefined || r.head.tradeTs < next.head!.tradeTs)) next = r;
+      for (const r of readers)
+        if (r.head !== undefined && (next === undefined || r.head.tradeTs < next.head!.tradeTs)) next = r;
       if (next === undefined) break;
       const t = next.head!;
       firstTs ??= t.tradeTs;
@@ -112,14 +129,20 @@ export class ReplaySource implements TradeSource {
         minute = m;
       }
       const key = t.exchange + '|' + t.pair;
-      if (!pairs.has(key)) pairs.set(key, { exchange: t.exchange, pair: t.pair });
+      let p = pairs.get(key);
+      if (p === undefined) {
+        p = { exchange: t.exchange, pair: t.pair, files: new Set() };
+        pairs.set(key, p);
+      }
+      p.files.add(next);
       batch.push(t);
       progress.replayTs = t.tradeTs;
+      next.lastTs = Math.max(next.lastTs, t.tradeTs);
       await next.advance();
+      if (next.head === undefined && !signal.aborted) await ended(next);
       if (batch.length >= batchSize) await flush();
     }
     await flush();
-    if (!signal.aborted && progress.replayTs > 0) await watermarks(progress.replayTs, true);
     this.opts.onProgress?.(progress);
   }
 }
@@ -127,6 +150,7 @@ export class ReplaySource implements TradeSource {
 /** A buffered, look-ahead cursor over one file's trades; rejects go to the sink's dead-letter path. */
 class FileCursor {
   head: Trade | undefined;
+  lastTs = 0;
   rejects = 0;
   private readonly it: AsyncGenerator<TradeFileBatch>;
   private buf: Trade[] = [];
@@ -151,7 +175,13 @@ class FileCursor {
       for (const rej of r.value.rejects) {
         this.rejects++;
         await this.sink.reject(
-          deadLetter({ service: 'trades', origin: this.origin, kind: 'parse', reason: `line ${rej.line}: ${rej.reason}`, payload: rej.payload }),
+          deadLetter({
+            service: 'trades',
+            origin: this.origin,
+            kind: 'parse',
+            reason: `line ${rej.line}: ${rej.reason}`,
+            payload: rej.payload,
+          }),
         );
       }
       this.buf = r.value.trades;

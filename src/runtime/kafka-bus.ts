@@ -286,7 +286,8 @@ class KafkaSubscription<T> {
       bootstrapBrokers: this.bus.brokers,
       deserializers: stringDeserializers,
       autocommit: false,
-      sessionTimeout: 10_000,
+      // How fast a killed member's partitions move to a live one (the broker's minimum is 6 s).
+      sessionTimeout: Number(process.env.CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS ?? 10_000),
       heartbeatInterval: 1_000,
       rebalanceTimeout: 30_000,
       maxWaitTime: 50,

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
+import { candleCsvRow } from '../../src/candles/csv.ts';
+import { ReplaySource } from '../../src/ingestion/replay.ts';
+import { TradeService } from '../../src/ingestion/trade-service.ts';
+import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { topics } from '../../src/runtime/topic.ts';
+import type { Candle } from '../../src/schemas/candle.ts';
+import { BINANCE_CAPTURE } from '../support/data.ts';
+import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
+
+/**
+ * Issue 2's crash test: the candle service runs as its own process on a real Kafka broker while trades are
+ * replayed; it is killed with SIGKILL twice mid-stream (once by fault injection in the worst window: candles
+ * published, offsets not committed; once from outside) and restarted each time. The final `candles` topic must equal an
+ * uninterrupted run: same candles, no duplicates, no gaps.
+ */
+const ROOT = join(import.meta.dirname, '..', '..');
+const key = (c: Candle) => `${c.pair} ${c.windowStart} r${c.revision}`;
+const csv = (cs: readonly Candle[]) =>
+  [...cs]
+    .sort((a, b) => a.pair.localeCompare(b.pair) || a.windowStart - b.windowStart || a.revision - b.revision)
+    .map(candleCsvRow)
+    .join('\n');
+
+describe('candle service: kill -9 mid-replay on Kafka, restart', () => {
+  before(ensureKafka);
+  const prefix = uniquePrefix('crash');
+  const bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: prefix });
+  const children: ChildProcess[] = [];
+  after(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await bus.close();
+  });
+
+  const startCandleService = (fault = '') => {
+    const child = spawn(join(ROOT, 'bin', 'cryptocast'), ['service', 'candles', '--bus', KAFKA_URL], {
+      env: {
+        ...process.env,
+        CRYPTOCAST_TOPIC_PREFIX: prefix,
+        CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: '6000',
+        CRYPTOCAST_LOG_LEVEL: 'warn',
+        CRYPTOCAST_FAULT: fault,
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    children.push(child);
+    return child;
+  };
+  const candleCount = async () => {
+    const { latest } = await bus.offsets(bus.name(topics.candles));
+    return latest.reduce((s, x) => s + Number(x), 0);
+  };
+  const killWhen = async (child: ChildProcess, atLeast: number) => {
+    const deadline = Date.now() + 90_000;
+    while ((await candleCount()) < atLeast) {
+      assert.ok(Date.now() < deadline, `only ${await candleCount()} candles after 90 s`);
+      await sleep(100);
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+  };
+
+  it('yields exactly the candles of an uninterrupted run', async () => {
+    // Reference: the same recording, uninterrupted, on the in-process bus.
+    const mem = new InProcessBus();
+    const ref = await startMarketDataPipeline({
+      bus: mem,
+      sources: [new ReplaySource({ files: [BINANCE_CAPTURE], speed: 'max' })],
+      config: { interval: '1m', graceMs: 5_000, latePolicy: 'dlq' },
+    });
+    await ref.finished;
+    const expected = (await mem.readTail(topics.candles, 100_000)).map((r) => r.value);
+    await ref.stop();
+    assert.equal(expected.length, 24);
+
+    await bus.ensureTopics([topics.trades, topics.candles, topics.dlq]);
+    // Trades at 40× recorded speed (about 16 s), while the candle service is killed and restarted twice.
+    const trades = new TradeService(bus);
+    const replay = trades.run(
+      [new ReplaySource({ files: [BINANCE_CAPTURE], speed: 40 })],
+      new AbortController().signal,
+    );
+    // 1st crash: SIGKILL right after the 3rd batch of candles is published, before its offsets are committed.
+    const first = startCandleService('candles:published:3');
+    const firstExit = await new Promise<NodeJS.Signals | null>((r) =>
+      first.once('exit', (_code, signal) => r(signal)),
+    );
+    assert.equal(firstExit, 'SIGKILL');
+    // 2nd crash: SIGKILL from outside at an arbitrary moment, once 12 candles are out.
+    const second = startCandleService();
+    await killWhen(second, 12);
+    startCandleService();
+    await replay;
+
+    const deadline = Date.now() + 90_000;
+    while ((await candleCount()) < expected.length && Date.now() < deadline) await sleep(200);
+    await sleep(1_500); // anything published twice would show up now
+    const got = (await bus.readTail(topics.candles, 100_000)).map((r) => r.value);
+    const keys = got.map(key);
+    assert.equal(
+      new Set(keys).size,
+      keys.length,
+      `duplicates: ${keys.filter((k, i) => keys.indexOf(k) !== i).join(', ')}`,
+    );
+    assert.equal(csv(got), csv(expected));
+  });
+});
