@@ -6,13 +6,23 @@ import { type Trade, TradeSchema } from '../src/schemas/trade.ts';
  * event time, a few out of order by up to 2 s (as real feeds are).
  */
 export function syntheticTrades(count: number, pairs = ['BTC/USD', 'ETH/USD'], perSecond = 50): Trade[] {
+  return [...syntheticTradeChunks(count, count, pairs, perSecond)].flat();
+}
+
+/** The same stream in chunks, so a large benchmark need not hold every trade in memory. */
+export function* syntheticTradeChunks(
+  count: number,
+  chunk: number,
+  pairs = ['BTC/USD', 'ETH/USD'],
+  perSecond = 50,
+): Generator<Trade[]> {
   let seed = 42;
   const rand = () => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed / 0x7fffffff;
   };
   const price = pairs.map((_, i) => 60_000 / (i * 20 + 1));
-  const out: Trade[] = new Array(count);
+  let out: Trade[] = [];
   let ts = Date.UTC(2024, 7, 9);
   for (let i = 0; i < count; i++) {
     const k = i % pairs.length;
@@ -34,7 +44,11 @@ export function syntheticTrades(count: number, pairs = ['BTC/USD', 'ETH/USD'], p
     // As a source would: validated once where it enters the system.
     const r = validate(TradeSchema, t);
     if (!r.success) throw new Error(r.error.message);
-    out[i] = r.data;
+    out.push(r.data);
+    if (out.length === chunk) {
+      yield out;
+      out = [];
+    }
   }
-  return out;
+  if (out.length > 0) yield out;
 }

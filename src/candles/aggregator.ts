@@ -27,6 +27,7 @@ import type { Trade, Watermark } from '../schemas/trade.ts';
  * (e.g. a Kafka offset) and commits only up to the lowest position still needed to rebuild open state; on
  * restart it seeds each pair with the last candle it had published, re-reads from the committed position,
  * and gets exactly the candles of an uninterrupted run (a property test crashes it at every point).
+ * Trades re-read for windows already published are skipped and counted (`stats.replayed`), not dead-lettered.
  * Limitation of `revise` across a restart: a window published before the restart is not rebuilt, so a
  * late trade for it goes to the dead-letter path instead of producing a revision.
  */
@@ -128,6 +129,8 @@ export interface AggregatorStats {
   candles: number;
   filled: number;
   suppressed: number;
+  /** Trades re-read after a restart for windows already published (skipped, not late). */
+  replayed: number;
 }
 
 export class CandleAggregator {
@@ -136,7 +139,15 @@ export class CandleAggregator {
   readonly graceMs: number;
   readonly latePolicy: LatePolicy;
   readonly revisionHorizon: number;
-  readonly stats: AggregatorStats = { trades: 0, late: 0, revised: 0, candles: 0, filled: 0, suppressed: 0 };
+  readonly stats: AggregatorStats = {
+    trades: 0,
+    late: 0,
+    revised: 0,
+    candles: 0,
+    filled: 0,
+    suppressed: 0,
+    replayed: 0,
+  };
   private readonly out: AggregatorOutput;
   private readonly states = new Map<string, Map<string, PairState>>();
   // One-entry cache: consecutive trades are usually of the same pair.
@@ -275,12 +286,10 @@ export class CandleAggregator {
     }
     const closedAt = start + this.intervalMs + this.graceMs;
     if (start <= s.seededUpTo) {
-      // After a restart the service re-reads from its last safe offset: this trade may have been counted
-      // by the earlier run already, or be truly late. The candle is not published twice either way.
-      this.out.late(
-        t,
-        `trade for window ${new Date(start).toISOString()} of ${s.exchange} ${s.pair}, published before restart`,
-      );
+      // After a restart the service re-reads from its last safe offset: trades of windows it had already
+      // published are expected here and must not count twice. Counted, not dead-lettered.
+      this.stats.late--;
+      this.stats.replayed++;
       return;
     }
     this.out.late(

@@ -40,6 +40,7 @@ export interface CandleServiceStats {
   filled: number;
   late: number;
   suppressed: number;
+  replayed: number;
 }
 
 export class CandleService {
@@ -50,6 +51,7 @@ export class CandleService {
     filled: 0,
     late: 0,
     suppressed: 0,
+    replayed: 0,
   };
   private readonly opts: CandleServiceOptions;
   private readonly aggregators = new Map<number, CandleAggregator>();
@@ -63,14 +65,16 @@ export class CandleService {
   async start(): Promise<void> {
     const { bus } = this.opts;
     await bus.ensureTopics([topics.trades, topics.candles, topics.dlq]);
-    this.seeds = await this.readSeeds();
     this.subscription = await bus.subscribe<TradeEvent>({
       topic: topics.trades,
       group: this.opts.group ?? 'candles',
       service: 'candles',
       from: 'earliest',
       onAssign: (partitions) => {
-        for (const p of partitions) this.aggregators.set(p, this.newAggregator(p));
+        // The previous owner may have published more since we last looked: re-read the tail before the
+        // first batch of a newly assigned partition (process() does it lazily).
+        for (const p of partitions) this.aggregators.delete(p);
+        this.seeds = undefined;
         log.info({ service: 'candles', partitions }, 'partitions assigned');
       },
       onRevoke: (partitions) => {
@@ -165,6 +169,7 @@ export class CandleService {
     this.stats.late += agg.stats.late - before.late;
     this.stats.filled += agg.stats.filled - before.filled;
     this.stats.suppressed += agg.stats.suppressed - before.suppressed;
+    this.stats.replayed += agg.stats.replayed - before.replayed;
     const pending = this.pendingFor(partition);
     const candles = pending.candles.splice(0);
     const dead = pending.dead.splice(0);

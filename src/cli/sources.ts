@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { StreamConfig } from '../config/config.ts';
 import { UsageError } from '../core/errors.ts';
-import { ReplaySource, type ReplayProgress } from '../ingestion/replay.ts';
+import { type ReplayProgress, ReplaySource } from '../ingestion/replay.ts';
 import type { TradeSource } from '../ingestion/source.ts';
 
 /** Flags shared by the commands that start trade sources. */
@@ -21,13 +21,19 @@ export function sharedDataDir(): string {
 
 /** What `--source replay` plays when no `--data` is given: the Binance BTC+ETH websocket capture. */
 export function defaultReplayFiles(): string[] {
-  return [join(sharedDataDir(), 'btc-eth-trade-ticks/binance-ws-2024-08-08/binance_spot_ws_trade_btcusdt_ethusdt_2024-08-08T2354_0005.txt.gz')];
+  return [
+    join(
+      sharedDataDir(),
+      'btc-eth-trade-ticks/binance-ws-2024-08-08/binance_spot_ws_trade_btcusdt_ethusdt_2024-08-08T2354_0005.txt.gz',
+    ),
+  ];
 }
 
 export function parseSpeed(text: string): 'max' | number {
   if (text === 'max') return 'max';
   const n = Number(text.replace(/x$/i, ''));
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--speed must be "max" or a positive factor such as 1, 10, 60 (got "${text}")`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UsageError(`--speed must be "max" or a positive factor such as 1, 10, 60 (got "${text}")`);
   return n;
 }
 
@@ -35,7 +41,11 @@ export function parseSpeed(text: string): 'max' | number {
 export function replayFiles(data: string | undefined): string[] {
   if (data === undefined) {
     const files = defaultReplayFiles();
-    for (const f of files) if (!existsSync(f)) throw new UsageError(`default recording not found: ${f} (pass --data PATH or set CRYPTOCAST_SHARED_DATA)`);
+    for (const f of files)
+      if (!existsSync(f))
+        throw new UsageError(
+          `default recording not found: ${f} (pass --data PATH or set CRYPTOCAST_SHARED_DATA)`,
+        );
     return files;
   }
   const out: string[] = [];
@@ -43,7 +53,9 @@ export function replayFiles(data: string | undefined): string[] {
     if (!existsSync(p)) throw new UsageError(`--data: no such file or folder: ${p}`);
     if (statSync(p).isDirectory()) {
       const walk = (dir: string) => {
-        for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+        for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+          a.name.localeCompare(b.name),
+        )) {
           const full = join(dir, e.name);
           if (e.isDirectory()) walk(full);
           else if (/\.(json|csv|txt)(\.gz)?$/i.test(e.name) && !/ohlc/i.test(e.name)) out.push(full);
@@ -62,7 +74,13 @@ export async function buildSources(
   onReplayProgress?: (p: ReplayProgress) => void,
 ): Promise<TradeSource[]> {
   if (flags.source === 'replay') {
-    return [new ReplaySource({ files: replayFiles(flags.data), speed: parseSpeed(flags.speed), onProgress: onReplayProgress })];
+    return [
+      new ReplaySource({
+        files: replayFiles(flags.data),
+        speed: parseSpeed(flags.speed),
+        onProgress: onReplayProgress,
+      }),
+    ];
   }
   const { liveSources } = await import('../ingestion/live/index.ts');
   return liveSources(config.pairs);

@@ -12,9 +12,21 @@ import { buildSources, type SourceFlags } from '../sources.ts';
  * recording does; `--source live` runs until Ctrl-C.
  */
 export async function run(
-  opts: SourceFlags & { pairs?: string; interval?: string; grace?: string; latePolicy?: string; quiet?: boolean; port: string },
+  opts: SourceFlags & {
+    pairs?: string;
+    interval?: string;
+    grace?: string;
+    latePolicy?: string;
+    quiet?: boolean;
+    port: string;
+  },
 ): Promise<void> {
-  const config = loadStreamConfig({ pairs: opts.pairs, interval: opts.interval, graceMs: opts.grace, latePolicy: opts.latePolicy });
+  const config = loadStreamConfig({
+    pairs: opts.pairs,
+    interval: opts.interval,
+    graceMs: opts.grace,
+    latePolicy: opts.latePolicy,
+  });
   const status = new StatusLine();
   let replay: ReplayProgress | undefined;
   const sources = await buildSources(opts, config, (p) => {
@@ -59,5 +71,7 @@ export async function run(
     await pipeline.stop();
     await bus.close();
   }
-  status.done(`${abort.signal.aborted ? 'stopped' : 'done'}: ${line()} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  status.done(
+    `${abort.signal.aborted ? 'stopped' : 'done'}: ${line()} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
 }

@@ -203,7 +203,7 @@ describe('CandleAggregator: properties', () => {
 
           const keyR = (x: Candle) => key(x) + ' r' + x.revision;
           assert.deepEqual([...published, ...after].map(keyR), full.map(keyR));
-          if (c.stats.suppressed > 0 || c.stats.late > 0) suppressedRuns++;
+          if (c.stats.suppressed > 0 || c.stats.replayed > 0) suppressedRuns++;
           if (committed < crashAt) rebuiltRuns++;
         },
       ),
