@@ -103,20 +103,33 @@ export class KafkaBus implements Bus {
   async publish<T>(topic: Topic<T>, values: readonly T[]): Promise<void> {
     if (values.length === 0) return;
     const name = this.name(topic as Topic<unknown>);
-    const messages = new Array(values.length);
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i]!;
-      const r = topic.schema.safeParse(v);
-      if (!r.success) throw new Error(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
+    // Produce requests are capped in size (the broker refuses record batches over ~1 MiB): send in chunks,
+    // one after the other so that a partition's records keep their order.
+    let messages: { topic: string; key: string; value: string; partition: number }[] = [];
+    let bytes = 0;
+    const send = async () => {
+      try {
+        await this.getProducer().send({ messages });
+      } catch (err) {
+        log.error({ topic: name, records: messages.length, bytes }, 'publish failed');
+        throw err;
+      }
+      messages = [];
+      bytes = 0;
+    };
+    for (const v of values) {
+      // Values a schema produced at the boundary (validate()) are not checked twice.
+      if (!isValidated(v)) {
+        const r = topic.schema.safeParse(v);
+        if (!r.success) throw new Error(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
+      }
       const key = topic.key(v);
-      messages[i] = {
-        topic: name,
-        key,
-        value: JSON.stringify(v),
-        partition: partitionFor(key, topic.partitions),
-      };
+      const value = JSON.stringify(v);
+      messages.push({ topic: name, key, value, partition: partitionFor(key, topic.partitions) });
+      bytes += value.length + key.length + 32;
+      if (bytes >= MAX_SEND_BYTES) await send();
     }
-    await this.getProducer().send({ messages });
+    if (messages.length > 0) await send();
   }
 
   /** Sends raw text, unvalidated (tests use it to play a misbehaving producer). */
