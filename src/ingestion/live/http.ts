@@ -1,0 +1,76 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../../core/log.ts';
+
+/**
+ * GET a JSON document with retries: network errors, HTTP 429 and 5xx, and exchange-level rate-limit errors
+ * (`isRateLimited(body)`) back off exponentially (honouring `Retry-After`), up to `retries` times. Other HTTP
+ * errors fail at once with the status and the start of the body.
+ */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  readonly status: number;
+  constructor(message: string, status: number) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export interface GetJsonOptions {
+  signal?: AbortSignal;
+  log?: Logger;
+  retries?: number;
+  backoff?: { initialMs: number; maxMs: number };
+  headers?: Record<string, string>;
+  isRateLimited?(body: unknown): boolean;
+  timeoutMs?: number;
+  /** JSON.parse reviver; gets the number's source text as `context.source` (exact decimals). */
+  reviver?(key: string, value: unknown, context?: { source?: string }): unknown;
+  onRetry?(attempt: number, reason: string, delayMs: number): void;
+}
+
+export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unknown> {
+  const retries = o.retries ?? 8;
+  const { initialMs, maxMs } = o.backoff ?? { initialMs: 1_000, maxMs: 60_000 };
+  for (let attempt = 0; ; attempt++) {
+    let reason: string;
+    let retryAfterMs: number | undefined;
+    try {
+      const signal = AbortSignal.any([
+        o.signal ?? new AbortController().signal,
+        AbortSignal.timeout(o.timeoutMs ?? 15_000),
+      ]);
+      const res = await fetch(url, { headers: { accept: 'application/json', ...o.headers }, signal });
+      const text = await res.text();
+      if (res.status === 429 || res.status >= 500) {
+        reason = `HTTP ${res.status}`;
+        const ra = Number(res.headers.get('retry-after'));
+        if (Number.isFinite(ra) && ra > 0) retryAfterMs = ra * 1000;
+      } else if (!res.ok) {
+        throw new HttpError(`GET ${redact(url)}: HTTP ${res.status}: ${text.slice(0, 300)}`, res.status);
+      } else {
+        let body: unknown;
+        try {
+          body = o.reviver ? JSON.parse(text, o.reviver as never) : JSON.parse(text);
+        } catch {
+          throw new HttpError(`GET ${redact(url)}: response is not JSON: ${text.slice(0, 200)}`, res.status);
+        }
+        if (!o.isRateLimited?.(body)) return body;
+        reason = 'rate limited by the exchange';
+      }
+    } catch (err) {
+      if (err instanceof HttpError || o.signal?.aborted) throw err;
+      reason = `network: ${(err as Error).message}`;
+    }
+    if (attempt >= retries)
+      throw new Error(`GET ${redact(url)} failed after ${attempt + 1} attempts: ${reason}`);
+    const delay = retryAfterMs ?? Math.min(maxMs, initialMs * 2 ** attempt) * (0.5 + Math.random() / 2);
+    o.onRetry?.(attempt + 1, reason, delay);
+    o.log?.warn({ url: redact(url), attempt: attempt + 1, reason, delayMs: Math.round(delay) }, 'retrying');
+    await sleep(delay, undefined, { signal: o.signal });
+  }
+}
+
+/** Query parameters that carry secrets never reach the logs. */
+export function redact(url: string): string {
+  return url.replace(/(auth_token|token|apikey|api_key|key)=[^&]+/gi, '$1=[redacted]');
+}
