@@ -157,7 +157,17 @@ function accept(raw: unknown, line: number, payload: string, out: TradeFileBatch
 
 async function* krakenRestJson(path: string, ctx: Ctx): AsyncGenerator<TradeFileBatch> {
   let buf = await readFile(path);
-  if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf);
+  if (buf[0] === 0x1f && buf[1] === 0x8b) {
+    try {
+      buf = gunzipSync(buf);
+    } catch (err) {
+      yield {
+        trades: [],
+        rejects: [{ line: 1, reason: `corrupt gzip: ${(err as Error).message}`, payload: '' }],
+      };
+      return;
+    }
+  }
   let doc: unknown;
   try {
     // The reviver keeps each number's source text: trade times are converted from their decimals, exactly.

@@ -238,6 +238,10 @@ export function parseCoinbaseFrame(
   if (typeof msg.sequence_num === 'number' && typeof msg.channel === 'string') {
     out.controls.push({ type: 'sequence', sequence: msg.sequence_num, channel: msg.channel });
   }
+  if ((msg.channel === 'heartbeats' || msg.channel === 'market_trades') && !Array.isArray(msg.events)) {
+    out.rejects.push({ kind: 'invalid', reason: `${msg.channel} message without an events array` });
+    return out;
+  }
   const events = Array.isArray(msg.events) ? msg.events : [];
   switch (msg.channel) {
     case 'heartbeats':
@@ -247,17 +251,22 @@ export function parseCoinbaseFrame(
             type: 'heartbeat',
             counter: typeof e.heartbeat_counter === 'number' ? e.heartbeat_counter : undefined,
           });
+        else out.rejects.push({ kind: 'invalid', reason: 'heartbeat event is not an object' });
       }
+      if (events.length === 0) out.controls.push({ type: 'heartbeat' });
       return out;
     case 'subscriptions':
       out.controls.push({ type: 'subscribed', symbols: [] });
       return out;
     case 'market_trades':
+      if (events.length === 0) out.controls.push({ type: 'ignored', what: 'market_trades without events' });
       for (const e of events) {
         if (!isObj(e) || !Array.isArray(e.trades)) {
           out.rejects.push({ kind: 'invalid', reason: 'market_trades event without a trades array' });
           continue;
         }
+        if (e.trades.length === 0)
+          out.controls.push({ type: 'ignored', what: 'market_trades event with no trades' });
         for (const t of e.trades) {
           if (!isObj(t)) {
             out.rejects.push({ kind: 'invalid', reason: 'trade entry is not an object' });
