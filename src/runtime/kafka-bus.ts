@@ -102,6 +102,7 @@ export class KafkaBus implements Bus {
 
   async publish<T>(topic: Topic<T>, values: readonly T[]): Promise<void> {
     if (values.length === 0) return;
+    if (!this.created.has(topic.name)) await this.ensureTopics([topic as Topic<unknown>]);
     const name = this.name(topic as Topic<unknown>);
     // Produce requests are capped in size (the broker refuses record batches over ~1 MiB): send in chunks,
     // one after the other so that a partition's records keep their order.

@@ -6,7 +6,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
 import { candleCsvRow } from '../../src/candles/csv.ts';
 import { ReplaySource } from '../../src/ingestion/replay.ts';
-import { TradeService } from '../../src/ingestion/trade-service.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
 import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
 import { topics } from '../../src/runtime/topic.ts';
@@ -38,8 +37,8 @@ describe('candle service: kill -9 mid-replay on Kafka, restart', () => {
     await bus.close();
   });
 
-  const startCandleService = (fault = '') => {
-    const child = spawn(join(ROOT, 'bin', 'cryptocast'), ['service', 'candles', '--bus', KAFKA_URL], {
+  const startService = (args: string[], fault = '') => {
+    const child = spawn(join(ROOT, 'bin', 'cryptocast'), ['service', ...args, '--bus', KAFKA_URL], {
       env: {
         ...process.env,
         CRYPTOCAST_TOPIC_PREFIX: prefix,
@@ -52,6 +51,7 @@ describe('candle service: kill -9 mid-replay on Kafka, restart', () => {
     children.push(child);
     return child;
   };
+  const startCandleService = (fault = '') => startService(['candles'], fault);
   const candleCount = async () => {
     const { latest } = await bus.offsets(bus.name(topics.candles));
     return latest.reduce((s, x) => s + Number(x), 0);
@@ -80,12 +80,18 @@ describe('candle service: kill -9 mid-replay on Kafka, restart', () => {
     assert.equal(expected.length, 24);
 
     await bus.ensureTopics([topics.trades, topics.candles, topics.dlq]);
-    // Trades at 40× recorded speed (about 16 s), while the candle service is killed and restarted twice.
-    const trades = new TradeService(bus);
-    const replay = trades.run(
-      [new ReplaySource({ files: [BINANCE_CAPTURE], speed: 40 })],
-      new AbortController().signal,
-    );
+    // The trades service, its own process, replays at 40× recorded speed (about 16 s) while the candle
+    // service is killed and restarted twice.
+    const tradesService = startService([
+      'trades',
+      '--source',
+      'replay',
+      '--data',
+      BINANCE_CAPTURE,
+      '--speed',
+      '40',
+    ]);
+    const replay = new Promise<number | null>((r) => tradesService.once('exit', (code) => r(code)));
     // 1st crash: SIGKILL right after the 3rd batch of candles is published, before its offsets are committed.
     const first = startCandleService('candles:published:3');
     const firstExit = await new Promise<NodeJS.Signals | null>((r) =>
@@ -96,7 +102,7 @@ describe('candle service: kill -9 mid-replay on Kafka, restart', () => {
     const second = startCandleService();
     await killWhen(second, 12);
     startCandleService();
-    await replay;
+    assert.equal(await replay, 0, 'trades service finished the replay');
 
     const deadline = Date.now() + 90_000;
     while ((await candleCount()) < expected.length && Date.now() < deadline) await sleep(200);
