@@ -219,6 +219,14 @@ export function parseBinanceFrame(text: string, receivedTs: number): Parsed {
  */
 export type CoinbaseSideMeaning = 'maker' | 'taker';
 
+/** Coinbase's `side` (BUY/SELL, read as `meaning`) → the taker side, or `invalid`. */
+export function coinbaseTakerSide(side: unknown, meaning: CoinbaseSideMeaning): string {
+  const s = typeof side === 'string' ? side.toUpperCase() : '';
+  const given = s === 'BUY' ? 'buy' : s === 'SELL' ? 'sell' : 'invalid';
+  if (given === 'invalid' || meaning === 'taker') return given;
+  return given === 'buy' ? 'sell' : 'buy';
+}
+
 export function parseCoinbaseFrame(
   text: string,
   receivedTs: number,
@@ -272,10 +280,7 @@ export function parseCoinbaseFrame(
             out.rejects.push({ kind: 'invalid', reason: 'trade entry is not an object' });
             continue;
           }
-          const s = typeof t.side === 'string' ? t.side.toUpperCase() : '';
-          const given = s === 'BUY' ? 'buy' : s === 'SELL' ? 'sell' : 'invalid';
-          const taker =
-            given === 'invalid' || sideMeaning === 'taker' ? given : given === 'buy' ? 'sell' : 'buy';
+          const taker = coinbaseTakerSide(t.side, sideMeaning);
           push(
             out,
             {

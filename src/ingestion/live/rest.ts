@@ -4,6 +4,7 @@ import { type Trade, TradeSchema } from '../../schemas/trade.ts';
 import { KRAKEN_REST_PAIR } from '../files/symbols.ts';
 import { secondsTextToMs } from '../files/time.ts';
 import { getJson } from './http.ts';
+import { coinbaseTakerSide } from './parsers.ts';
 
 /**
  * REST trade history of each exchange, used to backfill (`cryptocast backfill`) and to refill the gaps of a
@@ -141,9 +142,7 @@ export async function coinbaseRecentTrades(
   const page: RestPage = { trades: [], rejects: [] };
   const now = Date.now();
   for (const t of Array.isArray(body?.trades) ? (body.trades as Record<string, unknown>[]) : []) {
-    const s = String(t?.side ?? '').toUpperCase();
-    const given = s === 'BUY' ? 'buy' : s === 'SELL' ? 'sell' : 'invalid';
-    const taker = given === 'invalid' || sideMeaning === 'taker' ? given : given === 'buy' ? 'sell' : 'buy';
+    const taker = coinbaseTakerSide(t?.side, sideMeaning);
     const r = validate(TradeSchema, {
       v: 1,
       type: 'trade',

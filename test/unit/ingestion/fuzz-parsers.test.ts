@@ -84,6 +84,7 @@ const coinbaseTrade = {
 
 const frames = {
   kraken: fc.oneof(
+    fc.constant(JSON.stringify({ channel: 'trade', type: 'update', data: [krakenTrade] })),
     mutate(krakenTrade).map((d) => JSON.stringify({ channel: 'trade', type: 'update', data: [d] })),
     mutate({ channel: 'trade', type: 'snapshot', data: [krakenTrade] }).map((m) => JSON.stringify(m)),
     mutate({ method: 'subscribe', result: { channel: 'trade', symbol: 'BTC/USD' }, success: true }).map((m) =>
@@ -91,10 +92,18 @@ const frames = {
     ),
   ),
   binance: fc.oneof(
+    fc.constant(JSON.stringify({ stream: 'btcusdt@trade', data: binanceTrade })),
     mutate(binanceTrade).map((d) => JSON.stringify({ stream: 'btcusdt@trade', data: d })),
     mutate(binanceTrade).map((d) => JSON.stringify(d)),
   ),
   coinbase: fc.oneof(
+    fc.constant(
+      JSON.stringify({
+        channel: 'market_trades',
+        sequence_num: 1,
+        events: [{ type: 'update', trades: [coinbaseTrade] }],
+      }),
+    ),
     mutate(coinbaseTrade).map((t) =>
       JSON.stringify({
         channel: 'market_trades',
@@ -141,7 +150,7 @@ describe('fuzzing the live frame parsers', () => {
         }),
         { numRuns: 1500 },
       );
-      assert.ok(trades > 10 && rejects > 200, `meaningful mix: ${trades} trades, ${rejects} rejects`);
+      assert.ok(trades > 50 && rejects > 200, `meaningful mix: ${trades} trades, ${rejects} rejects`);
     });
   }
 });
