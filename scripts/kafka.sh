@@ -74,6 +74,7 @@ PROPS
 start() {
   install
   if running; then say "already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"; return; fi
+  if port_open "$PORT"; then die "port $PORT is taken by another process (another broker?): stop it or set KAFKA_PORT"; fi
   configure
   if [ ! -f "$DATA/log/meta.properties" ]; then
     local id
