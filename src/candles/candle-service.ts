@@ -1,5 +1,6 @@
 import { faultPoint } from '../core/faults.ts';
 import { log } from '../core/log.ts';
+import { TradeDeduplicator } from '../ingestion/dedup.ts';
 import { type Bus, type CommitPlan, partitionFor, type Subscription } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
 import type { Candle, Interval } from '../schemas/candle.ts';
@@ -41,6 +42,7 @@ export interface CandleServiceStats {
   late: number;
   suppressed: number;
   replayed: number;
+  duplicates: number;
 }
 
 export class CandleService {
@@ -52,9 +54,11 @@ export class CandleService {
     late: 0,
     suppressed: 0,
     replayed: 0,
+    duplicates: 0,
   };
   private readonly opts: CandleServiceOptions;
   private readonly aggregators = new Map<number, CandleAggregator>();
+  private readonly dedups = new Map<number, TradeDeduplicator>();
   private seeds: PairSeed[] | undefined;
   private subscription: Subscription | undefined;
 
@@ -78,7 +82,10 @@ export class CandleService {
         log.info({ service: 'candles', partitions }, 'partitions assigned');
       },
       onRevoke: (partitions) => {
-        for (const p of partitions) this.aggregators.delete(p);
+        for (const p of partitions) {
+          this.aggregators.delete(p);
+          this.dedups.delete(p);
+        }
         log.info({ service: 'candles', partitions }, 'partitions revoked');
       },
       handle: (batch) => this.handle(batch.partition, batch.records),
@@ -140,6 +147,7 @@ export class CandleService {
       // The bus re-delivers from the committed offset: drop this partition's state (it already absorbed the
       // batch) and re-read what was published, so the retry rebuilds it exactly.
       this.aggregators.delete(partition);
+      this.dedups.delete(partition);
       this.pending.delete(partition);
       this.seeds = undefined;
       throw err;
@@ -152,15 +160,21 @@ export class CandleService {
   ): Promise<CommitPlan> {
     if (this.seeds === undefined) this.seeds = await this.readSeeds();
     let agg = this.aggregators.get(partition);
-    if (agg === undefined) {
+    let dedup = this.dedups.get(partition);
+    if (agg === undefined || dedup === undefined) {
       agg = this.newAggregator(partition);
       this.aggregators.set(partition, agg);
+      // The trades topic may hold a trade twice (a producer that retried, a restarted trades service).
+      dedup = new TradeDeduplicator();
+      this.dedups.set(partition, dedup);
     }
     const before = { ...agg.stats };
     for (const r of records) {
       const v = r.value;
-      if (v.type === 'trade') agg.onTrade(v, Number(r.offset));
-      else {
+      if (v.type === 'trade') {
+        if (dedup.accept(v)) agg.onTrade(v, Number(r.offset));
+        else this.stats.duplicates++;
+      } else {
         this.stats.watermarks++;
         agg.onWatermark(v, Number(r.offset));
       }

@@ -16,10 +16,17 @@ export interface TradeServiceStats {
   duplicates: number;
   watermarks: number;
   rejects: number;
+  publishRetries: number;
 }
 
 export class TradeService {
-  readonly stats: TradeServiceStats = { trades: 0, duplicates: 0, watermarks: 0, rejects: 0 };
+  readonly stats: TradeServiceStats = {
+    trades: 0,
+    duplicates: 0,
+    watermarks: 0,
+    rejects: 0,
+    publishRetries: 0,
+  };
   private readonly bus: Bus;
   private readonly dedup = new TradeDeduplicator();
 
@@ -30,7 +37,7 @@ export class TradeService {
   /** Runs the sources concurrently until all finish (finite) or `signal` aborts (live). */
   async run(sources: readonly TradeSource[], signal: AbortSignal): Promise<void> {
     await this.bus.ensureTopics([topics.trades, topics.dlq]);
-    const results = await Promise.allSettled(sources.map((s) => s.run(this.sink(s.name), signal)));
+    const results = await Promise.allSettled(sources.map((s) => s.run(this.sink(s.name, signal), signal)));
     results.forEach((r, i) => {
       if (r.status === 'rejected')
         log.error({ err: r.reason, source: sources[i]!.name }, 'source stopped with an error');
@@ -39,24 +46,51 @@ export class TradeService {
     if (failed !== undefined && failed.status === 'rejected') throw failed.reason;
   }
 
-  sink(name: string): SourceSink {
+  sink(name: string, signal?: AbortSignal): SourceSink {
     return {
       trades: async (trades: readonly Trade[]) => {
         const fresh = this.dedup.filter(trades);
         this.stats.duplicates += trades.length - fresh.length;
         if (fresh.length === 0) return;
-        await this.bus.publish<TradeEvent>(topics.trades, fresh);
+        await this.durably(name, signal, () => this.bus.publish<TradeEvent>(topics.trades, fresh));
         this.stats.trades += fresh.length;
       },
       watermark: async (wm: Watermark) => {
-        await this.bus.publish<TradeEvent>(topics.trades, [wm]);
+        await this.durably(name, signal, () => this.bus.publish<TradeEvent>(topics.trades, [wm]));
         this.stats.watermarks++;
       },
       reject: async (dl: DeadLetter) => {
         this.stats.rejects++;
         log.warn({ source: name, kind: dl.kind, reason: dl.reason }, 'rejected input');
-        await this.bus.publish(topics.dlq, [dl]);
+        await this.durably(name, signal, () => this.bus.publish(topics.dlq, [dl]));
       },
     };
+  }
+
+  /**
+   * Accepted trades are never dropped because the transport is briefly away (a broker restart): publishing is
+   * retried with back-off until it succeeds, which also holds the source back (back-pressure).
+   */
+  private async durably(
+    source: string,
+    signal: AbortSignal | undefined,
+    publish: () => Promise<void>,
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await publish();
+        if (attempt > 0) log.info({ source, attempts: attempt + 1 }, 'publish succeeded again');
+        return;
+      } catch (err) {
+        this.stats.publishRetries++;
+        if (signal?.aborted) throw err;
+        const delay = Math.min(5_000, 100 * 2 ** attempt);
+        log.warn(
+          { source, err: (err as Error).message, attempt: attempt + 1, delayMs: delay },
+          'publish failed; retrying',
+        );
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 }

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CandleService } from '../../../src/candles/candle-service.ts';
+import { TradeService } from '../../../src/ingestion/trade-service.ts';
+import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import { topics } from '../../../src/runtime/topic.ts';
+import type { Candle } from '../../../src/schemas/candle.ts';
+import type { DeadLetter } from '../../../src/schemas/dlq.ts';
+import type { TradeEvent } from '../../../src/schemas/trade.ts';
+import { MIN, ohlc, T0, trade, watermark } from '../../support/factories.ts';
+
+async function candlesOf(bus: InProcessBus): Promise<string[]> {
+  return (await bus.readTail<Candle>(topics.candles, 10_000)).map((r) => ohlc(r.value));
+}
+
+describe('CandleService on the in-process bus', () => {
+  it('counts a trade that reaches the trades topic twice once (a retried publish, a restarted source)', async () => {
+    const bus = new InProcessBus();
+    const service = new CandleService({ bus });
+    await service.start();
+    const a = trade({ ts: T0 + 1_000, price: 100, tradeId: '1' });
+    const b = trade({ ts: T0 + 2_000, price: 101, tradeId: '2' });
+    await bus.publish<TradeEvent>(topics.trades, [a, b, a, b, watermark(T0 + MIN + 10_000, { final: true })]);
+    await service.caughtUp();
+    assert.deepEqual(await candlesOf(bus), ['BTC/USD 00:00 100/101/100/101 v=2 n=2']);
+    assert.equal(service.stats.duplicates, 2);
+    await service.stop();
+  });
+
+  it('sends late trades to dlq with the reason and the trade, and keeps going (dlq policy)', async () => {
+    const bus = new InProcessBus();
+    const service = new CandleService({ bus, graceMs: 1_000 });
+    await service.start();
+    await bus.publish<TradeEvent>(topics.trades, [
+      trade({ ts: T0 + 1_000, price: 100 }),
+      trade({ ts: T0 + MIN + 2_000, price: 102 }),
+      trade({ ts: T0 + 30_000, price: 999 }), // its minute closed at 00:01:01
+      trade({ ts: T0 + 2 * MIN + 2_000, price: 103 }),
+    ]);
+    await service.caughtUp();
+    const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value);
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0]!.kind, 'late');
+    assert.equal(JSON.parse(dead[0]!.payload).price, 999);
+    assert.deepEqual(await candlesOf(bus), [
+      'BTC/USD 00:00 100/100/100/100 v=1 n=1',
+      'BTC/USD 00:01 102/102/102/102 v=1 n=1',
+    ]);
+    assert.equal(service.stats.late, 1);
+    await service.stop();
+  });
+
+  it('trade service: drops duplicates before publishing and retries publishing while the bus is away', async () => {
+    const bus = new InProcessBus();
+    let failures = 2;
+    const publish = bus.publish.bind(bus);
+    bus.publish = (async (topic, values) => {
+      if (topic.name === 'trades' && failures-- > 0) throw new Error('broker unavailable');
+      return publish(topic, values);
+    }) as typeof bus.publish;
+    const svc = new TradeService(bus);
+    const sink = svc.sink('test');
+    const t = trade({ ts: T0, price: 1, tradeId: '7' });
+    await sink.trades([t, t]);
+    await sink.trades([t]);
+    assert.equal(svc.stats.trades, 1);
+    assert.equal(svc.stats.duplicates, 2);
+    assert.equal(svc.stats.publishRetries, 2);
+    assert.equal((await bus.readTail(topics.trades, 10)).length, 1);
+  });
+});
