@@ -4,7 +4,7 @@ import { CANDLE_CSV_COLUMNS, type Candle } from '../schemas/candle.ts';
 
 /** One candle as a CSV row in the contract's column order (numbers in JavaScript's shortest exact form). */
 export function candleCsvRow(c: Candle): string {
-  return `${c.pair},${c.windowStart},${c.windowEnd},${c.open},${c.high},${c.low},${c.close},${c.volume},${c.trades},${c.vwap},${c.filled}`;
+  return `${c.pair},${c.windowStart},${c.windowEnd},${c.open},${c.high},${c.low},${c.close},${c.volume},${c.trades ?? ''},${c.vwap ?? ''},${c.filled}`;
 }
 
 export const CANDLE_CSV_HEADER = CANDLE_CSV_COLUMNS.join(',');

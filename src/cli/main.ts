@@ -106,6 +106,20 @@ program
   )
   .action(async (opts) => (await import('./commands/candles.ts')).candles(opts));
 
+program
+  .command('features')
+  .description('compute technical features from candles (any OHLCV CSV, Binance kline zips or folders)')
+  .requiredOption(
+    '--candles <path>',
+    'candle file or folder: cryptocast candles output, OHLCV CSV, Binance klines (csv/zip/gz)',
+  )
+  .requiredOption(
+    '--output <file.csv>',
+    'output CSV: pair,windowStart,windowEnd,close,ready,<feature columns>',
+  )
+  .option('--pair <pair>', 'pair, when the file does not say')
+  .action(async (opts) => (await import('./commands/features.ts')).features(opts));
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || (err instanceof Error && err.name === 'UsageError')) {
     process.stderr.write(`cryptocast: ${err.message}\n`);

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { type Candle, CandleSchema } from '../schemas/candle.ts';
 import { type DeadLetter, DeadLetterSchema } from '../schemas/dlq.ts';
+import { type FeatureVectorRecord, FeatureVectorSchema } from '../schemas/feature.ts';
 import { type TradeEvent, TradeEventSchema } from '../schemas/trade.ts';
 
 /**
@@ -32,6 +33,12 @@ export const topics = {
     name: 'candles',
     schema: CandleSchema as z.ZodType<Candle>,
     key: (c) => c.pair,
+    partitions: 4,
+  }),
+  features: defineTopic<FeatureVectorRecord>({
+    name: 'features',
+    schema: FeatureVectorSchema,
+    key: (f) => f.pair,
     partitions: 4,
   }),
   dlq: defineTopic<DeadLetter>({

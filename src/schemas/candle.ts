@@ -23,8 +23,10 @@ export const CandleSchema = z
     low: z.number().finite().positive(),
     close: z.number().finite().positive(),
     volume: z.number().finite().nonnegative(),
-    trades: z.number().int().nonnegative(),
-    vwap: z.number().finite().positive(),
+    /** Trade count; absent for candles imported from OHLCV sources that do not give it. */
+    trades: z.number().int().nonnegative().optional(),
+    /** Volume-weighted average price; absent when the source does not give it. */
+    vwap: z.number().finite().positive().optional(),
     filled: z.boolean(),
     revision: z.number().int().nonnegative(),
   })

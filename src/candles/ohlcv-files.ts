@@ -1,0 +1,201 @@
+import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { parse as parseCsv } from 'csv-parse';
+import { unzipSync } from 'fflate';
+import type { CandleInput } from '../features/technical.ts';
+import { normalisePair, splitSymbol } from '../ingestion/files/symbols.ts';
+import { parseTime } from '../ingestion/files/time.ts';
+
+/**
+ * OHLCV candle files → candles, in time order, streamed in batches (architecture doc §6, the CSV rule):
+ * - any CSV with a header that has a time column (`timestamp`, `time`, `date`, `open_time` or `windowStart`; epoch
+ *   s, ms or µs, or ISO 8601 with an offset) and `open,high,low,close,volume` (any case); the pair comes from a
+ *   `pair`/`symbol` column or the `pair` option; `trades`/`number_of_trades`, `vwap` and `filled` are used if present
+ *   (so the output of `cryptocast candles` is read as it is);
+ * - Binance public-data kline files as they come: headerless CSV, daily or monthly zips, or a folder of them
+ *   (the pair from the file name, e.g. `BTCUSDT-1m-2022-01-01.zip`);
+ * - gzip-compressed versions of all of these.
+ * A row that cannot be used becomes a reject with its line and reason.
+ */
+export interface OhlcvBatch {
+  candles: CandleInput[];
+  rejects: { file: string; line: number; reason: string }[];
+}
+
+export class OhlcvFileError extends Error {
+  override readonly name = 'UsageError';
+}
+
+const TIME = ['windowstart', 'timestamp', 'time', 'date', 'open_time', 'opentime'];
+const TRADES = ['trades', 'number_of_trades', 'count'];
+
+/** Every candle file of a path (a folder: its csv/zip/gz files, sorted by name, i.e. by date for Binance). */
+export function candleFiles(path: string): string[] {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new OhlcvFileError(`candles file or folder not found: ${path}`);
+  }
+  if (!st.isDirectory()) return [path];
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const full = join(dir, e.name);
+      if (e.isDirectory()) walk(full);
+      else if (/\.(csv|zip|gz)$/i.test(e.name) && !/checksum|sha256/i.test(e.name)) out.push(full);
+    }
+  };
+  walk(path);
+  if (out.length === 0) throw new OhlcvFileError(`no candle files (csv, zip, gz) in ${path}`);
+  return out;
+}
+
+export async function* readOhlcv(
+  path: string,
+  opts: { pair?: string; intervalMs?: number } = {},
+): AsyncGenerator<OhlcvBatch> {
+  const pair = opts.pair === undefined ? undefined : normalisePair(opts.pair);
+  if (opts.pair !== undefined && pair === undefined) throw new OhlcvFileError(`not a pair: "${opts.pair}"`);
+  for (const file of candleFiles(path)) yield* readOne(file, pair, opts.intervalMs ?? 60_000);
+}
+
+async function* readOne(
+  file: string,
+  pairOption: string | undefined,
+  intervalMs: number,
+): AsyncGenerator<OhlcvBatch> {
+  const name = basename(file);
+  const filePair = /^([A-Z0-9]+)-\d+[smhdwM]/.exec(name)?.[1];
+  let input: AsyncIterable<Buffer | string> | Iterable<Buffer>;
+  if (/\.zip$/i.test(name)) {
+    const entries = unzipSync(readFileSync(file));
+    const csv = Object.entries(entries).find(([n]) => /\.csv$/i.test(n));
+    if (!csv) {
+      yield { candles: [], rejects: [{ file: name, line: 0, reason: 'zip without a CSV inside' }] };
+      return;
+    }
+    input = [Buffer.from(csv[1])];
+  } else {
+    const raw = createReadStream(file);
+    input = /\.gz$/i.test(name) ? raw.pipe(createGunzip()) : raw;
+  }
+  const parser = parseCsv({
+    relax_column_count: true,
+    skip_empty_lines: true,
+    trim: true,
+    bom: true,
+    info: true,
+  });
+  let stopped = false;
+  const feed = (async () => {
+    try {
+      for await (const chunk of input) {
+        if (stopped) break;
+        if (!parser.write(chunk)) await new Promise((r) => parser.once('drain', r).once('close', r));
+      }
+      parser.end();
+    } catch (err) {
+      parser.destroy(err as Error);
+    }
+  })();
+  let cols: Map<string, number> | undefined;
+  let headerless = false;
+  let out: OhlcvBatch = { candles: [], rejects: [] };
+  try {
+    for await (const rec of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+      const c = rec.record;
+      const line = rec.info.lines;
+      if (cols === undefined && !headerless) {
+        if (/^\d/.test(c[0] ?? ''))
+          headerless = true; // Binance klines: no header row
+        else {
+          cols = new Map(c.map((h, i) => [h.trim().toLowerCase(), i]));
+          const missing = ['open', 'high', 'low', 'close', 'volume'].filter((k) => !cols!.has(k));
+          if (!TIME.some((t) => cols!.has(t))) missing.unshift(`a time column (${TIME.join('|')})`);
+          if (missing.length > 0) throw new OhlcvFileError(`${name}: header lacks ${missing.join(', ')}`);
+          continue;
+        }
+      }
+      const row = headerless ? binanceKline(c, intervalMs) : byHeader(c, cols!, intervalMs);
+      if (typeof row === 'string') {
+        out.rejects.push({ file: name, line, reason: row });
+        continue;
+      }
+      const pair = pairOption ?? row.pair ?? (filePair ? splitSymbol(filePair) : undefined);
+      if (pair === undefined) {
+        out.rejects.push({ file: name, line, reason: 'no pair: add a pair/symbol column or pass --pair' });
+        continue;
+      }
+      out.candles.push({ ...row, pair });
+      if (out.candles.length >= 5_000) {
+        yield out;
+        out = { candles: [], rejects: [] };
+      }
+    }
+  } finally {
+    // The consumer may stop early (a limit): unblock the feeding loop so nothing is left pending.
+    stopped = true;
+    parser.destroy();
+    await feed;
+  }
+  if (out.candles.length + out.rejects.length > 0) yield out;
+}
+
+function num(s: string | undefined): number {
+  return s === undefined || s.trim() === '' ? Number.NaN : Number(s);
+}
+
+/** `open_time, open, high, low, close, volume, close_time, quote_volume, trades, taker_base, taker_quote, ignore` */
+function binanceKline(
+  c: string[],
+  intervalMs: number,
+): (Omit<CandleInput, 'pair'> & { pair?: string }) | string {
+  const start = parseTime(c[0] ?? '');
+  if (start === undefined) return `bad open_time "${c[0]}"`;
+  const volume = num(c[5]);
+  const quote = num(c[7]);
+  return {
+    windowStart: start,
+    windowEnd: start + intervalMs,
+    open: num(c[1]),
+    high: num(c[2]),
+    low: num(c[3]),
+    close: num(c[4]),
+    volume,
+    trades: c[8] !== undefined ? num(c[8]) : undefined,
+    vwap: volume > 0 && Number.isFinite(quote) ? quote / volume : undefined,
+  };
+}
+
+function byHeader(
+  c: string[],
+  cols: Map<string, number>,
+  intervalMs: number,
+): (Omit<CandleInput, 'pair'> & { pair?: string }) | string {
+  const at = (k: string) => {
+    const i = cols.get(k);
+    return i === undefined ? undefined : c[i];
+  };
+  const timeCol = TIME.find((t) => cols.has(t))!;
+  const start = parseTime(at(timeCol) ?? '');
+  if (start === undefined) return `bad ${timeCol} "${at(timeCol)}"`;
+  const endText = at('windowend');
+  const tradesCol = TRADES.find((t) => cols.has(t));
+  const pairText = at('pair') ?? at('symbol');
+  const filled = at('filled');
+  return {
+    pair: pairText ? normalisePair(pairText) : undefined,
+    windowStart: start,
+    windowEnd: endText ? num(endText) : start + intervalMs,
+    open: num(at('open')),
+    high: num(at('high')),
+    low: num(at('low')),
+    close: num(at('close')),
+    volume: num(at('volume')),
+    trades: tradesCol ? num(at(tradesCol)) : undefined,
+    vwap: cols.has('vwap') ? num(at('vwap')) : undefined,
+    filled: filled === undefined ? undefined : filled === 'true',
+  };
+}

@@ -1,0 +1,37 @@
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { FEATURE_COLUMNS, type FeatureVector } from './technical.ts';
+
+export const FEATURE_CSV_HEADER = [
+  'pair',
+  'windowStart',
+  'windowEnd',
+  'close',
+  'ready',
+  ...FEATURE_COLUMNS,
+].join(',');
+
+/** One vector as a CSV row (numbers in JavaScript's shortest exact form; empty while warming up). */
+export function featureCsvRow(f: FeatureVector): string {
+  let row = `${f.pair},${f.windowStart},${f.windowEnd},${f.close},${f.ready}`;
+  for (const v of f.values) row += v === null ? ',' : `,${v}`;
+  return row;
+}
+
+export class FeatureCsvWriter {
+  private readonly out: WriteStream;
+  rows = 0;
+  constructor(path: string) {
+    this.out = createWriteStream(path);
+    this.out.write(FEATURE_CSV_HEADER + '\n');
+  }
+  async write(vs: readonly FeatureVector[]): Promise<void> {
+    if (vs.length === 0) return;
+    this.rows += vs.length;
+    if (!this.out.write(vs.map(featureCsvRow).join('\n') + '\n')) await once(this.out, 'drain');
+  }
+  async close(): Promise<void> {
+    this.out.end();
+    await once(this.out, 'finish');
+  }
+}

@@ -1,0 +1,281 @@
+import { ATR, BollingerBands, EMA, MACD, OBV, RSI, SMA, StochasticOscillator } from 'trading-signals';
+
+/**
+ * Technical features of 1-minute candles, computed incrementally per pair: constant work per candle, the same
+ * code for backfill, replay and the live service (so a streamed vector equals the batch one exactly).
+ *
+ * Indicators come from `trading-signals` (tested against reference values there and in our tests); the rest are
+ * rolling sums over fixed windows. Rules:
+ * - **ready**: a vector is ready only once every column has a value (the longest warm-up is 61 candles: `ret_60m`
+ *   and `rv_60m` need 60 one-minute returns).
+ * - **filled candles** (idle minutes: no trade, price carried) are real observations of a quiet market and are fed
+ *   like any other: returns 0, volume 0. They keep the minute grid continuous, which the windows rely on.
+ * - **gaps** (a missing minute in the input): the pair's state is reset and warms up again, because a window
+ *   spanning a gap would mix unrelated minutes. Counted in `resets`.
+ * - **bad candles** (high < low, a non-finite or non-positive price, negative volume, out-of-order time) are refused
+ *   by `check()` and never touch the state; the caller dead-letters them.
+ */
+export const FEATURE_SET = { name: 'technical', version: 1 } as const;
+
+/** The feature columns, in output order (a stable contract: the feature set's version changes if it does). */
+export const FEATURE_COLUMNS = [
+  'ret_1m',
+  'ret_5m',
+  'ret_15m',
+  'ret_60m',
+  'rv_15m',
+  'rv_60m',
+  'sma_20',
+  'ema_12',
+  'ema_26',
+  'macd',
+  'macd_signal',
+  'macd_hist',
+  'rsi_14',
+  'bb_pctb_20',
+  'bb_width_20',
+  'atr_14',
+  'stoch_k_14',
+  'stoch_d_3',
+  'obv',
+  'vwap_dev_15m',
+  'volume_z_60m',
+  'trades_z_60m',
+  'minute_of_day_sin',
+  'minute_of_day_cos',
+  'day_of_week',
+  // Price levels relative to the close, so that a model generalises across price regimes.
+  'sma_20_rel',
+  'ema_12_rel',
+  'ema_26_rel',
+  'macd_rel',
+  'macd_signal_rel',
+  'macd_hist_rel',
+  'atr_14_rel',
+] as const;
+export type FeatureColumn = (typeof FEATURE_COLUMNS)[number];
+
+export interface CandleInput {
+  pair: string;
+  windowStart: number;
+  windowEnd: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  /** Trade count; undefined when the source does not say (then `trades_z_60m` stays empty). */
+  trades?: number;
+  /** Volume-weighted price of the candle; the close when unknown. */
+  vwap?: number;
+  filled?: boolean;
+}
+
+export interface FeatureVector {
+  pair: string;
+  windowStart: number;
+  windowEnd: number;
+  close: number;
+  ready: boolean;
+  /** One value per `FEATURE_COLUMNS` entry, in order; null while warming up. */
+  values: (number | null)[];
+}
+
+/** Why a candle cannot be used, or undefined when it can. */
+export function check(c: CandleInput): string | undefined {
+  for (const k of ['open', 'high', 'low', 'close'] as const) {
+    if (!Number.isFinite(c[k]) || c[k] <= 0) return `${k} must be a positive finite number, got ${c[k]}`;
+  }
+  if (!Number.isFinite(c.volume) || c.volume < 0) return `volume must be >= 0, got ${c.volume}`;
+  if (c.high < c.low) return `high ${c.high} < low ${c.low}`;
+  if (c.high < Math.max(c.open, c.close) || c.low > Math.min(c.open, c.close))
+    return 'open/close outside [low, high]';
+  if (!(c.windowEnd > c.windowStart)) return 'windowEnd must be after windowStart';
+  if (c.trades !== undefined && !(Number.isInteger(c.trades) && c.trades >= 0))
+    return `trades must be a count, got ${c.trades}`;
+  return undefined;
+}
+
+/** A fixed-size window of numbers with O(1) running sum and sum of squares. */
+class Rolling {
+  private readonly buf: Float64Array;
+  private i = 0;
+  n = 0;
+  sum = 0;
+  sumSq = 0;
+  constructor(size: number) {
+    this.buf = new Float64Array(size);
+  }
+  push(x: number): void {
+    const size = this.buf.length;
+    if (this.n === size) {
+      const old = this.buf[this.i]!;
+      this.sum -= old;
+      this.sumSq -= old * old;
+    } else this.n++;
+    this.buf[this.i] = x;
+    this.sum += x;
+    this.sumSq += x * x;
+    this.i = (this.i + 1) % size;
+  }
+  get full(): boolean {
+    return this.n === this.buf.length;
+  }
+  /** The value pushed `k` pushes ago (0 = last). */
+  ago(k: number): number {
+    const size = this.buf.length;
+    return this.buf[(this.i - 1 - k + 2 * size) % size]!;
+  }
+  /** Population standard deviation. Recomputed sums would drift; these are exact enough for z-scores. */
+  std(): number {
+    const mean = this.sum / this.n;
+    return Math.sqrt(Math.max(0, this.sumSq / this.n - mean * mean));
+  }
+}
+
+/** Indicator state of one pair. */
+class PairFeatures {
+  lastStart: number | undefined;
+  lastClose: number | undefined;
+  readonly closes = new Rolling(61); // for ret_k: close 1, 5, 15, 60 minutes ago
+  readonly r15 = new Rolling(15); // squared 1m log returns (sum = realised variance)
+  readonly r60 = new Rolling(60);
+  readonly pv15 = new Rolling(15); // price × volume and volume, for the 15m VWAP
+  readonly v15 = new Rolling(15);
+  readonly vol60 = new Rolling(60);
+  readonly trades60 = new Rolling(60);
+  readonly sma20 = new SMA(20);
+  readonly ema12 = new EMA(12);
+  readonly ema26 = new EMA(26);
+  readonly macd = new MACD(new EMA(12), new EMA(26), new EMA(9));
+  readonly rsi14 = new RSI(14); // Wilder's smoothing (the library's default)
+  readonly bb20 = new BollingerBands(20, 2);
+  readonly atr14 = new ATR(14); // Wilder's smoothing
+  readonly stoch = new StochasticOscillator({ kPeriod: 14, kSlowingPeriod: 1, dPeriod: 3 });
+  readonly obv = new OBV(2); // cumulative on-balance volume from the first candle of this state
+}
+
+const TWO_PI = 2 * Math.PI;
+const n = FEATURE_COLUMNS.length;
+
+export class TechnicalFeatures {
+  readonly intervalMs: number;
+  resets = 0;
+  private readonly pairs = new Map<string, PairFeatures>();
+
+  constructor(intervalMs = 60_000) {
+    this.intervalMs = intervalMs;
+  }
+
+  /**
+   * Adds the next candle of a pair and returns its feature vector. The candle must pass `check()` and follow
+   * the previous one of its pair (a later minute); an earlier or equal minute throws (the caller rejects it).
+   */
+  update(c: CandleInput): FeatureVector {
+    let s = this.pairs.get(c.pair);
+    if (s !== undefined && s.lastStart !== undefined) {
+      if (c.windowStart <= s.lastStart)
+        throw new Error(
+          `candle ${new Date(c.windowStart).toISOString()} of ${c.pair} is not after the previous one`,
+        );
+      if (c.windowStart !== s.lastStart + this.intervalMs) {
+        this.resets++;
+        s = undefined; // a gap: start over
+      }
+    }
+    if (s === undefined) {
+      s = new PairFeatures();
+      this.pairs.set(c.pair, s);
+    }
+    const values: (number | null)[] = new Array(n).fill(null);
+    const close = c.close;
+    const prev = s.lastClose;
+    s.closes.push(close);
+    if (prev !== undefined) {
+      const r = Math.log(close / prev);
+      s.r15.push(r * r);
+      s.r60.push(r * r);
+      values[0] = r;
+    }
+    const ret = (k: number) => (s.closes.n > k ? Math.log(close / s.closes.ago(k)) : null);
+    values[1] = ret(5);
+    values[2] = ret(15);
+    values[3] = ret(60);
+    values[4] = s.r15.full ? Math.sqrt(s.r15.sum) : null;
+    values[5] = s.r60.full ? Math.sqrt(s.r60.sum) : null;
+
+    const sma = s.sma20.add(close);
+    const ema12 = s.ema12.add(close);
+    const ema26 = s.ema26.add(close);
+    const macd = s.macd.add(close);
+    const rsi = s.rsi14.add(close);
+    const bb = s.bb20.add(close);
+    const hlc = { high: c.high, low: c.low, close };
+    const atr = s.atr14.add(hlc);
+    const st = s.stoch.add(hlc);
+    const obv = s.obv.add({ open: c.open, high: c.high, low: c.low, close, volume: c.volume });
+    values[6] = sma;
+    values[7] = s.ema12.isStable ? ema12 : null;
+    values[8] = s.ema26.isStable ? ema26 : null;
+    if (macd !== null && s.macd.isStable) {
+      values[9] = macd.macd;
+      values[10] = macd.signal;
+      values[11] = macd.histogram;
+    }
+    values[12] = rsi;
+    if (bb !== null) {
+      const width = bb.upper - bb.lower;
+      values[13] = width > 0 ? (close - bb.lower) / width : 0.5;
+      values[14] = width / bb.middle;
+    }
+    values[15] = atr;
+    if (st !== null) {
+      values[16] = st.stochK;
+      values[17] = st.stochD;
+    }
+    values[18] = obv;
+
+    const vwap = c.vwap ?? close;
+    s.pv15.push(vwap * c.volume);
+    s.v15.push(c.volume);
+    if (s.v15.full) values[19] = s.v15.sum > 0 ? close / (s.pv15.sum / s.v15.sum) - 1 : 0;
+    s.vol60.push(c.volume);
+    if (s.vol60.full) {
+      const sd = s.vol60.std();
+      values[20] = sd > 0 ? (c.volume - s.vol60.sum / 60) / sd : 0;
+    }
+    if (c.trades !== undefined) {
+      s.trades60.push(c.trades);
+      if (s.trades60.full) {
+        const sd = s.trades60.std();
+        values[21] = sd > 0 ? (c.trades - s.trades60.sum / 60) / sd : 0;
+      }
+    }
+    const d = new Date(c.windowStart);
+    const minute = d.getUTCHours() * 60 + d.getUTCMinutes();
+    values[22] = Math.sin((TWO_PI * minute) / 1440);
+    values[23] = Math.cos((TWO_PI * minute) / 1440);
+    values[24] = d.getUTCDay();
+    const rel = (v: number | null) => (v === null ? null : v / close);
+    values[25] = sma === null ? null : sma / close - 1;
+    values[26] = values[7] === null ? null : (values[7] as number) / close - 1;
+    values[27] = values[8] === null ? null : (values[8] as number) / close - 1;
+    values[28] = rel(values[9]!);
+    values[29] = rel(values[10]!);
+    values[30] = rel(values[11]!);
+    values[31] = rel(atr);
+
+    s.lastStart = c.windowStart;
+    s.lastClose = close;
+    let ready = true;
+    for (let i = 0; i < n; i++) {
+      if (values[i] === null) {
+        // A source without trade counts can still be ready: that column simply stays empty.
+        if (i === 21 && c.trades === undefined) continue;
+        ready = false;
+        break;
+      }
+    }
+    return { pair: c.pair, windowStart: c.windowStart, windowEnd: c.windowEnd, close, ready, values };
+  }
+}

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FeatureService } from '../../../src/features/feature-service.ts';
+import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import { topics } from '../../../src/runtime/topic.ts';
+import type { Candle } from '../../../src/schemas/candle.ts';
+import type { DeadLetter } from '../../../src/schemas/dlq.ts';
+import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
+import { bitstampCandles } from '../../support/bitstamp.ts';
+
+const asCandle = (c: Awaited<ReturnType<typeof bitstampCandles>>[number]): Candle => ({
+  v: 1,
+  exchange: 'bitstamp',
+  pair: c.pair,
+  interval: '1m',
+  windowStart: c.windowStart,
+  windowEnd: c.windowEnd,
+  open: c.open,
+  high: c.high,
+  low: c.low,
+  close: c.close,
+  volume: c.volume,
+  filled: false,
+  revision: 0,
+});
+
+async function run(candles: unknown[]): Promise<{ vectors: FeatureVectorRecord[]; dead: DeadLetter[] }> {
+  const bus = new InProcessBus();
+  const svc = new FeatureService(bus);
+  const vectors: FeatureVectorRecord[] = [];
+  svc.onVectors = (vs) => vectors.push(...vs);
+  await svc.start();
+  for (const c of candles) bus.publishUnvalidated('candles', 'BTC/USD', c);
+  await svc.caughtUp();
+  await svc.stop();
+  const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value);
+  return { vectors, dead };
+}
+
+describe('FeatureService: impossible candles', () => {
+  it('go to dlq with a reason and do not poison indicator state', async () => {
+    const good = (await bitstampCandles(200)).map(asCandle);
+    const bad: unknown[] = [
+      { ...good[100]!, windowStart: good[100]!.windowStart + 30, high: 1, low: 2 }, // high < low (schema)
+      { ...good[100]!, volume: -5 }, // negative volume (schema)
+      { ...good[99]! }, // not after the previous candle of its pair
+    ];
+    const clean = await run(good);
+    const dirty = await run([...good.slice(0, 100), ...bad, ...good.slice(100)]);
+    assert.equal(dirty.dead.length, 3);
+    assert.match(dirty.dead[0]!.reason, /impossible OHLC/);
+    assert.match(dirty.dead[1]!.reason, /volume/);
+    assert.match(dirty.dead[2]!.reason, /not after the previous one/);
+    assert.deepEqual(dirty.vectors, clean.vectors);
+  });
+});
