@@ -15,19 +15,22 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 function ema(xs: number[], n: number): number[] {
   const a = 2 / (n + 1);
   const out: number[] = [];
-  xs.forEach((x, i) => out.push(i === 0 ? x : a * x + (1 - a) * out[i - 1]!));
+  for (let i = 0; i < xs.length; i++) out.push(i === 0 ? xs[0]! : a * xs[i]! + (1 - a) * out[i - 1]!);
   return out;
 }
 
 /** Wilder's smoothing: the first value is the simple mean of the first n inputs, then (prev·(n−1) + x)/n. */
 function wilder(xs: number[], n: number): (number | null)[] {
   const out: (number | null)[] = [];
-  let prev: number | null = null;
-  xs.forEach((x, i) => {
-    if (i < n - 1) out.push(null);
-    else if (i === n - 1) out.push((prev = mean(xs.slice(0, n))));
-    else out.push((prev = (prev! * (n - 1) + x) / n));
-  });
+  let prev = 0;
+  for (let i = 0; i < xs.length; i++) {
+    if (i < n - 1) {
+      out.push(null);
+      continue;
+    }
+    prev = i === n - 1 ? mean(xs.slice(0, n)) : (prev * (n - 1) + xs[i]!) / n;
+    out.push(prev);
+  }
   return out;
 }
 
