@@ -1,0 +1,183 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import type { FeatureVectorRecord } from '../../schemas/feature.ts';
+import { type FeatureSetDefinition, type FeatureStore, type OnlineVector, tableName } from './store.ts';
+
+/**
+ * DuckDB feature store (embedded default): one file. Bulk writes go through DuckDB's appender into a staging
+ * table, then `INSERT OR REPLACE` into the history (primary key pair + window_end: idempotent). Point-in-time
+ * reads use DuckDB's ASOF JOIN.
+ */
+export class DuckDbFeatureStore implements FeatureStore {
+  readonly kind = 'duckdb' as const;
+  private readonly conn: DuckDBConnection;
+  private readonly instance: DuckDBInstance;
+  private readonly migrated = new Set<string>();
+
+  private constructor(instance: DuckDBInstance, conn: DuckDBConnection) {
+    this.instance = instance;
+    this.conn = conn;
+  }
+
+  /** `path` is a file (created if missing) or `:memory:`. */
+  static async open(path: string): Promise<DuckDbFeatureStore> {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const instance = await DuckDBInstance.create(path);
+    const conn = await instance.connect();
+    const store = new DuckDbFeatureStore(instance, conn);
+    await conn.run(`CREATE TABLE IF NOT EXISTS feature_sets (
+      name VARCHAR, version INTEGER, columns VARCHAR, source VARCHAR, created_at TIMESTAMP DEFAULT now(),
+      PRIMARY KEY (name, version))`);
+    return store;
+  }
+
+  async migrate(set: FeatureSetDefinition): Promise<void> {
+    const t = tableName(set);
+    if (this.migrated.has(t)) return;
+    const cols = set.columns.map((c) => `"${c}" DOUBLE`).join(', ');
+    await this.conn.run(`CREATE TABLE IF NOT EXISTS ${t} (
+      pair VARCHAR NOT NULL, window_end BIGINT NOT NULL, window_start BIGINT NOT NULL, exchange VARCHAR NOT NULL,
+      close DOUBLE NOT NULL, ready BOOLEAN NOT NULL, ${cols}, PRIMARY KEY (pair, window_end))`);
+    await this.conn.run(`CREATE TABLE IF NOT EXISTS ${t}_online AS SELECT * FROM ${t} WITH NO DATA`);
+    await this.conn.run(`CREATE UNIQUE INDEX IF NOT EXISTS ${t}_online_pair ON ${t}_online (pair)`);
+    await this.conn.run(`CREATE TEMP TABLE IF NOT EXISTS ${t}_staging AS SELECT * FROM ${t} WITH NO DATA`);
+    // Columns added in a later code version of the same set version would be a contract break: refuse.
+    const existing = await this.conn.runAndReadAll(
+      `SELECT column_name FROM information_schema.columns WHERE table_name = '${t}' ORDER BY ordinal_position`,
+    );
+    const have = existing
+      .getRowObjects()
+      .map((r) => String(r.column_name))
+      .slice(6);
+    if (have.join(',') !== set.columns.join(',')) {
+      throw new Error(
+        `${t} has columns ${have.join(',')}, the code expects ${set.columns.join(',')}: bump the feature set version`,
+      );
+    }
+    await this.conn.run(
+      `INSERT OR IGNORE INTO feature_sets (name, version, columns, source) VALUES ($1, $2, $3, $4)`,
+      [set.name, set.version, JSON.stringify(set.columns), set.source],
+    );
+    this.migrated.add(t);
+  }
+
+  async write(set: FeatureSetDefinition, vectors: readonly FeatureVectorRecord[]): Promise<void> {
+    if (vectors.length === 0) return;
+    await this.migrate(set);
+    const t = tableName(set);
+    const app = await this.conn.createAppender(`${t}_staging`, 'main', 'temp');
+    for (const v of vectors) {
+      app.appendVarchar(v.pair);
+      app.appendBigInt(BigInt(v.windowEnd));
+      app.appendBigInt(BigInt(v.windowStart));
+      app.appendVarchar(v.exchange);
+      app.appendDouble(v.close);
+      app.appendBoolean(v.ready);
+      for (const x of v.values) {
+        if (x === null) app.appendNull();
+        else app.appendDouble(x);
+      }
+      app.endRow();
+    }
+    app.closeSync();
+    await this.conn.run('BEGIN TRANSACTION');
+    try {
+      await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
+      // The online vector moves forward only, to the latest ready vector of each pair.
+      await this.conn.run(`INSERT OR REPLACE INTO ${t}_online
+        SELECT s.* FROM (SELECT * FROM ${t}_staging WHERE ready QUALIFY row_number() OVER (PARTITION BY pair ORDER BY window_end DESC) = 1) s
+        LEFT JOIN ${t}_online o ON o.pair = s.pair WHERE o.window_end IS NULL OR s.window_end >= o.window_end`);
+      await this.conn.run(`DELETE FROM ${t}_staging`);
+      await this.conn.run('COMMIT');
+    } catch (err) {
+      await this.conn.run('ROLLBACK');
+      await this.conn.run(`DELETE FROM ${t}_staging`);
+      throw err;
+    }
+  }
+
+  async asOf(set: FeatureSetDefinition, pair: string, ts: number): Promise<FeatureVectorRecord | undefined> {
+    return (await this.asOfMany(set, pair, [ts]))[0];
+  }
+
+  async asOfMany(
+    set: FeatureSetDefinition,
+    pair: string,
+    ts: readonly number[],
+  ): Promise<(FeatureVectorRecord | undefined)[]> {
+    await this.migrate(set);
+    if (ts.length === 0) return [];
+    const t = tableName(set);
+    await this.conn.run('CREATE OR REPLACE TEMP TABLE asof_probe (i INTEGER, ts BIGINT)');
+    const app = await this.conn.createAppender('asof_probe', 'main', 'temp');
+    ts.forEach((x, i) => {
+      app.appendInteger(i);
+      app.appendBigInt(BigInt(x));
+      app.endRow();
+    });
+    app.closeSync();
+    const r = await this.conn.runAndReadAll(
+      `SELECT p.i, f.* FROM asof_probe p ASOF LEFT JOIN (SELECT * FROM ${t} WHERE pair = $1) f ON f.window_end <= p.ts ORDER BY p.i`,
+      [pair],
+    );
+    return r.getRowObjects().map((row) => (row.pair === null ? undefined : this.toVector(set, row)));
+  }
+
+  async history(
+    set: FeatureSetDefinition,
+    pair: string,
+    fromTs: number,
+    toTs: number,
+  ): Promise<FeatureVectorRecord[]> {
+    await this.migrate(set);
+    const r = await this.conn.runAndReadAll(
+      `SELECT * FROM ${tableName(set)} WHERE pair = $1 AND window_end >= $2 AND window_end < $3 ORDER BY window_end`,
+      [pair, BigInt(fromTs), BigInt(toTs)],
+    );
+    return r.getRowObjects().map((row) => this.toVector(set, row));
+  }
+
+  async online(set: FeatureSetDefinition, pair: string, now = Date.now()): Promise<OnlineVector | undefined> {
+    await this.migrate(set);
+    const r = await this.conn.runAndReadAll(`SELECT * FROM ${tableName(set)}_online WHERE pair = $1`, [pair]);
+    const row = r.getRowObjects()[0];
+    if (row === undefined) return undefined;
+    const vector = this.toVector(set, row);
+    return { vector, ageMs: now - vector.windowEnd };
+  }
+
+  async latest(set: FeatureSetDefinition): Promise<Map<string, number>> {
+    await this.migrate(set);
+    const r = await this.conn.runAndReadAll(
+      `SELECT pair, max(window_end) AS w FROM ${tableName(set)} GROUP BY pair`,
+    );
+    return new Map(r.getRowObjects().map((x) => [String(x.pair), Number(x.w)]));
+  }
+
+  async count(set: FeatureSetDefinition): Promise<number> {
+    await this.migrate(set);
+    const r = await this.conn.runAndReadAll(`SELECT count(*) AS n FROM ${tableName(set)}`);
+    return Number(r.getRowObjects()[0]!.n);
+  }
+
+  async close(): Promise<void> {
+    this.conn.closeSync();
+    this.instance.closeSync();
+  }
+
+  private toVector(set: FeatureSetDefinition, row: Record<string, unknown>): FeatureVectorRecord {
+    return {
+      v: 1,
+      featureSet: set.name,
+      featureSetVersion: set.version,
+      exchange: String(row.exchange),
+      pair: String(row.pair),
+      windowStart: Number(row.window_start),
+      windowEnd: Number(row.window_end),
+      close: Number(row.close),
+      ready: Boolean(row.ready),
+      values: set.columns.map((c) => (row[c] === null ? null : Number(row[c]))),
+    };
+  }
+}

@@ -1,0 +1,65 @@
+import type { FeatureVectorRecord } from '../../schemas/feature.ts';
+
+/**
+ * The feature store: one interface, two backends (DuckDB: embedded default, one file; PostgreSQL: distributed).
+ *
+ * - offline: the full history of a feature set, written idempotently (a row is identified by feature set,
+ *   version, pair and windowEnd: writing it again replaces it), read point-in-time;
+ * - online: the latest **ready** vector per pair, with its windowEnd so staleness is visible;
+ * - the store creates and migrates its own schema (`migrate`), and registers each feature-set definition.
+ *
+ * Point-in-time: a vector describes the candle that closed at `windowEnd`, so it is usable at `windowEnd` and
+ * after; `asOf(t)` returns the latest vector with windowEnd ≤ t, never one from after t.
+ */
+export interface FeatureSetDefinition {
+  name: string;
+  version: number;
+  columns: readonly string[];
+  /** Where the values come from (human readable), e.g. "candles 1m → src/features/technical.ts". */
+  source: string;
+}
+
+export interface OnlineVector {
+  vector: FeatureVectorRecord;
+  /** Age of the vector when read: now − windowEnd. */
+  ageMs: number;
+}
+
+export interface FeatureStore {
+  readonly kind: 'duckdb' | 'postgres';
+  /** Creates or migrates the tables of a feature set and records its definition (idempotent). */
+  migrate(set: FeatureSetDefinition): Promise<void>;
+  /** Upserts vectors (offline) and advances the online vector of each pair to its latest ready one. */
+  write(set: FeatureSetDefinition, vectors: readonly FeatureVectorRecord[]): Promise<void>;
+  /** The latest vector of `pair` with windowEnd ≤ `ts` (ready or not), or undefined. */
+  asOf(set: FeatureSetDefinition, pair: string, ts: number): Promise<FeatureVectorRecord | undefined>;
+  /** For each timestamp, the latest vector with windowEnd ≤ it (an ASOF join), in the input order. */
+  asOfMany(
+    set: FeatureSetDefinition,
+    pair: string,
+    ts: readonly number[],
+  ): Promise<(FeatureVectorRecord | undefined)[]>;
+  /** Vectors of `pair` with fromTs ≤ windowEnd < toTs, ordered by windowEnd. */
+  history(
+    set: FeatureSetDefinition,
+    pair: string,
+    fromTs: number,
+    toTs: number,
+  ): Promise<FeatureVectorRecord[]>;
+  online(set: FeatureSetDefinition, pair: string, now?: number): Promise<OnlineVector | undefined>;
+  /** The latest windowEnd stored per pair (where a restarted writer or backfill resumes). */
+  latest(set: FeatureSetDefinition): Promise<Map<string, number>>;
+  count(set: FeatureSetDefinition): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Table names are derived from the set's name and version; both are checked so SQL stays safe. */
+export function tableName(set: FeatureSetDefinition): string {
+  if (!/^[a-z][a-z0-9_]{0,40}$/.test(set.name))
+    throw new Error(`feature set name must be snake_case: ${set.name}`);
+  if (!Number.isInteger(set.version) || set.version < 1)
+    throw new Error(`feature set version must be a positive integer: ${set.version}`);
+  for (const c of set.columns)
+    if (!/^[a-z][a-z0-9_]{0,62}$/.test(c)) throw new Error(`column name must be snake_case: ${c}`);
+  return `fs_${set.name}_v${set.version}`;
+}
