@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import fc from 'fast-check';
+import type { FeatureSetDefinition, FeatureStore } from '../../src/features/store/store.ts';
+import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
+
+/** The behaviour every feature-store backend must have; run against DuckDB and a real PostgreSQL. */
+export function featureStoreContract(open: () => Promise<FeatureStore>): void {
+  let n = 0;
+  const set = (): FeatureSetDefinition => ({ name: `t${process.pid}_${++n}`, version: 1, columns: ['a', 'b'], source: 'test' });
+  const vec = (s: FeatureSetDefinition, pair: string, windowEnd: number, a: number | null, ready = true): FeatureVectorRecord => ({
+    v: 1,
+    featureSet: s.name,
+    featureSetVersion: s.version,
+    exchange: 'test',
+    pair,
+    windowStart: windowEnd - 60_000,
+    windowEnd,
+    close: 100 + windowEnd / 1e12,
+    ready,
+    values: [a, a === null ? null : a * 2],
+  });
+  const T = Date.UTC(2025, 0, 7);
+
+  it('round-trips vectors exactly (nulls included) and keeps pairs apart', async () => {
+    const store = await open();
+    try {
+      const s = set();
+      const vs = [vec(s, 'BTC/USD', T, 0.1), vec(s, 'BTC/USD', T + 60_000, null, false), vec(s, 'ETH/USD', T, -3.5e-12)];
+      await store.write(s, vs);
+      assert.deepEqual(await store.history(s, 'BTC/USD', 0, T + 120_000), vs.slice(0, 2));
+      assert.deepEqual(await store.history(s, 'ETH/USD', 0, T + 120_000), [vs[2]]);
+      assert.deepEqual(await store.latest(s), new Map([['BTC/USD', T + 60_000], ['ETH/USD', T]]));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('is idempotent on (pair, windowEnd): writing again replaces, never duplicates', async () => {
+    const store = await open();
+    try {
+      const s = set();
+      const vs = Array.from({ length: 50 }, (_, i) => vec(s, 'BTC/USD', T + i * 60_000, i));
+      await store.write(s, vs);
+      await store.write(s, vs);
+      assert.equal(await store.count(s), 50);
+      await store.write(s, [vec(s, 'BTC/USD', T, 999)]);
+      assert.equal(await store.count(s), 50);
+      assert.equal((await store.asOf(s, 'BTC/USD', T))!.values[0], 999);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('online: the latest ready vector per pair, never moved back by an older write, with its age', async () => {
+    const store = await open();
+    try {
+      const s = set();
+      await store.write(s, [vec(s, 'BTC/USD', T, 1), vec(s, 'BTC/USD', T + 60_000, 2), vec(s, 'BTC/USD', T + 120_000, 3, false)]);
+      let o = await store.online(s, 'BTC/USD', T + 180_000);
+      assert.equal(o!.vector.windowEnd, T + 60_000, 'not-ready vectors are not served');
+      assert.equal(o!.ageMs, 120_000);
+      await store.write(s, [vec(s, 'BTC/USD', T, 7)]); // a late re-write of an older minute
+      o = await store.online(s, 'BTC/USD');
+      assert.equal(o!.vector.values[0], 2);
+      assert.equal(await store.online(s, 'ETH/USD'), undefined);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('point in time: asOf(t) is the latest vector with windowEnd ≤ t, never one from after t (property)', async () => {
+    const store = await open();
+    try {
+      const s = set();
+      const ends = [...new Set(Array.from({ length: 300 }, (_, i) => T + ((i * 7919) % 997) * 60_000))].sort((a, b) => a - b);
+      await store.write(s, ends.map((e, i) => vec(s, 'BTC/USD', e, i)));
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.integer({ min: T - 3_600_000, max: T + 1000 * 60_000 }), { minLength: 1, maxLength: 30 }), async (ts) => {
+          const got = await store.asOfMany(s, 'BTC/USD', ts);
+          ts.forEach((t, i) => {
+            const want = [...ends].reverse().find((e) => e <= t);
+            assert.equal(got[i]?.windowEnd, want, `as of ${t}`);
+            if (got[i] !== undefined) assert.ok(got[i]!.windowEnd <= t, 'a row from after the as-of time');
+          });
+        }),
+        { numRuns: 60 },
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses a changed column list under the same version (schema contract)', async () => {
+    const store = await open();
+    try {
+      const s = set();
+      await store.migrate(s);
+      await store.close();
+      const again = await open();
+      try {
+        await assert.rejects(again.migrate({ ...s, columns: ['a', 'b', 'c'] }), /bump the feature set version/);
+      } finally {
+        await again.close();
+      }
+    } catch (err) {
+      await store.close().catch(() => {});
+      throw err;
+    }
+  });
+}
