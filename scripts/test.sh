@@ -14,6 +14,9 @@ log "real Kafka broker (scripts/kafka.sh)"
 bash scripts/kafka.sh install
 bash scripts/kafka.sh start
 
+log "real PostgreSQL (scripts/postgres.sh)"
+bash scripts/postgres.sh start
+
 log "lint (biome)"
 npx --no-install biome check src test bench scripts
 log "type-check (tsc)"

@@ -1,0 +1,159 @@
+import pg from 'pg';
+import type { FeatureVectorRecord } from '../../schemas/feature.ts';
+import { type FeatureSetDefinition, type FeatureStore, type OnlineVector, tableName } from './store.ts';
+
+/**
+ * PostgreSQL feature store (distributed runtime). Bulk writes send columns as arrays and upsert with
+ * `INSERT … SELECT FROM unnest(…) ON CONFLICT (pair, window_end) DO UPDATE` (idempotent, one round trip per chunk);
+ * point-in-time reads are a LATERAL "latest windowEnd ≤ t" lookup on the primary key index. Doubles travel in
+ * their shortest exact decimal form both ways, so values round-trip bit for bit.
+ */
+export class PostgresFeatureStore implements FeatureStore {
+  readonly kind = 'postgres' as const;
+  private readonly pool: pg.Pool;
+  private readonly migrated = new Set<string>();
+
+  private constructor(pool: pg.Pool) {
+    this.pool = pool;
+  }
+
+  /** `postgres://user[:password]@host:port/db` — put a password in the URL only from the environment. */
+  static async open(url: string): Promise<PostgresFeatureStore> {
+    const pool = new pg.Pool({ connectionString: url, max: 4 });
+    pool.on('error', () => {}); // idle client errors surface on the next query instead
+    const store = new PostgresFeatureStore(pool);
+    await pool.query(`CREATE TABLE IF NOT EXISTS feature_sets (
+      name TEXT, version INTEGER, columns JSONB NOT NULL, source TEXT NOT NULL, created_at TIMESTAMPTZ DEFAULT now(),
+      PRIMARY KEY (name, version))`);
+    return store;
+  }
+
+  async migrate(set: FeatureSetDefinition): Promise<void> {
+    const t = tableName(set);
+    if (this.migrated.has(t)) return;
+    const cols = set.columns.map((c) => `"${c}" DOUBLE PRECISION`).join(', ');
+    await this.pool.query(`CREATE TABLE IF NOT EXISTS ${t} (
+      pair TEXT NOT NULL, window_end BIGINT NOT NULL, window_start BIGINT NOT NULL, exchange TEXT NOT NULL,
+      close DOUBLE PRECISION NOT NULL, ready BOOLEAN NOT NULL, ${cols}, PRIMARY KEY (pair, window_end))`);
+    await this.pool.query(`CREATE TABLE IF NOT EXISTS ${t}_online (LIKE ${t} INCLUDING ALL)`);
+    await this.pool.query(`CREATE UNIQUE INDEX IF NOT EXISTS ${t}_online_pair ON ${t}_online (pair)`);
+    const r = await this.pool.query(
+      `SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`,
+      [t],
+    );
+    const have = r.rows.map((x) => String(x.column_name)).slice(6);
+    if (have.join(',') !== set.columns.join(',')) {
+      throw new Error(`${t} has columns ${have.join(',')}, the code expects ${set.columns.join(',')}: bump the feature set version`);
+    }
+    await this.pool.query(
+      `INSERT INTO feature_sets (name, version, columns, source) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+      [set.name, set.version, JSON.stringify(set.columns), set.source],
+    );
+    this.migrated.add(t);
+  }
+
+  async write(set: FeatureSetDefinition, vectors: readonly FeatureVectorRecord[]): Promise<void> {
+    if (vectors.length === 0) return;
+    await this.migrate(set);
+    const t = tableName(set);
+    const names = ['pair', 'window_end', 'window_start', 'exchange', 'close', 'ready', ...set.columns.map((c) => `"${c}"`)];
+    const types = ['text[]', 'bigint[]', 'bigint[]', 'text[]', 'float8[]', 'bool[]', ...set.columns.map(() => 'float8[]')];
+    const unnest = `SELECT * FROM unnest(${types.map((ty, i) => `$${i + 1}::${ty}`).join(', ')})`;
+    const update = names.slice(2).map((n) => `${n} = EXCLUDED.${n}`).join(', ');
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      for (let i = 0; i < vectors.length; i += 20_000) {
+        const chunk = vectors.slice(i, i + 20_000);
+        const params: unknown[][] = [
+          chunk.map((v) => v.pair),
+          chunk.map((v) => String(v.windowEnd)),
+          chunk.map((v) => String(v.windowStart)),
+          chunk.map((v) => v.exchange),
+          chunk.map((v) => v.close),
+          chunk.map((v) => v.ready),
+          ...set.columns.map((_, k) => chunk.map((v) => v.values[k] ?? null)),
+        ];
+        await client.query(`INSERT INTO ${t} (${names.join(', ')}) ${unnest} ON CONFLICT (pair, window_end) DO UPDATE SET ${update}`, params);
+        // Online: each pair's latest ready vector of this chunk, only if it is not older than the stored one.
+        await client.query(
+          `INSERT INTO ${t}_online (${names.join(', ')})
+           SELECT DISTINCT ON (pair) * FROM (${unnest}) AS s(${names.join(', ')}) WHERE ready ORDER BY pair, window_end DESC
+           ON CONFLICT (pair) DO UPDATE SET window_end = EXCLUDED.window_end, ${update}
+           WHERE ${t}_online.window_end <= EXCLUDED.window_end`,
+          params,
+        );
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async asOf(set: FeatureSetDefinition, pair: string, ts: number): Promise<FeatureVectorRecord | undefined> {
+    return (await this.asOfMany(set, pair, [ts]))[0];
+  }
+
+  async asOfMany(set: FeatureSetDefinition, pair: string, ts: readonly number[]): Promise<(FeatureVectorRecord | undefined)[]> {
+    await this.migrate(set);
+    if (ts.length === 0) return [];
+    const r = await this.pool.query(
+      `SELECT p.i, f.* FROM unnest($2::bigint[]) WITH ORDINALITY AS p(ts, i)
+       LEFT JOIN LATERAL (SELECT * FROM ${tableName(set)} WHERE pair = $1 AND window_end <= p.ts ORDER BY window_end DESC LIMIT 1) f ON true
+       ORDER BY p.i`,
+      [pair, ts.map(String)],
+    );
+    return r.rows.map((row) => (row.pair === null ? undefined : this.toVector(set, row)));
+  }
+
+  async history(set: FeatureSetDefinition, pair: string, fromTs: number, toTs: number): Promise<FeatureVectorRecord[]> {
+    await this.migrate(set);
+    const r = await this.pool.query(
+      `SELECT * FROM ${tableName(set)} WHERE pair = $1 AND window_end >= $2 AND window_end < $3 ORDER BY window_end`,
+      [pair, String(fromTs), String(toTs)],
+    );
+    return r.rows.map((row) => this.toVector(set, row));
+  }
+
+  async online(set: FeatureSetDefinition, pair: string, now = Date.now()): Promise<OnlineVector | undefined> {
+    await this.migrate(set);
+    const r = await this.pool.query(`SELECT * FROM ${tableName(set)}_online WHERE pair = $1`, [pair]);
+    if (r.rows.length === 0) return undefined;
+    const vector = this.toVector(set, r.rows[0]);
+    return { vector, ageMs: now - vector.windowEnd };
+  }
+
+  async latest(set: FeatureSetDefinition): Promise<Map<string, number>> {
+    await this.migrate(set);
+    const r = await this.pool.query(`SELECT pair, max(window_end) AS w FROM ${tableName(set)} GROUP BY pair`);
+    return new Map(r.rows.map((x) => [String(x.pair), Number(x.w)]));
+  }
+
+  async count(set: FeatureSetDefinition): Promise<number> {
+    await this.migrate(set);
+    const r = await this.pool.query(`SELECT count(*) AS n FROM ${tableName(set)}`);
+    return Number(r.rows[0].n);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  private toVector(set: FeatureSetDefinition, row: Record<string, unknown>): FeatureVectorRecord {
+    return {
+      v: 1,
+      featureSet: set.name,
+      featureSetVersion: set.version,
+      exchange: String(row.exchange),
+      pair: String(row.pair),
+      windowStart: Number(row.window_start),
+      windowEnd: Number(row.window_end),
+      close: Number(row.close),
+      ready: Boolean(row.ready),
+      values: set.columns.map((c) => (row[c] === null ? null : Number(row[c]))),
+    };
+  }
+}
