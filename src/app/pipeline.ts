@@ -1,5 +1,8 @@
 import { CandleService } from '../candles/candle-service.ts';
 import type { StreamConfig } from '../config/config.ts';
+import { FeatureService } from '../features/feature-service.ts';
+import { FeatureWriter } from '../features/feature-writer.ts';
+import type { FeatureStore } from '../features/store/store.ts';
 import type { TradeSource } from '../ingestion/source.ts';
 import { TradeService } from '../ingestion/trade-service.ts';
 import type { Bus } from '../runtime/bus.ts';
@@ -12,6 +15,8 @@ import type { Candle } from '../schemas/candle.ts';
 export interface MarketDataPipeline {
   readonly trades: TradeService;
   readonly candles: CandleService;
+  readonly features?: FeatureService;
+  readonly writer?: FeatureWriter;
   /** Resolves when the (finite) sources are exhausted and every trade has been turned into candles. */
   readonly finished: Promise<void>;
   stop(): Promise<void>;
@@ -23,6 +28,8 @@ export async function startMarketDataPipeline(args: {
   config: Pick<StreamConfig, 'interval' | 'graceMs' | 'latePolicy'>;
   onCandles?(candles: readonly Candle[]): void;
   signal?: AbortSignal;
+  /** With a store: candles → features → store as well. */
+  store?: FeatureStore;
 }): Promise<MarketDataPipeline> {
   const { bus, config } = args;
   const candles = new CandleService({
@@ -33,21 +40,35 @@ export async function startMarketDataPipeline(args: {
     onCandles: args.onCandles,
   });
   await candles.start();
+  let features: FeatureService | undefined;
+  let writer: FeatureWriter | undefined;
+  if (args.store !== undefined) {
+    features = new FeatureService(bus);
+    writer = new FeatureWriter(bus, args.store);
+    await features.start();
+    await writer.start();
+  }
   const trades = new TradeService(bus);
   const abort = new AbortController();
   args.signal?.addEventListener('abort', () => abort.abort(), { once: true });
   const finished = (async () => {
     await trades.run(args.sources, abort.signal);
     await candles.caughtUp();
+    await features?.caughtUp();
+    await writer?.caughtUp();
   })();
   return {
     trades,
     candles,
+    features,
+    writer,
     finished,
     stop: async () => {
       abort.abort();
       await finished.catch(() => {});
       await candles.stop();
+      await features?.stop();
+      await writer?.stop();
     },
   };
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { ConfigError } from '../config/config.ts';
+import { DEFAULT_STORE } from '../features/store/open.ts';
 
 /**
  * The cryptocast CLI: every entry point of the system, one command each. A stable contract (see
@@ -52,6 +53,11 @@ streamOptions(
       new Option('--speed <n>', 'replay speed: "max" or a factor (1 = recorded speed)').default('max'),
     )
     .option('--port <port>', 'HTTP port for the API (reserved: served from the inference issue on)', '8080')
+    .addOption(
+      new Option('--store <url>', 'feature store: duckdb:PATH or postgres://…')
+        .env('CRYPTOCAST_STORE')
+        .default(DEFAULT_STORE),
+    )
     .option('--quiet', 'no live progress line'),
 ).action(async (opts) => {
   // One process for everything: keep the terminal for candles and the status line, warnings only in logs.
@@ -63,7 +69,12 @@ streamOptions(
   program
     .command('service')
     .description('run one pipeline stage as its own process (on Kafka in production)')
-    .argument('<name>', 'trades | candles')
+    .argument('<name>', 'trades | candles | features | feature-writer')
+    .addOption(
+      new Option('--store <url>', 'feature-writer: duckdb:PATH or postgres://…')
+        .env('CRYPTOCAST_STORE')
+        .default(DEFAULT_STORE),
+    )
     .addOption(new Option('--bus <url>', 'transport: memory or kafka://host:port').env('CRYPTOCAST_BUS'))
     .addOption(
       new Option('--source <source>', 'trades service: where trades come from')

@@ -1,6 +1,8 @@
 import { startMarketDataPipeline } from '../../app/pipeline.ts';
 import { iso, n, StatusLine } from '../../app/progress.ts';
 import { loadStreamConfig } from '../../config/config.ts';
+import { TECHNICAL_SET } from '../../features/feature-writer.ts';
+import { openFeatureStore } from '../../features/store/open.ts';
 import type { ReplayProgress } from '../../ingestion/replay.ts';
 import { InProcessBus } from '../../runtime/in-process-bus.ts';
 import type { Candle } from '../../schemas/candle.ts';
@@ -19,6 +21,7 @@ export async function run(
     latePolicy?: string;
     quiet?: boolean;
     port: string;
+    store: string;
   },
 ): Promise<void> {
   const config = loadStreamConfig({
@@ -42,10 +45,12 @@ export async function run(
       `${c.pair.padEnd(9)} ${iso(c.windowStart).slice(0, 16)}  o ${c.open}  h ${c.high}  l ${c.low}  c ${c.close}  ` +
         `v ${Number(c.volume.toFixed(6))}  n ${c.trades}${c.filled ? '  (idle: filled)' : ''}${c.revision ? `  (revision ${c.revision})` : ''}`,
     );
+  const store = await openFeatureStore(opts.store);
   const pipeline = await startMarketDataPipeline({
     bus,
     sources,
     config,
+    store,
     signal: abort.signal,
     onCandles: (cs) => {
       if (!opts.quiet) for (const c of cs) printCandle(c);
@@ -58,6 +63,7 @@ export async function run(
     return (
       `${opts.source} · ${n(s.trades)} trades (${n(Math.round(s.trades / Math.max(secs, 0.001)))}/s) · ${n(c.candles)} candles` +
       ` (${n(c.filled)} idle) · ${n(c.late)} late · ${n(s.rejects)} rejected · ${n(s.duplicates)} duplicates` +
+      ` · ${n(pipeline.features?.stats.ready ?? 0)}/${n(pipeline.features?.stats.vectors ?? 0)} feature vectors ready` +
       (replay ? ` · replay time ${iso(replay.replayTs)}` : '')
     );
   };
@@ -74,4 +80,15 @@ export async function run(
   status.done(
     `${abort.signal.aborted ? 'stopped' : 'done'}: ${line()} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
+  try {
+    for (const [pair, end] of await store.latest(TECHNICAL_SET)) {
+      const online = await store.online(TECHNICAL_SET, pair);
+      process.stderr.write(
+        `feature store ${opts.store}: ${pair} history up to ${iso(end)}; ` +
+          (online ? `online vector of ${iso(online.vector.windowEnd)}\n` : 'no ready vector yet (indicators warm up over 61 minutes)\n'),
+      );
+    }
+  } finally {
+    await store.close();
+  }
 }

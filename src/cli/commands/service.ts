@@ -2,6 +2,9 @@ import { CandleService } from '../../candles/candle-service.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
+import { FeatureService } from '../../features/feature-service.ts';
+import { FeatureWriter } from '../../features/feature-writer.ts';
+import { openFeatureStore } from '../../features/store/open.ts';
 import { TradeService } from '../../ingestion/trade-service.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { buildSources, type SourceFlags } from '../sources.ts';
@@ -20,6 +23,7 @@ export async function service(
     grace?: string;
     latePolicy?: string;
     group: string;
+    store: string;
   },
 ): Promise<void> {
   const config = loadStreamConfig({
@@ -29,8 +33,10 @@ export async function service(
     graceMs: opts.grace,
     latePolicy: opts.latePolicy,
   });
-  if (!['trades', 'candles'].includes(name)) {
-    throw new UsageError(`unknown service "${name}": available now are trades, candles`);
+  if (!['trades', 'candles', 'features', 'feature-writer'].includes(name)) {
+    throw new UsageError(
+      `unknown service "${name}": available now are trades, candles, features, feature-writer`,
+    );
   }
   const bus = await connectBus(config.bus);
   const abort = new AbortController();
@@ -42,7 +48,20 @@ export async function service(
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
 
-  if (name === 'candles') {
+  if (name === 'features' || name === 'feature-writer') {
+    const store = name === 'feature-writer' ? await openFeatureStore(opts.store) : undefined;
+    const svc = name === 'features' ? new FeatureService(bus) : new FeatureWriter(bus, store!);
+    await svc.start();
+    log.info({ service: name, bus: config.bus }, 'running');
+    const timer = setInterval(() => log.info({ service: name, ...svc.stats }, 'progress'), 10_000);
+    await new Promise<void>((resolve) =>
+      abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
+    clearInterval(timer);
+    stopping = svc.stop();
+    await stopping;
+    await store?.close();
+  } else if (name === 'candles') {
     const candles = new CandleService({
       bus,
       interval: config.interval,

@@ -14,6 +14,14 @@ export class DuckDbFeatureStore implements FeatureStore {
   private readonly conn: DuckDBConnection;
   private readonly instance: DuckDBInstance;
   private readonly migrated = new Set<string>();
+  /** One connection, one statement sequence at a time: calls are queued (services write concurrently). */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
 
   private constructor(instance: DuckDBInstance, conn: DuckDBConnection) {
     this.instance = instance;
@@ -33,6 +41,10 @@ export class DuckDbFeatureStore implements FeatureStore {
   }
 
   async migrate(set: FeatureSetDefinition): Promise<void> {
+    return this.serial(() => this._migrate(set));
+  }
+
+  private async _migrate(set: FeatureSetDefinition): Promise<void> {
     const t = tableName(set);
     if (this.migrated.has(t)) return;
     const cols = set.columns.map((c) => `"${c}" DOUBLE`).join(', ');
@@ -63,8 +75,12 @@ export class DuckDbFeatureStore implements FeatureStore {
   }
 
   async write(set: FeatureSetDefinition, vectors: readonly FeatureVectorRecord[]): Promise<void> {
+    return this.serial(() => this._write(set, vectors));
+  }
+
+  private async _write(set: FeatureSetDefinition, vectors: readonly FeatureVectorRecord[]): Promise<void> {
     if (vectors.length === 0) return;
-    await this.migrate(set);
+    await this._migrate(set);
     const t = tableName(set);
     const app = await this.conn.createAppender(`${t}_staging`, 'main', 'temp');
     for (const v of vectors) {
@@ -106,7 +122,15 @@ export class DuckDbFeatureStore implements FeatureStore {
     pair: string,
     ts: readonly number[],
   ): Promise<(FeatureVectorRecord | undefined)[]> {
-    await this.migrate(set);
+    return this.serial(() => this._asOfMany(set, pair, ts));
+  }
+
+  private async _asOfMany(
+    set: FeatureSetDefinition,
+    pair: string,
+    ts: readonly number[],
+  ): Promise<(FeatureVectorRecord | undefined)[]> {
+    await this._migrate(set);
     if (ts.length === 0) return [];
     const t = tableName(set);
     await this.conn.run('CREATE OR REPLACE TEMP TABLE asof_probe (i INTEGER, ts BIGINT)');
@@ -130,7 +154,16 @@ export class DuckDbFeatureStore implements FeatureStore {
     fromTs: number,
     toTs: number,
   ): Promise<FeatureVectorRecord[]> {
-    await this.migrate(set);
+    return this.serial(() => this._history(set, pair, fromTs, toTs));
+  }
+
+  private async _history(
+    set: FeatureSetDefinition,
+    pair: string,
+    fromTs: number,
+    toTs: number,
+  ): Promise<FeatureVectorRecord[]> {
+    await this._migrate(set);
     const r = await this.conn.runAndReadAll(
       `SELECT * FROM ${tableName(set)} WHERE pair = $1 AND window_end >= $2 AND window_end < $3 ORDER BY window_end`,
       [pair, BigInt(fromTs), BigInt(toTs)],
@@ -139,7 +172,15 @@ export class DuckDbFeatureStore implements FeatureStore {
   }
 
   async online(set: FeatureSetDefinition, pair: string, now = Date.now()): Promise<OnlineVector | undefined> {
-    await this.migrate(set);
+    return this.serial(() => this._online(set, pair, now));
+  }
+
+  private async _online(
+    set: FeatureSetDefinition,
+    pair: string,
+    now = Date.now(),
+  ): Promise<OnlineVector | undefined> {
+    await this._migrate(set);
     const r = await this.conn.runAndReadAll(`SELECT * FROM ${tableName(set)}_online WHERE pair = $1`, [pair]);
     const row = r.getRowObjects()[0];
     if (row === undefined) return undefined;
@@ -148,7 +189,11 @@ export class DuckDbFeatureStore implements FeatureStore {
   }
 
   async latest(set: FeatureSetDefinition): Promise<Map<string, number>> {
-    await this.migrate(set);
+    return this.serial(() => this._latest(set));
+  }
+
+  private async _latest(set: FeatureSetDefinition): Promise<Map<string, number>> {
+    await this._migrate(set);
     const r = await this.conn.runAndReadAll(
       `SELECT pair, max(window_end) AS w FROM ${tableName(set)} GROUP BY pair`,
     );
@@ -156,7 +201,11 @@ export class DuckDbFeatureStore implements FeatureStore {
   }
 
   async count(set: FeatureSetDefinition): Promise<number> {
-    await this.migrate(set);
+    return this.serial(() => this._count(set));
+  }
+
+  private async _count(set: FeatureSetDefinition): Promise<number> {
+    await this._migrate(set);
     const r = await this.conn.runAndReadAll(`SELECT count(*) AS n FROM ${tableName(set)}`);
     return Number(r.getRowObjects()[0]!.n);
   }

@@ -43,7 +43,9 @@ export class PostgresFeatureStore implements FeatureStore {
     );
     const have = r.rows.map((x) => String(x.column_name)).slice(6);
     if (have.join(',') !== set.columns.join(',')) {
-      throw new Error(`${t} has columns ${have.join(',')}, the code expects ${set.columns.join(',')}: bump the feature set version`);
+      throw new Error(
+        `${t} has columns ${have.join(',')}, the code expects ${set.columns.join(',')}: bump the feature set version`,
+      );
     }
     await this.pool.query(
       `INSERT INTO feature_sets (name, version, columns, source) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
@@ -56,10 +58,29 @@ export class PostgresFeatureStore implements FeatureStore {
     if (vectors.length === 0) return;
     await this.migrate(set);
     const t = tableName(set);
-    const names = ['pair', 'window_end', 'window_start', 'exchange', 'close', 'ready', ...set.columns.map((c) => `"${c}"`)];
-    const types = ['text[]', 'bigint[]', 'bigint[]', 'text[]', 'float8[]', 'bool[]', ...set.columns.map(() => 'float8[]')];
+    const names = [
+      'pair',
+      'window_end',
+      'window_start',
+      'exchange',
+      'close',
+      'ready',
+      ...set.columns.map((c) => `"${c}"`),
+    ];
+    const types = [
+      'text[]',
+      'bigint[]',
+      'bigint[]',
+      'text[]',
+      'float8[]',
+      'bool[]',
+      ...set.columns.map(() => 'float8[]'),
+    ];
     const unnest = `SELECT * FROM unnest(${types.map((ty, i) => `$${i + 1}::${ty}`).join(', ')})`;
-    const update = names.slice(2).map((n) => `${n} = EXCLUDED.${n}`).join(', ');
+    const update = names
+      .slice(2)
+      .map((n) => `${n} = EXCLUDED.${n}`)
+      .join(', ');
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
@@ -74,7 +95,10 @@ export class PostgresFeatureStore implements FeatureStore {
           chunk.map((v) => v.ready),
           ...set.columns.map((_, k) => chunk.map((v) => v.values[k] ?? null)),
         ];
-        await client.query(`INSERT INTO ${t} (${names.join(', ')}) ${unnest} ON CONFLICT (pair, window_end) DO UPDATE SET ${update}`, params);
+        await client.query(
+          `INSERT INTO ${t} (${names.join(', ')}) ${unnest} ON CONFLICT (pair, window_end) DO UPDATE SET ${update}`,
+          params,
+        );
         // Online: each pair's latest ready vector of this chunk, only if it is not older than the stored one.
         await client.query(
           `INSERT INTO ${t}_online (${names.join(', ')})
@@ -97,7 +121,11 @@ export class PostgresFeatureStore implements FeatureStore {
     return (await this.asOfMany(set, pair, [ts]))[0];
   }
 
-  async asOfMany(set: FeatureSetDefinition, pair: string, ts: readonly number[]): Promise<(FeatureVectorRecord | undefined)[]> {
+  async asOfMany(
+    set: FeatureSetDefinition,
+    pair: string,
+    ts: readonly number[],
+  ): Promise<(FeatureVectorRecord | undefined)[]> {
     await this.migrate(set);
     if (ts.length === 0) return [];
     const r = await this.pool.query(
@@ -109,7 +137,12 @@ export class PostgresFeatureStore implements FeatureStore {
     return r.rows.map((row) => (row.pair === null ? undefined : this.toVector(set, row)));
   }
 
-  async history(set: FeatureSetDefinition, pair: string, fromTs: number, toTs: number): Promise<FeatureVectorRecord[]> {
+  async history(
+    set: FeatureSetDefinition,
+    pair: string,
+    fromTs: number,
+    toTs: number,
+  ): Promise<FeatureVectorRecord[]> {
     await this.migrate(set);
     const r = await this.pool.query(
       `SELECT * FROM ${tableName(set)} WHERE pair = $1 AND window_end >= $2 AND window_end < $3 ORDER BY window_end`,
