@@ -124,10 +124,14 @@ program
     '--candles <path>',
     'candle file or folder: cryptocast candles output, OHLCV CSV, Binance klines (csv/zip/gz)',
   )
-  .requiredOption(
-    '--output <file.csv>',
-    'output CSV: pair,windowStart,windowEnd,close,ready,<feature columns>',
+  .option('--output <file.csv>', 'output CSV: pair,windowStart,windowEnd,close,ready,<feature columns>')
+  .addOption(
+    new Option(
+      '--store <url>',
+      'also write to a feature store (duckdb:PATH, postgres://…): a backfill, idempotent',
+    ).env('CRYPTOCAST_STORE_BACKFILL'),
   )
+  .option('--exchange <id>', 'exchange id recorded with the vectors in the store', 'file')
   .option('--pair <pair>', 'pair, when the file does not say')
   .action(async (opts) => (await import('./commands/features.ts')).features(opts));
 

@@ -1,16 +1,43 @@
+import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
-import { readOhlcv } from '../../candles/ohlcv-files.ts';
+import { candleFiles, readOhlcv } from '../../candles/ohlcv-files.ts';
 import { UsageError } from '../../core/errors.ts';
 import { FeatureCsvWriter } from '../../features/csv.ts';
+import { toRecord } from '../../features/feature-service.ts';
+import { TECHNICAL_SET } from '../../features/feature-writer.ts';
+import { openFeatureStore } from '../../features/store/open.ts';
 import { check, TechnicalFeatures } from '../../features/technical.ts';
+import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 
 /**
  * `cryptocast features`: candles (any OHLCV CSV, Binance kline files, or `cryptocast candles` output) → one feature
  * row per candle, with the very code the live feature service runs.
  */
-export async function features(opts: { candles: string; output: string; pair?: string }): Promise<void> {
+export async function features(opts: {
+  candles: string;
+  output?: string;
+  pair?: string;
+  store?: string;
+  exchange: string;
+}): Promise<void> {
+  if (opts.output === undefined && opts.store === undefined)
+    throw new UsageError('give --output FILE.csv, --store URL, or both');
   const engine = new TechnicalFeatures();
-  const writer = new FeatureCsvWriter(opts.output);
+  const writer = opts.output ? new FeatureCsvWriter(opts.output) : undefined;
+  const store = opts.store ? await openFeatureStore(opts.store) : undefined;
+  if (store) await store.migrate(TECHNICAL_SET);
+  const files = candleFiles(opts.candles);
+  const bar = new cliProgress.SingleBar(
+    {
+      format: 'features [{bar}] {value}/{total} files · {rows} rows · {ready} ready',
+      hideCursor: true,
+      noTTYOutput: false,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let rows = 0;
+  const pending: FeatureVectorRecord[] = [];
+  if (files.length > 1) bar.start(files.length, 0, { rows: 0, ready: 0 });
   let rejects = 0;
   let ready = 0;
   const reject = (where: string, reason: string) => {
@@ -19,34 +46,52 @@ export async function features(opts: { candles: string; output: string; pair?: s
   };
   const started = performance.now();
   try {
-    for await (const batch of readOhlcv(opts.candles, { pair: opts.pair })) {
-      for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
-      const out = [];
-      for (const c of batch.candles) {
-        const bad = check(c);
-        if (bad !== undefined) {
-          reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, bad);
-          continue;
+    for (const [fileIndex, file] of files.entries()) {
+      for await (const batch of readOhlcv(file, { pair: opts.pair })) {
+        for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
+        const out = [];
+        for (const c of batch.candles) {
+          const bad = check(c);
+          if (bad !== undefined) {
+            reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, bad);
+            continue;
+          }
+          try {
+            const v = engine.update(c);
+            if (v.ready) ready++;
+            out.push(v);
+          } catch (err) {
+            reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, (err as Error).message);
+          }
         }
-        try {
-          const v = engine.update(c);
-          if (v.ready) ready++;
-          out.push(v);
-        } catch (err) {
-          reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, (err as Error).message);
+        rows += out.length;
+        await writer?.write(out);
+        // Idempotent upserts: re-running a backfill over the same candles changes nothing. Written in
+        // large batches: per-write costs (transaction, upsert, online update) are paid per 50,000 rows.
+        if (store) {
+          for (const v of out) pending.push(toRecord(opts.exchange, v));
+          if (pending.length >= 50_000) await store.write(TECHNICAL_SET, pending.splice(0));
         }
       }
-      await writer.write(out);
+      if (files.length > 1)
+        bar.update(fileIndex + 1, {
+          rows: rows.toLocaleString('en-US'),
+          ready: ready.toLocaleString('en-US'),
+        });
     }
+    if (store) await store.write(TECHNICAL_SET, pending.splice(0));
   } catch (err) {
     if ((err as Error).name === 'UsageError') throw new UsageError((err as Error).message);
     throw err;
   } finally {
-    await writer.close();
+    if (files.length > 1) bar.stop();
+    await writer?.close();
+    await store?.close();
   }
+  const where = [opts.output, opts.store].filter(Boolean).join(' and ');
   process.stderr.write(
-    `${n(writer.rows)} feature rows (${n(ready)} ready) in ${opts.output} in ${((performance.now() - started) / 1000).toFixed(1)} s` +
+    `${n(rows)} feature rows (${n(ready)} ready) into ${where} in ${((performance.now() - started) / 1000).toFixed(1)} s` +
       `${engine.resets ? `; ${n(engine.resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}\n`,
   );
-  if (writer.rows === 0) process.exitCode = 1;
+  if (rows === 0) process.exitCode = 1;
 }

@@ -85,7 +85,9 @@ export async function run(
       const online = await store.online(TECHNICAL_SET, pair);
       process.stderr.write(
         `feature store ${opts.store}: ${pair} history up to ${iso(end)}; ` +
-          (online ? `online vector of ${iso(online.vector.windowEnd)}\n` : 'no ready vector yet (indicators warm up over 61 minutes)\n'),
+          (online
+            ? `online vector of ${iso(online.vector.windowEnd)}\n`
+            : 'no ready vector yet (indicators warm up over 61 minutes)\n'),
       );
     }
   } finally {

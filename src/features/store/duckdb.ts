@@ -1,8 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { type DuckDBConnection, DuckDBDataChunkWriter, DuckDBInstance } from '@duckdb/node-api';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
-import { type FeatureSetDefinition, type FeatureStore, type OnlineVector, tableName } from './store.ts';
+import {
+  type FeatureSetDefinition,
+  type FeatureStore,
+  latestReadyPerPair,
+  type OnlineVector,
+  tableName,
+} from './store.ts';
 
 /**
  * DuckDB feature store (embedded default): one file. Bulk writes go through DuckDB's appender into a staging
@@ -82,28 +88,41 @@ export class DuckDbFeatureStore implements FeatureStore {
     if (vectors.length === 0) return;
     await this._migrate(set);
     const t = tableName(set);
-    const app = await this.conn.createAppender(`${t}_staging`, 'main', 'temp');
+    // Fast path (a backfill or the live writer: every row is newer than what the table holds for its pair):
+    // append straight into the table. Otherwise stage and upsert.
+    const fresh = await this.allNewer(t, vectors);
+    const app = fresh
+      ? await this.conn.createAppender(t)
+      : await this.conn.createAppender(`${t}_staging`, 'main', 'temp');
+    // Whole data chunks (2,048 rows) instead of one value at a time: far fewer native calls.
+    const writer = DuckDBDataChunkWriter.forAppender(app);
     for (const v of vectors) {
-      app.appendVarchar(v.pair);
-      app.appendBigInt(BigInt(v.windowEnd));
-      app.appendBigInt(BigInt(v.windowStart));
-      app.appendVarchar(v.exchange);
-      app.appendDouble(v.close);
-      app.appendBoolean(v.ready);
-      for (const x of v.values) {
-        if (x === null) app.appendNull();
-        else app.appendDouble(x);
-      }
-      app.endRow();
+      writer.appendRow([
+        v.pair,
+        BigInt(v.windowEnd),
+        BigInt(v.windowStart),
+        v.exchange,
+        v.close,
+        v.ready,
+        ...v.values,
+      ]);
     }
+    writer.flush();
     app.closeSync();
+    const last = this.maxEnd.get(t)!;
+    for (const v of vectors)
+      if (v.windowEnd > (last.get(v.pair) ?? Number.NEGATIVE_INFINITY)) last.set(v.pair, v.windowEnd);
     await this.conn.run('BEGIN TRANSACTION');
     try {
-      await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
-      // The online vector moves forward only, to the latest ready vector of each pair.
-      await this.conn.run(`INSERT OR REPLACE INTO ${t}_online
-        SELECT s.* FROM (SELECT * FROM ${t}_staging WHERE ready QUALIFY row_number() OVER (PARTITION BY pair ORDER BY window_end DESC) = 1) s
-        LEFT JOIN ${t}_online o ON o.pair = s.pair WHERE o.window_end IS NULL OR s.window_end >= o.window_end`);
+      if (!fresh) await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
+      // The online vector moves forward only, to the latest ready vector of each pair (found in JS: a few rows).
+      for (const v of latestReadyPerPair(vectors)) {
+        await this.conn.run(
+          `INSERT OR REPLACE INTO ${t}_online SELECT * FROM ${t} WHERE pair = $1 AND window_end = $2
+           AND NOT EXISTS (SELECT 1 FROM ${t}_online o WHERE o.pair = $1 AND o.window_end > $2)`,
+          [v.pair, BigInt(v.windowEnd)],
+        );
+      }
       await this.conn.run(`DELETE FROM ${t}_staging`);
       await this.conn.run('COMMIT');
     } catch (err) {
@@ -111,6 +130,25 @@ export class DuckDbFeatureStore implements FeatureStore {
       await this.conn.run(`DELETE FROM ${t}_staging`);
       throw err;
     }
+  }
+
+  /** Latest windowEnd per pair per table, kept in memory after a first read. */
+  private readonly maxEnd = new Map<string, Map<string, number>>();
+
+  private async allNewer(t: string, vectors: readonly FeatureVectorRecord[]): Promise<boolean> {
+    let last = this.maxEnd.get(t);
+    if (last === undefined) {
+      const r = await this.conn.runAndReadAll(`SELECT pair, max(window_end) AS w FROM ${t} GROUP BY pair`);
+      last = new Map(r.getRowObjects().map((x) => [String(x.pair), Number(x.w)]));
+      this.maxEnd.set(t, last);
+    }
+    const seen = new Map<string, number>();
+    for (const v of vectors) {
+      const floor = seen.get(v.pair) ?? last.get(v.pair) ?? Number.NEGATIVE_INFINITY;
+      if (v.windowEnd <= floor) return false;
+      seen.set(v.pair, v.windowEnd);
+    }
+    return true;
   }
 
   async asOf(set: FeatureSetDefinition, pair: string, ts: number): Promise<FeatureVectorRecord | undefined> {

@@ -1,6 +1,12 @@
 import pg from 'pg';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
-import { type FeatureSetDefinition, type FeatureStore, type OnlineVector, tableName } from './store.ts';
+import {
+  type FeatureSetDefinition,
+  type FeatureStore,
+  latestReadyPerPair,
+  type OnlineVector,
+  tableName,
+} from './store.ts';
 
 /**
  * PostgreSQL feature store (distributed runtime). Bulk writes send columns as arrays and upsert with
@@ -99,10 +105,22 @@ export class PostgresFeatureStore implements FeatureStore {
           `INSERT INTO ${t} (${names.join(', ')}) ${unnest} ON CONFLICT (pair, window_end) DO UPDATE SET ${update}`,
           params,
         );
-        // Online: each pair's latest ready vector of this chunk, only if it is not older than the stored one.
+      }
+      // Online: each pair's latest ready vector of this write (found here, a handful of rows), only if it is not
+      // older than the stored one.
+      const latest = latestReadyPerPair(vectors);
+      if (latest.length > 0) {
+        const params: unknown[][] = [
+          latest.map((v) => v.pair),
+          latest.map((v) => String(v.windowEnd)),
+          latest.map((v) => String(v.windowStart)),
+          latest.map((v) => v.exchange),
+          latest.map((v) => v.close),
+          latest.map((v) => v.ready),
+          ...set.columns.map((_, k) => latest.map((v) => v.values[k] ?? null)),
+        ];
         await client.query(
-          `INSERT INTO ${t}_online (${names.join(', ')})
-           SELECT DISTINCT ON (pair) * FROM (${unnest}) AS s(${names.join(', ')}) WHERE ready ORDER BY pair, window_end DESC
+          `INSERT INTO ${t}_online (${names.join(', ')}) ${unnest}
            ON CONFLICT (pair) DO UPDATE SET window_end = EXCLUDED.window_end, ${update}
            WHERE ${t}_online.window_end <= EXCLUDED.window_end`,
           params,

@@ -63,3 +63,14 @@ export function tableName(set: FeatureSetDefinition): string {
     if (!/^[a-z][a-z0-9_]{0,62}$/.test(c)) throw new Error(`column name must be snake_case: ${c}`);
   return `fs_${set.name}_v${set.version}`;
 }
+
+/** The latest ready vector of each pair in a batch: what may become the online vector. */
+export function latestReadyPerPair(vectors: readonly FeatureVectorRecord[]): FeatureVectorRecord[] {
+  const best = new Map<string, FeatureVectorRecord>();
+  for (const v of vectors) {
+    if (!v.ready) continue;
+    const b = best.get(v.pair);
+    if (b === undefined || v.windowEnd > b.windowEnd) best.set(v.pair, v);
+  }
+  return [...best.values()];
+}
