@@ -9,20 +9,31 @@ import { check, FEATURE_SET, type FeatureVector, TechnicalFeatures } from './tec
 /**
  * The feature stage as a service: `candles` → technical features → `features`. The same `TechnicalFeatures`
  * code as `cryptocast features` (batch), fed one candle at a time. Impossible candles go to `dlq` and never
- * touch indicator state. Revised candles (late-trade policy `revise`) are not fed again: features are computed
+ * touch indicator state.
+ *
+ * Restart: offsets are committed `warmup` candles behind, per pair; a restarted service re-reads those candles
+ * to rebuild its indicators (every one of them converges well within 1,000 minutes) and publishes only vectors
+ * newer than the last one in `features`, so nothing is duplicated or skipped. Revised candles (late-trade policy `revise`) are not fed again: features are computed
  * once per closed minute, from its first emission.
  */
 export class FeatureService {
-  readonly stats = { candles: 0, vectors: 0, ready: 0, rejected: 0 };
+  readonly stats = { candles: 0, vectors: 0, ready: 0, rejected: 0, rewarmed: 0 };
   private readonly bus: Bus;
   private readonly engines = new Map<number, TechnicalFeatures>();
+  /** Per partition and pair, the offsets of the last `warmup` candles: a restart re-reads from the oldest. */
+  private readonly kept = new Map<number, Map<string, bigint[]>>();
+  /** Per pair, the last windowEnd already published (read back from `features` on (re)assignment). */
+  private published: Map<string, number> | undefined;
+  /** Candles re-read to rebuild indicator state after a restart; enough for every indicator to converge. */
+  readonly warmup: number;
   private subscription: Subscription | undefined;
   private readonly group: string;
   onVectors?: (vs: readonly FeatureVectorRecord[]) => void;
 
-  constructor(bus: Bus, group = 'features') {
+  constructor(bus: Bus, group = 'features', warmup = 1_000) {
     this.bus = bus;
     this.group = group;
+    this.warmup = warmup;
   }
 
   async start(): Promise<void> {
@@ -33,16 +44,29 @@ export class FeatureService {
       service: 'features',
       from: 'earliest',
       onAssign: (ps) => {
-        for (const p of ps) this.engines.set(p, new TechnicalFeatures());
+        for (const p of ps) {
+          this.engines.set(p, new TechnicalFeatures());
+          this.kept.set(p, new Map());
+        }
+        this.published = undefined;
       },
       onRevoke: (ps) => {
-        for (const p of ps) this.engines.delete(p);
+        for (const p of ps) {
+          this.engines.delete(p);
+          this.kept.delete(p);
+        }
       },
       handle: async (batch) => {
         let engine = this.engines.get(batch.partition);
         if (engine === undefined) {
           engine = new TechnicalFeatures();
           this.engines.set(batch.partition, engine);
+        }
+        if (this.published === undefined) this.published = await this.readPublished();
+        let kept = this.kept.get(batch.partition);
+        if (kept === undefined) {
+          kept = new Map();
+          this.kept.set(batch.partition, kept);
         }
         const out: FeatureVectorRecord[] = [];
         const dead: DeadLetter[] = [];
@@ -76,6 +100,17 @@ export class FeatureService {
             );
             continue;
           }
+          let offsets = kept.get(c.pair);
+          if (offsets === undefined) {
+            offsets = [];
+            kept.set(c.pair, offsets);
+          }
+          offsets.push(r.offset);
+          if (offsets.length > this.warmup) offsets.shift();
+          if (v.windowEnd <= (this.published.get(v.pair) ?? Number.NEGATIVE_INFINITY)) {
+            this.stats.rewarmed++; // re-read after a restart to rebuild state: published already
+            continue;
+          }
           if (v.ready) this.stats.ready++;
           out.push(toRecord(c.exchange, v));
         }
@@ -88,9 +123,23 @@ export class FeatureService {
           log.warn({ service: 'features', count: dead.length, reason: dead[0]!.reason }, 'candles rejected');
           await this.bus.publish(topics.dlq, dead);
         }
-        return undefined;
+        // Commit only up to the oldest candle still needed to re-warm every pair of this partition.
+        let oldest: bigint | undefined;
+        for (const offsets of kept.values())
+          if (offsets.length > 0 && (oldest === undefined || offsets[0]! < oldest)) oldest = offsets[0];
+        return oldest === undefined ? undefined : new Map([[batch.partition, oldest]]);
       },
     });
+  }
+
+  /** What an earlier run already published, per pair (the tail of `features`). */
+  private async readPublished(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const r of await this.bus.readTail<FeatureVectorRecord>(topics.features, 5_000)) {
+      const v = r.value;
+      if (v.windowEnd > (out.get(v.pair) ?? 0)) out.set(v.pair, v.windowEnd);
+    }
+    return out;
   }
 
   async caughtUp(): Promise<void> {

@@ -1,4 +1,4 @@
-import { ATR, BollingerBands, EMA, MACD, OBV, RSI, SMA, StochasticOscillator } from 'trading-signals';
+import { ATR, BollingerBands, EMA, MACD, RSI, SMA, StochasticOscillator } from 'trading-signals';
 
 /**
  * Technical features of 1-minute candles, computed incrementally per pair: constant work per candle, the same
@@ -152,7 +152,10 @@ class PairFeatures {
   readonly bb20 = new BollingerBands(20, 2);
   readonly atr14 = new ATR(14); // Wilder's smoothing
   readonly stoch = new StochasticOscillator({ kPeriod: 14, kSlowingPeriod: 1, dPeriod: 3 });
-  readonly obv = new OBV(2); // cumulative on-balance volume from the first candle of this state
+  // On-balance volume over the last 60 minutes (Σ sign(Δclose)·volume). Granville's OBV is cumulative from an
+  // arbitrary start, so its level depends on where a series began: a rolling window makes it comparable across
+  // backfills and restarts.
+  readonly obv60 = new Rolling(60);
 }
 
 const TWO_PI = 2 * Math.PI;
@@ -213,7 +216,8 @@ export class TechnicalFeatures {
     const hlc = { high: c.high, low: c.low, close };
     const atr = s.atr14.add(hlc);
     const st = s.stoch.add(hlc);
-    const obv = s.obv.add({ open: c.open, high: c.high, low: c.low, close, volume: c.volume });
+    if (prev !== undefined) s.obv60.push(close > prev ? c.volume : close < prev ? -c.volume : 0);
+    const obv = s.obv60.full ? s.obv60.sum : null;
     values[6] = sma;
     values[7] = s.ema12.isStable ? ema12 : null;
     values[8] = s.ema26.isStable ? ema26 : null;

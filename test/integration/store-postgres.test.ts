@@ -10,7 +10,10 @@ const URL = process.env.CRYPTOCAST_TEST_PG ?? 'postgres://cryptocast@127.0.0.1:5
 
 describe('PostgreSQL feature store (a real server)', () => {
   before(() => {
-    if (!process.env.CRYPTOCAST_TEST_PG) execFileSync('bash', [join(ROOT, 'scripts', 'postgres.sh'), 'start'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (!process.env.CRYPTOCAST_TEST_PG)
+      execFileSync('bash', [join(ROOT, 'scripts', 'postgres.sh'), 'start'], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
   });
   featureStoreContract(() => PostgresFeatureStore.open(URL));
 });

@@ -7,8 +7,19 @@ import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
 /** The behaviour every feature-store backend must have; run against DuckDB and a real PostgreSQL. */
 export function featureStoreContract(open: () => Promise<FeatureStore>): void {
   let n = 0;
-  const set = (): FeatureSetDefinition => ({ name: `t${process.pid}_${++n}`, version: 1, columns: ['a', 'b'], source: 'test' });
-  const vec = (s: FeatureSetDefinition, pair: string, windowEnd: number, a: number | null, ready = true): FeatureVectorRecord => ({
+  const set = (): FeatureSetDefinition => ({
+    name: `t${process.pid}_${++n}`,
+    version: 1,
+    columns: ['a', 'b'],
+    source: 'test',
+  });
+  const vec = (
+    s: FeatureSetDefinition,
+    pair: string,
+    windowEnd: number,
+    a: number | null,
+    ready = true,
+  ): FeatureVectorRecord => ({
     v: 1,
     featureSet: s.name,
     featureSetVersion: s.version,
@@ -26,11 +37,21 @@ export function featureStoreContract(open: () => Promise<FeatureStore>): void {
     const store = await open();
     try {
       const s = set();
-      const vs = [vec(s, 'BTC/USD', T, 0.1), vec(s, 'BTC/USD', T + 60_000, null, false), vec(s, 'ETH/USD', T, -3.5e-12)];
+      const vs = [
+        vec(s, 'BTC/USD', T, 0.1),
+        vec(s, 'BTC/USD', T + 60_000, null, false),
+        vec(s, 'ETH/USD', T, -3.5e-12),
+      ];
       await store.write(s, vs);
       assert.deepEqual(await store.history(s, 'BTC/USD', 0, T + 120_000), vs.slice(0, 2));
       assert.deepEqual(await store.history(s, 'ETH/USD', 0, T + 120_000), [vs[2]]);
-      assert.deepEqual(await store.latest(s), new Map([['BTC/USD', T + 60_000], ['ETH/USD', T]]));
+      assert.deepEqual(
+        await store.latest(s),
+        new Map([
+          ['BTC/USD', T + 60_000],
+          ['ETH/USD', T],
+        ]),
+      );
     } finally {
       await store.close();
     }
@@ -56,7 +77,11 @@ export function featureStoreContract(open: () => Promise<FeatureStore>): void {
     const store = await open();
     try {
       const s = set();
-      await store.write(s, [vec(s, 'BTC/USD', T, 1), vec(s, 'BTC/USD', T + 60_000, 2), vec(s, 'BTC/USD', T + 120_000, 3, false)]);
+      await store.write(s, [
+        vec(s, 'BTC/USD', T, 1),
+        vec(s, 'BTC/USD', T + 60_000, 2),
+        vec(s, 'BTC/USD', T + 120_000, 3, false),
+      ]);
       let o = await store.online(s, 'BTC/USD', T + 180_000);
       assert.equal(o!.vector.windowEnd, T + 60_000, 'not-ready vectors are not served');
       assert.equal(o!.ageMs, 120_000);
@@ -73,17 +98,28 @@ export function featureStoreContract(open: () => Promise<FeatureStore>): void {
     const store = await open();
     try {
       const s = set();
-      const ends = [...new Set(Array.from({ length: 300 }, (_, i) => T + ((i * 7919) % 997) * 60_000))].sort((a, b) => a - b);
-      await store.write(s, ends.map((e, i) => vec(s, 'BTC/USD', e, i)));
+      const ends = [...new Set(Array.from({ length: 300 }, (_, i) => T + ((i * 7919) % 997) * 60_000))].sort(
+        (a, b) => a - b,
+      );
+      await store.write(
+        s,
+        ends.map((e, i) => vec(s, 'BTC/USD', e, i)),
+      );
       await fc.assert(
-        fc.asyncProperty(fc.array(fc.integer({ min: T - 3_600_000, max: T + 1000 * 60_000 }), { minLength: 1, maxLength: 30 }), async (ts) => {
-          const got = await store.asOfMany(s, 'BTC/USD', ts);
-          ts.forEach((t, i) => {
-            const want = [...ends].reverse().find((e) => e <= t);
-            assert.equal(got[i]?.windowEnd, want, `as of ${t}`);
-            if (got[i] !== undefined) assert.ok(got[i]!.windowEnd <= t, 'a row from after the as-of time');
-          });
-        }),
+        fc.asyncProperty(
+          fc.array(fc.integer({ min: T - 3_600_000, max: T + 1000 * 60_000 }), {
+            minLength: 1,
+            maxLength: 30,
+          }),
+          async (ts) => {
+            const got = await store.asOfMany(s, 'BTC/USD', ts);
+            ts.forEach((t, i) => {
+              const want = [...ends].reverse().find((e) => e <= t);
+              assert.equal(got[i]?.windowEnd, want, `as of ${t}`);
+              if (got[i] !== undefined) assert.ok(got[i]!.windowEnd <= t, 'a row from after the as-of time');
+            });
+          },
+        ),
         { numRuns: 60 },
       );
     } finally {
@@ -99,7 +135,10 @@ export function featureStoreContract(open: () => Promise<FeatureStore>): void {
       await store.close();
       const again = await open();
       try {
-        await assert.rejects(again.migrate({ ...s, columns: ['a', 'b', 'c'] }), /bump the feature set version/);
+        await assert.rejects(
+          again.migrate({ ...s, columns: ['a', 'b', 'c'] }),
+          /bump the feature set version/,
+        );
       } finally {
         await again.close();
       }

@@ -125,6 +125,15 @@ describe('technical features vs textbook definitions (real Bitstamp minutes)', (
     }
   });
 
+  it('on-balance volume over the last 60 minutes', () => {
+    for (let i = 100; i < candles.length; i += 113) {
+      let obv = 0;
+      for (let k = i - 59; k <= i; k++)
+        obv += Math.sign(candles[k]!.close - candles[k - 1]!.close) * candles[k]!.volume;
+      near(got[i]!.values[col('obv')]!, obv, `obv ${i}`, 1e-7);
+    }
+  });
+
   it('is ready from the 61st minute on (60 one-minute returns), and time features are exact', () => {
     assert.equal(
       got.findIndex((v) => v.ready),
