@@ -135,6 +135,12 @@ program
   .option('--pair <pair>', 'pair, when the file does not say')
   .action(async (opts) => (await import('./commands/features.ts')).features(opts));
 
+program
+  .command('schemas')
+  .description('print the topic contracts (zod schemas) as an AsyncAPI 3.0 document')
+  .option('--output <file.json>', 'write to a file instead of stdout')
+  .action(async (opts) => (await import('./commands/schemas.ts')).schemas(opts));
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || (err instanceof Error && err.name === 'UsageError')) {
     process.stderr.write(`cryptocast: ${err.message}\n`);

@@ -20,16 +20,19 @@ export class FeatureWriter {
   private readonly store: FeatureStore;
   private subscription: Subscription | undefined;
 
-  constructor(bus: Bus, store: FeatureStore) {
+  private readonly group: string;
+
+  constructor(bus: Bus, store: FeatureStore, group = 'feature-writer') {
     this.bus = bus;
     this.store = store;
+    this.group = group;
   }
 
   async start(): Promise<void> {
     await this.store.migrate(TECHNICAL_SET);
     this.subscription = await this.bus.subscribe<FeatureVectorRecord>({
       topic: topics.features,
-      group: 'feature-writer',
+      group: this.group,
       service: 'feature-writer',
       from: 'earliest',
       handle: async (batch) => {
