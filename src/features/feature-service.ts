@@ -1,3 +1,4 @@
+import { faultPoint } from '../core/faults.ts';
 import { log } from '../core/log.ts';
 import type { Bus, Subscription } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
@@ -118,6 +119,7 @@ export class FeatureService {
           await this.bus.publish(topics.features, out);
           this.stats.vectors += out.length;
           this.onVectors?.(out);
+          faultPoint('features:published');
         }
         if (dead.length > 0) {
           log.warn({ service: 'features', count: dead.length, reason: dead[0]!.reason }, 'candles rejected');
