@@ -18,12 +18,22 @@ import type { FeatureVectorRecord } from '../src/schemas/feature.ts';
 import { fmt, recordBenchmark } from './report.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const SRC = join(ROOT, '..', 'shared', 'data', 'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02', 'BTCUSDT');
+const SRC = join(
+  ROOT,
+  '..',
+  'shared',
+  'data',
+  'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02',
+  'BTCUSDT',
+);
 const dir = mkdtempSync(join(tmpdir(), 'bench-12m-'));
-for (const f of readdirSync(SRC).filter((f) => /-2022-\d\d-\d\d\.zip$/.test(f))) symlinkSync(join(SRC, f), join(dir, f));
+for (const f of readdirSync(SRC).filter((f) => /-2022-\d\d-\d\d\.zip$/.test(f)))
+  symlinkSync(join(SRC, f), join(dir, f));
 
 /** The whole backfill path as `cryptocast features --store` runs it: read, compute, write in 50,000-row batches. */
-async function backfill(store: FeatureStore): Promise<{ seconds: number; rows: number; read: number; compute: number; write: number }> {
+async function backfill(
+  store: FeatureStore,
+): Promise<{ seconds: number; rows: number; read: number; compute: number; write: number }> {
   const t0 = performance.now();
   await store.migrate(TECHNICAL_SET);
   const engine = new TechnicalFeatures();
@@ -50,7 +60,13 @@ async function backfill(store: FeatureStore): Promise<{ seconds: number; rows: n
   await store.write(TECHNICAL_SET, pending);
   write += performance.now() - w;
   const seconds = (performance.now() - t0) / 1000;
-  return { seconds, rows, compute: compute / 1000, write: write / 1000, read: seconds - compute / 1000 - write / 1000 };
+  return {
+    seconds,
+    rows,
+    compute: compute / 1000,
+    write: write / 1000,
+    read: seconds - compute / 1000 - write / 1000,
+  };
 }
 
 /** Per-candle cost of the live path: one `TechnicalFeatures.update` per candle, timed over the same minutes. */
@@ -70,10 +86,16 @@ async function liveCost(): Promise<number> {
 const duckFile = join(ROOT, '.data', 'bench', 'features.duckdb');
 mkdirSync(join(ROOT, '.data', 'bench'), { recursive: true });
 rmSync(duckFile, { force: true });
-const pgUrl = process.env.CRYPTOCAST_BENCH_PG ?? execFileSync('bash', [join(ROOT, 'scripts', 'postgres.sh'), 'url']).toString().trim();
-if (!process.env.CRYPTOCAST_BENCH_PG) execFileSync('bash', [join(ROOT, 'scripts', 'postgres.sh'), 'start'], { stdio: 'inherit' });
+const pgUrl =
+  process.env.CRYPTOCAST_BENCH_PG ??
+  execFileSync('bash', [join(ROOT, 'scripts', 'postgres.sh'), 'url'])
+    .toString()
+    .trim();
+if (!process.env.CRYPTOCAST_BENCH_PG)
+  execFileSync('bash', [join(ROOT, 'scripts', 'postgres.sh'), 'start'], { stdio: 'inherit' });
 
-const results: { name: string; r: Awaited<ReturnType<typeof backfill>>; again: number; target: number }[] = [];
+const results: { name: string; r: Awaited<ReturnType<typeof backfill>>; again: number; target: number }[] =
+  [];
 for (const [name, url, target] of [
   ['DuckDB (one file)', `duckdb:${duckFile}`, 10],
   ['PostgreSQL 15 (local server)', pgUrl, 30],
@@ -95,7 +117,9 @@ for (const [name, url, target] of [
   void t1;
   await store.close();
   results.push({ name, r, again: again.seconds, target });
-  process.stdout.write(`${name}: ${fmt(r.rows)} rows in ${r.seconds.toFixed(1)} s (re-run ${again.seconds.toFixed(1)} s)\n`);
+  process.stdout.write(
+    `${name}: ${fmt(r.rows)} rows in ${r.seconds.toFixed(1)} s (re-run ${again.seconds.toFixed(1)} s)\n`,
+  );
 }
 const us = await liveCost();
 process.stdout.write(`live path: ${us.toFixed(2)} µs per candle\n`);
@@ -119,4 +143,8 @@ Reading is the unzip + CSV parse of the daily Binance files; writing is DuckDB's
 \`INSERT OR REPLACE\`, or PostgreSQL's \`INSERT … SELECT FROM unnest(…) ON CONFLICT DO UPDATE\`.
 `;
 process.stdout.write(body);
-recordBenchmark('features-backfill', 'Features backfill into the feature store, and the live per-candle cost', body);
+recordBenchmark(
+  'features-backfill',
+  'Features backfill into the feature store, and the live per-candle cost',
+  body,
+);
