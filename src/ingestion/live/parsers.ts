@@ -123,6 +123,9 @@ export function parseKrakenFrame(text: string, receivedTs: number): Parsed {
         out.rejects.push({ kind: 'invalid', reason: 'trade message without a data array' });
         return out;
       }
+      // An empty snapshot is normal (no recent trade): nothing to do, but not nothing seen.
+      if (msg.data.length === 0)
+        out.controls.push({ type: 'ignored', what: `empty trade ${String(msg.type)}` });
       for (const d of msg.data) {
         if (!isObj(d)) {
           out.rejects.push({ kind: 'invalid', reason: 'trade entry is not an object' });

@@ -249,3 +249,16 @@ describe('fuzzing the recorded-file readers', () => {
     });
   });
 });
+
+describe('edge cases the fuzzers found', () => {
+  it('an empty Kraken snapshot is seen (a control), not lost', () => {
+    const p = parseKrakenFrame('{"channel":"trade","type":"snapshot","data":[]}', Date.now());
+    assert.equal(p.trades.length + p.rejects.length, 0);
+    assert.deepEqual(p.controls, [{ type: 'ignored', what: 'empty trade snapshot' }]);
+  });
+
+  it('a Coinbase heartbeats message without events is rejected with a reason; a corrupt gzip is a reject, not a crash', () => {
+    const p = parseCoinbaseFrame('{"channel":"heartbeats","sequence_num":"","events":null}', Date.now());
+    assert.match(p.rejects[0]!.reason, /without an events array/);
+  });
+});
