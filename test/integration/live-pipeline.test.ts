@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
+import { liveSources } from '../../src/ingestion/live/index.ts';
+import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
+import { topics } from '../../src/runtime/topic.ts';
+import type { Candle } from '../../src/schemas/candle.ts';
+import { until } from '../support/exchanges/base.ts';
+import { krakenRecordedTrades } from '../support/exchanges/fixtures.ts';
+import { KrakenServer } from '../support/exchanges/kraken.ts';
+
+/**
+ * End to end on the wall clock: the live Kraken connector (against a local Kraken server) → in-process bus →
+ * candle service. Trades of two minutes ago close their minute as soon as the connector's clock watermarks
+ * arrive, and the idle minute after it is emitted too, filled — the market was quiet, the minute still exists.
+ */
+describe('live pipeline on the wall clock', () => {
+  it('closes traded and idle minutes from the connector clock', async () => {
+    const srv = await new KrakenServer().listen();
+    srv.heartbeatMs = 200;
+    const bus = new InProcessBus();
+    const MIN = 60_000;
+    const now = Date.now();
+    const m2 = Math.floor(now / MIN) * MIN - 2 * MIN; // two minutes ago
+    const real = krakenRecordedTrades().slice(0, 5);
+    const trades = real.map((t, i) => ({ ...t, time: ((m2 + 1_000 + i * 1_000) / 1000).toFixed(3) }));
+    const pipeline = await startMarketDataPipeline({
+      bus,
+      sources: liveSources(['BTC/USDT'], {
+        CRYPTOCAST_EXCHANGES: 'kraken',
+        CRYPTOCAST_KRAKEN_WS_URL: srv.wsUrl,
+        CRYPTOCAST_KRAKEN_REST_URL: srv.restUrl,
+      }),
+      config: { interval: '1m', graceMs: 5_000, latePolicy: 'dlq' },
+    });
+    try {
+      await until(() => srv.sockets.size === 1 && srv.received.length > 0, 5_000, 'subscribed');
+      srv.publish('BTC/USDT', trades);
+      const candles = async () => (await bus.readTail<Candle>(topics.candles, 100)).map((r) => r.value);
+      // The minute after the trades closes once the wall clock (minus 2 s delay and 5 s grace) passes its end.
+      const deadline = Date.now() + 15_000;
+      let got: Candle[] = [];
+      while (Date.now() < deadline) {
+        got = await candles();
+        if (got.some((c) => c.windowStart === m2 + MIN)) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const traded = got.find((c) => c.windowStart === m2)!;
+      assert.ok(traded, 'the traded minute closed');
+      assert.equal(traded.trades, 5);
+      assert.equal(traded.filled, false);
+      assert.equal(traded.close, Number(real[4]!.price));
+      const idle = got.find((c) => c.windowStart === m2 + MIN)!;
+      assert.ok(idle, 'the idle minute closed on the clock');
+      assert.deepEqual(
+        [idle.filled, idle.volume, idle.open, idle.close],
+        [true, 0, traded.close, traded.close],
+      );
+      assert.equal(pipeline.candles.stats.late, 0);
+    } finally {
+      await pipeline.stop();
+      await bus.close();
+      await srv.close();
+    }
+  });
+});
