@@ -80,7 +80,8 @@ ${fmt(N)} synthetic trades (2 pairs, ~1% out of order by up to 2 s), 3 runs, med
 Peak RSS of the benchmark process: ${fmt(peak)} MiB (the ${fmt(N)} input trades alone hold about ${fmt(rssBefore)} MiB before the runs).
 Trades are validated once, where they enter the system (parser or Kafka consumer); the in-process bus does not
 re-check values a schema produced (src/runtime/validated.ts), which alone took the full path from ~0.9 M/s to the
-figure above. The remaining cost over the aggregator is deduplication by trade id (a sliding bitmap per pair)
+figure above. The remaining cost over the aggregator is deduplication by trade id (a sliding bitmap per pair, in the
+trade service and again in the candle stage, which must not count a trade the topic holds twice)
 and the bus bookkeeping (partitioning, batches, commits, back-pressure).
 `;
 process.stdout.write(body);
