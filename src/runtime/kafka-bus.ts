@@ -93,7 +93,9 @@ export class KafkaBus implements Bus {
           });
           log.info({ topic: name, partitions: t.partitions }, 'created topic');
         } catch (err) {
-          if (!/already exists/i.test(String((err as Error)?.message) + JSON.stringify(err))) throw err;
+          // Another process may have created it meanwhile (services start together): fine if it exists now.
+          const now = new Set(await admin.listTopics());
+          if (!now.has(name)) throw err;
         }
       }
       this.created.add(t.name);

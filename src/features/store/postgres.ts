@@ -44,7 +44,7 @@ export class PostgresFeatureStore implements FeatureStore {
     await this.pool.query(`CREATE TABLE IF NOT EXISTS ${t}_online (LIKE ${t} INCLUDING ALL)`);
     await this.pool.query(`CREATE UNIQUE INDEX IF NOT EXISTS ${t}_online_pair ON ${t}_online (pair)`);
     const r = await this.pool.query(
-      `SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`,
+      `SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND table_schema = current_schema() ORDER BY ordinal_position`,
       [t],
     );
     const have = r.rows.map((x) => String(x.column_name)).slice(6);

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
+import { TECHNICAL_SET } from '../../src/features/feature-writer.ts';
+import { DuckDbFeatureStore } from '../../src/features/store/duckdb.ts';
+import { PostgresFeatureStore } from '../../src/features/store/postgres.ts';
+import { ReplaySource } from '../../src/ingestion/replay.ts';
+import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
+import { BINANCE_CAPTURE } from '../support/data.ts';
+import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
+
+/**
+ * The distributed runtime end to end: trades, candles, features and feature-writer as four processes on a real
+ * Kafka broker, writing a real PostgreSQL — and the embedded runtime (one process, in-process bus, DuckDB) on the
+ * same recording. Both stores must hold the same feature vectors.
+ */
+const ROOT = join(import.meta.dirname, '..', '..');
+const PG_URL = process.env.CRYPTOCAST_TEST_PG ?? 'postgres://cryptocast@127.0.0.1:55432/cryptocast';
+
+describe('distributed pipeline (4 processes, Kafka, PostgreSQL) = embedded pipeline (1 process, DuckDB)', () => {
+  const children: ChildProcess[] = [];
+  const prefix = uniquePrefix('dist');
+  const schema = prefix
+    .replace(/[^a-z0-9]/gi, '_')
+    .toLowerCase()
+    .replace(/_+$/, '');
+  before(async () => {
+    await ensureKafka();
+    if (!process.env.CRYPTOCAST_TEST_PG)
+      execFileSync('bash', [join(ROOT, 'scripts', 'postgres.sh'), 'start'], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    await c.query(`CREATE SCHEMA ${schema}`);
+    await c.end();
+  });
+  after(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await c.end();
+  });
+
+  it('stores the same feature vectors', async () => {
+    // Embedded.
+    const duck = await DuckDbFeatureStore.open(':memory:');
+    const bus = new InProcessBus();
+    const p = await startMarketDataPipeline({
+      bus,
+      store: duck,
+      sources: [new ReplaySource({ files: [BINANCE_CAPTURE], speed: 'max' })],
+      config: { interval: '1m', graceMs: 5_000, latePolicy: 'dlq' },
+    });
+    await p.finished;
+    await p.stop();
+    const embedded = [
+      ...(await duck.history(TECHNICAL_SET, 'BTC/USDT', 0, Number.MAX_SAFE_INTEGER)),
+      ...(await duck.history(TECHNICAL_SET, 'ETH/USDT', 0, Number.MAX_SAFE_INTEGER)),
+    ];
+    await duck.close();
+    assert.equal(embedded.length, 24);
+
+    // Distributed: every stage its own process; the store in a schema of its own.
+    const storeUrl = `${PG_URL}?options=-c%20search_path%3D${schema}`;
+    const env = {
+      ...process.env,
+      CRYPTOCAST_TOPIC_PREFIX: prefix,
+      CRYPTOCAST_LOG_LEVEL: 'warn',
+      CRYPTOCAST_BUS: KAFKA_URL,
+    };
+    const svc = (args: string[]) => {
+      const c = spawn(join(ROOT, 'bin', 'cryptocast'), ['service', ...args], {
+        env,
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      children.push(c);
+      return c;
+    };
+    svc(['candles']);
+    svc(['features']);
+    svc(['feature-writer', '--store', storeUrl]);
+    const trades = svc(['trades', '--source', 'replay', '--data', BINANCE_CAPTURE, '--speed', 'max']);
+    assert.equal(await new Promise((r) => trades.once('exit', r)), 0);
+
+    const store = await PostgresFeatureStore.open(storeUrl);
+    try {
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && (await store.count(TECHNICAL_SET).catch(() => 0)) < embedded.length)
+        await sleep(300);
+      await sleep(1_000);
+      const distributed = [
+        ...(await store.history(TECHNICAL_SET, 'BTC/USDT', 0, Number.MAX_SAFE_INTEGER)),
+        ...(await store.history(TECHNICAL_SET, 'ETH/USDT', 0, Number.MAX_SAFE_INTEGER)),
+      ];
+      assert.deepEqual(distributed, embedded);
+    } finally {
+      await store.close();
+    }
+  });
+});
