@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Text and identity rules shared by every news source: plain text out of HTML/CDATA, URLs without tracking
+ * parameters, ids from guids or URLs, near-duplicate titles, coin mentions.
+ */
+const ENTITIES: Record<string, string> = {
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  apos: "'",
+  nbsp: ' ',
+  '#39': "'",
+};
+
+export function plainText(html: string): string {
+  return html
+    .replace(/<!\[CDATA\[([\s\S]*?)\]\]>/g, '$1')
+    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, ' ')
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/&(#\d+|#x[0-9a-f]+|[a-z]+);/gi, (m, e: string) => {
+      if (e.startsWith('#x')) return String.fromCodePoint(Number.parseInt(e.slice(2), 16));
+      if (e.startsWith('#')) return ENTITIES[e] ?? String.fromCodePoint(Number(e.slice(1)));
+      return ENTITIES[e.toLowerCase()] ?? m;
+    })
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** Lower-cased host, no fragment, no tracking parameters (utm_*, ref, …), no trailing slash. */
+export function normaliseUrl(url: string): string {
+  try {
+    const u = new URL(url.trim());
+    u.hash = '';
+    for (const k of [...u.searchParams.keys()])
+      if (/^(utm_|ref$|referrer$|fbclid$|gclid$|mc_)/i.test(k)) u.searchParams.delete(k);
+    u.hostname = u.hostname.toLowerCase().replace(/^www\./, '');
+    const s = u.toString();
+    return s.endsWith('/') ? s.slice(0, -1) : s;
+  } catch {
+    return url.trim();
+  }
+}
+
+export function newsId(source: string, guidOrUrl: string): string {
+  return createHash('sha256').update(`${source}\u0000${guidOrUrl}`).digest('hex').slice(0, 32);
+}
+
+/** A title reduced to its words, for near-duplicate detection across sources. */
+export function titleKey(title: string): string {
+  return plainText(title)
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[^\p{L}\p{N}\s]/gu, ' ')
+    .split(/\s+/)
+    .filter((w) => w.length > 2)
+    .join(' ');
+}
+
+const COINS: [string, RegExp][] = [
+  ['BTC', /\b(btc|xbt|bitcoin'?s?)\b/i],
+  ['ETH', /\b(eth|ether|ethereum'?s?)\b/i],
+  ['SOL', /\b(sol|solana)\b/i],
+  ['XRP', /\b(xrp|ripple)\b/i],
+  ['ADA', /\b(ada|cardano)\b/i],
+  ['DOGE', /\b(doge|dogecoin)\b/i],
+  ['BNB', /\b(bnb|binance coin)\b/i],
+  ['DOT', /\b(polkadot)\b/i],
+  ['AVAX', /\b(avax|avalanche)\b/i],
+  ['LTC', /\b(ltc|litecoin)\b/i],
+  ['LUNA', /\b(luna|terra)\b/i],
+  ['USDT', /\b(usdt|tether)\b/i],
+  ['USDC', /\b(usdc)\b/i],
+];
+
+/** Coins the text mentions, by ticker or name. */
+export function coinsIn(text: string): string[] {
+  return COINS.filter(([, re]) => re.test(text))
+    .map(([c]) => c)
+    .sort();
+}
