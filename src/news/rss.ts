@@ -170,7 +170,7 @@ export function parseFeed(
   for (const e of entries) {
     const link = rss
       ? text(e.link)
-      : String((list(e.link).find((l) => !l['@rel'] || l['@rel'] === 'alternate') ?? {})['@href'] ?? '');
+      : String(list(e.link).find((l) => !l['@rel'] || l['@rel'] === 'alternate')?.['@href'] ?? '');
     const guid = text(rss ? e.guid : e.id);
     const title = plainText(text(e.title));
     const summary = plainText(
