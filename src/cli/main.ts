@@ -69,7 +69,11 @@ streamOptions(
   program
     .command('service')
     .description('run one pipeline stage as its own process (on Kafka in production)')
-    .argument('<name>', 'trades | candles | features | feature-writer')
+    .argument('<name>', 'trades | candles | features | feature-writer | news')
+    .option(
+      '--feeds <urls>',
+      'news --source live: RSS/Atom feed URLs, comma separated (default CoinDesk, Cointelegraph)',
+    )
     .addOption(
       new Option('--store <url>', 'feature-writer: duckdb:PATH or postgres://…')
         .env('CRYPTOCAST_STORE')

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { type Candle, CandleSchema } from '../schemas/candle.ts';
 import { type DeadLetter, DeadLetterSchema } from '../schemas/dlq.ts';
 import { type FeatureVectorRecord, FeatureVectorSchema } from '../schemas/feature.ts';
+import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
 import { type TradeEvent, TradeEventSchema } from '../schemas/trade.ts';
 
 /**
@@ -40,6 +41,12 @@ export const topics = {
     schema: FeatureVectorSchema,
     key: (f) => f.pair,
     partitions: 4,
+  }),
+  news: defineTopic<NewsItem>({
+    name: 'news',
+    schema: NewsItemSchema,
+    key: (n) => n.id,
+    partitions: 1,
   }),
   dlq: defineTopic<DeadLetter>({
     name: 'dlq',

@@ -9,6 +9,7 @@ const DESCRIPTIONS: Record<string, string> = {
   trades: 'Normalised trades and per-pair watermarks (event-time progress) from every source. Key: pair.',
   candles: 'OHLCV candles of closed event-time windows (filled = idle minute). Key: pair.',
   features: 'Feature vectors of closed candles, per versioned feature set. Key: pair.',
+  news: 'Normalised, deduplicated news items (publishedAt as claimed, fetchedAt when first seen). Key: news id.',
   dlq: 'Rejected input: reason, origin and the original payload. Key: origin.',
 };
 

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { CandleService } from '../../candles/candle-service.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
@@ -6,8 +7,11 @@ import { FeatureService } from '../../features/feature-service.ts';
 import { FeatureWriter } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { TradeService } from '../../ingestion/trade-service.ts';
+import { NewsService } from '../../news/news-service.ts';
+import { RecordedNewsSource } from '../../news/recorded.ts';
+import { DEFAULT_FEEDS, RssSource } from '../../news/rss.ts';
 import { connectBus } from '../../runtime/connect.ts';
-import { buildSources, type SourceFlags } from '../sources.ts';
+import { buildSources, type SourceFlags, sharedDataDir } from '../sources.ts';
 
 /**
  * `cryptocast service <name>`: one pipeline stage as its own process. Runs until SIGINT/SIGTERM, then stops
@@ -24,6 +28,7 @@ export async function service(
     latePolicy?: string;
     group: string;
     store: string;
+    feeds?: string;
   },
 ): Promise<void> {
   const config = loadStreamConfig({
@@ -33,9 +38,9 @@ export async function service(
     graceMs: opts.grace,
     latePolicy: opts.latePolicy,
   });
-  if (!['trades', 'candles', 'features', 'feature-writer'].includes(name)) {
+  if (!['trades', 'candles', 'features', 'feature-writer', 'news'].includes(name)) {
     throw new UsageError(
-      `unknown service "${name}": available now are trades, candles, features, feature-writer`,
+      `unknown service "${name}": available now are trades, candles, features, feature-writer, news`,
     );
   }
   const bus = await connectBus(config.bus);
@@ -48,7 +53,26 @@ export async function service(
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
 
-  if (name === 'features' || name === 'feature-writer') {
+  if (name === 'news') {
+    const svc = new NewsService(bus);
+    const feeds = (opts.feeds ?? process.env.CRYPTOCAST_NEWS_FEEDS ?? '')
+      .split(',')
+      .map((u) => u.trim())
+      .filter(Boolean)
+      .map((url) => ({ url }));
+    const source =
+      opts.source === 'replay'
+        ? new RecordedNewsSource({
+            file:
+              opts.data ??
+              join(sharedDataDir(), 'crypto-news-sentiment/news/cryptonews_2021-10_2022-07.csv.gz'),
+          })
+        : new RssSource({ feeds: feeds.length > 0 ? feeds : DEFAULT_FEEDS });
+    log.info({ service: 'news', bus: config.bus, source: source.name }, 'running');
+    stopping = svc.run([source], abort.signal);
+    await stopping;
+    log.info({ service: 'news', ...svc.stats }, 'finished');
+  } else if (name === 'features' || name === 'feature-writer') {
     const store = name === 'feature-writer' ? await openFeatureStore(opts.store) : undefined;
     const svc = name === 'features' ? new FeatureService(bus) : new FeatureWriter(bus, store!);
     await svc.start();

@@ -1,0 +1,39 @@
+import { log } from '../core/log.ts';
+import type { Bus } from '../runtime/bus.ts';
+import { topics } from '../runtime/topic.ts';
+import type { DeadLetter } from '../schemas/dlq.ts';
+import type { NewsItem } from '../schemas/news.ts';
+import { NewsDeduplicator } from './dedup.ts';
+import type { NewsSink, NewsSource } from './source.ts';
+
+/** News sources → deduplicated items on `news`, rejects on `dlq` (the news half of the feature pipelines). */
+export class NewsService {
+  readonly stats = { items: 0, duplicates: 0, rejects: 0 };
+  private readonly bus: Bus;
+  private readonly dedup = new NewsDeduplicator();
+
+  constructor(bus: Bus) {
+    this.bus = bus;
+  }
+
+  async run(sources: readonly NewsSource[], signal: AbortSignal): Promise<void> {
+    await this.bus.ensureTopics([topics.news, topics.dlq]);
+    const sink: NewsSink = {
+      news: async (items: readonly NewsItem[]) => {
+        const fresh = items.filter((n) => this.dedup.accept(n));
+        this.stats.duplicates += items.length - fresh.length;
+        if (fresh.length > 0) await this.bus.publish(topics.news, fresh);
+        this.stats.items += fresh.length;
+      },
+      reject: async (dl: DeadLetter) => {
+        this.stats.rejects++;
+        await this.bus.publish(topics.dlq, [dl]);
+      },
+    };
+    const results = await Promise.allSettled(sources.map((s) => s.run(sink, signal)));
+    for (const [i, r] of results.entries()) {
+      if (r.status === 'rejected')
+        log.error({ err: r.reason, source: sources[i]!.name }, 'news source stopped with an error');
+    }
+  }
+}
