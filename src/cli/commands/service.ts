@@ -7,9 +7,11 @@ import { FeatureService } from '../../features/feature-service.ts';
 import { FeatureWriter } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { TradeService } from '../../ingestion/trade-service.ts';
+import { CryptoPanicSource } from '../../news/cryptopanic.ts';
 import { NewsService } from '../../news/news-service.ts';
 import { RecordedNewsSource } from '../../news/recorded.ts';
 import { DEFAULT_FEEDS, RssSource } from '../../news/rss.ts';
+import type { NewsSource } from '../../news/source.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { buildSources, type SourceFlags, sharedDataDir } from '../sources.ts';
 
@@ -68,8 +70,13 @@ export async function service(
               join(sharedDataDir(), 'crypto-news-sentiment/news/cryptonews_2021-10_2022-07.csv.gz'),
           })
         : new RssSource({ feeds: feeds.length > 0 ? feeds : DEFAULT_FEEDS });
-    log.info({ service: 'news', bus: config.bus, source: source.name }, 'running');
-    stopping = svc.run([source], abort.signal);
+    const sources: NewsSource[] = [source];
+    // CryptoPanic joins when its token is in the environment (secrets never come from flags or files).
+    const token = process.env.CRYPTOPANIC_TOKEN;
+    if (opts.source !== 'replay' && token)
+      sources.push(new CryptoPanicSource({ token, baseUrl: process.env.CRYPTOCAST_CRYPTOPANIC_URL }));
+    log.info({ service: 'news', bus: config.bus, sources: sources.map((x) => x.name) }, 'running');
+    stopping = svc.run(sources, abort.signal);
     await stopping;
     log.info({ service: 'news', ...svc.stats }, 'finished');
   } else if (name === 'features' || name === 'feature-writer') {

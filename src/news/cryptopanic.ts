@@ -1,0 +1,128 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { log as rootLog } from '../core/log.ts';
+import { redact } from '../ingestion/live/http.ts';
+import { summarise } from '../runtime/in-process-bus.ts';
+import { validate } from '../runtime/validated.ts';
+import { deadLetter } from '../schemas/dlq.ts';
+import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
+import { coinsIn, newsId, normaliseUrl, plainText } from './normalise.ts';
+import type { NewsSink, NewsSource } from './source.ts';
+
+/**
+ * CryptoPanic posts API (docs/exchange-protocols.md §7 — shapes from client libraries, the official page was not
+ * available): `GET /api/developer/v2/posts/?auth_token=…&public=true&currencies=BTC,ETH&kind=news`, following `next`
+ * up to `maxPages`. The token comes from the environment (`CRYPTOPANIC_TOKEN`) and never reaches a log (URLs are
+ * redacted). Free plans have small quotas: a poll every 15 minutes by default, Retry-After honoured on 429; an
+ * authentication error stops the source with a clear message instead of hammering the API.
+ */
+export interface CryptoPanicOptions {
+  token: string;
+  baseUrl?: string;
+  currencies?: readonly string[];
+  intervalMs?: number;
+  maxPages?: number;
+  maxPolls?: number;
+}
+
+export class CryptoPanicSource implements NewsSource {
+  readonly name = 'cryptopanic';
+  readonly stats = { polls: 0, items: 0, errors: 0 };
+  private readonly o: CryptoPanicOptions;
+  private readonly log = rootLog.child({ source: 'cryptopanic' });
+
+  constructor(o: CryptoPanicOptions) {
+    if (!o.token) throw new Error('CryptoPanic needs an API token: set CRYPTOPANIC_TOKEN');
+    this.o = o;
+  }
+
+  async run(sink: NewsSink, signal: AbortSignal): Promise<void> {
+    const base = this.o.baseUrl ?? 'https://cryptopanic.com';
+    const currencies = (this.o.currencies ?? ['BTC', 'ETH']).join(',');
+    for (let poll = 0; !signal.aborted && (this.o.maxPolls === undefined || poll < this.o.maxPolls); poll++) {
+      let wait = this.o.intervalMs ?? 900_000;
+      let url: string | null =
+        `${base}/api/developer/v2/posts/?auth_token=${encodeURIComponent(this.o.token)}&public=true&kind=news&currencies=${currencies}`;
+      this.stats.polls++;
+      for (let page = 0; url && page < (this.o.maxPages ?? 3) && !signal.aborted; page++) {
+        const res = await fetch(url, {
+          signal: AbortSignal.any([signal, AbortSignal.timeout(20_000)]),
+        }).catch((err: Error) => err);
+        if (res instanceof Error) {
+          this.stats.errors++;
+          this.log.warn({ err: res.message }, 'request failed');
+          break;
+        }
+        if (res.status === 401 || res.status === 403) {
+          throw new Error(`CryptoPanic refused the token (HTTP ${res.status}): check CRYPTOPANIC_TOKEN`);
+        }
+        if (res.status === 429 || res.status >= 500) {
+          this.stats.errors++;
+          const ra = Number(res.headers.get('retry-after'));
+          wait = Number.isFinite(ra) && ra > 0 ? ra * 1000 : wait * 2;
+          this.log.warn({ status: res.status, retryInMs: wait, url: redact(url) }, 'throttled or failing');
+          break;
+        }
+        let body: { results?: unknown[]; next?: string | null };
+        try {
+          body = (await res.json()) as typeof body;
+        } catch (err) {
+          await sink.reject(
+            deadLetter({
+              service: 'news',
+              origin: 'cryptopanic',
+              kind: 'parse',
+              reason: `not JSON: ${(err as Error).message}`,
+              payload: '',
+            }),
+          );
+          break;
+        }
+        const fetchedAt = Date.now();
+        const items: NewsItem[] = [];
+        for (const p of Array.isArray(body.results) ? (body.results as Record<string, unknown>[]) : []) {
+          const title = plainText(String(p?.title ?? ''));
+          const summary = plainText(String(p?.description ?? ''));
+          const codes = Array.isArray(p?.currencies)
+            ? (p.currencies as { code?: unknown }[]).map((c) => String(c?.code ?? '').toUpperCase())
+            : [];
+          const r = validate(NewsItemSchema, {
+            v: 1,
+            id: newsId('cryptopanic', String(p?.id ?? p?.slug ?? title)),
+            source:
+              `cryptopanic:${String((p?.source as { domain?: unknown })?.domain ?? p?.domain ?? 'unknown')}`.slice(
+                0,
+                64,
+              ),
+            title,
+            summary,
+            url: normaliseUrl(String(p?.url ?? '')),
+            publishedAt: Date.parse(String(p?.published_at ?? '')),
+            fetchedAt,
+            coins: [
+              ...new Set([
+                ...codes.filter((c) => /^[A-Z0-9]{2,10}$/.test(c)),
+                ...coinsIn(`${title} ${summary}`),
+              ]),
+            ].sort(),
+          });
+          if (r.success) items.push(r.data);
+          else
+            await sink.reject(
+              deadLetter({
+                service: 'news',
+                origin: 'cryptopanic',
+                kind: 'invalid',
+                reason: summarise(r.error),
+                payload: p,
+              }),
+            );
+        }
+        if (items.length > 0) await sink.news(items);
+        this.stats.items += items.length;
+        url = typeof body.next === 'string' && body.next.startsWith(base) ? body.next : null;
+      }
+      if (this.o.maxPolls !== undefined && poll + 1 >= this.o.maxPolls) break;
+      await sleep(wait, undefined, { signal }).catch(() => {});
+    }
+  }
+}
