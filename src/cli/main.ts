@@ -145,6 +145,27 @@ program
   .option('--output <file.json>', 'write to a file instead of stdout')
   .action(async (opts) => (await import('./commands/schemas.ts')).schemas(opts));
 
+const sentiment = program
+  .command('sentiment')
+  .description('news sentiment: score a text, or evaluate a backend on a labelled set');
+sentiment
+  .command('score')
+  .description('score one text (the signal per coin it mentions)')
+  .argument('<text>', 'the text')
+  .addOption(new Option('--backend <name>', 'sentiment backend').choices(['lexicon']).default('lexicon'))
+  .action(async (text, opts) => (await import('./commands/sentiment.ts')).score(text, opts));
+sentiment
+  .command('eval')
+  .description('accuracy, macro-F1, confusion matrix and latency on a human-labelled set')
+  .requiredOption(
+    '--dataset <file>',
+    'CryptoLin_IE.csv, FinancialPhraseBank Sentences_*.txt, or sent_{train,valid}.csv',
+  )
+  .addOption(new Option('--backend <name>', 'sentiment backend').choices(['lexicon']).default('lexicon'))
+  .option('--limit <n>', 'first N examples only')
+  .option('--json', 'machine-readable report')
+  .action(async (opts) => (await import('./commands/sentiment.ts')).evalCommand(opts));
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || (err instanceof Error && err.name === 'UsageError')) {
     process.stderr.write(`cryptocast: ${err.message}\n`);

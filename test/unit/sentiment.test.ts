@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadDataset } from '../../src/sentiment/datasets.ts';
+import { evaluate, metrics } from '../../src/sentiment/evaluate.ts';
+import { LexiconBackend } from '../../src/sentiment/lexicon.ts';
+import { SHARED_DATA } from '../support/data.ts';
+
+const L = join(SHARED_DATA, 'crypto-news-sentiment/labelled');
+
+describe('sentiment evaluation', () => {
+  it('metrics: accuracy, per-class F1, macro-F1 and confusion, by hand', () => {
+    const m = metrics(
+      ['positive', 'positive', 'negative', 'neutral'],
+      ['positive', 'neutral', 'negative', 'positive'],
+    );
+    assert.equal(m.accuracy, 0.5);
+    assert.equal(m.confusion.positive.neutral, 1);
+    // positive: p = 1/2, r = 1/2 → F1 .5; negative: 1; neutral: p 0 → 0. Macro = 0.5.
+    assert.equal(m.perClass.positive.f1, 0.5);
+    assert.equal(m.perClass.negative.f1, 1);
+    assert.equal(m.perClass.neutral.f1, 0);
+    assert.equal(m.macroF1, 0.5);
+  });
+
+  it('loads the labelled sets as distributed (counts from the files), reporting unusable lines', () => {
+    const c = loadDataset(join(L, 'CryptoLin_IE.csv'));
+    assert.equal(c.examples.length, 2683);
+    assert.deepEqual(
+      ['positive', 'neutral', 'negative'].map((l) => c.examples.filter((e) => e.label === l).length),
+      [1356, 942, 385],
+    );
+    const p = loadDataset(join(L, 'FinancialPhraseBank-v1.0/Sentences_AllAgree.txt'));
+    assert.deepEqual(
+      ['neutral', 'positive', 'negative'].map((l) => p.examples.filter((e) => e.label === l).length),
+      [1390, 570, 303],
+    );
+    assert.equal(p.skipped!.length, 1, 'one stray line without a label is reported');
+    assert.ok(
+      p.examples.some((e) => /Ã|ä|ö/.test(e.text)),
+      'ISO-8859-1 decoded',
+    );
+    const t = loadDataset(join(L, 'twitter-financial-news-sentiment/sent_valid.csv'));
+    assert.deepEqual(
+      ['negative', 'positive', 'neutral'].map((l) => t.examples.filter((e) => e.label === l).length),
+      [347, 475, 1566],
+    );
+    assert.throws(() => loadDataset('/tmp/other.csv'), /unknown dataset/);
+  });
+
+  it('the VADER lexicon baseline on CryptoLin: a real, reproducible score', async () => {
+    const c = loadDataset(join(L, 'CryptoLin_IE.csv'));
+    const r = await evaluate(c.name, c.examples, new LexiconBackend());
+    assert.equal(r.n, 2683);
+    assert.ok(r.accuracy > 0.35 && r.accuracy < 0.6, `accuracy ${r.accuracy}`);
+    const again = await evaluate(c.name, c.examples, new LexiconBackend());
+    assert.equal(again.macroF1, r.macroF1);
+  });
+});
