@@ -21,7 +21,7 @@ export function metrics(
   const confusion = Object.fromEntries(
     LABELS.map((g) => [g, Object.fromEntries(LABELS.map((p) => [p, 0]))]),
   ) as EvalReport['confusion'];
-  gold.forEach((g, i) => confusion[g][pred[i]!]++);
+  for (let i = 0; i < gold.length; i++) confusion[gold[i]!][pred[i]!]++;
   const n = gold.length;
   const correct = LABELS.reduce((s, l) => s + confusion[l][l], 0);
   const perClass = {} as EvalReport['perClass'];
