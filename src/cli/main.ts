@@ -136,6 +136,10 @@ program
     ).env('CRYPTOCAST_STORE_BACKFILL'),
   )
   .option('--exchange <id>', 'exchange id recorded with the vectors in the store', 'file')
+  .option(
+    '--news <file>',
+    'join point-in-time news features (a news recording, scored with the lexicon baseline for now)',
+  )
   .option('--pair <pair>', 'pair, when the file does not say')
   .action(async (opts) => (await import('./commands/features.ts')).features(opts));
 

@@ -21,9 +21,10 @@ export function featureCsvRow(f: FeatureVector): string {
 export class FeatureCsvWriter {
   private readonly out: WriteStream;
   rows = 0;
-  constructor(path: string) {
+  /** `extraColumns`: appended after the technical ones (e.g. the news features), values appended to each vector. */
+  constructor(path: string, extraColumns: readonly string[] = []) {
     this.out = createWriteStream(path);
-    this.out.write(FEATURE_CSV_HEADER + '\n');
+    this.out.write([FEATURE_CSV_HEADER, ...extraColumns].join(',') + '\n');
   }
   async write(vs: readonly FeatureVector[]): Promise<void> {
     if (vs.length === 0) return;

@@ -65,6 +65,41 @@ describe('cryptocast features', () => {
     assert.match(bad.stderr, /no pair: add a pair\/symbol column or pass --pair/);
   });
 
+  it('joins point-in-time news features with --news (signals usable from their availability, not publication)', async () => {
+    const news = join(SHARED_DATA, 'crypto-news-sentiment/news/cryptonews_2021-10_2022-07.csv.gz');
+    const r = await cc([
+      'features',
+      '--candles',
+      join(dir, 'days'),
+      '--news',
+      news,
+      '--output',
+      join(dir, 'n.csv'),
+    ]);
+    assert.match(r.stderr, /news: 7496 items → BTC \d+/);
+    const rows = readFileSync(join(dir, 'n.csv'), 'utf8').trim().split('\n');
+    const header = rows[0]!.split(',');
+    assert.deepEqual(header.slice(-5), [
+      'news_ewm_1h',
+      'news_ewm_6h',
+      'news_ewm_24h',
+      'news_count_1h',
+      'news_count_24h',
+    ]);
+    const last = rows.at(-1)!.split(',');
+    assert.notEqual(last[header.indexOf('news_ewm_24h')], '', 'BTC news before 2022-01-04 is available');
+    const noNews = await cc([
+      'features',
+      '--candles',
+      join(dir, 'days'),
+      '--news',
+      '/nope.csv',
+      '--output',
+      join(dir, 'x.csv'),
+    ]).catch((e) => e);
+    assert.equal(noNews.code, 2);
+  });
+
   it('backfills a store idempotently: a second run leaves the same rows', async () => {
     const store = `duckdb:${join(dir, 'fs.duckdb')}`;
     const days = join(dir, 'days');

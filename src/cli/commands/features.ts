@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { candleFiles, readOhlcv } from '../../candles/ohlcv-files.ts';
@@ -5,9 +6,15 @@ import { UsageError } from '../../core/errors.ts';
 import { FeatureCsvWriter } from '../../features/csv.ts';
 import { toRecord } from '../../features/feature-service.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
+import { NEWS_COLUMNS, NewsFeatures } from '../../features/news.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { check, TechnicalFeatures } from '../../features/technical.ts';
+import { RecordedNewsSource } from '../../news/recorded.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
+import type { NewsItem } from '../../schemas/news.ts';
+import type { NewsSignal } from '../../schemas/news-signal.ts';
+import { LexiconBackend } from '../../sentiment/lexicon.ts';
+import { signalsFor } from '../../sentiment/signals.ts';
 
 /**
  * `cryptocast features`: candles (any OHLCV CSV, Binance kline files, or `cryptocast candles` output) → one feature
@@ -19,11 +26,15 @@ export async function features(opts: {
   pair?: string;
   store?: string;
   exchange: string;
+  news?: string;
 }): Promise<void> {
   if (opts.output === undefined && opts.store === undefined)
     throw new UsageError('give --output FILE.csv, --store URL, or both');
   const engine = new TechnicalFeatures();
-  const writer = opts.output ? new FeatureCsvWriter(opts.output) : undefined;
+  if (opts.news !== undefined && opts.store !== undefined)
+    throw new UsageError('--news joins news features into the CSV output; storing them is not supported yet');
+  const news = opts.news === undefined ? undefined : await newsFeaturesFrom(opts.news);
+  const writer = opts.output ? new FeatureCsvWriter(opts.output, news ? NEWS_COLUMNS : []) : undefined;
   const store = opts.store ? await openFeatureStore(opts.store) : undefined;
   if (store) await store.migrate(TECHNICAL_SET);
   const files = candleFiles(opts.candles);
@@ -58,6 +69,8 @@ export async function features(opts: {
           }
           try {
             const v = engine.update(c);
+            // Point in time: the news of the candle's base coin, as available at the candle's close.
+            if (news) v.values.push(...news.at(v.pair.split('/')[0]!, v.windowEnd));
             if (v.ready) ready++;
             out.push(v);
           } catch (err) {
@@ -94,4 +107,24 @@ export async function features(opts: {
       `${engine.resets ? `; ${n(engine.resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}\n`,
   );
   if (rows === 0) process.exitCode = 1;
+}
+
+/** Scores a news recording (lexicon baseline for now) and prepares the per-coin point-in-time features. */
+async function newsFeaturesFrom(path: string): Promise<{ at(coin: string, t: number): (number | null)[] }> {
+  if (!existsSync(path)) throw new UsageError(`news file not found: ${path}`);
+  const items: NewsItem[] = [];
+  await new RecordedNewsSource({ file: path }).run(
+    { news: (xs) => void items.push(...xs), reject: () => {} },
+    new AbortController().signal,
+  );
+  const backend = new LexiconBackend();
+  const byCoin = new Map<string, NewsSignal[]>();
+  for (const item of items)
+    for (const s of await signalsFor(item, backend)) byCoin.set(s.coin, [...(byCoin.get(s.coin) ?? []), s]);
+  const features = new Map([...byCoin].map(([coin, ss]) => [coin, new NewsFeatures(ss)]));
+  process.stderr.write(
+    `news: ${items.length} items → ${[...byCoin].map(([c, ss]) => `${c} ${ss.length}`).join(', ')} signals (lexicon)\n`,
+  );
+  const empty = NEWS_COLUMNS.map(() => null);
+  return { at: (coin, t) => features.get(coin === 'XBT' ? 'BTC' : coin)?.at(t) ?? [...empty] };
 }
