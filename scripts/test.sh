@@ -24,5 +24,5 @@ npx --no-install tsc -p tsconfig.json
 
 log "tests (node:test)"
 # One run over every test file, so the runner prints one closing summary.
-node --test --test-concurrency=2 --test-timeout=600000 --test-reporter=spec \
+node --test --test-concurrency=2 --test-timeout=240000 --test-reporter=spec \
   'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'

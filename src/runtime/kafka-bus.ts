@@ -503,8 +503,9 @@ class KafkaSubscription<T> {
   async caughtUp(): Promise<void> {
     const name = this.bus.name(this.opts.topic as Topic<unknown>);
     const { latest } = await this.bus.offsets(name);
-    for (;;) {
+    for (let round = 0; ; round++) {
       if (this.stopped) return;
+      if (round % 10 === 9) await this.resync(name);
       let done = this.assigned.size > 0;
       for (const p of this.assigned) {
         const pos = this.position.get(p);
@@ -517,6 +518,21 @@ class KafkaSubscription<T> {
       });
       this.progress.clear();
     }
+  }
+
+  /**
+   * Belt and braces for long waits: re-reads the group assignment from the client (in case a rebalance event was
+   * missed) and retries the start position of assigned partitions that have none yet.
+   */
+  private async resync(name: string): Promise<void> {
+    const a = this.consumer?.assignments;
+    if (a) {
+      const mine = new Set<number>();
+      for (const x of a) if (x.topic === name) for (const p of x.partitions) mine.add(p);
+      await this.reassign(mine);
+    }
+    const missing = [...this.assigned].filter((p) => !this.position.has(p));
+    if (missing.length > 0) await this.initPositions(missing);
   }
 
   async stop(): Promise<void> {
