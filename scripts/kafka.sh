@@ -1,120 +1,349 @@
 #!/usr/bin/env bash
-# A real Apache Kafka 4 broker for development and tests, without Docker: the jars come from Maven Central,
-# the broker runs as one JVM in KRaft mode (combined broker + controller) on 127.0.0.1.
+# A real Apache Kafka 4 broker for development and tests, without Docker: the jars come from Maven Central and
+# the broker runs as one JVM in KRaft mode (combined broker + controller, single voter) on 127.0.0.1.
 #
-#   scripts/kafka.sh install   fetch the broker jars into .tools/kafka/libs (once)
-#   scripts/kafka.sh start     format storage (once) and start in the background; waits until it serves
-#   scripts/kafka.sh stop      graceful stop, then kill
-#   scripts/kafka.sh status    running or not
-#   scripts/kafka.sh reset     stop and wipe the data dir
+#   scripts/kafka.sh install   fetch the broker jars into .tools/kafka/libs/<version> (once per scripts/kafka/pom.xml)
+#   scripts/kafka.sh start     install if needed, format the storage (once), start in the background and wait until
+#                              the broker serves metadata; does nothing if it already does (idempotent)
+#   scripts/kafka.sh stop      graceful stop (SIGTERM: controlled shutdown), SIGKILL after KAFKA_STOP_TIMEOUT
+#   scripts/kafka.sh status    exit 0 if running and serving, 1 if running but not serving (yet), 3 if not running
+#   scripts/kafka.sh reset     stop, then wipe the data dir
 #
-# Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_DATA_DIR (.data/kafka), KAFKA_HEAP (1g).
+# Environment:
+#   KAFKA_PORT (9092)             client listener, 127.0.0.1 only
+#   KAFKA_CONTROLLER_PORT (9093)  KRaft controller listener
+#   KAFKA_DATA_DIR (.data/kafka)  logs, metadata, config, pid file and broker log of this broker
+#   KAFKA_HEAP (1g)               JVM max heap
+#   KAFKA_START_TIMEOUT (180)     seconds `start` waits for the broker to serve (2-3 s on an idle machine)
+#   KAFKA_STOP_TIMEOUT (30)       seconds `stop` waits for a graceful shutdown
+#
+# Several brokers can run side by side with different ports and data dirs (tests that restart a broker use
+# their own). Commands on one data dir are serialised with a lock, so concurrent `start`s (parallel test files)
+# start one broker. If another broker (say, another checkout's) already serves KAFKA_PORT, `start` uses it.
 set -euo pipefail
+
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LIBS="$ROOT/.tools/kafka/libs"
+POM="$ROOT/scripts/kafka/pom.xml"
+LOG4J_CONF="$ROOT/scripts/kafka/log4j2.xml"
+LIBS_ROOT="$ROOT/.tools/kafka/libs"
 PORT="${KAFKA_PORT:-9092}"
 CPORT="${KAFKA_CONTROLLER_PORT:-9093}"
-DATA="${KAFKA_DATA_DIR:-$ROOT/.data/kafka}"
-PIDFILE="$DATA/kafka.pid"
-LOGFILE="$DATA/broker.log"
+DATA="$(realpath -m "${KAFKA_DATA_DIR:-$ROOT/.data/kafka}")"
+HEAP="${KAFKA_HEAP:-1g}"
+START_TIMEOUT="${KAFKA_START_TIMEOUT:-180}"
+STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+JAVA="${JAVA:-java}"
+
 CONF="$DATA/server.properties"
+PIDFILE="$DATA/kafka.pid"
+LOGFILE="$DATA/broker.log" # log4j (WARN and the server's start/stop lines)
+OUTFILE="$DATA/stdout.log" # the JVM's own stdout/stderr (crashes before log4j is up, OOM)
+LOCKFILE="$DATA.lock"      # beside the data dir, so that `reset` does not delete a held lock
 
 say() { printf '\033[1;35m[kafka]\033[0m %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-install() {
-  if [ -f "$LIBS/.complete" ]; then return; fi
-  command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Kafka from Maven Central"
-  command -v java >/dev/null || die "Java 17+ is needed to run Kafka"
-  say "fetching Apache Kafka jars from Maven Central into $LIBS"
-  rm -rf "$LIBS"
-  mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$LIBS" -DincludeScope=runtime
-  touch "$LIBS/.complete"
+die() {
+  say "error: $*"
+  exit 1
 }
 
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+# --- install --------------------------------------------------------------------------------------------------
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+kafka_version() { sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM"; }
+# Each pom gets its own directory under .tools/kafka/libs, and a broker runs from the real path of its own: a
+# version change installs beside it and never replaces jars under a running JVM (which loads classes lazily).
+LIBS="$LIBS_ROOT/kafka_2.13-$(kafka_version)-$(sha256sum "$POM" | cut -c1-8)"
 
-java_cmd() {
-  java -Xms256m -Xmx"${KAFKA_HEAP:-1g}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.xml" -Dkafka.logs.file="$LOGFILE" \
-    -cp "$LIBS/*" "$@"
+# True if a running JVM has this path on its class path.
+in_use() { pgrep -af java 2>/dev/null | grep -qF -- "$1"; }
+
+install() {
+  mkdir -p "$LIBS_ROOT"
+  exec 8>"$LIBS_ROOT/.install.lock"
+  flock -w 600 8 || die "another install is running"
+  if [ -f "$LIBS/.installed" ]; then
+    prune_libs
+    exec 8>&-
+    return 0
+  fi
+  command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Kafka from Maven Central"
+  command -v "$JAVA" >/dev/null || die "Java 17+ is needed to run Kafka"
+  local t0=$SECONDS tmp="$LIBS.partial"
+  say "fetching Apache Kafka $(kafka_version) and its runtime dependencies from Maven Central into $LIBS"
+  rm -rf "$tmp"
+  if ! mvn -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$tmp" >"$LIBS.log" 2>&1; then
+    grep -E 'ERROR|FATAL' "$LIBS.log" | head -20 >&2 || true
+    die "mvn could not fetch the broker (is Maven Central reachable?): see $LIBS.log"
+  fi
+  rm -f "$LIBS.log"
+  compgen -G "$tmp/kafka_2.13-*.jar" >/dev/null || die "no kafka_2.13 jar in $tmp"
+  touch "$tmp/.installed"
+  mv -T "$tmp" "$LIBS"
+  say "installed $(find "$LIBS" -name '*.jar' | wc -l) jars in $((SECONDS - t0)) s"
+  prune_libs
+  exec 8>&-
+}
+
+# Other versions go once no broker runs from them (jars that older versions of this script put directly in
+# libs/ included). Called with the install lock held.
+prune_libs() {
+  local d
+  for d in "$LIBS_ROOT"/*/; do
+    d="${d%/}"
+    [ -d "$d" ] || continue
+    [ "$d" = "$LIBS" ] || in_use "$d/" || rm -rf "$d"
+  done
+  if compgen -G "$LIBS_ROOT/*.jar" >/dev/null && ! in_use "-cp $LIBS_ROOT/*"; then
+    rm -f "$LIBS_ROOT"/*.jar "$LIBS_ROOT/.complete"
+  fi
+}
+
+# --- broker process ---------------------------------------------------------------------------------------------
+
+java_opts() {
+  printf '%s\n' -Xms128m "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
+    -Djava.awt.headless=true "-Dlog4j2.configurationFile=$LOG4J_CONF" -Dlog4j2.shutdownHookEnabled=false \
+    "-Dkafka.logs.file=$LOGFILE" \
+    "-Dkafka.logs.dir=$DATA" -cp "$LIBS/*"
+}
+
+# Prints the pid of this data dir's broker if it runs. The command line is checked too, so that a stale pid
+# file whose pid was reused by another process is never taken for the broker (nor signalled).
+broker_pid() {
+  [ -f "$PIDFILE" ] || return 1
+  local pid p
+  pid="$(cat "$PIDFILE")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  # Earlier versions of this script recorded a wrapping bash whose child is the JVM: look at the children too.
+  for p in "$pid" $(pgrep -P "$pid" 2>/dev/null); do
+    if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "kafka.Kafka $CONF "; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# True when a Kafka broker on PORT answers a Metadata request listing at least one broker. In KRaft the listener
+# opens before the broker has caught up with the metadata log and been unfenced; until then it lists no
+# broker (itself included), and clients cannot produce or join groups. The request is written by hand, in the
+# Kafka protocol, so that waiting costs no JVM start:
+#   size=20 | api_key=3 (Metadata) | api_version=4 | correlation_id=1 | client_id="probe" (int16 length + bytes)
+#   | topics=[] (int32 0: no topic, only the brokers) | allow_auto_topic_creation=false
+# Version 4 is the oldest one Kafka 4 serves (KIP-896). The response starts with size, correlation_id,
+# throttle_time_ms and the brokers array length: 4 big-endian int32s.
+serves_metadata() {
+  local bytes
+  bytes="$(timeout 3 bash -c "
+    exec 3<>/dev/tcp/127.0.0.1/$PORT || exit 1
+    printf '\x00\x00\x00\x14\x00\x03\x00\x04\x00\x00\x00\x01\x00\x05probe\x00\x00\x00\x00\x00' >&3
+    head -c 16 <&3 | od -An -tu1 -v" 2>/dev/null)" || return 1
+  # shellcheck disable=SC2086 # split into the 16 byte values on purpose
+  set -- $bytes
+  [ $# -eq 16 ] || return 1
+  local corr=$((${5} << 24 | ${6} << 16 | ${7} << 8 | ${8}))
+  local brokers=$((${13} << 24 | ${14} << 16 | ${15} << 8 | ${16}))
+  [ "$corr" -eq 1 ] && [ "$brokers" -ge 1 ]
 }
 
 configure() {
   mkdir -p "$DATA/log"
-  cat > "$CONF" <<PROPS
+  cat >"$CONF" <<PROPS
+# Written by scripts/kafka.sh on every start; edit the script, not this file.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$CPORT
 listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$DATA/log
-num.partitions=4
+
+# Topics are created explicitly (KafkaBus.ensureTopics), never by a typo.
 auto.create.topics.enable=false
+num.partitions=4
+default.replication.factor=1
+min.insync.replicas=1
+
+# One node: internal topics have one replica; few partitions keep their creation fast.
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=4
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
+
+# Tests start consumers and expect them to get partitions at once.
 group.initial.rebalance.delay.ms=0
+
 log.retention.hours=168
-log.segment.bytes=268435456
+log.segment.bytes=67108864
 num.network.threads=2
 num.io.threads=4
+num.recovery.threads.per.data.dir=1
 PROPS
 }
 
-start() {
-  install
-  if running; then say "already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"; return; fi
-  if port_open "$PORT"; then die "port $PORT is taken by another process (another broker?): stop it or set KAFKA_PORT"; fi
-  configure
-  if [ ! -f "$DATA/log/meta.properties" ]; then
-    local id
-    id="$(java_cmd kafka.tools.StorageTool random-uuid | tail -1)"
-    say "formatting KRaft storage in $DATA (cluster $id)"
-    java_cmd kafka.tools.StorageTool format -t "$id" -c "$CONF" --standalone >/dev/null
-  fi
-  say "starting broker on 127.0.0.1:$PORT"
-  nohup bash -c "$(declare -f java_cmd); LIBS='$LIBS' ROOT='$ROOT' LOGFILE='$LOGFILE' KAFKA_HEAP='${KAFKA_HEAP:-1g}' java_cmd kafka.Kafka '$CONF'" \
-    >"$DATA/stdout.log" 2>&1 &
-  echo $! > "$PIDFILE"
-  local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-90}))
-  until port_open "$PORT" && grep -q "Kafka Server started\|KafkaRaftServer.*started\|started (kafka.server" "$LOGFILE" 2>/dev/null; do
-    if ! running; then tail -30 "$DATA/stdout.log" "$LOGFILE" 2>/dev/null >&2 || true; die "broker exited during start-up"; fi
-    if [ $SECONDS -ge $deadline ]; then tail -30 "$LOGFILE" >&2 || true; die "broker did not start within ${KAFKA_START_TIMEOUT:-90}s"; fi
-    sleep 0.5
+# A Kafka Uuid: 16 random bytes, base64 URL-safe without padding (22 characters). Kafka never hands out ids that
+# start with '-' (they read as command-line options), nor do we.
+new_cluster_id() {
+  local id
+  while :; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    [ "${id:0:1}" != "-" ] && break
   done
-  say "ready (pid $(cat "$PIDFILE"))"
+  echo "$id"
+}
+
+format_once() {
+  [ -f "$DATA/log/meta.properties" ] && return 0
+  local id opts
+  id="$(new_cluster_id)"
+  mapfile -t opts < <(java_opts)
+  say "formatting KRaft storage in $DATA/log (cluster $id, standalone controller)"
+  "$JAVA" "${opts[@]}" kafka.tools.StorageTool format --standalone -t "$id" -c "$CONF" >>"$OUTFILE" 2>&1 9>&- ||
+    {
+      tail -20 "$OUTFILE" >&2
+      die "formatting the storage failed"
+    }
+}
+
+show_tail() {
+  say "last lines of $OUTFILE and $LOGFILE:"
+  tail -n 15 "$OUTFILE" >&2 2>/dev/null || true
+  tail -n 30 "$LOGFILE" >&2 2>/dev/null || true
+}
+
+lock() {
+  mkdir -p "$(dirname "$LOCKFILE")"
+  exec 9>"$LOCKFILE"
+  flock -w $((START_TIMEOUT + STOP_TIMEOUT + 30)) 9 || die "another scripts/kafka.sh holds $LOCKFILE"
+}
+
+wait_until_serving() {
+  local pid="$1" t0="$2" deadline=$((SECONDS + START_TIMEOUT))
+  until serves_metadata; do
+    if ! broker_pid >/dev/null; then
+      show_tail
+      die "the broker exited during start-up"
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      show_tail
+      say "not serving within ${START_TIMEOUT} s: stopping it"
+      stop_pid "$pid"
+      die "the broker did not start within ${START_TIMEOUT} s (KAFKA_START_TIMEOUT)"
+    fi
+    sleep 0.25
+  done
+  say "ready on 127.0.0.1:$PORT (pid $pid) after $((SECONDS - t0)) s"
+}
+
+start() {
+  local pid t0=$SECONDS
+  lock
+  if pid="$(broker_pid)"; then
+    if serves_metadata; then
+      say "already running on 127.0.0.1:$PORT (pid $pid)"
+      return 0
+    fi
+    say "running (pid $pid) but not serving yet: waiting"
+    wait_until_serving "$pid" "$t0"
+    return 0
+  fi
+  rm -f "$PIDFILE"
+  if port_open "$PORT"; then
+    if serves_metadata; then
+      say "a Kafka broker not started from $DATA already serves 127.0.0.1:$PORT: using it"
+      return 0
+    fi
+    die "port $PORT is taken by a process that is not a serving Kafka broker: free it or set KAFKA_PORT"
+  fi
+  port_open "$CPORT" && die "controller port $CPORT is taken: free it or set KAFKA_CONTROLLER_PORT"
+  install
+  configure
+  format_once
+  local opts
+  mapfile -t opts < <(java_opts)
+  say "starting Kafka $(kafka_version) on 127.0.0.1:$PORT (data in $DATA)"
+  echo "--- $(date -Is) start" >>"$OUTFILE"
+  # setsid: the broker gets its own session, so that it outlives the shell or test runner that started it and
+  # is not hit by signals sent to their process group. fd 9 (the lock) is not inherited.
+  setsid "$JAVA" "${opts[@]}" kafka.Kafka "$CONF" >>"$OUTFILE" 2>&1 </dev/null 9>&- &
+  pid=$!
+  echo "$pid" >"$PIDFILE"
+  wait_until_serving "$pid" "$t0"
+}
+
+# SIGTERM makes Kafka shut down cleanly (flush, controlled shutdown, clean-shutdown marker: no log recovery on
+# the next start); SIGKILL only if it does not finish in time.
+stop_pid() {
+  local pid="$1" deadline=$((SECONDS + STOP_TIMEOUT))
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      say "no clean shutdown within ${STOP_TIMEOUT} s: killing pid $pid"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+      break
+    fi
+    sleep 0.2
+  done
+  rm -f "$PIDFILE"
 }
 
 stop() {
-  if ! running; then say "not running"; rm -f "$PIDFILE"; return; fi
-  local pid; pid="$(cat "$PIDFILE")"
-  # The pid is the wrapping bash; stop its java child too.
-  local pids; pids="$pid $(pgrep -P "$pid" || true)"
-  kill $pids 2>/dev/null || true
-  for _ in $(seq 1 60); do
-    kill -0 $pids 2>/dev/null || break
-    sleep 0.5
-  done
-  kill -9 $pids 2>/dev/null || true
-  rm -f "$PIDFILE"
-  say "stopped"
+  lock
+  local pid
+  if ! pid="$(broker_pid)"; then
+    rm -f "$PIDFILE"
+    say "not running (data dir $DATA)"
+    return 0
+  fi
+  local t0=$SECONDS
+  say "stopping pid $pid"
+  stop_pid "$pid"
+  say "stopped after $((SECONDS - t0)) s"
+}
+
+status() {
+  local pid
+  if pid="$(broker_pid)"; then
+    if serves_metadata; then
+      say "running on 127.0.0.1:$PORT (pid $pid, data in $DATA)"
+      return 0
+    fi
+    say "running (pid $pid) but not serving on 127.0.0.1:$PORT"
+    return 1
+  fi
+  if serves_metadata; then
+    say "not running from $DATA, but another Kafka broker serves 127.0.0.1:$PORT"
+  else
+    say "not running (data dir $DATA)"
+  fi
+  return 3
+}
+
+reset() {
+  stop
+  case "$DATA" in
+  / | "$ROOT" | "$HOME") die "refusing to delete $DATA" ;;
+  esac
+  rm -rf "$DATA"
+  say "data wiped ($DATA)"
 }
 
 case "${1:-}" in
-  install) install ;;
-  start) start ;;
-  stop) stop ;;
-  status) if running; then say "running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"; else say "not running"; exit 3; fi ;;
-  reset) stop; rm -rf "$DATA"; say "data wiped" ;;
-  *) echo "usage: $0 install|start|stop|status|reset" >&2; exit 2 ;;
+install) install ;;
+start) start ;;
+stop) stop ;;
+status) status ;;
+reset) reset ;;
+*)
+  echo "usage: $0 install|start|stop|status|reset" >&2
+  exit 2
+  ;;
 esac

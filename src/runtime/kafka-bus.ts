@@ -1,60 +1,91 @@
 import {
   Admin,
   Consumer,
-  type Message,
-  type MessagesStream,
+  FetchIsolationLevels,
+  findErrorBy,
+  IS_CONTROL,
+  ListOffsetTimestamps,
+  ProduceAcks,
   Producer,
-  stringDeserializers,
-  stringSerializers,
 } from '@platformatic/kafka';
-import { log } from '../core/log.ts';
-import { deadLetter } from '../schemas/dlq.ts';
-import type { Bus, CommitPlan, Delivered, SubscribeOptions, Subscription } from './bus.ts';
-import { partitionFor } from './bus.ts';
+import { type Logger, log as rootLog } from '../core/log.ts';
+import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
+import {
+  type Bus,
+  type CommitPlan,
+  type Delivered,
+  partitionFor,
+  type SubscribeOptions,
+  type Subscription,
+} from './bus.ts';
 import { summarise } from './in-process-bus.ts';
 import { topics as knownTopics, type Topic } from './topic.ts';
 import { isValidated } from './validated.ts';
 
 /**
- * The distributed transport: Apache Kafka through `@platformatic/kafka` (pure TypeScript client).
+ * The distributed transport: Apache Kafka through `@platformatic/kafka` (a pure TypeScript client).
  *
- * - values are JSON (UTF-8), keys the topic's key (the pair); the partition is computed here with Kafka's
- *   murmur2 (`partitionFor`), identical to the in-process bus and to Java clients;
- * - producing waits for acks from all in-sync replicas (acks = -1) with the idempotent producer;
- * - consuming: one consumer per subscription in the service's group, manual commits only, after the
- *   handler resolved, up to the handler's `CommitPlan`; records that are not JSON or fail the schema go to
- *   `dlq` with the reason and the original text;
- * - a handler error does not crash the service: after a back-off the subscription rejoins and resumes every
- *   partition from its committed offset (its partitions are revoked and assigned again, so services drop
- *   and rebuild their state, exactly as after a rebalance).
+ * Producing: values are JSON (UTF-8), keys the topic's key; the partition is computed here with Kafka's murmur2
+ * (`partitionFor`, as the in-process bus and Java clients do) and passed explicitly. Acks from all in-sync
+ * replicas, idempotent producer; one `publish` of thousands of values is a few produce requests (one record
+ * batch per partition per request), sent one after the other so that a partition keeps its order.
  *
- * `topicPrefix` (or `CRYPTOCAST_TOPIC_PREFIX`) namespaces topics and groups, so tests and several deployments
- * can share one broker.
+ * Consuming: each subscription is a member of its consumer group (classic protocol, round-robin assignment)
+ * that runs its own fetch loop, so that it controls its positions exactly. The client's `MessagesStream` is
+ * not used: it cannot seek (a failed batch must be re-read from the committed offset) and it pre-fetches
+ * ahead of what was handled, which makes "caught up" and "committed" hard to tell apart. Per fetched
+ * partition the records are parsed and validated; invalid ones go to `dlq`, valid ones to the handler in
+ * offset order; the offset is committed only after the handler resolved, up to its `CommitPlan`.
+ *
+ * `topicPrefix` (or `CRYPTOCAST_TOPIC_PREFIX`) namespaces topics and groups, so that tests and several
+ * deployments can share one broker; records, dead letters and logs carry the logical topic name.
  */
 export interface KafkaBusOptions {
   brokers: string[];
   clientId?: string;
+  logger?: Logger;
   topicPrefix?: string;
-  /** Records handed to a handler at most, per partition. */
+  /** Records handed to a handler at once, per partition, at most. */
   maxBatch?: number;
+  /** How long the group waits for a silent member before giving its partitions to others (broker min 6 s). */
+  sessionTimeoutMs?: number;
 }
 
-type StrMessage = Message<string, string, string, string>;
+/** The broker refuses record batches over `max.message.bytes` (1 MiB by default): stay well under per partition. */
+const MAX_PARTITION_BATCH_BYTES = 768 * 1024;
+/** Bytes per produce request at most (all partitions together). */
+const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** Per-record overhead in a record batch (varint lengths, deltas, attributes), an upper estimate. */
+const RECORD_OVERHEAD_BYTES = 24;
+/** Larger values are dead-lettered without being parsed (the broker's own limit is about 1 MiB). */
+const MAX_VALUE_BYTES = 4 * 1024 * 1024;
+/** Long-poll time of a fetch: how long an idle subscription waits for data (and `stop()` at most waits). */
+const FETCH_MAX_WAIT_MS = 250;
+const FETCH_MAX_BYTES = 16 * 1024 * 1024;
+const FETCH_PARTITION_MAX_BYTES = 4 * 1024 * 1024;
+/** Batch attribute bit: the timestamps are the broker's append time (topic config LogAppendTime). */
+const LOG_APPEND_TIME = 0x08;
+/** Nothing here uses transactions, but should a producer ever do, consumers must not see aborted records. */
+const ISOLATION = FetchIsolationLevels.READ_COMMITTED;
 
-/** Bytes of values per produce request at most (the broker's default limit per record batch is 1 MiB). */
-const MAX_SEND_BYTES = 512 * 1024;
+type RawConsumer = Consumer<Buffer, Buffer, Buffer, Buffer>;
+type FetchRequestPartition = Parameters<RawConsumer['fetch']>[0]['topics'][number]['partitions'][number];
 
 export class KafkaBus implements Bus {
   readonly kind = 'kafka' as const;
-  readonly prefix: string;
   readonly brokers: string[];
   readonly clientId: string;
+  readonly prefix: string;
   readonly maxBatch: number;
-  private producer: Producer<string, string, string, string> | undefined;
+  readonly sessionTimeoutMs: number;
+  readonly log: Logger;
+  private producer: Producer | undefined;
   private admin: Admin | undefined;
-  private offsetsClient: Consumer | undefined;
+  private metaClient: RawConsumer | undefined;
   private readonly subscriptions = new Set<KafkaSubscription<unknown>>();
-  private readonly created = new Set<string>();
+  /** Logical names of the topics known to exist with the right partition count. */
+  private readonly ensured = new Set<string>();
+  private closed = false;
 
   constructor(options: KafkaBusOptions) {
     if (options.brokers.length === 0) throw new Error('KafkaBus: no broker given');
@@ -62,89 +93,156 @@ export class KafkaBus implements Bus {
     this.clientId = options.clientId ?? `cryptocast-${process.pid}`;
     this.prefix = options.topicPrefix ?? process.env.CRYPTOCAST_TOPIC_PREFIX ?? '';
     this.maxBatch = options.maxBatch ?? 5_000;
+    this.sessionTimeoutMs =
+      options.sessionTimeoutMs ?? Number(process.env.CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS ?? 10_000);
+    this.log = options.logger ?? rootLog.child({ component: 'kafka-bus' });
   }
 
-  /** `kafka://host:port[,host:port]`. */
+  /** `kafka://host:port[,host:port]` (port 9092 when left out). */
   static connect(url: string, options: Partial<KafkaBusOptions> = {}): KafkaBus {
-    const m = /^kafka:\/\/(.+)$/.exec(url);
-    if (m === null) throw new Error(`not a Kafka URL: ${url} (expected kafka://host:port)`);
-    const brokers = m[1]!.split(',').map((b) => (b.includes(':') ? b : `${b}:9092`));
-    return new KafkaBus({ brokers, ...options });
+    const m = /^kafka:\/\/([^/?#]+)\/?$/.exec(url);
+    if (m === null) throw new Error(`not a Kafka URL: ${url} (expected kafka://host:port[,host:port])`);
+    const brokers = m[1]!.split(',').map((b) => {
+      const hostPort = b.includes(':') ? b : `${b}:9092`;
+      if (!/^[^:]+:\d{1,5}$/.test(hostPort)) throw new Error(`not a broker address in ${url}: "${b}"`);
+      return hostPort;
+    });
+    return new KafkaBus({ ...options, brokers });
   }
 
+  /** The topic's name on the broker (with the prefix). */
   name(topic: Topic<unknown> | string): string {
     return this.prefix + (typeof topic === 'string' ? topic : topic.name);
   }
 
   async ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
-    const missing = topics.filter((t) => !this.created.has(t.name));
-    if (missing.length === 0) return;
+    const wanted = topics.filter((t) => !this.ensured.has(t.name));
+    if (wanted.length === 0) return;
     const admin = this.getAdmin();
     const existing = new Set(await admin.listTopics());
-    for (const t of missing) {
+    for (const t of wanted) {
       const name = this.name(t);
-      if (!existing.has(name)) {
-        try {
-          await admin.createTopics({
-            topics: [name],
-            partitions: t.partitions,
-            replicas: 1,
-            configs: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
-          });
-          log.info({ topic: name, partitions: t.partitions }, 'created topic');
-        } catch (err) {
-          // Another process may have created it meanwhile (services start together): fine if it exists now.
-          const now = new Set(await admin.listTopics());
-          if (!now.has(name)) throw err;
-        }
+      if (existing.has(name)) continue;
+      try {
+        await admin.createTopics({
+          topics: [name],
+          partitions: t.partitions,
+          replicas: 1,
+          configs: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+        });
+        this.log.info(
+          { topic: name, partitions: t.partitions, compacted: t.compacted ?? false },
+          'created topic',
+        );
+      } catch (err) {
+        // Services start together and race to create the same topics: someone else winning is fine.
+        if (!findErrorBy(err as Error, 'apiId', 'TOPIC_ALREADY_EXISTS')) throw err;
       }
-      this.created.add(t.name);
+    }
+    await this.awaitTopics(wanted);
+    for (const t of wanted) this.ensured.add(t.name);
+  }
+
+  /**
+   * Waits until every partition of the topics has a leader (creation completes asynchronously: a produce
+   * right after it could fail), and checks the partition counts: with a different count, keys would not land
+   * where `partitionFor` (and so the in-process bus) puts them.
+   */
+  private async awaitTopics(topics: readonly Topic<unknown>[]): Promise<void> {
+    const names = topics.map((t) => this.name(t));
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      let pending = '';
+      try {
+        const md = await this.getMetaClient().metadata({ topics: names, forceUpdate: true });
+        for (const t of topics) {
+          const tm = md.topics.get(this.name(t));
+          if (tm === undefined) {
+            pending = `${this.name(t)} not in metadata`;
+            break;
+          }
+          if (tm.partitionsCount !== t.partitions)
+            throw new PartitionCountError(
+              `topic ${this.name(t)} has ${tm.partitionsCount} partitions but cryptocast declares ${t.partitions}: ` +
+                'keys would be partitioned differently from the in-process bus; recreate the topic',
+            );
+          if (tm.partitions.some((p) => p.leader < 0))
+            pending = `${this.name(t)} has partitions without leader`;
+        }
+      } catch (err) {
+        if (err instanceof PartitionCountError) throw err;
+        pending = (err as Error).message;
+      }
+      if (pending === '') return;
+      if (Date.now() > deadline) throw new Error(`topics not ready after 30 s: ${pending}`);
+      await sleep(100);
     }
   }
 
+  /**
+   * Resolves once every value is acknowledged by all in-sync replicas. Everything is validated before anything
+   * is sent. If a produce request fails (after the client's retries), the earlier requests of this call stay
+   * written and the call rejects: a caller that retries may publish some values twice (at-least-once), which
+   * the consumers' idempotence absorbs.
+   */
   async publish<T>(topic: Topic<T>, values: readonly T[]): Promise<void> {
+    if (this.closed) throw new Error('KafkaBus is closed');
     if (values.length === 0) return;
-    if (!this.created.has(topic.name)) await this.ensureTopics([topic as Topic<unknown>]);
+    for (const v of values) {
+      // Values a schema produced at the boundary (validate()) are not checked twice.
+      if (isValidated(v)) continue;
+      const r = topic.schema.safeParse(v);
+      if (!r.success) throw new Error(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
+    }
+    if (!this.ensured.has(topic.name)) await this.ensureTopics([topic as Topic<unknown>]);
     const name = this.name(topic as Topic<unknown>);
-    // Produce requests are capped in size (the broker refuses record batches over ~1 MiB): send in chunks,
-    // one after the other so that a partition's records keep their order.
-    let messages: { topic: string; key: string; value: string; partition: number }[] = [];
-    let bytes = 0;
+    const producer = this.getProducer();
+    let messages: { topic: string; key: Buffer; value: Buffer; partition: number }[] = [];
+    let requestBytes = 0;
+    const partitionBytes = new Array<number>(topic.partitions).fill(0);
     const send = async () => {
       try {
-        await this.getProducer().send({ messages });
+        await producer.send({ messages });
       } catch (err) {
-        log.error({ topic: name, records: messages.length, bytes }, 'publish failed');
+        this.log.error({ err, topic: name, records: messages.length, bytes: requestBytes }, 'publish failed');
         throw err;
       }
       messages = [];
-      bytes = 0;
+      requestBytes = 0;
+      partitionBytes.fill(0);
     };
     for (const v of values) {
-      // Values a schema produced at the boundary (validate()) are not checked twice.
-      if (!isValidated(v)) {
-        const r = topic.schema.safeParse(v);
-        if (!r.success) throw new Error(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
-      }
-      const key = topic.key(v);
-      const value = JSON.stringify(v);
-      messages.push({ topic: name, key, value, partition: partitionFor(key, topic.partitions) });
-      bytes += value.length + key.length + 32;
-      if (bytes >= MAX_SEND_BYTES) await send();
+      const k = topic.key(v);
+      const partition = partitionFor(k, topic.partitions);
+      const key = keyBuffer(k);
+      const value = Buffer.from(JSON.stringify(v), 'utf8');
+      const size = key.length + value.length + RECORD_OVERHEAD_BYTES;
+      // Full request, or this partition's record batch would grow too big: send what we have first.
+      if (
+        messages.length > 0 &&
+        (partitionBytes[partition]! + size > MAX_PARTITION_BATCH_BYTES ||
+          requestBytes + size > MAX_REQUEST_BYTES)
+      )
+        await send();
+      messages.push({ topic: name, key, value, partition });
+      partitionBytes[partition]! += size;
+      requestBytes += size;
     }
     if (messages.length > 0) await send();
   }
 
-  /** Sends raw text, unvalidated (tests use it to play a misbehaving producer). */
-  async publishRaw(topic: string, key: string, value: string, partition = 0): Promise<void> {
-    await this.getProducer().send({ messages: [{ topic: this.name(topic), key, value, partition }] });
-  }
-
   async subscribe<T>(options: SubscribeOptions<T>): Promise<Subscription> {
+    if (this.closed) throw new Error('KafkaBus is closed');
     await this.ensureTopics([options.topic as Topic<unknown>, knownTopics.dlq as Topic<unknown>]);
     const sub = new KafkaSubscription<T>(this, options);
     this.subscriptions.add(sub as KafkaSubscription<unknown>);
-    await sub.start();
+    try {
+      await sub.start();
+    } catch (err) {
+      this.subscriptions.delete(sub as KafkaSubscription<unknown>);
+      await sub.stop().catch(() => {});
+      throw err;
+    }
     return {
       stop: async () => {
         await sub.stop();
@@ -158,391 +256,682 @@ export class KafkaBus implements Bus {
     await this.ensureTopics([topic as Topic<unknown>]);
     const name = this.name(topic as Topic<unknown>);
     const { earliest, latest } = await this.offsets(name);
-    const wanted: { topic: string; partition: number; offset: bigint }[] = [];
+    const positions = new Map<number, bigint>();
     latest.forEach((end, p) => {
-      const start =
-        end - BigInt(perPartition) > (earliest[p] ?? 0n) ? end - BigInt(perPartition) : (earliest[p] ?? 0n);
-      if (start < end) wanted.push({ topic: name, partition: p, offset: start });
+      const first = earliest[p] ?? 0n;
+      const start = end - BigInt(perPartition) > first ? end - BigInt(perPartition) : first;
+      if (start < end) positions.set(p, start);
     });
-    if (wanted.length === 0) return [];
-    const consumer = new Consumer<string, string, string, string>({
-      clientId: this.clientId + '-tail',
-      groupId: `${this.prefix}cryptocast-tail-${process.pid}-${Date.now()}`,
-      bootstrapBrokers: this.brokers,
-      deserializers: stringDeserializers,
-      autocommit: false,
-    });
+    if (positions.size === 0) return [];
+    // Its own client: fetch sessions are per client and connection, and readTail may run while others fetch.
+    const client = this.newRawClient('tail');
     const out: Delivered<T>[] = [];
+    let invalid = 0;
     try {
-      const stream = await consumer.consume({
-        topics: [name],
-        mode: 'manual',
-        offsets: wanted,
-        autocommit: false,
-        maxWaitTime: 100,
-      });
-      const remaining = new Map(wanted.map((w) => [w.partition, latest[w.partition]!]));
-      await new Promise<void>((resolve, reject) => {
-        stream.on('data', (m: StrMessage) => {
-          const r = parseRecord(topic, m);
-          if (r.ok) out.push({ ...r.record, topic: topic.name });
-          if (m.offset + 1n >= (remaining.get(m.partition) ?? 0n)) remaining.delete(m.partition);
-          if (remaining.size === 0) resolve();
-        });
-        stream.on('error', reject);
-      });
-      await stream.close();
+      let idleRounds = 0;
+      while (positions.size > 0) {
+        const fetched = await fetchRecords(client, name, positions, FETCH_MAX_WAIT_MS);
+        idleRounds = fetched.size === 0 ? idleRounds + 1 : 0;
+        // Below the end but nothing comes back: the rest was removed (compaction, retention). Done.
+        if (idleRounds >= 3) break;
+        for (const [p, f] of fetched) {
+          const end = latest[p]!;
+          for (const r of f.records) {
+            if (r.offset >= end) break;
+            const parsed = parseRecord(topic, p, r);
+            if (parsed.ok) out.push(parsed.record);
+            else invalid++;
+          }
+          if (f.next >= end) positions.delete(p);
+          else positions.set(p, f.next);
+        }
+      }
     } finally {
-      await consumer.close(true).catch(() => {});
+      await client.close().catch(() => {});
     }
-    out.sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : 1));
+    if (invalid > 0) this.log.warn({ topic: name, invalid }, 'readTail skipped invalid records');
+    out.sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
     return out;
   }
 
-  /** Earliest and latest (high watermark) offsets per partition. */
+  /**
+   * Earliest and end offsets per partition (the end is the last stable offset, which is the high watermark
+   * when there are no open transactions).
+   */
   async offsets(name: string): Promise<{ earliest: bigint[]; latest: bigint[] }> {
-    // A consumer client used only for ListOffsets requests: it never joins its group.
-    this.offsetsClient ??= new Consumer({
-      clientId: this.clientId + '-offsets',
-      groupId: this.prefix + 'cryptocast-offsets',
-      bootstrapBrokers: this.brokers,
-    });
+    const client = this.getMetaClient();
     const [e, l] = await Promise.all([
-      this.offsetsClient.listOffsets({ topics: [name], timestamp: -2n }),
-      this.offsetsClient.listOffsets({ topics: [name], timestamp: -1n }),
+      client.listOffsets({
+        topics: [name],
+        timestamp: ListOffsetTimestamps.EARLIEST,
+        isolationLevel: ISOLATION,
+      }),
+      client.listOffsets({
+        topics: [name],
+        timestamp: ListOffsetTimestamps.LATEST,
+        isolationLevel: ISOLATION,
+      }),
     ]);
     return { earliest: e.get(name) ?? [], latest: l.get(name) ?? [] };
   }
 
   async close(): Promise<void> {
-    for (const s of this.subscriptions) await s.stop().catch(() => {});
+    // Subscriptions first: their in-flight batches may still publish (and then commit).
+    for (const s of [...this.subscriptions]) await s.stop().catch(() => {});
     this.subscriptions.clear();
-    await this.producer?.close().catch(() => {});
-    await this.admin?.close().catch(() => {});
-    await this.offsetsClient?.close(true).catch(() => {});
-    this.offsetsClient = undefined;
+    this.closed = true;
+    const { producer, admin, metaClient } = this;
     this.producer = undefined;
     this.admin = undefined;
+    this.metaClient = undefined;
+    await Promise.all([
+      producer?.close().catch(() => {}),
+      admin?.close().catch(() => {}),
+      metaClient?.close().catch(() => {}),
+    ]);
   }
 
-  private getProducer(): Producer<string, string, string, string> {
-    this.producer ??= new Producer({
-      clientId: this.clientId,
+  /** A client that never joins a group: for metadata, offsets and fetches of its own. */
+  newRawClient(role: string): RawConsumer {
+    const client: RawConsumer = new Consumer({
+      clientId: `${this.clientId}-${role}`,
+      // Required by the client, unused: this consumer never joins a group nor commits.
+      groupId: `${this.prefix}cryptocast-${role}`,
       bootstrapBrokers: this.brokers,
-      serializers: stringSerializers,
-      acks: -1,
-      idempotent: true,
-      autocreateTopics: false,
-      retries: 10,
-      retryDelay: 250,
+      autocommit: false,
+      isolationLevel: ISOLATION,
+      retries: 5,
+      retryDelay: 200,
     });
+    client.on('error', (err) => this.log.warn({ err, role }, 'kafka client error'));
+    return client;
+  }
+
+  private getMetaClient(): RawConsumer {
+    this.metaClient ??= this.newRawClient('meta');
+    return this.metaClient;
+  }
+
+  private getProducer(): Producer {
+    if (this.producer === undefined) {
+      this.producer = new Producer({
+        clientId: this.clientId,
+        bootstrapBrokers: this.brokers,
+        // Idempotent: the broker drops duplicates of a retried request (sequence numbers per partition).
+        idempotent: true,
+        acks: ProduceAcks.ALL,
+        autocreateTopics: false,
+        retries: 10,
+        retryDelay: 250,
+      });
+      this.producer.on('error', (err) => this.log.warn({ err }, 'kafka producer error'));
+    }
     return this.producer;
   }
 
-  getAdmin(): Admin {
-    this.admin ??= new Admin({ clientId: this.clientId + '-admin', bootstrapBrokers: this.brokers });
+  private getAdmin(): Admin {
+    if (this.admin === undefined) {
+      this.admin = new Admin({ clientId: `${this.clientId}-admin`, bootstrapBrokers: this.brokers });
+      this.admin.on('error', (err) => this.log.warn({ err }, 'kafka admin error'));
+    }
     return this.admin;
   }
 }
 
+class PartitionCountError extends Error {}
+
+/** Keys are pairs, a handful of strings: their bytes are made once (the client copies them into the batch). */
+const keyBuffers = new Map<string, Buffer>();
+function keyBuffer(key: string): Buffer {
+  let b = keyBuffers.get(key);
+  if (b === undefined) {
+    b = Buffer.from(key, 'utf8');
+    if (keyBuffers.size < 10_000) keyBuffers.set(key, b);
+  }
+  return b;
+}
+
+// --- fetching and parsing ------------------------------------------------------------------------------------
+
+/** A record as fetched, before parsing. */
+interface RawRecord {
+  offset: bigint;
+  key: Buffer | null;
+  value: Buffer | null;
+  timestamp: bigint;
+  leaderEpoch: number;
+}
+
+interface Fetched {
+  /** Records at or after the requested offset, in offset order. */
+  records: RawRecord[];
+  /** The offset after the last fetched batch (control batches included): where the next fetch starts. */
+  next: bigint;
+}
+
+/**
+ * One Fetch round: the given partitions from their positions, one request per partition leader. Returns the
+ * partitions that had data (with incremental fetch sessions the broker leaves the others out).
+ */
+async function fetchRecords(
+  client: RawConsumer,
+  topic: string,
+  positions: ReadonlyMap<number, bigint>,
+  maxWaitTime: number,
+): Promise<Map<number, Fetched>> {
+  const md = await client.metadata({ topics: [topic] });
+  const tm = md.topics.get(topic);
+  if (tm === undefined) throw new Error(`topic ${topic} is not in the cluster metadata`);
+  const byLeader = new Map<number, FetchRequestPartition[]>();
+  for (const [partition, fetchOffset] of positions) {
+    const leader = tm.partitions[partition]?.leader ?? -1;
+    if (leader < 0) continue; // no leader right now (election): skipped this round
+    let list = byLeader.get(leader);
+    if (list === undefined) {
+      list = [];
+      byLeader.set(leader, list);
+    }
+    list.push({
+      partition,
+      fetchOffset,
+      partitionMaxBytes: FETCH_PARTITION_MAX_BYTES,
+      currentLeaderEpoch: -1,
+      lastFetchedEpoch: -1,
+    });
+  }
+  const responses = await Promise.all(
+    [...byLeader].map(([node, partitions]) =>
+      client.fetch({
+        node,
+        topics: [{ topicId: tm.id, partitions }],
+        maxWaitTime,
+        minBytes: 1,
+        maxBytes: FETCH_MAX_BYTES,
+        isolationLevel: ISOLATION,
+      }),
+    ),
+  );
+  const out = new Map<number, Fetched>();
+  for (const response of responses) {
+    for (const tr of response.responses) {
+      for (const pr of tr.partitions) {
+        const requested = positions.get(pr.partitionIndex);
+        // A fetch session can return partitions that were not asked for this time: ignore them.
+        if (requested === undefined || !pr.records || pr.records.length === 0) continue;
+        const records: RawRecord[] = [];
+        let next = requested;
+        for (const batch of pr.records) {
+          const end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+          if (end <= requested) continue;
+          // Control batches (transaction markers) take offsets but carry no data.
+          if ((batch.attributes & IS_CONTROL) === 0) {
+            const appendTime = (batch.attributes & LOG_APPEND_TIME) !== 0;
+            for (const r of batch.records) {
+              const offset = batch.firstOffset + BigInt(r.offsetDelta);
+              // A batch is returned whole: skip what precedes the requested offset.
+              if (offset < requested) continue;
+              records.push({
+                offset,
+                key: r.key,
+                value: r.value,
+                timestamp: appendTime ? batch.maxTimestamp : batch.firstTimestamp + r.timestampDelta,
+                leaderEpoch: batch.partitionLeaderEpoch,
+              });
+            }
+          }
+          if (end > next) next = end;
+        }
+        if (next > requested) out.set(pr.partitionIndex, { records, next });
+      }
+    }
+  }
+  return out;
+}
+
 type Parsed<T> = { ok: true; record: Delivered<T> } | { ok: false; reason: string };
 
-function parseRecord<T>(topic: Topic<T>, m: StrMessage): Parsed<T> {
+function parseRecord<T>(topic: Topic<T>, partition: number, r: RawRecord): Parsed<T> {
+  if (r.value === null) return { ok: false, reason: 'no value (null record)' };
+  if (r.value.length > MAX_VALUE_BYTES)
+    return { ok: false, reason: `value of ${r.value.length} bytes exceeds ${MAX_VALUE_BYTES}` };
   let json: unknown;
   try {
-    json = JSON.parse(m.value ?? '');
+    json = JSON.parse(r.value.toString('utf8'));
   } catch (e) {
     return { ok: false, reason: `not JSON: ${(e as Error).message}` };
   }
-  // Plain safeParse: these values are consumed, not re-published in-process, so marking them (validate())
-  // would only cost time.
-  const r = topic.schema.safeParse(json);
-  if (!r.success) return { ok: false, reason: summarise(r.error) };
+  // Plain safeParse: these values are handed to a handler, not re-published in-process, so marking them
+  // (validate()) would only cost time.
+  const v = topic.schema.safeParse(json);
+  if (!v.success) return { ok: false, reason: summarise(v.error) };
   return {
     ok: true,
     record: {
       topic: topic.name,
-      partition: m.partition,
-      offset: m.offset,
-      key: m.key ?? '',
-      value: r.data,
-      timestamp: Number(m.timestamp),
+      partition,
+      offset: r.offset,
+      key: r.key === null ? '' : r.key.toString('utf8'),
+      value: v.data,
+      timestamp: Number(r.timestamp),
     },
   };
 }
 
-/** One group member: fetches, hands batches per partition to the handler in order, commits after. */
+// --- subscriptions -------------------------------------------------------------------------------------------
+
+interface PartitionState {
+  /** Next offset to fetch and deliver. */
+  position: bigint;
+  /** Where a failed batch is re-read from: the last offset committed, or the start position. */
+  resumeFrom: bigint;
+  /** The group's committed offset as we last knew it (-1: none). */
+  committed: bigint;
+  /** A commit that failed (broker away): retried before the next fetch. */
+  uncommitted: { offset: bigint; leaderEpoch: number } | undefined;
+  failures: number;
+  /** After a handler error, the partition is not fetched before this time (back-off). */
+  retryAt: number;
+}
+
+/**
+ * One member of a consumer group. Two clients: `member` joins the group, heartbeats, reads and commits
+ * offsets; `fetcher` only fetches, on its own connections, so that a long-polling fetch never delays a
+ * heartbeat or a commit (a broker handles one request per connection at a time).
+ *
+ * Assignment changes arrive as events from the client's background (re)join; they are applied by the fetch
+ * loop between batches, so `onRevoke`/`onAssign` never run concurrently with `handle`.
+ */
 class KafkaSubscription<T> {
   private readonly bus: KafkaBus;
   private readonly opts: SubscribeOptions<T>;
-  private consumer: Consumer<string, string, string, string> | undefined;
-  private stream: MessagesStream<string, string, string, string> | undefined;
-  private readonly queues = new Map<number, StrMessage[]>();
-  private queued = 0;
-  private assigned = new Set<number>();
-  /** Next offset to deliver per partition (what has been handed to the handler, or skipped as invalid). */
-  private readonly position = new Map<number, bigint>();
+  private readonly topicName: string;
+  private readonly log: Logger;
+  private readonly member: RawConsumer;
+  private readonly fetcher: RawConsumer;
+  private readonly partitions = new Map<number, PartitionState>();
+  /** The latest assignment from the group, not applied yet. */
+  private pending: Set<number> | undefined;
+  private joined = false;
+  private rejoinNeeded = false;
   private stopped = false;
-  private wake: (() => void) | undefined;
-  private pump: Promise<void> | undefined;
-  private readonly progress = new Set<() => void>();
-  private failures = 0;
-  private generation = 0;
+  private loop: Promise<void> | undefined;
+  /** Wakes the fetch loop (assignment, stop). */
+  private readonly wake = new Signal();
+  /** Wakes `caughtUp` waiters (positions moved, assignment applied). */
+  private readonly progress = new Signal();
 
   constructor(bus: KafkaBus, opts: SubscribeOptions<T>) {
     this.bus = bus;
     this.opts = opts;
-  }
-
-  async start(): Promise<void> {
-    await this.connect();
-    this.pump = this.run();
-  }
-
-  private async connect(): Promise<void> {
-    const gen = ++this.generation;
-    const consumer = new Consumer<string, string, string, string>({
-      clientId: `${this.bus.clientId}-${this.opts.service}`,
-      groupId: this.bus.prefix + this.opts.group,
-      bootstrapBrokers: this.bus.brokers,
-      deserializers: stringDeserializers,
+    this.topicName = bus.name(opts.topic as Topic<unknown>);
+    this.log = bus.log.child({ service: opts.service, topic: opts.topic.name, group: opts.group });
+    const sessionTimeout = bus.sessionTimeoutMs;
+    this.member = new Consumer({
+      clientId: `${bus.clientId}-${opts.service}`,
+      groupId: bus.prefix + opts.group,
+      bootstrapBrokers: bus.brokers,
       autocommit: false,
-      // How fast a killed member's partitions move to a live one (the broker's minimum is 6 s).
-      sessionTimeout: Number(process.env.CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS ?? 10_000),
-      heartbeatInterval: 1_000,
-      rebalanceTimeout: 30_000,
-      maxWaitTime: 50,
-      retries: 10,
+      sessionTimeout,
+      heartbeatInterval: Math.min(1_000, Math.floor(sessionTimeout / 3)),
+      rebalanceTimeout: Math.max(sessionTimeout, 30_000),
+      isolationLevel: ISOLATION,
+      retries: 5,
       retryDelay: 250,
     });
-    consumer.on('consumer:group:join', (payload) => {
-      if (gen !== this.generation) return;
+    this.fetcher = bus.newRawClient(`${opts.service}-fetch`);
+    // The client emits 'error' when a background rejoin fails for good (broker away too long); it then stops
+    // heartbeating, so the loop rejoins. (An 'error' event without a listener would crash the process.)
+    this.member.on('error', (err) => {
+      this.log.warn({ err }, 'consumer group membership lost; rejoining');
+      this.rejoinNeeded = true;
+      this.wake.notify();
+    });
+    this.member.on('consumer:group:join', (payload) => {
       const mine = new Set<number>();
       for (const a of payload.assignments ?? [])
-        if (a.topic === this.bus.name(this.opts.topic as Topic<unknown>))
-          for (const p of a.partitions) mine.add(p);
-      void this.reassign(mine);
+        if (a.topic === this.topicName) for (const p of a.partitions) mine.add(p);
+      this.pending = mine;
+      this.wake.notify();
     });
-    this.consumer = consumer;
-    const stream = await consumer.consume({
-      topics: [this.bus.name(this.opts.topic as Topic<unknown>)],
-      mode: 'committed',
-      fallbackMode: this.opts.from ?? 'earliest',
-      autocommit: false,
-      maxWaitTime: 50,
-      maxBytes: 32 * 1024 * 1024,
-      maxBytesPerPartition: 8 * 1024 * 1024,
-      highWaterMark: 16_384,
-    });
-    this.stream = stream;
-    stream.on('data', (m: StrMessage) => {
-      if (gen !== this.generation || !this.assigned.has(m.partition)) return;
-      let q = this.queues.get(m.partition);
-      if (q === undefined) {
-        q = [];
-        this.queues.set(m.partition, q);
-      }
-      q.push(m);
-      this.queued++;
-      if (this.queued >= this.bus.maxBatch * 4) stream.pause();
-      this.wake?.();
-    });
-    stream.on('error', (err) => log.error({ err, service: this.opts.service }, 'kafka stream error'));
-    // The join event may have fired before the listener saw it: read the assignment directly.
-    const a = consumer.assignments;
-    if (a !== null) {
-      const mine = new Set<number>();
-      for (const x of a)
-        if (x.topic === this.bus.name(this.opts.topic as Topic<unknown>))
-          for (const p of x.partitions) mine.add(p);
-      await this.reassign(mine);
-    }
+    this.member.topics.trackAll(this.topicName);
+    this.fetcher.topics.trackAll(this.topicName);
   }
 
-  private async reassign(mine: Set<number>): Promise<void> {
-    const revoked = [...this.assigned].filter((p) => !mine.has(p));
-    const added = [...mine].filter((p) => !this.assigned.has(p));
-    if (revoked.length === 0 && added.length === 0) return;
-    for (const p of revoked) {
-      this.queued -= this.queues.get(p)?.length ?? 0;
-      this.queues.delete(p);
-      this.position.delete(p);
+  /** Joins the group and applies the first assignment (start positions, `onAssign`) before resolving. */
+  async start(): Promise<void> {
+    await this.member.joinGroup({});
+    const deadline = Date.now() + 60_000;
+    while (this.pending !== undefined && !this.stopped) {
+      if (await this.applyAssignment()) break;
+      if (Date.now() > deadline)
+        throw new Error(`${this.opts.service}: could not start consuming ${this.topicName}`);
+      await sleep(250);
     }
-    this.assigned = new Set(mine);
-    if (revoked.length > 0) await this.opts.onRevoke?.(revoked);
-    if (added.length > 0) {
-      await this.initPositions(added);
-      await this.opts.onAssign?.(added);
-    }
-    this.wake?.();
-  }
-
-  /** Where a newly assigned partition starts: its committed offset, or the log start / end. */
-  private async initPositions(partitions: number[]): Promise<void> {
-    const name = this.bus.name(this.opts.topic as Topic<unknown>);
-    try {
-      const committed = await this.consumer!.listCommittedOffsets({ topics: [{ topic: name, partitions }] });
-      const { earliest, latest } = await this.bus.offsets(name);
-      const c = committed.get(name) ?? [];
-      for (const p of partitions) {
-        const off = c[p];
-        const fallback =
-          (this.opts.from ?? 'earliest') === 'earliest' ? (earliest[p] ?? 0n) : (latest[p] ?? 0n);
-        this.position.set(p, off !== undefined && off >= 0n ? off : fallback);
-      }
-    } catch (err) {
-      log.warn({ err, service: this.opts.service }, 'could not read committed offsets');
-    }
-  }
-
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      const p = this.nextPartition();
-      if (p === undefined) {
-        if (this.stream?.isPaused()) this.stream.resume();
-        await new Promise<void>((r) => {
-          this.wake = r;
-          setTimeout(r, 200);
-        });
-        this.wake = undefined;
-        continue;
-      }
-      const q = this.queues.get(p)!;
-      const msgs = q.splice(0, this.bus.maxBatch);
-      this.queued -= msgs.length;
-      try {
-        await this.handle(p, msgs);
-        this.failures = 0;
-      } catch (err) {
-        this.failures++;
-        log.error(
-          { err, service: this.opts.service, partition: p },
-          'handler failed; resuming from committed offsets',
-        );
-        await this.rewind();
-      }
-      if (this.queued < this.bus.maxBatch && this.stream?.isPaused()) this.stream.resume();
-      for (const r of this.progress) r();
-    }
-  }
-
-  private nextPartition(): number | undefined {
-    let best: number | undefined;
-    let bestLen = 0;
-    for (const [p, q] of this.queues) if (q.length > bestLen) [best, bestLen] = [p, q.length];
-    return best;
-  }
-
-  private async handle(partition: number, msgs: StrMessage[]): Promise<void> {
-    const valid: Delivered<T>[] = [];
-    const dead = [];
-    for (const m of msgs) {
-      const r = parseRecord(this.opts.topic, m);
-      if (r.ok) valid.push(r.record);
-      else
-        dead.push(
-          deadLetter({
-            service: this.opts.service,
-            origin: this.opts.topic.name,
-            kind: 'invalid',
-            reason: r.reason,
-            payload: m.value ?? '',
-            key: m.key ?? undefined,
-            partition: m.partition,
-            offset: m.offset,
-          }),
-        );
-    }
-    if (dead.length > 0) {
-      log.warn(
-        { service: this.opts.service, count: dead.length, reason: dead[0]!.reason },
-        'invalid records to dlq',
-      );
-      await this.bus.publish(knownTopics.dlq, dead);
-    }
-    let plan: CommitPlan;
-    if (valid.length > 0) plan = await this.opts.handle({ partition, records: valid });
-    const last = msgs[msgs.length - 1]!;
-    const next = last.offset + 1n;
-    const safe = plan?.get(partition);
-    const commitTo = safe !== undefined && safe < next ? safe : next;
-    this.position.set(partition, next);
-    if (!this.assigned.has(partition)) return;
-    try {
-      await this.consumer!.commit({
-        offsets: [{ topic: last.topic, partition, offset: commitTo, leaderEpoch: last.leaderEpoch }],
-      });
-    } catch (err) {
-      // A rebalance can invalidate the generation: the new owner resumes from the previous commit.
-      log.warn({ err, service: this.opts.service, partition }, 'commit failed');
-    }
-  }
-
-  /** After a handler error: revoke everything, reconnect, resume from committed offsets. */
-  private async rewind(): Promise<void> {
-    await new Promise((r) => setTimeout(r, Math.min(10_000, 100 * 2 ** this.failures)));
-    const all = [...this.assigned];
-    this.queues.clear();
-    this.queued = 0;
-    this.assigned.clear();
-    this.position.clear();
-    if (all.length > 0) await this.opts.onRevoke?.(all);
-    await this.disconnect();
-    if (!this.stopped) await this.connect();
-  }
-
-  private async disconnect(): Promise<void> {
-    this.generation++;
-    const { stream, consumer } = this;
-    this.stream = undefined;
-    this.consumer = undefined;
-    await stream?.close().catch(() => {});
-    await consumer?.close(true).catch(() => {});
-  }
-
-  async caughtUp(): Promise<void> {
-    const name = this.bus.name(this.opts.topic as Topic<unknown>);
-    const { latest } = await this.bus.offsets(name);
-    for (let round = 0; ; round++) {
-      if (this.stopped) return;
-      if (round % 10 === 9) await this.resync(name);
-      let done = this.assigned.size > 0;
-      for (const p of this.assigned) {
-        const pos = this.position.get(p);
-        if (pos === undefined || pos < (latest[p] ?? 0n)) done = false;
-      }
-      if (done) return;
-      await new Promise<void>((r) => {
-        this.progress.add(r);
-        setTimeout(r, 100);
-      });
-      this.progress.clear();
-    }
-  }
-
-  /**
-   * Belt and braces for long waits: re-reads the group assignment from the client (in case a rebalance event was
-   * missed) and retries the start position of assigned partitions that have none yet.
-   */
-  private async resync(name: string): Promise<void> {
-    const a = this.consumer?.assignments;
-    if (a) {
-      const mine = new Set<number>();
-      for (const x of a) if (x.topic === name) for (const p of x.partitions) mine.add(p);
-      await this.reassign(mine);
-    }
-    const missing = [...this.assigned].filter((p) => !this.position.has(p));
-    if (missing.length > 0) await this.initPositions(missing);
+    this.joined = true;
+    this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.wake?.();
-    await this.pump;
-    const revoked = [...this.assigned];
-    this.assigned.clear();
-    await this.disconnect();
-    if (revoked.length > 0) await this.opts.onRevoke?.(revoked);
+    this.wake.notify();
+    this.progress.notify();
+    await this.loop; // the in-flight fetch (at most FETCH_MAX_WAIT_MS) and batch
+    await this.flushCommits();
+    const revoked = [...this.partitions.keys()];
+    this.partitions.clear();
+    if (revoked.length > 0) await this.callback('onRevoke', revoked);
+    // Closing the member leaves the group: its partitions go to the other members at once.
+    await Promise.all([
+      this.member.close().catch((err) => this.log.warn({ err }, 'leaving the group failed')),
+      this.fetcher.close().catch(() => {}),
+    ]);
   }
+
+  async caughtUp(): Promise<void> {
+    const { latest } = await this.bus.offsets(this.topicName);
+    for (;;) {
+      if (this.stopped) return;
+      if (this.joined && this.pending === undefined) {
+        let done = true;
+        for (const [p, s] of this.partitions) if (s.position < (latest[p] ?? 0n)) done = false;
+        if (done) return;
+      }
+      await this.progress.wait(500);
+    }
+  }
+
+  private async run(): Promise<void> {
+    let fetchFailures = 0;
+    while (!this.stopped) {
+      try {
+        if (this.rejoinNeeded) {
+          await this.member.joinGroup({});
+          this.rejoinNeeded = false;
+        }
+        if (this.pending !== undefined && !(await this.applyAssignment())) {
+          await this.wake.wait(500);
+          continue;
+        }
+        await this.flushCommits();
+        const now = Date.now();
+        const positions = new Map<number, bigint>();
+        let nextRetry = Number.POSITIVE_INFINITY;
+        for (const [p, s] of this.partitions) {
+          if (s.retryAt <= now) positions.set(p, s.position);
+          else nextRetry = Math.min(nextRetry, s.retryAt);
+        }
+        if (positions.size === 0) {
+          await this.wake.wait(Math.min(500, Math.max(10, nextRetry - now)));
+          continue;
+        }
+        let fetched: Map<number, Fetched>;
+        try {
+          fetched = await fetchRecords(this.fetcher, this.topicName, positions, FETCH_MAX_WAIT_MS);
+          fetchFailures = 0;
+        } catch (err) {
+          if (findErrorBy(err as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) {
+            await this.resetOutOfRange([...positions.keys()]);
+            continue;
+          }
+          fetchFailures++;
+          // Broker away or leadership moving: the client already retried; back off, and say so now and then.
+          if ((fetchFailures & (fetchFailures - 1)) === 0)
+            this.log.warn({ err, failures: fetchFailures }, 'fetch failed; retrying');
+          await this.wake.wait(Math.min(5_000, 100 * 2 ** Math.min(fetchFailures, 6)));
+          continue;
+        }
+        for (const p of [...fetched.keys()].sort((a, b) => a - b)) {
+          // A new assignment is applied before anything else is delivered (partitions may have moved).
+          if (this.stopped || this.pending !== undefined) break;
+          const state = this.partitions.get(p);
+          if (state === undefined || state.position !== positions.get(p)) continue;
+          await this.deliver(p, state, fetched.get(p)!);
+        }
+      } catch (err) {
+        // Not expected (the steps above handle their errors): log, back off, go on.
+        this.log.error({ err }, 'subscription loop error');
+        await this.wake.wait(1_000);
+      }
+    }
+  }
+
+  /**
+   * Hands one partition's fetched records to the handler in chunks of at most `maxBatch`, committing after each.
+   * On a handler error the partition is re-read from its last commit, after a back-off.
+   */
+  private async deliver(partition: number, state: PartitionState, fetched: Fetched): Promise<void> {
+    const { records } = fetched;
+    const size = this.bus.maxBatch;
+    for (let i = 0; i === 0 || i < records.length; i += size) {
+      if (this.stopped || this.pending !== undefined) return;
+      const chunk = records.slice(i, i + size);
+      const last = i + size >= records.length;
+      // The last chunk also moves past what follows its last record (control batches).
+      const next = last ? fetched.next : chunk[chunk.length - 1]!.offset + 1n;
+      const leaderEpoch = chunk[chunk.length - 1]?.leaderEpoch ?? -1;
+      const valid: Delivered<T>[] = [];
+      const dead: DeadLetter[] = [];
+      for (const r of chunk) {
+        const parsed = parseRecord(this.opts.topic, partition, r);
+        if (parsed.ok) valid.push(parsed.record);
+        else dead.push(this.deadLetter(partition, r, parsed.reason));
+      }
+      let plan: CommitPlan;
+      try {
+        if (dead.length > 0) {
+          this.log.warn({ partition, count: dead.length, reason: dead[0]!.reason }, 'invalid records to dlq');
+          await this.bus.publish(knownTopics.dlq, dead);
+        }
+        if (valid.length > 0) plan = await this.opts.handle({ partition, records: valid });
+      } catch (err) {
+        state.failures++;
+        const backoff = Math.min(10_000, 100 * 2 ** Math.min(state.failures, 7));
+        this.log.error(
+          { err, partition, offset: chunk[0]?.offset, failures: state.failures, retryInMs: backoff },
+          'handler failed; re-reading from the last commit',
+        );
+        state.position = state.resumeFrom;
+        state.retryAt = Date.now() + backoff;
+        this.progress.notify();
+        return;
+      }
+      state.failures = 0;
+      const safe = plan?.get(partition);
+      const commitTo = safe !== undefined && safe < next ? safe : next;
+      if (commitTo > state.committed) {
+        state.uncommitted = { offset: commitTo, leaderEpoch };
+        await this.commit(partition, state);
+      }
+      state.position = next;
+      this.progress.notify();
+    }
+  }
+
+  private deadLetter(partition: number, r: RawRecord, reason: string): DeadLetter {
+    return deadLetter({
+      service: this.opts.service,
+      origin: this.opts.topic.name,
+      kind: 'invalid',
+      reason,
+      payload: r.value === null ? '' : r.value.toString('utf8'),
+      key: r.key === null ? undefined : r.key.toString('utf8'),
+      partition,
+      offset: r.offset,
+    });
+  }
+
+  /** Commits `state.uncommitted` if this member still owns the partition; keeps it for a retry on failure. */
+  private async commit(partition: number, state: PartitionState): Promise<void> {
+    const c = state.uncommitted;
+    if (c === undefined) return;
+    // The group moved the partition away meanwhile: its new owner resumes from the previous commit, which
+    // must not be overwritten (the records are re-read there: at-least-once).
+    const owned = this.member.assignments?.some(
+      (a) => a.topic === this.topicName && a.partitions.includes(partition),
+    );
+    if (!owned) {
+      state.uncommitted = undefined;
+      return;
+    }
+    try {
+      await this.member.commit({
+        offsets: [{ topic: this.topicName, partition, offset: c.offset, leaderEpoch: c.leaderEpoch }],
+      });
+      state.committed = c.offset;
+      state.resumeFrom = c.offset;
+      if (state.uncommitted === c) state.uncommitted = undefined;
+    } catch (err) {
+      this.log.warn({ err, partition, offset: c.offset }, 'commit failed; will retry');
+    }
+  }
+
+  private async flushCommits(): Promise<void> {
+    for (const [p, s] of this.partitions) if (s.uncommitted !== undefined) await this.commit(p, s);
+  }
+
+  /**
+   * Applies the pending assignment: revokes, then starts the added partitions at their committed offset (or
+   * `from`). A partition kept across a rebalance whose committed offset changed meanwhile was owned by
+   * another member in between: it is revoked and assigned again, so that the service rebuilds its state.
+   * Returns false if the broker could not be asked (the assignment stays pending).
+   */
+  private async applyAssignment(): Promise<boolean> {
+    let next: Set<number>;
+    let revoked: number[];
+    let added: number[];
+    let starts: Map<number, { position: bigint; committed: bigint }>;
+    // Until the assignment we computed for is still the latest one (another rebalance may complete meanwhile).
+    do {
+      if (this.pending === undefined) return true;
+      const wanted = this.pending;
+      next = wanted;
+      const current = new Set(this.partitions.keys());
+      const kept = [...wanted].filter((p) => current.has(p));
+      revoked = [...current].filter((p) => !wanted.has(p));
+      added = [...wanted].filter((p) => !current.has(p));
+      try {
+        const committed = await this.committedOffsets([...kept, ...added]);
+        for (const p of kept) {
+          if ((committed.get(p) ?? -1n) !== this.partitions.get(p)!.committed) {
+            revoked.push(p);
+            added.push(p);
+          }
+        }
+        starts = await this.startPositions(added, committed);
+      } catch (err) {
+        this.log.warn({ err }, 'could not read offsets for the new assignment; retrying');
+        return false;
+      }
+    } while (this.pending !== next);
+    this.pending = undefined;
+    for (const p of revoked) this.partitions.delete(p);
+    if (revoked.length > 0)
+      await this.callback(
+        'onRevoke',
+        revoked.sort((a, b) => a - b),
+      );
+    for (const p of added) {
+      const s = starts.get(p)!;
+      this.partitions.set(p, {
+        position: s.position,
+        resumeFrom: s.position,
+        committed: s.committed,
+        uncommitted: undefined,
+        failures: 0,
+        retryAt: 0,
+      });
+    }
+    if (added.length > 0)
+      await this.callback(
+        'onAssign',
+        added.sort((a, b) => a - b),
+      );
+    if (revoked.length > 0 || added.length > 0)
+      this.log.info({ revoked, added, assigned: [...this.partitions.keys()] }, 'assignment applied');
+    this.progress.notify();
+    return true;
+  }
+
+  private async committedOffsets(partitions: number[]): Promise<Map<number, bigint>> {
+    const out = new Map<number, bigint>();
+    if (partitions.length === 0) return out;
+    const res = await this.member.listCommittedOffsets({ topics: [{ topic: this.topicName, partitions }] });
+    const list = res.get(this.topicName) ?? [];
+    for (const p of partitions) out.set(p, list[p] ?? -1n);
+    return out;
+  }
+
+  private async startPositions(
+    partitions: number[],
+    committed: Map<number, bigint>,
+  ): Promise<Map<number, { position: bigint; committed: bigint }>> {
+    const out = new Map<number, { position: bigint; committed: bigint }>();
+    if (partitions.length === 0) return out;
+    const { earliest, latest } = await this.bus.offsets(this.topicName);
+    for (const p of partitions) {
+      const c = committed.get(p) ?? -1n;
+      const fallback =
+        (this.opts.from ?? 'earliest') === 'earliest' ? (earliest[p] ?? 0n) : (latest[p] ?? 0n);
+      out.set(p, { position: c >= 0n ? c : fallback, committed: c });
+    }
+    return out;
+  }
+
+  /** A position outside the log (retention deleted it, or the topic was recreated): reset like `from` says. */
+  private async resetOutOfRange(partitions: number[]): Promise<void> {
+    try {
+      const { earliest, latest } = await this.bus.offsets(this.topicName);
+      for (const p of partitions) {
+        const s = this.partitions.get(p);
+        if (s === undefined) continue;
+        const first = earliest[p] ?? 0n;
+        const end = latest[p] ?? 0n;
+        if (s.position >= first && s.position <= end) continue;
+        const to = s.position < first || (this.opts.from ?? 'earliest') === 'earliest' ? first : end;
+        this.log.warn(
+          { partition: p, position: s.position, earliest: first, end, to },
+          'offset out of range; reset',
+        );
+        s.position = to;
+        s.resumeFrom = to;
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'could not reset out-of-range offsets');
+      await this.wake.wait(1_000);
+    }
+  }
+
+  private async callback(name: 'onRevoke' | 'onAssign', partitions: number[]): Promise<void> {
+    try {
+      await this.opts[name]?.(partitions);
+    } catch (err) {
+      this.log.error({ err, partitions }, `${name} failed`);
+    }
+  }
+}
+
+/** Wakes waiters; `wait` resolves on `notify` or after its timeout, whichever comes first. */
+class Signal {
+  private readonly waiters = new Set<() => void>();
+
+  wait(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiters.add(done);
+    });
+  }
+
+  notify(): void {
+    for (const w of [...this.waiters]) w();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
