@@ -1,155 +1,215 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { log as rootLog } from '../../core/log.ts';
+import { type Logger, log as rootLog } from '../../core/log.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
-import { krakenRestPair, krakenTradesPage } from '../live/rest.ts';
+import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs, nsToMs } from '../live/kraken-trades-api.ts';
+import { assertUrl } from '../live/live-source.ts';
+import { KRAKEN_REST_PAIRS, krakenRestPair } from '../live/symbols.ts';
+import type { Backoff } from '../live/ws-connection.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
+import { type BackfillState, loadState, saveState } from './state-file.ts';
+
+export { KRAKEN_REST_PAIRS, krakenRestPair };
 
 /**
- * Historical trades from Kraken's REST `Trades` endpoint, as a finite trade source: pages follow the `last`
- * cursor (ns) from `since` until `until`; rate-limit errors and HTTP 429/5xx back off and retry; the cursor is
- * saved to a state file after every page so that an interrupted backfill resumes where it stopped.
- * Kraken asks for about one public request per second: `minIntervalMs` paces the pages.
+ * Historical trades from Kraken's REST `Trades` endpoint as a finite `TradeSource`: for one pair and a
+ * [since, until) range (epoch ms), pages follow the `last` cursor (ns) until `until` is passed or Kraken has
+ * nothing newer. Transient `error[]` entries (`EAPI:Rate limit exceeded`, …), HTTP 429/5xx and network
+ * errors back off exponentially and retry; any other Kraken error stops the run with that error. The
+ * cursor is saved to a state file after every page, so a rerun after an interruption resumes where it
+ * stopped. Ends with a final watermark for the pair. Kraken asks for about one public request a second:
+ * `minIntervalMs` paces the pages.
  */
-export interface BackfillProgress {
+export interface KrakenBackfillProgress {
   pair: string;
-  fetched: number;
+  /** Trades delivered so far (including earlier runs resumed from the state file). */
+  fetchedTrades: number;
+  /** Event time the cursor has reached (epoch ms, ≤ until). */
+  cursorTs: number;
+  since: number;
+  until: number;
   pages: number;
-  sinceMs: number;
-  untilMs: number;
-  /** Event time reached so far. */
-  cursorMs: number;
   retries: number;
+  /** @deprecated same as `fetchedTrades` (the first version's name). */
+  fetched: number;
+  /** @deprecated same as `cursorTs`. */
+  cursorMs: number;
+  /** @deprecated same as `since`. */
+  sinceMs: number;
+  /** @deprecated same as `until`. */
+  untilMs: number;
 }
+
+/** @deprecated the first version's name. */
+export type BackfillProgress = KrakenBackfillProgress;
 
 export interface KrakenBackfillOptions {
+  /** Canonical pair; must be in `KRAKEN_REST_PAIRS`. */
   pair: string;
-  sinceMs: number;
+  /** Start of the range, epoch ms (inclusive). */
+  since?: number;
+  /** End of the range, epoch ms (exclusive); default: now. */
+  until?: number;
+  /** @deprecated alias of `since`. */
+  sinceMs?: number;
+  /** @deprecated alias of `until`. */
   untilMs?: number;
+  /** Default `https://api.kraken.com`. */
   baseUrl?: string;
-  /** Resume file; omitted: no resume. */
+  /** Where the cursor is kept between runs; omitted: no resume. */
   stateFile?: string;
+  /** Least time between two page requests (default 1 000 ms). */
   minIntervalMs?: number;
-  backoff?: { initialMs: number; maxMs: number };
-  onProgress?(p: BackfillProgress): void;
-}
-
-interface State {
-  pair: string;
-  sinceMs: number;
-  untilMs: number;
-  cursor: string;
-  /** Highest trade id delivered (Kraken ids grow with time): re-sent trades are dropped by it. */
-  maxId?: number;
-  fetched: number;
-  done: boolean;
+  /** Retry back-off (default 1 s doubling to 60 s) and how many retries per page (default 8). */
+  backoff?: Backoff;
+  retries?: number;
+  onProgress?(p: KrakenBackfillProgress): void;
+  log?: Logger;
 }
 
 export class KrakenRestBackfill implements TradeSource {
   readonly name = 'kraken-rest';
+  readonly pair: string;
+  readonly since: number;
+  readonly until: number;
   private readonly o: KrakenBackfillOptions;
-  private readonly log = rootLog.child({ source: 'kraken-rest' });
+  private readonly baseUrl: string;
+  private readonly log: Logger;
 
   constructor(options: KrakenBackfillOptions) {
     krakenRestPair(options.pair); // unknown pairs fail here, clearly
-    if (!Number.isFinite(options.sinceMs)) throw new Error('backfill: --since is not a valid time');
-    const until = options.untilMs ?? Date.now();
-    if (until <= options.sinceMs)
+    const since = options.since ?? options.sinceMs;
+    const until = options.until ?? options.untilMs ?? Date.now();
+    if (since === undefined || !Number.isFinite(since))
+      throw new Error('backfill: since is not a valid time');
+    if (!Number.isFinite(until)) throw new Error('backfill: until is not a valid time');
+    if (until <= since)
       throw new Error(
-        `backfill: --until (${new Date(until).toISOString()}) must be after --since (${new Date(options.sinceMs).toISOString()})`,
+        `backfill: until (${new Date(until).toISOString()}) must be after since (${new Date(since).toISOString()})`,
       );
-    this.o = { ...options, untilMs: until };
+    this.baseUrl = options.baseUrl ?? KRAKEN_REST_URL;
+    assertUrl(this.baseUrl, ['http:', 'https:']);
+    this.o = options;
+    this.pair = options.pair;
+    this.since = since;
+    this.until = until;
+    this.log = (options.log ?? rootLog).child({ source: this.name, pair: options.pair });
   }
 
   async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
-    const { pair, sinceMs } = this.o;
-    const untilMs = this.o.untilMs!;
-    const state = this.load() ?? {
-      pair,
-      sinceMs,
-      untilMs,
-      cursor: String(BigInt(sinceMs) * 1_000_000n),
-      fetched: 0,
-      done: false,
-    };
-    if (state.done) {
-      this.log.info({ pair, fetched: state.fetched }, 'backfill already complete (state file)');
-      return;
+    const { pair, since, until } = this;
+    const state = this.resumeOrStart();
+    const progress = this.progress(state, 0);
+    if (!state.done) {
+      try {
+        await this.pages(sink, signal, state, progress);
+      } catch (err) {
+        if (signal.aborted) return; // stopped on request: the state file has the last complete page
+        throw err;
+      }
     }
-    const progress: BackfillProgress = {
-      pair,
-      fetched: state.fetched,
-      pages: 0,
-      sinceMs,
-      untilMs,
-      cursorMs: Number(BigInt(state.cursor) / 1_000_000n),
-      retries: 0,
-    };
-    let lastTs = 0;
+    if (state.done) {
+      this.log.info({ fetchedTrades: state.fetchedTrades }, 'backfill complete');
+      const ts = Math.min(state.completeTs, until);
+      await sink.watermark({ v: 1, type: 'watermark', exchange: 'kraken', pair, ts, final: true });
+    } else
+      this.log.info(
+        { fetchedTrades: state.fetchedTrades, cursorTs: progress.cursorTs, since, until },
+        'stopped',
+      );
+  }
+
+  private async pages(
+    sink: SourceSink,
+    signal: AbortSignal,
+    state: BackfillState,
+    progress: KrakenBackfillProgress,
+  ): Promise<void> {
+    const { pair, since, until } = this;
     while (!signal.aborted) {
-      const started = Date.now();
-      // Ask from 1 ns before the cursor: if `since` is exclusive, trades sharing the cursor's timestamp would
-      // otherwise be skipped at a page boundary. Ids increase with time, so re-sent ones are dropped by id.
-      const since = state.cursor === '0' ? state.cursor : String(BigInt(state.cursor) - 1n);
-      const page = await krakenTradesPage(this.o.baseUrl ?? 'https://api.kraken.com', pair, since, {
+      const requestedAt = Date.now();
+      // Ask from 1 ns before the cursor: if `since` is exclusive (unconfirmed), trades sharing the cursor's
+      // time would otherwise be skipped at a page boundary. Ids grow with time: re-sent ones are dropped.
+      const cursor = BigInt(state.cursor);
+      const page = await fetchKrakenTrades(this.baseUrl, pair, String(cursor > 0n ? cursor - 1n : 0n), {
         signal,
         log: this.log,
         backoff: this.o.backoff,
+        retries: this.o.retries,
         onRetry: () => {
           progress.retries++;
           this.o.onProgress?.(progress);
         },
       });
-      for (const r of page.rejects) {
+      for (const r of page.rejects)
         await sink.reject(
-          deadLetter({ service: 'backfill', origin: 'kraken-rest', kind: 'invalid', reason: r, payload: r }),
+          deadLetter({ service: 'backfill', origin: this.name, kind: 'invalid', reason: r, payload: r }),
         );
-      }
-      const fresh = page.trades.filter((t) => Number(t.tradeId) > (state.maxId ?? -1));
-      const inRange = fresh.filter((t) => t.tradeTs >= sinceMs && t.tradeTs < untilMs);
+      const fresh = page.trades.filter((t) => Number(t.tradeId) > state.maxId);
+      const inRange = fresh.filter((t) => t.tradeTs >= since && t.tradeTs < until);
       if (inRange.length > 0) await sink.trades(inRange);
-      for (const t of inRange) lastTs = Math.max(lastTs, t.tradeTs);
-      for (const t of fresh) state.maxId = Math.max(state.maxId ?? -1, Number(t.tradeId));
-      const reachedEnd = fresh.length === 0 || page.trades.some((t) => t.tradeTs >= untilMs);
-      state.fetched += inRange.length;
-      state.cursor = page.last;
-      state.done = reachedEnd;
-      this.save(state);
-      progress.fetched = state.fetched;
+      const passedUntil = page.trades.some((t) => t.tradeTs >= until);
+      for (const t of inRange) {
+        state.maxId = Math.max(state.maxId, Number(t.tradeId));
+        state.lastTradeTs = Math.max(state.lastTradeTs ?? 0, t.tradeTs);
+      }
+      state.fetchedTrades += inRange.length;
+      // Past `until`, the cursor stops at `until`, so extending the range later resumes exactly there.
+      state.cursor = passedUntil ? msToNs(until) : page.last;
+      state.done = passedUntil || fresh.length === 0;
+      if (state.done)
+        state.completeTs = passedUntil
+          ? until
+          : Math.max(state.lastTradeTs ?? since, Math.min(until, requestedAt - 2_000));
+      saveState(this.o.stateFile, state);
       progress.pages++;
-      progress.cursorMs = Math.min(untilMs, Number(BigInt(page.last || '0') / 1_000_000n));
+      Object.assign(progress, this.progress(state, progress.pages, progress.retries));
       this.o.onProgress?.(progress);
-      if (reachedEnd) break;
-      const wait = (this.o.minIntervalMs ?? 1_000) - (Date.now() - started);
+      if (state.done) return;
+      const wait = (this.o.minIntervalMs ?? 1_000) - (Date.now() - requestedAt);
       if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => {});
     }
-    if (state.done && lastTs > 0)
-      await sink.watermark({ v: 1, type: 'watermark', exchange: 'kraken', pair, ts: lastTs, final: true });
   }
 
-  private load(): State | undefined {
-    if (!this.o.stateFile) return undefined;
-    let s: State;
-    try {
-      s = JSON.parse(readFileSync(this.o.stateFile, 'utf8'));
-    } catch {
-      return undefined;
+  private resumeOrStart(): BackfillState {
+    const { pair, since, until } = this;
+    const saved = loadState(this.o.stateFile);
+    if (saved !== undefined) {
+      if (saved.pair !== pair || saved.since !== since)
+        throw new Error(
+          `state file ${this.o.stateFile} belongs to another backfill (${saved.pair} since ${new Date(saved.since).toISOString()}); remove it or choose another`,
+        );
+      this.log.info({ fetchedTrades: saved.fetchedTrades, cursor: saved.cursor }, 'resuming backfill');
+      // A finished range extended to a later `until` carries on from where it stopped.
+      const extended = until > saved.until;
+      return { ...saved, until, done: saved.done && !extended };
     }
-    if (s.pair !== this.o.pair || s.sinceMs !== this.o.sinceMs) {
-      throw new Error(
-        `state file ${this.o.stateFile} belongs to another backfill (${s.pair} since ${new Date(s.sinceMs).toISOString()}); remove it or pass --state`,
-      );
-    }
-    this.log.info({ pair: s.pair, fetched: s.fetched, cursor: s.cursor }, 'resuming backfill');
-    return { ...s, untilMs: this.o.untilMs!, done: s.done && s.untilMs >= this.o.untilMs! };
+    return {
+      version: 1,
+      pair,
+      since,
+      until,
+      cursor: msToNs(since),
+      maxId: -1,
+      fetchedTrades: 0,
+      done: false,
+      completeTs: since,
+    };
   }
 
-  private save(s: State): void {
-    if (!this.o.stateFile) return;
-    mkdirSync(dirname(this.o.stateFile), { recursive: true });
-    const tmp = `${this.o.stateFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify(s, null, 2));
-    renameSync(tmp, this.o.stateFile); // atomic: a crash never leaves half a state file
+  private progress(s: BackfillState, pages: number, retries = 0): KrakenBackfillProgress {
+    const cursorTs = Math.max(this.since, Math.min(this.until, nsToMs(s.cursor)));
+    return {
+      pair: this.pair,
+      fetchedTrades: s.fetchedTrades,
+      cursorTs,
+      since: this.since,
+      until: this.until,
+      pages,
+      retries,
+      fetched: s.fetchedTrades,
+      cursorMs: cursorTs,
+      sinceMs: this.since,
+      untilMs: this.until,
+    };
   }
 }

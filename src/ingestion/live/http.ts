@@ -2,9 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../core/log.ts';
 
 /**
- * GET a JSON document with retries: network errors, HTTP 429 and 5xx, and exchange-level rate-limit errors
- * (`isRateLimited(body)`) back off exponentially (honouring `Retry-After`), up to `retries` times. Other HTTP
- * errors fail at once with the status and the start of the body.
+ * GET a JSON document with retries: network errors, HTTP 429/418 and 5xx, and exchange-level transient errors
+ * in a 200 body (`isRateLimited(body)`, e.g. Kraken's `EAPI:Rate limit exceeded`) back off exponentially with
+ * jitter (honouring `Retry-After`), up to `retries` times. Other HTTP errors fail at once with the status and
+ * the start of the body: retrying a 400 only burns rate-limit budget.
  */
 export class HttpError extends Error {
   override readonly name = 'HttpError';
@@ -41,7 +42,7 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
       ]);
       const res = await fetch(url, { headers: { accept: 'application/json', ...o.headers }, signal });
       const text = await res.text();
-      if (res.status === 429 || res.status >= 500) {
+      if (res.status === 429 || res.status === 418 || res.status >= 500) {
         reason = `HTTP ${res.status}`;
         const ra = Number(res.headers.get('retry-after'));
         if (Number.isFinite(ra) && ra > 0) retryAfterMs = ra * 1000;

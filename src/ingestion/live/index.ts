@@ -1,12 +1,20 @@
-import { binanceAdapter, coinbaseAdapter, krakenAdapter } from './exchanges.ts';
-import { LiveTradeSource } from './live-source.ts';
+import { BinanceWsSource } from './binance-ws.ts';
+import { CoinbaseWsSource } from './coinbase-ws.ts';
+import { KrakenWsSource } from './kraken-ws.ts';
+import type { LiveTradeSource } from './live-source.ts';
 
-export { binanceAdapter, coinbaseAdapter, krakenAdapter } from './exchanges.ts';
-export { LiveTradeSource } from './live-source.ts';
+export type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
+export { BINANCE_WS_URL, type BinanceWsOptions, BinanceWsSource, binanceAdapter } from './binance-ws.ts';
+export type { CoinbaseSideMeaning } from './coinbase-parser.ts';
+export { COINBASE_WS_URL, type CoinbaseWsOptions, CoinbaseWsSource, coinbaseAdapter } from './coinbase-ws.ts';
+export { KRAKEN_WS_URL, type KrakenWsOptions, KrakenWsSource, krakenAdapter } from './kraken-ws.ts';
+export { type LiveStats, LiveTradeSource } from './live-source.ts';
+export { parseBinanceFrame, parseCoinbaseFrame, parseKrakenFrame } from './parsers.ts';
 
 /**
  * The live sources for `--source live`: each exchange follows the pairs it lists. Endpoints can be moved with
- * CRYPTOCAST_{KRAKEN,BINANCE,COINBASE}_{WS,REST}_URL; `CRYPTOCAST_EXCHANGES` picks exchanges (default kraken).
+ * CRYPTOCAST_{KRAKEN,BINANCE,COINBASE}_{WS,REST}_URL; `CRYPTOCAST_EXCHANGES` picks exchanges (default kraken);
+ * `CRYPTOCAST_COINBASE_SIDE` = `maker` (default) or `taker` says what Coinbase's trade side means.
  * Binance quotes in USDT: a `BTC/USD` pair is followed there as `BTC/USDT`.
  */
 export function liveSources(
@@ -18,29 +26,33 @@ export function liveSources(
   for (const x of exchanges) {
     if (x === 'kraken') {
       out.push(
-        new LiveTradeSource(
-          krakenAdapter({ ws: env.CRYPTOCAST_KRAKEN_WS_URL, rest: env.CRYPTOCAST_KRAKEN_REST_URL }),
-          { pairs },
-        ),
+        new KrakenWsSource({
+          pairs,
+          wsUrl: env.CRYPTOCAST_KRAKEN_WS_URL,
+          restUrl: env.CRYPTOCAST_KRAKEN_REST_URL,
+        }),
       );
     } else if (x === 'binance') {
       const usdt = [...new Set(pairs.map((p) => p.replace(/\/USD$/, '/USDT')))];
       out.push(
-        new LiveTradeSource(
-          binanceAdapter({
-            ws: env.CRYPTOCAST_BINANCE_WS_URL,
-            rest: env.CRYPTOCAST_BINANCE_REST_URL,
-            apiKey: env.BINANCE_API_KEY,
-          }),
-          { pairs: usdt },
-        ),
+        new BinanceWsSource({
+          pairs: usdt,
+          wsUrl: env.CRYPTOCAST_BINANCE_WS_URL,
+          restUrl: env.CRYPTOCAST_BINANCE_REST_URL,
+          apiKey: env.BINANCE_API_KEY,
+        }),
       );
     } else if (x === 'coinbase') {
+      const side = env.CRYPTOCAST_COINBASE_SIDE ?? 'maker';
+      if (side !== 'maker' && side !== 'taker')
+        throw new Error(`CRYPTOCAST_COINBASE_SIDE must be maker or taker, not "${side}"`);
       out.push(
-        new LiveTradeSource(
-          coinbaseAdapter({ ws: env.CRYPTOCAST_COINBASE_WS_URL, rest: env.CRYPTOCAST_COINBASE_REST_URL }),
-          { pairs },
-        ),
+        new CoinbaseWsSource({
+          pairs,
+          wsUrl: env.CRYPTOCAST_COINBASE_WS_URL,
+          restUrl: env.CRYPTOCAST_COINBASE_REST_URL,
+          sideMeaning: side,
+        }),
       );
     } else throw new Error(`unknown exchange "${x}" in CRYPTOCAST_EXCHANGES (kraken, binance, coinbase)`);
   }

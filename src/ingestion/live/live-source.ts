@@ -1,62 +1,62 @@
 import { log as rootLog } from '../../core/log.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
 import type { Trade } from '../../schemas/trade.ts';
+import { TradeDeduplicator } from '../dedup.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
-import type { Parsed } from './parsers.ts';
+import type { ExchangeAdapter, LiveSourceOptions } from './adapter.ts';
+import type { Control } from './parse-common.ts';
+import { assertPairs } from './symbols.ts';
 import { ReconnectingSocket } from './ws-connection.ts';
+
+export type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
 
 /**
  * The common life of a live exchange connector; an `ExchangeAdapter` supplies the protocol.
  *
- * - subscribes on every (re)connect; reconnects with back-off; drops a silent connection;
- * - detects gaps: per pair, trade ids must follow each other (Kraken v2 and Binance number trades
- *   contiguously per symbol); the adapter may also report sequence gaps (Coinbase `sequence_num`);
- * - refills over REST: after every reconnect, each pair's history since its last trade; on an id gap, the
- *   missing range. Recovered trades go through the same sink (deduplicated by trade id downstream);
- * - watermarks: once a second per pair, event time = wall clock − `watermarkDelayMs` (absorbs clock skew and
- *   latency), so idle minutes close downstream. While a pair is disconnected or being refilled, its watermark
- *   holds at the last moment known complete, so refilled trades are never late.
+ * - (Re)subscribes on every connection; reconnects with back-off; drops a silent connection.
+ * - Gap detection: per pair, trade ids must follow each other where the exchange numbers them contiguously;
+ *   a Coinbase `sequence_num` or `heartbeat_counter` jump means lost messages; a reconnect means an outage.
+ * - Refill: on an id gap, the missing ids; after a reconnect or a sequence gap, everything since the last
+ *   trade (or the last watermark) — over REST, through the same sink. Trades are deduplicated locally (REST
+ *   and stream overlap by design), so the sink gets each (pair, tradeId) once.
+ * - Watermarks: about once a second per subscribed pair, event time = wall clock − `watermarkDelayMs`, so an
+ *   idle minute still closes downstream. A pair's watermark holds while it is disconnected, unacknowledged or
+ *   being refilled, so refilled trades are never behind its watermark. A gap found only when the next trade
+ *   arrives (a lost frame on a live connection) can still be behind it: downstream's grace period covers that.
+ * - Never throws for bad frames or network trouble (they are dead-lettered or retried); throws at
+ *   construction for unusable configuration (no pairs, malformed pair, bad URL).
  */
-export interface ExchangeAdapter {
-  readonly exchange: string;
-  readonly url: string;
-  subscribeFrames(pairs: readonly string[]): string[];
-  parse(text: string, receivedTs: number): Parsed;
-  /** Trades of `pair` after (`afterId`, `afterTs`], up to `untilId` (exclusive) or now. */
-  recover?(
-    pair: string,
-    after: { id: number; ts: number },
-    untilId: number | undefined,
-    signal: AbortSignal,
-  ): Promise<Trade[]>;
-  /** Whether ids are contiguous per pair (gap = id jump). */
-  readonly contiguousIds: boolean;
-  readonly appPing?: { intervalMs: number; frame(): string };
-  readonly idleTimeoutMs: number;
-}
-
-export interface LiveSourceOptions {
-  pairs: readonly string[];
-  watermarkIntervalMs?: number;
-  watermarkDelayMs?: number;
-  backoff?: { initialMs: number; maxMs: number };
-}
-
 interface PairState {
+  /** Highest numeric trade id delivered (contiguous-id exchanges). */
   lastId?: number;
+  /** Latest trade time delivered. */
   lastTs?: number;
-  /** Event time up to which this pair's trades are known complete (watermarks never pass it). */
-  completeUntil: number;
-  recovering: boolean;
+  /** Last watermark sent. */
+  watermarkTs?: number;
+  /** Subscription acknowledged on the current connection. */
+  acked: boolean;
+  /** The exchange refused the subscription (watermarks stop: we are not following this pair). */
+  refused: boolean;
+  /** Watermarks held: disconnected, or a refill is pending or running. */
+  holding: boolean;
 }
 
 export interface LiveStats {
+  /** Trades delivered to the sink (after local deduplication), stream and REST. */
   trades: number;
+  /** Of which from REST refills. */
   recovered: number;
+  /** Trades dropped as already delivered (stream/REST overlap, snapshots). */
+  duplicates: number;
+  /** Id, sequence and heartbeat-counter gaps seen. */
   gaps: number;
-  reconnects: number;
-  rejects: number;
+  /** REST refills run. */
+  refills: number;
+  /** Trades known to be missing after a refill, plus refills that failed or stopped short. */
   unrecoverable: number;
+  reconnects: number;
+  /** Dead letters sent (bad frames, bad REST rows, exchange errors). */
+  rejects: number;
 }
 
 export class LiveTradeSource implements TradeSource {
@@ -64,50 +64,61 @@ export class LiveTradeSource implements TradeSource {
   readonly stats: LiveStats = {
     trades: 0,
     recovered: 0,
+    duplicates: 0,
     gaps: 0,
+    refills: 0,
+    unrecoverable: 0,
     reconnects: 0,
     rejects: 0,
-    unrecoverable: 0,
   };
   readonly socket: ReconnectingSocket;
   private readonly a: ExchangeAdapter;
   private readonly o: LiveSourceOptions;
   private readonly state = new Map<string, PairState>();
+  private readonly dedup = new TradeDeduplicator();
+  private readonly log;
   private sink: SourceSink | undefined;
   private signal: AbortSignal | undefined;
-  private connected = false;
+  private connectedAt: number | undefined;
+  private startedAt: number | undefined;
+  private ackWarned = false;
   private lastSequence: number | undefined;
-  private readonly log;
+  private lastHeartbeat: number | undefined;
+  private refilledSinceHeartbeat = false;
+  private ticking = false;
 
   constructor(adapter: ExchangeAdapter, options: LiveSourceOptions) {
-    if (options.pairs.length === 0) throw new Error(`${adapter.exchange}: no pair to follow`);
+    assertPairs(adapter.exchange, options.pairs);
+    assertUrl(adapter.url, ['ws:', 'wss:']);
     this.a = adapter;
     this.o = options;
     this.name = `${adapter.exchange}-ws`;
-    this.log = rootLog.child({ source: this.name });
-    for (const p of options.pairs) this.state.set(p, { completeUntil: 0, recovering: false });
+    this.log = (options.log ?? rootLog).child({ source: this.name });
+    for (const p of new Set(options.pairs))
+      this.state.set(p, { acked: false, refused: false, holding: true });
     this.socket = new ReconnectingSocket({
       url: adapter.url,
       name: this.name,
       log: this.log,
-      idleTimeoutMs: adapter.idleTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs ?? adapter.idleTimeoutMs,
       backoff: options.backoff,
       appPing: adapter.appPing,
-      onOpen: (send, attempt) => this.onOpen(send, attempt),
+      random: options.random,
+      onOpen: (send, connection) => this.onOpen(send, connection),
       onMessage: (text, ts) => this.onFrame(text, ts),
-      onDisconnect: (reason) => {
-        this.connected = false;
-        this.lastSequence = undefined;
-        this.log.warn({ reason }, 'disconnected');
-      },
+      onDisconnect: (reason) => this.onDisconnect(reason),
     });
+  }
+
+  /** Pairs whose subscription the exchange has acknowledged on the current connection. */
+  get subscribed(): string[] {
+    return [...this.state].filter(([, s]) => s.acked).map(([p]) => p);
   }
 
   async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
     this.sink = sink;
     this.signal = signal;
-    const every = this.o.watermarkIntervalMs ?? 1_000;
-    const timer = setInterval(() => void this.watermarks(), every);
+    const timer = setInterval(() => void this.tick(), this.o.watermarkIntervalMs ?? 1_000);
     try {
       await this.socket.run(signal);
     } finally {
@@ -115,123 +126,218 @@ export class LiveTradeSource implements TradeSource {
     }
   }
 
-  private async onOpen(send: (text: string) => void, attempt: number): Promise<void> {
-    for (const f of this.a.subscribeFrames(this.o.pairs)) send(f);
-    if (attempt > 1) {
-      this.stats.reconnects++;
-      // Hold every pair's watermark until what traded while we were away has been refilled.
-      for (const s of this.state.values()) if (s.lastId !== undefined) s.recovering = true;
-      this.connected = true;
-      for (const [pair, s] of this.state)
-        if (s.lastId !== undefined) await this.recover(pair, undefined, 'reconnect');
-    } else this.connected = true;
+  private async onOpen(send: (text: string) => void, connection: number): Promise<void> {
+    this.connectedAt = Date.now();
+    this.startedAt ??= this.connectedAt;
+    this.ackWarned = false;
+    for (const f of this.a.subscribeFrames([...this.state.keys()])) send(f);
+    if (connection === 1) {
+      // Nothing to catch up on yet: this connection is where the pairs' history starts.
+      for (const s of this.state.values()) s.holding = false;
+      return;
+    }
+    this.stats.reconnects++;
+    // What traded while we were away: refilled before this connection's frames (queued behind us) are read.
+    for (const pair of this.state.keys()) await this.refill(pair, undefined, 'reconnect');
+  }
+
+  private onDisconnect(reason: string): void {
+    this.connectedAt = undefined;
+    this.lastSequence = undefined;
+    this.lastHeartbeat = undefined;
+    for (const s of this.state.values()) {
+      s.acked = false;
+      s.holding = true; // until the outage is refilled after reconnecting
+    }
+    this.log.warn({ reason }, 'disconnected');
   }
 
   private async onFrame(text: string, receivedTs: number): Promise<void> {
-    const sink = this.sink!;
     const parsed = this.a.parse(text, receivedTs);
-    for (const r of parsed.rejects) {
-      this.stats.rejects++;
-      await sink.reject(
-        deadLetter({ service: 'trades', origin: this.name, kind: r.kind, reason: r.reason, payload: text }),
-      );
-    }
-    for (const c of parsed.controls) {
-      if (c.type === 'error') {
-        this.log.error({ message: c.message }, 'exchange error');
-        await sink.reject(
-          deadLetter({
-            service: 'trades',
-            origin: this.name,
-            kind: 'exchange-error',
-            reason: c.message,
-            payload: text,
-          }),
-        );
-      } else if (c.type === 'status' && c.status === 'shutdown')
-        this.socket.drop('server announced shutdown');
-      else if (c.type === 'sequence') {
-        // Coinbase numbers every message of a connection: a jump means lost messages, of any pair.
-        if (this.lastSequence !== undefined && c.sequence > this.lastSequence + 1) {
-          this.stats.gaps++;
-          this.log.warn({ missing: `${this.lastSequence + 1}..${c.sequence - 1}` }, 'sequence gap');
-          this.lastSequence = c.sequence;
-          for (const s of this.state.values()) if (s.lastId !== undefined) s.recovering = true;
-          for (const pair of this.state.keys()) await this.recover(pair, undefined, 'sequence gap');
+    for (const r of parsed.rejects) await this.reject(r.kind, r.reason, text);
+    let lost = false;
+    for (const c of parsed.controls) lost = (await this.onControl(c, text)) || lost;
+    if (lost) for (const pair of this.state.keys()) await this.refill(pair, undefined, 'lost messages');
+    if (parsed.trades.length > 0) await this.onTrades(parsed.trades, text);
+  }
+
+  /** Acts on a control message; true if it revealed lost messages. */
+  private async onControl(c: Control, text: string): Promise<boolean> {
+    switch (c.type) {
+      case 'subscribed': {
+        const pairs = this.a.acksNamePairs ? c.symbols : [...this.state.keys()];
+        for (const p of pairs) {
+          const s = this.state.get(p);
+          if (s !== undefined) s.acked = true;
         }
-        this.lastSequence = c.sequence;
+        this.log.info({ pairs }, 'subscribed');
+        return false;
       }
+      case 'error': {
+        this.log.error({ message: c.message, symbol: c.symbol }, 'exchange error');
+        const s = c.symbol === undefined ? undefined : this.state.get(c.symbol);
+        if (s !== undefined) s.refused = true;
+        await this.reject('exchange-error', c.message, text);
+        return false;
+      }
+      case 'status':
+        if (c.status === 'shutdown') this.socket.drop('the exchange announced a shutdown');
+        else if (c.status !== 'online') this.log.warn({ status: c.status }, 'exchange not fully online');
+        return false;
+      case 'sequence': {
+        const prev = this.lastSequence;
+        this.lastSequence = c.sequence;
+        if (prev === undefined || c.sequence === prev + 1) return false;
+        if (c.sequence <= prev) {
+          // Not a loss; would mean the numbering is not per connection as assumed — say so, do not refill.
+          this.log.warn(
+            { after: prev, got: c.sequence, channel: c.channel },
+            'sequence number went backwards',
+          );
+          return false;
+        }
+        this.stats.gaps++;
+        this.log.warn({ after: prev, got: c.sequence, channel: c.channel }, 'sequence gap: messages lost');
+        this.refilledSinceHeartbeat = true;
+        return true;
+      }
+      case 'heartbeat': {
+        const covered = this.refilledSinceHeartbeat;
+        this.refilledSinceHeartbeat = false;
+        if (c.counter === undefined) return false;
+        const prev = this.lastHeartbeat;
+        this.lastHeartbeat = c.counter;
+        if (prev === undefined || c.counter <= prev + 1) return false;
+        this.stats.gaps++;
+        this.log.warn({ after: prev, got: c.counter }, 'heartbeat counter gap: messages lost');
+        // The lost heartbeat usually also showed as a sequence jump, already refilled.
+        return !covered;
+      }
+      default:
+        return false;
     }
-    if (parsed.trades.length === 0) return;
+  }
+
+  private async onTrades(trades: readonly Trade[], text: string): Promise<void> {
     const fresh: Trade[] = [];
-    for (const t of parsed.trades) {
+    for (const t of trades) {
       const s = this.state.get(t.pair);
-      if (s === undefined) continue; // not subscribed (the exchange sent an extra symbol)
+      if (s === undefined) {
+        await this.reject('invalid', `trade for ${t.pair}, which is not subscribed`, text);
+        continue;
+      }
       const id = Number(t.tradeId);
-      if (this.a.contiguousIds && s.lastId !== undefined && id > s.lastId + 1 && !s.recovering) {
+      if (this.a.contiguousIds && s.lastId !== undefined && id > s.lastId + 1) {
         this.stats.gaps++;
         this.log.warn({ pair: t.pair, missing: `${s.lastId + 1}..${id - 1}` }, 'trade id gap');
-        await sink.trades(fresh.splice(0));
-        await this.recover(t.pair, id, 'gap');
+        await this.deliver(fresh.splice(0));
+        await this.refill(t.pair, id, 'id gap');
       }
-      if (s.lastId === undefined || id > s.lastId) {
-        s.lastId = id;
-        s.lastTs = Math.max(s.lastTs ?? 0, t.tradeTs);
-      }
-      fresh.push(t);
+      if (this.dedup.accept(t)) {
+        this.advance(s, t);
+        fresh.push(t);
+      } else this.stats.duplicates++;
     }
-    this.stats.trades += fresh.length;
-    await sink.trades(fresh);
+    await this.deliver(fresh);
   }
 
-  /** Refills a pair over REST after its last known trade (up to `untilId`, or now). */
-  private async recover(pair: string, untilId: number | undefined, why: string): Promise<void> {
+  private advance(s: PairState, t: Trade): void {
+    const id = Number(t.tradeId);
+    if (Number.isSafeInteger(id) && id > (s.lastId ?? -1)) s.lastId = id;
+    if (t.tradeTs > (s.lastTs ?? 0)) s.lastTs = t.tradeTs;
+  }
+
+  private async deliver(trades: Trade[]): Promise<void> {
+    if (trades.length === 0) return;
+    this.stats.trades += trades.length;
+    await this.sink!.trades(trades);
+  }
+
+  /** Refills a pair over REST: the ids of a gap (up to `untilId`, exclusive), or everything since its last trade. */
+  private async refill(pair: string, untilId: number | undefined, why: string): Promise<void> {
     const s = this.state.get(pair)!;
-    if (this.a.recover === undefined || s.lastId === undefined || s.lastTs === undefined) {
-      s.recovering = false;
+    const signal = this.signal!;
+    if (this.a.refill === undefined || signal.aborted) {
+      s.holding = false;
       return;
     }
-    s.recovering = true;
+    s.holding = true;
+    const afterId = this.a.contiguousIds ? s.lastId : undefined;
+    const sinceTs = s.lastTs ?? s.watermarkTs ?? this.startedAt ?? Date.now();
+    this.stats.refills++;
     try {
-      const trades = await this.a.recover(pair, { id: s.lastId, ts: s.lastTs }, untilId, this.signal!);
-      const wanted = trades.filter(
-        (t) => Number(t.tradeId) > s.lastId! && (untilId === undefined || Number(t.tradeId) < untilId),
+      const r = await this.a.refill({ pair, afterId, sinceTs, untilId, signal, log: this.log });
+      for (const reason of r.rejects) await this.reject('invalid', reason, reason, `${this.a.exchange}-rest`);
+      const inRange = r.trades.filter((t) =>
+        afterId !== undefined
+          ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
+          : t.tradeTs >= sinceTs - 1_000,
       );
-      this.stats.recovered += wanted.length;
-      this.log.info(
-        { pair, why, recovered: wanted.length, afterId: s.lastId, untilId },
-        'refilled over REST',
-      );
-      if (this.a.contiguousIds && untilId !== undefined && wanted.length < untilId - s.lastId - 1) {
-        this.stats.unrecoverable += untilId - s.lastId - 1 - wanted.length;
-        this.log.error(
-          { pair, expected: untilId - s.lastId - 1, got: wanted.length },
-          'gap only partly refilled',
-        );
-      }
-      await this.sink!.trades(wanted);
-      for (const t of wanted) {
-        const id = Number(t.tradeId);
-        if (id > s.lastId!) {
-          s.lastId = id;
-          s.lastTs = Math.max(s.lastTs!, t.tradeTs);
-        }
+      const fresh = inRange.filter((t) => this.dedup.accept(t));
+      this.stats.duplicates += inRange.length - fresh.length;
+      for (const t of fresh) this.advance(s, t);
+      this.stats.recovered += fresh.length;
+      await this.deliver(fresh);
+      let missing = 0;
+      if (afterId !== undefined && untilId !== undefined)
+        missing = untilId - afterId - 1 - new Set(inRange.map((t) => t.tradeId)).size;
+      this.log.info({ pair, why, recovered: fresh.length, afterId, untilId, sinceTs }, 'refilled over REST');
+      if (missing > 0 || !r.complete) {
+        this.stats.unrecoverable += Math.max(1, missing);
+        this.log.error({ pair, why, missing, complete: r.complete }, 'gap only partly refilled');
       }
     } catch (err) {
-      this.log.error({ err, pair, why }, 'REST refill failed; the gap stays open');
+      if (signal.aborted) return;
       this.stats.unrecoverable++;
+      this.log.error({ err, pair, why }, 'REST refill failed: the gap stays open');
     } finally {
-      s.recovering = false;
+      // Released even on failure: holding forever would stall every candle of the pair downstream.
+      s.holding = false;
     }
   }
 
-  private async watermarks(): Promise<void> {
-    if (!this.connected || this.sink === undefined) return;
-    const now = Date.now() - (this.o.watermarkDelayMs ?? 2_000);
-    for (const [pair, s] of this.state) {
-      if (s.recovering) continue;
-      s.completeUntil = now;
-      await this.sink.watermark({ v: 1, type: 'watermark', exchange: this.a.exchange, pair, ts: now });
+  private async reject(kind: string, reason: string, payload: string, origin = this.name): Promise<void> {
+    this.stats.rejects++;
+    await this.sink!.reject(deadLetter({ service: 'trades', origin, kind, reason, payload }));
+  }
+
+  /** Once per interval: a watermark per followed pair (wall clock − delay, never backwards). */
+  private async tick(): Promise<void> {
+    if (this.ticking || this.connectedAt === undefined || this.sink === undefined) return;
+    this.ticking = true;
+    try {
+      const now = Date.now();
+      const ts = now - (this.o.watermarkDelayMs ?? 2_000);
+      for (const [pair, s] of this.state) {
+        if (s.holding || !s.acked || s.refused) continue;
+        s.watermarkTs = Math.max(s.watermarkTs ?? 0, ts);
+        await this.sink.watermark({
+          v: 1,
+          type: 'watermark',
+          exchange: this.a.exchange,
+          pair,
+          ts: s.watermarkTs,
+        });
+      }
+      const late = now - this.connectedAt > (this.o.ackTimeoutMs ?? 10_000);
+      const unacked = [...this.state].filter(([, s]) => !s.acked && !s.refused).map(([p]) => p);
+      if (late && unacked.length > 0 && !this.ackWarned) {
+        this.ackWarned = true;
+        this.log.warn({ pairs: unacked }, 'subscription not acknowledged: no watermarks for these pairs');
+      }
+    } finally {
+      this.ticking = false;
     }
   }
+}
+
+/** Throws a clear error unless `url` parses with one of `protocols`. */
+export function assertUrl(url: string, protocols: string[]): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`not a URL: "${url}"`);
+  }
+  if (!protocols.includes(u.protocol)) throw new Error(`URL ${url} must use ${protocols.join(' or ')}`);
 }

@@ -3,28 +3,60 @@ import WebSocket from 'ws';
 import type { Logger } from '../../core/log.ts';
 
 /**
- * A websocket that stays connected: exponential back-off with full jitter between attempts (capped), a
- * liveness deadline (no frame, heartbeat or ping within `idleTimeoutMs` ⇒ the socket is dropped and
- * re-opened), optional application pings, and an AbortSignal to stop. `onOpen` runs on every (re)connect,
- * which is where a connector (re)subscribes.
+ * A websocket that stays connected, shared by the live connectors:
+ * - reconnects with exponential back-off and jitter, capped (`backoffDelay`); a connection that delivered
+ *   data resets the back-off, one that failed before doing so doubles it;
+ * - liveness: no frame, heartbeat, ping or pong within `idleTimeoutMs` ⇒ the socket is dropped and re-opened
+ *   (a half-open TCP connection otherwise looks healthy for minutes);
+ * - protocol pings are answered by `ws` itself (Binance pings every 20 s and cuts clients that do not pong);
+ *   application pings (Kraken `{"method":"ping"}`) are sent every `appPing.intervalMs`;
+ * - `onOpen` runs on every (re)connect — that is where a connector (re)subscribes — and frames are handed
+ *   to `onMessage` one at a time, in order, even when a handler awaits (REST refills);
+ * - stops when `signal` aborts.
  */
+export interface Backoff {
+  initialMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
+
+/**
+ * Delay before reconnecting after `failures` consecutive failed attempts (0 after a healthy connection):
+ * base = min(max, initial · 2^failures), delay uniform in [base/2, base]. "Equal jitter": spread out so many
+ * clients do not reconnect in lockstep, yet never shorter than half the base, so a down endpoint really is
+ * backed off from.
+ */
+export function backoffDelay(failures: number, b: Backoff, random: () => number = Math.random): number {
+  const base = Math.min(b.maxMs, b.initialMs * 2 ** Math.min(failures, 30));
+  return base / 2 + (random() * base) / 2;
+}
+
 export interface ReconnectingSocketOptions {
   url: string;
   name: string;
   log: Logger;
-  onOpen(send: (text: string) => void, attempt: number): void | Promise<void>;
+  onOpen(send: (text: string) => void, connection: number): void | Promise<void>;
   onMessage(text: string, receivedTs: number): void | Promise<void>;
   onDisconnect?(reason: string): void;
+  /** Called before each wait, with the delay chosen and the consecutive failures so far. */
+  onBackoff?(delayMs: number, failures: number): void;
   idleTimeoutMs?: number;
-  backoff?: { initialMs: number; maxMs: number };
-  /** Application-level ping (Kraken: `{"method":"ping"}`), sent every `intervalMs`. */
+  backoff?: Backoff;
+  /** Application-level ping (Kraken), sent every `intervalMs` while connected. */
   appPing?: { intervalMs: number; frame(): string };
-  /** Largest frame accepted (bigger ones close the connection: a protocol violation). */
+  handshakeTimeoutMs?: number;
+  /** Largest frame accepted; a bigger one closes the connection (a protocol violation). */
   maxFrameBytes?: number;
+  /** The jitter source (tests make it deterministic). */
+  random?: () => number;
 }
 
 export class ReconnectingSocket {
+  /** Connections opened so far (1 = the first). */
   connects = 0;
+  /** Attempts made so far, successful or not. */
+  attempts = 0;
   private readonly o: ReconnectingSocketOptions;
   private ws: WebSocket | undefined;
 
@@ -32,83 +64,94 @@ export class ReconnectingSocket {
     this.o = options;
   }
 
+  get isOpen(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
   send(text: string): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(text);
   }
 
-  /** Closes the current socket (tests and liveness use it); the loop reconnects. */
+  /** Cuts the current connection (liveness, a server's shutdown notice, tests); the loop reconnects. */
   drop(reason: string): void {
+    if (this.ws === undefined) return;
     this.o.log.warn({ reason }, 'dropping connection');
-    this.ws?.terminate();
+    this.ws.terminate();
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    const { initialMs, maxMs } = this.o.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    const backoff = this.o.backoff ?? DEFAULT_BACKOFF;
     let failures = 0;
     while (!signal.aborted) {
       const healthy = await this.once(signal);
       if (signal.aborted) break;
       failures = healthy ? 0 : failures + 1;
-      const delay = Math.random() * Math.min(maxMs, initialMs * 2 ** failures);
-      this.o.log.info({ delayMs: Math.round(delay), failures }, 'reconnecting');
+      const delay = backoffDelay(failures, backoff, this.o.random);
+      this.o.onBackoff?.(delay, failures);
+      this.o.log.info({ delayMs: Math.round(delay), failures }, 'reconnecting after back-off');
       await sleep(delay, undefined, { signal }).catch(() => {});
     }
   }
 
-  /** One connection's life. Resolves when it ends; true if it had worked (received data). */
+  /** One connection's life. Resolves when it has ended and its frames are handled; true if it got data. */
   private once(signal: AbortSignal): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
+      this.attempts++;
       let gotData = false;
       let settled = false;
+      let connection = 0;
       const ws = new WebSocket(this.o.url, {
-        handshakeTimeout: 10_000,
+        handshakeTimeout: this.o.handshakeTimeoutMs ?? 10_000,
         maxPayload: this.o.maxFrameBytes ?? 4 * 1024 * 1024,
       });
       this.ws = ws;
       const idleMs = this.o.idleTimeoutMs ?? 30_000;
       let idle: NodeJS.Timeout | undefined;
-      const touch = () => {
+      const alive = () => {
         clearTimeout(idle);
         idle = setTimeout(() => this.drop(`no frame for ${idleMs} ms`), idleMs);
       };
-      const ping = this.o.appPing
-        ? setInterval(() => this.send(this.o.appPing!.frame()), this.o.appPing.intervalMs)
-        : undefined;
-      const onAbort = () => ws.close(1000, 'client stopping');
+      let ping: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        if (ws.readyState === WebSocket.OPEN) ws.close(1000, 'client stopping');
+        else ws.terminate();
+      };
       signal.addEventListener('abort', onAbort, { once: true });
-      // Frames are handled one at a time, in order, even when a handler awaits (REST recovery).
+      // Frames are handled one at a time, in order, even when a handler awaits.
       let chain: Promise<void> = Promise.resolve();
-      const finish = (reason: string) => {
+      const enqueue = (what: string, job: () => void | Promise<void>) => {
+        chain = chain.then(job).catch((err) => this.o.log.error({ err, connection }, `${what} failed`));
+      };
+      ws.on('open', () => {
+        connection = ++this.connects;
+        alive();
+        if (this.o.appPing) {
+          const { intervalMs, frame } = this.o.appPing;
+          ping = setInterval(() => this.send(frame()), intervalMs);
+        }
+        this.o.log.info({ url: this.o.url, connection, attempt: this.attempts }, 'connected');
+        enqueue('on-open (subscribe)', () => this.o.onOpen((t) => ws.send(t), connection));
+      });
+      ws.on('message', (data, isBinary) => {
+        alive();
+        gotData = true;
+        const receivedTs = Date.now();
+        const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
+        enqueue('frame handler', () => this.o.onMessage(text, receivedTs));
+      });
+      // `ws` answers a server ping with a pong by itself; either is a sign of life.
+      ws.on('ping', alive);
+      ws.on('pong', alive);
+      ws.on('error', (err) => this.o.log.warn({ err: err.message, url: this.o.url }, 'websocket error'));
+      ws.on('close', (code, reason) => {
         if (settled) return;
         settled = true;
         clearTimeout(idle);
         clearInterval(ping);
         signal.removeEventListener('abort', onAbort);
-        if (!signal.aborted) this.o.onDisconnect?.(reason);
+        if (!signal.aborted) this.o.onDisconnect?.(`closed ${code} ${reason.toString()}`.trim());
         void chain.finally(() => resolve(gotData));
-      };
-      ws.on('open', () => {
-        this.connects++;
-        touch();
-        this.o.log.info({ url: this.o.url, attempt: this.connects }, 'connected');
-        chain = chain
-          .then(() => this.o.onOpen((t) => ws.send(t), this.connects))
-          .catch((err) => this.o.log.error({ err, source: this.o.name }, 'subscribe failed'));
       });
-      ws.on('message', (data, isBinary) => {
-        touch();
-        gotData = true;
-        const receivedTs = Date.now();
-        const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
-        chain = chain
-          .then(() => this.o.onMessage(text, receivedTs))
-          .catch((err) => this.o.log.error({ err, source: this.o.name }, 'frame handler failed'));
-      });
-      // The ws library answers server pings with pongs itself; a ping is still a sign of life.
-      ws.on('ping', touch);
-      ws.on('pong', touch);
-      ws.on('error', (err) => this.o.log.warn({ err: err.message }, 'websocket error'));
-      ws.on('close', (code, reason) => finish(`closed ${code} ${reason.toString()}`.trim()));
     });
   }
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import { ExchangeServer } from './base.ts';
 
 /** One Kraken trade as the exchange keeps it (decimal strings, as in the REST recording). */
@@ -14,18 +14,21 @@ export interface KrakenTrade {
 }
 
 /**
- * Kraken stand-in. WebSocket v2 (docs.kraken.com spot-websocket-v2): `status` on connect; `subscribe` to
- * `trade` ⇒ one ack per symbol, then a `snapshot` of the last 50 trades if asked; `update`s; `heartbeat`
- * once a second when idle; `ping` ⇒ `pong`. REST `GET /0/public/Trades?pair=&since=` (since and `last` in
- * ns; the result key is Kraken's pair name; errors in `error[]`, e.g. `EAPI:Rate limit exceeded`).
+ * Kraken stand-in. WebSocket v2 at `/v2` (docs.kraken.com spot-websocket-v2): `status` on connect;
+ * `subscribe` to `trade` ⇒ one ack per symbol (`success:false` with an error for an unknown symbol), then a
+ * `snapshot` of the last 50 trades if asked; `update`s; `heartbeat` once per `heartbeatMs` when nothing else
+ * was sent; `ping` ⇒ `pong`. REST `GET /0/public/Trades?pair=&since=` over the same history (`since` and
+ * `last` in ns, the result keyed by Kraken's own pair name, errors in `error[]` such as
+ * `EAPI:Rate limit exceeded`), `pageSize` rows per page.
  */
 export class KrakenServer extends ExchangeServer {
-  /** Canonical pair → trades, by id. */
+  /** Canonical pair → trades, in id order. */
   readonly history = new Map<string, KrakenTrade[]>();
   pageSize = 1000;
   heartbeatMs = 1_000;
   private timer: NodeJS.Timeout | undefined;
   private lastSent = Date.now();
+  private connectionId = 0;
 
   static readonly REST_KEYS: Record<string, { param: string; key: string }> = {
     'BTC/USDT': { param: 'XBTUSDT', key: 'XBTUSDT' },
@@ -39,7 +42,7 @@ export class KrakenServer extends ExchangeServer {
       () => {
         if (Date.now() - this.lastSent >= this.heartbeatMs) this.send({ channel: 'heartbeat' });
       },
-      Math.max(10, this.heartbeatMs / 4),
+      Math.max(5, this.heartbeatMs / 4),
     );
     return this;
   }
@@ -53,25 +56,34 @@ export class KrakenServer extends ExchangeServer {
     return '/v2';
   }
 
-  /** Records trades (REST sees them) and sends them as one `update` (unless muted). */
+  /** Records trades (REST sees them) and streams them as one `update` (unless muted or silent). */
   publish(pair: string, trades: KrakenTrade[]): void {
+    this.record(pair, trades);
+    if (!this.muted)
+      this.send({ channel: 'trade', type: 'update', data: trades.map((t) => wsTrade(pair, t)) });
+  }
+
+  /** Records trades without streaming them: they happened, the client never saw them (a gap). */
+  record(pair: string, trades: KrakenTrade[]): void {
     const h = this.history.get(pair) ?? [];
     h.push(...trades);
     this.history.set(pair, h);
-    this.send({ channel: 'trade', type: 'update', data: trades.map((t) => wsTrade(pair, t)) });
   }
 
   private send(frame: unknown): void {
     this.lastSent = Date.now();
-    this.broadcast(frame);
+    this.sendRaw(frame);
   }
 
   protected onConnect(ws: WebSocket): void {
+    if (this.silent) return;
     ws.send(
       JSON.stringify({
         channel: 'status',
         type: 'update',
-        data: [{ system: 'online', api_version: 'v2', connection_id: 1, version: '2.0.10' }],
+        data: [
+          { system: 'online', api_version: 'v2', connection_id: ++this.connectionId, version: '2.0.10' },
+        ],
       }),
     );
   }
@@ -83,45 +95,35 @@ export class KrakenServer extends ExchangeServer {
       req_id?: number;
     };
     const now = new Date().toISOString();
-    if (m.method === 'ping') {
-      ws.send(JSON.stringify({ method: 'pong', req_id: m.req_id, time_in: now, time_out: now }));
-      return;
-    }
-    if (m.method === 'subscribe' && m.params?.channel === 'trade') {
-      for (const symbol of m.params.symbol ?? []) {
-        ws.send(
-          JSON.stringify({
-            method: 'subscribe',
-            result: { channel: 'trade', symbol, snapshot: m.params.snapshot ?? false },
-            success: true,
-            time_in: now,
-            time_out: now,
-            req_id: m.req_id,
-          }),
-        );
-        if (m.params.snapshot) {
-          const recent = (this.history.get(symbol) ?? []).slice(-50);
-          ws.send(
-            JSON.stringify({
-              channel: 'trade',
-              type: 'snapshot',
-              data: recent.map((t) => wsTrade(symbol, t)),
-            }),
-          );
-        }
-      }
-      return;
-    }
-    ws.send(
-      JSON.stringify({
+    const reply = (body: Record<string, unknown>) =>
+      ws.readyState === WebSocket.OPEN &&
+      ws.send(JSON.stringify({ ...body, time_in: now, time_out: now, req_id: m.req_id }));
+    if (m.method === 'ping') return void reply({ method: 'pong' });
+    if (m.method !== 'subscribe' || m.params?.channel !== 'trade' || !Array.isArray(m.params.symbol))
+      return void reply({
         method: m.method ?? 'unknown',
         success: false,
         error: 'EGeneral:Invalid arguments',
-        time_in: now,
-        time_out: now,
-        req_id: m.req_id,
-      }),
-    );
+      });
+    for (const symbol of m.params.symbol) {
+      if (!(symbol in KrakenServer.REST_KEYS)) {
+        reply({
+          method: 'subscribe',
+          success: false,
+          error: `Currency pair not supported ${symbol}`,
+          symbol,
+        });
+        continue;
+      }
+      const snapshot = m.params.snapshot ?? false;
+      reply({ method: 'subscribe', result: { channel: 'trade', symbol, snapshot }, success: true });
+      if (snapshot) {
+        const recent = (this.history.get(symbol) ?? []).slice(-50);
+        ws.send(
+          JSON.stringify({ channel: 'trade', type: 'snapshot', data: recent.map((t) => wsTrade(symbol, t)) }),
+        );
+      }
+    }
   }
 
   protected rest(url: URL, _req: IncomingMessage, res: ServerResponse): void {
@@ -145,12 +147,14 @@ export class KrakenServer extends ExchangeServer {
   }
 }
 
-function ns(time: string): bigint {
+/** Decimal seconds → ns, exactly. */
+export function ns(time: string): bigint {
   const [s, f = ''] = time.split('.');
   return BigInt(s!) * 1_000_000_000n + BigInt(f.padEnd(9, '0').slice(0, 9));
 }
 
-function wsTrade(pair: string, t: KrakenTrade) {
+/** A recorded trade as a WebSocket v2 `data` entry (RFC 3339 with µs, numbers as JSON numbers). */
+export function wsTrade(pair: string, t: KrakenTrade) {
   const [s, f = ''] = t.time.split('.');
   const iso = new Date(Number(s) * 1000).toISOString().replace('.000Z', `.${f.padEnd(6, '0').slice(0, 6)}Z`);
   return {

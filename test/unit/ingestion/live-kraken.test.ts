@@ -1,155 +1,220 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { krakenAdapter } from '../../../src/ingestion/live/exchanges.ts';
-import { type ExchangeAdapter, LiveTradeSource } from '../../../src/ingestion/live/live-source.ts';
+import { type KrakenWsOptions, KrakenWsSource } from '../../../src/ingestion/live/kraken-ws.ts';
 import { TradeSchema } from '../../../src/schemas/trade.ts';
 import { until } from '../../support/exchanges/base.ts';
 import { krakenRecordedTrades } from '../../support/exchanges/fixtures.ts';
+import { type LogSink, running, sleep, testLog } from '../../support/exchanges/harness.ts';
 import { KrakenServer } from '../../support/exchanges/kraken.ts';
-import { RecordingSink } from '../../support/sink.ts';
 
 const PAIR = 'BTC/USDT';
 const real = krakenRecordedTrades(); // 1,000 real trades, ids 10218208..10219207
+const ids = (lo: number, hi: number) => real.slice(lo, hi).map((t) => t.id);
 
-/** A fresh local Kraken and a connector on it; always torn down. */
+/** A local Kraken (fast heartbeats) and a connector on it with short timings; both torn down after `fn`. */
 async function withKraken(
-  fn: (x: { srv: KrakenServer; sink: RecordingSink; source: LiveTradeSource }) => Promise<void>,
-  tweak: { heartbeatMs?: number; adapter?: Partial<ExchangeAdapter> } = {},
+  fn: (srv: KrakenServer, source: KrakenWsSource, sink: LogSink) => Promise<void>,
+  options: Partial<KrakenWsOptions> = {},
+  setup: (srv: KrakenServer) => void = () => {},
 ): Promise<void> {
   const srv = await new KrakenServer().listen();
-  srv.heartbeatMs = tweak.heartbeatMs ?? 100;
-  const sink = new RecordingSink();
-  const source = new LiveTradeSource(
-    { ...krakenAdapter({ ws: srv.wsUrl, rest: srv.restUrl }), ...tweak.adapter },
-    { pairs: [PAIR], watermarkIntervalMs: 50, backoff: { initialMs: 20, maxMs: 100 } },
-  );
-  const abort = new AbortController();
-  const done = source.run(sink, abort.signal);
+  srv.heartbeatMs = 50;
+  setup(srv);
+  const source = new KrakenWsSource({
+    pairs: [PAIR],
+    wsUrl: srv.wsUrl,
+    restUrl: srv.restUrl,
+    watermarkIntervalMs: 25,
+    backoff: { initialMs: 10, maxMs: 50 },
+    restBackoff: { initialMs: 5, maxMs: 20 },
+    restMinIntervalMs: 0,
+    log: testLog,
+    ...options,
+  });
   try {
-    await fn({ srv, sink, source });
+    await running(source, (sink) => fn(srv, source, sink));
   } finally {
-    abort.abort();
-    await done;
     await srv.close();
   }
 }
 
 describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
-  it('subscribes, gets acked, and normalises real trades exactly', () =>
-    withKraken(async ({ srv, sink }) => {
-      await until(() => srv.received.length > 0, 2_000, 'subscribe');
-      assert.deepEqual(srv.received[0], {
-        method: 'subscribe',
-        params: { channel: 'trade', symbol: [PAIR], snapshot: true },
-        req_id: 1,
-      });
-      await until(() => srv.sockets.size === 1);
+  it('subscribes, is acknowledged, and normalises real trades exactly', () =>
+    withKraken(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR), 2_000, 'subscribe ack');
+      const sub = srv.messages('method', 'subscribe');
+      assert.equal(sub.length, 1);
+      assert.deepEqual(sub[0]!.params, { channel: 'trade', symbol: [PAIR], snapshot: true });
+      assert.equal(typeof sub[0]!.req_id, 'number');
+      const before = Date.now();
       srv.publish(PAIR, real.slice(0, 3));
       await until(() => sink.received.length === 3, 2_000, 'trades');
-      const t = sink.received[0]!;
-      assert.ok(TradeSchema.safeParse(t).success);
+      // Fixture row 0: ["105433.60000","0.00027625",1762795433.9712345,"b","l","",10218208]
       assert.deepEqual(
-        {
-          exchange: t.exchange,
-          pair: t.pair,
-          price: t.price,
-          qty: t.qty,
-          side: t.side,
-          tradeId: t.tradeId,
-          tradeTs: t.tradeTs,
-        },
-        {
+        sink.received.map(({ receivedTs: _, ...t }) => t),
+        real.slice(0, 3).map((r) => ({
+          v: 1,
+          type: 'trade',
           exchange: 'kraken',
-          pair: 'BTC/USDT',
-          price: 105433.6,
-          qty: 0.00027625,
-          side: 'buy',
-          tradeId: '10218208',
-          tradeTs: 1762795433971,
-        },
+          pair: PAIR,
+          price: Number(r.price),
+          qty: Number(r.qty),
+          side: r.side === 'b' ? 'buy' : 'sell',
+          tradeId: String(r.id),
+          tradeTs: Math.floor(Number(r.time) * 1000),
+        })),
       );
+      assert.deepEqual(
+        [sink.received[0]!.price, sink.received[0]!.qty, sink.received[0]!.tradeTs],
+        [105433.6, 0.00027625, 1762795433971],
+      );
+      for (const t of sink.received) {
+        assert.ok(TradeSchema.safeParse(t).success);
+        assert.ok(t.receivedTs >= before && t.receivedTs <= Date.now(), 'receivedTs is the local clock');
+      }
+      await until(() => sink.watermarks.length > 0, 1_000, 'watermarks once subscribed');
     }));
 
-  it('takes the snapshot of recent trades on subscribe', async () => {
-    const srv = await new KrakenServer().listen();
-    srv.publish(PAIR, real.slice(0, 80)); // history before anyone connects
-    const sink = new RecordingSink();
-    const source = new LiveTradeSource(krakenAdapter({ ws: srv.wsUrl, rest: srv.restUrl }), {
-      pairs: [PAIR],
-    });
-    const abort = new AbortController();
-    const done = source.run(sink, abort.signal);
-    try {
-      await until(() => sink.received.length === 50, 2_000, 'snapshot');
-      assert.deepEqual(
-        sink.ids(PAIR),
-        real.slice(30, 80).map((t) => t.id),
-      );
-    } finally {
-      abort.abort();
-      await done;
-      await srv.close();
-    }
-  });
+  it('takes the snapshot of the 50 most recent trades on subscribe', () =>
+    withKraken(
+      async (_srv, _source, sink) => {
+        await until(() => sink.received.length === 50, 2_000, 'snapshot');
+        assert.deepEqual(sink.ids(PAIR), ids(30, 80));
+      },
+      {},
+      (srv) => srv.record(PAIR, real.slice(0, 80)), // history before anyone connects
+    ));
 
-  it('turns heartbeats into liveness and watermarks, not trades; watermarks follow the wall clock', () =>
-    withKraken(async ({ sink }) => {
-      await until(() => sink.watermarks.length >= 3, 2_000, 'watermarks');
+  it('refuses a pair the exchange does not list (success:false): dead-lettered, no watermark for it', () =>
+    withKraken(
+      async (_srv, source, sink) => {
+        await until(() => sink.dead.length === 1 && sink.watermarks.length >= 3, 2_000, 'refusal');
+        assert.equal(sink.dead[0]!.kind, 'exchange-error');
+        assert.match(sink.dead[0]!.reason, /subscribe failed: Currency pair not supported ETH\/EUR/);
+        assert.equal(sink.dead[0]!.origin, 'kraken-ws');
+        assert.deepEqual(source.subscribed, [PAIR]);
+        assert.ok(sink.watermarks.every((w) => w.pair === PAIR));
+      },
+      { pairs: [PAIR, 'ETH/EUR'] },
+    ));
+
+  it('heartbeats keep it alive and advance watermarks on the wall clock, but make no trades', () =>
+    withKraken(async (_srv, source, sink) => {
+      await sleep(400); // ~8 heartbeats, no trades
       assert.equal(sink.received.length, 0);
+      assert.equal(source.socket.connects, 1, 'no reconnect: heartbeats count as life');
       const wm = sink.watermarks;
-      assert.ok(wm.every((w) => w.pair === PAIR && w.exchange === 'kraken' && !w.final));
-      assert.ok(wm[wm.length - 1]!.ts >= wm[0]!.ts);
-      assert.ok(
-        Math.abs(wm[wm.length - 1]!.ts - (Date.now() - 2_000)) < 1_000,
-        'now minus the 2 s watermark delay',
-      );
+      assert.ok(wm.length >= 5, `${wm.length} watermarks`);
+      assert.ok(wm.every((w) => w.exchange === 'kraken' && w.pair === PAIR && w.final === undefined));
+      for (let i = 1; i < wm.length; i++) assert.ok(wm[i]!.ts >= wm[i - 1]!.ts, 'never backwards');
+      assert.ok(Math.abs(wm.at(-1)!.ts - (Date.now() - 2_000)) < 300, 'wall clock minus the 2 s delay');
     }));
 
-  it('recovers over REST what traded while disconnected: complete ids after reconnecting', () =>
-    withKraken(async ({ srv, sink, source }) => {
-      await until(() => srv.sockets.size === 1);
+  it('pings at the application level and takes the pongs quietly', () =>
+    withKraken(
+      async (srv, _source, sink) => {
+        await until(() => srv.messages('method', 'ping').length >= 3, 2_000, 'pings');
+        assert.ok(srv.messages('method', 'ping').every((m) => typeof m.req_id === 'number'));
+        assert.equal(sink.dead.length, 0, 'pongs are not rejects');
+      },
+      { appPingIntervalMs: 30 },
+    ));
+
+  it('after a dropped connection: reconnects, resubscribes, refills the outage over REST — complete, no duplicates', () =>
+    withKraken(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
       srv.publish(PAIR, real.slice(0, 100));
-      await until(() => sink.received.length >= 100);
-      srv.muted = true; // the network fails: trades happen that the client never sees
+      await until(() => sink.received.length === 100);
       srv.dropAll();
-      srv.publish(PAIR, real.slice(100, 400));
-      srv.muted = false;
-      await until(() => source.stats.reconnects === 1, 3_000, 'reconnect');
-      await until(() => sink.ids(PAIR).length >= 400, 3_000, 'refill');
+      srv.record(PAIR, real.slice(100, 400)); // traded while the client was away
+      await until(
+        () => source.stats.reconnects === 1 && source.subscribed.includes(PAIR),
+        3_000,
+        'reconnect',
+      );
+      await until(() => sink.received.length >= 400, 3_000, 'refill');
       srv.publish(PAIR, real.slice(400, 450));
-      await until(() => sink.ids(PAIR).length === 450, 3_000, 'live again');
-      assert.deepEqual(
-        sink.ids(PAIR),
-        real.slice(0, 450).map((t) => t.id),
-      );
-      assert.ok(source.stats.recovered >= 300);
-      assert.ok(srv.restCalls.some((u) => u.startsWith('/0/public/Trades?pair=XBTUSDT&since=')));
-    }));
-
-  it('fills an id gap in the stream over REST, through a rate-limit error', () =>
-    withKraken(async ({ srv, sink, source }) => {
-      await until(() => srv.sockets.size === 1);
-      srv.publish(PAIR, real.slice(0, 10));
-      srv.muted = true;
-      srv.publish(PAIR, real.slice(10, 20)); // lost frames, connection stays up
-      srv.muted = false;
-      srv.rateLimitNext = 1; // first REST call: EAPI:Rate limit exceeded
-      srv.publish(PAIR, real.slice(20, 30));
-      await until(() => sink.ids(PAIR).length === 30, 8_000, 'gap fill');
-      assert.deepEqual(
-        sink.ids(PAIR),
-        real.slice(0, 30).map((t) => t.id),
-      );
-      assert.equal(source.stats.gaps, 1);
+      await until(() => sink.received.length >= 450, 3_000, 'live again');
+      await sleep(50);
+      assert.deepEqual(sink.ids(PAIR), ids(0, 450), 'every id once, in order');
+      assert.equal(srv.messages('method', 'subscribe').length, 2, 'resubscribed');
+      assert.equal(source.stats.recovered, 300);
+      assert.ok(source.stats.duplicates >= 50, 'the resubscribe snapshot overlapped and was dropped');
       assert.equal(source.stats.unrecoverable, 0);
-      assert.ok(srv.restCalls.length >= 2, 'retried after the rate-limit error');
+      const calls = srv.restCalls.filter((u) => u.startsWith('/0/public/Trades?pair=XBTUSDT&since='));
+      assert.ok(calls.length >= 1);
+      // The refill starts 1 ms before the last trade seen (id 10218307), in ns.
+      const lastSeenMs = Math.floor(Number(real[99]!.time) * 1000);
+      assert.equal(calls[0], `/0/public/Trades?pair=XBTUSDT&since=${BigInt(lastSeenMs - 1) * 1_000_000n}`);
     }));
 
-  it('dead-letters malformed frames and exchange errors, and keeps running', () =>
-    withKraken(async ({ srv, sink }) => {
-      await until(() => srv.sockets.size === 1);
-      srv.broadcast('{not json');
-      srv.broadcast({
+  it('holds watermarks while an outage is being refilled (refilled trades are never behind them)', () =>
+    withKraken(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(PAIR, real.slice(0, 10));
+      await until(() => sink.received.length === 10 && sink.watermarks.length > 3);
+      srv.restDelayMs = 300; // a slow REST refill: ~12 watermark intervals
+      srv.dropAll();
+      srv.record(PAIR, real.slice(10, 20));
+      await until(() => sink.received.length === 20, 3_000, 'refill');
+      const asked = srv.restCallsAt[0]!;
+      const delivered = sink.deliveredAt(String(real[10]!.id))!;
+      assert.ok(delivered - asked >= 290, 'the refill took the delay');
+      assert.deepEqual(sink.watermarksBetween(asked, delivered - 1), [], 'no watermark during the refill');
+      await until(() => sink.watermarksBetween(delivered, Date.now()).length > 0, 1_000, 'watermarks resume');
+      // The same for an id gap found on a live, acknowledged connection.
+      srv.restCallsAt.length = 0;
+      srv.record(PAIR, real.slice(20, 30));
+      srv.publish(PAIR, real.slice(30, 31));
+      await until(() => sink.received.length === 31, 3_000, 'gap refill');
+      const asked2 = srv.restCallsAt[0]!;
+      const delivered2 = sink.deliveredAt(String(real[20]!.id))!;
+      assert.ok(delivered2 - asked2 >= 290);
+      assert.deepEqual(
+        sink.watermarksBetween(asked2, delivered2 - 1),
+        [],
+        'no watermark during the gap refill',
+      );
+      assert.equal(source.socket.connects, 2);
+    }));
+
+  it('fills an id gap on a live connection over REST, through a rate-limit error', () =>
+    withKraken(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(PAIR, real.slice(0, 10));
+      srv.record(PAIR, real.slice(10, 20)); // lost frames; the connection stays up
+      srv.rateLimitNext = 1; // the refill's first call: EAPI:Rate limit exceeded
+      srv.publish(PAIR, real.slice(20, 30));
+      await until(() => sink.received.length === 30, 3_000, 'gap fill');
+      assert.deepEqual(sink.ids(PAIR), ids(0, 30), 'the gap is delivered before the trade that revealed it');
+      assert.equal(source.stats.gaps, 1);
+      assert.equal(source.stats.recovered, 10);
+      assert.equal(source.stats.unrecoverable, 0);
+      assert.equal(srv.restCalls.length, 2, 'one rate-limited call, one retry');
+      assert.equal(srv.restCalls[0], srv.restCalls[1]);
+      assert.equal(source.socket.connects, 1, 'an id gap does not need a reconnect');
+    }));
+
+  it('reports a gap REST cannot fill as unrecoverable, and carries on', () =>
+    withKraken(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(PAIR, real.slice(0, 5));
+      // ids 5..9 never reach REST either (e.g. pruned): the stream jumps from id #4 to id #10.
+      srv.publish(PAIR, real.slice(10, 12));
+      await until(() => sink.received.length === 7, 2_000);
+      assert.equal(source.stats.gaps, 1);
+      assert.equal(source.stats.unrecoverable, 5);
+      srv.publish(PAIR, real.slice(12, 13));
+      await until(() => sink.received.length === 8, 2_000, 'still running');
+    }));
+
+  it('dead-letters malformed frames with reasons and keeps running', () =>
+    withKraken(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.sendRaw('{not json');
+      srv.sendRaw([1, 2, 3]);
+      srv.sendRaw({ channel: 'book', type: 'update', data: [] });
+      srv.sendRaw({
         channel: 'trade',
         type: 'update',
         data: [
@@ -158,25 +223,66 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
             side: 'buy',
             price: 'NaN',
             qty: 1,
-            trade_id: 1,
+            trade_id: 10218208,
             timestamp: '2025-11-10T17:23:53.971Z',
+          },
+          {
+            symbol: PAIR,
+            side: 'buy',
+            price: 1,
+            qty: -2,
+            trade_id: 10218208,
+            timestamp: '2025-11-10T17:23:53.971Z',
+          },
+          {
+            symbol: PAIR,
+            side: 'buy',
+            price: 1,
+            qty: 2,
+            trade_id: 10218208,
+            timestamp: '2025-02-31T17:23:53Z',
           },
         ],
       });
-      srv.broadcast({ method: 'subscribe', success: false, error: 'Currency pair not supported', req_id: 9 });
+      srv.sendRaw({ channel: 'status', data: [{ system: 'exploded' }] });
       srv.publish(PAIR, real.slice(500, 501));
-      await until(() => sink.received.length === 1 && sink.dead.length >= 3, 2_000, 'rejects');
-      assert.match(sink.dead[0]!.reason, /not JSON/);
-      assert.match(sink.dead[1]!.reason, /price/);
-      assert.equal(sink.dead[2]!.kind, 'exchange-error');
+      await until(
+        () => sink.received.length === 1 && sink.dead.length === 7,
+        2_000,
+        'rejects and the good trade',
+      );
+      const reasons = sink.dead.map((d) => `${d.kind}: ${d.reason}`);
+      assert.match(reasons[0]!, /^parse: not JSON/);
+      assert.match(reasons[1]!, /^unknown: frame is not a JSON object/);
+      assert.match(reasons[2]!, /^unknown: unexpected channel "book"/);
+      assert.match(reasons[3]!, /^invalid: kraken trade: price: /);
+      assert.match(reasons[4]!, /^invalid: kraken trade: qty: /);
+      assert.match(reasons[5]!, /^invalid: kraken trade: tradeTs: /);
+      assert.match(reasons[6]!, /^invalid: status without a known system state/);
       assert.ok(sink.dead.every((d) => d.origin === 'kraken-ws' && d.payload.length > 0));
+      assert.equal(sink.received[0]!.tradeId, String(real[500]!.id));
     }));
 
-  it('drops a silent connection and reconnects (liveness)', () =>
+  it('drops a silent connection (liveness), reconnects and refills what traded meanwhile', () =>
     withKraken(
-      async ({ source }) => {
-        await until(() => source.socket.connects >= 3, 3_000, 'reconnects after silence');
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(PAIR, real.slice(0, 5));
+        await until(() => sink.received.length === 5);
+        srv.silent = true; // open TCP connection, nothing on it: no heartbeat, no pong
+        srv.record(PAIR, real.slice(5, 25));
+        await until(() => source.socket.connects >= 2, 3_000, 'liveness reconnect');
+        srv.silent = false;
+        await until(() => sink.received.length === 25, 3_000, 'refill after silence');
+        assert.deepEqual(sink.ids(PAIR), ids(0, 25));
       },
-      { heartbeatMs: 60_000, adapter: { idleTimeoutMs: 200 } },
+      { idleTimeoutMs: 150 },
     ));
+
+  it('refuses unusable configuration at construction', () => {
+    assert.throws(() => new KrakenWsSource({ pairs: [] }), /no pair to follow/);
+    assert.throws(() => new KrakenWsSource({ pairs: ['btc-usd'] }), /not a pair like BTC\/USD/);
+    assert.throws(() => new KrakenWsSource({ pairs: ['DOGE/JPY'] }), /no mapping for pair DOGE\/JPY/);
+    assert.throws(() => new KrakenWsSource({ pairs: [PAIR], wsUrl: 'http://x' }), /must use ws: or wss:/);
+  });
 });

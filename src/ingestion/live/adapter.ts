@@ -1,0 +1,70 @@
+import type { Logger } from '../../core/log.ts';
+import type { Trade } from '../../schemas/trade.ts';
+import type { Parsed } from './parse-common.ts';
+import type { Backoff } from './ws-connection.ts';
+
+/**
+ * What one exchange contributes to a live connector (`LiveTradeSource` does the rest): where to connect,
+ * how to subscribe, how to parse frames, and how to fetch a stretch of missed trades over REST.
+ */
+export interface ExchangeAdapter {
+  /** Exchange id on every trade (`kraken`, `binance`, `coinbase`). */
+  readonly exchange: string;
+  readonly url: string;
+  /** Trade ids are consecutive integers per pair (Kraken v2, Binance): a jump is a gap. */
+  readonly contiguousIds: boolean;
+  /** Whether subscribe acks name their pairs (Kraken, Coinbase); if not (Binance), an ack covers all. */
+  readonly acksNamePairs: boolean;
+  /** No frame at all for this long ⇒ the connection is dead. Must exceed the exchange's heartbeat period. */
+  readonly idleTimeoutMs: number;
+  readonly appPing?: { intervalMs: number; frame(): string };
+  subscribeFrames(pairs: readonly string[]): string[];
+  parse(text: string, receivedTs: number): Parsed;
+  /** Fetches trades that may have been missed (see `RefillRequest`); absent where no REST history exists. */
+  refill?(req: RefillRequest): Promise<RefillResult>;
+}
+
+export interface RefillRequest {
+  pair: string;
+  /** Highest trade id already delivered for the pair (contiguous-id exchanges), if any. */
+  afterId?: number;
+  /** Event time from which trades may be missing (last trade's time, else last watermark, else start). */
+  sinceTs: number;
+  /** First id received after an id gap (exclusive bound); undefined: refill up to now. */
+  untilId?: number;
+  signal: AbortSignal;
+  log: Logger;
+}
+
+export interface RefillResult {
+  trades: Trade[];
+  /** Rows the REST API returned that could not be used. */
+  rejects: string[];
+  /** False when the adapter knows it could not reach the end of the range (page limit, API limits). */
+  complete: boolean;
+}
+
+/** Options shared by every live connector. */
+export interface LiveSourceOptions {
+  /** Canonical pairs (`BTC/USD`) to follow. */
+  pairs: readonly string[];
+  /** How often a watermark per pair is sent (default 1 000 ms). */
+  watermarkIntervalMs?: number;
+  /** Watermark = wall clock − this (default 2 000 ms): room for exchange latency and clock skew. */
+  watermarkDelayMs?: number;
+  /** Reconnect back-off (default 500 ms doubling to 30 s). */
+  backoff?: Backoff;
+  /** Overrides the exchange's default liveness deadline. */
+  idleTimeoutMs?: number;
+  /** Back-off of REST retries while refilling (default 1 s doubling to 60 s). */
+  restBackoff?: Backoff;
+  /** REST retries before a refill gives up (default 8). */
+  restRetries?: number;
+  /** Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades). */
+  maxRefillPages?: number;
+  /** Warn when a pair is still not acknowledged this long after connecting (default 10 000 ms). */
+  ackTimeoutMs?: number;
+  log?: Logger;
+  /** Jitter source for the reconnect back-off (tests). */
+  random?: () => number;
+}

@@ -1,0 +1,95 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Trade } from '../../schemas/trade.ts';
+import type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
+import { parseKrakenFrame } from './kraken-parser.ts';
+import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs } from './kraken-trades-api.ts';
+import { assertUrl, LiveTradeSource } from './live-source.ts';
+import { assertPairs, krakenRestPair, krakenWsSymbol } from './symbols.ts';
+
+export const KRAKEN_WS_URL = 'wss://ws.kraken.com/v2';
+
+export interface KrakenWsOptions extends LiveSourceOptions {
+  /** Default `wss://ws.kraken.com/v2`. */
+  wsUrl?: string;
+  /** REST base for refills, default `https://api.kraken.com`. */
+  restUrl?: string;
+  /** Ask for the 50 most recent trades on (re)subscribe (default true: it anchors gap detection at once). */
+  snapshot?: boolean;
+  /** Application ping interval (default 30 s; Kraken's recommendation is unconfirmed). */
+  appPingIntervalMs?: number;
+  /** Pause between REST pages of one refill (default 1 000 ms: Kraken's public budget is ~1 request/s). */
+  restMinIntervalMs?: number;
+}
+
+/**
+ * Kraken Spot WebSocket v2 `trade` channel. Trade ids are consecutive per pair, so a jump is a gap; gaps and
+ * outages are refilled from REST `Trades` (time cursor `since`, ns), de-duplicated by id.
+ */
+export class KrakenWsSource extends LiveTradeSource {
+  constructor(options: KrakenWsOptions) {
+    super(krakenAdapter(options), options);
+  }
+}
+
+export function krakenAdapter(o: KrakenWsOptions): ExchangeAdapter {
+  const rest = o.restUrl ?? KRAKEN_REST_URL;
+  assertUrl(rest, ['http:', 'https:']);
+  assertPairs('kraken', o.pairs);
+  // Refills need a REST name for every pair: unknown ones fail now, not during an outage.
+  for (const p of o.pairs) krakenRestPair(p);
+  let reqId = 0;
+  return {
+    exchange: 'kraken',
+    url: o.wsUrl ?? KRAKEN_WS_URL,
+    contiguousIds: true,
+    acksNamePairs: true,
+    // Heartbeats come every second when nothing else does: 15 s of nothing is a dead connection.
+    idleTimeoutMs: 15_000,
+    appPing: {
+      intervalMs: o.appPingIntervalMs ?? 30_000,
+      frame: () => JSON.stringify({ method: 'ping', req_id: ++reqId }),
+    },
+    subscribeFrames: (pairs) => [
+      JSON.stringify({
+        method: 'subscribe',
+        params: { channel: 'trade', symbol: pairs.map(krakenWsSymbol), snapshot: o.snapshot ?? true },
+        req_id: ++reqId,
+      }),
+    ],
+    parse: parseKrakenFrame,
+    refill: (req) => krakenRefill(rest, o, req),
+  };
+}
+
+/** Pages `Trades` from just before the last known trade until the gap is closed or the present reached. */
+async function krakenRefill(rest: string, o: KrakenWsOptions, req: RefillRequest): Promise<RefillResult> {
+  const out: RefillResult = { trades: [], rejects: [], complete: false };
+  // `since` may be exclusive (unconfirmed): start 1 ms before the last trade; the overlap is dropped by id.
+  let since = msToNs(req.sinceTs - (req.afterId !== undefined ? 1 : 0));
+  const maxPages = o.maxRefillPages ?? 500;
+  for (let page = 0; page < maxPages; page++) {
+    if (page > 0) await sleep(o.restMinIntervalMs ?? 1_000, undefined, { signal: req.signal });
+    const r = await fetchKrakenTrades(rest, req.pair, since, {
+      signal: req.signal,
+      log: req.log,
+      backoff: o.restBackoff,
+      retries: o.restRetries,
+    });
+    out.trades.push(...r.trades);
+    out.rejects.push(...r.rejects);
+    const maxId = maxTradeId(r.trades);
+    const closed = req.untilId !== undefined && maxId >= req.untilId - 1;
+    if (r.trades.length === 0 || r.last === since || closed) {
+      out.complete = true;
+      break;
+    }
+    since = r.last;
+  }
+  return out;
+}
+
+function maxTradeId(trades: readonly Trade[]): number {
+  let m = -1;
+  for (const t of trades) m = Math.max(m, Number(t.tradeId));
+  return m;
+}

@@ -1,0 +1,85 @@
+import pino from 'pino';
+import type { SourceSink, TradeSource } from '../../../src/ingestion/source.ts';
+import type { DeadLetter } from '../../../src/schemas/dlq.ts';
+import type { Trade, Watermark } from '../../../src/schemas/trade.ts';
+
+/** Quiet by default; `CRYPTOCAST_LOG_LEVEL=debug` shows the connectors' logs while debugging a test. */
+export const testLog = pino({ level: process.env.CRYPTOCAST_LOG_LEVEL ?? 'silent' });
+
+/** What a source emitted, and when (`at`, epoch ms). */
+export type SinkEvent = { at: number } & (
+  | { kind: 'trades'; trades: readonly Trade[] }
+  | { kind: 'watermark'; wm: Watermark }
+  | { kind: 'reject'; dl: DeadLetter }
+);
+
+/** A sink that keeps everything a source emits, in one ordered log (so tests can check what came before what). */
+export class LogSink implements SourceSink {
+  readonly events: SinkEvent[] = [];
+  readonly trades_: Trade[] = [];
+  readonly watermarks: Watermark[] = [];
+  readonly dead: DeadLetter[] = [];
+
+  trades(trades: readonly Trade[]): void {
+    if (trades.length === 0) return;
+    this.events.push({ at: Date.now(), kind: 'trades', trades: [...trades] });
+    this.trades_.push(...trades);
+  }
+  watermark(wm: Watermark): void {
+    this.events.push({ at: Date.now(), kind: 'watermark', wm });
+    this.watermarks.push(wm);
+  }
+  reject(dl: DeadLetter): void {
+    this.events.push({ at: Date.now(), kind: 'reject', dl });
+    this.dead.push(dl);
+  }
+
+  /** Every trade received, in order (duplicates included: the connectors promise none). */
+  get received(): Trade[] {
+    return this.trades_;
+  }
+
+  /** Trade ids of a pair as numbers, in arrival order. */
+  ids(pair: string): number[] {
+    return this.trades_.filter((t) => t.pair === pair).map((t) => Number(t.tradeId));
+  }
+
+  /** When the trade with this id was delivered (epoch ms). */
+  deliveredAt(tradeId: string): number | undefined {
+    return this.events.find((e) => e.kind === 'trades' && e.trades.some((t) => t.tradeId === tradeId))?.at;
+  }
+
+  /** Watermarks emitted within [from, to] (epoch ms). */
+  watermarksBetween(from: number, to: number): Watermark[] {
+    return this.events.flatMap((e) => (e.kind === 'watermark' && e.at >= from && e.at <= to ? [e.wm] : []));
+  }
+
+  /** Distinct ids of a pair, sorted. */
+  distinctIds(pair: string): number[] {
+    return [...new Set(this.ids(pair))].sort((a, b) => a - b);
+  }
+}
+
+/** Runs a source until `fn` is done, then stops it and waits for it to end (always). */
+export async function running<S extends TradeSource>(
+  source: S,
+  fn: (sink: LogSink, source: S) => Promise<void>,
+): Promise<LogSink> {
+  const sink = new LogSink();
+  const abort = new AbortController();
+  const done = source.run(sink, abort.signal);
+  try {
+    await fn(sink, source);
+  } finally {
+    abort.abort();
+    await done;
+  }
+  return sink;
+}
+
+/** `lo..hi` inclusive. */
+export function range(lo: number, hi: number): number[] {
+  return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

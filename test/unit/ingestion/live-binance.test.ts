@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type BinanceWsOptions, BinanceWsSource } from '../../../src/ingestion/live/binance-ws.ts';
+import { TradeSchema } from '../../../src/schemas/trade.ts';
+import { until } from '../../support/exchanges/base.ts';
+import { BinanceServer } from '../../support/exchanges/binance.ts';
+import { binanceRecordedEvents } from '../../support/exchanges/fixtures.ts';
+import { type LogSink, running, sleep, testLog } from '../../support/exchanges/harness.ts';
+
+const btc = binanceRecordedEvents('BTCUSDT', 1500); // real @trade events, contiguous ids
+const eth = binanceRecordedEvents('ETHUSDT', 300);
+const idsOf = (events: Record<string, unknown>[]) => events.map((e) => Number(e.t));
+
+async function withBinance(
+  fn: (srv: BinanceServer, source: BinanceWsSource, sink: LogSink) => Promise<void>,
+  options: Partial<BinanceWsOptions> = {},
+  pingMs = 20_000,
+): Promise<void> {
+  const srv = new BinanceServer();
+  srv.pingMs = pingMs;
+  await srv.listen();
+  const source = new BinanceWsSource({
+    pairs: ['BTC/USDT', 'ETH/USDT'],
+    wsUrl: srv.wsUrl,
+    restUrl: srv.restUrl,
+    watermarkIntervalMs: 25,
+    backoff: { initialMs: 10, maxMs: 50 },
+    restBackoff: { initialMs: 5, maxMs: 20 },
+    log: testLog,
+    ...options,
+  });
+  try {
+    await running(source, (sink) => fn(srv, source, sink));
+  } finally {
+    await srv.close();
+  }
+}
+
+describe('Binance @trade connector against a local Binance server', () => {
+  it('subscribes on the combined stream, is acknowledged, and normalises real events (m=true ⇒ taker sold)', () =>
+    withBinance(async (srv, source, sink) => {
+      await until(() => source.subscribed.length === 2, 2_000, 'SUBSCRIBE acknowledged');
+      assert.deepEqual(srv.received, [
+        { method: 'SUBSCRIBE', params: ['btcusdt@trade', 'ethusdt@trade'], id: 1 },
+      ]);
+      // A stretch with takers on both sides (the capture opens with 40 sells).
+      const b = btc.findIndex((e) => e.m === false) - 2;
+      const mixed = btc.slice(b, b + 5);
+      srv.publish([...mixed, ...eth.slice(0, 5)]);
+      await until(() => sink.received.length === 10);
+      const expected = (e: Record<string, unknown>, pair: string) => ({
+        v: 1,
+        type: 'trade',
+        exchange: 'binance',
+        pair,
+        price: Number(e.p),
+        qty: Number(e.q),
+        side: e.m ? 'sell' : 'buy',
+        tradeId: String(e.t),
+        tradeTs: e.T,
+      });
+      assert.deepEqual(
+        sink.received.map(({ receivedTs: _, ...t }) => t),
+        [
+          ...mixed.map((e) => expected(e, 'BTC/USDT')),
+          ...eth.slice(0, 5).map((e) => expected(e, 'ETH/USDT')),
+        ],
+      );
+      // The capture's first event, as the README quotes it: t 3735683259, p "61837.63000000",
+      // q "0.02000000", T 1723161255342, m true.
+      srv.publish(btc.slice(0, 1));
+      await until(() => sink.received.length === 11);
+      const first = sink.received[10]!;
+      assert.deepEqual(
+        [first.tradeId, first.price, first.qty, first.tradeTs, first.side],
+        ['3735683259', 61837.63, 0.02, 1723161255342, 'sell'],
+      );
+      assert.ok(sink.received.every((t) => TradeSchema.safeParse(t).success));
+      assert.ok(sink.received.some((t) => t.side === 'buy') && sink.received.some((t) => t.side === 'sell'));
+    }));
+
+  it('answers the server’s ping frames with pongs; pings keep it alive and make no trades', () =>
+    withBinance(
+      async (srv, source, sink) => {
+        await until(() => srv.pongs >= 5, 2_000, 'pongs');
+        assert.equal(sink.received.length, 0);
+        assert.equal(sink.dead.length, 0);
+        assert.equal(source.socket.connects, 1, 'pings count as life (idle timeout 100 ms)');
+        assert.ok(
+          sink.watermarks.some((w) => w.pair === 'BTC/USDT') &&
+            sink.watermarks.some((w) => w.pair === 'ETH/USDT'),
+        );
+      },
+      { idleTimeoutMs: 100 },
+      20,
+    ));
+
+  it('after a dropped connection: resubscribes and refills both pairs by id from historicalTrades, without duplicates', () =>
+    withBinance(async (srv, source, sink) => {
+      await until(() => source.subscribed.length === 2);
+      srv.publish([...btc.slice(0, 100), ...eth.slice(0, 50)]);
+      await until(() => sink.received.length === 150);
+      srv.muted = true;
+      srv.dropAll();
+      srv.publish([...btc.slice(100, 1300), ...eth.slice(50, 200)]); // while the client is away: > 1 REST page
+      srv.muted = false;
+      await until(
+        () => source.stats.reconnects === 1 && source.subscribed.length === 2,
+        3_000,
+        'resubscribed',
+      );
+      await until(() => sink.received.length === 1500, 3_000, 'refilled');
+      srv.publish([...btc.slice(1300, 1310), ...eth.slice(200, 210)]);
+      await until(() => sink.received.length === 1520, 3_000, 'live again');
+      assert.deepEqual(sink.ids('BTC/USDT'), idsOf(btc.slice(0, 1310)));
+      assert.deepEqual(sink.ids('ETH/USDT'), idsOf(eth.slice(0, 210)));
+      assert.equal(srv.messages('method', 'SUBSCRIBE').length, 2);
+      assert.equal(source.stats.recovered, 1350);
+      const calls = srv.restCalls.filter((u) => u.startsWith('/api/v3/historicalTrades?symbol=BTCUSDT'));
+      assert.deepEqual(calls, [
+        `/api/v3/historicalTrades?symbol=BTCUSDT&fromId=${Number(btc[99]!.t) + 1}&limit=1000`,
+        `/api/v3/historicalTrades?symbol=BTCUSDT&fromId=${Number(btc[1099]!.t) + 1}&limit=1000`,
+      ]);
+    }));
+
+  it('fills an id gap on a live connection, retrying through HTTP 429', () =>
+    withBinance(async (srv, source, sink) => {
+      await until(() => source.subscribed.length === 2);
+      srv.publish(btc.slice(0, 10));
+      srv.muted = true;
+      srv.publish(btc.slice(10, 60));
+      srv.muted = false;
+      srv.rateLimitNext = 2;
+      srv.publish(btc.slice(60, 70));
+      await until(() => sink.received.length === 70, 3_000, 'gap filled');
+      assert.deepEqual(sink.ids('BTC/USDT'), idsOf(btc.slice(0, 70)));
+      assert.equal(source.stats.gaps, 1);
+      assert.equal(source.stats.unrecoverable, 0);
+      assert.equal(srv.restCalls.length, 3, 'two 429s, then the page');
+    }));
+
+  it('reconnects on a serverShutdown notice and loses nothing', () =>
+    withBinance(async (srv, source, sink) => {
+      await until(() => source.subscribed.length === 2);
+      srv.publish(btc.slice(0, 5));
+      await until(() => sink.received.length === 5);
+      srv.serverShutdown();
+      await until(() => source.socket.connects === 2 && source.subscribed.length === 2, 2_000, 'reconnected');
+      srv.publish(btc.slice(5, 8));
+      await until(() => sink.received.length === 8, 2_000);
+      assert.deepEqual(sink.ids('BTC/USDT'), idsOf(btc.slice(0, 8)));
+      assert.equal(sink.dead.length, 0);
+    }));
+
+  it('dead-letters malformed frames, non-trade events and error replies, and keeps running', () =>
+    withBinance(async (srv, source, sink) => {
+      await until(() => source.subscribed.length === 2);
+      const good = btc[0]!;
+      srv.sendRaw('garbage');
+      srv.sendRaw({ stream: 'btcusdt@trade', data: { ...good, p: '-1' } });
+      srv.sendRaw({ stream: 'btcusdt@trade', data: { ...good, q: 12 } });
+      srv.sendRaw({ stream: 'btcusdt@trade', data: { ...good, T: 1723161255 } }); // seconds, not ms
+      srv.sendRaw({ stream: 'ethusdt@trade', data: good }); // envelope and event disagree
+      srv.sendRaw({ stream: 'btcusdt@depth', data: { e: 'depthUpdate', s: 'BTCUSDT' } });
+      srv.sendRaw({ error: { code: 2, msg: 'Invalid request: unknown variant' }, id: 7 });
+      srv.publish(btc.slice(0, 1));
+      await until(() => sink.dead.length === 7 && sink.received.length === 1, 2_000, 'rejects');
+      assert.deepEqual(
+        sink.dead.map((d) => d.kind),
+        ['parse', 'invalid', 'invalid', 'invalid', 'invalid', 'unknown', 'exchange-error'],
+      );
+      const r = sink.dead.map((d) => d.reason);
+      assert.match(r[1]!, /price/);
+      assert.match(r[2]!, /qty/);
+      assert.match(r[3]!, /tradeTs: timestamp before 2009/);
+      assert.match(r[4]!, /stream "ethusdt@trade" carries "btcusdt@trade"/);
+      assert.match(r[5]!, /not a trade event/);
+      assert.match(r[6]!, /Invalid request/);
+      assert.equal(sink.received[0]!.tradeId, String(good.t));
+      await sleep(20);
+      assert.equal(source.socket.connects, 1);
+    }));
+});

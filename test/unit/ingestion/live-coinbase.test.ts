@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type CoinbaseWsOptions, CoinbaseWsSource } from '../../../src/ingestion/live/coinbase-ws.ts';
+import { TradeSchema } from '../../../src/schemas/trade.ts';
+import { until } from '../../support/exchanges/base.ts';
+import { CoinbaseServer } from '../../support/exchanges/coinbase.ts';
+import { coinbaseTradesFromRecording } from '../../support/exchanges/fixtures.ts';
+import { type LogSink, running, sleep, testLog } from '../../support/exchanges/harness.ts';
+
+const PAIR = 'BTC/USD';
+/** Real BTC/USD trades (prices, sizes, times, taker sides) in Coinbase's `market_trades` shape. */
+const real = coinbaseTradesFromRecording(2600);
+const ids = (lo: number, hi: number) => real.slice(lo, hi).map((t) => Number(t.trade_id));
+const takerSide = (i: number) => (real[i]!.side === 'SELL' ? 'buy' : 'sell'); // the recording's side
+
+async function withCoinbase(
+  fn: (srv: CoinbaseServer, source: CoinbaseWsSource, sink: LogSink) => Promise<void>,
+  options: Partial<CoinbaseWsOptions> = {},
+  heartbeatMs = 40,
+): Promise<void> {
+  const srv = new CoinbaseServer();
+  srv.heartbeatMs = heartbeatMs;
+  await srv.listen();
+  const source = new CoinbaseWsSource({
+    pairs: [PAIR],
+    wsUrl: srv.wsUrl,
+    restUrl: srv.restUrl,
+    watermarkIntervalMs: 25,
+    backoff: { initialMs: 10, maxMs: 50 },
+    restBackoff: { initialMs: 5, maxMs: 20 },
+    log: testLog,
+    ...options,
+  });
+  try {
+    await running(source, (sink) => fn(srv, source, sink));
+  } finally {
+    await srv.close();
+  }
+}
+
+describe('Coinbase Advanced Trade market_trades connector against a local Coinbase server', () => {
+  it('subscribes to market_trades and heartbeats, takes the snapshot, normalises real trades (default: side = maker)', () =>
+    withCoinbase(async (srv, source, sink) => {
+      srv.history.push(...real.slice(0, 3)); // before the client connects: the snapshot
+      await until(() => source.subscribed.includes(PAIR), 2_000, 'subscriptions message');
+      assert.deepEqual(srv.received, [
+        { type: 'subscribe', product_ids: ['BTC-USD'], channel: 'market_trades' },
+        { type: 'subscribe', product_ids: ['BTC-USD'], channel: 'heartbeats' },
+      ]);
+      await until(() => sink.received.length === 3, 2_000, 'snapshot');
+      srv.publish(real.slice(3, 6));
+      await until(() => sink.received.length === 6, 2_000, 'update');
+      assert.deepEqual(
+        sink.received.map(({ receivedTs: _, ...t }) => t),
+        real.slice(0, 6).map((r, i) => ({
+          v: 1,
+          type: 'trade',
+          exchange: 'coinbase',
+          pair: PAIR,
+          price: Number(r.price),
+          qty: Number(r.size),
+          side: takerSide(i),
+          tradeId: r.trade_id,
+          tradeTs: Date.parse(r.time),
+        })),
+      );
+      // First recorded trade: 2019-07-01T00:00:03.172Z, taker sell 0.004 at 10749.4 → Coinbase field "BUY".
+      assert.deepEqual(
+        [sink.received[0]!.price, sink.received[0]!.qty, sink.received[0]!.tradeTs, sink.received[0]!.side],
+        [10749.4, 0.004, 1561939203172, 'sell'],
+      );
+      assert.ok(sink.received.every((t) => TradeSchema.safeParse(t).success));
+    }));
+
+  it('with sideMeaning "taker", takes the field as the taker side', () =>
+    withCoinbase(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(real.slice(0, 4));
+        await until(() => sink.received.length === 4);
+        assert.deepEqual(
+          sink.received.map((t) => t.side),
+          real.slice(0, 4).map((r) => r.side.toLowerCase()),
+        );
+      },
+      { sideMeaning: 'taker' },
+    ));
+
+  it('heartbeats make no trades; watermarks follow the wall clock', () =>
+    withCoinbase(async (_srv, source, sink) => {
+      await sleep(300);
+      assert.equal(sink.received.length, 0);
+      assert.equal(sink.dead.length, 0);
+      assert.equal(source.stats.gaps, 0, 'consecutive counters and sequence numbers');
+      assert.ok(sink.watermarks.length >= 5);
+      assert.ok(Math.abs(sink.watermarks.at(-1)!.ts - (Date.now() - 2_000)) < 300);
+    }));
+
+  it('a sequence_num jump (lost update) is refilled from the public market-trades endpoint by time window', () =>
+    withCoinbase(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(real.slice(0, 2));
+        srv.muted = true;
+        srv.publish(real.slice(2, 6)); // lost: the sequence number moves on unseen
+        srv.muted = false;
+        srv.publish(real.slice(6, 7));
+        await until(() => sink.received.length === 7, 2_000, 'refill');
+        assert.deepEqual(sink.distinctIds(PAIR), ids(0, 7));
+        assert.equal(sink.received.length, 7, 'no duplicates');
+        assert.equal(source.stats.gaps, 1);
+        const since = Math.floor((Date.parse(real[1]!.time) - 1_000) / 1000);
+        assert.match(
+          srv.restCalls[0]!,
+          new RegExp(
+            `^/api/v3/brokerage/market/products/BTC-USD/ticker\\?limit=1000&start=${since}&end=\\d+$`,
+          ),
+        );
+      },
+      {},
+      10_000, // no heartbeats in this test
+    ));
+
+  it('a heartbeat_counter jump means lost messages too; when the sequence also jumps, one refill covers both', () =>
+    withCoinbase(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(real.slice(0, 1));
+      await sleep(120); // a few heartbeats: the counter is known
+      assert.equal(source.stats.gaps, 0);
+      // 1. A counter jump alone (a heartbeat frame without sequence_num).
+      srv.record(real.slice(1, 2));
+      srv.sendRaw({ channel: 'heartbeats', events: [{ current_time: '', heartbeat_counter: 1_000 }] });
+      await until(() => sink.received.length === 2, 2_000, 'refill after the counter jump');
+      assert.deepEqual([source.stats.gaps, source.stats.refills, srv.restCalls.length], [1, 1, 1]);
+      await sleep(60); // the server's own counter resumes below 1 000: backwards is not a loss
+      assert.equal(source.stats.gaps, 1);
+      // 2. Heartbeats lost: the next one shows a sequence jump and a counter jump in the same frame.
+      srv.muted = true;
+      await sleep(100);
+      srv.record(real.slice(2, 4));
+      srv.muted = false;
+      await until(() => sink.received.length === 4, 2_000, 'refill after lost heartbeats');
+      assert.deepEqual([source.stats.gaps, source.stats.refills, srv.restCalls.length], [3, 2, 2]);
+      assert.deepEqual(sink.ids(PAIR), ids(0, 4));
+    }));
+
+  it('after a dropped connection: resubscribes and refills the outage, paging back through full pages', () =>
+    withCoinbase(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(real.slice(0, 10));
+      await until(() => sink.received.length === 10);
+      srv.muted = true;
+      srv.dropAll();
+      srv.publish(real.slice(10, 2510)); // 2,500 trades: three REST pages of up to 1,000
+      srv.muted = false;
+      await until(() => source.stats.reconnects === 1, 2_000, 'reconnect');
+      await until(() => sink.received.length >= 2510, 5_000, 'refill');
+      srv.publish(real.slice(2510, 2515));
+      await until(() => sink.received.length >= 2515, 2_000, 'live again');
+      await sleep(30);
+      assert.deepEqual(sink.distinctIds(PAIR), ids(0, 2515));
+      assert.equal(sink.received.length, 2515, 'no duplicates (pages and the snapshot overlap)');
+      assert.equal(srv.messages('type', 'subscribe').length, 4, 'both channels resubscribed');
+      assert.ok(srv.restCalls.length >= 3, `${srv.restCalls.length} pages`);
+      assert.equal(source.stats.unrecoverable, 0);
+    }));
+
+  it('dead-letters malformed frames and errors, and keeps running', () =>
+    withCoinbase(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      const env = (events: unknown) => ({ channel: 'market_trades', client_id: '', timestamp: '', events });
+      srv.sendRaw('\u0000\u00ff binary junk');
+      srv.sendRaw(env([{ type: 'update', trades: [{ ...real[0]!, price: 'Infinity' }] }]));
+      srv.sendRaw(env([{ type: 'update', trades: [{ ...real[0]!, size: '-0.5' }] }]));
+      srv.sendRaw(env([{ type: 'update', trades: [{ ...real[0]!, side: 'HOLD' }] }]));
+      srv.sendRaw(env([{ type: 'update', trades: [{ ...real[0]!, time: '2019-07-01 00:00:03' }] }]));
+      srv.sendRaw(env('not a list'));
+      srv.sendRaw({ channel: 'level2', events: [] });
+      srv.sendRaw({ type: 'error', message: 'Failure to subscribe' });
+      srv.publish(real.slice(0, 1));
+      await until(() => sink.dead.length === 8 && sink.received.length === 1, 2_000, 'rejects');
+      assert.deepEqual(
+        sink.dead.map((d) => d.kind),
+        ['parse', 'invalid', 'invalid', 'invalid', 'invalid', 'invalid', 'unknown', 'exchange-error'],
+      );
+      const r = sink.dead.map((d) => d.reason);
+      assert.match(r[1]!, /price/);
+      assert.match(r[2]!, /qty/);
+      assert.match(r[3]!, /side/);
+      assert.match(r[4]!, /tradeTs/);
+      assert.match(r[5]!, /without an events array/);
+      assert.match(r[6]!, /unexpected channel "level2"/);
+      assert.equal(sink.received[0]!.tradeId, real[0]!.trade_id);
+    }));
+});
