@@ -2,197 +2,264 @@ import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deadLetter } from '../schemas/dlq.ts';
 import type { Trade, Watermark } from '../schemas/trade.ts';
-import { type ReadOptions, readTradeFile, type TradeFileBatch } from './files/readers.ts';
+import { lastTradeTs } from './files/extent.ts';
+import { type MergeEvent, mergeByTradeTs } from './files/merge.ts';
+import { type ReadOptions, readTradeFile, TradeFileError } from './files/readers.ts';
+import { normalisePair } from './files/symbols.ts';
 import type { SourceSink, TradeSource } from './source.ts';
 
 /**
- * Replays recorded trade files as a trade source: merged across files by trade time (stable), at recorded
- * speed, N× faster, or as fast as possible (`max`).
+ * Replays recorded trade files as a trade source: merged across files by trade time (stably), as fast as
+ * possible (`max`), at recorded speed (`1`) or N× faster.
  *
- * Event time is the replay clock. Whenever it crosses a minute, every pair of every file still playing gets
- * a watermark at that time, so a pair that is idle in the recording still closes its minutes downstream (as
- * live sources do from the wall clock); when a file ends, its pairs get a `final` watermark (a recording
- * that ended says nothing about the minutes after it, so they are not filled). Paced replays also emit those
- * watermarks while waiting through a quiet stretch. Same files ⇒ same sequence of trades and watermarks,
- * which makes candles reproducible on any transport.
+ * Event time is the replay clock: the largest trade time replayed so far (it never goes back, even where a
+ * file is slightly out of order). Whenever it crosses a minute boundary, every pair seen so far gets a
+ * watermark at the clock's time, so a pair that is idle in the recording still closes its minutes
+ * downstream while other pairs trade (live sources do it from the wall clock).
+ *
+ * A pair ends with a `final` watermark when the last file that has traded it ends (for a single file: at
+ * the very end), and gets no more minute watermarks: two recordings years apart, merged, must not make the
+ * earlier one's pairs fill years of idle minutes. The end of a `limit` is an end too; an abort is not (the
+ * replay was stopped, not finished: downstream must not close windows early because of it).
+ *
+ * Determinism: the sequence of sink calls (batches, watermarks, rejects) is a function of the files and
+ * the options only, never of timing, so that candles are byte-identical on every transport. Any speed gives
+ * the same trades and watermarks in the same order; a paced replay also cuts batches at fixed event-time
+ * ticks (so that it delivers on time), which `max` does not need.
  */
 export interface ReplayProgress {
   trades: number;
   rejects: number;
   /** Current replay (event) time. */
   replayTs: number;
+  /** The first trade's time. */
   firstTs: number;
+  /** The recordings' last trade time, once known (read from the files' ends aside; exact at the end). */
+  lastTs: number | undefined;
 }
 
 export interface ReplayOptions extends Omit<ReadOptions, 'batchSize'> {
   files: readonly string[];
-  /** `max`, or a factor (1 = recorded speed). */
+  /** `max` (default), or a factor of the recorded speed (1 = as recorded, 60 = an hour a minute). */
   speed?: 'max' | number;
-  /** Trades per sink call at most. */
+  /** Stop after this many trades (then the pairs get their final watermarks). */
+  limit?: number;
+  /** Trades per sink call at most (default 1000). */
   batchSize?: number;
   onProgress?(p: ReplayProgress): void;
 }
 
 const MINUTE = 60_000;
+/** A paced replay delivers the trades of each tick of wall time together (event-time width: tick × speed). */
+const TICK_MS = 50;
 
 export class ReplaySource implements TradeSource {
   readonly name = 'replay';
   private readonly opts: ReplayOptions;
 
   constructor(options: ReplayOptions) {
-    if (options.files.length === 0) throw new Error('replay: no file given');
+    if (options.files.length === 0) throw new TradeFileError('replay: no file given');
     const s = options.speed ?? 'max';
-    if (s !== 'max' && !(typeof s === 'number' && s > 0 && Number.isFinite(s))) {
-      throw new Error(`replay speed must be "max" or a positive number, got ${String(s)}`);
-    }
+    if (s !== 'max' && !(typeof s === 'number' && s > 0 && Number.isFinite(s)))
+      throw new TradeFileError(`replay speed must be "max" or a positive number, got ${String(s)}`);
+    for (const [name, v] of [
+      ['limit', options.limit],
+      ['batch size', options.batchSize],
+    ] as const)
+      if (v !== undefined && !(Number.isSafeInteger(v) && v > 0))
+        throw new TradeFileError(`replay ${name} must be a positive integer, got ${String(v)}`);
+    if (options.pair !== undefined && normalisePair(options.pair) === undefined)
+      throw new TradeFileError(`not a pair: "${options.pair}" (use e.g. BTC/USD)`);
     this.opts = options;
   }
 
   async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
-    const speed = this.opts.speed ?? 'max';
-    const batchSize = this.opts.batchSize ?? 1000;
-    const readers = this.opts.files.map((f) => new FileCursor(f, this.opts, sink));
-    for (const r of readers) await r.fill();
-    // Pairs of the files still playing (a pair may appear in several files: counted per file).
-    const pairs = new Map<string, { exchange: string; pair: string; files: Set<FileCursor> }>();
-    const progress: ReplayProgress = { trades: 0, rejects: 0, replayTs: 0, firstTs: 0 };
-    let batch: Trade[] = [];
-    let minute = Number.NEGATIVE_INFINITY;
-    let wallStart = 0;
-    let firstTs: number | undefined;
-
-    const flush = async () => {
-      if (batch.length === 0) return;
-      const b = batch;
-      batch = [];
-      await sink.trades(b);
-      progress.trades += b.length;
-      progress.rejects = readers.reduce((s, r) => s + r.rejects, 0);
-      this.opts.onProgress?.(progress);
-    };
-    const watermarks = async (ts: number) => {
-      for (const { exchange, pair } of pairs.values())
-        await sink.watermark({ v: 1, type: 'watermark', exchange, pair, ts });
-    };
-    /** A file ended: its pairs that no other playing file has get their final watermark. */
-    const ended = async (file: FileCursor) => {
-      await flush();
-      for (const [key, p] of pairs) {
-        if (!p.files.delete(file) || p.files.size > 0) continue;
-        pairs.delete(key);
-        const wm: Watermark = {
-          v: 1,
-          type: 'watermark',
-          exchange: p.exchange,
-          pair: p.pair,
-          ts: file.lastTs,
-          final: true,
-        };
-        await sink.watermark(wm);
-      }
-    };
-
-    for (;;) {
-      if (signal.aborted) break;
-      // The head with the smallest trade time (first file wins ties: stable merge).
-      let next: FileCursor | undefined;
-      for (const r of readers)
-        if (r.head !== undefined && (next === undefined || r.head.tradeTs < next.head!.tradeTs)) next = r;
-      if (next === undefined) break;
-      const t = next.head!;
-      firstTs ??= t.tradeTs;
-      progress.firstTs = firstTs;
-      if (speed !== 'max') {
-        if (wallStart === 0) wallStart = performance.now();
-        // Wait until this trade's time on the replay clock, closing idle minutes on the way.
-        for (;;) {
-          const due = wallStart + (t.tradeTs - firstTs) / speed;
-          const wait = due - performance.now();
-          if (wait <= 0 || signal.aborted) break;
-          await flush();
-          const now = firstTs + (performance.now() - wallStart) * speed;
-          const nextMinute = (Math.floor(now / MINUTE) + 1) * MINUTE;
-          const untilMinute = (nextMinute - now) / speed;
-          if (untilMinute < wait) {
-            await sleep(Math.max(0, untilMinute), undefined, { signal }).catch(() => {});
-            if (nextMinute > minute && nextMinute <= t.tradeTs) {
-              minute = nextMinute;
-              await watermarks(nextMinute);
-            }
-          } else await sleep(wait, undefined, { signal }).catch(() => {});
-        }
-      }
-      const m = Math.floor(t.tradeTs / MINUTE) * MINUTE;
-      if (m > minute) {
-        await flush();
-        if (minute !== Number.NEGATIVE_INFINITY) await watermarks(t.tradeTs);
-        minute = m;
-      }
-      const key = t.exchange + '|' + t.pair;
-      let p = pairs.get(key);
-      if (p === undefined) {
-        p = { exchange: t.exchange, pair: t.pair, files: new Set() };
-        pairs.set(key, p);
-      }
-      p.files.add(next);
-      batch.push(t);
-      progress.replayTs = t.tradeTs;
-      next.lastTs = Math.max(next.lastTs, t.tradeTs);
-      await next.advance();
-      if (next.head === undefined && !signal.aborted) await ended(next);
-      if (batch.length >= batchSize) await flush();
+    const { files, format, pair, exchange } = this.opts;
+    const readers = files.map((f) => readTradeFile(f, { format, pair, exchange }));
+    const replay = new Replay(sink, this.opts, signal);
+    // The end time is only for progress display: probed aside, abandoned when the replay ends first.
+    const probing = new AbortController();
+    const probe = this.opts.onProgress
+      ? Promise.all(files.map((f) => lastTradeTs(f, { format, pair, exchange }, probing.signal))).then(
+          (ends) => {
+            const known = ends.filter((e) => e !== undefined);
+            if (known.length > 0) replay.progress.lastTs ??= Math.max(...known);
+          },
+        )
+      : Promise.resolve();
+    try {
+      await replay.play(mergeByTradeTs(readers));
+    } finally {
+      probing.abort();
+      await probe;
     }
-    await flush();
-    this.opts.onProgress?.(progress);
   }
 }
 
-/** A buffered, look-ahead cursor over one file's trades; rejects go to the sink's dead-letter path. */
-class FileCursor {
-  head: Trade | undefined;
-  lastTs = 0;
-  rejects = 0;
-  private readonly it: AsyncGenerator<TradeFileBatch>;
-  private buf: Trade[] = [];
-  private i = 0;
-  private done = false;
-  private readonly origin: string;
+interface PairState {
+  exchange: string;
+  pair: string;
+  /** The files (by index) that have traded this pair and not ended yet. */
+  files: Set<number>;
+}
+
+/** The state of one run. */
+class Replay {
+  readonly progress: ReplayProgress = { trades: 0, rejects: 0, replayTs: 0, firstTs: 0, lastTs: undefined };
   private readonly sink: SourceSink;
+  private readonly opts: ReplayOptions;
+  private readonly signal: AbortSignal;
+  private readonly pacer: Pacer | undefined;
+  private readonly batchSize: number;
+  private readonly limit: number;
+  private readonly pairs = new Map<string, PairState>();
+  private batch: Trade[] = [];
+  private clock: number | undefined;
+  private slice = Number.NaN;
+  private emitted = 0;
 
-  constructor(path: string, opts: ReadOptions, sink: SourceSink) {
-    this.it = readTradeFile(path, { format: opts.format, pair: opts.pair, exchange: opts.exchange });
-    this.origin = `replay:${basename(path)}`;
+  constructor(sink: SourceSink, opts: ReplayOptions, signal: AbortSignal) {
     this.sink = sink;
+    this.opts = opts;
+    this.signal = signal;
+    const speed = opts.speed ?? 'max';
+    this.pacer = speed === 'max' ? undefined : new Pacer(speed, signal);
+    this.batchSize = opts.batchSize ?? 1000;
+    this.limit = opts.limit ?? Number.POSITIVE_INFINITY;
   }
 
-  async fill(): Promise<void> {
-    while (this.i >= this.buf.length && !this.done) {
-      const r = await this.it.next();
-      if (r.done) {
-        this.done = true;
-        break;
-      }
-      for (const rej of r.value.rejects) {
-        this.rejects++;
-        await this.sink.reject(
-          deadLetter({
-            service: 'trades',
-            origin: this.origin,
-            kind: 'parse',
-            reason: `line ${rej.line}: ${rej.reason}`,
-            payload: rej.payload,
-          }),
-        );
-      }
-      this.buf = r.value.trades;
-      this.i = 0;
+  async play(events: AsyncGenerator<MergeEvent>): Promise<void> {
+    for await (const ev of events) {
+      if (this.signal.aborted) return;
+      if (ev.kind === 'reject')
+        await this.reject(ev.file, ev.reject.line, ev.reject.reason, ev.reject.payload);
+      else if (ev.kind === 'end') await this.endFile(ev.file);
+      else
+        for (const t of ev.trades) {
+          await this.trade(t, ev.file);
+          if (this.signal.aborted) return;
+          if (this.emitted >= this.limit) {
+            await this.finish(false);
+            return; // leaving the loop closes the files
+          }
+        }
     }
-    this.head = this.i < this.buf.length ? this.buf[this.i] : undefined;
+    if (!this.signal.aborted) await this.finish(true);
   }
 
-  async advance(): Promise<void> {
-    this.i++;
-    if (this.i < this.buf.length) this.head = this.buf[this.i];
-    else await this.fill();
+  private async trade(t: Trade, file: number): Promise<void> {
+    const now = this.clock === undefined ? t.tradeTs : Math.max(this.clock, t.tradeTs);
+    if (this.pacer !== undefined) {
+      const slice = this.pacer.sliceOf(now);
+      if (slice !== this.slice) {
+        await this.flush();
+        this.slice = slice;
+        await this.pacer.until(now);
+        if (this.signal.aborted) return;
+      }
+    }
+    if (this.clock !== undefined && Math.floor(now / MINUTE) !== Math.floor(this.clock / MINUTE)) {
+      await this.flush();
+      for (const p of this.pairs.values())
+        await this.sink.watermark({ v: 1, type: 'watermark', exchange: p.exchange, pair: p.pair, ts: now });
+    }
+    this.clock = now;
+    this.see(t, file);
+    if (this.emitted === 0) this.progress.firstTs = t.tradeTs;
+    this.batch.push(t);
+    this.emitted++;
+    if (this.batch.length >= this.batchSize) await this.flush();
+  }
+
+  private see(t: Trade, file: number): void {
+    const key = t.exchange + '|' + t.pair;
+    let p = this.pairs.get(key);
+    if (p === undefined) {
+      p = { exchange: t.exchange, pair: t.pair, files: new Set() };
+      this.pairs.set(key, p);
+    }
+    p.files.add(file);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.batch.length === 0) return;
+    const b = this.batch;
+    this.batch = [];
+    await this.sink.trades(b);
+    this.progress.trades += b.length;
+    this.progress.replayTs = this.clock ?? 0;
+    this.opts.onProgress?.({ ...this.progress });
+  }
+
+  /** A file ended: the pairs no other playing file has traded are finished. */
+  private async endFile(file: number): Promise<void> {
+    await this.flush();
+    for (const [key, p] of this.pairs)
+      if (p.files.delete(file) && p.files.size === 0) {
+        this.pairs.delete(key);
+        await this.final(p);
+      }
+  }
+
+  /** The end of the replay: of the recordings (`complete`), or of the `limit`. */
+  private async finish(complete: boolean): Promise<void> {
+    await this.flush();
+    // Played through, the last trade time is known exactly, whatever the probe of the files' ends found.
+    if (complete && this.clock !== undefined) this.progress.lastTs = this.clock;
+    for (const p of this.pairs.values()) await this.final(p);
+    this.pairs.clear();
+    this.opts.onProgress?.({ ...this.progress });
+  }
+
+  private async final(p: PairState): Promise<void> {
+    const wm: Watermark = {
+      v: 1,
+      type: 'watermark',
+      exchange: p.exchange,
+      pair: p.pair,
+      ts: this.clock!,
+      final: true,
+    };
+    await this.sink.watermark(wm);
+  }
+
+  private async reject(file: number, line: number, reason: string, payload: string): Promise<void> {
+    this.progress.rejects++;
+    await this.sink.reject(
+      deadLetter({
+        service: 'trades',
+        origin: `replay:${basename(this.opts.files[file]!)}`,
+        kind: 'parse',
+        reason: `line ${line}: ${reason}`,
+        payload,
+        offset: line,
+      }),
+    );
+  }
+}
+
+/** Maps replay time to wall time: `speed` ms of recording per ms, from the first trade on. */
+class Pacer {
+  private readonly speed: number;
+  private readonly signal: AbortSignal;
+  private origin: { wall: number; ts: number } | undefined;
+
+  constructor(speed: number, signal: AbortSignal) {
+    this.speed = speed;
+    this.signal = signal;
+  }
+
+  /** The delivery tick a replay time falls in: a function of the data and the speed only. */
+  sliceOf(ts: number): number {
+    this.origin ??= { wall: performance.now(), ts };
+    return Math.floor((ts - this.origin.ts) / (TICK_MS * this.speed));
+  }
+
+  /** Waits until replay time `ts` is due on the wall clock (returns early on abort). */
+  async until(ts: number): Promise<void> {
+    this.origin ??= { wall: performance.now(), ts };
+    const wait = this.origin.wall + (ts - this.origin.ts) / this.speed - performance.now();
+    if (wait <= 0) return;
+    await sleep(wait, undefined, { signal: this.signal }).catch(() => {});
   }
 }
