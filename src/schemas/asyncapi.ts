@@ -10,6 +10,8 @@ const DESCRIPTIONS: Record<string, string> = {
   candles: 'OHLCV candles of closed event-time windows (filled = idle minute). Key: pair.',
   features: 'Feature vectors of closed candles, per versioned feature set. Key: pair.',
   news: 'Normalised, deduplicated news items (publishedAt as claimed, fetchedAt when first seen). Key: news id.',
+  'news.signals':
+    'Sentiment of a news item per coin it mentions (score, label, confidence, reason, model, prompt version; baseline = lexicon). availableAt = when it could first be used. Key: coin.',
   dlq: 'Rejected input: reason, origin and the original payload. Key: origin.',
 };
 

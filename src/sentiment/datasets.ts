@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parse } from 'csv-parse/sync';
@@ -60,4 +61,23 @@ export function loadDataset(path: string): { name: string; examples: Example[]; 
   throw new Error(
     `unknown dataset ${name}: expected CryptoLin_IE.csv, Sentences_*.txt or sent_{train,valid}.csv`,
   );
+}
+
+/**
+ * `limit` examples spread evenly over the set (every k-th), not the first ones: the files are grouped by source
+ * or label, so a prefix would be a biased sample.
+ */
+export function evenSample<T>(xs: readonly T[], limit: number): T[] {
+  if (limit >= xs.length) return [...xs];
+  const step = xs.length / limit;
+  return Array.from({ length: limit }, (_, i) => xs[Math.floor(i * step)]!);
+}
+
+/**
+ * The fixed train/test split of every labelled text: by a hash of the text, so it is the same in every set (the
+ * PhraseBank AllAgree sentences are also in 75Agree, and fall on the same side in both), for every backend, and
+ * on every machine. Trained heads only ever see `train` texts; evaluations report on `test` texts.
+ */
+export function splitOf(text: string): 'train' | 'test' {
+  return createHash('sha256').update(text.trim()).digest()[0]! % 2 === 0 ? 'train' : 'test';
 }

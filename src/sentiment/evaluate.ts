@@ -1,5 +1,6 @@
 import type { Example } from './datasets.ts';
-import { LABELS, type Label, type SentimentBackend } from './labels.ts';
+import { LABELS, type Label } from './labels.ts';
+import type { SentimentScorer } from './scorer.ts';
 
 export interface EvalReport {
   dataset: string;
@@ -11,6 +12,8 @@ export interface EvalReport {
   /** confusion[gold][predicted] */
   confusion: Record<Label, Record<Label, number>>;
   latencyMs: { median: number; p95: number };
+  /** Items the backend failed on, answered by the baseline fallback (counted in the metrics as answered). */
+  fallbacks: number;
 }
 
 /** Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix, from gold and predicted labels. */
@@ -47,26 +50,39 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+/** Scores every example through the scorer (no cache: every latency is a real call) and reports. */
 export async function evaluate(
   dataset: string,
   examples: readonly Example[],
-  backend: SentimentBackend,
+  scorer: SentimentScorer,
+  opts: { onProgress?: (done: number, total: number) => void } = {},
 ): Promise<EvalReport> {
   const pred: Label[] = [];
   const lat: number[] = [];
+  let fallbacks = 0;
   for (const e of examples) {
     const t0 = performance.now();
-    pred.push((await backend.score(e.text)).label);
+    let label: Label = 'neutral';
+    try {
+      const s = await scorer.score(e.text);
+      label = s.label;
+      if (s.fallback) fallbacks++;
+    } catch {
+      fallbacks++; // nothing to score (empty text): counted as a neutral answer
+    }
     lat.push(performance.now() - t0);
+    pred.push(label);
+    opts.onProgress?.(pred.length, examples.length);
   }
   lat.sort((a, b) => a - b);
   return {
     dataset,
-    backend: backend.name,
+    backend: scorer.primary.name,
     ...metrics(
       examples.map((e) => e.label),
       pred,
     ),
     latencyMs: { median: quantile(lat, 0.5), p95: quantile(lat, 0.95) },
+    fallbacks,
   };
 }

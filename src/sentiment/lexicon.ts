@@ -1,5 +1,5 @@
 import vader from 'vader-sentiment';
-import type { Label, Scored, SentimentBackend } from './labels.ts';
+import type { Label, Sentiment, SentimentBackend } from './labels.ts';
 
 /**
  * The lexicon baseline: VADER (Hutto & Gilbert 2014, the `vader-sentiment` port), compound score in [-1, 1], with
@@ -7,10 +7,26 @@ import type { Label, Scored, SentimentBackend } from './labels.ts';
  */
 export class LexiconBackend implements SentimentBackend {
   readonly name = 'lexicon:vader';
+  readonly promptVersion = 'vader-sentiment-1.1.3';
+  readonly baseline = true;
 
-  score(text: string): Scored {
-    const { compound } = vader.SentimentIntensityAnalyzer.polarity_scores(text);
+  /** VADER's raw scores: compound in [-1, 1] and the positive, negative and neutral proportions. */
+  polarity(text: string): { compound: number; pos: number; neg: number; neu: number } {
+    return vader.SentimentIntensityAnalyzer.polarity_scores(text);
+  }
+
+  scoreSync(text: string): Sentiment {
+    const { compound } = this.polarity(text);
     const label: Label = compound >= 0.05 ? 'positive' : compound <= -0.05 ? 'negative' : 'neutral';
-    return { score: compound, label };
+    return {
+      label,
+      score: compound,
+      confidence: Math.abs(compound),
+      reason: `VADER lexicon compound score ${compound.toFixed(3)}.`,
+    };
+  }
+
+  async score(text: string): Promise<Sentiment> {
+    return this.scoreSync(text);
   }
 }

@@ -1,32 +1,42 @@
 import type { NewsItem } from '../schemas/news.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
-import type { SentimentBackend } from './labels.ts';
+import type { SentimentScorer } from './scorer.ts';
+
+/** The text scored for a news item: its title and lead. */
+export const newsText = (item: NewsItem): string =>
+  item.summary ? `${item.title}. ${item.summary}` : item.title;
 
 /**
- * One signal per coin a news item mentions. The text scored is the title and the lead. `availableAt` is the
- * fetch time plus the time the scoring took (measured), so a replay never uses a signal before it could exist.
+ * One signal per coin a news item mentions (the article's sentiment, for each coin it concerns). `availableAt` is
+ * the fetch time plus the time the item waited in the pipeline (`waitedMs`) plus the time the scoring took (both
+ * measured), so neither a live run nor a replay uses a signal before it could exist.
+ * Throws SentimentError('bad-input') when the item has no text to score.
  */
 export async function signalsFor(
   item: NewsItem,
-  backend: SentimentBackend,
-  promptVersion = 'lexicon-v1',
+  scorer: SentimentScorer,
+  opts: { forceBaseline?: string; waitedMs?: number } = {},
 ): Promise<NewsSignal[]> {
   if (item.coins.length === 0) return [];
   const t0 = performance.now();
-  const s = await backend.score(`${item.title}. ${item.summary}`.slice(0, 4_000));
+  const s = await scorer.score(
+    newsText(item),
+    opts.forceBaseline ? { forceBaseline: opts.forceBaseline } : {},
+  );
   const tookMs = Math.ceil(performance.now() - t0);
+  const reason = s.fallback ? `Baseline used (${s.fallback.slice(0, 200)}): ${s.reason}` : s.reason;
   return item.coins.map((coin) => ({
     v: 1 as const,
     newsId: item.id,
     coin,
     score: Math.max(-1, Math.min(1, s.score)),
     label: s.label,
-    confidence: Math.min(1, Math.abs(s.score)),
-    reason: `${backend.name}: ${s.label} (${s.score.toFixed(3)})`,
-    model: backend.name,
-    promptVersion,
-    baseline: backend.name.startsWith('lexicon'),
+    confidence: Math.max(0, Math.min(1, s.confidence)),
+    reason: reason.slice(0, 500),
+    model: s.model,
+    promptVersion: s.promptVersion,
+    baseline: s.baseline,
     publishedAt: item.publishedAt,
-    availableAt: item.fetchedAt + tookMs,
+    availableAt: item.fetchedAt + Math.max(0, Math.round(opts.waitedMs ?? 0)) + tookMs,
   }));
 }

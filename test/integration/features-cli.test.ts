@@ -73,10 +73,12 @@ describe('cryptocast features', () => {
       join(dir, 'days'),
       '--news',
       news,
+      '--sentiment',
+      'lexicon',
       '--output',
       join(dir, 'n.csv'),
     ]);
-    assert.match(r.stderr, /news: 7496 items → BTC \d+/);
+    assert.match(r.stderr, /news: 7496 items → BTC \d+.*lexicon:vader/);
     const rows = readFileSync(join(dir, 'n.csv'), 'utf8').trim().split('\n');
     const header = rows[0]!.split(',');
     assert.deepEqual(header.slice(-5), [

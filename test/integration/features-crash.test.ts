@@ -7,7 +7,7 @@ import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
 import { topics } from '../../src/runtime/topic.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
-import { bitstampCandles } from '../support/bitstamp.ts';
+import { bitstampCandleRecords } from '../support/bitstamp.ts';
 import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
 
 /**
@@ -42,14 +42,7 @@ describe('feature service: kill -9 on Kafka, restart', () => {
   };
 
   it('publishes every minute once, equal to an uninterrupted run', async () => {
-    const candles: Candle[] = (await bitstampCandles(4_000)).map((c) => ({
-      ...c,
-      v: 1 as const,
-      exchange: 'bitstamp',
-      interval: '1m' as const,
-      filled: false,
-      revision: 0,
-    }));
+    const candles: Candle[] = await bitstampCandleRecords(4_000);
     // Reference: the same candles through the batch engine (what an uninterrupted service publishes).
     const { TechnicalFeatures } = await import('../../src/features/technical.ts');
     const engine = new TechnicalFeatures();

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { readOhlcv } from '../../src/candles/ohlcv-files.ts';
 import type { CandleInput } from '../../src/features/technical.ts';
+import type { Candle } from '../../src/schemas/candle.ts';
 import { SHARED_DATA } from './data.ts';
 
 export const BITSTAMP = join(
@@ -18,4 +19,16 @@ export async function bitstampCandles(limit = Number.POSITIVE_INFINITY): Promise
     }
   }
   return out;
+}
+
+/** The same candles as records of the `candles` topic (exchange `bitstamp`, 1m, none filled, first revision). */
+export async function bitstampCandleRecords(limit = Number.POSITIVE_INFINITY): Promise<Candle[]> {
+  return (await bitstampCandles(limit)).map((c) => ({
+    ...c,
+    v: 1 as const,
+    exchange: 'bitstamp',
+    interval: '1m' as const,
+    filled: false,
+    revision: 0,
+  }));
 }

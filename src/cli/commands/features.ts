@@ -13,7 +13,9 @@ import { RecordedNewsSource } from '../../news/recorded.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import type { NewsItem } from '../../schemas/news.ts';
 import type { NewsSignal } from '../../schemas/news-signal.ts';
-import { LexiconBackend } from '../../sentiment/lexicon.ts';
+import { createBackend } from '../../sentiment/backends.ts';
+import { SentimentError } from '../../sentiment/labels.ts';
+import { SentimentScorer } from '../../sentiment/scorer.ts';
 import { signalsFor } from '../../sentiment/signals.ts';
 
 /**
@@ -27,13 +29,15 @@ export async function features(opts: {
   store?: string;
   exchange: string;
   news?: string;
+  sentiment?: string;
 }): Promise<void> {
   if (opts.output === undefined && opts.store === undefined)
     throw new UsageError('give --output FILE.csv, --store URL, or both');
   const engine = new TechnicalFeatures();
   if (opts.news !== undefined && opts.store !== undefined)
     throw new UsageError('--news joins news features into the CSV output; storing them is not supported yet');
-  const news = opts.news === undefined ? undefined : await newsFeaturesFrom(opts.news);
+  const news =
+    opts.news === undefined ? undefined : await newsFeaturesFrom(opts.news, opts.sentiment ?? 'local');
   const writer = opts.output ? new FeatureCsvWriter(opts.output, news ? NEWS_COLUMNS : []) : undefined;
   const store = opts.store ? await openFeatureStore(opts.store) : undefined;
   if (store) await store.migrate(TECHNICAL_SET);
@@ -109,22 +113,58 @@ export async function features(opts: {
   if (rows === 0) process.exitCode = 1;
 }
 
-/** Scores a news recording (lexicon baseline for now) and prepares the per-coin point-in-time features. */
-async function newsFeaturesFrom(path: string): Promise<{ at(coin: string, t: number): (number | null)[] }> {
+/**
+ * Scores a news recording with the chosen sentiment backend (the live pipeline's default, the local LLM, unless
+ * told otherwise; answers cached in .data/sentiment-cache.jsonl so a re-run costs nothing) and prepares the per-coin
+ * point-in-time features.
+ */
+async function newsFeaturesFrom(
+  path: string,
+  backendName: string,
+): Promise<{ at(coin: string, t: number): (number | null)[] }> {
   if (!existsSync(path)) throw new UsageError(`news file not found: ${path}`);
   const items: NewsItem[] = [];
   await new RecordedNewsSource({ file: path }).run(
     { news: (xs) => void items.push(...xs), reject: () => {} },
     new AbortController().signal,
   );
-  const backend = new LexiconBackend();
+  let scorer: SentimentScorer;
+  try {
+    scorer = new SentimentScorer({
+      primary: createBackend({ backend: backendName }),
+      cacheFile: process.env.CRYPTOCAST_SENTIMENT_CACHE ?? '.data/sentiment-cache.jsonl',
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   const byCoin = new Map<string, NewsSignal[]>();
-  for (const item of items)
-    for (const s of await signalsFor(item, backend)) byCoin.set(s.coin, [...(byCoin.get(s.coin) ?? []), s]);
-  const features = new Map([...byCoin].map(([coin, ss]) => [coin, new NewsFeatures(ss)]));
-  process.stderr.write(
-    `news: ${items.length} items → ${[...byCoin].map(([c, ss]) => `${c} ${ss.length}`).join(', ')} signals (lexicon)\n`,
+  const scored = items.filter((i) => i.coins.length > 0);
+  const bar = new cliProgress.SingleBar(
+    { format: 'news sentiment {bar} {value}/{total} items · {eta_formatted} left', hideCursor: true },
+    cliProgress.Presets.shades_classic,
   );
-  const empty = NEWS_COLUMNS.map(() => null);
-  return { at: (coin, t) => features.get(coin === 'XBT' ? 'BTC' : coin)?.at(t) ?? [...empty] };
+  bar.start(scored.length, 0);
+  let empty = 0;
+  try {
+    for (const item of scored) {
+      try {
+        for (const s of await signalsFor(item, scorer))
+          byCoin.set(s.coin, [...(byCoin.get(s.coin) ?? []), s]);
+      } catch (err) {
+        if (!(err instanceof SentimentError && err.kind === 'bad-input')) throw err;
+        empty++;
+      }
+      bar.increment();
+    }
+  } finally {
+    bar.stop();
+    await scorer.close();
+  }
+  const features = new Map([...byCoin].map(([coin, ss]) => [coin, new NewsFeatures(ss)]));
+  const { cacheHits, fallbacks } = scorer.stats;
+  process.stderr.write(
+    `news: ${items.length} items → ${[...byCoin].map(([c, ss]) => `${c} ${ss.length}`).join(', ')} signals (${scorer.primary.name}; ${cacheHits} cached, ${fallbacks} by the baseline fallback${empty ? `, ${empty} without text` : ''})\n`,
+  );
+  const none = NEWS_COLUMNS.map(() => null);
+  return { at: (coin, t) => features.get(coin === 'XBT' ? 'BTC' : coin)?.at(t) ?? [...none] };
 }

@@ -1,55 +1,91 @@
 import { existsSync } from 'node:fs';
 import { UsageError } from '../../core/errors.ts';
 import { coinsIn } from '../../news/normalise.ts';
-import { loadDataset } from '../../sentiment/datasets.ts';
+import { type BackendFlags, createBackend } from '../../sentiment/backends.ts';
+import { evenSample, loadDataset, splitOf } from '../../sentiment/datasets.ts';
 import { evaluate } from '../../sentiment/evaluate.ts';
-import type { SentimentBackend } from '../../sentiment/labels.ts';
-import { LexiconBackend } from '../../sentiment/lexicon.ts';
+import { SentimentError } from '../../sentiment/labels.ts';
+import { SentimentScorer } from '../../sentiment/scorer.ts';
 
-function backendOf(name: string): SentimentBackend {
-  if (name === 'lexicon') return new LexiconBackend();
-  throw new UsageError(
-    `backend "${name}" is not available yet: lexicon (local and openai come with the LLM work)`,
-  );
+function scorerOf(flags: BackendFlags, cache: boolean): SentimentScorer {
+  try {
+    const primary = createBackend(flags);
+    return new SentimentScorer({ primary, cacheSize: cache ? 50_000 : 0 });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
-/** `cryptocast sentiment score "TEXT"`: the signal per coin the text mentions. */
-export async function score(text: string, opts: { backend: string }): Promise<void> {
-  if (text.trim() === '') throw new UsageError('give a text to score');
-  const backend = backendOf(opts.backend);
-  const s = await backend.score(text);
-  const coins = coinsIn(text);
-  process.stdout.write(
-    `${JSON.stringify({ backend: backend.name, coins: coins.length ? coins : ['(none)'], ...s })}\n`,
-  );
+/** `cryptocast sentiment score "TEXT"`: the signal per coin the text mentions, as JSON. */
+export async function score(text: string, opts: BackendFlags): Promise<void> {
+  const scorer = scorerOf(opts, false);
+  try {
+    const s = await scorer.score(text);
+    const coins = coinsIn(text);
+    const signals = (coins.length ? coins : ['(none)']).map((coin) => ({
+      coin,
+      score: Number(s.score.toFixed(4)),
+      label: s.label,
+      confidence: Number(s.confidence.toFixed(4)),
+      reason: s.reason,
+      model: s.model,
+      promptVersion: s.promptVersion,
+      baseline: s.baseline,
+      ...(s.fallback ? { fallback: s.fallback } : {}),
+    }));
+    process.stdout.write(`${JSON.stringify(signals, null, 2)}\n`);
+  } catch (err) {
+    if (err instanceof SentimentError && err.kind === 'bad-input') throw new UsageError(err.message);
+    throw err;
+  } finally {
+    await scorer.close();
+  }
 }
 
 /** `cryptocast sentiment eval --dataset FILE`: accuracy, macro-F1, confusion matrix, latency. */
-export async function evalCommand(opts: {
-  dataset: string;
-  backend: string;
-  limit?: string;
-  json?: boolean;
-}): Promise<void> {
+export async function evalCommand(
+  opts: BackendFlags & { dataset: string; limit?: string; json?: boolean; split?: string },
+): Promise<void> {
   if (!existsSync(opts.dataset)) throw new UsageError(`dataset not found: ${opts.dataset}`);
-  const backend = backendOf(opts.backend);
   let ds: ReturnType<typeof loadDataset>;
   try {
     ds = loadDataset(opts.dataset);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const limit = opts.limit === undefined ? ds.examples.length : Number(opts.limit);
+  const split = opts.split ?? 'test';
+  if (split !== 'test' && split !== 'all') throw new UsageError('--split must be test or all');
+  // The held-out half by default: the local classifier's head was trained on the other half.
+  const pool = split === 'all' ? ds.examples : ds.examples.filter((e) => splitOf(e.text) === 'test');
+  const limit = opts.limit === undefined ? pool.length : Number(opts.limit);
   if (!Number.isInteger(limit) || limit <= 0) throw new UsageError('--limit must be a positive integer');
   for (const line of ds.skipped ?? []) process.stderr.write(`skipped ${line}\n`);
-  const report = await evaluate(ds.name, ds.examples.slice(0, limit), backend);
+  const scorer = scorerOf(opts, false);
+  const progress = !opts.json && process.stderr.isTTY;
+  let report: Awaited<ReturnType<typeof evaluate>>;
+  try {
+    report = await evaluate(
+      split === 'all' ? ds.name : `${ds.name} (test half)`,
+      evenSample(pool, limit),
+      scorer,
+      {
+        onProgress: (done, total) => {
+          if (progress) process.stderr.write(`\r${done}/${total}`);
+        },
+      },
+    );
+  } finally {
+    if (progress) process.stderr.write('\r');
+    await scorer.close();
+  }
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   process.stdout.write(
-    `${report.dataset} · ${report.backend} · n=${report.n}\naccuracy ${pct(report.accuracy)} · macro-F1 ${pct(report.macroF1)} · latency median ${report.latencyMs.median.toFixed(3)} ms, p95 ${report.latencyMs.p95.toFixed(3)} ms\n` +
+    `${report.dataset} · ${report.backend} · n=${report.n}${report.fallbacks ? ` (${report.fallbacks} answered by the baseline fallback)` : ''}\n` +
+      `accuracy ${pct(report.accuracy)} · macro-F1 ${pct(report.macroF1)} · latency median ${report.latencyMs.median.toFixed(3)} ms, p95 ${report.latencyMs.p95.toFixed(3)} ms\n` +
       `confusion (rows gold, columns predicted: negative, neutral, positive)\n` +
       Object.entries(report.confusion)
         .map(
@@ -60,5 +96,90 @@ export async function evalCommand(opts: {
         )
         .join('\n') +
       '\n',
+  );
+}
+
+/** The sets the default head is trained on (their `train` halves): crypto headlines and financial news sentences. */
+export const DEFAULT_TRAINING_SETS = [
+  'crypto-news-sentiment/labelled/CryptoLin_IE.csv',
+  'crypto-news-sentiment/labelled/FinancialPhraseBank-v1.0/Sentences_75Agree.txt',
+];
+
+/**
+ * `cryptocast sentiment train-head`: embeds the `train` half of labelled sets with the local model and fits the
+ * softmax head of its classifier mode (balanced classes). Writes the head as JSON beside the weights.
+ */
+export async function trainHeadCommand(opts: {
+  dataset?: string[];
+  modelPath?: string;
+  output?: string;
+}): Promise<void> {
+  const { writeFileSync, mkdirSync, renameSync } = await import('node:fs');
+  const { dirname, join } = await import('node:path');
+  const { default: cliProgress } = await import('cli-progress');
+  const { headPathFor, LocalLlmBackend, modelName, modelPath } = await import('../../sentiment/local-llm.ts');
+  const { fitSoftmax, predictProba } = await import('../../sentiment/softmax.ts');
+  const { metrics } = await import('../../sentiment/evaluate.ts');
+  const { LABELS } = await import('../../sentiment/labels.ts');
+  const { splitOf } = await import('../../sentiment/datasets.ts');
+  const { sharedDataDir } = await import('../sources.ts');
+  const files = opts.dataset?.length
+    ? opts.dataset
+    : DEFAULT_TRAINING_SETS.map((f) => join(sharedDataDir(), f));
+  const examples: { text: string; label: (typeof LABELS)[number] }[] = [];
+  const names: string[] = [];
+  for (const f of files) {
+    if (!existsSync(f)) throw new UsageError(`dataset not found: ${f}`);
+    const ds = loadDataset(f);
+    const train = ds.examples.filter((e) => e.text.trim() !== '' && splitOf(e.text) === 'train');
+    examples.push(...train);
+    names.push(`${ds.name}: ${train.length} (train half)`);
+  }
+  const path = opts.modelPath ?? modelPath();
+  const backend = new LocalLlmBackend({ modelPath: path, headPath: null });
+  const bar = new cliProgress.SingleBar(
+    {
+      format: 'embedding {bar} {value}/{total} texts · {eta_formatted} left',
+      hideCursor: true,
+      noTTYOutput: !process.stderr.isTTY,
+      notTTYSchedule: 30_000,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const xs: number[][] = [];
+  try {
+    await backend.warmUp();
+    bar.start(examples.length, 0);
+    for (const e of examples) {
+      xs.push(await backend.embed(e.text));
+      bar.increment();
+    }
+  } finally {
+    bar.stop();
+    await backend.close();
+  }
+  const ys = examples.map((e) => LABELS.indexOf(e.label));
+  const fitted = fitSoftmax(xs, ys, 3, { l2: 1e-3, iterations: 300 });
+  const inSample = metrics(
+    examples.map((e) => e.label),
+    xs.map((x) => {
+      const p = predictProba(fitted, x);
+      return LABELS[p.indexOf(Math.max(...p))]!;
+    }),
+  );
+  const head = {
+    model: modelName(path),
+    dimensions: xs[0]!.length,
+    trainedOn: names,
+    examples: examples.length,
+    createdAt: new Date().toISOString(),
+    ...fitted,
+  };
+  const out = opts.output ?? headPathFor(path);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(`${out}.partial`, `${JSON.stringify(head)}\n`);
+  renameSync(`${out}.partial`, out);
+  process.stderr.write(
+    `head written to ${out}: ${examples.length} examples (${names.join('; ')}); in-sample accuracy ${(100 * inSample.accuracy).toFixed(1)}%, macro-F1 ${(100 * inSample.macroF1).toFixed(1)}% (held-out figures: sentiment eval)\n`,
   );
 }

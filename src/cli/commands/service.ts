@@ -13,6 +13,9 @@ import { RecordedNewsSource } from '../../news/recorded.ts';
 import { DEFAULT_FEEDS, RssSource } from '../../news/rss.ts';
 import type { NewsSource } from '../../news/source.ts';
 import { connectBus } from '../../runtime/connect.ts';
+import { type BackendFlags, createBackend } from '../../sentiment/backends.ts';
+import { NewsSignalService } from '../../sentiment/news-signal-service.ts';
+import { SentimentScorer } from '../../sentiment/scorer.ts';
 import { buildSources, type SourceFlags, sharedDataDir } from '../sources.ts';
 
 /**
@@ -31,7 +34,9 @@ export async function service(
     group: string;
     store: string;
     feeds?: string;
-  },
+    maxLag?: string;
+    withNews?: boolean;
+  } & BackendFlags,
 ): Promise<void> {
   const config = loadStreamConfig({
     bus: opts.bus,
@@ -40,10 +45,24 @@ export async function service(
     graceMs: opts.grace,
     latePolicy: opts.latePolicy,
   });
-  if (!['trades', 'candles', 'features', 'feature-writer', 'news'].includes(name)) {
-    throw new UsageError(
-      `unknown service "${name}": available now are trades, candles, features, feature-writer, news`,
-    );
+  const SERVICES = ['trades', 'candles', 'features', 'feature-writer', 'news', 'news-signals'];
+  if (!SERVICES.includes(name)) {
+    throw new UsageError(`unknown service "${name}": available now are ${SERVICES.join(', ')}`);
+  }
+  let scorer: SentimentScorer | undefined;
+  if (name === 'news-signals') {
+    const maxLagMs = opts.maxLag === undefined ? 60_000 : Number(opts.maxLag) * 1000;
+    if (!Number.isFinite(maxLagMs) || maxLagMs <= 0)
+      throw new UsageError('--max-lag must be a positive number of seconds');
+    try {
+      scorer = new SentimentScorer({
+        primary: createBackend(opts),
+        cacheFile: process.env.CRYPTOCAST_SENTIMENT_CACHE ?? '.data/sentiment-cache.jsonl',
+      });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    opts.maxLag = String(maxLagMs);
   }
   const bus = await connectBus(config.bus);
   const abort = new AbortController();
@@ -79,9 +98,28 @@ export async function service(
     stopping = svc.run(sources, abort.signal);
     await stopping;
     log.info({ service: 'news', ...svc.stats }, 'finished');
+  } else if (name === 'news-signals') {
+    const svc = new NewsSignalService(bus, scorer!, { maxLagMs: Number(opts.maxLag) });
+    await scorer!.primary.warmUp?.();
+    await svc.start();
+    log.info({ service: name, bus: config.bus, backend: scorer!.primary.name }, 'running');
+    const timer = setInterval(
+      () => log.info({ service: name, ...svc.stats, ...scorer!.stats }, 'progress'),
+      10_000,
+    );
+    await new Promise<void>((resolve) =>
+      abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
+    clearInterval(timer);
+    stopping = svc.stop();
+    await stopping;
+    await scorer!.close();
   } else if (name === 'features' || name === 'feature-writer') {
     const store = name === 'feature-writer' ? await openFeatureStore(opts.store) : undefined;
-    const svc = name === 'features' ? new FeatureService(bus) : new FeatureWriter(bus, store!);
+    const svc =
+      name === 'features'
+        ? new FeatureService(bus)
+        : new FeatureWriter(bus, store!, 'feature-writer', { news: opts.withNews === true });
     await svc.start();
     log.info({ service: name, bus: config.bus }, 'running');
     const timer = setInterval(() => log.info({ service: name, ...svc.stats }, 'progress'), 10_000);

@@ -1,23 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FeatureService } from '../../../src/features/feature-service.ts';
-import { FeatureWriter, TECHNICAL_SET } from '../../../src/features/feature-writer.ts';
+import { FeatureWriter, NEWS_SET, TECHNICAL_SET } from '../../../src/features/feature-writer.ts';
+import { NewsFeatures } from '../../../src/features/news.ts';
 import { DuckDbFeatureStore } from '../../../src/features/store/duckdb.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { topics } from '../../../src/runtime/topic.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
-import { bitstampCandles } from '../../support/bitstamp.ts';
+import type { NewsSignal } from '../../../src/schemas/news-signal.ts';
+import { bitstampCandleRecords } from '../../support/bitstamp.ts';
 
 describe('FeatureWriter', () => {
   it('moves candles → features → store: full history, online vector, and a replay writes nothing twice', async () => {
-    const candles: Candle[] = (await bitstampCandles(500)).map((c) => ({
-      ...c,
-      v: 1 as const,
-      exchange: 'bitstamp',
-      interval: '1m' as const,
-      filled: false,
-      revision: 0,
-    }));
+    const candles: Candle[] = await bitstampCandleRecords(500);
     const bus = new InProcessBus();
     const store = await DuckDbFeatureStore.open(':memory:');
     const features = new FeatureService(bus);
@@ -38,6 +33,73 @@ describe('FeatureWriter', () => {
     await again.caughtUp();
     assert.equal(await store.count(TECHNICAL_SET), 500);
     await again.stop();
+    await features.stop();
+    await store.close();
+  });
+
+  it('with news: stores per-coin sentiment as of each candle end, equal to the batch computation, from signals arriving later', async () => {
+    const candles: Candle[] = await bitstampCandleRecords(240);
+    const t0 = candles[0]!.windowEnd;
+    const signal = (i: number, coin: string, score: number, at: number): NewsSignal => ({
+      v: 1,
+      newsId: `n${i}`,
+      coin,
+      score,
+      label: score > 0 ? 'positive' : 'negative',
+      confidence: 0.9,
+      reason: 'test',
+      model: 'fake',
+      promptVersion: 'p',
+      baseline: false,
+      publishedAt: at - 600_000,
+      availableAt: at,
+    });
+    // BTC signals before the first candle, inside the span, and one ETH signal that must not count for BTC/USD.
+    const signals = [
+      signal(1, 'BTC', 0.8, t0 - 3_600_000),
+      signal(2, 'BTC', -0.5, t0 + 30 * 60_000 + 17),
+      signal(3, 'ETH', 1, t0 + 10 * 60_000),
+      signal(4, 'BTC', 0.2, t0 + 120 * 60_000),
+      // Available at minute 50 but reaches the writer only after minute 100 was written: counts from then on.
+      signal(5, 'BTC', 0.4, t0 + 50 * 60_000),
+    ];
+    const bus = new InProcessBus();
+    const store = await DuckDbFeatureStore.open(':memory:');
+    const features = new FeatureService(bus);
+    await bus.ensureTopics([topics.newsSignals]);
+    await bus.publish(topics.newsSignals, signals.slice(0, 2));
+    const writer = new FeatureWriter(bus, store, 'feature-writer', { news: true });
+    await features.start();
+    await writer.start();
+    // The first 100 candles, then the rest of the signals (as if they arrived while the writer ran), then the rest.
+    await bus.publish(topics.candles, candles.slice(0, 100));
+    await features.caughtUp();
+    await writer.caughtUp();
+    await bus.publish(topics.newsSignals, signals.slice(2));
+    await writer.caughtUp();
+    await bus.publish(topics.candles, candles.slice(100));
+    await features.caughtUp();
+    await writer.caughtUp();
+    assert.equal(writer.stats.signals, 5);
+    const stored = await store.history(NEWS_SET, 'BTC/USD', 0, Number.MAX_SAFE_INTEGER);
+    assert.equal(stored.length, 240);
+    const btc = signals.filter((s) => s.coin === 'BTC');
+    const before = new NewsFeatures(btc.filter((s) => s.newsId !== 'n5'));
+    const all = new NewsFeatures(btc);
+    const written = candles[99]!.windowEnd;
+    for (const row of stored) {
+      const want = row.windowEnd <= written ? before.at(row.windowEnd) : all.at(row.windowEnd);
+      assert.equal(row.values.length, want.length);
+      row.values.forEach((v, k) =>
+        assert.ok(
+          Math.abs((v ?? Number.NaN) - want[k]!) < 1e-9 || (v === null && want[k] === null),
+          `${row.windowEnd} col ${k}: ${v} vs ${want[k]}`,
+        ),
+      );
+    }
+    const after = stored.find((r) => r.windowEnd >= t0 + 120 * 60_000)!;
+    assert.equal(after.values[4], 4, 'four BTC signals within 24 h, the ETH one not counted');
+    await writer.stop();
     await features.stop();
     await store.close();
   });

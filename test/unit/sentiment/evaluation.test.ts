@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { loadDataset } from '../../src/sentiment/datasets.ts';
-import { evaluate, metrics } from '../../src/sentiment/evaluate.ts';
-import { LexiconBackend } from '../../src/sentiment/lexicon.ts';
-import { SHARED_DATA } from '../support/data.ts';
+import { evenSample, loadDataset, splitOf } from '../../../src/sentiment/datasets.ts';
+import { evaluate, metrics } from '../../../src/sentiment/evaluate.ts';
+import { LexiconBackend } from '../../../src/sentiment/lexicon.ts';
+import { SentimentScorer } from '../../../src/sentiment/scorer.ts';
+import { SHARED_DATA } from '../../support/data.ts';
 
 const L = join(SHARED_DATA, 'crypto-news-sentiment/labelled');
 
@@ -50,10 +51,43 @@ describe('sentiment evaluation', () => {
 
   it('the VADER lexicon baseline on CryptoLin: a real, reproducible score', async () => {
     const c = loadDataset(join(L, 'CryptoLin_IE.csv'));
-    const r = await evaluate(c.name, c.examples, new LexiconBackend());
+    const r = await evaluate(
+      c.name,
+      c.examples,
+      new SentimentScorer({ primary: new LexiconBackend(), cacheSize: 0 }),
+    );
     assert.equal(r.n, 2683);
     assert.ok(r.accuracy > 0.35 && r.accuracy < 0.6, `accuracy ${r.accuracy}`);
-    const again = await evaluate(c.name, c.examples, new LexiconBackend());
+    const again = await evaluate(
+      c.name,
+      c.examples,
+      new SentimentScorer({ primary: new LexiconBackend(), cacheSize: 0 }),
+    );
     assert.equal(again.macroF1, r.macroF1);
+    assert.equal(r.fallbacks, 0);
+  });
+
+  it('the train/test split is by text, about half and half, identical across sets that share sentences', () => {
+    const all = loadDataset(join(L, 'FinancialPhraseBank-v1.0/Sentences_AllAgree.txt')).examples;
+    const p75 = loadDataset(join(L, 'FinancialPhraseBank-v1.0/Sentences_75Agree.txt')).examples;
+    const test = all.filter((e) => splitOf(e.text) === 'test');
+    assert.ok(Math.abs(test.length / all.length - 0.5) < 0.05, `${test.length}/${all.length}`);
+    const trained = new Set(p75.filter((e) => splitOf(e.text) === 'train').map((e) => e.text.trim()));
+    assert.ok(
+      all.some((e) => trained.has(e.text.trim())),
+      'AllAgree sentences are in 75Agree',
+    );
+    assert.equal(
+      test.filter((e) => trained.has(e.text.trim())).length,
+      0,
+      'no held-out AllAgree sentence was trained on',
+    );
+    assert.equal(splitOf('  Bitcoin rallies '), splitOf('Bitcoin rallies'));
+  });
+
+  it('evenSample spreads over the whole set instead of taking a prefix', () => {
+    const xs = Array.from({ length: 100 }, (_, i) => i);
+    assert.deepEqual(evenSample(xs, 4), [0, 25, 50, 75]);
+    assert.equal(evenSample(xs, 500).length, 100);
   });
 });

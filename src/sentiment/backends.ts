@@ -1,0 +1,51 @@
+import type { SentimentBackend } from './labels.ts';
+import { LexiconBackend } from './lexicon.ts';
+import { LocalLlmBackend } from './local-llm.ts';
+import { OpenAiBackend } from './openai.ts';
+
+export const BACKENDS = ['local', 'openai', 'lexicon'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface BackendFlags {
+  /** `local` (embedded default), `openai` or `lexicon`. */
+  backend?: string;
+  /** local: GGUF file (default CRYPTOCAST_LLM_MODEL, then the installed Gemma 3 270M). */
+  modelPath?: string;
+  /** local: `classifier` (embedding + trained head, default) or `generate` (the model writes the JSON answer). */
+  localMode?: string;
+  /** openai: base URL (default CRYPTOCAST_LLM_BASE_URL) and model (default CRYPTOCAST_LLM_MODEL_NAME). */
+  baseUrl?: string;
+  model?: string;
+  timeoutMs?: number;
+}
+
+/** Builds a backend from flags and the environment; secrets (the API key) only ever come from the environment. */
+export function createBackend(flags: BackendFlags): SentimentBackend {
+  const name = flags.backend ?? process.env.CRYPTOCAST_SENTIMENT_BACKEND ?? 'local';
+  switch (name) {
+    case 'lexicon':
+      return new LexiconBackend();
+    case 'local':
+      if (flags.localMode && flags.localMode !== 'classifier' && flags.localMode !== 'generate')
+        throw new Error(`unknown local mode "${flags.localMode}": classifier or generate`);
+      return new LocalLlmBackend({
+        ...(flags.modelPath ? { modelPath: flags.modelPath } : {}),
+        ...(flags.localMode ? { mode: flags.localMode as 'classifier' | 'generate' } : {}),
+      });
+    case 'openai': {
+      const baseUrl = flags.baseUrl ?? process.env.CRYPTOCAST_LLM_BASE_URL;
+      const model = flags.model ?? process.env.CRYPTOCAST_LLM_MODEL_NAME;
+      if (!baseUrl || !model)
+        throw new Error(
+          'the openai backend needs a base URL and a model: --base-url/--model or CRYPTOCAST_LLM_BASE_URL/CRYPTOCAST_LLM_MODEL_NAME',
+        );
+      return new OpenAiBackend({
+        baseUrl,
+        model,
+        ...(flags.timeoutMs ? { timeoutMs: flags.timeoutMs } : {}),
+      });
+    }
+    default:
+      throw new Error(`unknown sentiment backend "${name}": ${BACKENDS.join(', ')}`);
+  }
+}

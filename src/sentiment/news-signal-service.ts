@@ -1,0 +1,107 @@
+import { log } from '../core/log.ts';
+import type { Bus, Subscription } from '../runtime/bus.ts';
+import { topics } from '../runtime/topic.ts';
+import { deadLetter } from '../schemas/dlq.ts';
+import type { NewsItem } from '../schemas/news.ts';
+import type { NewsSignal } from '../schemas/news-signal.ts';
+import { SentimentError } from './labels.ts';
+import type { SentimentScorer } from './scorer.ts';
+import { signalsFor } from './signals.ts';
+
+export interface NewsSignalServiceOptions {
+  /**
+   * An item that waited longer than this on the `news` topic is scored by the baseline instead of the LLM, so a
+   * burst (or a slow model) costs signal quality, never freshness. Default 60 s.
+   */
+  maxLagMs?: number;
+  group?: string;
+  now?: () => number;
+}
+
+/**
+ * `news` → sentiment per coin → `news.signals` (the LLM stage of the news feature pipeline).
+ *
+ * Never stops on an item: a failed or timed-out model call becomes a baseline signal flagged as such (the
+ * scorer's fallback); an item with no text to score becomes a `dlq` entry with the reason. Offsets are committed
+ * after the signals are published, so a restart re-scores at most one batch (the cache makes that cheap).
+ */
+export class NewsSignalService {
+  readonly stats = { items: 0, signals: 0, baseline: 0, degraded: 0, rejects: 0 };
+  private readonly bus: Bus;
+  private readonly scorer: SentimentScorer;
+  private readonly maxLagMs: number;
+  private readonly group: string;
+  private readonly now: () => number;
+  private subscription: Subscription | undefined;
+
+  constructor(bus: Bus, scorer: SentimentScorer, opts: NewsSignalServiceOptions = {}) {
+    this.bus = bus;
+    this.scorer = scorer;
+    this.maxLagMs = opts.maxLagMs ?? 60_000;
+    this.group = opts.group ?? 'news-signals';
+    this.now = opts.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    await this.bus.ensureTopics([topics.news, topics.newsSignals, topics.dlq]);
+    this.subscription = await this.bus.subscribe<NewsItem>({
+      topic: topics.news,
+      group: this.group,
+      service: 'news-signals',
+      from: 'earliest',
+      handle: async (batch) => {
+        const out: NewsSignal[] = [];
+        for (const r of batch.records) {
+          const item = r.value;
+          this.stats.items++;
+          const lag = this.now() - r.timestamp;
+          const degrade = !this.scorer.primary.baseline && lag > this.maxLagMs;
+          if (degrade) this.stats.degraded++;
+          try {
+            const signals = await signalsFor(
+              item,
+              this.scorer,
+              // The wait on the topic counts towards availability (bounded by maxLagMs: beyond it the baseline
+              // answers at once), so a signal is never dated before it existed.
+              degrade
+                ? {
+                    forceBaseline: `behind by ${Math.round(lag / 1000)} s (limit ${this.maxLagMs / 1000} s)`,
+                    waitedMs: lag,
+                  }
+                : { waitedMs: lag },
+            );
+            if (signals.some((s) => s.baseline)) this.stats.baseline++;
+            out.push(...signals);
+          } catch (err) {
+            if (!(err instanceof SentimentError && err.kind === 'bad-input')) throw err;
+            this.stats.rejects++;
+            await this.bus.publish(topics.dlq, [
+              deadLetter({
+                service: 'news-signals',
+                origin: topics.news.name,
+                kind: 'invalid',
+                reason: err.message,
+                payload: item,
+                key: r.key,
+                partition: r.partition,
+                offset: r.offset,
+              }),
+            ]);
+          }
+        }
+        if (out.length > 0) await this.bus.publish(topics.newsSignals, out);
+        this.stats.signals += out.length;
+        return undefined;
+      },
+    });
+    log.info({ backend: this.scorer.primary.name, maxLagMs: this.maxLagMs }, 'news signals service started');
+  }
+
+  async caughtUp(): Promise<void> {
+    await this.subscription?.caughtUp();
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.stop();
+  }
+}

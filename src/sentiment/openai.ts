@@ -1,0 +1,220 @@
+import { log } from '../core/log.ts';
+import { type Sentiment, type SentimentBackend, SentimentError } from './labels.ts';
+import {
+  PROMPT_VERSION,
+  parseAnswer,
+  prepareText,
+  SENTIMENT_JSON_SCHEMA,
+  SYSTEM_PROMPT,
+  userPrompt,
+} from './prompt.ts';
+
+export interface OpenAiOptions {
+  /** Base URL of the API, e.g. `http://127.0.0.1:11434/v1` (Ollama) or `https://api.openai.com/v1`. */
+  baseUrl: string;
+  model: string;
+  /** Bearer token; default from CRYPTOCAST_LLM_API_KEY, then OPENAI_API_KEY. Never logged. */
+  apiKey?: string;
+  /** Per attempt. */
+  timeoutMs?: number;
+  /** Attempts after the first, on 429, 5xx, timeouts and connection errors (not on 4xx or invalid output). */
+  retries?: number;
+  /** Consecutive failed calls that open the circuit, and how long it stays open before one trial call. */
+  breakerThreshold?: number;
+  breakerCooldownMs?: number;
+  /** Maximum answer tokens. */
+  maxTokens?: number;
+}
+
+type BreakerState = 'closed' | 'open' | 'half-open';
+
+/**
+ * Any OpenAI-compatible chat-completions server (Ollama, vLLM, llama.cpp's server, hosted APIs). The answer is
+ * constrained with `response_format: json_schema` where the server supports it, and always validated after parsing.
+ *
+ * Failure handling, in order: a timeout per attempt; retries with exponential backoff (honouring `Retry-After`)
+ * for transient failures; a circuit breaker that, after `breakerThreshold` consecutive failed calls, fails fast for
+ * `breakerCooldownMs`, then lets one trial call through (half-open) — so a dead server costs the pipeline
+ * nothing while the caller falls back to the baseline.
+ */
+export class OpenAiBackend implements SentimentBackend {
+  readonly name: string;
+  readonly promptVersion = PROMPT_VERSION;
+  readonly baseline = false;
+  readonly stats = { calls: 0, retries: 0, failures: 0, shortCircuited: 0 };
+  private readonly url: string;
+  private readonly model: string;
+  private readonly apiKey: string | undefined;
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+  private readonly threshold: number;
+  private readonly cooldownMs: number;
+  private readonly maxTokens: number;
+  private state: BreakerState = 'closed';
+  private consecutiveFailures = 0;
+  private openedAt = 0;
+  private trialInFlight = false;
+
+  constructor(opts: OpenAiOptions) {
+    let base: URL;
+    try {
+      base = new URL(opts.baseUrl);
+    } catch {
+      throw new SentimentError('bad-input', `not a URL: ${opts.baseUrl}`);
+    }
+    if (!/^https?:$/.test(base.protocol))
+      throw new SentimentError('bad-input', `not an http(s) URL: ${opts.baseUrl}`);
+    this.url = `${base.href.replace(/\/+$/, '')}/chat/completions`;
+    this.model = opts.model;
+    this.name = `openai:${opts.model}`;
+    this.apiKey =
+      opts.apiKey ?? (process.env.CRYPTOCAST_LLM_API_KEY || process.env.OPENAI_API_KEY || undefined);
+    this.timeoutMs = opts.timeoutMs ?? 15_000;
+    this.retries = opts.retries ?? 2;
+    this.threshold = opts.breakerThreshold ?? 5;
+    this.cooldownMs = opts.breakerCooldownMs ?? 30_000;
+    this.maxTokens = opts.maxTokens ?? 160;
+  }
+
+  get circuit(): BreakerState {
+    if (this.state === 'open' && Date.now() - this.openedAt >= this.cooldownMs) return 'half-open';
+    return this.state;
+  }
+
+  async score(text: string, signal?: AbortSignal): Promise<Sentiment> {
+    const prepared = prepareText(text);
+    const circuit = this.circuit;
+    if (circuit === 'open' || (circuit === 'half-open' && this.trialInFlight)) {
+      this.stats.shortCircuited++;
+      throw new SentimentError(
+        'unavailable',
+        `circuit open after ${this.consecutiveFailures} failures: ${this.url}`,
+      );
+    }
+    const trial = circuit === 'half-open';
+    if (trial) this.trialInFlight = true;
+    this.stats.calls++;
+    try {
+      const raw = await this.callWithRetries(prepared, signal);
+      const answer = parseAnswer(raw);
+      this.onSuccess();
+      return answer;
+    } catch (err) {
+      // Invalid output is the model's fault, not the server's: it does not count against the circuit.
+      if (err instanceof SentimentError && err.kind === 'invalid-output') this.onSuccess();
+      else this.onFailure();
+      throw err;
+    } finally {
+      if (trial) this.trialInFlight = false;
+    }
+  }
+
+  private onSuccess(): void {
+    this.consecutiveFailures = 0;
+    if (this.state !== 'closed') log.info({ backend: this.name }, 'LLM circuit closed');
+    this.state = 'closed';
+  }
+
+  private onFailure(): void {
+    this.stats.failures++;
+    this.consecutiveFailures++;
+    if (this.state === 'open' || this.consecutiveFailures >= this.threshold) {
+      if (this.state !== 'open')
+        log.warn({ backend: this.name, failures: this.consecutiveFailures }, 'LLM circuit opened');
+      this.state = 'open';
+      this.openedAt = Date.now();
+    }
+  }
+
+  private async callWithRetries(text: string, signal?: AbortSignal): Promise<string> {
+    let last: SentimentError | undefined;
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      if (signal?.aborted) throw new SentimentError('timeout', 'caller gave up');
+      const r = await this.attempt(text, signal);
+      if (r.ok) return r.content;
+      last = r.error;
+      if (!r.retry || attempt === this.retries) break;
+      this.stats.retries++;
+      const backoff = r.retryAfterMs ?? Math.min(8_000, 250 * 2 ** attempt) * (0.5 + Math.random());
+      await new Promise((res) => setTimeout(res, backoff));
+    }
+    throw last!;
+  }
+
+  private async attempt(
+    text: string,
+    signal?: AbortSignal,
+  ): Promise<
+    | { ok: true; content: string }
+    | { ok: false; error: SentimentError; retry: boolean; retryAfterMs?: number }
+  > {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    let res: Response;
+    try {
+      res = await fetch(this.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}),
+        },
+        body: JSON.stringify({
+          model: this.model,
+          temperature: 0,
+          max_tokens: this.maxTokens,
+          messages: [
+            { role: 'system', content: SYSTEM_PROMPT },
+            { role: 'user', content: userPrompt(text) },
+          ],
+          response_format: {
+            type: 'json_schema',
+            json_schema: { name: 'news_sentiment', strict: true, schema: SENTIMENT_JSON_SCHEMA },
+          },
+        }),
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
+    } catch (err) {
+      const timedOut = timeout.aborted;
+      return {
+        ok: false,
+        retry: !signal?.aborted,
+        error: new SentimentError(
+          timedOut ? 'timeout' : 'unavailable',
+          timedOut
+            ? `no answer within ${this.timeoutMs} ms`
+            : `cannot reach ${this.url}: ${(err as Error).cause ?? (err as Error).message}`,
+          { cause: err },
+        ),
+      };
+    }
+    const body = await res.text().catch(() => '');
+    if (!res.ok) {
+      const retryAfter = Number(res.headers.get('retry-after'));
+      const transient = res.status === 429 || res.status >= 500;
+      return {
+        ok: false,
+        retry: transient,
+        ...(transient && Number.isFinite(retryAfter) && retryAfter > 0
+          ? { retryAfterMs: Math.min(retryAfter * 1000, 30_000) }
+          : {}),
+        error: new SentimentError(
+          'unavailable',
+          `HTTP ${res.status} from ${this.url}: ${body.slice(0, 200)}`,
+        ),
+      };
+    }
+    let content: unknown;
+    try {
+      content = (JSON.parse(body) as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]
+        ?.message?.content;
+    } catch {
+      return { ok: false, retry: false, error: new SentimentError('invalid-output', 'response is not JSON') };
+    }
+    if (typeof content !== 'string')
+      return {
+        ok: false,
+        retry: false,
+        error: new SentimentError('invalid-output', 'response has no choices[0].message.content'),
+      };
+    return { ok: true, content };
+  }
+}

@@ -1,0 +1,136 @@
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { log } from '../core/log.ts';
+import { type Sentiment, type SentimentBackend, SentimentError } from './labels.ts';
+import { LexiconBackend } from './lexicon.ts';
+import { prepareText } from './prompt.ts';
+
+/** A sentiment with where it came from: the backend that produced it and whether that was the baseline. */
+export interface ScoredText extends Sentiment {
+  model: string;
+  promptVersion: string;
+  baseline: boolean;
+  /** Set when the primary backend failed and the baseline answered instead. */
+  fallback?: string;
+  cached: boolean;
+}
+
+export interface ScorerOptions {
+  primary: SentimentBackend;
+  /** Default: the VADER lexicon. */
+  fallback?: SentimentBackend;
+  /** The primary gets this long per text, queueing included; then the fallback answers. */
+  timeoutMs?: number;
+  /** Entries kept in memory. */
+  cacheSize?: number;
+  /** Append-only JSONL file that makes the cache survive restarts (optional). */
+  cacheFile?: string;
+}
+
+interface CacheEntry extends Sentiment {
+  k: string;
+}
+
+/**
+ * The one way the pipeline scores text: cache → primary backend (bounded in time) → baseline fallback.
+ *
+ * The cache key is (SHA-256 of the cleaned text, model, prompt version), so a model or prompt change never
+ * serves stale answers. Only the primary's answers are cached: a fallback is retried the next time.
+ * Failures never escape except for bad input (nothing to score), which the caller dead-letters.
+ */
+export class SentimentScorer {
+  readonly stats = { scored: 0, cacheHits: 0, fallbacks: 0 };
+  readonly primary: SentimentBackend;
+  private readonly fallback: SentimentBackend;
+  private readonly timeoutMs: number;
+  private readonly cacheSize: number;
+  private readonly cacheFile: string | undefined;
+  private readonly cache = new Map<string, Sentiment>();
+  private warm = false;
+
+  constructor(opts: ScorerOptions) {
+    this.primary = opts.primary;
+    this.fallback = opts.fallback ?? new LexiconBackend();
+    this.timeoutMs = opts.timeoutMs ?? 20_000;
+    this.cacheSize = opts.cacheSize ?? 50_000;
+    this.cacheFile = opts.cacheFile;
+    if (this.cacheFile && existsSync(this.cacheFile)) this.loadCache(this.cacheFile);
+  }
+
+  static key(text: string, backend: SentimentBackend): string {
+    const h = createHash('sha256').update(text).digest('hex').slice(0, 32);
+    return `${h}|${backend.name}|${backend.promptVersion}`;
+  }
+
+  /** Scores one text. Throws SentimentError('bad-input') only when there is nothing to score. */
+  async score(text: string, opts: { forceBaseline?: string } = {}): Promise<ScoredText> {
+    const prepared = prepareText(text); // throws bad-input on empty
+    this.stats.scored++;
+    if (opts.forceBaseline) return this.viaFallback(prepared, opts.forceBaseline);
+    const key = SentimentScorer.key(prepared, this.primary);
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.stats.cacheHits++;
+      return this.tag(hit, this.primary, true);
+    }
+    try {
+      if (!this.warm) {
+        await this.primary.warmUp?.();
+        this.warm = true;
+      }
+      const s = await this.primary.score(prepared, AbortSignal.timeout(this.timeoutMs));
+      this.remember(key, s);
+      return this.tag(s, this.primary, false);
+    } catch (err) {
+      const why =
+        err instanceof SentimentError ? `${err.kind}: ${err.message}` : `error: ${(err as Error).message}`;
+      log.warn({ backend: this.primary.name, why }, 'sentiment backend failed; baseline used');
+      return this.viaFallback(prepared, why);
+    }
+  }
+
+  private async viaFallback(text: string, why: string): Promise<ScoredText> {
+    this.stats.fallbacks++;
+    const s = await this.fallback.score(text);
+    return { ...this.tag(s, this.fallback, false), fallback: why };
+  }
+
+  private tag(s: Sentiment, b: SentimentBackend, cached: boolean): ScoredText {
+    return { ...s, model: b.name, promptVersion: b.promptVersion, baseline: b.baseline, cached };
+  }
+
+  private remember(key: string, s: Sentiment): void {
+    if (this.cacheSize <= 0) return;
+    if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(key, s);
+    if (this.cacheFile) {
+      try {
+        mkdirSync(dirname(this.cacheFile), { recursive: true });
+        appendFileSync(this.cacheFile, `${JSON.stringify({ k: key, ...s } satisfies CacheEntry)}\n`);
+      } catch (err) {
+        log.warn({ err, file: this.cacheFile }, 'sentiment cache not persisted');
+      }
+    }
+  }
+
+  private loadCache(file: string): void {
+    let bad = 0;
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (line === '') continue;
+      try {
+        const { k, ...s } = JSON.parse(line) as CacheEntry;
+        if (typeof k === 'string' && typeof s.label === 'string') this.cache.set(k, s);
+        else bad++;
+      } catch {
+        bad++; // a torn last line after a crash
+      }
+    }
+    while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    if (bad) log.warn({ file, bad }, 'sentiment cache: unreadable lines ignored');
+  }
+
+  async close(): Promise<void> {
+    await this.primary.close?.();
+  }
+}

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import { topics } from '../../../src/runtime/topic.ts';
+import type { DeadLetter } from '../../../src/schemas/dlq.ts';
+import type { NewsItem } from '../../../src/schemas/news.ts';
+import type { NewsSignal } from '../../../src/schemas/news-signal.ts';
+import { type Sentiment, type SentimentBackend, SentimentError } from '../../../src/sentiment/labels.ts';
+import { NewsSignalService } from '../../../src/sentiment/news-signal-service.ts';
+import { SentimentScorer } from '../../../src/sentiment/scorer.ts';
+
+const T0 = Date.UTC(2022, 2, 1, 12);
+const item = (id: string, title: string, coins: string[], summary = ''): NewsItem => ({
+  v: 1,
+  id,
+  source: 'test',
+  title,
+  summary,
+  url: `https://example.com/${id}`,
+  publishedAt: T0 - 60_000,
+  fetchedAt: T0,
+  coins,
+});
+
+/** An LLM stand-in: positive unless the text says "garbage", which makes it answer invalid output. */
+const llm = (): SentimentBackend & { calls: number } => ({
+  name: 'fake:llm',
+  promptVersion: 'p1',
+  baseline: false,
+  calls: 0,
+  async score(text: string): Promise<Sentiment> {
+    this.calls++;
+    if (text.includes('garbage')) throw new SentimentError('invalid-output', 'model output is not JSON');
+    return { label: 'positive', score: 0.6, confidence: 0.9, reason: 'Adoption grows.' };
+  },
+});
+
+async function run(
+  items: NewsItem[],
+  backend: SentimentBackend,
+  opts: { maxLagMs?: number; now?: () => number } = {},
+) {
+  const bus = new InProcessBus();
+  await bus.ensureTopics([topics.news]);
+  await bus.publish(topics.news, items);
+  const svc = new NewsSignalService(bus, new SentimentScorer({ primary: backend }), opts);
+  await svc.start();
+  await svc.caughtUp();
+  await svc.stop();
+  const signals = (await bus.readTail<NewsSignal>(topics.newsSignals, 1_000)).map((r) => r.value);
+  const dead = (await bus.readTail<DeadLetter>(topics.dlq, 1_000)).map((r) => r.value);
+  return { svc, signals, dead };
+}
+
+describe('NewsSignalService: news → news.signals', () => {
+  it('one signal per coin, with model, prompt version and availability after the fetch', async () => {
+    const b = llm();
+    const { signals, svc } = await run([item('a', 'Bitcoin and Ether rally on ETF news', ['BTC', 'ETH'])], b);
+    assert.equal(signals.length, 2);
+    assert.deepEqual(signals.map((s) => s.coin).sort(), ['BTC', 'ETH']);
+    for (const s of signals) {
+      assert.equal(s.model, 'fake:llm');
+      assert.equal(s.promptVersion, 'p1');
+      assert.equal(s.baseline, false);
+      assert.equal(s.label, 'positive');
+      assert.ok(s.availableAt >= T0, 'never before the fetch');
+    }
+    assert.equal(svc.stats.signals, 2);
+  });
+
+  it('invalid model output → a baseline signal flagged as such; no text → dlq with the reason; items without coins → nothing', async () => {
+    const b = llm();
+    const { signals, dead, svc } = await run(
+      [
+        item('g', 'Bitcoin garbage headline crashes badly', ['BTC']),
+        item('e', '<p> </p>', ['ETH']),
+        item('n', 'Stock markets open flat', []),
+        item('ok', 'Ethereum upgrade ships', ['ETH']),
+      ],
+      b,
+    );
+    const g = signals.find((s) => s.newsId === 'g')!;
+    assert.equal(g.baseline, true);
+    assert.equal(g.model, 'lexicon:vader');
+    assert.match(g.reason, /Baseline used \(invalid-output/);
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0]!.service, 'news-signals');
+    assert.match(dead[0]!.reason, /empty text/);
+    assert.equal(JSON.parse(dead[0]!.payload).id, 'e');
+    assert.equal(signals.filter((s) => s.newsId === 'n').length, 0);
+    assert.equal(signals.find((s) => s.newsId === 'ok')!.baseline, false);
+    assert.deepEqual(
+      { items: svc.stats.items, rejects: svc.stats.rejects, baseline: svc.stats.baseline },
+      { items: 4, rejects: 1, baseline: 1 },
+    );
+  });
+
+  it('degrades to the baseline for items that waited too long, instead of falling behind', async () => {
+    const b = llm();
+    // The clock says every record has waited 2 minutes on the topic; the limit is 1 minute.
+    const { signals, svc } = await run(
+      [item('a', 'Bitcoin rallies', ['BTC']), item('b', 'Ether rallies', ['ETH'])],
+      b,
+      {
+        maxLagMs: 60_000,
+        now: () => Date.now() + 120_000,
+      },
+    );
+    assert.equal(b.calls, 0);
+    assert.equal(svc.stats.degraded, 2);
+    assert.ok(signals.every((s) => s.baseline && /behind by 12\d s/.test(s.reason)));
+    // The wait counts: the signal is dated when it could exist, not at the fetch.
+    assert.ok(signals.every((s) => s.availableAt >= T0 + 120_000));
+  });
+});
