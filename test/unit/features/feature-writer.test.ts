@@ -90,12 +90,10 @@ describe('FeatureWriter', () => {
     for (const row of stored) {
       const want = row.windowEnd <= written ? before.at(row.windowEnd) : all.at(row.windowEnd);
       assert.equal(row.values.length, want.length);
-      row.values.forEach((v, k) =>
-        assert.ok(
-          Math.abs((v ?? Number.NaN) - want[k]!) < 1e-9 || (v === null && want[k] === null),
-          `${row.windowEnd} col ${k}: ${v} vs ${want[k]}`,
-        ),
-      );
+      for (const [k, v] of row.values.entries()) {
+        const ok = v === null ? want[k] === null : Math.abs(v - want[k]!) < 1e-9;
+        assert.ok(ok, `${row.windowEnd} col ${k}: ${v} vs ${want[k]}`);
+      }
     }
     const after = stored.find((r) => r.windowEnd >= t0 + 120 * 60_000)!;
     assert.equal(after.values[4], 4, 'four BTC signals within 24 h, the ETH one not counted');
