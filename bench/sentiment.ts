@@ -17,10 +17,11 @@ import { recordBenchmark } from './report.ts';
  * Sentiment backends side by side, in one run, on the same held-out examples of the three human-labelled sets:
  * accuracy, macro-F1, latency per item and throughput (headlines per second, one at a time, as the service scores
  * them); then the news-signals service itself on recorded news, with the default backend.
- *   ./bench/run sentiment [--limit N]   (N examples spread evenly over each set; default 300; the lexicon runs on all)
+ *   ./bench/run sentiment [--limit N|all]   (N held-out examples spread evenly over each set; default all)
  */
 const limitArg = process.argv.indexOf('--limit');
-const LIMIT = limitArg > 0 ? Number(process.argv[limitArg + 1]) : 300;
+const LIMIT =
+  limitArg > 0 && process.argv[limitArg + 1] !== 'all' ? Number(process.argv[limitArg + 1]) : Number.POSITIVE_INFINITY;
 const L = join(SHARED_DATA, 'crypto-news-sentiment/labelled');
 const SETS = [
   join(L, 'CryptoLin_IE.csv'),
@@ -32,7 +33,7 @@ const backends: { label: string; make: () => SentimentBackend }[] = [
   { label: 'local, classifier (default)', make: () => new LocalLlmBackend() },
   { label: 'local, generate (JSON)', make: () => new LocalLlmBackend({ mode: 'generate' }) },
 ];
-const generateLimit = Math.min(LIMIT, 60); // ~3 s per text: a smaller sample, said so in the table
+const generateLimit = Math.min(LIMIT, 60); // seconds per text: a smaller sample, said so with the table
 
 const rows: { backend: string; r: EvalReport; seconds: number }[] = [];
 for (const b of backends) {
@@ -48,7 +49,7 @@ for (const b of backends) {
       n,
     );
     const t0 = performance.now();
-    const r = await evaluate(ds.name, examples, scorer);
+    const r = await evaluate(`${ds.name} (test half)`, examples, scorer);
     const seconds = (performance.now() - t0) / 1000;
     rows.push({ backend: b.label, r, seconds });
     process.stdout.write(
@@ -98,5 +99,5 @@ process.stdout.write(`\n${table}\n`);
 recordBenchmark(
   'sentiment',
   'News sentiment: backends on the labelled sets, and local LLM throughput',
-  `\`./bench/run sentiment --limit ${LIMIT}\` — the same ${LIMIT} examples per set (spread evenly) for every backend, except the generate mode (${generateLimit}, it takes seconds per text). One text at a time, as the news-signals service scores them, on this 2-core machine; no cache.\n\n${table}\n\n${service}`,
+  `\`./bench/run sentiment${Number.isFinite(LIMIT) ? ` --limit ${LIMIT}` : ''}\` — ${Number.isFinite(LIMIT) ? `the same ${LIMIT} held-out examples per set (spread evenly)` : 'every held-out example of each set'} for every backend, except the generate mode (${generateLimit} spread evenly: it takes seconds per text). One text at a time, as the news-signals service scores them, on this 2-core machine; no cache.\n\n${table}\n\n${service}`,
 );
