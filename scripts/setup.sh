@@ -26,6 +26,8 @@ ln -sfn "node-$NODE_VERSION" "$TOOLS/node"
 export PATH="$TOOLS/node/bin:$PATH"
 log "node $(node --version)"
 
+# package-lock.json lists node-llama-cpp's macOS, Windows and riscv64 binaries by platform only (no tarball): the
+# registry reachable here does not serve them, and npm ci needs no more than their os/cpu to skip them.
 # npm itself is a JavaScript program: the system npm runs on the project's Node through PATH.
 stamp="$ROOT/node_modules/.setup-stamp"
 lock_sum="$(sha256sum "$ROOT/package-lock.json" | cut -d' ' -f1)-$NODE_VERSION"
