@@ -21,7 +21,9 @@ import { recordBenchmark } from './report.ts';
  */
 const limitArg = process.argv.indexOf('--limit');
 const LIMIT =
-  limitArg > 0 && process.argv[limitArg + 1] !== 'all' ? Number(process.argv[limitArg + 1]) : Number.POSITIVE_INFINITY;
+  limitArg > 0 && process.argv[limitArg + 1] !== 'all'
+    ? Number(process.argv[limitArg + 1])
+    : Number.POSITIVE_INFINITY;
 const L = join(SHARED_DATA, 'crypto-news-sentiment/labelled');
 const SETS = [
   join(L, 'CryptoLin_IE.csv'),

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { gunzipSync } from 'node:zlib';
+import { RecordedNewsSource } from '../../src/news/recorded.ts';
+import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { topics } from '../../src/runtime/topic.ts';
+import type { NewsItem } from '../../src/schemas/news.ts';
+import type { NewsSignal } from '../../src/schemas/news-signal.ts';
+import { LocalLlmBackend } from '../../src/sentiment/local-llm.ts';
+import { SentimentScorer } from '../../src/sentiment/scorer.ts';
+import { signalsFor } from '../../src/sentiment/signals.ts';
+import { SHARED_DATA } from '../support/data.ts';
+import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
+
+/**
+ * The news feature pipeline as separate processes on a real Kafka broker: `service news` replays 40 real recorded
+ * items onto `news`, `service news-signals` scores them with the local LLM (real weights) onto `news.signals`.
+ * The signals must be those the same backend gives in-process (same labels and scores: the model is deterministic).
+ */
+const ROOT = join(import.meta.dirname, '..', '..');
+
+describe('news → news-signals as two services on Kafka', () => {
+  const children: ChildProcess[] = [];
+  const prefix = uniquePrefix('news');
+  const dir = mkdtempSync(join(tmpdir(), 'news-kafka-'));
+  const file = join(dir, 'news.csv');
+  before(async () => {
+    await ensureKafka();
+    // The header and 40 lines of the real recording, from its dense part.
+    const lines = gunzipSync(
+      readFileSync(join(SHARED_DATA, 'crypto-news-sentiment/news/cryptonews_2021-10_2022-07.csv.gz')),
+    )
+      .toString('utf8')
+      .split('\n');
+    writeFileSync(file, `${[lines[0], ...lines.slice(3000, 3040)].join('\n')}\n`);
+  });
+  after(() => {
+    for (const c of children) c.kill('SIGKILL');
+  });
+
+  it('publishes one signal per coin mention, equal to the in-process computation', async () => {
+    const env = {
+      ...process.env,
+      CRYPTOCAST_TOPIC_PREFIX: prefix,
+      CRYPTOCAST_LOG_LEVEL: 'warn',
+      CRYPTOCAST_BUS: KAFKA_URL,
+    };
+    const svc = (args: string[]) => {
+      const c = spawn(join(ROOT, 'bin', 'cryptocast'), ['service', ...args], {
+        env,
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      children.push(c);
+      return c;
+    };
+    const items: NewsItem[] = [];
+    await new RecordedNewsSource({ file }).run(
+      { news: (xs) => void items.push(...xs), reject: () => {} },
+      new AbortController().signal,
+    );
+    const scorer = new SentimentScorer({ primary: new LocalLlmBackend(), cacheSize: 0 });
+    const expected: NewsSignal[] = [];
+    for (const item of items) expected.push(...(await signalsFor(item, scorer)));
+    await scorer.close();
+    assert.ok(expected.length >= 20, `${expected.length} expected signals`);
+
+    const scoring = svc(['news-signals', '--backend', 'local']);
+    const news = svc(['news', '--source', 'replay', '--data', file]);
+    await new Promise<void>((resolve, reject) =>
+      news.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`news exited ${code}`)))),
+    );
+
+    const bus = new KafkaBus({ brokers: [KAFKA_URL.replace('kafka://', '')], topicPrefix: prefix });
+    try {
+      let got: NewsSignal[] = [];
+      const deadline = Date.now() + 120_000;
+      while (Date.now() < deadline) {
+        got = (await bus.readTail<NewsSignal>(topics.newsSignals, 10_000).catch(() => [])).map(
+          (r) => r.value,
+        );
+        if (got.length >= expected.length) break;
+        await sleep(1_000);
+      }
+      const key = (s: NewsSignal) => `${s.newsId}|${s.coin}`;
+      assert.deepEqual(got.map(key).sort(), expected.map(key).sort());
+      const byKey = new Map(expected.map((s) => [key(s), s]));
+      for (const s of got) {
+        const e = byKey.get(key(s))!;
+        assert.equal(s.label, e.label);
+        assert.ok(Math.abs(s.score - e.score) < 1e-6, `${key(s)}: ${s.score} vs ${e.score}`);
+        assert.equal(s.model, 'local:gemma-3-270m-q4_k_m');
+        assert.equal(s.baseline, false);
+        assert.ok(s.availableAt >= e.availableAt - 1_000, 'never earlier than it could exist');
+      }
+    } finally {
+      scoring.kill('SIGTERM');
+      await bus.close();
+    }
+  });
+});
