@@ -8,6 +8,7 @@ import {
   latestReadyPerPair,
   type OnlineVector,
   tableName,
+  vectorFromRow,
 } from './store.ts';
 
 /**
@@ -183,7 +184,7 @@ export class DuckDbFeatureStore implements FeatureStore {
       `SELECT p.i, f.* FROM asof_probe p ASOF LEFT JOIN (SELECT * FROM ${t} WHERE pair = $1) f ON f.window_end <= p.ts ORDER BY p.i`,
       [pair],
     );
-    return r.getRowObjects().map((row) => (row.pair === null ? undefined : this.toVector(set, row)));
+    return r.getRowObjects().map((row) => (row.pair === null ? undefined : vectorFromRow(set, row)));
   }
 
   async history(
@@ -206,7 +207,7 @@ export class DuckDbFeatureStore implements FeatureStore {
       `SELECT * FROM ${tableName(set)} WHERE pair = $1 AND window_end >= $2 AND window_end < $3 ORDER BY window_end`,
       [pair, BigInt(fromTs), BigInt(toTs)],
     );
-    return r.getRowObjects().map((row) => this.toVector(set, row));
+    return r.getRowObjects().map((row) => vectorFromRow(set, row));
   }
 
   async online(set: FeatureSetDefinition, pair: string, now = Date.now()): Promise<OnlineVector | undefined> {
@@ -222,7 +223,7 @@ export class DuckDbFeatureStore implements FeatureStore {
     const r = await this.conn.runAndReadAll(`SELECT * FROM ${tableName(set)}_online WHERE pair = $1`, [pair]);
     const row = r.getRowObjects()[0];
     if (row === undefined) return undefined;
-    const vector = this.toVector(set, row);
+    const vector = vectorFromRow(set, row);
     return { vector, ageMs: now - vector.windowEnd };
   }
 
@@ -251,20 +252,5 @@ export class DuckDbFeatureStore implements FeatureStore {
   async close(): Promise<void> {
     this.conn.closeSync();
     this.instance.closeSync();
-  }
-
-  private toVector(set: FeatureSetDefinition, row: Record<string, unknown>): FeatureVectorRecord {
-    return {
-      v: 1,
-      featureSet: set.name,
-      featureSetVersion: set.version,
-      exchange: String(row.exchange),
-      pair: String(row.pair),
-      windowStart: Number(row.window_start),
-      windowEnd: Number(row.window_end),
-      close: Number(row.close),
-      ready: Boolean(row.ready),
-      values: set.columns.map((c) => (row[c] === null ? null : Number(row[c]))),
-    };
   }
 }

@@ -6,6 +6,7 @@ import {
   latestReadyPerPair,
   type OnlineVector,
   tableName,
+  vectorFromRow,
 } from './store.ts';
 
 /**
@@ -152,7 +153,7 @@ export class PostgresFeatureStore implements FeatureStore {
        ORDER BY p.i`,
       [pair, ts.map(String)],
     );
-    return r.rows.map((row) => (row.pair === null ? undefined : this.toVector(set, row)));
+    return r.rows.map((row) => (row.pair === null ? undefined : vectorFromRow(set, row)));
   }
 
   async history(
@@ -166,14 +167,14 @@ export class PostgresFeatureStore implements FeatureStore {
       `SELECT * FROM ${tableName(set)} WHERE pair = $1 AND window_end >= $2 AND window_end < $3 ORDER BY window_end`,
       [pair, String(fromTs), String(toTs)],
     );
-    return r.rows.map((row) => this.toVector(set, row));
+    return r.rows.map((row) => vectorFromRow(set, row));
   }
 
   async online(set: FeatureSetDefinition, pair: string, now = Date.now()): Promise<OnlineVector | undefined> {
     await this.migrate(set);
     const r = await this.pool.query(`SELECT * FROM ${tableName(set)}_online WHERE pair = $1`, [pair]);
     if (r.rows.length === 0) return undefined;
-    const vector = this.toVector(set, r.rows[0]);
+    const vector = vectorFromRow(set, r.rows[0]);
     return { vector, ageMs: now - vector.windowEnd };
   }
 
@@ -191,20 +192,5 @@ export class PostgresFeatureStore implements FeatureStore {
 
   async close(): Promise<void> {
     await this.pool.end();
-  }
-
-  private toVector(set: FeatureSetDefinition, row: Record<string, unknown>): FeatureVectorRecord {
-    return {
-      v: 1,
-      featureSet: set.name,
-      featureSetVersion: set.version,
-      exchange: String(row.exchange),
-      pair: String(row.pair),
-      windowStart: Number(row.window_start),
-      windowEnd: Number(row.window_end),
-      close: Number(row.close),
-      ready: Boolean(row.ready),
-      values: set.columns.map((c) => (row[c] === null ? null : Number(row[c]))),
-    };
   }
 }

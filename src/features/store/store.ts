@@ -74,3 +74,19 @@ export function latestReadyPerPair(vectors: readonly FeatureVectorRecord[]): Fea
   }
   return [...best.values()];
 }
+
+/** A stored row (snake_case columns, one column per feature) back into a vector; shared by every backend. */
+export function vectorFromRow(set: FeatureSetDefinition, row: Record<string, unknown>): FeatureVectorRecord {
+  return {
+    v: 1,
+    featureSet: set.name,
+    featureSetVersion: set.version,
+    exchange: String(row.exchange),
+    pair: String(row.pair),
+    windowStart: Number(row.window_start),
+    windowEnd: Number(row.window_end),
+    close: Number(row.close),
+    ready: Boolean(row.ready),
+    values: set.columns.map((c) => (row[c] === null ? null : Number(row[c]))),
+  };
+}
