@@ -10,13 +10,8 @@ export class LexiconBackend implements SentimentBackend {
   readonly promptVersion = 'vader-sentiment-1.1.3';
   readonly baseline = true;
 
-  /** VADER's raw scores: compound in [-1, 1] and the positive, negative and neutral proportions. */
-  polarity(text: string): { compound: number; pos: number; neg: number; neu: number } {
-    return vader.SentimentIntensityAnalyzer.polarity_scores(text);
-  }
-
-  scoreSync(text: string): Sentiment {
-    const { compound } = this.polarity(text);
+  async score(text: string): Promise<Sentiment> {
+    const { compound } = vader.SentimentIntensityAnalyzer.polarity_scores(text);
     const label: Label = compound >= 0.05 ? 'positive' : compound <= -0.05 ? 'negative' : 'neutral';
     return {
       label,
@@ -24,9 +19,5 @@ export class LexiconBackend implements SentimentBackend {
       confidence: Math.abs(compound),
       reason: `VADER lexicon compound score ${compound.toFixed(3)}.`,
     };
-  }
-
-  async score(text: string): Promise<Sentiment> {
-    return this.scoreSync(text);
   }
 }

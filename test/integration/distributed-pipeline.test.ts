@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +11,7 @@ import { PostgresFeatureStore } from '../../src/features/store/postgres.ts';
 import { ReplaySource } from '../../src/ingestion/replay.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
 import { BINANCE_CAPTURE } from '../support/data.ts';
-import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
+import { ensureKafka, serviceLauncher, uniquePrefix } from '../support/kafka.ts';
 
 /**
  * The distributed runtime end to end: trades, candles, features and feature-writer as four processes on a real
@@ -68,20 +68,7 @@ describe('distributed pipeline (4 processes, Kafka, PostgreSQL) = embedded pipel
 
     // Distributed: every stage its own process; the store in a schema of its own.
     const storeUrl = `${PG_URL}?options=-c%20search_path%3D${schema}`;
-    const env = {
-      ...process.env,
-      CRYPTOCAST_TOPIC_PREFIX: prefix,
-      CRYPTOCAST_LOG_LEVEL: 'warn',
-      CRYPTOCAST_BUS: KAFKA_URL,
-    };
-    const svc = (args: string[]) => {
-      const c = spawn(join(ROOT, 'bin', 'cryptocast'), ['service', ...args], {
-        env,
-        stdio: ['ignore', 'inherit', 'inherit'],
-      });
-      children.push(c);
-      return c;
-    };
+    const svc = serviceLauncher(prefix, children);
     svc(['candles']);
     svc(['features']);
     svc(['feature-writer', '--store', storeUrl]);

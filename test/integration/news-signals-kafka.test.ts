@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,14 +15,13 @@ import { LocalLlmBackend } from '../../src/sentiment/local-llm.ts';
 import { SentimentScorer } from '../../src/sentiment/scorer.ts';
 import { signalsFor } from '../../src/sentiment/signals.ts';
 import { SHARED_DATA } from '../support/data.ts';
-import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
+import { ensureKafka, KAFKA_URL, serviceLauncher, uniquePrefix } from '../support/kafka.ts';
 
 /**
  * The news feature pipeline as separate processes on a real Kafka broker: `service news` replays 40 real recorded
  * items onto `news`, `service news-signals` scores them with the local LLM (real weights) onto `news.signals`.
  * The signals must be those the same backend gives in-process (same labels and scores: the model is deterministic).
  */
-const ROOT = join(import.meta.dirname, '..', '..');
 
 describe('news → news-signals as two services on Kafka', () => {
   const children: ChildProcess[] = [];
@@ -44,20 +43,7 @@ describe('news → news-signals as two services on Kafka', () => {
   });
 
   it('publishes one signal per coin mention, equal to the in-process computation', async () => {
-    const env = {
-      ...process.env,
-      CRYPTOCAST_TOPIC_PREFIX: prefix,
-      CRYPTOCAST_LOG_LEVEL: 'warn',
-      CRYPTOCAST_BUS: KAFKA_URL,
-    };
-    const svc = (args: string[]) => {
-      const c = spawn(join(ROOT, 'bin', 'cryptocast'), ['service', ...args], {
-        env,
-        stdio: ['ignore', 'inherit', 'inherit'],
-      });
-      children.push(c);
-      return c;
-    };
+    const svc = serviceLauncher(prefix, children);
     const items: NewsItem[] = [];
     await new RecordedNewsSource({ file }).run(
       { news: (xs) => void items.push(...xs), reject: () => {} },

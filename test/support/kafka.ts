@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 
@@ -25,4 +25,25 @@ export async function ensureKafka(): Promise<void> {
 /** A fresh topic/group namespace so that tests never see each other's (or an earlier run's) data. */
 export function uniquePrefix(name: string): string {
   return `test.${name}.${process.pid}.${Date.now().toString(36)}.`;
+}
+
+/**
+ * Starts `cryptocast service …` processes on the test broker, in the topic namespace `prefix`; every process is
+ * added to `children`, for the test to kill at the end.
+ */
+export function serviceLauncher(prefix: string, children: ChildProcess[]): (args: string[]) => ChildProcess {
+  const env = {
+    ...process.env,
+    CRYPTOCAST_TOPIC_PREFIX: prefix,
+    CRYPTOCAST_LOG_LEVEL: 'warn',
+    CRYPTOCAST_BUS: KAFKA_URL,
+  };
+  return (args) => {
+    const c = spawn(join(ROOT, 'bin', 'cryptocast'), ['service', ...args], {
+      env,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    children.push(c);
+    return c;
+  };
 }

@@ -1,16 +1,22 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import cliProgress from 'cli-progress';
 import { UsageError } from '../../core/errors.ts';
 import { coinsIn } from '../../news/normalise.ts';
 import { type BackendFlags, createBackend } from '../../sentiment/backends.ts';
 import { evenSample, loadDataset, splitOf } from '../../sentiment/datasets.ts';
-import { evaluate } from '../../sentiment/evaluate.ts';
-import { SentimentError } from '../../sentiment/labels.ts';
+import { evaluate, metrics } from '../../sentiment/evaluate.ts';
+import { LABELS, SentimentError } from '../../sentiment/labels.ts';
+import { headPathFor, LocalLlmBackend, modelName, modelPath } from '../../sentiment/local-llm.ts';
 import { SentimentScorer } from '../../sentiment/scorer.ts';
+import { fitSoftmax, predictProba } from '../../sentiment/softmax.ts';
+import { sharedDataDir } from '../sources.ts';
 
-function scorerOf(flags: BackendFlags, cache: boolean): SentimentScorer {
+/** A scorer without cache: every call of score and eval is a real model call. */
+function scorerOf(flags: BackendFlags): SentimentScorer {
   try {
     const primary = createBackend(flags);
-    return new SentimentScorer({ primary, cacheSize: cache ? 50_000 : 0 });
+    return new SentimentScorer({ primary, cacheSize: 0 });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -18,7 +24,7 @@ function scorerOf(flags: BackendFlags, cache: boolean): SentimentScorer {
 
 /** `cryptocast sentiment score "TEXT"`: the signal per coin the text mentions, as JSON. */
 export async function score(text: string, opts: BackendFlags): Promise<void> {
-  const scorer = scorerOf(opts, false);
+  const scorer = scorerOf(opts);
   try {
     const s = await scorer.score(text);
     const coins = coinsIn(text);
@@ -60,7 +66,7 @@ export async function evalCommand(
   const limit = opts.limit === undefined ? pool.length : Number(opts.limit);
   if (!Number.isInteger(limit) || limit <= 0) throw new UsageError('--limit must be a positive integer');
   for (const line of ds.skipped ?? []) process.stderr.write(`skipped ${line}\n`);
-  const scorer = scorerOf(opts, false);
+  const scorer = scorerOf(opts);
   const progress = !opts.json && process.stderr.isTTY;
   let report: Awaited<ReturnType<typeof evaluate>>;
   try {
@@ -114,15 +120,6 @@ export async function trainHeadCommand(opts: {
   modelPath?: string;
   output?: string;
 }): Promise<void> {
-  const { writeFileSync, mkdirSync, renameSync } = await import('node:fs');
-  const { dirname, join } = await import('node:path');
-  const { default: cliProgress } = await import('cli-progress');
-  const { headPathFor, LocalLlmBackend, modelName, modelPath } = await import('../../sentiment/local-llm.ts');
-  const { fitSoftmax, predictProba } = await import('../../sentiment/softmax.ts');
-  const { metrics } = await import('../../sentiment/evaluate.ts');
-  const { LABELS } = await import('../../sentiment/labels.ts');
-  const { splitOf } = await import('../../sentiment/datasets.ts');
-  const { sharedDataDir } = await import('../sources.ts');
   const files = opts.dataset?.length
     ? opts.dataset
     : DEFAULT_TRAINING_SETS.map((f) => join(sharedDataDir(), f));

@@ -50,8 +50,8 @@ export async function service(
     throw new UsageError(`unknown service "${name}": available now are ${SERVICES.join(', ')}`);
   }
   let scorer: SentimentScorer | undefined;
+  const maxLagMs = opts.maxLag === undefined ? 60_000 : Number(opts.maxLag) * 1000;
   if (name === 'news-signals') {
-    const maxLagMs = opts.maxLag === undefined ? 60_000 : Number(opts.maxLag) * 1000;
     if (!Number.isFinite(maxLagMs) || maxLagMs <= 0)
       throw new UsageError('--max-lag must be a positive number of seconds');
     try {
@@ -62,7 +62,6 @@ export async function service(
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    opts.maxLag = String(maxLagMs);
   }
   const bus = await connectBus(config.bus);
   const abort = new AbortController();
@@ -99,7 +98,7 @@ export async function service(
     await stopping;
     log.info({ service: 'news', ...svc.stats }, 'finished');
   } else if (name === 'news-signals') {
-    const svc = new NewsSignalService(bus, scorer!, { maxLagMs: Number(opts.maxLag) });
+    const svc = new NewsSignalService(bus, scorer!, { maxLagMs });
     await scorer!.primary.warmUp?.();
     await svc.start();
     log.info({ service: name, bus: config.bus, backend: scorer!.primary.name }, 'running');

@@ -51,18 +51,6 @@ const KRAKEN_PAIRS: Record<string, string> = {
   USDTUSD: 'USDT/USD',
 };
 
-/** Canonical pair → Kraken REST `pair` parameter. */
-export const KRAKEN_REST_PAIR: Record<string, string> = {
-  'BTC/USD': 'XBTUSD',
-  'BTC/USDT': 'XBTUSDT',
-  'BTC/USDC': 'XBTUSDC',
-  'BTC/EUR': 'XBTEUR',
-  'ETH/USD': 'ETHUSD',
-  'ETH/USDT': 'ETHUSDT',
-  'ETH/EUR': 'ETHEUR',
-  'ETH/BTC': 'ETHXBT',
-};
-
 /** Quote assets, longest first where one ends another (`USDT` before `USD`). */
 const QUOTES = [
   'USDT',

@@ -15,6 +15,7 @@ import { readTradeFile, TradeFileError, type TradeFileFormat } from '../../../sr
 import { isReject, type RowResult } from '../../../src/ingestion/files/row.ts';
 import { TradeSchema } from '../../../src/schemas/trade.ts';
 import { BINANCE_CAPTURE, KRAKEN_2019_CSV } from '../../support/data.ts';
+import { mutateFields, REAL_BINANCE_TRADE as realEvent } from '../../support/fuzz.ts';
 
 /**
  * Property-based fuzzing of every recorded-file reader and line parser with hostile input: wrong types,
@@ -47,20 +48,7 @@ const hostile = fc.oneof(
   fc.constant({}),
 );
 
-/** An object shaped like a real one, with fields replaced, dropped or added. */
-function mutate(base: Record<string, unknown>) {
-  return fc
-    .record({
-      drop: fc.subarray(Object.keys(base)),
-      replace: fc.dictionary(fc.constantFrom(...Object.keys(base)), hostile, { maxKeys: 3 }),
-      extra: fc.dictionary(fc.string({ maxLength: 5 }), hostile, { maxKeys: 2 }),
-    })
-    .map(({ drop, replace, extra }) => {
-      const o: Record<string, unknown> = { ...base, ...replace, ...extra };
-      for (const k of drop) delete o[k];
-      return o;
-    });
-}
+const mutate = (base: Record<string, unknown>) => mutateFields(base, hostile);
 
 /** A real row's cells with some replaced by hostile text, dropped or added. */
 function mutateCells(base: string[]) {
@@ -99,17 +87,6 @@ const decimalText = fc
   .map(([i, f]) => `${i}.${String(f).padStart(8, '0')}`);
 const epochMs = fc.integer({ min: 1_262_304_000_000, max: 4_000_000_000_000 });
 
-const realEvent = {
-  e: 'trade',
-  E: 1723161255343,
-  s: 'BTCUSDT',
-  t: 3735683259,
-  p: '61837.63000000',
-  q: '0.02000000',
-  T: 1723161255342,
-  m: true,
-  M: true,
-};
 const captureLine = (ev: Record<string, unknown>, recv = '1723161254087896568') =>
   `${recv} ${JSON.stringify({ stream: `${String(ev.s).toLowerCase()}@trade`, data: ev })}`;
 

@@ -8,6 +8,12 @@ import {
   parseKrakenFrame,
 } from '../../../src/ingestion/live/parsers.ts';
 import { TradeSchema } from '../../../src/schemas/trade.ts';
+import {
+  REAL_BINANCE_TRADE as binanceTrade,
+  REAL_COINBASE_TRADE as coinbaseTrade,
+  REAL_KRAKEN_TRADE as krakenTrade,
+  mutateFields,
+} from '../../support/fuzz.ts';
 
 /**
  * Property-based fuzzing of the live frame parsers with hostile input. Properties, for every parser:
@@ -78,55 +84,9 @@ const hostile = fc.oneof(
 );
 
 /** A real message shape with any of its fields replaced by hostile values, or dropped. */
-function mutate(base: Record<string, unknown>, protect: string[] = []) {
-  const keys = Object.keys(base).filter((k) => !protect.includes(k));
-  return fc
-    .record({
-      drop: fc.subarray(keys),
-      replace: fc.dictionary(fc.constantFrom(...keys), hostile, { maxKeys: 3 }),
-      // Extra keys never collide with the protocol's own names.
-      extra: fc.dictionary(
-        fc.string({ maxLength: 4 }).map((k) => `x_${k}`),
-        hostile,
-        { maxKeys: 2 },
-      ),
-    })
-    .map(({ drop, replace, extra }) => {
-      const o: Record<string, unknown> = { ...base, ...replace, ...extra };
-      for (const k of drop) delete o[k];
-      return o;
-    });
-}
-
-// Real messages (docs/exchange-protocols.md and the recordings).
-const krakenTrade = {
-  symbol: 'BTC/USD',
-  side: 'buy',
-  price: 105944.2,
-  qty: 0.00027625,
-  ord_type: 'limit',
-  trade_id: 10218208,
-  timestamp: '2023-10-06T17:35:55.440295Z',
-};
-const binanceTrade = {
-  e: 'trade',
-  E: 1723161255343,
-  s: 'BTCUSDT',
-  t: 3735683259,
-  p: '61837.63000000',
-  q: '0.02000000',
-  T: 1723161255342,
-  m: true,
-  M: true,
-};
-const coinbaseTrade = {
-  trade_id: '995098700',
-  product_id: 'BTC-USD',
-  price: '68900.50',
-  size: '0.00150000',
-  side: 'BUY',
-  time: '2026-04-07T14:30:02.789012Z',
-};
+const mutate = (base: Record<string, unknown>, protect: string[] = []) =>
+  // Extra keys never collide with the protocol's own names.
+  mutateFields(base, hostile, { protect, extraKey: fc.string({ maxLength: 4 }).map((k) => `x_${k}`) });
 
 const krakenFrame = (data: unknown[], type = 'update') => JSON.stringify({ channel: 'trade', type, data });
 const coinbaseFrame = (trades: unknown[]) =>

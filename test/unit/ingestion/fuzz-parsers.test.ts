@@ -13,6 +13,12 @@ import {
   parseKrakenFrame,
 } from '../../../src/ingestion/live/parsers.ts';
 import { TradeSchema } from '../../../src/schemas/trade.ts';
+import {
+  REAL_BINANCE_TRADE as binanceTrade,
+  REAL_COINBASE_TRADE as coinbaseTrade,
+  REAL_KRAKEN_TRADE as krakenTrade,
+  mutateFields,
+} from '../../support/fuzz.ts';
 
 /**
  * Property-based fuzzing of every parser with malformed and hostile input: wrong types, NaN/Infinity,
@@ -38,49 +44,7 @@ const hostileValue = fc.oneof(
   fc.constant({}),
 );
 
-/** Objects shaped like the real messages, with any field replaced, dropped or added. */
-function mutate(base: Record<string, unknown>) {
-  return fc
-    .record({
-      drop: fc.subarray(Object.keys(base)),
-      replace: fc.dictionary(fc.constantFrom(...Object.keys(base)), hostileValue, { maxKeys: 3 }),
-      extra: fc.dictionary(fc.string({ maxLength: 5 }), hostileValue, { maxKeys: 2 }),
-    })
-    .map(({ drop, replace, extra }) => {
-      const o: Record<string, unknown> = { ...base, ...replace, ...extra };
-      for (const k of drop) delete o[k];
-      return o;
-    });
-}
-
-const krakenTrade = {
-  symbol: 'BTC/USD',
-  side: 'buy',
-  price: 105944.2,
-  qty: 0.00027625,
-  ord_type: 'limit',
-  trade_id: 10218208,
-  timestamp: '2023-10-06T17:35:55.440295Z',
-};
-const binanceTrade = {
-  e: 'trade',
-  E: 1723161255343,
-  s: 'BTCUSDT',
-  t: 3735683259,
-  p: '61837.63000000',
-  q: '0.02000000',
-  T: 1723161255342,
-  m: true,
-  M: true,
-};
-const coinbaseTrade = {
-  trade_id: '995098700',
-  product_id: 'BTC-USD',
-  price: '68900.50',
-  size: '0.00150000',
-  side: 'BUY',
-  time: '2026-04-07T14:30:02.789012Z',
-};
+const mutate = (base: Record<string, unknown>) => mutateFields(base, hostileValue);
 
 const frames = {
   kraken: fc.oneof(
