@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import {
+  type Alias,
+  type AliasChange,
+  type ModelCard,
+  ModelCardSchema,
+  type ModelRegistry,
+  type NewModelCard,
+  RegistryError,
+} from './registry.ts';
+
+/**
+ * The registry as a directory (the embedded default):
+ *
+ *   <root>/<name>/versions/<n>/card.json + artifact files      one folder per version, never changed once written
+ *   <root>/<name>/aliases.json                                 { champion, challenger, history: [...] }
+ *
+ * A version is staged in a temporary folder and renamed into place, so a crash never leaves half a version, and
+ * two trainers registering at once get different numbers (the rename fails for the one that lost). Alias changes
+ * take a lock (an exclusive mkdir) and replace aliases.json atomically.
+ */
+interface AliasFile {
+  champion: number | null;
+  challenger: number | null;
+  history: AliasChange[];
+}
+
+export class LocalRegistry implements ModelRegistry {
+  readonly kind = 'local' as const;
+  readonly location: string;
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+    this.location = this.root;
+  }
+
+  private dir(name: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name)) throw new RegistryError(`bad model name "${name}"`);
+    return join(this.root, name);
+  }
+
+  async register(card: NewModelCard, artifactsDir: string): Promise<ModelCard> {
+    const base = this.dir(card.name);
+    await mkdir(join(base, 'versions'), { recursive: true });
+    const staging = join(base, `.staging-${randomUUID()}`);
+    await mkdir(staging);
+    try {
+      for (const f of card.artifacts) {
+        if (f.includes('/') || f.startsWith('.'))
+          throw new RegistryError(`artifact names are plain file names: ${f}`);
+        await copyFile(join(artifactsDir, f), join(staging, f));
+      }
+      for (let attempt = 0; attempt < 100; attempt++) {
+        const version = (await this.versions(card.name)).reduce((a, b) => Math.max(a, b), 0) + 1;
+        const full = ModelCardSchema.parse({ ...card, version, createdAt: Date.now() });
+        await writeFile(join(staging, 'card.json'), `${JSON.stringify(full, null, 2)}\n`);
+        try {
+          await rename(staging, join(base, 'versions', String(version)));
+          return full;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+        }
+      }
+      throw new RegistryError('could not allocate a version number (100 concurrent registrations?)');
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+
+  private async versions(name: string): Promise<number[]> {
+    try {
+      const entries = await readdir(join(this.dir(name), 'versions'));
+      return entries.filter((e) => /^\d+$/.test(e)).map(Number);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  async list(name: string): Promise<ModelCard[]> {
+    const out: ModelCard[] = [];
+    for (const v of (await this.versions(name)).sort((a, b) => a - b)) {
+      const card = await this.get(name, v);
+      if (card) out.push(card);
+    }
+    return out;
+  }
+
+  async get(name: string, version: number): Promise<ModelCard | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dir(name), 'versions', String(version), 'card.json'), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    return ModelCardSchema.parse(JSON.parse(text));
+  }
+
+  private async aliasFile(name: string): Promise<AliasFile> {
+    try {
+      return JSON.parse(await readFile(join(this.dir(name), 'aliases.json'), 'utf8')) as AliasFile;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        return { champion: null, challenger: null, history: [] };
+      throw err;
+    }
+  }
+
+  async alias(name: string, alias: Alias): Promise<number | undefined> {
+    return (await this.aliasFile(name))[alias] ?? undefined;
+  }
+
+  async setAlias(name: string, alias: Alias, version: number, reason: string): Promise<void> {
+    if ((await this.get(name, version)) === undefined)
+      throw new RegistryError(`${name} has no version ${version}`);
+    await this.locked(name, async () => {
+      const file = await this.aliasFile(name);
+      const change: AliasChange = { alias, version, previous: file[alias], at: Date.now(), reason };
+      file[alias] = version;
+      file.history.push(change);
+      const path = join(this.dir(name), 'aliases.json');
+      const tmp = `${path}.${randomUUID()}.tmp`;
+      await writeFile(tmp, `${JSON.stringify(file, null, 2)}\n`);
+      await rename(tmp, path);
+    });
+  }
+
+  async aliasHistory(name: string): Promise<AliasChange[]> {
+    return (await this.aliasFile(name)).history;
+  }
+
+  async download(name: string, version: number, dir: string): Promise<Record<string, string>> {
+    const card = await this.get(name, version);
+    if (card === undefined) throw new RegistryError(`${name} has no version ${version}`);
+    await mkdir(dir, { recursive: true });
+    const out: Record<string, string> = {};
+    for (const f of card.artifacts) {
+      out[f] = join(dir, f);
+      await copyFile(join(this.dir(name), 'versions', String(version), f), out[f]);
+    }
+    return out;
+  }
+
+  private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    await mkdir(this.dir(name), { recursive: true });
+    const lock = join(this.dir(name), '.lock');
+    const started = Date.now();
+    for (;;) {
+      try {
+        await mkdir(lock);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (Date.now() - started > 10_000)
+          throw new RegistryError(
+            `registry lock ${lock} held for over 10 s (remove it if no trainer is running)`,
+          );
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await rmdir(lock);
+    }
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,106 @@
+import { z } from 'zod';
+
+/**
+ * The model registry: every trained model with its lineage, and two aliases the rest of the system reads.
+ *
+ * - `champion`: the model the inference pipeline serves. Set only through the promotion gate (or by a person
+ *   with `models promote` / `models rollback`), never by a failed or worse run.
+ * - `challenger`: the latest model that was registered but not promoted, for comparison.
+ *
+ * One interface, two backends: a local directory (the embedded default) and MLflow (distributed), selected by
+ * URL (`openRegistry`). A backend stores the card (JSON) and the artifact files of each version as they are;
+ * it never interprets them. Every alias change is appended to an alias history, which `rollback` reads.
+ */
+export const ALIASES = ['champion', 'challenger'] as const;
+export type Alias = (typeof ALIASES)[number];
+
+const FoldMetricsSchema = z.object({
+  fold: z.number().int().nonnegative(),
+  trainFrom: z.number(),
+  trainTo: z.number(),
+  testFrom: z.number(),
+  testTo: z.number(),
+  n: z.number().int().nonnegative(),
+  /** Metrics per predictor on this fold's test rows: `model`, `persistence`, `drift`, `linear`, … */
+  metrics: z.record(z.string(), z.record(z.string(), z.number().nullable())),
+});
+export type FoldMetrics = z.infer<typeof FoldMetricsSchema>;
+
+export const ModelCardSchema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/),
+  /** Assigned by the registry: 1, 2, 3, … per name. */
+  version: z.number().int().positive(),
+  createdAt: z.number(),
+  /** The git commit of the code that trained it (with "+dirty" if the tree had changes). */
+  codeVersion: z.string(),
+  horizonMs: z.number().int().positive(),
+  /** What the model predicts: the log return from windowEnd to windowEnd + horizon, in basis points. */
+  target: z.literal('log_return_bps'),
+  /** The feature sets the columns come from, and the model's input columns in order. */
+  featureSets: z.array(z.object({ name: z.string(), version: z.number().int().positive() })),
+  columns: z.array(z.string()).min(1),
+  pairs: z.array(z.string()).min(1),
+  trainingWindow: z.object({ from: z.number(), to: z.number() }),
+  datasetFingerprint: z.string(),
+  params: z.record(z.string(), z.unknown()),
+  /** Walk-forward results, fold by fold, and the pooled summary over every test row. */
+  folds: z.array(FoldMetricsSchema),
+  summary: z.record(z.string(), z.unknown()),
+  /** Artifact file names stored with the version (model.json, p10.json, p90.json, report.md, images…). */
+  artifacts: z.array(z.string()),
+  /** The promotion gate's decision when it was registered. */
+  gate: z.object({ promoted: z.boolean(), reasons: z.array(z.string()) }).optional(),
+});
+export type ModelCard = z.infer<typeof ModelCardSchema>;
+export type NewModelCard = Omit<ModelCard, 'version' | 'createdAt'>;
+
+export interface AliasChange {
+  alias: Alias;
+  /** The version it now points to; null when the alias was removed. */
+  version: number | null;
+  previous: number | null;
+  at: number;
+  reason: string;
+}
+
+export interface ModelRegistry {
+  readonly kind: 'local' | 'mlflow';
+  /** Where it lives, for messages (no secrets). */
+  readonly location: string;
+  /** Stores a new version of `card.name` with the files of `artifactsDir` (only those listed in `card.artifacts`). */
+  register(card: NewModelCard, artifactsDir: string): Promise<ModelCard>;
+  /** Every version of a model, oldest first. */
+  list(name: string): Promise<ModelCard[]>;
+  get(name: string, version: number): Promise<ModelCard | undefined>;
+  /** The version an alias points to, or undefined. */
+  alias(name: string, alias: Alias): Promise<number | undefined>;
+  /** Points an alias at a version (which must exist) and records the change with its reason. */
+  setAlias(name: string, alias: Alias, version: number, reason: string): Promise<void>;
+  /** Every alias change of a model, oldest first. */
+  aliasHistory(name: string): Promise<AliasChange[]>;
+  /** Copies a version's artifacts into `dir` (created if needed) and returns the paths by file name. */
+  download(name: string, version: number, dir: string): Promise<Record<string, string>>;
+  close(): Promise<void>;
+}
+
+export class RegistryError extends Error {
+  override readonly name = 'RegistryError';
+}
+
+export const DEFAULT_REGISTRY = '.data/registry';
+export const DEFAULT_MODEL_NAME = 'cryptocast-price';
+
+/**
+ * Opens a registry by URL: a directory path (`.data/registry`, `file:PATH`) or an MLflow tracking server
+ * (`mlflow+http://host:port` or `mlflow+https://…`; a token for it comes from MLFLOW_TRACKING_TOKEN).
+ */
+export async function openRegistry(url: string): Promise<ModelRegistry> {
+  if (/^mlflow\+https?:\/\//.test(url)) {
+    const { MlflowRegistry } = await import('./mlflow.ts');
+    return new MlflowRegistry(url.slice('mlflow+'.length));
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url))
+    throw new RegistryError(`unknown registry URL "${url}": use a directory path or mlflow+http://host:port`);
+  const { LocalRegistry } = await import('./local.ts');
+  return new LocalRegistry(url.startsWith('file:') ? url.slice(5) : url);
+}
