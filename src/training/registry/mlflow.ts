@@ -1,0 +1,514 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type Alias,
+  type AliasChange,
+  type ModelCard,
+  ModelCardSchema,
+  type ModelRegistry,
+  type NewModelCard,
+  RegistryError,
+} from './registry.ts';
+
+/**
+ * The registry on an MLflow tracking server (MLflow 3, REST API only, Node's fetch; scripts/mlflow.sh runs one):
+ *
+ *   registered model <name>                  one per model name; what the MLflow UI lists under "Models"
+ *     version <n>                            MLflow numbers them 1, 2, 3, … per model, also under concurrency
+ *       ← run in experiment "cryptocast"     params, metrics (summary; per-fold with step = fold), lineage tags
+ *           artifacts/card.json + files      uploaded through the server's artifact proxy (mlflow-artifacts)
+ *     aliases champion / challenger          MLflow's own model aliases
+ *     tags cryptocast.alias_change.<key>     the alias history: one tag (JSON) per change, keys sort by time
+ *
+ * A version is created only once its run holds every artifact and card.json, so every version has its card; the
+ * card's `version` is always MLflow's number. Alias changes are not serialised across processes (MLflow has no
+ * lock): two promotions of the same model at the same instant could both record the same `previous`.
+ */
+const ALIAS_CHANGE_TAG = 'cryptocast.alias_change.';
+/** MLflow's SQL stores keep registered-model tag values in a VARCHAR(5000). */
+const MAX_MODEL_TAG_VALUE = 5000;
+const MAX_RUN_TAG_VALUE = 5000;
+const MAX_PARAM_VALUE = 6000;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+export interface MlflowRegistryOptions {
+  /** The experiment that holds the runs (created if missing). */
+  experiment?: string;
+  /** Per-request timeout; artifact transfers get four times as long. */
+  timeoutMs?: number;
+}
+
+/** An MLflow error answer (or no answer): the HTTP status and MLflow's error_code, when there was one. */
+export class MlflowRegistryError extends RegistryError {
+  readonly status: number | undefined;
+  readonly errorCode: string | undefined;
+  constructor(message: string, status?: number, errorCode?: string) {
+    super(message);
+    this.status = status;
+    this.errorCode = errorCode;
+  }
+}
+
+interface RunInfo {
+  run_id: string;
+  experiment_id: string;
+  artifact_uri: string;
+}
+interface ModelVersion {
+  name: string;
+  version: string;
+  source: string;
+  run_id?: string;
+}
+interface Tag {
+  key: string;
+  value?: string;
+}
+type Query = Record<string, string | number | undefined>;
+
+let aliasChangeSeq = 0;
+
+export class MlflowRegistry implements ModelRegistry {
+  readonly kind = 'mlflow' as const;
+  readonly location: string;
+  private readonly base: string;
+  private readonly experimentName: string;
+  private readonly timeoutMs: number;
+  private readonly auth: string | undefined;
+  private experimentId: Promise<string> | undefined;
+  private readonly models = new Map<string, Promise<void>>();
+
+  constructor(baseUrl: string, options: MlflowRegistryOptions = {}) {
+    let url: URL;
+    try {
+      url = new URL(baseUrl);
+    } catch {
+      throw new RegistryError(`bad MLflow URL "${baseUrl}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new RegistryError(`bad MLflow URL "${baseUrl}": use http:// or https://`);
+    // Credentials in the URL become a Basic header (fetch refuses URLs that carry them) and stay out of messages.
+    let basic: string | undefined;
+    if (url.username || url.password)
+      basic = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
+        'base64',
+      );
+    url.username = '';
+    url.password = '';
+    url.search = '';
+    url.hash = '';
+    this.base = url.href.replace(/\/+$/, '');
+    this.location = `mlflow+${this.base}`;
+    this.experimentName = options.experiment ?? 'cryptocast';
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    const token = process.env.MLFLOW_TRACKING_TOKEN;
+    const user = process.env.MLFLOW_TRACKING_USERNAME;
+    if (token) this.auth = `Bearer ${token}`;
+    else if (basic) this.auth = `Basic ${basic}`;
+    else if (user)
+      this.auth = `Basic ${Buffer.from(`${user}:${process.env.MLFLOW_TRACKING_PASSWORD ?? ''}`).toString('base64')}`;
+  }
+
+  // --- HTTP -------------------------------------------------------------------------------------------------
+
+  private async request(
+    method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+    path: string,
+    opts: { query?: Query; json?: unknown; body?: Uint8Array; timeoutMs?: number } = {},
+  ): Promise<Response> {
+    let url = `${this.base}${path}`;
+    if (opts.query) {
+      const q = new URLSearchParams();
+      for (const [k, v] of Object.entries(opts.query)) if (v !== undefined) q.set(k, String(v));
+      url += `?${q}`;
+    }
+    const headers: Record<string, string> = {};
+    if (this.auth) headers['authorization'] = this.auth;
+    let body: string | Uint8Array | undefined;
+    if (opts.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(opts.json);
+    } else if (opts.body !== undefined) {
+      headers['content-type'] = 'application/octet-stream';
+      body = opts.body;
+    }
+    const what = `${method} ${path}`;
+    const timeout = opts.timeoutMs ?? this.timeoutMs;
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(timeout) });
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      if (e.name === 'TimeoutError')
+        throw new MlflowRegistryError(`MLflow at ${this.base} did not answer ${what} within ${timeout} ms`);
+      const why = e.cause?.code ?? e.cause?.message ?? e.message;
+      throw new MlflowRegistryError(`MLflow at ${this.base} is unreachable (${why}) for ${what}`);
+    }
+    if (res.ok) return res;
+    const text = await res.text().catch(() => '');
+    let code: string | undefined;
+    let message = text.slice(0, 500);
+    try {
+      const j = JSON.parse(text) as { error_code?: string; message?: string };
+      code = j.error_code;
+      if (j.message) message = j.message;
+    } catch {
+      // not JSON (a proxy's error page): the start of the text is the message
+    }
+    throw new MlflowRegistryError(
+      `MLflow ${what} failed: HTTP ${res.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`,
+      res.status,
+      code,
+    );
+  }
+
+  private async api<T>(
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    endpoint: string,
+    args: Query | object = {},
+  ) {
+    const res = await this.request(
+      method,
+      `/api/2.0/mlflow/${endpoint}`,
+      method === 'GET' || method === 'DELETE' ? { query: args as Query } : { json: args },
+    );
+    const text = await res.text();
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  /** The same call, but undefined when MLflow says the thing does not exist. */
+  private async maybe<T>(method: 'GET', endpoint: string, args: Query): Promise<T | undefined> {
+    try {
+      return await this.api<T>(method, endpoint, args);
+    } catch (err) {
+      if (err instanceof MlflowRegistryError && err.errorCode === 'RESOURCE_DOES_NOT_EXIST') return undefined;
+      throw err;
+    }
+  }
+
+  // --- artifacts (through the server's proxy) ------------------------------------------------------------------
+
+  /** `mlflow-artifacts:/1/<run>/artifacts` (or with a host) → the proxy path of that folder. */
+  private artifactPath(uri: string): string {
+    const m = /^mlflow-artifacts:(?:\/\/[^/]*)?\/(.*)$/.exec(uri);
+    if (!m)
+      throw new RegistryError(
+        `artifact location ${uri} is not served by the MLflow server: start it with --serve-artifacts and ` +
+          `use an experiment whose artifact location is mlflow-artifacts:/ (not "${this.experimentName}" as it is)`,
+      );
+    const rel = m[1]!.replace(/\/+$/, '');
+    return `/api/2.0/mlflow-artifacts/artifacts/${rel.split('/').map(encodeURIComponent).join('/')}`;
+  }
+
+  private async upload(root: string, file: string, data: Uint8Array): Promise<void> {
+    await this.request('PUT', `${root}/${encodeURIComponent(file)}`, {
+      body: data,
+      timeoutMs: this.timeoutMs * 4,
+    });
+  }
+
+  private async fetchArtifact(root: string, file: string): Promise<Uint8Array | undefined> {
+    try {
+      const res = await this.request('GET', `${root}/${encodeURIComponent(file)}`, {
+        timeoutMs: this.timeoutMs * 4,
+      });
+      return new Uint8Array(await res.arrayBuffer());
+    } catch (err) {
+      if (err instanceof MlflowRegistryError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  // --- experiment, registered model ---------------------------------------------------------------------------
+
+  private experiment(): Promise<string> {
+    this.experimentId ??= (async () => {
+      const name = this.experimentName;
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const got = await this.maybe<{ experiment: { experiment_id: string; lifecycle_stage?: string } }>(
+          'GET',
+          'experiments/get-by-name',
+          { experiment_name: name },
+        );
+        if (got) {
+          if (got.experiment.lifecycle_stage === 'deleted')
+            throw new RegistryError(`MLflow experiment "${name}" is deleted: restore it in the MLflow UI`);
+          return got.experiment.experiment_id;
+        }
+        try {
+          return (await this.api<{ experiment_id: string }>('POST', 'experiments/create', { name }))
+            .experiment_id;
+        } catch (err) {
+          // Another process created it between the two calls: read it again.
+          if (!(err instanceof MlflowRegistryError && err.errorCode === 'RESOURCE_ALREADY_EXISTS')) throw err;
+        }
+      }
+      throw new RegistryError(`could not create or find the MLflow experiment "${name}"`);
+    })();
+    this.experimentId.catch(() => {
+      this.experimentId = undefined;
+    });
+    return this.experimentId;
+  }
+
+  private ensureModel(name: string): Promise<void> {
+    let p = this.models.get(name);
+    if (!p) {
+      p = (async () => {
+        if (await this.maybe('GET', 'registered-models/get', { name })) return;
+        try {
+          await this.api('POST', 'registered-models/create', {
+            name,
+            description:
+              'A cryptocast price model (registered by cryptocast; aliases champion and challenger).',
+            tags: [{ key: 'cryptocast.managed', value: 'true' }],
+          });
+        } catch (err) {
+          if (!(err instanceof MlflowRegistryError && err.errorCode === 'RESOURCE_ALREADY_EXISTS')) throw err;
+        }
+      })();
+      this.models.set(name, p);
+      p.catch(() => this.models.delete(name));
+    }
+    return p;
+  }
+
+  private check(name: string): void {
+    if (!NAME_RE.test(name)) throw new RegistryError(`bad model name "${name}"`);
+  }
+
+  // --- ModelRegistry --------------------------------------------------------------------------------------------
+
+  async register(card: NewModelCard, artifactsDir: string): Promise<ModelCard> {
+    this.check(card.name);
+    const files: [string, Uint8Array][] = [];
+    for (const f of card.artifacts) {
+      if (f.includes('/') || f.startsWith('.') || f === 'card.json')
+        throw new RegistryError(`artifact names are plain file names other than card.json: ${f}`);
+      files.push([f, await readFile(join(artifactsDir, f))]);
+    }
+    const createdAt = Date.now();
+    // Validated now, with a placeholder version, so that a bad card fails before anything is created.
+    const draft = ModelCardSchema.parse({ ...card, version: 1, createdAt });
+    const [experimentId] = await Promise.all([this.experiment(), this.ensureModel(card.name)]);
+    const { run } = await this.api<{ run: { info: RunInfo } }>('POST', 'runs/create', {
+      experiment_id: experimentId,
+      run_name: `${card.name}-${new Date(createdAt).toISOString().replace(/[:.]/g, '-')}`,
+      start_time: createdAt,
+      tags: runTags(card),
+    });
+    const runId = run.info.run_id;
+    try {
+      await this.logBatch(runId, card, createdAt);
+      const root = this.artifactPath(run.info.artifact_uri);
+      for (const [f, data] of files) await this.upload(root, f, data);
+      // The card before MLflow numbered it (version 0 = not known yet); rewritten with the number below. Readers
+      // take the number from MLflow, so a version whose rewrite failed still reads right.
+      const cardBytes = (c: object) => new TextEncoder().encode(`${JSON.stringify(c, null, 2)}\n`);
+      await this.upload(root, 'card.json', cardBytes({ ...draft, version: 0 }));
+      const { model_version: mv } = await this.api<{ model_version: ModelVersion }>(
+        'POST',
+        'model-versions/create',
+        {
+          name: card.name,
+          source: run.info.artifact_uri,
+          run_id: runId,
+          description: describe(card),
+          tags: [
+            { key: 'cryptocast.dataset_fingerprint', value: card.datasetFingerprint },
+            { key: 'cryptocast.code_version', value: card.codeVersion },
+            { key: 'cryptocast.horizon_ms', value: String(card.horizonMs) },
+          ],
+        },
+      );
+      const full = ModelCardSchema.parse({ ...draft, version: Number(mv.version) });
+      await this.upload(root, 'card.json', cardBytes(full));
+      await this.api('POST', 'runs/set-tag', {
+        run_id: runId,
+        key: 'cryptocast.model_version',
+        value: `${card.name}/${mv.version}`,
+      });
+      await this.api('POST', 'runs/update', { run_id: runId, status: 'FINISHED', end_time: Date.now() });
+      return full;
+    } catch (err) {
+      await this.api('POST', 'runs/update', { run_id: runId, status: 'FAILED', end_time: Date.now() }).catch(
+        () => {},
+      );
+      throw err;
+    }
+  }
+
+  private async logBatch(runId: string, card: NewModelCard, at: number): Promise<void> {
+    const params = Object.entries(card.params).map(([k, v]) => ({
+      key: cleanKey(k),
+      value: (typeof v === 'string' ? v : (JSON.stringify(v) ?? 'null')).slice(0, MAX_PARAM_VALUE),
+    }));
+    const metrics: { key: string; value: number; timestamp: number; step: number }[] = [];
+    for (const [k, v] of flattenNumbers(card.summary))
+      metrics.push({ key: cleanKey(`summary.${k}`), value: v, timestamp: at, step: 0 });
+    for (const f of card.folds)
+      for (const [predictor, ms] of Object.entries(f.metrics))
+        for (const [m, v] of Object.entries(ms))
+          if (typeof v === 'number' && Number.isFinite(v))
+            metrics.push({ key: cleanKey(`fold.${predictor}.${m}`), value: v, timestamp: at, step: f.fold });
+    // MLflow's limits per log-batch call: 100 params, 1000 metrics, 1000 entries in all.
+    for (let i = 0; i < params.length; i += 100)
+      await this.api('POST', 'runs/log-batch', { run_id: runId, params: params.slice(i, i + 100) });
+    for (let i = 0; i < metrics.length; i += 1000)
+      await this.api('POST', 'runs/log-batch', { run_id: runId, metrics: metrics.slice(i, i + 1000) });
+  }
+
+  private async version(name: string, version: number): Promise<ModelVersion | undefined> {
+    this.check(name);
+    if (!Number.isInteger(version) || version < 1) return undefined;
+    const got = await this.maybe<{ model_version: ModelVersion }>('GET', 'model-versions/get', {
+      name,
+      version: String(version),
+    });
+    return got?.model_version;
+  }
+
+  private async cardOf(mv: ModelVersion): Promise<ModelCard> {
+    const bytes = await this.fetchArtifact(this.artifactPath(mv.source), 'card.json');
+    if (!bytes)
+      throw new RegistryError(
+        `${mv.name} version ${mv.version} in MLflow has no card.json at ${mv.source} (not registered by cryptocast?)`,
+      );
+    const stored = JSON.parse(new TextDecoder().decode(bytes)) as object;
+    return ModelCardSchema.parse({ ...stored, version: Number(mv.version) });
+  }
+
+  async get(name: string, version: number): Promise<ModelCard | undefined> {
+    const mv = await this.version(name, version);
+    return mv ? this.cardOf(mv) : undefined;
+  }
+
+  async list(name: string): Promise<ModelCard[]> {
+    this.check(name);
+    const versions: ModelVersion[] = [];
+    let pageToken: string | undefined;
+    do {
+      const page = await this.api<{ model_versions?: ModelVersion[]; next_page_token?: string }>(
+        'GET',
+        'model-versions/search',
+        { filter: `name='${name}'`, max_results: 1000, page_token: pageToken },
+      );
+      versions.push(...(page.model_versions ?? []));
+      pageToken = page.next_page_token || undefined;
+    } while (pageToken);
+    versions.sort((a, b) => Number(a.version) - Number(b.version));
+    const out: ModelCard[] = [];
+    for (const mv of versions) out.push(await this.cardOf(mv));
+    return out;
+  }
+
+  async alias(name: string, alias: Alias): Promise<number | undefined> {
+    this.check(name);
+    // From the registered model's alias list: GET registered-models/alias answers a missing alias with a 400
+    // (INVALID_PARAMETER_VALUE), indistinguishable from a bad request.
+    const got = await this.maybe<{ registered_model: { aliases?: { alias: string; version: string }[] } }>(
+      'GET',
+      'registered-models/get',
+      { name },
+    );
+    const a = got?.registered_model.aliases?.find((x) => x.alias === alias);
+    return a ? Number(a.version) : undefined;
+  }
+
+  async setAlias(name: string, alias: Alias, version: number, reason: string): Promise<void> {
+    if ((await this.version(name, version)) === undefined)
+      throw new RegistryError(`${name} has no version ${version}`);
+    const previous = (await this.alias(name, alias)) ?? null;
+    await this.api('POST', 'registered-models/alias', { name, alias, version: String(version) });
+    const change: AliasChange = { alias, version, previous, at: Date.now(), reason };
+    let value = JSON.stringify(change);
+    if (value.length > MAX_MODEL_TAG_VALUE) {
+      const cut = value.length - MAX_MODEL_TAG_VALUE + 20;
+      value = JSON.stringify({ ...change, reason: `${reason.slice(0, reason.length - cut)} …(cut)` });
+    }
+    // Keys sort by time, then by a counter for changes in the same millisecond, then at random across processes.
+    const key = `${ALIAS_CHANGE_TAG}${String(change.at).padStart(15, '0')}-${String(++aliasChangeSeq).padStart(6, '0')}-${randomUUID().slice(0, 8)}`;
+    try {
+      await this.api('POST', 'registered-models/set-tag', { name, key, value });
+    } catch (err) {
+      throw new RegistryError(
+        `${name}: ${alias} now points to version ${version}, but the change could not be recorded in the alias ` +
+          `history: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  async aliasHistory(name: string): Promise<AliasChange[]> {
+    this.check(name);
+    const got = await this.maybe<{ registered_model: { tags?: Tag[] } }>('GET', 'registered-models/get', {
+      name,
+    });
+    return (got?.registered_model.tags ?? [])
+      .filter((t) => t.key.startsWith(ALIAS_CHANGE_TAG))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+      .map((t) => JSON.parse(t.value ?? '{}') as AliasChange);
+  }
+
+  async download(name: string, version: number, dir: string): Promise<Record<string, string>> {
+    const mv = await this.version(name, version);
+    if (mv === undefined) throw new RegistryError(`${name} has no version ${version}`);
+    const card = await this.cardOf(mv);
+    const root = this.artifactPath(mv.source);
+    await mkdir(dir, { recursive: true });
+    const out: Record<string, string> = {};
+    for (const f of card.artifacts) {
+      const data = await this.fetchArtifact(root, f);
+      if (!data) throw new RegistryError(`${name} version ${version}: artifact ${f} is missing in MLflow`);
+      out[f] = join(dir, f);
+      await writeFile(out[f], data);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** MLflow keys: alphanumerics, underscores, dashes, periods, spaces, colons and slashes; at most 250 characters. */
+function cleanKey(k: string): string {
+  return k.replace(/[^\w.\- :/]/g, '_').slice(0, 250) || '_';
+}
+
+function flattenNumbers(o: Record<string, unknown>, prefix = ''): [string, number][] {
+  const out: [string, number][] = [];
+  for (const [k, v] of Object.entries(o)) {
+    if (typeof v === 'number' && Number.isFinite(v)) out.push([`${prefix}${k}`, v]);
+    else if (v && typeof v === 'object' && !Array.isArray(v))
+      out.push(...flattenNumbers(v as Record<string, unknown>, `${prefix}${k}.`));
+  }
+  return out;
+}
+
+function runTags(card: NewModelCard): Tag[] {
+  const t = (key: string, value: unknown): Tag => ({
+    key,
+    value: (typeof value === 'string' ? value : JSON.stringify(value)).slice(0, MAX_RUN_TAG_VALUE),
+  });
+  return [
+    t('mlflow.source.git.commit', card.codeVersion),
+    t('cryptocast.model', card.name),
+    t('cryptocast.target', card.target),
+    t('cryptocast.horizon_ms', String(card.horizonMs)),
+    t('cryptocast.pairs', card.pairs.join(',')),
+    t('cryptocast.feature_sets', card.featureSets.map((f) => `${f.name}@${f.version}`).join(',')),
+    t('cryptocast.columns', card.columns.join(',')),
+    t('cryptocast.training_window', card.trainingWindow),
+    t('cryptocast.dataset_fingerprint', card.datasetFingerprint),
+    ...(card.gate ? [t('cryptocast.gate', card.gate)] : []),
+  ];
+}
+
+function describe(card: NewModelCard): string {
+  const gate = card.gate
+    ? `gate: ${card.gate.promoted ? 'promoted' : 'not promoted'} (${card.gate.reasons.join('; ')})`
+    : 'no gate decision';
+  return `Predicts ${card.target} ${card.horizonMs / 1000} s ahead for ${card.pairs.join(', ')}; ${gate}.`.slice(
+    0,
+    4000,
+  );
+}

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { MlflowRegistry } from '../../src/training/registry/mlflow.ts';
+import { openRegistry, RegistryError } from '../../src/training/registry/registry.ts';
+import { registryContract, sampleModel } from '../support/registry-contract.ts';
+
+/** The same contract as the local directory, against a real MLflow tracking server (scripts/mlflow.sh). */
+const ROOT = join(import.meta.dirname, '..', '..');
+const BASE = process.env.CRYPTOCAST_TEST_MLFLOW ?? 'http://127.0.0.1:5500';
+const URL = `mlflow+${BASE}`;
+
+/** MLflow's own REST API, as the MLflow UI reads it. */
+async function mlflow<T>(path: string): Promise<T> {
+  const res = await fetch(`${BASE}/api/2.0/mlflow/${path}`, { signal: AbortSignal.timeout(10_000) });
+  assert.equal(res.status, 200, `${path}: HTTP ${res.status} ${await res.clone().text()}`);
+  return (await res.json()) as T;
+}
+
+describe('MLflow registry (a real tracking server)', () => {
+  before(() => {
+    if (!process.env.CRYPTOCAST_TEST_MLFLOW)
+      execFileSync('bash', [join(ROOT, 'scripts', 'mlflow.sh'), 'start'], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+  });
+
+  registryContract(() => openRegistry(URL));
+
+  it('shows the registered model, its version, run and champion alias in MLflow itself', async () => {
+    const reg = await openRegistry(URL);
+    assert.equal(reg.kind, 'mlflow');
+    const name = `ui-${process.pid}-${Date.now().toString(36)}`;
+    const s = sampleModel(name, 'ui');
+    const card = await reg.register(s.card, s.dir);
+    await reg.setAlias(name, 'champion', card.version, 'first model');
+
+    const { registered_model: rm } = await mlflow<{
+      registered_model: { name: string; aliases?: { alias: string; version: string }[] };
+    }>(`registered-models/get?name=${name}`);
+    assert.equal(rm.name, name);
+    assert.deepEqual(rm.aliases, [{ alias: 'champion', version: '1' }]);
+
+    const { model_version: mv } = await mlflow<{
+      model_version: { version: string; run_id: string; status: string; aliases?: string[] };
+    }>(`model-versions/get?name=${name}&version=1`);
+    assert.equal(mv.status, 'READY');
+    assert.deepEqual(mv.aliases, ['champion']);
+
+    const { run } = await mlflow<{
+      run: {
+        info: { status: string; artifact_uri: string };
+        data: {
+          params?: { key: string; value: string }[];
+          metrics?: { key: string; value: number }[];
+          tags?: { key: string; value: string }[];
+        };
+      };
+    }>(`runs/get?run_id=${mv.run_id}`);
+    assert.equal(run.info.status, 'FINISHED');
+    assert.deepEqual(Object.fromEntries((run.data.params ?? []).map((p) => [p.key, p.value])), {
+      max_depth: '4',
+      tag: 'ui',
+    });
+    const metrics = Object.fromEntries((run.data.metrics ?? []).map((m) => [m.key, m.value]));
+    assert.equal(metrics['summary.skill'], 0.25);
+    assert.equal(metrics['fold.model.mae_price'], 1.5);
+    const tags = Object.fromEntries((run.data.tags ?? []).map((t) => [t.key, t.value]));
+    assert.equal(tags['cryptocast.model_version'], `${name}/1`);
+    assert.equal(tags['mlflow.source.git.commit'], 'abc123');
+
+    const { files } = await mlflow<{ files: { path: string }[] }>(`artifacts/list?run_id=${mv.run_id}`);
+    assert.deepEqual(files.map((f) => f.path).sort(), ['card.json', 'model.json', 'report.md']);
+    const stored = await fetch(
+      `${BASE}/api/2.0/mlflow-artifacts/artifacts/${run.info.artifact_uri.replace(/^mlflow-artifacts:\//, '')}/card.json`,
+    );
+    assert.deepEqual(await stored.json(), card);
+    await reg.close();
+  });
+
+  it('keeps the alias history across registry instances (it lives in MLflow)', async () => {
+    const name = `hist-${process.pid}-${Date.now().toString(36)}`;
+    const a = await openRegistry(URL);
+    for (const t of ['a', 'b']) {
+      const s = sampleModel(name, t);
+      await a.register(s.card, s.dir);
+    }
+    await a.setAlias(name, 'champion', 1, 'r1');
+    await a.setAlias(name, 'champion', 2, 'x'.repeat(6000));
+    await a.close();
+    const b = await openRegistry(URL);
+    const h = await b.aliasHistory(name);
+    assert.deepEqual(
+      h.map((c) => [c.alias, c.version, c.previous]),
+      [
+        ['champion', 1, null],
+        ['champion', 2, 1],
+      ],
+    );
+    assert.equal(h[0]!.reason, 'r1');
+    assert.match(h[1]!.reason, /^x{4000,}.*\(cut\)$/);
+    assert.equal(await b.alias(name, 'champion'), 2);
+    assert.deepEqual(await b.aliasHistory(`never-${name}`), []);
+    assert.deepEqual(await b.list(`never-${name}`), []);
+    await b.close();
+  });
+
+  it('fails with a clear RegistryError when the server is unreachable or refuses', async () => {
+    // A port nothing listens on: one the kernel just handed out and that was closed again.
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const down = new MlflowRegistry(`http://127.0.0.1:${port}`, { timeoutMs: 5_000 });
+    await assert.rejects(down.list('m'), (err: Error) => {
+      assert.ok(err instanceof RegistryError, String(err));
+      assert.match(
+        err.message,
+        new RegExp(`MLflow at http://127\\.0\\.0\\.1:${port} is unreachable \\(ECONNREFUSED\\)`),
+      );
+      return true;
+    });
+    const s = sampleModel('m', 'a');
+    await assert.rejects(down.register(s.card, s.dir), /unreachable/);
+
+    const reg = await openRegistry(URL);
+    // MLflow's own error answer (an invalid filter here) comes through with its status and error_code.
+    await assert.rejects(
+      (reg as MlflowRegistry)['api']('GET', 'model-versions/search', { filter: "name=='x" }),
+      (err: Error) => {
+        assert.ok(err instanceof RegistryError);
+        assert.match(err.message, /HTTP 400 INVALID_PARAMETER_VALUE: /);
+        return true;
+      },
+    );
+  });
+});
