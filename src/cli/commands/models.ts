@@ -1,0 +1,126 @@
+import { UsageError } from '../../core/errors.ts';
+import { type ModelCard, type ModelRegistry, openRegistry } from '../../training/registry/registry.ts';
+
+/** `cryptocast models list|show|promote|rollback`: read and manage the registry by hand. */
+interface Flags {
+  registry: string;
+  name: string;
+  json?: boolean;
+  reason?: string;
+}
+
+async function withRegistry<T>(opts: Flags, fn: (r: ModelRegistry) => Promise<T>): Promise<T> {
+  const r = await openRegistry(opts.registry);
+  try {
+    return await fn(r);
+  } finally {
+    await r.close();
+  }
+}
+
+const pct = (x: unknown) => (typeof x === 'number' ? `${(x * 100).toFixed(3)}%` : '—');
+const day = (t: number) => new Date(t).toISOString().slice(0, 10);
+
+/** Skill over persistence of each pair, from the card's walk-forward summary. */
+function pairSkills(card: ModelCard): Record<string, number> {
+  const perPair = (card.summary.per_pair ?? {}) as Record<string, { skill?: number }>;
+  return Object.fromEntries(Object.entries(perPair).map(([p, s]) => [p, s.skill ?? Number.NaN]));
+}
+
+export async function listCommand(opts: Flags): Promise<void> {
+  await withRegistry(opts, async (r) => {
+    const cards = await r.list(opts.name);
+    const champion = await r.alias(opts.name, 'champion');
+    const challenger = await r.alias(opts.name, 'challenger');
+    if (opts.json) {
+      process.stdout.write(
+        `${JSON.stringify({ champion: champion ?? null, challenger: challenger ?? null, versions: cards.map((c) => ({ version: c.version, createdAt: c.createdAt, codeVersion: c.codeVersion, trainingWindow: c.trainingWindow, skill: pairSkills(c), promoted: c.gate?.promoted ?? null })) }, null, 2)}\n`,
+      );
+      return;
+    }
+    if (cards.length === 0) {
+      process.stdout.write(`no versions of ${opts.name} in ${r.location}\n`);
+      return;
+    }
+    process.stdout.write(`${opts.name} in ${r.location}\n`);
+    for (const c of cards) {
+      const tag = c.version === champion ? ' champion' : c.version === challenger ? ' challenger' : '';
+      const skills = Object.entries(pairSkills(c))
+        .map(([p, s]) => `${p} ${pct(s)}`)
+        .join(', ');
+      process.stdout.write(
+        `  v${String(c.version).padEnd(4)}${tag.padEnd(12)} created ${new Date(c.createdAt).toISOString().slice(0, 19)}Z · data ${day(c.trainingWindow.from)} → ${day(c.trainingWindow.to)} · skill ${skills} · gate ${c.gate?.promoted ? 'passed' : 'failed'}\n`,
+      );
+    }
+  });
+}
+
+export async function showCommand(version: string | undefined, opts: Flags): Promise<void> {
+  await withRegistry(opts, async (r) => {
+    const v = await resolveVersion(r, opts.name, version ?? 'champion');
+    const card = await r.get(opts.name, v);
+    if (!card) throw new UsageError(`${opts.name} has no version ${v}`);
+    process.stdout.write(`${JSON.stringify(card, null, 2)}\n`);
+  });
+}
+
+async function resolveVersion(r: ModelRegistry, name: string, text: string): Promise<number> {
+  if (text === 'champion' || text === 'challenger') {
+    const v = await r.alias(name, text);
+    if (v === undefined) throw new UsageError(`${name} has no ${text}`);
+    return v;
+  }
+  const v = Number(text.replace(/^v/, ''));
+  if (!Number.isInteger(v) || v < 1)
+    throw new UsageError(`not a version: "${text}" (use e.g. 3, v3, champion)`);
+  return v;
+}
+
+/**
+ * Makes a version the champion by hand. The one rule a person cannot override: a model that did worse than
+ * persistence on any pair (skill ≤ 0 in its walk-forward) never becomes champion.
+ */
+export async function promoteCommand(version: string, opts: Flags): Promise<void> {
+  await withRegistry(opts, async (r) => {
+    const v = await resolveVersion(r, opts.name, version);
+    const card = await r.get(opts.name, v);
+    if (!card) throw new UsageError(`${opts.name} has no version ${v}`);
+    const worse = Object.entries(pairSkills(card)).filter(([, s]) => !(s > 0));
+    if (worse.length > 0)
+      throw new UsageError(
+        `v${v} is no better than persistence on ${worse.map(([p, s]) => `${p} (skill ${pct(s)})`).join(', ')}: it cannot be champion`,
+      );
+    const before = await r.alias(opts.name, 'champion');
+    await r.setAlias(opts.name, 'champion', v, opts.reason ?? 'promoted by hand (cryptocast models promote)');
+    process.stdout.write(`champion: v${v}${before ? ` (was v${before})` : ''}\n`);
+  });
+}
+
+/**
+ * Points the champion back at the one before it. Rollbacks are undone steps, not new ones: after v1 → v2 → v3,
+ * two rollbacks lead to v2 and then v1 (not back and forth between v3 and v2).
+ */
+export async function rollbackCommand(opts: Flags): Promise<void> {
+  await withRegistry(opts, async (r) => {
+    const stack: number[] = [];
+    for (const c of await r.aliasHistory(opts.name)) {
+      if (c.alias !== 'champion' || c.version === null) continue;
+      if (c.reason.startsWith('rollback')) stack.pop();
+      else stack.push(c.version);
+    }
+    const current = await r.alias(opts.name, 'champion');
+    if (current === undefined) throw new UsageError(`${opts.name} has no champion to roll back`);
+    const target = stack.at(-2);
+    if (target === undefined)
+      throw new UsageError(
+        `v${current} is the first champion of ${opts.name}: there is nothing to roll back to`,
+      );
+    await r.setAlias(
+      opts.name,
+      'champion',
+      target,
+      `rollback from v${current}${opts.reason ? `: ${opts.reason}` : ''}`,
+    );
+    process.stdout.write(`champion: v${target} (rolled back from v${current})\n`);
+  });
+}

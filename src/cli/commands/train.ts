@@ -1,0 +1,267 @@
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import cliProgress from 'cli-progress';
+import { n } from '../../app/progress.ts';
+import { parseDuration } from '../../config/config.ts';
+import { UsageError } from '../../core/errors.ts';
+import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
+import { newsFeaturesFrom } from '../../features/news-recording.ts';
+import { openFeatureStore } from '../../features/store/open.ts';
+import { checkDataset, type Dataset, priceFromReturn } from '../../training/dataset.ts';
+import type { Evaluation } from '../../training/evaluation.ts';
+import { DEFAULT_GATE, type GatePolicy } from '../../training/gate.ts';
+import type { Progress } from '../../training/python-trainer.ts';
+import { openRegistry } from '../../training/registry/registry.ts';
+import { datasetFromCandles, datasetFromStore, type SourceReport } from '../../training/sources.ts';
+import { trainAndRegister } from '../../training/train.ts';
+import { type WalkForwardRun, walkForward } from '../../training/walk-forward.ts';
+
+/** `cryptocast evaluate` and `cryptocast train`: candles or the feature store → dataset → walk-forward. */
+
+export interface DataFlags {
+  candles?: string;
+  store?: string;
+  pair?: string;
+  pairs?: string;
+  days?: string;
+  news?: string;
+  sentiment?: string;
+  horizon: string;
+}
+
+export interface WalkFlags {
+  folds: string;
+  mode: string;
+  purge?: string;
+  tuneSeconds: string;
+  trials: string;
+  seed: string;
+}
+
+const MIN_ROWS = 2_000;
+
+function positiveInt(flag: string, text: string): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < 0) throw new UsageError(`--${flag} must be a whole number, got "${text}"`);
+  return v;
+}
+
+export async function loadDataset(
+  opts: DataFlags,
+): Promise<{ ds: Dataset; source: SourceReport; featureSets: { name: string; version: number }[] }> {
+  const horizonMs = parseDuration(opts.horizon);
+  if (horizonMs < 60_000 || horizonMs % 60_000 !== 0)
+    throw new UsageError(`--horizon must be a whole number of minutes (e.g. 5m), got "${opts.horizon}"`);
+  let source: SourceReport;
+  const featureSets = [{ name: TECHNICAL_SET.name, version: TECHNICAL_SET.version }];
+  if (opts.candles !== undefined) {
+    const news =
+      opts.news === undefined ? undefined : await newsFeaturesFrom(opts.news, opts.sentiment ?? 'local');
+    if (news) featureSets.push({ name: NEWS_SET.name, version: NEWS_SET.version });
+    const bar = new cliProgress.SingleBar(
+      { format: 'features [{bar}] {value}/{total} files', hideCursor: true },
+      cliProgress.Presets.shades_classic,
+    );
+    let started = false;
+    try {
+      source = await datasetFromCandles(opts.candles, {
+        horizonMs,
+        pair: opts.pair,
+        news,
+        onFile: (done, total) => {
+          if (total < 2) return;
+          if (!started) bar.start(total, 0);
+          started = true;
+          bar.update(done);
+        },
+      });
+    } catch (err) {
+      if ((err as Error).name === 'UsageError') throw new UsageError((err as Error).message);
+      throw err;
+    } finally {
+      if (started) bar.stop();
+    }
+  } else if (opts.store !== undefined) {
+    const store = await openFeatureStore(opts.store);
+    try {
+      const latest = await store.latest(TECHNICAL_SET);
+      const pairs = opts.pairs
+        ? opts.pairs.split(',').map((p) => p.trim().toUpperCase().replace('-', '/'))
+        : [...latest.keys()];
+      if (pairs.length === 0)
+        throw new UsageError(`the feature store ${opts.store} has no technical features yet`);
+      const to = Math.max(...pairs.map((p) => latest.get(p) ?? 0)) + 1;
+      const days = opts.days === undefined ? 30 : Number(opts.days);
+      if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
+      if (opts.news !== undefined) featureSets.push({ name: NEWS_SET.name, version: NEWS_SET.version });
+      source = await datasetFromStore(store, {
+        horizonMs,
+        pairs,
+        from: to - days * 86_400_000,
+        to,
+        withNews: opts.news !== undefined,
+      });
+    } finally {
+      await store.close();
+    }
+  } else throw new UsageError('give --candles FILE|FOLDER or --store URL');
+  const { dataset: ds } = source;
+  for (const r of source.rejects.slice(0, 5)) process.stderr.write(`rejected ${r.where}: ${r.reason}\n`);
+  if (source.rejects.length > 5)
+    process.stderr.write(`… ${n(source.rejects.length)} candles rejected in all\n`);
+  for (const w of checkDataset(ds, MIN_ROWS)) process.stderr.write(`warning: ${w}\n`);
+  process.stderr.write(
+    `dataset: ${n(ds.n)} rows (${ds.pairs.join(', ')}), ${ds.columns.length} columns, horizon ${horizonMs / 60_000} min; ` +
+      `${n(ds.dropped.notReady)} warming up, ${n(ds.dropped.noTarget)} without a close at the target time${source.resets ? `, ${n(source.resets)} gaps` : ''}\n`,
+  );
+  return { ds, source, featureSets };
+}
+
+function walkOptions(opts: WalkFlags, ds: Dataset) {
+  const mode = opts.mode === 'rolling' ? 'rolling' : 'expanding';
+  if (opts.mode !== mode) throw new UsageError(`--mode must be expanding or rolling, got "${opts.mode}"`);
+  const tuneSeconds = positiveInt('tune-seconds', opts.tuneSeconds);
+  return {
+    folds: positiveInt('folds', opts.folds),
+    mode,
+    purgeMs: opts.purge === undefined ? ds.horizonMs : parseDuration(opts.purge),
+    tune: tuneSeconds > 0 ? { seconds: tuneSeconds, trials: positiveInt('trials', opts.trials) } : undefined,
+    seed: positiveInt('seed', opts.seed),
+  } as const;
+}
+
+/** A progress display of the trainer's stages: a bar for the folds, lines for the rest. */
+function progressDisplay() {
+  const bar = new cliProgress.SingleBar(
+    { format: '{stage} [{bar}] {value}/{total} · {detail} · {duration_formatted}', hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let stage = '';
+  const tty = process.stderr.isTTY === true;
+  return {
+    onProgress: (p: Progress) => {
+      if (!tty) {
+        process.stderr.write(`${p.stage} ${p.done}/${p.total}: ${p.detail}\n`);
+        return;
+      }
+      if (p.stage !== stage) {
+        if (stage) bar.stop();
+        stage = p.stage;
+        bar.start(p.total, p.done, { stage: p.stage, detail: p.detail });
+      } else bar.update(p.done, { detail: p.detail });
+    },
+    onLog: (m: string) => process.stderr.write(tty ? `\n${m}\n` : `${m}\n`),
+    stop: () => {
+      if (stage) bar.stop();
+      stage = '';
+    },
+  };
+}
+
+export async function evaluateCommand(
+  opts: DataFlags & WalkFlags & { json?: boolean; predictions?: string },
+): Promise<void> {
+  const started = performance.now();
+  const { ds } = await loadDataset(opts);
+  const progress = progressDisplay();
+  let run: WalkForwardRun;
+  try {
+    run = await walkForward(ds, { ...walkOptions(opts, ds), final: false, figures: false, ...progress });
+  } finally {
+    progress.stop();
+  }
+  if (opts.predictions) await writePredictions(opts.predictions, ds, run);
+  const ev = run.evaluation;
+  const seconds = (performance.now() - started) / 1000;
+  if (opts.json) process.stdout.write(`${JSON.stringify({ ...ev, seconds }, null, 2)}\n`);
+  else process.stdout.write(summaryText(ev, seconds));
+}
+
+/** Every out-of-sample prediction, one row each, so anyone can recompute the metrics from the raw candles. */
+async function writePredictions(path: string, ds: Dataset, run: WalkForwardRun): Promise<void> {
+  const out = createWriteStream(path);
+  out.write('pair,windowEnd,targetTs,close,predicted_close,p10,p90,fold\n');
+  const { oos } = run;
+  for (let k = 0; k < oos.row.length; k++) {
+    const i = oos.row[k]!;
+    const c = ds.close[i]!;
+    const line = `${ds.pairs[ds.pair[i]!]},${ds.windowEnd[i]},${ds.windowEnd[i]! + ds.horizonMs},${c},${priceFromReturn(c, oos.model[k]!)},${priceFromReturn(c, oos.p10[k]!)},${priceFromReturn(c, oos.p90[k]!)},${oos.fold[k]}\n`;
+    if (!out.write(line)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+  process.stderr.write(`${n(oos.row.length)} out-of-sample predictions written to ${path}\n`);
+}
+
+const pct = (x: number | null, d = 3) => (x === null ? '—' : `${(x * 100).toFixed(d)}%`);
+
+function summaryText(ev: Evaluation, seconds: number): string {
+  const lines = [
+    `walk-forward: ${ev.folds} folds, ${n(ev.n)} test rows, horizon ${ev.horizon_minutes} min (${seconds.toFixed(1)} s)`,
+  ];
+  for (const [pair, s] of [...Object.entries(ev.per_pair), ['all pairs', ev] as const]) {
+    lines.push(
+      `  ${pair.padEnd(10)} MAE ${s.mae_model.toFixed(4)} vs persistence ${s.mae_persistence.toFixed(4)} · drift ${s.mae_drift.toFixed(4)} · linear ${s.mae_linear.toFixed(4)}` +
+        ` · skill ${pct(s.skill)} (DM p ${s.dm_pvalue === null ? '—' : s.dm_pvalue.toPrecision(2)}) · direction ${pct(s.direction_accuracy, 2)} · p10–p90 coverage ${pct(s.coverage_p10_p90, 1)}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export async function trainCommand(
+  opts: DataFlags &
+    WalkFlags & {
+      registry: string;
+      name: string;
+      gateAlpha: string;
+      gateMinSkill: string;
+      championMargin: string;
+      json?: boolean;
+    },
+): Promise<void> {
+  const gate: GatePolicy = {
+    alpha: Number(opts.gateAlpha ?? DEFAULT_GATE.alpha),
+    minSkill: Number(opts.gateMinSkill ?? DEFAULT_GATE.minSkill),
+    championMargin: Number(opts.championMargin ?? DEFAULT_GATE.championMargin),
+  };
+  if (!(gate.alpha > 0 && gate.alpha <= 1))
+    throw new UsageError(`--gate-alpha must be in (0, 1], got ${opts.gateAlpha}`);
+  if (!Number.isFinite(gate.minSkill) || !Number.isFinite(gate.championMargin))
+    throw new UsageError('--gate-min-skill and --champion-margin must be numbers');
+  const { ds, featureSets } = await loadDataset(opts);
+  const registry = await openRegistry(opts.registry);
+  const progress = progressDisplay();
+  try {
+    const out = await trainAndRegister(ds, registry, {
+      ...walkOptions(opts, ds),
+      name: opts.name,
+      featureSets,
+      gate,
+      ...progress,
+    });
+    progress.stop();
+    const { card, decision } = out;
+    if (opts.json) {
+      process.stdout.write(
+        `${JSON.stringify({ name: card.name, version: card.version, promoted: decision.promoted, reasons: decision.reasons, summary: card.summary }, null, 2)}\n`,
+      );
+      return;
+    }
+    process.stdout.write(summaryText(out.run.evaluation, 0).replace(/ \([\d.]+ s\)/, ''));
+    process.stdout.write(`\nregistered ${card.name} v${card.version} in ${registry.location}\n`);
+    for (const r of decision.reasons) process.stdout.write(`  ${r}\n`);
+    process.stdout.write(
+      decision.promoted
+        ? `promoted: v${card.version} is the champion${out.previousChampion ? ` (was v${out.previousChampion})` : ''}\n`
+        : `not promoted: v${card.version} is the challenger; the champion stays ${out.previousChampion ? `v${out.previousChampion}` : 'unset'}\n`,
+    );
+    process.stdout.write(
+      registry.kind === 'local'
+        ? `report: ${registry.location}/${card.name}/versions/${card.version}/report.md\n`
+        : `report: artifact report.md of ${card.name} v${card.version} (${registry.location})\n`,
+    );
+  } finally {
+    progress.stop();
+    await registry.close();
+  }
+}

@@ -1,0 +1,237 @@
+import type { Dataset } from './dataset.ts';
+import type { Fold } from './folds.ts';
+import {
+  absPriceErrors,
+  coverage,
+  type DmResult,
+  defaultHacLag,
+  dieboldMariano,
+  pointMetrics,
+  wilson,
+} from './metrics.ts';
+import type { OutOfSample } from './python-trainer.ts';
+import type { FoldMetrics } from './registry/registry.ts';
+
+/**
+ * Out-of-sample predictions → the honest scorecard. Every predictor is scored on the very same test rows:
+ *
+ *   model        XGBoost, refitted on each fold's training window
+ *   persistence  the price does not move (return 0)
+ *   drift        the last hour's mean 1-minute return, continued over the horizon
+ *   linear       ridge regression on the same features, refitted per fold
+ *   champion     the current champion's configuration refitted on the same folds (when there is one)
+ *
+ * Pooled numbers mix pairs whose prices differ 15-fold (a dollar of BTC error weighs as much as a dollar of ETH
+ * error), so each pair is also scored on its own, and the promotion gate looks at every pair.
+ */
+export const BASELINES = ['persistence', 'drift', 'linear'] as const;
+export type Baseline = (typeof BASELINES)[number];
+
+export interface Comparison {
+  skill: number;
+  dm_stat: number | null;
+  dm_pvalue: number | null;
+  dm_lag: number | null;
+}
+
+export interface Scorecard {
+  n: number;
+  mae_model: number;
+  rmse_model: number;
+  mae_return_bps_model: number;
+  direction_accuracy: number | null;
+  direction_ci95: [number, number] | null;
+  direction_n: number;
+  coverage_p10_p90: number;
+  mae_persistence: number;
+  rmse_persistence: number;
+  mae_drift: number;
+  mae_linear: number;
+  mae_champion: number | null;
+  /** 1 − MAE(model)/MAE(persistence), and the DM test of model vs persistence. */
+  skill: number;
+  dm_stat: number | null;
+  dm_pvalue: number | null;
+  dm_lag: number | null;
+  best_baseline: Baseline;
+  vs_best_baseline: Comparison;
+  vs_champion: Comparison | null;
+}
+
+export interface Evaluation extends Scorecard {
+  folds: number;
+  horizon_minutes: number;
+  pairs: string[];
+  per_pair: Record<string, Scorecard>;
+  per_fold: FoldMetrics[];
+}
+
+interface Preds {
+  model: Float64Array;
+  persistence: Float64Array;
+  drift: Float64Array;
+  linear: Float64Array;
+  champion: Float64Array | null;
+  p10: Float64Array;
+  p90: Float64Array;
+}
+
+function subset(idx: number[], p: Preds): Preds {
+  const pick = (a: Float64Array) => Float64Array.from(idx, (k) => a[k]!);
+  return {
+    model: pick(p.model),
+    persistence: pick(p.persistence),
+    drift: pick(p.drift),
+    linear: pick(p.linear),
+    champion: p.champion ? pick(p.champion) : null,
+    p10: pick(p.p10),
+    p90: pick(p.p90),
+  };
+}
+
+/**
+ * Loss differentials |e_a| − |e_b| per time step: rows of the same windowEnd (several pairs) are summed, so the
+ * series has one value per minute, in time order, as the DM test wants.
+ */
+function differentials(ds: Dataset, rows: Int32Array, a: Float64Array, b: Float64Array): Float64Array {
+  const ea = absPriceErrors(rows, ds.close, ds.targetClose, a);
+  const eb = absPriceErrors(rows, ds.close, ds.targetClose, b);
+  const out: number[] = [];
+  let lastT = Number.NaN;
+  for (let k = 0; k < rows.length; k++) {
+    const t = ds.windowEnd[rows[k]!]!;
+    const d = ea[k]! - eb[k]!;
+    if (t === lastT) out[out.length - 1]! += d;
+    else out.push(d);
+    lastT = t;
+  }
+  return Float64Array.from(out);
+}
+
+function compare(
+  ds: Dataset,
+  rows: Int32Array,
+  a: Float64Array,
+  b: Float64Array,
+  maeA: number,
+  maeB: number,
+): Comparison {
+  const d = differentials(ds, rows, a, b);
+  const dm: DmResult | null = dieboldMariano(d, defaultHacLag(d.length, ds.horizonMs / 60_000));
+  return {
+    skill: 1 - maeA / maeB,
+    dm_stat: dm?.stat ?? null,
+    dm_pvalue: dm?.pvalue ?? null,
+    dm_lag: dm?.lag ?? null,
+  };
+}
+
+function scorecard(ds: Dataset, rows: Int32Array, p: Preds): Scorecard {
+  const m = (pred: Float64Array) => pointMetrics(rows, ds.close, ds.targetClose, ds.y, pred);
+  const model = m(p.model);
+  const persistence = m(p.persistence);
+  const drift = m(p.drift);
+  const linear = m(p.linear);
+  const champion = p.champion ? m(p.champion) : null;
+  const base: Record<Baseline, { mae: number; pred: Float64Array }> = {
+    persistence: { mae: persistence.mae_price, pred: p.persistence },
+    drift: { mae: drift.mae_price, pred: p.drift },
+    linear: { mae: linear.mae_price, pred: p.linear },
+  };
+  const best = BASELINES.reduce((a, b) => (base[b].mae < base[a].mae ? b : a));
+  const vsPersistence = compare(ds, rows, p.model, p.persistence, model.mae_price, persistence.mae_price);
+  const dirCi =
+    model.direction_accuracy === null
+      ? null
+      : wilson(Math.round(model.direction_accuracy * model.direction_n), model.direction_n);
+  return {
+    n: rows.length,
+    mae_model: model.mae_price,
+    rmse_model: model.rmse_price,
+    mae_return_bps_model: model.mae_return_bps,
+    direction_accuracy: model.direction_accuracy,
+    direction_ci95: dirCi,
+    direction_n: model.direction_n,
+    coverage_p10_p90: coverage(rows, ds.y, p.p10, p.p90),
+    mae_persistence: persistence.mae_price,
+    rmse_persistence: persistence.rmse_price,
+    mae_drift: drift.mae_price,
+    mae_linear: linear.mae_price,
+    mae_champion: champion?.mae_price ?? null,
+    skill: vsPersistence.skill,
+    dm_stat: vsPersistence.dm_stat,
+    dm_pvalue: vsPersistence.dm_pvalue,
+    dm_lag: vsPersistence.dm_lag,
+    best_baseline: best,
+    vs_best_baseline: compare(ds, rows, p.model, base[best].pred, model.mae_price, base[best].mae),
+    vs_champion:
+      champion && p.champion
+        ? compare(ds, rows, p.model, p.champion, model.mae_price, champion.mae_price)
+        : null,
+  };
+}
+
+/** Scores the out-of-sample predictions of a walk-forward run. */
+export function evaluate(ds: Dataset, folds: readonly Fold[], oos: OutOfSample): Evaluation {
+  const m = oos.row.length;
+  if (m === 0) throw new Error('no out-of-sample predictions to evaluate');
+  const all: Preds = {
+    model: oos.model,
+    persistence: new Float64Array(m),
+    drift: Float64Array.from(oos.row, (i) => ds.drift[i]!),
+    linear: oos.linear,
+    champion: oos.champion.every((v) => Number.isFinite(v)) ? oos.champion : null,
+    p10: oos.p10,
+    p90: oos.p90,
+  };
+  const pick = (keep: (k: number) => boolean) => {
+    const idx: number[] = [];
+    for (let k = 0; k < m; k++) if (keep(k)) idx.push(k);
+    return { rows: Int32Array.from(idx, (k) => oos.row[k]!), preds: subset(idx, all) };
+  };
+  const perPair: Record<string, Scorecard> = {};
+  for (const [pi, pair] of ds.pairs.entries()) {
+    const s = pick((k) => ds.pair[oos.row[k]!] === pi);
+    if (s.rows.length > 0) perPair[pair] = scorecard(ds, s.rows, s.preds);
+  }
+  const perFold: FoldMetrics[] = folds.map((f) => {
+    const s = pick((k) => oos.fold[k] === f.fold);
+    const card = scorecard(ds, s.rows, s.preds);
+    const metrics: FoldMetrics['metrics'] = {
+      model: {
+        mae_price: card.mae_model,
+        rmse_price: card.rmse_model,
+        mae_return_bps: card.mae_return_bps_model,
+        direction_accuracy: card.direction_accuracy,
+        coverage_p10_p90: card.coverage_p10_p90,
+        skill: card.skill,
+        dm_pvalue: card.dm_pvalue,
+      },
+      persistence: { mae_price: card.mae_persistence, rmse_price: card.rmse_persistence },
+      drift: { mae_price: card.mae_drift },
+      linear: { mae_price: card.mae_linear },
+    };
+    if (card.mae_champion !== null) metrics.champion = { mae_price: card.mae_champion };
+    // Per pair within the fold, so a fold's pooled number cannot hide one pair getting worse.
+    for (const [pi, pair] of ds.pairs.entries()) {
+      const sp = pick((k) => oos.fold[k] === f.fold && ds.pair[oos.row[k]!] === pi);
+      if (sp.rows.length === 0) continue;
+      const c = scorecard(ds, sp.rows, sp.preds);
+      metrics[`model ${pair}`] = {
+        mae_price: c.mae_model,
+        skill: c.skill,
+        direction_accuracy: c.direction_accuracy,
+      };
+      metrics[`persistence ${pair}`] = { mae_price: c.mae_persistence };
+    }
+    return { ...f, n: s.rows.length, metrics };
+  });
+  return {
+    ...scorecard(ds, oos.row, all),
+    folds: folds.length,
+    horizon_minutes: ds.horizonMs / 60_000,
+    pairs: ds.pairs,
+    per_pair: perPair,
+    per_fold: perFold,
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * Walk-forward folds over time. The span of the data is cut into `folds + 1` equal blocks of time; fold k tests on
+ * block k + 1 and trains on what came before it:
+ *
+ *   expanding: train [start, testFrom − purge)              every fold sees all the history there is
+ *   rolling:   train [testFrom − window, testFrom − purge)   a fixed-length window (the first block's length)
+ *
+ * The purge gap: a training row's target lies `horizon` after its windowEnd, so rows with windowEnd within
+ * `purgeMs ≥ horizon` of the test block are dropped from training; no training target overlaps the test period.
+ * Times are windowEnd (epoch ms); `…To` bounds are exclusive.
+ */
+export interface Fold {
+  fold: number;
+  trainFrom: number;
+  trainTo: number;
+  testFrom: number;
+  testTo: number;
+}
+
+export class FoldError extends Error {
+  override readonly name = 'FoldError';
+}
+
+export function walkForwardFolds(
+  firstTs: number,
+  lastTs: number,
+  opts: {
+    folds: number;
+    horizonMs: number;
+    purgeMs?: number;
+    mode?: 'expanding' | 'rolling';
+    stepMs?: number;
+  },
+): Fold[] {
+  const { folds, horizonMs } = opts;
+  const purgeMs = opts.purgeMs ?? horizonMs;
+  const step = opts.stepMs ?? 60_000;
+  if (!(Number.isInteger(folds) && folds >= 1))
+    throw new FoldError(`folds must be a positive integer, got ${folds}`);
+  if (purgeMs < horizonMs)
+    throw new FoldError(`the purge gap (${purgeMs} ms) must be at least the horizon (${horizonMs} ms)`);
+  const end = lastTs + step; // exclusive
+  const block = Math.floor((end - firstTs) / (folds + 1) / step) * step;
+  if (block <= purgeMs)
+    throw new FoldError(
+      `the data spans ${((end - firstTs) / 60_000).toFixed(0)} minutes: too short for ${folds} folds with a ${purgeMs / 60_000}-minute purge gap`,
+    );
+  const out: Fold[] = [];
+  for (let k = 0; k < folds; k++) {
+    const testFrom = firstTs + (k + 1) * block;
+    const testTo = k === folds - 1 ? end : testFrom + block;
+    const trainFrom = opts.mode === 'rolling' ? Math.max(firstTs, testFrom - block) : firstTs;
+    out.push({ fold: k, trainFrom, trainTo: testFrom - purgeMs, testFrom, testTo });
+  }
+  return out;
+}

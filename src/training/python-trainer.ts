@@ -1,0 +1,147 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Fold } from './folds.ts';
+
+/**
+ * Runs the fit step in Python (python/cryptocast_trainer): XGBoost's maintained bindings are Python, R, JVM and C,
+ * so the fit itself runs there, and everything around it (dataset, folds, metrics, the gate, the registry) stays in
+ * TypeScript. The contract is files: the dataset folder, a spec (JSON), and an output folder with the
+ * out-of-sample predictions, the final models (XGBoost JSON) and a result file.
+ */
+const ROOT = resolve(import.meta.dirname, '..', '..');
+export const TRAINER_VENV = join(ROOT, '.tools', 'trainer-venv');
+
+export function trainerPython(): string {
+  const py = process.env.CRYPTOCAST_PYTHON ?? join(TRAINER_VENV, 'bin', 'python');
+  if (!existsSync(py))
+    throw new TrainerError(
+      `the trainer's Python is not installed (${py}): run bash scripts/setup.sh, or set CRYPTOCAST_PYTHON to a Python with the packages of python/requirements.txt`,
+    );
+  return py;
+}
+
+export class TrainerError extends Error {
+  override readonly name = 'TrainerError';
+}
+
+export interface TrainerSpec {
+  horizonMs: number;
+  folds: Fold[];
+  /** Fixed hyperparameters; when absent and `tune` is given, Optuna chooses them. */
+  params?: Record<string, unknown>;
+  tune?: { seconds: number; trials: number };
+  quantiles: [number, number];
+  threads?: number;
+  seed: number;
+  validationFraction: number;
+  /** Fit the final models on every row (train) or only walk forward (evaluate). */
+  final: boolean;
+  figures: boolean;
+  /** The champion's configuration, refitted on the same folds so the gate compares like with like. */
+  champion?: { params: Record<string, unknown>; columns: string[] };
+}
+
+export interface OutOfSample {
+  /** Dataset row of each prediction, its fold, and the predicted returns (bps) of each predictor. */
+  row: Int32Array;
+  fold: Int32Array;
+  model: Float64Array;
+  p10: Float64Array;
+  p90: Float64Array;
+  linear: Float64Array;
+  /** NaN when no champion configuration was refitted. */
+  champion: Float64Array;
+}
+
+export interface TrainerResult {
+  params: Record<string, unknown>;
+  tuning: { trials: number; best_value: number; seconds: number } | null;
+  folds: {
+    fold: number;
+    bestIteration: number;
+    trainRows: number;
+    validationRows: number;
+    testRows: number;
+    seconds: number;
+  }[];
+  final?: { bestIteration: number; trainRows: number; validationRows: number };
+  importance?: {
+    total_gain: Record<string, number>;
+    gain: Record<string, number>;
+    shap_mean_abs: Record<string, number>;
+    shap_rows: number;
+  };
+  figures?: string[];
+  xgboost: string;
+  seconds: number;
+}
+
+export interface Progress {
+  stage: 'tune' | 'folds' | 'final';
+  done: number;
+  total: number;
+  detail: string;
+}
+
+/** Calls `python -m cryptocast_trainer fit` and reads what it wrote to `outDir`. */
+export async function runTrainer(
+  datasetDir: string,
+  spec: TrainerSpec,
+  outDir: string,
+  onProgress?: (p: Progress) => void,
+  onLog?: (message: string) => void,
+): Promise<{ oos: OutOfSample; result: TrainerResult }> {
+  const specPath = join(outDir, 'spec.json');
+  await writeFile(specPath, JSON.stringify(spec));
+  const child = spawn(
+    trainerPython(),
+    ['-m', 'cryptocast_trainer', 'fit', '--dataset', datasetDir, '--spec', specPath, '--out', outDir],
+    {
+      cwd: ROOT,
+      env: { ...process.env, PYTHONPATH: join(ROOT, 'python'), PYTHONUNBUFFERED: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-8_000);
+  });
+  const lines = createInterface({ input: child.stdout });
+  lines.on('line', (line) => {
+    let ev: { event?: string; message?: string } & Partial<Progress>;
+    try {
+      ev = JSON.parse(line);
+    } catch {
+      onLog?.(line);
+      return;
+    }
+    if (ev.event === 'progress') onProgress?.(ev as Progress);
+    else if (ev.event === 'log' && ev.message) onLog?.(ev.message);
+  });
+  const code = await new Promise<number | null>((ok, fail) => {
+    child.on('error', fail);
+    child.on('close', (c) => ok(c));
+  });
+  if (code !== 0) {
+    const last = stderr.trim().split('\n').slice(-12).join('\n');
+    throw new TrainerError(`the trainer failed (exit ${code}):\n${last}`);
+  }
+  const raw = await readFile(join(outDir, 'oos.f64'));
+  const all = new Float64Array(raw.buffer, raw.byteOffset, raw.byteLength / 8);
+  const m = all.length / 7;
+  const col = (j: number) => Float64Array.from({ length: m }, (_, i) => all[i * 7 + j]!);
+  const oos: OutOfSample = {
+    row: Int32Array.from(col(0)),
+    fold: Int32Array.from(col(1)),
+    model: col(2),
+    p10: col(3),
+    p90: col(4),
+    linear: col(5),
+    champion: col(6),
+  };
+  const result = JSON.parse(await readFile(join(outDir, 'result.json'), 'utf8')) as TrainerResult;
+  return { oos, result };
+}

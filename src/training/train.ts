@@ -1,0 +1,131 @@
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type Dataset, fingerprint } from './dataset.ts';
+import { DEFAULT_GATE, decide, type GateDecision, type GatePolicy } from './gate.ts';
+import type { ModelCard, ModelRegistry, NewModelCard } from './registry/registry.ts';
+import { renderReport } from './report.ts';
+import { type WalkForwardOptions, type WalkForwardRun, walkForward } from './walk-forward.ts';
+
+/**
+ * One training run: walk forward (with the champion's configuration refitted on the same folds), decide with the
+ * gate, register the version with its lineage and report, and move the aliases. Nothing touches the registry
+ * before the model and its evaluation exist, so a failed run leaves the champion as it was.
+ */
+export interface TrainOptions extends Omit<WalkForwardOptions, 'final' | 'figures' | 'champion'> {
+  name: string;
+  featureSets: { name: string; version: number }[];
+  gate?: GatePolicy;
+}
+
+export interface TrainOutcome {
+  card: ModelCard;
+  run: WalkForwardRun;
+  decision: GateDecision;
+  /** The champion before this run. */
+  previousChampion: number | undefined;
+}
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+/** The git commit of the code, "+dirty" when the tree has changes; the package version outside a git checkout. */
+export function codeVersion(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return `cryptocast ${process.env.npm_package_version ?? '0.1.0'}`;
+  }
+}
+
+const sameParams = (a: Record<string, unknown>, b: Record<string, unknown>) =>
+  JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+
+export async function trainAndRegister(
+  ds: Dataset,
+  registry: ModelRegistry,
+  opts: TrainOptions,
+): Promise<TrainOutcome> {
+  const championVersion = await registry.alias(opts.name, 'champion');
+  const championCard =
+    championVersion === undefined ? undefined : await registry.get(opts.name, championVersion);
+  const run = await walkForward(ds, {
+    ...opts,
+    final: true,
+    figures: true,
+    // Refit the champion's configuration on these folds, unless the candidate is certain to use the same one.
+    champion:
+      championCard &&
+      !(opts.params && sameParams(opts.params, championCard.params) && sameColumns(ds, championCard))
+        ? { params: championCard.params, columns: championCard.columns }
+        : undefined,
+  });
+  const sameConfig =
+    championCard !== undefined &&
+    sameParams(run.result.params, championCard.params) &&
+    sameColumns(ds, championCard);
+  const decision = decide(
+    run.evaluation,
+    opts.gate ?? DEFAULT_GATE,
+    championCard ? { version: championCard.version, sameConfig } : undefined,
+  );
+  const { per_fold, ...summary } = run.evaluation;
+  const artifacts = [
+    'model.json',
+    'p10.json',
+    'p90.json',
+    'report.md',
+    'evaluation.json',
+    'result.json',
+    ...(run.result.figures ?? []),
+  ];
+  const card: NewModelCard = {
+    name: opts.name,
+    codeVersion: codeVersion(),
+    horizonMs: ds.horizonMs,
+    target: 'log_return_bps',
+    featureSets: opts.featureSets,
+    columns: ds.columns,
+    pairs: ds.pairs,
+    trainingWindow: { from: ds.windowEnd[0]!, to: ds.windowEnd[ds.n - 1]! },
+    datasetFingerprint: fingerprint(ds),
+    params: run.result.params,
+    folds: per_fold,
+    summary: summary as unknown as Record<string, unknown>,
+    artifacts,
+    gate: decision,
+  };
+  await writeFile(join(run.outDir, 'evaluation.json'), JSON.stringify(run.evaluation, null, 2));
+  await writeFile(join(run.outDir, 'report.md'), renderReport(card, run.evaluation, decision, run.result));
+  const registered = await registry.register(card, run.outDir);
+  if (decision.promoted)
+    await registry.setAlias(
+      opts.name,
+      'champion',
+      registered.version,
+      `promoted by the gate (${decision.reasons.length} checks passed)`,
+    );
+  else
+    await registry.setAlias(
+      opts.name,
+      'challenger',
+      registered.version,
+      decision.reasons.filter((r) => r.startsWith('FAIL')).join('; '),
+    );
+  return { card: registered, run, decision, previousChampion: championVersion };
+}
+
+function sameColumns(ds: Dataset, card: ModelCard): boolean {
+  return ds.columns.length === card.columns.length && ds.columns.every((c, i) => c === card.columns[i]);
+}
