@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone: setup, lint, type-check, unit tests, integration tests against
-# real components (an Apache Kafka broker started here from Maven Central jars, real recorded data).
+# real components (an Apache Kafka broker started here from Maven Central jars, PostgreSQL, an MLflow server, the
+# trainer's XGBoost, real recorded data).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -16,6 +17,10 @@ bash scripts/kafka.sh start
 
 log "real PostgreSQL (scripts/postgres.sh)"
 bash scripts/postgres.sh start
+
+log "real MLflow tracking server (scripts/mlflow.sh)"
+bash scripts/mlflow.sh install
+bash scripts/mlflow.sh start
 
 log "lint (biome)"
 npx --no-install biome check src test bench scripts

@@ -103,7 +103,7 @@ backendOptions(
     program
       .command('service')
       .description('run one pipeline stage as its own process (on Kafka in production)')
-      .argument('<name>', 'trades | candles | features | feature-writer | news | news-signals')
+      .argument('<name>', 'trades | candles | features | feature-writer | news | news-signals | trainer')
       .option(
         '--feeds <urls>',
         'news --source live: RSS/Atom feed URLs, comma separated (default CoinDesk, Cointelegraph)',
@@ -129,8 +129,18 @@ backendOptions(
       )
       .option(
         '--with-news',
-        'feature-writer: also store per-coin news sentiment features (from news.signals)',
-      ),
+        'feature-writer: also store per-coin news sentiment features (from news.signals); trainer: train with them',
+      )
+      .addOption(
+        new Option(
+          '--registry <url>',
+          'trainer: model registry (a directory, or mlflow+http://host:port)',
+        ).env('CRYPTOCAST_REGISTRY'),
+      )
+      .option('--every <duration>', 'trainer: retrain this long after the previous run ended', '6h')
+      .option('--days <n>', 'trainer: train on the latest N days of the feature store', '14')
+      .option('--tune-seconds <s>', 'trainer: Optuna budget per run', '120')
+      .option('--once', 'trainer: one run, then exit (e.g. a Kubernetes CronJob)'),
   ),
 ).action(async (name, opts) => (await import('./commands/service.ts')).service(name, opts));
 

@@ -36,8 +36,16 @@ export async function service(
     feeds?: string;
     maxLag?: string;
     withNews?: boolean;
+    registry?: string;
+    name?: string;
+    every?: string;
+    days?: string;
+    tuneSeconds?: string;
+    once?: boolean;
   } & BackendFlags,
 ): Promise<void> {
+  // The trainer reads the feature store and writes the registry: no topics, so no bus.
+  if (name === 'trainer') return (await import('./trainer.ts')).trainerService(opts);
   const config = loadStreamConfig({
     bus: opts.bus,
     pairs: opts.pairs,
@@ -45,7 +53,7 @@ export async function service(
     graceMs: opts.grace,
     latePolicy: opts.latePolicy,
   });
-  const SERVICES = ['trades', 'candles', 'features', 'feature-writer', 'news', 'news-signals'];
+  const SERVICES = ['trades', 'candles', 'features', 'feature-writer', 'news', 'news-signals', 'trainer'];
   if (!SERVICES.includes(name)) {
     throw new UsageError(`unknown service "${name}": available now are ${SERVICES.join(', ')}`);
   }

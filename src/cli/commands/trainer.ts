@@ -1,0 +1,117 @@
+import { parseDuration } from '../../config/config.ts';
+import { UsageError } from '../../core/errors.ts';
+import { log } from '../../core/log.ts';
+import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
+import { openFeatureStore } from '../../features/store/open.ts';
+import { checkDataset } from '../../training/dataset.ts';
+import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { datasetFromStore } from '../../training/sources.ts';
+import { trainAndRegister } from '../../training/train.ts';
+import { TrainerService } from '../../training/trainer-service.ts';
+
+/**
+ * `cryptocast service trainer`: retrains from the feature store on a schedule (`--every`, default 6h) on the latest
+ * `--days` (default 14), and on demand (SIGHUP); `--once` runs once and exits (for a Kubernetes CronJob). Each
+ * run goes through the promotion gate; a failed run leaves the champion untouched.
+ */
+export async function trainerService(opts: {
+  store: string;
+  registry?: string;
+  name?: string;
+  every?: string;
+  days?: string;
+  pairs?: string;
+  withNews?: boolean;
+  tuneSeconds?: string;
+  horizon?: string;
+  folds?: string;
+  once?: boolean;
+}): Promise<void> {
+  const everyMs = parseDuration(opts.every ?? '6h');
+  const days = Number(opts.days ?? '14');
+  if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
+  const horizonMs = parseDuration(opts.horizon ?? '5m');
+  const tuneSeconds = Number(opts.tuneSeconds ?? '120');
+  const folds = Number(opts.folds ?? '5');
+  const registryUrl = opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY;
+  const name = opts.name ?? process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME;
+  const featureSets = [TECHNICAL_SET, ...(opts.withNews ? [NEWS_SET] : [])].map((s) => ({
+    name: s.name,
+    version: s.version,
+  }));
+
+  const retrain = async (reason: string) => {
+    const store = await openFeatureStore(opts.store);
+    let source: Awaited<ReturnType<typeof datasetFromStore>>;
+    try {
+      const latest = await store.latest(TECHNICAL_SET);
+      const pairs = opts.pairs
+        ? opts.pairs.split(',').map((p) => p.trim().toUpperCase().replace('-', '/'))
+        : [...latest.keys()];
+      if (pairs.length === 0) throw new Error('the feature store has no technical features yet');
+      const to = Math.max(...pairs.map((p) => latest.get(p) ?? 0)) + 1;
+      source = await datasetFromStore(store, {
+        horizonMs,
+        pairs,
+        from: to - days * 86_400_000,
+        to,
+        withNews: opts.withNews,
+      });
+    } finally {
+      await store.close();
+    }
+    const ds = source.dataset;
+    for (const w of checkDataset(ds, 2_000)) log.warn({ service: 'trainer' }, w);
+    log.info({ service: 'trainer', reason, rows: ds.n, pairs: ds.pairs, days }, 'training');
+    const registry = await openRegistry(registryUrl);
+    try {
+      const out = await trainAndRegister(ds, registry, {
+        name,
+        featureSets,
+        folds,
+        mode: 'expanding',
+        tune: tuneSeconds > 0 ? { seconds: tuneSeconds, trials: 200 } : undefined,
+      });
+      return { version: out.card.version, promoted: out.decision.promoted, reasons: out.decision.reasons };
+    } finally {
+      await registry.close();
+    }
+  };
+
+  if (opts.once) {
+    const r = await retrain('once');
+    log.info({ service: 'trainer', ...r }, r.promoted ? 'promoted' : 'not promoted');
+    return;
+  }
+  const svc = new TrainerService(retrain, {
+    everyMs,
+    onRun: (r, reason) =>
+      log.info({ service: 'trainer', reason, ...r }, r.promoted ? 'promoted' : 'not promoted'),
+    onError: (err, reason) =>
+      log.error(
+        { service: 'trainer', reason, err: err.message },
+        'training failed; the champion is unchanged',
+      ),
+  });
+  svc.start();
+  log.info(
+    {
+      service: 'trainer',
+      store: opts.store.replace(/:[^:@/]+@/, ':[redacted]@'),
+      registry: registryUrl,
+      everyMs,
+      days,
+    },
+    'running',
+  );
+  process.on('SIGHUP', () => {
+    log.info({ service: 'trainer' }, 'retrain requested (SIGHUP)');
+    svc.requestNow('SIGHUP');
+  });
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  log.info({ service: 'trainer' }, 'stopping (a run in progress is finished first)');
+  await svc.stop();
+}

@@ -1,0 +1,111 @@
+/**
+ * The trainer service: retrains on a schedule and on demand, one run at a time, each run through the same gate as
+ * `cryptocast train`. A failed run is logged and counted; the champion stays as it was and the schedule goes on.
+ *
+ * Timing, explicitly:
+ * - the first run starts at `start()` (unless `startDelayMs`), then every `everyMs` after the previous run **ended**
+ *   (runs never overlap, and a slow run does not make the next one start late and pile up);
+ * - `requestNow()` (SIGHUP in the CLI) starts a run at once if idle; during a run it queues exactly one more.
+ */
+export interface RunResult {
+  version: number;
+  promoted: boolean;
+}
+
+export interface TrainerServiceOptions {
+  everyMs: number;
+  startDelayMs?: number;
+  onRun?: (r: RunResult, reason: string) => void;
+  onError?: (err: Error, reason: string) => void;
+}
+
+export interface TrainerServiceStats {
+  runs: number;
+  promoted: number;
+  failed: number;
+  running: boolean;
+  lastVersion: number | null;
+  lastError: string | null;
+  lastRunAt: number | null;
+  nextRunAt: number | null;
+}
+
+export class TrainerService {
+  readonly stats: TrainerServiceStats = {
+    runs: 0,
+    promoted: 0,
+    failed: 0,
+    running: false,
+    lastVersion: null,
+    lastError: null,
+    lastRunAt: null,
+    nextRunAt: null,
+  };
+  private timer: NodeJS.Timeout | undefined;
+  private pending = false;
+  private stopped = false;
+  private current: Promise<void> | undefined;
+
+  private readonly retrain: (reason: string) => Promise<RunResult>;
+  private readonly opts: TrainerServiceOptions;
+
+  constructor(retrain: (reason: string) => Promise<RunResult>, opts: TrainerServiceOptions) {
+    this.retrain = retrain;
+    this.opts = opts;
+  }
+
+  start(): void {
+    this.schedule(this.opts.startDelayMs ?? 0, 'schedule');
+  }
+
+  /** A run now (or right after the current one). */
+  requestNow(reason = 'on demand'): void {
+    if (this.stopped) return;
+    if (this.stats.running) {
+      this.pending = true;
+      return;
+    }
+    this.schedule(0, reason);
+  }
+
+  private schedule(delayMs: number, reason: string): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.stats.nextRunAt = Date.now() + delayMs;
+    this.timer = setTimeout(() => {
+      this.current = this.runOnce(reason);
+    }, delayMs);
+  }
+
+  private async runOnce(reason: string): Promise<void> {
+    this.stats.running = true;
+    this.stats.nextRunAt = null;
+    this.stats.lastRunAt = Date.now();
+    try {
+      const r = await this.retrain(reason);
+      this.stats.runs++;
+      if (r.promoted) this.stats.promoted++;
+      this.stats.lastVersion = r.version;
+      this.stats.lastError = null;
+      this.opts.onRun?.(r, reason);
+    } catch (err) {
+      this.stats.failed++;
+      this.stats.lastError = (err as Error).message;
+      this.opts.onError?.(err as Error, reason);
+    } finally {
+      this.stats.running = false;
+    }
+    if (this.pending) {
+      this.pending = false;
+      this.schedule(0, 'on demand');
+    } else this.schedule(this.opts.everyMs, 'schedule');
+  }
+
+  /** Stops the schedule; a run in progress is finished (never cut in the middle of registering). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.stats.nextRunAt = null;
+    await this.current;
+  }
+}
