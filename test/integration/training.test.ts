@@ -1,0 +1,281 @@
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { unzipSync } from 'fflate';
+import { LocalRegistry } from '../../src/training/registry/local.ts';
+import { SHARED_DATA } from '../support/data.ts';
+import { sampleModel } from '../support/registry-contract.ts';
+
+/**
+ * The training pipeline end to end on real Binance candles, with the real trainer (Python, XGBoost): evaluate's
+ * numbers recomputed independently from its predictions file and the raw klines; train → registry → gate → aliases
+ * → promote / rollback; failures that must leave the champion alone; bad input.
+ */
+const ROOT = join(import.meta.dirname, '..', '..');
+const run = promisify(execFile);
+const BINANCE = join(SHARED_DATA, 'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02');
+const cc = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  run(join(ROOT, 'bin/cryptocast'), args, { env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
+const fails = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+  try {
+    await cc(args, env);
+  } catch (err) {
+    return err as { code: number; stderr: string };
+  }
+  assert.fail(`expected cryptocast ${args[0]} to fail`);
+};
+
+/** A folder of symlinks to some daily kline zips. */
+function days(symbols: string[], dates: string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-klines-'));
+  for (const s of symbols) {
+    mkdirSync(join(dir, s), { recursive: true });
+    for (const d of dates)
+      symlinkSync(join(BINANCE, s, `${s}-1m-${d}.zip`), join(dir, s, `${s}-1m-${d}.zip`));
+  }
+  return dir;
+}
+
+/** close by (symbol, close time) straight from the zips: an independent reader for the check. */
+function rawCloses(symbols: string[], dates: string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const s of symbols)
+    for (const d of dates) {
+      const files = unzipSync(readFileSync(join(BINANCE, s, `${s}-1m-${d}.zip`)));
+      const text = new TextDecoder().decode(Object.values(files)[0]!);
+      for (const line of text.trim().split('\n')) {
+        const f = line.split(',');
+        out.set(`${s.replace('USDT', '/USDT')} ${Number(f[0]) + 60_000}`, Number(f[4]));
+      }
+    }
+  return out;
+}
+
+const WEEK = ['01', '02', '03', '04', '05', '06', '07'].map((d) => `2022-01-${d}`);
+const MARCH = Array.from({ length: 31 }, (_, i) => `2022-03-${String(i + 1).padStart(2, '0')}`);
+
+describe('cryptocast evaluate (real klines, real XGBoost)', () => {
+  it('prints the walk-forward metrics, and its predictions file reproduces them from the raw candles', async () => {
+    const data = days(['BTCUSDT', 'ETHUSDT'], WEEK);
+    const preds = join(data, 'predictions.csv');
+    const r = await cc(['evaluate', '--candles', data, '--folds', '3', '--json', '--predictions', preds]);
+    const ev = JSON.parse(r.stdout);
+    for (const k of [
+      'n',
+      'folds',
+      'mae_model',
+      'mae_persistence',
+      'skill',
+      'dm_pvalue',
+      'direction_accuracy',
+      'coverage_p10_p90',
+    ])
+      assert.ok(k in ev, `key ${k}`);
+    assert.equal(ev.folds, 3);
+    assert.deepEqual(Object.keys(ev.per_pair).sort(), ['BTC/USDT', 'ETH/USDT']);
+    assert.ok(ev.coverage_p10_p90 > 0.5 && ev.coverage_p10_p90 < 0.95, `coverage ${ev.coverage_p10_p90}`);
+
+    const closes = rawCloses(['BTCUSDT', 'ETHUSDT'], WEEK);
+    const lines = readFileSync(preds, 'utf8').trim().split('\n');
+    const header = lines[0]!.split(',');
+    for (const k of ['windowEnd', 'targetTs', 'predicted_close', 'p10', 'p90'])
+      assert.ok(header.includes(k), k);
+    const col = (k: string) => header.indexOf(k);
+    assert.equal(lines.length - 1, ev.n);
+    const err: Record<string, { model: number; persistence: number; n: number }> = {};
+    let lastEnd = 0;
+    for (const line of lines.slice(1)) {
+      const f = line.split(',');
+      const pair = f[col('pair')]!;
+      const windowEnd = Number(f[col('windowEnd')]);
+      const targetTs = Number(f[col('targetTs')]);
+      assert.equal(targetTs - windowEnd, 300_000, 'the target is 5 minutes after the candle');
+      assert.ok(windowEnd >= lastEnd, 'rows in time order');
+      lastEnd = windowEnd;
+      const now = closes.get(`${pair} ${windowEnd}`);
+      const actual = closes.get(`${pair} ${targetTs}`);
+      assert.ok(now !== undefined && actual !== undefined, `raw candles at ${windowEnd} and ${targetTs}`);
+      const p10 = Number(f[col('p10')]);
+      const p90 = Number(f[col('p90')]);
+      assert.ok(p10 <= p90);
+      const e = (err[pair] ??= { model: 0, persistence: 0, n: 0 });
+      e.model += Math.abs(Number(f[col('predicted_close')]) - actual);
+      e.persistence += Math.abs(now - actual);
+      e.n++;
+    }
+    for (const [pair, e] of Object.entries(err)) {
+      const s = ev.per_pair[pair];
+      assert.equal(e.n, s.n);
+      assert.ok(Math.abs(e.model / e.n - s.mae_model) < 1e-6 * s.mae_model, `${pair} model MAE`);
+      assert.ok(
+        Math.abs(e.persistence / e.n - s.mae_persistence) < 1e-9 * s.mae_persistence,
+        `${pair} persistence MAE`,
+      );
+      assert.ok(Math.abs(1 - s.mae_model / s.mae_persistence - s.skill) < 1e-9);
+    }
+  });
+
+  it('refuses too little data and constant prices with a clear message (exit 2)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cc-bad-'));
+    const rows = (count: number, price: (i: number) => number) =>
+      `timestamp,open,high,low,close,volume\n${Array.from({ length: count }, (_, i) => {
+        const p = price(i);
+        return `${1_700_000_000_000 + i * 60_000},${p},${p},${p},${p},1`;
+      }).join('\n')}\n`;
+    writeFileSync(
+      join(dir, 'short.csv'),
+      rows(300, (i) => 100 + Math.sin(i)),
+    );
+    writeFileSync(
+      join(dir, 'flat.csv'),
+      rows(3_000, () => 100),
+    );
+    const short = await fails(['evaluate', '--candles', join(dir, 'short.csv'), '--pair', 'BTC/USD']);
+    assert.equal(short.code, 2);
+    assert.match(short.stderr, /only \d+ usable rows \(need at least 2000\)/);
+    const flat = await fails(['evaluate', '--candles', join(dir, 'flat.csv'), '--pair', 'BTC/USD']);
+    assert.equal(flat.code, 2);
+    assert.match(flat.stderr, /price never changes/);
+  });
+});
+
+describe('cryptocast train and models (local registry)', () => {
+  const data = days(['BTCUSDT'], MARCH);
+  const registry = mkdtempSync(join(tmpdir(), 'cc-registry-'));
+  const reg = ['--registry', registry, '--name', 'btc'];
+  const train = (extra: string[] = [], env: NodeJS.ProcessEnv = {}) =>
+    cc(['train', '--candles', data, '--tune-seconds', '0', '--json', ...reg, ...extra], env);
+  const champion = async () => new LocalRegistry(registry).alias('btc', 'champion');
+
+  it('trains, registers with lineage and report, and the gate decides by its stated rule', async () => {
+    // alpha 1: the gate then only asks for positive skill on every pair (March 2022 BTC: the model wins slightly).
+    const out = JSON.parse((await train(['--gate-alpha', '1'])).stdout);
+    assert.equal(out.version, 1);
+    const skill = out.summary.per_pair['BTC/USDT'].skill;
+    assert.equal(out.promoted, skill > 0, `promoted ⇔ skill > 0 (skill ${skill})`);
+    assert.ok(out.promoted, 'this month has positive skill with the default parameters');
+    assert.equal(await champion(), 1);
+    const card = await new LocalRegistry(registry).get('btc', 1);
+    assert.ok(card);
+    assert.equal(card.folds.length, 5);
+    assert.match(card.datasetFingerprint, /^sha256:[0-9a-f]{64}$/);
+    assert.equal(card.trainingWindow.from, Date.UTC(2022, 2, 1, 1, 1));
+    assert.ok(card.columns.includes('rsi_14') && !card.columns.includes('sma_20'), 'scale-free columns only');
+    for (const f of [
+      'model.json',
+      'p10.json',
+      'p90.json',
+      'report.md',
+      'importance.png',
+      'predicted_vs_actual.png',
+      'errors.png',
+    ])
+      assert.ok(card.artifacts.includes(f), f);
+    const report = readFileSync(join(registry, 'btc', 'versions', '1', 'report.md'), 'utf8');
+    assert.match(report, /\| BTC\/USDT \| \d+ \|/);
+    assert.match(report, /mean \\\|SHAP\\\|/);
+    const model = JSON.parse(readFileSync(join(registry, 'btc', 'versions', '1', 'model.json'), 'utf8'));
+    assert.ok(model.learner.gradient_booster.model.trees.length >= 1, 'an XGBoost JSON model');
+  });
+
+  it('a refit of the same configuration ties with the champion and replaces it; a stricter gate refuses', async () => {
+    const again = JSON.parse((await train(['--gate-alpha', '1'])).stdout);
+    assert.equal(again.version, 2);
+    assert.ok(again.promoted);
+    assert.ok(again.reasons.some((r: string) => /same configuration as champion v1/.test(r)));
+    const strict = JSON.parse((await train(['--gate-alpha', '1e-12'])).stdout);
+    assert.equal(strict.version, 3);
+    assert.equal(strict.promoted, false);
+    assert.ok(strict.reasons.some((r: string) => r.startsWith('FAIL')));
+    assert.equal(await champion(), 2, 'the champion stays');
+    assert.equal(await new LocalRegistry(registry).alias('btc', 'challenger'), 3);
+  });
+
+  it('lists, shows, rolls back and promotes by hand; never promotes a model worse than persistence', async () => {
+    const list = JSON.parse((await cc(['models', 'list', '--json', ...reg])).stdout);
+    assert.deepEqual(
+      list.versions.map((v: { version: number }) => v.version),
+      [1, 2, 3],
+    );
+    assert.equal(list.champion, 2);
+    const shown = JSON.parse((await cc(['models', 'show', 'champion', ...reg])).stdout);
+    assert.equal(shown.version, 2);
+    assert.match((await cc(['models', 'rollback', ...reg])).stdout, /champion: v1 \(rolled back from v2\)/);
+    assert.equal(await champion(), 1);
+    assert.match((await cc(['models', 'promote', '3', ...reg])).stdout, /champion: v3 \(was v1\)/);
+    // A version that lost to persistence, registered directly: no one can make it champion.
+    const bad = sampleModel('btc', 'worse');
+    bad.card.summary = { per_pair: { 'BTC/USDT': { skill: -0.01 } } };
+    await new LocalRegistry(registry).register(bad.card, bad.dir);
+    const refused = await fails(['models', 'promote', '4', ...reg]);
+    assert.match(refused.stderr, /no better than persistence on BTC\/USDT/);
+    assert.equal(await champion(), 3);
+  });
+
+  it('a failed training run leaves the registry as it was', async () => {
+    const before = (await new LocalRegistry(registry).list('btc')).length;
+    const failed = await fails(['train', '--candles', data, '--tune-seconds', '0', ...reg], {
+      CRYPTOCAST_PYTHON: '/bin/false',
+    });
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /the trainer failed/);
+    assert.equal((await new LocalRegistry(registry).list('btc')).length, before);
+    assert.equal(await champion(), 3);
+  });
+});
+
+describe('cryptocast train with the MLflow registry (a real server)', () => {
+  const BASE = process.env.CRYPTOCAST_TEST_MLFLOW ?? 'http://127.0.0.1:5500';
+  before(() => {
+    if (!process.env.CRYPTOCAST_TEST_MLFLOW)
+      execFileSync('bash', [join(ROOT, 'scripts', 'mlflow.sh'), 'start'], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+  });
+
+  it('registers the version with its artifacts in MLflow, sets the alias there, and models list reads it back', async () => {
+    const name = `cc-train-${process.pid}-${Date.now().toString(36)}`;
+    const reg = ['--registry', `mlflow+${BASE}`, '--name', name];
+    const data = days(['BTCUSDT'], MARCH.slice(0, 14));
+    const out = JSON.parse(
+      (
+        await cc([
+          'train',
+          '--candles',
+          data,
+          '--tune-seconds',
+          '0',
+          '--folds',
+          '3',
+          '--json',
+          '--gate-alpha',
+          '1',
+          ...reg,
+        ])
+      ).stdout,
+    );
+    assert.equal(out.version, 1);
+    const res = await fetch(`${BASE}/api/2.0/mlflow/registered-models/get?name=${encodeURIComponent(name)}`);
+    const rm = (await res.json()).registered_model;
+    const alias = out.promoted ? 'champion' : 'challenger';
+    assert.deepEqual(
+      rm.aliases.map((a: { alias: string; version: string }) => [a.alias, a.version]),
+      [[alias, '1']],
+    );
+    const list = JSON.parse((await cc(['models', 'list', '--json', ...reg])).stdout);
+    assert.equal(list[alias], 1);
+    assert.equal(list.versions.length, 1);
+    const dir = mkdtempSync(join(tmpdir(), 'cc-mlflow-dl-'));
+    const { openRegistry } = await import('../../src/training/registry/registry.ts');
+    const r = await openRegistry(`mlflow+${BASE}`);
+    const files = await r.download(name, 1, dir);
+    await r.close();
+    const model = JSON.parse(readFileSync(files['model.json']!, 'utf8'));
+    assert.ok(model.learner.gradient_booster.model.trees.length >= 1);
+    assert.match(readFileSync(files['report.md']!, 'utf8'), /^# /);
+  });
+});
