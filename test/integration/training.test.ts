@@ -260,7 +260,8 @@ describe('cryptocast train with the MLflow registry (a real server)', () => {
     );
     assert.equal(out.version, 1);
     const res = await fetch(`${BASE}/api/2.0/mlflow/registered-models/get?name=${encodeURIComponent(name)}`);
-    const rm = (await res.json()).registered_model;
+    const rm = ((await res.json()) as { registered_model: { aliases: { alias: string; version: string }[] } })
+      .registered_model;
     const alias = out.promoted ? 'champion' : 'challenger';
     assert.deepEqual(
       rm.aliases.map((a: { alias: string; version: string }) => [a.alias, a.version]),
