@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type Dataset, DatasetBuilder } from '../../../src/training/dataset.ts';
+import { evaluate } from '../../../src/training/evaluation.ts';
+import type { Fold } from '../../../src/training/folds.ts';
+import type { OutOfSample } from '../../../src/training/python-trainer.ts';
+
+const MIN = 60_000;
+const T0 = Date.UTC(2022, 0, 1);
+const PAIRS = ['BTC/USD', 'ETH/USD'];
+const MINUTES = 30;
+
+/** Made-up closes and ret_60m values, different at every minute. */
+const closeOf = (pair: string, i: number) =>
+  pair === 'BTC/USD' ? 100 + 3 * Math.sin(i * 1.7) + 0.1 * i : 10 + 0.4 * Math.cos(i * 2.3);
+const ret60Of = (pair: string, i: number) => (pair === 'BTC/USD' ? 0.06 : -0.03) * Math.sin(i * 0.9 + 0.5);
+
+/** 30 minutes of both pairs, horizon 1 minute → 29 rows each, ordered (minute, pair): row 2m = BTC, 2m + 1 = ETH. */
+function dataset(): Dataset {
+  const b = new DatasetBuilder(['x', 'ret_60m'], { horizonMs: MIN, columns: ['x'] });
+  for (const pair of PAIRS)
+    for (let i = 0; i < MINUTES; i++)
+      b.add({
+        pair,
+        windowEnd: T0 + i * MIN,
+        close: closeOf(pair, i),
+        ready: true,
+        values: [i, ret60Of(pair, i)],
+      });
+  return b.build();
+}
+
+/** Test rows: minutes 10..18 are fold 0, 19..28 fold 1. */
+const folds: Fold[] = [
+  { fold: 0, trainFrom: T0, trainTo: T0 + 9 * MIN, testFrom: T0 + 10 * MIN, testTo: T0 + 19 * MIN },
+  { fold: 1, trainFrom: T0, trainTo: T0 + 18 * MIN, testFrom: T0 + 19 * MIN, testTo: T0 + 29 * MIN },
+];
+
+interface Case {
+  ds: Dataset;
+  oos: OutOfSample;
+  /** Test rows of a pair (and fold), each as (minute, close, target close). */
+  rowsOf: (pair: string, fold?: number) => { minute: number; c: number; tc: number }[];
+}
+
+/**
+ * The model is perfect on BTC (predicts the realised return) and predicts 0 on ETH (= persistence). Linear predicts
+ * half the realised return (its price is then √(close·target)). p10/p90 bracket BTC's actual return and miss ETH's.
+ */
+function makeCase(champion?: (pair: string, y: number) => number): Case {
+  const ds = dataset();
+  const rows: number[] = [];
+  const fold: number[] = [];
+  for (let i = 0; i < ds.n; i++) {
+    const m = (ds.windowEnd[i]! - T0) / MIN;
+    if (m < 10) continue;
+    rows.push(i);
+    fold.push(m <= 18 ? 0 : 1);
+  }
+  const isBtc = (i: number) => ds.pairs[ds.pair[i]!] === 'BTC/USD';
+  const oos: OutOfSample = {
+    row: Int32Array.from(rows),
+    fold: Int32Array.from(fold),
+    model: Float64Array.from(rows, (i) => (isBtc(i) ? ds.y[i]! : 0)),
+    p10: Float64Array.from(rows, (i) => (isBtc(i) ? ds.y[i]! - 1 : 1e3)),
+    p90: Float64Array.from(rows, (i) => (isBtc(i) ? ds.y[i]! + 1 : 2e3)),
+    linear: Float64Array.from(rows, (i) => ds.y[i]! / 2),
+    champion: Float64Array.from(rows, (i) =>
+      champion ? champion(ds.pairs[ds.pair[i]!]!, ds.y[i]!) : Number.NaN,
+    ),
+  };
+  const rowsOf = (pair: string, f?: number) => {
+    const out: { minute: number; c: number; tc: number }[] = [];
+    for (let m = 10; m <= 28; m++)
+      if (f === undefined || (m <= 18 ? 0 : 1) === f)
+        out.push({ minute: m, c: closeOf(pair, m), tc: closeOf(pair, m + 1) });
+    return out;
+  };
+  return { ds, oos, rowsOf };
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const near = (got: number | null | undefined, want: number, tol: number, what: string) =>
+  assert.ok(
+    typeof got === 'number' && Math.abs(got - want) <= tol * Math.max(1, Math.abs(want)),
+    `${what}: got ${got}, want ${want}`,
+  );
+
+/** Independent MAEs from the made-up prices (never from the dataset's arrays). */
+const maePersistence = (r: { c: number; tc: number }[]) => mean(r.map(({ c, tc }) => Math.abs(c - tc)));
+const maeLinear = (r: { c: number; tc: number }[]) =>
+  mean(r.map(({ c, tc }) => Math.abs(Math.sqrt(c * tc) - tc)));
+const maeDrift = (pair: string, r: { minute: number; c: number; tc: number }[]) =>
+  // drift (bps) = ret_60m·10⁴/60 per minute × 1 minute
+  mean(r.map(({ minute, c, tc }) => Math.abs(c * Math.exp((ret60Of(pair, minute) * 1e4) / 60 / 1e4) - tc)));
+
+describe('evaluate: scorecards on the right rows', () => {
+  const { ds, oos, rowsOf } = makeCase();
+  const ev = evaluate(ds, folds, oos);
+  const btc = rowsOf('BTC/USD');
+  const eth = rowsOf('ETH/USD');
+
+  it('the dataset is laid out as the test assumes', () => {
+    assert.equal(ds.n, 2 * (MINUTES - 1));
+    assert.deepEqual(ds.pairs, PAIRS);
+    assert.equal(oos.row.length, 2 * 19);
+  });
+
+  it('persistence predicts no change: its MAE and RMSE are those of |close − target| per pair', () => {
+    near(ev.per_pair['BTC/USD']!.mae_persistence, maePersistence(btc), 1e-12, 'BTC');
+    near(ev.per_pair['ETH/USD']!.mae_persistence, maePersistence(eth), 1e-12, 'ETH');
+    near(
+      ev.per_pair['ETH/USD']!.rmse_persistence,
+      Math.sqrt(mean(eth.map(({ c, tc }) => (c - tc) ** 2))),
+      1e-12,
+      'ETH RMSE',
+    );
+    near(ev.mae_persistence, maePersistence([...btc, ...eth]), 1e-12, 'pooled');
+  });
+
+  it('drift continues the last hour’s mean 1-minute return (the dataset’s drift), linear is scored as given', () => {
+    for (const [pair, r] of [
+      ['BTC/USD', btc],
+      ['ETH/USD', eth],
+    ] as const) {
+      near(ev.per_pair[pair]!.mae_drift, maeDrift(pair, r), 1e-12, `${pair} drift`);
+      near(ev.per_pair[pair]!.mae_linear, maeLinear(r), 1e-9, `${pair} linear`);
+      // The best baseline is the one with the lowest MAE.
+      const maes = { persistence: maePersistence(r), drift: maeDrift(pair, r), linear: maeLinear(r) };
+      const best = (Object.keys(maes) as (keyof typeof maes)[]).reduce((a, b) => (maes[b] < maes[a] ? b : a));
+      assert.equal(ev.per_pair[pair]!.best_baseline, best);
+    }
+    // Sanity: the drift here really differs from persistence (else the check above proves little).
+    assert.ok(Math.abs(maeDrift('BTC/USD', btc) - maePersistence(btc)) > 1e-3);
+  });
+
+  it('per pair: perfect on BTC (skill 1, significant), persistence on ETH (skill 0, no test)', () => {
+    const b = ev.per_pair['BTC/USD']!;
+    const e = ev.per_pair['ETH/USD']!;
+    assert.equal(b.n, 19);
+    assert.equal(e.n, 19);
+    near(b.mae_model, 0, 1e-9, 'BTC MAE');
+    near(b.skill, 1, 1e-9, 'BTC skill');
+    assert.ok(b.dm_stat !== null && b.dm_stat < 0 && b.dm_pvalue !== null && b.dm_pvalue < 0.01);
+    assert.equal(b.direction_accuracy, 1);
+    assert.equal(b.direction_n, 19);
+    assert.equal(b.coverage_p10_p90, 1);
+    assert.equal(e.mae_model, e.mae_persistence);
+    assert.equal(e.skill, 0);
+    assert.equal(e.dm_pvalue, null); // the loss differential is identically 0
+    assert.equal(e.direction_accuracy, null); // predicting 0 is never a direction
+    assert.equal(e.coverage_p10_p90, 0);
+    assert.equal(b.mae_champion, null);
+    assert.equal(b.vs_champion, null);
+  });
+
+  it('pooled: both pairs’ rows, and the DM series sums the pairs per minute', () => {
+    assert.equal(ev.n, 38);
+    near(
+      ev.mae_model,
+      (19 * ev.per_pair['BTC/USD']!.mae_model + 19 * maePersistence(eth)) / 38,
+      1e-12,
+      'MAE',
+    );
+    near(ev.skill, 1 - ev.mae_model / ev.mae_persistence, 1e-12, 'skill');
+    assert.equal(ev.coverage_p10_p90, 0.5);
+    // ETH adds 0 to every minute's differential, so the pooled test is BTC's.
+    assert.equal(ev.dm_stat, ev.per_pair['BTC/USD']!.dm_stat);
+    assert.equal(ev.dm_lag, ev.per_pair['BTC/USD']!.dm_lag);
+    assert.equal(ev.folds, 2);
+    assert.equal(ev.horizon_minutes, 1);
+    assert.deepEqual(ev.pairs, PAIRS);
+  });
+
+  it('per fold: the fold’s rows only, and each pair within it', () => {
+    assert.equal(ev.per_fold.length, 2);
+    for (const [f, count] of [
+      [0, 9],
+      [1, 10],
+    ] as const) {
+      const pf = ev.per_fold[f]!;
+      assert.equal(pf.fold, f);
+      assert.equal(pf.testFrom, folds[f]!.testFrom);
+      assert.equal(pf.n, 2 * count);
+      const fb = rowsOf('BTC/USD', f);
+      const fe = rowsOf('ETH/USD', f);
+      assert.equal(fb.length, count);
+      near(pf.metrics.persistence!.mae_price, maePersistence([...fb, ...fe]), 1e-12, `fold ${f} persistence`);
+      near(pf.metrics.linear!.mae_price, maeLinear([...fb, ...fe]), 1e-9, `fold ${f} linear`);
+      near(pf.metrics['model BTC/USD']!.skill as number, 1, 1e-9, `fold ${f} BTC skill`);
+      assert.equal(pf.metrics['model ETH/USD']!.skill, 0);
+      near(
+        pf.metrics['persistence ETH/USD']!.mae_price,
+        maePersistence(fe),
+        1e-12,
+        `fold ${f} ETH persistence`,
+      );
+      near(pf.metrics['model ETH/USD']!.mae_price, maePersistence(fe), 1e-12, `fold ${f} ETH model`);
+      assert.equal(pf.metrics.champion, undefined);
+    }
+  });
+});
+
+describe('evaluate: champion and errors', () => {
+  it('scores a refitted champion when its predictions are all finite', () => {
+    // Champion: persistence on BTC, perfect on ETH.
+    const { ds, oos, rowsOf } = makeCase((pair, y) => (pair === 'ETH/USD' ? y : 0));
+    const ev = evaluate(ds, folds, oos);
+    near(ev.per_pair['BTC/USD']!.mae_champion!, maePersistence(rowsOf('BTC/USD')), 1e-12, 'BTC champion');
+    near(ev.per_pair['ETH/USD']!.mae_champion!, 0, 1e-9, 'ETH champion');
+    // On ETH the model (persistence) is worse than the (perfect) champion; on BTC it is the other way round.
+    assert.ok(ev.per_pair['ETH/USD']!.vs_champion!.skill < 0);
+    near(ev.per_pair['BTC/USD']!.vs_champion!.skill, 1, 1e-9, 'BTC vs champion');
+    assert.ok(ev.per_fold[0]!.metrics.champion !== undefined);
+  });
+
+  it('refuses to evaluate without out-of-sample rows', () => {
+    const { ds } = makeCase();
+    const empty: OutOfSample = {
+      row: new Int32Array(0),
+      fold: new Int32Array(0),
+      model: new Float64Array(0),
+      p10: new Float64Array(0),
+      p90: new Float64Array(0),
+      linear: new Float64Array(0),
+      champion: new Float64Array(0),
+    };
+    assert.throws(() => evaluate(ds, folds, empty), /no out-of-sample predictions/);
+  });
+});

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { type Fold, FoldError, walkForwardFolds } from '../../../src/training/folds.ts';
+
+const MIN = 60_000;
+const T0 = Date.UTC(2022, 0, 1);
+
+/** Every property the folds must have, whatever the span and settings. */
+function checkFolds(
+  folds: Fold[],
+  first: number,
+  last: number,
+  o: { folds: number; horizonMs: number; purgeMs: number; mode: 'expanding' | 'rolling' },
+): void {
+  assert.equal(folds.length, o.folds);
+  const block = folds[0]!.testFrom - first;
+  assert.ok(block > o.purgeMs && block % MIN === 0);
+  for (const [k, f] of folds.entries()) {
+    assert.equal(f.fold, k);
+    assert.ok(f.testFrom < f.testTo, `fold ${k} has an empty test block`);
+    // In order, contiguous, no overlap: each test block starts where the previous one ended.
+    if (k > 0) assert.equal(f.testFrom, folds[k - 1]!.testTo);
+    // Purge: the last training row (windowEnd = trainTo − 1 minute at most) has its target before testFrom.
+    assert.equal(f.trainTo, f.testFrom - o.purgeMs);
+    const lastTrainRow = f.trainTo - MIN;
+    assert.ok(lastTrainRow + o.horizonMs < f.testFrom, `fold ${k}: a training target reaches the test block`);
+    assert.ok(f.trainFrom >= first && f.trainFrom < f.trainTo);
+    if (o.mode === 'expanding') assert.equal(f.trainFrom, first);
+    // Rolling: every window as long as the first one.
+    else assert.equal(f.trainTo - f.trainFrom, folds[0]!.trainTo - folds[0]!.trainFrom);
+  }
+  // Together the test blocks cover everything after the first block, up to the last minute (exclusive end).
+  assert.equal(folds[0]!.testFrom, first + block);
+  assert.equal(folds.at(-1)!.testTo, last + MIN);
+  // All but the last block have the first block's length (the last takes the remainder).
+  for (const f of folds.slice(0, -1)) assert.equal(f.testTo - f.testFrom, block);
+  assert.ok(folds.at(-1)!.testTo - folds.at(-1)!.testFrom >= block);
+}
+
+describe('walkForwardFolds', () => {
+  it('cuts a day into equal blocks by hand (expanding)', () => {
+    // 1,440 minutes [T0, T0 + 1440 min), 3 folds → 4 blocks of 360 minutes; purge = horizon = 5 minutes.
+    const folds = walkForwardFolds(T0, T0 + 1439 * MIN, { folds: 3, horizonMs: 5 * MIN });
+    assert.deepEqual(
+      folds.map((f) =>
+        [f.fold, f.trainFrom, f.trainTo, f.testFrom, f.testTo].map((x, i) => (i ? (x - T0) / MIN : x)),
+      ),
+      [
+        [0, 0, 355, 360, 720],
+        [1, 0, 715, 720, 1080],
+        [2, 0, 1075, 1080, 1440],
+      ],
+    );
+    checkFolds(folds, T0, T0 + 1439 * MIN, {
+      folds: 3,
+      horizonMs: 5 * MIN,
+      purgeMs: 5 * MIN,
+      mode: 'expanding',
+    });
+  });
+
+  it('rolling windows have the first block’s length, and the last block takes the remainder', () => {
+    // 1,003 minutes, 2 folds → blocks of floor(1003 / 3) = 334 minutes; the last test block is 1003 − 668 = 335.
+    const folds = walkForwardFolds(T0, T0 + 1002 * MIN, {
+      folds: 2,
+      horizonMs: 5 * MIN,
+      purgeMs: 10 * MIN,
+      mode: 'rolling',
+    });
+    assert.deepEqual(
+      folds.map((f) => [f.trainFrom, f.trainTo, f.testFrom, f.testTo].map((x) => (x - T0) / MIN)),
+      [
+        [0, 324, 334, 668],
+        [334, 658, 668, 1003],
+      ],
+    );
+  });
+
+  it('refuses a purge gap shorter than the horizon', () => {
+    assert.throws(
+      () => walkForwardFolds(T0, T0 + 1439 * MIN, { folds: 3, horizonMs: 5 * MIN, purgeMs: 4 * MIN }),
+      (e: Error) => e instanceof FoldError && /purge gap .* must be at least the horizon/.test(e.message),
+    );
+  });
+
+  it('refuses data too short for the folds, with a clear message', () => {
+    // 20 minutes, 3 folds → blocks of 5 minutes, not more than the 5-minute purge.
+    assert.throws(
+      () => walkForwardFolds(T0, T0 + 19 * MIN, { folds: 3, horizonMs: 5 * MIN }),
+      (e: Error) =>
+        e instanceof FoldError &&
+        /spans 20 minutes: too short for 3 folds with a 5-minute purge gap/.test(e.message),
+    );
+    // One minute more per block is enough.
+    assert.equal(walkForwardFolds(T0, T0 + 23 * MIN, { folds: 3, horizonMs: 5 * MIN }).length, 3);
+  });
+
+  it('refuses a fold count that is not a positive integer', () => {
+    for (const folds of [0, -1, 1.5])
+      assert.throws(() => walkForwardFolds(T0, T0 + 1439 * MIN, { folds, horizonMs: MIN }), FoldError);
+  });
+
+  it('holds its properties for random spans, fold counts, horizons and modes', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 10_000 }),
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 0, max: 30 }),
+        fc.integer({ min: 10, max: 200_000 }),
+        fc.constantFrom('expanding' as const, 'rolling' as const),
+        (startMin, horizonMin, nFolds, extraPurge, spanMin, mode) => {
+          const first = T0 + startMin * MIN;
+          const last = first + (spanMin - 1) * MIN;
+          const o = {
+            folds: nFolds,
+            horizonMs: horizonMin * MIN,
+            purgeMs: (horizonMin + extraPurge) * MIN,
+            mode,
+          };
+          const block = Math.floor(spanMin / (nFolds + 1)) * MIN;
+          if (block <= o.purgeMs) {
+            assert.throws(() => walkForwardFolds(first, last, o), /too short/);
+            return;
+          }
+          checkFolds(walkForwardFolds(first, last, o), first, last, o);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});

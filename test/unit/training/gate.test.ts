@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Evaluation, Scorecard } from '../../../src/training/evaluation.ts';
+import { DEFAULT_GATE, decide, type GatePolicy } from '../../../src/training/gate.ts';
+
+/** A pair's scorecard with only what the gate reads: significantly better than persistence, the best baseline. */
+function card(o: Partial<Scorecard> = {}): Scorecard {
+  return {
+    skill: 0.02,
+    dm_pvalue: 0.001,
+    dm_stat: -3.3,
+    dm_lag: 6,
+    best_baseline: 'persistence',
+    vs_best_baseline: { skill: 0.02, dm_stat: -3.3, dm_pvalue: 0.001, dm_lag: 6 },
+    mae_model: 10,
+    mae_champion: null,
+    vs_champion: null,
+    ...o,
+  } as Scorecard;
+}
+
+const evaluation = (perPair: Record<string, Scorecard>) => ({ per_pair: perPair }) as unknown as Evaluation;
+
+const twoPairs = (btc: Partial<Scorecard> = {}, eth: Partial<Scorecard> = {}) =>
+  evaluation({ 'BTC/USDT': card(btc), 'ETH/USDT': card(eth) });
+
+describe('promotion gate', () => {
+  it('promotes a significant improvement over persistence on every pair (no champion yet)', () => {
+    const d = decide(twoPairs(), DEFAULT_GATE, undefined);
+    assert.equal(d.promoted, true);
+    assert.equal(d.reasons.filter((r) => r.startsWith('pass: BTC/USDT vs persistence')).length, 1);
+    assert.equal(d.reasons.filter((r) => r.startsWith('pass: ETH/USDT vs persistence')).length, 1);
+    assert.ok(d.reasons.includes('pass: there is no champion yet'));
+    assert.ok(d.reasons.every((r) => r.startsWith('pass: ')));
+  });
+
+  it('never promotes a model worse than persistence on one pair, whatever alpha and minSkill', () => {
+    const worse = twoPairs({}, { skill: -0.01, dm_pvalue: 1e-9 }); // ETH significantly *worse*
+    const policies: GatePolicy[] = [
+      DEFAULT_GATE,
+      { alpha: 1, minSkill: 0, championMargin: 0 },
+      { alpha: 1, minSkill: -1, championMargin: 0 },
+      { alpha: 0.5, minSkill: -0.5, championMargin: -1 },
+    ];
+    for (const policy of policies) {
+      const d = decide(worse, policy, undefined);
+      assert.equal(d.promoted, false, JSON.stringify(policy));
+      assert.ok(d.reasons.some((r) => r.startsWith('FAIL: ETH/USDT vs persistence')));
+      assert.ok(d.reasons.some((r) => r.startsWith('pass: BTC/USDT vs persistence')));
+    }
+    // A tie with persistence (skill exactly 0) is not an improvement either.
+    assert.equal(
+      decide(twoPairs({ skill: 0 }), { alpha: 1, minSkill: -1, championMargin: 0 }, undefined).promoted,
+      false,
+    );
+  });
+
+  it('refuses an improvement that is not significant, or smaller than minSkill', () => {
+    const notSignificant = decide(twoPairs({ dm_pvalue: 0.2 }), DEFAULT_GATE, undefined);
+    assert.equal(notSignificant.promoted, false);
+    assert.ok(notSignificant.reasons.some((r) => /^FAIL: BTC\/USDT vs persistence.*DM p 0\.2000/.test(r)));
+    assert.equal(decide(twoPairs({ dm_pvalue: null }), DEFAULT_GATE, undefined).promoted, false);
+    assert.equal(
+      decide(twoPairs({ dm_pvalue: 0.2 }), { ...DEFAULT_GATE, alpha: 0.25 }, undefined).promoted,
+      true,
+    );
+    const small = decide(twoPairs({ skill: 0.02 }), { ...DEFAULT_GATE, minSkill: 0.05 }, undefined);
+    assert.equal(small.promoted, false);
+    assert.ok(
+      small.reasons.some((r) => /^FAIL: BTC\/USDT vs persistence: skill 2\.000% \(need > 5\.000%\)/.test(r)),
+    );
+  });
+
+  it('a best baseline other than persistence must be beaten too', () => {
+    const linearWins = {
+      best_baseline: 'linear' as const,
+      vs_best_baseline: { skill: -0.01, dm_stat: 2, dm_pvalue: 0.01, dm_lag: 6 },
+    };
+    const d = decide(twoPairs({}, linearWins), DEFAULT_GATE, undefined);
+    assert.equal(d.promoted, false);
+    assert.ok(d.reasons.some((r) => r.startsWith('FAIL: ETH/USDT vs the best baseline (linear)')));
+    // Better than linear but not significantly: still refused.
+    const notSig = {
+      best_baseline: 'drift' as const,
+      vs_best_baseline: { skill: 0.01, dm_stat: -1, dm_pvalue: 0.3, dm_lag: 6 },
+    };
+    assert.equal(decide(twoPairs(notSig), DEFAULT_GATE, undefined).promoted, false);
+    // Significantly better than linear: passes, and the reason says so.
+    const beaten = {
+      best_baseline: 'linear' as const,
+      vs_best_baseline: { skill: 0.01, dm_stat: -3, dm_pvalue: 0.002, dm_lag: 6 },
+    };
+    const ok = decide(twoPairs({}, beaten), DEFAULT_GATE, undefined);
+    assert.equal(ok.promoted, true);
+    assert.ok(ok.reasons.some((r) => r.startsWith('pass: ETH/USDT vs the best baseline (linear)')));
+    // When persistence is the best baseline there is no separate check.
+    assert.ok(!ok.reasons.some((r) => r.includes('BTC/USDT vs the best baseline')));
+  });
+
+  it('against a champion of another configuration: MAE above it is refused, equal or below passes', () => {
+    const champion = { version: 3, sameConfig: false };
+    const above = decide(twoPairs({ mae_model: 10.001, mae_champion: 10 }), DEFAULT_GATE, champion);
+    assert.equal(above.promoted, false);
+    assert.ok(
+      above.reasons.some((r) =>
+        /^FAIL: BTC\/USDT vs champion v3 refitted on the same folds: MAE 10\.0010 vs 10\.0000/.test(r),
+      ),
+    );
+    const equal = decide(
+      twoPairs({ mae_model: 10, mae_champion: 10 }, { mae_model: 5, mae_champion: 6 }),
+      DEFAULT_GATE,
+      champion,
+    );
+    assert.equal(equal.promoted, true);
+    assert.equal(equal.reasons.filter((r) => /^pass: .* vs champion v3/.test(r)).length, 2);
+    // A margin asks for a real improvement: 10 ≤ 10·(1 − 0.01) is false.
+    assert.equal(
+      decide(
+        twoPairs({ mae_model: 10, mae_champion: 10 }),
+        { ...DEFAULT_GATE, championMargin: 0.01 },
+        champion,
+      ).promoted,
+      false,
+    );
+    // A champion that could not be refitted on these folds cannot be compared: refused.
+    const unknown = decide(twoPairs({ mae_champion: null }), DEFAULT_GATE, champion);
+    assert.equal(unknown.promoted, false);
+    assert.ok(
+      unknown.reasons.some((r) => /^FAIL: BTC\/USDT: the champion \(v3\) could not be refitted/.test(r)),
+    );
+  });
+
+  it('a refit of the champion’s own configuration passes without the champion comparison', () => {
+    const d = decide(twoPairs({ mae_model: 11, mae_champion: 10 }), DEFAULT_GATE, {
+      version: 7,
+      sameConfig: true,
+    });
+    assert.equal(d.promoted, true);
+    assert.ok(d.reasons.some((r) => r.startsWith('pass: same configuration as champion v7')));
+    assert.ok(!d.reasons.some((r) => r.includes('refitted on the same folds: MAE')));
+    // It still has to beat persistence.
+    assert.equal(
+      decide(twoPairs({ skill: -0.1 }), DEFAULT_GATE, { version: 7, sameConfig: true }).promoted,
+      false,
+    );
+  });
+
+  it('refuses an evaluation without pairs, and gives one reason per check', () => {
+    const none = decide(evaluation({}), DEFAULT_GATE, undefined);
+    assert.equal(none.promoted, false);
+    assert.ok(none.reasons.includes('FAIL: no pair was evaluated'));
+    // 2 pairs × (persistence + best baseline linear + champion) = 6 checks.
+    const beaten = {
+      best_baseline: 'linear' as const,
+      vs_best_baseline: { skill: 0.01, dm_stat: -3, dm_pvalue: 0.002, dm_lag: 6 },
+    };
+    const all = decide(
+      twoPairs({ ...beaten, mae_champion: 11 }, { ...beaten, mae_champion: 12 }),
+      DEFAULT_GATE,
+      { version: 1, sameConfig: false },
+    );
+    assert.equal(all.promoted, true);
+    assert.equal(all.reasons.length, 6);
+    for (const pair of ['BTC/USDT', 'ETH/USDT'])
+      for (const what of ['vs persistence', 'vs the best baseline (linear)', 'vs champion v1'])
+        assert.ok(
+          all.reasons.some((r) => r.startsWith(`pass: ${pair} ${what}`)),
+          `${pair} ${what}`,
+        );
+  });
+});
