@@ -161,8 +161,8 @@ export class DatasetBuilder {
 }
 
 /**
- * Refuses datasets a model cannot honestly learn from: too few rows, constant prices, a column that is never
- * present. Returns the warnings that do not stop training (mostly-missing columns).
+ * Refuses datasets a model cannot honestly learn from: too few rows, constant prices. Returns the warnings that do
+ * not stop training: columns missing in every row (the trees ignore them) or in most rows.
  */
 export function checkDataset(ds: Dataset, minRows: number): string[] {
   if (ds.n < minRows)
@@ -192,7 +192,7 @@ export function checkDataset(ds: Dataset, minRows: number): string[] {
 export function fingerprint(ds: Dataset): string {
   const h = createHash('sha256');
   h.update(JSON.stringify({ columns: ds.columns, pairs: ds.pairs, horizonMs: ds.horizonMs }));
-  for (const a of [ds.windowEnd, ds.pair, ds.close, ds.targetClose, ds.X])
+  for (const a of [ds.windowEnd, ds.pair, ds.close, ds.targetClose, ds.drift, ds.X])
     h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   return `sha256:${h.digest('hex')}`;
 }

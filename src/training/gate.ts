@@ -10,7 +10,8 @@ import type { Evaluation } from './evaluation.ts';
  *      MAE ≤ champion MAE × (1 − `championMargin`). A refit of the champion's own configuration on newer data ties
  *      and passes, which is how scheduled retraining refreshes the champion; a configuration that does worse fails.
  *
- * A model worse than persistence can never pass rule 1, whatever the settings.
+ * A model worse than persistence can never pass rule 1, and a model worse than the champion never passes rule 3,
+ * whatever the settings (negative minSkill and championMargin count as 0).
  */
 export interface GatePolicy {
   alpha: number;
@@ -58,7 +59,7 @@ export function decide(
         check(false, `${pair}: the champion (v${champion.version}) could not be refitted on these folds`);
       else
         check(
-          s.mae_model <= s.mae_champion * (1 - policy.championMargin),
+          s.mae_model <= s.mae_champion * (1 - Math.max(0, policy.championMargin)),
           `${pair} vs champion v${champion.version} refitted on the same folds: MAE ${s.mae_model.toFixed(4)} vs ${s.mae_champion.toFixed(4)}, DM p ${p(s.vs_champion?.dm_pvalue ?? null)}`,
         );
     }
