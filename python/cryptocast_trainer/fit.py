@@ -32,15 +32,19 @@ import numpy as np
 # the spinning threads starve each other: a 0.5 s fit took 16 s. Passive waiting avoids it at no cost here.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Chosen by a walk-forward study over the 14 months of Binance BTCUSDT/ETHUSDT (docs/training.md): the pseudo-Huber
+# loss (slope 2 bps) behaves like L1 on the fat tails of 5-minute returns, so the trees learn the typical move rather
+# than chase crashes, and it trains ~5x faster than reg:absoluteerror. Optuna starts from here.
 DEFAULT_PARAMS = {
-    "objective": "reg:absoluteerror",
-    "max_depth": 4,
+    "objective": "reg:pseudohubererror",
+    "huber_slope": 2.0,
+    "max_depth": 6,
     "eta": 0.05,
-    "min_child_weight": 200.0,
+    "min_child_weight": 100.0,
     "subsample": 0.8,
     "colsample_bytree": 0.8,
-    "lambda": 10.0,
-    "alpha": 0.0,
+    "lambda": 1.0,
+    "alpha": 0.001,
 }
 MAX_ROUNDS = 2000
 EARLY_STOP = 50
