@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Evaluation } from '../src/training/evaluation.ts';
 import { defaultHacLag, dieboldMariano } from '../src/training/metrics.ts';
 import { fmt, recordBenchmark } from './report.ts';
 
@@ -29,7 +30,7 @@ for (const s of ['BTCUSDT', 'ETHUSDT']) {
 }
 
 function evaluate(withNews: boolean): {
-  ev: Record<string, any>;
+  ev: Evaluation;
   preds: Map<string, [number, number]>;
   seconds: number;
 } {
@@ -77,8 +78,8 @@ for (const pair of Object.keys(base.ev.per_pair)) {
     d.push(Math.abs(pn - actual) - Math.abs(pb - actual));
   }
   const dm = dieboldMariano(d, defaultHacLag(d.length, 5));
-  const b = base.ev.per_pair[pair];
-  const nws = news.ev.per_pair[pair];
+  const b = base.ev.per_pair[pair]!;
+  const nws = news.ev.per_pair[pair]!;
   const line = `| ${pair} | ${fmt(d.length)} | ${(b.skill * 100).toFixed(3)}% | ${(nws.skill * 100).toFixed(3)}% | ${(aeBase / d.length).toFixed(4)} | ${(aeNews / d.length).toFixed(4)} | ${((1 - aeNews / aeBase) * 100).toFixed(3)}% | ${dm ? dm.pvalue.toPrecision(2) : '—'} |`;
   process.stdout.write(`${line}\n`);
   rows.push(line);

@@ -102,7 +102,8 @@ describe('cryptocast evaluate (real klines, real XGBoost)', () => {
       const p10 = Number(f[col('p10')]);
       const p90 = Number(f[col('p90')]);
       assert.ok(p10 <= p90);
-      const e = (err[pair] ??= { model: 0, persistence: 0, n: 0 });
+      err[pair] ??= { model: 0, persistence: 0, n: 0 };
+      const e = err[pair];
       e.model += Math.abs(Number(f[col('predicted_close')]) - actual);
       e.persistence += Math.abs(now - actual);
       e.n++;
