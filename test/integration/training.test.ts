@@ -229,6 +229,65 @@ describe('cryptocast train and models (local registry)', () => {
   });
 });
 
+describe('cryptocast service trainer and tuning', () => {
+  const data = days(['BTCUSDT'], MARCH.slice(0, 10));
+
+  it('trains once from the feature store: the same dataset (fingerprint) as from the candle files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cc-trainer-'));
+    const store = `duckdb:${join(dir, 'features.duckdb')}`;
+    await cc(['features', '--candles', data, '--store', store]);
+    const registry = join(dir, 'registry');
+    await cc([
+      'service',
+      'trainer',
+      '--store',
+      store,
+      '--registry',
+      registry,
+      '--once',
+      '--tune-seconds',
+      '0',
+      '--days',
+      '30',
+    ]);
+    const fromStore = await new LocalRegistry(registry).get('cryptocast-price', 1);
+    assert.ok(fromStore, 'the trainer registered v1');
+    const fromFiles = JSON.parse(
+      (await cc(['train', '--candles', data, '--tune-seconds', '0', '--json', '--registry', join(dir, 'r2')]))
+        .stdout,
+    );
+    const card = await new LocalRegistry(join(dir, 'r2')).get('cryptocast-price', fromFiles.version);
+    assert.equal(fromStore.datasetFingerprint, card?.datasetFingerprint);
+    assert.deepEqual(fromStore.params, card?.params);
+  });
+
+  it('tunes with Optuna within its budget, and the gate refits the champion configuration on the same folds', async () => {
+    const registry = mkdtempSync(join(tmpdir(), 'cc-tune-'));
+    const reg = ['--registry', registry, '--name', 'tuned'];
+    await cc(['train', '--candles', data, '--tune-seconds', '0', '--gate-alpha', '1', '--json', ...reg]);
+    const started = Date.now();
+    const out = JSON.parse(
+      (await cc(['train', '--candles', data, '--tune-seconds', '10', '--trials', '4', '--json', ...reg]))
+        .stdout,
+    );
+    assert.ok(Date.now() - started < 120_000);
+    const card = await new LocalRegistry(registry).get('tuned', out.version);
+    assert.ok(card);
+    const result = JSON.parse(
+      readFileSync(join(registry, 'tuned', 'versions', String(out.version), 'result.json'), 'utf8'),
+    );
+    assert.ok(result.tuning.trials >= 1 && result.tuning.trials <= 4, `trials ${result.tuning.trials}`);
+    const first = await new LocalRegistry(registry).get('tuned', 1);
+    const sorted = (o: Record<string, unknown> | undefined) => JSON.stringify(Object.entries(o ?? {}).sort());
+    if (sorted(card.params) !== sorted(first?.params)) {
+      // Another configuration than the champion's: it was refitted on these folds and compared.
+      const s = card.summary as { per_pair: Record<string, { mae_champion: number | null }> };
+      assert.ok(typeof s.per_pair['BTC/USDT']?.mae_champion === 'number');
+      assert.ok(out.reasons.some((r: string) => /vs champion v1 refitted on the same folds/.test(r)));
+    } else assert.ok(out.reasons.some((r: string) => /same configuration as champion v1/.test(r)));
+  });
+});
+
 describe('cryptocast train with the MLflow registry (a real server)', () => {
   const BASE = process.env.CRYPTOCAST_TEST_MLFLOW ?? 'http://127.0.0.1:5500';
   before(() => {
