@@ -92,6 +92,9 @@ def booster_params(params: dict, threads: int, seed: int, quantile: float | None
     if quantile is not None:
         p["objective"] = "reg:quantileerror"
         p["quantile_alpha"] = quantile
+        # Early stopping must watch the pinball loss of this quantile: MAE is minimised by the median, so it would
+        # stop a p10 model at its first tree.
+        p["eval_metric"] = "quantile"
         p.pop("huber_slope", None)
     return p
 
