@@ -4,6 +4,7 @@ import { type DeadLetter, DeadLetterSchema } from '../schemas/dlq.ts';
 import { type FeatureVectorRecord, FeatureVectorSchema } from '../schemas/feature.ts';
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
 import { type NewsSignal, NewsSignalSchema } from '../schemas/news-signal.ts';
+import { type Prediction, PredictionSchema } from '../schemas/prediction.ts';
 import { type TradeEvent, TradeEventSchema } from '../schemas/trade.ts';
 
 /**
@@ -54,6 +55,12 @@ export const topics = {
     schema: NewsSignalSchema,
     key: (s) => s.coin,
     partitions: 1,
+  }),
+  predictions: defineTopic<Prediction>({
+    name: 'predictions',
+    schema: PredictionSchema,
+    key: (p) => p.pair,
+    partitions: 4,
   }),
   dlq: defineTopic<DeadLetter>({
     name: 'dlq',
