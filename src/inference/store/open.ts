@@ -1,0 +1,28 @@
+import { resolve } from 'node:path';
+import type { PredictionsStore } from '../predictions-store.ts';
+
+/**
+ * Opens a predictions store by URL, the same URLs as the feature store: `duckdb:PATH` (embedded, one file) or
+ * `postgres://user@host:port/db` (distributed).
+ *
+ * The default shares the feature store's DuckDB file. That is fine inside one process (`cryptocast run`: the
+ * feature writer and the predictor open the file side by side), but DuckDB lets only one process open a file for
+ * writing: a predictor started as its own process (`cryptocast service predictor`) while another process holds
+ * the file fails to open it. Give it its own file (`duckdb:.data/predictions.duckdb`) or use PostgreSQL there.
+ */
+export async function openPredictionsStore(url: string): Promise<PredictionsStore> {
+  if (url.startsWith('duckdb:')) {
+    const { DuckDbPredictionsStore } = await import('./duckdb.ts');
+    const path = url.slice('duckdb:'.length);
+    return DuckDbPredictionsStore.open(path === ':memory:' ? path : resolve(path));
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    const { PostgresPredictionsStore } = await import('./postgres.ts');
+    return PostgresPredictionsStore.open(url);
+  }
+  throw new Error(
+    `unknown predictions store URL "${url.replace(/:[^:@/]+@/, ':[redacted]@')}": use duckdb:PATH or postgres://user@host:port/db`,
+  );
+}
+
+export const DEFAULT_PREDICTIONS_STORE = 'duckdb:.data/cryptocast.duckdb';
