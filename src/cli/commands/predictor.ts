@@ -1,0 +1,102 @@
+import { loadStreamConfig, parseDuration } from '../../config/config.ts';
+import { UsageError } from '../../core/errors.ts';
+import { log } from '../../core/log.ts';
+import { ChampionHolder } from '../../inference/model-holder.ts';
+import { DEFAULT_MAX_STALENESS_MS } from '../../inference/predictor.ts';
+import { PredictorService } from '../../inference/predictor-service.ts';
+import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference/store/open.ts';
+import { connectBus } from '../../runtime/connect.ts';
+import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+
+/** A duration flag: `90s`, `2m`, `500ms`; a bare number is seconds. */
+function duration(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  let ms: number;
+  try {
+    ms = /^\s*\d+(\.\d+)?\s*$/.test(text) ? Math.round(Number(text) * 1000) : parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
+  }
+  if (!(ms > 0)) throw new UsageError(`${flag} must be positive, got "${text}"`);
+  return ms;
+}
+
+/**
+ * `cryptocast service predictor`: features (topic) + the registry's champion → predictions (topic + store). Runs
+ * until SIGINT/SIGTERM, then finishes its batch and commits. A SIGKILL at any moment is safe too: the restarted
+ * predictor re-reads the uncommitted batch; the store upserts and the topic is not published to twice.
+ *
+ * `--clock event` is for replays (recorded features published faster than real time): staleness is then measured
+ * against the newest windowEnd seen for the pair instead of the wall clock, which would find every vector stale.
+ */
+export async function predictorService(opts: {
+  bus?: string;
+  store?: string;
+  registry?: string;
+  name?: string;
+  maxStaleness?: string;
+  clock?: 'wall' | 'event';
+  poll?: string;
+}): Promise<void> {
+  const clock = opts.clock ?? 'wall';
+  if (clock !== 'wall' && clock !== 'event')
+    throw new UsageError(`--clock must be wall or event, got "${String(clock)}"`);
+  const maxStalenessMs = duration('--max-staleness', opts.maxStaleness, DEFAULT_MAX_STALENESS_MS);
+  const pollMs = duration('--poll', opts.poll, 30_000);
+  const busUrl = loadStreamConfig({ bus: opts.bus }).bus;
+  const registryUrl = opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY;
+  const name = opts.name ?? process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME;
+  const storeUrl = opts.store ?? process.env.CRYPTOCAST_STORE ?? DEFAULT_PREDICTIONS_STORE;
+
+  const abort = new AbortController();
+  const shutdown = (signal: string) => {
+    log.info({ service: 'predictor', signal }, 'stopping');
+    abort.abort();
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+
+  const registry = await openRegistry(registryUrl);
+  const store = await openPredictionsStore(storeUrl);
+  const bus = await connectBus(busUrl);
+  const holder = new ChampionHolder(registry, { name, pollMs });
+  const svc = new PredictorService(bus, holder, store, { maxStalenessMs, clock });
+  try {
+    await holder.start();
+    await svc.start();
+    log.info(
+      {
+        service: 'predictor',
+        bus: busUrl,
+        registry: registry.location,
+        model: name,
+        champion: holder.current()?.card.version ?? null,
+        store: store.kind,
+        clock,
+        maxStalenessMs,
+        pollMs,
+      },
+      'running',
+    );
+    const timer = setInterval(
+      () =>
+        log.info(
+          { service: 'predictor', champion: holder.current()?.card.version ?? null, ...svc.stats },
+          'progress',
+        ),
+      10_000,
+    );
+    if (!abort.signal.aborted)
+      await new Promise<void>((resolve) =>
+        abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
+    clearInterval(timer);
+    await svc.stop();
+    log.info({ service: 'predictor', ...svc.stats }, 'stopped');
+  } finally {
+    holder.stop();
+    await bus.close();
+    await store.close();
+    await registry.close();
+  }
+}

@@ -1,0 +1,224 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type Logger, log as rootLog } from '../core/log.ts';
+import { FEATURE_COLUMNS, FEATURE_SET } from '../features/technical.ts';
+import type { FeatureVectorRecord } from '../schemas/feature.ts';
+import type { ModelCard, ModelRegistry } from '../training/registry/registry.ts';
+import { XgbModel } from './xgboost-model.ts';
+
+/** A model's three outputs for one vector, in basis points of log return from windowEnd to windowEnd + horizon. */
+export interface ModelOutput {
+  returnBps: number;
+  p10Bps: number;
+  p90Bps: number;
+}
+
+/** A loaded champion: its card and a predictor over technical feature vectors. */
+export interface ServingModel {
+  readonly card: ModelCard;
+  /** Evaluates the point model and both quantile models on a technical vector (null values are missing). */
+  predict(vector: FeatureVectorRecord): ModelOutput;
+}
+
+/** Anything that hands out the model currently served (the holder, or a fixed model in tests). */
+export interface ModelSource {
+  current(): ServingModel | undefined;
+}
+
+export class ModelLoadError extends Error {
+  override readonly name = 'ModelLoadError';
+}
+
+const TECHNICAL_INDEX = new Map<string, number>(FEATURE_COLUMNS.map((c, i) => [c, i]));
+const ARTIFACTS = ['model.json', 'p10.json', 'p90.json'] as const;
+
+/**
+ * Checks that a card can be served from technical feature vectors: the target is the log return in bps and every
+ * input column is a technical feature (a model trained with news columns needs the news set, not served here).
+ * Returns, per model input, the index of its column in a technical vector's `values`.
+ */
+export function columnIndex(card: ModelCard): number[] {
+  if (card.target !== 'log_return_bps')
+    throw new ModelLoadError(
+      `${card.name} v${card.version}: target "${card.target}" is not log_return_bps; the predictor cannot serve it`,
+    );
+  const missing = card.columns.filter((c) => !TECHNICAL_INDEX.has(c));
+  if (missing.length > 0)
+    throw new ModelLoadError(
+      `${card.name} v${card.version}: columns ${missing.join(', ')} are not in the technical feature set ` +
+        `(${FEATURE_SET.name} v${FEATURE_SET.version}); the predictor serves technical features only`,
+    );
+  return card.columns.map((c) => TECHNICAL_INDEX.get(c)!);
+}
+
+/** Builds the serving model of a card from its three XGBoost JSON documents (already read). */
+export function servingModel(
+  card: ModelCard,
+  docs: Record<(typeof ARTIFACTS)[number], string>,
+): ServingModel {
+  const index = columnIndex(card);
+  const models = ARTIFACTS.map((f) => {
+    let m: XgbModel;
+    try {
+      m = XgbModel.fromJson(docs[f]);
+    } catch (err) {
+      throw new ModelLoadError(`${card.name} v${card.version}: ${f}: ${(err as Error).message}`);
+    }
+    if (m.numFeatures !== index.length)
+      throw new ModelLoadError(
+        `${card.name} v${card.version}: ${f} takes ${m.numFeatures} features, the card lists ${index.length} columns`,
+      );
+    if (m.featureNames.length > 0 && m.featureNames.join(',') !== card.columns.join(','))
+      throw new ModelLoadError(
+        `${card.name} v${card.version}: ${f} was trained on columns ${m.featureNames.join(',')}, the card lists ${card.columns.join(',')}`,
+      );
+    return m;
+  });
+  const [point, p10, p90] = models as [XgbModel, XgbModel, XgbModel];
+  const row = new Float32Array(index.length);
+  const n = FEATURE_COLUMNS.length;
+  return {
+    card,
+    predict(vector) {
+      if (vector.values.length !== n)
+        throw new ModelLoadError(`a technical vector has ${n} values, got ${vector.values.length}`);
+      for (let j = 0; j < index.length; j++) row[j] = vector.values[index[j]!] ?? Number.NaN;
+      return { returnBps: point.predict(row), p10Bps: p10.predict(row), p90Bps: p90.predict(row) };
+    },
+  };
+}
+
+export interface ChampionHolderOptions {
+  /** Registered model name. */
+  name: string;
+  /** Where artifacts are downloaded to (one folder per version). Default `.data/model-cache`. */
+  cacheDir?: string;
+  /** How often the champion alias is read. Default 30 s. */
+  pollMs?: number;
+  logger?: Logger;
+}
+
+/**
+ * Serves the champion of a registered model: downloads its artifacts, builds the point and quantile models, and
+ * polls the `champion` alias. When the alias moves (a promotion, or a rollback), the new version is loaded in full
+ * first and then swapped in by one assignment, so every prediction uses one whole model and there is no gap: the
+ * old champion serves until then. A version that fails to load (bad files, columns the predictor cannot provide,
+ * an unreachable registry) leaves the old champion serving; the failure is logged, and retried at the next poll.
+ */
+export class ChampionHolder implements ModelSource {
+  readonly stats = { loads: 0, swaps: 0, failures: 0, polls: 0 };
+  private readonly registry: ModelRegistry;
+  private readonly name: string;
+  private readonly cacheDir: string;
+  readonly pollMs: number;
+  private readonly log: Logger;
+  private model: ServingModel | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<boolean> | undefined;
+  /** The last version that failed to load and how many times, to log its first failure loudly, then every 10th. */
+  private failed: { version: number; times: number } | undefined;
+
+  constructor(registry: ModelRegistry, opts: ChampionHolderOptions) {
+    this.registry = registry;
+    this.name = opts.name;
+    this.cacheDir = resolve(opts.cacheDir ?? '.data/model-cache');
+    this.pollMs = opts.pollMs ?? 30_000;
+    this.log = (opts.logger ?? rootLog).child({ component: 'champion', model: opts.name });
+  }
+
+  current(): ServingModel | undefined {
+    return this.model;
+  }
+
+  /** Loads the current champion (if there is one) and starts polling the alias. */
+  async start(): Promise<void> {
+    await this.refresh();
+    if (this.model === undefined) this.log.warn('no champion yet: no predictions until one is promoted');
+    this.timer = setInterval(() => {
+      void this.refresh();
+    }, this.pollMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /**
+   * Reads the alias once and, if it points elsewhere than the served version, loads and swaps. Resolves to true
+   * when a new champion was swapped in. Never rejects: failures are logged and counted. Calls do not overlap.
+   */
+  refresh(): Promise<boolean> {
+    this.inFlight ??= this.poll().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  private async poll(): Promise<boolean> {
+    this.stats.polls++;
+    let version: number | undefined;
+    try {
+      version = await this.registry.alias(this.name, 'champion');
+    } catch (err) {
+      this.log.warn(
+        { err: (err as Error).message },
+        'cannot read the champion alias: keeping the served model',
+      );
+      return false;
+    }
+    if (version === undefined || version === this.model?.card.version) return false;
+    try {
+      const next = await this.load(version);
+      const previous = this.model?.card.version;
+      this.model = next; // the swap: one assignment, after the new model is complete
+      this.stats.loads++;
+      if (previous !== undefined) this.stats.swaps++;
+      this.failed = undefined;
+      this.log.info(
+        { version, previous, columns: next.card.columns.length, horizonMs: next.card.horizonMs },
+        previous === undefined ? 'champion loaded' : 'new champion swapped in',
+      );
+      return true;
+    } catch (err) {
+      this.stats.failures++;
+      const times = this.failed?.version === version ? this.failed.times + 1 : 1;
+      this.failed = { version, times };
+      if (times === 1 || times % 10 === 0)
+        this.log.error(
+          {
+            version,
+            serving: this.model?.card.version ?? null,
+            attempts: times,
+            err: (err as Error).message,
+          },
+          this.model === undefined
+            ? 'cannot load the champion: no predictions until it loads'
+            : 'cannot load the new champion: the previous one keeps serving',
+        );
+      return false;
+    }
+  }
+
+  private async load(version: number): Promise<ServingModel> {
+    const card = await this.registry.get(this.name, version);
+    if (card === undefined) throw new ModelLoadError(`${this.name} has no version ${version}`);
+    columnIndex(card); // refuse early, before downloading anything
+    const missing = ARTIFACTS.filter((f) => !card.artifacts.includes(f));
+    if (missing.length > 0)
+      throw new ModelLoadError(`${this.name} v${version} has no ${missing.join(', ')} among its artifacts`);
+    const files = await this.registry.download(
+      this.name,
+      version,
+      join(this.cacheDir, this.name, String(version)),
+    );
+    const docs = {} as Record<(typeof ARTIFACTS)[number], string>;
+    for (const f of ARTIFACTS) {
+      const path = files[f];
+      if (path === undefined) throw new ModelLoadError(`${this.name} v${version}: ${f} was not downloaded`);
+      docs[f] = await readFile(path, 'utf8');
+    }
+    return servingModel(card, docs);
+  }
+}

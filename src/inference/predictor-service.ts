@@ -1,0 +1,195 @@
+import { faultPoint } from '../core/faults.ts';
+import { type Logger, log as rootLog } from '../core/log.ts';
+import type { Bus, Subscription } from '../runtime/bus.ts';
+import { topics } from '../runtime/topic.ts';
+import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
+import type { FeatureVectorRecord } from '../schemas/feature.ts';
+import type { Prediction } from '../schemas/prediction.ts';
+import type { ModelSource } from './model-holder.ts';
+import type { PredictionsStore } from './predictions-store.ts';
+import {
+  type Clock,
+  DEFAULT_MAX_STALENESS_MS,
+  eventClock,
+  predict,
+  SKIP_REASONS,
+  type SkipReason,
+  wallClock,
+} from './predictor.ts';
+
+export interface PredictorServiceOptions {
+  /** Consumer group (default `predictor`). */
+  group?: string;
+  /** Vectors older than this (by the clock) are not predicted. Default 2 minutes. */
+  maxStalenessMs?: number;
+  /** `wall` (default, live) or `event` (replays: the largest windowEnd seen per pair), or a clock of one's own. */
+  clock?: 'wall' | 'event' | Clock;
+  /** At most one warning per kind (stale, no champion) this often, carrying the count since the last. Default 10 s. */
+  warnEveryMs?: number;
+  logger?: Logger;
+}
+
+/**
+ * `features` → the champion model → `predictions` (topic) + the predictions store.
+ *
+ * Each batch of vectors is predicted, written to the store (an upsert on pair, windowEnd, modelVersion), then
+ * published; the batch's offsets are committed only after both are durable. A crash anywhere re-reads at most the
+ * uncommitted batch: the store's upsert absorbs the re-write, and vectors whose windowEnd was already published (read
+ * back from the predictions topic's tail on start) are not published again — the store is written before the
+ * topic, so whatever the topic has, the store has too.
+ *
+ * Vectors with no prediction are counted by reason. Stale ones (the predictor fell behind, or a replay is run on the
+ * wall clock) also raise a rate-limited warning with their count; vectors that break the technical set's contract
+ * go to `dlq`.
+ */
+export class PredictorService {
+  readonly stats: {
+    vectors: number;
+    predicted: number;
+    /** Predictions of a re-read batch (after a crash) that were stored again but not published twice. */
+    alreadyPublished: number;
+    skipped: Record<SkipReason, number>;
+  } = {
+    vectors: 0,
+    predicted: 0,
+    alreadyPublished: 0,
+    skipped: Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<SkipReason, number>,
+  };
+  private readonly bus: Bus;
+  private readonly models: ModelSource;
+  private readonly store: PredictionsStore;
+  private readonly group: string;
+  readonly maxStalenessMs: number;
+  readonly clock: Clock;
+  private readonly warnEveryMs: number;
+  private readonly log: Logger;
+  private subscription: Subscription | undefined;
+  /** Per exchange|pair, the newest windowEnd already in the predictions topic (read back on (re)assignment). */
+  private published: Map<string, number> | undefined;
+  private readonly warnings = new Map<string, { at: number; count: number }>();
+  /** Called with each batch's predictions once they are durable (tests, the embedded runtime). */
+  onPredictions?: (ps: readonly Prediction[]) => void;
+
+  constructor(bus: Bus, models: ModelSource, store: PredictionsStore, opts: PredictorServiceOptions = {}) {
+    this.bus = bus;
+    this.models = models;
+    this.store = store;
+    this.group = opts.group ?? 'predictor';
+    this.maxStalenessMs = opts.maxStalenessMs ?? DEFAULT_MAX_STALENESS_MS;
+    const c = opts.clock ?? 'wall';
+    this.clock = c === 'wall' ? wallClock() : c === 'event' ? eventClock() : c;
+    this.warnEveryMs = opts.warnEveryMs ?? 10_000;
+    this.log = (opts.logger ?? rootLog).child({ service: 'predictor' });
+  }
+
+  async start(): Promise<void> {
+    await this.store.migrate();
+    await this.bus.ensureTopics([topics.features, topics.predictions, topics.dlq]);
+    this.subscription = await this.bus.subscribe<FeatureVectorRecord>({
+      topic: topics.features,
+      group: this.group,
+      service: 'predictor',
+      from: 'earliest',
+      onAssign: () => {
+        this.published = undefined;
+      },
+      handle: async (batch) => {
+        this.published ??= await this.readPublished();
+        const out: Prediction[] = [];
+        const dead: DeadLetter[] = [];
+        for (const r of batch.records) {
+          const v = r.value;
+          this.stats.vectors++;
+          const result = predict(v, this.models.current(), {
+            now: this.clock.now(v),
+            maxStalenessMs: this.maxStalenessMs,
+          });
+          if (!result.ok) {
+            this.stats.skipped[result.reason]++;
+            if (result.reason === 'stale')
+              this.warn('stale', 'stale feature vectors: no prediction made', {
+                pair: v.pair,
+                ageMs: result.ageMs,
+                maxStalenessMs: this.maxStalenessMs,
+                clock: this.clock.kind,
+              });
+            else if (result.reason === 'no_champion')
+              this.warn('no_champion', 'no champion model: ready vectors are not predicted', {});
+            else if (result.reason === 'invalid' || result.reason === 'model_error')
+              dead.push(
+                deadLetter({
+                  service: 'predictor',
+                  origin: topics.features.name,
+                  kind: result.reason,
+                  reason: result.detail,
+                  payload: v,
+                  key: r.key,
+                  partition: r.partition,
+                  offset: r.offset,
+                }),
+              );
+            continue;
+          }
+          out.push(result.prediction);
+        }
+        if (out.length > 0) {
+          await this.store.write(out);
+          faultPoint('predictor:stored');
+          // Only what the topic does not have yet (a re-read batch after a crash was published already).
+          const toPublish = out.filter(
+            (p) => p.windowEnd > (this.published!.get(`${p.exchange}|${p.pair}`) ?? Number.NEGATIVE_INFINITY),
+          );
+          this.stats.alreadyPublished += out.length - toPublish.length;
+          if (toPublish.length > 0) await this.bus.publish(topics.predictions, toPublish);
+          for (const p of toPublish) {
+            const key = `${p.exchange}|${p.pair}`;
+            if (p.windowEnd > (this.published.get(key) ?? Number.NEGATIVE_INFINITY))
+              this.published.set(key, p.windowEnd);
+          }
+          this.stats.predicted += out.length;
+          faultPoint('predictor:published');
+          this.onPredictions?.(out);
+        }
+        if (dead.length > 0) {
+          this.log.warn({ count: dead.length, reason: dead[0]!.reason }, 'feature vectors rejected');
+          await this.bus.publish(topics.dlq, dead);
+        }
+        return undefined;
+      },
+    });
+  }
+
+  /** One warning per kind per `warnEveryMs` (wall time), with how many occurred since the previous one. */
+  private warn(kind: string, msg: string, fields: Record<string, unknown>): void {
+    const now = Date.now();
+    let w = this.warnings.get(kind);
+    if (w === undefined) {
+      w = { at: Number.NEGATIVE_INFINITY, count: 0 };
+      this.warnings.set(kind, w);
+    }
+    w.count++;
+    if (now - w.at < this.warnEveryMs) return;
+    this.log.warn({ ...fields, count: w.count, total: this.stats.skipped[kind as SkipReason] }, msg);
+    w.at = now;
+    w.count = 0;
+  }
+
+  /** The newest windowEnd per exchange|pair already in the predictions topic. */
+  private async readPublished(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const r of await this.bus.readTail<Prediction>(topics.predictions, 1_000)) {
+      const p = r.value;
+      const key = `${p.exchange}|${p.pair}`;
+      if (p.windowEnd > (out.get(key) ?? Number.NEGATIVE_INFINITY)) out.set(key, p.windowEnd);
+    }
+    return out;
+  }
+
+  async caughtUp(): Promise<void> {
+    await this.subscription?.caughtUp();
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.stop();
+  }
+}

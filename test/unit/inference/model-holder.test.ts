@@ -1,0 +1,226 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pino from 'pino';
+import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
+import { ChampionHolder, columnIndex, ModelLoadError } from '../../../src/inference/model-holder.ts';
+import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
+import { LocalRegistry } from '../../../src/training/registry/local.ts';
+import type { ModelCard, ModelRegistry } from '../../../src/training/registry/registry.ts';
+import { type ModelFiles, registerModel, stumpModel } from '../../support/champion.ts';
+
+/**
+ * The champion holder on a LocalRegistry in a temp dir, with tiny real XGBoost JSON models (stumps): columns are
+ * mapped by name, a promotion is swapped in only once fully loaded, a broken or unservable champion keeps the old
+ * one serving.
+ */
+const quiet = pino({ level: 'silent' });
+const T = Date.UTC(2024, 5, 1);
+
+/** A technical vector whose value for column c is `set[c]`, else 0. */
+function vector(set: Record<string, number | null>): FeatureVectorRecord {
+  return {
+    v: 1,
+    featureSet: 'technical',
+    featureSetVersion: 1,
+    exchange: 'binance',
+    pair: 'BTC/USDT',
+    windowStart: T - 60_000,
+    windowEnd: T,
+    close: 100,
+    ready: true,
+    values: FEATURE_COLUMNS.map((c) => (c in set ? set[c]! : 0)),
+  };
+}
+
+/** Point model: rsi_14 < 50 → -3 else +5, plus ret_1m < 0 → -1 else +1; p10 = base -10, p90 = base +10. */
+const COLUMNS = ['rsi_14', 'ret_1m'];
+function files(shift = 0): ModelFiles {
+  return {
+    model: stumpModel(2, [
+      { f: 0, c: 50, a: -3 + shift, b: 5 + shift },
+      { f: 1, c: 0, a: -1, b: 1 },
+    ]),
+    p10: stumpModel(2, [], { base: -10, objective: 'reg:quantileerror' }),
+    p90: stumpModel(2, [], { base: 10, objective: 'reg:quantileerror' }),
+  };
+}
+
+function setup() {
+  const registry = new LocalRegistry(mkdtempSync(join(tmpdir(), 'cc-reg-')));
+  const cacheDir = mkdtempSync(join(tmpdir(), 'cc-cache-'));
+  const name = 'price';
+  const holder = (reg: ModelRegistry = registry, pollMs = 60_000) =>
+    new ChampionHolder(reg, { name, cacheDir, pollMs, logger: quiet });
+  return { registry, name, holder };
+}
+
+describe('ChampionHolder', () => {
+  it('serves nothing until a champion exists, then loads it and maps the vector columns by name', async () => {
+    const { registry, name, holder } = setup();
+    const h = holder();
+    await h.start();
+    try {
+      assert.equal(h.current(), undefined);
+      await registerModel(registry, name, COLUMNS, files(), { champion: false });
+      assert.equal(await h.refresh(), false, 'registered but not promoted: still nothing');
+      assert.equal(h.current(), undefined);
+      await registry.setAlias(name, 'champion', 1, 'test');
+      assert.equal(await h.refresh(), true);
+      const m = h.current()!;
+      assert.equal(m.card.version, 1);
+      assert.deepEqual(m.card.columns, COLUMNS);
+      assert.deepEqual(m.predict(vector({ rsi_14: 70, ret_1m: 0.001 })), {
+        returnBps: 6,
+        p10Bps: -10,
+        p90Bps: 10,
+      });
+      assert.deepEqual(m.predict(vector({ rsi_14: 30, ret_1m: -0.001 })), {
+        returnBps: -4,
+        p10Bps: -10,
+        p90Bps: 10,
+      });
+      // A missing value (null) follows default_left (left in these stumps).
+      assert.equal(m.predict(vector({ rsi_14: null, ret_1m: 1 })).returnBps, -2);
+      // Other columns do not matter: only the card's, by name, in the card's order.
+      assert.equal(m.predict(vector({ rsi_14: 70, ret_1m: 1, ret_5m: -99, sma_20: -99 })).returnBps, 6);
+      assert.equal(await h.refresh(), false, 'same version: nothing to do');
+      assert.equal(h.stats.loads, 1);
+    } finally {
+      h.stop();
+    }
+  });
+
+  it('swaps to a newly promoted champion only after it is fully loaded (the old one serves meanwhile)', async () => {
+    const { registry, name, holder } = setup();
+    await registerModel(registry, name, COLUMNS, files(0));
+    // A registry whose downloads can be held back, to look at the holder mid-load.
+    let release: () => void = () => {};
+    let hold = false;
+    const slow: ModelRegistry = Object.create(registry, {
+      download: {
+        value: async (n: string, v: number, dir: string) => {
+          if (hold) await new Promise<void>((r) => (release = r));
+          return registry.download(n, v, dir);
+        },
+      },
+    });
+    const h = holder(slow);
+    await h.start();
+    try {
+      assert.equal(h.current()!.card.version, 1);
+      await registerModel(registry, name, COLUMNS, files(100));
+      hold = true;
+      const swapping = h.refresh();
+      await sleep(50);
+      assert.equal(h.current()!.card.version, 1, 'still the old champion while the new one loads');
+      assert.equal(h.current()!.predict(vector({ rsi_14: 70, ret_1m: 1 })).returnBps, 6);
+      release();
+      assert.equal(await swapping, true);
+      assert.equal(h.current()!.card.version, 2);
+      assert.equal(h.current()!.predict(vector({ rsi_14: 70, ret_1m: 1 })).returnBps, 106);
+      assert.equal(h.stats.swaps, 1);
+      // A rollback moves the alias back: the holder follows it.
+      hold = false;
+      await registry.setAlias(name, 'champion', 1, 'rollback');
+      assert.equal(await h.refresh(), true);
+      assert.equal(h.current()!.card.version, 1);
+    } finally {
+      h.stop();
+    }
+  });
+
+  it('picks a promotion up by polling the alias', async () => {
+    const { registry, name, holder } = setup();
+    await registerModel(registry, name, COLUMNS, files(0));
+    const h = holder(registry, 30);
+    await h.start();
+    try {
+      await registerModel(registry, name, COLUMNS, files(1));
+      const deadline = Date.now() + 5_000;
+      while (h.current()!.card.version !== 2 && Date.now() < deadline) await sleep(20);
+      assert.equal(h.current()!.card.version, 2);
+    } finally {
+      h.stop();
+    }
+  });
+
+  it('keeps the old champion when the new one is broken (bad JSON), unservable (news columns) or inconsistent (card vs model inputs)', async () => {
+    const { registry, name, holder } = setup();
+    await registerModel(registry, name, COLUMNS, files());
+    const h = holder();
+    await h.start();
+    try {
+      await registerModel(registry, name, COLUMNS, { ...files(), p90: '{"learner": "not a model"' });
+      assert.equal(await h.refresh(), false);
+      assert.equal(h.current()!.card.version, 1);
+      // Columns the technical vectors do not have (a news model): refused by name.
+      await registerModel(registry, name, [...COLUMNS, 'news_sent_ewm_1h'], files());
+      assert.equal(await h.refresh(), false);
+      assert.equal(h.current()!.card.version, 1);
+      // The card's columns and the model's inputs disagree.
+      await registerModel(registry, name, ['rsi_14'], files());
+      assert.equal(await h.refresh(), false);
+      assert.equal(h.current()!.card.version, 1);
+      assert.equal(h.stats.failures, 3);
+      assert.equal(h.stats.loads, 1);
+      // A good one after the broken ones is taken.
+      await registerModel(registry, name, COLUMNS, files(7));
+      assert.equal(await h.refresh(), true);
+      assert.equal(h.current()!.card.version, 5);
+    } finally {
+      h.stop();
+    }
+  });
+
+  it('keeps serving when the registry cannot be read', async () => {
+    const { registry, name, holder } = setup();
+    await registerModel(registry, name, COLUMNS, files());
+    let down = false;
+    const flaky: ModelRegistry = Object.create(registry, {
+      alias: {
+        value: async (n: string, a: 'champion') => {
+          if (down) throw new Error('connection refused');
+          return registry.alias(n, a);
+        },
+      },
+    });
+    const h = holder(flaky);
+    await h.start();
+    try {
+      down = true;
+      assert.equal(await h.refresh(), false);
+      assert.equal(h.current()!.card.version, 1);
+    } finally {
+      h.stop();
+    }
+  });
+});
+
+describe('columnIndex: which cards the predictor can serve', () => {
+  const card = (o: Partial<ModelCard>) =>
+    ({ name: 'm', version: 1, target: 'log_return_bps', columns: ['ret_1m'], ...o }) as ModelCard;
+
+  it('maps each input column to its index in a technical vector', () => {
+    assert.deepEqual(columnIndex(card({ columns: ['rsi_14', 'ret_1m', 'atr_14_rel'] })), [
+      FEATURE_COLUMNS.indexOf('rsi_14'),
+      0,
+      FEATURE_COLUMNS.length - 1,
+    ]);
+  });
+
+  it('refuses columns outside the technical set, and another target, with a clear error', () => {
+    assert.throws(
+      () => columnIndex(card({ columns: ['ret_1m', 'news_count_1h'] })),
+      (e: unknown) =>
+        e instanceof ModelLoadError && /news_count_1h are not in the technical feature set/.test(e.message),
+    );
+    assert.throws(
+      () => columnIndex(card({ target: 'price' as 'log_return_bps' })),
+      (e: unknown) => e instanceof ModelLoadError && /target "price" is not log_return_bps/.test(e.message),
+    );
+  });
+});

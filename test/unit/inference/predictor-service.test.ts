@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pino from 'pino';
+import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
+import type { ServingModel } from '../../../src/inference/model-holder.ts';
+import { PredictorService } from '../../../src/inference/predictor-service.ts';
+import { openPredictionsStore } from '../../../src/inference/store/open.ts';
+import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import { topics } from '../../../src/runtime/topic.ts';
+import type { DeadLetter } from '../../../src/schemas/dlq.ts';
+import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
+import type { Prediction } from '../../../src/schemas/prediction.ts';
+import type { ModelCard } from '../../../src/training/registry/registry.ts';
+
+/** The service on the in-process bus and a DuckDB file: what is predicted, skipped, stored and published. */
+const T = Date.UTC(2024, 5, 1, 12, 0);
+const M = 60_000;
+const quiet = pino({ level: 'silent' });
+
+function vector(pair: string, windowEnd: number, o: Partial<FeatureVectorRecord> = {}): FeatureVectorRecord {
+  return {
+    v: 1,
+    featureSet: 'technical',
+    featureSetVersion: 1,
+    exchange: 'binance',
+    pair,
+    windowStart: windowEnd - M,
+    windowEnd,
+    close: 100 + windowEnd / 1e10,
+    ready: true,
+    values: FEATURE_COLUMNS.map((_, i) => (i === 0 ? windowEnd / 1e12 : 0)),
+    ...o,
+  };
+}
+
+/** returnBps = ret_1m × 1e3 (a "model" whose output depends on the vector), quantiles ±10. */
+const model: ServingModel = {
+  card: {
+    name: 'price',
+    version: 4,
+    horizonMs: 300_000,
+    target: 'log_return_bps',
+    columns: ['ret_1m'],
+  } as ModelCard,
+  predict: (v) => ({
+    returnBps: v.values[0]! * 1e3,
+    p10Bps: v.values[0]! * 1e3 - 10,
+    p90Bps: v.values[0]! * 1e3 + 10,
+  }),
+};
+
+async function setup(current: ServingModel | undefined, clock: 'wall' | 'event' = 'event') {
+  const bus = new InProcessBus();
+  const store = await openPredictionsStore(
+    `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-')), 'p.duckdb')}`,
+  );
+  const holder = { current: () => current };
+  const svc = new PredictorService(bus, holder, store, { clock, maxStalenessMs: 2 * M, logger: quiet });
+  await svc.start();
+  const published: Prediction[] = [];
+  const dead: DeadLetter[] = [];
+  await bus.subscribe<Prediction>({
+    topic: topics.predictions,
+    group: 'test',
+    service: 'test',
+    handle: (b) => {
+      for (const r of b.records) published.push(r.value);
+      return undefined;
+    },
+  });
+  await bus.subscribe<DeadLetter>({
+    topic: topics.dlq,
+    group: 'test',
+    service: 'test',
+    handle: (b) => {
+      for (const r of b.records) dead.push(r.value);
+      return undefined;
+    },
+  });
+  return { bus, store, svc, published, dead };
+}
+
+describe('PredictorService (in-process bus, DuckDB)', () => {
+  it('predicts ready technical vectors into the store and the topic, and counts the rest by reason', async () => {
+    const { bus, store, svc, published, dead } = await setup(model);
+    try {
+      const vs = [
+        vector('BTC/USDT', T, { ready: false }),
+        ...Array.from({ length: 20 }, (_, i) => vector('BTC/USDT', T + (i + 1) * M)),
+        ...Array.from({ length: 10 }, (_, i) => vector('ETH/USDT', T + i * M)),
+        vector('ETH/USDT', T + 20 * M, { featureSet: 'news_sentiment', values: [1] }),
+        vector('ETH/USDT', T + 21 * M, { values: [1, 2] }),
+      ];
+      await bus.publish(topics.features, vs);
+      await svc.caughtUp();
+      for (let i = 0; i < 100 && (published.length < 30 || dead.length < 1); i++) await sleep(10);
+      assert.equal(svc.stats.predicted, 30);
+      assert.deepEqual(svc.stats.skipped, {
+        other_set: 1,
+        invalid: 1,
+        not_ready: 1,
+        no_champion: 0,
+        stale: 0,
+        model_error: 0,
+      });
+      assert.equal(await store.count(), 30);
+      const stored = await store.history('BTC/USDT', 0, T + 100 * M);
+      assert.deepEqual(
+        stored.map((p) => p.windowEnd),
+        vs.slice(1, 21).map((v) => v.windowEnd),
+      );
+      const byKey = (p: Prediction) => `${p.pair}|${p.windowEnd}`;
+      assert.deepEqual(
+        [...published].sort((a, b) => byKey(a).localeCompare(byKey(b))),
+        [...stored, ...(await store.history('ETH/USDT', 0, T + 100 * M))].sort((a, b) =>
+          byKey(a).localeCompare(byKey(b)),
+        ),
+        'the topic and the store agree',
+      );
+      const p = stored[0]!;
+      assert.equal(p.predictedReturnBps, ((T + M) / 1e12) * 1e3);
+      assert.equal(p.modelVersion, 4);
+      assert.equal(p.latencyMs, 0, 'event clock: in order, a vector is predicted at its own windowEnd');
+      assert.equal(dead.length, 1);
+      assert.equal(dead[0]!.kind, 'invalid');
+    } finally {
+      await svc.stop();
+      await store.close();
+      await bus.close();
+    }
+  });
+
+  it('makes no prediction without a champion, nor for stale vectors on the wall clock', async () => {
+    const none = await setup(undefined);
+    try {
+      await none.bus.publish(topics.features, [vector('BTC/USDT', T)]);
+      await none.svc.caughtUp();
+      assert.equal(none.svc.stats.skipped.no_champion, 1);
+      assert.equal(await none.store.count(), 0);
+    } finally {
+      await none.svc.stop();
+      await none.store.close();
+    }
+    const wall = await setup(model, 'wall');
+    try {
+      const now = Date.now();
+      await wall.bus.publish(topics.features, [vector('BTC/USDT', T), vector('BTC/USDT', now - M)]);
+      await wall.svc.caughtUp();
+      assert.equal(wall.svc.stats.skipped.stale, 1);
+      assert.equal(wall.svc.stats.predicted, 1);
+      assert.deepEqual(
+        (await wall.store.history('BTC/USDT', 0, now)).map((p) => p.windowEnd),
+        [now - M],
+      );
+      const p = (await wall.store.latest('BTC/USDT'))!;
+      assert.ok(p.latencyMs >= M && p.latencyMs < M + 10_000);
+    } finally {
+      await wall.svc.stop();
+      await wall.store.close();
+    }
+  });
+});
