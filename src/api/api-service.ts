@@ -1,0 +1,80 @@
+import { log } from '../core/log.ts';
+import type { PredictionsStore } from '../inference/predictions-store.ts';
+import type { Bus } from '../runtime/bus.ts';
+import { topics } from '../runtime/topic.ts';
+import type { ModelCard, ModelRegistry } from '../training/registry/registry.ts';
+import { LatestPredictions } from './latest.ts';
+import { type ApiOptions, buildApi } from './server.ts';
+
+export interface StartApiOptions {
+  bus: Bus;
+  store: PredictionsStore;
+  /** Pairs loaded from the store on a cold start (canonical, `BTC/USD`). */
+  pairs: readonly string[];
+  registry?: ModelRegistry;
+  modelName?: string;
+  port: number;
+  host?: string;
+  options?: ApiOptions;
+  /** Consumer group for the predictions topic (default unique per instance). */
+  group?: string;
+}
+
+export interface RunningApi {
+  readonly app: ReturnType<typeof buildApi>;
+  readonly latest: LatestPredictions;
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** The champion's card, re-read from the registry at most every `ttlMs` (the registry may be a remote MLflow). */
+export function championCard(
+  registry: ModelRegistry,
+  name: string,
+  ttlMs = 30_000,
+): () => Promise<ModelCard | undefined> {
+  let cached: { at: number; card: ModelCard | undefined } | undefined;
+  return async () => {
+    const now = Date.now();
+    if (cached !== undefined && now - cached.at < ttlMs) return cached.card;
+    const version = await registry.alias(name, 'champion');
+    const card = version === undefined ? undefined : await registry.get(name, version);
+    cached = { at: now, card };
+    return card;
+  };
+}
+
+/**
+ * The API service: subscribes to `predictions` (a group of its own), serves as soon as it listens (`/v1/ready`
+ * says 503 until the latest cache is filled), and stops in order: HTTP and WebSocket first, then the subscription.
+ */
+export async function startApi(o: StartApiOptions): Promise<RunningApi> {
+  await o.bus.ensureTopics([topics.predictions]);
+  const latest = new LatestPredictions();
+  const app = buildApi({
+    latest,
+    store: o.store,
+    model: o.registry === undefined ? undefined : championCard(o.registry, o.modelName ?? 'cryptocast-price'),
+    options: o.options,
+  });
+  await app.listen({ port: o.port, host: o.host ?? '0.0.0.0' });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : o.port;
+  try {
+    await latest.start({ bus: o.bus, store: o.store, pairs: o.pairs, group: o.group });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  log.info({ service: 'api', port, pairs: latest.knownPairs() }, 'api ready');
+  return {
+    app,
+    latest,
+    port,
+    close: async () => {
+      await app.close();
+      await latest.stop();
+    },
+  };
+}

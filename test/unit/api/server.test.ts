@@ -1,0 +1,326 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { LatestPredictions } from '../../../src/api/latest.ts';
+import { type ApiOptions, apiOptionsFromEnv, buildApi } from '../../../src/api/server.ts';
+import type { Prediction } from '../../../src/schemas/prediction.ts';
+import type { ModelCard } from '../../../src/training/registry/registry.ts';
+import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
+
+const T0 = Date.UTC(2026, 10, 1, 12, 0);
+const MIN = 60_000;
+const DAY = 86_400_000;
+
+const card: ModelCard = {
+  name: 'cryptocast-price',
+  version: 3,
+  createdAt: T0 - DAY,
+  codeVersion: 'abc1234',
+  horizonMs: 300_000,
+  target: 'log_return_bps',
+  featureSets: [{ name: 'technical', version: 1 }],
+  columns: ['ret_1m', 'ret_5m', 'rsi_14'],
+  pairs: ['BTC/USD', 'ETH/USD'],
+  trainingWindow: { from: T0 - 15 * DAY, to: T0 - DAY },
+  datasetFingerprint: 'f00d',
+  params: { max_depth: 6 },
+  folds: [],
+  summary: { model: { mae_bps: 9.1 }, persistence: { mae_bps: 9.4 } },
+  artifacts: ['model.json'],
+  gate: { promoted: true, reasons: ['beats persistence'] },
+};
+
+type App = ReturnType<typeof buildApi>;
+
+/** Every response of these tests is checked against the OpenAPI document's schema for its route and status. */
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+let contractChecks = 0;
+async function get(
+  app: App,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, unknown>; headers: Record<string, unknown> }> {
+  const res = await app.inject({ method: 'GET', url, headers });
+  const body = JSON.parse(res.body) as Record<string, unknown>;
+  const doc = app.swagger() as {
+    paths: Record<
+      string,
+      { get: { responses: Record<string, { content?: Record<string, { schema: object }> }> } }
+    >;
+  };
+  const path = url.split('?')[0]!;
+  const route = doc.paths[path];
+  if (route !== undefined) {
+    const response = route.get.responses[String(res.statusCode)];
+    assert.ok(response, `OpenAPI: ${path} does not document status ${res.statusCode}`);
+    const schema = response.content?.['application/json']?.schema;
+    assert.ok(schema, `OpenAPI: ${path} ${res.statusCode} has no JSON schema`);
+    const validate = ajv.compile(schema);
+    assert.ok(
+      validate(body),
+      `OpenAPI: ${path} ${res.statusCode} body does not match: ${ajv.errorsText(validate.errors)}\n${res.body}`,
+    );
+    contractChecks++;
+  } else {
+    // Unknown routes still answer with the error shape.
+    assert.equal(res.statusCode, 404);
+    assert.deepEqual(Object.keys(body).sort(), ['error', 'message']);
+  }
+  return { status: res.statusCode, body, headers: res.headers };
+}
+
+async function setup(
+  o: { options?: ApiOptions; ready?: boolean; model?: () => Promise<ModelCard | undefined> } = {},
+) {
+  const store = new MemoryPredictionsStore();
+  const latest = new LatestPredictions();
+  if (o.ready !== false) latest.markReady();
+  const app = buildApi({ latest, store, model: o.model ?? (async () => card), options: o.options });
+  await app.ready();
+  return { app, store, latest };
+}
+
+describe('GET /v1/predictions/latest', () => {
+  test('serves the newest prediction per pair from memory', async () => {
+    const { app, latest } = await setup();
+    latest.add(prediction('BTC/USD', T0));
+    const newest = prediction('BTC/USD', T0 + MIN);
+    latest.add(newest);
+    latest.add(prediction('BTC/USD', T0 - MIN)); // late, older: not the latest
+    latest.add(prediction('ETH/USD', T0));
+    const res = await get(app, '/v1/predictions/latest?pair=BTC-USD');
+    assert.equal(res.status, 200);
+    assert.match(String(res.headers['content-type']), /^application\/json/);
+    assert.deepEqual(res.body, newest);
+    assert.equal((await get(app, '/v1/predictions/latest?pair=btc-usd')).status, 200);
+    assert.equal((await get(app, '/v1/predictions/latest?pair=ETH-USD')).body.pair, 'ETH/USD');
+    await app.close();
+  });
+
+  test('404 for a pair without predictions, 400 for a malformed pair', async () => {
+    const { app } = await setup();
+    const missing = await get(app, '/v1/predictions/latest?pair=SOL-USD');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.error, 'not_found');
+    for (const q of ['?pair=BTCUSD', '?pair=BTC-USD-X', '?pair=', '', '?pair=%E2%82%BF-USD']) {
+      const res = await get(app, `/v1/predictions/latest${q}`);
+      assert.equal(res.status, 400, q);
+      assert.equal(res.body.error, 'bad_request');
+    }
+    await app.close();
+  });
+});
+
+describe('GET /v1/predictions', () => {
+  async function withHistory() {
+    const s = await setup();
+    const rows: Prediction[] = [];
+    for (let i = 0; i < 250; i++) rows.push(prediction('BTC/USD', T0 + i * MIN));
+    // Two model versions share windowEnds 99 and 100 (around the first page's boundary).
+    rows.push(prediction('BTC/USD', T0 + 99 * MIN, { modelVersion: 2 }));
+    rows.push(prediction('BTC/USD', T0 + 100 * MIN, { modelVersion: 2 }));
+    rows.push(prediction('ETH/USD', T0));
+    await s.store.write(rows);
+    return s;
+  }
+
+  test('pages through a range with the next cursor: every row once, in order', async () => {
+    const { app } = await withHistory();
+    const seen: Prediction[] = [];
+    let after: number | null | undefined;
+    let pages = 0;
+    do {
+      const url = `/v1/predictions?pair=BTC-USD&from=${T0}&to=${T0 + DAY}&limit=100${after == null ? '' : `&after=${after}`}`;
+      const res = await get(app, url);
+      assert.equal(res.status, 200);
+      assert.equal(res.body.pair, 'BTC-USD');
+      seen.push(...(res.body.items as Prediction[]));
+      after = res.body.next as number | null;
+      pages++;
+    } while (after !== null && pages < 10);
+    assert.equal(seen.length, 252);
+    assert.equal(new Set(seen.map((p) => `${p.windowEnd}|${p.modelVersion}`)).size, 252);
+    for (let i = 1; i < seen.length; i++)
+      assert.ok(
+        seen[i]!.windowEnd > seen[i - 1]!.windowEnd ||
+          (seen[i]!.windowEnd === seen[i - 1]!.windowEnd &&
+            seen[i]!.modelVersion > seen[i - 1]!.modelVersion),
+      );
+    assert.equal(pages, 3);
+    await app.close();
+  });
+
+  test('from inclusive, to exclusive; modelVersion filter; defaults to the last day', async () => {
+    const { app } = await withHistory();
+    const res = await get(app, `/v1/predictions?pair=BTC-USD&from=${T0 + 10 * MIN}&to=${T0 + 20 * MIN}`);
+    const items = res.body.items as Prediction[];
+    assert.equal(items.length, 10);
+    assert.equal(items[0]!.windowEnd, T0 + 10 * MIN);
+    assert.equal(res.body.next, null);
+    const v2 = await get(app, `/v1/predictions?pair=BTC-USD&from=${T0}&to=${T0 + DAY}&modelVersion=2`);
+    assert.deepEqual(
+      (v2.body.items as Prediction[]).map((p) => p.windowEnd),
+      [T0 + 99 * MIN, T0 + 100 * MIN],
+    );
+    const recent = await get(app, '/v1/predictions?pair=ETH-USD');
+    assert.equal(recent.status, 200);
+    assert.deepEqual(recent.body.items, []); // T0 is more than a day ago
+    await app.close();
+  });
+
+  test('400 on a bad range, limit, cursor or pair; 503 when the store is down', async () => {
+    const { app, store } = await withHistory();
+    const bad = [
+      `pair=BTC-USD&from=${T0 + MIN}&to=${T0}`,
+      `pair=BTC-USD&from=${T0}&to=${T0 + 32 * DAY}`,
+      'pair=BTC-USD&limit=1001',
+      'pair=BTC-USD&limit=0',
+      'pair=BTC-USD&limit=ten',
+      'pair=BTC-USD&from=yesterday',
+      'pair=BTC-USD&to=1.5',
+      'pair=BTC-USD&after=x',
+      'pair=BTCUSD',
+      'from=0',
+    ];
+    for (const q of bad) {
+      const res = await get(app, `/v1/predictions?${q}`);
+      assert.equal(res.status, 400, q);
+      assert.equal(res.body.error, 'bad_request', q);
+    }
+    assert.equal((await get(app, `/v1/predictions?pair=BTC-USD&from=${T0}&to=${T0 + 31 * DAY}`)).status, 200);
+    store.failing = true;
+    const down = await get(app, `/v1/predictions?pair=BTC-USD&from=${T0}&to=${T0 + DAY}`);
+    assert.equal(down.status, 503);
+    assert.equal(down.body.error, 'store_unavailable');
+    await app.close();
+  });
+});
+
+describe('model, health, readiness, OpenAPI', () => {
+  test('GET /v1/model summarises the champion; 404 without one; 503 when the registry fails', async () => {
+    const ok = await setup();
+    const res = await get(ok.app, '/v1/model');
+    assert.equal(res.status, 200);
+    assert.equal(res.body.version, 3);
+    assert.equal(res.body.features, 3);
+    assert.equal((res.body as { params?: unknown }).params, undefined);
+    await ok.app.close();
+    const none = await setup({ model: async () => undefined });
+    assert.equal((await get(none.app, '/v1/model')).status, 404);
+    await none.app.close();
+    const broken = await setup({
+      model: async () => {
+        throw new Error('mlflow down');
+      },
+    });
+    const b = await get(broken.app, '/v1/model');
+    assert.equal(b.status, 503);
+    assert.equal(b.body.error, 'registry_unavailable');
+    await broken.app.close();
+  });
+
+  test('health is always 200; ready is 503 until the cache is filled', async () => {
+    const { app, latest } = await setup({ ready: false });
+    assert.equal((await get(app, '/v1/health')).status, 200);
+    const before = await get(app, '/v1/ready');
+    assert.equal(before.status, 503);
+    assert.equal(before.body.error, 'not_ready');
+    latest.add(prediction('BTC/USD', T0));
+    latest.markReady();
+    const after = await get(app, '/v1/ready');
+    assert.equal(after.status, 200);
+    assert.deepEqual(after.body.pairs, ['BTC-USD']);
+    await app.close();
+  });
+
+  test('the OpenAPI document lists every route; unknown routes answer a JSON 404', async () => {
+    const { app } = await setup();
+    const res = await app.inject('/v1/openapi.json');
+    assert.equal(res.statusCode, 200);
+    const doc = res.json() as { openapi: string; paths: Record<string, unknown> };
+    assert.equal(doc.openapi, '3.1.0');
+    for (const p of ['/v1/predictions/latest', '/v1/predictions', '/v1/model', '/v1/health', '/v1/ready'])
+      assert.ok(p in doc.paths, p);
+    const missing = await get(app, '/v1/nope');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.error, 'not_found');
+    await app.close();
+  });
+});
+
+describe('API keys, rate limit, CORS', () => {
+  test('with keys configured, data routes need x-api-key (401), health and ready do not', async () => {
+    const { app, latest } = await setup({ options: { apiKeys: ['k-one', 'k-two'] } });
+    latest.add(prediction('BTC/USD', T0));
+    const none = await get(app, '/v1/predictions/latest?pair=BTC-USD');
+    assert.equal(none.status, 401);
+    assert.equal(none.body.error, 'unauthorized');
+    assert.equal(
+      (await get(app, '/v1/predictions/latest?pair=BTC-USD', { 'x-api-key': 'nope' })).status,
+      401,
+    );
+    assert.equal((await get(app, '/v1/model', { 'x-api-key': 'k-two' })).status, 200);
+    assert.equal(
+      (await get(app, '/v1/predictions/latest?pair=BTC-USD', { 'x-api-key': 'k-one' })).status,
+      200,
+    );
+    assert.equal((await get(app, '/v1/health')).status, 200);
+    assert.equal((await get(app, '/v1/ready')).status, 200);
+    const doc = (await app.inject('/v1/openapi.json')).json() as { components: { securitySchemes: object } };
+    assert.ok('apiKey' in doc.components.securitySchemes);
+    await app.close();
+  });
+
+  test('each key has its own token bucket: 429 with Retry-After once the burst is spent', async () => {
+    const { app, latest } = await setup({ options: { apiKeys: ['a', 'b'], ratePerSecond: 1, burst: 5 } });
+    latest.add(prediction('BTC/USD', T0));
+    const url = '/v1/predictions/latest?pair=BTC-USD';
+    for (let i = 0; i < 5; i++) assert.equal((await get(app, url, { 'x-api-key': 'a' })).status, 200);
+    const limited = await get(app, url, { 'x-api-key': 'a' });
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.error, 'rate_limited');
+    assert.equal(limited.headers['retry-after'], '1');
+    assert.equal((await get(app, url, { 'x-api-key': 'b' })).status, 200);
+    await app.close();
+  });
+
+  test('CORS headers only for configured origins', async () => {
+    const on = await setup({ options: { corsOrigins: ['https://dash.example'] } });
+    on.latest.add(prediction('BTC/USD', T0));
+    const res = await on.app.inject({
+      url: '/v1/predictions/latest?pair=BTC-USD',
+      headers: { origin: 'https://dash.example' },
+    });
+    assert.equal(res.headers['access-control-allow-origin'], 'https://dash.example');
+    const other = await on.app.inject({
+      url: '/v1/predictions/latest?pair=BTC-USD',
+      headers: { origin: 'https://evil.example' },
+    });
+    assert.equal(other.headers['access-control-allow-origin'], undefined);
+    await on.app.close();
+    const off = await setup();
+    off.latest.add(prediction('BTC/USD', T0));
+    const plain = await off.app.inject({
+      url: '/v1/predictions/latest?pair=BTC-USD',
+      headers: { origin: 'https://dash.example' },
+    });
+    assert.equal(plain.headers['access-control-allow-origin'], undefined);
+    await off.app.close();
+  });
+
+  test('settings from the environment', () => {
+    const o = apiOptionsFromEnv({
+      CRYPTOCAST_API_KEYS: ' k1, k2 ,',
+      CRYPTOCAST_API_RATE: '10',
+      CRYPTOCAST_CORS_ORIGINS: '*',
+    });
+    assert.deepEqual(o.apiKeys, ['k1', 'k2']);
+    assert.equal(o.ratePerSecond, 10);
+    assert.deepEqual(o.corsOrigins, ['*']);
+    assert.throws(() => apiOptionsFromEnv({ CRYPTOCAST_API_BURST: 'lots' }), /CRYPTOCAST_API_BURST/);
+  });
+});
+
+test('every response above was checked against the OpenAPI document', () => {
+  assert.ok(contractChecks > 40, `only ${contractChecks} contract checks`);
+});
