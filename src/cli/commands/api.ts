@@ -1,0 +1,66 @@
+import { startApi } from '../../api/api-service.ts';
+import { apiOptionsFromEnv } from '../../api/server.ts';
+import { loadStreamConfig } from '../../config/config.ts';
+import { UsageError } from '../../core/errors.ts';
+import { log } from '../../core/log.ts';
+import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference/store/open.ts';
+import { connectBus } from '../../runtime/connect.ts';
+import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+
+/**
+ * `cryptocast service api`: the prediction API (REST + WebSocket) on `--port` (default 8080, CRYPTOCAST_API_PORT),
+ * reading the `predictions` topic of `--bus`, history from the predictions `--store`, and the champion's card from
+ * `--registry`. Settings from the environment: CRYPTOCAST_API_KEYS (comma list; when set every data route needs
+ * `x-api-key`), CRYPTOCAST_API_RATE / CRYPTOCAST_API_BURST (per-key token bucket), CRYPTOCAST_CORS_ORIGINS,
+ * CRYPTOCAST_API_HOST. Runs until SIGINT/SIGTERM.
+ */
+export async function apiService(opts: {
+  bus?: string;
+  store?: string;
+  port?: string;
+  registry?: string;
+  name?: string;
+}): Promise<void> {
+  const config = loadStreamConfig({ bus: opts.bus });
+  const portText = opts.port ?? process.env.CRYPTOCAST_API_PORT ?? '8080';
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new UsageError(`--port must be a TCP port, got "${portText}"`);
+  let options: ReturnType<typeof apiOptionsFromEnv>;
+  try {
+    options = apiOptionsFromEnv();
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const bus = await connectBus(config.bus);
+  const store = await openPredictionsStore(
+    opts.store ?? process.env.CRYPTOCAST_PREDICTIONS_STORE ?? DEFAULT_PREDICTIONS_STORE,
+  );
+  const registry = await openRegistry(opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY);
+  const api = await startApi({
+    bus,
+    store,
+    pairs: config.pairs,
+    registry,
+    modelName: opts.name ?? process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME,
+    port,
+    host: process.env.CRYPTOCAST_API_HOST,
+    options,
+  });
+  log.info(
+    { service: 'api', bus: config.bus, port: api.port, apiKeys: (options.apiKeys?.length ?? 0) > 0 },
+    'running',
+  );
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ service: 'api', signal }, 'stopping');
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await api.close();
+  await registry.close();
+  await store.close();
+  await bus.close();
+}
