@@ -151,3 +151,41 @@ for name, obj in {
   const read = (f: string) => readFileSync(join(dir, `${f}.json`), 'utf8');
   return { model: read('model'), p10: read('p10'), p90: read('p90') };
 }
+
+/** Native XGBoost's predictions (the trainer's Python) of the three models on rows `X` (null = missing). */
+export function nativePredict(
+  files: ModelFiles,
+  X: readonly (readonly (number | null)[])[],
+): { model: Float32Array; p10: Float32Array; p90: Float32Array } {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-native-'));
+  const k = X[0]!.length;
+  const flat = new Float32Array(X.length * k);
+  X.forEach((row, i) => {
+    row.forEach((v, j) => {
+      flat[i * k + j] = v ?? Number.NaN;
+    });
+  });
+  writeFileSync(join(dir, 'X.f32'), Buffer.from(flat.buffer));
+  for (const f of ['model', 'p10', 'p90'] as const) writeFileSync(join(dir, `${f}.json`), files[f]);
+  const script = `
+import os, sys
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+import xgboost as xgb
+d, k = sys.argv[1], int(sys.argv[2])
+X = np.fromfile(os.path.join(d, "X.f32"), dtype="<f4").reshape(-1, k)
+for name in ("model", "p10", "p90"):
+    b = xgb.Booster(model_file=os.path.join(d, name + ".json"))
+    b.set_param({"nthread": 1})
+    b.predict(xgb.DMatrix(X, nthread=1)).astype("<f4").tofile(os.path.join(d, name + ".pred.f32"))
+`;
+  execFileSync(trainerPython(), ['-c', script, dir, String(k)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
+  const read = (f: string) => {
+    const b = readFileSync(join(dir, `${f}.pred.f32`));
+    return new Float32Array(Uint8Array.from(b).buffer);
+  };
+  return { model: read('model'), p10: read('p10'), p90: read('p90') };
+}
