@@ -1,0 +1,290 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { LatestPredictions } from '../../../src/api/latest.ts';
+import { type ApiOptions, buildApi, wsHubOf } from '../../../src/api/server.ts';
+import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import { topics } from '../../../src/runtime/topic.ts';
+import type { Prediction } from '../../../src/schemas/prediction.ts';
+import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
+
+const MIN = 60_000;
+/** Six hours ago, on a minute: within the default replay reach (24 h). */
+const T0 = Math.floor(Date.now() / MIN) * MIN - 6 * 3_600_000;
+const at = (i: number) => T0 + i * MIN;
+
+/** A store whose history answers `delayMs` late (a replay from it overlaps live predictions). */
+class SlowStore extends MemoryPredictionsStore {
+  delayMs = 0;
+  override async history(...args: Parameters<MemoryPredictionsStore['history']>): Promise<Prediction[]> {
+    const rows = await super.history(...args);
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    return rows;
+  }
+}
+
+interface Msg {
+  type: string;
+  data?: Prediction;
+  error?: string;
+  pairs?: string[];
+}
+
+class Client {
+  readonly ws: WebSocket;
+  readonly msgs: Msg[] = [];
+  closed: { code: number; reason: string } | undefined;
+  private wake: (() => void) | undefined;
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on('message', (d) => {
+      this.msgs.push(JSON.parse(String(d)) as Msg);
+      this.wake?.();
+    });
+    ws.on('close', (code, reason) => {
+      this.closed = { code, reason: String(reason) };
+      this.wake?.();
+    });
+    ws.on('error', () => {});
+  }
+  static connect(port: number, headers: Record<string, string> = {}): Promise<Client> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, { headers });
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(new Client(ws)));
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+  }
+  send(x: unknown): void {
+    this.ws.send(typeof x === 'string' ? x : JSON.stringify(x));
+  }
+  predictions(): Prediction[] {
+    return this.msgs.filter((m) => m.type === 'prediction').map((m) => m.data!);
+  }
+  async until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!cond()) {
+      const left = end - Date.now();
+      if (left <= 0)
+        throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.msgs).slice(-400)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(left, 50));
+        this.wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+    }
+  }
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+const servers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const s of servers) await s();
+});
+
+async function serve(o: { ringSize?: number; options?: ApiOptions; store?: MemoryPredictionsStore } = {}) {
+  const bus = new InProcessBus();
+  const store = o.store ?? new MemoryPredictionsStore();
+  const latest = new LatestPredictions({ ringSize: o.ringSize });
+  const app = buildApi({ latest, store, options: o.options });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  await latest.start({ bus, store, pairs: ['BTC/USD', 'ETH/USD'] });
+  const port = (app.server.address() as { port: number }).port;
+  /** What the predictor does: the store, then the topic. */
+  const publish = async (...ps: Prediction[]) => {
+    await store.write(ps);
+    await bus.publish(topics.predictions, ps);
+  };
+  const close = async () => {
+    await app.close();
+    await latest.stop();
+    await bus.close();
+  };
+  servers.push(close);
+  return { app, bus, store, latest, port, publish, hub: wsHubOf(app)!, close };
+}
+
+const ends = (ps: Prediction[]) => ps.map((p) => (p.windowEnd - T0) / MIN);
+const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+describe('WebSocket /v1/ws', () => {
+  test('subscribe: the latest first, then live predictions of the subscribed pairs only; unsubscribe stops them', async () => {
+    const s = await serve();
+    await s.publish(prediction('BTC/USD', at(0)));
+    await s.bus.publish(topics.predictions, []);
+    const c = await Client.connect(s.port);
+    await new Promise((r) => setTimeout(r, 50));
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'] });
+    await c.until(() => c.predictions().length === 1, 'the snapshot');
+    assert.deepEqual(c.msgs[0], { type: 'subscribed', pairs: ['BTC-USD'] });
+    await s.publish(prediction('ETH/USD', at(1)), prediction('BTC/USD', at(1)), prediction('BTC/USD', at(2)));
+    await c.until(() => c.predictions().length === 3, 'live predictions');
+    assert.deepEqual(ends(c.predictions()), [0, 1, 2]);
+    assert.ok(c.predictions().every((p) => p.pair === 'BTC/USD'));
+    c.send({ type: 'unsubscribe', pairs: ['BTC-USD'] });
+    await c.until(() => c.msgs.some((m) => m.type === 'unsubscribed'), 'unsubscribed');
+    await s.publish(prediction('BTC/USD', at(3)));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(c.predictions().length, 3);
+    c.close();
+  });
+
+  test('resume after a reconnect from a timestamp: exactly what was missed, then live (from the ring)', async () => {
+    const s = await serve();
+    const a = await Client.connect(s.port);
+    a.send({ type: 'subscribe', pairs: ['BTC-USD'] });
+    await a.until(() => a.msgs.length === 1, 'subscribed');
+    for (let i = 1; i <= 5; i++) await s.publish(prediction('BTC/USD', at(i)));
+    await a.until(() => a.predictions().length === 5, 'five predictions');
+    const last = a.predictions().at(-1)!.windowEnd;
+    a.close();
+    for (let i = 6; i <= 8; i++) await s.publish(prediction('BTC/USD', at(i)));
+    await new Promise((r) => setTimeout(r, 50));
+    const b = await Client.connect(s.port);
+    b.send({ type: 'subscribe', pairs: ['BTC-USD'], since: last });
+    await b.until(() => b.predictions().length === 3, 'the missed predictions');
+    for (let i = 9; i <= 10; i++) await s.publish(prediction('BTC/USD', at(i)));
+    await b.until(() => b.predictions().length === 5, 'live after the replay');
+    assert.deepEqual(ends(b.predictions()), [6, 7, 8, 9, 10]);
+    assert.equal(s.store.historyCalls, 0, 'the ring covered it');
+    b.close();
+  });
+
+  test('resume from the store when the ring is too short, with live predictions arriving during the replay', async () => {
+    const store = new SlowStore();
+    const s = await serve({ ringSize: 5, store });
+    const warm = await Client.connect(s.port);
+    warm.send({ type: 'subscribe', pairs: ['BTC-USD'] });
+    await warm.until(() => warm.msgs.length === 1, 'subscribed');
+    for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
+    await warm.until(() => warm.predictions().length === 20, 'all twenty');
+    warm.close();
+    store.delayMs = 300;
+    const c = await Client.connect(s.port);
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(2) });
+    const t0 = Date.now();
+    while (store.historyCalls === 0 && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 5));
+    // Live while the store is being read: one new, one that the store will also return (published before the
+    // read finished), and a re-publication of an old one.
+    await s.publish(prediction('BTC/USD', at(21)));
+    await s.publish(prediction('BTC/USD', at(22)));
+    await s.publish(prediction('BTC/USD', at(22)));
+    await s.publish(prediction('BTC/USD', at(21), { createdAt: at(21) + 999 }));
+    await c.until(() => c.predictions().length >= 20, 'replay and live', 10_000);
+    await s.publish(prediction('BTC/USD', at(23)));
+    await c.until(() => c.predictions().length >= 21, 'the next live one');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(ends(c.predictions()), range(3, 23));
+    assert.ok(store.historyCalls > 0, 'read from the store');
+    c.close();
+  });
+
+  test('two model versions of one minute are both delivered, each once', async () => {
+    const s = await serve();
+    const c = await Client.connect(s.port);
+    c.send({ type: 'subscribe', pairs: ['ETH-USD'], since: at(0) });
+    await c.until(() => c.msgs.length === 1, 'subscribed');
+    await s.publish(prediction('ETH/USD', at(1)), prediction('ETH/USD', at(1), { modelVersion: 2 }));
+    await s.publish(prediction('ETH/USD', at(1), { modelVersion: 2 }));
+    await c.until(() => c.predictions().length === 2, 'both versions');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(
+      c.predictions().map((p) => p.modelVersion),
+      [1, 2],
+    );
+    c.close();
+  });
+
+  test('malformed frames get an error frame and the connection carries on', async () => {
+    const s = await serve();
+    await s.publish(prediction('BTC/USD', at(1)));
+    const c = await Client.connect(s.port);
+    const bad = [
+      'not json',
+      '[1,2]',
+      'null',
+      '{"type":"dance"}',
+      '{"type":"subscribe"}',
+      '{"type":"subscribe","pairs":[]}',
+      '{"type":"subscribe","pairs":["BTCUSD"]}',
+      '{"type":"subscribe","pairs":[42]}',
+      '{"type":"subscribe","pairs":["BTC-USD"],"since":"yesterday"}',
+    ];
+    for (const f of bad) c.send(f);
+    c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+    await c.until(() => c.msgs.length === bad.length + 1, 'an error per frame');
+    assert.ok(c.msgs.every((m) => m.type === 'error' && m.error === 'bad_request'));
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'] });
+    await c.until(() => c.predictions().length === 1, 'a prediction after the errors');
+    assert.equal(c.closed, undefined);
+    c.close();
+  });
+
+  test('a client sending too many frames per second is closed with 1008', async () => {
+    const s = await serve({ options: { ws: { maxFramesPerSecond: 10 } } });
+    const c = await Client.connect(s.port);
+    for (let i = 0; i < 30; i++) c.send({ type: 'unsubscribe', pairs: ['BTC-USD'] });
+    await c.until(() => c.closed !== undefined, 'the close');
+    assert.equal(c.closed!.code, 1008);
+  });
+
+  test('with API keys the upgrade needs x-api-key', async () => {
+    const s = await serve({ options: { apiKeys: ['secret'] } });
+    await assert.rejects(Client.connect(s.port), /HTTP 401/);
+    const c = await Client.connect(s.port, { 'x-api-key': 'secret' });
+    c.close();
+  });
+
+  test('a client that stops answering pings is dropped', async () => {
+    const s = await serve({ options: { ws: { heartbeatMs: 50 } } });
+    const c = await Client.connect(s.port);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(s.hub.size, 1);
+    (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const t0 = Date.now();
+    while (s.hub.size > 0 && Date.now() - t0 < 3_000) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(s.hub.size, 0);
+    c.close();
+  });
+
+  test('a slow client is dropped with 1013 and does not delay a fast one', async (t) => {
+    const s = await serve({ options: { ws: { maxBufferedBytes: 64 * 1024 } } });
+    const slow = await Client.connect(s.port);
+    const fast = await Client.connect(s.port);
+    slow.send({ type: 'subscribe', pairs: ['BTC-USD'] });
+    fast.send({ type: 'subscribe', pairs: ['BTC-USD'] });
+    await slow.until(() => slow.msgs.length === 1, 'slow subscribed');
+    await fast.until(() => fast.msgs.length === 1, 'fast subscribed');
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const N = 20_000;
+    const delays: number[] = [];
+    const published = new Map<number, number>();
+    fast.ws.on('message', (d) => {
+      const m = JSON.parse(String(d)) as Msg;
+      if (m.type === 'prediction') delays.push(performance.now() - published.get(m.data!.windowEnd)!);
+    });
+    for (let i = 0; i < N; i += 500) {
+      const batch = Array.from({ length: 500 }, (_, j) => prediction('BTC/USD', at(i + j)));
+      const now = performance.now();
+      for (const p of batch) published.set(p.windowEnd, now);
+      await s.bus.publish(topics.predictions, batch);
+      await new Promise((r) => setImmediate(r));
+    }
+    await fast.until(() => fast.predictions().length === N, 'every prediction on the fast client', 30_000);
+    assert.deepEqual(ends(fast.predictions()), range(0, N - 1));
+    assert.ok(s.hub.stats.droppedSlow >= 1, 'the slow client was dropped');
+    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    await slow.until(() => slow.closed !== undefined, 'the slow client closed', 10_000);
+    assert.ok(slow.predictions().length < N);
+    assert.ok([1013, 1006].includes(slow.closed!.code), `close code ${slow.closed!.code}`);
+    delays.sort((a, b) => a - b);
+    t.diagnostic(
+      `fast client: ${N} predictions, delay p50 ${delays[N >> 1]!.toFixed(1)} ms, p99 ${delays[Math.floor(N * 0.99)]!.toFixed(1)} ms; slow got ${slow.predictions().length}, closed ${slow.closed!.code}`,
+    );
+    fast.close();
+  });
+});
