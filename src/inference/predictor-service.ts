@@ -66,7 +66,10 @@ export class PredictorService {
   private subscription: Subscription | undefined;
   /** Per exchange|pair, the newest windowEnd already in the predictions topic (read back on (re)assignment). */
   private published: Map<string, number> | undefined;
-  private readonly warnings = new Map<string, { at: number; count: number }>();
+  private readonly warnings = new Map<
+    SkipReason,
+    { at: number; count: number; msg: string; fields: Record<string, unknown> }
+  >();
   /** Called with each batch's predictions once they are durable (tests, the embedded runtime). */
   onPredictions?: (ps: readonly Prediction[]) => void;
 
@@ -150,6 +153,7 @@ export class PredictorService {
           faultPoint('predictor:published');
           this.onPredictions?.(out);
         }
+        this.flushWarnings(false);
         if (dead.length > 0) {
           this.log.warn({ count: dead.length, reason: dead[0]!.reason }, 'feature vectors rejected');
           await this.bus.publish(topics.dlq, dead);
@@ -159,19 +163,30 @@ export class PredictorService {
     });
   }
 
-  /** One warning per kind per `warnEveryMs` (wall time), with how many occurred since the previous one. */
-  private warn(kind: string, msg: string, fields: Record<string, unknown>): void {
-    const now = Date.now();
+  /** Counts an occurrence of a warning kind; the latest one's fields go into the next warning of that kind. */
+  private warn(kind: SkipReason, msg: string, fields: Record<string, unknown>): void {
     let w = this.warnings.get(kind);
     if (w === undefined) {
-      w = { at: Number.NEGATIVE_INFINITY, count: 0 };
+      w = { at: Number.NEGATIVE_INFINITY, count: 0, msg, fields };
       this.warnings.set(kind, w);
     }
     w.count++;
-    if (now - w.at < this.warnEveryMs) return;
-    this.log.warn({ ...fields, count: w.count, total: this.stats.skipped[kind as SkipReason] }, msg);
-    w.at = now;
-    w.count = 0;
+    w.msg = msg;
+    w.fields = fields;
+  }
+
+  /**
+   * Logs the pending warnings (after each batch, and on stop): at most one per kind per `warnEveryMs` (wall time),
+   * with how many occurred since the previous one (`count`) and in all (`total`).
+   */
+  private flushWarnings(force: boolean): void {
+    const now = Date.now();
+    for (const [kind, w] of this.warnings) {
+      if (w.count === 0 || (!force && now - w.at < this.warnEveryMs)) continue;
+      this.log.warn({ ...w.fields, count: w.count, total: this.stats.skipped[kind] }, w.msg);
+      w.at = now;
+      w.count = 0;
+    }
   }
 
   /** The newest windowEnd per exchange|pair already in the predictions topic. */
@@ -191,5 +206,6 @@ export class PredictorService {
 
   async stop(): Promise<void> {
     await this.subscription?.stop();
+    this.flushWarnings(true);
   }
 }

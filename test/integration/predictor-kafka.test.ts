@@ -170,69 +170,75 @@ describe('predictor service on Kafka (real features, a real XGBoost champion)', 
     }
   });
 
-  it('killed with SIGKILL after publishing (before committing) and restarted: no gaps, no duplicates', async () => {
-    const prefix = uniquePrefix('predcrash');
-    const bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: prefix });
-    const storeFile = join(mkdtempSync(join(tmpdir(), 'pred-crash-')), 'p.duckdb');
-    const children: ChildProcess[] = [];
-    const start = (fault = '') => {
-      const opts = JSON.stringify({
-        bus: KAFKA_URL,
-        store: `duckdb:${storeFile}`,
-        registry: fx.registryDir,
-        name: NAME,
-        clock: 'event',
-        maxStaleness: '2m',
-        poll: '30s',
-      });
-      const script = `const m = await import(${JSON.stringify(join(ROOT, 'src/cli/commands/predictor.ts'))}); await m.predictorService(${opts});`;
-      const c = spawn(
-        process.execPath,
-        ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', script],
-        {
-          cwd: mkdtempSync(join(tmpdir(), 'pred-cwd-')), // the model cache goes there
-          env: {
-            ...process.env,
-            CRYPTOCAST_TOPIC_PREFIX: prefix,
-            CRYPTOCAST_LOG_LEVEL: 'warn',
-            CRYPTOCAST_FAULT: fault,
-            CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: '6000',
+  for (const [point, when] of [
+    ['predictor:published', 'after publishing (before committing)'],
+    ['predictor:stored', 'after storing (before publishing)'],
+  ] as const)
+    it(`killed with SIGKILL ${when} and restarted: no gaps, no duplicates`, async () => {
+      const prefix = uniquePrefix('predcrash');
+      const bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: prefix });
+      const storeFile = join(mkdtempSync(join(tmpdir(), 'pred-crash-')), 'p.duckdb');
+      const children: ChildProcess[] = [];
+      const start = (fault = '') => {
+        const opts = JSON.stringify({
+          bus: KAFKA_URL,
+          store: `duckdb:${storeFile}`,
+          registry: fx.registryDir,
+          name: NAME,
+          clock: 'event',
+          maxStaleness: '2m',
+          poll: '30s',
+        });
+        const script = `const m = await import(${JSON.stringify(join(ROOT, 'src/cli/commands/predictor.ts'))}); await m.predictorService(${opts});`;
+        const c = spawn(
+          process.execPath,
+          ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', script],
+          {
+            cwd: mkdtempSync(join(tmpdir(), 'pred-cwd-')), // the model cache goes there
+            env: {
+              ...process.env,
+              CRYPTOCAST_TOPIC_PREFIX: prefix,
+              CRYPTOCAST_LOG_LEVEL: 'warn',
+              CRYPTOCAST_FAULT: fault,
+              CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: '6000',
+            },
+            stdio: ['ignore', 'inherit', 'inherit'],
           },
-          stdio: ['ignore', 'inherit', 'inherit'],
-        },
-      );
-      children.push(c);
-      return c;
-    };
-    try {
-      await bus.ensureTopics([topics.features, topics.predictions]);
-      const half = Math.floor(fx.vectors.length / 2);
-      await bus.publish(topics.features, fx.vectors.slice(0, half));
-      const first = start('predictor:published:1');
-      const signal = await new Promise<NodeJS.Signals | null>((r) => first.once('exit', (_c, s) => r(s)));
-      assert.equal(signal, 'SIGKILL', 'killed by the fault point, after publishing its first batch');
-      const afterKill = (await bus.readTail<Prediction>(topics.predictions, 100_000)).length;
-      assert.ok(afterKill > 0, 'the first batch was published before the kill');
-      await bus.publish(topics.features, fx.vectors.slice(half));
-      const second = start();
-      const published = await readPredictions(bus, fx.ready.length, 120_000);
-      assert.deepEqual(published.map(key), fx.ready.map(key).sort(), 'each ready vector once on the topic');
-      second.kill('SIGTERM');
-      const code = await new Promise<number | null>((r) => second.once('exit', (c) => r(c)));
-      assert.equal(code, 0, 'a clean stop on SIGTERM');
-      const store = await openPredictionsStore(`duckdb:${storeFile}`);
+        );
+        children.push(c);
+        return c;
+      };
       try {
-        assert.equal(await store.count(), fx.ready.length, 'no duplicates in the store');
-        const stored = (await allStored(store, ['BTC/USDT', 'ETH/USDT'])).sort(byKey);
-        assert.deepEqual(stored.map(key), fx.ready.map(key).sort(), 'no gaps in the store');
-        // Same values as on the topic (the event clock makes a re-read batch predict identically).
-        assert.deepEqual(stored, published);
+        await bus.ensureTopics([topics.features, topics.predictions]);
+        const half = Math.floor(fx.vectors.length / 2);
+        await bus.publish(topics.features, fx.vectors.slice(0, half));
+        const first = start(`${point}:1`);
+        const signal = await new Promise<NodeJS.Signals | null>((r) => first.once('exit', (_c, s) => r(s)));
+        assert.equal(signal, 'SIGKILL', `killed by the fault point ${point}, at its first batch`);
+        const afterKill = (await bus.readTail<Prediction>(topics.predictions, 100_000)).length;
+        if (point === 'predictor:published')
+          assert.ok(afterKill > 0, 'the first batch was published before the kill');
+        else assert.equal(afterKill, 0, 'killed before anything was published');
+        await bus.publish(topics.features, fx.vectors.slice(half));
+        const second = start();
+        const published = await readPredictions(bus, fx.ready.length, 120_000);
+        assert.deepEqual(published.map(key), fx.ready.map(key).sort(), 'each ready vector once on the topic');
+        second.kill('SIGTERM');
+        const code = await new Promise<number | null>((r) => second.once('exit', (c) => r(c)));
+        assert.equal(code, 0, 'a clean stop on SIGTERM');
+        const store = await openPredictionsStore(`duckdb:${storeFile}`);
+        try {
+          assert.equal(await store.count(), fx.ready.length, 'no duplicates in the store');
+          const stored = (await allStored(store, ['BTC/USDT', 'ETH/USDT'])).sort(byKey);
+          assert.deepEqual(stored.map(key), fx.ready.map(key).sort(), 'no gaps in the store');
+          // Same values as on the topic (the event clock makes a re-read batch predict identically).
+          assert.deepEqual(stored, published);
+        } finally {
+          await store.close();
+        }
       } finally {
-        await store.close();
+        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+        await bus.close();
       }
-    } finally {
-      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-      await bus.close();
-    }
-  });
+    });
 });

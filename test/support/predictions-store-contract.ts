@@ -125,6 +125,11 @@ export function predictionsStoreContract(open: () => Promise<PredictionsStore>):
         [],
         'ascending',
       );
+      // A page of one row that would cut a minute in two carries the whole minute.
+      assert.deepEqual(
+        (await store.history(pair, T, T + 10_000 * M, { limit: 1, after: T + M })).map((p) => p.modelVersion),
+        [1, 2],
+      );
       const big = await store.history(pair, T, T + 10_000 * M, { limit: 5_000 });
       assert.equal(big.length, 1000, 'limit is capped at 1000');
       assert.equal((await store.history(pair, T, T + 10_000 * M)).length, 1000, 'default page: 1000');

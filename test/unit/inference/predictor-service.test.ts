@@ -53,13 +53,17 @@ const model: ServingModel = {
   }),
 };
 
-async function setup(current: ServingModel | undefined, clock: 'wall' | 'event' = 'event') {
+async function setup(
+  current: ServingModel | undefined,
+  clock: 'wall' | 'event' = 'event',
+  logger: pino.Logger = quiet,
+) {
   const bus = new InProcessBus();
   const store = await openPredictionsStore(
     `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-')), 'p.duckdb')}`,
   );
   const holder = { current: () => current };
-  const svc = new PredictorService(bus, holder, store, { clock, maxStalenessMs: 2 * M, logger: quiet });
+  const svc = new PredictorService(bus, holder, store, { clock, maxStalenessMs: 2 * M, logger });
   await svc.start();
   const published: Prediction[] = [];
   const dead: DeadLetter[] = [];
@@ -161,6 +165,39 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
     } finally {
       await wall.svc.stop();
       await wall.store.close();
+    }
+  });
+
+  it('warns about stale vectors, rate-limited, with their count', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const s = await setup(model, 'wall', logger);
+    try {
+      await s.bus.publish(
+        topics.features,
+        Array.from({ length: 50 }, (_, i) => vector('BTC/USDT', T + i * M)),
+      );
+      await s.svc.caughtUp();
+      assert.equal(s.svc.stats.skipped.stale, 50);
+      assert.equal(await s.store.count(), 0);
+      await s.bus.publish(topics.features, [vector('BTC/USDT', T + 60 * M)]);
+      await s.svc.caughtUp();
+      const stale = () => lines.filter((l) => /stale/.test(String(l.msg)));
+      const warnings = stale();
+      assert.equal(warnings.length, 1, 'one warning per 10 s, not one per vector');
+      assert.equal(warnings[0]!.count, 50);
+      assert.equal(warnings[0]!.total, 50);
+      assert.equal(warnings[0]!.maxStalenessMs, 2 * M);
+      assert.equal(warnings[0]!.clock, 'wall');
+      assert.ok(Number(warnings[0]!.ageMs) > 2 * M);
+      await s.svc.stop();
+      // What was held back by the rate limit is reported on stop.
+      assert.equal(stale().length, 2);
+      assert.equal(stale()[1]!.count, 1);
+      assert.equal(stale()[1]!.total, 51);
+    } finally {
+      await s.svc.stop();
+      await s.store.close();
     }
   });
 });
