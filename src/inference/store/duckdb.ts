@@ -52,7 +52,17 @@ export class DuckDbPredictionsStore implements PredictionsStore {
   /** `path` is a file (created if missing) or `:memory:`. */
   static async open(path: string): Promise<DuckDbPredictionsStore> {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const instance = await DuckDBInstance.create(path);
+    let instance: DuckDBInstance;
+    try {
+      instance = await DuckDBInstance.create(path);
+    } catch (err) {
+      const msg = (err as Error).message;
+      if (!/Could not set lock/i.test(msg)) throw err;
+      throw new Error(
+        `${msg}\nDuckDB lets one process open a file for writing: run the predictor in the process that holds ` +
+          'it (cryptocast run), or give it its own file (--store duckdb:.data/predictions.duckdb), or use PostgreSQL',
+      );
+    }
     const conn = await instance.connect();
     const store = new DuckDbPredictionsStore(instance, conn);
     await store.migrate();

@@ -1,11 +1,38 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe } from 'node:test';
+import { describe, it } from 'node:test';
 import { openPredictionsStore } from '../../../src/inference/store/open.ts';
 import { predictionsStoreContract } from '../../support/predictions-store-contract.ts';
 
 describe('DuckDB predictions store', () => {
   const file = join(mkdtempSync(join(tmpdir(), 'ps-')), 'predictions.duckdb');
   predictionsStoreContract(() => openPredictionsStore(`duckdb:${file}`));
+
+  it('explains that a DuckDB file has one writer process when another process holds it', async () => {
+    const held = join(mkdtempSync(join(tmpdir(), 'ps-lock-')), 'p.duckdb');
+    const open = join(import.meta.dirname, '..', '..', '..', 'src', 'inference', 'store', 'open.ts');
+    const script = `const { openPredictionsStore } = await import(${JSON.stringify(open)});
+      await openPredictionsStore(${JSON.stringify(`duckdb:${held}`)});
+      process.stdout.write('open\\n');
+      setTimeout(() => {}, 60_000);`;
+    const child = spawn(
+      process.execPath,
+      ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', script],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => d.toString().includes('open') && resolve());
+        child.once('exit', (code) => reject(new Error(`holder exited with ${code}`)));
+      });
+      await assert.rejects(openPredictionsStore(`duckdb:${held}`), /one process .*its own file/s);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });
