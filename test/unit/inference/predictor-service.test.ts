@@ -200,4 +200,36 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       await s.store.close();
     }
   });
+
+  it('uses the champion current at each vector: a promotion mid-stream changes the version, nothing is lost', async () => {
+    const bus = new InProcessBus();
+    const store = await openPredictionsStore(
+      `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-')), 'p.duckdb')}`,
+    );
+    let current: ServingModel = model;
+    const svc = new PredictorService(bus, { current: () => current }, store, {
+      clock: 'event',
+      logger: quiet,
+    });
+    await svc.start();
+    try {
+      await bus.publish(topics.features, [vector('BTC/USDT', T), vector('BTC/USDT', T + M)]);
+      await svc.caughtUp();
+      current = { ...model, card: { ...model.card, version: 5 } };
+      await bus.publish(topics.features, [vector('BTC/USDT', T + 2 * M)]);
+      await svc.caughtUp();
+      assert.deepEqual(
+        (await store.history('BTC/USDT', 0, T + 10 * M)).map((p) => [p.windowEnd - T, p.modelVersion]),
+        [
+          [0, 4],
+          [M, 4],
+          [2 * M, 5],
+        ],
+      );
+    } finally {
+      await svc.stop();
+      await store.close();
+      await bus.close();
+    }
+  });
 });
