@@ -22,6 +22,7 @@ const sentiment = process.argv.includes('--sentiment')
   : 'local';
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-news-'));
+const outDir = mkdtempSync(join(tmpdir(), 'bench-news-out-'));
 for (const s of ['BTCUSDT', 'ETHUSDT']) {
   mkdirSync(join(dir, s));
   for (const f of readdirSync(join(KLINES, s)))
@@ -34,7 +35,8 @@ function evaluate(withNews: boolean): {
   preds: Map<string, [number, number]>;
   seconds: number;
 } {
-  const file = join(dir, `${withNews ? 'news' : 'technical'}.csv`);
+  // Not in the candles folder: evaluate would read it as candles.
+  const file = join(outDir, `${withNews ? 'news' : 'technical'}.csv`);
   const args = ['evaluate', '--candles', dir, '--json', '--predictions', file];
   if (withNews) args.push('--news', NEWS, '--sentiment', sentiment);
   const t0 = performance.now();

@@ -103,7 +103,10 @@ backendOptions(
     program
       .command('service')
       .description('run one pipeline stage as its own process (on Kafka in production)')
-      .argument('<name>', 'trades | candles | features | feature-writer | news | news-signals | trainer')
+      .argument(
+        '<name>',
+        'trades | candles | features | feature-writer | news | news-signals | trainer | predictor',
+      )
       .option(
         '--feeds <urls>',
         'news --source live: RSS/Atom feed URLs, comma separated (default CoinDesk, Cointelegraph)',
@@ -140,7 +143,24 @@ backendOptions(
       .option('--every <duration>', 'trainer: retrain this long after the previous run ended', '6h')
       .option('--days <n>', 'trainer: train on the latest N days of the feature store', '14')
       .option('--tune-seconds <s>', 'trainer: Optuna budget per run', '120')
-      .option('--once', 'trainer: one run, then exit (e.g. a Kubernetes CronJob)'),
+      .option('--once', 'trainer: one run, then exit (e.g. a Kubernetes CronJob)')
+      .addOption(
+        new Option('--name <name>', 'trainer, predictor: registered model name').env('CRYPTOCAST_MODEL_NAME'),
+      )
+      .option(
+        '--max-staleness <duration>',
+        'predictor: skip feature vectors older than this (e.g. 2m; bare number = s)',
+        '2m',
+      )
+      .addOption(
+        new Option(
+          '--clock <clock>',
+          'predictor: staleness by the wall clock, or by the newest windowEnd seen (replays)',
+        )
+          .choices(['wall', 'event'])
+          .default('wall'),
+      )
+      .option('--poll <duration>', 'predictor: how often the champion alias is read (e.g. 30s)', '30s'),
   ),
 ).action(async (name, opts) => (await import('./commands/service.ts')).service(name, opts));
 

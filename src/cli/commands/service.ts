@@ -42,10 +42,14 @@ export async function service(
     days?: string;
     tuneSeconds?: string;
     once?: boolean;
+    maxStaleness?: string;
+    clock?: 'wall' | 'event';
+    poll?: string;
   } & BackendFlags,
 ): Promise<void> {
   // The trainer reads the feature store and writes the registry: no topics, so no bus.
   if (name === 'trainer') return (await import('./trainer.ts')).trainerService(opts);
+  if (name === 'predictor') return (await import('./predictor.ts')).predictorService(opts);
   const config = loadStreamConfig({
     bus: opts.bus,
     pairs: opts.pairs,
@@ -53,7 +57,16 @@ export async function service(
     graceMs: opts.grace,
     latePolicy: opts.latePolicy,
   });
-  const SERVICES = ['trades', 'candles', 'features', 'feature-writer', 'news', 'news-signals', 'trainer'];
+  const SERVICES = [
+    'trades',
+    'candles',
+    'features',
+    'feature-writer',
+    'news',
+    'news-signals',
+    'trainer',
+    'predictor',
+  ];
   if (!SERVICES.includes(name)) {
     throw new UsageError(`unknown service "${name}": available now are ${SERVICES.join(', ')}`);
   }
