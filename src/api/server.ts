@@ -211,6 +211,21 @@ function fail(reply: FastifyReply, status: number, message: string, error?: stri
   return reply.code(status).send({ error: error ?? errorCode(status), message });
 }
 
+/**
+ * A refusal before routing. A refused WebSocket upgrade has no HTTP connection to keep alive (and the WebSocket
+ * plugin, whose hooks come later, would not close it): the socket is closed once the answer is out.
+ */
+function refuse(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  status: number,
+  message: string,
+  error?: string,
+): void {
+  if (req.headers.upgrade !== undefined) reply.raw.once('finish', () => req.raw.socket?.destroy());
+  fail(reply, status, message, error);
+}
+
 function errorCode(status: number): string {
   return (STATUS_CODES[status] ?? 'error').toLowerCase().replace(/[^a-z0-9]+/g, '_');
 }
@@ -224,6 +239,8 @@ export function buildApi(deps: ApiDeps) {
   const app = Fastify({
     loggerInstance: log.child({ service: 'api' }),
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request (it costs more than the latest route itself); errors are logged with the route.
+    childLoggerFactory: (logger) => logger,
     return503OnClosing: true,
   });
   const hub = new WsHub(deps.latest, deps.store, o.ws);
@@ -249,7 +266,6 @@ export function buildApi(deps: ApiDeps) {
       security: (o.apiKeys?.length ?? 0) > 0 ? [{ apiKey: [] }] : [],
     },
   });
-  app.register(websocket, { options: { maxPayload: 4096 } });
   if ((o.corsOrigins?.length ?? 0) > 0) {
     const origins = o.corsOrigins!;
     app.register(cors, { origin: origins.includes('*') ? '*' : [...origins], methods: ['GET'] });
@@ -271,13 +287,13 @@ export function buildApi(deps: ApiDeps) {
       if ((req.routeOptions.config as { public?: boolean }).public === true) return done();
       const key = req.headers['x-api-key'];
       if (typeof key !== 'string' || !keys.has(key)) {
-        fail(reply, 401, 'a valid x-api-key header is required');
+        refuse(req, reply, 401, 'a valid x-api-key header is required');
         return;
       }
       const wait = buckets.take(key, Date.now());
       if (wait > 0) {
         reply.header('retry-after', String(Math.max(1, Math.ceil(wait / 1000))));
-        fail(reply, 429, 'rate limit exceeded for this API key', 'rate_limited');
+        refuse(req, reply, 429, 'rate limit exceeded for this API key', 'rate_limited');
         return;
       }
       done();
@@ -466,7 +482,12 @@ export function buildApi(deps: ApiDeps) {
     r.get('/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () =>
       app.swagger(),
     );
+  });
 
+  // The WebSocket plugin wraps the handler of every route of its context: kept to a context of its own, so the
+  // REST routes stay unwrapped.
+  app.register(async (r) => {
+    await r.register(websocket, { options: { maxPayload: 4096 } });
     r.get(
       '/v1/ws',
       {
