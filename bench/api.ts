@@ -25,7 +25,8 @@ import { fmt, recordBenchmark } from './report.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const MIN = 60_000;
-const T0 = Math.floor(Date.now() / MIN) * MIN - 3_600_000;
+/** An hour ago, on a minute; the children get the parent's (the snapshot each client receives first is T0's). */
+const T0 = Number(process.env.BENCH_T0) || Math.floor(Date.now() / MIN) * MIN - 3_600_000;
 const SAMPLE = prediction('BTC/USD', T0);
 const BODY = JSON.stringify(SAMPLE);
 
@@ -82,7 +83,10 @@ async function child(mode: string, cpu: number): Promise<Child> {
   const proc = spawn(
     'taskset',
     ['-c', String(cpu), process.execPath, ...process.execArgv, import.meta.filename, mode],
-    { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, CRYPTOCAST_LOG_LEVEL: 'warn' } },
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, CRYPTOCAST_LOG_LEVEL: 'warn', BENCH_T0: String(T0) },
+    },
   );
   const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
   const next = async () => {
