@@ -253,7 +253,11 @@ alternating runs each; latency also at a fixed 2,000 req/s (16 connections).
 | Fastify API | ${fmt(a.rps)} | ${a.p50} | ${a.p99} | ${fixed.api.p50} | ${fixed.api.p99} |
 
 Throughput ratio API / bare: **${(ratio * 100).toFixed(1)} %** (target ≥ 70 %). p99 at 2,000 req/s: **${fixed.api.p99} ms** (target < 5 ms);
-at saturation the p99 is queueing behind 64 connections on one core, for both servers alike.
+at saturation the p99 is queueing behind 64 connections on one core, for both servers alike.${
+      fixed.bare.p99 >= 5
+        ? ` The bare server's own p99 at that rate (${fixed.bare.p99} ms) shows the floor this shared machine allowed during the run (other processes on the same two cores).`
+        : ''
+    }
 
 WebSocket fan-out: ${ws.clients} clients subscribed to BTC-USD (all in one client process, core 1; the API on core 0),
 ${ws.publications} predictions published 150 ms apart on the API's bus: ${fmt(ws.received)} of ${fmt(ws.expected)} delivered; delay from
