@@ -266,7 +266,9 @@ export class WsHub {
     const sent = new Set<string>();
     for (const e of items) {
       // A long replay goes at the client's pace (live frames are held meanwhile), within the same limit.
-      if (c.socket.bufferedAmount > this.maxBuffered / 2 && !(await this.drained(c))) return;
+      if (c.socket.bufferedAmount > this.maxBuffered / 2) {
+        if (!(await this.drained(c)) || c.subs.get(pair) !== sub) return;
+      }
       if (!this.send(c, e.frame)) return;
       sent.add(e.key);
     }

@@ -199,6 +199,26 @@ describe('WebSocket /v1/ws', () => {
     c.close();
   });
 
+  test('a long replay goes at the pace of a client that reads slowly for a while, without dropping it', async () => {
+    const s = await serve({ ringSize: 15_000, options: { ws: { maxBufferedBytes: 64 * 1024 } } });
+    const N = 12_000;
+    for (let i = 0; i < N; i += 500)
+      await s.publish(...Array.from({ length: 500 }, (_, j) => prediction('BTC/USD', at(i + j))));
+    for (let k = 0; k < 100 && s.latest.ring('BTC/USD').length < N; k++)
+      await new Promise((r) => setTimeout(r, 20));
+    const c = await Client.connect(s.port);
+    const sock = (c.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(-1) });
+    sock.pause();
+    await new Promise((r) => setTimeout(r, 300));
+    sock.resume();
+    await c.until(() => c.predictions().length === N, 'the whole replay', 20_000);
+    assert.deepEqual(ends(c.predictions()), range(0, N - 1));
+    assert.equal(c.closed, undefined);
+    assert.equal(s.hub.stats.droppedSlow, 0);
+    c.close();
+  });
+
   test('malformed frames get an error frame and the connection carries on', async () => {
     const s = await serve();
     await s.publish(prediction('BTC/USD', at(1)));
