@@ -20,8 +20,10 @@ export async function apiService(opts: {
   port?: string;
   registry?: string;
   name?: string;
+  /** Pairs loaded from the store on a cold start (default CRYPTOCAST_PAIRS, else BTC/USD, ETH/USD). */
+  pairs?: string;
 }): Promise<void> {
-  const config = loadStreamConfig({ bus: opts.bus });
+  const config = loadStreamConfig({ bus: opts.bus, pairs: opts.pairs });
   const portText = opts.port ?? process.env.CRYPTOCAST_API_PORT ?? '8080';
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 0 || port > 65_535)
