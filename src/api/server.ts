@@ -278,7 +278,9 @@ export function buildApi(deps: ApiDeps) {
     req.log.error({ err, url: req.routeOptions.url }, 'request failed');
     return fail(reply, status, 'internal error');
   });
-  app.setNotFoundHandler((req, reply) => fail(reply, 404, `no route ${req.method} ${req.url.split('?')[0]}`));
+  app.setNotFoundHandler((req, reply) =>
+    fail(reply, 404, `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 100)}`),
+  );
 
   const keys = new Set(o.apiKeys ?? []);
   if (keys.size > 0) {
