@@ -85,7 +85,12 @@ streamOptions(
     .addOption(
       new Option('--speed <n>', 'replay speed: "max" or a factor (1 = recorded speed)').default('max'),
     )
-    .option('--port <port>', 'HTTP port for the API (reserved: served from the inference issue on)', '8080')
+    .addOption(
+      new Option('--port <port>', 'HTTP port of the prediction API (0: any free port)')
+        .env('CRYPTOCAST_API_PORT')
+        .default('8080'),
+    )
+    .option('--serve', 'replay: keep serving the API after the replay ends, until Ctrl-C')
     .addOption(
       new Option('--store <url>', 'feature store: duckdb:PATH or postgres://…')
         .env('CRYPTOCAST_STORE')
@@ -105,7 +110,7 @@ backendOptions(
       .description('run one pipeline stage as its own process (on Kafka in production)')
       .argument(
         '<name>',
-        'trades | candles | features | feature-writer | news | news-signals | trainer | predictor',
+        'trades | candles | features | feature-writer | news | news-signals | trainer | predictor | api',
       )
       .option(
         '--feeds <urls>',
@@ -160,7 +165,8 @@ backendOptions(
           .choices(['wall', 'event'])
           .default('wall'),
       )
-      .option('--poll <duration>', 'predictor: how often the champion alias is read (e.g. 30s)', '30s'),
+      .option('--poll <duration>', 'predictor: how often the champion alias is read (e.g. 30s)', '30s')
+      .addOption(new Option('--port <port>', 'api: HTTP port (0: any free port)').env('CRYPTOCAST_API_PORT')),
   ),
 ).action(async (name, opts) => (await import('./commands/service.ts')).service(name, opts));
 

@@ -1,17 +1,24 @@
+import { type RunningApi, startApi } from '../../api/api-service.ts';
+import { apiOptionsFromEnv } from '../../api/server.ts';
 import { startMarketDataPipeline } from '../../app/pipeline.ts';
 import { iso, n, StatusLine } from '../../app/progress.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
+import { ChampionHolder } from '../../inference/model-holder.ts';
+import { PredictorService } from '../../inference/predictor-service.ts';
+import { openPredictionsStore } from '../../inference/store/open.ts';
 import type { ReplayProgress } from '../../ingestion/replay.ts';
 import { InProcessBus } from '../../runtime/in-process-bus.ts';
 import type { Candle } from '../../schemas/candle.ts';
+import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
 import { buildSources, type SourceFlags } from '../sources.ts';
 
 /**
- * `cryptocast run`: the whole system in one process on the embedded default (in-process bus). Today that
- * is trades → candles; each closed candle is printed, with a live status line. A replay ends when the
- * recording does; `--source live` runs until Ctrl-C.
+ * `cryptocast run`: the whole system in one process on the embedded default (in-process bus): trades → candles →
+ * features → feature store → predictions (the registry's champion) → predictions store and the prediction API on
+ * `--port`. Each closed candle is printed, with a live status line. A replay ends when the recording does (with
+ * `--serve` the API stays up until Ctrl-C); `--source live` runs until Ctrl-C.
  */
 export async function run(
   opts: SourceFlags & {
@@ -22,6 +29,7 @@ export async function run(
     quiet?: boolean;
     port: string;
     store: string;
+    serve?: boolean;
   },
 ): Promise<void> {
   const config = loadStreamConfig({
@@ -45,7 +53,41 @@ export async function run(
       `${c.pair.padEnd(9)} ${iso(c.windowStart).slice(0, 16)}  o ${c.open}  h ${c.high}  l ${c.low}  c ${c.close}  ` +
         `v ${Number(c.volume.toFixed(6))}  n ${c.trades}${c.filled ? '  (idle: filled)' : ''}${c.revision ? `  (revision ${c.revision})` : ''}`,
     );
+  const port = Number(opts.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new Error(`--port must be a TCP port, got "${opts.port}"`);
   const store = await openFeatureStore(opts.store);
+  // Inference on the same bus: the champion predicts every ready vector; replays judge staleness by event time.
+  const registry = await openRegistry(process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY);
+  const modelName = process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME;
+  const predictions = await openPredictionsStore(opts.store);
+  const holder = new ChampionHolder(registry, { name: modelName });
+  await holder.start();
+  if (holder.current() === undefined)
+    status.print(
+      `no champion "${modelName}" in ${registry.location}: no predictions (train one: bash scripts/price-model.sh, or cryptocast train)`,
+    );
+  const predictor = new PredictorService(bus, holder, predictions, {
+    clock: opts.source === 'live' ? 'wall' : 'event',
+  });
+  await predictor.start();
+  let api: RunningApi | undefined;
+  try {
+    api = await startApi({
+      bus,
+      store: predictions,
+      pairs: config.pairs,
+      registry,
+      modelName,
+      port,
+      options: apiOptionsFromEnv(),
+    });
+    status.print(
+      `prediction API on http://127.0.0.1:${api.port}/v1/predictions/latest?pair=BTC-USD (OpenAPI: /v1/openapi.json)`,
+    );
+  } catch (err) {
+    status.print(`prediction API not started: ${(err as Error).message}`);
+  }
   const pipeline = await startMarketDataPipeline({
     bus,
     sources,
@@ -64,6 +106,7 @@ export async function run(
       `${opts.source} · ${n(s.trades)} trades (${n(Math.round(s.trades / Math.max(secs, 0.001)))}/s) · ${n(c.candles)} candles` +
       ` (${n(c.filled)} idle) · ${n(c.late)} late · ${n(s.rejects)} rejected · ${n(s.duplicates)} duplicates` +
       ` · ${n(pipeline.features?.stats.ready ?? 0)}/${n(pipeline.features?.stats.vectors ?? 0)} feature vectors ready` +
+      ` · ${n(predictor.stats.predicted)} predictions` +
       (replay ? ` · replay time ${iso(replay.replayTs)}` : '')
     );
   };
@@ -72,10 +115,21 @@ export async function run(
   }, 250);
   try {
     await pipeline.finished;
+    await predictor.caughtUp();
+    if (opts.serve && api && !abort.signal.aborted) {
+      status.update(`${line()} · replay done; serving on port ${api.port} until Ctrl-C`, true);
+      await new Promise<void>((resolve) =>
+        abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
+    }
   } finally {
     clearInterval(timer);
     await pipeline.stop();
+    await api?.close();
+    await predictor.stop();
+    await holder.stop();
     await bus.close();
+    await registry.close();
   }
   status.done(
     `${abort.signal.aborted ? 'stopped' : 'done'}: ${line()} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
@@ -90,7 +144,16 @@ export async function run(
             : 'no ready vector yet (indicators warm up over 61 minutes)\n'),
       );
     }
+    const latest = await Promise.all(
+      [...(await store.latest(TECHNICAL_SET)).keys()].map((p) => predictions.latest(p)),
+    );
+    for (const p of latest)
+      if (p)
+        process.stderr.write(
+          `prediction ${p.pair} at ${iso(p.targetTs)}: ${p.predictedClose.toFixed(2)} [${p.p10.toFixed(2)}, ${p.p90.toFixed(2)}] (close ${p.close} at ${iso(p.windowEnd)}, model v${p.modelVersion})\n`,
+        );
   } finally {
+    await predictions.close();
     await store.close();
   }
 }

@@ -45,11 +45,13 @@ export async function service(
     maxStaleness?: string;
     clock?: 'wall' | 'event';
     poll?: string;
+    port?: string;
   } & BackendFlags,
 ): Promise<void> {
   // The trainer reads the feature store and writes the registry: no topics, so no bus.
   if (name === 'trainer') return (await import('./trainer.ts')).trainerService(opts);
   if (name === 'predictor') return (await import('./predictor.ts')).predictorService(opts);
+  if (name === 'api') return (await import('./api.ts')).apiService(opts);
   const config = loadStreamConfig({
     bus: opts.bus,
     pairs: opts.pairs,
@@ -66,6 +68,7 @@ export async function service(
     'news-signals',
     'trainer',
     'predictor',
+    'api',
   ];
   if (!SERVICES.includes(name)) {
     throw new UsageError(`unknown service "${name}": available now are ${SERVICES.join(', ')}`);
