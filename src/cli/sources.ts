@@ -19,12 +19,20 @@ export function sharedDataDir(): string {
   return resolve(process.env.CRYPTOCAST_SHARED_DATA ?? join(ROOT, '..', 'shared', 'data'));
 }
 
-/** What `--source replay` plays when no `--data` is given: the Binance BTC+ETH websocket capture. */
+/**
+ * What `--source replay` plays when no `--data` is given: the Binance BTC+ETH websocket capture (11 minutes, both
+ * pairs) and Kraken's REST trades of XBT/USDT (7 hours: long enough for the indicators' 61-minute warm-up, so the
+ * champion makes predictions). They are 15 months apart; the gap restarts the features' warm-up, as any gap does.
+ */
 export function defaultReplayFiles(): string[] {
   return [
     join(
       sharedDataDir(),
       'btc-eth-trade-ticks/binance-ws-2024-08-08/binance_spot_ws_trade_btcusdt_ethusdt_2024-08-08T2354_0005.txt.gz',
+    ),
+    join(
+      sharedDataDir(),
+      'btc-eth-trade-ticks/kraken-rest-xbtusdt-2025-11-10/public_Trades_XBTUSDT_1000.json',
     ),
   ];
 }

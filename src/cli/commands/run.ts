@@ -83,7 +83,7 @@ export async function run(
       options: apiOptionsFromEnv(),
     });
     status.print(
-      `prediction API on http://127.0.0.1:${api.port}/v1/predictions/latest?pair=BTC-USD (OpenAPI: /v1/openapi.json)`,
+      `prediction API on http://127.0.0.1:${api.port}/v1/ (e.g. /v1/predictions/latest?pair=BTC-USDT; OpenAPI: /v1/openapi.json)`,
     );
   } catch (err) {
     status.print(`prediction API not started: ${(err as Error).message}`);
