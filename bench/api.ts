@@ -62,7 +62,7 @@ async function serveApi(withBus: boolean): Promise<void> {
   }
 }
 
-/** Answers "cpu" with this process's CPU time so far (µs): the cost per request, whatever the neighbours do. */
+/** Answers "cpu" with this process's CPU time so far (µs), for the cost per request. */
 function cpu(): void {
   const u = process.cpuUsage();
   ready({ cpuUs: u.user + u.system });
@@ -283,7 +283,7 @@ at saturation the p99 is queueing behind 64 connections on one core, for both se
         : ''
     }
 
-Server CPU time per request at 2,000 req/s (process.cpuUsage, unaffected by what else runs on the machine): bare
+Server CPU time per request at 2,000 req/s (process.cpuUsage: less sensitive to the neighbours than throughput, though a busy machine slows every instruction): bare
 **${cpuPerRequest.bare.toFixed(1)} µs**, API **${cpuPerRequest.api.toFixed(1)} µs**: the API costs ${(cpuPerRequest.api / cpuPerRequest.bare).toFixed(2)}× the bare server, i.e. it would
 reach ${((cpuPerRequest.bare / cpuPerRequest.api) * 100).toFixed(0)} % of its throughput on a core of its own.
 
