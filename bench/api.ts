@@ -107,6 +107,9 @@ async function child(mode: string, cpu: number): Promise<Child> {
 interface Cannon {
   rps: number;
   total: number;
+  /** Server CPU time over the run's wall time (1 = a whole core), and per request (µs). */
+  cpuShare?: number;
+  cpuPerRequest?: number;
   p50: number;
   p99: number;
   non2xx: number;
@@ -224,10 +227,17 @@ async function main(): Promise<void> {
   for (const url of Object.values(targets)) await autocannon(url, ['-c', '32', '-d', '3'], 1);
   const sat: Record<'api' | 'bare', Cannon[]> = { api: [], bare: [] };
   for (let round = 0; round < ROUNDS; round++)
-    for (const k of ['bare', 'api'] as const) {
+    for (const k of round % 2 === 0 ? (['bare', 'api'] as const) : (['api', 'bare'] as const)) {
+      const server = k === 'api' ? api : bare;
+      server.proc.stdin!.write('cpu\n');
+      const before = (await server.next()).cpuUs!;
       const r = await autocannon(targets[k], ['-c', '64', '-d', String(duration)], 1);
+      server.proc.stdin!.write('cpu\n');
+      const used = (await server.next()).cpuUs! - before;
+      r.cpuShare = used / (duration * 1e6);
+      r.cpuPerRequest = used / r.total;
       console.log(
-        `saturation ${k}: ${fmt(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, non2xx ${r.non2xx}, errors ${r.errors}`,
+        `saturation ${k}: ${fmt(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, non2xx ${r.non2xx}, errors ${r.errors}; server CPU ${(r.cpuShare! * 100).toFixed(0)} % of a core, ${r.cpuPerRequest!.toFixed(1)} µs/request`,
       );
       sat[k].push(r);
     }
@@ -267,12 +277,12 @@ async function main(): Promise<void> {
 \`GET /v1/predictions/latest?pair=BTC-USD\` on Fastify (\`src/api/server.ts\`, pre-serialised body of ${api.info.bytes} bytes, no
 API keys) against a bare \`node:http\` server answering a constant JSON body of ${bare.info.bytes} bytes. Each server is a child
 process pinned to core 0; autocannon runs in its own process on core 1. Saturation: 64 connections, ${duration} s per run, ${ROUNDS}
-rounds of bare then API (the table shows each server's best round); latency also at a fixed 2,000 req/s (16 connections).
+rounds alternating which server goes first (the table shows each server's best round); latency also at a fixed 2,000 req/s (16 connections).
 
-| server | req/s (saturation) | p50 ms | p99 ms | p50 ms @ 2k/s | p99 ms @ 2k/s |
-|---|---:|---:|---:|---:|---:|
-| bare node:http | ${fmt(b.rps)} | ${b.p50} | ${b.p99} | ${fixed.bare.p50} | ${fixed.bare.p99} |
-| Fastify API | ${fmt(a.rps)} | ${a.p50} | ${a.p99} | ${fixed.api.p50} | ${fixed.api.p99} |
+| server | req/s (saturation) | p50 ms | p99 ms | server CPU, % of a core | CPU µs/request | p50 ms @ 2k/s | p99 ms @ 2k/s |
+|---|---:|---:|---:|---:|---:|---:|---:|
+| bare node:http | ${fmt(b.rps)} | ${b.p50} | ${b.p99} | ${(b.cpuShare! * 100).toFixed(0)} | ${b.cpuPerRequest!.toFixed(1)} | ${fixed.bare.p50} | ${fixed.bare.p99} |
+| Fastify API | ${fmt(a.rps)} | ${a.p50} | ${a.p99} | ${(a.cpuShare! * 100).toFixed(0)} | ${a.cpuPerRequest!.toFixed(1)} | ${fixed.api.p50} | ${fixed.api.p99} |
 
 Throughput ratio API / bare, median of the rounds: **${(ratio * 100).toFixed(1)} %** (target ≥ 70 %; rounds: ${ratios
       .map((r) => `${(r * 100).toFixed(0)} %`)
