@@ -26,6 +26,9 @@ import { WsHub, type WsOptions } from './ws.ts';
  * route but health, ready and the OpenAPI document needs `x-api-key`, and each key has a token bucket (429 with
  * Retry-After when empty). Errors are `{ "error": code, "message": text }`.
  */
+/** 2100-01-01: the latest timestamp a query may name (the topics' EpochMs bound). */
+const MAX_EPOCH_MS = 4_102_444_800_000;
+
 export interface ApiOptions {
   /** Accepted API keys; empty or absent: no authentication. */
   apiKeys?: readonly string[];
@@ -346,15 +349,27 @@ export function buildApi(deps: ApiDeps) {
             additionalProperties: false,
             properties: {
               pair: UrlPair,
+              // Upper bounds keep every value a safe integer (and the stores' BIGINTs): a bad number is a 400.
               from: {
                 type: 'integer',
                 minimum: 0,
+                maximum: MAX_EPOCH_MS,
                 description: 'windowEnd ≥ from, epoch ms (default: to − 1 day)',
               },
-              to: { type: 'integer', minimum: 0, description: 'windowEnd < to, epoch ms (default: now)' },
+              to: {
+                type: 'integer',
+                minimum: 0,
+                maximum: MAX_EPOCH_MS,
+                description: 'windowEnd < to, epoch ms (default: now)',
+              },
               limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-              after: { type: 'integer', minimum: 0, description: 'the `next` of the previous page' },
-              modelVersion: { type: 'integer', minimum: 1 },
+              after: {
+                type: 'integer',
+                minimum: 0,
+                maximum: MAX_EPOCH_MS,
+                description: 'the `next` of the previous page',
+              },
+              modelVersion: { type: 'integer', minimum: 1, maximum: 2_147_483_647 },
             },
           },
           response: { 200: HistoryJson, ...errors(400, 401, 429, 503) },

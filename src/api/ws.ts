@@ -30,6 +30,11 @@ export interface WsOptions {
 interface PairSub {
   /** Live predictions held while the replay runs; null once live. */
   held: Entry[] | null;
+  /**
+   * What the replay sent, until live passes it: a replay read from the store can include a prediction the topic has
+   * not delivered yet (the predictor stores before it publishes), which must not be sent again when it arrives.
+   */
+  replayed: { keys: Set<string>; lastWindowEnd: number } | null;
 }
 
 const OPEN = 1;
@@ -107,8 +112,18 @@ export class WsHub {
       const sub = c.subs.get(e.p.pair);
       if (sub === undefined) continue;
       if (sub.held !== null) sub.held.push(e);
-      else this.send(c, e.frame);
+      else if (!this.alreadyReplayed(sub, e)) this.send(c, e.frame);
     }
+  }
+
+  private alreadyReplayed(sub: PairSub, e: Entry): boolean {
+    const r = sub.replayed;
+    if (r === null) return false;
+    if (e.p.windowEnd > r.lastWindowEnd) {
+      sub.replayed = null; // live has passed the replay: nothing later can repeat it
+      return false;
+    }
+    return r.keys.has(e.key);
   }
 
   private send(c: Client, frame: Buffer | string): boolean {
@@ -148,8 +163,15 @@ export class WsHub {
     if (c.closed) return;
     c.closed = true;
     this.clients.delete(c);
-    for (const pair of c.subs.keys()) this.byPair.get(pair)?.delete(c);
+    for (const pair of c.subs.keys()) this.unlink(pair, c);
     c.subs.clear();
+  }
+
+  /** Removes a client from a pair's set, and the set once empty (made-up pairs must not accumulate). */
+  private unlink(pair: string, c: Client): void {
+    const set = this.byPair.get(pair);
+    set?.delete(c);
+    if (set?.size === 0) this.byPair.delete(pair);
   }
 
   private ping(): void {
@@ -209,18 +231,21 @@ export class WsHub {
     if (m.type === 'unsubscribe') {
       for (const p of pairs) {
         c.subs.delete(p);
-        this.byPair.get(p)?.delete(c);
+        this.unlink(p, c);
       }
       this.sendJson(c, { type: 'unsubscribed', pairs: pairs.map(pairToUrl) });
       return undefined;
     }
-    if (m.since !== undefined && (typeof m.since !== 'number' || !Number.isFinite(m.since) || m.since < 0))
-      return 'since must be epoch milliseconds';
+    if (
+      m.since !== undefined &&
+      (typeof m.since !== 'number' || !Number.isSafeInteger(m.since) || m.since < 0)
+    )
+      return 'since must be epoch milliseconds (a whole number)';
     const fresh = pairs.filter((p) => !c.subs.has(p));
     if (c.subs.size + fresh.length > this.maxPairs) return `at most ${this.maxPairs} pairs per connection`;
     const since = m.since === undefined ? undefined : Math.max(m.since, Date.now() - this.maxReplayMs);
     for (const p of fresh) {
-      c.subs.set(p, { held: [] });
+      c.subs.set(p, { held: [], replayed: null });
       let set = this.byPair.get(p);
       if (set === undefined) {
         set = new Set();
@@ -274,10 +299,15 @@ export class WsHub {
     }
     const held = sub.held ?? [];
     sub.held = null;
+    let lastWindowEnd = Number.NEGATIVE_INFINITY;
+    for (const e of items) lastWindowEnd = Math.max(lastWindowEnd, e.p.windowEnd);
     for (const e of held) {
       if (sent.has(e.key) || (since !== undefined && e.p.windowEnd <= since)) continue;
       if (!this.send(c, e.frame)) return;
+      sent.add(e.key);
+      lastWindowEnd = Math.max(lastWindowEnd, e.p.windowEnd);
     }
+    if (sent.size > 0) sub.replayed = { keys: sent, lastWindowEnd };
   }
 
   /** Waits (up to 10 s) until the client has taken half of its backlog; false if it is gone or too slow. */

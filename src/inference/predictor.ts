@@ -63,6 +63,13 @@ export function predict(
     return { ok: false, reason: 'model_error', detail: `non-finite output ${JSON.stringify(out)}` };
   const { card } = model;
   const price = (bps: number) => vector.close * Math.exp(bps / 1e4);
+  // A finite but absurd return (|r| of tens of thousands of %) makes a price of 0 or Infinity, which the topic's
+  // schema refuses: it would block the partition, so it is a model error like a non-finite output.
+  for (const bps of [out.returnBps, out.p10Bps, out.p90Bps]) {
+    const x = price(bps);
+    if (!(Number.isFinite(x) && x > 0))
+      return { ok: false, reason: 'model_error', detail: `output ${bps} bps gives the price ${x}` };
+  }
   return {
     ok: true,
     prediction: {

@@ -179,6 +179,9 @@ describe('GET /v1/predictions', () => {
       'pair=BTC-USD&from=yesterday',
       'pair=BTC-USD&to=1.5',
       'pair=BTC-USD&after=x',
+      'pair=BTC-USD&to=1e300',
+      'pair=BTC-USD&after=1e300',
+      'pair=BTC-USD&modelVersion=1e30',
       'pair=BTCUSD',
       'from=0',
     ];

@@ -183,6 +183,36 @@ describe('WebSocket /v1/ws', () => {
     c.close();
   });
 
+  test('a prediction the store replay already sent is not sent again when the topic delivers it after the replay', async () => {
+    const s = await serve({ ringSize: 5 });
+    for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
+    // The predictor stores before it publishes: minute 21 is in the store, not yet on the topic.
+    const late = prediction('BTC/USD', at(21));
+    await s.store.write([late]);
+    const c = await Client.connect(s.port);
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(2) });
+    await c.until(() => c.predictions().length >= 19, 'the replay from the store (3 to 21)');
+    await s.bus.publish(topics.predictions, [late]);
+    await s.publish(prediction('BTC/USD', at(22)));
+    await c.until(() => c.predictions().length >= 20, 'the next live one');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(ends(c.predictions()), range(3, 22));
+    c.close();
+  });
+
+  test('pairs a client unsubscribes or leaves behind do not accumulate in the hub', async () => {
+    const s = await serve();
+    const c = await Client.connect(s.port);
+    const made = ['AAA-USD', 'BBB-USD', 'CCC-USD'];
+    c.send({ type: 'subscribe', pairs: made });
+    await c.until(() => c.msgs.some((m) => m.type === 'subscribed'), 'subscribed');
+    c.send({ type: 'unsubscribe', pairs: made });
+    await c.until(() => c.msgs.some((m) => m.type === 'unsubscribed'), 'unsubscribed');
+    const byPair = (s.hub as unknown as { byPair: Map<string, unknown> }).byPair;
+    for (const p of ['AAA/USD', 'BBB/USD', 'CCC/USD']) assert.equal(byPair.has(p), false, p);
+    c.close();
+  });
+
   test('two model versions of one minute are both delivered, each once', async () => {
     const s = await serve();
     const c = await Client.connect(s.port);

@@ -106,6 +106,16 @@ describe('predict: a technical vector + the champion → a Prediction', () => {
     assert.equal(!r.ok && r.reason, 'model_error');
   });
 
+  it('refuses a finite output whose price would be 0 or infinite (the topic schema would refuse it forever)', () => {
+    for (const out of [
+      { returnBps: 8e6, p10Bps: 0, p90Bps: 1 },
+      { returnBps: 1, p10Bps: -8e6, p90Bps: 1 },
+    ]) {
+      const r = predict(vector('BTC/USDT', T), fixedModel(out), opts);
+      assert.equal(!r.ok && r.reason, 'model_error');
+    }
+  });
+
   it('never reports a negative latency (a clock slightly behind the candle close)', () => {
     const r = predict(vector('BTC/USDT', T), fixedModel({ returnBps: 1, p10Bps: 0, p90Bps: 2 }), {
       now: T - 50,
