@@ -6,7 +6,8 @@ import type { Evaluation } from './evaluation.ts';
  *   1. it beats persistence: skill > `minSkill` and the Diebold–Mariano test (HAC variance) rejects equal accuracy
  *      at level `alpha` (two-sided p < alpha, with the model's MAE the lower);
  *   2. it beats the best baseline (the lowest MAE of persistence, drift, linear) by the same test;
- *   3. it is no worse than the current champion's configuration refitted on the same folds:
+ *   3. it is no worse than the current champion's configuration refitted on the same folds (a champion with another
+ *      horizon, target or feature sets, or serving a pair this run did not evaluate, is not comparable: refused):
  *      MAE ≤ champion MAE × (1 − `championMargin`). A refit of the champion's own configuration on newer data ties
  *      and passes, which is how scheduled retraining refreshes the champion; a configuration that does worse fails.
  *
@@ -33,7 +34,7 @@ const p = (x: number | null) => (x === null ? 'undefined' : x < 1e-4 ? x.toExpon
 export function decide(
   ev: Evaluation,
   policy: GatePolicy,
-  champion: { version: number; sameConfig: boolean } | undefined,
+  champion: { version: number; sameConfig: boolean; incomparable?: string } | undefined,
 ): GateDecision {
   const reasons: string[] = [];
   let ok = true;
@@ -54,6 +55,7 @@ export function decide(
         `${pair} vs the best baseline (${s.best_baseline}): skill ${pct(b.skill)}, DM p ${p(b.dm_pvalue)}`,
       );
     }
+    if (champion?.incomparable !== undefined) continue;
     if (champion && !champion.sameConfig) {
       if (s.mae_champion === null)
         check(false, `${pair}: the champion (v${champion.version}) could not be refitted on these folds`);
@@ -65,6 +67,11 @@ export function decide(
     }
   }
   if (Object.keys(ev.per_pair).length === 0) check(false, 'no pair was evaluated');
+  if (champion?.incomparable !== undefined)
+    check(
+      false,
+      `not comparable with champion v${champion.version}: ${champion.incomparable} (promote by hand if intended)`,
+    );
   if (champion?.sameConfig)
     reasons.push(
       `pass: same configuration as champion v${champion.version} (a refit on newer data; ties on the same folds)`,

@@ -60,6 +60,9 @@ export async function trainAndRegister(
   const championVersion = await registry.alias(opts.name, 'champion');
   const championCard =
     championVersion === undefined ? undefined : await registry.get(opts.name, championVersion);
+  // A champion that predicts another horizon or target, or serves pairs this data does not cover, cannot be compared
+  // on these folds at all: the gate refuses (a person may still promote by hand).
+  const incomparable = championCard === undefined ? undefined : whyIncomparable(ds, opts, championCard);
   const run = await walkForward(ds, {
     ...opts,
     final: true,
@@ -67,18 +70,20 @@ export async function trainAndRegister(
     // Refit the champion's configuration on these folds, unless the candidate is certain to use the same one.
     champion:
       championCard &&
+      incomparable === undefined &&
       !(opts.params && sameParams(opts.params, championCard.params) && sameColumns(ds, championCard))
         ? { params: championCard.params, columns: championCard.columns }
         : undefined,
   });
   const sameConfig =
     championCard !== undefined &&
+    incomparable === undefined &&
     sameParams(run.result.params, championCard.params) &&
     sameColumns(ds, championCard);
   const decision = decide(
     run.evaluation,
     opts.gate ?? DEFAULT_GATE,
-    championCard ? { version: championCard.version, sameConfig } : undefined,
+    championCard ? { version: championCard.version, sameConfig, incomparable } : undefined,
   );
   const { per_fold, ...summary } = run.evaluation;
   const artifacts = [
@@ -124,6 +129,22 @@ export async function trainAndRegister(
       decision.reasons.filter((r) => r.startsWith('FAIL')).join('; '),
     );
   return { card: registered, run, decision, previousChampion: championVersion };
+}
+
+function whyIncomparable(ds: Dataset, opts: TrainOptions, card: ModelCard): string | undefined {
+  if (card.horizonMs !== ds.horizonMs)
+    return `it predicts ${card.horizonMs / 60_000} minutes ahead, this model ${ds.horizonMs / 60_000}`;
+  if (card.target !== 'log_return_bps') return `its target is ${card.target}`;
+  const missing = card.pairs.filter((p) => !ds.pairs.includes(p));
+  if (missing.length > 0) return `it serves ${missing.join(', ')}, which this data does not cover`;
+  const sets = (xs: { name: string; version: number }[]) =>
+    xs
+      .map((x) => `${x.name} v${x.version}`)
+      .sort()
+      .join(', ');
+  if (sets(card.featureSets) !== sets(opts.featureSets))
+    return `it reads ${sets(card.featureSets)}, this model ${sets(opts.featureSets)}`;
+  return undefined;
 }
 
 function sameColumns(ds: Dataset, card: ModelCard): boolean {

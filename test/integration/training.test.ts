@@ -196,11 +196,22 @@ describe('cryptocast train and models (local registry)', () => {
     assert.equal(await new LocalRegistry(registry).alias('btc', 'challenger'), 3);
   });
 
+  it('a model for another horizon is not compared with the champion: refused, champion unchanged', async () => {
+    const other = JSON.parse((await train(['--gate-alpha', '1', '--horizon', '10m'])).stdout);
+    assert.equal(other.promoted, false);
+    assert.ok(
+      other.reasons.some((r: string) =>
+        /not comparable with champion v2: it predicts 5 minutes ahead, this model 10/.test(r),
+      ),
+    );
+    assert.equal(await champion(), 2);
+  });
+
   it('lists, shows, rolls back and promotes by hand; never promotes a model worse than persistence', async () => {
     const list = JSON.parse((await cc(['models', 'list', '--json', ...reg])).stdout);
     assert.deepEqual(
       list.versions.map((v: { version: number }) => v.version),
-      [1, 2, 3],
+      [1, 2, 3, 4],
     );
     assert.equal(list.champion, 2);
     const shown = JSON.parse((await cc(['models', 'show', 'champion', ...reg])).stdout);
@@ -212,7 +223,7 @@ describe('cryptocast train and models (local registry)', () => {
     const bad = sampleModel('btc', 'worse');
     bad.card.summary = { per_pair: { 'BTC/USDT': { skill: -0.01 } } };
     await new LocalRegistry(registry).register(bad.card, bad.dir);
-    const refused = await fails(['models', 'promote', '4', ...reg]);
+    const refused = await fails(['models', 'promote', '5', ...reg]);
     assert.match(refused.stderr, /no better than persistence on BTC\/USDT/);
     assert.equal(await champion(), 3);
   });

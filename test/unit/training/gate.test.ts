@@ -145,6 +145,19 @@ describe('promotion gate', () => {
     );
   });
 
+  it('refuses when the champion is not comparable (another horizon, target, feature sets or pairs)', () => {
+    const d = decide(twoPairs({}), DEFAULT_GATE, {
+      version: 4,
+      sameConfig: false,
+      incomparable: 'it predicts 5 minutes ahead, this model 15',
+    });
+    assert.equal(d.promoted, false);
+    assert.ok(
+      d.reasons.some((r) => /^FAIL: not comparable with champion v4: it predicts 5 minutes ahead/.test(r)),
+    );
+    assert.ok(!d.reasons.some((r) => r.includes('refitted on the same folds')));
+  });
+
   it('refuses an evaluation without pairs, and gives one reason per check', () => {
     const none = decide(evaluation({}), DEFAULT_GATE, undefined);
     assert.equal(none.promoted, false);
