@@ -248,6 +248,10 @@ def fit(dataset: Path, spec: dict, out: Path) -> int:
 
     champion = spec.get("champion")
     champion_cols = None
+    if champion and champion["params"] == params and champion["columns"] == columns:
+        # The champion's own configuration: its refit would repeat the candidate's fits exactly (same data, seed).
+        emit("log", message="champion config is this run's: not refitted")
+        champion = None
     if champion:
         missing = [c for c in champion["columns"] if c not in columns]
         if missing:

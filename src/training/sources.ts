@@ -3,7 +3,7 @@ import { NEWS_SET, TECHNICAL_SET } from '../features/feature-writer.ts';
 import { NEWS_COLUMNS } from '../features/news.ts';
 import type { FeatureStore } from '../features/store/store.ts';
 import { check, FEATURE_COLUMNS, TechnicalFeatures } from '../features/technical.ts';
-import { type Dataset, DatasetBuilder } from './dataset.ts';
+import { type Dataset, DatasetBuilder, DatasetError } from './dataset.ts';
 
 /**
  * Where a dataset's rows come from: candle files (features computed here with the very code the live feature
@@ -27,6 +27,11 @@ const PRICE_LEVEL = new Set([
   'obv',
 ]);
 export const MODEL_COLUMNS: readonly string[] = FEATURE_COLUMNS.filter((c) => !PRICE_LEVEL.has(c));
+
+/** A comma-separated pair list as given on the command line (`BTC-USD,eth/usd`) → canonical pairs. */
+export function parsePairs(list: string | undefined): string[] | undefined {
+  return list?.split(',').map((p) => p.trim().toUpperCase().replace('-', '/'));
+}
 
 export interface NewsAt {
   at(coin: string, t: number): (number | null)[];
@@ -86,6 +91,21 @@ export async function datasetFromCandles(
     opts.onFile?.(i + 1, files.length);
   }
   return { dataset: builder.build(), candles, rejects, resets: engine.resets };
+}
+
+/**
+ * The latest `days` of the feature store → dataset: the pairs given (default: every pair the store has), up to the
+ * newest windowEnd stored. What `cryptocast train --store` and the trainer service read.
+ */
+export async function datasetFromStoreWindow(
+  store: FeatureStore,
+  opts: { horizonMs: number; days: number; pairs?: readonly string[]; withNews?: boolean },
+): Promise<SourceReport> {
+  const latest = await store.latest(TECHNICAL_SET);
+  const pairs = opts.pairs ?? [...latest.keys()];
+  if (pairs.length === 0) throw new DatasetError('the feature store has no technical features yet');
+  const to = Math.max(...pairs.map((p) => latest.get(p) ?? 0)) + 1;
+  return datasetFromStore(store, { ...opts, pairs, from: to - opts.days * 86_400_000, to });
 }
 
 /**

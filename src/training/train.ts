@@ -67,11 +67,9 @@ export async function trainAndRegister(
     ...opts,
     final: true,
     figures: true,
-    // Refit the champion's configuration on these folds, unless the candidate is certain to use the same one.
+    // The champion's configuration, refitted on these folds (the trainer skips it when it is the candidate's own).
     champion:
-      championCard &&
-      incomparable === undefined &&
-      !(opts.params && sameParams(opts.params, championCard.params) && sameColumns(ds, championCard))
+      championCard && incomparable === undefined
         ? { params: championCard.params, columns: championCard.columns }
         : undefined,
   });

@@ -12,7 +12,12 @@ import type { Evaluation } from '../../training/evaluation.ts';
 import { DEFAULT_GATE, type GatePolicy } from '../../training/gate.ts';
 import type { Progress } from '../../training/python-trainer.ts';
 import { openRegistry } from '../../training/registry/registry.ts';
-import { datasetFromCandles, datasetFromStore, type SourceReport } from '../../training/sources.ts';
+import {
+  datasetFromCandles,
+  datasetFromStoreWindow,
+  parsePairs,
+  type SourceReport,
+} from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
 import { type WalkForwardRun, walkForward } from '../../training/walk-forward.ts';
 
@@ -82,23 +87,15 @@ export async function loadDataset(
       if (started) bar.stop();
     }
   } else if (opts.store !== undefined) {
+    const days = opts.days === undefined ? 30 : Number(opts.days);
+    if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
+    if (opts.news !== undefined) featureSets.push({ name: NEWS_SET.name, version: NEWS_SET.version });
     const store = await openFeatureStore(opts.store);
     try {
-      const latest = await store.latest(TECHNICAL_SET);
-      const pairs = opts.pairs
-        ? opts.pairs.split(',').map((p) => p.trim().toUpperCase().replace('-', '/'))
-        : [...latest.keys()];
-      if (pairs.length === 0)
-        throw new UsageError(`the feature store ${opts.store} has no technical features yet`);
-      const to = Math.max(...pairs.map((p) => latest.get(p) ?? 0)) + 1;
-      const days = opts.days === undefined ? 30 : Number(opts.days);
-      if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
-      if (opts.news !== undefined) featureSets.push({ name: NEWS_SET.name, version: NEWS_SET.version });
-      source = await datasetFromStore(store, {
+      source = await datasetFromStoreWindow(store, {
         horizonMs,
-        pairs,
-        from: to - days * 86_400_000,
-        to,
+        days,
+        pairs: parsePairs(opts.pairs),
         withNews: opts.news !== undefined,
       });
     } finally {

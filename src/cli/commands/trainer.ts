@@ -5,7 +5,7 @@ import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { checkDataset } from '../../training/dataset.ts';
 import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
-import { datasetFromStore } from '../../training/sources.ts';
+import { datasetFromStoreWindow, parsePairs } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
 import { TrainerService } from '../../training/trainer-service.ts';
 
@@ -42,19 +42,12 @@ export async function trainerService(opts: {
 
   const retrain = async (reason: string) => {
     const store = await openFeatureStore(opts.store);
-    let source: Awaited<ReturnType<typeof datasetFromStore>>;
+    let source: Awaited<ReturnType<typeof datasetFromStoreWindow>>;
     try {
-      const latest = await store.latest(TECHNICAL_SET);
-      const pairs = opts.pairs
-        ? opts.pairs.split(',').map((p) => p.trim().toUpperCase().replace('-', '/'))
-        : [...latest.keys()];
-      if (pairs.length === 0) throw new Error('the feature store has no technical features yet');
-      const to = Math.max(...pairs.map((p) => latest.get(p) ?? 0)) + 1;
-      source = await datasetFromStore(store, {
+      source = await datasetFromStoreWindow(store, {
         horizonMs,
-        pairs,
-        from: to - days * 86_400_000,
-        to,
+        days,
+        pairs: parsePairs(opts.pairs),
         withNews: opts.withNews,
       });
     } finally {
