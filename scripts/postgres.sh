@@ -5,9 +5,10 @@
 #   scripts/postgres.sh install   apt-get install postgresql (if missing)
 #   scripts/postgres.sh start     create the cluster once, start it, create role and database "cryptocast"
 #   scripts/postgres.sh stop | url
+# Environment: PG_PORT (55432), PG_CLUSTER (cryptocast).
 set -euo pipefail
 PORT="${PG_PORT:-55432}"
-CLUSTER=cryptocast
+CLUSTER="${PG_CLUSTER:-cryptocast}" # another name and PG_PORT give a second, independent cluster
 say() { printf '\033[1;36m[postgres]\033[0m %s\n' "$*" >&2; }
 
 version() { ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1; }
