@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { parse as parseCsv } from 'csv-parse';
 import { unzipSync } from 'fflate';
+import { CryptocastError, ERR } from '../core/errors.ts';
 import type { CandleInput } from '../features/technical.ts';
 import { normalisePair, splitSymbol } from '../ingestion/files/symbols.ts';
 import { parseTime } from '../ingestion/files/time.ts';
@@ -23,8 +24,11 @@ export interface OhlcvBatch {
   rejects: { file: string; line: number; reason: string }[];
 }
 
-export class OhlcvFileError extends Error {
-  override readonly name = 'UsageError';
+export class OhlcvFileError extends CryptocastError {
+  override readonly name = 'OhlcvFileError';
+  constructor(message: string) {
+    super(ERR.INPUT.code, message, { exitCode: ERR.INPUT.exitCode });
+  }
 }
 
 const TIME = ['windowstart', 'timestamp', 'time', 'date', 'open_time', 'opentime'];

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CryptocastError, ERR } from '../core/errors.ts';
 import { IntervalSchema } from '../schemas/candle.ts';
 import { Pair } from '../schemas/common.ts';
 
@@ -7,8 +8,11 @@ import { Pair } from '../schemas/common.ts';
  * default. It is validated in one place and a bad value fails fast with the setting's name, its source and
  * what was expected. Secrets (API tokens) only ever come from the environment and are never logged.
  */
-export class ConfigError extends Error {
+export class ConfigError extends CryptocastError {
   override readonly name = 'ConfigError';
+  constructor(message: string) {
+    super(ERR.CONFIG.code, message, { exitCode: ERR.CONFIG.exitCode });
+  }
 }
 
 /** Parses durations such as `5s`, `500ms`, `2m`, `1h` or a bare number of milliseconds. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CryptocastError, ERR } from '../core/errors.ts';
 
 /**
  * The training dataset: one row per **ready** feature vector, with its target looked up **by timestamp**.
@@ -51,8 +52,11 @@ export interface Dataset {
 export const BPS = 1e4;
 export const priceFromReturn = (close: number, bps: number): number => close * Math.exp(bps / BPS);
 
-export class DatasetError extends Error {
+export class DatasetError extends CryptocastError {
   override readonly name = 'DatasetError';
+  constructor(message: string) {
+    super(ERR.DATASET.code, message, { exitCode: ERR.DATASET.exitCode });
+  }
 }
 
 interface PairRows {

@@ -1,3 +1,4 @@
+import { CryptocastError, ERR } from '../core/errors.ts';
 /**
  * Walk-forward folds over time. The span of the data is cut into `folds + 1` equal blocks of time; fold k tests on
  * block k + 1 and trains on what came before it:
@@ -17,8 +18,11 @@ export interface Fold {
   testTo: number;
 }
 
-export class FoldError extends Error {
+export class FoldError extends CryptocastError {
   override readonly name = 'FoldError';
+  constructor(message: string) {
+    super(ERR.FOLDS.code, message, { exitCode: ERR.FOLDS.exitCode });
+  }
 }
 
 export function walkForwardFolds(

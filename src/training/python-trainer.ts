@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { CryptocastError, ERR } from '../core/errors.ts';
 import type { Fold } from './folds.ts';
 
 /**
@@ -23,8 +24,11 @@ export function trainerPython(): string {
   return py;
 }
 
-export class TrainerError extends Error {
+export class TrainerError extends CryptocastError {
   override readonly name = 'TrainerError';
+  constructor(message: string) {
+    super(ERR.TRAINER.code, message, { exitCode: ERR.TRAINER.exitCode });
+  }
 }
 
 export interface TrainerSpec {

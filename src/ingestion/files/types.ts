@@ -1,3 +1,4 @@
+import { CryptocastError, ERR } from '../../core/errors.ts';
 import type { Trade } from '../../schemas/trade.ts';
 
 /**
@@ -54,6 +55,9 @@ export interface ReadOptions {
  * cannot be told): a mistake in how it was called, printed without a stack trace like other usage errors.
  * Bad *rows* are never thrown: they are rejects.
  */
-export class TradeFileError extends Error {
-  override readonly name = 'UsageError';
+export class TradeFileError extends CryptocastError {
+  override readonly name = 'TradeFileError';
+  constructor(message: string) {
+    super(ERR.INPUT.code, message, { exitCode: ERR.INPUT.exitCode });
+  }
 }

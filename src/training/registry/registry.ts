@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CryptocastError, ERR } from '../../core/errors.ts';
 
 /**
  * The model registry: every trained model with its lineage, and two aliases the rest of the system reads.
@@ -83,8 +84,11 @@ export interface ModelRegistry {
   close(): Promise<void>;
 }
 
-export class RegistryError extends Error {
-  override readonly name = 'RegistryError';
+export class RegistryError extends CryptocastError {
+  override readonly name: string = 'RegistryError';
+  constructor(message: string) {
+    super(ERR.REGISTRY.code, message, { exitCode: ERR.REGISTRY.exitCode });
+  }
 }
 
 export const DEFAULT_REGISTRY = '.data/registry';
