@@ -147,4 +147,31 @@ export function featureStoreContract(open: () => Promise<FeatureStore>): void {
       throw err;
     }
   });
+
+  it('two stores open on one location at once both keep every write, after both close and a reopen', async () => {
+    // The embedded runtime opens several stores on one DuckDB file; two database instances on one file lose
+    // whatever the other checkpointed. Interleaved writes from both handles, then both closed: all rows remain.
+    const s = set();
+    const a = await open();
+    const b = await open();
+    try {
+      for (let i = 0; i < 20; i++) {
+        await a.write(s, [vec(s, 'BTC/USD', T + i * 60_000, i)]);
+        await b.write(s, [vec(s, 'ETH/USD', T + i * 60_000, -i)]);
+      }
+      assert.equal(await a.count(s), 40);
+      assert.equal(await b.count(s), 40);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    const again = await open();
+    try {
+      assert.equal(await again.count(s), 40);
+      assert.equal((await again.history(s, 'ETH/USD', 0, T + 3_600_000)).length, 20);
+      assert.equal((await again.online(s, 'BTC/USD'))!.vector.values[0], 19);
+    } finally {
+      await again.close();
+    }
+  });
 }

@@ -175,4 +175,27 @@ export function predictionsStoreContract(open: () => Promise<PredictionsStore>):
       await b.close();
     }
   });
+
+  it('two stores open on one location at once both keep every write, after both close and a reopen', async () => {
+    const btc = pairOf('BTC');
+    const eth = pairOf('ETH');
+    const a = await open();
+    const b = await open();
+    try {
+      for (let i = 0; i < 20; i++) {
+        await a.write([samplePrediction(btc, T + i * M)]);
+        await b.write([samplePrediction(eth, T + i * M)]);
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    const again = await open();
+    try {
+      assert.equal((await again.history(btc, 0, T + 3_600_000)).length, 20);
+      assert.equal((await again.history(eth, 0, T + 3_600_000)).length, 20);
+    } finally {
+      await again.close();
+    }
+  });
 }

@@ -1,6 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { type DuckDBConnection, DuckDBDataChunkWriter, DuckDBInstance } from '@duckdb/node-api';
+import { type DuckDBConnection, DuckDBDataChunkWriter } from '@duckdb/node-api';
+import { type DuckDbSession, openDuckDb } from '../../core/duckdb.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import {
   type FeatureSetDefinition,
@@ -12,35 +11,32 @@ import {
 } from './store.ts';
 
 /**
- * DuckDB feature store (embedded default): one file. Bulk writes go through DuckDB's appender into a staging
+ * DuckDB feature store (embedded default): one file, shared with the other stores of the process (`openDuckDb`).
+ * Bulk writes go through DuckDB's appender into a staging
  * table, then `INSERT OR REPLACE` into the history (primary key pair + window_end: idempotent). Point-in-time
  * reads use DuckDB's ASOF JOIN.
  */
 export class DuckDbFeatureStore implements FeatureStore {
   readonly kind = 'duckdb' as const;
   private readonly conn: DuckDBConnection;
-  private readonly instance: DuckDBInstance;
+  private readonly session: DuckDbSession;
   private readonly migrated = new Set<string>();
-  /** One connection, one statement sequence at a time: calls are queued (services write concurrently). */
-  private queue: Promise<unknown> = Promise.resolve();
 
+  /** One connection, one statement sequence at a time: calls are queued (services write concurrently). */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => {});
-    return run;
+    return this.session.serial(fn);
   }
 
-  private constructor(instance: DuckDBInstance, conn: DuckDBConnection) {
-    this.instance = instance;
-    this.conn = conn;
+  private constructor(session: DuckDbSession) {
+    this.session = session;
+    this.conn = session.conn;
   }
 
   /** `path` is a file (created if missing) or `:memory:`. */
   static async open(path: string): Promise<DuckDbFeatureStore> {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const instance = await DuckDBInstance.create(path);
-    const conn = await instance.connect();
-    const store = new DuckDbFeatureStore(instance, conn);
+    const session = await openDuckDb(path);
+    const store = new DuckDbFeatureStore(session);
+    const conn = session.conn;
     await conn.run(`CREATE TABLE IF NOT EXISTS feature_sets (
       name VARCHAR, version INTEGER, columns VARCHAR, source VARCHAR, created_at TIMESTAMP DEFAULT now(),
       PRIMARY KEY (name, version))`);
@@ -250,7 +246,6 @@ export class DuckDbFeatureStore implements FeatureStore {
   }
 
   async close(): Promise<void> {
-    this.conn.closeSync();
-    this.instance.closeSync();
+    await this.session.close();
   }
 }

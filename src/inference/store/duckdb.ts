@@ -1,11 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import {
-  type DuckDBConnection,
-  DuckDBDataChunkWriter,
-  DuckDBInstance,
-  type DuckDBValue,
-} from '@duckdb/node-api';
+import { type DuckDBConnection, DuckDBDataChunkWriter, type DuckDBValue } from '@duckdb/node-api';
+import { type DuckDbSession, openDuckDb } from '../../core/duckdb.ts';
 import type { Prediction } from '../../schemas/prediction.ts';
 import type { PredictionsStore } from '../predictions-store.ts';
 import {
@@ -23,8 +17,8 @@ const T = PREDICTIONS_TABLE;
 
 /**
  * DuckDB predictions store (embedded default). It may live in the feature store's file (`duckdb:.data/cryptocast.duckdb`):
- * the tables do not collide, and within one process (`cryptocast run`) both stores open the file side by side.
- * DuckDB allows one writer *process* per file, though: a predictor running as its own process
+ * the tables do not collide, and within one process (`cryptocast run`) both stores share one database instance
+ * (`openDuckDb`). DuckDB allows one writer *process* per file, though: a predictor running as its own process
  * (`cryptocast service predictor`) next to a feature-writer process needs its own file (or PostgreSQL).
  *
  * Writes go through DuckDB's appender into a staging table, then `INSERT OR REPLACE` (primary key pair, window_end,
@@ -33,38 +27,22 @@ const T = PREDICTIONS_TABLE;
 export class DuckDbPredictionsStore implements PredictionsStore {
   readonly kind = 'duckdb' as const;
   private readonly conn: DuckDBConnection;
-  private readonly instance: DuckDBInstance;
+  private readonly session: DuckDbSession;
   private migrated = false;
-  /** One connection, one statement sequence at a time: calls are queued. */
-  private queue: Promise<unknown> = Promise.resolve();
 
+  /** One connection, one statement sequence at a time: calls are queued. */
   private serial<U>(fn: () => Promise<U>): Promise<U> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => {});
-    return run;
+    return this.session.serial(fn);
   }
 
-  private constructor(instance: DuckDBInstance, conn: DuckDBConnection) {
-    this.instance = instance;
-    this.conn = conn;
+  private constructor(session: DuckDbSession) {
+    this.session = session;
+    this.conn = session.conn;
   }
 
   /** `path` is a file (created if missing) or `:memory:`. */
   static async open(path: string): Promise<DuckDbPredictionsStore> {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    let instance: DuckDBInstance;
-    try {
-      instance = await DuckDBInstance.create(path);
-    } catch (err) {
-      const msg = (err as Error).message;
-      if (!/Could not set lock/i.test(msg)) throw err;
-      throw new Error(
-        `${msg}\nDuckDB lets one process open a file for writing: run the predictor in the process that holds ` +
-          'it (cryptocast run), or give it its own file (--store duckdb:.data/predictions.duckdb), or use PostgreSQL',
-      );
-    }
-    const conn = await instance.connect();
-    const store = new DuckDbPredictionsStore(instance, conn);
+    const store = new DuckDbPredictionsStore(await openDuckDb(path));
     await store.migrate();
     return store;
   }
@@ -167,9 +145,6 @@ export class DuckDbPredictionsStore implements PredictionsStore {
   }
 
   async close(): Promise<void> {
-    await this.serial(async () => {
-      this.conn.closeSync();
-      this.instance.closeSync();
-    });
+    await this.session.close();
   }
 }

@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { parseStoreUrl } from '../../core/store-url.ts';
 import type { PredictionsStore } from '../predictions-store.ts';
 
 /**
@@ -11,18 +11,13 @@ import type { PredictionsStore } from '../predictions-store.ts';
  * the file fails to open it. Give it its own file (`duckdb:.data/predictions.duckdb`) or use PostgreSQL there.
  */
 export async function openPredictionsStore(url: string): Promise<PredictionsStore> {
-  if (url.startsWith('duckdb:')) {
+  const at = parseStoreUrl(url);
+  if (at.kind === 'duckdb') {
     const { DuckDbPredictionsStore } = await import('./duckdb.ts');
-    const path = url.slice('duckdb:'.length);
-    return DuckDbPredictionsStore.open(path === ':memory:' ? path : resolve(path));
+    return DuckDbPredictionsStore.open(at.path);
   }
-  if (/^postgres(ql)?:\/\//.test(url)) {
-    const { PostgresPredictionsStore } = await import('./postgres.ts');
-    return PostgresPredictionsStore.open(url);
-  }
-  throw new Error(
-    `unknown predictions store URL "${url.replace(/:[^:@/]+@/, ':[redacted]@')}": use duckdb:PATH or postgres://user@host:port/db`,
-  );
+  const { PostgresPredictionsStore } = await import('./postgres.ts');
+  return PostgresPredictionsStore.open(at.url);
 }
 
 export const DEFAULT_PREDICTIONS_STORE = 'duckdb:.data/cryptocast.duckdb';

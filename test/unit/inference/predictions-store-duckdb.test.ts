@@ -4,6 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { type CryptocastError, ERR } from '../../../src/core/errors.ts';
 import { openPredictionsStore } from '../../../src/inference/store/open.ts';
 import { predictionsStoreContract } from '../../support/predictions-store-contract.ts';
 
@@ -11,7 +12,7 @@ describe('DuckDB predictions store', () => {
   const file = join(mkdtempSync(join(tmpdir(), 'ps-')), 'predictions.duckdb');
   predictionsStoreContract(() => openPredictionsStore(`duckdb:${file}`));
 
-  it('explains that a DuckDB file has one writer process when another process holds it', async () => {
+  it('a file held by another process: CC_ERR_STORE_LOCKED, with the ways out in its hint', async () => {
     const held = join(mkdtempSync(join(tmpdir(), 'ps-lock-')), 'p.duckdb');
     const open = join(import.meta.dirname, '..', '..', '..', 'src', 'inference', 'store', 'open.ts');
     const script = `const { openPredictionsStore } = await import(${JSON.stringify(open)});
@@ -30,7 +31,11 @@ describe('DuckDB predictions store', () => {
         child.stdout.on('data', (d: Buffer) => d.toString().includes('open') && resolve());
         child.once('exit', (code) => reject(new Error(`holder exited with ${code}`)));
       });
-      await assert.rejects(openPredictionsStore(`duckdb:${held}`), /one process .*its own file/s);
+      await assert.rejects(openPredictionsStore(`duckdb:${held}`), (err: CryptocastError) => {
+        assert.equal(err.code, ERR.STORE_LOCKED.code);
+        assert.match(err.hint ?? '', /one process .*its own file/s);
+        return true;
+      });
     } finally {
       child.kill('SIGKILL');
     }

@@ -1,0 +1,115 @@
+import { realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { ERR, fail } from './errors.ts';
+import { ensureDir } from './files.ts';
+
+/**
+ * One DuckDB database per file per process, shared by every store that uses the file.
+ *
+ * Why: `cryptocast run` keeps features, predictions and error records in one file. Two `DuckDBInstance`s on one
+ * file in one process are two databases writing the same bytes, each checkpointing its own view over the other's:
+ * the last checkpoint wins and the other's tables vanish (every prediction was lost that way). DuckDB's own file lock
+ * only guards against other processes. So every store opens the file through `openDuckDb`, which keeps one instance
+ * per canonical path with a count of its users and closes it when the last one leaves. Each store gets a
+ * connection of its own (DuckDB runs them as concurrent transactions on one database) and a queue that runs its
+ * statement sequences one at a time (a staging table, then an upsert, then a commit must not interleave).
+ *
+ * `:memory:` is never shared: each open is a database of its own, as before.
+ */
+export interface DuckDbSession {
+  /** The canonical path (`:memory:` for an in-memory database). */
+  readonly path: string;
+  readonly conn: DuckDBConnection;
+  /** Runs `fn` after every earlier `serial` call of this session has settled. */
+  serial<T>(fn: () => Promise<T>): Promise<T>;
+  /** Waits for queued work, closes the connection, and the database when no other store uses it. */
+  close(): Promise<void>;
+}
+
+interface SharedDatabase {
+  instance: Promise<DuckDBInstance>;
+  users: number;
+}
+
+const databases = new Map<string, SharedDatabase>();
+/** Databases being closed: a new open of the same file waits, so two instances never hold it at once. */
+const closing = new Map<string, Promise<void>>();
+
+/** The path every store of this process uses for `path`: absolute, with the folder's symlinks resolved. */
+export function canonicalDuckDbPath(path: string): string {
+  if (path === ':memory:') return path;
+  const abs = resolve(path);
+  ensureDir(dirname(abs));
+  return join(realpathSync(dirname(abs)), basename(abs));
+}
+
+/** How many stores of this process share the database at `path` (tests). */
+export function duckDbUsers(path: string): number {
+  return databases.get(canonicalDuckDbPath(path))?.users ?? 0;
+}
+
+async function createInstance(path: string): Promise<DuckDBInstance> {
+  try {
+    return await DuckDBInstance.create(path);
+  } catch (err) {
+    const msg = (err as Error).message;
+    if (/Could not set lock/i.test(msg))
+      throw fail(ERR.STORE_LOCKED, `the store file ${path} is in use by another process`, { cause: err });
+    throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: ${msg.split('\n')[0]}`, { cause: err });
+  }
+}
+
+export async function openDuckDb(path: string): Promise<DuckDbSession> {
+  const key = canonicalDuckDbPath(path);
+  let db: SharedDatabase | undefined = key === ':memory:' ? undefined : databases.get(key);
+  if (db === undefined) {
+    const previous = closing.get(key) ?? Promise.resolve();
+    db = { instance: previous.then(() => createInstance(key)), users: 0 };
+    if (key !== ':memory:') databases.set(key, db);
+  }
+  db.users++;
+  const shared = db;
+  let instance: DuckDBInstance;
+  let conn: DuckDBConnection;
+  try {
+    instance = await shared.instance;
+    conn = await instance.connect();
+  } catch (err) {
+    release(key, shared);
+    throw err;
+  }
+  let queue: Promise<unknown> = Promise.resolve();
+  let closed = false;
+  return {
+    path: key,
+    conn,
+    serial<T>(fn: () => Promise<T>): Promise<T> {
+      const run = queue.then(fn, fn);
+      queue = run.catch(() => {});
+      return run;
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await queue;
+      conn.closeSync();
+      release(key, shared);
+    },
+  };
+}
+
+function release(key: string, db: SharedDatabase): void {
+  db.users--;
+  if (db.users > 0) return;
+  if (databases.get(key) === db) databases.delete(key);
+  // Closing checkpoints the WAL into the file. A new open of the file waits for it (see `closing`).
+  const done = db.instance.then(
+    (i) => i.closeSync(),
+    () => {},
+  );
+  closing.set(key, done);
+  void done.then(() => {
+    if (closing.get(key) === done) closing.delete(key);
+  });
+}

@@ -1,0 +1,122 @@
+import { once } from 'node:events';
+import { createWriteStream, mkdirSync, renameSync, statSync, unlinkSync, type WriteStream } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { CryptocastError, ERR, fail } from './errors.ts';
+
+/**
+ * Files the CLI writes: never half-written, never over their own input.
+ *
+ * - `ensureDir` creates a folder and its missing parents one level at a time. (Node's `mkdirSync(…, {recursive})`
+ *   spins forever on some paths, e.g. under /proc, in a synchronous loop that not even SIGTERM interrupts.)
+ * - `AtomicFile` writes to a hidden temporary file beside the target and renames it over the target only when the
+ *   writer commits: a failed or interrupted command leaves the previous file (or none), never a truncated one.
+ * - `refuseOverwritingInput` stops a command up front when its output would be one of the files it reads.
+ */
+
+const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code;
+
+/** Creates `dir` and its missing parents; a clear CC_ERR_OUTPUT error when it cannot. */
+export function ensureDir(dir: string): void {
+  const missing: string[] = [];
+  let cur = resolve(dir);
+  for (;;) {
+    try {
+      if (!statSync(cur).isDirectory())
+        throw fail(ERR.OUTPUT, `cannot create folder ${dir}: ${cur} is a file`);
+      break;
+    } catch (e) {
+      if (errCode(e) !== 'ENOENT') {
+        if (e instanceof CryptocastError) throw e;
+        throw fail(ERR.OUTPUT, `cannot create folder ${dir}: ${cur}: ${errCode(e) ?? (e as Error).message}`);
+      }
+      missing.push(cur);
+      const up = dirname(cur);
+      if (up === cur) throw fail(ERR.OUTPUT, `cannot create folder ${dir}: no existing parent`);
+      cur = up;
+    }
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      if (errCode(e) === 'EEXIST') continue;
+      throw fail(ERR.OUTPUT, `cannot create folder ${d}: ${errCode(e) ?? (e as Error).message}`);
+    }
+  }
+}
+
+/** Same file: the same path once resolved, or (both existing) the same inode. */
+export function sameFile(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  try {
+    const sa = statSync(a);
+    const sb = statSync(b);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** Throws CC_ERR_OUTPUT when `output` is one of `inputs` (by path or inode). */
+export function refuseOverwritingInput(output: string, inputs: readonly string[], flag = '--output'): void {
+  for (const input of inputs)
+    if (sameFile(output, input))
+      throw fail(ERR.OUTPUT, `${flag} ${output} is also an input file (${input}): it would be destroyed`, {
+        hint: 'write the output to another file',
+      });
+}
+
+/**
+ * A file written in full or not at all. `stream` goes to `.<name>.<pid>.<n>.tmp` in the target's folder (same file
+ * system, so the rename is atomic); `commit` flushes, closes and renames it over the target; `abort` removes it.
+ */
+export class AtomicFile {
+  readonly path: string;
+  readonly tempPath: string;
+  readonly stream: WriteStream;
+  private state: 'open' | 'committed' | 'aborted' = 'open';
+  private static counter = 0;
+
+  constructor(path: string) {
+    this.path = resolve(path);
+    ensureDir(dirname(this.path));
+    this.tempPath = join(
+      dirname(this.path),
+      `.${basename(this.path)}.${process.pid}.${AtomicFile.counter++}.tmp`,
+    );
+    this.stream = createWriteStream(this.tempPath, { flags: 'wx' });
+    // An error (disk full) surfaces on the next write or on commit; keep the process alive until then.
+    this.stream.on('error', () => {});
+  }
+
+  /** Writes with back-pressure. */
+  async write(text: string): Promise<void> {
+    if (!this.stream.write(text)) await once(this.stream, 'drain');
+  }
+
+  async commit(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.stream.end();
+    await once(this.stream, 'close');
+    if (this.stream.errored) {
+      await this.abort();
+      throw fail(ERR.OUTPUT, `cannot write ${this.path}: ${this.stream.errored.message}`);
+    }
+    renameSync(this.tempPath, this.path);
+    this.state = 'committed';
+  }
+
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    if (!this.stream.closed) {
+      this.stream.destroy();
+      await once(this.stream, 'close').catch(() => {});
+    }
+    try {
+      unlinkSync(this.tempPath);
+    } catch {
+      // already gone
+    }
+  }
+}

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { duckDbUsers, openDuckDb } from '../../../src/core/duckdb.ts';
+import { type CryptocastError, ERR } from '../../../src/core/errors.ts';
+
+describe('openDuckDb: one database per file per process', () => {
+  it('shares one instance between every session on a file (symlinked folders included) and closes it with the last', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'duck-'));
+    const link = join(tmpdir(), `duck-link-${process.pid}-${Date.now()}`);
+    symlinkSync(dir, link);
+    const file = join(dir, 'a.duckdb');
+    const a = await openDuckDb(file);
+    const b = await openDuckDb(join(link, 'a.duckdb'));
+    assert.equal(a.path, b.path);
+    assert.equal(duckDbUsers(file), 2);
+    // One database: a table made by one session is seen by the other at once.
+    await a.conn.run('CREATE TABLE t (x INTEGER)');
+    await a.conn.run('INSERT INTO t VALUES (1), (2)');
+    const r = await b.conn.runAndReadAll('SELECT count(*) AS n FROM t');
+    assert.equal(Number(r.getRowObjects()[0]!.n), 2);
+    await a.close();
+    assert.equal(duckDbUsers(file), 1);
+    await b.close();
+    assert.equal(duckDbUsers(file), 0);
+    // Reopened after the last close: a fresh instance that finds the checkpointed rows.
+    const c = await openDuckDb(file);
+    const again = await c.conn.runAndReadAll('SELECT count(*) AS n FROM t');
+    assert.equal(Number(again.getRowObjects()[0]!.n), 2);
+    await c.close();
+  });
+
+  it('an open racing the close of the last session waits for it (never two instances on a file)', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'duck-')), 'race.duckdb');
+    for (let i = 0; i < 20; i++) {
+      const s = await openDuckDb(file);
+      await s.conn.run('CREATE TABLE IF NOT EXISTS t (x INTEGER)');
+      await s.conn.run(`INSERT INTO t VALUES (${i})`);
+      const closing = s.close();
+      const next = openDuckDb(file);
+      await closing;
+      await (await next).close();
+    }
+    const s = await openDuckDb(file);
+    const r = await s.conn.runAndReadAll('SELECT count(*) AS n FROM t');
+    assert.equal(Number(r.getRowObjects()[0]!.n), 20);
+    await s.close();
+  });
+
+  it(':memory: is never shared', async () => {
+    const a = await openDuckDb(':memory:');
+    const b = await openDuckDb(':memory:');
+    await a.conn.run('CREATE TABLE only_in_a (x INTEGER)');
+    await assert.rejects(b.conn.run('SELECT * FROM only_in_a'), /only_in_a/);
+    await a.close();
+    await b.close();
+  });
+
+  it('serial runs each session’s calls one after another, in order, even when one fails', async () => {
+    const s = await openDuckDb(':memory:');
+    const order: number[] = [];
+    const slow = s.serial(async () => {
+      await new Promise((r) => setImmediate(r));
+      order.push(1);
+    });
+    const failing = s.serial(async () => {
+      order.push(2);
+      throw new Error('boom');
+    });
+    const last = s.serial(async () => order.push(3));
+    await slow;
+    await assert.rejects(failing, /boom/);
+    await last;
+    assert.deepEqual(order, [1, 2, 3]);
+    await s.close();
+  });
+
+  it('a path that cannot hold a file fails at once with CC_ERR_OUTPUT (no hang under /proc)', async () => {
+    await assert.rejects(openDuckDb('/proc/nope/x.duckdb'), (e: CryptocastError) => {
+      assert.equal(e.code, ERR.OUTPUT.code);
+      assert.match(e.message, /\/proc\/nope/);
+      return true;
+    });
+  });
+
+  it('a file that is not a DuckDB database: CC_ERR_STORE_URL naming it', async () => {
+    const file = join(import.meta.dirname, 'duckdb.test.ts');
+    await assert.rejects(openDuckDb(file), (e: CryptocastError) => {
+      assert.equal(e.code, ERR.STORE_URL.code);
+      assert.match(e.message, /duckdb\.test\.ts/);
+      return true;
+    });
+    assert.equal(duckDbUsers(file), 0);
+  });
+});
