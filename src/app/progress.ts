@@ -7,9 +7,12 @@ export class StatusLine {
   private last = 0;
   private lastText = '';
   private readonly everyMs: number;
+  /** Where `print` writes (stdout by default; stderr when stdout is kept for machine-readable output). */
+  private readonly out: NodeJS.WritableStream;
 
-  constructor(everyMs = 5_000) {
+  constructor(everyMs = 5_000, out: NodeJS.WritableStream = process.stdout) {
     this.everyMs = everyMs;
+    this.out = out;
   }
 
   update(text: string, force = false): void {
@@ -28,7 +31,7 @@ export class StatusLine {
   /** Prints a line above the status line (e.g. a closed candle). */
   print(line: string): void {
     if (this.tty) process.stderr.write('\r\x1b[2K');
-    process.stdout.write(line + '\n');
+    this.out.write(line + '\n');
     if (this.tty && this.lastText) process.stderr.write(this.lastText);
   }
 

@@ -6,6 +6,7 @@ import { log } from '../../core/log.ts';
 import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { parsePort } from '../flags.ts';
 
 /**
  * `cryptocast service api`: the prediction API (REST + WebSocket) on `--port` (default 8080, CRYPTOCAST_API_PORT),
@@ -25,9 +26,7 @@ export async function apiService(opts: {
 }): Promise<void> {
   const config = loadStreamConfig({ bus: opts.bus, pairs: opts.pairs });
   const portText = opts.port ?? process.env.CRYPTOCAST_API_PORT ?? '8080';
-  const port = Number(portText);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535)
-    throw new UsageError(`--port must be a TCP port, got "${portText}"`);
+  const port = parsePort(portText);
   let options: ReturnType<typeof apiOptionsFromEnv>;
   try {
     options = apiOptionsFromEnv();

@@ -3,6 +3,7 @@ import { apiOptionsFromEnv } from '../../api/server.ts';
 import { startMarketDataPipeline } from '../../app/pipeline.ts';
 import { iso, n, StatusLine } from '../../app/progress.ts';
 import { loadStreamConfig } from '../../config/config.ts';
+import { parseStoreUrl } from '../../core/store-url.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { ChampionHolder } from '../../inference/model-holder.ts';
@@ -12,6 +13,7 @@ import type { ReplayProgress } from '../../ingestion/replay.ts';
 import { InProcessBus } from '../../runtime/in-process-bus.ts';
 import type { Candle } from '../../schemas/candle.ts';
 import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { parsePort } from '../flags.ts';
 import { buildSources, type SourceFlags } from '../sources.ts';
 
 /**
@@ -30,15 +32,20 @@ export async function run(
     port: string;
     store: string;
     serve?: boolean;
+    json?: boolean;
   },
 ): Promise<void> {
+  // Every flag is checked before anything starts: a bad one costs nothing and leaves nothing half-open.
+  const port = parsePort(opts.port);
+  parseStoreUrl(opts.store);
   const config = loadStreamConfig({
     pairs: opts.pairs,
     interval: opts.interval,
     graceMs: opts.grace,
     latePolicy: opts.latePolicy,
   });
-  const status = new StatusLine();
+  // --json: stdout carries only JSON lines (progress of what is durably stored, then a summary); text goes to stderr.
+  const status = new StatusLine(5_000, opts.json ? process.stderr : process.stdout);
   let replay: ReplayProgress | undefined;
   const sources = await buildSources(opts, config, (p) => {
     replay = p;
@@ -53,9 +60,6 @@ export async function run(
       `${c.pair.padEnd(9)} ${iso(c.windowStart).slice(0, 16)}  o ${c.open}  h ${c.high}  l ${c.low}  c ${c.close}  ` +
         `v ${Number(c.volume.toFixed(6))}  n ${c.trades}${c.filled ? '  (idle: filled)' : ''}${c.revision ? `  (revision ${c.revision})` : ''}`,
     );
-  const port = Number(opts.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535)
-    throw new Error(`--port must be a TCP port, got "${opts.port}"`);
   const store = await openFeatureStore(opts.store);
   // Inference on the same bus: the champion predicts every ready vector; replays judge staleness by event time.
   const registry = await openRegistry(process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY);
@@ -95,7 +99,7 @@ export async function run(
     store,
     signal: abort.signal,
     onCandles: (cs) => {
-      if (!opts.quiet) for (const c of cs) printCandle(c);
+      if (!opts.quiet && !opts.json) for (const c of cs) printCandle(c);
     },
   });
   const line = () => {
@@ -110,8 +114,21 @@ export async function run(
       (replay ? ` · replay time ${iso(replay.replayTs)}` : '')
     );
   };
+  // What is durable so far: the feature writer and the predictor count a batch only once the store committed it.
+  const stored = () => ({
+    featureRows: pipeline.writer?.stats.written ?? 0,
+    predictions: predictor.stats.predicted,
+  });
+  let lastStored = '';
+  const progress = () => {
+    const now = JSON.stringify(stored());
+    if (now === lastStored) return;
+    lastStored = now;
+    process.stdout.write(`${JSON.stringify({ event: 'stored', ...stored() })}\n`);
+  };
   const timer = setInterval(() => {
-    if (!opts.quiet) status.update(line());
+    if (opts.json) progress();
+    else if (!opts.quiet) status.update(line());
   }, 250);
   try {
     await pipeline.finished;
@@ -131,9 +148,25 @@ export async function run(
     await bus.close();
     await registry.close();
   }
-  status.done(
-    `${abort.signal.aborted ? 'stopped' : 'done'}: ${line()} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
-  );
+  const seconds = (performance.now() - started) / 1000;
+  status.done(`${abort.signal.aborted ? 'stopped' : 'done'}: ${line()} in ${seconds.toFixed(1)} s`);
+  if (opts.json) {
+    progress();
+    process.stdout.write(
+      `${JSON.stringify({
+        event: abort.signal.aborted ? 'stopped' : 'done',
+        seconds: Number(seconds.toFixed(3)),
+        trades: pipeline.trades.stats.trades,
+        rejectedTrades: pipeline.trades.stats.rejects,
+        duplicateTrades: pipeline.trades.stats.duplicates,
+        candles: pipeline.candles.stats.candles,
+        featureVectors: pipeline.features?.stats.vectors ?? 0,
+        readyVectors: pipeline.features?.stats.ready ?? 0,
+        ...stored(),
+        store: opts.store,
+      })}\n`,
+    );
+  }
   try {
     for (const [pair, end] of await store.latest(TECHNICAL_SET)) {
       const online = await store.online(TECHNICAL_SET, pair);

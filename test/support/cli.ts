@@ -1,0 +1,75 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+/** Runs `bin/cryptocast` as a user would: its own process, the project's Node. */
+export const CLI = join(import.meta.dirname, '..', '..', 'bin', 'cryptocast');
+
+export interface CliRun {
+  child: ChildProcess;
+  /** Every JSON line the command printed on stdout so far. */
+  events: Record<string, unknown>[];
+  stderr(): string;
+  /** Resolves with the exit code (or the signal's name) when the process ends. */
+  exited: Promise<number | string>;
+  /** Resolves with the first event that satisfies `pred` (rejects if the process ends first or after `ms`). */
+  waitFor(pred: (e: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
+}
+
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliRun {
+  const child = spawn(CLI, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const events: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  let err = '';
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i = buf.indexOf('\n');
+    while (i >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line.startsWith('{')) events.push(JSON.parse(line) as Record<string, unknown>);
+      i = buf.indexOf('\n');
+    }
+    for (const w of waiters) w();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => {
+      for (const w of waiters) w();
+      resolve(code ?? signal ?? -1);
+    }),
+  );
+  let ended = false;
+  void exited.then(() => {
+    ended = true;
+    for (const w of waiters) w();
+  });
+  return {
+    child,
+    events,
+    stderr: () => err,
+    exited,
+    waitFor(pred, ms = 120_000) {
+      return new Promise((resolve, reject) => {
+        const deadline = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no matching event within ${ms} ms; stderr:\n${err.slice(-2000)}`));
+        }, ms);
+        const check = () => {
+          const hit = events.find(pred);
+          if (hit !== undefined || ended) {
+            clearTimeout(deadline);
+            waiters.delete(check);
+            if (hit !== undefined) resolve(hit);
+            else
+              reject(new Error(`the command ended without a matching event; stderr:\n${err.slice(-2000)}`));
+          }
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}
