@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { ConfigError } from '../config/config.ts';
-import { UsageError } from '../core/errors.ts';
+import { CryptocastError, UsageError } from '../core/errors.ts';
+import { redactSecrets } from '../core/secrets.ts';
 import { DEFAULT_STORE } from '../features/store/open.ts';
 import { DEFAULT_GATE } from '../training/gate.ts';
 import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY } from '../training/registry/registry.ts';
@@ -96,7 +96,8 @@ streamOptions(
         .env('CRYPTOCAST_STORE')
         .default(DEFAULT_STORE),
     )
-    .option('--quiet', 'no live progress line'),
+    .option('--quiet', 'no live progress line')
+    .option('--json', 'stdout: JSON lines of what is durably stored, then a summary (for scripts)'),
 ).action(async (opts) => {
   // One process for everything: keep the terminal for candles and the status line, warnings only in logs.
   process.env.CRYPTOCAST_LOG_LEVEL ??= 'warn';
@@ -375,18 +376,15 @@ registryOptions(models.command('rollback'))
   .action(async (opts) => (await import('./commands/models.ts')).rollbackCommand(opts));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  // Bad input: the message, exit 2. A component that failed (trainer, registry): the message, exit 1. Bugs: the stack.
-  if (
-    err instanceof ConfigError ||
-    (err instanceof Error && ['UsageError', 'DatasetError', 'FoldError'].includes(err.name))
-  ) {
-    process.stderr.write(`cryptocast: ${err.message}\n`);
-    process.exit(2);
+  // A catalogued error (bad input, a component that failed): its message and hint, its exit status (2 for input,
+  // 1 for a component), no stack. Anything else is a bug: the stack, exit 1.
+  if (err instanceof CryptocastError) {
+    process.stderr.write(
+      `cryptocast: ${redactSecrets(err.message)}${err.hint ? `\n  hint: ${err.hint}` : ''}\n`,
+    );
+    process.exit(err.exitCode);
   }
-  if (err instanceof Error && ['RegistryError', 'TrainerError'].includes(err.name)) {
-    process.stderr.write(`cryptocast: ${err.message}\n`);
-    process.exit(1);
-  }
-  process.stderr.write(`cryptocast: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`cryptocast: ${redactSecrets(text)}\n`);
   process.exit(1);
 });

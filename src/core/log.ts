@@ -1,8 +1,10 @@
 import pino from 'pino';
+import { redactSecrets } from './secrets.ts';
 
 /**
  * Structured logs (pino, JSON lines on stderr so stdout stays free for command output). Secrets must never
- * be logged: known secret-bearing fields are redacted wherever they appear.
+ * be logged: known secret-bearing fields are redacted wherever they appear, and every line passes through
+ * `redactSecrets` before it is written (a secret echoed inside an upstream's error text included).
  */
 export const log = pino(
   {
@@ -22,6 +24,7 @@ export const log = pino(
       ],
       censor: '[redacted]',
     },
+    hooks: { streamWrite: (line) => redactSecrets(line) },
   },
   pino.destination(2),
 );

@@ -1,4 +1,5 @@
 import { log } from '../core/log.ts';
+import { redactSecrets } from '../core/secrets.ts';
 import { type Sentiment, type SentimentBackend, SentimentError } from './labels.ts';
 import {
   PROMPT_VERSION,
@@ -198,7 +199,7 @@ export class OpenAiBackend implements SentimentBackend {
           : {}),
         error: new SentimentError(
           'unavailable',
-          `HTTP ${res.status} from ${this.url}: ${body.slice(0, 200)}`,
+          `HTTP ${res.status} from ${this.url}: ${redactSecrets(body.slice(0, 200))}`,
         ),
       };
     }

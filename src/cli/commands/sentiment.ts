@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { UsageError } from '../../core/errors.ts';
+import { redactSecrets } from '../../core/secrets.ts';
 import { coinsIn } from '../../news/normalise.ts';
 import { type BackendFlags, createBackend } from '../../sentiment/backends.ts';
 import { evenSample, loadDataset, splitOf } from '../../sentiment/datasets.ts';
@@ -39,7 +40,7 @@ export async function score(text: string, opts: BackendFlags): Promise<void> {
       baseline: s.baseline,
       ...(s.fallback ? { fallback: s.fallback } : {}),
     }));
-    process.stdout.write(`${JSON.stringify(signals, null, 2)}\n`);
+    process.stdout.write(`${redactSecrets(JSON.stringify(signals, null, 2))}\n`);
   } catch (err) {
     if (err instanceof SentimentError && err.kind === 'bad-input') throw new UsageError(err.message);
     throw err;

@@ -1,4 +1,5 @@
 import type { Logger } from '../../core/log.ts';
+import { redactSecrets } from '../../core/secrets.ts';
 import { validate } from '../../runtime/validated.ts';
 import { type Trade, TradeSchema } from '../../schemas/trade.ts';
 import { getJson } from './http.ts';
@@ -38,7 +39,9 @@ export async function fetchBinanceTrades(
   const url = `${baseUrl}/api/v3/historicalTrades?symbol=${binanceRestSymbol(pair)}${from}&limit=${BINANCE_PAGE_LIMIT}`;
   const body = await getJson(url, { ...o, headers: o.apiKey ? { 'X-MBX-APIKEY': o.apiKey } : {} });
   if (!Array.isArray(body))
-    throw new Error(`Binance historicalTrades: not a list: ${JSON.stringify(body).slice(0, 200)}`);
+    throw new Error(
+      `Binance historicalTrades: not a list: ${redactSecrets(JSON.stringify(body).slice(0, 200))}`,
+    );
   const page: BinanceTradesPage = { trades: [], rejects: [] };
   const now = Date.now();
   for (const t of body as unknown[]) {

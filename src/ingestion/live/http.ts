@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../core/log.ts';
+import { redactSecrets } from '../../core/secrets.ts';
 
 /**
  * GET a JSON document with retries: network errors, HTTP 429/418 and 5xx, and exchange-level transient errors
@@ -47,13 +48,19 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
         const ra = Number(res.headers.get('retry-after'));
         if (Number.isFinite(ra) && ra > 0) retryAfterMs = ra * 1000;
       } else if (!res.ok) {
-        throw new HttpError(`GET ${redact(url)}: HTTP ${res.status}: ${text.slice(0, 300)}`, res.status);
+        throw new HttpError(
+          `GET ${redact(url)}: HTTP ${res.status}: ${redactSecrets(text.slice(0, 300))}`,
+          res.status,
+        );
       } else {
         let body: unknown;
         try {
           body = o.reviver ? JSON.parse(text, o.reviver as never) : JSON.parse(text);
         } catch {
-          throw new HttpError(`GET ${redact(url)}: response is not JSON: ${text.slice(0, 200)}`, res.status);
+          throw new HttpError(
+            `GET ${redact(url)}: response is not JSON: ${redactSecrets(text.slice(0, 200))}`,
+            res.status,
+          );
         }
         if (!o.isRateLimited?.(body)) return body;
         reason = 'rate limited by the exchange';
