@@ -74,14 +74,25 @@ def load(dataset: Path):
     return info, X.reshape(n, k), meta.reshape(n, 4)
 
 
-def inner_split(idx: np.ndarray, t: np.ndarray, fraction: float, purge_ms: float):
+MIN_FIT_ROWS = 100
+MIN_VALIDATION_ROWS = 50
+
+
+def inner_split(
+    idx: np.ndarray,
+    t: np.ndarray,
+    fraction: float,
+    purge_ms: float,
+    min_fit: int = MIN_FIT_ROWS,
+    min_val: int = MIN_VALIDATION_ROWS,
+):
     """The last `fraction` of a training window (by time) validates early stopping; a purge gap precedes it."""
     t_idx = t[idx]
     lo, hi = t_idx.min(), t_idx.max()
     cut = hi - (hi - lo) * fraction
     fit = idx[t_idx < cut - purge_ms]
     val = idx[t_idx >= cut]
-    if len(fit) < 100 or len(val) < 50:
+    if len(fit) < min_fit or len(val) < min_val:
         raise InputError(f"training window too small for an inner validation split ({len(idx)} rows)")
     return fit, val
 
@@ -226,6 +237,8 @@ def fit(dataset: Path, spec: dict, out: Path) -> int:
     threads = int(spec.get("threads") or os.cpu_count() or 1)
     seed = int(spec.get("seed", 42))
     vf = float(spec.get("validationFraction", 0.1))
+    min_fit = int(spec.get("minFitRows", MIN_FIT_ROWS))
+    min_val = int(spec.get("minValidationRows", MIN_VALIDATION_ROWS))
     quantiles = spec.get("quantiles", [0.1, 0.9])
     folds = spec["folds"]
     if not np.isfinite(y).all():
@@ -241,7 +254,7 @@ def fit(dataset: Path, spec: dict, out: Path) -> int:
         params.update(spec["params"])
     elif spec.get("tune"):
         f0 = folds[0]
-        fit_idx, val_idx = inner_split(rows(f0["trainFrom"], f0["trainTo"]), t, vf, horizon)
+        fit_idx, val_idx = inner_split(rows(f0["trainFrom"], f0["trainTo"]), t, vf, horizon, min_fit, min_val)
         best, tuning = tune(xgb, X, y, pair, fit_idx, val_idx, spec["tune"], threads, seed, time.time())
         params = best
         emit("log", message=f"tuning: {tuning['trials']} trials, best validation skill {tuning['best_value']:.4f}")
@@ -267,7 +280,7 @@ def fit(dataset: Path, spec: dict, out: Path) -> int:
         test_idx = rows(f["testFrom"], f["testTo"])
         if len(train_idx) == 0 or len(test_idx) == 0:
             raise InputError(f"fold {f['fold']} has {len(train_idx)} training and {len(test_idx)} test rows")
-        fit_idx, val_idx = inner_split(train_idx, t, vf, horizon)
+        fit_idx, val_idx = inner_split(train_idx, t, vf, horizon, min_fit, min_val)
         started = time.time()
         emit("progress", stage="folds", done=f["fold"], total=len(folds), detail=f"fold {f['fold'] + 1}: model")
         b, best = fit_one(xgb, params, X, y, fit_idx, val_idx, threads, seed)
@@ -293,7 +306,7 @@ def fit(dataset: Path, spec: dict, out: Path) -> int:
     if spec.get("final", True):
         emit("progress", stage="final", done=0, total=1 + len(quantiles), detail="final model")
         all_idx = np.arange(len(y))
-        fit_idx, val_idx = inner_split(all_idx, t, vf, horizon)
+        fit_idx, val_idx = inner_split(all_idx, t, vf, horizon, min_fit, min_val)
         b, best = fit_one(xgb, params, X, y, fit_idx, val_idx, threads, seed)
         b.save_model(out / "model.json")
         for i, q in enumerate(quantiles):

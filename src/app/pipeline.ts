@@ -25,7 +25,7 @@ export interface MarketDataPipeline {
 export async function startMarketDataPipeline(args: {
   bus: Bus;
   sources: readonly TradeSource[];
-  config: Pick<StreamConfig, 'interval' | 'graceMs' | 'latePolicy'>;
+  config: Pick<StreamConfig, 'interval' | 'graceMs' | 'latePolicy'> & { maxPriceFactor?: number };
   onCandles?(candles: readonly Candle[]): void;
   signal?: AbortSignal;
   /** With a store: candles → features → store as well. */
@@ -43,12 +43,12 @@ export async function startMarketDataPipeline(args: {
   let features: FeatureService | undefined;
   let writer: FeatureWriter | undefined;
   if (args.store !== undefined) {
-    features = new FeatureService(bus);
+    features = new FeatureService(bus, 'features', 1_000, { maxPriceFactor: config.maxPriceFactor });
     writer = new FeatureWriter(bus, args.store);
     await features.start();
     await writer.start();
   }
-  const trades = new TradeService(bus);
+  const trades = new TradeService(bus, { priceGuard: { maxFactor: config.maxPriceFactor } });
   const abort = new AbortController();
   args.signal?.addEventListener('abort', () => abort.abort(), { once: true });
   const finished = (async () => {

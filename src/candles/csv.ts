@@ -1,5 +1,4 @@
-import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { AtomicFile } from '../core/files.ts';
 import { CANDLE_CSV_COLUMNS, type Candle } from '../schemas/candle.ts';
 
 /** One candle as a CSV row in the contract's column order (numbers in JavaScript's shortest exact form). */
@@ -9,24 +8,30 @@ export function candleCsvRow(c: Candle): string {
 
 export const CANDLE_CSV_HEADER = CANDLE_CSV_COLUMNS.join(',');
 
-/** Streams candles to a CSV file, with back-pressure. */
+/**
+ * Streams candles to a CSV file, with back-pressure. The file appears whole on `close` (written beside it, then
+ * renamed); `abort` leaves the previous file untouched.
+ */
 export class CandleCsvWriter {
-  private readonly out: WriteStream;
+  private readonly out: AtomicFile;
   rows = 0;
 
   constructor(path: string) {
-    this.out = createWriteStream(path, { encoding: 'utf8' });
-    this.out.write(CANDLE_CSV_HEADER + '\n');
+    this.out = new AtomicFile(path);
+    this.out.stream.write(CANDLE_CSV_HEADER + '\n');
   }
 
   async write(candles: readonly Candle[]): Promise<void> {
     if (candles.length === 0) return;
     this.rows += candles.length;
-    if (!this.out.write(candles.map(candleCsvRow).join('\n') + '\n')) await once(this.out, 'drain');
+    await this.out.write(candles.map(candleCsvRow).join('\n') + '\n');
   }
 
   async close(): Promise<void> {
-    this.out.end();
-    await once(this.out, 'finish');
+    await this.out.commit();
+  }
+
+  async abort(): Promise<void> {
+    await this.out.abort();
   }
 }

@@ -5,6 +5,7 @@ import { parse as parseCsv } from 'csv-parse';
 import { unzipSync } from 'fflate';
 import { CryptocastError, ERR } from '../core/errors.ts';
 import type { CandleInput } from '../features/technical.ts';
+import { detectTradeFileFormat } from '../ingestion/files/detect.ts';
 import { normalisePair, splitSymbol } from '../ingestion/files/symbols.ts';
 import { parseTime } from '../ingestion/files/time.ts';
 
@@ -29,6 +30,36 @@ export class OhlcvFileError extends CryptocastError {
   constructor(message: string) {
     super(ERR.INPUT.code, message, { exitCode: ERR.INPUT.exitCode });
   }
+}
+
+/** Longest record a candle file may have (characters); real rows are under 200. */
+const MAX_RECORD_CHARS = 4_096;
+
+/**
+ * Why a file cannot be read as candles, as one clear line: a trades file is named as such (with the command that
+ * makes candles of it), anything else says what the reader met (a broken gzip stream, a binary file, a line too
+ * long to be a candle).
+ */
+async function unreadable(file: string, err: Error): Promise<OhlcvFileError> {
+  if (err instanceof OhlcvFileError) return err;
+  const name = basename(file);
+  try {
+    const format = await detectTradeFileFormat(file);
+    return new OhlcvFileError(
+      `${name} is a trades file (${format}), not candles: make candles of it first (cryptocast candles --input ${file} --output candles.csv)`,
+    );
+  } catch {
+    // not a trades file either
+  }
+  const code = (err as { code?: string }).code ?? '';
+  const what =
+    code === 'CSV_MAX_RECORD_SIZE'
+      ? `a record longer than ${MAX_RECORD_CHARS} characters (a candle row is under 200)`
+      : code.startsWith('Z_') ||
+          /header check|invalid (block|distance|code)|unexpected end of file/i.test(err.message)
+        ? `not valid gzip data (${err.message})`
+        : err.message.split('\n')[0]!.slice(0, 200);
+  return new OhlcvFileError(`${name}: not a candle file: ${what}`);
 }
 
 const TIME = ['windowstart', 'timestamp', 'time', 'date', 'open_time', 'opentime'];
@@ -74,7 +105,12 @@ async function* readOne(
   const filePair = /^([A-Z0-9]+)-\d+[smhdwM]/.exec(name)?.[1];
   let input: AsyncIterable<Buffer | string> | Iterable<Buffer>;
   if (/\.zip$/i.test(name)) {
-    const entries = unzipSync(readFileSync(file));
+    let entries: ReturnType<typeof unzipSync>;
+    try {
+      entries = unzipSync(readFileSync(file));
+    } catch (err) {
+      throw new OhlcvFileError(`${name}: not a readable zip archive (${(err as Error).message})`);
+    }
     const csv = Object.entries(entries).find(([n]) => /\.csv$/i.test(n));
     if (!csv) {
       yield { candles: [], rejects: [{ file: name, line: 0, reason: 'zip without a CSV inside' }] };
@@ -91,13 +127,21 @@ async function* readOne(
     trim: true,
     bom: true,
     info: true,
+    // A candle row is under 200 characters: a longer record is not a candle file (a 200 MB single line would
+    // otherwise be buffered and parsed for minutes).
+    max_record_size: MAX_RECORD_CHARS,
   });
   let stopped = false;
   const feed = (async () => {
     try {
       for await (const chunk of input) {
-        if (stopped) break;
-        if (!parser.write(chunk)) await new Promise((r) => parser.once('drain', r).once('close', r));
+        if (stopped || parser.destroyed) break;
+        if (!parser.write(chunk))
+          await new Promise((r) => {
+            // A parser that failed is already closed: its 'close' will not come again.
+            if (parser.destroyed) r(undefined);
+            else parser.once('drain', r).once('close', r);
+          });
       }
       parser.end();
     } catch (err) {
@@ -108,7 +152,19 @@ async function* readOne(
   let headerless = false;
   let out: OhlcvBatch = { candles: [], rejects: [] };
   try {
-    for await (const rec of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+    let records: AsyncIterator<{ record: string[]; info: { lines: number } }>;
+    const next = async () => {
+      try {
+        return await records.next();
+      } catch (err) {
+        throw await unreadable(file, err as Error);
+      }
+    };
+    records = (parser as AsyncIterable<{ record: string[]; info: { lines: number } }>)[
+      Symbol.asyncIterator
+    ]();
+    for (let r = await next(); !r.done; r = await next()) {
+      const rec = r.value;
       const c = rec.record;
       const line = rec.info.lines;
       if (cols === undefined && !headerless) {

@@ -37,6 +37,12 @@ const streamOptions = (cmd: Command) =>
     )
     .addOption(
       new Option(
+        '--max-price-factor <x>',
+        'dead-letter a trade or candle priced more than x times above or below the recent median (default 10)',
+      ).env('CRYPTOCAST_MAX_PRICE_FACTOR'),
+    )
+    .addOption(
+      new Option(
         '--late-policy <policy>',
         'trades after their window closed: dlq = dead-letter, revise = re-emit the candle',
       )
@@ -196,6 +202,12 @@ program
   .addOption(new Option('--interval <i>', 'candle interval').choices(['1m', '5m', '15m', '1h']).default('1m'))
   .option('--pair <pair>', 'pair, when the file does not say')
   .option('--grace <duration>', 'grace period for out-of-order trades', '5s')
+  .addOption(
+    new Option(
+      '--max-price-factor <x>',
+      'dead-letter a trade priced more than x times above or below the recent median (default 10)',
+    ).env('CRYPTOCAST_MAX_PRICE_FACTOR'),
+  )
   .requiredOption(
     '--output <file.csv>',
     'output CSV: ' + 'pair,windowStart,windowEnd,open,high,low,close,volume,trades,vwap,filled',
@@ -375,16 +387,32 @@ registryOptions(models.command('rollback'))
   .option('--reason <text>', 'recorded in the alias history')
   .action(async (opts) => (await import('./commands/models.ts')).rollbackCommand(opts));
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  // A catalogued error (bad input, a component that failed): its message and hint, its exit status (2 for input,
-  // 1 for a component), no stack. Anything else is a bug: the stack, exit 1.
-  if (err instanceof CryptocastError) {
-    process.stderr.write(
-      `cryptocast: ${redactSecrets(err.message)}${err.hint ? `\n  hint: ${err.hint}` : ''}\n`,
-    );
-    process.exit(err.exitCode);
-  }
-  const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  process.stderr.write(`cryptocast: ${redactSecrets(text)}\n`);
-  process.exit(1);
+// A command whose work stalls on a promise that never settles would otherwise end with status 0 and no word.
+let settled = false;
+process.once('beforeExit', () => {
+  if (settled) return;
+  process.stderr.write(
+    'cryptocast: internal error: the command stopped before it finished (nothing left to wait for)\n',
+  );
+  process.exitCode = 1;
 });
+
+program
+  .parseAsync(process.argv)
+  .then(() => {
+    settled = true;
+  })
+  .catch((err: unknown) => {
+    settled = true;
+    // A catalogued error (bad input, a component that failed): its message and hint, its exit status (2 for input,
+    // 1 for a component), no stack. Anything else is a bug: the stack, exit 1.
+    if (err instanceof CryptocastError) {
+      process.stderr.write(
+        `cryptocast: ${redactSecrets(err.message)} [${err.code}]${err.hint ? `\n  hint: ${err.hint}` : ''}\n`,
+      );
+      process.exit(err.exitCode);
+    }
+    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`cryptocast: ${redactSecrets(text)}\n`);
+    process.exit(1);
+  });

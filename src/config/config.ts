@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CryptocastError, ERR } from '../core/errors.ts';
+import { DEFAULT_MAX_PRICE_FACTOR } from '../core/price-guard.ts';
 import { IntervalSchema } from '../schemas/candle.ts';
 import { Pair } from '../schemas/common.ts';
 
@@ -47,6 +48,8 @@ export const StreamConfigSchema = z.object({
   graceMs: Duration.default(5_000),
   latePolicy: z.enum(['dlq', 'revise']).default('dlq'),
   pairs: z.array(Pair).min(1).default(['BTC/USD', 'ETH/USD']),
+  /** A trade or candle price this many times above or below the recent median is dead-lettered. */
+  maxPriceFactor: z.coerce.number().gt(1).default(DEFAULT_MAX_PRICE_FACTOR),
 });
 export type StreamConfig = z.infer<typeof StreamConfigSchema>;
 
@@ -57,6 +60,7 @@ export const ENV = {
   graceMs: 'CRYPTOCAST_GRACE',
   latePolicy: 'CRYPTOCAST_LATE_POLICY',
   pairs: 'CRYPTOCAST_PAIRS',
+  maxPriceFactor: 'CRYPTOCAST_MAX_PRICE_FACTOR',
 } as const;
 
 /** Builds a validated config from flags (which win) and the environment. */

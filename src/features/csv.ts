@@ -1,5 +1,4 @@
-import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { AtomicFile } from '../core/files.ts';
 import { FEATURE_COLUMNS, type FeatureVector } from './technical.ts';
 
 export const FEATURE_CSV_HEADER = [
@@ -18,21 +17,24 @@ export function featureCsvRow(f: FeatureVector): string {
   return row;
 }
 
+/** Feature rows to a CSV file that appears whole on `close` (written beside it, then renamed), or not at all. */
 export class FeatureCsvWriter {
-  private readonly out: WriteStream;
+  private readonly out: AtomicFile;
   rows = 0;
   /** `extraColumns`: appended after the technical ones (e.g. the news features), values appended to each vector. */
   constructor(path: string, extraColumns: readonly string[] = []) {
-    this.out = createWriteStream(path);
-    this.out.write([FEATURE_CSV_HEADER, ...extraColumns].join(',') + '\n');
+    this.out = new AtomicFile(path);
+    this.out.stream.write([FEATURE_CSV_HEADER, ...extraColumns].join(',') + '\n');
   }
   async write(vs: readonly FeatureVector[]): Promise<void> {
     if (vs.length === 0) return;
     this.rows += vs.length;
-    if (!this.out.write(vs.map(featureCsvRow).join('\n') + '\n')) await once(this.out, 'drain');
+    await this.out.write(vs.map(featureCsvRow).join('\n') + '\n');
   }
   async close(): Promise<void> {
-    this.out.end();
-    await once(this.out, 'finish');
+    await this.out.commit();
+  }
+  async abort(): Promise<void> {
+    await this.out.abort();
   }
 }

@@ -5,7 +5,7 @@ import { topics } from '../runtime/topic.ts';
 import type { Candle } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
-import { check, FEATURE_SET, type FeatureVector, TechnicalFeatures } from './technical.ts';
+import { FEATURE_SET, type FeatureVector, TechnicalFeatures } from './technical.ts';
 
 /**
  * The feature stage as a service: `candles` → technical features → `features`. The same `TechnicalFeatures`
@@ -31,10 +31,17 @@ export class FeatureService {
   private readonly group: string;
   onVectors?: (vs: readonly FeatureVectorRecord[]) => void;
 
-  constructor(bus: Bus, group = 'features', warmup = 1_000) {
+  private readonly maxPriceFactor: number | undefined;
+
+  constructor(bus: Bus, group = 'features', warmup = 1_000, opts: { maxPriceFactor?: number } = {}) {
     this.bus = bus;
     this.group = group;
     this.warmup = warmup;
+    this.maxPriceFactor = opts.maxPriceFactor;
+  }
+
+  private newEngine(): TechnicalFeatures {
+    return new TechnicalFeatures(60_000, { maxPriceFactor: this.maxPriceFactor });
   }
 
   async start(): Promise<void> {
@@ -46,7 +53,7 @@ export class FeatureService {
       from: 'earliest',
       onAssign: (ps) => {
         for (const p of ps) {
-          this.engines.set(p, new TechnicalFeatures());
+          this.engines.set(p, this.newEngine());
           this.kept.set(p, new Map());
         }
         this.published = undefined;
@@ -60,7 +67,7 @@ export class FeatureService {
       handle: async (batch) => {
         let engine = this.engines.get(batch.partition);
         if (engine === undefined) {
-          engine = new TechnicalFeatures();
+          engine = this.newEngine();
           this.engines.set(batch.partition, engine);
         }
         if (this.published === undefined) this.published = await this.readPublished();
@@ -75,7 +82,7 @@ export class FeatureService {
           const c = r.value;
           if (c.revision > 0) continue;
           this.stats.candles++;
-          const bad = check(c);
+          const bad = engine.problem(c);
           let v: FeatureVector | undefined;
           let reason = bad;
           if (bad === undefined) {

@@ -1,4 +1,5 @@
 import { ATR, BollingerBands, EMA, MACD, RSI, SMA, StochasticOscillator } from 'trading-signals';
+import { PriceGuard } from '../core/price-guard.ts';
 
 /**
  * Technical features of 1-minute candles, computed incrementally per pair: constant work per candle, the same
@@ -117,6 +118,20 @@ class Rolling {
     this.sum += x;
     this.sumSq += x * x;
     this.i = (this.i + 1) % size;
+    // A running sum that overflowed would stay Infinity (or NaN) forever after the value left the window:
+    // recompute it from the window instead, so one extreme value poisons the window only while it is in it.
+    if (!Number.isFinite(this.sum) || !Number.isFinite(this.sumSq)) this.recompute();
+  }
+  private recompute(): void {
+    let sum = 0;
+    let sumSq = 0;
+    for (let k = 0; k < this.n; k++) {
+      const v = this.buf[k]!;
+      sum += v;
+      sumSq += v * v;
+    }
+    this.sum = sum;
+    this.sumSq = sumSq;
   }
   get full(): boolean {
     return this.n === this.buf.length;
@@ -161,17 +176,38 @@ class PairFeatures {
 const TWO_PI = 2 * Math.PI;
 const n = FEATURE_COLUMNS.length;
 
+/** The largest notional (volume × close) a 1-minute candle may have: far above any market's, far below overflow. */
+export const MAX_CANDLE_NOTIONAL = 1e15;
+
 export class TechnicalFeatures {
   readonly intervalMs: number;
   resets = 0;
+  /** Vectors whose values were not all finite (never marked ready). */
+  nonFinite = 0;
   private readonly pairs = new Map<string, PairFeatures>();
+  private readonly guard: PriceGuard;
 
-  constructor(intervalMs = 60_000) {
+  constructor(intervalMs = 60_000, opts: { maxPriceFactor?: number } = {}) {
     this.intervalMs = intervalMs;
+    this.guard = new PriceGuard({ maxFactor: opts.maxPriceFactor });
   }
 
   /**
-   * Adds the next candle of a pair and returns its feature vector. The candle must pass `check()` and follow
+   * Why a candle cannot be used, or undefined when it can: impossible (`check`), an implausible notional, or prices
+   * absurdly far from its pair's recent closes (a `PriceGuard`). Callers ask before `update` and dead-letter what is
+   * refused; a refused candle never touches the indicators. Deterministic in the candle sequence, so a replay, a
+   * restart and the batch path decide alike.
+   */
+  problem(c: CandleInput): string | undefined {
+    const bad = check(c);
+    if (bad !== undefined) return bad;
+    if (!(c.volume * c.close <= MAX_CANDLE_NOTIONAL))
+      return `volume ${c.volume} × close ${c.close} is not a plausible notional for one candle (limit ${MAX_CANDLE_NOTIONAL})`;
+    return this.guard.judge(c.pair, c.close, [c.open, c.high, c.low]);
+  }
+
+  /**
+   * Adds the next candle of a pair and returns its feature vector. The candle must pass `problem()` and follow
    * the previous one of its pair (a later minute); an earlier or equal minute throws (the caller rejects it).
    */
   update(c: CandleInput): FeatureVector {
@@ -272,14 +308,21 @@ export class TechnicalFeatures {
     s.lastStart = c.windowStart;
     s.lastClose = close;
     let ready = true;
+    let nonFinite = false;
     for (let i = 0; i < n; i++) {
-      if (values[i] === null) {
+      const v = values[i];
+      if (v === null) {
         // A source without trade counts can still be ready: that column simply stays empty.
         if (i === 21 && c.trades === undefined) continue;
         ready = false;
-        break;
+      } else if (!Number.isFinite(v)) {
+        // Never serve NaN or ±Infinity as a feature: the vector is kept (its minute exists) but not ready.
+        values[i] = null;
+        nonFinite = true;
+        ready = false;
       }
     }
+    if (nonFinite) this.nonFinite++;
     return { pair: c.pair, windowStart: c.windowStart, windowEnd: c.windowEnd, close, ready, values };
   }
 }

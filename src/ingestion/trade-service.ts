@@ -1,7 +1,8 @@
 import { log } from '../core/log.ts';
+import { PriceGuard, type PriceGuardOptions } from '../core/price-guard.ts';
 import type { Bus } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
-import type { DeadLetter } from '../schemas/dlq.ts';
+import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { Trade, TradeEvent, Watermark } from '../schemas/trade.ts';
 import { TradeDeduplicator } from './dedup.ts';
 import type { SourceSink, TradeSource } from './source.ts';
@@ -16,6 +17,8 @@ export interface TradeServiceStats {
   duplicates: number;
   watermarks: number;
   rejects: number;
+  /** Trades refused as implausible (absurd price against the recent median, or an infinite notional). */
+  implausible: number;
   publishRetries: number;
 }
 
@@ -25,13 +28,39 @@ export class TradeService {
     duplicates: 0,
     watermarks: 0,
     rejects: 0,
+    implausible: 0,
     publishRetries: 0,
   };
   private readonly bus: Bus;
   private readonly dedup = new TradeDeduplicator();
+  private readonly guard: PriceGuard;
 
-  constructor(bus: Bus) {
+  constructor(bus: Bus, opts: { priceGuard?: PriceGuardOptions } = {}) {
     this.bus = bus;
+    this.guard = new PriceGuard(opts.priceGuard);
+  }
+
+  /** The plausible trades; the others go to `dlq` with the reason. Every source's trades pass here. */
+  private async plausible(source: string, trades: readonly Trade[], signal?: AbortSignal): Promise<Trade[]> {
+    const ok: Trade[] = [];
+    const dead: DeadLetter[] = [];
+    for (const t of trades) {
+      const why = Number.isFinite(t.price * t.qty)
+        ? this.guard.judge(`${t.exchange}:${t.pair}`, t.price)
+        : `price × size is not finite (${t.price} × ${t.qty})`;
+      if (why === undefined) ok.push(t);
+      else
+        dead.push(
+          deadLetter({ service: 'trades', origin: source, kind: 'implausible', reason: why, payload: t }),
+        );
+    }
+    if (dead.length > 0) {
+      this.stats.implausible += dead.length;
+      this.stats.rejects += dead.length;
+      log.warn({ source, count: dead.length, reason: dead[0]!.reason }, 'implausible trades dead-lettered');
+      await this.durably(source, signal, () => this.bus.publish(topics.dlq, dead));
+    }
+    return ok;
   }
 
   /** Runs the sources concurrently until all finish (finite) or `signal` aborts (live). */
@@ -48,7 +77,8 @@ export class TradeService {
 
   sink(name: string, signal?: AbortSignal): SourceSink {
     return {
-      trades: async (trades: readonly Trade[]) => {
+      trades: async (batch: readonly Trade[]) => {
+        const trades = await this.plausible(name, batch, signal);
         const fresh = this.dedup.filter(trades);
         this.stats.duplicates += trades.length - fresh.length;
         if (fresh.length === 0) return;

@@ -41,6 +41,9 @@ export interface TrainerSpec {
   threads?: number;
   seed: number;
   validationFraction: number;
+  /** The fewest rows an early-stopping split may have to fit / to validate (checked up front by walkForward too). */
+  minFitRows?: number;
+  minValidationRows?: number;
   /** Fit the final models on every row (train) or only walk forward (evaluate). */
   final: boolean;
   figures: boolean;

@@ -2,7 +2,7 @@ import { candleFiles, readOhlcv } from '../candles/ohlcv-files.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../features/feature-writer.ts';
 import { NEWS_COLUMNS } from '../features/news.ts';
 import type { FeatureStore } from '../features/store/store.ts';
-import { check, FEATURE_COLUMNS, TechnicalFeatures } from '../features/technical.ts';
+import { FEATURE_COLUMNS, TechnicalFeatures } from '../features/technical.ts';
 import { type Dataset, DatasetBuilder, DatasetError } from './dataset.ts';
 
 /**
@@ -68,7 +68,7 @@ export async function datasetFromCandles(
       for (const r of batch.rejects) rejects.push({ where: `${r.file} line ${r.line}`, reason: r.reason });
       for (const c of batch.candles) {
         candles++;
-        const bad = check(c);
+        const bad = engine.problem(c);
         if (bad !== undefined) {
           rejects.push({ where: `${c.pair} ${new Date(c.windowStart).toISOString()}`, reason: bad });
           continue;

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Dataset, writeDataset } from './dataset.ts';
+import { type Dataset, DatasetError, writeDataset } from './dataset.ts';
 import { type Evaluation, evaluate } from './evaluation.ts';
 import { type Fold, walkForwardFolds } from './folds.ts';
 import {
@@ -40,6 +40,52 @@ export interface WalkForwardRun {
   outDir: string;
 }
 
+/** The last 10 % of each training window (by time) validates early stopping, after a purge gap. */
+export const VALIDATION_FRACTION = 0.1;
+/** The trainer refuses an early-stopping split with fewer rows than these (it is told the same numbers). */
+export const MIN_FIT_ROWS = 100;
+export const MIN_VALIDATION_ROWS = 50;
+
+/**
+ * Checks up front, with the trainer's own rule, that every fold's training window can be split for early stopping
+ * and every test block has rows: a clear DatasetError with the minimum, not a trainer failure after the features.
+ */
+export function checkFoldsTrainable(ds: Dataset, folds: readonly Fold[], validationFraction: number): void {
+  const t = ds.windowEnd;
+  const count = (lo: number, hi: number, from: number, to: number) => {
+    let n = 0;
+    for (let i = 0; i < ds.n; i++) if (t[i]! >= lo && t[i]! < hi && t[i]! >= from && t[i]! < to) n++;
+    return n;
+  };
+  // Rows needed in a training window: validationFraction of it must hold MIN_VALIDATION_ROWS, the rest MIN_FIT_ROWS
+  // (plus the purge gap's minutes); the first fold trains on 1 / (folds + 1) of the span.
+  const perWindow = Math.ceil(
+    Math.max(MIN_VALIDATION_ROWS / validationFraction, MIN_FIT_ROWS / (1 - validationFraction)) +
+      ds.horizonMs / 60_000,
+  );
+  const needed = perWindow * (folds.length + 1);
+  for (const f of folds) {
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < ds.n; i++)
+      if (t[i]! >= f.trainFrom && t[i]! < f.trainTo) {
+        if (t[i]! < lo) lo = t[i]!;
+        if (t[i]! > hi) hi = t[i]!;
+      }
+    const cut = hi - (hi - lo) * validationFraction;
+    const fit = Number.isFinite(lo) ? count(f.trainFrom, f.trainTo, -Infinity, cut - ds.horizonMs) : 0;
+    const val = Number.isFinite(lo) ? count(f.trainFrom, f.trainTo, cut, Infinity) : 0;
+    const test = count(f.testFrom, f.testTo, -Infinity, Infinity);
+    if (fit < MIN_FIT_ROWS || val < MIN_VALIDATION_ROWS || test === 0)
+      throw new DatasetError(
+        `too little data for ${folds.length} walk-forward folds: fold ${f.fold + 1} trains on ${fit + val} rows ` +
+          `(early stopping needs ≥ ${MIN_FIT_ROWS} to fit and ≥ ${MIN_VALIDATION_ROWS} to validate) and tests on ${test}; ` +
+          `this dataset has ${ds.n.toLocaleString('en-US')} rows, ${folds.length} folds need about ` +
+          `${needed.toLocaleString('en-US')} (1-minute candles after the indicators' warm-up): give more candles or fewer --folds`,
+      );
+  }
+}
+
 /** Folds over the dataset's span → Python fits each fold (and the final models) → scorecard. */
 export async function walkForward(ds: Dataset, opts: WalkForwardOptions): Promise<WalkForwardRun> {
   const folds = walkForwardFolds(ds.windowEnd[0]!, ds.windowEnd[ds.n - 1]!, {
@@ -48,6 +94,7 @@ export async function walkForward(ds: Dataset, opts: WalkForwardOptions): Promis
     purgeMs: opts.purgeMs,
     mode: opts.mode,
   });
+  checkFoldsTrainable(ds, folds, VALIDATION_FRACTION);
   const work = opts.workDir ?? (await mkdtemp(join(tmpdir(), 'cryptocast-train-')));
   const datasetDir = join(work, 'dataset');
   const outDir = join(work, 'out');
@@ -63,7 +110,9 @@ export async function walkForward(ds: Dataset, opts: WalkForwardOptions): Promis
       quantiles: [0.1, 0.9],
       threads: opts.threads,
       seed: opts.seed ?? 42,
-      validationFraction: 0.1,
+      validationFraction: VALIDATION_FRACTION,
+      minFitRows: MIN_FIT_ROWS,
+      minValidationRows: MIN_VALIDATION_ROWS,
       final: opts.final,
       figures: opts.figures,
       champion: opts.champion,

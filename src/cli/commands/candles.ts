@@ -4,6 +4,8 @@ import { CandleAggregator } from '../../candles/aggregator.ts';
 import { CandleCsvWriter } from '../../candles/csv.ts';
 import { parseDuration } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
+import { refuseOverwritingInput } from '../../core/files.ts';
+import { PriceGuard } from '../../core/price-guard.ts';
 import { TradeDeduplicator } from '../../ingestion/dedup.ts';
 import { readTradeFile, TRADE_FILE_FORMATS, type TradeFileFormat } from '../../ingestion/files/readers.ts';
 import type { Candle, Interval } from '../../schemas/candle.ts';
@@ -19,11 +21,13 @@ export async function candles(opts: {
   pair?: string;
   grace: string;
   output: string;
+  maxPriceFactor?: string;
 }): Promise<void> {
   if (!existsSync(opts.input)) throw new UsageError(`input file not found: ${opts.input}`);
   if (opts.format !== 'auto' && !TRADE_FILE_FORMATS.includes(opts.format as TradeFileFormat)) {
     throw new UsageError(`unknown --format "${opts.format}": use auto or ${TRADE_FILE_FORMATS.join(', ')}`);
   }
+  refuseOverwritingInput(opts.output, [opts.input]);
   const graceMs = parseDuration(opts.grace);
   const out: Candle[] = [];
   let late = 0;
@@ -37,26 +41,43 @@ export async function candles(opts: {
     { interval: opts.interval, graceMs },
   );
   const dedup = new TradeDeduplicator();
+  // The same plausibility guard as the trades service: an absurd price never reaches a candle.
+  const guard = new PriceGuard({
+    maxFactor: opts.maxPriceFactor === undefined ? undefined : Number(opts.maxPriceFactor),
+  });
   let trades = 0;
   let rejects = 0;
   const writer = new CandleCsvWriter(opts.output);
-  for await (const batch of readTradeFile(opts.input, {
-    format: opts.format as TradeFileFormat,
-    pair: opts.pair,
-  })) {
-    for (const r of batch.rejects) {
-      rejects++;
-      if (rejects <= 10) process.stderr.write(`rejected line ${r.line}: ${r.reason}\n`);
+  try {
+    for await (const batch of readTradeFile(opts.input, {
+      format: opts.format as TradeFileFormat,
+      pair: opts.pair,
+    })) {
+      for (const r of batch.rejects) {
+        rejects++;
+        if (rejects <= 10) process.stderr.write(`rejected line ${r.line}: ${r.reason}\n`);
+      }
+      for (const t of dedup.filter(batch.trades)) {
+        const why = Number.isFinite(t.price * t.qty)
+          ? guard.judge(`${t.exchange}:${t.pair}`, t.price)
+          : `price × size is not finite (${t.price} × ${t.qty})`;
+        if (why !== undefined) {
+          rejects++;
+          if (rejects <= 10) process.stderr.write(`rejected trade ${t.tradeId}: ${why}\n`);
+          continue;
+        }
+        trades++;
+        agg.onTrade(t);
+      }
+      await writer.write(out.splice(0));
     }
-    for (const t of dedup.filter(batch.trades)) {
-      trades++;
-      agg.onTrade(t);
-    }
+    agg.flush();
     await writer.write(out.splice(0));
+    await writer.close();
+  } catch (err) {
+    await writer.abort();
+    throw err;
   }
-  agg.flush();
-  await writer.write(out.splice(0));
-  await writer.close();
   process.stderr.write(
     `${n(trades)} trades → ${n(writer.rows)} candles (${opts.interval}) in ${opts.output}` +
       `${dedup.duplicates ? `; ${n(dedup.duplicates)} duplicate trades dropped` : ''}` +

@@ -2,13 +2,14 @@ import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { candleFiles, readOhlcv } from '../../candles/ohlcv-files.ts';
 import { UsageError } from '../../core/errors.ts';
+import { refuseOverwritingInput } from '../../core/files.ts';
 import { FeatureCsvWriter } from '../../features/csv.ts';
 import { toRecord } from '../../features/feature-service.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { NEWS_COLUMNS } from '../../features/news.ts';
 import { newsFeaturesFrom } from '../../features/news-recording.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
-import { check, TechnicalFeatures } from '../../features/technical.ts';
+import { TechnicalFeatures } from '../../features/technical.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 
 /**
@@ -31,10 +32,11 @@ export async function features(opts: {
     throw new UsageError('--news joins news features into the CSV output; storing them is not supported yet');
   const news =
     opts.news === undefined ? undefined : await newsFeaturesFrom(opts.news, opts.sentiment ?? 'local');
-  const writer = opts.output ? new FeatureCsvWriter(opts.output, news ? NEWS_COLUMNS : []) : undefined;
+  const files = candleFiles(opts.candles);
+  if (opts.output !== undefined) refuseOverwritingInput(opts.output, [opts.candles, ...files]);
   const store = opts.store ? await openFeatureStore(opts.store) : undefined;
   if (store) await store.migrate(TECHNICAL_SET);
-  const files = candleFiles(opts.candles);
+  const writer = opts.output ? new FeatureCsvWriter(opts.output, news ? NEWS_COLUMNS : []) : undefined;
   const bar = new cliProgress.SingleBar(
     {
       format: 'features [{bar}] {value}/{total} files · {rows} rows · {ready} ready',
@@ -59,7 +61,7 @@ export async function features(opts: {
         for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
         const out = [];
         for (const c of batch.candles) {
-          const bad = check(c);
+          const bad = engine.problem(c);
           if (bad !== undefined) {
             reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, bad);
             continue;
@@ -90,18 +92,19 @@ export async function features(opts: {
         });
     }
     if (store) await store.write(TECHNICAL_SET, pending.splice(0));
+    await writer?.close();
   } catch (err) {
-    if ((err as Error).name === 'UsageError') throw new UsageError((err as Error).message);
+    await writer?.abort();
     throw err;
   } finally {
     if (files.length > 1) bar.stop();
-    await writer?.close();
     await store?.close();
   }
   const where = [opts.output, opts.store].filter(Boolean).join(' and ');
   process.stderr.write(
     `${n(rows)} feature rows (${n(ready)} ready) into ${where} in ${((performance.now() - started) / 1000).toFixed(1)} s` +
-      `${engine.resets ? `; ${n(engine.resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}\n`,
+      `${engine.resets ? `; ${n(engine.resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}` +
+      `${engine.nonFinite ? `; ${n(engine.nonFinite)} vectors with a non-finite value left not ready` : ''}\n`,
   );
   if (rows === 0) process.exitCode = 1;
 }

@@ -28,6 +28,7 @@ export async function run(
     interval?: string;
     grace?: string;
     latePolicy?: string;
+    maxPriceFactor?: string;
     quiet?: boolean;
     port: string;
     store: string;
@@ -43,6 +44,7 @@ export async function run(
     interval: opts.interval,
     graceMs: opts.grace,
     latePolicy: opts.latePolicy,
+    maxPriceFactor: opts.maxPriceFactor,
   });
   // --json: stdout carries only JSON lines (progress of what is durably stored, then a summary); text goes to stderr.
   const status = new StatusLine(5_000, opts.json ? process.stderr : process.stdout);

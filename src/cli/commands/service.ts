@@ -31,6 +31,7 @@ export async function service(
     interval?: string;
     grace?: string;
     latePolicy?: string;
+    maxPriceFactor?: string;
     group: string;
     store: string;
     feeds?: string;
@@ -58,6 +59,7 @@ export async function service(
     interval: opts.interval,
     graceMs: opts.grace,
     latePolicy: opts.latePolicy,
+    maxPriceFactor: opts.maxPriceFactor,
   });
   const SERVICES = [
     'trades',
@@ -141,7 +143,7 @@ export async function service(
     const store = name === 'feature-writer' ? await openFeatureStore(opts.store) : undefined;
     const svc =
       name === 'features'
-        ? new FeatureService(bus)
+        ? new FeatureService(bus, 'features', 1_000, { maxPriceFactor: config.maxPriceFactor })
         : new FeatureWriter(bus, store!, 'feature-writer', { news: opts.withNews === true });
     await svc.start();
     log.info({ service: name, bus: config.bus }, 'running');
@@ -173,7 +175,7 @@ export async function service(
     clearInterval(timer);
     stopping = candles.stop();
   } else {
-    const trades = new TradeService(bus);
+    const trades = new TradeService(bus, { priceGuard: { maxFactor: config.maxPriceFactor } });
     const sources = await buildSources(opts, config);
     log.info({ service: 'trades', bus: config.bus, sources: sources.map((s) => s.name) }, 'running');
     const timer = setInterval(() => log.info({ service: 'trades', ...trades.stats }, 'progress'), 10_000);

@@ -1,9 +1,8 @@
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
+import { AtomicFile } from '../../core/files.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { newsFeaturesFrom } from '../../features/news-recording.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
@@ -80,9 +79,6 @@ export async function loadDataset(
           bar.update(done);
         },
       });
-    } catch (err) {
-      if ((err as Error).name === 'UsageError') throw new UsageError((err as Error).message);
-      throw err;
     } finally {
       if (started) bar.stop();
     }
@@ -176,17 +172,23 @@ export async function evaluateCommand(
 
 /** Every out-of-sample prediction, one row each, so anyone can recompute the metrics from the raw candles. */
 async function writePredictions(path: string, ds: Dataset, run: WalkForwardRun): Promise<void> {
-  const out = createWriteStream(path);
-  out.write('pair,windowEnd,targetTs,close,predicted_close,p10,p90,fold\n');
-  const { oos } = run;
-  for (let k = 0; k < oos.row.length; k++) {
-    const i = oos.row[k]!;
-    const c = ds.close[i]!;
-    const line = `${ds.pairs[ds.pair[i]!]},${ds.windowEnd[i]},${ds.windowEnd[i]! + ds.horizonMs},${c},${priceFromReturn(c, oos.model[k]!)},${priceFromReturn(c, oos.p10[k]!)},${priceFromReturn(c, oos.p90[k]!)},${oos.fold[k]}\n`;
-    if (!out.write(line)) await once(out, 'drain');
+  const out = new AtomicFile(path);
+  try {
+    await out.write('pair,windowEnd,targetTs,close,predicted_close,p10,p90,fold\n');
+    const { oos } = run;
+    for (let k = 0; k < oos.row.length; k++) {
+      const i = oos.row[k]!;
+      const c = ds.close[i]!;
+      await out.write(
+        `${ds.pairs[ds.pair[i]!]},${ds.windowEnd[i]},${ds.windowEnd[i]! + ds.horizonMs},${c},${priceFromReturn(c, oos.model[k]!)},${priceFromReturn(c, oos.p10[k]!)},${priceFromReturn(c, oos.p90[k]!)},${oos.fold[k]}\n`,
+      );
+    }
+    await out.commit();
+  } catch (err) {
+    await out.abort();
+    throw err;
   }
-  out.end();
-  await once(out, 'finish');
+  const { oos } = run;
   process.stderr.write(`${n(oos.row.length)} out-of-sample predictions written to ${path}\n`);
 }
 

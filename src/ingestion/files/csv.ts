@@ -88,6 +88,24 @@ abstract class CsvParser implements LineParser {
   /** Takes the first line as a header when it is one (throws when it is an unusable one). */
   protected abstract header(cells: string[]): boolean;
   protected abstract row(cells: string[], n: number, text: string): RowResult;
+
+  /** The recent rows by their text, for files without trade ids (bounded: duplicates sit close together). */
+  private readonly recentRows = new Map<string, number>();
+
+  /**
+   * Without a trade id, a row repeated exactly (same time, price, size, side) cannot be told from a second copy of
+   * one trade; counted twice it would double its minute's volume. The repeat is refused with the line it repeats
+   * (the caller counts and reports rejects), so the trade counts once and the user is told.
+   */
+  protected exactRepeat(text: string, n: number): RowResult | undefined {
+    const key = text.trim();
+    const first = this.recentRows.get(key);
+    if (first !== undefined)
+      return reject(n, `exact repeat of line ${first} and the file has no trade ids: counted once`, text);
+    this.recentRows.set(key, n);
+    if (this.recentRows.size > 10_000) this.recentRows.delete(this.recentRows.keys().next().value!);
+    return undefined;
+  }
 }
 
 const KRAKEN_COLUMNS = 'timems,timestamputc,side,price,amount';
@@ -104,6 +122,8 @@ class KrakenCsv extends CsvParser {
   protected row(c: string[], n: number, text: string): RowResult {
     if (c.length !== 5)
       return reject(n, `expected 5 columns (time_ms,timestamp_utc,side,price,amount), got ${c.length}`, text);
+    const repeat = this.exactRepeat(text, n);
+    if (repeat !== undefined) return repeat;
     const [timeMs = '', iso = '', side = '', price, amount] = c;
     const p = new Problems();
     const tradeTs = /^\d{13}$/.test(timeMs)
@@ -220,6 +240,10 @@ class GenericCsv extends CsvParser {
         ? (normalisePair(pairCell) ?? p.add(`pair: not a pair (${show(pairCell)})`))
         : p.add('no pair: add a pair or symbol column, or pass the pair (--pair)'));
     const id = this.id >= 0 ? c[this.id]! : '';
+    if (id === '') {
+      const repeat = this.exactRepeat(text, n);
+      if (repeat !== undefined) return repeat;
+    }
     const trade: TradeFields = {
       exchange: this.ctx.exchange,
       pair,

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { PriceGuard } from '../../../src/core/price-guard.ts';
+
+describe('PriceGuard: absurd prices against the recent median', () => {
+  it('refuses a price more than maxFactor away from the median, in either direction, with the reason', () => {
+    const g = new PriceGuard({ maxFactor: 10 });
+    for (const p of [100, 100, 100, 100]) assert.equal(g.judge('BTC', p), undefined);
+    assert.match(g.judge('BTC', 1e308)!, /1\.00e\+306× above the recent median 100 of BTC \(limit 10×\)/);
+    assert.match(g.judge('BTC', 5)!, /20\.\d× below/);
+    assert.equal(g.judge('BTC', 900), undefined, '9× is within a 10× limit');
+    assert.equal(g.refused, 2);
+  });
+
+  it('series are independent; a new series is accepted until it has history', () => {
+    const g = new PriceGuard();
+    for (const p of [100, 100, 100]) g.judge('BTC', p);
+    assert.equal(g.judge('ETH', 3_000), undefined);
+    assert.match(g.judge('BTC', 3_000)!, /30\.0×/);
+  });
+
+  it('one absurd first price cannot move the median: the next normal prices are accepted, later absurd ones refused', () => {
+    const g = new PriceGuard();
+    assert.equal(g.judge('BTC', 1e308), undefined, 'nothing to compare the very first price with');
+    assert.equal(g.judge('BTC', 100), undefined);
+    assert.equal(g.judge('BTC', 101), undefined);
+    assert.equal(g.judge('BTC', 102), undefined);
+    assert.ok(g.judge('BTC', 1e308) !== undefined);
+  });
+
+  it('follows a real move of more than the factor after half a window (the refused prices enter the window)', () => {
+    const g = new PriceGuard({ maxFactor: 2, window: 9 });
+    for (let i = 0; i < 9; i++) g.judge('X', 100);
+    const verdicts = Array.from({ length: 9 }, () => g.judge('X', 300) === undefined);
+    assert.deepEqual(verdicts.slice(0, 4), [false, false, false, false]);
+    assert.ok(verdicts.slice(5).every(Boolean), 'accepted once the new level is the median');
+  });
+
+  it('non-finite or non-positive prices are always refused', () => {
+    const g = new PriceGuard();
+    for (const p of [Number.NaN, Number.POSITIVE_INFINITY, 0, -1])
+      assert.match(g.judge('X', p)!, /positive finite/);
+  });
+
+  it('also checks the other prices of a record (a candle’s high and low) against the same median', () => {
+    const g = new PriceGuard();
+    for (let i = 0; i < 5; i++) g.judge('C', 100, [100, 101, 99]);
+    assert.match(g.judge('C', 100, [100, 1e12, 99])!, /price 1000000000000/);
+  });
+
+  it('property: with prices inside a factor-2 band, nothing is refused at a factor-10 limit', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 50, max: 100, noNaN: true }), { minLength: 1, maxLength: 300 }),
+        (ps) => {
+          const g = new PriceGuard();
+          return ps.every((p) => g.judge('S', p) === undefined);
+        },
+      ),
+    );
+  });
+});
