@@ -51,6 +51,8 @@ export const ERR = {
     'DuckDB lets one process write a file: stop the other process, give this one its own file ' +
       '(--store duckdb:.data/other.duckdb), or use PostgreSQL for several processes',
   ),
+  /** A file another cryptocast process is writing (a backfill's state and output). */
+  FILE_IN_USE: kind('CC_ERR_FILE_IN_USE', 2),
   /** The store failed while reading or writing. */
   STORE: kind('CC_ERR_STORE', 1),
   /** A dataset cannot be built or is too small for what was asked. */

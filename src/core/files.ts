@@ -1,5 +1,14 @@
 import { once } from 'node:events';
-import { createWriteStream, mkdirSync, renameSync, statSync, unlinkSync, type WriteStream } from 'node:fs';
+import {
+  createWriteStream,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  type WriteStream,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CryptocastError, ERR, fail } from './errors.ts';
 
@@ -118,5 +127,48 @@ export class AtomicFile {
     } catch {
       // already gone
     }
+  }
+}
+
+/**
+ * Claims `path` for this process until it exits: `<path>.lock` holds the owner's pid. A lock left by a process that
+ * is gone (killed) is taken over; one held by a live process fails with CC_ERR_FILE_IN_USE. For files one process
+ * appends to between runs (a backfill's output and state), which two writers would interleave.
+ */
+export function lockForThisProcess(path: string, what: string): () => void {
+  const lock = `${resolve(path)}.lock`;
+  ensureDir(dirname(lock));
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+      const release = () => {
+        try {
+          if (readFileSync(lock, 'utf8').trim() === String(process.pid)) unlinkSync(lock);
+        } catch {
+          // already gone
+        }
+      };
+      process.once('exit', release);
+      return release;
+    } catch (e) {
+      if (errCode(e) !== 'EEXIST')
+        throw fail(ERR.OUTPUT, `cannot create ${lock}: ${errCode(e) ?? (e as Error).message}`);
+    }
+    const owner = Number(readFileSync(lock, 'utf8').trim());
+    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner))
+      throw fail(ERR.FILE_IN_USE, `${what} ${path} is in use by another cryptocast process (pid ${owner})`, {
+        hint: `wait for it to finish, or give this run other files; remove ${lock} only if no such process runs`,
+      });
+    unlinkSync(lock); // stale: its process is gone
+  }
+  throw fail(ERR.FILE_IN_USE, `${what} ${path}: could not take its lock ${lock}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errCode(e) === 'EPERM';
   }
 }

@@ -3,6 +3,7 @@ import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { UsageError } from '../../core/errors.ts';
+import { lockForThisProcess } from '../../core/files.ts';
 import { log } from '../../core/log.ts';
 import { KrakenRestBackfill } from '../../ingestion/backfill/kraken-rest.ts';
 import { normalisePair } from '../../ingestion/files/symbols.ts';
@@ -36,6 +37,8 @@ export async function backfill(opts: {
   if (untilMs === undefined) throw new UsageError(`--until: not a time: "${opts.until}"`);
   const tag = `${opts.exchange}-${pair.replace('/', '-')}-${new Date(sinceMs).toISOString().replace(/[:.]/g, '')}`;
   const stateFile = resolve(opts.state ?? join('.data', 'backfill', `${tag}.state.json`));
+  // Two backfills on one state file would interleave their appends to one output: one at a time.
+  lockForThisProcess(stateFile, 'the backfill state file');
 
   const bar = new cliProgress.SingleBar(
     {

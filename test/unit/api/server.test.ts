@@ -182,6 +182,14 @@ describe('GET /v1/predictions', () => {
       'pair=BTC-USD&to=1e300',
       'pair=BTC-USD&after=1e300',
       'pair=BTC-USD&modelVersion=1e30',
+      // Non-finite numbers once reached the store (a 503 with a stack trace in the log): they are a 400.
+      'pair=BTC-USD&limit=Infinity',
+      'pair=BTC-USD&to=Infinity',
+      'pair=BTC-USD&after=Infinity',
+      'pair=BTC-USD&modelVersion=Infinity',
+      'pair=BTC-USD&from=-Infinity',
+      'pair=BTC-USD&limit=NaN',
+      'pair=BTC-USD&limit=',
       'pair=BTCUSD',
       'from=0',
     ];
@@ -236,6 +244,25 @@ describe('model, health, readiness, OpenAPI', () => {
     await app.close();
   });
 
+  test('a known path with another method: 405 with Allow; an unknown path: 404', async () => {
+    const { app } = await setup();
+    for (const url of [
+      '/v1/predictions/latest?pair=BTC-USD',
+      '/v1/predictions?pair=BTC-USD',
+      '/v1/model',
+      '/v1/health',
+    ]) {
+      for (const method of ['POST', 'PUT', 'DELETE', 'PATCH'] as const) {
+        const res = await app.inject({ method, url });
+        assert.equal(res.statusCode, 405, `${method} ${url}`);
+        assert.equal(res.headers.allow, 'GET, HEAD');
+        assert.equal(res.json().error, 'method_not_allowed');
+      }
+    }
+    assert.equal((await app.inject({ method: 'POST', url: '/v1/nothing' })).statusCode, 404);
+    await app.close();
+  });
+
   test('the OpenAPI document lists every route; unknown routes answer a JSON 404', async () => {
     const { app } = await setup();
     const res = await app.inject('/v1/openapi.json');
@@ -284,6 +311,25 @@ describe('API keys, rate limit, CORS', () => {
     assert.equal(limited.body.error, 'rate_limited');
     assert.equal(limited.headers['retry-after'], '1');
     assert.equal((await get(app, url, { 'x-api-key': 'b' })).status, 200);
+    await app.close();
+  });
+
+  test('wrong or missing keys are rate-limited per client address (429 + Retry-After); other addresses and valid keys are not', async () => {
+    const { app, latest } = await setup({
+      options: { apiKeys: ['good'], failedAuthPerMinute: 6, failedAuthBurst: 3 },
+    });
+    latest.add(prediction('BTC/USD', T0));
+    const url = '/v1/predictions/latest?pair=BTC-USD';
+    const from = (ip: string, key?: string) =>
+      app.inject({ method: 'GET', url, remoteAddress: ip, headers: key ? { 'x-api-key': key } : {} });
+    for (let i = 0; i < 3; i++) assert.equal((await from('10.0.0.1', `guess-${i}`)).statusCode, 401);
+    const slowed = await from('10.0.0.1', 'guess-4');
+    assert.equal(slowed.statusCode, 429);
+    assert.equal(slowed.json().error, 'auth_rate_limited');
+    assert.equal(slowed.headers['retry-after'], '10', 'one failure allowed per 10 s at 6 per minute');
+    assert.equal((await from('10.0.0.1')).statusCode, 429, 'no key at all counts as a failure too');
+    assert.equal((await from('10.0.0.2', 'guess')).statusCode, 401, 'another address has its own budget');
+    assert.equal((await from('10.0.0.1', 'good')).statusCode, 200, 'a valid key is never slowed by failures');
     await app.close();
   });
 

@@ -1,0 +1,68 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ApiOptions } from './options.ts';
+import { refuse } from './reply.ts';
+
+/** Token buckets by key: `rate` tokens a second, at most `burst`. */
+export class TokenBuckets {
+  private readonly rate: number;
+  private readonly burst: number;
+  private readonly tokens = new Map<string, { n: number; at: number }>();
+  constructor(ratePerSecond: number, burst: number) {
+    this.rate = ratePerSecond / 1000;
+    this.burst = burst;
+  }
+  /** 0 when a token was taken, else the milliseconds until one is available. */
+  take(key: string, now: number): number {
+    let b = this.tokens.get(key);
+    if (b === undefined) {
+      // Bounded memory: forget the oldest bucket (a full bucket is the same as none).
+      if (this.tokens.size >= 100_000) this.tokens.delete(this.tokens.keys().next().value!);
+      b = { n: this.burst, at: now };
+      this.tokens.set(key, b);
+    } else {
+      b.n = Math.min(this.burst, b.n + (now - b.at) * this.rate);
+      b.at = now;
+    }
+    if (b.n >= 1) {
+      b.n -= 1;
+      return 0;
+    }
+    return Math.ceil((1 - b.n) / this.rate);
+  }
+}
+
+const retryAfter = (reply: FastifyReply, waitMs: number) =>
+  reply.header('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))));
+
+/**
+ * API keys (when configured): every route not marked `config.public` needs a valid `x-api-key`, and each key has a
+ * token bucket (429 + Retry-After when empty). Wrong or missing keys are rate-limited per client address too, so a
+ * client guessing keys is slowed down to `failedAuthPerMinute` (429 + Retry-After), never answered at full speed.
+ */
+export function registerAuth(app: FastifyInstance, o: ApiOptions, now: () => number = Date.now): void {
+  const keys = new Set(o.apiKeys ?? []);
+  if (keys.size === 0) return;
+  const perKey = new TokenBuckets(o.ratePerSecond ?? 50, o.burst ?? 100);
+  const failures = new TokenBuckets((o.failedAuthPerMinute ?? 10) / 60, o.failedAuthBurst ?? 20);
+  app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    if ((req.routeOptions.config as { public?: boolean }).public === true) return done();
+    const key = req.headers['x-api-key'];
+    if (typeof key !== 'string' || !keys.has(key)) {
+      const wait = failures.take(req.ip, now());
+      if (wait > 0) {
+        retryAfter(reply, wait);
+        refuse(req, reply, 429, 'too many failed authentications from this address', 'auth_rate_limited');
+        return;
+      }
+      refuse(req, reply, 401, 'a valid x-api-key header is required');
+      return;
+    }
+    const wait = perKey.take(key, now());
+    if (wait > 0) {
+      retryAfter(reply, wait);
+      refuse(req, reply, 429, 'rate limit exceeded for this API key', 'rate_limited');
+      return;
+    }
+    done();
+  });
+}

@@ -1,0 +1,60 @@
+import type { FastifyInstance } from 'fastify';
+import { pairToUrl } from '../../schemas/common.ts';
+import type { LatestPredictions } from '../latest.ts';
+import { ErrorJson, fail } from '../reply.ts';
+import type { WsHub } from '../ws.ts';
+
+/** `GET /v1/health` (liveness) and `GET /v1/ready` (503 until the latest cache is filled and subscribed). Public. */
+export function healthRoutes(deps: { latest: LatestPredictions; hub: WsHub }) {
+  return async (r: FastifyInstance) => {
+    r.get(
+      '/v1/health',
+      {
+        config: { public: true },
+        schema: {
+          summary: 'Liveness',
+          response: {
+            200: {
+              type: 'object',
+              required: ['status', 'uptimeS'],
+              additionalProperties: false,
+              properties: { status: { type: 'string', const: 'ok' }, uptimeS: { type: 'number' } },
+            },
+          },
+        },
+      },
+      async () => ({ status: 'ok' as const, uptimeS: Math.round(process.uptime()) }),
+    );
+
+    r.get(
+      '/v1/ready',
+      {
+        config: { public: true },
+        schema: {
+          summary: 'Readiness: the latest predictions are loaded and the predictions topic is subscribed',
+          response: {
+            200: {
+              type: 'object',
+              required: ['status', 'pairs', 'clients'],
+              additionalProperties: false,
+              properties: {
+                status: { type: 'string', const: 'ready' },
+                pairs: { type: 'array', items: { type: 'string' } },
+                clients: { type: 'integer', description: 'WebSocket connections' },
+              },
+            },
+            503: ErrorJson,
+          },
+        },
+      },
+      async (_req, reply) => {
+        if (!deps.latest.ready) return fail(reply, 503, 'loading the latest predictions', 'not_ready');
+        return {
+          status: 'ready' as const,
+          pairs: deps.latest.knownPairs().map(pairToUrl),
+          clients: deps.hub.size,
+        };
+      },
+    );
+  };
+}

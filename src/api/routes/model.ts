@@ -1,0 +1,51 @@
+import type { FastifyInstance } from 'fastify';
+import { log } from '../../core/log.ts';
+import type { ModelCard } from '../../training/registry/registry.ts';
+import { errors, fail } from '../reply.ts';
+import { jsonSchema, type ModelSummary, ModelSummarySchema } from '../schemas.ts';
+
+const apiLog = log.child({ service: 'api' });
+
+export function modelSummary(card: ModelCard): ModelSummary {
+  return {
+    name: card.name,
+    version: card.version,
+    createdAt: card.createdAt,
+    codeVersion: card.codeVersion,
+    horizonMs: card.horizonMs,
+    target: card.target,
+    featureSets: card.featureSets,
+    features: card.columns.length,
+    pairs: card.pairs,
+    trainingWindow: card.trainingWindow,
+    datasetFingerprint: card.datasetFingerprint,
+    summary: card.summary,
+    ...(card.gate === undefined ? {} : { gate: card.gate }),
+  };
+}
+
+/** `GET /v1/model`: the champion's card summary (registry lookups are cached by the caller's `model`). */
+export function modelRoutes(deps: { model?: () => Promise<ModelCard | undefined> }) {
+  return async (r: FastifyInstance) => {
+    r.get(
+      '/v1/model',
+      {
+        schema: {
+          summary: 'The champion model serving predictions',
+          response: { 200: jsonSchema(ModelSummarySchema), ...errors(401, 404, 429, 503) },
+        },
+      },
+      async (_req, reply) => {
+        let card: ModelCard | undefined;
+        try {
+          card = await deps.model?.();
+        } catch (err) {
+          apiLog.error({ err }, 'model registry lookup failed');
+          return fail(reply, 503, 'the model registry is unavailable', 'registry_unavailable');
+        }
+        if (card === undefined) return fail(reply, 404, 'no champion model');
+        return modelSummary(card);
+      },
+    );
+  };
+}

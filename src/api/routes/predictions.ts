@@ -1,0 +1,97 @@
+import type { FastifyInstance } from 'fastify';
+import { log } from '../../core/log.ts';
+import type { PredictionsStore } from '../../inference/predictions-store.ts';
+import { Pair, pairFromUrl, pairToUrl } from '../../schemas/common.ts';
+import type { LatestPredictions } from '../latest.ts';
+import { errors, fail } from '../reply.ts';
+import {
+  HistoryQuerySchema,
+  jsonSchema,
+  PredictionJson,
+  pageJson,
+  UrlPairSchema,
+  zodQuery,
+} from '../schemas.ts';
+
+const DAY = 86_400_000;
+const historyQuery = zodQuery(HistoryQuerySchema);
+const apiLog = log.child({ service: 'api' });
+
+/**
+ * `GET /v1/predictions/latest?pair=BTC-USD`: from memory, a pre-serialised body per pair, no I/O.
+ * `GET /v1/predictions?pair=&from=&to=&limit=&after=&modelVersion=`: history from the store, paged (`next` → `after`).
+ */
+export function predictionRoutes(deps: {
+  latest: LatestPredictions;
+  store: PredictionsStore;
+  maxRangeMs: number;
+}) {
+  return async (r: FastifyInstance) => {
+    r.get(
+      '/v1/predictions/latest',
+      {
+        schema: {
+          summary: 'The latest prediction for a pair',
+          querystring: {
+            type: 'object',
+            required: ['pair'],
+            properties: { pair: jsonSchema(UrlPairSchema, 'input') },
+          },
+          response: { 200: PredictionJson, ...errors(400, 401, 404, 429) },
+        },
+        // Validated by hand below: the hit path is one map lookup.
+        validatorCompiler: () => () => true,
+      },
+      (req, reply) => {
+        const q = (req.query as { pair?: unknown }).pair;
+        if (typeof q === 'string') {
+          const body = deps.latest.bodyFor(q);
+          if (body !== undefined)
+            return reply.header('content-type', 'application/json; charset=utf-8').send(body);
+        }
+        const pair = typeof q === 'string' ? pairFromUrl(q) : '';
+        if (!Pair.safeParse(pair).success)
+          return fail(reply, 400, 'query parameter pair must look like BTC-USD');
+        const body = deps.latest.bodyFor(pairToUrl(pair));
+        if (body !== undefined)
+          return reply.header('content-type', 'application/json; charset=utf-8').send(body);
+        return fail(reply, 404, `no prediction for ${pairToUrl(pair)} yet`);
+      },
+    );
+
+    r.get(
+      '/v1/predictions',
+      {
+        schema: {
+          summary: 'Prediction history for a pair, paged by windowEnd',
+          querystring: historyQuery.querystring,
+          response: { 200: pageJson(PredictionJson), ...errors(400, 401, 429, 503) },
+        },
+        validatorCompiler: historyQuery.validatorCompiler,
+      },
+      async (req, reply) => {
+        const q = req.query as ReturnType<typeof HistoryQuerySchema.parse>;
+        const to = q.to ?? Date.now() + 1;
+        const from = q.from ?? to - DAY;
+        if (from > to) return fail(reply, 400, 'from must not be after to');
+        if (to - from > deps.maxRangeMs)
+          return fail(reply, 400, `the range may span at most ${Math.round(deps.maxRangeMs / DAY)} days`);
+        const opts = { limit: q.limit ?? 100, after: q.after, modelVersion: q.modelVersion };
+        try {
+          const items = await deps.store.history(q.pair, from, to, opts);
+          let next: number | null = null;
+          if (items.length > 0) {
+            // A page may end short of `limit` at a windowEnd boundary: one row past it says whether there is more.
+            const last = items[items.length - 1]!.windowEnd;
+            const more = await deps.store.history(q.pair, from, to, { ...opts, limit: 1, after: last });
+            if (more.length > 0) next = last;
+          }
+          return { pair: pairToUrl(q.pair), from, to, items, next };
+        } catch (err) {
+          apiLog.error({ err }, 'predictions history failed');
+          return fail(reply, 503, 'the predictions store is unavailable', 'store_unavailable');
+        }
+      },
+    );
+  };
+}

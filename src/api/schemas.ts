@@ -1,0 +1,108 @@
+import type { FastifySchemaCompiler } from 'fastify';
+import { z } from 'zod';
+import { Pair, pairFromUrl } from '../schemas/common.ts';
+import { PredictionSchema } from '../schemas/prediction.ts';
+import { ModelCardSchema } from '../training/registry/registry.ts';
+
+/**
+ * The API's schemas, all derived from zod: the topic and registry schemas for what is served, and zod query
+ * schemas for what is accepted. JSON Schema (for the OpenAPI document and Fastify's fast serialisers) is generated
+ * from them, so documentation, validation and serialisation cannot drift apart.
+ */
+
+/** 2100-01-01: the latest timestamp a query may name (the topics' EpochMs bound). */
+export const MAX_EPOCH_MS = 4_102_444_800_000;
+
+export function jsonSchema(s: z.ZodType, io: 'input' | 'output' = 'output'): Record<string, unknown> {
+  const { $schema: _, ...rest } = z.toJSONSchema(s, {
+    target: 'draft-2020-12',
+    io,
+    unrepresentable: 'any',
+  }) as Record<string, unknown>;
+  return rest;
+}
+
+export const PredictionJson = {
+  ...jsonSchema(PredictionSchema),
+  description: 'A prediction (pair as BTC/USD)',
+};
+
+/** A pair in a URL: `BTC-USD` (any case); parsed to the canonical `BTC/USD`. */
+export const UrlPairSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9]{2,12}[-/][A-Za-z0-9]{2,12}$/, 'pair must look like BTC-USD')
+  .transform(pairFromUrl)
+  .pipe(Pair)
+  .describe('pair, with a dash: BTC-USD');
+
+/**
+ * A whole number in a query string, between `min` and `max`. Strict on purpose: "Infinity", "1e400", "NaN", "1.5"
+ * and "" are refused with a 400 (JSON Schema coercion let some of them through to the store).
+ */
+export const queryInt = (min: number, max: number, description?: string) => {
+  const s = z
+    .string()
+    .regex(/^\d{1,16}$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+  return description === undefined ? s : s.describe(description);
+};
+
+/**
+ * Route options validating the query string with a zod schema: the OpenAPI document gets its JSON Schema, and the
+ * handler gets the parsed value (`req.query`). Errors read `querystring/<field> <message>`, answered as 400.
+ */
+export function zodQuery<T extends z.ZodType>(schema: T) {
+  const compiler: FastifySchemaCompiler<unknown> = () => (data: unknown) => {
+    const r = schema.safeParse(data);
+    if (r.success) return { value: r.data };
+    const issue = r.error.issues[0]!;
+    return { error: new Error(`querystring/${issue.path.join('/') || '(root)'} ${issue.message}`) };
+  };
+  return { querystring: jsonSchema(schema, 'input'), validatorCompiler: compiler };
+}
+
+export const HistoryQuerySchema = z.strictObject({
+  pair: UrlPairSchema,
+  from: queryInt(0, MAX_EPOCH_MS, 'windowEnd ≥ from, epoch ms (default: to − 1 day)').optional(),
+  to: queryInt(0, MAX_EPOCH_MS, 'windowEnd < to, epoch ms (default: now)').optional(),
+  limit: queryInt(1, 1000, 'page size, 1–1000 (default 100)').optional(),
+  after: queryInt(0, MAX_EPOCH_MS, 'the `next` of the previous page').optional(),
+  modelVersion: queryInt(1, 2_147_483_647).optional(),
+});
+
+/** A page of a time-ordered resource. */
+export function pageJson(itemJson: Record<string, unknown>) {
+  return {
+    type: 'object',
+    required: ['pair', 'from', 'to', 'items', 'next'],
+    additionalProperties: false,
+    properties: {
+      pair: { type: 'string', description: 'the pair, with a dash' },
+      from: { type: 'integer', description: 'windowEnd ≥ from (epoch ms)' },
+      to: { type: 'integer', description: 'windowEnd < to (epoch ms)' },
+      items: { type: 'array', items: itemJson },
+      next: {
+        type: ['integer', 'null'],
+        description: 'pass as `after` (same pair, from, to) for the next page; null on the last page',
+      },
+    },
+  } as const;
+}
+
+/** What `/v1/model` serves of the champion's card: everything but the parameters, folds and artifact list. */
+export const ModelSummarySchema = ModelCardSchema.pick({
+  name: true,
+  version: true,
+  createdAt: true,
+  codeVersion: true,
+  horizonMs: true,
+  target: true,
+  featureSets: true,
+  pairs: true,
+  trainingWindow: true,
+  datasetFingerprint: true,
+  summary: true,
+  gate: true,
+}).extend({ features: z.number().int().describe('number of input columns') });
+export type ModelSummary = z.infer<typeof ModelSummarySchema>;
