@@ -1,8 +1,10 @@
 import { log } from '../core/log.ts';
 import type { PredictionsStore } from '../inference/predictions-store.ts';
+import type { ErrorsStore } from '../monitoring/store/errors-store.ts';
 import type { Bus } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
 import type { ModelCard, ModelRegistry } from '../training/registry/registry.ts';
+import { ErrorsFeed } from './errors-feed.ts';
 import { LatestPredictions } from './latest.ts';
 import { type ApiOptions, buildApi } from './server.ts';
 
@@ -18,11 +20,16 @@ export interface StartApiOptions {
   options?: ApiOptions;
   /** Consumer group for the predictions topic (default unique per instance). */
   group?: string;
+  /** The monitoring pipeline's store: enables `/v1/errors`, `/v1/quality` and the `errors` channel. */
+  errorsStore?: ErrorsStore;
+  /** Where the rolling windows end: the newest record (`event`, replays) or the wall clock (`wall`, live). */
+  qualityClock?: 'event' | 'wall';
 }
 
 export interface RunningApi {
   readonly app: ReturnType<typeof buildApi>;
   readonly latest: LatestPredictions;
+  readonly errors: ErrorsFeed | undefined;
   /** The bound port (useful with port 0). */
   readonly port: number;
   close(): Promise<void>;
@@ -52,29 +59,43 @@ export function championCard(
 export async function startApi(o: StartApiOptions): Promise<RunningApi> {
   await o.bus.ensureTopics([topics.predictions]);
   const latest = new LatestPredictions();
+  const errors =
+    o.errorsStore === undefined
+      ? undefined
+      : new ErrorsFeed(o.errorsStore, { clock: o.qualityClock ?? 'wall' });
+  if (errors) await o.bus.ensureTopics([topics.predictionErrors]);
   const app = buildApi({
     latest,
     store: o.store,
     model: o.registry === undefined ? undefined : championCard(o.registry, o.modelName ?? 'cryptocast-price'),
     options: o.options,
+    errors,
   });
   await app.listen({ port: o.port, host: o.host ?? '0.0.0.0' });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : o.port;
   try {
     await latest.start({ bus: o.bus, store: o.store, pairs: o.pairs, group: o.group });
+    await errors?.start({
+      bus: o.bus,
+      pairs: o.pairs,
+      group: o.group === undefined ? undefined : `${o.group}-errors`,
+    });
   } catch (err) {
     await app.close();
+    await latest.stop();
     throw err;
   }
   log.info({ service: 'api', port, pairs: latest.knownPairs() }, 'api ready');
   return {
     app,
     latest,
+    errors,
     port,
     close: async () => {
       await app.close();
       await latest.stop();
+      await errors?.stop();
     },
   };
 }

@@ -106,3 +106,60 @@ export const ModelSummarySchema = ModelCardSchema.pick({
   gate: true,
 }).extend({ features: z.number().int().describe('number of input columns') });
 export type ModelSummary = z.infer<typeof ModelSummarySchema>;
+
+// ---- monitoring ----
+
+export const ErrorsQuerySchema = HistoryQuerySchema;
+
+export const QualityQuerySchema = z.strictObject({ pair: UrlPairSchema });
+
+const nullableNumber = z.number().nullable();
+
+/** The figures of one rolling window (see monitoring/rolling-quality.ts), prices in the pair's quote currency. */
+export const QualityFiguresSchema = z.object({
+  fromTs: z.number().int().describe('window start (exclusive), epoch ms'),
+  toTs: z.number().int().describe('window end (inclusive), epoch ms'),
+  count: z.number().int().describe('scored predictions'),
+  unscorable: z.number().int(),
+  mae: nullableNumber,
+  rmse: nullableNumber,
+  bias: nullableNumber.describe('mean of predicted − actual: positive = predicts too high'),
+  persistenceMae: nullableNumber,
+  skill: nullableNumber.describe('1 − MAE / persistence MAE: positive = better than persistence'),
+  directionalAccuracy: nullableNumber,
+  directionalCi95: z.array(z.number()).nullable().describe('Wilson 95 % interval: [low, high]'),
+  ties: z.number().int(),
+  coverage: nullableNumber.describe('share of actual closes inside [p10, p90]; target 0.8'),
+});
+
+const WindowsSchema = z.record(z.string(), QualityFiguresSchema);
+
+export const WalkForwardSchema = z.object({
+  scope: z
+    .string()
+    .describe('the pair the figures are of, or "all pairs" when the champion was not trained on it'),
+  n: nullableNumber,
+  mae: nullableNumber,
+  persistenceMae: nullableNumber,
+  skill: nullableNumber,
+  dmPvalue: nullableNumber,
+  directionalAccuracy: nullableNumber,
+  directionalCi95: z.array(z.number()).nullable().describe('[low, high]'),
+  coverage: nullableNumber,
+});
+
+export const QualitySchema = z.object({
+  pair: z.string(),
+  clock: z.number().describe('where the windows end (epoch ms)'),
+  clockKind: z.enum(['event', 'wall']),
+  coverageTarget: z.number(),
+  windows: WindowsSchema.describe('every model version together'),
+  models: z.array(
+    z.object({ modelName: z.string(), modelVersion: z.number().int(), windows: WindowsSchema }),
+  ),
+  champion: z
+    .object({ name: z.string(), version: z.number().int(), walkForward: WalkForwardSchema })
+    .nullable()
+    .describe("the champion's walk-forward figures from its model card, beside the live ones"),
+});
+export type Quality = z.infer<typeof QualitySchema>;

@@ -5,11 +5,14 @@ import { log } from '../core/log.ts';
 import type { PredictionsStore } from '../inference/predictions-store.ts';
 import type { ModelCard } from '../training/registry/registry.ts';
 import { registerAuth } from './auth.ts';
+import type { ErrorsFeed } from './errors-feed.ts';
+import type { Feed, FeedRecord } from './feed.ts';
 import type { LatestPredictions } from './latest.ts';
 import type { ApiOptions } from './options.ts';
 import { fail } from './reply.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/model.ts';
+import { monitoringRoutes } from './routes/monitoring.ts';
 import { predictionRoutes } from './routes/predictions.ts';
 import { wsRoutes } from './routes/ws.ts';
 import { WsHub } from './ws.ts';
@@ -31,6 +34,8 @@ export interface ApiDeps {
   /** The current champion's card, or undefined when there is none. */
   model?: () => Promise<ModelCard | undefined>;
   options?: ApiOptions;
+  /** The monitoring pipeline's records: `/v1/errors`, `/v1/quality` and the WebSocket `errors` channel. */
+  errors?: ErrorsFeed;
 }
 
 const hubs = new WeakMap<object, WsHub>();
@@ -53,7 +58,9 @@ export function buildApi(deps: ApiDeps) {
     logger: false,
     return503OnClosing: true,
   });
-  const hub = new WsHub(deps.latest, deps.store, o.ws);
+  deps.latest.useStore(deps.store);
+  const feeds = [deps.latest, ...(deps.errors ? [deps.errors] : [])] as unknown as Feed<FeedRecord>[];
+  const hub = new WsHub(feeds, o.ws);
   hubs.set(app, hub);
   app.addHook('onClose', async () => hub.close());
 
@@ -107,6 +114,10 @@ export function buildApi(deps: ApiDeps) {
     predictionRoutes({ latest: deps.latest, store: deps.store, maxRangeMs: o.maxRangeMs ?? 31 * DAY }),
   );
   app.register(modelRoutes({ model: deps.model }));
+  if (deps.errors)
+    app.register(
+      monitoringRoutes({ errors: deps.errors, model: deps.model, maxRangeMs: o.maxRangeMs ?? 31 * DAY }),
+    );
   app.register(healthRoutes({ latest: deps.latest, hub }));
   app.register(async (r) => {
     r.get('/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () =>

@@ -1,16 +1,17 @@
 import type { WebSocket } from 'ws';
 import { log } from '../core/log.ts';
-import type { PredictionsStore } from '../inference/predictions-store.ts';
 import { Pair, pairFromUrl, pairToUrl } from '../schemas/common.ts';
-import { type Entry, type LatestPredictions, makeEntry } from './latest.ts';
+import type { Entry, Feed, FeedRecord } from './feed.ts';
 
 /**
- * The WebSocket stream (`GET /v1/ws`). A client sends
- * `{"type":"subscribe","pairs":["BTC-USD"],"since":<epoch ms, optional>}`; the server answers `subscribed`, replays
- * the predictions with windowEnd > since (from the ring of recent ones, or the store when older; without `since`,
- * the latest one), then streams live ones as `{"type":"prediction","data":{…}}`. Live predictions that arrive during
- * the replay are held and sent after it, minus those the replay already sent (same pair, windowEnd, modelVersion):
- * neither gaps nor duplicates across the handover. `{"type":"unsubscribe","pairs":[…]}` stops pairs.
+ * The WebSocket stream (`GET /v1/ws`), with one channel per feed: `predictions` (the default) and `errors` (the
+ * monitoring pipeline's error records). A client sends
+ * `{"type":"subscribe","channel":"predictions","pairs":["BTC-USD"],"since":<epoch ms, optional>}`; the server
+ * answers `subscribed`, replays the records with windowEnd > since (from the ring of recent ones, or the store when
+ * older; without `since`, the latest one), then streams live ones as `{"type":"prediction","data":{…}}` (errors:
+ * `"prediction_error"`). Live records that arrive during the replay are held and sent after it, minus those the
+ * replay already sent (same key): neither gaps nor duplicates across the handover.
+ * `{"type":"unsubscribe","channel":…,"pairs":[…]}` stops pairs.
  *
  * Protection: a malformed frame gets `{"type":"error",…}`; more than `maxFramesPerSecond` frames in a second closes
  * with 1008; a client whose socket holds more than `maxBufferedBytes` unsent is closed with 1013 (its backlog never
@@ -28,7 +29,7 @@ export interface WsOptions {
 }
 
 interface PairSub {
-  /** Live predictions held while the replay runs; null once live. */
+  /** Live records held while the replay runs; null once live. */
   held: Entry[] | null;
   /**
    * What the replay sent, until live passes it: a replay read from the store can include a prediction the topic has
@@ -39,8 +40,12 @@ interface PairSub {
 
 const OPEN = 1;
 
+/** A subscription's key: channel and pair. */
+const subKey = (channel: string, pair: string) => `${channel}|${pair}`;
+
 class Client {
   readonly socket: WebSocket;
+  /** By `channel|pair`. */
   readonly subs = new Map<string, PairSub>();
   alive = true;
   closed = false;
@@ -52,8 +57,10 @@ class Client {
 }
 
 export class WsHub {
-  private readonly latest: LatestPredictions;
-  private readonly store: PredictionsStore;
+  /** Channel name → feed; the first is the default channel. */
+  private readonly feeds = new Map<string, Feed<FeedRecord>>();
+  private readonly defaultChannel: string;
+  /** By `channel|pair`. */
   private readonly byPair = new Map<string, Set<Client>>();
   private readonly clients = new Set<Client>();
   private readonly maxFrames: number;
@@ -61,17 +68,20 @@ export class WsHub {
   private readonly maxReplayMs: number;
   private readonly maxPairs: number;
   private readonly heartbeat: NodeJS.Timeout;
-  private readonly unlisten: () => void;
+  private readonly unlisten: (() => void)[] = [];
   readonly stats = { connected: 0, sent: 0, droppedSlow: 0, closedFlood: 0, malformed: 0 };
 
-  constructor(latest: LatestPredictions, store: PredictionsStore, options: WsOptions = {}) {
-    this.latest = latest;
-    this.store = store;
+  constructor(feeds: readonly Feed<FeedRecord>[], options: WsOptions = {}) {
+    for (const f of feeds) {
+      this.feeds.set(f.spec.channel, f);
+      const channel = f.spec.channel;
+      this.unlisten.push(f.onRecord((e) => this.publish(channel, e)));
+    }
+    this.defaultChannel = feeds[0]!.spec.channel;
     this.maxFrames = options.maxFramesPerSecond ?? 20;
     this.maxBuffered = options.maxBufferedBytes ?? 1 << 20;
     this.maxReplayMs = options.maxReplayMs ?? 86_400_000;
     this.maxPairs = options.maxPairs ?? 32;
-    this.unlisten = latest.onPrediction((e) => this.publish(e));
     this.heartbeat = setInterval(() => this.ping(), options.heartbeatMs ?? 30_000);
     this.heartbeat.unref();
   }
@@ -82,7 +92,7 @@ export class WsHub {
 
   close(): void {
     clearInterval(this.heartbeat);
-    this.unlisten();
+    for (const u of this.unlisten) u();
     for (const c of this.clients) c.socket.terminate();
     this.clients.clear();
     this.byPair.clear();
@@ -104,12 +114,13 @@ export class WsHub {
     });
   }
 
-  /** Fan-out of one new prediction: one pre-serialised frame, never awaited. */
-  private publish(e: Entry): void {
-    const set = this.byPair.get(e.p.pair);
+  /** Fan-out of one new record: one pre-serialised frame, never awaited. */
+  private publish(channel: string, e: Entry): void {
+    const k = subKey(channel, e.p.pair);
+    const set = this.byPair.get(k);
     if (set === undefined) return;
     for (const c of set) {
-      const sub = c.subs.get(e.p.pair);
+      const sub = c.subs.get(k);
       if (sub === undefined) continue;
       if (sub.held !== null) sub.held.push(e);
       else if (!this.alreadyReplayed(sub, e)) this.send(c, e.frame);
@@ -163,15 +174,15 @@ export class WsHub {
     if (c.closed) return;
     c.closed = true;
     this.clients.delete(c);
-    for (const pair of c.subs.keys()) this.unlink(pair, c);
+    for (const k of c.subs.keys()) this.unlink(k, c);
     c.subs.clear();
   }
 
-  /** Removes a client from a pair's set, and the set once empty (made-up pairs must not accumulate). */
-  private unlink(pair: string, c: Client): void {
-    const set = this.byPair.get(pair);
+  /** Removes a client from a channel's pair set, and the set once empty (made-up pairs must not accumulate). */
+  private unlink(k: string, c: Client): void {
+    const set = this.byPair.get(k);
     set?.delete(c);
-    if (set?.size === 0) this.byPair.delete(pair);
+    if (set?.size === 0) this.byPair.delete(k);
   }
 
   private ping(): void {
@@ -216,9 +227,12 @@ export class WsHub {
       return 'frame is not JSON';
     }
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return 'frame must be a JSON object';
-    const m = msg as { type?: unknown; pairs?: unknown; since?: unknown };
+    const m = msg as { type?: unknown; channel?: unknown; pairs?: unknown; since?: unknown };
     if (m.type !== 'subscribe' && m.type !== 'unsubscribe')
       return 'type must be "subscribe" or "unsubscribe"';
+    const channel = m.channel ?? this.defaultChannel;
+    if (typeof channel !== 'string' || !this.feeds.has(channel))
+      return `channel must be one of ${[...this.feeds.keys()].join(', ')}`;
     if (!Array.isArray(m.pairs) || m.pairs.length === 0 || m.pairs.length > this.maxPairs)
       return `pairs must be a list of 1 to ${this.maxPairs} pairs`;
     const pairs: string[] = [];
@@ -230,10 +244,10 @@ export class WsHub {
     }
     if (m.type === 'unsubscribe') {
       for (const p of pairs) {
-        c.subs.delete(p);
-        this.unlink(p, c);
+        c.subs.delete(subKey(channel, p));
+        this.unlink(subKey(channel, p), c);
       }
-      this.sendJson(c, { type: 'unsubscribed', pairs: pairs.map(pairToUrl) });
+      this.sendJson(c, { type: 'unsubscribed', channel, pairs: pairs.map(pairToUrl) });
       return undefined;
     }
     if (
@@ -241,43 +255,47 @@ export class WsHub {
       (typeof m.since !== 'number' || !Number.isSafeInteger(m.since) || m.since < 0)
     )
       return 'since must be epoch milliseconds (a whole number)';
-    const fresh = pairs.filter((p) => !c.subs.has(p));
+    const fresh = pairs.filter((p) => !c.subs.has(subKey(channel, p)));
     if (c.subs.size + fresh.length > this.maxPairs) return `at most ${this.maxPairs} pairs per connection`;
     const since = m.since === undefined ? undefined : Math.max(m.since, Date.now() - this.maxReplayMs);
     for (const p of fresh) {
-      c.subs.set(p, { held: [], replayed: null });
-      let set = this.byPair.get(p);
+      const k = subKey(channel, p);
+      c.subs.set(k, { held: [], replayed: null });
+      let set = this.byPair.get(k);
       if (set === undefined) {
         set = new Set();
-        this.byPair.set(p, set);
+        this.byPair.set(k, set);
       }
       set.add(c);
     }
     this.sendJson(c, {
       type: 'subscribed',
+      channel,
       pairs: pairs.map(pairToUrl),
       ...(since === undefined ? {} : { replayFrom: since }),
     });
-    for (const p of fresh) void this.replay(c, p, since);
+    for (const p of fresh) void this.replay(c, channel, p, since);
     return undefined;
   }
 
-  /** Replays one pair, then hands over to live (held frames minus those replayed). */
-  private async replay(c: Client, pair: string, since: number | undefined): Promise<void> {
-    const sub = c.subs.get(pair);
+  /** Replays one pair of a channel, then hands over to live (held frames minus those replayed). */
+  private async replay(c: Client, channel: string, pair: string, since: number | undefined): Promise<void> {
+    const k = subKey(channel, pair);
+    const feed = this.feeds.get(channel)!;
+    const sub = c.subs.get(k);
     if (sub === undefined) return;
     let items: readonly Entry[];
     if (since === undefined) {
-      const e = this.latest.latestEntry(pair);
+      const e = feed.latestEntry(pair);
       items = e === undefined ? [] : [e];
     } else {
-      const ring = this.latest.recent(pair, since);
+      const ring = feed.recent(pair, since);
       if (ring !== undefined) items = ring;
       else {
         try {
-          items = await this.fromStore(pair, since);
+          items = await feed.fromStore(pair, since);
         } catch (err) {
-          log.error({ err, service: 'api', pair }, 'websocket replay from the store failed');
+          log.error({ err, service: 'api', channel, pair }, 'websocket replay from the store failed');
           this.sendJson(c, {
             type: 'error',
             error: 'replay_failed',
@@ -287,12 +305,12 @@ export class WsHub {
         }
       }
     }
-    if (c.closed || c.subs.get(pair) !== sub) return;
+    if (c.closed || c.subs.get(k) !== sub) return;
     const sent = new Set<string>();
     for (const e of items) {
       // A long replay goes at the client's pace (live frames are held meanwhile), within the same limit.
       if (c.socket.bufferedAmount > this.maxBuffered / 2) {
-        if (!(await this.drained(c)) || c.subs.get(pair) !== sub) return;
+        if (!(await this.drained(c)) || c.subs.get(k) !== sub) return;
       }
       if (!this.send(c, e.frame)) return;
       sent.add(e.key);
@@ -322,26 +340,5 @@ export class WsHub {
       await new Promise((r) => setTimeout(r, 10));
     }
     return !c.closed;
-  }
-
-  /** Store history with windowEnd > since (pages of 1000), merged with the ring, deduped, in order. */
-  private async fromStore(pair: string, since: number): Promise<Entry[]> {
-    const out = new Map<string, Entry>();
-    const to = Date.now() + 86_400_000;
-    let after: number | undefined;
-    for (;;) {
-      const page = await this.store.history(pair, since + 1, to, { limit: 1000, after });
-      for (const p of page) {
-        const e = makeEntry(p);
-        out.set(e.key, e);
-      }
-      // A page may be short without being the last (it never ends inside a windowEnd): read until empty.
-      if (page.length === 0) break;
-      after = page[page.length - 1]!.windowEnd;
-    }
-    for (const e of this.latest.ring(pair)) if (e.p.windowEnd > since) out.set(e.key, e);
-    return [...out.values()].sort(
-      (a, b) => a.p.windowEnd - b.p.windowEnd || a.p.modelVersion - b.p.modelVersion,
-    );
   }
 }

@@ -5,6 +5,7 @@ import { type FeatureVectorRecord, FeatureVectorSchema } from '../schemas/featur
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
 import { type NewsSignal, NewsSignalSchema } from '../schemas/news-signal.ts';
 import { type Prediction, PredictionSchema } from '../schemas/prediction.ts';
+import { type PredictionError, PredictionErrorSchema } from '../schemas/prediction-error.ts';
 import { type TradeEvent, TradeEventSchema } from '../schemas/trade.ts';
 
 /**
@@ -13,6 +14,8 @@ import { type TradeEvent, TradeEventSchema } from '../schemas/trade.ts';
  */
 export interface Topic<T> {
   readonly name: string;
+  /** What flows on it and its key, for the AsyncAPI document (`cryptocast schemas`). */
+  readonly description: string;
   readonly schema: z.ZodType<T>;
   key(value: T): string;
   /** Kafka partitions when the topic is created by cryptocast. */
@@ -28,42 +31,61 @@ export function defineTopic<T>(t: Topic<T>): Topic<T> {
 export const topics = {
   trades: defineTopic<TradeEvent>({
     name: 'trades',
+    description:
+      'Normalised trades and per-pair watermarks (event-time progress) from every source. Key: pair.',
     schema: TradeEventSchema as z.ZodType<TradeEvent>,
     key: (t) => t.pair,
     partitions: 4,
   }),
   candles: defineTopic<Candle>({
     name: 'candles',
+    description: 'OHLCV candles of closed event-time windows (filled = idle minute). Key: pair.',
     schema: CandleSchema as z.ZodType<Candle>,
     key: (c) => c.pair,
     partitions: 4,
   }),
   features: defineTopic<FeatureVectorRecord>({
     name: 'features',
+    description: 'Feature vectors of closed candles, per versioned feature set. Key: pair.',
     schema: FeatureVectorSchema,
     key: (f) => f.pair,
     partitions: 4,
   }),
   news: defineTopic<NewsItem>({
     name: 'news',
+    description:
+      'Normalised, deduplicated news items (publishedAt as claimed, fetchedAt when first seen). Key: news id.',
     schema: NewsItemSchema,
     key: (n) => n.id,
     partitions: 1,
   }),
   newsSignals: defineTopic<NewsSignal>({
     name: 'news.signals',
+    description:
+      'Sentiment of a news item per coin it mentions (score, label, confidence, reason, model, prompt version; baseline = lexicon). availableAt = when it could first be used. Key: coin.',
     schema: NewsSignalSchema,
     key: (s) => s.coin,
     partitions: 1,
   }),
   predictions: defineTopic<Prediction>({
     name: 'predictions',
+    description:
+      'Predictions of the champion model: the close of a pair at targetTs = windowEnd + horizon, with its p10–p90 interval, model name and version. Key: pair.',
     schema: PredictionSchema,
     key: (p) => p.pair,
     partitions: 4,
   }),
+  predictionErrors: defineTopic<PredictionError>({
+    name: 'predictions.errors',
+    description:
+      "The monitoring pipeline's verdict on each prediction once its target minute closed: actual close, signed/absolute/percent error, the persistence baseline's error, direction hit (ties counted), p10–p90 hit — or unscorable with the reason. One per (exchange, pair, windowEnd, modelName, modelVersion). Key: pair.",
+    schema: PredictionErrorSchema,
+    key: (e) => e.pair,
+    partitions: 4,
+  }),
   dlq: defineTopic<DeadLetter>({
     name: 'dlq',
+    description: 'Rejected input: reason, origin and the original payload. Key: origin.',
     schema: DeadLetterSchema,
     key: (d) => d.origin,
     partitions: 1,

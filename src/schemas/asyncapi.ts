@@ -5,15 +5,6 @@ import { topics } from '../runtime/topic.ts';
  * The topic contracts as an AsyncAPI 3.0 document, generated from the zod schemas the services validate with, so
  * the documentation cannot drift from the code (`cryptocast schemas`).
  */
-const DESCRIPTIONS: Record<string, string> = {
-  trades: 'Normalised trades and per-pair watermarks (event-time progress) from every source. Key: pair.',
-  candles: 'OHLCV candles of closed event-time windows (filled = idle minute). Key: pair.',
-  features: 'Feature vectors of closed candles, per versioned feature set. Key: pair.',
-  news: 'Normalised, deduplicated news items (publishedAt as claimed, fetchedAt when first seen). Key: news id.',
-  'news.signals':
-    'Sentiment of a news item per coin it mentions (score, label, confidence, reason, model, prompt version; baseline = lexicon). availableAt = when it could first be used. Key: coin.',
-  dlq: 'Rejected input: reason, origin and the original payload. Key: origin.',
-};
 
 export function asyncApiDocument(version: string): Record<string, unknown> {
   const channels: Record<string, unknown> = {};
@@ -25,7 +16,7 @@ export function asyncApiDocument(version: string): Record<string, unknown> {
     messages[t.name] = { name: t.name, contentType: 'application/json', payload: schema };
     channels[t.name] = {
       address: t.name,
-      description: `${DESCRIPTIONS[t.name] ?? ''} Partitions: ${t.partitions}.`,
+      description: `${t.description} Partitions: ${t.partitions}.`,
       messages: { [t.name]: { $ref: `#/components/messages/${t.name}` } },
     };
     operations[`publish-${t.name}`] = { action: 'send', channel: { $ref: `#/channels/${t.name}` } };

@@ -24,7 +24,13 @@ const BROKER = URL.replace(/^kafka:\/\//, '').split(',')[0]!;
 
 const Msg = z.object({ v: z.literal(1), pair: z.string().min(1), n: z.number().int() });
 type Msg = z.infer<typeof Msg>;
-const numbers = defineTopic<Msg>({ name: 'numbers', schema: Msg, key: (m) => m.pair, partitions: 4 });
+const numbers = defineTopic<Msg>({
+  name: 'numbers',
+  description: 'test numbers',
+  schema: Msg,
+  key: (m) => m.pair,
+  partitions: 4,
+});
 const single = defineTopic<Msg>({ ...numbers, name: 'single', partitions: 1 });
 const PAIRS = ['BTC/USD', 'ETH/USD', 'SOL/USD', 'XRP/USD', 'ADA/USD', 'DOT/USD', 'LTC/EUR', 'BTC/EUR'];
 const msgs = (count: number, from = 0, pairs = PAIRS): Msg[] =>

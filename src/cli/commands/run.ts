@@ -10,6 +10,8 @@ import { ChampionHolder } from '../../inference/model-holder.ts';
 import { PredictorService } from '../../inference/predictor-service.ts';
 import { openPredictionsStore } from '../../inference/store/open.ts';
 import type { ReplayProgress } from '../../ingestion/replay.ts';
+import { MonitorService } from '../../monitoring/monitor-service.ts';
+import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { InProcessBus } from '../../runtime/in-process-bus.ts';
 import type { Candle } from '../../schemas/candle.ts';
 import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
@@ -18,8 +20,8 @@ import { buildSources, type SourceFlags } from '../sources.ts';
 
 /**
  * `cryptocast run`: the whole system in one process on the embedded default (in-process bus): trades → candles →
- * features → feature store → predictions (the registry's champion) → predictions store and the prediction API on
- * `--port`. Each closed candle is printed, with a live status line. A replay ends when the recording does (with
+ * features → feature store → predictions (the registry's champion) → predictions store → error records at maturity
+ * (the monitor) and the prediction API on `--port`. Each closed candle is printed, with a live status line. A replay ends when the recording does (with
  * `--serve` the API stays up until Ctrl-C); `--source live` runs until Ctrl-C.
  */
 export async function run(
@@ -77,6 +79,11 @@ export async function run(
     clock: opts.source === 'live' ? 'wall' : 'event',
   });
   await predictor.start();
+  // Monitoring: every prediction scored when its target minute closes, rolling quality; same file, same bus.
+  const clock = opts.source === 'live' ? 'wall' : 'event';
+  const errorsStore = await openErrorsStore(opts.store);
+  const monitor = new MonitorService(bus, errorsStore, { clock });
+  await monitor.start();
   let api: RunningApi | undefined;
   try {
     api = await startApi({
@@ -87,6 +94,8 @@ export async function run(
       modelName,
       port,
       options: apiOptionsFromEnv(),
+      errorsStore,
+      qualityClock: clock,
     });
     status.print(
       `prediction API on http://127.0.0.1:${api.port}/v1/ (e.g. /v1/predictions/latest?pair=BTC-USDT; OpenAPI: /v1/openapi.json)`,
@@ -112,7 +121,7 @@ export async function run(
       `${opts.source} · ${n(s.trades)} trades (${n(Math.round(s.trades / Math.max(secs, 0.001)))}/s) · ${n(c.candles)} candles` +
       ` (${n(c.filled)} idle) · ${n(c.late)} late · ${n(s.rejects)} rejected · ${n(s.duplicates)} duplicates` +
       ` · ${n(pipeline.features?.stats.ready ?? 0)}/${n(pipeline.features?.stats.vectors ?? 0)} feature vectors ready` +
-      ` · ${n(predictor.stats.predicted)} predictions` +
+      ` · ${n(predictor.stats.predicted)} predictions · ${n(monitor.stats.stored)} scored` +
       (replay ? ` · replay time ${iso(replay.replayTs)}` : '')
     );
   };
@@ -120,6 +129,7 @@ export async function run(
   const stored = () => ({
     featureRows: pipeline.writer?.stats.written ?? 0,
     predictions: predictor.stats.predicted,
+    errorRecords: monitor.stats.stored,
   });
   let lastStored = '';
   const progress = () => {
@@ -135,6 +145,7 @@ export async function run(
   try {
     await pipeline.finished;
     await predictor.caughtUp();
+    await monitor.caughtUp();
     if (opts.serve && api && !abort.signal.aborted) {
       status.update(`${line()} · replay done; serving on port ${api.port} until Ctrl-C`, true);
       await new Promise<void>((resolve) =>
@@ -146,6 +157,7 @@ export async function run(
     await pipeline.stop();
     await api?.close();
     await predictor.stop();
+    await monitor.stop();
     await holder.stop();
     await bus.close();
     await registry.close();
@@ -188,6 +200,7 @@ export async function run(
           `prediction ${p.pair} at ${iso(p.targetTs)}: ${p.predictedClose.toFixed(2)} [${p.p10.toFixed(2)}, ${p.p90.toFixed(2)}] (close ${p.close} at ${iso(p.windowEnd)}, model v${p.modelVersion})\n`,
         );
   } finally {
+    await errorsStore.close();
     await predictions.close();
     await store.close();
   }

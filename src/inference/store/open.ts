@@ -1,5 +1,7 @@
 import { parseStoreUrl } from '../../core/store-url.ts';
 import type { PredictionsStore } from '../predictions-store.ts';
+import { PREDICTIONS_SPEC } from './rows.ts';
+import { TablePredictionsStore } from './table-store.ts';
 
 /**
  * Opens a predictions store by URL, the same URLs as the feature store: `duckdb:PATH` (embedded, one file) or
@@ -13,11 +15,11 @@ import type { PredictionsStore } from '../predictions-store.ts';
 export async function openPredictionsStore(url: string): Promise<PredictionsStore> {
   const at = parseStoreUrl(url);
   if (at.kind === 'duckdb') {
-    const { DuckDbPredictionsStore } = await import('./duckdb.ts');
-    return DuckDbPredictionsStore.open(at.path);
+    const { DuckDbTable } = await import('../../stores/duckdb-table.ts');
+    return new TablePredictionsStore('duckdb', await DuckDbTable.open(PREDICTIONS_SPEC, at.path));
   }
-  const { PostgresPredictionsStore } = await import('./postgres.ts');
-  return PostgresPredictionsStore.open(at.url);
+  const { PostgresTable } = await import('../../stores/postgres-table.ts');
+  return new TablePredictionsStore('postgres', await PostgresTable.open(PREDICTIONS_SPEC, at.url));
 }
 
 export const DEFAULT_PREDICTIONS_STORE = 'duckdb:.data/cryptocast.duckdb';

@@ -120,7 +120,7 @@ describe('WebSocket /v1/ws', () => {
     await new Promise((r) => setTimeout(r, 50));
     c.send({ type: 'subscribe', pairs: ['BTC-USD'] });
     await c.until(() => c.predictions().length === 1, 'the snapshot');
-    assert.deepEqual(c.msgs[0], { type: 'subscribed', pairs: ['BTC-USD'] });
+    assert.deepEqual(c.msgs[0], { type: 'subscribed', channel: 'predictions', pairs: ['BTC-USD'] });
     await s.publish(prediction('ETH/USD', at(1)), prediction('BTC/USD', at(1)), prediction('BTC/USD', at(2)));
     await c.until(() => c.predictions().length === 3, 'live predictions');
     assert.deepEqual(ends(c.predictions()), [0, 1, 2]);

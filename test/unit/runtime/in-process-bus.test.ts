@@ -8,7 +8,13 @@ import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 
 const Msg = z.object({ pair: z.string(), n: z.number().int() });
 type Msg = z.infer<typeof Msg>;
-const numbers = defineTopic<Msg>({ name: 'numbers', schema: Msg, key: (m) => m.pair, partitions: 4 });
+const numbers = defineTopic<Msg>({
+  name: 'numbers',
+  description: 'test numbers',
+  schema: Msg,
+  key: (m) => m.pair,
+  partitions: 4,
+});
 
 const msgs = (count: number, pairs = ['BTC/USD', 'ETH/USD', 'SOL/USD', 'XRP/USD', 'ADA/USD']) =>
   Array.from({ length: count }, (_, i) => ({ pair: pairs[i % pairs.length]!, n: i }));

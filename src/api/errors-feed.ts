@@ -1,0 +1,81 @@
+import { RollingQuality } from '../monitoring/rolling-quality.ts';
+import type { ErrorsStore } from '../monitoring/store/errors-store.ts';
+import type { Bus } from '../runtime/bus.ts';
+import { topics } from '../runtime/topic.ts';
+import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
+import { Feed, type FeedOptions } from './feed.ts';
+
+/**
+ * The API's view of `predictions.errors` (a `Feed`: the WebSocket `errors` channel and its resume) and the rolling
+ * quality served by `GET /v1/quality`, kept from the same records: rebuilt from the errors store on start (the
+ * longest window back from the newest record), then fed live. Adding a record twice is harmless (by key).
+ *
+ * The windows end at the stream's clock: the newest target time seen (a replay of last year shows its last hour),
+ * or the wall clock with `clock: 'wall'` (live: a silent hour reads as an empty window, not as the last busy one).
+ */
+export class ErrorsFeed extends Feed<PredictionError> {
+  readonly quality: RollingQuality;
+  readonly clockKind: 'event' | 'wall';
+  private readonly store: ErrorsStore;
+
+  constructor(
+    store: ErrorsStore,
+    o: FeedOptions & { clock?: 'event' | 'wall'; windows?: Record<string, number> } = {},
+  ) {
+    super(
+      {
+        channel: 'errors',
+        frameType: 'prediction_error',
+        topic: topics.predictionErrors,
+        key: errorKey,
+        tiebreak: (a, b) => a.modelName.localeCompare(b.modelName) || a.modelVersion - b.modelVersion,
+        newer: (a, b) => a.windowEnd >= b.windowEnd,
+        history: (pair, from, to, opts) => this.store.history(pair, from, to, opts),
+      },
+      o,
+    );
+    this.store = store;
+    this.clockKind = o.clock ?? 'event';
+    this.quality = new RollingQuality(o.windows);
+  }
+
+  private prunedAt = Number.NEGATIVE_INFINITY;
+
+  /** Every record also counts in the rolling quality (once per key), the quiet ones of a cold start included. */
+  override add(e: PredictionError, quiet = false) {
+    this.quality.add(e);
+    const now = this.clock();
+    if (now - this.prunedAt >= 60_000) {
+      this.quality.prune(now);
+      this.prunedAt = now;
+    }
+    return super.add(e, quiet);
+  }
+
+  /** Where the windows end now. */
+  clock(): number {
+    return this.clockKind === 'wall' ? Date.now() : this.quality.clock;
+  }
+
+  override async start(o: { bus: Bus; pairs: readonly string[]; group?: string }): Promise<void> {
+    await super.start(o);
+    await this.rebuild();
+  }
+
+  /** Folds the stored records of the longest window into the rolling quality (and the ring's latest per pair). */
+  async rebuild(): Promise<number> {
+    const newest = await this.store.maxTargetTs();
+    if (newest === undefined) return 0;
+    const end = this.clockKind === 'wall' ? Date.now() : newest;
+    const longest = Math.max(...Object.values(this.quality.windows));
+    const records = await this.store.byTargetTime(end - longest, end + 1);
+    for (const e of records) this.quality.add(e);
+    for (const e of records.slice(-1000)) super.add(e, true);
+    return records.length;
+  }
+
+  /** Pairs with records, in the feed or the store. */
+  async allPairs(): Promise<string[]> {
+    return [...new Set([...this.knownPairs(), ...(await this.store.pairs())])].sort();
+  }
+}

@@ -1,0 +1,190 @@
+import type { Candle } from '../schemas/candle.ts';
+import type { Prediction } from '../schemas/prediction.ts';
+import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
+import { scorePrediction, unscorable } from './score.ts';
+
+/**
+ * The join of predictions with the candles that close at their target time — pure stream logic, no I/O.
+ *
+ * - A candle (first emission; revisions are ignored, as the features ignore them) records its close at windowEnd
+ *   and scores every prediction waiting for that minute.
+ * - A prediction whose target close is already known is scored at once (order does not matter); otherwise it
+ *   waits.
+ * - A waiting prediction becomes `unscorable` — never silently dropped — when its pair's candles pass its target
+ *   minute without one (`no_candle_at_target`: a gap), or when the stream's clock is `timeoutMs` past its target
+ *   time and its pair has produced nothing since (`target_not_closed_in_time`: the pair stopped).
+ * - Each prediction key gets one verdict: a prediction delivered twice (a re-publish, a re-read after a restart) is
+ *   scored once.
+ *
+ * The clock is the stream's: the newest candle windowEnd seen (replays), or the wall clock live (`now`). Closes and
+ * verdict keys are kept for `retentionMs` behind the clock, so a prediction arriving late (a predictor catching up)
+ * still finds its candle.
+ */
+export interface MaturityOptions {
+  /** Waiting this long past targetTs (by the clock) makes a prediction unscorable. Default 15 minutes. */
+  timeoutMs?: number;
+  /** How long closes and verdicts are kept behind the clock. Default 1 day. */
+  retentionMs?: number;
+  /** The wall clock for live streams; absent: event time only. */
+  now?: () => number;
+}
+
+interface Series {
+  closes: Map<number, number>;
+  /** Newest candle windowEnd of the series. */
+  clock: number;
+  /** Predictions waiting for their target minute, by targetTs. */
+  pending: Map<number, Prediction[]>;
+}
+
+export class MaturityJoin {
+  private readonly series = new Map<string, Series>();
+  /** Keys already given a verdict, with their targetTs (pruned with the closes). */
+  private readonly done = new Map<string, number>();
+  private eventClock = Number.NEGATIVE_INFINITY;
+  private readonly timeoutMs: number;
+  private readonly retentionMs: number;
+  private readonly wall: (() => number) | undefined;
+  readonly stats = { candles: 0, predictions: 0, scored: 0, unscorable: 0, duplicates: 0, revisions: 0 };
+
+  constructor(o: MaturityOptions = {}) {
+    this.timeoutMs = o.timeoutMs ?? 15 * 60_000;
+    this.retentionMs = o.retentionMs ?? 86_400_000;
+    this.wall = o.now;
+  }
+
+  /** The stream's clock: the newest candle seen, or the wall clock when live (whichever is later). */
+  clock(): number {
+    return Math.max(this.eventClock, this.wall?.() ?? Number.NEGATIVE_INFINITY);
+  }
+
+  /**
+   * When a prediction counts as scored. Live: now. On event time (replays): the moment both the prediction and its
+   * target close existed — max(targetTs, createdAt) — not how far the candles happened to run ahead in this process,
+   * so a replay scores alike however its stages interleave, and after a restart too.
+   */
+  private scoredAt(p: Prediction): number {
+    return this.wall !== undefined ? this.clock() : Math.max(p.targetTs, p.createdAt);
+  }
+
+  private seriesOf(exchange: string, pair: string): Series {
+    const k = `${exchange}|${pair}`;
+    let s = this.series.get(k);
+    if (s === undefined) {
+      s = { closes: new Map(), clock: Number.NEGATIVE_INFINITY, pending: new Map() };
+      this.series.set(k, s);
+    }
+    return s;
+  }
+
+  onCandle(c: Candle): PredictionError[] {
+    if (c.revision > 0) {
+      this.stats.revisions++;
+      return [];
+    }
+    this.stats.candles++;
+    const s = this.seriesOf(c.exchange, c.pair);
+    if (!s.closes.has(c.windowEnd)) s.closes.set(c.windowEnd, c.close);
+    if (c.windowEnd > s.clock) s.clock = c.windowEnd;
+    if (c.windowEnd > this.eventClock) this.eventClock = c.windowEnd;
+    const out: PredictionError[] = [];
+    const at = this.clock();
+    for (const [targetTs, ps] of s.pending) {
+      if (targetTs === c.windowEnd) for (const p of ps) this.verdict(out, scorePrediction(p, c.close, this.scoredAt(p)));
+      else if (targetTs < s.clock)
+        for (const p of ps) this.verdict(out, unscorable(p, 'no_candle_at_target', Math.max(this.scoredAt(p), at)));
+      else continue;
+      s.pending.delete(targetTs);
+    }
+    return out;
+  }
+
+  onPrediction(p: Prediction): PredictionError[] {
+    this.stats.predictions++;
+    const key = errorKey(p);
+    if (this.done.has(key)) {
+      this.stats.duplicates++;
+      return [];
+    }
+    const s = this.seriesOf(p.exchange, p.pair);
+    const close = s.closes.get(p.targetTs);
+    const out: PredictionError[] = [];
+    if (close !== undefined) this.verdict(out, scorePrediction(p, close, this.scoredAt(p)));
+    else if (p.targetTs < s.clock - this.retentionMs)
+      this.verdict(out, unscorable(p, 'target_before_retention', this.clock()));
+    else if (p.targetTs < s.clock) this.verdict(out, unscorable(p, 'no_candle_at_target', this.clock()));
+    else {
+      const waiting = s.pending.get(p.targetTs);
+      if (waiting === undefined) s.pending.set(p.targetTs, [p]);
+      else if (!waiting.some((w) => errorKey(w) === key)) waiting.push(p);
+      else this.stats.duplicates++;
+    }
+    return out;
+  }
+
+  /** Verdicts for predictions that waited too long, and pruning of what is older than the retention. */
+  expire(): PredictionError[] {
+    const now = this.clock();
+    const out: PredictionError[] = [];
+    for (const s of this.series.values()) {
+      for (const [targetTs, ps] of s.pending) {
+        if (targetTs + this.timeoutMs > now) continue;
+        for (const p of ps) this.verdict(out, unscorable(p, 'target_not_closed_in_time', now));
+        s.pending.delete(targetTs);
+      }
+      const horizon = now - this.retentionMs;
+      if (s.closes.size > 0 && Number.isFinite(horizon))
+        for (const t of s.closes.keys()) {
+          if (t >= horizon) break; // insertion order is time order per series, but late inserts are rare: best effort
+          s.closes.delete(t);
+        }
+    }
+    const horizon = now - this.retentionMs;
+    if (Number.isFinite(horizon)) for (const [k, t] of this.done) if (t < horizon) this.done.delete(k);
+    return out;
+  }
+
+  private verdict(out: PredictionError[], e: PredictionError): void {
+    const key = errorKey(e);
+    if (this.done.has(key)) {
+      this.stats.duplicates++;
+      return;
+    }
+    this.done.set(key, e.targetTs);
+    if (e.status === 'scored') this.stats.scored++;
+    else this.stats.unscorable++;
+    out.push(e);
+  }
+
+  /** Marks keys that already have a verdict in the store (a restart): they are not scored again. */
+  remember(keys: Iterable<{ key: string; targetTs: number }>): void {
+    for (const { key, targetTs } of keys) this.done.set(key, targetTs);
+  }
+
+  /** Whether `p` is waiting for its target minute. */
+  isWaiting(p: Prediction): boolean {
+    const ps = this.series.get(`${p.exchange}|${p.pair}`)?.pending.get(p.targetTs);
+    const key = errorKey(p);
+    return ps?.some((w) => errorKey(w) === key) ?? false;
+  }
+
+  /** Predictions still waiting, per series (readiness, metrics). */
+  pendingCount(): number {
+    let n = 0;
+    for (const s of this.series.values()) for (const ps of s.pending.values()) n += ps.length;
+    return n;
+  }
+
+  /** The oldest waiting prediction's targetTs per `exchange|pair` (what a restart must re-read from). */
+  oldestPending(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [k, s] of this.series)
+      for (const t of s.pending.keys()) if (t < (out.get(k) ?? Number.POSITIVE_INFINITY)) out.set(k, t);
+    return out;
+  }
+
+  /** Newest candle windowEnd per `exchange|pair` (alerts: no candles for N minutes). */
+  seriesClocks(): Map<string, number> {
+    return new Map([...this.series].map(([k, s]) => [k, s.clock]));
+  }
+}

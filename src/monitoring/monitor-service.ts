@@ -1,0 +1,190 @@
+import { type Logger, log as rootLog } from '../core/log.ts';
+import type { Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
+import { topics } from '../runtime/topic.ts';
+import type { Candle } from '../schemas/candle.ts';
+import type { Prediction } from '../schemas/prediction.ts';
+import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
+import { MaturityJoin } from './maturity.ts';
+import { RollingQuality } from './rolling-quality.ts';
+import type { ErrorsStore } from './store/errors-store.ts';
+
+export interface MonitorServiceOptions {
+  /** Consumer group (default `monitor`). */
+  group?: string;
+  /** `wall` (live: the wall clock drives timeouts and scoredAt) or `event` (replays: the newest candle). */
+  clock?: 'wall' | 'event';
+  /** See MaturityOptions. */
+  timeoutMs?: number;
+  retentionMs?: number;
+  /** Rolling windows (name → ms). */
+  windows?: Record<string, number>;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/**
+ * `candles` + `predictions` → one error record per prediction when its target minute closes (`MaturityJoin`) →
+ * `predictions.errors` (topic) and the errors store, and the rolling quality (`RollingQuality`) kept up to date.
+ *
+ * Commit protocol (what survives a crash; both inputs are re-read where needed, and re-reading is harmless):
+ *   1. on start, the rolling quality is rebuilt from the store's records of the longest window, and their keys are
+ *      remembered so that a re-read prediction already judged is not judged again;
+ *   2. a batch's verdicts are published to `predictions.errors`, then written to the store (a crash between the
+ *      two re-scores the prediction after the restart: the topic may carry a record twice — its consumers upsert —
+ *      but the store never misses one);
+ *   3. `predictions` offsets are committed up to the oldest prediction still waiting for its candle, so a restart
+ *      re-reads every prediction without a verdict;
+ *   4. `candles` offsets are committed `retentionMs` of event time behind, so a restart re-reads the closes a late
+ *      or waiting prediction may still need.
+ */
+export class MonitorService {
+  readonly join: MaturityJoin;
+  readonly quality: RollingQuality;
+  readonly stats = { published: 0, stored: 0, rebuilt: 0 };
+  private readonly bus: Bus;
+  private readonly store: ErrorsStore;
+  private readonly group: string;
+  private readonly retentionMs: number;
+  private readonly log: Logger;
+  private readonly subscriptions: Subscription[] = [];
+  /** Per predictions partition: offsets of the predictions still waiting, by key. */
+  private readonly waiting = new Map<number, Map<string, bigint>>();
+  /** Per candles partition: (windowEnd, offset) of the candles within the retention, oldest first. */
+  private readonly kept = new Map<number, { windowEnd: number; offset: bigint }[]>();
+  private expiry: NodeJS.Timeout | undefined;
+  /** Called with each batch of verdicts once they are durable (the API's live feed, alerts, tests). */
+  onErrors?: (records: readonly PredictionError[]) => void;
+
+  constructor(bus: Bus, store: ErrorsStore, o: MonitorServiceOptions = {}) {
+    this.bus = bus;
+    this.store = store;
+    this.group = o.group ?? 'monitor';
+    this.retentionMs = o.retentionMs ?? 86_400_000;
+    this.join = new MaturityJoin({
+      timeoutMs: o.timeoutMs,
+      retentionMs: this.retentionMs,
+      now: (o.clock ?? 'wall') === 'wall' ? (o.now ?? Date.now) : undefined,
+    });
+    this.quality = new RollingQuality(o.windows);
+    this.log = (o.logger ?? rootLog).child({ service: 'monitor' });
+  }
+
+  async start(): Promise<void> {
+    await this.bus.ensureTopics([topics.candles, topics.predictions, topics.predictionErrors, topics.dlq]);
+    await this.rebuild();
+    this.subscriptions.push(
+      await this.bus.subscribe<Candle>({
+        topic: topics.candles,
+        group: this.group,
+        service: 'monitor',
+        from: 'earliest',
+        onRevoke: (ps) => {
+          for (const p of ps) this.kept.delete(p);
+        },
+        handle: async (batch) => {
+          const out: PredictionError[] = [];
+          let kept = this.kept.get(batch.partition);
+          if (kept === undefined) {
+            kept = [];
+            this.kept.set(batch.partition, kept);
+          }
+          for (const r of batch.records) {
+            out.push(...this.join.onCandle(r.value));
+            kept.push({ windowEnd: r.value.windowEnd, offset: r.offset });
+          }
+          out.push(...this.join.expire());
+          await this.emit(out);
+          const horizon = this.join.clock() - this.retentionMs;
+          let drop = 0;
+          while (drop < kept.length - 1 && kept[drop]!.windowEnd < horizon) drop++;
+          kept.splice(0, drop);
+          return new Map([[batch.partition, kept[0]?.offset ?? batch.records.at(-1)!.offset + 1n]]);
+        },
+      }),
+    );
+    this.subscriptions.push(
+      await this.bus.subscribe<Prediction>({
+        topic: topics.predictions,
+        group: this.group,
+        service: 'monitor',
+        from: 'earliest',
+        onRevoke: (ps) => {
+          for (const p of ps) this.waiting.delete(p);
+        },
+        handle: async (batch) => {
+          let waiting = this.waiting.get(batch.partition);
+          if (waiting === undefined) {
+            waiting = new Map();
+            this.waiting.set(batch.partition, waiting);
+          }
+          const out: PredictionError[] = [];
+          for (const r of batch.records) {
+            const verdicts = this.join.onPrediction(r.value);
+            if (verdicts.length === 0 && this.join.isWaiting(r.value))
+              waiting.set(errorKey(r.value), r.offset);
+            out.push(...verdicts);
+          }
+          await this.emit(out);
+          return this.predictionsCommit(batch.partition, batch.records.at(-1)!.offset + 1n);
+        },
+      }),
+    );
+    // Timeouts also on a quiet stream (live: the pair stopped, no candle will come to trigger them).
+    this.expiry = setInterval(() => {
+      const out = this.join.expire();
+      if (out.length > 0) void this.emit(out).catch((err) => this.log.error({ err }, 'expiring failed'));
+    }, 5_000);
+    this.expiry.unref();
+  }
+
+  private predictionsCommit(partition: number, end: bigint): CommitPlan {
+    const waiting = this.waiting.get(partition);
+    let oldest = end;
+    if (waiting) for (const o of waiting.values()) if (o < oldest) oldest = o;
+    return new Map([[partition, oldest]]);
+  }
+
+  /** The rolling quality of the longest window and the keys already judged, from the store. */
+  private async rebuild(): Promise<void> {
+    const latest = await this.store.maxTargetTs();
+    if (latest === undefined) return;
+    const longest = Math.max(...Object.values(this.quality.windows));
+    const records = await this.store.byTargetTime(latest - longest, latest + 1);
+    for (const e of records) this.quality.add(e);
+    this.join.remember(records.map((e) => ({ key: errorKey(e), targetTs: e.targetTs })));
+    this.stats.rebuilt = records.length;
+    this.log.info({ records: records.length, upTo: latest }, 'rolling quality rebuilt from the store');
+  }
+
+  private emitting: Promise<void> = Promise.resolve();
+
+  /** Publish, then store (see the commit protocol), then fold into the rolling quality; one batch at a time. */
+  private emit(records: readonly PredictionError[]): Promise<void> {
+    if (records.length === 0) return this.emitting;
+    const run = this.emitting.then(async () => {
+      await this.bus.publish(topics.predictionErrors, records);
+      this.stats.published += records.length;
+      await this.store.write(records);
+      this.stats.stored += records.length;
+      for (const e of records) {
+        this.quality.add(e);
+        for (const w of this.waiting.values()) w.delete(errorKey(e));
+      }
+      this.quality.prune();
+      this.onErrors?.(records);
+    });
+    this.emitting = run.catch(() => {});
+    return run;
+  }
+
+  async caughtUp(): Promise<void> {
+    for (const s of this.subscriptions) await s.caughtUp();
+    await this.emitting;
+  }
+
+  async stop(): Promise<void> {
+    if (this.expiry) clearInterval(this.expiry);
+    for (const s of this.subscriptions) await s.stop();
+    await this.emitting;
+  }
+}

@@ -1,0 +1,201 @@
+import type { PredictionError } from '../schemas/prediction-error.ts';
+import { wilson } from '../training/metrics.ts';
+
+/**
+ * Rolling quality of the live predictions, per pair and model version, over windows ending at the stream's clock.
+ *
+ * Kept as mergeable per-minute sums (the whylogs pattern: a window is the sum of its minutes), so any window is exact,
+ * cheap to compute, and the state is rebuilt after a restart by adding the stored error records again. Minutes are
+ * those of the target time (when the outcome became known).
+ */
+export interface Sums {
+  /** Scored predictions. */
+  n: number;
+  sumAbs: number;
+  sumSq: number;
+  sumErr: number;
+  sumPersistAbs: number;
+  /** Direction: hits among the non-tie moves, non-tie moves, ties. */
+  hits: number;
+  directional: number;
+  ties: number;
+  /** Actual closes inside [p10, p90]. */
+  inBand: number;
+  unscorable: number;
+}
+
+export const emptySums = (): Sums => ({
+  n: 0,
+  sumAbs: 0,
+  sumSq: 0,
+  sumErr: 0,
+  sumPersistAbs: 0,
+  hits: 0,
+  directional: 0,
+  ties: 0,
+  inBand: 0,
+  unscorable: 0,
+});
+
+export function addRecord(s: Sums, e: PredictionError): void {
+  if (e.status === 'unscorable') {
+    s.unscorable++;
+    return;
+  }
+  s.n++;
+  s.sumAbs += e.absError!;
+  s.sumSq += e.error! * e.error!;
+  s.sumErr += e.error!;
+  s.sumPersistAbs += e.persistenceAbsError!;
+  if (e.directionTie) s.ties++;
+  else {
+    s.directional++;
+    if (e.directionHit) s.hits++;
+  }
+  if (e.inBand) s.inBand++;
+}
+
+export function merge(into: Sums, from: Sums): void {
+  into.n += from.n;
+  into.sumAbs += from.sumAbs;
+  into.sumSq += from.sumSq;
+  into.sumErr += from.sumErr;
+  into.sumPersistAbs += from.sumPersistAbs;
+  into.hits += from.hits;
+  into.directional += from.directional;
+  into.ties += from.ties;
+  into.inBand += from.inBand;
+  into.unscorable += from.unscorable;
+}
+
+/** The figures of a window. Prices in the pair's quote currency; null where there is nothing to compute. */
+export interface QualityFigures {
+  count: number;
+  unscorable: number;
+  mae: number | null;
+  rmse: number | null;
+  /** Mean of predicted − actual: positive = the model predicts too high. */
+  bias: number | null;
+  persistenceMae: number | null;
+  /** 1 − MAE / persistence MAE: positive = better than persistence. */
+  skill: number | null;
+  directionalAccuracy: number | null;
+  directionalCi95: [number, number] | null;
+  ties: number;
+  /** Share of actual closes inside [p10, p90] (target 0.8). */
+  coverage: number | null;
+}
+
+export function figures(s: Sums): QualityFigures {
+  const n = s.n;
+  const mae = n > 0 ? s.sumAbs / n : null;
+  const pmae = n > 0 ? s.sumPersistAbs / n : null;
+  return {
+    count: n,
+    unscorable: s.unscorable,
+    mae,
+    rmse: n > 0 ? Math.sqrt(s.sumSq / n) : null,
+    bias: n > 0 ? s.sumErr / n : null,
+    persistenceMae: pmae,
+    skill: mae !== null && pmae !== null && pmae > 0 ? 1 - mae / pmae : null,
+    directionalAccuracy: s.directional > 0 ? s.hits / s.directional : null,
+    directionalCi95: wilson(s.hits, s.directional),
+    ties: s.ties,
+    coverage: n > 0 ? s.inBand / n : null,
+  };
+}
+
+export const MINUTE = 60_000;
+export const DEFAULT_WINDOWS = { '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 } as const;
+
+export interface QualitySeries {
+  pair: string;
+  modelName: string;
+  modelVersion: number;
+}
+
+export class RollingQuality {
+  /** `pair|modelName|modelVersion` → minute → sums. */
+  private readonly buckets = new Map<string, Map<number, Sums>>();
+  private readonly keys = new Map<string, QualitySeries>();
+  /** Record keys already added, with their minute: adding a record again (a re-read, a re-publication) is a no-op. */
+  private readonly seen = new Map<string, number>();
+  readonly windows: Readonly<Record<string, number>>;
+  private readonly keepMs: number;
+  /** The newest target time added: the clock windows end at, unless one is given. */
+  clock = Number.NEGATIVE_INFINITY;
+
+  constructor(windows: Readonly<Record<string, number>> = DEFAULT_WINDOWS) {
+    this.windows = windows;
+    this.keepMs = Math.max(...Object.values(windows));
+  }
+
+  /** Adds a record once (by its key); returns false for one already added. */
+  add(e: PredictionError): boolean {
+    const id = `${e.exchange}|${e.pair}|${e.windowEnd}|${e.modelName}|${e.modelVersion}`;
+    if (this.seen.has(id)) return false;
+    const k = `${e.pair}|${e.modelName}|${e.modelVersion}`;
+    let b = this.buckets.get(k);
+    if (b === undefined) {
+      b = new Map();
+      this.buckets.set(k, b);
+      this.keys.set(k, { pair: e.pair, modelName: e.modelName, modelVersion: e.modelVersion });
+    }
+    const minute = Math.floor(e.targetTs / MINUTE) * MINUTE;
+    let s = b.get(minute);
+    if (s === undefined) {
+      s = emptySums();
+      b.set(minute, s);
+    }
+    addRecord(s, e);
+    this.seen.set(id, minute);
+    if (e.targetTs > this.clock) this.clock = e.targetTs;
+    return true;
+  }
+
+  /** Drops minutes older than the longest window before `end`. */
+  prune(end = this.clock): void {
+    const from = end - this.keepMs;
+    for (const b of this.buckets.values()) for (const m of b.keys()) if (m < from) b.delete(m);
+    for (const [id, m] of this.seen) if (m < from) this.seen.delete(id);
+  }
+
+  /** The series (pair, model) with data. */
+  series(pair?: string): QualitySeries[] {
+    return [...this.keys.values()].filter((s) => pair === undefined || s.pair === pair);
+  }
+
+  /**
+   * Sums over the minutes in (end − windowMs, end] for a pair, one model version or all of them. The window is exact
+   * on whole minutes: a record counts in the minute its target time falls in.
+   */
+  sums(pair: string, windowMs: number, end = this.clock, model?: { name: string; version: number }): Sums {
+    const out = emptySums();
+    const lastMinute = Math.floor(end / MINUTE) * MINUTE;
+    const from = lastMinute - windowMs;
+    for (const [k, b] of this.buckets) {
+      const s = this.keys.get(k)!;
+      if (s.pair !== pair) continue;
+      if (model !== undefined && (s.modelName !== model.name || s.modelVersion !== model.version)) continue;
+      if (b.size <= windowMs / MINUTE) {
+        for (const [m, x] of b) if (m > from && m <= lastMinute) merge(out, x);
+      } else
+        for (let m = from + MINUTE; m <= lastMinute; m += MINUTE) {
+          const x = b.get(m);
+          if (x !== undefined) merge(out, x);
+        }
+    }
+    return out;
+  }
+
+  /** Every configured window's figures for a pair (and optionally one model version). */
+  report(
+    pair: string,
+    end = this.clock,
+    model?: { name: string; version: number },
+  ): Record<string, QualityFigures> {
+    return Object.fromEntries(
+      Object.entries(this.windows).map(([name, ms]) => [name, figures(this.sums(pair, ms, end, model))]),
+    );
+  }
+}

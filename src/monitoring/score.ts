@@ -1,0 +1,67 @@
+import type { Prediction } from '../schemas/prediction.ts';
+import type { PredictionError } from '../schemas/prediction-error.ts';
+
+/**
+ * Scoring one prediction against the close of its target minute (pure). See `PredictionErrorSchema` for the signs.
+ */
+export function scorePrediction(p: Prediction, actualClose: number, scoredAt: number): PredictionError {
+  const error = p.predictedClose - actualClose;
+  const predictedMove = p.predictedClose - p.close;
+  const actualMove = actualClose - p.close;
+  const tie = predictedMove === 0 || actualMove === 0;
+  return {
+    ...keyFields(p),
+    status: 'scored',
+    actualClose,
+    error,
+    absError: Math.abs(error),
+    pctError: (error / actualClose) * 100,
+    persistenceAbsError: Math.abs(p.close - actualClose),
+    directionHit: tie ? null : predictedMove > 0 === actualMove > 0,
+    directionTie: tie,
+    inBand: actualClose >= p.p10 && actualClose <= p.p90,
+    scoredAt,
+    latenessMs: Math.max(0, scoredAt - p.targetTs),
+    reason: null,
+  };
+}
+
+/** The explicit verdict for a prediction whose target minute never got a close. */
+export function unscorable(
+  p: Prediction,
+  reason: NonNullable<PredictionError['reason']>,
+  scoredAt: number,
+): PredictionError {
+  return {
+    ...keyFields(p),
+    status: 'unscorable',
+    actualClose: null,
+    error: null,
+    absError: null,
+    pctError: null,
+    persistenceAbsError: null,
+    directionHit: null,
+    directionTie: false,
+    inBand: null,
+    scoredAt,
+    latenessMs: Math.max(0, scoredAt - p.targetTs),
+    reason,
+  };
+}
+
+function keyFields(p: Prediction) {
+  return {
+    v: 1 as const,
+    exchange: p.exchange,
+    pair: p.pair,
+    windowEnd: p.windowEnd,
+    modelName: p.modelName,
+    modelVersion: p.modelVersion,
+    horizonMs: p.horizonMs,
+    targetTs: p.targetTs,
+    close: p.close,
+    predictedClose: p.predictedClose,
+    p10: p.p10,
+    p90: p.p90,
+  };
+}

@@ -1,0 +1,182 @@
+import { DuckDBDataChunkWriter, type DuckDBValue } from '@duckdb/node-api';
+import { type DuckDbSession, openDuckDb } from '../core/duckdb.ts';
+import {
+  checkedColumn,
+  dedupe,
+  type PageQuery,
+  pageLimit,
+  seriesColumn,
+  type TableSpec,
+  timeColumn,
+  trimPage,
+} from './table.ts';
+
+const SQL_TYPE = { bigint: 'BIGINT', double: 'DOUBLE', text: 'VARCHAR', boolean: 'BOOLEAN' } as const;
+
+/**
+ * A `TableSpec` in a DuckDB file (embedded default), sharing the file's one database with the other stores of the
+ * process (`openDuckDb`). Writes go through DuckDB's appender into a staging table, then `INSERT OR REPLACE` on
+ * the primary key in one transaction: idempotent.
+ */
+export class DuckDbTable<T> {
+  readonly spec: TableSpec<T>;
+  private readonly session: DuckDbSession;
+  private migrated = false;
+
+  private constructor(spec: TableSpec<T>, session: DuckDbSession) {
+    this.spec = spec;
+    this.session = session;
+  }
+
+  /** `path` is a file (created if missing) or `:memory:`. */
+  static async open<T>(spec: TableSpec<T>, path: string): Promise<DuckDbTable<T>> {
+    const t = new DuckDbTable(spec, await openDuckDb(path));
+    await t.migrate();
+    return t;
+  }
+
+  private get conn() {
+    return this.session.conn;
+  }
+
+  migrate(): Promise<void> {
+    return this.session.serial(() => this._migrate());
+  }
+
+  private async _migrate(): Promise<void> {
+    if (this.migrated) return;
+    const { name, columns, key } = this.spec;
+    const cols = columns
+      .map((c) => `${c.name} ${SQL_TYPE[c.type]}${c.nullable ? '' : ' NOT NULL'}`)
+      .join(', ');
+    await this.conn.run(`CREATE TABLE IF NOT EXISTS ${name} (${cols}, PRIMARY KEY (${key.join(', ')}))`);
+    await this.conn.run(
+      `CREATE TEMP TABLE IF NOT EXISTS ${name}_staging AS SELECT * FROM ${name} WITH NO DATA`,
+    );
+    this.migrated = true;
+  }
+
+  write(values: readonly T[]): Promise<void> {
+    return this.session.serial(async () => {
+      if (values.length === 0) return;
+      await this._migrate();
+      const { name, columns } = this.spec;
+      const app = await this.conn.createAppender(`${name}_staging`, 'main', 'temp');
+      const writer = DuckDBDataChunkWriter.forAppender(app);
+      for (const v of dedupe(this.spec, values))
+        writer.appendRow(
+          columns.map((c) => {
+            const x = c.get(v);
+            return c.type === 'bigint' && x !== null ? BigInt(x as number) : x;
+          }),
+        );
+      writer.flush();
+      app.closeSync();
+      await this.conn.run('BEGIN TRANSACTION');
+      try {
+        await this.conn.run(`INSERT OR REPLACE INTO ${name} SELECT * FROM ${name}_staging`);
+        await this.conn.run(`DELETE FROM ${name}_staging`);
+        await this.conn.run('COMMIT');
+      } catch (err) {
+        await this.conn.run('ROLLBACK');
+        await this.conn.run(`DELETE FROM ${name}_staging`);
+        throw err;
+      }
+    });
+  }
+
+  page(q: PageQuery): Promise<T[]> {
+    return this.session.serial(async () => {
+      const limit = pageLimit(q.limit);
+      await this._migrate();
+      const time = timeColumn(this.spec);
+      const where = [`${seriesColumn(this.spec)} = $1`, `${time} >= $2`, `${time} < $3`];
+      const params: DuckDBValue[] = [q.series, BigInt(q.from), BigInt(q.to)];
+      if (q.after !== undefined) {
+        params.push(BigInt(q.after));
+        where.push(`${time} > $${params.length}`);
+      }
+      for (const [col, value] of Object.entries(q.where ?? {})) {
+        params.push(typeof value === 'number' ? BigInt(value) : value);
+        where.push(`${checkedColumn(this.spec, col)} = $${params.length}`);
+      }
+      const order = this.spec.key.slice(1).join(', ');
+      const sql = `SELECT * FROM ${this.spec.name} WHERE ${where.join(' AND ')}`;
+      const r = await this.conn.runAndReadAll(`${sql} ORDER BY ${order} LIMIT ${limit + 1}`, params);
+      const rows = r.getRowObjects().map(this.spec.fromRow);
+      const timeOf = (v: T) => Number(this.spec.columns.find((c) => c.name === time)!.get(v));
+      return trimPage(rows, limit, timeOf, async (t) => {
+        const g = await this.conn.runAndReadAll(
+          `${sql} AND ${time} = ${BigInt(t)} ORDER BY ${order}`,
+          params,
+        );
+        return g.getRowObjects().map(this.spec.fromRow);
+      });
+    });
+  }
+
+  /** Every row with time in [from, to), all series, in time order (rebuilding state after a restart). */
+  scan(from: number, to: number): Promise<T[]> {
+    return this.session.serial(async () => {
+      await this._migrate();
+      const time = timeColumn(this.spec);
+      const r = await this.conn.runAndReadAll(
+        `SELECT * FROM ${this.spec.name} WHERE ${time} >= $1 AND ${time} < $2 ORDER BY ${this.spec.key.slice(1).join(', ')}`,
+        [BigInt(from), BigInt(to)],
+      );
+      return r.getRowObjects().map(this.spec.fromRow);
+    });
+  }
+
+  latest(series: string): Promise<T | undefined> {
+    return this.session.serial(async () => {
+      await this._migrate();
+      const order = this.spec.key
+        .slice(1)
+        .map((k) => `${k} DESC`)
+        .join(', ');
+      const r = await this.conn.runAndReadAll(
+        `SELECT * FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 ORDER BY ${order} LIMIT 1`,
+        [series],
+      );
+      const row = r.getRowObjects()[0];
+      return row === undefined ? undefined : this.spec.fromRow(row);
+    });
+  }
+
+  /** The distinct series (pairs) in the table. */
+  series(): Promise<string[]> {
+    return this.session.serial(async () => {
+      await this._migrate();
+      const col = seriesColumn(this.spec);
+      const r = await this.conn.runAndReadAll(
+        `SELECT DISTINCT ${col} AS s FROM ${this.spec.name} ORDER BY s`,
+      );
+      return r.getRowObjects().map((x) => String(x.s));
+    });
+  }
+
+  /** The largest value of a numeric column (undefined when the table is empty). */
+  max(column: string): Promise<number | undefined> {
+    return this.session.serial(async () => {
+      await this._migrate();
+      const r = await this.conn.runAndReadAll(
+        `SELECT max(${checkedColumn(this.spec, column)}) AS m FROM ${this.spec.name}`,
+      );
+      const m = r.getRowObjects()[0]!.m;
+      return m === null ? undefined : Number(m);
+    });
+  }
+
+  count(): Promise<number> {
+    return this.session.serial(async () => {
+      await this._migrate();
+      const r = await this.conn.runAndReadAll(`SELECT count(*) AS n FROM ${this.spec.name}`);
+      return Number(r.getRowObjects()[0]!.n);
+    });
+  }
+
+  close(): Promise<void> {
+    return this.session.close();
+  }
+}

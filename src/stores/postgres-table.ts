@@ -1,0 +1,162 @@
+import pg from 'pg';
+import {
+  checkedColumn,
+  dedupe,
+  type PageQuery,
+  pageLimit,
+  seriesColumn,
+  type TableSpec,
+  timeColumn,
+  trimPage,
+} from './table.ts';
+
+const SQL_TYPE = { bigint: 'BIGINT', double: 'DOUBLE PRECISION', text: 'TEXT', boolean: 'BOOLEAN' } as const;
+const ARRAY_TYPE = { bigint: 'bigint[]', double: 'float8[]', text: 'text[]', boolean: 'boolean[]' } as const;
+
+/**
+ * A `TableSpec` in PostgreSQL (distributed runtime). Writes send columns as arrays and upsert with
+ * `INSERT … SELECT FROM unnest(…) ON CONFLICT (key) DO UPDATE` (idempotent, one round trip per chunk). BIGINTs
+ * travel as strings, doubles in their shortest exact decimal form.
+ */
+export class PostgresTable<T> {
+  readonly spec: TableSpec<T>;
+  private readonly pool: pg.Pool;
+  private migrated = false;
+
+  private constructor(spec: TableSpec<T>, pool: pg.Pool) {
+    this.spec = spec;
+    this.pool = pool;
+  }
+
+  /** `postgres://user[:password]@host:port/db` — put a password in the URL only from the environment. */
+  static async open<T>(spec: TableSpec<T>, url: string): Promise<PostgresTable<T>> {
+    const pool = new pg.Pool({ connectionString: url, max: 4 });
+    pool.on('error', () => {}); // idle client errors surface on the next query instead
+    const t = new PostgresTable(spec, pool);
+    await t.migrate();
+    return t;
+  }
+
+  async migrate(): Promise<void> {
+    if (this.migrated) return;
+    const { name, columns, key } = this.spec;
+    const cols = columns
+      .map((c) => `${c.name} ${SQL_TYPE[c.type]}${c.nullable ? '' : ' NOT NULL'}`)
+      .join(', ');
+    await this.pool.query(`CREATE TABLE IF NOT EXISTS ${name} (${cols}, PRIMARY KEY (${key.join(', ')}))`);
+    this.migrated = true;
+  }
+
+  async write(values: readonly T[]): Promise<void> {
+    if (values.length === 0) return;
+    await this.migrate();
+    const { name, columns, key } = this.spec;
+    const names = columns.map((c) => c.name);
+    const unnest = `SELECT * FROM unnest(${columns.map((c, i) => `$${i + 1}::${ARRAY_TYPE[c.type]}`).join(', ')})`;
+    const update = names
+      .filter((n) => !key.includes(n))
+      .map((n) => `${n} = EXCLUDED.${n}`)
+      .join(', ');
+    const rows = dedupe(this.spec, values);
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      for (let i = 0; i < rows.length; i += 10_000) {
+        const chunk = rows.slice(i, i + 10_000);
+        const params = columns.map((c) =>
+          chunk.map((v) => {
+            const x = c.get(v);
+            return c.type === 'bigint' && x !== null ? String(x) : x;
+          }),
+        );
+        await client.query(
+          `INSERT INTO ${name} (${names.join(', ')}) ${unnest} ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${update}`,
+          params,
+        );
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async page(q: PageQuery): Promise<T[]> {
+    const limit = pageLimit(q.limit);
+    await this.migrate();
+    const time = timeColumn(this.spec);
+    const where = [`${seriesColumn(this.spec)} = $1`, `${time} >= $2`, `${time} < $3`];
+    const params: unknown[] = [q.series, String(q.from), String(q.to)];
+    if (q.after !== undefined) {
+      params.push(String(q.after));
+      where.push(`${time} > $${params.length}`);
+    }
+    for (const [col, value] of Object.entries(q.where ?? {})) {
+      params.push(String(value));
+      where.push(`${checkedColumn(this.spec, col)} = $${params.length}`);
+    }
+    const order = this.spec.key.slice(1).join(', ');
+    const sql = `SELECT * FROM ${this.spec.name} WHERE ${where.join(' AND ')}`;
+    const r = await this.pool.query(`${sql} ORDER BY ${order} LIMIT ${limit + 1}`, params);
+    const timeOf = (v: T) => Number(this.spec.columns.find((c) => c.name === time)!.get(v));
+    return trimPage(r.rows.map(this.spec.fromRow), limit, timeOf, async (t) => {
+      const g = await this.pool.query(`${sql} AND ${time} = $${params.length + 1} ORDER BY ${order}`, [
+        ...params,
+        String(t),
+      ]);
+      return g.rows.map(this.spec.fromRow);
+    });
+  }
+
+  async scan(from: number, to: number): Promise<T[]> {
+    await this.migrate();
+    const time = timeColumn(this.spec);
+    const r = await this.pool.query(
+      `SELECT * FROM ${this.spec.name} WHERE ${time} >= $1 AND ${time} < $2 ORDER BY ${this.spec.key.slice(1).join(', ')}`,
+      [String(from), String(to)],
+    );
+    return r.rows.map(this.spec.fromRow);
+  }
+
+  async latest(series: string): Promise<T | undefined> {
+    await this.migrate();
+    const order = this.spec.key
+      .slice(1)
+      .map((k) => `${k} DESC`)
+      .join(', ');
+    const r = await this.pool.query(
+      `SELECT * FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 ORDER BY ${order} LIMIT 1`,
+      [series],
+    );
+    return r.rows.length === 0 ? undefined : this.spec.fromRow(r.rows[0]);
+  }
+
+  async series(): Promise<string[]> {
+    await this.migrate();
+    const col = seriesColumn(this.spec);
+    const r = await this.pool.query(`SELECT DISTINCT ${col} AS s FROM ${this.spec.name} ORDER BY s`);
+    return r.rows.map((x: { s: string }) => x.s);
+  }
+
+  /** The largest value of a numeric column (undefined when the table is empty). */
+  async max(column: string): Promise<number | undefined> {
+    await this.migrate();
+    const r = await this.pool.query(
+      `SELECT max(${checkedColumn(this.spec, column)}) AS m FROM ${this.spec.name}`,
+    );
+    const m = r.rows[0].m;
+    return m === null ? undefined : Number(m);
+  }
+
+  async count(): Promise<number> {
+    await this.migrate();
+    const r = await this.pool.query(`SELECT count(*) AS n FROM ${this.spec.name}`);
+    return Number(r.rows[0].n);
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * A keyed time-series table, described once and stored by either backend (`DuckDbTable`, `PostgresTable`): the
+ * predictions and the monitoring pipeline's error records are both such tables. A spec names the columns (how to
+ * read each from a value, its SQL type), the primary key (writes are idempotent upserts on it), the series column
+ * reads are filtered on (the pair) and the time column pages are ordered by.
+ */
+export type ColumnType = 'bigint' | 'double' | 'text' | 'boolean';
+
+export interface Column<T> {
+  readonly name: string;
+  readonly type: ColumnType;
+  readonly get: (v: T) => string | number | boolean | null;
+  /** May hold NULL (e.g. the actual close of an unscorable prediction). */
+  readonly nullable?: boolean;
+}
+
+export interface TableSpec<T> {
+  readonly name: string;
+  readonly columns: readonly Column<T>[];
+  /** Primary key columns: the first is the series, the second the time. */
+  readonly key: readonly string[];
+  readonly fromRow: (row: Record<string, unknown>) => T;
+}
+
+/** Filters of a page read: the series, [from, to) on the time column, after a cursor, and equalities. */
+export interface PageQuery {
+  series: string;
+  from: number;
+  to: number;
+  limit?: number;
+  /** The time of the last row of the previous page. */
+  after?: number;
+  /** Extra equality filters on columns (e.g. model_version = 3). */
+  where?: Record<string, string | number>;
+}
+
+/** Largest page a read returns. */
+export const MAX_PAGE = 1000;
+
+export function pageLimit(limit: number | undefined): number {
+  if (limit === undefined) return MAX_PAGE;
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new Error(`limit must be a positive integer, got ${limit}`);
+  return Math.min(limit, MAX_PAGE);
+}
+
+export const seriesColumn = <T>(spec: TableSpec<T>) => spec.key[0]!;
+export const timeColumn = <T>(spec: TableSpec<T>) => spec.key[1]!;
+
+/** One row per key, the last one of the batch winning (an upsert cannot touch one row twice in a statement). */
+export function dedupe<T>(spec: TableSpec<T>, values: readonly T[]): T[] {
+  const getters = spec.key.map((k) => spec.columns.find((c) => c.name === k)!.get);
+  const byKey = new Map<string, T>();
+  for (const v of values) byKey.set(getters.map((g) => String(g(v))).join('\u0000'), v);
+  return [...byKey.values()];
+}
+
+/** Only column names of the spec reach SQL text. */
+export function checkedColumn<T>(spec: TableSpec<T>, name: string): string {
+  if (!spec.columns.some((c) => c.name === name)) throw new Error(`${spec.name} has no column ${name}`);
+  return name;
+}
+
+/**
+ * A page of `limit` rows read as `limit + 1` (ordered by time, then the rest of the key): several rows may share a
+ * time, and the next page starts after the last time, so a page never ends inside a time's group. If the whole
+ * page is one time, the group is completed by `rest` (the rows of that time).
+ */
+export async function trimPage<T>(
+  rows: T[],
+  limit: number,
+  timeOf: (v: T) => number,
+  rest: (time: number) => Promise<T[]>,
+): Promise<T[]> {
+  if (rows.length <= limit) return rows;
+  const last = timeOf(rows[limit - 1]!);
+  if (timeOf(rows[limit]!) !== last) return rows.slice(0, limit);
+  const kept = rows.slice(0, limit).filter((p) => timeOf(p) !== last);
+  return kept.length > 0 ? kept : rest(last);
+}

@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MaturityJoin } from '../../../src/monitoring/maturity.ts';
+import { scorePrediction } from '../../../src/monitoring/score.ts';
+import type { Candle } from '../../../src/schemas/candle.ts';
+import type { Prediction } from '../../../src/schemas/prediction.ts';
+import { PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
+
+const T = Date.UTC(2026, 0, 5, 12, 0);
+const M = 60_000;
+
+const prediction = (o: Partial<Prediction> & { windowEnd: number }): Prediction => ({
+  v: 1,
+  exchange: 'kraken',
+  pair: 'BTC/USD',
+  horizonMs: 5 * M,
+  targetTs: o.windowEnd + 5 * M,
+  close: 100,
+  predictedReturnBps: 0,
+  predictedClose: 101,
+  p10: 99,
+  p90: 102,
+  modelName: 'm',
+  modelVersion: 1,
+  featureSet: 'technical',
+  featureSetVersion: 1,
+  createdAt: o.windowEnd,
+  latencyMs: 0,
+  ...o,
+});
+
+const candle = (windowEnd: number, close: number, o: Partial<Candle> = {}): Candle =>
+  ({
+    v: 1,
+    exchange: 'kraken',
+    pair: 'BTC/USD',
+    interval: '1m',
+    windowStart: windowEnd - M,
+    windowEnd,
+    open: close,
+    high: close,
+    low: close,
+    close,
+    volume: 1,
+    trades: 1,
+    vwap: close,
+    filled: false,
+    revision: 0,
+    ...o,
+  }) as Candle;
+
+describe('scoring one prediction (hand-checked)', () => {
+  it('signed, absolute and percent error, persistence error, direction, band', () => {
+    const e = scorePrediction(prediction({ windowEnd: T }), 100.5, T + 5 * M + 3_000);
+    assert.deepEqual(
+      [e.error, e.absError, e.persistenceAbsError, e.directionHit, e.directionTie, e.inBand, e.latenessMs],
+      [0.5, 0.5, 0.5, true, false, true, 3_000],
+    );
+    assert.equal(e.pctError, (0.5 / 100.5) * 100);
+    assert.ok(PredictionErrorSchema.safeParse(e).success);
+    const down = scorePrediction(prediction({ windowEnd: T }), 98, T + 5 * M);
+    assert.deepEqual([down.error, down.directionHit, down.inBand], [3, false, false]);
+  });
+
+  it('ties in direction: either move exactly zero is a tie, excluded from hits and counted', () => {
+    const flatActual = scorePrediction(prediction({ windowEnd: T }), 100, T + 5 * M);
+    assert.deepEqual([flatActual.directionHit, flatActual.directionTie], [null, true]);
+    const flatPredicted = scorePrediction(prediction({ windowEnd: T, predictedClose: 100 }), 101, T + 5 * M);
+    assert.deepEqual([flatPredicted.directionHit, flatPredicted.directionTie], [null, true]);
+  });
+});
+
+describe('MaturityJoin: predictions meet the candle of their target minute', () => {
+  it('exact target minute: scored when that candle closes, not before', () => {
+    const j = new MaturityJoin();
+    assert.deepEqual(j.onPrediction(prediction({ windowEnd: T })), []);
+    for (let k = 1; k < 5; k++) assert.deepEqual(j.onCandle(candle(T + k * M, 100)), []);
+    const [e] = j.onCandle(candle(T + 5 * M, 100.5));
+    assert.equal(e!.status, 'scored');
+    assert.equal(e!.actualClose, 100.5);
+    assert.equal(j.pendingCount(), 0);
+  });
+
+  it('a prediction that arrives after its target candle is scored at once', () => {
+    const j = new MaturityJoin();
+    for (let k = 0; k <= 7; k++) j.onCandle(candle(T + k * M, 100 + k));
+    const [e] = j.onPrediction(prediction({ windowEnd: T, createdAt: T + 7 * M }));
+    assert.equal(e!.actualClose, 105);
+    assert.equal(
+      e!.latenessMs,
+      2 * M,
+      'on event time: scored when both existed (the prediction came 2 min late)',
+    );
+    const [onTime] = j.onPrediction(prediction({ windowEnd: T + M }));
+    assert.equal(onTime!.latenessMs, 0, 'however far the candles had run ahead in this process');
+  });
+
+  it('live: scoredAt and lateness by the wall clock', () => {
+    let now = T + 5 * M + 1_500;
+    const j = new MaturityJoin({ now: () => now });
+    j.onPrediction(prediction({ windowEnd: T }));
+    const [e] = j.onCandle(candle(T + 5 * M, 100));
+    assert.deepEqual([e!.scoredAt, e!.latenessMs], [now, 1_500]);
+    now += 1;
+  });
+
+  it('missing target minute (a gap): unscorable with the reason once the pair’s candles pass it', () => {
+    const j = new MaturityJoin();
+    j.onPrediction(prediction({ windowEnd: T }));
+    j.onCandle(candle(T + 4 * M, 100));
+    const [e] = j.onCandle(candle(T + 6 * M, 100)); // T+5 never closed
+    assert.deepEqual([e!.status, e!.reason, e!.actualClose], ['unscorable', 'no_candle_at_target', null]);
+    assert.ok(PredictionErrorSchema.safeParse(e).success);
+  });
+
+  it('a pair that stops: unscorable after the timeout on the stream clock (another pair advances it)', () => {
+    const j = new MaturityJoin({ timeoutMs: 10 * M });
+    j.onPrediction(prediction({ windowEnd: T }));
+    j.onCandle(candle(T + 3 * M, 100));
+    for (let k = 4; k <= 14; k++) j.onCandle(candle(T + k * M, 3000, { pair: 'ETH/USD' }));
+    assert.deepEqual(j.expire(), [], 'T+5 + 10 min not reached yet');
+    j.onCandle(candle(T + 15 * M, 3000, { pair: 'ETH/USD' }));
+    const [e] = j.expire();
+    assert.deepEqual([e!.status, e!.reason], ['unscorable', 'target_not_closed_in_time']);
+  });
+
+  it('live: the wall clock expires a prediction even when no candle comes at all', () => {
+    let now = T;
+    const j = new MaturityJoin({ timeoutMs: 10 * M, now: () => now });
+    j.onPrediction(prediction({ windowEnd: T }));
+    now = T + 14 * M;
+    assert.deepEqual(j.expire(), []);
+    now = T + 15 * M;
+    assert.equal(j.expire()[0]!.reason, 'target_not_closed_in_time');
+  });
+
+  it('two model versions for one minute: one record each; a prediction delivered twice: one record', () => {
+    const j = new MaturityJoin();
+    j.onPrediction(prediction({ windowEnd: T, modelVersion: 1 }));
+    j.onPrediction(prediction({ windowEnd: T, modelVersion: 2, predictedClose: 99 }));
+    j.onPrediction(prediction({ windowEnd: T, modelVersion: 1 }));
+    const out = j.onCandle(candle(T + 5 * M, 100.5));
+    assert.deepEqual(
+      out.map((e) => [e.modelVersion, e.error]),
+      [
+        [1, 0.5],
+        [2, -1.5],
+      ],
+    );
+    assert.deepEqual(j.onPrediction(prediction({ windowEnd: T, modelVersion: 2 })), [], 'judged already');
+    assert.equal(j.stats.duplicates, 2);
+  });
+
+  it('revised candles do not change a close already used', () => {
+    const j = new MaturityJoin();
+    j.onCandle(candle(T + 5 * M, 100));
+    j.onCandle(candle(T + 5 * M, 200, { revision: 1 }));
+    assert.equal(j.onPrediction(prediction({ windowEnd: T }))[0]!.actualClose, 100);
+  });
+
+  it('pairs and exchanges are separate series', () => {
+    const j = new MaturityJoin();
+    j.onPrediction(prediction({ windowEnd: T }));
+    assert.deepEqual(j.onCandle(candle(T + 5 * M, 1, { exchange: 'binance' })), []);
+    assert.deepEqual(j.onCandle(candle(T + 5 * M, 1, { pair: 'ETH/USD' })), []);
+    assert.equal(j.onCandle(candle(T + 5 * M, 100))[0]!.actualClose, 100);
+  });
+});

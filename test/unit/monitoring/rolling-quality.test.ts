@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { figures, RollingQuality } from '../../../src/monitoring/rolling-quality.ts';
+import { scorePrediction, unscorable } from '../../../src/monitoring/score.ts';
+import type { Prediction } from '../../../src/schemas/prediction.ts';
+import type { PredictionError } from '../../../src/schemas/prediction-error.ts';
+import { wilson } from '../../../src/training/metrics.ts';
+
+const T = Date.UTC(2026, 0, 5, 0, 0);
+const M = 60_000;
+
+function record(
+  i: number,
+  minute: number,
+  predicted: number,
+  actual: number,
+  version = 1,
+  pair = 'BTC/USD',
+): PredictionError {
+  const windowEnd = T + minute * M;
+  const p: Prediction = {
+    v: 1,
+    exchange: 'x',
+    pair,
+    windowEnd,
+    horizonMs: 5 * M,
+    targetTs: windowEnd + 5 * M,
+    close: 100,
+    predictedReturnBps: 0,
+    predictedClose: predicted,
+    p10: predicted - 1,
+    p90: predicted + 1,
+    modelName: 'm',
+    modelVersion: version,
+    featureSet: 'technical',
+    featureSetVersion: 1,
+    createdAt: windowEnd,
+    latencyMs: i,
+  };
+  return scorePrediction(p, actual, windowEnd + 5 * M);
+}
+
+/** The figures straight from the records of the window: what the per-minute sums must equal. */
+function direct(records: PredictionError[], from: number, to: number) {
+  const rs = records.filter((e) => e.status === 'scored' && e.targetTs > from && e.targetTs <= to);
+  const n = rs.length;
+  const mae = rs.reduce((a, e) => a + e.absError!, 0) / n;
+  const pmae = rs.reduce((a, e) => a + e.persistenceAbsError!, 0) / n;
+  const dir = rs.filter((e) => !e.directionTie);
+  const hits = dir.filter((e) => e.directionHit).length;
+  return {
+    count: n,
+    mae: n ? mae : null,
+    rmse: n ? Math.sqrt(rs.reduce((a, e) => a + e.error! ** 2, 0) / n) : null,
+    bias: n ? rs.reduce((a, e) => a + e.error!, 0) / n : null,
+    skill: n && pmae > 0 ? 1 - mae / pmae : null,
+    directionalAccuracy: dir.length ? hits / dir.length : null,
+    coverage: n ? rs.filter((e) => e.inBand).length / n : null,
+    ci: wilson(hits, dir.length),
+  };
+}
+
+const close = (a: number | null, b: number | null) =>
+  (a === null && b === null) ||
+  (a !== null && b !== null && Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b)));
+
+describe('rolling quality from mergeable per-minute sums', () => {
+  it('hand-checked window: MAE, RMSE, bias, persistence MAE, skill, direction with its Wilson interval, coverage', () => {
+    const q = new RollingQuality({ '1h': 3_600_000 });
+    q.add(record(0, 0, 101, 100.5)); // err +0.5, persistence 0.5, up/up hit, in band
+    q.add(record(1, 1, 99, 101)); // err −2, persistence 1, down/up miss, out of band
+    q.add(record(2, 2, 101, 100)); // tie (actual flat), err +1, persistence 0, in band
+    const f = q.report('BTC/USD')['1h']!;
+    assert.equal(f.count, 3);
+    assert.equal(f.mae, 3.5 / 3);
+    assert.equal(f.rmse, Math.sqrt((0.25 + 4 + 1) / 3));
+    assert.equal(f.bias, -0.5 / 3);
+    assert.equal(f.persistenceMae, 1.5 / 3);
+    assert.equal(f.skill, 1 - 3.5 / 1.5);
+    assert.equal(f.directionalAccuracy, 0.5);
+    assert.deepEqual(f.directionalCi95, wilson(1, 2));
+    assert.equal(f.ties, 1);
+    assert.equal(f.coverage, 2 / 3);
+  });
+
+  it('windows end at the clock given, minutes outside are excluded; model versions apart or together', () => {
+    const q = new RollingQuality({ '1h': 3_600_000 });
+    q.add(record(0, 0, 101, 100.5, 1));
+    q.add(record(1, 100, 101, 100.5, 2));
+    const end = T + 105 * M;
+    assert.equal(
+      figures(q.sums('BTC/USD', 3_600_000, end)).count,
+      1,
+      'the minute-5 record is 100 minutes old',
+    );
+    assert.equal(figures(q.sums('BTC/USD', 3_600_000, end, { name: 'm', version: 1 })).count, 0);
+    assert.equal(figures(q.sums('BTC/USD', 2 * 3_600_000, end)).count, 2);
+    assert.equal(figures(q.sums('ETH/USD', 3_600_000, end)).count, 0);
+  });
+
+  it('unscorable records are counted apart and do not enter the errors', () => {
+    const q = new RollingQuality();
+    const ok = record(0, 0, 101, 100.5);
+    q.add(ok);
+    const p = {
+      ...ok,
+      predictedReturnBps: 0,
+      featureSet: 't',
+      featureSetVersion: 1,
+      createdAt: ok.windowEnd,
+      latencyMs: 0,
+      windowEnd: ok.windowEnd + M,
+      targetTs: ok.targetTs + M,
+    } as unknown as Prediction;
+    q.add(unscorable(p, 'no_candle_at_target', ok.targetTs + 2 * M));
+    const f = q.report('BTC/USD')['1h']!;
+    assert.deepEqual([f.count, f.unscorable, f.mae], [1, 1, 0.5]);
+  });
+
+  it('property: every window equals a direct recomputation over random streams', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            minute: fc.integer({ min: 0, max: 3 * 1440 }),
+            predicted: fc.double({ min: 95, max: 105, noNaN: true }),
+            actual: fc.oneof(fc.constant(100), fc.double({ min: 95, max: 105, noNaN: true })),
+            version: fc.integer({ min: 1, max: 2 }),
+          }),
+          { minLength: 1, maxLength: 300 },
+        ),
+        fc.integer({ min: 0, max: 3 * 1440 }),
+        fc.constantFrom(3_600_000, 86_400_000, 7 * 86_400_000),
+        (rows, endMinute, windowMs) => {
+          const q = new RollingQuality();
+          const all = rows.map((r, i) => record(i, r.minute, r.predicted, r.actual, r.version));
+          // One verdict per prediction key: a record added again is ignored (the first one counts).
+          const records = all.filter(
+            (e, i) => all.findIndex((x) => x.windowEnd === e.windowEnd && x.modelVersion === e.modelVersion) === i,
+          );
+          for (const e of all) q.add(e);
+          const end = T + endMinute * M + 5 * M;
+          const got = figures(q.sums('BTC/USD', windowMs, end));
+          const want = direct(records, end - windowMs, end);
+          assert.equal(got.count, want.count);
+          for (const k of ['mae', 'rmse', 'bias', 'skill', 'directionalAccuracy', 'coverage'] as const)
+            assert.ok(close(got[k], want[k]), `${k}: ${got[k]} vs ${want[k]}`);
+          assert.deepEqual(got.directionalCi95, want.ci);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
