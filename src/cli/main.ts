@@ -117,7 +117,7 @@ backendOptions(
       .description('run one pipeline stage as its own process (on Kafka in production)')
       .argument(
         '<name>',
-        'trades | candles | features | feature-writer | news | news-signals | trainer | predictor | api',
+        'trades | candles | features | feature-writer | news | news-signals | trainer | predictor | api | monitor',
       )
       .option(
         '--feeds <urls>',
@@ -167,7 +167,7 @@ backendOptions(
       .addOption(
         new Option(
           '--clock <clock>',
-          'predictor: staleness by the wall clock, or by the newest windowEnd seen (replays)',
+          'predictor: staleness by the wall clock, or by the newest windowEnd seen (replays); monitor, api: the clock of scoring and of the rolling windows',
         )
           .choices(['wall', 'event'])
           .default('wall'),

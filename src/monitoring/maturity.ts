@@ -90,9 +90,11 @@ export class MaturityJoin {
     const out: PredictionError[] = [];
     const at = this.clock();
     for (const [targetTs, ps] of s.pending) {
-      if (targetTs === c.windowEnd) for (const p of ps) this.verdict(out, scorePrediction(p, c.close, this.scoredAt(p)));
+      if (targetTs === c.windowEnd)
+        for (const p of ps) this.verdict(out, scorePrediction(p, c.close, this.scoredAt(p)));
       else if (targetTs < s.clock)
-        for (const p of ps) this.verdict(out, unscorable(p, 'no_candle_at_target', Math.max(this.scoredAt(p), at)));
+        for (const p of ps)
+          this.verdict(out, unscorable(p, 'no_candle_at_target', Math.max(this.scoredAt(p), at)));
       else continue;
       s.pending.delete(targetTs);
     }

@@ -1,3 +1,4 @@
+import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import type { Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
@@ -164,6 +165,7 @@ export class MonitorService {
     const run = this.emitting.then(async () => {
       await this.bus.publish(topics.predictionErrors, records);
       this.stats.published += records.length;
+      faultPoint('monitor:published');
       await this.store.write(records);
       this.stats.stored += records.length;
       for (const e of records) {

@@ -31,16 +31,21 @@ export function uniquePrefix(name: string): string {
  * Starts `cryptocast service …` processes on the test broker, in the topic namespace `prefix`; every process is
  * added to `children`, for the test to kill at the end.
  */
-export function serviceLauncher(prefix: string, children: ChildProcess[]): (args: string[]) => ChildProcess {
-  const env = {
+export function serviceLauncher(
+  prefix: string,
+  children: ChildProcess[],
+  extraEnv: NodeJS.ProcessEnv = {},
+): (args: string[], env?: NodeJS.ProcessEnv) => ChildProcess {
+  const base = {
     ...process.env,
+    ...extraEnv,
     CRYPTOCAST_TOPIC_PREFIX: prefix,
     CRYPTOCAST_LOG_LEVEL: 'warn',
     CRYPTOCAST_BUS: KAFKA_URL,
   };
-  return (args) => {
+  return (args, env = {}) => {
     const c = spawn(join(ROOT, 'bin', 'cryptocast'), ['service', ...args], {
-      env,
+      env: { ...base, ...env },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     children.push(c);

@@ -4,6 +4,7 @@ import { loadStreamConfig } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference/store/open.ts';
+import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
 import { parsePort } from '../flags.ts';
@@ -21,6 +22,8 @@ export async function apiService(opts: {
   port?: string;
   registry?: string;
   name?: string;
+  /** Where `/v1/quality`'s windows end: `wall` (live, default) or `event` (replays). */
+  clock?: 'wall' | 'event';
   /** Pairs loaded from the store on a cold start (default CRYPTOCAST_PAIRS, else BTC/USD, ETH/USD). */
   pairs?: string;
 }): Promise<void> {
@@ -34,9 +37,9 @@ export async function apiService(opts: {
     throw new UsageError((err as Error).message);
   }
   const bus = await connectBus(config.bus);
-  const store = await openPredictionsStore(
-    opts.store ?? process.env.CRYPTOCAST_PREDICTIONS_STORE ?? DEFAULT_PREDICTIONS_STORE,
-  );
+  const storeUrl = opts.store ?? process.env.CRYPTOCAST_PREDICTIONS_STORE ?? DEFAULT_PREDICTIONS_STORE;
+  const store = await openPredictionsStore(storeUrl);
+  const errorsStore = await openErrorsStore(storeUrl);
   const registry = await openRegistry(opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY);
   const api = await startApi({
     bus,
@@ -47,6 +50,9 @@ export async function apiService(opts: {
     port,
     host: process.env.CRYPTOCAST_API_HOST,
     options,
+    // The monitoring pipeline's records live beside the predictions (same store URL).
+    errorsStore,
+    qualityClock: opts.clock ?? 'wall',
   });
   log.info(
     { service: 'api', bus: config.bus, port: api.port, apiKeys: (options.apiKeys?.length ?? 0) > 0 },
@@ -62,6 +68,7 @@ export async function apiService(opts: {
   });
   await api.close();
   await registry.close();
+  await errorsStore.close();
   await store.close();
   await bus.close();
 }

@@ -148,6 +148,10 @@ export async function run(
     await monitor.caughtUp();
     if (opts.serve && api && !abort.signal.aborted) {
       status.update(`${line()} · replay done; serving on port ${api.port} until Ctrl-C`, true);
+      if (opts.json) {
+        progress();
+        process.stdout.write(`${JSON.stringify({ event: 'serving', port: api.port, ...stored() })}\n`);
+      }
       await new Promise<void>((resolve) =>
         abort.signal.addEventListener('abort', () => resolve(), { once: true }),
       );

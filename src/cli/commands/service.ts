@@ -53,6 +53,7 @@ export async function service(
   if (name === 'trainer') return (await import('./trainer.ts')).trainerService(opts);
   if (name === 'predictor') return (await import('./predictor.ts')).predictorService(opts);
   if (name === 'api') return (await import('./api.ts')).apiService(opts);
+  if (name === 'monitor') return (await import('./monitor.ts')).monitorService(opts);
   const config = loadStreamConfig({
     bus: opts.bus,
     pairs: opts.pairs,
@@ -71,6 +72,7 @@ export async function service(
     'trainer',
     'predictor',
     'api',
+    'monitor',
   ];
   if (!SERVICES.includes(name)) {
     throw new UsageError(`unknown service "${name}": available now are ${SERVICES.join(', ')}`);

@@ -137,7 +137,8 @@ describe('rolling quality from mergeable per-minute sums', () => {
           const all = rows.map((r, i) => record(i, r.minute, r.predicted, r.actual, r.version));
           // One verdict per prediction key: a record added again is ignored (the first one counts).
           const records = all.filter(
-            (e, i) => all.findIndex((x) => x.windowEnd === e.windowEnd && x.modelVersion === e.modelVersion) === i,
+            (e, i) =>
+              all.findIndex((x) => x.windowEnd === e.windowEnd && x.modelVersion === e.modelVersion) === i,
           );
           for (const e of all) q.add(e);
           const end = T + endMinute * M + 5 * M;
