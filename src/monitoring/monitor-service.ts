@@ -76,7 +76,9 @@ export class MonitorService {
     this.subscriptions.push(
       await this.bus.subscribe<Candle>({
         topic: topics.candles,
-        group: this.group,
+        // One consumer group per input topic: members of one group that subscribe to different topics may be left
+        // without partitions by the group's assignor.
+        group: `${this.group}.candles`,
         service: 'monitor',
         from: 'earliest',
         onRevoke: (ps) => {
@@ -106,7 +108,7 @@ export class MonitorService {
     this.subscriptions.push(
       await this.bus.subscribe<Prediction>({
         topic: topics.predictions,
-        group: this.group,
+        group: `${this.group}.predictions`,
         service: 'monitor',
         from: 'earliest',
         onRevoke: (ps) => {

@@ -73,6 +73,8 @@ export interface SubscribeOptions<T> {
 export interface Subscription {
   /** Stops fetching, waits for the in-flight batch, commits what is safe. */
   stop(): Promise<void>;
+  /** Records on the assigned partitions not yet handed to the handler (as of the last fetch on Kafka). */
+  lag(): number;
   /** Resolves when every assigned partition has been consumed up to its end as of this call. */
   caughtUp(): Promise<void>;
 }

@@ -141,6 +141,12 @@ export class InProcessBus implements Bus {
         member.assigned = [];
         await this.rebalance(g, tl, options.from ?? 'earliest');
       },
+      lag: () => {
+        let n = 0;
+        for (const p of member.assigned)
+          n += Math.max(0, tl.partitions[p]!.end - (member.position.get(p) ?? 0));
+        return n;
+      },
       caughtUp: async () => {
         const targets = new Map(member.assigned.map((p) => [p, tl.partitions[p]!.end]));
         for (;;) {

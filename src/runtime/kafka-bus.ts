@@ -249,6 +249,7 @@ export class KafkaBus implements Bus {
         this.subscriptions.delete(sub as KafkaSubscription<unknown>);
       },
       caughtUp: () => sub.caughtUp(),
+      lag: () => sub.lag(),
     };
   }
 
@@ -405,6 +406,8 @@ interface RawRecord {
 interface Fetched {
   /** Records at or after the requested offset, in offset order. */
   records: RawRecord[];
+  /** The partition's high watermark when it was fetched (for the consumer lag). */
+  highWatermark: bigint;
   /** The offset after the last fetched batch (control batches included): where the next fetch starts. */
   next: bigint;
 }
@@ -481,7 +484,8 @@ async function fetchRecords(
           }
           if (end > next) next = end;
         }
-        if (next > requested) out.set(pr.partitionIndex, { records, next });
+        if (next > requested)
+          out.set(pr.partitionIndex, { records, next, highWatermark: BigInt(pr.highWatermark) });
       }
     }
   }
@@ -628,6 +632,18 @@ class KafkaSubscription<T> {
     ]);
   }
 
+  /** High watermark per partition, as of its last fetch with data. */
+  private readonly highWatermarks = new Map<number, bigint>();
+
+  lag(): number {
+    let n = 0n;
+    for (const [p, s] of this.partitions) {
+      const hw = this.highWatermarks.get(p);
+      if (hw !== undefined && hw > s.position) n += hw - s.position;
+    }
+    return Number(n);
+  }
+
   async caughtUp(): Promise<void> {
     const { latest } = await this.bus.offsets(this.topicName);
     for (;;) {
@@ -686,6 +702,7 @@ class KafkaSubscription<T> {
           if (this.stopped || this.pending !== undefined) break;
           const state = this.partitions.get(p);
           if (state === undefined || state.position !== positions.get(p)) continue;
+          this.highWatermarks.set(p, fetched.get(p)!.highWatermark);
           await this.deliver(p, state, fetched.get(p)!);
         }
       } catch (err) {

@@ -13,6 +13,7 @@ import type { ReplayProgress } from '../../ingestion/replay.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { InProcessBus } from '../../runtime/in-process-bus.ts';
+import { MeteredBus } from '../../runtime/metered-bus.ts';
 import type { Candle } from '../../schemas/candle.ts';
 import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
 import { parsePort } from '../flags.ts';
@@ -54,7 +55,7 @@ export async function run(
   const sources = await buildSources(opts, config, (p) => {
     replay = p;
   });
-  const bus = new InProcessBus();
+  const bus = new MeteredBus(new InProcessBus());
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
   process.once('SIGTERM', () => abort.abort());

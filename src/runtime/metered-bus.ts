@@ -1,0 +1,64 @@
+import { metrics, onScrape } from '../core/metrics.ts';
+import type { DeadLetter } from '../schemas/dlq.ts';
+import type { Bus, Delivered, SubscribeOptions, Subscription } from './bus.ts';
+import type { Topic } from './topic.ts';
+
+/**
+ * A Bus that counts what passes through it — records published per topic, records handed to each service, dead
+ * letters by origin and kind — and exposes each subscription's consumer lag at scrape time. Every service gets its
+ * transport through `connectBus`, which wraps it, so every service exports the same transport metrics.
+ */
+export class MeteredBus implements Bus {
+  readonly inner: Bus;
+
+  constructor(inner: Bus) {
+    this.inner = inner;
+  }
+
+  get kind() {
+    return this.inner.kind;
+  }
+
+  ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
+    return this.inner.ensureTopics(topics);
+  }
+
+  async publish<T>(topic: Topic<T>, values: readonly T[]): Promise<void> {
+    await this.inner.publish(topic, values);
+    metrics.recordsPublished.inc({ topic: topic.name }, values.length);
+    if (topic.name === 'dlq')
+      for (const d of values as readonly DeadLetter[])
+        metrics.deadLetters.inc({ origin: d.origin, kind: d.kind });
+  }
+
+  async subscribe<T>(options: SubscribeOptions<T>): Promise<Subscription> {
+    const labels = { topic: options.topic.name, service: options.service };
+    const sub = await this.inner.subscribe({
+      ...options,
+      handle: (batch) => {
+        metrics.recordsConsumed.inc(labels, batch.records.length);
+        return options.handle(batch);
+      },
+    });
+    const lagLabels = { topic: options.topic.name, group: options.group };
+    const remove = onScrape(() => metrics.consumerLag.set(lagLabels, sub.lag()));
+    return {
+      ...sub,
+      lag: () => sub.lag(),
+      caughtUp: () => sub.caughtUp(),
+      stop: async () => {
+        remove();
+        metrics.consumerLag.remove(lagLabels);
+        await sub.stop();
+      },
+    };
+  }
+
+  readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
+    return this.inner.readTail(topic, perPartition);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
