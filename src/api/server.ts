@@ -11,6 +11,7 @@ import type { LatestPredictions } from './latest.ts';
 import type { ApiOptions } from './options.ts';
 import { fail } from './reply.ts';
 import { healthRoutes } from './routes/health.ts';
+import { metricsRoutes, observeDurations } from './routes/metrics.ts';
 import { modelRoutes } from './routes/model.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
 import { predictionRoutes } from './routes/predictions.ts';
@@ -109,6 +110,7 @@ export function buildApi(deps: ApiDeps) {
     return fail(reply, 404, `no route ${req.method} ${path.slice(0, 100)}`);
   });
 
+  observeDurations(app);
   registerAuth(app, o);
   app.register(
     predictionRoutes({ latest: deps.latest, store: deps.store, maxRangeMs: o.maxRangeMs ?? 31 * DAY }),
@@ -119,6 +121,7 @@ export function buildApi(deps: ApiDeps) {
       monitoringRoutes({ errors: deps.errors, model: deps.model, maxRangeMs: o.maxRangeMs ?? 31 * DAY }),
     );
   app.register(healthRoutes({ latest: deps.latest, hub }));
+  app.register(metricsRoutes({ hub }));
   app.register(async (r) => {
     r.get('/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () =>
       app.swagger(),

@@ -1,5 +1,6 @@
 import { faultPoint } from '../core/faults.ts';
 import { log } from '../core/log.ts';
+import { metrics } from '../core/metrics.ts';
 import { TradeDeduplicator } from '../ingestion/dedup.ts';
 import { type Bus, type CommitPlan, partitionFor, type Subscription } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
@@ -181,6 +182,8 @@ export class CandleService {
     }
     this.stats.trades += agg.stats.trades - before.trades;
     this.stats.late += agg.stats.late - before.late;
+    if (agg.stats.late > before.late)
+      metrics.lateTrades.inc({ policy: this.opts.latePolicy ?? 'dlq' }, agg.stats.late - before.late);
     this.stats.filled += agg.stats.filled - before.filled;
     this.stats.suppressed += agg.stats.suppressed - before.suppressed;
     this.stats.replayed += agg.stats.replayed - before.replayed;
@@ -191,6 +194,12 @@ export class CandleService {
     if (candles.length > 0) {
       await this.opts.bus.publish(topics.candles, candles);
       this.stats.candles += candles.length;
+      const now = Date.now();
+      for (const c of candles) {
+        metrics.candles.inc({ pair: c.pair, filled: String(c.filled) });
+        metrics.lastCandle.set({ exchange: c.exchange, pair: c.pair }, c.windowEnd / 1000);
+        if (c.revision === 0) metrics.candleCloseDelay.observe(Math.max(0, now - c.windowEnd) / 1000);
+      }
       this.opts.onCandles?.(candles);
     }
     if (dead.length > 0) await this.opts.bus.publish(topics.dlq, dead);

@@ -173,7 +173,13 @@ backendOptions(
           .default('wall'),
       )
       .option('--poll <duration>', 'predictor: how often the champion alias is read (e.g. 30s)', '30s')
-      .addOption(new Option('--port <port>', 'api: HTTP port (0: any free port)').env('CRYPTOCAST_API_PORT')),
+      .addOption(new Option('--port <port>', 'api: HTTP port (0: any free port)').env('CRYPTOCAST_API_PORT'))
+      .addOption(
+        new Option(
+          '--metrics-port <port>',
+          'serve Prometheus /metrics, /health and /ready on this port (default: off; the api serves /metrics on --port)',
+        ).env('CRYPTOCAST_METRICS_PORT'),
+      ),
   ),
 ).action(async (name, opts) => (await import('./commands/service.ts')).service(name, opts));
 

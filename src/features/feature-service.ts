@@ -1,5 +1,6 @@
 import { faultPoint } from '../core/faults.ts';
 import { log } from '../core/log.ts';
+import { metrics, onScrape } from '../core/metrics.ts';
 import type { Bus, Subscription } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
 import type { Candle } from '../schemas/candle.ts';
@@ -44,7 +45,14 @@ export class FeatureService {
     return new TechnicalFeatures(60_000, { maxPriceFactor: this.maxPriceFactor });
   }
 
+  /** The newest windowEnd computed per pair (the feature age metric). */
+  private readonly newest = new Map<string, number>();
+
   async start(): Promise<void> {
+    onScrape(() => {
+      for (const [pair, end] of this.newest)
+        metrics.featureAge.set({ pair }, Math.max(0, Date.now() - end) / 1000);
+    });
     await this.bus.ensureTopics([topics.candles, topics.features, topics.dlq]);
     this.subscription = await this.bus.subscribe<Candle>({
       topic: topics.candles,
@@ -120,6 +128,8 @@ export class FeatureService {
             continue;
           }
           if (v.ready) this.stats.ready++;
+          metrics.featureVectors.inc({ ready: String(v.ready) });
+          this.newest.set(v.pair, Math.max(this.newest.get(v.pair) ?? 0, v.windowEnd));
           out.push(toRecord(c.exchange, v));
         }
         if (out.length > 0) {

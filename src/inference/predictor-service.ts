@@ -1,5 +1,6 @@
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
+import { metrics, onScrape } from '../core/metrics.ts';
 import type { Bus, Subscription } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
@@ -86,6 +87,12 @@ export class PredictorService {
   }
 
   async start(): Promise<void> {
+    onScrape(() => {
+      const c = this.models.current()?.card;
+      if (c === undefined) return;
+      metrics.championVersion.set({ model: c.name }, c.version);
+      metrics.championAge.set({ model: c.name }, Math.max(0, Date.now() - c.createdAt) / 1000);
+    });
     await this.store.migrate();
     await this.bus.ensureTopics([topics.features, topics.predictions, topics.dlq]);
     this.subscription = await this.bus.subscribe<FeatureVectorRecord>({
@@ -109,6 +116,7 @@ export class PredictorService {
           });
           if (!result.ok) {
             this.stats.skipped[result.reason]++;
+            metrics.predictionsSkipped.inc({ reason: result.reason });
             if (result.reason === 'stale')
               this.warn('stale', 'stale feature vectors: no prediction made', {
                 pair: v.pair,
@@ -150,6 +158,10 @@ export class PredictorService {
               this.published.set(key, p.windowEnd);
           }
           this.stats.predicted += out.length;
+          for (const p of out) {
+            metrics.predictions.inc({ pair: p.pair });
+            metrics.predictionLatency.observe(p.latencyMs / 1000);
+          }
           faultPoint('predictor:published');
           this.onPredictions?.(out);
         }

@@ -1,4 +1,5 @@
 import { log } from '../core/log.ts';
+import { metrics } from '../core/metrics.ts';
 import { PriceGuard, type PriceGuardOptions } from '../core/price-guard.ts';
 import type { Bus } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
@@ -84,6 +85,9 @@ export class TradeService {
         if (fresh.length === 0) return;
         await this.durably(name, signal, () => this.bus.publish<TradeEvent>(topics.trades, fresh));
         this.stats.trades += fresh.length;
+        for (const t of fresh) metrics.trades.inc({ exchange: t.exchange, pair: t.pair });
+        const last = fresh[fresh.length - 1]!;
+        metrics.lastTrade.set({ exchange: last.exchange, pair: last.pair }, last.tradeTs / 1000);
       },
       watermark: async (wm: Watermark) => {
         await this.durably(name, signal, () => this.bus.publish<TradeEvent>(topics.trades, [wm]));

@@ -1,12 +1,13 @@
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
+import { metrics, onScrape } from '../core/metrics.ts';
 import type { Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
 import type { Candle } from '../schemas/candle.ts';
 import type { Prediction } from '../schemas/prediction.ts';
 import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
 import { MaturityJoin } from './maturity.ts';
-import { RollingQuality } from './rolling-quality.ts';
+import { figures, RollingQuality } from './rolling-quality.ts';
 import type { ErrorsStore } from './store/errors-store.ts';
 
 export interface MonitorServiceOptions {
@@ -70,7 +71,30 @@ export class MonitorService {
     this.log = (o.logger ?? rootLog).child({ service: 'monitor' });
   }
 
+  /** Sets the rolling-quality gauges (every pair, every window, all model versions together) at scrape time. */
+  private exportQuality(): void {
+    metrics.predictionsWaiting.set(this.join.pendingCount());
+    const end = this.join.clock();
+    const pairs = new Set(this.quality.series().map((s) => s.pair));
+    for (const pair of pairs)
+      for (const [window, ms] of Object.entries(this.quality.windows)) {
+        const f = figures(this.quality.sums(pair, ms, Number.isFinite(end) ? end : this.quality.clock));
+        const l = { pair, window };
+        metrics.qualityCount.set(l, f.count);
+        const set = (g: { set(l: { pair: string; window: string }, v: number): void }, v: number | null) =>
+          g.set(l, v ?? Number.NaN);
+        set(metrics.qualityMae, f.mae);
+        set(metrics.qualityRmse, f.rmse);
+        set(metrics.qualityBias, f.bias);
+        set(metrics.qualityPersistenceMae, f.persistenceMae);
+        set(metrics.qualitySkill, f.skill);
+        set(metrics.qualityDirection, f.directionalAccuracy);
+        set(metrics.qualityCoverage, f.coverage);
+      }
+  }
+
   async start(): Promise<void> {
+    this.unscrape = onScrape(() => this.exportQuality());
     await this.bus.ensureTopics([topics.candles, topics.predictions, topics.predictionErrors, topics.dlq]);
     await this.rebuild();
     this.subscriptions.push(
@@ -171,6 +195,7 @@ export class MonitorService {
       await this.store.write(records);
       this.stats.stored += records.length;
       for (const e of records) {
+        metrics.errorRecords.inc({ pair: e.pair, status: e.status });
         this.quality.add(e);
         for (const w of this.waiting.values()) w.delete(errorKey(e));
       }
@@ -186,7 +211,10 @@ export class MonitorService {
     await this.emitting;
   }
 
+  private unscrape: (() => void) | undefined;
+
   async stop(): Promise<void> {
+    this.unscrape?.();
     if (this.expiry) clearInterval(this.expiry);
     for (const s of this.subscriptions) await s.stop();
     await this.emitting;

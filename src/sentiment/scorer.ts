@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { log } from '../core/log.ts';
+import { metrics } from '../core/metrics.ts';
 import { type Sentiment, type SentimentBackend, SentimentError } from './labels.ts';
 import { LexiconBackend } from './lexicon.ts';
 import { prepareText } from './prompt.ts';
@@ -79,7 +80,9 @@ export class SentimentScorer {
         await this.primary.warmUp?.();
         this.warm = true;
       }
+      const t0 = performance.now();
       const s = await this.primary.score(prepared, AbortSignal.timeout(this.timeoutMs));
+      metrics.sentimentLatency.observe({ backend: this.primary.name }, (performance.now() - t0) / 1000);
       this.remember(key, s);
       return this.tag(s, this.primary, false);
     } catch (err) {
@@ -92,6 +95,7 @@ export class SentimentScorer {
 
   private async viaFallback(text: string, why: string): Promise<ScoredText> {
     this.stats.fallbacks++;
+    metrics.sentimentFallbacks.inc({ reason: why.split(':')[0]! });
     const s = await this.fallback.score(text);
     return { ...this.tag(s, this.fallback, false), fallback: why };
   }

@@ -1,3 +1,4 @@
+import { metrics } from '../core/metrics.ts';
 /**
  * The trainer service: retrains on a schedule and on demand, one run at a time, each run through the same gate as
  * `cryptocast train`. A failed run is logged and counted; the champion stays as it was and the schedule goes on.
@@ -85,11 +86,14 @@ export class TrainerService {
       const r = await this.retrain(reason);
       this.stats.runs++;
       if (r.promoted) this.stats.promoted++;
+      metrics.trainerRuns.inc({ result: r.promoted ? 'promoted' : 'refused' });
+      metrics.gateDecisions.inc({ decision: r.promoted ? 'promoted' : 'refused' });
       this.stats.lastVersion = r.version;
       this.stats.lastError = null;
       this.opts.onRun?.(r, reason);
     } catch (err) {
       this.stats.failed++;
+      metrics.trainerRuns.inc({ result: 'failed' });
       this.stats.lastError = (err as Error).message;
       this.opts.onError?.(err as Error, reason);
     } finally {

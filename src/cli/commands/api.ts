@@ -3,6 +3,7 @@ import { apiOptionsFromEnv } from '../../api/server.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
+import { markStarted } from '../../core/readiness.ts';
 import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference/store/open.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
@@ -54,6 +55,7 @@ export async function apiService(opts: {
     errorsStore,
     qualityClock: opts.clock ?? 'wall',
   });
+  markStarted();
   log.info(
     { service: 'api', bus: config.bus, port: api.port, apiKeys: (options.apiKeys?.length ?? 0) > 0 },
     'running',

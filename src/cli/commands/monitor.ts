@@ -1,6 +1,7 @@
 import { loadStreamConfig } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
+import { markStarted } from '../../core/readiness.ts';
 import { DEFAULT_PREDICTIONS_STORE } from '../../inference/store/open.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
@@ -29,6 +30,7 @@ export async function monitorService(opts: {
   const svc = new MonitorService(bus, store, { clock });
   try {
     await svc.start();
+    markStarted();
     log.info({ service: 'monitor', bus: busUrl, store: store.kind, clock }, 'running');
     const timer = setInterval(
       () =>

@@ -1,6 +1,7 @@
 import { loadStreamConfig, parseDuration } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
+import { markStarted } from '../../core/readiness.ts';
 import { ChampionHolder } from '../../inference/model-holder.ts';
 import { DEFAULT_MAX_STALENESS_MS } from '../../inference/predictor.ts';
 import { PredictorService } from '../../inference/predictor-service.ts';
@@ -64,6 +65,7 @@ export async function predictorService(opts: {
   try {
     await holder.start();
     await svc.start();
+    markStarted();
     log.info(
       {
         service: 'predictor',

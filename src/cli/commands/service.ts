@@ -3,6 +3,8 @@ import { CandleService } from '../../candles/candle-service.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
+import { startMetricsServer } from '../../core/metrics-server.ts';
+import { markStarted, readiness } from '../../core/readiness.ts';
 import { FeatureService } from '../../features/feature-service.ts';
 import { FeatureWriter } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
@@ -16,6 +18,7 @@ import { connectBus } from '../../runtime/connect.ts';
 import { type BackendFlags, createBackend } from '../../sentiment/backends.ts';
 import { NewsSignalService } from '../../sentiment/news-signal-service.ts';
 import { SentimentScorer } from '../../sentiment/scorer.ts';
+import { parsePort } from '../flags.ts';
 import { buildSources, type SourceFlags, sharedDataDir } from '../sources.ts';
 
 /**
@@ -47,8 +50,14 @@ export async function service(
     clock?: 'wall' | 'event';
     poll?: string;
     port?: string;
+    metricsPort?: string;
   } & BackendFlags,
 ): Promise<void> {
+  // Prometheus metrics, liveness and readiness on a port of their own (Kubernetes probes, scrapes).
+  if (opts.metricsPort !== undefined) {
+    const m = await startMetricsServer(parsePort(opts.metricsPort, '--metrics-port'), readiness);
+    log.info({ service: name, port: m.port }, 'metrics on /metrics, probes on /health and /ready');
+  }
   // The trainer reads the feature store and writes the registry: no topics, so no bus.
   if (name === 'trainer') return (await import('./trainer.ts')).trainerService(opts);
   if (name === 'predictor') return (await import('./predictor.ts')).predictorService(opts);
@@ -122,6 +131,7 @@ export async function service(
     if (opts.source !== 'replay' && token)
       sources.push(new CryptoPanicSource({ token, baseUrl: process.env.CRYPTOCAST_CRYPTOPANIC_URL }));
     log.info({ service: 'news', bus: config.bus, sources: sources.map((x) => x.name) }, 'running');
+    markStarted();
     stopping = svc.run(sources, abort.signal);
     await stopping;
     log.info({ service: 'news', ...svc.stats }, 'finished');
@@ -129,6 +139,7 @@ export async function service(
     const svc = new NewsSignalService(bus, scorer!, { maxLagMs });
     await scorer!.primary.warmUp?.();
     await svc.start();
+    markStarted();
     log.info({ service: name, bus: config.bus, backend: scorer!.primary.name }, 'running');
     const timer = setInterval(
       () => log.info({ service: name, ...svc.stats, ...scorer!.stats }, 'progress'),
@@ -148,6 +159,7 @@ export async function service(
         ? new FeatureService(bus, 'features', 1_000, { maxPriceFactor: config.maxPriceFactor })
         : new FeatureWriter(bus, store!, 'feature-writer', { news: opts.withNews === true });
     await svc.start();
+    markStarted();
     log.info({ service: name, bus: config.bus }, 'running');
     const timer = setInterval(() => log.info({ service: name, ...svc.stats }, 'progress'), 10_000);
     await new Promise<void>((resolve) =>
@@ -166,6 +178,7 @@ export async function service(
       group: opts.group,
     });
     await candles.start();
+    markStarted();
     log.info(
       { service: 'candles', bus: config.bus, interval: config.interval, graceMs: config.graceMs },
       'running',
@@ -179,6 +192,7 @@ export async function service(
   } else {
     const trades = new TradeService(bus, { priceGuard: { maxFactor: config.maxPriceFactor } });
     const sources = await buildSources(opts, config);
+    markStarted();
     log.info({ service: 'trades', bus: config.bus, sources: sources.map((s) => s.name) }, 'running');
     const timer = setInterval(() => log.info({ service: 'trades', ...trades.stats }, 'progress'), 10_000);
     stopping = trades.run(sources, abort.signal).finally(() => clearInterval(timer));

@@ -1,6 +1,7 @@
 import { parseDuration } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
+import { markStarted } from '../../core/readiness.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { checkDataset } from '../../training/dataset.ts';
@@ -87,6 +88,7 @@ export async function trainerService(opts: {
       ),
   });
   svc.start();
+  markStarted();
   log.info(
     {
       service: 'trainer',
