@@ -103,7 +103,12 @@ streamOptions(
         .default(DEFAULT_STORE),
     )
     .option('--quiet', 'no live progress line')
-    .option('--json', 'stdout: JSON lines of what is durably stored, then a summary (for scripts)'),
+    .option('--json', 'stdout: JSON lines of what is durably stored, then a summary (for scripts)')
+    .addOption(
+      new Option('--alert-rules <file>', 'alert rules, YAML or JSON (default: the shipped rules)').env(
+        'CRYPTOCAST_ALERT_RULES',
+      ),
+    ),
 ).action(async (opts) => {
   // One process for everything: keep the terminal for candles and the status line, warnings only in logs.
   process.env.CRYPTOCAST_LOG_LEVEL ??= 'warn';
@@ -174,6 +179,12 @@ backendOptions(
       )
       .option('--poll <duration>', 'predictor: how often the champion alias is read (e.g. 30s)', '30s')
       .addOption(new Option('--port <port>', 'api: HTTP port (0: any free port)').env('CRYPTOCAST_API_PORT'))
+      .addOption(
+        new Option(
+          '--alert-rules <file>',
+          'monitor: alert rules, YAML or JSON (default: the shipped rules)',
+        ).env('CRYPTOCAST_ALERT_RULES'),
+      )
       .addOption(
         new Option(
           '--metrics-port <port>',

@@ -2,10 +2,13 @@ import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
 import type { Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
+import { PIPELINE_GROUPS, topics } from '../runtime/topic.ts';
 import type { Candle } from '../schemas/candle.ts';
+import type { DeadLetter } from '../schemas/dlq.ts';
+import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { Prediction } from '../schemas/prediction.ts';
 import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
+import type { AlertEngine } from './alerts/engine.ts';
 import { MaturityJoin } from './maturity.ts';
 import { figures, RollingQuality } from './rolling-quality.ts';
 import type { ErrorsStore } from './store/errors-store.ts';
@@ -22,6 +25,8 @@ export interface MonitorServiceOptions {
   windows?: Record<string, number>;
   logger?: Logger;
   now?: () => number;
+  /** Alerting: the engine, how often it runs (default 15 s of the clock), and when the champion was trained. */
+  alerts?: { engine: AlertEngine; everyMs?: number; championCreatedAt?: () => number | undefined };
 }
 
 /**
@@ -54,6 +59,17 @@ export class MonitorService {
   /** Per candles partition: (windowEnd, offset) of the candles within the retention, oldest first. */
   private readonly kept = new Map<number, { windowEnd: number; offset: bigint }[]>();
   private expiry: NodeJS.Timeout | undefined;
+  private readonly alerts: MonitorServiceOptions['alerts'];
+  /** Signals for the alert rules, kept as the streams go by. */
+  private readonly lastCandle = new Map<string, number>();
+  private readonly lastTradeCandle = new Map<string, number>();
+  private readonly lastFeature = new Map<string, number>();
+  private readonly consumerLag = new Map<string, number>();
+  /** Wall-clock arrival times of recent dead letters (the last minute is counted). */
+  private deadLetterTimes: number[] = [];
+  private lastEvaluation = Number.NEGATIVE_INFINITY;
+  private readonly clockKind: 'wall' | 'event';
+  private readonly wallNow: () => number;
   /** Called with each batch of verdicts once they are durable (the API's live feed, alerts, tests). */
   onErrors?: (records: readonly PredictionError[]) => void;
 
@@ -69,6 +85,43 @@ export class MonitorService {
     });
     this.quality = new RollingQuality(o.windows);
     this.log = (o.logger ?? rootLog).child({ service: 'monitor' });
+    this.alerts = o.alerts;
+    this.clockKind = o.clock ?? 'wall';
+    this.wallNow = o.now ?? Date.now;
+  }
+
+  /** The clock alerts are evaluated on: the wall clock live, the newest candle on a replay. */
+  private alertClock(): number {
+    return this.clockKind === 'wall' ? this.wallNow() : this.join.clock();
+  }
+
+  /** Evaluates the alert rules (at most every `everyMs` of the clock, unless forced). */
+  evaluateAlerts(force = false): void {
+    const a = this.alerts;
+    if (a === undefined) return;
+    const now = this.alertClock();
+    if (!Number.isFinite(now) || (!force && now - this.lastEvaluation < (a.everyMs ?? 15_000))) return;
+    this.lastEvaluation = now;
+    const since = this.wallNow() - 60_000;
+    this.deadLetterTimes = this.deadLetterTimes.filter((t) => t > since);
+    a.engine.evaluate({
+      now,
+      live: this.clockKind === 'wall',
+      quality: this.quality,
+      lastCandle: this.lastCandle,
+      lastTradeCandle: this.lastTradeCandle,
+      lastFeature: this.lastFeature,
+      consumerLag: this.consumerLag,
+      championCreatedAt: a.championCreatedAt?.(),
+      deadLettersLastMinute: this.deadLetterTimes.length,
+    });
+  }
+
+  private async refreshLag(): Promise<void> {
+    for (const { topic, group } of PIPELINE_GROUPS) {
+      const lag = await this.bus.groupLag(topic, group).catch(() => undefined);
+      if (lag !== undefined) this.consumerLag.set(`${topic.name}/${group}`, lag);
+    }
   }
 
   /** Sets the rolling-quality gauges (every pair, every window, all model versions together) at scrape time. */
@@ -116,11 +169,16 @@ export class MonitorService {
             this.kept.set(batch.partition, kept);
           }
           for (const r of batch.records) {
-            out.push(...this.join.onCandle(r.value));
-            kept.push({ windowEnd: r.value.windowEnd, offset: r.offset });
+            const c = r.value;
+            out.push(...this.join.onCandle(c));
+            kept.push({ windowEnd: c.windowEnd, offset: r.offset });
+            if (c.windowEnd > (this.lastCandle.get(c.pair) ?? 0)) this.lastCandle.set(c.pair, c.windowEnd);
+            if (!c.filled && c.windowEnd > (this.lastTradeCandle.get(c.pair) ?? 0))
+              this.lastTradeCandle.set(c.pair, c.windowEnd);
           }
           out.push(...this.join.expire());
           await this.emit(out);
+          this.evaluateAlerts();
           const horizon = this.join.clock() - this.retentionMs;
           let drop = 0;
           while (drop < kept.length - 1 && kept[drop]!.windowEnd < horizon) drop++;
@@ -156,10 +214,42 @@ export class MonitorService {
         },
       }),
     );
-    // Timeouts also on a quiet stream (live: the pair stopped, no candle will come to trigger them).
+    if (this.alerts) {
+      // Only the newest of each: where the features are, and how many dead letters came lately.
+      this.subscriptions.push(
+        await this.bus.subscribe<FeatureVectorRecord>({
+          topic: topics.features,
+          group: `${this.group}.features`,
+          service: 'monitor',
+          from: 'latest',
+          handle: (batch) => {
+            for (const r of batch.records)
+              if (r.value.windowEnd > (this.lastFeature.get(r.value.pair) ?? 0))
+                this.lastFeature.set(r.value.pair, r.value.windowEnd);
+            return undefined;
+          },
+        }),
+        await this.bus.subscribe<DeadLetter>({
+          topic: topics.dlq,
+          group: `${this.group}.dlq`,
+          service: 'monitor',
+          from: 'latest',
+          handle: (batch) => {
+            for (const r of batch.records)
+              this.deadLetterTimes.push(this.clockKind === 'wall' ? r.timestamp : r.value.ts);
+            return undefined;
+          },
+        }),
+      );
+    }
+    // Timeouts also on a quiet stream (live: the pair stopped, no candle will come to trigger them); alerts too.
     this.expiry = setInterval(() => {
       const out = this.join.expire();
       if (out.length > 0) void this.emit(out).catch((err) => this.log.error({ err }, 'expiring failed'));
+      if (this.alerts)
+        void this.refreshLag()
+          .then(() => this.evaluateAlerts())
+          .catch((err) => this.log.error({ err }, 'alert evaluation failed'));
     }, 5_000);
     this.expiry.unref();
   }

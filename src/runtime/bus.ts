@@ -29,6 +29,11 @@ export interface Bus {
    * services use it on start to learn what they already published (idempotent restart).
    */
   readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]>;
+  /**
+   * Records of `topic` that consumer group `group` has not committed yet (summed over partitions); undefined when
+   * the group is unknown. Read from outside the group (the monitor watches every stage's lag).
+   */
+  groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined>;
   close(): Promise<void>;
 }
 

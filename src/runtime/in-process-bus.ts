@@ -333,6 +333,17 @@ export class InProcessBus implements Bus {
     return valid;
   }
 
+  async groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined> {
+    const tl = this.logs.get(topic.name);
+    const g = this.groups.get(`${topic.name}\u0000${group}`);
+    if (tl === undefined || g === undefined) return undefined;
+    let n = 0;
+    tl.partitions.forEach((pl, p) => {
+      n += Math.max(0, pl.end - (g.committed.get(p) ?? pl.base));
+    });
+    return n;
+  }
+
   private maxLagOf(topicName: string): number {
     const tl = this.logs.get(topicName);
     if (tl === undefined) return 0;

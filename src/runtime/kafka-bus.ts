@@ -316,6 +316,22 @@ export class KafkaBus implements Bus {
     return { earliest: e.get(name) ?? [], latest: l.get(name) ?? [] };
   }
 
+  async groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined> {
+    const name = this.name(topic);
+    const [groups, { latest }] = await Promise.all([
+      this.getAdmin().listConsumerGroupOffsets({ groups: [this.prefix + group] }),
+      this.offsets(name),
+    ]);
+    const t = groups[0]?.topics.find((x) => x.name === name);
+    if (t === undefined) return undefined;
+    let n = 0n;
+    for (const p of t.partitions) {
+      const end = latest[p.partitionIndex] ?? 0n;
+      if (p.committedOffset >= 0n && end > p.committedOffset) n += end - p.committedOffset;
+    }
+    return Number(n);
+  }
+
   async close(): Promise<void> {
     // Subscriptions first: their in-flight batches may still publish (and then commit).
     for (const s of [...this.subscriptions]) await s.stop().catch(() => {});

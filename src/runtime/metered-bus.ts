@@ -58,6 +58,10 @@ export class MeteredBus implements Bus {
     return this.inner.readTail(topic, perPartition);
   }
 
+  groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined> {
+    return this.inner.groupLag(topic, group);
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

@@ -91,3 +91,13 @@ export const topics = {
     partitions: 1,
   }),
 } as const;
+
+/** The consumer groups of the pipeline's stages, per input topic: whose lag the monitor watches. */
+export const PIPELINE_GROUPS: readonly { topic: Topic<unknown>; group: string }[] = [
+  { topic: topics.trades as Topic<unknown>, group: 'candles' },
+  { topic: topics.candles as Topic<unknown>, group: 'features' },
+  { topic: topics.features as Topic<unknown>, group: 'predictor' },
+  { topic: topics.features as Topic<unknown>, group: 'feature-writer' },
+  { topic: topics.candles as Topic<unknown>, group: 'monitor.candles' },
+  { topic: topics.predictions as Topic<unknown>, group: 'monitor.predictions' },
+];

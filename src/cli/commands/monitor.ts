@@ -1,11 +1,17 @@
+import { championCard } from '../../api/api-service.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
 import { DEFAULT_PREDICTIONS_STORE } from '../../inference/store/open.ts';
+import { AlertDelivery } from '../../monitoring/alerts/delivery.ts';
+import { AlertEngine } from '../../monitoring/alerts/engine.ts';
+import { channelsFromEnv } from '../../monitoring/alerts/notifiers.ts';
+import { defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
+import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
 
 /**
  * `cryptocast service monitor`: candles + predictions (topics) → an error record per prediction at maturity →
@@ -16,6 +22,9 @@ export async function monitorService(opts: {
   bus?: string;
   store?: string;
   clock?: 'wall' | 'event';
+  alertRules?: string;
+  registry?: string;
+  name?: string;
 }): Promise<void> {
   const clock = opts.clock ?? 'wall';
   if (clock !== 'wall' && clock !== 'event')
@@ -25,13 +34,46 @@ export async function monitorService(opts: {
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
   process.once('SIGTERM', () => abort.abort());
+  // Rules are checked before anything opens: a bad file fails at start with its line and the fix.
+  const rules = opts.alertRules ? loadRules(opts.alertRules) : defaultRules();
+  const channels = channelsFromEnv();
+  const delivery = new AlertDelivery(channels);
+  const registry = await openRegistry(opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY);
+  const champion = championCard(
+    registry,
+    opts.name ?? process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME,
+    60_000,
+  );
+  let championCreatedAt: number | undefined;
+  const refreshChampion = () =>
+    champion()
+      .then((c) => {
+        championCreatedAt = c?.createdAt;
+      })
+      .catch(() => {});
+  await refreshChampion();
+  const championTimer = setInterval(refreshChampion, 60_000);
+  championTimer.unref();
   const store = await openErrorsStore(storeUrl);
   const bus = await connectBus(busUrl);
-  const svc = new MonitorService(bus, store, { clock });
+  const svc = new MonitorService(bus, store, {
+    clock,
+    alerts: { engine: new AlertEngine(rules, delivery), championCreatedAt: () => championCreatedAt },
+  });
   try {
     await svc.start();
     markStarted();
-    log.info({ service: 'monitor', bus: busUrl, store: store.kind, clock }, 'running');
+    log.info(
+      {
+        service: 'monitor',
+        bus: busUrl,
+        store: store.kind,
+        clock,
+        rules: rules.length,
+        channels: channels.map((c) => c.name),
+      },
+      'running',
+    );
     const timer = setInterval(
       () =>
         log.info(
@@ -46,8 +88,11 @@ export async function monitorService(opts: {
     clearInterval(timer);
     log.info({ service: 'monitor' }, 'stopping');
   } finally {
+    clearInterval(championTimer);
     await svc.stop();
+    await delivery.close();
     await bus.close();
     await store.close();
+    await registry.close();
   }
 }

@@ -10,6 +10,10 @@ import { ChampionHolder } from '../../inference/model-holder.ts';
 import { PredictorService } from '../../inference/predictor-service.ts';
 import { openPredictionsStore } from '../../inference/store/open.ts';
 import type { ReplayProgress } from '../../ingestion/replay.ts';
+import { AlertDelivery } from '../../monitoring/alerts/delivery.ts';
+import { AlertEngine } from '../../monitoring/alerts/engine.ts';
+import { channelsFromEnv } from '../../monitoring/alerts/notifiers.ts';
+import { defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { InProcessBus } from '../../runtime/in-process-bus.ts';
@@ -37,11 +41,13 @@ export async function run(
     store: string;
     serve?: boolean;
     json?: boolean;
+    alertRules?: string;
   },
 ): Promise<void> {
   // Every flag is checked before anything starts: a bad one costs nothing and leaves nothing half-open.
   const port = parsePort(opts.port);
   parseStoreUrl(opts.store);
+  const rules = opts.alertRules ? loadRules(opts.alertRules) : defaultRules();
   const config = loadStreamConfig({
     pairs: opts.pairs,
     interval: opts.interval,
@@ -83,7 +89,14 @@ export async function run(
   // Monitoring: every prediction scored when its target minute closes, rolling quality; same file, same bus.
   const clock = opts.source === 'live' ? 'wall' : 'event';
   const errorsStore = await openErrorsStore(opts.store);
-  const monitor = new MonitorService(bus, errorsStore, { clock });
+  const delivery = new AlertDelivery(channelsFromEnv());
+  const monitor = new MonitorService(bus, errorsStore, {
+    clock,
+    alerts: {
+      engine: new AlertEngine(rules, delivery),
+      championCreatedAt: () => holder.current()?.card.createdAt,
+    },
+  });
   await monitor.start();
   let api: RunningApi | undefined;
   try {
@@ -163,6 +176,7 @@ export async function run(
     await api?.close();
     await predictor.stop();
     await monitor.stop();
+    await delivery.close();
     await holder.stop();
     await bus.close();
     await registry.close();

@@ -51,6 +51,7 @@ export async function service(
     poll?: string;
     port?: string;
     metricsPort?: string;
+    alertRules?: string;
   } & BackendFlags,
 ): Promise<void> {
   // Prometheus metrics, liveness and readiness on a port of their own (Kubernetes probes, scrapes).

@@ -1,0 +1,180 @@
+import { type Logger, log as rootLog } from '../../core/log.ts';
+import { metrics } from '../../core/metrics.ts';
+import { figures, type RollingQuality } from '../rolling-quality.ts';
+import type { AlertDelivery } from './delivery.ts';
+import type { Rule } from './rules.ts';
+import { AlertStates, type Notification, type Observation } from './state.ts';
+
+/** What the rules are evaluated on, read from the monitor at each evaluation. */
+export interface AlertSignals {
+  /** The evaluation clock: the wall clock live, the stream's clock on a replay. */
+  now: number;
+  /**
+   * Live (wall clock): silence is an outage. On a replay (event clock) a recording that ends is not, so the
+   * staleness rules (no_candles, no_trades, feature_staleness) are not evaluated there.
+   */
+  live: boolean;
+  quality: RollingQuality;
+  /** Newest candle windowEnd per pair, and newest candle that had trades. */
+  lastCandle: ReadonlyMap<string, number>;
+  lastTradeCandle: ReadonlyMap<string, number>;
+  /** Newest feature vector windowEnd per pair. */
+  lastFeature: ReadonlyMap<string, number>;
+  /** Lag per `topic/group` of the pipeline's consumer groups. */
+  consumerLag: ReadonlyMap<string, number>;
+  /** When the serving champion was trained (undefined: no champion). */
+  championCreatedAt: number | undefined;
+  /** Dead letters in the minute before `now`. */
+  deadLettersLastMinute: number;
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+const mins = (ms: number) => `${(ms / 60_000).toFixed(1)} min`;
+
+/** The observations of one rule (per pair, or `all`) on the signals. */
+export function observe(rule: Rule, s: AlertSignals): Observation[] {
+  const out: Observation[] = [];
+  const wanted = (pair: string) => rule.pairs === undefined || rule.pairs.includes(pair);
+  const obs = (key: string, active: boolean, value: number | null, message: string) =>
+    out.push({ rule, key, active, value, message });
+  switch (rule.kind) {
+    case 'skill_below':
+    case 'mae_above':
+    case 'coverage_outside': {
+      const windowMs = s.quality.windows[rule.window]!;
+      const pairs = new Set(s.quality.series().map((x) => x.pair));
+      for (const pair of pairs) {
+        if (!wanted(pair)) continue;
+        const f = figures(s.quality.sums(pair, windowMs, s.now));
+        const enough = f.count >= rule.minCount;
+        if (rule.kind === 'skill_below') {
+          const v = f.skill;
+          obs(
+            pair,
+            enough && v !== null && v < rule.threshold,
+            v,
+            v === null
+              ? `${pair}: no skill over ${rule.window} yet`
+              : `${pair}: skill over ${rule.window} is ${pct(v)} (threshold ${pct(rule.threshold)}, ${f.count} predictions): the model is ${v < 0 ? 'worse than' : 'no better than'} persistence`,
+          );
+        } else if (rule.kind === 'mae_above') {
+          const limit =
+            typeof rule.threshold === 'number'
+              ? rule.threshold
+              : (rule.threshold[pair] ?? rule.threshold.default);
+          const v = f.mae;
+          obs(
+            pair,
+            enough && v !== null && limit !== undefined && v > limit,
+            v,
+            `${pair}: MAE over ${rule.window} is ${v?.toFixed(4) ?? '—'} (threshold ${limit ?? 'none'}, ${f.count} predictions)`,
+          );
+        } else {
+          const v = f.coverage;
+          obs(
+            pair,
+            enough && v !== null && (v < rule.low || v > rule.high),
+            v,
+            `${pair}: p10–p90 coverage over ${rule.window} is ${v === null ? '—' : pct(v)} (band ${pct(rule.low)}–${pct(rule.high)}, target 80 %, ${f.count} predictions)`,
+          );
+        }
+      }
+      return out;
+    }
+    case 'no_candles':
+    case 'no_trades':
+    case 'feature_staleness': {
+      if (!s.live) return out;
+      const last =
+        rule.kind === 'no_candles'
+          ? s.lastCandle
+          : rule.kind === 'no_trades'
+            ? s.lastTradeCandle
+            : s.lastFeature;
+      const pairs = new Set([...s.lastCandle.keys(), ...last.keys()]);
+      const what =
+        rule.kind === 'no_candles'
+          ? 'no candle'
+          : rule.kind === 'no_trades'
+            ? 'no trade'
+            : 'no new feature vector';
+      for (const pair of pairs) {
+        if (!wanted(pair)) continue;
+        const t = last.get(pair);
+        const age = t === undefined ? Number.POSITIVE_INFINITY : s.now - t;
+        obs(
+          pair,
+          age > rule.minutes * 60_000,
+          Number.isFinite(age) ? age / 60_000 : null,
+          `${pair}: ${what} for ${Number.isFinite(age) ? mins(age) : 'ever'} (limit ${rule.minutes} min)`,
+        );
+      }
+      return out;
+    }
+    case 'consumer_lag': {
+      let worst: [string, number] | undefined;
+      for (const [g, lag] of s.consumerLag) if (worst === undefined || lag > worst[1]) worst = [g, lag];
+      const v = worst?.[1] ?? 0;
+      obs(
+        'all',
+        v >= rule.records,
+        v,
+        `consumer group ${worst?.[0] ?? '—'} is ${v} records behind (limit ${rule.records})`,
+      );
+      return out;
+    }
+    case 'champion_age': {
+      if (s.championCreatedAt === undefined) return out;
+      const hours = (s.now - s.championCreatedAt) / 3_600_000;
+      obs(
+        'all',
+        hours > rule.hours,
+        hours,
+        `the champion was trained ${hours.toFixed(1)} h ago (limit ${rule.hours} h): is the trainer running?`,
+      );
+      return out;
+    }
+    case 'dead_letters': {
+      const v = s.deadLettersLastMinute;
+      obs('all', v > rule.perMinute, v, `${v} dead letters in the last minute (limit ${rule.perMinute})`);
+      return out;
+    }
+  }
+}
+
+/**
+ * Evaluates the rules on the monitor's signals, runs the state machine, and hands what it says to the delivery
+ * (which never blocks). Every notification is logged too, so alerts are visible even with no channel configured.
+ */
+export class AlertEngine {
+  readonly rules: readonly Rule[];
+  private readonly states = new AlertStates();
+  private readonly delivery: AlertDelivery | undefined;
+  private readonly log: Logger;
+
+  constructor(rules: readonly Rule[], delivery?: AlertDelivery, logger?: Logger) {
+    this.rules = rules;
+    this.delivery = delivery;
+    this.log = (logger ?? rootLog).child({ service: 'alerts' });
+  }
+
+  evaluate(signals: AlertSignals): Notification[] {
+    const observations = this.rules.flatMap((r) => observe(r, signals));
+    const out = this.states.update(observations, signals.now);
+    for (const n of out) {
+      this.log[n.status === 'firing' ? 'warn' : 'info'](
+        { rule: n.rule, key: n.key, severity: n.severity, repeat: n.repeat },
+        `${n.status}: ${n.message}`,
+      );
+      this.delivery?.send(n);
+    }
+    const counts = new Map(this.rules.map((r) => [r.name, 0]));
+    for (const a of this.states.active()) counts.set(a.rule, (counts.get(a.rule) ?? 0) + 1);
+    for (const [rule, n] of counts) metrics.alertsActive.set({ rule }, n);
+    return out;
+  }
+
+  active() {
+    return this.states.active();
+  }
+}

@@ -1,0 +1,138 @@
+import type { Rule } from './rules.ts';
+
+/** One evaluation of a rule for one series (a pair, or `all` for whole-system rules). */
+export interface Observation {
+  rule: Rule;
+  /** The series: a pair, or `all`. */
+  key: string;
+  /** Whether the rule's condition holds now. */
+  active: boolean;
+  /** The value compared (skill, MAE, minutes, records…), for the message. */
+  value: number | null;
+  /** One sentence saying what is wrong (or right), with the value and the threshold. */
+  message: string;
+}
+
+export interface Notification {
+  status: 'firing' | 'resolved';
+  rule: string;
+  kind: Rule['kind'];
+  severity: Rule['severity'];
+  key: string;
+  value: number | null;
+  message: string;
+  /** When the condition started to hold (firing) — kept on the resolved message too. */
+  startsAt: number;
+  /** When this notification was made. */
+  at: number;
+  /** 0 for the first firing message, then 1, 2… for repeats. */
+  repeat: number;
+}
+
+interface State {
+  phase: 'pending' | 'firing' | 'resolving';
+  since: number;
+  lastSentAt: number;
+  clearSince: number;
+  repeats: number;
+  last: Observation;
+}
+
+/**
+ * The alert state machine, pure (the clock is a parameter): per rule and series,
+ *
+ *   inactive ──holds──▶ pending ──held `for`──▶ FIRING (sent) ──every `repeatEvery`──▶ FIRING again (sent)
+ *                         │ clear                    │ clear
+ *                         ▼                          ▼
+ *                      inactive                  resolving ──clear for `resolveAfter`──▶ RESOLVED (sent), inactive
+ *                                                    │ holds again
+ *                                                    └──────────▶ firing (nothing sent: it never resolved)
+ *
+ * so an alert fires once, repeats while active, resolves once, and a flapping condition produces neither a storm of
+ * messages nor a resolve/fire pair per flap. A series missing from an evaluation counts as clear.
+ */
+export class AlertStates {
+  private readonly states = new Map<string, State>();
+
+  update(observations: readonly Observation[], now: number): Notification[] {
+    const out: Notification[] = [];
+    const seen = new Set<string>();
+    for (const o of observations) {
+      const id = `${o.rule.name}|${o.key}`;
+      seen.add(id);
+      this.step(id, o, now, out);
+    }
+    for (const [id, s] of this.states)
+      if (!seen.has(id))
+        this.step(id, { ...s.last, active: false, message: `${s.last.key}: no longer reported` }, now, out);
+    return out;
+  }
+
+  private step(id: string, o: Observation, now: number, out: Notification[]): void {
+    const s = this.states.get(id);
+    const r = o.rule;
+    const send = (status: Notification['status'], st: State) =>
+      out.push({
+        status,
+        rule: r.name,
+        kind: r.kind,
+        severity: r.severity,
+        key: o.key,
+        value: o.value,
+        message: o.message,
+        startsAt: st.since,
+        at: now,
+        repeat: status === 'firing' ? st.repeats : 0,
+      });
+    if (s === undefined) {
+      if (!o.active) return;
+      const st: State = { phase: 'pending', since: now, lastSentAt: 0, clearSince: 0, repeats: 0, last: o };
+      this.states.set(id, st);
+      if (r.for <= 0) this.fire(st, now, send);
+      return;
+    }
+    s.last = o;
+    if (s.phase === 'pending') {
+      if (!o.active) this.states.delete(id);
+      else if (now - s.since >= r.for) this.fire(s, now, send);
+      return;
+    }
+    if (o.active) {
+      s.phase = 'firing';
+      if (now - s.lastSentAt >= r.repeatEvery) {
+        s.repeats++;
+        s.lastSentAt = now;
+        send('firing', s);
+      }
+      return;
+    }
+    if (s.phase === 'firing') {
+      s.phase = 'resolving';
+      s.clearSince = now;
+    }
+    if (now - s.clearSince >= r.resolveAfter) {
+      this.states.delete(id);
+      send('resolved', s);
+    }
+  }
+
+  private fire(s: State, now: number, send: (status: 'firing', st: State) => void): void {
+    s.phase = 'firing';
+    s.lastSentAt = now;
+    s.repeats = 0;
+    send('firing', s);
+  }
+
+  /** Alerts firing now (resolving ones included: they have not resolved yet). */
+  active(): { rule: string; key: string; since: number; severity: Rule['severity']; message: string }[] {
+    return [...this.states.values()]
+      .filter((s) => s.phase !== 'pending')
+      .map((s) => ({
+        rule: s.last.rule.name,
+        key: s.last.key,
+        since: s.since,
+        severity: s.last.rule.severity,
+        message: s.last.message,
+      }));
+  }
+}

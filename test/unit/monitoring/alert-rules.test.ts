@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { type CryptocastError, ERR } from '../../../src/core/errors.ts';
+import { observe } from '../../../src/monitoring/alerts/engine.ts';
+import { defaultRules, loadRules, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
+import { RollingQuality } from '../../../src/monitoring/rolling-quality.ts';
+import { scorePrediction } from '../../../src/monitoring/score.ts';
+import type { Prediction } from '../../../src/schemas/prediction.ts';
+
+const file = (name: string, text: string) => {
+  const p = join(mkdtempSync(join(tmpdir(), 'cc-rules-')), name);
+  writeFileSync(p, text);
+  return p;
+};
+const configError = (pattern: RegExp) => (e: CryptocastError) => {
+  assert.equal(e.code, ERR.CONFIG.code);
+  assert.match(e.message, pattern);
+  return true;
+};
+
+describe('alert rules files', () => {
+  it('YAML and JSON files with every kind load; durations in words or seconds', () => {
+    const rules = loadRules(
+      file(
+        'rules.yaml',
+        `rules:
+  - { name: skill, kind: skill_below, window: 24h, threshold: -0.001, for: 15m }
+  - { name: mae, kind: mae_above, window: 1h, threshold: { BTC/USD: 60, default: 5 } }
+  - { name: cov, kind: coverage_outside, window: 7d, low: 0.75, high: 0.85 }
+  - { name: candles, kind: no_candles, minutes: 5, resolveAfter: 30 }
+  - { name: trades, kind: no_trades, minutes: 30, pairs: [BTC/USD] }
+  - { name: stale, kind: feature_staleness, minutes: 3 }
+  - { name: lag, kind: consumer_lag, records: 5000 }
+  - { name: old, kind: champion_age, hours: 48, severity: critical }
+  - { name: dlq, kind: dead_letters, perMinute: 0 }
+`,
+      ),
+    );
+    assert.equal(rules.length, 9);
+    assert.equal(rules[0]!.for, 15 * 60_000);
+    assert.equal(rules[3]!.resolveAfter, 30_000);
+    const json = loadRules(
+      file('rules.json', JSON.stringify({ rules: [{ name: 'x', kind: 'champion_age', hours: 1 }] })),
+    );
+    assert.equal(json[0]!.repeatEvery, 3_600_000);
+    assert.equal(defaultRules().length, 8);
+  });
+
+  it('invalid files fail at start with the line, the column and the fix (CC_ERR_CONFIG)', () => {
+    assert.throws(
+      () => loadRules(file('a.yaml', 'rules:\n  - name: x\n    kind: nope\n')),
+      configError(/line 3, column 11 \(rules\.0\.kind\): kind must be one of skill_below, mae_above/),
+    );
+    assert.throws(
+      () => loadRules(file('b.yaml', 'rules:\n  - name: x\n    kind: no_candles\n    minutes: -1\n')),
+      configError(/line 4, column 14 \(rules\.0\.minutes\)/),
+    );
+    assert.throws(
+      () =>
+        loadRules(
+          file('c.yaml', 'rules:\n  - name: x\n    kind: no_candles\n    minutes: 5\n    for: soon\n'),
+        ),
+      configError(/line 5.*not a duration/),
+    );
+    assert.throws(
+      () => loadRules(file('d.yaml', 'rules: [\n')),
+      configError(/d\.yaml line \d+, column \d+: not valid YAML\/JSON/),
+    );
+    assert.throws(
+      () => loadRules(file('e.yaml', 'rules:\n  - { name: x, kind: no_candles, minutes: 1, colour: red }\n')),
+      configError(/unknown setting colour/),
+    );
+    assert.throws(
+      () =>
+        loadRules(
+          file(
+            'f.yaml',
+            'rules:\n  - { name: x, kind: no_candles, minutes: 1 }\n  - { name: x, kind: no_trades, minutes: 1 }\n',
+          ),
+        ),
+      configError(/line 3.*"x" used twice/),
+    );
+    assert.throws(
+      () =>
+        loadRules(
+          file(
+            'g.yaml',
+            'rules:\n  - { name: x, kind: coverage_outside, window: 1h, low: 0.9, high: 0.7 }\n',
+          ),
+        ),
+      configError(/low must be below high/),
+    );
+    assert.throws(() => loadRules('/nonexistent/rules.yaml'), configError(/cannot read it \(ENOENT\)/));
+  });
+});
+
+describe('rule conditions on the monitor’s signals', () => {
+  const T = Date.UTC(2026, 0, 5);
+  const M = 60_000;
+  const quality = () => {
+    const q = new RollingQuality();
+    for (let i = 0; i < 50; i++) {
+      const p = {
+        v: 1,
+        exchange: 'x',
+        pair: 'BTC/USD',
+        windowEnd: T + i * M,
+        horizonMs: 5 * M,
+        targetTs: T + (i + 5) * M,
+        close: 100,
+        predictedReturnBps: 0,
+        predictedClose: 101,
+        p10: 99,
+        p90: 103,
+        modelName: 'm',
+        modelVersion: 1,
+        featureSet: 't',
+        featureSetVersion: 1,
+        createdAt: T + i * M,
+        latencyMs: 0,
+      } as Prediction;
+      q.add(scorePrediction(p, 99.5, p.targetTs)); // always worse than persistence, outside the band
+    }
+    return q;
+  };
+  const signals = (o: Partial<Parameters<typeof observe>[1]> = {}) => ({
+    now: T + 60 * M,
+    live: true,
+    quality: quality(),
+    lastCandle: new Map([['BTC/USD', T + 59 * M]]),
+    lastTradeCandle: new Map([['BTC/USD', T + 20 * M]]),
+    lastFeature: new Map([['BTC/USD', T + 59 * M]]),
+    consumerLag: new Map([['trades/candles', 12_000]]),
+    championCreatedAt: T - 100 * 3_600_000,
+    deadLettersLastMinute: 3,
+    ...o,
+  });
+  const r = (x: object) => RuleSchema.parse({ name: 'r', ...x });
+
+  it('quality rules per pair, only with enough predictions', () => {
+    const [skill] = observe(r({ kind: 'skill_below', window: '1h', minCount: 30 }), signals());
+    assert.equal(skill!.active, true);
+    assert.match(skill!.message, /worse than persistence/);
+    assert.equal(
+      observe(r({ kind: 'skill_below', window: '1h', minCount: 100 }), signals())[0]!.active,
+      false,
+    );
+    assert.equal(
+      observe(r({ kind: 'mae_above', window: '1h', threshold: { 'BTC/USD': 1 } }), signals())[0]!.active,
+      true,
+    );
+    assert.equal(
+      observe(r({ kind: 'coverage_outside', window: '1h', low: 0.7, high: 0.9, minCount: 10 }), signals())[0]!
+        .active,
+      true,
+    );
+  });
+
+  it('staleness rules per pair, live only; system rules once', () => {
+    assert.equal(observe(r({ kind: 'no_candles', minutes: 5 }), signals())[0]!.active, false);
+    assert.equal(observe(r({ kind: 'no_trades', minutes: 30 }), signals())[0]!.active, true);
+    assert.deepEqual(observe(r({ kind: 'no_trades', minutes: 30 }), signals({ live: false })), []);
+    assert.equal(observe(r({ kind: 'consumer_lag', records: 10_000 }), signals())[0]!.active, true);
+    assert.equal(observe(r({ kind: 'champion_age', hours: 72 }), signals())[0]!.active, true);
+    assert.equal(observe(r({ kind: 'dead_letters', perMinute: 5 }), signals())[0]!.active, false);
+  });
+});

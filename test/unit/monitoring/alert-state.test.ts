@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type RuleInput, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
+import { AlertStates, type Observation } from '../../../src/monitoring/alerts/state.ts';
+
+const S = 1_000;
+const M = 60_000;
+const rule = (o: Partial<RuleInput> = {}) =>
+  RuleSchema.parse({
+    name: 'r',
+    kind: 'dead_letters',
+    perMinute: 1,
+    for: '2m',
+    resolveAfter: '5m',
+    repeatEvery: '1h',
+    ...o,
+  });
+
+/** Feeds one observation per step of a clock that the test moves; returns what was sent at each step. */
+function driver(r = rule()) {
+  const states = new AlertStates();
+  let now = 0;
+  return {
+    at: (t: number, active: boolean) => {
+      now = t;
+      const o: Observation = {
+        rule: r,
+        key: 'all',
+        active,
+        value: active ? 5 : 0,
+        message: active ? 'bad' : 'fine',
+      };
+      return states.update([o], now).map((n) => `${n.status}${n.repeat ? `#${n.repeat}` : ''}`);
+    },
+    states,
+  };
+}
+
+describe('alert state machine (injected clock)', () => {
+  it('fires once after holding for `for`, not before', () => {
+    const d = driver();
+    assert.deepEqual(d.at(0, true), []);
+    assert.deepEqual(d.at(119 * S, true), []);
+    assert.deepEqual(d.at(120 * S, true), ['firing']);
+    assert.deepEqual(d.at(121 * S, true), []);
+    assert.equal(d.states.active().length, 1);
+  });
+
+  it('a blip shorter than `for` sends nothing', () => {
+    const d = driver();
+    assert.deepEqual(d.at(0, true), []);
+    assert.deepEqual(d.at(60 * S, false), []);
+    assert.deepEqual(d.at(200 * S, false), []);
+    assert.equal(d.states.active().length, 0);
+  });
+
+  it('repeats every `repeatEvery` while active', () => {
+    const d = driver(rule({ for: 0, repeatEvery: '10m' }));
+    assert.deepEqual(d.at(0, true), ['firing']);
+    assert.deepEqual(d.at(9 * M, true), []);
+    assert.deepEqual(d.at(10 * M, true), ['firing#1']);
+    assert.deepEqual(d.at(20 * M, true), ['firing#2']);
+  });
+
+  it('resolves once, after staying clear for `resolveAfter` (hold-down)', () => {
+    const d = driver(rule({ for: 0 }));
+    d.at(0, true);
+    assert.deepEqual(d.at(1 * M, false), []);
+    assert.deepEqual(d.at(5 * M + 59 * S, false), []);
+    assert.deepEqual(d.at(6 * M, false), ['resolved']);
+    assert.deepEqual(d.at(7 * M, false), []);
+    assert.equal(d.states.active().length, 0);
+  });
+
+  it('flapping input: one firing, no resolve/fire pair per flap, one resolve at the end', () => {
+    const d = driver(rule({ for: 0, resolveAfter: '5m', repeatEvery: '1h' }));
+    const sent: string[] = [];
+    for (let i = 0; i < 30; i++) sent.push(...d.at(i * M, i % 2 === 0)); // on, off, on, off… every minute
+    assert.deepEqual(sent, ['firing']);
+    for (let i = 30; i < 40; i++) sent.push(...d.at(i * M, false));
+    assert.deepEqual(sent, ['firing', 'resolved']);
+  });
+
+  it('a series that stops being reported resolves like a clear one', () => {
+    const states = new AlertStates();
+    const r = rule({ for: 0, resolveAfter: 0 });
+    states.update([{ rule: r, key: 'BTC/USD', active: true, value: 1, message: 'x' }], 0);
+    const out = states.update([], M);
+    assert.deepEqual(
+      out.map((n) => [n.status, n.key]),
+      [['resolved', 'BTC/USD']],
+    );
+  });
+
+  it('the resolved message keeps when the alert started', () => {
+    const states = new AlertStates();
+    const r = rule({ for: 0, resolveAfter: 0 });
+    states.update([{ rule: r, key: 'all', active: true, value: 1, message: 'x' }], 1_000);
+    const [n] = states.update([{ rule: r, key: 'all', active: false, value: 0, message: 'ok' }], 9_000);
+    assert.deepEqual([n!.status, n!.startsAt, n!.at], ['resolved', 1_000, 9_000]);
+  });
+});
