@@ -22,6 +22,9 @@ log "real MLflow tracking server (scripts/mlflow.sh)"
 bash scripts/mlflow.sh install
 bash scripts/mlflow.sh start
 
+log "promtool (Debian's prometheus package, for deploy/prometheus)"
+bash scripts/promtool.sh path >/dev/null
+
 log "lint (biome)"
 npx --no-install biome check src test bench scripts
 log "type-check (tsc)"

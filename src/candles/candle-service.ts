@@ -198,6 +198,7 @@ export class CandleService {
       for (const c of candles) {
         metrics.candles.inc({ pair: c.pair, filled: String(c.filled) });
         metrics.lastCandle.set({ exchange: c.exchange, pair: c.pair }, c.windowEnd / 1000);
+        metrics.candleClose.set({ pair: c.pair }, c.close);
         if (c.revision === 0) metrics.candleCloseDelay.observe(Math.max(0, now - c.windowEnd) / 1000);
       }
       this.opts.onCandles?.(candles);

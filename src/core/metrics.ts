@@ -54,6 +54,7 @@ export const metrics = {
     'exchange',
     'pair',
   ]),
+  candleClose: gauge('cryptocast_candle_close', 'Close of the newest candle, per pair (quote currency)', ['pair']),
   lateTrades: counter('cryptocast_late_trades_total', 'Trades that arrived after their window closed', [
     'policy',
   ]),
@@ -77,6 +78,11 @@ export const metrics = {
     'cryptocast_predictions_skipped_total',
     'Vectors without a prediction, per reason',
     ['reason'],
+  ),
+  predictedClose: gauge(
+    'cryptocast_predicted_close',
+    'The newest prediction of the close at its target time, per pair and quantile (0.5 = the point forecast)',
+    ['pair', 'quantile'],
   ),
   predictionLatency: histogram(
     'cryptocast_prediction_latency_seconds',

@@ -162,6 +162,10 @@ export class PredictorService {
             metrics.predictions.inc({ pair: p.pair });
             metrics.predictionLatency.observe(p.latencyMs / 1000);
           }
+          const newest = out[out.length - 1]!;
+          metrics.predictedClose.set({ pair: newest.pair, quantile: '0.1' }, newest.p10);
+          metrics.predictedClose.set({ pair: newest.pair, quantile: '0.5' }, newest.predictedClose);
+          metrics.predictedClose.set({ pair: newest.pair, quantile: '0.9' }, newest.p90);
           faultPoint('predictor:published');
           this.onPredictions?.(out);
         }
