@@ -104,6 +104,7 @@ streamOptions(
     )
     .option('--quiet', 'no live progress line')
     .option('--json', 'stdout: JSON lines of what is durably stored, then a summary (for scripts)')
+    .option('--no-monitor', 'without the monitoring pipeline (no error records, rolling quality or alerts)')
     .addOption(
       new Option('--alert-rules <file>', 'alert rules, YAML or JSON (default: the shipped rules)').env(
         'CRYPTOCAST_ALERT_RULES',

@@ -54,7 +54,9 @@ export const metrics = {
     'exchange',
     'pair',
   ]),
-  candleClose: gauge('cryptocast_candle_close', 'Close of the newest candle, per pair (quote currency)', ['pair']),
+  candleClose: gauge('cryptocast_candle_close', 'Close of the newest candle, per pair (quote currency)', [
+    'pair',
+  ]),
   lateTrades: counter('cryptocast_late_trades_total', 'Trades that arrived after their window closed', [
     'policy',
   ]),

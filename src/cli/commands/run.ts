@@ -42,6 +42,8 @@ export async function run(
     serve?: boolean;
     json?: boolean;
     alertRules?: string;
+    /** `--no-monitor`: commander sets monitor = false. */
+    monitor?: boolean;
   },
 ): Promise<void> {
   // Every flag is checked before anything starts: a bad one costs nothing and leaves nothing half-open.
@@ -90,14 +92,17 @@ export async function run(
   const clock = opts.source === 'live' ? 'wall' : 'event';
   const errorsStore = await openErrorsStore(opts.store);
   const delivery = new AlertDelivery(channelsFromEnv());
-  const monitor = new MonitorService(bus, errorsStore, {
-    clock,
-    alerts: {
-      engine: new AlertEngine(rules, delivery),
-      championCreatedAt: () => holder.current()?.card.createdAt,
-    },
-  });
-  await monitor.start();
+  const monitor =
+    opts.monitor === false
+      ? undefined
+      : new MonitorService(bus, errorsStore, {
+          clock,
+          alerts: {
+            engine: new AlertEngine(rules, delivery),
+            championCreatedAt: () => holder.current()?.card.createdAt,
+          },
+        });
+  await monitor?.start();
   let api: RunningApi | undefined;
   try {
     api = await startApi({
@@ -135,7 +140,7 @@ export async function run(
       `${opts.source} · ${n(s.trades)} trades (${n(Math.round(s.trades / Math.max(secs, 0.001)))}/s) · ${n(c.candles)} candles` +
       ` (${n(c.filled)} idle) · ${n(c.late)} late · ${n(s.rejects)} rejected · ${n(s.duplicates)} duplicates` +
       ` · ${n(pipeline.features?.stats.ready ?? 0)}/${n(pipeline.features?.stats.vectors ?? 0)} feature vectors ready` +
-      ` · ${n(predictor.stats.predicted)} predictions · ${n(monitor.stats.stored)} scored` +
+      ` · ${n(predictor.stats.predicted)} predictions · ${n(monitor?.stats.stored ?? 0)} scored` +
       (replay ? ` · replay time ${iso(replay.replayTs)}` : '')
     );
   };
@@ -143,7 +148,7 @@ export async function run(
   const stored = () => ({
     featureRows: pipeline.writer?.stats.written ?? 0,
     predictions: predictor.stats.predicted,
-    errorRecords: monitor.stats.stored,
+    errorRecords: monitor?.stats.stored ?? 0,
   });
   let lastStored = '';
   const progress = () => {
@@ -159,7 +164,7 @@ export async function run(
   try {
     await pipeline.finished;
     await predictor.caughtUp();
-    await monitor.caughtUp();
+    await monitor?.caughtUp();
     if (opts.serve && api && !abort.signal.aborted) {
       status.update(`${line()} · replay done; serving on port ${api.port} until Ctrl-C`, true);
       if (opts.json) {
@@ -175,7 +180,7 @@ export async function run(
     await pipeline.stop();
     await api?.close();
     await predictor.stop();
-    await monitor.stop();
+    await monitor?.stop();
     await delivery.close();
     await holder.stop();
     await bus.close();
