@@ -52,6 +52,8 @@ export async function startMetricsServer(
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
+  // Probes and scrapes never keep a process alive once its service has stopped.
+  server.unref();
   return {
     port: (server.address() as AddressInfo).port,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

@@ -9,7 +9,7 @@ import client from 'prom-client';
  * rolling quality, waiting predictions) is read at scrape time through `onScrape` callbacks.
  */
 export const registry = new client.Registry();
-client.collectDefaultMetrics({ register: registry, prefix: 'cryptocast_process_' });
+client.collectDefaultMetrics({ register: registry, prefix: 'cryptocast_' });
 
 const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
   new client.Counter<L>({ name, help, labelNames, registers: [registry] });
