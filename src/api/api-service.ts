@@ -1,11 +1,16 @@
+import type { CandlesTable } from '../candles/store/candles-table.ts';
 import { log } from '../core/log.ts';
 import type { PredictionsStore } from '../inference/predictions-store.ts';
 import type { ErrorsStore } from '../monitoring/store/errors-store.ts';
 import type { Bus } from '../runtime/bus.ts';
 import { topics } from '../runtime/topic.ts';
 import type { ModelCard, ModelRegistry } from '../training/registry/registry.ts';
+import { AlertsView } from './alerts-view.ts';
+import { CandlesFeed } from './candles-feed.ts';
 import { ErrorsFeed } from './errors-feed.ts';
 import { LatestPredictions } from './latest.ts';
+import { NewsView } from './news-view.ts';
+import { PipelineHealthView } from './pipeline-health.ts';
 import { type ApiOptions, buildApi } from './server.ts';
 
 export interface StartApiOptions {
@@ -24,12 +29,15 @@ export interface StartApiOptions {
   errorsStore?: ErrorsStore;
   /** Where the rolling windows end: the newest record (`event`, replays) or the wall clock (`wall`, live). */
   qualityClock?: 'event' | 'wall';
+  /** The candles the monitor keeps: `/v1/candles` and the `candles` channel (the dashboard). */
+  candlesTable?: CandlesTable;
 }
 
 export interface RunningApi {
   readonly app: ReturnType<typeof buildApi>;
   readonly latest: LatestPredictions;
   readonly errors: ErrorsFeed | undefined;
+  readonly candles: CandlesFeed | undefined;
   /** The bound port (useful with port 0). */
   readonly port: number;
   close(): Promise<void>;
@@ -64,12 +72,21 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
       ? undefined
       : new ErrorsFeed(o.errorsStore, { clock: o.qualityClock ?? 'wall' });
   if (errors) await o.bus.ensureTopics([topics.predictionErrors]);
+  const candles = o.candlesTable === undefined ? undefined : new CandlesFeed(o.candlesTable);
+  const alerts = new AlertsView();
+  const news = new NewsView();
+  const clock = o.qualityClock ?? 'wall';
   const app = buildApi({
     latest,
     store: o.store,
     model: o.registry === undefined ? undefined : championCard(o.registry, o.modelName ?? 'cryptocast-price'),
     options: o.options,
     errors,
+    candles: o.candlesTable && candles ? { table: o.candlesTable, feed: candles } : undefined,
+    registry: o.registry,
+    modelName: o.modelName ?? 'cryptocast-price',
+    pipeline: new PipelineHealthView({ bus: o.bus, latest, alerts, clock }),
+    news,
   });
   await app.listen({ port: o.port, host: o.host ?? '0.0.0.0' });
   const address = app.server.address();
@@ -91,11 +108,15 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
     app,
     latest,
     errors,
+    candles,
     port,
     close: async () => {
       await app.close();
       await latest.stop();
       await errors?.stop();
+      await candles?.stop();
+      await alerts.stop();
+      await news.stop();
     },
   };
 }

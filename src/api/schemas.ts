@@ -163,3 +163,36 @@ export const QualitySchema = z.object({
     .describe("the champion's walk-forward figures from its model card, beside the live ones"),
 });
 export type Quality = z.infer<typeof QualitySchema>;
+
+// ---- dashboard data ----
+
+export const CandlesQuerySchema = HistoryQuerySchema.omit({ modelVersion: true });
+
+export const ModelHistorySchema = z.object({
+  name: z.string(),
+  champion: z.number().int().nullable(),
+  changes: z
+    .array(
+      z.object({
+        alias: z.string(),
+        version: z.number().int().nullable(),
+        previous: z.number().int().nullable(),
+        at: z.number(),
+        reason: z.string(),
+      }),
+    )
+    .describe('alias changes, oldest first: promotions, rollbacks'),
+  versions: z.array(
+    z.object({
+      version: z.number().int(),
+      createdAt: z.number(),
+      trainingWindow: z.object({ from: z.number(), to: z.number() }),
+      skill: z.number().nullable(),
+      promoted: z.boolean().nullable(),
+    }),
+  ),
+});
+
+export const NewsQuerySchema = z.strictObject({
+  limit: queryInt(1, 200, 'items, newest first (default 50)').optional(),
+});

@@ -1,15 +1,21 @@
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import Fastify from 'fastify';
+import type { CandlesTable } from '../candles/store/candles-table.ts';
 import { log } from '../core/log.ts';
 import type { PredictionsStore } from '../inference/predictions-store.ts';
-import type { ModelCard } from '../training/registry/registry.ts';
+import type { ModelCard, ModelRegistry } from '../training/registry/registry.ts';
 import { registerAuth } from './auth.ts';
+import type { CandlesFeed } from './candles-feed.ts';
 import type { ErrorsFeed } from './errors-feed.ts';
 import type { Feed, FeedRecord } from './feed.ts';
 import type { LatestPredictions } from './latest.ts';
+import type { NewsView } from './news-view.ts';
 import type { ApiOptions } from './options.ts';
+import type { PipelineHealthView } from './pipeline-health.ts';
 import { fail } from './reply.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
+import { dashboardDataRoutes } from './routes/dashboard-data.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes, observeDurations } from './routes/metrics.ts';
 import { modelRoutes } from './routes/model.ts';
@@ -37,6 +43,12 @@ export interface ApiDeps {
   options?: ApiOptions;
   /** The monitoring pipeline's records: `/v1/errors`, `/v1/quality` and the WebSocket `errors` channel. */
   errors?: ErrorsFeed;
+  /** The dashboard's data: candles (`/v1/candles`, channel `candles`), model history, pipeline health, news. */
+  candles?: { table: CandlesTable; feed: CandlesFeed };
+  registry?: ModelRegistry;
+  modelName?: string;
+  pipeline?: PipelineHealthView;
+  news?: NewsView;
 }
 
 const hubs = new WeakMap<object, WsHub>();
@@ -60,7 +72,11 @@ export function buildApi(deps: ApiDeps) {
     return503OnClosing: true,
   });
   deps.latest.useStore(deps.store);
-  const feeds = [deps.latest, ...(deps.errors ? [deps.errors] : [])] as unknown as Feed<FeedRecord>[];
+  const feeds = [
+    deps.latest,
+    ...(deps.errors ? [deps.errors] : []),
+    ...(deps.candles ? [deps.candles.feed] : []),
+  ] as unknown as Feed<FeedRecord>[];
   const hub = new WsHub(feeds, o.ws);
   hubs.set(app, hub);
   app.addHook('onClose', async () => hub.close());
@@ -122,11 +138,22 @@ export function buildApi(deps: ApiDeps) {
     );
   app.register(healthRoutes({ latest: deps.latest, hub }));
   app.register(metricsRoutes({ hub }));
+  app.register(
+    dashboardDataRoutes({
+      candles: deps.candles?.table,
+      registry: deps.registry,
+      modelName: deps.modelName ?? 'cryptocast-price',
+      pipeline: deps.pipeline,
+      news: deps.news,
+      maxRangeMs: o.maxRangeMs ?? 31 * DAY,
+    }),
+  );
   app.register(async (r) => {
     r.get('/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, async () =>
       app.swagger(),
     );
   });
   app.register(wsRoutes({ hub }));
+  app.register(dashboardRoutes());
   return app;
 }

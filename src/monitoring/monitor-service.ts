@@ -1,3 +1,4 @@
+import type { CandlesTable } from '../candles/store/candles-table.ts';
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
@@ -25,6 +26,8 @@ export interface MonitorServiceOptions {
   windows?: Record<string, number>;
   logger?: Logger;
   now?: () => number;
+  /** Every candle read is kept here too (the dashboard's `/v1/candles`). */
+  candles?: CandlesTable;
   /** Alerting: the engine, how often it runs (default 15 s of the clock), and when the champion was trained. */
   alerts?: { engine: AlertEngine; everyMs?: number; championCreatedAt?: () => number | undefined };
 }
@@ -69,6 +72,7 @@ export class MonitorService {
   private deadLetterTimes: number[] = [];
   private lastEvaluation = Number.NEGATIVE_INFINITY;
   private readonly clockKind: 'wall' | 'event';
+  private readonly candlesTable: CandlesTable | undefined;
   private readonly wallNow: () => number;
   /** Called with each batch of verdicts once they are durable (the API's live feed, alerts, tests). */
   onErrors?: (records: readonly PredictionError[]) => void;
@@ -86,6 +90,13 @@ export class MonitorService {
     this.quality = new RollingQuality(o.windows);
     this.log = (o.logger ?? rootLog).child({ service: 'monitor' });
     this.alerts = o.alerts;
+    this.candlesTable = o.candles;
+    if (o.alerts)
+      o.alerts.engine.onNotification = (n) => {
+        void this.bus
+          .publish(topics.alerts, [n])
+          .catch((err) => this.log.warn({ err }, 'alert not published'));
+      };
     this.clockKind = o.clock ?? 'wall';
     this.wallNow = o.now ?? Date.now;
   }
@@ -148,7 +159,13 @@ export class MonitorService {
 
   async start(): Promise<void> {
     this.unscrape = onScrape(() => this.exportQuality());
-    await this.bus.ensureTopics([topics.candles, topics.predictions, topics.predictionErrors, topics.dlq]);
+    await this.bus.ensureTopics([
+      topics.candles,
+      topics.predictions,
+      topics.predictionErrors,
+      topics.alerts,
+      topics.dlq,
+    ]);
     await this.rebuild();
     this.subscriptions.push(
       await this.bus.subscribe<Candle>({
@@ -177,6 +194,7 @@ export class MonitorService {
               this.lastTradeCandle.set(c.pair, c.windowEnd);
           }
           out.push(...this.join.expire());
+          await this.candlesTable?.write(batch.records.map((r) => r.value));
           await this.emit(out);
           this.evaluateAlerts();
           const horizon = this.join.clock() - this.retentionMs;

@@ -30,8 +30,11 @@ export interface Bus {
    */
   readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]>;
   /**
-   * Records of `topic` that consumer group `group` has not committed yet (summed over partitions); undefined when
-   * the group is unknown. Read from outside the group (the monitor watches every stage's lag).
+   * Records of `topic` that consumer group `group` has not consumed yet (summed over partitions); undefined when the
+   * group is unknown. Read from outside the group (the monitor watches every stage's lag). On Kafka only committed
+   * offsets are visible from outside: a stateful stage that commits behind on purpose (features: its warm-up; the
+   * monitor: a day of candles) shows that re-read window too. The services' own `cryptocast_consumer_lag_records`
+   * is exact (positions).
    */
   groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined>;
   close(): Promise<void>;

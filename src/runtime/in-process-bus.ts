@@ -337,9 +337,13 @@ export class InProcessBus implements Bus {
     const tl = this.logs.get(topic.name);
     const g = this.groups.get(`${topic.name}\u0000${group}`);
     if (tl === undefined || g === undefined) return undefined;
+    // What the live members have been handed, not what they committed: stateful stages commit behind on purpose
+    // (a restart re-reads their open state), which is not lag.
     let n = 0;
     tl.partitions.forEach((pl, p) => {
-      n += Math.max(0, pl.end - (g.committed.get(p) ?? pl.base));
+      const owner = g.members.find((m) => !m.stopped && m.assigned.includes(p));
+      const at = owner?.position.get(p) ?? g.committed.get(p) ?? pl.base;
+      n += Math.max(0, pl.end - at);
     });
     return n;
   }

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { type AlertNotification, AlertNotificationSchema } from '../schemas/alert.ts';
 import { type Candle, CandleSchema } from '../schemas/candle.ts';
 import { type DeadLetter, DeadLetterSchema } from '../schemas/dlq.ts';
 import { type FeatureVectorRecord, FeatureVectorSchema } from '../schemas/feature.ts';
@@ -82,6 +83,14 @@ export const topics = {
     schema: PredictionErrorSchema,
     key: (e) => e.pair,
     partitions: 4,
+  }),
+  alerts: defineTopic<AlertNotification>({
+    name: 'alerts',
+    description:
+      'Alert notifications of the monitor: firing (first or reminder) and resolved, with the rule, severity, series, value and message. Key: rule|series.',
+    schema: AlertNotificationSchema,
+    key: (a) => `${a.rule}|${a.key}`,
+    partitions: 1,
   }),
   dlq: defineTopic<DeadLetter>({
     name: 'dlq',

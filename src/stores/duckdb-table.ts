@@ -6,6 +6,7 @@ import {
   type PageQuery,
   pageLimit,
   seriesColumn,
+  type Table,
   type TableSpec,
   timeColumn,
   trimPage,
@@ -18,7 +19,7 @@ const SQL_TYPE = { bigint: 'BIGINT', double: 'DOUBLE', text: 'VARCHAR', boolean:
  * process (`openDuckDb`). Writes go through DuckDB's appender into a staging table, then `INSERT OR REPLACE` on
  * the primary key in one transaction: idempotent.
  */
-export class DuckDbTable<T> {
+export class DuckDbTable<T> implements Table<T> {
   readonly spec: TableSpec<T>;
   private readonly session: DuckDbSession;
   private migrated = false;

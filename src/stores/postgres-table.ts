@@ -5,6 +5,7 @@ import {
   type PageQuery,
   pageLimit,
   seriesColumn,
+  type Table,
   type TableSpec,
   timeColumn,
   trimPage,
@@ -18,7 +19,7 @@ const ARRAY_TYPE = { bigint: 'bigint[]', double: 'float8[]', text: 'text[]', boo
  * `INSERT … SELECT FROM unnest(…) ON CONFLICT (key) DO UPDATE` (idempotent, one round trip per chunk). BIGINTs
  * travel as strings, doubles in their shortest exact decimal form.
  */
-export class PostgresTable<T> {
+export class PostgresTable<T> implements Table<T> {
   readonly spec: TableSpec<T>;
   private readonly pool: pg.Pool;
   private migrated = false;

@@ -78,3 +78,19 @@ export async function trimPage<T>(
   const kept = rows.slice(0, limit).filter((p) => timeOf(p) !== last);
   return kept.length > 0 ? kept : rest(last);
 }
+
+/** What both backends of a table offer (DuckDbTable, PostgresTable). */
+export interface Table<T> {
+  readonly spec: TableSpec<T>;
+  migrate(): Promise<void>;
+  /** Idempotent upsert on the primary key. */
+  write(values: readonly T[]): Promise<void>;
+  page(q: PageQuery): Promise<T[]>;
+  /** Every row with time in [from, to), all series, in time order. */
+  scan(from: number, to: number): Promise<T[]>;
+  latest(series: string): Promise<T | undefined>;
+  series(): Promise<string[]>;
+  max(column: string): Promise<number | undefined>;
+  count(): Promise<number>;
+  close(): Promise<void>;
+}

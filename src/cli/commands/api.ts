@@ -1,5 +1,6 @@
 import { startApi } from '../../api/api-service.ts';
 import { apiOptionsFromEnv } from '../../api/server.ts';
+import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
@@ -41,6 +42,7 @@ export async function apiService(opts: {
   const storeUrl = opts.store ?? process.env.CRYPTOCAST_PREDICTIONS_STORE ?? DEFAULT_PREDICTIONS_STORE;
   const store = await openPredictionsStore(storeUrl);
   const errorsStore = await openErrorsStore(storeUrl);
+  const candlesTable = await openCandlesTable(storeUrl);
   const registry = await openRegistry(opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY);
   const api = await startApi({
     bus,
@@ -54,11 +56,12 @@ export async function apiService(opts: {
     // The monitoring pipeline's records live beside the predictions (same store URL).
     errorsStore,
     qualityClock: opts.clock ?? 'wall',
+    candlesTable,
   });
   markStarted();
   log.info(
     { service: 'api', bus: config.bus, port: api.port, apiKeys: (options.apiKeys?.length ?? 0) > 0 },
-    'running',
+    `running: dashboard on http://127.0.0.1:${api.port}/`,
   );
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -71,6 +74,7 @@ export async function apiService(opts: {
   await api.close();
   await registry.close();
   await errorsStore.close();
+  await candlesTable.close();
   await store.close();
   await bus.close();
 }

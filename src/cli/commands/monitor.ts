@@ -1,4 +1,5 @@
 import { championCard } from '../../api/api-service.ts';
+import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
@@ -55,9 +56,11 @@ export async function monitorService(opts: {
   const championTimer = setInterval(refreshChampion, 60_000);
   championTimer.unref();
   const store = await openErrorsStore(storeUrl);
+  const candles = await openCandlesTable(storeUrl);
   const bus = await connectBus(busUrl);
   const svc = new MonitorService(bus, store, {
     clock,
+    candles,
     alerts: { engine: new AlertEngine(rules, delivery), championCreatedAt: () => championCreatedAt },
   });
   try {
@@ -93,6 +96,7 @@ export async function monitorService(opts: {
     await delivery.close();
     await bus.close();
     await store.close();
+    await candles.close();
     await registry.close();
   }
 }

@@ -2,6 +2,7 @@ import { type RunningApi, startApi } from '../../api/api-service.ts';
 import { apiOptionsFromEnv } from '../../api/server.ts';
 import { startMarketDataPipeline } from '../../app/pipeline.ts';
 import { iso, n, StatusLine } from '../../app/progress.ts';
+import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
@@ -91,12 +92,14 @@ export async function run(
   // Monitoring: every prediction scored when its target minute closes, rolling quality; same file, same bus.
   const clock = opts.source === 'live' ? 'wall' : 'event';
   const errorsStore = await openErrorsStore(opts.store);
+  const candlesTable = await openCandlesTable(opts.store);
   const delivery = new AlertDelivery(channelsFromEnv());
   const monitor =
     opts.monitor === false
       ? undefined
       : new MonitorService(bus, errorsStore, {
           clock,
+          candles: candlesTable,
           alerts: {
             engine: new AlertEngine(rules, delivery),
             championCreatedAt: () => holder.current()?.card.createdAt,
@@ -115,9 +118,10 @@ export async function run(
       options: apiOptionsFromEnv(),
       errorsStore,
       qualityClock: clock,
+      candlesTable,
     });
     status.print(
-      `prediction API on http://127.0.0.1:${api.port}/v1/ (e.g. /v1/predictions/latest?pair=BTC-USDT; OpenAPI: /v1/openapi.json)`,
+      `dashboard on http://127.0.0.1:${api.port}/ · prediction API on http://127.0.0.1:${api.port}/v1/ (e.g. /v1/predictions/latest?pair=BTC-USDT; OpenAPI: /v1/openapi.json)`,
     );
   } catch (err) {
     status.print(`prediction API not started: ${(err as Error).message}`);
@@ -225,6 +229,7 @@ export async function run(
         );
   } finally {
     await errorsStore.close();
+    await candlesTable.close();
     await predictions.close();
     await store.close();
   }

@@ -1,4 +1,4 @@
-import { parseStoreUrl } from '../../core/store-url.ts';
+import { openTable } from '../../stores/open.ts';
 import type { PredictionsStore } from '../predictions-store.ts';
 import { PREDICTIONS_SPEC } from './rows.ts';
 import { TablePredictionsStore } from './table-store.ts';
@@ -13,13 +13,8 @@ import { TablePredictionsStore } from './table-store.ts';
  * the file fails to open it. Give it its own file (`duckdb:.data/predictions.duckdb`) or use PostgreSQL there.
  */
 export async function openPredictionsStore(url: string): Promise<PredictionsStore> {
-  const at = parseStoreUrl(url);
-  if (at.kind === 'duckdb') {
-    const { DuckDbTable } = await import('../../stores/duckdb-table.ts');
-    return new TablePredictionsStore('duckdb', await DuckDbTable.open(PREDICTIONS_SPEC, at.path));
-  }
-  const { PostgresTable } = await import('../../stores/postgres-table.ts');
-  return new TablePredictionsStore('postgres', await PostgresTable.open(PREDICTIONS_SPEC, at.url));
+  const table = await openTable(PREDICTIONS_SPEC, url);
+  return new TablePredictionsStore(table.kind, table);
 }
 
 export const DEFAULT_PREDICTIONS_STORE = 'duckdb:.data/cryptocast.duckdb';

@@ -1,14 +1,13 @@
 import type { Prediction } from '../../schemas/prediction.ts';
-import type { DuckDbTable } from '../../stores/duckdb-table.ts';
-import type { PostgresTable } from '../../stores/postgres-table.ts';
+import type { Table } from '../../stores/table.ts';
 import type { PredictionsStore } from '../predictions-store.ts';
 
 /** The predictions store over the predictions table of either backend (see `rows.ts` and `src/stores/`). */
 export class TablePredictionsStore implements PredictionsStore {
   readonly kind: 'duckdb' | 'postgres';
-  private readonly table: DuckDbTable<Prediction> | PostgresTable<Prediction>;
+  private readonly table: Table<Prediction>;
 
-  constructor(kind: 'duckdb' | 'postgres', table: DuckDbTable<Prediction> | PostgresTable<Prediction>) {
+  constructor(kind: 'duckdb' | 'postgres', table: Table<Prediction>) {
     this.kind = kind;
     this.table = table;
   }

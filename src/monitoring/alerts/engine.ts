@@ -152,6 +152,9 @@ export class AlertEngine {
   private readonly delivery: AlertDelivery | undefined;
   private readonly log: Logger;
 
+  /** Called with each notification (the monitor publishes them to the `alerts` topic). */
+  onNotification?: (n: Notification) => void;
+
   constructor(rules: readonly Rule[], delivery?: AlertDelivery, logger?: Logger) {
     this.rules = rules;
     this.delivery = delivery;
@@ -167,6 +170,7 @@ export class AlertEngine {
         `${n.status}: ${n.message}`,
       );
       this.delivery?.send(n);
+      this.onNotification?.(n);
     }
     const counts = new Map(this.rules.map((r) => [r.name, 0]));
     for (const a of this.states.active()) counts.set(a.rule, (counts.get(a.rule) ?? 0) + 1);

@@ -13,6 +13,7 @@ export interface Observation {
   message: string;
 }
 
+/** The topic's schema describes the same shape (src/schemas/alert.ts). */
 export interface Notification {
   status: 'firing' | 'resolved';
   rule: string;

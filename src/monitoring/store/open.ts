@@ -1,18 +1,14 @@
-import { parseStoreUrl } from '../../core/store-url.ts';
 import type { PredictionError } from '../../schemas/prediction-error.ts';
-import type { DuckDbTable } from '../../stores/duckdb-table.ts';
-import type { PostgresTable } from '../../stores/postgres-table.ts';
+import { openTable } from '../../stores/open.ts';
+import type { Table } from '../../stores/table.ts';
 import type { ErrorsStore } from './errors-store.ts';
 import { ERRORS_SPEC } from './rows.ts';
 
 /** The errors store over the error records table of either backend. */
 class TableErrorsStore implements ErrorsStore {
   readonly kind: 'duckdb' | 'postgres';
-  private readonly table: DuckDbTable<PredictionError> | PostgresTable<PredictionError>;
-  constructor(
-    kind: 'duckdb' | 'postgres',
-    table: DuckDbTable<PredictionError> | PostgresTable<PredictionError>,
-  ) {
+  private readonly table: Table<PredictionError>;
+  constructor(kind: 'duckdb' | 'postgres', table: Table<PredictionError>) {
     this.kind = kind;
     this.table = table;
   }
@@ -55,11 +51,6 @@ class TableErrorsStore implements ErrorsStore {
 
 /** Opens the errors store by URL: `duckdb:PATH` (embedded, shares the file's database) or `postgres://…`. */
 export async function openErrorsStore(url: string): Promise<ErrorsStore> {
-  const at = parseStoreUrl(url);
-  if (at.kind === 'duckdb') {
-    const { DuckDbTable } = await import('../../stores/duckdb-table.ts');
-    return new TableErrorsStore('duckdb', await DuckDbTable.open(ERRORS_SPEC, at.path));
-  }
-  const { PostgresTable } = await import('../../stores/postgres-table.ts');
-  return new TableErrorsStore('postgres', await PostgresTable.open(ERRORS_SPEC, at.url));
+  const table = await openTable(ERRORS_SPEC, url);
+  return new TableErrorsStore(table.kind, table);
 }

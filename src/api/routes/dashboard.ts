@@ -1,0 +1,50 @@
+import type { FastifyInstance } from 'fastify';
+import { log } from '../../core/log.ts';
+import { dashboardAssets, warm } from '../../dashboard/assets.ts';
+import { fail } from '../reply.ts';
+
+/**
+ * The dashboard at `GET /` (and its two assets under `/dashboard/`), public like the health routes. Everything the
+ * page loads comes from this server: a strict Content-Security-Policy keeps it so.
+ */
+const CSP = [
+  "default-src 'self'",
+  "connect-src 'self' ws: wss:",
+  "img-src 'self' data:",
+  "style-src 'self' 'unsafe-inline'",
+  "script-src 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export function dashboardRoutes() {
+  return async (r: FastifyInstance) => {
+    warm();
+    const serve = (
+      path: string,
+      type: string,
+      pick: (a: Awaited<ReturnType<typeof dashboardAssets>>) => Buffer,
+    ) =>
+      r.get(path, { config: { public: true }, schema: { hide: true } }, async (_req, reply) => {
+        try {
+          const body = pick(await dashboardAssets());
+          return reply
+            .header('content-type', type)
+            .header('content-security-policy', CSP)
+            .header('x-content-type-options', 'nosniff')
+            .header('cache-control', 'no-cache')
+            .send(body);
+        } catch (err) {
+          log.error({ err, service: 'api' }, 'dashboard build failed');
+          return fail(
+            reply,
+            503,
+            'the dashboard could not be built (is esbuild installed? run bash scripts/setup.sh)',
+            'dashboard_unavailable',
+          );
+        }
+      });
+    serve('/', 'text/html; charset=utf-8', (a) => a.html);
+    serve('/dashboard/app.js', 'text/javascript; charset=utf-8', (a) => a.js);
+    serve('/dashboard/app.css', 'text/css; charset=utf-8', (a) => a.css);
+  };
+}

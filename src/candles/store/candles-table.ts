@@ -1,0 +1,62 @@
+import type { Candle } from '../../schemas/candle.ts';
+import { openTable } from '../../stores/open.ts';
+import type { Column, Table, TableSpec } from '../../stores/table.ts';
+
+/**
+ * The candles a dashboard draws: the monitor keeps every candle it reads (upsert on pair, window_end: a revision
+ * replaces its minute), in the same store as the predictions and their error records. Read by `/v1/candles`.
+ */
+const col = (
+  name: string,
+  type: Column<Candle>['type'],
+  get: Column<Candle>['get'],
+  nullable = false,
+): Column<Candle> => ({
+  name,
+  type,
+  get,
+  nullable,
+});
+
+export const CANDLES_SPEC: TableSpec<Candle> = {
+  name: 'candles_v1',
+  key: ['pair', 'window_end'],
+  columns: [
+    col('pair', 'text', (c) => c.pair),
+    col('window_end', 'bigint', (c) => c.windowEnd),
+    col('window_start', 'bigint', (c) => c.windowStart),
+    col('exchange', 'text', (c) => c.exchange),
+    col('interval', 'text', (c) => c.interval),
+    col('open', 'double', (c) => c.open),
+    col('high', 'double', (c) => c.high),
+    col('low', 'double', (c) => c.low),
+    col('close', 'double', (c) => c.close),
+    col('volume', 'double', (c) => c.volume),
+    col('trades', 'bigint', (c) => c.trades ?? null, true),
+    col('vwap', 'double', (c) => c.vwap ?? null, true),
+    col('filled', 'boolean', (c) => c.filled),
+    col('revision', 'bigint', (c) => c.revision),
+  ],
+  fromRow: (r) =>
+    ({
+      v: 1,
+      exchange: String(r.exchange),
+      pair: String(r.pair),
+      interval: String(r.interval),
+      windowStart: Number(r.window_start),
+      windowEnd: Number(r.window_end),
+      open: Number(r.open),
+      high: Number(r.high),
+      low: Number(r.low),
+      close: Number(r.close),
+      volume: Number(r.volume),
+      ...(r.trades === null || r.trades === undefined ? {} : { trades: Number(r.trades) }),
+      ...(r.vwap === null || r.vwap === undefined ? {} : { vwap: Number(r.vwap) }),
+      filled: Boolean(r.filled),
+      revision: Number(r.revision),
+    }) as Candle,
+};
+
+export type CandlesTable = Table<Candle>;
+
+export const openCandlesTable = (url: string): Promise<CandlesTable> => openTable(CANDLES_SPEC, url);

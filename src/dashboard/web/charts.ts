@@ -1,0 +1,289 @@
+import {
+  CandlestickSeries,
+  ColorType,
+  createChart,
+  createSeriesMarkers,
+  type IChartApi,
+  type ISeriesApi,
+  type ISeriesMarkersPluginApi,
+  LineSeries,
+  LineStyle,
+  type SeriesMarker,
+  type Time,
+  type UTCTimestamp,
+} from 'lightweight-charts';
+import type { Candle, ModelHistory, Prediction, PredictionError } from './types.ts';
+
+/**
+ * The two charts (TradingView Lightweight Charts™, Apache-2.0; its attribution logo is kept on): the market with the
+ * forecasts drawn at their target time, and the errors over time against persistence's. Every series keeps at most
+ * `maxPoints` (the visible window): live updates never grow memory beyond it.
+ */
+const sec = (ms: number) => (ms / 1000) as UTCTimestamp;
+
+function themeColours() {
+  const css = getComputedStyle(document.documentElement);
+  const v = (name: string) => css.getPropertyValue(name).trim();
+  return {
+    text: v('--text'),
+    grid: v('--grid'),
+    up: v('--up'),
+    down: v('--down'),
+    forecast: v('--forecast'),
+    band: v('--band'),
+    hit: v('--up'),
+    miss: v('--down'),
+    tie: v('--muted'),
+    persistence: v('--muted'),
+  };
+}
+
+function baseChart(el: HTMLElement): IChartApi {
+  const c = themeColours();
+  return createChart(el, {
+    autoSize: true,
+    layout: {
+      background: { type: ColorType.Solid, color: 'transparent' },
+      textColor: c.text,
+      attributionLogo: true,
+    },
+    grid: { vertLines: { color: c.grid }, horzLines: { color: c.grid } },
+    timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 8 },
+    localization: {
+      timeFormatter: (t: number) => `${new Date(t * 1000).toISOString().slice(5, 16).replace('T', ' ')} UTC`,
+    },
+  });
+}
+
+export class MarketChart {
+  readonly chart: IChartApi;
+  private readonly candles: ISeriesApi<'Candlestick'>;
+  private readonly forecast: ISeriesApi<'Line'>;
+  private readonly p10: ISeriesApi<'Line'>;
+  private readonly p90: ISeriesApi<'Line'>;
+  private readonly forecastMarkers: ISeriesMarkersPluginApi<Time>;
+  private readonly modelMarkers: ISeriesMarkersPluginApi<Time>;
+  private readonly maxPoints: number;
+  /** What is drawn, by time (seconds): the page's own record, read back by tests. */
+  readonly candleData = new Map<number, Candle>();
+  readonly predictionData = new Map<number, Prediction>();
+  readonly verdicts = new Map<number, PredictionError>();
+  private champions: ModelHistory['changes'] = [];
+
+  constructor(el: HTMLElement, maxPoints: number) {
+    this.maxPoints = maxPoints;
+    const c = themeColours();
+    this.chart = baseChart(el);
+    this.candles = this.chart.addSeries(CandlestickSeries, {
+      upColor: c.up,
+      downColor: c.down,
+      borderVisible: false,
+      wickUpColor: c.up,
+      wickDownColor: c.down,
+    });
+    this.forecast = this.chart.addSeries(LineSeries, { color: c.forecast, lineWidth: 2, title: 'forecast' });
+    this.p10 = this.chart.addSeries(LineSeries, {
+      color: c.band,
+      lineWidth: 1,
+      lineStyle: LineStyle.Dashed,
+      title: 'p10',
+      lastValueVisible: false,
+    });
+    this.p90 = this.chart.addSeries(LineSeries, {
+      color: c.band,
+      lineWidth: 1,
+      lineStyle: LineStyle.Dashed,
+      title: 'p90',
+      lastValueVisible: false,
+    });
+    this.forecastMarkers = createSeriesMarkers(this.forecast, []);
+    this.modelMarkers = createSeriesMarkers(this.candles, []);
+  }
+
+  setAll(
+    candles: readonly Candle[],
+    predictions: readonly Prediction[],
+    errors: readonly PredictionError[],
+  ): void {
+    this.candleData.clear();
+    this.predictionData.clear();
+    this.verdicts.clear();
+    for (const c of candles) this.candleData.set(sec(c.windowEnd), c);
+    for (const p of predictions) this.keepPrediction(p);
+    for (const e of errors) this.keepVerdict(e);
+    this.trim();
+    this.redraw();
+  }
+
+  /** The champion's prediction per target time (the newest model version wins a tie). */
+  private keepPrediction(p: Prediction): boolean {
+    const t = sec(p.targetTs);
+    const had = this.predictionData.get(t);
+    if (had && had.modelVersion > p.modelVersion) return false;
+    this.predictionData.set(t, p);
+    return true;
+  }
+
+  private keepVerdict(e: PredictionError): void {
+    if (e.status === 'scored') this.verdicts.set(sec(e.targetTs), e);
+  }
+
+  private trim(): void {
+    for (const m of [this.candleData, this.predictionData, this.verdicts] as Map<number, unknown>[]) {
+      if (m.size <= this.maxPoints) continue;
+      const keys = [...m.keys()].sort((a, b) => a - b);
+      for (const k of keys.slice(0, m.size - this.maxPoints)) m.delete(k);
+    }
+  }
+
+  private sorted<T>(m: Map<number, T>): [number, T][] {
+    return [...m].sort((a, b) => a[0] - b[0]);
+  }
+
+  private redraw(): void {
+    this.candles.setData(
+      this.sorted(this.candleData).map(([t, c]) => ({
+        time: t as UTCTimestamp,
+        open: c.open,
+        high: c.high,
+        low: c.low,
+        close: c.close,
+      })),
+    );
+    const ps = this.sorted(this.predictionData);
+    this.forecast.setData(ps.map(([t, p]) => ({ time: t as UTCTimestamp, value: p.predictedClose })));
+    this.p10.setData(ps.map(([t, p]) => ({ time: t as UTCTimestamp, value: p.p10 })));
+    this.p90.setData(ps.map(([t, p]) => ({ time: t as UTCTimestamp, value: p.p90 })));
+    this.drawVerdicts();
+    this.drawChampions();
+  }
+
+  private drawVerdicts(): void {
+    const c = themeColours();
+    const markers: SeriesMarker<Time>[] = [];
+    for (const [t, e] of this.sorted(this.verdicts)) {
+      if (!this.predictionData.has(t)) continue;
+      const colour = e.directionHit === null ? c.tie : e.directionHit ? c.hit : c.miss;
+      markers.push({ time: t as UTCTimestamp, position: 'inBar', shape: 'circle', color: colour, size: 0.5 });
+    }
+    this.forecastMarkers.setMarkers(markers);
+  }
+
+  setChampionChanges(changes: ModelHistory['changes']): void {
+    this.champions = changes;
+    this.drawChampions();
+  }
+
+  private drawChampions(): void {
+    const times = [...this.candleData.keys()];
+    if (times.length === 0) return;
+    const first = Math.min(...times);
+    const last = Math.max(...times);
+    const markers: SeriesMarker<Time>[] = this.champions
+      .filter((ch) => sec(ch.at) >= first && sec(ch.at) <= last)
+      .map((ch) => ({
+        time: (Math.floor(sec(ch.at) / 60) * 60) as UTCTimestamp,
+        position: 'aboveBar',
+        shape: 'arrowDown',
+        color: themeColours().forecast,
+        text:
+          ch.version === null
+            ? 'no champion'
+            : `v${ch.version}${/rollback/i.test(ch.reason) ? ' (rollback)' : ''}`,
+      }));
+    this.modelMarkers.setMarkers(markers);
+  }
+
+  addCandle(c: Candle): void {
+    const t = sec(c.windowEnd);
+    const last = Math.max(0, ...this.candleData.keys());
+    this.candleData.set(t, c);
+    if (t >= last)
+      this.candles.update({
+        time: t as UTCTimestamp,
+        open: c.open,
+        high: c.high,
+        low: c.low,
+        close: c.close,
+      });
+    else this.redraw();
+    this.trimLive();
+  }
+
+  addPrediction(p: Prediction): void {
+    const t = sec(p.targetTs);
+    const last = Math.max(0, ...this.predictionData.keys());
+    if (!this.keepPrediction(p)) return;
+    const p2 = this.predictionData.get(t)!;
+    if (t >= last) {
+      this.forecast.update({ time: t as UTCTimestamp, value: p2.predictedClose });
+      this.p10.update({ time: t as UTCTimestamp, value: p2.p10 });
+      this.p90.update({ time: t as UTCTimestamp, value: p2.p90 });
+    } else this.redraw();
+    this.trimLive();
+  }
+
+  addVerdict(e: PredictionError): void {
+    this.keepVerdict(e);
+    this.drawVerdicts();
+  }
+
+  /** Trims in steps (a full redraw per update would cost more than it saves). */
+  private trimLive(): void {
+    if (this.candleData.size > this.maxPoints * 1.05 || this.predictionData.size > this.maxPoints * 1.05) {
+      this.trim();
+      this.redraw();
+    }
+  }
+}
+
+export class ErrorChart {
+  readonly chart: IChartApi;
+  private readonly model: ISeriesApi<'Line'>;
+  private readonly persistence: ISeriesApi<'Line'>;
+  private readonly data = new Map<number, PredictionError>();
+  private readonly maxPoints: number;
+
+  constructor(el: HTMLElement, maxPoints: number) {
+    this.maxPoints = maxPoints;
+    const c = themeColours();
+    this.chart = baseChart(el);
+    this.model = this.chart.addSeries(LineSeries, {
+      color: c.forecast,
+      lineWidth: 1,
+      title: '|error| model',
+    });
+    this.persistence = this.chart.addSeries(LineSeries, {
+      color: c.persistence,
+      lineWidth: 1,
+      title: '|error| persistence',
+    });
+  }
+
+  setAll(errors: readonly PredictionError[]): void {
+    this.data.clear();
+    for (const e of errors) if (e.status === 'scored') this.data.set(sec(e.targetTs), e);
+    this.redraw();
+  }
+
+  add(e: PredictionError): void {
+    if (e.status !== 'scored') return;
+    const t = sec(e.targetTs);
+    const last = Math.max(0, ...this.data.keys());
+    this.data.set(t, e);
+    if (t >= last && this.data.size <= this.maxPoints * 1.05) {
+      this.model.update({ time: t as UTCTimestamp, value: e.absError! });
+      this.persistence.update({ time: t as UTCTimestamp, value: e.persistenceAbsError! });
+    } else this.redraw();
+  }
+
+  private redraw(): void {
+    const keys = [...this.data.keys()].sort((a, b) => a - b);
+    for (const k of keys.slice(0, Math.max(0, keys.length - this.maxPoints))) this.data.delete(k);
+    const rows = [...this.data].sort((a, b) => a[0] - b[0]);
+    this.model.setData(rows.map(([t, e]) => ({ time: t as UTCTimestamp, value: e.absError! })));
+    this.persistence.setData(
+      rows.map(([t, e]) => ({ time: t as UTCTimestamp, value: e.persistenceAbsError! })),
+    );
+  }
+}

@@ -1,0 +1,219 @@
+import { ApiError, type ChannelName, getJson, Live, range } from './api.ts';
+import { ErrorChart, MarketChart } from './charts.ts';
+import { esc, utc } from './format.ts';
+import { healthPanel, modelPanel, newsPanel, qualityPanel } from './panels.ts';
+import type {
+  Candle,
+  Model,
+  ModelHistory,
+  NewsEntry,
+  PipelineHealth,
+  Prediction,
+  PredictionError,
+  Quality,
+} from './types.ts';
+
+/**
+ * The cryptocast dashboard: one page, served by the API, no other server, nothing from outside (assets are the
+ * API's own). First paint from the REST history of the last `WINDOW_DAYS`, then live over the WebSocket, resumed after
+ * any reconnect without gaps. `window.__cryptocast` exposes what the page shows (tests and benchmarks read it).
+ */
+const WINDOW_DAYS = 7;
+const MAX_POINTS = WINDOW_DAYS * 1440 + 60;
+const $ = (id: string) => document.getElementById(id)!;
+
+interface State {
+  pair: string;
+  status: 'loading' | 'connecting' | 'live' | 'down' | 'unknown-pair' | 'no-data';
+  statusDetail: string;
+  since: Record<ChannelName, number | undefined>;
+  live: { candles: number; predictions: number; errors: number };
+  firstPaintMs: number | null;
+  quality: Quality | null;
+  errorsShown: number;
+}
+
+const state: State = {
+  pair: '',
+  status: 'loading',
+  statusDetail: '',
+  since: { candles: undefined, predictions: undefined, errors: undefined },
+  live: { candles: 0, predictions: 0, errors: 0 },
+  firstPaintMs: null,
+  quality: null,
+  errorsShown: 0,
+};
+let market: MarketChart | undefined;
+let errorChart: ErrorChart | undefined;
+
+declare global {
+  interface Window {
+    __cryptocast: {
+      state(): State & {
+        candles: number;
+        predictions: number;
+        verdicts: number;
+        lastCandle: number | null;
+        lastPrediction: number | null;
+      };
+    };
+  }
+}
+window.__cryptocast = {
+  state: () => ({
+    ...state,
+    candles: market?.candleData.size ?? 0,
+    predictions: market?.predictionData.size ?? 0,
+    verdicts: market?.verdicts.size ?? 0,
+    lastCandle: state.since.candles ?? null,
+    lastPrediction: state.since.predictions ?? null,
+  }),
+};
+
+function setStatus(status: State['status'], detail = ''): void {
+  state.status = status;
+  state.statusDetail = detail;
+  const el = $('status');
+  el.dataset.status = status;
+  el.textContent =
+    status === 'live'
+      ? 'live'
+      : status === 'down'
+        ? `API unreachable — ${detail}`
+        : status === 'connecting'
+          ? 'connecting…'
+          : detail || status;
+}
+
+const quoteOf = (pair: string) => pair.split(/[-/]/)[1] ?? '';
+const bump = (channel: ChannelName, windowEnd: number) => {
+  const s = state.since[channel];
+  if (s === undefined || windowEnd > s) state.since[channel] = windowEnd;
+};
+
+async function pickPair(): Promise<string | undefined> {
+  const ready = await getJson<{ pairs: string[] }>('/v1/ready').catch(() => ({ pairs: [] as string[] }));
+  const known = ready.pairs;
+  const select = $('pair') as HTMLSelectElement;
+  select.innerHTML = known.map((p) => `<option value="${esc(p)}">${esc(p)}</option>`).join('');
+  const asked = new URLSearchParams(location.search).get('pair')?.toUpperCase().replace('/', '-');
+  if (known.length === 0) {
+    setStatus('no-data', 'no predictions yet');
+    $('message').innerHTML =
+      `<p class="notice" data-state="no-data">No predictions yet. Start the system (<code>./bin/cryptocast run --serve</code>); with no champion model, train one first (<code>bash scripts/price-model.sh</code>).</p>`;
+    return undefined;
+  }
+  if (asked && !known.includes(asked)) {
+    setStatus('unknown-pair', `unknown pair ${asked}`);
+    $('message').innerHTML =
+      `<p class="notice" data-state="unknown-pair">No data for <strong>${esc(asked)}</strong>. Pairs with predictions: ${known
+        .map((p) => `<a href="?pair=${encodeURIComponent(p)}">${esc(p)}</a>`)
+        .join(', ')}.</p>`;
+    return undefined;
+  }
+  const pair = asked ?? known[0]!;
+  select.value = pair;
+  select.onchange = () => {
+    location.search = `?pair=${encodeURIComponent(select.value)}`;
+  };
+  return pair;
+}
+
+async function firstPaint(pair: string): Promise<void> {
+  const t0 = performance.now();
+  const latest = await getJson<Prediction>(`/v1/predictions/latest?pair=${pair}`);
+  // The window ends at the newest data (a replay of last year shows last year), not at the wall clock.
+  const to = latest.targetTs + 60_000;
+  const from = to - WINDOW_DAYS * 86_400_000;
+  const [candles, predictions, errors] = await Promise.all([
+    range<Candle>('/v1/candles', pair, from, to).catch(() => []),
+    range<Prediction>('/v1/predictions', pair, from, to),
+    range<PredictionError>('/v1/errors', pair, from, to).catch(() => []),
+  ]);
+  market!.setAll(candles, predictions, errors);
+  errorChart!.setAll(errors);
+  for (const c of candles) bump('candles', c.windowEnd);
+  for (const p of predictions) bump('predictions', p.windowEnd);
+  for (const e of errors) bump('errors', e.windowEnd);
+  state.errorsShown = errors.length;
+  market!.chart.timeScale().fitContent();
+  await new Promise<void>((r) => requestAnimationFrame(() => requestAnimationFrame(() => r())));
+  state.firstPaintMs = performance.now() - t0;
+  $('range').textContent = `${utc(from)} → ${utc(to)}`;
+}
+
+async function refreshPanels(pair: string): Promise<void> {
+  const quote = quoteOf(pair);
+  const results = await Promise.allSettled([
+    getJson<Quality>(`/v1/quality?pair=${pair}`),
+    getJson<Model>('/v1/model'),
+    getJson<ModelHistory>('/v1/model/history'),
+    getJson<{ items: NewsEntry[] }>('/v1/news?limit=30'),
+    getJson<PipelineHealth>('/v1/pipeline'),
+  ]);
+  const [q, m, h, n, p] = results;
+  if (q.status === 'fulfilled') {
+    state.quality = q.value;
+    $('quality').innerHTML = qualityPanel(q.value, quote);
+  } else if (q.reason instanceof ApiError && q.reason.status === 404)
+    $('quality').innerHTML =
+      `<p class="notice">No matured predictions of ${esc(pair)} yet (each is scored 5 minutes after it is made).</p>`;
+  const model = m.status === 'fulfilled' ? m.value : null;
+  const history = h.status === 'fulfilled' ? h.value : null;
+  if (m.status === 'fulfilled' || (m.reason instanceof ApiError && m.reason.status === 404))
+    $('model').innerHTML = modelPanel(model, history);
+  if (history) market?.setChampionChanges(history.changes);
+  if (n.status === 'fulfilled') $('news').innerHTML = newsPanel(n.value.items);
+  if (p.status === 'fulfilled') $('health').innerHTML = healthPanel(p.value);
+  const down = results.every((r) => r.status === 'rejected' && !(r.reason instanceof ApiError));
+  if (down && state.status === 'live') setStatus('down', 'panels could not be refreshed');
+}
+
+async function main(): Promise<void> {
+  setStatus('loading', 'loading…');
+  let pair: string | undefined;
+  for (let attempt = 0; pair === undefined; attempt++) {
+    try {
+      pair = await pickPair();
+      if (pair === undefined) return;
+    } catch {
+      const delay = Math.min(30_000, 1_000 * 2 ** attempt);
+      setStatus('down', `retrying in ${delay / 1000} s`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+  state.pair = pair;
+  document.title = `${pair} · cryptocast`;
+  market = new MarketChart($('market'), MAX_POINTS);
+  errorChart = new ErrorChart($('errors'), MAX_POINTS);
+  await firstPaint(pair);
+  await refreshPanels(pair);
+  setInterval(() => void refreshPanels(pair).catch(() => {}), 10_000);
+  new Live({
+    pair,
+    since: () => state.since,
+    onStatus: (s, detail) => setStatus(s, detail),
+    onRecord: (channel, data) => {
+      if (channel === 'candles') {
+        const c = data as Candle;
+        market!.addCandle(c);
+        bump('candles', c.windowEnd);
+      } else if (channel === 'predictions') {
+        const p = data as Prediction;
+        market!.addPrediction(p);
+        bump('predictions', p.windowEnd);
+      } else {
+        const e = data as PredictionError;
+        market!.addVerdict(e);
+        errorChart!.add(e);
+        bump('errors', e.windowEnd);
+        state.errorsShown++;
+      }
+      state.live[channel]++;
+    },
+  }).start();
+}
+
+void main().catch((err) => {
+  setStatus('down', (err as Error).message);
+});

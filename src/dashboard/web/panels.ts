@@ -1,0 +1,106 @@
+import { duration, esc, num, pct, price, utc } from './format.ts';
+import type { Model, ModelHistory, NewsEntry, PipelineHealth, Quality } from './types.ts';
+
+/** The panels beside the charts, rendered from API data as HTML (data values escaped). */
+
+const ci = (x: number[] | null | undefined) => (x ? ` [${pct(x[0], 1)}, ${pct(x[1], 1)}]` : '');
+
+export function qualityPanel(q: Quality, quote: string): string {
+  const windows = Object.keys(q.windows);
+  const wf = q.champion?.walkForward;
+  const cell = (w: string, metric: string, text: string, cls = '') =>
+    `<td data-window="${w}" data-metric="${metric}" class="${cls}">${text}</td>`;
+  const row = (label: string, metric: string, f: (w: string) => [string, string?], walk: string) =>
+    `<tr><th scope="row">${label}</th>${windows.map((w) => cell(w, metric, ...f(w))).join('')}<td class="walk">${walk}</td></tr>`;
+  const fig = (w: string) => q.windows[w]!;
+  const good = (ok: boolean | null) => (ok === null ? '' : ok ? 'good' : 'bad');
+  return `
+  <table class="quality">
+    <caption>Rolling quality of ${esc(q.pair)}, windows ending ${utc(q.clock)}${q.clockKind === 'event' ? ' (replay clock)' : ''}</caption>
+    <thead><tr><th></th>${windows.map((w) => `<th scope="col">${w}</th>`).join('')}<th scope="col" title="the champion's walk-forward, ${esc(wf?.scope ?? '')}">walk-forward</th></tr></thead>
+    <tbody>
+      ${row('predictions', 'count', (w) => [num(fig(w).count)], num(wf?.n ?? null))}
+      ${row('MAE', 'mae', (w) => [price(fig(w).mae, quote)], price(wf?.mae ?? null, quote))}
+      ${row('persistence MAE', 'persistenceMae', (w) => [price(fig(w).persistenceMae, quote)], price(wf?.persistenceMae ?? null, quote))}
+      ${row('skill vs persistence', 'skill', (w) => [pct(fig(w).skill, 3), good(fig(w).skill === null ? null : fig(w).skill! > 0)], pct(wf?.skill ?? null, 3))}
+      ${row('direction (95 % CI)', 'directionalAccuracy', (w) => [pct(fig(w).directionalAccuracy, 1) + ci(fig(w).directionalCi95)], pct(wf?.directionalAccuracy ?? null, 1) + ci(wf?.directionalCi95))}
+      ${row(`p10–p90 coverage (target ${pct(q.coverageTarget, 0)})`, 'coverage', (w) => [pct(fig(w).coverage, 1), good(fig(w).coverage === null ? null : Math.abs(fig(w).coverage! - q.coverageTarget) <= 0.05)], pct(wf?.coverage ?? null, 1))}
+      ${row('bias (predicted − actual)', 'bias', (w) => [price(fig(w).bias, quote)], '')}
+    </tbody>
+  </table>`;
+}
+
+export function modelPanel(m: Model | null, h: ModelHistory | null): string {
+  if (m === null)
+    return `<p class="notice" data-state="no-champion">No champion model yet: train one with <code>bash scripts/price-model.sh</code> or <code>cryptocast train --candles FILE</code>; predictions start as soon as one is promoted.</p>`;
+  const gate = m.gate
+    ? `${m.gate.promoted ? 'promoted' : 'refused'}: ${m.gate.reasons.map(esc).join('; ')}`
+    : '—';
+  const changes = (h?.changes ?? [])
+    .slice(-8)
+    .reverse()
+    .map(
+      (c) =>
+        `<li>${utc(c.at)}: ${c.version === null ? 'no champion' : `v${c.version}`}${c.previous ? ` (was v${c.previous})` : ''} — ${esc(c.reason)}</li>`,
+    )
+    .join('');
+  return `
+  <dl class="model">
+    <dt>model</dt><dd data-field="model">${esc(m.name)} v${m.version}</dd>
+    <dt>trained</dt><dd>${utc(m.createdAt)} · code ${esc(m.codeVersion)}</dd>
+    <dt>on</dt><dd>${utc(m.trainingWindow.from)} → ${utc(m.trainingWindow.to)} · ${esc(m.pairs.join(', '))} · ${m.features} features</dd>
+    <dt>horizon</dt><dd>${duration(m.horizonMs)}</dd>
+    <dt>gate</dt><dd>${gate}</dd>
+  </dl>
+  <h3>Champion history</h3>
+  <ul class="history">${changes || '<li>—</li>'}</ul>`;
+}
+
+export function newsPanel(items: readonly NewsEntry[]): string {
+  if (items.length === 0)
+    return `<p class="notice">No news: the news pipeline is not running (<code>cryptocast service news</code> and <code>news-signals</code>).</p>`;
+  return `<ul class="news">${items
+    .map((n) => {
+      const sig = n.signals
+        .map(
+          (s) =>
+            `<span class="sentiment ${s.label}" title="${esc(s.model)}${s.baseline ? ' (baseline)' : ''}">${esc(s.coin)} ${s.label} ${s.score >= 0 ? '+' : ''}${s.score.toFixed(2)}</span>`,
+        )
+        .join(' ');
+      const title = n.url
+        ? `<a href="${esc(n.url)}" rel="noopener noreferrer" target="_blank">${esc(n.title)}</a>`
+        : esc(n.title);
+      return `<li><time>${utc(n.publishedAt)}</time> ${title} <small>${esc(n.source)}</small> ${sig}</li>`;
+    })
+    .join('')}</ul>`;
+}
+
+export function healthPanel(h: PipelineHealth): string {
+  const topics = h.topics
+    .map(
+      (t) =>
+        `<tr><td>${esc(t.topic)}</td><td>${t.lastAppendedAt === null ? 'nothing yet' : `${duration(t.ageMs)} ago`}</td></tr>`,
+    )
+    .join('');
+  const lags = h.consumerLag
+    .map(
+      (l) =>
+        `<tr><td>${esc(l.group)} ← ${esc(l.topic)}</td><td class="${(l.records ?? 0) > 1000 ? 'bad' : ''}">${l.records === null ? '—' : num(l.records)}</td></tr>`,
+    )
+    .join('');
+  const features = h.features.map((f) => `${esc(f.pair)} ${duration(f.stalenessMs)}`).join(', ') || '—';
+  const alerts = h.alerts.length
+    ? `<ul class="alerts">${h.alerts.map((a) => `<li class="${a.severity}">${esc(a.rule)}: ${esc(a.message)} <small>since ${utc(a.startsAt)}</small></li>`).join('')}</ul>`
+    : '<p class="good" data-state="no-alerts">no active alerts</p>';
+  return `
+  <div class="health">
+    <table><caption>last message per topic</caption><tbody>${topics}</tbody></table>
+    <table><caption>consumer lag (records)</caption><tbody>${lags}</tbody></table>
+    <dl>
+      <dt>dead letters, last hour</dt><dd class="${h.deadLettersLastHour > 0 ? 'bad' : ''}">${num(h.deadLettersLastHour)}</dd>
+      <dt>feature staleness${h.clockKind === 'event' ? ' (replay clock)' : ''}</dt><dd>${features}</dd>
+      <dt>prediction latency p50 / p99</dt><dd>${duration(h.predictionLatencyMs.p50)} / ${duration(h.predictionLatencyMs.p99)} (${num(h.predictionLatencyMs.n)} predictions)</dd>
+    </dl>
+    <h3>Alerts</h3>${alerts}
+  </div>`;
+}
