@@ -25,10 +25,14 @@ bash scripts/mlflow.sh start
 log "promtool (Debian's prometheus package, for deploy/prometheus)"
 bash scripts/promtool.sh path >/dev/null
 
+log "Chromium (Debian's package, for the dashboard's browser tests)"
+bash scripts/chromium.sh >/dev/null
+
 log "lint (biome)"
 npx --no-install biome check src test bench scripts
 log "type-check (tsc)"
 npx --no-install tsc -p tsconfig.json
+npx --no-install tsc -p src/dashboard/web/tsconfig.json
 
 log "tests (node:test)"
 # One run over every test file, so the runner prints one closing summary.

@@ -22,7 +22,10 @@ export interface WsOptions {
   maxFramesPerSecond?: number;
   maxBufferedBytes?: number;
   heartbeatMs?: number;
-  /** How far back `since` may reach (default 24 h); an older one is replayed from this bound (told in `subscribed`). */
+  /**
+   * How far back `since` may reach (default 24 h) before the pair's newest record (or now, if earlier); an older one
+   * is replayed from this bound (told in `subscribed`).
+   */
   maxReplayMs?: number;
   /** Pairs per client (default 32). */
   maxPairs?: number;
@@ -144,7 +147,8 @@ export class WsHub {
       this.kick(c, 1013, 'slow consumer: too much unsent data');
       return false;
     }
-    c.socket.send(frame);
+    // Text frames (the pre-serialised Buffers would otherwise go out binary: a browser would get a Blob).
+    c.socket.send(frame, { binary: false });
     this.stats.sent++;
     return true;
   }
@@ -257,7 +261,12 @@ export class WsHub {
       return 'since must be epoch milliseconds (a whole number)';
     const fresh = pairs.filter((p) => !c.subs.has(subKey(channel, p)));
     if (c.subs.size + fresh.length > this.maxPairs) return `at most ${this.maxPairs} pairs per connection`;
-    const since = m.since === undefined ? undefined : Math.max(m.since, Date.now() - this.maxReplayMs);
+    // How far back a replay may reach is measured from each pair's newest record, not from the wall clock: a replay
+    // of last year's recordings resumes like a live stream does.
+    const feed = this.feeds.get(channel)!;
+    const floor = (pair: string) =>
+      Math.min(feed.latest(pair)?.windowEnd ?? Date.now(), Date.now()) - this.maxReplayMs;
+    const since = m.since === undefined ? undefined : Math.max(m.since, Math.min(...pairs.map(floor)));
     for (const p of fresh) {
       const k = subKey(channel, p);
       c.subs.set(k, { held: [], replayed: null });

@@ -8,11 +8,12 @@ const ci = (x: number[] | null | undefined) => (x ? ` [${pct(x[0], 1)}, ${pct(x[
 export function qualityPanel(q: Quality, quote: string): string {
   const windows = Object.keys(q.windows);
   const wf = q.champion?.walkForward;
+  const fig = (w: string) => q.windows[w]!;
+  // The raw figure rides along in data-value (tests compare it with /v1/quality; people read the text).
   const cell = (w: string, metric: string, text: string, cls = '') =>
-    `<td data-window="${w}" data-metric="${metric}" class="${cls}">${text}</td>`;
+    `<td data-window="${w}" data-metric="${metric}" data-value="${String((fig(w) as unknown as Record<string, unknown>)[metric] ?? '')}" class="${cls}">${text}</td>`;
   const row = (label: string, metric: string, f: (w: string) => [string, string?], walk: string) =>
     `<tr><th scope="row">${label}</th>${windows.map((w) => cell(w, metric, ...f(w))).join('')}<td class="walk">${walk}</td></tr>`;
-  const fig = (w: string) => q.windows[w]!;
   const good = (ok: boolean | null) => (ok === null ? '' : ok ? 'good' : 'bad');
   return `
   <table class="quality">

@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { type RunningApi, startApi } from '../../src/api/api-service.ts';
+import { type CandlesTable, openCandlesTable } from '../../src/candles/store/candles-table.ts';
+import type { PredictionsStore } from '../../src/inference/predictions-store.ts';
+import { openPredictionsStore } from '../../src/inference/store/open.ts';
+import type { ErrorsStore } from '../../src/monitoring/store/errors-store.ts';
+import { openErrorsStore } from '../../src/monitoring/store/open.ts';
+import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
+import { topics } from '../../src/runtime/topic.ts';
+import type { Candle } from '../../src/schemas/candle.ts';
+import type { Prediction } from '../../src/schemas/prediction.ts';
+import { LocalRegistry } from '../../src/training/registry/local.ts';
+import { dashboardState, launchChromium, waitForDashboard, watch } from '../support/browser.ts';
+import { runCli } from '../support/cli.ts';
+import { KRAKEN_REST_TRADES } from '../support/data.ts';
+import { stumpChampionRegistry } from '../support/monitoring.ts';
+
+/**
+ * The dashboard in a real browser (Debian's Chromium, playwright-core), served by a real API over the stores of a
+ * real replay: it loads clean and entirely from the API, shows what the API holds, takes live records without a
+ * reload, and recovers when the API restarts. Screenshots (desktop and phone width) go to the folder it prints.
+ */
+const ROOT = join(import.meta.dirname, '..', '..');
+const ARTIFACTS = join(
+  ROOT,
+  '.data',
+  'test-artifacts',
+  `dashboard-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+);
+
+describe('dashboard in Chromium', () => {
+  let browser: Browser;
+  let env: NodeJS.ProcessEnv;
+  let file: string;
+  const bus = new InProcessBus();
+  let stores: { predictions: PredictionsStore; errors: ErrorsStore; candles: CandlesTable };
+  let api: RunningApi;
+  let port = 0;
+
+  const start = async (p = 0) => {
+    api = await startApi({
+      bus,
+      store: stores.predictions,
+      errorsStore: stores.errors,
+      candlesTable: stores.candles,
+      pairs: ['BTC/USDT'],
+      registry: new LocalRegistry(env.CRYPTOCAST_REGISTRY!),
+      modelName: 'cryptocast-price',
+      port: p,
+      host: '127.0.0.1',
+      qualityClock: 'event',
+    });
+    return api.port;
+  };
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    env = await stumpChampionRegistry();
+    file = join(mkdtempSync(join(tmpdir(), 'cc-dash-')), 'cryptocast.duckdb');
+    const run = runCli(
+      ['run', '--json', '--port', '0', '--store', `duckdb:${file}`, '--data', KRAKEN_REST_TRADES],
+      env,
+    );
+    assert.equal(await run.exited, 0, run.stderr());
+    stores = {
+      predictions: await openPredictionsStore(`duckdb:${file}`),
+      errors: await openErrorsStore(`duckdb:${file}`),
+      candles: await openCandlesTable(`duckdb:${file}`),
+    };
+    port = await start();
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await api?.close();
+    await stores?.predictions.close();
+    await stores?.errors.close();
+    await stores?.candles.close();
+  });
+
+  it('loads with no console error, no failed request, nothing from another host; shows what the API holds', async (t) => {
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    const seen = watch(page, `127.0.0.1:${port}`);
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await waitForDashboard(page, 'the first paint', (s) => s.firstPaintMs !== null);
+    await page.waitForSelector('[data-metric="mae"][data-window="7d"]', { timeout: 30_000 });
+    const s = (await dashboardState(page))!;
+    const base = `http://127.0.0.1:${port}`;
+    const candles = (await (
+      await fetch(
+        `${base}/v1/candles?pair=BTC-USDT&from=${Date.UTC(2025, 10, 10)}&to=${Date.UTC(2025, 10, 12)}&limit=1000`,
+      )
+    ).json()) as { items: Candle[] };
+    const quality = (await (await fetch(`${base}/v1/quality?pair=BTC-USDT`)).json()) as {
+      windows: Record<string, Record<string, number | null>>;
+    };
+    assert.equal(s.pair, 'BTC-USDT');
+    assert.equal(s.candles, candles.items.length, 'every replayed candle is on the chart');
+    assert.equal(s.predictions, 351, 'every prediction, at its target time');
+    assert.equal(s.verdicts, 346, 'every matured prediction coloured hit / miss / tie');
+    for (const w of ['1h', '24h', '7d'])
+      for (const metric of ['count', 'mae', 'skill', 'directionalAccuracy', 'coverage']) {
+        const cell = await page.getAttribute(`[data-window="${w}"][data-metric="${metric}"]`, 'data-value');
+        assert.equal(Number(cell), quality.windows[w]![metric], `${w} ${metric}`);
+      }
+    assert.match((await page.textContent('#model')) ?? '', /cryptocast-price v1/);
+    assert.match((await page.textContent('#health')) ?? '', /last message per topic/);
+    await page.screenshot({ path: join(ARTIFACTS, 'desktop.png'), fullPage: true });
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
+    const phoneSeen = watch(phone, `127.0.0.1:${port}`);
+    await phone.goto(`${base}/`);
+    await waitForDashboard(phone, 'the first paint', (s) => s.firstPaintMs !== null);
+    const overflow = (await phone.evaluate(
+      'document.documentElement.scrollWidth - window.innerWidth',
+    )) as number;
+    assert.ok(overflow <= 1, `no horizontal scroll at phone width (${overflow}px too wide)`);
+    await phone.screenshot({ path: join(ARTIFACTS, 'phone.png'), fullPage: true });
+    await phone.close();
+    t.diagnostic(`screenshots in ${ARTIFACTS}`);
+    process.stdout.write(`dashboard screenshots: ${ARTIFACTS}\n`);
+    assert.deepEqual([...seen.problems, ...phoneSeen.problems], []);
+    assert.deepEqual([...seen.foreign, ...phoneSeen.foreign], [], 'requests to another host');
+    await page.close();
+  });
+
+  it('a live candle and prediction appear without a reload; after an API restart the page reconnects and misses nothing', async () => {
+    const page = await browser.newPage();
+    const seen = watch(page, `127.0.0.1:${port}`);
+    await page.goto(`http://127.0.0.1:${port}/`);
+    const before = await waitForDashboard(page, 'live', (s) => s.status === 'live');
+    const last = (await stores.predictions.latest('BTC/USDT'))!;
+    const next = (p: Prediction, k: number): Prediction => ({
+      ...p,
+      windowEnd: p.windowEnd + k * 60_000,
+      targetTs: p.targetTs + k * 60_000,
+      createdAt: p.createdAt + k * 60_000,
+      predictedClose: p.predictedClose + k,
+    });
+    const live = next(last, 1);
+    await stores.predictions.write([live]);
+    await bus.publish(topics.predictions, [live]);
+    await waitForDashboard(page, 'the live prediction', (s) => s.predictions === before.predictions + 1);
+
+    await api.close();
+    await waitForDashboard(page, 'down', (s) => s.status === 'down');
+    assert.match((await page.textContent('#status')) ?? '', /API unreachable — reconnecting in \d+ s/);
+    // Made while the API is away (the predictor does not wait for it): the page must get it after the restart.
+    const whileDown = next(last, 2);
+    await stores.predictions.write([whileDown]);
+    await start(port);
+    await waitForDashboard(page, 'live', (s) => s.status === 'live');
+    const after = await waitForDashboard(
+      page,
+      'the prediction made while down',
+      (s) => s.predictions === before.predictions + 2,
+    );
+    assert.equal(after.lastPrediction, whileDown.windowEnd);
+    const failures = seen.problems.filter((p) => !/ERR_CONNECTION_REFUSED|WebSocket connection/.test(p));
+    assert.deepEqual(failures, [], 'nothing but the refused connections of the restart');
+    await page.close();
+  });
+
+  it('an unknown pair in the URL: a clear message and the pairs there are', async () => {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${port}/?pair=SOL-USD`);
+    const msg = await page.waitForSelector('[data-state="unknown-pair"]', { timeout: 30_000 });
+    assert.match((await msg.textContent()) ?? '', /No data for SOL-USD\. Pairs with predictions: BTC-USDT/);
+    await page.close();
+  });
+
+  it('no predictions and no champion: the page says how to train one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cc-dash-empty-'));
+    const empty = await startApi({
+      bus: new InProcessBus(),
+      store: await openPredictionsStore(':memory:'.replace(/^/, 'duckdb:')),
+      pairs: ['BTC/USD'],
+      registry: new LocalRegistry(dir),
+      port: 0,
+      host: '127.0.0.1',
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${empty.port}/`);
+      const msg = await page.waitForSelector('[data-state="no-data"]', { timeout: 30_000 });
+      assert.match((await msg.textContent()) ?? '', /train one first \(bash scripts\/price-model\.sh\)/);
+      await page.close();
+    } finally {
+      await empty.close();
+    }
+  });
+});
