@@ -98,6 +98,13 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
       pairs: o.pairs,
       group: o.group === undefined ? undefined : `${o.group}-errors`,
     });
+    await candles?.start({
+      bus: o.bus,
+      pairs: o.pairs,
+      group: o.group === undefined ? undefined : `${o.group}-candles`,
+    });
+    await alerts.start(o.bus);
+    await news.start(o.bus);
   } catch (err) {
     await app.close();
     await latest.stop();

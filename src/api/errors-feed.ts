@@ -16,7 +16,7 @@ import { Feed, type FeedOptions } from './feed.ts';
 export class ErrorsFeed extends Feed<PredictionError> {
   readonly quality: RollingQuality;
   readonly clockKind: 'event' | 'wall';
-  private readonly store: ErrorsStore;
+  readonly store: ErrorsStore;
 
   constructor(
     store: ErrorsStore,

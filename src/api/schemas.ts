@@ -196,3 +196,8 @@ export const ModelHistorySchema = z.object({
 export const NewsQuerySchema = z.strictObject({
   limit: queryInt(1, 200, 'items, newest first (default 50)').optional(),
 });
+
+export const SeriesQuerySchema = z.strictObject({
+  pair: UrlPairSchema,
+  days: queryInt(1, 31, 'days before the newest record (default 7)').optional(),
+});

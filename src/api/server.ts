@@ -141,6 +141,8 @@ export function buildApi(deps: ApiDeps) {
   app.register(
     dashboardDataRoutes({
       candles: deps.candles?.table,
+      predictions: deps.store,
+      errors: deps.errors?.store,
       registry: deps.registry,
       modelName: deps.modelName ?? 'cryptocast-price',
       pipeline: deps.pipeline,

@@ -20,6 +20,15 @@ export interface PredictionsStore {
     opts?: { limit?: number; after?: number; modelVersion?: number },
   ): Promise<Prediction[]>;
   latest(pair: string): Promise<Prediction | undefined>;
+  /** Every prediction of `pair` with windowEnd in [fromTs, toTs), unpaged (bounded ranges: the dashboard). */
+  range(pair: string, fromTs: number, toTs: number): Promise<Prediction[]>;
+  /** The same records as columns of numbers (or null), only the columns named (snake_case): cheap for charts. */
+  columns(
+    pair: string,
+    fromTs: number,
+    toTs: number,
+    names: readonly string[],
+  ): Promise<Record<string, (number | null)[]>>;
   count(): Promise<number>;
   close(): Promise<void>;
 }

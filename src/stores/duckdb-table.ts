@@ -129,6 +129,38 @@ export class DuckDbTable<T> implements Table<T> {
     });
   }
 
+  range(series: string, from: number, to: number): Promise<T[]> {
+    return this.session.serial(async () => {
+      await this._migrate();
+      const time = timeColumn(this.spec);
+      const r = await this.conn.runAndReadAll(
+        `SELECT * FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${time} >= $2 AND ${time} < $3 ORDER BY ${this.spec.key.slice(1).join(', ')}`,
+        [series, BigInt(from), BigInt(to)],
+      );
+      return r.getRowObjects().map(this.spec.fromRow);
+    });
+  }
+
+  columns(
+    series: string,
+    from: number,
+    to: number,
+    names: readonly string[],
+  ): Promise<Record<string, (number | null)[]>> {
+    return this.session.serial(async () => {
+      await this._migrate();
+      const time = timeColumn(this.spec);
+      const cols = names.map((n) => checkedColumn(this.spec, n));
+      // Numbers cast to DOUBLE (BIGINT would come back as BigInt), read column by column: no object per row.
+      const select = cols.map((c) => `CAST(${c} AS DOUBLE) AS ${c}`).join(', ');
+      const r = await this.conn.runAndReadAll(
+        `SELECT ${select} FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${time} >= $2 AND ${time} < $3 ORDER BY ${this.spec.key.slice(1).join(', ')}`,
+        [series, BigInt(from), BigInt(to)],
+      );
+      return r.getColumnsObjectJS() as Record<string, (number | null)[]>;
+    });
+  }
+
   latest(series: string): Promise<T | undefined> {
     return this.session.serial(async () => {
       await this._migrate();

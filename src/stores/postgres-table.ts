@@ -121,6 +121,36 @@ export class PostgresTable<T> implements Table<T> {
     return r.rows.map(this.spec.fromRow);
   }
 
+  async range(series: string, from: number, to: number): Promise<T[]> {
+    await this.migrate();
+    const time = timeColumn(this.spec);
+    const r = await this.pool.query(
+      `SELECT * FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${time} >= $2 AND ${time} < $3 ORDER BY ${this.spec.key.slice(1).join(', ')}`,
+      [series, String(from), String(to)],
+    );
+    return r.rows.map(this.spec.fromRow);
+  }
+
+  async columns(
+    series: string,
+    from: number,
+    to: number,
+    names: readonly string[],
+  ): Promise<Record<string, (number | null)[]>> {
+    await this.migrate();
+    const time = timeColumn(this.spec);
+    const cols = names.map((n) => checkedColumn(this.spec, n));
+    const r = await this.pool.query({
+      text: `SELECT ${cols.map((c) => `${c}::float8 AS ${c}`).join(', ')} FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${time} >= $2 AND ${time} < $3 ORDER BY ${this.spec.key.slice(1).join(', ')}`,
+      values: [series, String(from), String(to)],
+      rowMode: 'array',
+    });
+    const out: Record<string, (number | null)[]> = Object.fromEntries(cols.map((c) => [c, []]));
+    for (const row of r.rows as (number | null)[][])
+      for (let i = 0; i < cols.length; i++) out[cols[i]!]!.push(row[i] ?? null);
+    return out;
+  }
+
   async latest(series: string): Promise<T | undefined> {
     await this.migrate();
     const order = this.spec.key

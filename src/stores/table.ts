@@ -88,6 +88,15 @@ export interface Table<T> {
   page(q: PageQuery): Promise<T[]>;
   /** Every row with time in [from, to), all series, in time order. */
   scan(from: number, to: number): Promise<T[]>;
+  /** Every row of one series with time in [from, to), in time order, unpaged (bounded ranges only). */
+  range(series: string, from: number, to: number): Promise<T[]>;
+  /** The same rows as columns of plain numbers (or null), only the columns named: cheap for charts. */
+  columns(
+    series: string,
+    from: number,
+    to: number,
+    names: readonly string[],
+  ): Promise<Record<string, (number | null)[]>>;
   latest(series: string): Promise<T | undefined>;
   series(): Promise<string[]>;
   max(column: string): Promise<number | undefined>;

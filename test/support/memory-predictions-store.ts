@@ -51,6 +51,21 @@ export class MemoryPredictionsStore implements PredictionsStore {
     return kept.length > 0 ? kept : all.filter((p) => p.windowEnd === last);
   }
 
+  async range(pair: string, fromTs: number, toTs: number): Promise<Prediction[]> {
+    this.check();
+    return [...this.rows.values()]
+      .filter((p) => p.pair === pair && p.windowEnd >= fromTs && p.windowEnd < toTs)
+      .sort((a, b) => a.windowEnd - b.windowEnd || a.modelVersion - b.modelVersion);
+  }
+
+  async columns(pair: string, fromTs: number, toTs: number, names: readonly string[]) {
+    const rows = await this.range(pair, fromTs, toTs);
+    const camel = (n: string) => n.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    return Object.fromEntries(
+      names.map((n) => [n, rows.map((p) => (p as unknown as Record<string, number>)[camel(n)] ?? null)]),
+    );
+  }
+
   async latest(pair: string): Promise<Prediction | undefined> {
     this.check();
     let best: Prediction | undefined;

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { CandlesTable } from '../../candles/store/candles-table.ts';
 import { log } from '../../core/log.ts';
+import type { PredictionsStore } from '../../inference/predictions-store.ts';
+import type { ErrorsStore } from '../../monitoring/store/errors-store.ts';
 import { CandleSchema } from '../../schemas/candle.ts';
 import { pairToUrl } from '../../schemas/common.ts';
 import type { ModelRegistry } from '../../training/registry/registry.ts';
@@ -13,6 +15,7 @@ import {
   ModelHistorySchema,
   NewsQuerySchema,
   pageJson,
+  SeriesQuerySchema,
   zodQuery,
 } from '../schemas.ts';
 
@@ -20,6 +23,7 @@ const DAY = 86_400_000;
 const apiLog = log.child({ service: 'api' });
 const candlesQuery = zodQuery(CandlesQuerySchema);
 const newsQuery = zodQuery(NewsQuerySchema);
+const seriesQuery = zodQuery(SeriesQuerySchema);
 const loose = (description: string) => ({ type: 'object', additionalProperties: true, description });
 
 /**
@@ -29,6 +33,8 @@ const loose = (description: string) => ({ type: 'object', additionalProperties: 
  */
 export function dashboardDataRoutes(deps: {
   candles?: CandlesTable;
+  predictions?: PredictionsStore;
+  errors?: ErrorsStore;
   registry?: ModelRegistry;
   modelName: string;
   pipeline?: PipelineHealthView;
@@ -64,6 +70,87 @@ export function dashboardDataRoutes(deps: {
         } catch (err) {
           apiLog.error({ err }, 'candles read failed');
           return fail(reply, 503, 'the candles store is unavailable', 'store_unavailable');
+        }
+      },
+    );
+
+    r.get(
+      '/v1/dashboard/series',
+      {
+        schema: {
+          summary:
+            "A pair's candles, predictions and error records of the last days, as columns (the dashboard's first paint)",
+          querystring: seriesQuery.querystring,
+          response: {
+            200: loose('DashboardSeries (src/api/routes/dashboard-data.ts)'),
+            ...errors(400, 401, 404, 429, 503),
+          },
+        },
+        validatorCompiler: seriesQuery.validatorCompiler,
+      },
+      async (req, reply) => {
+        const q = req.query as ReturnType<typeof SeriesQuerySchema.parse>;
+        if (!deps.predictions) return fail(reply, 503, 'no predictions store', 'not_available');
+        try {
+          // The window ends at the pair's newest prediction (a replay of last year shows last year).
+          const newest = await deps.predictions.latest(q.pair);
+          if (newest === undefined) return fail(reply, 404, `no predictions for ${pairToUrl(q.pair)}`);
+          const to = newest.targetTs + 60_000;
+          const from = to - (q.days ?? 7) * DAY;
+          const none = async () => ({}) as Record<string, (number | null)[]>;
+          const [cs, ps, es] = await Promise.all([
+            deps.candles?.columns(q.pair, from, to, ['window_end', 'open', 'high', 'low', 'close']) ?? none(),
+            deps.predictions.columns(q.pair, from, to, [
+              'target_ts',
+              'window_end',
+              'model_version',
+              'predicted_close',
+              'p10',
+              'p90',
+              'latency_ms',
+            ]),
+            deps.errors?.columns(q.pair, from, to, [
+              'target_ts',
+              'window_end',
+              'model_version',
+              'abs_error',
+              'persistence_abs_error',
+              'direction_hit',
+              'direction_tie',
+            ]) ?? none(),
+          ]);
+          const n = (x: (number | null)[] | undefined) => (x ?? []) as number[];
+          const body: DashboardSeries = {
+            pair: pairToUrl(q.pair),
+            from,
+            to,
+            candles: { t: n(cs.window_end), o: n(cs.open), h: n(cs.high), l: n(cs.low), c: n(cs.close) },
+            predictions: {
+              t: n(ps.target_ts),
+              w: n(ps.window_end),
+              v: n(ps.model_version),
+              p: n(ps.predicted_close),
+              lo: n(ps.p10),
+              hi: n(ps.p90),
+              lat: n(ps.latency_ms),
+            },
+            errors: {
+              t: n(es.target_ts),
+              w: n(es.window_end),
+              v: n(es.model_version),
+              e: es.abs_error ?? [],
+              pe: es.persistence_abs_error ?? [],
+              // 1 hit, 0 miss, -1 tie, null unscorable
+              hit: (es.abs_error ?? []).map((a, i) =>
+                a === null ? null : es.direction_tie?.[i] === 1 ? -1 : (es.direction_hit?.[i] ?? null),
+              ),
+            },
+          };
+          // Plain JSON.stringify of number arrays: faster than a schema serialiser for 60,000 numbers.
+          return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(body));
+        } catch (err) {
+          apiLog.error({ err }, 'dashboard series failed');
+          return fail(reply, 503, 'a store is unavailable', 'store_unavailable');
         }
       },
     );
@@ -142,5 +229,30 @@ export function dashboardDataRoutes(deps: {
         return { items: deps.news?.latest(q.limit ?? 50) ?? [] };
       },
     );
+  };
+}
+
+/** Columns of numbers (null where a value is missing): what a chart needs, a fifth of the records' JSON. */
+export interface DashboardSeries {
+  pair: string;
+  from: number;
+  to: number;
+  candles: { t: number[]; o: number[]; h: number[]; l: number[]; c: number[] };
+  predictions: {
+    t: number[];
+    w: number[];
+    v: number[];
+    p: number[];
+    lo: number[];
+    hi: number[];
+    lat: number[];
+  };
+  errors: {
+    t: number[];
+    w: number[];
+    v: number[];
+    e: (number | null)[];
+    pe: (number | null)[];
+    hit: (number | null)[];
   };
 }

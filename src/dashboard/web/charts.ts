@@ -20,6 +20,7 @@ import type { Candle, ModelHistory, Prediction, PredictionError } from './types.
  * `maxPoints` (the visible window): live updates never grow memory beyond it.
  */
 const sec = (ms: number) => (ms / 1000) as UTCTimestamp;
+const MARKED_VERDICTS = 2 * 1440;
 
 function themeColours() {
   const css = getComputedStyle(document.documentElement);
@@ -136,8 +137,12 @@ export class MarketChart {
     }
   }
 
+  /** The entries in time order; maps filled in time order (the usual case) need no sort. */
   private sorted<T>(m: Map<number, T>): [number, T][] {
-    return [...m].sort((a, b) => a[0] - b[0]);
+    const out = [...m];
+    for (let i = 1; i < out.length; i++)
+      if (out[i]![0] < out[i - 1]![0]) return out.sort((a, b) => a[0] - b[0]);
+    return out;
   }
 
   private redraw(): void {
@@ -161,7 +166,9 @@ export class MarketChart {
   private drawVerdicts(): void {
     const c = themeColours();
     const markers: SeriesMarker<Time>[] = [];
-    for (const [t, e] of this.sorted(this.verdicts)) {
+    // The last two days of verdicts are dotted (older dots merge into a line at the zoom that shows them).
+    const all = this.sorted(this.verdicts);
+    for (const [t, e] of all.slice(-MARKED_VERDICTS)) {
       if (!this.predictionData.has(t)) continue;
       const colour = e.directionHit === null ? c.tie : e.directionHit ? c.hit : c.miss;
       markers.push({ time: t as UTCTimestamp, position: 'inBar', shape: 'circle', color: colour, size: 0.5 });

@@ -1,4 +1,4 @@
-import { ApiError, type ChannelName, getJson, Live, range } from './api.ts';
+import { ApiError, type ChannelName, getJson, Live } from './api.ts';
 import { ErrorChart, MarketChart } from './charts.ts';
 import { esc, utc } from './format.ts';
 import { healthPanel, modelPanel, newsPanel, qualityPanel } from './panels.ts';
@@ -29,6 +29,12 @@ interface State {
   since: Record<ChannelName, number | undefined>;
   live: { candles: number; predictions: number; errors: number };
   firstPaintMs: number | null;
+  /** When the first paint was done, on the page's clock (ms since navigation start). */
+  paintedAt: number | null;
+  /** When every chart was drawn (the error chart follows the first paint). */
+  allPaintedAt?: number;
+  /** Where the first paint's time went. */
+  phases?: Record<string, number>;
   quality: Quality | null;
   errorsShown: number;
 }
@@ -40,6 +46,7 @@ const state: State = {
   since: { candles: undefined, predictions: undefined, errors: undefined },
   live: { candles: 0, predictions: 0, errors: 0 },
   firstPaintMs: null,
+  paintedAt: null,
   quality: null,
   errorsShown: 0,
 };
@@ -119,27 +126,96 @@ async function pickPair(): Promise<string | undefined> {
   return pair;
 }
 
-async function firstPaint(pair: string): Promise<void> {
-  const t0 = performance.now();
-  const latest = await getJson<Prediction>(`/v1/predictions/latest?pair=${pair}`);
-  // The window ends at the newest data (a replay of last year shows last year), not at the wall clock.
-  const to = latest.targetTs + 60_000;
-  const from = to - WINDOW_DAYS * 86_400_000;
-  const [candles, predictions, errors] = await Promise.all([
-    range<Candle>('/v1/candles', pair, from, to).catch(() => []),
-    range<Prediction>('/v1/predictions', pair, from, to),
-    range<PredictionError>('/v1/errors', pair, from, to).catch(() => []),
-  ]);
+interface Series {
+  from: number;
+  to: number;
+  candles: { t: number[]; o: number[]; h: number[]; l: number[]; c: number[] };
+  predictions: {
+    t: number[];
+    w: number[];
+    v: number[];
+    p: number[];
+    lo: number[];
+    hi: number[];
+    lat: number[];
+  };
+  errors: {
+    t: number[];
+    w: number[];
+    v: number[];
+    e: (number | null)[];
+    pe: (number | null)[];
+    hit: (number | null)[];
+  };
+}
+
+/** One request for the first paint: the last `WINDOW_DAYS` of the pair as columns (a fifth of the records' JSON). */
+async function firstPaint(pair: string, series: Promise<Series>, t0: number): Promise<void> {
+  const s = await series;
+  const t1 = performance.now();
+  const candles: Candle[] = s.candles.t.map((t, i) => ({
+    pair,
+    windowStart: t - 60_000,
+    windowEnd: t,
+    open: s.candles.o[i]!,
+    high: s.candles.h[i]!,
+    low: s.candles.l[i]!,
+    close: s.candles.c[i]!,
+    volume: 0,
+    filled: false,
+  }));
+  const predictions: Prediction[] = s.predictions.t.map((t, i) => ({
+    pair,
+    targetTs: t,
+    windowEnd: s.predictions.w[i]!,
+    close: 0,
+    predictedClose: s.predictions.p[i]!,
+    p10: s.predictions.lo[i]!,
+    p90: s.predictions.hi[i]!,
+    modelName: '',
+    modelVersion: s.predictions.v[i]!,
+    latencyMs: s.predictions.lat[i]!,
+  }));
+  const errors: PredictionError[] = s.errors.t.map((t, i) => {
+    const hit = s.errors.hit[i];
+    return {
+      pair,
+      targetTs: t,
+      windowEnd: s.errors.w[i]!,
+      modelVersion: s.errors.v[i]!,
+      status: hit === null ? 'unscorable' : 'scored',
+      predictedClose: 0,
+      actualClose: null,
+      error: null,
+      absError: s.errors.e[i] ?? null,
+      persistenceAbsError: s.errors.pe[i] ?? null,
+      directionHit: hit === 1 ? true : hit === 0 ? false : null,
+      inBand: null,
+      reason: null,
+    };
+  });
+  const t2 = performance.now();
   market!.setAll(candles, predictions, errors);
-  errorChart!.setAll(errors);
+  const t3 = performance.now();
   for (const c of candles) bump('candles', c.windowEnd);
   for (const p of predictions) bump('predictions', p.windowEnd);
   for (const e of errors) bump('errors', e.windowEnd);
   state.errorsShown = errors.length;
   market!.chart.timeScale().fitContent();
   await new Promise<void>((r) => requestAnimationFrame(() => requestAnimationFrame(() => r())));
+  state.phases = {
+    fetchMs: t1 - t0,
+    decodeMs: t2 - t1,
+    marketMs: t3 - t2,
+    frameMs: performance.now() - t3,
+  };
   state.firstPaintMs = performance.now() - t0;
-  $('range').textContent = `${utc(from)} → ${utc(to)}`;
+  state.paintedAt = performance.now();
+  $('range').textContent = `${utc(s.from)} → ${utc(s.to)}`;
+  // The error chart, below the market chart, is drawn right after the first paint.
+  errorChart!.setAll(errors);
+  await new Promise<void>((r) => requestAnimationFrame(() => r()));
+  state.allPaintedAt = performance.now();
 }
 
 async function refreshPanels(pair: string): Promise<void> {
@@ -171,6 +247,13 @@ async function refreshPanels(pair: string): Promise<void> {
 
 async function main(): Promise<void> {
   setStatus('loading', 'loading…');
+  // With the pair in the URL the data is requested at once, beside the list of pairs.
+  const t0 = performance.now();
+  const urlPair = new URLSearchParams(location.search).get('pair')?.toUpperCase().replace('/', '-');
+  const early = urlPair
+    ? getJson<Series>(`/v1/dashboard/series?pair=${urlPair}&days=${WINDOW_DAYS}`)
+    : undefined;
+  early?.catch(() => {});
   let pair: string | undefined;
   for (let attempt = 0; pair === undefined; attempt++) {
     try {
@@ -184,9 +267,14 @@ async function main(): Promise<void> {
   }
   state.pair = pair;
   document.title = `${pair} · cryptocast`;
+  // The data is on its way while the charts are made.
+  const series =
+    early && urlPair === pair
+      ? early
+      : getJson<Series>(`/v1/dashboard/series?pair=${pair}&days=${WINDOW_DAYS}`);
   market = new MarketChart($('market'), MAX_POINTS);
   errorChart = new ErrorChart($('errors'), MAX_POINTS);
-  await firstPaint(pair);
+  await firstPaint(pair, series, t0);
   await refreshPanels(pair);
   setInterval(() => void refreshPanels(pair).catch(() => {}), 10_000);
   new Live({

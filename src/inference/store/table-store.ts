@@ -36,6 +36,14 @@ export class TablePredictionsStore implements PredictionsStore {
     });
   }
 
+  range(pair: string, fromTs: number, toTs: number): Promise<Prediction[]> {
+    return this.table.range(pair, fromTs, toTs);
+  }
+
+  columns(pair: string, fromTs: number, toTs: number, names: readonly string[]) {
+    return this.table.columns(pair, fromTs, toTs, names);
+  }
+
   latest(pair: string): Promise<Prediction | undefined> {
     return this.table.latest(pair);
   }

@@ -16,6 +16,15 @@ export interface ErrorsStore {
   ): Promise<PredictionError[]>;
   /** Every record with targetTs in [fromTs, toTs), all pairs. */
   byTargetTime(fromTs: number, toTs: number): Promise<PredictionError[]>;
+  /** Every record of `pair` with windowEnd in [fromTs, toTs), unpaged (bounded ranges: the dashboard). */
+  range(pair: string, fromTs: number, toTs: number): Promise<PredictionError[]>;
+  /** The same records as columns of numbers (or null), only the columns named (snake_case): cheap for charts. */
+  columns(
+    pair: string,
+    fromTs: number,
+    toTs: number,
+    names: readonly string[],
+  ): Promise<Record<string, (number | null)[]>>;
   /** The newest target time stored (where a replay's rolling windows end after a restart). */
   maxTargetTs(): Promise<number | undefined>;
   pairs(): Promise<string[]>;

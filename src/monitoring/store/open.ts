@@ -35,6 +35,12 @@ class TableErrorsStore implements ErrorsStore {
     const rows = await this.table.scan(fromTs - 86_400_000, toTs);
     return rows.filter((e) => e.targetTs >= fromTs && e.targetTs < toTs);
   }
+  range(pair: string, fromTs: number, toTs: number): Promise<PredictionError[]> {
+    return this.table.range(pair, fromTs, toTs);
+  }
+  columns(pair: string, fromTs: number, toTs: number, names: readonly string[]) {
+    return this.table.columns(pair, fromTs, toTs, names);
+  }
   maxTargetTs(): Promise<number | undefined> {
     return this.table.max('target_ts');
   }
