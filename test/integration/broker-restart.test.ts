@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,20 +20,22 @@ import { BINANCE_CAPTURE } from '../support/data.ts';
  * not disturb other tests.
  */
 const ROOT = join(import.meta.dirname, '..', '..');
-const PORT = 19_092;
-const env = {
-  ...process.env,
-  KAFKA_PORT: String(PORT),
-  KAFKA_CONTROLLER_PORT: String(PORT + 1),
-  KAFKA_DATA_DIR: join(ROOT, '.data', 'kafka-restart-test'),
-  KAFKA_HEAP: '512m',
-};
+/** Free ports for the broker of its own (a fixed one may be taken by another checkout's broker on this machine). */
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+let env: NodeJS.ProcessEnv = {};
+let URL = '';
 const kafka = (cmd: string) =>
   execFileSync('bash', [join(ROOT, 'scripts', 'kafka.sh'), cmd], {
     env,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-const URL = `kafka://127.0.0.1:${PORT}`;
 const csv = (cs: readonly Candle[]) =>
   [...cs]
     .sort((a, b) => a.pair.localeCompare(b.pair) || a.windowStart - b.windowStart)
@@ -41,13 +44,22 @@ const csv = (cs: readonly Candle[]) =>
 
 describe('broker restart mid-replay', () => {
   const children: ChildProcess[] = [];
-  before(() => {
+  before(async () => {
+    const [port, controller] = [await freePort(), await freePort()];
+    env = {
+      ...process.env,
+      KAFKA_PORT: String(port),
+      KAFKA_CONTROLLER_PORT: String(controller),
+      KAFKA_DATA_DIR: join(ROOT, '.data', `kafka-restart-test-${process.pid}`),
+      KAFKA_HEAP: '512m',
+    };
+    URL = `kafka://127.0.0.1:${port}`;
     kafka('reset');
     kafka('start');
   });
   after(() => {
     for (const c of children) c.kill('SIGKILL');
-    kafka('stop');
+    kafka('reset'); // stop, and remove this run's data dir
   });
 
   it('loses no accepted trade and gives the uninterrupted candles', async () => {
