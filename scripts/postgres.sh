@@ -4,7 +4,7 @@
 #
 #   scripts/postgres.sh install   apt-get install postgresql (if missing)
 #   scripts/postgres.sh start     create the cluster once, start it, create role and database "cryptocast"
-#   scripts/postgres.sh stop | url
+#   scripts/postgres.sh stop | drop | url   (drop: stop and delete the cluster)
 # Environment: PG_PORT (55432), PG_CLUSTER (cryptocast).
 set -euo pipefail
 PORT="${PG_PORT:-55432}"
@@ -42,12 +42,14 @@ start() {
 }
 
 stop() { local v; v="$(version)"; pg_ctlcluster "$v" "$CLUSTER" stop 2>/dev/null || true; say "stopped"; }
+drop() { local v; v="$(version)"; pg_dropcluster --stop "$v" "$CLUSTER" 2>/dev/null || true; say "cluster $CLUSTER dropped"; }
 url() { echo "postgres://cryptocast@127.0.0.1:$PORT/cryptocast"; }
 
 case "${1:-}" in
   install) install ;;
   start) start ;;
   stop) stop ;;
+  drop) drop ;;
   url) url ;;
-  *) echo "usage: $0 install|start|stop|url" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|drop|url" >&2; exit 2 ;;
 esac

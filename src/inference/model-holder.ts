@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { reportDependency } from '../core/dependency.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
+import { backoffDelay } from '../core/retry.ts';
 import { FEATURE_COLUMNS, FEATURE_SET } from '../features/technical.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { ModelCard, ModelRegistry } from '../training/registry/registry.ts';
@@ -23,6 +25,11 @@ export interface ServingModel {
 /** Anything that hands out the model currently served (the holder, or a fixed model in tests). */
 export interface ModelSource {
   current(): ServingModel | undefined;
+  /**
+   * True while nothing is served because the registry does not answer (as opposed to: it answers, and there is no
+   * champion). Consumers hold their input then, rather than skip it.
+   */
+  waitingForRegistry?(): boolean;
 }
 
 export class ModelLoadError extends Error {
@@ -131,6 +138,25 @@ export class ChampionHolder implements ModelSource {
   }
 
   /** Loads the current champion (if there is one) and starts polling the alias. */
+  /** The registry did not answer the last poll. */
+  private unreachable = false;
+  private retries = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  waitingForRegistry(): boolean {
+    return this.model === undefined && this.unreachable;
+  }
+
+  private retrySoon(): void {
+    if (this.retryTimer !== undefined) return;
+    const delay = backoffDelay(this.retries++, { initialMs: 500, maxMs: this.pollMs });
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.refresh();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
   async start(): Promise<void> {
     await this.refresh();
     if (this.model === undefined) this.log.warn('no champion yet: no predictions until one is promoted');
@@ -138,11 +164,14 @@ export class ChampionHolder implements ModelSource {
       void this.refresh();
     }, this.pollMs);
     this.timer.unref();
+    if (this.unreachable) this.retrySoon();
   }
 
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.timer = undefined;
+    this.retryTimer = undefined;
   }
 
   /**
@@ -161,11 +190,13 @@ export class ChampionHolder implements ModelSource {
     let version: number | undefined;
     try {
       version = await this.registry.alias(this.name, 'champion');
+      this.unreachable = false;
+      reportDependency('registry', undefined, this.log);
     } catch (err) {
-      this.log.warn(
-        { err: (err as Error).message },
-        'cannot read the champion alias: keeping the served model',
-      );
+      this.unreachable = true;
+      reportDependency('registry', err, this.log);
+      // Until a first champion is loaded, ask again soon (with back-off) rather than after a full poll period.
+      if (this.model === undefined && this.timer !== undefined) this.retrySoon();
       return false;
     }
     if (version === undefined || version === this.model?.card.version) return false;

@@ -104,6 +104,10 @@ export class PredictorService {
         this.published = undefined;
       },
       handle: async (batch) => {
+        // The registry is away and nothing is served yet: hold the features (the bus redelivers this batch after a
+        // back-off) instead of skipping them as "no champion" — nothing is lost while it restarts.
+        if (this.models.waitingForRegistry?.())
+          throw new Error('the model registry does not answer: features held');
         this.published ??= await this.readPublished();
         const out: Prediction[] = [];
         const dead: DeadLetter[] = [];

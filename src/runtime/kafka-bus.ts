@@ -8,6 +8,7 @@ import {
   ProduceAcks,
   Producer,
 } from '@platformatic/kafka';
+import { reportDependency, untilAvailable } from '../core/dependency.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import {
@@ -115,7 +116,23 @@ export class KafkaBus implements Bus {
     return this.prefix + (typeof topic === 'string' ? topic : topic.name);
   }
 
-  async ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
+  /** Ended by `close()`: whatever waits for the broker gives up. */
+  private readonly closing = new AbortController();
+
+  /** Runs a broker operation until the broker answers (see `untilAvailable`); misconfiguration fails at once. */
+  private waitForBroker<T>(attempt: () => Promise<T>): Promise<T> {
+    return untilAvailable('kafka', attempt, {
+      signal: this.closing.signal,
+      log: this.log,
+      permanent: (err) => err instanceof PartitionCountError || this.closed,
+    });
+  }
+
+  ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
+    return this.waitForBroker(() => this.ensureTopicsOnce(topics));
+  }
+
+  private async ensureTopicsOnce(topics: readonly Topic<unknown>[]): Promise<void> {
     const wanted = topics.filter((t) => !this.ensured.has(t.name));
     if (wanted.length === 0) return;
     const admin = this.getAdmin();
@@ -203,8 +220,10 @@ export class KafkaBus implements Bus {
     const send = async () => {
       try {
         await producer.send({ messages });
+        reportDependency('kafka', undefined, this.log);
       } catch (err) {
         this.log.error({ err, topic: name, records: messages.length, bytes: requestBytes }, 'publish failed');
+        reportDependency('kafka', err, this.log);
         throw err;
       }
       messages = [];
@@ -234,15 +253,19 @@ export class KafkaBus implements Bus {
   async subscribe<T>(options: SubscribeOptions<T>): Promise<Subscription> {
     if (this.closed) throw new Error('KafkaBus is closed');
     await this.ensureTopics([options.topic as Topic<unknown>, knownTopics.dlq as Topic<unknown>]);
-    const sub = new KafkaSubscription<T>(this, options);
-    this.subscriptions.add(sub as KafkaSubscription<unknown>);
-    try {
-      await sub.start();
-    } catch (err) {
-      this.subscriptions.delete(sub as KafkaSubscription<unknown>);
-      await sub.stop().catch(() => {});
-      throw err;
-    }
+    // Joining the group needs the broker too: a failed join is retried with a fresh member.
+    const sub = await this.waitForBroker(async () => {
+      const s = new KafkaSubscription<T>(this, options);
+      this.subscriptions.add(s as KafkaSubscription<unknown>);
+      try {
+        await s.start();
+        return s;
+      } catch (err) {
+        this.subscriptions.delete(s as KafkaSubscription<unknown>);
+        await s.stop().catch(() => {});
+        throw err;
+      }
+    });
     return {
       stop: async () => {
         await sub.stop();
@@ -255,6 +278,10 @@ export class KafkaBus implements Bus {
 
   async readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
     await this.ensureTopics([topic as Topic<unknown>]);
+    return this.waitForBroker(() => this.readTailOnce(topic, perPartition));
+  }
+
+  private async readTailOnce<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
     const name = this.name(topic as Topic<unknown>);
     const { earliest, latest } = await this.offsets(name);
     const positions = new Map<number, bigint>();
@@ -333,6 +360,7 @@ export class KafkaBus implements Bus {
   }
 
   async close(): Promise<void> {
+    this.closing.abort();
     // Subscriptions first: their in-flight batches may still publish (and then commit).
     for (const s of [...this.subscriptions]) await s.stop().catch(() => {});
     this.subscriptions.clear();
@@ -700,6 +728,7 @@ class KafkaSubscription<T> {
         let fetched: Map<number, Fetched>;
         try {
           fetched = await fetchRecords(this.fetcher, this.topicName, positions, FETCH_MAX_WAIT_MS);
+          if (fetchFailures > 0) reportDependency('kafka', undefined, this.log);
           fetchFailures = 0;
         } catch (err) {
           if (findErrorBy(err as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) {
@@ -707,6 +736,7 @@ class KafkaSubscription<T> {
             continue;
           }
           fetchFailures++;
+          reportDependency('kafka', err, this.log);
           // Broker away or leadership moving: the client already retried; back off, and say so now and then.
           if ((fetchFailures & (fetchFailures - 1)) === 0)
             this.log.warn({ err, failures: fetchFailures }, 'fetch failed; retrying');

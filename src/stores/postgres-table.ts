@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { permanentPostgresError, untilAvailable } from '../core/dependency.ts';
 import {
   checkedColumn,
   dedupe,
@@ -34,7 +35,8 @@ export class PostgresTable<T> implements Table<T> {
     const pool = new pg.Pool({ connectionString: url, max: 4 });
     pool.on('error', () => {}); // idle client errors surface on the next query instead
     const t = new PostgresTable(spec, pool);
-    await t.migrate();
+    // A database that is late or restarting is waited for (readiness says so), never a reason to exit.
+    await untilAvailable('postgresql', () => t.migrate(), { permanent: permanentPostgresError });
     return t;
   }
 

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { permanentPostgresError, untilAvailable } from '../../core/dependency.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import {
   type FeatureSetDefinition,
@@ -29,9 +30,15 @@ export class PostgresFeatureStore implements FeatureStore {
     const pool = new pg.Pool({ connectionString: url, max: 4 });
     pool.on('error', () => {}); // idle client errors surface on the next query instead
     const store = new PostgresFeatureStore(pool);
-    await pool.query(`CREATE TABLE IF NOT EXISTS feature_sets (
+    // A database that is late or restarting is waited for (readiness says so), never a reason to exit.
+    await untilAvailable(
+      'postgresql',
+      () =>
+        pool.query(`CREATE TABLE IF NOT EXISTS feature_sets (
       name TEXT, version INTEGER, columns JSONB NOT NULL, source TEXT NOT NULL, created_at TIMESTAMPTZ DEFAULT now(),
-      PRIMARY KEY (name, version))`);
+      PRIMARY KEY (name, version))`),
+      { permanent: permanentPostgresError },
+    );
     return store;
   }
 
