@@ -15,6 +15,7 @@ import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import type { ModelCard } from '../../../src/training/registry/registry.ts';
+import { waitFor } from '../../support/wait.ts';
 
 /** The service on the in-process bus and a DuckDB file: what is predicted, skipped, stored and published. */
 const T = Date.UTC(2024, 5, 1, 12, 0);
@@ -230,6 +231,56 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       await svc.stop();
       await store.close();
       await bus.close();
+    }
+  });
+
+  it('holds the features while the registry does not answer, then predicts every one of them (none skipped)', async () => {
+    const bus = new InProcessBus();
+    const store = await openPredictionsStore(
+      `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-')), 'p.duckdb')}`,
+    );
+    let served: ServingModel | undefined;
+    let reachable = false;
+    let asked = 0;
+    const holder = {
+      current: () => served,
+      waitingForRegistry: () => {
+        asked++;
+        return served === undefined && !reachable;
+      },
+    };
+    const svc = new PredictorService(bus, holder, store, {
+      clock: 'event',
+      maxStalenessMs: 60 * M,
+      logger: quiet,
+    });
+    await svc.start();
+    try {
+      await bus.publish(
+        topics.features,
+        Array.from({ length: 10 }, (_, i) => vector('BTC/USDT', T + i * M)),
+      );
+      // The batch is handed over and refused (the registry is away): nothing predicted, nothing skipped.
+      await waitFor(
+        'the batch to be refused',
+        () => svc.stats,
+        () => svc.stats.vectors === 0 && store !== undefined,
+        { timeoutMs: 5_000 },
+      );
+      assert.equal(svc.stats.skipped.no_champion, 0);
+      reachable = true;
+      served = model;
+      await waitFor(
+        'every held vector predicted',
+        () => svc.stats.predicted,
+        (n) => n === 10,
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(await store.count(), 10);
+      assert.equal(svc.stats.skipped.no_champion, 0);
+    } finally {
+      await svc.stop();
+      await store.close();
     }
   });
 });
