@@ -262,11 +262,12 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       );
       // The batch is handed over and refused (the registry is away): nothing predicted, nothing skipped.
       await waitFor(
-        'the batch to be refused',
-        () => svc.stats,
-        () => svc.stats.vectors === 0 && store !== undefined,
-        { timeoutMs: 5_000 },
+        'the batch refused, then offered again',
+        () => asked,
+        (n) => n >= 2,
+        { timeoutMs: 10_000 },
       );
+      assert.equal(svc.stats.vectors, 0, 'nothing consumed while the registry is away');
       assert.equal(svc.stats.skipped.no_champion, 0);
       reachable = true;
       served = model;
