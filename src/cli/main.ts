@@ -8,7 +8,7 @@ import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY } from '../training/registry/regis
 
 /**
  * The cryptocast CLI: every entry point of the system, one command each. A stable contract (see
- * docs/architecture.md §6): users, scripts and tests depend on these names and flags. Each command's code is
+ * ../shared/docs/architecture.md §6): users, scripts and tests depend on these names and flags. Each command's code is
  * loaded only when it runs, so `--help` is instant.
  */
 const program = new Command()
