@@ -65,6 +65,18 @@ export const ERR = {
   TRAINER: kind('CC_ERR_TRAINER', 1),
   /** A model file cannot be loaded or evaluated. */
   MODEL: kind('CC_ERR_MODEL', 1),
+  /** A download failed (HTTP error, connection lost, no network) after its retries. */
+  DOWNLOAD: kind(
+    'CC_ERR_DOWNLOAD',
+    1,
+    'run the same command again: finished files are kept and not downloaded twice',
+  ),
+  /** A downloaded file does not match its published checksum, twice. */
+  CHECKSUM: kind(
+    'CC_ERR_CHECKSUM',
+    1,
+    'the archive may be changing or a proxy altering files: try again later',
+  ),
 } as const;
 
 export type ErrorCode = (typeof ERR)[keyof typeof ERR]['code'];

@@ -1,0 +1,44 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/**
+ * Where recorded and downloaded market data live, in one place. Two roots are searched, in order:
+ *  - the shared recordings (`../shared/data` beside the repository, or CRYPTOCAST_SHARED_DATA);
+ *  - the data folder `cryptocast data fetch` downloads into (`.data/public`, or CRYPTOCAST_DATA_DIR), laid out as
+ *    Binance's public archive is (`spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2022-05-01.zip`), so a file's path
+ *    says where it came from.
+ */
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+export function sharedDataDir(): string {
+  return resolve(process.env.CRYPTOCAST_SHARED_DATA ?? join(ROOT, '..', 'shared', 'data'));
+}
+
+export function fetchedDataDir(): string {
+  return resolve(process.env.CRYPTOCAST_DATA_DIR ?? join(ROOT, '.data', 'public'));
+}
+
+/** The shared recording of Binance 1-minute klines (2022-01 → 2023-02), one folder per symbol. */
+const SHARED_KLINES = 'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02';
+
+/** The symbols of the default model and the candle replays. */
+export const DEFAULT_KLINE_SYMBOLS = ['BTCUSDT', 'ETHUSDT'] as const;
+
+/** Where the archive keeps a symbol's daily 1-minute klines, relative to a data root. */
+export const archiveKlinesPath = (symbol: string, period: 'daily' | 'monthly' = 'daily'): string =>
+  join('spot', period, 'klines', symbol, '1m');
+
+/** The folders holding a symbol's 1-minute klines, shared recording first; only those that exist. */
+export function klineFolders(symbol: string): string[] {
+  return [
+    join(sharedDataDir(), SHARED_KLINES, symbol),
+    join(fetchedDataDir(), archiveKlinesPath(symbol, 'daily')),
+    join(fetchedDataDir(), archiveKlinesPath(symbol, 'monthly')),
+  ].filter((d) => existsSync(d));
+}
+
+/** The recorded crypto news (2021-10 → 2022-07), when present. */
+export function recordedNewsFile(): string | undefined {
+  const f = join(sharedDataDir(), 'crypto-news-sentiment', 'news', 'cryptonews_2021-10_2022-07.csv.gz');
+  return existsSync(f) ? f : undefined;
+}
