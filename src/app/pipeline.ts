@@ -30,6 +30,10 @@ export async function startMarketDataPipeline(args: {
   signal?: AbortSignal;
   /** With a store: candles → features → store as well. */
   store?: FeatureStore;
+  /** The feature writer also writes the news set (signals from `news.signals`); `holdNews`: see FeatureWriter. */
+  news?: { holdNews: boolean };
+  /** Publishes candles itself (a candle replay) beside the trade sources; the pipeline finishes after it. */
+  candleFeed?(signal: AbortSignal): Promise<unknown>;
 }): Promise<MarketDataPipeline> {
   const { bus, config } = args;
   const candles = new CandleService({
@@ -44,7 +48,10 @@ export async function startMarketDataPipeline(args: {
   let writer: FeatureWriter | undefined;
   if (args.store !== undefined) {
     features = new FeatureService(bus, 'features', 1_000, { maxPriceFactor: config.maxPriceFactor });
-    writer = new FeatureWriter(bus, args.store);
+    writer = new FeatureWriter(bus, args.store, 'feature-writer', {
+      news: args.news !== undefined,
+      holdNews: args.news?.holdNews ?? false,
+    });
     await features.start();
     await writer.start();
   }
@@ -52,7 +59,7 @@ export async function startMarketDataPipeline(args: {
   const abort = new AbortController();
   args.signal?.addEventListener('abort', () => abort.abort(), { once: true });
   const finished = (async () => {
-    await trades.run(args.sources, abort.signal);
+    await Promise.all([trades.run(args.sources, abort.signal), args.candleFeed?.(abort.signal)]);
     await candles.caughtUp();
     await features?.caughtUp();
     await writer?.caughtUp();

@@ -80,36 +80,56 @@ const backendOptions = (cmd: Command) =>
     )
     .addOption(new Option('--model <name>', 'openai: model name').env('CRYPTOCAST_LLM_MODEL_NAME'));
 
-streamOptions(
-  program
-    .command('run')
-    .description('run the whole system in one process on the embedded default (in-process bus)')
-    .addOption(
-      new Option('--source <source>', 'where trades come from').choices(['replay', 'live']).default('replay'),
-    )
-    .option('--data <path>', 'recorded trade file(s) or folder to replay (default: the shared recordings)')
-    .addOption(
-      new Option('--speed <n>', 'replay speed: "max" or a factor (1 = recorded speed)').default('max'),
-    )
-    .addOption(
-      new Option('--port <port>', 'HTTP port of the prediction API (0: any free port)')
-        .env('CRYPTOCAST_API_PORT')
-        .default('8080'),
-    )
-    .option('--serve', 'replay: keep serving the API after the replay ends, until Ctrl-C')
-    .addOption(
-      new Option('--store <url>', 'feature store: duckdb:PATH or postgres://…')
-        .env('CRYPTOCAST_STORE')
-        .default(DEFAULT_STORE),
-    )
-    .option('--quiet', 'no live progress line')
-    .option('--json', 'stdout: JSON lines of what is durably stored, then a summary (for scripts)')
-    .option('--no-monitor', 'without the monitoring pipeline (no error records, rolling quality or alerts)')
-    .addOption(
-      new Option('--alert-rules <file>', 'alert rules, YAML or JSON (default: the shipped rules)').env(
-        'CRYPTOCAST_ALERT_RULES',
+backendOptions(
+  streamOptions(
+    program
+      .command('run')
+      .description('run the whole system in one process on the embedded default (in-process bus)')
+      .addOption(
+        new Option('--source <source>', 'where trades come from')
+          .choices(['replay', 'live'])
+          .default('replay'),
+      )
+      .option('--data <path>', 'recorded trade file(s) or folder to replay (default: the shared recordings)')
+      .addOption(
+        new Option('--speed <n>', 'replay speed: "max" or a factor (1 = recorded speed)').default('max'),
+      )
+      .addOption(
+        new Option('--port <port>', 'HTTP port of the prediction API (0: any free port)')
+          .env('CRYPTOCAST_API_PORT')
+          .default('8080'),
+      )
+      .option('--serve', 'replay: keep serving the API after the replay ends, until Ctrl-C')
+      .addOption(
+        new Option('--store <url>', 'feature store: duckdb:PATH or postgres://…')
+          .env('CRYPTOCAST_STORE')
+          .default(DEFAULT_STORE),
+      )
+      .option('--quiet', 'no live progress line')
+      .option('--json', 'stdout: JSON lines of what is durably stored, then a summary (for scripts)')
+      .option('--no-monitor', 'without the monitoring pipeline (no error records, rolling quality or alerts)')
+      .addOption(
+        new Option('--alert-rules <file>', 'alert rules, YAML or JSON (default: the shipped rules)').env(
+          'CRYPTOCAST_ALERT_RULES',
+        ),
+      )
+      .option(
+        '--replay <month>',
+        'play recorded 1-minute klines (BTCUSDT, ETHUSDT) with the news of the same months, e.g. 2022-05 or 2022-05..2022-06',
+      )
+      .option('--no-news', 'without the news half (news → sentiment → news features)')
+      .option(
+        '--news-max-lag <seconds>',
+        'news items that waited longer than this are scored by the lexicon instead of the LLM',
+        '60',
+      )
+      .addOption(
+        new Option(
+          '--feeds <urls>',
+          'live: RSS/Atom feed URLs, comma separated (default: CoinDesk, Cointelegraph, Decrypt, Bitcoin Magazine)',
+        ).env('CRYPTOCAST_NEWS_FEEDS'),
       ),
-    ),
+  ),
 ).action(async (opts) => {
   // One process for everything: keep the terminal for candles and the status line, warnings only in logs.
   process.env.CRYPTOCAST_LOG_LEVEL ??= 'warn';
@@ -127,7 +147,7 @@ backendOptions(
       )
       .option(
         '--feeds <urls>',
-        'news --source live: RSS/Atom feed URLs, comma separated (default CoinDesk, Cointelegraph)',
+        'news --source live: RSS/Atom feed URLs, comma separated (default CoinDesk, Cointelegraph, Decrypt, Bitcoin Magazine)',
       )
       .addOption(
         new Option('--store <url>', 'feature-writer: duckdb:PATH or postgres://…')
@@ -211,6 +231,35 @@ program
   .option('--state <file>', 'resume state file (default: .data/backfill/<exchange>-<pair>.json)')
   .addOption(new Option('--base-url <url>', 'REST base URL').env('CRYPTOCAST_KRAKEN_REST_URL'))
   .action(async (opts) => (await import('./commands/backfill.ts')).backfill(opts));
+
+const data = program
+  .command('data')
+  .description("market data for users without the recordings: download from the exchanges' public archives");
+data
+  .command('fetch')
+  .description(
+    'Binance 1-minute klines (data.binance.vision), each zip checked against its published SHA-256, resumable; ' +
+      'default: what the default model and `run --replay 2022-05` need (2022-05, 2022-12..2023-02). ' +
+      'Kraken trades: cryptocast backfill --exchange kraken',
+  )
+  .option('--from <month>', 'first month, e.g. 2022-05')
+  .option('--to <month>', 'last month, inclusive (default: --from)')
+  .option('--symbols <list>', 'Binance spot symbols, comma separated', 'BTCUSDT,ETHUSDT')
+  .addOption(
+    new Option('--period <p>', 'monthly zips for past months, daily for the current one (auto)')
+      .choices(['auto', 'daily', 'monthly'])
+      .default('auto'),
+  )
+  .addOption(
+    new Option('--dir <folder>', 'data folder (default .data/public), read by run --replay and train').env(
+      'CRYPTOCAST_DATA_DIR',
+    ),
+  )
+  .addOption(new Option('--base-url <url>', 'archive base URL').env('CRYPTOCAST_BINANCE_ARCHIVE_URL'))
+  .option('--concurrency <n>', 'downloads at once', '3')
+  .option('--attempts <n>', 'attempts per file on connection errors and HTTP 5xx/429', '6')
+  .option('--json', 'stdout: one JSON summary line')
+  .action(async (opts) => (await import('./commands/data.ts')).dataFetch(opts));
 
 program
   .command('candles')

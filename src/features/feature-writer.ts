@@ -31,7 +31,7 @@ export const coinOf = (pair: string): string => {
  * offsets are committed after it, so a crash re-writes at most a batch, never loses one.
  */
 export class FeatureWriter {
-  readonly stats = { written: 0, skipped: 0, signals: 0 };
+  readonly stats = { written: 0, skipped: 0, signals: 0, newsRows: 0 };
   private readonly bus: Bus;
   private readonly store: FeatureStore;
   private subscription: Subscription | undefined;
@@ -44,11 +44,26 @@ export class FeatureWriter {
   private readonly signalsByCoin = new Map<string, NewsSignal[]>();
   private readonly newsByPair = new Map<string, NewsFeatures>();
 
-  constructor(bus: Bus, store: FeatureStore, group = 'feature-writer', opts: { news?: boolean } = {}) {
+  /**
+   * With `holdNews`, a vector's news row waits until `newsKnownUntil` says every signal available by its end has
+   * arrived (a replay that plays faster than the LLM scores says so as the news stage catches up); without it, the
+   * row is written with the signals at hand (live: they are published long before a candle closes).
+   */
+  private readonly holdNews: boolean;
+  private readonly heldNews: FeatureVectorRecord[] = [];
+  private newsWrites: Promise<void> = Promise.resolve();
+
+  constructor(
+    bus: Bus,
+    store: FeatureStore,
+    group = 'feature-writer',
+    opts: { news?: boolean; holdNews?: boolean } = {},
+  ) {
     this.bus = bus;
     this.store = store;
     this.group = group;
     this.withNews = opts.news ?? false;
+    this.holdNews = this.withNews && (opts.holdNews ?? false);
   }
 
   async start(): Promise<void> {
@@ -67,7 +82,12 @@ export class FeatureWriter {
           );
         this.stats.skipped += batch.records.length - mine.length;
         await this.store.write(TECHNICAL_SET, mine);
-        if (this.withNews) await this.store.write(NEWS_SET, this.newsRows(mine));
+        if (this.holdNews) this.heldNews.push(...mine);
+        else if (this.withNews) {
+          const rows = this.newsRows(mine);
+          await this.store.write(NEWS_SET, rows);
+          this.stats.newsRows += rows.length;
+        }
         this.stats.written += mine.length;
         return undefined;
       },
@@ -126,9 +146,31 @@ export class FeatureWriter {
     return rows;
   }
 
+  /** Every signal published so far has reached this writer. */
+  async newsCaughtUp(): Promise<void> {
+    await this.newsSubscription?.caughtUp();
+  }
+
+  /**
+   * Holding news (`holdNews`): every signal available by `ts` is known (the caller made sure, after
+   * `newsCaughtUp`), so the held news rows up to `ts` are written, in order. Returns once they are stored.
+   */
+  newsKnownUntil(ts: number): Promise<void> {
+    this.newsWrites = this.newsWrites.then(async () => {
+      let k = 0;
+      while (k < this.heldNews.length && this.heldNews[k]!.windowEnd <= ts) k++;
+      if (k === 0) return;
+      const due = this.heldNews.splice(0, k);
+      await this.store.write(NEWS_SET, this.newsRows(due));
+      this.stats.newsRows += due.length;
+    });
+    return this.newsWrites;
+  }
+
   async caughtUp(): Promise<void> {
     await this.newsSubscription?.caughtUp();
     await this.subscription?.caughtUp();
+    await this.newsWrites;
   }
 
   async stop(): Promise<void> {

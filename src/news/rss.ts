@@ -25,6 +25,8 @@ export interface RssOptions {
 export const DEFAULT_FEEDS = [
   { url: 'https://www.coindesk.com/arc/outboundfeeds/rss/', source: 'CoinDesk' },
   { url: 'https://cointelegraph.com/rss', source: 'Cointelegraph' },
+  { url: 'https://decrypt.co/feed', source: 'Decrypt' },
+  { url: 'https://bitcoinmagazine.com/.rss/full/', source: 'Bitcoin Magazine' },
 ];
 
 const parser = new XMLParser({

@@ -17,6 +17,8 @@ export interface BackendFlags {
   baseUrl?: string;
   model?: string;
   timeoutMs?: number;
+  /** local: CPU threads (default: the machine's math cores); `run` gives it one so the market path keeps a core. */
+  threads?: number;
 }
 
 /** Builds a backend from flags and the environment; secrets (the API key) only ever come from the environment. */
@@ -31,6 +33,7 @@ export function createBackend(flags: BackendFlags): SentimentBackend {
       return new LocalLlmBackend({
         ...(flags.modelPath ? { modelPath: flags.modelPath } : {}),
         ...(flags.localMode ? { mode: flags.localMode as 'classifier' | 'generate' } : {}),
+        ...(flags.threads ? { threads: flags.threads } : {}),
       });
     case 'openai': {
       const baseUrl = flags.baseUrl ?? process.env.CRYPTOCAST_LLM_BASE_URL;

@@ -1,10 +1,14 @@
 import { type RunningApi, startApi } from '../../api/api-service.ts';
 import { apiOptionsFromEnv } from '../../api/server.ts';
+import { type CandleReplayStats, replayCandles, replayRange } from '../../app/candle-replay.ts';
+import { liveNewsSources, type NewsPipeline, startNewsPipeline } from '../../app/news-pipeline.ts';
 import { startMarketDataPipeline } from '../../app/pipeline.ts';
 import { iso, n, StatusLine } from '../../app/progress.ts';
 import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
+import { UsageError } from '../../core/errors.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
+import { DEFAULT_KLINE_SYMBOLS, klineFolders, recordedNewsFile } from '../../data/locations.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { ChampionHolder } from '../../inference/model-holder.ts';
@@ -17,35 +21,47 @@ import { channelsFromEnv } from '../../monitoring/alerts/notifiers.ts';
 import { defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
+import { RecordedNewsSource } from '../../news/recorded.ts';
 import { InProcessBus } from '../../runtime/in-process-bus.ts';
 import { MeteredBus } from '../../runtime/metered-bus.ts';
 import type { Candle } from '../../schemas/candle.ts';
+import type { BackendFlags } from '../../sentiment/backends.ts';
 import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
 import { parsePort } from '../flags.ts';
-import { buildSources, type SourceFlags } from '../sources.ts';
+import { buildSources, parseSpeed, type SourceFlags } from '../sources.ts';
 
 /**
  * `cryptocast run`: the whole system in one process on the embedded default (in-process bus): trades → candles →
  * features → feature store → predictions (the registry's champion) → predictions store → error records at maturity
- * (the monitor) and the prediction API on `--port`. Each closed candle is printed, with a live status line. A replay ends when the recording does (with
- * `--serve` the API stays up until Ctrl-C); `--source live` runs until Ctrl-C.
+ * (the monitor), news → sentiment → news features beside them, and the API with the dashboard on `--port`. Each closed
+ * candle is printed, with a live status line. A replay ends when the recording does (with `--serve` the API stays up
+ * until Ctrl-C); `--source live` runs until Ctrl-C.
+ *
+ * `--replay MONTH` plays 1-minute klines instead of trades (the shared Binance recording of 2022, or what `cryptocast
+ * data fetch` downloaded) together with the news recorded in those months.
  */
 export async function run(
-  opts: SourceFlags & {
-    pairs?: string;
-    interval?: string;
-    grace?: string;
-    latePolicy?: string;
-    maxPriceFactor?: string;
-    quiet?: boolean;
-    port: string;
-    store: string;
-    serve?: boolean;
-    json?: boolean;
-    alertRules?: string;
-    /** `--no-monitor`: commander sets monitor = false. */
-    monitor?: boolean;
-  },
+  opts: SourceFlags &
+    BackendFlags & {
+      replay?: string;
+      /** `--no-news`: commander sets news = false. */
+      news?: boolean;
+      newsMaxLag?: string;
+      feeds?: string;
+      pairs?: string;
+      interval?: string;
+      grace?: string;
+      latePolicy?: string;
+      maxPriceFactor?: string;
+      quiet?: boolean;
+      port: string;
+      store: string;
+      serve?: boolean;
+      json?: boolean;
+      alertRules?: string;
+      /** `--no-monitor`: commander sets monitor = false. */
+      monitor?: boolean;
+    },
 ): Promise<void> {
   // Every flag is checked before anything starts: a bad one costs nothing and leaves nothing half-open.
   const port = parsePort(opts.port);
@@ -58,12 +74,27 @@ export async function run(
     latePolicy: opts.latePolicy,
     maxPriceFactor: opts.maxPriceFactor,
   });
+  const candleRange = opts.replay === undefined ? undefined : replayRange(opts.replay);
+  if (candleRange && (opts.source === 'live' || opts.data !== undefined))
+    throw new UsageError(
+      '--replay plays recorded 1-minute klines: it does not go with --source live or --data',
+    );
+  const klines = candleRange
+    ? DEFAULT_KLINE_SYMBOLS.map((symbol) => ({ symbol, folders: klineFolders(symbol) }))
+    : [];
+  const newsMaxLagMs = Number(opts.newsMaxLag ?? '60') * 1000;
+  if (!Number.isFinite(newsMaxLagMs) || newsMaxLagMs <= 0)
+    throw new UsageError(`--news-max-lag must be a positive number of seconds (got "${opts.newsMaxLag}")`);
+  const speed = parseSpeed(opts.speed);
   // --json: stdout carries only JSON lines (progress of what is durably stored, then a summary); text goes to stderr.
   const status = new StatusLine(5_000, opts.json ? process.stderr : process.stdout);
   let replay: ReplayProgress | undefined;
-  const sources = await buildSources(opts, config, (p) => {
-    replay = p;
-  });
+  let candleReplay: Readonly<CandleReplayStats> | undefined;
+  const sources = candleRange
+    ? []
+    : await buildSources(opts, config, (p) => {
+        replay = p;
+      });
   const bus = new MeteredBus(new InProcessBus());
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
@@ -126,6 +157,26 @@ export async function run(
   } catch (err) {
     status.print(`prediction API not started: ${(err as Error).message}`);
   }
+  // The news half: live feeds, or the news recorded in a candle replay's months (the replay publishes them in event
+  // time); trade recordings have no news of their days. One LLM thread, so the market path keeps the other core.
+  const recordedNews = candleRange ? recordedNewsFile() : undefined;
+  let news: NewsPipeline | undefined;
+  const newsAbort = new AbortController();
+  abort.signal.addEventListener('abort', () => newsAbort.abort(), { once: true });
+  if (opts.news !== false) {
+    news = await startNewsPipeline({
+      bus,
+      sources: opts.source === 'live' ? liveNewsSources(opts.feeds) : [],
+      backend: { ...opts, threads: opts.threads ?? 1 },
+      maxLagMs: newsMaxLagMs,
+      cacheFile: process.env.CRYPTOCAST_SENTIMENT_CACHE ?? '.data/sentiment-cache.jsonl',
+      signal: newsAbort.signal,
+    });
+    status.print(
+      `news: ${opts.source === 'live' ? 'live feeds' : recordedNews ? 'the recorded news of the replayed months' : 'none recorded for these trades (try --replay 2022-05)'}` +
+        ` · sentiment by ${news.backend}${news.note ? ` (${news.note})` : ''}; items waiting over ${newsMaxLagMs / 1000} s are scored by the lexicon`,
+    );
+  }
   const pipeline = await startMarketDataPipeline({
     bus,
     sources,
@@ -135,22 +186,70 @@ export async function run(
     onCandles: (cs) => {
       if (!opts.quiet && !opts.json) for (const c of cs) printCandle(c);
     },
+    // A replay outruns the LLM: each news row waits until the signals available by its candle's end are known.
+    ...(news ? { news: { holdNews: candleRange !== undefined } } : {}),
+    ...(candleRange
+      ? {
+          candleFeed: (signal: AbortSignal) =>
+            replayCandles({
+              bus,
+              klines,
+              from: candleRange.from,
+              to: candleRange.to,
+              ...(recordedNews && news ? { news: new RecordedNewsSource({ file: recordedNews }) } : {}),
+              speed,
+              signal,
+              onMinute: (st) => {
+                if (candleReplay === undefined && st.missingSymbols.length > 0)
+                  status.print(
+                    `no klines of ${st.missingSymbols.join(', ')} for this range: replaying the others (cryptocast data fetch downloads them)`,
+                  );
+                candleReplay = st;
+              },
+            }),
+        }
+      : {}),
   });
+  // Holding news rows (a candle replay): as the news stage catches up, the rows up to the minute published before
+  // it are written. Ends with the replay; the final pass below writes the rest.
+  let newsClockStopped = false;
+  const newsClock =
+    news && candleRange
+      ? (async () => {
+          while (!newsClockStopped && !abort.signal.aborted) {
+            const minute = candleReplay?.eventTs ?? Number.NEGATIVE_INFINITY;
+            await news.signals.caughtUp();
+            await pipeline.writer?.newsCaughtUp();
+            await pipeline.writer?.newsKnownUntil(minute);
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        })()
+      : undefined;
   const line = () => {
     const s = pipeline.trades.stats;
     const c = pipeline.candles.stats;
     const secs = (performance.now() - started) / 1000;
+    const market = candleReplay
+      ? `candle replay · ${n(candleReplay.candles)} candles (${n(Math.round(candleReplay.candles / Math.max(secs, 0.001)))}/s)` +
+        (candleReplay.rejects > 0 ? ` · ${n(candleReplay.rejects)} kline rows rejected` : '')
+      : `${opts.source} · ${n(s.trades)} trades (${n(Math.round(s.trades / Math.max(secs, 0.001)))}/s) · ${n(c.candles)} candles` +
+        ` (${n(c.filled)} idle) · ${n(c.late)} late · ${n(s.rejects)} rejected · ${n(s.duplicates)} duplicates`;
     return (
-      `${opts.source} · ${n(s.trades)} trades (${n(Math.round(s.trades / Math.max(secs, 0.001)))}/s) · ${n(c.candles)} candles` +
-      ` (${n(c.filled)} idle) · ${n(c.late)} late · ${n(s.rejects)} rejected · ${n(s.duplicates)} duplicates` +
+      market +
       ` · ${n(pipeline.features?.stats.ready ?? 0)}/${n(pipeline.features?.stats.vectors ?? 0)} feature vectors ready` +
       ` · ${n(predictor.stats.predicted)} predictions · ${n(monitor?.stats.stored ?? 0)} scored` +
-      (replay ? ` · replay time ${iso(replay.replayTs)}` : '')
+      (news
+        ? ` · news ${n(news.items.stats.items + (candleReplay?.news ?? 0))} → ${n(news.signals.stats.items)} scored` +
+          ` (${n(news.signals.stats.degraded)} by the lexicon: behind)`
+        : '') +
+      (replay ? ` · replay time ${iso(replay.replayTs)}` : '') +
+      (candleReplay ? ` · replay time ${iso(candleReplay.eventTs)}` : '')
     );
   };
   // What is durable so far: the feature writer and the predictor count a batch only once the store committed it.
   const stored = () => ({
     featureRows: pipeline.writer?.stats.written ?? 0,
+    newsFeatureRows: pipeline.writer?.stats.newsRows ?? 0,
     predictions: predictor.stats.predicted,
     errorRecords: monitor?.stats.stored ?? 0,
   });
@@ -167,6 +266,15 @@ export async function run(
   }, 250);
   try {
     await pipeline.finished;
+    // The news stage finishes what the replay published (items already behind go to the lexicon), then the
+    // held news rows are written.
+    newsClockStopped = true;
+    await newsClock;
+    if (news && !abort.signal.aborted) {
+      await news.signals.caughtUp();
+      await pipeline.writer?.newsCaughtUp();
+      await pipeline.writer?.newsKnownUntil(Number.POSITIVE_INFINITY);
+    }
     await predictor.caughtUp();
     await monitor?.caughtUp();
     if (opts.serve && api && !abort.signal.aborted) {
@@ -181,7 +289,11 @@ export async function run(
     }
   } finally {
     clearInterval(timer);
+    newsClockStopped = true;
+    newsAbort.abort(); // stops live news feeds (a replay's are done)
+    await newsClock;
     await pipeline.stop();
+    await news?.stop();
     await api?.close();
     await predictor.stop();
     await monitor?.stop();
@@ -204,6 +316,23 @@ export async function run(
         candles: pipeline.candles.stats.candles,
         featureVectors: pipeline.features?.stats.vectors ?? 0,
         readyVectors: pipeline.features?.stats.ready ?? 0,
+        ...(candleReplay
+          ? {
+              replayedCandles: candleReplay.candles,
+              rejectedKlineRows: candleReplay.rejects,
+              missingSymbols: candleReplay.missingSymbols,
+            }
+          : {}),
+        ...(news
+          ? {
+              newsItems: news.items.stats.items + (candleReplay?.news ?? 0),
+              newsScored: news.signals.stats.items,
+              newsSignals: news.signals.stats.signals,
+              newsByLexiconBehind: news.signals.stats.degraded,
+              newsByLexiconFallback: news.scorer.stats.fallbacks,
+              sentimentBackend: news.backend,
+            }
+          : {}),
         ...stored(),
         store: opts.store,
       })}\n`,

@@ -101,4 +101,60 @@ describe('FeatureWriter', () => {
     await features.stop();
     await store.close();
   });
+
+  it('holding news (a replay faster than the LLM): rows wait for newsKnownUntil and equal the batch computation, late signals included', async () => {
+    const candles: Candle[] = await bitstampCandleRecords(180);
+    const t0 = candles[0]!.windowEnd;
+    const signal = (i: number, score: number, at: number): NewsSignal => ({
+      v: 1,
+      newsId: `n${i}`,
+      coin: 'BTC',
+      score,
+      label: score > 0 ? 'positive' : 'negative',
+      confidence: 0.9,
+      reason: 'test',
+      model: 'fake',
+      promptVersion: 'p',
+      baseline: false,
+      publishedAt: at - 60_000,
+      availableAt: at,
+    });
+    const signals = [signal(1, 0.6, t0 + 5 * 60_000), signal(2, -0.4, t0 + 40 * 60_000)];
+    const bus = new InProcessBus();
+    const store = await DuckDbFeatureStore.open(':memory:');
+    const features = new FeatureService(bus);
+    const writer = new FeatureWriter(bus, store, 'feature-writer', { news: true, holdNews: true });
+    await features.start();
+    await writer.start();
+    // Every candle is written before the signals are scored (the market path ran ahead of the LLM).
+    await bus.publish(topics.candles, candles);
+    await features.caughtUp();
+    await writer.caughtUp();
+    assert.equal(await store.count(TECHNICAL_SET), 180, 'technical rows are never held');
+    assert.equal(
+      await store.count(NEWS_SET),
+      0,
+      'news rows wait until the signals up to their time are known',
+    );
+    // The first signal is scored: rows up to minute 30 may go.
+    await bus.publish(topics.newsSignals, signals.slice(0, 1));
+    await writer.newsCaughtUp();
+    await writer.newsKnownUntil(t0 + 30 * 60_000);
+    assert.equal(await store.count(NEWS_SET), 31);
+    await bus.publish(topics.newsSignals, signals.slice(1));
+    await writer.newsCaughtUp();
+    await writer.newsKnownUntil(Number.POSITIVE_INFINITY);
+    assert.equal(writer.stats.newsRows, 180);
+    const stored = await store.history(NEWS_SET, 'BTC/USD', 0, Number.MAX_SAFE_INTEGER);
+    const want = new NewsFeatures(signals);
+    for (const row of stored) {
+      const w = want.at(row.windowEnd);
+      for (const [k, v] of row.values.entries())
+        assert.ok(v === null ? w[k] === null : Math.abs(v - w[k]!) < 1e-9, `${row.windowEnd} col ${k}`);
+    }
+    assert.equal(stored.at(-1)!.values[4], 2, 'both signals counted, the late one included');
+    await writer.stop();
+    await features.stop();
+    await store.close();
+  });
 });

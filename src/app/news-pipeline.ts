@@ -1,0 +1,92 @@
+import { CryptoPanicSource } from '../news/cryptopanic.ts';
+import { NewsService } from '../news/news-service.ts';
+import { DEFAULT_FEEDS, RssSource } from '../news/rss.ts';
+import type { NewsSource } from '../news/source.ts';
+import type { Bus } from '../runtime/bus.ts';
+import { type BackendFlags, createBackend } from '../sentiment/backends.ts';
+import type { SentimentBackend } from '../sentiment/labels.ts';
+import { LexiconBackend } from '../sentiment/lexicon.ts';
+import { NewsSignalService } from '../sentiment/news-signal-service.ts';
+import { SentimentScorer } from '../sentiment/scorer.ts';
+
+/**
+ * The news half of the feature pipelines, assembled on any bus: sources → `news` (deduplicated) → sentiment →
+ * `news.signals`. The feature writer, started with `news: true`, turns the signals into the `news_sentiment` set.
+ */
+export interface NewsPipeline {
+  readonly items: NewsService;
+  readonly signals: NewsSignalService;
+  readonly scorer: SentimentScorer;
+  /** The backend actually in use, and why it is not the one asked for (a missing model, say). */
+  readonly backend: string;
+  readonly note?: string;
+  /** Resolves when finite sources (none in a candle replay, which publishes news itself) are exhausted. */
+  readonly finished: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The live sources: the RSS feeds (`CRYPTOCAST_NEWS_FEEDS`, comma separated, or the documented defaults) and
+ * CryptoPanic when `CRYPTOPANIC_TOKEN` is set (secrets only ever come from the environment).
+ */
+export function liveNewsSources(feedsText = process.env.CRYPTOCAST_NEWS_FEEDS ?? ''): NewsSource[] {
+  const feeds = feedsText
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean)
+    .map((url) => ({ url }));
+  const sources: NewsSource[] = [new RssSource({ feeds: feeds.length > 0 ? feeds : DEFAULT_FEEDS })];
+  const token = process.env.CRYPTOPANIC_TOKEN;
+  if (token) sources.push(new CryptoPanicSource({ token, baseUrl: process.env.CRYPTOCAST_CRYPTOPANIC_URL }));
+  return sources;
+}
+
+/**
+ * The backend asked for, or the lexicon with the reason when it cannot start (no model installed, say): a
+ * missing model costs sentiment quality, never the run.
+ */
+async function backendOrLexicon(flags: BackendFlags): Promise<{ backend: SentimentBackend; note?: string }> {
+  try {
+    const backend = createBackend(flags);
+    await backend.warmUp?.();
+    return { backend };
+  } catch (err) {
+    return {
+      backend: new LexiconBackend(),
+      note: `sentiment backend "${flags.backend ?? 'local'}" unavailable (${(err as Error).message.split('\n')[0]}); scoring with the lexicon`,
+    };
+  }
+}
+
+export async function startNewsPipeline(args: {
+  bus: Bus;
+  sources: readonly NewsSource[];
+  backend: BackendFlags;
+  /** Items that waited longer than this on `news` are scored by the lexicon (counted as `degraded`). */
+  maxLagMs: number;
+  cacheFile?: string;
+  signal: AbortSignal;
+}): Promise<NewsPipeline> {
+  const { backend, note } = await backendOrLexicon(args.backend);
+  const scorer = new SentimentScorer({
+    primary: backend,
+    ...(args.cacheFile ? { cacheFile: args.cacheFile } : {}),
+  });
+  const signals = new NewsSignalService(args.bus, scorer, { maxLagMs: args.maxLagMs });
+  await signals.start();
+  const items = new NewsService(args.bus);
+  const finished = items.run(args.sources, args.signal);
+  return {
+    items,
+    signals,
+    scorer,
+    backend: backend.name,
+    ...(note ? { note } : {}),
+    finished,
+    stop: async () => {
+      await finished.catch(() => {});
+      await signals.stop();
+      await scorer.close();
+    },
+  };
+}
