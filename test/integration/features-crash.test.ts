@@ -2,13 +2,12 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
 import { topics } from '../../src/runtime/topic.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
 import { bitstampCandleRecords } from '../support/bitstamp.ts';
-import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
+import { ensureKafka, KAFKA_URL, uniquePrefix, waitForGroupCommitted } from '../support/kafka.ts';
 
 /**
  * The feature service as its own process on Kafka, killed with SIGKILL right after publishing a batch (before its
@@ -54,15 +53,10 @@ describe('feature service: kill -9 on Kafka, restart', () => {
     assert.equal(signal, 'SIGKILL');
     await bus.publish(topics.candles, candles.slice(2_500));
     start();
-    const deadline = Date.now() + 90_000;
-    let got: FeatureVectorRecord[] = [];
-    while (Date.now() < deadline) {
-      got = (await bus.readTail<FeatureVectorRecord>(topics.features, 100_000)).map((r) => r.value);
-      if (got.length >= candles.length) break;
-      await sleep(300);
-    }
-    await sleep(1_000);
-    got = (await bus.readTail<FeatureVectorRecord>(topics.features, 100_000))
+    // Once the features service has committed every candle, every vector it will ever publish is on the topic:
+    // anything published twice is there to be seen.
+    await waitForGroupCommitted(bus, topics.candles, 'features');
+    const got = (await bus.readTail<FeatureVectorRecord>(topics.features, 100_000))
       .map((r) => r.value)
       .sort((a, b) => a.windowEnd - b.windowEnd);
     assert.deepEqual(

@@ -91,8 +91,8 @@ test('two instances each see every prediction (groups of their own)', async () =
   );
   await waitFor(
     'both instances to see the four pairs',
-    () => [a.knownPairs().length, b.knownPairs().length],
-    ([x, y]) => x === 4 && y === 4,
+    () => ({ a: a.knownPairs().length, b: b.knownPairs().length }),
+    (n) => n.a === 4 && n.b === 4,
     { everyMs: 5 },
   );
   assert.deepEqual(a.knownPairs().sort(), [...pairs].sort());

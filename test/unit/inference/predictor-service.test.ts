@@ -103,8 +103,8 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       await svc.caughtUp();
       await waitFor(
         'thirty predictions and a dead letter on the topics',
-        () => [published.length, dead.length],
-        ([p, d]) => p >= 30 && d >= 1,
+        () => ({ published: published.length, dead: dead.length }),
+        (n) => n.published >= 30 && n.dead >= 1,
         { everyMs: 5 },
       );
       assert.equal(svc.stats.predicted, 30);
