@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { metrics } from '../../../src/core/metrics.ts';
-import { AlertDelivery } from '../../../src/monitoring/alerts/delivery.ts';
-import { channelsFromEnv, discordBody, slackBody } from '../../../src/monitoring/alerts/notifiers.ts';
-import type { Notification } from '../../../src/monitoring/alerts/state.ts';
+import { metrics } from '../../../../src/core/metrics.ts';
+import { AlertDelivery } from '../../../../src/monitoring/alerts/delivery.ts';
+import { channelsFromEnv, discordBody, slackBody } from '../../../../src/monitoring/alerts/notifiers.ts';
+import type { Notification } from '../../../../src/monitoring/alerts/state.ts';
 
 const n = (o: Partial<Notification> = {}): Notification => ({
   status: 'firing',

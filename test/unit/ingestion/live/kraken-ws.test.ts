@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type KrakenWsOptions, KrakenWsSource } from '../../../src/ingestion/live/kraken-ws.ts';
-import { TradeSchema } from '../../../src/schemas/trade.ts';
-import { until } from '../../support/exchanges/base.ts';
-import { krakenRecordedTrades } from '../../support/exchanges/fixtures.ts';
-import { type LogSink, running, testLog } from '../../support/exchanges/harness.ts';
-import { KrakenServer } from '../../support/exchanges/kraken.ts';
+import { type KrakenWsOptions, KrakenWsSource } from '../../../../src/ingestion/live/kraken-ws.ts';
+import { TradeSchema } from '../../../../src/schemas/trade.ts';
+import { until } from '../../../support/exchanges/base.ts';
+import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
+import { type LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
+import { KrakenServer } from '../../../support/exchanges/kraken.ts';
 
 const PAIR = 'BTC/USDT';
 const real = krakenRecordedTrades(); // 1,000 real trades, ids 10218208..10219207

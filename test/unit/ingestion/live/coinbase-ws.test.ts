@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type CoinbaseWsOptions, CoinbaseWsSource } from '../../../src/ingestion/live/coinbase-ws.ts';
-import { TradeSchema } from '../../../src/schemas/trade.ts';
-import { until } from '../../support/exchanges/base.ts';
-import { CoinbaseServer } from '../../support/exchanges/coinbase.ts';
-import { coinbaseTradesFromRecording } from '../../support/exchanges/fixtures.ts';
-import { type LogSink, running, testLog } from '../../support/exchanges/harness.ts';
+import { type CoinbaseWsOptions, CoinbaseWsSource } from '../../../../src/ingestion/live/coinbase-ws.ts';
+import { TradeSchema } from '../../../../src/schemas/trade.ts';
+import { until } from '../../../support/exchanges/base.ts';
+import { CoinbaseServer } from '../../../support/exchanges/coinbase.ts';
+import { coinbaseTradesFromRecording } from '../../../support/exchanges/fixtures.ts';
+import { type LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
 
 const PAIR = 'BTC/USD';
 /** Real BTC/USD trades (prices, sizes, times, taker sides) in Coinbase's `market_trades` shape. */

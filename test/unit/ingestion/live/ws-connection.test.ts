@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { backoffDelay, ReconnectingSocket } from '../../../src/ingestion/live/ws-connection.ts';
-import { until } from '../../support/exchanges/base.ts';
-import { testLog } from '../../support/exchanges/harness.ts';
-import { KrakenServer } from '../../support/exchanges/kraken.ts';
+import { backoffDelay, ReconnectingSocket } from '../../../../src/ingestion/live/ws-connection.ts';
+import { until } from '../../../support/exchanges/base.ts';
+import { testLog } from '../../../support/exchanges/harness.ts';
+import { KrakenServer } from '../../../support/exchanges/kraken.ts';
 
 describe('reconnect back-off', () => {
   it('is exponential with jitter in [base/2, base], capped', () => {

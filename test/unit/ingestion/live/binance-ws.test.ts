@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type BinanceWsOptions, BinanceWsSource } from '../../../src/ingestion/live/binance-ws.ts';
-import { TradeSchema } from '../../../src/schemas/trade.ts';
-import { until } from '../../support/exchanges/base.ts';
-import { BinanceServer } from '../../support/exchanges/binance.ts';
-import { binanceRecordedEvents } from '../../support/exchanges/fixtures.ts';
-import { type LogSink, running, testLog } from '../../support/exchanges/harness.ts';
+import { type BinanceWsOptions, BinanceWsSource } from '../../../../src/ingestion/live/binance-ws.ts';
+import { TradeSchema } from '../../../../src/schemas/trade.ts';
+import { until } from '../../../support/exchanges/base.ts';
+import { BinanceServer } from '../../../support/exchanges/binance.ts';
+import { binanceRecordedEvents } from '../../../support/exchanges/fixtures.ts';
+import { type LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
 
 const btc = binanceRecordedEvents('BTCUSDT', 1500); // real @trade events, contiguous ids
 const eth = binanceRecordedEvents('ETHUSDT', 300);
