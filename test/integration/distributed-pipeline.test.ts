@@ -19,6 +19,7 @@ import {
   uniquePrefix,
   waitForGroupCommitted,
 } from '../support/kafka.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * The distributed runtime end to end: trades, candles, features and feature-writer as four processes on a real
@@ -85,10 +86,17 @@ describe('distributed pipeline (4 processes, Kafka, PostgreSQL) = embedded pipel
     const store = await PostgresFeatureStore.open(storeUrl);
     const kafka = KafkaBus.connect(KAFKA_URL, { topicPrefix: prefix });
     try {
-      // Stage by stage, each service has committed all of its input (the one before it has finished): the
-      // writer's last commit follows its last write, so the store holds everything it will ever hold.
+      // Stage by stage: the candle service has committed every trade (it publishes before it commits), so every
+      // candle is out; the features service has published a vector per candle; the writer has committed all of
+      // those (it writes before it commits), so the store holds every vector. (A re-publication writes the same
+      // row again: the store's content cannot change after that.)
       await waitForGroupCommitted(kafka, topics.trades, 'candles');
-      await waitForGroupCommitted(kafka, topics.candles, 'features');
+      await waitFor(
+        'a feature vector per candle',
+        async () => (await kafka.readTail(topics.features, 100_000)).length,
+        (n) => n >= embedded.length,
+        { timeoutMs: 120_000 },
+      );
       await waitForGroupCommitted(kafka, topics.features, 'feature-writer');
       const distributed = [
         ...(await store.history(TECHNICAL_SET, 'BTC/USDT', 0, Number.MAX_SAFE_INTEGER)),
