@@ -285,10 +285,11 @@ describe('cryptocast service trainer and tuning', () => {
     );
     // The bound comes from the untuned run just measured on the same data and the same (possibly loaded) machine:
     // tuning adds its 10 s budget plus the trial running when it ends, and the champion's refit on the same folds,
-    // each less than an untuned run. Tuning without a budget would blow through it.
+    // each less than an untuned run (a tuned configuration may fit slower: twice the margin). Tuning without a
+    // budget would blow through it.
     const tunedMs = Date.now() - started;
     assert.ok(
-      tunedMs < 3 * untunedMs + 10_000,
+      tunedMs < 4 * untunedMs + 10_000,
       `tuned run ${tunedMs} ms vs untuned ${untunedMs} ms + the 10 s budget`,
     );
     const card = await new LocalRegistry(registry).get('tuned', out.version);
