@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
 import { candleCsvRow } from '../../src/candles/csv.ts';
 import { ReplaySource } from '../../src/ingestion/replay.ts';
@@ -11,7 +10,8 @@ import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
 import { topics } from '../../src/runtime/topic.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import { BINANCE_CAPTURE } from '../support/data.ts';
-import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
+import { ensureKafka, KAFKA_URL, uniquePrefix, waitForGroupCommitted } from '../support/kafka.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * Issue 2's crash test: the candle service runs as its own process on a real Kafka broker while trades are
@@ -57,11 +57,10 @@ describe('candle service: kill -9 mid-replay on Kafka, restart', () => {
     return latest.reduce((s, x) => s + Number(x), 0);
   };
   const killWhen = async (child: ChildProcess, atLeast: number) => {
-    const deadline = Date.now() + 90_000;
-    while ((await candleCount()) < atLeast) {
-      assert.ok(Date.now() < deadline, `only ${await candleCount()} candles after 90 s`);
-      await sleep(100);
-    }
+    await waitFor(`${atLeast} candles on the topic`, candleCount, (n) => n >= atLeast, {
+      timeoutMs: 120_000,
+      everyMs: 100,
+    });
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
   };
@@ -104,9 +103,9 @@ describe('candle service: kill -9 mid-replay on Kafka, restart', () => {
     startCandleService();
     assert.equal(await replay, 0, 'trades service finished the replay');
 
-    const deadline = Date.now() + 90_000;
-    while ((await candleCount()) < expected.length && Date.now() < deadline) await sleep(200);
-    await sleep(1_500); // anything published twice would show up now
+    // Once the candle service has committed every trade, every candle it will ever publish is on the topic:
+    // anything published twice is there to be seen.
+    await waitForGroupCommitted(bus, topics.trades, 'candles');
     const got = (await bus.readTail(topics.candles, 100_000)).map((r) => r.value);
     const keys = got.map(key);
     assert.equal(

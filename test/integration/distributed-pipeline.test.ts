@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
 import { TECHNICAL_SET } from '../../src/features/feature-writer.ts';
@@ -10,8 +9,17 @@ import { DuckDbFeatureStore } from '../../src/features/store/duckdb.ts';
 import { PostgresFeatureStore } from '../../src/features/store/postgres.ts';
 import { ReplaySource } from '../../src/ingestion/replay.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { topics } from '../../src/runtime/topic.ts';
 import { BINANCE_CAPTURE } from '../support/data.ts';
-import { ensureKafka, serviceLauncher, uniquePrefix } from '../support/kafka.ts';
+import {
+  ensureKafka,
+  KAFKA_URL,
+  serviceLauncher,
+  uniquePrefix,
+  waitForGroupCommitted,
+} from '../support/kafka.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * The distributed runtime end to end: trades, candles, features and feature-writer as four processes on a real
@@ -76,11 +84,20 @@ describe('distributed pipeline (4 processes, Kafka, PostgreSQL) = embedded pipel
     assert.equal(await new Promise((r) => trades.once('exit', r)), 0);
 
     const store = await PostgresFeatureStore.open(storeUrl);
+    const kafka = KafkaBus.connect(KAFKA_URL, { topicPrefix: prefix });
     try {
-      const deadline = Date.now() + 60_000;
-      while (Date.now() < deadline && (await store.count(TECHNICAL_SET).catch(() => 0)) < embedded.length)
-        await sleep(300);
-      await sleep(1_000);
+      // Stage by stage: the candle service has committed every trade (it publishes before it commits), so every
+      // candle is out; the features service has published a vector per candle; the writer has committed all of
+      // those (it writes before it commits), so the store holds every vector. (A re-publication writes the same
+      // row again: the store's content cannot change after that.)
+      await waitForGroupCommitted(kafka, topics.trades, 'candles');
+      await waitFor(
+        'a feature vector per candle',
+        async () => (await kafka.readTail(topics.features, 100_000)).length,
+        (n) => n >= embedded.length,
+        { timeoutMs: 120_000 },
+      );
+      await waitForGroupCommitted(kafka, topics.features, 'feature-writer');
       const distributed = [
         ...(await store.history(TECHNICAL_SET, 'BTC/USDT', 0, Number.MAX_SAFE_INTEGER)),
         ...(await store.history(TECHNICAL_SET, 'ETH/USDT', 0, Number.MAX_SAFE_INTEGER)),
@@ -88,6 +105,7 @@ describe('distributed pipeline (4 processes, Kafka, PostgreSQL) = embedded pipel
       assert.deepEqual(distributed, embedded);
     } finally {
       await store.close();
+      await kafka.close();
     }
   });
 });

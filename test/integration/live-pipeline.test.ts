@@ -8,6 +8,7 @@ import type { Candle } from '../../src/schemas/candle.ts';
 import { until } from '../support/exchanges/base.ts';
 import { krakenRecordedTrades } from '../support/exchanges/fixtures.ts';
 import { KrakenServer } from '../support/exchanges/kraken.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * End to end on the wall clock: the live Kraken connector (against a local Kraken server) → in-process bus →
@@ -37,14 +38,16 @@ describe('live pipeline on the wall clock', () => {
       await until(() => srv.sockets.size === 1 && srv.received.length > 0, 5_000, 'subscribed');
       srv.publish('BTC/USDT', trades);
       const candles = async () => (await bus.readTail<Candle>(topics.candles, 100)).map((r) => r.value);
-      // The minute after the trades closes once the wall clock (minus 2 s delay and 5 s grace) passes its end.
-      const deadline = Date.now() + 15_000;
-      let got: Candle[] = [];
-      while (Date.now() < deadline) {
-        got = await candles();
-        if (got.some((c) => c.windowStart === m2 + MIN)) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      // The minute after the trades closes once the wall clock (minus 2 s delay and 5 s grace) passes its end:
+      // at most 7 s after the start; the deadline leaves a loaded machine room.
+      const got = await waitFor(
+        'the idle minute to close',
+        candles,
+        (cs) => cs.some((c) => c.windowStart === m2 + MIN),
+        {
+          timeoutMs: 90_000,
+        },
+      );
       const traded = got.find((c) => c.windowStart === m2)!;
       assert.ok(traded, 'the traded minute closed');
       assert.equal(traded.trades, 5);

@@ -4,7 +4,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { readOhlcv } from '../../src/candles/ohlcv-files.ts';
 import { toRecord } from '../../src/features/feature-service.ts';
 import { FEATURE_COLUMNS, TechnicalFeatures } from '../../src/features/technical.ts';
@@ -21,7 +20,7 @@ import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { MODEL_COLUMNS } from '../../src/training/sources.ts';
 import { type ModelFiles, nativePredict, registerModel, trainModels } from '../support/champion.ts';
 import { SHARED_DATA } from '../support/data.ts';
-import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
+import { ensureKafka, KAFKA_URL, uniquePrefix, waitForGroupCommitted } from '../support/kafka.ts';
 
 /**
  * The predictor on the real Kafka broker: real feature vectors (two days of Binance BTC/USDT and ETH/USDT minutes
@@ -87,15 +86,12 @@ async function allStored(store: PredictionsStore, pairs: string[]): Promise<Pred
   return out;
 }
 
-async function readPredictions(bus: KafkaBus, want: number, timeoutMs: number): Promise<Prediction[]> {
-  const deadline = Date.now() + timeoutMs;
-  let got: Prediction[] = [];
-  while (Date.now() < deadline) {
-    got = (await bus.readTail<Prediction>(topics.predictions, 100_000)).map((r) => r.value);
-    if (got.length >= want) break;
-    await sleep(300);
-  }
-  await sleep(1_000); // anything extra (a duplicate) would show up now
+/**
+ * The predictions topic once the predictor has handled every feature vector (`drained`): it publishes a batch
+ * before it commits it, so everything it will ever publish for them, duplicates included, is there.
+ */
+async function readPredictions(bus: KafkaBus, drained: () => Promise<void>): Promise<Prediction[]> {
+  await drained();
   return (await bus.readTail<Prediction>(topics.predictions, 100_000)).map((r) => r.value).sort(byKey);
 }
 
@@ -124,8 +120,7 @@ describe('predictor service on Kafka (real features, a real XGBoost champion)', 
       await bus.ensureTopics([topics.features, topics.predictions]);
       await bus.publish(topics.features, fx.vectors);
       await svc.start();
-      const published = await readPredictions(bus, fx.ready.length, 90_000);
-      await svc.caughtUp();
+      const published = await readPredictions(bus, () => svc.caughtUp());
       assert.equal(published.length, fx.ready.length, 'one prediction per ready vector');
       assert.deepEqual(published.map(key), fx.ready.map(key).sort(), 'the ready vectors, each once');
       assert.equal(svc.stats.predicted, fx.ready.length);
@@ -221,7 +216,9 @@ describe('predictor service on Kafka (real features, a real XGBoost champion)', 
         else assert.equal(afterKill, 0, 'killed before anything was published');
         await bus.publish(topics.features, fx.vectors.slice(half));
         const second = start();
-        const published = await readPredictions(bus, fx.ready.length, 120_000);
+        const published = await readPredictions(bus, () =>
+          waitForGroupCommitted(bus, topics.features, 'predictor', 180_000),
+        );
         assert.deepEqual(published.map(key), fx.ready.map(key).sort(), 'each ready vector once on the topic');
         second.kill('SIGTERM');
         const code = await new Promise<number | null>((r) => second.once('exit', (c) => r(c)));

@@ -1,6 +1,10 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { Admin } from '@platformatic/kafka';
+import type { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import type { Topic } from '../../src/runtime/topic.ts';
+import { waitFor } from './wait.ts';
 
 export const KAFKA_URL = process.env.CRYPTOCAST_TEST_KAFKA ?? 'kafka://127.0.0.1:9092';
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -51,4 +55,38 @@ export function serviceLauncher(
     children.push(c);
     return c;
   };
+}
+
+/**
+ * Waits until consumer group `group` (in the bus's namespace) has committed every record of `topic` that is there
+ * now. The pipeline's services publish a batch's output before they commit its input, so from then on everything
+ * they will ever publish for those records is on their output topic: a test can assert "exactly once" on it
+ * without a blind delay. Call it once the input is complete (its producer has finished).
+ */
+export async function waitForGroupCommitted(
+  bus: KafkaBus,
+  topic: Topic<unknown>,
+  group: string,
+  timeoutMs = 120_000,
+): Promise<void> {
+  const name = bus.name(topic);
+  const { latest } = await bus.offsets(name);
+  const admin = new Admin({ clientId: 'test-group-offsets', bootstrapBrokers: bus.brokers });
+  try {
+    await waitFor(
+      `group ${group} to commit all of ${topic.name} (end offsets ${latest.join(', ')})`,
+      async () => {
+        const [g] = await admin.listConsumerGroupOffsets({ groups: [bus.prefix + group] });
+        const committed = new Map<number, bigint>();
+        for (const t of g?.topics ?? [])
+          if (t.name === name)
+            for (const p of t.partitions) committed.set(p.partitionIndex, p.committedOffset);
+        return latest.map((end, p) => (committed.get(p) ?? -1n) >= end || end === 0n);
+      },
+      (done) => done.every(Boolean),
+      { timeoutMs, everyMs: 250 },
+    );
+  } finally {
+    await admin.close();
+  }
 }

@@ -20,10 +20,11 @@ export interface ChatRequest {
 
 export async function startOpenAiLlmServer(
   modelPath: string,
+  o: { threads?: number } = {},
 ): Promise<{ url: string; model: string; close(): Promise<void> }> {
   const { llama, model } = await loadModel(modelPath);
   const { LlamaChatSession } = await import('node-llama-cpp');
-  const context = await model.createContext({ contextSize: 2048, threads: llama.cpuMathCores });
+  const context = await model.createContext({ contextSize: 2048, threads: o.threads ?? llama.cpuMathCores });
   const sequence = context.getSequence();
   const grammars = new Map<string, LlamaGrammar>();
   let queue: Promise<unknown> = Promise.resolve();

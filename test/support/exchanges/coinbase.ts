@@ -25,27 +25,34 @@ interface Client {
  * `sequence_num` counting the messages of the connection (when `muted`, numbers are used up by messages never
  * sent, so the client sees the jump). `{"type":"subscribe","product_ids":[…],"channel":…}` ⇒ a
  * `subscriptions` message, and for `market_trades` a `snapshot` event of the last 50 trades; then `update`s.
- * `heartbeats` tick every `heartbeatMs` with a per-connection `heartbeat_counter`. REST public market trades
+ * `heartbeats` tick every `heartbeatMs` with a per-connection `heartbeat_counter` (or, with `heartbeatMs` 0, only
+ * when the test calls `heartbeat()`). REST public market trades
  * `GET /api/v3/brokerage/market/products/{id}/ticker?limit=&start=&end=` (whole seconds, inclusive), newest
  * first, the newest `limit` of the window; HTTP 429 when rate limited.
  */
 export class CoinbaseServer extends ExchangeServer {
   readonly history: CoinbaseTrade[] = [];
   heartbeatMs = 1_000;
+  /** Heartbeat ticks so far. */
+  heartbeats = 0;
   private readonly clients = new Map<WebSocket, Client>();
   private timer: NodeJS.Timeout | undefined;
 
   override async listen(): Promise<this> {
     await super.listen();
-    this.timer = setInterval(() => {
-      if (this.silent) return;
-      for (const [ws, c] of this.clients)
-        if (c.channels.has('heartbeats'))
-          this.envelope(ws, 'heartbeats', [
-            { current_time: new Date().toISOString(), heartbeat_counter: ++c.heartbeatCounter },
-          ]);
-    }, this.heartbeatMs);
+    if (this.heartbeatMs > 0) this.timer = setInterval(() => this.heartbeat(), this.heartbeatMs);
     return this;
+  }
+
+  /** One heartbeat to every client subscribed to `heartbeats` (used up, unsent, when muted). */
+  heartbeat(): void {
+    if (this.silent) return;
+    this.heartbeats++;
+    for (const [ws, c] of this.clients)
+      if (c.channels.has('heartbeats'))
+        this.envelope(ws, 'heartbeats', [
+          { current_time: new Date().toISOString(), heartbeat_counter: ++c.heartbeatCounter },
+        ]);
   }
 
   override async close(): Promise<void> {

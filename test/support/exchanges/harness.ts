@@ -54,6 +54,14 @@ export class LogSink implements SourceSink {
     return this.events.flatMap((e) => (e.kind === 'watermark' && e.at >= from && e.at <= to ? [e.wm] : []));
   }
 
+  /**
+   * For each watermark, how far its event time is behind the wall clock at the moment it was emitted, minus
+   * `delayMs` (the connector's stated delay): 0 when the watermark is exactly "wall clock − delay".
+   */
+  watermarkLagsBeyond(delayMs: number): number[] {
+    return this.events.flatMap((e) => (e.kind === 'watermark' ? [e.at - delayMs - e.wm.ts] : []));
+  }
+
   /** Distinct ids of a pair, sorted. */
   distinctIds(pair: string): number[] {
     return [...new Set(this.ids(pair))].sort((a, b) => a - b);
@@ -81,5 +89,3 @@ export async function running<S extends TradeSource>(
 export function range(lo: number, hi: number): number[] {
   return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -26,6 +26,8 @@ export class KrakenServer extends ExchangeServer {
   readonly history = new Map<string, KrakenTrade[]>();
   pageSize = 1000;
   heartbeatMs = 1_000;
+  /** Heartbeat frames sent so far. */
+  heartbeats = 0;
   private timer: NodeJS.Timeout | undefined;
   private lastSent = Date.now();
   private connectionId = 0;
@@ -40,7 +42,10 @@ export class KrakenServer extends ExchangeServer {
     await super.listen();
     this.timer = setInterval(
       () => {
-        if (Date.now() - this.lastSent >= this.heartbeatMs) this.send({ channel: 'heartbeat' });
+        if (Date.now() - this.lastSent >= this.heartbeatMs) {
+          this.heartbeats++;
+          this.send({ channel: 'heartbeat' });
+        }
       },
       Math.max(5, this.heartbeatMs / 4),
     );

@@ -5,6 +5,7 @@ import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { topics } from '../../../src/runtime/topic.ts';
 import type { ModelCard, ModelRegistry } from '../../../src/training/registry/registry.ts';
 import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
+import { waitFor } from '../../support/wait.ts';
 
 const MIN = 60_000;
 const T0 = Math.floor(Date.now() / MIN) * MIN - 3_600_000;
@@ -35,15 +36,16 @@ test('startApi: cold start from the store, live from the bus, served over HTTP; 
   assert.deepEqual(((await ready.json()) as { pairs: string[] }).pairs, ['ETH-USD']);
   assert.equal((await fetch(`${base}/v1/predictions/latest?pair=BTC-USD`)).status, 404);
   await bus.publish(topics.predictions, [prediction('BTC/USD', T0 + MIN)]);
-  let res: Response | undefined;
-  for (let i = 0; i < 50; i++) {
-    res = await fetch(`${base}/v1/predictions/latest?pair=BTC-USD`);
-    if (res.status === 200) break;
-    await res.arrayBuffer();
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.equal(res!.status, 200);
-  assert.equal(((await res!.json()) as { windowEnd: number }).windowEnd, T0 + MIN);
+  const res = await waitFor(
+    'the live prediction over HTTP',
+    async () => {
+      const r = await fetch(`${base}/v1/predictions/latest?pair=BTC-USD`);
+      return { status: r.status, body: (await r.json()) as { windowEnd?: number } };
+    },
+    (r) => r.status === 200,
+    { everyMs: 20 },
+  );
+  assert.equal(res.body.windowEnd, T0 + MIN);
   assert.equal((await fetch(`${base}/v1/model`)).status, 404, 'no registry: no champion');
   await api.close();
   await bus.close();

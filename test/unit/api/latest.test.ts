@@ -4,6 +4,7 @@ import { type Entry, LatestPredictions } from '../../../src/api/latest.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { topics } from '../../../src/runtime/topic.ts';
 import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
+import { waitFor } from '../../support/wait.ts';
 
 const MIN = 60_000;
 const T0 = Date.UTC(2026, 10, 1, 12, 0);
@@ -63,7 +64,12 @@ test('start: subscribes, fills from the topic tail and the store, then is ready 
   const heard: number[] = [];
   l.onPrediction((e) => heard.push((e.p.windowEnd - T0) / MIN));
   await bus.publish(topics.predictions, [prediction('BTC/USD', at(3))]);
-  for (let i = 0; i < 50 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitFor(
+    'the live prediction',
+    () => heard.length,
+    (n) => n > 0,
+    { everyMs: 5 },
+  );
   assert.deepEqual(heard, [3]);
   assert.deepEqual(ends(l.recent('BTC/USD', at(2))!), [3]);
   await l.stop();
@@ -83,8 +89,12 @@ test('two instances each see every prediction (groups of their own)', async () =
     topics.predictions,
     pairs.map((p) => prediction(p, at(1))),
   );
-  for (let i = 0; i < 50 && (a.knownPairs().length < 4 || b.knownPairs().length < 4); i++)
-    await new Promise((r) => setTimeout(r, 10));
+  await waitFor(
+    'both instances to see the four pairs',
+    () => ({ a: a.knownPairs().length, b: b.knownPairs().length }),
+    (n) => n.a === 4 && n.b === 4,
+    { everyMs: 5 },
+  );
   assert.deepEqual(a.knownPairs().sort(), [...pairs].sort());
   assert.deepEqual(b.knownPairs().sort(), [...pairs].sort());
   await a.stop();

@@ -7,18 +7,32 @@ import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { topics } from '../../../src/runtime/topic.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
+import { waitFor } from '../../support/wait.ts';
 
 const MIN = 60_000;
 /** Six hours ago, on a minute: within the default replay reach (24 h). */
 const T0 = Math.floor(Date.now() / MIN) * MIN - 6 * 3_600_000;
 const at = (i: number) => T0 + i * MIN;
 
-/** A store whose history answers `delayMs` late (a replay from it overlaps live predictions). */
-class SlowStore extends MemoryPredictionsStore {
-  delayMs = 0;
+/**
+ * A store whose history answers only when the test opens the gate: a replay from it overlaps live predictions for
+ * exactly as long as the test says, however slow the machine.
+ */
+class GatedStore extends MemoryPredictionsStore {
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  /** From now on, history waits for `release()`. */
+  hold(): void {
+    this.gate = new Promise((r) => {
+      this.open = r;
+    });
+  }
+  release(): void {
+    this.open?.();
+  }
   override async history(...args: Parameters<MemoryPredictionsStore['history']>): Promise<Prediction[]> {
     const rows = await super.history(...args);
-    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    await this.gate;
     return rows;
   }
 }
@@ -76,6 +90,18 @@ class Client {
       });
     }
   }
+  /**
+   * Proves that every frame the server queued for this client so far has arrived: frames on one socket keep their
+   * order, so the answer to a frame sent now comes after them. (An `unsubscribe` of a pair nobody uses is answered
+   * and changes nothing.) Used where a test asserts that something was NOT sent: instead of a blind delay.
+   */
+  async barrier(): Promise<void> {
+    const answered = () =>
+      this.msgs.filter((m) => m.type === 'unsubscribed' && m.pairs?.[0] === 'ZZZ-USD').length;
+    const before = answered();
+    this.send({ type: 'unsubscribe', pairs: ['ZZZ-USD'] });
+    await this.until(() => answered() > before, 'the answer to the barrier frame');
+  }
   close(): void {
     this.ws.terminate();
   }
@@ -94,18 +120,35 @@ async function serve(o: { ringSize?: number; options?: ApiOptions; store?: Memor
   await app.listen({ port: 0, host: '127.0.0.1' });
   await latest.start({ bus, store, pairs: ['BTC/USD', 'ETH/USD'] });
   const port = (app.server.address() as { port: number }).port;
+  let onBus = 0;
+  /** Publishes on the topic only (counted, for `taken`). */
+  const publishTopic = async (ps: Prediction[]) => {
+    await bus.publish(topics.predictions, ps);
+    onBus += ps.length;
+  };
   /** What the predictor does: the store, then the topic. */
   const publish = async (...ps: Prediction[]) => {
     await store.write(ps);
-    await bus.publish(topics.predictions, ps);
+    await publishTopic(ps);
   };
+  /**
+   * Waits until the API's feed has taken every prediction published on the topic so far: it hands each one to the
+   * WebSocket hub synchronously, so from then on whatever the hub sends for them is queued on the sockets.
+   */
+  const taken = () =>
+    waitFor(
+      'the feed to take every published prediction',
+      () => latest.stats.received,
+      (n) => n >= onBus,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
   const close = async () => {
     await app.close();
     await latest.stop();
     await bus.close();
   };
   servers.push(close);
-  return { app, bus, store, latest, port, publish, hub: wsHubOf(app)!, close };
+  return { app, bus, store, latest, port, publish, publishTopic, taken, hub: wsHubOf(app)!, close };
 }
 
 const ends = (ps: Prediction[]) => ps.map((p) => (p.windowEnd - T0) / MIN);
@@ -115,9 +158,8 @@ describe('WebSocket /v1/ws', () => {
   test('subscribe: the latest first, then live predictions of the subscribed pairs only; unsubscribe stops them', async () => {
     const s = await serve();
     await s.publish(prediction('BTC/USD', at(0)));
-    await s.bus.publish(topics.predictions, []);
+    await s.taken(); // the snapshot must be there to be sent first
     const c = await Client.connect(s.port);
-    await new Promise((r) => setTimeout(r, 50));
     c.send({ type: 'subscribe', pairs: ['BTC-USD'] });
     await c.until(() => c.predictions().length === 1, 'the snapshot');
     assert.deepEqual(c.msgs[0], { type: 'subscribed', channel: 'predictions', pairs: ['BTC-USD'] });
@@ -128,7 +170,8 @@ describe('WebSocket /v1/ws', () => {
     c.send({ type: 'unsubscribe', pairs: ['BTC-USD'] });
     await c.until(() => c.msgs.some((m) => m.type === 'unsubscribed'), 'unsubscribed');
     await s.publish(prediction('BTC/USD', at(3)));
-    await new Promise((r) => setTimeout(r, 100));
+    await s.taken();
+    await c.barrier(); // anything sent for minute 3 would have arrived before the barrier's answer
     assert.equal(c.predictions().length, 3);
     c.close();
   });
@@ -143,7 +186,7 @@ describe('WebSocket /v1/ws', () => {
     const last = a.predictions().at(-1)!.windowEnd;
     a.close();
     for (let i = 6; i <= 8; i++) await s.publish(prediction('BTC/USD', at(i)));
-    await new Promise((r) => setTimeout(r, 50));
+    await s.taken(); // missed while away: in the ring before the reconnect
     const b = await Client.connect(s.port);
     b.send({ type: 'subscribe', pairs: ['BTC-USD'], since: last });
     await b.until(() => b.predictions().length === 3, 'the missed predictions');
@@ -155,7 +198,7 @@ describe('WebSocket /v1/ws', () => {
   });
 
   test('resume from the store when the ring is too short, with live predictions arriving during the replay', async () => {
-    const store = new SlowStore();
+    const store = new GatedStore();
     const s = await serve({ ringSize: 5, store });
     const warm = await Client.connect(s.port);
     warm.send({ type: 'subscribe', pairs: ['BTC-USD'] });
@@ -163,21 +206,29 @@ describe('WebSocket /v1/ws', () => {
     for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
     await warm.until(() => warm.predictions().length === 20, 'all twenty');
     warm.close();
-    store.delayMs = 300;
+    store.hold();
     const c = await Client.connect(s.port);
     c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(2) });
-    const t0 = Date.now();
-    while (store.historyCalls === 0 && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(
+      'the replay to read the store',
+      () => store.historyCalls,
+      (n) => n > 0,
+      { everyMs: 5 },
+    );
     // Live while the store is being read: one new, one that the store will also return (published before the
-    // read finished), and a re-publication of an old one.
+    // read finished), and a re-publication of an old one. The read finishes only once the hub holds all four.
     await s.publish(prediction('BTC/USD', at(21)));
     await s.publish(prediction('BTC/USD', at(22)));
     await s.publish(prediction('BTC/USD', at(22)));
     await s.publish(prediction('BTC/USD', at(21), { createdAt: at(21) + 999 }));
+    await s.taken();
+    await c.barrier();
+    assert.equal(c.predictions().length, 0, 'nothing is sent while the replay reads the store');
+    store.release();
     await c.until(() => c.predictions().length >= 20, 'replay and live', 10_000);
     await s.publish(prediction('BTC/USD', at(23)));
     await c.until(() => c.predictions().length >= 21, 'the next live one');
-    await new Promise((r) => setTimeout(r, 100));
+    await c.barrier(); // a duplicate would have arrived before the barrier's answer
     assert.deepEqual(ends(c.predictions()), range(3, 23));
     assert.ok(store.historyCalls > 0, 'read from the store');
     c.close();
@@ -192,10 +243,10 @@ describe('WebSocket /v1/ws', () => {
     const c = await Client.connect(s.port);
     c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(2) });
     await c.until(() => c.predictions().length >= 19, 'the replay from the store (3 to 21)');
-    await s.bus.publish(topics.predictions, [late]);
+    await s.publishTopic([late]);
     await s.publish(prediction('BTC/USD', at(22)));
     await c.until(() => c.predictions().length >= 20, 'the next live one');
-    await new Promise((r) => setTimeout(r, 100));
+    await c.barrier(); // a second minute 21 would have arrived before the barrier's answer
     assert.deepEqual(ends(c.predictions()), range(3, 22));
     c.close();
   });
@@ -221,7 +272,8 @@ describe('WebSocket /v1/ws', () => {
     await s.publish(prediction('ETH/USD', at(1)), prediction('ETH/USD', at(1), { modelVersion: 2 }));
     await s.publish(prediction('ETH/USD', at(1), { modelVersion: 2 }));
     await c.until(() => c.predictions().length === 2, 'both versions');
-    await new Promise((r) => setTimeout(r, 100));
+    await s.taken();
+    await c.barrier(); // the re-publication of version 2, if sent, would have arrived before the barrier's answer
     assert.deepEqual(
       c.predictions().map((p) => p.modelVersion),
       [1, 2],
@@ -234,13 +286,20 @@ describe('WebSocket /v1/ws', () => {
     const N = 12_000;
     for (let i = 0; i < N; i += 500)
       await s.publish(...Array.from({ length: 500 }, (_, j) => prediction('BTC/USD', at(i + j))));
-    for (let k = 0; k < 100 && s.latest.ring('BTC/USD').length < N; k++)
-      await new Promise((r) => setTimeout(r, 20));
+    await s.taken();
     const c = await Client.connect(s.port);
     const sock = (c.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
     c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(-1) });
     sock.pause();
-    await new Promise((r) => setTimeout(r, 300));
+    // The client reads nothing until the server has had to wait for it: its backlog for this client is past the
+    // point where the replay waits for the client (half of maxBufferedBytes).
+    const serverSide = () => [...(s.hub as unknown as { clients: Set<{ socket: WebSocket }> }).clients][0];
+    await waitFor(
+      "the replay to wait for the client's pace",
+      () => serverSide()?.socket.bufferedAmount ?? 0,
+      (n) => n > 32 * 1024,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
     sock.resume();
     await c.until(() => c.predictions().length === N, 'the whole replay', 20_000);
     assert.deepEqual(ends(c.predictions()), range(0, N - 1));
@@ -292,12 +351,24 @@ describe('WebSocket /v1/ws', () => {
   test('a client that stops answering pings is dropped', async () => {
     const s = await serve({ options: { ws: { heartbeatMs: 50 } } });
     const c = await Client.connect(s.port);
-    await new Promise((r) => setTimeout(r, 20));
-    assert.equal(s.hub.size, 1);
+    await waitFor(
+      'the hub to take the client',
+      () => s.hub.size,
+      (n) => n === 1,
+      { everyMs: 5 },
+    );
     (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    const t0 = Date.now();
-    while (s.hub.size > 0 && Date.now() - t0 < 3_000) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(s.hub.size, 0);
+    // A ping every 50 ms; the client, paused, never answers: dropped at the second ping after the pause at the
+    // earliest, whenever a loaded machine runs the timer.
+    await waitFor(
+      'the hub to drop the silent client',
+      () => s.hub.size,
+      (n) => n === 0,
+      {
+        timeoutMs: 30_000,
+        everyMs: 20,
+      },
+    );
     c.close();
   });
 

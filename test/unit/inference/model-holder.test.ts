@@ -3,7 +3,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
 import { ChampionHolder, columnIndex, ModelLoadError } from '../../../src/inference/model-holder.ts';
@@ -11,6 +10,7 @@ import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import { LocalRegistry } from '../../../src/training/registry/local.ts';
 import type { ModelCard, ModelRegistry } from '../../../src/training/registry/registry.ts';
 import { type ModelFiles, registerModel, stumpModel } from '../../support/champion.ts';
+import { waitFor } from '../../support/wait.ts';
 
 /**
  * The champion holder on a LocalRegistry in a temp dir, with tiny real XGBoost JSON models (stumps): columns are
@@ -100,10 +100,14 @@ describe('ChampionHolder', () => {
     // A registry whose downloads can be held back, to look at the holder mid-load.
     let release: () => void = () => {};
     let hold = false;
+    let held = false;
     const slow: ModelRegistry = Object.create(registry, {
       download: {
         value: async (n: string, v: number, dir: string) => {
-          if (hold) await new Promise<void>((r) => (release = r));
+          if (hold) {
+            held = true;
+            await new Promise<void>((r) => (release = r));
+          }
           return registry.download(n, v, dir);
         },
       },
@@ -115,7 +119,7 @@ describe('ChampionHolder', () => {
       await registerModel(registry, name, COLUMNS, files(100));
       hold = true;
       const swapping = h.refresh();
-      await sleep(50);
+      await waitFor('the holder to be loading the new version', () => held, Boolean, { everyMs: 5 });
       assert.equal(h.current()!.card.version, 1, 'still the old champion while the new one loads');
       assert.equal(h.current()!.predict(vector({ rsi_14: 70, ret_1m: 1 })).returnBps, 6);
       release();
@@ -133,16 +137,29 @@ describe('ChampionHolder', () => {
     }
   });
 
-  it('picks a promotion up by polling the alias', async () => {
+  it('picks a promotion up by polling the alias', async (t) => {
+    // The poll interval is the subject: its timer runs on a mock clock moved by hand (the registry's file I/O and
+    // the wait for its result run on the real one).
+    t.mock.timers.enable({ apis: ['setInterval'] });
     const { registry, name, holder } = setup();
     await registerModel(registry, name, COLUMNS, files(0));
-    const h = holder(registry, 30);
+    const h = holder(registry, 30_000);
     await h.start();
     try {
+      assert.equal(h.stats.polls, 1, 'the alias is read once at start');
       await registerModel(registry, name, COLUMNS, files(1));
-      const deadline = Date.now() + 5_000;
-      while (h.current()!.card.version !== 2 && Date.now() < deadline) await sleep(20);
-      assert.equal(h.current()!.card.version, 2);
+      t.mock.timers.tick(29_999);
+      assert.equal(h.stats.polls, 1, 'no poll before the interval');
+      t.mock.timers.tick(1);
+      assert.equal(h.stats.polls, 2, 'a poll at the interval');
+      await waitFor(
+        'the promoted version to be served',
+        () => h.current()!.card.version,
+        (v) => v === 2,
+        {
+          everyMs: 5,
+        },
+      );
     } finally {
       h.stop();
     }

@@ -3,7 +3,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
 import type { ServingModel } from '../../../src/inference/model-holder.ts';
@@ -102,7 +101,12 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       ];
       await bus.publish(topics.features, vs);
       await svc.caughtUp();
-      for (let i = 0; i < 100 && (published.length < 30 || dead.length < 1); i++) await sleep(10);
+      await waitFor(
+        'thirty predictions and a dead letter on the topics',
+        () => ({ published: published.length, dead: dead.length }),
+        (n) => n.published >= 30 && n.dead >= 1,
+        { everyMs: 5 },
+      );
       assert.equal(svc.stats.predicted, 30);
       assert.deepEqual(svc.stats.skipped, {
         other_set: 1,

@@ -64,7 +64,7 @@ describe('InProcessBus', () => {
     const bus = new InProcessBus();
     const dead: DeadLetter[] = [];
     const good: number[] = [];
-    await bus.subscribe<DeadLetter>({
+    const dlq = await bus.subscribe<DeadLetter>({
       topic: topics.dlq,
       group: 'd',
       service: 't',
@@ -81,7 +81,9 @@ describe('InProcessBus', () => {
     await bus.publish(numbers, [{ pair: 'A', n: 3 }]);
     await sub.caughtUp();
     assert.deepEqual(good, [1, 3]);
-    await new Promise((r) => setTimeout(r, 10));
+    // The dead letter is published while the bad record is delivered: on the dlq topic by now, and caughtUp waits
+    // for the dlq consumer to have it.
+    await dlq.caughtUp();
     assert.equal(dead.length, 1);
     assert.equal(dead[0]!.service, 'svc');
     assert.equal(dead[0]!.origin, 'numbers');

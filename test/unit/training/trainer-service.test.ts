@@ -1,7 +1,24 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it, type TestContext } from 'node:test';
 import { type RunResult, TrainerService } from '../../../src/training/trainer-service.ts';
+
+/**
+ * Time is the subject here (a schedule), so the clock is node:test's mock timers, not the wall clock: the test
+ * moves time by hand with `tick`, and a loaded machine cannot make a run start early or late.
+ */
+function mockClock(t: TestContext) {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  return {
+    /** Advances the mock clock and lets every callback and promise chain it triggered settle. */
+    async tick(ms: number) {
+      t.mock.timers.tick(ms);
+      await settle();
+    },
+  };
+}
+
+/** Lets every pending promise chain run (setImmediate is not mocked and runs after all pending microtasks). */
+const settle = () => new Promise<void>((r) => setImmediate(r));
 
 /** A retrain function whose runs the test finishes by hand, recording when each started. */
 function controlledRetrain() {
@@ -22,26 +39,31 @@ function controlledRetrain() {
   return {
     retrain,
     started,
-    finish: (i: number, r: RunResult | Error) => finishers[i]!(r),
+    /** Ends run `i` and lets the service react to its end. */
+    finish: async (i: number, r: RunResult | Error) => {
+      finishers[i]!(r);
+      await settle();
+    },
     maxActive: () => maxActive,
   };
 }
 
 describe('trainer service', () => {
-  it('runs at start, then every interval after the previous run ended, never two at once', async () => {
+  it('runs at start, then every interval after the previous run ended, never two at once', async (t) => {
+    const clock = mockClock(t);
     const c = controlledRetrain();
     const svc = new TrainerService(c.retrain, { everyMs: 30 });
     svc.start();
-    await sleep(10);
+    await clock.tick(0);
     assert.deepEqual(c.started, ['schedule']);
-    await sleep(60); // a long run: the schedule waits for it
+    await clock.tick(60); // a long run, two intervals: the schedule waits for it
     assert.equal(c.started.length, 1);
-    c.finish(0, { version: 1, promoted: true });
-    await sleep(10);
+    await c.finish(0, { version: 1, promoted: true });
+    await clock.tick(29);
     assert.equal(c.started.length, 1, 'the next run waits a full interval after the end of the previous one');
-    await sleep(40);
+    await clock.tick(1);
     assert.equal(c.started.length, 2);
-    c.finish(1, { version: 2, promoted: false });
+    await c.finish(1, { version: 2, promoted: false });
     await svc.stop();
     assert.equal(c.maxActive(), 1);
     assert.equal(svc.stats.runs, 2);
@@ -49,34 +71,41 @@ describe('trainer service', () => {
     assert.equal(svc.stats.lastVersion, 2);
   });
 
-  it('runs on demand at once, and queues exactly one more when asked during a run', async () => {
+  it('runs on demand at once, and queues exactly one more when asked during a run', async (t) => {
+    const clock = mockClock(t);
     const c = controlledRetrain();
     const svc = new TrainerService(c.retrain, { everyMs: 60_000, startDelayMs: 60_000 });
     svc.start();
     svc.requestNow('signal');
-    await sleep(5);
+    await clock.tick(0);
     assert.deepEqual(c.started, ['signal']);
     svc.requestNow('again');
     svc.requestNow('and again');
-    c.finish(0, { version: 1, promoted: true });
-    await sleep(5);
+    await c.finish(0, { version: 1, promoted: true });
+    await clock.tick(0);
     assert.deepEqual(c.started, ['signal', 'on demand']);
-    c.finish(1, { version: 2, promoted: true });
-    await sleep(5);
+    await c.finish(1, { version: 2, promoted: true });
+    await clock.tick(59_999);
     assert.equal(c.started.length, 2, 'no third run: requests during a run collapse into one');
+    await clock.tick(1);
+    assert.deepEqual(c.started, ['signal', 'on demand', 'schedule'], 'then the schedule goes on');
+    await c.finish(2, { version: 3, promoted: false });
     await svc.stop();
   });
 
-  it('keeps going after a failed run and reports it', async () => {
+  it('keeps going after a failed run and reports it', async (t) => {
+    const clock = mockClock(t);
     const c = controlledRetrain();
     const errors: string[] = [];
     const svc = new TrainerService(c.retrain, { everyMs: 10, onError: (e) => errors.push(e.message) });
     svc.start();
-    await sleep(5);
-    c.finish(0, new Error('trainer exited 1'));
-    await sleep(30);
-    assert.equal(c.started.length, 2);
-    c.finish(1, { version: 3, promoted: false });
+    await clock.tick(0);
+    await c.finish(0, new Error('trainer exited 1'));
+    await clock.tick(9);
+    assert.equal(c.started.length, 1);
+    await clock.tick(1);
+    assert.equal(c.started.length, 2, 'the schedule goes on after a failure');
+    await c.finish(1, { version: 3, promoted: false });
     await svc.stop();
     assert.deepEqual(errors, ['trainer exited 1']);
     assert.equal(svc.stats.failed, 1);
@@ -84,21 +113,23 @@ describe('trainer service', () => {
     assert.equal(svc.stats.lastError, null);
   });
 
-  it('stop() waits for the run in progress and schedules nothing after it', async () => {
+  it('stop() waits for the run in progress and schedules nothing after it', async (t) => {
+    const clock = mockClock(t);
     const c = controlledRetrain();
     const svc = new TrainerService(c.retrain, { everyMs: 1 });
     svc.start();
-    await sleep(5);
+    await clock.tick(0);
+    assert.equal(c.started.length, 1);
     const stopping = svc.stop();
     let stopped = false;
     void stopping.then(() => {
       stopped = true;
     });
-    await sleep(5);
+    await clock.tick(100);
     assert.equal(stopped, false, 'stop waits for the run');
-    c.finish(0, { version: 1, promoted: true });
+    await c.finish(0, { version: 1, promoted: true });
     await stopping;
-    await sleep(10);
+    await clock.tick(100); // a hundred intervals later: nothing was scheduled after the stop
     assert.equal(c.started.length, 1);
   });
 });

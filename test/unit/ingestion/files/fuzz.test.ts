@@ -6,16 +6,20 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import { parseBinanceCaptureLine } from '../../../src/ingestion/files/binance-capture.ts';
-import type { ParseContext } from '../../../src/ingestion/files/context.ts';
-import { csvLineParser } from '../../../src/ingestion/files/csv.ts';
-import { parseKrakenRestTrades } from '../../../src/ingestion/files/kraken-rest.ts';
-import { isBadLine, type LineItem, splitLines } from '../../../src/ingestion/files/lines.ts';
-import { readTradeFile, TradeFileError, type TradeFileFormat } from '../../../src/ingestion/files/readers.ts';
-import { isReject, type RowResult } from '../../../src/ingestion/files/row.ts';
-import { TradeSchema } from '../../../src/schemas/trade.ts';
-import { BINANCE_CAPTURE, KRAKEN_2019_CSV } from '../../support/data.ts';
-import { mutateFields, REAL_BINANCE_TRADE as realEvent } from '../../support/fuzz.ts';
+import { parseBinanceCaptureLine } from '../../../../src/ingestion/files/binance-capture.ts';
+import type { ParseContext } from '../../../../src/ingestion/files/context.ts';
+import { csvLineParser } from '../../../../src/ingestion/files/csv.ts';
+import { parseKrakenRestTrades } from '../../../../src/ingestion/files/kraken-rest.ts';
+import { isBadLine, type LineItem, splitLines } from '../../../../src/ingestion/files/lines.ts';
+import {
+  readTradeFile,
+  TradeFileError,
+  type TradeFileFormat,
+} from '../../../../src/ingestion/files/readers.ts';
+import { isReject, type RowResult } from '../../../../src/ingestion/files/row.ts';
+import { TradeSchema } from '../../../../src/schemas/trade.ts';
+import { BINANCE_CAPTURE, KRAKEN_2019_CSV } from '../../../support/data.ts';
+import { mutateFields, REAL_BINANCE_TRADE as realEvent } from '../../../support/fuzz.ts';
 
 /**
  * Property-based fuzzing of every recorded-file reader and line parser with hostile input: wrong types,

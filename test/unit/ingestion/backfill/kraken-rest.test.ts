@@ -8,18 +8,18 @@ import { promisify } from 'node:util';
 import {
   type KrakenBackfillProgress,
   KrakenRestBackfill,
-} from '../../../src/ingestion/backfill/kraken-rest.ts';
-import { TradeSchema } from '../../../src/schemas/trade.ts';
-import { KRAKEN_REST_TRADES } from '../../support/data.ts';
-import { krakenRecordedTrades } from '../../support/exchanges/fixtures.ts';
-import { LogSink, testLog } from '../../support/exchanges/harness.ts';
-import { KrakenServer, ns } from '../../support/exchanges/kraken.ts';
+} from '../../../../src/ingestion/backfill/kraken-rest.ts';
+import { TradeSchema } from '../../../../src/schemas/trade.ts';
+import { KRAKEN_REST_TRADES } from '../../../support/data.ts';
+import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
+import { LogSink, testLog } from '../../../support/exchanges/harness.ts';
+import { KrakenServer, ns } from '../../../support/exchanges/kraken.ts';
 
 const real = krakenRecordedTrades(); // 2025-11-10 17:23:53.97 → 2025-11-11 00:13:55.98, ids 10218208…10219207
 const PAIR = 'BTC/USDT';
 const since = Date.UTC(2025, 10, 10, 17, 0);
 const until = Date.UTC(2025, 10, 11, 1, 0); // after the last recorded trade
-const ROOT = join(import.meta.dirname, '..', '..', '..');
+const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 const ms = (t: { time: string }) => Number(ns(t.time) / 1_000_000n);
 const tmpState = () => join(mkdtempSync(join(tmpdir(), 'bf-')), 'state.json');
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type KrakenWsOptions, KrakenWsSource } from '../../../src/ingestion/live/kraken-ws.ts';
-import { TradeSchema } from '../../../src/schemas/trade.ts';
-import { until } from '../../support/exchanges/base.ts';
-import { krakenRecordedTrades } from '../../support/exchanges/fixtures.ts';
-import { type LogSink, running, sleep, testLog } from '../../support/exchanges/harness.ts';
-import { KrakenServer } from '../../support/exchanges/kraken.ts';
+import { type KrakenWsOptions, KrakenWsSource } from '../../../../src/ingestion/live/kraken-ws.ts';
+import { TradeSchema } from '../../../../src/schemas/trade.ts';
+import { until } from '../../../support/exchanges/base.ts';
+import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
+import { type LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
+import { KrakenServer } from '../../../support/exchanges/kraken.ts';
 
 const PAIR = 'BTC/USDT';
 const real = krakenRecordedTrades(); // 1,000 real trades, ids 10218208..10219207
@@ -17,9 +17,10 @@ async function withKraken(
   options: Partial<KrakenWsOptions> = {},
   setup: (srv: KrakenServer) => void = () => {},
 ): Promise<void> {
-  const srv = await new KrakenServer().listen();
-  srv.heartbeatMs = 50;
+  const srv = new KrakenServer();
+  srv.heartbeatMs = 50; // before listen(): its timer is set from it
   setup(srv);
+  await srv.listen();
   const source = new KrakenWsSource({
     pairs: [PAIR],
     wsUrl: srv.wsUrl,
@@ -99,16 +100,35 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
     ));
 
   it('heartbeats keep it alive and advance watermarks on the wall clock, but make no trades', () =>
-    withKraken(async (_srv, source, sink) => {
-      await sleep(400); // ~8 heartbeats, no trades
-      assert.equal(sink.received.length, 0);
-      assert.equal(source.socket.connects, 1, 'no reconnect: heartbeats count as life');
-      const wm = sink.watermarks;
-      assert.ok(wm.length >= 5, `${wm.length} watermarks`);
-      assert.ok(wm.every((w) => w.exchange === 'kraken' && w.pair === PAIR && w.final === undefined));
-      for (let i = 1; i < wm.length; i++) assert.ok(wm[i]!.ts >= wm[i - 1]!.ts, 'never backwards');
-      assert.ok(Math.abs(wm.at(-1)!.ts - (Date.now() - 2_000)) < 300, 'wall clock minus the 2 s delay');
-    }));
+    withKraken(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        // No trades for twice the idle timeout (1.5 s): only the heartbeats, every 50 ms, keep the connection
+        // alive (a margin of 30 heartbeats per timeout, for a loaded machine's late timers).
+        const quietFrom = Date.now();
+        await until(
+          () => srv.heartbeats >= 5 && Date.now() - quietFrom > 3_000 && sink.watermarks.length >= 5,
+          30_000,
+          'heartbeats and watermarks over twice the idle timeout',
+        );
+        // Frames are handled in order: once this trade is in, every heartbeat sent before it has been handled.
+        srv.publish(PAIR, real.slice(0, 1));
+        await until(() => sink.received.length === 1, 30_000, 'the trade after the heartbeats');
+        assert.deepEqual(sink.ids(PAIR), ids(0, 1), 'the heartbeats made no trades');
+        assert.equal(source.socket.connects, 1, 'no reconnect: heartbeats count as life');
+        const wm = sink.watermarks;
+        assert.ok(wm.every((w) => w.exchange === 'kraken' && w.pair === PAIR && w.final === undefined));
+        for (let i = 1; i < wm.length; i++) assert.ok(wm[i]!.ts >= wm[i - 1]!.ts, 'never backwards');
+        // Each watermark is the wall clock at its emission minus the 2 s delay (give or take the time between
+        // reading the clock and emitting, however loaded the machine).
+        const lags = sink.watermarkLagsBeyond(2_000);
+        assert.ok(
+          lags.every((l) => l >= 0 && l < 1_000),
+          `wall clock minus the 2 s delay: ${lags}`,
+        );
+      },
+      { idleTimeoutMs: 1_500 },
+    ));
 
   it('pings at the application level and takes the pongs quietly', () =>
     withKraken(
@@ -135,8 +155,10 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       await until(() => sink.received.length >= 400, 3_000, 'refill');
       srv.publish(PAIR, real.slice(400, 450));
       await until(() => sink.received.length >= 450, 3_000, 'live again');
-      await sleep(50);
-      assert.deepEqual(sink.ids(PAIR), ids(0, 450), 'every id once, in order');
+      // Frames are handled in order: once one more trade is in, a duplicate from before it would be in too.
+      srv.publish(PAIR, real.slice(450, 451));
+      await until(() => sink.ids(PAIR).includes(ids(450, 451)[0]!), 30_000, 'the last trade');
+      assert.deepEqual(sink.ids(PAIR), ids(0, 451), 'every id once, in order');
       assert.equal(srv.messages('method', 'subscribe').length, 2, 'resubscribed');
       assert.equal(source.stats.recovered, 300);
       assert.ok(source.stats.duplicates >= 50, 'the resubscribe snapshot overlapped and was dropped');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type RuleInput, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
-import { AlertStates, type Observation } from '../../../src/monitoring/alerts/state.ts';
+import { type RuleInput, RuleSchema } from '../../../../src/monitoring/alerts/rules.ts';
+import { AlertStates, type Observation } from '../../../../src/monitoring/alerts/state.ts';
 
 const S = 1_000;
 const M = 60_000;

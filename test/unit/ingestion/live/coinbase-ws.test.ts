@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type CoinbaseWsOptions, CoinbaseWsSource } from '../../../src/ingestion/live/coinbase-ws.ts';
-import { TradeSchema } from '../../../src/schemas/trade.ts';
-import { until } from '../../support/exchanges/base.ts';
-import { CoinbaseServer } from '../../support/exchanges/coinbase.ts';
-import { coinbaseTradesFromRecording } from '../../support/exchanges/fixtures.ts';
-import { type LogSink, running, sleep, testLog } from '../../support/exchanges/harness.ts';
+import { type CoinbaseWsOptions, CoinbaseWsSource } from '../../../../src/ingestion/live/coinbase-ws.ts';
+import { TradeSchema } from '../../../../src/schemas/trade.ts';
+import { until } from '../../../support/exchanges/base.ts';
+import { CoinbaseServer } from '../../../support/exchanges/coinbase.ts';
+import { coinbaseTradesFromRecording } from '../../../support/exchanges/fixtures.ts';
+import { type LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
 
 const PAIR = 'BTC/USD';
 /** Real BTC/USD trades (prices, sizes, times, taker sides) in Coinbase's `market_trades` shape. */
@@ -87,13 +87,26 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
     ));
 
   it('heartbeats make no trades; watermarks follow the wall clock', () =>
-    withCoinbase(async (_srv, source, sink) => {
-      await sleep(300);
-      assert.equal(sink.received.length, 0);
+    withCoinbase(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      await until(
+        () => srv.heartbeats >= 5 && sink.watermarks.length >= 5,
+        30_000,
+        'heartbeats and watermarks',
+      );
+      // Frames are handled in order: once this trade is in, every heartbeat sent before it has been handled.
+      srv.publish(real.slice(0, 1));
+      await until(() => sink.received.length === 1, 30_000, 'the trade after the heartbeats');
+      assert.deepEqual(sink.ids(PAIR), ids(0, 1), 'the heartbeats made no trades');
       assert.equal(sink.dead.length, 0);
       assert.equal(source.stats.gaps, 0, 'consecutive counters and sequence numbers');
-      assert.ok(sink.watermarks.length >= 5);
-      assert.ok(Math.abs(sink.watermarks.at(-1)!.ts - (Date.now() - 2_000)) < 300);
+      // Each watermark is the wall clock at its emission minus the 2 s delay (to the millisecond, give or take
+      // the time between reading the clock and emitting, however loaded the machine).
+      const lags = sink.watermarkLagsBeyond(2_000);
+      assert.ok(
+        lags.every((l) => l >= 0 && l < 1_000),
+        `watermarks trail the wall clock by 2 s: ${lags}`,
+      );
     }));
 
   it('a sequence_num jump (lost update) is refilled from the public market-trades endpoint by time window', () =>
@@ -122,27 +135,38 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
     ));
 
   it('a heartbeat_counter jump means lost messages too; when the sequence also jumps, one refill covers both', () =>
-    withCoinbase(async (srv, source, sink) => {
-      await until(() => source.subscribed.includes(PAIR));
-      srv.publish(real.slice(0, 1));
-      await sleep(120); // a few heartbeats: the counter is known
-      assert.equal(source.stats.gaps, 0);
-      // 1. A counter jump alone (a heartbeat frame without sequence_num).
-      srv.record(real.slice(1, 2));
-      srv.sendRaw({ channel: 'heartbeats', events: [{ current_time: '', heartbeat_counter: 1_000 }] });
-      await until(() => sink.received.length === 2, 2_000, 'refill after the counter jump');
-      assert.deepEqual([source.stats.gaps, source.stats.refills, srv.restCalls.length], [1, 1, 1]);
-      await sleep(60); // the server's own counter resumes below 1 000: backwards is not a loss
-      assert.equal(source.stats.gaps, 1);
-      // 2. Heartbeats lost: the next one shows a sequence jump and a counter jump in the same frame.
-      srv.muted = true;
-      await sleep(100);
-      srv.record(real.slice(2, 4));
-      srv.muted = false;
-      await until(() => sink.received.length === 4, 2_000, 'refill after lost heartbeats');
-      assert.deepEqual([source.stats.gaps, source.stats.refills, srv.restCalls.length], [3, 2, 2]);
-      assert.deepEqual(sink.ids(PAIR), ids(0, 4));
-    }));
+    // Heartbeats by hand (heartbeatMs 0): the test decides which ones are sent, lost or seen, not a timer. Frames
+    // are handled in order, so a trade published after heartbeats arrives after they were handled.
+    withCoinbase(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.heartbeat();
+        srv.heartbeat(); // counters 1 and 2: the counter is known
+        srv.publish(real.slice(0, 1));
+        await until(() => sink.received.length === 1, 30_000, 'the first trade');
+        assert.equal(source.stats.gaps, 0);
+        // 1. A counter jump alone (a heartbeat frame without sequence_num).
+        srv.record(real.slice(1, 2));
+        srv.sendRaw({ channel: 'heartbeats', events: [{ current_time: '', heartbeat_counter: 1_000 }] });
+        await until(() => sink.received.length === 2, 30_000, 'refill after the counter jump');
+        assert.deepEqual([source.stats.gaps, source.stats.refills, srv.restCalls.length], [1, 1, 1]);
+        srv.heartbeat(); // the server's own counter resumes (3) below 1 000: backwards is not a loss
+        srv.publish(real.slice(2, 3));
+        await until(() => sink.received.length === 3, 30_000, 'the trade after the resumed heartbeat');
+        assert.equal(source.stats.gaps, 1);
+        // 2. Heartbeats lost: the next one shows a sequence jump and a counter jump in the same frame.
+        srv.muted = true;
+        srv.heartbeat(); // lost: its counter and sequence number are used up unseen
+        srv.record(real.slice(3, 5));
+        srv.muted = false;
+        srv.heartbeat();
+        await until(() => sink.received.length === 5, 30_000, 'refill after lost heartbeats');
+        assert.deepEqual([source.stats.gaps, source.stats.refills, srv.restCalls.length], [3, 2, 2]);
+        assert.deepEqual(sink.ids(PAIR), ids(0, 5));
+      },
+      {},
+      0,
+    ));
 
   it('after a dropped connection: resubscribes and refills the outage, paging back through full pages', () =>
     withCoinbase(async (srv, source, sink) => {
@@ -157,9 +181,11 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
       await until(() => sink.received.length >= 2510, 5_000, 'refill');
       srv.publish(real.slice(2510, 2515));
       await until(() => sink.received.length >= 2515, 2_000, 'live again');
-      await sleep(30);
-      assert.deepEqual(sink.distinctIds(PAIR), ids(0, 2515));
-      assert.equal(sink.received.length, 2515, 'no duplicates (pages and the snapshot overlap)');
+      // Frames are handled in order: once one more trade is in, a duplicate from before it would be in too.
+      srv.publish(real.slice(2515, 2516));
+      await until(() => sink.distinctIds(PAIR).length === 2516, 30_000, 'the last trade');
+      assert.deepEqual(sink.distinctIds(PAIR), ids(0, 2516));
+      assert.equal(sink.received.length, 2516, 'no duplicates (pages and the snapshot overlap)');
       assert.equal(srv.messages('type', 'subscribe').length, 4, 'both channels resubscribed');
       assert.ok(srv.restCalls.length >= 3, `${srv.restCalls.length} pages`);
       assert.equal(source.stats.unrecoverable, 0);

@@ -3,12 +3,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { type CryptocastError, ERR } from '../../../src/core/errors.ts';
-import { observe } from '../../../src/monitoring/alerts/engine.ts';
-import { defaultRules, loadRules, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
-import { RollingQuality } from '../../../src/monitoring/rolling-quality.ts';
-import { scorePrediction } from '../../../src/monitoring/score.ts';
-import type { Prediction } from '../../../src/schemas/prediction.ts';
+import { type CryptocastError, ERR } from '../../../../src/core/errors.ts';
+import { observe } from '../../../../src/monitoring/alerts/engine.ts';
+import { defaultRules, loadRules, RuleSchema } from '../../../../src/monitoring/alerts/rules.ts';
+import { RollingQuality } from '../../../../src/monitoring/rolling-quality.ts';
+import { scorePrediction } from '../../../../src/monitoring/score.ts';
+import type { Prediction } from '../../../../src/schemas/prediction.ts';
 
 const file = (name: string, text: string) => {
   const p = join(mkdtempSync(join(tmpdir(), 'cc-rules-')), name);

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { backoffDelay, ReconnectingSocket } from '../../../src/ingestion/live/ws-connection.ts';
-import { until } from '../../support/exchanges/base.ts';
-import { sleep, testLog } from '../../support/exchanges/harness.ts';
-import { KrakenServer } from '../../support/exchanges/kraken.ts';
+import { backoffDelay, ReconnectingSocket } from '../../../../src/ingestion/live/ws-connection.ts';
+import { until } from '../../../support/exchanges/base.ts';
+import { testLog } from '../../../support/exchanges/harness.ts';
+import { KrakenServer } from '../../../support/exchanges/kraken.ts';
 
 describe('reconnect back-off', () => {
   it('is exponential with jitter in [base/2, base], capped', () => {
@@ -37,6 +37,7 @@ describe('ReconnectingSocket against a local server', () => {
     srv.down = true; // every handshake is refused (HTTP 503)
     const delays: number[] = [];
     const opened: number[] = [];
+    let frames = 0;
     const abort = new AbortController();
     const socket = new ReconnectingSocket({
       url: srv.wsUrl,
@@ -46,7 +47,7 @@ describe('ReconnectingSocket against a local server', () => {
       random: () => 0, // the lower bound: base / 2
       onBackoff: (d) => delays.push(d),
       onOpen: (_send, n) => void opened.push(n),
-      onMessage: () => {},
+      onMessage: () => void frames++,
     });
     const done = socket.run(abort.signal);
     try {
@@ -54,7 +55,7 @@ describe('ReconnectingSocket against a local server', () => {
       assert.deepEqual(delays.slice(0, 5), [10, 20, 20, 20, 20], 'doubling from 10 ms, capped at 40/2');
       srv.down = false;
       await until(() => opened.length === 1, 2_000, 'connected once the server is back');
-      await sleep(20); // the status frame arrives: a healthy connection
+      await until(() => frames >= 1, 30_000, 'the status frame: a healthy connection');
       const before = delays.length;
       srv.dropAll();
       await until(() => opened.length === 2, 2_000, 'reconnected');
@@ -71,21 +72,26 @@ describe('ReconnectingSocket against a local server', () => {
     const srv = await new KrakenServer().listen();
     srv.down = true;
     const abort = new AbortController();
+    let waiting = 0;
     const socket = new ReconnectingSocket({
       url: srv.wsUrl,
       name: 'test',
       log: testLog,
-      backoff: { initialMs: 10_000, maxMs: 10_000 },
+      backoff: { initialMs: 120_000, maxMs: 120_000 },
+      onBackoff: (d) => {
+        waiting = d;
+      },
       onOpen: () => {},
       onMessage: () => {},
     });
     const done = socket.run(abort.signal);
-    await until(() => socket.attempts === 1);
-    await sleep(20); // now in a 5–10 s back-off wait
+    await until(() => waiting > 0, 30_000, 'the back-off wait');
+    assert.ok(waiting >= 60_000, `a 60–120 s back-off (${waiting} ms)`);
     const t = Date.now();
     abort.abort();
     await done;
-    assert.ok(Date.now() - t < 200, 'did not wait out the back-off');
+    // Far below the minute of back-off left, with room for a loaded machine.
+    assert.ok(Date.now() - t < 20_000, 'did not wait out the back-off');
     await srv.close();
   });
 
@@ -93,6 +99,7 @@ describe('ReconnectingSocket against a local server', () => {
     const srv = await new KrakenServer().listen();
     const seen: string[] = [];
     let busy = false;
+    let arrived = 0;
     const abort = new AbortController();
     const socket = new ReconnectingSocket({
       url: srv.wsUrl,
@@ -102,7 +109,10 @@ describe('ReconnectingSocket against a local server', () => {
       onMessage: async (text) => {
         assert.equal(busy, false, 'never two handlers at once');
         busy = true;
-        await sleep(5);
+        // The first handler (the status frame) is slow: it ends only once all ten frames have arrived on the socket
+        // behind it; the others each yield to the event loop once.
+        if (seen.length === 0) await until(() => arrived >= 10, 30_000, 'the ten frames behind the first');
+        else await new Promise((r) => setImmediate(r));
         seen.push(text);
         busy = false;
       },
@@ -110,6 +120,13 @@ describe('ReconnectingSocket against a local server', () => {
     const done = socket.run(abort.signal);
     try {
       await until(() => srv.sockets.size === 1);
+      // Counts the ten frames as the socket receives them, before any handler runs.
+      (socket as unknown as { ws: { on(e: 'message', f: (d: unknown) => void): void } }).ws.on(
+        'message',
+        (d) => {
+          if (String(d).startsWith('{"n"')) arrived++;
+        },
+      );
       for (let i = 0; i < 10; i++) srv.sendRaw(`{"n":${i}}`);
       await until(() => seen.length === 11, 2_000); // the status frame + 10
       assert.deepEqual(

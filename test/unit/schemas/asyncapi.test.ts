@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { topics } from '../../src/runtime/topic.ts';
-import { asyncApiDocument } from '../../src/schemas/asyncapi.ts';
+import { topics } from '../../../src/runtime/topic.ts';
+import { asyncApiDocument } from '../../../src/schemas/asyncapi.ts';
 
 describe('the AsyncAPI document of the topics', () => {
   it('has every topic, with the schema its services validate against', () => {
@@ -31,7 +31,7 @@ describe('docs/asyncapi.json', () => {
     const { readFileSync } = await import('node:fs');
     const { join } = await import('node:path');
     const committed = JSON.parse(
-      readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'asyncapi.json'), 'utf8'),
+      readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'asyncapi.json'), 'utf8'),
     );
     assert.deepEqual(committed, asyncApiDocument('0.1.0'));
   });

@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import { lastTradeTs } from '../../../src/ingestion/files/extent.ts';
-import { krakenPair, normalisePair, splitSymbol } from '../../../src/ingestion/files/symbols.ts';
-import { epochToMs, parseTime, secondsTextToMs } from '../../../src/ingestion/files/time.ts';
-import { BINANCE_CAPTURE, KRAKEN_2019_CSV, KRAKEN_REST_TRADES } from '../../support/data.ts';
+import { lastTradeTs } from '../../../../src/ingestion/files/extent.ts';
+import { krakenPair, normalisePair, splitSymbol } from '../../../../src/ingestion/files/symbols.ts';
+import { epochToMs, parseTime, secondsTextToMs } from '../../../../src/ingestion/files/time.ts';
+import { BINANCE_CAPTURE, KRAKEN_2019_CSV, KRAKEN_REST_TRADES } from '../../../support/data.ts';
 
 describe('time conversion from file text', () => {
   it('decimal seconds are truncated to the millisecond from their digits, never rounded into the next minute', () => {

@@ -11,9 +11,9 @@ import {
   readTradeFile,
   TradeFileError,
   type TradeFileReject,
-} from '../../../src/ingestion/files/readers.ts';
-import { type Trade, TradeSchema } from '../../../src/schemas/trade.ts';
-import { BINANCE_CAPTURE, KRAKEN_2019_CSV, KRAKEN_REST_TRADES, SHARED_DATA } from '../../support/data.ts';
+} from '../../../../src/ingestion/files/readers.ts';
+import { type Trade, TradeSchema } from '../../../../src/schemas/trade.ts';
+import { BINANCE_CAPTURE, KRAKEN_2019_CSV, KRAKEN_REST_TRADES, SHARED_DATA } from '../../../support/data.ts';
 
 /**
  * The readers on the real recordings in shared/data (never copied into the repository): the counts, ids,

@@ -3,9 +3,9 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { LocalRegistry } from '../../../src/training/registry/local.ts';
-import { openRegistry } from '../../../src/training/registry/registry.ts';
-import { registryContract, sampleModel } from '../../support/registry-contract.ts';
+import { LocalRegistry } from '../../../../src/training/registry/local.ts';
+import { openRegistry } from '../../../../src/training/registry/registry.ts';
+import { registryContract, sampleModel } from '../../../support/registry-contract.ts';
 
 describe('local directory registry', () => {
   registryContract(async () => new LocalRegistry(mkdtempSync(join(tmpdir(), 'cc-reg-'))));

@@ -6,14 +6,14 @@ import {
   parseBinanceFrame,
   parseCoinbaseFrame,
   parseKrakenFrame,
-} from '../../../src/ingestion/live/parsers.ts';
-import { TradeSchema } from '../../../src/schemas/trade.ts';
+} from '../../../../src/ingestion/live/parsers.ts';
+import { TradeSchema } from '../../../../src/schemas/trade.ts';
 import {
   REAL_BINANCE_TRADE as binanceTrade,
   REAL_COINBASE_TRADE as coinbaseTrade,
   REAL_KRAKEN_TRADE as krakenTrade,
   mutateFields,
-} from '../../support/fuzz.ts';
+} from '../../../support/fuzz.ts';
 
 /**
  * Property-based fuzzing of the live frame parsers with hostile input. Properties, for every parser:
