@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log as rootLog } from '../core/log.ts';
+import { parseRetryAfter } from '../core/retry.ts';
 import { redact } from '../ingestion/live/http.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
@@ -57,8 +58,7 @@ export class CryptoPanicSource implements NewsSource {
         }
         if (res.status === 429 || res.status >= 500) {
           this.stats.errors++;
-          const ra = Number(res.headers.get('retry-after'));
-          wait = Number.isFinite(ra) && ra > 0 ? ra * 1000 : wait * 2;
+          wait = parseRetryAfter(res.headers.get('retry-after')) || wait * 2;
           this.log.warn({ status: res.status, retryInMs: wait, url: redact(url) }, 'throttled or failing');
           break;
         }

@@ -1,4 +1,5 @@
 import { log } from '../core/log.ts';
+import { backoffCap } from '../core/retry.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import {
   type Batch,
@@ -288,7 +289,7 @@ export class InProcessBus implements Bus {
           { err, service: opts.service, topic: opts.topic.name, partition: p, offset: pos },
           'handler failed; will retry',
         );
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** failures)));
+        await new Promise((r) => setTimeout(r, backoffCap(failures, { initialMs: 50, maxMs: 5_000 })));
         m.position.set(p, group.committed.get(p) ?? pos);
       } finally {
         m.busy--;

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Logger, log as rootLog } from '../../core/log.ts';
+import type { Backoff } from '../../core/retry.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
 import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs, nsToMs } from '../live/kraken-trades-api.ts';
 import { assertUrl } from '../live/live-source.ts';
 import { KRAKEN_REST_PAIRS, krakenRestPair } from '../live/symbols.ts';
-import type { Backoff } from '../live/ws-connection.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
 import { type BackfillState, loadState, saveState } from './state-file.ts';
 

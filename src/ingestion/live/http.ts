@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../core/log.ts';
+import { type Backoff, backoffDelay, parseRetryAfter } from '../../core/retry.ts';
 import { redactSecrets } from '../../core/secrets.ts';
 
 /**
@@ -21,7 +22,7 @@ export interface GetJsonOptions {
   signal?: AbortSignal;
   log?: Logger;
   retries?: number;
-  backoff?: { initialMs: number; maxMs: number };
+  backoff?: Backoff;
   headers?: Record<string, string>;
   isRateLimited?(body: unknown): boolean;
   timeoutMs?: number;
@@ -30,9 +31,10 @@ export interface GetJsonOptions {
   onRetry?(attempt: number, reason: string, delayMs: number): void;
 }
 
+const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 60_000 };
+
 export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unknown> {
   const retries = o.retries ?? 8;
-  const { initialMs, maxMs } = o.backoff ?? { initialMs: 1_000, maxMs: 60_000 };
   for (let attempt = 0; ; attempt++) {
     let reason: string;
     let retryAfterMs: number | undefined;
@@ -45,8 +47,7 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
       const text = await res.text();
       if (res.status === 429 || res.status === 418 || res.status >= 500) {
         reason = `HTTP ${res.status}`;
-        const ra = Number(res.headers.get('retry-after'));
-        if (Number.isFinite(ra) && ra > 0) retryAfterMs = ra * 1000;
+        retryAfterMs = parseRetryAfter(res.headers.get('retry-after')) || undefined;
       } else if (!res.ok) {
         throw new HttpError(
           `GET ${redact(url)}: HTTP ${res.status}: ${redactSecrets(text.slice(0, 300))}`,
@@ -71,7 +72,7 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
     }
     if (attempt >= retries)
       throw new Error(`GET ${redact(url)} failed after ${attempt + 1} attempts: ${reason}`);
-    const delay = retryAfterMs ?? Math.min(maxMs, initialMs * 2 ** attempt) * (0.5 + Math.random() / 2);
+    const delay = retryAfterMs ?? backoffDelay(attempt, o.backoff ?? DEFAULT_BACKOFF);
     o.onRetry?.(attempt + 1, reason, delay);
     o.log?.warn({ url: redact(url), attempt: attempt + 1, reason, delayMs: Math.round(delay) }, 'retrying');
     await sleep(delay, undefined, { signal: o.signal });
