@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log as rootLog } from '../core/log.ts';
 import { parseRetryAfter } from '../core/retry.ts';
-import { redact } from '../ingestion/live/http.ts';
+import { redactSecrets } from '../core/secrets.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
@@ -59,7 +59,10 @@ export class CryptoPanicSource implements NewsSource {
         if (res.status === 429 || res.status >= 500) {
           this.stats.errors++;
           wait = parseRetryAfter(res.headers.get('retry-after')) || wait * 2;
-          this.log.warn({ status: res.status, retryInMs: wait, url: redact(url) }, 'throttled or failing');
+          this.log.warn(
+            { status: res.status, retryInMs: wait, url: redactSecrets(url) },
+            'throttled or failing',
+          );
           break;
         }
         let body: { results?: unknown[]; next?: string | null };

@@ -1,9 +1,9 @@
+import { getJson } from '../../core/http.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Backoff } from '../../core/retry.ts';
 import { redactSecrets } from '../../core/secrets.ts';
 import { validate } from '../../runtime/validated.ts';
 import { type Trade, TradeSchema } from '../../schemas/trade.ts';
-import { getJson } from './http.ts';
 import { binanceRestSymbol } from './symbols.ts';
 
 /**

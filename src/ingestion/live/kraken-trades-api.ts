@@ -1,8 +1,8 @@
+import { getJson } from '../../core/http.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Backoff } from '../../core/retry.ts';
 import { validate } from '../../runtime/validated.ts';
 import { type Trade, TradeSchema } from '../../schemas/trade.ts';
-import { getJson } from './http.ts';
 import { krakenRestPair } from './symbols.ts';
 
 /**

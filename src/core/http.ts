@@ -1,14 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../../core/log.ts';
-import { type Backoff, backoffDelay, parseRetryAfter } from '../../core/retry.ts';
-import { redactSecrets } from '../../core/secrets.ts';
+import type { Logger } from './log.ts';
+import { type Backoff, backoffDelay, parseRetryAfter } from './retry.ts';
+import { redactSecrets } from './secrets.ts';
 
 /**
- * GET a JSON document with retries: network errors, HTTP 429/418 and 5xx, and exchange-level transient errors
- * in a 200 body (`isRateLimited(body)`, e.g. Kraken's `EAPI:Rate limit exceeded`) back off exponentially with
- * jitter (honouring `Retry-After`), up to `retries` times. Other HTTP errors fail at once with the status and
- * the start of the body: retrying a 400 only burns rate-limit budget.
+ * Generic HTTP of the sources that poll a JSON API (exchange REST trades for live refills and backfills). URLs in
+ * errors and logs are passed through `redactSecrets` (tokens in query strings, passwords in URLs).
  */
+
+/** An answer that retrying will not mend (4xx other than 429/418, or a body that is not JSON). */
 export class HttpError extends Error {
   override readonly name = 'HttpError';
   readonly status: number;
@@ -33,6 +33,12 @@ export interface GetJsonOptions {
 
 const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 60_000 };
 
+/**
+ * GET a JSON document with retries: network errors, HTTP 429/418 and 5xx, and exchange-level transient errors
+ * in a 200 body (`isRateLimited(body)`, e.g. Kraken's `EAPI:Rate limit exceeded`) back off exponentially with
+ * jitter (honouring `Retry-After`), up to `retries` times. Other HTTP errors fail at once with the status and
+ * the start of the body: retrying a 400 only burns rate-limit budget.
+ */
 export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unknown> {
   const retries = o.retries ?? 8;
   for (let attempt = 0; ; attempt++) {
@@ -50,7 +56,7 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
         retryAfterMs = parseRetryAfter(res.headers.get('retry-after')) || undefined;
       } else if (!res.ok) {
         throw new HttpError(
-          `GET ${redact(url)}: HTTP ${res.status}: ${redactSecrets(text.slice(0, 300))}`,
+          `GET ${redactSecrets(url)}: HTTP ${res.status}: ${redactSecrets(text.slice(0, 300))}`,
           res.status,
         );
       } else {
@@ -59,7 +65,7 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
           body = o.reviver ? JSON.parse(text, o.reviver as never) : JSON.parse(text);
         } catch {
           throw new HttpError(
-            `GET ${redact(url)}: response is not JSON: ${redactSecrets(text.slice(0, 200))}`,
+            `GET ${redactSecrets(url)}: response is not JSON: ${redactSecrets(text.slice(0, 200))}`,
             res.status,
           );
         }
@@ -71,15 +77,13 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
       reason = `network: ${(err as Error).message}`;
     }
     if (attempt >= retries)
-      throw new Error(`GET ${redact(url)} failed after ${attempt + 1} attempts: ${reason}`);
+      throw new Error(`GET ${redactSecrets(url)} failed after ${attempt + 1} attempts: ${reason}`);
     const delay = retryAfterMs ?? backoffDelay(attempt, o.backoff ?? DEFAULT_BACKOFF);
     o.onRetry?.(attempt + 1, reason, delay);
-    o.log?.warn({ url: redact(url), attempt: attempt + 1, reason, delayMs: Math.round(delay) }, 'retrying');
+    o.log?.warn(
+      { url: redactSecrets(url), attempt: attempt + 1, reason, delayMs: Math.round(delay) },
+      'retrying',
+    );
     await sleep(delay, undefined, { signal: o.signal });
   }
-}
-
-/** Query parameters that carry secrets never reach the logs. */
-export function redact(url: string): string {
-  return url.replace(/(auth_token|token|apikey|api_key|key)=[^&]+/gi, '$1=[redacted]');
 }
