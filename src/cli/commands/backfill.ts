@@ -6,9 +6,9 @@ import { UsageError } from '../../core/errors.ts';
 import { lockForThisProcess } from '../../core/files.ts';
 import { log } from '../../core/log.ts';
 import { KrakenRestBackfill } from '../../ingestion/backfill/kraken-rest.ts';
-import { normalisePair } from '../../ingestion/files/symbols.ts';
 import { parseTime } from '../../ingestion/files/time.ts';
 import type { SourceSink } from '../../ingestion/source.ts';
+import { normalisePair } from '../../ingestion/symbols.ts';
 import { TradeService } from '../../ingestion/trade-service.ts';
 import { connectBus } from '../../runtime/connect.ts';
 

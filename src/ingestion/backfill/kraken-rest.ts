@@ -4,8 +4,8 @@ import type { Backoff } from '../../core/retry.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
 import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs, nsToMs } from '../live/kraken-trades-api.ts';
 import { assertUrl } from '../live/live-source.ts';
-import { KRAKEN_REST_PAIRS, krakenRestPair } from '../live/symbols.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
+import { KRAKEN_REST_PAIRS, krakenRestPair } from '../symbols.ts';
 import { type BackfillState, loadState, saveState } from './state-file.ts';
 
 export { KRAKEN_REST_PAIRS, krakenRestPair };

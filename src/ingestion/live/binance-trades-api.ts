@@ -4,7 +4,7 @@ import type { Backoff } from '../../core/retry.ts';
 import { redactSecrets } from '../../core/secrets.ts';
 import { validate } from '../../runtime/validated.ts';
 import { type Trade, TradeSchema } from '../../schemas/trade.ts';
-import { binanceRestSymbol } from './symbols.ts';
+import { binanceRestSymbol } from '../symbols.ts';
 
 /**
  * Binance spot `GET /api/v3/historicalTrades?symbol=&fromId=&limit=` ("Old trade lookup", binance-spot-api-docs
