@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { StreamConfig } from '../config/config.ts';
+import { setting } from '../config/env.ts';
 import { UsageError } from '../core/errors.ts';
 import { type ReplayProgress, ReplaySource } from '../ingestion/replay.ts';
 import type { TradeSource } from '../ingestion/source.ts';
@@ -16,7 +17,7 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
 
 /** The shared recordings (`../shared/data` beside the repository), or `CRYPTOCAST_SHARED_DATA`. */
 export function sharedDataDir(): string {
-  return resolve(process.env.CRYPTOCAST_SHARED_DATA ?? join(ROOT, '..', 'shared', 'data'));
+  return resolve(setting('CRYPTOCAST_SHARED_DATA') ?? join(ROOT, '..', 'shared', 'data'));
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   ProduceAcks,
   Producer,
 } from '@platformatic/kafka';
+import { setting } from '../config/env.ts';
 import { reportDependency, untilAvailable } from '../core/dependency.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { backoffCap } from '../core/retry.ts';
@@ -97,10 +98,10 @@ export class KafkaBus implements Bus {
     if (options.brokers.length === 0) throw new Error('KafkaBus: no broker given');
     this.brokers = options.brokers;
     this.clientId = options.clientId ?? `cryptocast-${process.pid}`;
-    this.prefix = options.topicPrefix ?? process.env.CRYPTOCAST_TOPIC_PREFIX ?? '';
+    this.prefix = options.topicPrefix ?? setting('CRYPTOCAST_TOPIC_PREFIX') ?? '';
     this.maxBatch = options.maxBatch ?? 5_000;
     this.sessionTimeoutMs =
-      options.sessionTimeoutMs ?? Number(process.env.CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS ?? 10_000);
+      options.sessionTimeoutMs ?? setting('CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS') ?? 10_000;
     this.log = options.logger ?? rootLog.child({ component: 'kafka-bus' });
   }
 

@@ -1,3 +1,4 @@
+import { secret } from '../config/env.ts';
 import { log } from '../core/log.ts';
 import { backoffDelay, parseRetryAfter } from '../core/retry.ts';
 import { redactSecrets } from '../core/secrets.ts';
@@ -69,8 +70,7 @@ export class OpenAiBackend implements SentimentBackend {
     this.url = `${base.href.replace(/\/+$/, '')}/chat/completions`;
     this.model = opts.model;
     this.name = `openai:${opts.model}`;
-    this.apiKey =
-      opts.apiKey ?? (process.env.CRYPTOCAST_LLM_API_KEY || process.env.OPENAI_API_KEY || undefined);
+    this.apiKey = opts.apiKey ?? secret('CRYPTOCAST_LLM_API_KEY') ?? secret('OPENAI_API_KEY');
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.retries = opts.retries ?? 2;
     this.threshold = opts.breakerThreshold ?? 5;

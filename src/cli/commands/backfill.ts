@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
+import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { lockForThisProcess } from '../../core/files.ts';
 import { log } from '../../core/log.ts';
@@ -62,7 +63,7 @@ export async function backfill(opts: {
       baseUrl: opts.baseUrl,
       stateFile,
       // Kraken's public budget is about one request a second; tests against a local server lower it.
-      minIntervalMs: Number(process.env.CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS ?? 1_000),
+      minIntervalMs: setting('CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS') ?? 1_000,
       onProgress: (p) =>
         bar.update(Math.max(0, p.cursorMs - sinceMs), {
           fetched: p.fetched.toLocaleString('en-US'),

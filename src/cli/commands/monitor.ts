@@ -1,6 +1,7 @@
 import { championCard } from '../../api/api-service.ts';
 import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
+import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
@@ -31,7 +32,7 @@ export async function monitorService(opts: {
   if (clock !== 'wall' && clock !== 'event')
     throw new UsageError(`--clock must be wall or event, got "${String(clock)}"`);
   const busUrl = loadStreamConfig({ bus: opts.bus }).bus;
-  const storeUrl = opts.store ?? process.env.CRYPTOCAST_STORE ?? DEFAULT_PREDICTIONS_STORE;
+  const storeUrl = opts.store ?? setting('CRYPTOCAST_STORE') ?? DEFAULT_PREDICTIONS_STORE;
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
   process.once('SIGTERM', () => abort.abort());
@@ -39,10 +40,10 @@ export async function monitorService(opts: {
   const rules = opts.alertRules ? loadRules(opts.alertRules) : defaultRules();
   const channels = channelsFromEnv();
   const delivery = new AlertDelivery(channels);
-  const registry = await openRegistry(opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY);
+  const registry = await openRegistry(opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY);
   const champion = championCard(
     registry,
-    opts.name ?? process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME,
+    opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME,
     60_000,
   );
   let championCreatedAt: number | undefined;

@@ -1,4 +1,5 @@
 import { loadStreamConfig, parseDuration } from '../../config/config.ts';
+import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
@@ -45,9 +46,9 @@ export async function predictorService(opts: {
   const maxStalenessMs = duration('--max-staleness', opts.maxStaleness, DEFAULT_MAX_STALENESS_MS);
   const pollMs = duration('--poll', opts.poll, 30_000);
   const busUrl = loadStreamConfig({ bus: opts.bus }).bus;
-  const registryUrl = opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY;
-  const name = opts.name ?? process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME;
-  const storeUrl = opts.store ?? process.env.CRYPTOCAST_STORE ?? DEFAULT_PREDICTIONS_STORE;
+  const registryUrl = opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY;
+  const name = opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;
+  const storeUrl = opts.store ?? setting('CRYPTOCAST_STORE') ?? DEFAULT_PREDICTIONS_STORE;
 
   const abort = new AbortController();
   const shutdown = (signal: string) => {

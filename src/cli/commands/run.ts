@@ -4,6 +4,7 @@ import { startMarketDataPipeline } from '../../app/pipeline.ts';
 import { iso, n, StatusLine } from '../../app/progress.ts';
 import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
+import { setting } from '../../config/env.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
@@ -76,8 +77,8 @@ export async function run(
     );
   const store = await openFeatureStore(opts.store);
   // Inference on the same bus: the champion predicts every ready vector; replays judge staleness by event time.
-  const registry = await openRegistry(process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY);
-  const modelName = process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME;
+  const registry = await openRegistry(setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY);
+  const modelName = setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;
   const predictions = await openPredictionsStore(opts.store);
   const holder = new ChampionHolder(registry, { name: modelName });
   await holder.start();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { secret, setting } from '../../config/env.ts';
 import {
   type Alias,
   type AliasChange,
@@ -102,12 +103,12 @@ export class MlflowRegistry implements ModelRegistry {
     this.location = `mlflow+${this.base}`;
     this.experimentName = options.experiment ?? 'cryptocast';
     this.timeoutMs = options.timeoutMs ?? 30_000;
-    const token = process.env.MLFLOW_TRACKING_TOKEN;
-    const user = process.env.MLFLOW_TRACKING_USERNAME;
+    const token = secret('MLFLOW_TRACKING_TOKEN');
+    const user = setting('MLFLOW_TRACKING_USERNAME');
     if (token) this.auth = `Bearer ${token}`;
     else if (basic) this.auth = `Basic ${basic}`;
     else if (user)
-      this.auth = `Basic ${Buffer.from(`${user}:${process.env.MLFLOW_TRACKING_PASSWORD ?? ''}`).toString('base64')}`;
+      this.auth = `Basic ${Buffer.from(`${user}:${secret('MLFLOW_TRACKING_PASSWORD') ?? ''}`).toString('base64')}`;
   }
 
   // --- HTTP -------------------------------------------------------------------------------------------------
