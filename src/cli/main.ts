@@ -4,7 +4,8 @@ import { CryptocastError, UsageError } from '../core/errors.ts';
 import { redactSecrets } from '../core/secrets.ts';
 import { DEFAULT_STORE } from '../features/store/open.ts';
 import { DEFAULT_GATE } from '../training/gate.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY } from '../training/registry/registry.ts';
+import { DEFAULT_REGISTRY } from '../training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../training/registry/registry.ts';
 
 /**
  * The cryptocast CLI: every entry point of the system, one command each. A stable contract (see

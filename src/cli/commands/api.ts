@@ -8,7 +8,8 @@ import { markStarted } from '../../core/readiness.ts';
 import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference/store/open.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { parsePort } from '../flags.ts';
 
 /**

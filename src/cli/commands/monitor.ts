@@ -13,7 +13,8 @@ import { defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 
 /**
  * `cryptocast service monitor`: candles + predictions (topics) → an error record per prediction at maturity →

@@ -8,7 +8,8 @@ import { DEFAULT_MAX_STALENESS_MS } from '../../inference/predictor.ts';
 import { PredictorService } from '../../inference/predictor-service.ts';
 import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 
 /** A duration flag: `90s`, `2m`, `500ms`; a bare number is seconds. */
 function duration(flag: string, text: string | undefined, fallback: number): number {

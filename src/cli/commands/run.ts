@@ -21,7 +21,8 @@ import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { InProcessBus } from '../../runtime/in-process-bus.ts';
 import { MeteredBus } from '../../runtime/metered-bus.ts';
 import type { Candle } from '../../schemas/candle.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { parsePort } from '../flags.ts';
 import { buildSources, type SourceFlags } from '../sources.ts';
 
