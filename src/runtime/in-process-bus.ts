@@ -1,6 +1,7 @@
 import { log } from '../core/log.ts';
 import { backoffCap } from '../core/retry.ts';
 import { deadLetter } from '../schemas/dlq.ts';
+import { topics as knownTopics } from '../schemas/topics.ts';
 import {
   type Batch,
   type Bus,
@@ -9,7 +10,7 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from './bus.ts';
-import { topics as knownTopics, type Topic } from './topic.ts';
+import type { Topic } from './topic.ts';
 import { isValidated } from './validated.ts';
 
 /**

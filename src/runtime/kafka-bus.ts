@@ -13,6 +13,7 @@ import { reportDependency, untilAvailable } from '../core/dependency.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { backoffCap } from '../core/retry.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
+import { topics as knownTopics } from '../schemas/topics.ts';
 import {
   type Bus,
   type CommitPlan,
@@ -22,7 +23,7 @@ import {
   type Subscription,
 } from './bus.ts';
 import { summarise } from './in-process-bus.ts';
-import { topics as knownTopics, type Topic } from './topic.ts';
+import type { Topic } from './topic.ts';
 import { isValidated } from './validated.ts';
 
 /**

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
-import { topics } from '../../src/runtime/topic.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
+import { topics } from '../../src/schemas/topics.ts';
 import { bitstampCandleRecords } from '../support/bitstamp.ts';
 import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
 
