@@ -73,21 +73,6 @@ export async function service(
     latePolicy: opts.latePolicy,
     maxPriceFactor: opts.maxPriceFactor,
   });
-  const SERVICES = [
-    'trades',
-    'candles',
-    'features',
-    'feature-writer',
-    'news',
-    'news-signals',
-    'trainer',
-    'predictor',
-    'api',
-    'monitor',
-  ];
-  if (!SERVICES.includes(name)) {
-    throw new UsageError(`unknown service "${name}": available now are ${SERVICES.join(', ')}`);
-  }
   let scorer: SentimentScorer | undefined;
   const maxLagMs = opts.maxLag === undefined ? 60_000 : Number(opts.maxLag) * 1000;
   if (name === 'news-signals') {
