@@ -58,16 +58,16 @@ export async function backfill(opts: {
   try {
     source = new KrakenRestBackfill({
       pair,
-      sinceMs,
-      untilMs,
+      since: sinceMs,
+      until: untilMs,
       baseUrl: opts.baseUrl,
       stateFile,
       // Kraken's public budget is about one request a second; tests against a local server lower it.
       minIntervalMs: setting('CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS') ?? 1_000,
       onProgress: (p) =>
-        bar.update(Math.max(0, p.cursorMs - sinceMs), {
-          fetched: p.fetched.toLocaleString('en-US'),
-          at: new Date(p.cursorMs).toISOString().slice(0, 19),
+        bar.update(Math.max(0, p.cursorTs - sinceMs), {
+          fetched: p.fetchedTrades.toLocaleString('en-US'),
+          at: new Date(p.cursorTs).toISOString().slice(0, 19),
           retries: p.retries,
         }),
     });
