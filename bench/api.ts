@@ -19,7 +19,7 @@ import { WebSocket } from 'ws';
 import { LatestPredictions } from '../src/api/latest.ts';
 import { buildApi } from '../src/api/server.ts';
 import { InProcessBus } from '../src/runtime/in-process-bus.ts';
-import { topics } from '../src/runtime/topic.ts';
+import { topics } from '../src/schemas/topics.ts';
 import { MemoryPredictionsStore, prediction } from '../test/support/memory-predictions-store.ts';
 import { fmt, recordBenchmark } from './report.ts';
 

@@ -18,8 +18,9 @@ import { openPredictionsStore } from '../src/inference/store/open.ts';
 import type { Bus } from '../src/runtime/bus.ts';
 import { InProcessBus } from '../src/runtime/in-process-bus.ts';
 import { KafkaBus } from '../src/runtime/kafka-bus.ts';
-import { topics } from '../src/runtime/topic.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../src/training/registry/registry.ts';
+import { topics } from '../src/schemas/topics.ts';
+import { DEFAULT_REGISTRY, openRegistry } from '../src/training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../src/training/registry/registry.ts';
 import { bitstampCandleRecords } from '../test/support/bitstamp.ts';
 import { fmt, recordBenchmark } from './report.ts';
 

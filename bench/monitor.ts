@@ -16,9 +16,9 @@ import { MonitorService } from '../src/monitoring/monitor-service.ts';
 import { RollingQuality } from '../src/monitoring/rolling-quality.ts';
 import { openErrorsStore } from '../src/monitoring/store/open.ts';
 import { InProcessBus } from '../src/runtime/in-process-bus.ts';
-import { topics } from '../src/runtime/topic.ts';
 import type { Candle } from '../src/schemas/candle.ts';
 import type { Prediction } from '../src/schemas/prediction.ts';
+import { topics } from '../src/schemas/topics.ts';
 import { fmt, recordBenchmark } from './report.ts';
 import { syntheticTradeChunks } from './synthetic.ts';
 

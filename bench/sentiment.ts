@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { RecordedNewsSource } from '../src/news/recorded.ts';
 import { InProcessBus } from '../src/runtime/in-process-bus.ts';
-import { topics } from '../src/runtime/topic.ts';
 import type { NewsItem } from '../src/schemas/news.ts';
+import { topics } from '../src/schemas/topics.ts';
 import { evenSample, loadDataset, splitOf } from '../src/sentiment/datasets.ts';
 import { type EvalReport, evaluate } from '../src/sentiment/evaluate.ts';
 import type { SentimentBackend } from '../src/sentiment/labels.ts';

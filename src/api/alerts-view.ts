@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Bus, Subscription } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import type { AlertNotification } from '../schemas/alert.ts';
+import { topics } from '../schemas/topics.ts';
 
 /**
  * The alerts active now, as the monitor announced them on the `alerts` topic (firing adds, resolved removes),

@@ -3,7 +3,7 @@ import { log } from '../core/log.ts';
 import type { PredictionsStore } from '../inference/predictions-store.ts';
 import type { ErrorsStore } from '../monitoring/store/errors-store.ts';
 import type { Bus } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
+import { topics } from '../schemas/topics.ts';
 import type { ModelCard, ModelRegistry } from '../training/registry/registry.ts';
 import { AlertsView } from './alerts-view.ts';
 import { CandlesFeed } from './candles-feed.ts';

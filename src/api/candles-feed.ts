@@ -1,6 +1,6 @@
 import type { CandlesTable } from '../candles/store/candles-table.ts';
-import { topics } from '../runtime/topic.ts';
 import type { Candle } from '../schemas/candle.ts';
+import { topics } from '../schemas/topics.ts';
 import { Feed, type FeedOptions } from './feed.ts';
 
 /** The `candles` WebSocket channel: live candles per pair (resume from the candles store), for the dashboard. */

@@ -1,8 +1,8 @@
 import { RollingQuality } from '../monitoring/rolling-quality.ts';
 import type { ErrorsStore } from '../monitoring/store/errors-store.ts';
 import type { Bus } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
+import { topics } from '../schemas/topics.ts';
 import { Feed, type FeedOptions } from './feed.ts';
 
 /**

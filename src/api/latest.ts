@@ -1,8 +1,8 @@
 import type { PredictionsStore } from '../inference/predictions-store.ts';
 import type { Bus } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import { pairToUrl } from '../schemas/common.ts';
 import type { Prediction } from '../schemas/prediction.ts';
+import { topics } from '../schemas/topics.ts';
 import { type Entry, Feed, type FeedOptions } from './feed.ts';
 
 export type { Entry } from './feed.ts';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Bus, Subscription } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import type { NewsItem } from '../schemas/news.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
+import { topics } from '../schemas/topics.ts';
 
 export interface NewsEntry {
   id: string;

@@ -1,3 +1,4 @@
+import { secret, setting } from '../config/env.ts';
 import type { WsOptions } from './ws.ts';
 
 /** The API's settings. Keys come only from the environment (`apiOptionsFromEnv`), never from flags or files. */
@@ -24,21 +25,14 @@ export function apiOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ApiOpti
       .split(',')
       .map((x) => x.trim())
       .filter(Boolean);
-  const num = (name: string): number | undefined => {
-    const s = env[name];
-    if (s === undefined || s === '') return undefined;
-    const n = Number(s);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${s}"`);
-    return n;
-  };
   return {
-    apiKeys: list(env.CRYPTOCAST_API_KEYS),
-    ratePerSecond: num('CRYPTOCAST_API_RATE'),
-    burst: num('CRYPTOCAST_API_BURST'),
-    corsOrigins: list(env.CRYPTOCAST_CORS_ORIGINS),
+    apiKeys: list(secret('CRYPTOCAST_API_KEYS', env)),
+    ratePerSecond: setting('CRYPTOCAST_API_RATE', env),
+    burst: setting('CRYPTOCAST_API_BURST', env),
+    corsOrigins: setting('CRYPTOCAST_CORS_ORIGINS', env) ?? [],
     ws: {
-      maxFramesPerSecond: num('CRYPTOCAST_WS_MAX_FRAMES'),
-      maxBufferedBytes: num('CRYPTOCAST_WS_MAX_BUFFER'),
+      maxFramesPerSecond: setting('CRYPTOCAST_WS_MAX_FRAMES', env),
+      maxBufferedBytes: setting('CRYPTOCAST_WS_MAX_BUFFER', env),
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Bus } from '../runtime/bus.ts';
-import { PIPELINE_GROUPS, type Topic, topics } from '../runtime/topic.ts';
+import type { Topic } from '../runtime/topic.ts';
+import { PIPELINE_GROUPS, topics } from '../schemas/topics.ts';
 import type { AlertsView } from './alerts-view.ts';
 import type { LatestPredictions } from './latest.ts';
 

@@ -6,9 +6,9 @@ import { ERR, fail } from '../core/errors.ts';
 import { NewsDeduplicator } from '../news/dedup.ts';
 import type { NewsSource } from '../news/source.ts';
 import type { Bus } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import type { Candle } from '../schemas/candle.ts';
 import type { NewsItem } from '../schemas/news.ts';
+import { topics } from '../schemas/topics.ts';
 
 /**
  * A replay at the level of candles, for recordings of candles (Binance's 1-minute klines) rather than trades, played

@@ -1,3 +1,4 @@
+import { secret, setting } from '../config/env.ts';
 import { CryptoPanicSource } from '../news/cryptopanic.ts';
 import { NewsService } from '../news/news-service.ts';
 import { DEFAULT_FEEDS, RssSource } from '../news/rss.ts';
@@ -29,15 +30,18 @@ export interface NewsPipeline {
  * The live sources: the RSS feeds (`CRYPTOCAST_NEWS_FEEDS`, comma separated, or the documented defaults) and
  * CryptoPanic when `CRYPTOPANIC_TOKEN` is set (secrets only ever come from the environment).
  */
-export function liveNewsSources(feedsText = process.env.CRYPTOCAST_NEWS_FEEDS ?? ''): NewsSource[] {
-  const feeds = feedsText
-    .split(',')
-    .map((u) => u.trim())
-    .filter(Boolean)
-    .map((url) => ({ url }));
+export function liveNewsSources(feedsText?: string): NewsSource[] {
+  const urls =
+    feedsText === undefined
+      ? (setting('CRYPTOCAST_NEWS_FEEDS') ?? [])
+      : feedsText
+          .split(',')
+          .map((u) => u.trim())
+          .filter(Boolean);
+  const feeds = urls.map((url) => ({ url }));
   const sources: NewsSource[] = [new RssSource({ feeds: feeds.length > 0 ? feeds : DEFAULT_FEEDS })];
-  const token = process.env.CRYPTOPANIC_TOKEN;
-  if (token) sources.push(new CryptoPanicSource({ token, baseUrl: process.env.CRYPTOCAST_CRYPTOPANIC_URL }));
+  const token = secret('CRYPTOPANIC_TOKEN');
+  if (token) sources.push(new CryptoPanicSource({ token, baseUrl: setting('CRYPTOCAST_CRYPTOPANIC_URL') }));
   return sources;
 }
 

@@ -196,9 +196,9 @@ export class CandleAggregator {
     if (t.tradeTs > s.streamTime) {
       s.streamTime = t.tradeTs;
       s.streamTimePos = pos;
-      if (s.open.length > 0 && s.open[0]!.start + I <= limit) this.closeUpTo(s, limit, false);
+      if (s.open.length > 0 && s.open[0]!.start + I <= limit) this.closeUpTo(s, limit);
       else if (s.lastClosedStart !== undefined && s.lastClosedStart + 2 * I <= limit)
-        this.closeUpTo(s, limit, false);
+        this.closeUpTo(s, limit);
     }
   }
 
@@ -210,7 +210,7 @@ export class CandleAggregator {
       s.streamTimePos = pos;
     }
     if (w.final) this.closeAllOpen(s);
-    else this.closeUpTo(s, s.streamTime - this.graceMs, false);
+    else this.closeUpTo(s, s.streamTime - this.graceMs);
   }
 
   /** Closes every open window of every pair now (end of input), without filling. */
@@ -280,7 +280,7 @@ export class CandleAggregator {
         w.add(t);
         w.revision++;
         this.stats.revised++;
-        this.emit(s, w, false);
+        this.emit(s, w);
         return;
       }
     }
@@ -299,7 +299,7 @@ export class CandleAggregator {
   }
 
   /** Emits, in order, every window (traded or idle) that ends at or before `limit`. */
-  private closeUpTo(s: PairState, limit: number, _final: boolean): void {
+  private closeUpTo(s: PairState, limit: number): void {
     const I = this.intervalMs;
     const open = s.open;
     while (open.length > 0 && open[0]!.start + I <= limit) {
@@ -352,14 +352,14 @@ export class CandleAggregator {
   private closeWindow(s: PairState, w: WindowAcc): void {
     s.lastClosedStart = w.start;
     s.lastClose = w.close;
-    this.emit(s, w, true);
+    this.emit(s, w);
     if (this.latePolicy === 'revise') {
       s.retained.push(w);
       if (s.retained.length > this.revisionHorizon) s.retained.shift();
     }
   }
 
-  private emit(s: PairState, w: WindowAcc, _first: boolean): void {
+  private emit(s: PairState, w: WindowAcc): void {
     const vwap = w.volume > 0 ? w.quoteVolume / w.volume : w.close;
     this.publish(s, {
       v: 1,

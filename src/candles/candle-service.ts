@@ -3,9 +3,9 @@ import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { TradeDeduplicator } from '../ingestion/dedup.ts';
 import { type Bus, type CommitPlan, partitionFor, type Subscription } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import type { Candle, Interval } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
+import { topics } from '../schemas/topics.ts';
 import type { TradeEvent } from '../schemas/trade.ts';
 import { CandleAggregator, type LatePolicy, type PairSeed } from './aggregator.ts';
 

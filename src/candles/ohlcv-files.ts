@@ -6,8 +6,8 @@ import { unzipSync } from 'fflate';
 import { CryptocastError, ERR } from '../core/errors.ts';
 import type { CandleInput } from '../features/technical.ts';
 import { detectTradeFileFormat } from '../ingestion/files/detect.ts';
-import { normalisePair, splitSymbol } from '../ingestion/files/symbols.ts';
 import { parseTime } from '../ingestion/files/time.ts';
+import { normalisePair, splitSymbol } from '../ingestion/symbols.ts';
 
 /**
  * OHLCV candle files → candles, in time order, streamed in batches (architecture doc §6, the CSV rule):

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { CryptocastError, UsageError } from '../core/errors.ts';
+import { CryptocastError, ERR, UsageError } from '../core/errors.ts';
 import { redactSecrets } from '../core/secrets.ts';
-import { DEFAULT_STORE } from '../features/store/open.ts';
 import { DEFAULT_GATE } from '../training/gate.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY } from '../training/registry/registry.ts';
+import { DEFAULT_REGISTRY } from '../training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../training/registry/registry.ts';
+import { backendOptions, flag, streamOptions } from './options.ts';
+import { addServiceCommands } from './service-commands.ts';
 
 /**
  * The cryptocast CLI: every entry point of the system, one command each. A stable contract (see
@@ -16,103 +18,34 @@ const program = new Command()
   .description('Real-time BTC/ETH price prediction: trades → candles → features → model → predictions')
   .showHelpAfterError('(run with --help for usage)')
   .version(process.env.npm_package_version ?? '0.1.0')
-  .configureHelp({ sortSubcommands: false });
-
-const streamOptions = (cmd: Command) =>
-  cmd
-    .addOption(
-      new Option('--pairs <list>', 'pairs to follow, comma separated (BTC/USD,ETH/USD)').env(
-        'CRYPTOCAST_PAIRS',
-      ),
-    )
-    .addOption(
-      new Option('--interval <i>', 'candle interval')
-        .choices(['1m', '5m', '15m', '1h'])
-        .env('CRYPTOCAST_INTERVAL'),
-    )
-    .addOption(
-      new Option('--grace <duration>', 'how long a window waits for late trades (e.g. 5s)').env(
-        'CRYPTOCAST_GRACE',
-      ),
-    )
-    .addOption(
-      new Option(
-        '--max-price-factor <x>',
-        'dead-letter a trade or candle priced more than x times above or below the recent median (default 10)',
-      ).env('CRYPTOCAST_MAX_PRICE_FACTOR'),
-    )
-    .addOption(
-      new Option(
-        '--late-policy <policy>',
-        'trades after their window closed: dlq = dead-letter, revise = re-emit the candle',
-      )
-        .choices(['dlq', 'revise'])
-        .env('CRYPTOCAST_LATE_POLICY'),
-    );
-
-/** Flags that choose and configure the sentiment backend (`sentiment score|eval`, `service news-signals`). */
-const backendOptions = (cmd: Command) =>
-  cmd
-    .addOption(
-      new Option(
-        '--backend <name>',
-        'sentiment backend: local LLM (default), OpenAI-compatible HTTP, or lexicon',
-      )
-        .choices(['local', 'openai', 'lexicon'])
-        .env('CRYPTOCAST_SENTIMENT_BACKEND')
-        .default('local'),
-    )
-    .addOption(
-      new Option(
-        '--model-path <file.gguf>',
-        'local: GGUF weights (default: Gemma 3 270M from scripts/models.sh)',
-      ).env('CRYPTOCAST_LLM_MODEL'),
-    )
-    .addOption(
-      new Option('--local-mode <mode>', 'local: embedding classifier, or the model writes the JSON answer')
-        .choices(['classifier', 'generate'])
-        .env('CRYPTOCAST_LLM_MODE'),
-    )
-    .addOption(
-      new Option('--base-url <url>', 'openai: API base URL, e.g. http://127.0.0.1:11434/v1').env(
-        'CRYPTOCAST_LLM_BASE_URL',
-      ),
-    )
-    .addOption(new Option('--model <name>', 'openai: model name').env('CRYPTOCAST_LLM_MODEL_NAME'));
+  .configureHelp({ sortSubcommands: false })
+  // Commander's own refusals (unknown command or flag, missing value, a value not among the choices) are usage
+  // errors like ours: one line with the code, exit 2. Subcommands inherit both settings.
+  .configureOutput({
+    outputError: (text, write) =>
+      write(`cryptocast: ${text.replace(/^error: /, '').trimEnd()} [${ERR.USAGE.code}]\n`),
+  })
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : ERR.USAGE.exitCode));
 
 backendOptions(
   streamOptions(
     program
       .command('run')
       .description('run the whole system in one process on the embedded default (in-process bus)')
-      .addOption(
-        new Option('--source <source>', 'where trades come from')
-          .choices(['replay', 'live'])
-          .default('replay'),
-      )
+      .addOption(flag.source('where trades come from', 'replay'))
       .option('--data <path>', 'recorded trade file(s) or folder to replay (default: the shared recordings)')
-      .addOption(
-        new Option('--speed <n>', 'replay speed: "max" or a factor (1 = recorded speed)').default('max'),
-      )
+      .addOption(flag.speed())
       .addOption(
         new Option('--port <port>', 'HTTP port of the prediction API (0: any free port)')
           .env('CRYPTOCAST_API_PORT')
           .default('8080'),
       )
       .option('--serve', 'replay: keep serving the API after the replay ends, until Ctrl-C')
-      .addOption(
-        new Option('--store <url>', 'feature store: duckdb:PATH or postgres://…')
-          .env('CRYPTOCAST_STORE')
-          .default(DEFAULT_STORE),
-      )
+      .addOption(flag.store())
       .option('--quiet', 'no live progress line')
       .option('--json', 'stdout: JSON lines of what is durably stored, then a summary (for scripts)')
       .option('--no-monitor', 'without the monitoring pipeline (no error records, rolling quality or alerts)')
-      .addOption(
-        new Option('--alert-rules <file>', 'alert rules, YAML or JSON (default: the shipped rules)').env(
-          'CRYPTOCAST_ALERT_RULES',
-        ),
-      )
+      .addOption(flag.alertRules())
       .option(
         '--replay <month>',
         'play recorded 1-minute klines (BTCUSDT, ETHUSDT) with the news of the same months, e.g. 2022-05 or 2022-05..2022-06',
@@ -136,84 +69,7 @@ backendOptions(
   return (await import('./commands/run.ts')).run(opts);
 });
 
-backendOptions(
-  streamOptions(
-    program
-      .command('service')
-      .description('run one pipeline stage as its own process (on Kafka in production)')
-      .argument(
-        '<name>',
-        'trades | candles | features | feature-writer | news | news-signals | trainer | predictor | api | monitor',
-      )
-      .option(
-        '--feeds <urls>',
-        'news --source live: RSS/Atom feed URLs, comma separated (default CoinDesk, Cointelegraph, Decrypt, Bitcoin Magazine)',
-      )
-      .addOption(
-        new Option('--store <url>', 'feature-writer: duckdb:PATH or postgres://…')
-          .env('CRYPTOCAST_STORE')
-          .default(DEFAULT_STORE),
-      )
-      .addOption(new Option('--bus <url>', 'transport: memory or kafka://host:port').env('CRYPTOCAST_BUS'))
-      .addOption(
-        new Option('--source <source>', 'trades service: where trades come from')
-          .choices(['replay', 'live'])
-          .default('live'),
-      )
-      .option('--data <path>', 'trades service with --source replay: file(s) or folder to replay')
-      .addOption(new Option('--speed <n>', 'replay speed: "max" or a factor').default('max'))
-      .option('--group <id>', 'consumer group (candles service)', 'candles')
-      .option(
-        '--max-lag <seconds>',
-        'news-signals: items that waited longer are scored by the baseline',
-        '60',
-      )
-      .option(
-        '--with-news',
-        'feature-writer: also store per-coin news sentiment features (from news.signals); trainer: train with them',
-      )
-      .addOption(
-        new Option(
-          '--registry <url>',
-          'trainer: model registry (a directory, or mlflow+http://host:port)',
-        ).env('CRYPTOCAST_REGISTRY'),
-      )
-      .option('--every <duration>', 'trainer: retrain this long after the previous run ended', '6h')
-      .option('--days <n>', 'trainer: train on the latest N days of the feature store', '14')
-      .option('--tune-seconds <s>', 'trainer: Optuna budget per run', '120')
-      .option('--once', 'trainer: one run, then exit (e.g. a Kubernetes CronJob)')
-      .addOption(
-        new Option('--name <name>', 'trainer, predictor: registered model name').env('CRYPTOCAST_MODEL_NAME'),
-      )
-      .option(
-        '--max-staleness <duration>',
-        'predictor: skip feature vectors older than this (e.g. 2m; bare number = s)',
-        '2m',
-      )
-      .addOption(
-        new Option(
-          '--clock <clock>',
-          'predictor: staleness by the wall clock, or by the newest windowEnd seen (replays); monitor, api: the clock of scoring and of the rolling windows',
-        )
-          .choices(['wall', 'event'])
-          .default('wall'),
-      )
-      .option('--poll <duration>', 'predictor: how often the champion alias is read (e.g. 30s)', '30s')
-      .addOption(new Option('--port <port>', 'api: HTTP port (0: any free port)').env('CRYPTOCAST_API_PORT'))
-      .addOption(
-        new Option(
-          '--alert-rules <file>',
-          'monitor: alert rules, YAML or JSON (default: the shipped rules)',
-        ).env('CRYPTOCAST_ALERT_RULES'),
-      )
-      .addOption(
-        new Option(
-          '--metrics-port <port>',
-          'serve Prometheus /metrics, /health and /ready on this port (default: off; the api serves /metrics on --port)',
-        ).env('CRYPTOCAST_METRICS_PORT'),
-      ),
-  ),
-).action(async (name, opts) => (await import('./commands/service.ts')).service(name, opts));
+addServiceCommands(program);
 
 program
   .command('backfill')

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { StreamConfig } from '../config/config.ts';
 import { UsageError } from '../core/errors.ts';
 import { type ReplayProgress, ReplaySource } from '../ingestion/replay.ts';
@@ -12,12 +12,9 @@ export interface SourceFlags {
   speed: string;
 }
 
-const ROOT = resolve(import.meta.dirname, '..', '..');
+import { sharedDataDir } from '../data/locations.ts';
 
-/** The shared recordings (`../shared/data` beside the repository), or `CRYPTOCAST_SHARED_DATA`. */
-export function sharedDataDir(): string {
-  return resolve(process.env.CRYPTOCAST_SHARED_DATA ?? join(ROOT, '..', 'shared', 'data'));
-}
+export { sharedDataDir };
 
 /**
  * What `--source replay` plays when no `--data` is given: the Binance BTC+ETH websocket capture (11 minutes, both

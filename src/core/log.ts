@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { setting } from '../config/env.ts';
 import { redactSecrets } from './secrets.ts';
 
 /**
@@ -8,7 +9,7 @@ import { redactSecrets } from './secrets.ts';
  */
 export const log = pino(
   {
-    level: process.env.CRYPTOCAST_LOG_LEVEL ?? (process.env.NODE_ENV === 'test' ? 'warn' : 'info'),
+    level: setting('CRYPTOCAST_LOG_LEVEL') ?? (process.env.NODE_ENV === 'test' ? 'warn' : 'info'),
     base: { app: 'cryptocast' },
     redact: {
       paths: [

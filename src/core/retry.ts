@@ -11,12 +11,22 @@ export interface Backoff {
 }
 
 /**
- * The delay before retry number `attempt` (0-based): a random value in [cap / 2, cap] where cap = min(maxMs,
- * initialMs × 2^attempt) — spread so that many clients failing together do not retry together, and never
- * below half the cap so that the back-off still grows.
+ * The capped exponential delay before retry number `attempt` (0-based), without jitter: min(maxMs, initialMs ×
+ * 2^attempt). For a loop that is the only one retrying against its dependency (one consumer re-reading its
+ * partition, one publisher holding its source back), where a spread buys nothing and a fixed figure reads better
+ * in the log.
+ */
+export function backoffCap(attempt: number, b: Backoff): number {
+  return Math.min(b.maxMs, b.initialMs * 2 ** Math.min(attempt, 30));
+}
+
+/**
+ * The delay before retry number `attempt` (0-based): a random value in [cap / 2, cap] where cap =
+ * `backoffCap(attempt)` — spread so that many clients failing together do not retry together, and never below
+ * half the cap so that the back-off still grows.
  */
 export function backoffDelay(attempt: number, b: Backoff, random: () => number = Math.random): number {
-  const cap = Math.min(b.maxMs, b.initialMs * 2 ** Math.min(attempt, 30));
+  const cap = backoffCap(attempt, b);
   return Math.round(cap / 2 + (cap / 2) * random());
 }
 

@@ -1,29 +1,18 @@
+import { SECRET_NAMES, secret } from '../config/env.ts';
+
 /**
  * Secrets never reach a log line, an error message or a command's output, even when an upstream echoes them back
  * (an LLM server answering 401 with "Incorrect API key provided: sk-…", an exchange quoting the key it refused).
  *
  * One function does it, and the logger itself calls it on every line it writes (see log.ts), so a new log call
  * cannot forget. It removes:
- * - the value of every secret-bearing environment variable below (whatever text it appears in);
+ * - the value of every environment variable `config/env.ts` marks as a secret (whatever text it appears in);
  * - passwords in URLs (`postgres://user:PASSWORD@host`), secret query parameters (`?token=…`), and the credential
  *   after `Bearer ` or `Basic ` (a header quoted in an error).
  */
-export const SECRET_ENV_VARS = [
-  'CRYPTOCAST_LLM_API_KEY',
-  'OPENAI_API_KEY',
-  'CRYPTOPANIC_TOKEN',
-  'BINANCE_API_KEY',
-  'BINANCE_API_SECRET',
-  'MLFLOW_TRACKING_TOKEN',
-  'MLFLOW_TRACKING_PASSWORD',
-  'CRYPTOCAST_API_KEYS',
-  'CRYPTOCAST_SLACK_WEBHOOK_URL',
-  'CRYPTOCAST_DISCORD_WEBHOOK_URL',
-  'CRYPTOCAST_ALERT_WEBHOOK_URL',
-  'CRYPTOCAST_ALERT_WEBHOOK_TOKEN',
-  'PGPASSWORD',
-  'CRYPTOCAST_OPENSEARCH_PASSWORD',
-] as const;
+
+/** The secret-bearing environment variables: those `config/env.ts` marks as secrets. */
+export const SECRET_ENV_VARS: readonly string[] = SECRET_NAMES;
 
 export const REDACTED = '[redacted]';
 
@@ -35,8 +24,8 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** The secret values configured in `env` (comma lists, e.g. CRYPTOCAST_API_KEYS, give one value each). */
 export function secretValues(env: NodeJS.ProcessEnv = process.env): string[] {
   const out = new Set<string>();
-  for (const name of SECRET_ENV_VARS) {
-    const v = env[name];
+  for (const name of SECRET_NAMES) {
+    const v = secret(name, env);
     if (!v) continue;
     out.add(v.trim());
     for (const part of v.split(',')) if (part.trim()) out.add(part.trim());

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { setting } from '../config/env.ts';
 
 /**
  * Where recorded and downloaded market data live, in one place. Two roots are searched, in order:
@@ -11,11 +12,11 @@ import { join, resolve } from 'node:path';
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
 export function sharedDataDir(): string {
-  return resolve(process.env.CRYPTOCAST_SHARED_DATA ?? join(ROOT, '..', 'shared', 'data'));
+  return resolve(setting('CRYPTOCAST_SHARED_DATA') ?? join(ROOT, '..', 'shared', 'data'));
 }
 
 export function fetchedDataDir(): string {
-  return resolve(process.env.CRYPTOCAST_DATA_DIR ?? join(ROOT, '.data', 'public'));
+  return resolve(setting('CRYPTOCAST_DATA_DIR') ?? join(ROOT, '.data', 'public'));
 }
 
 /** The shared recording of Binance 1-minute klines (2022-01 → 2023-02), one folder per symbol. */

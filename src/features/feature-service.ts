@@ -2,10 +2,10 @@ import { faultPoint } from '../core/faults.ts';
 import { log } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
 import type { Bus, Subscription } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import type { Candle } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
+import { topics } from '../schemas/topics.ts';
 import { FEATURE_SET, type FeatureVector, TechnicalFeatures } from './technical.ts';
 
 /**

@@ -1,7 +1,7 @@
 import type { Bus, Subscription } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
+import { topics } from '../schemas/topics.ts';
 import { NEWS_COLUMNS, NewsFeatures } from './news.ts';
 import type { FeatureSetDefinition, FeatureStore } from './store/store.ts';
 import { FEATURE_COLUMNS, FEATURE_SET } from './technical.ts';

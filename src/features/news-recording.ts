@@ -6,7 +6,7 @@ import type { NewsItem } from '../schemas/news.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
 import { createBackend } from '../sentiment/backends.ts';
 import { SentimentError } from '../sentiment/labels.ts';
-import { SentimentScorer } from '../sentiment/scorer.ts';
+import { SentimentScorer, sentimentCacheFile } from '../sentiment/scorer.ts';
 import { signalsFor } from '../sentiment/signals.ts';
 import { NEWS_COLUMNS, NewsFeatures } from './news.ts';
 
@@ -29,7 +29,7 @@ export async function newsFeaturesFrom(
   try {
     scorer = new SentimentScorer({
       primary: createBackend({ backend: backendName }),
-      cacheFile: process.env.CRYPTOCAST_SENTIMENT_CACHE ?? '.data/sentiment-cache.jsonl',
+      cacheFile: sentimentCacheFile(),
     });
   } catch (err) {
     throw new UsageError((err as Error).message);

@@ -2,10 +2,10 @@ import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
 import type { Bus, Subscription } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { Prediction } from '../schemas/prediction.ts';
+import { topics } from '../schemas/topics.ts';
 import type { ModelSource } from './model-holder.ts';
 import type { PredictionsStore } from './predictions-store.ts';
 import {

@@ -5,8 +5,8 @@ import type { Trade, Watermark } from '../schemas/trade.ts';
 import { lastTradeTs } from './files/extent.ts';
 import { type MergeEvent, mergeByTradeTs } from './files/merge.ts';
 import { type ReadOptions, readTradeFile, TradeFileError } from './files/readers.ts';
-import { normalisePair } from './files/symbols.ts';
 import type { SourceSink, TradeSource } from './source.ts';
+import { normalisePair } from './symbols.ts';
 
 /**
  * Replays recorded trade files as a trade source: merged across files by trade time (stably), as fast as

@@ -1,9 +1,10 @@
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { PriceGuard, type PriceGuardOptions } from '../core/price-guard.ts';
+import { backoffCap } from '../core/retry.ts';
 import type { Bus } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
+import { topics } from '../schemas/topics.ts';
 import type { Trade, TradeEvent, Watermark } from '../schemas/trade.ts';
 import { TradeDeduplicator } from './dedup.ts';
 import type { SourceSink, TradeSource } from './source.ts';
@@ -118,7 +119,7 @@ export class TradeService {
       } catch (err) {
         this.stats.publishRetries++;
         if (signal?.aborted) throw err;
-        const delay = Math.min(5_000, 100 * 2 ** attempt);
+        const delay = backoffCap(attempt, { initialMs: 100, maxMs: 5_000 });
         log.warn(
           { source, err: (err as Error).message, attempt: attempt + 1, delayMs: delay },
           'publish failed; retrying',

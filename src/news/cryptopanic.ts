@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log as rootLog } from '../core/log.ts';
-import { redact } from '../ingestion/live/http.ts';
+import { parseRetryAfter } from '../core/retry.ts';
+import { redactSecrets } from '../core/secrets.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
@@ -57,9 +58,11 @@ export class CryptoPanicSource implements NewsSource {
         }
         if (res.status === 429 || res.status >= 500) {
           this.stats.errors++;
-          const ra = Number(res.headers.get('retry-after'));
-          wait = Number.isFinite(ra) && ra > 0 ? ra * 1000 : wait * 2;
-          this.log.warn({ status: res.status, retryInMs: wait, url: redact(url) }, 'throttled or failing');
+          wait = parseRetryAfter(res.headers.get('retry-after')) || wait * 2;
+          this.log.warn(
+            { status: res.status, retryInMs: wait, url: redactSecrets(url) },
+            'throttled or failing',
+          );
           break;
         }
         let body: { results?: unknown[]; next?: string | null };

@@ -1,8 +1,8 @@
 import { log } from '../core/log.ts';
 import type { Bus } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import type { DeadLetter } from '../schemas/dlq.ts';
 import type { NewsItem } from '../schemas/news.ts';
+import { topics } from '../schemas/topics.ts';
 import { NewsDeduplicator } from './dedup.ts';
 import type { NewsSink, NewsSource } from './source.ts';
 

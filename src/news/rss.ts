@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { log as rootLog } from '../core/log.ts';
+import { backoffCap, parseRetryAfter } from '../core/retry.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
@@ -76,7 +77,7 @@ export class RssSource implements NewsSource {
         this.stats.errors++;
         state.failures++;
         const retryAfter = (err as { retryAfterMs?: number }).retryAfterMs;
-        wait = retryAfter ?? Math.min(3_600_000, interval * 2 ** state.failures);
+        wait = retryAfter ?? backoffCap(state.failures, { initialMs: interval, maxMs: 3_600_000 });
         this.log.warn({ feed: url, err: (err as Error).message, retryInMs: wait }, 'feed poll failed');
         await sink.reject(
           deadLetter({
@@ -114,10 +115,8 @@ export class RssSource implements NewsSource {
       return undefined;
     }
     if (res.status === 429 || res.status >= 500) {
-      const ra = Number(res.headers.get('retry-after'));
-      throw Object.assign(new Error(`HTTP ${res.status}`), {
-        retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined,
-      });
+      const ra = parseRetryAfter(res.headers.get('retry-after'));
+      throw Object.assign(new Error(`HTTP ${res.status}`), { retryAfterMs: ra || undefined });
     }
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await res.text();

@@ -1,5 +1,7 @@
 import { log } from '../core/log.ts';
+import { backoffCap } from '../core/retry.ts';
 import { deadLetter } from '../schemas/dlq.ts';
+import { topics as knownTopics } from '../schemas/topics.ts';
 import {
   type Batch,
   type Bus,
@@ -8,7 +10,7 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from './bus.ts';
-import { topics as knownTopics, type Topic } from './topic.ts';
+import type { Topic } from './topic.ts';
 import { isValidated } from './validated.ts';
 
 /**
@@ -288,7 +290,7 @@ export class InProcessBus implements Bus {
           { err, service: opts.service, topic: opts.topic.name, partition: p, offset: pos },
           'handler failed; will retry',
         );
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** failures)));
+        await new Promise((r) => setTimeout(r, backoffCap(failures, { initialMs: 50, maxMs: 5_000 })));
         m.position.set(p, group.committed.get(p) ?? pos);
       } finally {
         m.busy--;

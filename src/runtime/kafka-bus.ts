@@ -8,9 +8,12 @@ import {
   ProduceAcks,
   Producer,
 } from '@platformatic/kafka';
+import { setting } from '../config/env.ts';
 import { reportDependency, untilAvailable } from '../core/dependency.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
+import { backoffCap } from '../core/retry.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
+import { topics as knownTopics } from '../schemas/topics.ts';
 import {
   type Bus,
   type CommitPlan,
@@ -20,7 +23,7 @@ import {
   type Subscription,
 } from './bus.ts';
 import { summarise } from './in-process-bus.ts';
-import { topics as knownTopics, type Topic } from './topic.ts';
+import type { Topic } from './topic.ts';
 import { isValidated } from './validated.ts';
 
 /**
@@ -68,6 +71,10 @@ const FETCH_PARTITION_MAX_BYTES = 4 * 1024 * 1024;
 const LOG_APPEND_TIME = 0x08;
 /** Nothing here uses transactions, but should a producer ever do, consumers must not see aborted records. */
 const ISOLATION = FetchIsolationLevels.READ_COMMITTED;
+/** Back-off of a subscription whose fetch failed (broker away, leadership moving; the client already retried). */
+const FETCH_BACKOFF = { initialMs: 100, maxMs: 5_000 };
+/** Back-off before a partition whose handler failed is re-read from its last commit. */
+const HANDLER_BACKOFF = { initialMs: 100, maxMs: 10_000 };
 
 type RawConsumer = Consumer<Buffer, Buffer, Buffer, Buffer>;
 type FetchRequestPartition = Parameters<RawConsumer['fetch']>[0]['topics'][number]['partitions'][number];
@@ -92,10 +99,10 @@ export class KafkaBus implements Bus {
     if (options.brokers.length === 0) throw new Error('KafkaBus: no broker given');
     this.brokers = options.brokers;
     this.clientId = options.clientId ?? `cryptocast-${process.pid}`;
-    this.prefix = options.topicPrefix ?? process.env.CRYPTOCAST_TOPIC_PREFIX ?? '';
+    this.prefix = options.topicPrefix ?? setting('CRYPTOCAST_TOPIC_PREFIX') ?? '';
     this.maxBatch = options.maxBatch ?? 5_000;
     this.sessionTimeoutMs =
-      options.sessionTimeoutMs ?? Number(process.env.CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS ?? 10_000);
+      options.sessionTimeoutMs ?? setting('CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS') ?? 10_000;
     this.log = options.logger ?? rootLog.child({ component: 'kafka-bus' });
   }
 
@@ -740,7 +747,7 @@ class KafkaSubscription<T> {
           // Broker away or leadership moving: the client already retried; back off, and say so now and then.
           if ((fetchFailures & (fetchFailures - 1)) === 0)
             this.log.warn({ err, failures: fetchFailures }, 'fetch failed; retrying');
-          await this.wake.wait(Math.min(5_000, 100 * 2 ** Math.min(fetchFailures, 6)));
+          await this.wake.wait(backoffCap(fetchFailures, FETCH_BACKOFF));
           continue;
         }
         for (const p of [...fetched.keys()].sort((a, b) => a - b)) {
@@ -789,7 +796,7 @@ class KafkaSubscription<T> {
         if (valid.length > 0) plan = await this.opts.handle({ partition, records: valid });
       } catch (err) {
         state.failures++;
-        const backoff = Math.min(10_000, 100 * 2 ** Math.min(state.failures, 7));
+        const backoff = backoffCap(state.failures, HANDLER_BACKOFF);
         this.log.error(
           { err, partition, offset: chunk[0]?.offset, failures: state.failures, retryInMs: backoff },
           'handler failed; re-reading from the last commit',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { topics } from '../runtime/topic.ts';
+import { topics } from '../schemas/topics.ts';
 
 /**
  * The topic contracts as an AsyncAPI 3.0 document, generated from the zod schemas the services validate with, so

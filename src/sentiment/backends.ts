@@ -1,3 +1,4 @@
+import { setting } from '../config/env.ts';
 import type { SentimentBackend } from './labels.ts';
 import { LexiconBackend } from './lexicon.ts';
 import { LocalLlmBackend } from './local-llm.ts';
@@ -23,7 +24,7 @@ export interface BackendFlags {
 
 /** Builds a backend from flags and the environment; secrets (the API key) only ever come from the environment. */
 export function createBackend(flags: BackendFlags): SentimentBackend {
-  const name = flags.backend ?? process.env.CRYPTOCAST_SENTIMENT_BACKEND ?? 'local';
+  const name = flags.backend ?? setting('CRYPTOCAST_SENTIMENT_BACKEND') ?? 'local';
   switch (name) {
     case 'lexicon':
       return new LexiconBackend();
@@ -36,8 +37,8 @@ export function createBackend(flags: BackendFlags): SentimentBackend {
         ...(flags.threads ? { threads: flags.threads } : {}),
       });
     case 'openai': {
-      const baseUrl = flags.baseUrl ?? process.env.CRYPTOCAST_LLM_BASE_URL;
-      const model = flags.model ?? process.env.CRYPTOCAST_LLM_MODEL_NAME;
+      const baseUrl = flags.baseUrl ?? setting('CRYPTOCAST_LLM_BASE_URL');
+      const model = flags.model ?? setting('CRYPTOCAST_LLM_MODEL_NAME');
       if (!baseUrl || !model)
         throw new Error(
           'the openai backend needs a base URL and a model: --base-url/--model or CRYPTOCAST_LLM_BASE_URL/CRYPTOCAST_LLM_MODEL_NAME',

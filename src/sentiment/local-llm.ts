@@ -8,6 +8,7 @@ import type {
   LlamaGrammar,
   LlamaModel,
 } from 'node-llama-cpp';
+import { setting } from '../config/env.ts';
 import { LABELS, type Sentiment, type SentimentBackend, SentimentError } from './labels.ts';
 import {
   PROMPT_VERSION,
@@ -25,7 +26,7 @@ export const DEFAULT_MODEL_PATH = resolve(import.meta.dirname, '../../.models/ge
 export const headPathFor = (weights: string): string => weights.replace(/\.gguf$/i, '') + '.head.json';
 
 export function modelPath(): string {
-  return process.env.CRYPTOCAST_LLM_MODEL || DEFAULT_MODEL_PATH;
+  return setting('CRYPTOCAST_LLM_MODEL') ?? DEFAULT_MODEL_PATH;
 }
 
 /** A model name for records: the file name without `.gguf`. */

@@ -1,9 +1,9 @@
 import { log } from '../core/log.ts';
 import type { Bus, Subscription } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import type { NewsItem } from '../schemas/news.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
+import { topics } from '../schemas/topics.ts';
 import { SentimentError } from './labels.ts';
 import type { SentimentScorer } from './scorer.ts';
 import { signalsFor } from './signals.ts';

@@ -1,4 +1,6 @@
+import { secret } from '../config/env.ts';
 import { log } from '../core/log.ts';
+import { backoffDelay, parseRetryAfter } from '../core/retry.ts';
 import { redactSecrets } from '../core/secrets.ts';
 import { type Sentiment, type SentimentBackend, SentimentError } from './labels.ts';
 import {
@@ -68,8 +70,7 @@ export class OpenAiBackend implements SentimentBackend {
     this.url = `${base.href.replace(/\/+$/, '')}/chat/completions`;
     this.model = opts.model;
     this.name = `openai:${opts.model}`;
-    this.apiKey =
-      opts.apiKey ?? (process.env.CRYPTOCAST_LLM_API_KEY || process.env.OPENAI_API_KEY || undefined);
+    this.apiKey = opts.apiKey ?? secret('CRYPTOCAST_LLM_API_KEY') ?? secret('OPENAI_API_KEY');
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.retries = opts.retries ?? 2;
     this.threshold = opts.breakerThreshold ?? 5;
@@ -136,7 +137,7 @@ export class OpenAiBackend implements SentimentBackend {
       last = r.error;
       if (!r.retry || attempt === this.retries) break;
       this.stats.retries++;
-      const backoff = r.retryAfterMs ?? Math.min(8_000, 250 * 2 ** attempt) * (0.5 + Math.random());
+      const backoff = r.retryAfterMs ?? backoffDelay(attempt, { initialMs: 250, maxMs: 8_000 });
       await new Promise((res) => setTimeout(res, backoff));
     }
     throw last!;
@@ -189,14 +190,12 @@ export class OpenAiBackend implements SentimentBackend {
     }
     const body = await res.text().catch(() => '');
     if (!res.ok) {
-      const retryAfter = Number(res.headers.get('retry-after'));
+      const retryAfter = parseRetryAfter(res.headers.get('retry-after'));
       const transient = res.status === 429 || res.status >= 500;
       return {
         ok: false,
         retry: transient,
-        ...(transient && Number.isFinite(retryAfter) && retryAfter > 0
-          ? { retryAfterMs: Math.min(retryAfter * 1000, 30_000) }
-          : {}),
+        ...(transient && retryAfter ? { retryAfterMs: Math.min(retryAfter, 30_000) } : {}),
         error: new SentimentError(
           'unavailable',
           `HTTP ${res.status} from ${this.url}: ${redactSecrets(body.slice(0, 200))}`,

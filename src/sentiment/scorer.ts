@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { setting } from '../config/env.ts';
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { type Sentiment, type SentimentBackend, SentimentError } from './labels.ts';
@@ -8,6 +9,11 @@ import { LexiconBackend } from './lexicon.ts';
 import { prepareText } from './prompt.ts';
 
 /** A sentiment with where it came from: the backend that produced it and whether that was the baseline. */
+/** The append-only cache of LLM answers (`CRYPTOCAST_SENTIMENT_CACHE`). */
+export function sentimentCacheFile(): string {
+  return setting('CRYPTOCAST_SENTIMENT_CACHE') ?? '.data/sentiment-cache.jsonl';
+}
+
 export interface ScoredText extends Sentiment {
   model: string;
   promptVersion: string;

@@ -1,3 +1,5 @@
+import { erfc } from './erfc.ts';
+
 /**
  * Forecast metrics and tests, written out so that anyone can check them against the formulas:
  *
@@ -12,31 +14,13 @@
  * - interval coverage: share of actual values inside [p10, p90] (nominal 80%).
  */
 
-/** Complementary error function (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7). */
-function erfc(x: number): number {
-  const z = Math.abs(x);
-  const t = 1 / (1 + 0.5 * z);
-  const r =
-    t *
-    Math.exp(
-      -z * z -
-        1.26551223 +
-        t *
-          (1.00002368 +
-            t *
-              (0.37409196 +
-                t *
-                  (0.09678418 +
-                    t *
-                      (-0.18628806 +
-                        t *
-                          (0.27886807 +
-                            t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
-  return x >= 0 ? r : 2 - r;
-}
-
 export const normalCdf = (x: number): number => 0.5 * erfc(-x / Math.SQRT2);
+
+/**
+ * Two-sided p-value of a standard normal statistic: P(|Z| ≥ |z|) = erfc(|z| / √2), exact in the far tail where
+ * 2·(1 − Φ(|z|)) has lost every digit (it reads 0 beyond |z| ≈ 8.3).
+ */
+export const twoSidedP = (z: number): number => erfc(Math.abs(z) / Math.SQRT2);
 
 /** Wilson score interval of a proportion (95% by default). */
 export function wilson(successes: number, n: number, z = 1.959964): [number, number] | null {
@@ -80,7 +64,7 @@ export function dieboldMariano(d: ArrayLike<number>, lag: number): DmResult | nu
   }
   if (!(v > 0)) return null;
   const stat = mean / Math.sqrt(v / n);
-  return { meanDiff: mean, stat, pvalue: 2 * (1 - normalCdf(Math.abs(stat))), lag: L, n };
+  return { meanDiff: mean, stat, pvalue: twoSidedP(stat), lag: L, n };
 }
 
 export interface PointMetrics {

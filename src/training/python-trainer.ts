@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setting } from '../config/env.ts';
 import { CryptocastError, ERR } from '../core/errors.ts';
 import type { Fold } from './folds.ts';
 
@@ -16,7 +17,7 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
 export const TRAINER_VENV = join(ROOT, '.tools', 'trainer-venv');
 
 export function trainerPython(): string {
-  const py = process.env.CRYPTOCAST_PYTHON ?? join(TRAINER_VENV, 'bin', 'python');
+  const py = setting('CRYPTOCAST_PYTHON') ?? join(TRAINER_VENV, 'bin', 'python');
   if (!existsSync(py))
     throw new TrainerError(
       `the trainer's Python is not installed (${py}): run bash scripts/setup.sh, or set CRYPTOCAST_PYTHON to a Python with the packages of python/requirements.txt`,

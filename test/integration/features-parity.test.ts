@@ -10,9 +10,9 @@ import { FeatureService } from '../../src/features/feature-service.ts';
 import type { Bus } from '../../src/runtime/bus.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
 import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
-import { topics } from '../../src/runtime/topic.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
+import { topics } from '../../src/schemas/topics.ts';
 import { BITSTAMP, bitstampCandles } from '../support/bitstamp.ts';
 import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
 

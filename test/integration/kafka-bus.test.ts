@@ -8,8 +8,9 @@ import { Admin, ConfigResourceTypes, Producer, stringSerializers } from '@platfo
 import { z } from 'zod';
 import { type Batch, type Delivered, partitionFor } from '../../src/runtime/bus.ts';
 import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
-import { defineTopic, type Topic, topics } from '../../src/runtime/topic.ts';
+import { defineTopic, type Topic } from '../../src/runtime/topic.ts';
 import { DLQ_MAX_PAYLOAD_CHARS } from '../../src/schemas/dlq.ts';
+import { topics } from '../../src/schemas/topics.ts';
 
 /**
  * KafkaBus against a real Apache Kafka broker (scripts/kafka.sh, started here if it is not running, and left
@@ -447,7 +448,7 @@ describe('KafkaBus on a real Kafka broker', () => {
   it('a process that closes its bus exits by itself (no handle left open)', () => {
     const script = `
       import { KafkaBus } from ${JSON.stringify(join(ROOT, 'src/runtime/kafka-bus.ts'))};
-      import { topics } from ${JSON.stringify(join(ROOT, 'src/runtime/topic.ts'))};
+      import { topics } from ${JSON.stringify(join(ROOT, 'src/schemas/topics.ts'))};
       const bus = KafkaBus.connect(${JSON.stringify(URL)}, { topicPrefix: 'test.kb.exit.${randomBytes(4).toString('hex')}.' });
       await bus.publish(topics.dlq, [{ v: 1, service: 's', origin: 'o', kind: 'k', reason: 'r', payload: '',
         payloadBytes: 0, truncated: false, ts: Date.now() }]);

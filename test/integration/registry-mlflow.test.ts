@@ -4,7 +4,9 @@ import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { MlflowRegistry } from '../../src/training/registry/mlflow.ts';
-import { openRegistry, RegistryError } from '../../src/training/registry/registry.ts';
+import { MlflowClient } from '../../src/training/registry/mlflow-client.ts';
+import { openRegistry } from '../../src/training/registry/open.ts';
+import { RegistryError } from '../../src/training/registry/registry.ts';
 import { registryContract, sampleModel } from '../support/registry-contract.ts';
 
 /** The same contract as the local directory, against a real MLflow tracking server (scripts/mlflow.sh). */
@@ -127,15 +129,12 @@ describe('MLflow registry (a real tracking server)', () => {
     const s = sampleModel('m', 'a');
     await assert.rejects(down.register(s.card, s.dir), /unreachable/);
 
-    const reg = await openRegistry(URL);
     // MLflow's own error answer (an invalid filter here) comes through with its status and error_code.
-    await assert.rejects(
-      (reg as MlflowRegistry)['api']('GET', 'model-versions/search', { filter: "name=='x" }),
-      (err: Error) => {
-        assert.ok(err instanceof RegistryError);
-        assert.match(err.message, /HTTP 400 INVALID_PARAMETER_VALUE: /);
-        return true;
-      },
-    );
+    const client = new MlflowClient(URL.slice('mlflow+'.length));
+    await assert.rejects(client.api('GET', 'model-versions/search', { filter: "name=='x" }), (err: Error) => {
+      assert.ok(err instanceof RegistryError);
+      assert.match(err.message, /HTTP 400 INVALID_PARAMETER_VALUE: /);
+      return true;
+    });
   });
 });

@@ -352,7 +352,7 @@ describe('cryptocast train with the MLflow registry (a real server)', () => {
     assert.equal(list[alias], 1);
     assert.equal(list.versions.length, 1);
     const dir = mkdtempSync(join(tmpdir(), 'cc-mlflow-dl-'));
-    const { openRegistry } = await import('../../src/training/registry/registry.ts');
+    const { openRegistry } = await import('../../src/training/registry/open.ts');
     const r = await openRegistry(`mlflow+${BASE}`);
     const files = await r.download(name, 1, dir);
     await r.close();

@@ -2,13 +2,14 @@ import { startApi } from '../../api/api-service.ts';
 import { apiOptionsFromEnv } from '../../api/server.ts';
 import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
-import { UsageError } from '../../core/errors.ts';
+import { setting } from '../../config/env.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
 import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference/store/open.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { parsePort } from '../flags.ts';
 
 /**
@@ -30,28 +31,23 @@ export async function apiService(opts: {
   pairs?: string;
 }): Promise<void> {
   const config = loadStreamConfig({ bus: opts.bus, pairs: opts.pairs });
-  const portText = opts.port ?? process.env.CRYPTOCAST_API_PORT ?? '8080';
+  const portText = opts.port ?? setting('CRYPTOCAST_API_PORT') ?? '8080';
   const port = parsePort(portText);
-  let options: ReturnType<typeof apiOptionsFromEnv>;
-  try {
-    options = apiOptionsFromEnv();
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const options = apiOptionsFromEnv();
   const bus = await connectBus(config.bus);
-  const storeUrl = opts.store ?? process.env.CRYPTOCAST_PREDICTIONS_STORE ?? DEFAULT_PREDICTIONS_STORE;
+  const storeUrl = opts.store ?? setting('CRYPTOCAST_PREDICTIONS_STORE') ?? DEFAULT_PREDICTIONS_STORE;
   const store = await openPredictionsStore(storeUrl);
   const errorsStore = await openErrorsStore(storeUrl);
   const candlesTable = await openCandlesTable(storeUrl);
-  const registry = await openRegistry(opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY);
+  const registry = await openRegistry(opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY);
   const api = await startApi({
     bus,
     store,
     pairs: config.pairs,
     registry,
-    modelName: opts.name ?? process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME,
+    modelName: opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME,
     port,
-    host: process.env.CRYPTOCAST_API_HOST,
+    host: setting('CRYPTOCAST_API_HOST'),
     options,
     // The monitoring pipeline's records live beside the predictions (same store URL).
     errorsStore,

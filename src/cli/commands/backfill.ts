@@ -2,13 +2,14 @@ import { once } from 'node:events';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
+import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { lockForThisProcess } from '../../core/files.ts';
 import { log } from '../../core/log.ts';
 import { KrakenRestBackfill } from '../../ingestion/backfill/kraken-rest.ts';
-import { normalisePair } from '../../ingestion/files/symbols.ts';
 import { parseTime } from '../../ingestion/files/time.ts';
 import type { SourceSink } from '../../ingestion/source.ts';
+import { normalisePair } from '../../ingestion/symbols.ts';
 import { TradeService } from '../../ingestion/trade-service.ts';
 import { connectBus } from '../../runtime/connect.ts';
 
@@ -57,16 +58,16 @@ export async function backfill(opts: {
   try {
     source = new KrakenRestBackfill({
       pair,
-      sinceMs,
-      untilMs,
+      since: sinceMs,
+      until: untilMs,
       baseUrl: opts.baseUrl,
       stateFile,
       // Kraken's public budget is about one request a second; tests against a local server lower it.
-      minIntervalMs: Number(process.env.CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS ?? 1_000),
+      minIntervalMs: setting('CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS') ?? 1_000,
       onProgress: (p) =>
-        bar.update(Math.max(0, p.cursorMs - sinceMs), {
-          fetched: p.fetched.toLocaleString('en-US'),
-          at: new Date(p.cursorMs).toISOString().slice(0, 19),
+        bar.update(Math.max(0, p.cursorTs - sinceMs), {
+          fetched: p.fetchedTrades.toLocaleString('en-US'),
+          at: new Date(p.cursorTs).toISOString().slice(0, 19),
           retries: p.retries,
         }),
     });

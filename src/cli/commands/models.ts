@@ -1,5 +1,6 @@
 import { UsageError } from '../../core/errors.ts';
-import { type ModelCard, type ModelRegistry, openRegistry } from '../../training/registry/registry.ts';
+import { openRegistry } from '../../training/registry/open.ts';
+import type { ModelCard, ModelRegistry } from '../../training/registry/registry.ts';
 
 /** `cryptocast models list|show|promote|rollback`: read and manage the registry by hand. */
 interface Flags {

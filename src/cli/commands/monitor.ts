@@ -1,6 +1,7 @@
 import { championCard } from '../../api/api-service.ts';
 import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
+import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
@@ -12,7 +13,8 @@ import { defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 
 /**
  * `cryptocast service monitor`: candles + predictions (topics) → an error record per prediction at maturity →
@@ -31,7 +33,7 @@ export async function monitorService(opts: {
   if (clock !== 'wall' && clock !== 'event')
     throw new UsageError(`--clock must be wall or event, got "${String(clock)}"`);
   const busUrl = loadStreamConfig({ bus: opts.bus }).bus;
-  const storeUrl = opts.store ?? process.env.CRYPTOCAST_STORE ?? DEFAULT_PREDICTIONS_STORE;
+  const storeUrl = opts.store ?? setting('CRYPTOCAST_STORE') ?? DEFAULT_PREDICTIONS_STORE;
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
   process.once('SIGTERM', () => abort.abort());
@@ -39,10 +41,10 @@ export async function monitorService(opts: {
   const rules = opts.alertRules ? loadRules(opts.alertRules) : defaultRules();
   const channels = channelsFromEnv();
   const delivery = new AlertDelivery(channels);
-  const registry = await openRegistry(opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY);
+  const registry = await openRegistry(opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY);
   const champion = championCard(
     registry,
-    opts.name ?? process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME,
+    opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME,
     60_000,
   );
   let championCreatedAt: number | undefined;

@@ -1,4 +1,5 @@
 import { loadStreamConfig, parseDuration } from '../../config/config.ts';
+import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
@@ -7,7 +8,8 @@ import { DEFAULT_MAX_STALENESS_MS } from '../../inference/predictor.ts';
 import { PredictorService } from '../../inference/predictor-service.ts';
 import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 
 /** A duration flag: `90s`, `2m`, `500ms`; a bare number is seconds. */
 function duration(flag: string, text: string | undefined, fallback: number): number {
@@ -45,9 +47,9 @@ export async function predictorService(opts: {
   const maxStalenessMs = duration('--max-staleness', opts.maxStaleness, DEFAULT_MAX_STALENESS_MS);
   const pollMs = duration('--poll', opts.poll, 30_000);
   const busUrl = loadStreamConfig({ bus: opts.bus }).bus;
-  const registryUrl = opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY;
-  const name = opts.name ?? process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME;
-  const storeUrl = opts.store ?? process.env.CRYPTOCAST_STORE ?? DEFAULT_PREDICTIONS_STORE;
+  const registryUrl = opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY;
+  const name = opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;
+  const storeUrl = opts.store ?? setting('CRYPTOCAST_STORE') ?? DEFAULT_PREDICTIONS_STORE;
 
   const abort = new AbortController();
   const shutdown = (signal: string) => {

@@ -6,6 +6,7 @@ import { startMarketDataPipeline } from '../../app/pipeline.ts';
 import { iso, n, StatusLine } from '../../app/progress.ts';
 import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
+import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
 import { DEFAULT_KLINE_SYMBOLS, klineFolders, recordedNewsFile } from '../../data/locations.ts';
@@ -26,7 +27,9 @@ import { InProcessBus } from '../../runtime/in-process-bus.ts';
 import { MeteredBus } from '../../runtime/metered-bus.ts';
 import type { Candle } from '../../schemas/candle.ts';
 import type { BackendFlags } from '../../sentiment/backends.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { sentimentCacheFile } from '../../sentiment/scorer.ts';
+import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { parsePort } from '../flags.ts';
 import { buildSources, parseSpeed, type SourceFlags } from '../sources.ts';
 
@@ -107,8 +110,8 @@ export async function run(
     );
   const store = await openFeatureStore(opts.store);
   // Inference on the same bus: the champion predicts every ready vector; replays judge staleness by event time.
-  const registry = await openRegistry(process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY);
-  const modelName = process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME;
+  const registry = await openRegistry(setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY);
+  const modelName = setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;
   const predictions = await openPredictionsStore(opts.store);
   const holder = new ChampionHolder(registry, { name: modelName });
   await holder.start();
@@ -169,7 +172,7 @@ export async function run(
       sources: opts.source === 'live' ? liveNewsSources(opts.feeds) : [],
       backend: { ...opts, threads: opts.threads ?? 1 },
       maxLagMs: newsMaxLagMs,
-      cacheFile: process.env.CRYPTOCAST_SENTIMENT_CACHE ?? '.data/sentiment-cache.jsonl',
+      cacheFile: sentimentCacheFile(),
       signal: newsAbort.signal,
     });
     status.print(

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { CandleService } from '../../candles/candle-service.ts';
 import { loadStreamConfig } from '../../config/config.ts';
+import { secret, setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { startMetricsServer } from '../../core/metrics-server.ts';
@@ -17,7 +18,7 @@ import type { NewsSource } from '../../news/source.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { type BackendFlags, createBackend } from '../../sentiment/backends.ts';
 import { NewsSignalService } from '../../sentiment/news-signal-service.ts';
-import { SentimentScorer } from '../../sentiment/scorer.ts';
+import { SentimentScorer, sentimentCacheFile } from '../../sentiment/scorer.ts';
 import { parsePort } from '../flags.ts';
 import { buildSources, type SourceFlags, sharedDataDir } from '../sources.ts';
 
@@ -72,21 +73,6 @@ export async function service(
     latePolicy: opts.latePolicy,
     maxPriceFactor: opts.maxPriceFactor,
   });
-  const SERVICES = [
-    'trades',
-    'candles',
-    'features',
-    'feature-writer',
-    'news',
-    'news-signals',
-    'trainer',
-    'predictor',
-    'api',
-    'monitor',
-  ];
-  if (!SERVICES.includes(name)) {
-    throw new UsageError(`unknown service "${name}": available now are ${SERVICES.join(', ')}`);
-  }
   let scorer: SentimentScorer | undefined;
   const maxLagMs = opts.maxLag === undefined ? 60_000 : Number(opts.maxLag) * 1000;
   if (name === 'news-signals') {
@@ -95,7 +81,7 @@ export async function service(
     try {
       scorer = new SentimentScorer({
         primary: createBackend(opts),
-        cacheFile: process.env.CRYPTOCAST_SENTIMENT_CACHE ?? '.data/sentiment-cache.jsonl',
+        cacheFile: sentimentCacheFile(),
       });
     } catch (err) {
       throw new UsageError((err as Error).message);
@@ -113,11 +99,14 @@ export async function service(
 
   if (name === 'news') {
     const svc = new NewsService(bus);
-    const feeds = (opts.feeds ?? process.env.CRYPTOCAST_NEWS_FEEDS ?? '')
-      .split(',')
-      .map((u) => u.trim())
-      .filter(Boolean)
-      .map((url) => ({ url }));
+    const feeds = (
+      opts.feeds === undefined
+        ? (setting('CRYPTOCAST_NEWS_FEEDS') ?? [])
+        : opts.feeds
+            .split(',')
+            .map((u) => u.trim())
+            .filter(Boolean)
+    ).map((url) => ({ url }));
     const source =
       opts.source === 'replay'
         ? new RecordedNewsSource({
@@ -128,9 +117,9 @@ export async function service(
         : new RssSource({ feeds: feeds.length > 0 ? feeds : DEFAULT_FEEDS });
     const sources: NewsSource[] = [source];
     // CryptoPanic joins when its token is in the environment (secrets never come from flags or files).
-    const token = process.env.CRYPTOPANIC_TOKEN;
+    const token = secret('CRYPTOPANIC_TOKEN');
     if (opts.source !== 'replay' && token)
-      sources.push(new CryptoPanicSource({ token, baseUrl: process.env.CRYPTOCAST_CRYPTOPANIC_URL }));
+      sources.push(new CryptoPanicSource({ token, baseUrl: setting('CRYPTOCAST_CRYPTOPANIC_URL') }));
     log.info({ service: 'news', bus: config.bus, sources: sources.map((x) => x.name) }, 'running');
     markStarted();
     stopping = svc.run(sources, abort.signal);

@@ -10,7 +10,7 @@ import { checkDataset, type Dataset, priceFromReturn } from '../../training/data
 import type { Evaluation } from '../../training/evaluation.ts';
 import { DEFAULT_GATE, type GatePolicy } from '../../training/gate.ts';
 import type { Progress } from '../../training/python-trainer.ts';
-import { openRegistry } from '../../training/registry/registry.ts';
+import { openRegistry } from '../../training/registry/open.ts';
 import {
   datasetFromCandles,
   datasetFromStoreWindow,

@@ -1,11 +1,13 @@
 import { parseDuration } from '../../config/config.ts';
+import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { checkDataset } from '../../training/dataset.ts';
-import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY, openRegistry } from '../../training/registry/registry.ts';
+import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
+import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { datasetFromStoreWindow, parsePairs } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
 import { TrainerService } from '../../training/trainer-service.ts';
@@ -34,8 +36,8 @@ export async function trainerService(opts: {
   const horizonMs = parseDuration(opts.horizon ?? '5m');
   const tuneSeconds = Number(opts.tuneSeconds ?? '120');
   const folds = Number(opts.folds ?? '5');
-  const registryUrl = opts.registry ?? process.env.CRYPTOCAST_REGISTRY ?? DEFAULT_REGISTRY;
-  const name = opts.name ?? process.env.CRYPTOCAST_MODEL_NAME ?? DEFAULT_MODEL_NAME;
+  const registryUrl = opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY;
+  const name = opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;
   const featureSets = [TECHNICAL_SET, ...(opts.withNews ? [NEWS_SET] : [])].map((s) => ({
     name: s.name,
     version: s.version,

@@ -3,6 +3,11 @@
  * resume — on every reconnect each channel is subscribed again with `since` = the newest record already shown, so a
  * restart of the API (or a lost connection) leaves no gap and no duplicate.
  */
+import { backoffDelay } from '../../core/retry.ts';
+
+/** Reconnecting the WebSocket, with jitter: every open dashboard reconnects at once after an API restart. */
+const RECONNECT_BACKOFF = { initialMs: 1_000, maxMs: 30_000 };
+
 export interface Page<T> {
   items: T[];
   next: number | null;
@@ -126,7 +131,7 @@ export class Live {
     };
     ws.onclose = () => {
       if (this.stopped) return;
-      const delay = Math.min(30_000, 1_000 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
+      const delay = backoffDelay(this.attempt++, RECONNECT_BACKOFF);
       this.o.onStatus('down', `reconnecting in ${(delay / 1000).toFixed(0)} s`);
       this.timer = setTimeout(() => this.connect(), delay);
     };

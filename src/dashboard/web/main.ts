@@ -1,3 +1,4 @@
+import { backoffCap } from '../../core/retry.ts';
 import { ApiError, type ChannelName, getJson, Live } from './api.ts';
 import { ErrorChart, MarketChart } from './charts.ts';
 import { esc, utc } from './format.ts';
@@ -260,7 +261,7 @@ async function main(): Promise<void> {
       pair = await pickPair();
       if (pair === undefined) return;
     } catch {
-      const delay = Math.min(30_000, 1_000 * 2 ** attempt);
+      const delay = backoffCap(attempt, { initialMs: 1_000, maxMs: 30_000 });
       setStatus('down', `retrying in ${delay / 1000} s`);
       await new Promise((r) => setTimeout(r, delay));
     }

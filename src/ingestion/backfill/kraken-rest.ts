@@ -1,14 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Logger, log as rootLog } from '../../core/log.ts';
+import type { Backoff } from '../../core/retry.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
 import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs, nsToMs } from '../live/kraken-trades-api.ts';
 import { assertUrl } from '../live/live-source.ts';
-import { KRAKEN_REST_PAIRS, krakenRestPair } from '../live/symbols.ts';
-import type { Backoff } from '../live/ws-connection.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
+import { krakenRestPair } from '../symbols.ts';
 import { type BackfillState, loadState, saveState } from './state-file.ts';
-
-export { KRAKEN_REST_PAIRS, krakenRestPair };
 
 /**
  * Historical trades from Kraken's REST `Trades` endpoint as a finite `TradeSource`: for one pair and a
@@ -29,30 +27,15 @@ export interface KrakenBackfillProgress {
   until: number;
   pages: number;
   retries: number;
-  /** @deprecated same as `fetchedTrades` (the first version's name). */
-  fetched: number;
-  /** @deprecated same as `cursorTs`. */
-  cursorMs: number;
-  /** @deprecated same as `since`. */
-  sinceMs: number;
-  /** @deprecated same as `until`. */
-  untilMs: number;
 }
-
-/** @deprecated the first version's name. */
-export type BackfillProgress = KrakenBackfillProgress;
 
 export interface KrakenBackfillOptions {
   /** Canonical pair; must be in `KRAKEN_REST_PAIRS`. */
   pair: string;
   /** Start of the range, epoch ms (inclusive). */
-  since?: number;
+  since: number;
   /** End of the range, epoch ms (exclusive); default: now. */
   until?: number;
-  /** @deprecated alias of `since`. */
-  sinceMs?: number;
-  /** @deprecated alias of `until`. */
-  untilMs?: number;
   /** Default `https://api.kraken.com`. */
   baseUrl?: string;
   /** Where the cursor is kept between runs; omitted: no resume. */
@@ -77,10 +60,9 @@ export class KrakenRestBackfill implements TradeSource {
 
   constructor(options: KrakenBackfillOptions) {
     krakenRestPair(options.pair); // unknown pairs fail here, clearly
-    const since = options.since ?? options.sinceMs;
-    const until = options.until ?? options.untilMs ?? Date.now();
-    if (since === undefined || !Number.isFinite(since))
-      throw new Error('backfill: since is not a valid time');
+    const { since } = options;
+    const until = options.until ?? Date.now();
+    if (!Number.isFinite(since)) throw new Error('backfill: since is not a valid time');
     if (!Number.isFinite(until)) throw new Error('backfill: until is not a valid time');
     if (until <= since)
       throw new Error(
@@ -206,10 +188,6 @@ export class KrakenRestBackfill implements TradeSource {
       until: this.until,
       pages,
       retries,
-      fetched: s.fetchedTrades,
-      cursorMs: cursorTs,
-      sinceMs: this.since,
-      untilMs: this.until,
     };
   }
 }

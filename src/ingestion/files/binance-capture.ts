@@ -1,3 +1,4 @@
+import { splitSymbol } from '../symbols.ts';
 import type { ParseContext } from './context.ts';
 import {
   decimal,
@@ -9,7 +10,6 @@ import {
   type TradeFields,
   toTrade,
 } from './row.ts';
-import { splitSymbol } from './symbols.ts';
 import { epochToMs } from './time.ts';
 
 /**

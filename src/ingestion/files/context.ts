@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { normalisePair, splitSymbol } from './symbols.ts';
+import { normalisePair, splitSymbol } from '../symbols.ts';
 import { TradeFileError, type TradeFileFormat } from './types.ts';
 
 /** What every row parser of one file needs to know besides the row. */

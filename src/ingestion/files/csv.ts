@@ -1,4 +1,5 @@
 import { parse as parseCsv } from 'csv-parse/sync';
+import { normalisePair } from '../symbols.ts';
 import type { ParseContext } from './context.ts';
 import {
   decimal,
@@ -11,7 +12,6 @@ import {
   type TradeFields,
   toTrade,
 } from './row.ts';
-import { normalisePair } from './symbols.ts';
 import { epochToMs, parseTime } from './time.ts';
 import { TradeFileError, type TradeFileFormat } from './types.ts';
 

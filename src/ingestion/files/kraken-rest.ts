@@ -1,3 +1,4 @@
+import { krakenPair } from '../symbols.ts';
 import type { ParseContext } from './context.ts';
 import {
   decimal,
@@ -9,7 +10,6 @@ import {
   type TradeFields,
   toTrade,
 } from './row.ts';
-import { krakenPair } from './symbols.ts';
 import { secondsTextToMs } from './time.ts';
 
 /**

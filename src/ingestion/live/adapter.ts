@@ -1,7 +1,7 @@
 import type { Logger } from '../../core/log.ts';
+import type { Backoff } from '../../core/retry.ts';
 import type { Trade } from '../../schemas/trade.ts';
 import type { Parsed } from './parse-common.ts';
-import type { Backoff } from './ws-connection.ts';
 
 /**
  * What one exchange contributes to a live connector (`LiveTradeSource` does the rest): where to connect,

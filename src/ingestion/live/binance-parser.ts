@@ -1,3 +1,4 @@
+import { binancePair } from '../symbols.ts';
 import {
   decimal,
   emptyParsed,
@@ -8,7 +9,6 @@ import {
   safeId,
   show,
 } from './parse-common.ts';
-import { binancePair } from './symbols.ts';
 
 /**
  * Binance spot `<symbol>@trade` (docs/exchange-protocols.md §4), raw (`/ws/…`) or wrapped by the combined

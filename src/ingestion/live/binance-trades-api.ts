@@ -1,10 +1,10 @@
+import { getJson } from '../../core/http.ts';
 import type { Logger } from '../../core/log.ts';
+import type { Backoff } from '../../core/retry.ts';
 import { redactSecrets } from '../../core/secrets.ts';
 import { validate } from '../../runtime/validated.ts';
 import { type Trade, TradeSchema } from '../../schemas/trade.ts';
-import { getJson } from './http.ts';
-import { binanceRestSymbol } from './symbols.ts';
-import type { Backoff } from './ws-connection.ts';
+import { binanceRestSymbol } from '../symbols.ts';
 
 /**
  * Binance spot `GET /api/v3/historicalTrades?symbol=&fromId=&limit=` ("Old trade lookup", binance-spot-api-docs

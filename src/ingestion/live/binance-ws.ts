@@ -1,9 +1,9 @@
 import type { Trade } from '../../schemas/trade.ts';
+import { binanceStreamSymbol } from '../symbols.ts';
 import type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
 import { parseBinanceFrame } from './binance-parser.ts';
 import { BINANCE_PAGE_LIMIT, BINANCE_REST_URL, fetchBinanceTrades } from './binance-trades-api.ts';
 import { assertUrl, LiveTradeSource } from './live-source.ts';
-import { binanceStreamSymbol } from './symbols.ts';
 
 /** Combined-stream endpoint (events arrive as `{stream, data}`); streams are added with `SUBSCRIBE`. */
 export const BINANCE_WS_URL = 'wss://stream.binance.com:9443/stream';

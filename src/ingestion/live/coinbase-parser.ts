@@ -1,3 +1,4 @@
+import { coinbasePair } from '../symbols.ts';
 import {
   decimal,
   emptyParsed,
@@ -8,7 +9,6 @@ import {
   rfc3339ToMs,
   show,
 } from './parse-common.ts';
-import { coinbasePair } from './symbols.ts';
 
 /**
  * Whose side Coinbase's `market_trades.side` names. The documentation does not say, and clients disagree

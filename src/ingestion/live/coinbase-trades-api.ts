@@ -1,11 +1,11 @@
+import { getJson } from '../../core/http.ts';
 import type { Logger } from '../../core/log.ts';
+import type { Backoff } from '../../core/retry.ts';
 import { validate } from '../../runtime/validated.ts';
 import { type Trade, TradeSchema } from '../../schemas/trade.ts';
+import { coinbaseProduct } from '../symbols.ts';
 import { type CoinbaseSideMeaning, coinbaseTakerSide } from './coinbase-parser.ts';
-import { getJson } from './http.ts';
 import { rfc3339ToMs } from './parse-common.ts';
-import { coinbaseProduct } from './symbols.ts';
-import type { Backoff } from './ws-connection.ts';
 
 /**
  * Coinbase Advanced Trade "Get Public Market Trades", `GET /api/v3/brokerage/market/products/{id}/ticker`

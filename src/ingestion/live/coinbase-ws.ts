@@ -1,3 +1,4 @@
+import { coinbaseProduct } from '../symbols.ts';
 import type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
 import {
   type CoinbaseSideMeaning,
@@ -6,7 +7,6 @@ import {
 } from './coinbase-parser.ts';
 import { COINBASE_PAGE_LIMIT, COINBASE_REST_URL, fetchCoinbaseTrades } from './coinbase-trades-api.ts';
 import { assertUrl, LiveTradeSource } from './live-source.ts';
-import { coinbaseProduct } from './symbols.ts';
 
 export const COINBASE_WS_URL = 'wss://advanced-trade-ws.coinbase.com';
 

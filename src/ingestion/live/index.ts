@@ -1,3 +1,4 @@
+import { secret, setting } from '../../config/env.ts';
 import { BinanceWsSource } from './binance-ws.ts';
 import { CoinbaseWsSource } from './coinbase-ws.ts';
 import { KrakenWsSource } from './kraken-ws.ts';
@@ -21,15 +22,15 @@ export function liveSources(
   pairs: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
 ): LiveTradeSource[] {
-  const exchanges = (env.CRYPTOCAST_EXCHANGES ?? 'kraken').split(',').map((s) => s.trim().toLowerCase());
+  const exchanges = (setting('CRYPTOCAST_EXCHANGES', env) ?? ['kraken']).map((s) => s.toLowerCase());
   const out: LiveTradeSource[] = [];
   for (const x of exchanges) {
     if (x === 'kraken') {
       out.push(
         new KrakenWsSource({
           pairs,
-          wsUrl: env.CRYPTOCAST_KRAKEN_WS_URL,
-          restUrl: env.CRYPTOCAST_KRAKEN_REST_URL,
+          wsUrl: setting('CRYPTOCAST_KRAKEN_WS_URL', env),
+          restUrl: setting('CRYPTOCAST_KRAKEN_REST_URL', env),
         }),
       );
     } else if (x === 'binance') {
@@ -37,20 +38,18 @@ export function liveSources(
       out.push(
         new BinanceWsSource({
           pairs: usdt,
-          wsUrl: env.CRYPTOCAST_BINANCE_WS_URL,
-          restUrl: env.CRYPTOCAST_BINANCE_REST_URL,
-          apiKey: env.BINANCE_API_KEY,
+          wsUrl: setting('CRYPTOCAST_BINANCE_WS_URL', env),
+          restUrl: setting('CRYPTOCAST_BINANCE_REST_URL', env),
+          apiKey: secret('BINANCE_API_KEY', env),
         }),
       );
     } else if (x === 'coinbase') {
-      const side = env.CRYPTOCAST_COINBASE_SIDE ?? 'maker';
-      if (side !== 'maker' && side !== 'taker')
-        throw new Error(`CRYPTOCAST_COINBASE_SIDE must be maker or taker, not "${side}"`);
+      const side = setting('CRYPTOCAST_COINBASE_SIDE', env) ?? 'maker';
       out.push(
         new CoinbaseWsSource({
           pairs,
-          wsUrl: env.CRYPTOCAST_COINBASE_WS_URL,
-          restUrl: env.CRYPTOCAST_COINBASE_REST_URL,
+          wsUrl: setting('CRYPTOCAST_COINBASE_WS_URL', env),
+          restUrl: setting('CRYPTOCAST_COINBASE_REST_URL', env),
           sideMeaning: side,
         }),
       );

@@ -1,3 +1,4 @@
+import { krakenWsPair } from '../symbols.ts';
 import {
   decimal,
   emptyParsed,
@@ -9,7 +10,6 @@ import {
   safeId,
   show,
 } from './parse-common.ts';
-import { krakenWsPair } from './symbols.ts';
 
 /**
  * Kraken Spot WebSocket v2 (docs/exchange-protocols.md §1):

@@ -1,9 +1,9 @@
+import { getJson } from '../../core/http.ts';
 import type { Logger } from '../../core/log.ts';
+import type { Backoff } from '../../core/retry.ts';
 import { validate } from '../../runtime/validated.ts';
 import { type Trade, TradeSchema } from '../../schemas/trade.ts';
-import { getJson } from './http.ts';
-import { krakenRestPair } from './symbols.ts';
-import type { Backoff } from './ws-connection.ts';
+import { krakenRestPair } from '../symbols.ts';
 
 /**
  * Kraken REST `GET /0/public/Trades?pair=&since=` (docs/exchange-protocols.md §2), used by the live

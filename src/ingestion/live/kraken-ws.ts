@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Trade } from '../../schemas/trade.ts';
+import { assertPairs, krakenRestPair, krakenWsSymbol } from '../symbols.ts';
 import type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
 import { parseKrakenFrame } from './kraken-parser.ts';
 import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs } from './kraken-trades-api.ts';
 import { assertUrl, LiveTradeSource } from './live-source.ts';
-import { assertPairs, krakenRestPair, krakenWsSymbol } from './symbols.ts';
 
 export const KRAKEN_WS_URL = 'wss://ws.kraken.com/v2';
 

@@ -3,9 +3,9 @@ import { deadLetter } from '../../schemas/dlq.ts';
 import type { Trade } from '../../schemas/trade.ts';
 import { TradeDeduplicator } from '../dedup.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
+import { assertPairs } from '../symbols.ts';
 import type { ExchangeAdapter, LiveSourceOptions } from './adapter.ts';
 import type { Control } from './parse-common.ts';
-import { assertPairs } from './symbols.ts';
 import { ReconnectingSocket } from './ws-connection.ts';
 
 export type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import type { Logger } from '../../core/log.ts';
+import { type Backoff, backoffDelay } from '../../core/retry.ts';
 
 /**
  * A websocket that stays connected, shared by the live connectors:
@@ -14,23 +15,7 @@ import type { Logger } from '../../core/log.ts';
  *   to `onMessage` one at a time, in order, even when a handler awaits (REST refills);
  * - stops when `signal` aborts.
  */
-export interface Backoff {
-  initialMs: number;
-  maxMs: number;
-}
-
 export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
-
-/**
- * Delay before reconnecting after `failures` consecutive failed attempts (0 after a healthy connection):
- * base = min(max, initial · 2^failures), delay uniform in [base/2, base]. "Equal jitter": spread out so many
- * clients do not reconnect in lockstep, yet never shorter than half the base, so a down endpoint really is
- * backed off from.
- */
-export function backoffDelay(failures: number, b: Backoff, random: () => number = Math.random): number {
-  const base = Math.min(b.maxMs, b.initialMs * 2 ** Math.min(failures, 30));
-  return base / 2 + (random() * base) / 2;
-}
 
 export interface ReconnectingSocketOptions {
   url: string;

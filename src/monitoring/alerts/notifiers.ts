@@ -1,3 +1,4 @@
+import { secret } from '../../config/env.ts';
 import type { Notification } from './state.ts';
 
 /**
@@ -71,17 +72,17 @@ export function webhookBody(n: Notification) {
 export function channelsFromEnv(env: NodeJS.ProcessEnv = process.env): Channel[] {
   const out: Channel[] = [];
   const json = { 'content-type': 'application/json' };
-  if (env.CRYPTOCAST_SLACK_WEBHOOK_URL)
-    out.push({ name: 'slack', url: env.CRYPTOCAST_SLACK_WEBHOOK_URL, headers: json, body: slackBody });
-  if (env.CRYPTOCAST_DISCORD_WEBHOOK_URL)
-    out.push({ name: 'discord', url: env.CRYPTOCAST_DISCORD_WEBHOOK_URL, headers: json, body: discordBody });
-  if (env.CRYPTOCAST_ALERT_WEBHOOK_URL)
+  const slack = secret('CRYPTOCAST_SLACK_WEBHOOK_URL', env);
+  const discord = secret('CRYPTOCAST_DISCORD_WEBHOOK_URL', env);
+  const webhook = secret('CRYPTOCAST_ALERT_WEBHOOK_URL', env);
+  const token = secret('CRYPTOCAST_ALERT_WEBHOOK_TOKEN', env);
+  if (slack) out.push({ name: 'slack', url: slack, headers: json, body: slackBody });
+  if (discord) out.push({ name: 'discord', url: discord, headers: json, body: discordBody });
+  if (webhook)
     out.push({
       name: 'webhook',
-      url: env.CRYPTOCAST_ALERT_WEBHOOK_URL,
-      headers: env.CRYPTOCAST_ALERT_WEBHOOK_TOKEN
-        ? { ...json, authorization: `Bearer ${env.CRYPTOCAST_ALERT_WEBHOOK_TOKEN}` }
-        : json,
+      url: webhook,
+      headers: token ? { ...json, authorization: `Bearer ${token}` } : json,
       body: webhookBody,
     });
   return out;

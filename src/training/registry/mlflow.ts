@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MlflowClient } from './mlflow-client.ts';
 import {
   type Alias,
   type AliasChange,
@@ -39,17 +40,6 @@ export interface MlflowRegistryOptions {
   timeoutMs?: number;
 }
 
-/** An MLflow error answer (or no answer): the HTTP status and MLflow's error_code, when there was one. */
-export class MlflowRegistryError extends RegistryError {
-  readonly status: number | undefined;
-  readonly errorCode: string | undefined;
-  constructor(message: string, status?: number, errorCode?: string) {
-    super(message);
-    this.status = status;
-    this.errorCode = errorCode;
-  }
-}
-
 interface RunInfo {
   run_id: string;
   experiment_id: string;
@@ -65,187 +55,31 @@ interface Tag {
   key: string;
   value?: string;
 }
-type Query = Record<string, string | number | undefined>;
 
 let aliasChangeSeq = 0;
 
 export class MlflowRegistry implements ModelRegistry {
   readonly kind = 'mlflow' as const;
   readonly location: string;
-  private readonly base: string;
+  private readonly client: MlflowClient;
   private readonly experimentName: string;
-  private readonly timeoutMs: number;
-  private readonly auth: string | undefined;
   private experimentId: Promise<string> | undefined;
   private readonly models = new Map<string, Promise<void>>();
 
   constructor(baseUrl: string, options: MlflowRegistryOptions = {}) {
-    let url: URL;
-    try {
-      url = new URL(baseUrl);
-    } catch {
-      throw new RegistryError(`bad MLflow URL "${baseUrl}"`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:')
-      throw new RegistryError(`bad MLflow URL "${baseUrl}": use http:// or https://`);
-    // Credentials in the URL become a Basic header (fetch refuses URLs that carry them) and stay out of messages.
-    let basic: string | undefined;
-    if (url.username || url.password)
-      basic = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
-        'base64',
-      );
-    url.username = '';
-    url.password = '';
-    url.search = '';
-    url.hash = '';
-    this.base = url.href.replace(/\/+$/, '');
-    this.location = `mlflow+${this.base}`;
+    this.client = new MlflowClient(baseUrl, options);
+    this.location = `mlflow+${this.client.base}`;
     this.experimentName = options.experiment ?? 'cryptocast';
-    this.timeoutMs = options.timeoutMs ?? 30_000;
-    const token = process.env.MLFLOW_TRACKING_TOKEN;
-    const user = process.env.MLFLOW_TRACKING_USERNAME;
-    if (token) this.auth = `Bearer ${token}`;
-    else if (basic) this.auth = `Basic ${basic}`;
-    else if (user)
-      this.auth = `Basic ${Buffer.from(`${user}:${process.env.MLFLOW_TRACKING_PASSWORD ?? ''}`).toString('base64')}`;
   }
 
-  // --- HTTP -------------------------------------------------------------------------------------------------
-
-  private async request(
-    method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
-    path: string,
-    opts: { query?: Query; json?: unknown; body?: Uint8Array; timeoutMs?: number } = {},
-  ): Promise<Response> {
-    let url = `${this.base}${path}`;
-    if (opts.query) {
-      const q = new URLSearchParams();
-      for (const [k, v] of Object.entries(opts.query)) if (v !== undefined) q.set(k, String(v));
-      url += `?${q}`;
-    }
-    const headers: Record<string, string> = {};
-    if (this.auth) headers['authorization'] = this.auth;
-    let body: string | Uint8Array | undefined;
-    if (opts.json !== undefined) {
-      headers['content-type'] = 'application/json';
-      body = JSON.stringify(opts.json);
-    } else if (opts.body !== undefined) {
-      headers['content-type'] = 'application/octet-stream';
-      body = opts.body;
-    }
-    const what = `${method} ${path}`;
-    const timeout = opts.timeoutMs ?? this.timeoutMs;
-    let res: Response;
-    try {
-      res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(timeout) });
-    } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      if (e.name === 'TimeoutError')
-        throw new MlflowRegistryError(`MLflow at ${this.base} did not answer ${what} within ${timeout} ms`);
-      const why = e.cause?.code ?? e.cause?.message ?? e.message;
-      throw new MlflowRegistryError(`MLflow at ${this.base} is unreachable (${why}) for ${what}`);
-    }
-    if (res.ok) return res;
-    const text = await res.text().catch(() => '');
-    let code: string | undefined;
-    let message = text.slice(0, 500);
-    try {
-      const j = JSON.parse(text) as { error_code?: string; message?: string };
-      code = j.error_code;
-      if (j.message) message = j.message;
-    } catch {
-      // not JSON (a proxy's error page): the start of the text is the message
-    }
-    throw new MlflowRegistryError(
-      `MLflow ${what} failed: HTTP ${res.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`,
-      res.status,
-      code,
-    );
-  }
-
-  private async api<T>(
-    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
-    endpoint: string,
-    args: Query | object = {},
-  ) {
-    const res = await this.request(
-      method,
-      `/api/2.0/mlflow/${endpoint}`,
-      method === 'GET' || method === 'DELETE' ? { query: args as Query } : { json: args },
-    );
-    const text = await res.text();
-    return (text ? JSON.parse(text) : {}) as T;
-  }
-
-  /** The same call, but undefined when MLflow says the thing does not exist. */
-  private async maybe<T>(method: 'GET', endpoint: string, args: Query): Promise<T | undefined> {
-    try {
-      return await this.api<T>(method, endpoint, args);
-    } catch (err) {
-      if (err instanceof MlflowRegistryError && err.errorCode === 'RESOURCE_DOES_NOT_EXIST') return undefined;
-      throw err;
-    }
-  }
-
-  // --- artifacts (through the server's proxy) ------------------------------------------------------------------
-
-  /** `mlflow-artifacts:/1/<run>/artifacts` (or with a host) → the proxy path of that folder. */
   private artifactPath(uri: string): string {
-    const m = /^mlflow-artifacts:(?:\/\/[^/]*)?\/(.*)$/.exec(uri);
-    if (!m)
-      throw new RegistryError(
-        `artifact location ${uri} is not served by the MLflow server: start it with --serve-artifacts and ` +
-          `use an experiment whose artifact location is mlflow-artifacts:/ (not "${this.experimentName}" as it is)`,
-      );
-    const rel = m[1]!.replace(/\/+$/, '');
-    return `/api/2.0/mlflow-artifacts/artifacts/${rel.split('/').map(encodeURIComponent).join('/')}`;
-  }
-
-  private async upload(root: string, file: string, data: Uint8Array): Promise<void> {
-    await this.request('PUT', `${root}/${encodeURIComponent(file)}`, {
-      body: data,
-      timeoutMs: this.timeoutMs * 4,
-    });
-  }
-
-  private async fetchArtifact(root: string, file: string): Promise<Uint8Array | undefined> {
-    try {
-      const res = await this.request('GET', `${root}/${encodeURIComponent(file)}`, {
-        timeoutMs: this.timeoutMs * 4,
-      });
-      return new Uint8Array(await res.arrayBuffer());
-    } catch (err) {
-      if (err instanceof MlflowRegistryError && err.status === 404) return undefined;
-      throw err;
-    }
+    return this.client.artifactPath(uri, this.experimentName);
   }
 
   // --- experiment, registered model ---------------------------------------------------------------------------
 
   private experiment(): Promise<string> {
-    this.experimentId ??= (async () => {
-      const name = this.experimentName;
-      for (let attempt = 0; attempt < 2; attempt++) {
-        const got = await this.maybe<{ experiment: { experiment_id: string; lifecycle_stage?: string } }>(
-          'GET',
-          'experiments/get-by-name',
-          { experiment_name: name },
-        );
-        if (got) {
-          if (got.experiment.lifecycle_stage === 'deleted')
-            throw new RegistryError(`MLflow experiment "${name}" is deleted: restore it in the MLflow UI`);
-          return got.experiment.experiment_id;
-        }
-        try {
-          return (await this.api<{ experiment_id: string }>('POST', 'experiments/create', { name }))
-            .experiment_id;
-        } catch (err) {
-          // Another process created it between the two calls: read it again.
-          if (!(err instanceof MlflowRegistryError && err.errorCode === 'RESOURCE_ALREADY_EXISTS')) throw err;
-        }
-      }
-      throw new RegistryError(`could not create or find the MLflow experiment "${name}"`);
-    })();
+    this.experimentId ??= this.client.experimentId(this.experimentName);
     this.experimentId.catch(() => {
       this.experimentId = undefined;
     });
@@ -255,19 +89,11 @@ export class MlflowRegistry implements ModelRegistry {
   private ensureModel(name: string): Promise<void> {
     let p = this.models.get(name);
     if (!p) {
-      p = (async () => {
-        if (await this.maybe('GET', 'registered-models/get', { name })) return;
-        try {
-          await this.api('POST', 'registered-models/create', {
-            name,
-            description:
-              'A cryptocast price model (registered by cryptocast; aliases champion and challenger).',
-            tags: [{ key: 'cryptocast.managed', value: 'true' }],
-          });
-        } catch (err) {
-          if (!(err instanceof MlflowRegistryError && err.errorCode === 'RESOURCE_ALREADY_EXISTS')) throw err;
-        }
-      })();
+      p = this.client.ensureRegisteredModel(
+        name,
+        'A cryptocast price model (registered by cryptocast; aliases champion and challenger).',
+        [{ key: 'cryptocast.managed', value: 'true' }],
+      );
       this.models.set(name, p);
       p.catch(() => this.models.delete(name));
     }
@@ -292,7 +118,7 @@ export class MlflowRegistry implements ModelRegistry {
     // Validated now, with a placeholder version, so that a bad card fails before anything is created.
     const draft = ModelCardSchema.parse({ ...card, version: 1, createdAt });
     const [experimentId] = await Promise.all([this.experiment(), this.ensureModel(card.name)]);
-    const { run } = await this.api<{ run: { info: RunInfo } }>('POST', 'runs/create', {
+    const { run } = await this.client.api<{ run: { info: RunInfo } }>('POST', 'runs/create', {
       experiment_id: experimentId,
       run_name: `${card.name}-${new Date(createdAt).toISOString().replace(/[:.]/g, '-')}`,
       start_time: createdAt,
@@ -302,12 +128,12 @@ export class MlflowRegistry implements ModelRegistry {
     try {
       await this.logBatch(runId, card, createdAt);
       const root = this.artifactPath(run.info.artifact_uri);
-      for (const [f, data] of files) await this.upload(root, f, data);
+      for (const [f, data] of files) await this.client.upload(root, f, data);
       // The card before MLflow numbered it (version 0 = not known yet); rewritten with the number below. Readers
       // take the number from MLflow, so a version whose rewrite failed still reads right.
       const cardBytes = (c: object) => new TextEncoder().encode(`${JSON.stringify(c, null, 2)}\n`);
-      await this.upload(root, 'card.json', cardBytes({ ...draft, version: 0 }));
-      const { model_version: mv } = await this.api<{ model_version: ModelVersion }>(
+      await this.client.upload(root, 'card.json', cardBytes({ ...draft, version: 0 }));
+      const { model_version: mv } = await this.client.api<{ model_version: ModelVersion }>(
         'POST',
         'model-versions/create',
         {
@@ -323,18 +149,22 @@ export class MlflowRegistry implements ModelRegistry {
         },
       );
       const full = ModelCardSchema.parse({ ...draft, version: Number(mv.version) });
-      await this.upload(root, 'card.json', cardBytes(full));
-      await this.api('POST', 'runs/set-tag', {
+      await this.client.upload(root, 'card.json', cardBytes(full));
+      await this.client.api('POST', 'runs/set-tag', {
         run_id: runId,
         key: 'cryptocast.model_version',
         value: `${card.name}/${mv.version}`,
       });
-      await this.api('POST', 'runs/update', { run_id: runId, status: 'FINISHED', end_time: Date.now() });
+      await this.client.api('POST', 'runs/update', {
+        run_id: runId,
+        status: 'FINISHED',
+        end_time: Date.now(),
+      });
       return full;
     } catch (err) {
-      await this.api('POST', 'runs/update', { run_id: runId, status: 'FAILED', end_time: Date.now() }).catch(
-        () => {},
-      );
+      await this.client
+        .api('POST', 'runs/update', { run_id: runId, status: 'FAILED', end_time: Date.now() })
+        .catch(() => {});
       throw err;
     }
   }
@@ -354,15 +184,15 @@ export class MlflowRegistry implements ModelRegistry {
             metrics.push({ key: cleanKey(`fold.${predictor}.${m}`), value: v, timestamp: at, step: f.fold });
     // MLflow's limits per log-batch call: 100 params, 1000 metrics, 1000 entries in all.
     for (let i = 0; i < params.length; i += 100)
-      await this.api('POST', 'runs/log-batch', { run_id: runId, params: params.slice(i, i + 100) });
+      await this.client.api('POST', 'runs/log-batch', { run_id: runId, params: params.slice(i, i + 100) });
     for (let i = 0; i < metrics.length; i += 1000)
-      await this.api('POST', 'runs/log-batch', { run_id: runId, metrics: metrics.slice(i, i + 1000) });
+      await this.client.api('POST', 'runs/log-batch', { run_id: runId, metrics: metrics.slice(i, i + 1000) });
   }
 
   private async version(name: string, version: number): Promise<ModelVersion | undefined> {
     this.check(name);
     if (!Number.isInteger(version) || version < 1) return undefined;
-    const got = await this.maybe<{ model_version: ModelVersion }>('GET', 'model-versions/get', {
+    const got = await this.client.maybe<{ model_version: ModelVersion }>('GET', 'model-versions/get', {
       name,
       version: String(version),
     });
@@ -370,7 +200,7 @@ export class MlflowRegistry implements ModelRegistry {
   }
 
   private async cardOf(mv: ModelVersion): Promise<ModelCard> {
-    const bytes = await this.fetchArtifact(this.artifactPath(mv.source), 'card.json');
+    const bytes = await this.client.fetchArtifact(this.artifactPath(mv.source), 'card.json');
     if (!bytes)
       throw new RegistryError(
         `${mv.name} version ${mv.version} in MLflow has no card.json at ${mv.source} (not registered by cryptocast?)`,
@@ -389,7 +219,7 @@ export class MlflowRegistry implements ModelRegistry {
     const versions: ModelVersion[] = [];
     let pageToken: string | undefined;
     do {
-      const page = await this.api<{ model_versions?: ModelVersion[]; next_page_token?: string }>(
+      const page = await this.client.api<{ model_versions?: ModelVersion[]; next_page_token?: string }>(
         'GET',
         'model-versions/search',
         { filter: `name='${name}'`, max_results: 1000, page_token: pageToken },
@@ -407,11 +237,9 @@ export class MlflowRegistry implements ModelRegistry {
     this.check(name);
     // From the registered model's alias list: GET registered-models/alias answers a missing alias with a 400
     // (INVALID_PARAMETER_VALUE), indistinguishable from a bad request.
-    const got = await this.maybe<{ registered_model: { aliases?: { alias: string; version: string }[] } }>(
-      'GET',
-      'registered-models/get',
-      { name },
-    );
+    const got = await this.client.maybe<{
+      registered_model: { aliases?: { alias: string; version: string }[] };
+    }>('GET', 'registered-models/get', { name });
     const a = got?.registered_model.aliases?.find((x) => x.alias === alias);
     return a ? Number(a.version) : undefined;
   }
@@ -420,7 +248,7 @@ export class MlflowRegistry implements ModelRegistry {
     if ((await this.version(name, version)) === undefined)
       throw new RegistryError(`${name} has no version ${version}`);
     const previous = (await this.alias(name, alias)) ?? null;
-    await this.api('POST', 'registered-models/alias', { name, alias, version: String(version) });
+    await this.client.api('POST', 'registered-models/alias', { name, alias, version: String(version) });
     const change: AliasChange = { alias, version, previous, at: Date.now(), reason };
     let value = JSON.stringify(change);
     if (value.length > MAX_MODEL_TAG_VALUE) {
@@ -430,7 +258,7 @@ export class MlflowRegistry implements ModelRegistry {
     // Keys sort by time, then by a counter for changes in the same millisecond, then at random across processes.
     const key = `${ALIAS_CHANGE_TAG}${String(change.at).padStart(15, '0')}-${String(++aliasChangeSeq).padStart(6, '0')}-${randomUUID().slice(0, 8)}`;
     try {
-      await this.api('POST', 'registered-models/set-tag', { name, key, value });
+      await this.client.api('POST', 'registered-models/set-tag', { name, key, value });
     } catch (err) {
       throw new RegistryError(
         `${name}: ${alias} now points to version ${version}, but the change could not be recorded in the alias ` +
@@ -441,9 +269,13 @@ export class MlflowRegistry implements ModelRegistry {
 
   async aliasHistory(name: string): Promise<AliasChange[]> {
     this.check(name);
-    const got = await this.maybe<{ registered_model: { tags?: Tag[] } }>('GET', 'registered-models/get', {
-      name,
-    });
+    const got = await this.client.maybe<{ registered_model: { tags?: Tag[] } }>(
+      'GET',
+      'registered-models/get',
+      {
+        name,
+      },
+    );
     return (got?.registered_model.tags ?? [])
       .filter((t) => t.key.startsWith(ALIAS_CHANGE_TAG))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
@@ -458,7 +290,7 @@ export class MlflowRegistry implements ModelRegistry {
     await mkdir(dir, { recursive: true });
     const out: Record<string, string> = {};
     for (const f of card.artifacts) {
-      const data = await this.fetchArtifact(root, f);
+      const data = await this.client.fetchArtifact(root, f);
       if (!data) throw new RegistryError(`${name} version ${version}: artifact ${f} is missing in MLflow`);
       out[f] = join(dir, f);
       await writeFile(out[f], data);

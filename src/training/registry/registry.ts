@@ -9,7 +9,7 @@ import { CryptocastError, ERR } from '../../core/errors.ts';
  * - `challenger`: the latest model that was registered but not promoted, for comparison.
  *
  * One interface, two backends: a local directory (the embedded default) and MLflow (distributed), selected by
- * URL (`openRegistry`). A backend stores the card (JSON) and the artifact files of each version as they are;
+ * URL (`openRegistry`, in open.ts). A backend stores the card (JSON) and the artifact files of each version as they are;
  * it never interprets them. Every alias change is appended to an alias history, which `rollback` reads.
  */
 export const ALIASES = ['champion', 'challenger'] as const;
@@ -91,20 +91,4 @@ export class RegistryError extends CryptocastError {
   }
 }
 
-export const DEFAULT_REGISTRY = '.data/registry';
 export const DEFAULT_MODEL_NAME = 'cryptocast-price';
-
-/**
- * Opens a registry by URL: a directory path (`.data/registry`, `file:PATH`) or an MLflow tracking server
- * (`mlflow+http://host:port` or `mlflow+https://…`; a token for it comes from MLFLOW_TRACKING_TOKEN).
- */
-export async function openRegistry(url: string): Promise<ModelRegistry> {
-  if (/^mlflow\+https?:\/\//.test(url)) {
-    const { MlflowRegistry } = await import('./mlflow.ts');
-    return new MlflowRegistry(url.slice('mlflow+'.length));
-  }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url))
-    throw new RegistryError(`unknown registry URL "${url}": use a directory path or mlflow+http://host:port`);
-  const { LocalRegistry } = await import('./local.ts');
-  return new LocalRegistry(url.startsWith('file:') ? url.slice(5) : url);
-}

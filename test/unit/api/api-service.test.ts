@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { championCard, startApi } from '../../../src/api/api-service.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import { topics } from '../../../src/runtime/topic.ts';
+import { topics } from '../../../src/schemas/topics.ts';
 import type { ModelCard, ModelRegistry } from '../../../src/training/registry/registry.ts';
 import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
 import { waitFor } from '../../support/wait.ts';

@@ -4,8 +4,8 @@ import { WebSocket } from 'ws';
 import { LatestPredictions } from '../../../src/api/latest.ts';
 import { type ApiOptions, buildApi, wsHubOf } from '../../../src/api/server.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import { topics } from '../../../src/runtime/topic.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
+import { topics } from '../../../src/schemas/topics.ts';
 import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
 import { waitFor } from '../../support/wait.ts';
 

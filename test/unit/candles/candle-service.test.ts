@@ -3,9 +3,9 @@ import { describe, it } from 'node:test';
 import { CandleService } from '../../../src/candles/candle-service.ts';
 import { TradeService } from '../../../src/ingestion/trade-service.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import { topics } from '../../../src/runtime/topic.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
+import { topics } from '../../../src/schemas/topics.ts';
 import type { TradeEvent } from '../../../src/schemas/trade.ts';
 import { MIN, ohlc, T0, trade, watermark } from '../../support/factories.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { backoffDelay, parseRetryAfter } from '../../../src/core/retry.ts';
+import { backoffCap, backoffDelay, parseRetryAfter } from '../../../src/core/retry.ts';
 
 describe('one retry policy', () => {
   it('Retry-After in seconds (fractions too) and as an HTTP-date; garbage and the past are handled', () => {
@@ -22,6 +22,10 @@ describe('one retry policy', () => {
     assert.deepEqual(
       [0, 1, 4].map((a) => backoffDelay(a, b, () => 0)),
       [50, 100, 500],
+    );
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 10, 1_000].map((a) => backoffCap(a, b)),
+      [100, 200, 400, 800, 1_000, 1_000, 1_000],
     );
   });
 });

@@ -6,9 +6,9 @@ import { type CandleInput, TechnicalFeatures } from '../../../src/features/techn
 import { readTradeFile } from '../../../src/ingestion/files/readers.ts';
 import { TradeService } from '../../../src/ingestion/trade-service.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import { topics } from '../../../src/runtime/topic.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
+import { topics } from '../../../src/schemas/topics.ts';
 import type { Trade } from '../../../src/schemas/trade.ts';
 import { KRAKEN_REST_TRADES } from '../../support/data.ts';
 

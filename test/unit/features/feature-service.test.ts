@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FeatureService } from '../../../src/features/feature-service.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import { topics } from '../../../src/runtime/topic.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
+import { topics } from '../../../src/schemas/topics.ts';
 import { bitstampCandles } from '../../support/bitstamp.ts';
 
 const asCandle = (c: Awaited<ReturnType<typeof bitstampCandles>>[number]): Candle => ({

@@ -5,9 +5,9 @@ import { FeatureWriter, NEWS_SET, TECHNICAL_SET } from '../../../src/features/fe
 import { NewsFeatures } from '../../../src/features/news.ts';
 import { DuckDbFeatureStore } from '../../../src/features/store/duckdb.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import { topics } from '../../../src/runtime/topic.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { NewsSignal } from '../../../src/schemas/news-signal.ts';
+import { topics } from '../../../src/schemas/topics.ts';
 import { bitstampCandleRecords } from '../../support/bitstamp.ts';
 
 describe('FeatureWriter', () => {

@@ -9,10 +9,10 @@ import type { ServingModel } from '../../../src/inference/model-holder.ts';
 import { PredictorService } from '../../../src/inference/predictor-service.ts';
 import { openPredictionsStore } from '../../../src/inference/store/open.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import { topics } from '../../../src/runtime/topic.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
+import { topics } from '../../../src/schemas/topics.ts';
 import type { ModelCard } from '../../../src/training/registry/registry.ts';
 import { waitFor } from '../../support/wait.ts';
 

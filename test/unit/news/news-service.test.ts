@@ -4,9 +4,9 @@ import { describe, it } from 'node:test';
 import { NewsService } from '../../../src/news/news-service.ts';
 import { RecordedNewsSource } from '../../../src/news/recorded.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import { topics } from '../../../src/runtime/topic.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import type { NewsItem } from '../../../src/schemas/news.ts';
+import { topics } from '../../../src/schemas/topics.ts';
 import { SHARED_DATA } from '../../support/data.ts';
 
 describe('NewsService', () => {

@@ -3,8 +3,9 @@ import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { type Delivered, murmur2, partitionFor } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import { defineTopic, topics } from '../../../src/runtime/topic.ts';
+import { defineTopic } from '../../../src/runtime/topic.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
+import { topics } from '../../../src/schemas/topics.ts';
 
 const Msg = z.object({ pair: z.string(), n: z.number().int() });
 type Msg = z.infer<typeof Msg>;

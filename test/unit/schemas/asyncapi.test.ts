@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { topics } from '../../../src/runtime/topic.ts';
 import { asyncApiDocument } from '../../../src/schemas/asyncapi.ts';
+import { topics } from '../../../src/schemas/topics.ts';
 
 describe('the AsyncAPI document of the topics', () => {
   it('has every topic, with the schema its services validate against', () => {
@@ -23,6 +23,10 @@ describe('the AsyncAPI document of the topics', () => {
     for (const f of ['exchange', 'pair', 'price', 'qty', 'side', 'tradeId', 'tradeTs', 'receivedTs'])
       assert.ok(trade.required!.includes(f), f);
     assert.ok(doc.components.messages.candles!.payload.required!.includes('windowStart'));
+  });
+
+  it('describes every topic (what flows on it and its key)', () => {
+    for (const t of Object.values(topics)) assert.match(t.description, /\S.{20,}Key: /s, t.name);
   });
 });
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import { topics } from '../../../src/runtime/topic.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import type { NewsItem } from '../../../src/schemas/news.ts';
 import type { NewsSignal } from '../../../src/schemas/news-signal.ts';
+import { topics } from '../../../src/schemas/topics.ts';
 import { type Sentiment, type SentimentBackend, SentimentError } from '../../../src/sentiment/labels.ts';
 import { NewsSignalService } from '../../../src/sentiment/news-signal-service.ts';
 import { SentimentScorer } from '../../../src/sentiment/scorer.ts';

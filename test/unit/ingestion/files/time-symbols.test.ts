@@ -6,8 +6,15 @@ import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { lastTradeTs } from '../../../../src/ingestion/files/extent.ts';
-import { krakenPair, normalisePair, splitSymbol } from '../../../../src/ingestion/files/symbols.ts';
 import { epochToMs, parseTime, secondsTextToMs } from '../../../../src/ingestion/files/time.ts';
+import {
+  binancePair,
+  KRAKEN_REST_PAIRS,
+  krakenPair,
+  krakenWsPair,
+  normalisePair,
+  splitSymbol,
+} from '../../../../src/ingestion/symbols.ts';
 import { BINANCE_CAPTURE, KRAKEN_2019_CSV, KRAKEN_REST_TRADES } from '../../../support/data.ts';
 
 describe('time conversion from file text', () => {
@@ -87,6 +94,24 @@ describe('pair names', () => {
     for (const bad of ['bitcoin', '', 'BTC/USD/EUR', 'B/USD', 'USDT'])
       assert.equal(normalisePair(bad), undefined, bad);
     assert.equal(splitSymbol('ETHBTC'), 'ETH/BTC');
+  });
+
+  it('one table for every use: what the backfill asks Kraken for reads back as the same pair', () => {
+    for (const [pair, name] of Object.entries(KRAKEN_REST_PAIRS)) assert.equal(krakenPair(name), pair, name);
+    assert.equal(krakenWsPair('XBT/USD'), 'BTC/USD');
+    assert.equal(krakenWsPair('eth/usd'), 'ETH/USD');
+    assert.equal(krakenWsPair('XBTUSD'), undefined, 'v2 symbols always have a slash');
+  });
+
+  it('Binance symbols split by their quote suffix, longest quote first, never with a separator', () => {
+    for (const [s, p] of [
+      ['BTCUSDT', 'BTC/USDT'],
+      ['btcfdusd', 'BTC/FDUSD'],
+      ['ETHBTC', 'ETH/BTC'],
+      ['BTCTUSD', 'BTC/TUSD'],
+    ] as const)
+      assert.equal(binancePair(s), p, s);
+    for (const bad of ['BTC-USDT', 'USDT', 'BTCXYZ', '']) assert.equal(binancePair(bad), undefined, bad);
   });
 });
 

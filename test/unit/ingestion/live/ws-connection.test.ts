@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { backoffDelay, ReconnectingSocket } from '../../../../src/ingestion/live/ws-connection.ts';
+import { backoffDelay } from '../../../../src/core/retry.ts';
+import { ReconnectingSocket } from '../../../../src/ingestion/live/ws-connection.ts';
 import { until } from '../../../support/exchanges/base.ts';
 import { testLog } from '../../../support/exchanges/harness.ts';
 import { KrakenServer } from '../../../support/exchanges/kraken.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LocalRegistry } from '../../../../src/training/registry/local.ts';
-import { openRegistry } from '../../../../src/training/registry/registry.ts';
+import { openRegistry } from '../../../../src/training/registry/open.ts';
 import { registryContract, sampleModel } from '../../../support/registry-contract.ts';
 
 describe('local directory registry', () => {

@@ -1,13 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../../core/log.ts';
-import { redactSecrets } from '../../core/secrets.ts';
+import type { Logger } from './log.ts';
+import { type Backoff, backoffDelay, parseRetryAfter } from './retry.ts';
+import { redactSecrets } from './secrets.ts';
 
 /**
- * GET a JSON document with retries: network errors, HTTP 429/418 and 5xx, and exchange-level transient errors
- * in a 200 body (`isRateLimited(body)`, e.g. Kraken's `EAPI:Rate limit exceeded`) back off exponentially with
- * jitter (honouring `Retry-After`), up to `retries` times. Other HTTP errors fail at once with the status and
- * the start of the body: retrying a 400 only burns rate-limit budget.
+ * Generic HTTP of the sources that poll a JSON API (exchange REST trades for live refills and backfills). URLs in
+ * errors and logs are passed through `redactSecrets` (tokens in query strings, passwords in URLs).
  */
+
+/** An answer that retrying will not mend (4xx other than 429/418, or a body that is not JSON). */
 export class HttpError extends Error {
   override readonly name = 'HttpError';
   readonly status: number;
@@ -21,7 +22,7 @@ export interface GetJsonOptions {
   signal?: AbortSignal;
   log?: Logger;
   retries?: number;
-  backoff?: { initialMs: number; maxMs: number };
+  backoff?: Backoff;
   headers?: Record<string, string>;
   isRateLimited?(body: unknown): boolean;
   timeoutMs?: number;
@@ -30,9 +31,16 @@ export interface GetJsonOptions {
   onRetry?(attempt: number, reason: string, delayMs: number): void;
 }
 
+const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 60_000 };
+
+/**
+ * GET a JSON document with retries: network errors, HTTP 429/418 and 5xx, and exchange-level transient errors
+ * in a 200 body (`isRateLimited(body)`, e.g. Kraken's `EAPI:Rate limit exceeded`) back off exponentially with
+ * jitter (honouring `Retry-After`), up to `retries` times. Other HTTP errors fail at once with the status and
+ * the start of the body: retrying a 400 only burns rate-limit budget.
+ */
 export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unknown> {
   const retries = o.retries ?? 8;
-  const { initialMs, maxMs } = o.backoff ?? { initialMs: 1_000, maxMs: 60_000 };
   for (let attempt = 0; ; attempt++) {
     let reason: string;
     let retryAfterMs: number | undefined;
@@ -45,11 +53,10 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
       const text = await res.text();
       if (res.status === 429 || res.status === 418 || res.status >= 500) {
         reason = `HTTP ${res.status}`;
-        const ra = Number(res.headers.get('retry-after'));
-        if (Number.isFinite(ra) && ra > 0) retryAfterMs = ra * 1000;
+        retryAfterMs = parseRetryAfter(res.headers.get('retry-after')) || undefined;
       } else if (!res.ok) {
         throw new HttpError(
-          `GET ${redact(url)}: HTTP ${res.status}: ${redactSecrets(text.slice(0, 300))}`,
+          `GET ${redactSecrets(url)}: HTTP ${res.status}: ${redactSecrets(text.slice(0, 300))}`,
           res.status,
         );
       } else {
@@ -58,7 +65,7 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
           body = o.reviver ? JSON.parse(text, o.reviver as never) : JSON.parse(text);
         } catch {
           throw new HttpError(
-            `GET ${redact(url)}: response is not JSON: ${redactSecrets(text.slice(0, 200))}`,
+            `GET ${redactSecrets(url)}: response is not JSON: ${redactSecrets(text.slice(0, 200))}`,
             res.status,
           );
         }
@@ -70,15 +77,13 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
       reason = `network: ${(err as Error).message}`;
     }
     if (attempt >= retries)
-      throw new Error(`GET ${redact(url)} failed after ${attempt + 1} attempts: ${reason}`);
-    const delay = retryAfterMs ?? Math.min(maxMs, initialMs * 2 ** attempt) * (0.5 + Math.random() / 2);
+      throw new Error(`GET ${redactSecrets(url)} failed after ${attempt + 1} attempts: ${reason}`);
+    const delay = retryAfterMs ?? backoffDelay(attempt, o.backoff ?? DEFAULT_BACKOFF);
     o.onRetry?.(attempt + 1, reason, delay);
-    o.log?.warn({ url: redact(url), attempt: attempt + 1, reason, delayMs: Math.round(delay) }, 'retrying');
+    o.log?.warn(
+      { url: redactSecrets(url), attempt: attempt + 1, reason, delayMs: Math.round(delay) },
+      'retrying',
+    );
     await sleep(delay, undefined, { signal: o.signal });
   }
-}
-
-/** Query parameters that carry secrets never reach the logs. */
-export function redact(url: string): string {
-  return url.replace(/(auth_token|token|apikey|api_key|key)=[^&]+/gi, '$1=[redacted]');
 }

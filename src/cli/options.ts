@@ -1,0 +1,90 @@
+import { type Command, Option } from 'commander';
+import { DEFAULT_STORE } from '../features/store/open.ts';
+
+/**
+ * Flags that several commands share, declared once: each is a function that makes a fresh `Option` (commander
+ * keeps per-command state on it), so a command attaches exactly the ones it uses and `--help` shows only those.
+ * A flag that falls back to an environment variable names it here (the variables are listed in config/env.ts).
+ */
+export const flag = {
+  bus: () => new Option('--bus <url>', 'transport: memory or kafka://host:port').env('CRYPTOCAST_BUS'),
+  pairs: (description = 'pairs to follow, comma separated (BTC/USD,ETH/USD)') =>
+    new Option('--pairs <list>', description).env('CRYPTOCAST_PAIRS'),
+  interval: () =>
+    new Option('--interval <i>', 'candle interval')
+      .choices(['1m', '5m', '15m', '1h'])
+      .env('CRYPTOCAST_INTERVAL'),
+  grace: () =>
+    new Option('--grace <duration>', 'how long a window waits for late trades (e.g. 5s)').env(
+      'CRYPTOCAST_GRACE',
+    ),
+  maxPriceFactor: () =>
+    new Option(
+      '--max-price-factor <x>',
+      'dead-letter a trade or candle priced more than x times above or below the recent median (default 10)',
+    ).env('CRYPTOCAST_MAX_PRICE_FACTOR'),
+  latePolicy: () =>
+    new Option(
+      '--late-policy <policy>',
+      'trades after their window closed: dlq = dead-letter, revise = re-emit the candle',
+    )
+      .choices(['dlq', 'revise'])
+      .env('CRYPTOCAST_LATE_POLICY'),
+  store: (description = 'feature store: duckdb:PATH or postgres://…') =>
+    new Option('--store <url>', description).env('CRYPTOCAST_STORE').default(DEFAULT_STORE),
+  registry: (description = 'model registry: a directory, or mlflow+http://host:port') =>
+    new Option('--registry <url>', description).env('CRYPTOCAST_REGISTRY'),
+  modelName: (description = 'registered model name') =>
+    new Option('--name <name>', description).env('CRYPTOCAST_MODEL_NAME'),
+  clock: (description: string) =>
+    new Option('--clock <clock>', description).choices(['wall', 'event']).default('wall'),
+  alertRules: () =>
+    new Option('--alert-rules <file>', 'alert rules, YAML or JSON (default: the shipped rules)').env(
+      'CRYPTOCAST_ALERT_RULES',
+    ),
+  metricsPort: (description = 'serve Prometheus /metrics, /health and /ready on this port (default: off)') =>
+    new Option('--metrics-port <port>', description).env('CRYPTOCAST_METRICS_PORT'),
+  source: (description: string, defaultSource: 'replay' | 'live') =>
+    new Option('--source <source>', description).choices(['replay', 'live']).default(defaultSource),
+  speed: (description = 'replay speed: "max" or a factor (1 = recorded speed)') =>
+    new Option('--speed <n>', description).default('max'),
+};
+
+/** The stream's settings (`run`): pairs, candle interval, grace, price guard, late policy. */
+export const streamOptions = (cmd: Command) =>
+  cmd
+    .addOption(flag.pairs())
+    .addOption(flag.interval())
+    .addOption(flag.grace())
+    .addOption(flag.maxPriceFactor())
+    .addOption(flag.latePolicy());
+
+/** Flags that choose and configure the sentiment backend (`sentiment score|eval`, `service news-signals`). */
+export const backendOptions = (cmd: Command) =>
+  cmd
+    .addOption(
+      new Option(
+        '--backend <name>',
+        'sentiment backend: local LLM (default), OpenAI-compatible HTTP, or lexicon',
+      )
+        .choices(['local', 'openai', 'lexicon'])
+        .env('CRYPTOCAST_SENTIMENT_BACKEND')
+        .default('local'),
+    )
+    .addOption(
+      new Option(
+        '--model-path <file.gguf>',
+        'local: GGUF weights (default: Gemma 3 270M from scripts/models.sh)',
+      ).env('CRYPTOCAST_LLM_MODEL'),
+    )
+    .addOption(
+      new Option('--local-mode <mode>', 'local: embedding classifier, or the model writes the JSON answer')
+        .choices(['classifier', 'generate'])
+        .env('CRYPTOCAST_LLM_MODE'),
+    )
+    .addOption(
+      new Option('--base-url <url>', 'openai: API base URL, e.g. http://127.0.0.1:11434/v1').env(
+        'CRYPTOCAST_LLM_BASE_URL',
+      ),
+    )
+    .addOption(new Option('--model <name>', 'openai: model name').env('CRYPTOCAST_LLM_MODEL_NAME'));

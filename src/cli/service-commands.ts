@@ -1,0 +1,116 @@
+import { type Command, Option } from 'commander';
+import { backendOptions, flag } from './options.ts';
+
+/**
+ * `cryptocast service <name>`: one subcommand per pipeline stage, each with only the flags it reads
+ * (`cryptocast service candles --help` shows candles' flags), the shared ones declared once in options.ts. Every
+ * stage runs until SIGINT/SIGTERM (see commands/service.ts); `--metrics-port` serves its metrics and probes.
+ */
+export function addServiceCommands(program: Command): void {
+  const service = program
+    .command('service')
+    .description('run one pipeline stage as its own process (on Kafka in production)');
+  const stage = (name: string, description: string, withBus = true) => {
+    const cmd = service.command(name).description(description);
+    if (withBus) cmd.addOption(flag.bus());
+    return cmd;
+  };
+  const run = (name: string) => async (opts: object) =>
+    (await import('./commands/service.ts')).service(name, opts as never);
+
+  stage('trades', 'live or recorded trades → the trades topic')
+    .addOption(flag.source('where trades come from', 'live'))
+    .option('--data <path>', '--source replay: file(s) or folder to replay (default: the shared recordings)')
+    .addOption(flag.speed())
+    .addOption(flag.pairs('--source live: pairs to follow, comma separated (BTC/USD,ETH/USD)'))
+    .addOption(flag.maxPriceFactor())
+    .addOption(flag.metricsPort())
+    .action(run('trades'));
+
+  stage('candles', 'trades → 1-minute (or --interval) candles on the candles topic')
+    .addOption(flag.interval())
+    .addOption(flag.grace())
+    .addOption(flag.latePolicy())
+    .option('--group <id>', 'consumer group (instances in one group split the partitions)', 'candles')
+    .addOption(flag.metricsPort())
+    .action(run('candles'));
+
+  stage('features', 'candles → technical feature vectors on the features topic')
+    .addOption(flag.maxPriceFactor())
+    .addOption(flag.metricsPort())
+    .action(run('features'));
+
+  stage('feature-writer', 'feature vectors → the feature store')
+    .addOption(flag.store())
+    .option('--with-news', 'also store per-coin news sentiment features (from news.signals)')
+    .addOption(flag.metricsPort())
+    .action(run('feature-writer'));
+
+  stage('news', 'news items (RSS/Atom, CryptoPanic with CRYPTOPANIC_TOKEN, or a recording) → the news topic')
+    .addOption(flag.source('where news comes from', 'live'))
+    .option('--data <path>', '--source replay: the news recording (default: the shared one)')
+    .option(
+      '--feeds <urls>',
+      '--source live: RSS/Atom feed URLs, comma separated (default CoinDesk, Cointelegraph, Decrypt, Bitcoin Magazine)',
+    )
+    .addOption(flag.metricsPort())
+    .action(run('news'));
+
+  backendOptions(stage('news-signals', 'news → per-coin sentiment on news.signals'))
+    .option('--max-lag <seconds>', 'items that waited longer are scored by the baseline', '60')
+    .addOption(flag.metricsPort())
+    .action(run('news-signals'));
+
+  // The trainer reads the feature store and writes the registry: no topics, so no bus.
+  stage('trainer', 'retrain from the feature store on a schedule, register, promote through the gate', false)
+    .addOption(flag.store())
+    .addOption(flag.registry())
+    .addOption(flag.modelName())
+    .addOption(flag.pairs('pairs to train on (default: every pair in the store)'))
+    .option('--every <duration>', 'retrain this long after the previous run ended', '6h')
+    .option('--days <n>', 'train on the latest N days of the feature store', '14')
+    .option('--tune-seconds <s>', 'Optuna budget per run', '120')
+    .option('--once', 'one run, then exit (e.g. a Kubernetes CronJob)')
+    .option('--with-news', 'train with the news sentiment features too')
+    .addOption(flag.metricsPort())
+    .action(run('trainer'));
+
+  stage('predictor', "features → the champion's predictions (topic and predictions store)")
+    .addOption(flag.store('predictions store: duckdb:PATH or postgres://…'))
+    .addOption(flag.registry())
+    .addOption(flag.modelName())
+    .option(
+      '--max-staleness <duration>',
+      'skip feature vectors older than this (e.g. 2m; bare number = s)',
+      '2m',
+    )
+    .addOption(flag.clock('staleness by the wall clock, or by the newest windowEnd seen (replays)'))
+    .option('--poll <duration>', 'how often the champion alias is read (e.g. 30s)', '30s')
+    .addOption(flag.metricsPort())
+    .action(run('predictor'));
+
+  stage('api', 'the prediction API: REST, WebSocket, the dashboard')
+    .addOption(new Option('--port <port>', 'HTTP port (0: any free port)').env('CRYPTOCAST_API_PORT'))
+    .addOption(flag.store('predictions store it reads: duckdb:PATH or postgres://…'))
+    .addOption(flag.registry())
+    .addOption(flag.modelName())
+    .addOption(flag.pairs('pairs loaded from the store on a cold start (default BTC/USD,ETH/USD)'))
+    .addOption(
+      flag.clock('where /v1/quality’s rolling windows end: the wall clock, or the newest record (replays)'),
+    )
+    .addOption(
+      flag.metricsPort(
+        'also serve /metrics, /health and /ready on this port (the API serves /metrics on --port)',
+      ),
+    )
+    .action(run('api'));
+
+  stage('monitor', 'predictions + candles → error records, rolling quality, alerts')
+    .addOption(flag.store('predictions and errors store: duckdb:PATH or postgres://…'))
+    .addOption(flag.registry())
+    .addOption(flag.modelName())
+    .addOption(flag.clock('the clock of scoring and of the rolling windows: wall, or event (replays)'))
+    .addOption(flag.alertRules())
+    .addOption(flag.metricsPort())
+    .action(run('monitor'));
+}

@@ -1,0 +1,205 @@
+import { z } from 'zod';
+import { CryptocastError, ERR } from '../core/errors.ts';
+
+/**
+ * Every environment variable cryptocast reads, in one table: what it means, its default, and how it is checked.
+ * Modules read the environment only through `setting` (and `secret` for credentials), so a variable cannot be
+ * read without being listed here, a bad value fails with the variable's name and what was expected (exit 2), and
+ * the secrets are one list: `core/secrets.ts` removes their values from every log line, and no error here quotes
+ * a secret's value. Flags that fall back to a variable (commander's `.env(...)`) are listed too.
+ *
+ * An empty variable counts as unset. `NODE_ENV` and `npm_package_version` are Node's and npm's, read where used.
+ */
+export interface Variable {
+  readonly meaning: string;
+  /** The default, as the README shows it (the value itself lives with the code that applies it). */
+  readonly default: string;
+  readonly schema: z.ZodType;
+  /** A credential: read with `secret()`, redacted from every log line. */
+  readonly secret?: boolean;
+}
+
+const text = z.string();
+const positive = z.coerce.number({ error: 'a positive number' }).positive({ error: 'a positive number' });
+const nonNegative = z.coerce.number({ error: 'a number ≥ 0' }).nonnegative({ error: 'a number ≥ 0' });
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
+
+const v = <S extends z.ZodType>(meaning: string, def: string, schema: S) => ({
+  meaning,
+  default: def,
+  schema,
+});
+const key = (meaning: string) => ({ meaning, default: '—', schema: text, secret: true as const });
+
+export const VARIABLES = {
+  // --- the stream (flags of run and service win) -------------------------------------------------------------
+  CRYPTOCAST_BUS: v('transport: `memory` or `kafka://host:port[,host:port]`', '`memory`', text),
+  CRYPTOCAST_PAIRS: v('pairs to follow', '`BTC/USD,ETH/USD`', text),
+  CRYPTOCAST_INTERVAL: v('candle interval', '`1m`', text),
+  CRYPTOCAST_GRACE: v('grace period of a candle window for late trades', '`5s`', text),
+  CRYPTOCAST_LATE_POLICY: v('a trade later than the grace period: `dlq` or `revise`', '`dlq`', text),
+  CRYPTOCAST_MAX_PRICE_FACTOR: v(
+    'a trade or candle priced this many times above or below the recent median is dead-lettered',
+    '`10`',
+    text,
+  ),
+  CRYPTOCAST_TOPIC_PREFIX: v('namespace for Kafka topics and groups', 'none', text),
+  CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: v(
+    'Kafka consumer-group session timeout (ms): how soon a dead member’s partitions move',
+    '`10000`',
+    positive,
+  ),
+  // --- trade sources -----------------------------------------------------------------------------------------
+  CRYPTOCAST_EXCHANGES: v('live exchanges (`kraken,binance,coinbase`)', '`kraken`', list),
+  CRYPTOCAST_KRAKEN_WS_URL: v('Kraken WebSocket endpoint', 'the public one', text),
+  CRYPTOCAST_KRAKEN_REST_URL: v('Kraken REST endpoint (live refills and `backfill`)', 'the public one', text),
+  CRYPTOCAST_BINANCE_WS_URL: v('Binance WebSocket endpoint', 'the public one', text),
+  CRYPTOCAST_BINANCE_REST_URL: v('Binance REST endpoint', 'the public one', text),
+  CRYPTOCAST_COINBASE_WS_URL: v('Coinbase WebSocket endpoint', 'the public one', text),
+  CRYPTOCAST_COINBASE_REST_URL: v('Coinbase REST endpoint', 'the public one', text),
+  CRYPTOCAST_COINBASE_SIDE: v(
+    "what Coinbase's trade side means: `maker` or `taker`",
+    '`maker`',
+    z.enum(['maker', 'taker'], { error: 'maker or taker' }),
+  ),
+  BINANCE_API_KEY: key('optional, for Binance `historicalTrades`'),
+  BINANCE_API_SECRET: key('not used by cryptocast; redacted from logs should it be set'),
+  CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS: v(
+    '`backfill`: least time between two Kraken REST pages (ms)',
+    '`1000`',
+    nonNegative,
+  ),
+  CRYPTOCAST_SHARED_DATA: v('the recordings folder', '`../shared/data`', text),
+  CRYPTOCAST_DATA_DIR: v(
+    '`data fetch` downloads here; `run --replay` and the default model read it',
+    '`.data/public`',
+    text,
+  ),
+  CRYPTOCAST_BINANCE_ARCHIVE_URL: v(
+    '`data fetch`: base URL of the Binance public data archive',
+    '`https://data.binance.vision`',
+    text,
+  ),
+  // --- stores ------------------------------------------------------------------------------------------------
+  CRYPTOCAST_STORE: v(
+    'feature and predictions store: `duckdb:PATH` or `postgres://user[:password]@host:port/db` (a password only from a secret)',
+    '`duckdb:.data/cryptocast.duckdb`',
+    text,
+  ),
+  CRYPTOCAST_PREDICTIONS_STORE: v('`api`: the predictions store it reads', 'the default store', text),
+  CRYPTOCAST_STORE_BACKFILL: v('`candles --store`: the store a candle backfill writes', 'none', text),
+  CRYPTOCAST_STORE_TRAIN: v('`train --store`: the feature store to train from', 'none', text),
+  PGPASSWORD: key('PostgreSQL password (read by the pg driver; redacted from logs)'),
+  // --- news and sentiment ------------------------------------------------------------------------------------
+  CRYPTOCAST_NEWS_FEEDS: v('`service news`: RSS/Atom feed URLs, comma-separated', 'none', list),
+  CRYPTOPANIC_TOKEN: key('CryptoPanic API token (`service news` polls CryptoPanic when set)'),
+  CRYPTOCAST_CRYPTOPANIC_URL: v('CryptoPanic endpoint', 'the public one', text),
+  CRYPTOCAST_SENTIMENT_BACKEND: v('`local`, `openai` or `lexicon`', '`local`', text),
+  CRYPTOCAST_LLM_MODEL: v('local backend: GGUF file', '`.models/gemma-3-270m-q4_k_m.gguf`', text),
+  CRYPTOCAST_LLM_MODE: v('local backend: `classifier` or `generate`', '`classifier`', text),
+  CRYPTOCAST_LLM_BASE_URL: v('openai backend: API base URL', '—', text),
+  CRYPTOCAST_LLM_MODEL_NAME: v('openai backend: model name', '—', text),
+  CRYPTOCAST_LLM_API_KEY: key('openai backend: API key'),
+  OPENAI_API_KEY: key('openai backend: API key, when `CRYPTOCAST_LLM_API_KEY` is unset'),
+  CRYPTOCAST_SENTIMENT_CACHE: v('append-only cache of LLM answers', '`.data/sentiment-cache.jsonl`', text),
+  // --- training and the registry -----------------------------------------------------------------------------
+  CRYPTOCAST_REGISTRY: v(
+    'model registry: a directory or `mlflow+http://host:port`',
+    '`.data/registry`',
+    text,
+  ),
+  CRYPTOCAST_MODEL_NAME: v('registered model name', '`cryptocast-price`', text),
+  CRYPTOCAST_PYTHON: v(
+    "the trainer's Python (with python/requirements.txt)",
+    '`.tools/trainer-venv/bin/python`',
+    text,
+  ),
+  MLFLOW_TRACKING_TOKEN: key('MLflow registry: bearer token'),
+  MLFLOW_TRACKING_USERNAME: v(
+    'MLflow registry: basic-auth user (with `MLFLOW_TRACKING_PASSWORD`)',
+    '—',
+    text,
+  ),
+  MLFLOW_TRACKING_PASSWORD: key('MLflow registry: basic-auth password'),
+  // --- the API -----------------------------------------------------------------------------------------------
+  CRYPTOCAST_API_PORT: v('`api`: HTTP port (0: any free port)', '`8080`', text),
+  CRYPTOCAST_API_HOST: v('`api`: address to listen on', 'all addresses', text),
+  CRYPTOCAST_API_KEYS: key('`api`: accepted API keys, comma-separated (none: no authentication)'),
+  CRYPTOCAST_API_RATE: v('`api`: requests per second per key (token bucket)', '`50`', positive),
+  CRYPTOCAST_API_BURST: v('`api`: burst of the token bucket', '`100`', positive),
+  CRYPTOCAST_CORS_ORIGINS: v('`api`: allowed CORS origins (`*` for any)', 'none (no CORS headers)', list),
+  CRYPTOCAST_WS_MAX_FRAMES: v('`api`: WebSocket frames per second per client', 'the hub’s default', positive),
+  CRYPTOCAST_WS_MAX_BUFFER: v(
+    '`api`: bytes a slow WebSocket client may have buffered before it is dropped',
+    'the hub’s default',
+    positive,
+  ),
+  // --- monitoring --------------------------------------------------------------------------------------------
+  CRYPTOCAST_ALERT_RULES: v('alert rules file (YAML or JSON)', 'the shipped rules', text),
+  CRYPTOCAST_METRICS_PORT: v("a service's Prometheus /metrics, /health, /ready port", 'off', text),
+  CRYPTOCAST_SLACK_WEBHOOK_URL: key('alert channel: Slack incoming webhook'),
+  CRYPTOCAST_DISCORD_WEBHOOK_URL: key('alert channel: Discord webhook'),
+  CRYPTOCAST_ALERT_WEBHOOK_URL: key('alert channel: generic webhook (JSON)'),
+  CRYPTOCAST_ALERT_WEBHOOK_TOKEN: key('alert channel: bearer token of the generic webhook'),
+  CRYPTOCAST_OPENSEARCH_PASSWORD: key('OpenSearch password of the deployment (redacted from logs)'),
+  // --- the process -------------------------------------------------------------------------------------------
+  CRYPTOCAST_LOG_LEVEL: v(
+    'pino level (logs are JSON on stderr; every configured secret is redacted from every line)',
+    '`info` (`warn` under `run` and in tests)',
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      error: 'fatal, error, warn, info, debug, trace or silent',
+    }),
+  ),
+  CRYPTOCAST_FAULT: v(
+    'tests only: `<point>:<n>` kills the process the n-th time it passes a fault point',
+    'off',
+    text,
+  ),
+} as const satisfies Record<string, Variable>;
+
+type Variables = typeof VARIABLES;
+export type VariableName = keyof Variables;
+export type SecretName = {
+  [K in VariableName]: Variables[K] extends { secret: true } ? K : never;
+}[VariableName];
+export type SettingName = Exclude<VariableName, SecretName>;
+
+/** The names of the credentials, for redaction. */
+export const SECRET_NAMES = (Object.keys(VARIABLES) as VariableName[]).filter(
+  (n) => (VARIABLES[n] as Variable).secret === true,
+) as SecretName[];
+
+function raw(name: VariableName, env: NodeJS.ProcessEnv): string | undefined {
+  const value = env[name];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * A setting from the environment, checked and typed (a number, a list, one of some words), or undefined when
+ * unset or empty. A bad value throws `CC_ERR_CONFIG` naming the variable and what was expected.
+ */
+export function setting<K extends SettingName>(
+  name: K,
+  env: NodeJS.ProcessEnv = process.env,
+): z.output<Variables[K]['schema']> | undefined {
+  const value = raw(name, env);
+  if (value === undefined) return undefined;
+  const r = (VARIABLES[name].schema as z.ZodType).safeParse(value);
+  if (!r.success)
+    throw new CryptocastError(
+      ERR.CONFIG.code,
+      `${name} must be ${r.error.issues[0]?.message ?? 'valid'}, got "${value}"`,
+      { exitCode: ERR.CONFIG.exitCode },
+    );
+  return r.data as z.output<Variables[K]['schema']>;
+}
+
+/** A credential from the environment (never from a flag or a file), or undefined. Its value is never quoted. */
+export function secret(name: SecretName, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return raw(name, env);
+}

@@ -1,0 +1,99 @@
+import type { z } from 'zod';
+import { defineTopic, type Topic } from '../runtime/topic.ts';
+import { type AlertNotification, AlertNotificationSchema } from './alert.ts';
+import { type Candle, CandleSchema } from './candle.ts';
+import { type DeadLetter, DeadLetterSchema } from './dlq.ts';
+import { type FeatureVectorRecord, FeatureVectorSchema } from './feature.ts';
+import { type NewsItem, NewsItemSchema } from './news.ts';
+import { type NewsSignal, NewsSignalSchema } from './news-signal.ts';
+import { type Prediction, PredictionSchema } from './prediction.ts';
+import { type PredictionError, PredictionErrorSchema } from './prediction-error.ts';
+import { type TradeEvent, TradeEventSchema } from './trade.ts';
+
+/**
+ * The topic table: every topic between the pipelines, with what flows on it (its description is required: the
+ * AsyncAPI document of `cryptocast schemas` is generated from it), its schema, key and partitions. The transports
+ * (`runtime/`) keep the `Topic` type and move any topic; of this table they name only `dlq`, where they put what
+ * fails its schema.
+ */
+export const topics = {
+  trades: defineTopic<TradeEvent>({
+    name: 'trades',
+    description:
+      'Normalised trades and per-pair watermarks (event-time progress) from every source. Key: pair.',
+    schema: TradeEventSchema as z.ZodType<TradeEvent>,
+    key: (t) => t.pair,
+    partitions: 4,
+  }),
+  candles: defineTopic<Candle>({
+    name: 'candles',
+    description: 'OHLCV candles of closed event-time windows (filled = idle minute). Key: pair.',
+    schema: CandleSchema as z.ZodType<Candle>,
+    key: (c) => c.pair,
+    partitions: 4,
+  }),
+  features: defineTopic<FeatureVectorRecord>({
+    name: 'features',
+    description: 'Feature vectors of closed candles, per versioned feature set. Key: pair.',
+    schema: FeatureVectorSchema,
+    key: (f) => f.pair,
+    partitions: 4,
+  }),
+  news: defineTopic<NewsItem>({
+    name: 'news',
+    description:
+      'Normalised, deduplicated news items (publishedAt as claimed, fetchedAt when first seen). Key: news id.',
+    schema: NewsItemSchema,
+    key: (n) => n.id,
+    partitions: 1,
+  }),
+  newsSignals: defineTopic<NewsSignal>({
+    name: 'news.signals',
+    description:
+      'Sentiment of a news item per coin it mentions (score, label, confidence, reason, model, prompt version; baseline = lexicon). availableAt = when it could first be used. Key: coin.',
+    schema: NewsSignalSchema,
+    key: (s) => s.coin,
+    partitions: 1,
+  }),
+  predictions: defineTopic<Prediction>({
+    name: 'predictions',
+    description:
+      'Predictions of the champion model: the close of a pair at targetTs = windowEnd + horizon, with its p10–p90 interval, model name and version. Key: pair.',
+    schema: PredictionSchema,
+    key: (p) => p.pair,
+    partitions: 4,
+  }),
+  predictionErrors: defineTopic<PredictionError>({
+    name: 'predictions.errors',
+    description:
+      "The monitoring pipeline's verdict on each prediction once its target minute closed: actual close, signed/absolute/percent error, the persistence baseline's error, direction hit (ties counted), p10–p90 hit — or unscorable with the reason. One per (exchange, pair, windowEnd, modelName, modelVersion). Key: pair.",
+    schema: PredictionErrorSchema,
+    key: (e) => e.pair,
+    partitions: 4,
+  }),
+  alerts: defineTopic<AlertNotification>({
+    name: 'alerts',
+    description:
+      'Alert notifications of the monitor: firing (first or reminder) and resolved, with the rule, severity, series, value and message. Key: rule|series.',
+    schema: AlertNotificationSchema,
+    key: (a) => `${a.rule}|${a.key}`,
+    partitions: 1,
+  }),
+  dlq: defineTopic<DeadLetter>({
+    name: 'dlq',
+    description: 'Rejected input: reason, origin and the original payload. Key: origin.',
+    schema: DeadLetterSchema,
+    key: (d) => d.origin,
+    partitions: 1,
+  }),
+} as const;
+
+/** The consumer groups of the pipeline's stages, per input topic: whose lag the monitor watches. */
+export const PIPELINE_GROUPS: readonly { topic: Topic<unknown>; group: string }[] = [
+  { topic: topics.trades as Topic<unknown>, group: 'candles' },
+  { topic: topics.candles as Topic<unknown>, group: 'features' },
+  { topic: topics.features as Topic<unknown>, group: 'predictor' },
+  { topic: topics.features as Topic<unknown>, group: 'feature-writer' },
+  { topic: topics.candles as Topic<unknown>, group: 'monitor.candles' },
+  { topic: topics.predictions as Topic<unknown>, group: 'monitor.predictions' },
+];

@@ -1,0 +1,214 @@
+import { secret, setting } from '../../config/env.ts';
+import { RegistryError } from './registry.ts';
+
+/**
+ * A small client of MLflow's REST API (MLflow 3, Node's fetch): JSON calls under `/api/2.0/mlflow/`, artifacts
+ * through the server's proxy (`mlflow-artifacts`, a server started with `--serve-artifacts`), and the create-or-get
+ * of an experiment and a registered model that several processes may race on. It knows MLflow, not cryptocast's
+ * models: the mapping of a model card onto runs, versions and tags is `mlflow.ts`.
+ *
+ * Credentials: MLFLOW_TRACKING_TOKEN (Bearer), else user:password in the URL, else MLFLOW_TRACKING_USERNAME and
+ * MLFLOW_TRACKING_PASSWORD (Basic). They never appear in a message: the URL is kept without them.
+ */
+export interface MlflowClientOptions {
+  /** Per-request timeout; artifact transfers get four times as long. */
+  timeoutMs?: number;
+}
+
+/** An MLflow error answer (or no answer): the HTTP status and MLflow's error_code, when there was one. */
+export class MlflowRegistryError extends RegistryError {
+  readonly status: number | undefined;
+  readonly errorCode: string | undefined;
+  constructor(message: string, status?: number, errorCode?: string) {
+    super(message);
+    this.status = status;
+    this.errorCode = errorCode;
+  }
+}
+
+export type Query = Record<string, string | number | undefined>;
+
+const isError = (err: unknown, errorCode: string) =>
+  err instanceof MlflowRegistryError && err.errorCode === errorCode;
+
+export class MlflowClient {
+  /** The server's URL without credentials, query or trailing slash. */
+  readonly base: string;
+  private readonly timeoutMs: number;
+  private readonly auth: string | undefined;
+
+  constructor(baseUrl: string, options: MlflowClientOptions = {}) {
+    let url: URL;
+    try {
+      url = new URL(baseUrl);
+    } catch {
+      throw new RegistryError(`bad MLflow URL "${baseUrl}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new RegistryError(`bad MLflow URL "${baseUrl}": use http:// or https://`);
+    // Credentials in the URL become a Basic header (fetch refuses URLs that carry them) and stay out of messages.
+    let basic: string | undefined;
+    if (url.username || url.password)
+      basic = Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
+        'base64',
+      );
+    url.username = '';
+    url.password = '';
+    url.search = '';
+    url.hash = '';
+    this.base = url.href.replace(/\/+$/, '');
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    const token = secret('MLFLOW_TRACKING_TOKEN');
+    const user = setting('MLFLOW_TRACKING_USERNAME');
+    if (token) this.auth = `Bearer ${token}`;
+    else if (basic) this.auth = `Basic ${basic}`;
+    else if (user)
+      this.auth = `Basic ${Buffer.from(`${user}:${secret('MLFLOW_TRACKING_PASSWORD') ?? ''}`).toString('base64')}`;
+  }
+
+  private async request(
+    method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+    path: string,
+    opts: { query?: Query; json?: unknown; body?: Uint8Array; timeoutMs?: number } = {},
+  ): Promise<Response> {
+    let url = `${this.base}${path}`;
+    if (opts.query) {
+      const q = new URLSearchParams();
+      for (const [k, v] of Object.entries(opts.query)) if (v !== undefined) q.set(k, String(v));
+      url += `?${q}`;
+    }
+    const headers: Record<string, string> = {};
+    if (this.auth) headers['authorization'] = this.auth;
+    let body: string | Uint8Array | undefined;
+    if (opts.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(opts.json);
+    } else if (opts.body !== undefined) {
+      headers['content-type'] = 'application/octet-stream';
+      body = opts.body;
+    }
+    const what = `${method} ${path}`;
+    const timeout = opts.timeoutMs ?? this.timeoutMs;
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(timeout) });
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      if (e.name === 'TimeoutError')
+        throw new MlflowRegistryError(`MLflow at ${this.base} did not answer ${what} within ${timeout} ms`);
+      const why = e.cause?.code ?? e.cause?.message ?? e.message;
+      throw new MlflowRegistryError(`MLflow at ${this.base} is unreachable (${why}) for ${what}`);
+    }
+    if (res.ok) return res;
+    const text = await res.text().catch(() => '');
+    let code: string | undefined;
+    let message = text.slice(0, 500);
+    try {
+      const j = JSON.parse(text) as { error_code?: string; message?: string };
+      code = j.error_code;
+      if (j.message) message = j.message;
+    } catch {
+      // not JSON (a proxy's error page): the start of the text is the message
+    }
+    throw new MlflowRegistryError(
+      `MLflow ${what} failed: HTTP ${res.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`,
+      res.status,
+      code,
+    );
+  }
+
+  /** A REST call: GET and DELETE send `args` as the query, the others as a JSON body. */
+  async api<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', endpoint: string, args: Query | object = {}) {
+    const res = await this.request(
+      method,
+      `/api/2.0/mlflow/${endpoint}`,
+      method === 'GET' || method === 'DELETE' ? { query: args as Query } : { json: args },
+    );
+    const text = await res.text();
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  /** The same call, but undefined when MLflow says the thing does not exist. */
+  async maybe<T>(method: 'GET', endpoint: string, args: Query): Promise<T | undefined> {
+    try {
+      return await this.api<T>(method, endpoint, args);
+    } catch (err) {
+      if (isError(err, 'RESOURCE_DOES_NOT_EXIST')) return undefined;
+      throw err;
+    }
+  }
+
+  // --- artifacts (through the server's proxy) ------------------------------------------------------------------
+
+  /** `mlflow-artifacts:/1/<run>/artifacts` (or with a host) → the proxy path of that folder. */
+  artifactPath(uri: string, experimentName: string): string {
+    const m = /^mlflow-artifacts:(?:\/\/[^/]*)?\/(.*)$/.exec(uri);
+    if (!m)
+      throw new RegistryError(
+        `artifact location ${uri} is not served by the MLflow server: start it with --serve-artifacts and ` +
+          `use an experiment whose artifact location is mlflow-artifacts:/ (not "${experimentName}" as it is)`,
+      );
+    const rel = m[1]!.replace(/\/+$/, '');
+    return `/api/2.0/mlflow-artifacts/artifacts/${rel.split('/').map(encodeURIComponent).join('/')}`;
+  }
+
+  async upload(root: string, file: string, data: Uint8Array): Promise<void> {
+    await this.request('PUT', `${root}/${encodeURIComponent(file)}`, {
+      body: data,
+      timeoutMs: this.timeoutMs * 4,
+    });
+  }
+
+  /** An artifact's bytes, or undefined when there is no such file. */
+  async fetchArtifact(root: string, file: string): Promise<Uint8Array | undefined> {
+    try {
+      const res = await this.request('GET', `${root}/${encodeURIComponent(file)}`, {
+        timeoutMs: this.timeoutMs * 4,
+      });
+      return new Uint8Array(await res.arrayBuffer());
+    } catch (err) {
+      if (err instanceof MlflowRegistryError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  // --- create-or-get, safe when processes race -------------------------------------------------------------
+
+  /** The id of the experiment `name`, created if missing. */
+  async experimentId(name: string): Promise<string> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const got = await this.maybe<{ experiment: { experiment_id: string; lifecycle_stage?: string } }>(
+        'GET',
+        'experiments/get-by-name',
+        { experiment_name: name },
+      );
+      if (got) {
+        if (got.experiment.lifecycle_stage === 'deleted')
+          throw new RegistryError(`MLflow experiment "${name}" is deleted: restore it in the MLflow UI`);
+        return got.experiment.experiment_id;
+      }
+      try {
+        return (await this.api<{ experiment_id: string }>('POST', 'experiments/create', { name }))
+          .experiment_id;
+      } catch (err) {
+        // Another process created it between the two calls: read it again.
+        if (!isError(err, 'RESOURCE_ALREADY_EXISTS')) throw err;
+      }
+    }
+    throw new RegistryError(`could not create or find the MLflow experiment "${name}"`);
+  }
+
+  /** Creates the registered model `name` unless it exists. */
+  async ensureRegisteredModel(
+    name: string,
+    description: string,
+    tags: { key: string; value: string }[],
+  ): Promise<void> {
+    if (await this.maybe('GET', 'registered-models/get', { name })) return;
+    try {
+      await this.api('POST', 'registered-models/create', { name, description, tags });
+    } catch (err) {
+      if (!isError(err, 'RESOURCE_ALREADY_EXISTS')) throw err;
+    }
+  }
+}
