@@ -217,7 +217,14 @@ def main(argv: list[str]) -> int:
     f.add_argument("--dataset", required=True, type=Path)
     f.add_argument("--spec", required=True, type=Path)
     f.add_argument("--out", required=True, type=Path)
+    g = sub.add_parser("figures")
+    g.add_argument("--input", required=True, type=Path)
+    g.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
+    if args.cmd == "figures":
+        from .figures import draw_evaluation
+
+        return draw_evaluation(args.input, args.out)
     try:
         return fit(args.dataset, json.loads(args.spec.read_text()), args.out)
     except InputError as e:

@@ -339,6 +339,11 @@ walkForwardOptions(
     '--predictions <file.csv>',
     'write every out-of-sample prediction (windowEnd,targetTs,predicted_close,p10,p90)',
   )
+  .option(
+    '--history <path>',
+    'earlier candles (file or folder) as the initial training window: the folds test --candles only',
+  )
+  .option('--figures <dir>', 'draw the figures (PNG) into this folder')
   .action(async (opts) => {
     if (opts.candles === undefined) throw new UsageError('evaluate needs --candles FILE|FOLDER');
     return (await import('./commands/train.ts')).evaluateCommand(opts);
@@ -385,6 +390,32 @@ registryOptions(
     String(DEFAULT_GATE.championMargin),
   )
   .action(async (opts) => (await import('./commands/train.ts')).trainCommand(opts));
+
+registryOptions(
+  program
+    .command('backtest')
+    .description(
+      'a registered model as it is (no refit) on candles it never saw, against the same baselines as evaluate',
+    ),
+)
+  .requiredOption('--model <version>', 'champion, challenger, N or vN')
+  .requiredOption(
+    '--candles <path>',
+    'candle file or folder (OHLCV CSV, cryptocast candles output, Binance klines)',
+  )
+  .option('--pair <pair>', 'pair, when the file does not say')
+  .option(
+    '--as-pair <pair>',
+    'treat the candles’ pair as this trained pair (BTC/USDT), or map several: BTC/USD=BTC/USDT,ETH/USD=ETH/USDT',
+  )
+  .option('--horizon <duration>', 'refused unless it is the model’s own')
+  .option(
+    '--predictions <file.csv>',
+    'write every prediction (windowEnd,targetTs,predicted_close,p10,p90,day)',
+  )
+  .option('--figures <dir>', 'draw the figures (PNG) into this folder')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/backtest.ts')).backtestCommand(opts));
 
 const models = program.command('models').description('the model registry: versions, champion, challenger');
 registryOptions(models.command('list'))

@@ -43,6 +43,11 @@ export interface Dataset {
    * (from `ret_60m`; 0 when the features do not have it).
    */
   drift: Float64Array;
+  /**
+   * The realised volatility known at the close: `rv_60m` (√Σ of the last 60 squared 1-minute log returns; NaN when
+   * the features do not have it). The interval baseline and the volatility deciles read it.
+   */
+  vol: Float64Array;
   /** n × columns, row-major, float32 (what XGBoost sees), NaN = missing. */
   X: Float32Array;
   dropped: { notReady: number; noTarget: number };
@@ -70,6 +75,7 @@ export class DatasetBuilder {
   private readonly pairs = new Map<string, PairRows>();
   private readonly pick: number[];
   private readonly ret60: number;
+  private readonly rv60: number;
   readonly columns: string[];
 
   readonly sourceColumns: readonly string[];
@@ -87,6 +93,7 @@ export class DatasetBuilder {
       return i;
     });
     this.ret60 = sourceColumns.indexOf('ret_60m');
+    this.rv60 = sourceColumns.indexOf('rv_60m');
   }
 
   add(row: FeatureRow): void {
@@ -143,6 +150,7 @@ export class DatasetBuilder {
       targetClose: new Float64Array(n),
       y: new Float64Array(n),
       drift: new Float64Array(n),
+      vol: new Float64Array(n),
       X: new Float32Array(n * k),
       dropped: { notReady, noTarget },
     };
@@ -155,6 +163,8 @@ export class DatasetBuilder {
       ds.y[i] = Math.log(r.target / r.close) * BPS;
       const recent = this.ret60 < 0 ? null : r.values[this.ret60];
       ds.drift[i] = typeof recent === 'number' ? ((recent * BPS) / 60) * (horizonMs / 60_000) : 0;
+      const rv = this.rv60 < 0 ? null : r.values[this.rv60];
+      ds.vol[i] = typeof rv === 'number' ? rv : Number.NaN;
       for (let j = 0; j < k; j++) {
         const v = r.values[this.pick[j]!];
         ds.X[i * k + j] = v === null || v === undefined || !Number.isFinite(v) ? Number.NaN : v;
@@ -203,7 +213,8 @@ export function fingerprint(ds: Dataset): string {
 
 /**
  * Writes the dataset for the Python trainer: `dataset.json` (columns, pairs, n, horizon, files), `X.f32`
- * (n × columns float32, row-major) and `meta.f64` (n × 4 float64: windowEnd, pair index, close, target bps),
+ * (n × columns float32, row-major), `meta.f64` (n × 4 float64: windowEnd, pair index, close, target bps) and
+ * `vol.f64` (n float64: rv_60m at the close, NaN when unknown),
  * little-endian raw arrays that numpy maps without parsing.
  */
 export async function writeDataset(ds: Dataset, dir: string): Promise<void> {
@@ -217,6 +228,7 @@ export async function writeDataset(ds: Dataset, dir: string): Promise<void> {
   }
   await writeFile(join(dir, 'X.f32'), new Uint8Array(ds.X.buffer, ds.X.byteOffset, ds.X.byteLength));
   await writeFile(join(dir, 'meta.f64'), new Uint8Array(meta.buffer));
+  await writeFile(join(dir, 'vol.f64'), new Uint8Array(ds.vol.buffer, ds.vol.byteOffset, ds.vol.byteLength));
   await writeFile(
     join(dir, 'dataset.json'),
     JSON.stringify({
@@ -226,6 +238,7 @@ export async function writeDataset(ds: Dataset, dir: string): Promise<void> {
       horizonMs: ds.horizonMs,
       X: 'X.f32',
       meta: 'meta.f64',
+      vol: 'vol.f64',
       metaColumns: ['windowEnd', 'pair', 'close', 'y_bps'],
     }),
   );

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
@@ -9,7 +10,7 @@ import { openFeatureStore } from '../../features/store/open.ts';
 import { checkDataset, type Dataset, priceFromReturn } from '../../training/dataset.ts';
 import type { Evaluation } from '../../training/evaluation.ts';
 import { DEFAULT_GATE, type GatePolicy } from '../../training/gate.ts';
-import type { Progress } from '../../training/python-trainer.ts';
+import { drawEvaluationFigures, type OutOfSample, type Progress } from '../../training/python-trainer.ts';
 import { openRegistry } from '../../training/registry/registry.ts';
 import {
   datasetFromCandles,
@@ -24,6 +25,7 @@ import { type WalkForwardRun, walkForward } from '../../training/walk-forward.ts
 
 export interface DataFlags {
   candles?: string;
+  history?: string;
   store?: string;
   pair?: string;
   pairs?: string;
@@ -72,6 +74,7 @@ export async function loadDataset(
         horizonMs,
         pair: opts.pair,
         news,
+        history: opts.history,
         onFile: (done, total) => {
           if (total < 2) return;
           if (!started) bar.start(total, 0);
@@ -82,6 +85,8 @@ export async function loadDataset(
     } finally {
       if (started) bar.stop();
     }
+  } else if (opts.history !== undefined) {
+    throw new UsageError('--history goes with --candles');
   } else if (opts.store !== undefined) {
     const days = opts.days === undefined ? 30 : Number(opts.days);
     if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
@@ -107,6 +112,10 @@ export async function loadDataset(
     `dataset: ${n(ds.n)} rows (${ds.pairs.join(', ')}), ${ds.columns.length} columns, horizon ${horizonMs / 60_000} min; ` +
       `${n(ds.dropped.notReady)} warming up, ${n(ds.dropped.noTarget)} without a close at the target time${source.resets ? `, ${n(source.resets)} gaps` : ''}\n`,
   );
+  if (source.testFrom !== undefined)
+    process.stderr.write(
+      `history: every row before ${new Date(source.testFrom).toISOString()} is the initial training window; the folds test the candles from then on\n`,
+    );
   return { ds, source, featureSets };
 }
 
@@ -152,35 +161,44 @@ function progressDisplay() {
 }
 
 export async function evaluateCommand(
-  opts: DataFlags & WalkFlags & { json?: boolean; predictions?: string },
+  opts: DataFlags & WalkFlags & { json?: boolean; predictions?: string; figures?: string },
 ): Promise<void> {
   const started = performance.now();
-  const { ds } = await loadDataset(opts);
+  const { ds, source } = await loadDataset(opts);
   const progress = progressDisplay();
   let run: WalkForwardRun;
   try {
-    run = await walkForward(ds, { ...walkOptions(opts, ds), final: false, figures: false, ...progress });
+    run = await walkForward(ds, {
+      ...walkOptions(opts, ds),
+      testFrom: source.testFrom,
+      final: false,
+      figures: false,
+      ...progress,
+    });
   } finally {
     progress.stop();
   }
-  if (opts.predictions) await writePredictions(opts.predictions, ds, run);
+  if (opts.predictions) await writePredictions(opts.predictions, ds, run.oos);
+  if (opts.figures) await drawFigures(opts.figures, ds, run.oos, run.evaluation);
   const ev = run.evaluation;
   const seconds = (performance.now() - started) / 1000;
   if (opts.json) process.stdout.write(`${JSON.stringify({ ...ev, seconds }, null, 2)}\n`);
   else process.stdout.write(summaryText(ev, seconds));
 }
 
-/** Every out-of-sample prediction, one row each, so anyone can recompute the metrics from the raw candles. */
-async function writePredictions(path: string, ds: Dataset, run: WalkForwardRun): Promise<void> {
+/**
+ * Every out-of-sample prediction, one row each, so anyone can recompute the metrics from the raw candles
+ * (`actual_close`, the close at targetTs, is there for convenience; `fold` is the day index in a backtest).
+ */
+export async function writePredictions(path: string, ds: Dataset, oos: OutOfSample): Promise<void> {
   const out = new AtomicFile(path);
   try {
-    await out.write('pair,windowEnd,targetTs,close,predicted_close,p10,p90,fold\n');
-    const { oos } = run;
+    await out.write('pair,windowEnd,targetTs,close,predicted_close,p10,p90,fold,actual_close\n');
     for (let k = 0; k < oos.row.length; k++) {
       const i = oos.row[k]!;
       const c = ds.close[i]!;
       await out.write(
-        `${ds.pairs[ds.pair[i]!]},${ds.windowEnd[i]},${ds.windowEnd[i]! + ds.horizonMs},${c},${priceFromReturn(c, oos.model[k]!)},${priceFromReturn(c, oos.p10[k]!)},${priceFromReturn(c, oos.p90[k]!)},${oos.fold[k]}\n`,
+        `${ds.pairs[ds.pair[i]!]},${ds.windowEnd[i]},${ds.windowEnd[i]! + ds.horizonMs},${c},${priceFromReturn(c, oos.model[k]!)},${priceFromReturn(c, oos.p10[k]!)},${priceFromReturn(c, oos.p90[k]!)},${oos.fold[k]},${ds.targetClose[i]}\n`,
       );
     }
     await out.commit();
@@ -188,22 +206,35 @@ async function writePredictions(path: string, ds: Dataset, run: WalkForwardRun):
     await out.abort();
     throw err;
   }
-  const { oos } = run;
   process.stderr.write(`${n(oos.row.length)} out-of-sample predictions written to ${path}\n`);
 }
 
-const pct = (x: number | null, d = 3) => (x === null ? '—' : `${(x * 100).toFixed(d)}%`);
+/** The evaluation's figures (PNG, drawn by the trainer's Python) into `dir`. */
+export async function drawFigures(dir: string, ds: Dataset, oos: OutOfSample, ev: Evaluation): Promise<void> {
+  const files = await drawEvaluationFigures(dir, ds, oos, ev);
+  process.stderr.write(`figures: ${files.map((f) => join(dir, f)).join(', ')}\n`);
+}
 
-function summaryText(ev: Evaluation, seconds: number): string {
+const pct = (x: number | null, d = 3) => (x === null ? '—' : `${(x * 100).toFixed(d)}%`);
+const num = (x: number | null | undefined, d = 2) =>
+  x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d);
+
+export function summaryText(ev: Evaluation, seconds: number, title = 'walk-forward'): string {
   const lines = [
-    `walk-forward: ${ev.folds} folds, ${n(ev.n)} test rows, horizon ${ev.horizon_minutes} min (${seconds.toFixed(1)} s)`,
+    `${title}: ${ev.folds} ${title === 'backtest' ? 'days' : 'folds'}, ${n(ev.n)} test rows, horizon ${ev.horizon_minutes} min (${seconds.toFixed(1)} s)`,
   ];
   for (const [pair, s] of [...Object.entries(ev.per_pair), ['all pairs', ev] as const]) {
     lines.push(
       `  ${pair.padEnd(10)} MAE ${s.mae_model.toFixed(4)} vs persistence ${s.mae_persistence.toFixed(4)} · drift ${s.mae_drift.toFixed(4)} · linear ${s.mae_linear.toFixed(4)}` +
         ` · skill ${pct(s.skill)} (DM p ${s.dm_pvalue === null ? '—' : s.dm_pvalue.toPrecision(2)}) · direction ${pct(s.direction_accuracy, 2)} · p10–p90 coverage ${pct(s.coverage_p10_p90, 1)}`,
+      `  ${''.padEnd(10)} interval (bps): width ${num(s.intervals.mean_width_bps)} · interval score ${num(s.intervals.interval_score)} vs ${num(s.intervals_baseline.interval_score)} (persistence ± volatility; skill ${pct(s.interval_skill, 2)}) · CRPS ${num(s.intervals.crps, 3)} vs ${num(s.intervals_baseline.crps, 3)} · pinball p10 ${num(s.intervals.pinball_p10, 3)} p90 ${num(s.intervals.pinball_p90, 3)}`,
     );
   }
+  const cov = ev.per_fold.map((f) => f.metrics.model?.coverage_p10_p90 ?? null);
+  lines.push(
+    `  coverage per ${title === 'backtest' ? 'day' : 'fold'}: ${cov.map((c) => pct(c, 1)).join(' ')}`,
+  );
+  lines.push(`  coverage per rv_60m decile: ${ev.per_vol_decile.map((d) => pct(d.coverage, 1)).join(' ')}`);
   return `${lines.join('\n')}\n`;
 }
 
