@@ -389,6 +389,16 @@ registryOptions(
     'gate: required relative MAE improvement over the champion',
     String(DEFAULT_GATE.championMargin),
   )
+  .option(
+    '--gate-interval-margin <x>',
+    'gate: required relative interval-score improvement over persistence ± realised volatility',
+    String(DEFAULT_GATE.intervalMargin),
+  )
+  .option(
+    '--gate-coverage-tolerance <x>',
+    'gate: largest distance of the p10–p90 coverage from 80 % (1: off)',
+    String(DEFAULT_GATE.coverageTolerance),
+  )
   .action(async (opts) => (await import('./commands/train.ts')).trainCommand(opts));
 
 registryOptions(

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CryptocastError, ERR } from '../core/errors.ts';
 
@@ -242,4 +242,62 @@ export async function writeDataset(ds: Dataset, dir: string): Promise<void> {
       metaColumns: ['windowEnd', 'pair', 'close', 'y_bps'],
     }),
   );
+}
+
+/**
+ * Reads a dataset folder written by `writeDataset` back (the study and benchmark scripts cache the 14-month dataset
+ * this way instead of recomputing a million feature vectors each run). The target close is close · exp(y / 10⁴)
+ * (equal to the original to ~1e-15 relative); drift and vol come from the `ret_60m` and `rv_60m` columns when the
+ * dataset has them (vol from vol.f64 when present).
+ */
+export async function readDataset(dir: string): Promise<Dataset> {
+  const info = JSON.parse(await readFile(join(dir, 'dataset.json'), 'utf8')) as {
+    columns: string[];
+    pairs: string[];
+    n: number;
+    horizonMs: number;
+    X: string;
+    meta: string;
+    vol?: string;
+  };
+  const f64 = async (name: string) => {
+    const b = await readFile(join(dir, name));
+    return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  };
+  const xb = await readFile(join(dir, info.X));
+  const X = new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.byteLength));
+  const meta = await f64(info.meta);
+  const { n, columns, horizonMs } = info;
+  const k = columns.length;
+  if (X.length !== n * k || meta.length !== n * 4)
+    throw new DatasetError(`${dir}: files do not match dataset.json`);
+  const ret60 = columns.indexOf('ret_60m');
+  const rv60 = columns.indexOf('rv_60m');
+  const vol = info.vol ? await f64(info.vol).catch(() => undefined) : undefined;
+  const ds: Dataset = {
+    horizonMs,
+    columns,
+    pairs: info.pairs,
+    n,
+    windowEnd: new Float64Array(n),
+    pair: new Int32Array(n),
+    close: new Float64Array(n),
+    targetClose: new Float64Array(n),
+    y: new Float64Array(n),
+    drift: new Float64Array(n),
+    vol: vol ?? new Float64Array(n),
+    X,
+    dropped: { notReady: 0, noTarget: 0 },
+  };
+  for (let i = 0; i < n; i++) {
+    ds.windowEnd[i] = meta[i * 4]!;
+    ds.pair[i] = meta[i * 4 + 1]!;
+    ds.close[i] = meta[i * 4 + 2]!;
+    ds.y[i] = meta[i * 4 + 3]!;
+    ds.targetClose[i] = priceFromReturn(ds.close[i]!, ds.y[i]!);
+    const r = ret60 < 0 ? Number.NaN : X[i * k + ret60]!;
+    ds.drift[i] = Number.isNaN(r) ? 0 : ((r * BPS) / 60) * (horizonMs / 60_000);
+    if (vol === undefined) ds.vol[i] = rv60 < 0 ? Number.NaN : X[i * k + rv60]!;
+  }
+  return ds;
 }

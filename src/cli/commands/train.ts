@@ -246,6 +246,8 @@ export async function trainCommand(
       gateAlpha: string;
       gateMinSkill: string;
       championMargin: string;
+      gateIntervalMargin?: string;
+      gateCoverageTolerance?: string;
       json?: boolean;
     },
 ): Promise<void> {
@@ -253,11 +255,17 @@ export async function trainCommand(
     alpha: Number(opts.gateAlpha ?? DEFAULT_GATE.alpha),
     minSkill: Number(opts.gateMinSkill ?? DEFAULT_GATE.minSkill),
     championMargin: Number(opts.championMargin ?? DEFAULT_GATE.championMargin),
+    intervalMargin: Number(opts.gateIntervalMargin ?? DEFAULT_GATE.intervalMargin),
+    coverageTolerance: Number(opts.gateCoverageTolerance ?? DEFAULT_GATE.coverageTolerance),
   };
   if (!(gate.alpha > 0 && gate.alpha <= 1))
     throw new UsageError(`--gate-alpha must be in (0, 1], got ${opts.gateAlpha}`);
   if (!Number.isFinite(gate.minSkill) || !Number.isFinite(gate.championMargin))
     throw new UsageError('--gate-min-skill and --champion-margin must be numbers');
+  if (!Number.isFinite(gate.intervalMargin) || !(gate.coverageTolerance! >= 0))
+    throw new UsageError(
+      '--gate-interval-margin must be a number and --gate-coverage-tolerance a number ≥ 0',
+    );
   const { ds, featureSets } = await loadDataset(opts);
   const registry = await openRegistry(opts.registry);
   const progress = progressDisplay();

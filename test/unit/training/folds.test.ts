@@ -131,3 +131,39 @@ describe('walkForwardFolds', () => {
     );
   });
 });
+
+describe('walkForwardFolds with a history (evaluate --history)', () => {
+  const first = T0;
+  const testFrom = T0 + 30 * 1440 * MIN; // 30 days of history
+  const last = testFrom + 10 * 1440 * MIN - MIN; // then 10 days of new candles
+
+  it('tests only from testFrom on, in equal blocks, each training on everything before it (purged)', () => {
+    const folds = walkForwardFolds(first, last, { folds: 5, horizonMs: 5 * MIN, testFrom });
+    assert.equal(folds.length, 5);
+    assert.equal(folds[0]!.testFrom, testFrom);
+    assert.equal(folds.at(-1)!.testTo, last + MIN);
+    for (const [k, f] of folds.entries()) {
+      assert.equal(f.trainFrom, first);
+      assert.equal(f.trainTo, f.testFrom - 5 * MIN);
+      assert.equal(f.testTo - f.testFrom, 2 * 1440 * MIN);
+      if (k > 0) assert.equal(f.testFrom, folds[k - 1]!.testTo);
+    }
+  });
+
+  it('rolling: a window as long as the history', () => {
+    const folds = walkForwardFolds(first, last, { folds: 5, horizonMs: 5 * MIN, testFrom, mode: 'rolling' });
+    for (const f of folds) assert.equal(f.testFrom - f.trainFrom, testFrom - first);
+    assert.equal(folds[0]!.trainFrom, first);
+  });
+
+  it('refuses a test span outside the data', () => {
+    assert.throws(
+      () => walkForwardFolds(first, last, { folds: 5, horizonMs: 5 * MIN, testFrom: first }),
+      /must start after the history/,
+    );
+    assert.throws(
+      () => walkForwardFolds(first, last, { folds: 5, horizonMs: 5 * MIN, testFrom: last + MIN }),
+      /must start after the history/,
+    );
+  });
+});
