@@ -183,11 +183,14 @@ async function main() {
   show('+ split conformal (last 10 % of the window)', s.lo_raw_cqr, s.hi_raw_cqr);
   show('quantile models on return / volatility', s.lo_vol, s.hi_vol);
   show('+ split conformal', s.lo_vol_cqr, s.hi_vol_cqr);
-  for (const gamma of [0.002, 0.005, 0.01, 0.02]) {
+  const gammas = process.env.STUDY_GAMMAS?.split(',').map(Number) ?? [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02];
+  for (const gamma of gammas) {
     const a = aci(ds, s.row, s.lo_raw, s.hi_raw, gamma);
     show(`return quantiles + online ACI, γ ${gamma}`, a.lo, a.hi);
     const v = aci(ds, s.row, s.lo_vol, s.hi_vol, gamma);
     show(`return / volatility quantiles + online ACI, γ ${gamma}`, v.lo, v.hi);
+    const c = aci(ds, s.row, s.lo_vol_cqr, s.hi_vol_cqr, gamma);
+    show(`return / volatility quantiles + split conformal + online ACI, γ ${gamma}`, c.lo, c.hi);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   writeFileSync(join(CACHE, 'binance-study', 'summary.json'), JSON.stringify(summary, null, 2));
