@@ -183,7 +183,9 @@ async function main() {
   show('+ split conformal (last 10 % of the window)', s.lo_raw_cqr, s.hi_raw_cqr);
   show('quantile models on return / volatility', s.lo_vol, s.hi_vol);
   show('+ split conformal', s.lo_vol_cqr, s.hi_vol_cqr);
-  const gammas = process.env.STUDY_GAMMAS?.split(',').map(Number) ?? [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02];
+  const gammas = process.env.STUDY_GAMMAS?.split(',').map(Number) ?? [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+  ];
   for (const gamma of gammas) {
     const a = aci(ds, s.row, s.lo_raw, s.hi_raw, gamma);
     show(`return quantiles + online ACI, γ ${gamma}`, a.lo, a.hi);

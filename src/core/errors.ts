@@ -65,6 +65,12 @@ export const ERR = {
   TRAINER: kind('CC_ERR_TRAINER', 1),
   /** A model file cannot be loaded or evaluated. */
   MODEL: kind('CC_ERR_MODEL', 1),
+  /** A registered model was not trained for this data (another pair or horizon): `backtest` refuses it. */
+  MODEL_MISMATCH: kind(
+    'CC_ERR_MODEL_MISMATCH',
+    2,
+    'say which trained pair the candles stand for with --as-pair (e.g. a USD market as USDT)',
+  ),
 } as const;
 
 export type ErrorCode = (typeof ERR)[keyof typeof ERR]['code'];

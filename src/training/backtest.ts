@@ -1,3 +1,4 @@
+import { CryptocastError, ERR, fail, UsageError } from '../core/errors.ts';
 import { WARMUP_CANDLES } from '../features/technical.ts';
 import { columnIndex } from '../inference/model-holder.ts';
 import { XgbModel } from '../inference/xgboost-model.ts';
@@ -19,8 +20,14 @@ import { ridgeFit, ridgePredict } from './ridge.ts';
  * rows whose target had already happened (point in time, at most the latest 200,000; on the first day it has seen
  * nothing and predicts 0, like persistence). There is no champion comparison: the model is the one under test.
  */
-export class BacktestError extends Error {
+export class BacktestError extends CryptocastError {
   override readonly name = 'BacktestError';
+  constructor(message: string) {
+    super(ERR.MODEL_MISMATCH.code, message, {
+      exitCode: ERR.MODEL_MISMATCH.exitCode,
+      hint: ERR.MODEL_MISMATCH.hint,
+    });
+  }
 }
 
 export interface ModelDocs {
@@ -52,7 +59,7 @@ export function parseAsPair(text: string | undefined, dataPairs: readonly string
   if (text === undefined) return map;
   if (!text.includes('=')) {
     if (dataPairs.length !== 1)
-      throw new BacktestError(
+      throw new UsageError(
         `--as-pair ${text}: the candles hold ${dataPairs.length} pairs (${dataPairs.join(', ')}); map each one: --as-pair ${dataPairs.map((p) => `${p}=…`).join(',')}`,
       );
     map.set(dataPairs[0]!, norm(text));
@@ -61,7 +68,7 @@ export function parseAsPair(text: string | undefined, dataPairs: readonly string
   for (const part of text.split(',')) {
     const [from, to, ...rest] = part.split('=');
     if (from === undefined || to === undefined || rest.length > 0 || !from.trim() || !to.trim())
-      throw new BacktestError(`--as-pair: "${part}" is not PAIR=TRAINED_PAIR`);
+      throw new UsageError(`--as-pair: "${part}" is not PAIR=TRAINED_PAIR`);
     map.set(norm(from), norm(to));
   }
   return map;
@@ -81,7 +88,11 @@ export function checkApplicable(
     throw new BacktestError(
       `${card.name} v${card.version} predicts ${card.horizonMs / 60_000} minutes ahead; it cannot be backtested at a ${ds.horizonMs / 60_000}-minute horizon`,
     );
-  columnIndex(card); // technical columns and the log-return target, as the predictor serves
+  try {
+    columnIndex(card); // technical columns and the log-return target, as the predictor serves
+  } catch (err) {
+    throw new BacktestError((err as Error).message);
+  }
   for (const [from, to] of asPair) {
     if (!ds.pairs.includes(from) && !candlesPerPair.has(from))
       throw new BacktestError(
@@ -107,7 +118,7 @@ export function checkApplicable(
   }
   const short = pairs.filter((p) => (scored.get(p) ?? 0) === 0);
   if (short.length > 0)
-    throw new BacktestError(
+    throw new DatasetError(
       `too few candles for the indicators' warm-up: ${short.map((p) => `${p} has ${candlesPerPair.get(p) ?? 0}`).join(', ')}; ` +
         `a pair needs at least ${need} consecutive 1-minute candles (${WARMUP_CANDLES} to warm up + ${ds.horizonMs / 60_000} to the first target)`,
     );
@@ -116,11 +127,17 @@ export function checkApplicable(
 /** The model's three outputs on every row of the dataset (whose columns must be the card's, in order). */
 export function predictDataset(ds: Dataset, card: ModelCard, docs: ModelDocs) {
   if (ds.columns.join(',') !== card.columns.join(','))
-    throw new BacktestError(`the dataset's columns are not ${card.name} v${card.version}'s`);
+    throw new DatasetError(`the dataset's columns are not ${card.name} v${card.version}'s`);
   const run = (f: keyof ModelDocs) => {
-    const m = XgbModel.fromJson(docs[f]);
+    let m: XgbModel;
+    try {
+      m = XgbModel.fromJson(docs[f]);
+    } catch (err) {
+      throw fail(ERR.MODEL, `${card.name} v${card.version}: ${f}: ${(err as Error).message}`);
+    }
     if (m.numFeatures !== card.columns.length)
-      throw new BacktestError(
+      throw fail(
+        ERR.MODEL,
         `${card.name} v${card.version}: ${f} takes ${m.numFeatures} features, the card lists ${card.columns.length}`,
       );
     return m.predictBatch(ds.X, ds.n);

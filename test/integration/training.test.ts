@@ -147,7 +147,7 @@ describe('cryptocast evaluate (real klines, real XGBoost)', () => {
     const history = days(['BTCUSDT', 'ETHUSDT'], WEEK);
     const NEXT = ['2022-01-08', '2022-01-09', '2022-01-10'];
     const fresh = days(['BTCUSDT'], NEXT);
-    const preds = join(fresh, 'predictions.csv');
+    const preds = join(mkdtempSync(join(tmpdir(), 'cc-history-')), 'predictions.csv');
     const r = await cc([
       'evaluate',
       '--candles',
@@ -166,7 +166,7 @@ describe('cryptocast evaluate (real klines, real XGBoost)', () => {
     assert.equal(ev.per_fold.length, 3);
     assert.equal(ev.per_fold[0].testFrom, start);
     for (const f of ev.per_fold) {
-      assert.equal(f.trainFrom, Date.UTC(2022, 0, 1, 0, 1)); // expanding from the history's first candle
+      assert.equal(f.trainFrom, Date.UTC(2022, 0, 1, 1, 1)); // expanding from the history's first ready row
       assert.equal(f.trainTo, f.testFrom - 300_000);
     }
     // Every new minute after the warm-up (60) and before the last target (5) is tested, nothing before.
