@@ -194,6 +194,10 @@ async function main() {
     const c = aci(ds, s.row, s.lo_vol_cqr, s.hi_vol_cqr, gamma);
     show(`return / volatility quantiles + split conformal + online ACI, γ ${gamma}`, c.lo, c.hi);
   }
+  for (const window of process.env.STUDY_WINDOWS?.split(',').map(Number) ?? [360, 4320]) {
+    const a = aci(ds, s.row, s.lo_raw, s.hi_raw, 0.001, window);
+    show(`return quantiles + online ACI, γ 0.001, window ${window}`, a.lo, a.hi);
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
   writeFileSync(join(CACHE, 'binance-study', 'summary.json'), JSON.stringify(summary, null, 2));
 }

@@ -344,6 +344,12 @@ walkForwardOptions(
     'earlier candles (file or folder) as the initial training window: the folds test --candles only',
   )
   .option('--figures <dir>', 'draw the figures (PNG) into this folder')
+  .option(
+    '--adaptive-conformal',
+    'score the band as the live predictor publishes it with online adaptive conformal inference',
+  )
+  .option('--aci-gamma <g>', '--adaptive-conformal: learning rate γ (default 0.001)')
+  .option('--aci-window <n>', '--adaptive-conformal: matured scores kept per pair (default 10080)')
   .action(async (opts) => {
     if (opts.candles === undefined) throw new UsageError('evaluate needs --candles FILE|FOLDER');
     return (await import('./commands/train.ts')).evaluateCommand(opts);
@@ -424,6 +430,12 @@ registryOptions(
     'write every prediction (windowEnd,targetTs,predicted_close,p10,p90,day)',
   )
   .option('--figures <dir>', 'draw the figures (PNG) into this folder')
+  .option(
+    '--adaptive-conformal',
+    'score the band as the live predictor publishes it with online adaptive conformal inference',
+  )
+  .option('--aci-gamma <g>', '--adaptive-conformal: learning rate γ (default 0.001)')
+  .option('--aci-window <n>', '--adaptive-conformal: matured scores kept per pair (default 10080)')
   .option('--json', 'machine-readable output')
   .action(async (opts) => (await import('./commands/backtest.ts')).backtestCommand(opts));
 

@@ -12,13 +12,13 @@ import {
 import { openRegistry } from '../../training/registry/registry.ts';
 import { datasetFromCandles } from '../../training/sources.ts';
 import { resolveVersion } from './models.ts';
-import { drawFigures, summaryText, writePredictions } from './train.ts';
+import { type BandFlags, drawFigures, publishedBand, summaryText, writePredictions } from './train.ts';
 
 /**
  * `cryptocast backtest --model champion|VERSION --candles FILE|FOLDER`: a registered model as it is (no refit), on
  * candles it has never seen, scored like `evaluate` (src/training/backtest.ts).
  */
-export interface BacktestFlags {
+export interface BacktestFlags extends BandFlags {
   model: string;
   candles?: string;
   pair?: string;
@@ -40,6 +40,8 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
   let result: Backtest;
   let card: Awaited<ReturnType<typeof registry.get>>;
   let asPair: Map<string, string>;
+  let bandInfo: Record<string, unknown> = {};
+  let bandText = '';
   try {
     const version = await resolveVersion(registry, opts.name, opts.model);
     card = await registry.get(opts.name, version);
@@ -75,7 +77,11 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
       `backtest of ${card.name} v${card.version} (trained ${iso(card.trainingWindow.from)} → ${iso(card.trainingWindow.to)} on ${card.pairs.join(', ')}): ` +
         `${n(ds.n)} rows of ${ds.pairs.map((p) => (asPair.has(p) ? `${p} as ${asPair.get(p)}` : p)).join(', ')}, ${iso(ds.windowEnd[0]!)} → ${iso(ds.windowEnd[ds.n - 1]!)}\n`,
     );
-    result = backtest(ds, card, docs);
+    const bt = backtest(ds, card, docs);
+    const band = publishedBand(opts, ds, bt.days, bt.oos, bt.evaluation);
+    result = { ...bt, oos: band.oos, evaluation: band.evaluation };
+    bandInfo = band.info;
+    bandText = band.text;
     if (result.inTrainingWindow > 0)
       process.stderr.write(
         `warning: ${n(result.inTrainingWindow)} of ${n(ds.n)} rows lie inside the model's training window: they are not out of sample\n`,
@@ -102,6 +108,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
           as_pair: Object.fromEntries(asPair),
           in_training_window: result.inTrainingWindow,
           ...ev,
+          ...bandInfo,
           seconds,
         },
         null,
@@ -109,7 +116,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
       )}\n`,
     );
   else {
-    process.stdout.write(summaryText(ev, seconds, 'backtest'));
+    process.stdout.write(summaryText(ev, seconds, 'backtest') + bandText);
     process.stdout.write('  day         rows   skill     DM p    coverage  width bps  IS / IS(baseline)\n');
     for (const d of ev.per_day)
       process.stdout.write(

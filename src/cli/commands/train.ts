@@ -7,8 +7,11 @@ import { AtomicFile } from '../../core/files.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { newsFeaturesFrom } from '../../features/news-recording.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
+import { DEFAULT_ACI } from '../../inference/adaptive-conformal.ts';
+import { adaptBand } from '../../training/adaptive-band.ts';
 import { checkDataset, type Dataset, priceFromReturn } from '../../training/dataset.ts';
-import type { Evaluation } from '../../training/evaluation.ts';
+import { type Evaluation, evaluate } from '../../training/evaluation.ts';
+import type { Fold } from '../../training/folds.ts';
 import { DEFAULT_GATE, type GatePolicy } from '../../training/gate.ts';
 import { drawEvaluationFigures, type OutOfSample, type Progress } from '../../training/python-trainer.ts';
 import { openRegistry } from '../../training/registry/registry.ts';
@@ -161,7 +164,7 @@ function progressDisplay() {
 }
 
 export async function evaluateCommand(
-  opts: DataFlags & WalkFlags & { json?: boolean; predictions?: string; figures?: string },
+  opts: DataFlags & WalkFlags & BandFlags & { json?: boolean; predictions?: string; figures?: string },
 ): Promise<void> {
   const started = performance.now();
   const { ds, source } = await loadDataset(opts);
@@ -178,12 +181,56 @@ export async function evaluateCommand(
   } finally {
     progress.stop();
   }
-  if (opts.predictions) await writePredictions(opts.predictions, ds, run.oos);
-  if (opts.figures) await drawFigures(opts.figures, ds, run.oos, run.evaluation);
-  const ev = run.evaluation;
+  const band = publishedBand(opts, ds, run.folds, run.oos, run.evaluation);
+  if (opts.predictions) await writePredictions(opts.predictions, ds, band.oos);
+  if (opts.figures) await drawFigures(opts.figures, ds, band.oos, band.evaluation);
+  const ev = band.evaluation;
   const seconds = (performance.now() - started) / 1000;
-  if (opts.json) process.stdout.write(`${JSON.stringify({ ...ev, seconds }, null, 2)}\n`);
-  else process.stdout.write(summaryText(ev, seconds));
+  if (opts.json) process.stdout.write(`${JSON.stringify({ ...ev, ...band.info, seconds }, null, 2)}\n`);
+  else process.stdout.write(summaryText(ev, seconds) + band.text);
+}
+
+export interface BandFlags {
+  adaptiveConformal?: boolean;
+  aciGamma?: string;
+  aciWindow?: string;
+}
+
+/**
+ * The band to score: the model's own p10–p90, or (`--adaptive-conformal`) as the live predictor publishes it after
+ * online adaptive conformal inference. The raw band's pooled scores are kept beside the adjusted one's.
+ */
+export function publishedBand(
+  opts: BandFlags,
+  ds: Dataset,
+  folds: Fold[],
+  oos: OutOfSample,
+  ev: Evaluation,
+): { oos: OutOfSample; evaluation: Evaluation; info: Record<string, unknown>; text: string } {
+  if (!opts.adaptiveConformal) return { oos, evaluation: ev, info: { band: 'model' }, text: '' };
+  const gamma = opts.aciGamma === undefined ? DEFAULT_ACI.gamma : Number(opts.aciGamma);
+  const window = opts.aciWindow === undefined ? DEFAULT_ACI.window : Number(opts.aciWindow);
+  if (!(gamma > 0 && gamma < 1))
+    throw new UsageError(`--aci-gamma must be in (0, 1), got "${opts.aciGamma}"`);
+  if (!(Number.isInteger(window) && window > 0))
+    throw new UsageError(`--aci-window must be a positive whole number, got "${opts.aciWindow}"`);
+  const adapted = adaptBand(ds, oos, { gamma, window });
+  const evaluation = evaluate(ds, folds, adapted);
+  const raw = ev.intervals;
+  return {
+    oos: adapted,
+    evaluation,
+    info: {
+      band: 'adaptive conformal',
+      adaptive_conformal: { alpha: DEFAULT_ACI.alpha, gamma, window },
+      raw_band: {
+        intervals: raw,
+        per_pair: Object.fromEntries(Object.entries(ev.per_pair).map(([p, c]) => [p, c.intervals])),
+        per_vol_decile: ev.per_vol_decile,
+      },
+    },
+    text: `  band: adaptive conformal (γ ${gamma}, window ${window}); the model's own band: coverage ${pct(raw.coverage, 1)}, width ${num(raw.mean_width_bps)} bps, interval score ${num(raw.interval_score)}\n`,
+  };
 }
 
 /**
