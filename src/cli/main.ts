@@ -350,6 +350,10 @@ walkForwardOptions(
   )
   .option('--aci-gamma <g>', '--adaptive-conformal: learning rate γ (default 0.001)')
   .option('--aci-window <n>', '--adaptive-conformal: matured scores kept per pair (default 10080)')
+  .option(
+    '--shrinkage',
+    'score the point forecast shrunk toward persistence by its recent matured errors (the predictor’s gate)',
+  )
   .action(async (opts) => {
     if (opts.candles === undefined) throw new UsageError('evaluate needs --candles FILE|FOLDER');
     return (await import('./commands/train.ts')).evaluateCommand(opts);
@@ -436,6 +440,10 @@ registryOptions(
   )
   .option('--aci-gamma <g>', '--adaptive-conformal: learning rate γ (default 0.001)')
   .option('--aci-window <n>', '--adaptive-conformal: matured scores kept per pair (default 10080)')
+  .option(
+    '--shrinkage',
+    'score the point forecast shrunk toward persistence by its recent matured errors (the predictor’s gate)',
+  )
   .option('--json', 'machine-readable output')
   .action(async (opts) => (await import('./commands/backtest.ts')).backtestCommand(opts));
 

@@ -1,4 +1,5 @@
 import { type AciOptions, applyOnline, DEFAULT_ACI } from '../inference/adaptive-conformal.ts';
+import { applyShrinkage, DEFAULT_SHRINKAGE, type ShrinkageOptions } from '../inference/shrinkage.ts';
 import type { Dataset } from './dataset.ts';
 import type { OutOfSample } from './python-trainer.ts';
 
@@ -31,4 +32,33 @@ export function adaptBand(ds: Dataset, oos: OutOfSample, options: Partial<AciOpt
     p90[k] = hi[j]!;
   }
   return { ...oos, p10, p90 };
+}
+
+/** The out-of-sample point forecasts after the shrinkage gate (src/inference/shrinkage.ts), as published live. */
+export function shrinkPoint(
+  ds: Dataset,
+  oos: OutOfSample,
+  options: Partial<ShrinkageOptions> = {},
+): { oos: OutOfSample; meanLambda: number } {
+  const m = oos.row.length;
+  const order = Array.from({ length: m }, (_, k) => k);
+  order.sort((a, b) => ds.windowEnd[oos.row[a]!]! - ds.windowEnd[oos.row[b]!]!);
+  const pick = (f: (i: number, k: number) => number) => Float64Array.from(order, (k) => f(oos.row[k]!, k));
+  const r = applyShrinkage(
+    {
+      key: pick((i) => ds.pair[i]!),
+      windowEnd: pick((i) => ds.windowEnd[i]!),
+      horizonMs: ds.horizonMs,
+      predicted: pick((_, k) => oos.model[k]!),
+      actual: pick((i) => ds.y[i]!),
+    },
+    { ...DEFAULT_SHRINKAGE, ...options },
+  );
+  const model = new Float64Array(m);
+  let sum = 0;
+  for (const [j, k] of order.entries()) {
+    model[k] = r.published[j]!;
+    sum += r.lambda[j]!;
+  }
+  return { oos: { ...oos, model }, meanLambda: m === 0 ? 1 : sum / m };
 }

@@ -168,6 +168,38 @@ describe('cryptocast backtest (the default champion, real Bitstamp candles)', ()
     assert.equal(FEATURE_COLUMNS.length, 32);
   });
 
+  it('--adaptive-conformal and --shrinkage score the forecast as the predictor would publish it, the raw one kept beside', async () => {
+    const r = await cc([
+      '--model',
+      'champion',
+      '--candles',
+      BITSTAMP,
+      '--pair',
+      'BTC/USD',
+      '--as-pair',
+      'BTC/USDT',
+      '--json',
+      '--adaptive-conformal',
+      '--shrinkage',
+    ]);
+    const a = JSON.parse(r.stdout);
+    assert.equal(a.band, 'adaptive conformal');
+    assert.equal(a.point, 'shrinkage');
+    assert.equal(a.n, ev.n);
+    // The model's own forecast, as scored without the flags.
+    assert.equal(a.raw_band.intervals.coverage, ev.coverage_p10_p90);
+    assert.equal(a.model_point.skill, ev.skill);
+    // Persistence is the same; the adjusted band differs from the raw one.
+    assert.equal(a.mae_persistence, ev.mae_persistence);
+    assert.notEqual(a.coverage_p10_p90, ev.coverage_p10_p90);
+    assert.ok(a.shrinkage.mean_lambda > 0 && a.shrinkage.mean_lambda < 1);
+    // ACI's long-run guarantee: the miss rate of each side is near its target over a month of forecasts.
+    assert.ok(
+      Math.abs(a.intervals.below - 0.1) < 0.02 && Math.abs(a.intervals.above - 0.1) < 0.02,
+      JSON.stringify(a.intervals),
+    );
+  });
+
   it('refuses a pair the model was not trained on unless told which one to treat it as (exit 2)', async () => {
     const e = await fails(['--model', 'champion', '--candles', BITSTAMP, '--pair', 'BTC/USD']);
     assert.equal(e.code, 2);

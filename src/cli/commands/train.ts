@@ -8,7 +8,8 @@ import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { newsFeaturesFrom } from '../../features/news-recording.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { DEFAULT_ACI } from '../../inference/adaptive-conformal.ts';
-import { adaptBand } from '../../training/adaptive-band.ts';
+import { DEFAULT_SHRINKAGE } from '../../inference/shrinkage.ts';
+import { adaptBand, shrinkPoint } from '../../training/adaptive-band.ts';
 import { checkDataset, type Dataset, priceFromReturn } from '../../training/dataset.ts';
 import { type Evaluation, evaluate } from '../../training/evaluation.ts';
 import type { Fold } from '../../training/folds.ts';
@@ -191,6 +192,7 @@ export async function evaluateCommand(
 }
 
 export interface BandFlags {
+  shrinkage?: boolean;
   adaptiveConformal?: boolean;
   aciGamma?: string;
   aciWindow?: string;
@@ -207,7 +209,29 @@ export function publishedBand(
   oos: OutOfSample,
   ev: Evaluation,
 ): { oos: OutOfSample; evaluation: Evaluation; info: Record<string, unknown>; text: string } {
-  if (!opts.adaptiveConformal) return { oos, evaluation: ev, info: { band: 'model' }, text: '' };
+  let info: Record<string, unknown> = { band: 'model', point: 'model' };
+  let text = '';
+  if (opts.shrinkage) {
+    const s = shrinkPoint(ds, oos);
+    oos = s.oos;
+    info = {
+      ...info,
+      point: 'shrinkage',
+      shrinkage: { ...DEFAULT_SHRINKAGE, mean_lambda: s.meanLambda },
+      model_point: {
+        skill: ev.skill,
+        dm_pvalue: ev.dm_pvalue,
+        per_pair: Object.fromEntries(
+          Object.entries(ev.per_pair).map(([p, c]) => [p, { skill: c.skill, dm_pvalue: c.dm_pvalue }]),
+        ),
+      },
+    };
+    text += `  point: shrunk toward persistence by recent errors (mean λ ${s.meanLambda.toFixed(2)}); the model as it is: skill ${pct(ev.skill)} (DM p ${ev.dm_pvalue === null ? '—' : ev.dm_pvalue.toPrecision(2)})\n`;
+  }
+  if (!opts.adaptiveConformal) {
+    const evaluation = opts.shrinkage ? evaluate(ds, folds, oos) : ev;
+    return { oos, evaluation, info, text };
+  }
   const gamma = opts.aciGamma === undefined ? DEFAULT_ACI.gamma : Number(opts.aciGamma);
   const window = opts.aciWindow === undefined ? DEFAULT_ACI.window : Number(opts.aciWindow);
   if (!(gamma > 0 && gamma < 1))
@@ -221,6 +245,7 @@ export function publishedBand(
     oos: adapted,
     evaluation,
     info: {
+      ...info,
       band: 'adaptive conformal',
       adaptive_conformal: { alpha: DEFAULT_ACI.alpha, gamma, window },
       raw_band: {
@@ -229,7 +254,7 @@ export function publishedBand(
         per_vol_decile: ev.per_vol_decile,
       },
     },
-    text: `  band: adaptive conformal (γ ${gamma}, window ${window}); the model's own band: coverage ${pct(raw.coverage, 1)}, width ${num(raw.mean_width_bps)} bps, interval score ${num(raw.interval_score)}\n`,
+    text: `${text}  band: adaptive conformal (γ ${gamma}, window ${window}); the model's own band: coverage ${pct(raw.coverage, 1)}, width ${num(raw.mean_width_bps)} bps, interval score ${num(raw.interval_score)}\n`,
   };
 }
 
