@@ -325,6 +325,11 @@ const walkForwardOptions = (cmd: Command) =>
         .default('expanding'),
     )
     .option('--purge <duration>', 'gap between training and test (default and minimum: the horizon)')
+    .option(
+      '--every <duration>',
+      'refit every this long over the same test span (e.g. 7d: the trainer service’s schedule) instead of --folds blocks',
+    )
+    .option('--window <duration>', 'with --every: train on the latest this long only (e.g. 60d)')
     .option('--trials <n>', 'Optuna: at most this many trials (within --tune-seconds)', '200')
     .option('--seed <n>', 'random seed (XGBoost, Optuna)', '42')
     .option('--json', 'machine-readable output');

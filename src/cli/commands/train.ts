@@ -40,6 +40,8 @@ export interface DataFlags {
 }
 
 export interface WalkFlags {
+  every?: string;
+  window?: string;
   folds: string;
   mode: string;
   purge?: string;
@@ -124,6 +126,8 @@ export async function loadDataset(
 }
 
 function walkOptions(opts: WalkFlags, ds: Dataset) {
+  if (opts.window !== undefined && opts.every === undefined)
+    throw new UsageError('--window goes with --every (a refit every --every on the latest --window)');
   const mode = opts.mode === 'rolling' ? 'rolling' : 'expanding';
   if (opts.mode !== mode) throw new UsageError(`--mode must be expanding or rolling, got "${opts.mode}"`);
   const tuneSeconds = positiveInt('tune-seconds', opts.tuneSeconds);
@@ -131,6 +135,8 @@ function walkOptions(opts: WalkFlags, ds: Dataset) {
     folds: positiveInt('folds', opts.folds),
     mode,
     purgeMs: opts.purge === undefined ? ds.horizonMs : parseDuration(opts.purge),
+    everyMs: opts.every === undefined ? undefined : parseDuration(opts.every),
+    windowMs: opts.window === undefined ? undefined : parseDuration(opts.window),
     tune: tuneSeconds > 0 ? { seconds: tuneSeconds, trials: positiveInt('trials', opts.trials) } : undefined,
     seed: positiveInt('seed', opts.seed),
   } as const;
