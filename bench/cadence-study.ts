@@ -3,7 +3,8 @@
  * span (default: the last walk-forward fold, 2022-12-20 → 2023-02-28), python/cryptocast_trainer/cadence.py replays
  * schedules (every E hours on the latest D days, or on all history) and this scores each on the same rows against
  * persistence, with the 5-fold walk-forward's model of that span (trained once, up to its start) beside them.
- * Usage: ./bench/run cadence-study [--from ISO --to ISO] [--refit]   (dataset and fits cached in .data/study/)
+ * Usage: ./bench/run cadence-study [--from ISO --to ISO] [--refit | --score-only]   (dataset and fits cached in
+ * .data/study/; --score-only scores the schedules already fitted)
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -42,11 +43,8 @@ const schedules: typeof SCHEDULES = existsSync(specFile)
 const missing = schedules.filter(
   (s) => process.argv.includes('--refit') || !existsSync(join(out, `${s.name}.f64`)),
 );
-if (missing.length > 0) {
-  writeFileSync(
-    join(out, 'spec.json'),
-    JSON.stringify({ horizonMs: 300_000, from, to, seed: 42, schedules: missing }),
-  );
+if (missing.length > 0 && !process.argv.includes('--score-only')) {
+  writeFileSync(specFile, JSON.stringify({ horizonMs: 300_000, from, to, seed: 42, schedules }));
   execFileSync(
     'nice',
     [
