@@ -5,6 +5,7 @@ import { redactSecrets } from '../core/secrets.ts';
 import { DEFAULT_STORE } from '../features/store/open.ts';
 import { DEFAULT_GATE } from '../training/gate.ts';
 import { DEFAULT_MODEL_NAME, DEFAULT_REGISTRY } from '../training/registry/registry.ts';
+import { TRAINER_DAYS, TRAINER_EVERY } from '../training/trainer-service.ts';
 
 /**
  * The cryptocast CLI: every entry point of the system, one command each. A stable contract (see
@@ -158,8 +159,8 @@ backendOptions(
           'trainer: model registry (a directory, or mlflow+http://host:port)',
         ).env('CRYPTOCAST_REGISTRY'),
       )
-      .option('--every <duration>', 'trainer: retrain this long after the previous run ended', '6h')
-      .option('--days <n>', 'trainer: train on the latest N days of the feature store', '14')
+      .option('--every <duration>', 'trainer: retrain this long after the previous run ended', TRAINER_EVERY)
+      .option('--days <n>', 'trainer: train on the latest N days of the feature store', TRAINER_DAYS)
       .option('--tune-seconds <s>', 'trainer: Optuna budget per run', '120')
       .option('--once', 'trainer: one run, then exit (e.g. a Kubernetes CronJob)')
       .addOption(
