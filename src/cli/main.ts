@@ -106,6 +106,10 @@ streamOptions(
     .option('--quiet', 'no live progress line')
     .option('--json', 'stdout: JSON lines of what is durably stored, then a summary (for scripts)')
     .option('--no-monitor', 'without the monitoring pipeline (no error records, rolling quality or alerts)')
+    .option(
+      '--adaptive-conformal',
+      'publish the p10–p90 band through online adaptive conformal inference (learns from matured outcomes)',
+    )
     .addOption(
       new Option('--alert-rules <file>', 'alert rules, YAML or JSON (default: the shipped rules)').env(
         'CRYPTOCAST_ALERT_RULES',
@@ -180,6 +184,10 @@ backendOptions(
           .default('wall'),
       )
       .option('--poll <duration>', 'predictor: how often the champion alias is read (e.g. 30s)', '30s')
+      .option(
+        '--adaptive-conformal',
+        'predictor: publish the p10–p90 band through online adaptive conformal inference (learns from matured outcomes)',
+      )
       .addOption(new Option('--port <port>', 'api: HTTP port (0: any free port)').env('CRYPTOCAST_API_PORT'))
       .addOption(
         new Option(

@@ -38,6 +38,7 @@ export async function predictorService(opts: {
   maxStaleness?: string;
   clock?: 'wall' | 'event';
   poll?: string;
+  adaptiveConformal?: boolean;
 }): Promise<void> {
   const clock = opts.clock ?? 'wall';
   if (clock !== 'wall' && clock !== 'event')
@@ -61,7 +62,11 @@ export async function predictorService(opts: {
   const store = await openPredictionsStore(storeUrl);
   const bus = await connectBus(busUrl);
   const holder = new ChampionHolder(registry, { name, pollMs });
-  const svc = new PredictorService(bus, holder, store, { maxStalenessMs, clock });
+  const svc = new PredictorService(bus, holder, store, {
+    maxStalenessMs,
+    clock,
+    adaptiveConformal: opts.adaptiveConformal === true,
+  });
   try {
     await holder.start();
     await svc.start();
@@ -77,6 +82,7 @@ export async function predictorService(opts: {
         clock,
         maxStalenessMs,
         pollMs,
+        band: opts.adaptiveConformal ? 'adaptive conformal' : 'model',
       },
       'running',
     );
