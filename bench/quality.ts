@@ -78,7 +78,7 @@ function foldCoverages(ev: Evaluation): number[] {
   return out;
 }
 
-const range = (xs: number[]) => `${pc(Math.min(...xs))} – ${pc(Math.max(...xs))}`;
+const range = (xs: number[], d = 1) => `${pc(Math.min(...xs), d)} – ${pc(Math.max(...xs), d)}`;
 const count = (xs: number[], ok: (x: number) => boolean) => `${xs.filter(ok).length}/${xs.length}`;
 
 async function main() {
@@ -140,7 +140,7 @@ async function main() {
       );
     }
     lines.push(
-      `| skill per fold × pair | > 0 in all 10 | ${wf.map((v) => `${range(foldSkills(v.ev))} (${count(foldSkills(v.ev), (s) => s > 0)}) ${yes(foldSkills(v.ev).every((s) => s > 0))}`).join(' | ')} |`,
+      `| skill per fold × pair | > 0 in all 10 | ${wf.map((v) => `${range(foldSkills(v.ev), 3)} (${count(foldSkills(v.ev), (s) => s > 0)}) ${yes(foldSkills(v.ev).every((s) => s > 0))}`).join(' | ')} |`,
     );
     lines.push(
       `| p10–p90 coverage per fold × pair | 80 ± 3 % in all 10 | ${wf.map((v) => `${range(foldCoverages(v.ev))} (${count(foldCoverages(v.ev), inBand)}) ${yes(foldCoverages(v.ev).every(inBand))}`).join(' | ')} |`,
