@@ -54,6 +54,9 @@ EARLY_STOP = 50
 QUANTILE_ROUNDS = 300
 QUANTILE_ETA = 0.1
 QUANTILE_ROWS = 200_000
+# The volatility-normalised interval target (spec "quantileTarget": "vol"): the quantile models learn
+# y / scale, scale = rv_60m over the horizon in bps, at least this much.
+VOL_FLOOR_BPS = 1.0
 
 
 class InputError(Exception):
@@ -108,6 +111,13 @@ def booster_params(params: dict, threads: int, seed: int, quantile: float | None
         p["eval_metric"] = "quantile"
         p.pop("huber_slope", None)
     return p
+
+
+def vol_scale(vol, horizon_ms):
+    """The volatility scale of each row (bps): rv_60m over the horizon, sqrt(h / 60 min) * rv_60m * 1e4, floored at
+    VOL_FLOOR_BPS (a dead market has rv 0; prices move in whole ticks). NaN (unknown) becomes the floor too."""
+    s = np.sqrt(horizon_ms / 3_600_000.0) * vol * 1e4
+    return np.where(np.isfinite(s), np.maximum(s, VOL_FLOOR_BPS), VOL_FLOOR_BPS)
 
 
 def fit_one(xgb, params, X, y, fit_idx, val_idx, threads, seed, quantile=None):
@@ -217,7 +227,14 @@ def main(argv: list[str]) -> int:
     f.add_argument("--dataset", required=True, type=Path)
     f.add_argument("--spec", required=True, type=Path)
     f.add_argument("--out", required=True, type=Path)
+    g = sub.add_parser("figures")
+    g.add_argument("--input", required=True, type=Path)
+    g.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
+    if args.cmd == "figures":
+        from .figures import draw_evaluation
+
+        return draw_evaluation(args.input, args.out)
     try:
         return fit(args.dataset, json.loads(args.spec.read_text()), args.out)
     except InputError as e:

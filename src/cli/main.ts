@@ -47,6 +47,10 @@ backendOptions(
       .option('--no-monitor', 'without the monitoring pipeline (no error records, rolling quality or alerts)')
       .addOption(flag.alertRules())
       .option(
+        '--adaptive-conformal',
+        'publish the p10–p90 band through online adaptive conformal inference (learns from matured outcomes)',
+      )
+      .option(
         '--replay <month>',
         'play recorded 1-minute klines (BTCUSDT, ETHUSDT) with the news of the same months, e.g. 2022-05 or 2022-05..2022-06',
       )
@@ -230,6 +234,11 @@ const walkForwardOptions = (cmd: Command) =>
         .default('expanding'),
     )
     .option('--purge <duration>', 'gap between training and test (default and minimum: the horizon)')
+    .option(
+      '--every <duration>',
+      'refit every this long over the same test span (e.g. 7d: the trainer service’s schedule) instead of --folds blocks',
+    )
+    .option('--window <duration>', 'with --every: train on the latest this long only (e.g. 60d)')
     .option('--trials <n>', 'Optuna: at most this many trials (within --tune-seconds)', '200')
     .option('--seed <n>', 'random seed (XGBoost, Optuna)', '42')
     .option('--json', 'machine-readable output');
@@ -243,6 +252,21 @@ walkForwardOptions(
   .option(
     '--predictions <file.csv>',
     'write every out-of-sample prediction (windowEnd,targetTs,predicted_close,p10,p90)',
+  )
+  .option(
+    '--history <path>',
+    'earlier candles (file or folder) as the initial training window: the folds test --candles only',
+  )
+  .option('--figures <dir>', 'draw the figures (PNG) into this folder')
+  .option(
+    '--adaptive-conformal',
+    'score the band as the live predictor publishes it with online adaptive conformal inference',
+  )
+  .option('--aci-gamma <g>', '--adaptive-conformal: learning rate γ (default 0.001)')
+  .option('--aci-window <n>', '--adaptive-conformal: matured scores kept per pair (default 10080)')
+  .option(
+    '--shrinkage',
+    'score the point forecast shrunk toward persistence by its recent matured errors (the predictor’s gate)',
   )
   .action(async (opts) => {
     if (opts.candles === undefined) throw new UsageError('evaluate needs --candles FILE|FOLDER');
@@ -289,7 +313,53 @@ registryOptions(
     'gate: required relative MAE improvement over the champion',
     String(DEFAULT_GATE.championMargin),
   )
+  .option(
+    '--gate-interval-margin <x>',
+    'gate: required relative interval-score improvement over persistence ± realised volatility',
+    String(DEFAULT_GATE.intervalMargin),
+  )
+  .option(
+    '--gate-coverage-tolerance <x>',
+    'gate: largest distance of the p10–p90 coverage from 80 % (1: off)',
+    String(DEFAULT_GATE.coverageTolerance),
+  )
   .action(async (opts) => (await import('./commands/train.ts')).trainCommand(opts));
+
+registryOptions(
+  program
+    .command('backtest')
+    .description(
+      'a registered model as it is (no refit) on candles it never saw, against the same baselines as evaluate',
+    ),
+)
+  .requiredOption('--model <version>', 'champion, challenger, N or vN')
+  .requiredOption(
+    '--candles <path>',
+    'candle file or folder (OHLCV CSV, cryptocast candles output, Binance klines)',
+  )
+  .option('--pair <pair>', 'pair, when the file does not say')
+  .option(
+    '--as-pair <pair>',
+    'treat the candles’ pair as this trained pair (BTC/USDT), or map several: BTC/USD=BTC/USDT,ETH/USD=ETH/USDT',
+  )
+  .option('--horizon <duration>', 'refused unless it is the model’s own')
+  .option(
+    '--predictions <file.csv>',
+    'write every prediction (windowEnd,targetTs,predicted_close,p10,p90,day)',
+  )
+  .option('--figures <dir>', 'draw the figures (PNG) into this folder')
+  .option(
+    '--adaptive-conformal',
+    'score the band as the live predictor publishes it with online adaptive conformal inference',
+  )
+  .option('--aci-gamma <g>', '--adaptive-conformal: learning rate γ (default 0.001)')
+  .option('--aci-window <n>', '--adaptive-conformal: matured scores kept per pair (default 10080)')
+  .option(
+    '--shrinkage',
+    'score the point forecast shrunk toward persistence by its recent matured errors (the predictor’s gate)',
+  )
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/backtest.ts')).backtestCommand(opts));
 
 const models = program.command('models').description('the model registry: versions, champion, challenger');
 registryOptions(models.command('list'))

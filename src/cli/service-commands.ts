@@ -1,4 +1,5 @@
 import { type Command, Option } from 'commander';
+import { TRAINER_DAYS, TRAINER_EVERY } from '../training/trainer-service.ts';
 import { backendOptions, flag } from './options.ts';
 
 /**
@@ -67,8 +68,8 @@ export function addServiceCommands(program: Command): void {
     .addOption(flag.registry())
     .addOption(flag.modelName())
     .addOption(flag.pairs('pairs to train on (default: every pair in the store)'))
-    .option('--every <duration>', 'retrain this long after the previous run ended', '6h')
-    .option('--days <n>', 'train on the latest N days of the feature store', '14')
+    .option('--every <duration>', 'retrain this long after the previous run ended', TRAINER_EVERY)
+    .option('--days <n>', 'train on the latest N days of the feature store', TRAINER_DAYS)
     .option('--tune-seconds <s>', 'Optuna budget per run', '120')
     .option('--once', 'one run, then exit (e.g. a Kubernetes CronJob)')
     .option('--with-news', 'train with the news sentiment features too')
@@ -86,6 +87,10 @@ export function addServiceCommands(program: Command): void {
     )
     .addOption(flag.clock('staleness by the wall clock, or by the newest windowEnd seen (replays)'))
     .option('--poll <duration>', 'how often the champion alias is read (e.g. 30s)', '30s')
+    .option(
+      '--adaptive-conformal',
+      'publish the p10–p90 band through online adaptive conformal inference (learns from matured outcomes)',
+    )
     .addOption(flag.metricsPort())
     .action(run('predictor'));
 

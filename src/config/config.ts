@@ -16,13 +16,13 @@ export class ConfigError extends CryptocastError {
   }
 }
 
-/** Parses durations such as `5s`, `500ms`, `2m`, `1h` or a bare number of milliseconds. */
+/** Parses durations such as `5s`, `500ms`, `2m`, `1h`, `7d` or a bare number of milliseconds. */
 export function parseDuration(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
-  if (m === null) throw new ConfigError(`not a duration: "${text}" (use e.g. 500ms, 5s, 2m, 1h)`);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (m === null) throw new ConfigError(`not a duration: "${text}" (use e.g. 500ms, 5s, 2m, 1h, 7d)`);
   const n = Number(m[1]);
   const unit = m[2] ?? 'ms';
-  return Math.round(n * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[unit]!);
+  return Math.round(n * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!);
 }
 
 const Duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {

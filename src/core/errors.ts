@@ -77,6 +77,12 @@ export const ERR = {
     1,
     'the archive may be changing or a proxy altering files: try again later',
   ),
+  /** A registered model was not trained for this data (another pair or horizon): `backtest` refuses it. */
+  MODEL_MISMATCH: kind(
+    'CC_ERR_MODEL_MISMATCH',
+    2,
+    'say which trained pair the candles stand for with --as-pair (e.g. a USD market as USDT)',
+  ),
 } as const;
 
 export type ErrorCode = (typeof ERR)[keyof typeof ERR]['code'];

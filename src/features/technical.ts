@@ -18,6 +18,9 @@ import { PriceGuard } from '../core/price-guard.ts';
  */
 export const FEATURE_SET = { name: 'technical', version: 1 } as const;
 
+/** Consecutive candles a pair needs before its first ready vector (`ret_60m` needs the close 60 minutes back). */
+export const WARMUP_CANDLES = 61;
+
 /** The feature columns, in output order (a stable contract: the feature set's version changes if it does). */
 export const FEATURE_COLUMNS = [
   'ret_1m',

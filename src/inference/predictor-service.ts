@@ -6,7 +6,9 @@ import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { Prediction } from '../schemas/prediction.ts';
 import { topics } from '../schemas/topics.ts';
+import type { AciOptions } from './adaptive-conformal.ts';
 import type { ModelSource } from './model-holder.ts';
+import { OnlineBand } from './online-band.ts';
 import type { PredictionsStore } from './predictions-store.ts';
 import {
   type Clock,
@@ -27,6 +29,11 @@ export interface PredictorServiceOptions {
   clock?: 'wall' | 'event' | Clock;
   /** At most one warning per kind (stale, no champion) this often, carrying the count since the last. Default 10 s. */
   warnEveryMs?: number;
+  /**
+   * Publish the p10–p90 band through online adaptive conformal inference (src/inference/online-band.ts): true for
+   * the defaults, or its options. Off by default: the model's own band.
+   */
+  adaptiveConformal?: boolean | Partial<AciOptions>;
   logger?: Logger;
 }
 
@@ -65,6 +72,8 @@ export class PredictorService {
   private readonly warnEveryMs: number;
   private readonly log: Logger;
   private subscription: Subscription | undefined;
+  /** The online band adjustment, when on. */
+  readonly band: OnlineBand | undefined;
   /** Per exchange|pair, the newest windowEnd already in the predictions topic (read back on (re)assignment). */
   private published: Map<string, number> | undefined;
   private readonly warnings = new Map<
@@ -84,6 +93,8 @@ export class PredictorService {
     this.clock = c === 'wall' ? wallClock() : c === 'event' ? eventClock() : c;
     this.warnEveryMs = opts.warnEveryMs ?? 10_000;
     this.log = (opts.logger ?? rootLog).child({ service: 'predictor' });
+    const aci = opts.adaptiveConformal;
+    this.band = aci ? new OnlineBand(aci === true ? {} : aci) : undefined;
   }
 
   async start(): Promise<void> {
@@ -114,6 +125,8 @@ export class PredictorService {
         for (const r of batch.records) {
           const v = r.value;
           this.stats.vectors++;
+          // Outcomes first: this vector's close matures the predictions made one horizon ago.
+          this.band?.observe(v);
           const result = predict(v, this.models.current(), {
             now: this.clock.now(v),
             maxStalenessMs: this.maxStalenessMs,
@@ -145,7 +158,7 @@ export class PredictorService {
               );
             continue;
           }
-          out.push(result.prediction);
+          out.push(this.band ? this.band.adjust(result.prediction) : result.prediction);
         }
         if (out.length > 0) {
           await this.store.write(out);

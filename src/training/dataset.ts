@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CryptocastError, ERR } from '../core/errors.ts';
 
@@ -43,6 +43,11 @@ export interface Dataset {
    * (from `ret_60m`; 0 when the features do not have it).
    */
   drift: Float64Array;
+  /**
+   * The realised volatility known at the close: `rv_60m` (√Σ of the last 60 squared 1-minute log returns; NaN when
+   * the features do not have it). The interval baseline and the volatility deciles read it.
+   */
+  vol: Float64Array;
   /** n × columns, row-major, float32 (what XGBoost sees), NaN = missing. */
   X: Float32Array;
   dropped: { notReady: number; noTarget: number };
@@ -70,6 +75,7 @@ export class DatasetBuilder {
   private readonly pairs = new Map<string, PairRows>();
   private readonly pick: number[];
   private readonly ret60: number;
+  private readonly rv60: number;
   readonly columns: string[];
 
   readonly sourceColumns: readonly string[];
@@ -87,6 +93,7 @@ export class DatasetBuilder {
       return i;
     });
     this.ret60 = sourceColumns.indexOf('ret_60m');
+    this.rv60 = sourceColumns.indexOf('rv_60m');
   }
 
   add(row: FeatureRow): void {
@@ -143,6 +150,7 @@ export class DatasetBuilder {
       targetClose: new Float64Array(n),
       y: new Float64Array(n),
       drift: new Float64Array(n),
+      vol: new Float64Array(n),
       X: new Float32Array(n * k),
       dropped: { notReady, noTarget },
     };
@@ -155,6 +163,8 @@ export class DatasetBuilder {
       ds.y[i] = Math.log(r.target / r.close) * BPS;
       const recent = this.ret60 < 0 ? null : r.values[this.ret60];
       ds.drift[i] = typeof recent === 'number' ? ((recent * BPS) / 60) * (horizonMs / 60_000) : 0;
+      const rv = this.rv60 < 0 ? null : r.values[this.rv60];
+      ds.vol[i] = typeof rv === 'number' ? rv : Number.NaN;
       for (let j = 0; j < k; j++) {
         const v = r.values[this.pick[j]!];
         ds.X[i * k + j] = v === null || v === undefined || !Number.isFinite(v) ? Number.NaN : v;
@@ -203,7 +213,8 @@ export function fingerprint(ds: Dataset): string {
 
 /**
  * Writes the dataset for the Python trainer: `dataset.json` (columns, pairs, n, horizon, files), `X.f32`
- * (n × columns float32, row-major) and `meta.f64` (n × 4 float64: windowEnd, pair index, close, target bps),
+ * (n × columns float32, row-major), `meta.f64` (n × 4 float64: windowEnd, pair index, close, target bps) and
+ * `vol.f64` (n float64: rv_60m at the close, NaN when unknown),
  * little-endian raw arrays that numpy maps without parsing.
  */
 export async function writeDataset(ds: Dataset, dir: string): Promise<void> {
@@ -217,6 +228,7 @@ export async function writeDataset(ds: Dataset, dir: string): Promise<void> {
   }
   await writeFile(join(dir, 'X.f32'), new Uint8Array(ds.X.buffer, ds.X.byteOffset, ds.X.byteLength));
   await writeFile(join(dir, 'meta.f64'), new Uint8Array(meta.buffer));
+  await writeFile(join(dir, 'vol.f64'), new Uint8Array(ds.vol.buffer, ds.vol.byteOffset, ds.vol.byteLength));
   await writeFile(
     join(dir, 'dataset.json'),
     JSON.stringify({
@@ -226,7 +238,66 @@ export async function writeDataset(ds: Dataset, dir: string): Promise<void> {
       horizonMs: ds.horizonMs,
       X: 'X.f32',
       meta: 'meta.f64',
+      vol: 'vol.f64',
       metaColumns: ['windowEnd', 'pair', 'close', 'y_bps'],
     }),
   );
+}
+
+/**
+ * Reads a dataset folder written by `writeDataset` back (the study and benchmark scripts cache the 14-month dataset
+ * this way instead of recomputing a million feature vectors each run). The target close is close · exp(y / 10⁴)
+ * (equal to the original to ~1e-15 relative); drift and vol come from the `ret_60m` and `rv_60m` columns when the
+ * dataset has them (vol from vol.f64 when present).
+ */
+export async function readDataset(dir: string): Promise<Dataset> {
+  const info = JSON.parse(await readFile(join(dir, 'dataset.json'), 'utf8')) as {
+    columns: string[];
+    pairs: string[];
+    n: number;
+    horizonMs: number;
+    X: string;
+    meta: string;
+    vol?: string;
+  };
+  const f64 = async (name: string) => {
+    const b = await readFile(join(dir, name));
+    return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  };
+  const xb = await readFile(join(dir, info.X));
+  const X = new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.byteLength));
+  const meta = await f64(info.meta);
+  const { n, columns, horizonMs } = info;
+  const k = columns.length;
+  if (X.length !== n * k || meta.length !== n * 4)
+    throw new DatasetError(`${dir}: files do not match dataset.json`);
+  const ret60 = columns.indexOf('ret_60m');
+  const rv60 = columns.indexOf('rv_60m');
+  const vol = info.vol ? await f64(info.vol).catch(() => undefined) : undefined;
+  const ds: Dataset = {
+    horizonMs,
+    columns,
+    pairs: info.pairs,
+    n,
+    windowEnd: new Float64Array(n),
+    pair: new Int32Array(n),
+    close: new Float64Array(n),
+    targetClose: new Float64Array(n),
+    y: new Float64Array(n),
+    drift: new Float64Array(n),
+    vol: vol ?? new Float64Array(n),
+    X,
+    dropped: { notReady: 0, noTarget: 0 },
+  };
+  for (let i = 0; i < n; i++) {
+    ds.windowEnd[i] = meta[i * 4]!;
+    ds.pair[i] = meta[i * 4 + 1]!;
+    ds.close[i] = meta[i * 4 + 2]!;
+    ds.y[i] = meta[i * 4 + 3]!;
+    ds.targetClose[i] = priceFromReturn(ds.close[i]!, ds.y[i]!);
+    const r = ret60 < 0 ? Number.NaN : X[i * k + ret60]!;
+    ds.drift[i] = Number.isNaN(r) ? 0 : ((r * BPS) / 60) * (horizonMs / 60_000);
+    if (vol === undefined) ds.vol[i] = rv60 < 0 ? Number.NaN : X[i * k + rv60]!;
+  }
+  return ds;
 }

@@ -10,6 +10,9 @@ import type { Evaluation } from './evaluation.ts';
  *      horizon, target or feature sets, or serving a pair this run did not evaluate, is not comparable: refused):
  *      MAE ≤ champion MAE × (1 − `championMargin`). A refit of the champion's own configuration on newer data ties
  *      and passes, which is how scheduled retraining refreshes the champion; a configuration that does worse fails.
+ *   4. its p10–p90 band is a better probabilistic forecast than the interval baseline (persistence with a normal band
+ *      from the last hour's realised volatility): mean interval score ≤ the baseline's × (1 − `intervalMargin`);
+ *   5. its band is calibrated: pooled p10–p90 coverage within 80 % ± `coverageTolerance`.
  *
  * A model worse than persistence can never pass rule 1, and a model worse than the champion never passes rule 3,
  * whatever the settings (negative minSkill and championMargin count as 0).
@@ -18,9 +21,19 @@ export interface GatePolicy {
   alpha: number;
   minSkill: number;
   championMargin: number;
+  /** Rule 4: required relative improvement of the interval score over the baseline's (default 0: no worse). */
+  intervalMargin?: number;
+  /** Rule 5: largest distance of the pooled p10–p90 coverage from 80 % (default 0.05; 1 turns the rule off). */
+  coverageTolerance?: number;
 }
 
-export const DEFAULT_GATE: GatePolicy = { alpha: 0.05, minSkill: 0, championMargin: 0 };
+export const DEFAULT_GATE: GatePolicy = {
+  alpha: 0.05,
+  minSkill: 0,
+  championMargin: 0,
+  intervalMargin: 0,
+  coverageTolerance: 0.05,
+};
 
 export interface GateDecision {
   promoted: boolean;
@@ -55,6 +68,19 @@ export function decide(
         `${pair} vs the best baseline (${s.best_baseline}): skill ${pct(b.skill)}, DM p ${p(b.dm_pvalue)}`,
       );
     }
+    const iv = s.intervals;
+    const base = s.intervals_baseline;
+    const margin = policy.intervalMargin ?? DEFAULT_GATE.intervalMargin!;
+    check(
+      iv !== undefined && base !== undefined && iv.interval_score <= base.interval_score * (1 - margin),
+      `${pair} band vs persistence ± realised volatility: interval score ${iv?.interval_score.toFixed(3)} vs ${base?.interval_score.toFixed(3)} bps (need ≤ ×${(1 - margin).toFixed(3)}), CRPS ${iv?.crps.toFixed(3)} vs ${base?.crps.toFixed(3)}`,
+    );
+    const tol = policy.coverageTolerance ?? DEFAULT_GATE.coverageTolerance!;
+    if (tol < 1)
+      check(
+        iv !== undefined && Math.abs(iv.coverage - 0.8) <= tol,
+        `${pair} p10–p90 coverage ${iv === undefined ? '—' : `${(iv.coverage * 100).toFixed(1)}%`} (need 80% ± ${(tol * 100).toFixed(1)})`,
+      );
     if (champion?.incomparable !== undefined) continue;
     if (champion && !champion.sameConfig) {
       if (s.mae_champion === null)

@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setting } from '../config/env.ts';
 import { CryptocastError, ERR } from '../core/errors.ts';
+import type { Dataset } from './dataset.ts';
+import type { Evaluation } from './evaluation.ts';
 import type { Fold } from './folds.ts';
 
 /**
@@ -152,4 +154,72 @@ export async function runTrainer(
   };
   const result = JSON.parse(await readFile(join(outDir, 'result.json'), 'utf8')) as TrainerResult;
   return { oos, result };
+}
+
+/**
+ * The evaluation's figures, drawn by the trainer's Python (matplotlib) from the out-of-sample predictions:
+ * predicted vs actual (last 6 hours per pair, with the band), the error distribution, skill and coverage per day,
+ * coverage per volatility decile. Returns the file names written into `dir`.
+ */
+export async function drawEvaluationFigures(
+  dir: string,
+  ds: Dataset,
+  oos: OutOfSample,
+  ev: Evaluation,
+): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const m = oos.row.length;
+  const a = new Float64Array(m * 8);
+  for (let k = 0; k < m; k++) {
+    const i = oos.row[k]!;
+    a.set(
+      [
+        ds.windowEnd[i]!,
+        ds.pair[i]!,
+        ds.close[i]!,
+        ds.y[i]!,
+        oos.model[k]!,
+        oos.p10[k]!,
+        oos.p90[k]!,
+        oos.fold[k]!,
+      ],
+      k * 8,
+    );
+  }
+  await writeFile(join(dir, 'figures-input.f64'), new Uint8Array(a.buffer));
+  await writeFile(
+    join(dir, 'figures-input.json'),
+    JSON.stringify({
+      pairs: ds.pairs,
+      horizonMs: ds.horizonMs,
+      n: m,
+      per_day: ev.per_day,
+      per_vol_decile: ev.per_vol_decile,
+    }),
+  );
+  const child = spawn(
+    trainerPython(),
+    ['-m', 'cryptocast_trainer', 'figures', '--input', dir, '--out', dir],
+    {
+      cwd: ROOT,
+      env: { ...process.env, PYTHONPATH: join(ROOT, 'python') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-4_000);
+  });
+  const code = await new Promise<number | null>((ok, fail) => {
+    child.on('error', fail);
+    child.on('close', ok);
+  });
+  await rm(join(dir, 'figures-input.f64'), { force: true });
+  await rm(join(dir, 'figures-input.json'), { force: true });
+  if (code !== 0) throw new TrainerError(`drawing the figures failed (exit ${code}):\n${err.trim()}`);
+  return out.trim().split('\n').filter(Boolean);
 }

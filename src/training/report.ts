@@ -75,6 +75,37 @@ export function renderReport(
     );
   }
   lines.push('');
+  lines.push('## The p10–p90 band as a probabilistic forecast');
+  lines.push('');
+  lines.push(
+    'On the log return in bps, lower is better. Baseline: persistence with a normal band from the realised volatility of the last hour (p10/p90 = ∓1.2816 · rv_60m · √(h/60 min)). Interval score of the central 80 % interval (Gneiting & Raftery 2007); CRPS of the split normal through p10, the point forecast and p90.',
+  );
+  lines.push('');
+  lines.push(
+    '| | coverage (below / above) | mean width | pinball p10 | pinball p90 | interval score | baseline | CRPS | baseline |',
+  );
+  lines.push('|---|---|---|---|---|---|---|---|---|');
+  for (const [pair, s] of [...Object.entries(ev.per_pair), ['all pairs', ev] as const]) {
+    const m = s.intervals;
+    const b = s.intervals_baseline;
+    lines.push(
+      `| ${pair} | ${pc(m.coverage, 1)} (${pc(m.below, 1)} / ${pc(m.above, 1)}) | ${f(m.mean_width_bps, 2)} | ${f(m.pinball_p10, 3)} | ${f(m.pinball_p90, 3)} | ${f(m.interval_score, 3)} | ${f(b.interval_score, 3)} | ${f(m.crps, 3)} | ${f(b.crps, 3)} |`,
+    );
+  }
+  lines.push('');
+  lines.push(
+    `Coverage per fold and pair: ${ev.per_fold.map((fm) => pairs.map((p) => pc(fm.metrics[`model ${p}`]?.coverage_p10_p90, 1)).join(' / ')).join(' · ')}`,
+  );
+  lines.push('');
+  if (ev.per_vol_decile.length > 0) {
+    lines.push('| rv_60m decile | rv range | coverage | mean width | interval score | baseline | skill |');
+    lines.push('|---|---|---|---|---|---|---|');
+    for (const d of ev.per_vol_decile)
+      lines.push(
+        `| ${d.decile} | ${f(d.rv_from, 5)} – ${f(d.rv_to, 5)} | ${pc(d.coverage, 1)} | ${f(d.mean_width_bps, 2)} | ${f(d.interval_score, 3)} | ${f(d.interval_score_baseline, 3)} | ${pc(d.skill, 3)} |`,
+      );
+    lines.push('');
+  }
   if (result.figures?.length) {
     lines.push('## Figures');
     lines.push('');

@@ -40,12 +40,20 @@ export interface NewsAt {
 export interface SourceReport {
   dataset: Dataset;
   candles: number;
+  /** Candles read per pair (before the warm-up and the target lookup drop rows). */
+  candlesPerPair: Map<string, number>;
   rejects: { where: string; reason: string }[];
   /** Gaps in the candles that restarted the indicators' warm-up. */
   resets: number;
+  /** With a history: the first windowEnd of the candles proper (the history's rows all come before it). */
+  testFrom?: number;
 }
 
-/** Candle files → technical features (and news as available at each close) → dataset. */
+/**
+ * Candle files → technical features (and news as available at each close) → dataset. With `history` (a file or
+ * folder of earlier candles, which must all end before the candles begin), the history's rows come first, computed
+ * by an indicator engine of their own, and `testFrom` says where the candles proper begin.
+ */
 export async function datasetFromCandles(
   path: string,
   opts: {
@@ -53,25 +61,46 @@ export async function datasetFromCandles(
     pair?: string;
     news?: NewsAt;
     columns?: readonly string[];
+    history?: string;
     onFile?: (done: number, total: number) => void;
   },
 ): Promise<SourceReport> {
   const source = opts.news ? [...FEATURE_COLUMNS, ...NEWS_COLUMNS] : [...FEATURE_COLUMNS];
   const columns = opts.columns ?? (opts.news ? [...MODEL_COLUMNS, ...NEWS_COLUMNS] : MODEL_COLUMNS);
   const builder = new DatasetBuilder(source, { horizonMs: opts.horizonMs, columns });
-  const engine = new TechnicalFeatures();
   const rejects: SourceReport['rejects'] = [];
-  const files = candleFiles(path);
+  const history = opts.history === undefined ? [] : candleFiles(opts.history);
+  const files = [...history, ...candleFiles(path)];
+  let engine = new TechnicalFeatures();
+  let resets = 0;
+  let historyEnd = Number.NEGATIVE_INFINITY;
+  let testFrom: number | undefined;
   let candles = 0;
+  const candlesPerPair = new Map<string, number>();
   for (const [i, file] of files.entries()) {
-    for await (const batch of readOhlcv(file, { pair: opts.pair })) {
+    const isHistory = i < history.length;
+    if (i === history.length && history.length > 0) {
+      resets += engine.resets;
+      engine = new TechnicalFeatures(); // the candles proper warm up on their own
+    }
+    // The history's pair option does not apply to it (its files say their pair, e.g. Binance klines).
+    for await (const batch of readOhlcv(file, { pair: isHistory ? undefined : opts.pair })) {
       for (const r of batch.rejects) rejects.push({ where: `${r.file} line ${r.line}`, reason: r.reason });
       for (const c of batch.candles) {
         candles++;
+        candlesPerPair.set(c.pair, (candlesPerPair.get(c.pair) ?? 0) + 1);
         const bad = engine.problem(c);
         if (bad !== undefined) {
           rejects.push({ where: `${c.pair} ${new Date(c.windowStart).toISOString()}`, reason: bad });
           continue;
+        }
+        if (isHistory) historyEnd = Math.max(historyEnd, c.windowEnd);
+        else if (history.length > 0) {
+          if (c.windowEnd <= historyEnd)
+            throw new DatasetError(
+              `--history must end before the candles begin: it ends ${new Date(historyEnd).toISOString()}, and the candles have ${c.pair} at ${new Date(c.windowEnd).toISOString()}`,
+            );
+          testFrom = Math.min(testFrom ?? Number.POSITIVE_INFINITY, c.windowEnd);
         }
         let v: ReturnType<TechnicalFeatures['update']>;
         try {
@@ -90,7 +119,14 @@ export async function datasetFromCandles(
     }
     opts.onFile?.(i + 1, files.length);
   }
-  return { dataset: builder.build(), candles, rejects, resets: engine.resets };
+  return {
+    dataset: builder.build(),
+    candles,
+    candlesPerPair,
+    rejects,
+    resets: resets + engine.resets,
+    testFrom,
+  };
 }
 
 /**
@@ -130,6 +166,7 @@ export async function datasetFromStore(
   const columns = opts.columns ?? (opts.withNews ? [...MODEL_COLUMNS, ...NEWS_COLUMNS] : MODEL_COLUMNS);
   const builder = new DatasetBuilder(source, { horizonMs: opts.horizonMs, columns });
   let candles = 0;
+  const candlesPerPair = new Map<string, number>();
   for (const pair of opts.pairs) {
     // The target of the last rows lies up to one horizon after `to`: read that far, but only as targets.
     const rows = await store.history(TECHNICAL_SET, pair, opts.from, opts.to + opts.horizonMs);
@@ -141,6 +178,7 @@ export async function datasetFromStore(
         )
       : undefined;
     const missingNews = NEWS_COLUMNS.map(() => null);
+    candlesPerPair.set(pair, rows.length);
     for (const r of rows) {
       candles++;
       const inWindow = r.windowEnd < opts.to;
@@ -153,5 +191,5 @@ export async function datasetFromStore(
       });
     }
   }
-  return { dataset: builder.build(), candles, rejects: [], resets: 0 };
+  return { dataset: builder.build(), candles, candlesPerPair, rejects: [], resets: 0 };
 }

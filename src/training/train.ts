@@ -83,7 +83,8 @@ export async function trainAndRegister(
     opts.gate ?? DEFAULT_GATE,
     championCard ? { version: championCard.version, sameConfig, incomparable } : undefined,
   );
-  const { per_fold, ...summary } = run.evaluation;
+  // Per day is in evaluation.json (hundreds of rows over 14 months); the card keeps folds and deciles.
+  const { per_fold, per_day: _perDay, ...summary } = run.evaluation;
   const artifacts = [
     'model.json',
     'p10.json',

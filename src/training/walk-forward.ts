@@ -15,6 +15,11 @@ import {
 export interface WalkForwardOptions {
   folds: number;
   mode: 'expanding' | 'rolling';
+  /** Test only from this time on; everything before is the initial training window (`evaluate --history`). */
+  testFrom?: number;
+  /** Refit every `everyMs` over the test span (the trainer service's schedule), on the latest `windowMs` if given. */
+  everyMs?: number;
+  windowMs?: number;
   /** Gap between training and test (≥ the horizon; default the horizon). */
   purgeMs?: number;
   /** Fixed hyperparameters, or an Optuna budget (ignored when params are given). */
@@ -93,6 +98,9 @@ export async function walkForward(ds: Dataset, opts: WalkForwardOptions): Promis
     horizonMs: ds.horizonMs,
     purgeMs: opts.purgeMs,
     mode: opts.mode,
+    testFrom: opts.testFrom,
+    everyMs: opts.everyMs,
+    windowMs: opts.windowMs,
   });
   checkFoldsTrainable(ds, folds, VALIDATION_FRACTION);
   const work = opts.workDir ?? (await mkdtemp(join(tmpdir(), 'cryptocast-train-')));

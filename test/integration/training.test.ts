@@ -142,6 +142,44 @@ describe('cryptocast evaluate (real klines, real XGBoost)', () => {
     assert.equal(flat.code, 2);
     assert.match(flat.stderr, /price never changes/);
   });
+
+  it('--history: earlier candles are the initial training window, and only the new candles are tested', async () => {
+    const history = days(['BTCUSDT', 'ETHUSDT'], WEEK);
+    const NEXT = ['2022-01-08', '2022-01-09', '2022-01-10'];
+    const fresh = days(['BTCUSDT'], NEXT);
+    const preds = join(mkdtempSync(join(tmpdir(), 'cc-history-')), 'predictions.csv');
+    const r = await cc([
+      'evaluate',
+      '--candles',
+      fresh,
+      '--history',
+      history,
+      '--folds',
+      '3',
+      '--json',
+      '--predictions',
+      preds,
+    ]);
+    const ev = JSON.parse(r.stdout);
+    const start = Date.UTC(2022, 0, 8, 0, 1); // the first new candle closes at 00:01
+    assert.deepEqual(Object.keys(ev.per_pair), ['BTC/USDT']);
+    assert.equal(ev.per_fold.length, 3);
+    assert.equal(ev.per_fold[0].testFrom, start);
+    for (const f of ev.per_fold) {
+      assert.equal(f.trainFrom, Date.UTC(2022, 0, 1, 1, 1)); // expanding from the history's first ready row
+      assert.equal(f.trainTo, f.testFrom - 300_000);
+    }
+    // Every new minute after the warm-up (60) and before the last target (5) is tested, nothing before.
+    assert.equal(ev.n, 3 * 1440 - 60 - 5);
+    const lines = readFileSync(preds, 'utf8').trim().split('\n').slice(1);
+    assert.equal(lines.length, ev.n);
+    assert.ok(lines.every((l) => l.startsWith('BTC/USDT,') && Number(l.split(',')[1]) >= start));
+    assert.ok(ev.per_day.length === 3 && ev.per_day[0].day === '2022-01-08');
+
+    const overlap = await fails(['evaluate', '--candles', history, '--history', fresh]);
+    assert.equal(overlap.code, 2);
+    assert.match(overlap.stderr, /--history must end before the candles begin/);
+  });
 });
 
 describe('cryptocast train and models (local registry)', () => {

@@ -65,7 +65,7 @@ export async function showCommand(version: string | undefined, opts: Flags): Pro
   });
 }
 
-async function resolveVersion(r: ModelRegistry, name: string, text: string): Promise<number> {
+export async function resolveVersion(r: ModelRegistry, name: string, text: string): Promise<number> {
   if (text === 'champion' || text === 'challenger') {
     const v = await r.alias(name, text);
     if (v === undefined) throw new UsageError(`${name} has no ${text}`);

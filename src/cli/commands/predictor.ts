@@ -40,6 +40,7 @@ export async function predictorService(opts: {
   maxStaleness?: string;
   clock?: 'wall' | 'event';
   poll?: string;
+  adaptiveConformal?: boolean;
 }): Promise<void> {
   const clock = opts.clock ?? 'wall';
   if (clock !== 'wall' && clock !== 'event')
@@ -63,7 +64,11 @@ export async function predictorService(opts: {
   const store = await openPredictionsStore(storeUrl);
   const bus = await connectBus(busUrl);
   const holder = new ChampionHolder(registry, { name, pollMs });
-  const svc = new PredictorService(bus, holder, store, { maxStalenessMs, clock });
+  const svc = new PredictorService(bus, holder, store, {
+    maxStalenessMs,
+    clock,
+    adaptiveConformal: opts.adaptiveConformal === true,
+  });
   try {
     await holder.start();
     await svc.start();
@@ -79,6 +84,7 @@ export async function predictorService(opts: {
         clock,
         maxStalenessMs,
         pollMs,
+        band: opts.adaptiveConformal ? 'adaptive conformal' : 'model',
       },
       'running',
     );

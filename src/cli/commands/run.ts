@@ -64,6 +64,7 @@ export async function run(
       alertRules?: string;
       /** `--no-monitor`: commander sets monitor = false. */
       monitor?: boolean;
+      adaptiveConformal?: boolean;
     },
 ): Promise<void> {
   // Every flag is checked before anything starts: a bad one costs nothing and leaves nothing half-open.
@@ -121,6 +122,7 @@ export async function run(
     );
   const predictor = new PredictorService(bus, holder, predictions, {
     clock: opts.source === 'live' ? 'wall' : 'event',
+    adaptiveConformal: opts.adaptiveConformal === true,
   });
   await predictor.start();
   // Monitoring: every prediction scored when its target minute closes, rolling quality; same file, same bus.

@@ -50,6 +50,7 @@ export async function service(
     maxStaleness?: string;
     clock?: 'wall' | 'event';
     poll?: string;
+    adaptiveConformal?: boolean;
     port?: string;
     metricsPort?: string;
     alertRules?: string;

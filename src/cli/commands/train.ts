@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
@@ -6,10 +7,14 @@ import { AtomicFile } from '../../core/files.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { newsFeaturesFrom } from '../../features/news-recording.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
+import { DEFAULT_ACI } from '../../inference/adaptive-conformal.ts';
+import { DEFAULT_SHRINKAGE } from '../../inference/shrinkage.ts';
+import { adaptBand, shrinkPoint } from '../../training/adaptive-band.ts';
 import { checkDataset, type Dataset, priceFromReturn } from '../../training/dataset.ts';
-import type { Evaluation } from '../../training/evaluation.ts';
+import { type Evaluation, evaluate } from '../../training/evaluation.ts';
+import type { Fold } from '../../training/folds.ts';
 import { DEFAULT_GATE, type GatePolicy } from '../../training/gate.ts';
-import type { Progress } from '../../training/python-trainer.ts';
+import { drawEvaluationFigures, type OutOfSample, type Progress } from '../../training/python-trainer.ts';
 import { openRegistry } from '../../training/registry/open.ts';
 import {
   datasetFromCandles,
@@ -24,6 +29,7 @@ import { type WalkForwardRun, walkForward } from '../../training/walk-forward.ts
 
 export interface DataFlags {
   candles?: string;
+  history?: string;
   store?: string;
   pair?: string;
   pairs?: string;
@@ -34,6 +40,8 @@ export interface DataFlags {
 }
 
 export interface WalkFlags {
+  every?: string;
+  window?: string;
   folds: string;
   mode: string;
   purge?: string;
@@ -72,6 +80,7 @@ export async function loadDataset(
         horizonMs,
         pair: opts.pair,
         news,
+        history: opts.history,
         onFile: (done, total) => {
           if (total < 2) return;
           if (!started) bar.start(total, 0);
@@ -82,6 +91,8 @@ export async function loadDataset(
     } finally {
       if (started) bar.stop();
     }
+  } else if (opts.history !== undefined) {
+    throw new UsageError('--history goes with --candles');
   } else if (opts.store !== undefined) {
     const days = opts.days === undefined ? 30 : Number(opts.days);
     if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
@@ -107,10 +118,16 @@ export async function loadDataset(
     `dataset: ${n(ds.n)} rows (${ds.pairs.join(', ')}), ${ds.columns.length} columns, horizon ${horizonMs / 60_000} min; ` +
       `${n(ds.dropped.notReady)} warming up, ${n(ds.dropped.noTarget)} without a close at the target time${source.resets ? `, ${n(source.resets)} gaps` : ''}\n`,
   );
+  if (source.testFrom !== undefined)
+    process.stderr.write(
+      `history: every row before ${new Date(source.testFrom).toISOString()} is the initial training window; the folds test the candles from then on\n`,
+    );
   return { ds, source, featureSets };
 }
 
 function walkOptions(opts: WalkFlags, ds: Dataset) {
+  if (opts.window !== undefined && opts.every === undefined)
+    throw new UsageError('--window goes with --every (a refit every --every on the latest --window)');
   const mode = opts.mode === 'rolling' ? 'rolling' : 'expanding';
   if (opts.mode !== mode) throw new UsageError(`--mode must be expanding or rolling, got "${opts.mode}"`);
   const tuneSeconds = positiveInt('tune-seconds', opts.tuneSeconds);
@@ -118,6 +135,8 @@ function walkOptions(opts: WalkFlags, ds: Dataset) {
     folds: positiveInt('folds', opts.folds),
     mode,
     purgeMs: opts.purge === undefined ? ds.horizonMs : parseDuration(opts.purge),
+    everyMs: opts.every === undefined ? undefined : parseDuration(opts.every),
+    windowMs: opts.window === undefined ? undefined : parseDuration(opts.window),
     tune: tuneSeconds > 0 ? { seconds: tuneSeconds, trials: positiveInt('trials', opts.trials) } : undefined,
     seed: positiveInt('seed', opts.seed),
   } as const;
@@ -152,35 +171,112 @@ function progressDisplay() {
 }
 
 export async function evaluateCommand(
-  opts: DataFlags & WalkFlags & { json?: boolean; predictions?: string },
+  opts: DataFlags & WalkFlags & BandFlags & { json?: boolean; predictions?: string; figures?: string },
 ): Promise<void> {
   const started = performance.now();
-  const { ds } = await loadDataset(opts);
+  const { ds, source } = await loadDataset(opts);
   const progress = progressDisplay();
   let run: WalkForwardRun;
   try {
-    run = await walkForward(ds, { ...walkOptions(opts, ds), final: false, figures: false, ...progress });
+    run = await walkForward(ds, {
+      ...walkOptions(opts, ds),
+      testFrom: source.testFrom,
+      final: false,
+      figures: false,
+      ...progress,
+    });
   } finally {
     progress.stop();
   }
-  if (opts.predictions) await writePredictions(opts.predictions, ds, run);
-  const ev = run.evaluation;
+  const band = publishedBand(opts, ds, run.folds, run.oos, run.evaluation);
+  if (opts.predictions) await writePredictions(opts.predictions, ds, band.oos);
+  if (opts.figures) await drawFigures(opts.figures, ds, band.oos, band.evaluation);
+  const ev = band.evaluation;
   const seconds = (performance.now() - started) / 1000;
-  if (opts.json) process.stdout.write(`${JSON.stringify({ ...ev, seconds }, null, 2)}\n`);
-  else process.stdout.write(summaryText(ev, seconds));
+  if (opts.json) process.stdout.write(`${JSON.stringify({ ...ev, ...band.info, seconds }, null, 2)}\n`);
+  else process.stdout.write(summaryText(ev, seconds) + band.text);
 }
 
-/** Every out-of-sample prediction, one row each, so anyone can recompute the metrics from the raw candles. */
-async function writePredictions(path: string, ds: Dataset, run: WalkForwardRun): Promise<void> {
+export interface BandFlags {
+  shrinkage?: boolean;
+  adaptiveConformal?: boolean;
+  aciGamma?: string;
+  aciWindow?: string;
+}
+
+/**
+ * The band to score: the model's own p10–p90, or (`--adaptive-conformal`) as the live predictor publishes it after
+ * online adaptive conformal inference. The raw band's pooled scores are kept beside the adjusted one's.
+ */
+export function publishedBand(
+  opts: BandFlags,
+  ds: Dataset,
+  folds: Fold[],
+  oos: OutOfSample,
+  ev: Evaluation,
+): { oos: OutOfSample; evaluation: Evaluation; info: Record<string, unknown>; text: string } {
+  let info: Record<string, unknown> = { band: 'model', point: 'model' };
+  let text = '';
+  if (opts.shrinkage) {
+    const s = shrinkPoint(ds, oos);
+    oos = s.oos;
+    info = {
+      ...info,
+      point: 'shrinkage',
+      shrinkage: { ...DEFAULT_SHRINKAGE, mean_lambda: s.meanLambda },
+      model_point: {
+        skill: ev.skill,
+        dm_pvalue: ev.dm_pvalue,
+        per_pair: Object.fromEntries(
+          Object.entries(ev.per_pair).map(([p, c]) => [p, { skill: c.skill, dm_pvalue: c.dm_pvalue }]),
+        ),
+      },
+    };
+    text += `  point: shrunk toward persistence by recent errors (mean λ ${s.meanLambda.toFixed(2)}); the model as it is: skill ${pct(ev.skill)} (DM p ${ev.dm_pvalue === null ? '—' : ev.dm_pvalue.toPrecision(2)})\n`;
+  }
+  if (!opts.adaptiveConformal) {
+    const evaluation = opts.shrinkage ? evaluate(ds, folds, oos) : ev;
+    return { oos, evaluation, info, text };
+  }
+  const gamma = opts.aciGamma === undefined ? DEFAULT_ACI.gamma : Number(opts.aciGamma);
+  const window = opts.aciWindow === undefined ? DEFAULT_ACI.window : Number(opts.aciWindow);
+  if (!(gamma > 0 && gamma < 1))
+    throw new UsageError(`--aci-gamma must be in (0, 1), got "${opts.aciGamma}"`);
+  if (!(Number.isInteger(window) && window > 0))
+    throw new UsageError(`--aci-window must be a positive whole number, got "${opts.aciWindow}"`);
+  const adapted = adaptBand(ds, oos, { gamma, window });
+  const evaluation = evaluate(ds, folds, adapted);
+  const raw = ev.intervals;
+  return {
+    oos: adapted,
+    evaluation,
+    info: {
+      ...info,
+      band: 'adaptive conformal',
+      adaptive_conformal: { alpha: DEFAULT_ACI.alpha, gamma, window },
+      raw_band: {
+        intervals: raw,
+        per_pair: Object.fromEntries(Object.entries(ev.per_pair).map(([p, c]) => [p, c.intervals])),
+        per_vol_decile: ev.per_vol_decile,
+      },
+    },
+    text: `${text}  band: adaptive conformal (γ ${gamma}, window ${window}); the model's own band: coverage ${pct(raw.coverage, 1)}, width ${num(raw.mean_width_bps)} bps, interval score ${num(raw.interval_score)}\n`,
+  };
+}
+
+/**
+ * Every out-of-sample prediction, one row each, so anyone can recompute the metrics from the raw candles
+ * (`actual_close`, the close at targetTs, is there for convenience; `fold` is the day index in a backtest).
+ */
+export async function writePredictions(path: string, ds: Dataset, oos: OutOfSample): Promise<void> {
   const out = new AtomicFile(path);
   try {
-    await out.write('pair,windowEnd,targetTs,close,predicted_close,p10,p90,fold\n');
-    const { oos } = run;
+    await out.write('pair,windowEnd,targetTs,close,predicted_close,p10,p90,fold,actual_close\n');
     for (let k = 0; k < oos.row.length; k++) {
       const i = oos.row[k]!;
       const c = ds.close[i]!;
       await out.write(
-        `${ds.pairs[ds.pair[i]!]},${ds.windowEnd[i]},${ds.windowEnd[i]! + ds.horizonMs},${c},${priceFromReturn(c, oos.model[k]!)},${priceFromReturn(c, oos.p10[k]!)},${priceFromReturn(c, oos.p90[k]!)},${oos.fold[k]}\n`,
+        `${ds.pairs[ds.pair[i]!]},${ds.windowEnd[i]},${ds.windowEnd[i]! + ds.horizonMs},${c},${priceFromReturn(c, oos.model[k]!)},${priceFromReturn(c, oos.p10[k]!)},${priceFromReturn(c, oos.p90[k]!)},${oos.fold[k]},${ds.targetClose[i]}\n`,
       );
     }
     await out.commit();
@@ -188,22 +284,35 @@ async function writePredictions(path: string, ds: Dataset, run: WalkForwardRun):
     await out.abort();
     throw err;
   }
-  const { oos } = run;
   process.stderr.write(`${n(oos.row.length)} out-of-sample predictions written to ${path}\n`);
 }
 
-const pct = (x: number | null, d = 3) => (x === null ? '—' : `${(x * 100).toFixed(d)}%`);
+/** The evaluation's figures (PNG, drawn by the trainer's Python) into `dir`. */
+export async function drawFigures(dir: string, ds: Dataset, oos: OutOfSample, ev: Evaluation): Promise<void> {
+  const files = await drawEvaluationFigures(dir, ds, oos, ev);
+  process.stderr.write(`figures: ${files.map((f) => join(dir, f)).join(', ')}\n`);
+}
 
-function summaryText(ev: Evaluation, seconds: number): string {
+const pct = (x: number | null, d = 3) => (x === null ? '—' : `${(x * 100).toFixed(d)}%`);
+const num = (x: number | null | undefined, d = 2) =>
+  x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d);
+
+export function summaryText(ev: Evaluation, seconds: number, title = 'walk-forward'): string {
   const lines = [
-    `walk-forward: ${ev.folds} folds, ${n(ev.n)} test rows, horizon ${ev.horizon_minutes} min (${seconds.toFixed(1)} s)`,
+    `${title}: ${ev.folds} ${title === 'backtest' ? 'days' : 'folds'}, ${n(ev.n)} test rows, horizon ${ev.horizon_minutes} min (${seconds.toFixed(1)} s)`,
   ];
   for (const [pair, s] of [...Object.entries(ev.per_pair), ['all pairs', ev] as const]) {
     lines.push(
       `  ${pair.padEnd(10)} MAE ${s.mae_model.toFixed(4)} vs persistence ${s.mae_persistence.toFixed(4)} · drift ${s.mae_drift.toFixed(4)} · linear ${s.mae_linear.toFixed(4)}` +
         ` · skill ${pct(s.skill)} (DM p ${s.dm_pvalue === null ? '—' : s.dm_pvalue.toPrecision(2)}) · direction ${pct(s.direction_accuracy, 2)} · p10–p90 coverage ${pct(s.coverage_p10_p90, 1)}`,
+      `  ${''.padEnd(10)} interval (bps): width ${num(s.intervals.mean_width_bps)} · interval score ${num(s.intervals.interval_score)} vs ${num(s.intervals_baseline.interval_score)} (persistence ± volatility; skill ${pct(s.interval_skill, 2)}) · CRPS ${num(s.intervals.crps, 3)} vs ${num(s.intervals_baseline.crps, 3)} · pinball p10 ${num(s.intervals.pinball_p10, 3)} p90 ${num(s.intervals.pinball_p90, 3)}`,
     );
   }
+  const cov = ev.per_fold.map((f) => f.metrics.model?.coverage_p10_p90 ?? null);
+  lines.push(
+    `  coverage per ${title === 'backtest' ? 'day' : 'fold'}: ${cov.map((c) => pct(c, 1)).join(' ')}`,
+  );
+  lines.push(`  coverage per rv_60m decile: ${ev.per_vol_decile.map((d) => pct(d.coverage, 1)).join(' ')}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -215,6 +324,8 @@ export async function trainCommand(
       gateAlpha: string;
       gateMinSkill: string;
       championMargin: string;
+      gateIntervalMargin?: string;
+      gateCoverageTolerance?: string;
       json?: boolean;
     },
 ): Promise<void> {
@@ -222,11 +333,17 @@ export async function trainCommand(
     alpha: Number(opts.gateAlpha ?? DEFAULT_GATE.alpha),
     minSkill: Number(opts.gateMinSkill ?? DEFAULT_GATE.minSkill),
     championMargin: Number(opts.championMargin ?? DEFAULT_GATE.championMargin),
+    intervalMargin: Number(opts.gateIntervalMargin ?? DEFAULT_GATE.intervalMargin),
+    coverageTolerance: Number(opts.gateCoverageTolerance ?? DEFAULT_GATE.coverageTolerance),
   };
   if (!(gate.alpha > 0 && gate.alpha <= 1))
     throw new UsageError(`--gate-alpha must be in (0, 1], got ${opts.gateAlpha}`);
   if (!Number.isFinite(gate.minSkill) || !Number.isFinite(gate.championMargin))
     throw new UsageError('--gate-min-skill and --champion-margin must be numbers');
+  if (!Number.isFinite(gate.intervalMargin) || !(gate.coverageTolerance! >= 0))
+    throw new UsageError(
+      '--gate-interval-margin must be a number and --gate-coverage-tolerance a number ≥ 0',
+    );
   const { ds, featureSets } = await loadDataset(opts);
   const registry = await openRegistry(opts.registry);
   const progress = progressDisplay();

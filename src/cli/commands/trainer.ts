@@ -10,11 +10,11 @@ import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts'
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { datasetFromStoreWindow, parsePairs } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
-import { TrainerService } from '../../training/trainer-service.ts';
+import { TRAINER_DAYS, TRAINER_EVERY, TrainerService } from '../../training/trainer-service.ts';
 
 /**
- * `cryptocast service trainer`: retrains from the feature store on a schedule (`--every`, default 6h) on the latest
- * `--days` (default 14), and on demand (SIGHUP); `--once` runs once and exits (for a Kubernetes CronJob). Each
+ * `cryptocast service trainer`: retrains from the feature store on a schedule (`--every`, default 7d) on the latest
+ * `--days` (default 365), and on demand (SIGHUP); `--once` runs once and exits (for a Kubernetes CronJob). Each
  * run goes through the promotion gate; a failed run leaves the champion untouched.
  */
 export async function trainerService(opts: {
@@ -30,8 +30,8 @@ export async function trainerService(opts: {
   folds?: string;
   once?: boolean;
 }): Promise<void> {
-  const everyMs = parseDuration(opts.every ?? '6h');
-  const days = Number(opts.days ?? '14');
+  const everyMs = parseDuration(opts.every ?? TRAINER_EVERY);
+  const days = Number(opts.days ?? TRAINER_DAYS);
   if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
   const horizonMs = parseDuration(opts.horizon ?? '5m');
   const tuneSeconds = Number(opts.tuneSeconds ?? '120');

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { CandleInput } from '../../../src/features/technical.ts';
-import { FEATURE_COLUMNS, type FeatureVector, TechnicalFeatures } from '../../../src/features/technical.ts';
+import {
+  FEATURE_COLUMNS,
+  type FeatureVector,
+  TechnicalFeatures,
+  WARMUP_CANDLES,
+} from '../../../src/features/technical.ts';
 import { bitstampCandles } from '../../support/bitstamp.ts';
 
 /**
@@ -139,6 +144,7 @@ describe('technical features vs textbook definitions (real Bitstamp minutes)', (
       got.findIndex((v) => v.ready),
       60,
     );
+    assert.equal(WARMUP_CANDLES, 61, 'the warm-up length the backtest quotes');
     assert.ok(got.slice(60).every((v) => v.ready));
     const v = got[123]!;
     const d = new Date(v.windowStart);

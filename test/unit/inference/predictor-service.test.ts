@@ -57,13 +57,19 @@ async function setup(
   current: ServingModel | undefined,
   clock: 'wall' | 'event' = 'event',
   logger: pino.Logger = quiet,
+  adaptiveConformal = false,
 ) {
   const bus = new InProcessBus();
   const store = await openPredictionsStore(
     `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-')), 'p.duckdb')}`,
   );
   const holder = { current: () => current };
-  const svc = new PredictorService(bus, holder, store, { clock, maxStalenessMs: 2 * M, logger });
+  const svc = new PredictorService(bus, holder, store, {
+    clock,
+    maxStalenessMs: 2 * M,
+    logger,
+    adaptiveConformal,
+  });
   await svc.start();
   const published: Prediction[] = [];
   const dead: DeadLetter[] = [];
@@ -286,6 +292,37 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
     } finally {
       await svc.stop();
       await store.close();
+    }
+  });
+
+  it('--adaptive-conformal: publishes the band adjusted by matured outcomes, the same in the store and the topic', async () => {
+    const { bus, store, svc, published } = await setup(model, 'event', quiet, true);
+    try {
+      // Closes that move ±40 bps a minute: the model's ±10 bps band misses most 5-minute outcomes.
+      let close = 100;
+      const vs = Array.from({ length: 120 }, (_, k) => {
+        close *= Math.exp(((k % 2 ? 1 : -1) * 40 + 5) / 1e4);
+        return vector('BTC/USDT', T + k * M, { close });
+      });
+      await bus.publish(topics.features, vs);
+      await svc.caughtUp();
+      await waitFor(
+        'every prediction published',
+        () => published.length,
+        (n) => n === 120,
+        { timeoutMs: 30_000 },
+      );
+      const width = (p: Prediction) => Math.log(p.p90 / p.p10) * 1e4;
+      // Nothing has matured during the first 5 minutes: the model's own band (±10 bps).
+      for (const p of published.slice(0, 5)) assert.ok(Math.abs(width(p) - 20) < 1e-6, `${width(p)}`);
+      assert.ok(width(published[100]!) > 40, `widened after misses: ${width(published[100]!)}`);
+      assert.equal(svc.band!.stats.learnt, 115);
+      const stored = await store.history('BTC/USDT', 0, T + 200 * M);
+      assert.deepEqual(stored, published, 'the topic and the store agree');
+    } finally {
+      await svc.stop();
+      await store.close();
+      await bus.close();
     }
   });
 });

@@ -13,6 +13,7 @@ import {
   DatasetError,
   type FeatureRow,
   fingerprint,
+  readDataset,
   writeDataset,
 } from '../../../src/training/dataset.ts';
 import { datasetFromCandles } from '../../../src/training/sources.ts';
@@ -271,6 +272,30 @@ describe('writeDataset', () => {
     assert.deepEqual(meta.pairs, ['BTC/USD', 'ETH/USD']);
     assert.equal(meta.n, 12);
     assert.equal(meta.horizonMs, MIN);
+  });
+
+  it('readDataset reads it back (the study and benchmark cache): the same rows, targets, drift and volatility', async () => {
+    const b = new DatasetBuilder(['ret_60m', 'rv_60m', 'c'], { horizonMs: 5 * MIN });
+    for (let i = 0; i < 20; i++) b.add(row('BTC/USD', i, closeOf(i), [0.001 * i, 0.002 + i * 1e-4, i]));
+    const ds = b.build();
+    const dir = mkdtempSync(join(tmpdir(), 'cc-ds-read-'));
+    await writeDataset(ds, dir);
+    const back = await readDataset(dir);
+    assert.deepEqual(back.columns, ds.columns);
+    assert.deepEqual(back.pairs, ds.pairs);
+    assert.equal(back.n, ds.n);
+    assert.deepEqual(back.X, ds.X);
+    assert.deepEqual(back.windowEnd, ds.windowEnd);
+    assert.deepEqual(back.y, ds.y);
+    assert.deepEqual(back.vol, ds.vol);
+    for (let i = 0; i < ds.n; i++) {
+      assert.ok(Math.abs(back.targetClose[i]! / ds.targetClose[i]! - 1) < 1e-14, `target close ${i}`);
+      // drift from the float32 ret_60m column: equal to float32 precision.
+      assert.ok(
+        Math.abs(back.drift[i]! - ds.drift[i]!) < 1e-6 * Math.max(1, Math.abs(ds.drift[i]!)),
+        `drift ${i}`,
+      );
+    }
   });
 });
 

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { type Dataset, DatasetBuilder } from '../../../src/training/dataset.ts';
 import { evaluate } from '../../../src/training/evaluation.ts';
 import type { Fold } from '../../../src/training/folds.ts';
+import { intervalMetrics, volatilityBand } from '../../../src/training/metrics.ts';
 import type { OutOfSample } from '../../../src/training/python-trainer.ts';
 
 const MIN = 60_000;
@@ -226,5 +227,96 @@ describe('evaluate: champion and errors', () => {
       champion: new Float64Array(0),
     };
     assert.throws(() => evaluate(ds, folds, empty), /no out-of-sample predictions/);
+  });
+});
+
+describe('evaluate: the band as a probabilistic forecast, per day and per volatility decile', () => {
+  // 3,000 minutes of one pair from 2022-01-01 22:00 (three UTC days), rv_60m rising with time.
+  const start = Date.UTC(2022, 0, 1, 22);
+  const b = new DatasetBuilder(['x', 'ret_60m', 'rv_60m'], { horizonMs: MIN, columns: ['x'] });
+  for (let i = 0; i < 3000; i++)
+    b.add({
+      pair: 'BTC/USD',
+      windowEnd: start + i * MIN,
+      close: 100 + Math.sin(i * 1.3) + 0.2 * Math.cos(i * 0.7),
+      ready: true,
+      values: [i, 0, 0.001 + i * 1e-6],
+    });
+  const ds = b.build();
+  const rows = Array.from({ length: ds.n }, (_, i) => i);
+  const twoFolds: Fold[] = [
+    { fold: 0, trainFrom: 0, trainTo: 0, testFrom: start, testTo: start + 1500 * MIN },
+    { fold: 1, trainFrom: 0, trainTo: 0, testFrom: start + 1500 * MIN, testTo: start + 3000 * MIN },
+  ];
+  const oos: OutOfSample = {
+    row: Int32Array.from(rows),
+    fold: Int32Array.from(rows, (i) => (i < 1500 ? 0 : 1)),
+    model: new Float64Array(ds.n).fill(0.5),
+    p10: new Float64Array(ds.n).fill(-20),
+    p90: new Float64Array(ds.n).fill(25),
+    linear: new Float64Array(ds.n),
+    champion: new Float64Array(ds.n).fill(Number.NaN),
+  };
+  const ev = evaluate(ds, twoFolds, oos);
+
+  it('scores the band with the metrics of metrics.ts, and the baseline as persistence ∓ z·rv·√(h/60)', () => {
+    const m = intervalMetrics(rows, ds.y, oos.model, oos.p10, oos.p90);
+    assert.deepEqual(ev.intervals, m);
+    const band = rows.map((i) => volatilityBand(ds.vol[i]!, 1));
+    const base = intervalMetrics(
+      rows,
+      ds.y,
+      new Float64Array(ds.n),
+      band.map((x) => -x),
+      band,
+    );
+    assert.deepEqual(ev.intervals_baseline, base);
+    near(ev.interval_skill, 1 - m.interval_score / base.interval_score, 1e-12, 'interval skill');
+    near(ev.crps_skill, 1 - m.crps / base.crps, 1e-12, 'CRPS skill');
+    assert.ok(ev.interval_dm_pvalue !== null);
+    assert.equal(
+      ev.per_fold[0]!.metrics.model!.interval_score,
+      ev.per_fold[0]!.metrics.model!.interval_score,
+    );
+    assert.ok(typeof ev.per_fold[1]!.metrics.interval_baseline!.crps === 'number');
+  });
+
+  it('per UTC day: the day’s rows only', () => {
+    assert.deepEqual(
+      ev.per_day.map((d) => [d.day, d.n]),
+      [
+        ['2022-01-01', 120],
+        ['2022-01-02', 1440],
+        ['2022-01-03', ds.n - 1560],
+      ],
+    );
+    const day2 = rows.slice(120, 1560);
+    const m = intervalMetrics(
+      day2,
+      ds.y,
+      oos.model.subarray(120, 1560),
+      oos.p10.subarray(120, 1560),
+      oos.p90.subarray(120, 1560),
+    );
+    near(ev.per_day[1]!.coverage, m.coverage, 1e-12, 'coverage');
+    near(ev.per_day[1]!.interval_score, m.interval_score, 1e-12, 'interval score');
+    assert.equal(ev.per_day[1]!.per_pair['BTC/USD']!.n, 1440);
+  });
+
+  it('per decile of rv_60m: ten groups of a tenth of the rows, calmest first', () => {
+    assert.equal(ev.per_vol_decile.length, 10);
+    for (const [k, d] of ev.per_vol_decile.entries()) {
+      assert.equal(d.decile, k + 1);
+      assert.ok(Math.abs(d.n - ds.n / 10) <= 1, `decile ${k + 1}: ${d.n} rows`);
+      if (k > 0) assert.ok(d.rv_from >= ev.per_vol_decile[k - 1]!.rv_to - 1e-15);
+    }
+    // rv rises with time here, so the first decile is the first tenth of the rows.
+    const first = rows.slice(0, ev.per_vol_decile[0]!.n);
+    near(
+      ev.per_vol_decile[0]!.coverage,
+      intervalMetrics(first, ds.y, oos.model, oos.p10, oos.p90).coverage,
+      1e-12,
+      'decile 1 coverage',
+    );
   });
 });

@@ -131,3 +131,77 @@ describe('walkForwardFolds', () => {
     );
   });
 });
+
+describe('walkForwardFolds with a history (evaluate --history)', () => {
+  const first = T0;
+  const testFrom = T0 + 30 * 1440 * MIN; // 30 days of history
+  const last = testFrom + 10 * 1440 * MIN - MIN; // then 10 days of new candles
+
+  it('tests only from testFrom on, in equal blocks, each training on everything before it (purged)', () => {
+    const folds = walkForwardFolds(first, last, { folds: 5, horizonMs: 5 * MIN, testFrom });
+    assert.equal(folds.length, 5);
+    assert.equal(folds[0]!.testFrom, testFrom);
+    assert.equal(folds.at(-1)!.testTo, last + MIN);
+    for (const [k, f] of folds.entries()) {
+      assert.equal(f.trainFrom, first);
+      assert.equal(f.trainTo, f.testFrom - 5 * MIN);
+      assert.equal(f.testTo - f.testFrom, 2 * 1440 * MIN);
+      if (k > 0) assert.equal(f.testFrom, folds[k - 1]!.testTo);
+    }
+  });
+
+  it('rolling: a window as long as the history', () => {
+    const folds = walkForwardFolds(first, last, { folds: 5, horizonMs: 5 * MIN, testFrom, mode: 'rolling' });
+    for (const f of folds) assert.equal(f.testFrom - f.trainFrom, testFrom - first);
+    assert.equal(folds[0]!.trainFrom, first);
+  });
+
+  it('refuses a test span outside the data', () => {
+    assert.throws(
+      () => walkForwardFolds(first, last, { folds: 5, horizonMs: 5 * MIN, testFrom: first }),
+      /must start after the history/,
+    );
+    assert.throws(
+      () => walkForwardFolds(first, last, { folds: 5, horizonMs: 5 * MIN, testFrom: last + MIN }),
+      /must start after the history/,
+    );
+  });
+});
+
+describe('walkForwardFolds with a refit schedule (evaluate --every 7d --window 60d)', () => {
+  const DAY = 1440 * MIN;
+  const last = T0 + 120 * DAY - MIN; // 120 days
+
+  it('tests the same span as the --folds layout, in blocks of `every`, on the latest `window`', () => {
+    const standard = walkForwardFolds(T0, last, { folds: 5, horizonMs: 5 * MIN });
+    const weekly = walkForwardFolds(T0, last, {
+      folds: 5,
+      horizonMs: 5 * MIN,
+      everyMs: 7 * DAY,
+      windowMs: 60 * DAY,
+    });
+    assert.equal(weekly[0]!.testFrom, standard[0]!.testFrom);
+    assert.equal(weekly.at(-1)!.testTo, standard.at(-1)!.testTo);
+    for (const [k, f] of weekly.entries()) {
+      if (k > 0) assert.equal(f.testFrom, weekly[k - 1]!.testTo);
+      if (k < weekly.length - 1) assert.equal(f.testTo - f.testFrom, 7 * DAY);
+      assert.equal(f.trainTo, f.testFrom - 5 * MIN);
+      assert.equal(f.trainFrom, Math.max(T0, f.testFrom - 60 * DAY));
+    }
+    assert.equal(weekly.length, Math.ceil((standard.at(-1)!.testTo - standard[0]!.testFrom) / (7 * DAY)));
+    // Without a window: all history before each block.
+    const expanding = walkForwardFolds(T0, last, { folds: 5, horizonMs: 5 * MIN, everyMs: 7 * DAY });
+    assert.ok(expanding.every((f) => f.trainFrom === T0));
+  });
+
+  it('refuses an interval that is not whole minutes and a window no longer than the purge', () => {
+    assert.throws(
+      () => walkForwardFolds(T0, last, { folds: 5, horizonMs: 5 * MIN, everyMs: 90_000 }),
+      /whole number of minutes/,
+    );
+    assert.throws(
+      () => walkForwardFolds(T0, last, { folds: 5, horizonMs: 5 * MIN, everyMs: DAY, windowMs: 5 * MIN }),
+      /longer than the purge gap/,
+    );
+  });
+});

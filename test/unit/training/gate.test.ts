@@ -15,8 +15,24 @@ function card(o: Partial<Scorecard> = {}): Scorecard {
     mae_model: 10,
     mae_champion: null,
     vs_champion: null,
+    intervals: band(0.8, 30),
+    intervals_baseline: band(0.85, 32),
     ...o,
   } as Scorecard;
+}
+
+function band(coverage: number, intervalScore: number): Scorecard['intervals'] {
+  return {
+    n: 100,
+    coverage,
+    below: (1 - coverage) / 2,
+    above: (1 - coverage) / 2,
+    mean_width_bps: 20,
+    pinball_p10: 1,
+    pinball_p90: 1,
+    interval_score: intervalScore,
+    crps: intervalScore / 4,
+  };
 }
 
 const evaluation = (perPair: Record<string, Scorecard>) => ({ per_pair: perPair }) as unknown as Evaluation;
@@ -162,7 +178,7 @@ describe('promotion gate', () => {
     const none = decide(evaluation({}), DEFAULT_GATE, undefined);
     assert.equal(none.promoted, false);
     assert.ok(none.reasons.includes('FAIL: no pair was evaluated'));
-    // 2 pairs × (persistence + best baseline linear + champion) = 6 checks.
+    // 2 pairs × (persistence + best baseline linear + band score + band coverage + champion) = 10 checks.
     const beaten = {
       best_baseline: 'linear' as const,
       vs_best_baseline: { skill: 0.01, dm_stat: -3, dm_pvalue: 0.002, dm_lag: 6 },
@@ -173,12 +189,49 @@ describe('promotion gate', () => {
       { version: 1, sameConfig: false },
     );
     assert.equal(all.promoted, true);
-    assert.equal(all.reasons.length, 6);
+    assert.equal(all.reasons.length, 10);
     for (const pair of ['BTC/USDT', 'ETH/USDT'])
-      for (const what of ['vs persistence', 'vs the best baseline (linear)', 'vs champion v1'])
+      for (const what of [
+        'vs persistence',
+        'vs the best baseline (linear)',
+        'band vs persistence ± realised volatility',
+        'p10–p90 coverage',
+        'vs champion v1',
+      ])
         assert.ok(
           all.reasons.some((r) => r.startsWith(`pass: ${pair} ${what}`)),
           `${pair} ${what}`,
         );
+  });
+});
+
+describe('promotion gate: the band (rules 4 and 5)', () => {
+  it('refuses a band whose interval score is worse than persistence ± realised volatility', () => {
+    const d = decide(twoPairs({}, { intervals: band(0.8, 33) }), DEFAULT_GATE, undefined);
+    assert.equal(d.promoted, false);
+    assert.ok(
+      d.reasons.some((r) => r.startsWith('FAIL: ETH/USDT band vs persistence ± realised volatility')),
+    );
+    assert.ok(
+      d.reasons.some((r) => r.startsWith('pass: BTC/USDT band vs persistence ± realised volatility')),
+    );
+    // A margin asks for a real improvement: 30 vs 32 is 6.25 % better, not 10 %.
+    const strict = decide(twoPairs(), { ...DEFAULT_GATE, intervalMargin: 0.1 }, undefined);
+    assert.equal(strict.promoted, false);
+    assert.ok(strict.reasons.some((r) => /FAIL: BTC\/USDT band .* \(need ≤ ×0\.900\)/.test(r)));
+  });
+
+  it('refuses a miscalibrated band (coverage outside 80 % ± the tolerance), unless the rule is off', () => {
+    const wide = twoPairs({ intervals: band(0.86, 30) });
+    const d = decide(wide, DEFAULT_GATE, undefined);
+    assert.equal(d.promoted, false);
+    assert.ok(d.reasons.includes('FAIL: BTC/USDT p10–p90 coverage 86.0% (need 80% ± 5.0)'));
+    assert.equal(decide(wide, { ...DEFAULT_GATE, coverageTolerance: 0.07 }, undefined).promoted, true);
+    assert.equal(decide(wide, { ...DEFAULT_GATE, coverageTolerance: 1 }, undefined).promoted, true);
+    // A scorecard without interval scores cannot pass rule 4.
+    assert.equal(
+      decide(twoPairs({ intervals: undefined as never }), DEFAULT_GATE, undefined).promoted,
+      false,
+    );
   });
 });

@@ -1,0 +1,129 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { n } from '../../app/progress.ts';
+import { UsageError } from '../../core/errors.ts';
+import {
+  type Backtest,
+  backtest,
+  checkApplicable,
+  type ModelDocs,
+  parseAsPair,
+} from '../../training/backtest.ts';
+import { openRegistry } from '../../training/registry/open.ts';
+import { datasetFromCandles } from '../../training/sources.ts';
+import { resolveVersion } from './models.ts';
+import { type BandFlags, drawFigures, publishedBand, summaryText, writePredictions } from './train.ts';
+
+/**
+ * `cryptocast backtest --model champion|VERSION --candles FILE|FOLDER`: a registered model as it is (no refit), on
+ * candles it has never seen, scored like `evaluate` (src/training/backtest.ts).
+ */
+export interface BacktestFlags extends BandFlags {
+  model: string;
+  candles?: string;
+  pair?: string;
+  asPair?: string;
+  horizon?: string;
+  registry: string;
+  name: string;
+  json?: boolean;
+  predictions?: string;
+  figures?: string;
+}
+
+const ARTIFACTS = ['model.json', 'p10.json', 'p90.json'] as const;
+
+export async function backtestCommand(opts: BacktestFlags): Promise<void> {
+  const started = performance.now();
+  if (opts.candles === undefined) throw new UsageError('backtest needs --candles FILE|FOLDER');
+  const registry = await openRegistry(opts.registry);
+  let result: Backtest;
+  let card: Awaited<ReturnType<typeof registry.get>>;
+  let asPair: Map<string, string>;
+  let bandInfo: Record<string, unknown> = {};
+  let bandText = '';
+  try {
+    const version = await resolveVersion(registry, opts.name, opts.model);
+    card = await registry.get(opts.name, version);
+    if (card === undefined) throw new UsageError(`${opts.name} has no version ${version}`);
+    if (opts.horizon !== undefined) {
+      const { parseDuration } = await import('../../config/config.ts');
+      if (parseDuration(opts.horizon) !== card.horizonMs)
+        throw new UsageError(
+          `${card.name} v${card.version} predicts ${card.horizonMs / 60_000} minutes ahead, not ${opts.horizon}: a backtest cannot change the horizon`,
+        );
+    }
+    const missing = ARTIFACTS.filter((f) => !card!.artifacts.includes(f));
+    if (missing.length > 0)
+      throw new UsageError(`${card.name} v${card.version} has no ${missing.join(', ')}`);
+    const files = await registry.download(
+      card.name,
+      card.version,
+      join(resolve('.data/model-cache'), card.name, String(card.version)),
+    );
+    const docs = {} as ModelDocs;
+    for (const f of ARTIFACTS) docs[f] = await readFile(files[f]!, 'utf8');
+
+    const source = await datasetFromCandles(opts.candles, {
+      horizonMs: card.horizonMs,
+      pair: opts.pair,
+      columns: card.columns,
+    });
+    for (const r of source.rejects.slice(0, 5)) process.stderr.write(`rejected ${r.where}: ${r.reason}\n`);
+    const ds = source.dataset;
+    asPair = parseAsPair(opts.asPair, [...source.candlesPerPair.keys()]);
+    checkApplicable(ds, card, asPair, source.candlesPerPair);
+    process.stderr.write(
+      `backtest of ${card.name} v${card.version} (trained ${iso(card.trainingWindow.from)} → ${iso(card.trainingWindow.to)} on ${card.pairs.join(', ')}): ` +
+        `${n(ds.n)} rows of ${ds.pairs.map((p) => (asPair.has(p) ? `${p} as ${asPair.get(p)}` : p)).join(', ')}, ${iso(ds.windowEnd[0]!)} → ${iso(ds.windowEnd[ds.n - 1]!)}\n`,
+    );
+    const bt = backtest(ds, card, docs);
+    const band = publishedBand(opts, ds, bt.days, bt.oos, bt.evaluation);
+    result = { ...bt, oos: band.oos, evaluation: band.evaluation };
+    bandInfo = band.info;
+    bandText = band.text;
+    if (result.inTrainingWindow > 0)
+      process.stderr.write(
+        `warning: ${n(result.inTrainingWindow)} of ${n(ds.n)} rows lie inside the model's training window: they are not out of sample\n`,
+      );
+    if (opts.predictions) await writePredictions(opts.predictions, ds, result.oos);
+    if (opts.figures) await drawFigures(opts.figures, ds, result.oos, result.evaluation);
+  } finally {
+    await registry.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const ev = result.evaluation;
+  if (opts.json)
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          model: {
+            name: card.name,
+            version: card.version,
+            trainingWindow: card.trainingWindow,
+            pairs: card.pairs,
+            horizonMs: card.horizonMs,
+          },
+          candles: opts.candles,
+          as_pair: Object.fromEntries(asPair),
+          in_training_window: result.inTrainingWindow,
+          ...ev,
+          ...bandInfo,
+          seconds,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  else {
+    process.stdout.write(summaryText(ev, seconds, 'backtest') + bandText);
+    process.stdout.write('  day         rows   skill     DM p    coverage  width bps  IS / IS(baseline)\n');
+    for (const d of ev.per_day)
+      process.stdout.write(
+        `  ${d.day}  ${String(d.n).padStart(5)}  ${pc(d.skill, 3).padStart(8)}  ${(d.dm_pvalue === null ? '—' : d.dm_pvalue.toPrecision(2)).padStart(7)}  ${pc(d.coverage, 1).padStart(7)}  ${d.mean_width_bps.toFixed(1).padStart(9)}  ${(d.interval_score / d.interval_score_baseline).toFixed(3)}\n`,
+      );
+  }
+}
+
+const iso = (t: number) => new Date(t).toISOString().slice(0, 16).replace('T', ' ');
+const pc = (x: number | null, d: number) => (x === null ? '—' : `${(x * 100).toFixed(d)}%`);

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
+import { OnlineBand } from '../../../src/inference/online-band.ts';
+import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
+import type { Prediction } from '../../../src/schemas/prediction.ts';
+
+const M = 60_000;
+const H = 5 * M;
+const T = Date.UTC(2024, 5, 1);
+
+const vector = (windowEnd: number, close: number, pair = 'BTC/USDT'): FeatureVectorRecord => ({
+  v: 1,
+  featureSet: 'technical',
+  featureSetVersion: 1,
+  exchange: 'binance',
+  pair,
+  windowStart: windowEnd - M,
+  windowEnd,
+  close,
+  ready: true,
+  values: FEATURE_COLUMNS.map(() => 0),
+});
+
+/** A prediction at windowEnd with the model's band ±10 bps around the close. */
+const prediction = (windowEnd: number, close: number, pair = 'BTC/USDT'): Prediction => ({
+  v: 1,
+  exchange: 'binance',
+  pair,
+  windowEnd,
+  horizonMs: H,
+  targetTs: windowEnd + H,
+  close,
+  predictedReturnBps: 0,
+  predictedClose: close,
+  p10: close * Math.exp(-10 / 1e4),
+  p90: close * Math.exp(10 / 1e4),
+  modelName: 'm',
+  modelVersion: 1,
+  featureSet: 'technical',
+  featureSetVersion: 1,
+  createdAt: windowEnd,
+  latencyMs: 0,
+});
+
+describe('OnlineBand (ACI in the predictor)', () => {
+  it('learns a prediction’s outcome from the vector of its target minute, never sooner', () => {
+    const band = new OnlineBand({ gamma: 0.05 });
+    band.observe(vector(T, 100));
+    band.adjust(prediction(T, 100));
+    for (let k = 1; k < 5; k++) {
+      band.observe(vector(T + k * M, 200)); // huge moves, but not the target minute
+      assert.equal(band.stats.learnt, 0, `minute ${k}`);
+    }
+    band.observe(vector(T + H, 101)); // +99.5 bps: above the ±10 bps band
+    assert.equal(band.stats.learnt, 1);
+    const s = band.aci.state('binance|BTC/USDT')!;
+    assert.ok(s.alphaUpper < 0.1 && s.alphaLower > 0.1, JSON.stringify(s));
+  });
+
+  it('publishes the model’s band until an outcome has matured, then widens it after misses', () => {
+    const band = new OnlineBand();
+    let close = 100;
+    const widths: number[] = [];
+    for (let k = 0; k < 400; k++) {
+      const t = T + k * M;
+      close *= Math.exp(((k % 2 ? 1 : -1) * 40) / 1e4); // ±40 bps a minute: the ±10 bps band misses often
+      band.observe(vector(t, close));
+      const p = band.adjust(prediction(t, close));
+      widths.push(Math.log(p.p90 / p.p10) * 1e4);
+      assert.ok(p.p10 > 0 && p.p10 <= p.p90);
+      assert.equal(p.predictedClose, close, 'the point forecast is untouched');
+    }
+    for (let k = 0; k < 5; k++) assert.ok(Math.abs(widths[k]! - 20) < 1e-9, `minute ${k}: ${widths[k]}`);
+    assert.ok(widths[300]! > 40, `after misses the band is wider: ${widths[300]}`);
+  });
+
+  it('drops a prediction whose target minute never comes (a gap), and never learns one twice', () => {
+    const band = new OnlineBand();
+    band.adjust(prediction(T, 100));
+    band.adjust(prediction(T, 100)); // re-read after a crash: one pending only
+    band.adjust(prediction(T + M, 100));
+    band.observe(vector(T + H, 100)); // matures T
+    band.observe(vector(T + H + 2 * M, 100)); // T + M's target (T + 6 min) is skipped: dropped
+    assert.deepEqual(band.stats, { adjusted: 3, learnt: 1, dropped: 1 });
+    // Other pairs and other feature sets do not mature BTC's predictions.
+    band.adjust(prediction(T + 10 * M, 100));
+    band.observe(vector(T + 15 * M, 100, 'ETH/USDT'));
+    band.observe({ ...vector(T + 15 * M, 100), featureSet: 'news_sentiment' });
+    assert.equal(band.stats.learnt, 1);
+    band.observe(vector(T + 15 * M, 100));
+    assert.equal(band.stats.learnt, 2);
+  });
+});
