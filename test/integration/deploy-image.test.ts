@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import dockerignore from '@balena/dockerignore';
+import dockerignoreModule from '@balena/dockerignore';
 import { type Dockerfile, DockerfileParser, type ImageTemplate } from 'dockerfile-ast';
 import { deployTools, ROOT, run } from '../support/deploy.ts';
 
@@ -18,6 +18,9 @@ import { deployTools, ROOT, run } from '../support/deploy.ts';
  */
 
 const DOCKERFILES = ['Dockerfile', 'Dockerfile.trainer'];
+
+// A CommonJS module whose typings declare an ES default export: at run time the default import is the function.
+const dockerignore = dockerignoreModule as unknown as typeof dockerignoreModule.default;
 
 /** The probe must run while this process serves HTTP: spawnSync would block the server. */
 function runAsync(cmd: string, args: string[], env: Record<string, string>) {
