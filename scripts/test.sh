@@ -28,6 +28,9 @@ bash scripts/promtool.sh path >/dev/null
 log "Chromium (Debian's package, for the dashboard's browser tests)"
 bash scripts/chromium.sh >/dev/null
 
+log "offline deployment tools: helm, kubeconform, Kubernetes schemas, hadolint (scripts/deploy-tools.sh)"
+bash scripts/deploy-tools.sh install
+
 log "lint (biome)"
 npx --no-install biome check src test bench scripts
 log "type-check (tsc)"

@@ -65,6 +65,13 @@ export const ERR = {
   TRAINER: kind('CC_ERR_TRAINER', 1),
   /** A model file cannot be loaded or evaluated. */
   MODEL: kind('CC_ERR_MODEL', 1),
+  /** Kafka refused to create or check the topics (`cryptocast topics create`). */
+  TOPICS: kind(
+    'CC_ERR_TOPICS',
+    1,
+    'check the broker address, that the replication factor is at most the number of brokers, and that existing ' +
+      'topics have the partition counts of `cryptocast topics list`',
+  ),
 } as const;
 
 export type ErrorCode = (typeof ERR)[keyof typeof ERR]['code'];

@@ -50,6 +50,8 @@ export interface KafkaBusOptions {
   maxBatch?: number;
   /** How long the group waits for a silent member before giving its partitions to others (broker min 6 s). */
   sessionTimeoutMs?: number;
+  /** Replicas of the topics cryptocast creates (default CRYPTOCAST_KAFKA_REPLICATION_FACTOR, else 1). */
+  replicationFactor?: number;
 }
 
 /** The broker refuses record batches over `max.message.bytes` (1 MiB by default): stay well under per partition. */
@@ -79,6 +81,7 @@ export class KafkaBus implements Bus {
   readonly prefix: string;
   readonly maxBatch: number;
   readonly sessionTimeoutMs: number;
+  readonly replicationFactor: number;
   readonly log: Logger;
   private producer: Producer | undefined;
   private admin: Admin | undefined;
@@ -96,6 +99,12 @@ export class KafkaBus implements Bus {
     this.maxBatch = options.maxBatch ?? 5_000;
     this.sessionTimeoutMs =
       options.sessionTimeoutMs ?? Number(process.env.CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS ?? 10_000);
+    this.replicationFactor =
+      options.replicationFactor ?? Number(process.env.CRYPTOCAST_KAFKA_REPLICATION_FACTOR || 1);
+    if (!Number.isInteger(this.replicationFactor) || this.replicationFactor < 1)
+      throw new Error(
+        `CRYPTOCAST_KAFKA_REPLICATION_FACTOR must be a positive integer, got "${process.env.CRYPTOCAST_KAFKA_REPLICATION_FACTOR}"`,
+      );
     this.log = options.logger ?? rootLog.child({ component: 'kafka-bus' });
   }
 
@@ -144,7 +153,7 @@ export class KafkaBus implements Bus {
         await admin.createTopics({
           topics: [name],
           partitions: t.partitions,
-          replicas: 1,
+          replicas: this.replicationFactor,
           configs: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
         });
         this.log.info(
