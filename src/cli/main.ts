@@ -123,7 +123,7 @@ backendOptions(
       .description('run one pipeline stage as its own process (on Kafka in production)')
       .argument(
         '<name>',
-        'trades | candles | features | feature-writer | news | news-signals | trainer | predictor | api | monitor',
+        'trades | candles | features | feature-writer | news | news-signals | trainer | predictor | api | monitor | index-sink',
       )
       .option(
         '--feeds <urls>',
@@ -191,6 +191,17 @@ backendOptions(
           '--metrics-port <port>',
           'serve Prometheus /metrics, /health and /ready on this port (default: off; the api serves /metrics on --port)',
         ).env('CRYPTOCAST_METRICS_PORT'),
+      )
+      .addOption(
+        new Option(
+          '--opensearch-url <url>',
+          'index-sink: OpenSearch, http(s)://host:9200 (no credentials)',
+        ).env('CRYPTOCAST_OPENSEARCH_URL'),
+      )
+      .addOption(
+        new Option('--index-prefix <prefix>', 'index-sink: index and template name prefix')
+          .env('CRYPTOCAST_INDEX_PREFIX')
+          .default('cryptocast-'),
       ),
   ),
 ).action(async (name, opts) => (await import('./commands/service.ts')).service(name, opts));

@@ -69,6 +69,12 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   { name: 'CRYPTOCAST_COINBASE_WS_URL', services: ['trades'], about: 'endpoint override' },
   { name: 'CRYPTOCAST_COINBASE_REST_URL', services: ['trades'], about: 'endpoint override' },
   { name: 'BINANCE_API_KEY', services: ['trades'], secret: true, about: 'Binance REST key (optional)' },
+  { name: 'BINANCE_API_SECRET', services: ['trades'], secret: true, about: 'Binance REST secret (optional)' },
+  {
+    name: 'CRYPTOCAST_MAX_PRICE_FACTOR',
+    services: ['trades', 'candles', 'features'],
+    about: 'price guard: a trade this many times off the running median is dead-lettered (10)',
+  },
   // news and sentiment
   { name: 'CRYPTOCAST_NEWS_FEEDS', services: ['news'], about: 'RSS/Atom URLs, comma separated' },
   { name: 'CRYPTOPANIC_TOKEN', services: ['news'], secret: true, about: 'CryptoPanic API token (optional)' },
@@ -113,7 +119,7 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   },
   { name: 'CRYPTOCAST_MODEL_NAME', services: REGISTRY_USERS, about: 'registered model (cryptocast-price)' },
   { name: 'MLFLOW_TRACKING_TOKEN', services: REGISTRY_USERS, secret: true, about: 'MLflow bearer token' },
-  { name: 'MLFLOW_TRACKING_USERNAME', services: REGISTRY_USERS, secret: true, about: 'MLflow basic auth' },
+  { name: 'MLFLOW_TRACKING_USERNAME', services: REGISTRY_USERS, about: 'MLflow basic auth user' },
   { name: 'MLFLOW_TRACKING_PASSWORD', services: REGISTRY_USERS, secret: true, about: 'MLflow basic auth' },
   { name: 'CRYPTOCAST_PYTHON', services: ['trainer'], about: "the trainer venv's python (set by its image)" },
   // the API
@@ -130,6 +136,31 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   { name: 'CRYPTOCAST_CORS_ORIGINS', services: ['api'], about: 'allowed origins, comma separated' },
   { name: 'CRYPTOCAST_WS_MAX_FRAMES', services: ['api'], about: 'WebSocket frames/s per client' },
   { name: 'CRYPTOCAST_WS_MAX_BUFFER', services: ['api'], about: 'WebSocket send buffer per client (bytes)' },
+  // the monitor's alerts
+  {
+    name: 'CRYPTOCAST_SLACK_WEBHOOK_URL',
+    services: ['monitor'],
+    secret: true,
+    about: 'alert webhook (Slack)',
+  },
+  {
+    name: 'CRYPTOCAST_DISCORD_WEBHOOK_URL',
+    services: ['monitor'],
+    secret: true,
+    about: 'alert webhook (Discord)',
+  },
+  {
+    name: 'CRYPTOCAST_ALERT_WEBHOOK_URL',
+    services: ['monitor'],
+    secret: true,
+    about: 'alert webhook (generic)',
+  },
+  {
+    name: 'CRYPTOCAST_ALERT_WEBHOOK_TOKEN',
+    services: ['monitor'],
+    secret: true,
+    about: 'bearer token of it',
+  },
   // the index sink
   {
     name: 'CRYPTOCAST_OPENSEARCH_URL',
@@ -140,7 +171,6 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   {
     name: 'CRYPTOCAST_OPENSEARCH_USERNAME',
     services: ['index-sink'],
-    secret: true,
     about: 'basic auth user',
   },
   {

@@ -64,6 +64,7 @@ export async function service(
   if (name === 'predictor') return (await import('./predictor.ts')).predictorService(opts);
   if (name === 'api') return (await import('./api.ts')).apiService(opts);
   if (name === 'monitor') return (await import('./monitor.ts')).monitorService(opts);
+  if (name === 'index-sink') return (await import('./index-sink.ts')).indexSinkService(opts);
   const config = loadStreamConfig({
     bus: opts.bus,
     pairs: opts.pairs,
@@ -83,6 +84,7 @@ export async function service(
     'predictor',
     'api',
     'monitor',
+    'index-sink',
   ];
   if (!SERVICES.includes(name)) {
     throw new UsageError(`unknown service "${name}": available now are ${SERVICES.join(', ')}`);

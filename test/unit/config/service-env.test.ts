@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { NOT_SERVICE_SETTINGS, SERVICE_ENV, SERVICES } from '../../../src/config/service-env.ts';
+import { SECRET_ENV_VARS } from '../../../src/core/secrets.ts';
 
 const SRC = join(import.meta.dirname, '..', '..', '..', 'src');
 
@@ -50,4 +51,11 @@ test('the table is well formed: known services, no duplicates, secrets never req
     // A required secret would force a credential on deployments that need none.
     assert.ok(!(s.secret && s.required), s.name);
   }
+});
+
+test('the secrets of the inventory are the ones the logger redacts (src/core/secrets.ts)', () => {
+  const mine = SERVICE_ENV.filter((s) => s.secret)
+    .map((s) => s.name)
+    .sort();
+  assert.deepEqual(mine, [...SECRET_ENV_VARS].sort());
 });
