@@ -22,6 +22,10 @@ log "real MLflow tracking server (scripts/mlflow.sh)"
 bash scripts/mlflow.sh install
 bash scripts/mlflow.sh start
 
+log "real OpenSearch node (scripts/opensearch.sh)"
+bash scripts/opensearch.sh install
+bash scripts/opensearch.sh start
+
 log "promtool (Debian's prometheus package, for deploy/prometheus)"
 bash scripts/promtool.sh path >/dev/null
 

@@ -16,6 +16,7 @@ import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
 import { topics } from '../../src/runtime/topic.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
 import type { Prediction } from '../../src/schemas/prediction.ts';
+import { type Agg, dashboardObjects } from '../../src/sinks/dashboards.ts';
 import { predictionDocId } from '../../src/sinks/predictions-index.ts';
 import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { MODEL_COLUMNS } from '../../src/training/sources.ts';
@@ -105,6 +106,25 @@ async function until(what: string, ok: () => Promise<boolean>, timeoutMs: number
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(250);
   }
+}
+
+/** A visualization's aggregations as an OpenSearch query: buckets nested in order, the metrics in the innermost. */
+function toQuery(aggs: Agg[]): Record<string, unknown> {
+  const metrics: Record<string, unknown> = {};
+  for (const a of aggs.filter((x) => x.schema === 'metric' && x.type !== 'count'))
+    metrics[`m${a.id}`] =
+      a.type === 'percentiles'
+        ? { percentiles: { field: a.params.field, percents: a.params.percents } }
+        : { [a.type]: { field: a.params.field } };
+  let inner: Record<string, unknown> = metrics;
+  for (const a of aggs.filter((x) => x.schema !== 'metric').reverse()) {
+    const body =
+      a.type === 'date_histogram'
+        ? { date_histogram: { field: a.params.field, fixed_interval: '1h', min_doc_count: 1 } }
+        : { terms: { field: a.params.field, size: a.params.size } };
+    inner = { [`b${a.id}`]: { ...body, aggs: inner } };
+  }
+  return inner;
 }
 
 const byKey = (a: Prediction, b: Prediction) =>
@@ -241,6 +261,20 @@ describe('index sink: predictions → a real OpenSearch node', () => {
     assert.equal(m.properties.windowEnd!.type, 'date');
     assert.equal(m.properties.pair!.type, 'keyword');
     assert.match(index, new RegExp(`^${indexPrefix}predictions-2022\\.06$`));
+    // Each dashboard visualization's aggregations run on the indexed documents (fields exist and aggregate).
+    for (const v of dashboardObjects(indexPrefix).filter((o) => o.type === 'visualization')) {
+      const { aggs } = JSON.parse(v.attributes.visState as string) as { aggs: Agg[] };
+      const res = await os<{ aggregations: Record<string, { buckets: unknown[] }> }>(
+        'POST',
+        `/${pattern}/_search`,
+        {
+          size: 0,
+          aggs: toQuery(aggs),
+        },
+      );
+      const top = Object.values(res.aggregations)[0]!;
+      assert.ok(top.buckets.length > 0, `${v.id}: no buckets`);
+    }
     // A clean stop commits; nothing is left behind.
     sink.kill('SIGTERM');
     await exited(sink);

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 
 /**
  * The real OpenSearch node of the integration tests (scripts/opensearch.sh: OpenSearch 2.19 from Maven Central, one
- * node on 127.0.0.1). CRYPTOCAST_TEST_OPENSEARCH names it (default http://127.0.0.1:9200); its transport port is
- * the HTTP port + 100 and its data dir .data/opensearch-<port>, so a second checkout can run a node of its own.
+ * node on 127.0.0.1). CRYPTOCAST_TEST_OPENSEARCH names it (default http://127.0.0.1:9200, the node scripts/test.sh
+ * starts, data in .data/opensearch); on another port, its transport port is the HTTP port + 100 and its data dir
+ * .data/opensearch-<port>, so a second checkout can run a node of its own.
  */
 export const OPENSEARCH_URL = process.env.CRYPTOCAST_TEST_OPENSEARCH ?? 'http://127.0.0.1:9200';
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -17,7 +18,9 @@ function script(command: 'start' | 'stop' | 'kill'): void {
       ...process.env,
       OPENSEARCH_PORT: String(port),
       OPENSEARCH_TRANSPORT_PORT: String(port + 100),
-      OPENSEARCH_DATA_DIR: process.env.OPENSEARCH_DATA_DIR ?? join(ROOT, '.data', `opensearch-${port}`),
+      OPENSEARCH_DATA_DIR:
+        process.env.OPENSEARCH_DATA_DIR ??
+        join(ROOT, '.data', port === 9200 ? 'opensearch' : `opensearch-${port}`),
     },
   });
 }
