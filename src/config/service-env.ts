@@ -36,7 +36,7 @@ export interface EnvSetting {
   about: string;
 }
 
-const STORE_USERS: ServiceName[] = ['feature-writer', 'predictor', 'api', 'trainer'];
+const STORE_USERS: ServiceName[] = ['feature-writer', 'predictor', 'api', 'trainer', 'monitor'];
 const REGISTRY_USERS: ServiceName[] = ['predictor', 'api', 'trainer'];
 
 export const SERVICE_ENV: readonly EnvSetting[] = [
@@ -95,9 +95,10 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   // stores and registry
   {
     name: 'CRYPTOCAST_STORE',
-    services: ['feature-writer', 'predictor', 'trainer'],
+    services: ['feature-writer', 'predictor', 'trainer', 'monitor'],
     required: true,
-    about: 'feature store (feature-writer, trainer) / predictions store (predictor): postgres://user@host/db',
+    about:
+      'feature store (feature-writer, trainer) / predictions store (predictor) / errors store (monitor): postgres://user@host/db',
   },
   {
     name: 'CRYPTOCAST_PREDICTIONS_STORE',

@@ -35,7 +35,6 @@ const INPUT_TOPIC: Partial<Record<ServiceName, keyof typeof topics>> = {
   'feature-writer': 'features',
   'news-signals': 'news',
   predictor: 'features',
-  monitor: 'predictions',
   'index-sink': 'predictions',
 };
 /** The services the issue names, each of which must have a Deployment with the default values. */
@@ -304,7 +303,7 @@ describe('helm chart deploy/helm/cryptocast', () => {
     assert.ok(hpas.some((h) => component(h) === 'api'));
     for (const h of hpas) {
       const svc = component(h) as ServiceName;
-      assert.ok(!['trades', 'news', 'news-signals'].includes(svc), `${svc} must not autoscale`);
+      assert.ok(!['trades', 'news', 'news-signals', 'monitor'].includes(svc), `${svc} must not autoscale`);
       assert.equal(h.spec.metrics[0].resource.name, 'cpu');
       const input = INPUT_TOPIC[svc];
       if (input)

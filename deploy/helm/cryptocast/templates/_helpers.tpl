@@ -51,12 +51,13 @@ features: 4
 news: 1
 news.signals: 1
 predictions: 4
+predictions.errors: 4
 dlq: 1
 {{- end -}}
 
 {{/* The topic whose partitions bound a service's replicas (a consumer group gives a partition to one member). */}}
 {{- define "cryptocast.inputTopic" -}}
-{{- $m := dict "candles" "trades" "features" "candles" "feature-writer" "features" "news-signals" "news" "predictor" "features" "monitor" "predictions" "index-sink" "predictions" -}}
+{{- $m := dict "candles" "trades" "features" "candles" "feature-writer" "features" "news-signals" "news" "predictor" "features" "index-sink" "predictions" -}}
 {{- index $m . | default "" -}}
 {{- end -}}
 
@@ -139,7 +140,7 @@ credentials from Secrets.
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_LLM_MODE") $cfg) }}
 {{- end }}
 {{- end }}
-{{- if has $svc (list "feature-writer" "trainer") }}
+{{- if has $svc (list "feature-writer" "trainer" "monitor") }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_STORE") $cfg) }}
 {{- end }}
 {{- if eq $svc "predictor" }}
@@ -152,7 +153,7 @@ credentials from Secrets.
 {{- if eq $svc "api" }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_PREDICTIONS_STORE") $cfg) }}
 {{- end }}
-{{- if and (has $svc (list "feature-writer" "predictor" "api" "trainer")) $v.postgresql.passwordSecret.name }}
+{{- if and (has $svc (list "feature-writer" "predictor" "api" "trainer" "monitor")) $v.postgresql.passwordSecret.name }}
 {{ include "cryptocast.fromSecret" (dict "name" "PGPASSWORD" "secret" $v.postgresql.passwordSecret.name "key" $v.postgresql.passwordSecret.key) }}
 {{- end }}
 {{- if has $svc (list "predictor" "api" "trainer") }}
