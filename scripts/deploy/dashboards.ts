@@ -1,6 +1,6 @@
 /**
  * Writes deploy/opensearch/dashboards.ndjson (OpenSearch Dashboards saved objects) from src/sinks/dashboards.ts, and
- * the index template and ISM policy beside it for operators who install them by hand:
+ * the index templates and ISM policies (predictions, errors) beside it for operators who install them by hand:
  *
  *   node scripts/deploy/dashboards.ts [--check]
  *
@@ -9,13 +9,20 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dashboardsNdjson } from '../../src/sinks/dashboards.ts';
-import { predictionsIndexTemplate, predictionsIsmPolicy } from '../../src/sinks/predictions-index.ts';
+import {
+  errorsIndexTemplate,
+  errorsIsmPolicy,
+  predictionsIndexTemplate,
+  predictionsIsmPolicy,
+} from '../../src/sinks/predictions-index.ts';
 
 const DIR = join(import.meta.dirname, '..', '..', 'deploy', 'opensearch');
 const files: Record<string, string> = {
   'dashboards.ndjson': dashboardsNdjson(),
   'predictions-index-template.json': `${JSON.stringify(predictionsIndexTemplate('cryptocast-'), null, 2)}\n`,
   'predictions-ism-policy.json': `${JSON.stringify(predictionsIsmPolicy('cryptocast-'), null, 2)}\n`,
+  'errors-index-template.json': `${JSON.stringify(errorsIndexTemplate('cryptocast-'), null, 2)}\n`,
+  'errors-ism-policy.json': `${JSON.stringify(errorsIsmPolicy('cryptocast-'), null, 2)}\n`,
 };
 let stale = 0;
 for (const [name, text] of Object.entries(files)) {

@@ -1,8 +1,8 @@
-import { predictionsIndexPattern } from './predictions-index.ts';
+import { errorsIndexPattern, predictionsIndexPattern } from './predictions-index.ts';
 
 /**
  * Saved objects for OpenSearch Dashboards (2.x; Kibana 7.10 reads the same format) over the index sink's indices:
- * an index pattern, four visualizations and a dashboard. Written to deploy/opensearch/dashboards.ndjson by
+ * two index patterns (predictions, error records), seven visualizations and a dashboard. Written to deploy/opensearch/dashboards.ndjson by
  * `node scripts/deploy/dashboards.ts`; import with Dashboards Management → Saved objects → Import, or
  * `curl -XPOST 'http://dashboards:5601/api/saved_objects/_import?overwrite=true' -H 'osd-xsrf: true'
  *  --form file=@deploy/opensearch/dashboards.ndjson`. A test checks that every field they use is mapped.
@@ -24,6 +24,7 @@ export interface Agg {
 }
 
 const INDEX_PATTERN_ID = 'cryptocast-predictions';
+const ERRORS_PATTERN_ID = 'cryptocast-errors';
 const SEARCH_REF = 'kibanaSavedObjectMeta.searchSourceJSON.index';
 
 function visualization(
@@ -32,6 +33,7 @@ function visualization(
   type: string,
   aggs: Agg[],
   params: Record<string, unknown>,
+  indexPattern = INDEX_PATTERN_ID,
 ) {
   return {
     id,
@@ -50,13 +52,13 @@ function visualization(
         }),
       },
     },
-    references: [{ name: SEARCH_REF, type: 'index-pattern', id: INDEX_PATTERN_ID }],
+    references: [{ name: SEARCH_REF, type: 'index-pattern', id: indexPattern }],
     migrationVersion: { visualization: '7.10.0' },
   };
 }
 
-const overTime = (field: string): Agg => ({
-  id: '2',
+const overTime = (field: string, id = '2'): Agg => ({
+  id,
   type: 'date_histogram',
   schema: 'segment',
   params: { field, interval: 'auto', min_doc_count: 1, extended_bounds: {} },
@@ -141,6 +143,69 @@ export function dashboardObjects(prefix = 'cryptocast-'): SavedObject[] {
       ],
       { perPage: 10, showPartialRows: false, showMetricsAtAllLevels: false },
     ),
+    visualization(
+      'cryptocast-mae-vs-persistence',
+      'cryptocast: absolute error, model vs persistence (scored at maturity), by pair',
+      'line',
+      [
+        { id: '1', type: 'avg', schema: 'metric', params: { field: 'absError' } },
+        { id: '4', type: 'avg', schema: 'metric', params: { field: 'persistenceAbsError' } },
+        overTime('targetTs'),
+        byPair,
+      ],
+      lineParams,
+      ERRORS_PATTERN_ID,
+    ),
+    visualization(
+      'cryptocast-direction-and-band',
+      'cryptocast: direction hits and p10–p90 coverage, by pair',
+      'table',
+      [
+        { id: '1', type: 'count', schema: 'metric', params: {} },
+        {
+          id: '2',
+          type: 'terms',
+          schema: 'bucket',
+          params: { field: 'pair', size: 10, order: 'asc', orderBy: '_key' },
+        },
+        {
+          id: '3',
+          type: 'terms',
+          schema: 'bucket',
+          params: { field: 'directionHit', size: 3, order: 'desc', orderBy: '_key' },
+        },
+        {
+          id: '4',
+          type: 'terms',
+          schema: 'bucket',
+          params: { field: 'inBand', size: 3, order: 'desc', orderBy: '_key' },
+        },
+      ],
+      { perPage: 20, showPartialRows: false, showMetricsAtAllLevels: false },
+      ERRORS_PATTERN_ID,
+    ),
+    visualization(
+      'cryptocast-scoring-status',
+      'cryptocast: scored and unscorable predictions (with the reason)',
+      'table',
+      [
+        { id: '1', type: 'count', schema: 'metric', params: {} },
+        {
+          id: '2',
+          type: 'terms',
+          schema: 'bucket',
+          params: { field: 'status', size: 3, order: 'desc', orderBy: '1' },
+        },
+        {
+          id: '3',
+          type: 'terms',
+          schema: 'bucket',
+          params: { field: 'reason', size: 5, order: 'desc', orderBy: '1', missingBucket: true },
+        },
+      ],
+      { perPage: 10, showPartialRows: false, showMetricsAtAllLevels: false },
+      ERRORS_PATTERN_ID,
+    ),
   ];
   const panels = vis.map((_, i) => ({
     panelIndex: String(i + 1),
@@ -157,13 +222,22 @@ export function dashboardObjects(prefix = 'cryptocast-'): SavedObject[] {
       references: [],
       migrationVersion: { 'index-pattern': '7.6.0' },
     },
+    {
+      id: ERRORS_PATTERN_ID,
+      type: 'index-pattern',
+      // Error records are placed in time by the minute they judge.
+      attributes: { title: errorsIndexPattern(prefix), timeFieldName: 'targetTs' },
+      references: [],
+      migrationVersion: { 'index-pattern': '7.6.0' },
+    },
     ...vis,
     {
       id: 'cryptocast',
       type: 'dashboard',
       attributes: {
-        title: 'cryptocast: predictions',
-        description: 'Predictions of the champion model, their interval, their latency, per model version',
+        title: 'cryptocast: predictions and errors',
+        description:
+          'Predictions of the champion model, their interval and latency, and how wrong they were at maturity (against persistence)',
         hits: 0,
         panelsJSON: JSON.stringify(panels),
         optionsJSON: JSON.stringify({ hidePanelTitles: false, useMargins: true }),

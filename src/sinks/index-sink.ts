@@ -1,24 +1,58 @@
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import type { Batch, Bus, Subscription } from '../runtime/bus.ts';
-import { topics } from '../runtime/topic.ts';
+import { type Topic, topics } from '../runtime/topic.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { Prediction } from '../schemas/prediction.ts';
+import type { PredictionError } from '../schemas/prediction-error.ts';
 import { type DocumentIndex, type IndexOp, retryableStatus } from './opensearch.ts';
 import {
   DEFAULT_RETENTION_DAYS,
+  errorDocId,
+  errorsIndex,
+  errorsIndexTemplate,
+  errorsIsmPolicy,
   predictionDocId,
-  predictionDocument,
   predictionsIndex,
   predictionsIndexTemplate,
   predictionsIsmPolicy,
 } from './predictions-index.ts';
 
+/** One topic indexed: where each record goes (index by month, id by identity), and its template and policy. */
+export interface IndexedStream<T> {
+  name: 'predictions' | 'errors';
+  topic: Topic<T>;
+  index(prefix: string, value: T): string;
+  id(value: T): string;
+  template(prefix: string): object;
+  policy(prefix: string, retentionDays: number): object;
+}
+
+export const PREDICTIONS_STREAM: IndexedStream<Prediction> = {
+  name: 'predictions',
+  topic: topics.predictions,
+  index: predictionsIndex,
+  id: predictionDocId,
+  template: predictionsIndexTemplate,
+  policy: predictionsIsmPolicy,
+};
+
+export const ERRORS_STREAM: IndexedStream<PredictionError> = {
+  name: 'errors',
+  topic: topics.predictionErrors,
+  index: errorsIndex,
+  id: errorDocId,
+  template: errorsIndexTemplate,
+  policy: errorsIsmPolicy,
+};
+
 export interface IndexSinkOptions {
   /** Index and template name prefix (default `cryptocast-`). */
   prefix?: string;
-  /** Consumer group (default `index-sink`). */
+  /** Consumer group (default `index-sink`; the error records under `<group>-errors`). */
   group?: string;
+  /** What is indexed (default: predictions and their error records). */
+  streams?: readonly IndexedStream<never>[];
   retentionDays?: number;
   /** Back-off between attempts: from `initialMs`, doubling, at most `maxMs` (defaults 200 ms, 30 s). */
   backoff?: { initialMs: number; maxMs: number };
@@ -45,10 +79,11 @@ const defaultSleep = (ms: number, signal: AbortSignal) =>
   });
 
 /**
- * `predictions` → OpenSearch, for dashboards (`cryptocast service index-sink`).
+ * `predictions` and `predictions.errors` → OpenSearch, for dashboards (`cryptocast service index-sink`).
  *
- * Each batch of a partition becomes one bulk request of `index` operations whose ids are the predictions' own
- * identity (pair, windowEnd, model name and version) in the index of the prediction's month. The batch's offsets
+ * Each batch of a partition becomes one bulk request of `index` operations whose ids are the records' own identity
+ * (a prediction: pair, windowEnd, model name and version; an error record: the monitor's key, which adds the
+ * exchange) in the index of the prediction's month. The batch's offsets
  * are committed only once every document of it is durable in OpenSearch: a crash re-reads the uncommitted batch and
  * writes the same documents again onto themselves — nothing lost, nothing doubled.
  *
@@ -76,8 +111,9 @@ export class IndexSink {
   private readonly maxHoldMs: number;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   private readonly log: Logger;
+  private readonly streams: readonly IndexedStream<never>[];
   private readonly stopping = new AbortController();
-  private subscription: Subscription | undefined;
+  private readonly subscriptions: Subscription[] = [];
   private lastWarnAt = 0;
 
   constructor(bus: Bus, index: DocumentIndex, opts: IndexSinkOptions = {}) {
@@ -89,59 +125,67 @@ export class IndexSink {
     this.backoff = opts.backoff ?? { initialMs: 200, maxMs: 30_000 };
     this.maxHoldMs = opts.maxHoldMs ?? 60_000;
     this.sleep = opts.sleep ?? defaultSleep;
+    this.streams = opts.streams ?? [
+      PREDICTIONS_STREAM as IndexedStream<never>,
+      ERRORS_STREAM as IndexedStream<never>,
+    ];
     this.log = (opts.logger ?? rootLog).child({ service: 'index-sink' });
   }
 
-  /** Installs the template and the policy (retrying while OpenSearch is unreachable), then consumes. */
+  /** Installs the templates and the policies (retrying while OpenSearch is unreachable), then consumes. */
   async start(): Promise<void> {
-    await this.retry('setup', () =>
-      this.index.setup({
-        templateName: `${this.prefix}predictions`,
-        template: predictionsIndexTemplate(this.prefix),
-        policyName: `${this.prefix}predictions-retention`,
-        policy: predictionsIsmPolicy(this.prefix, this.retentionDays),
-      }),
-    );
-    await this.bus.ensureTopics([topics.predictions, topics.dlq]);
-    this.subscription = await this.bus.subscribe<Prediction>({
-      topic: topics.predictions,
-      group: this.group,
-      service: 'index-sink',
-      from: 'earliest',
-      handle: (batch) => this.handle(batch),
-    });
+    for (const stream of this.streams)
+      await this.retry(`setup of ${stream.name}`, () =>
+        this.index.setup({
+          templateName: `${this.prefix}${stream.name}`,
+          template: stream.template(this.prefix),
+          policyName: `${this.prefix}${stream.name}-retention`,
+          policy: stream.policy(this.prefix, this.retentionDays),
+        }),
+      );
+    await this.bus.ensureTopics([...this.streams.map((s) => s.topic as Topic<unknown>), topics.dlq]);
+    for (const stream of this.streams)
+      this.subscriptions.push(
+        await this.bus.subscribe<unknown>({
+          topic: stream.topic as Topic<unknown>,
+          // A group per topic (like the feature writer's news): members of one group agree on one subscription.
+          group: stream.name === 'predictions' ? this.group : `${this.group}-${stream.name}`,
+          service: 'index-sink',
+          from: 'earliest',
+          handle: (batch) => this.handle(stream as IndexedStream<unknown>, batch),
+        }),
+      );
   }
 
   async stop(): Promise<void> {
     this.stopping.abort();
-    await this.subscription?.stop();
+    for (const s of this.subscriptions) await s.stop();
   }
 
-  caughtUp(): Promise<void> {
-    return this.subscription?.caughtUp() ?? Promise.resolve();
+  async caughtUp(): Promise<void> {
+    for (const s of this.subscriptions) await s.caughtUp();
   }
 
-  private async handle(batch: Batch<Prediction>): Promise<undefined> {
+  private async handle<T>(stream: IndexedStream<T>, batch: Batch<T>): Promise<undefined> {
     this.stats.received += batch.records.length;
-    let pending: { op: IndexOp; key: string; offset: bigint; value: Prediction }[] = batch.records.map(
-      (r) => ({
-        op: {
-          index: predictionsIndex(this.prefix, r.value),
-          id: predictionDocId(r.value),
-          doc: predictionDocument(r.value),
-        },
-        key: r.key,
-        offset: r.offset,
-        value: r.value,
-      }),
-    );
+    let pending: { op: IndexOp; key: string; offset: bigint; value: T }[] = batch.records.map((r) => ({
+      op: {
+        index: stream.index(this.prefix, r.value),
+        id: stream.id(r.value),
+        // The record as published, field for field (the template's mappings name every field).
+        doc: { ...(r.value as Record<string, unknown>) },
+      },
+      key: r.key,
+      offset: r.offset,
+      value: r.value,
+    }));
     const since = Date.now();
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > 0) {
         this.stats.retries++;
         if (Date.now() - since > this.maxHoldMs)
           throw new Error(
-            `OpenSearch did not take partition ${batch.partition}'s batch for ${Math.round((Date.now() - since) / 1000)} s: handed back uncommitted`,
+            `OpenSearch did not take ${stream.topic.name} partition ${batch.partition}'s batch for ${Math.round((Date.now() - since) / 1000)} s: handed back uncommitted`,
           );
         await this.sleep(this.delay(attempt), this.stopping.signal);
       }
@@ -170,7 +214,7 @@ export class IndexSink {
           dead.push(
             deadLetter({
               service: 'index-sink',
-              origin: topics.predictions.name,
+              origin: stream.topic.name,
               kind: 'index-refused',
               reason: `OpenSearch ${r.status}: ${r.reason}`,
               payload: p.value,
@@ -189,7 +233,13 @@ export class IndexSink {
         this.stats.deadLettered += dead.length;
       }
       if (again.length > 0)
-        this.warn({ partition: batch.partition, attempt, documents: again.length, status: 'retryable' });
+        this.warn({
+          topic: stream.topic.name,
+          partition: batch.partition,
+          attempt,
+          documents: again.length,
+          status: 'retryable',
+        });
       pending = again;
     }
     faultPoint('index-sink:indexed');

@@ -3,10 +3,20 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type Agg, dashboardObjects } from '../../../src/sinks/dashboards.ts';
-import { PREDICTION_MAPPINGS, predictionsIndexPattern } from '../../../src/sinks/predictions-index.ts';
+import {
+  ERROR_MAPPINGS,
+  errorsIndexPattern,
+  PREDICTION_MAPPINGS,
+  predictionsIndexPattern,
+} from '../../../src/sinks/predictions-index.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
-const types = PREDICTION_MAPPINGS.properties as Record<string, { type: string }>;
+type Fields = Record<string, { type: string }>;
+/** The mapped fields behind each index pattern, by its title. */
+const FIELDS: Record<string, Fields> = {
+  [predictionsIndexPattern('cryptocast-')]: PREDICTION_MAPPINGS.properties,
+  [errorsIndexPattern('cryptocast-')]: ERROR_MAPPINGS.properties,
+};
 const NUMERIC = new Set(['byte', 'integer', 'long', 'double']);
 
 test('deploy/opensearch/ files are what scripts/deploy/dashboards.ts writes', () => {
@@ -26,18 +36,22 @@ test('saved objects: references resolve, the index pattern matches the sink, eve
   assert.equal(ids.size, objs.length);
   for (const o of objs)
     for (const r of o.references) assert.ok(ids.has(`${r.type}:${r.id}`), `${o.id} → ${r.id}`);
-  const pattern = objs.find((o) => o.type === 'index-pattern')!;
-  assert.equal(pattern.attributes.title, predictionsIndexPattern('cryptocast-'));
-  assert.equal(types[pattern.attributes.timeFieldName as string]!.type, 'date');
+  const patterns = objs.filter((o) => o.type === 'index-pattern');
+  assert.deepEqual(patterns.map((p) => p.attributes.title).sort(), Object.keys(FIELDS).sort());
+  for (const p of patterns)
+    assert.equal(FIELDS[p.attributes.title as string]![p.attributes.timeFieldName as string]!.type, 'date');
   for (const v of objs.filter((o) => o.type === 'visualization')) {
     const state = JSON.parse(v.attributes.visState as string) as { aggs: Agg[] };
+    const pattern = patterns.find((p) => p.id === v.references[0]!.id)!;
+    const types = FIELDS[pattern.attributes.title as string]!;
     for (const a of state.aggs) {
       const field = a.params.field as string | undefined;
       if (a.type === 'count') continue;
       assert.ok(field && types[field], `${v.id}: agg ${a.id} on unmapped field ${field}`);
       const t = types[field]!.type;
       if (a.type === 'date_histogram') assert.equal(t, 'date', `${v.id}: ${field}`);
-      else if (a.type === 'terms') assert.ok(t === 'keyword' || NUMERIC.has(t), `${v.id}: ${field} ${t}`);
+      else if (a.type === 'terms')
+        assert.ok(t === 'keyword' || t === 'boolean' || NUMERIC.has(t), `${v.id}: ${field} ${t}`);
       else assert.ok(NUMERIC.has(t), `${v.id}: ${a.type} on ${field} (${t})`);
     }
     const search = JSON.parse(

@@ -5,9 +5,12 @@ import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { topics } from '../../../src/runtime/topic.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { type Prediction, PredictionSchema } from '../../../src/schemas/prediction.ts';
+import { PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
 import { IndexSink } from '../../../src/sinks/index-sink.ts';
 import type { DocumentIndex, IndexOp, IndexResult } from '../../../src/sinks/opensearch.ts';
 import {
+  ERROR_MAPPINGS,
+  errorDocId,
   PREDICTION_MAPPINGS,
   predictionDocId,
   predictionsIndex,
@@ -91,6 +94,51 @@ describe('index sink', () => {
     for (const s of policy.policy.states) for (const t of s.transitions) assert.ok(names.has(t.state_name));
   });
 
+  it('indexes the error records too: their own month index, the monitor’s key as id, every field mapped', async () => {
+    assert.deepEqual(
+      Object.keys(ERROR_MAPPINGS.properties).sort(),
+      Object.keys(PredictionErrorSchema.shape).sort(),
+    );
+    const bus = new InProcessBus();
+    const index = new FakeIndex();
+    const sink = new IndexSink(bus, index, { prefix: 'cc-', sleep: noWait });
+    await sink.start();
+    const p = prediction(1);
+    const scored = PredictionErrorSchema.parse({
+      v: 1,
+      status: 'scored',
+      exchange: p.exchange,
+      pair: p.pair,
+      windowEnd: p.windowEnd,
+      modelName: p.modelName,
+      modelVersion: p.modelVersion,
+      horizonMs: p.horizonMs,
+      targetTs: p.targetTs,
+      close: p.close,
+      predictedClose: p.predictedClose,
+      p10: p.p10,
+      p90: p.p90,
+      actualClose: 102,
+      error: p.predictedClose - 102,
+      absError: Math.abs(p.predictedClose - 102),
+      pctError: ((p.predictedClose - 102) / 102) * 100,
+      persistenceAbsError: Math.abs(p.close - 102),
+      directionHit: true,
+      directionTie: false,
+      inBand: true,
+      scoredAt: p.targetTs + 1_000,
+      latenessMs: 1_000,
+      reason: null,
+    });
+    await bus.publish(topics.predictions, [p]);
+    await bus.publish(topics.predictionErrors, [scored]);
+    await until(() => sink.stats.indexed === 2, 'both indexed');
+    assert.ok(index.docs.has(`cc-predictions-2026.12/${predictionDocId(p)}`));
+    assert.deepEqual(index.docs.get(`cc-errors-2026.12/${errorDocId(scored)}`), scored);
+    assert.equal(errorDocId(scored), `kraken|ETH/USD|${p.windowEnd}|cryptocast-price|3`);
+    await sink.stop();
+  });
+
   it('retries a failing bulk request with back-off, committing nothing until it succeeds; writes each once', async () => {
     const bus = new InProcessBus();
     const index = new FakeIndex();
@@ -112,7 +160,7 @@ describe('index sink', () => {
     assert.ok(sink.stats.retries >= 3);
     assert.deepEqual(waits.slice(0, 3), [100, 200, 250], 'exponential, capped');
     await sink.stop();
-    assert.equal(index.setups, 1);
+    assert.equal(index.setups, 2, 'the predictions and the errors templates');
   });
 
   it('retries only the documents refused with 429/5xx; dead-letters those refused for themselves', async () => {
