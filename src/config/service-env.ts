@@ -94,17 +94,12 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   { name: 'OPENAI_API_KEY', services: ['news-signals'], secret: true, about: 'openai: key (fallback name)' },
   // stores and registry
   {
+    // `service --store`, whose value comes from here or its laptop default (a DuckDB file): every store user needs it.
     name: 'CRYPTOCAST_STORE',
-    services: ['feature-writer', 'predictor', 'trainer', 'monitor'],
+    services: ['feature-writer', 'predictor', 'trainer', 'monitor', 'api'],
     required: true,
     about:
-      'feature store (feature-writer, trainer) / predictions store (predictor) / errors store (monitor): postgres://user@host/db',
-  },
-  {
-    name: 'CRYPTOCAST_PREDICTIONS_STORE',
-    services: ['api'],
-    required: true,
-    about: 'postgres://user@host/db',
+      'feature store (feature-writer, trainer) / predictions store (predictor, api) / errors store (monitor, api): postgres://user@host/db',
   },
   {
     name: 'PGPASSWORD',
@@ -196,6 +191,9 @@ export const NOT_SERVICE_SETTINGS: Readonly<Record<string, string>> = {
   CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS: 'cryptocast backfill pacing',
   CRYPTOCAST_HEALTH_URL: "the image's HEALTHCHECK probe (src/cli/probe.ts)",
   CRYPTOCAST_METRICS_PORT: "the image's HEALTHCHECK probe (src/cli/probe.ts)",
+  // `service api` reads it only when --store is absent, and --store never is (it takes CRYPTOCAST_STORE or its
+  // default): deployments set CRYPTOCAST_STORE for the API.
+  CRYPTOCAST_PREDICTIONS_STORE: 'service api, unreachable (see above); cryptocast run',
 };
 
 /** The settings of one service. */

@@ -230,7 +230,6 @@ describe('helm chart deploy/helm/cryptocast', () => {
       cm.CRYPTOCAST_STORE,
       'postgres://cryptocast@cryptocast.postgres.data.svc:5432/cryptocast?sslmode=require',
     );
-    assert.equal(cm.CRYPTOCAST_PREDICTIONS_STORE, cm.CRYPTOCAST_STORE);
     assert.equal(cm.CRYPTOCAST_REGISTRY, 'mlflow+https://mlflow.ml.example.com');
   });
 

@@ -140,18 +140,9 @@ credentials from Secrets.
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_LLM_MODE") $cfg) }}
 {{- end }}
 {{- end }}
-{{- if has $svc (list "feature-writer" "trainer" "monitor") }}
+{{- /* One database holds the feature, predictions and errors stores (tables apart). */}}
+{{- if has $svc (list "feature-writer" "trainer" "monitor" "api" "predictor") }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_STORE") $cfg) }}
-{{- end }}
-{{- if eq $svc "predictor" }}
-- name: CRYPTOCAST_STORE
-  valueFrom:
-    configMapKeyRef:
-      name: {{ include "cryptocast.fullname" $root }}-config
-      key: CRYPTOCAST_PREDICTIONS_STORE
-{{- end }}
-{{- if eq $svc "api" }}
-{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_PREDICTIONS_STORE") $cfg) }}
 {{- end }}
 {{- if and (has $svc (list "feature-writer" "predictor" "api" "trainer" "monitor")) $v.postgresql.passwordSecret.name }}
 {{ include "cryptocast.fromSecret" (dict "name" "PGPASSWORD" "secret" $v.postgresql.passwordSecret.name "key" $v.postgresql.passwordSecret.key) }}
