@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { envOf, SERVICE_ENV, SERVICES, type ServiceName } from '../../src/config/service-env.ts';
 import { topics } from '../../src/runtime/topic.ts';
 import {
@@ -26,7 +27,10 @@ import {
  */
 
 const COMPONENT = 'app.kubernetes.io/component';
-/** Custom resources kubeconform has no schema for here (their operators' CRDs): checked by shape below. */
+/**
+ * Custom resources kubeconform has no schema for here: ServiceMonitor is validated with the Prometheus Operator's
+ * models from npm, Strimzi's KafkaTopic by shape (no registry package carries its CRD schema).
+ */
 const CUSTOM_KINDS = ['ServiceMonitor', 'KafkaTopic'];
 /** The topic whose partitions bound each consumer's replicas. */
 const INPUT_TOPIC: Partial<Record<ServiceName, keyof typeof topics>> = {
@@ -132,6 +136,16 @@ describe('helm chart deploy/helm/cryptocast', () => {
     ]);
     assert.notEqual(r.status, 0);
     assert.match(r.stdout, /readOnlyRootFileSystem/);
+  });
+
+  test('ServiceMonitor: valid against the Prometheus Operator CRD schema (npm @kubernetes-models/prometheus-operator)', () => {
+    const monitors = [...rendered.values()].flat().filter((o) => o.kind === 'ServiceMonitor');
+    assert.ok(monitors.length > 0);
+    // Field types and required fields (the models' schema does not refuse unknown fields).
+    for (const m of monitors) new ServiceMonitor(m as never).validate();
+    const bad = structuredClone(monitors[0]!);
+    bad.spec.endpoints[0].interval = 30;
+    assert.throws(() => new ServiceMonitor(bad as never).validate(), /interval must be string/);
   });
 
   test('every service the issue names has a Deployment (default values), the trainer a CronJob', () => {
