@@ -90,7 +90,9 @@ export class OpenSearchIndex implements DocumentIndex {
       existing = { seq: b._seq_no, term: b._primary_term };
     } catch (err) {
       const status = (err as { meta?: { statusCode?: number } }).meta?.statusCode;
-      const text = String((err as { meta?: { body?: unknown } }).meta?.body ?? (err as Error).message);
+      const body = (err as { meta?: { body?: unknown } }).meta?.body;
+      const text =
+        body === undefined ? (err as Error).message : typeof body === 'string' ? body : JSON.stringify(body);
       if (status === 404 && /policy|not_found|not found/i.test(text) && !/no handler/i.test(text))
         existing = undefined;
       else if (status === 400 || status === 404 || status === 405) {
