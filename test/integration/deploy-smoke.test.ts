@@ -98,6 +98,63 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
     rmSync(workdir, { recursive: true, force: true });
   });
 
+  it('the embedded mode: one `cryptocast run --source live` from its rendered args and env serves the API', async () => {
+    const port = await freePort();
+    const objs = parseManifests(
+      helmTemplate(join(VALUES_DIR, 'embedded-values.yaml'), [`api.port=${port}`, 'logLevel=info']),
+    );
+    const cm = objs.find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>;
+    const d = objs.find((o) => o.kind === 'Deployment')!;
+    const c = podSpec(d).containers[0];
+    const cwd = join(workdir, 'embedded');
+    mkdirSync(join(cwd, '.data'), { recursive: true });
+    // The pod's volume is mounted at /app/.data: here, the process's own folder.
+    const local = (v: string) => v.replaceAll('/app/.data', join(cwd, '.data'));
+    const env: Record<string, string> = {};
+    for (const e of (c.env ?? []) as EnvEntry[])
+      if (e.valueFrom?.configMapKeyRef) env[e.name] = local(cm[e.valueFrom.configMapKeyRef.key]!);
+    const child = spawn(
+      process.execPath,
+      [
+        '--disable-warning=ExperimentalWarning',
+        join(ROOT, 'src/cli/main.ts'),
+        ...(c.args as string[]).map(local),
+      ],
+      {
+        cwd,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: cwd,
+          ...env,
+          // The live source at a port where nothing listens: nothing reaches the internet.
+          CRYPTOCAST_KRAKEN_WS_URL: 'ws://127.0.0.1:1',
+          CRYPTOCAST_KRAKEN_REST_URL: 'http://127.0.0.1:1',
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    children.push(child);
+    let log = '';
+    child.stderr!.on('data', (b) => {
+      log += b;
+    });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      assert.equal(child.exitCode, null, log.slice(-2000));
+      const ok = await fetch(`http://127.0.0.1:${port}/v1/health`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+      if (ok) break;
+      assert.ok(Date.now() < deadline, `no /v1/health within 60 s:\n${log.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.ok(existsSync(join(cwd, '.data', 'cryptocast.duckdb')), 'the DuckDB file on the volume');
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, log.slice(-2000));
+  });
+
   it('every Deployment starts from its rendered arguments and environment, uses no laptop default, stops on SIGTERM', async () => {
     const cm = objects.find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>;
     // Stand-ins for the Secrets the production values reference (PostgreSQL here trusts loopback).
