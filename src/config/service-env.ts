@@ -37,11 +37,16 @@ export interface EnvSetting {
 }
 
 const STORE_USERS: ServiceName[] = ['feature-writer', 'predictor', 'api', 'trainer', 'monitor'];
-const REGISTRY_USERS: ServiceName[] = ['predictor', 'api', 'trainer'];
+const REGISTRY_USERS: ServiceName[] = ['predictor', 'api', 'trainer', 'monitor'];
 
 export const SERVICE_ENV: readonly EnvSetting[] = [
   // every service
   { name: 'CRYPTOCAST_LOG_LEVEL', services: SERVICES, about: 'pino level (info)' },
+  {
+    name: 'CRYPTOCAST_METRICS_PORT',
+    services: SERVICES,
+    about: '--metrics-port: /metrics, /health, /ready (the image HEALTHCHECK probes it too)',
+  },
   // the bus
   { name: 'CRYPTOCAST_BUS', services: BUS_SERVICES, required: true, about: 'kafka://host:port[,host:port]' },
   { name: 'CRYPTOCAST_TOPIC_PREFIX', services: BUS_SERVICES, about: 'namespace of topics and groups' },
@@ -134,6 +139,11 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   { name: 'CRYPTOCAST_WS_MAX_BUFFER', services: ['api'], about: 'WebSocket send buffer per client (bytes)' },
   // the monitor's alerts
   {
+    name: 'CRYPTOCAST_ALERT_RULES',
+    services: ['monitor'],
+    about: 'alert rules file, YAML or JSON (the shipped rules)',
+  },
+  {
     name: 'CRYPTOCAST_SLACK_WEBHOOK_URL',
     services: ['monitor'],
     secret: true,
@@ -190,7 +200,6 @@ export const NOT_SERVICE_SETTINGS: Readonly<Record<string, string>> = {
   CRYPTOCAST_STORE_TRAIN: 'cryptocast train --store',
   CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS: 'cryptocast backfill pacing',
   CRYPTOCAST_HEALTH_URL: "the image's HEALTHCHECK probe (src/cli/probe.ts)",
-  CRYPTOCAST_METRICS_PORT: "the image's HEALTHCHECK probe (src/cli/probe.ts)",
   // `service api` reads it only when --store is absent, and --store never is (it takes CRYPTOCAST_STORE or its
   // default): deployments set CRYPTOCAST_STORE for the API.
   CRYPTOCAST_PREDICTIONS_STORE: 'service api, unreachable (see above); cryptocast run',

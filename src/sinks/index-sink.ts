@@ -1,5 +1,7 @@
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
+import { metrics } from '../core/metrics.ts';
+import { dependency } from '../core/readiness.ts';
 import type { Batch, Bus, Subscription } from '../runtime/bus.ts';
 import { type Topic, topics } from '../runtime/topic.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
@@ -49,7 +51,7 @@ export const ERRORS_STREAM: IndexedStream<PredictionError> = {
 export interface IndexSinkOptions {
   /** Index and template name prefix (default `cryptocast-`). */
   prefix?: string;
-  /** Consumer group (default `index-sink`; the error records under `<group>-errors`). */
+  /** Consumer group prefix (default `index-sink`): `<group>.predictions` and `<group>.predictions.errors`. */
   group?: string;
   /** What is indexed (default: predictions and their error records). */
   streams?: readonly IndexedStream<never>[];
@@ -148,8 +150,8 @@ export class IndexSink {
       this.subscriptions.push(
         await this.bus.subscribe<unknown>({
           topic: stream.topic as Topic<unknown>,
-          // A group per topic (like the feature writer's news): members of one group agree on one subscription.
-          group: stream.name === 'predictions' ? this.group : `${this.group}-${stream.name}`,
+          // A group per topic (as the monitor's): the members of one Kafka group agree on one subscription.
+          group: `${this.group}.${stream.topic.name}`,
           service: 'index-sink',
           from: 'earliest',
           handle: (batch) => this.handle(stream as IndexedStream<unknown>, batch),
@@ -192,10 +194,16 @@ export class IndexSink {
       // Stopping mid-retry: the batch stays uncommitted and is read again by the next owner of the partition.
       if (this.stopping.signal.aborted) throw new Error('stopping: batch left uncommitted');
       let results: Awaited<ReturnType<DocumentIndex['bulk']>>;
+      const timer = metrics.indexBulkDuration.startTimer();
       try {
         this.stats.bulkRequests++;
         results = await this.index.bulk(pending.map((p) => p.op));
+        timer();
+        this.available(undefined);
       } catch (err) {
+        timer();
+        this.available((err as Error).message);
+        metrics.indexRetries.inc({ stream: stream.name });
         this.warn({
           err: (err as Error).message,
           partition: batch.partition,
@@ -208,8 +216,10 @@ export class IndexSink {
       const dead: DeadLetter[] = [];
       results.forEach((r, i) => {
         const p = pending[i]!;
-        if (r.ok) this.stats.indexed++;
-        else if (retryableStatus(r.status)) again.push(p);
+        if (r.ok) {
+          this.stats.indexed++;
+          metrics.indexedDocuments.inc({ stream: stream.name });
+        } else if (retryableStatus(r.status)) again.push(p);
         else
           dead.push(
             deadLetter({
@@ -232,6 +242,7 @@ export class IndexSink {
         await this.bus.publish(topics.dlq, dead);
         this.stats.deadLettered += dead.length;
       }
+      if (again.length > 0) metrics.indexRetries.inc({ stream: stream.name });
       if (again.length > 0)
         this.warn({
           topic: stream.topic.name,
@@ -246,14 +257,22 @@ export class IndexSink {
     return undefined; // the whole batch is durable: commit it
   }
 
+  /** OpenSearch answering or not: the `/ready` probe and `cryptocast_dependency_up{dependency="opensearch"}`. */
+  private available(reason: string | undefined): void {
+    dependency('opensearch', reason === undefined ? undefined : `unavailable (${reason})`);
+    metrics.dependencyUp.set({ dependency: 'opensearch' }, reason === undefined ? 1 : 0);
+  }
+
   /** Retries `fn` until it succeeds or the sink stops. */
   private async retry(what: string, fn: () => Promise<void>): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       if (this.stopping.signal.aborted) throw new Error(`stopped before ${what} succeeded`);
       try {
         await fn();
+        this.available(undefined);
         return;
       } catch (err) {
+        this.available((err as Error).message);
         this.warn({ what, err: (err as Error).message, attempt });
         await this.sleep(this.delay(attempt + 1), this.stopping.signal);
       }

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  FLAGS_AWAITED,
   helmTemplate,
   type K8sObject,
   parseManifests,
@@ -20,9 +19,9 @@ import { ensureOpenSearch, OPENSEARCH_URL } from '../support/opensearch.ts';
 /**
  * What the chart would run, run here: every Deployment of the production values rendered against this machine's
  * Kafka, PostgreSQL and OpenSearch, and each container's arguments and environment (ConfigMap references resolved,
- * Secrets from a stand-in) started as a process. Each must come up ("running" in its log; the API answering
- * /v1/health), write nothing to a laptop default (no DuckDB file appears: every store is PostgreSQL), and stop cleanly
- * on SIGTERM. The sources are pointed at closed local ports: nothing reaches the internet.
+ * Secrets from a stand-in) started as a process. Each must come up ("running" in its log; the probes the chart
+ * names answering: /health and /ready on the metrics port, the API's /v1/health), write nothing to a laptop default
+ * (no DuckDB file appears: every store is PostgreSQL), and stop cleanly on SIGTERM. The sources are pointed at closed local ports: nothing reaches the internet.
  */
 const PG_URL = process.env.CRYPTOCAST_TEST_PG ?? 'postgres://cryptocast@127.0.0.1:55432/cryptocast';
 
@@ -141,7 +140,9 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
     const deadline = Date.now() + 60_000;
     for (;;) {
       assert.equal(child.exitCode, null, log.slice(-2000));
-      const ok = await fetch(`http://127.0.0.1:${port}/v1/health`).then(
+      const ok = await fetch(`http://127.0.0.1:${port}/v1/health`, {
+        signal: AbortSignal.timeout(2_000),
+      }).then(
         (r) => r.status === 200,
         () => false,
       );
@@ -156,13 +157,19 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
   });
 
   it('every Deployment starts from its rendered arguments and environment, uses no laptop default, stops on SIGTERM', async () => {
-    const cm = objects.find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>;
-    // Stand-ins for the Secrets the production values reference (PostgreSQL here trusts loopback).
-    const secret = (name: string, key: string) => `stand-in-${name}-${key}`;
+    const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-config'))!
+      .data as Record<string, string>;
+    const rules = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-alert-rules'))!
+      .data as Record<string, string>;
+    // Stand-ins for the Secrets the production values reference (PostgreSQL here trusts loopback); webhooks at a
+    // closed local port.
+    const secret = (name: string, key: string) =>
+      /WEBHOOK_URL$/.test(key) ? 'http://127.0.0.1:1/hook' : `stand-in-${name}-${key}`;
     const deployments = objects.filter((o) => o.kind === 'Deployment');
     assert.ok(deployments.length >= 10, `${deployments.length} Deployments`);
 
-    const started = deployments.map((d) => {
+    const ports = await Promise.all(deployments.map(() => freePort()));
+    const started = deployments.map((d, i) => {
       const c = podSpec(d).containers[0];
       const env: Record<string, string> = {};
       for (const e of (c.env ?? []) as EnvEntry[]) {
@@ -174,10 +181,20 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
             env[e.name] = secret(e.valueFrom.secretKeyRef.name, e.valueFrom.secretKeyRef.key);
         }
       }
-      // Flags issue 12 adds (--metrics-port) are left out until the CLI has them.
-      const args = (c.args as string[]).filter((a) => !FLAGS_AWAITED.has(a.split('=')[0]!));
       const cwd = join(workdir, c.name);
       mkdirSync(join(cwd, '.data'), { recursive: true });
+      // In one pod per service each has the metrics port to itself; here they share a host: a free port each. The
+      // alert rules ConfigMap mounted at /etc/cryptocast becomes a file of the process's own.
+      const metricsPort = ports[i]!;
+      const args = (c.args as string[]).map((a) => {
+        if (a.startsWith('--metrics-port=')) return `--metrics-port=${metricsPort}`;
+        if (a.startsWith('--alert-rules=')) {
+          const file = join(cwd, 'alert-rules.yaml');
+          writeFileSync(file, rules['alert-rules.yaml']!);
+          return `--alert-rules=${file}`;
+        }
+        return a;
+      });
       const child = spawn(
         process.execPath,
         ['--disable-warning=ExperimentalWarning', join(ROOT, 'src/cli/main.ts'), ...args],
@@ -193,7 +210,13 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
       child.stderr!.on('data', (b) => {
         log += b;
       });
-      return { name: c.name as string, child, cwd, log: () => log };
+      return {
+        name: c.name as string,
+        child,
+        cwd,
+        log: () => log,
+        metricsPort: args.some((a) => a.startsWith('--metrics-port=')) ? metricsPort : undefined,
+      };
     });
 
     const deadline = Date.now() + 120_000;
@@ -217,6 +240,23 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
     }
     const health = await fetch(`http://127.0.0.1:${apiPort}/v1/health`);
     assert.equal(health.status, 200);
+    // The chart's probes: /health and /ready on each service's metrics port.
+    for (const s of started) {
+      if (s.metricsPort === undefined) {
+        assert.equal(s.name, 'api', `${s.name} serves no metrics port`);
+        continue;
+      }
+      const h = await fetch(`http://127.0.0.1:${s.metricsPort}/health`);
+      assert.equal(h.status, 200, `${s.name} /health`);
+      for (;;) {
+        const r = await fetch(`http://127.0.0.1:${s.metricsPort}/ready`);
+        if (r.status === 200) break;
+        assert.ok(Date.now() < deadline, `${s.name} /ready: ${r.status} ${await r.text()}`);
+        await new Promise((res) => setTimeout(res, 250));
+      }
+      const m = await fetch(`http://127.0.0.1:${s.metricsPort}/metrics`);
+      assert.match(await m.text(), /cryptocast_process_/, `${s.name} /metrics`);
+    }
     for (const s of started) {
       const files = existsSync(join(s.cwd, '.data')) ? readdirSync(join(s.cwd, '.data')) : [];
       assert.deepEqual(

@@ -15,7 +15,6 @@ import { openPredictionsStore } from '../../src/inference/store/open.ts';
 import { MonitorService } from '../../src/monitoring/monitor-service.ts';
 import type { ErrorsStore } from '../../src/monitoring/store/errors-store.ts';
 import { openErrorsStore } from '../../src/monitoring/store/open.ts';
-import type { Bus } from '../../src/runtime/bus.ts';
 import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
 import { topics } from '../../src/runtime/topic.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
@@ -291,18 +290,7 @@ describe('index sink: predictions → a real OpenSearch node', () => {
     errorsStore = await openErrorsStore(
       `duckdb:${join(mkdtempSync(join(tmpdir(), 'sink-errors-')), 'e.duckdb')}`,
     );
-    // The monitor subscribes candles and predictions under one group, and on KafkaBus the second member of a group
-    // that subscribes another topic gets no records (reported to the lead, issue 12): each topic gets a group of its
-    // own here, as the feature writer does for news.signals.
-    const groupPerTopic: Bus = {
-      kind: bus.kind,
-      ensureTopics: (t) => bus.ensureTopics(t),
-      publish: (t, v) => bus.publish(t, v),
-      subscribe: (o) => bus.subscribe({ ...o, group: `${o.group}-${o.topic.name}` }),
-      readTail: (t, n) => bus.readTail(t, n),
-      close: async () => {},
-    };
-    monitor = new MonitorService(groupPerTopic, errorsStore, { clock: 'event' });
+    monitor = new MonitorService(bus, errorsStore, { clock: 'event' });
     await monitor.start();
   });
 

@@ -114,13 +114,6 @@ export function podSpec(o: K8sObject): Loose {
   return undefined;
 }
 
-/**
- * Flags a deployment passes that issue 12 (metrics) adds to every `cryptocast service`: the chart and compose use
- * them already. While `cryptocast service --help` does not list one yet, the flag checks report it instead of
- * failing; once it is listed it is checked like any other.
- */
-export const FLAGS_AWAITED = new Set(['--metrics-port']);
-
 let serviceHelp: string | undefined;
 
 /** The long flags `cryptocast service --help` lists. */
@@ -134,13 +127,11 @@ export function serviceFlags(): Set<string> {
   return new Set([...serviceHelp.matchAll(/(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]!));
 }
 
-/** The flags of a `service <name> …` argument list that the CLI does not know (awaited ones reported apart). */
-export function unknownServiceFlags(args: readonly string[]): { unknown: string[]; awaited: string[] } {
+/** The flags of a `service <name> …` argument list that the CLI does not know. */
+export function unknownServiceFlags(args: readonly string[]): string[] {
   const known = serviceFlags();
-  const flags = args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]!);
-  const missing = flags.filter((f) => !known.has(f));
-  return {
-    unknown: missing.filter((f) => !FLAGS_AWAITED.has(f)),
-    awaited: missing.filter((f) => FLAGS_AWAITED.has(f)),
-  };
+  return args
+    .filter((a) => a.startsWith('--'))
+    .map((a) => a.split('=')[0]!)
+    .filter((f) => !known.has(f));
 }

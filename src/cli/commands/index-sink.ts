@@ -1,6 +1,7 @@
 import { loadStreamConfig } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
+import { markStarted } from '../../core/readiness.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { IndexSink } from '../../sinks/index-sink.ts';
 import { OpenSearchIndex } from '../../sinks/opensearch.ts';
@@ -63,6 +64,7 @@ export async function indexSinkService(opts: {
       if (abort.signal.aborted) return; // stopped while OpenSearch was still unreachable: nothing consumed
       throw err;
     }
+    markStarted();
     log.info({ service: 'index-sink', bus: busUrl, opensearch: parsed.origin, prefix }, 'running');
     const timer = setInterval(() => log.info({ service: 'index-sink', ...sink.stats }, 'progress'), 10_000);
     if (!abort.signal.aborted)

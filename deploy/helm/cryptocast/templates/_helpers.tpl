@@ -147,7 +147,7 @@ credentials from Secrets.
 {{- if and (has $svc (list "feature-writer" "predictor" "api" "trainer" "monitor")) $v.postgresql.passwordSecret.name }}
 {{ include "cryptocast.fromSecret" (dict "name" "PGPASSWORD" "secret" $v.postgresql.passwordSecret.name "key" $v.postgresql.passwordSecret.key) }}
 {{- end }}
-{{- if has $svc (list "predictor" "api" "trainer") }}
+{{- if has $svc (list "predictor" "api" "trainer" "monitor") }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_REGISTRY") $cfg) }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_MODEL_NAME") $cfg) }}
 {{- if $v.registry.credentialsSecret }}
@@ -167,6 +167,13 @@ credentials from Secrets.
 {{- with $v.api.keysSecret }}{{ if .name }}
 {{ include "cryptocast.fromSecret" (dict "name" "CRYPTOCAST_API_KEYS" "secret" .name "key" .key) }}
 {{- end }}{{ end }}
+{{- end }}
+{{- if eq $svc "monitor" }}
+{{- if $v.alerts.webhooksSecret }}
+{{- range list "CRYPTOCAST_SLACK_WEBHOOK_URL" "CRYPTOCAST_DISCORD_WEBHOOK_URL" "CRYPTOCAST_ALERT_WEBHOOK_URL" "CRYPTOCAST_ALERT_WEBHOOK_TOKEN" }}
+{{ include "cryptocast.fromSecret" (dict "name" . "secret" $v.alerts.webhooksSecret "key" . "optional" true) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if eq $svc "index-sink" }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_OPENSEARCH_URL") $cfg) }}
