@@ -5,6 +5,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { defineTopic, topics } from '../../src/runtime/topic.ts';
 import {
   helmTemplate,
   type K8sObject,
@@ -95,6 +97,54 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
   after(() => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     rmSync(workdir, { recursive: true, force: true });
+  });
+
+  it('the topics Job: creates every declared topic with its partitions, again without harm, refuses a wrong count', async () => {
+    const job = objects.find(
+      (o) => o.kind === 'Job' && o.metadata.labels['app.kubernetes.io/component'] === 'topics',
+    )!;
+    const c = podSpec(job).containers[0];
+    const env = Object.fromEntries((c.env as EnvEntry[]).map((e) => [e.name, e.value!]));
+    const runJob = (extra: Record<string, string> = {}) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        let out = '';
+        let err = '';
+        const child = spawn(
+          process.execPath,
+          ['--disable-warning=ExperimentalWarning', join(ROOT, 'src/cli/main.ts'), ...(c.args as string[])],
+          { env: { PATH: process.env.PATH ?? '', ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        child.stdout!.on('data', (b) => {
+          out += b;
+        });
+        child.stderr!.on('data', (b) => {
+          err += b;
+        });
+        child.on('exit', (code) => resolve({ code, out, err }));
+      });
+    const first = await runJob();
+    assert.equal(first.code, 0, first.err);
+    const bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: env.CRYPTOCAST_TOPIC_PREFIX });
+    try {
+      const { latest } = await bus.offsets(bus.name(topics.predictions));
+      assert.equal(Object.keys(latest).length, topics.predictions.partitions);
+      for (const t of Object.values(topics))
+        assert.match(first.out, new RegExp(`${bus.name(t)}\\t${t.partitions} partitions`));
+    } finally {
+      await bus.close();
+    }
+    assert.equal((await runJob()).code, 0, 'idempotent');
+    // A topic that exists with another partition count: the Job fails (status 1) and says what to do.
+    const prefix = uniquePrefix('smoke-wrong');
+    const other = KafkaBus.connect(KAFKA_URL, { topicPrefix: prefix });
+    try {
+      await other.ensureTopics([defineTopic({ ...topics.candles, partitions: 2 })]);
+    } finally {
+      await other.close();
+    }
+    const wrong = await runJob({ CRYPTOCAST_TOPIC_PREFIX: prefix });
+    assert.equal(wrong.code, 1, wrong.err);
+    assert.match(wrong.err, /has 2 partitions but cryptocast declares 4.*\[CC_ERR_TOPICS\]/s);
   });
 
   it('the embedded mode: one `cryptocast run --source live` from its rendered args and env serves the API', async () => {
