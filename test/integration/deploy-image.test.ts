@@ -216,7 +216,8 @@ describe('container images', () => {
       const script = `
         import { readdirSync } from 'node:fs';
         const files = readdirSync('src', { recursive: true })
-          .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && f !== 'cli/main.ts' && f !== 'cli/probe.ts');
+          .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && f !== 'cli/main.ts' && f !== 'cli/probe.ts'
+            && !f.startsWith('dashboard/web/'));
         const failed = [];
         for (const f of files) {
           try { await import('./src/' + f); } catch (e) { failed.push(f + ': ' + e.message.split('\\n')[0]); }
@@ -233,6 +234,21 @@ describe('container images', () => {
       const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { n: number; failed: string[] };
       assert.ok(out.n > 50, `only ${out.n} modules found`);
       assert.deepEqual(out.failed, []);
+    });
+
+    test('the dashboard bundle builds from the image’s files (esbuild, a production dependency)', () => {
+      const script = `
+        const { dashboardAssets } = await import('./src/dashboard/assets.ts');
+        const a = await dashboardAssets();
+        console.log(JSON.stringify({ html: a.html.length, css: a.css.length, js: a.js.length }));`;
+      const r = run(
+        process.execPath,
+        ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', script],
+        { cwd: stage },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const sizes = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+      assert.ok(sizes.html! > 0 && sizes.css! > 0 && sizes.js! > 10_000, JSON.stringify(sizes));
     });
 
     test('the HEALTHCHECK probe: 0 when the endpoint answers 2xx, 1 (naming the URL) when not', async () => {

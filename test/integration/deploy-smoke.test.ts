@@ -201,12 +201,18 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
       await new Promise((r) => setTimeout(r, 250));
     }
     assert.ok(existsSync(join(cwd, '.data', 'cryptocast.duckdb')), 'the DuckDB file on the volume');
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null | string>((resolve) => {
+      const timer = setTimeout(() => resolve('no exit within 30 s'), 30_000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
     child.kill('SIGTERM');
-    assert.equal(await exited, 0, log.slice(-2000));
+    assert.equal(await exited, 0, log.slice(-3000));
   });
 
-  it('every Deployment starts from its rendered arguments and environment, uses no laptop default, stops on SIGTERM', async () => {
+  it('every Deployment starts from its rendered arguments and environment, uses no laptop default, stops on SIGTERM', async (t) => {
     const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-config'))!
       .data as Record<string, string>;
     const rules = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-alert-rules'))!
@@ -271,7 +277,7 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
 
     const deadline = Date.now() + 120_000;
     for (const s of started) {
-      while (!/"msg":"running"/.test(s.log())) {
+      while (!/"msg":"running\b/.test(s.log())) {
         assert.ok(
           s.child.exitCode === null,
           `${s.name} exited ${s.child.exitCode}:\n${s.log().slice(-2000)}`,
@@ -283,13 +289,17 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
         s
           .log()
           .split('\n')
-          .find((l) => l.includes('"msg":"running"'))!,
+          .find((l) => l.includes('"msg":"running'))!,
       );
       if ('store' in running)
         assert.equal(running.store, 'postgres', `${s.name}: ${JSON.stringify(running)}`);
     }
     const health = await fetch(`http://127.0.0.1:${apiPort}/v1/health`);
     assert.equal(health.status, 200);
+    // The dashboard page, public like the health routes (its bundle is built in memory: the root filesystem is read-only).
+    const page = await fetch(`http://127.0.0.1:${apiPort}/`);
+    assert.equal(page.status, 200, await page.clone().text());
+    assert.match(page.headers.get('content-type') ?? '', /text\/html/);
     // The chart's probes: /health and /ready on each service's metrics port.
     for (const s of started) {
       if (s.metricsPort === undefined) {
@@ -316,13 +326,16 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
       );
     }
 
+    const stopTimes: string[] = [];
     await Promise.all(
       started.map(
         (s) =>
           new Promise<void>((resolve, reject) => {
             const timer = setTimeout(() => reject(new Error(`${s.name} did not stop within 45 s`)), 45_000);
+            const t0 = Date.now();
             s.child.once('exit', (code, signal) => {
               clearTimeout(timer);
+              stopTimes.push(`${s.name} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
               if (code === 0) resolve();
               else reject(new Error(`${s.name} stopped with ${code ?? signal}:\n${s.log().slice(-2000)}`));
             });
@@ -330,5 +343,6 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
           }),
       ),
     );
+    t.diagnostic(`stopped after SIGTERM: ${stopTimes.join(', ')}`);
   });
 });
