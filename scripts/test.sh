@@ -22,11 +22,18 @@ log "real MLflow tracking server (scripts/mlflow.sh)"
 bash scripts/mlflow.sh install
 bash scripts/mlflow.sh start
 
+log "real OpenSearch node (scripts/opensearch.sh)"
+bash scripts/opensearch.sh install
+bash scripts/opensearch.sh start
+
 log "promtool (Debian's prometheus package, for deploy/prometheus)"
 bash scripts/promtool.sh path >/dev/null
 
 log "Chromium (Debian's package, for the dashboard's browser tests)"
 bash scripts/chromium.sh >/dev/null
+
+log "offline deployment tools: helm, kubeconform, Kubernetes schemas, hadolint (scripts/deploy-tools.sh)"
+bash scripts/deploy-tools.sh install
 
 log "lint (biome)"
 npx --no-install biome check src test bench scripts

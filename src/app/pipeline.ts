@@ -57,7 +57,9 @@ export async function startMarketDataPipeline(args: {
   }
   const trades = new TradeService(bus, { priceGuard: { maxFactor: config.maxPriceFactor } });
   const abort = new AbortController();
-  args.signal?.addEventListener('abort', () => abort.abort(), { once: true });
+  // A signal that aborted before this point (SIGTERM during start-up) fires no event any more: check it first.
+  if (args.signal?.aborted) abort.abort();
+  else args.signal?.addEventListener('abort', () => abort.abort(), { once: true });
   const finished = (async () => {
     await Promise.all([trades.run(args.sources, abort.signal), args.candleFeed?.(abort.signal)]);
     await candles.caughtUp();

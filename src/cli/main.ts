@@ -171,6 +171,25 @@ program
   .option('--pair <pair>', 'pair, when the file does not say')
   .action(async (opts) => (await import('./commands/features.ts')).features(opts));
 
+const topicsCmd = program
+  .command('topics')
+  .description('the Kafka topics cryptocast declares: list them, or create the missing ones (a deploy step)');
+topicsCmd
+  .command('list')
+  .description('name, partitions and cleanup policy of every topic')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/topics.ts')).listTopics(opts));
+topicsCmd
+  .command('create')
+  .description('create the missing topics with their partition counts; check those that exist (idempotent)')
+  .addOption(new Option('--bus <url>', 'kafka://host:port[,host:port]').env('CRYPTOCAST_BUS'))
+  .addOption(
+    new Option('--replication-factor <n>', 'replicas of each topic created').env(
+      'CRYPTOCAST_KAFKA_REPLICATION_FACTOR',
+    ),
+  )
+  .action(async (opts) => (await import('./commands/topics.ts')).createTopics(opts));
+
 program
   .command('schemas')
   .description('print the topic contracts (zod schemas) as an AsyncAPI 3.0 document')

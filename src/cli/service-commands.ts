@@ -118,4 +118,19 @@ export function addServiceCommands(program: Command): void {
     .addOption(flag.alertRules())
     .addOption(flag.metricsPort())
     .action(run('monitor'));
+
+  stage('index-sink', 'predictions and error records → OpenSearch (or Elasticsearch) indices, for dashboards')
+    .addOption(
+      new Option(
+        '--opensearch-url <url>',
+        'OpenSearch, http(s)://host:9200 (credentials only from the environment)',
+      ).env('CRYPTOCAST_OPENSEARCH_URL'),
+    )
+    .addOption(
+      new Option('--index-prefix <prefix>', 'index and template name prefix')
+        .env('CRYPTOCAST_INDEX_PREFIX')
+        .default('cryptocast-'),
+    )
+    .addOption(flag.metricsPort())
+    .action(run('index-sink'));
 }

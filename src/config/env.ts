@@ -49,6 +49,14 @@ export const VARIABLES = {
     text,
   ),
   CRYPTOCAST_TOPIC_PREFIX: v('namespace for Kafka topics and groups', 'none', text),
+  CRYPTOCAST_KAFKA_REPLICATION_FACTOR: v(
+    'replicas of each topic cryptocast creates',
+    '`1`',
+    z.coerce
+      .number({ error: 'a positive integer' })
+      .int({ error: 'a positive integer' })
+      .positive({ error: 'a positive integer' }),
+  ),
   CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: v(
     'Kafka consumer-group session timeout (ms): how soon a dead member’s partitions move',
     '`10000`',
@@ -146,7 +154,19 @@ export const VARIABLES = {
   CRYPTOCAST_DISCORD_WEBHOOK_URL: key('alert channel: Discord webhook'),
   CRYPTOCAST_ALERT_WEBHOOK_URL: key('alert channel: generic webhook (JSON)'),
   CRYPTOCAST_ALERT_WEBHOOK_TOKEN: key('alert channel: bearer token of the generic webhook'),
-  CRYPTOCAST_OPENSEARCH_PASSWORD: key('OpenSearch password of the deployment (redacted from logs)'),
+  CRYPTOCAST_OPENSEARCH_PASSWORD: key('`service index-sink`: OpenSearch password (redacted from logs)'),
+  CRYPTOCAST_OPENSEARCH_USERNAME: v('`service index-sink`: OpenSearch user name', 'none', text),
+  CRYPTOCAST_OPENSEARCH_URL: v(
+    '`service index-sink`: OpenSearch, `http(s)://host:9200` (no credentials)',
+    '—',
+    text,
+  ),
+  CRYPTOCAST_INDEX_PREFIX: v('`service index-sink`: index and template name prefix', '`cryptocast-`', text),
+  CRYPTOCAST_HEALTH_URL: v(
+    "the image's HEALTHCHECK: the URL it probes",
+    'the metrics port’s `/metrics`',
+    text,
+  ),
   // --- the process -------------------------------------------------------------------------------------------
   CRYPTOCAST_LOG_LEVEL: v(
     'pino level (logs are JSON on stderr; every configured secret is redacted from every line)',

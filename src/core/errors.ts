@@ -83,6 +83,13 @@ export const ERR = {
     2,
     'say which trained pair the candles stand for with --as-pair (e.g. a USD market as USDT)',
   ),
+  /** Kafka refused to create or check the topics (`cryptocast topics create`). */
+  TOPICS: kind(
+    'CC_ERR_TOPICS',
+    1,
+    'check the broker address, that the replication factor is at most the number of brokers, and that existing ' +
+      'topics have the partition counts of `cryptocast topics list`',
+  ),
 } as const;
 
 export type ErrorCode = (typeof ERR)[keyof typeof ERR]['code'];

@@ -165,6 +165,22 @@ export const metrics = {
     ['result'],
   ),
   gateDecisions: counter('cryptocast_gate_decisions_total', 'Promotion gate decisions', ['decision']),
+  // ---- the OpenSearch index sink ----
+  indexedDocuments: counter(
+    'cryptocast_indexed_documents_total',
+    'Documents written to OpenSearch by the index sink, per stream (predictions, errors)',
+    ['stream'],
+  ),
+  indexRetries: counter(
+    'cryptocast_index_retries_total',
+    'Bulk attempts the index sink retried (OpenSearch unreachable or overloaded), per stream',
+    ['stream'],
+  ),
+  indexBulkDuration: histogram(
+    'cryptocast_index_bulk_duration_seconds',
+    'Duration of one bulk request of the index sink',
+    LATENCY_BUCKETS,
+  ),
   // ---- dependencies ----
   dependencyUp: gauge(
     'cryptocast_dependency_up',

@@ -53,6 +53,8 @@ export interface KafkaBusOptions {
   maxBatch?: number;
   /** How long the group waits for a silent member before giving its partitions to others (broker min 6 s). */
   sessionTimeoutMs?: number;
+  /** Replicas of the topics cryptocast creates (default CRYPTOCAST_KAFKA_REPLICATION_FACTOR, else 1). */
+  replicationFactor?: number;
 }
 
 /** The broker refuses record batches over `max.message.bytes` (1 MiB by default): stay well under per partition. */
@@ -86,6 +88,7 @@ export class KafkaBus implements Bus {
   readonly prefix: string;
   readonly maxBatch: number;
   readonly sessionTimeoutMs: number;
+  readonly replicationFactor: number;
   readonly log: Logger;
   private producer: Producer | undefined;
   private admin: Admin | undefined;
@@ -103,6 +106,7 @@ export class KafkaBus implements Bus {
     this.maxBatch = options.maxBatch ?? 5_000;
     this.sessionTimeoutMs =
       options.sessionTimeoutMs ?? setting('CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS') ?? 10_000;
+    this.replicationFactor = options.replicationFactor ?? setting('CRYPTOCAST_KAFKA_REPLICATION_FACTOR') ?? 1;
     this.log = options.logger ?? rootLog.child({ component: 'kafka-bus' });
   }
 
@@ -151,7 +155,7 @@ export class KafkaBus implements Bus {
         await admin.createTopics({
           topics: [name],
           partitions: t.partitions,
-          replicas: 1,
+          replicas: this.replicationFactor,
           configs: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
         });
         this.log.info(

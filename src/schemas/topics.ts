@@ -96,4 +96,7 @@ export const PIPELINE_GROUPS: readonly { topic: Topic<unknown>; group: string }[
   { topic: topics.features as Topic<unknown>, group: 'feature-writer' },
   { topic: topics.candles as Topic<unknown>, group: 'monitor.candles' },
   { topic: topics.predictions as Topic<unknown>, group: 'monitor.predictions' },
+  // The OpenSearch index sink, where it is deployed (an unknown group has no lag to report).
+  { topic: topics.predictions as Topic<unknown>, group: 'index-sink.predictions' },
+  { topic: topics.predictionErrors as Topic<unknown>, group: 'index-sink.predictions.errors' },
 ];

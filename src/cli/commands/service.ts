@@ -22,50 +22,62 @@ import { SentimentScorer, sentimentCacheFile } from '../../sentiment/scorer.ts';
 import { parsePort } from '../flags.ts';
 import { buildSources, type SourceFlags, sharedDataDir } from '../sources.ts';
 
+type ServiceOptions = SourceFlags & {
+  bus?: string;
+  pairs?: string;
+  interval?: string;
+  grace?: string;
+  latePolicy?: string;
+  maxPriceFactor?: string;
+  group: string;
+  store: string;
+  feeds?: string;
+  maxLag?: string;
+  withNews?: boolean;
+  registry?: string;
+  name?: string;
+  every?: string;
+  days?: string;
+  tuneSeconds?: string;
+  once?: boolean;
+  maxStaleness?: string;
+  clock?: 'wall' | 'event';
+  poll?: string;
+  adaptiveConformal?: boolean;
+  port?: string;
+  opensearchUrl?: string;
+  indexPrefix?: string;
+  metricsPort?: string;
+  alertRules?: string;
+} & BackendFlags;
+
 /**
  * `cryptocast service <name>`: one pipeline stage as its own process. Runs until SIGINT/SIGTERM, then stops
  * cleanly (in-flight batch finished, safe offsets committed). A SIGKILL at any moment is also safe: the stage
  * resumes from its committed offsets without losing or duplicating output.
  */
-export async function service(
-  name: string,
-  opts: SourceFlags & {
-    bus?: string;
-    pairs?: string;
-    interval?: string;
-    grace?: string;
-    latePolicy?: string;
-    maxPriceFactor?: string;
-    group: string;
-    store: string;
-    feeds?: string;
-    maxLag?: string;
-    withNews?: boolean;
-    registry?: string;
-    name?: string;
-    every?: string;
-    days?: string;
-    tuneSeconds?: string;
-    once?: boolean;
-    maxStaleness?: string;
-    clock?: 'wall' | 'event';
-    poll?: string;
-    adaptiveConformal?: boolean;
-    port?: string;
-    metricsPort?: string;
-    alertRules?: string;
-  } & BackendFlags,
-): Promise<void> {
-  // Prometheus metrics, liveness and readiness on a port of their own (Kubernetes probes, scrapes).
+export async function service(name: string, opts: ServiceOptions): Promise<void> {
+  // Prometheus metrics, liveness and readiness on a port of their own (Kubernetes probes, scrapes). Closed when the
+  // service has stopped: a listening server would keep the process alive after SIGTERM until the SIGKILL.
   if (opts.metricsPort !== undefined) {
     const m = await startMetricsServer(parsePort(opts.metricsPort, '--metrics-port'), readiness);
     log.info({ service: name, port: m.port }, 'metrics on /metrics, probes on /health and /ready');
+    try {
+      return await runService(name, opts);
+    } finally {
+      await m.close();
+    }
   }
+  return runService(name, opts);
+}
+
+async function runService(name: string, opts: ServiceOptions): Promise<void> {
   // The trainer reads the feature store and writes the registry: no topics, so no bus.
   if (name === 'trainer') return (await import('./trainer.ts')).trainerService(opts);
   if (name === 'predictor') return (await import('./predictor.ts')).predictorService(opts);
   if (name === 'api') return (await import('./api.ts')).apiService(opts);
   if (name === 'monitor') return (await import('./monitor.ts')).monitorService(opts);
+  if (name === 'index-sink') return (await import('./index-sink.ts')).indexSinkService(opts);
   const config = loadStreamConfig({
     bus: opts.bus,
     pairs: opts.pairs,

@@ -30,6 +30,7 @@ describe('cryptocast service <name>', () => {
         'predictor',
         'api',
         'monitor',
+        'index-sink',
       ],
     );
   });
@@ -62,9 +63,13 @@ describe('cryptocast service <name>', () => {
         'trainer',
         ['--store', '--registry', '--name', '--every', '--days', '--tune-seconds', '--once', '--with-news'],
       ],
-      ['predictor', ['--store', '--registry', '--name', '--max-staleness', '--clock', '--poll']],
+      [
+        'predictor',
+        ['--store', '--registry', '--name', '--max-staleness', '--clock', '--poll', '--adaptive-conformal'],
+      ],
       ['api', ['--port', '--store', '--registry', '--name', '--pairs', '--clock']],
       ['monitor', ['--store', '--registry', '--name', '--clock', '--alert-rules']],
+      ['index-sink', ['--bus', '--opensearch-url', '--index-prefix']],
     ] as const)
       for (const f of flags) assert.ok(flagsOf(stage).includes(f), `${stage} ${f}`);
     for (const c of services().commands)

@@ -1,0 +1,233 @@
+{{/* Names and labels. */}}
+{{- define "cryptocast.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cryptocast.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cryptocast
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "root" $ "component" NAME). */}}
+{{- define "cryptocast.selector" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "cryptocast.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "cryptocast.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cryptocast.image" -}}
+{{- $tag := default .root.Chart.AppVersion .image.tag -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The topics the services expect, with the partition counts declared in src/runtime/topic.ts (a test compares the
+two): a Kafka topic must have exactly these, or the services refuse it. maxReplicas of a consumer follows.
+*/}}
+{{- define "cryptocast.topics" -}}
+trades: 4
+candles: 4
+features: 4
+news: 1
+news.signals: 1
+predictions: 4
+predictions.errors: 4
+alerts: 1
+dlq: 1
+{{- end -}}
+
+{{/* The topic whose partitions bound a service's replicas (a consumer group gives a partition to one member). */}}
+{{- define "cryptocast.inputTopic" -}}
+{{- $m := dict "candles" "trades" "features" "candles" "feature-writer" "features" "news-signals" "news" "predictor" "features" "index-sink" "predictions" -}}
+{{- index $m . | default "" -}}
+{{- end -}}
+
+{{/* The PostgreSQL URL without a password (node-postgres reads PGPASSWORD from the Secret). */}}
+{{- define "cryptocast.postgresUrl" -}}
+{{- $p := .Values.postgresql -}}
+{{- printf "postgres://%s@%s:%v/%s" $p.user $p.host $p.port $p.database -}}
+{{- if $p.options }}?{{ $p.options }}{{ end -}}
+{{- end -}}
+
+{{/* One env entry read from the chart's ConfigMap. */}}
+{{- define "cryptocast.fromConfig" -}}
+- name: {{ .name }}
+  valueFrom:
+    configMapKeyRef:
+      name: {{ include "cryptocast.fullname" .root }}-config
+      key: {{ .name }}
+{{- end -}}
+
+{{/* One env entry read from a Secret: (dict "name" VAR "secret" NAME "key" KEY "optional" BOOL). */}}
+{{- define "cryptocast.fromSecret" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ .key }}
+      {{- if .optional }}
+      optional: true
+      {{- end }}
+{{- end -}}
+
+{{/*
+The environment of one service: (dict "root" $ "service" NAME). Only what the service reads
+(src/config/service-env.ts; a test checks the rendered env against it), non-secret values from the ConfigMap,
+credentials from Secrets.
+*/}}
+{{- define "cryptocast.env" -}}
+{{- $root := .root -}}
+{{- $svc := .service -}}
+{{- $v := $root.Values -}}
+{{- $cfg := dict "root" $root -}}
+{{- include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_LOG_LEVEL") $cfg) }}
+{{- if ne $svc "trainer" }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_BUS") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_TOPIC_PREFIX") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_KAFKA_REPLICATION_FACTOR") $cfg) }}
+{{- end }}
+{{- if has $svc (list "trades" "candles" "api") }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_PAIRS") $cfg) }}
+{{- end }}
+{{- if eq $svc "trades" }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_EXCHANGES") $cfg) }}
+{{- end }}
+{{- if eq $svc "candles" }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_INTERVAL") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_GRACE") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_LATE_POLICY") $cfg) }}
+{{- end }}
+{{- if eq $svc "news" }}
+{{- if $v.news.feeds }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_NEWS_FEEDS") $cfg) }}
+{{- end }}
+{{- with $v.news.cryptopanicTokenSecret }}{{ if .name }}
+{{ include "cryptocast.fromSecret" (dict "name" "CRYPTOPANIC_TOKEN" "secret" .name "key" .key) }}
+{{- end }}{{ end }}
+{{- end }}
+{{- if eq $svc "news-signals" }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_SENTIMENT_BACKEND") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_SENTIMENT_CACHE") $cfg) }}
+{{- if eq $v.sentiment.backend "openai" }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_LLM_BASE_URL") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_LLM_MODEL_NAME") $cfg) }}
+{{- with $v.sentiment.openai.apiKeySecret }}{{ if .name }}
+{{ include "cryptocast.fromSecret" (dict "name" "CRYPTOCAST_LLM_API_KEY" "secret" .name "key" .key) }}
+{{- end }}{{ end }}
+{{- end }}
+{{- if eq $v.sentiment.backend "local" }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_LLM_MODEL") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_LLM_MODE") $cfg) }}
+{{- end }}
+{{- end }}
+{{- /* One database holds the feature, predictions and errors stores (tables apart). */}}
+{{- if has $svc (list "feature-writer" "trainer" "monitor" "api" "predictor") }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_STORE") $cfg) }}
+{{- end }}
+{{- if and (has $svc (list "feature-writer" "predictor" "api" "trainer" "monitor")) $v.postgresql.passwordSecret.name }}
+{{ include "cryptocast.fromSecret" (dict "name" "PGPASSWORD" "secret" $v.postgresql.passwordSecret.name "key" $v.postgresql.passwordSecret.key) }}
+{{- end }}
+{{- if has $svc (list "predictor" "api" "trainer" "monitor") }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_REGISTRY") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_MODEL_NAME") $cfg) }}
+{{- if $v.registry.credentialsSecret }}
+{{- range list "MLFLOW_TRACKING_TOKEN" "MLFLOW_TRACKING_USERNAME" "MLFLOW_TRACKING_PASSWORD" }}
+{{ include "cryptocast.fromSecret" (dict "name" . "secret" $v.registry.credentialsSecret "key" . "optional" true) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if eq $svc "api" }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_API_PORT") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_API_HOST") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_API_RATE") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_API_BURST") $cfg) }}
+{{- if $v.api.corsOrigins }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_CORS_ORIGINS") $cfg) }}
+{{- end }}
+{{- with $v.api.keysSecret }}{{ if .name }}
+{{ include "cryptocast.fromSecret" (dict "name" "CRYPTOCAST_API_KEYS" "secret" .name "key" .key) }}
+{{- end }}{{ end }}
+{{- end }}
+{{- if eq $svc "monitor" }}
+{{- if $v.alerts.webhooksSecret }}
+{{- range list "CRYPTOCAST_SLACK_WEBHOOK_URL" "CRYPTOCAST_DISCORD_WEBHOOK_URL" "CRYPTOCAST_ALERT_WEBHOOK_URL" "CRYPTOCAST_ALERT_WEBHOOK_TOKEN" }}
+{{ include "cryptocast.fromSecret" (dict "name" . "secret" $v.alerts.webhooksSecret "key" . "optional" true) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if eq $svc "index-sink" }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_OPENSEARCH_URL") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_INDEX_PREFIX") $cfg) }}
+{{- with $v.opensearch.credentialsSecret }}{{ if .name }}
+{{ include "cryptocast.fromSecret" (dict "name" "CRYPTOCAST_OPENSEARCH_USERNAME" "secret" .name "key" .usernameKey) }}
+{{ include "cryptocast.fromSecret" (dict "name" "CRYPTOCAST_OPENSEARCH_PASSWORD" "secret" .name "key" .passwordKey) }}
+{{- end }}{{ end }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod and container security: non-root (the image's uid 1000), read-only root, no privileges. */}}
+{{- define "cryptocast.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "cryptocast.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{/* Pod-level settings shared by every workload. */}}
+{{- define "cryptocast.podCommon" -}}
+automountServiceAccountToken: false
+securityContext:
+  {{- include "cryptocast.podSecurityContext" . | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end -}}

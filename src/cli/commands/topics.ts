@@ -1,0 +1,50 @@
+import { loadStreamConfig } from '../../config/config.ts';
+import { ERR, fail, UsageError } from '../../core/errors.ts';
+import { KafkaBus } from '../../runtime/kafka-bus.ts';
+import type { Topic } from '../../runtime/topic.ts';
+import { topics } from '../../schemas/topics.ts';
+
+/** Every topic cryptocast declares: the contract a deployment creates before the services start. */
+export function declaredTopics(): Topic<unknown>[] {
+  return Object.values(topics) as Topic<unknown>[];
+}
+
+/** `cryptocast topics list [--json]`: name, partitions and cleanup policy of every topic. */
+export function listTopics(opts: { json?: boolean }): void {
+  const rows = declaredTopics().map((t) => ({
+    name: t.name,
+    partitions: t.partitions,
+    cleanupPolicy: t.compacted ? 'compact' : 'delete',
+  }));
+  if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  else for (const r of rows) process.stdout.write(`${r.name}\t${r.partitions}\t${r.cleanupPolicy}\n`);
+}
+
+/**
+ * `cryptocast topics create --bus kafka://… [--replication-factor N]`: creates every declared topic that is missing
+ * (with CRYPTOCAST_TOPIC_PREFIX) and checks the partition count of those that exist; idempotent, so a Kubernetes
+ * Job or an init step can run it on every install and upgrade.
+ */
+export async function createTopics(opts: { bus?: string; replicationFactor?: string }): Promise<void> {
+  const { bus } = loadStreamConfig({ bus: opts.bus });
+  if (!bus.startsWith('kafka://'))
+    throw new UsageError('topics create needs a Kafka bus: --bus kafka://host:port (or CRYPTOCAST_BUS)');
+  const rf = opts.replicationFactor === undefined ? undefined : Number(opts.replicationFactor);
+  if (rf !== undefined && (!Number.isInteger(rf) || rf < 1))
+    throw new UsageError(`--replication-factor must be a positive integer, got "${opts.replicationFactor}"`);
+  const kafka = KafkaBus.connect(bus, rf === undefined ? {} : { replicationFactor: rf });
+  try {
+    try {
+      await kafka.ensureTopics(declaredTopics());
+    } catch (err) {
+      // The client's AggregateError holds the broker's reasons (e.g. a replication factor above the broker count).
+      const inner = (err as { errors?: unknown[] }).errors ?? [];
+      const why = [err as Error, ...inner].map((e) => (e as Error).message).join('; ');
+      throw fail(ERR.TOPICS, `creating the topics on ${bus} failed: ${why}`, { cause: err });
+    }
+    for (const t of declaredTopics())
+      process.stdout.write(`${kafka.name(t)}\t${t.partitions} partitions\tready\n`);
+  } finally {
+    await kafka.close();
+  }
+}

@@ -1,0 +1,117 @@
+import { Client } from '@opensearch-project/opensearch';
+import type { Logger } from '../core/log.ts';
+
+/**
+ * The sink's view of a search engine: bulk-index documents by id, and install the index template and the retention
+ * policy. One implementation on the official OpenSearch client; the sink's unit tests use a fake.
+ */
+
+export interface IndexOp {
+  index: string;
+  id: string;
+  doc: Record<string, unknown>;
+}
+
+/** Per operation, in order: ok, or the HTTP status and reason OpenSearch gave for that document. */
+export type IndexResult = { ok: true } | { ok: false; status: number; reason: string };
+
+export interface DocumentIndex {
+  /** One bulk request. Throws when the request as a whole failed (connection refused, timeout, 5xx). */
+  bulk(ops: readonly IndexOp[]): Promise<IndexResult[]>;
+  /** Installs the index template and, where the cluster has ISM, the retention policy (idempotent). */
+  setup(o: { templateName: string; template: object; policyName: string; policy: object }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A status worth retrying the document for: too many requests, or a server-side failure. */
+export function retryableStatus(status: number): boolean {
+  return status === 429 || status >= 500;
+}
+
+export interface OpenSearchOptions {
+  url: string;
+  username?: string;
+  password?: string;
+  /** Per request. Default 30 s. */
+  requestTimeoutMs?: number;
+  logger: Logger;
+}
+
+export class OpenSearchIndex implements DocumentIndex {
+  private readonly client: Client;
+  private readonly log: Logger;
+
+  constructor(o: OpenSearchOptions) {
+    this.log = o.logger;
+    this.client = new Client({
+      node: o.url,
+      auth: o.username ? { username: o.username, password: o.password ?? '' } : undefined,
+      requestTimeout: o.requestTimeoutMs ?? 30_000,
+      // The sink retries whole batches with its own back-off (and keeps offsets uncommitted meanwhile).
+      maxRetries: 0,
+      compression: 'gzip',
+    });
+  }
+
+  async bulk(ops: readonly IndexOp[]): Promise<IndexResult[]> {
+    const body: object[] = [];
+    for (const op of ops) body.push({ index: { _index: op.index, _id: op.id } }, op.doc);
+    const res = await this.client.bulk({ body });
+    const items = res.body.items;
+    if (items.length !== ops.length)
+      throw new Error(`bulk answered ${items.length} items for ${ops.length} operations`);
+    return items.map((item) => {
+      const r = item.index!;
+      if (r.status >= 200 && r.status < 300) return { ok: true } as const;
+      const e = r.error as { type?: string; reason?: string } | undefined;
+      return {
+        ok: false,
+        status: r.status,
+        reason: `${e?.type ?? 'error'}: ${e?.reason ?? 'unknown'}`,
+      } as const;
+    });
+  }
+
+  async setup(o: {
+    templateName: string;
+    template: object;
+    policyName: string;
+    policy: object;
+  }): Promise<void> {
+    await this.client.indices.putIndexTemplate({ name: o.templateName, body: o.template as never });
+    // ISM is a plugin: a cluster without it (a bare node, Elasticsearch) keeps the indices until deleted by hand.
+    let existing: { seq: number; term: number } | undefined;
+    try {
+      const got = await this.client.transport.request({
+        method: 'GET',
+        path: `/_plugins/_ism/policies/${o.policyName}`,
+      });
+      const b = got.body as { _seq_no: number; _primary_term: number };
+      existing = { seq: b._seq_no, term: b._primary_term };
+    } catch (err) {
+      const status = (err as { meta?: { statusCode?: number } }).meta?.statusCode;
+      const body = (err as { meta?: { body?: unknown } }).meta?.body;
+      const text =
+        body === undefined ? (err as Error).message : typeof body === 'string' ? body : JSON.stringify(body);
+      if (status === 404 && /policy|not_found|not found/i.test(text) && !/no handler/i.test(text))
+        existing = undefined;
+      else if (status === 400 || status === 404 || status === 405) {
+        this.log.warn(
+          { policy: o.policyName, status },
+          'the cluster has no Index State Management plugin: retention is not applied (delete old indices by hand)',
+        );
+        return;
+      } else throw err;
+    }
+    const qs = existing ? `?if_seq_no=${existing.seq}&if_primary_term=${existing.term}` : '';
+    await this.client.transport.request({
+      method: 'PUT',
+      path: `/_plugins/_ism/policies/${o.policyName}${qs}`,
+      body: o.policy,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}

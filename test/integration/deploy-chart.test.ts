@@ -1,0 +1,497 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
+import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import { envOf, SERVICE_ENV, SERVICES, type ServiceName } from '../../src/config/service-env.ts';
+import { topics } from '../../src/schemas/topics.ts';
+import {
+  CHART,
+  deployTools,
+  helmTemplate,
+  type K8sObject,
+  parseManifests,
+  podSpec,
+  run,
+  unknownServiceFlags,
+  valueFiles,
+} from '../support/deploy.ts';
+
+/**
+ * The Helm chart, offline: helm lint and helm template for the default values and every ci/*-values.yaml, every
+ * rendered manifest validated by kubeconform (strict) against the Kubernetes API schemas of the versions
+ * scripts/deploy-tools.sh installs (1.30.0 and 1.37.0), then our own checks on what was rendered, derived from the
+ * code where it says it: the topics (src/runtime/topic.ts) and each service's environment
+ * (src/config/service-env.ts).
+ */
+
+const COMPONENT = 'app.kubernetes.io/component';
+/**
+ * Custom resources kubeconform has no schema for here: ServiceMonitor and PrometheusRule are validated with the
+ * Prometheus Operator's models from npm, Strimzi's KafkaTopic by shape (no registry package carries its CRD schema).
+ */
+const CUSTOM_KINDS = ['ServiceMonitor', 'PrometheusRule', 'KafkaTopic'];
+/** The topic whose partitions bound each consumer's replicas. */
+const INPUT_TOPIC: Partial<Record<ServiceName, keyof typeof topics>> = {
+  candles: 'trades',
+  features: 'candles',
+  'feature-writer': 'features',
+  'news-signals': 'news',
+  predictor: 'features',
+  'index-sink': 'predictions',
+};
+/** The services the issue names, each of which must have a Deployment with the default values. */
+const REQUIRED_BY_DEFAULT: ServiceName[] = [
+  'trades',
+  'candles',
+  'features',
+  'feature-writer',
+  'news',
+  'news-signals',
+  'predictor',
+  'monitor',
+  'api',
+];
+
+const rendered = new Map<string, K8sObject[]>();
+const renderedText = new Map<string, string>();
+let scratch: string;
+
+before(() => {
+  deployTools();
+  scratch = mkdtempSync(join(tmpdir(), 'cryptocast-chart-'));
+  for (const v of valueFiles()) {
+    const text = helmTemplate(v.file);
+    renderedText.set(v.name, text);
+    rendered.set(v.name, parseManifests(text));
+  }
+});
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+const component = (o: K8sObject): string | undefined => o.metadata.labels?.[COMPONENT];
+const configMap = (objs: K8sObject[]) =>
+  objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-config'));
+
+describe('helm chart deploy/helm/cryptocast', () => {
+  test('value files under test: default, minimal, production, strimzi, embedded', () => {
+    assert.deepEqual(
+      valueFiles().map((v) => v.name),
+      ['default', 'embedded', 'minimal', 'production', 'strimzi'],
+    );
+  });
+
+  test('helm lint --strict passes for every values file', () => {
+    const { helm } = deployTools();
+    for (const v of valueFiles()) {
+      const r = run(helm, ['lint', '--strict', CHART, ...(v.file ? ['-f', v.file] : [])]);
+      assert.equal(r.status, 0, `${v.name}:\n${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+  });
+
+  test('kubeconform -strict: every rendered manifest is valid for Kubernetes 1.30.0 and 1.37.0', () => {
+    const { kubeconform, k8sSchemas, k8sVersions } = deployTools();
+    assert.deepEqual(k8sVersions, ['1.30.0', '1.37.0']);
+    for (const v of valueFiles()) {
+      const file = join(scratch, `${v.name}.yaml`);
+      writeFileSync(file, renderedText.get(v.name)!);
+      for (const version of k8sVersions) {
+        const r = run(kubeconform, [
+          '-strict',
+          '-summary',
+          '-output',
+          'json',
+          '-kubernetes-version',
+          version,
+          '-skip',
+          CUSTOM_KINDS.join(','),
+          '-schema-location',
+          `${k8sSchemas}/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json`,
+          file,
+        ]);
+        assert.equal(r.status, 0, `${v.name} on ${version}:\n${r.stdout}${r.stderr}`);
+        const summary = JSON.parse(r.stdout).summary as Record<string, number>;
+        const custom = rendered.get(v.name)!.filter((o) => CUSTOM_KINDS.includes(o.kind)).length;
+        assert.equal(summary.valid, rendered.get(v.name)!.length - custom, `${v.name}: ${r.stdout}`);
+        assert.equal((summary.invalid ?? 0) + (summary.errors ?? 0), 0);
+      }
+    }
+  });
+
+  test('kubeconform can fail: a misspelt field is refused', () => {
+    const { kubeconform, k8sSchemas } = deployTools();
+    const file = join(scratch, 'bad.yaml');
+    writeFileSync(
+      file,
+      renderedText.get('default')!.replace('readOnlyRootFilesystem:', 'readOnlyRootFileSystem:'),
+    );
+    const r = run(kubeconform, [
+      '-strict',
+      '-kubernetes-version',
+      '1.30.0',
+      '-schema-location',
+      `${k8sSchemas}/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json`,
+      file,
+    ]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stdout, /readOnlyRootFileSystem/);
+  });
+
+  test('ServiceMonitor: valid against the Prometheus Operator CRD schema (npm @kubernetes-models/prometheus-operator)', () => {
+    const monitors = [...rendered.values()].flat().filter((o) => o.kind === 'ServiceMonitor');
+    assert.ok(monitors.length > 0);
+    // Field types and required fields (the models' schema does not refuse unknown fields).
+    for (const m of monitors) new ServiceMonitor(m as never).validate();
+    const bad = structuredClone(monitors[0]!);
+    bad.spec.endpoints[0].interval = 30;
+    assert.throws(() => new ServiceMonitor(bad as never).validate(), /interval must be string/);
+  });
+
+  test('PrometheusRule: the rules of deploy/prometheus/alerts.yml, valid against the Prometheus Operator schema', () => {
+    const root = join(CHART, '..', '..', '..');
+    assert.equal(
+      readFileSync(join(CHART, 'files', 'alerts.yml'), 'utf8'),
+      readFileSync(join(root, 'deploy', 'prometheus', 'alerts.yml'), 'utf8'),
+      'deploy/helm/cryptocast/files/alerts.yml must be a copy of deploy/prometheus/alerts.yml',
+    );
+    const rule = rendered.get('production')!.find((o) => o.kind === 'PrometheusRule')!;
+    new PrometheusRule(rule as never).validate();
+    const alerts = rule.spec.groups.flatMap((g: { rules: { alert: string }[] }) =>
+      g.rules.map((r) => r.alert),
+    );
+    assert.ok(alerts.includes('CryptocastServiceDown'), alerts.join(', '));
+    // The expressions reach Prometheus as written (Helm does not evaluate their {{ $labels }} templates).
+    assert.match(JSON.stringify(rule.spec), /\{\{ \$labels\.pair \}\}/);
+    // ServiceDown selects job=~"cryptocast.*": every scraped Service names its job so, whatever the release name.
+    for (const svc of rendered.get('production')!.filter((o) => o.kind === 'Service'))
+      assert.match(svc.metadata.labels['cryptocast.io/job'], /^cryptocast/);
+    assert.equal(
+      rendered.get('production')!.find((o) => o.kind === 'ServiceMonitor')!.spec.jobLabel,
+      'cryptocast.io/job',
+    );
+  });
+
+  test('the monitor: alert rules from the values in a ConfigMap it reads, webhooks from a Secret', () => {
+    const objs = rendered.get('production')!;
+    const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-alert-rules'))!;
+    assert.match(cm.data['alert-rules.yaml'], /kind: skill_below/);
+    const monitor = podSpec(objs.find((o) => o.kind === 'Deployment' && component(o) === 'monitor')!);
+    assert.ok(monitor.containers[0].args.includes('--alert-rules=/etc/cryptocast/alert-rules.yaml'));
+    assert.equal(
+      monitor.volumes.find((v: { name: string }) => v.name === 'alert-rules').configMap.name,
+      cm.metadata.name,
+    );
+    const hooks = monitor.containers[0].env.filter((e: { name: string }) => /WEBHOOK/.test(e.name));
+    assert.equal(hooks.length, 4);
+    for (const h of hooks) assert.equal(h.valueFrom.secretKeyRef.name, 'cryptocast-alerts');
+  });
+
+  test('every service the issue names has a Deployment (default values), the trainer a CronJob', () => {
+    const objs = rendered.get('default')!;
+    const deployments = objs.filter((o) => o.kind === 'Deployment').map(component);
+    for (const s of REQUIRED_BY_DEFAULT) assert.ok(deployments.includes(s), `no Deployment for ${s}`);
+    const cron = objs.find((o) => o.kind === 'CronJob');
+    assert.equal(cron && component(cron), 'trainer');
+    assert.equal(cron!.spec.concurrencyPolicy, 'Forbid');
+    assert.deepEqual(podSpec(cron!).containers[0].args.slice(0, 3), ['service', 'trainer', '--once']);
+    // production adds the index sink
+    assert.ok(
+      rendered.get('production')!.some((o) => o.kind === 'Deployment' && component(o) === 'index-sink'),
+    );
+    // each Deployment runs `cryptocast service <its name>`
+    for (const [name, objs2] of rendered)
+      for (const d of objs2.filter((o) => o.kind === 'Deployment' && component(o) !== 'embedded'))
+        assert.deepEqual(podSpec(d).containers[0].args.slice(0, 2), ['service', component(d)], name);
+  });
+
+  test('every flag the chart passes to `cryptocast service` is one the CLI has', () => {
+    for (const [name, objs] of rendered)
+      for (const o of objs) {
+        const c = podSpec(o)?.containers[0];
+        if (c?.args?.[0] !== 'service') continue;
+        const unknown = unknownServiceFlags(c.args);
+        assert.deepEqual(unknown, [], `${name}: ${o.metadata.name} passes ${unknown}`);
+      }
+  });
+
+  test('every container runs as non-root with CPU and memory limits and no privilege escalation', () => {
+    for (const [name, objs] of rendered)
+      for (const o of objs) {
+        const spec = podSpec(o);
+        if (spec === undefined) continue;
+        for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+          const where = `${name}: ${o.kind} ${o.metadata.name} container ${c.name}`;
+          const sc = { ...spec.securityContext, ...c.securityContext };
+          assert.equal(sc.runAsNonRoot, true, where);
+          assert.ok(
+            Number.isInteger(sc.runAsUser) && sc.runAsUser > 0,
+            `${where}: runAsUser ${sc.runAsUser}`,
+          );
+          assert.equal(c.securityContext?.allowPrivilegeEscalation, false, where);
+          assert.equal(c.securityContext?.readOnlyRootFilesystem, true, where);
+          assert.deepEqual(c.securityContext?.capabilities?.drop, ['ALL'], where);
+          assert.ok(c.resources?.limits?.cpu && c.resources?.limits?.memory, `${where}: limits`);
+          assert.ok(c.resources?.requests?.cpu && c.resources?.requests?.memory, `${where}: requests`);
+        }
+        assert.equal(spec.automountServiceAccountToken, false, `${name}: ${o.metadata.name}`);
+      }
+  });
+
+  test('every env var a service must have is set, only vars it reads are set, and each resolves', () => {
+    for (const [name, objs] of rendered) {
+      const cm = configMap(objs)!.data as Record<string, string>;
+      for (const o of objs) {
+        const svc = component(o) as ServiceName;
+        if (!(o.kind === 'Deployment' || o.kind === 'CronJob') || !SERVICES.includes(svc)) continue;
+        const env = podSpec(o).containers[0].env as {
+          name: string;
+          value?: string;
+          valueFrom?: Record<string, { name: string; key: string }>;
+        }[];
+        const where = `${name}: ${svc}`;
+        const names = env.map((e) => e.name);
+        assert.equal(new Set(names).size, names.length, `${where}: duplicate env ${names}`);
+        const reads = new Set(envOf(svc).map((s) => s.name));
+        for (const n of names)
+          assert.ok(reads.has(n), `${where} sets ${n}, which it does not read (src/config/service-env.ts)`);
+        for (const s of envOf(svc).filter((x) => x.required)) {
+          const e = env.find((x) => x.name === s.name);
+          assert.ok(e, `${where}: required ${s.name} not set`);
+          const ref = e.valueFrom?.configMapKeyRef;
+          const value = e.value ?? (ref ? cm[ref.key] : undefined);
+          assert.ok(value, `${where}: ${s.name} resolves to nothing`);
+        }
+        for (const e of env) {
+          const ref = e.valueFrom?.configMapKeyRef;
+          if (ref) assert.ok(ref.key in cm, `${where}: ${e.name} refers to missing ConfigMap key ${ref.key}`);
+        }
+      }
+    }
+  });
+
+  test('the store and bus settings point where the values say (no laptop defaults in a cluster)', () => {
+    const cm = configMap(rendered.get('production')!)!.data as Record<string, string>;
+    assert.equal(
+      cm.CRYPTOCAST_BUS,
+      'kafka://kafka-0.kafka.data:9092,kafka-1.kafka.data:9092,kafka-2.kafka.data:9092',
+    );
+    assert.equal(
+      cm.CRYPTOCAST_STORE,
+      'postgres://cryptocast@cryptocast.postgres.data.svc:5432/cryptocast?sslmode=require',
+    );
+    assert.equal(cm.CRYPTOCAST_REGISTRY, 'mlflow+https://mlflow.ml.example.com');
+  });
+
+  test('no secret value in plain text: credentials only by secretKeyRef, no Secret objects, none in the ConfigMap', () => {
+    const secretNames = new Set(SERVICE_ENV.filter((s) => s.secret).map((s) => s.name));
+    const looksSecret = /(KEY|TOKEN|PASSWORD|SECRET|WEBHOOK)/;
+    for (const [name, objs] of rendered) {
+      assert.equal(
+        objs.filter((o) => o.kind === 'Secret').length,
+        0,
+        `${name}: the chart must not carry Secrets`,
+      );
+      for (const o of objs) {
+        const spec = podSpec(o);
+        if (spec === undefined) continue;
+        for (const c of spec.containers)
+          for (const e of c.env ?? []) {
+            if (secretNames.has(e.name) || looksSecret.test(e.name)) {
+              assert.equal(e.value, undefined, `${name}: ${o.metadata.name} ${e.name} in plain text`);
+              assert.ok(e.valueFrom?.secretKeyRef, `${name}: ${o.metadata.name} ${e.name} not from a Secret`);
+            }
+          }
+      }
+      for (const [k, v] of Object.entries(configMap(objs)!.data as Record<string, string>)) {
+        assert.doesNotMatch(k, looksSecret, `${name}: ConfigMap key ${k}`);
+        assert.doesNotMatch(v, /:\/\/[^/@\s]+:[^/@\s]+@/, `${name}: credentials in a URL (${k})`);
+      }
+    }
+    // production references every Secret it needs
+    const refs = new Set<string>();
+    for (const o of rendered.get('production')!)
+      for (const c of podSpec(o)?.containers ?? [])
+        for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef) refs.add(e.name);
+    for (const n of [
+      'PGPASSWORD',
+      'CRYPTOCAST_API_KEYS',
+      'CRYPTOCAST_LLM_API_KEY',
+      'CRYPTOPANIC_TOKEN',
+      'MLFLOW_TRACKING_TOKEN',
+      'CRYPTOCAST_OPENSEARCH_PASSWORD',
+    ])
+      assert.ok(refs.has(n), `production: ${n} not referenced`);
+  });
+
+  test('probes: liveness and readiness on the health endpoints, on ports the container declares', () => {
+    for (const [name, objs] of rendered)
+      for (const o of objs.filter((x) => x.kind === 'Deployment')) {
+        const c = podSpec(o).containers[0];
+        const ports = new Set((c.ports ?? []).map((p: { name: string }) => p.name));
+        for (const probe of ['livenessProbe', 'readinessProbe', 'startupProbe']) {
+          const get = c[probe]?.httpGet;
+          assert.ok(get, `${name}: ${o.metadata.name} has no ${probe}`);
+          assert.ok(
+            ports.has(get.port),
+            `${name}: ${o.metadata.name} ${probe} on undeclared port ${get.port}`,
+          );
+        }
+        const isApi = ['api', 'embedded'].includes(component(o)!);
+        assert.equal(c.livenessProbe.httpGet.path, isApi ? '/v1/health' : '/health');
+        assert.equal(c.readinessProbe.httpGet.path, isApi ? '/v1/ready' : '/ready');
+      }
+  });
+
+  test('PodDisruptionBudgets, and HPAs only for consumers (bounded by their partitions) and the API (CPU)', () => {
+    const objs = rendered.get('production')!;
+    const deployments = objs.filter((o) => o.kind === 'Deployment').map(component);
+    const pdbs = objs.filter((o) => o.kind === 'PodDisruptionBudget').map(component);
+    assert.deepEqual(pdbs.sort(), [...deployments].sort());
+    const hpas = objs.filter((o) => o.kind === 'HorizontalPodAutoscaler');
+    assert.ok(hpas.some((h) => component(h) === 'api'));
+    for (const h of hpas) {
+      const svc = component(h) as ServiceName;
+      assert.ok(!['trades', 'news', 'news-signals', 'monitor'].includes(svc), `${svc} must not autoscale`);
+      assert.equal(h.spec.metrics[0].resource.name, 'cpu');
+      const input = INPUT_TOPIC[svc];
+      if (input)
+        assert.ok(
+          h.spec.maxReplicas <= topics[input].partitions,
+          `${svc}: ${h.spec.maxReplicas} > partitions`,
+        );
+      // the Deployment leaves its replica count to the HPA
+      assert.equal(
+        objs.find((o) => o.kind === 'Deployment' && component(o) === svc)!.spec.replicas,
+        undefined,
+      );
+    }
+    // every streaming Deployment's replicas stay within its input topic's partitions
+    for (const [name, all] of rendered)
+      for (const d of all.filter((o) => o.kind === 'Deployment')) {
+        const input = INPUT_TOPIC[component(d) as ServiceName];
+        if (input && d.spec.replicas !== undefined)
+          assert.ok(d.spec.replicas <= topics[input].partitions, `${name}: ${d.metadata.name}`);
+      }
+  });
+
+  test('topics: the Job runs `cryptocast topics create`; the Strimzi KafkaTopics equal the code’s topics', () => {
+    const job = rendered.get('default')!.find((o) => o.kind === 'Job' && component(o) === 'topics')!;
+    assert.deepEqual(podSpec(job).containers[0].args, ['topics', 'create']);
+    assert.match(job.metadata.annotations['helm.sh/hook'], /pre-install/);
+    const kt = rendered.get('strimzi')!.filter((o) => o.kind === 'KafkaTopic');
+    const fromChart = Object.fromEntries(kt.map((t) => [t.spec.topicName, t.spec.partitions]));
+    const fromCode = Object.fromEntries(Object.values(topics).map((t) => [t.name, t.partitions]));
+    assert.deepEqual(fromChart, fromCode);
+    for (const t of kt) {
+      assert.equal(t.apiVersion, 'kafka.strimzi.io/v1beta2');
+      assert.equal(t.metadata.labels['strimzi.io/cluster'], 'cryptocast');
+      assert.equal(t.spec.replicas, 3);
+      assert.match(t.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    }
+    assert.equal(rendered.get('strimzi')!.filter((o) => o.kind === 'Job').length, 0);
+  });
+
+  test('the API: a Service, an optional Ingress to it with TLS, a ServiceMonitor selecting the metrics Services', () => {
+    const objs = rendered.get('production')!;
+    const ing = objs.find((o) => o.kind === 'Ingress')!;
+    const backend = ing.spec.rules[0].http.paths[0].backend.service;
+    const svc = objs.find((o) => o.kind === 'Service' && o.metadata.name === backend.name)!;
+    assert.ok(svc.spec.ports.some((p: { name: string }) => p.name === backend.port.name));
+    assert.equal(ing.spec.tls[0].secretName, 'cryptocast-api-tls');
+    assert.equal(rendered.get('default')!.filter((o) => o.kind === 'Ingress').length, 0);
+    const sm = objs.find((o) => o.kind === 'ServiceMonitor')!;
+    assert.equal(sm.apiVersion, 'monitoring.coreos.com/v1');
+    const selected = objs.filter(
+      (o) =>
+        o.kind === 'Service' &&
+        Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => o.metadata.labels[k] === v),
+    );
+    assert.equal(selected.length, objs.filter((o) => o.kind === 'Deployment').length);
+  });
+
+  test('embedded: one replica of `cryptocast run` on a volume, no Kafka objects', () => {
+    const objs = rendered.get('embedded')!;
+    const ds = objs.filter((o) => o.kind === 'Deployment');
+    assert.equal(ds.length, 1);
+    assert.equal(ds[0]!.spec.replicas, 1);
+    assert.equal(ds[0]!.spec.strategy.type, 'Recreate');
+    assert.equal(podSpec(ds[0]!).containers[0].args[0], 'run');
+    assert.ok(objs.some((o) => o.kind === 'PersistentVolumeClaim'));
+    assert.equal(objs.filter((o) => ['Job', 'CronJob', 'KafkaTopic'].includes(o.kind)).length, 0);
+  });
+
+  describe('impossible values are refused at install', () => {
+    const refused: [string, string[], RegExp][] = [
+      [
+        'several API replicas with the embedded DuckDB store',
+        ['runtime=embedded', 'trainer.enabled=false', 'services.api.replicas=2'],
+        /services\/api\/replicas': maximum: got 2, want 1/,
+      ],
+      [
+        'API autoscaling with the embedded store',
+        ['runtime=embedded', 'trainer.enabled=false', 'services.api.autoscaling.enabled=true'],
+        /autoscaling\/enabled/,
+      ],
+      [
+        'a consumer autoscaled past its input partitions',
+        ['services.candles.autoscaling.enabled=true', 'services.candles.autoscaling.maxReplicas=8'],
+        /candles\/autoscaling\/maxReplicas': maximum: got 8, want 4/,
+      ],
+      ['two trade services (duplicate trades)', ['services.trades.replicas=2'], /trades\/replicas': maximum/],
+      ['the openai backend without an endpoint', ['sentiment.backend=openai'], /openai\/baseUrl': minLength/],
+      ['the local backend without its weights', ['sentiment.backend=local'], /local\/modelClaim': minLength/],
+      [
+        'a password as a value',
+        ['postgresql.password=hunter2'],
+        /additional properties 'password' not allowed/,
+      ],
+      [
+        'a credential as a plain extra env value',
+        [
+          'services.api.extraEnv[0].name=ALERT_WEBHOOK',
+          'services.api.extraEnv[0].value=https://hooks.example/x',
+        ],
+        /extraEnv\/0': 'not' failed/,
+      ],
+      [
+        'a directory registry without a shared volume',
+        ['registry.url=/var/lib/cryptocast/registry'],
+        /persistence/,
+      ],
+      ['a registry URL of another scheme', ['registry.url=http://mlflow:5000'], /registry\/url/],
+      [
+        'a bus URL where host:port is expected',
+        ['kafka.bootstrapServers=kafka://kafka:9092'],
+        /bootstrapServers/,
+      ],
+      ['the index sink without OpenSearch', ['services.index-sink.enabled=true'], /opensearch/],
+      ['a malformed schedule', ['trainer.schedule=hourly'], /trainer\/schedule/],
+      ['a malformed duration', ['market.grace=5 seconds'], /market\/grace/],
+      ['Strimzi topics without the cluster name', ['kafka.topics.create=strimzi'], /strimziCluster/],
+      [
+        'minReplicas above maxReplicas',
+        [
+          'services.candles.autoscaling.enabled=true',
+          'services.candles.autoscaling.minReplicas=4',
+          'services.candles.autoscaling.maxReplicas=2',
+        ],
+        /services\.candles\.autoscaling\.minReplicas=4 is above maxReplicas=2/,
+      ],
+      [
+        'a directory registry outside its volume',
+        [
+          'registry.url=/data/reg',
+          'registry.persistence.enabled=true',
+          'registry.persistence.existingClaim=shared',
+        ],
+        /must lie under registry\.persistence\.mountPath/,
+      ],
+    ];
+    for (const [what, set, message] of refused)
+      test(what, () => {
+        assert.throws(() => helmTemplate(undefined, set), message);
+      });
+  });
+});

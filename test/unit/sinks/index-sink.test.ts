@@ -1,0 +1,235 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import type { DeadLetter } from '../../../src/schemas/dlq.ts';
+import { type Prediction, PredictionSchema } from '../../../src/schemas/prediction.ts';
+import { PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
+import { topics } from '../../../src/schemas/topics.ts';
+import { IndexSink } from '../../../src/sinks/index-sink.ts';
+import type { DocumentIndex, IndexOp, IndexResult } from '../../../src/sinks/opensearch.ts';
+import {
+  ERROR_MAPPINGS,
+  errorDocId,
+  PREDICTION_MAPPINGS,
+  predictionDocId,
+  predictionsIndex,
+  predictionsIsmPolicy,
+} from '../../../src/sinks/predictions-index.ts';
+
+/** A fake search engine: documents by index and id, write counts, and a script of failures. */
+class FakeIndex implements DocumentIndex {
+  readonly docs = new Map<string, Record<string, unknown>>();
+  writes = 0;
+  calls = 0;
+  /** Called per bulk request: throw to fail the request, or return a per-document override. */
+  script: (call: number, op: IndexOp) => IndexResult | 'throw' | undefined = () => undefined;
+  setups = 0;
+
+  async bulk(ops: readonly IndexOp[]): Promise<IndexResult[]> {
+    const call = ++this.calls;
+    if (ops.some((op) => this.script(call, op) === 'throw')) throw new Error('connect ECONNREFUSED');
+    return ops.map((op) => {
+      const r = this.script(call, op);
+      if (r !== undefined && r !== 'throw') return r;
+      this.writes++;
+      this.docs.set(`${op.index}/${op.id}`, op.doc);
+      return { ok: true };
+    });
+  }
+  async setup(): Promise<void> {
+    this.setups++;
+  }
+  async close(): Promise<void> {}
+}
+
+const T0 = Date.UTC(2026, 11, 4, 12, 0, 0);
+function prediction(i: number, pair = i % 2 ? 'ETH/USD' : 'BTC/USD'): Prediction {
+  return PredictionSchema.parse({
+    v: 1,
+    exchange: 'kraken',
+    pair,
+    windowEnd: T0 + i * 60_000,
+    horizonMs: 300_000,
+    targetTs: T0 + i * 60_000 + 300_000,
+    close: 100 + i,
+    predictedReturnBps: 1.5,
+    predictedClose: 100.015 + i,
+    p10: 99 + i,
+    p90: 101 + i,
+    modelName: 'cryptocast-price',
+    modelVersion: 3,
+    featureSet: 'technical',
+    featureSetVersion: 1,
+    createdAt: T0 + i * 60_000 + 40,
+    latencyMs: 40,
+  });
+}
+
+const noWait = async () => {};
+
+async function until(ok: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await sleep(5);
+  }
+}
+
+describe('index sink', () => {
+  it('maps every field of the prediction schema explicitly, and ids/indices come from the prediction', () => {
+    assert.deepEqual(
+      Object.keys(PREDICTION_MAPPINGS.properties).sort(),
+      Object.keys(PredictionSchema.shape).sort(),
+    );
+    const p = prediction(0);
+    assert.equal(predictionDocId(p), `BTC/USD|${T0}|cryptocast-price|3`);
+    assert.equal(predictionsIndex('cc-', p), 'cc-predictions-2026.12');
+    assert.equal(predictionsIndex('cc-', { windowEnd: Date.UTC(2027, 0, 1) }), 'cc-predictions-2027.01');
+    const policy = predictionsIsmPolicy('cc-', 30) as {
+      policy: { states: { name: string; transitions: { state_name: string }[] }[]; default_state: string };
+    };
+    const names = new Set(policy.policy.states.map((s) => s.name));
+    assert.ok(names.has(policy.policy.default_state));
+    for (const s of policy.policy.states) for (const t of s.transitions) assert.ok(names.has(t.state_name));
+  });
+
+  it('indexes the error records too: their own month index, the monitor’s key as id, every field mapped', async () => {
+    assert.deepEqual(
+      Object.keys(ERROR_MAPPINGS.properties).sort(),
+      Object.keys(PredictionErrorSchema.shape).sort(),
+    );
+    const bus = new InProcessBus();
+    const index = new FakeIndex();
+    const sink = new IndexSink(bus, index, { prefix: 'cc-', sleep: noWait });
+    await sink.start();
+    const p = prediction(1);
+    const scored = PredictionErrorSchema.parse({
+      v: 1,
+      status: 'scored',
+      exchange: p.exchange,
+      pair: p.pair,
+      windowEnd: p.windowEnd,
+      modelName: p.modelName,
+      modelVersion: p.modelVersion,
+      horizonMs: p.horizonMs,
+      targetTs: p.targetTs,
+      close: p.close,
+      predictedClose: p.predictedClose,
+      p10: p.p10,
+      p90: p.p90,
+      actualClose: 102,
+      error: p.predictedClose - 102,
+      absError: Math.abs(p.predictedClose - 102),
+      pctError: ((p.predictedClose - 102) / 102) * 100,
+      persistenceAbsError: Math.abs(p.close - 102),
+      directionHit: true,
+      directionTie: false,
+      inBand: true,
+      scoredAt: p.targetTs + 1_000,
+      latenessMs: 1_000,
+      reason: null,
+    });
+    await bus.publish(topics.predictions, [p]);
+    await bus.publish(topics.predictionErrors, [scored]);
+    await until(() => sink.stats.indexed === 2, 'both indexed');
+    assert.ok(index.docs.has(`cc-predictions-2026.12/${predictionDocId(p)}`));
+    assert.deepEqual(index.docs.get(`cc-errors-2026.12/${errorDocId(scored)}`), scored);
+    assert.equal(errorDocId(scored), `kraken|ETH/USD|${p.windowEnd}|cryptocast-price|3`);
+    await sink.stop();
+  });
+
+  it('retries a failing bulk request with back-off, committing nothing until it succeeds; writes each once', async () => {
+    const bus = new InProcessBus();
+    const index = new FakeIndex();
+    index.script = (call) => (call <= 3 ? 'throw' : undefined);
+    const waits: number[] = [];
+    const sink = new IndexSink(bus, index, {
+      backoff: { initialMs: 100, maxMs: 250 },
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+    });
+    await sink.start();
+    // One pair: one partition, one batch retried.
+    const ps = Array.from({ length: 20 }, (_, i) => prediction(i, 'BTC/USD'));
+    await bus.publish(topics.predictions, ps);
+    await until(() => sink.stats.indexed === 20, 'indexed');
+    assert.equal(index.docs.size, 20);
+    assert.equal(index.writes, 20, 'each document written once');
+    assert.ok(sink.stats.retries >= 3);
+    assert.deepEqual(waits.slice(0, 3), [100, 200, 250], 'exponential, capped');
+    await sink.stop();
+    assert.equal(index.setups, 2, 'the predictions and the errors templates');
+  });
+
+  it('retries only the documents refused with 429/5xx; dead-letters those refused for themselves', async () => {
+    const bus = new InProcessBus();
+    const index = new FakeIndex();
+    const bad = predictionDocId(prediction(4));
+    const busy = predictionDocId(prediction(6));
+    index.script = (call, op) => {
+      if (op.id === bad)
+        return { ok: false, status: 400, reason: 'mapper_parsing_exception: failed to parse' };
+      if (op.id === busy && call === 1)
+        return { ok: false, status: 429, reason: 'es_rejected_execution_exception' };
+      return undefined;
+    };
+    const dead: DeadLetter[] = [];
+    await bus.subscribe<DeadLetter>({
+      topic: topics.dlq,
+      group: 't',
+      service: 't',
+      handle: (b) => {
+        for (const r of b.records) dead.push(r.value);
+        return undefined;
+      },
+    });
+    const sink = new IndexSink(bus, index, { sleep: noWait });
+    await sink.start();
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 10 }, (_, i) => prediction(i)),
+    );
+    await until(() => sink.stats.indexed === 9 && dead.length === 1, 'indexed and dead-lettered');
+    assert.equal(index.writes, 9);
+    assert.equal(dead[0]!.kind, 'index-refused');
+    assert.match(dead[0]!.reason, /OpenSearch 400: mapper_parsing_exception/);
+    assert.equal(JSON.parse(dead[0]!.payload).windowEnd, prediction(4).windowEnd);
+    await sink.stop();
+  });
+
+  it('holds a batch at most maxHoldMs, then hands it back uncommitted; stopping mid-retry commits nothing', async () => {
+    const bus = new InProcessBus();
+    const index = new FakeIndex();
+    let down = true;
+    index.script = () => (down ? 'throw' : undefined);
+    const sink = new IndexSink(bus, index, { maxHoldMs: 0, sleep: (ms) => sleep(Math.min(ms, 5)) });
+    await sink.start();
+    await bus.publish(topics.predictions, [prediction(0), prediction(2)]);
+    await until(() => index.calls >= 4, 'several attempts');
+    assert.equal(sink.stats.indexed, 0);
+    down = false;
+    await until(() => sink.stats.indexed === 2, 'indexed once back');
+    assert.equal(index.writes, 2);
+    await sink.stop();
+
+    // A sink stopped while OpenSearch is down leaves its batch to the next one, which writes it.
+    const bus2 = new InProcessBus();
+    const index2 = new FakeIndex();
+    index2.script = () => 'throw';
+    const first = new IndexSink(bus2, index2, {
+      sleep: (ms, signal) => sleep(ms, undefined, { signal }).catch(() => {}),
+    });
+    await first.start();
+    await bus2.publish(topics.predictions, [prediction(0)]);
+    await until(() => index2.calls >= 1, 'first attempt');
+    await first.stop();
+    index2.script = () => undefined;
+    const second = new IndexSink(bus2, index2, { sleep: noWait });
+    await second.start();
+    await until(() => second.stats.indexed === 1, 'indexed by the next sink');
+    assert.equal(index2.writes, 1);
+    await second.stop();
+  });
+});
