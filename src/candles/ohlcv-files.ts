@@ -119,7 +119,12 @@ async function* readOne(
     }
     // Headerless numeric lines (Binance klines): the byte parser, same results as the general path below.
     if (fitsKlineBytes(csv[1])) {
-      yield* klineBatches(csv[1], name, pairOption ?? (filePair ? splitSymbol(filePair) : undefined), intervalMs);
+      yield* klineBatches(
+        csv[1],
+        name,
+        pairOption ?? (filePair ? splitSymbol(filePair) : undefined),
+        intervalMs,
+      );
       return;
     }
     input = [Buffer.from(csv[1])];
