@@ -15,6 +15,7 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 const bus = KafkaBus.connect(url, { topicPrefix: prefix });
 const service = new CandleService({ bus, group });
+const rssBefore = process.resourceUsage().maxRSS / 1024;
 const t0 = performance.now();
 await service.start();
 await service.caughtUp();
@@ -25,6 +26,8 @@ const out = {
   trades: service.stats.trades,
   candles: service.stats.candles,
   rssMiB: process.resourceUsage().maxRSS / 1024,
+  rssBeforeMiB: rssBefore,
+  heapMiB: process.memoryUsage().heapUsed / 2 ** 20,
   gcSeconds: gcMs / 1000,
 };
 await service.stop();

@@ -8,6 +8,7 @@ import { type NewsSignal, NewsSignalSchema } from '../schemas/news-signal.ts';
 import { type Prediction, PredictionSchema } from '../schemas/prediction.ts';
 import { type PredictionError, PredictionErrorSchema } from '../schemas/prediction-error.ts';
 import { type TradeEvent, TradeEventSchema } from '../schemas/trade.ts';
+import { decodeTradeEvent, encodeTradeEvent, isBinaryTrade } from './trade-codec.ts';
 
 /**
  * A typed topic: a name, a runtime schema (validated on every consume from an untrusted transport and on
@@ -23,6 +24,17 @@ export interface Topic<T> {
   readonly partitions: number;
   /** Log compaction (latest value per key kept) instead of time retention. */
   readonly compacted?: boolean;
+  /**
+   * A binary wire format besides JSON (Kafka): producers write it unless told to write JSON, consumers read both
+   * (`matches` tells a binary value from JSON text). `decode` checks what the schema checks, or says why not.
+   */
+  readonly codec?: TopicCodec<T>;
+}
+
+export interface TopicCodec<T> {
+  matches(bytes: Uint8Array): boolean;
+  encode(value: T): Buffer;
+  decode(bytes: Buffer): T | string;
 }
 
 export function defineTopic<T>(t: Topic<T>): Topic<T> {
@@ -37,6 +49,7 @@ export const topics = {
     schema: TradeEventSchema as z.ZodType<TradeEvent>,
     key: (t) => t.pair,
     partitions: 4,
+    codec: { matches: isBinaryTrade, encode: encodeTradeEvent, decode: decodeTradeEvent },
   }),
   candles: defineTopic<Candle>({
     name: 'candles',
