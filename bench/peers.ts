@@ -66,10 +66,19 @@ const python = execFileSync('bash', [join(ROOT, 'scripts', 'bench-peers-venv.sh'
   .trim();
 const pyEnv = { ...process.env, PYTHONWARNINGS: 'ignore', OMP_NUM_THREADS: '1', OMP_WAIT_POLICY: 'PASSIVE' };
 
-/** Runs a child process to completion; its wall time and its last stdout line parsed as JSON (if it is JSON). */
+/**
+ * Runs a child process to completion: its wall time, its CPU time (user + system, all its threads; from
+ * /usr/bin/time, which also gives its peak RSS) and its last stdout line parsed as JSON (if it is JSON). CPU time is
+ * what a busy shared machine disturbs least: the wall time includes waiting for a core.
+ */
 function run(cmd: string, argv: string[], env: NodeJS.ProcessEnv = process.env) {
   const t0 = performance.now();
-  const r = spawnSync(cmd, argv, { env, cwd: PEERS, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/time', ['-f', 'cpu %U %S %M', cmd, ...argv], {
+    env,
+    cwd: PEERS,
+    maxBuffer: 64 * 1024 * 1024,
+    encoding: 'utf8',
+  });
   const wall = (performance.now() - t0) / 1000;
   if (r.status !== 0)
     throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}):\n${r.stderr.slice(-3000)}`);
@@ -78,7 +87,9 @@ function run(cmd: string, argv: string[], env: NodeJS.ProcessEnv = process.env) 
   try {
     json = JSON.parse(last);
   } catch {}
-  return { wall, json, stderr: r.stderr };
+  const m = /cpu ([\d.]+) ([\d.]+) (\d+)\s*$/.exec(r.stderr);
+  const cpu = m ? Number(m[1]) + Number(m[2]) : Number.NaN;
+  return { wall, cpu, json, stderr: r.stderr };
 }
 const py = (script: string, argv: string[]) => run(python, [join(PEERS, script), ...argv], pyEnv);
 
@@ -97,6 +108,8 @@ interface Row {
   ours: string;
   peer: string;
   ratio: number;
+  /** The same ratio in CPU seconds (user + system of the processes), where measured. */
+  cpuRatio?: number;
   target: string;
   met: boolean;
   agree: string;
@@ -114,7 +127,7 @@ for (const f of readdirSync(join(DATA, 'BTCUSDT')).filter((f) => /-2022-\d\d-\d\
 function oursFeatures(store: string) {
   const r = run(join(ROOT, 'bin', 'cryptocast'), ['features', '--candles', zips, '--store', store]);
   const m = /in ([\d.]+) s/.exec(r.stderr.split('\n').find((l) => l.includes('feature rows')) ?? '');
-  return { wall: r.wall, inside: m ? Number(m[1]) : Number.NaN };
+  return { wall: r.wall, cpu: r.cpu, inside: m ? Number(m[1]) : Number.NaN };
 }
 
 function compareFeatures(a: string, b: string) {
@@ -137,6 +150,7 @@ if (only.has('features')) {
   say('features → DuckDB: cryptocast vs pandas + TA-Lib vs pandas + ta');
   const sides = ['ours', 'talib', 'ta'] as const;
   const wall: Record<string, number[]> = { ours: [], talib: [], ta: [] };
+  const cpu: Record<string, number[]> = { ours: [], talib: [], ta: [] };
   const inside: Record<string, number[]> = { ours: [], talib: [], ta: [] };
   for (let r = 0; r < ROUNDS; r++) {
     // Rotate who goes first, so that no side always runs on the warmest (or the busiest) machine.
@@ -149,13 +163,17 @@ if (only.has('features')) {
       if (side === 'ours') {
         const o = oursFeatures(`duckdb:${file}`);
         wall.ours!.push(o.wall);
+        cpu.ours!.push(o.cpu);
         inside.ours!.push(o.inside);
       } else {
         const o = py('features_pandas.py', [side, zips, `duckdb:${file}`]);
         wall[side]!.push(o.wall);
+        cpu[side]!.push(o.cpu);
         inside[side]!.push(Number(o.json.seconds));
       }
-      say(`  round ${r + 1} ${side}: ${wall[side]!.at(-1)!.toFixed(2)} s`);
+      say(
+        `  round ${r + 1} ${side}: ${wall[side]!.at(-1)!.toFixed(2)} s (CPU ${cpu[side]!.at(-1)!.toFixed(2)} s)`,
+      );
     }
   }
   const ours = `duckdb:${join(work, 'ours.duckdb')}`;
@@ -167,19 +185,20 @@ if (only.has('features')) {
     const ratio = median(wall[side]!) / median(wall.ours!);
     rows.push({
       work: '12 months BTCUSDT 1m klines (365 zips) → 32 features → DuckDB, whole command',
-      ours: `${median(wall.ours!).toFixed(2)} s`,
-      peer: `${name}: ${median(wall[side]!).toFixed(2)} s`,
+      ours: `${median(wall.ours!).toFixed(2)} s (CPU ${median(cpu.ours!).toFixed(2)} s)`,
+      peer: `${name}: ${median(wall[side]!).toFixed(2)} s (CPU ${median(cpu[side]!).toFixed(2)} s)`,
       ratio,
+      cpuRatio: median(cpu[side]!) / median(cpu.ours!),
       target: side === 'talib' ? '≥ 1.0' : '—',
       met: side === 'talib' ? ratio >= 1 : true,
       agree: cmp.text,
     });
   }
   notes.push(
-    `Features → DuckDB, seconds per round (whole process; in-process work in brackets): ${sides
+    `Features → DuckDB, seconds per round (whole process wall / CPU / the work timed inside the process): ${sides
       .map(
         (s) =>
-          `${s === 'ours' ? 'cryptocast' : s === 'talib' ? 'pandas + TA-Lib' : 'pandas + ta'} ${wall[s]!.map((w, i) => `${w.toFixed(2)} (${inside[s]![i]!.toFixed(2)})`).join(', ')}`,
+          `${s === 'ours' ? 'cryptocast' : s === 'talib' ? 'pandas + TA-Lib' : 'pandas + ta'} ${wall[s]!.map((w, i) => `${w.toFixed(2)}/${cpu[s]![i]!.toFixed(2)}/${inside[s]![i]!.toFixed(2)}`).join(', ')}`,
       )
       .join('; ')}.`,
   );
@@ -203,6 +222,7 @@ if (only.has('postgres')) {
   }
   await admin.end();
   const wall: Record<string, number[]> = { ours: [], talib: [] };
+  const cpu: Record<string, number[]> = { ours: [], talib: [] };
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? (['ours', 'talib'] as const) : (['talib', 'ours'] as const);
     for (const side of order) {
@@ -212,9 +232,9 @@ if (only.has('postgres')) {
       await c.connect();
       await c.query('DROP TABLE IF EXISTS fs_technical_v1, fs_technical_v1_online, feature_sets');
       await c.end();
-      wall[side]!.push(
-        side === 'ours' ? oursFeatures(target).wall : py('features_pandas.py', ['talib', zips, target]).wall,
-      );
+      const o = side === 'ours' ? oursFeatures(target) : py('features_pandas.py', ['talib', zips, target]);
+      wall[side]!.push(o.wall);
+      cpu[side]!.push(o.cpu);
       say(`  round ${r + 1} ${side}: ${wall[side]!.at(-1)!.toFixed(2)} s`);
     }
   }
@@ -222,8 +242,8 @@ if (only.has('postgres')) {
   const ratio = median(wall.talib!) / median(wall.ours!);
   rows.push({
     work: 'the same → PostgreSQL (local server), whole command',
-    ours: `${median(wall.ours!).toFixed(2)} s`,
-    peer: `pandas + TA-Lib + COPY: ${median(wall.talib!).toFixed(2)} s`,
+    ours: `${median(wall.ours!).toFixed(2)} s (client CPU ${median(cpu.ours!).toFixed(2)} s)`,
+    peer: `pandas + TA-Lib + COPY: ${median(wall.talib!).toFixed(2)} s (client CPU ${median(cpu.talib!).toFixed(2)} s)`,
     ratio,
     target: '≥ 1.0',
     met: ratio >= 1,
@@ -359,44 +379,76 @@ if (only.has('candles')) {
   const url = process.env.CRYPTOCAST_BENCH_KAFKA ?? 'kafka://127.0.0.1:9092';
   const broker = url.replace(/^kafka:\/\//, '');
   say(`Kafka trades → candles (${url}): candle service vs Quix Streams`);
-  const ours = { rate: [] as number[], rss: [] as number[], gc: [] as number[] };
-  const quix = { rate: [] as number[], rss: [] as number[] };
+  const ours = { rate: [] as number[], rss: [] as number[], gc: [] as number[], cpu: [] as number[] };
+  const oursJson = { rate: [] as number[], rss: [] as number[] };
+  const quix = { rate: [] as number[], rss: [] as number[], cpu: [] as number[] };
   const compares: string[] = [];
+  const oursRun = (prefix: string) => {
+    const r = run(NODE, [
+      '--disable-warning=ExperimentalWarning',
+      join(PEERS, 'candles-ours.ts'),
+      url,
+      prefix,
+      'bench-candles',
+      String(TRADES),
+    ]);
+    return { ...(r.json as { rate: number; rssMiB: number; gcSeconds: number }), cpu: r.cpu };
+  };
+  const compare = (a: string, b: string) => {
+    const cmp = py('compare_candles.py', [broker, a, b]).json as {
+      identical: boolean;
+      compared: number;
+      differ: number;
+      missing: number;
+      trailing: number;
+    };
+    return cmp.identical
+      ? `${fmt(cmp.compared)} identical${cmp.trailing ? ` (+${cmp.trailing} trailing)` : ''}`
+      : `**${cmp.differ} differ, ${cmp.missing} missing** of ${cmp.compared}`;
+  };
   for (let r = 0; r < ROUNDS; r++) {
-    // A fresh backlog per round (new topic names): the candle service resumes from what `candles` already holds.
-    const prefix = `bench.peers.${Date.now().toString(36)}.`;
-    const bus = KafkaBus.connect(url, { topicPrefix: prefix });
-    await bus.ensureTopics([topics.trades, topics.candles, topics.dlq]);
-    for (const chunk of syntheticTradeChunks(TRADES, 5_000)) await bus.publish(topics.trades, chunk);
-    await bus.close();
+    // A fresh backlog per round (new topic names: the candle service resumes from what `candles` holds), twice:
+    // in cryptocast's default binary encoding, and as JSON (what Quix reads, and ours for reference).
+    const stamp = Date.now().toString(36);
+    const binPrefix = `bench.peers.${stamp}.bin.`;
+    const jsonPrefix = `bench.peers.${stamp}.json.`;
+    for (const [prefix, encoding] of [
+      [binPrefix, 'binary'],
+      [jsonPrefix, 'json'],
+    ] as const) {
+      const bus = KafkaBus.connect(url, { topicPrefix: prefix, encoding });
+      await bus.ensureTopics([topics.trades, topics.candles, topics.dlq]);
+      for (const chunk of syntheticTradeChunks(TRADES, 5_000)) await bus.publish(topics.trades, chunk);
+      await bus.close();
+    }
     const oursRound = () => {
       sample();
-      const o = run(NODE, [
-        '--disable-warning=ExperimentalWarning',
-        join(PEERS, 'candles-ours.ts'),
-        url,
-        prefix,
-        'bench-candles',
-        String(TRADES),
-      ]).json as { rate: number; rssMiB: number; gcSeconds: number };
+      const o = oursRun(binPrefix);
       ours.rate.push(o.rate);
       ours.rss.push(o.rssMiB);
       ours.gc.push(o.gcSeconds);
+      ours.cpu.push(o.cpu);
+      sample();
+      const j = oursRun(jsonPrefix);
+      oursJson.rate.push(j.rate);
+      oursJson.rss.push(j.rssMiB);
     };
     const quixRound = () => {
       sample();
       const state = join(work, `quix-state-${r}`);
-      const o = py('quix_candles.py', [
+      const q = py('quix_candles.py', [
         broker,
-        `${prefix}trades`,
-        `${prefix}quix-candles`,
-        `${prefix}quix`,
+        `${jsonPrefix}trades`,
+        `${jsonPrefix}quix-candles`,
+        `${jsonPrefix}quix`,
         String(TRADES),
         '5000',
         state,
-      ]).json as { rate: number; rssMiB: number };
+      ]);
+      const o = q.json as { rate: number; rssMiB: number };
       quix.rate.push(o.rate);
       quix.rss.push(o.rssMiB);
+      quix.cpu.push(q.cpu);
     };
     if (r % 2 === 0) {
       oursRound();
@@ -405,31 +457,23 @@ if (only.has('candles')) {
       quixRound();
       oursRound();
     }
-    const cmp = py('compare_candles.py', [broker, `${prefix}candles`, `${prefix}quix-candles`]).json as {
-      identical: boolean;
-      compared: number;
-      differ: number;
-      missing: number;
-      trailing: number;
-    };
     compares.push(
-      cmp.identical
-        ? `${fmt(cmp.compared)} identical${cmp.trailing ? ` (+${cmp.trailing} trailing)` : ''}`
-        : `**${cmp.differ} differ, ${cmp.missing} missing** of ${cmp.compared}`,
+      `round ${r + 1}: ours vs Quix ${compare(`${binPrefix}candles`, `${jsonPrefix}quix-candles`)}, ours binary vs ours JSON ${compare(`${binPrefix}candles`, `${jsonPrefix}candles`)}`,
     );
     say(
-      `  round ${r + 1}: ours ${fmt(ours.rate.at(-1)!)}/s (${fmt(ours.rss.at(-1)!)} MiB), Quix ${fmt(quix.rate.at(-1)!)}/s (${fmt(quix.rss.at(-1)!)} MiB); candles ${compares.at(-1)}`,
+      `  round ${r + 1}: ours ${fmt(ours.rate.at(-1)!)}/s (${fmt(ours.rss.at(-1)!)} MiB; JSON topic ${fmt(oursJson.rate.at(-1)!)}/s), Quix ${fmt(quix.rate.at(-1)!)}/s (${fmt(quix.rss.at(-1)!)} MiB); ${compares.at(-1)}`,
     );
   }
   const ratio = median(ours.rate) / median(quix.rate);
   rows.push({
     work: `Kafka trades → 1-minute candles, ${fmt(TRADES)}-trade backlog, 4 partitions, one consumer process`,
-    ours: `${fmt(median(ours.rate))} trades/s`,
-    peer: `Quix Streams 3.28 (tumbling window .reduce().final()): ${fmt(median(quix.rate))} trades/s`,
+    ours: `${fmt(median(ours.rate))} trades/s (binary topic; ${fmt(median(oursJson.rate))}/s on the JSON topic)`,
+    peer: `Quix Streams 3.28 on the JSON topic (tumbling window .reduce().final()): ${fmt(median(quix.rate))} trades/s`,
     ratio,
+    cpuRatio: median(quix.cpu) / median(ours.cpu),
     target: '≥ 8, and ours ≥ 200,000/s',
     met: ratio >= 8 && median(ours.rate) >= 200_000,
-    agree: `candles per round: ${compares.join('; ')}`,
+    agree: `candles: ${compares.join('; ')}`,
   });
   const rssRatio = median(ours.rss) / median(quix.rss);
   rows.push({
@@ -442,7 +486,7 @@ if (only.has('candles')) {
     agree: '',
   });
   notes.push(
-    `Candles per round, trades/s: ours ${ours.rate.map((x) => fmt(x)).join(', ')} (GC ${ours.gc.map((x) => x.toFixed(2)).join(', ')} s), Quix ${quix.rate.map((x) => fmt(x)).join(', ')}.`,
+    `Candles per round, trades/s: ours ${ours.rate.map((x) => fmt(x)).join(', ')} (GC ${ours.gc.map((x) => x.toFixed(2)).join(', ')} s; on the JSON topic ${oursJson.rate.map((x) => fmt(x)).join(', ')}), Quix ${quix.rate.map((x) => fmt(x)).join(', ')}; peak RSS MiB ours ${ours.rss.map((x) => fmt(x)).join(', ')}, Quix ${quix.rss.map((x) => fmt(x)).join(', ')}.`,
   );
 }
 
@@ -457,9 +501,9 @@ each round; the table gives medians. Ratio: how many times faster cryptocast is 
 the peer's rate); for memory, ours / the peer's. Peers: bench/peers/ (Python, venv of scripts/bench-peers-venv.sh,
 pinned by bench/peers/requirements.txt).
 
-| work | cryptocast | peer | ratio | target | met | outputs compared |
-|---|---|---|---:|---|---|---|
-${rows.map((r) => `| ${r.work} | ${r.ours} | ${r.peer} | ${r.ratio.toFixed(2)} | ${r.target} | ${r.met ? 'yes' : '**no**'} | ${r.agree} |`).join('\n')}
+| work | cryptocast | peer | ratio | ratio in CPU time | target | met | outputs compared |
+|---|---|---|---:|---:|---|---|---|
+${rows.map((r) => `| ${r.work} | ${r.ours} | ${r.peer} | ${r.ratio.toFixed(2)} | ${r.cpuRatio === undefined ? '—' : r.cpuRatio.toFixed(2)} | ${r.target} | ${r.met ? 'yes' : '**no**'} | ${r.agree} |`).join('\n')}
 
 Machine load during the run: all CPUs ${(busy * 100).toFixed(0)} % busy on average (ours and the peers included); 1-minute load
 average at the start of each side's run: median ${median(loads).toFixed(1)}, range ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (2 cores).
