@@ -15,6 +15,7 @@ import sys
 import time
 
 from quixstreams import Application
+from quixstreams.models import TopicConfig
 
 
 def main() -> None:
@@ -24,7 +25,11 @@ def main() -> None:
                       state_dir=state, loglevel="WARNING")
     trades = app.topic(src, value_deserializer="json",
                        timestamp_extractor=lambda v, headers, ts, kind: v["tradeTs"])
-    candles = app.topic(dst, value_serializer="json")
+    # The candles carry their window's time as the message timestamp (Quix's default): years old for a backlog of
+    # recorded trades, so the broker's 7-day retention would delete them within minutes. Kept for the comparison.
+    candles = app.topic(dst, value_serializer="json",
+                        config=TopicConfig(num_partitions=1, replication_factor=1,
+                                           extra_config={"retention.ms": "-1"}))
     seen = [0]
     emitted = [0]
 
