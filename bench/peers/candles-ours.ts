@@ -2,7 +2,8 @@
  * One side of `./bench/run peers` (candles): the candle service alone in this process, consuming the trades backlog
  * the orchestrator produced (bus prefix and group given), until caught up. Prints one JSON line: seconds from
  * start to caught up (the candles published and the offsets committed), trades/s, candles, peak RSS, GC time.
- * Usage: node bench/peers/candles-ours.ts kafka://HOST:PORT PREFIX GROUP TRADES
+ * Usage: node --max-semi-space-size=2 bench/peers/candles-ours.ts kafka://HOST:PORT PREFIX GROUP TRADES
+ * (the V8 flag bin/cryptocast gives `service candles`).
  */
 import { PerformanceObserver } from 'node:perf_hooks';
 import { CandleService } from '../../src/candles/candle-service.ts';

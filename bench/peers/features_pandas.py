@@ -1,13 +1,14 @@
 """Peer of `cryptocast features --store`: Binance daily kline zips → the 32 columns of the feature set `technical` v1
 (src/features/technical.ts, docs/features.md) → a DuckDB file or PostgreSQL, the way a pandas user would write it.
 
-    python features_pandas.py talib|ta ZIP_DIR duckdb:FILE|postgres://URL
+    python features_pandas.py talib|ta ZIP_DIR duckdb:FILE|postgres://URL [DUCKDB_PATH]
 
 `talib`: TA-Lib (the C library, through its Python wheel) for every indicator TA-Lib has, pandas for the rest.
 `ta`: the `ta` package (pandas-based) for the same indicators.
 Each definition follows ours exactly, including warm-up (which rows are empty) and seeding, so the outputs can be
 compared value by value (compare_features.py). Where a library's default differs from our definition, the
 adjustment is written next to it. Prints one JSON line: seconds for read, compute, write, total.
+DUCKDB_PATH: a folder with another DuckDB version to write with (the bench's same-engine comparison).
 """
 
 import glob
@@ -249,6 +250,9 @@ def write(out: pd.DataFrame, target: str) -> None:
 
 def main() -> None:
     lib, folder, target = sys.argv[1], sys.argv[2], sys.argv[3]
+    if len(sys.argv) > 4:
+        sys.path.insert(0, sys.argv[4])
+    import duckdb
     t0 = time.perf_counter()
     df = read_klines(folder)
     t1 = time.perf_counter()
@@ -256,7 +260,8 @@ def main() -> None:
     t2 = time.perf_counter()
     write(out, target)
     t3 = time.perf_counter()
-    print(json.dumps({"rows": len(out), "read": t1 - t0, "compute": t2 - t1, "write": t3 - t2, "seconds": t3 - t0}))
+    print(json.dumps({"rows": len(out), "read": t1 - t0, "compute": t2 - t1, "write": t3 - t2, "seconds": t3 - t0,
+                      "duckdb": duckdb.__version__}))
 
 
 if __name__ == "__main__":

@@ -534,7 +534,7 @@ async function fetchRecords(
             const firstTs = Number(batch.firstTimestamp);
             const maxTs = Number(batch.maxTimestamp);
             for (const r of batch.records) {
-              const offset = batch.firstOffset + BigInt(r.offsetDelta);
+              const offset = batch.firstOffset + smallBigInt(r.offsetDelta);
               // A batch is returned whole: skip what precedes the requested offset.
               if (offset < requested) continue;
               records.push({
@@ -567,6 +567,10 @@ function keyText(key: Buffer | null): string {
   }
   return lastKeyText;
 }
+
+/** BigInts of small offset deltas, made once: one allocation less per record. */
+const SMALL_BIGINTS = Array.from({ length: 1 << 16 }, (_, i) => BigInt(i));
+const smallBigInt = (n: number): bigint => SMALL_BIGINTS[n] ?? BigInt(n);
 
 type Parsed<T> = { ok: true; record: Delivered<T> } | { ok: false; reason: string };
 
