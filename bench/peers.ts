@@ -124,6 +124,10 @@ interface Row {
   agree: string;
 }
 const rows: Row[] = [];
+const NOTE_DUCKDB =
+  "DuckDB versions: the peers' own DuckDB is the latest (2.0.1); cryptocast's Node binding (@duckdb/node-api 1.5.6-r.1, the\n" +
+  'newest) runs DuckDB 1.5.6, which took 3–4× longer than 2.0.1 for the same keyed INSERT of a year of rows from pandas\n' +
+  '(measured once on this machine), hence the features peer twice: on the latest DuckDB, and on 1.5.6.';
 const notes: string[] = [];
 
 // --- features → DuckDB, and → PostgreSQL --------------------------------------------------------------------------
@@ -518,13 +522,14 @@ const body = `
 \`./bench/run peers ${ROUNDS}\` (Kafka ${process.env.CRYPTOCAST_BENCH_KAFKA ?? 'kafka://127.0.0.1:9092'}, broker on the same 2 cores). ${ROUNDS} rounds, the order of the sides alternating
 each round; the table gives medians. Ratio: how many times faster cryptocast is (peer time / our time, or our rate /
 the peer's rate); for memory, ours / the peer's. Peers: bench/peers/ (Python, venv of scripts/bench-peers-venv.sh,
-pinned by bench/peers/requirements.txt).
+pinned by bench/peers/requirements.txt). Reproduce: \`bash scripts/kafka.sh start && ./bench/run peers 5\` (another
+broker: CRYPTOCAST_BENCH_KAFKA=kafka://HOST:PORT; PostgreSQL from scripts/postgres.sh, or CRYPTOCAST_BENCH_PG=URL).
 
 | work | cryptocast | peer | ratio | ratio in CPU time | target | met | outputs compared |
 |---|---|---|---:|---:|---|---|---|
 ${rows.map((r) => `| ${r.work} | ${r.ours} | ${r.peer} | ${r.ratio.toFixed(2)} | ${r.cpuRatio === undefined ? '—' : r.cpuRatio.toFixed(2)} | ${r.target} | ${r.met ? 'yes' : '**no**'} | ${r.agree} |`).join('\n')}
 
-Machine load during the run: all CPUs ${(busy * 100).toFixed(0)} % busy on average (ours and the peers included); 1-minute load
+${only.has('features') ? `${NOTE_DUCKDB}\n` : ''}Machine load during the run: all CPUs ${(busy * 100).toFixed(0)} % busy on average (ours and the peers included); 1-minute load
 average at the start of each side's run: median ${median(loads).toFixed(1)}, range ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (2 cores).
 ${notes.join('\n')}
 `;
