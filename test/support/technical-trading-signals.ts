@@ -1,6 +1,11 @@
 import { ATR, BollingerBands, EMA, MACD, RSI, SMA, StochasticOscillator } from 'trading-signals';
 import { PriceGuard } from '../../src/core/price-guard.ts';
-import { type CandleInput, check, FEATURE_COLUMNS, type FeatureVector } from '../../src/features/technical.ts';
+import {
+  type CandleInput,
+  check,
+  FEATURE_COLUMNS,
+  type FeatureVector,
+} from '../../src/features/technical.ts';
 
 /*
  * src/features/technical.ts as it was before issue 18 (main at 72f81ce): the indicators are trading-signals' own
