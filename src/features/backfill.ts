@@ -11,7 +11,7 @@ import { FEATURE_COLUMNS, TechnicalFeatures } from './technical.ts';
  *
  * Batches are large (2^20 rows, about 300 MB of columns at most; pages are only touched as rows arrive): DuckDB
  * inserts one big batch with the least work, and every further INSERT into the keyed table cost more than it saved
- * (measured: a year of minutes in 4 batches took ~40 % more CPU than in one, and 16 batches more still). Writing one
+ * (measured: a year of minutes in 4 batches took 15–40 % more CPU than in one, in 16 about 45 % more). Writing one
  * batch while computing the next did not pay either: DuckDB pulls each chunk of a batch from this thread, so it
  * waited for the computation rather than running beside it.
  */
