@@ -39,22 +39,20 @@ await service.stop();
 await bus.close();
 
 const body = `
-${fmt(N)} synthetic trades (2 pairs, 4 partitions), broker (Kafka 4.3, one JVM, 1 GiB heap) on the same 2-core machine.
+${fmt(N)} synthetic trades (2 pairs, 4 partitions), broker (Kafka 4.4, one JVM, 1 GiB heap) on the same 2-core machine.
 
 | stage | trades/s | vs target ${fmt(TARGET)}/s |
 |---|---|---|
-| produce onto \`trades\` (KafkaBus.publish, acks=all, idempotent, 5,000 per call) | ${fmt(produceRate)} | ${fmt(produceRate / TARGET, 2)}× |
-| candle service from backlog: consume + JSON parse + schema check + aggregate + publish candles + commit | ${fmt(consumeRate)} | ${fmt(consumeRate / TARGET, 2)}× |
+| produce onto \`trades\` (KafkaBus.publish, binary encoding, acks=all, idempotent, 5,000 per call) | ${fmt(produceRate)} | ${fmt(produceRate / TARGET, 2)}× |
+| candle service from backlog: consume + decode (binary, checked) + aggregate + publish candles + commit | ${fmt(consumeRate)} | ${fmt(consumeRate / TARGET, 2)}× |
 
 Peak RSS of the benchmark process (producer and candle service in one Node process): ${fmt(rssAfterProduce)} MiB after producing
 (${fmt(rss0)} MiB before), ${fmt(rssEnd)} MiB at the end. The broker's JVM is not included (heap capped at 1 GiB).
 
-Why below target: the broker, the client and the service share 2 cores. A CPU profile of the candle service alone
-(consuming a 500,000-trade backlog) shows ~20% garbage collection, ~25% in the Kafka client decoding record batches
-into message objects, ~13% JSON.parse, ~8% schema checks, ~9% waiting on fetches, and under 2% in the window logic
-itself. Levers not pulled yet: a compact binary encoding of trades (smaller than JSON, no parse), decoding record
-batches without per-message objects, and more partitions with one candle service per core (services scale out by
-partitions: on this 2-core machine the broker already takes the second core).
+Producer and candle service share this process here (and the 2 cores with the broker); the candle service alone
+in a process of its own, against Quix Streams on the same backlog, with its peak RSS: \`./bench/run peers\` (section
+below). Trades travel in the compact binary encoding (src/runtime/trade-codec.ts): on a JSON topic the same service
+spends most of its time in JSON.parse and the schema walk.
 `;
 process.stdout.write(body);
 recordBenchmark('candles-kafka', 'Trades → candles through a real Kafka broker', body);

@@ -57,6 +57,11 @@ export const VARIABLES = {
       .int({ error: 'a positive integer' })
       .positive({ error: 'a positive integer' }),
   ),
+  CRYPTOCAST_KAFKA_ENCODING: v(
+    'Kafka values of the `trades` topic: `binary` (compact) or `json` (readable with any Kafka tool); consumers read both',
+    '`binary`',
+    z.enum(['binary', 'json'], { error: 'binary or json' }),
+  ),
   CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: v(
     'Kafka consumer-group session timeout (ms): how soon a dead member’s partitions move',
     '`10000`',

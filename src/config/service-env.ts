@@ -60,6 +60,11 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
     services: BUS_SERVICES,
     about: 'replicas of topics a service creates when missing (1)',
   },
+  {
+    name: 'CRYPTOCAST_KAFKA_ENCODING',
+    services: ['trades', 'candles'],
+    about: 'trades topic values: binary (default) or json',
+  },
   // market data
   { name: 'CRYPTOCAST_PAIRS', services: ['trades', 'api', 'candles'], about: 'pairs (BTC/USD,ETH/USD)' },
   { name: 'CRYPTOCAST_INTERVAL', services: ['candles'], about: 'candle interval (1m)' },

@@ -1,12 +1,15 @@
-import { ATR, BollingerBands, EMA, MACD, RSI, SMA, StochasticOscillator } from 'trading-signals';
 import { PriceGuard } from '../core/price-guard.ts';
 
 /**
  * Technical features of 1-minute candles, computed incrementally per pair: constant work per candle, the same
  * code for backfill, replay and the live service (so a streamed vector equals the batch one exactly).
  *
- * Indicators come from `trading-signals` (tested against reference values there and in our tests); the rest are
- * rolling sums over fixed windows. Rules:
+ * The indicators compute exactly what `trading-signals` 8 computes (same arithmetic in the same order, so the same
+ * doubles: test/unit/features/indicators-bit-identical.test.ts feeds both a year of real minutes), on fixed-size
+ * ring buffers instead of growing/shifting arrays: the library's per-candle allocations were most of the cost of a
+ * backfill. The rest are rolling sums over fixed windows. One code path for every caller: `update` (the live
+ * service, one candle at a time) and `updateInto` (a backfill, straight into column buffers) both run `step`.
+ * Rules:
  * - **ready**: a vector is ready only once every column has a value (the longest warm-up is 61 candles: `ret_60m`
  *   and `rv_60m` need 60 one-minute returns).
  * - **filled candles** (idle minutes: no trade, price carried) are real observations of a quiet market and are fed
@@ -151,10 +154,103 @@ class Rolling {
   }
 }
 
+/** The last `size` values, oldest first (trading-signals keeps the same window in an array it shifts). */
+class Window {
+  readonly buf: Float64Array;
+  /** Index of the oldest value once full; the next write position. */
+  i = 0;
+  n = 0;
+  constructor(size: number) {
+    this.buf = new Float64Array(size);
+  }
+  push(x: number): void {
+    this.buf[this.i] = x;
+    this.i = this.i + 1 === this.buf.length ? 0 : this.i + 1;
+    if (this.n < this.buf.length) this.n++;
+  }
+  get full(): boolean {
+    return this.n === this.buf.length;
+  }
+  /** Σ from the oldest to the newest, starting at 0, ÷ size: trading-signals' getAverage, the same doubles. */
+  mean(): number {
+    const b = this.buf;
+    const size = b.length;
+    let sum = 0;
+    for (let k = 0, j = this.i; k < size; k++, j = j + 1 === size ? 0 : j + 1) sum += b[j]!;
+    return sum / size;
+  }
+  /** Population σ about `mean`, as getStandardDeviation: mean of the squared deviations, oldest first. */
+  std(mean: number): number {
+    const b = this.buf;
+    const size = b.length;
+    let sum = 0;
+    for (let k = 0, j = this.i; k < size; k++, j = j + 1 === size ? 0 : j + 1) {
+      const d = b[j]! - mean;
+      sum += d * d;
+    }
+    return Math.sqrt(sum / size);
+  }
+  max(): number {
+    let m = Number.NEGATIVE_INFINITY;
+    for (const x of this.buf) if (x > m) m = x;
+    return m;
+  }
+  min(): number {
+    let m = Number.POSITIVE_INFINITY;
+    for (const x of this.buf) if (x < m) m = x;
+    return m;
+  }
+}
+
+/** trading-signals' EMA: seeded with the first price; stable (`isStable`) once it has `interval` prices. */
+class Ema {
+  private readonly w: number;
+  private readonly interval: number;
+  result = Number.NaN;
+  count = 0;
+  constructor(interval: number) {
+    this.interval = interval;
+    this.w = 2 / (interval + 1);
+  }
+  add(price: number): number {
+    this.count++;
+    const prev = this.count === 1 ? price : this.result;
+    this.result = price * this.w + prev * (1 - this.w);
+    return this.result;
+  }
+  get stable(): boolean {
+    return this.count >= this.interval;
+  }
+}
+
+/** trading-signals' WSMA (Wilder): the mean of the first `interval` inputs, then prev + (x − prev) · (1/interval). */
+class Wsma {
+  private readonly factor: number;
+  private readonly first: Window;
+  result = Number.NaN;
+  stable = false;
+  constructor(interval: number) {
+    this.factor = 1 / interval;
+    this.first = new Window(interval);
+  }
+  add(x: number): void {
+    if (this.stable) {
+      this.result = (x - this.result) * this.factor + this.result;
+      return;
+    }
+    this.first.push(x);
+    if (this.first.full) {
+      this.result = this.first.mean();
+      this.stable = true;
+    }
+  }
+}
+
 /** Indicator state of one pair. */
 class PairFeatures {
-  lastStart: number | undefined;
-  lastClose: number | undefined;
+  started = false;
+  lastStart = 0;
+  lastClose = 0;
   readonly closes = new Rolling(61); // for ret_k: close 1, 5, 15, 60 minutes ago
   readonly r15 = new Rolling(15); // squared 1m log returns (sum = realised variance)
   readonly r60 = new Rolling(60);
@@ -162,14 +258,16 @@ class PairFeatures {
   readonly v15 = new Rolling(15);
   readonly vol60 = new Rolling(60);
   readonly trades60 = new Rolling(60);
-  readonly sma20 = new SMA(20);
-  readonly ema12 = new EMA(12);
-  readonly ema26 = new EMA(26);
-  readonly macd = new MACD(new EMA(12), new EMA(26), new EMA(9));
-  readonly rsi14 = new RSI(14); // Wilder's smoothing (the library's default)
-  readonly bb20 = new BollingerBands(20, 2);
-  readonly atr14 = new ATR(14); // Wilder's smoothing
-  readonly stoch = new StochasticOscillator({ kPeriod: 14, kSlowingPeriod: 1, dPeriod: 3 });
+  readonly price20 = new Window(20); // SMA 20 and Bollinger 20
+  readonly ema12 = new Ema(12);
+  readonly ema26 = new Ema(26);
+  readonly signal9 = new Ema(9); // MACD's signal line: from the 26th close (the long EMA's interval) on
+  readonly gain14 = new Wsma(14); // RSI 14, Wilder's smoothing
+  readonly loss14 = new Wsma(14);
+  readonly atr14 = new Wsma(14); // of the true range, Wilder's smoothing
+  readonly high14 = new Window(14); // stochastic %K 14
+  readonly low14 = new Window(14);
+  readonly k3 = new Window(3); // %D: SMA 3 of %K
   // On-balance volume over the last 60 minutes (Σ sign(Δclose)·volume). Granville's OBV is cumulative from an
   // arbitrary start, so its level depends on where a series began: a rolling window makes it comparable across
   // backfills and restarts.
@@ -178,6 +276,7 @@ class PairFeatures {
 
 const TWO_PI = 2 * Math.PI;
 const n = FEATURE_COLUMNS.length;
+const DAY_MS = 86_400_000;
 
 /** The largest notional (volume × close) a 1-minute candle may have: far above any market's, far below overflow. */
 export const MAX_CANDLE_NOTIONAL = 1e15;
@@ -189,6 +288,9 @@ export class TechnicalFeatures {
   nonFinite = 0;
   private readonly pairs = new Map<string, PairFeatures>();
   private readonly guard: PriceGuard;
+  private lastPair = '';
+  private lastState: PairFeatures | undefined;
+  private readonly scratch = new Float64Array(n);
 
   constructor(intervalMs = 60_000, opts: { maxPriceFactor?: number } = {}) {
     this.intervalMs = intervalMs;
@@ -214,118 +316,219 @@ export class TechnicalFeatures {
    * the previous one of its pair (a later minute); an earlier or equal minute throws (the caller rejects it).
    */
   update(c: CandleInput): FeatureVector {
+    const out = this.scratch;
+    const ready = this.step(c, out, 0, 1);
+    const values: (number | null)[] = new Array(n);
+    for (let k = 0; k < n; k++) {
+      const x = out[k]!;
+      values[k] = Number.isNaN(x) ? null : x; // NaN marks an empty column
+    }
+    return {
+      pair: c.pair,
+      windowStart: c.windowStart,
+      windowEnd: c.windowEnd,
+      close: c.close,
+      ready,
+      values,
+    };
+  }
+
+  /**
+   * `update` for bulk callers: the 32 values go to `out[offset + k · stride]` (k = column; NaN = empty), e.g. a
+   * column-major buffer of `stride` rows at row `offset`. Returns whether the vector is ready.
+   */
+  updateInto(c: CandleInput, out: Float64Array, offset: number, stride: number): boolean {
+    return this.step(c, out, offset, stride);
+  }
+
+  private state(c: CandleInput): PairFeatures {
+    if (c.pair === this.lastPair && this.lastState !== undefined) return this.lastState;
     let s = this.pairs.get(c.pair);
-    if (s !== undefined && s.lastStart !== undefined) {
+    if (s === undefined) {
+      s = new PairFeatures();
+      this.pairs.set(c.pair, s);
+    }
+    this.lastPair = c.pair;
+    this.lastState = s;
+    return s;
+  }
+
+  private step(c: CandleInput, out: Float64Array, o: number, stride: number): boolean {
+    let s = this.state(c);
+    if (s.started) {
       if (c.windowStart <= s.lastStart)
         throw new Error(
           `candle ${new Date(c.windowStart).toISOString()} of ${c.pair} is not after the previous one`,
         );
       if (c.windowStart !== s.lastStart + this.intervalMs) {
-        this.resets++;
-        s = undefined; // a gap: start over
+        this.resets++; // a gap: start over
+        s = new PairFeatures();
+        this.pairs.set(c.pair, s);
+        this.lastState = s;
       }
     }
-    if (s === undefined) {
-      s = new PairFeatures();
-      this.pairs.set(c.pair, s);
-    }
-    const values: (number | null)[] = new Array(n).fill(null);
+    const NaN_ = Number.NaN;
     const close = c.close;
+    const high = c.high;
+    const low = c.low;
+    const volume = c.volume;
+    const first = !s.started;
     const prev = s.lastClose;
     s.closes.push(close);
-    if (prev !== undefined) {
+    let ret1 = NaN_;
+    if (!first) {
       const r = Math.log(close / prev);
       s.r15.push(r * r);
       s.r60.push(r * r);
-      values[0] = r;
+      ret1 = r;
     }
-    const ret = (k: number) => (s.closes.n > k ? Math.log(close / s.closes.ago(k)) : null);
-    values[1] = ret(5);
-    values[2] = ret(15);
-    values[3] = ret(60);
-    values[4] = s.r15.full ? Math.sqrt(s.r15.sum) : null;
-    values[5] = s.r60.full ? Math.sqrt(s.r60.sum) : null;
+    const closes = s.closes;
+    out[o] = ret1;
+    out[o + stride] = closes.n > 5 ? Math.log(close / closes.ago(5)) : NaN_;
+    out[o + 2 * stride] = closes.n > 15 ? Math.log(close / closes.ago(15)) : NaN_;
+    out[o + 3 * stride] = closes.n > 60 ? Math.log(close / closes.ago(60)) : NaN_;
+    out[o + 4 * stride] = s.r15.full ? Math.sqrt(s.r15.sum) : NaN_;
+    out[o + 5 * stride] = s.r60.full ? Math.sqrt(s.r60.sum) : NaN_;
 
-    const sma = s.sma20.add(close);
+    // SMA 20 and Bollinger 20 over the same window of closes.
+    s.price20.push(close);
+    let sma = NaN_;
+    let pctb = NaN_;
+    let bbWidth = NaN_;
+    if (s.price20.full) {
+      sma = s.price20.mean();
+      const sd = s.price20.std(sma);
+      const lower = sma - sd * 2;
+      const upper = sma + sd * 2;
+      const width = upper - lower;
+      pctb = width > 0 ? (close - lower) / width : 0.5;
+      bbWidth = width / sma;
+    }
+    // EMAs; MACD from the 26th close (the long EMA's interval), its signal line an EMA 9 of it from there.
     const ema12 = s.ema12.add(close);
     const ema26 = s.ema26.add(close);
-    const macd = s.macd.add(close);
-    const rsi = s.rsi14.add(close);
-    const bb = s.bb20.add(close);
-    const hlc = { high: c.high, low: c.low, close };
-    const atr = s.atr14.add(hlc);
-    const st = s.stoch.add(hlc);
-    if (prev !== undefined) s.obv60.push(close > prev ? c.volume : close < prev ? -c.volume : 0);
-    const obv = s.obv60.full ? s.obv60.sum : null;
-    values[6] = sma;
-    values[7] = s.ema12.isStable ? ema12 : null;
-    values[8] = s.ema26.isStable ? ema26 : null;
-    if (macd !== null && s.macd.isStable) {
-      values[9] = macd.macd;
-      values[10] = macd.signal;
-      values[11] = macd.histogram;
+    const ema12v = s.ema12.stable ? ema12 : NaN_;
+    const ema26v = s.ema26.stable ? ema26 : NaN_;
+    let macd = NaN_;
+    let signal = NaN_;
+    let hist = NaN_;
+    if (s.ema26.stable) {
+      macd = ema12 - ema26;
+      signal = s.signal9.add(macd);
+      hist = macd - signal;
     }
-    values[12] = rsi;
-    if (bb !== null) {
-      const width = bb.upper - bb.lower;
-      values[13] = width > 0 ? (close - bb.lower) / width : 0.5;
-      values[14] = width / bb.middle;
-    }
-    values[15] = atr;
-    if (st !== null) {
-      values[16] = st.stochK;
-      values[17] = st.stochD;
-    }
-    values[18] = obv;
-
-    const vwap = c.vwap ?? close;
-    s.pv15.push(vwap * c.volume);
-    s.v15.push(c.volume);
-    if (s.v15.full) values[19] = s.v15.sum > 0 ? close / (s.pv15.sum / s.v15.sum) - 1 : 0;
-    s.vol60.push(c.volume);
-    if (s.vol60.full) {
-      const sd = s.vol60.std();
-      values[20] = sd > 0 ? (c.volume - s.vol60.sum / 60) / sd : 0;
-    }
-    if (c.trades !== undefined) {
-      s.trades60.push(c.trades);
-      if (s.trades60.full) {
-        const sd = s.trades60.std();
-        values[21] = sd > 0 ? (c.trades - s.trades60.sum / 60) / sd : 0;
+    // RSI 14: gains and losses of the close, each smoothed by Wilder's average.
+    let rsi = NaN_;
+    if (!first) {
+      if (close > prev) {
+        s.loss14.add(0);
+        s.gain14.add(close - prev);
+      } else {
+        s.loss14.add(prev - close);
+        s.gain14.add(0);
+      }
+      if (s.gain14.stable) {
+        const avgLoss = s.loss14.result;
+        rsi = avgLoss === 0 ? 100 : 100 - 100 / (s.gain14.result / avgLoss + 1);
       }
     }
-    const d = new Date(c.windowStart);
-    const minute = d.getUTCHours() * 60 + d.getUTCMinutes();
-    values[22] = Math.sin((TWO_PI * minute) / 1440);
-    values[23] = Math.cos((TWO_PI * minute) / 1440);
-    values[24] = d.getUTCDay();
-    const rel = (v: number | null) => (v === null ? null : v / close);
-    values[25] = sma === null ? null : sma / close - 1;
-    values[26] = values[7] === null ? null : (values[7] as number) / close - 1;
-    values[27] = values[8] === null ? null : (values[8] as number) / close - 1;
-    values[28] = rel(values[9]!);
-    values[29] = rel(values[10]!);
-    values[30] = rel(values[11]!);
-    values[31] = rel(atr);
+    // ATR 14 of the true range (high − low for the first candle, which has no previous close).
+    const highLow = high - low;
+    s.atr14.add(first ? highLow : Math.max(highLow, Math.abs(high - prev), Math.abs(low - prev)));
+    const atr = s.atr14.stable ? s.atr14.result : NaN_;
+    // Stochastic 14 / 1 / 3: %K and %D together, once %D has its three %K values.
+    s.high14.push(high);
+    s.low14.push(low);
+    let stochK = NaN_;
+    let stochD = NaN_;
+    if (s.high14.full) {
+      const highest = s.high14.max();
+      const lowest = s.low14.min();
+      const divisor = highest - lowest;
+      const fastK = ((close - lowest) * 100) / (divisor === 0 ? 1 : divisor);
+      s.k3.push(fastK);
+      if (s.k3.full) {
+        stochK = fastK;
+        stochD = s.k3.mean();
+      }
+    }
+    if (!first) s.obv60.push(close > prev ? volume : close < prev ? -volume : 0);
+    out[o + 6 * stride] = sma;
+    out[o + 7 * stride] = ema12v;
+    out[o + 8 * stride] = ema26v;
+    out[o + 9 * stride] = macd;
+    out[o + 10 * stride] = signal;
+    out[o + 11 * stride] = hist;
+    out[o + 12 * stride] = rsi;
+    out[o + 13 * stride] = pctb;
+    out[o + 14 * stride] = bbWidth;
+    out[o + 15 * stride] = atr;
+    out[o + 16 * stride] = stochK;
+    out[o + 17 * stride] = stochD;
+    out[o + 18 * stride] = s.obv60.full ? s.obv60.sum : NaN_;
 
+    const vwap = c.vwap ?? close;
+    s.pv15.push(vwap * volume);
+    s.v15.push(volume);
+    out[o + 19 * stride] = s.v15.full ? (s.v15.sum > 0 ? close / (s.pv15.sum / s.v15.sum) - 1 : 0) : NaN_;
+    s.vol60.push(volume);
+    let volZ = NaN_;
+    if (s.vol60.full) {
+      const sd = s.vol60.std();
+      volZ = sd > 0 ? (volume - s.vol60.sum / 60) / sd : 0;
+    }
+    out[o + 20 * stride] = volZ;
+    let tradesZ = NaN_;
+    const trades = c.trades;
+    if (trades !== undefined) {
+      s.trades60.push(trades);
+      if (s.trades60.full) {
+        const sd = s.trades60.std();
+        tradesZ = sd > 0 ? (trades - s.trades60.sum / 60) / sd : 0;
+      }
+    }
+    out[o + 21 * stride] = tradesZ;
+    // UTC calendar, by arithmetic on the epoch (what Date's getUTC* give, without a Date per candle).
+    const ms = c.windowStart;
+    const minute = Math.floor((((ms % DAY_MS) + DAY_MS) % DAY_MS) / 60_000);
+    out[o + 22 * stride] = Math.sin((TWO_PI * minute) / 1440);
+    out[o + 23 * stride] = Math.cos((TWO_PI * minute) / 1440);
+    out[o + 24 * stride] = (((Math.floor(ms / DAY_MS) + 4) % 7) + 7) % 7; // 1970-01-01 was a Thursday (4)
+    out[o + 25 * stride] = sma / close - 1;
+    out[o + 26 * stride] = ema12v / close - 1;
+    out[o + 27 * stride] = ema26v / close - 1;
+    out[o + 28 * stride] = macd / close;
+    out[o + 29 * stride] = signal / close;
+    out[o + 30 * stride] = hist / close;
+    out[o + 31 * stride] = atr / close;
+
+    s.started = true;
     s.lastStart = c.windowStart;
     s.lastClose = close;
+    // Ready once every column has a value; a source without trade counts can still be ready (that column stays
+    // empty). Never serve NaN or ±Infinity as a feature: such a value is emptied, and the vector (its minute
+    // exists) kept but not ready. Once the longest warm-up is over (61 closes) every column is computed, so a NaN
+    // then is a computed one, not an empty one (trades_z_60m: once it has its 60 counts).
+    const warm = closes.n === 61;
     let ready = true;
     let nonFinite = false;
-    for (let i = 0; i < n; i++) {
-      const v = values[i];
-      if (v === null) {
-        // A source without trade counts can still be ready: that column simply stays empty.
-        if (i === 21 && c.trades === undefined) continue;
+    for (let k = 0; k < n; k++) {
+      const at = o + k * stride;
+      const x = out[at]!;
+      if (Number.isNaN(x)) {
+        if (k === 21 && (trades === undefined || !s.trades60.full)) {
+          if (trades !== undefined) ready = false;
+          continue;
+        }
         ready = false;
-      } else if (!Number.isFinite(v)) {
-        // Never serve NaN or ±Infinity as a feature: the vector is kept (its minute exists) but not ready.
-        values[i] = null;
+        if (warm) nonFinite = true;
+      } else if (x === Number.POSITIVE_INFINITY || x === Number.NEGATIVE_INFINITY) {
+        out[at] = Number.NaN;
         nonFinite = true;
         ready = false;
       }
     }
     if (nonFinite) this.nonFinite++;
-    return { pair: c.pair, windowStart: c.windowStart, windowEnd: c.windowEnd, close, ready, values };
+    return ready;
   }
 }

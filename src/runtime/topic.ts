@@ -14,6 +14,17 @@ export interface Topic<T> {
   readonly partitions: number;
   /** Log compaction (latest value per key kept) instead of time retention. */
   readonly compacted?: boolean;
+  /**
+   * A binary wire format besides JSON (Kafka): producers write it unless told to write JSON, consumers read both
+   * (`matches` tells a binary value from JSON text). `decode` checks what the schema checks, or says why not.
+   */
+  readonly codec?: TopicCodec<T>;
+}
+
+export interface TopicCodec<T> {
+  matches(bytes: Uint8Array): boolean;
+  encode(value: T): Buffer;
+  decode(bytes: Buffer): T | string;
 }
 
 export function defineTopic<T>(t: Topic<T>): Topic<T> {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TRADES_BINARY_LAYOUT } from '../runtime/trade-codec.ts';
 import { topics } from '../schemas/topics.ts';
 
 /**
@@ -14,10 +15,25 @@ export function asyncApiDocument(version: string): Record<string, unknown> {
     const schema = z.toJSONSchema(t.schema as z.ZodType, { unrepresentable: 'any' });
     delete (schema as { $schema?: string }).$schema;
     messages[t.name] = { name: t.name, contentType: 'application/json', payload: schema };
+    const channelMessages: Record<string, unknown> = {
+      [t.name]: { $ref: `#/components/messages/${t.name}` },
+    };
+    if (t.name === topics.trades.name) {
+      // The compact encoding of the same events (src/runtime/trade-codec.ts).
+      const binary = `${t.name}.binary`;
+      messages[binary] = {
+        name: binary,
+        contentType: 'application/octet-stream',
+        description: TRADES_BINARY_LAYOUT.description,
+        payload: { type: 'string', format: 'binary' },
+        'x-layout': TRADES_BINARY_LAYOUT,
+      };
+      channelMessages[binary] = { $ref: `#/components/messages/${binary}` };
+    }
     channels[t.name] = {
       address: t.name,
       description: `${t.description} Partitions: ${t.partitions}.`,
-      messages: { [t.name]: { $ref: `#/components/messages/${t.name}` } },
+      messages: channelMessages,
     };
     operations[`publish-${t.name}`] = { action: 'send', channel: { $ref: `#/channels/${t.name}` } };
   }
@@ -27,7 +43,8 @@ export function asyncApiDocument(version: string): Record<string, unknown> {
       title: 'cryptocast topics',
       version,
       description:
-        'Every topic between the pipelines. Values are JSON; timestamps are epoch milliseconds UTC.',
+        'Every topic between the pipelines. Values are JSON, except that `trades` is written in a compact binary ' +
+        'encoding by default (message trades.binary; JSON records stay valid there); timestamps are epoch milliseconds UTC.',
     },
     defaultContentType: 'application/json',
     channels,

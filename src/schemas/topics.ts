@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { defineTopic, type Topic } from '../runtime/topic.ts';
+import { decodeTradeEvent, encodeTradeEvent, isBinaryTrade } from '../runtime/trade-codec.ts';
 import { type AlertNotification, AlertNotificationSchema } from './alert.ts';
 import { type Candle, CandleSchema } from './candle.ts';
 import { type DeadLetter, DeadLetterSchema } from './dlq.ts';
@@ -24,6 +25,7 @@ export const topics = {
     schema: TradeEventSchema as z.ZodType<TradeEvent>,
     key: (t) => t.pair,
     partitions: 4,
+    codec: { matches: isBinaryTrade, encode: encodeTradeEvent, decode: decodeTradeEvent },
   }),
   candles: defineTopic<Candle>({
     name: 'candles',

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import fc from 'fast-check';
-import type { FeatureSetDefinition, FeatureStore } from '../../src/features/store/store.ts';
+import {
+  type FeatureSetDefinition,
+  type FeatureStore,
+  newFeatureColumns,
+} from '../../src/features/store/store.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
 
 /** The behaviour every feature-store backend must have; run against DuckDB and a real PostgreSQL. */
@@ -52,6 +56,45 @@ export function featureStoreContract(open: () => Promise<FeatureStore>): void {
           ['ETH/USD', T],
         ]),
       );
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('writeColumns stores what write stores (values bit for bit, NaN as empty), fresh or over existing rows', async () => {
+    const store = await open();
+    try {
+      const s = set();
+      const vs = [
+        vec(s, 'BTC/USD', T, 0.1),
+        vec(s, 'BTC/USD', T + 60_000, null, false),
+        vec(s, 'BTC/USD', T + 120_000, Math.PI),
+        vec(s, 'ETH/USD', T, -3.5e-12),
+        vec(s, 'ETH/USD', T + 60_000, 5e300),
+      ];
+      const cols = newFeatureColumns('test', 2, 8);
+      for (const v of vs) {
+        const i = cols.length++;
+        cols.pair[i] = v.pair;
+        cols.windowStart[i] = v.windowStart;
+        cols.windowEnd[i] = v.windowEnd;
+        cols.close[i] = v.close;
+        cols.ready[i] = v.ready ? 1 : 0;
+        cols.values[i] = v.values[0] ?? Number.NaN;
+        cols.values[cols.capacity + i] = v.values[1] ?? Number.NaN;
+      }
+      await store.writeColumns(s, cols); // an empty table: the direct path
+      const want = [...vs.slice(0, 3), ...vs.slice(3)];
+      const got = async () => [
+        ...(await store.history(s, 'BTC/USD', 0, T + 180_000)),
+        ...(await store.history(s, 'ETH/USD', 0, T + 180_000)),
+      ];
+      assert.deepEqual(await got(), want);
+      assert.equal((await store.online(s, 'BTC/USD'))!.vector.windowEnd, T + 120_000);
+      cols.values[0] = 42; // the same rows again, one changed: the upsert path
+      await store.writeColumns(s, cols);
+      assert.equal(await store.count(s), 5);
+      assert.equal((await store.asOf(s, 'BTC/USD', T))!.values[0], 42);
     } finally {
       await store.close();
     }

@@ -3,6 +3,7 @@ import { n } from '../../app/progress.ts';
 import { candleFiles, readOhlcv } from '../../candles/ohlcv-files.ts';
 import { UsageError } from '../../core/errors.ts';
 import { refuseOverwritingInput } from '../../core/files.ts';
+import { backfillFeatures } from '../../features/backfill.ts';
 import { FeatureCsvWriter } from '../../features/csv.ts';
 import { toRecord } from '../../features/feature-service.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
@@ -55,44 +56,70 @@ export async function features(opts: {
     if (rejects <= 10) process.stderr.write(`rejected ${where}: ${reason}\n`);
   };
   const started = performance.now();
+  let resets = 0;
+  let nonFinite = 0;
   try {
-    for (const [fileIndex, file] of files.entries()) {
-      for await (const batch of readOhlcv(file, { pair: opts.pair })) {
-        for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
-        const out = [];
-        for (const c of batch.candles) {
-          const bad = engine.problem(c);
-          if (bad !== undefined) {
-            reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, bad);
-            continue;
+    if (store !== undefined && writer === undefined) {
+      // Store only: the column path (the same engine and rows, no object per row: src/features/backfill.ts).
+      const stats = await backfillFeatures({
+        files,
+        store,
+        exchange: opts.exchange,
+        pair: opts.pair,
+        onReject: reject,
+        onFile: (fileIndex, s) => {
+          if (files.length > 1)
+            bar.update(fileIndex + 1, {
+              rows: s.rows.toLocaleString('en-US'),
+              ready: s.ready.toLocaleString('en-US'),
+            });
+        },
+      });
+      rows = stats.rows;
+      ready = stats.ready;
+      resets = stats.resets;
+      nonFinite = stats.nonFinite;
+    } else {
+      for (const [fileIndex, file] of files.entries()) {
+        for await (const batch of readOhlcv(file, { pair: opts.pair })) {
+          for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
+          const out = [];
+          for (const c of batch.candles) {
+            const bad = engine.problem(c);
+            if (bad !== undefined) {
+              reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, bad);
+              continue;
+            }
+            try {
+              const v = engine.update(c);
+              // Point in time: the news of the candle's base coin, as available at the candle's close.
+              if (news) v.values.push(...news.at(v.pair.split('/')[0]!, v.windowEnd));
+              if (v.ready) ready++;
+              out.push(v);
+            } catch (err) {
+              reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, (err as Error).message);
+            }
           }
-          try {
-            const v = engine.update(c);
-            // Point in time: the news of the candle's base coin, as available at the candle's close.
-            if (news) v.values.push(...news.at(v.pair.split('/')[0]!, v.windowEnd));
-            if (v.ready) ready++;
-            out.push(v);
-          } catch (err) {
-            reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, (err as Error).message);
+          rows += out.length;
+          await writer?.write(out);
+          // Idempotent upserts: re-running a backfill over the same candles changes nothing. Written in
+          // large batches: per-write costs (transaction, upsert, online update) are paid per 50,000 rows.
+          if (store) {
+            for (const v of out) pending.push(toRecord(opts.exchange, v));
+            if (pending.length >= 50_000) await store.write(TECHNICAL_SET, pending.splice(0));
           }
         }
-        rows += out.length;
-        await writer?.write(out);
-        // Idempotent upserts: re-running a backfill over the same candles changes nothing. Written in
-        // large batches: per-write costs (transaction, upsert, online update) are paid per 50,000 rows.
-        if (store) {
-          for (const v of out) pending.push(toRecord(opts.exchange, v));
-          if (pending.length >= 50_000) await store.write(TECHNICAL_SET, pending.splice(0));
-        }
+        if (files.length > 1)
+          bar.update(fileIndex + 1, {
+            rows: rows.toLocaleString('en-US'),
+            ready: ready.toLocaleString('en-US'),
+          });
       }
-      if (files.length > 1)
-        bar.update(fileIndex + 1, {
-          rows: rows.toLocaleString('en-US'),
-          ready: ready.toLocaleString('en-US'),
-        });
+      if (store) await store.write(TECHNICAL_SET, pending.splice(0));
+      await writer?.close();
+      resets = engine.resets;
+      nonFinite = engine.nonFinite;
     }
-    if (store) await store.write(TECHNICAL_SET, pending.splice(0));
-    await writer?.close();
   } catch (err) {
     await writer?.abort();
     throw err;
@@ -103,8 +130,8 @@ export async function features(opts: {
   const where = [opts.output, opts.store].filter(Boolean).join(' and ');
   process.stderr.write(
     `${n(rows)} feature rows (${n(ready)} ready) into ${where} in ${((performance.now() - started) / 1000).toFixed(1)} s` +
-      `${engine.resets ? `; ${n(engine.resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}` +
-      `${engine.nonFinite ? `; ${n(engine.nonFinite)} vectors with a non-finite value left not ready` : ''}\n`,
+      `${resets ? `; ${n(resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}` +
+      `${nonFinite ? `; ${n(nonFinite)} vectors with a non-finite value left not ready` : ''}\n`,
   );
   if (rows === 0) process.exitCode = 1;
 }

@@ -1,10 +1,13 @@
 import { type DuckDBConnection, DuckDBDataChunkWriter } from '@duckdb/node-api';
 import { type DuckDbSession, openDuckDb } from '../../core/duckdb.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
+import { DuckDbColumnSource } from './duckdb-columns.ts';
 import {
+  type FeatureColumns,
   type FeatureSetDefinition,
   type FeatureStore,
   latestReadyPerPair,
+  latestReadyRowPerPair,
   type OnlineVector,
   tableName,
   vectorFromRow,
@@ -127,6 +130,72 @@ export class DuckDbFeatureStore implements FeatureStore {
       await this.conn.run(`DELETE FROM ${t}_staging`);
       throw err;
     }
+  }
+
+  async writeColumns(set: FeatureSetDefinition, rows: FeatureColumns): Promise<void> {
+    return this.serial(() => this._writeColumns(set, rows));
+  }
+
+  private readonly sources = new Map<string, DuckDbColumnSource>();
+
+  private async _writeColumns(set: FeatureSetDefinition, rows: FeatureColumns): Promise<void> {
+    if (rows.length === 0) return;
+    await this._migrate(set);
+    const t = tableName(set);
+    let src = this.sources.get(t);
+    if (src === undefined) {
+      src = DuckDbColumnSource.register(this.conn, set);
+      this.sources.set(t, src);
+    }
+    // As `write`: rows all newer than the table's go straight in (one INSERT, one transaction); otherwise staged
+    // and upserted.
+    const fresh = await this.allNewerRows(t, rows);
+    await this.conn.run('BEGIN TRANSACTION');
+    try {
+      if (fresh) await src.insert(this.conn, rows, t);
+      else {
+        await src.insert(this.conn, rows, `${t}_staging`);
+        await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
+        await this.conn.run(`DELETE FROM ${t}_staging`);
+      }
+      for (const v of latestReadyRowPerPair(set, rows)) {
+        await this.conn.run(
+          `INSERT OR REPLACE INTO ${t}_online SELECT * FROM ${t} WHERE pair = $1 AND window_end = $2
+           AND NOT EXISTS (SELECT 1 FROM ${t}_online o WHERE o.pair = $1 AND o.window_end > $2)`,
+          [v.pair, BigInt(v.windowEnd)],
+        );
+      }
+      await this.conn.run('COMMIT');
+    } catch (err) {
+      await this.conn.run('ROLLBACK');
+      await this.conn.run(`DELETE FROM ${t}_staging`);
+      // What this store remembers of the table may be ahead of it now: read it again next time.
+      this.maxEnd.delete(t);
+      throw err;
+    }
+  }
+
+  private async allNewerRows(t: string, rows: FeatureColumns): Promise<boolean> {
+    let last = this.maxEnd.get(t);
+    if (last === undefined) {
+      const r = await this.conn.runAndReadAll(`SELECT pair, max(window_end) AS w FROM ${t} GROUP BY pair`);
+      last = new Map(r.getRowObjects().map((x) => [String(x.pair), Number(x.w)]));
+      this.maxEnd.set(t, last);
+    }
+    const seen = new Map<string, number>();
+    let fresh = true;
+    for (let i = 0; i < rows.length && fresh; i++) {
+      const pair = rows.pair[i]!;
+      const floor = seen.get(pair) ?? last.get(pair) ?? Number.NEGATIVE_INFINITY;
+      if (rows.windowEnd[i]! <= floor) fresh = false;
+      seen.set(pair, rows.windowEnd[i]!);
+    }
+    for (let i = 0; i < rows.length; i++) {
+      const pair = rows.pair[i]!;
+      if (rows.windowEnd[i]! > (last.get(pair) ?? Number.NEGATIVE_INFINITY))
+        last.set(pair, rows.windowEnd[i]!);
+    }
+    return fresh;
   }
 
   /** Latest windowEnd per pair per table, kept in memory after a first read. */

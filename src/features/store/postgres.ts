@@ -1,10 +1,13 @@
 import pg from 'pg';
 import { permanentPostgresError, untilAvailable } from '../../core/dependency.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
+import { copyColumns } from './postgres-copy.ts';
 import {
+  type FeatureColumns,
   type FeatureSetDefinition,
   type FeatureStore,
   latestReadyPerPair,
+  latestReadyRowPerPair,
   type OnlineVector,
   tableName,
   vectorFromRow,
@@ -114,26 +117,111 @@ export class PostgresFeatureStore implements FeatureStore {
           params,
         );
       }
-      // Online: each pair's latest ready vector of this write (found here, a handful of rows), only if it is not
-      // older than the stored one.
-      const latest = latestReadyPerPair(vectors);
-      if (latest.length > 0) {
-        const params: unknown[][] = [
-          latest.map((v) => v.pair),
-          latest.map((v) => String(v.windowEnd)),
-          latest.map((v) => String(v.windowStart)),
-          latest.map((v) => v.exchange),
-          latest.map((v) => v.close),
-          latest.map((v) => v.ready),
-          ...set.columns.map((_, k) => latest.map((v) => v.values[k] ?? null)),
-        ];
+      await this.upsertOnline(client, set, latestReadyPerPair(vectors));
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Each pair's latest ready vector of a write, into the online table unless that holds a newer one. */
+  private async upsertOnline(
+    client: pg.PoolClient,
+    set: FeatureSetDefinition,
+    latest: readonly FeatureVectorRecord[],
+  ): Promise<void> {
+    if (latest.length === 0) return;
+    const t = tableName(set);
+    const names = [
+      'pair',
+      'window_end',
+      'window_start',
+      'exchange',
+      'close',
+      'ready',
+      ...set.columns.map((c) => `"${c}"`),
+    ];
+    const types = [
+      'text[]',
+      'bigint[]',
+      'bigint[]',
+      'text[]',
+      'float8[]',
+      'bool[]',
+      ...set.columns.map(() => 'float8[]'),
+    ];
+    const unnest = `SELECT * FROM unnest(${types.map((ty, i) => `$${i + 1}::${ty}`).join(', ')})`;
+    const update = names
+      .slice(2)
+      .map((n) => `${n} = EXCLUDED.${n}`)
+      .join(', ');
+    const params: unknown[][] = [
+      latest.map((v) => v.pair),
+      latest.map((v) => String(v.windowEnd)),
+      latest.map((v) => String(v.windowStart)),
+      latest.map((v) => v.exchange),
+      latest.map((v) => v.close),
+      latest.map((v) => v.ready),
+      ...set.columns.map((_, k) => latest.map((v) => v.values[k] ?? null)),
+    ];
+    await client.query(
+      `INSERT INTO ${t}_online (${names.join(', ')}) ${unnest}
+       ON CONFLICT (pair) DO UPDATE SET window_end = EXCLUDED.window_end, ${update}
+       WHERE ${t}_online.window_end <= EXCLUDED.window_end`,
+      params,
+    );
+  }
+
+  /**
+   * Column batches by binary COPY: straight into the table when every row is newer than what it holds for its pair
+   * (a backfill), otherwise into a temporary table and upserted from there. Online as `write`.
+   */
+  async writeColumns(set: FeatureSetDefinition, rows: FeatureColumns): Promise<void> {
+    if (rows.length === 0) return;
+    await this.migrate(set);
+    const t = tableName(set);
+    const names = [
+      'pair',
+      'window_end',
+      'window_start',
+      'exchange',
+      'close',
+      'ready',
+      ...set.columns.map((c) => `"${c}"`),
+    ];
+    const update = names
+      .slice(2)
+      .map((n) => `${n} = EXCLUDED.${n}`)
+      .join(', ');
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const pairs = [...new Set(rows.pair.slice(0, rows.length))];
+      const r = await client.query(
+        `SELECT pair, max(window_end) AS w FROM ${t} WHERE pair = ANY($1::text[]) GROUP BY pair`,
+        [pairs],
+      );
+      const last = new Map(r.rows.map((x) => [String(x.pair), Number(x.w)]));
+      const seen = new Map<string, number>();
+      let fresh = true;
+      for (let i = 0; i < rows.length && fresh; i++) {
+        const floor = seen.get(rows.pair[i]!) ?? last.get(rows.pair[i]!) ?? Number.NEGATIVE_INFINITY;
+        if (rows.windowEnd[i]! <= floor) fresh = false;
+        seen.set(rows.pair[i]!, rows.windowEnd[i]!);
+      }
+      if (fresh) await copyColumns(client, t, names, rows);
+      else {
+        await client.query(`CREATE TEMP TABLE IF NOT EXISTS ${t}_copy (LIKE ${t}) ON COMMIT DELETE ROWS`);
+        await copyColumns(client, `${t}_copy`, names, rows);
         await client.query(
-          `INSERT INTO ${t}_online (${names.join(', ')}) ${unnest}
-           ON CONFLICT (pair) DO UPDATE SET window_end = EXCLUDED.window_end, ${update}
-           WHERE ${t}_online.window_end <= EXCLUDED.window_end`,
-          params,
+          `INSERT INTO ${t} (${names.join(', ')}) SELECT ${names.join(', ')} FROM ${t}_copy
+           ON CONFLICT (pair, window_end) DO UPDATE SET ${update}`,
         );
       }
+      await this.upsertOnline(client, set, latestReadyRowPerPair(set, rows));
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});

@@ -31,6 +31,8 @@ export interface FeatureStore {
   migrate(set: FeatureSetDefinition): Promise<void>;
   /** Upserts vectors (offline) and advances the online vector of each pair to its latest ready one. */
   write(set: FeatureSetDefinition, vectors: readonly FeatureVectorRecord[]): Promise<void>;
+  /** `write` for a backfill's batch in columns: the same rows, without an object per row on the way. */
+  writeColumns(set: FeatureSetDefinition, rows: FeatureColumns): Promise<void>;
   /** The latest vector of `pair` with windowEnd ≤ `ts` (ready or not), or undefined. */
   asOf(set: FeatureSetDefinition, pair: string, ts: number): Promise<FeatureVectorRecord | undefined>;
   /** For each timestamp, the latest vector with windowEnd ≤ it (an ASOF join), in the input order. */
@@ -51,6 +53,71 @@ export interface FeatureStore {
   latest(set: FeatureSetDefinition): Promise<Map<string, number>>;
   count(set: FeatureSetDefinition): Promise<number>;
   close(): Promise<void>;
+}
+
+/**
+ * Feature rows in columns, as a backfill computes them (`TechnicalFeatures.updateInto`): row i < `length` has
+ * `pair[i]`, `windowStart[i]`, …, and the value of column k at `values[k · capacity + i]` (NaN = empty).
+ */
+export interface FeatureColumns {
+  exchange: string;
+  length: number;
+  capacity: number;
+  pair: string[];
+  windowStart: Float64Array;
+  windowEnd: Float64Array;
+  close: Float64Array;
+  ready: Uint8Array;
+  values: Float64Array;
+}
+
+export function newFeatureColumns(exchange: string, columns: number, capacity: number): FeatureColumns {
+  return {
+    exchange,
+    length: 0,
+    capacity,
+    pair: new Array<string>(capacity),
+    windowStart: new Float64Array(capacity),
+    windowEnd: new Float64Array(capacity),
+    close: new Float64Array(capacity),
+    ready: new Uint8Array(capacity),
+    values: new Float64Array(columns * capacity),
+  };
+}
+
+/** Row i of a column batch as a vector record (for the few rows a store handles one by one). */
+export function recordOfRow(set: FeatureSetDefinition, rows: FeatureColumns, i: number): FeatureVectorRecord {
+  const values: (number | null)[] = new Array(set.columns.length);
+  for (let k = 0; k < set.columns.length; k++) {
+    const x = rows.values[k * rows.capacity + i]!;
+    values[k] = Number.isNaN(x) ? null : x;
+  }
+  return {
+    v: 1,
+    featureSet: set.name,
+    featureSetVersion: set.version,
+    exchange: rows.exchange,
+    pair: rows.pair[i]!,
+    windowStart: rows.windowStart[i]!,
+    windowEnd: rows.windowEnd[i]!,
+    close: rows.close[i]!,
+    ready: rows.ready[i] === 1,
+    values,
+  };
+}
+
+/** The latest ready row of each pair in a column batch, as records: what may become the online vector. */
+export function latestReadyRowPerPair(
+  set: FeatureSetDefinition,
+  rows: FeatureColumns,
+): FeatureVectorRecord[] {
+  const best = new Map<string, number>();
+  for (let i = 0; i < rows.length; i++) {
+    if (rows.ready[i] !== 1) continue;
+    const b = best.get(rows.pair[i]!);
+    if (b === undefined || rows.windowEnd[i]! > rows.windowEnd[b]!) best.set(rows.pair[i]!, i);
+  }
+  return [...best.values()].map((i) => recordOfRow(set, rows, i));
 }
 
 /** Table names are derived from the set's name and version; both are checked so SQL stays safe. */

@@ -281,3 +281,73 @@ describe('XgbModel: unsupported or malformed models are refused by name', () => 
     refuses(short, /3 nodes but 1 dleft/);
   });
 });
+
+describe('XgbModel: the compiled trees = the node-table walk', () => {
+  /** A random tree (breadth-first node ids, as XGBoost numbers them) over `k` features, conditions from `pool`. */
+  const randomTree = (rnd: () => number, k: number, pool: number[], depth: number) => {
+    const left: number[] = [];
+    const right: number[] = [];
+    const split: number[] = [];
+    const cond: number[] = [];
+    const dl: number[] = [];
+    const queue: number[] = [0];
+    left.push(-1);
+    right.push(-1);
+    split.push(0);
+    cond.push(0);
+    dl.push(0);
+    const level = [0];
+    while (queue.length > 0) {
+      const n = queue.shift()!;
+      if (level[n]! < depth && rnd() < 0.8) {
+        const l = left.length;
+        for (let c = 0; c < 2; c++) {
+          left.push(-1);
+          right.push(-1);
+          split.push(0);
+          cond.push(0);
+          dl.push(0);
+          level.push(level[n]! + 1);
+          queue.push(l + c);
+        }
+        left[n] = l;
+        right[n] = l + 1;
+        split[n] = Math.floor(rnd() * k);
+        cond[n] = pool[Math.floor(rnd() * pool.length)]!;
+        dl[n] = rnd() < 0.5 ? 1 : 0;
+      } else cond[n] = Math.fround((rnd() - 0.5) * 10);
+    }
+    return tree({ left, right, split, cond, defaultLeft: dl });
+  };
+
+  it('gives the same float32 sums, bit for bit, NaN and boundary values included (random models)', () => {
+    let seed = 7;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const pool = [-0, 0, 1, -1, 0.1, Math.fround(0.1), 1e-30, -3.5, 1e30, 2.5, Math.fround(1 / 3)];
+    for (let m = 0; m < 30; m++) {
+      const k = 1 + Math.floor(rnd() * 5);
+      const trees = Array.from({ length: 1 + Math.floor(rnd() * 25) }, (_, i) => ({
+        ...randomTree(rnd, k, pool, 1 + Math.floor(rnd() * 6)),
+        id: i,
+      }));
+      const doc = model(trees, { numFeature: k, base: `[${Math.fround(rnd() - 0.5)}]` });
+      for (const t of doc.learner.gradient_booster.model.trees) t.tree_param.num_feature = String(k);
+      const xgb = XgbModel.fromJson(doc);
+      const rows = 200;
+      const X = new Float32Array(rows * k);
+      for (let i = 0; i < X.length; i++) {
+        const u = rnd();
+        X[i] = u < 0.15 ? Number.NaN : u < 0.5 ? pool[Math.floor(rnd() * pool.length)]! : (rnd() - 0.5) * 8;
+      }
+      const batch = xgb.predictBatch(X, rows);
+      for (let r = 0; r < rows; r++) {
+        const want = xgb.evaluateTable(X, r * k);
+        assert.ok(Object.is(batch[r], want), `model ${m} row ${r}: ${batch[r]} ≠ ${want}`);
+        assert.ok(Object.is(xgb.predict(X.subarray(r * k, (r + 1) * k)), want));
+      }
+    }
+  });
+});
