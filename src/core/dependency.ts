@@ -71,10 +71,12 @@ export async function untilAvailable<T>(
 }
 
 /**
- * PostgreSQL errors that waiting does not mend: refused credentials, a database or role that does not exist,
- * insufficient privilege. Connection refused, a server starting or shutting down, a timeout: wait.
+ * PostgreSQL errors that waiting does not mend: a refused password, insufficient privilege. Connection refused, a
+ * server starting or shutting down, a timeout: wait — and so for a role or database that does not exist yet, since
+ * whoever provisions the server (an operator, an init script) creates them after it accepts connections; the wait
+ * shows the reason on /ready meanwhile.
  */
 export function permanentPostgresError(err: unknown): boolean {
   const code = (err as { code?: string }).code;
-  return code === '28P01' || code === '28000' || code === '3D000' || code === '42501';
+  return code === '28P01' || code === '42501';
 }

@@ -237,7 +237,11 @@ describe('services survive their dependencies', () => {
         () => writer.ready(),
         (r) => r.status === 200,
         { timeoutMs: 120_000 },
-      );
+      ).catch((err) => {
+        throw new Error(
+          `${(err as Error).message}; exit ${writer.c.exitCode}; its log:\n${writer.stderr().slice(-3000)}`,
+        );
+      });
       const store = await PostgresFeatureStore.open(storeUrl);
       try {
         const rows = await waitFor(

@@ -206,7 +206,10 @@ describe('container images', () => {
       assert.match(help.stdout, /Usage: cryptocast/);
       const svc = cli(['service', '--help']);
       assert.equal(svc.status, 0, svc.stderr);
-      assert.match(svc.stdout, /--bus <url>/);
+      assert.match(svc.stdout, /index-sink/);
+      const candles = cli(['service', 'candles', '--help']);
+      assert.equal(candles.status, 0, candles.stderr);
+      assert.match(candles.stdout, /--bus <url>/);
       const schemas = cli(['schemas']);
       assert.equal(schemas.status, 0, schemas.stderr);
       assert.equal(JSON.parse(schemas.stdout).asyncapi, '3.0.0');

@@ -114,22 +114,27 @@ export function podSpec(o: K8sObject): Loose {
   return undefined;
 }
 
-let serviceHelp: string | undefined;
+const serviceHelp = new Map<string, string>();
 
-/** The long flags `cryptocast service --help` lists. */
-export function serviceFlags(): Set<string> {
-  serviceHelp ??= run(process.execPath, [
-    '--disable-warning=ExperimentalWarning',
-    join(ROOT, 'src/cli/main.ts'),
-    'service',
-    '--help',
-  ]).stdout;
-  return new Set([...serviceHelp.matchAll(/(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]!));
+/** The long flags `cryptocast service <stage> --help` lists: each stage has only its own. */
+export function serviceFlags(stage: string): Set<string> {
+  let help = serviceHelp.get(stage);
+  if (help === undefined) {
+    help = run(process.execPath, [
+      '--disable-warning=ExperimentalWarning',
+      join(ROOT, 'src/cli/main.ts'),
+      'service',
+      stage,
+      '--help',
+    ]).stdout;
+    serviceHelp.set(stage, help);
+  }
+  return new Set([...help.matchAll(/(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]!));
 }
 
-/** The flags of a `service <name> …` argument list that the CLI does not know. */
+/** The flags of a `service <name> …` argument list that stage of the CLI does not know. */
 export function unknownServiceFlags(args: readonly string[]): string[] {
-  const known = serviceFlags();
+  const known = serviceFlags(args[1] ?? '');
   return args
     .filter((a) => a.startsWith('--'))
     .map((a) => a.split('=')[0]!)

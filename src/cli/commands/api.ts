@@ -5,6 +5,7 @@ import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference/store/open.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
@@ -64,8 +65,7 @@ export async function apiService(opts: {
       log.info({ service: 'api', signal }, 'stopping');
       resolve();
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    onStopSignal(stop);
   });
   await api.close();
   await registry.close();

@@ -3,6 +3,7 @@ import { secret, setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { IndexSink } from '../../sinks/index-sink.ts';
 import { OpenSearchIndex } from '../../sinks/opensearch.ts';
@@ -53,8 +54,7 @@ export async function indexSinkService(opts: {
     log.info({ service: 'index-sink', signal }, 'stopping');
     abort.abort();
   };
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  onStopSignal(shutdown);
   try {
     const started = sink.start();
     // A stop during the set-up (OpenSearch unreachable from the start) ends the retries too.

@@ -5,6 +5,7 @@ import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import { DEFAULT_PREDICTIONS_STORE } from '../../inference/store/open.ts';
 import { AlertDelivery } from '../../monitoring/alerts/delivery.ts';
 import { AlertEngine } from '../../monitoring/alerts/engine.ts';
@@ -35,8 +36,7 @@ export async function monitorService(opts: {
   const busUrl = loadStreamConfig({ bus: opts.bus }).bus;
   const storeUrl = opts.store ?? setting('CRYPTOCAST_STORE') ?? DEFAULT_PREDICTIONS_STORE;
   const abort = new AbortController();
-  process.once('SIGINT', () => abort.abort());
-  process.once('SIGTERM', () => abort.abort());
+  onStopSignal(() => abort.abort());
   // Rules are checked before anything opens: a bad file fails at start with its line and the fix.
   const rules = opts.alertRules ? loadRules(opts.alertRules) : defaultRules();
   const channels = channelsFromEnv();

@@ -3,6 +3,7 @@ import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import { ChampionHolder } from '../../inference/model-holder.ts';
 import { DEFAULT_MAX_STALENESS_MS } from '../../inference/predictor.ts';
 import { PredictorService } from '../../inference/predictor-service.ts';
@@ -57,8 +58,7 @@ export async function predictorService(opts: {
     log.info({ service: 'predictor', signal }, 'stopping');
     abort.abort();
   };
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  onStopSignal(shutdown);
 
   const registry = await openRegistry(registryUrl);
   const store = await openPredictionsStore(storeUrl);

@@ -8,6 +8,7 @@ import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
 import { DEFAULT_KLINE_SYMBOLS, klineFolders, recordedNewsFile } from '../../data/locations.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
@@ -101,8 +102,7 @@ export async function run(
       });
   const bus = new MeteredBus(new InProcessBus());
   const abort = new AbortController();
-  process.once('SIGINT', () => abort.abort());
-  process.once('SIGTERM', () => abort.abort());
+  onStopSignal(() => abort.abort());
   const started = performance.now();
   const printCandle = (c: Candle) =>
     status.print(

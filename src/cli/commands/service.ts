@@ -6,6 +6,7 @@ import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { startMetricsServer } from '../../core/metrics-server.ts';
 import { markStarted, readiness } from '../../core/readiness.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import { FeatureService } from '../../features/feature-service.ts';
 import { FeatureWriter } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
@@ -107,8 +108,7 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
     log.info({ service: name, signal }, 'stopping');
     abort.abort();
   };
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  onStopSignal(shutdown);
 
   if (name === 'news') {
     const svc = new NewsService(bus);

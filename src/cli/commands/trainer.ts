@@ -3,6 +3,7 @@ import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { checkDataset } from '../../training/dataset.ts';
@@ -106,8 +107,7 @@ export async function trainerService(opts: {
     svc.requestNow('SIGHUP');
   });
   await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+    onStopSignal(() => resolve());
   });
   log.info({ service: 'trainer' }, 'stopping (a run in progress is finished first)');
   await svc.stop();
