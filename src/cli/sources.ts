@@ -49,7 +49,10 @@ export function replayFiles(data: string | undefined): string[] {
     for (const f of files)
       if (!existsSync(f))
         throw new UsageError(
-          `default recording not found: ${f} (pass --data PATH or set CRYPTOCAST_SHARED_DATA)`,
+          `the default trade recordings are not here (${f})`,
+          'without the recordings: ./bin/cryptocast data fetch, then ./bin/cryptocast run --replay 2023-02 ' +
+            '(Binance 1-minute klines from the public archive); or go live: ./bin/cryptocast run --source live; ' +
+            'or replay trade files of your own: --data PATH (or set CRYPTOCAST_SHARED_DATA to the recordings)',
         );
     return files;
   }

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setting } from '../config/env.ts';
 
@@ -42,4 +42,30 @@ export function klineFolders(symbol: string): string[] {
 export function recordedNewsFile(): string | undefined {
   const f = join(sharedDataDir(), 'crypto-news-sentiment', 'news', 'cryptonews_2021-10_2022-07.csv.gz');
   return existsSync(f) ? f : undefined;
+}
+
+/**
+ * The last two days of 1-minute klines `data fetch` downloaded (BTCUSDT's, daily or monthly files), as a `--replay`
+ * range: what `cryptocast run` plays when the trade recordings are not there. Undefined when nothing was fetched.
+ */
+export function latestFetchedReplay(): string | undefined {
+  let last: string | undefined;
+  for (const period of ['daily', 'monthly'] as const) {
+    const dir = join(fetchedDataDir(), archiveKlinesPath(DEFAULT_KLINE_SYMBOLS[0], period));
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir)) {
+      const m = /-1m-(\d{4}-\d{2})(-\d{2})?\.zip$/.exec(f);
+      if (!m) continue;
+      // A month's file ends on its last day.
+      const day = m[2]
+        ? `${m[1]}${m[2]}`
+        : new Date(Date.UTC(Number(m[1]!.slice(0, 4)), Number(m[1]!.slice(5, 7)), 0))
+            .toISOString()
+            .slice(0, 10);
+      if (last === undefined || day > last) last = day;
+    }
+  }
+  if (last === undefined) return undefined;
+  const before = new Date(Date.parse(`${last}T00:00:00Z`) - 86_400_000).toISOString().slice(0, 10);
+  return `${before}..${last}`;
 }

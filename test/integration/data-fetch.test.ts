@@ -69,8 +69,9 @@ async function startArchive(): Promise<Archive> {
       ...(m ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
     });
     if (fault === 'cut') {
-      // Half the file, then the connection drops.
-      res.write(part.subarray(0, Math.floor(part.length / 2)), () => res.socket?.destroy());
+      // Half the file, then the connection ends, once those bytes are sent (destroy() could drop them unsent, and the
+      // client would then rightly start over instead of resuming).
+      res.write(part.subarray(0, Math.floor(part.length / 2)), () => res.socket?.end());
       return;
     }
     res.end(part);
@@ -246,6 +247,29 @@ describe('cryptocast data fetch against a local Binance archive', { skip: !exist
       assert.equal(done.replayedCandles, 1440);
       assert.deepEqual(done.missingSymbols, ['ETHUSDT']);
       assert.match(run.stderr(), /no klines of ETHUSDT for this range/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  test('run without the trade recordings replays the last two days that were fetched', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'cc-noshared-'));
+    try {
+      const run = runCli(
+        ['run', '--no-news', '--port', '0', '--store', `duckdb:${join(empty, 'store.duckdb')}`, '--json'],
+        {
+          CRYPTOCAST_SHARED_DATA: empty,
+          CRYPTOCAST_DATA_DIR: dir,
+          CRYPTOCAST_REGISTRY: join(empty, 'registry'),
+          CRYPTOCAST_LOG_LEVEL: 'warn',
+        },
+      );
+      const done = await run.waitFor((e) => e.event === 'done', 240_000);
+      assert.equal(await run.exited, 0, run.stderr());
+      // May 2022 and the first day of June were fetched (BTC only): the last two days of them.
+      assert.equal(done.replayedCandles, 2 * 1440);
+      assert.equal(done.featureRows, 2 * 1440);
+      assert.match(run.stderr(), /the trade recordings are not here: replaying .* 2022-05-31\.\.2022-06-01/);
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { type RunningApi, startApi } from '../../api/api-service.ts';
 import { apiOptionsFromEnv } from '../../api/server.ts';
 import { type CandleReplayStats, replayCandles, replayRange } from '../../app/candle-replay.ts';
@@ -10,7 +11,12 @@ import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
-import { DEFAULT_KLINE_SYMBOLS, klineFolders, recordedNewsFile } from '../../data/locations.ts';
+import {
+  DEFAULT_KLINE_SYMBOLS,
+  klineFolders,
+  latestFetchedReplay,
+  recordedNewsFile,
+} from '../../data/locations.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { ChampionHolder } from '../../inference/model-holder.ts';
@@ -32,7 +38,7 @@ import { sentimentCacheFile } from '../../sentiment/scorer.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { parsePort } from '../flags.ts';
-import { buildSources, parseSpeed, type SourceFlags } from '../sources.ts';
+import { buildSources, defaultReplayFiles, parseSpeed, type SourceFlags } from '../sources.ts';
 
 /**
  * `cryptocast run`: the whole system in one process on the embedded default (in-process bus): trades → candles →
@@ -79,8 +85,18 @@ export async function run(
     latePolicy: opts.latePolicy,
     maxPriceFactor: opts.maxPriceFactor,
   });
-  const candleRange = opts.replay === undefined ? undefined : replayRange(opts.replay);
-  if (candleRange && (opts.source === 'live' || opts.data !== undefined))
+  // Without the trade recordings (a clone from the public repository), the default replay is the klines `data fetch`
+  // downloaded (setup fetches them for the default model).
+  const fallback =
+    opts.replay === undefined &&
+    opts.source !== 'live' &&
+    opts.data === undefined &&
+    !defaultReplayFiles().every((f) => existsSync(f))
+      ? latestFetchedReplay()
+      : undefined;
+  const replayText = opts.replay ?? fallback;
+  const candleRange = replayText === undefined ? undefined : replayRange(replayText);
+  if (opts.replay !== undefined && (opts.source === 'live' || opts.data !== undefined))
     throw new UsageError(
       '--replay plays recorded 1-minute klines: it does not go with --source live or --data',
     );
@@ -93,6 +109,10 @@ export async function run(
   const speed = parseSpeed(opts.speed);
   // --json: stdout carries only JSON lines (progress of what is durably stored, then a summary); text goes to stderr.
   const status = new StatusLine(5_000, opts.json ? process.stderr : process.stdout);
+  if (fallback)
+    status.print(
+      `the trade recordings are not here: replaying the Binance 1-minute klines of ${fallback} that data fetch downloaded (--replay ${fallback})`,
+    );
   let replay: ReplayProgress | undefined;
   let candleReplay: Readonly<CandleReplayStats> | undefined;
   const sources = candleRange
@@ -178,7 +198,7 @@ export async function run(
       signal: newsAbort.signal,
     });
     status.print(
-      `news: ${opts.source === 'live' ? 'live feeds' : recordedNews ? 'the recorded news of the replayed months' : 'none recorded for these trades (try --replay 2022-05)'}` +
+      `news: ${opts.source === 'live' ? 'live feeds' : recordedNews ? 'the recorded news of the replayed months (2021-10 → 2022-07 recorded)' : candleRange ? 'no news recording here' : 'none recorded for these trades (try --replay 2022-05)'}` +
         ` · sentiment by ${news.backend}${news.note ? ` (${news.note})` : ''}; items waiting over ${newsMaxLagMs / 1000} s are scored by the lexicon`,
     );
   }
