@@ -32,11 +32,11 @@ if (cold) {
 const log = createWriteStream(join(work, 'first-run.log'));
 
 /** Runs a shell command in the clone, its output into the log; resolves with the wall time in seconds. */
-function timed(label: string, command: string): Promise<number> {
+function timed(label: string, command: string, cwd = clone): Promise<number> {
   process.stdout.write(`${label} …\n`);
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const p = spawn('bash', ['-c', command], { cwd: clone, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('bash', ['-c', command], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     p.stdout.pipe(log, { end: false });
     p.stderr.pipe(log, { end: false });
     p.on('error', reject);
@@ -92,7 +92,11 @@ function run(): Promise<{
 }
 
 const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-const cloneS = await timed('git clone', `git clone --quiet ${JSON.stringify(ROOT)} ${JSON.stringify(clone)}`);
+const cloneS = await timed(
+  'git clone',
+  `git clone --quiet ${JSON.stringify(ROOT)} ${JSON.stringify(clone)}`,
+  work,
+);
 const setupS = await timed('bash scripts/setup.sh', 'bash scripts/setup.sh');
 const r = await run();
 const testS = withTests ? await timed('bash scripts/test.sh', 'bash scripts/test.sh') : undefined;
