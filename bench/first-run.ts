@@ -25,6 +25,9 @@ const env: NodeJS.ProcessEnv = { ...process.env };
 // The clone's own settings, not this shell's: a user's first run knows none of them.
 for (const k of Object.keys(env))
   if (k.startsWith('CRYPTOCAST_') && k !== 'CRYPTOCAST_SHARED_DATA') delete env[k];
+// The clone is not beside ../shared/data as this checkout is: point it there (the recordings a user of this
+// workspace has).
+env.CRYPTOCAST_SHARED_DATA ??= join(ROOT, '..', 'shared', 'data');
 if (cold) {
   env.npm_config_cache = join(work, 'npm-cache');
   env.PIP_CACHE_DIR = join(work, 'pip-cache');
