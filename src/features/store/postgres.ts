@@ -75,29 +75,7 @@ export class PostgresFeatureStore implements FeatureStore {
     if (vectors.length === 0) return;
     await this.migrate(set);
     const t = tableName(set);
-    const names = [
-      'pair',
-      'window_end',
-      'window_start',
-      'exchange',
-      'close',
-      'ready',
-      ...set.columns.map((c) => `"${c}"`),
-    ];
-    const types = [
-      'text[]',
-      'bigint[]',
-      'bigint[]',
-      'text[]',
-      'float8[]',
-      'bool[]',
-      ...set.columns.map(() => 'float8[]'),
-    ];
-    const unnest = `SELECT * FROM unnest(${types.map((ty, i) => `$${i + 1}::${ty}`).join(', ')})`;
-    const update = names
-      .slice(2)
-      .map((n) => `${n} = EXCLUDED.${n}`)
-      .join(', ');
+    const { names, unnest, update } = unnestUpsert(set);
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
@@ -135,29 +113,7 @@ export class PostgresFeatureStore implements FeatureStore {
   ): Promise<void> {
     if (latest.length === 0) return;
     const t = tableName(set);
-    const names = [
-      'pair',
-      'window_end',
-      'window_start',
-      'exchange',
-      'close',
-      'ready',
-      ...set.columns.map((c) => `"${c}"`),
-    ];
-    const types = [
-      'text[]',
-      'bigint[]',
-      'bigint[]',
-      'text[]',
-      'float8[]',
-      'bool[]',
-      ...set.columns.map(() => 'float8[]'),
-    ];
-    const unnest = `SELECT * FROM unnest(${types.map((ty, i) => `$${i + 1}::${ty}`).join(', ')})`;
-    const update = names
-      .slice(2)
-      .map((n) => `${n} = EXCLUDED.${n}`)
-      .join(', ');
+    const { names, unnest, update } = unnestUpsert(set);
     const params: unknown[][] = [
       latest.map((v) => v.pair),
       latest.map((v) => String(v.windowEnd)),
@@ -288,4 +244,35 @@ export class PostgresFeatureStore implements FeatureStore {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/**
+ * The parts of an upsert of feature rows sent as one array per column (`unnest`): the column names, the SELECT that
+ * turns the arrays into rows, and the SET clause that replaces every value but the key (pair, window_end).
+ */
+function unnestUpsert(set: FeatureSetDefinition): { names: string[]; unnest: string; update: string } {
+  const names = [
+    'pair',
+    'window_end',
+    'window_start',
+    'exchange',
+    'close',
+    'ready',
+    ...set.columns.map((c) => `"${c}"`),
+  ];
+  const types = [
+    'text[]',
+    'bigint[]',
+    'bigint[]',
+    'text[]',
+    'float8[]',
+    'bool[]',
+    ...set.columns.map(() => 'float8[]'),
+  ];
+  const unnest = `SELECT * FROM unnest(${types.map((ty, i) => `$${i + 1}::${ty}`).join(', ')})`;
+  const update = names
+    .slice(2)
+    .map((n) => `${n} = EXCLUDED.${n}`)
+    .join(', ');
+  return { names, unnest, update };
 }
