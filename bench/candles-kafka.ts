@@ -7,7 +7,7 @@
  * Needs the broker: bash scripts/kafka.sh start.
  */
 import { CandleService } from '../src/candles/candle-service.ts';
-import { KafkaBus } from '../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../src/runtime/kafka/bus.ts';
 import { topics } from '../src/schemas/topics.ts';
 import { fmt, peakRssMiB, recordBenchmark } from './report.ts';
 import { syntheticTradeChunks } from './synthetic.ts';

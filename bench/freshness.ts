@@ -17,7 +17,7 @@ import { PredictorService } from '../src/inference/predictor-service.ts';
 import { openPredictionsStore } from '../src/inference/store/open.ts';
 import type { Bus } from '../src/runtime/bus.ts';
 import { InProcessBus } from '../src/runtime/in-process-bus.ts';
-import { KafkaBus } from '../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../src/runtime/kafka/bus.ts';
 import { topics } from '../src/schemas/topics.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../src/training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../src/training/registry/registry.ts';

@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { KafkaBus } from '../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../src/runtime/kafka/bus.ts';
 import type { Prediction } from '../src/schemas/prediction.ts';
 import { topics } from '../src/schemas/topics.ts';
 import { IndexSink, PREDICTIONS_STREAM } from '../src/sinks/index-sink.ts';

@@ -32,7 +32,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { XgbModel } from '../src/inference/xgboost-model.ts';
-import { KafkaBus } from '../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../src/runtime/kafka/bus.ts';
 import { topics } from '../src/schemas/topics.ts';
 import { datasetFromCandles } from '../src/training/sources.ts';
 import { fmt, recordBenchmark } from './report.ts';

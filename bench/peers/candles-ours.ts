@@ -7,7 +7,7 @@
  */
 import { PerformanceObserver } from 'node:perf_hooks';
 import { CandleService } from '../../src/candles/candle-service.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 
 const [url, prefix, group, total] = process.argv.slice(2) as [string, string, string, string];
 let gcMs = 0;

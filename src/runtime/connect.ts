@@ -9,7 +9,7 @@ import { MeteredBus } from './metered-bus.ts';
 export async function connectBus(url: string): Promise<Bus> {
   if (url === 'memory') return new MeteredBus(new InProcessBus());
   if (url.startsWith('kafka://')) {
-    const { KafkaBus } = await import('./kafka-bus.ts');
+    const { KafkaBus } = await import('./kafka/bus.ts');
     return new MeteredBus(await KafkaBus.connect(url));
   }
   throw new Error(`unknown bus URL "${url}": use "memory" or kafka://host:port`);

@@ -6,7 +6,7 @@ import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
 import { candleCsvRow } from '../../src/candles/csv.ts';
 import { ReplaySource } from '../../src/ingestion/replay.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { BINANCE_CAPTURE } from '../support/data.ts';

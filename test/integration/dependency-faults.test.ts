@@ -8,7 +8,7 @@ import { TECHNICAL_SET } from '../../src/features/feature-writer.ts';
 import { PostgresFeatureStore } from '../../src/features/store/postgres.ts';
 import { ReplaySource } from '../../src/ingestion/replay.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { BINANCE_CAPTURE } from '../support/data.ts';

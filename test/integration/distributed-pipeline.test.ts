@@ -9,7 +9,7 @@ import { DuckDbFeatureStore } from '../../src/features/store/duckdb.ts';
 import { PostgresFeatureStore } from '../../src/features/store/postgres.ts';
 import { ReplaySource } from '../../src/ingestion/replay.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { BINANCE_CAPTURE } from '../support/data.ts';
 import {

@@ -9,7 +9,7 @@ import { featureCsvRow } from '../../src/features/csv.ts';
 import { FeatureService } from '../../src/features/feature-service.ts';
 import type { Bus } from '../../src/runtime/bus.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
 import { topics } from '../../src/schemas/topics.ts';

@@ -15,7 +15,7 @@ import { openPredictionsStore } from '../../src/inference/store/open.ts';
 import { MonitorService } from '../../src/monitoring/monitor-service.ts';
 import type { ErrorsStore } from '../../src/monitoring/store/errors-store.ts';
 import { openErrorsStore } from '../../src/monitoring/store/open.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
 import type { Prediction } from '../../src/schemas/prediction.ts';

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin, ConfigResourceTypes, Producer, stringSerializers } from '@platformatic/kafka';
 import { z } from 'zod';
 import { type Batch, type Delivered, partitionFor } from '../../src/runtime/bus.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import { defineTopic, type Topic } from '../../src/runtime/topic.ts';
 import { DLQ_MAX_PAYLOAD_CHARS } from '../../src/schemas/dlq.ts';
 import { topics } from '../../src/schemas/topics.ts';
@@ -447,7 +447,7 @@ describe('KafkaBus on a real Kafka broker', () => {
 
   it('a process that closes its bus exits by itself (no handle left open)', () => {
     const script = `
-      import { KafkaBus } from ${JSON.stringify(join(ROOT, 'src/runtime/kafka-bus.ts'))};
+      import { KafkaBus } from ${JSON.stringify(join(ROOT, 'src/runtime/kafka/bus.ts'))};
       import { topics } from ${JSON.stringify(join(ROOT, 'src/schemas/topics.ts'))};
       const bus = KafkaBus.connect(${JSON.stringify(URL)}, { topicPrefix: 'test.kb.exit.${randomBytes(4).toString('hex')}.' });
       await bus.publish(topics.dlq, [{ v: 1, service: 's', origin: 'o', kind: 'k', reason: 'r', payload: '',

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { openPredictionsStore } from '../../src/inference/store/open.ts';
 import { openErrorsStore } from '../../src/monitoring/store/open.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Prediction } from '../../src/schemas/prediction.ts';
 import type { PredictionError } from '../../src/schemas/prediction-error.ts';
 import { topics } from '../../src/schemas/topics.ts';

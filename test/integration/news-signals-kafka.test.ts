@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { RecordedNewsSource } from '../../src/news/recorded.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { NewsItem } from '../../src/schemas/news.ts';
 import type { NewsSignal } from '../../src/schemas/news-signal.ts';
 import { topics } from '../../src/schemas/topics.ts';

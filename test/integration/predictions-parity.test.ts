@@ -11,7 +11,7 @@ import { openPredictionsStore } from '../../src/inference/store/open.ts';
 import { ReplaySource } from '../../src/ingestion/replay.ts';
 import type { Bus } from '../../src/runtime/bus.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Prediction } from '../../src/schemas/prediction.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { LocalRegistry } from '../../src/training/registry/local.ts';

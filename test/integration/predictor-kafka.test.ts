@@ -12,7 +12,7 @@ import type { PredictionsStore } from '../../src/inference/predictions-store.ts'
 import { PredictorService } from '../../src/inference/predictor-service.ts';
 import { openPredictionsStore } from '../../src/inference/store/open.ts';
 import { XgbModel } from '../../src/inference/xgboost-model.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
 import type { Prediction } from '../../src/schemas/prediction.ts';
 import { topics } from '../../src/schemas/topics.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Producer } from '@platformatic/kafka';
 import { type Delivered, partitionFor } from '../../src/runtime/bus.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import { decodeTradeEvent, isBinaryTrade } from '../../src/runtime/trade-codec.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import type { Trade, TradeEvent } from '../../src/schemas/trade.ts';

@@ -5,7 +5,7 @@ import { candleCsvRow } from '../../src/candles/csv.ts';
 import { ReplaySource } from '../../src/ingestion/replay.ts';
 import type { Bus } from '../../src/runtime/bus.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
-import { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { BINANCE_CAPTURE, KRAKEN_2019_CSV } from '../support/data.ts';

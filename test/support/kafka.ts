@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Admin } from '@platformatic/kafka';
-import type { KafkaBus } from '../../src/runtime/kafka-bus.ts';
+import type { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Topic } from '../../src/runtime/topic.ts';
 import { waitFor } from './wait.ts';
 

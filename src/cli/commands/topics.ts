@@ -1,6 +1,6 @@
 import { loadStreamConfig } from '../../config/config.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
-import { KafkaBus } from '../../runtime/kafka-bus.ts';
+import { KafkaBus } from '../../runtime/kafka/bus.ts';
 import type { Topic } from '../../runtime/topic.ts';
 import { topics } from '../../schemas/topics.ts';
 

@@ -1,0 +1,422 @@
+import {
+  Admin,
+  Consumer,
+  findErrorBy,
+  ListOffsetTimestamps,
+  ProduceAcks,
+  Producer,
+} from '@platformatic/kafka';
+import { setting } from '../../config/env.ts';
+import { reportDependency, untilAvailable } from '../../core/dependency.ts';
+import { type Logger, log as rootLog } from '../../core/log.ts';
+import { topics as knownTopics } from '../../schemas/topics.ts';
+import { type Bus, type Delivered, partitionFor, type SubscribeOptions, type Subscription } from '../bus.ts';
+import { summarise } from '../in-process-bus.ts';
+import type { Topic } from '../topic.ts';
+import { isValidated } from '../validated.ts';
+import {
+  FETCH_MAX_WAIT_MS,
+  ISOLATION,
+  MAX_PARTITION_BATCH_BYTES,
+  MAX_REQUEST_BYTES,
+  type RawConsumer,
+  RECORD_OVERHEAD_BYTES,
+} from './limits.ts';
+import { fetchRecords, keyBuffer, parseRecord } from './records.ts';
+import { KafkaSubscription, sleep } from './subscription.ts';
+
+/**
+ * The distributed transport: Apache Kafka through `@platformatic/kafka` (a pure TypeScript client).
+ *
+ * Producing: values are JSON (UTF-8), keys the topic's key; the partition is computed here with Kafka's murmur2
+ * (`partitionFor`, as the in-process bus and Java clients do) and passed explicitly. Acks from all in-sync
+ * replicas, idempotent producer; one `publish` of thousands of values is a few produce requests (one record
+ * batch per partition per request), sent one after the other so that a partition keeps its order.
+ *
+ * Consuming: each subscription is a member of its consumer group (classic protocol, round-robin assignment)
+ * that runs its own fetch loop, so that it controls its positions exactly. The client's `MessagesStream` is
+ * not used: it cannot seek (a failed batch must be re-read from the committed offset) and it pre-fetches
+ * ahead of what was handled, which makes "caught up" and "committed" hard to tell apart. Per fetched
+ * partition the records are parsed and validated; invalid ones go to `dlq`, valid ones to the handler in
+ * offset order; the offset is committed only after the handler resolved, up to its `CommitPlan`.
+ *
+ * `topicPrefix` (or `CRYPTOCAST_TOPIC_PREFIX`) namespaces topics and groups, so that tests and several
+ * deployments can share one broker; records, dead letters and logs carry the logical topic name.
+ */
+export interface KafkaBusOptions {
+  brokers: string[];
+  clientId?: string;
+  logger?: Logger;
+  topicPrefix?: string;
+  /** Records handed to a handler at once, per partition, at most. */
+  maxBatch?: number;
+  /** How long the group waits for a silent member before giving its partitions to others (broker min 6 s). */
+  sessionTimeoutMs?: number;
+  /** Replicas of the topics cryptocast creates (default CRYPTOCAST_KAFKA_REPLICATION_FACTOR, else 1). */
+  replicationFactor?: number;
+  /**
+   * Values of topics with a binary codec (`trades`): `binary` (default) or `json` (readable with any Kafka tool;
+   * env CRYPTOCAST_KAFKA_ENCODING). Consumers read both either way.
+   */
+  encoding?: 'binary' | 'json';
+}
+
+export class KafkaBus implements Bus {
+  readonly kind = 'kafka' as const;
+  readonly brokers: string[];
+  readonly clientId: string;
+  readonly prefix: string;
+  readonly maxBatch: number;
+  readonly sessionTimeoutMs: number;
+  readonly replicationFactor: number;
+  readonly encoding: 'binary' | 'json';
+  readonly log: Logger;
+  private producer: Producer | undefined;
+  private admin: Admin | undefined;
+  private metaClient: RawConsumer | undefined;
+  private readonly subscriptions = new Set<KafkaSubscription<unknown>>();
+  /** Logical names of the topics known to exist with the right partition count. */
+  private readonly ensured = new Set<string>();
+  private closed = false;
+
+  constructor(options: KafkaBusOptions) {
+    if (options.brokers.length === 0) throw new Error('KafkaBus: no broker given');
+    this.brokers = options.brokers;
+    this.clientId = options.clientId ?? `cryptocast-${process.pid}`;
+    this.prefix = options.topicPrefix ?? setting('CRYPTOCAST_TOPIC_PREFIX') ?? '';
+    this.maxBatch = options.maxBatch ?? 5_000;
+    this.sessionTimeoutMs =
+      options.sessionTimeoutMs ?? setting('CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS') ?? 10_000;
+    this.replicationFactor = options.replicationFactor ?? setting('CRYPTOCAST_KAFKA_REPLICATION_FACTOR') ?? 1;
+    this.log = options.logger ?? rootLog.child({ component: 'kafka-bus' });
+    this.encoding = options.encoding ?? setting('CRYPTOCAST_KAFKA_ENCODING') ?? 'binary';
+  }
+
+  /** `kafka://host:port[,host:port]` (port 9092 when left out). */
+  static connect(url: string, options: Partial<KafkaBusOptions> = {}): KafkaBus {
+    const m = /^kafka:\/\/([^/?#]+)\/?$/.exec(url);
+    if (m === null) throw new Error(`not a Kafka URL: ${url} (expected kafka://host:port[,host:port])`);
+    const brokers = m[1]!.split(',').map((b) => {
+      const hostPort = b.includes(':') ? b : `${b}:9092`;
+      if (!/^[^:]+:\d{1,5}$/.test(hostPort)) throw new Error(`not a broker address in ${url}: "${b}"`);
+      return hostPort;
+    });
+    return new KafkaBus({ ...options, brokers });
+  }
+
+  /** The topic's name on the broker (with the prefix). */
+  name(topic: Topic<unknown> | string): string {
+    return this.prefix + (typeof topic === 'string' ? topic : topic.name);
+  }
+
+  /** Ended by `close()`: whatever waits for the broker gives up. */
+  private readonly closing = new AbortController();
+
+  /** Runs a broker operation until the broker answers (see `untilAvailable`); misconfiguration fails at once. */
+  private waitForBroker<T>(attempt: () => Promise<T>): Promise<T> {
+    return untilAvailable('kafka', attempt, {
+      signal: this.closing.signal,
+      log: this.log,
+      permanent: (err) => err instanceof PartitionCountError || this.closed,
+    });
+  }
+
+  ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
+    return this.waitForBroker(() => this.ensureTopicsOnce(topics));
+  }
+
+  private async ensureTopicsOnce(topics: readonly Topic<unknown>[]): Promise<void> {
+    const wanted = topics.filter((t) => !this.ensured.has(t.name));
+    if (wanted.length === 0) return;
+    const admin = this.getAdmin();
+    const existing = new Set(await admin.listTopics());
+    for (const t of wanted) {
+      const name = this.name(t);
+      if (existing.has(name)) continue;
+      try {
+        await admin.createTopics({
+          topics: [name],
+          partitions: t.partitions,
+          replicas: this.replicationFactor,
+          configs: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+        });
+        this.log.info(
+          { topic: name, partitions: t.partitions, compacted: t.compacted ?? false },
+          'created topic',
+        );
+      } catch (err) {
+        // Services start together and race to create the same topics: someone else winning is fine.
+        if (!findErrorBy(err as Error, 'apiId', 'TOPIC_ALREADY_EXISTS')) throw err;
+      }
+    }
+    await this.awaitTopics(wanted);
+    for (const t of wanted) this.ensured.add(t.name);
+  }
+
+  /**
+   * Waits until every partition of the topics has a leader (creation completes asynchronously: a produce
+   * right after it could fail), and checks the partition counts: with a different count, keys would not land
+   * where `partitionFor` (and so the in-process bus) puts them.
+   */
+  private async awaitTopics(topics: readonly Topic<unknown>[]): Promise<void> {
+    const names = topics.map((t) => this.name(t));
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      let pending = '';
+      try {
+        const md = await this.getMetaClient().metadata({ topics: names, forceUpdate: true });
+        for (const t of topics) {
+          const tm = md.topics.get(this.name(t));
+          if (tm === undefined) {
+            pending = `${this.name(t)} not in metadata`;
+            break;
+          }
+          if (tm.partitionsCount !== t.partitions)
+            throw new PartitionCountError(
+              `topic ${this.name(t)} has ${tm.partitionsCount} partitions but cryptocast declares ${t.partitions}: ` +
+                'keys would be partitioned differently from the in-process bus; recreate the topic',
+            );
+          if (tm.partitions.some((p) => p.leader < 0))
+            pending = `${this.name(t)} has partitions without leader`;
+        }
+      } catch (err) {
+        if (err instanceof PartitionCountError) throw err;
+        pending = (err as Error).message;
+      }
+      if (pending === '') return;
+      if (Date.now() > deadline) throw new Error(`topics not ready after 30 s: ${pending}`);
+      await sleep(100);
+    }
+  }
+
+  /**
+   * Resolves once every value is acknowledged by all in-sync replicas. Everything is validated before anything
+   * is sent. If a produce request fails (after the client's retries), the earlier requests of this call stay
+   * written and the call rejects: a caller that retries may publish some values twice (at-least-once), which
+   * the consumers' idempotence absorbs.
+   */
+  async publish<T>(topic: Topic<T>, values: readonly T[]): Promise<void> {
+    if (this.closed) throw new Error('KafkaBus is closed');
+    if (values.length === 0) return;
+    for (const v of values) {
+      // Values a schema produced at the boundary (validate()) are not checked twice.
+      if (isValidated(v)) continue;
+      const r = topic.schema.safeParse(v);
+      if (!r.success) throw new Error(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
+    }
+    if (!this.ensured.has(topic.name)) await this.ensureTopics([topic as Topic<unknown>]);
+    const name = this.name(topic as Topic<unknown>);
+    const producer = this.getProducer();
+    let messages: { topic: string; key: Buffer; value: Buffer; partition: number }[] = [];
+    let requestBytes = 0;
+    const partitionBytes = new Array<number>(topic.partitions).fill(0);
+    const send = async () => {
+      try {
+        await producer.send({ messages });
+        reportDependency('kafka', undefined, this.log);
+      } catch (err) {
+        this.log.error({ err, topic: name, records: messages.length, bytes: requestBytes }, 'publish failed');
+        reportDependency('kafka', err, this.log);
+        throw err;
+      }
+      messages = [];
+      requestBytes = 0;
+      partitionBytes.fill(0);
+    };
+    for (const v of values) {
+      const k = topic.key(v);
+      const partition = partitionFor(k, topic.partitions);
+      const key = keyBuffer(k);
+      const value =
+        topic.codec !== undefined && this.encoding === 'binary'
+          ? topic.codec.encode(v)
+          : Buffer.from(JSON.stringify(v), 'utf8');
+      const size = key.length + value.length + RECORD_OVERHEAD_BYTES;
+      // Full request, or this partition's record batch would grow too big: send what we have first.
+      if (
+        messages.length > 0 &&
+        (partitionBytes[partition]! + size > MAX_PARTITION_BATCH_BYTES ||
+          requestBytes + size > MAX_REQUEST_BYTES)
+      )
+        await send();
+      messages.push({ topic: name, key, value, partition });
+      partitionBytes[partition]! += size;
+      requestBytes += size;
+    }
+    if (messages.length > 0) await send();
+  }
+
+  async subscribe<T>(options: SubscribeOptions<T>): Promise<Subscription> {
+    if (this.closed) throw new Error('KafkaBus is closed');
+    await this.ensureTopics([options.topic as Topic<unknown>, knownTopics.dlq as Topic<unknown>]);
+    // Joining the group needs the broker too: a failed join is retried with a fresh member.
+    const sub = await this.waitForBroker(async () => {
+      const s = new KafkaSubscription<T>(this, options);
+      this.subscriptions.add(s as KafkaSubscription<unknown>);
+      try {
+        await s.start();
+        return s;
+      } catch (err) {
+        this.subscriptions.delete(s as KafkaSubscription<unknown>);
+        await s.stop().catch(() => {});
+        throw err;
+      }
+    });
+    return {
+      stop: async () => {
+        await sub.stop();
+        this.subscriptions.delete(sub as KafkaSubscription<unknown>);
+      },
+      caughtUp: () => sub.caughtUp(),
+      lag: () => sub.lag(),
+    };
+  }
+
+  async readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
+    await this.ensureTopics([topic as Topic<unknown>]);
+    return this.waitForBroker(() => this.readTailOnce(topic, perPartition));
+  }
+
+  private async readTailOnce<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
+    const name = this.name(topic as Topic<unknown>);
+    const { earliest, latest } = await this.offsets(name);
+    const positions = new Map<number, bigint>();
+    latest.forEach((end, p) => {
+      const first = earliest[p] ?? 0n;
+      const start = end - BigInt(perPartition) > first ? end - BigInt(perPartition) : first;
+      if (start < end) positions.set(p, start);
+    });
+    if (positions.size === 0) return [];
+    // Its own client: fetch sessions are per client and connection, and readTail may run while others fetch.
+    const client = this.newRawClient('tail');
+    const out: Delivered<T>[] = [];
+    let invalid = 0;
+    try {
+      let idleRounds = 0;
+      while (positions.size > 0) {
+        const fetched = await fetchRecords(client, name, positions, FETCH_MAX_WAIT_MS);
+        idleRounds = fetched.size === 0 ? idleRounds + 1 : 0;
+        // Below the end but nothing comes back: the rest was removed (compaction, retention). Done.
+        if (idleRounds >= 3) break;
+        for (const [p, f] of fetched) {
+          const end = latest[p]!;
+          for (const r of f.records) {
+            if (r.offset >= end) break;
+            const parsed = parseRecord(topic, p, r);
+            if (parsed.ok) out.push(parsed.record);
+            else invalid++;
+          }
+          if (f.next >= end) positions.delete(p);
+          else positions.set(p, f.next);
+        }
+      }
+    } finally {
+      await client.close().catch(() => {});
+    }
+    if (invalid > 0) this.log.warn({ topic: name, invalid }, 'readTail skipped invalid records');
+    out.sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+    return out;
+  }
+
+  /**
+   * Earliest and end offsets per partition (the end is the last stable offset, which is the high watermark
+   * when there are no open transactions).
+   */
+  async offsets(name: string): Promise<{ earliest: bigint[]; latest: bigint[] }> {
+    const client = this.getMetaClient();
+    const [e, l] = await Promise.all([
+      client.listOffsets({
+        topics: [name],
+        timestamp: ListOffsetTimestamps.EARLIEST,
+        isolationLevel: ISOLATION,
+      }),
+      client.listOffsets({
+        topics: [name],
+        timestamp: ListOffsetTimestamps.LATEST,
+        isolationLevel: ISOLATION,
+      }),
+    ]);
+    return { earliest: e.get(name) ?? [], latest: l.get(name) ?? [] };
+  }
+
+  async groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined> {
+    const name = this.name(topic);
+    const [groups, { latest }] = await Promise.all([
+      this.getAdmin().listConsumerGroupOffsets({ groups: [this.prefix + group] }),
+      this.offsets(name),
+    ]);
+    const t = groups[0]?.topics.find((x) => x.name === name);
+    if (t === undefined) return undefined;
+    let n = 0n;
+    for (const p of t.partitions) {
+      const end = latest[p.partitionIndex] ?? 0n;
+      if (p.committedOffset >= 0n && end > p.committedOffset) n += end - p.committedOffset;
+    }
+    return Number(n);
+  }
+
+  async close(): Promise<void> {
+    this.closing.abort();
+    // Subscriptions first: their in-flight batches may still publish (and then commit).
+    for (const s of [...this.subscriptions]) await s.stop().catch(() => {});
+    this.subscriptions.clear();
+    this.closed = true;
+    const { producer, admin, metaClient } = this;
+    this.producer = undefined;
+    this.admin = undefined;
+    this.metaClient = undefined;
+    await Promise.all([
+      producer?.close().catch(() => {}),
+      admin?.close().catch(() => {}),
+      metaClient?.close().catch(() => {}),
+    ]);
+  }
+
+  /** A client that never joins a group: for metadata, offsets and fetches of its own. */
+  newRawClient(role: string): RawConsumer {
+    const client: RawConsumer = new Consumer({
+      clientId: `${this.clientId}-${role}`,
+      // Required by the client, unused: this consumer never joins a group nor commits.
+      groupId: `${this.prefix}cryptocast-${role}`,
+      bootstrapBrokers: this.brokers,
+      autocommit: false,
+      isolationLevel: ISOLATION,
+      retries: 5,
+      retryDelay: 200,
+    });
+    client.on('error', (err) => this.log.warn({ err, role }, 'kafka client error'));
+    return client;
+  }
+
+  private getMetaClient(): RawConsumer {
+    this.metaClient ??= this.newRawClient('meta');
+    return this.metaClient;
+  }
+
+  private getProducer(): Producer {
+    if (this.producer === undefined) {
+      this.producer = new Producer({
+        clientId: this.clientId,
+        bootstrapBrokers: this.brokers,
+        // Idempotent: the broker drops duplicates of a retried request (sequence numbers per partition).
+        idempotent: true,
+        acks: ProduceAcks.ALL,
+        autocreateTopics: false,
+        retries: 10,
+        retryDelay: 250,
+      });
+      this.producer.on('error', (err) => this.log.warn({ err }, 'kafka producer error'));
+    }
+    return this.producer;
+  }
+
+  private getAdmin(): Admin {
+    if (this.admin === undefined) {
+      this.admin = new Admin({ clientId: `${this.clientId}-admin`, bootstrapBrokers: this.brokers });
+      this.admin.on('error', (err) => this.log.warn({ err }, 'kafka admin error'));
+    }
+    return this.admin;
+  }
+}
+
+class PartitionCountError extends Error {}

@@ -1,0 +1,94 @@
+import { type Backoff, backoffCap } from '../../core/retry.ts';
+
+/** What became of a pending commit. */
+export type CommitOutcome = 'none' | 'committed' | 'failed' | 'dropped';
+
+/**
+ * The commit protocol of one assigned partition: where a consumer fetches, what it may commit, and what it does when
+ * a handler or a commit fails. No I/O: the subscription (subscription.ts) fetches, hands records over and sends the
+ * commit; this class decides. The steps, in order:
+ *
+ *  1. Fetch from `position`; hand the records to the handler in offset order, a chunk at a time.
+ *  2. The handler failed (`handlerFailed`): `position` goes back to `resumeFrom` — the last commit, or where the
+ *     partition started — and the partition is not fetched before `retryAt` (capped exponential back-off). Nothing is
+ *     skipped: the same records come again.
+ *  3. The handler succeeded (`handled`): the commit target is `next` (the offset after the chunk, control batches
+ *     included), or the handler's safe offset when that is lower (a window still open, whose records a restart must
+ *     read again). A target past the last commit becomes `uncommitted`; `position` moves to `next`.
+ *  4. The pending commit is sent while the partition is still owned (`commitPending`). A failed commit (broker away)
+ *     stays pending and is retried before the next fetch; a partition the group moved to another member drops it —
+ *     its new owner resumes from the previous commit, which must not be overwritten (at-least-once, never a gap).
+ *  5. A commit that succeeded is the new `committed` and `resumeFrom`.
+ */
+export class PartitionCursor {
+  /** Next offset to fetch and deliver. */
+  position: bigint;
+  /** Where a failed chunk is re-read from: the last offset committed, or the start position. */
+  resumeFrom: bigint;
+  /** The group's committed offset as last known (-1: none). */
+  committed: bigint;
+  /** A commit not sent yet, or that failed: sent before the next fetch. */
+  uncommitted: { offset: bigint; leaderEpoch: number } | undefined;
+  /** Handler failures in a row. */
+  failures = 0;
+  /** After a handler failure, the partition is not fetched before this time (ms). */
+  retryAt = 0;
+
+  constructor(start: bigint, committed: bigint) {
+    this.position = start;
+    this.resumeFrom = start;
+    this.committed = committed;
+  }
+
+  /** May the partition be fetched at `now`? */
+  fetchable(now: number): boolean {
+    return this.retryAt <= now;
+  }
+
+  /** Step 2. Returns the back-off before the partition is fetched again (ms). */
+  handlerFailed(now: number, backoff: Backoff): number {
+    this.failures++;
+    const delay = backoffCap(this.failures, backoff);
+    this.position = this.resumeFrom;
+    this.retryAt = now + delay;
+    return delay;
+  }
+
+  /** Step 3. `safe`: the handler's commit plan for this partition (undefined: all it was given). True when a commit is pending. */
+  handled(next: bigint, safe: bigint | undefined, leaderEpoch: number): boolean {
+    this.failures = 0;
+    const target = safe !== undefined && safe < next ? safe : next;
+    if (target > this.committed) this.uncommitted = { offset: target, leaderEpoch };
+    this.position = next;
+    return this.uncommitted !== undefined;
+  }
+
+  /** Steps 4 and 5: sends the pending commit through `commit` if the partition is still `owned`. */
+  async commitPending(
+    owned: boolean,
+    commit: (offset: bigint, leaderEpoch: number) => Promise<void>,
+  ): Promise<CommitOutcome> {
+    const c = this.uncommitted;
+    if (c === undefined) return 'none';
+    if (!owned) {
+      this.uncommitted = undefined;
+      return 'dropped';
+    }
+    try {
+      await commit(c.offset, c.leaderEpoch);
+    } catch {
+      return 'failed';
+    }
+    this.committed = c.offset;
+    this.resumeFrom = c.offset;
+    // A newer target may have been set while this one was in flight: it stays pending.
+    if (this.uncommitted === c) this.uncommitted = undefined;
+    return 'committed';
+  }
+
+  /** The position left the log (retention, a recreated topic): start again at `offset`. */
+  resetTo(offset: bigint): void {
+    this.position = offset;
+    this.resumeFrom = offset;
+  }
+}

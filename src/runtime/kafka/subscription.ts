@@ -1,0 +1,408 @@
+import { Consumer, findErrorBy } from '@platformatic/kafka';
+import { reportDependency } from '../../core/dependency.ts';
+import type { Logger } from '../../core/log.ts';
+import { backoffCap } from '../../core/retry.ts';
+import { type DeadLetter, deadLetter } from '../../schemas/dlq.ts';
+import { topics as knownTopics } from '../../schemas/topics.ts';
+import type { CommitPlan, Delivered, SubscribeOptions } from '../bus.ts';
+import type { Topic } from '../topic.ts';
+import type { KafkaBus } from './bus.ts';
+import { FETCH_BACKOFF, FETCH_MAX_WAIT_MS, HANDLER_BACKOFF, ISOLATION, type RawConsumer } from './limits.ts';
+import { PartitionCursor } from './partition-cursor.ts';
+import { type Fetched, fetchRecords, parseRecord, type RawRecord } from './records.ts';
+
+/**
+ * One member of a consumer group. Two clients: `member` joins the group, heartbeats, reads and commits
+ * offsets; `fetcher` only fetches, on its own connections, so that a long-polling fetch never delays a
+ * heartbeat or a commit (a broker handles one request per connection at a time).
+ *
+ * Assignment changes arrive as events from the client's background (re)join; they are applied by the fetch
+ * loop between batches, so `onRevoke`/`onAssign` never run concurrently with `handle`.
+ */
+export class KafkaSubscription<T> {
+  private readonly bus: KafkaBus;
+  private readonly opts: SubscribeOptions<T>;
+  private readonly topicName: string;
+  private readonly log: Logger;
+  private readonly member: RawConsumer;
+  private readonly fetcher: RawConsumer;
+  private readonly partitions = new Map<number, PartitionCursor>();
+  /** The latest assignment from the group, not applied yet. */
+  private pending: Set<number> | undefined;
+  private joined = false;
+  private rejoinNeeded = false;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  /** Wakes the fetch loop (assignment, stop). */
+  private readonly wake = new Signal();
+  /** Wakes `caughtUp` waiters (positions moved, assignment applied). */
+  private readonly progress = new Signal();
+
+  constructor(bus: KafkaBus, opts: SubscribeOptions<T>) {
+    this.bus = bus;
+    this.opts = opts;
+    this.topicName = bus.name(opts.topic as Topic<unknown>);
+    this.log = bus.log.child({ service: opts.service, topic: opts.topic.name, group: opts.group });
+    const sessionTimeout = bus.sessionTimeoutMs;
+    this.member = new Consumer({
+      clientId: `${bus.clientId}-${opts.service}`,
+      groupId: bus.prefix + opts.group,
+      bootstrapBrokers: bus.brokers,
+      autocommit: false,
+      sessionTimeout,
+      heartbeatInterval: Math.min(1_000, Math.floor(sessionTimeout / 3)),
+      rebalanceTimeout: Math.max(sessionTimeout, 30_000),
+      isolationLevel: ISOLATION,
+      retries: 5,
+      retryDelay: 250,
+    });
+    this.fetcher = bus.newRawClient(`${opts.service}-fetch`);
+    // The client emits 'error' when a background rejoin fails for good (broker away too long); it then stops
+    // heartbeating, so the loop rejoins. (An 'error' event without a listener would crash the process.)
+    this.member.on('error', (err) => {
+      this.log.warn({ err }, 'consumer group membership lost; rejoining');
+      this.rejoinNeeded = true;
+      this.wake.notify();
+    });
+    this.member.on('consumer:group:join', (payload) => {
+      const mine = new Set<number>();
+      for (const a of payload.assignments ?? [])
+        if (a.topic === this.topicName) for (const p of a.partitions) mine.add(p);
+      this.pending = mine;
+      this.wake.notify();
+    });
+    this.member.topics.trackAll(this.topicName);
+    this.fetcher.topics.trackAll(this.topicName);
+  }
+
+  /** Joins the group and applies the first assignment (start positions, `onAssign`) before resolving. */
+  async start(): Promise<void> {
+    await this.member.joinGroup({});
+    const deadline = Date.now() + 60_000;
+    while (this.pending !== undefined && !this.stopped) {
+      if (await this.applyAssignment()) break;
+      if (Date.now() > deadline)
+        throw new Error(`${this.opts.service}: could not start consuming ${this.topicName}`);
+      await sleep(250);
+    }
+    this.joined = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wake.notify();
+    this.progress.notify();
+    await this.loop; // the in-flight fetch (at most FETCH_MAX_WAIT_MS) and batch
+    await this.flushCommits();
+    const revoked = [...this.partitions.keys()];
+    this.partitions.clear();
+    if (revoked.length > 0) await this.callback('onRevoke', revoked);
+    // Closing the member leaves the group: its partitions go to the other members at once.
+    await Promise.all([
+      this.member.close().catch((err) => this.log.warn({ err }, 'leaving the group failed')),
+      this.fetcher.close().catch(() => {}),
+    ]);
+  }
+
+  /** High watermark per partition, as of its last fetch with data. */
+  private readonly highWatermarks = new Map<number, bigint>();
+
+  lag(): number {
+    let n = 0n;
+    for (const [p, s] of this.partitions) {
+      const hw = this.highWatermarks.get(p);
+      if (hw !== undefined && hw > s.position) n += hw - s.position;
+    }
+    return Number(n);
+  }
+
+  async caughtUp(): Promise<void> {
+    const { latest } = await this.bus.offsets(this.topicName);
+    for (;;) {
+      if (this.stopped) return;
+      if (this.joined && this.pending === undefined) {
+        let done = true;
+        for (const [p, s] of this.partitions) if (s.position < (latest[p] ?? 0n)) done = false;
+        if (done) return;
+      }
+      await this.progress.wait(500);
+    }
+  }
+
+  private async run(): Promise<void> {
+    let fetchFailures = 0;
+    while (!this.stopped) {
+      try {
+        if (this.rejoinNeeded) {
+          await this.member.joinGroup({});
+          this.rejoinNeeded = false;
+        }
+        if (this.pending !== undefined && !(await this.applyAssignment())) {
+          await this.wake.wait(500);
+          continue;
+        }
+        await this.flushCommits();
+        const now = Date.now();
+        const positions = new Map<number, bigint>();
+        let nextRetry = Number.POSITIVE_INFINITY;
+        for (const [p, s] of this.partitions) {
+          if (s.fetchable(now)) positions.set(p, s.position);
+          else nextRetry = Math.min(nextRetry, s.retryAt);
+        }
+        if (positions.size === 0) {
+          await this.wake.wait(Math.min(500, Math.max(10, nextRetry - now)));
+          continue;
+        }
+        let fetched: Map<number, Fetched>;
+        try {
+          fetched = await fetchRecords(this.fetcher, this.topicName, positions, FETCH_MAX_WAIT_MS);
+          if (fetchFailures > 0) reportDependency('kafka', undefined, this.log);
+          fetchFailures = 0;
+        } catch (err) {
+          if (findErrorBy(err as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) {
+            await this.resetOutOfRange([...positions.keys()]);
+            continue;
+          }
+          fetchFailures++;
+          reportDependency('kafka', err, this.log);
+          // Broker away or leadership moving: the client already retried; back off, and say so now and then.
+          if ((fetchFailures & (fetchFailures - 1)) === 0)
+            this.log.warn({ err, failures: fetchFailures }, 'fetch failed; retrying');
+          await this.wake.wait(backoffCap(fetchFailures, FETCH_BACKOFF));
+          continue;
+        }
+        for (const p of [...fetched.keys()].sort((a, b) => a - b)) {
+          // A new assignment is applied before anything else is delivered (partitions may have moved).
+          if (this.stopped || this.pending !== undefined) break;
+          const state = this.partitions.get(p);
+          if (state === undefined || state.position !== positions.get(p)) continue;
+          this.highWatermarks.set(p, fetched.get(p)!.highWatermark);
+          await this.deliver(p, state, fetched.get(p)!);
+        }
+      } catch (err) {
+        // Not expected (the steps above handle their errors): log, back off, go on.
+        this.log.error({ err }, 'subscription loop error');
+        await this.wake.wait(1_000);
+      }
+    }
+  }
+
+  /**
+   * Hands one partition's fetched records to the handler in chunks of at most `maxBatch`, committing after each.
+   * On a handler error the partition is re-read from its last commit, after a back-off.
+   */
+  private async deliver(partition: number, state: PartitionCursor, fetched: Fetched): Promise<void> {
+    const { records } = fetched;
+    const size = this.bus.maxBatch;
+    for (let i = 0; i === 0 || i < records.length; i += size) {
+      if (this.stopped || this.pending !== undefined) return;
+      const chunk = records.slice(i, i + size);
+      const last = i + size >= records.length;
+      // The last chunk also moves past what follows its last record (control batches).
+      const next = last ? fetched.next : chunk[chunk.length - 1]!.offset + 1n;
+      const leaderEpoch = chunk[chunk.length - 1]?.leaderEpoch ?? -1;
+      const valid: Delivered<T>[] = [];
+      const dead: DeadLetter[] = [];
+      for (const r of chunk) {
+        const parsed = parseRecord(this.opts.topic, partition, r);
+        if (parsed.ok) valid.push(parsed.record);
+        else dead.push(this.deadLetter(partition, r, parsed.reason));
+      }
+      let plan: CommitPlan;
+      try {
+        if (dead.length > 0) {
+          this.log.warn({ partition, count: dead.length, reason: dead[0]!.reason }, 'invalid records to dlq');
+          await this.bus.publish(knownTopics.dlq, dead);
+        }
+        if (valid.length > 0) plan = await this.opts.handle({ partition, records: valid });
+      } catch (err) {
+        const backoff = state.handlerFailed(Date.now(), HANDLER_BACKOFF);
+        this.log.error(
+          { err, partition, offset: chunk[0]?.offset, failures: state.failures, retryInMs: backoff },
+          'handler failed; re-reading from the last commit',
+        );
+        this.progress.notify();
+        return;
+      }
+      if (state.handled(next, plan?.get(partition), leaderEpoch)) await this.commit(partition, state);
+      this.progress.notify();
+    }
+  }
+
+  private deadLetter(partition: number, r: RawRecord, reason: string): DeadLetter {
+    return deadLetter({
+      service: this.opts.service,
+      origin: this.opts.topic.name,
+      kind: 'invalid',
+      reason,
+      // A binary value (the topic's codec) travels as base64 text; anything else as the text it is.
+      payload:
+        r.value === null
+          ? ''
+          : this.opts.topic.codec?.matches(r.value)
+            ? `base64:${r.value.toString('base64')}`
+            : r.value.toString('utf8'),
+      key: r.key === null ? undefined : r.key.toString('utf8'),
+      partition,
+      offset: r.offset,
+    });
+  }
+
+  /** Sends the partition's pending commit if this member still owns it (the protocol: partition-cursor.ts). */
+  private async commit(partition: number, state: PartitionCursor): Promise<void> {
+    const owned =
+      this.member.assignments?.some((a) => a.topic === this.topicName && a.partitions.includes(partition)) ??
+      false;
+    await state.commitPending(owned, async (offset, leaderEpoch) => {
+      try {
+        await this.member.commit({ offsets: [{ topic: this.topicName, partition, offset, leaderEpoch }] });
+      } catch (err) {
+        this.log.warn({ err, partition, offset }, 'commit failed; will retry');
+        throw err;
+      }
+    });
+  }
+
+  private async flushCommits(): Promise<void> {
+    for (const [p, s] of this.partitions) if (s.uncommitted !== undefined) await this.commit(p, s);
+  }
+
+  /**
+   * Applies the pending assignment: revokes, then starts the added partitions at their committed offset (or
+   * `from`). A partition kept across a rebalance whose committed offset changed meanwhile was owned by
+   * another member in between: it is revoked and assigned again, so that the service rebuilds its state.
+   * Returns false if the broker could not be asked (the assignment stays pending).
+   */
+  private async applyAssignment(): Promise<boolean> {
+    let next: Set<number>;
+    let revoked: number[];
+    let added: number[];
+    let starts: Map<number, { position: bigint; committed: bigint }>;
+    // Until the assignment we computed for is still the latest one (another rebalance may complete meanwhile).
+    do {
+      if (this.pending === undefined) return true;
+      const wanted = this.pending;
+      next = wanted;
+      const current = new Set(this.partitions.keys());
+      const kept = [...wanted].filter((p) => current.has(p));
+      revoked = [...current].filter((p) => !wanted.has(p));
+      added = [...wanted].filter((p) => !current.has(p));
+      try {
+        const committed = await this.committedOffsets([...kept, ...added]);
+        for (const p of kept) {
+          if ((committed.get(p) ?? -1n) !== this.partitions.get(p)!.committed) {
+            revoked.push(p);
+            added.push(p);
+          }
+        }
+        starts = await this.startPositions(added, committed);
+      } catch (err) {
+        this.log.warn({ err }, 'could not read offsets for the new assignment; retrying');
+        return false;
+      }
+    } while (this.pending !== next);
+    this.pending = undefined;
+    for (const p of revoked) this.partitions.delete(p);
+    if (revoked.length > 0)
+      await this.callback(
+        'onRevoke',
+        revoked.sort((a, b) => a - b),
+      );
+    for (const p of added) {
+      const s = starts.get(p)!;
+      this.partitions.set(p, new PartitionCursor(s.position, s.committed));
+    }
+    if (added.length > 0)
+      await this.callback(
+        'onAssign',
+        added.sort((a, b) => a - b),
+      );
+    if (revoked.length > 0 || added.length > 0)
+      this.log.info({ revoked, added, assigned: [...this.partitions.keys()] }, 'assignment applied');
+    this.progress.notify();
+    return true;
+  }
+
+  private async committedOffsets(partitions: number[]): Promise<Map<number, bigint>> {
+    const out = new Map<number, bigint>();
+    if (partitions.length === 0) return out;
+    const res = await this.member.listCommittedOffsets({ topics: [{ topic: this.topicName, partitions }] });
+    const list = res.get(this.topicName) ?? [];
+    for (const p of partitions) out.set(p, list[p] ?? -1n);
+    return out;
+  }
+
+  private async startPositions(
+    partitions: number[],
+    committed: Map<number, bigint>,
+  ): Promise<Map<number, { position: bigint; committed: bigint }>> {
+    const out = new Map<number, { position: bigint; committed: bigint }>();
+    if (partitions.length === 0) return out;
+    const { earliest, latest } = await this.bus.offsets(this.topicName);
+    for (const p of partitions) {
+      const c = committed.get(p) ?? -1n;
+      const fallback =
+        (this.opts.from ?? 'earliest') === 'earliest' ? (earliest[p] ?? 0n) : (latest[p] ?? 0n);
+      out.set(p, { position: c >= 0n ? c : fallback, committed: c });
+    }
+    return out;
+  }
+
+  /** A position outside the log (retention deleted it, or the topic was recreated): reset like `from` says. */
+  private async resetOutOfRange(partitions: number[]): Promise<void> {
+    try {
+      const { earliest, latest } = await this.bus.offsets(this.topicName);
+      for (const p of partitions) {
+        const s = this.partitions.get(p);
+        if (s === undefined) continue;
+        const first = earliest[p] ?? 0n;
+        const end = latest[p] ?? 0n;
+        if (s.position >= first && s.position <= end) continue;
+        const to = s.position < first || (this.opts.from ?? 'earliest') === 'earliest' ? first : end;
+        this.log.warn(
+          { partition: p, position: s.position, earliest: first, end, to },
+          'offset out of range; reset',
+        );
+        s.resetTo(to);
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'could not reset out-of-range offsets');
+      await this.wake.wait(1_000);
+    }
+  }
+
+  private async callback(name: 'onRevoke' | 'onAssign', partitions: number[]): Promise<void> {
+    try {
+      await this.opts[name]?.(partitions);
+    } catch (err) {
+      this.log.error({ err, partitions }, `${name} failed`);
+    }
+  }
+}
+
+/** Wakes waiters; `wait` resolves on `notify` or after its timeout, whichever comes first. */
+class Signal {
+  private readonly waiters = new Set<() => void>();
+
+  wait(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiters.add(done);
+    });
+  }
+
+  notify(): void {
+    for (const w of [...this.waiters]) w();
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

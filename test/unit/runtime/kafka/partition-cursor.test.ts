@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { PartitionCursor } from '../../../../src/runtime/kafka/partition-cursor.ts';
+
+const BACKOFF = { initialMs: 100, maxMs: 1_000 };
+
+/** A fake group coordinator: records the commits it accepts, refuses while `down`. */
+class FakeCoordinator {
+  down = false;
+  readonly commits: { offset: bigint; leaderEpoch: number }[] = [];
+  commit = async (offset: bigint, leaderEpoch: number) => {
+    if (this.down) throw new Error('broker away');
+    this.commits.push({ offset, leaderEpoch });
+  };
+}
+
+describe('the commit protocol of one partition (PartitionCursor)', () => {
+  it('commits the offset after a handled chunk, and resumes from there after a later handler failure', async () => {
+    const c = new PartitionCursor(0n, -1n);
+    const group = new FakeCoordinator();
+    assert.equal(c.handled(100n, undefined, 3), true);
+    assert.equal(await c.commitPending(true, group.commit), 'committed');
+    assert.deepEqual(group.commits, [{ offset: 100n, leaderEpoch: 3 }]);
+    assert.deepEqual([c.position, c.committed, c.resumeFrom, c.uncommitted], [100n, 100n, 100n, undefined]);
+    // The next chunk (100..199) fails: back to 100, held for the back-off.
+    c.position = 200n;
+    const delay = c.handlerFailed(1_000, BACKOFF);
+    assert.equal(c.position, 100n);
+    assert.equal(c.fetchable(1_000 + delay - 1), false);
+    assert.equal(c.fetchable(1_000 + delay), true);
+  });
+
+  it('never commits past the handler’s safe offset (an open window), and never backwards', async () => {
+    const c = new PartitionCursor(0n, -1n);
+    const group = new FakeCoordinator();
+    c.handled(100n, 40n, 0);
+    await c.commitPending(true, group.commit);
+    assert.equal(c.committed, 40n);
+    assert.equal(c.position, 100n, 'delivery goes on past the safe offset');
+    // A later chunk whose safe offset is still 40: nothing new to commit.
+    assert.equal(c.handled(200n, 40n, 0), false);
+    assert.equal(await c.commitPending(true, group.commit), 'none');
+    assert.deepEqual(
+      group.commits.map((x) => x.offset),
+      [40n],
+    );
+    // A failure now re-reads from the commit (40), not from 100 or 200.
+    c.handlerFailed(0, BACKOFF);
+    assert.equal(c.position, 40n);
+  });
+
+  it('a commit that fails stays pending and goes out on the next try; the back-off grows and is capped', async () => {
+    const c = new PartitionCursor(0n, -1n);
+    const group = new FakeCoordinator();
+    group.down = true;
+    c.handled(50n, undefined, 1);
+    assert.equal(await c.commitPending(true, group.commit), 'failed');
+    assert.deepEqual(c.uncommitted, { offset: 50n, leaderEpoch: 1 });
+    assert.equal(c.resumeFrom, 0n, 'not committed: a failure would re-read from the start');
+    group.down = false;
+    assert.equal(await c.commitPending(true, group.commit), 'committed');
+    assert.equal(c.resumeFrom, 50n);
+    const delays = [1, 2, 3, 4, 5, 6].map(() => c.handlerFailed(0, BACKOFF));
+    assert.ok(
+      delays.every((d, i) => i === 0 || d >= delays[i - 1]!),
+      `${delays}`,
+    );
+    assert.ok(
+      delays.every((d) => d <= BACKOFF.maxMs),
+      `${delays}`,
+    );
+    c.handled(60n, undefined, 1);
+    assert.equal(c.failures, 0, 'a success resets the back-off');
+  });
+
+  it('a partition the group moved away drops its pending commit (its new owner resumes from the previous one)', async () => {
+    const c = new PartitionCursor(10n, 10n);
+    const group = new FakeCoordinator();
+    c.handled(90n, undefined, 0);
+    assert.equal(await c.commitPending(false, group.commit), 'dropped');
+    assert.deepEqual(group.commits, []);
+    assert.equal(c.uncommitted, undefined);
+    assert.equal(c.committed, 10n);
+  });
+
+  it('a newer target set while a commit is in flight stays pending', async () => {
+    const c = new PartitionCursor(0n, -1n);
+    c.handled(10n, undefined, 0);
+    let release!: () => void;
+    const inFlight = c.commitPending(true, () => new Promise<void>((r) => (release = r)));
+    c.handled(20n, undefined, 0);
+    release();
+    assert.equal(await inFlight, 'committed');
+    assert.equal(c.committed, 10n);
+    assert.deepEqual(c.uncommitted, { offset: 20n, leaderEpoch: 0 });
+  });
+
+  it('an out-of-range position is reset, and a failure then re-reads from there', () => {
+    const c = new PartitionCursor(5n, -1n);
+    c.resetTo(1_000n);
+    c.handlerFailed(0, BACKOFF);
+    assert.equal(c.position, 1_000n);
+  });
+});
