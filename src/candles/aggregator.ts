@@ -1,3 +1,4 @@
+import { ERR, fail } from '../core/errors.ts';
 import { type Candle, INTERVALS, type Interval } from '../schemas/candle.ts';
 import type { Trade, Watermark } from '../schemas/trade.ts';
 
@@ -162,7 +163,7 @@ export class CandleAggregator {
     this.graceMs = options.graceMs ?? 5_000;
     this.latePolicy = options.latePolicy ?? 'dlq';
     this.revisionHorizon = options.revisionHorizon ?? 60;
-    if (!(this.graceMs >= 0)) throw new Error(`grace must be >= 0 ms, got ${this.graceMs}`);
+    if (!(this.graceMs >= 0)) throw fail(ERR.CONFIG, `grace must be >= 0 ms, got ${this.graceMs}`);
   }
 
   /** Adds one trade (already validated and deduplicated). `pos` tags its input position for commits. */

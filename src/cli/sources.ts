@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StreamConfig } from '../config/config.ts';
-import { UsageError } from '../core/errors.ts';
+import { ERR, fail, UsageError } from '../core/errors.ts';
 import { type ReplayProgress, ReplaySource } from '../ingestion/replay.ts';
 import type { TradeSource } from '../ingestion/source.ts';
 
@@ -58,7 +58,7 @@ export function replayFiles(data: string | undefined): string[] {
   }
   const out: string[] = [];
   for (const p of data.split(',').map((s) => s.trim())) {
-    if (!existsSync(p)) throw new UsageError(`--data: no such file or folder: ${p}`);
+    if (!existsSync(p)) throw fail(ERR.INPUT, `--data: no such file or folder: ${p}`);
     if (statSync(p).isDirectory()) {
       const walk = (dir: string) => {
         for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
@@ -72,7 +72,7 @@ export function replayFiles(data: string | undefined): string[] {
       walk(p);
     } else out.push(p);
   }
-  if (out.length === 0) throw new UsageError(`--data ${data}: no trade files found`);
+  if (out.length === 0) throw fail(ERR.INPUT, `--data ${data}: no trade files found`);
   return out;
 }
 

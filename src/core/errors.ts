@@ -90,6 +90,34 @@ export const ERR = {
     'check the broker address, that the replication factor is at most the number of brokers, and that existing ' +
       'topics have the partition counts of `cryptocast topics list`',
   ),
+  /** A registered model has no such version or alias (or no champion to roll back). */
+  MODEL_VERSION: kind('CC_ERR_MODEL_VERSION', 2, 'cryptocast models list shows the versions and aliases'),
+  /** A promotion the one hard rule refuses: a model no better than persistence never becomes champion. */
+  PROMOTION: kind(
+    'CC_ERR_PROMOTION',
+    2,
+    'promote a version with skill > 0 on every pair (cryptocast models list)',
+  ),
+  /** A pair that is not written as one, or that an exchange endpoint has no symbol for. */
+  PAIR: kind('CC_ERR_PAIR', 2, 'write a pair as BASE/QUOTE in upper case, e.g. BTC/USD'),
+  /** An exchange or another remote service refused, failed after its retries, or answered something unexpected. */
+  UPSTREAM: kind(
+    'CC_ERR_UPSTREAM',
+    1,
+    'the remote service failed or changed: try again later; if it persists, check its status and API notes',
+  ),
+  /** A backfill's resume state file that cannot be used for this run. */
+  STATE_FILE: kind(
+    'CC_ERR_STATE_FILE',
+    2,
+    'remove the state file to start over, or give another with --state',
+  ),
+  /** The store holds a feature set version with other columns than the code defines. */
+  FEATURE_SET: kind(
+    'CC_ERR_FEATURE_SET',
+    2,
+    'a feature set version is a contract: bump the version in the code when its columns change, or use a new store',
+  ),
 } as const;
 
 export type ErrorCode = (typeof ERR)[keyof typeof ERR]['code'];
@@ -105,6 +133,16 @@ export function fail(
     hint: opts.hint ?? k.hint,
     cause: opts.cause,
   });
+}
+
+/**
+ * `err` as a catalogued error: itself when it already is one (its code and exit status kept), else `kind` with the
+ * same message. For the places that hand on what a lower layer threw (a backend that cannot be built, a file that
+ * cannot be read).
+ */
+export function catalogued(err: unknown, k: ErrorKind): CryptocastError {
+  if (err instanceof CryptocastError) return err;
+  return fail(k, err instanceof Error ? err.message : String(err), { cause: err });
 }
 
 /** A mistake in how a command was called (bad flag, missing file): printed without a stack trace, exit 2. */

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CryptocastError, ERR, fail } from './errors.ts';
 import type { Logger } from './log.ts';
 import { type Backoff, backoffDelay, parseRetryAfter } from './retry.ts';
 import { redactSecrets } from './secrets.ts';
@@ -9,11 +10,11 @@ import { redactSecrets } from './secrets.ts';
  */
 
 /** An answer that retrying will not mend (4xx other than 429/418, or a body that is not JSON). */
-export class HttpError extends Error {
+export class HttpError extends CryptocastError {
   override readonly name = 'HttpError';
   readonly status: number;
   constructor(message: string, status: number) {
-    super(message);
+    super(ERR.UPSTREAM.code, message, { exitCode: ERR.UPSTREAM.exitCode, hint: ERR.UPSTREAM.hint });
     this.status = status;
   }
 }
@@ -77,7 +78,7 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
       reason = `network: ${(err as Error).message}`;
     }
     if (attempt >= retries)
-      throw new Error(`GET ${redactSecrets(url)} failed after ${attempt + 1} attempts: ${reason}`);
+      throw fail(ERR.UPSTREAM, `GET ${redactSecrets(url)} failed after ${attempt + 1} attempts: ${reason}`);
     const delay = retryAfterMs ?? backoffDelay(attempt, o.backoff ?? DEFAULT_BACKOFF);
     o.onRetry?.(attempt + 1, reason, delay);
     o.log?.warn(

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import cliProgress from 'cli-progress';
-import { UsageError } from '../core/errors.ts';
+import { catalogued, ERR, fail } from '../core/errors.ts';
 import { RecordedNewsSource } from '../news/recorded.ts';
 import type { NewsItem } from '../schemas/news.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
@@ -19,7 +19,7 @@ export async function newsFeaturesFrom(
   path: string,
   backendName: string,
 ): Promise<{ at(coin: string, t: number): (number | null)[] }> {
-  if (!existsSync(path)) throw new UsageError(`news file not found: ${path}`);
+  if (!existsSync(path)) throw fail(ERR.INPUT, `news file not found: ${path}`);
   const items: NewsItem[] = [];
   await new RecordedNewsSource({ file: path }).run(
     { news: (xs) => void items.push(...xs), reject: () => {} },
@@ -32,7 +32,7 @@ export async function newsFeaturesFrom(
       cacheFile: sentimentCacheFile(),
     });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw catalogued(err, ERR.CONFIG);
   }
   const byCoin = new Map<string, NewsSignal[]>();
   const scored = items.filter((i) => i.coins.length > 0);

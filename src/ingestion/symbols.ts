@@ -1,3 +1,5 @@
+import { ERR, fail } from '../core/errors.ts';
+
 /**
  * Canonical pairs (`BTC/USD`: upper case, slash) ↔ each exchange's own symbols, for the live connectors, the
  * backfill and the file readers alike. Explicit tables where an exchange has its own names (Kraken's XBT, XDG and
@@ -14,9 +16,10 @@ const PAIR = /^[A-Z0-9]{2,12}\/[A-Z0-9]{2,12}$/;
 
 /** Throws a clear error for anything that is not a canonical pair (configuration mistakes fail early). */
 export function assertPairs(exchange: string, pairs: readonly string[]): void {
-  if (pairs.length === 0) throw new Error(`${exchange}: no pair to follow`);
+  if (pairs.length === 0) throw fail(ERR.PAIR, `${exchange}: no pair to follow`);
   for (const p of pairs)
-    if (!PAIR.test(p)) throw new Error(`${exchange}: "${p}" is not a pair like BTC/USD (upper case, slash)`);
+    if (!PAIR.test(p))
+      throw fail(ERR.PAIR, `${exchange}: "${p}" is not a pair like BTC/USD (upper case, slash)`);
 }
 
 /**
@@ -122,7 +125,8 @@ export const KRAKEN_REST_PAIRS: Readonly<Record<string, string>> = {
 export function krakenRestPair(pair: string): string {
   const p = KRAKEN_REST_PAIRS[pair];
   if (p === undefined)
-    throw new Error(
+    throw fail(
+      ERR.PAIR,
       `Kraken REST: no mapping for pair ${pair} (known: ${Object.keys(KRAKEN_REST_PAIRS).join(', ')})`,
     );
   return p;

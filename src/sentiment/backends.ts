@@ -1,4 +1,5 @@
 import { setting } from '../config/env.ts';
+import { ERR, fail } from '../core/errors.ts';
 import type { SentimentBackend } from './labels.ts';
 import { LexiconBackend } from './lexicon.ts';
 import { LocalLlmBackend } from './local-llm.ts';
@@ -30,7 +31,7 @@ export function createBackend(flags: BackendFlags): SentimentBackend {
       return new LexiconBackend();
     case 'local':
       if (flags.localMode && flags.localMode !== 'classifier' && flags.localMode !== 'generate')
-        throw new Error(`unknown local mode "${flags.localMode}": classifier or generate`);
+        throw fail(ERR.CONFIG, `unknown local mode "${flags.localMode}": classifier or generate`);
       return new LocalLlmBackend({
         ...(flags.modelPath ? { modelPath: flags.modelPath } : {}),
         ...(flags.localMode ? { mode: flags.localMode as 'classifier' | 'generate' } : {}),
@@ -40,7 +41,8 @@ export function createBackend(flags: BackendFlags): SentimentBackend {
       const baseUrl = flags.baseUrl ?? setting('CRYPTOCAST_LLM_BASE_URL');
       const model = flags.model ?? setting('CRYPTOCAST_LLM_MODEL_NAME');
       if (!baseUrl || !model)
-        throw new Error(
+        throw fail(
+          ERR.CONFIG,
           'the openai backend needs a base URL and a model: --base-url/--model or CRYPTOCAST_LLM_BASE_URL/CRYPTOCAST_LLM_MODEL_NAME',
         );
       return new OpenAiBackend({
@@ -50,6 +52,6 @@ export function createBackend(flags: BackendFlags): SentimentBackend {
       });
     }
     default:
-      throw new Error(`unknown sentiment backend "${name}": ${BACKENDS.join(', ')}`);
+      throw fail(ERR.CONFIG, `unknown sentiment backend "${name}": ${BACKENDS.join(', ')}`);
   }
 }

@@ -1,4 +1,4 @@
-import type { Dataset } from './dataset.ts';
+import { type Dataset, DatasetError } from './dataset.ts';
 import type { Fold } from './folds.ts';
 import {
   absPriceErrors,
@@ -297,7 +297,7 @@ function scorecard(ds: Dataset, rows: Int32Array, p: Preds): Scorecard {
 /** Scores the out-of-sample predictions of a walk-forward run. */
 export function evaluate(ds: Dataset, folds: readonly Fold[], oos: OutOfSample): Evaluation {
   const m = oos.row.length;
-  if (m === 0) throw new Error('no out-of-sample predictions to evaluate');
+  if (m === 0) throw new DatasetError('no out-of-sample predictions to evaluate');
   const all: Preds = {
     model: oos.model,
     persistence: new Float64Array(m),

@@ -61,7 +61,8 @@ describe('cryptocast features', () => {
       '--output',
       join(dir, 'x.csv'),
     ]).catch((e) => e);
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /\[CC_ERR_INPUT\]/);
     assert.match(bad.stderr, /no pair: add a pair\/symbol column or pass --pair/);
   });
 
@@ -100,6 +101,7 @@ describe('cryptocast features', () => {
       join(dir, 'x.csv'),
     ]).catch((e) => e);
     assert.equal(noNews.code, 2);
+    assert.match(noNews.stderr, /\[CC_ERR_INPUT\]/);
   });
 
   it('backfills a store idempotently: a second run leaves the same rows', async () => {

@@ -3,7 +3,7 @@ import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { setting } from '../../config/env.ts';
-import { UsageError } from '../../core/errors.ts';
+import { catalogued, ERR, UsageError } from '../../core/errors.ts';
 import { lockForThisProcess } from '../../core/files.ts';
 import { log } from '../../core/log.ts';
 import { KrakenRestBackfill } from '../../ingestion/backfill/kraken-rest.ts';
@@ -73,7 +73,7 @@ export async function backfill(opts: {
     });
   } catch (err) {
     bar.stop();
-    throw new UsageError((err as Error).message);
+    throw catalogued(err, ERR.USAGE);
   }
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());

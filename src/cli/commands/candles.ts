@@ -3,7 +3,7 @@ import { n } from '../../app/progress.ts';
 import { CandleAggregator } from '../../candles/aggregator.ts';
 import { CandleCsvWriter } from '../../candles/csv.ts';
 import { parseDuration } from '../../config/config.ts';
-import { UsageError } from '../../core/errors.ts';
+import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { refuseOverwritingInput } from '../../core/files.ts';
 import { PriceGuard } from '../../core/price-guard.ts';
 import { TradeDeduplicator } from '../../ingestion/dedup.ts';
@@ -23,7 +23,7 @@ export async function candles(opts: {
   output: string;
   maxPriceFactor?: string;
 }): Promise<void> {
-  if (!existsSync(opts.input)) throw new UsageError(`input file not found: ${opts.input}`);
+  if (!existsSync(opts.input)) throw fail(ERR.INPUT, `input file not found: ${opts.input}`);
   if (opts.format !== 'auto' && !TRADE_FILE_FORMATS.includes(opts.format as TradeFileFormat)) {
     throw new UsageError(`unknown --format "${opts.format}": use auto or ${TRADE_FILE_FORMATS.join(', ')}`);
   }
@@ -84,5 +84,9 @@ export async function candles(opts: {
       `${late ? `; ${n(late)} late trades (after ${opts.grace} grace) not counted` : ''}` +
       `${rejects ? `; ${n(rejects)} rows rejected` : ''}\n`,
   );
-  if (trades === 0) process.exitCode = 1;
+  if (trades === 0)
+    throw fail(
+      ERR.INPUT,
+      `no trades in ${opts.input}${rejects ? ` (all ${n(rejects)} rows rejected: the first reasons are above)` : ''}`,
+    );
 }

@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { candleFiles, readOhlcv } from '../../candles/ohlcv-files.ts';
-import { UsageError } from '../../core/errors.ts';
+import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { refuseOverwritingInput } from '../../core/files.ts';
 import { backfillFeatures } from '../../features/backfill.ts';
 import { FeatureCsvWriter } from '../../features/csv.ts';
@@ -133,5 +133,9 @@ export async function features(opts: {
       `${resets ? `; ${n(resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}` +
       `${nonFinite ? `; ${n(nonFinite)} vectors with a non-finite value left not ready` : ''}\n`,
   );
-  if (rows === 0) process.exitCode = 1;
+  if (rows === 0)
+    throw fail(
+      ERR.INPUT,
+      `no feature rows from ${opts.candles}${rejects ? ` (all ${n(rejects)} candles rejected: the first reasons are above)` : ''}`,
+    );
 }

@@ -1,4 +1,4 @@
-import { UsageError } from '../../core/errors.ts';
+import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { openRegistry } from '../../training/registry/open.ts';
 import type { ModelCard, ModelRegistry } from '../../training/registry/registry.ts';
 
@@ -60,7 +60,7 @@ export async function showCommand(version: string | undefined, opts: Flags): Pro
   await withRegistry(opts, async (r) => {
     const v = await resolveVersion(r, opts.name, version ?? 'champion');
     const card = await r.get(opts.name, v);
-    if (!card) throw new UsageError(`${opts.name} has no version ${v}`);
+    if (!card) throw fail(ERR.MODEL_VERSION, `${opts.name} has no version ${v}`);
     process.stdout.write(`${JSON.stringify(card, null, 2)}\n`);
   });
 }
@@ -68,7 +68,7 @@ export async function showCommand(version: string | undefined, opts: Flags): Pro
 export async function resolveVersion(r: ModelRegistry, name: string, text: string): Promise<number> {
   if (text === 'champion' || text === 'challenger') {
     const v = await r.alias(name, text);
-    if (v === undefined) throw new UsageError(`${name} has no ${text}`);
+    if (v === undefined) throw fail(ERR.MODEL_VERSION, `${name} has no ${text}`);
     return v;
   }
   const v = Number(text.replace(/^v/, ''));
@@ -85,10 +85,11 @@ export async function promoteCommand(version: string, opts: Flags): Promise<void
   await withRegistry(opts, async (r) => {
     const v = await resolveVersion(r, opts.name, version);
     const card = await r.get(opts.name, v);
-    if (!card) throw new UsageError(`${opts.name} has no version ${v}`);
+    if (!card) throw fail(ERR.MODEL_VERSION, `${opts.name} has no version ${v}`);
     const worse = Object.entries(pairSkills(card)).filter(([, s]) => !(s > 0));
     if (worse.length > 0)
-      throw new UsageError(
+      throw fail(
+        ERR.PROMOTION,
         `v${v} is no better than persistence on ${worse.map(([p, s]) => `${p} (skill ${pct(s)})`).join(', ')}: it cannot be champion`,
       );
     const before = await r.alias(opts.name, 'champion');
@@ -110,10 +111,11 @@ export async function rollbackCommand(opts: Flags): Promise<void> {
       else stack.push(c.version);
     }
     const current = await r.alias(opts.name, 'champion');
-    if (current === undefined) throw new UsageError(`${opts.name} has no champion to roll back`);
+    if (current === undefined) throw fail(ERR.MODEL_VERSION, `${opts.name} has no champion to roll back`);
     const target = stack.at(-2);
     if (target === undefined)
-      throw new UsageError(
+      throw fail(
+        ERR.MODEL_VERSION,
         `v${current} is the first champion of ${opts.name}: there is nothing to roll back to`,
       );
     await r.setAlias(

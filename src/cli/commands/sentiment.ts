@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import cliProgress from 'cli-progress';
-import { UsageError } from '../../core/errors.ts';
+import { catalogued, ERR, fail, UsageError } from '../../core/errors.ts';
 import { redactSecrets } from '../../core/secrets.ts';
 import { coinsIn } from '../../news/normalise.ts';
 import { type BackendFlags, createBackend } from '../../sentiment/backends.ts';
@@ -19,7 +19,7 @@ function scorerOf(flags: BackendFlags): SentimentScorer {
     const primary = createBackend(flags);
     return new SentimentScorer({ primary, cacheSize: 0 });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw catalogued(err, ERR.CONFIG);
   }
 }
 
@@ -53,12 +53,12 @@ export async function score(text: string, opts: BackendFlags): Promise<void> {
 export async function evalCommand(
   opts: BackendFlags & { dataset: string; limit?: string; json?: boolean; split?: string },
 ): Promise<void> {
-  if (!existsSync(opts.dataset)) throw new UsageError(`dataset not found: ${opts.dataset}`);
+  if (!existsSync(opts.dataset)) throw fail(ERR.INPUT, `dataset not found: ${opts.dataset}`);
   let ds: ReturnType<typeof loadDataset>;
   try {
     ds = loadDataset(opts.dataset);
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw catalogued(err, ERR.INPUT);
   }
   const split = opts.split ?? 'test';
   if (split !== 'test' && split !== 'all') throw new UsageError('--split must be test or all');
@@ -127,8 +127,13 @@ export async function trainHeadCommand(opts: {
   const examples: { text: string; label: (typeof LABELS)[number] }[] = [];
   const names: string[] = [];
   for (const f of files) {
-    if (!existsSync(f)) throw new UsageError(`dataset not found: ${f}`);
-    const ds = loadDataset(f);
+    if (!existsSync(f)) throw fail(ERR.INPUT, `dataset not found: ${f}`);
+    let ds: ReturnType<typeof loadDataset>;
+    try {
+      ds = loadDataset(f);
+    } catch (err) {
+      throw catalogued(err, ERR.INPUT);
+    }
     const train = ds.examples.filter((e) => e.text.trim() !== '' && splitOf(e.text) === 'train');
     examples.push(...train);
     names.push(`${ds.name}: ${train.length} (train half)`);

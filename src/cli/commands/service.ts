@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { CandleService } from '../../candles/candle-service.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { secret, setting } from '../../config/env.ts';
-import { UsageError } from '../../core/errors.ts';
+import { catalogued, ERR, UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { startMetricsServer } from '../../core/metrics-server.ts';
 import { markStarted, readiness } from '../../core/readiness.ts';
@@ -98,7 +98,7 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
         cacheFile: sentimentCacheFile(),
       });
     } catch (err) {
-      throw new UsageError((err as Error).message);
+      throw catalogued(err, ERR.CONFIG);
     }
   }
   const bus = await connectBus(config.bus);

@@ -1,5 +1,6 @@
 import { type DuckDBConnection, DuckDBDataChunkWriter } from '@duckdb/node-api';
 import { type DuckDbSession, openDuckDb } from '../../core/duckdb.ts';
+import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { DuckDbColumnSource } from './duckdb-columns.ts';
 import {
@@ -69,7 +70,8 @@ export class DuckDbFeatureStore implements FeatureStore {
       .map((r) => String(r.column_name))
       .slice(6);
     if (have.join(',') !== set.columns.join(',')) {
-      throw new Error(
+      throw fail(
+        ERR.FEATURE_SET,
         `${t} has columns ${have.join(',')}, the code expects ${set.columns.join(',')}: bump the feature set version`,
       );
     }

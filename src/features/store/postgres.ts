@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { permanentPostgresError, untilAvailable } from '../../core/dependency.ts';
+import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { copyColumns } from './postgres-copy.ts';
 import {
@@ -60,7 +61,8 @@ export class PostgresFeatureStore implements FeatureStore {
     );
     const have = r.rows.map((x) => String(x.column_name)).slice(6);
     if (have.join(',') !== set.columns.join(',')) {
-      throw new Error(
+      throw fail(
+        ERR.FEATURE_SET,
         `${t} has columns ${have.join(',')}, the code expects ${set.columns.join(',')}: bump the feature set version`,
       );
     }

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ERR, fail } from '../../core/errors.ts';
 import { type Logger, log as rootLog } from '../../core/log.ts';
 import type { Backoff } from '../../core/retry.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
@@ -62,10 +63,11 @@ export class KrakenRestBackfill implements TradeSource {
     krakenRestPair(options.pair); // unknown pairs fail here, clearly
     const { since } = options;
     const until = options.until ?? Date.now();
-    if (!Number.isFinite(since)) throw new Error('backfill: since is not a valid time');
-    if (!Number.isFinite(until)) throw new Error('backfill: until is not a valid time');
+    if (!Number.isFinite(since)) throw fail(ERR.USAGE, 'backfill: since is not a valid time');
+    if (!Number.isFinite(until)) throw fail(ERR.USAGE, 'backfill: until is not a valid time');
     if (until <= since)
-      throw new Error(
+      throw fail(
+        ERR.USAGE,
         `backfill: until (${new Date(until).toISOString()}) must be after since (${new Date(since).toISOString()})`,
       );
     this.baseUrl = options.baseUrl ?? KRAKEN_REST_URL;
@@ -157,7 +159,8 @@ export class KrakenRestBackfill implements TradeSource {
     const saved = loadState(this.o.stateFile);
     if (saved !== undefined) {
       if (saved.pair !== pair || saved.since !== since)
-        throw new Error(
+        throw fail(
+          ERR.STATE_FILE,
           `state file ${this.o.stateFile} belongs to another backfill (${saved.pair} since ${new Date(saved.since).toISOString()}); remove it or choose another`,
         );
       this.log.info({ fetchedTrades: saved.fetchedTrades, cursor: saved.cursor }, 'resuming backfill');

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ERR, fail } from '../../core/errors.ts';
 
 /** What a REST backfill remembers between runs (one JSON file per backfill). */
 export interface BackfillState {
@@ -32,7 +33,7 @@ export function loadState(path: string | undefined): BackfillState | undefined {
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new Error(`state file ${path} is not JSON: remove it to start over`);
+    throw fail(ERR.STATE_FILE, `state file ${path} is not JSON: remove it to start over`);
   }
   // Files of the first version named the range `sinceMs`/`untilMs` and the count `fetched`.
   const s = {
@@ -56,7 +57,7 @@ export function loadState(path: string | undefined): BackfillState | undefined {
     typeof s.maxId === 'number' &&
     typeof s.fetchedTrades === 'number' &&
     typeof s.completeTs === 'number';
-  if (!ok) throw new Error(`state file ${path} is not a backfill state: remove it to start over`);
+  if (!ok) throw fail(ERR.STATE_FILE, `state file ${path} is not a backfill state: remove it to start over`);
   return s as BackfillState;
 }
 

@@ -3,6 +3,7 @@ import { open, readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { Unzip, UnzipInflate, unzipSync } from 'fflate';
+import { ERR, fail } from '../../core/errors.ts';
 
 /**
  * A recorded file's bytes, decompressed transparently. Compression is told by magic bytes, not by the name:
@@ -82,8 +83,8 @@ async function* unzipFirstEntry(raw: AsyncIterable<Buffer>): AsyncGenerator<Uint
   unzip.push(new Uint8Array(0), true);
   if (failure) throw failure;
   while (out.length > 0) yield out.shift()!;
-  if (entry === undefined) throw new Error('zip archive without a file entry');
-  if (!ended) throw new Error(`zip entry ${entry} is truncated`);
+  if (entry === undefined) throw fail(ERR.INPUT, 'zip archive without a file entry');
+  if (!ended) throw fail(ERR.INPUT, `zip entry ${entry} is truncated`);
 }
 
 /** The whole decompressed content, for single-document formats (JSON). Throws on a corrupt archive. */
@@ -94,7 +95,7 @@ export async function readWholeFile(path: string): Promise<Uint8Array> {
   if (compression === 'zip') {
     const files = Object.entries(unzipSync(buf)).filter(([name]) => !name.endsWith('/'));
     const first = files[0];
-    if (first === undefined) throw new Error('zip archive without a file entry');
+    if (first === undefined) throw fail(ERR.INPUT, 'zip archive without a file entry');
     return first[1];
   }
   return buf;

@@ -1,3 +1,4 @@
+import { ERR, fail } from '../../core/errors.ts';
 import { getJson } from '../../core/http.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Backoff } from '../../core/retry.ts';
@@ -39,7 +40,8 @@ export async function fetchBinanceTrades(
   const url = `${baseUrl}/api/v3/historicalTrades?symbol=${binanceRestSymbol(pair)}${from}&limit=${BINANCE_PAGE_LIMIT}`;
   const body = await getJson(url, { ...o, headers: o.apiKey ? { 'X-MBX-APIKEY': o.apiKey } : {} });
   if (!Array.isArray(body))
-    throw new Error(
+    throw fail(
+      ERR.UPSTREAM,
       `Binance historicalTrades: not a list: ${redactSecrets(JSON.stringify(body).slice(0, 200))}`,
     );
   const page: BinanceTradesPage = { trades: [], rejects: [] };

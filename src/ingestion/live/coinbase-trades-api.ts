@@ -1,3 +1,4 @@
+import { ERR, fail } from '../../core/errors.ts';
 import { getJson } from '../../core/http.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Backoff } from '../../core/retry.ts';
@@ -48,7 +49,7 @@ export async function fetchCoinbaseTrades(
   const url = `${baseUrl}/api/v3/brokerage/market/products/${coinbaseProduct(pair)}/ticker?${q}`;
   const body = (await getJson(url, o)) as { trades?: unknown } | null;
   if (!Array.isArray(body?.trades))
-    throw new Error(`Coinbase market trades: no trades list: ${JSON.stringify(body).slice(0, 200)}`);
+    throw fail(ERR.UPSTREAM, `Coinbase market trades: no trades list: ${JSON.stringify(body).slice(0, 200)}`);
   const page: CoinbaseTradesPage = { trades: [], rejects: [] };
   const now = Date.now();
   for (const t of body.trades as unknown[]) {

@@ -1,4 +1,5 @@
 import { secret, setting } from '../../config/env.ts';
+import { ERR, fail } from '../../core/errors.ts';
 import { BinanceWsSource } from './binance-ws.ts';
 import { CoinbaseWsSource } from './coinbase-ws.ts';
 import { KrakenWsSource } from './kraken-ws.ts';
@@ -53,7 +54,8 @@ export function liveSources(
           sideMeaning: side,
         }),
       );
-    } else throw new Error(`unknown exchange "${x}" in CRYPTOCAST_EXCHANGES (kraken, binance, coinbase)`);
+    } else
+      throw fail(ERR.CONFIG, `unknown exchange "${x}" in CRYPTOCAST_EXCHANGES (kraken, binance, coinbase)`);
   }
   return out;
 }

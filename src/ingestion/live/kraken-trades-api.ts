@@ -1,3 +1,4 @@
+import { CryptocastError, ERR, fail } from '../../core/errors.ts';
 import { getJson } from '../../core/http.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Backoff } from '../../core/retry.ts';
@@ -24,11 +25,14 @@ export interface KrakenTradesPage {
 }
 
 /** An error Kraken reported in `error[]` that retrying will not fix (e.g. `EQuery:Unknown asset pair`). */
-export class KrakenApiError extends Error {
+export class KrakenApiError extends CryptocastError {
   override readonly name = 'KrakenApiError';
   readonly errors: string[];
   constructor(errors: string[]) {
-    super(`Kraken: ${errors.join('; ')}`);
+    super(ERR.UPSTREAM.code, `Kraken: ${errors.join('; ')}`, {
+      exitCode: ERR.UPSTREAM.exitCode,
+      hint: 'Kraken refused the request: check the pair and the time range',
+    });
     this.errors = errors;
   }
 }
@@ -67,15 +71,19 @@ export async function fetchKrakenTrades(
   if (errors.length > 0) throw new KrakenApiError(errors);
   const result = body?.result;
   if (typeof result !== 'object' || result === null || Array.isArray(result))
-    throw new Error(`Kraken Trades: response without a result object: ${JSON.stringify(body).slice(0, 200)}`);
+    throw fail(
+      ERR.UPSTREAM,
+      `Kraken Trades: response without a result object: ${JSON.stringify(body).slice(0, 200)}`,
+    );
   const r = result as Record<string, unknown>;
   const keys = Object.keys(r).filter((k) => k !== 'last');
   if (keys.length > 1)
-    throw new Error(`Kraken Trades: several result keys (${keys.join(', ')}), expected one`);
+    throw fail(ERR.UPSTREAM, `Kraken Trades: several result keys (${keys.join(', ')}), expected one`);
   const rows = keys[0] === undefined ? [] : r[keys[0]];
-  if (!Array.isArray(rows)) throw new Error(`Kraken Trades: result.${keys[0]} is not a list`);
+  if (!Array.isArray(rows)) throw fail(ERR.UPSTREAM, `Kraken Trades: result.${keys[0]} is not a list`);
   const last = typeof r.last === 'string' || typeof r.last === 'number' ? String(r.last) : (sinceNs ?? '0');
-  if (!/^\d{1,25}$/.test(last)) throw new Error(`Kraken Trades: cursor "last" is not a number: ${last}`);
+  if (!/^\d{1,25}$/.test(last))
+    throw fail(ERR.UPSTREAM, `Kraken Trades: cursor "last" is not a number: ${last}`);
   const page: KrakenTradesPage = { trades: [], rejects: [], last };
   const now = Date.now();
   for (const row of rows) {

@@ -1,3 +1,4 @@
+import { ERR, fail } from '../../core/errors.ts';
 import { log as rootLog } from '../../core/log.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
 import type { Trade } from '../../schemas/trade.ts';
@@ -337,7 +338,8 @@ export function assertUrl(url: string, protocols: string[]): void {
   try {
     u = new URL(url);
   } catch {
-    throw new Error(`not a URL: "${url}"`);
+    throw fail(ERR.CONFIG, `not a URL: "${url}"`);
   }
-  if (!protocols.includes(u.protocol)) throw new Error(`URL ${url} must use ${protocols.join(' or ')}`);
+  if (!protocols.includes(u.protocol))
+    throw fail(ERR.CONFIG, `URL ${url} must use ${protocols.join(' or ')}`);
 }

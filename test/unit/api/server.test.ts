@@ -3,8 +3,10 @@ import { describe, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { LatestPredictions } from '../../../src/api/latest.ts';
 import { type ApiOptions, apiOptionsFromEnv, buildApi } from '../../../src/api/server.ts';
+import { ERR } from '../../../src/core/errors.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import type { ModelCard } from '../../../src/training/registry/registry.ts';
+import { coded } from '../../support/errors.ts';
 import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
 
 const T0 = Date.UTC(2026, 10, 1, 12, 0);
@@ -366,7 +368,10 @@ describe('API keys, rate limit, CORS', () => {
     assert.deepEqual(o.apiKeys, ['k1', 'k2']);
     assert.equal(o.ratePerSecond, 10);
     assert.deepEqual(o.corsOrigins, ['*']);
-    assert.throws(() => apiOptionsFromEnv({ CRYPTOCAST_API_BURST: 'lots' }), /CRYPTOCAST_API_BURST/);
+    assert.throws(
+      () => apiOptionsFromEnv({ CRYPTOCAST_API_BURST: 'lots' }),
+      coded(ERR.CONFIG, /CRYPTOCAST_API_BURST/),
+    );
   });
 });
 

@@ -5,9 +5,11 @@ import {
   CandleAggregator,
   type CandleAggregatorOptions,
 } from '../../../src/candles/aggregator.ts';
+import { ERR } from '../../../src/core/errors.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import { CandleSchema } from '../../../src/schemas/candle.ts';
 import type { Trade } from '../../../src/schemas/trade.ts';
+import { coded } from '../../support/errors.ts';
 import { MIN, ohlc, T0, trade, watermark } from '../../support/factories.ts';
 
 function harness(options: CandleAggregatorOptions = {}) {
@@ -171,7 +173,7 @@ describe('CandleAggregator: windows', () => {
   });
 
   it('rejects a negative grace period', () => {
-    assert.throws(() => harness({ graceMs: -1 }), /grace/);
+    assert.throws(() => harness({ graceMs: -1 }), coded(ERR.CONFIG));
   });
 });
 

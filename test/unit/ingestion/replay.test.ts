@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { CandleAggregator } from '../../../src/candles/aggregator.ts';
+import { ERR } from '../../../src/core/errors.ts';
 import { TradeFileError } from '../../../src/ingestion/files/readers.ts';
 import { type ReplayOptions, type ReplayProgress, ReplaySource } from '../../../src/ingestion/replay.ts';
 import type { SourceSink } from '../../../src/ingestion/source.ts';
@@ -12,6 +13,7 @@ import type { Candle } from '../../../src/schemas/candle.ts';
 import { type DeadLetter, DeadLetterSchema } from '../../../src/schemas/dlq.ts';
 import { type Trade, type Watermark, WatermarkSchema } from '../../../src/schemas/trade.ts';
 import { BINANCE_CAPTURE, KRAKEN_2019_CSV } from '../../support/data.ts';
+import { coded } from '../../support/errors.ts';
 
 /** Every sink call, in order, with its batch boundaries. */
 type Call =
@@ -297,9 +299,9 @@ describe('ReplaySource: rejects, limit, abort, progress, configuration', () => {
 
   it('refuses unusable configuration clearly', async () => {
     for (const speed of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 'fast' as 'max'])
-      assert.throws(() => new ReplaySource({ files: [KRAKEN_2019_CSV], speed }), /speed/);
-    assert.throws(() => new ReplaySource({ files: [] }), /no file/);
-    assert.throws(() => new ReplaySource({ files: [KRAKEN_2019_CSV], limit: 0 }), /limit/);
+      assert.throws(() => new ReplaySource({ files: [KRAKEN_2019_CSV], speed }), coded(ERR.INPUT, /speed/));
+    assert.throws(() => new ReplaySource({ files: [] }), coded(ERR.INPUT, /no file/));
+    assert.throws(() => new ReplaySource({ files: [KRAKEN_2019_CSV], limit: 0 }), coded(ERR.INPUT, /limit/));
     assert.throws(() => new ReplaySource({ files: [KRAKEN_2019_CSV], pair: 'bitcoin' }), TradeFileError);
     await assert.rejects(replay({ files: [join(tmp, 'missing.csv')] }), TradeFileError);
   });

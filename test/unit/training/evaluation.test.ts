@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ERR } from '../../../src/core/errors.ts';
 import { type Dataset, DatasetBuilder } from '../../../src/training/dataset.ts';
 import { evaluate } from '../../../src/training/evaluation.ts';
 import type { Fold } from '../../../src/training/folds.ts';
 import { intervalMetrics, volatilityBand } from '../../../src/training/metrics.ts';
 import type { OutOfSample } from '../../../src/training/python-trainer.ts';
+import { coded } from '../../support/errors.ts';
 
 const MIN = 60_000;
 const T0 = Date.UTC(2022, 0, 1);
@@ -226,7 +228,7 @@ describe('evaluate: champion and errors', () => {
       linear: new Float64Array(0),
       champion: new Float64Array(0),
     };
-    assert.throws(() => evaluate(ds, folds, empty), /no out-of-sample predictions/);
+    assert.throws(() => evaluate(ds, folds, empty), coded(ERR.DATASET));
   });
 });
 

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { ERR } from '../../../src/core/errors.ts';
 import { type Fold, FoldError, walkForwardFolds } from '../../../src/training/folds.ts';
+import { coded } from '../../support/errors.ts';
 
 const MIN = 60_000;
 const T0 = Date.UTC(2022, 0, 1);
@@ -121,7 +123,7 @@ describe('walkForwardFolds', () => {
           };
           const block = Math.floor(spanMin / (nFolds + 1)) * MIN;
           if (block <= o.purgeMs) {
-            assert.throws(() => walkForwardFolds(first, last, o), /too short/);
+            assert.throws(() => walkForwardFolds(first, last, o), coded(ERR.FOLDS, /too short/));
             return;
           }
           checkFolds(walkForwardFolds(first, last, o), first, last, o);

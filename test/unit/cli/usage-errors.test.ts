@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ERR, type ErrorKind } from '../../../src/core/errors.ts';
+import { runCli } from '../../support/cli.ts';
+
+/** Exit 2, one line naming the problem with its code, no stack trace. */
+async function refused(args: string[], kind: ErrorKind): Promise<string> {
+  const run = runCli(args);
+  const code = await run.exited;
+  const stderr = run.stderr();
+  assert.equal(code, kind.exitCode, stderr);
+  assert.match(stderr, new RegExp(`\\[${kind.code}\\]`), stderr);
+  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  return stderr;
+}
+
+describe('the CLI refuses with a stable code', () => {
+  it('commander’s own refusals: an unknown stage, a flag of another stage, a value not among the choices', async () => {
+    await refused(['service', 'bogus'], ERR.USAGE);
+    await refused(['service', 'candles', '--store', 'duckdb:x'], ERR.USAGE);
+    await refused(['service', 'candles', '--interval', '7m'], ERR.USAGE);
+  });
+
+  it('models: a version or a champion that is not there', async () => {
+    const registry = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    await refused(['models', 'show', '9', '--registry', registry], ERR.MODEL_VERSION);
+    await refused(['models', 'rollback', '--registry', registry], ERR.MODEL_VERSION);
+    await refused(['models', 'show', 'nine', '--registry', registry], ERR.USAGE);
+  });
+
+  it('a missing input file and a bad setting', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 'c.csv');
+    await refused(['candles', '--input', '/nonexistent/trades.csv', '--output', out], ERR.INPUT);
+    const run = runCli(['service', 'trades', '--bus', 'memory'], { CRYPTOCAST_EXCHANGES: 'kraken,nasdaq' });
+    assert.equal(await run.exited, ERR.CONFIG.exitCode);
+    assert.match(run.stderr(), /unknown exchange "nasdaq".*\[CC_ERR_CONFIG\]/);
+  });
+});
