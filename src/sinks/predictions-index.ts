@@ -63,8 +63,13 @@ export const PREDICTION_MAPPINGS = {
 
 /** The composable index template (PUT _index_template/<prefix>predictions). */
 export function predictionsIndexTemplate(prefix: string): Record<string, unknown> {
+  return indexTemplate(predictionsIndexPattern(prefix), PREDICTION_MAPPINGS);
+}
+
+/** A composable index template of one pattern: one shard, a replica where there is a second node, these mappings. */
+function indexTemplate(pattern: string, mappings: unknown): Record<string, unknown> {
   return {
-    index_patterns: [predictionsIndexPattern(prefix)],
+    index_patterns: [pattern],
     priority: 100,
     version: PREDICTIONS_INDEX_VERSION,
     template: {
@@ -74,7 +79,7 @@ export function predictionsIndexTemplate(prefix: string): Record<string, unknown
         'index.auto_expand_replicas': '0-1',
         'index.refresh_interval': '5s',
       },
-      mappings: PREDICTION_MAPPINGS,
+      mappings,
     },
     _meta: { managedBy: 'cryptocast index-sink' },
   };
@@ -155,20 +160,7 @@ export const ERROR_MAPPINGS = {
 } as const;
 
 export function errorsIndexTemplate(prefix: string): Record<string, unknown> {
-  return {
-    index_patterns: [errorsIndexPattern(prefix)],
-    priority: 100,
-    version: PREDICTIONS_INDEX_VERSION,
-    template: {
-      settings: {
-        'index.number_of_shards': 1,
-        'index.auto_expand_replicas': '0-1',
-        'index.refresh_interval': '5s',
-      },
-      mappings: ERROR_MAPPINGS,
-    },
-    _meta: { managedBy: 'cryptocast index-sink' },
-  };
+  return indexTemplate(errorsIndexPattern(prefix), ERROR_MAPPINGS);
 }
 
 /** The same retention as the predictions, for the error indices. */

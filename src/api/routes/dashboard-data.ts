@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { CandlesTable } from '../../candles/store/candles-table.ts';
 import { log } from '../../core/log.ts';
+import type { DashboardSeries } from '../../dashboard/series.ts';
 import type { PredictionsStore } from '../../inference/predictions-store.ts';
 import type { ErrorsStore } from '../../monitoring/store/errors-store.ts';
 import { CandleSchema } from '../../schemas/candle.ts';
@@ -82,7 +83,7 @@ export function dashboardDataRoutes(deps: {
             "A pair's candles, predictions and error records of the last days, as columns (the dashboard's first paint)",
           querystring: seriesQuery.querystring,
           response: {
-            200: loose('DashboardSeries (src/api/routes/dashboard-data.ts)'),
+            200: loose('DashboardSeries (src/dashboard/series.ts)'),
             ...errors(400, 401, 404, 429, 503),
           },
         },
@@ -229,30 +230,5 @@ export function dashboardDataRoutes(deps: {
         return { items: deps.news?.latest(q.limit ?? 50) ?? [] };
       },
     );
-  };
-}
-
-/** Columns of numbers (null where a value is missing): what a chart needs, a fifth of the records' JSON. */
-export interface DashboardSeries {
-  pair: string;
-  from: number;
-  to: number;
-  candles: { t: number[]; o: number[]; h: number[]; l: number[]; c: number[] };
-  predictions: {
-    t: number[];
-    w: number[];
-    v: number[];
-    p: number[];
-    lo: number[];
-    hi: number[];
-    lat: number[];
-  };
-  errors: {
-    t: number[];
-    w: number[];
-    v: number[];
-    e: (number | null)[];
-    pe: (number | null)[];
-    hit: (number | null)[];
   };
 }

@@ -1,4 +1,5 @@
 import { backoffCap } from '../../core/retry.ts';
+import type { DashboardSeries } from '../series.ts';
 import { ApiError, type ChannelName, getJson, Live } from './api.ts';
 import { ErrorChart, MarketChart } from './charts.ts';
 import { esc, utc } from './format.ts';
@@ -127,28 +128,7 @@ async function pickPair(): Promise<string | undefined> {
   return pair;
 }
 
-interface Series {
-  from: number;
-  to: number;
-  candles: { t: number[]; o: number[]; h: number[]; l: number[]; c: number[] };
-  predictions: {
-    t: number[];
-    w: number[];
-    v: number[];
-    p: number[];
-    lo: number[];
-    hi: number[];
-    lat: number[];
-  };
-  errors: {
-    t: number[];
-    w: number[];
-    v: number[];
-    e: (number | null)[];
-    pe: (number | null)[];
-    hit: (number | null)[];
-  };
-}
+type Series = DashboardSeries;
 
 /** One request for the first paint: the last `WINDOW_DAYS` of the pair as columns (a fifth of the records' JSON). */
 async function firstPaint(pair: string, series: Promise<Series>, t0: number): Promise<void> {
