@@ -181,6 +181,19 @@ describe('index sink: predictions → a real OpenSearch node', () => {
   let errorsStore: ErrorsStore;
   let monitor: MonitorService;
 
+  /**
+   * The sink commits a batch's offsets only after its bulk request succeeded: once both its groups have committed
+   * everything on their topics, every document it will write is written (no fixed wait for stragglers).
+   */
+  const sinkCommittedAll = () =>
+    until(
+      'the sink to commit everything it read',
+      async () =>
+        (await bus.groupLag(topics.predictions, 'index-sink.predictions')) === 0 &&
+        ((await bus.groupLag(topics.predictionErrors, 'index-sink.predictions.errors')) ?? 0) === 0,
+      60_000,
+    );
+
   /** The sink as its own process, as it runs in production; `fault` makes it SIGKILL itself at a point. */
   const startSink = (fault = ''): ChildProcess => {
     const c = spawn(
@@ -319,7 +332,7 @@ describe('index sink: predictions → a real OpenSearch node', () => {
       async () => (await count(errorsPattern)) >= (await errorsStore.count()),
       120_000,
     );
-    await sleep(1_000); // a duplicate would show up now
+    await sinkCommittedAll(); // what it writes, it has written: a duplicate would show now
     const docs = await assertIndexEqualsStore();
     assert.ok(
       docs.every((d) => d.version === 1),
@@ -381,7 +394,7 @@ describe('index sink: predictions → a real OpenSearch node', () => {
       async () => (await count(pattern)) >= total,
       120_000,
     );
-    await sleep(1_000);
+    await sinkCommittedAll();
     const docs = await assertIndexEqualsStore();
     // The batch indexed before the crash was read again and written onto the same documents.
     assert.ok(
@@ -415,7 +428,7 @@ describe('index sink: predictions → a real OpenSearch node', () => {
       async () => (await count(pattern)) >= total,
       180_000,
     );
-    await sleep(1_000);
+    await sinkCommittedAll();
     await assertIndexEqualsStore();
     sink.kill('SIGTERM');
     await exited(sink);
