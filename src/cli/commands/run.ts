@@ -157,7 +157,12 @@ export async function run(
           clock,
           candles: candlesTable,
           alerts: {
-            engine: new AlertEngine(rules, delivery),
+            // A replay outruns its consumers by design, and on the event clock a rule's `for` passes in milliseconds:
+            // consumer lag is meaningful only live.
+            engine: new AlertEngine(
+              opts.source === 'live' ? rules : rules.filter((r) => r.kind !== 'consumer_lag'),
+              delivery,
+            ),
             championCreatedAt: () => holder.current()?.card.createdAt,
           },
         });
