@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
   createReadStream,
-  createWriteStream,
   existsSync,
   readFileSync,
   renameSync,
@@ -9,8 +8,8 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CryptocastError, ERR, fail } from '../core/errors.ts';
@@ -321,23 +320,29 @@ export class ArchiveFetcher {
     }
     if (!res.body) throw new Transient(`${url}: empty response`);
     const append = res.status === 206 && have > 0;
-    const counter = new Transform({
-      transform: (chunk: Buffer, _enc, done) => {
-        this.progress.bytes += chunk.length;
-        done(null, chunk);
-      },
-    });
+    // Each chunk is written (awaited) before the next is read: when the connection is lost, every byte received is in
+    // the part for the Range request to continue from. (A stream pipeline destroys its file stream on error, dropping
+    // writes still queued: under load, a cut download kept nothing and started over.)
+    const file = await open(part, append ? 'a' : 'w');
+    let failure: unknown;
     try {
-      await pipeline(
-        Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
-        counter,
-        createWriteStream(part, { flags: append ? 'a' : 'w' }),
-      );
+      const reader = res.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        await file.write(value);
+        this.progress.bytes += value.length;
+      }
     } catch (err) {
-      if (this.o.signal?.aborted) throw err;
-      if (err instanceof CryptocastError) throw err;
+      failure = err;
+    } finally {
+      await file.close();
+    }
+    if (failure !== undefined) {
+      if (this.o.signal?.aborted) throw failure;
+      if (failure instanceof CryptocastError) throw failure;
       throw new Transient(
-        `${url}: connection lost after ${statSync(part).size} bytes (${(err as Error).message})`,
+        `${url}: connection lost after ${statSync(part).size} bytes (${(failure as Error).message})`,
       );
     }
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,8 @@ interface Archive {
   /** Always corrupt (the download can never succeed). */
   alwaysCorrupt: Set<string>;
   missing: Set<string>;
+  /** For a cut: true once the client has stored some of the bytes sent (then the connection is cut). */
+  received?: (name: string) => boolean;
 }
 
 async function startArchive(): Promise<Archive> {
@@ -69,9 +71,15 @@ async function startArchive(): Promise<Archive> {
       ...(m ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
     });
     if (fault === 'cut') {
-      // Half the file, then the connection ends, once those bytes are sent (destroy() could drop them unsent, and the
-      // client would then rightly start over instead of resuming).
-      res.write(part.subarray(0, Math.floor(part.length / 2)), () => res.socket?.end());
+      // Half the file, then the connection is cut — once the client has stored some of it (a fetch body drops what it
+      // had queued but not yet read when its connection fails: cut too early, there is nothing to resume from).
+      res.write(part.subarray(0, Math.floor(part.length / 2)));
+      const deadline = Date.now() + 30_000;
+      const cut = () => {
+        if (a.received?.(name) || Date.now() > deadline) res.socket?.destroy();
+        else setTimeout(cut, 10);
+      };
+      cut();
       return;
     }
     res.end(part);
@@ -121,6 +129,10 @@ describe('cryptocast data fetch against a local Binance archive', { skip: !exist
   test('downloads every day, verified; a corrupted body is fetched again, a cut one resumed, a missing day reported', async () => {
     archive.faults.set('BTCUSDT-1m-2022-05-03.zip', ['corrupt']);
     archive.faults.set('BTCUSDT-1m-2022-05-05.zip', ['cut']);
+    archive.received = (name) => {
+      const part = join(localDir(), `${name}.part`);
+      return existsSync(part) && statSync(part).size > 0;
+    };
     archive.missing.add('BTCUSDT-1m-2022-05-04.zip');
     const run = fetchMay();
     const summary = await run.waitFor((e) => e.event === 'done', 180_000);
