@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { runCli } from '../support/cli.ts';
 import { SHARED_DATA } from '../support/data.ts';
 import { freePort } from '../support/ports.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * `cryptocast data fetch` against a local server laid out as data.binance.vision, serving the real daily zips of
@@ -74,12 +75,12 @@ async function startArchive(): Promise<Archive> {
       // Half the file, then the connection is cut — once the client has stored some of it (a fetch body drops what it
       // had queued but not yet read when its connection fails: cut too early, there is nothing to resume from).
       res.write(part.subarray(0, Math.floor(part.length / 2)));
-      const deadline = Date.now() + 30_000;
-      const cut = () => {
-        if (a.received?.(name) || Date.now() > deadline) res.socket?.destroy();
-        else setTimeout(cut, 10);
-      };
-      cut();
+      void waitFor('the client to store part of the cut file', () => a.received?.(name) ?? true, Boolean, {
+        timeoutMs: 30_000,
+        everyMs: 10,
+      })
+        .catch(() => {}) // cut anyway: the resume assertion then says what happened
+        .finally(() => res.socket?.destroy());
       return;
     }
     res.end(part);

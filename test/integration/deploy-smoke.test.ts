@@ -18,6 +18,7 @@ import {
 } from '../support/deploy.ts';
 import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
 import { ensureOpenSearch, OPENSEARCH_URL } from '../support/opensearch.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * What the chart would run, run here: every Deployment of the production values rendered against this machine's
@@ -188,19 +189,19 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
     child.stderr!.on('data', (b) => {
       log += b;
     });
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      assert.equal(child.exitCode, null, log.slice(-2000));
-      const ok = await fetch(`http://127.0.0.1:${port}/v1/health`, {
-        signal: AbortSignal.timeout(2_000),
-      }).then(
-        (r) => r.status === 200,
-        () => false,
-      );
-      if (ok) break;
-      assert.ok(Date.now() < deadline, `no /v1/health within 60 s:\n${log.slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    const state = await waitFor(
+      'the embedded run to answer /v1/health, or to exit',
+      async () =>
+        child.exitCode !== null
+          ? 'exited'
+          : fetch(`http://127.0.0.1:${port}/v1/health`, { signal: AbortSignal.timeout(2_000) }).then(
+              (r) => (r.status === 200 ? 'up' : 'starting'),
+              () => 'starting',
+            ),
+      (v) => v !== 'starting',
+      { timeoutMs: 60_000, everyMs: 250 },
+    ).catch((err) => `${(err as Error).message}`);
+    assert.equal(state, 'up', log.slice(-2000));
     assert.ok(existsSync(join(cwd, '.data', 'cryptocast.duckdb')), 'the DuckDB file on the volume');
     const exited = new Promise<number | null | string>((resolve) => {
       const timer = setTimeout(() => resolve('no exit within 30 s'), 30_000);
@@ -276,16 +277,15 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
       };
     });
 
-    const deadline = Date.now() + 120_000;
     for (const s of started) {
-      while (!/"msg":"running\b/.test(s.log())) {
-        assert.ok(
-          s.child.exitCode === null,
-          `${s.name} exited ${s.child.exitCode}:\n${s.log().slice(-2000)}`,
-        );
-        assert.ok(Date.now() < deadline, `${s.name} did not report running:\n${s.log().slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      const state = await waitFor(
+        `${s.name} to report running, or to exit`,
+        () =>
+          s.child.exitCode !== null ? 'exited' : /"msg":"running\b/.test(s.log()) ? 'running' : 'starting',
+        (v) => v !== 'starting',
+        { timeoutMs: 120_000 },
+      ).catch((err) => `${(err as Error).message}`);
+      assert.equal(state, 'running', `${s.name} (exit ${s.child.exitCode}):\n${s.log().slice(-2000)}`);
       const running = JSON.parse(
         s
           .log()
@@ -309,12 +309,15 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
       }
       const h = await fetch(`http://127.0.0.1:${s.metricsPort}/health`);
       assert.equal(h.status, 200, `${s.name} /health`);
-      for (;;) {
-        const r = await fetch(`http://127.0.0.1:${s.metricsPort}/ready`);
-        if (r.status === 200) break;
-        assert.ok(Date.now() < deadline, `${s.name} /ready: ${r.status} ${await r.text()}`);
-        await new Promise((res) => setTimeout(res, 250));
-      }
+      await waitFor(
+        `${s.name} /ready`,
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${s.metricsPort}/ready`);
+          return `${r.status} ${await r.text()}`;
+        },
+        (v) => v.startsWith('200 '),
+        { timeoutMs: 120_000, everyMs: 250 },
+      );
       const m = await fetch(`http://127.0.0.1:${s.metricsPort}/metrics`);
       assert.match(await m.text(), /cryptocast_process_/, `${s.name} /metrics`);
     }
