@@ -1,5 +1,7 @@
 import { ATR, BollingerBands, EMA, MACD, RSI, SMA, StochasticOscillator } from 'trading-signals';
 import { PriceGuard } from '../../src/core/price-guard.ts';
+// The rolling sums are ours in both; the reference differs in its indicators (trading-signals' own classes).
+import { Rolling } from '../../src/features/rolling.ts';
 import {
   type CandleInput,
   check,
@@ -11,57 +13,6 @@ import {
  * src/features/technical.ts as it was before issue 18 (main at 72f81ce): the indicators are trading-signals' own
  * classes. The reference that the ring-buffer indicators must match bit for bit.
  */
-
-/** A fixed-size window of numbers with O(1) running sum and sum of squares. */
-class Rolling {
-  private readonly buf: Float64Array;
-  private i = 0;
-  n = 0;
-  sum = 0;
-  sumSq = 0;
-  constructor(size: number) {
-    this.buf = new Float64Array(size);
-  }
-  push(x: number): void {
-    const size = this.buf.length;
-    if (this.n === size) {
-      const old = this.buf[this.i]!;
-      this.sum -= old;
-      this.sumSq -= old * old;
-    } else this.n++;
-    this.buf[this.i] = x;
-    this.sum += x;
-    this.sumSq += x * x;
-    this.i = (this.i + 1) % size;
-    // A running sum that overflowed would stay Infinity (or NaN) forever after the value left the window:
-    // recompute it from the window instead, so one extreme value poisons the window only while it is in it.
-    if (!Number.isFinite(this.sum) || !Number.isFinite(this.sumSq)) this.recompute();
-  }
-  private recompute(): void {
-    let sum = 0;
-    let sumSq = 0;
-    for (let k = 0; k < this.n; k++) {
-      const v = this.buf[k]!;
-      sum += v;
-      sumSq += v * v;
-    }
-    this.sum = sum;
-    this.sumSq = sumSq;
-  }
-  get full(): boolean {
-    return this.n === this.buf.length;
-  }
-  /** The value pushed `k` pushes ago (0 = last). */
-  ago(k: number): number {
-    const size = this.buf.length;
-    return this.buf[(this.i - 1 - k + 2 * size) % size]!;
-  }
-  /** Population standard deviation. Recomputed sums would drift; these are exact enough for z-scores. */
-  std(): number {
-    const mean = this.sum / this.n;
-    return Math.sqrt(Math.max(0, this.sumSq / this.n - mean * mean));
-  }
-}
 
 /** Indicator state of one pair. */
 class PairFeatures {
