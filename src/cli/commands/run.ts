@@ -369,7 +369,8 @@ export async function run(
     );
   }
   try {
-    for (const [pair, end] of await store.latest(TECHNICAL_SET)) {
+    const latestByPair = await store.latest(TECHNICAL_SET);
+    for (const [pair, end] of latestByPair) {
       const online = await store.online(TECHNICAL_SET, pair);
       process.stderr.write(
         `feature store ${opts.store}: ${pair} history up to ${iso(end)}; ` +
@@ -378,9 +379,7 @@ export async function run(
             : 'no ready vector yet (indicators warm up over 61 minutes)\n'),
       );
     }
-    const latest = await Promise.all(
-      [...(await store.latest(TECHNICAL_SET)).keys()].map((p) => predictions.latest(p)),
-    );
+    const latest = await Promise.all([...latestByPair.keys()].map((p) => predictions.latest(p)));
     for (const p of latest)
       if (p)
         process.stderr.write(
