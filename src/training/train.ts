@@ -110,9 +110,15 @@ export async function trainAndRegister(
     artifacts,
     gate: decision,
   };
-  await writeFile(join(run.outDir, 'evaluation.json'), JSON.stringify(run.evaluation, null, 2));
-  await writeFile(join(run.outDir, 'report.md'), renderReport(card, run.evaluation, decision, run.result));
-  const registered = await registry.register(card, run.outDir);
+  let registered: Awaited<ReturnType<typeof registry.register>>;
+  try {
+    await writeFile(join(run.outDir, 'evaluation.json'), JSON.stringify(run.evaluation, null, 2));
+    await writeFile(join(run.outDir, 'report.md'), renderReport(card, run.evaluation, decision, run.result));
+    registered = await registry.register(card, run.outDir);
+  } finally {
+    // The registry has its own copy of the artifacts now (or nothing was registered).
+    await run.cleanup();
+  }
   if (decision.promoted)
     await registry.setAlias(
       opts.name,

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Dataset, DatasetError, writeDataset } from './dataset.ts';
@@ -43,6 +43,8 @@ export interface WalkForwardRun {
   evaluation: Evaluation;
   /** The trainer's output folder: model.json, p10.json, p90.json, figures (when `final`). */
   outDir: string;
+  /** Removes the temporary folder this run made (nothing when the caller gave `workDir`): call once done with `outDir`. */
+  cleanup(): Promise<void>;
 }
 
 /** The last 10 % of each training window (by time) validates early stopping, after a purge gap. */
@@ -103,31 +105,45 @@ export async function walkForward(ds: Dataset, opts: WalkForwardOptions): Promis
     windowMs: opts.windowMs,
   });
   checkFoldsTrainable(ds, folds, VALIDATION_FRACTION);
+  // A folder of its own unless the caller gave one; it holds the dataset as the trainer reads it (hundreds of MB for
+  // months of candles), so it goes as soon as the run is done with it.
+  const ownWork = opts.workDir === undefined;
   const work = opts.workDir ?? (await mkdtemp(join(tmpdir(), 'cryptocast-train-')));
+  const cleanup = async () => {
+    if (ownWork) await rm(work, { recursive: true, force: true });
+  };
   const datasetDir = join(work, 'dataset');
   const outDir = join(work, 'out');
-  await writeDataset(ds, datasetDir);
-  await mkdir(outDir, { recursive: true });
-  const { oos, result } = await runTrainer(
-    datasetDir,
-    {
-      horizonMs: ds.horizonMs,
-      folds,
-      params: opts.params,
-      tune: opts.params ? undefined : opts.tune,
-      quantiles: [0.1, 0.9],
-      threads: opts.threads,
-      seed: opts.seed ?? 42,
-      validationFraction: VALIDATION_FRACTION,
-      minFitRows: MIN_FIT_ROWS,
-      minValidationRows: MIN_VALIDATION_ROWS,
-      final: opts.final,
-      figures: opts.figures,
-      champion: opts.champion,
-    },
-    outDir,
-    opts.onProgress,
-    opts.onLog,
-  );
-  return { folds, oos, result, evaluation: evaluate(ds, folds, oos), outDir };
+  let trained: Awaited<ReturnType<typeof runTrainer>>;
+  try {
+    await writeDataset(ds, datasetDir);
+    await mkdir(outDir, { recursive: true });
+    trained = await runTrainer(
+      datasetDir,
+      {
+        horizonMs: ds.horizonMs,
+        folds,
+        params: opts.params,
+        tune: opts.params ? undefined : opts.tune,
+        quantiles: [0.1, 0.9],
+        threads: opts.threads,
+        seed: opts.seed ?? 42,
+        validationFraction: VALIDATION_FRACTION,
+        minFitRows: MIN_FIT_ROWS,
+        minValidationRows: MIN_VALIDATION_ROWS,
+        final: opts.final,
+        figures: opts.figures,
+        champion: opts.champion,
+      },
+      outDir,
+      opts.onProgress,
+      opts.onLog,
+    );
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  if (ownWork) await rm(datasetDir, { recursive: true, force: true });
+  const { oos, result } = trained;
+  return { folds, oos, result, evaluation: evaluate(ds, folds, oos), outDir, cleanup };
 }

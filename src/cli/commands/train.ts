@@ -188,6 +188,7 @@ export async function evaluateCommand(
   } finally {
     progress.stop();
   }
+  await run.cleanup(); // evaluate uses what the run returned, not its files
   const band = publishedBand(opts, ds, run.folds, run.oos, run.evaluation);
   if (opts.predictions) await writePredictions(opts.predictions, ds, band.oos);
   if (opts.figures) await drawFigures(opts.figures, ds, band.oos, band.evaluation);
