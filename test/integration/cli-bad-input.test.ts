@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { ERR } from '../../src/core/errors.ts';
 import { CLI } from '../support/cli.ts';
@@ -39,7 +39,16 @@ function refused(r: Result, code: string, pattern: RegExp): void {
 }
 
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-const dir = () => mkdtempSync(join(tmpdir(), 'cc-badinput-'));
+// Every folder a test makes goes at the end (one of them holds a 200 MB file).
+const made: string[] = [];
+const dir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'cc-badinput-'));
+  made.push(d);
+  return d;
+};
+after(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 const STAMP = join(
   SHARED_DATA,
   'bitstamp-btcusd-1m-2025-01',
