@@ -86,7 +86,8 @@ async function startArchive(): Promise<Archive> {
     res.end(part);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { ...a, server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  // The same object the handler reads (a copy would not see `received` set by a test).
+  return Object.assign(a, { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
 }
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
