@@ -47,8 +47,8 @@ backendOptions(
       .option('--no-monitor', 'without the monitoring pipeline (no error records, rolling quality or alerts)')
       .addOption(flag.alertRules())
       .option(
-        '--adaptive-conformal',
-        'publish the p10–p90 band through online adaptive conformal inference (learns from matured outcomes)',
+        '--no-adaptive-conformal',
+        'publish the model’s own p10–p90 band (default: adjusted by online adaptive conformal inference, which learns from matured outcomes)',
       )
       .option(
         '--replay <month>',

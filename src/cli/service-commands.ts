@@ -88,8 +88,8 @@ export function addServiceCommands(program: Command): void {
     .addOption(flag.clock('staleness by the wall clock, or by the newest windowEnd seen (replays)'))
     .option('--poll <duration>', 'how often the champion alias is read (e.g. 30s)', '30s')
     .option(
-      '--adaptive-conformal',
-      'publish the p10–p90 band through online adaptive conformal inference (learns from matured outcomes)',
+      '--no-adaptive-conformal',
+      'publish the model’s own p10–p90 band (default: adjusted by online adaptive conformal inference, which learns from matured outcomes and is rebuilt from the feature store on start)',
     )
     .addOption(flag.metricsPort())
     .action(run('predictor'));

@@ -1,6 +1,8 @@
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
+import { redactSecrets } from '../core/secrets.ts';
+import { FEATURE_SET } from '../features/technical.ts';
 import type { Bus, Subscription } from '../runtime/bus.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
@@ -31,11 +33,19 @@ export interface PredictorServiceOptions {
   warnEveryMs?: number;
   /**
    * Publish the p10–p90 band through online adaptive conformal inference (src/inference/online-band.ts): true for
-   * the defaults, or its options. Off by default: the model's own band.
+   * the defaults, or its options. Off when not given (the CLI turns it on by default): the model's own band.
    */
   adaptiveConformal?: boolean | Partial<AciOptions>;
+  /**
+   * The feature store's vectors of `pair` with fromTs ≤ windowEnd < toTs, oldest first: the adaptive band's state is
+   * rebuilt from them before a pair's first vector (after a start or a restart). Without it the band starts empty.
+   */
+  history?: (pair: string, fromTs: number, toTs: number) => Promise<FeatureVectorRecord[]>;
   logger?: Logger;
 }
+
+/** How far before the first vector the band's warm-up reads beyond its window of scores: covers the horizon. */
+const WARM_UP_MARGIN_MS = 60 * 60_000;
 
 /**
  * `features` → the champion model → `predictions` (topic) + the predictions store.
@@ -74,6 +84,9 @@ export class PredictorService {
   private subscription: Subscription | undefined;
   /** The online band adjustment, when on. */
   readonly band: OnlineBand | undefined;
+  private readonly history: PredictorServiceOptions['history'];
+  /** exchange|pair whose band state has been rebuilt from the store (or found nothing to rebuild from). */
+  private readonly warmed = new Set<string>();
   /** Per exchange|pair, the newest windowEnd already in the predictions topic (read back on (re)assignment). */
   private published: Map<string, number> | undefined;
   private readonly warnings = new Map<
@@ -95,6 +108,55 @@ export class PredictorService {
     this.log = (opts.logger ?? rootLog).child({ service: 'predictor' });
     const aci = opts.adaptiveConformal;
     this.band = aci ? new OnlineBand(aci === true ? {} : aci) : undefined;
+    this.history = opts.history;
+  }
+
+  /**
+   * Before the first vector of a pair: the band learns from the stored vectors of the window before it, predicted
+   * with the current model (published nowhere), so a restarted predictor publishes the bands it would have published
+   * had it never stopped (given the same model and what the store holds).
+   */
+  private async warmUp(v: FeatureVectorRecord): Promise<void> {
+    const key = `${v.exchange}|${v.pair}`;
+    const model = this.models.current();
+    if (
+      this.band === undefined ||
+      this.history === undefined ||
+      v.featureSet !== FEATURE_SET.name ||
+      this.warmed.has(key) ||
+      model === undefined
+    )
+      return;
+    const from = v.windowEnd - this.band.aci.options.window * 60_000 - WARM_UP_MARGIN_MS;
+    let stored: FeatureVectorRecord[];
+    try {
+      stored = await this.history(v.pair, from, v.windowEnd);
+    } catch (err) {
+      // Predictions must not wait on the history (a feature table not created yet, say): the band starts empty.
+      this.warmed.add(key);
+      this.log.warn(
+        { pair: v.pair, exchange: v.exchange, err: redactSecrets((err as Error).message) },
+        'the feature store did not give the history: the adaptive band starts empty',
+      );
+      return;
+    }
+    const earlier = stored.filter((h) => h.exchange === v.exchange && h.featureSet === v.featureSet);
+    const before = this.band.stats.learnt;
+    this.band.warmUp(earlier, (h) => {
+      const r = predict(h, model, { now: h.windowEnd, maxStalenessMs: this.maxStalenessMs });
+      return r.ok ? r.prediction : undefined;
+    });
+    this.warmed.add(key);
+    if (earlier.length > 0)
+      this.log.info(
+        {
+          pair: v.pair,
+          exchange: v.exchange,
+          vectors: earlier.length,
+          learnt: this.band.stats.learnt - before,
+        },
+        'adaptive band rebuilt from the feature store',
+      );
   }
 
   async start(): Promise<void> {
@@ -120,6 +182,8 @@ export class PredictorService {
         if (this.models.waitingForRegistry?.())
           throw new Error('the model registry does not answer: features held');
         this.published ??= await this.readPublished();
+        if (this.band !== undefined && this.history !== undefined)
+          for (const r of batch.records) await this.warmUp(r.value);
         const out: Prediction[] = [];
         const dead: DeadLetter[] = [];
         for (const r of batch.records) {

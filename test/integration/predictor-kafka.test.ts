@@ -6,12 +6,15 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { readOhlcv } from '../../src/candles/ohlcv-files.ts';
 import { toRecord } from '../../src/features/feature-service.ts';
+import { TECHNICAL_SET } from '../../src/features/feature-writer.ts';
+import { openFeatureStore } from '../../src/features/store/open.ts';
 import { FEATURE_COLUMNS, TechnicalFeatures } from '../../src/features/technical.ts';
 import { ChampionHolder } from '../../src/inference/model-holder.ts';
 import type { PredictionsStore } from '../../src/inference/predictions-store.ts';
 import { PredictorService } from '../../src/inference/predictor-service.ts';
 import { openPredictionsStore } from '../../src/inference/store/open.ts';
 import { XgbModel } from '../../src/inference/xgboost-model.ts';
+import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
 import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
 import type { Prediction } from '../../src/schemas/prediction.ts';
@@ -95,6 +98,35 @@ async function readPredictions(bus: KafkaBus, drained: () => Promise<void>): Pro
   return (await bus.readTail<Prediction>(topics.predictions, 100_000)).map((r) => r.value).sort(byKey);
 }
 
+/** `cryptocast service predictor` (its command function) in a child process, on the event clock. */
+function startPredictor(prefix: string, storeFile: string, registryDir: string, fault = ''): ChildProcess {
+  const opts = JSON.stringify({
+    bus: KAFKA_URL,
+    store: `duckdb:${storeFile}`,
+    registry: registryDir,
+    name: NAME,
+    clock: 'event',
+    maxStaleness: '2m',
+    poll: '30s',
+  });
+  const script = `const m = await import(${JSON.stringify(join(ROOT, 'src/cli/commands/predictor.ts'))}); await m.predictorService(${opts});`;
+  return spawn(
+    process.execPath,
+    ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', script],
+    {
+      cwd: mkdtempSync(join(tmpdir(), 'pred-cwd-')), // the model cache goes there
+      env: {
+        ...process.env,
+        CRYPTOCAST_TOPIC_PREFIX: prefix,
+        CRYPTOCAST_LOG_LEVEL: 'warn',
+        CRYPTOCAST_FAULT: fault,
+        CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: '6000',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+}
+
 describe('predictor service on Kafka (real features, a real XGBoost champion)', () => {
   let fx: Fixture;
   before(async () => {
@@ -175,31 +207,7 @@ describe('predictor service on Kafka (real features, a real XGBoost champion)', 
       const storeFile = join(mkdtempSync(join(tmpdir(), 'pred-crash-')), 'p.duckdb');
       const children: ChildProcess[] = [];
       const start = (fault = '') => {
-        const opts = JSON.stringify({
-          bus: KAFKA_URL,
-          store: `duckdb:${storeFile}`,
-          registry: fx.registryDir,
-          name: NAME,
-          clock: 'event',
-          maxStaleness: '2m',
-          poll: '30s',
-        });
-        const script = `const m = await import(${JSON.stringify(join(ROOT, 'src/cli/commands/predictor.ts'))}); await m.predictorService(${opts});`;
-        const c = spawn(
-          process.execPath,
-          ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', script],
-          {
-            cwd: mkdtempSync(join(tmpdir(), 'pred-cwd-')), // the model cache goes there
-            env: {
-              ...process.env,
-              CRYPTOCAST_TOPIC_PREFIX: prefix,
-              CRYPTOCAST_LOG_LEVEL: 'warn',
-              CRYPTOCAST_FAULT: fault,
-              CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: '6000',
-            },
-            stdio: ['ignore', 'inherit', 'inherit'],
-          },
-        );
+        const c = startPredictor(prefix, storeFile, fx.registryDir, fault);
         children.push(c);
         return c;
       };
@@ -238,4 +246,80 @@ describe('predictor service on Kafka (real features, a real XGBoost champion)', 
         await bus.close();
       }
     });
+
+  it('restarted mid-stream, rebuilds its adaptive band from the feature store: the bands of an uninterrupted run', async () => {
+    // The reference: one predictor, in process, over both days (the transports give the same predictions: parity test).
+    const registry = new LocalRegistry(fx.registryDir);
+    const holder = new ChampionHolder(registry, {
+      name: NAME,
+      cacheDir: mkdtempSync(join(tmpdir(), 'cc-cache-')),
+    });
+    const refBus = new InProcessBus();
+    const refStore = await openPredictionsStore(
+      `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-ref-')), 'p.duckdb')}`,
+    );
+    const ref = new PredictorService(refBus, holder, refStore, {
+      clock: 'event',
+      maxStalenessMs: 120_000,
+      adaptiveConformal: true,
+    });
+    let reference: Prediction[];
+    try {
+      await holder.start();
+      await ref.start();
+      await refBus.publish(topics.features, fx.vectors);
+      await ref.caughtUp();
+      reference = (await allStored(refStore, ['BTC/USDT', 'ETH/USDT'])).sort(byKey);
+      assert.equal(reference.length, fx.ready.length);
+    } finally {
+      await ref.stop();
+      holder.stop();
+      await refStore.close();
+      await refBus.close();
+    }
+    // The restart: the feature store (where the feature writer puts them) holds the first day; the topic from the
+    // predictor's committed offset on is the second day.
+    const secondDay = Date.parse(`${DAYS[1]}T00:00:00Z`);
+    const storeFile = join(mkdtempSync(join(tmpdir(), 'pred-warm-')), 'p.duckdb');
+    const features = await openFeatureStore(`duckdb:${storeFile}`);
+    try {
+      await features.migrate(TECHNICAL_SET);
+      await features.write(
+        TECHNICAL_SET,
+        fx.vectors.filter((v) => v.windowEnd < secondDay),
+      );
+    } finally {
+      await features.close();
+    }
+    const prefix = uniquePrefix('predwarm');
+    const bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: prefix });
+    const child = startPredictor(prefix, storeFile, fx.registryDir);
+    try {
+      await bus.ensureTopics([topics.features, topics.predictions]);
+      await bus.publish(
+        topics.features,
+        fx.vectors.filter((v) => v.windowEnd >= secondDay),
+      );
+      const published = await readPredictions(bus, () =>
+        waitForGroupCommitted(bus, topics.features, 'predictor', 180_000),
+      );
+      const expected = reference.filter((p) => p.windowEnd >= secondDay);
+      assert.equal(published.length, expected.length);
+      assert.deepEqual(published, expected, 'every band as the uninterrupted predictor published it');
+      // The band is not the model's own: the outcomes of the first day moved it from the first minute on.
+      const [p10, p90] = [fx.files.p10, fx.files.p90].map((f) => XgbModel.fromJson(f)) as [
+        XgbModel,
+        XgbModel,
+      ];
+      const idx = MODEL_COLUMNS.map((c) => FEATURE_COLUMNS.indexOf(c as (typeof FEATURE_COLUMNS)[number]));
+      const first = fx.ready.find((v) => v.windowEnd >= secondDay && v.pair === published[0]!.pair)!;
+      const row = idx.map((i) => first.values[i] ?? Number.NaN);
+      const own = first.close * Math.exp(Math.min(p10.predict(row), p90.predict(row)) / 1e4);
+      const firstPublished = published.find((p) => p.pair === first.pair && p.windowEnd === first.windowEnd)!;
+      assert.notEqual(firstPublished.p10, own, 'the first band after the restart is already adjusted');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await bus.close();
+    }
+  });
 });

@@ -3,7 +3,11 @@ import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
+import { redactSecrets } from '../../core/secrets.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
+import { TECHNICAL_SET } from '../../features/feature-writer.ts';
+import { openFeatureStore } from '../../features/store/open.ts';
+import type { FeatureStore } from '../../features/store/store.ts';
 import { ChampionHolder } from '../../inference/model-holder.ts';
 import { DEFAULT_MAX_STALENESS_MS } from '../../inference/predictor.ts';
 import { PredictorService } from '../../inference/predictor-service.ts';
@@ -64,10 +68,23 @@ export async function predictorService(opts: {
   const store = await openPredictionsStore(storeUrl);
   const bus = await connectBus(busUrl);
   const holder = new ChampionHolder(registry, { name, pollMs });
+  const adaptiveConformal = opts.adaptiveConformal !== false;
+  // The adaptive band rebuilds its state from the feature store of the same URL (where the feature writer puts the
+  // vectors). A store that cannot be opened here — a DuckDB file another process holds — leaves it to start empty.
+  let features: FeatureStore | undefined;
+  if (adaptiveConformal)
+    features = await openFeatureStore(storeUrl).catch((err: Error) => {
+      log.warn(
+        { service: 'predictor', err: redactSecrets(err.message) },
+        'feature store not available: the adaptive band starts empty',
+      );
+      return undefined;
+    });
   const svc = new PredictorService(bus, holder, store, {
     maxStalenessMs,
     clock,
-    adaptiveConformal: opts.adaptiveConformal === true,
+    adaptiveConformal,
+    history: features && ((pair, from, to) => features.history(TECHNICAL_SET, pair, from, to)),
   });
   try {
     await holder.start();
@@ -84,7 +101,7 @@ export async function predictorService(opts: {
         clock,
         maxStalenessMs,
         pollMs,
-        band: opts.adaptiveConformal ? 'adaptive conformal' : 'model',
+        band: adaptiveConformal ? 'adaptive conformal' : 'model',
       },
       'running',
     );
@@ -107,6 +124,7 @@ export async function predictorService(opts: {
     holder.stop();
     await bus.close();
     await store.close();
+    await features?.close();
     await registry.close();
   }
 }

@@ -140,9 +140,12 @@ export async function run(
     status.print(
       `no champion "${modelName}" in ${registry.location}: no predictions (train one: bash scripts/price-model.sh, or cryptocast train)`,
     );
+  await store.migrate(TECHNICAL_SET); // the predictor's band reads its history before the writer may have started
   const predictor = new PredictorService(bus, holder, predictions, {
     clock: opts.source === 'live' ? 'wall' : 'event',
-    adaptiveConformal: opts.adaptiveConformal === true,
+    // On unless --no-adaptive-conformal; its state is rebuilt from the store's vectors before each pair's first one.
+    adaptiveConformal: opts.adaptiveConformal !== false,
+    history: (pair, from, to) => store.history(TECHNICAL_SET, pair, from, to),
   });
   await predictor.start();
   // Monitoring: every prediction scored when its target minute closes, rolling quality; same file, same bus.

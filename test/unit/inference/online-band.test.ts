@@ -82,7 +82,7 @@ describe('OnlineBand (ACI in the predictor)', () => {
     band.adjust(prediction(T + M, 100));
     band.observe(vector(T + H, 100)); // matures T
     band.observe(vector(T + H + 2 * M, 100)); // T + M's target (T + 6 min) is skipped: dropped
-    assert.deepEqual(band.stats, { adjusted: 3, learnt: 1, dropped: 1 });
+    assert.deepEqual(band.stats, { adjusted: 3, learnt: 1, dropped: 1, warmUpVectors: 0 });
     // Other pairs and other feature sets do not mature BTC's predictions.
     band.adjust(prediction(T + 10 * M, 100));
     band.observe(vector(T + 15 * M, 100, 'ETH/USDT'));

@@ -58,6 +58,7 @@ async function setup(
   clock: 'wall' | 'event' = 'event',
   logger: pino.Logger = quiet,
   adaptiveConformal = false,
+  history?: (pair: string, fromTs: number, toTs: number) => Promise<FeatureVectorRecord[]>,
 ) {
   const bus = new InProcessBus();
   const store = await openPredictionsStore(
@@ -69,6 +70,7 @@ async function setup(
     maxStalenessMs: 2 * M,
     logger,
     adaptiveConformal,
+    history,
   });
   await svc.start();
   const published: Prediction[] = [];
@@ -319,6 +321,81 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       assert.equal(svc.band!.stats.learnt, 115);
       const stored = await store.history('BTC/USDT', 0, T + 200 * M);
       assert.deepEqual(stored, published, 'the topic and the store agree');
+    } finally {
+      await svc.stop();
+      await store.close();
+      await bus.close();
+    }
+  });
+
+  it('--adaptive-conformal after a restart: the band rebuilt from the stored history publishes what an uninterrupted predictor does', async () => {
+    // Closes that move ±40 bps a minute: the band widens as outcomes mature, so an empty state would publish ±10 bps.
+    let close = 100;
+    const vs = Array.from({ length: 160 }, (_, k) => {
+      close *= Math.exp(((k % 3 ? 1 : -1) * 40 + 5) / 1e4);
+      return vector('BTC/USDT', T + k * M, { close });
+    });
+    const runOn = async (
+      input: FeatureVectorRecord[],
+      history?: (pair: string, fromTs: number, toTs: number) => Promise<FeatureVectorRecord[]>,
+    ) => {
+      const { bus, store, svc, published } = await setup(model, 'event', quiet, true, history);
+      try {
+        await bus.publish(topics.features, input);
+        await svc.caughtUp();
+        await waitFor(
+          'every prediction published',
+          () => published.length,
+          (n) => n === input.length,
+          { timeoutMs: 30_000 },
+        );
+        return { published: [...published], stats: { ...svc.band!.stats } };
+      } finally {
+        await svc.stop();
+        await store.close();
+        await bus.close();
+      }
+    };
+    const whole = await runOn(vs);
+    const asked: [string, number, number][] = [];
+    // The restarted predictor sees only the last 60 vectors; the store holds the 100 before (and one from after, which
+    // must not be used: the history is read strictly before the first live vector).
+    const stored = [...vs.slice(0, 101)];
+    const restarted = await runOn(vs.slice(100), async (pair, from, to) => {
+      asked.push([pair, from, to]);
+      return stored.filter((v) => v.pair === pair && v.windowEnd >= from && v.windowEnd < to);
+    });
+    assert.equal(asked.length, 1, 'one history read per pair');
+    assert.equal(asked[0]![2], T + 100 * M, 'up to the first live vector, excluded');
+    assert.ok(asked[0]![1] <= T + 100 * M - 10_080 * M, 'a window of scores back');
+    assert.equal(restarted.stats.warmUpVectors, 100);
+    assert.deepEqual(
+      restarted.published,
+      whole.published.slice(100),
+      'the same bands as without the restart',
+    );
+    // Without the history the restarted band starts from the model's own ±10 bps: the test would see it.
+    const cold = await runOn(vs.slice(100));
+    assert.notDeepEqual(cold.published, whole.published.slice(100));
+  });
+
+  it('--adaptive-conformal: a history that fails leaves the band empty and predictions flowing', async () => {
+    const vs = Array.from({ length: 10 }, (_, k) => vector('BTC/USDT', T + k * M));
+    const { bus, store, svc, published } = await setup(model, 'event', quiet, true, async () => {
+      throw new Error('Catalog Error: Table with name fs_technical_v1 does not exist!');
+    });
+    try {
+      await bus.publish(topics.features, vs);
+      await svc.caughtUp();
+      await waitFor(
+        'every prediction published',
+        () => published.length,
+        (n) => n === 10,
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      assert.equal(svc.band!.stats.warmUpVectors, 0);
     } finally {
       await svc.stop();
       await store.close();
