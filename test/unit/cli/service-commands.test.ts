@@ -65,7 +65,15 @@ describe('cryptocast service <name>', () => {
       ],
       [
         'predictor',
-        ['--store', '--registry', '--name', '--max-staleness', '--clock', '--poll', '--no-adaptive-conformal'],
+        [
+          '--store',
+          '--registry',
+          '--name',
+          '--max-staleness',
+          '--clock',
+          '--poll',
+          '--no-adaptive-conformal',
+        ],
       ],
       ['api', ['--port', '--store', '--registry', '--name', '--pairs', '--clock']],
       ['monitor', ['--store', '--registry', '--name', '--clock', '--alert-rules']],
