@@ -51,6 +51,10 @@ backendOptions(
         'publish the model’s own p10–p90 band (default: adjusted by online adaptive conformal inference, which learns from matured outcomes)',
       )
       .option(
+        '--shrinkage',
+        'shrink the predicted return toward persistence by its recent matured errors (the predictor’s gate)',
+      )
+      .option(
         '--replay <month>',
         'play recorded 1-minute klines (BTCUSDT, ETHUSDT) with the news of the same months, e.g. 2022-05 or 2022-05..2022-06',
       )

@@ -91,6 +91,10 @@ export function addServiceCommands(program: Command): void {
       '--no-adaptive-conformal',
       'publish the model’s own p10–p90 band (default: adjusted by online adaptive conformal inference, which learns from matured outcomes and is rebuilt from the feature store on start)',
     )
+    .option(
+      '--shrinkage',
+      'shrink the predicted return toward persistence by its recent matured errors (a gate; λ per pair in the metrics)',
+    )
     .addOption(flag.metricsPort())
     .action(run('predictor'));
 

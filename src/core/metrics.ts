@@ -86,6 +86,11 @@ export const metrics = {
     'The newest prediction of the close at its target time, per pair and quantile (0.5 = the point forecast)',
     ['pair', 'quantile'],
   ),
+  shrinkageLambda: gauge(
+    'cryptocast_predictor_shrinkage_lambda',
+    'The shrinkage gate: λ applied to the next predicted return, per pair (1 = the model, 0 = persistence; with --shrinkage)',
+    ['pair'],
+  ),
   predictionLatency: histogram(
     'cryptocast_prediction_latency_seconds',
     'Candle close to prediction stored',

@@ -10,7 +10,7 @@ import type { Prediction } from '../schemas/prediction.ts';
 import { topics } from '../schemas/topics.ts';
 import type { AciOptions } from './adaptive-conformal.ts';
 import type { ModelSource } from './model-holder.ts';
-import { OnlineBand } from './online-band.ts';
+import { OnlineAdjustments } from './online-adjustments.ts';
 import type { PredictionsStore } from './predictions-store.ts';
 import {
   type Clock,
@@ -21,6 +21,7 @@ import {
   type SkipReason,
   wallClock,
 } from './predictor.ts';
+import type { ShrinkageOptions } from './shrinkage.ts';
 
 export interface PredictorServiceOptions {
   /** Consumer group (default `predictor`). */
@@ -32,19 +33,24 @@ export interface PredictorServiceOptions {
   /** At most one warning per kind (stale, no champion) this often, carrying the count since the last. Default 10 s. */
   warnEveryMs?: number;
   /**
-   * Publish the p10–p90 band through online adaptive conformal inference (src/inference/online-band.ts): true for
+   * Publish the p10–p90 band through online adaptive conformal inference (src/inference/online-adjustments.ts): true for
    * the defaults, or its options. Off when not given (the CLI turns it on by default): the model's own band.
    */
   adaptiveConformal?: boolean | Partial<AciOptions>;
   /**
-   * The feature store's vectors of `pair` with fromTs ≤ windowEnd < toTs, oldest first: the adaptive band's state is
-   * rebuilt from them before a pair's first vector (after a start or a restart). Without it the band starts empty.
+   * Shrink the point forecast toward persistence by its recent matured errors (src/inference/shrinkage.ts): true for
+   * the defaults, or its options. Off when not given; λ is exported per pair (cryptocast_predictor_shrinkage_lambda).
+   */
+  shrinkage?: boolean | Partial<ShrinkageOptions>;
+  /**
+   * The feature store's vectors of `pair` with fromTs ≤ windowEnd < toTs, oldest first: the online adjustments'
+   * state is rebuilt from them before a pair's first vector (after a start or a restart). Without it, it starts empty.
    */
   history?: (pair: string, fromTs: number, toTs: number) => Promise<FeatureVectorRecord[]>;
   logger?: Logger;
 }
 
-/** How far before the first vector the band's warm-up reads beyond its window of scores: covers the horizon. */
+/** How far before the first vector the warm-up reads beyond the adjustments' window: covers the horizon. */
 const WARM_UP_MARGIN_MS = 60 * 60_000;
 
 /**
@@ -82,10 +88,10 @@ export class PredictorService {
   private readonly warnEveryMs: number;
   private readonly log: Logger;
   private subscription: Subscription | undefined;
-  /** The online band adjustment, when on. */
-  readonly band: OnlineBand | undefined;
+  /** The online adjustments (band, shrinkage), when on. */
+  readonly adjustments: OnlineAdjustments | undefined;
   private readonly history: PredictorServiceOptions['history'];
-  /** exchange|pair whose band state has been rebuilt from the store (or found nothing to rebuild from). */
+  /** exchange|pair whose adjustments' state has been rebuilt from the store (or found nothing to rebuild from). */
   private readonly warmed = new Set<string>();
   /** Per exchange|pair, the newest windowEnd already in the predictions topic (read back on (re)assignment). */
   private published: Map<string, number> | undefined;
@@ -107,27 +113,34 @@ export class PredictorService {
     this.warnEveryMs = opts.warnEveryMs ?? 10_000;
     this.log = (opts.logger ?? rootLog).child({ service: 'predictor' });
     const aci = opts.adaptiveConformal;
-    this.band = aci ? new OnlineBand(aci === true ? {} : aci) : undefined;
+    const shrink = opts.shrinkage;
+    this.adjustments =
+      aci || shrink
+        ? new OnlineAdjustments({
+            band: aci ? (aci === true ? {} : aci) : false,
+            shrinkage: shrink ? (shrink === true ? {} : shrink) : false,
+          })
+        : undefined;
     this.history = opts.history;
   }
 
   /**
-   * Before the first vector of a pair: the band learns from the stored vectors of the window before it, predicted
-   * with the current model (published nowhere), so a restarted predictor publishes the bands it would have published
-   * had it never stopped (given the same model and what the store holds).
+   * Before the first vector of a pair: the adjustments learn from the stored vectors of the window before it,
+   * predicted with the current model (published nowhere), so a restarted predictor publishes the forecasts it would
+   * have published had it never stopped (given the same model and what the store holds).
    */
   private async warmUp(v: FeatureVectorRecord): Promise<void> {
     const key = `${v.exchange}|${v.pair}`;
     const model = this.models.current();
     if (
-      this.band === undefined ||
+      this.adjustments === undefined ||
       this.history === undefined ||
       v.featureSet !== FEATURE_SET.name ||
       this.warmed.has(key) ||
       model === undefined
     )
       return;
-    const from = v.windowEnd - this.band.aci.options.window * 60_000 - WARM_UP_MARGIN_MS;
+    const from = v.windowEnd - this.adjustments.windowMinutes * 60_000 - WARM_UP_MARGIN_MS;
     let stored: FeatureVectorRecord[];
     try {
       stored = await this.history(v.pair, from, v.windowEnd);
@@ -136,13 +149,13 @@ export class PredictorService {
       this.warmed.add(key);
       this.log.warn(
         { pair: v.pair, exchange: v.exchange, err: redactSecrets((err as Error).message) },
-        'the feature store did not give the history: the adaptive band starts empty',
+        'the feature store did not give the history: the online adjustments start empty',
       );
       return;
     }
     const earlier = stored.filter((h) => h.exchange === v.exchange && h.featureSet === v.featureSet);
-    const before = this.band.stats.learnt;
-    this.band.warmUp(earlier, (h) => {
+    const before = this.adjustments.stats.learnt;
+    this.adjustments.warmUp(earlier, (h) => {
       const r = predict(h, model, { now: h.windowEnd, maxStalenessMs: this.maxStalenessMs });
       return r.ok ? r.prediction : undefined;
     });
@@ -153,9 +166,9 @@ export class PredictorService {
           pair: v.pair,
           exchange: v.exchange,
           vectors: earlier.length,
-          learnt: this.band.stats.learnt - before,
+          learnt: this.adjustments.stats.learnt - before,
         },
-        'adaptive band rebuilt from the feature store',
+        'online adjustments rebuilt from the feature store',
       );
   }
 
@@ -182,7 +195,7 @@ export class PredictorService {
         if (this.models.waitingForRegistry?.())
           throw new Error('the model registry does not answer: features held');
         this.published ??= await this.readPublished();
-        if (this.band !== undefined && this.history !== undefined)
+        if (this.adjustments !== undefined && this.history !== undefined)
           for (const r of batch.records) await this.warmUp(r.value);
         const out: Prediction[] = [];
         const dead: DeadLetter[] = [];
@@ -190,7 +203,7 @@ export class PredictorService {
           const v = r.value;
           this.stats.vectors++;
           // Outcomes first: this vector's close matures the predictions made one horizon ago.
-          this.band?.observe(v);
+          this.adjustments?.observe(v);
           const result = predict(v, this.models.current(), {
             now: this.clock.now(v),
             maxStalenessMs: this.maxStalenessMs,
@@ -222,7 +235,7 @@ export class PredictorService {
               );
             continue;
           }
-          out.push(this.band ? this.band.adjust(result.prediction) : result.prediction);
+          out.push(this.adjustments ? this.adjustments.adjust(result.prediction) : result.prediction);
         }
         if (out.length > 0) {
           await this.store.write(out);
@@ -247,6 +260,9 @@ export class PredictorService {
           metrics.predictedClose.set({ pair: newest.pair, quantile: '0.1' }, newest.p10);
           metrics.predictedClose.set({ pair: newest.pair, quantile: '0.5' }, newest.predictedClose);
           metrics.predictedClose.set({ pair: newest.pair, quantile: '0.9' }, newest.p90);
+          if (this.adjustments?.gate !== undefined)
+            for (const key of new Set(out.map((p) => `${p.exchange}|${p.pair}`)))
+              metrics.shrinkageLambda.set({ pair: key.split('|')[1]! }, this.adjustments.lambda(key));
           faultPoint('predictor:published');
           this.onPredictions?.(out);
         }

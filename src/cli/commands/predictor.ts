@@ -46,6 +46,7 @@ export async function predictorService(opts: {
   clock?: 'wall' | 'event';
   poll?: string;
   adaptiveConformal?: boolean;
+  shrinkage?: boolean;
 }): Promise<void> {
   const clock = opts.clock ?? 'wall';
   if (clock !== 'wall' && clock !== 'event')
@@ -69,14 +70,14 @@ export async function predictorService(opts: {
   const bus = await connectBus(busUrl);
   const holder = new ChampionHolder(registry, { name, pollMs });
   const adaptiveConformal = opts.adaptiveConformal !== false;
-  // The adaptive band rebuilds its state from the feature store of the same URL (where the feature writer puts the
-  // vectors). A store that cannot be opened here — a DuckDB file another process holds — leaves it to start empty.
+  // The online adjustments rebuild their state from the feature store of the same URL (where the feature writer puts
+  // the vectors). A store that cannot be opened here — a DuckDB file another process holds — leaves it empty.
   let features: FeatureStore | undefined;
-  if (adaptiveConformal)
+  if (adaptiveConformal || opts.shrinkage === true)
     features = await openFeatureStore(storeUrl).catch((err: Error) => {
       log.warn(
         { service: 'predictor', err: redactSecrets(err.message) },
-        'feature store not available: the adaptive band starts empty',
+        'feature store not available: the online adjustments start empty',
       );
       return undefined;
     });
@@ -84,6 +85,7 @@ export async function predictorService(opts: {
     maxStalenessMs,
     clock,
     adaptiveConformal,
+    shrinkage: opts.shrinkage === true,
     history: features && ((pair, from, to) => features.history(TECHNICAL_SET, pair, from, to)),
   });
   try {
@@ -102,6 +104,7 @@ export async function predictorService(opts: {
         maxStalenessMs,
         pollMs,
         band: adaptiveConformal ? 'adaptive conformal' : 'model',
+        shrinkage: opts.shrinkage === true,
       },
       'running',
     );

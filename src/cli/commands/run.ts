@@ -72,6 +72,7 @@ export async function run(
       /** `--no-monitor`: commander sets monitor = false. */
       monitor?: boolean;
       adaptiveConformal?: boolean;
+      shrinkage?: boolean;
     },
 ): Promise<void> {
   // Every flag is checked before anything starts: a bad one costs nothing and leaves nothing half-open.
@@ -143,8 +144,10 @@ export async function run(
   await store.migrate(TECHNICAL_SET); // the predictor's band reads its history before the writer may have started
   const predictor = new PredictorService(bus, holder, predictions, {
     clock: opts.source === 'live' ? 'wall' : 'event',
-    // On unless --no-adaptive-conformal; its state is rebuilt from the store's vectors before each pair's first one.
+    // The band on unless --no-adaptive-conformal, the shrinkage gate with --shrinkage; their state is rebuilt from the
+    // store's vectors before each pair's first one.
     adaptiveConformal: opts.adaptiveConformal !== false,
+    shrinkage: opts.shrinkage === true,
     history: (pair, from, to) => store.history(TECHNICAL_SET, pair, from, to),
   });
   await predictor.start();

@@ -45,6 +45,7 @@ type ServiceOptions = SourceFlags & {
   clock?: 'wall' | 'event';
   poll?: string;
   adaptiveConformal?: boolean;
+  shrinkage?: boolean;
   port?: string;
   opensearchUrl?: string;
   indexPrefix?: string;

@@ -59,6 +59,7 @@ async function setup(
   logger: pino.Logger = quiet,
   adaptiveConformal = false,
   history?: (pair: string, fromTs: number, toTs: number) => Promise<FeatureVectorRecord[]>,
+  shrinkage = false,
 ) {
   const bus = new InProcessBus();
   const store = await openPredictionsStore(
@@ -71,6 +72,7 @@ async function setup(
     logger,
     adaptiveConformal,
     history,
+    shrinkage,
   });
   await svc.start();
   const published: Prediction[] = [];
@@ -318,7 +320,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       // Nothing has matured during the first 5 minutes: the model's own band (±10 bps).
       for (const p of published.slice(0, 5)) assert.ok(Math.abs(width(p) - 20) < 1e-6, `${width(p)}`);
       assert.ok(width(published[100]!) > 40, `widened after misses: ${width(published[100]!)}`);
-      assert.equal(svc.band!.stats.learnt, 115);
+      assert.equal(svc.adjustments!.stats.learnt, 115);
       const stored = await store.history('BTC/USDT', 0, T + 200 * M);
       assert.deepEqual(stored, published, 'the topic and the store agree');
     } finally {
@@ -328,7 +330,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
     }
   });
 
-  it('--adaptive-conformal after a restart: the band rebuilt from the stored history publishes what an uninterrupted predictor does', async () => {
+  it('--adaptive-conformal --shrinkage after a restart: the state rebuilt from the stored history publishes what an uninterrupted predictor does', async () => {
     // Closes that move ±40 bps a minute: the band widens as outcomes mature, so an empty state would publish ±10 bps.
     let close = 100;
     const vs = Array.from({ length: 160 }, (_, k) => {
@@ -339,7 +341,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       input: FeatureVectorRecord[],
       history?: (pair: string, fromTs: number, toTs: number) => Promise<FeatureVectorRecord[]>,
     ) => {
-      const { bus, store, svc, published } = await setup(model, 'event', quiet, true, history);
+      const { bus, store, svc, published } = await setup(model, 'event', quiet, true, history, true);
       try {
         await bus.publish(topics.features, input);
         await svc.caughtUp();
@@ -349,7 +351,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
           (n) => n === input.length,
           { timeoutMs: 30_000 },
         );
-        return { published: [...published], stats: { ...svc.band!.stats } };
+        return { published: [...published], stats: { ...svc.adjustments!.stats } };
       } finally {
         await svc.stop();
         await store.close();
@@ -372,7 +374,11 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
     assert.deepEqual(
       restarted.published,
       whole.published.slice(100),
-      'the same bands as without the restart',
+      'the same forecasts as without the restart',
+    );
+    assert.ok(
+      whole.published.some((p, k) => p.predictedReturnBps !== vs[k]!.values[0]! * 1e3),
+      'the gate shrank some forecasts (the test would see a gate that forgot)',
     );
     // Without the history the restarted band starts from the model's own ±10 bps: the test would see it.
     const cold = await runOn(vs.slice(100));
@@ -395,7 +401,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
           timeoutMs: 30_000,
         },
       );
-      assert.equal(svc.band!.stats.warmUpVectors, 0);
+      assert.equal(svc.adjustments!.stats.warmUpVectors, 0);
     } finally {
       await svc.stop();
       await store.close();

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
-import { OnlineBand } from '../../../src/inference/online-band.ts';
+import { OnlineAdjustments } from '../../../src/inference/online-adjustments.ts';
+import { applyShrinkage } from '../../../src/inference/shrinkage.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 
@@ -23,7 +24,7 @@ const vector = (windowEnd: number, close: number, pair = 'BTC/USDT'): FeatureVec
 });
 
 /** A prediction at windowEnd with the model's band ±10 bps around the close. */
-const prediction = (windowEnd: number, close: number, pair = 'BTC/USDT'): Prediction => ({
+const prediction = (windowEnd: number, close: number, pair = 'BTC/USDT', returnBps = 0): Prediction => ({
   v: 1,
   exchange: 'binance',
   pair,
@@ -31,8 +32,8 @@ const prediction = (windowEnd: number, close: number, pair = 'BTC/USDT'): Predic
   horizonMs: H,
   targetTs: windowEnd + H,
   close,
-  predictedReturnBps: 0,
-  predictedClose: close,
+  predictedReturnBps: returnBps,
+  predictedClose: close * Math.exp(returnBps / 1e4),
   p10: close * Math.exp(-10 / 1e4),
   p90: close * Math.exp(10 / 1e4),
   modelName: 'm',
@@ -43,9 +44,9 @@ const prediction = (windowEnd: number, close: number, pair = 'BTC/USDT'): Predic
   latencyMs: 0,
 });
 
-describe('OnlineBand (ACI in the predictor)', () => {
+describe('OnlineAdjustments (ACI and the shrinkage gate in the predictor)', () => {
   it('learns a prediction’s outcome from the vector of its target minute, never sooner', () => {
-    const band = new OnlineBand({ gamma: 0.05 });
+    const band = new OnlineAdjustments({ band: { gamma: 0.05 } });
     band.observe(vector(T, 100));
     band.adjust(prediction(T, 100));
     for (let k = 1; k < 5; k++) {
@@ -54,12 +55,12 @@ describe('OnlineBand (ACI in the predictor)', () => {
     }
     band.observe(vector(T + H, 101)); // +99.5 bps: above the ±10 bps band
     assert.equal(band.stats.learnt, 1);
-    const s = band.aci.state('binance|BTC/USDT')!;
+    const s = band.aci!.state('binance|BTC/USDT')!;
     assert.ok(s.alphaUpper < 0.1 && s.alphaLower > 0.1, JSON.stringify(s));
   });
 
   it('publishes the model’s band until an outcome has matured, then widens it after misses', () => {
-    const band = new OnlineBand();
+    const band = new OnlineAdjustments({ band: {} });
     let close = 100;
     const widths: number[] = [];
     for (let k = 0; k < 400; k++) {
@@ -76,7 +77,7 @@ describe('OnlineBand (ACI in the predictor)', () => {
   });
 
   it('drops a prediction whose target minute never comes (a gap), and never learns one twice', () => {
-    const band = new OnlineBand();
+    const band = new OnlineAdjustments({ band: {} });
     band.adjust(prediction(T, 100));
     band.adjust(prediction(T, 100)); // re-read after a crash: one pending only
     band.adjust(prediction(T + M, 100));
@@ -90,5 +91,37 @@ describe('OnlineBand (ACI in the predictor)', () => {
     assert.equal(band.stats.learnt, 1);
     band.observe(vector(T + 15 * M, 100));
     assert.equal(band.stats.learnt, 2);
+  });
+
+  it('the shrinkage gate: the model until outcomes mature, then λ as applyShrinkage (the offline replay) chooses it', () => {
+    const gate = new OnlineAdjustments({ shrinkage: {} });
+    // The price does not move; the model predicts +20 bps, then noise: λ falls to 0 (persistence) once outcomes mature.
+    const n = 3_000;
+    const closes = new Array<number>(n).fill(100);
+    const predicted = Array.from({ length: n }, (_, k) => (k < 1_000 ? 20 : ((k * 7919) % 41) - 20));
+    const published: Prediction[] = [];
+    for (let k = 0; k < n; k++) {
+      const t = T + k * M;
+      gate.observe(vector(t, closes[k]!));
+      published.push(gate.adjust(prediction(t, closes[k]!, 'BTC/USDT', predicted[k]!)));
+    }
+    for (let k = 0; k < 5; k++)
+      assert.equal(published[k]!.predictedReturnBps, 20, 'λ = 1 before any outcome');
+    assert.equal(published[900]!.predictedReturnBps, 0, 'persistence once the model has been wrong');
+    assert.equal(published[900]!.predictedClose, closes[900]);
+    const offline = applyShrinkage({
+      key: new Float64Array(n),
+      windowEnd: Float64Array.from({ length: n }, (_, k) => T + k * M),
+      horizonMs: H,
+      predicted: Float64Array.from(predicted),
+      actual: new Float64Array(n),
+    });
+    assert.deepEqual(
+      published.map((p) => p.predictedReturnBps),
+      [...offline.published],
+      'the live gate publishes what evaluate --shrinkage scores',
+    );
+    // The band is the model's own (no ACI here).
+    assert.equal(published[900]!.p10, closes[900]! * Math.exp(-10 / 1e4));
   });
 });
