@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
@@ -120,7 +121,11 @@ describe('services survive their dependencies', () => {
   });
   after(() => {
     for (const c of children) c.kill('SIGKILL');
-    for (const b of brokers) b.run('reset');
+    for (const b of brokers) {
+      b.run('reset');
+      // `reset` keeps the lock file beside the data dir (scripts/kafka.sh): a broker per run would leave one each.
+      rmSync(`${b.env.KAFKA_DATA_DIR}.lock`, { force: true });
+    }
   });
   const newBroker = async () => {
     const b = new Broker(await freePort(), await freePort());
