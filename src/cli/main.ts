@@ -233,6 +233,10 @@ sentiment
   .option('--dataset <file...>', 'labelled sets (their train halves are used)')
   .addOption(new Option('--model-path <file.gguf>', 'GGUF weights').env('CRYPTOCAST_LLM_MODEL'))
   .option('--output <file.json>', 'where to write the head (default: beside the weights)')
+  .option(
+    '--threads <n>',
+    'CPU threads of the model (default: the math cores; 1 on a machine another job keeps busy)',
+  )
   .action(async (opts) => (await import('./commands/sentiment.ts')).trainHeadCommand(opts));
 
 /** Flags shared by `evaluate` and `train`: where the data comes from, and how the walk-forward runs. */

@@ -32,7 +32,9 @@ describe('the shipped sentiment head', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'cc-head-')), 'head.json');
     await promisify(execFile)(
       CLI,
-      ['sentiment', 'train-head', '--model-path', modelPath(), '--output', out],
+      // One thread: llama.cpp's threads wait for each other at every step, so two of them on a 2-core machine that
+      // another job keeps busy took over 30 minutes (one: a few).
+      ['sentiment', 'train-head', '--model-path', modelPath(), '--output', out, '--threads', '1'],
       {
         maxBuffer: 16 * 1024 * 1024,
       },

@@ -120,7 +120,11 @@ export async function trainHeadCommand(opts: {
   dataset?: string[];
   modelPath?: string;
   output?: string;
+  threads?: string;
 }): Promise<void> {
+  const threads = opts.threads === undefined ? undefined : Number(opts.threads);
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1))
+    throw new UsageError(`--threads must be a positive whole number, got "${opts.threads}"`);
   const files = opts.dataset?.length
     ? opts.dataset
     : DEFAULT_TRAINING_SETS.map((f) => join(sharedDataDir(), f));
@@ -139,7 +143,7 @@ export async function trainHeadCommand(opts: {
     names.push(`${ds.name}: ${train.length} (train half)`);
   }
   const path = opts.modelPath ?? modelPath();
-  const backend = new LocalLlmBackend({ modelPath: path, headPath: null });
+  const backend = new LocalLlmBackend({ modelPath: path, headPath: null, threads });
   const bar = new cliProgress.SingleBar(
     {
       format: 'embedding {bar} {value}/{total} texts · {eta_formatted} left',
