@@ -32,6 +32,7 @@ class Series {
   private readonly refreshEvery: number;
   constructor(size: number) {
     this.buf = new Float64Array(size);
+    this.sorted = new Float64Array(size);
     this.refreshEvery = Math.max(1, Math.floor(size / 8));
   }
   push(x: number): void {
@@ -40,9 +41,21 @@ class Series {
     if (this.n < this.buf.length) this.n++;
     this.sinceRefresh++;
   }
+  /** Where the median is sorted: reused, and sorted by insertion (a few dozen prices: no call into the runtime). */
+  private readonly sorted: Float64Array;
   currentMedian(): number {
     if (this.sinceRefresh >= this.refreshEvery) {
-      const sorted = this.buf.slice(0, this.n).sort();
+      const sorted = this.sorted;
+      const buf = this.buf;
+      for (let i = 0; i < this.n; i++) {
+        const x = buf[i]!;
+        let j = i - 1;
+        while (j >= 0 && sorted[j]! > x) {
+          sorted[j + 1] = sorted[j]!;
+          j--;
+        }
+        sorted[j + 1] = x;
+      }
       const m = this.n >> 1;
       this.median = this.n % 2 === 1 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
       this.sinceRefresh = 0;
@@ -80,7 +93,10 @@ export class PriceGuard {
     let why: string | undefined;
     if (s.n >= this.minHistory) {
       const median = s.currentMedian();
-      for (const p of alsoCheck === undefined ? [price] : [price, ...alsoCheck]) {
+      // The price, then the others: no array per call.
+      const n = alsoCheck === undefined ? 1 : alsoCheck.length + 1;
+      for (let i = 0; i < n; i++) {
+        const p = i === 0 ? price : alsoCheck![i - 1]!;
         const factor = p >= median ? p / median : median / p;
         if (!(factor <= this.maxFactor)) {
           why =

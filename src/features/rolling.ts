@@ -92,13 +92,15 @@ export class Window {
     return Math.sqrt(sum / size);
   }
   max(): number {
+    const b = this.buf;
     let m = Number.NEGATIVE_INFINITY;
-    for (const x of this.buf) if (x > m) m = x;
+    for (let k = 0; k < b.length; k++) if (b[k]! > m) m = b[k]!;
     return m;
   }
   min(): number {
+    const b = this.buf;
     let m = Number.POSITIVE_INFINITY;
-    for (const x of this.buf) if (x < m) m = x;
+    for (let k = 0; k < b.length; k++) if (b[k]! < m) m = b[k]!;
     return m;
   }
 }

@@ -89,11 +89,15 @@ export interface FeatureVector {
   values: (number | null)[];
 }
 
+const positive = (k: string, x: number) => `${k} must be a positive finite number, got ${x}`;
+
 /** Why a candle cannot be used, or undefined when it can. */
 export function check(c: CandleInput): string | undefined {
-  for (const k of ['open', 'high', 'low', 'close'] as const) {
-    if (!Number.isFinite(c[k]) || c[k] <= 0) return `${k} must be a positive finite number, got ${c[k]}`;
-  }
+  // Field by field (not a loop over their names: a keyed load per field was a tenth of the check's cost).
+  if (!(Number.isFinite(c.open) && c.open > 0)) return positive('open', c.open);
+  if (!(Number.isFinite(c.high) && c.high > 0)) return positive('high', c.high);
+  if (!(Number.isFinite(c.low) && c.low > 0)) return positive('low', c.low);
+  if (!(Number.isFinite(c.close) && c.close > 0)) return positive('close', c.close);
   if (!Number.isFinite(c.volume) || c.volume < 0) return `volume must be >= 0, got ${c.volume}`;
   if (c.high < c.low) return `high ${c.high} < low ${c.low}`;
   if (c.high < Math.max(c.open, c.close) || c.low > Math.min(c.open, c.close))

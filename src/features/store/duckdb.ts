@@ -152,6 +152,11 @@ export class DuckDbFeatureStore implements FeatureStore {
     // As `write`: rows all newer than the table's go straight in (one INSERT, one transaction); otherwise staged
     // and upserted.
     const fresh = await this.allNewerRows(t, rows);
+    // One DuckDB thread for the bulk write: the source is one scan filled from the JavaScript thread, so a second
+    // thread only waited for it, spinning (measured on 2 cores: a year of rows took the same time with 1 thread as
+    // with 2, and about 0.6 s less CPU). The setting is the database's: put back as it was after the write.
+    const threads = await this.threads();
+    if (threads !== 1) await this.conn.run('SET threads = 1');
     await this.conn.run('BEGIN TRANSACTION');
     try {
       if (fresh) await src.insert(this.conn, rows, t);
@@ -174,7 +179,14 @@ export class DuckDbFeatureStore implements FeatureStore {
       // What this store remembers of the table may be ahead of it now: read it again next time.
       this.maxEnd.delete(t);
       throw err;
+    } finally {
+      if (threads !== 1) await this.conn.run(`SET threads = ${threads}`);
     }
+  }
+
+  private async threads(): Promise<number> {
+    const r = await this.conn.runAndReadAll(`SELECT current_setting('threads') AS n`);
+    return Number(r.getRowObjects()[0]!.n);
   }
 
   private async allNewerRows(t: string, rows: FeatureColumns): Promise<boolean> {
