@@ -126,8 +126,9 @@ interface Row {
 const rows: Row[] = [];
 const NOTE_DUCKDB =
   "DuckDB versions: the peers' own DuckDB is the latest (2.0.1); cryptocast's Node binding (@duckdb/node-api 1.5.6-r.1, the\n" +
-  'newest) runs DuckDB 1.5.6, which took 3–4× longer than 2.0.1 for the same keyed INSERT of a year of rows from pandas\n' +
-  '(measured once on this machine), hence the features peer twice: on the latest DuckDB, and on 1.5.6.';
+  'newest) runs DuckDB 1.5.6, which takes 1.3–1.5× longer than 2.0.1 to write a year of rows from pandas (the peer\n' +
+  'timing its own write; a first, single measurement had said 3–4×), hence the features peer twice: on the latest DuckDB,\n' +
+  'and on 1.5.6.';
 const notes: string[] = [];
 
 // --- features → DuckDB, and → PostgreSQL --------------------------------------------------------------------------
