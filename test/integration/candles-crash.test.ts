@@ -10,7 +10,7 @@ import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { BINANCE_CAPTURE } from '../support/data.ts';
-import { ensureKafka, KAFKA_URL, uniquePrefix, waitForGroupCommitted } from '../support/kafka.ts';
+import { ensureKafka, KAFKA_URL, serviceEnv, uniquePrefix, waitForGroupCommitted } from '../support/kafka.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -39,13 +39,7 @@ describe('candle service: kill -9 mid-replay on Kafka, restart', () => {
 
   const startService = (args: string[], fault = '') => {
     const child = spawn(join(ROOT, 'bin', 'cryptocast'), ['service', ...args, '--bus', KAFKA_URL], {
-      env: {
-        ...process.env,
-        CRYPTOCAST_TOPIC_PREFIX: prefix,
-        CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: '6000',
-        CRYPTOCAST_LOG_LEVEL: 'warn',
-        CRYPTOCAST_FAULT: fault,
-      },
+      env: serviceEnv(prefix, fault),
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     children.push(child);

@@ -7,7 +7,7 @@ import type { Candle } from '../../src/schemas/candle.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { bitstampCandleRecords } from '../support/bitstamp.ts';
-import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
+import { ensureKafka, KAFKA_URL, serviceEnv, uniquePrefix } from '../support/kafka.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -28,13 +28,7 @@ describe('feature service: kill -9 on Kafka, restart', () => {
   });
   const start = (fault = '') => {
     const c = spawn(join(ROOT, 'bin', 'cryptocast'), ['service', 'features', '--bus', KAFKA_URL], {
-      env: {
-        ...process.env,
-        CRYPTOCAST_TOPIC_PREFIX: prefix,
-        CRYPTOCAST_LOG_LEVEL: 'warn',
-        CRYPTOCAST_FAULT: fault,
-        CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: '6000',
-      },
+      env: serviceEnv(prefix, fault),
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     children.push(c);

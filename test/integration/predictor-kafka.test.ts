@@ -23,7 +23,7 @@ import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { MODEL_COLUMNS } from '../../src/training/sources.ts';
 import { type ModelFiles, nativePredict, registerModel, trainModels } from '../support/champion.ts';
 import { SHARED_DATA } from '../support/data.ts';
-import { ensureKafka, KAFKA_URL, uniquePrefix, waitForGroupCommitted } from '../support/kafka.ts';
+import { ensureKafka, KAFKA_URL, serviceEnv, uniquePrefix, waitForGroupCommitted } from '../support/kafka.ts';
 
 /**
  * The predictor on the real Kafka broker: real feature vectors (two days of Binance BTC/USDT and ETH/USDT minutes
@@ -115,13 +115,7 @@ function startPredictor(prefix: string, storeFile: string, registryDir: string, 
     ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', script],
     {
       cwd: mkdtempSync(join(tmpdir(), 'pred-cwd-')), // the model cache goes there
-      env: {
-        ...process.env,
-        CRYPTOCAST_TOPIC_PREFIX: prefix,
-        CRYPTOCAST_LOG_LEVEL: 'warn',
-        CRYPTOCAST_FAULT: fault,
-        CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: '6000',
-      },
+      env: serviceEnv(prefix, fault),
       stdio: ['ignore', 'inherit', 'inherit'],
     },
   );

@@ -26,6 +26,21 @@ export async function ensureKafka(): Promise<void> {
   execFileSync('bash', [join(ROOT, 'scripts', 'kafka.sh'), 'start'], { stdio: 'inherit' });
 }
 
+/**
+ * The environment of a `cryptocast` service process under test on Kafka: its own topics (`prefix`), warnings only, a
+ * fault to inject (src/core/faults.ts; none when empty), and a 6-second group session, so that the partitions of a
+ * member killed by the test move to its successor within seconds rather than the default 45.
+ */
+export function serviceEnv(prefix: string, fault = ''): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    CRYPTOCAST_TOPIC_PREFIX: prefix,
+    CRYPTOCAST_LOG_LEVEL: 'warn',
+    CRYPTOCAST_FAULT: fault,
+    CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: '6000',
+  };
+}
+
 /** A fresh topic/group namespace so that tests never see each other's (or an earlier run's) data. */
 export function uniquePrefix(name: string): string {
   return `test.${name}.${process.pid}.${Date.now().toString(36)}.`;

@@ -10,6 +10,7 @@ import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import { LocalRegistry } from '../../../src/training/registry/local.ts';
 import type { ModelCard, ModelRegistry } from '../../../src/training/registry/registry.ts';
 import { type ModelFiles, registerModel, stumpModel } from '../../support/champion.ts';
+import { featureVector } from '../../support/factories.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /**
@@ -22,18 +23,7 @@ const T = Date.UTC(2024, 5, 1);
 
 /** A technical vector whose value for column c is `set[c]`, else 0. */
 function vector(set: Record<string, number | null>): FeatureVectorRecord {
-  return {
-    v: 1,
-    featureSet: 'technical',
-    featureSetVersion: 1,
-    exchange: 'binance',
-    pair: 'BTC/USDT',
-    windowStart: T - 60_000,
-    windowEnd: T,
-    close: 100,
-    ready: true,
-    values: FEATURE_COLUMNS.map((c) => (c in set ? set[c]! : 0)),
-  };
+  return featureVector({ windowEnd: T, values: FEATURE_COLUMNS.map((c) => (c in set ? set[c]! : 0)) });
 }
 
 /** Point model: rsi_14 < 50 → -3 else +5, plus ret_1m < 0 → -1 else +1; p10 = base -10, p90 = base +10. */

@@ -1,48 +1,25 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
 import { OnlineAdjustments } from '../../../src/inference/online-adjustments.ts';
 import { applyShrinkage } from '../../../src/inference/shrinkage.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
+import { prediction as basePrediction, featureVector } from '../../support/factories.ts';
 
 const M = 60_000;
 const H = 5 * M;
 const T = Date.UTC(2024, 5, 1);
 
-const vector = (windowEnd: number, close: number, pair = 'BTC/USDT'): FeatureVectorRecord => ({
-  v: 1,
-  featureSet: 'technical',
-  featureSetVersion: 1,
-  exchange: 'binance',
-  pair,
-  windowStart: windowEnd - M,
-  windowEnd,
-  close,
-  ready: true,
-  values: FEATURE_COLUMNS.map(() => 0),
-});
+const vector = (windowEnd: number, close: number, pair = 'BTC/USDT'): FeatureVectorRecord =>
+  featureVector({ windowEnd, close, pair });
 
 /** A prediction at windowEnd with the model's band ±10 bps around the close. */
-const prediction = (windowEnd: number, close: number, pair = 'BTC/USDT', returnBps = 0): Prediction => ({
-  v: 1,
-  exchange: 'binance',
-  pair,
-  windowEnd,
-  horizonMs: H,
-  targetTs: windowEnd + H,
-  close,
-  predictedReturnBps: returnBps,
-  predictedClose: close * Math.exp(returnBps / 1e4),
-  p10: close * Math.exp(-10 / 1e4),
-  p90: close * Math.exp(10 / 1e4),
-  modelName: 'm',
-  modelVersion: 1,
-  featureSet: 'technical',
-  featureSetVersion: 1,
-  createdAt: windowEnd,
-  latencyMs: 0,
-});
+const prediction = (
+  windowEnd: number,
+  close: number,
+  pair = 'BTC/USDT',
+  predictedReturnBps = 0,
+): Prediction => basePrediction({ windowEnd, close, pair, predictedReturnBps });
 
 describe('OnlineAdjustments (ACI and the shrinkage gate in the predictor)', () => {
   it('learns a prediction’s outcome from the vector of its target minute, never sooner', () => {

@@ -14,6 +14,7 @@ import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import type { ModelCard } from '../../../src/training/registry/registry.ts';
+import { featureVector } from '../../support/factories.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /** The service on the in-process bus and a DuckDB file: what is predicted, skipped, stored and published. */
@@ -22,19 +23,8 @@ const M = 60_000;
 const quiet = pino({ level: 'silent' });
 
 function vector(pair: string, windowEnd: number, o: Partial<FeatureVectorRecord> = {}): FeatureVectorRecord {
-  return {
-    v: 1,
-    featureSet: 'technical',
-    featureSetVersion: 1,
-    exchange: 'binance',
-    pair,
-    windowStart: windowEnd - M,
-    windowEnd,
-    close: 100 + windowEnd / 1e10,
-    ready: true,
-    values: FEATURE_COLUMNS.map((_, i) => (i === 0 ? windowEnd / 1e12 : 0)),
-    ...o,
-  };
+  const values = FEATURE_COLUMNS.map((_, i) => (i === 0 ? windowEnd / 1e12 : 0));
+  return featureVector({ pair, windowEnd, close: 100 + windowEnd / 1e10, values, ...o });
 }
 
 /** returnBps = ret_1m × 1e3 (a "model" whose output depends on the vector), quantiles ±10. */

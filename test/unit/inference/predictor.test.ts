@@ -6,24 +6,19 @@ import { eventClock, predict, wallClock } from '../../../src/inference/predictor
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import { PredictionSchema } from '../../../src/schemas/prediction.ts';
 import type { ModelCard } from '../../../src/training/registry/registry.ts';
+import { featureVector } from '../../support/factories.ts';
 
 const T = Date.UTC(2024, 5, 1, 12, 0);
 const M = 60_000;
 
 function vector(pair: string, windowEnd: number, o: Partial<FeatureVectorRecord> = {}): FeatureVectorRecord {
-  return {
-    v: 1,
-    featureSet: 'technical',
-    featureSetVersion: 1,
-    exchange: 'binance',
+  return featureVector({
     pair,
-    windowStart: windowEnd - M,
     windowEnd,
     close: 30_000,
-    ready: true,
     values: FEATURE_COLUMNS.map((_, i) => i / 10),
     ...o,
-  };
+  });
 }
 
 function fixedModel(out: ModelOutput, version = 3): ServingModel {

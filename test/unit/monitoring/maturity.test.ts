@@ -5,29 +5,13 @@ import { scorePrediction } from '../../../src/monitoring/score.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
+import { prediction as basePrediction } from '../../support/factories.ts';
 
 const T = Date.UTC(2026, 0, 5, 12, 0);
 const M = 60_000;
 
-const prediction = (o: Partial<Prediction> & { windowEnd: number }): Prediction => ({
-  v: 1,
-  exchange: 'kraken',
-  pair: 'BTC/USD',
-  horizonMs: 5 * M,
-  targetTs: o.windowEnd + 5 * M,
-  close: 100,
-  predictedReturnBps: 0,
-  predictedClose: 101,
-  p10: 99,
-  p90: 102,
-  modelName: 'm',
-  modelVersion: 1,
-  featureSet: 'technical',
-  featureSetVersion: 1,
-  createdAt: o.windowEnd,
-  latencyMs: 0,
-  ...o,
-});
+const prediction = (o: Partial<Prediction> & { windowEnd: number }): Prediction =>
+  basePrediction({ exchange: 'kraken', pair: 'BTC/USD', predictedClose: 101, p10: 99, p90: 102, ...o });
 
 const candle = (windowEnd: number, close: number, o: Partial<Candle> = {}): Candle =>
   ({

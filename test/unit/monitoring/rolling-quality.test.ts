@@ -6,6 +6,7 @@ import { scorePrediction, unscorable } from '../../../src/monitoring/score.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import type { PredictionError } from '../../../src/schemas/prediction-error.ts';
 import { wilson } from '../../../src/training/metrics.ts';
+import { prediction } from '../../support/factories.ts';
 
 const T = Date.UTC(2026, 0, 5, 0, 0);
 const M = 60_000;
@@ -19,25 +20,16 @@ function record(
   pair = 'BTC/USD',
 ): PredictionError {
   const windowEnd = T + minute * M;
-  const p: Prediction = {
-    v: 1,
+  const p = prediction({
     exchange: 'x',
     pair,
     windowEnd,
-    horizonMs: 5 * M,
-    targetTs: windowEnd + 5 * M,
-    close: 100,
-    predictedReturnBps: 0,
     predictedClose: predicted,
     p10: predicted - 1,
     p90: predicted + 1,
-    modelName: 'm',
     modelVersion: version,
-    featureSet: 'technical',
-    featureSetVersion: 1,
-    createdAt: windowEnd,
     latencyMs: i,
-  };
+  });
   return scorePrediction(p, actual, windowEnd + 5 * M);
 }
 

@@ -16,6 +16,7 @@ import {
   predictionsIndex,
   predictionsIsmPolicy,
 } from '../../../src/sinks/predictions-index.ts';
+import { prediction as basePrediction } from '../../support/factories.ts';
 
 /** A fake search engine: documents by index and id, write counts, and a script of failures. */
 class FakeIndex implements DocumentIndex {
@@ -45,25 +46,23 @@ class FakeIndex implements DocumentIndex {
 
 const T0 = Date.UTC(2026, 11, 4, 12, 0, 0);
 function prediction(i: number, pair = i % 2 ? 'ETH/USD' : 'BTC/USD'): Prediction {
-  return PredictionSchema.parse({
-    v: 1,
-    exchange: 'kraken',
-    pair,
-    windowEnd: T0 + i * 60_000,
-    horizonMs: 300_000,
-    targetTs: T0 + i * 60_000 + 300_000,
-    close: 100 + i,
-    predictedReturnBps: 1.5,
-    predictedClose: 100.015 + i,
-    p10: 99 + i,
-    p90: 101 + i,
-    modelName: 'cryptocast-price',
-    modelVersion: 3,
-    featureSet: 'technical',
-    featureSetVersion: 1,
-    createdAt: T0 + i * 60_000 + 40,
-    latencyMs: 40,
-  });
+  const windowEnd = T0 + i * 60_000;
+  return PredictionSchema.parse(
+    basePrediction({
+      exchange: 'kraken',
+      pair,
+      windowEnd,
+      close: 100 + i,
+      predictedReturnBps: 1.5,
+      predictedClose: 100.015 + i,
+      p10: 99 + i,
+      p90: 101 + i,
+      modelName: 'cryptocast-price',
+      modelVersion: 3,
+      createdAt: windowEnd + 40,
+      latencyMs: 40,
+    }),
+  );
 }
 
 const noWait = async () => {};
