@@ -81,6 +81,11 @@ export const metrics = {
     'Vectors without a prediction, per reason',
     ['reason'],
   ),
+  predictorImputed: counter(
+    'cryptocast_predictor_imputed_total',
+    'Missing inputs the model never saw missing in training, filled with their training mean, per column',
+    ['column'],
+  ),
   predictedClose: gauge(
     'cryptocast_predicted_close',
     'The newest prediction of the close at its target time, per pair and quantile (0.5 = the point forecast)',

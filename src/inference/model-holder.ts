@@ -2,10 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { reportDependency } from '../core/dependency.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
+import { metrics } from '../core/metrics.ts';
 import { backoffDelay } from '../core/retry.ts';
 import { FEATURE_COLUMNS, FEATURE_SET } from '../features/technical.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { ModelCard, ModelRegistry } from '../training/registry/registry.ts';
+import { fillRow, type ImputationPlan, imputationPlan } from './imputation.ts';
 import { XgbModel } from './xgboost-model.ts';
 
 /** A model's three outputs for one vector, in basis points of log return from windowEnd to windowEnd + horizon. */
@@ -84,15 +86,34 @@ export function servingModel(
   const [point, p10, p90] = models as [XgbModel, XgbModel, XgbModel];
   const row = new Float32Array(index.length);
   const n = FEATURE_COLUMNS.length;
+  const plan = imputationPlan(card);
+  const filled = new Int32Array(index.length);
   return {
     card,
     predict(vector) {
       if (vector.values.length !== n)
         throw new ModelLoadError(`a technical vector has ${n} values, got ${vector.values.length}`);
       for (let j = 0; j < index.length; j++) row[j] = vector.values[index[j]!] ?? Number.NaN;
+      if (plan.columns.length > 0) reportFills(card, plan, row, filled);
       return { returnBps: point.predict(row), p10Bps: p10.predict(row), p90Bps: p90.predict(row) };
     },
   };
+}
+
+/** Fills what the model never saw missing (src/inference/imputation.ts): counted per column, said once per column. */
+function reportFills(card: ModelCard, plan: ImputationPlan, row: Float32Array, filled: Int32Array): void {
+  const before = filled.slice();
+  fillRow(plan, row, filled);
+  for (let j = 0; j < filled.length; j++) {
+    if (filled[j] === before[j]) continue;
+    const column = plan.inputs[j]!;
+    metrics.predictorImputed.inc({ column });
+    if (before[j] === 0)
+      rootLog.warn(
+        { model: card.name, version: card.version, column, value: plan.fill[j] },
+        `${column} is missing (the source may not provide it) and ${card.name} v${card.version} never saw it missing in training: filled with its training mean`,
+      );
+  }
 }
 
 export interface ChampionHolderOptions {

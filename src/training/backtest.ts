@@ -1,5 +1,6 @@
 import { CryptocastError, ERR, fail, UsageError } from '../core/errors.ts';
 import { WARMUP_CANDLES } from '../features/technical.ts';
+import { fillMatrix, imputationPlan } from '../inference/imputation.ts';
 import { columnIndex } from '../inference/model-holder.ts';
 import { XgbModel } from '../inference/xgboost-model.ts';
 import { type Dataset, DatasetError } from './dataset.ts';
@@ -43,6 +44,8 @@ export interface Backtest {
   evaluation: Evaluation;
   /** Test rows whose windowEnd lies inside the model's training window (not out of sample: reported). */
   inTrainingWindow: number;
+  /** Rows per column whose missing value was filled with its training mean (src/inference/imputation.ts). */
+  imputed: Record<string, number>;
 }
 
 const DAY_MS = 86_400_000;
@@ -124,10 +127,14 @@ export function checkApplicable(
     );
 }
 
-/** The model's three outputs on every row of the dataset (whose columns must be the card's, in order). */
+/**
+ * The model's three outputs on every row of the dataset (whose columns must be the card's, in order), with what the
+ * predictor fills in (a column the model never saw missing: its training mean) filled in the same way.
+ */
 export function predictDataset(ds: Dataset, card: ModelCard, docs: ModelDocs) {
   if (ds.columns.join(',') !== card.columns.join(','))
     throw new DatasetError(`the dataset's columns are not ${card.name} v${card.version}'s`);
+  const { X, filled: imputed } = fillMatrix(imputationPlan(card), ds.X, ds.n);
   const run = (f: keyof ModelDocs) => {
     let m: XgbModel;
     try {
@@ -140,7 +147,7 @@ export function predictDataset(ds: Dataset, card: ModelCard, docs: ModelDocs) {
         ERR.MODEL,
         `${card.name} v${card.version}: ${f} takes ${m.numFeatures} features, the card lists ${card.columns.length}`,
       );
-    return m.predictBatch(ds.X, ds.n);
+    return m.predictBatch(X, ds.n);
   };
   const model = run('model.json');
   const a = run('p10.json');
@@ -148,7 +155,7 @@ export function predictDataset(ds: Dataset, card: ModelCard, docs: ModelDocs) {
   // Two independently fitted quantiles can cross: ordered, as the predictor reports them.
   const p10 = a.map((v, i) => Math.min(v, b[i]!));
   const p90 = a.map((v, i) => Math.max(v, b[i]!));
-  return { model, p10, p90 };
+  return { model, p10, p90, imputed };
 }
 
 /** The linear baseline, refitted at the start of each day on the earlier rows whose target time has passed. */
@@ -186,7 +193,7 @@ export function backtest(ds: Dataset, card: ModelCard, docs: ModelDocs): Backtes
       testFrom: t,
       testTo: t + DAY_MS,
     });
-  const { model, p10, p90 } = predictDataset(ds, card, docs);
+  const { model, p10, p90, imputed } = predictDataset(ds, card, docs);
   const linear = linearByDay(ds, days);
   const fold = new Int32Array(ds.n);
   let inTrainingWindow = 0;
@@ -207,5 +214,5 @@ export function backtest(ds: Dataset, card: ModelCard, docs: ModelDocs): Backtes
     linear,
     champion: new Float64Array(ds.n).fill(Number.NaN),
   };
-  return { days: kept, oos, evaluation: evaluate(ds, kept, oos), inTrainingWindow };
+  return { days: kept, oos, evaluation: evaluate(ds, kept, oos), inTrainingWindow, imputed };
 }

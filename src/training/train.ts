@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { columnStats } from '../inference/imputation.ts';
 import { type Dataset, fingerprint } from './dataset.ts';
 import { DEFAULT_GATE, decide, type GateDecision, type GatePolicy } from './gate.ts';
 import type { ModelCard, ModelRegistry, NewModelCard } from './registry/registry.ts';
@@ -105,6 +106,7 @@ export async function trainAndRegister(
     trainingWindow: { from: ds.windowEnd[0]!, to: ds.windowEnd[ds.n - 1]! },
     datasetFingerprint: fingerprint(ds),
     params: run.result.params,
+    columnStats: columnStats(ds.columns, ds.X, ds.n),
     folds: per_fold,
     summary: summary as unknown as Record<string, unknown>,
     artifacts,

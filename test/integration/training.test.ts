@@ -204,6 +204,10 @@ describe('cryptocast train and models (local registry)', () => {
     assert.match(card.datasetFingerprint, /^sha256:[0-9a-f]{64}$/);
     assert.equal(card.trainingWindow.from, Date.UTC(2022, 2, 1, 1, 1));
     assert.ok(card.columns.includes('rsi_14') && !card.columns.includes('sma_20'), 'scale-free columns only');
+    // What the predictor fills in for a value the model never saw missing: Binance always counts its trades.
+    assert.deepEqual(Object.keys(card.columnStats ?? {}), card.columns);
+    assert.equal(card.columnStats!.trades_z_60m!.missing, 0);
+    assert.ok(Math.abs(card.columnStats!.trades_z_60m!.mean!) < 1, 'a z-score averages near 0');
     for (const f of [
       'model.json',
       'p10.json',

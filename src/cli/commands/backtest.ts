@@ -86,6 +86,10 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
       process.stderr.write(
         `warning: ${n(result.inTrainingWindow)} of ${n(ds.n)} rows lie inside the model's training window: they are not out of sample\n`,
       );
+    for (const [column, rows] of Object.entries(result.imputed))
+      process.stderr.write(
+        `note: ${column} is missing in ${n(rows)} of ${n(ds.n)} rows and ${card.name} v${card.version} never saw it missing in training: filled with its training mean, as the predictor does\n`,
+      );
     if (opts.predictions) await writePredictions(opts.predictions, ds, result.oos);
     if (opts.figures) await drawFigures(opts.figures, ds, result.oos, result.evaluation);
   } finally {
@@ -107,6 +111,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
           candles: opts.candles,
           as_pair: Object.fromEntries(asPair),
           in_training_window: result.inTrainingWindow,
+          imputed: result.imputed,
           ...ev,
           ...bandInfo,
           seconds,

@@ -44,6 +44,14 @@ export const ModelCardSchema = z.object({
   trainingWindow: z.object({ from: z.number(), to: z.number() }),
   datasetFingerprint: z.string(),
   params: z.record(z.string(), z.unknown()),
+  /**
+   * Per input column over the final model's training rows: the mean of its present values and the share of rows where
+   * it was missing. The predictor fills a column that was never missing with its mean (src/inference/imputation.ts).
+   * Absent on cards trained before it was recorded.
+   */
+  columnStats: z
+    .record(z.string(), z.object({ mean: z.number().nullable(), missing: z.number() }))
+    .optional(),
   /** Walk-forward results, fold by fold, and the pooled summary over every test row. */
   folds: z.array(FoldMetricsSchema),
   summary: z.record(z.string(), z.unknown()),
