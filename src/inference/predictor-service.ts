@@ -196,7 +196,8 @@ export class PredictorService {
           throw new Error('the model registry does not answer: features held');
         this.published ??= await this.readPublished();
         if (this.adjustments !== undefined && this.history !== undefined)
-          for (const r of batch.records) await this.warmUp(r.value);
+          for (const r of batch.records)
+            if (!this.warmed.has(`${r.value.exchange}|${r.value.pair}`)) await this.warmUp(r.value);
         const out: Prediction[] = [];
         const dead: DeadLetter[] = [];
         for (const r of batch.records) {
