@@ -40,11 +40,9 @@ LOGFILE="$DATA/broker.log" # log4j (WARN and the server's start/stop lines)
 OUTFILE="$DATA/stdout.log" # the JVM's own stdout/stderr (crashes before log4j is up, OOM)
 LOCKFILE="$DATA.lock"      # beside the data dir, so that `reset` does not delete a held lock
 
-say() { printf '\033[1;35m[kafka]\033[0m %s\n' "$*" >&2; }
-die() {
-  say "error: $*"
-  exit 1
-}
+TAG=kafka TAG_COLOR=35
+# shellcheck source=lib/daemon.sh
+source "$ROOT/scripts/lib/daemon.sh"
 
 # --- install --------------------------------------------------------------------------------------------------
 
@@ -124,7 +122,6 @@ broker_pid() {
   return 1
 }
 
-port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
 # True when a Kafka broker on PORT answers a Metadata request listing at least one broker. In KRaft the listener
 # opens before the broker has caught up with the metadata log and been unfenced; until then it lists no
@@ -218,11 +215,7 @@ show_tail() {
   tail -n 30 "$LOGFILE" >&2 2>/dev/null || true
 }
 
-lock() {
-  mkdir -p "$(dirname "$LOCKFILE")"
-  exec 9>"$LOCKFILE"
-  flock -w $((START_TIMEOUT + STOP_TIMEOUT + 30)) 9 || die "another scripts/kafka.sh holds $LOCKFILE"
-}
+lock() { hold_lock "$LOCKFILE" $((START_TIMEOUT + STOP_TIMEOUT + 30)); }
 
 wait_until_serving() {
   local pid="$1" t0="$2" deadline=$((SECONDS + START_TIMEOUT))
@@ -281,17 +274,7 @@ start() {
 # SIGTERM makes Kafka shut down cleanly (flush, controlled shutdown, clean-shutdown marker: no log recovery on
 # the next start); SIGKILL only if it does not finish in time.
 stop_pid() {
-  local pid="$1" deadline=$((SECONDS + STOP_TIMEOUT))
-  kill -TERM "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then
-      say "no clean shutdown within ${STOP_TIMEOUT} s: killing pid $pid"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-      break
-    fi
-    sleep 0.2
-  done
+  stop_process "$1" "$STOP_TIMEOUT"
   rm -f "$PIDFILE"
 }
 

@@ -29,11 +29,9 @@ PYTHON="${PYTHON:-python3}"
 PIDFILE="$DATA/server.pid"
 LOGFILE="$DATA/server.log"
 
-say() { printf '\033[1;33m[mlflow]\033[0m %s\n' "$*" >&2; }
-die() {
-  say "error: $*"
-  exit 1
-}
+TAG=mlflow TAG_COLOR=33
+# shellcheck source=lib/daemon.sh
+source "$ROOT/scripts/lib/daemon.sh"
 
 install() {
   mkdir -p "$ROOT/.tools"
@@ -62,7 +60,7 @@ install() {
 answers() {
   curl -fsS -m 3 -o /dev/null "http://127.0.0.1:$PORT/api/2.0/mlflow/experiments/search?max_results=1" 2>/dev/null
 }
-port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; }
+
 
 # The pid of the server this data dir started, if it still runs (the command line is checked, so that a reused
 # pid is never taken for it).
@@ -77,8 +75,7 @@ server_pid() {
 
 lock() {
   mkdir -p "$DATA"
-  exec 9>"$DATA.lock"
-  flock -w $((START_TIMEOUT + 930)) 9 || die "another scripts/mlflow.sh holds $DATA.lock"
+  hold_lock "$DATA.lock" $((START_TIMEOUT + 930))
 }
 
 start() {
@@ -94,7 +91,7 @@ start() {
       say "an MLflow server not started from $DATA already serves 127.0.0.1:$PORT: using it"
       return 0
     fi
-    port_open && die "port $PORT is taken by something that is not an MLflow server: free it or set MLFLOW_PORT"
+    port_open "$PORT" && die "port $PORT is taken by something that is not an MLflow server: free it or set MLFLOW_PORT"
     install
     mkdir -p "$DATA/artifacts"
     echo "--- $(date -Is) start" >>"$LOGFILE"
@@ -133,15 +130,7 @@ start() {
 }
 
 stop_pid() {
-  local pid="$1" deadline=$((SECONDS + 20))
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then
-      kill -KILL -- "-$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-  done
+  stop_process "$1" 20 group # gunicorn: the server and its workers
   rm -f "$PIDFILE"
 }
 

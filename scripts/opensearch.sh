@@ -43,11 +43,9 @@ PIDFILE="$DATA/opensearch.pid"
 OUTFILE="$DATA/stdout.log"
 LOCKFILE="$DATA.lock"
 
-say() { printf '\033[1;33m[opensearch]\033[0m %s\n' "$*" >&2; }
-die() {
-  say "error: $*"
-  exit 1
-}
+TAG=opensearch TAG_COLOR=33
+# shellcheck source=lib/daemon.sh
+source "$ROOT/scripts/lib/daemon.sh"
 
 # --- install ------------------------------------------------------------------------------------------------------
 
@@ -153,13 +151,8 @@ serving() {
   [[ "$body" == *'"status":"green"'* || "$body" == *'"status":"yellow"'* ]]
 }
 
-port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
-lock() {
-  mkdir -p "$(dirname "$LOCKFILE")"
-  exec 9>"$LOCKFILE"
-  flock -w $((START_TIMEOUT + STOP_TIMEOUT + 30)) 9 || die "another scripts/opensearch.sh holds $LOCKFILE"
-}
+lock() { hold_lock "$LOCKFILE" $((START_TIMEOUT + STOP_TIMEOUT + 30)); }
 
 show_tail() {
   say "last lines of $OUTFILE and the node log:"
@@ -213,16 +206,7 @@ start() {
 }
 
 stop_pid() {
-  local pid="$1" deadline=$((SECONDS + STOP_TIMEOUT))
-  kill -TERM "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then
-      say "no clean shutdown within ${STOP_TIMEOUT} s: killing pid $pid"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-  done
+  stop_process "$1" "$STOP_TIMEOUT"
   rm -f "$PIDFILE"
 }
 
