@@ -45,9 +45,9 @@ export const ModelCardSchema = z.object({
   datasetFingerprint: z.string(),
   params: z.record(z.string(), z.unknown()),
   /**
-   * Per input column over the final model's training rows: the mean of its present values and the share of rows where
-   * it was missing. The predictor fills a column that was never missing with its mean (src/inference/imputation.ts).
-   * Absent on cards trained before it was recorded.
+   * Per input column over the training dataset (the rows the final model learns from): the mean of its present
+   * values and the share of rows where it was missing. The predictor fills a column that was never missing with its
+   * mean (src/inference/imputation.ts). Absent on cards trained before it was recorded.
    */
   columnStats: z
     .record(z.string(), z.object({ mean: z.number().nullable(), missing: z.number() }))
