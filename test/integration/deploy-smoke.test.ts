@@ -18,6 +18,7 @@ import {
 } from '../support/deploy.ts';
 import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
 import { ensureOpenSearch, OPENSEARCH_URL } from '../support/opensearch.ts';
+import { PG_URL } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -27,7 +28,6 @@ import { waitFor } from '../support/wait.ts';
  * names answering: /health and /ready on the metrics port, the API's /v1/health), write nothing to a laptop default
  * (no DuckDB file appears: every store is PostgreSQL), and stop cleanly on SIGTERM. The sources are pointed at closed local ports: nothing reaches the internet.
  */
-const PG_URL = process.env.CRYPTOCAST_TEST_PG ?? 'postgres://cryptocast@127.0.0.1:55432/cryptocast';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {

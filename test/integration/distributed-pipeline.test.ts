@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
 import { TECHNICAL_SET } from '../../src/features/feature-writer.ts';
 import { DuckDbFeatureStore } from '../../src/features/store/duckdb.ts';
@@ -19,6 +17,7 @@ import {
   uniquePrefix,
   waitForGroupCommitted,
 } from '../support/kafka.ts';
+import { testSchema } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -26,33 +25,18 @@ import { waitFor } from '../support/wait.ts';
  * Kafka broker, writing a real PostgreSQL — and the embedded runtime (one process, in-process bus, DuckDB) on the
  * same recording. Both stores must hold the same feature vectors.
  */
-const ROOT = join(import.meta.dirname, '..', '..');
-const PG_URL = process.env.CRYPTOCAST_TEST_PG ?? 'postgres://cryptocast@127.0.0.1:55432/cryptocast';
 
 describe('distributed pipeline (4 processes, Kafka, PostgreSQL) = embedded pipeline (1 process, DuckDB)', () => {
   const children: ChildProcess[] = [];
   const prefix = uniquePrefix('dist');
-  const schema = prefix
-    .replace(/[^a-z0-9]/gi, '_')
-    .toLowerCase()
-    .replace(/_+$/, '');
+  const schema = testSchema(prefix);
   before(async () => {
     await ensureKafka();
-    if (!process.env.CRYPTOCAST_TEST_PG)
-      execFileSync('bash', [join(ROOT, 'scripts', 'postgres.sh'), 'start'], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`CREATE SCHEMA ${schema}`);
-    await c.end();
+    await schema.create();
   });
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await c.end();
+    await schema.drop();
   });
 
   it('stores the same feature vectors', async () => {
@@ -75,7 +59,7 @@ describe('distributed pipeline (4 processes, Kafka, PostgreSQL) = embedded pipel
     assert.equal(embedded.length, 24);
 
     // Distributed: every stage its own process; the store in a schema of its own.
-    const storeUrl = `${PG_URL}?options=-c%20search_path%3D${schema}`;
+    const storeUrl = schema.url;
     const svc = serviceLauncher(prefix, children);
     svc(['candles']);
     svc(['features']);

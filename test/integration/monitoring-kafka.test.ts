@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { openPredictionsStore } from '../../src/inference/store/open.ts';
 import { openErrorsStore } from '../../src/monitoring/store/open.ts';
 import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
@@ -12,6 +10,7 @@ import { topics } from '../../src/schemas/topics.ts';
 import { KRAKEN_REST_TRADES } from '../support/data.ts';
 import { ensureKafka, KAFKA_URL, serviceLauncher, uniquePrefix } from '../support/kafka.ts';
 import { assertErrorsMatch, closesOf, stumpChampionRegistry } from '../support/monitoring.ts';
+import { testSchema } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -20,34 +19,19 @@ import { waitFor } from '../support/wait.ts';
  * verdicts and before storing it, then restarted: the errors store ends with exactly one record per matured
  * prediction, equal to an offline computation; the topic carries every key (a re-published one is allowed).
  */
-const ROOT = join(import.meta.dirname, '..', '..');
-const PG_URL = process.env.CRYPTOCAST_TEST_PG ?? 'postgres://cryptocast@127.0.0.1:55432/cryptocast';
 
 describe('monitoring on Kafka with separate processes, and a kill -9 of the monitor', () => {
   const children: ChildProcess[] = [];
   const prefix = uniquePrefix('mon');
-  const schema = prefix
-    .replace(/[^a-z0-9]/gi, '_')
-    .toLowerCase()
-    .replace(/_+$/, '');
-  const storeUrl = `${PG_URL}?options=-c%20search_path%3D${schema}`;
+  const schema = testSchema(prefix);
+  const storeUrl = schema.url;
   before(async () => {
     await ensureKafka();
-    if (!process.env.CRYPTOCAST_TEST_PG)
-      execFileSync('bash', [join(ROOT, 'scripts', 'postgres.sh'), 'start'], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`CREATE SCHEMA ${schema}`);
-    await c.end();
+    await schema.create();
   });
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await c.end();
+    await schema.drop();
   });
 
   it('every matured prediction scored exactly once in the store, as computed offline; every key on the topic', async () => {
