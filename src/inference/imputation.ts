@@ -38,15 +38,21 @@ export function imputationPlan(card: {
   return { fill, inputs: card.columns, columns };
 }
 
-/** Fills the missing values of one model input row in place, counting each fill in `counts` (per input). */
-export function fillRow(plan: ImputationPlan, row: Float32Array, counts: Int32Array): void {
-  if (plan.columns.length === 0) return;
+/**
+ * Fills the missing values of one model input row in place, counting each fill in `counts` (per input); returns how
+ * many it filled.
+ */
+export function fillRow(plan: ImputationPlan, row: Float32Array, counts: Int32Array): number {
+  if (plan.columns.length === 0) return 0;
+  let filled = 0;
   for (let j = 0; j < row.length; j++) {
     if (Number.isNaN(row[j]!) && !Number.isNaN(plan.fill[j]!)) {
       row[j] = plan.fill[j]!;
       counts[j]!++;
+      filled++;
     }
   }
+  return filled;
 }
 
 /**

@@ -88,31 +88,34 @@ export function servingModel(
   const n = FEATURE_COLUMNS.length;
   const plan = imputationPlan(card);
   const filled = new Int32Array(index.length);
+  const reported = new Int32Array(index.length);
   return {
     card,
     predict(vector) {
       if (vector.values.length !== n)
         throw new ModelLoadError(`a technical vector has ${n} values, got ${vector.values.length}`);
       for (let j = 0; j < index.length; j++) row[j] = vector.values[index[j]!] ?? Number.NaN;
-      if (plan.columns.length > 0) reportFills(card, plan, row, filled);
+      if (fillRow(plan, row, filled) > 0) reportFills(card, plan, filled, reported);
       return { returnBps: point.predict(row), p10Bps: p10.predict(row), p90Bps: p90.predict(row) };
     },
   };
 }
 
-/** Fills what the model never saw missing (src/inference/imputation.ts): counted per column, said once per column. */
-function reportFills(card: ModelCard, plan: ImputationPlan, row: Float32Array, filled: Int32Array): void {
-  const before = filled.slice();
-  fillRow(plan, row, filled);
+/**
+ * What `fillRow` filled since the last report (src/inference/imputation.ts): counted per column in the metrics, said
+ * once per column in the log. Runs only when something was filled: a complete vector costs nothing here.
+ */
+function reportFills(card: ModelCard, plan: ImputationPlan, filled: Int32Array, reported: Int32Array): void {
   for (let j = 0; j < filled.length; j++) {
-    if (filled[j] === before[j]) continue;
+    if (filled[j] === reported[j]) continue;
     const column = plan.inputs[j]!;
-    metrics.predictorImputed.inc({ column });
-    if (before[j] === 0)
+    metrics.predictorImputed.inc({ column }, filled[j]! - reported[j]!);
+    if (reported[j] === 0)
       rootLog.warn(
         { model: card.name, version: card.version, column, value: plan.fill[j] },
         `${column} is missing (the source may not provide it) and ${card.name} v${card.version} never saw it missing in training: filled with its training mean`,
       );
+    reported[j] = filled[j]!;
   }
 }
 

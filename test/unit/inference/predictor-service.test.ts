@@ -45,12 +45,15 @@ const model: ServingModel = {
 
 async function setup(
   current: ServingModel | undefined,
-  clock: 'wall' | 'event' = 'event',
-  logger: pino.Logger = quiet,
-  adaptiveConformal = false,
-  history?: (pair: string, fromTs: number, toTs: number) => Promise<FeatureVectorRecord[]>,
-  shrinkage = false,
+  o: {
+    clock?: 'wall' | 'event';
+    logger?: pino.Logger;
+    adaptiveConformal?: boolean;
+    history?: (pair: string, fromTs: number, toTs: number) => Promise<FeatureVectorRecord[]>;
+    shrinkage?: boolean;
+  } = {},
 ) {
+  const { clock = 'event', logger = quiet, adaptiveConformal = false, history, shrinkage = false } = o;
   const bus = new InProcessBus();
   const store = await openPredictionsStore(
     `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-')), 'p.duckdb')}`,
@@ -85,12 +88,29 @@ async function setup(
       return undefined;
     },
   });
-  return { bus, store, svc, published, dead };
+  /** Publishes the vectors and waits until the service has published one prediction for each. */
+  const predictAll = async (vs: FeatureVectorRecord[]) => {
+    const want = published.length + vs.length;
+    await bus.publish(topics.features, vs);
+    await svc.caughtUp();
+    await waitFor(
+      'every prediction published',
+      () => published.length,
+      (n) => n === want,
+      { timeoutMs: 30_000 },
+    );
+  };
+  const close = async () => {
+    await svc.stop();
+    await store.close();
+    await bus.close();
+  };
+  return { bus, store, svc, published, dead, predictAll, close };
 }
 
 describe('PredictorService (in-process bus, DuckDB)', () => {
   it('predicts ready technical vectors into the store and the topic, and counts the rest by reason', async () => {
-    const { bus, store, svc, published, dead } = await setup(model);
+    const { bus, store, svc, published, dead, close } = await setup(model);
     try {
       const vs = [
         vector('BTC/USDT', T, { ready: false }),
@@ -137,9 +157,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       assert.equal(dead.length, 1);
       assert.equal(dead[0]!.kind, 'invalid');
     } finally {
-      await svc.stop();
-      await store.close();
-      await bus.close();
+      await close();
     }
   });
 
@@ -154,7 +172,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       await none.svc.stop();
       await none.store.close();
     }
-    const wall = await setup(model, 'wall');
+    const wall = await setup(model, { clock: 'wall' });
     try {
       const now = Date.now();
       await wall.bus.publish(topics.features, [vector('BTC/USDT', T), vector('BTC/USDT', now - M)]);
@@ -176,7 +194,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
   it('warns about stale vectors, rate-limited, with their count', async () => {
     const lines: Record<string, unknown>[] = [];
     const logger = pino({ level: 'warn' }, { write: (l: string) => lines.push(JSON.parse(l)) });
-    const s = await setup(model, 'wall', logger);
+    const s = await setup(model, { clock: 'wall', logger });
     try {
       await s.bus.publish(
         topics.features,
@@ -290,7 +308,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
   });
 
   it('--adaptive-conformal: publishes the band adjusted by matured outcomes, the same in the store and the topic', async () => {
-    const { bus, store, svc, published } = await setup(model, 'event', quiet, true);
+    const { store, svc, published, predictAll, close } = await setup(model, { adaptiveConformal: true });
     try {
       // Closes that move ±40 bps a minute: the model's ±10 bps band misses most 5-minute outcomes.
       let close = 100;
@@ -298,14 +316,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
         close *= Math.exp(((k % 2 ? 1 : -1) * 40 + 5) / 1e4);
         return vector('BTC/USDT', T + k * M, { close });
       });
-      await bus.publish(topics.features, vs);
-      await svc.caughtUp();
-      await waitFor(
-        'every prediction published',
-        () => published.length,
-        (n) => n === 120,
-        { timeoutMs: 30_000 },
-      );
+      await predictAll(vs);
       const width = (p: Prediction) => Math.log(p.p90 / p.p10) * 1e4;
       // Nothing has matured during the first 5 minutes: the model's own band (±10 bps).
       for (const p of published.slice(0, 5)) assert.ok(Math.abs(width(p) - 20) < 1e-6, `${width(p)}`);
@@ -314,9 +325,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       const stored = await store.history('BTC/USDT', 0, T + 200 * M);
       assert.deepEqual(stored, published, 'the topic and the store agree');
     } finally {
-      await svc.stop();
-      await store.close();
-      await bus.close();
+      await close();
     }
   });
 
@@ -331,21 +340,16 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
       input: FeatureVectorRecord[],
       history?: (pair: string, fromTs: number, toTs: number) => Promise<FeatureVectorRecord[]>,
     ) => {
-      const { bus, store, svc, published } = await setup(model, 'event', quiet, true, history, true);
+      const { svc, published, predictAll, close } = await setup(model, {
+        adaptiveConformal: true,
+        history,
+        shrinkage: true,
+      });
       try {
-        await bus.publish(topics.features, input);
-        await svc.caughtUp();
-        await waitFor(
-          'every prediction published',
-          () => published.length,
-          (n) => n === input.length,
-          { timeoutMs: 30_000 },
-        );
+        await predictAll(input);
         return { published: [...published], stats: { ...svc.adjustments!.stats } };
       } finally {
-        await svc.stop();
-        await store.close();
-        await bus.close();
+        await close();
       }
     };
     const whole = await runOn(vs);
@@ -377,25 +381,17 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
 
   it('--adaptive-conformal: a history that fails leaves the band empty and predictions flowing', async () => {
     const vs = Array.from({ length: 10 }, (_, k) => vector('BTC/USDT', T + k * M));
-    const { bus, store, svc, published } = await setup(model, 'event', quiet, true, async () => {
-      throw new Error('Catalog Error: Table with name fs_technical_v1 does not exist!');
+    const { svc, predictAll, close } = await setup(model, {
+      adaptiveConformal: true,
+      history: async () => {
+        throw new Error('Catalog Error: Table with name fs_technical_v1 does not exist!');
+      },
     });
     try {
-      await bus.publish(topics.features, vs);
-      await svc.caughtUp();
-      await waitFor(
-        'every prediction published',
-        () => published.length,
-        (n) => n === 10,
-        {
-          timeoutMs: 30_000,
-        },
-      );
+      await predictAll(vs);
       assert.equal(svc.adjustments!.stats.warmUpVectors, 0);
     } finally {
-      await svc.stop();
-      await store.close();
-      await bus.close();
+      await close();
     }
   });
 });
