@@ -237,6 +237,10 @@ sentiment
     '--threads <n>',
     'CPU threads of the model (default: the math cores; 1 on a machine another job keeps busy)',
   )
+  .option(
+    '--limit <n>',
+    'N examples per set, spread evenly over its train half (a quick check, not the shipped head)',
+  )
   .action(async (opts) => (await import('./commands/sentiment.ts')).trainHeadCommand(opts));
 
 /** Flags shared by `evaluate` and `train`: where the data comes from, and how the walk-forward runs. */

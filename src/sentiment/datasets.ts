@@ -81,3 +81,26 @@ export function evenSample<T>(xs: readonly T[], limit: number): T[] {
 export function splitOf(text: string): 'train' | 'test' {
   return createHash('sha256').update(text.trim()).digest()[0]! % 2 === 0 ? 'train' : 'test';
 }
+
+/**
+ * What a classifier head is fitted on: the `train` half of each set (non-empty texts), or `limit` examples per set
+ * spread evenly over it; with one line per set saying what was taken (the head records them as `trainedOn`).
+ */
+export function trainHalves(
+  sets: readonly { name: string; examples: Example[] }[],
+  limit?: number,
+): { examples: Example[]; trainedOn: string[] } {
+  const examples: Example[] = [];
+  const trainedOn: string[] = [];
+  for (const set of sets) {
+    const half = set.examples.filter((e) => e.text.trim() !== '' && splitOf(e.text) === 'train');
+    const taken = limit === undefined ? half : evenSample(half, limit);
+    examples.push(...taken);
+    trainedOn.push(
+      taken.length === half.length
+        ? `${set.name}: ${taken.length} (train half)`
+        : `${set.name}: ${taken.length} of ${half.length} (train half, spread evenly)`,
+    );
+  }
+  return { examples, trainedOn };
+}

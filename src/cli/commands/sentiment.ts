@@ -5,7 +5,7 @@ import { catalogued, ERR, fail, UsageError } from '../../core/errors.ts';
 import { redactSecrets } from '../../core/secrets.ts';
 import { coinsIn } from '../../news/normalise.ts';
 import { type BackendFlags, createBackend } from '../../sentiment/backends.ts';
-import { evenSample, loadDataset, splitOf } from '../../sentiment/datasets.ts';
+import { evenSample, loadDataset, splitOf, trainHalves } from '../../sentiment/datasets.ts';
 import { evaluate, metrics } from '../../sentiment/evaluate.ts';
 import { LABELS, SentimentError } from '../../sentiment/labels.ts';
 import { headPathFor, LocalLlmBackend, modelName, modelPath } from '../../sentiment/local-llm.ts';
@@ -121,27 +121,26 @@ export async function trainHeadCommand(opts: {
   modelPath?: string;
   output?: string;
   threads?: string;
+  limit?: string;
 }): Promise<void> {
   const threads = opts.threads === undefined ? undefined : Number(opts.threads);
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1))
     throw new UsageError(`--threads must be a positive whole number, got "${opts.threads}"`);
+  const limit = opts.limit === undefined ? undefined : Number(opts.limit);
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1))
+    throw new UsageError(`--limit must be a positive whole number, got "${opts.limit}"`);
   const files = opts.dataset?.length
     ? opts.dataset
     : DEFAULT_TRAINING_SETS.map((f) => join(sharedDataDir(), f));
-  const examples: { text: string; label: (typeof LABELS)[number] }[] = [];
-  const names: string[] = [];
-  for (const f of files) {
+  const sets = files.map((f) => {
     if (!existsSync(f)) throw fail(ERR.INPUT, `dataset not found: ${f}`);
-    let ds: ReturnType<typeof loadDataset>;
     try {
-      ds = loadDataset(f);
+      return loadDataset(f);
     } catch (err) {
       throw catalogued(err, ERR.INPUT);
     }
-    const train = ds.examples.filter((e) => e.text.trim() !== '' && splitOf(e.text) === 'train');
-    examples.push(...train);
-    names.push(`${ds.name}: ${train.length} (train half)`);
-  }
+  });
+  const { examples, trainedOn: names } = trainHalves(sets, limit);
   const path = opts.modelPath ?? modelPath();
   const backend = new LocalLlmBackend({ modelPath: path, headPath: null, threads });
   const bar = new cliProgress.SingleBar(
