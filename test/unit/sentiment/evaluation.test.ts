@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { evenSample, loadDataset, splitOf } from '../../../src/sentiment/datasets.ts';
+import { evenSample, loadDataset, splitOf, trainHalves } from '../../../src/sentiment/datasets.ts';
 import { evaluate, metrics } from '../../../src/sentiment/evaluate.ts';
 import { LexiconBackend } from '../../../src/sentiment/lexicon.ts';
 import { SentimentScorer } from '../../../src/sentiment/scorer.ts';
@@ -89,5 +89,27 @@ describe('sentiment evaluation', () => {
     const xs = Array.from({ length: 100 }, (_, i) => i);
     assert.deepEqual(evenSample(xs, 4), [0, 25, 50, 75]);
     assert.equal(evenSample(xs, 500).length, 100);
+  });
+
+  it('trainHalves takes the non-empty train texts of each set, or N of them spread evenly, and says which', () => {
+    const texts = Array.from({ length: 40 }, (_, i) => `headline number ${i}`);
+    const set = {
+      name: 'S',
+      examples: [...texts, '   '].map((text) => ({ text, label: 'neutral' as const })),
+    };
+    const train = texts.filter((t) => splitOf(t) === 'train');
+    assert.ok(train.length > 4 && train.length < 40);
+    const all = trainHalves([set, { ...set, name: 'T' }]);
+    assert.deepEqual(
+      all.examples.map((e) => e.text),
+      [...train, ...train],
+    );
+    assert.deepEqual(all.trainedOn, [`S: ${train.length} (train half)`, `T: ${train.length} (train half)`]);
+    const some = trainHalves([set], 4);
+    assert.deepEqual(
+      some.examples.map((e) => e.text),
+      evenSample(train, 4),
+    );
+    assert.deepEqual(some.trainedOn, [`S: 4 of ${train.length} (train half, spread evenly)`]);
   });
 });
