@@ -4,6 +4,7 @@ import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { DuckDbColumnSource } from './duckdb-columns.ts';
 import {
+  type BulkWrite,
   type FeatureColumns,
   type FeatureSetDefinition,
   type FeatureStore,
@@ -22,6 +23,12 @@ import {
  */
 export class DuckDbFeatureStore implements FeatureStore {
   readonly kind = 'duckdb' as const;
+  /**
+   * A backfill's batches: one DuckDB row group each (122,880 rows, its default), written while the next is computed
+   * (src/features/backfill.ts). Whole row groups: batches that end inside one cost more at the checkpoint (a year
+   * of minutes in batches of 61,440 rows took 4.8–5.3 s against 3.6–4.0 s).
+   */
+  readonly bulk: BulkWrite = { rows: 122_880, overlap: true };
   private readonly conn: DuckDBConnection;
   private readonly session: DuckDbSession;
   private readonly migrated = new Set<string>();

@@ -33,6 +33,8 @@ export interface FeatureStore {
   write(set: FeatureSetDefinition, vectors: readonly FeatureVectorRecord[]): Promise<void>;
   /** `write` for a backfill's batch in columns: the same rows, without an object per row on the way. */
   writeColumns(set: FeatureSetDefinition, rows: FeatureColumns): Promise<void>;
+  /** How a backfill hands this store its batches (`BulkWrite`); absent: `BULK_WRITE_DEFAULT`. */
+  readonly bulk?: BulkWrite;
   /** The latest vector of `pair` with windowEnd ≤ `ts` (ready or not), or undefined. */
   asOf(set: FeatureSetDefinition, pair: string, ts: number): Promise<FeatureVectorRecord | undefined>;
   /** For each timestamp, the latest vector with windowEnd ≤ it (an ASOF join), in the input order. */
@@ -54,6 +56,20 @@ export interface FeatureStore {
   count(set: FeatureSetDefinition): Promise<number>;
   close(): Promise<void>;
 }
+
+/**
+ * How a backfill (src/features/backfill.ts) feeds `writeColumns`: `rows` per call, and whether it may compute the
+ * next batch while a call is still running (`overlap`: it then keeps two buffers and never touches the one being
+ * written until the call has settled, and it lets the event loop turn while computing, for a store that pulls the
+ * rows from the JavaScript thread).
+ */
+export interface BulkWrite {
+  rows: number;
+  overlap: boolean;
+}
+
+/** One large batch at a time (2^20 rows, about 300 MB of columns at most; pages are only touched as rows arrive). */
+export const BULK_WRITE_DEFAULT: BulkWrite = { rows: 1 << 20, overlap: false };
 
 /**
  * Feature rows in columns, as a backfill computes them (`TechnicalFeatures.updateInto`): row i < `length` has

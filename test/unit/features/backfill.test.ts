@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { backfillFeatures } from '../../../src/features/backfill.ts';
+import type { BulkWrite, FeatureColumns, FeatureStore } from '../../../src/features/store/store.ts';
+
+/**
+ * The backfill's hand-over to a store that takes overlapping batches (`bulk.overlap`): a buffer is never touched
+ * while its write is in flight, every row arrives once and in order, and an error of either side comes out.
+ * A fake store (it only takes batches); the real DuckDB path is test/integration/features-backfill.test.ts.
+ */
+const dir = mkdtempSync(join(tmpdir(), 'backfill-unit-'));
+const T0 = Date.UTC(2022, 0, 1);
+/** Headerless Binance klines, `n` minutes from `from`. */
+function klines(name: string, from: number, n: number): string {
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = from + i * 60_000;
+    const p = 100 + Math.sin(i / 10) * 5;
+    lines.push(`${t},${p},${p + 1},${p - 1},${p + 0.5},${10 + (i % 7)},${t + 59_999},1000,5,5,500,0`);
+  }
+  const file = join(dir, name);
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+const files = [0, 1, 2].map((d) => klines(`BTCUSDT-1m-2022-01-0${d + 1}.csv`, T0 + d * 86_400_000, 1440));
+
+class FakeStore {
+  readonly kind = 'duckdb' as const;
+  readonly windowEnds: number[] = [];
+  readonly touched: string[] = [];
+  calls = 0;
+  /** Writes that have settled. */
+  done = 0;
+  readonly bulk: BulkWrite;
+  private readonly failAt: number;
+  constructor(bulk: BulkWrite, failAt = 0) {
+    this.bulk = bulk;
+    this.failAt = failAt;
+  }
+  async writeColumns(_set: unknown, rows: FeatureColumns): Promise<void> {
+    const call = ++this.calls;
+    try {
+      await this.take(call, rows);
+    } finally {
+      this.done++;
+    }
+  }
+  private async take(call: number, rows: FeatureColumns): Promise<void> {
+    const before = Array.from(rows.windowEnd.subarray(0, rows.length));
+    const length = rows.length;
+    // Stay in flight for a while, as DuckDB does (the backfill computes meanwhile).
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    if (rows.length !== length || before.some((w, i) => rows.windowEnd[i] !== w))
+      this.touched.push(`batch ${call} changed while being written`);
+    if (call === this.failAt) throw new Error(`write ${call} failed`);
+    this.windowEnds.push(...before);
+  }
+}
+const asStore = (s: FakeStore) => s as unknown as FeatureStore;
+
+describe('backfillFeatures: overlapping batches', () => {
+  it('hands over every row once, in order, never touching a buffer in flight', async () => {
+    const store = new FakeStore({ rows: 700, overlap: true });
+    const stats = await backfillFeatures({ files, store: asStore(store), exchange: 'binance' });
+    assert.equal(stats.rows, 3 * 1440);
+    assert.deepEqual(store.touched, []);
+    assert.equal(store.calls, Math.ceil((3 * 1440) / 700));
+    assert.deepEqual(
+      store.windowEnds,
+      Array.from({ length: 3 * 1440 }, (_, i) => T0 + (i + 1) * 60_000),
+    );
+  });
+
+  it("throws a write's error", async () => {
+    const store = new FakeStore({ rows: 700, overlap: true }, 3);
+    await assert.rejects(
+      backfillFeatures({ files, store: asStore(store), exchange: 'binance' }),
+      /write 3 failed/,
+    );
+  });
+
+  it("throws the last write's error (no batch after it)", async () => {
+    const store = new FakeStore({ rows: 700, overlap: true }, 7);
+    await assert.rejects(
+      backfillFeatures({ files, store: asStore(store), exchange: 'binance' }),
+      /write 7 failed/,
+    );
+  });
+
+  it('throws a reading error once the write in flight has settled (its error second)', async () => {
+    // 1,440 rows of the first file: write 2 (rows 700–1,399) is in flight when the second file fails to read.
+    const store = new FakeStore({ rows: 700, overlap: true }, 2);
+    const bad = join(dir, 'not-there', 'BTCUSDT-1m-2022-01-09.csv');
+    await assert.rejects(
+      backfillFeatures({ files: [files[0]!, bad], store: asStore(store), exchange: 'binance' }),
+      (err: Error) => /not-there/.test(err.message),
+    );
+    assert.equal(store.calls, 2);
+    assert.equal(store.done, 2);
+  });
+});
