@@ -10,11 +10,13 @@ import { FEATURE_COLUMNS, TechnicalFeatures } from './technical.ts';
  * COPY).
  *
  * Batches are as the store asks (`FeatureStore.bulk`). PostgreSQL (the default): one large batch at a time, every
- * further INSERT into the keyed table cost more than it saved. DuckDB: batches of one row group, each written while
- * the next is computed. DuckDB pulls each chunk of a batch from this thread, so while a write is in flight the loop
- * lets the event loop turn every millisecond or so (a chunk request waits at most that long), and DuckDB's
- * compression of a batch at its COMMIT runs beside the computation (measured for a year of minutes, whole command,
- * alternating rounds: 3.6–4.0 s against 4.2–4.9 s with one large batch written after the computation).
+ * further INSERT into the keyed table cost more than it saved. DuckDB: batches of one row group, written while the
+ * next ones are computed (in a file two at a time, src/features/store/duckdb-overlapping.ts). DuckDB pulls each
+ * chunk of a batch from this thread, so while a write is running the loop lets the event loop turn every millisecond
+ * or so (a chunk request waits at most that long), and DuckDB's compression of a batch at its COMMIT runs beside the
+ * computation. Measured for a year of minutes, whole command, 5 alternating rounds on a shared 2-core machine:
+ * median 2.85 s (2.63–4.17) against 3.84 s (3.35–5.23) with one large batch written after the computation; one
+ * batch in flight on one connection: 3.34 s (3.10–4.66).
  */
 export interface BackfillStats {
   rows: number;
@@ -48,40 +50,42 @@ export async function backfillFeatures(opts: {
     opts.onReject?.(where, reason);
   };
   const bulk = store.bulk ?? BULK_WRITE_DEFAULT;
-  const buffers = [newFeatureColumns(opts.exchange, k, bulk.rows)];
-  if (bulk.overlap) buffers.push(newFeatureColumns(opts.exchange, k, bulk.rows));
+  const buffers = Array.from({ length: bulk.inFlight + 1 }, () =>
+    newFeatureColumns(opts.exchange, k, bulk.rows),
+  );
+  let next = 0;
   let rows = buffers[0]!;
-  /** The latest write (overlap only): its buffer is the one `rows` is not. */
-  let writing: Promise<void> | undefined;
-  let inFlight = false;
+  /** The writes not yet awaited, oldest first: write i has buffer i mod buffers.length. */
+  const writes: Promise<void>[] = [];
+  /** Writes still running. */
+  let running = 0;
   let turned = performance.now();
   const flush = async () => {
     if (rows.length === 0) return;
-    if (!bulk.overlap) {
-      await store.writeColumns(TECHNICAL_SET, rows);
-      rows.length = 0;
-      return;
-    }
-    await writing;
-    writing = store.writeColumns(TECHNICAL_SET, rows);
-    inFlight = true;
+    // The oldest write's buffer is the next one to fill: its write must be over (and its error is thrown here).
+    if (writes.length === bulk.inFlight) await writes.shift();
+    const write = store.writeColumns(TECHNICAL_SET, rows);
+    writes.push(write);
+    running++;
     const settled = () => {
-      inFlight = false;
+      running--;
     };
-    // Only to know it has settled: its outcome is awaited (and its error thrown) at the next flush or the end.
-    writing.then(settled, settled);
-    rows = rows === buffers[0] ? buffers[1]! : buffers[0]!;
+    // Only to count it: its outcome is awaited (and its error thrown) at a later flush or at the end.
+    write.then(settled, settled);
+    if (bulk.inFlight === 0) await writes.shift();
+    next = (next + 1) % buffers.length;
+    rows = buffers[next]!;
     rows.length = 0;
   };
   try {
     await compute();
     await flush();
   } catch (err) {
-    // Settle the write in flight before handing back (its error, if any, comes second to this one).
-    await writing?.catch(() => {});
+    // Settle the writes in flight before handing back (their errors, if any, come second to this one).
+    for (const w of writes) await w.catch(() => {});
     throw err;
   }
-  await writing;
+  for (const w of writes.splice(0)) await w;
   stats.resets = engine.resets;
   stats.nonFinite = engine.nonFinite;
   return stats;
@@ -113,7 +117,7 @@ export async function backfillFeatures(opts: {
           stats.rows++;
           if (ready) stats.ready++;
           if (rows.length === rows.capacity) await flush();
-          else if (inFlight && (rows.length & 255) === 0 && performance.now() - turned >= YIELD_MS) {
+          else if (running > 0 && (rows.length & 255) === 0 && performance.now() - turned >= YIELD_MS) {
             await nextTurn();
             turned = performance.now();
           }
@@ -122,7 +126,7 @@ export async function backfillFeatures(opts: {
       stats.resets = engine.resets;
       stats.nonFinite = engine.nonFinite;
       opts.onFile?.(index, stats);
-      if (inFlight) {
+      if (running > 0) {
         await nextTurn();
         turned = performance.now();
       }

@@ -3,6 +3,7 @@ import { type DuckDbSession, openDuckDb } from '../../core/duckdb.ts';
 import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { DuckDbColumnSource } from './duckdb-columns.ts';
+import { DuckDbOverlappingInserts } from './duckdb-overlapping.ts';
 import {
   type BulkWrite,
   type FeatureColumns,
@@ -24,23 +25,33 @@ import {
 export class DuckDbFeatureStore implements FeatureStore {
   readonly kind = 'duckdb' as const;
   /**
-   * A backfill's batches: one DuckDB row group each (122,880 rows, its default), written while the next is computed
-   * (src/features/backfill.ts). Whole row groups: batches that end inside one cost more at the checkpoint (a year
-   * of minutes in batches of 61,440 rows took 4.8–5.3 s against 3.6–4.0 s).
+   * A backfill's batches: one DuckDB row group each (122,880 rows, its default), written while the next ones are
+   * computed (src/features/backfill.ts): in a file two at a time (`DuckDbOverlappingInserts`), in memory one (a
+   * single connection). Whole row groups: batches that end inside one cost more at the checkpoint (a year of minutes
+   * in batches of 61,440 rows took 4.8–5.3 s against 3.6–4.0 s).
    */
-  readonly bulk: BulkWrite = { rows: 122_880, overlap: true };
+  readonly bulk: BulkWrite;
+  /** A file's extra connections for a backfill's batches, opened at its first batch. */
+  private overlapping: DuckDbOverlappingInserts | undefined;
   private readonly conn: DuckDBConnection;
   private readonly session: DuckDbSession;
   private readonly migrated = new Set<string>();
 
-  /** One connection, one statement sequence at a time: calls are queued (services write concurrently). */
+  /**
+   * One connection, one statement sequence at a time: calls are queued (services write concurrently). They also
+   * wait for a backfill's batches still committing on the other connections (`writeColumns`).
+   */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    return this.session.serial(fn);
+    return this.session.serial(async () => {
+      await this.overlapping?.settled;
+      return fn();
+    });
   }
 
   private constructor(session: DuckDbSession) {
     this.session = session;
     this.conn = session.conn;
+    this.bulk = { rows: 122_880, inFlight: session.path === ':memory:' ? 1 : 2 };
   }
 
   /** `path` is a file (created if missing) or `:memory:`. */
@@ -142,12 +153,45 @@ export class DuckDbFeatureStore implements FeatureStore {
   }
 
   async writeColumns(set: FeatureSetDefinition, rows: FeatureColumns): Promise<void> {
-    return this.serial(() => this._writeColumns(set, rows));
+    if (this.session.path === ':memory:') return this.serial(() => this._writeColumns(set, rows));
+    // Queued as any call, but only until the rows are read: the commit goes on beside the next call.
+    const { done } = await this.session.serial(() => this._writeColumnsOverlapping(set, rows));
+    return done;
+  }
+
+  /** Fresh rows through `DuckDbOverlappingInserts`; others (an upsert) after its batches, as `_writeColumns`. */
+  private async _writeColumnsOverlapping(
+    set: FeatureSetDefinition,
+    rows: FeatureColumns,
+  ): Promise<{ done: Promise<void> }> {
+    if (rows.length === 0) return { done: Promise.resolve() };
+    await this._migrate(set);
+    const t = tableName(set);
+    if (!(await this.allNewerRows(t, rows))) {
+      await this.overlapping?.settled;
+      await this._writeColumns(set, rows, false);
+      return { done: Promise.resolve() };
+    }
+    this.overlapping ??= await DuckDbOverlappingInserts.open(this.session.path);
+    // What this store remembers of the table may be ahead of it after a failure: read it again next time.
+    const forget = (err: unknown) => {
+      this.maxEnd.delete(t);
+      throw err;
+    };
+    const { done } = await this.overlapping
+      .insert(set, t, rows, latestReadyRowPerPair(set, rows))
+      .catch(forget);
+    return { done: done.catch(forget) };
   }
 
   private readonly sources = new Map<string, DuckDbColumnSource>();
 
-  private async _writeColumns(set: FeatureSetDefinition, rows: FeatureColumns): Promise<void> {
+  /** `fresh`: already found by the caller (`allNewerRows` is asked once per batch: it records the batch's ends). */
+  private async _writeColumns(
+    set: FeatureSetDefinition,
+    rows: FeatureColumns,
+    fresh?: boolean,
+  ): Promise<void> {
     if (rows.length === 0) return;
     await this._migrate(set);
     const t = tableName(set);
@@ -158,7 +202,7 @@ export class DuckDbFeatureStore implements FeatureStore {
     }
     // As `write`: rows all newer than the table's go straight in (one INSERT, one transaction); otherwise staged
     // and upserted.
-    const fresh = await this.allNewerRows(t, rows);
+    fresh ??= await this.allNewerRows(t, rows);
     // One DuckDB thread for the bulk write: the source is one scan filled from the JavaScript thread, so a second
     // thread only waited for it, spinning (measured on 2 cores: a year of rows took the same time with 1 thread as
     // with 2, and about 0.6 s less CPU). The setting is the database's: put back as it was after the write.
@@ -336,6 +380,9 @@ export class DuckDbFeatureStore implements FeatureStore {
   }
 
   async close(): Promise<void> {
+    await this.session.serial(async () => {
+      await this.overlapping?.close();
+    });
     await this.session.close();
   }
 }

@@ -58,18 +58,18 @@ export interface FeatureStore {
 }
 
 /**
- * How a backfill (src/features/backfill.ts) feeds `writeColumns`: `rows` per call, and whether it may compute the
- * next batch while a call is still running (`overlap`: it then keeps two buffers and never touches the one being
- * written until the call has settled, and it lets the event loop turn while computing, for a store that pulls the
- * rows from the JavaScript thread).
+ * How a backfill (src/features/backfill.ts) feeds `writeColumns`: `rows` per call, and how many calls may still be
+ * running while it computes the next batch (`inFlight`; 0: it awaits each). It keeps `inFlight` + 1 buffers and never
+ * touches one until the call that took it has settled; while a call is running it lets the event loop turn every
+ * millisecond or so, for a store that pulls the rows from the JavaScript thread.
  */
 export interface BulkWrite {
   rows: number;
-  overlap: boolean;
+  inFlight: number;
 }
 
 /** One large batch at a time (2^20 rows, about 300 MB of columns at most; pages are only touched as rows arrive). */
-export const BULK_WRITE_DEFAULT: BulkWrite = { rows: 1 << 20, overlap: false };
+export const BULK_WRITE_DEFAULT: BulkWrite = { rows: 1 << 20, inFlight: 0 };
 
 /**
  * Feature rows in columns, as a backfill computes them (`TechnicalFeatures.updateInto`): row i < `length` has

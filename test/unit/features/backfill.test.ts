@@ -34,6 +34,8 @@ class FakeStore {
   calls = 0;
   /** Writes that have settled. */
   done = 0;
+  /** The most writes running at once. */
+  most = 0;
   readonly bulk: BulkWrite;
   private readonly failAt: number;
   constructor(bulk: BulkWrite, failAt = 0) {
@@ -42,6 +44,7 @@ class FakeStore {
   }
   async writeColumns(_set: unknown, rows: FeatureColumns): Promise<void> {
     const call = ++this.calls;
+    this.most = Math.max(this.most, call - this.done);
     try {
       await this.take(call, rows);
     } finally {
@@ -62,43 +65,49 @@ class FakeStore {
 const asStore = (s: FakeStore) => s as unknown as FeatureStore;
 
 describe('backfillFeatures: overlapping batches', () => {
-  it('hands over every row once, in order, never touching a buffer in flight', async () => {
-    const store = new FakeStore({ rows: 700, overlap: true });
-    const stats = await backfillFeatures({ files, store: asStore(store), exchange: 'binance' });
-    assert.equal(stats.rows, 3 * 1440);
-    assert.deepEqual(store.touched, []);
-    assert.equal(store.calls, Math.ceil((3 * 1440) / 700));
-    assert.deepEqual(
-      store.windowEnds,
-      Array.from({ length: 3 * 1440 }, (_, i) => T0 + (i + 1) * 60_000),
-    );
-  });
+  for (const inFlight of [0, 1, 2]) {
+    it(`hands over every row once, in order, never touching a buffer in flight (${inFlight} in flight)`, async () => {
+      const store = new FakeStore({ rows: 700, inFlight });
+      const stats = await backfillFeatures({ files, store: asStore(store), exchange: 'binance' });
+      assert.equal(stats.rows, 3 * 1440);
+      assert.deepEqual(store.touched, []);
+      assert.equal(store.calls, Math.ceil((3 * 1440) / 700));
+      assert.ok(store.most <= Math.max(1, inFlight), `${store.most} writes at once`);
+      // Writes settle in order here (each takes as long), so the rows arrive in order.
+      assert.deepEqual(
+        store.windowEnds,
+        Array.from({ length: 3 * 1440 }, (_, i) => T0 + (i + 1) * 60_000),
+      );
+    });
+  }
 
-  it("throws a write's error", async () => {
-    const store = new FakeStore({ rows: 700, overlap: true }, 3);
-    await assert.rejects(
-      backfillFeatures({ files, store: asStore(store), exchange: 'binance' }),
-      /write 3 failed/,
-    );
-  });
+  for (const inFlight of [1, 2]) {
+    it(`throws a write's error (${inFlight} in flight)`, async () => {
+      const store = new FakeStore({ rows: 700, inFlight }, 3);
+      await assert.rejects(
+        backfillFeatures({ files, store: asStore(store), exchange: 'binance' }),
+        /write 3 failed/,
+      );
+    });
 
-  it("throws the last write's error (no batch after it)", async () => {
-    const store = new FakeStore({ rows: 700, overlap: true }, 7);
-    await assert.rejects(
-      backfillFeatures({ files, store: asStore(store), exchange: 'binance' }),
-      /write 7 failed/,
-    );
-  });
+    it(`throws the last write's error, no batch after it (${inFlight} in flight)`, async () => {
+      const store = new FakeStore({ rows: 700, inFlight }, 7);
+      await assert.rejects(
+        backfillFeatures({ files, store: asStore(store), exchange: 'binance' }),
+        /write 7 failed/,
+      );
+    });
 
-  it('throws a reading error once the write in flight has settled (its error second)', async () => {
-    // 1,440 rows of the first file: write 2 (rows 700–1,399) is in flight when the second file fails to read.
-    const store = new FakeStore({ rows: 700, overlap: true }, 2);
-    const bad = join(dir, 'not-there', 'BTCUSDT-1m-2022-01-09.csv');
-    await assert.rejects(
-      backfillFeatures({ files: [files[0]!, bad], store: asStore(store), exchange: 'binance' }),
-      (err: Error) => /not-there/.test(err.message),
-    );
-    assert.equal(store.calls, 2);
-    assert.equal(store.done, 2);
-  });
+    it(`throws a reading error once the writes in flight have settled, their errors second (${inFlight} in flight)`, async () => {
+      // 1,440 rows of the first file: write 2 (rows 700–1,399) is in flight (and write 1 with 2) when the second file fails to read.
+      const store = new FakeStore({ rows: 700, inFlight }, 2);
+      const bad = join(dir, 'not-there', 'BTCUSDT-1m-2022-01-09.csv');
+      await assert.rejects(
+        backfillFeatures({ files: [files[0]!, bad], store: asStore(store), exchange: 'binance' }),
+        (err: Error) => /not-there/.test(err.message),
+      );
+      assert.equal(store.calls, 2);
+      assert.equal(store.done, 2);
+    });
+  }
 });
