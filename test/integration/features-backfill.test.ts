@@ -57,10 +57,14 @@ async function backfilled(bulk: BulkWrite | undefined): Promise<{ rows: unknown[
 
 describe('features backfill into DuckDB: overlapping batches = one batch', () => {
   it('stores the same rows and online vectors in batches of 5,000 (two or one in flight), of one row group, and in one', async () => {
-    const one = await backfilled({ rows: 1 << 20, inFlight: 0 });
+    const one = await backfilled({ rows: 1 << 20, inFlight: 0, mergeTail: false });
     assert.equal(one.rows.length, files.length * 1440);
     assert.equal(one.online.length, 2);
-    for (const bulk of [{ rows: 5_000, inFlight: 2 }, { rows: 5_000, inFlight: 1 }, undefined]) {
+    for (const bulk of [
+      { rows: 5_000, inFlight: 2, mergeTail: true },
+      { rows: 5_000, inFlight: 1, mergeTail: false },
+      undefined,
+    ]) {
       const other = await backfilled(bulk);
       assert.deepEqual(other.rows, one.rows, `rows with ${JSON.stringify(bulk ?? 'the store default')}`);
       assert.deepEqual(other.online, one.online);

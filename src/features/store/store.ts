@@ -66,10 +66,12 @@ export interface FeatureStore {
 export interface BulkWrite {
   rows: number;
   inFlight: number;
+  /** The last batch takes the rest (up to twice `rows`) rather than leaving a batch smaller than `rows` alone. */
+  mergeTail: boolean;
 }
 
 /** One large batch at a time (2^20 rows, about 300 MB of columns at most; pages are only touched as rows arrive). */
-export const BULK_WRITE_DEFAULT: BulkWrite = { rows: 1 << 20, inFlight: 0 };
+export const BULK_WRITE_DEFAULT: BulkWrite = { rows: 1 << 20, inFlight: 0, mergeTail: false };
 
 /**
  * Feature rows in columns, as a backfill computes them (`TechnicalFeatures.updateInto`): row i < `length` has

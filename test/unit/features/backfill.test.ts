@@ -36,6 +36,8 @@ class FakeStore {
   done = 0;
   /** The most writes running at once. */
   most = 0;
+  /** Rows per batch. */
+  readonly sizes: number[] = [];
   readonly bulk: BulkWrite;
   private readonly failAt: number;
   constructor(bulk: BulkWrite, failAt = 0) {
@@ -44,6 +46,7 @@ class FakeStore {
   }
   async writeColumns(_set: unknown, rows: FeatureColumns): Promise<void> {
     const call = ++this.calls;
+    this.sizes.push(rows.length);
     this.most = Math.max(this.most, call - this.done);
     try {
       await this.take(call, rows);
@@ -67,7 +70,7 @@ const asStore = (s: FakeStore) => s as unknown as FeatureStore;
 describe('backfillFeatures: overlapping batches', () => {
   for (const inFlight of [0, 1, 2]) {
     it(`hands over every row once, in order, never touching a buffer in flight (${inFlight} in flight)`, async () => {
-      const store = new FakeStore({ rows: 700, inFlight });
+      const store = new FakeStore({ rows: 700, inFlight, mergeTail: false });
       const stats = await backfillFeatures({ files, store: asStore(store), exchange: 'binance' });
       assert.equal(stats.rows, 3 * 1440);
       assert.deepEqual(store.touched, []);
@@ -81,9 +84,21 @@ describe('backfillFeatures: overlapping batches', () => {
     });
   }
 
+  it('lets the last batch take the rest rather than write a small batch alone (mergeTail)', async () => {
+    const store = new FakeStore({ rows: 700, inFlight: 2, mergeTail: true });
+    await backfillFeatures({ files, store: asStore(store), exchange: 'binance' });
+    // 4,320 rows: six batches of 700, the last with the 120 after them.
+    assert.deepEqual(store.sizes, [700, 700, 700, 700, 700, 820]);
+    assert.deepEqual(store.touched, []);
+    assert.deepEqual(
+      store.windowEnds,
+      Array.from({ length: 3 * 1440 }, (_, i) => T0 + (i + 1) * 60_000),
+    );
+  });
+
   for (const inFlight of [1, 2]) {
     it(`throws a write's error (${inFlight} in flight)`, async () => {
-      const store = new FakeStore({ rows: 700, inFlight }, 3);
+      const store = new FakeStore({ rows: 700, inFlight, mergeTail: false }, 3);
       await assert.rejects(
         backfillFeatures({ files, store: asStore(store), exchange: 'binance' }),
         /write 3 failed/,
@@ -91,7 +106,7 @@ describe('backfillFeatures: overlapping batches', () => {
     });
 
     it(`throws the last write's error, no batch after it (${inFlight} in flight)`, async () => {
-      const store = new FakeStore({ rows: 700, inFlight }, 7);
+      const store = new FakeStore({ rows: 700, inFlight, mergeTail: false }, 7);
       await assert.rejects(
         backfillFeatures({ files, store: asStore(store), exchange: 'binance' }),
         /write 7 failed/,
@@ -100,7 +115,7 @@ describe('backfillFeatures: overlapping batches', () => {
 
     it(`throws a reading error once the writes in flight have settled, their errors second (${inFlight} in flight)`, async () => {
       // 1,440 rows of the first file: write 2 (rows 700–1,399) is in flight (and write 1 with 2) when the second file fails to read.
-      const store = new FakeStore({ rows: 700, inFlight }, 2);
+      const store = new FakeStore({ rows: 700, inFlight, mergeTail: false }, 2);
       const bad = join(dir, 'not-there', 'BTCUSDT-1m-2022-01-09.csv');
       await assert.rejects(
         backfillFeatures({ files: [files[0]!, bad], store: asStore(store), exchange: 'binance' }),
