@@ -95,7 +95,7 @@ rmSync(dir, { recursive: true, force: true });
 
 const body = `
 12 months of Binance BTCUSDT 1-minute candles (2022, ${fmt(results[0]!.r.rows)} candles, 365 daily zips) → technical features
-(${TECHNICAL_SET.columns.length} columns) → feature store, as \`cryptocast features --store\` does it (src/features/backfill.ts: column batches of up to 2^20 rows).
+(${TECHNICAL_SET.columns.length} columns) → feature store, as \`cryptocast features --store\` does it (src/features/backfill.ts: column batches as the store asks, DuckDB one row group written while the next is computed, PostgreSQL up to 2^20 rows).
 
 | backend | first run | re-run (idempotent, same rows) | target |
 |---|---|---|---|
