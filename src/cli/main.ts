@@ -160,6 +160,7 @@ program
     ).env('CRYPTOCAST_STORE_BACKFILL'),
   )
   .option('--exchange <id>', 'exchange id recorded with the vectors in the store', 'file')
+  .option('--json', '--store: a JSON line on stdout after each batch stored ({"event":"stored","rows":N})')
   .option(
     '--news <file>',
     'join point-in-time news features from a news recording (signals keyed by when they became available)',

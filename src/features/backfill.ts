@@ -43,6 +43,8 @@ export async function backfillFeatures(opts: {
   onReject?: (where: string, reason: string) => void;
   /** After each file (index of the file, stats so far). */
   onFile?: (index: number, stats: BackfillStats) => void;
+  /** After each batch the store has taken (committed): the rows stored so far, a prefix of the stream. */
+  onStored?: (rows: number) => void;
 }): Promise<BackfillStats> {
   const { store } = opts;
   const engine = new TechnicalFeatures();
@@ -63,6 +65,8 @@ export async function backfillFeatures(opts: {
   const writes: Promise<void>[] = [];
   /** Writes still running. */
   let running = 0;
+  /** Rows of the writes that have succeeded. */
+  let stored = 0;
   let turned = performance.now();
   const flush = async () => {
     if (rows.length === 0) return;
@@ -71,11 +75,19 @@ export async function backfillFeatures(opts: {
     const write = store.writeColumns(TECHNICAL_SET, rows);
     writes.push(write);
     running++;
-    const settled = () => {
-      running--;
-    };
-    // Only to count it: its outcome is awaited (and its error thrown) at a later flush or at the end.
-    write.then(settled, settled);
+    const batch = rows.length;
+    // Only to count it and report it: its outcome is awaited (and its error thrown) at a later flush or at the end.
+    // Writes settle in the order they were handed over (a store's batches commit in order).
+    write.then(
+      () => {
+        running--;
+        stored += batch;
+        opts.onStored?.(stored);
+      },
+      () => {
+        running--;
+      },
+    );
     if (bulk.inFlight === 0) await writes.shift();
     next = (next + 1) % buffers.length;
     rows = buffers[next]!;

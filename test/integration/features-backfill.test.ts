@@ -116,7 +116,7 @@ describe('features backfill into DuckDB: overlapping batches = one batch', () =>
     }
   });
 
-  it('kill -9 mid-backfill: the file holds a prefix of the rows, no gap; a rerun completes it as if uninterrupted', {
+  it('kill -9 after a batch is stored: the file holds a prefix of the rows, no gap; a rerun completes it as if uninterrupted', {
     timeout: 600_000,
   }, async (t) => {
     // 150 days of each pair (432,000 rows: three and a half row groups, so several batches and a change of pair).
@@ -127,49 +127,38 @@ describe('features backfill into DuckDB: overlapping batches = one batch', () =>
       for (const f of readdirSync(join(KLINES, s)).sort().slice(0, 150))
         symlinkSync(join(KLINES, s, f), join(zips, f));
     const backfill = (file: string) =>
-      runCli(['features', '--candles', zips, '--store', `duckdb:${file}`, '--exchange', 'binance']);
+      runCli(['features', '--candles', zips, '--store', `duckdb:${file}`, '--exchange', 'binance', '--json']);
     const reference = join(dir, 'uninterrupted.duckdb');
-    const started = performance.now();
     const whole = backfill(reference);
     assert.equal(await whole.exited, 0, whole.stderr());
-    const took = performance.now() - started;
     const expected = await dumped(reference);
     assert.equal(expected.rows.length, 2 * 150 * 1440);
+    // Every batch's commit was reported, in order, the last with every row.
+    const reported = whole.events.map((e) => e.rows as number);
+    assert.ok(reported.length > 2, `several batches (${reported.join(', ')})`);
+    assert.ok(reported.every((n, i) => i === 0 || n > reported[i - 1]!));
+    assert.equal(reported.at(-1), expected.rows.length);
 
-    // Crash points, not waits for a state: whenever the process dies, what the file holds must satisfy the checks
-    // below. Several points, until one lands between two commits (some rows, not all), as the checks mean most there.
-    let crashed = '';
-    const seen: number[] = [];
-    for (const at of [0.7, 0.85, 0.55, 0.95, 0.4, 0.75]) {
-      const file = join(dir, `crashed-at-${at}.duckdb`);
-      const run = backfill(file);
-      const kill = setTimeout(() => run.child.kill('SIGKILL'), at * took);
-      const ended = await run.exited;
-      clearTimeout(kill);
-      if (ended !== 'SIGKILL') continue;
-      const after = await dumped(file);
-      seen.push(after.rows.length);
-      // Batches commit in order and none after a failure: the committed rows are the first N of the stream, bit for
-      // bit (a gap would leave a resumed writer, which continues after the latest row, with a hole).
-      assert.deepEqual(after.rows, expected.rows.slice(0, after.rows.length));
-      // The online vectors move after each commit: never ahead of the table (at most one batch behind).
-      for (const o of after.online)
-        assert.deepEqual(
-          o,
-          after.rows.find((r) => r[0] === o[0] && r[1] === o[1]),
-          `the online vector of ${o[0]} is a row of the table`,
-        );
-      if (after.rows.length > 0 && after.rows.length < expected.rows.length) {
-        crashed = file;
-        break;
-      }
-    }
-    t.diagnostic(`rows committed when killed: ${seen.join(', ')} of ${expected.rows.length}`);
-    assert.notEqual(
-      crashed,
-      '',
-      `a kill between two commits (rows committed at each kill: ${seen.join(', ')})`,
-    );
+    // Killed as soon as the first batch is reported committed, while the others are being computed and written.
+    const crashed = join(dir, 'crashed.duckdb');
+    const run = backfill(crashed);
+    const first = await run.waitFor((e) => e.event === 'stored');
+    run.child.kill('SIGKILL');
+    assert.equal(await run.exited, 'SIGKILL', 'the backfill was killed before it ended');
+    const after = await dumped(crashed);
+    t.diagnostic(`killed with ${after.rows.length} of ${expected.rows.length} rows committed`);
+    assert.ok(after.rows.length >= (first.rows as number), 'what was reported stored is in the file');
+    assert.ok(after.rows.length < expected.rows.length);
+    // Batches commit in order and none after a failure: the committed rows are the first N of the stream, bit for
+    // bit (a gap would leave a resumed writer, which continues after the latest row, with a hole).
+    assert.deepEqual(after.rows, expected.rows.slice(0, after.rows.length));
+    // The online vectors move after each commit: never ahead of the table (at most one batch behind).
+    for (const o of after.online)
+      assert.deepEqual(
+        o,
+        after.rows.find((r) => r[0] === o[0] && r[1] === o[1]),
+        `the online vector of ${o[0]} is a row of the table`,
+      );
 
     const rerun = backfill(crashed);
     assert.equal(await rerun.exited, 0, rerun.stderr());

@@ -25,6 +25,7 @@ export async function features(opts: {
   exchange: string;
   news?: string;
   sentiment?: string;
+  json?: boolean;
 }): Promise<void> {
   if (opts.output === undefined && opts.store === undefined)
     throw new UsageError('give --output FILE.csv, --store URL, or both');
@@ -67,6 +68,10 @@ export async function features(opts: {
         exchange: opts.exchange,
         pair: opts.pair,
         onReject: reject,
+        // Machine-readable progress: what is committed so far (a prefix of the stream), for scripts and tests.
+        onStored: opts.json
+          ? (stored) => process.stdout.write(`${JSON.stringify({ event: 'stored', rows: stored })}\n`)
+          : undefined,
         onFile: (fileIndex, s) => {
           if (files.length > 1)
             bar.update(fileIndex + 1, {
