@@ -2,6 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { type DuckDbSession, openDuckDb } from '../../core/duckdb.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { DuckDbColumnSource } from './duckdb-columns.ts';
+import { duckDbThreads, moveOnlineForward } from './duckdb-statements.ts';
 import type { FeatureColumns, FeatureSetDefinition } from './store.ts';
 
 /**
@@ -75,7 +76,7 @@ export class DuckDbOverlappingInserts {
       await this.settled;
       // One DuckDB thread, as the store's single-connection write (duckdb.ts): each INSERT is one scan filled from
       // the JavaScript thread, and the second connection is the parallelism.
-      this.threadsBefore = await threads(conn);
+      this.threadsBefore = await duckDbThreads(conn);
       if (this.threadsBefore !== 1) await conn.run('SET threads = 1');
     }
     this.pending++;
@@ -142,17 +143,12 @@ export class DuckDbOverlappingInserts {
   }
 }
 
-async function threads(conn: DuckDBConnection): Promise<number> {
-  const r = await conn.runAndReadAll(`SELECT current_setting('threads') AS n`);
-  return Number(r.getRowObjects()[0]!.n);
-}
-
 /** Rolls back what is left of a transaction: after a failed COMMIT DuckDB has already, and says so. */
 async function rollback(conn: DuckDBConnection): Promise<void> {
   await conn.run('ROLLBACK').catch(() => {});
 }
 
-/** The online vector moves forward only, to the latest ready vector of each pair (the store's statement). */
+/** The batch's online vectors, moved forward in a transaction of their own (see the class comment). */
 async function moveOnline(
   conn: DuckDBConnection,
   table: string,
@@ -161,13 +157,7 @@ async function moveOnline(
   if (online.length === 0) return;
   await conn.run('BEGIN TRANSACTION');
   try {
-    for (const v of online) {
-      await conn.run(
-        `INSERT OR REPLACE INTO ${table}_online SELECT * FROM ${table} WHERE pair = $1 AND window_end = $2
-         AND NOT EXISTS (SELECT 1 FROM ${table}_online o WHERE o.pair = $1 AND o.window_end > $2)`,
-        [v.pair, BigInt(v.windowEnd)],
-      );
-    }
+    await moveOnlineForward(conn, table, online);
     await conn.run('COMMIT');
   } catch (err) {
     await rollback(conn);

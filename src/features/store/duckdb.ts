@@ -4,6 +4,7 @@ import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { DuckDbColumnSource } from './duckdb-columns.ts';
 import { DuckDbOverlappingInserts } from './duckdb-overlapping.ts';
+import { duckDbThreads, moveOnlineForward } from './duckdb-statements.ts';
 import {
   type BulkWrite,
   type FeatureColumns,
@@ -135,14 +136,7 @@ export class DuckDbFeatureStore implements FeatureStore {
     await this.conn.run('BEGIN TRANSACTION');
     try {
       if (!fresh) await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
-      // The online vector moves forward only, to the latest ready vector of each pair (found in JS: a few rows).
-      for (const v of latestReadyPerPair(vectors)) {
-        await this.conn.run(
-          `INSERT OR REPLACE INTO ${t}_online SELECT * FROM ${t} WHERE pair = $1 AND window_end = $2
-           AND NOT EXISTS (SELECT 1 FROM ${t}_online o WHERE o.pair = $1 AND o.window_end > $2)`,
-          [v.pair, BigInt(v.windowEnd)],
-        );
-      }
+      await moveOnlineForward(this.conn, t, latestReadyPerPair(vectors));
       await this.conn.run(`DELETE FROM ${t}_staging`);
       await this.conn.run('COMMIT');
     } catch (err) {
@@ -206,7 +200,7 @@ export class DuckDbFeatureStore implements FeatureStore {
     // One DuckDB thread for the bulk write: the source is one scan filled from the JavaScript thread, so a second
     // thread only waited for it, spinning (measured on 2 cores: a year of rows took the same time with 1 thread as
     // with 2, and about 0.6 s less CPU). The setting is the database's: put back as it was after the write.
-    const threads = await this.threads();
+    const threads = await duckDbThreads(this.conn);
     if (threads !== 1) await this.conn.run('SET threads = 1');
     await this.conn.run('BEGIN TRANSACTION');
     try {
@@ -216,13 +210,7 @@ export class DuckDbFeatureStore implements FeatureStore {
         await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
         await this.conn.run(`DELETE FROM ${t}_staging`);
       }
-      for (const v of latestReadyRowPerPair(set, rows)) {
-        await this.conn.run(
-          `INSERT OR REPLACE INTO ${t}_online SELECT * FROM ${t} WHERE pair = $1 AND window_end = $2
-           AND NOT EXISTS (SELECT 1 FROM ${t}_online o WHERE o.pair = $1 AND o.window_end > $2)`,
-          [v.pair, BigInt(v.windowEnd)],
-        );
-      }
+      await moveOnlineForward(this.conn, t, latestReadyRowPerPair(set, rows));
       await this.conn.run('COMMIT');
     } catch (err) {
       await this.conn.run('ROLLBACK');
@@ -233,11 +221,6 @@ export class DuckDbFeatureStore implements FeatureStore {
     } finally {
       if (threads !== 1) await this.conn.run(`SET threads = ${threads}`);
     }
-  }
-
-  private async threads(): Promise<number> {
-    const r = await this.conn.runAndReadAll(`SELECT current_setting('threads') AS n`);
-    return Number(r.getRowObjects()[0]!.n);
   }
 
   private async allNewerRows(t: string, rows: FeatureColumns): Promise<boolean> {
