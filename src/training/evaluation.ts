@@ -1,21 +1,20 @@
+import { type DayScore, perDay, perVolDecile, type VolDecileScore } from './breakdowns.ts';
 import { type Dataset, DatasetError } from './dataset.ts';
 import type { Fold } from './folds.ts';
 import {
-  absPriceErrors,
   coverage,
-  crpsFromQuantiles,
-  type DmResult,
   defaultHacLag,
   dieboldMariano,
   type IntervalMetrics,
-  intervalScore,
-  pinball,
   pointMetrics,
   volatilityBand,
   wilson,
 } from './metrics.ts';
 import type { OutOfSample } from './python-trainer.ts';
 import type { FoldMetrics } from './registry/registry.ts';
+import { type Comparison, compare, intervalMeans, type Preds, perMinute, subset } from './scoring.ts';
+
+export type { Comparison, DayScore, VolDecileScore };
 
 /**
  * Out-of-sample predictions → the honest scorecard. Every predictor is scored on the very same test rows:
@@ -31,19 +30,11 @@ import type { FoldMetrics } from './registry/registry.ts';
  *
  * The p10–p90 band is scored as a forecast of its own (metrics.ts: coverage, width, pinball loss, interval score,
  * CRPS from the quantiles, all on the return in bps) against the interval baseline: persistence with a normal band
- * from the realised volatility of the last hour (`volatilityBand`). Coverage is also broken down by UTC day and by
- * decile of that volatility (the regime, as known when the forecast was made), since a band that is right on average
- * can be too wide on calm days and too narrow in a shock.
+ * from the realised volatility of the last hour (`volatilityBand`). Both are also broken down by UTC day and by
+ * decile of that volatility (breakdowns.ts); the shared primitives are in scoring.ts.
  */
 export const BASELINES = ['persistence', 'drift', 'linear'] as const;
 export type Baseline = (typeof BASELINES)[number];
-
-export interface Comparison {
-  skill: number;
-  dm_stat: number | null;
-  dm_pvalue: number | null;
-  dm_lag: number | null;
-}
 
 export interface Scorecard {
   n: number;
@@ -77,39 +68,6 @@ export interface Scorecard {
   crps_skill: number;
 }
 
-/** One UTC day of test rows: the point and interval scores of the model and persistence. */
-export interface DayScore {
-  day: string;
-  n: number;
-  mae_model: number;
-  mae_persistence: number;
-  skill: number;
-  dm_pvalue: number | null;
-  direction_accuracy: number | null;
-  coverage: number;
-  mean_width_bps: number;
-  interval_score: number;
-  interval_score_baseline: number;
-  /** rv_60m averaged over the day's rows (how turbulent the day was). */
-  mean_rv_60m: number;
-  per_pair: Record<string, { n: number; skill: number; coverage: number }>;
-}
-
-/** Test rows grouped by decile of rv_60m at the close (pooled over pairs and folds). */
-export interface VolDecileScore {
-  decile: number;
-  rv_from: number;
-  rv_to: number;
-  n: number;
-  coverage: number;
-  below: number;
-  above: number;
-  mean_width_bps: number;
-  interval_score: number;
-  interval_score_baseline: number;
-  skill: number;
-}
-
 export interface Evaluation extends Scorecard {
   folds: number;
   horizon_minutes: number;
@@ -118,126 +76,6 @@ export interface Evaluation extends Scorecard {
   per_fold: FoldMetrics[];
   per_day: DayScore[];
   per_vol_decile: VolDecileScore[];
-}
-
-interface Preds {
-  model: Float64Array;
-  persistence: Float64Array;
-  drift: Float64Array;
-  linear: Float64Array;
-  champion: Float64Array | null;
-  p10: Float64Array;
-  p90: Float64Array;
-  /** The interval baseline's band (bps): persistence ∓ volatilityBand. */
-  base10: Float64Array;
-  base90: Float64Array;
-}
-
-function subset(idx: number[], p: Preds): Preds {
-  const pick = (a: Float64Array) => Float64Array.from(idx, (k) => a[k]!);
-  return {
-    model: pick(p.model),
-    persistence: pick(p.persistence),
-    drift: pick(p.drift),
-    linear: pick(p.linear),
-    champion: p.champion ? pick(p.champion) : null,
-    p10: pick(p.p10),
-    p90: pick(p.p90),
-    base10: pick(p.base10),
-    base90: pick(p.base90),
-  };
-}
-
-/** Interval metrics over `rows` (forecasts indexed like rows), and each row's interval score (for the DM test). */
-function intervalMeans(
-  rows: Int32Array,
-  y: Float64Array,
-  point: Float64Array,
-  lo: Float64Array,
-  hi: Float64Array,
-) {
-  const n = rows.length;
-  const out: IntervalMetrics = {
-    n,
-    coverage: 0,
-    below: 0,
-    above: 0,
-    mean_width_bps: 0,
-    pinball_p10: 0,
-    pinball_p90: 0,
-    interval_score: 0,
-    crps: 0,
-  };
-  const is = new Float64Array(n);
-  for (let k = 0; k < n; k++) {
-    const v = y[rows[k]!]!;
-    const l = lo[k]!;
-    const h = hi[k]!;
-    if (v < l) out.below++;
-    else if (v > h) out.above++;
-    else out.coverage++;
-    out.mean_width_bps += h - l;
-    out.pinball_p10 += pinball(0.1, v, l);
-    out.pinball_p90 += pinball(0.9, v, h);
-    is[k] = intervalScore(0.2, v, l, h);
-    out.interval_score += is[k]!;
-    out.crps += crpsFromQuantiles(v, l, point[k]!, h);
-  }
-  const d = n === 0 ? Number.NaN : n;
-  for (const key of [
-    'coverage',
-    'below',
-    'above',
-    'mean_width_bps',
-    'pinball_p10',
-    'pinball_p90',
-    'interval_score',
-    'crps',
-  ] as const)
-    out[key] /= d;
-  return { metrics: out, perRow: is };
-}
-
-/** Per-minute sums of a per-row series (rows of several pairs at one windowEnd), in time order. */
-function perMinute(ds: Dataset, rows: Int32Array, d: Float64Array): Float64Array {
-  const out: number[] = [];
-  let lastT = Number.NaN;
-  for (let k = 0; k < rows.length; k++) {
-    const t = ds.windowEnd[rows[k]!]!;
-    if (t === lastT) out[out.length - 1]! += d[k]!;
-    else out.push(d[k]!);
-    lastT = t;
-  }
-  return Float64Array.from(out);
-}
-
-/**
- * Loss differentials |e_a| − |e_b| per time step: rows of the same windowEnd (several pairs) are summed, so the
- * series has one value per minute, in time order, as the DM test wants.
- */
-function differentials(ds: Dataset, rows: Int32Array, a: Float64Array, b: Float64Array): Float64Array {
-  const ea = absPriceErrors(rows, ds.close, ds.targetClose, a);
-  const eb = absPriceErrors(rows, ds.close, ds.targetClose, b);
-  for (let k = 0; k < rows.length; k++) ea[k]! -= eb[k]!;
-  return perMinute(ds, rows, ea);
-}
-
-function compare(
-  ds: Dataset,
-  rows: Int32Array,
-  a: Float64Array,
-  b: Float64Array,
-  maeA: number,
-  maeB: number,
-): Comparison {
-  const d = differentials(ds, rows, a, b);
-  const dm: DmResult | null = dieboldMariano(d, defaultHacLag(d.length, ds.horizonMs / 60_000));
-  return {
-    skill: 1 - maeA / maeB,
-    dm_stat: dm?.stat ?? null,
-    dm_pvalue: dm?.pvalue ?? null,
-    dm_lag: dm?.lag ?? null,
-  };
 }
 
 function scorecard(ds: Dataset, rows: Int32Array, p: Preds): Scorecard {
@@ -374,106 +212,4 @@ export function evaluate(ds: Dataset, folds: readonly Fold[], oos: OutOfSample):
     per_day: perDay(ds, oos.row, all),
     per_vol_decile: perVolDecile(ds, oos.row, all),
   };
-}
-
-/** Indices 0..m−1 grouped by a key, groups in the order of their first index (time order for time keys). */
-function groupBy<K>(m: number, key: (k: number) => K): Map<K, number[]> {
-  const g = new Map<K, number[]>();
-  for (let k = 0; k < m; k++) {
-    const v = key(k);
-    const list = g.get(v);
-    if (list === undefined) g.set(v, [k]);
-    else list.push(k);
-  }
-  return g;
-}
-
-const DAY_MS = 86_400_000;
-
-function perDay(ds: Dataset, rows: Int32Array, all: Preds): DayScore[] {
-  const out: DayScore[] = [];
-  for (const [day, idx] of groupBy(rows.length, (k) => Math.floor(ds.windowEnd[rows[k]!]! / DAY_MS))) {
-    const r = Int32Array.from(idx, (k) => rows[k]!);
-    const p = subset(idx, all);
-    const model = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.model);
-    const pers = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.persistence);
-    const cmp = compare(ds, r, p.model, p.persistence, model.mae_price, pers.mae_price);
-    const band = intervalMeans(r, ds.y, p.model, p.p10, p.p90).metrics;
-    const base = intervalMeans(r, ds.y, p.persistence, p.base10, p.base90).metrics;
-    let rv = 0;
-    for (const i of r) rv += ds.vol[i]!;
-    const perPair: DayScore['per_pair'] = {};
-    for (const [pi, pidx] of groupBy(idx.length, (j) => ds.pair[r[j]!]!)) {
-      const pr = Int32Array.from(pidx, (j) => r[j]!);
-      const pp = subset(
-        pidx.map((j) => idx[j]!),
-        all,
-      );
-      const pm = pointMetrics(pr, ds.close, ds.targetClose, ds.y, pp.model);
-      const ppers = pointMetrics(pr, ds.close, ds.targetClose, ds.y, pp.persistence);
-      perPair[ds.pairs[pi]!] = {
-        n: pr.length,
-        skill: 1 - pm.mae_price / ppers.mae_price,
-        coverage: coverage(pr, ds.y, pp.p10, pp.p90),
-      };
-    }
-    out.push({
-      day: new Date(day * DAY_MS).toISOString().slice(0, 10),
-      n: r.length,
-      mae_model: model.mae_price,
-      mae_persistence: pers.mae_price,
-      skill: cmp.skill,
-      dm_pvalue: cmp.dm_pvalue,
-      direction_accuracy: model.direction_accuracy,
-      coverage: band.coverage,
-      mean_width_bps: band.mean_width_bps,
-      interval_score: band.interval_score,
-      interval_score_baseline: base.interval_score,
-      mean_rv_60m: rv / r.length,
-      per_pair: perPair,
-    });
-  }
-  return out;
-}
-
-/** Deciles of rv_60m over the test rows (rows without it are left out). */
-function perVolDecile(ds: Dataset, rows: Int32Array, all: Preds): VolDecileScore[] {
-  const known: number[] = [];
-  for (let k = 0; k < rows.length; k++) if (Number.isFinite(ds.vol[rows[k]!]!)) known.push(k);
-  if (known.length < 10) return [];
-  const sorted = Float64Array.from(known, (k) => ds.vol[rows[k]!]!).sort();
-  const edge = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  const edges = Array.from({ length: 9 }, (_, d) => edge((d + 1) / 10));
-  const decileOf = (v: number) => {
-    let d = 0;
-    while (d < 9 && v >= edges[d]!) d++;
-    return d;
-  };
-  const groups = groupBy(known.length, (j) => decileOf(ds.vol[rows[known[j]!]!]!));
-  const out: VolDecileScore[] = [];
-  for (let d = 0; d < 10; d++) {
-    const js = groups.get(d);
-    if (js === undefined) continue;
-    const idx = js.map((j) => known[j]!);
-    const r = Int32Array.from(idx, (k) => rows[k]!);
-    const p = subset(idx, all);
-    const band = intervalMeans(r, ds.y, p.model, p.p10, p.p90).metrics;
-    const base = intervalMeans(r, ds.y, p.persistence, p.base10, p.base90).metrics;
-    const model = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.model);
-    const pers = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.persistence);
-    out.push({
-      decile: d + 1,
-      rv_from: d === 0 ? sorted[0]! : edges[d - 1]!,
-      rv_to: d === 9 ? sorted[sorted.length - 1]! : edges[d]!,
-      n: r.length,
-      coverage: band.coverage,
-      below: band.below,
-      above: band.above,
-      mean_width_bps: band.mean_width_bps,
-      interval_score: band.interval_score,
-      interval_score_baseline: base.interval_score,
-      skill: 1 - model.mae_price / pers.mae_price,
-    });
-  }
-  return out;
 }

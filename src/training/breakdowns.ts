@@ -1,0 +1,144 @@
+import type { Dataset } from './dataset.ts';
+import { coverage, pointMetrics } from './metrics.ts';
+import { compare, intervalMeans, type Preds, subset } from './scoring.ts';
+
+/**
+ * The walk-forward's test rows broken down by UTC day and by decile of rv_60m (the regime as known when each forecast
+ * was made): a band right on average can be too wide on calm days and too narrow in a shock, and a skill positive
+ * overall can hide the days that lose.
+ */
+
+/** One UTC day of test rows: the point and interval scores of the model and persistence. */
+export interface DayScore {
+  day: string;
+  n: number;
+  mae_model: number;
+  mae_persistence: number;
+  skill: number;
+  dm_pvalue: number | null;
+  direction_accuracy: number | null;
+  coverage: number;
+  mean_width_bps: number;
+  interval_score: number;
+  interval_score_baseline: number;
+  /** rv_60m averaged over the day's rows (how turbulent the day was). */
+  mean_rv_60m: number;
+  per_pair: Record<string, { n: number; skill: number; coverage: number }>;
+}
+
+/** Test rows grouped by decile of rv_60m at the close (pooled over pairs and folds). */
+export interface VolDecileScore {
+  decile: number;
+  rv_from: number;
+  rv_to: number;
+  n: number;
+  coverage: number;
+  below: number;
+  above: number;
+  mean_width_bps: number;
+  interval_score: number;
+  interval_score_baseline: number;
+  skill: number;
+}
+
+/** Indices 0..m−1 grouped by a key, groups in the order of their first index (time order for time keys). */
+function groupBy<K>(m: number, key: (k: number) => K): Map<K, number[]> {
+  const g = new Map<K, number[]>();
+  for (let k = 0; k < m; k++) {
+    const v = key(k);
+    const list = g.get(v);
+    if (list === undefined) g.set(v, [k]);
+    else list.push(k);
+  }
+  return g;
+}
+
+const DAY_MS = 86_400_000;
+
+export function perDay(ds: Dataset, rows: Int32Array, all: Preds): DayScore[] {
+  const out: DayScore[] = [];
+  for (const [day, idx] of groupBy(rows.length, (k) => Math.floor(ds.windowEnd[rows[k]!]! / DAY_MS))) {
+    const r = Int32Array.from(idx, (k) => rows[k]!);
+    const p = subset(idx, all);
+    const model = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.model);
+    const pers = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.persistence);
+    const cmp = compare(ds, r, p.model, p.persistence, model.mae_price, pers.mae_price);
+    const band = intervalMeans(r, ds.y, p.model, p.p10, p.p90).metrics;
+    const base = intervalMeans(r, ds.y, p.persistence, p.base10, p.base90).metrics;
+    let rv = 0;
+    for (const i of r) rv += ds.vol[i]!;
+    const perPair: DayScore['per_pair'] = {};
+    for (const [pi, pidx] of groupBy(idx.length, (j) => ds.pair[r[j]!]!)) {
+      const pr = Int32Array.from(pidx, (j) => r[j]!);
+      const pp = subset(
+        pidx.map((j) => idx[j]!),
+        all,
+      );
+      const pm = pointMetrics(pr, ds.close, ds.targetClose, ds.y, pp.model);
+      const ppers = pointMetrics(pr, ds.close, ds.targetClose, ds.y, pp.persistence);
+      perPair[ds.pairs[pi]!] = {
+        n: pr.length,
+        skill: 1 - pm.mae_price / ppers.mae_price,
+        coverage: coverage(pr, ds.y, pp.p10, pp.p90),
+      };
+    }
+    out.push({
+      day: new Date(day * DAY_MS).toISOString().slice(0, 10),
+      n: r.length,
+      mae_model: model.mae_price,
+      mae_persistence: pers.mae_price,
+      skill: cmp.skill,
+      dm_pvalue: cmp.dm_pvalue,
+      direction_accuracy: model.direction_accuracy,
+      coverage: band.coverage,
+      mean_width_bps: band.mean_width_bps,
+      interval_score: band.interval_score,
+      interval_score_baseline: base.interval_score,
+      mean_rv_60m: rv / r.length,
+      per_pair: perPair,
+    });
+  }
+  return out;
+}
+
+/** Deciles of rv_60m over the test rows (rows without it are left out). */
+export function perVolDecile(ds: Dataset, rows: Int32Array, all: Preds): VolDecileScore[] {
+  const known: number[] = [];
+  for (let k = 0; k < rows.length; k++) if (Number.isFinite(ds.vol[rows[k]!]!)) known.push(k);
+  if (known.length < 10) return [];
+  const sorted = Float64Array.from(known, (k) => ds.vol[rows[k]!]!).sort();
+  const edge = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  const edges = Array.from({ length: 9 }, (_, d) => edge((d + 1) / 10));
+  const decileOf = (v: number) => {
+    let d = 0;
+    while (d < 9 && v >= edges[d]!) d++;
+    return d;
+  };
+  const groups = groupBy(known.length, (j) => decileOf(ds.vol[rows[known[j]!]!]!));
+  const out: VolDecileScore[] = [];
+  for (let d = 0; d < 10; d++) {
+    const js = groups.get(d);
+    if (js === undefined) continue;
+    const idx = js.map((j) => known[j]!);
+    const r = Int32Array.from(idx, (k) => rows[k]!);
+    const p = subset(idx, all);
+    const band = intervalMeans(r, ds.y, p.model, p.p10, p.p90).metrics;
+    const base = intervalMeans(r, ds.y, p.persistence, p.base10, p.base90).metrics;
+    const model = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.model);
+    const pers = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.persistence);
+    out.push({
+      decile: d + 1,
+      rv_from: d === 0 ? sorted[0]! : edges[d - 1]!,
+      rv_to: d === 9 ? sorted[sorted.length - 1]! : edges[d]!,
+      n: r.length,
+      coverage: band.coverage,
+      below: band.below,
+      above: band.above,
+      mean_width_bps: band.mean_width_bps,
+      interval_score: band.interval_score,
+      interval_score_baseline: base.interval_score,
+      skill: 1 - model.mae_price / pers.mae_price,
+    });
+  }
+  return out;
+}
