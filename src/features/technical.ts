@@ -150,6 +150,8 @@ export class TechnicalFeatures {
   nonFinite = 0;
   private readonly pairs = new Map<string, PairFeatures>();
   private readonly guard: PriceGuard;
+  /** A candle's open, high and low for the guard: one array reused, not one per candle (a year's backfill has millions). */
+  private readonly otherPrices = [0, 0, 0];
   private lastPair = '';
   private lastState: PairFeatures | undefined;
   private readonly scratch = new Float64Array(n);
@@ -170,7 +172,11 @@ export class TechnicalFeatures {
     if (bad !== undefined) return bad;
     if (!(c.volume * c.close <= MAX_CANDLE_NOTIONAL))
       return `volume ${c.volume} × close ${c.close} is not a plausible notional for one candle (limit ${MAX_CANDLE_NOTIONAL})`;
-    return this.guard.judge(c.pair, c.close, [c.open, c.high, c.low]);
+    const others = this.otherPrices;
+    others[0] = c.open;
+    others[1] = c.high;
+    others[2] = c.low;
+    return this.guard.judge(c.pair, c.close, others);
   }
 
   /**

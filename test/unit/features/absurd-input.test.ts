@@ -112,6 +112,34 @@ describe('absurd values never become features', () => {
     assert.deepEqual(out.dirty, out.clean);
   });
 
+  it('refuses a candle whose open, high or low is absurd though its close is plausible, candle after candle', () => {
+    const engine = new TechnicalFeatures();
+    const candle = (i: number, o: Partial<Record<'open' | 'high' | 'low', number>> = {}) => ({
+      pair: 'BTC/USD',
+      windowStart: i * MIN,
+      windowEnd: (i + 1) * MIN,
+      open: 30_000,
+      high: 30_010,
+      low: 29_990,
+      close: 30_000,
+      volume: 1,
+      trades: 1,
+      ...o,
+    });
+    for (let i = 0; i < 10; i++) {
+      assert.equal(engine.problem(candle(i)), undefined); // as callers do: judged, then used
+      engine.update(candle(i));
+    }
+    // Each field in turn, then a clean candle: the reused array of the other prices must not keep a stale value.
+    const cases = [{ high: 3e9 }, { low: 3 }, { open: 3e10, high: 3e10 }] as const;
+    for (const [k, bad] of cases.entries()) {
+      const i = 10 + 2 * k;
+      assert.match(engine.problem(candle(i, bad)) ?? '', /(above|below) the recent median/);
+      assert.equal(engine.problem(candle(i + 1)), undefined);
+      engine.update(candle(i + 1));
+    }
+  });
+
   it('an extreme volume poisons the rolling sums only while it is in the window', () => {
     const engine = new TechnicalFeatures();
     let lastReady: (number | null)[] | undefined;
