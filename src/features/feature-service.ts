@@ -1,7 +1,7 @@
 import { faultPoint } from '../core/faults.ts';
 import { log } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
-import type { Bus, Subscription } from '../runtime/bus.ts';
+import type { Batch, Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
 import type { Candle } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
@@ -73,82 +73,96 @@ export class FeatureService {
         }
       },
       handle: async (batch) => {
-        let engine = this.engines.get(batch.partition);
-        if (engine === undefined) {
-          engine = this.newEngine();
-          this.engines.set(batch.partition, engine);
+        try {
+          return await this.process(batch);
+        } catch (err) {
+          // The bus re-delivers from the committed offset (up to `warmup` candles back): drop this partition's
+          // indicators, which already absorbed the batch, and re-read what was published, so the retry rebuilds
+          // them and publishes exactly the vectors that are missing (as after a restart).
+          this.engines.delete(batch.partition);
+          this.kept.delete(batch.partition);
+          this.published = undefined;
+          throw err;
         }
-        if (this.published === undefined) this.published = await this.readPublished();
-        let kept = this.kept.get(batch.partition);
-        if (kept === undefined) {
-          kept = new Map();
-          this.kept.set(batch.partition, kept);
-        }
-        const out: FeatureVectorRecord[] = [];
-        const dead: DeadLetter[] = [];
-        for (const r of batch.records) {
-          const c = r.value;
-          if (c.revision > 0) continue;
-          this.stats.candles++;
-          const bad = engine.problem(c);
-          let v: FeatureVector | undefined;
-          let reason = bad;
-          if (bad === undefined) {
-            try {
-              v = engine.update(c);
-            } catch (err) {
-              reason = (err as Error).message;
-            }
-          }
-          if (v === undefined) {
-            this.stats.rejected++;
-            dead.push(
-              deadLetter({
-                service: 'features',
-                origin: topics.candles.name,
-                kind: 'invalid',
-                reason: reason!,
-                payload: c,
-                key: c.pair,
-                partition: r.partition,
-                offset: r.offset,
-              }),
-            );
-            continue;
-          }
-          let offsets = kept.get(c.pair);
-          if (offsets === undefined) {
-            offsets = [];
-            kept.set(c.pair, offsets);
-          }
-          offsets.push(r.offset);
-          if (offsets.length > this.warmup) offsets.shift();
-          if (v.windowEnd <= (this.published.get(v.pair) ?? Number.NEGATIVE_INFINITY)) {
-            this.stats.rewarmed++; // re-read after a restart to rebuild state: published already
-            continue;
-          }
-          if (v.ready) this.stats.ready++;
-          metrics.featureVectors.inc({ ready: String(v.ready) });
-          this.newest.set(v.pair, Math.max(this.newest.get(v.pair) ?? 0, v.windowEnd));
-          out.push(toRecord(c.exchange, v));
-        }
-        if (out.length > 0) {
-          await this.bus.publish(topics.features, out);
-          this.stats.vectors += out.length;
-          this.onVectors?.(out);
-          faultPoint('features:published');
-        }
-        if (dead.length > 0) {
-          log.warn({ service: 'features', count: dead.length, reason: dead[0]!.reason }, 'candles rejected');
-          await this.bus.publish(topics.dlq, dead);
-        }
-        // Commit only up to the oldest candle still needed to re-warm every pair of this partition.
-        let oldest: bigint | undefined;
-        for (const offsets of kept.values())
-          if (offsets.length > 0 && (oldest === undefined || offsets[0]! < oldest)) oldest = offsets[0];
-        return oldest === undefined ? undefined : new Map([[batch.partition, oldest]]);
       },
     });
+  }
+
+  private async process(batch: Batch<Candle>): Promise<CommitPlan> {
+    let engine = this.engines.get(batch.partition);
+    if (engine === undefined) {
+      engine = this.newEngine();
+      this.engines.set(batch.partition, engine);
+    }
+    if (this.published === undefined) this.published = await this.readPublished();
+    let kept = this.kept.get(batch.partition);
+    if (kept === undefined) {
+      kept = new Map();
+      this.kept.set(batch.partition, kept);
+    }
+    const out: FeatureVectorRecord[] = [];
+    const dead: DeadLetter[] = [];
+    for (const r of batch.records) {
+      const c = r.value;
+      if (c.revision > 0) continue;
+      this.stats.candles++;
+      const bad = engine.problem(c);
+      let v: FeatureVector | undefined;
+      let reason = bad;
+      if (bad === undefined) {
+        try {
+          v = engine.update(c);
+        } catch (err) {
+          reason = (err as Error).message;
+        }
+      }
+      if (v === undefined) {
+        this.stats.rejected++;
+        dead.push(
+          deadLetter({
+            service: 'features',
+            origin: topics.candles.name,
+            kind: 'invalid',
+            reason: reason!,
+            payload: c,
+            key: c.pair,
+            partition: r.partition,
+            offset: r.offset,
+          }),
+        );
+        continue;
+      }
+      let offsets = kept.get(c.pair);
+      if (offsets === undefined) {
+        offsets = [];
+        kept.set(c.pair, offsets);
+      }
+      offsets.push(r.offset);
+      if (offsets.length > this.warmup) offsets.shift();
+      if (v.windowEnd <= (this.published.get(v.pair) ?? Number.NEGATIVE_INFINITY)) {
+        this.stats.rewarmed++; // re-read after a restart to rebuild state: published already
+        continue;
+      }
+      if (v.ready) this.stats.ready++;
+      metrics.featureVectors.inc({ ready: String(v.ready) });
+      this.newest.set(v.pair, Math.max(this.newest.get(v.pair) ?? 0, v.windowEnd));
+      out.push(toRecord(c.exchange, v));
+    }
+    if (out.length > 0) {
+      await this.bus.publish(topics.features, out);
+      this.stats.vectors += out.length;
+      this.onVectors?.(out);
+      faultPoint('features:published');
+    }
+    if (dead.length > 0) {
+      log.warn({ service: 'features', count: dead.length, reason: dead[0]!.reason }, 'candles rejected');
+      await this.bus.publish(topics.dlq, dead);
+    }
+    // Commit only up to the oldest candle still needed to re-warm every pair of this partition.
+    let oldest: bigint | undefined;
+    for (const offsets of kept.values())
+      if (offsets.length > 0 && (oldest === undefined || offsets[0]! < oldest)) oldest = offsets[0];
+    return oldest === undefined ? undefined : new Map([[batch.partition, oldest]]);
   }
 
   /** What an earlier run already published, per pair (the tail of `features`). */

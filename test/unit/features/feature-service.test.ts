@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FeatureService } from '../../../src/features/feature-service.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import type { Topic } from '../../../src/runtime/topic.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
@@ -88,5 +89,36 @@ describe('FeatureService: restart', () => {
           assert.ok(Math.abs(x - y) <= 1e-9 * Math.max(1, Math.abs(y)), `row ${i} column ${k}: ${x} vs ${y}`);
       });
     }
+  });
+});
+
+describe('FeatureService: a failed batch', () => {
+  it('a features publish that fails once (broker away) loses no vector and dead-letters nothing', async () => {
+    const candles = (await bitstampCandles(3_000)).map(asCandle);
+    const bus = new InProcessBus({ maxBatch: 500 });
+    let featurePublishes = 0;
+    const realPublish = bus.publish.bind(bus);
+    bus.publish = (async <T>(topic: Topic<T>, values: readonly T[]) => {
+      if (topic.name === 'features' && ++featurePublishes === 3) throw new Error('broker away (injected)');
+      return realPublish(topic, values);
+    }) as typeof bus.publish;
+    const svc = new FeatureService(bus, 'features', 1_000);
+    await svc.start();
+    await realPublish(topics.candles, candles);
+    await svc.caughtUp();
+    await svc.stop();
+    const got = (await bus.readTail<FeatureVectorRecord>(topics.features, 100_000)).map(
+      (r) => r.value.windowEnd,
+    );
+    const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100_000)).map((r) => r.value);
+    assert.deepEqual(
+      dead.map((d) => d.reason),
+      [],
+      'nothing dead-lettered',
+    );
+    assert.deepEqual(
+      got,
+      candles.map((c) => c.windowEnd),
+    );
   });
 });
