@@ -263,7 +263,8 @@ export class MonitorService {
     // Timeouts also on a quiet stream (live: the pair stopped, no candle will come to trigger them); alerts too.
     this.expiry = setInterval(() => {
       const out = this.join.expire();
-      if (out.length > 0) void this.emit(out).catch((err) => this.log.error({ err }, 'expiring failed'));
+      // Also retries verdicts a failed emit left unsent, should no batch come to carry them.
+      void this.emit(out).catch((err) => this.log.error({ err }, 'expiring failed'));
       if (this.alerts)
         void this.refreshLag()
           .then(() => this.evaluateAlerts())
@@ -292,15 +293,27 @@ export class MonitorService {
   }
 
   private emitting: Promise<void> = Promise.resolve();
+  /**
+   * Verdicts whose publish or store write failed. The join gave them already (it never gives a key twice), so the
+   * re-delivered batch would not bring them again: they go out with the next emit, before its own.
+   */
+  private unsent: PredictionError[] = [];
 
   /** Publish, then store (see the commit protocol), then fold into the rolling quality; one batch at a time. */
-  private emit(records: readonly PredictionError[]): Promise<void> {
-    if (records.length === 0) return this.emitting;
+  private emit(fresh: readonly PredictionError[]): Promise<void> {
+    if (fresh.length === 0 && this.unsent.length === 0) return this.emitting;
     const run = this.emitting.then(async () => {
-      await this.bus.publish(topics.predictionErrors, records);
+      const records = this.unsent.length === 0 ? fresh : [...this.unsent.splice(0), ...fresh];
+      if (records.length === 0) return;
+      try {
+        await this.bus.publish(topics.predictionErrors, records);
+        faultPoint('monitor:published');
+        await this.store.write(records);
+      } catch (err) {
+        this.unsent.unshift(...records);
+        throw err;
+      }
       this.stats.published += records.length;
-      faultPoint('monitor:published');
-      await this.store.write(records);
       this.stats.stored += records.length;
       for (const e of records) {
         metrics.errorRecords.inc({ pair: e.pair, status: e.status });
