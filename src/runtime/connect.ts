@@ -1,3 +1,4 @@
+import { ERR, fail } from '../core/errors.ts';
 import type { Bus } from './bus.ts';
 import { InProcessBus } from './in-process-bus.ts';
 import { MeteredBus } from './metered-bus.ts';
@@ -12,5 +13,5 @@ export async function connectBus(url: string): Promise<Bus> {
     const { KafkaBus } = await import('./kafka/bus.ts');
     return new MeteredBus(await KafkaBus.connect(url));
   }
-  throw new Error(`unknown bus URL "${url}": use "memory" or kafka://host:port`);
+  throw fail(ERR.CONFIG, `unknown bus URL "${url}": use "memory" or kafka://host:port`);
 }

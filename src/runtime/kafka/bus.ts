@@ -8,6 +8,7 @@ import {
 } from '@platformatic/kafka';
 import { setting } from '../../config/env.ts';
 import { reportDependency, untilAvailable } from '../../core/dependency.ts';
+import { ERR, fail } from '../../core/errors.ts';
 import { type Logger, log as rootLog } from '../../core/log.ts';
 import { topics as knownTopics } from '../../schemas/topics.ts';
 import { type Bus, type Delivered, partitionFor, type SubscribeOptions, type Subscription } from '../bus.ts';
@@ -95,10 +96,13 @@ export class KafkaBus implements Bus {
   /** `kafka://host:port[,host:port]` (port 9092 when left out). */
   static connect(url: string, options: Partial<KafkaBusOptions> = {}): KafkaBus {
     const m = /^kafka:\/\/([^/?#]+)\/?$/.exec(url);
-    if (m === null) throw new Error(`not a Kafka URL: ${url} (expected kafka://host:port[,host:port])`);
+    if (m === null)
+      throw fail(ERR.CONFIG, `not a Kafka URL: ${url} (expected kafka://host:port[,host:port])`);
     const brokers = m[1]!.split(',').map((b) => {
       const hostPort = b.includes(':') ? b : `${b}:9092`;
-      if (!/^[^:]+:\d{1,5}$/.test(hostPort)) throw new Error(`not a broker address in ${url}: "${b}"`);
+      const port = Number(hostPort.slice(hostPort.lastIndexOf(':') + 1));
+      if (!/^[^:]+:\d{1,5}$/.test(hostPort) || port < 1 || port > 65_535)
+        throw fail(ERR.CONFIG, `not a broker address in ${url}: "${b}" (expected host:port, port 1–65535)`);
       return hostPort;
     });
     return new KafkaBus({ ...options, brokers });

@@ -39,3 +39,28 @@ describe('the CLI refuses with a stable code', () => {
     assert.match(run.stderr(), /unknown exchange "nasdaq".*\[CC_ERR_CONFIG\]/);
   });
 });
+
+describe('a bus URL the transport cannot use', () => {
+  it('is a configuration error, not a stack trace: an unknown scheme, a port that is not a number', async () => {
+    await refused(
+      [
+        'backfill',
+        '--exchange',
+        'kraken',
+        '--pair',
+        'BTC/USD',
+        '--since',
+        '2025-01-01T00:00:00Z',
+        '--until',
+        '2025-01-01T00:01:00Z',
+        '--state',
+        join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 'state.json'),
+        '--bus',
+        'foo',
+      ],
+      ERR.CONFIG,
+    );
+    await refused(['service', 'candles', '--bus', 'kafka://localhost:abc'], ERR.CONFIG);
+    await refused(['service', 'candles', '--bus', 'kafka://localhost:99999'], ERR.CONFIG);
+  });
+});
