@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Bus, Subscription } from '../runtime/bus.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
@@ -106,7 +108,10 @@ export class FeatureWriter {
     await this.bus.ensureTopics([topics.newsSignals]);
     this.newsSubscription = await this.bus.subscribe<NewsSignal>({
       topic: topics.newsSignals,
-      group: `${this.group}-news`,
+      // Every writer needs every signal (its pairs' news rows are made from all of them): a group of its own, as the
+      // API's feeds. A group shared by the replicas would give the topic's one partition to one of them, and the
+      // others would store news rows with no signal at all.
+      group: `${this.group}-news-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
       service: 'feature-writer',
       from: 'earliest',
       handle: (batch) => {

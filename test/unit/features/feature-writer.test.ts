@@ -158,3 +158,37 @@ describe('FeatureWriter', () => {
     await store.close();
   });
 });
+
+describe('FeatureWriter: replicas', () => {
+  it('with news: every replica of one group reads every signal (news.signals has one partition)', async () => {
+    const bus = new InProcessBus();
+    const stores = [await DuckDbFeatureStore.open(':memory:'), await DuckDbFeatureStore.open(':memory:')];
+    const writers = stores.map((s) => new FeatureWriter(bus, s, 'feature-writer', { news: true }));
+    for (const w of writers) await w.start();
+    const at = Date.UTC(2025, 0, 1);
+    await bus.publish(
+      topics.newsSignals,
+      [1, 2, 3].map((i) => ({
+        v: 1 as const,
+        newsId: `n${i}`,
+        coin: 'BTC',
+        score: 0.5,
+        label: 'positive' as const,
+        confidence: 0.9,
+        reason: 'test',
+        model: 'fake',
+        promptVersion: 'p',
+        baseline: false,
+        publishedAt: at,
+        availableAt: at,
+      })),
+    );
+    for (const w of writers) await w.newsCaughtUp();
+    assert.deepEqual(
+      writers.map((w) => w.stats.signals),
+      [3, 3],
+    );
+    for (const w of writers) await w.stop();
+    for (const s of stores) await s.close();
+  });
+});
