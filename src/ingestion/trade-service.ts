@@ -5,7 +5,7 @@ import { backoffCap } from '../core/retry.ts';
 import type { Bus } from '../runtime/bus.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import { topics } from '../schemas/topics.ts';
-import type { Trade, TradeEvent, Watermark } from '../schemas/trade.ts';
+import { type Trade, type TradeEvent, tradeOutOfBounds, type Watermark } from '../schemas/trade.ts';
 import { TradeDeduplicator } from './dedup.ts';
 import type { SourceSink, TradeSource } from './source.ts';
 
@@ -19,7 +19,7 @@ export interface TradeServiceStats {
   duplicates: number;
   watermarks: number;
   rejects: number;
-  /** Trades refused as implausible (absurd price against the recent median, or an infinite notional). */
+  /** Trades refused as implausible (absurd price against the recent median, or a price or size out of TRADE_BOUNDS). */
   implausible: number;
   publishRetries: number;
 }
@@ -47,9 +47,7 @@ export class TradeService {
     const ok: Trade[] = [];
     const dead: DeadLetter[] = [];
     for (const t of trades) {
-      const why = Number.isFinite(t.price * t.qty)
-        ? this.guard.judge(`${t.exchange}:${t.pair}`, t.price)
-        : `price × size is not finite (${t.price} × ${t.qty})`;
+      const why = tradeOutOfBounds(t) ?? this.guard.judge(`${t.exchange}:${t.pair}`, t.price);
       if (why === undefined) ok.push(t);
       else
         dead.push(

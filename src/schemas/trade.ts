@@ -5,13 +5,30 @@ import { EpochMs, Exchange, Pair, PositiveFinite } from './common.ts';
  * One executed trade, normalised from any exchange or file. `side` is the taker (aggressor) side;
  * `unknown` when the source does not say. Unique by (exchange, pair, tradeId).
  */
+/**
+ * Bounds of a trade any venue could print: a unit price within [1e-12, 1e9] and at most 1e15 units. Finite is not
+ * enough: a size of 1e300 at a normal price is finite, but a minute's volume or VWAP sum of a few such trades is not,
+ * and the candle could then never be published (its schema wants finite sums). Within these bounds a minute's sums of
+ * millions of trades stay finite.
+ */
+export const TRADE_BOUNDS = { minPrice: 1e-12, maxPrice: 1e9, maxQty: 1e15 } as const;
+
+/** Why a trade's price or size is out of `TRADE_BOUNDS` (undefined: within them). */
+export function tradeOutOfBounds(t: { price: number; qty: number }): string | undefined {
+  if (!(t.price >= TRADE_BOUNDS.minPrice && t.price <= TRADE_BOUNDS.maxPrice))
+    return `price ${t.price} is outside [${TRADE_BOUNDS.minPrice}, ${TRADE_BOUNDS.maxPrice}]`;
+  if (!(t.qty > 0 && t.qty <= TRADE_BOUNDS.maxQty))
+    return `size ${t.qty} is outside (0, ${TRADE_BOUNDS.maxQty}]`;
+  return undefined;
+}
+
 export const TradeSchema = z.object({
   v: z.literal(1),
   type: z.literal('trade'),
   exchange: Exchange,
   pair: Pair,
-  price: PositiveFinite,
-  qty: PositiveFinite,
+  price: z.number().min(TRADE_BOUNDS.minPrice).max(TRADE_BOUNDS.maxPrice),
+  qty: PositiveFinite.max(TRADE_BOUNDS.maxQty),
   side: z.enum(['buy', 'sell', 'unknown']),
   tradeId: z.string().min(1).max(64),
   /** When the exchange executed the trade (event time). */

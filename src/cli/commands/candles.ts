@@ -9,6 +9,7 @@ import { PriceGuard } from '../../core/price-guard.ts';
 import { TradeDeduplicator } from '../../ingestion/dedup.ts';
 import { readTradeFile, TRADE_FILE_FORMATS, type TradeFileFormat } from '../../ingestion/files/readers.ts';
 import type { Candle, Interval } from '../../schemas/candle.ts';
+import { tradeOutOfBounds } from '../../schemas/trade.ts';
 
 /**
  * `cryptocast candles`: a trades file → candle CSV, with exactly the window code of the live service
@@ -58,9 +59,7 @@ export async function candles(opts: {
         if (rejects <= 10) process.stderr.write(`rejected line ${r.line}: ${r.reason}\n`);
       }
       for (const t of dedup.filter(batch.trades)) {
-        const why = Number.isFinite(t.price * t.qty)
-          ? guard.judge(`${t.exchange}:${t.pair}`, t.price)
-          : `price × size is not finite (${t.price} × ${t.qty})`;
+        const why = tradeOutOfBounds(t) ?? guard.judge(`${t.exchange}:${t.pair}`, t.price);
         if (why !== undefined) {
           rejects++;
           if (rejects <= 10) process.stderr.write(`rejected trade ${t.tradeId}: ${why}\n`);

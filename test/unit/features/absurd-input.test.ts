@@ -9,7 +9,7 @@ import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { topics } from '../../../src/schemas/topics.ts';
-import type { Trade } from '../../../src/schemas/trade.ts';
+import { type Trade, TradeSchema } from '../../../src/schemas/trade.ts';
 import { KRAKEN_REST_TRADES } from '../../support/data.ts';
 
 const MIN = 60_000;
@@ -194,9 +194,66 @@ describe('an absurd trade on the stream (trades service → candles)', () => {
     assert.deepEqual(dirty.out, clean.out);
     assert.equal(dirty.dead.length, 1);
     assert.equal(dirty.dead[0]!.kind, 'implausible');
-    assert.match(dirty.dead[0]!.reason, /above the recent median/);
+    assert.match(dirty.dead[0]!.reason, /outside \[1e-12, 1000000000\]/);
     assert.equal(JSON.parse(dirty.dead[0]!.payload).price, 1e308);
     assert.equal(dirty.stats.implausible, 1);
     assert.equal(dirty.stats.rejects, 1);
+  });
+
+  it('trades of size 1e300 at a plausible price are dead-lettered; the candles equal those of the clean recording', async () => {
+    // Each is finite, and so is its notional; two in one minute make the candle's volume sum Infinity, and a candle
+    // that cannot be published would stop the candles partition for good.
+    const trades: Trade[] = [];
+    for await (const b of readTradeFile(KRAKEN_REST_TRADES)) trades.push(...b.trades);
+    const huge = [0, 1].map((k): Trade => ({ ...trades[500 + k]!, qty: 1e300, tradeId: `99999999${k}` }));
+    const run = async (input: Trade[]) => {
+      const bus = new InProcessBus();
+      const candles = new CandleService({ bus });
+      await candles.start();
+      const sink = new TradeService(bus).sink('test');
+      for (let i = 0; i < input.length; i += 100) await sink.trades(input.slice(i, i + 100));
+      await sink.watermark({
+        v: 1,
+        type: 'watermark',
+        exchange: trades[0]!.exchange,
+        pair: trades[0]!.pair,
+        ts: input.at(-1)!.tradeTs + 10 * MIN,
+        final: true,
+      });
+      await candles.caughtUp();
+      const out = (await bus.readTail<Candle>(topics.candles, 10_000)).map((r) => r.value);
+      const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value);
+      await candles.stop();
+      return { out, dead };
+    };
+    const clean = await run(trades);
+    const dirty = await run([...trades.slice(0, 502), ...huge, ...trades.slice(502)]);
+    assert.ok(clean.out.length > 10);
+    assert.deepEqual(dirty.out, clean.out);
+    assert.deepEqual(
+      dirty.dead.map((d) => [d.kind, d.reason]),
+      huge.map(() => ['implausible', 'size 1e+300 is outside (0, 1000000000000000]']),
+    );
+  });
+
+  it('the trades schema refuses what the bounds refuse, so a consumer dead-letters it from any producer', () => {
+    const t = {
+      v: 1,
+      type: 'trade',
+      exchange: 'kraken',
+      pair: 'BTC/USD',
+      side: 'buy',
+      tradeId: '1',
+      tradeTs: 1.7e12,
+      receivedTs: 1.7e12,
+    };
+    assert.equal(TradeSchema.safeParse({ ...t, price: 100, qty: 1 }).success, true);
+    for (const bad of [
+      { price: 100, qty: 1e300 },
+      { price: 1e10, qty: 1 },
+      { price: 1e-13, qty: 1 },
+      { price: 100, qty: 0 },
+    ])
+      assert.equal(TradeSchema.safeParse({ ...t, ...bad }).success, false, JSON.stringify(bad));
   });
 });
