@@ -1,4 +1,4 @@
-import type { Trade, TradeEvent, Watermark } from '../schemas/trade.ts';
+import { type Trade, type TradeEvent, tradeOutOfBounds, type Watermark } from '../schemas/trade.ts';
 
 /**
  * The compact binary encoding of `trades` records on Kafka (version 1), what producers write by default: a trade
@@ -153,8 +153,8 @@ export function decodeTradeEvent(b: Buffer): TradeEvent | string {
     const qty = b.readDoubleLE(12);
     const tradeTs = b.readDoubleLE(20);
     const receivedTs = b.readDoubleLE(28);
-    if (!(Number.isFinite(price) && price > 0)) return `price must be positive and finite, got ${price}`;
-    if (!(Number.isFinite(qty) && qty > 0)) return `qty must be positive and finite, got ${qty}`;
+    const outOfBounds = tradeOutOfBounds({ price, qty }); // the schema's bounds (NaN and infinities fail them)
+    if (outOfBounds !== undefined) return outOfBounds;
     if (!epochMs(tradeTs)) return `tradeTs ${tradeTs} is not epoch milliseconds (2009..2100)`;
     if (!epochMs(receivedTs)) return `receivedTs ${receivedTs} is not epoch milliseconds (2009..2100)`;
     let o = 36;

@@ -16,14 +16,15 @@ import { type TradeEvent, TradeEventSchema } from '../../../src/schemas/trade.ts
 const exchange = fc.constantFrom('binance', 'kraken', 'coinbase', 'bench', 'a', 'x-1');
 const pair = fc.constantFrom('BTC/USD', 'ETH/USDT', 'XBT/USD', 'SOL/EUR');
 const ts = fc.integer({ min: 1_230_768_000_000, max: 4_102_444_800_000 });
-const positive = fc.double({ min: 1e-12, max: 1e12, noNaN: true });
+const price = fc.double({ min: 1e-12, max: 1e9, noNaN: true }); // TRADE_BOUNDS
+const qty = fc.double({ min: Number.MIN_VALUE, max: 1e15, noNaN: true });
 const trade = fc.record({
   v: fc.constant(1 as const),
   type: fc.constant('trade' as const),
   exchange,
   pair,
-  price: positive,
-  qty: positive,
+  price,
+  qty,
   side: fc.constantFrom('buy' as const, 'sell' as const, 'unknown' as const),
   tradeId: fc.string({ minLength: 1, maxLength: 64 }),
   tradeTs: ts,
@@ -86,7 +87,10 @@ describe('binary trades encoding', () => {
     fc.assert(
       fc.property(
         fc.constantFrom(4, 12, 20, 28),
-        fc.oneof(fc.double(), fc.constantFrom(0, -1, Number.NaN, Number.POSITIVE_INFINITY, 1.5, 1e9, 5e12)),
+        fc.oneof(
+          fc.double(),
+          fc.constantFrom(0, -1, Number.NaN, Number.POSITIVE_INFINITY, 1.5, 1e9, 5e12, 1e-13, 1e16, 1e300),
+        ),
         (at, x) => {
           const b = Buffer.from(base);
           b.writeDoubleLE(x, at);
