@@ -87,7 +87,12 @@ export class FeatureWriter {
         if (this.holdNews) this.heldNews.push(...mine);
         else if (this.withNews) {
           const rows = this.newsRows(mine);
-          await this.store.write(NEWS_SET, rows);
+          try {
+            await this.store.write(NEWS_SET, rows);
+          } catch (err) {
+            this.forgetNewsClocks(mine); // the re-delivered batch makes these rows again
+            throw err;
+          }
           this.stats.newsRows += rows.length;
         }
         this.stats.written += mine.length;
@@ -151,6 +156,15 @@ export class FeatureWriter {
     return rows;
   }
 
+  /**
+   * Making news rows moves each pair's news clock past them (`NewsFeatures.at`), and rows behind the clock count as
+   * stored already (a redelivered batch). When their write fails they are not: the pairs' clocks are dropped and
+   * rebuilt from every signal on the next rows, so the retry makes exactly the rows that failed.
+   */
+  private forgetNewsClocks(vectors: readonly FeatureVectorRecord[]): void {
+    for (const v of vectors) this.newsByPair.delete(`${v.exchange}|${v.pair}`);
+  }
+
   /** Every signal published so far has reached this writer. */
   async newsCaughtUp(): Promise<void> {
     await this.newsSubscription?.caughtUp();
@@ -161,15 +175,24 @@ export class FeatureWriter {
    * `newsCaughtUp`), so the held news rows up to `ts` are written, in order. Returns once they are stored.
    */
   newsKnownUntil(ts: number): Promise<void> {
-    this.newsWrites = this.newsWrites.then(async () => {
+    const write = this.newsWrites.then(async () => {
       let k = 0;
       while (k < this.heldNews.length && this.heldNews[k]!.windowEnd <= ts) k++;
       if (k === 0) return;
       const due = this.heldNews.splice(0, k);
-      await this.store.write(NEWS_SET, this.newsRows(due));
+      try {
+        await this.store.write(NEWS_SET, this.newsRows(due));
+      } catch (err) {
+        // Held again, in front, with their pairs' clocks rebuilt: the next call writes them.
+        this.heldNews.unshift(...due);
+        this.forgetNewsClocks(due);
+        throw err;
+      }
       this.stats.newsRows += due.length;
     });
-    return this.newsWrites;
+    // A failed write fails this call only: the next one starts from a settled chain, not a rejected one.
+    this.newsWrites = write.catch(() => {});
+    return write;
   }
 
   async caughtUp(): Promise<void> {

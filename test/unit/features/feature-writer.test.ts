@@ -159,6 +159,103 @@ describe('FeatureWriter', () => {
   });
 });
 
+describe('FeatureWriter: a failed news write', () => {
+  const signalsFor = (t0: number) =>
+    [5, 40, 90].map(
+      (m, i): NewsSignal => ({
+        v: 1,
+        newsId: `n${i}`,
+        coin: 'BTC',
+        score: i % 2 === 0 ? 0.6 : -0.4,
+        label: i % 2 === 0 ? 'positive' : 'negative',
+        confidence: 0.9,
+        reason: 'test',
+        model: 'fake',
+        promptVersion: 'p',
+        baseline: false,
+        publishedAt: t0 + m * 60_000 - 60_000,
+        availableAt: t0 + m * 60_000,
+      }),
+    );
+  /** A DuckDB store whose next news write fails once (a full disk, a restarting database). */
+  const failingOnce = async () => {
+    const store = await DuckDbFeatureStore.open(':memory:');
+    let fail = false;
+    const write = store.write.bind(store);
+    store.write = async (set, rows) => {
+      if (set.name === NEWS_SET.name && fail) {
+        fail = false;
+        throw new Error('injected: the store is away');
+      }
+      return write(set, rows);
+    };
+    return { store, failNext: () => (fail = true) };
+  };
+  const assertNewsRows = async (store: DuckDbFeatureStore, signals: NewsSignal[], n: number) => {
+    const stored = await store.history(NEWS_SET, 'BTC/USD', 0, Number.MAX_SAFE_INTEGER);
+    assert.equal(stored.length, n, 'every news row stored once');
+    const want = new NewsFeatures(signals);
+    for (const row of stored) {
+      const w = want.at(row.windowEnd);
+      for (const [k, v] of row.values.entries())
+        assert.ok(
+          v === null ? w[k] === null : Math.abs(v - w[k]!) < 1e-9,
+          `${row.windowEnd} col ${k}: ${v} vs ${w[k]}`,
+        );
+    }
+  };
+
+  it('streaming: the re-delivered batch writes exactly the rows that failed', async () => {
+    const candles: Candle[] = await bitstampCandleRecords(150);
+    const signals = signalsFor(candles[0]!.windowEnd);
+    const bus = new InProcessBus();
+    const { store, failNext } = await failingOnce();
+    await bus.ensureTopics([topics.newsSignals]);
+    await bus.publish(topics.newsSignals, signals);
+    const features = new FeatureService(bus);
+    const writer = new FeatureWriter(bus, store, 'feature-writer', { news: true });
+    await features.start();
+    await writer.start();
+    await bus.publish(topics.candles, candles.slice(0, 60));
+    await features.caughtUp();
+    await writer.caughtUp();
+    failNext();
+    await bus.publish(topics.candles, candles.slice(60));
+    await features.caughtUp();
+    await writer.caughtUp();
+    await assertNewsRows(store, signals, 150);
+    await writer.stop();
+    await features.stop();
+    await store.close();
+  });
+
+  it('holding news: the call fails, the rows stay held, and the next call writes them', async () => {
+    const candles: Candle[] = await bitstampCandleRecords(150);
+    const signals = signalsFor(candles[0]!.windowEnd);
+    const bus = new InProcessBus();
+    const { store, failNext } = await failingOnce();
+    const features = new FeatureService(bus);
+    const writer = new FeatureWriter(bus, store, 'feature-writer', { news: true, holdNews: true });
+    await features.start();
+    await writer.start();
+    await bus.publish(topics.candles, candles);
+    await features.caughtUp();
+    await writer.caughtUp();
+    await bus.publish(topics.newsSignals, signals);
+    await writer.newsCaughtUp();
+    await writer.newsKnownUntil(candles[29]!.windowEnd);
+    failNext();
+    await assert.rejects(writer.newsKnownUntil(candles[99]!.windowEnd), /injected/);
+    await writer.caughtUp(); // settles: a failed write does not leave the chain rejected
+    await writer.newsKnownUntil(Number.POSITIVE_INFINITY);
+    assert.equal(writer.stats.newsRows, 150);
+    await assertNewsRows(store, signals, 150);
+    await writer.stop();
+    await features.stop();
+    await store.close();
+  });
+});
+
 describe('FeatureWriter: replicas', () => {
   it('with news: every replica of one group reads every signal (news.signals has one partition)', async () => {
     const bus = new InProcessBus();
