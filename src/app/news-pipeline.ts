@@ -80,6 +80,8 @@ export async function startNewsPipeline(args: {
   await signals.start();
   const items = new NewsService(args.bus);
   const finished = items.run(args.sources, args.signal);
+  // In one process the market path goes on without news: a failed source was logged by the service; `stop` awaits it.
+  finished.catch(() => {});
   return {
     items,
     signals,

@@ -1,8 +1,8 @@
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { PriceGuard, type PriceGuardOptions } from '../core/price-guard.ts';
-import { backoffCap } from '../core/retry.ts';
 import type { Bus } from '../runtime/bus.ts';
+import { publishDurably } from '../runtime/publish-durably.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import { topics } from '../schemas/topics.ts';
 import { type Trade, type TradeEvent, tradeOutOfBounds, type Watermark } from '../schemas/trade.ts';
@@ -100,30 +100,11 @@ export class TradeService {
     };
   }
 
-  /**
-   * Accepted trades are never dropped because the transport is briefly away (a broker restart): publishing is
-   * retried with back-off until it succeeds, which also holds the source back (back-pressure).
-   */
-  private async durably(
+  private durably(
     source: string,
     signal: AbortSignal | undefined,
     publish: () => Promise<void>,
   ): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await publish();
-        if (attempt > 0) log.info({ source, attempts: attempt + 1 }, 'publish succeeded again');
-        return;
-      } catch (err) {
-        this.stats.publishRetries++;
-        if (signal?.aborted) throw err;
-        const delay = backoffCap(attempt, { initialMs: 100, maxMs: 5_000 });
-        log.warn(
-          { source, err: (err as Error).message, attempt: attempt + 1, delayMs: delay },
-          'publish failed; retrying',
-        );
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+    return publishDurably(source, signal, publish, () => this.stats.publishRetries++);
   }
 }

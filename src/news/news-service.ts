@@ -1,5 +1,6 @@
 import { log } from '../core/log.ts';
 import type { Bus } from '../runtime/bus.ts';
+import { publishDurably } from '../runtime/publish-durably.ts';
 import type { DeadLetter } from '../schemas/dlq.ts';
 import type { NewsItem } from '../schemas/news.ts';
 import { topics } from '../schemas/topics.ts';
@@ -8,7 +9,7 @@ import type { NewsSink, NewsSource } from './source.ts';
 
 /** News sources → deduplicated items on `news`, rejects on `dlq` (the news half of the feature pipelines). */
 export class NewsService {
-  readonly stats = { items: 0, duplicates: 0, rejects: 0 };
+  readonly stats = { items: 0, duplicates: 0, rejects: 0, publishRetries: 0 };
   private readonly bus: Bus;
   private readonly dedup = new NewsDeduplicator();
 
@@ -19,15 +20,18 @@ export class NewsService {
   async run(sources: readonly NewsSource[], signal: AbortSignal): Promise<void> {
     await this.bus.ensureTopics([topics.news, topics.dlq]);
     const sink: NewsSink = {
+      // A source marks items seen (and a feed its ETag) once handed over: the hand-over only returns when they are
+      // published, retried while the broker is away, so a Kafka restart neither stops a source nor loses its items.
       news: async (items: readonly NewsItem[]) => {
         const fresh = items.filter((n) => this.dedup.accept(n));
         this.stats.duplicates += items.length - fresh.length;
-        if (fresh.length > 0) await this.bus.publish(topics.news, fresh);
+        if (fresh.length > 0)
+          await publishDurably('news', signal, () => this.bus.publish(topics.news, fresh), this.onRetry);
         this.stats.items += fresh.length;
       },
       reject: async (dl: DeadLetter) => {
         this.stats.rejects++;
-        await this.bus.publish(topics.dlq, [dl]);
+        await publishDurably('news', signal, () => this.bus.publish(topics.dlq, [dl]), this.onRetry);
       },
     };
     const results = await Promise.allSettled(sources.map((s) => s.run(sink, signal)));
@@ -35,5 +39,12 @@ export class NewsService {
       if (r.status === 'rejected')
         log.error({ err: r.reason, source: sources[i]!.name }, 'news source stopped with an error');
     }
+    // A source that failed (not one stopped by the signal) fails the service, so it exits non-zero and is restarted.
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed !== undefined && failed.status === 'rejected' && !signal.aborted) throw failed.reason;
   }
+
+  private readonly onRetry = () => {
+    this.stats.publishRetries++;
+  };
 }

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { NewsService } from '../../../src/news/news-service.ts';
 import { RecordedNewsSource } from '../../../src/news/recorded.ts';
+import type { NewsSink, NewsSource } from '../../../src/news/source.ts';
+import type { Bus } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import type { NewsItem } from '../../../src/schemas/news.ts';
@@ -27,5 +29,75 @@ describe('NewsService', () => {
     // Syndicated near-identical titles within the recording are merged too.
     assert.ok(news.length <= 7_496 && news.length > 7_000, `${news.length} distinct items`);
     assert.equal(dead.length, 56);
+  });
+
+  // Distinct headlines: the service merges near-identical titles (syndication).
+  const HEADLINES = [
+    'Bitcoin ETF inflows hit a record week',
+    'Ethereum developers schedule the next upgrade',
+    'Exchange outage halts withdrawals for hours',
+    'Regulator publishes stablecoin guidance',
+    'Miners sell reserves as fees fall',
+    'Central bank keeps rates on hold',
+  ];
+  const item = (i: number): NewsItem => ({
+    v: 1,
+    id: `item-${i}`,
+    source: 'test',
+    title: HEADLINES[i]!,
+    summary: '',
+    url: `https://example.test/${i}`,
+    publishedAt: Date.UTC(2025, 0, 1) + i * 60_000,
+    fetchedAt: Date.UTC(2025, 0, 1) + i * 60_000,
+    coins: ['BTC'],
+  });
+  /** Hands over three batches of items, then ends (as a recording does). */
+  const threeBatches: NewsSource = {
+    name: 'three-batches',
+    async run(sink: NewsSink) {
+      for (let b = 0; b < 3; b++) await sink.news([0, 1].map((k) => item(2 * b + k)));
+    },
+  };
+
+  it('a broker away for a while: every item is published once it is back, the source is held meanwhile', async () => {
+    const inner = new InProcessBus();
+    let refusals = 3;
+    // The in-process bus, refusing the first publishes to `news` as a restarting broker does.
+    const bus = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === 'publish')
+          return (topic: { name: string }, values: unknown[]) => {
+            if (topic.name === topics.news.name && refusals > 0) {
+              refusals--;
+              return Promise.reject(new Error('injected: broker not available'));
+            }
+            return target.publish(topic as never, values as never);
+          };
+        return Reflect.get(target, prop, receiver);
+      },
+    }) as Bus;
+    const svc = new NewsService(bus);
+    await svc.run([threeBatches], new AbortController().signal);
+    const news = (await inner.readTail<NewsItem>(topics.news, 100)).map((r) => r.value.id);
+    assert.deepEqual(
+      news,
+      [0, 1, 2, 3, 4, 5].map((i) => `item-${i}`),
+    );
+    assert.equal(svc.stats.items, 6);
+    assert.equal(svc.stats.publishRetries, 3);
+  });
+
+  it('a source that fails fails the service (so it exits non-zero and is restarted), after the others finish', async () => {
+    const bus = new InProcessBus();
+    const broken: NewsSource = {
+      name: 'broken',
+      run: () => Promise.reject(new Error('injected: the source broke')),
+    };
+    const svc = new NewsService(bus);
+    await assert.rejects(
+      svc.run([broken, threeBatches], new AbortController().signal),
+      /injected: the source broke/,
+    );
+    assert.equal(svc.stats.items, 6, 'the other source ran to its end');
   });
 });
