@@ -422,22 +422,31 @@ process.once('beforeExit', () => {
   process.exitCode = 1;
 });
 
+/**
+ * How the command ends on an error. A catalogued error (bad input, a component that failed): its message and hint, its
+ * exit status (2 for input, 1 for a component), no stack. Anything else is a bug: the stack, exit 1. Always redacted.
+ */
+function exitWith(err: unknown): never {
+  settled = true;
+  if (err instanceof CryptocastError) {
+    process.stderr.write(
+      `cryptocast: ${redactSecrets(err.message)} [${err.code}]${err.hint ? `\n  hint: ${err.hint}` : ''}\n`,
+    );
+    process.exit(err.exitCode);
+  }
+  const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`cryptocast: ${redactSecrets(text)}\n`);
+  process.exit(1);
+}
+
+// The safety net: an error no caller awaited (a background write, a timer's callback) ends the command the same way,
+// redacted, instead of Node's default print of the raw error and its properties (a connection URL with a password).
+process.on('unhandledRejection', exitWith);
+process.on('uncaughtException', exitWith);
+
 program
   .parseAsync(process.argv)
   .then(() => {
     settled = true;
   })
-  .catch((err: unknown) => {
-    settled = true;
-    // A catalogued error (bad input, a component that failed): its message and hint, its exit status (2 for input,
-    // 1 for a component), no stack. Anything else is a bug: the stack, exit 1.
-    if (err instanceof CryptocastError) {
-      process.stderr.write(
-        `cryptocast: ${redactSecrets(err.message)} [${err.code}]${err.hint ? `\n  hint: ${err.hint}` : ''}\n`,
-      );
-      process.exit(err.exitCode);
-    }
-    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    process.stderr.write(`cryptocast: ${redactSecrets(text)}\n`);
-    process.exit(1);
-  });
+  .catch(exitWith);

@@ -64,3 +64,25 @@ describe('a bus URL the transport cannot use', () => {
     await refused(['service', 'candles', '--bus', 'kafka://localhost:99999'], ERR.CONFIG);
   });
 });
+
+describe('the safety net for an error nobody awaited', () => {
+  it('ends the command with exit 1 and the error redacted (Node alone would print the password in the URL)', async () => {
+    // Loaded before the CLI, as a background write that fails. The command (news from a feed nobody serves) would
+    // otherwise run for ever.
+    const preload = `data:text/javascript,${encodeURIComponent(
+      // Once the CLI's handlers are installed (or after 3 s without: the former code had none, and Node's own
+      // handler printed the raw message), a promise rejects with nobody to catch it.
+      "const pw = ['hun', 'ter2'].join(''); const t0 = Date.now();" + // not in the stack's copy of this source
+        " const t = setInterval(() => { if (process.listenerCount('unhandledRejection') > 0 || Date.now() - t0 > 3000) {" +
+        " clearInterval(t); Promise.reject(new Error('background write failed: postgres://cryptocast:' + pw + '@db:5432/x')); } }, 1);",
+    )}`;
+    const run = runCli(['service', 'news', '--bus', 'memory', '--feeds', 'http://127.0.0.1:9/feed.xml'], {
+      NODE_OPTIONS: `--import=${preload}`,
+    });
+    const code = await run.exited;
+    const stderr = run.stderr();
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /cryptocast: Error: background write failed: postgres:\/\/\S*@db:5432\/x/);
+    assert.doesNotMatch(stderr, /hunter2/);
+  });
+});
