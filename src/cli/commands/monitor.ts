@@ -16,6 +16,7 @@ import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
+import { stopWhileStarting } from '../stop-while-starting.ts';
 
 /**
  * `cryptocast service monitor`: candles + predictions (topics) → an error record per prediction at maturity →
@@ -65,8 +66,16 @@ export async function monitorService(opts: {
     candles,
     alerts: { engine: new AlertEngine(rules, delivery), championCreatedAt: () => championCreatedAt },
   });
+  const starting = stopWhileStarting(abort.signal, bus);
   try {
-    await svc.start();
+    try {
+      await svc.start();
+    } catch (err) {
+      if (!starting.stoppedWhileStarting()) throw err;
+      log.info({ service: 'monitor' }, 'stopped before it started');
+      return;
+    }
+    starting.started();
     markStarted();
     log.info(
       {

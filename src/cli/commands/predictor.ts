@@ -15,6 +15,7 @@ import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference
 import { connectBus } from '../../runtime/connect.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
+import { stopWhileStarting } from '../stop-while-starting.ts';
 
 /** A duration flag: `90s`, `2m`, `500ms`; a bare number is seconds. */
 function duration(flag: string, text: string | undefined, fallback: number): number {
@@ -88,9 +89,17 @@ export async function predictorService(opts: {
     shrinkage: opts.shrinkage === true,
     history: features && ((pair, from, to) => features.history(TECHNICAL_SET, pair, from, to)),
   });
+  const starting = stopWhileStarting(abort.signal, bus);
   try {
-    await holder.start();
-    await svc.start();
+    try {
+      await holder.start();
+      await svc.start();
+    } catch (err) {
+      if (!starting.stoppedWhileStarting()) throw err;
+      log.info({ service: 'predictor' }, 'stopped before it started');
+      return;
+    }
+    starting.started();
     markStarted();
     log.info(
       {

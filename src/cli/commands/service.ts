@@ -17,11 +17,13 @@ import { RecordedNewsSource } from '../../news/recorded.ts';
 import { DEFAULT_FEEDS, RssSource } from '../../news/rss.ts';
 import type { NewsSource } from '../../news/source.ts';
 import { connectBus } from '../../runtime/connect.ts';
+import { topics } from '../../schemas/topics.ts';
 import { type BackendFlags, createBackend } from '../../sentiment/backends.ts';
 import { NewsSignalService } from '../../sentiment/news-signal-service.ts';
 import { SentimentScorer, sentimentCacheFile } from '../../sentiment/scorer.ts';
 import { parsePort } from '../flags.ts';
 import { buildSources, type SourceFlags, sharedDataDir } from '../sources.ts';
+import { stopWhileStarting } from '../stop-while-starting.ts';
 
 type ServiceOptions = SourceFlags & {
   bus?: string;
@@ -105,104 +107,115 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
   const bus = await connectBus(config.bus);
   const abort = new AbortController();
   let stopping: Promise<void> | undefined;
+  const starting = stopWhileStarting(abort.signal, bus);
+  const running = () => {
+    starting.started();
+    markStarted();
+  };
   const shutdown = (signal: string) => {
     log.info({ service: name, signal }, 'stopping');
     abort.abort();
   };
   onStopSignal(shutdown);
-
-  if (name === 'news') {
-    const svc = new NewsService(bus);
-    const feeds = (
-      opts.feeds === undefined
-        ? (setting('CRYPTOCAST_NEWS_FEEDS') ?? [])
-        : opts.feeds
-            .split(',')
-            .map((u) => u.trim())
-            .filter(Boolean)
-    ).map((url) => ({ url }));
-    const source =
-      opts.source === 'replay'
-        ? new RecordedNewsSource({
-            file:
-              opts.data ??
-              join(sharedDataDir(), 'crypto-news-sentiment/news/cryptonews_2021-10_2022-07.csv.gz'),
-          })
-        : new RssSource({ feeds: feeds.length > 0 ? feeds : DEFAULT_FEEDS });
-    const sources: NewsSource[] = [source];
-    // CryptoPanic joins when its token is in the environment (secrets never come from flags or files).
-    const token = secret('CRYPTOPANIC_TOKEN');
-    if (opts.source !== 'replay' && token)
-      sources.push(new CryptoPanicSource({ token, baseUrl: setting('CRYPTOCAST_CRYPTOPANIC_URL') }));
-    log.info({ service: 'news', bus: config.bus, sources: sources.map((x) => x.name) }, 'running');
-    markStarted();
-    stopping = svc.run(sources, abort.signal);
+  try {
+    if (name === 'news') {
+      const svc = new NewsService(bus);
+      const feeds = (
+        opts.feeds === undefined
+          ? (setting('CRYPTOCAST_NEWS_FEEDS') ?? [])
+          : opts.feeds
+              .split(',')
+              .map((u) => u.trim())
+              .filter(Boolean)
+      ).map((url) => ({ url }));
+      const source =
+        opts.source === 'replay'
+          ? new RecordedNewsSource({
+              file:
+                opts.data ??
+                join(sharedDataDir(), 'crypto-news-sentiment/news/cryptonews_2021-10_2022-07.csv.gz'),
+            })
+          : new RssSource({ feeds: feeds.length > 0 ? feeds : DEFAULT_FEEDS });
+      const sources: NewsSource[] = [source];
+      // CryptoPanic joins when its token is in the environment (secrets never come from flags or files).
+      const token = secret('CRYPTOPANIC_TOKEN');
+      if (opts.source !== 'replay' && token)
+        sources.push(new CryptoPanicSource({ token, baseUrl: setting('CRYPTOCAST_CRYPTOPANIC_URL') }));
+      log.info({ service: 'news', bus: config.bus, sources: sources.map((x) => x.name) }, 'running');
+      running();
+      stopping = svc.run(sources, abort.signal);
+      await stopping;
+      log.info({ service: 'news', ...svc.stats }, 'finished');
+    } else if (name === 'news-signals') {
+      const svc = new NewsSignalService(bus, scorer!, { maxLagMs });
+      await scorer!.primary.warmUp?.();
+      await svc.start();
+      running();
+      log.info({ service: name, bus: config.bus, backend: scorer!.primary.name }, 'running');
+      const timer = setInterval(
+        () => log.info({ service: name, ...svc.stats, ...scorer!.stats }, 'progress'),
+        10_000,
+      );
+      await new Promise<void>((resolve) =>
+        abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
+      clearInterval(timer);
+      stopping = svc.stop();
+      await stopping;
+      await scorer!.close();
+    } else if (name === 'features' || name === 'feature-writer') {
+      const store = name === 'feature-writer' ? await openFeatureStore(opts.store) : undefined;
+      const svc =
+        name === 'features'
+          ? new FeatureService(bus, 'features', 1_000, { maxPriceFactor: config.maxPriceFactor })
+          : new FeatureWriter(bus, store!, 'feature-writer', { news: opts.withNews === true });
+      await svc.start();
+      running();
+      log.info({ service: name, bus: config.bus }, 'running');
+      const timer = setInterval(() => log.info({ service: name, ...svc.stats }, 'progress'), 10_000);
+      await new Promise<void>((resolve) =>
+        abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
+      clearInterval(timer);
+      stopping = svc.stop();
+      await stopping;
+      await store?.close();
+    } else if (name === 'candles') {
+      const candles = new CandleService({
+        bus,
+        interval: config.interval,
+        graceMs: config.graceMs,
+        latePolicy: config.latePolicy,
+        group: opts.group,
+      });
+      await candles.start();
+      running();
+      log.info(
+        { service: 'candles', bus: config.bus, interval: config.interval, graceMs: config.graceMs },
+        'running',
+      );
+      const timer = setInterval(() => log.info({ service: 'candles', ...candles.stats }, 'progress'), 10_000);
+      await new Promise<void>((resolve) =>
+        abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
+      clearInterval(timer);
+      stopping = candles.stop();
+    } else {
+      const trades = new TradeService(bus, { priceGuard: { maxFactor: config.maxPriceFactor } });
+      const sources = await buildSources(opts, config);
+      await bus.ensureTopics([topics.trades, topics.dlq]); // the broker's first answer, while a stop may still close it
+      running();
+      log.info({ service: 'trades', bus: config.bus, sources: sources.map((s) => s.name) }, 'running');
+      const timer = setInterval(() => log.info({ service: 'trades', ...trades.stats }, 'progress'), 10_000);
+      stopping = trades.run(sources, abort.signal).finally(() => clearInterval(timer));
+      await stopping;
+      log.info({ service: 'trades', ...trades.stats }, 'sources finished');
+    }
     await stopping;
-    log.info({ service: 'news', ...svc.stats }, 'finished');
-  } else if (name === 'news-signals') {
-    const svc = new NewsSignalService(bus, scorer!, { maxLagMs });
-    await scorer!.primary.warmUp?.();
-    await svc.start();
-    markStarted();
-    log.info({ service: name, bus: config.bus, backend: scorer!.primary.name }, 'running');
-    const timer = setInterval(
-      () => log.info({ service: name, ...svc.stats, ...scorer!.stats }, 'progress'),
-      10_000,
-    );
-    await new Promise<void>((resolve) =>
-      abort.signal.addEventListener('abort', () => resolve(), { once: true }),
-    );
-    clearInterval(timer);
-    stopping = svc.stop();
-    await stopping;
-    await scorer!.close();
-  } else if (name === 'features' || name === 'feature-writer') {
-    const store = name === 'feature-writer' ? await openFeatureStore(opts.store) : undefined;
-    const svc =
-      name === 'features'
-        ? new FeatureService(bus, 'features', 1_000, { maxPriceFactor: config.maxPriceFactor })
-        : new FeatureWriter(bus, store!, 'feature-writer', { news: opts.withNews === true });
-    await svc.start();
-    markStarted();
-    log.info({ service: name, bus: config.bus }, 'running');
-    const timer = setInterval(() => log.info({ service: name, ...svc.stats }, 'progress'), 10_000);
-    await new Promise<void>((resolve) =>
-      abort.signal.addEventListener('abort', () => resolve(), { once: true }),
-    );
-    clearInterval(timer);
-    stopping = svc.stop();
-    await stopping;
-    await store?.close();
-  } else if (name === 'candles') {
-    const candles = new CandleService({
-      bus,
-      interval: config.interval,
-      graceMs: config.graceMs,
-      latePolicy: config.latePolicy,
-      group: opts.group,
-    });
-    await candles.start();
-    markStarted();
-    log.info(
-      { service: 'candles', bus: config.bus, interval: config.interval, graceMs: config.graceMs },
-      'running',
-    );
-    const timer = setInterval(() => log.info({ service: 'candles', ...candles.stats }, 'progress'), 10_000);
-    await new Promise<void>((resolve) =>
-      abort.signal.addEventListener('abort', () => resolve(), { once: true }),
-    );
-    clearInterval(timer);
-    stopping = candles.stop();
-  } else {
-    const trades = new TradeService(bus, { priceGuard: { maxFactor: config.maxPriceFactor } });
-    const sources = await buildSources(opts, config);
-    markStarted();
-    log.info({ service: 'trades', bus: config.bus, sources: sources.map((s) => s.name) }, 'running');
-    const timer = setInterval(() => log.info({ service: 'trades', ...trades.stats }, 'progress'), 10_000);
-    stopping = trades.run(sources, abort.signal).finally(() => clearInterval(timer));
-    await stopping;
-    log.info({ service: 'trades', ...trades.stats }, 'sources finished');
+  } catch (err) {
+    if (!starting.stoppedWhileStarting()) throw err;
+    log.info({ service: name }, 'stopped before it started');
+    return;
   }
-  await stopping;
   await bus.close();
 }
