@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readOhlcv } from '../candles/ohlcv-files.ts';
 import { ERR, fail } from '../core/errors.ts';
+import { unlessStopped } from '../core/unless-stopped.ts';
 import { NewsDeduplicator } from '../news/dedup.ts';
 import type { NewsSource } from '../news/source.ts';
 import type { Bus } from '../runtime/bus.ts';
@@ -173,10 +174,11 @@ export async function replayCandles(o: CandleReplayOptions): Promise<CandleRepla
       if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => {});
     }
     if (due.length > 0) {
-      await o.bus.publish(topics.news, due);
+      await unlessStopped(o.bus.publish(topics.news, due), signal);
       stats.news += due.length;
     }
-    await o.bus.publish(topics.candles, candles.slice(i, j));
+    // A publish waits while the stages lag (back-pressure); a stop ends that wait, the records stay published.
+    await unlessStopped(o.bus.publish(topics.candles, candles.slice(i, j)), signal);
     stats.candles += j - i;
     stats.eventTs = minute;
     o.onMinute?.(stats);

@@ -1,5 +1,6 @@
 import { CandleService } from '../candles/candle-service.ts';
 import type { StreamConfig } from '../config/config.ts';
+import { unlessStopped } from '../core/unless-stopped.ts';
 import { FeatureService } from '../features/feature-service.ts';
 import { FeatureWriter } from '../features/feature-writer.ts';
 import type { FeatureStore } from '../features/store/store.ts';
@@ -28,6 +29,12 @@ export async function startMarketDataPipeline(args: {
   config: Pick<StreamConfig, 'interval' | 'graceMs' | 'latePolicy'> & { maxPriceFactor?: number };
   onCandles?(candles: readonly Candle[]): void;
   signal?: AbortSignal;
+  /**
+   * On a stop, end at the stages' next batch instead of working through what the sources already published: for a
+   * recording, whose backlog can be minutes of work and is replayed again by the next run. Live trades are not
+   * replayable: their backlog (seconds) is always finished.
+   */
+  leaveBacklogOnStop?: boolean;
   /** With a store: candles → features → store as well. */
   store?: FeatureStore;
   /** The feature writer also writes the news set (signals from `news.signals`); `holdNews`: see FeatureWriter. */
@@ -62,9 +69,14 @@ export async function startMarketDataPipeline(args: {
   else args.signal?.addEventListener('abort', () => abort.abort(), { once: true });
   const finished = (async () => {
     await Promise.all([trades.run(args.sources, abort.signal), args.candleFeed?.(abort.signal)]);
-    await candles.caughtUp();
-    await features?.caughtUp();
-    await writer?.caughtUp();
+    const caughtUp = (async () => {
+      await candles.caughtUp();
+      await features?.caughtUp();
+      await writer?.caughtUp();
+    })();
+    // Stopped, with a backlog that can be replayed (a recording outruns the stages): stop at the next batch.
+    if (args.leaveBacklogOnStop) await unlessStopped(caughtUp, abort.signal);
+    else await caughtUp;
   })();
   return {
     trades,

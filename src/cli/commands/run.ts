@@ -8,9 +8,10 @@ import { iso, n, StatusLine } from '../../app/progress.ts';
 import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
-import { UsageError } from '../../core/errors.ts';
+import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
+import { unlessStopped } from '../../core/unless-stopped.ts';
 import {
   DEFAULT_KLINE_SYMBOLS,
   klineFolders,
@@ -135,6 +136,18 @@ export async function run(
   const registry = await openRegistry(setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY);
   const modelName = setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;
   const predictions = await openPredictionsStore(opts.store);
+  // One process on a laptop: a registry that does not answer now (a file where a folder should be, an MLflow that is
+  // not running) is a setting to fix, said at once — a service would wait for it, holding its input.
+  await registry.alias(modelName, 'champion').catch((err: unknown) => {
+    throw fail(
+      ERR.REGISTRY,
+      `the model registry ${registry.location} does not answer: ${(err as Error).message}`,
+      {
+        hint: 'CRYPTOCAST_REGISTRY names a folder (default .data/registry) or mlflow+http://host:port of a running MLflow',
+        cause: err,
+      },
+    );
+  });
   const holder = new ChampionHolder(registry, { name: modelName });
   await holder.start();
   if (holder.current() === undefined)
@@ -219,6 +232,7 @@ export async function run(
     config,
     store,
     signal: abort.signal,
+    leaveBacklogOnStop: opts.source !== 'live',
     onCandles: (cs) => {
       if (!opts.quiet && !opts.json) for (const c of cs) printCandle(c);
     },
@@ -318,8 +332,12 @@ export async function run(
       await pipeline.writer?.newsCaughtUp();
       await pipeline.writer?.newsKnownUntil(Number.POSITIVE_INFINITY);
     }
-    await predictor.caughtUp();
-    await monitor?.caughtUp();
+    // A stopped replay ends at the next batch (what is stored stays; the next run replays the rest); live finishes.
+    const scored = (async () => {
+      await predictor.caughtUp();
+      await monitor?.caughtUp();
+    })();
+    await (opts.source === 'live' ? scored : unlessStopped(scored, abort.signal));
     if (opts.serve && api && !abort.signal.aborted) {
       status.update(`${line()} · replay done; serving on port ${api.port} until Ctrl-C`, true);
       if (opts.json) {
