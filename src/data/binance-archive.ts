@@ -12,6 +12,9 @@ import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+// undici's own fetch, not Node's bundled copy: Node 24's (7.29) crashes the process with an uncatchable AssertionError
+// when a server closes the connection while the body is paused under back-pressure (undici #5360, fixed in #5474).
+import { fetch, type Response } from 'undici';
 import { CryptocastError, ERR, fail } from '../core/errors.ts';
 import { ensureDir } from '../core/files.ts';
 import { backoffDelay, parseRetryAfter } from '../core/retry.ts';

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fetch } from 'undici'; // not Node's bundled copy: see src/data/binance-archive.ts
 import { log as rootLog } from '../core/log.ts';
 import { parseRetryAfter } from '../core/retry.ts';
 import { redactSecrets } from '../core/secrets.ts';

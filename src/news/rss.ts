@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { fetch } from 'undici'; // not Node's bundled copy: see src/data/binance-archive.ts
 import { log as rootLog } from '../core/log.ts';
 import { backoffCap, parseRetryAfter } from '../core/retry.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
