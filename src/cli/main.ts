@@ -193,6 +193,7 @@ topicsCmd
       'CRYPTOCAST_KAFKA_REPLICATION_FACTOR',
     ),
   )
+  .option('--timeout <duration>', 'give up when the broker does not answer within this time', '60s')
   .action(async (opts) => (await import('./commands/topics.ts')).createTopics(opts));
 
 program

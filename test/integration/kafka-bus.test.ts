@@ -129,6 +129,21 @@ describe('KafkaBus on a real Kafka broker', () => {
     await assert.rejects(bus.ensureTopics([two]), /has 2 partitions but cryptocast declares 4/);
   });
 
+  it("a replication factor above the broker count fails ensureTopics at once with the broker's refusal", async () => {
+    // Waiting does not mend it: before, the bus retried for ever and a service stayed not-ready without a word.
+    const bus = KafkaBus.connect(URL, {
+      topicPrefix: `test.rf.${randomBytes(4).toString('hex')}.`,
+      replicationFactor: 3,
+    });
+    try {
+      const started = Date.now();
+      await assert.rejects(bus.ensureTopics([numbers]));
+      assert.ok(Date.now() - started < 20_000, `refused after ${Date.now() - started} ms`);
+    } finally {
+      await bus.close();
+    }
+  });
+
   it('round trip: keys in their murmur2 partition, partitions in offset order, each record once', async () => {
     const bus = newBus();
     await bus.ensureTopics([numbers]);

@@ -1,4 +1,4 @@
-import { loadStreamConfig } from '../../config/config.ts';
+import { loadStreamConfig, parseDuration } from '../../config/config.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { KafkaBus } from '../../runtime/kafka/bus.ts';
 import type { Topic } from '../../runtime/topic.ts';
@@ -25,14 +25,26 @@ export function listTopics(opts: { json?: boolean }): void {
  * (with CRYPTOCAST_TOPIC_PREFIX) and checks the partition count of those that exist; idempotent, so a Kubernetes
  * Job or an init step can run it on every install and upgrade.
  */
-export async function createTopics(opts: { bus?: string; replicationFactor?: string }): Promise<void> {
+export async function createTopics(opts: {
+  bus?: string;
+  replicationFactor?: string;
+  timeout?: string;
+}): Promise<void> {
   const { bus } = loadStreamConfig({ bus: opts.bus });
   if (!bus.startsWith('kafka://'))
     throw new UsageError('topics create needs a Kafka bus: --bus kafka://host:port (or CRYPTOCAST_BUS)');
   const rf = opts.replicationFactor === undefined ? undefined : Number(opts.replicationFactor);
   if (rf !== undefined && (!Number.isInteger(rf) || rf < 1))
     throw new UsageError(`--replication-factor must be a positive integer, got "${opts.replicationFactor}"`);
+  const timeoutMs = parseDuration(opts.timeout ?? '60s');
+  if (!(timeoutMs > 0)) throw new UsageError(`--timeout must be above zero, got "${opts.timeout}"`);
   const kafka = KafkaBus.connect(bus, rf === undefined ? {} : { replicationFactor: rf });
+  // A deploy step ends: a broker that does not answer within the timeout fails it (the bus gives up when closed).
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void kafka.close();
+  }, timeoutMs);
   try {
     try {
       await kafka.ensureTopics(declaredTopics());
@@ -40,11 +52,18 @@ export async function createTopics(opts: { bus?: string; replicationFactor?: str
       // The client's AggregateError holds the broker's reasons (e.g. a replication factor above the broker count).
       const inner = (err as { errors?: unknown[] }).errors ?? [];
       const why = [err as Error, ...inner].map((e) => (e as Error).message).join('; ');
-      throw fail(ERR.TOPICS, `creating the topics on ${bus} failed: ${why}`, { cause: err });
+      throw fail(
+        ERR.TOPICS,
+        timedOut
+          ? `the broker at ${bus} did not answer within ${opts.timeout ?? '60s'} (${why})`
+          : `creating the topics on ${bus} failed: ${why}`,
+        { cause: err },
+      );
     }
     for (const t of declaredTopics())
       process.stdout.write(`${kafka.name(t)}\t${t.partitions} partitions\tready\n`);
   } finally {
+    clearTimeout(timer);
     await kafka.close();
   }
 }

@@ -121,7 +121,7 @@ export class KafkaBus implements Bus {
     return untilAvailable('kafka', attempt, {
       signal: this.closing.signal,
       log: this.log,
-      permanent: (err) => err instanceof PartitionCountError || this.closed,
+      permanent: (err) => err instanceof PartitionCountError || this.closed || refusedForGood(err),
     });
   }
 
@@ -424,3 +424,21 @@ export class KafkaBus implements Bus {
 }
 
 class PartitionCountError extends Error {}
+
+/**
+ * Broker answers that waiting does not mend: a replication factor above the broker count, a partition count or a
+ * topic config the cluster's policy refuses, refused credentials or permissions. The caller fails at once with the
+ * broker's reason (an operator must change a setting), instead of a service that stays not-ready for ever.
+ */
+const REFUSED_FOR_GOOD = [
+  'INVALID_REPLICATION_FACTOR',
+  'INVALID_PARTITIONS',
+  'POLICY_VIOLATION',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'SASL_AUTHENTICATION_FAILED',
+] as const;
+
+function refusedForGood(err: unknown): boolean {
+  return err instanceof Error && REFUSED_FOR_GOOD.some((code) => findErrorBy(err, 'apiId', code) !== null);
+}

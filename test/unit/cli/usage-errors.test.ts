@@ -65,6 +65,14 @@ describe('a bus URL the transport cannot use', () => {
   });
 });
 
+describe('topics create, a deploy step, ends', () => {
+  it('a broker that does not answer within --timeout: CC_ERR_TOPICS (it used to wait for ever)', async () => {
+    const run = runCli(['topics', 'create', '--bus', 'kafka://127.0.0.1:9', '--timeout', '2s']);
+    assert.equal(await run.exited, ERR.TOPICS.exitCode, run.stderr());
+    assert.match(run.stderr(), /did not answer within 2s.*\[CC_ERR_TOPICS\]/);
+  });
+});
+
 describe('the safety net for an error nobody awaited', () => {
   it('ends the command with exit 1 and the error redacted (Node alone would print the password in the URL)', async () => {
     // Loaded before the CLI, as a background write that fails. The command (news from a feed nobody serves) would
