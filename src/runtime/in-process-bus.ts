@@ -99,11 +99,14 @@ export class InProcessBus implements Bus {
     const tl = this.topicLog(topic as Topic<unknown>);
     const now = Date.now();
     const n = tl.partitions.length;
+    // Every value is checked before any is appended, as KafkaBus does: an invalid one fails the call with nothing of
+    // it published (appending as it went left the values before it published, then published again on a retry).
     for (const v of values) {
-      if (!isValidated(v)) {
-        const r = topic.schema.safeParse(v);
-        if (!r.success) throw new Error(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
-      }
+      if (isValidated(v)) continue;
+      const r = topic.schema.safeParse(v);
+      if (!r.success) throw new Error(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
+    }
+    for (const v of values) {
       const key = topic.key(v);
       tl.partitions[partitionFor(key, n)]!.records.push({ key, value: v, timestamp: now });
     }

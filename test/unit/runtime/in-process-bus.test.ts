@@ -61,6 +61,19 @@ describe('InProcessBus', () => {
     await assert.rejects(bus.publish(numbers, [{ pair: 'X', n: 1.5 }]), /invalid value: n:/);
   });
 
+  it('an invalid value fails the whole call: none of its values is published (as on Kafka)', async () => {
+    const bus = new InProcessBus();
+    await assert.rejects(
+      bus.publish(numbers, [
+        { pair: 'X', n: 1 },
+        { pair: 'X', n: 1.5 },
+        { pair: 'X', n: 3 },
+      ]),
+      /invalid value/,
+    );
+    assert.deepEqual(await bus.readTail(numbers, 10), []);
+  });
+
   it('sends invalid records to dlq with the reason and carries on', async () => {
     const bus = new InProcessBus();
     const dead: DeadLetter[] = [];
