@@ -1,3 +1,4 @@
+import { CryptocastError } from '../core/errors.ts';
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
@@ -133,6 +134,8 @@ export class IndexSink {
       ERRORS_STREAM as IndexedStream<never>,
     ];
     this.log = (opts.logger ?? rootLog).child({ service: 'index-sink' });
+    // Only the service awaits `failed`: elsewhere its rejection must not count as unhandled.
+    this.failed.catch(() => {});
   }
 
   /** Installs the templates and the policies (retrying while OpenSearch is unreachable), then consumes. */
@@ -158,6 +161,17 @@ export class IndexSink {
           handle: (batch) => this.handle(stream as IndexedStream<unknown>, batch),
         }),
       );
+  }
+
+  private failWith: ((err: Error) => void) | undefined;
+  /** Rejects when the sink cannot go on (OpenSearch refused its credentials): the service ends with the reason. */
+  readonly failed: Promise<never> = new Promise<never>((_, reject) => {
+    this.failWith = reject;
+  });
+
+  private fail(err: Error): void {
+    this.failWith?.(err);
+    this.failWith = undefined;
   }
 
   async stop(): Promise<void> {
@@ -203,6 +217,11 @@ export class IndexSink {
         this.available(undefined);
       } catch (err) {
         timer();
+        if (err instanceof CryptocastError) {
+          // Refused credentials: the batch stays uncommitted, and the sink fails (`failed`) so the service ends.
+          this.fail(err);
+          throw err;
+        }
         this.available((err as Error).message);
         metrics.indexRetries.inc({ stream: stream.name });
         this.warn({
@@ -273,6 +292,7 @@ export class IndexSink {
         this.available(undefined);
         return;
       } catch (err) {
+        if (err instanceof CryptocastError) throw err; // a setting to fix (refused credentials): not retried
         this.available((err as Error).message);
         this.warn({ what, err: (err as Error).message, attempt });
         await this.sleep(this.delay(attempt + 1), this.stopping.signal);

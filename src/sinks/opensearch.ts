@@ -1,4 +1,5 @@
 import { Client } from '@opensearch-project/opensearch';
+import { ERR, fail } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 
 /**
@@ -56,7 +57,7 @@ export class OpenSearchIndex implements DocumentIndex {
   async bulk(ops: readonly IndexOp[]): Promise<IndexResult[]> {
     const body: object[] = [];
     for (const op of ops) body.push({ index: { _index: op.index, _id: op.id } }, op.doc);
-    const res = await this.client.bulk({ body });
+    const res = await this.client.bulk({ body }).catch(refusedAccess);
     const items = res.body.items;
     if (items.length !== ops.length)
       throw new Error(`bulk answered ${items.length} items for ${ops.length} operations`);
@@ -78,7 +79,9 @@ export class OpenSearchIndex implements DocumentIndex {
     policyName: string;
     policy: object;
   }): Promise<void> {
-    await this.client.indices.putIndexTemplate({ name: o.templateName, body: o.template as never });
+    await this.client.indices
+      .putIndexTemplate({ name: o.templateName, body: o.template as never })
+      .catch(refusedAccess);
     // ISM is a plugin: a cluster without it (a bare node, Elasticsearch) keeps the indices until deleted by hand.
     let existing: { seq: number; term: number } | undefined;
     try {
@@ -114,4 +117,23 @@ export class OpenSearchIndex implements DocumentIndex {
   async close(): Promise<void> {
     await this.client.close();
   }
+}
+
+/**
+ * OpenSearch refusing the credentials (401) or the permission (403) is a setting to fix, not an outage to wait out:
+ * a catalogued error that ends the sink, instead of a retry for ever behind "OpenSearch unavailable". Anything else is
+ * rethrown as it is (retried).
+ */
+function refusedAccess(err: unknown): never {
+  const status = (err as { meta?: { statusCode?: number } }).meta?.statusCode;
+  if (status === 401 || status === 403)
+    throw fail(
+      ERR.CONFIG,
+      `OpenSearch refused ${status === 401 ? 'the credentials' : 'the permission'} (HTTP ${status})`,
+      {
+        hint: "check CRYPTOCAST_OPENSEARCH_USERNAME / CRYPTOCAST_OPENSEARCH_PASSWORD and the user's index permissions",
+        cause: err,
+      },
+    );
+  throw err;
 }

@@ -68,11 +68,17 @@ export async function indexSinkService(opts: {
     markStarted();
     log.info({ service: 'index-sink', bus: busUrl, opensearch: parsed.origin, prefix }, 'running');
     const timer = setInterval(() => log.info({ service: 'index-sink', ...sink.stats }, 'progress'), 10_000);
-    if (!abort.signal.aborted)
-      await new Promise<void>((resolve) =>
-        abort.signal.addEventListener('abort', () => resolve(), { once: true }),
-      );
-    clearInterval(timer);
+    try {
+      if (!abort.signal.aborted)
+        await Promise.race([
+          new Promise<void>((resolve) =>
+            abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+          ),
+          sink.failed,
+        ]);
+    } finally {
+      clearInterval(timer);
+    }
     await sink.stop();
     log.info({ service: 'index-sink', ...sink.stats }, 'stopped');
   } finally {

@@ -3,7 +3,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import pino from 'pino';
+import { CryptocastError, ERR } from '../../../src/core/errors.ts';
+import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import { topics } from '../../../src/schemas/topics.ts';
+import { IndexSink } from '../../../src/sinks/index-sink.ts';
 import { OpenSearchIndex } from '../../../src/sinks/opensearch.ts';
+import { prediction } from '../../support/factories.ts';
 
 /**
  * The set-up calls of the OpenSearch adapter against a local HTTP server that answers as OpenSearch does with and
@@ -105,6 +110,44 @@ describe('OpenSearchIndex.setup', () => {
         const index = new OpenSearchIndex({ url, logger: quiet });
         await assert.rejects(index.setup(setup));
         await index.close();
+      },
+    ));
+});
+
+describe('OpenSearch refusing access', () => {
+  const refuse = (status: number) => () => ({
+    status,
+    body: { error: { type: 'security_exception', reason: 'no permissions' }, status },
+  });
+
+  it('a 401 at set-up ends the sink at once with CC_ERR_CONFIG (an outage would be retried for ever)', () =>
+    withServer(refuse(401), async (url, calls) => {
+      const index = new OpenSearchIndex({ url, logger: quiet, username: 'u', password: 'wrong' });
+      const sink = new IndexSink(new InProcessBus(), index, { logger: quiet });
+      await assert.rejects(sink.start(), (err: unknown) => {
+        assert.ok(err instanceof CryptocastError);
+        assert.equal(err.code, ERR.CONFIG.code);
+        assert.match(err.message, /OpenSearch refused the credentials \(HTTP 401\)/);
+        return true;
+      });
+      assert.equal(calls.length, 1, 'asked once, not retried');
+    }));
+
+  it('a 403 on a bulk request fails the sink (`failed`), leaving the batch uncommitted', () =>
+    withServer(
+      (req) =>
+        req.url?.startsWith('/_bulk')
+          ? refuse(403)()
+          : { status: 200, body: { acknowledged: true, _id: 'p', _seq_no: 0, _primary_term: 1 } },
+      async (url) => {
+        const bus = new InProcessBus();
+        const sink = new IndexSink(bus, new OpenSearchIndex({ url, logger: quiet }), { logger: quiet });
+        await sink.start();
+        await bus.publish(topics.predictions, [prediction({ windowEnd: Date.UTC(2025, 0, 1, 12) })]);
+        await assert.rejects(sink.failed, /OpenSearch refused the permission \(HTTP 403\)/);
+        assert.equal(sink.stats.indexed, 0);
+        await sink.stop();
+        await bus.close();
       },
     ));
 });
