@@ -65,6 +65,8 @@ export const ERR = {
   TRAINER: kind('CC_ERR_TRAINER', 1),
   /** A model file cannot be loaded or evaluated. */
   MODEL: kind('CC_ERR_MODEL', 1),
+  /** Stopped by SIGINT/SIGTERM before it finished: nothing half-done is kept (exit 130, as a shell reports Ctrl-C). */
+  INTERRUPTED: kind('CC_ERR_INTERRUPTED', 130, 'run the same command again'),
   /** A download failed (HTTP error, connection lost, no network) after its retries. */
   DOWNLOAD: kind(
     'CC_ERR_DOWNLOAD',

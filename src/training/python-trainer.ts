@@ -103,6 +103,7 @@ export async function runTrainer(
   outDir: string,
   onProgress?: (p: Progress) => void,
   onLog?: (message: string) => void,
+  signal?: AbortSignal,
 ): Promise<{ oos: OutOfSample; result: TrainerResult }> {
   const specPath = join(outDir, 'spec.json');
   await writeFile(specPath, JSON.stringify(spec));
@@ -113,6 +114,7 @@ export async function runTrainer(
       cwd: ROOT,
       env: { ...process.env, PYTHONPATH: join(ROOT, 'python'), PYTHONUNBUFFERED: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
+      signal, // a stop ends the fit (SIGTERM), and this call rejects with an AbortError
     },
   );
   let stderr = '';

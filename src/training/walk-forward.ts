@@ -34,6 +34,8 @@ export interface WalkForwardOptions {
   workDir?: string;
   onProgress?: (p: Progress) => void;
   onLog?: (message: string) => void;
+  /** Stops the trainer (the work folder is removed): SIGINT/SIGTERM of the command. */
+  signal?: AbortSignal;
 }
 
 export interface WalkForwardRun {
@@ -138,6 +140,7 @@ export async function walkForward(ds: Dataset, opts: WalkForwardOptions): Promis
       outDir,
       opts.onProgress,
       opts.onLog,
+      opts.signal,
     );
   } catch (err) {
     await cleanup();

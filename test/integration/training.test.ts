@@ -1,12 +1,21 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { unzipSync } from 'fflate';
 import { LocalRegistry } from '../../src/training/registry/local.ts';
+import { runCli } from '../support/cli.ts';
 import { SHARED_DATA } from '../support/data.ts';
 import { sampleModel } from '../support/registry-contract.ts';
 
@@ -281,6 +290,45 @@ describe('cryptocast train and models (local registry)', () => {
     assert.equal(await champion(), 3);
   });
 });
+
+describe('cryptocast train stopped', () => {
+  it('SIGINT while the trainer fits: the trainer ends, its work folder goes, nothing is registered (exit 130)', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'cc-stop-train-'));
+    const registry = join(tmp, 'registry');
+    const run = runCli(
+      ['train', '--candles', days(['BTCUSDT'], MARCH), '--tune-seconds', '0', '--registry', registry],
+      {
+        TMPDIR: tmp, // where the run makes its work folder
+      },
+    );
+    const work = () => readdirSync(tmp).filter((f) => f.startsWith('cryptocast-train-'));
+    const deadline = Date.now() + 120_000;
+    // The trainer has started once its spec is written (just before the spawn) and a process reads it.
+    const fitting = () =>
+      work().some((w) => existsSync(join(tmp, w, 'out', 'spec.json'))) && trainerPids(tmp).length > 0;
+    while (!fitting() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(fitting(), `the trainer never started:\n${run.stderr()}`);
+    run.child.kill('SIGINT');
+    assert.equal(await run.exited, 130, run.stderr());
+    assert.match(run.stderr(), /interrupted.*\[CC_ERR_INTERRUPTED\]/);
+    assert.deepEqual(work(), [], 'the work folder is removed');
+    assert.deepEqual(trainerPids(tmp), [], 'no trainer process is left');
+    assert.deepEqual(await new LocalRegistry(registry).list('cryptocast-price'), []);
+  });
+});
+
+/** Processes whose command line names a path under `dir` (the trainer is given its dataset and spec there). */
+function trainerPids(dir: string): string[] {
+  try {
+    return execFileSync('pgrep', ['-f', `cryptocast_trainer.*${dir}`])
+      .toString()
+      .trim()
+      .split('\n')
+      .filter(Boolean);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
 
 describe('cryptocast service trainer and tuning', () => {
   const data = days(['BTCUSDT'], MARCH.slice(0, 10));

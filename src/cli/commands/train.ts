@@ -2,8 +2,9 @@ import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
-import { UsageError } from '../../core/errors.ts';
+import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { AtomicFile } from '../../core/files.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { newsFeaturesFrom } from '../../features/news-recording.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
@@ -142,6 +143,29 @@ function walkOptions(opts: WalkFlags, ds: Dataset) {
   } as const;
 }
 
+/**
+ * SIGINT/SIGTERM stop the trainer: its Python child ends, the run's work folder (the dataset, hundreds of MB) goes, and
+ * nothing is registered; the command ends with CC_ERR_INTERRUPTED (exit 130). Without it, Node exited at once and left
+ * both behind.
+ */
+function stopOnSignal() {
+  const stop = new AbortController();
+  const off = onStopSignal(() => stop.abort());
+  return {
+    signal: stop.signal,
+    off,
+    /** What to end with: an interruption when the stop caused the failure. */
+    failure(err: unknown): unknown {
+      return stop.signal.aborted
+        ? fail(
+            ERR.INTERRUPTED,
+            'interrupted: the trainer was stopped and its work folder removed; nothing was registered',
+          )
+        : err;
+    },
+  };
+}
+
 /** A progress display of the trainer's stages: a bar for the folds, lines for the rest. */
 function progressDisplay() {
   const bar = new cliProgress.SingleBar(
@@ -176,6 +200,7 @@ export async function evaluateCommand(
   const started = performance.now();
   const { ds, source } = await loadDataset(opts);
   const progress = progressDisplay();
+  const stop = stopOnSignal();
   let run: WalkForwardRun;
   try {
     run = await walkForward(ds, {
@@ -184,8 +209,12 @@ export async function evaluateCommand(
       final: false,
       figures: false,
       ...progress,
+      signal: stop.signal,
     });
+  } catch (err) {
+    throw stop.failure(err);
   } finally {
+    stop.off();
     progress.stop();
   }
   await run.cleanup(); // evaluate uses what the run returned, not its files
@@ -348,6 +377,7 @@ export async function trainCommand(
   const { ds, featureSets } = await loadDataset(opts);
   const registry = await openRegistry(opts.registry);
   const progress = progressDisplay();
+  const stop = stopOnSignal();
   try {
     const out = await trainAndRegister(ds, registry, {
       ...walkOptions(opts, ds),
@@ -355,7 +385,11 @@ export async function trainCommand(
       featureSets,
       gate,
       ...progress,
+      signal: stop.signal,
+    }).catch((err: unknown) => {
+      throw stop.failure(err);
     });
+    stop.off();
     progress.stop();
     const { card, decision } = out;
     if (opts.json) {
@@ -378,6 +412,7 @@ export async function trainCommand(
         : `report: artifact report.md of ${card.name} v${card.version} (${registry.location})\n`,
     );
   } finally {
+    stop.off();
     progress.stop();
     await registry.close();
   }
