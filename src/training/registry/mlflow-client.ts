@@ -38,14 +38,17 @@ export class MlflowClient {
   private readonly auth: string | undefined;
 
   constructor(baseUrl: string, options: MlflowClientOptions = {}) {
+    // Quoted without its user info: a URL refused here (one that does not parse, say a bad port) would otherwise carry
+    // the password into the message, where the redaction's URL pattern may not recognise it.
+    const shown = baseUrl.replace(/^([^:]*:\/\/).*@/, '$1[redacted]@');
     let url: URL;
     try {
       url = new URL(baseUrl);
     } catch {
-      throw new RegistryError(`bad MLflow URL "${baseUrl}"`);
+      throw new RegistryError(`bad MLflow URL "${shown}"`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
-      throw new RegistryError(`bad MLflow URL "${baseUrl}": use http:// or https://`);
+      throw new RegistryError(`bad MLflow URL "${shown}": use http:// or https://`);
     // Credentials in the URL become a Basic header (fetch refuses URLs that carry them) and stay out of messages.
     let basic: string | undefined;
     if (url.username || url.password)
