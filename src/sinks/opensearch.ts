@@ -120,13 +120,17 @@ export class OpenSearchIndex implements DocumentIndex {
 }
 
 /**
- * OpenSearch refusing the credentials (401) or the permission (403) is a setting to fix, not an outage to wait out:
+ * OpenSearch refusing the credentials (401) or the permission (403 from the security plugin) is a setting to fix, not an
+ * outage to wait out:
  * a catalogued error that ends the sink, instead of a retry for ever behind "OpenSearch unavailable". Anything else is
  * rethrown as it is (retried).
  */
 function refusedAccess(err: unknown): never {
-  const status = (err as { meta?: { statusCode?: number } }).meta?.statusCode;
-  if (status === 401 || status === 403)
+  const meta = (err as { meta?: { statusCode?: number; body?: { error?: { type?: string } } } }).meta;
+  const status = meta?.statusCode;
+  // A 403 is refused access only from the security plugin: a full disk's read-only block (cluster_block_exception)
+  // is also a 403, and clears when space is freed: that one is retried.
+  if (status === 401 || (status === 403 && meta?.body?.error?.type === 'security_exception'))
     throw fail(
       ERR.CONFIG,
       `OpenSearch refused ${status === 401 ? 'the credentials' : 'the permission'} (HTTP ${status})`,

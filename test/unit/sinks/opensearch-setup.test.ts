@@ -133,6 +133,29 @@ describe('OpenSearch refusing access', () => {
       assert.equal(calls.length, 1, 'asked once, not retried');
     }));
 
+  it('a 403 from a full disk (cluster_block_exception) is retried, not a refusal', () =>
+    withServer(
+      () => ({
+        status: 403,
+        body: {
+          error: { type: 'cluster_block_exception', reason: 'index read-only / allow delete' },
+          status: 403,
+        },
+      }),
+      async (url, calls) => {
+        const sink = new IndexSink(new InProcessBus(), new OpenSearchIndex({ url, logger: quiet }), {
+          logger: quiet,
+          sleep: async () => {},
+        });
+        const started = sink.start();
+        const deadline = Date.now() + 10_000;
+        while (calls.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        assert.ok(calls.length >= 3, `retried: ${calls.length} calls`);
+        await sink.stop();
+        await assert.rejects(started, /stopped before/);
+      },
+    ));
+
   it('a 403 on a bulk request fails the sink (`failed`), leaving the batch uncommitted', () =>
     withServer(
       (req) =>
