@@ -182,7 +182,11 @@ describe('services survive their dependencies', () => {
       'both services to report the missing broker',
       async () => [await candles.ready(), await trades.ready()],
       (rs) => rs.every((r) => r.status === 503),
-    );
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}\ncandles (exit ${candles.c.exitCode}): ${candles.stderr().slice(-1500)}\ntrades (exit ${trades.c.exitCode}): ${trades.stderr().slice(-1500)}`,
+      );
+    });
     broker.run('start');
     // Mid-replay: candles are flowing and the replay is not over (asserted), then the broker goes away again.
     const check = KafkaBus.connect(broker.url);

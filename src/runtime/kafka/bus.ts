@@ -121,7 +121,11 @@ export class KafkaBus implements Bus {
     return untilAvailable('kafka', attempt, {
       signal: this.closing.signal,
       log: this.log,
-      permanent: (err) => err instanceof PartitionCountError || this.closed || refusedForGood(err),
+      permanent: (err) =>
+        err instanceof PartitionCountError ||
+        err instanceof PermanentKafkaError ||
+        this.closed ||
+        refusedForGood(err),
     });
   }
 
@@ -150,11 +154,30 @@ export class KafkaBus implements Bus {
         );
       } catch (err) {
         // Services start together and race to create the same topics: someone else winning is fine.
-        if (!findErrorBy(err as Error, 'apiId', 'TOPIC_ALREADY_EXISTS')) throw err;
+        if (findErrorBy(err as Error, 'apiId', 'TOPIC_ALREADY_EXISTS')) continue;
+        if (findErrorBy(err as Error, 'apiId', 'INVALID_REPLICATION_FACTOR')) await this.tooFewBrokers(err);
+        throw err;
       }
     }
     await this.awaitTopics(wanted);
     for (const t of wanted) this.ensured.add(t.name);
+  }
+
+  /**
+   * A replication factor refused by the broker: permanent when the cluster has brokers, but fewer than the factor (an
+   * operator must change a setting); a broker shutting down or starting also refuses it, with 0 brokers registered,
+   * and that passes (the caller waits and retries).
+   */
+  private async tooFewBrokers(err: unknown): Promise<void> {
+    const brokers = await this.getMetaClient()
+      .metadata({ topics: [], forceUpdate: true })
+      .then((md) => md.brokers.size)
+      .catch(() => 0);
+    if (brokers > 0 && brokers < this.replicationFactor)
+      throw new PermanentKafkaError(
+        `replication factor ${this.replicationFactor} is above the ${brokers} broker(s) of the cluster`,
+        { cause: err },
+      );
   }
 
   /**
@@ -425,13 +448,16 @@ export class KafkaBus implements Bus {
 
 class PartitionCountError extends Error {}
 
+/** A broker refusal that waiting does not mend (see `tooFewBrokers`). */
+class PermanentKafkaError extends Error {}
+
 /**
- * Broker answers that waiting does not mend: a replication factor above the broker count, a partition count or a
- * topic config the cluster's policy refuses, refused credentials or permissions. The caller fails at once with the
+ * Broker answers that waiting does not mend: a partition count or a topic config the cluster's policy refuses, refused
+ * credentials or permissions (a replication factor above the broker count: `tooFewBrokers`, since a broker going
+ * down refuses it too). The caller fails at once with the
  * broker's reason (an operator must change a setting), instead of a service that stays not-ready for ever.
  */
 const REFUSED_FOR_GOOD = [
-  'INVALID_REPLICATION_FACTOR',
   'INVALID_PARTITIONS',
   'POLICY_VIOLATION',
   'TOPIC_AUTHORIZATION_FAILED',
