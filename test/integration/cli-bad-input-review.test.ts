@@ -250,3 +250,70 @@ describe('data fetch from a mirror that closes each connection (Connection: clos
     assert.equal(r.code, 0, r.stderr);
   });
 });
+
+describe('data fetch interrupted', () => {
+  it('SIGINT mid-download: the catalogued "interrupted" line, no AbortError stack, the part kept', async () => {
+    const zip = readFileSync(
+      join(
+        SHARED_DATA,
+        'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02/BTCUSDT/BTCUSDT-1m-2022-05-09.zip',
+      ),
+    );
+    const sum = createHash('sha256').update(zip).digest('hex');
+    // Sends the zip 1,000 bytes at a time, so the download is in progress when the signal comes.
+    const server = createServer((req, res) => {
+      const url = req.url ?? '';
+      if (url.endsWith('.CHECKSUM')) {
+        res.end(`${sum}  BTCUSDT-1m-2022-05.zip\n`);
+        return;
+      }
+      res.writeHead(200, { 'content-length': zip.length });
+      let i = 0;
+      const t = setInterval(() => {
+        if (i >= zip.length) {
+          clearInterval(t);
+          res.end();
+          return;
+        }
+        res.write(zip.subarray(i, i + 1000));
+        i += 1000;
+      }, 100);
+      req.on('close', () => clearInterval(t));
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const d = dir();
+    const run = runCli([
+      'data',
+      'fetch',
+      '--from',
+      '2022-05',
+      '--symbols',
+      'BTCUSDT',
+      '--base-url',
+      `http://127.0.0.1:${port}`,
+      '--dir',
+      d,
+    ]);
+    const part = join(d, 'spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2022-05.zip.part');
+    const deadline = Date.now() + 30_000;
+    const partBytes = () => {
+      try {
+        return readFileSync(part).length;
+      } catch {
+        return 0;
+      }
+    };
+    while (partBytes() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(partBytes() > 0, 'the download started');
+    run.child.kill('SIGINT');
+    const code = await run.exited;
+    refused(
+      { code: typeof code === 'number' ? code : -1, stdout: '', stderr: run.stderr() },
+      /interrupted/,
+      1,
+    );
+    assert.ok(partBytes() > 0, 'the part is kept for the next run to continue');
+  });
+});
