@@ -317,3 +317,25 @@ describe('data fetch interrupted', () => {
     assert.ok(partBytes() > 0, 'the part is kept for the next run to continue');
   });
 });
+
+describe('run with a registry it cannot read', () => {
+  it('CRYPTOCAST_REGISTRY naming a file: the replay ends (refused, or done without predictions), no endless hold', async () => {
+    const d = dir();
+    const f = join(d, 'registry.txt');
+    writeFileSync(f, 'not a folder\n');
+    const run = runCli(
+      ['run', '--store', `duckdb:${join(d, 's.duckdb')}`, '--port', '0', '--quiet', '--no-news'],
+      { CRYPTOCAST_REGISTRY: f },
+    );
+    const code = await Promise.race([
+      run.exited,
+      new Promise<string>((r) => setTimeout(() => r('still running after 90 s'), 90_000)),
+    ]);
+    if (typeof code === 'string') {
+      run.child.kill('SIGINT');
+      run.child.kill('SIGINT');
+    }
+    assert.ok(typeof code === 'number', `${code}; stderr:\n${run.stderr().slice(-1500)}`);
+    assert.doesNotMatch(run.stderr(), /features held/, 'no endless "handler failed; will retry" loop');
+  });
+});
