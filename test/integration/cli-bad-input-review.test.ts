@@ -96,6 +96,25 @@ describe('an output path that is a folder: a one-line refusal, no stack, no litt
     ]);
     refused(r, /out/);
   });
+
+  it('evaluate --predictions FOLDER is refused before the walk-forward (and backtest --predictions FOLDER)', async () => {
+    const d = dir();
+    mkdirSync(join(d, 'out'));
+    const zip = join(
+      SHARED_DATA,
+      'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02/BTCUSDT/BTCUSDT-1m-2022-01-01.zip',
+    );
+    // A minute is far below what a walk-forward takes: refused up front or not at all.
+    refused(
+      await cli(['evaluate', '--candles', zip, '--predictions', join(d, 'out')], 60_000),
+      /predictions.*out/,
+    );
+    refused(
+      await cli(['backtest', '--model', 'champion', '--candles', zip, '--predictions', join(d, 'out')]),
+      /predictions.*out/,
+    );
+    assert.deepEqual(readdirSync(d), ['out']);
+  });
 });
 
 describe('bad values and missing files: catalogued, exit 2', () => {

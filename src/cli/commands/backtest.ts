@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { n } from '../../app/progress.ts';
 import { UsageError } from '../../core/errors.ts';
+import { checkOutputFile } from '../../core/files.ts';
 import {
   type Backtest,
   backtest,
@@ -36,6 +37,7 @@ const ARTIFACTS = ['model.json', 'p10.json', 'p90.json'] as const;
 export async function backtestCommand(opts: BacktestFlags): Promise<void> {
   const started = performance.now();
   if (opts.candles === undefined) throw new UsageError('backtest needs --candles FILE|FOLDER');
+  if (opts.predictions) checkOutputFile(opts.predictions, '--predictions');
   const registry = await openRegistry(opts.registry);
   let result: Backtest;
   let card: Awaited<ReturnType<typeof registry.get>>;

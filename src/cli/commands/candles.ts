@@ -4,7 +4,7 @@ import { CandleAggregator } from '../../candles/aggregator.ts';
 import { CandleCsvWriter } from '../../candles/csv.ts';
 import { parseDuration } from '../../config/config.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
-import { refuseOverwritingInput } from '../../core/files.ts';
+import { checkOutputFile, refuseOverwritingInput } from '../../core/files.ts';
 import { PriceGuard } from '../../core/price-guard.ts';
 import { TradeDeduplicator } from '../../ingestion/dedup.ts';
 import { readTradeFile, TRADE_FILE_FORMATS, type TradeFileFormat } from '../../ingestion/files/readers.ts';
@@ -29,6 +29,7 @@ export async function candles(opts: {
     throw new UsageError(`unknown --format "${opts.format}": use auto or ${TRADE_FILE_FORMATS.join(', ')}`);
   }
   refuseOverwritingInput(opts.output, [opts.input]);
+  checkOutputFile(opts.output);
   const graceMs = parseDuration(opts.grace);
   const out: Candle[] = [];
   let late = 0;

@@ -3,7 +3,7 @@ import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
-import { AtomicFile } from '../../core/files.ts';
+import { AtomicFile, checkOutputFile } from '../../core/files.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { newsFeaturesFrom } from '../../features/news-recording.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
@@ -174,6 +174,8 @@ export async function evaluateCommand(
   opts: DataFlags & WalkFlags & BandFlags & { json?: boolean; predictions?: string; figures?: string },
 ): Promise<void> {
   const started = performance.now();
+  // Checked before the walk-forward, not after minutes of it.
+  if (opts.predictions) checkOutputFile(opts.predictions, '--predictions');
   const { ds, source } = await loadDataset(opts);
   const progress = progressDisplay();
   let run: WalkForwardRun;
