@@ -21,9 +21,10 @@ interface Result {
   stderr: string;
 }
 
-function cli(args: string[], timeoutMs = 60_000): Promise<Result> {
+function cli(args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
-    execFile(CLI, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const options = { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ...env } };
+    execFile(CLI, args, options, (err, stdout, stderr) => {
       const e = err as (Error & { code?: number; killed?: boolean }) | null;
       if (e?.killed) reject(new Error(`cryptocast ${args.join(' ')} did not end within ${timeoutMs} ms`));
       else resolve({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stdout, stderr });
@@ -118,20 +119,17 @@ describe('an output path that is a folder: a one-line refusal, no stack, no litt
 });
 
 describe('bad values and missing files: catalogued, exit 2', () => {
-  it('candles --max-price-factor -3 (run validates it; candles throws a RangeError)', async () => {
+  it('candles --max-price-factor -3 | abc | 1, or CRYPTOCAST_MAX_PRICE_FACTOR=0.5: CC_ERR_CONFIG as in run', async () => {
     const d = dir();
-    refused(
-      await cli([
-        'candles',
-        '--input',
-        KRAKEN_2019_CSV,
-        '--output',
-        join(d, 'o.csv'),
-        '--max-price-factor',
-        '-3',
-      ]),
-      /max-price-factor/,
-    );
+    const args = ['candles', '--input', KRAKEN_2019_CSV, '--output', join(d, 'o.csv')];
+    for (const x of ['-3', 'abc', '1']) {
+      const r = await cli([...args, '--max-price-factor', x]);
+      refused(r, /max-price-factor/);
+      assert.match(r.stderr, /\[CC_ERR_CONFIG\]/);
+    }
+    const r = await cli(args, 60_000, { CRYPTOCAST_MAX_PRICE_FACTOR: '0.5' });
+    refused(r, /CRYPTOCAST_MAX_PRICE_FACTOR.*\[CC_ERR_CONFIG\]/);
+    assert.deepEqual(readdirSync(d), [], 'no output written');
   });
 
   it('models list --registry naming a file', async () => {
