@@ -148,6 +148,15 @@ describe('bad values and missing files: catalogued, exit 2', () => {
     refused(await cli(['backtest', '--model', 'champion', '--candles', f]), /empty|no candles|no rows/i);
   });
 
+  it('backtest on the Bitstamp CSV without --pair: every row rejected, said so (not an "Invalid time value")', async () => {
+    const bitstamp = join(
+      SHARED_DATA,
+      'bitstamp-btcusd-1m-2025-01/btcusd_bitstamp_1min_2025-01-07_2025-02-03.csv.gz',
+    );
+    const r = await cli(['backtest', '--model', 'champion', '--candles', bitstamp]);
+    refused(r, /no usable candles.*rejected.*--pair/);
+  });
+
   it('service news --source replay --data MISSING: no Node crash', async () => {
     refused(
       await cli(['service', 'news', '--source', 'replay', '--data', join(dir(), 'nope.csv.gz')], 20_000),

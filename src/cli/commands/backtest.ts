@@ -11,7 +11,7 @@ import {
   parseAsPair,
 } from '../../training/backtest.ts';
 import { openRegistry } from '../../training/registry/open.ts';
-import { datasetFromCandles } from '../../training/sources.ts';
+import { datasetFromCandles, requireCandles } from '../../training/sources.ts';
 import { resolveVersion } from './models.ts';
 import { type BandFlags, drawFigures, publishedBand, summaryText, writePredictions } from './train.ts';
 
@@ -72,6 +72,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
       columns: card.columns,
     });
     for (const r of source.rejects.slice(0, 5)) process.stderr.write(`rejected ${r.where}: ${r.reason}\n`);
+    requireCandles(source, opts.candles);
     const ds = source.dataset;
     asPair = parseAsPair(opts.asPair, [...source.candlesPerPair.keys()]);
     checkApplicable(ds, card, asPair, source.candlesPerPair);

@@ -20,6 +20,7 @@ import {
   datasetFromCandles,
   datasetFromStoreWindow,
   parsePairs,
+  requireCandles,
   type SourceReport,
 } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
@@ -113,6 +114,7 @@ export async function loadDataset(
   for (const r of source.rejects.slice(0, 5)) process.stderr.write(`rejected ${r.where}: ${r.reason}\n`);
   if (source.rejects.length > 5)
     process.stderr.write(`… ${n(source.rejects.length)} candles rejected in all\n`);
+  if (opts.candles !== undefined) requireCandles(source, opts.candles);
   for (const w of checkDataset(ds, MIN_ROWS)) process.stderr.write(`warning: ${w}\n`);
   process.stderr.write(
     `dataset: ${n(ds.n)} rows (${ds.pairs.join(', ')}), ${ds.columns.length} columns, horizon ${horizonMs / 60_000} min; ` +
