@@ -171,6 +171,7 @@ describe('bad values and missing files: catalogued, exit 2', () => {
     const r = await cli(['sentiment', 'eval', '--dataset', f, '--backend', 'lexicon']);
     assert.equal(r.code, 2, r.stderr);
     assert.doesNotMatch(r.stderr, /--limit/, r.stderr);
+    refused(r, /no examples in .*CryptoLin_IE\.csv/);
   });
 
   it('run --data on an empty trades file says there are no trades (not "done", exit 0, replay time 1970)', async () => {
