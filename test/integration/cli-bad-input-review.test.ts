@@ -213,6 +213,15 @@ describe('busy ports: a catalogued line, not a stack', () => {
     assert.notEqual(r.code, 0);
     refused(r, new RegExp(String(port)), r.code ?? -1);
   });
+
+  it('service candles --metrics-port IN_USE', async () => {
+    const blocker = createServer(() => {});
+    servers.push(blocker);
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as AddressInfo).port;
+    const r = await cli(['service', 'candles', '--metrics-port', String(port)], 30_000);
+    refused(r, new RegExp(`--metrics-port ${port}.*in use`));
+  });
 });
 
 describe('stopping', () => {
