@@ -16,13 +16,20 @@ export class ConfigError extends CryptocastError {
   }
 }
 
-/** Parses durations such as `5s`, `500ms`, `2m`, `1h`, `7d` or a bare number of milliseconds. */
-export function parseDuration(text: string): number {
+/**
+ * Parses durations such as `5s`, `500ms`, `2m`, `1h`, `7d`. The unit is required: a bare `5` was once taken as
+ * milliseconds, so `--grace 5` meant 5 ms where 5 s was meant. `name` (a flag) starts the message when given.
+ */
+export function parseDuration(text: string, name?: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
-  if (m === null) throw new ConfigError(`not a duration: "${text}" (use e.g. 500ms, 5s, 2m, 1h, 7d)`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 'ms';
-  return Math.round(n * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!);
+  const what = name === undefined ? '' : `${name}: `;
+  if (m === null) throw new ConfigError(`${what}not a duration: "${text}" (use e.g. 500ms, 5s, 2m, 1h, 7d)`);
+  const unit = m[2];
+  if (unit === undefined)
+    throw new ConfigError(
+      `${what}"${text.trim()}" has no unit: write e.g. ${m[1]}s or ${m[1]}ms (units: ms, s, m, h, d)`,
+    );
+  return Math.round(Number(m[1]) * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!);
 }
 
 const Duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {

@@ -50,7 +50,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
     if (card === undefined) throw new UsageError(`${opts.name} has no version ${version}`);
     if (opts.horizon !== undefined) {
       const { parseDuration } = await import('../../config/config.ts');
-      if (parseDuration(opts.horizon) !== card.horizonMs)
+      if (parseDuration(opts.horizon, '--horizon') !== card.horizonMs)
         throw new UsageError(
           `${card.name} v${card.version} predicts ${card.horizonMs / 60_000} minutes ahead, not ${opts.horizon}: a backtest cannot change the horizon`,
         );

@@ -30,7 +30,7 @@ export async function candles(opts: {
   }
   refuseOverwritingInput(opts.output, [opts.input]);
   checkOutputFile(opts.output);
-  const graceMs = parseDuration(opts.grace);
+  const graceMs = parseDuration(opts.grace, '--grace');
   // Validated as `run` validates it (a factor ≤ 1 would reject every trade; `abc` would reject none).
   const maxFactor = loadStreamSetting('maxPriceFactor', opts.maxPriceFactor);
   const out: Candle[] = [];

@@ -62,7 +62,7 @@ function positiveInt(flag: string, text: string): number {
 export async function loadDataset(
   opts: DataFlags,
 ): Promise<{ ds: Dataset; source: SourceReport; featureSets: { name: string; version: number }[] }> {
-  const horizonMs = parseDuration(opts.horizon);
+  const horizonMs = parseDuration(opts.horizon, '--horizon');
   if (horizonMs < 60_000 || horizonMs % 60_000 !== 0)
     throw new UsageError(`--horizon must be a whole number of minutes (e.g. 5m), got "${opts.horizon}"`);
   let source: SourceReport;
@@ -136,9 +136,9 @@ function walkOptions(opts: WalkFlags, ds: Dataset) {
   return {
     folds: positiveInt('folds', opts.folds),
     mode,
-    purgeMs: opts.purge === undefined ? ds.horizonMs : parseDuration(opts.purge),
-    everyMs: opts.every === undefined ? undefined : parseDuration(opts.every),
-    windowMs: opts.window === undefined ? undefined : parseDuration(opts.window),
+    purgeMs: opts.purge === undefined ? ds.horizonMs : parseDuration(opts.purge, '--purge'),
+    everyMs: opts.every === undefined ? undefined : parseDuration(opts.every, '--every'),
+    windowMs: opts.window === undefined ? undefined : parseDuration(opts.window, '--window'),
     tune: tuneSeconds > 0 ? { seconds: tuneSeconds, trials: positiveInt('trials', opts.trials) } : undefined,
     seed: positiveInt('seed', opts.seed),
   } as const;
