@@ -1,4 +1,5 @@
 import type { CandlesTable } from '../candles/store/candles-table.ts';
+import { listenError } from '../core/listen-error.ts';
 import { log } from '../core/log.ts';
 import type { PredictionsStore } from '../inference/predictions-store.ts';
 import type { ErrorsStore } from '../monitoring/store/errors-store.ts';
@@ -88,7 +89,12 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
     pipeline: new PipelineHealthView({ bus: o.bus, latest, alerts, clock }),
     news,
   });
-  await app.listen({ port: o.port, host: o.host ?? '0.0.0.0' });
+  try {
+    await app.listen({ port: o.port, host: o.host ?? '0.0.0.0' });
+  } catch (err) {
+    await app.close();
+    throw listenError(err, o.port, '--port', o.host);
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : o.port;
   try {

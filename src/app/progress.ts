@@ -35,6 +35,11 @@ export class StatusLine {
     if (this.tty && this.lastText) process.stderr.write(this.lastText);
   }
 
+  /** Removes the status line (before an error is printed in its place). */
+  clear(): void {
+    if (this.tty) process.stderr.write('\r\x1b[2K');
+  }
+
   done(text: string): void {
     if (this.tty) process.stderr.write('\r\x1b[2K');
     process.stderr.write(text + '\n');

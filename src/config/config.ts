@@ -16,13 +16,20 @@ export class ConfigError extends CryptocastError {
   }
 }
 
-/** Parses durations such as `5s`, `500ms`, `2m`, `1h`, `7d` or a bare number of milliseconds. */
-export function parseDuration(text: string): number {
+/**
+ * Parses durations such as `5s`, `500ms`, `2m`, `1h`, `7d`. The unit is required: a bare `5` was once taken as
+ * milliseconds, so `--grace 5` meant 5 ms where 5 s was meant. `name` (a flag) starts the message when given.
+ */
+export function parseDuration(text: string, name?: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
-  if (m === null) throw new ConfigError(`not a duration: "${text}" (use e.g. 500ms, 5s, 2m, 1h, 7d)`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 'ms';
-  return Math.round(n * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!);
+  const what = name === undefined ? '' : `${name}: `;
+  if (m === null) throw new ConfigError(`${what}not a duration: "${text}" (use e.g. 500ms, 5s, 2m, 1h, 7d)`);
+  const unit = m[2];
+  if (unit === undefined)
+    throw new ConfigError(
+      `${what}"${text.trim()}" has no unit: write e.g. ${m[1]}s or ${m[1]}ms (units: ms, s, m, h, d)`,
+    );
+  return Math.round(Number(m[1]) * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!);
 }
 
 const Duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
@@ -68,25 +75,61 @@ export function loadStreamConfig(
   flags: Partial<Record<keyof typeof ENV, string | string[] | undefined>>,
   env: NodeJS.ProcessEnv = process.env,
 ): StreamConfig {
+  return validated(StreamConfigSchema, Object.keys(ENV) as (keyof typeof ENV)[], flags, env);
+}
+
+/**
+ * One stream setting from its flag or environment variable, validated as `loadStreamConfig` validates it, for a
+ * command that uses only that one (`candles --max-price-factor`) and must not fail on the stream's other settings.
+ */
+export function loadStreamSetting<K extends keyof typeof ENV>(
+  key: K,
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): StreamConfig[K] {
+  const schema = z.object({ [key]: StreamConfigSchema.shape[key] }) as unknown as z.ZodType<
+    Pick<StreamConfig, K>
+  >;
+  return validated(schema, [key], { [key]: flag } as Partial<Record<K, string>>, env)[key];
+}
+
+function validated<S extends z.ZodType, K extends keyof typeof ENV>(
+  schema: S,
+  keys: readonly K[],
+  flags: Partial<Record<K, string | string[] | undefined>>,
+  env: NodeJS.ProcessEnv,
+): z.infer<S> {
   const raw: Record<string, unknown> = {};
   const origin: Record<string, string> = {};
-  for (const [k, envName] of Object.entries(ENV) as [keyof typeof ENV, string][]) {
+  for (const k of keys) {
+    const envName = ENV[k];
     const flag = flags[k];
     const value = flag ?? env[envName];
     if (value === undefined || value === '') continue;
-    origin[k] = flag !== undefined ? `flag --${kebab(k)}` : `environment ${envName}`;
+    // Commander hands a flag's environment variable over as the flag: name both when they agree.
+    origin[k] =
+      flag === undefined
+        ? `environment ${envName}`
+        : flag === env[envName]
+          ? `flag --${kebab(k)} (or environment ${envName})`
+          : `flag --${kebab(k)}`;
     raw[k] =
       k === 'pairs' && typeof value === 'string'
         ? value.split(',').map((s) => s.trim().toUpperCase().replace('-', '/'))
         : value;
   }
-  const r = StreamConfigSchema.safeParse(raw);
+  const r = schema.safeParse(raw);
   if (!r.success) {
     const lines = r.error.issues.map((i) => {
       const k = String(i.path[0] ?? '');
-      return `  ${origin[k] ?? k}: ${i.message} (got ${JSON.stringify(raw[k])})`;
+      return `${origin[k] ?? k}: ${i.message} (got ${JSON.stringify(raw[k])})`;
     });
-    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+    // One bad setting: one line. Several: one line each under a heading.
+    throw new ConfigError(
+      lines.length === 1
+        ? `invalid configuration: ${lines[0]}`
+        : `invalid configuration:\n${lines.map((l) => `  ${l}`).join('\n')}`,
+    );
   }
   return r.data;
 }

@@ -20,6 +20,7 @@ import { CryptocastError, ERR, fail } from './errors.ts';
  * - `AtomicFile` writes to a hidden temporary file beside the target and renames it over the target only when the
  *   writer commits: a failed or interrupted command leaves the previous file (or none), never a truncated one.
  * - `refuseOverwritingInput` stops a command up front when its output would be one of the files it reads.
+ * - `checkOutputFile` stops a command up front when its output path is a folder (or under a file), before any work.
  */
 
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code;
@@ -76,6 +77,26 @@ export function refuseOverwritingInput(output: string, inputs: readonly string[]
 }
 
 /**
+ * Throws CC_ERR_OUTPUT when `output` cannot be a file: it is a folder, or its folder cannot be created. Called by
+ * every writer before it opens anything (and by commands before long work), so the user hears it in one line
+ * instead of a rename's EISDIR stack, or an unhandled stream 'error' after a download.
+ */
+export function checkOutputFile(output: string, flag = '--output'): void {
+  let isDir = false;
+  try {
+    isDir = statSync(output).isDirectory();
+  } catch (e) {
+    if (errCode(e) !== 'ENOENT' && errCode(e) !== 'ENOTDIR')
+      throw fail(ERR.OUTPUT, `${flag} ${output}: cannot use it: ${errCode(e) ?? (e as Error).message}`);
+  }
+  if (isDir)
+    throw fail(ERR.OUTPUT, `${flag} ${output} is a folder: give a file path`, {
+      hint: `e.g. ${join(output, 'out.csv')}`,
+    });
+  ensureDir(dirname(resolve(output)));
+}
+
+/**
  * A file written in full or not at all. `stream` goes to `.<name>.<pid>.<n>.tmp` in the target's folder (same file
  * system, so the rename is atomic); `commit` flushes, closes and renames it over the target; `abort` removes it.
  */
@@ -88,7 +109,7 @@ export class AtomicFile {
 
   constructor(path: string) {
     this.path = resolve(path);
-    ensureDir(dirname(this.path));
+    checkOutputFile(path, 'output');
     this.tempPath = join(
       dirname(this.path),
       `.${basename(this.path)}.${process.pid}.${AtomicFile.counter++}.tmp`,
@@ -111,7 +132,13 @@ export class AtomicFile {
       await this.abort();
       throw fail(ERR.OUTPUT, `cannot write ${this.path}: ${this.stream.errored.message}`);
     }
-    renameSync(this.tempPath, this.path);
+    try {
+      // The target may have become a folder (or lost its permissions) while the file was written.
+      renameSync(this.tempPath, this.path);
+    } catch (e) {
+      await this.abort();
+      throw fail(ERR.OUTPUT, `cannot write ${this.path}: ${errCode(e) ?? (e as Error).message}`);
+    }
     this.state = 'committed';
   }
 

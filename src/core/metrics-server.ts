@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listenError } from './listen-error.ts';
 import { log } from './log.ts';
 import { METRICS_CONTENT_TYPE, metricsText } from './metrics.ts';
 
@@ -49,7 +50,7 @@ export async function startMetricsServer(
     res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not_found"}');
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) => reject(listenError(err, port, '--metrics-port')));
     server.listen(port, host, () => resolve());
   });
   // Probes and scrapes never keep a process alive once its service has stopped.

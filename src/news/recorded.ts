@@ -1,7 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
+import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parse as parseCsv } from 'csv-parse';
+import { ERR, fail } from '../core/errors.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
@@ -31,17 +33,34 @@ export class RecordedNewsSource implements NewsSource {
 
   async run(sink: NewsSink, signal: AbortSignal): Promise<void> {
     const raw = createReadStream(this.o.file);
-    const input = this.o.file.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
-    const parser = input.pipe(
-      parseCsv({
-        delimiter: ';',
-        columns: true,
-        relax_quotes: true,
-        relax_column_count: true,
-        skip_empty_lines: true,
-        info: true,
-      }),
-    );
+    const csv = parseCsv({
+      delimiter: ';',
+      columns: true,
+      relax_quotes: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+      info: true,
+    });
+    // pipeline, not pipe: a file that cannot be read (missing, not gzip) fails the loop below instead of being an
+    // unhandled 'error' event that crashes the process. The reading error is noted to tell it from a sink's.
+    let readError: Error | undefined;
+    const note = (e: Error) => {
+      readError ??= e;
+    };
+    raw.on('error', note);
+    const gunzip = this.o.file.endsWith('.gz') ? createGunzip().on('error', note) : undefined;
+    const parser = gunzip ? pipeline(raw, gunzip, csv, () => {}) : pipeline(raw, csv, () => {});
+    try {
+      await this.replay(parser, sink, signal);
+    } catch (err) {
+      if (readError === undefined) throw err;
+      throw fail(ERR.INPUT, `cannot read the news recording ${this.o.file}: ${readError.message}`, {
+        cause: readError,
+      });
+    }
+  }
+
+  private async replay(parser: AsyncIterable<unknown>, sink: NewsSink, signal: AbortSignal): Promise<void> {
     const lag = this.o.availabilityLagMs ?? 300_000;
     const origin = `recorded:${basename(this.o.file)}`;
     let batch: NewsItem[] = [];

@@ -1,4 +1,5 @@
 import { candleFiles, readOhlcv } from '../candles/ohlcv-files.ts';
+import { ERR, fail } from '../core/errors.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../features/feature-writer.ts';
 import { NEWS_COLUMNS } from '../features/news.ts';
 import type { FeatureStore } from '../features/store/store.ts';
@@ -47,6 +48,22 @@ export interface SourceReport {
   resets: number;
   /** With a history: the first windowEnd of the candles proper (the history's rows all come before it). */
   testFrom?: number;
+}
+
+/**
+ * Throws CC_ERR_INPUT when the candle files gave no candle at all, saying why (an empty file, or every row rejected:
+ * the first reason, e.g. a file without a pair column and no --pair), instead of a dataset of 0 rows that fails
+ * further on (a walk-forward's minimum, an ISO date of an empty range).
+ */
+export function requireCandles(source: SourceReport, path: string): void {
+  if (source.candles > 0) return;
+  const rejected = source.rejects.length;
+  throw fail(
+    ERR.INPUT,
+    rejected === 0
+      ? `no candles in ${path}: it has no rows`
+      : `no usable candles in ${path}: all ${rejected.toLocaleString('en-US')} rows were rejected (${source.rejects[0]!.reason})`,
+  );
 }
 
 /**

@@ -14,6 +14,8 @@ import { metrics } from '../core/metrics.ts';
  * default) scored +0.192 % / +0.159 % skill (BTC / ETH); weekly on all history +0.300 % / +0.227 %.
  */
 export const TRAINER_EVERY = '7d';
+/** The shortest schedule `service trainer --every` takes. */
+export const MIN_TRAINER_EVERY_MS = 60_000;
 export const TRAINER_DAYS = '365';
 
 export interface RunResult {

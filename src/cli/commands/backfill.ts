@@ -1,10 +1,11 @@
 import { once } from 'node:events';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { createWriteStream, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { finished } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { setting } from '../../config/env.ts';
-import { catalogued, ERR, UsageError } from '../../core/errors.ts';
-import { lockForThisProcess } from '../../core/files.ts';
+import { catalogued, ERR, fail, UsageError } from '../../core/errors.ts';
+import { checkOutputFile, lockForThisProcess } from '../../core/files.ts';
 import { log } from '../../core/log.ts';
 import { KrakenRestBackfill } from '../../ingestion/backfill/kraken-rest.ts';
 import { parseTime } from '../../ingestion/files/time.ts';
@@ -38,6 +39,11 @@ export async function backfill(opts: {
   if (untilMs === undefined) throw new UsageError(`--until: not a time: "${opts.until}"`);
   const tag = `${opts.exchange}-${pair.replace('/', '-')}-${new Date(sinceMs).toISOString().replace(/[:.]/g, '')}`;
   const stateFile = resolve(opts.state ?? join('.data', 'backfill', `${tag}.state.json`));
+  const toFile = opts.bus === undefined || opts.output !== undefined;
+  const output = resolve(opts.output ?? join('.data', 'backfill', `${tag}.trades.csv`));
+  // Before any request: a folder given as --output would otherwise fail only when the first trades arrive.
+  if (toFile) checkOutputFile(output);
+  checkOutputFile(stateFile, '--state');
   // Two backfills on one state file would interleave their appends to one output: one at a time.
   lockForThisProcess(stateFile, 'the backfill state file');
 
@@ -78,7 +84,7 @@ export async function backfill(opts: {
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
 
-  if (opts.bus !== undefined && opts.output === undefined) {
+  if (!toFile && opts.bus !== undefined) {
     const bus = await connectBus(opts.bus);
     const trades = new TradeService(bus);
     try {
@@ -92,32 +98,38 @@ export async function backfill(opts: {
     );
     return;
   }
-  const output = resolve(opts.output ?? join('.data', 'backfill', `${tag}.trades.csv`));
-  mkdirSync(dirname(output), { recursive: true });
   const fresh = !existsSync(output);
   const out = createWriteStream(output, { flags: 'a' });
+  const writeFailed = (e: Error) => fail(ERR.OUTPUT, `cannot write ${output}: ${e.message}`, { cause: e });
+  // A write error (disk full) ends the run through the sink or `finished` below, not as Node's unhandled 'error'.
+  out.on('error', () => {});
   if (fresh) out.write('exchange,pair,tradeId,tradeTs,price,qty,side\n');
   let written = 0;
   const sink: SourceSink = {
     trades: async (ts) => {
+      if (out.errored) throw writeFailed(out.errored);
       const ok = out.write(
         ts
           .map((t) => `${t.exchange},${t.pair},${t.tradeId},${t.tradeTs},${t.price},${t.qty},${t.side}`)
           .join('\n') + '\n',
       );
       written += ts.length;
-      if (!ok) await once(out, 'drain');
+      if (!ok) await once(out, 'drain').catch((e: Error) => Promise.reject(writeFailed(e)));
     },
     watermark: () => {},
     reject: (d) => log.warn({ reason: d.reason }, 'rejected row'),
   };
+  let writeError: Error | undefined;
   try {
     await source.run(sink, abort.signal);
   } finally {
     bar.stop();
     out.end();
-    await once(out, 'finish');
+    await finished(out).catch((e: Error) => {
+      writeError = e;
+    });
   }
+  if (writeError) throw writeFailed(writeError);
   process.stderr.write(
     `${abort.signal.aborted ? 'interrupted (run again to resume)' : 'done'}: ${written.toLocaleString('en-US')} trades appended to ${output} (state: ${stateFile})\n`,
   );

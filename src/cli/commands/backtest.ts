@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { n } from '../../app/progress.ts';
 import { UsageError } from '../../core/errors.ts';
+import { checkOutputFile } from '../../core/files.ts';
 import {
   type Backtest,
   backtest,
@@ -10,7 +11,7 @@ import {
   parseAsPair,
 } from '../../training/backtest.ts';
 import { openRegistry } from '../../training/registry/open.ts';
-import { datasetFromCandles } from '../../training/sources.ts';
+import { datasetFromCandles, requireCandles } from '../../training/sources.ts';
 import { resolveVersion } from './models.ts';
 import { type BandFlags, drawFigures, publishedBand, summaryText, writePredictions } from './train.ts';
 
@@ -36,6 +37,7 @@ const ARTIFACTS = ['model.json', 'p10.json', 'p90.json'] as const;
 export async function backtestCommand(opts: BacktestFlags): Promise<void> {
   const started = performance.now();
   if (opts.candles === undefined) throw new UsageError('backtest needs --candles FILE|FOLDER');
+  if (opts.predictions) checkOutputFile(opts.predictions, '--predictions');
   const registry = await openRegistry(opts.registry);
   let result: Backtest;
   let card: Awaited<ReturnType<typeof registry.get>>;
@@ -48,7 +50,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
     if (card === undefined) throw new UsageError(`${opts.name} has no version ${version}`);
     if (opts.horizon !== undefined) {
       const { parseDuration } = await import('../../config/config.ts');
-      if (parseDuration(opts.horizon) !== card.horizonMs)
+      if (parseDuration(opts.horizon, '--horizon') !== card.horizonMs)
         throw new UsageError(
           `${card.name} v${card.version} predicts ${card.horizonMs / 60_000} minutes ahead, not ${opts.horizon}: a backtest cannot change the horizon`,
         );
@@ -70,6 +72,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
       columns: card.columns,
     });
     for (const r of source.rejects.slice(0, 5)) process.stderr.write(`rejected ${r.where}: ${r.reason}\n`);
+    requireCandles(source, opts.candles);
     const ds = source.dataset;
     asPair = parseAsPair(opts.asPair, [...source.candlesPerPair.keys()]);
     checkApplicable(ds, card, asPair, source.candlesPerPair);

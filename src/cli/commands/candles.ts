@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { n } from '../../app/progress.ts';
 import { CandleAggregator } from '../../candles/aggregator.ts';
 import { CandleCsvWriter } from '../../candles/csv.ts';
-import { parseDuration } from '../../config/config.ts';
+import { loadStreamSetting, parseDuration } from '../../config/config.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
-import { refuseOverwritingInput } from '../../core/files.ts';
+import { checkOutputFile, refuseOverwritingInput } from '../../core/files.ts';
 import { PriceGuard } from '../../core/price-guard.ts';
 import { TradeDeduplicator } from '../../ingestion/dedup.ts';
 import { readTradeFile, TRADE_FILE_FORMATS, type TradeFileFormat } from '../../ingestion/files/readers.ts';
@@ -29,7 +29,10 @@ export async function candles(opts: {
     throw new UsageError(`unknown --format "${opts.format}": use auto or ${TRADE_FILE_FORMATS.join(', ')}`);
   }
   refuseOverwritingInput(opts.output, [opts.input]);
-  const graceMs = parseDuration(opts.grace);
+  checkOutputFile(opts.output);
+  const graceMs = parseDuration(opts.grace, '--grace');
+  // Validated as `run` validates it (a factor ≤ 1 would reject every trade; `abc` would reject none).
+  const maxFactor = loadStreamSetting('maxPriceFactor', opts.maxPriceFactor);
   const out: Candle[] = [];
   let late = 0;
   const agg = new CandleAggregator(
@@ -43,9 +46,7 @@ export async function candles(opts: {
   );
   const dedup = new TradeDeduplicator();
   // The same plausibility guard as the trades service: an absurd price never reaches a candle.
-  const guard = new PriceGuard({
-    maxFactor: opts.maxPriceFactor === undefined ? undefined : Number(opts.maxPriceFactor),
-  });
+  const guard = new PriceGuard({ maxFactor });
   let trades = 0;
   let rejects = 0;
   const writer = new CandleCsvWriter(opts.output);

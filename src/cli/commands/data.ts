@@ -87,14 +87,20 @@ export async function dataFetch(opts: {
     onProgress: (p) =>
       bar.update(p.done, { mb: (p.bytes / 1e6).toFixed(1), retries: p.retries, current: p.current ?? '' }),
   });
+  const interrupted = () => fail(ERR.DOWNLOAD, 'interrupted: run the same command again to carry on');
   let result: Awaited<ReturnType<ArchiveFetcher['run']>>;
   try {
     result = await fetcher.run();
+  } catch (err) {
+    // Ctrl-C aborts the download in flight: its AbortError is the interruption, not a failure of its own (the
+    // part file stays for the next run to continue).
+    if (abort.signal.aborted) throw interrupted();
+    throw err;
   } finally {
     bar.stop();
     process.off('SIGINT', onSignal);
   }
-  if (abort.signal.aborted) throw fail(ERR.DOWNLOAD, 'interrupted: run the same command again to carry on');
+  if (abort.signal.aborted) throw interrupted();
   const fetched = result.done - result.skipped - result.missing.length;
   if (result.missing.length === files.length)
     throw fail(ERR.DOWNLOAD, `none of the ${files.length} files exists on ${baseUrl} (all 404)`, {

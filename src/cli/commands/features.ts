@@ -2,7 +2,7 @@ import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { candleFiles, readOhlcv } from '../../candles/ohlcv-files.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
-import { refuseOverwritingInput } from '../../core/files.ts';
+import { checkOutputFile, refuseOverwritingInput } from '../../core/files.ts';
 import { backfillFeatures } from '../../features/backfill.ts';
 import { FeatureCsvWriter } from '../../features/csv.ts';
 import { toRecord } from '../../features/feature-service.ts';
@@ -35,7 +35,10 @@ export async function features(opts: {
   const news =
     opts.news === undefined ? undefined : await newsFeaturesFrom(opts.news, opts.sentiment ?? 'local');
   const files = candleFiles(opts.candles);
-  if (opts.output !== undefined) refuseOverwritingInput(opts.output, [opts.candles, ...files]);
+  if (opts.output !== undefined) {
+    refuseOverwritingInput(opts.output, [opts.candles, ...files]);
+    checkOutputFile(opts.output);
+  }
   const store = opts.store ? await openFeatureStore(opts.store) : undefined;
   if (store) await store.migrate(TECHNICAL_SET);
   const writer = opts.output ? new FeatureCsvWriter(opts.output, news ? NEWS_COLUMNS : []) : undefined;

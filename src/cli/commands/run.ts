@@ -363,6 +363,22 @@ export async function run(
     await bus.close();
     await registry.close();
   }
+  const closeStores = async () => {
+    await errorsStore.close();
+    await candlesTable.close();
+    await predictions.close();
+    await store.close();
+  };
+  // Trade files that held no trade end as `candles --input EMPTY` does: refused, not a "done" of nothing.
+  const trades = pipeline.trades.stats;
+  if (sources.length > 0 && opts.source !== 'live' && !abort.signal.aborted && trades.trades === 0) {
+    await closeStores();
+    status.clear();
+    throw fail(
+      ERR.INPUT,
+      `no trades in ${opts.data ?? 'the replayed files'}${trades.rejects ? ` (all ${n(trades.rejects)} rows rejected)` : ''}`,
+    );
+  }
   const seconds = (performance.now() - started) / 1000;
   status.done(`${abort.signal.aborted ? 'stopped' : 'done'}: ${line()} in ${seconds.toFixed(1)} s`);
   if (opts.json) {
@@ -417,9 +433,6 @@ export async function run(
           `prediction ${p.pair} at ${iso(p.targetTs)}: ${p.predictedClose.toFixed(2)} [${p.p10.toFixed(2)}, ${p.p90.toFixed(2)}] (close ${p.close} at ${iso(p.windowEnd)}, model v${p.modelVersion})\n`,
         );
   } finally {
-    await errorsStore.close();
-    await candlesTable.close();
-    await predictions.close();
-    await store.close();
+    await closeStores();
   }
 }

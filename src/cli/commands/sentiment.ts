@@ -64,9 +64,16 @@ export async function evalCommand(
   if (split !== 'test' && split !== 'all') throw new UsageError('--split must be test or all');
   // The held-out half by default: the local classifier's head was trained on the other half.
   const pool = split === 'all' ? ds.examples : ds.examples.filter((e) => splitOf(e.text) === 'test');
+  for (const line of ds.skipped ?? []) process.stderr.write(`skipped ${line}\n`);
+  if (pool.length === 0)
+    throw fail(
+      ERR.INPUT,
+      ds.examples.length === 0
+        ? `no examples in ${opts.dataset}${ds.skipped?.length ? ` (${ds.skipped.length} lines skipped: see above)` : ''}`
+        : `no examples of the test half in ${opts.dataset} (${ds.examples.length} in all): use --split all`,
+    );
   const limit = opts.limit === undefined ? pool.length : Number(opts.limit);
   if (!Number.isInteger(limit) || limit <= 0) throw new UsageError('--limit must be a positive integer');
-  for (const line of ds.skipped ?? []) process.stderr.write(`skipped ${line}\n`);
   const scorer = scorerOf(opts);
   const progress = !opts.json && process.stderr.isTTY;
   let report: Awaited<ReturnType<typeof evaluate>>;

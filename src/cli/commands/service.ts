@@ -1,8 +1,9 @@
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CandleService } from '../../candles/candle-service.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { secret, setting } from '../../config/env.ts';
-import { catalogued, ERR, UsageError } from '../../core/errors.ts';
+import { catalogued, ERR, fail, UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { startMetricsServer } from '../../core/metrics-server.ts';
 import { markStarted, readiness } from '../../core/readiness.ts';
@@ -90,6 +91,18 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
     latePolicy: opts.latePolicy,
     maxPriceFactor: opts.maxPriceFactor,
   });
+  // The news recording is checked before the bus: a missing file is the user's to fix, not a source failing later.
+  const newsRecording =
+    name === 'news' && opts.source === 'replay'
+      ? (opts.data ?? join(sharedDataDir(), 'crypto-news-sentiment/news/cryptonews_2021-10_2022-07.csv.gz'))
+      : undefined;
+  if (newsRecording !== undefined && statSync(newsRecording, { throwIfNoEntry: false })?.isFile() !== true)
+    throw fail(
+      ERR.INPUT,
+      opts.data === undefined
+        ? `the news recording is not here (${newsRecording}): give one with --data FILE`
+        : `--data: no such file: ${newsRecording}`,
+    );
   let scorer: SentimentScorer | undefined;
   const maxLagMs = opts.maxLag === undefined ? 60_000 : Number(opts.maxLag) * 1000;
   if (name === 'news-signals') {
@@ -129,12 +142,8 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
               .filter(Boolean)
       ).map((url) => ({ url }));
       const source =
-        opts.source === 'replay'
-          ? new RecordedNewsSource({
-              file:
-                opts.data ??
-                join(sharedDataDir(), 'crypto-news-sentiment/news/cryptonews_2021-10_2022-07.csv.gz'),
-            })
+        newsRecording !== undefined
+          ? new RecordedNewsSource({ file: newsRecording })
           : new RssSource({ feeds: feeds.length > 0 ? feeds : DEFAULT_FEEDS });
       const sources: NewsSource[] = [source];
       // CryptoPanic joins when its token is in the environment (secrets never come from flags or files).

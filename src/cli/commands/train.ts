@@ -3,7 +3,7 @@ import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
-import { AtomicFile } from '../../core/files.ts';
+import { AtomicFile, checkOutputFile } from '../../core/files.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { newsFeaturesFrom } from '../../features/news-recording.ts';
@@ -21,6 +21,7 @@ import {
   datasetFromCandles,
   datasetFromStoreWindow,
   parsePairs,
+  requireCandles,
   type SourceReport,
 } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
@@ -62,7 +63,7 @@ function positiveInt(flag: string, text: string): number {
 export async function loadDataset(
   opts: DataFlags,
 ): Promise<{ ds: Dataset; source: SourceReport; featureSets: { name: string; version: number }[] }> {
-  const horizonMs = parseDuration(opts.horizon);
+  const horizonMs = parseDuration(opts.horizon, '--horizon');
   if (horizonMs < 60_000 || horizonMs % 60_000 !== 0)
     throw new UsageError(`--horizon must be a whole number of minutes (e.g. 5m), got "${opts.horizon}"`);
   let source: SourceReport;
@@ -114,6 +115,7 @@ export async function loadDataset(
   for (const r of source.rejects.slice(0, 5)) process.stderr.write(`rejected ${r.where}: ${r.reason}\n`);
   if (source.rejects.length > 5)
     process.stderr.write(`… ${n(source.rejects.length)} candles rejected in all\n`);
+  if (opts.candles !== undefined) requireCandles(source, opts.candles);
   for (const w of checkDataset(ds, MIN_ROWS)) process.stderr.write(`warning: ${w}\n`);
   process.stderr.write(
     `dataset: ${n(ds.n)} rows (${ds.pairs.join(', ')}), ${ds.columns.length} columns, horizon ${horizonMs / 60_000} min; ` +
@@ -135,9 +137,9 @@ function walkOptions(opts: WalkFlags, ds: Dataset) {
   return {
     folds: positiveInt('folds', opts.folds),
     mode,
-    purgeMs: opts.purge === undefined ? ds.horizonMs : parseDuration(opts.purge),
-    everyMs: opts.every === undefined ? undefined : parseDuration(opts.every),
-    windowMs: opts.window === undefined ? undefined : parseDuration(opts.window),
+    purgeMs: opts.purge === undefined ? ds.horizonMs : parseDuration(opts.purge, '--purge'),
+    everyMs: opts.every === undefined ? undefined : parseDuration(opts.every, '--every'),
+    windowMs: opts.window === undefined ? undefined : parseDuration(opts.window, '--window'),
     tune: tuneSeconds > 0 ? { seconds: tuneSeconds, trials: positiveInt('trials', opts.trials) } : undefined,
     seed: positiveInt('seed', opts.seed),
   } as const;
@@ -198,6 +200,8 @@ export async function evaluateCommand(
   opts: DataFlags & WalkFlags & BandFlags & { json?: boolean; predictions?: string; figures?: string },
 ): Promise<void> {
   const started = performance.now();
+  // Checked before the walk-forward, not after minutes of it.
+  if (opts.predictions) checkOutputFile(opts.predictions, '--predictions');
   const { ds, source } = await loadDataset(opts);
   const progress = progressDisplay();
   const stop = stopOnSignal();

@@ -11,7 +11,12 @@ import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts'
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { datasetFromStoreWindow, parsePairs } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
-import { TRAINER_DAYS, TRAINER_EVERY, TrainerService } from '../../training/trainer-service.ts';
+import {
+  MIN_TRAINER_EVERY_MS,
+  TRAINER_DAYS,
+  TRAINER_EVERY,
+  TrainerService,
+} from '../../training/trainer-service.ts';
 
 /**
  * `cryptocast service trainer`: retrains from the feature store on a schedule (`--every`, default 7d) on the latest
@@ -31,10 +36,13 @@ export async function trainerService(opts: {
   folds?: string;
   once?: boolean;
 }): Promise<void> {
-  const everyMs = parseDuration(opts.every ?? TRAINER_EVERY);
+  const everyMs = parseDuration(opts.every ?? TRAINER_EVERY, '--every');
+  // A retrain takes minutes: a schedule tighter than a minute is a typo (0s, 7 for 7d), not a wish.
+  if (everyMs < MIN_TRAINER_EVERY_MS)
+    throw new UsageError(`--every must be at least 1m (got "${opts.every}"): a retrain takes minutes`);
   const days = Number(opts.days ?? TRAINER_DAYS);
   if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
-  const horizonMs = parseDuration(opts.horizon ?? '5m');
+  const horizonMs = parseDuration(opts.horizon ?? '5m', '--horizon');
   const tuneSeconds = Number(opts.tuneSeconds ?? '120');
   const folds = Number(opts.folds ?? '5');
   const registryUrl = opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY;

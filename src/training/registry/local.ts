@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { CryptocastError } from '../../core/errors.ts';
 import {
   type Alias,
   type AliasChange,
@@ -37,38 +38,65 @@ export class LocalRegistry implements ModelRegistry {
     this.location = this.root;
   }
 
+  /**
+   * Runs a registry operation with the file system's errors as one catalogued line (CC_ERR_REGISTRY) that names
+   * the registry: `--registry` naming a file, a folder without permission, a card that is not JSON.
+   */
+  private async guarded<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof CryptocastError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      const isFile = await stat(this.root).then(
+        (st) => !st.isDirectory(),
+        () => false,
+      );
+      if (isFile || code === 'ENOTDIR')
+        throw new RegistryError(`the model registry ${this.root} is not a folder`, {
+          hint: 'give a folder (created when missing) or mlflow+http://host:port with --registry or CRYPTOCAST_REGISTRY',
+          cause: err,
+        });
+      // A card or aliases.json that is not JSON or not a card: its message on one line.
+      const why = code ?? (err as Error).message.replace(/\s+/g, ' ').slice(0, 300);
+      throw new RegistryError(`the model registry ${this.root} cannot be used: ${why}`, { cause: err });
+    }
+  }
+
   private dir(name: string): string {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name)) throw new RegistryError(`bad model name "${name}"`);
     return join(this.root, name);
   }
 
   async register(card: NewModelCard, artifactsDir: string): Promise<ModelCard> {
-    const base = this.dir(card.name);
-    await mkdir(join(base, 'versions'), { recursive: true });
-    const staging = join(base, `.staging-${randomUUID()}`);
-    await mkdir(staging);
-    try {
-      for (const f of card.artifacts) {
-        if (f.includes('/') || f.startsWith('.'))
-          throw new RegistryError(`artifact names are plain file names: ${f}`);
-        await copyFile(join(artifactsDir, f), join(staging, f));
-      }
-      for (let attempt = 0; attempt < 100; attempt++) {
-        const version = (await this.versions(card.name)).reduce((a, b) => Math.max(a, b), 0) + 1;
-        const full = ModelCardSchema.parse({ ...card, version, createdAt: Date.now() });
-        await writeFile(join(staging, 'card.json'), `${JSON.stringify(full, null, 2)}\n`);
-        try {
-          await rename(staging, join(base, 'versions', String(version)));
-          return full;
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    return this.guarded(async () => {
+      const base = this.dir(card.name);
+      await mkdir(join(base, 'versions'), { recursive: true });
+      const staging = join(base, `.staging-${randomUUID()}`);
+      await mkdir(staging);
+      try {
+        for (const f of card.artifacts) {
+          if (f.includes('/') || f.startsWith('.'))
+            throw new RegistryError(`artifact names are plain file names: ${f}`);
+          await copyFile(join(artifactsDir, f), join(staging, f));
         }
+        for (let attempt = 0; attempt < 100; attempt++) {
+          const version = (await this.versions(card.name)).reduce((a, b) => Math.max(a, b), 0) + 1;
+          const full = ModelCardSchema.parse({ ...card, version, createdAt: Date.now() });
+          await writeFile(join(staging, 'card.json'), `${JSON.stringify(full, null, 2)}\n`);
+          try {
+            await rename(staging, join(base, 'versions', String(version)));
+            return full;
+          } catch (err) {
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+          }
+        }
+        throw new RegistryError('could not allocate a version number (100 concurrent registrations?)');
+      } finally {
+        await rm(staging, { recursive: true, force: true });
       }
-      throw new RegistryError('could not allocate a version number (100 concurrent registrations?)');
-    } finally {
-      await rm(staging, { recursive: true, force: true });
-    }
+    });
   }
 
   private async versions(name: string): Promise<number[]> {
@@ -82,23 +110,27 @@ export class LocalRegistry implements ModelRegistry {
   }
 
   async list(name: string): Promise<ModelCard[]> {
-    const out: ModelCard[] = [];
-    for (const v of (await this.versions(name)).sort((a, b) => a - b)) {
-      const card = await this.get(name, v);
-      if (card) out.push(card);
-    }
-    return out;
+    return this.guarded(async () => {
+      const out: ModelCard[] = [];
+      for (const v of (await this.versions(name)).sort((a, b) => a - b)) {
+        const card = await this.get(name, v);
+        if (card) out.push(card);
+      }
+      return out;
+    });
   }
 
   async get(name: string, version: number): Promise<ModelCard | undefined> {
-    let text: string;
-    try {
-      text = await readFile(join(this.dir(name), 'versions', String(version), 'card.json'), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    return ModelCardSchema.parse(JSON.parse(text));
+    return this.guarded(async () => {
+      let text: string;
+      try {
+        text = await readFile(join(this.dir(name), 'versions', String(version), 'card.json'), 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+      return ModelCardSchema.parse(JSON.parse(text));
+    });
   }
 
   private async aliasFile(name: string): Promise<AliasFile> {
@@ -112,38 +144,46 @@ export class LocalRegistry implements ModelRegistry {
   }
 
   async alias(name: string, alias: Alias): Promise<number | undefined> {
-    return (await this.aliasFile(name))[alias] ?? undefined;
+    return this.guarded(async () => {
+      return (await this.aliasFile(name))[alias] ?? undefined;
+    });
   }
 
   async setAlias(name: string, alias: Alias, version: number, reason: string): Promise<void> {
-    if ((await this.get(name, version)) === undefined)
-      throw new RegistryError(`${name} has no version ${version}`);
-    await this.locked(name, async () => {
-      const file = await this.aliasFile(name);
-      const change: AliasChange = { alias, version, previous: file[alias], at: Date.now(), reason };
-      file[alias] = version;
-      file.history.push(change);
-      const path = join(this.dir(name), 'aliases.json');
-      const tmp = `${path}.${randomUUID()}.tmp`;
-      await writeFile(tmp, `${JSON.stringify(file, null, 2)}\n`);
-      await rename(tmp, path);
+    return this.guarded(async () => {
+      if ((await this.get(name, version)) === undefined)
+        throw new RegistryError(`${name} has no version ${version}`);
+      await this.locked(name, async () => {
+        const file = await this.aliasFile(name);
+        const change: AliasChange = { alias, version, previous: file[alias], at: Date.now(), reason };
+        file[alias] = version;
+        file.history.push(change);
+        const path = join(this.dir(name), 'aliases.json');
+        const tmp = `${path}.${randomUUID()}.tmp`;
+        await writeFile(tmp, `${JSON.stringify(file, null, 2)}\n`);
+        await rename(tmp, path);
+      });
     });
   }
 
   async aliasHistory(name: string): Promise<AliasChange[]> {
-    return (await this.aliasFile(name)).history;
+    return this.guarded(async () => {
+      return (await this.aliasFile(name)).history;
+    });
   }
 
   async download(name: string, version: number, dir: string): Promise<Record<string, string>> {
-    const card = await this.get(name, version);
-    if (card === undefined) throw new RegistryError(`${name} has no version ${version}`);
-    await mkdir(dir, { recursive: true });
-    const out: Record<string, string> = {};
-    for (const f of card.artifacts) {
-      out[f] = join(dir, f);
-      await copyFile(join(this.dir(name), 'versions', String(version), f), out[f]);
-    }
-    return out;
+    return this.guarded(async () => {
+      const card = await this.get(name, version);
+      if (card === undefined) throw new RegistryError(`${name} has no version ${version}`);
+      await mkdir(dir, { recursive: true });
+      const out: Record<string, string> = {};
+      for (const f of card.artifacts) {
+        out[f] = join(dir, f);
+        await copyFile(join(this.dir(name), 'versions', String(version), f), out[f]);
+      }
+      return out;
+    });
   }
 
   private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {

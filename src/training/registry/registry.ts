@@ -94,8 +94,8 @@ export interface ModelRegistry {
 
 export class RegistryError extends CryptocastError {
   override readonly name: string = 'RegistryError';
-  constructor(message: string) {
-    super(ERR.REGISTRY.code, message, { exitCode: ERR.REGISTRY.exitCode });
+  constructor(message: string, opts: { hint?: string; cause?: unknown } = {}) {
+    super(ERR.REGISTRY.code, message, { exitCode: ERR.REGISTRY.exitCode, ...opts });
   }
 }
 

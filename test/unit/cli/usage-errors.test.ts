@@ -3,13 +3,25 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { parseDuration } from '../../../src/config/config.ts';
 import { ERR, type ErrorKind } from '../../../src/core/errors.ts';
 import { runCli } from '../../support/cli.ts';
 
-/** Exit 2, one line naming the problem with its code, no stack trace. */
-async function refused(args: string[], kind: ErrorKind): Promise<string> {
+/** Exit 2, one line naming the problem with its code, no stack trace; within `ms` (a command that runs on fails). */
+async function refused(args: string[], kind: ErrorKind, ms = 60_000): Promise<string> {
   const run = runCli(args);
-  const code = await run.exited;
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([
+    run.exited,
+    new Promise<string>((r) => {
+      timer = setTimeout(() => r(`still running after ${ms} ms`), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (typeof code === 'string' && code.startsWith('still running')) {
+    run.child.kill('SIGKILL');
+    assert.fail(`cryptocast ${args.join(' ')}: ${code}, not refused`);
+  }
   const stderr = run.stderr();
   assert.equal(code, kind.exitCode, stderr);
   assert.match(stderr, new RegExp(`\\[${kind.code}\\]`), stderr);
@@ -37,6 +49,38 @@ describe('the CLI refuses with a stable code', () => {
     const run = runCli(['service', 'trades', '--bus', 'memory'], { CRYPTOCAST_EXCHANGES: 'kraken,nasdaq' });
     assert.equal(await run.exited, ERR.CONFIG.exitCode);
     assert.match(run.stderr(), /unknown exchange "nasdaq".*\[CC_ERR_CONFIG\]/);
+  });
+});
+
+describe('durations: a unit is required, and the trainer’s schedule has a floor', () => {
+  it('service trainer --every 0s | 7 | 30s and service candles --grace 5 are refused before anything starts', async () => {
+    const store = `duckdb:${join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 's.duckdb')}`;
+    assert.match(
+      await refused(['service', 'trainer', '--store', store, '--every', '0s'], ERR.USAGE, 20_000),
+      /--every must be at least 1m/,
+    );
+    assert.match(
+      await refused(['service', 'trainer', '--store', store, '--every', '7'], ERR.CONFIG),
+      /--every: "7" has no unit/,
+    );
+    assert.match(
+      await refused(['service', 'trainer', '--store', store, '--every', '30s'], ERR.USAGE, 20_000),
+      /at least 1m/,
+    );
+    assert.match(
+      await refused(['service', 'candles', '--grace', '5'], ERR.CONFIG),
+      /--grace.*"5" has no unit/,
+    );
+  });
+
+  it('parseDuration: units ms, s, m, h, d; a bare number is refused, naming the flag', () => {
+    assert.deepEqual(
+      ['500ms', '5s', '2m', '1h', '7d', '1.5s'].map((t) => parseDuration(t)),
+      [500, 5_000, 120_000, 3_600_000, 604_800_000, 1_500],
+    );
+    assert.throws(() => parseDuration('5', '--grace'), /^ConfigError: --grace: "5" has no unit/);
+    assert.throws(() => parseDuration('0'), /has no unit/);
+    assert.throws(() => parseDuration('5 seconds'), /not a duration/);
   });
 });
 

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { CryptocastError } from '../../../src/core/errors.ts';
 import { NewsDeduplicator } from '../../../src/news/dedup.ts';
 import { coinsIn, normaliseUrl, plainText } from '../../../src/news/normalise.ts';
 import { RecordedNewsSource } from '../../../src/news/recorded.ts';
@@ -109,6 +112,27 @@ describe('recorded news (the real recording)', () => {
     assert.equal(first.fetchedAt - first.publishedAt, 300_000);
     assert.deepEqual(first.coins, ['BTC', 'ETH']);
     assert.ok(sink.items.filter((n) => n.coins.includes('BTC')).length > 2_000);
+  });
+
+  it('a recording that cannot be read (missing, not gzip) fails run() with CC_ERR_INPUT naming it, no crash', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'cc-news-'));
+    const notGzip = join(d, 'news.csv.gz');
+    writeFileSync(notGzip, 'date;title\n');
+    const sink = new Sink();
+    for (const [file, why] of [
+      [join(d, 'missing.csv'), /ENOENT/],
+      [notGzip, /header/],
+    ] as const)
+      await assert.rejects(
+        new RecordedNewsSource({ file }).run(sink, new AbortController().signal),
+        (e: unknown) =>
+          e instanceof CryptocastError &&
+          e.code === 'CC_ERR_INPUT' &&
+          e.message.includes(file) &&
+          why.test(e.message),
+      );
+    assert.equal(sink.items.length + sink.dead.length, 0);
+    rmSync(d, { recursive: true, force: true });
   });
 });
 
