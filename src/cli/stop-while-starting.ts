@@ -1,3 +1,4 @@
+import { log } from '../core/log.ts';
 import type { Bus } from '../runtime/bus.ts';
 
 /**
@@ -18,6 +19,21 @@ export function stopWhileStarting(stop: AbortSignal, bus: Bus) {
   return {
     started(): void {
       started = true;
+    },
+    /**
+     * Runs the service's `start`: true once it runs (counted as started), false when a stop ended the start (logged;
+     * the caller returns quietly); a start failing on its own rethrows.
+     */
+    async start(service: string, start: () => Promise<void>): Promise<boolean> {
+      try {
+        await start();
+      } catch (err) {
+        if (!(stop.aborted && !started)) throw err;
+        log.info({ service }, 'stopped before it started');
+        return false;
+      }
+      started = true;
+      return true;
     },
     /** A start failed because of the stop (end quietly), not on its own (rethrow). */
     stoppedWhileStarting(): boolean {

@@ -68,14 +68,7 @@ export async function monitorService(opts: {
   });
   const starting = stopWhileStarting(abort.signal, bus);
   try {
-    try {
-      await svc.start();
-    } catch (err) {
-      if (!starting.stoppedWhileStarting()) throw err;
-      log.info({ service: 'monitor' }, 'stopped before it started');
-      return;
-    }
-    starting.started();
+    if (!(await starting.start('monitor', () => svc.start()))) return;
     markStarted();
     log.info(
       {

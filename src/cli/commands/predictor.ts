@@ -91,15 +91,11 @@ export async function predictorService(opts: {
   });
   const starting = stopWhileStarting(abort.signal, bus);
   try {
-    try {
+    const started = await starting.start('predictor', async () => {
       await holder.start();
       await svc.start();
-    } catch (err) {
-      if (!starting.stoppedWhileStarting()) throw err;
-      log.info({ service: 'predictor' }, 'stopped before it started');
-      return;
-    }
-    starting.started();
+    });
+    if (!started) return;
     markStarted();
     log.info(
       {

@@ -164,31 +164,34 @@ describe('absurd values never become features', () => {
 });
 
 describe('an absurd trade on the stream (trades service → candles)', () => {
+  /** `input` through the trades service into the candle service (in process): the candles, the dead letters. */
+  const throughServices = async (input: Trade[], recording: Trade[]) => {
+    const bus = new InProcessBus();
+    const candles = new CandleService({ bus });
+    await candles.start();
+    const svc = new TradeService(bus);
+    const sink = svc.sink('test');
+    for (let i = 0; i < input.length; i += 100) await sink.trades(input.slice(i, i + 100));
+    await sink.watermark({
+      v: 1,
+      type: 'watermark',
+      exchange: recording[0]!.exchange,
+      pair: recording[0]!.pair,
+      ts: input.at(-1)!.tradeTs + 10 * MIN,
+      final: true,
+    });
+    await candles.caughtUp();
+    const out = (await bus.readTail<Candle>(topics.candles, 10_000)).map((r) => r.value);
+    const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value);
+    await candles.stop();
+    return { out, dead, stats: svc.stats };
+  };
+
   it('a trade at 1e308 is dead-lettered with its reason; the candles equal those of the clean recording', async () => {
     const trades: Trade[] = [];
     for await (const b of readTradeFile(KRAKEN_REST_TRADES)) trades.push(...b.trades);
     const absurd: Trade = { ...trades[500]!, price: 1e308, tradeId: '999999999' };
-    const run = async (input: Trade[]) => {
-      const bus = new InProcessBus();
-      const candles = new CandleService({ bus });
-      await candles.start();
-      const svc = new TradeService(bus);
-      const sink = svc.sink('test');
-      for (let i = 0; i < input.length; i += 100) await sink.trades(input.slice(i, i + 100));
-      await sink.watermark({
-        v: 1,
-        type: 'watermark',
-        exchange: trades[0]!.exchange,
-        pair: trades[0]!.pair,
-        ts: input.at(-1)!.tradeTs + 10 * MIN,
-        final: true,
-      });
-      await candles.caughtUp();
-      const out = (await bus.readTail<Candle>(topics.candles, 10_000)).map((r) => r.value);
-      const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value);
-      await candles.stop();
-      return { out, dead, stats: svc.stats };
-    };
+    const run = (input: Trade[]) => throughServices(input, trades);
     const clean = await run(trades);
     const dirty = await run([...trades.slice(0, 501), absurd, ...trades.slice(501)]);
     assert.deepEqual(dirty.out, clean.out);
@@ -206,26 +209,7 @@ describe('an absurd trade on the stream (trades service → candles)', () => {
     const trades: Trade[] = [];
     for await (const b of readTradeFile(KRAKEN_REST_TRADES)) trades.push(...b.trades);
     const huge = [0, 1].map((k): Trade => ({ ...trades[500 + k]!, qty: 1e300, tradeId: `99999999${k}` }));
-    const run = async (input: Trade[]) => {
-      const bus = new InProcessBus();
-      const candles = new CandleService({ bus });
-      await candles.start();
-      const sink = new TradeService(bus).sink('test');
-      for (let i = 0; i < input.length; i += 100) await sink.trades(input.slice(i, i + 100));
-      await sink.watermark({
-        v: 1,
-        type: 'watermark',
-        exchange: trades[0]!.exchange,
-        pair: trades[0]!.pair,
-        ts: input.at(-1)!.tradeTs + 10 * MIN,
-        final: true,
-      });
-      await candles.caughtUp();
-      const out = (await bus.readTail<Candle>(topics.candles, 10_000)).map((r) => r.value);
-      const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value);
-      await candles.stop();
-      return { out, dead };
-    };
+    const run = (input: Trade[]) => throughServices(input, trades);
     const clean = await run(trades);
     const dirty = await run([...trades.slice(0, 502), ...huge, ...trades.slice(502)]);
     assert.ok(clean.out.length > 10);
