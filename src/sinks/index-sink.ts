@@ -163,16 +163,9 @@ export class IndexSink {
       );
   }
 
-  private failWith: ((err: Error) => void) | undefined;
+  private readonly failure = Promise.withResolvers<never>();
   /** Rejects when the sink cannot go on (OpenSearch refused its credentials): the service ends with the reason. */
-  readonly failed: Promise<never> = new Promise<never>((_, reject) => {
-    this.failWith = reject;
-  });
-
-  private fail(err: Error): void {
-    this.failWith?.(err);
-    this.failWith = undefined;
-  }
+  readonly failed: Promise<never> = this.failure.promise;
 
   async stop(): Promise<void> {
     this.stopping.abort();
@@ -219,7 +212,7 @@ export class IndexSink {
         timer();
         if (err instanceof CryptocastError) {
           // Refused credentials: the batch stays uncommitted, and the sink fails (`failed`) so the service ends.
-          this.fail(err);
+          this.failure.reject(err); // a second rejection of a settled promise is a no-op
           throw err;
         }
         this.available((err as Error).message);

@@ -7,8 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CLI, runCli } from '../support/cli.ts';
+import { CLI, exitedWithin, runCli } from '../support/cli.ts';
 import { KRAKEN_2019_CSV, SHARED_DATA } from '../support/data.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * Reproductions from a first-time user's review (branch ux): bad input a user plausibly gives, where the CLI answers
@@ -47,6 +48,16 @@ const dir = () => {
   made.push(d);
   return d;
 };
+/** A real kline zip a local mirror serves for BTCUSDT 2022-05, and its SHA-256 (the archive's .CHECKSUM). */
+function mirroredZip(): { zip: Buffer; sum: string } {
+  const zip = readFileSync(
+    join(
+      SHARED_DATA,
+      'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02/BTCUSDT/BTCUSDT-1m-2022-05-09.zip',
+    ),
+  );
+  return { zip, sum: createHash('sha256').update(zip).digest('hex') };
+}
 const servers: Server[] = [];
 after(() => {
   for (const d of made) rmSync(d, { recursive: true, force: true });
@@ -227,30 +238,23 @@ describe('busy ports: a catalogued line, not a stack', () => {
 describe('stopping', () => {
   it('a service waiting for an unreachable broker stops on the first SIGINT', async () => {
     const run = runCli(['service', 'candles', '--bus', 'kafka://127.0.0.1:9']);
-    const deadline = Date.now() + 60_000;
-    while (!/kafka is unavailable/.test(run.stderr()) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.match(run.stderr(), /kafka is unavailable/);
+    await waitFor(
+      'the service to report the missing broker',
+      run.stderr,
+      (e) => /kafka is unavailable/.test(e),
+      {
+        timeoutMs: 60_000,
+        everyMs: 100,
+      },
+    );
     run.child.kill('SIGINT');
-    const code = await Promise.race([
-      run.exited,
-      new Promise<string>((r) => setTimeout(() => r('still running 20 s after SIGINT'), 20_000)),
-    ]);
-    if (code === 'still running 20 s after SIGINT') run.child.kill('SIGKILL');
-    assert.notEqual(code, 'still running 20 s after SIGINT', run.stderr());
+    await exitedWithin(run, 20_000, 'the service to end after one SIGINT');
   });
 });
 
 describe('data fetch from a mirror that closes each connection (Connection: close, like HTTP/1.0 servers)', () => {
   it('downloads, or fails with a catalogued line: never an undici AssertionError crash', async () => {
-    const zip = readFileSync(
-      join(
-        SHARED_DATA,
-        'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02/BTCUSDT/BTCUSDT-1m-2022-05-09.zip',
-      ),
-    );
-    const sum = createHash('sha256').update(zip).digest('hex');
+    const { zip, sum } = mirroredZip();
     const server = createServer((req, res) => {
       const url = req.url ?? '';
       const body = url.endsWith('.CHECKSUM')
@@ -289,13 +293,7 @@ describe('data fetch from a mirror that closes each connection (Connection: clos
 
 describe('data fetch interrupted', () => {
   it('SIGINT mid-download: the catalogued "interrupted" line, no AbortError stack, the part kept', async () => {
-    const zip = readFileSync(
-      join(
-        SHARED_DATA,
-        'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02/BTCUSDT/BTCUSDT-1m-2022-05-09.zip',
-      ),
-    );
-    const sum = createHash('sha256').update(zip).digest('hex');
+    const { zip, sum } = mirroredZip();
     // Sends the zip 1,000 bytes at a time, so the download is in progress when the signal comes.
     const server = createServer((req, res) => {
       const url = req.url ?? '';
@@ -333,7 +331,6 @@ describe('data fetch interrupted', () => {
       d,
     ]);
     const part = join(d, 'spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2022-05.zip.part');
-    const deadline = Date.now() + 30_000;
     const partBytes = () => {
       try {
         return readFileSync(part).length;
@@ -341,8 +338,7 @@ describe('data fetch interrupted', () => {
         return 0;
       }
     };
-    while (partBytes() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(partBytes() > 0, 'the download started');
+    await waitFor('the download to start', partBytes, (n) => n > 0, { timeoutMs: 30_000, everyMs: 50 });
     run.child.kill('SIGINT');
     const code = await run.exited;
     refused(
@@ -363,14 +359,7 @@ describe('run with a registry it cannot read', () => {
       ['run', '--store', `duckdb:${join(d, 's.duckdb')}`, '--port', '0', '--quiet', '--no-news'],
       { CRYPTOCAST_REGISTRY: f },
     );
-    const code = await Promise.race([
-      run.exited,
-      new Promise<string>((r) => setTimeout(() => r('still running after 90 s'), 90_000)),
-    ]);
-    if (typeof code === 'string') {
-      run.child.kill('SIGINT');
-      run.child.kill('SIGINT');
-    }
+    const code = await exitedWithin(run, 90_000, 'the run to end');
     assert.ok(typeof code === 'number', `${code}; stderr:\n${run.stderr().slice(-1500)}`);
     assert.doesNotMatch(run.stderr(), /features held/, 'no endless "handler failed; will retry" loop');
   });

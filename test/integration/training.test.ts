@@ -18,6 +18,7 @@ import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { runCli } from '../support/cli.ts';
 import { SHARED_DATA } from '../support/data.ts';
 import { sampleModel } from '../support/registry-contract.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * The training pipeline end to end on real Binance candles, with the real trainer (Python, XGBoost): evaluate's
@@ -302,12 +303,10 @@ describe('cryptocast train stopped', () => {
       },
     );
     const work = () => readdirSync(tmp).filter((f) => f.startsWith('cryptocast-train-'));
-    const deadline = Date.now() + 120_000;
     // The trainer has started once its spec is written (just before the spawn) and a process reads it.
     const fitting = () =>
       work().some((w) => existsSync(join(tmp, w, 'out', 'spec.json'))) && trainerPids(tmp).length > 0;
-    while (!fitting() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(fitting(), `the trainer never started:\n${run.stderr()}`);
+    await waitFor('the trainer to start', fitting, Boolean, { everyMs: 50 });
     run.child.kill('SIGINT');
     assert.equal(await run.exited, 130, run.stderr());
     assert.match(run.stderr(), /interrupted.*\[CC_ERR_INTERRUPTED\]/);

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { waitFor } from './wait.ts';
 
 /** Runs `bin/cryptocast` as a user would: its own process, the project's Node. */
 export const CLI = join(import.meta.dirname, '..', '..', 'bin', 'cryptocast');
@@ -72,4 +73,26 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Cl
       });
     },
   };
+}
+
+/**
+ * The exit code (or signal) of `run` once it ends, awaited with a deadline: a process still running after `ms` is
+ * killed and the wait fails, naming `what` and the end of its stderr.
+ */
+export async function exitedWithin(run: CliRun, ms: number, what: string): Promise<number | string> {
+  try {
+    await waitFor(
+      what,
+      () => run.child.exitCode ?? run.child.signalCode,
+      (c) => c !== null,
+      {
+        timeoutMs: ms,
+        everyMs: 50,
+      },
+    );
+  } catch (err) {
+    run.child.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}\n${run.stderr().slice(-1500)}`);
+  }
+  return run.exited;
 }
