@@ -5,23 +5,12 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseDuration } from '../../../src/config/config.ts';
 import { ERR, type ErrorKind } from '../../../src/core/errors.ts';
-import { runCli } from '../../support/cli.ts';
+import { exitedWithin, runCli } from '../../support/cli.ts';
 
 /** Exit 2, one line naming the problem with its code, no stack trace; within `ms` (a command that runs on fails). */
 async function refused(args: string[], kind: ErrorKind, ms = 60_000): Promise<string> {
   const run = runCli(args);
-  let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([
-    run.exited,
-    new Promise<string>((r) => {
-      timer = setTimeout(() => r(`still running after ${ms} ms`), ms);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (typeof code === 'string' && code.startsWith('still running')) {
-    run.child.kill('SIGKILL');
-    assert.fail(`cryptocast ${args.join(' ')}: ${code}, not refused`);
-  }
+  const code = await exitedWithin(run, ms, `cryptocast ${args.join(' ')} to be refused`);
   const stderr = run.stderr();
   assert.equal(code, kind.exitCode, stderr);
   assert.match(stderr, new RegExp(`\\[${kind.code}\\]`), stderr);

@@ -9,6 +9,7 @@ import { topics } from '../../../src/schemas/topics.ts';
 import { IndexSink } from '../../../src/sinks/index-sink.ts';
 import { OpenSearchIndex } from '../../../src/sinks/opensearch.ts';
 import { prediction } from '../../support/factories.ts';
+import { waitFor } from '../../support/wait.ts';
 
 /**
  * The set-up calls of the OpenSearch adapter against a local HTTP server that answers as OpenSearch does with and
@@ -148,9 +149,12 @@ describe('OpenSearch refusing access', () => {
           sleep: async () => {},
         });
         const started = sink.start();
-        const deadline = Date.now() + 10_000;
-        while (calls.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-        assert.ok(calls.length >= 3, `retried: ${calls.length} calls`);
+        await waitFor(
+          'three attempts',
+          () => calls.length,
+          (n) => n >= 3,
+          { timeoutMs: 10_000, everyMs: 10 },
+        );
         await sink.stop();
         await assert.rejects(started, /stopped before/);
       },
