@@ -10,6 +10,30 @@ import type { NewsSignal } from '../../../src/schemas/news-signal.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import { bitstampCandleRecords } from '../../support/bitstamp.ts';
 
+/** A scored news signal: `score`'s sign gives the label; available to the pipeline at `availableAt`. */
+function newsSignal(
+  newsId: string,
+  coin: string,
+  score: number,
+  availableAt: number,
+  publishedAt: number,
+): NewsSignal {
+  return {
+    v: 1,
+    newsId,
+    coin,
+    score,
+    label: score > 0 ? 'positive' : 'negative',
+    confidence: 0.9,
+    reason: 'test',
+    model: 'fake',
+    promptVersion: 'p',
+    baseline: false,
+    publishedAt,
+    availableAt,
+  };
+}
+
 describe('FeatureWriter', () => {
   it('moves candles → features → store: full history, online vector, and a replay writes nothing twice', async () => {
     const candles: Candle[] = await bitstampCandleRecords(500);
@@ -40,20 +64,8 @@ describe('FeatureWriter', () => {
   it('with news: stores per-coin sentiment as of each candle end, equal to the batch computation, from signals arriving later', async () => {
     const candles: Candle[] = await bitstampCandleRecords(240);
     const t0 = candles[0]!.windowEnd;
-    const signal = (i: number, coin: string, score: number, at: number): NewsSignal => ({
-      v: 1,
-      newsId: `n${i}`,
-      coin,
-      score,
-      label: score > 0 ? 'positive' : 'negative',
-      confidence: 0.9,
-      reason: 'test',
-      model: 'fake',
-      promptVersion: 'p',
-      baseline: false,
-      publishedAt: at - 600_000,
-      availableAt: at,
-    });
+    const signal = (i: number, coin: string, score: number, at: number) =>
+      newsSignal(`n${i}`, coin, score, at, at - 600_000);
     // BTC signals before the first candle, inside the span, and one ETH signal that must not count for BTC/USD.
     const signals = [
       signal(1, 'BTC', 0.8, t0 - 3_600_000),
@@ -105,20 +117,8 @@ describe('FeatureWriter', () => {
   it('holding news (a replay faster than the LLM): rows wait for newsKnownUntil and equal the batch computation, late signals included', async () => {
     const candles: Candle[] = await bitstampCandleRecords(180);
     const t0 = candles[0]!.windowEnd;
-    const signal = (i: number, score: number, at: number): NewsSignal => ({
-      v: 1,
-      newsId: `n${i}`,
-      coin: 'BTC',
-      score,
-      label: score > 0 ? 'positive' : 'negative',
-      confidence: 0.9,
-      reason: 'test',
-      model: 'fake',
-      promptVersion: 'p',
-      baseline: false,
-      publishedAt: at - 60_000,
-      availableAt: at,
-    });
+    const signal = (i: number, score: number, at: number) =>
+      newsSignal(`n${i}`, 'BTC', score, at, at - 60_000);
     const signals = [signal(1, 0.6, t0 + 5 * 60_000), signal(2, -0.4, t0 + 40 * 60_000)];
     const bus = new InProcessBus();
     const store = await DuckDbFeatureStore.open(':memory:');
@@ -161,21 +161,8 @@ describe('FeatureWriter', () => {
 
 describe('FeatureWriter: a failed news write', () => {
   const signalsFor = (t0: number) =>
-    [5, 40, 90].map(
-      (m, i): NewsSignal => ({
-        v: 1,
-        newsId: `n${i}`,
-        coin: 'BTC',
-        score: i % 2 === 0 ? 0.6 : -0.4,
-        label: i % 2 === 0 ? 'positive' : 'negative',
-        confidence: 0.9,
-        reason: 'test',
-        model: 'fake',
-        promptVersion: 'p',
-        baseline: false,
-        publishedAt: t0 + m * 60_000 - 60_000,
-        availableAt: t0 + m * 60_000,
-      }),
+    [5, 40, 90].map((m, i) =>
+      newsSignal(`n${i}`, 'BTC', i % 2 === 0 ? 0.6 : -0.4, t0 + m * 60_000, t0 + (m - 1) * 60_000),
     );
   /** A DuckDB store whose next news write fails once (a full disk, a restarting database). */
   const failingOnce = async () => {
@@ -265,20 +252,7 @@ describe('FeatureWriter: replicas', () => {
     const at = Date.UTC(2025, 0, 1);
     await bus.publish(
       topics.newsSignals,
-      [1, 2, 3].map((i) => ({
-        v: 1 as const,
-        newsId: `n${i}`,
-        coin: 'BTC',
-        score: 0.5,
-        label: 'positive' as const,
-        confidence: 0.9,
-        reason: 'test',
-        model: 'fake',
-        promptVersion: 'p',
-        baseline: false,
-        publishedAt: at,
-        availableAt: at,
-      })),
+      [1, 2, 3].map((i) => newsSignal(`n${i}`, 'BTC', 0.5, at, at)),
     );
     for (const w of writers) await w.newsCaughtUp();
     assert.deepEqual(
