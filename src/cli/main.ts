@@ -196,6 +196,29 @@ topicsCmd
   .option('--timeout <duration>', 'give up when the broker does not answer within this time', '60s')
   .action(async (opts) => (await import('./commands/topics.ts')).createTopics(opts));
 
+const dlqCmd = program
+  .command('dlq')
+  .description('the dead-letter topic (Kafka): what was rejected and why; replay what should have passed');
+const dlqFilters = (c: Command) =>
+  c
+    .addOption(new Option('--bus <url>', 'kafka://host:port[,host:port]').env('CRYPTOCAST_BUS'))
+    .option('--service <name>', 'only dead letters of this service (e.g. candles)')
+    .option('--origin <name>', 'only dead letters from this topic or source (e.g. trades, kraken-ws)')
+    .option('--kind <kind>', 'only this kind (e.g. invalid, late, implausible)')
+    .option('--since <duration>', 'only those written in this last span (e.g. 30m, 2h, 7d)')
+    .option('--limit <n>', 'read at most the latest N dead letters', '1000')
+    .option('--json', 'machine-readable output');
+dlqFilters(dlqCmd.command('list'))
+  .description('dead letters grouped by service, origin and kind, with their latest reason')
+  .option('--records', 'also list every dead letter')
+  .action(async (opts) => (await import('./commands/dlq.ts')).listCommand(opts));
+dlqFilters(dlqCmd.command('replay'))
+  .description(
+    'publish the payloads of dead letters back to their topic (--origin), checked as a consumer checks them',
+  )
+  .option('--dry-run', 'say what would be published, publish nothing')
+  .action(async (opts) => (await import('./commands/dlq.ts')).replayCommand(opts));
+
 program
   .command('schemas')
   .description('print the topic contracts (zod schemas) as an AsyncAPI 3.0 document')

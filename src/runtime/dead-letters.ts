@@ -1,0 +1,111 @@
+import type { DeadLetter } from '../schemas/dlq.ts';
+import { summarise } from './in-process-bus.ts';
+import type { Topic } from './topic.ts';
+
+/**
+ * Reading the dead-letter topic back: which dead letters an operator asked for, what they have in common, and which of
+ * them can go back to the topic they came from. Pure (no I/O): `cryptocast dlq` (src/cli/commands/dlq.ts) reads the
+ * topic and publishes.
+ */
+
+export interface DeadLetterFilter {
+  service?: string;
+  origin?: string;
+  kind?: string;
+  /** Dead letters written at or after this time (epoch ms). */
+  since?: number;
+}
+
+export function selectDeadLetters(letters: readonly DeadLetter[], f: DeadLetterFilter): DeadLetter[] {
+  return letters.filter(
+    (d) =>
+      (f.service === undefined || d.service === f.service) &&
+      (f.origin === undefined || d.origin === f.origin) &&
+      (f.kind === undefined || d.kind === f.kind) &&
+      (f.since === undefined || d.ts >= f.since),
+  );
+}
+
+/** Dead letters of one service, origin and kind: how many, when, and the latest reason. */
+export interface DeadLetterGroup {
+  service: string;
+  origin: string;
+  kind: string;
+  count: number;
+  first: number;
+  last: number;
+  latestReason: string;
+  /** Distinct reasons, counted up to `MAX_REASONS` (a reason often names a value, so they can all differ). */
+  reasons: number;
+}
+
+const MAX_REASONS = 100;
+
+/** Groups by service, origin and kind; the largest groups first. */
+export function groupDeadLetters(letters: readonly DeadLetter[]): DeadLetterGroup[] {
+  const groups = new Map<string, DeadLetterGroup & { seen: Set<string> }>();
+  for (const d of letters) {
+    const id = `${d.service}\u0000${d.origin}\u0000${d.kind}`;
+    let g = groups.get(id);
+    if (g === undefined) {
+      g = {
+        service: d.service,
+        origin: d.origin,
+        kind: d.kind,
+        count: 0,
+        first: d.ts,
+        last: d.ts,
+        latestReason: d.reason,
+        reasons: 0,
+        seen: new Set(),
+      };
+      groups.set(id, g);
+    }
+    g.count++;
+    if (d.ts < g.first) g.first = d.ts;
+    if (d.ts >= g.last) {
+      g.last = d.ts;
+      g.latestReason = d.reason;
+    }
+    if (g.seen.size < MAX_REASONS) g.seen.add(d.reason);
+    g.reasons = g.seen.size;
+  }
+  return [...groups.values()]
+    .map(({ seen: _, ...g }) => g)
+    .sort((a, b) => b.count - a.count || a.service.localeCompare(b.service));
+}
+
+export type Revived = { ok: true; topic: Topic<unknown>; value: unknown } | { ok: false; reason: string };
+
+/**
+ * The value a dead letter's payload stands for on its origin topic, checked as any consumer checks it (the topic's
+ * codec for a binary value, else JSON and the schema), or why it cannot go back: its origin is not a topic (an
+ * exchange's raw message), the payload was cut, or it still fails the check. Replaying a letter that fails again would
+ * only dead-letter it again.
+ */
+export function reviveDeadLetter(d: DeadLetter, declared: readonly Topic<unknown>[]): Revived {
+  const topic = declared.find((t) => t.name === d.origin);
+  if (topic === undefined) return { ok: false, reason: `its origin "${d.origin}" is not a topic` };
+  if (topic.name === 'dlq') return { ok: false, reason: 'it came from the dead-letter topic itself' };
+  if (d.truncated)
+    return { ok: false, reason: `its payload was cut (${d.payloadBytes} bytes): the original is not kept` };
+  if (d.payload.startsWith('base64:')) {
+    if (topic.codec === undefined)
+      return { ok: false, reason: `a binary payload, and ${topic.name} has no binary encoding` };
+    const bytes = Buffer.from(d.payload.slice('base64:'.length), 'base64');
+    if (!topic.codec.matches(bytes))
+      return { ok: false, reason: 'a binary payload the topic’s codec does not read' };
+    const value = topic.codec.decode(bytes);
+    return typeof value === 'string' ? { ok: false, reason: value } : { ok: true, topic, value };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(d.payload);
+  } catch (e) {
+    return { ok: false, reason: `not JSON: ${(e as Error).message}` };
+  }
+  const parsed = topic.schema.safeParse(json);
+  return parsed.success
+    ? { ok: true, topic, value: parsed.data }
+    : { ok: false, reason: summarise(parsed.error) };
+}

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { groupDeadLetters, reviveDeadLetter, selectDeadLetters } from '../../../src/runtime/dead-letters.ts';
+import type { Topic } from '../../../src/runtime/topic.ts';
+import { encodeTradeEvent } from '../../../src/runtime/trade-codec.ts';
+import { DLQ_MAX_PAYLOAD_CHARS, deadLetter } from '../../../src/schemas/dlq.ts';
+import { topics } from '../../../src/schemas/topics.ts';
+import { T0, trade } from '../../support/factories.ts';
+
+const declared = Object.values(topics) as Topic<unknown>[];
+const letter = (o: Partial<Parameters<typeof deadLetter>[0]> & { payload: unknown }) =>
+  deadLetter({ service: 'candles', origin: 'trades', kind: 'late', reason: 'late by 9 s', now: T0, ...o });
+
+describe('dead letters: select, group, revive', () => {
+  it('selects by service, origin, kind and time', () => {
+    const all = [
+      letter({ payload: 1 }),
+      letter({ payload: 2, kind: 'invalid', now: T0 + 10 }),
+      letter({ payload: 3, service: 'trades', origin: 'kraken-ws', kind: 'parse', now: T0 + 20 }),
+    ];
+    assert.equal(selectDeadLetters(all, {}).length, 3);
+    assert.deepEqual(
+      selectDeadLetters(all, { service: 'candles' }).map((d) => d.payload),
+      ['1', '2'],
+    );
+    assert.deepEqual(
+      selectDeadLetters(all, { kind: 'invalid' }).map((d) => d.payload),
+      ['2'],
+    );
+    assert.deepEqual(
+      selectDeadLetters(all, { origin: 'kraken-ws' }).map((d) => d.payload),
+      ['3'],
+    );
+    assert.deepEqual(
+      selectDeadLetters(all, { since: T0 + 10 }).map((d) => d.payload),
+      ['2', '3'],
+    );
+  });
+
+  it('groups by service, origin and kind, largest first, with the span and the latest reason', () => {
+    const groups = groupDeadLetters([
+      letter({ payload: 1, reason: 'a', now: T0 + 5 }),
+      letter({ payload: 2, service: 'trades', origin: 'kraken-ws', kind: 'parse', reason: 'x' }),
+      letter({ payload: 3, reason: 'b', now: T0 + 9 }),
+      letter({ payload: 4, reason: 'a', now: T0 + 1 }),
+    ]);
+    assert.deepEqual(groups, [
+      {
+        service: 'candles',
+        origin: 'trades',
+        kind: 'late',
+        count: 3,
+        first: T0 + 1,
+        last: T0 + 9,
+        latestReason: 'b',
+        reasons: 2,
+      },
+      {
+        service: 'trades',
+        origin: 'kraken-ws',
+        kind: 'parse',
+        count: 1,
+        first: T0,
+        last: T0,
+        latestReason: 'x',
+        reasons: 1,
+      },
+    ]);
+  });
+
+  it('revives a JSON payload its topic accepts, and a binary one through the codec', () => {
+    const t = trade({ ts: T0, price: 60_000 });
+    const json = reviveDeadLetter(letter({ payload: t }), declared);
+    assert.equal(json.ok, true);
+    assert.deepEqual(json.ok && json.value, t);
+    assert.equal(json.ok && json.topic, topics.trades);
+    const bin = reviveDeadLetter(
+      letter({ kind: 'invalid', payload: `base64:${encodeTradeEvent(t).toString('base64')}` }),
+      declared,
+    );
+    assert.deepEqual(bin.ok && bin.value, t);
+  });
+
+  it('says why a letter cannot go back', () => {
+    const why = (o: Parameters<typeof letter>[0]) => {
+      const r = reviveDeadLetter(letter(o), declared);
+      assert.equal(r.ok, false);
+      return r.ok ? '' : r.reason;
+    };
+    assert.match(
+      why({ origin: 'kraken-ws', payload: '{"event":"trade"}' }),
+      /origin "kraken-ws" is not a topic/,
+    );
+    assert.match(why({ payload: 'not json at all' }), /^not JSON/);
+    assert.match(why({ payload: { ...trade({ ts: T0, price: 60_000 }), price: -1 } }), /price/);
+    assert.match(why({ payload: 'x'.repeat(DLQ_MAX_PAYLOAD_CHARS + 1) }), /payload was cut/);
+    assert.match(why({ payload: 'base64:zAEACQ==' }), /./); // a truncated binary trade: the codec's reason
+    assert.match(why({ origin: 'dlq', payload: '{}' }), /dead-letter topic itself/);
+    assert.match(
+      why({ origin: 'candles', payload: `base64:${Buffer.from([0xcc, 1]).toString('base64')}` }),
+      /no binary encoding/,
+    );
+  });
+});
