@@ -3,7 +3,7 @@ import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
 import { redactSecrets } from '../core/secrets.ts';
 import { FEATURE_SET } from '../features/technical.ts';
-import type { Bus, Subscription } from '../runtime/bus.ts';
+import { type Bus, HoldBatch, type Subscription } from '../runtime/bus.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { Prediction } from '../schemas/prediction.ts';
@@ -193,7 +193,7 @@ export class PredictorService {
         // The registry is away and nothing is served yet: hold the features (the bus redelivers this batch after a
         // back-off) instead of skipping them as "no champion" — nothing is lost while it restarts.
         if (this.models.waitingForRegistry?.())
-          throw new Error('the model registry does not answer: features held');
+          throw new HoldBatch('the model registry does not answer: features held');
         this.published ??= await this.readPublished();
         if (this.adjustments !== undefined && this.history !== undefined)
           for (const r of batch.records)

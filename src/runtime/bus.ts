@@ -87,6 +87,15 @@ export interface Subscription {
   caughtUp(): Promise<void>;
 }
 
+/**
+ * Thrown by a handler that holds its input on purpose while a dependency it checked is away (the predictor while the
+ * registry does not answer): the bus redelivers the batch after its back-off, as after any failure, but this is a
+ * wait, not an error. It is logged once per wait, as a warning without a stack, instead of at every back-off.
+ */
+export class HoldBatch extends Error {
+  override readonly name = 'HoldBatch';
+}
+
 /** Partition for a key: murmur2 like Kafka's default partitioner, so both transports place keys alike. */
 export function partitionFor(key: string, partitions: number): number {
   // Keys are pairs: a handful of distinct strings, so the hash is memoised.

@@ -6,10 +6,12 @@ import {
   type Batch,
   type Bus,
   type Delivered,
+  HoldBatch,
   partitionFor,
   type SubscribeOptions,
   type Subscription,
 } from './bus.ts';
+import { InvalidValueError, PoisonGuard } from './poison.ts';
 import type { Topic } from './topic.ts';
 import { isValidated } from './validated.ts';
 
@@ -104,7 +106,8 @@ export class InProcessBus implements Bus {
     for (const v of values) {
       if (isValidated(v)) continue;
       const r = topic.schema.safeParse(v);
-      if (!r.success) throw new Error(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
+      if (!r.success)
+        throw new InvalidValueError(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
     }
     for (const v of values) {
       const key = topic.key(v);
@@ -249,6 +252,7 @@ export class InProcessBus implements Bus {
     const opts = m.options;
     const pl = tl.partitions[p]!;
     let failures = 0;
+    const poison = new PoisonGuard();
     while (!m.stopped && !this.closed && m.assigned.includes(p)) {
       const pos = m.position.get(p)!;
       if (pos >= pl.end) {
@@ -257,11 +261,21 @@ export class InProcessBus implements Bus {
         await new Promise<void>((resolve) => tl.waiters.add(resolve));
         continue;
       }
-      const upTo = Math.min(pl.end, pos + this.maxBatch);
+      const upTo = Math.min(pl.end, pos + poison.chunkSize(BigInt(pos), this.maxBatch));
       const records: Delivered<unknown>[] = [];
       let unchecked = false;
+      let quarantined = 0;
       for (let o = pos; o < upTo; o++) {
         const r = pl.records[o - pl.base]!;
+        if (poison.isQuarantined(BigInt(o))) {
+          quarantined++;
+          const reason = poison.deadLetterReason(BigInt(o));
+          if (reason !== undefined) {
+            await this.deadLetterPoison(opts, p, o, r, reason);
+            poison.deadLetterSent(BigInt(o));
+          }
+          continue;
+        }
         if (r.unchecked) unchecked = true;
         records.push({
           topic: opts.topic.name,
@@ -280,19 +294,33 @@ export class InProcessBus implements Bus {
             ? await opts.handle({ partition: p, records: valid } as Batch<unknown>)
             : undefined;
         const safe = plan?.get(p);
-        const commitTo = safe === undefined ? upTo : Math.min(upTo, Number(safe));
+        // Only quarantined records: moved past, not committed past (poison.ts, step 3).
+        const commitTo =
+          valid.length === 0 && quarantined > 0
+            ? 0
+            : safe === undefined
+              ? upTo
+              : Math.min(upTo, Number(safe));
         if (m.assigned.includes(p)) {
           group.committed.set(p, Math.max(group.committed.get(p) ?? 0, commitTo));
           m.position.set(p, upTo);
         }
         failures = 0;
+        poison.handled(BigInt(upTo));
       } catch (err) {
         // Not committed: the same records are delivered again after a pause (at-least-once).
         failures++;
-        log.error(
-          { err, service: opts.service, topic: opts.topic.name, partition: p, offset: pos },
-          'handler failed; will retry',
-        );
+        poison.failed(err, BigInt(pos), BigInt(upTo));
+        if (!(err instanceof HoldBatch))
+          log.error(
+            { err, service: opts.service, topic: opts.topic.name, partition: p, offset: pos },
+            'handler failed; will retry',
+          );
+        else if (failures === 1)
+          log.warn(
+            { service: opts.service, topic: opts.topic.name, partition: p, offset: pos, reason: err.message },
+            'batch held; redelivered until it passes',
+          );
         await new Promise((r) => setTimeout(r, backoffCap(failures, { initialMs: 50, maxMs: 5_000 })));
         m.position.set(p, group.committed.get(p) ?? pos);
       } finally {
@@ -313,6 +341,32 @@ export class InProcessBus implements Bus {
   }
 
   /** Invalid records (possible only through `publishUnvalidated`) go to the dead-letter topic. */
+  /** A record the handler can never take (poison.ts): to `dlq` once, with the reason. */
+  private async deadLetterPoison(
+    opts: SubscribeOptions<unknown>,
+    partition: number,
+    offset: number,
+    r: { key: string; value: unknown },
+    reason: string,
+  ): Promise<void> {
+    log.error(
+      { service: opts.service, topic: opts.topic.name, partition, offset, reason },
+      'record quarantined to dlq',
+    );
+    await this.publish(knownTopics.dlq, [
+      deadLetter({
+        service: opts.service,
+        origin: opts.topic.name,
+        kind: 'handler-error',
+        reason,
+        payload: r.value,
+        key: r.key,
+        partition,
+        offset,
+      }),
+    ]);
+  }
+
   private async validate(
     opts: SubscribeOptions<unknown>,
     records: Delivered<unknown>[],

@@ -346,6 +346,39 @@ describe('KafkaBus on a real Kafka broker', () => {
     assert.equal((await committed(bus, 'g', single)).get(0), 100n);
   });
 
+  it('a record the handler can never take is narrowed down, dead-lettered once, and the rest flows on', async () => {
+    const bus = newBus(undefined, 25);
+    await bus.ensureTopics([single, topics.dlq]);
+    await bus.publish(single, msgs(100));
+    const handled: number[] = [];
+    let outage = 2;
+    const sub = await bus.subscribe<Msg>({
+      topic: single,
+      group: 'g',
+      service: 'test',
+      handle: (b) => {
+        // A dependency away twice first: retried as always, never quarantined.
+        if (b.records[0]!.offset === 25n && outage-- > 0) throw new Error('store unavailable');
+        // Record 60 breaks the handler's code, every time.
+        if (b.records.some((r) => r.value.n === 60)) (undefined as unknown as { x: number }).x;
+        handled.push(...b.records.map((r) => r.value.n));
+        return undefined;
+      },
+    });
+    await until('every other record handled', () => handled.includes(99), 90_000);
+    await sub.stop();
+    assert.deepEqual(
+      handled,
+      Array.from({ length: 100 }, (_, i) => i).filter((n) => n !== 60),
+    );
+    const dead = (await bus.readTail(topics.dlq, 10)).map((r) => r.value);
+    assert.equal(dead.length, 1, 'one dead letter');
+    assert.equal(dead[0]!.kind, 'handler-error');
+    assert.equal(dead[0]!.offset, '60');
+    assert.match(dead[0]!.reason, /failed 3 times on this record alone: TypeError/);
+    assert.deepEqual(JSON.parse(dead[0]!.payload), msgs(1, 60)[0]);
+  });
+
   it('two members of one group split the 4 partitions and together see every record exactly once', async () => {
     const b1 = newBus();
     const b2 = newBus(b1.prefix);

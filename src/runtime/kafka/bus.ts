@@ -13,6 +13,7 @@ import { type Logger, log as rootLog } from '../../core/log.ts';
 import { topics as knownTopics } from '../../schemas/topics.ts';
 import { type Bus, type Delivered, partitionFor, type SubscribeOptions, type Subscription } from '../bus.ts';
 import { summarise } from '../in-process-bus.ts';
+import { InvalidValueError } from '../poison.ts';
 import type { Topic } from '../topic.ts';
 import { isValidated } from '../validated.ts';
 import {
@@ -229,7 +230,8 @@ export class KafkaBus implements Bus {
       // Values a schema produced at the boundary (validate()) are not checked twice.
       if (isValidated(v)) continue;
       const r = topic.schema.safeParse(v);
-      if (!r.success) throw new Error(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
+      if (!r.success)
+        throw new InvalidValueError(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
     }
     if (!this.ensured.has(topic.name)) await this.ensureTopics([topic as Topic<unknown>]);
     const name = this.name(topic as Topic<unknown>);

@@ -1,4 +1,5 @@
 import { type Backoff, backoffCap } from '../../core/retry.ts';
+import { PoisonGuard } from '../poison.ts';
 
 /** What became of a pending commit. */
 export type CommitOutcome = 'none' | 'committed' | 'failed' | 'dropped';
@@ -33,6 +34,8 @@ export class PartitionCursor {
   failures = 0;
   /** After a handler failure, the partition is not fetched before this time (ms). */
   retryAt = 0;
+  /** Records the handler can never take: narrowed down, quarantined, dead-lettered (poison.ts). */
+  readonly poison = new PoisonGuard();
 
   constructor(start: bigint, committed: bigint) {
     this.position = start;
@@ -61,6 +64,12 @@ export class PartitionCursor {
     if (target > this.committed) this.uncommitted = { offset: target, leaderEpoch };
     this.position = next;
     return this.uncommitted !== undefined;
+  }
+
+  /** Only quarantined records were read (poison.ts, step 3): move past them without committing past them. */
+  skipped(next: bigint): void {
+    this.failures = 0;
+    this.position = next;
   }
 
   /** Steps 4 and 5: sends the pending commit through `commit` if the partition is still `owned`. */

@@ -4,7 +4,7 @@ import type { Logger } from '../../core/log.ts';
 import { backoffCap } from '../../core/retry.ts';
 import { type DeadLetter, deadLetter } from '../../schemas/dlq.ts';
 import { topics as knownTopics } from '../../schemas/topics.ts';
-import type { CommitPlan, Delivered, SubscribeOptions } from '../bus.ts';
+import { type CommitPlan, type Delivered, HoldBatch, type SubscribeOptions } from '../bus.ts';
 import type { Topic } from '../topic.ts';
 import type { KafkaBus } from './bus.ts';
 import { FETCH_BACKOFF, FETCH_MAX_WAIT_MS, HANDLER_BACKOFF, ISOLATION, type RawConsumer } from './limits.ts';
@@ -195,9 +195,10 @@ export class KafkaSubscription<T> {
    */
   private async deliver(partition: number, state: PartitionCursor, fetched: Fetched): Promise<void> {
     const { records } = fetched;
-    const size = this.bus.maxBatch;
-    for (let i = 0; i === 0 || i < records.length; i += size) {
+    const poison = state.poison;
+    for (let i = 0, size = 0; i === 0 || i < records.length; i += size) {
       if (this.stopped || this.pending !== undefined) return;
+      size = poison.chunkSize(records[i]?.offset ?? state.position, this.bus.maxBatch);
       const chunk = records.slice(i, i + size);
       const last = i + size >= records.length;
       // The last chunk also moves past what follows its last record (control batches).
@@ -205,7 +206,17 @@ export class KafkaSubscription<T> {
       const leaderEpoch = chunk[chunk.length - 1]?.leaderEpoch ?? -1;
       const valid: Delivered<T>[] = [];
       const dead: DeadLetter[] = [];
+      const quarantined: bigint[] = [];
       for (const r of chunk) {
+        if (poison.isQuarantined(r.offset)) {
+          const reason = poison.deadLetterReason(r.offset);
+          if (reason !== undefined) {
+            dead.push(this.deadLetter(partition, r, reason, 'handler-error'));
+            this.log.error({ partition, offset: r.offset, reason }, 'record quarantined to dlq');
+          }
+          quarantined.push(r.offset);
+          continue;
+        }
         const parsed = parseRecord(this.opts.topic, partition, r);
         if (parsed.ok) valid.push(parsed.record);
         else dead.push(this.deadLetter(partition, r, parsed.reason));
@@ -213,29 +224,40 @@ export class KafkaSubscription<T> {
       let plan: CommitPlan;
       try {
         if (dead.length > 0) {
-          this.log.warn({ partition, count: dead.length, reason: dead[0]!.reason }, 'invalid records to dlq');
+          this.log.warn({ partition, count: dead.length, reason: dead[0]!.reason }, 'records to dlq');
           await this.bus.publish(knownTopics.dlq, dead);
+          for (const o of quarantined) poison.deadLetterSent(o);
         }
         if (valid.length > 0) plan = await this.opts.handle({ partition, records: valid });
       } catch (err) {
+        poison.failed(err, chunk[0]?.offset ?? next, next);
         const backoff = state.handlerFailed(Date.now(), HANDLER_BACKOFF);
-        this.log.error(
-          { err, partition, offset: chunk[0]?.offset, failures: state.failures, retryInMs: backoff },
-          'handler failed; re-reading from the last commit',
-        );
+        if (!(err instanceof HoldBatch))
+          this.log.error(
+            { err, partition, offset: chunk[0]?.offset, failures: state.failures, retryInMs: backoff },
+            'handler failed; re-reading from the last commit',
+          );
+        else if (state.failures === 1)
+          this.log.warn(
+            { partition, offset: chunk[0]?.offset, reason: err.message },
+            'batch held; redelivered until it passes',
+          );
         this.progress.notify();
         return;
       }
-      if (state.handled(next, plan?.get(partition), leaderEpoch)) await this.commit(partition, state);
+      poison.handled(next);
+      // Only quarantined records: moved past, not committed past (poison.ts, step 3).
+      if (chunk.length > 0 && quarantined.length === chunk.length) state.skipped(next);
+      else if (state.handled(next, plan?.get(partition), leaderEpoch)) await this.commit(partition, state);
       this.progress.notify();
     }
   }
 
-  private deadLetter(partition: number, r: RawRecord, reason: string): DeadLetter {
+  private deadLetter(partition: number, r: RawRecord, reason: string, kind = 'invalid'): DeadLetter {
     return deadLetter({
       service: this.opts.service,
       origin: this.opts.topic.name,
-      kind: 'invalid',
+      kind,
       reason,
       // A binary value (the topic's codec) travels as base64 text; anything else as the text it is.
       payload:

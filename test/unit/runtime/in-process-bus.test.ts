@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
-import { type Delivered, murmur2, partitionFor } from '../../../src/runtime/bus.ts';
+import { log } from '../../../src/core/log.ts';
+import { type Delivered, HoldBatch, murmur2, partitionFor } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { defineTopic } from '../../../src/runtime/topic.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
@@ -155,6 +156,77 @@ describe('InProcessBus', () => {
     await sub.caughtUp();
     assert.deepEqual(got, [0, 1, 2]);
     assert.equal(calls, 2);
+    await bus.close();
+  });
+
+  it('a held batch is redelivered like a failed one, and logged once as a wait, not an error per back-off', async (t) => {
+    const warn = t.mock.method(log, 'warn', () => {});
+    const error = t.mock.method(log, 'error', () => {});
+    const bus = new InProcessBus();
+    const topic = defineTopic<Msg>({ ...numbers, name: 'held', partitions: 1 });
+    let calls = 0;
+    const got: number[] = [];
+    const sub = await bus.subscribe<Msg>({
+      topic,
+      group: 'g',
+      service: 't',
+      handle: (b) => {
+        if (++calls <= 3) throw new HoldBatch('the registry does not answer');
+        got.push(...b.records.map((r) => r.value.n));
+        return undefined;
+      },
+    });
+    await bus.publish(topic, msgs(3, ['A']));
+    await sub.caughtUp();
+    assert.deepEqual(got, [0, 1, 2]);
+    assert.equal(calls, 4);
+    assert.equal(error.mock.callCount(), 0);
+    const held = warn.mock.calls.filter((c) => c.arguments[1] === 'batch held; redelivered until it passes');
+    assert.equal(held.length, 1);
+    await bus.close();
+  });
+
+  it('a record the handler can never take is dead-lettered once, the rest flows on; an outage is only retried', async () => {
+    const bus = new InProcessBus({ maxBatch: 10 });
+    const topic = defineTopic<Msg>({ ...numbers, name: 'poisoned', partitions: 1 });
+    const got: number[] = [];
+    let outage = 4;
+    const sub = await bus.subscribe<Msg>({
+      topic,
+      group: 'g',
+      service: 't',
+      handle: (b) => {
+        if (b.records[0]!.offset === 0n && outage-- > 0) throw new Error('store unavailable');
+        if (b.records.some((r) => r.value.n === 23)) throw new RangeError('invalid array length');
+        got.push(...b.records.map((r) => r.value.n));
+        return undefined;
+      },
+    });
+    const dead: Delivered<DeadLetter>[] = [];
+    const dlq = await bus.subscribe<DeadLetter>({
+      topic: topics.dlq,
+      group: 'd',
+      service: 't',
+      handle: (b) => {
+        dead.push(...b.records);
+        return undefined;
+      },
+    });
+    await bus.publish(topic, msgs(40, ['A']));
+    await sub.caughtUp();
+    await dlq.caughtUp();
+    assert.deepEqual(
+      got,
+      Array.from({ length: 40 }, (_, i) => i).filter((n) => n !== 23),
+    );
+    assert.deepEqual(
+      dead.map((d) => [d.value.kind, d.value.offset, JSON.parse(d.value.payload).n]),
+      [['handler-error', '23', 23]],
+    );
+    assert.match(
+      dead[0]!.value.reason,
+      /failed 3 times on this record alone: RangeError: invalid array length/,
+    );
     await bus.close();
   });
 
