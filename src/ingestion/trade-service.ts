@@ -2,7 +2,7 @@ import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { PriceGuard, type PriceGuardOptions } from '../core/price-guard.ts';
 import type { Bus } from '../runtime/bus.ts';
-import { publishDurably } from '../runtime/publish-durably.ts';
+import { publishDurably, publishOrDeadLetter } from '../runtime/publish-durably.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import { topics } from '../schemas/topics.ts';
 import { type Trade, type TradeEvent, tradeOutOfBounds, type Watermark } from '../schemas/trade.ts';
@@ -82,10 +82,17 @@ export class TradeService {
         const fresh = this.dedup.filter(trades);
         this.stats.duplicates += trades.length - fresh.length;
         if (fresh.length === 0) return;
-        await this.durably(name, signal, () => this.bus.publish<TradeEvent>(topics.trades, fresh));
-        this.stats.trades += fresh.length;
-        for (const t of fresh) metrics.trades.inc({ exchange: t.exchange, pair: t.pair });
-        const last = fresh[fresh.length - 1]!;
+        const published = await publishOrDeadLetter(this.bus, topics.trades, fresh, {
+          source: name,
+          service: 'trades',
+          signal,
+          onRetry: () => this.stats.publishRetries++,
+          onRefused: () => this.stats.rejects++,
+        });
+        this.stats.trades += published.length;
+        for (const t of published) metrics.trades.inc({ exchange: t.exchange, pair: t.pair });
+        const last = published[published.length - 1];
+        if (last === undefined) return;
         metrics.lastTrade.set({ exchange: last.exchange, pair: last.pair }, last.tradeTs / 1000);
       },
       watermark: async (wm: Watermark) => {

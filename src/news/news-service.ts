@@ -1,6 +1,6 @@
 import { log } from '../core/log.ts';
 import type { Bus } from '../runtime/bus.ts';
-import { publishDurably } from '../runtime/publish-durably.ts';
+import { publishDurably, publishOrDeadLetter } from '../runtime/publish-durably.ts';
 import type { DeadLetter } from '../schemas/dlq.ts';
 import type { NewsItem } from '../schemas/news.ts';
 import { topics } from '../schemas/topics.ts';
@@ -25,9 +25,17 @@ export class NewsService {
       news: async (items: readonly NewsItem[]) => {
         const fresh = items.filter((n) => this.dedup.accept(n));
         this.stats.duplicates += items.length - fresh.length;
-        if (fresh.length > 0)
-          await publishDurably('news', signal, () => this.bus.publish(topics.news, fresh), this.onRetry);
-        this.stats.items += fresh.length;
+        const published =
+          fresh.length === 0
+            ? fresh
+            : await publishOrDeadLetter(this.bus, topics.news, fresh, {
+                source: 'news',
+                service: 'news',
+                signal,
+                onRetry: this.onRetry,
+                onRefused: () => this.stats.rejects++,
+              });
+        this.stats.items += published.length;
       },
       reject: async (dl: DeadLetter) => {
         this.stats.rejects++;

@@ -6,7 +6,7 @@ import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { topics } from '../../../src/schemas/topics.ts';
-import type { TradeEvent } from '../../../src/schemas/trade.ts';
+import type { Trade, TradeEvent } from '../../../src/schemas/trade.ts';
 import { MIN, ohlc, T0, trade, watermark } from '../../support/factories.ts';
 
 async function candlesOf(bus: InProcessBus): Promise<string[]> {
@@ -67,5 +67,30 @@ describe('CandleService on the in-process bus', () => {
     assert.equal(svc.stats.duplicates, 2);
     assert.equal(svc.stats.publishRetries, 2);
     assert.equal((await bus.readTail(topics.trades, 10)).length, 1);
+  });
+
+  it('trade service: a trade the topic refuses is dead-lettered, not retried for ever; the others are published', async () => {
+    const bus = new InProcessBus();
+    const svc = new TradeService(bus);
+    const sink = svc.sink('buggy-connector');
+    // Within every bound, but not a trade the schema accepts (a connector's bug).
+    const bad = { ...trade({ ts: T0 + 1, price: 100, tradeId: 'b' }), side: 'hold' } as unknown as Trade;
+    const done = sink.trades([
+      trade({ ts: T0, price: 100, tradeId: 'a' }),
+      bad,
+      trade({ ts: T0 + 2, price: 100, tradeId: 'c' }),
+    ]);
+    await done;
+    assert.deepEqual(
+      (await bus.readTail<TradeEvent>(topics.trades, 10)).map((r) => (r.value as Trade).tradeId),
+      ['a', 'c'],
+    );
+    const dead = (await bus.readTail<DeadLetter>(topics.dlq, 10)).map((r) => r.value);
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0]!.kind, 'invalid');
+    assert.match(dead[0]!.reason, /side/);
+    assert.equal(JSON.parse(dead[0]!.payload).tradeId, 'b');
+    assert.equal(svc.stats.trades, 2);
+    assert.equal(svc.stats.publishRetries, 0);
   });
 });

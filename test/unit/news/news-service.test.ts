@@ -87,6 +87,30 @@ describe('NewsService', () => {
     assert.equal(svc.stats.publishRetries, 3);
   });
 
+  it('an item the news topic refuses (a source bug) is dead-lettered; the others of its batch are published', async () => {
+    const bus = new InProcessBus();
+    const buggy: NewsSource = {
+      name: 'buggy',
+      async run(sink: NewsSink) {
+        await sink.news([item(0), { ...item(1), coins: 'BTC' } as unknown as NewsItem, item(2)]);
+      },
+    };
+    const svc = new NewsService(bus);
+    await svc.run([buggy], new AbortController().signal);
+    assert.deepEqual(
+      (await bus.readTail<NewsItem>(topics.news, 10)).map((r) => r.value.id),
+      ['item-0', 'item-2'],
+    );
+    const dead = (await bus.readTail<DeadLetter>(topics.dlq, 10)).map((r) => r.value);
+    assert.deepEqual(
+      dead.map((d) => [d.kind, JSON.parse(d.payload).id]),
+      [['invalid', 'item-1']],
+    );
+    assert.match(dead[0]!.reason, /coins/);
+    assert.equal(svc.stats.items, 2);
+    assert.equal(svc.stats.rejects, 1);
+  });
+
   it('a source that fails fails the service (so it exits non-zero and is restarted), after the others finish', async () => {
     const bus = new InProcessBus();
     const broken: NewsSource = {
