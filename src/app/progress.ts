@@ -35,6 +35,13 @@ export class StatusLine {
     if (this.tty && this.lastText) process.stderr.write(this.lastText);
   }
 
+  /** Writes a line to stderr above the status line (a log line while it is drawn). */
+  note(line: string): void {
+    if (this.tty) process.stderr.write('\r\x1b[2K');
+    process.stderr.write(line + '\n');
+    if (this.tty && this.lastText) process.stderr.write(this.lastText);
+  }
+
   /** Removes the status line (before an error is printed in its place). */
   clear(): void {
     if (this.tty) process.stderr.write('\r\x1b[2K');
@@ -48,3 +55,31 @@ export class StatusLine {
 
 export const n = (x: number) => x.toLocaleString('en-US');
 export const iso = (ts: number) => new Date(ts).toISOString().replace('T', ' ').slice(0, 19);
+
+const LEVELS: Record<number, string> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warning',
+  50: 'error',
+  60: 'fatal',
+};
+
+/**
+ * A JSON log line as one short line for a person at a terminal: level, who, what, and why (the error's message or the
+ * reason), e.g. `warning: kraken-ws: reconnecting (getaddrinfo ENOTFOUND ws.kraken.com)`. A line that is not JSON is
+ * returned as it is.
+ */
+export function humanLogLine(line: string): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line.trimEnd();
+  }
+  const level = LEVELS[o.level as number] ?? String(o.level ?? 'log');
+  const who = [o.component, o.service, o.source].find((v) => typeof v === 'string') as string | undefined;
+  const err = o.err as { message?: unknown } | string | undefined;
+  const why = typeof err === 'string' ? err : typeof err?.message === 'string' ? err.message : o.reason;
+  return `${level}: ${who ? `${who}: ` : ''}${String(o.msg ?? '')}${typeof why === 'string' && why ? ` (${why})` : ''}`;
+}

@@ -4,11 +4,12 @@ import { apiOptionsFromEnv } from '../../api/server.ts';
 import { type CandleReplayStats, replayCandles, replayRange } from '../../app/candle-replay.ts';
 import { liveNewsSources, type NewsPipeline, startNewsPipeline } from '../../app/news-pipeline.ts';
 import { startMarketDataPipeline } from '../../app/pipeline.ts';
-import { iso, n, StatusLine } from '../../app/progress.ts';
+import { humanLogLine, iso, n, StatusLine } from '../../app/progress.ts';
 import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
+import { redirectLogLines } from '../../core/log.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
 import { unlessStopped } from '../../core/unless-stopped.ts';
@@ -111,6 +112,8 @@ export async function run(
   const speed = parseSpeed(opts.speed);
   // --json: stdout carries only JSON lines (progress of what is durably stored, then a summary); text goes to stderr.
   const status = new StatusLine(5_000, opts.json ? process.stderr : process.stdout);
+  // On a terminal, log lines (a live source's reconnects…) go above the status line as short text, not JSON into it.
+  if (process.stderr.isTTY && !opts.json) redirectLogLines((l) => status.note(humanLogLine(l)));
   if (fallback)
     status.print(
       `the trade recordings are not here: replaying the Binance 1-minute klines of ${fallback} that data fetch downloaded (--replay ${fallback})`,
