@@ -75,7 +75,7 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
       }
     } catch (err) {
       if (err instanceof HttpError || o.signal?.aborted) throw err;
-      reason = `network: ${(err as Error).message}`;
+      reason = `network: ${networkReason(err)}`;
     }
     if (attempt >= retries)
       throw fail(ERR.UPSTREAM, `GET ${redactSecrets(url)} failed after ${attempt + 1} attempts: ${reason}`);
@@ -87,4 +87,12 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
     );
     await sleep(delay, undefined, { signal: o.signal });
   }
+}
+
+/** An error's message with its causes' (undici's "fetch failed" says why only in `cause`: ECONNREFUSED, ENOTFOUND…). */
+export function networkReason(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e instanceof Error && parts.length < 4; e = e.cause)
+    if (!parts.includes(e.message)) parts.push(e.message);
+  return redactSecrets(parts.join(': ') || String(err));
 }

@@ -71,4 +71,22 @@ describe('getJson', () => {
     );
     assert.equal(srv.calls(), 3);
   });
+
+  it('says why the network failed (the cause undici keeps out of "fetch failed")', async () => {
+    // A port nothing listens on: bind one, note it, close it.
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    const reasons: string[] = [];
+    await assert.rejects(
+      getJson(`http://127.0.0.1:${port}/x`, {
+        retries: 1,
+        backoff: fast,
+        onRetry: (_n, why) => reasons.push(why),
+      }),
+      /failed after 2 attempts: network: fetch failed: connect ECONNREFUSED/,
+    );
+    assert.match(reasons[0]!, /^network: fetch failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
+  });
 });
