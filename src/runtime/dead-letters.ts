@@ -75,18 +75,41 @@ export function groupDeadLetters(letters: readonly DeadLetter[]): DeadLetterGrou
     .sort((a, b) => b.count - a.count || a.service.localeCompare(b.service));
 }
 
-export type Revived = { ok: true; topic: Topic<unknown>; value: unknown } | { ok: false; reason: string };
+/**
+ * Dead letters that are copies of one another: a consumer writes one each time it re-reads the record (a restart, a
+ * rebalance, a re-read after a failure). The same origin, partition and offset is the same record; without them
+ * (a source's reject), the same origin and payload.
+ */
+export function withoutCopies(letters: readonly DeadLetter[]): { letters: DeadLetter[]; copies: number } {
+  const seen = new Set<string>();
+  const out: DeadLetter[] = [];
+  for (const d of letters) {
+    const id =
+      d.partition !== undefined && d.offset !== undefined
+        ? `${d.origin}\u0000${d.partition}\u0000${d.offset}`
+        : `${d.origin}\u0000${d.payload}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push(d);
+  }
+  return { letters: out, copies: letters.length - out.length };
+}
+
+export type Revived = { ok: true; value: unknown } | { ok: false; reason: string };
 
 /**
- * The value a dead letter's payload stands for on its origin topic, checked as any consumer checks it (the topic's
- * codec for a binary value, else JSON and the schema), or why it cannot go back: its origin is not a topic (an
- * exchange's raw message), the payload was cut, or it still fails the check. Replaying a letter that fails again would
- * only dead-letter it again.
+ * The value a dead letter's payload stands for on `topic`, checked as any consumer checks it (the topic's codec for a
+ * binary value, else JSON and the schema), or why it cannot go there: it came from another topic, the payload was cut,
+ * or it still fails the check. A letter from a source (origin `kraken-ws`, say: a trade the trades service refused)
+ * may go to any topic its payload passes. Replaying a letter that fails again would only dead-letter it again.
  */
-export function reviveDeadLetter(d: DeadLetter, declared: readonly Topic<unknown>[]): Revived {
-  const topic = declared.find((t) => t.name === d.origin);
-  if (topic === undefined) return { ok: false, reason: `its origin "${d.origin}" is not a topic` };
-  if (topic.name === 'dlq') return { ok: false, reason: 'it came from the dead-letter topic itself' };
+export function reviveDeadLetter(
+  d: DeadLetter,
+  topic: Topic<unknown>,
+  declared: readonly Topic<unknown>[],
+): Revived {
+  if (d.origin !== topic.name && declared.some((t) => t.name === d.origin))
+    return { ok: false, reason: `it came from the topic ${d.origin}, not ${topic.name}` };
   if (d.truncated)
     return { ok: false, reason: `its payload was cut (${d.payloadBytes} bytes): the original is not kept` };
   if (d.payload.startsWith('base64:')) {
@@ -96,7 +119,7 @@ export function reviveDeadLetter(d: DeadLetter, declared: readonly Topic<unknown
     if (!topic.codec.matches(bytes))
       return { ok: false, reason: 'a binary payload the topic’s codec does not read' };
     const value = topic.codec.decode(bytes);
-    return typeof value === 'string' ? { ok: false, reason: value } : { ok: true, topic, value };
+    return typeof value === 'string' ? { ok: false, reason: value } : { ok: true, value };
   }
   let json: unknown;
   try {
@@ -105,7 +128,5 @@ export function reviveDeadLetter(d: DeadLetter, declared: readonly Topic<unknown
     return { ok: false, reason: `not JSON: ${(e as Error).message}` };
   }
   const parsed = topic.schema.safeParse(json);
-  return parsed.success
-    ? { ok: true, topic, value: parsed.data }
-    : { ok: false, reason: summarise(parsed.error) };
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, reason: summarise(parsed.error) };
 }

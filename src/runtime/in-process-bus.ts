@@ -11,6 +11,7 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from './bus.ts';
+import { countDeadLetters } from './metered-bus.ts';
 import { InvalidValueError, PoisonGuard } from './poison.ts';
 import type { Topic } from './topic.ts';
 import { isValidated } from './validated.ts';
@@ -252,6 +253,11 @@ export class InProcessBus implements Bus {
     const opts = m.options;
     const pl = tl.partitions[p]!;
     let failures = 0;
+    // Where the last failed batch started: successes before it (a re-read from a commit held behind) are not progress.
+    let failedAt: number | undefined;
+    // The handler's safe offset at its last batch when it held its commit behind (see kafka/partition-cursor.ts).
+    let lastSafe: number | undefined;
+    let holding = false;
     const poison = new PoisonGuard();
     while (!m.stopped && !this.closed && m.assigned.includes(p)) {
       const pos = m.position.get(p)!;
@@ -263,17 +269,17 @@ export class InProcessBus implements Bus {
       }
       const upTo = Math.min(pl.end, pos + poison.chunkSize(BigInt(pos), this.maxBatch));
       const records: Delivered<unknown>[] = [];
+      const quarantined: { offset: number; key: string; value: unknown; reason: string | undefined }[] = [];
       let unchecked = false;
-      let quarantined = 0;
       for (let o = pos; o < upTo; o++) {
         const r = pl.records[o - pl.base]!;
         if (poison.isQuarantined(BigInt(o))) {
-          quarantined++;
-          const reason = poison.deadLetterReason(BigInt(o));
-          if (reason !== undefined) {
-            await this.deadLetterPoison(opts, p, o, r, reason);
-            poison.deadLetterSent(BigInt(o));
-          }
+          quarantined.push({
+            offset: o,
+            key: r.key,
+            value: r.value,
+            reason: poison.deadLetterReason(BigInt(o)),
+          });
           continue;
         }
         if (r.unchecked) unchecked = true;
@@ -286,40 +292,56 @@ export class InProcessBus implements Bus {
           timestamp: r.timestamp,
         });
       }
-      const valid = unchecked ? await this.validate(opts, records) : records;
       m.busy++;
       try {
+        for (const q of quarantined)
+          if (q.reason !== undefined) {
+            await this.deadLetterPoison(opts, p, q.offset, q, q.reason);
+            poison.deadLetterSent(BigInt(q.offset));
+          }
+        const valid = unchecked ? await this.validate(opts, records) : records;
         const plan =
           valid.length > 0
             ? await opts.handle({ partition: p, records: valid } as Batch<unknown>)
             : undefined;
         const safe = plan?.get(p);
-        // Only quarantined records: moved past, not committed past (poison.ts, step 3).
-        const commitTo =
-          valid.length === 0 && quarantined > 0
-            ? 0
-            : safe === undefined
-              ? upTo
-              : Math.min(upTo, Number(safe));
+        let commitTo: number;
+        if (valid.length > 0) {
+          lastSafe = safe !== undefined && Number(safe) < upTo ? Number(safe) : undefined;
+          commitTo = lastSafe ?? upTo;
+        }
+        // Nothing handed over: past records refused by their schema, unless the handler holds its commit behind;
+        // never past a quarantined record on its own (poison.ts, step 3).
+        else commitTo = quarantined.length === 0 && lastSafe === undefined ? upTo : 0;
         if (m.assigned.includes(p)) {
           group.committed.set(p, Math.max(group.committed.get(p) ?? 0, commitTo));
           m.position.set(p, upTo);
         }
-        failures = 0;
+        if (failedAt === undefined || upTo > failedAt) {
+          failures = 0;
+          failedAt = undefined;
+        }
+        if (holding)
+          log.info({ service: opts.service, topic: opts.topic.name, partition: p }, 'held batch passed');
+        holding = false;
         poison.handled(BigInt(upTo));
       } catch (err) {
         // Not committed: the same records are delivered again after a pause (at-least-once).
         failures++;
-        poison.failed(err, BigInt(pos), BigInt(upTo));
-        if (!(err instanceof HoldBatch))
+        failedAt = pos;
+        const verdict = poison.failed(err, BigInt(pos), upTo - pos, BigInt(upTo));
+        const where = { service: opts.service, topic: opts.topic.name, partition: p, offset: pos };
+        if (err instanceof HoldBatch) {
+          if (!holding)
+            log.warn({ ...where, reason: err.message }, 'batch held; redelivered until it passes');
+          holding = true;
+        } else log.error({ ...where, err }, 'handler failed; will retry');
+        if (verdict === 'quarantined')
+          log.error(where, 'the handler fails on this record alone: quarantined to dlq');
+        else if (verdict === 'state')
           log.error(
-            { err, service: opts.service, topic: opts.topic.name, partition: p, offset: pos },
-            'handler failed; will retry',
-          );
-        else if (failures === 1)
-          log.warn(
-            { service: opts.service, topic: opts.topic.name, partition: p, offset: pos, reason: err.message },
-            'batch held; redelivered until it passes',
+            where,
+            'the handler fails the same way on the record after a quarantined one: the fault is in its state, not a record; holding the partition',
           );
         await new Promise((r) => setTimeout(r, backoffCap(failures, { initialMs: 50, maxMs: 5_000 })));
         m.position.set(p, group.committed.get(p) ?? pos);
@@ -349,22 +371,18 @@ export class InProcessBus implements Bus {
     r: { key: string; value: unknown },
     reason: string,
   ): Promise<void> {
-    log.error(
-      { service: opts.service, topic: opts.topic.name, partition, offset, reason },
-      'record quarantined to dlq',
-    );
-    await this.publish(knownTopics.dlq, [
-      deadLetter({
-        service: opts.service,
-        origin: opts.topic.name,
-        kind: 'handler-error',
-        reason,
-        payload: r.value,
-        key: r.key,
-        partition,
-        offset,
-      }),
-    ]);
+    const letter = deadLetter({
+      service: opts.service,
+      origin: opts.topic.name,
+      kind: 'handler-error',
+      reason,
+      payload: r.value,
+      key: r.key,
+      partition,
+      offset,
+    });
+    await this.publish(knownTopics.dlq, [letter]);
+    countDeadLetters([letter]);
   }
 
   private async validate(
@@ -375,19 +393,20 @@ export class InProcessBus implements Bus {
     for (const r of records) {
       const res = opts.topic.schema.safeParse(r.value);
       if (res.success) valid.push(r);
-      else
-        await this.publish(knownTopics.dlq, [
-          deadLetter({
-            service: opts.service,
-            origin: r.topic,
-            kind: 'invalid',
-            reason: summarise(res.error),
-            payload: r.value,
-            key: r.key,
-            partition: r.partition,
-            offset: r.offset,
-          }),
-        ]);
+      else {
+        const letter = deadLetter({
+          service: opts.service,
+          origin: r.topic,
+          kind: 'invalid',
+          reason: summarise(res.error),
+          payload: r.value,
+          key: r.key,
+          partition: r.partition,
+          offset: r.offset,
+        });
+        await this.publish(knownTopics.dlq, [letter]);
+        countDeadLetters([letter]);
+      }
     }
     return valid;
   }

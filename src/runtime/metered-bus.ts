@@ -26,9 +26,7 @@ export class MeteredBus implements Bus {
   async publish<T>(topic: Topic<T>, values: readonly T[]): Promise<void> {
     await this.inner.publish(topic, values);
     metrics.recordsPublished.inc({ topic: topic.name }, values.length);
-    if (topic.name === 'dlq')
-      for (const d of values as readonly DeadLetter[])
-        metrics.deadLetters.inc({ origin: d.origin, kind: d.kind });
+    if (topic.name === 'dlq') countDeadLetters(values as readonly DeadLetter[]);
   }
 
   async subscribe<T>(options: SubscribeOptions<T>): Promise<Subscription> {
@@ -65,4 +63,13 @@ export class MeteredBus implements Bus {
   close(): Promise<void> {
     return this.inner.close();
   }
+}
+
+/**
+ * Counts dead letters in `cryptocast_dead_letters_total`: what services publish to `dlq` passes MeteredBus.publish;
+ * what the transports dead-letter themselves (a record its schema refuses, a quarantined one) is counted where they
+ * publish it, on the inner bus.
+ */
+export function countDeadLetters(letters: readonly DeadLetter[]): void {
+  for (const d of letters) metrics.deadLetters.inc({ origin: d.origin, kind: d.kind });
 }

@@ -3,67 +3,100 @@
  * fails the same way on every delivery holds its partition for ever, retrying, while everything behind the record waits.
  * Pure (no I/O): both transports consult it (kafka/subscription.ts, in-process-bus.ts). The steps, in order:
  *
- *  1. A handler failure that waiting cannot mend (`failsTheSameWay`: a TypeError, RangeError and the like thrown by
- *     code on a value, or a value its topic's schema refuses) is counted; any other failure (a store or broker away,
- *     a held batch) resets the count and is retried for ever, as before: no accepted record leaves the partition
- *     because a dependency is down.
- *  2. After `narrowAfter` such failures in a row, the failing chunk is narrowed down: the partition is re-read from its
- *     last commit as always, but handed over one record at a time up to the end of that chunk.
+ *  1. A handler failure that waiting cannot mend (`failsTheSameWay`: a TypeError or RangeError thrown by code on a
+ *     value, or a value its topic's schema refuses) is counted against the failing span: the records that every such
+ *     failure had in hand. Successes before that span (a stage that commits behind re-reads them after each failure)
+ *     do not reset the count; a success that gets past its start does. Any other failure (a store or broker away, a
+ *     held batch) is retried for ever, as before: no accepted record leaves the partition because a dependency is down.
+ *  2. After `narrowAfter` such failures, the span is narrowed down: the partition is re-read from its last commit as
+ *     always, in full chunks up to the span, then one record at a time through it.
  *  3. A single record whose handling fails that way `quarantineAfter` times is quarantined: it is no longer handed to
- *     the handler but dead-lettered once (kind `handler-error`, with the error as the reason), and the partition goes
- *     on. Its offset is not committed past on its own: a restart re-reads it, quarantines it again and writes a second
+ *     the handler but dead-lettered once (kind `handler-error`, the error as the reason), and the partition goes on.
+ *     Its offset is not committed past on its own: a restart re-reads it, quarantines it again and writes a second
  *     dead letter (at-least-once), rather than lose the open state of a stateful handler.
- *  4. Once the partition has been handled past the narrowed chunk, chunks are full size again.
+ *  4. If a record after a quarantined one then fails with the same message, the fault is in the handler's state (a
+ *     window that a later record closes), not in a record: nothing more is quarantined in that span, and the partition
+ *     is held and retried, as before this guard, with an error logged (`verdict` 'state'). At most one record was
+ *     dead-lettered for it, and it can be replayed (`cryptocast dlq replay`).
+ *  5. Once a chunk has been handled past the span, chunks are full size again.
  */
 export class PoisonGuard {
-  private inARow = 0;
-  private narrowUntil: bigint | undefined;
+  /** Failures that waiting cannot mend, in a row, on the span [from, until). */
+  private failing: { from: bigint; until: bigint; count: number } | undefined;
+  private narrowing = false;
   private suspect: { offset: bigint; hits: number } | undefined;
+  private lastQuarantined: { offset: bigint; message: string } | undefined;
+  private stateAtFault = false;
   /** Quarantined offsets: the reason, and whether its dead letter was sent. */
   private readonly quarantine = new Map<bigint, { reason: string; sent: boolean }>();
-
   private readonly o: { narrowAfter: number; quarantineAfter: number };
 
   constructor(limits = POISON_LIMITS) {
     this.o = limits;
   }
 
-  /** Records to hand over from `position`: one while a failing chunk is narrowed down (step 2). */
+  /** Records to hand over from `position`: full chunks up to a narrowed span, then one at a time through it (step 2). */
   chunkSize(position: bigint, normal: number): number {
-    return this.narrowUntil !== undefined && position < this.narrowUntil ? 1 : normal;
+    const f = this.failing;
+    if (!this.narrowing || f === undefined || position >= f.until) return normal;
+    if (position < f.from)
+      return Number(f.from - position < BigInt(normal) ? f.from - position : BigInt(normal));
+    return 1;
   }
 
-  /** Steps 1–3: the chunk [first, end) failed with `err`. */
-  failed(err: unknown, first: bigint, end: bigint): void {
+  /**
+   * Steps 1–4: `count` records from offset `first` failed with `err` (`end`: the offset after the chunk). Returns what
+   * became of it: 'quarantined' (step 3), 'state' (step 4, the first time), or undefined.
+   */
+  failed(err: unknown, first: bigint, count: number, end: bigint): 'quarantined' | 'state' | undefined {
     if (!failsTheSameWay(err)) {
-      this.inARow = 0;
       this.suspect = undefined;
-      return;
+      if (!this.narrowing) this.failing = undefined;
+      return undefined;
     }
-    this.inARow++;
-    if (end - first === 1n) {
-      this.suspect =
-        this.suspect?.offset === first
-          ? { offset: first, hits: this.suspect.hits + 1 }
-          : { offset: first, hits: 1 };
-      if (this.suspect.hits >= this.o.quarantineAfter) {
-        this.quarantine.set(first, {
-          reason: `the handler failed ${this.suspect.hits} times on this record alone: ${describe(err)}`,
-          sent: false,
-        });
-        this.suspect = undefined;
-        this.inARow = 0;
-      }
-      return;
-    }
-    if (this.inARow >= this.o.narrowAfter && (this.narrowUntil === undefined || end > this.narrowUntil))
-      this.narrowUntil = end;
+    if (this.narrowing && count === 1) return this.failedAlone(err, first);
+    const f = this.failing;
+    // The same span if the chunks overlap: keep what every failure had in hand.
+    if (f !== undefined && first < f.until && end > f.from)
+      this.failing = {
+        from: first > f.from ? first : f.from,
+        until: end < f.until ? end : f.until,
+        count: f.count + 1,
+      };
+    else this.failing = { from: first, until: end, count: 1 };
+    if (this.failing.count >= this.o.narrowAfter) this.narrowing = true;
+    return undefined;
   }
 
-  /** Step 4: a chunk ending before `next` was handled. */
+  private failedAlone(err: unknown, offset: bigint): 'quarantined' | 'state' | undefined {
+    if (this.stateAtFault) return undefined;
+    const message = describe(err);
+    const last = this.lastQuarantined;
+    if (last !== undefined && offset > last.offset && message === last.message) {
+      this.stateAtFault = true;
+      return 'state';
+    }
+    this.suspect =
+      this.suspect?.offset === offset ? { offset, hits: this.suspect.hits + 1 } : { offset, hits: 1 };
+    if (this.suspect.hits < this.o.quarantineAfter) return undefined;
+    this.quarantine.set(offset, {
+      reason: `the handler failed ${this.suspect.hits} times on this record alone: ${message}`,
+      sent: false,
+    });
+    this.lastQuarantined = { offset, message };
+    this.suspect = undefined;
+    return 'quarantined';
+  }
+
+  /** Steps 1 and 5: a chunk ending before `next` was handled. */
   handled(next: bigint): void {
-    this.inARow = 0;
-    if (this.narrowUntil !== undefined && next >= this.narrowUntil) this.narrowUntil = undefined;
+    const f = this.failing;
+    if (f === undefined) return;
+    if (this.narrowing ? next < f.until : next <= f.from) return;
+    this.failing = undefined;
+    this.narrowing = false;
+    this.suspect = undefined;
+    this.stateAtFault = false;
   }
 
   /** Step 3: is the record at `offset` quarantined? */
@@ -88,8 +121,10 @@ export const POISON_LIMITS = { narrowAfter: 3, quarantineAfter: 3 };
 
 /**
  * A failure that happens again on the same input however long one waits: an error JavaScript throws on a value
- * (TypeError, RangeError, …) or a value refused by a schema (`InvalidValueError`). Not a failure with a system error
- * code anywhere in its cause chain (ECONNREFUSED…), nor undici's "fetch failed" TypeError: those are the network.
+ * (TypeError, RangeError, ReferenceError) or a value refused by a schema (`InvalidValueError`). Not when anything in
+ * its cause chain is the network or the system: an error code (ECONNREFUSED, EAI_AGAIN, undici's UND_ERR_SOCKET,
+ * Node's ERR_STREAM_…), or undici's "fetch failed" and "terminated" TypeErrors (a body cut off mid-read). Not a
+ * SyntaxError either: inside a handler that is mostly a body that is not JSON (a proxy's error page), which passes.
  */
 export function failsTheSameWay(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
@@ -97,16 +132,16 @@ export function failsTheSameWay(err: unknown): boolean {
     err instanceof TypeError ||
     err instanceof RangeError ||
     err instanceof ReferenceError ||
-    err instanceof SyntaxError ||
-    err instanceof URIError ||
     err instanceof InvalidValueError;
-  if (!onAValue || err.message === 'fetch failed') return false;
+  if (!onAValue || err.message === 'fetch failed' || err.message === 'terminated') return false;
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return false;
+    if (typeof code === 'string' && SYSTEM_CODE.test(code)) return false;
   }
   return true;
 }
+
+const SYSTEM_CODE = /^(E[A-Z_]+|UND_ERR_\w+|ERR_(SOCKET|STREAM|HTTP|TLS)\w*)$/;
 
 /** A value its topic's schema refuses, at publish: a bug in the producer, not a passing condition. */
 export class InvalidValueError extends Error {

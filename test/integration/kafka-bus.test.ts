@@ -346,7 +346,7 @@ describe('KafkaBus on a real Kafka broker', () => {
     assert.equal((await committed(bus, 'g', single)).get(0), 100n);
   });
 
-  it('a record the handler can never take is narrowed down, dead-lettered once, and the rest flows on', async () => {
+  it('a record the handler can never take is narrowed down, dead-lettered once, and the rest flows on (commit held behind)', async () => {
     const bus = newBus(undefined, 25);
     await bus.ensureTopics([single, topics.dlq]);
     await bus.publish(single, msgs(100));
@@ -361,8 +361,9 @@ describe('KafkaBus on a real Kafka broker', () => {
         if (b.records[0]!.offset === 25n && outage-- > 0) throw new Error('store unavailable');
         // Record 60 breaks the handler's code, every time.
         if (b.records.some((r) => r.value.n === 60)) (undefined as unknown as { x: number }).x;
-        handled.push(...b.records.map((r) => r.value.n));
-        return undefined;
+        for (const r of b.records) if (!handled.includes(r.value.n)) handled.push(r.value.n);
+        // Holds its commit at the start, as a stage with open state does: every failure re-reads from offset 0.
+        return new Map([[0, 0n]]);
       },
     });
     await until('every other record handled', () => handled.includes(99), 90_000);

@@ -34,8 +34,14 @@ export class PartitionCursor {
   failures = 0;
   /** After a handler failure, the partition is not fetched before this time (ms). */
   retryAt = 0;
+  /** Where the last failed chunk started (undefined once a chunk got past it). */
+  failedAt: bigint | undefined;
+  /** The handler's safe offset at its last batch when it held its commit behind (undefined: it took everything). */
+  lastSafe: bigint | undefined;
   /** Records the handler can never take: narrowed down, quarantined, dead-lettered (poison.ts). */
   readonly poison = new PoisonGuard();
+  /** A held batch (HoldBatch) is being redelivered: logged when the hold starts and when it ends. */
+  holding = false;
 
   constructor(start: bigint, committed: bigint) {
     this.position = start;
@@ -48,9 +54,10 @@ export class PartitionCursor {
     return this.retryAt <= now;
   }
 
-  /** Step 2. Returns the back-off before the partition is fetched again (ms). */
-  handlerFailed(now: number, backoff: Backoff): number {
+  /** Step 2. `failedAt`: the first offset of the chunk that failed. Returns the back-off before the next fetch (ms). */
+  handlerFailed(now: number, backoff: Backoff, failedAt: bigint): number {
     this.failures++;
+    this.failedAt = failedAt;
     const delay = backoffCap(this.failures, backoff);
     this.position = this.resumeFrom;
     this.retryAt = now + delay;
@@ -59,17 +66,37 @@ export class PartitionCursor {
 
   /** Step 3. `safe`: the handler's commit plan for this partition (undefined: all it was given). True when a commit is pending. */
   handled(next: bigint, safe: bigint | undefined, leaderEpoch: number): boolean {
-    this.failures = 0;
-    const target = safe !== undefined && safe < next ? safe : next;
+    this.progressed(next);
+    this.lastSafe = safe !== undefined && safe < next ? safe : undefined;
+    const target = this.lastSafe ?? next;
     if (target > this.committed) this.uncommitted = { offset: target, leaderEpoch };
     this.position = next;
     return this.uncommitted !== undefined;
   }
 
-  /** Only quarantined records were read (poison.ts, step 3): move past them without committing past them. */
-  skipped(next: bigint): void {
-    this.failures = 0;
+  /**
+   * Step 3 for a chunk with nothing to hand over (every record dead-lettered): `position` moves to `next`; the commit
+   * does only when `commitPast` (records refused by their schema, which a re-read would dead-letter again) and the
+   * handler did not hold its commit behind at its last batch (its open state still needs what comes before). A
+   * quarantined record is never committed past on its own (poison.ts, step 3). True when a commit is pending.
+   */
+  passed(next: bigint, commitPast: boolean, leaderEpoch: number): boolean {
+    this.progressed(next);
     this.position = next;
+    if (commitPast && this.lastSafe === undefined && next > this.committed)
+      this.uncommitted = { offset: next, leaderEpoch };
+    return this.uncommitted !== undefined;
+  }
+
+  /**
+   * A chunk ending before `next` went through. After a failure the partition is re-read from its last commit, and a
+   * stage that commits behind gets through a few chunks before the one that failed: those are not progress, and the
+   * failure count (and with it the back-off) only starts again from zero once a chunk gets past where it failed.
+   */
+  private progressed(next: bigint): void {
+    if (this.failedAt !== undefined && next <= this.failedAt) return;
+    this.failures = 0;
+    this.failedAt = undefined;
   }
 
   /** Steps 4 and 5: sends the pending commit through `commit` if the partition is still `owned`. */

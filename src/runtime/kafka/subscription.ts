@@ -5,6 +5,7 @@ import { backoffCap } from '../../core/retry.ts';
 import { type DeadLetter, deadLetter } from '../../schemas/dlq.ts';
 import { topics as knownTopics } from '../../schemas/topics.ts';
 import { type CommitPlan, type Delivered, HoldBatch, type SubscribeOptions } from '../bus.ts';
+import { countDeadLetters } from '../metered-bus.ts';
 import type { Topic } from '../topic.ts';
 import type { KafkaBus } from './bus.ts';
 import { FETCH_BACKOFF, FETCH_MAX_WAIT_MS, HANDLER_BACKOFF, ISOLATION, type RawConsumer } from './limits.ts';
@@ -210,10 +211,7 @@ export class KafkaSubscription<T> {
       for (const r of chunk) {
         if (poison.isQuarantined(r.offset)) {
           const reason = poison.deadLetterReason(r.offset);
-          if (reason !== undefined) {
-            dead.push(this.deadLetter(partition, r, reason, 'handler-error'));
-            this.log.error({ partition, offset: r.offset, reason }, 'record quarantined to dlq');
-          }
+          if (reason !== undefined) dead.push(this.deadLetter(partition, r, reason, 'handler-error'));
           quarantined.push(r.offset);
           continue;
         }
@@ -224,31 +222,46 @@ export class KafkaSubscription<T> {
       let plan: CommitPlan;
       try {
         if (dead.length > 0) {
-          this.log.warn({ partition, count: dead.length, reason: dead[0]!.reason }, 'records to dlq');
+          this.log.warn(
+            { partition, count: dead.length, kind: dead[0]!.kind, reason: dead[0]!.reason },
+            'records to dlq',
+          );
           await this.bus.publish(knownTopics.dlq, dead);
+          countDeadLetters(dead);
           for (const o of quarantined) poison.deadLetterSent(o);
         }
         if (valid.length > 0) plan = await this.opts.handle({ partition, records: valid });
       } catch (err) {
-        poison.failed(err, chunk[0]?.offset ?? next, next);
-        const backoff = state.handlerFailed(Date.now(), HANDLER_BACKOFF);
-        if (!(err instanceof HoldBatch))
+        const first = chunk[0]?.offset ?? next;
+        const verdict = poison.failed(err, first, chunk.length, next);
+        const backoff = state.handlerFailed(Date.now(), HANDLER_BACKOFF, first);
+        const where = { partition, offset: first, failures: state.failures, retryInMs: backoff };
+        if (err instanceof HoldBatch) {
+          if (!state.holding)
+            this.log.warn({ ...where, reason: err.message }, 'batch held; redelivered until it passes');
+          state.holding = true;
+        } else this.log.error({ ...where, err }, 'handler failed; re-reading from the last commit');
+        if (verdict === 'quarantined')
           this.log.error(
-            { err, partition, offset: chunk[0]?.offset, failures: state.failures, retryInMs: backoff },
-            'handler failed; re-reading from the last commit',
+            { partition, offset: first },
+            'the handler fails on this record alone: quarantined to dlq',
           );
-        else if (state.failures === 1)
-          this.log.warn(
-            { partition, offset: chunk[0]?.offset, reason: err.message },
-            'batch held; redelivered until it passes',
+        else if (verdict === 'state')
+          this.log.error(
+            { partition, offset: first },
+            'the handler fails the same way on the record after a quarantined one: the fault is in its state, not a record; holding the partition',
           );
         this.progress.notify();
         return;
       }
+      if (state.holding) this.log.info({ partition }, 'held batch passed');
+      state.holding = false;
       poison.handled(next);
-      // Only quarantined records: moved past, not committed past (poison.ts, step 3).
-      if (chunk.length > 0 && quarantined.length === chunk.length) state.skipped(next);
-      else if (state.handled(next, plan?.get(partition), leaderEpoch)) await this.commit(partition, state);
+      const pending =
+        valid.length > 0
+          ? state.handled(next, plan?.get(partition), leaderEpoch)
+          : state.passed(next, quarantined.length === 0, leaderEpoch);
+      if (pending) await this.commit(partition, state);
       this.progress.notify();
     }
   }

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { groupDeadLetters, reviveDeadLetter, selectDeadLetters } from '../../../src/runtime/dead-letters.ts';
+import {
+  groupDeadLetters,
+  reviveDeadLetter,
+  selectDeadLetters,
+  withoutCopies,
+} from '../../../src/runtime/dead-letters.ts';
 import type { Topic } from '../../../src/runtime/topic.ts';
 import { encodeTradeEvent } from '../../../src/runtime/trade-codec.ts';
 import { DLQ_MAX_PAYLOAD_CHARS, deadLetter } from '../../../src/schemas/dlq.ts';
@@ -70,35 +75,64 @@ describe('dead letters: select, group, revive', () => {
 
   it('revives a JSON payload its topic accepts, and a binary one through the codec', () => {
     const t = trade({ ts: T0, price: 60_000 });
-    const json = reviveDeadLetter(letter({ payload: t }), declared);
-    assert.equal(json.ok, true);
-    assert.deepEqual(json.ok && json.value, t);
-    assert.equal(json.ok && json.topic, topics.trades);
+    const json = reviveDeadLetter(letter({ payload: t }), topics.trades, declared);
+    assert.deepEqual(json, { ok: true, value: t });
     const bin = reviveDeadLetter(
       letter({ kind: 'invalid', payload: `base64:${encodeTradeEvent(t).toString('base64')}` }),
+      topics.trades,
       declared,
     );
-    assert.deepEqual(bin.ok && bin.value, t);
+    assert.deepEqual(bin, { ok: true, value: t });
+  });
+
+  it('a source’s reject (its origin is a connector, not a topic) goes to the topic its payload passes', () => {
+    const t = trade({ ts: T0, price: 60_000 });
+    const rejected = letter({ service: 'trades', origin: 'kraken-ws', kind: 'implausible', payload: t });
+    assert.deepEqual(reviveDeadLetter(rejected, topics.trades, declared), { ok: true, value: t });
+    const r = reviveDeadLetter(rejected, topics.candles, declared);
+    assert.equal(r.ok, false, 'a trade is not a candle');
   });
 
   it('says why a letter cannot go back', () => {
-    const why = (o: Parameters<typeof letter>[0]) => {
-      const r = reviveDeadLetter(letter(o), declared);
+    const why = (o: Parameters<typeof letter>[0], to = topics.trades as Topic<unknown>) => {
+      const r = reviveDeadLetter(letter(o), to, declared);
       assert.equal(r.ok, false);
       return r.ok ? '' : r.reason;
     };
-    assert.match(
-      why({ origin: 'kraken-ws', payload: '{"event":"trade"}' }),
-      /origin "kraken-ws" is not a topic/,
-    );
+    assert.match(why({ origin: 'candles', payload: '{}' }), /came from the topic candles, not trades/);
+    assert.match(why({ origin: 'kraken-ws', payload: '["trade",{"x":1}]' }), /./);
     assert.match(why({ payload: 'not json at all' }), /^not JSON/);
     assert.match(why({ payload: { ...trade({ ts: T0, price: 60_000 }), price: -1 } }), /price/);
     assert.match(why({ payload: 'x'.repeat(DLQ_MAX_PAYLOAD_CHARS + 1) }), /payload was cut/);
     assert.match(why({ payload: 'base64:zAEACQ==' }), /./); // a truncated binary trade: the codec's reason
-    assert.match(why({ origin: 'dlq', payload: '{}' }), /dead-letter topic itself/);
     assert.match(
-      why({ origin: 'candles', payload: `base64:${Buffer.from([0xcc, 1]).toString('base64')}` }),
+      why(
+        { origin: 'candles', payload: `base64:${Buffer.from([0xcc, 1]).toString('base64')}` },
+        topics.candles as Topic<unknown>,
+      ),
       /no binary encoding/,
+    );
+  });
+
+  it('keeps one of the copies a consumer writes of one record (one per re-read)', () => {
+    const a = letter({ payload: 1, partition: 0, offset: 5n });
+    const { letters, copies } = withoutCopies([
+      a,
+      { ...a, ts: T0 + 100 },
+      letter({ payload: 1, partition: 0, offset: 6n }),
+      letter({ service: 'trades', origin: 'kraken-ws', payload: 'x' }),
+      letter({ service: 'trades', origin: 'kraken-ws', payload: 'x' }),
+      letter({ service: 'trades', origin: 'kraken-ws', payload: 'y' }),
+    ]);
+    assert.equal(copies, 2);
+    assert.deepEqual(
+      letters.map((d) => [d.origin, d.offset ?? d.payload]),
+      [
+        ['trades', '5'],
+        ['trades', '6'],
+        ['kraken-ws', 'x'],
+        ['kraken-ws', 'y'],
+      ],
     );
   });
 });

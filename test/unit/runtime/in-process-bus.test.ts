@@ -7,6 +7,7 @@ import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { defineTopic } from '../../../src/runtime/topic.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { topics } from '../../../src/schemas/topics.ts';
+import { waitFor } from '../../support/wait.ts';
 
 const Msg = z.object({ pair: z.string(), n: z.number().int() });
 type Msg = z.infer<typeof Msg>;
@@ -227,6 +228,99 @@ describe('InProcessBus', () => {
       dead[0]!.value.reason,
       /failed 3 times on this record alone: RangeError: invalid array length/,
     );
+    await bus.close();
+  });
+
+  it('a stage that commits behind (nothing committed at all) still gets a poison record dead-lettered', async () => {
+    const bus = new InProcessBus({ maxBatch: 10 });
+    const topic = defineTopic<Msg>({ ...numbers, name: 'behind', partitions: 1 });
+    const got = new Set<number>();
+    const sub = await bus.subscribe<Msg>({
+      topic,
+      group: 'g',
+      service: 't',
+      handle: (b) => {
+        if (b.records.some((r) => r.value.n === 57)) throw new TypeError('x is undefined');
+        for (const r of b.records) got.add(r.value.n);
+        return new Map([[0, 0n]]); // holds its commit at the start, like the feature writer's news subscription
+      },
+    });
+    const dead: Delivered<DeadLetter>[] = [];
+    const dlq = await bus.subscribe<DeadLetter>({
+      topic: topics.dlq,
+      group: 'd',
+      service: 't',
+      handle: (b) => {
+        dead.push(...b.records);
+        return undefined;
+      },
+    });
+    await bus.publish(topic, msgs(80, ['A']));
+    await sub.caughtUp();
+    await dlq.caughtUp();
+    assert.deepEqual(
+      [...got].sort((a, b) => a - b),
+      Array.from({ length: 80 }, (_, i) => i).filter((n) => n !== 57),
+    );
+    assert.deepEqual(
+      dead.map((d) => d.value.offset),
+      ['57'],
+    );
+    await bus.close();
+  });
+
+  it('a fault in the handler’s state (a window a later record closes) costs at most one dead letter, then holds', async (t) => {
+    const error = t.mock.method(log, 'error', () => {});
+    const bus = new InProcessBus({ maxBatch: 16 });
+    const topic = defineTopic<Msg>({ ...numbers, name: 'windows', partitions: 1 });
+    // Windows of 10 records; record 5 poisons window 0, which fails when a record of the next window closes it.
+    let open: { start: number; bad: boolean } | undefined;
+    let calls = 0;
+    const sub = await bus.subscribe<Msg>({
+      topic,
+      group: 'g',
+      service: 't',
+      onRevoke: () => {
+        open = undefined;
+      },
+      handle: (b) => {
+        calls++;
+        try {
+          for (const r of b.records) {
+            const w = Math.floor(r.value.n / 10) * 10;
+            if (open !== undefined && w !== open.start && open.bad)
+              throw new RangeError('window 0 cannot close');
+            if (open === undefined || w !== open.start) open = { start: w, bad: false };
+            if (r.value.n === 5) open.bad = true;
+          }
+        } catch (e) {
+          open = undefined; // state dropped, rebuilt by the re-read from the commit
+          throw e;
+        }
+        return new Map([[0, BigInt(open!.start)]]);
+      },
+    });
+    await bus.publish(topic, msgs(40, ['A']));
+    await waitFor(
+      'the guard to give up on records and hold',
+      () => error.mock.calls.some((c) => String(c.arguments[1]).includes('the fault is in its state')),
+      (x) => x,
+      { timeoutMs: 30_000 },
+    );
+    const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value.offset);
+    assert.deepEqual(dead, ['10'], 'one record dead-lettered for it, not every record after it');
+    const before = calls;
+    await waitFor(
+      'still retrying (held, not skipped)',
+      () => calls,
+      (n) => n > before + 1,
+      { timeoutMs: 30_000 },
+    );
+    assert.deepEqual(
+      (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value.offset),
+      ['10'],
+    );
+    await sub.stop();
     await bus.close();
   });
 

@@ -5,20 +5,20 @@ import { failsTheSameWay, InvalidValueError, PoisonGuard } from '../../../src/ru
 describe('PoisonGuard: a record the handler can never take', () => {
   const bug = () => new TypeError("Cannot read properties of undefined (reading 'x')");
 
-  it('narrows a chunk that fails the same way 3 times down to single records, then quarantines the one that fails', () => {
+  it('narrows a span that fails the same way 3 times down to single records, then quarantines the one that fails', () => {
     const g = new PoisonGuard();
     assert.equal(g.chunkSize(0n, 100), 100);
-    for (let i = 0; i < 2; i++) g.failed(bug(), 0n, 100n);
+    for (let i = 0; i < 2; i++) g.failed(bug(), 0n, 100, 100n);
     assert.equal(g.chunkSize(0n, 100), 100, 'two failures: not yet');
-    g.failed(bug(), 0n, 100n);
+    g.failed(bug(), 0n, 100, 100n);
     assert.equal(g.chunkSize(0n, 100), 1, 'narrowed');
     assert.equal(g.chunkSize(99n, 100), 1);
-    assert.equal(g.chunkSize(100n, 100), 100, 'past the failing chunk: full size');
+    assert.equal(g.chunkSize(100n, 100), 100, 'past the failing span: full size');
     // Records 0..41 pass one at a time; 42 fails three times (each time re-read from the commit).
     for (let n = 0; n < 3; n++) {
       for (let o = 0n; o < 42n; o++) g.handled(o + 1n);
       assert.equal(g.isQuarantined(42n), false);
-      g.failed(bug(), 42n, 43n);
+      assert.equal(g.failed(bug(), 42n, 1, 43n), n === 2 ? 'quarantined' : undefined);
     }
     assert.equal(g.isQuarantined(42n), true);
     assert.match(g.deadLetterReason(42n)!, /failed 3 times on this record alone: TypeError: Cannot read/);
@@ -29,21 +29,53 @@ describe('PoisonGuard: a record the handler can never take', () => {
     assert.equal(g.chunkSize(100n, 100), 100);
   });
 
+  it('a stage that commits behind: successes re-read before the failing span do not reset it, and only the span is narrowed', () => {
+    const g = new PoisonGuard();
+    for (let i = 0; i < 3; i++) {
+      // Re-read from the commit at 0: chunks 0..499 pass, then 500..599 fails.
+      for (let o = 100n; o <= 500n; o += 100n) g.handled(o);
+      g.failed(bug(), 500n, 100, 600n);
+    }
+    assert.equal(g.chunkSize(0n, 100), 100, 'full chunks before the span');
+    assert.equal(g.chunkSize(450n, 100), 50, 'a chunk ends where the span starts');
+    assert.equal(g.chunkSize(500n, 100), 1, 'one at a time through it');
+    assert.equal(g.chunkSize(600n, 100), 100);
+  });
+
+  it('keeps only what every failure had in hand when chunk boundaries move between re-reads', () => {
+    const g = new PoisonGuard();
+    g.failed(bug(), 500n, 100, 600n);
+    g.failed(bug(), 520n, 100, 620n);
+    g.failed(bug(), 480n, 100, 580n);
+    assert.equal(g.chunkSize(519n, 100), 1);
+    assert.equal(g.chunkSize(400n, 100), 100);
+    assert.equal(g.chunkSize(510n, 100), 10, 'up to the span [520, 580)');
+    assert.equal(g.chunkSize(580n, 100), 100);
+  });
+
+  it('when the record after a quarantined one fails the same way, the fault is the handler’s state: it stops quarantining', () => {
+    const g = new PoisonGuard();
+    for (let i = 0; i < 3; i++) g.failed(bug(), 0n, 16, 16n);
+    for (let i = 0; i < 3; i++) g.failed(bug(), 10n, 1, 11n);
+    assert.equal(g.isQuarantined(10n), true);
+    assert.equal(g.failed(bug(), 11n, 1, 12n), 'state');
+    for (let i = 0; i < 5; i++) assert.equal(g.failed(bug(), 11n, 1, 12n), undefined);
+    assert.equal(g.isQuarantined(11n), false, 'held, not quarantined');
+  });
+
   it('never quarantines on a failure that waiting can mend, however often', () => {
     const g = new PoisonGuard();
     const outage = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
-    for (let i = 0; i < 50; i++) g.failed(outage, 0n, 100n);
+    for (let i = 0; i < 50; i++) g.failed(outage, 0n, 100, 100n);
     assert.equal(g.chunkSize(0n, 100), 100);
-    for (let i = 0; i < 50; i++) g.failed(outage, 7n, 8n);
-    assert.equal(g.isQuarantined(7n), false);
   });
 
   it('a dependency failure in between resets the count', () => {
     const g = new PoisonGuard();
-    g.failed(bug(), 0n, 10n);
-    g.failed(bug(), 0n, 10n);
-    g.failed(new Error('store unavailable'), 0n, 10n);
-    g.failed(bug(), 0n, 10n);
+    g.failed(bug(), 0n, 10, 10n);
+    g.failed(bug(), 0n, 10, 10n);
+    g.failed(new Error('store unavailable'), 0n, 10, 10n);
+    g.failed(bug(), 0n, 10, 10n);
     assert.equal(g.chunkSize(0n, 10), 10);
   });
 
@@ -55,11 +87,13 @@ describe('PoisonGuard: a record the handler can never take', () => {
       true,
     );
     assert.equal(failsTheSameWay(new Error('store unavailable')), false);
+    assert.equal(failsTheSameWay(new SyntaxError('Unexpected token < in JSON')), false, 'a proxy page');
     assert.equal(failsTheSameWay(new TypeError('fetch failed')), false);
-    const wrapped = new TypeError('terminated', {
-      cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
-    });
-    assert.equal(failsTheSameWay(wrapped), false);
+    assert.equal(failsTheSameWay(new TypeError('terminated')), false, 'a body cut off mid-read');
+    const socket = (code: string) =>
+      new TypeError('boom', { cause: Object.assign(new Error('other side closed'), { code }) });
+    for (const code of ['ECONNRESET', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE'])
+      assert.equal(failsTheSameWay(socket(code)), false, code);
     assert.equal(failsTheSameWay('a string'), false);
   });
 });

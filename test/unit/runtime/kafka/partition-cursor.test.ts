@@ -24,7 +24,7 @@ describe('the commit protocol of one partition (PartitionCursor)', () => {
     assert.deepEqual([c.position, c.committed, c.resumeFrom, c.uncommitted], [100n, 100n, 100n, undefined]);
     // The next chunk (100..199) fails: back to 100, held for the back-off.
     c.position = 200n;
-    const delay = c.handlerFailed(1_000, BACKOFF);
+    const delay = c.handlerFailed(1_000, BACKOFF, 100n);
     assert.equal(c.position, 100n);
     assert.equal(c.fetchable(1_000 + delay - 1), false);
     assert.equal(c.fetchable(1_000 + delay), true);
@@ -45,7 +45,7 @@ describe('the commit protocol of one partition (PartitionCursor)', () => {
       [40n],
     );
     // A failure now re-reads from the commit (40), not from 100 or 200.
-    c.handlerFailed(0, BACKOFF);
+    c.handlerFailed(0, BACKOFF, 200n);
     assert.equal(c.position, 40n);
   });
 
@@ -60,7 +60,7 @@ describe('the commit protocol of one partition (PartitionCursor)', () => {
     group.down = false;
     assert.equal(await c.commitPending(true, group.commit), 'committed');
     assert.equal(c.resumeFrom, 50n);
-    const delays = [1, 2, 3, 4, 5, 6].map(() => c.handlerFailed(0, BACKOFF));
+    const delays = [1, 2, 3, 4, 5, 6].map(() => c.handlerFailed(0, BACKOFF, 50n));
     assert.ok(
       delays.every((d, i) => i === 0 || d >= delays[i - 1]!),
       `${delays}`,
@@ -98,7 +98,43 @@ describe('the commit protocol of one partition (PartitionCursor)', () => {
   it('an out-of-range position is reset, and a failure then re-reads from there', () => {
     const c = new PartitionCursor(5n, -1n);
     c.resetTo(1_000n);
-    c.handlerFailed(0, BACKOFF);
+    c.handlerFailed(0, BACKOFF, 1_000n);
     assert.equal(c.position, 1_000n);
+  });
+
+  it('successes before where a chunk failed are not progress: the back-off keeps growing over a re-read', () => {
+    const c = new PartitionCursor(0n, -1n);
+    c.handled(100n, 20n, 0); // a stage that commits behind (an open window from offset 20)
+    const first = c.handlerFailed(0, BACKOFF, 100n);
+    // The re-read from 20 gets through 20..99 again, then fails at 100 again.
+    c.handled(100n, 20n, 0);
+    assert.equal(c.failures, 1, 'not reset by the re-read');
+    const second = c.handlerFailed(0, BACKOFF, 100n);
+    assert.ok(second > first, `${first} then ${second}`);
+    c.handled(150n, 20n, 0);
+    assert.equal(c.failures, 0, 'reset once past the failed chunk');
+  });
+
+  it('a chunk with nothing to hand over commits past refused records, but not past an open window or a quarantined record', async () => {
+    const free = new PartitionCursor(0n, -1n);
+    assert.equal(
+      free.passed(10n, true, 0),
+      true,
+      'refused records only, handler holding nothing: committed past',
+    );
+    assert.deepEqual(free.uncommitted, { offset: 10n, leaderEpoch: 0 });
+    const holding = new PartitionCursor(0n, -1n);
+    holding.handled(100n, 40n, 0);
+    await holding.commitPending(true, new FakeCoordinator().commit);
+    assert.equal(holding.passed(120n, true, 0), false, 'the window from 40 stays to be re-read');
+    assert.equal(holding.committed, 40n);
+    assert.equal(holding.position, 120n);
+    const quarantined = new PartitionCursor(0n, -1n);
+    assert.equal(
+      quarantined.passed(11n, false, 0),
+      false,
+      'moved past a quarantined record, not committed past',
+    );
+    assert.equal(quarantined.position, 11n);
   });
 });
