@@ -207,15 +207,17 @@ const dlqFilters = (c: Command) =>
     .option('--kind <kind>', 'only this kind (e.g. invalid, late, implausible)')
     .option('--since <duration>', 'only those written in this last span (e.g. 30m, 2h, 7d)')
     .option('--limit <n>', 'read at most the latest N dead letters', '1000')
+    .option('--timeout <duration>', 'give up when the broker does not answer within this time', '30s')
     .option('--json', 'machine-readable output');
 dlqFilters(dlqCmd.command('list'))
   .description('dead letters grouped by service, origin and kind, with their latest reason')
-  .option('--records', 'also list every dead letter')
+  .option('--records', 'also list every dead letter (with --json: one JSON line each)')
   .action(async (opts) => (await import('./commands/dlq.ts')).listCommand(opts));
 dlqFilters(dlqCmd.command('replay'))
   .description(
-    'publish the payloads of dead letters back to their topic (--origin), checked as a consumer checks them',
+    'publish the payloads of dead letters to a topic (--to), checked as a consumer checks them; copies skipped',
   )
+  .option('--to <topic>', 'the topic the payloads go to (e.g. trades)')
   .option('--dry-run', 'say what would be published, publish nothing')
   .action(async (opts) => (await import('./commands/dlq.ts')).replayCommand(opts));
 

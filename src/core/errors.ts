@@ -108,6 +108,12 @@ export const ERR = {
     1,
     'the remote service failed or changed: try again later; if it persists, check its status and API notes',
   ),
+  /** The message bus (Kafka) did not answer within the command's timeout. */
+  BUS: kind(
+    'CC_ERR_BUS',
+    1,
+    'check the broker address (--bus or CRYPTOCAST_BUS) and that Kafka is up, or allow longer with --timeout',
+  ),
   /** A backfill's resume state file that cannot be used for this run. */
   STATE_FILE: kind(
     'CC_ERR_STATE_FILE',

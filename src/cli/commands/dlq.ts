@@ -7,42 +7,50 @@ import {
   groupDeadLetters,
   reviveDeadLetter,
   selectDeadLetters,
+  withoutCopies,
 } from '../../runtime/dead-letters.ts';
+import type { Topic } from '../../runtime/topic.ts';
 import type { DeadLetter } from '../../schemas/dlq.ts';
 import { topics } from '../../schemas/topics.ts';
 import { declaredTopics } from './topics.ts';
 
 /**
  * `cryptocast dlq list|replay`: what the services dead-lettered and why, and sending back what should have passed once
- * its cause is fixed (a price guard too tight, a schema a producer now meets). Reads the latest `--limit` records of
- * the `dlq` topic on Kafka; the in-process bus of `run` keeps its dead letters in memory only.
+ * its cause is fixed (a price guard too tight, a schema a producer now meets, a bug in a handler). Reads the latest
+ * `--limit` records of the `dlq` topic on Kafka; the in-process bus of `run` keeps its dead letters in memory only.
  */
 interface Flags {
   bus?: string;
+  to?: string;
   service?: string;
   origin?: string;
   kind?: string;
   since?: string;
   limit?: string;
+  timeout?: string;
   json?: boolean;
   records?: boolean;
   dryRun?: boolean;
 }
 
-/** Letters published at once by a replay: small produce requests, progress visible on a large replay. */
+/** Letters published at once by a replay: small produce requests, and progress to show on a large replay. */
 const REPLAY_BATCH = 500;
 
 export async function listCommand(opts: Flags): Promise<void> {
-  const { filter, limit } = parseFlags(opts);
-  await withDeadLetters(opts, limit, async (all) => {
+  const { filter, limit, timeoutMs } = parseFlags(opts);
+  await withDeadLetters(opts, limit, timeoutMs, async (all) => {
     const letters = selectDeadLetters(all, filter);
     const groups = groupDeadLetters(letters);
+    const cut = cutWarning(all, limit, filter);
     if (opts.json) {
       process.stdout.write(
-        `${JSON.stringify({ read: all.length, limit, matching: letters.length, groups, ...(opts.records ? { records: letters } : {}) }, null, 2)}\n`,
+        `${JSON.stringify({ read: all.length, limit, cut: cut !== undefined, matching: letters.length, groups }, null, 2)}\n`,
       );
+      // One JSON line per letter: a large listing is never one giant string.
+      if (opts.records) for (const d of letters) process.stdout.write(`${JSON.stringify(d)}\n`);
       return;
     }
+    if (cut !== undefined) process.stderr.write(`${cut}\n`);
     if (letters.length === 0) {
       process.stdout.write(`no dead letters${describe(filter)} among the latest ${all.length} on dlq\n`);
       return;
@@ -50,17 +58,19 @@ export async function listCommand(opts: Flags): Promise<void> {
     process.stdout.write(
       `${letters.length} dead letters${describe(filter)} among the latest ${all.length} on dlq (--limit ${limit})\n`,
     );
-    const rows = groups.map((g) => [
-      String(g.count),
-      g.service,
-      g.origin,
-      g.kind,
-      time(g.first),
-      time(g.last),
-      String(g.reasons),
-      g.latestReason,
-    ]);
-    table(['count', 'service', 'origin', 'kind', 'first', 'last', 'reasons', 'latest reason'], rows);
+    table(
+      ['count', 'service', 'origin', 'kind', 'first', 'last', 'reasons', 'latest reason'],
+      groups.map((g) => [
+        String(g.count),
+        g.service,
+        g.origin,
+        g.kind,
+        time(g.first),
+        time(g.last),
+        String(g.reasons),
+        g.latestReason,
+      ]),
+    );
     if (opts.records) {
       process.stdout.write('\n');
       table(
@@ -72,59 +82,88 @@ export async function listCommand(opts: Flags): Promise<void> {
 }
 
 export async function replayCommand(opts: Flags): Promise<void> {
-  const { filter, limit } = parseFlags(opts);
-  if (filter.origin === undefined)
+  const { filter, limit, timeoutMs } = parseFlags(opts);
+  const replayable = declaredTopics().filter((t) => t !== topics.dlq);
+  if (opts.to === undefined)
     throw new UsageError(
-      'dlq replay needs --origin TOPIC: the topic the dead letters go back to (e.g. trades)',
+      `dlq replay needs --to TOPIC: the topic the payloads go to (${replayable.map((t) => t.name).join(', ')})`,
     );
-  const target = declaredTopics().find((t) => t.name === filter.origin);
-  if (target === undefined || target === topics.dlq)
+  const target = replayable.find((t) => t.name === opts.to);
+  if (target === undefined)
     throw new UsageError(
-      `--origin ${filter.origin} is not a topic dead letters can go back to: one of ${declaredTopics()
-        .filter((t) => t !== topics.dlq)
-        .map((t) => t.name)
-        .join(', ')}`,
+      `--to ${opts.to} is not a topic dead letters can go to: one of ${replayable.map((t) => t.name).join(', ')}`,
     );
-  await withDeadLetters(opts, limit, async (all, bus) => {
-    const letters = selectDeadLetters(all, filter);
+  await withDeadLetters(opts, limit, timeoutMs, async (all, bus) => {
+    const { letters, copies } = withoutCopies(selectDeadLetters(all, filter));
     const values: unknown[] = [];
     const refused = new Map<string, number>();
     for (const d of letters) {
-      const r = reviveDeadLetter(d, declaredTopics());
+      const r = reviveDeadLetter(d, target, declaredTopics());
       if (r.ok) values.push(r.value);
       else refused.set(r.reason, (refused.get(r.reason) ?? 0) + 1);
     }
-    if (!opts.dryRun)
-      for (let i = 0; i < values.length; i += REPLAY_BATCH)
-        await bus.publish(target, values.slice(i, i + REPLAY_BATCH));
-    const stillInvalid = [...refused]
+    const cut = cutWarning(all, limit, filter);
+    if (cut !== undefined) process.stderr.write(`${cut}\n`);
+    const published = opts.dryRun ? 0 : await publishInBatches(bus, target, values);
+    const notReplayable = [...refused]
       .sort((a, b) => b[1] - a[1])
       .map(([reason, count]) => ({ reason, count }));
     if (opts.json) {
       process.stdout.write(
-        `${JSON.stringify({ read: all.length, matching: letters.length, replayable: values.length, published: opts.dryRun ? 0 : values.length, dryRun: Boolean(opts.dryRun), origin: target.name, notReplayable: stillInvalid }, null, 2)}\n`,
+        `${JSON.stringify({ read: all.length, cut: cut !== undefined, matching: letters.length + copies, copies, replayable: values.length, published, dryRun: Boolean(opts.dryRun), to: target.name, notReplayable }, null, 2)}\n`,
       );
       return;
     }
     process.stdout.write(
-      `${letters.length} dead letters${describe(filter)} among the latest ${all.length} on dlq: ${values.length} ${
-        opts.dryRun ? 'would be published' : 'published'
-      } to ${target.name}, ${letters.length - values.length} not replayable\n`,
+      `${letters.length + copies} dead letters${describe(filter)} among the latest ${all.length} on dlq` +
+        `${copies > 0 ? ` (${copies} copies of others, skipped)` : ''}: ${values.length} ${
+          opts.dryRun ? 'would be published' : 'published'
+        } to ${target.name}, ${letters.length - values.length} not replayable\n`,
     );
-    for (const { reason, count } of stillInvalid.slice(0, 10))
+    for (const { reason, count } of notReplayable.slice(0, 10))
       process.stdout.write(`  ${String(count).padStart(6)}  ${reason}\n`);
-    if (stillInvalid.length > 10) process.stdout.write(`  … and ${stillInvalid.length - 10} other reasons\n`);
-    if (!opts.dryRun && values.length > 0)
+    if (notReplayable.length > 10)
+      process.stdout.write(`  … and ${notReplayable.length - 10} other reasons\n`);
+    if (published > 0)
       process.stdout.write(
         'the dead letters stay on dlq (a replay copies, it does not move): narrow the next replay with --since\n',
       );
   });
 }
 
-function parseFlags(opts: Flags): { filter: DeadLetterFilter; limit: number } {
+/** Publishes in batches, saying how far it got (stderr), and on a failure how many went out before it. */
+async function publishInBatches(
+  bus: Bus,
+  topic: Topic<unknown>,
+  values: readonly unknown[],
+): Promise<number> {
+  let done = 0;
+  try {
+    for (; done < values.length; ) {
+      const batch = values.slice(done, done + REPLAY_BATCH);
+      await bus.publish(topic, batch);
+      done += batch.length;
+      if (values.length > REPLAY_BATCH) process.stderr.write(`published ${done} of ${values.length}\n`);
+    }
+  } catch (err) {
+    throw fail(
+      ERR.BUS,
+      `publishing to ${topic.name} failed after ${done} of ${values.length}: ${(err as Error).message}`,
+      {
+        cause: err,
+        hint: `the first ${done} are on ${topic.name}: a second replay publishes them again (consumers are idempotent on their keys, a few may count twice)`,
+      },
+    );
+  }
+  return done;
+}
+
+function parseFlags(opts: Flags): { filter: DeadLetterFilter; limit: number; timeoutMs: number } {
   const limit = Number(opts.limit ?? '1000');
   if (!Number.isInteger(limit) || limit < 1)
     throw new UsageError(`--limit must be a positive integer, got "${opts.limit}"`);
+  const timeoutMs = parseDuration(opts.timeout ?? '30s', '--timeout');
+  if (!(timeoutMs > 0)) throw new UsageError(`--timeout must be above zero, got "${opts.timeout}"`);
   const filter: DeadLetterFilter = {};
   if (opts.service !== undefined) filter.service = opts.service;
   if (opts.origin !== undefined) filter.origin = opts.origin;
@@ -134,12 +173,14 @@ function parseFlags(opts: Flags): { filter: DeadLetterFilter; limit: number } {
     if (!(ms > 0)) throw new UsageError(`--since must be above zero, got "${opts.since}"`);
     filter.since = Date.now() - ms;
   }
-  return { filter, limit };
+  return { filter, limit, timeoutMs };
 }
 
+/** Reads the latest `limit` dead letters; a broker that does not answer within the timeout ends the command. */
 async function withDeadLetters(
   opts: Flags,
   limit: number,
+  timeoutMs: number,
   work: (letters: DeadLetter[], bus: Bus) => Promise<void>,
 ): Promise<void> {
   const url = loadStreamSetting('bus', opts.bus);
@@ -152,15 +193,36 @@ async function withDeadLetters(
       },
     );
   const bus = await connectBus(url);
+  let timedOut = false;
+  // The bus waits for a broker that is away (services must); a command gives up, closing the bus, which ends the wait.
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void bus.close();
+  }, timeoutMs);
+  let tail: DeadLetter[];
   try {
-    const tail = await bus.readTail(topics.dlq, limit);
-    await work(
-      tail.map((r) => r.value),
-      bus,
-    );
+    tail = (await bus.readTail(topics.dlq, limit)).map((r) => r.value);
+  } catch (err) {
+    throw timedOut
+      ? fail(ERR.BUS, `the broker at ${url} did not answer within ${opts.timeout ?? '30s'}`, { cause: err })
+      : err;
+  } finally {
+    clearTimeout(timer);
+  }
+  try {
+    await work(tail, bus);
   } finally {
     await bus.close();
   }
+}
+
+/** Said when the read stopped at `--limit` while the filter's window may reach further back. */
+function cutWarning(all: readonly DeadLetter[], limit: number, f: DeadLetterFilter): string | undefined {
+  if (all.length < limit) return undefined;
+  let oldest = Number.POSITIVE_INFINITY;
+  for (const d of all) if (d.ts < oldest) oldest = d.ts;
+  if (f.since !== undefined && oldest <= f.since) return undefined;
+  return `note: only the latest ${limit} dead letters were read (the oldest from ${time(oldest)}): raise --limit to see further back`;
 }
 
 function describe(f: DeadLetterFilter): string {
@@ -177,9 +239,10 @@ function time(ms: number): string {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')}Z`;
 }
 
-/** Left-aligned columns; the last one (a reason) is not padded. */
+/** Left-aligned columns; the last one (a reason) is not padded. Rows are written one by one. */
 function table(head: string[], rows: string[][]): void {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const widths = head.map((h) => h.length);
+  for (const r of rows) for (let i = 0; i < r.length; i++) widths[i] = Math.max(widths[i]!, r[i]!.length);
   const line = (cells: string[]) =>
     `${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`;
   process.stdout.write(line(head));
