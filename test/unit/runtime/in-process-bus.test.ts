@@ -22,6 +22,21 @@ const numbers = defineTopic<Msg>({
 const msgs = (count: number, pairs = ['BTC/USD', 'ETH/USD', 'SOL/USD', 'XRP/USD', 'ADA/USD']) =>
   Array.from({ length: count }, (_, i) => ({ pair: pairs[i % pairs.length]!, n: i }));
 
+/** Every dead letter on the bus, as a consumer of `dlq` sees them. */
+async function deadLetters(bus: InProcessBus) {
+  const dead: Delivered<DeadLetter>[] = [];
+  const sub = await bus.subscribe<DeadLetter>({
+    topic: topics.dlq,
+    group: 'dead-letters',
+    service: 't',
+    handle: (b) => {
+      dead.push(...b.records);
+      return undefined;
+    },
+  });
+  return { dead, caughtUp: () => sub.caughtUp() };
+}
+
 describe('InProcessBus', () => {
   it('partitions by key with Kafka murmur2 and keeps per-key order', async () => {
     // Kafka's own test vectors (clients UtilsTest.testMurmur2): same hash ⇒ same partition as Kafka clients.
@@ -203,19 +218,10 @@ describe('InProcessBus', () => {
         return undefined;
       },
     });
-    const dead: Delivered<DeadLetter>[] = [];
-    const dlq = await bus.subscribe<DeadLetter>({
-      topic: topics.dlq,
-      group: 'd',
-      service: 't',
-      handle: (b) => {
-        dead.push(...b.records);
-        return undefined;
-      },
-    });
+    const { dead, caughtUp } = await deadLetters(bus);
     await bus.publish(topic, msgs(40, ['A']));
     await sub.caughtUp();
-    await dlq.caughtUp();
+    await caughtUp();
     assert.deepEqual(
       got,
       Array.from({ length: 40 }, (_, i) => i).filter((n) => n !== 23),
@@ -245,19 +251,10 @@ describe('InProcessBus', () => {
         return new Map([[0, 0n]]); // holds its commit at the start, like the feature writer's news subscription
       },
     });
-    const dead: Delivered<DeadLetter>[] = [];
-    const dlq = await bus.subscribe<DeadLetter>({
-      topic: topics.dlq,
-      group: 'd',
-      service: 't',
-      handle: (b) => {
-        dead.push(...b.records);
-        return undefined;
-      },
-    });
+    const { dead, caughtUp } = await deadLetters(bus);
     await bus.publish(topic, msgs(80, ['A']));
     await sub.caughtUp();
-    await dlq.caughtUp();
+    await caughtUp();
     assert.deepEqual(
       [...got].sort((a, b) => a - b),
       Array.from({ length: 80 }, (_, i) => i).filter((n) => n !== 57),
