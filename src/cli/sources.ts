@@ -80,6 +80,8 @@ export async function buildSources(
   flags: SourceFlags,
   config: StreamConfig,
   onReplayProgress?: (p: ReplayProgress) => void,
+  /** A replay plays only these pairs' trades (default: every pair in the files). */
+  onlyPairs?: readonly string[],
 ): Promise<TradeSource[]> {
   if (flags.source === 'replay') {
     return [
@@ -87,6 +89,7 @@ export async function buildSources(
         files: replayFiles(flags.data),
         speed: parseSpeed(flags.speed),
         onProgress: onReplayProgress,
+        ...(onlyPairs === undefined ? {} : { pairs: onlyPairs }),
       }),
     ];
   }

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setting } from '../config/env.ts';
+import { ERR, fail } from '../core/errors.ts';
 
 /**
  * Where recorded and downloaded market data live, in one place. Two roots are searched, in order:
@@ -36,6 +37,27 @@ export function klineFolders(symbol: string): string[] {
     join(fetchedDataDir(), archiveKlinesPath(symbol, 'daily')),
     join(fetchedDataDir(), archiveKlinesPath(symbol, 'monthly')),
   ].filter((d) => existsSync(d));
+}
+
+/**
+ * The kline symbols a candle replay plays: every recorded one, or those of `--pairs` (BTC/USDT → BTCUSDT). A pair
+ * the recordings do not hold is refused before anything starts.
+ */
+export function klineReplaySymbols(
+  pairs: readonly string[] | undefined,
+): { symbol: string; folders: string[] }[] {
+  const symbolOf = (pair: string) => pair.replace('/', '');
+  const recorded: readonly string[] = DEFAULT_KLINE_SYMBOLS;
+  const missing = (pairs ?? []).filter((p) => !recorded.includes(symbolOf(p)));
+  if (missing.length > 0)
+    throw fail(
+      ERR.PAIR,
+      `--pairs: --replay plays the 1-minute klines of ${recorded.map((s) => s.replace(/USDT$/, '/USDT')).join(', ')}, not ${missing.join(', ')}`,
+      { hint: 'leave out --pairs, or name some of these, e.g. --pairs BTC/USDT' },
+    );
+  const wanted =
+    pairs === undefined ? recorded : recorded.filter((s) => pairs.some((p) => symbolOf(p) === s));
+  return wanted.map((symbol) => ({ symbol, folders: klineFolders(symbol) }));
 }
 
 /** The recorded crypto news (2021-10 → 2022-07), when present. */

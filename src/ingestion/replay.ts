@@ -36,6 +36,8 @@ export interface ReplayProgress {
   firstTs: number;
   /** The recordings' last trade time, once known (read from the files' ends aside; exact at the end). */
   lastTs: number | undefined;
+  /** With `pairs`: the trades left out, per pair (what the files hold besides the pairs asked for). */
+  leftOut?: Record<string, number>;
 }
 
 export interface ReplayOptions extends Omit<ReadOptions, 'batchSize'> {
@@ -46,6 +48,11 @@ export interface ReplayOptions extends Omit<ReadOptions, 'batchSize'> {
   limit?: number;
   /** Trades per sink call at most (default 1000). */
   batchSize?: number;
+  /**
+   * Replay only the trades of these pairs (`run --pairs`); the others are left out at the source, as if the files
+   * did not hold them: no candles, no watermarks, counted in `progress.leftOut`.
+   */
+  pairs?: readonly string[];
   onProgress?(p: ReplayProgress): void;
 }
 
@@ -113,6 +120,7 @@ class Replay {
   private readonly batchSize: number;
   private readonly limit: number;
   private readonly pairs = new Map<string, PairState>();
+  private readonly only: ReadonlySet<string> | undefined;
   private batch: Trade[] = [];
   private clock: number | undefined;
   private slice = Number.NaN;
@@ -126,6 +134,10 @@ class Replay {
     this.pacer = speed === 'max' ? undefined : new Pacer(speed, signal);
     this.batchSize = opts.batchSize ?? 1000;
     this.limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    if (opts.pairs !== undefined) {
+      this.only = new Set(opts.pairs);
+      this.progress.leftOut = {};
+    }
   }
 
   async play(events: AsyncGenerator<MergeEvent>): Promise<void> {
@@ -136,6 +148,11 @@ class Replay {
       else if (ev.kind === 'end') await this.endFile(ev.file);
       else
         for (const t of ev.trades) {
+          if (this.only !== undefined && !this.only.has(t.pair)) {
+            const leftOut = this.progress.leftOut!;
+            leftOut[t.pair] = (leftOut[t.pair] ?? 0) + 1;
+            continue;
+          }
           await this.trade(t, ev.file);
           if (this.signal.aborted) return;
           if (this.emitted >= this.limit) {
@@ -188,7 +205,13 @@ class Replay {
     await this.sink.trades(b);
     this.progress.trades += b.length;
     this.progress.replayTs = this.clock ?? 0;
-    this.opts.onProgress?.({ ...this.progress });
+    this.opts.onProgress?.(this.snapshot());
+  }
+
+  private snapshot(): ReplayProgress {
+    const p = { ...this.progress };
+    if (p.leftOut !== undefined) p.leftOut = { ...p.leftOut };
+    return p;
   }
 
   /** A file ended: the pairs no other playing file has traded are finished. */
@@ -208,7 +231,7 @@ class Replay {
     if (complete && this.clock !== undefined) this.progress.lastTs = this.clock;
     for (const p of this.pairs.values()) await this.final(p);
     this.pairs.clear();
-    this.opts.onProgress?.({ ...this.progress });
+    this.opts.onProgress?.(this.snapshot());
   }
 
   private async final(p: PairState): Promise<void> {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CLI, exitedWithin, runCli } from '../support/cli.ts';
-import { KRAKEN_2019_CSV, SHARED_DATA } from '../support/data.ts';
+import { BINANCE_CAPTURE, KRAKEN_2019_CSV, SHARED_DATA } from '../support/data.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -362,5 +362,26 @@ describe('run with a registry it cannot read', () => {
     const code = await exitedWithin(run, 90_000, 'the run to end');
     assert.ok(typeof code === 'number', `${code}; stderr:\n${run.stderr().slice(-1500)}`);
     assert.doesNotMatch(run.stderr(), /features held/, 'no endless "handler failed; will retry" loop');
+  });
+});
+
+/** The second review's cases (branch ux2): flags that were ignored, checked late, or answered with the wrong code. */
+describe('run --pairs in a replay', () => {
+  const run = (d: string, more: string[]) =>
+    cli(['run', '--store', `duckdb:${join(d, 's.duckdb')}`, '--port', '0', '--quiet', '--no-news', ...more]);
+
+  it('plays only the pairs asked for (it used to predict every pair of the recording)', async () => {
+    const r = await run(dir(), ['--data', BINANCE_CAPTURE, '--pairs', 'ETH/USDT']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /ETH\/USDT history/, r.stderr);
+    assert.doesNotMatch(r.stderr, /BTC\/USDT/, r.stderr);
+  });
+
+  it('a pair the recording does not hold: CC_ERR_PAIR naming what it holds, for trades and for klines', async () => {
+    const trades = await run(dir(), ['--data', BINANCE_CAPTURE, '--pairs', 'BTC/USD']);
+    refused(trades, /--pairs BTC\/USD.*BTC\/USDT, ETH\/USDT.*\[CC_ERR_PAIR\]/);
+    const klines = await run(dir(), ['--replay', '2022-05-09', '--pairs', 'BTC/USD']);
+    refused(klines, /--pairs.*BTC\/USDT, ETH\/USDT.*BTC\/USD.*\[CC_ERR_PAIR\]/);
+    assert.doesNotMatch(klines.stderr + klines.stdout, /dashboard on/, 'refused before anything started');
   });
 });

@@ -13,12 +13,7 @@ import { redirectLogLines } from '../../core/log.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
 import { unlessStopped } from '../../core/unless-stopped.ts';
-import {
-  DEFAULT_KLINE_SYMBOLS,
-  klineFolders,
-  latestFetchedReplay,
-  recordedNewsFile,
-} from '../../data/locations.ts';
+import { klineReplaySymbols, latestFetchedReplay, recordedNewsFile } from '../../data/locations.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { ChampionHolder } from '../../inference/model-holder.ts';
@@ -103,9 +98,10 @@ export async function run(
     throw new UsageError(
       '--replay plays recorded 1-minute klines: it does not go with --source live or --data',
     );
-  const klines = candleRange
-    ? DEFAULT_KLINE_SYMBOLS.map((symbol) => ({ symbol, folders: klineFolders(symbol) }))
-    : [];
+  // --pairs (or CRYPTOCAST_PAIRS) given: a replay plays only those pairs, left out at the source (live sources
+  // subscribe to them). Without it, a replay plays every pair its recording holds.
+  const onlyPairs = opts.pairs !== undefined && opts.source !== 'live' ? config.pairs : undefined;
+  const klines = candleRange ? klineReplaySymbols(onlyPairs) : [];
   const newsMaxLagMs = Number(opts.newsMaxLag ?? '60') * 1000;
   if (!Number.isFinite(newsMaxLagMs) || newsMaxLagMs <= 0)
     throw new UsageError(`--news-max-lag must be a positive number of seconds (got "${opts.newsMaxLag}")`);
@@ -122,9 +118,14 @@ export async function run(
   let candleReplay: Readonly<CandleReplayStats> | undefined;
   const sources = candleRange
     ? []
-    : await buildSources(opts, config, (p) => {
-        replay = p;
-      });
+    : await buildSources(
+        opts,
+        config,
+        (p) => {
+          replay = p;
+        },
+        onlyPairs,
+      );
   const bus = new MeteredBus(new InProcessBus());
   const abort = new AbortController();
   onStopSignal(() => abort.abort());
@@ -377,6 +378,13 @@ export async function run(
   if (sources.length > 0 && opts.source !== 'live' && !abort.signal.aborted && trades.trades === 0) {
     await closeStores();
     status.clear();
+    const leftOut = Object.keys(replay?.leftOut ?? {});
+    if (onlyPairs !== undefined && leftOut.length > 0)
+      throw fail(
+        ERR.PAIR,
+        `--pairs ${onlyPairs.join(',')}: no trades of ${onlyPairs.length > 1 ? 'these pairs' : 'this pair'} in ${opts.data ?? 'the replayed files'} (they hold ${leftOut.sort().join(', ')})`,
+        { hint: `replay one of the pairs the files hold (--pairs ${leftOut[0]}), or leave out --pairs` },
+      );
     throw fail(
       ERR.INPUT,
       `no trades in ${opts.data ?? 'the replayed files'}${trades.rejects ? ` (all ${n(trades.rejects)} rows rejected)` : ''}`,

@@ -211,7 +211,9 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
       stopping = candles.stop();
     } else {
       const trades = new TradeService(bus, { priceGuard: { maxFactor: config.maxPriceFactor } });
-      const sources = await buildSources(opts, config);
+      // --pairs in a replay plays only those pairs, as `run` does (live sources subscribe to them).
+      const onlyPairs = opts.pairs !== undefined && opts.source === 'replay' ? config.pairs : undefined;
+      const sources = await buildSources(opts, config, undefined, onlyPairs);
       await bus.ensureTopics([topics.trades, topics.dlq]); // the broker's first answer, while a stop may still close it
       running();
       log.info({ service: 'trades', bus: config.bus, sources: sources.map((s) => s.name) }, 'running');

@@ -297,6 +297,23 @@ describe('ReplaySource: rejects, limit, abort, progress, configuration', () => {
     });
   });
 
+  it('pairs: plays only those pairs’ trades (run --pairs), the others left out at the source and counted', async () => {
+    const all = await replay({ files: [BINANCE_CAPTURE] });
+    const seen: ReplayProgress[] = [];
+    const eth = await replay({
+      files: [BINANCE_CAPTURE],
+      pairs: ['ETH/USDT'],
+      onProgress: (p) => seen.push(p),
+    });
+    const ethOfAll = all.received.filter((t) => t.pair === 'ETH/USDT');
+    assert.ok(ethOfAll.length > 0 && ethOfAll.length < all.received.length);
+    assert.deepEqual(eth.received, ethOfAll);
+    assert.deepEqual(new Set(eth.watermarks.map((w) => w.pair)), new Set(['ETH/USDT']));
+    assert.deepEqual(seen.at(-1)?.leftOut, { 'BTC/USDT': all.received.length - ethOfAll.length });
+    const none = await replay({ files: [BINANCE_CAPTURE], pairs: ['BTC/USD'] });
+    assert.deepEqual(none.calls, []);
+  });
+
   it('refuses unusable configuration clearly', async () => {
     for (const speed of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 'fast' as 'max'])
       assert.throws(() => new ReplaySource({ files: [KRAKEN_2019_CSV], speed }), coded(ERR.INPUT, /speed/));
