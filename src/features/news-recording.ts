@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { catalogued, ERR, fail } from '../core/errors.ts';
 import { RecordedNewsSource } from '../news/recorded.ts';
@@ -10,6 +10,11 @@ import { SentimentScorer, sentimentCacheFile } from '../sentiment/scorer.ts';
 import { signalsFor } from '../sentiment/signals.ts';
 import { NEWS_COLUMNS, NewsFeatures } from './news.ts';
 
+/** What `--news` reads, for the messages that refuse something else. */
+const EXPECTED =
+  'expected a news recording: a CSV with ";" between the columns date;title;text;source;url, gzip ok ' +
+  '(like crypto-news-sentiment/news/cryptonews_2021-10_2022-07.csv.gz)';
+
 /**
  * Scores a news recording with the chosen sentiment backend (the live pipeline's default, the local LLM, unless
  * told otherwise; answers cached in .data/sentiment-cache.jsonl so a re-run costs nothing) and prepares the per-coin
@@ -19,12 +24,28 @@ export async function newsFeaturesFrom(
   path: string,
   backendName: string,
 ): Promise<{ at(coin: string, t: number): (number | null)[] }> {
-  if (!existsSync(path)) throw fail(ERR.INPUT, `news file not found: ${path}`);
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (stat === undefined) throw fail(ERR.INPUT, `--news ${path}: no such file; ${EXPECTED}`);
+  if (!stat.isFile()) throw fail(ERR.INPUT, `--news ${path} is not a file: ${EXPECTED}`);
   const items: NewsItem[] = [];
+  let rejected = 0;
+  let firstReason: string | undefined;
   await new RecordedNewsSource({ file: path }).run(
-    { news: (xs) => void items.push(...xs), reject: () => {} },
+    {
+      news: (xs) => void items.push(...xs),
+      reject: (dl) => {
+        rejected++;
+        firstReason ??= dl.reason;
+      },
+    },
     new AbortController().signal,
   );
+  // A file that is not a news recording yields no item: refused, not joined as news features that are all neutral.
+  if (items.length === 0)
+    throw fail(
+      ERR.INPUT,
+      `--news ${path}: no news items in it${rejected > 0 ? ` (all ${rejected} rows rejected; the first: ${firstReason})` : ''}: ${EXPECTED}`,
+    );
   let scorer: SentimentScorer;
   try {
     scorer = new SentimentScorer({

@@ -385,3 +385,27 @@ describe('run --pairs in a replay', () => {
     assert.doesNotMatch(klines.stderr + klines.stdout, /dashboard on/, 'refused before anything started');
   });
 });
+
+describe('features --news and train --news on something that is not a news recording', () => {
+  it('a missing file, a folder, a file of another kind: CC_ERR_INPUT naming the path and what is expected (they gave neutral news)', async () => {
+    const d = dir();
+    const zip = join(
+      SHARED_DATA,
+      'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02/BTCUSDT/BTCUSDT-1m-2022-01-01.zip',
+    );
+    const headerOnly = join(d, 'header.csv');
+    writeFileSync(headerOnly, 'date;title;text;source;url\n');
+    for (const news of [join(d, 'missing.csv'), d, KRAKEN_2019_CSV, headerOnly]) {
+      const expected = new RegExp(
+        `--news ${news.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*expected a news recording`,
+      );
+      const common = ['--candles', zip, '--news', news, '--sentiment', 'lexicon'];
+      const f = await cli(['features', ...common, '--output', join(d, 'f.csv')]);
+      refused(f, expected);
+      assert.match(f.stderr, /\[CC_ERR_INPUT\]/);
+      const t = await cli(['train', ...common, '--registry', join(d, 'registry')]);
+      refused(t, expected);
+      assert.match(t.stderr, /\[CC_ERR_INPUT\]/);
+    }
+  });
+});
