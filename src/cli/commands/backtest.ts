@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { n } from '../../app/progress.ts';
+import { parseDuration } from '../../config/config.ts';
 import { UsageError } from '../../core/errors.ts';
 import { checkOutputFile } from '../../core/files.ts';
 import {
@@ -13,7 +14,14 @@ import {
 import { openRegistry } from '../../training/registry/open.ts';
 import { datasetFromCandles, requireCandles } from '../../training/sources.ts';
 import { resolveVersion } from './models.ts';
-import { type BandFlags, drawFigures, publishedBand, summaryText, writePredictions } from './train.ts';
+import {
+  type BandFlags,
+  drawFigures,
+  parseBandFlags,
+  publishedBand,
+  summaryText,
+  writePredictions,
+} from './train.ts';
 
 /**
  * `cryptocast backtest --model champion|VERSION --candles FILE|FOLDER`: a registered model as it is (no refit), on
@@ -38,6 +46,9 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
   const started = performance.now();
   if (opts.candles === undefined) throw new UsageError('backtest needs --candles FILE|FOLDER');
   if (opts.predictions) checkOutputFile(opts.predictions, '--predictions');
+  // The flags are checked before the model and the candles are loaded, not after.
+  parseBandFlags(opts);
+  if (opts.horizon !== undefined) parseDuration(opts.horizon, '--horizon');
   const registry = await openRegistry(opts.registry);
   let result: Backtest;
   let card: Awaited<ReturnType<typeof registry.get>>;
@@ -49,7 +60,6 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
     card = await registry.get(opts.name, version);
     if (card === undefined) throw new UsageError(`${opts.name} has no version ${version}`);
     if (opts.horizon !== undefined) {
-      const { parseDuration } = await import('../../config/config.ts');
       if (parseDuration(opts.horizon, '--horizon') !== card.horizonMs)
         throw new UsageError(
           `${card.name} v${card.version} predicts ${card.horizonMs / 60_000} minutes ahead, not ${opts.horizon}: a backtest cannot change the horizon`,

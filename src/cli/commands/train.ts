@@ -54,18 +54,24 @@ export interface WalkFlags {
 
 const MIN_ROWS = 2_000;
 
-function positiveInt(flag: string, text: string): number {
-  const v = Number(text);
-  if (!Number.isInteger(v) || v < 0) throw new UsageError(`--${flag} must be a whole number, got "${text}"`);
+function wholeNumber(flag: string, text: string, min = 0): number {
+  const v = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(v) || v < min)
+    throw new UsageError(`--${flag} must be a whole number${min > 0 ? ` ≥ ${min}` : ''}, got "${text}"`);
   return v;
+}
+
+function parseHorizon(text: string): number {
+  const horizonMs = parseDuration(text, '--horizon');
+  if (horizonMs < 60_000 || horizonMs % 60_000 !== 0)
+    throw new UsageError(`--horizon must be a whole number of minutes (e.g. 5m), got "${text}"`);
+  return horizonMs;
 }
 
 export async function loadDataset(
   opts: DataFlags,
 ): Promise<{ ds: Dataset; source: SourceReport; featureSets: { name: string; version: number }[] }> {
-  const horizonMs = parseDuration(opts.horizon, '--horizon');
-  if (horizonMs < 60_000 || horizonMs % 60_000 !== 0)
-    throw new UsageError(`--horizon must be a whole number of minutes (e.g. 5m), got "${opts.horizon}"`);
+  const horizonMs = parseHorizon(opts.horizon);
   let source: SourceReport;
   const featureSets = [{ name: TECHNICAL_SET.name, version: TECHNICAL_SET.version }];
   if (opts.candles !== undefined) {
@@ -128,20 +134,25 @@ export async function loadDataset(
   return { ds, source, featureSets };
 }
 
-function walkOptions(opts: WalkFlags, ds: Dataset) {
+/**
+ * The walk-forward's settings from its flags. Called before the data is loaded (which takes seconds to minutes): a
+ * bad value costs nothing. The purge defaults to the horizon.
+ */
+function walkOptions(opts: WalkFlags & { horizon: string }) {
   if (opts.window !== undefined && opts.every === undefined)
     throw new UsageError('--window goes with --every (a refit every --every on the latest --window)');
   const mode = opts.mode === 'rolling' ? 'rolling' : 'expanding';
   if (opts.mode !== mode) throw new UsageError(`--mode must be expanding or rolling, got "${opts.mode}"`);
-  const tuneSeconds = positiveInt('tune-seconds', opts.tuneSeconds);
+  const tuneSeconds = wholeNumber('tune-seconds', opts.tuneSeconds);
+  const trials = wholeNumber('trials', opts.trials, 1);
   return {
-    folds: positiveInt('folds', opts.folds),
+    folds: wholeNumber('folds', opts.folds, 1),
     mode,
-    purgeMs: opts.purge === undefined ? ds.horizonMs : parseDuration(opts.purge, '--purge'),
+    purgeMs: opts.purge === undefined ? parseHorizon(opts.horizon) : parseDuration(opts.purge, '--purge'),
     everyMs: opts.every === undefined ? undefined : parseDuration(opts.every, '--every'),
     windowMs: opts.window === undefined ? undefined : parseDuration(opts.window, '--window'),
-    tune: tuneSeconds > 0 ? { seconds: tuneSeconds, trials: positiveInt('trials', opts.trials) } : undefined,
-    seed: positiveInt('seed', opts.seed),
+    tune: tuneSeconds > 0 ? { seconds: tuneSeconds, trials } : undefined,
+    seed: wholeNumber('seed', opts.seed),
   } as const;
 }
 
@@ -200,15 +211,17 @@ export async function evaluateCommand(
   opts: DataFlags & WalkFlags & BandFlags & { json?: boolean; predictions?: string; figures?: string },
 ): Promise<void> {
   const started = performance.now();
-  // Checked before the walk-forward, not after minutes of it.
+  // Every flag is checked before the data is loaded and the walk-forward runs, not after minutes of them.
   if (opts.predictions) checkOutputFile(opts.predictions, '--predictions');
+  const walk = walkOptions(opts);
+  parseBandFlags(opts);
   const { ds, source } = await loadDataset(opts);
   const progress = progressDisplay();
   const stop = stopOnSignal();
   let run: WalkForwardRun;
   try {
     run = await walkForward(ds, {
-      ...walkOptions(opts, ds),
+      ...walk,
       testFrom: source.testFrom,
       final: false,
       figures: false,
@@ -236,6 +249,17 @@ export interface BandFlags {
   adaptiveConformal?: boolean;
   aciGamma?: string;
   aciWindow?: string;
+}
+
+/** `--aci-gamma` and `--aci-window`, checked (the commands call this before loading any data). */
+export function parseBandFlags(opts: BandFlags): { gamma: number; window: number } {
+  const gamma = opts.aciGamma === undefined ? DEFAULT_ACI.gamma : Number(opts.aciGamma);
+  const window = opts.aciWindow === undefined ? DEFAULT_ACI.window : Number(opts.aciWindow);
+  if (!(gamma > 0 && gamma < 1))
+    throw new UsageError(`--aci-gamma must be in (0, 1), got "${opts.aciGamma}"`);
+  if (!(Number.isInteger(window) && window > 0))
+    throw new UsageError(`--aci-window must be a positive whole number, got "${opts.aciWindow}"`);
+  return { gamma, window };
 }
 
 /**
@@ -272,12 +296,7 @@ export function publishedBand(
     const evaluation = opts.shrinkage ? evaluate(ds, folds, oos) : ev;
     return { oos, evaluation, info, text };
   }
-  const gamma = opts.aciGamma === undefined ? DEFAULT_ACI.gamma : Number(opts.aciGamma);
-  const window = opts.aciWindow === undefined ? DEFAULT_ACI.window : Number(opts.aciWindow);
-  if (!(gamma > 0 && gamma < 1))
-    throw new UsageError(`--aci-gamma must be in (0, 1), got "${opts.aciGamma}"`);
-  if (!(Number.isInteger(window) && window > 0))
-    throw new UsageError(`--aci-window must be a positive whole number, got "${opts.aciWindow}"`);
+  const { gamma, window } = parseBandFlags(opts);
   const adapted = adaptBand(ds, oos, { gamma, window });
   const evaluation = evaluate(ds, folds, adapted);
   const raw = ev.intervals;
@@ -378,13 +397,14 @@ export async function trainCommand(
     throw new UsageError(
       '--gate-interval-margin must be a number and --gate-coverage-tolerance a number ≥ 0',
     );
+  const walk = walkOptions(opts);
   const { ds, featureSets } = await loadDataset(opts);
   const registry = await openRegistry(opts.registry);
   const progress = progressDisplay();
   const stop = stopOnSignal();
   try {
     const out = await trainAndRegister(ds, registry, {
-      ...walkOptions(opts, ds),
+      ...walk,
       name: opts.name,
       featureSets,
       gate,
