@@ -67,6 +67,30 @@ function filesFor(folder: string, from: number, to: number): string[] {
 }
 
 /**
+ * The kline files of each symbol for [from, to), and the symbols without any. No file for any symbol is refused:
+ * `run --replay` calls this before it starts anything (a month nobody recorded used to start the API first).
+ */
+export function klineFiles(o: Pick<CandleReplayOptions, 'klines' | 'from' | 'to'>): {
+  files: Map<string, string[]>;
+  missing: string[];
+} {
+  const files = new Map<string, string[]>();
+  const missing: string[] = [];
+  for (const { symbol, folders } of o.klines) {
+    const found = folders.flatMap((f) => filesFor(f, o.from, o.to));
+    if (found.length === 0) missing.push(symbol);
+    else files.set(symbol, found);
+  }
+  if (files.size === 0)
+    throw fail(
+      ERR.INPUT,
+      `no 1-minute klines of ${missing.join(', ')} for ${new Date(o.from).toISOString().slice(0, 10)}..${new Date(o.to - 1).toISOString().slice(0, 10)} in ${[...new Set(o.klines.flatMap((k) => k.folders))].join(', ') || 'any data folder (none exists)'}`,
+      { hint: 'download them: ./bin/cryptocast data fetch --from 2022-05 (or set CRYPTOCAST_SHARED_DATA)' },
+    );
+  return { files, missing };
+}
+
+/**
  * All candles of [from, to), merged by windowEnd (then pair). A minute found in two folders (the shared recording
  * and a download) is taken once; rows a file rejects are counted.
  */
@@ -75,13 +99,8 @@ async function loadCandles(
 ): Promise<{ candles: Candle[]; rejects: number; missing: string[] }> {
   const out: Candle[] = [];
   let rejects = 0;
-  const missing: string[] = [];
-  for (const { symbol, folders } of o.klines) {
-    const files = folders.flatMap((f) => filesFor(f, o.from, o.to));
-    if (files.length === 0) {
-      missing.push(symbol);
-      continue;
-    }
+  const { files: bySymbol, missing } = klineFiles(o);
+  for (const files of bySymbol.values()) {
     const seen = new Set<number>();
     for (const file of files)
       for await (const batch of readOhlcv(file)) {
@@ -109,12 +128,6 @@ async function loadCandles(
         }
       }
   }
-  if (missing.length === o.klines.length)
-    throw fail(
-      ERR.INPUT,
-      `no 1-minute klines of ${missing.join(', ')} for ${new Date(o.from).toISOString().slice(0, 10)}..${new Date(o.to - 1).toISOString().slice(0, 10)} in ${[...new Set(o.klines.flatMap((k) => k.folders))].join(', ') || 'any data folder (none exists)'}`,
-      { hint: 'download them: ./bin/cryptocast data fetch --from 2022-05 (or set CRYPTOCAST_SHARED_DATA)' },
-    );
   out.sort((a, b) => a.windowEnd - b.windowEnd || a.pair.localeCompare(b.pair));
   return { candles: out, rejects, missing };
 }

@@ -409,3 +409,23 @@ describe('features --news and train --news on something that is not a news recor
     }
   });
 });
+
+describe('run --replay of a month without data', () => {
+  it('is refused before anything starts: no API, no store file (it listened first)', async () => {
+    const d = dir();
+    const r = await cli([
+      'run',
+      '--replay',
+      '2030-01',
+      '--store',
+      `duckdb:${join(d, 's.duckdb')}`,
+      '--port',
+      '0',
+      '--quiet',
+      '--no-news',
+    ]);
+    refused(r, /no 1-minute klines of BTCUSDT, ETHUSDT for 2030-01-01\.\.2030-01-31.*\[CC_ERR_INPUT\]/);
+    assert.doesNotMatch(r.stdout + r.stderr, /dashboard on|prediction API/);
+    assert.deepEqual(readdirSync(d), [], 'no store opened');
+  });
+});

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { type RunningApi, startApi } from '../../api/api-service.ts';
 import { apiOptionsFromEnv } from '../../api/server.ts';
-import { type CandleReplayStats, replayCandles, replayRange } from '../../app/candle-replay.ts';
+import { type CandleReplayStats, klineFiles, replayCandles, replayRange } from '../../app/candle-replay.ts';
 import { liveNewsSources, type NewsPipeline, startNewsPipeline } from '../../app/news-pipeline.ts';
 import { startMarketDataPipeline } from '../../app/pipeline.ts';
 import { humanLogLine, iso, n, StatusLine } from '../../app/progress.ts';
@@ -102,6 +102,8 @@ export async function run(
   // subscribe to them). Without it, a replay plays every pair its recording holds.
   const onlyPairs = opts.pairs !== undefined && opts.source !== 'live' ? config.pairs : undefined;
   const klines = candleRange ? klineReplaySymbols(onlyPairs) : [];
+  // A range without klines is refused here, before the stores, the API or anything else starts.
+  if (candleRange) klineFiles({ klines, ...candleRange });
   const newsMaxLagMs = Number(opts.newsMaxLag ?? '60') * 1000;
   if (!Number.isFinite(newsMaxLagMs) || newsMaxLagMs <= 0)
     throw new UsageError(`--news-max-lag must be a positive number of seconds (got "${opts.newsMaxLag}")`);
