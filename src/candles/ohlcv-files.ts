@@ -6,7 +6,7 @@ import { CryptocastError, ERR } from '../core/errors.ts';
 import type { CandleInput } from '../features/technical.ts';
 import { detectTradeFileFormat } from '../ingestion/files/detect.ts';
 import { parseTime } from '../ingestion/files/time.ts';
-import { normalisePair, splitSymbol } from '../ingestion/symbols.ts';
+import { normalisePair, requirePair, splitSymbol } from '../ingestion/symbols.ts';
 import { fitsKlineBytes, type KlineLine, parseKlineLines } from './kline-bytes.ts';
 import { zipEntries } from './zip-entries.ts';
 
@@ -92,8 +92,7 @@ export async function* readOhlcv(
   path: string,
   opts: { pair?: string; intervalMs?: number } = {},
 ): AsyncGenerator<OhlcvBatch> {
-  const pair = opts.pair === undefined ? undefined : normalisePair(opts.pair);
-  if (opts.pair !== undefined && pair === undefined) throw new OhlcvFileError(`not a pair: "${opts.pair}"`);
+  const pair = opts.pair === undefined ? undefined : requirePair(opts.pair, '--pair');
   for (const file of candleFiles(path)) yield* readOne(file, pair, opts.intervalMs ?? 60_000);
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CryptocastError, ERR } from '../core/errors.ts';
+import { CryptocastError, ERR, fail } from '../core/errors.ts';
 import { DEFAULT_MAX_PRICE_FACTOR } from '../core/price-guard.ts';
 import { IntervalSchema } from '../schemas/candle.ts';
 import { Pair } from '../schemas/common.ts';
@@ -125,11 +125,13 @@ function validated<S extends z.ZodType, K extends keyof typeof ENV>(
       return `${origin[k] ?? k}: ${i.message} (got ${JSON.stringify(raw[k])})`;
     });
     // One bad setting: one line. Several: one line each under a heading.
-    throw new ConfigError(
+    const message =
       lines.length === 1
         ? `invalid configuration: ${lines[0]}`
-        : `invalid configuration:\n${lines.map((l) => `  ${l}`).join('\n')}`,
-    );
+        : `invalid configuration:\n${lines.map((l) => `  ${l}`).join('\n')}`;
+    // A pair that is not one has the code it has in every other command (--pair of candles, features, backfill…).
+    if (r.error.issues.every((i) => i.path[0] === 'pairs')) throw fail(ERR.PAIR, message);
+    throw new ConfigError(message);
   }
   return r.data;
 }

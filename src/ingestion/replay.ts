@@ -6,7 +6,7 @@ import { lastTradeTs } from './files/extent.ts';
 import { type MergeEvent, mergeByTradeTs } from './files/merge.ts';
 import { type ReadOptions, readTradeFile, TradeFileError } from './files/readers.ts';
 import type { SourceSink, TradeSource } from './source.ts';
-import { normalisePair } from './symbols.ts';
+import { requirePair } from './symbols.ts';
 
 /**
  * Replays recorded trade files as a trade source: merged across files by trade time (stably), as fast as
@@ -75,8 +75,7 @@ export class ReplaySource implements TradeSource {
     ] as const)
       if (v !== undefined && !(Number.isSafeInteger(v) && v > 0))
         throw new TradeFileError(`replay ${name} must be a positive integer, got ${String(v)}`);
-    if (options.pair !== undefined && normalisePair(options.pair) === undefined)
-      throw new TradeFileError(`not a pair: "${options.pair}" (use e.g. BTC/USD)`);
+    if (options.pair !== undefined) requirePair(options.pair, '--pair');
     this.opts = options;
   }
 

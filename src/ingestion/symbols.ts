@@ -14,6 +14,16 @@ import { ERR, fail } from '../core/errors.ts';
 
 const PAIR = /^[A-Z0-9]{2,12}\/[A-Z0-9]{2,12}$/;
 
+/**
+ * A pair given by the user (`--pair`, `--pairs`, `--as-pair`) in any spelling `normalisePair` reads → canonical, or
+ * CC_ERR_PAIR naming the flag: one code for a pair that is not one, whatever the command.
+ */
+export function requirePair(text: string, flag: string): string {
+  const pair = normalisePair(text);
+  if (pair === undefined) throw fail(ERR.PAIR, `${flag}: not a pair: "${text}" (use e.g. BTC/USD)`);
+  return pair;
+}
+
 /** Throws a clear error for anything that is not a canonical pair (configuration mistakes fail early). */
 export function assertPairs(exchange: string, pairs: readonly string[]): void {
   if (pairs.length === 0) throw fail(ERR.PAIR, `${exchange}: no pair to follow`);

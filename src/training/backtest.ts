@@ -3,6 +3,7 @@ import { WARMUP_CANDLES } from '../features/technical.ts';
 import { fillMatrix, imputationPlan } from '../inference/imputation.ts';
 import { columnIndex } from '../inference/model-holder.ts';
 import { XgbModel } from '../inference/xgboost-model.ts';
+import { requirePair } from '../ingestion/symbols.ts';
 import { type Dataset, DatasetError } from './dataset.ts';
 import { type Evaluation, evaluate } from './evaluation.ts';
 import type { Fold } from './folds.ts';
@@ -57,7 +58,7 @@ const LINEAR_MAX_ROWS = 200_000;
  * Returns data pair → trained pair.
  */
 export function parseAsPair(text: string | undefined, dataPairs: readonly string[]): Map<string, string> {
-  const norm = (p: string) => p.trim().toUpperCase().replace('-', '/');
+  const norm = (p: string) => requirePair(p, '--as-pair');
   const map = new Map<string, string>();
   if (text === undefined) return map;
   if (!text.includes('=')) {

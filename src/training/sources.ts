@@ -4,6 +4,7 @@ import { NEWS_SET, TECHNICAL_SET } from '../features/feature-writer.ts';
 import { NEWS_COLUMNS } from '../features/news.ts';
 import type { FeatureStore } from '../features/store/store.ts';
 import { FEATURE_COLUMNS, TechnicalFeatures } from '../features/technical.ts';
+import { requirePair } from '../ingestion/symbols.ts';
 import { type Dataset, DatasetBuilder, DatasetError } from './dataset.ts';
 
 /**
@@ -29,9 +30,9 @@ const PRICE_LEVEL = new Set([
 ]);
 export const MODEL_COLUMNS: readonly string[] = FEATURE_COLUMNS.filter((c) => !PRICE_LEVEL.has(c));
 
-/** A comma-separated pair list as given on the command line (`BTC-USD,eth/usd`) → canonical pairs. */
+/** A comma-separated pair list as given on the command line (`BTC-USD,eth/usd`) → canonical pairs (CC_ERR_PAIR). */
 export function parsePairs(list: string | undefined): string[] | undefined {
-  return list?.split(',').map((p) => p.trim().toUpperCase().replace('-', '/'));
+  return list?.split(',').map((p) => requirePair(p, '--pairs'));
 }
 
 export interface NewsAt {

@@ -10,7 +10,7 @@ import { log } from '../../core/log.ts';
 import { KrakenRestBackfill } from '../../ingestion/backfill/kraken-rest.ts';
 import { parseTime } from '../../ingestion/files/time.ts';
 import type { SourceSink } from '../../ingestion/source.ts';
-import { normalisePair } from '../../ingestion/symbols.ts';
+import { requirePair } from '../../ingestion/symbols.ts';
 import { TradeService } from '../../ingestion/trade-service.ts';
 import { connectBus } from '../../runtime/connect.ts';
 
@@ -28,8 +28,7 @@ export async function backfill(opts: {
   state?: string;
   baseUrl?: string;
 }): Promise<void> {
-  const pair = normalisePair(opts.pair);
-  if (pair === undefined) throw new UsageError(`--pair: not a pair: "${opts.pair}" (use e.g. BTC/USD)`);
+  const pair = requirePair(opts.pair, '--pair');
   const sinceMs = parseTime(opts.since);
   if (sinceMs === undefined)
     throw new UsageError(

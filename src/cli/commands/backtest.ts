@@ -2,8 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
-import { UsageError } from '../../core/errors.ts';
+import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { checkOutputFile } from '../../core/files.ts';
+import { requirePair } from '../../ingestion/symbols.ts';
 import {
   type Backtest,
   backtest,
@@ -48,6 +49,8 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
   if (opts.predictions) checkOutputFile(opts.predictions, '--predictions');
   // The flags are checked before the model and the candles are loaded, not after.
   parseBandFlags(opts);
+  if (opts.pair !== undefined) requirePair(opts.pair, '--pair');
+  for (const p of opts.asPair?.split(/[,=]/) ?? []) if (p.trim()) requirePair(p, '--as-pair');
   if (opts.horizon !== undefined) parseDuration(opts.horizon, '--horizon');
   const registry = await openRegistry(opts.registry);
   let result: Backtest;
@@ -58,7 +61,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
   try {
     const version = await resolveVersion(registry, opts.name, opts.model);
     card = await registry.get(opts.name, version);
-    if (card === undefined) throw new UsageError(`${opts.name} has no version ${version}`);
+    if (card === undefined) throw fail(ERR.MODEL_VERSION, `${opts.name} has no version ${version}`);
     if (opts.horizon !== undefined) {
       if (parseDuration(opts.horizon, '--horizon') !== card.horizonMs)
         throw new UsageError(

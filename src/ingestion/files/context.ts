@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { normalisePair, splitSymbol } from '../symbols.ts';
+import { normalisePair, requirePair, splitSymbol } from '../symbols.ts';
 import { TradeFileError, type TradeFileFormat } from './types.ts';
 
 /** What every row parser of one file needs to know besides the row. */
@@ -44,8 +44,7 @@ export function parseContext(
   const file = basename(path);
   let pair: string | undefined;
   if (options.pair !== undefined) {
-    pair = normalisePair(options.pair);
-    if (pair === undefined) throw new TradeFileError(`not a pair: "${options.pair}" (use e.g. BTC/USD)`);
+    pair = requirePair(options.pair, '--pair');
   } else pair = pairFromName(format, file);
   const exchange = options.exchange ?? DEFAULT_EXCHANGE[format];
   if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(exchange))

@@ -9,6 +9,7 @@ import {
   ModelCardSchema,
   type ModelRegistry,
   type NewModelCard,
+  noSuchVersion,
   RegistryError,
 } from './registry.ts';
 
@@ -151,8 +152,7 @@ export class LocalRegistry implements ModelRegistry {
 
   async setAlias(name: string, alias: Alias, version: number, reason: string): Promise<void> {
     return this.guarded(async () => {
-      if ((await this.get(name, version)) === undefined)
-        throw new RegistryError(`${name} has no version ${version}`);
+      if ((await this.get(name, version)) === undefined) throw noSuchVersion(name, version);
       await this.locked(name, async () => {
         const file = await this.aliasFile(name);
         const change: AliasChange = { alias, version, previous: file[alias], at: Date.now(), reason };
@@ -175,7 +175,7 @@ export class LocalRegistry implements ModelRegistry {
   async download(name: string, version: number, dir: string): Promise<Record<string, string>> {
     return this.guarded(async () => {
       const card = await this.get(name, version);
-      if (card === undefined) throw new RegistryError(`${name} has no version ${version}`);
+      if (card === undefined) throw noSuchVersion(name, version);
       await mkdir(dir, { recursive: true });
       const out: Record<string, string> = {};
       for (const f of card.artifacts) {

@@ -9,6 +9,7 @@ import {
   ModelCardSchema,
   type ModelRegistry,
   type NewModelCard,
+  noSuchVersion,
   RegistryError,
 } from './registry.ts';
 
@@ -245,8 +246,7 @@ export class MlflowRegistry implements ModelRegistry {
   }
 
   async setAlias(name: string, alias: Alias, version: number, reason: string): Promise<void> {
-    if ((await this.version(name, version)) === undefined)
-      throw new RegistryError(`${name} has no version ${version}`);
+    if ((await this.version(name, version)) === undefined) throw noSuchVersion(name, version);
     const previous = (await this.alias(name, alias)) ?? null;
     await this.client.api('POST', 'registered-models/alias', { name, alias, version: String(version) });
     const change: AliasChange = { alias, version, previous, at: Date.now(), reason };
@@ -284,7 +284,7 @@ export class MlflowRegistry implements ModelRegistry {
 
   async download(name: string, version: number, dir: string): Promise<Record<string, string>> {
     const mv = await this.version(name, version);
-    if (mv === undefined) throw new RegistryError(`${name} has no version ${version}`);
+    if (mv === undefined) throw noSuchVersion(name, version);
     const card = await this.cardOf(mv);
     const root = this.artifactPath(mv.source);
     await mkdir(dir, { recursive: true });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CryptocastError, ERR } from '../../core/errors.ts';
+import { CryptocastError, ERR, fail } from '../../core/errors.ts';
 
 /**
  * The model registry: every trained model with its lineage, and two aliases the rest of the system reads.
@@ -98,5 +98,9 @@ export class RegistryError extends CryptocastError {
     super(ERR.REGISTRY.code, message, { exitCode: ERR.REGISTRY.exitCode, ...opts });
   }
 }
+
+/** A version that is not registered: the code `models show 99` and `backtest --model 99` give alike. */
+export const noSuchVersion = (name: string, version: number) =>
+  fail(ERR.MODEL_VERSION, `${name} has no version ${version}`);
 
 export const DEFAULT_MODEL_NAME = 'cryptocast-price';

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { parseDuration } from '../../../src/config/config.ts';
 import { ERR, type ErrorKind } from '../../../src/core/errors.ts';
 import { exitedWithin, runCli } from '../../support/cli.ts';
+import { KRAKEN_2019_CSV, SHARED_DATA } from '../../support/data.ts';
 
 /** Exit 2, one line naming the problem with its code, no stack trace; within `ms` (a command that runs on fails). */
 async function refused(args: string[], kind: ErrorKind, ms = 60_000): Promise<string> {
@@ -159,5 +160,53 @@ describe('evaluate, train and backtest check every flag before loading anything'
     assert.match(await refused([...args, '--aci-gamma', '2'], ERR.USAGE), /--aci-gamma/);
     assert.match(await refused([...args, '--aci-window', '0'], ERR.USAGE), /--aci-window/);
     assert.match(await refused([...args, '--horizon', '5'], ERR.CONFIG), /--horizon: "5" has no unit/);
+  });
+});
+
+describe('one kind, one code, whatever the command', () => {
+  it('a pair that is not one: CC_ERR_PAIR from every command with --pair, --pairs or --as-pair', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    const zip = join(
+      SHARED_DATA,
+      'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02/BTCUSDT/BTCUSDT-1m-2022-01-01.zip',
+    );
+    const store = `duckdb:${join(d, 's.duckdb')}`;
+    const commands = [
+      // USAGE before
+      [
+        'backfill',
+        '--exchange',
+        'kraken',
+        '--pair',
+        'foo',
+        '--since',
+        '2025-01-01T00:00:00Z',
+        '--state',
+        join(d, 'b.json'),
+        '--output',
+        join(d, 'b.csv'),
+      ],
+      // INPUT before
+      ['candles', '--input', KRAKEN_2019_CSV, '--pair', 'foo', '--output', join(d, 'c.csv')],
+      ['features', '--candles', zip, '--pair', 'foo', '--output', join(d, 'f.csv')],
+      ['evaluate', '--candles', zip, '--pair', 'foo'],
+      ['backtest', '--model', 'champion', '--candles', zip, '--pair', 'foo', '--registry', join(d, 'r')],
+      // taken as it was before (a mapping to a pair no model has)
+      ['backtest', '--model', 'champion', '--candles', zip, '--as-pair', 'foo', '--registry', join(d, 'r')],
+      // CONFIG before
+      ['run', '--pairs', 'foo', '--port', '0', '--store', store],
+      ['service', 'trades', '--pairs', 'foo', '--bus', 'memory'],
+      // DATASET before (the store read with a pair nobody has)
+      ['train', '--store', store, '--pairs', 'foo', '--registry', join(d, 'r')],
+    ];
+    for (const args of commands) assert.match(await refused(args, ERR.PAIR), /"foo"|"FOO"/);
+  });
+
+  it('a version that is not registered: CC_ERR_MODEL_VERSION from backtest --model as from models show (it was USAGE)', async () => {
+    const registry = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    const reg = ['--registry', registry];
+    await refused(['models', 'show', '99', ...reg], ERR.MODEL_VERSION);
+    await refused(['models', 'promote', '99', ...reg], ERR.MODEL_VERSION);
+    await refused(['backtest', '--model', '99', '--candles', KRAKEN_2019_CSV, ...reg], ERR.MODEL_VERSION);
   });
 });

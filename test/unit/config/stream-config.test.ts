@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadStreamConfig, loadStreamSetting } from '../../../src/config/config.ts';
+import { ERR } from '../../../src/core/errors.ts';
+import { coded } from '../../support/errors.ts';
 
 describe('loadStreamSetting: one stream setting, validated as loadStreamConfig validates it', () => {
   it('refuses a max price factor that is not a number above 1, from the flag or the environment', () => {
@@ -35,5 +37,15 @@ describe('loadStreamSetting: one stream setting, validated as loadStreamConfig v
       () => loadStreamConfig({ maxPriceFactor: 'abc', pairs: 'x' }, {}),
       (e: Error) => e.message.split('\n').length === 3,
     );
+  });
+
+  it('pairs that are not pairs: CC_ERR_PAIR, the code of --pair in every command (it was CC_ERR_CONFIG here)', () => {
+    assert.throws(() => loadStreamConfig({ pairs: 'foo' }, {}), coded(ERR.PAIR, /--pairs.*"FOO"/));
+    assert.throws(
+      () => loadStreamConfig({}, { CRYPTOCAST_PAIRS: 'foo,bar' }),
+      coded(ERR.PAIR, /CRYPTOCAST_PAIRS/),
+    );
+    // With another bad setting, the configuration error names both.
+    assert.throws(() => loadStreamConfig({ maxPriceFactor: 'abc', pairs: 'x' }, {}), coded(ERR.CONFIG));
   });
 });

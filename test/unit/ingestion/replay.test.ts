@@ -319,7 +319,10 @@ describe('ReplaySource: rejects, limit, abort, progress, configuration', () => {
       assert.throws(() => new ReplaySource({ files: [KRAKEN_2019_CSV], speed }), coded(ERR.INPUT, /speed/));
     assert.throws(() => new ReplaySource({ files: [] }), coded(ERR.INPUT, /no file/));
     assert.throws(() => new ReplaySource({ files: [KRAKEN_2019_CSV], limit: 0 }), coded(ERR.INPUT, /limit/));
-    assert.throws(() => new ReplaySource({ files: [KRAKEN_2019_CSV], pair: 'bitcoin' }), TradeFileError);
+    assert.throws(
+      () => new ReplaySource({ files: [KRAKEN_2019_CSV], pair: 'bitcoin' }),
+      coded(ERR.PAIR, /--pair: not a pair: "bitcoin"/),
+    );
     await assert.rejects(replay({ files: [join(tmp, 'missing.csv')] }), TradeFileError);
   });
 });

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ERR } from '../../../src/core/errors.ts';
 import { backtest, checkApplicable, linearByDay, parseAsPair } from '../../../src/training/backtest.ts';
 import { type Dataset, DatasetBuilder } from '../../../src/training/dataset.ts';
 import type { ModelCard } from '../../../src/training/registry/registry.ts';
 import { stumpModel } from '../../support/champion.ts';
+import { coded } from '../../support/errors.ts';
 
 const MIN = 60_000;
 const DAY = 86_400_000;
@@ -68,6 +70,9 @@ describe('parseAsPair', () => {
   it('refuses a bare pair for candles of several pairs, and malformed entries', () => {
     assert.throws(() => parseAsPair('BTC/USDT', ['BTC/USD', 'ETH/USD']), /map each one/);
     assert.throws(() => parseAsPair('BTC/USD=', ['BTC/USD']), /not PAIR=TRAINED_PAIR/);
+    // A pair that is not one: the catalogue's CC_ERR_PAIR, as --pair of every command (it was taken as it was).
+    assert.throws(() => parseAsPair('bitcoin', ['BTC/USD']), coded(ERR.PAIR, /--as-pair: not a pair/));
+    assert.throws(() => parseAsPair('BTC/USD=x', ['BTC/USD']), coded(ERR.PAIR, /"x"/));
   });
 });
 
