@@ -38,7 +38,11 @@ const key = (meaning: string) => ({ meaning, default: '—', schema: text, secre
 
 export const VARIABLES = {
   // --- the stream (flags of run and service win) -------------------------------------------------------------
-  CRYPTOCAST_BUS: v('transport: `memory` or `kafka://host:port[,host:port]`', '`memory`', text),
+  CRYPTOCAST_BUS: v(
+    'transport: `memory` or `kafka://host:port[,host:port]`; every `service` but the trainer needs one (this or `--bus`)',
+    '`memory` for `run`; none for `service`',
+    text,
+  ),
   CRYPTOCAST_PAIRS: v('pairs to follow', '`BTC/USD,ETH/USD`', text),
   CRYPTOCAST_INTERVAL: v('candle interval', '`1m`', text),
   CRYPTOCAST_GRACE: v('grace period of a candle window for late trades', '`5s`', text),

@@ -170,7 +170,10 @@ describe('bad values and missing files: catalogued, exit 2', () => {
 
   it('service news --source replay --data MISSING: no Node crash', async () => {
     refused(
-      await cli(['service', 'news', '--source', 'replay', '--data', join(dir(), 'nope.csv.gz')], 20_000),
+      await cli(
+        ['service', 'news', '--bus', 'memory', '--source', 'replay', '--data', join(dir(), 'nope.csv.gz')],
+        20_000,
+      ),
       /nope\.csv\.gz/,
     );
   });
@@ -216,6 +219,8 @@ describe('busy ports: a catalogued line, not a stack', () => {
     const r = await cli([
       'service',
       'api',
+      '--bus',
+      'memory',
       '--port',
       String(port),
       '--store',
@@ -230,7 +235,7 @@ describe('busy ports: a catalogued line, not a stack', () => {
     servers.push(blocker);
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as AddressInfo).port;
-    const r = await cli(['service', 'candles', '--metrics-port', String(port)], 30_000);
+    const r = await cli(['service', 'candles', '--bus', 'memory', '--metrics-port', String(port)], 30_000);
     refused(r, new RegExp(`--metrics-port ${port}.*in use`));
   });
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { CandleService } from '../../candles/candle-service.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { secret, setting } from '../../config/env.ts';
+import { BUS_SERVICES } from '../../config/service-env.ts';
 import { catalogued, ERR, fail, UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { startMetricsServer } from '../../core/metrics-server.ts';
@@ -62,6 +63,7 @@ type ServiceOptions = SourceFlags & {
  * resumes from its committed offsets without losing or duplicating output.
  */
 export async function service(name: string, opts: ServiceOptions): Promise<void> {
+  requireBus(name, opts.bus);
   // Prometheus metrics, liveness and readiness on a port of their own (Kubernetes probes, scrapes). Closed when the
   // service has stopped: a listening server would keep the process alive after SIGTERM until the SIGKILL.
   if (opts.metricsPort !== undefined) {
@@ -74,6 +76,22 @@ export async function service(name: string, opts: ServiceOptions): Promise<void>
     }
   }
   return runService(name, opts);
+}
+
+/**
+ * A service that reads or writes topics needs a bus named: without one it ran on an in-process bus of its own, where
+ * it received nothing and published to no one. `--bus` (commander puts CRYPTOCAST_BUS there when the flag is absent);
+ * `--bus memory` stays possible on purpose (a test, a trial on one machine).
+ */
+export function requireBus(name: string, bus: string | undefined): void {
+  if (!(BUS_SERVICES as readonly string[]).includes(name) || (bus !== undefined && bus.trim() !== '')) return;
+  throw fail(
+    ERR.CONFIG,
+    `service ${name} needs a bus to read and write its topics: none was given (neither --bus nor CRYPTOCAST_BUS)`,
+    {
+      hint: 'give --bus kafka://host:9092 or set CRYPTOCAST_BUS=kafka://host:9092 (--bus memory: an in-process bus of its own, for trials)',
+    },
+  );
 }
 
 async function runService(name: string, opts: ServiceOptions): Promise<void> {

@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseDuration } from '../../../src/config/config.ts';
+import { BUS_SERVICES } from '../../../src/config/service-env.ts';
 import { ERR, type ErrorKind } from '../../../src/core/errors.ts';
 import { exitedWithin, runCli } from '../../support/cli.ts';
 import { KRAKEN_2019_CSV, SHARED_DATA } from '../../support/data.ts';
+import { waitFor } from '../../support/wait.ts';
 
 /** Exit 2, one line naming the problem with its code, no stack trace; within `ms` (a command that runs on fails). */
 async function refused(args: string[], kind: ErrorKind, ms = 60_000): Promise<string> {
@@ -58,7 +60,7 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
       /at least 1m/,
     );
     assert.match(
-      await refused(['service', 'candles', '--grace', '5'], ERR.CONFIG),
+      await refused(['service', 'candles', '--bus', 'memory', '--grace', '5'], ERR.CONFIG),
       /--grace.*"5" has no unit/,
     );
   });
@@ -208,5 +210,40 @@ describe('one kind, one code, whatever the command', () => {
     await refused(['models', 'show', '99', ...reg], ERR.MODEL_VERSION);
     await refused(['models', 'promote', '99', ...reg], ERR.MODEL_VERSION);
     await refused(['backtest', '--model', '99', '--candles', KRAKEN_2019_CSV, ...reg], ERR.MODEL_VERSION);
+  });
+});
+
+describe('a service without a bus', () => {
+  it('is refused with CC_ERR_CONFIG and a hint, every stage that reads or writes topics (it ran on a bus of its own)', async () => {
+    const env = { CRYPTOCAST_BUS: '' }; // the suite's environment may name one
+    for (const name of BUS_SERVICES) {
+      const run = runCli(['service', name], env);
+      const code = await exitedWithin(run, 60_000, `service ${name} without a bus to be refused`);
+      assert.equal(code, ERR.CONFIG.exitCode, run.stderr());
+      assert.match(
+        run.stderr(),
+        new RegExp(
+          `service ${name} needs a bus.*\\[CC_ERR_CONFIG\\]\\n  hint: give --bus kafka://host:9092 or set CRYPTOCAST_BUS`,
+        ),
+      );
+    }
+  });
+
+  it('CRYPTOCAST_BUS supplies it (here one the transport refuses, so nothing starts), and --bus memory stays possible', async () => {
+    const run = runCli(['service', 'candles'], { CRYPTOCAST_BUS: 'kafka://localhost:abc' });
+    await exitedWithin(run, 60_000, 'service candles to be refused');
+    assert.doesNotMatch(run.stderr(), /needs a bus/);
+    assert.match(run.stderr(), /localhost:abc.*\[CC_ERR_CONFIG\]/);
+    // At info level, whatever NODE_ENV=test sets: the "running" line is what is waited for.
+    const memory = runCli(['service', 'candles', '--bus', 'memory'], { CRYPTOCAST_LOG_LEVEL: 'info' });
+    try {
+      await waitFor('the service to run', memory.stderr, (e) => /running/.test(e), {
+        timeoutMs: 60_000,
+        everyMs: 100,
+      });
+    } finally {
+      memory.child.kill('SIGTERM'); // also when the wait failed: a service left running holds the test file open
+    }
+    assert.equal(await exitedWithin(memory, 30_000, 'the service to stop'), 0, memory.stderr());
   });
 });
