@@ -45,7 +45,21 @@ export class MaturityJoin {
   private readonly timeoutMs: number;
   private readonly retentionMs: number;
   private readonly wall: (() => number) | undefined;
-  readonly stats = { candles: 0, predictions: 0, scored: 0, unscorable: 0, duplicates: 0, revisions: 0 };
+  /**
+   * `judgedBefore`: predictions re-read (a second run on the same store, a restart) whose verdict the store already
+   * held from before: not scored again, and not duplicates of this process's own.
+   */
+  readonly stats = {
+    candles: 0,
+    predictions: 0,
+    scored: 0,
+    unscorable: 0,
+    duplicates: 0,
+    revisions: 0,
+    judgedBefore: 0,
+  };
+  /** The keys `remember` marked that no prediction has come for yet (each counts once in `judgedBefore`). */
+  private readonly remembered = new Set<string>();
 
   constructor(o: MaturityOptions = {}) {
     this.timeoutMs = o.timeoutMs ?? 15 * 60_000;
@@ -105,7 +119,8 @@ export class MaturityJoin {
     this.stats.predictions++;
     const key = errorKey(p);
     if (this.done.has(key)) {
-      this.stats.duplicates++;
+      if (this.remembered.delete(key)) this.stats.judgedBefore++;
+      else this.stats.duplicates++;
       return [];
     }
     const s = this.seriesOf(p.exchange, p.pair);
@@ -142,7 +157,12 @@ export class MaturityJoin {
         }
     }
     const horizon = now - this.retentionMs;
-    if (Number.isFinite(horizon)) for (const [k, t] of this.done) if (t < horizon) this.done.delete(k);
+    if (Number.isFinite(horizon))
+      for (const [k, t] of this.done)
+        if (t < horizon) {
+          this.done.delete(k);
+          this.remembered.delete(k);
+        }
     return out;
   }
 
@@ -160,7 +180,10 @@ export class MaturityJoin {
 
   /** Marks keys that already have a verdict in the store (a restart): they are not scored again. */
   remember(keys: Iterable<{ key: string; targetTs: number }>): void {
-    for (const { key, targetTs } of keys) this.done.set(key, targetTs);
+    for (const { key, targetTs } of keys) {
+      this.done.set(key, targetTs);
+      this.remembered.add(key);
+    }
   }
 
   /** Whether `p` is waiting for its target minute. */

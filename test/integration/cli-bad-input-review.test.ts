@@ -434,3 +434,30 @@ describe('run --replay of a month without data', () => {
     assert.deepEqual(readdirSync(d), [], 'no store opened');
   });
 });
+
+describe('run a second time on the same store', () => {
+  it('the status says the verdicts were made by the earlier run (it said "351 predictions · 0 scored")', async () => {
+    const d = dir();
+    const args = ['run', '--store', `duckdb:${join(d, 's.duckdb')}`, '--port', '0', '--no-news'];
+    const summary = (r: Result) => JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+    const first = await cli([...args, '--json']);
+    assert.equal(first.code, 0, first.stderr);
+    const scored = summary(first).errorRecords!;
+    assert.ok(scored > 0, first.stdout);
+    const second = await cli([...args, '--json']);
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(
+      [summary(second).errorRecords, summary(second).scoredEarlier],
+      [0, scored],
+      'none scored twice, all said',
+    );
+    const text = await cli([...args, '--quiet']);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(
+      text.stderr,
+      new RegExp(
+        `predictions · 0 scored \\(${scored.toLocaleString('en-US')} already scored by an earlier run on this store\\)`,
+      ),
+    );
+  });
+});

@@ -300,7 +300,12 @@ export async function run(
     return (
       market +
       ` · ${n(pipeline.features?.stats.ready ?? 0)}/${n(pipeline.features?.stats.vectors ?? 0)} feature vectors ready` +
+      // What this run did: a second run on the same store predicts the same minutes again (the store keeps one of
+      // each), while their verdicts, stored by the first, are not made twice: said, not shown as "0 scored".
       ` · ${n(predictor.stats.predicted)} predictions · ${n(monitor?.stats.stored ?? 0)} scored` +
+      (monitor && monitor.join.stats.judgedBefore > 0
+        ? ` (${n(monitor.join.stats.judgedBefore)} already scored by an earlier run on this store)`
+        : '') +
       (news
         ? ` · news ${n(news.items.stats.items + (candleReplay?.news ?? 0))} → ${n(news.signals.stats.items)} scored` +
           ` (${n(news.signals.stats.degraded)} by the lexicon: behind)`
@@ -424,6 +429,7 @@ export async function run(
             }
           : {}),
         ...stored(),
+        scoredEarlier: monitor?.join.stats.judgedBefore ?? 0,
         store: opts.store,
       })}\n`,
     );

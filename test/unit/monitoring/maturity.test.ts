@@ -4,7 +4,7 @@ import { MaturityJoin } from '../../../src/monitoring/maturity.ts';
 import { scorePrediction } from '../../../src/monitoring/score.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
-import { PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
+import { errorKey, PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
 import { prediction as basePrediction } from '../../support/factories.ts';
 
 const T = Date.UTC(2026, 0, 5, 12, 0);
@@ -133,6 +133,17 @@ describe('MaturityJoin: predictions meet the candle of their target minute', () 
     );
     assert.deepEqual(j.onPrediction(prediction({ windowEnd: T, modelVersion: 2 })), [], 'judged already');
     assert.equal(j.stats.duplicates, 2);
+  });
+
+  it('a prediction whose verdict the store held (remember): judged before, not scored again, not a duplicate', () => {
+    const j = new MaturityJoin();
+    const p = prediction({ windowEnd: T });
+    j.remember([{ key: errorKey(p), targetTs: p.targetTs }]);
+    j.onCandle(candle(T + 5 * M, 100));
+    assert.deepEqual(j.onPrediction(p), []);
+    assert.deepEqual([j.stats.judgedBefore, j.stats.duplicates, j.stats.scored], [1, 0, 0]);
+    assert.deepEqual(j.onPrediction(p), [], 'delivered twice in this process');
+    assert.deepEqual([j.stats.judgedBefore, j.stats.duplicates], [1, 1]);
   });
 
   it('revised candles do not change a close already used', () => {
