@@ -80,11 +80,7 @@ export function addServiceCommands(program: Command): void {
     .addOption(flag.store('predictions store: duckdb:PATH or postgres://…'))
     .addOption(flag.registry())
     .addOption(flag.modelName())
-    .option(
-      '--max-staleness <duration>',
-      'skip feature vectors older than this (e.g. 2m; bare number = s)',
-      '2m',
-    )
+    .option('--max-staleness <duration>', 'skip feature vectors older than this (e.g. 2m, 90s)', '2m')
     .addOption(flag.clock('staleness by the wall clock, or by the newest windowEnd seen (replays)'))
     .option('--poll <duration>', 'how often the champion alias is read (e.g. 30s)', '30s')
     .option(

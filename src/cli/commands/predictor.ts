@@ -17,15 +17,13 @@ import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts'
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { stopWhileStarting } from '../stop-while-starting.ts';
 
-/** A duration flag: `90s`, `2m`, `500ms`; a bare number is seconds. */
+/**
+ * A duration flag: `90s`, `2m`, `500ms`, with its unit as every duration of the CLI (parseDuration): a bare number,
+ * once taken as seconds here and as milliseconds elsewhere, is refused (CC_ERR_CONFIG).
+ */
 function duration(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
-  let ms: number;
-  try {
-    ms = /^\s*\d+(\.\d+)?\s*$/.test(text) ? Math.round(Number(text) * 1000) : parseDuration(text);
-  } catch (err) {
-    throw new UsageError(`${flag}: ${(err as Error).message}`);
-  }
+  const ms = parseDuration(text, flag);
   if (!(ms > 0)) throw new UsageError(`${flag} must be positive, got "${text}"`);
   return ms;
 }

@@ -65,6 +65,17 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
     );
   });
 
+  it('service predictor --poll 5 | --max-staleness 5: a unit is required there too (they took seconds)', async () => {
+    const store = `duckdb:${join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 's.duckdb')}`;
+    const predictor = ['service', 'predictor', '--bus', 'memory', '--store', store];
+    for (const flag of ['--poll', '--max-staleness'])
+      assert.match(
+        await refused([...predictor, flag, '5'], ERR.CONFIG, 20_000),
+        new RegExp(`${flag}: "5" has no unit`),
+      );
+    assert.match(await refused([...predictor, '--poll', '0s'], ERR.USAGE, 20_000), /--poll must be positive/);
+  });
+
   it('parseDuration: units ms, s, m, h, d; a bare number is refused, naming the flag', () => {
     assert.deepEqual(
       ['500ms', '5s', '2m', '1h', '7d', '1.5s'].map((t) => parseDuration(t)),
