@@ -17,6 +17,11 @@ export interface WaitOptions {
   log?: Logger;
   backoff?: Backoff;
   permanent?: (err: unknown) => boolean;
+  /**
+   * Give up (rethrowing the last error) once this long has passed: a one-shot command (`features --store`) ends with
+   * a clear error instead of waiting for ever as a service does. Default: never.
+   */
+  giveUpAfterMs?: number;
 }
 
 const DEFAULT_BACKOFF: Backoff = { initialMs: 250, maxMs: 15_000 };
@@ -45,6 +50,7 @@ export async function untilAvailable<T>(
   o: WaitOptions = {},
 ): Promise<T> {
   const log = o.log ?? rootLog;
+  const started = Date.now();
   for (let n = 0; ; n++) {
     try {
       const v = await attempt();
@@ -53,7 +59,12 @@ export async function untilAvailable<T>(
     } catch (err) {
       if (o.permanent?.(err) || o.signal?.aborted) throw err;
       reportDependency(name, err, log);
-      const delay = backoffDelay(n, o.backoff ?? DEFAULT_BACKOFF);
+      let delay = backoffDelay(n, o.backoff ?? DEFAULT_BACKOFF);
+      if (o.giveUpAfterMs !== undefined) {
+        const left = started + o.giveUpAfterMs - Date.now();
+        if (left <= 0) throw err;
+        delay = Math.min(delay, left);
+      }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, delay);
         o.signal?.addEventListener(

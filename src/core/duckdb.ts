@@ -40,7 +40,14 @@ const closing = new Map<string, Promise<void>>();
 export function canonicalDuckDbPath(path: string): string {
   if (path === ':memory:') return path;
   const abs = resolve(path);
-  ensureDir(dirname(abs));
+  try {
+    ensureDir(dirname(abs));
+  } catch (err) {
+    // The store's path is what the user gave: name it (the folder alone read like an output file's problem).
+    throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   return join(realpathSync(dirname(abs)), basename(abs));
 }
 

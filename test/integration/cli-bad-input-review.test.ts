@@ -461,3 +461,39 @@ describe('run a second time on the same store', () => {
     );
   });
 });
+
+describe('features --store that fails: one catalogued line, no stack, an end', () => {
+  const zip = join(
+    SHARED_DATA,
+    'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02/BTCUSDT/BTCUSDT-1m-2022-01-01.zip',
+  );
+
+  it('a PostgreSQL nobody listens on: CC_ERR_STORE after a bounded wait (it waited for ever)', async () => {
+    // A port nothing listens on: one the kernel just handed out and that was closed again.
+    const blocker = createServer(() => {});
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const { port } = blocker.address() as AddressInfo;
+    await new Promise<void>((r) => blocker.close(() => r()));
+    const r = await cli(
+      ['features', '--candles', zip, '--store', `postgres://u:pw-of-test@127.0.0.1:${port}/db`],
+      90_000,
+    );
+    refused(
+      r,
+      new RegExp(
+        `feature store postgres://u:\\S*@127\\.0\\.0\\.1:${port}/db did not answer.*\\[CC_ERR_STORE\\]`,
+      ),
+      1,
+    );
+  });
+
+  it('a DuckDB path that cannot be a database (in a "folder" that is a file, a folder, a file of another kind)', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'file'), 'not a folder\n');
+    for (const path of [join(d, 'file', 's.duckdb'), d, join(d, 'file')]) {
+      const r = await cli(['features', '--candles', zip, '--store', `duckdb:${path}`]);
+      assert.notEqual(r.code, 0, r.stderr);
+      refused(r, new RegExp(path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')), r.code ?? -1);
+    }
+  });
+});

@@ -183,8 +183,8 @@ describe('garbage and huge inputs: one clear line, exit 2, quickly', () => {
     );
     refused(
       await cli(['run', '--port', '0', '--store', 'duckdb:/proc/nope/x.duckdb'], 30_000),
-      ERR.OUTPUT.code,
-      /cannot create folder \/proc\/nope/,
+      ERR.STORE_URL.code, // the store's kind, naming the store (was CC_ERR_OUTPUT naming the folder only)
+      /cannot open \/proc\/nope\/x\.duckdb as a DuckDB store: cannot create folder \/proc\/nope/,
     );
   });
 

@@ -9,7 +9,8 @@ import { toRecord } from '../../features/feature-service.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { NEWS_COLUMNS } from '../../features/news.ts';
 import { newsFeaturesFrom } from '../../features/news-recording.ts';
-import { openFeatureStore } from '../../features/store/open.ts';
+import { withFeatureStore } from '../../features/store/open.ts';
+import type { FeatureStore } from '../../features/store/store.ts';
 import { TechnicalFeatures } from '../../features/technical.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 
@@ -39,111 +40,117 @@ export async function features(opts: {
     refuseOverwritingInput(opts.output, [opts.candles, ...files]);
     checkOutputFile(opts.output);
   }
-  const store = opts.store ? await openFeatureStore(opts.store) : undefined;
-  if (store) await store.migrate(TECHNICAL_SET);
-  const writer = opts.output ? new FeatureCsvWriter(opts.output, news ? NEWS_COLUMNS : []) : undefined;
-  const bar = new cliProgress.SingleBar(
-    {
-      format: 'features [{bar}] {value}/{total} files · {rows} rows · {ready} ready',
-      hideCursor: true,
-      noTTYOutput: false,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-  let rows = 0;
-  const pending: FeatureVectorRecord[] = [];
-  if (files.length > 1) bar.start(files.length, 0, { rows: 0, ready: 0 });
-  let rejects = 0;
-  let ready = 0;
-  const reject = (where: string, reason: string) => {
-    rejects++;
-    if (rejects <= 10) process.stderr.write(`rejected ${where}: ${reason}\n`);
-  };
-  const started = performance.now();
-  let resets = 0;
-  let nonFinite = 0;
-  try {
-    if (store !== undefined && writer === undefined) {
-      // Store only: the column path (the same engine and rows, no object per row: src/features/backfill.ts).
-      const stats = await backfillFeatures({
-        files,
-        store,
-        exchange: opts.exchange,
-        pair: opts.pair,
-        onReject: reject,
-        // Machine-readable progress: what is committed so far (a prefix of the stream), for scripts and tests.
-        onStored: opts.json
-          ? (stored) => process.stdout.write(`${JSON.stringify({ event: 'stored', rows: stored })}\n`)
-          : undefined,
-        onFile: (fileIndex, s) => {
+  // A store that fails (cannot be opened, does not answer, a write refused) ends the command with one catalogued line.
+  if (opts.store === undefined) return compute(undefined);
+  return withFeatureStore(opts.store, async (store) => {
+    await store.migrate(TECHNICAL_SET);
+    await compute(store);
+  });
+
+  async function compute(store: FeatureStore | undefined): Promise<void> {
+    const writer = opts.output ? new FeatureCsvWriter(opts.output, news ? NEWS_COLUMNS : []) : undefined;
+    const bar = new cliProgress.SingleBar(
+      {
+        format: 'features [{bar}] {value}/{total} files · {rows} rows · {ready} ready',
+        hideCursor: true,
+        noTTYOutput: false,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    let rows = 0;
+    const pending: FeatureVectorRecord[] = [];
+    if (files.length > 1) bar.start(files.length, 0, { rows: 0, ready: 0 });
+    let rejects = 0;
+    let ready = 0;
+    const reject = (where: string, reason: string) => {
+      rejects++;
+      if (rejects <= 10) process.stderr.write(`rejected ${where}: ${reason}\n`);
+    };
+    const started = performance.now();
+    let resets = 0;
+    let nonFinite = 0;
+    try {
+      if (store !== undefined && writer === undefined) {
+        // Store only: the column path (the same engine and rows, no object per row: src/features/backfill.ts).
+        const stats = await backfillFeatures({
+          files,
+          store,
+          exchange: opts.exchange,
+          pair: opts.pair,
+          onReject: reject,
+          // Machine-readable progress: what is committed so far (a prefix of the stream), for scripts and tests.
+          onStored: opts.json
+            ? (stored) => process.stdout.write(`${JSON.stringify({ event: 'stored', rows: stored })}\n`)
+            : undefined,
+          onFile: (fileIndex, s) => {
+            if (files.length > 1)
+              bar.update(fileIndex + 1, {
+                rows: s.rows.toLocaleString('en-US'),
+                ready: s.ready.toLocaleString('en-US'),
+              });
+          },
+        });
+        rows = stats.rows;
+        ready = stats.ready;
+        resets = stats.resets;
+        nonFinite = stats.nonFinite;
+      } else {
+        for (const [fileIndex, file] of files.entries()) {
+          for await (const batch of readOhlcv(file, { pair: opts.pair })) {
+            for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
+            const out = [];
+            for (const c of batch.candles) {
+              const bad = engine.problem(c);
+              if (bad !== undefined) {
+                reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, bad);
+                continue;
+              }
+              try {
+                const v = engine.update(c);
+                // Point in time: the news of the candle's base coin, as available at the candle's close.
+                if (news) v.values.push(...news.at(v.pair.split('/')[0]!, v.windowEnd));
+                if (v.ready) ready++;
+                out.push(v);
+              } catch (err) {
+                reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, (err as Error).message);
+              }
+            }
+            rows += out.length;
+            await writer?.write(out);
+            // Idempotent upserts: re-running a backfill over the same candles changes nothing. Written in
+            // large batches: per-write costs (transaction, upsert, online update) are paid per 50,000 rows.
+            if (store) {
+              for (const v of out) pending.push(toRecord(opts.exchange, v));
+              if (pending.length >= 50_000) await store.write(TECHNICAL_SET, pending.splice(0));
+            }
+          }
           if (files.length > 1)
             bar.update(fileIndex + 1, {
-              rows: s.rows.toLocaleString('en-US'),
-              ready: s.ready.toLocaleString('en-US'),
+              rows: rows.toLocaleString('en-US'),
+              ready: ready.toLocaleString('en-US'),
             });
-        },
-      });
-      rows = stats.rows;
-      ready = stats.ready;
-      resets = stats.resets;
-      nonFinite = stats.nonFinite;
-    } else {
-      for (const [fileIndex, file] of files.entries()) {
-        for await (const batch of readOhlcv(file, { pair: opts.pair })) {
-          for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
-          const out = [];
-          for (const c of batch.candles) {
-            const bad = engine.problem(c);
-            if (bad !== undefined) {
-              reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, bad);
-              continue;
-            }
-            try {
-              const v = engine.update(c);
-              // Point in time: the news of the candle's base coin, as available at the candle's close.
-              if (news) v.values.push(...news.at(v.pair.split('/')[0]!, v.windowEnd));
-              if (v.ready) ready++;
-              out.push(v);
-            } catch (err) {
-              reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, (err as Error).message);
-            }
-          }
-          rows += out.length;
-          await writer?.write(out);
-          // Idempotent upserts: re-running a backfill over the same candles changes nothing. Written in
-          // large batches: per-write costs (transaction, upsert, online update) are paid per 50,000 rows.
-          if (store) {
-            for (const v of out) pending.push(toRecord(opts.exchange, v));
-            if (pending.length >= 50_000) await store.write(TECHNICAL_SET, pending.splice(0));
-          }
         }
-        if (files.length > 1)
-          bar.update(fileIndex + 1, {
-            rows: rows.toLocaleString('en-US'),
-            ready: ready.toLocaleString('en-US'),
-          });
+        if (store) await store.write(TECHNICAL_SET, pending.splice(0));
+        await writer?.close();
+        resets = engine.resets;
+        nonFinite = engine.nonFinite;
       }
-      if (store) await store.write(TECHNICAL_SET, pending.splice(0));
-      await writer?.close();
-      resets = engine.resets;
-      nonFinite = engine.nonFinite;
+    } catch (err) {
+      await writer?.abort();
+      throw err;
+    } finally {
+      if (files.length > 1) bar.stop();
     }
-  } catch (err) {
-    await writer?.abort();
-    throw err;
-  } finally {
-    if (files.length > 1) bar.stop();
-    await store?.close();
-  }
-  const where = [opts.output, opts.store].filter(Boolean).join(' and ');
-  process.stderr.write(
-    `${n(rows)} feature rows (${n(ready)} ready) into ${where} in ${((performance.now() - started) / 1000).toFixed(1)} s` +
-      `${resets ? `; ${n(resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}` +
-      `${nonFinite ? `; ${n(nonFinite)} vectors with a non-finite value left not ready` : ''}\n`,
-  );
-  if (rows === 0)
-    throw fail(
-      ERR.INPUT,
-      `no feature rows from ${opts.candles}${rejects ? ` (all ${n(rejects)} candles rejected: the first reasons are above)` : ''}`,
+    const where = [opts.output, opts.store].filter(Boolean).join(' and ');
+    process.stderr.write(
+      `${n(rows)} feature rows (${n(ready)} ready) into ${where} in ${((performance.now() - started) / 1000).toFixed(1)} s` +
+        `${resets ? `; ${n(resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}` +
+        `${nonFinite ? `; ${n(nonFinite)} vectors with a non-finite value left not ready` : ''}\n`,
     );
+    if (rows === 0)
+      throw fail(
+        ERR.INPUT,
+        `no feature rows from ${opts.candles}${rejects ? ` (all ${n(rejects)} candles rejected: the first reasons are above)` : ''}`,
+      );
+  }
 }

@@ -7,7 +7,7 @@ import { AtomicFile, checkOutputFile } from '../../core/files.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { newsFeaturesFrom } from '../../features/news-recording.ts';
-import { openFeatureStore } from '../../features/store/open.ts';
+import { withFeatureStore } from '../../features/store/open.ts';
 import { DEFAULT_ACI } from '../../inference/adaptive-conformal.ts';
 import { DEFAULT_SHRINKAGE } from '../../inference/shrinkage.ts';
 import { adaptBand, shrinkPoint } from '../../training/adaptive-band.ts';
@@ -105,17 +105,10 @@ export async function loadDataset(
     const days = opts.days === undefined ? 30 : Number(opts.days);
     if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
     if (opts.news !== undefined) featureSets.push({ name: NEWS_SET.name, version: NEWS_SET.version });
-    const store = await openFeatureStore(opts.store);
-    try {
-      source = await datasetFromStoreWindow(store, {
-        horizonMs,
-        days,
-        pairs: parsePairs(opts.pairs),
-        withNews: opts.news !== undefined,
-      });
-    } finally {
-      await store.close();
-    }
+    const pairs = parsePairs(opts.pairs);
+    source = await withFeatureStore(opts.store, (store) =>
+      datasetFromStoreWindow(store, { horizonMs, days, pairs, withNews: opts.news !== undefined }),
+    );
   } else throw new UsageError('give --candles FILE|FOLDER or --store URL');
   const { dataset: ds } = source;
   for (const r of source.rejects.slice(0, 5)) process.stderr.write(`rejected ${r.where}: ${r.reason}\n`);

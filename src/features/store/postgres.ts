@@ -30,7 +30,8 @@ export class PostgresFeatureStore implements FeatureStore {
   }
 
   /** `postgres://user[:password]@host:port/db` — put a password in the URL only from the environment. */
-  static async open(url: string): Promise<PostgresFeatureStore> {
+  /** `giveUpAfterMs`: how long to wait for a database that does not answer (default: for ever, as a service does). */
+  static async open(url: string, o: { giveUpAfterMs?: number } = {}): Promise<PostgresFeatureStore> {
     const pool = new pg.Pool({ connectionString: url, max: 4 });
     pool.on('error', () => {}); // idle client errors surface on the next query instead
     const store = new PostgresFeatureStore(pool);
@@ -41,8 +42,11 @@ export class PostgresFeatureStore implements FeatureStore {
         pool.query(`CREATE TABLE IF NOT EXISTS feature_sets (
       name TEXT, version INTEGER, columns JSONB NOT NULL, source TEXT NOT NULL, created_at TIMESTAMPTZ DEFAULT now(),
       PRIMARY KEY (name, version))`),
-      { permanent: permanentPostgresError },
-    );
+      { permanent: permanentPostgresError, giveUpAfterMs: o.giveUpAfterMs },
+    ).catch(async (err: unknown) => {
+      await pool.end().catch(() => {});
+      throw err;
+    });
     return store;
   }
 

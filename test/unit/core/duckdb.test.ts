@@ -77,10 +77,10 @@ describe('openDuckDb: one database per file per process', () => {
     await s.close();
   });
 
-  it('a path that cannot hold a file fails at once with CC_ERR_OUTPUT (no hang under /proc)', async () => {
+  it('a path that cannot hold a file fails at once with CC_ERR_STORE_URL naming the store (no hang under /proc)', async () => {
     await assert.rejects(openDuckDb('/proc/nope/x.duckdb'), (e: CryptocastError) => {
-      assert.equal(e.code, ERR.OUTPUT.code);
-      assert.match(e.message, /\/proc\/nope/);
+      assert.equal(e.code, ERR.STORE_URL.code);
+      assert.match(e.message, /\/proc\/nope\/x\.duckdb as a DuckDB store: cannot create folder \/proc\/nope/);
       return true;
     });
   });
