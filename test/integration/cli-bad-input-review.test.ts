@@ -497,3 +497,14 @@ describe('features --store that fails: one catalogued line, no stack, an end', (
     }
   });
 });
+
+describe('sentiment train-head on labelled sets without examples', () => {
+  it('CC_ERR_INPUT "no labelled examples in …", before the model loads (it was a plain Error with its stack)', async () => {
+    const d = dir();
+    const empty = join(d, 'CryptoLin_IE.csv');
+    writeFileSync(empty, '');
+    const r = await cli(['sentiment', 'train-head', '--dataset', empty, '--output', join(d, 'head.json')]);
+    refused(r, /no labelled examples in .*CryptoLin_IE\.csv.*\[CC_ERR_INPUT\]/);
+    assert.deepEqual(readdirSync(d), ['CryptoLin_IE.csv'], 'no head written');
+  });
+});

@@ -148,6 +148,15 @@ export async function trainHeadCommand(opts: {
     }
   });
   const { examples, trainedOn: names } = trainHalves(sets, limit);
+  // Refused before the model is loaded (it was a plain Error, with its stack, after loading it).
+  if (examples.length === 0)
+    throw fail(
+      ERR.INPUT,
+      `no labelled examples in ${files.join(', ')} (their train halves are empty): nothing to train the head on`,
+      {
+        hint: 'give labelled sets with --dataset: CryptoLin_IE.csv, FinancialPhraseBank Sentences_*.txt, sent_{train,valid}.csv',
+      },
+    );
   const path = opts.modelPath ?? modelPath();
   const backend = new LocalLlmBackend({ modelPath: path, headPath: null, threads });
   const bar = new cliProgress.SingleBar(
