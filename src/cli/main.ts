@@ -278,7 +278,11 @@ const walkForwardOptions = (cmd: Command) =>
       'candle file or folder (OHLCV CSV, cryptocast candles output, Binance klines)',
     )
     .option('--pair <pair>', '--candles: pair, when the file does not say')
-    .option('--news <file>', 'join point-in-time news features from a news recording')
+    .option('--news <file>', '--candles: join point-in-time news features from a news recording')
+    .option(
+      '--with-news',
+      'train --store: also the news features the store holds (feature-writer --with-news)',
+    )
     .addOption(
       new Option('--sentiment <backend>', '--news: sentiment backend (answers cached)')
         .choices(['local', 'openai', 'lexicon'])

@@ -37,6 +37,7 @@ export interface DataFlags {
   pairs?: string;
   days?: string;
   news?: string;
+  withNews?: boolean;
   sentiment?: string;
   horizon: string;
 }
@@ -74,6 +75,10 @@ export async function loadDataset(
   const horizonMs = parseHorizon(opts.horizon);
   let source: SourceReport;
   const featureSets = [{ name: TECHNICAL_SET.name, version: TECHNICAL_SET.version }];
+  if (opts.candles !== undefined && opts.withNews)
+    throw new UsageError(
+      "--with-news reads a feature store's news features (--store); with --candles, give --news FILE",
+    );
   if (opts.candles !== undefined) {
     const news =
       opts.news === undefined ? undefined : await newsFeaturesFrom(opts.news, opts.sentiment ?? 'local');
@@ -104,10 +109,17 @@ export async function loadDataset(
   } else if (opts.store !== undefined) {
     const days = opts.days === undefined ? 30 : Number(opts.days);
     if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
-    if (opts.news !== undefined) featureSets.push({ name: NEWS_SET.name, version: NEWS_SET.version });
+    // The store's news features are the feature writer's (--with-news); a recording joins only to --candles. A file
+    // given with --store used to be taken as "with news" and never read.
+    if (opts.news !== undefined)
+      throw new UsageError(
+        '--news FILE joins a news recording to --candles; with --store, --with-news reads the news features the store holds',
+      );
+    const withNews = opts.withNews === true;
+    if (withNews) featureSets.push({ name: NEWS_SET.name, version: NEWS_SET.version });
     const pairs = parsePairs(opts.pairs);
     source = await withFeatureStore(opts.store, (store) =>
-      datasetFromStoreWindow(store, { horizonMs, days, pairs, withNews: opts.news !== undefined }),
+      datasetFromStoreWindow(store, { horizonMs, days, pairs, withNews }),
     );
   } else throw new UsageError('give --candles FILE|FOLDER or --store URL');
   const { dataset: ds } = source;

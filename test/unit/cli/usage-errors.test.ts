@@ -167,6 +167,19 @@ describe('evaluate, train and backtest check every flag before loading anything'
       assert.match(await refused(['evaluate', '--candles', missing, ...flags], ERR.USAGE), /--aci-/);
   });
 
+  it('train/evaluate: a news recording goes with --candles, the store’s news with --store (a file given with --store was never read)', async () => {
+    assert.match(
+      await refused(['train', '--store', 'duckdb:/nonexistent/x.duckdb', '--news', 'news.csv'], ERR.USAGE),
+      /--news FILE joins a news recording to --candles; with --store, --with-news/,
+    );
+    for (const cmd of ['train', 'evaluate']) {
+      assert.match(
+        await refused([cmd, '--candles', missing, '--with-news'], ERR.USAGE),
+        /--with-news reads a feature store's news features/,
+      );
+    }
+  });
+
   it('backtest: bad --aci-gamma, --aci-window, --horizon before the registry and the candles', async () => {
     const registry = mkdtempSync(join(tmpdir(), 'cc-usage-'));
     const args = ['backtest', '--model', 'champion', '--candles', missing, '--registry', registry];
