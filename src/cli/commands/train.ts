@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
-import { ERR, fail, UsageError } from '../../core/errors.ts';
+import { CryptocastError, ERR, fail, UsageError } from '../../core/errors.ts';
 import { AtomicFile, checkOutputFile } from '../../core/files.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
@@ -403,8 +403,27 @@ export async function trainCommand(
       '--gate-interval-margin must be a number and --gate-coverage-tolerance a number ≥ 0',
     );
   const walk = walkOptions(opts);
-  const { ds, featureSets } = await loadDataset(opts);
+  // The registry first: one that cannot be opened is said before the data is loaded (seconds to minutes), not after.
   const registry = await openRegistry(opts.registry);
+  let loaded: Awaited<ReturnType<typeof loadDataset>>;
+  try {
+    await registry.alias(opts.name, 'champion').catch((err: unknown) => {
+      throw err instanceof CryptocastError
+        ? err
+        : fail(
+            ERR.REGISTRY,
+            `the model registry ${registry.location} does not answer: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
+    });
+    loaded = await loadDataset(opts);
+  } catch (err) {
+    await registry.close();
+    throw err;
+  }
+  const { ds, featureSets } = loaded;
   const progress = progressDisplay();
   const stop = stopOnSignal();
   try {

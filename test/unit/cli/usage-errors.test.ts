@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -178,6 +178,14 @@ describe('evaluate, train and backtest check every flag before loading anything'
         /--with-news reads a feature store's news features/,
       );
     }
+  });
+
+  it('train: a registry it cannot use is said before the data is loaded', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cc-reg-')), 'registry');
+    writeFileSync(file, 'not a folder\n');
+    const stderr = await refused(['train', '--candles', KRAKEN_2019_CSV, '--registry', file], ERR.REGISTRY);
+    assert.match(stderr, /is not a folder/);
+    assert.doesNotMatch(stderr, /dataset:/, 'refused before the candles were read');
   });
 
   it('backtest: bad --aci-gamma, --aci-window, --horizon before the registry and the candles', async () => {
