@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CryptocastError, ERR, fail } from '../core/errors.ts';
 import { DEFAULT_MAX_PRICE_FACTOR } from '../core/price-guard.ts';
+import { normalisePair } from '../ingestion/symbols.ts';
 import { IntervalSchema } from '../schemas/candle.ts';
 import { Pair } from '../schemas/common.ts';
 
@@ -115,7 +116,12 @@ function validated<S extends z.ZodType, K extends keyof typeof ENV>(
           : `flag --${kebab(k)}`;
     raw[k] =
       k === 'pairs' && typeof value === 'string'
-        ? value.split(',').map((s) => s.trim().toUpperCase().replace('-', '/'))
+        ? // Spelled as every --pair is (BTC/USD, btc-usd, BTCUSDT, XBTUSD); what is not a pair is refused below.
+          [
+            ...new Set(
+              value.split(',').map((s) => normalisePair(s) ?? s.trim().toUpperCase().replace('-', '/')),
+            ),
+          ]
         : value;
   }
   const r = schema.safeParse(raw);

@@ -48,4 +48,12 @@ describe('loadStreamSetting: one stream setting, validated as loadStreamConfig v
     // With another bad setting, the configuration error names both.
     assert.throws(() => loadStreamConfig({ maxPriceFactor: 'abc', pairs: 'x' }, {}), coded(ERR.CONFIG));
   });
+
+  it('--pairs is spelled as every --pair is (BTC/USD, btc-usd, BTCUSDT, XBTUSD), each pair once', () => {
+    assert.deepEqual(loadStreamConfig({ pairs: 'btc-usd, BTCUSDT,XBTUSD,ETH/EUR' }, {}).pairs, [
+      'BTC/USD',
+      'BTC/USDT',
+      'ETH/EUR',
+    ]);
+  });
 });
