@@ -1,5 +1,5 @@
 import type { DeadLetter } from '../schemas/dlq.ts';
-import { summarise } from './in-process-bus.ts';
+import { parseRecord } from './kafka/records.ts';
 import type { Topic } from './topic.ts';
 
 /**
@@ -112,21 +112,21 @@ export function reviveDeadLetter(
     return { ok: false, reason: `it came from the topic ${d.origin}, not ${topic.name}` };
   if (d.truncated)
     return { ok: false, reason: `its payload was cut (${d.payloadBytes} bytes): the original is not kept` };
+  let bytes: Buffer;
   if (d.payload.startsWith('base64:')) {
     if (topic.codec === undefined)
       return { ok: false, reason: `a binary payload, and ${topic.name} has no binary encoding` };
-    const bytes = Buffer.from(d.payload.slice('base64:'.length), 'base64');
+    bytes = Buffer.from(d.payload.slice('base64:'.length), 'base64');
     if (!topic.codec.matches(bytes))
       return { ok: false, reason: 'a binary payload the topic’s codec does not read' };
-    const value = topic.codec.decode(bytes);
-    return typeof value === 'string' ? { ok: false, reason: value } : { ok: true, value };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(d.payload);
-  } catch (e) {
-    return { ok: false, reason: `not JSON: ${(e as Error).message}` };
-  }
-  const parsed = topic.schema.safeParse(json);
-  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, reason: summarise(parsed.error) };
+  } else bytes = Buffer.from(d.payload, 'utf8');
+  // Read as a consumer reads a record of the topic: the codec, else JSON and the schema.
+  const parsed = parseRecord(topic, 0, {
+    offset: 0n,
+    key: null,
+    value: bytes,
+    timestamp: 0,
+    leaderEpoch: -1,
+  });
+  return parsed.ok ? { ok: true, value: parsed.record.value } : { ok: false, reason: parsed.reason };
 }

@@ -6,8 +6,6 @@ import type { Bus } from './bus.ts';
 import { failsTheSameWay } from './poison.ts';
 import type { Topic } from './topic.ts';
 
-const dlqTopic = topics.dlq;
-
 /**
  * Publishes what a source has accepted, retrying with back-off until the transport takes it: accepted input is never
  * dropped because the broker is briefly away (a restart, a leader election), and the source is held back meanwhile
@@ -68,7 +66,7 @@ export async function publishOrDeadLetter<T, V extends T>(
       const reason = (err as Error).message;
       log.warn({ source: o.source, topic: topic.name, reason }, 'a value the topic refuses: dead-lettered');
       const dl = deadLetter({ service: o.service, origin: o.source, kind: 'invalid', reason, payload: v });
-      await publishDurably(o.source, o.signal, () => bus.publish(dlqTopic, [dl]), o.onRetry);
+      await publishDurably(o.source, o.signal, () => bus.publish(topics.dlq, [dl]), o.onRetry);
     }
   }
   return published;

@@ -59,6 +59,27 @@ function mirroredZip(): { zip: Buffer; sum: string } {
   return { zip, sum: createHash('sha256').update(zip).digest('hex') };
 }
 const servers: Server[] = [];
+
+/** Starts a local mirror (closed after the tests) and returns its port. */
+async function listening(server: Server): Promise<number> {
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
+/** `data fetch` of one month of BTCUSDT from the local mirror at `port` into `dir`. */
+const fetchFromMirror = (port: number, dir: string) => [
+  'data',
+  'fetch',
+  '--from',
+  '2022-05',
+  '--symbols',
+  'BTCUSDT',
+  '--base-url',
+  `http://127.0.0.1:${port}`,
+  '--dir',
+  dir,
+];
 after(() => {
   for (const d of made) rmSync(d, { recursive: true, force: true });
   for (const s of servers) s.close();
@@ -275,22 +296,9 @@ describe('data fetch from a mirror that closes each connection (Connection: clos
       res.writeHead(200, { 'content-length': body.length, connection: 'close' });
       res.end(body);
     });
-    servers.push(server);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const { port } = server.address() as AddressInfo;
+    const port = await listening(server);
     const d = dir();
-    const r = await cli([
-      'data',
-      'fetch',
-      '--from',
-      '2022-05',
-      '--symbols',
-      'BTCUSDT',
-      '--base-url',
-      `http://127.0.0.1:${port}`,
-      '--dir',
-      d,
-    ]);
+    const r = await cli(fetchFromMirror(port, d));
     assert.doesNotMatch(r.stderr, /AssertionError/, r.stderr);
     assert.equal(r.code, 0, r.stderr);
   });
@@ -319,22 +327,9 @@ describe('data fetch interrupted', () => {
       }, 100);
       req.on('close', () => clearInterval(t));
     });
-    servers.push(server);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const { port } = server.address() as AddressInfo;
+    const port = await listening(server);
     const d = dir();
-    const run = runCli([
-      'data',
-      'fetch',
-      '--from',
-      '2022-05',
-      '--symbols',
-      'BTCUSDT',
-      '--base-url',
-      `http://127.0.0.1:${port}`,
-      '--dir',
-      d,
-    ]);
+    const run = runCli(fetchFromMirror(port, d));
     const part = join(d, 'spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2022-05.zip.part');
     const partBytes = () => {
       try {

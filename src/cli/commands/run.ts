@@ -32,7 +32,7 @@ import { MeteredBus } from '../../runtime/metered-bus.ts';
 import type { Candle } from '../../schemas/candle.ts';
 import type { BackendFlags } from '../../sentiment/backends.ts';
 import { sentimentCacheFile } from '../../sentiment/scorer.ts';
-import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
+import { DEFAULT_REGISTRY, openRegistry, requireAnswer } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { parsePort } from '../flags.ts';
 import { buildSources, defaultReplayFiles, parseSpeed, type SourceFlags } from '../sources.ts';
@@ -144,16 +144,11 @@ export async function run(
   const predictions = await openPredictionsStore(opts.store);
   // One process on a laptop: a registry that does not answer now (a file where a folder should be, an MLflow that is
   // not running) is a setting to fix, said at once — a service would wait for it, holding its input.
-  await registry.alias(modelName, 'champion').catch((err: unknown) => {
-    throw fail(
-      ERR.REGISTRY,
-      `the model registry ${registry.location} does not answer: ${(err as Error).message}`,
-      {
-        hint: 'CRYPTOCAST_REGISTRY names a folder (default .data/registry) or mlflow+http://host:port of a running MLflow',
-        cause: err,
-      },
-    );
-  });
+  await requireAnswer(
+    registry,
+    modelName,
+    'CRYPTOCAST_REGISTRY names a folder (default .data/registry) or mlflow+http://host:port of a running MLflow',
+  );
   const holder = new ChampionHolder(registry, { name: modelName });
   await holder.start();
   if (holder.current() === undefined)

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
-import { CryptocastError, ERR, fail, UsageError } from '../../core/errors.ts';
+import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { AtomicFile, checkOutputFile } from '../../core/files.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
@@ -16,7 +16,7 @@ import { type Evaluation, evaluate } from '../../training/evaluation.ts';
 import type { Fold } from '../../training/folds.ts';
 import { DEFAULT_GATE, type GatePolicy } from '../../training/gate.ts';
 import { drawEvaluationFigures, type OutOfSample, type Progress } from '../../training/python-trainer.ts';
-import { openRegistry } from '../../training/registry/open.ts';
+import { openRegistry, requireAnswer } from '../../training/registry/open.ts';
 import {
   datasetFromCandles,
   datasetFromStoreWindow,
@@ -407,17 +407,11 @@ export async function trainCommand(
   const registry = await openRegistry(opts.registry);
   let loaded: Awaited<ReturnType<typeof loadDataset>>;
   try {
-    await registry.alias(opts.name, 'champion').catch((err: unknown) => {
-      throw err instanceof CryptocastError
-        ? err
-        : fail(
-            ERR.REGISTRY,
-            `the model registry ${registry.location} does not answer: ${(err as Error).message}`,
-            {
-              cause: err,
-            },
-          );
-    });
+    await requireAnswer(
+      registry,
+      opts.name,
+      '--registry (or CRYPTOCAST_REGISTRY) names a folder or mlflow+http://host:port of a running MLflow',
+    );
     loaded = await loadDataset(opts);
   } catch (err) {
     await registry.close();

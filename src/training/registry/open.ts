@@ -1,3 +1,4 @@
+import { ERR, fail } from '../../core/errors.ts';
 import type { ModelRegistry } from './registry.ts';
 import { RegistryError } from './registry.ts';
 
@@ -17,4 +18,21 @@ export async function openRegistry(url: string): Promise<ModelRegistry> {
     throw new RegistryError(`unknown registry URL "${url}": use a directory path or mlflow+http://host:port`);
   const { LocalRegistry } = await import('./local.ts');
   return new LocalRegistry(url.startsWith('file:') ? url.slice(5) : url);
+}
+
+/**
+ * Asks the registry for `name`'s champion before any work: one that cannot answer now (a file where a folder should
+ * be, an MLflow that is not running) is a setting to fix, said at once — a service would wait for it instead.
+ */
+export async function requireAnswer(registry: ModelRegistry, name: string, hint: string): Promise<void> {
+  await registry.alias(name, 'champion').catch((err: unknown) => {
+    throw fail(
+      ERR.REGISTRY,
+      `the model registry ${registry.location} does not answer: ${(err as Error).message}`,
+      {
+        hint,
+        cause: err,
+      },
+    );
+  });
 }

@@ -22,6 +22,27 @@ const numbers = defineTopic<Msg>({
 const msgs = (count: number, pairs = ['BTC/USD', 'ETH/USD', 'SOL/USD', 'XRP/USD', 'ADA/USD']) =>
   Array.from({ length: count }, (_, i) => ({ pair: pairs[i % pairs.length]!, n: i }));
 
+/** Three records through a handler whose first `failures` calls throw `error()`; resolves once they are handled. */
+async function failingFirst(failures: number, error: () => Error) {
+  const bus = new InProcessBus();
+  const topic = defineTopic<Msg>({ ...numbers, name: 'flaky', partitions: 1 });
+  let calls = 0;
+  const got: number[] = [];
+  const sub = await bus.subscribe<Msg>({
+    topic,
+    group: 'g',
+    service: 't',
+    handle: (b) => {
+      if (++calls <= failures) throw error();
+      got.push(...b.records.map((r) => r.value.n));
+      return undefined;
+    },
+  });
+  await bus.publish(topic, msgs(3, ['A']));
+  await sub.caughtUp();
+  return { bus, got, calls: () => calls };
+}
+
 /** Every dead letter on the bus, as a consumer of `dlq` sees them. */
 async function deadLetters(bus: InProcessBus) {
   const dead: Delivered<DeadLetter>[] = [];
@@ -154,48 +175,18 @@ describe('InProcessBus', () => {
   });
 
   it('redelivers a batch whose handler failed, without committing it', async () => {
-    const bus = new InProcessBus();
-    const topic = defineTopic<Msg>({ ...numbers, name: 'flaky', partitions: 1 });
-    let calls = 0;
-    const got: number[] = [];
-    const sub = await bus.subscribe<Msg>({
-      topic,
-      group: 'g',
-      service: 't',
-      handle: (b) => {
-        if (++calls === 1) throw new Error('disk full');
-        got.push(...b.records.map((r) => r.value.n));
-        return undefined;
-      },
-    });
-    await bus.publish(topic, msgs(3, ['A']));
-    await sub.caughtUp();
+    const { bus, got, calls } = await failingFirst(1, () => new Error('disk full'));
     assert.deepEqual(got, [0, 1, 2]);
-    assert.equal(calls, 2);
+    assert.equal(calls(), 2);
     await bus.close();
   });
 
   it('a held batch is redelivered like a failed one, and logged once as a wait, not an error per back-off', async (t) => {
     const warn = t.mock.method(log, 'warn', () => {});
     const error = t.mock.method(log, 'error', () => {});
-    const bus = new InProcessBus();
-    const topic = defineTopic<Msg>({ ...numbers, name: 'held', partitions: 1 });
-    let calls = 0;
-    const got: number[] = [];
-    const sub = await bus.subscribe<Msg>({
-      topic,
-      group: 'g',
-      service: 't',
-      handle: (b) => {
-        if (++calls <= 3) throw new HoldBatch('the registry does not answer');
-        got.push(...b.records.map((r) => r.value.n));
-        return undefined;
-      },
-    });
-    await bus.publish(topic, msgs(3, ['A']));
-    await sub.caughtUp();
+    const { bus, got, calls } = await failingFirst(3, () => new HoldBatch('the registry does not answer'));
     assert.deepEqual(got, [0, 1, 2]);
-    assert.equal(calls, 4);
+    assert.equal(calls(), 4);
     assert.equal(error.mock.callCount(), 0);
     const held = warn.mock.calls.filter((c) => c.arguments[1] === 'batch held; redelivered until it passes');
     assert.equal(held.length, 1);
