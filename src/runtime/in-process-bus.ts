@@ -1,18 +1,17 @@
 import { log } from '../core/log.ts';
-import { backoffCap } from '../core/retry.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import { topics as knownTopics } from '../schemas/topics.ts';
 import {
   type Batch,
   type Bus,
   type Delivered,
-  HoldBatch,
   partitionFor,
   type SubscribeOptions,
   type Subscription,
 } from './bus.ts';
 import { countDeadLetters } from './metered-bus.ts';
-import { InvalidValueError, PoisonGuard } from './poison.ts';
+import { logChunkFailure, PartitionCursor } from './partition-cursor.ts';
+import { InvalidValueError } from './poison.ts';
 import type { Topic } from './topic.ts';
 import { isValidated } from './validated.ts';
 
@@ -77,6 +76,9 @@ interface Member {
   readonly idle: Set<() => void>;
   readonly progress: Set<() => void>;
 }
+
+/** Back-off before a partition whose handler failed is re-read from its last commit (no broker: shorter than Kafka's). */
+const HANDLER_BACKOFF = { initialMs: 50, maxMs: 5_000 };
 
 export class InProcessBus implements Bus {
   readonly kind = 'in-process' as const;
@@ -252,13 +254,9 @@ export class InProcessBus implements Bus {
   private async deliverLoop(group: Group, tl: TopicLog, m: Member, p: number): Promise<void> {
     const opts = m.options;
     const pl = tl.partitions[p]!;
-    let failures = 0;
-    // Where the last failed batch started: successes before it (a re-read from a commit held behind) are not progress.
-    let failedAt: number | undefined;
-    // The handler's safe offset at its last batch when it held its commit behind (see kafka/partition-cursor.ts).
-    let lastSafe: number | undefined;
-    let holding = false;
-    const poison = new PoisonGuard();
+    // The commit protocol of the partition, the one Kafka's subscription follows (partition-cursor.ts).
+    const cursor = new PartitionCursor(BigInt(m.position.get(p)!), BigInt(group.committed.get(p) ?? -1));
+    const poison = cursor.poison;
     while (!m.stopped && !this.closed && m.assigned.includes(p)) {
       const pos = m.position.get(p)!;
       if (pos >= pl.end) {
@@ -304,47 +302,29 @@ export class InProcessBus implements Bus {
           valid.length > 0
             ? await opts.handle({ partition: p, records: valid } as Batch<unknown>)
             : undefined;
-        const safe = plan?.get(p);
-        let commitTo: number;
-        if (valid.length > 0) {
-          lastSafe = safe !== undefined && Number(safe) < upTo ? Number(safe) : undefined;
-          commitTo = lastSafe ?? upTo;
-        }
-        // Nothing handed over: past records refused by their schema, unless the handler holds its commit behind;
-        // never past a quarantined record on its own (poison.ts, step 3).
-        else commitTo = quarantined.length === 0 && lastSafe === undefined ? upTo : 0;
-        if (m.assigned.includes(p)) {
-          group.committed.set(p, Math.max(group.committed.get(p) ?? 0, commitTo));
-          m.position.set(p, upTo);
-        }
-        if (failedAt === undefined || upTo > failedAt) {
-          failures = 0;
-          failedAt = undefined;
-        }
-        if (holding)
+        const next = BigInt(upTo);
+        const pending =
+          valid.length > 0
+            ? cursor.handled(next, plan?.get(p), -1)
+            : cursor.passed(next, quarantined.length === 0, -1);
+        if (pending)
+          await cursor.commitPending(m.assigned.includes(p), async (offset) => {
+            group.committed.set(p, Math.max(group.committed.get(p) ?? 0, Number(offset)));
+          });
+        if (m.assigned.includes(p)) m.position.set(p, upTo);
+        if (cursor.chunkPassed(next))
           log.info({ service: opts.service, topic: opts.topic.name, partition: p }, 'held batch passed');
-        holding = false;
-        poison.handled(BigInt(upTo));
       } catch (err) {
         // Not committed: the same records are delivered again after a pause (at-least-once).
-        failures++;
-        failedAt = pos;
-        const verdict = poison.failed(err, BigInt(pos), upTo - pos, BigInt(upTo));
-        const where = { service: opts.service, topic: opts.topic.name, partition: p, offset: pos };
-        if (err instanceof HoldBatch) {
-          if (!holding)
-            log.warn({ ...where, reason: err.message }, 'batch held; redelivered until it passes');
-          holding = true;
-        } else log.error({ ...where, err }, 'handler failed; will retry');
-        if (verdict === 'quarantined')
-          log.error(where, 'the handler fails on this record alone: quarantined to dlq');
-        else if (verdict === 'state')
-          log.error(
-            where,
-            'the handler fails the same way on the record after a quarantined one: the fault is in its state, not a record; holding the partition',
-          );
-        await new Promise((r) => setTimeout(r, backoffCap(failures, { initialMs: 50, maxMs: 5_000 })));
-        m.position.set(p, group.committed.get(p) ?? pos);
+        const f = cursor.chunkFailed(Date.now(), HANDLER_BACKOFF, err, BigInt(pos), upTo - pos, BigInt(upTo));
+        logChunkFailure(
+          log,
+          { service: opts.service, topic: opts.topic.name, partition: p, offset: pos },
+          err,
+          f,
+        );
+        await new Promise((r) => setTimeout(r, f.delayMs));
+        m.position.set(p, Number(cursor.position));
       } finally {
         m.busy--;
         if (m.busy === 0) {

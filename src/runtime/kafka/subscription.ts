@@ -4,12 +4,12 @@ import type { Logger } from '../../core/log.ts';
 import { backoffCap } from '../../core/retry.ts';
 import { type DeadLetter, deadLetter } from '../../schemas/dlq.ts';
 import { topics as knownTopics } from '../../schemas/topics.ts';
-import { type CommitPlan, type Delivered, HoldBatch, type SubscribeOptions } from '../bus.ts';
+import type { CommitPlan, Delivered, SubscribeOptions } from '../bus.ts';
 import { countDeadLetters } from '../metered-bus.ts';
+import { logChunkFailure, PartitionCursor } from '../partition-cursor.ts';
 import type { Topic } from '../topic.ts';
 import type { KafkaBus } from './bus.ts';
 import { FETCH_BACKOFF, FETCH_MAX_WAIT_MS, HANDLER_BACKOFF, ISOLATION, type RawConsumer } from './limits.ts';
-import { PartitionCursor } from './partition-cursor.ts';
 import { type Fetched, fetchRecords, parseRecord, type RawRecord } from './records.ts';
 
 /**
@@ -233,30 +233,17 @@ export class KafkaSubscription<T> {
         if (valid.length > 0) plan = await this.opts.handle({ partition, records: valid });
       } catch (err) {
         const first = chunk[0]?.offset ?? next;
-        const verdict = poison.failed(err, first, chunk.length, next);
-        const backoff = state.handlerFailed(Date.now(), HANDLER_BACKOFF, first);
-        const where = { partition, offset: first, failures: state.failures, retryInMs: backoff };
-        if (err instanceof HoldBatch) {
-          if (!state.holding)
-            this.log.warn({ ...where, reason: err.message }, 'batch held; redelivered until it passes');
-          state.holding = true;
-        } else this.log.error({ ...where, err }, 'handler failed; re-reading from the last commit');
-        if (verdict === 'quarantined')
-          this.log.error(
-            { partition, offset: first },
-            'the handler fails on this record alone: quarantined to dlq',
-          );
-        else if (verdict === 'state')
-          this.log.error(
-            { partition, offset: first },
-            'the handler fails the same way on the record after a quarantined one: the fault is in its state, not a record; holding the partition',
-          );
+        const f = state.chunkFailed(Date.now(), HANDLER_BACKOFF, err, first, chunk.length, next);
+        logChunkFailure(
+          this.log,
+          { partition, offset: first, failures: state.failures, retryInMs: f.delayMs },
+          err,
+          f,
+        );
         this.progress.notify();
         return;
       }
-      if (state.holding) this.log.info({ partition }, 'held batch passed');
-      state.holding = false;
-      poison.handled(next);
+      if (state.chunkPassed(next)) this.log.info({ partition }, 'held batch passed');
       const pending =
         valid.length > 0
           ? state.handled(next, plan?.get(partition), leaderEpoch)

@@ -1,13 +1,15 @@
-import { type Backoff, backoffCap } from '../../core/retry.ts';
-import { PoisonGuard } from '../poison.ts';
+import type { Logger } from '../core/log.ts';
+import { type Backoff, backoffCap } from '../core/retry.ts';
+import { HoldBatch } from './bus.ts';
+import { PoisonGuard } from './poison.ts';
 
 /** What became of a pending commit. */
 export type CommitOutcome = 'none' | 'committed' | 'failed' | 'dropped';
 
 /**
  * The commit protocol of one assigned partition: where a consumer fetches, what it may commit, and what it does when
- * a handler or a commit fails. No I/O: the subscription (subscription.ts) fetches, hands records over and sends the
- * commit; this class decides. The steps, in order:
+ * a handler or a commit fails. No I/O: the transports (kafka/subscription.ts, in-process-bus.ts) fetch, hand records
+ * over and send the commit; this class decides. The steps, in order:
  *
  *  1. Fetch from `position`; hand the records to the handler in offset order, a chunk at a time.
  *  2. The handler failed (`handlerFailed`): `position` goes back to `resumeFrom` — the last commit, or where the
@@ -62,6 +64,33 @@ export class PartitionCursor {
     this.position = this.resumeFrom;
     this.retryAt = now + delay;
     return delay;
+  }
+
+  /**
+   * Step 2 with the poison guard's count (poison.ts): the chunk of `count` records [first, end) failed with `err`.
+   * Says how long to wait, what the guard made of it, and whether a hold (HoldBatch) starts with it.
+   */
+  chunkFailed(
+    now: number,
+    backoff: Backoff,
+    err: unknown,
+    first: bigint,
+    count: number,
+    end: bigint,
+  ): ChunkFailure {
+    const verdict = this.poison.failed(err, first, count, end);
+    const delayMs = this.handlerFailed(now, backoff, first);
+    const holdStarted = err instanceof HoldBatch && !this.holding;
+    if (err instanceof HoldBatch) this.holding = true;
+    return { delayMs, verdict, holdStarted };
+  }
+
+  /** A chunk ending before `next` went through: the poison guard's step 5; true when a hold ended with it. */
+  chunkPassed(next: bigint): boolean {
+    this.poison.handled(next);
+    const held = this.holding;
+    this.holding = false;
+    return held;
   }
 
   /** Step 3. `safe`: the handler's commit plan for this partition (undefined: all it was given). True when a commit is pending. */
@@ -127,4 +156,31 @@ export class PartitionCursor {
     this.position = offset;
     this.resumeFrom = offset;
   }
+}
+
+/** What became of a failed chunk (PartitionCursor.chunkFailed). */
+export interface ChunkFailure {
+  delayMs: number;
+  verdict: 'quarantined' | 'state' | undefined;
+  holdStarted: boolean;
+}
+
+/** Logs a failed chunk as both transports do: an error with its stack, a hold once when it starts, the guard's verdict. */
+export function logChunkFailure(
+  log: Logger,
+  where: Record<string, unknown>,
+  err: unknown,
+  f: ChunkFailure,
+): void {
+  if (!(err instanceof HoldBatch))
+    log.error({ ...where, err }, 'handler failed; re-reading from the last commit');
+  else if (f.holdStarted)
+    log.warn({ ...where, reason: err.message }, 'batch held; redelivered until it passes');
+  if (f.verdict === 'quarantined')
+    log.error(where, 'the handler fails on this record alone: quarantined to dlq');
+  else if (f.verdict === 'state')
+    log.error(
+      where,
+      'the handler fails the same way on the record after a quarantined one: the fault is in its state, not a record; holding the partition',
+    );
 }

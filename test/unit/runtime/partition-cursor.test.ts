@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PartitionCursor } from '../../../../src/runtime/kafka/partition-cursor.ts';
+import { PartitionCursor } from '../../../src/runtime/partition-cursor.ts';
 
 const BACKOFF = { initialMs: 100, maxMs: 1_000 };
 
