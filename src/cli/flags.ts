@@ -1,3 +1,4 @@
+import { parseDuration } from '../config/config.ts';
 import { UsageError } from '../core/errors.ts';
 
 /** Flag values shared by several commands, checked before anything starts. */
@@ -8,4 +9,15 @@ export function parsePort(text: string, flag = '--port'): number {
   if (!Number.isInteger(port) || port < 0 || port > 65_535)
     throw new UsageError(`${flag} must be a TCP port from 0 to 65535 (0: any free port), got "${text}"`);
   return port;
+}
+
+/**
+ * A positive duration flag: `90s`, `2m`, `500ms`, with its unit as every duration of the CLI (parseDuration): a bare
+ * number, once taken as seconds by some flags and as milliseconds by others, is refused (CC_ERR_CONFIG).
+ */
+export function parsePositiveDuration(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const ms = parseDuration(text, flag);
+  if (!(ms > 0)) throw new UsageError(`${flag} must be positive, got "${text}"`);
+  return ms;
 }

@@ -60,9 +60,9 @@ backendOptions(
       )
       .option('--no-news', 'without the news half (news → sentiment → news features)')
       .option(
-        '--news-max-lag <seconds>',
+        '--news-max-lag <duration>',
         'news items that waited longer than this are scored by the lexicon instead of the LLM',
-        '60',
+        '60s',
       )
       .addOption(
         new Option(

@@ -58,7 +58,7 @@ export function addServiceCommands(program: Command): void {
     .action(run('news'));
 
   backendOptions(stage('news-signals', 'news → per-coin sentiment on news.signals'))
-    .option('--max-lag <seconds>', 'items that waited longer are scored by the baseline', '60')
+    .option('--max-lag <duration>', 'items that waited longer are scored by the baseline (e.g. 60s)', '60s')
     .addOption(flag.metricsPort())
     .action(run('news-signals'));
 

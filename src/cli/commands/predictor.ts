@@ -1,4 +1,4 @@
-import { loadStreamConfig, parseDuration } from '../../config/config.ts';
+import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
@@ -15,18 +15,8 @@ import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference
 import { connectBus } from '../../runtime/connect.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
+import { parsePositiveDuration } from '../flags.ts';
 import { stopWhileStarting } from '../stop-while-starting.ts';
-
-/**
- * A duration flag: `90s`, `2m`, `500ms`, with its unit as every duration of the CLI (parseDuration): a bare number,
- * once taken as seconds here and as milliseconds elsewhere, is refused (CC_ERR_CONFIG).
- */
-function duration(flag: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const ms = parseDuration(text, flag);
-  if (!(ms > 0)) throw new UsageError(`${flag} must be positive, got "${text}"`);
-  return ms;
-}
 
 /**
  * `cryptocast service predictor`: features (topic) + the registry's champion → predictions (topic + store). Runs
@@ -50,8 +40,12 @@ export async function predictorService(opts: {
   const clock = opts.clock ?? 'wall';
   if (clock !== 'wall' && clock !== 'event')
     throw new UsageError(`--clock must be wall or event, got "${String(clock)}"`);
-  const maxStalenessMs = duration('--max-staleness', opts.maxStaleness, DEFAULT_MAX_STALENESS_MS);
-  const pollMs = duration('--poll', opts.poll, 30_000);
+  const maxStalenessMs = parsePositiveDuration(
+    '--max-staleness',
+    opts.maxStaleness,
+    DEFAULT_MAX_STALENESS_MS,
+  );
+  const pollMs = parsePositiveDuration('--poll', opts.poll, 30_000);
   const busUrl = loadStreamConfig({ bus: opts.bus }).bus;
   const registryUrl = opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY;
   const name = opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;

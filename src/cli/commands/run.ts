@@ -34,7 +34,7 @@ import type { BackendFlags } from '../../sentiment/backends.ts';
 import { sentimentCacheFile } from '../../sentiment/scorer.ts';
 import { DEFAULT_REGISTRY, openRegistry, requireAnswer } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
-import { parsePort } from '../flags.ts';
+import { parsePort, parsePositiveDuration } from '../flags.ts';
 import { buildSources, defaultReplayFiles, parseSpeed, type SourceFlags } from '../sources.ts';
 
 /**
@@ -104,9 +104,7 @@ export async function run(
   const klines = candleRange ? klineReplaySymbols(onlyPairs) : [];
   // A range without klines is refused here, before the stores, the API or anything else starts.
   if (candleRange) klineFiles({ klines, ...candleRange });
-  const newsMaxLagMs = Number(opts.newsMaxLag ?? '60') * 1000;
-  if (!Number.isFinite(newsMaxLagMs) || newsMaxLagMs <= 0)
-    throw new UsageError(`--news-max-lag must be a positive number of seconds (got "${opts.newsMaxLag}")`);
+  const newsMaxLagMs = parsePositiveDuration('--news-max-lag', opts.newsMaxLag, 60_000);
   const speed = parseSpeed(opts.speed);
   // --json: stdout carries only JSON lines (progress of what is durably stored, then a summary); text goes to stderr.
   const status = new StatusLine(5_000, opts.json ? process.stderr : process.stdout);

@@ -4,7 +4,7 @@ import { CandleService } from '../../candles/candle-service.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { secret, setting } from '../../config/env.ts';
 import { BUS_SERVICES } from '../../config/service-env.ts';
-import { catalogued, ERR, fail, UsageError } from '../../core/errors.ts';
+import { catalogued, ERR, fail } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { startMetricsServer } from '../../core/metrics-server.ts';
 import { markStarted, readiness } from '../../core/readiness.ts';
@@ -23,7 +23,7 @@ import { topics } from '../../schemas/topics.ts';
 import { type BackendFlags, createBackend } from '../../sentiment/backends.ts';
 import { NewsSignalService } from '../../sentiment/news-signal-service.ts';
 import { SentimentScorer, sentimentCacheFile } from '../../sentiment/scorer.ts';
-import { parsePort } from '../flags.ts';
+import { parsePort, parsePositiveDuration } from '../flags.ts';
 import { buildSources, type SourceFlags, sharedDataDir } from '../sources.ts';
 import { stopWhileStarting } from '../stop-while-starting.ts';
 
@@ -122,10 +122,8 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
         : `--data: no such file: ${newsRecording}`,
     );
   let scorer: SentimentScorer | undefined;
-  const maxLagMs = opts.maxLag === undefined ? 60_000 : Number(opts.maxLag) * 1000;
+  const maxLagMs = parsePositiveDuration('--max-lag', opts.maxLag, 60_000);
   if (name === 'news-signals') {
-    if (!Number.isFinite(maxLagMs) || maxLagMs <= 0)
-      throw new UsageError('--max-lag must be a positive number of seconds');
     try {
       scorer = new SentimentScorer({
         primary: createBackend(opts),

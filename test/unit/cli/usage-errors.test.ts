@@ -76,6 +76,21 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
     assert.match(await refused([...predictor, '--poll', '0s'], ERR.USAGE, 20_000), /--poll must be positive/);
   });
 
+  it('service news-signals --max-lag 60 | run --news-max-lag 60: the news lag takes a unit as well (it took seconds)', async () => {
+    assert.match(
+      await refused(['service', 'news-signals', '--bus', 'memory', '--max-lag', '60'], ERR.CONFIG, 20_000),
+      /--max-lag: "60" has no unit/,
+    );
+    assert.match(
+      await refused(['service', 'news-signals', '--bus', 'memory', '--max-lag', '0s'], ERR.USAGE, 20_000),
+      /--max-lag must be positive/,
+    );
+    assert.match(
+      await refused(['run', '--news-max-lag', '60'], ERR.CONFIG, 20_000),
+      /--news-max-lag: "60" has no unit/,
+    );
+  });
+
   it('parseDuration: units ms, s, m, h, d; a bare number is refused, naming the flag', () => {
     assert.deepEqual(
       ['500ms', '5s', '2m', '1h', '7d', '1.5s'].map((t) => parseDuration(t)),
