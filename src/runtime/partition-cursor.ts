@@ -146,6 +146,7 @@ export class PartitionCursor {
     }
     this.committed = c.offset;
     this.resumeFrom = c.offset;
+    this.poison.committed(c.offset);
     // A newer target may have been set while this one was in flight: it stays pending.
     if (this.uncommitted === c) this.uncommitted = undefined;
     return 'committed';

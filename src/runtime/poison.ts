@@ -13,7 +13,8 @@
  *  3. A single record whose handling fails that way `quarantineAfter` times is quarantined: it is no longer handed to
  *     the handler but dead-lettered once (kind `handler-error`, the error as the reason), and the partition goes on.
  *     Its offset is not committed past on its own: a restart re-reads it, quarantines it again and writes a second
- *     dead letter (at-least-once), rather than lose the open state of a stateful handler.
+ *     dead letter (at-least-once), rather than lose the open state of a stateful handler. The guard forgets it once
+ *     the partition has committed past it (`committed`).
  *  4. If a record after a quarantined one then fails with the same message, the fault is in the handler's state (a
  *     window that a later record closes), not in a record: nothing more is quarantined in that span, and the partition
  *     is held and retried, as before this guard, with an error logged (`verdict` 'state'). At most one record was
@@ -108,6 +109,20 @@ export class PoisonGuard {
   deadLetterReason(offset: bigint): string | undefined {
     const q = this.quarantine.get(offset);
     return q === undefined || q.sent ? undefined : q.reason;
+  }
+
+  /**
+   * The partition committed `offset`: records before it are never read again by this process (a failure re-reads from
+   * the commit), so their quarantine entries go — a service that runs for months does not keep every one it made.
+   */
+  committed(offset: bigint): void {
+    for (const quarantined of this.quarantine.keys())
+      if (quarantined < offset) this.quarantine.delete(quarantined);
+  }
+
+  /** Quarantined records this process still remembers (kept until the partition commits past them). */
+  get remembered(): number {
+    return this.quarantine.size;
   }
 
   /** The quarantined record's dead letter is on `dlq`: not again while this process runs. */

@@ -137,4 +137,19 @@ describe('the commit protocol of one partition (PartitionCursor)', () => {
     );
     assert.equal(quarantined.position, 11n);
   });
+
+  it('a commit past a quarantined record lets the poison guard forget it', async () => {
+    const c = new PartitionCursor(0n, -1n);
+    const bug = new TypeError('x is undefined');
+    for (let i = 0; i < 3; i++) c.chunkFailed(0, BACKOFF, bug, 0n, 16, 16n);
+    for (let i = 0; i < 3; i++) c.chunkFailed(0, BACKOFF, bug, 10n, 1, 11n);
+    assert.equal(c.poison.isQuarantined(10n), true);
+    c.handled(10n, undefined, 0);
+    await c.commitPending(true, new FakeCoordinator().commit);
+    assert.equal(c.poison.remembered, 1, 'committed up to it: still read again after a failure');
+    c.handled(16n, undefined, 0);
+    await c.commitPending(true, new FakeCoordinator().commit);
+    assert.equal(c.poison.isQuarantined(10n), false);
+    assert.equal(c.poison.remembered, 0);
+  });
 });

@@ -63,6 +63,22 @@ describe('PoisonGuard: a record the handler can never take', () => {
     assert.equal(g.isQuarantined(11n), false, 'held, not quarantined');
   });
 
+  it('forgets a quarantined record once the partition has committed past it, not before', () => {
+    const g = new PoisonGuard();
+    for (let i = 0; i < 3; i++) g.failed(bug(), 0n, 16, 16n);
+    for (let i = 0; i < 3; i++) g.failed(bug(), 10n, 1, 11n);
+    assert.equal(g.isQuarantined(10n), true);
+    g.committed(10n);
+    assert.equal(
+      g.isQuarantined(10n),
+      true,
+      'a commit at the record itself: it is read again after a failure',
+    );
+    g.committed(11n);
+    assert.equal(g.isQuarantined(10n), false);
+    assert.equal(g.remembered, 0);
+  });
+
   it('never quarantines on a failure that waiting can mend, however often', () => {
     const g = new PoisonGuard();
     const outage = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
