@@ -104,6 +104,11 @@ export const metrics = {
   championVersion: gauge('cryptocast_champion_version', 'Version of the champion serving predictions', [
     'model',
   ]),
+  championLoadFailures: counter(
+    'cryptocast_champion_load_failures_total',
+    'Attempts to load a champion that failed (bad files, unservable columns, a version missing): the previous one serves',
+    ['model'],
+  ),
   championAge: gauge('cryptocast_champion_age_seconds', 'Time since the serving champion was trained', [
     'model',
   ]),

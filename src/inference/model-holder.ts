@@ -238,6 +238,7 @@ export class ChampionHolder implements ModelSource {
       return true;
     } catch (err) {
       this.stats.failures++;
+      metrics.championLoadFailures.inc({ model: this.name });
       const times = this.failed?.version === version ? this.failed.times + 1 : 1;
       this.failed = { version, times };
       if (times === 1 || times % 10 === 0)

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
+import { metrics } from '../../../src/core/metrics.ts';
 import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
 import { ChampionHolder, columnIndex, ModelLoadError } from '../../../src/inference/model-holder.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
@@ -173,6 +174,8 @@ describe('ChampionHolder', () => {
       assert.equal(await h.refresh(), false);
       assert.equal(h.current()!.card.version, 1);
       assert.equal(h.stats.failures, 3);
+      const counted = (await metrics.championLoadFailures.get()).values.find((v) => v.labels.model === name);
+      assert.equal(counted?.value, 3, 'counted in cryptocast_champion_load_failures_total, for the alert');
       assert.equal(h.stats.loads, 1);
       // A good one after the broken ones is taken.
       await registerModel(registry, name, COLUMNS, files(7));
