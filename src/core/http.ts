@@ -30,6 +30,12 @@ export interface GetJsonOptions {
   /** JSON.parse reviver; gets the number's source text as `context.source` (exact decimals). */
   reviver?(key: string, value: unknown, context?: { source?: string }): unknown;
   onRetry?(attempt: number, reason: string, delayMs: number): void;
+  /**
+   * Retries while no attempt has had any HTTP answer (nothing listening, a name that does not resolve): default
+   * `retries`. A caller that has never reached the server (the first request of a backfill) gives up sooner: a
+   * mistyped URL is said in seconds, not after minutes of back-off.
+   */
+  unansweredRetries?: number | undefined;
 }
 
 const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 60_000 };
@@ -42,6 +48,7 @@ const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 60_000 };
  */
 export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unknown> {
   const retries = o.retries ?? 8;
+  let answered = false;
   for (let attempt = 0; ; attempt++) {
     let reason: string;
     let retryAfterMs: number | undefined;
@@ -51,6 +58,7 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
         AbortSignal.timeout(o.timeoutMs ?? 15_000),
       ]);
       const res = await fetch(url, { headers: { accept: 'application/json', ...o.headers }, signal });
+      answered = true;
       const text = await res.text();
       if (res.status === 429 || res.status === 418 || res.status >= 500) {
         reason = `HTTP ${res.status}`;
@@ -77,6 +85,12 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
       if (err instanceof HttpError || o.signal?.aborted) throw err;
       reason = `network: ${networkReason(err)}`;
     }
+    if (!answered && attempt >= Math.min(retries, o.unansweredRetries ?? retries))
+      throw fail(
+        ERR.UPSTREAM,
+        `GET ${redactSecrets(url)}: nothing answered in ${attempt + 1} attempts: ${reason}`,
+        { hint: 'check the URL (host, port, --base-url) and that the server is up' },
+      );
     if (attempt >= retries)
       throw fail(ERR.UPSTREAM, `GET ${redactSecrets(url)} failed after ${attempt + 1} attempts: ${reason}`);
     const delay = retryAfterMs ?? backoffDelay(attempt, o.backoff ?? DEFAULT_BACKOFF);

@@ -50,6 +50,9 @@ export interface KrakenBackfillOptions {
   log?: Logger;
 }
 
+/** Network retries of the first page of a run (1 + 2 + 4 s of back-off): after that, the server was reached. */
+const FIRST_CONTACT_RETRIES = 3;
+
 export class KrakenRestBackfill implements TradeSource {
   readonly name = 'kraken-rest';
   readonly pair: string;
@@ -109,6 +112,7 @@ export class KrakenRestBackfill implements TradeSource {
     progress: KrakenBackfillProgress,
   ): Promise<void> {
     const { pair, since, until } = this;
+    let reached = false;
     while (!signal.aborted) {
       const requestedAt = Date.now();
       // Ask from 1 ns before the cursor: if `since` is exclusive (unconfirmed), trades sharing the cursor's
@@ -119,11 +123,14 @@ export class KrakenRestBackfill implements TradeSource {
         log: this.log,
         backoff: this.o.backoff,
         retries: this.o.retries,
+        // Until the server has answered once in this run, a few network failures end it (a wrong --base-url).
+        unansweredRetries: reached ? undefined : FIRST_CONTACT_RETRIES,
         onRetry: () => {
           progress.retries++;
           this.o.onProgress?.(progress);
         },
       });
+      reached = true;
       for (const r of page.rejects)
         await sink.reject(
           deadLetter({ service: 'backfill', origin: this.name, kind: 'invalid', reason: r, payload: r }),

@@ -50,6 +50,8 @@ export interface KrakenFetchOptions {
   log?: Logger;
   backoff?: Backoff;
   retries?: number;
+  /** Retries while nothing has answered (getJson): fewer for a first contact. */
+  unansweredRetries?: number | undefined;
   onRetry?(attempt: number, reason: string, delayMs: number): void;
 }
 

@@ -85,8 +85,38 @@ describe('getJson', () => {
         backoff: fast,
         onRetry: (_n, why) => reasons.push(why),
       }),
-      /failed after 2 attempts: network: fetch failed: connect ECONNREFUSED/,
+      /nothing answered in 2 attempts: network: fetch failed: connect ECONNREFUSED/,
     );
     assert.match(reasons[0]!, /^network: fetch failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
+  });
+
+  it('gives up sooner on a server that never answered (unansweredRetries), not on one that answered before', async () => {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    let attempts = 0;
+    const err = await getJson(`http://127.0.0.1:${port}/x`, {
+      retries: 8,
+      unansweredRetries: 2,
+      backoff: fast,
+      onRetry: () => attempts++,
+    }).catch((e: unknown) => e);
+    assert.match(String(err), /nothing answered in 3 attempts: network: fetch failed: connect ECONNREFUSED/);
+    assert.match((err as { hint?: string }).hint ?? '', /check the URL/);
+    assert.equal(attempts, 2);
+    // A server that answers (503, overloaded) gets all its retries.
+    const srv = await serve([[503, 'down']]);
+    attempts = 0;
+    await assert.rejects(
+      getJson(`${srv.base}/x`, {
+        retries: 4,
+        unansweredRetries: 1,
+        backoff: fast,
+        onRetry: () => attempts++,
+      }),
+      /failed after 5 attempts: HTTP 503/,
+    );
+    assert.equal(attempts, 4);
   });
 });

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -237,6 +239,46 @@ describe('Kraken REST Trades backfill against a local Kraken server', () => {
     } finally {
       await srv.close();
     }
+  });
+
+  it('cryptocast backfill --base-url where nothing listens: says so in seconds (3 retries), not after minutes', async () => {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    const dir = mkdtempSync(join(tmpdir(), 'bf-cli-'));
+    const started = Date.now();
+    const r = await promisify(execFile)(
+      join(ROOT, 'bin/cryptocast'),
+      [
+        'backfill',
+        '--exchange',
+        'kraken',
+        '--pair',
+        'BTC/USD',
+        '--since',
+        '2025-01-01T00:00:00Z',
+        '--base-url',
+        `http://127.0.0.1:${port}`,
+        '--output',
+        join(dir, 't.csv'),
+        '--state',
+        join(dir, 's.json'),
+      ],
+      { timeout: 90_000 },
+    ).then(
+      () => assert.fail('backfill succeeded against nothing'),
+      (e: { code?: number; stderr?: string }) => e,
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr ?? '',
+      /nothing answered in 4 attempts: network: fetch failed: connect ECONNREFUSED/,
+    );
+    assert.match(r.stderr ?? '', /check the URL/);
+    assert.match(r.stderr ?? '', /\[CC_ERR_UPSTREAM\]/);
+    // Back-off 1 + 2 + 4 s with jitter, plus starting Node: far below the 8 retries' ~2 minutes.
+    assert.ok(Date.now() - started < 60_000, `${Date.now() - started} ms`);
   });
 
   it('cryptocast backfill writes a trades CSV whose candles equal those of the original recording', async () => {
