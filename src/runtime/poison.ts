@@ -15,8 +15,8 @@
  *     Its offset is not committed past on its own: a restart re-reads it, quarantines it again and writes a second
  *     dead letter (at-least-once), rather than lose the open state of a stateful handler. The guard forgets it once
  *     the partition has committed past it (`committed`).
- *  4. If a record after a quarantined one then fails with the same message, the fault is in the handler's state (a
- *     window that a later record closes), not in a record: nothing more is quarantined in that span, and the partition
+ *  4. If the record right after a quarantined one (nothing handled in between) then fails with the same message, the
+ *     fault is in the handler's state (a window that a later record closes), not in a record: nothing more is quarantined in that span, and the partition
  *     is held and retried, as before this guard, with an error logged (`verdict` 'state'). At most one record was
  *     dead-lettered for it, and it can be replayed (`cryptocast dlq replay`).
  *  5. Once a chunk has been handled past the span, chunks are full size again.
@@ -89,8 +89,12 @@ export class PoisonGuard {
     return 'quarantined';
   }
 
-  /** Steps 1 and 5: a chunk ending before `next` was handled. */
+  /** Steps 1, 4 and 5: a chunk ending before `next` was handled. */
   handled(next: bigint): void {
+    // The record after the last quarantined one went through: the handler's state is sound, and a later record that
+    // fails the same way is a record of its own (step 4 is only about the record right after).
+    if (this.lastQuarantined !== undefined && next > this.lastQuarantined.offset + 1n)
+      this.lastQuarantined = undefined;
     const f = this.failing;
     if (f === undefined) return;
     if (this.narrowing ? next < f.until : next <= f.from) return;

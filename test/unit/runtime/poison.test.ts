@@ -63,6 +63,21 @@ describe('PoisonGuard: a record the handler can never take', () => {
     assert.equal(g.isQuarantined(11n), false, 'held, not quarantined');
   });
 
+  it('a record that fails the same way later, after others went through, is quarantined too (not a state fault)', () => {
+    const g = new PoisonGuard();
+    const quarantine = (at: bigint) => {
+      for (let i = 0; i < 3; i++) g.failed(bug(), at, 16, at + 16n);
+      for (let i = 0; i < 2; i++) assert.equal(g.failed(bug(), at, 1, at + 1n), undefined);
+      return g.failed(bug(), at, 1, at + 1n);
+    };
+    assert.equal(quarantine(10n), 'quarantined');
+    g.handled(11n); // the quarantined record's own chunk: nothing else yet
+    g.handled(12n); // the record after it went through
+    g.handled(26n);
+    assert.equal(quarantine(500n), 'quarantined', 'a second poison record, far behind the first');
+    assert.equal(g.isQuarantined(500n), true);
+  });
+
   it('forgets a quarantined record once the partition has committed past it, not before', () => {
     const g = new PoisonGuard();
     for (let i = 0; i < 3; i++) g.failed(bug(), 0n, 16, 16n);
