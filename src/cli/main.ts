@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { CryptocastError, ERR, UsageError } from '../core/errors.ts';
 import { redactSecrets } from '../core/secrets.ts';
 import { DEFAULT_GATE } from '../training/gate.ts';
+import { PREDICTIONS_CSV_COLUMNS } from '../training/predictions-csv.ts';
 import { DEFAULT_REGISTRY } from '../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../training/registry/registry.ts';
 import { backendOptions, flag, streamOptions } from './options.ts';
@@ -313,7 +314,7 @@ walkForwardOptions(
   .option('--tune-seconds <s>', 'Optuna budget before the folds (0: default parameters)', '0')
   .option(
     '--predictions <file.csv>',
-    'write every out-of-sample prediction (windowEnd,targetTs,predicted_close,p10,p90)',
+    `write every out-of-sample prediction (${PREDICTIONS_CSV_COLUMNS.join(',')})`,
   )
   .option(
     '--history <path>',
@@ -407,7 +408,7 @@ registryOptions(
   .option('--horizon <duration>', 'refused unless it is the model’s own')
   .option(
     '--predictions <file.csv>',
-    'write every prediction (windowEnd,targetTs,predicted_close,p10,p90,day)',
+    `write every prediction (${PREDICTIONS_CSV_COLUMNS.join(',')}; fold = the day)`,
   )
   .option('--figures <dir>', 'draw the figures (PNG) into this folder')
   .option(
