@@ -470,6 +470,15 @@ function exitWith(err: unknown): never {
   process.exit(1);
 }
 
+// A reader that stopped reading (`cryptocast topics list | head -2`): what is left cannot be delivered and nothing
+// is wrong with the command. End as a C program killed by SIGPIPE would (status 141, what a shell reports for it),
+// without the stack trace of a failed write that the safety net below would print.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') return exitWith(err);
+  settled = true;
+  process.exit(141);
+});
+
 // The safety net: an error no caller awaited (a background write, a timer's callback) ends the command the same way,
 // redacted, instead of Node's default print of the raw error and its properties (a connection URL with a password).
 process.on('unhandledRejection', exitWith);
