@@ -28,6 +28,15 @@ describe('the CLI refuses with a stable code', () => {
     await refused(['service', 'candles', '--interval', '7m'], ERR.USAGE);
   });
 
+  it('service api: --metrics-port equal to its --port (the API serves /metrics there already)', async () => {
+    const stderr = await refused(
+      ['service', 'api', '--bus', 'memory', '--port', '18433', '--metrics-port', '18433'],
+      ERR.USAGE,
+    );
+    assert.match(stderr, /--metrics-port 18433 is also the API's --port/);
+    assert.doesNotMatch(stderr, /another process/);
+  });
+
   it('models: a version or a champion that is not there', async () => {
     const registry = mkdtempSync(join(tmpdir(), 'cc-usage-'));
     await refused(['models', 'show', '9', '--registry', registry], ERR.MODEL_VERSION);
