@@ -30,6 +30,7 @@ import { RecordedNewsSource } from '../../news/recorded.ts';
 import { InProcessBus } from '../../runtime/in-process-bus.ts';
 import { MeteredBus } from '../../runtime/metered-bus.ts';
 import type { Candle } from '../../schemas/candle.ts';
+import { pairToUrl } from '../../schemas/common.ts';
 import type { BackendFlags } from '../../sentiment/backends.ts';
 import { sentimentCacheFile } from '../../sentiment/scorer.ts';
 import { DEFAULT_REGISTRY, openRegistry, requireAnswer } from '../../training/registry/open.ts';
@@ -47,6 +48,18 @@ import { buildSources, defaultReplayFiles, parseSpeed, type SourceFlags } from '
  * `--replay MONTH` plays 1-minute klines instead of trades (the shared Binance recording of 2022, or what `cryptocast
  * data fetch` downloaded) together with the news recorded in those months.
  */
+/**
+ * The pair of the example URL `run` prints. Live follows --pairs (BTC/USD by default): the example once said
+ * BTC-USDT there, a pair live never has. A replay plays the recordings' BTC/USDT and ETH/USDT unless --pairs picks.
+ */
+export function examplePair(
+  source: string | undefined,
+  pairsFlag: string | undefined,
+  pairs: readonly string[],
+): string {
+  return pairToUrl(source === 'live' || pairsFlag !== undefined ? (pairs[0] ?? 'BTC/USD') : 'BTC/USDT');
+}
+
 export async function run(
   opts: SourceFlags &
     BackendFlags & {
@@ -200,7 +213,7 @@ export async function run(
       candlesTable,
     });
     status.print(
-      `dashboard on http://127.0.0.1:${api.port}/ · prediction API on http://127.0.0.1:${api.port}/v1/ (e.g. /v1/predictions/latest?pair=BTC-USDT; OpenAPI: /v1/openapi.json)`,
+      `dashboard on http://127.0.0.1:${api.port}/ · prediction API on http://127.0.0.1:${api.port}/v1/ (e.g. /v1/predictions/latest?pair=${examplePair(opts.source, opts.pairs, config.pairs)}; OpenAPI: /v1/openapi.json)`,
     );
   } catch (err) {
     status.print(`prediction API not started: ${(err as Error).message}`);
