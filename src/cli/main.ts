@@ -386,7 +386,15 @@ registryOptions(
     'gate: largest distance of the p10–p90 coverage from 80 % (1: off)',
     String(DEFAULT_GATE.coverageTolerance),
   )
-  .action(async (opts) => (await import('./commands/train.ts')).trainCommand(opts));
+  .action(async (opts, cmd: Command) => {
+    // Two sources named on the command line: one was silently ignored (--candles won, --store's --days with it).
+    // CRYPTOCAST_STORE_TRAIN in the environment stays a default that an explicit --candles overrides.
+    if (opts.candles !== undefined && cmd.getOptionValueSource('store') === 'cli')
+      throw new UsageError(
+        'train takes its rows from --candles FILE|FOLDER or from --store URL, not both: give one',
+      );
+    return (await import('./commands/train.ts')).trainCommand(opts);
+  });
 
 registryOptions(
   program

@@ -37,6 +37,23 @@ describe('the CLI refuses with a stable code', () => {
     assert.doesNotMatch(stderr, /another process/);
   });
 
+  it('train with both --candles and --store: refused, not one of them silently ignored', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    const stderr = await refused(
+      [
+        'train',
+        '--candles',
+        join(dir, 'none'),
+        '--store',
+        `duckdb:${join(dir, 's.duckdb')}`,
+        '--registry',
+        dir,
+      ],
+      ERR.USAGE,
+    );
+    assert.match(stderr, /--candles FILE\|FOLDER or from --store URL, not both/);
+  });
+
   it('models: a version or a champion that is not there', async () => {
     const registry = mkdtempSync(join(tmpdir(), 'cc-usage-'));
     await refused(['models', 'show', '9', '--registry', registry], ERR.MODEL_VERSION);
