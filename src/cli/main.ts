@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { CryptocastError, ERR, UsageError } from '../core/errors.ts';
 import { redactSecrets } from '../core/secrets.ts';
+import { TRADE_FILE_FORMATS } from '../ingestion/files/types.ts';
 import { DEFAULT_GATE } from '../training/gate.ts';
 import { PREDICTIONS_CSV_COLUMNS } from '../training/predictions-csv.ts';
 import { DEFAULT_REGISTRY } from '../training/registry/open.ts';
@@ -130,7 +131,12 @@ program
   .command('candles')
   .description('aggregate a trades file into OHLCV candles (CSV)')
   .requiredOption('--input <file>', 'trades file: Kraken REST JSON, Binance WS capture, trade CSV (gzip ok)')
-  .option('--format <format>', 'input format, or auto', 'auto')
+  // The formats in the help: it said only "input format, or auto", and the names were in the refusal alone.
+  .addOption(
+    new Option('--format <format>', 'input format, or auto (by content)')
+      .choices(['auto', ...TRADE_FILE_FORMATS])
+      .default('auto'),
+  )
   .addOption(new Option('--interval <i>', 'candle interval').choices(['1m', '5m', '15m', '1h']).default('1m'))
   .option('--pair <pair>', 'pair, when the file does not say')
   .option('--grace <duration>', 'grace period for out-of-order trades', '5s')
