@@ -73,10 +73,12 @@ backendOptions(
         ).env('CRYPTOCAST_NEWS_FEEDS'),
       ),
   ),
-).action(async (opts) => {
+).action(async (opts, cmd: Command) => {
   // One process for everything: keep the terminal for candles and the status line, warnings only in logs.
   process.env.CRYPTOCAST_LOG_LEVEL ??= 'warn';
-  return (await import('./commands/run.ts')).run(opts);
+  // A refusal names where the pairs came from: an exported CRYPTOCAST_PAIRS was reported as "--pairs".
+  const pairsSetting = cmd.getOptionValueSource('pairs') === 'env' ? 'CRYPTOCAST_PAIRS' : '--pairs';
+  return (await import('./commands/run.ts')).run({ ...opts, pairsSetting });
 });
 
 addServiceCommands(program);

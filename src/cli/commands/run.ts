@@ -64,6 +64,8 @@ export async function run(
   opts: SourceFlags &
     BackendFlags & {
       replay?: string;
+      /** Where --pairs came from, for refusals: the flag, or CRYPTOCAST_PAIRS in the environment. */
+      pairsSetting?: '--pairs' | 'CRYPTOCAST_PAIRS';
       /** `--no-news`: commander sets news = false. */
       news?: boolean;
       newsMaxLag?: string;
@@ -114,7 +116,8 @@ export async function run(
   // --pairs (or CRYPTOCAST_PAIRS) given: a replay plays only those pairs, left out at the source (live sources
   // subscribe to them). Without it, a replay plays every pair its recording holds.
   const onlyPairs = opts.pairs !== undefined && opts.source !== 'live' ? config.pairs : undefined;
-  const klines = candleRange ? klineReplaySymbols(onlyPairs) : [];
+  const pairsSetting = opts.pairsSetting ?? '--pairs';
+  const klines = candleRange ? klineReplaySymbols(onlyPairs, pairsSetting) : [];
   // A range without klines is refused here, before the stores, the API or anything else starts.
   if (candleRange) klineFiles({ klines, ...candleRange });
   const newsMaxLagMs = parsePositiveDuration('--news-max-lag', opts.newsMaxLag, 60_000);
@@ -395,8 +398,13 @@ export async function run(
     if (onlyPairs !== undefined && leftOut.length > 0)
       throw fail(
         ERR.PAIR,
-        `--pairs ${onlyPairs.join(',')}: no trades of ${onlyPairs.length > 1 ? 'these pairs' : 'this pair'} in ${opts.data ?? 'the replayed files'} (they hold ${leftOut.sort().join(', ')})`,
-        { hint: `replay one of the pairs the files hold (--pairs ${leftOut[0]}), or leave out --pairs` },
+        `${pairsSetting} ${onlyPairs.join(',')}: no trades of ${onlyPairs.length > 1 ? 'these pairs' : 'this pair'} in ${opts.data ?? 'the replayed files'} (they hold ${leftOut.sort().join(', ')})`,
+        {
+          hint:
+            pairsSetting === '--pairs'
+              ? `replay one of the pairs the files hold (--pairs ${leftOut[0]}), or leave out --pairs`
+              : `unset CRYPTOCAST_PAIRS for a replay, or pass one of the pairs the files hold (--pairs ${leftOut[0]})`,
+        },
       );
     throw fail(
       ERR.INPUT,

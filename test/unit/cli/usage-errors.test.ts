@@ -54,6 +54,21 @@ describe('the CLI refuses with a stable code', () => {
     assert.match(stderr, /--candles FILE\|FOLDER or from --store URL, not both/);
   });
 
+  it('run: pairs a replay does not hold are reported as where they came from (flag or CRYPTOCAST_PAIRS)', async () => {
+    const store = `duckdb:${join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 's.duckdb')}`;
+    const args = ['run', '--replay', '2022-05-09', '--port', '0', '--store', store];
+    const fromEnv = runCli(args, { CRYPTOCAST_PAIRS: 'BTC/USD' });
+    assert.equal(
+      await exitedWithin(fromEnv, 60_000, 'run to be refused'),
+      ERR.PAIR.exitCode,
+      fromEnv.stderr(),
+    );
+    assert.match(fromEnv.stderr(), /^cryptocast: CRYPTOCAST_PAIRS: --replay plays .*\[CC_ERR_PAIR\]/);
+    assert.match(fromEnv.stderr(), /hint: unset CRYPTOCAST_PAIRS/);
+    const fromFlag = await refused([...args, '--pairs', 'BTC/USD'], ERR.PAIR);
+    assert.match(fromFlag, /^cryptocast: --pairs: --replay plays/);
+  });
+
   it('models: a version or a champion that is not there', async () => {
     const registry = mkdtempSync(join(tmpdir(), 'cc-usage-'));
     await refused(['models', 'show', '9', '--registry', registry], ERR.MODEL_VERSION);
