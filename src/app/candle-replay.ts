@@ -81,12 +81,20 @@ export function klineFiles(o: Pick<CandleReplayOptions, 'klines' | 'from' | 'to'
     if (found.length === 0) missing.push(symbol);
     else files.set(symbol, found);
   }
-  if (files.size === 0)
+  if (files.size === 0) {
+    // The download that fills exactly this gap (it used to say --from 2022-05 whatever was asked).
+    const first = new Date(o.from).toISOString().slice(0, 7);
+    const last = new Date(o.to - 1).toISOString().slice(0, 7);
+    const symbols = missing.join(',');
+    const fetch =
+      `./bin/cryptocast data fetch --from ${first}${last === first ? '' : ` --to ${last}`}` +
+      (symbols === 'BTCUSDT,ETHUSDT' ? '' : ` --symbols ${symbols}`);
     throw fail(
       ERR.INPUT,
       `no 1-minute klines of ${missing.join(', ')} for ${new Date(o.from).toISOString().slice(0, 10)}..${new Date(o.to - 1).toISOString().slice(0, 10)} in ${[...new Set(o.klines.flatMap((k) => k.folders))].join(', ') || 'any data folder (none exists)'}`,
-      { hint: 'download them: ./bin/cryptocast data fetch --from 2022-05 (or set CRYPTOCAST_SHARED_DATA)' },
+      { hint: `download them: ${fetch} (or set CRYPTOCAST_SHARED_DATA)` },
     );
+  }
   return { files, missing };
 }
 

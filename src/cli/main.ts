@@ -2,7 +2,9 @@
 import { Command, Option } from 'commander';
 import { CryptocastError, ERR, UsageError } from '../core/errors.ts';
 import { redactSecrets } from '../core/secrets.ts';
+import { TRADE_FILE_FORMATS } from '../ingestion/files/types.ts';
 import { DEFAULT_GATE } from '../training/gate.ts';
+import { PREDICTIONS_CSV_COLUMNS } from '../training/predictions-csv.ts';
 import { DEFAULT_REGISTRY } from '../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../training/registry/registry.ts';
 import { backendOptions, flag, streamOptions } from './options.ts';
@@ -71,10 +73,12 @@ backendOptions(
         ).env('CRYPTOCAST_NEWS_FEEDS'),
       ),
   ),
-).action(async (opts) => {
+).action(async (opts, cmd: Command) => {
   // One process for everything: keep the terminal for candles and the status line, warnings only in logs.
   process.env.CRYPTOCAST_LOG_LEVEL ??= 'warn';
-  return (await import('./commands/run.ts')).run(opts);
+  // A refusal names where the pairs came from: an exported CRYPTOCAST_PAIRS was reported as "--pairs".
+  const pairsSetting = cmd.getOptionValueSource('pairs') === 'env' ? 'CRYPTOCAST_PAIRS' : '--pairs';
+  return (await import('./commands/run.ts')).run({ ...opts, pairsSetting });
 });
 
 addServiceCommands(program);
@@ -129,7 +133,12 @@ program
   .command('candles')
   .description('aggregate a trades file into OHLCV candles (CSV)')
   .requiredOption('--input <file>', 'trades file: Kraken REST JSON, Binance WS capture, trade CSV (gzip ok)')
-  .option('--format <format>', 'input format, or auto', 'auto')
+  // The formats in the help: it said only "input format, or auto", and the names were in the refusal alone.
+  .addOption(
+    new Option('--format <format>', 'input format, or auto (by content)')
+      .choices(['auto', ...TRADE_FILE_FORMATS])
+      .default('auto'),
+  )
   .addOption(new Option('--interval <i>', 'candle interval').choices(['1m', '5m', '15m', '1h']).default('1m'))
   .option('--pair <pair>', 'pair, when the file does not say')
   .option('--grace <duration>', 'grace period for out-of-order trades', '5s')
@@ -313,7 +322,7 @@ walkForwardOptions(
   .option('--tune-seconds <s>', 'Optuna budget before the folds (0: default parameters)', '0')
   .option(
     '--predictions <file.csv>',
-    'write every out-of-sample prediction (windowEnd,targetTs,predicted_close,p10,p90)',
+    `write every out-of-sample prediction (${PREDICTIONS_CSV_COLUMNS.join(',')})`,
   )
   .option(
     '--history <path>',
@@ -385,7 +394,15 @@ registryOptions(
     'gate: largest distance of the p10–p90 coverage from 80 % (1: off)',
     String(DEFAULT_GATE.coverageTolerance),
   )
-  .action(async (opts) => (await import('./commands/train.ts')).trainCommand(opts));
+  .action(async (opts, cmd: Command) => {
+    // Two sources named on the command line: one was silently ignored (--candles won, --store's --days with it).
+    // CRYPTOCAST_STORE_TRAIN in the environment stays a default that an explicit --candles overrides.
+    if (opts.candles !== undefined && cmd.getOptionValueSource('store') === 'cli')
+      throw new UsageError(
+        'train takes its rows from --candles FILE|FOLDER or from --store URL, not both: give one',
+      );
+    return (await import('./commands/train.ts')).trainCommand(opts);
+  });
 
 registryOptions(
   program
@@ -407,7 +424,7 @@ registryOptions(
   .option('--horizon <duration>', 'refused unless it is the model’s own')
   .option(
     '--predictions <file.csv>',
-    'write every prediction (windowEnd,targetTs,predicted_close,p10,p90,day)',
+    `write every prediction (${PREDICTIONS_CSV_COLUMNS.join(',')}; fold = the day)`,
   )
   .option('--figures <dir>', 'draw the figures (PNG) into this folder')
   .option(
@@ -468,6 +485,15 @@ function exitWith(err: unknown): never {
   process.stderr.write(`cryptocast: ${redactSecrets(text)}\n`);
   process.exit(1);
 }
+
+// A reader that stopped reading (`cryptocast topics list | head -2`): what is left cannot be delivered and nothing
+// is wrong with the command. End as a C program killed by SIGPIPE would (status 141, what a shell reports for it),
+// without the stack trace of a failed write that the safety net below would print.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') return exitWith(err);
+  settled = true;
+  process.exit(141);
+});
 
 // The safety net: an error no caller awaited (a background write, a timer's callback) ends the command the same way,
 // redacted, instead of Node's default print of the raw error and its properties (a connection URL with a password).

@@ -108,8 +108,13 @@ export const VARIABLES = {
     '`duckdb:.data/cryptocast.duckdb`',
     text,
   ),
-  CRYPTOCAST_PREDICTIONS_STORE: v('`api`: the predictions store it reads', 'the default store', text),
-  CRYPTOCAST_STORE_BACKFILL: v('`candles --store`: the store a candle backfill writes', 'none', text),
+  // Never reaches `service api`: its --store takes CRYPTOCAST_STORE or its default first (service-env.ts).
+  CRYPTOCAST_PREDICTIONS_STORE: v(
+    'ignored: `service api` reads its store from `--store` or `CRYPTOCAST_STORE`, as every service does',
+    '—',
+    text,
+  ),
+  CRYPTOCAST_STORE_BACKFILL: v('`features --store`: the store a feature backfill writes', 'none', text),
   CRYPTOCAST_STORE_TRAIN: v('`train --store`: the feature store to train from', 'none', text),
   PGPASSWORD: key('PostgreSQL password (read by the pg driver; redacted from logs)'),
   // --- news and sentiment ------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
  * what to do. The CLI prints `cryptocast: <message>` and the hint, without a stack trace.
  *
  * Exit statuses: 2 = the command was called wrongly or its input is unusable (the user can fix it); 1 = a component
- * failed (a store, the registry, the trainer).
+ * failed (a store, the registry, the trainer); 130 = stopped by a signal (INTERRUPTED); 141 = the reader of stdout went
+ * away (`| head`), ended quietly as a shell reports a SIGPIPE (src/cli/main.ts).
  */
 export class CryptocastError extends Error {
   readonly code: string;

@@ -45,6 +45,8 @@ export function klineFolders(symbol: string): string[] {
  */
 export function klineReplaySymbols(
   pairs: readonly string[] | undefined,
+  /** Where `pairs` came from, named in the refusal. */
+  setting: '--pairs' | 'CRYPTOCAST_PAIRS' = '--pairs',
 ): { symbol: string; folders: string[] }[] {
   const symbolOf = (pair: string) => pair.replace('/', '');
   const recorded: readonly string[] = DEFAULT_KLINE_SYMBOLS;
@@ -52,8 +54,13 @@ export function klineReplaySymbols(
   if (missing.length > 0)
     throw fail(
       ERR.PAIR,
-      `--pairs: --replay plays the 1-minute klines of ${recorded.map((s) => s.replace(/USDT$/, '/USDT')).join(', ')}, not ${missing.join(', ')}`,
-      { hint: 'leave out --pairs, or name some of these, e.g. --pairs BTC/USDT' },
+      `${setting}: --replay plays the 1-minute klines of ${recorded.map((s) => s.replace(/USDT$/, '/USDT')).join(', ')}, not ${missing.join(', ')}`,
+      {
+        hint:
+          setting === '--pairs'
+            ? 'leave out --pairs, or name some of these, e.g. --pairs BTC/USDT'
+            : 'unset CRYPTOCAST_PAIRS for a replay, or pass some of these, e.g. --pairs BTC/USDT',
+      },
     );
   const wanted =
     pairs === undefined ? recorded : recorded.filter((s) => pairs.some((p) => symbolOf(p) === s));

@@ -45,13 +45,7 @@ const loaded = new Map<string, Promise<Loaded>>();
 export function loadModel(path = modelPath()): Promise<Loaded> {
   let p = loaded.get(path);
   if (!p) {
-    if (!existsSync(path))
-      return Promise.reject(
-        new SentimentError(
-          'unavailable',
-          `LLM weights not found at ${path}: run scripts/models.sh, or set CRYPTOCAST_LLM_MODEL to a GGUF file`,
-        ),
-      );
+    if (!existsSync(path)) return Promise.reject(weightsNotFound(path));
     p = (async () => {
       const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
       const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
@@ -130,6 +124,8 @@ export class LocalLlmBackend implements SentimentBackend {
     this.threads = opts.threads;
     this.name = `local:${modelName(this.path)}${this.mode === 'generate' ? ':generate' : ''}`;
     if (this.mode === 'classifier' && opts.headPath !== null) {
+      // Missing weights first: their head is beside them, so a wrong --model-path was reported as a missing head.
+      if (!existsSync(this.path)) throw weightsNotFound(this.path);
       this.head = readHead(opts.headPath ?? headPathFor(this.path), modelName(this.path));
       this.promptVersion = `embedding-head-${headHash(this.head)}`;
     } else {
@@ -242,6 +238,13 @@ export class LocalLlmBackend implements SentimentBackend {
     await r?.session?.sequence.context.dispose();
     await r?.embedder?.dispose();
   }
+}
+
+function weightsNotFound(path: string): SentimentError {
+  return new SentimentError(
+    'unavailable',
+    `LLM weights not found at ${path}: run scripts/models.sh, or set CRYPTOCAST_LLM_MODEL to a GGUF file`,
+  );
 }
 
 function headHash(h: ClassifierHead): string {

@@ -24,10 +24,11 @@ import { ridgeFit, ridgePredict } from './ridge.ts';
  */
 export class BacktestError extends CryptocastError {
   override readonly name = 'BacktestError';
-  constructor(message: string) {
+  /** `hint`: when the mismatch is not a pair's, the catalogue's hint (use --as-pair) would send the user astray. */
+  constructor(message: string, hint: string = ERR.MODEL_MISMATCH.hint!) {
     super(ERR.MODEL_MISMATCH.code, message, {
       exitCode: ERR.MODEL_MISMATCH.exitCode,
-      hint: ERR.MODEL_MISMATCH.hint,
+      hint,
     });
   }
 }
@@ -91,11 +92,15 @@ export function checkApplicable(
   if (ds.horizonMs !== card.horizonMs)
     throw new BacktestError(
       `${card.name} v${card.version} predicts ${card.horizonMs / 60_000} minutes ahead; it cannot be backtested at a ${ds.horizonMs / 60_000}-minute horizon`,
+      'leave --horizon out: a backtest scores a model at the horizon it was trained for',
     );
   try {
     columnIndex(card); // technical columns and the log-return target, as the predictor serves
   } catch (err) {
-    throw new BacktestError((err as Error).message);
+    throw new BacktestError(
+      (err as Error).message,
+      'backtest serves what the predictor serves: a model of technical columns only (train it without --news/--with-news)',
+    );
   }
   for (const [from, to] of asPair) {
     if (!ds.pairs.includes(from) && !candlesPerPair.has(from))

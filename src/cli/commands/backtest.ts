@@ -64,8 +64,11 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
     if (card === undefined) throw fail(ERR.MODEL_VERSION, `${opts.name} has no version ${version}`);
     if (opts.horizon !== undefined) {
       if (parseDuration(opts.horizon, '--horizon') !== card.horizonMs)
-        throw new UsageError(
+        // The model does not fit the question, as with a foreign pair (CC_ERR_MODEL_MISMATCH, docs/training.md).
+        throw fail(
+          ERR.MODEL_MISMATCH,
           `${card.name} v${card.version} predicts ${card.horizonMs / 60_000} minutes ahead, not ${opts.horizon}: a backtest cannot change the horizon`,
+          { hint: `leave --horizon out (the model's own), or backtest a model trained at ${opts.horizon}` },
         );
     }
     const missing = ARTIFACTS.filter((f) => !card!.artifacts.includes(f));

@@ -71,6 +71,8 @@ export async function candles(opts: {
       }
       await writer.write(out.splice(0));
     }
+    // Refused before the output is committed: a failed command leaves no file (it left a header-only one).
+    if (trades === 0) throw noTrades(opts.input, rejects);
     agg.flush();
     await writer.write(out.splice(0));
     await writer.close();
@@ -84,9 +86,11 @@ export async function candles(opts: {
       `${late ? `; ${n(late)} late trades (after ${opts.grace} grace) not counted` : ''}` +
       `${rejects ? `; ${n(rejects)} rows rejected` : ''}\n`,
   );
-  if (trades === 0)
-    throw fail(
-      ERR.INPUT,
-      `no trades in ${opts.input}${rejects ? ` (all ${n(rejects)} rows rejected: the first reasons are above)` : ''}`,
-    );
+}
+
+function noTrades(input: string, rejects: number): Error {
+  return fail(
+    ERR.INPUT,
+    `no trades in ${input}${rejects ? ` (all ${n(rejects)} rows rejected: the first reasons are above)` : ''}`,
+  );
 }

@@ -130,6 +130,8 @@ export async function features(opts: {
               ready: ready.toLocaleString('en-US'),
             });
         }
+        // Refused before the output is committed: a failed command leaves no file (it left a header-only one).
+        if (rows === 0) throw noRows(opts.candles, rejects);
         if (store) await store.write(TECHNICAL_SET, pending.splice(0));
         await writer?.close();
         resets = engine.resets;
@@ -147,10 +149,13 @@ export async function features(opts: {
         `${resets ? `; ${n(resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}` +
         `${nonFinite ? `; ${n(nonFinite)} vectors with a non-finite value left not ready` : ''}\n`,
     );
-    if (rows === 0)
-      throw fail(
-        ERR.INPUT,
-        `no feature rows from ${opts.candles}${rejects ? ` (all ${n(rejects)} candles rejected: the first reasons are above)` : ''}`,
-      );
+    if (rows === 0) throw noRows(opts.candles, rejects);
   }
+}
+
+function noRows(candles: string, rejects: number): Error {
+  return fail(
+    ERR.INPUT,
+    `no feature rows from ${candles}${rejects ? ` (all ${n(rejects)} candles rejected: the first reasons are above)` : ''}`,
+  );
 }

@@ -30,6 +30,7 @@ import { RecordedNewsSource } from '../../news/recorded.ts';
 import { InProcessBus } from '../../runtime/in-process-bus.ts';
 import { MeteredBus } from '../../runtime/metered-bus.ts';
 import type { Candle } from '../../schemas/candle.ts';
+import { pairToUrl } from '../../schemas/common.ts';
 import type { BackendFlags } from '../../sentiment/backends.ts';
 import { sentimentCacheFile } from '../../sentiment/scorer.ts';
 import { DEFAULT_REGISTRY, openRegistry, requireAnswer } from '../../training/registry/open.ts';
@@ -47,10 +48,24 @@ import { buildSources, defaultReplayFiles, parseSpeed, type SourceFlags } from '
  * `--replay MONTH` plays 1-minute klines instead of trades (the shared Binance recording of 2022, or what `cryptocast
  * data fetch` downloaded) together with the news recorded in those months.
  */
+/**
+ * The pair of the example URL `run` prints. Live follows --pairs (BTC/USD by default): the example once said
+ * BTC-USDT there, a pair live never has. A replay plays the recordings' BTC/USDT and ETH/USDT unless --pairs picks.
+ */
+export function examplePair(
+  source: string | undefined,
+  pairsFlag: string | undefined,
+  pairs: readonly string[],
+): string {
+  return pairToUrl(source === 'live' || pairsFlag !== undefined ? (pairs[0] ?? 'BTC/USD') : 'BTC/USDT');
+}
+
 export async function run(
   opts: SourceFlags &
     BackendFlags & {
       replay?: string;
+      /** Where --pairs came from, for refusals: the flag, or CRYPTOCAST_PAIRS in the environment. */
+      pairsSetting?: '--pairs' | 'CRYPTOCAST_PAIRS';
       /** `--no-news`: commander sets news = false. */
       news?: boolean;
       newsMaxLag?: string;
@@ -101,7 +116,8 @@ export async function run(
   // --pairs (or CRYPTOCAST_PAIRS) given: a replay plays only those pairs, left out at the source (live sources
   // subscribe to them). Without it, a replay plays every pair its recording holds.
   const onlyPairs = opts.pairs !== undefined && opts.source !== 'live' ? config.pairs : undefined;
-  const klines = candleRange ? klineReplaySymbols(onlyPairs) : [];
+  const pairsSetting = opts.pairsSetting ?? '--pairs';
+  const klines = candleRange ? klineReplaySymbols(onlyPairs, pairsSetting) : [];
   // A range without klines is refused here, before the stores, the API or anything else starts.
   if (candleRange) klineFiles({ klines, ...candleRange });
   const newsMaxLagMs = parsePositiveDuration('--news-max-lag', opts.newsMaxLag, 60_000);
@@ -200,7 +216,7 @@ export async function run(
       candlesTable,
     });
     status.print(
-      `dashboard on http://127.0.0.1:${api.port}/ · prediction API on http://127.0.0.1:${api.port}/v1/ (e.g. /v1/predictions/latest?pair=BTC-USDT; OpenAPI: /v1/openapi.json)`,
+      `dashboard on http://127.0.0.1:${api.port}/ · prediction API on http://127.0.0.1:${api.port}/v1/ (e.g. /v1/predictions/latest?pair=${examplePair(opts.source, opts.pairs, config.pairs)}; OpenAPI: /v1/openapi.json)`,
     );
   } catch (err) {
     status.print(`prediction API not started: ${(err as Error).message}`);
@@ -382,8 +398,13 @@ export async function run(
     if (onlyPairs !== undefined && leftOut.length > 0)
       throw fail(
         ERR.PAIR,
-        `--pairs ${onlyPairs.join(',')}: no trades of ${onlyPairs.length > 1 ? 'these pairs' : 'this pair'} in ${opts.data ?? 'the replayed files'} (they hold ${leftOut.sort().join(', ')})`,
-        { hint: `replay one of the pairs the files hold (--pairs ${leftOut[0]}), or leave out --pairs` },
+        `${pairsSetting} ${onlyPairs.join(',')}: no trades of ${onlyPairs.length > 1 ? 'these pairs' : 'this pair'} in ${opts.data ?? 'the replayed files'} (they hold ${leftOut.sort().join(', ')})`,
+        {
+          hint:
+            pairsSetting === '--pairs'
+              ? `replay one of the pairs the files hold (--pairs ${leftOut[0]}), or leave out --pairs`
+              : `unset CRYPTOCAST_PAIRS for a replay, or pass one of the pairs the files hold (--pairs ${leftOut[0]})`,
+        },
       );
     throw fail(
       ERR.INPUT,

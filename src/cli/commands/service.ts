@@ -67,7 +67,17 @@ export async function service(name: string, opts: ServiceOptions): Promise<void>
   // Prometheus metrics, liveness and readiness on a port of their own (Kubernetes probes, scrapes). Closed when the
   // service has stopped: a listening server would keep the process alive after SIGTERM until the SIGKILL.
   if (opts.metricsPort !== undefined) {
-    const m = await startMetricsServer(parsePort(opts.metricsPort, '--metrics-port'), readiness);
+    const metricsPort = parsePort(opts.metricsPort, '--metrics-port');
+    // The API's own port already serves /metrics; the same number for both used to be refused as "in use by
+    // another process" — the other process being this one.
+    if (name === 'api' && metricsPort !== 0) {
+      const apiPort = parsePort(opts.port ?? setting('CRYPTOCAST_API_PORT') ?? '8080');
+      if (apiPort === metricsPort)
+        throw fail(ERR.USAGE, `--metrics-port ${metricsPort} is also the API's --port`, {
+          hint: 'the API serves /metrics on its --port already: leave --metrics-port out, or give it another port',
+        });
+    }
+    const m = await startMetricsServer(metricsPort, readiness);
     log.info({ service: name, port: m.port }, 'metrics on /metrics, probes on /health and /ready');
     try {
       return await runService(name, opts);

@@ -15,6 +15,7 @@ import { checkDataset, type Dataset, priceFromReturn } from '../../training/data
 import { type Evaluation, evaluate } from '../../training/evaluation.ts';
 import type { Fold } from '../../training/folds.ts';
 import { DEFAULT_GATE, type GatePolicy } from '../../training/gate.ts';
+import { PREDICTIONS_CSV_COLUMNS } from '../../training/predictions-csv.ts';
 import { drawEvaluationFigures, type OutOfSample, type Progress } from '../../training/python-trainer.ts';
 import { openRegistry, requireAnswer } from '../../training/registry/open.ts';
 import {
@@ -329,7 +330,7 @@ export function publishedBand(
 export async function writePredictions(path: string, ds: Dataset, oos: OutOfSample): Promise<void> {
   const out = new AtomicFile(path);
   try {
-    await out.write('pair,windowEnd,targetTs,close,predicted_close,p10,p90,fold,actual_close\n');
+    await out.write(`${PREDICTIONS_CSV_COLUMNS.join(',')}\n`);
     for (let k = 0; k < oos.row.length; k++) {
       const i = oos.row[k]!;
       const c = ds.close[i]!;

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { replayRange } from '../../../src/app/candle-replay.ts';
+import { klineFiles, replayRange } from '../../../src/app/candle-replay.ts';
+import type { CryptocastError } from '../../../src/core/errors.ts';
 
 describe('--replay ranges', () => {
   it('a month, a day, and inclusive ranges of either, in UTC', () => {
@@ -20,5 +24,25 @@ describe('--replay ranges', () => {
   it('refuses what is not a date, an impossible day, and an empty range, with the usage code', () => {
     for (const bad of ['May 2022', '2022-5', '2022-13', '2022-02-30', '2022-06..2022-05', ''])
       assert.throws(() => replayRange(bad), { code: 'CC_ERR_USAGE' }, bad);
+  });
+});
+
+describe('--replay of months nobody recorded', () => {
+  const empty = mkdtempSync(join(tmpdir(), 'cc-replay-'));
+  const klines = ['BTCUSDT', 'ETHUSDT'].map((symbol) => ({ symbol, folders: [empty] }));
+  const hint = (range: string) => {
+    try {
+      klineFiles({ klines, ...replayRange(range) });
+    } catch (err) {
+      assert.equal((err as CryptocastError).code, 'CC_ERR_INPUT');
+      return (err as CryptocastError).hint;
+    }
+    assert.fail(`${range}: not refused`);
+  };
+
+  it('the hint downloads the months asked for, not always 2022-05', () => {
+    assert.match(hint('2021-01') ?? '', /data fetch --from 2021-01 \(/);
+    assert.match(hint('2021-03-07') ?? '', /data fetch --from 2021-03 \(/);
+    assert.match(hint('2020-11..2021-02') ?? '', /data fetch --from 2020-11 --to 2021-02 \(/);
   });
 });

@@ -28,6 +28,47 @@ describe('the CLI refuses with a stable code', () => {
     await refused(['service', 'candles', '--interval', '7m'], ERR.USAGE);
   });
 
+  it('service api: --metrics-port equal to its --port (the API serves /metrics there already)', async () => {
+    const stderr = await refused(
+      ['service', 'api', '--bus', 'memory', '--port', '18433', '--metrics-port', '18433'],
+      ERR.USAGE,
+    );
+    assert.match(stderr, /--metrics-port 18433 is also the API's --port/);
+    assert.doesNotMatch(stderr, /another process/);
+  });
+
+  it('train with both --candles and --store: refused, not one of them silently ignored', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    const stderr = await refused(
+      [
+        'train',
+        '--candles',
+        join(dir, 'none'),
+        '--store',
+        `duckdb:${join(dir, 's.duckdb')}`,
+        '--registry',
+        dir,
+      ],
+      ERR.USAGE,
+    );
+    assert.match(stderr, /--candles FILE\|FOLDER or from --store URL, not both/);
+  });
+
+  it('run: pairs a replay does not hold are reported as where they came from (flag or CRYPTOCAST_PAIRS)', async () => {
+    const store = `duckdb:${join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 's.duckdb')}`;
+    const args = ['run', '--replay', '2022-05-09', '--port', '0', '--store', store];
+    const fromEnv = runCli(args, { CRYPTOCAST_PAIRS: 'BTC/USD' });
+    assert.equal(
+      await exitedWithin(fromEnv, 60_000, 'run to be refused'),
+      ERR.PAIR.exitCode,
+      fromEnv.stderr(),
+    );
+    assert.match(fromEnv.stderr(), /^cryptocast: CRYPTOCAST_PAIRS: --replay plays .*\[CC_ERR_PAIR\]/);
+    assert.match(fromEnv.stderr(), /hint: unset CRYPTOCAST_PAIRS/);
+    const fromFlag = await refused([...args, '--pairs', 'BTC/USD'], ERR.PAIR);
+    assert.match(fromFlag, /^cryptocast: --pairs: --replay plays/);
+  });
+
   it('models: a version or a champion that is not there', async () => {
     const registry = mkdtempSync(join(tmpdir(), 'cc-usage-'));
     await refused(['models', 'show', '9', '--registry', registry], ERR.MODEL_VERSION);

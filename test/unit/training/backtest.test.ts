@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ERR } from '../../../src/core/errors.ts';
+import { type CryptocastError, ERR } from '../../../src/core/errors.ts';
 import { backtest, checkApplicable, linearByDay, parseAsPair } from '../../../src/training/backtest.ts';
 import { type Dataset, DatasetBuilder } from '../../../src/training/dataset.ts';
 import type { ModelCard } from '../../../src/training/registry/registry.ts';
@@ -93,11 +93,19 @@ describe('checkApplicable', () => {
   it('refuses another horizon and a card the predictor could not serve', () => {
     assert.throws(
       () => checkApplicable(ds, card({ horizonMs: 15 * MIN }), new Map([['BTC/USD', 'BTC/USDT']]), counts),
-      /predicts 15 minutes ahead; it cannot be backtested at a 5-minute horizon/,
+      (e: CryptocastError) =>
+        /predicts 15 minutes ahead; it cannot be backtested at a 5-minute horizon/.test(e.message) &&
+        e.code === 'CC_ERR_MODEL_MISMATCH' &&
+        // the catalogue's hint (--as-pair) does not fix a horizon
+        /--horizon/.test(e.hint ?? '') &&
+        !/--as-pair/.test(e.hint ?? ''),
     );
     assert.throws(
       () => checkApplicable(ds, card({ columns: ['news_x'] }), new Map([['BTC/USD', 'BTC/USDT']]), counts),
-      /not in the technical feature set/,
+      (e: CryptocastError) =>
+        /not in the technical feature set/.test(e.message) &&
+        e.code === 'CC_ERR_MODEL_MISMATCH' &&
+        /technical columns only/.test(e.hint ?? ''),
     );
   });
   it('gives the minimum length when a pair never finished warming up', () => {
