@@ -39,16 +39,6 @@ import { parsePort, parsePositiveDuration } from '../flags.ts';
 import { buildSources, defaultReplayFiles, parseSpeed, type SourceFlags } from '../sources.ts';
 
 /**
- * `cryptocast run`: the whole system in one process on the embedded default (in-process bus): trades → candles →
- * features → feature store → predictions (the registry's champion) → predictions store → error records at maturity
- * (the monitor), news → sentiment → news features beside them, and the API with the dashboard on `--port`. Each closed
- * candle is printed, with a live status line. A replay ends when the recording does (with `--serve` the API stays up
- * until Ctrl-C); `--source live` runs until Ctrl-C.
- *
- * `--replay MONTH` plays 1-minute klines instead of trades (the shared Binance recording of 2022, or what `cryptocast
- * data fetch` downloaded) together with the news recorded in those months.
- */
-/**
  * The pair of the example URL `run` prints. Live follows --pairs (BTC/USD by default): the example once said
  * BTC-USDT there, a pair live never has. A replay plays the recordings' BTC/USDT and ETH/USDT unless --pairs picks.
  */
@@ -60,6 +50,16 @@ export function examplePair(
   return pairToUrl(source === 'live' || pairsFlag !== undefined ? (pairs[0] ?? 'BTC/USD') : 'BTC/USDT');
 }
 
+/**
+ * `cryptocast run`: the whole system in one process on the embedded default (in-process bus): trades → candles →
+ * features → feature store → predictions (the registry's champion) → predictions store → error records at maturity
+ * (the monitor), news → sentiment → news features beside them, and the API with the dashboard on `--port`. Each closed
+ * candle is printed, with a live status line. A replay ends when the recording does (with `--serve` the API stays up
+ * until Ctrl-C); `--source live` runs until Ctrl-C.
+ *
+ * `--replay MONTH` plays 1-minute klines instead of trades (the shared Binance recording of 2022, or what `cryptocast
+ * data fetch` downloaded) together with the news recorded in those months.
+ */
 export async function run(
   opts: SourceFlags &
     BackendFlags & {
