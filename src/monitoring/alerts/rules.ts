@@ -105,7 +105,7 @@ export const DEFAULT_RULE_INPUTS: RuleInput[] = [
   { name: 'no-trades', kind: 'no_trades', minutes: 30 },
   { name: 'features-stale', kind: 'feature_staleness', minutes: 5, severity: 'critical' },
   { name: 'consumer-lag', kind: 'consumer_lag', records: 10_000, for: '5m' },
-  { name: 'champion-too-old', kind: 'champion_age', hours: 72 },
+  { name: 'champion-too-old', kind: 'champion_age', hours: 360 },
   { name: 'dead-letters', kind: 'dead_letters', perMinute: 10, for: '2m' },
 ];
 
