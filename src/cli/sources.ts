@@ -48,12 +48,13 @@ export function replayFiles(data: string | undefined): string[] {
     const files = defaultReplayFiles();
     for (const f of files)
       if (!existsSync(f))
-        throw new UsageError(
-          `the default trade recordings are not here (${f})`,
-          'without the recordings: ./bin/cryptocast data fetch, then ./bin/cryptocast run --replay 2023-02 ' +
+        // Missing input, as a missing --data file is (CC_ERR_INPUT), not a wrong call.
+        throw fail(ERR.INPUT, `the default trade recordings are not here (${f})`, {
+          hint:
+            'without the recordings: ./bin/cryptocast data fetch, then ./bin/cryptocast run --replay 2023-02 ' +
             '(Binance 1-minute klines from the public archive); or go live: ./bin/cryptocast run --source live; ' +
             'or replay trade files of your own: --data PATH (or set CRYPTOCAST_SHARED_DATA to the recordings)',
-        );
+        });
     return files;
   }
   const out: string[] = [];

@@ -85,6 +85,19 @@ describe('the CLI refuses with a stable code', () => {
   });
 });
 
+describe('missing recordings', () => {
+  it('run without the shared recordings (nor fetched klines): CC_ERR_INPUT, naming the file and the ways out', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    const run = runCli(['run', '--store', `duckdb:${join(empty, 's.duckdb')}`], {
+      CRYPTOCAST_SHARED_DATA: join(empty, 'shared'),
+      CRYPTOCAST_DATA_DIR: join(empty, 'public'),
+    });
+    assert.equal(await exitedWithin(run, 60_000, 'run to be refused'), ERR.INPUT.exitCode);
+    assert.match(run.stderr(), /the default trade recordings are not here .*\[CC_ERR_INPUT\]/);
+    assert.match(run.stderr(), /hint: without the recordings: \.\/bin\/cryptocast data fetch/);
+  });
+});
+
 describe('durations: a unit is required, and the trainer’s schedule has a floor', () => {
   it('service trainer --every 0s | 7 | 30s and service candles --grace 5 are refused before anything starts', async () => {
     const store = `duckdb:${join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 's.duckdb')}`;
