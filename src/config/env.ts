@@ -108,12 +108,6 @@ export const VARIABLES = {
     '`duckdb:.data/cryptocast.duckdb`',
     text,
   ),
-  // Never reaches `service api`: its --store takes CRYPTOCAST_STORE or its default first (service-env.ts).
-  CRYPTOCAST_PREDICTIONS_STORE: v(
-    'ignored: `service api` reads its store from `--store` or `CRYPTOCAST_STORE`, as every service does',
-    '—',
-    text,
-  ),
   CRYPTOCAST_STORE_BACKFILL: v('`features --store`: the store a feature backfill writes', 'none', text),
   CRYPTOCAST_STORE_TRAIN: v('`train --store`: the feature store to train from', 'none', text),
   PGPASSWORD: key('PostgreSQL password (read by the pg driver; redacted from logs)'),

@@ -208,9 +208,6 @@ export const NOT_SERVICE_SETTINGS: Readonly<Record<string, string>> = {
   CRYPTOCAST_DATA_DIR:
     'cryptocast data fetch, run --replay and the default model (a laptop without the recordings)',
   CRYPTOCAST_BINANCE_ARCHIVE_URL: 'cryptocast data fetch',
-  // `service api` reads it only when --store is absent, and --store never is (it takes CRYPTOCAST_STORE or its
-  // default): deployments set CRYPTOCAST_STORE for the API.
-  CRYPTOCAST_PREDICTIONS_STORE: 'service api, unreachable (see above)',
 };
 
 /** The settings of one service. */

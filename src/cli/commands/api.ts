@@ -36,7 +36,7 @@ export async function apiService(opts: {
   const port = parsePort(portText);
   const options = apiOptionsFromEnv();
   const bus = await connectBus(config.bus);
-  const storeUrl = opts.store ?? setting('CRYPTOCAST_PREDICTIONS_STORE') ?? DEFAULT_PREDICTIONS_STORE;
+  const storeUrl = opts.store ?? DEFAULT_PREDICTIONS_STORE;
   const store = await openPredictionsStore(storeUrl);
   const errorsStore = await openErrorsStore(storeUrl);
   const candlesTable = await openCandlesTable(storeUrl);
