@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { LatestPredictions } from '../../../src/api/latest.ts';
@@ -277,6 +279,57 @@ describe('model, health, readiness, OpenAPI', () => {
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error, 'not_found');
     await app.close();
+  });
+});
+
+describe('requests Fastify or Node refuse before routing', () => {
+  /** Sends raw bytes to the listening API and returns what it answered (it closes the connection). */
+  function raw(port: number, request: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const sock = connect(port, '127.0.0.1', () => sock.end(request));
+      let out = '';
+      sock.on('data', (d) => {
+        out += d;
+      });
+      sock.on('close', () => resolve(out));
+      sock.on('error', reject);
+    });
+  }
+  const parse = (res: string) => {
+    const [head, body] = res.split('\r\n\r\n');
+    return { status: Number(head!.split(' ')[1]), head: head!, body: JSON.parse(body!) as object };
+  };
+
+  test('an undecodable URL, an oversized header block and a malformed request get the JSON error shape', async () => {
+    const { app } = await setup();
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (app.server.address() as AddressInfo).port;
+    try {
+      for (const path of ['/%zz', `/v1/predictions%E0%A4%A/${'a'.repeat(5000)}`]) {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`);
+        assert.equal(res.status, 400, path);
+        const body = (await res.json()) as { error: string; message: string };
+        assert.deepEqual(Object.keys(body).sort(), ['error', 'message']);
+        assert.equal(body.error, 'bad_request');
+        assert.ok(body.message.length < 200, 'the URL is not echoed whole');
+      }
+      const big = parse(
+        await raw(port, `GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+      );
+      assert.equal(big.status, 431);
+      assert.match(big.head, /content-type: application\/json/i);
+      assert.deepEqual(big.body, {
+        error: 'request_header_fields_too_large',
+        message: 'the request line and headers exceed 16 KiB',
+      });
+      const bad = parse(await raw(port, 'NOT HTTP AT ALL\r\n\r\n'));
+      assert.equal(bad.status, 400);
+      assert.equal((bad.body as { error: string }).error, 'bad_request');
+      // And the server still answers.
+      assert.equal((await fetch(`http://127.0.0.1:${port}/v1/health`)).status, 200);
+    } finally {
+      await app.close();
+    }
   });
 });
 
