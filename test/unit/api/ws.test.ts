@@ -341,6 +341,21 @@ describe('WebSocket /v1/ws', () => {
     assert.equal(c.closed!.code, 1008);
   });
 
+  test('a plain GET or HEAD of /v1/ws (no Upgrade) answers a JSON 426, and the stream still opens', async () => {
+    const s = await serve();
+    const res = await fetch(`http://127.0.0.1:${s.port}/v1/ws`);
+    assert.equal(res.status, 426);
+    assert.equal(res.headers.get('upgrade'), 'websocket');
+    const body = (await res.json()) as { error: string; message: string };
+    assert.equal(body.error, 'upgrade_required');
+    assert.match(body.message, /WebSocket/);
+    assert.equal((await fetch(`http://127.0.0.1:${s.port}/v1/ws`, { method: 'HEAD' })).status, 426);
+    const c = await Client.connect(s.port);
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'] });
+    await c.until(() => c.msgs.some((m) => m.type === 'subscribed'), 'subscribed');
+    c.close();
+  });
+
   test('with API keys the upgrade needs x-api-key', async () => {
     const s = await serve({ options: { apiKeys: ['secret'] } });
     await assert.rejects(Client.connect(s.port), /HTTP 401/);
