@@ -234,6 +234,49 @@ describe('WebSocket /v1/ws', () => {
     c.close();
   });
 
+  test("one client's replays read the store one at a time, not one read per pair at once", async () => {
+    const store = new GatedStore();
+    const s = await serve({ ringSize: 5, store });
+    let inFlight = 0;
+    let most = 0;
+    const history = store.history.bind(store);
+    store.history = async (...args) => {
+      most = Math.max(most, ++inFlight);
+      try {
+        return await history(...args);
+      } finally {
+        inFlight--;
+      }
+    };
+    for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
+    store.hold();
+    const c = await Client.connect(s.port);
+    const pairs = ['BTC-USD', ...Array.from({ length: 31 }, (_, i) => `Q${String(i).padStart(2, '0')}-USD`)];
+    c.send({ type: 'subscribe', pairs, since: at(2) });
+    await waitFor(
+      'the first read',
+      () => store.historyCalls,
+      (n) => n > 0,
+      { everyMs: 5 },
+    );
+    // Were the reads side by side, all 32 would be waiting at the gate by the time the client's next frame is answered.
+    await c.barrier();
+    assert.equal(inFlight, 1, 'one read in flight');
+    store.release();
+    await c.until(() => c.predictions().length === 18, 'the replay of BTC-USD');
+    await waitFor(
+      'every pair read',
+      () => store.historyCalls,
+      (n) => n >= 32,
+      { everyMs: 5 },
+    );
+    assert.equal(most, 1);
+    // The replays are done and the pairs live: a new prediction arrives.
+    await s.publish(prediction('BTC/USD', at(21)));
+    await c.until(() => c.predictions().length === 19, 'the next live one');
+    c.close();
+  });
+
   test('a prediction the store replay already sent is not sent again when the topic delivers it after the replay', async () => {
     const s = await serve({ ringSize: 5 });
     for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
