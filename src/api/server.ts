@@ -160,6 +160,14 @@ export function buildApi(deps: ApiDeps) {
     return fail(reply, 404, `no route ${req.method} ${path.slice(0, 100)}`);
   });
 
+  // A request with `Connection: Upgrade` arrives through Node's 'upgrade' event: its socket has left the HTTP server
+  // (no keep-alive, no timeouts). Anywhere but the WebSocket route (which takes the socket over, and never finishes
+  // a reply) the answer is the last thing on it: close it once sent, or it stays open as long as the client likes.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (req.headers.upgrade !== undefined && /\bupgrade\b/i.test(req.headers.connection ?? ''))
+      reply.raw.once('finish', () => req.raw.socket?.destroy());
+    done();
+  });
   observeDurations(app);
   registerAuth(app, o);
   app.register(

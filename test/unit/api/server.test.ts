@@ -284,14 +284,22 @@ describe('model, health, readiness, OpenAPI', () => {
 
 describe('requests Fastify or Node refuse before routing', () => {
   /** Sends raw bytes to the listening API and returns what it answered (it closes the connection). */
-  function raw(port: number, request: string): Promise<string> {
+  function raw(port: number, request: string, end = true): Promise<string> {
     return new Promise((resolve, reject) => {
-      const sock = connect(port, '127.0.0.1', () => sock.end(request));
+      // `end: false` keeps the client's side open: only the server can close the connection, within 5 s.
+      const sock = connect(port, '127.0.0.1', () => (end ? sock.end(request) : sock.write(request)));
+      const t = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`the server left the connection open; it answered ${out.split('\r\n')[0]}`));
+      }, 5_000);
       let out = '';
       sock.on('data', (d) => {
         out += d;
       });
-      sock.on('close', () => resolve(out));
+      sock.on('close', () => {
+        clearTimeout(t);
+        resolve(out);
+      });
       sock.on('error', reject);
     });
   }
@@ -325,6 +333,19 @@ describe('requests Fastify or Node refuse before routing', () => {
       const bad = parse(await raw(port, 'NOT HTTP AT ALL\r\n\r\n'));
       assert.equal(bad.status, 400);
       assert.equal((bad.body as { error: string }).error, 'bad_request');
+      // A WebSocket upgrade asked of a REST route or an unknown path: answered, then the socket is closed (it has
+      // left the HTTP server, so nothing else would ever close it). `raw` resolves on close only.
+      const upgrade = (path: string) =>
+        `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+      for (const [path, status] of [
+        ['/v1/health', 200],
+        ['/nope', 404],
+        ['/v1/predictions?pair=BTC-USD&limit=0', 400],
+      ] as const) {
+        const res = parse(await raw(port, upgrade(path), false));
+        assert.equal(res.status, status, path);
+      }
       // And the server still answers.
       assert.equal((await fetch(`http://127.0.0.1:${port}/v1/health`)).status, 200);
     } finally {
