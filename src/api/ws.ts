@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws';
 import { log } from '../core/log.ts';
 import { Pair, pairFromUrl, pairToUrl } from '../schemas/common.ts';
 import type { Entry, Feed, FeedRecord } from './feed.ts';
+import type { ApiErrorCode } from './reply.ts';
 
 /**
  * The WebSocket stream (`GET /v1/ws`), with one channel per feed: `predictions` (the default) and `errors` (the
@@ -163,7 +164,7 @@ export class WsHub {
     this.send(c, JSON.stringify(msg));
   }
 
-  private error(c: Client, code: string, message: string): void {
+  private error(c: Client, code: ApiErrorCode, message: string): void {
     this.stats.malformed++;
     this.sendJson(c, { type: 'error', error: code, message });
   }

@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { LatestPredictions } from '../../../src/api/latest.ts';
+import { API_ERRORS, errorCode } from '../../../src/api/reply.ts';
 import { type ApiOptions, apiOptionsFromEnv, buildApi } from '../../../src/api/server.ts';
 import { ERR } from '../../../src/core/errors.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
@@ -280,6 +281,30 @@ describe('model, health, readiness, OpenAPI', () => {
     assert.equal(missing.body.error, 'not_found');
     await app.close();
   });
+});
+
+test("error codes come from one catalogue: the OpenAPI document lists it; a status without a code of its own gets its class's", async () => {
+  const { app } = await setup();
+  const doc = app.swagger() as unknown as {
+    paths: Record<
+      string,
+      {
+        get: {
+          responses: Record<
+            string,
+            { content: Record<string, { schema: { properties: { error: { enum: string[] } } } }> }
+          >;
+        };
+      }
+    >;
+  };
+  const schema = doc.paths['/v1/predictions']!.get.responses['400']!.content['application/json']!.schema;
+  assert.deepEqual(schema.properties.error.enum, Object.keys(API_ERRORS));
+  assert.equal(errorCode(404), 'not_found');
+  assert.equal(errorCode(431), 'request_header_fields_too_large');
+  assert.equal(errorCode(418), 'bad_request');
+  assert.equal(errorCode(502), 'internal_server_error');
+  await app.close();
 });
 
 describe('requests Fastify or Node refuse before routing', () => {
