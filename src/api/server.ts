@@ -88,11 +88,19 @@ function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
 /** Builds the API (not listening): `await app.listen({ port })`, or `app.inject()` in tests. */
 export function buildApi(deps: ApiDeps) {
   const o = deps.options ?? {};
+  const requestTimeout = o.requestTimeoutMs ?? 30_000;
   const app = Fastify({
     // No Fastify logger: with one, every request pays for a child logger and the response-time bookkeeping (half
     // again the bare server's CPU per request, measured by bench/api.ts). Errors are logged here, with pino.
     logger: false,
     return503OnClosing: true,
+    // Fastify's default is no limit: a client sending a request (a body to an unknown route) a byte at a time held
+    // its connection for ever. Node checks the limit every `connectionsCheckingInterval`.
+    requestTimeout,
+    http: {
+      headersTimeout: requestTimeout,
+      connectionsCheckingInterval: Math.min(30_000, requestTimeout / 2),
+    },
     // What Fastify answers by itself (a URL it cannot decode, a header block over Node's 16 KiB) gets the API's
     // error shape too, not Fastify's own `{ error, code, statusCode }`, and no echo of a URL that may be 16 KiB long.
     frameworkErrors: (err, _req, reply) => {

@@ -379,6 +379,51 @@ describe('requests Fastify or Node refuse before routing', () => {
   });
 });
 
+test('a client sending its request a byte at a time is cut at the request timeout with a JSON 408', async () => {
+  const { app } = await setup({ options: { requestTimeoutMs: 500 } });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as AddressInfo).port;
+  const trickle = (start: string, more: string) =>
+    new Promise<{ answer: string; ms: number }>((resolve, reject) => {
+      const t0 = Date.now();
+      let answer = '';
+      const sock = connect(port, '127.0.0.1', () => sock.write(start));
+      const drip = setInterval(() => sock.write(more), 100);
+      const give = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`still open after 10 s; answered ${answer.split('\r\n')[0]}`));
+      }, 10_000);
+      sock.on('data', (d) => {
+        answer += d;
+      });
+      sock.on('error', () => {});
+      sock.on('close', () => {
+        clearInterval(drip);
+        clearTimeout(give);
+        resolve({ answer, ms: Date.now() - t0 });
+      });
+    });
+  try {
+    for (const [start, more] of [
+      [
+        'POST /v1/nothing HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"a":',
+        ' ',
+      ],
+      ['GET /v1/health HTTP/1.1\r\nHost: x\r\n', 'X-A: b\r\n'],
+    ] as const) {
+      const { answer, ms } = await trickle(start, more);
+      assert.match(answer, /^HTTP\/1\.1 408 /, start);
+      assert.deepEqual(JSON.parse(answer.split('\r\n\r\n')[1]!), {
+        error: 'request_timeout',
+        message: 'the request was not received in time',
+      });
+      assert.ok(ms < 2_000, `cut after ${ms} ms`);
+    }
+  } finally {
+    await app.close();
+  }
+});
+
 describe('API keys, rate limit, CORS', () => {
   test('with keys configured, data routes need x-api-key (401), health and ready do not', async () => {
     const { app, latest } = await setup({ options: { apiKeys: ['k-one', 'k-two'] } });
