@@ -15,6 +15,8 @@ export interface ApiOptions {
   corsOrigins?: readonly string[];
   /** Widest history range (default 31 days). */
   maxRangeMs?: number;
+  /** How long a client may take to send a whole request, headers included (default 30 s): then 408. */
+  requestTimeoutMs?: number;
   ws?: WsOptions;
 }
 

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import Fastify from 'fastify';
@@ -13,7 +15,7 @@ import type { LatestPredictions } from './latest.ts';
 import type { NewsView } from './news-view.ts';
 import type { ApiOptions } from './options.ts';
 import type { PipelineHealthView } from './pipeline-health.ts';
-import { fail } from './reply.ts';
+import { errorCode, fail } from './reply.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { dashboardDataRoutes } from './routes/dashboard-data.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -62,14 +64,54 @@ const DAY = 86_400_000;
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const apiLog = log.child({ service: 'api' });
 
+/**
+ * A request Node could not parse (a header block over its limit, a malformed request line): answered on the raw
+ * socket, which is then closed, in the API's error shape. A reset or already closed socket gets nothing.
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request line and headers exceed 16 KiB']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request was not received in time']
+        : [400, 'the request is not valid HTTP/1.1'];
+  const body = JSON.stringify({ error: errorCode(status), message });
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  socket.destroy();
+}
+
 /** Builds the API (not listening): `await app.listen({ port })`, or `app.inject()` in tests. */
 export function buildApi(deps: ApiDeps) {
   const o = deps.options ?? {};
+  const requestTimeout = o.requestTimeoutMs ?? 30_000;
   const app = Fastify({
     // No Fastify logger: with one, every request pays for a child logger and the response-time bookkeeping (half
     // again the bare server's CPU per request, measured by bench/api.ts). Errors are logged here, with pino.
     logger: false,
     return503OnClosing: true,
+    // Fastify's default is no limit: a client sending a request (a body to an unknown route) a byte at a time held
+    // its connection for ever. Node checks the limit every `connectionsCheckingInterval`.
+    requestTimeout,
+    http: {
+      headersTimeout: requestTimeout,
+      connectionsCheckingInterval: Math.min(30_000, requestTimeout / 2),
+    },
+    // What Fastify answers by itself (a URL it cannot decode, a header block over Node's 16 KiB) gets the API's
+    // error shape too, not Fastify's own `{ error, code, statusCode }`, and no echo of a URL that may be 16 KiB long.
+    frameworkErrors: (err, _req, reply) => {
+      const status = err.statusCode ?? 400;
+      const message =
+        err.code === 'FST_ERR_BAD_URL'
+          ? 'the URL is not valid: a % must be followed by two hex digits'
+          : err.message;
+      return fail(reply, status, message);
+    },
+    clientErrorHandler: clientError,
   });
   deps.latest.useStore(deps.store);
   const feeds = [
@@ -126,6 +168,14 @@ export function buildApi(deps: ApiDeps) {
     return fail(reply, 404, `no route ${req.method} ${path.slice(0, 100)}`);
   });
 
+  // A request with `Connection: Upgrade` arrives through Node's 'upgrade' event: its socket has left the HTTP server
+  // (no keep-alive, no timeouts). Anywhere but the WebSocket route (which takes the socket over, and never finishes
+  // a reply) the answer is the last thing on it: close it once sent, or it stays open as long as the client likes.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (req.headers.upgrade !== undefined && /\bupgrade\b/i.test(req.headers.connection ?? ''))
+      reply.raw.once('finish', () => req.raw.socket?.destroy());
+    done();
+  });
   observeDurations(app);
   registerAuth(app, o);
   app.register(

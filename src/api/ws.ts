@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws';
 import { log } from '../core/log.ts';
 import { Pair, pairFromUrl, pairToUrl } from '../schemas/common.ts';
 import type { Entry, Feed, FeedRecord } from './feed.ts';
+import type { ApiErrorCode } from './reply.ts';
 
 /**
  * The WebSocket stream (`GET /v1/ws`), with one channel per feed: `predictions` (the default) and `errors` (the
@@ -54,6 +55,12 @@ class Client {
   closed = false;
   frameWindow = 0;
   frames = 0;
+  /**
+   * The client's replays, one after another: a subscribe may name 32 pairs, each read from the store, and a client
+   * may send 20 of them a second. Run side by side, a few clients kept the store busy with hundreds of reads a
+   * second and every REST request waited seconds behind them; in a chain, a client has one read in flight at most.
+   */
+  replays: Promise<void> = Promise.resolve();
   constructor(socket: WebSocket) {
     this.socket = socket;
   }
@@ -157,7 +164,7 @@ export class WsHub {
     this.send(c, JSON.stringify(msg));
   }
 
-  private error(c: Client, code: string, message: string): void {
+  private error(c: Client, code: ApiErrorCode, message: string): void {
     this.stats.malformed++;
     this.sendJson(c, { type: 'error', error: code, message });
   }
@@ -283,7 +290,13 @@ export class WsHub {
       pairs: pairs.map(pairToUrl),
       ...(since === undefined ? {} : { replayFrom: since }),
     });
-    for (const p of fresh) void this.replay(c, channel, p, since);
+    for (const p of fresh) {
+      const sub = c.subs.get(subKey(channel, p))!;
+      // A pair unsubscribed (or subscribed anew) while waiting for its turn is skipped: no read for it.
+      c.replays = c.replays
+        .then(() => (c.subs.get(subKey(channel, p)) === sub ? this.replay(c, channel, p, since) : undefined))
+        .catch((err) => log.error({ err, service: 'api', channel, pair: p }, 'websocket replay failed'));
+    }
     return undefined;
   }
 

@@ -1,5 +1,6 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { permanentPostgresError, untilAvailable } from '../core/dependency.ts';
+import { pgPool } from './pg-pool.ts';
 import {
   checkedColumn,
   dedupe,
@@ -32,8 +33,7 @@ export class PostgresTable<T> implements Table<T> {
 
   /** `postgres://user[:password]@host:port/db` — put a password in the URL only from the environment. */
   static async open<T>(spec: TableSpec<T>, url: string): Promise<PostgresTable<T>> {
-    const pool = new pg.Pool({ connectionString: url, max: 4 });
-    pool.on('error', () => {}); // idle client errors surface on the next query instead
+    const pool = pgPool(url);
     const t = new PostgresTable(spec, pool);
     // A database that is late or restarting is waited for (readiness says so), never a reason to exit.
     await untilAvailable('postgresql', () => t.migrate(), { permanent: permanentPostgresError });

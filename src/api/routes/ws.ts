@@ -1,5 +1,6 @@
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
+import { fail } from '../reply.ts';
 import type { WsHub } from '../ws.ts';
 
 /**
@@ -9,17 +10,25 @@ import type { WsHub } from '../ws.ts';
 export function wsRoutes(deps: { hub: WsHub }) {
   return async (r: FastifyInstance) => {
     await r.register(websocket, { options: { maxPayload: 4096 } });
-    r.get(
-      '/v1/ws',
-      {
-        websocket: true,
-        schema: {
-          summary: 'Live predictions over WebSocket',
-          description:
-            'Send {"type":"subscribe","pairs":["BTC-USD"],"since":<epoch ms, optional>}: predictions with windowEnd > since are replayed, then live ones follow as {"type":"prediction","data":{…}}, with neither gaps nor duplicates. {"type":"unsubscribe","pairs":[…]} stops. Malformed frames get {"type":"error",…}; flooding closes with 1008, a client that does not read closes with 1013.',
-        },
+    r.route({
+      method: 'GET',
+      url: '/v1/ws',
+      // A plain GET (no Upgrade header: a browser tab, curl, a proxy that strips it) gets a JSON 426 saying so;
+      // with `websocket: true` the plugin answered it with an empty 404, as if the route did not exist.
+      handler: (_req, reply) =>
+        fail(
+          reply.header('upgrade', 'websocket'),
+          426,
+          'GET /v1/ws is a WebSocket: open it with a WebSocket client (Upgrade: websocket)',
+          'upgrade_required',
+        ),
+      wsHandler: (socket) => deps.hub.accept(socket),
+      schema: {
+        hide: true,
+        summary: 'Live predictions over WebSocket',
+        description:
+          'Send {"type":"subscribe","pairs":["BTC-USD"],"since":<epoch ms, optional>}: predictions with windowEnd > since are replayed, then live ones follow as {"type":"prediction","data":{…}}, with neither gaps nor duplicates. {"type":"unsubscribe","pairs":[…]} stops. Malformed frames get {"type":"error",…}; flooding closes with 1008, a client that does not read closes with 1013.',
       },
-      (socket) => deps.hub.accept(socket),
-    );
+    });
   };
 }

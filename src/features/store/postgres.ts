@@ -1,7 +1,8 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { permanentPostgresError, untilAvailable } from '../../core/dependency.ts';
 import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
+import { pgPool } from '../../stores/pg-pool.ts';
 import { copyColumns } from './postgres-copy.ts';
 import {
   type FeatureColumns,
@@ -32,8 +33,7 @@ export class PostgresFeatureStore implements FeatureStore {
   /** `postgres://user[:password]@host:port/db` — put a password in the URL only from the environment. */
   /** `giveUpAfterMs`: how long to wait for a database that does not answer (default: for ever, as a service does). */
   static async open(url: string, o: { giveUpAfterMs?: number } = {}): Promise<PostgresFeatureStore> {
-    const pool = new pg.Pool({ connectionString: url, max: 4 });
-    pool.on('error', () => {}); // idle client errors surface on the next query instead
+    const pool = pgPool(url);
     const store = new PostgresFeatureStore(pool);
     // A database that is late or restarting is waited for (readiness says so), never a reason to exit.
     await untilAvailable(

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { LatestPredictions } from '../../../src/api/latest.ts';
+import { API_ERRORS, errorCode } from '../../../src/api/reply.ts';
 import { type ApiOptions, apiOptionsFromEnv, buildApi } from '../../../src/api/server.ts';
 import { ERR } from '../../../src/core/errors.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
@@ -278,6 +281,147 @@ describe('model, health, readiness, OpenAPI', () => {
     assert.equal(missing.body.error, 'not_found');
     await app.close();
   });
+});
+
+test("error codes come from one catalogue: the OpenAPI document lists it; a status without a code of its own gets its class's", async () => {
+  const { app } = await setup();
+  const doc = app.swagger() as unknown as {
+    paths: Record<
+      string,
+      {
+        get: {
+          responses: Record<
+            string,
+            { content: Record<string, { schema: { properties: { error: { enum: string[] } } } }> }
+          >;
+        };
+      }
+    >;
+  };
+  const schema = doc.paths['/v1/predictions']!.get.responses['400']!.content['application/json']!.schema;
+  assert.deepEqual(schema.properties.error.enum, Object.keys(API_ERRORS));
+  assert.equal(errorCode(404), 'not_found');
+  assert.equal(errorCode(431), 'request_header_fields_too_large');
+  assert.equal(errorCode(418), 'bad_request');
+  assert.equal(errorCode(502), 'internal_server_error');
+  await app.close();
+});
+
+describe('requests Fastify or Node refuse before routing', () => {
+  /** Sends raw bytes to the listening API and returns what it answered (it closes the connection). */
+  function raw(port: number, request: string, end = true): Promise<string> {
+    return new Promise((resolve, reject) => {
+      // `end: false` keeps the client's side open: only the server can close the connection, within 5 s.
+      const sock = connect(port, '127.0.0.1', () => (end ? sock.end(request) : sock.write(request)));
+      const t = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`the server left the connection open; it answered ${out.split('\r\n')[0]}`));
+      }, 5_000);
+      let out = '';
+      sock.on('data', (d) => {
+        out += d;
+      });
+      sock.on('close', () => {
+        clearTimeout(t);
+        resolve(out);
+      });
+      sock.on('error', reject);
+    });
+  }
+  const parse = (res: string) => {
+    const [head, body] = res.split('\r\n\r\n');
+    return { status: Number(head!.split(' ')[1]), head: head!, body: JSON.parse(body!) as object };
+  };
+
+  test('an undecodable URL, an oversized header block and a malformed request get the JSON error shape', async () => {
+    const { app } = await setup();
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (app.server.address() as AddressInfo).port;
+    try {
+      for (const path of ['/%zz', `/v1/predictions%E0%A4%A/${'a'.repeat(5000)}`]) {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`);
+        assert.equal(res.status, 400, path);
+        const body = (await res.json()) as { error: string; message: string };
+        assert.deepEqual(Object.keys(body).sort(), ['error', 'message']);
+        assert.equal(body.error, 'bad_request');
+        assert.ok(body.message.length < 200, 'the URL is not echoed whole');
+      }
+      const big = parse(
+        await raw(port, `GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+      );
+      assert.equal(big.status, 431);
+      assert.match(big.head, /content-type: application\/json/i);
+      assert.deepEqual(big.body, {
+        error: 'request_header_fields_too_large',
+        message: 'the request line and headers exceed 16 KiB',
+      });
+      const bad = parse(await raw(port, 'NOT HTTP AT ALL\r\n\r\n'));
+      assert.equal(bad.status, 400);
+      assert.equal((bad.body as { error: string }).error, 'bad_request');
+      // A WebSocket upgrade asked of a REST route or an unknown path: answered, then the socket is closed (it has
+      // left the HTTP server, so nothing else would ever close it). `raw` resolves on close only.
+      const upgrade = (path: string) =>
+        `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+      for (const [path, status] of [
+        ['/v1/health', 200],
+        ['/nope', 404],
+        ['/v1/predictions?pair=BTC-USD&limit=0', 400],
+      ] as const) {
+        const res = parse(await raw(port, upgrade(path), false));
+        assert.equal(res.status, status, path);
+      }
+      // And the server still answers.
+      assert.equal((await fetch(`http://127.0.0.1:${port}/v1/health`)).status, 200);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+test('a client sending its request a byte at a time is cut at the request timeout with a JSON 408', async () => {
+  const { app } = await setup({ options: { requestTimeoutMs: 500 } });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as AddressInfo).port;
+  const trickle = (start: string, more: string) =>
+    new Promise<{ answer: string; ms: number }>((resolve, reject) => {
+      const t0 = Date.now();
+      let answer = '';
+      const sock = connect(port, '127.0.0.1', () => sock.write(start));
+      const drip = setInterval(() => sock.write(more), 100);
+      const give = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`still open after 10 s; answered ${answer.split('\r\n')[0]}`));
+      }, 10_000);
+      sock.on('data', (d) => {
+        answer += d;
+      });
+      sock.on('error', () => {});
+      sock.on('close', () => {
+        clearInterval(drip);
+        clearTimeout(give);
+        resolve({ answer, ms: Date.now() - t0 });
+      });
+    });
+  try {
+    for (const [start, more] of [
+      [
+        'POST /v1/nothing HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"a":',
+        ' ',
+      ],
+      ['GET /v1/health HTTP/1.1\r\nHost: x\r\n', 'X-A: b\r\n'],
+    ] as const) {
+      const { answer, ms } = await trickle(start, more);
+      assert.match(answer, /^HTTP\/1\.1 408 /, start);
+      assert.deepEqual(JSON.parse(answer.split('\r\n\r\n')[1]!), {
+        error: 'request_timeout',
+        message: 'the request was not received in time',
+      });
+      assert.ok(ms < 2_000, `cut after ${ms} ms`);
+    }
+  } finally {
+    await app.close();
+  }
 });
 
 describe('API keys, rate limit, CORS', () => {

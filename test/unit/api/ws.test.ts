@@ -234,6 +234,49 @@ describe('WebSocket /v1/ws', () => {
     c.close();
   });
 
+  test("one client's replays read the store one at a time, not one read per pair at once", async () => {
+    const store = new GatedStore();
+    const s = await serve({ ringSize: 5, store });
+    let inFlight = 0;
+    let most = 0;
+    const history = store.history.bind(store);
+    store.history = async (...args) => {
+      most = Math.max(most, ++inFlight);
+      try {
+        return await history(...args);
+      } finally {
+        inFlight--;
+      }
+    };
+    for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
+    store.hold();
+    const c = await Client.connect(s.port);
+    const pairs = ['BTC-USD', ...Array.from({ length: 31 }, (_, i) => `Q${String(i).padStart(2, '0')}-USD`)];
+    c.send({ type: 'subscribe', pairs, since: at(2) });
+    await waitFor(
+      'the first read',
+      () => store.historyCalls,
+      (n) => n > 0,
+      { everyMs: 5 },
+    );
+    // Were the reads side by side, all 32 would be waiting at the gate by the time the client's next frame is answered.
+    await c.barrier();
+    assert.equal(inFlight, 1, 'one read in flight');
+    store.release();
+    await c.until(() => c.predictions().length === 18, 'the replay of BTC-USD');
+    await waitFor(
+      'every pair read',
+      () => store.historyCalls,
+      (n) => n >= 32,
+      { everyMs: 5 },
+    );
+    assert.equal(most, 1);
+    // The replays are done and the pairs live: a new prediction arrives.
+    await s.publish(prediction('BTC/USD', at(21)));
+    await c.until(() => c.predictions().length === 19, 'the next live one');
+    c.close();
+  });
+
   test('a prediction the store replay already sent is not sent again when the topic delivers it after the replay', async () => {
     const s = await serve({ ringSize: 5 });
     for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
@@ -339,6 +382,21 @@ describe('WebSocket /v1/ws', () => {
     for (let i = 0; i < 30; i++) c.send({ type: 'unsubscribe', pairs: ['BTC-USD'] });
     await c.until(() => c.closed !== undefined, 'the close');
     assert.equal(c.closed!.code, 1008);
+  });
+
+  test('a plain GET or HEAD of /v1/ws (no Upgrade) answers a JSON 426, and the stream still opens', async () => {
+    const s = await serve();
+    const res = await fetch(`http://127.0.0.1:${s.port}/v1/ws`);
+    assert.equal(res.status, 426);
+    assert.equal(res.headers.get('upgrade'), 'websocket');
+    const body = (await res.json()) as { error: string; message: string };
+    assert.equal(body.error, 'upgrade_required');
+    assert.match(body.message, /WebSocket/);
+    assert.equal((await fetch(`http://127.0.0.1:${s.port}/v1/ws`, { method: 'HEAD' })).status, 426);
+    const c = await Client.connect(s.port);
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'] });
+    await c.until(() => c.msgs.some((m) => m.type === 'subscribed'), 'subscribed');
+    c.close();
   });
 
   test('with API keys the upgrade needs x-api-key', async () => {
