@@ -35,6 +35,7 @@ export function apiOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ApiOpti
     ws: {
       maxFramesPerSecond: setting('CRYPTOCAST_WS_MAX_FRAMES', env),
       maxBufferedBytes: setting('CRYPTOCAST_WS_MAX_BUFFER', env),
+      maxClients: setting('CRYPTOCAST_WS_MAX_CLIENTS', env),
     },
   };
 }

@@ -30,6 +30,12 @@ export interface WsOptions {
   maxReplayMs?: number;
   /** Pairs per client (default 32). */
   maxPairs?: number;
+  /**
+   * Connections at once (default 5,000): one more is closed at once with 1013 (try again later). Each client holds
+   * subscriptions, a replay chain and up to `maxBufferedBytes` unsent: without a bound, a client opening sockets in a
+   * loop grows the process's memory until it is killed, and every other client with it.
+   */
+  maxClients?: number;
 }
 
 interface PairSub {
@@ -77,9 +83,10 @@ export class WsHub {
   private readonly maxBuffered: number;
   private readonly maxReplayMs: number;
   private readonly maxPairs: number;
+  private readonly maxClients: number;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly unlisten: (() => void)[] = [];
-  readonly stats = { connected: 0, sent: 0, droppedSlow: 0, closedFlood: 0, malformed: 0 };
+  readonly stats = { connected: 0, sent: 0, droppedSlow: 0, closedFlood: 0, malformed: 0, refusedFull: 0 };
 
   constructor(feeds: readonly Feed<FeedRecord>[], options: WsOptions = {}) {
     for (const f of feeds) {
@@ -92,6 +99,7 @@ export class WsHub {
     this.maxBuffered = options.maxBufferedBytes ?? 1 << 20;
     this.maxReplayMs = options.maxReplayMs ?? 86_400_000;
     this.maxPairs = options.maxPairs ?? 32;
+    this.maxClients = options.maxClients ?? 5_000;
     this.heartbeat = setInterval(() => this.ping(), options.heartbeatMs ?? 30_000);
     this.heartbeat.unref();
   }
@@ -110,6 +118,11 @@ export class WsHub {
 
   /** Takes over a freshly upgraded socket. */
   accept(socket: WebSocket): void {
+    if (this.clients.size >= this.maxClients) {
+      this.stats.refusedFull++;
+      socket.close(1013, `server full (${this.maxClients} connections): try again later`);
+      return;
+    }
     const c = new Client(socket);
     this.clients.add(c);
     this.stats.connected++;

@@ -155,6 +155,11 @@ export const VARIABLES = {
     'the hub’s default',
     positive,
   ),
+  CRYPTOCAST_WS_MAX_CLIENTS: v(
+    '`api`: WebSocket connections at once; one more is closed with 1013 (try again later)',
+    '`5000`',
+    positive,
+  ),
   // --- monitoring --------------------------------------------------------------------------------------------
   CRYPTOCAST_ALERT_RULES: v('alert rules file (YAML or JSON)', 'the shipped rules', text),
   CRYPTOCAST_METRICS_PORT: v("a service's Prometheus /metrics, /health, /ready port", 'off', text),

@@ -142,6 +142,7 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   { name: 'CRYPTOCAST_CORS_ORIGINS', services: ['api'], about: 'allowed origins, comma separated' },
   { name: 'CRYPTOCAST_WS_MAX_FRAMES', services: ['api'], about: 'WebSocket frames/s per client' },
   { name: 'CRYPTOCAST_WS_MAX_BUFFER', services: ['api'], about: 'WebSocket send buffer per client (bytes)' },
+  { name: 'CRYPTOCAST_WS_MAX_CLIENTS', services: ['api'], about: 'WebSocket connections at once' },
   // the monitor's alerts
   {
     name: 'CRYPTOCAST_ALERT_RULES',

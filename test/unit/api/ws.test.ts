@@ -430,6 +430,33 @@ describe('WebSocket /v1/ws', () => {
     c.close();
   });
 
+  test('connections beyond maxClients are closed with 1013; one freed lets the next in', async () => {
+    const s = await serve({ options: { ws: { maxClients: 2 } } });
+    const a = await Client.connect(s.port);
+    const b = await Client.connect(s.port);
+    const c = await Client.connect(s.port);
+    await c.until(() => c.closed !== undefined, 'the third to be closed');
+    assert.equal(c.closed!.code, 1013);
+    assert.match(c.closed!.reason, /server full \(2 connections\)/);
+    assert.equal(s.hub.stats.refusedFull, 1);
+    // The two inside still work.
+    b.send({ type: 'subscribe', pairs: ['BTC-USD'] });
+    await b.until(() => b.msgs.some((m) => m.type === 'subscribed'), 'b subscribed');
+    a.close();
+    await waitFor(
+      'the hub to drop a',
+      () => s.hub.size,
+      (n) => n === 1,
+      { timeoutMs: 10_000 },
+    );
+    const d = await Client.connect(s.port);
+    d.send({ type: 'subscribe', pairs: ['BTC-USD'] });
+    await d.until(() => d.msgs.some((m) => m.type === 'subscribed'), 'd subscribed');
+    assert.equal(d.closed, undefined);
+    b.close();
+    d.close();
+  });
+
   test('a slow client is dropped with 1013 and does not delay a fast one', async (t) => {
     const s = await serve({ options: { ws: { maxBufferedBytes: 64 * 1024 } } });
     const slow = await Client.connect(s.port);
