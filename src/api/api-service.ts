@@ -28,7 +28,7 @@ export interface StartApiOptions {
   group?: string;
   /** The monitoring pipeline's store: enables `/v1/errors`, `/v1/quality` and the `errors` channel. */
   errorsStore?: ErrorsStore;
-  /** Where the rolling windows end: the newest record (`event`, replays) or the wall clock (`wall`, live). */
+  /** Where the rolling windows and a history request without `to` end: the newest record (`event`, replays) or now (`wall`). */
   qualityClock?: 'event' | 'wall';
   /** The candles the monitor keeps: `/v1/candles` and the `candles` channel (the dashboard). */
   candlesTable?: CandlesTable;
@@ -88,6 +88,7 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
     modelName: o.modelName ?? 'cryptocast-price',
     pipeline: new PipelineHealthView({ bus: o.bus, latest, alerts, clock }),
     news,
+    clock,
   });
   try {
     await app.listen({ port: o.port, host: o.host ?? '0.0.0.0' });

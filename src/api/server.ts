@@ -51,6 +51,11 @@ export interface ApiDeps {
   modelName?: string;
   pipeline?: PipelineHealthView;
   news?: NewsView;
+  /**
+   * Where a history request without `to` ends: now (`wall`, the default, live), or on a replay (`event`) at the
+   * pair's newest record, as `/v1/errors` does — the last day of a recording, not an empty "last day" of wall time.
+   */
+  clock?: 'wall' | 'event';
 }
 
 const hubs = new WeakMap<object, WsHub>();
@@ -178,8 +183,15 @@ export function buildApi(deps: ApiDeps) {
   });
   observeDurations(app);
   registerAuth(app, o);
+  const endAt = (newest: number | undefined) =>
+    deps.clock === 'event' && newest !== undefined ? newest + 1 : Date.now() + 1;
   app.register(
-    predictionRoutes({ latest: deps.latest, store: deps.store, maxRangeMs: o.maxRangeMs ?? 31 * DAY }),
+    predictionRoutes({
+      latest: deps.latest,
+      store: deps.store,
+      maxRangeMs: o.maxRangeMs ?? 31 * DAY,
+      defaultEnd: (pair) => endAt(deps.latest.latest(pair)?.windowEnd),
+    }),
   );
   app.register(modelRoutes({ model: deps.model }));
   if (deps.errors)
@@ -198,6 +210,7 @@ export function buildApi(deps: ApiDeps) {
       pipeline: deps.pipeline,
       news: deps.news,
       maxRangeMs: o.maxRangeMs ?? 31 * DAY,
+      defaultEnd: (pair) => endAt(deps.candles?.feed.latest(pair)?.windowEnd),
     }),
   );
   app.register(async (r) => {

@@ -101,7 +101,9 @@ export function addServiceCommands(program: Command): void {
     .addOption(flag.modelName())
     .addOption(flag.pairs('pairs loaded from the store on a cold start (default BTC/USD,ETH/USD)'))
     .addOption(
-      flag.clock('where /v1/quality’s rolling windows end: the wall clock, or the newest record (replays)'),
+      flag.clock(
+        'where /v1/quality’s windows and a history without `to` end: the wall clock, or the newest record (replays)',
+      ),
     )
     .addOption(
       flag.metricsPort(

@@ -41,6 +41,8 @@ export function dashboardDataRoutes(deps: {
   pipeline?: PipelineHealthView;
   news?: NewsView;
   maxRangeMs: number;
+  /** Where a range without `to` ends, for a pair (ApiDeps.clock). */
+  defaultEnd: (pair: string) => number;
 }) {
   return async (r: FastifyInstance) => {
     r.get(
@@ -57,7 +59,7 @@ export function dashboardDataRoutes(deps: {
         if (!deps.candles)
           return fail(reply, 503, 'no candles store: the monitor keeps the candles', 'not_available');
         const q = req.query as ReturnType<typeof CandlesQuerySchema.parse>;
-        const to = q.to ?? Date.now() + 1;
+        const to = q.to ?? deps.defaultEnd(q.pair);
         const from = q.from ?? to - DAY;
         if (from > to) return fail(reply, 400, 'from must not be after to');
         if (to - from > deps.maxRangeMs)

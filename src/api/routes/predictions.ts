@@ -25,6 +25,8 @@ export function predictionRoutes(deps: {
   latest: LatestPredictions;
   store: PredictionsStore;
   maxRangeMs: number;
+  /** Where a range without `to` ends, for a pair (ApiDeps.clock). */
+  defaultEnd: (pair: string) => number;
 }) {
   return async (r: FastifyInstance) => {
     r.get(
@@ -71,7 +73,7 @@ export function predictionRoutes(deps: {
       },
       async (req, reply) => {
         const q = req.query as ReturnType<typeof HistoryQuerySchema.parse>;
-        const to = q.to ?? Date.now() + 1;
+        const to = q.to ?? deps.defaultEnd(q.pair);
         const from = q.from ?? to - DAY;
         if (from > to) return fail(reply, 400, 'from must not be after to');
         if (to - from > deps.maxRangeMs)

@@ -75,12 +75,23 @@ async function get(
 }
 
 async function setup(
-  o: { options?: ApiOptions; ready?: boolean; model?: () => Promise<ModelCard | undefined> } = {},
+  o: {
+    options?: ApiOptions;
+    ready?: boolean;
+    model?: () => Promise<ModelCard | undefined>;
+    clock?: 'wall' | 'event';
+  } = {},
 ) {
   const store = new MemoryPredictionsStore();
   const latest = new LatestPredictions();
   if (o.ready !== false) latest.markReady();
-  const app = buildApi({ latest, store, model: o.model ?? (async () => card), options: o.options });
+  const app = buildApi({
+    latest,
+    store,
+    model: o.model ?? (async () => card),
+    options: o.options,
+    clock: o.clock,
+  });
   await app.ready();
   return { app, store, latest };
 }
@@ -117,8 +128,8 @@ describe('GET /v1/predictions/latest', () => {
 });
 
 describe('GET /v1/predictions', () => {
-  async function withHistory() {
-    const s = await setup();
+  async function withHistory(clock?: 'wall' | 'event') {
+    const s = await setup({ clock });
     const rows: Prediction[] = [];
     for (let i = 0; i < 250; i++) rows.push(prediction('BTC/USD', T0 + i * MIN));
     // Two model versions share windowEnds 99 and 100 (around the first page's boundary).
@@ -170,6 +181,18 @@ describe('GET /v1/predictions', () => {
     const recent = await get(app, '/v1/predictions?pair=ETH-USD');
     assert.equal(recent.status, 200);
     assert.deepEqual(recent.body.items, []); // T0 is more than a day ago
+    await app.close();
+  });
+
+  test('on a replay (event clock) the default last day ends at the pair’s newest prediction, not at the wall clock', async () => {
+    const { app, store, latest } = await withHistory('event');
+    for (const p of await store.history('BTC/USD', T0, T0 + DAY, { limit: 1000 })) latest.add(p);
+    const res = await get(app, '/v1/predictions?pair=BTC-USD&limit=1000');
+    assert.equal(res.status, 200);
+    assert.equal(res.body.to, T0 + 249 * MIN + 1);
+    assert.equal((res.body.items as Prediction[]).length, 252, 'the whole recorded day, both model versions');
+    // A pair with nothing in the feed yet falls back to the wall clock.
+    assert.deepEqual((await get(app, '/v1/predictions?pair=ETH-USD')).body.items, []);
     await app.close();
   });
 
