@@ -6,6 +6,7 @@ import { before, describe, it } from 'node:test';
 import type { Prediction } from '../../src/schemas/prediction.ts';
 import type { PredictionError } from '../../src/schemas/prediction-error.ts';
 import { runCli } from '../support/cli.ts';
+import { assertDeepClose } from '../support/close.ts';
 import { KRAKEN_REST_TRADES } from '../support/data.ts';
 import { allPages, assertErrorsMatch, closesOf, stumpChampionRegistry } from '../support/monitoring.ts';
 
@@ -81,6 +82,8 @@ describe('monitoring in cryptocast run (embedded)', () => {
     assertErrorsMatch(again.predictions, again.errors, closes);
     const strip = (es: PredictionError[]) => es.map(({ scoredAt: _s, latenessMs: _l, ...rest }) => rest);
     assert.deepEqual(strip(again.errors), strip(clean.errors));
-    assert.deepEqual(again.quality, clean.quality);
+    // The same figures; a sum of squares taken in another order (the records re-read after the crash) may differ in
+    // its last bit (RMSE 112.02961376924007 vs …004 once, on a loaded machine).
+    assertDeepClose(again.quality, clean.quality);
   });
 });
