@@ -1,4 +1,5 @@
 import { parseDuration } from '../config/config.ts';
+import { setting } from '../config/env.ts';
 import { UsageError } from '../core/errors.ts';
 
 /** Flag values shared by several commands, checked before anything starts. */
@@ -9,6 +10,11 @@ export function parsePort(text: string, flag = '--port'): number {
   if (!Number.isInteger(port) || port < 0 || port > 65_535)
     throw new UsageError(`${flag} must be a TCP port from 0 to 65535 (0: any free port), got "${text}"`);
   return port;
+}
+
+/** The API's port: `--port`, else CRYPTOCAST_API_PORT, else 8080 (what `service api` listens on). */
+export function apiPort(flag: string | undefined): number {
+  return parsePort(flag ?? setting('CRYPTOCAST_API_PORT') ?? '8080');
 }
 
 /**

@@ -11,7 +11,7 @@ import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
-import { parsePort } from '../flags.ts';
+import { apiPort } from '../flags.ts';
 
 /**
  * `cryptocast service api`: the prediction API (REST + WebSocket) on `--port` (default 8080, CRYPTOCAST_API_PORT),
@@ -32,8 +32,7 @@ export async function apiService(opts: {
   pairs?: string;
 }): Promise<void> {
   const config = loadStreamConfig({ bus: opts.bus, pairs: opts.pairs });
-  const portText = opts.port ?? setting('CRYPTOCAST_API_PORT') ?? '8080';
-  const port = parsePort(portText);
+  const port = apiPort(opts.port);
   const options = apiOptionsFromEnv();
   const bus = await connectBus(config.bus);
   const storeUrl = opts.store ?? DEFAULT_PREDICTIONS_STORE;

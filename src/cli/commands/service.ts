@@ -23,7 +23,7 @@ import { topics } from '../../schemas/topics.ts';
 import { type BackendFlags, createBackend } from '../../sentiment/backends.ts';
 import { NewsSignalService } from '../../sentiment/news-signal-service.ts';
 import { SentimentScorer, sentimentCacheFile } from '../../sentiment/scorer.ts';
-import { parsePort, parsePositiveDuration } from '../flags.ts';
+import { apiPort, parsePort, parsePositiveDuration } from '../flags.ts';
 import { buildSources, type SourceFlags, sharedDataDir } from '../sources.ts';
 import { stopWhileStarting } from '../stop-while-starting.ts';
 
@@ -71,8 +71,7 @@ export async function service(name: string, opts: ServiceOptions): Promise<void>
     // The API's own port already serves /metrics; the same number for both used to be refused as "in use by
     // another process" — the other process being this one.
     if (name === 'api' && metricsPort !== 0) {
-      const apiPort = parsePort(opts.port ?? setting('CRYPTOCAST_API_PORT') ?? '8080');
-      if (apiPort === metricsPort)
+      if (apiPort(opts.port) === metricsPort)
         throw fail(ERR.USAGE, `--metrics-port ${metricsPort} is also the API's --port`, {
           hint: 'the API serves /metrics on its --port already: leave --metrics-port out, or give it another port',
         });
