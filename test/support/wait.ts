@@ -25,3 +25,24 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, o.everyMs ?? 200));
   }
 }
+
+/**
+ * `p`, with a deadline: rejects naming `what` (a string, or a function read when the deadline passes, to say what was
+ * seen) if `p` has not settled within `ms`, after calling `onLate` (to close what the wait held open). For an awaited
+ * event rather than a polled state: the test fails instead of hanging.
+ */
+export function settlesWithin<T>(
+  p: Promise<T>,
+  ms: number,
+  what: string | (() => string),
+  onLate?: () => void,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onLate?.();
+      reject(new Error(`still waiting after ${ms} ms for ${typeof what === 'string' ? what : what()}`));
+    }, ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}

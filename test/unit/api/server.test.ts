@@ -11,6 +11,7 @@ import type { Prediction } from '../../../src/schemas/prediction.ts';
 import type { ModelCard } from '../../../src/training/registry/registry.ts';
 import { coded } from '../../support/errors.ts';
 import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
+import { settlesWithin } from '../../support/wait.ts';
 
 const T0 = Date.UTC(2026, 10, 1, 12, 0);
 const MIN = 60_000;
@@ -333,23 +334,22 @@ test("error codes come from one catalogue: the OpenAPI document lists it; a stat
 describe('requests Fastify or Node refuse before routing', () => {
   /** Sends raw bytes to the listening API and returns what it answered (it closes the connection). */
   function raw(port: number, request: string, end = true): Promise<string> {
-    return new Promise((resolve, reject) => {
-      // `end: false` keeps the client's side open: only the server can close the connection, within 5 s.
-      const sock = connect(port, '127.0.0.1', () => (end ? sock.end(request) : sock.write(request)));
-      const t = setTimeout(() => {
-        sock.destroy();
-        reject(new Error(`the server left the connection open; it answered ${out.split('\r\n')[0]}`));
-      }, 5_000);
-      let out = '';
+    // `end: false` keeps the client's side open: only the server can close the connection, within 5 s.
+    const sock = connect(port, '127.0.0.1', () => (end ? sock.end(request) : sock.write(request)));
+    let out = '';
+    const closed = new Promise<string>((resolve, reject) => {
       sock.on('data', (d) => {
         out += d;
       });
-      sock.on('close', () => {
-        clearTimeout(t);
-        resolve(out);
-      });
+      sock.on('close', () => resolve(out));
       sock.on('error', reject);
     });
+    return settlesWithin(
+      closed,
+      5_000,
+      () => `the server to close the connection; it answered ${out.split('\r\n')[0]}`,
+      () => sock.destroy(),
+    );
   }
   const parse = (res: string) => {
     const [head, body] = res.split('\r\n\r\n');
@@ -406,26 +406,29 @@ test('a client sending its request a byte at a time is cut at the request timeou
   const { app } = await setup({ options: { requestTimeoutMs: 500 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as AddressInfo).port;
-  const trickle = (start: string, more: string) =>
-    new Promise<{ answer: string; ms: number }>((resolve, reject) => {
-      const t0 = Date.now();
-      let answer = '';
-      const sock = connect(port, '127.0.0.1', () => sock.write(start));
-      const drip = setInterval(() => sock.write(more), 100);
-      const give = setTimeout(() => {
-        sock.destroy();
-        reject(new Error(`still open after 10 s; answered ${answer.split('\r\n')[0]}`));
-      }, 10_000);
+  const trickle = (start: string, more: string) => {
+    const t0 = Date.now();
+    let answer = '';
+    const sock = connect(port, '127.0.0.1', () => sock.write(start));
+    // The client's side of the test: a request that never ends, a piece every 100 ms.
+    const drip = setInterval(() => sock.write(more), 100);
+    const closed = new Promise<{ answer: string; ms: number }>((resolve) => {
       sock.on('data', (d) => {
         answer += d;
       });
       sock.on('error', () => {});
       sock.on('close', () => {
         clearInterval(drip);
-        clearTimeout(give);
         resolve({ answer, ms: Date.now() - t0 });
       });
     });
+    return settlesWithin(
+      closed,
+      10_000,
+      () => `the server to cut the connection; it answered ${answer.split('\r\n')[0]}`,
+      () => sock.destroy(),
+    );
+  };
   try {
     for (const [start, more] of [
       [

@@ -3,6 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { PostgresFeatureStore } from '../../../src/features/store/postgres.ts';
 import { PG_CONNECT_TIMEOUT_MS, pgPool } from '../../../src/stores/pg-pool.ts';
+import { settlesWithin } from '../../support/wait.ts';
 
 /** A "PostgreSQL" that accepts TCP connections and never says a word: a hung server, a host behind a firewall. */
 let server: Server;
@@ -22,19 +23,10 @@ after(async () => {
   await new Promise((r) => server.close(r));
 });
 
-/** Rejects if `p` has not settled within `ms` (the test fails instead of hanging). */
-function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    t = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(t));
-}
-
 test('a query to a server that never answers fails with a timeout instead of waiting for ever', async () => {
   const pool = pgPool(url, 300);
   try {
-    await assert.rejects(within(pool.query('SELECT 1'), 5_000), /timeout/);
+    await assert.rejects(settlesWithin(pool.query('SELECT 1'), 5_000, 'the query to fail'), /timeout/);
   } finally {
     // Not awaited: with a connect still pending, end() waits for it (the after hook closes the sockets).
     void pool.end().catch(() => {});
@@ -44,7 +36,11 @@ test('a query to a server that never answers fails with a timeout instead of wai
 test('a store opened on such a server gives up with the reason (by default after PG_CONNECT_TIMEOUT_MS)', async () => {
   const started = Date.now();
   await assert.rejects(
-    within(PostgresFeatureStore.open(url, { giveUpAfterMs: 0 }), PG_CONNECT_TIMEOUT_MS + 5_000),
+    settlesWithin(
+      PostgresFeatureStore.open(url, { giveUpAfterMs: 0 }),
+      PG_CONNECT_TIMEOUT_MS + 5_000,
+      'the store to give up',
+    ),
     /connection timeout/,
   );
   assert.ok(Date.now() - started >= PG_CONNECT_TIMEOUT_MS - 100);
