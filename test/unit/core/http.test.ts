@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { getJson, HttpError } from '../../../src/core/http.ts';
+import { freePort } from '../../support/ports.ts';
 
 type Answer = [status: number, body: string, headers?: Record<string, string>];
 
@@ -91,10 +92,7 @@ describe('getJson', () => {
   });
 
   it('gives up sooner on a server that never answered (unansweredRetries), not on one that answered before', async () => {
-    const s = createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    const port = (s.address() as AddressInfo).port;
-    await new Promise<void>((r) => s.close(() => r()));
+    const port = await freePort(); // nothing listens there
     let attempts = 0;
     const err = await getJson(`http://127.0.0.1:${port}/x`, {
       retries: 8,

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -16,6 +14,7 @@ import { KRAKEN_REST_TRADES } from '../../../support/data.ts';
 import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
 import { LogSink, testLog } from '../../../support/exchanges/harness.ts';
 import { KrakenServer, ns } from '../../../support/exchanges/kraken.ts';
+import { freePort } from '../../../support/ports.ts';
 
 const real = krakenRecordedTrades(); // 2025-11-10 17:23:53.97 → 2025-11-11 00:13:55.98, ids 10218208…10219207
 const PAIR = 'BTC/USDT';
@@ -242,10 +241,7 @@ describe('Kraken REST Trades backfill against a local Kraken server', () => {
   });
 
   it('cryptocast backfill --base-url where nothing listens: says so in seconds (3 retries), not after minutes', async () => {
-    const s = createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    const port = (s.address() as AddressInfo).port;
-    await new Promise<void>((r) => s.close(() => r()));
+    const port = await freePort(); // nothing listens there
     const dir = mkdtempSync(join(tmpdir(), 'bf-cli-'));
     const started = Date.now();
     const r = await promisify(execFile)(
