@@ -182,6 +182,6 @@ export function logChunkFailure(
   else if (f.verdict === 'state')
     log.error(
       where,
-      'the handler fails the same way on the record after a quarantined one: the fault is in its state, not a record; holding the partition',
+      'the handler fails the same way on one more record after a run of quarantined ones: the fault is in its state, not the records; holding the partition',
     );
 }

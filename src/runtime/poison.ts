@@ -15,10 +15,13 @@
  *     Its offset is not committed past on its own: a restart re-reads it, quarantines it again and writes a second
  *     dead letter (at-least-once), rather than lose the open state of a stateful handler. The guard forgets it once
  *     the partition has committed past it (`committed`).
- *  4. If the record right after a quarantined one (nothing handled in between) then fails with the same message, the
- *     fault is in the handler's state (a window that a later record closes), not in a record: nothing more is quarantined in that span, and the partition
- *     is held and retried, as before this guard, with an error logged (`verdict` 'state'). At most one record was
- *     dead-lettered for it, and it can be replayed (`cryptocast dlq replay`).
+ *  4. A record right after a quarantined one (nothing handled in between) that fails with the same message is
+ *     quarantined in its turn, up to `stateAfter` records in a row: a burst of bad records (one exchange message's
+ *     trades, say) passes. One more in a row means the fault is in the handler's state (a window that a later record
+ *     closes), not in the records: nothing more is quarantined in that span, and the partition is held and retried,
+ *     as before this guard, with an error logged (`verdict` 'state'). At most `stateAfter` records were dead-lettered
+ *     for it; none was committed past (nothing after them went through), so a restart with the fix reads them again,
+ *     and their dead letters can be replayed (`cryptocast dlq replay`).
  *  5. Once a chunk has been handled past the span, chunks are full size again.
  */
 export class PoisonGuard {
@@ -26,11 +29,12 @@ export class PoisonGuard {
   private failing: { from: bigint; until: bigint; count: number } | undefined;
   private narrowing = false;
   private suspect: { offset: bigint; hits: number } | undefined;
-  private lastQuarantined: { offset: bigint; message: string } | undefined;
+  /** The last record quarantined, and how many in a row (adjacent, the same message) ended with it. */
+  private lastQuarantined: { offset: bigint; message: string; run: number } | undefined;
   private stateAtFault = false;
   /** Quarantined offsets: the reason, and whether its dead letter was sent. */
   private readonly quarantine = new Map<bigint, { reason: string; sent: boolean }>();
-  private readonly o: { narrowAfter: number; quarantineAfter: number };
+  private readonly o: { narrowAfter: number; quarantineAfter: number; stateAfter: number };
 
   constructor(limits = POISON_LIMITS) {
     this.o = limits;
@@ -73,7 +77,8 @@ export class PoisonGuard {
     if (this.stateAtFault) return undefined;
     const message = describe(err);
     const last = this.lastQuarantined;
-    if (last !== undefined && offset > last.offset && message === last.message) {
+    const inARow = last !== undefined && offset > last.offset && message === last.message;
+    if (inARow && last.run >= this.o.stateAfter) {
       this.stateAtFault = true;
       return 'state';
     }
@@ -84,7 +89,7 @@ export class PoisonGuard {
       reason: `the handler failed ${this.suspect.hits} times on this record alone: ${message}`,
       sent: false,
     });
-    this.lastQuarantined = { offset, message };
+    this.lastQuarantined = { offset, message, run: inARow ? last.run + 1 : 1 };
     this.suspect = undefined;
     return 'quarantined';
   }
@@ -92,7 +97,7 @@ export class PoisonGuard {
   /** Steps 1, 4 and 5: a chunk ending before `next` was handled. */
   handled(next: bigint): void {
     // The record after the last quarantined one went through: the handler's state is sound, and a later record that
-    // fails the same way is a record of its own (step 4 is only about the record right after).
+    // fails the same way is a record of its own (step 4 is only about records in a row).
     if (this.lastQuarantined !== undefined && next > this.lastQuarantined.offset + 1n)
       this.lastQuarantined = undefined;
     const f = this.failing;
@@ -136,7 +141,12 @@ export class PoisonGuard {
   }
 }
 
-export const POISON_LIMITS = { narrowAfter: 3, quarantineAfter: 3 };
+/**
+ * `stateAfter`: a state fault costs that many dead letters (replayable, and re-read anyway after the fix), while a
+ * burst of that many bad records in a row no longer holds a partition. 10 covers one exchange message's worth of bad
+ * trades at a cost of about 10 × 3 short back-offs (a few seconds) before the hold.
+ */
+export const POISON_LIMITS = { narrowAfter: 3, quarantineAfter: 3, stateAfter: 10 };
 
 /**
  * A failure that happens again on the same input however long one waits: an error JavaScript throws on a value

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { log } from '../../../src/core/log.ts';
 import { type Delivered, HoldBatch, murmur2, partitionFor } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import { POISON_LIMITS } from '../../../src/runtime/poison.ts';
 import { defineTopic } from '../../../src/runtime/topic.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { topics } from '../../../src/schemas/topics.ts';
@@ -228,6 +229,37 @@ describe('InProcessBus', () => {
     await bus.close();
   });
 
+  it('three bad records in a row are each dead-lettered and the partition goes on (a burst is not a state fault)', {
+    timeout: 60_000,
+  }, async () => {
+    const bus = new InProcessBus({ maxBatch: 10 });
+    const topic = defineTopic<Msg>({ ...numbers, name: 'burst', partitions: 1 });
+    const got: number[] = [];
+    const sub = await bus.subscribe<Msg>({
+      topic,
+      group: 'g',
+      service: 't',
+      handle: (b) => {
+        if (b.records.some((r) => r.value.n >= 23 && r.value.n <= 25)) throw new TypeError('x is undefined');
+        got.push(...b.records.map((r) => r.value.n));
+        return undefined;
+      },
+    });
+    const { dead, caughtUp } = await deadLetters(bus);
+    await bus.publish(topic, msgs(40, ['A']));
+    await sub.caughtUp();
+    await caughtUp();
+    assert.deepEqual(
+      got,
+      Array.from({ length: 40 }, (_, i) => i).filter((n) => n < 23 || n > 25),
+    );
+    assert.deepEqual(
+      dead.map((d) => d.value.offset),
+      ['23', '24', '25'],
+    );
+    await bus.close();
+  });
+
   it('a stage that commits behind (nothing committed at all) still gets a poison record dead-lettered', async () => {
     const bus = new InProcessBus({ maxBatch: 10 });
     const topic = defineTopic<Msg>({ ...numbers, name: 'behind', partitions: 1 });
@@ -257,7 +289,7 @@ describe('InProcessBus', () => {
     await bus.close();
   });
 
-  it('a fault in the handler’s state (a window a later record closes) costs at most one dead letter, then holds', async (t) => {
+  it('a fault in the handler’s state (a window a later record closes) costs at most stateAfter dead letters, then holds', async (t) => {
     const error = t.mock.method(log, 'error', () => {});
     const bus = new InProcessBus({ maxBatch: 16 });
     const topic = defineTopic<Msg>({ ...numbers, name: 'windows', partitions: 1 });
@@ -293,10 +325,13 @@ describe('InProcessBus', () => {
       'the guard to give up on records and hold',
       () => error.mock.calls.some((c) => String(c.arguments[1]).includes('the fault is in its state')),
       (x) => x,
-      { timeoutMs: 30_000 },
+      { timeoutMs: 60_000 },
     );
+    // Records 10..19 each fail alone (each closes the bad window 0): quarantined as a burst of bad records, up to
+    // POISON_LIMITS.stateAfter; the 11th in a row is taken for the state it is.
+    const tenInARow = Array.from({ length: POISON_LIMITS.stateAfter }, (_, i) => String(10 + i));
     const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value.offset);
-    assert.deepEqual(dead, ['10'], 'one record dead-lettered for it, not every record after it');
+    assert.deepEqual(dead, tenInARow, 'stateAfter records dead-lettered for it, not every record after it');
     const before = calls;
     await waitFor(
       'still retrying (held, not skipped)',
@@ -306,7 +341,7 @@ describe('InProcessBus', () => {
     );
     assert.deepEqual(
       (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value.offset),
-      ['10'],
+      tenInARow,
     );
     await sub.stop();
     await bus.close();

@@ -53,14 +53,36 @@ describe('PoisonGuard: a record the handler can never take', () => {
     assert.equal(g.chunkSize(580n, 100), 100);
   });
 
-  it('when the record after a quarantined one fails the same way, the fault is the handler’s state: it stops quarantining', () => {
-    const g = new PoisonGuard();
+  it('bad records in a row are quarantined one by one, up to stateAfter; one more in a row is the handler’s state: it holds', () => {
+    const g = new PoisonGuard(); // the defaults: stateAfter 10
+    for (let i = 0; i < 3; i++) g.failed(bug(), 0n, 32, 32n);
+    const failAlone = (at: bigint) => {
+      for (let i = 0; i < 2; i++) assert.equal(g.failed(bug(), at, 1, at + 1n), undefined, `${at}: not yet`);
+      return g.failed(bug(), at, 1, at + 1n);
+    };
+    for (let at = 10n; at < 20n; at++) assert.equal(failAlone(at), 'quarantined', `record ${at}, in a row`);
+    assert.equal(g.failed(bug(), 20n, 1, 21n), 'state', 'the 11th in a row: the state, not the records');
+    for (let i = 0; i < 5; i++) assert.equal(g.failed(bug(), 20n, 1, 21n), undefined);
+    assert.equal(g.isQuarantined(20n), false, 'held, not quarantined');
+    assert.equal(g.remembered, 10);
+  });
+
+  it('with stateAfter 1 the record right after a quarantined one that fails the same way means state', () => {
+    const g = new PoisonGuard({ narrowAfter: 3, quarantineAfter: 3, stateAfter: 1 });
     for (let i = 0; i < 3; i++) g.failed(bug(), 0n, 16, 16n);
     for (let i = 0; i < 3; i++) g.failed(bug(), 10n, 1, 11n);
     assert.equal(g.isQuarantined(10n), true);
     assert.equal(g.failed(bug(), 11n, 1, 12n), 'state');
-    for (let i = 0; i < 5; i++) assert.equal(g.failed(bug(), 11n, 1, 12n), undefined);
-    assert.equal(g.isQuarantined(11n), false, 'held, not quarantined');
+  });
+
+  it('a run counts only the same message: another failure in a row starts a run of its own', () => {
+    const g = new PoisonGuard({ narrowAfter: 3, quarantineAfter: 3, stateAfter: 1 });
+    const other = () => new RangeError('Invalid array length');
+    for (let i = 0; i < 3; i++) g.failed(bug(), 0n, 16, 16n);
+    for (let i = 0; i < 3; i++) g.failed(bug(), 10n, 1, 11n);
+    for (let i = 0; i < 2; i++) assert.equal(g.failed(other(), 11n, 1, 12n), undefined);
+    assert.equal(g.failed(other(), 11n, 1, 12n), 'quarantined');
+    assert.equal(g.failed(other(), 12n, 1, 13n), 'state');
   });
 
   it('a record that fails the same way later, after others went through, is quarantined too (not a state fault)', () => {
