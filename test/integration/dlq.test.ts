@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { Producer } from '@platformatic/kafka';
+import { Admin, Producer } from '@platformatic/kafka';
 import { TradeService } from '../../src/ingestion/trade-service.ts';
 import { partitionFor } from '../../src/runtime/bus.ts';
 import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
@@ -110,6 +110,19 @@ describe('cryptocast dlq', () => {
     assert.match(text, /^2 dead letters \(service reader\) among the latest 6 on dlq/);
     assert.match(text, /not JSON/);
     assert.match(text, /price/);
+  });
+
+  it('lists nothing where nothing was ever dead-lettered, and creates no topic to say so', async () => {
+    const empty = uniquePrefix('dlq-none');
+    const { stdout } = await exec(CLI, ['dlq', 'list'], { env: { ...env, CRYPTOCAST_TOPIC_PREFIX: empty } });
+    assert.match(stdout, /^no dead letters among the latest 0 on dlq/);
+    const admin = new Admin({ clientId: 'dlq-test-admin', bootstrapBrokers: [BROKER] });
+    const names = await admin.listTopics().finally(() => admin.close());
+    assert.equal(
+      names.filter((n) => n.startsWith(empty)).length,
+      0,
+      `a read created ${names.filter((n) => n.startsWith(empty))}`,
+    );
   });
 
   it('replays what the topic now accepts, once per record, after a dry run that publishes nothing', async () => {

@@ -301,13 +301,14 @@ export class KafkaBus implements Bus {
     };
   }
 
+  /** A read creates nothing: a topic that does not exist yet has an empty tail (`dlq list` where nothing was ever dead-lettered). */
   async readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
-    await this.ensureTopics([topic as Topic<unknown>]);
     return this.waitForBroker(() => this.readTailOnce(topic, perPartition));
   }
 
   private async readTailOnce<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
     const name = this.name(topic as Topic<unknown>);
+    if (!this.ensured.has(topic.name) && !(await this.getAdmin().listTopics()).includes(name)) return [];
     const { earliest, latest } = await this.offsets(name);
     const positions = new Map<number, bigint>();
     latest.forEach((end, p) => {
