@@ -8,9 +8,52 @@ import pg from 'pg';
  */
 export const PG_CONNECT_TIMEOUT_MS = 10_000;
 
-/** The pool of a store: 4 connections, each connect bounded by `connectTimeoutMs`. */
-export function pgPool(url: string, connectTimeoutMs = PG_CONNECT_TIMEOUT_MS): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: connectTimeoutMs });
+/**
+ * How long a query (or a COPY) may go without its answer on an open connection. Without it a connection that went
+ * silent mid-query (a server host gone, a network partition: no reset ever arrives) held that query, and the service
+ * behind it, for ever. With it the query fails ("Query read timeout"), the connection is thrown away, and the caller's
+ * retry runs on a new one. Two minutes leaves room for the longest legitimate statement (a year of features read for
+ * training, a batch of 2^20 rows copied in); a store URL may set its own with `?query_timeout=MS`.
+ */
+export const PG_QUERY_TIMEOUT_MS = 120_000;
+
+/** The pool of a store: 4 connections, each connect and each query bounded (above). */
+export function pgPool(url: string, o: { connectTimeoutMs?: number; queryTimeoutMs?: number } = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url, // its own `query_timeout` parameter, if any, wins over the default
+    max: 4,
+    connectionTimeoutMillis: o.connectTimeoutMs ?? PG_CONNECT_TIMEOUT_MS,
+    query_timeout: o.queryTimeoutMs ?? PG_QUERY_TIMEOUT_MS,
+  });
   pool.on('error', () => {}); // idle client errors surface on the next query instead
   return pool;
+}
+
+/**
+ * Runs `work` in a transaction on one pooled connection. After an error the server reported (a constraint, a type),
+ * the connection is rolled back and reused. After any other failure (a query timed out, the connection broke) it is
+ * thrown away, which makes the server roll back: a ROLLBACK queued behind a statement that never answered would wait
+ * out its own timeout, and a connection with a statement still in flight must not reach the next caller.
+ */
+export async function inTransaction<R>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<R>,
+): Promise<R> {
+  const client = await pool.connect();
+  let discard: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const r = await work(client);
+    await client.query('COMMIT');
+    return r;
+  } catch (err) {
+    if (err instanceof pg.DatabaseError)
+      await client.query('ROLLBACK').catch((e: unknown) => {
+        discard = e instanceof Error ? e : new Error(String(e));
+      });
+    else discard = err instanceof Error ? err : new Error(String(err));
+    throw err;
+  } finally {
+    client.release(discard);
+  }
 }

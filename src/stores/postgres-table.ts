@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { permanentPostgresError, untilAvailable } from '../core/dependency.ts';
-import { pgPool } from './pg-pool.ts';
+import { inTransaction, pgPool } from './pg-pool.ts';
 import {
   checkedColumn,
   dedupe,
@@ -61,9 +61,7 @@ export class PostgresTable<T> implements Table<T> {
       .map((n) => `${n} = EXCLUDED.${n}`)
       .join(', ');
     const rows = dedupe(this.spec, values);
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.pool, async (client) => {
       for (let i = 0; i < rows.length; i += 10_000) {
         const chunk = rows.slice(i, i + 10_000);
         const params = columns.map((c) =>
@@ -77,13 +75,7 @@ export class PostgresTable<T> implements Table<T> {
           params,
         );
       }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async page(q: PageQuery): Promise<T[]> {

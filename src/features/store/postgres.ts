@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { permanentPostgresError, untilAvailable } from '../../core/dependency.ts';
 import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
-import { pgPool } from '../../stores/pg-pool.ts';
+import { inTransaction, pgPool } from '../../stores/pg-pool.ts';
 import { copyColumns } from './postgres-copy.ts';
 import {
   type FeatureColumns,
@@ -82,9 +82,7 @@ export class PostgresFeatureStore implements FeatureStore {
     await this.migrate(set);
     const t = tableName(set);
     const { names, unnest, update } = unnestUpsert(set);
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.pool, async (client) => {
       for (let i = 0; i < vectors.length; i += 20_000) {
         const chunk = vectors.slice(i, i + 20_000);
         const params: unknown[][] = [
@@ -102,13 +100,7 @@ export class PostgresFeatureStore implements FeatureStore {
         );
       }
       await this.upsertOnline(client, set, latestReadyPerPair(vectors));
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Each pair's latest ready vector of a write, into the online table unless that holds a newer one. */
@@ -158,9 +150,7 @@ export class PostgresFeatureStore implements FeatureStore {
       .slice(2)
       .map((n) => `${n} = EXCLUDED.${n}`)
       .join(', ');
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.pool, async (client) => {
       const pairs = [...new Set(rows.pair.slice(0, rows.length))];
       const r = await client.query(
         `SELECT pair, max(window_end) AS w FROM ${t} WHERE pair = ANY($1::text[]) GROUP BY pair`,
@@ -184,13 +174,7 @@ export class PostgresFeatureStore implements FeatureStore {
         );
       }
       await this.upsertOnline(client, set, latestReadyRowPerPair(set, rows));
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async asOf(set: FeatureSetDefinition, pair: string, ts: number): Promise<FeatureVectorRecord | undefined> {

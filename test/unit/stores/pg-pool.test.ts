@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
+import pg from 'pg';
 import { PostgresFeatureStore } from '../../../src/features/store/postgres.ts';
-import { PG_CONNECT_TIMEOUT_MS, pgPool } from '../../../src/stores/pg-pool.ts';
+import { PG_CONNECT_TIMEOUT_MS, PG_QUERY_TIMEOUT_MS, pgPool } from '../../../src/stores/pg-pool.ts';
 import { settlesWithin } from '../../support/wait.ts';
 
 /** A "PostgreSQL" that accepts TCP connections and never says a word: a hung server, a host behind a firewall. */
@@ -24,7 +25,7 @@ after(async () => {
 });
 
 test('a query to a server that never answers fails with a timeout instead of waiting for ever', async () => {
-  const pool = pgPool(url, 300);
+  const pool = pgPool(url, { connectTimeoutMs: 300 });
   try {
     await assert.rejects(settlesWithin(pool.query('SELECT 1'), 5_000, 'the query to fail'), /timeout/);
   } finally {
@@ -44,4 +45,19 @@ test('a store opened on such a server gives up with the reason (by default after
     /connection timeout/,
   );
   assert.ok(Date.now() - started >= PG_CONNECT_TIMEOUT_MS - 100);
+});
+
+test('every query is bounded too, by default PG_QUERY_TIMEOUT_MS; a store URL may set its own', () => {
+  const pools = [pgPool(url), pgPool(`${url}?query_timeout=1500`)];
+  try {
+    // The parameters a connection of each pool is made with (pg resolves the URL's own over the pool's).
+    const params = (p: pg.Pool) =>
+      (new pg.Client(p.options) as unknown as { connectionParameters: { query_timeout: unknown } })
+        .connectionParameters;
+    const [byDefault, fromUrl] = pools.map((p) => params(p).query_timeout);
+    assert.equal(byDefault, PG_QUERY_TIMEOUT_MS);
+    assert.equal(Number(fromUrl), 1500);
+  } finally {
+    for (const p of pools) void p.end();
+  }
 });
