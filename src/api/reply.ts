@@ -1,5 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { log } from '../core/log.ts';
+import { StoreNotOpenError } from './opening-store.ts';
 
 /**
  * The catalogue of the API's error codes (the `error` of every error body, and of WebSocket error frames), like
@@ -77,4 +79,22 @@ export function refuse(
 ): void {
   if (req.headers.upgrade !== undefined) reply.raw.once('finish', () => req.raw.socket?.destroy());
   fail(reply, status, message, error);
+}
+
+const apiLog = log.child({ service: 'api' });
+
+/**
+ * 503 `store_unavailable` for a store read that failed (`message` names the store), logged as a fault with `context`.
+ * A store still opening (the service waits for it, and says so once in its log) is no fault of the request: its
+ * answer says so, with no log line per request.
+ */
+export function storeUnavailable(
+  reply: FastifyReply,
+  err: unknown,
+  message: string,
+  context: string,
+): FastifyReply {
+  if (err instanceof StoreNotOpenError) return fail(reply, 503, err.message, 'store_unavailable');
+  apiLog.error({ err }, context);
+  return fail(reply, 503, message, 'store_unavailable');
 }

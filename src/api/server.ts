@@ -56,6 +56,8 @@ export interface ApiDeps {
    * pair's newest record, as `/v1/errors` does — the last day of a recording, not an empty "last day" of wall time.
    */
   clock?: 'wall' | 'event';
+  /** What the API is still waiting for before it can be ready (stores being opened), for `/v1/ready`'s 503. */
+  waitingFor?: () => readonly string[] | undefined;
 }
 
 const hubs = new WeakMap<object, WsHub>();
@@ -198,7 +200,7 @@ export function buildApi(deps: ApiDeps) {
     app.register(
       monitoringRoutes({ errors: deps.errors, model: deps.model, maxRangeMs: o.maxRangeMs ?? 31 * DAY }),
     );
-  app.register(healthRoutes({ latest: deps.latest, hub }));
+  app.register(healthRoutes({ latest: deps.latest, hub, waitingFor: deps.waitingFor }));
   app.register(metricsRoutes({ hub }));
   app.register(
     dashboardDataRoutes({
