@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { log } from '../core/log.ts';
 import { StoreNotOpenError } from './opening-store.ts';
@@ -97,4 +98,27 @@ export function storeUnavailable(
   if (err instanceof StoreNotOpenError) return fail(reply, 503, err.message, 'store_unavailable');
   apiLog.error({ err }, context);
   return fail(reply, 503, message, 'store_unavailable');
+}
+
+/**
+ * An error answered on a raw socket, outside Fastify (a request Node could not parse, a WebSocket handshake ws
+ * refuses), in the API's shape; the socket is closed once it is out. A reset or already closed socket gets nothing.
+ */
+export function rawError(
+  socket: Duplex,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify({ error: errorCode(status), message });
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\n${extra}Connection: close\r\n\r\n${body}`,
+    );
+  socket.destroy();
 }
