@@ -32,6 +32,13 @@ export interface StartApiOptions {
   qualityClock?: 'event' | 'wall';
   /** The candles the monitor keeps: `/v1/candles` and the `candles` channel (the dashboard). */
   candlesTable?: CandlesTable;
+  /**
+   * The stores above are still opening (`openingStore` stand-ins: a PostgreSQL that is late or unreachable must not
+   * keep the API from listening). `startApi` then resolves once listening; requests that need a store answer 503
+   * `store_unavailable`, `/v1/ready` says what it waits for, and the feeds start (ready) once this resolves — `ready`
+   * of the running API settles with them. Absent: the stores are open, and `startApi` resolves once ready.
+   */
+  storesOpen?: { what: () => string[]; opened: Promise<unknown> };
 }
 
 export interface RunningApi {
@@ -41,6 +48,8 @@ export interface RunningApi {
   readonly candles: CandlesFeed | undefined;
   /** The bound port (useful with port 0). */
   readonly port: number;
+  /** Resolves once the feeds run (`/v1/ready` 200); rejects if they could not start (e.g. a store failed to open). */
+  readonly ready: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -63,20 +72,20 @@ export function championCard(
 
 /**
  * The API service: subscribes to `predictions` (a group of its own), serves as soon as it listens (`/v1/ready`
- * says 503 until the latest cache is filled), and stops in order: HTTP and WebSocket first, then the subscription.
+ * says 503 until the stores are open and the latest cache is filled), and stops in order: HTTP and WebSocket first,
+ * then the subscriptions.
  */
 export async function startApi(o: StartApiOptions): Promise<RunningApi> {
-  await o.bus.ensureTopics([topics.predictions]);
   const latest = new LatestPredictions();
   const errors =
     o.errorsStore === undefined
       ? undefined
       : new ErrorsFeed(o.errorsStore, { clock: o.qualityClock ?? 'wall' });
-  if (errors) await o.bus.ensureTopics([topics.predictionErrors]);
   const candles = o.candlesTable === undefined ? undefined : new CandlesFeed(o.candlesTable);
   const alerts = new AlertsView();
   const news = new NewsView();
   const clock = o.qualityClock ?? 'wall';
+  let storesOpen = o.storesOpen === undefined;
   const app = buildApi({
     latest,
     store: o.store,
@@ -89,6 +98,7 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
     pipeline: new PipelineHealthView({ bus: o.bus, latest, alerts, clock }),
     news,
     clock,
+    waitingFor: () => (storesOpen ? undefined : o.storesOpen?.what()),
   });
   try {
     await app.listen({ port: o.port, host: o.host ?? '0.0.0.0' });
@@ -98,7 +108,21 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : o.port;
-  try {
+  let stopped = false;
+  const stopFeeds = async () => {
+    await latest.stop();
+    await errors?.stop();
+    await candles?.stop();
+    await alerts.stop();
+    await news.stop();
+  };
+  const ready = (async () => {
+    if (o.storesOpen !== undefined) {
+      await o.storesOpen.opened;
+      storesOpen = true;
+    }
+    if (stopped) return;
+    await o.bus.ensureTopics([topics.predictions, ...(errors ? [topics.predictionErrors] : [])]);
     await latest.start({ bus: o.bus, store: o.store, pairs: o.pairs, group: o.group });
     await errors?.start({
       bus: o.bus,
@@ -112,25 +136,33 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
     });
     await alerts.start(o.bus);
     await news.start(o.bus);
-  } catch (err) {
-    await app.close();
-    await latest.stop();
-    throw err;
+    log.info({ service: 'api', port, pairs: latest.knownPairs() }, 'api ready');
+  })();
+  if (o.storesOpen === undefined) {
+    try {
+      await ready;
+    } catch (err) {
+      await app.close();
+      await stopFeeds();
+      throw err;
+    }
+  } else {
+    ready.catch(() => {}); // the caller awaits `ready` for the error
+    log.info({ service: 'api', port }, 'api listening: waiting for its stores');
   }
-  log.info({ service: 'api', port, pairs: latest.knownPairs() }, 'api ready');
   return {
     app,
     latest,
     errors,
     candles,
     port,
+    ready,
     close: async () => {
+      stopped = true;
       await app.close();
-      await latest.stop();
-      await errors?.stop();
-      await candles?.stop();
-      await alerts.stop();
-      await news.stop();
+      // Feeds that are starting are let finish first, or a subscription made after the stop would stay open.
+      if (storesOpen) await ready.catch(() => {});
+      await stopFeeds();
     },
   };
 }

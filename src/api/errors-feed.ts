@@ -13,14 +13,20 @@ import { Feed, type FeedOptions } from './feed.ts';
  * The windows end at the stream's clock: the newest target time seen (a replay of last year shows its last hour),
  * or the wall clock with `clock: 'wall'` (live: a silent hour reads as an empty window, not as the last busy one).
  */
+/** How long the store's pair list is reused by `allPairs` (see there), unless the feed is given another. */
+export const STORE_PAIRS_TTL_MS = 60_000;
+
 export class ErrorsFeed extends Feed<PredictionError> {
   readonly quality: RollingQuality;
   readonly clockKind: 'event' | 'wall';
   readonly store: ErrorsStore;
+  private readonly pairsTtlMs: number;
+  private storePairs: { at: number; pairs: readonly string[] } | undefined;
+  private readingPairs: Promise<readonly string[]> | undefined;
 
   constructor(
     store: ErrorsStore,
-    o: FeedOptions & { clock?: 'event' | 'wall'; windows?: Record<string, number> } = {},
+    o: FeedOptions & { clock?: 'event' | 'wall'; windows?: Record<string, number>; pairsTtlMs?: number } = {},
   ) {
     super(
       {
@@ -35,6 +41,7 @@ export class ErrorsFeed extends Feed<PredictionError> {
       o,
     );
     this.store = store;
+    this.pairsTtlMs = o.pairsTtlMs ?? STORE_PAIRS_TTL_MS;
     this.clockKind = o.clock ?? 'event';
     this.quality = new RollingQuality(o.windows);
   }
@@ -74,8 +81,31 @@ export class ErrorsFeed extends Feed<PredictionError> {
     return records.length;
   }
 
-  /** Pairs with records, in the feed or the store. */
+  /**
+   * Pairs with records, in the feed or the store. `/v1/errors` and `/v1/quality` ask on every request, and the
+   * store's answer is a `SELECT DISTINCT pair` over every record: it is reused for `pairsTtlMs` (60 s), one read at a
+   * time. The list only grows, and a pair the monitor records is in the feed (the topic) at once; one only in the
+   * store (a backfill, a monitor this API does not hear) appears within the TTL. A failed read is not kept.
+   */
   async allPairs(): Promise<string[]> {
-    return [...new Set([...this.knownPairs(), ...(await this.store.pairs())])].sort();
+    return [...new Set([...this.knownPairs(), ...(await this.pairsInStore())])].sort();
+  }
+
+  private pairsInStore(): Promise<readonly string[]> {
+    const cached = this.storePairs;
+    if (cached !== undefined && Date.now() - cached.at < this.pairsTtlMs)
+      return Promise.resolve(cached.pairs);
+    this.readingPairs ??= this.store.pairs().then(
+      (pairs) => {
+        this.storePairs = { at: Date.now(), pairs };
+        this.readingPairs = undefined;
+        return pairs;
+      },
+      (err: unknown) => {
+        this.readingPairs = undefined;
+        throw err;
+      },
+    );
+    return this.readingPairs;
   }
 }

@@ -1,5 +1,8 @@
 import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { log } from '../core/log.ts';
+import { StoreNotOpenError } from './opening-store.ts';
 
 /**
  * The catalogue of the API's error codes (the `error` of every error body, and of WebSocket error frames), like
@@ -77,4 +80,45 @@ export function refuse(
 ): void {
   if (req.headers.upgrade !== undefined) reply.raw.once('finish', () => req.raw.socket?.destroy());
   fail(reply, status, message, error);
+}
+
+const apiLog = log.child({ service: 'api' });
+
+/**
+ * 503 `store_unavailable` for a store read that failed (`message` names the store), logged as a fault with `context`.
+ * A store still opening (the service waits for it, and says so once in its log) is no fault of the request: its
+ * answer says so, with no log line per request.
+ */
+export function storeUnavailable(
+  reply: FastifyReply,
+  err: unknown,
+  message: string,
+  context: string,
+): FastifyReply {
+  if (err instanceof StoreNotOpenError) return fail(reply, 503, err.message, 'store_unavailable');
+  apiLog.error({ err }, context);
+  return fail(reply, 503, message, 'store_unavailable');
+}
+
+/**
+ * An error answered on a raw socket, outside Fastify (a request Node could not parse, a WebSocket handshake ws
+ * refuses), in the API's shape; the socket is closed once it is out. A reset or already closed socket gets nothing.
+ */
+export function rawError(
+  socket: Duplex,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify({ error: errorCode(status), message });
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\n${extra}Connection: close\r\n\r\n${body}`,
+    );
+  socket.destroy();
 }

@@ -1,4 +1,3 @@
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
@@ -15,7 +14,7 @@ import type { LatestPredictions } from './latest.ts';
 import type { NewsView } from './news-view.ts';
 import type { ApiOptions } from './options.ts';
 import type { PipelineHealthView } from './pipeline-health.ts';
-import { errorCode, fail } from './reply.ts';
+import { fail, rawError } from './reply.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { dashboardDataRoutes } from './routes/dashboard-data.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -56,6 +55,8 @@ export interface ApiDeps {
    * pair's newest record, as `/v1/errors` does — the last day of a recording, not an empty "last day" of wall time.
    */
   clock?: 'wall' | 'event';
+  /** What the API is still waiting for before it can be ready (stores being opened), for `/v1/ready`'s 503. */
+  waitingFor?: () => readonly string[] | undefined;
 }
 
 const hubs = new WeakMap<object, WsHub>();
@@ -81,13 +82,7 @@ function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'the request was not received in time']
         : [400, 'the request is not valid HTTP/1.1'];
-  const body = JSON.stringify({ error: errorCode(status), message });
-  if (socket.writable)
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
-    );
-  socket.destroy();
+  rawError(socket, status, message);
 }
 
 /** Builds the API (not listening): `await app.listen({ port })`, or `app.inject()` in tests. */
@@ -98,7 +93,9 @@ export function buildApi(deps: ApiDeps) {
     // No Fastify logger: with one, every request pays for a child logger and the response-time bookkeeping (half
     // again the bare server's CPU per request, measured by bench/api.ts). Errors are logged here, with pino.
     logger: false,
-    return503OnClosing: true,
+    // Fastify's own 503 while closing is `{ error: 'Service Unavailable', statusCode }`: the onRequest hook below
+    // answers instead, in the API's shape (Fastify still adds `Connection: close`).
+    return503OnClosing: false,
     // Fastify's default is no limit: a client sending a request (a body to an unknown route) a byte at a time held
     // its connection for ever. Node checks the limit every `connectionsCheckingInterval`.
     requestTimeout,
@@ -127,6 +124,22 @@ export function buildApi(deps: ApiDeps) {
   const hub = new WsHub(feeds, o.ws);
   hubs.set(app, hub);
   app.addHook('onClose', async () => hub.close());
+  // Closing: requests still arriving on open connections (keep-alive, pipelined) are refused before any other hook,
+  // so a load balancer or client retries elsewhere. preClose runs as soon as Fastify starts closing.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_req, reply, done) => {
+    if (!closing) return done();
+    fail(
+      reply,
+      503,
+      'the API is shutting down: retry (another instance, or this one once restarted)',
+      'service_unavailable',
+    );
+  });
 
   const keyed = (o.apiKeys?.length ?? 0) > 0;
   app.register(swagger, {
@@ -198,7 +211,7 @@ export function buildApi(deps: ApiDeps) {
     app.register(
       monitoringRoutes({ errors: deps.errors, model: deps.model, maxRangeMs: o.maxRangeMs ?? 31 * DAY }),
     );
-  app.register(healthRoutes({ latest: deps.latest, hub }));
+  app.register(healthRoutes({ latest: deps.latest, hub, waitingFor: deps.waitingFor }));
   app.register(metricsRoutes({ hub }));
   app.register(
     dashboardDataRoutes({

@@ -50,6 +50,19 @@ interface PairSub {
 
 const OPEN = 1;
 
+/** The largest frame a client may send (subscribe and unsubscribe frames are far smaller). */
+export const MAX_FRAME_BYTES = 4096;
+
+/**
+ * Reasons for the closes ws makes by itself when a client's frame breaks its rules: it sends the code alone (a bare
+ * 1009 for a frame over the limit), and has no option for a reason, but it calls the socket's own `close`.
+ */
+const LIBRARY_CLOSE_REASONS: Record<number, string> = {
+  1002: 'protocol error: not a valid WebSocket frame',
+  1007: 'a text frame that is not valid UTF-8',
+  1009: `a frame over ${MAX_FRAME_BYTES} bytes: send subscribe and unsubscribe frames only`,
+};
+
 /** A subscription's key: channel and pair. */
 const subKey = (channel: string, pair: string) => `${channel}|${pair}`;
 
@@ -116,8 +129,16 @@ export class WsHub {
     this.byPair.clear();
   }
 
+  /** Closes every client with 1001 (going away) and `reason`: the API is stopping. */
+  goingAway(reason: string): void {
+    for (const c of [...this.clients]) this.kick(c, 1001, reason);
+  }
+
   /** Takes over a freshly upgraded socket. */
   accept(socket: WebSocket): void {
+    const close = socket.close.bind(socket);
+    socket.close = (code?: number, reason?: string | Buffer) =>
+      close(code, reason ?? (code === undefined ? undefined : LIBRARY_CLOSE_REASONS[code]));
     if (this.clients.size >= this.maxClients) {
       this.stats.refusedFull++;
       socket.close(1013, `server full (${this.maxClients} connections): try again later`);

@@ -32,11 +32,24 @@ export class PostgresTable<T> implements Table<T> {
   }
 
   /** `postgres://user[:password]@host:port/db` — put a password in the URL only from the environment. */
-  static async open<T>(spec: TableSpec<T>, url: string): Promise<PostgresTable<T>> {
+  static async open<T>(
+    spec: TableSpec<T>,
+    url: string,
+    o: { signal?: AbortSignal } = {},
+  ): Promise<PostgresTable<T>> {
     const pool = pgPool(url);
     const t = new PostgresTable(spec, pool);
     // A database that is late or restarting is waited for (readiness says so), never a reason to exit.
-    await untilAvailable('postgresql', () => t.migrate(), { permanent: permanentPostgresError });
+    try {
+      await untilAvailable('postgresql', () => t.migrate(), {
+        permanent: permanentPostgresError,
+        signal: o.signal,
+      });
+    } catch (err) {
+      // Nobody will close a table that was never returned: its pool's sockets and timers would keep the process up.
+      await pool.end().catch(() => {});
+      throw err;
+    }
     return t;
   }
 

@@ -9,7 +9,7 @@ import { pairToUrl } from '../../schemas/common.ts';
 import type { ModelRegistry } from '../../training/registry/registry.ts';
 import type { NewsView } from '../news-view.ts';
 import type { PipelineHealthView } from '../pipeline-health.ts';
-import { errors, fail } from '../reply.ts';
+import { errors, fail, storeUnavailable } from '../reply.ts';
 import {
   CandlesQuerySchema,
   jsonSchema,
@@ -71,8 +71,7 @@ export function dashboardDataRoutes(deps: {
           if (items.length === limit) next = items[items.length - 1]!.windowEnd;
           return { pair: pairToUrl(q.pair), from, to, items, next };
         } catch (err) {
-          apiLog.error({ err }, 'candles read failed');
-          return fail(reply, 503, 'the candles store is unavailable', 'store_unavailable');
+          return storeUnavailable(reply, err, 'the candles store is unavailable', 'candles read failed');
         }
       },
     );
@@ -152,8 +151,7 @@ export function dashboardDataRoutes(deps: {
           // Plain JSON.stringify of number arrays: faster than a schema serialiser for 60,000 numbers.
           return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(body));
         } catch (err) {
-          apiLog.error({ err }, 'dashboard series failed');
-          return fail(reply, 503, 'a store is unavailable', 'store_unavailable');
+          return storeUnavailable(reply, err, 'a store is unavailable', 'dashboard series failed');
         }
       },
     );

@@ -4,8 +4,16 @@ import type { LatestPredictions } from '../latest.ts';
 import { ErrorJson, fail } from '../reply.ts';
 import type { WsHub } from '../ws.ts';
 
-/** `GET /v1/health` (liveness) and `GET /v1/ready` (503 until the latest cache is filled and subscribed). Public. */
-export function healthRoutes(deps: { latest: LatestPredictions; hub: WsHub }) {
+/**
+ * `GET /v1/health` (liveness) and `GET /v1/ready` (503 until the stores are open and the latest cache is filled and
+ * subscribed). Public.
+ */
+export function healthRoutes(deps: {
+  latest: LatestPredictions;
+  hub: WsHub;
+  /** Stores still opening (the API listens before they are open). */
+  waitingFor?: () => readonly string[] | undefined;
+}) {
   return async (r: FastifyInstance) => {
     r.get(
       '/v1/health',
@@ -48,6 +56,15 @@ export function healthRoutes(deps: { latest: LatestPredictions; hub: WsHub }) {
         },
       },
       async (_req, reply) => {
+        const waiting = deps.waitingFor?.() ?? [];
+        // The reason itself (a host, an error) is for the operator (the log, /ready on --metrics-port), not the public.
+        if (waiting.length > 0)
+          return fail(
+            reply,
+            503,
+            `waiting for ${waiting.join(', ')} to open (the service log says why)`,
+            'store_unavailable',
+          );
         if (!deps.latest.ready) return fail(reply, 503, 'loading the latest predictions', 'not_ready');
         return {
           status: 'ready' as const,

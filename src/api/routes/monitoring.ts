@@ -1,11 +1,10 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { log } from '../../core/log.ts';
 import { figures } from '../../monitoring/rolling-quality.ts';
 import { pairToUrl } from '../../schemas/common.ts';
 import { PredictionErrorSchema } from '../../schemas/prediction-error.ts';
 import type { ModelCard } from '../../training/registry/registry.ts';
 import type { ErrorsFeed } from '../errors-feed.ts';
-import { errors, fail } from '../reply.ts';
+import { errors, fail, storeUnavailable } from '../reply.ts';
 import {
   ErrorsQuerySchema,
   jsonSchema,
@@ -17,7 +16,6 @@ import {
 } from '../schemas.ts';
 
 const DAY = 86_400_000;
-const apiLog = log.child({ service: 'api' });
 const errorsQuery = zodQuery(ErrorsQuerySchema);
 const qualityQuery = zodQuery(QualityQuerySchema);
 
@@ -98,8 +96,7 @@ export function monitoringRoutes(deps: {
           }
           return { pair: pairToUrl(q.pair), from, to, items, next };
         } catch (err) {
-          apiLog.error({ err }, 'errors history failed');
-          return fail(reply, 503, 'the errors store is unavailable', 'store_unavailable');
+          return storeUnavailable(reply, err, 'the errors store is unavailable', 'errors history failed');
         }
       },
     );
@@ -121,8 +118,7 @@ export function monitoringRoutes(deps: {
           const missing = await unknownPair(deps.errors, pair, reply);
           if (missing) return missing;
         } catch (err) {
-          apiLog.error({ err }, 'errors store failed');
-          return fail(reply, 503, 'the errors store is unavailable', 'store_unavailable');
+          return storeUnavailable(reply, err, 'the errors store is unavailable', 'errors store failed');
         }
         const q = deps.errors.quality;
         const end = deps.errors.clock();

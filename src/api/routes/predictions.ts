@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { log } from '../../core/log.ts';
 import type { PredictionsStore } from '../../inference/predictions-store.ts';
 import { Pair, pairFromUrl, pairToUrl } from '../../schemas/common.ts';
 import type { LatestPredictions } from '../latest.ts';
-import { errors, fail } from '../reply.ts';
+import { errors, fail, storeUnavailable } from '../reply.ts';
 import {
   HistoryQuerySchema,
   jsonSchema,
@@ -15,7 +14,6 @@ import {
 
 const DAY = 86_400_000;
 const historyQuery = zodQuery(HistoryQuerySchema);
-const apiLog = log.child({ service: 'api' });
 
 /**
  * `GET /v1/predictions/latest?pair=BTC-USD`: from memory, a pre-serialised body per pair, no I/O.
@@ -39,7 +37,7 @@ export function predictionRoutes(deps: {
             required: ['pair'],
             properties: { pair: jsonSchema(UrlPairSchema, 'input') },
           },
-          response: { 200: PredictionJson, ...errors(400, 401, 404, 429) },
+          response: { 200: PredictionJson, ...errors(400, 401, 404, 429, 503) },
         },
         // Validated by hand below: the hit path is one map lookup.
         validatorCompiler: () => () => true,
@@ -57,6 +55,8 @@ export function predictionRoutes(deps: {
         const body = deps.latest.bodyFor(pairToUrl(pair));
         if (body !== undefined)
           return reply.header('content-type', 'application/json; charset=utf-8').send(body);
+        // Before the cache is loaded (the stores still opening, the feed starting) a miss says nothing of the pair.
+        if (!deps.latest.ready) return fail(reply, 503, 'loading the latest predictions', 'not_ready');
         return fail(reply, 404, `no prediction for ${pairToUrl(pair)} yet`);
       },
     );
@@ -90,8 +90,12 @@ export function predictionRoutes(deps: {
           }
           return { pair: pairToUrl(q.pair), from, to, items, next };
         } catch (err) {
-          apiLog.error({ err }, 'predictions history failed');
-          return fail(reply, 503, 'the predictions store is unavailable', 'store_unavailable');
+          return storeUnavailable(
+            reply,
+            err,
+            'the predictions store is unavailable',
+            'predictions history failed',
+          );
         }
       },
     );

@@ -1,7 +1,8 @@
+import type { Duplex } from 'node:stream';
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
-import { fail } from '../reply.ts';
-import type { WsHub } from '../ws.ts';
+import { fail, rawError } from '../reply.ts';
+import { MAX_FRAME_BYTES, type WsHub } from '../ws.ts';
 
 /**
  * `GET /v1/ws`: live predictions. The WebSocket plugin wraps the handler of every route of its context, so it is
@@ -9,7 +10,27 @@ import type { WsHub } from '../ws.ts';
  */
 export function wsRoutes(deps: { hub: WsHub }) {
   return async (r: FastifyInstance) => {
-    await r.register(websocket, { options: { maxPayload: 4096 } });
+    await r.register(websocket, {
+      options: { maxPayload: MAX_FRAME_BYTES },
+      // The plugin's default closes each client with no code at all: say why (1001, going away).
+      preClose(done) {
+        deps.hub.goingAway(
+          'the API is shutting down: reconnect (another instance, or this one once restarted)',
+        );
+        this.websocketServer.close();
+        done();
+      },
+    });
+    // A handshake ws refuses (a malformed Sec-WebSocket-Key or -Version): with a listener, ws leaves the answer to it
+    // instead of writing its own text/html 400. The request has left the HTTP server: the answer is written raw.
+    r.websocketServer.on('wsClientError', (err: Error, socket: Duplex) =>
+      rawError(
+        socket,
+        400,
+        `not a valid WebSocket handshake: ${err.message}`,
+        /Version/.test(err.message) ? { 'Sec-WebSocket-Version': '13, 8' } : {},
+      ),
+    );
     r.route({
       method: 'GET',
       url: '/v1/ws',

@@ -1,5 +1,5 @@
 import type { Candle } from '../../schemas/candle.ts';
-import { openTable } from '../../stores/open.ts';
+import { type OpenTableOptions, openTable } from '../../stores/open.ts';
 import type { Column, Table, TableSpec } from '../../stores/table.ts';
 
 /**
@@ -59,4 +59,5 @@ export const CANDLES_SPEC: TableSpec<Candle> = {
 
 export type CandlesTable = Table<Candle>;
 
-export const openCandlesTable = (url: string): Promise<CandlesTable> => openTable(CANDLES_SPEC, url);
+export const openCandlesTable = (url: string, o?: OpenTableOptions): Promise<CandlesTable> =>
+  openTable(CANDLES_SPEC, url, o);

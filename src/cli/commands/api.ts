@@ -1,4 +1,5 @@
 import { startApi } from '../../api/api-service.ts';
+import { openingStore } from '../../api/opening-store.ts';
 import { apiOptionsFromEnv } from '../../api/server.ts';
 import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
@@ -34,42 +35,82 @@ export async function apiService(opts: {
   const config = loadStreamConfig({ bus: opts.bus, pairs: opts.pairs });
   const port = apiPort(opts.port);
   const options = apiOptionsFromEnv();
+  // A stop ends the wait for stores that are not there yet, as it ends the running service.
+  const abort = new AbortController();
+  const unlisten = onStopSignal((signal) => {
+    log.info({ service: 'api', signal }, 'stopping');
+    abort.abort();
+  });
   const bus = await connectBus(config.bus);
   const storeUrl = opts.store ?? DEFAULT_PREDICTIONS_STORE;
-  const store = await openPredictionsStore(storeUrl);
-  const errorsStore = await openErrorsStore(storeUrl);
-  const candlesTable = await openCandlesTable(storeUrl);
+  // The stores open in the background (a PostgreSQL that is down or does not answer is waited for): the API listens
+  // at once, answers what needs a store with 503 store_unavailable naming it, and is ready as soon as they are open.
+  const signal = abort.signal;
+  const store = openingStore('the predictions store', openPredictionsStore(storeUrl, { signal }));
+  // The monitoring pipeline's records live beside the predictions (same store URL).
+  const errorsStore = openingStore('the errors store', openErrorsStore(storeUrl, { signal }));
+  const candlesTable = openingStore('the candles store', openCandlesTable(storeUrl, { signal }));
+  const stores = {
+    'the predictions store': store,
+    'the errors store': errorsStore,
+    'the candles store': candlesTable,
+  };
   const registry = await openRegistry(opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY);
-  const api = await startApi({
-    bus,
-    store,
-    pairs: config.pairs,
-    registry,
-    modelName: opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME,
-    port,
-    host: setting('CRYPTOCAST_API_HOST'),
-    options,
-    // The monitoring pipeline's records live beside the predictions (same store URL).
-    errorsStore,
-    qualityClock: opts.clock ?? 'wall',
-    candlesTable,
-  });
-  markStarted();
+  const closeAll = async () => {
+    await registry.close();
+    for (const s of Object.values(stores)) await s.close();
+    // An opening that the stop cut short has closed what it held once it settles.
+    await Promise.allSettled(Object.values(stores).map((s) => s.opened));
+    await bus.close();
+  };
+  let api: Awaited<ReturnType<typeof startApi>>;
+  try {
+    api = await startApi({
+      bus,
+      store,
+      pairs: config.pairs,
+      registry,
+      modelName: opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME,
+      port,
+      host: setting('CRYPTOCAST_API_HOST'),
+      options,
+      errorsStore,
+      qualityClock: opts.clock ?? 'wall',
+      candlesTable,
+      storesOpen: {
+        what: () =>
+          Object.entries(stores)
+            .filter(([, s]) => !s.isOpen)
+            .map(([name]) => name),
+        opened: Promise.all(Object.values(stores).map((s) => s.opened)),
+      },
+    });
+  } catch (err) {
+    abort.abort();
+    await closeAll();
+    unlisten();
+    throw err;
+  }
   log.info(
     { service: 'api', bus: config.bus, port: api.port, apiKeys: (options.apiKeys?.length ?? 0) > 0 },
     `running: dashboard on http://127.0.0.1:${api.port}/`,
   );
+  // Ready: the probe on --metrics-port turns 200. A store that cannot open (a refused password, a path that is not a
+  // DuckDB file) ends the service with its error, as it did when the stores were opened before listening.
+  let failure: unknown;
+  api.ready.then(
+    () => markStarted(),
+    (err: unknown) => {
+      if (!abort.signal.aborted) failure = err;
+      abort.abort();
+    },
+  );
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ service: 'api', signal }, 'stopping');
-      resolve();
-    };
-    onStopSignal(stop);
+    if (abort.signal.aborted) resolve();
+    else abort.signal.addEventListener('abort', () => resolve(), { once: true });
   });
   await api.close();
-  await registry.close();
-  await errorsStore.close();
-  await candlesTable.close();
-  await store.close();
-  await bus.close();
+  await closeAll();
+  unlisten();
+  if (failure !== undefined) throw failure;
 }

@@ -1,4 +1,4 @@
-import { openTable } from '../../stores/open.ts';
+import { type OpenTableOptions, openTable } from '../../stores/open.ts';
 import type { PredictionsStore } from '../predictions-store.ts';
 import { PREDICTIONS_SPEC } from './rows.ts';
 import { TablePredictionsStore } from './table-store.ts';
@@ -12,8 +12,8 @@ import { TablePredictionsStore } from './table-store.ts';
  * writing: a predictor started as its own process (`cryptocast service predictor`) while another process holds
  * the file fails to open it. Give it its own file (`duckdb:.data/predictions.duckdb`) or use PostgreSQL there.
  */
-export async function openPredictionsStore(url: string): Promise<PredictionsStore> {
-  const table = await openTable(PREDICTIONS_SPEC, url);
+export async function openPredictionsStore(url: string, o?: OpenTableOptions): Promise<PredictionsStore> {
+  const table = await openTable(PREDICTIONS_SPEC, url, o);
   return new TablePredictionsStore(table.kind, table);
 }
 

@@ -1,5 +1,5 @@
 import type { PredictionError } from '../../schemas/prediction-error.ts';
-import { openTable } from '../../stores/open.ts';
+import { type OpenTableOptions, openTable } from '../../stores/open.ts';
 import type { Table } from '../../stores/table.ts';
 import type { ErrorsStore } from './errors-store.ts';
 import { ERRORS_SPEC } from './rows.ts';
@@ -56,7 +56,7 @@ class TableErrorsStore implements ErrorsStore {
 }
 
 /** Opens the errors store by URL: `duckdb:PATH` (embedded, shares the file's database) or `postgres://…`. */
-export async function openErrorsStore(url: string): Promise<ErrorsStore> {
-  const table = await openTable(ERRORS_SPEC, url);
+export async function openErrorsStore(url: string, o?: OpenTableOptions): Promise<ErrorsStore> {
+  const table = await openTable(ERRORS_SPEC, url, o);
   return new TableErrorsStore(table.kind, table);
 }

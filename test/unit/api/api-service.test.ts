@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { championCard, startApi } from '../../../src/api/api-service.ts';
+import { openingStore } from '../../../src/api/opening-store.ts';
+import { openPredictionsStore } from '../../../src/inference/store/open.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import type { ModelCard, ModelRegistry } from '../../../src/training/registry/registry.ts';
 import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
-import { waitFor } from '../../support/wait.ts';
+import { settlesWithin, waitFor } from '../../support/wait.ts';
 
 const MIN = 60_000;
 const T0 = Math.floor(Date.now() / MIN) * MIN - 3_600_000;
@@ -49,6 +54,74 @@ test('startApi: cold start from the store, live from the bus, served over HTTP; 
   assert.equal((await fetch(`${base}/v1/model`)).status, 404, 'no registry: no champion');
   await api.close();
   await bus.close();
+});
+
+test('startApi on a store still opening: listens at once, 503s naming the store, ready once it opens (no restart)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-api-opening-'));
+  const url = `duckdb:${join(dir, 'p.duckdb')}`;
+  const seed = await openPredictionsStore(url);
+  await seed.write([prediction('ETH/USD', T0)]);
+  await seed.close();
+  // The store "comes up" when the test says so: until then its opening is pending, as a PostgreSQL that is down is.
+  let comeUp!: () => void;
+  const up = new Promise<void>((resolve) => {
+    comeUp = resolve;
+  });
+  const store = openingStore(
+    'the predictions store',
+    up.then(() => openPredictionsStore(url)),
+  );
+  const bus = new InProcessBus();
+  const api = await settlesWithin(
+    startApi({
+      bus,
+      store,
+      pairs: ['ETH/USD'],
+      port: 0,
+      host: '127.0.0.1',
+      storesOpen: { what: () => (store.isOpen ? [] : ['the predictions store']), opened: store.opened },
+    }),
+    10_000,
+    'startApi to listen while its store is not open',
+  );
+  try {
+    const base = `http://127.0.0.1:${api.port}`;
+    const get = async (path: string) => {
+      const r = await fetch(`${base}${path}`);
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    assert.equal((await get('/v1/health')).status, 200, 'alive while waiting');
+    assert.deepEqual(await get('/v1/ready'), {
+      status: 503,
+      body: {
+        error: 'store_unavailable',
+        message: 'waiting for the predictions store to open (the service log says why)',
+      },
+    });
+    assert.deepEqual(await get(`/v1/predictions?pair=ETH-USD&from=${T0 - MIN}&to=${T0 + MIN}`), {
+      status: 503,
+      body: { error: 'store_unavailable', message: 'the predictions store is not open yet: waiting for it' },
+    });
+    assert.deepEqual(await get('/v1/predictions/latest?pair=ETH-USD'), {
+      status: 503,
+      body: { error: 'not_ready', message: 'loading the latest predictions' },
+    });
+
+    comeUp();
+    await settlesWithin(api.ready, 10_000, 'the API to be ready once its store opened');
+    const ready = await get('/v1/ready');
+    assert.equal(ready.status, 200);
+    assert.deepEqual(ready.body.pairs, ['ETH-USD'], 'the cold start read the store once it opened');
+    const history = await get(`/v1/predictions?pair=ETH-USD&from=${T0 - MIN}&to=${T0 + MIN}`);
+    assert.equal(history.status, 200);
+    assert.equal((history.body.items as unknown[]).length, 1);
+    assert.equal((await get('/v1/predictions/latest?pair=ETH-USD')).status, 200);
+  } finally {
+    await api.close();
+    await store.close();
+    await bus.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('championCard reads the registry at most once per TTL', async () => {

@@ -11,7 +11,7 @@ import type { Prediction } from '../../../src/schemas/prediction.ts';
 import type { ModelCard } from '../../../src/training/registry/registry.ts';
 import { coded } from '../../support/errors.ts';
 import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
-import { settlesWithin } from '../../support/wait.ts';
+import { settlesWithin, waitFor } from '../../support/wait.ts';
 
 const T0 = Date.UTC(2026, 10, 1, 12, 0);
 const MIN = 60_000;
@@ -399,6 +399,73 @@ describe('requests Fastify or Node refuse before routing', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+test('a request arriving while the API closes gets a JSON 503 in the API shape, and Connection: close', async () => {
+  // A history read that waits for the test: the first request holds its connection open while the API closes.
+  let entered!: () => void;
+  const inside = new Promise<void>((r) => {
+    entered = r;
+  });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const store = new (class extends MemoryPredictionsStore {
+    override async history(...args: Parameters<MemoryPredictionsStore['history']>) {
+      entered();
+      await gate;
+      return super.history(...args);
+    }
+  })();
+  const latest = new LatestPredictions();
+  latest.markReady();
+  const app = buildApi({ latest, store });
+  let closing!: () => void;
+  const closingSeen = new Promise<void>((r) => {
+    closing = r;
+  });
+  app.addHook('preClose', (done) => {
+    closing();
+    done();
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  let requests = 0;
+  app.server.on('request', () => requests++);
+  const port = (app.server.address() as AddressInfo).port;
+  let out = '';
+  const sock = connect(port, '127.0.0.1');
+  const ended = new Promise<string>((resolve, reject) => {
+    sock.on('data', (d) => {
+      out += d;
+    });
+    sock.on('close', () => resolve(out));
+    sock.on('error', reject);
+  });
+  sock.write(`GET /v1/predictions?pair=BTC-USD&from=${T0}&to=${T0 + MIN} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  await settlesWithin(inside, 5_000, 'the first request to reach the store');
+  const closed = app.close();
+  await settlesWithin(closingSeen, 5_000, 'the API to start closing');
+  // The second request on the same (busy, so not idle-closed) connection: Fastify routes it while closing.
+  sock.write('GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n');
+  await waitFor(
+    'the second request to arrive',
+    () => requests,
+    (n) => n >= 2,
+    { timeoutMs: 5_000, everyMs: 10 },
+  );
+  release();
+  const answer = await settlesWithin(ended, 5_000, () => `the server to close the connection; got ${out}`);
+  await closed;
+  const second = answer.slice(answer.indexOf('HTTP/1.1', 1));
+  const [head, body] = second.split('\r\n\r\n');
+  assert.match(head!, /^HTTP\/1\.1 503 /);
+  assert.match(head!, /connection: close/i);
+  assert.match(head!, /content-type: application\/json/i);
+  assert.deepEqual(JSON.parse(body!), {
+    error: 'service_unavailable',
+    message: 'the API is shutting down: retry (another instance, or this one once restarted)',
   });
 });
 

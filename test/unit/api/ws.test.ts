@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { LatestPredictions } from '../../../src/api/latest.ts';
@@ -428,6 +429,53 @@ describe('WebSocket /v1/ws', () => {
       },
     );
     c.close();
+  });
+
+  test('what ws refuses by itself says why: a bad handshake gets a JSON 400, a frame over 4096 bytes a 1009 with a reason', async () => {
+    const s = await serve();
+    const answer = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const sock = connect(s.port, '127.0.0.1', () =>
+        sock.write(
+          'GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+            'Sec-WebSocket-Key: not-a-key\r\nSec-WebSocket-Version: 13\r\n\r\n',
+        ),
+      );
+      sock.on('data', (d) => {
+        out += d;
+      });
+      // Only the server can end it: the client side stays open.
+      sock.on('close', () => resolve(out));
+      sock.on('error', reject);
+    });
+    const [head, body] = answer.split('\r\n\r\n');
+    assert.match(head!, /^HTTP\/1\.1 400 Bad Request/);
+    assert.match(head!, /content-type: application\/json/i);
+    assert.deepEqual(JSON.parse(body!), {
+      error: 'bad_request',
+      message: 'not a valid WebSocket handshake: Missing or invalid Sec-WebSocket-Key header',
+    });
+
+    const c = await Client.connect(s.port);
+    c.send(JSON.stringify({ type: 'subscribe', pairs: ['BTC-USD'], pad: 'x'.repeat(5000) }));
+    await c.until(() => c.closed !== undefined, 'the close');
+    assert.deepEqual(c.closed, {
+      code: 1009,
+      reason: 'a frame over 4096 bytes: send subscribe and unsubscribe frames only',
+    });
+  });
+
+  test('clients are told when the API stops: 1001 with a reason', async () => {
+    const s = await serve();
+    const c = await Client.connect(s.port);
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'] });
+    await c.until(() => c.msgs.some((m) => m.type === 'subscribed'), 'subscribed');
+    await s.app.close();
+    await c.until(() => c.closed !== undefined, 'the close');
+    assert.deepEqual(c.closed, {
+      code: 1001,
+      reason: 'the API is shutting down: reconnect (another instance, or this one once restarted)',
+    });
   });
 
   test('connections beyond maxClients are closed with 1013; one freed lets the next in', async () => {

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { exitedWithin, runCli } from '../support/cli.ts';
+import { freePort } from '../support/ports.ts';
+import { waitFor } from '../support/wait.ts';
+
+/**
+ * `cryptocast service api` whose PostgreSQL is unreachable at start listens at once: what needs a store answers a
+ * JSON 503 naming it, /v1/ready says what it waits for, and a stop ends it while it still waits. No PostgreSQL is
+ * started: the store URL points at a TCP server that accepts and never answers, or at a port where nothing listens.
+ * (That it is ready once the store opens, without a restart, is test/unit/api/api-service.test.ts, on DuckDB.)
+ */
+const dir = mkdtempSync(join(tmpdir(), 'cc-api-unreachable-'));
+const sockets = new Set<Socket>();
+const silent: Server = createServer((s) => {
+  sockets.add(s);
+  s.on('close', () => sockets.delete(s));
+});
+after(async () => {
+  for (const s of sockets) s.destroy();
+  await new Promise<void>((r) => silent.close(() => r()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function get(url: string) {
+  const r = await fetch(url);
+  return { status: r.status, body: (await r.json()) as { error?: string; message?: string } };
+}
+
+describe('service api with its store unreachable at start', () => {
+  for (const kind of ['accepts and never answers', 'nothing listens'] as const)
+    it(`listens at once and answers 503 store_unavailable naming the store (${kind})`, async () => {
+      let pgPort: number;
+      if (kind === 'nothing listens') pgPort = await freePort();
+      else {
+        await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+        pgPort = (silent.address() as { port: number }).port;
+      }
+      const port = await freePort();
+      const api = runCli(
+        [
+          'service',
+          'api',
+          '--bus',
+          'memory',
+          '--store',
+          `postgres://cc@127.0.0.1:${pgPort}/cc`,
+          '--registry',
+          join(dir, `registry-${port}`),
+          '--port',
+          String(port),
+        ],
+        { CRYPTOCAST_LOG_LEVEL: 'warn' },
+      );
+      try {
+        const base = `http://127.0.0.1:${port}`;
+        // Well inside the 10 s a PostgreSQL connection may take before it counts as failed.
+        await waitFor(
+          'the API to listen',
+          () => fetch(`${base}/v1/health`).then((r) => r.status),
+          (s) => s === 200,
+          {
+            timeoutMs: 8_000,
+            everyMs: 100,
+          },
+        );
+        assert.deepEqual(await get(`${base}/v1/ready`), {
+          status: 503,
+          body: {
+            error: 'store_unavailable',
+            message:
+              'waiting for the predictions store, the errors store, the candles store to open (the service log says why)',
+          },
+        });
+        assert.deepEqual(await get(`${base}/v1/predictions?pair=BTC-USD`), {
+          status: 503,
+          body: {
+            error: 'store_unavailable',
+            message: 'the predictions store is not open yet: waiting for it',
+          },
+        });
+        assert.deepEqual(await get(`${base}/v1/quality?pair=BTC-USD`), {
+          status: 503,
+          body: { error: 'store_unavailable', message: 'the errors store is not open yet: waiting for it' },
+        });
+        assert.deepEqual(await get(`${base}/v1/candles?pair=BTC-USD`), {
+          status: 503,
+          body: { error: 'store_unavailable', message: 'the candles store is not open yet: waiting for it' },
+        });
+      } finally {
+        api.child.kill('SIGTERM');
+      }
+      // A stop while it waits ends it cleanly (a connection attempt in flight may take its 10 s timeout).
+      assert.equal(await exitedWithin(api, 30_000, 'service api to stop while waiting'), 0, api.stderr());
+    });
+});
