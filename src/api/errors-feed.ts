@@ -59,9 +59,15 @@ export class ErrorsFeed extends Feed<PredictionError> {
     return super.add(e, quiet);
   }
 
-  /** Where the windows end now. */
+  /**
+   * Where the windows end now. On the event clock before the first record (a cold start, the rebuild not done yet)
+   * the stream has no time: the wall clock stands in, so the windows read as empty rather than ending at −∞ (which
+   * no answer can carry).
+   */
   clock(): number {
-    return this.clockKind === 'wall' ? Date.now() : this.quality.clock;
+    if (this.clockKind === 'wall') return Date.now();
+    const c = this.quality.clock;
+    return Number.isFinite(c) ? c : Date.now();
   }
 
   override async start(o: { bus: Bus; pairs: readonly string[]; group?: string }): Promise<void> {

@@ -68,3 +68,29 @@ test('/v1/errors and /v1/quality reuse the store’s pair list; a pair only in t
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('on the event clock before any record is in the feed, /v1/quality and /v1/errors answer (empty windows), not 500', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-errors-event-'));
+  const store = await openErrorsStore(`duckdb:${join(dir, 'e.duckdb')}`);
+  await store.write([record('BTC/USD')]); // the pair is known (the store), the feed has heard nothing yet
+  mock.timers.enable({ apis: ['Date'], now: T + M });
+  t.after(() => mock.timers.reset());
+  const errors = new ErrorsFeed(store, { clock: 'event' });
+  errors.markReady();
+  const latest = new LatestPredictions();
+  latest.markReady();
+  const app = buildApi({ latest, store: new MemoryPredictionsStore(), errors });
+  try {
+    const quality = await app.inject({ method: 'GET', url: '/v1/quality?pair=BTC-USD' });
+    assert.equal(quality.statusCode, 200, quality.body);
+    const body = quality.json() as { clock: number; windows: Record<string, { count: number }> };
+    assert.equal(body.clock, T + M, 'the wall clock stands in');
+    assert.ok(Object.values(body.windows).every((w) => w.count === 0));
+    const page = await app.inject({ method: 'GET', url: '/v1/errors?pair=BTC-USD' });
+    assert.equal(page.statusCode, 200, page.body);
+  } finally {
+    await app.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
