@@ -194,18 +194,21 @@ describe('InProcessBus', () => {
     await bus.close();
   });
 
-  it('a record the handler can never take is dead-lettered once, the rest flows on; an outage is only retried', async () => {
+  /**
+   * 40 records through a subscription whose handler throws `fail()` on a batch holding a record `bad` picks, after
+   * `outage` failures of the first batch with a plain Error (a store away). What it took, and what was dead-lettered.
+   */
+  async function throughPoison(name: string, bad: (n: number) => boolean, fail: () => Error, outage = 0) {
     const bus = new InProcessBus({ maxBatch: 10 });
-    const topic = defineTopic<Msg>({ ...numbers, name: 'poisoned', partitions: 1 });
+    const topic = defineTopic<Msg>({ ...numbers, name, partitions: 1 });
     const got: number[] = [];
-    let outage = 4;
     const sub = await bus.subscribe<Msg>({
       topic,
       group: 'g',
       service: 't',
       handle: (b) => {
         if (b.records[0]!.offset === 0n && outage-- > 0) throw new Error('store unavailable');
-        if (b.records.some((r) => r.value.n === 23)) throw new RangeError('invalid array length');
+        if (b.records.some((r) => bad(r.value.n))) throw fail();
         got.push(...b.records.map((r) => r.value.n));
         return undefined;
       },
@@ -214,50 +217,42 @@ describe('InProcessBus', () => {
     await bus.publish(topic, msgs(40, ['A']));
     await sub.caughtUp();
     await caughtUp();
-    assert.deepEqual(
+    await bus.close();
+    return {
       got,
-      Array.from({ length: 40 }, (_, i) => i).filter((n) => n !== 23),
+      dead: dead.map((d) => d.value),
+      expected: Array.from({ length: 40 }, (_, i) => i).filter((n) => !bad(n)),
+    };
+  }
+
+  it('a record the handler can never take is dead-lettered once, the rest flows on; an outage is only retried', async () => {
+    const { got, dead, expected } = await throughPoison(
+      'poisoned',
+      (n) => n === 23,
+      () => new RangeError('invalid array length'),
+      4,
     );
+    assert.deepEqual(got, expected);
     assert.deepEqual(
-      dead.map((d) => [d.value.kind, d.value.offset, JSON.parse(d.value.payload).n]),
+      dead.map((d) => [d.kind, d.offset, JSON.parse(d.payload).n]),
       [['handler-error', '23', 23]],
     );
-    assert.match(
-      dead[0]!.value.reason,
-      /failed 3 times on this record alone: RangeError: invalid array length/,
-    );
-    await bus.close();
+    assert.match(dead[0]!.reason, /failed 3 times on this record alone: RangeError: invalid array length/);
   });
 
   it('three bad records in a row are each dead-lettered and the partition goes on (a burst is not a state fault)', {
     timeout: 60_000,
   }, async () => {
-    const bus = new InProcessBus({ maxBatch: 10 });
-    const topic = defineTopic<Msg>({ ...numbers, name: 'burst', partitions: 1 });
-    const got: number[] = [];
-    const sub = await bus.subscribe<Msg>({
-      topic,
-      group: 'g',
-      service: 't',
-      handle: (b) => {
-        if (b.records.some((r) => r.value.n >= 23 && r.value.n <= 25)) throw new TypeError('x is undefined');
-        got.push(...b.records.map((r) => r.value.n));
-        return undefined;
-      },
-    });
-    const { dead, caughtUp } = await deadLetters(bus);
-    await bus.publish(topic, msgs(40, ['A']));
-    await sub.caughtUp();
-    await caughtUp();
-    assert.deepEqual(
-      got,
-      Array.from({ length: 40 }, (_, i) => i).filter((n) => n < 23 || n > 25),
+    const { got, dead, expected } = await throughPoison(
+      'burst',
+      (n) => n >= 23 && n <= 25,
+      () => new TypeError('x is undefined'),
     );
+    assert.deepEqual(got, expected);
     assert.deepEqual(
-      dead.map((d) => d.value.offset),
+      dead.map((d) => d.offset),
       ['23', '24', '25'],
     );
-    await bus.close();
   });
 
   it('a stage that commits behind (nothing committed at all) still gets a poison record dead-lettered', async () => {
