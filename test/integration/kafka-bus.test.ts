@@ -439,30 +439,29 @@ describe('KafkaBus on a real Kafka broker', () => {
     const sent = msgs(2_000);
     await b1.publish(numbers, sent);
     const got: (Delivered<Msg> & { member: string })[] = [];
-    // The first member holds a batch in flight, on the test's word, while the second one joins: the rebalance
-    // happens in the middle of consumption at a point the test chose, not at one a machine's speed chose.
-    let hold: Promise<void> | undefined;
+    // The first member holds its first batch after 200 records, on the test's word, while the second one joins: the
+    // rebalance happens in the middle of consumption at a point the test chose, not at one a machine's speed chose
+    // (a fast machine had consumed every record before a hold set from outside the handler was seen).
     let release = () => {};
+    const hold = new Promise<void>((r) => {
+      release = r;
+    });
+    t.after(() => release()); // a failure must not leave the handler waiting: closing the bus awaits it
     let holding = false;
     const member = (name: string) => ({
       topic: numbers,
       group: 'g',
       service: 'test',
       handle: async (b: Batch<Msg>) => {
-        if (name === 'a' && hold !== undefined) {
+        if (name === 'a' && !holding && got.length >= 200) {
           holding = true;
           await hold;
-          hold = undefined;
         }
         got.push(...b.records.map((r) => ({ ...r, member: name })));
         return undefined;
       },
     });
     const sa = await b1.subscribe<Msg>(member('a'));
-    await until('some progress', () => got.length >= 200);
-    hold = new Promise<void>((r) => {
-      release = r;
-    });
     await until('the first member to hold a batch', () => holding);
     const sc = await b2.subscribe<Msg>(member('c')); // the rebalance, while the first member is busy
     await until('the new member to read its partitions', () => got.some((r) => r.member === 'c'));
