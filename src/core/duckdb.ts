@@ -120,3 +120,45 @@ function release(key: string, db: SharedDatabase): void {
     if (closing.get(key) === done) closing.delete(key);
   });
 }
+
+/**
+ * Why a DuckDB error will not pass with a retry, or undefined when it may (a conflict, a lock, a busy file): the disk
+ * is full, the file system is read-only, or the file is damaged (DuckDB then invalidates the database, and every
+ * later statement fails the same way). `cryptocast run` stops on these with one clear line instead of re-reading
+ * its input for ever; a service keeps retrying (the disk may be freed, the volume remounted).
+ */
+export type LastingStoreFailure = 'full' | 'read-only' | 'damaged';
+
+export function lastingStoreFailure(err: unknown): LastingStoreFailure | undefined {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/No space left on device|Disk quota exceeded/i.test(msg)) return 'full';
+  if (/Read-only file system/i.test(msg)) return 'read-only';
+  if (/Corrupt database file|not a valid DuckDB database file|database has been invalidated/i.test(msg))
+    return 'damaged';
+  return undefined;
+}
+
+/** The catalogued error for a lasting failure of the store file `path`: what happened, and what to do. */
+export function lastingStoreError(path: string, why: LastingStoreFailure, err: unknown) {
+  // The line that says why (DuckDB puts the original error of an invalidated database on a later line).
+  const lines = (err instanceof Error ? err.message : String(err)).split('\n');
+  const detail = (lines.find((l) => lastingStoreFailure(l) === why) ?? lines[0]!)
+    .replace(/^\s*(Original Error:\s*)?/i, '')
+    .slice(0, 300);
+  const what = {
+    full: `the disk of the store file ${path} is full`,
+    'read-only': `the store file ${path} is on a read-only file system`,
+    damaged: `the store file ${path} is damaged`,
+  }[why];
+  const hint = {
+    full:
+      'free space on that disk (or give the store a file on another disk with --store duckdb:PATH), then run the ' +
+      'same command again: what was reported stored is kept, and a replay writes the rest',
+    'read-only': 'give the store a file on a writable disk (--store duckdb:PATH)',
+    damaged:
+      'it was not changed: move it and its .wal file aside (keep them if you need what they hold) and run again to ' +
+      'start a new store, ' +
+      'or give another file with --store duckdb:PATH',
+  }[why];
+  return fail(ERR.STORE, `${what} (${detail})`, { hint, cause: err });
+}

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ERR } from '../../src/core/errors.ts';
+import { LocalRegistry } from '../../src/training/registry/local.ts';
+import { MODEL_COLUMNS } from '../../src/training/sources.ts';
+import { registerModel, stumpModel } from '../support/champion.ts';
+import { exitedWithin, runCli } from '../support/cli.ts';
+import { countsInNewProcess } from '../support/duckdb-file.ts';
+
+/**
+ * `cryptocast run` on a store file that stops taking writes half-way: a disk that fills, a file damaged in its middle.
+ * The stages used to retry for ever (re-reading their input, logging the same error many times a second; a full disk
+ * read "cannot rollback - no transaction is active"), so the run never ended and never said why. Now it stops with
+ * one CC_ERR_STORE line that says what happened and what to do, and the file keeps what the run reported stored.
+ * Needs none of Kafka, PostgreSQL, MLflow or OpenSearch; the full disk is a 3 MB tmpfs, so that case needs root.
+ */
+const made: string[] = [];
+after(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+const dir = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
+};
+const args = (file: string, replay: string) => [
+  'run',
+  '--json',
+  '--port',
+  '0',
+  '--no-news',
+  '--replay',
+  replay,
+  '--store',
+  `duckdb:${file}`,
+];
+const FEATURES = ['fs_technical_v1', 'pair, window_end'] as const;
+const PREDICTIONS = ['predictions_v1', 'pair, window_end, model_version'] as const;
+const ERRORS = ['prediction_errors_v1', 'pair, window_end, model_name, model_version'] as const;
+
+/** Exit 1, CC_ERR_STORE with `pattern` on the error line, its hint, and no stack trace after it. */
+function storeRefused(stderr: string, pattern: RegExp): void {
+  const at = stderr.lastIndexOf('cryptocast: ');
+  assert.ok(at >= 0, stderr.slice(-2000));
+  const end = stderr.slice(at);
+  assert.match(end, new RegExp(`\\[${ERR.STORE.code}\\]`), end);
+  assert.match(end, pattern, end);
+  assert.match(end, /\n {2}hint: /);
+  assert.doesNotMatch(end, /\n\s+at /, 'no stack trace');
+}
+
+function mountTmpfs(size: string): string | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const d = dir('cc-full-');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', d], { stdio: 'ignore' });
+  } catch {
+    return undefined;
+  }
+  return d;
+}
+
+describe('cryptocast run on a store that stops taking writes', () => {
+  // A champion of the test's own, so that predictions and error records are written too, whatever model is trained.
+  const env: NodeJS.ProcessEnv = {};
+  before(async () => {
+    const registry = dir('cc-faults-registry-');
+    const flat = (a: number, b: number) => stumpModel(MODEL_COLUMNS.length, [{ f: 0, c: 0, a, b }]);
+    await registerModel(new LocalRegistry(registry), 'cryptocast-price', MODEL_COLUMNS, {
+      model: flat(-0.4, 0.6),
+      p10: flat(-8, -6),
+      p90: flat(6, 8),
+    });
+    env.CRYPTOCAST_REGISTRY = registry;
+    env.CRYPTOCAST_MODEL_NAME = 'cryptocast-price';
+  });
+  const full = mountTmpfs('3m');
+  after(() => {
+    if (full) execFileSync('umount', [full]);
+  });
+
+  it('a disk that fills mid-run: CC_ERR_STORE "is full" and an end; the file holds what was reported', {
+    skip: full === undefined && 'mounting a small tmpfs needs root',
+  }, async () => {
+    const file = join(full!, 'cryptocast.duckdb');
+    // A month does not fit in 3 MB: the disk fills after a few thousand rows.
+    const run = runCli(args(file, '2022-05'), env);
+    const code = await exitedWithin(run, 60_000, 'the run on a full disk to end');
+    assert.equal(code, ERR.STORE.exitCode, run.stderr().slice(-3000));
+    storeRefused(
+      run.stderr(),
+      /the disk of the store file .*cryptocast\.duckdb is full \(.*No space left on device/,
+    );
+    assert.doesNotMatch(run.stderr(), /cannot rollback/, 'the failure itself, not the ROLLBACK after it');
+    const reported = run.events.filter((e) => e.event === 'stored').at(-1);
+    assert.ok(
+      reported && (reported.featureRows as number) > 0,
+      'some rows were stored before the disk filled',
+    );
+    // The file and its WAL, moved to a disk with room (what a user does next), open and hold what was reported.
+    const moved = join(dir('cc-full-moved-'), 'cryptocast.duckdb');
+    copyFileSync(file, moved);
+    if (existsSync(`${file}.wal`)) copyFileSync(`${file}.wal`, `${moved}.wal`);
+    const rows = (t: readonly [string, string]) => countsInNewProcess(moved, t[0], t[1]);
+    assert.deepEqual(rows(FEATURES), { rows: reported.featureRows, keys: reported.featureRows });
+    assert.deepEqual(rows(PREDICTIONS), { rows: reported.predictions, keys: reported.predictions });
+    assert.deepEqual(rows(ERRORS), { rows: reported.errorRecords, keys: reported.errorRecords });
+  });
+
+  it('a store file damaged in its middle: CC_ERR_STORE "is damaged" and an end; the file is not changed', async () => {
+    const d = dir('cc-damaged-');
+    const file = join(d, 'cryptocast.duckdb');
+    const first = runCli(args(file, '2022-05-09'), env);
+    assert.equal(await exitedWithin(first, 120_000, 'the first run'), 0, first.stderr().slice(-2000));
+    // Random bytes over the data blocks (the headers, the first 12 KB, stay): DuckDB finds the bad checksum when
+    // it reads them, after the file opened.
+    const fd = openSync(file, 'r+');
+    writeSync(fd, randomBytes(200_000), 0, 200_000, 300_000);
+    closeSync(fd);
+    const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
+    const run = runCli(args(file, '2022-05-09'), env);
+    const code = await exitedWithin(run, 60_000, 'the run on a damaged file to end');
+    assert.equal(code, ERR.STORE.exitCode, run.stderr().slice(-3000));
+    storeRefused(run.stderr(), /the store file .*cryptocast\.duckdb is damaged \(.*Corrupt database file/);
+    assert.match(run.stderr(), /move it and its \.wal file aside/);
+    assert.equal(
+      createHash('sha256').update(readFileSync(file)).digest('hex'),
+      sha,
+      'the file is not changed',
+    );
+  });
+});
