@@ -63,7 +63,19 @@ async function createInstance(path: string): Promise<DuckDBInstance> {
     const msg = (err as Error).message;
     if (/Could not set lock/i.test(msg))
       throw fail(ERR.STORE_LOCKED, `the store file ${path} is in use by another process`, { cause: err });
-    throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: ${msg.split('\n')[0]}`, { cause: err });
+    // The URL is fine when the file is what is wrong: say what to do about the file.
+    const why = /Could not read enough bytes/i.test(msg) ? 'damaged' : lastingStoreFailure(msg);
+    const hint =
+      why === 'damaged'
+        ? 'the file is not a DuckDB database, or is damaged or cut short; it was not changed: move it aside (and ' +
+          'its .wal file) to start a new store there, or give another file with --store duckdb:PATH'
+        : why === 'read-only'
+          ? 'the store needs a writable folder: give a file on a writable disk with --store duckdb:PATH'
+          : undefined;
+    throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: ${msg.split('\n')[0]}`, {
+      cause: err,
+      ...(hint ? { hint } : {}),
+    });
   }
 }
 

@@ -121,6 +121,23 @@ describe('cryptocast run on a store that stops taking writes', () => {
     assert.deepEqual(rows(ERRORS), { rows: reported.errorRecords, keys: reported.errorRecords });
   });
 
+  const readOnly = mountTmpfs('1m');
+  after(() => {
+    if (readOnly) execFileSync('umount', [readOnly]);
+  });
+
+  it('a store on a read-only file system: refused at once, the hint asks for a writable disk (not another URL)', {
+    skip: readOnly === undefined && 'mounting a small tmpfs needs root',
+  }, async () => {
+    execFileSync('mount', ['-o', 'remount,ro', readOnly!]);
+    const run = runCli(args(join(readOnly!, 'cryptocast.duckdb'), '2022-05-09'), env);
+    assert.equal(await exitedWithin(run, 60_000, 'the refusal'), ERR.STORE_URL.exitCode, run.stderr());
+    assert.match(
+      run.stderr(),
+      /Read-only file system \[CC_ERR_STORE_URL\]\n {2}hint: the store needs a writable folder/,
+    );
+  });
+
   it('a store file damaged in its middle: CC_ERR_STORE "is damaged" and an end; the file is not changed', async () => {
     const d = dir('cc-damaged-');
     const file = join(d, 'cryptocast.duckdb');
