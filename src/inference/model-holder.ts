@@ -161,6 +161,13 @@ export class ChampionHolder implements ModelSource {
     return this.model;
   }
 
+  /** Why the champion could not be loaded at the last try (undefined once one is served, or none is named). */
+  loadFailure(): { version: number; message: string; hint?: string } | undefined {
+    return this.lastFailure;
+  }
+
+  private lastFailure: { version: number; message: string; hint?: string } | undefined;
+
   /** Loads the current champion (if there is one) and starts polling the alias. */
   /** The registry did not answer the last poll. */
   private unreachable = false;
@@ -231,6 +238,7 @@ export class ChampionHolder implements ModelSource {
       this.stats.loads++;
       if (previous !== undefined) this.stats.swaps++;
       this.failed = undefined;
+      this.lastFailure = undefined;
       this.log.info(
         { version, previous, columns: next.card.columns.length, horizonMs: next.card.horizonMs },
         previous === undefined ? 'champion loaded' : 'new champion swapped in',
@@ -241,6 +249,12 @@ export class ChampionHolder implements ModelSource {
       metrics.championLoadFailures.inc({ model: this.name });
       const times = this.failed?.version === version ? this.failed.times + 1 : 1;
       this.failed = { version, times };
+      const hint = (err as { hint?: unknown }).hint;
+      this.lastFailure = {
+        version,
+        message: (err as Error).message,
+        ...(typeof hint === 'string' ? { hint } : {}),
+      };
       if (times === 1 || times % 10 === 0)
         this.log.error(
           {

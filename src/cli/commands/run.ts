@@ -179,7 +179,14 @@ export async function run(
   );
   const holder = new ChampionHolder(registry, { name: modelName });
   await holder.start();
-  if (holder.current() === undefined)
+  const loadFailure = holder.loadFailure();
+  // A champion that is named but cannot be loaded is not "no champion": say which file is wrong and what to do.
+  if (holder.current() === undefined && loadFailure !== undefined)
+    status.print(
+      `cannot load the champion "${modelName}" v${loadFailure.version} of ${registry.location}: ${loadFailure.message}; no predictions ` +
+        `(${loadFailure.hint ?? 'the registry was not changed: register a new version (bash scripts/price-model.sh, or cryptocast train), or promote another one (cryptocast models list)'})`,
+    );
+  else if (holder.current() === undefined)
     status.print(
       `no champion "${modelName}" in ${registry.location}: no predictions (train one: bash scripts/price-model.sh, or cryptocast train)`,
     );
