@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { MODEL_COLUMNS } from '../../src/training/sources.ts';
 import { registerModel, stumpModel } from '../support/champion.ts';
-import { exitedWithin, runCli } from '../support/cli.ts';
+import { CLI, exitedWithin, runCli } from '../support/cli.ts';
 
 /**
  * `cryptocast run` with a champion whose files are damaged (a model file cut short, a card gone): the run goes on
@@ -97,5 +98,44 @@ describe('cryptocast run with a damaged champion', () => {
     );
     assert.match(r.stderr, /the version is damaged and was not changed: restore its folder/);
     assert.deepEqual(digest(root), before);
+  });
+
+  it('a model cache that cannot be written (.data a file where the command runs): the cache is named, not the registry', async () => {
+    const { root } = await registry();
+    const cwd = dir('cc-cwd-');
+    writeFileSync(join(cwd, '.data'), 'a file, not a folder\n');
+    const stderr = await new Promise<string>((resolve, reject) =>
+      execFile(
+        CLI,
+        [
+          'run',
+          '--json',
+          '--port',
+          '0',
+          '--no-news',
+          '--replay',
+          '2022-05-09',
+          '--store',
+          `duckdb:${join(cwd, 's.duckdb')}`,
+        ],
+        {
+          cwd,
+          env: { ...process.env, CRYPTOCAST_REGISTRY: root, CRYPTOCAST_MODEL_NAME: 'cryptocast-price' },
+          timeout: 120_000,
+        },
+        (err, _out, errText) => (err ? reject(new Error(`${err.message}\n${errText}`)) : resolve(errText)),
+      ),
+    );
+    assert.ok(
+      stderr.includes(
+        `cannot load the champion "cryptocast-price" v1 of ${root}: cannot write the model cache folder ${join(cwd, '.data', 'model-cache')}`,
+      ),
+      stderr.slice(-2000),
+    );
+    assert.doesNotMatch(
+      stderr,
+      /registry .* is not a folder/,
+      'the registry is a folder: it is not to blame',
+    );
   });
 });
