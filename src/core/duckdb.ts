@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ERR, fail } from './errors.ts';
@@ -57,10 +57,21 @@ export function duckDbUsers(path: string): number {
 }
 
 async function createInstance(path: string): Promise<DuckDBInstance> {
+  const existed = path === ':memory:' || existsSync(path);
   try {
     return await DuckDBInstance.create(path);
   } catch (err) {
     const msg = (err as Error).message;
+    // A file this open created and could not finish (a full disk: 0 bytes) would make every later open fail as "not
+    // a valid DuckDB database file", after the space is freed too: it goes. A file that was there is never touched.
+    if (!existed)
+      for (const f of [path, `${path}.wal`]) {
+        try {
+          rmSync(f, { force: true });
+        } catch {
+          // Left for the user; the error below names the store.
+        }
+      }
     if (/Could not set lock/i.test(msg))
       throw fail(ERR.STORE_LOCKED, `the store file ${path} is in use by another process`, { cause: err });
     // The URL is fine when the file is what is wrong: say what to do about the file.
@@ -71,7 +82,9 @@ async function createInstance(path: string): Promise<DuckDBInstance> {
           'its .wal file) to start a new store there, or give another file with --store duckdb:PATH'
         : why === 'read-only'
           ? 'the store needs a writable folder: give a file on a writable disk with --store duckdb:PATH'
-          : undefined;
+          : why === 'full'
+            ? 'free space on that disk, or give a file on another disk with --store duckdb:PATH'
+            : undefined;
     throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: ${msg.split('\n')[0]}`, {
       cause: err,
       ...(hint ? { hint } : {}),

@@ -9,6 +9,7 @@ import {
   openSync,
   readFileSync,
   rmSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -136,6 +137,34 @@ describe('cryptocast run on a store that stops taking writes', () => {
       run.stderr(),
       /Read-only file system \[CC_ERR_STORE_URL\]\n {2}hint: the store needs a writable folder/,
     );
+  });
+
+  const alreadyFull = mountTmpfs('1m');
+  after(() => {
+    if (alreadyFull) execFileSync('umount', [alreadyFull]);
+  });
+
+  it('a disk full before the store is made: the free-space hint, and no empty file left to fail every later run', {
+    skip: alreadyFull === undefined && 'mounting a small tmpfs needs root',
+  }, async () => {
+    const fill = join(alreadyFull!, 'fill');
+    // Fills the disk (the write stops at ENOSPC; what it wrote stays).
+    try {
+      writeFileSync(fill, Buffer.alloc(2 * 1024 * 1024));
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+    }
+    const file = join(alreadyFull!, 'cryptocast.duckdb');
+    const run = runCli(args(file, '2022-05-09'), env);
+    assert.equal(await exitedWithin(run, 60_000, 'the refusal'), ERR.STORE_URL.exitCode, run.stderr());
+    assert.match(
+      run.stderr(),
+      /No space left on device \[CC_ERR_STORE_URL\]\n {2}hint: free space on that disk/,
+    );
+    // DuckDB had created the file, 0 bytes: once space was freed, every run failed on it as "not a valid DuckDB
+    // database file".
+    assert.equal(existsSync(file), false, 'no file left behind');
+    assert.equal(existsSync(`${file}.wal`), false);
   });
 
   it('a store file damaged in its middle: CC_ERR_STORE "is damaged" and an end; the file is not changed', async () => {
