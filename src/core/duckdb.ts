@@ -1,4 +1,4 @@
-import { existsSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ERR, fail } from './errors.ts';
@@ -62,18 +62,18 @@ async function createInstance(path: string): Promise<DuckDBInstance> {
     return await DuckDBInstance.create(path);
   } catch (err) {
     const msg = (err as Error).message;
-    // A file this open created and could not finish (a full disk: 0 bytes) would make every later open fail as "not
-    // a valid DuckDB database file", after the space is freed too: it goes. A file that was there is never touched.
-    if (!existed)
-      for (const f of [path, `${path}.wal`]) {
-        try {
-          rmSync(f, { force: true });
-        } catch {
-          // Left for the user; the error below names the store.
-        }
-      }
+    // Before anything else: the file is another process's, it must not be touched (it may have just created it).
     if (/Could not set lock/i.test(msg))
       throw fail(ERR.STORE_LOCKED, `the store file ${path} is in use by another process`, { cause: err });
+    // An empty file this open created and could not finish (a full disk) would make every later open fail as "not a
+    // valid DuckDB database file", after the space is freed too: it goes. A file that was there is never touched.
+    if (!existed) {
+      try {
+        if (statSync(path).size === 0) rmSync(path);
+      } catch {
+        // Not there, or left for the user: the error below names the store.
+      }
+    }
     // The URL is fine when the file is what is wrong: say what to do about the file.
     const why = /Could not read enough bytes/i.test(msg) ? 'damaged' : lastingStoreFailure(msg);
     const hint =
