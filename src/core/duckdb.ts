@@ -82,9 +82,11 @@ async function createInstance(path: string): Promise<DuckDBInstance> {
           'its .wal file) to start a new store there, or give another file with --store duckdb:PATH'
         : why === 'read-only'
           ? 'the store needs a writable folder: give a file on a writable disk with --store duckdb:PATH'
-          : why === 'full'
-            ? 'free space on that disk, or give a file on another disk with --store duckdb:PATH'
-            : undefined;
+          : why === 'denied'
+            ? 'this user cannot write there: give a file in a folder it can write (--store duckdb:PATH), or fix the permissions'
+            : why === 'full'
+              ? 'free space on that disk, or give a file on another disk with --store duckdb:PATH'
+              : undefined;
     throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: ${msg.split('\n')[0]}`, {
       cause: err,
       ...(hint ? { hint } : {}),
@@ -152,12 +154,13 @@ function release(key: string, db: SharedDatabase): void {
  * later statement fails the same way). `cryptocast run` stops on these with one clear line instead of re-reading
  * its input for ever; a service keeps retrying (the disk may be freed, the volume remounted).
  */
-export type LastingStoreFailure = 'full' | 'read-only' | 'damaged';
+export type LastingStoreFailure = 'full' | 'read-only' | 'denied' | 'damaged';
 
 export function lastingStoreFailure(err: unknown): LastingStoreFailure | undefined {
   const msg = err instanceof Error ? err.message : String(err);
   if (/No space left on device|Disk quota exceeded/i.test(msg)) return 'full';
   if (/Read-only file system/i.test(msg)) return 'read-only';
+  if (/Permission denied/i.test(msg)) return 'denied';
   if (/Corrupt database file|not a valid DuckDB database file|database has been invalidated/i.test(msg))
     return 'damaged';
   return undefined;
@@ -173,6 +176,7 @@ export function lastingStoreError(path: string, why: LastingStoreFailure, err: u
   const what = {
     full: `the disk of the store file ${path} is full`,
     'read-only': `the store file ${path} is on a read-only file system`,
+    denied: `the store file ${path} cannot be written: permission denied`,
     damaged: `the store file ${path} is damaged`,
   }[why];
   const hint = {
@@ -180,6 +184,8 @@ export function lastingStoreError(path: string, why: LastingStoreFailure, err: u
       'free space on that disk (or give the store a file on another disk with --store duckdb:PATH), then run the ' +
       'same command again: what was reported stored is kept, and a replay writes the rest',
     'read-only': 'give the store a file on a writable disk (--store duckdb:PATH)',
+    denied:
+      'give the store a file in a folder this user can write (--store duckdb:PATH), or fix its permissions',
     damaged:
       'it was not changed: move it and its .wal file aside (keep them if you need what they hold) and run again to ' +
       'start a new store, ' +

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  chmodSync,
+  chownSync,
   closeSync,
   copyFileSync,
   existsSync,
@@ -19,7 +21,7 @@ import { ERR } from '../../src/core/errors.ts';
 import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { MODEL_COLUMNS } from '../../src/training/sources.ts';
 import { registerModel, stumpModel } from '../support/champion.ts';
-import { exitedWithin, runCli } from '../support/cli.ts';
+import { CLI, exitedWithin, runCli } from '../support/cli.ts';
 import { countsInNewProcess } from '../support/duckdb-file.ts';
 
 /**
@@ -137,6 +139,31 @@ describe('cryptocast run on a store that stops taking writes', () => {
       run.stderr(),
       /Read-only file system \[CC_ERR_STORE_URL\]\n {2}hint: the store needs a writable folder/,
     );
+  });
+
+  it('a store folder this user may not write (run as nobody): the hint is about permissions, not the URL', {
+    skip: process.getuid?.() !== 0 && 'needs root to run the command as another user',
+  }, async () => {
+    // A folder of root's (0755): nobody can read it, not write in it. The command runs where nobody may write
+    // (its model cache), with the registry given (readable by all).
+    const locked = dir('cc-denied-');
+    chmodSync(locked, 0o755);
+    const cwd = dir('cc-denied-cwd-');
+    chownSync(cwd, 65534, 65534);
+    const file = join(locked, 'cryptocast.duckdb');
+    const stderr = await new Promise<string>((resolve) =>
+      execFile(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', CLI, ...args(file, '2022-05-09')],
+        { cwd, env: { ...process.env, ...env, HOME: cwd }, timeout: 60_000 },
+        (_err, _out, errText) => resolve(errText),
+      ),
+    );
+    assert.match(
+      stderr,
+      /Permission denied \[CC_ERR_STORE_URL\]\n {2}hint: this user cannot write there: give a file in a folder it can write/,
+    );
+    assert.equal(existsSync(file), false);
   });
 
   const alreadyFull = mountTmpfs('1m');
