@@ -23,6 +23,9 @@ import { MODEL_COLUMNS } from '../../src/training/sources.ts';
 import { registerModel, stumpModel } from '../support/champion.ts';
 import { CLI, exitedWithin, runCli } from '../support/cli.ts';
 import { countsInNewProcess } from '../support/duckdb-file.ts';
+import { krakenRecordedTrades } from '../support/exchanges/fixtures.ts';
+import { KrakenServer } from '../support/exchanges/kraken.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * `cryptocast run` on a store file that stops taking writes half-way: a disk that fills, a file damaged in its middle.
@@ -192,6 +195,68 @@ describe('cryptocast run on a store that stops taking writes', () => {
     // database file".
     assert.equal(existsSync(file), false, 'no file left behind');
     assert.equal(existsSync(`${file}.wal`), false);
+  });
+
+  const liveFull = mountTmpfs('3m');
+  after(() => {
+    if (liveFull) execFileSync('umount', [liveFull]);
+  });
+
+  it('live (--source live): a disk that fills ends the run too (it waited for ever for the stages to catch up)', {
+    skip: liveFull === undefined && 'mounting a small tmpfs needs root',
+  }, async () => {
+    const srv = await new KrakenServer().listen();
+    srv.heartbeatMs = 200;
+    try {
+      const file = join(liveFull!, 'cryptocast.duckdb');
+      const run = runCli(
+        [
+          'run',
+          '--json',
+          '--port',
+          '0',
+          '--no-news',
+          '--source',
+          'live',
+          '--pairs',
+          'BTC/USDT',
+          '--store',
+          `duckdb:${file}`,
+        ],
+        {
+          ...env,
+          CRYPTOCAST_EXCHANGES: 'kraken',
+          CRYPTOCAST_KRAKEN_WS_URL: srv.wsUrl,
+          CRYPTOCAST_KRAKEN_REST_URL: srv.restUrl,
+        },
+      );
+      await waitFor(
+        'the live source to subscribe',
+        () => srv.sockets.size > 0 && srv.received.length > 0,
+        (ok) => ok,
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      // The disk fills now; then trades of two minutes ago: their minute closes within seconds and is written.
+      try {
+        writeFileSync(join(liveFull!, 'fill'), Buffer.alloc(4 * 1024 * 1024));
+      } catch (err) {
+        assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+      }
+      const m2 = Math.floor(Date.now() / 60_000) * 60_000 - 2 * 60_000;
+      srv.publish(
+        'BTC/USDT',
+        krakenRecordedTrades()
+          .slice(0, 5)
+          .map((t, i) => ({ ...t, time: ((m2 + 1_000 + i * 1_000) / 1000).toFixed(3) })),
+      );
+      const code = await exitedWithin(run, 120_000, 'the live run on a full disk to end');
+      assert.equal(code, ERR.STORE.exitCode, run.stderr().slice(-3000));
+      storeRefused(run.stderr(), /the disk of the store file .*cryptocast\.duckdb is full/);
+    } finally {
+      await srv.close();
+    }
   });
 
   it('a store file damaged in its middle: CC_ERR_STORE "is damaged" and an end; the file is not changed', async () => {

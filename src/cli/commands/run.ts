@@ -148,6 +148,7 @@ export async function run(
   // A store write that no retry will get through (a full disk, a read-only or damaged file) stops the run with one
   // line saying so: the stages used to re-read their input for ever, logging the same error many times a second.
   let storeFailure: { why: LastingStoreFailure; err: unknown } | undefined;
+  const storeFailed = new AbortController();
   const bus = new MeteredBus(
     new InProcessBus({
       onHandlerFailure: (err) => {
@@ -155,6 +156,7 @@ export async function run(
         const why = storeAt.kind === 'duckdb' ? lastingStoreFailure(err) : undefined;
         if (why === undefined || storeFailure !== undefined) return;
         storeFailure = { why, err };
+        storeFailed.abort();
         abort.abort();
       },
     }),
@@ -269,6 +271,7 @@ export async function run(
     store,
     signal: abort.signal,
     leaveBacklogOnStop: opts.source !== 'live',
+    abandonBacklog: storeFailed.signal,
     onCandles: (cs) => {
       if (!opts.quiet && !opts.json) for (const c of cs) printCandle(c);
     },
@@ -378,7 +381,8 @@ export async function run(
       await predictor.caughtUp();
       await monitor?.caughtUp();
     })();
-    await (opts.source === 'live' ? scored : unlessStopped(scored, abort.signal));
+    // Live finishes what it took in, unless the store cannot take it (then the stages would never catch up).
+    await unlessStopped(scored, opts.source === 'live' ? storeFailed.signal : abort.signal);
     if (opts.serve && api && !abort.signal.aborted) {
       status.update(`${line()} · replay done; serving on port ${api.port} until Ctrl-C`, true);
       if (opts.json) {
