@@ -35,6 +35,11 @@ export async function startMarketDataPipeline(args: {
    * replayable: their backlog (seconds) is always finished.
    */
   leaveBacklogOnStop?: boolean;
+  /**
+   * Aborted when the stages can never work through their backlog (the store cannot be written: `cryptocast run` on a
+   * full disk): the pipeline then ends at the next batch even live, instead of waiting for a catch-up that never comes.
+   */
+  abandonBacklog?: AbortSignal;
   /** With a store: candles → features → store as well. */
   store?: FeatureStore;
   /** The feature writer also writes the news set (signals from `news.signals`); `holdNews`: see FeatureWriter. */
@@ -76,6 +81,7 @@ export async function startMarketDataPipeline(args: {
     })();
     // Stopped, with a backlog that can be replayed (a recording outruns the stages): stop at the next batch.
     if (args.leaveBacklogOnStop) await unlessStopped(caughtUp, abort.signal);
+    else if (args.abandonBacklog) await unlessStopped(caughtUp, args.abandonBacklog);
     else await caughtUp;
   })();
   return {

@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ERR, fail } from './errors.ts';
@@ -57,13 +57,40 @@ export function duckDbUsers(path: string): number {
 }
 
 async function createInstance(path: string): Promise<DuckDBInstance> {
+  const existed = path === ':memory:' || existsSync(path);
   try {
     return await DuckDBInstance.create(path);
   } catch (err) {
     const msg = (err as Error).message;
+    // Before anything else: the file is another process's, it must not be touched (it may have just created it).
     if (/Could not set lock/i.test(msg))
       throw fail(ERR.STORE_LOCKED, `the store file ${path} is in use by another process`, { cause: err });
-    throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: ${msg.split('\n')[0]}`, { cause: err });
+    // An empty file this open created and could not finish (a full disk) would make every later open fail as "not a
+    // valid DuckDB database file", after the space is freed too: it goes. A file that was there is never touched.
+    if (!existed) {
+      try {
+        if (statSync(path).size === 0) rmSync(path);
+      } catch {
+        // Not there, or left for the user: the error below names the store.
+      }
+    }
+    // The URL is fine when the file is what is wrong: say what to do about the file.
+    const why = /Could not read enough bytes/i.test(msg) ? 'damaged' : lastingStoreFailure(msg);
+    const hint =
+      why === 'damaged'
+        ? 'the file is not a DuckDB database, or is damaged or cut short; it was not changed: move it aside (and ' +
+          'its .wal file) to start a new store there, or give another file with --store duckdb:PATH'
+        : why === 'read-only'
+          ? 'the store needs a writable folder: give a file on a writable disk with --store duckdb:PATH'
+          : why === 'denied'
+            ? 'this user cannot write there: give a file in a folder it can write (--store duckdb:PATH), or fix the permissions'
+            : why === 'full'
+              ? 'free space on that disk, or give a file on another disk with --store duckdb:PATH'
+              : undefined;
+    throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: ${msg.split('\n')[0]}`, {
+      cause: err,
+      ...(hint ? { hint } : {}),
+    });
   }
 }
 
@@ -119,4 +146,50 @@ function release(key: string, db: SharedDatabase): void {
   void done.then(() => {
     if (closing.get(key) === done) closing.delete(key);
   });
+}
+
+/**
+ * Why a DuckDB error will not pass with a retry, or undefined when it may (a conflict, a lock, a busy file): the disk
+ * is full, the file system is read-only, or the file is damaged (DuckDB then invalidates the database, and every
+ * later statement fails the same way). `cryptocast run` stops on these with one clear line instead of re-reading
+ * its input for ever; a service keeps retrying (the disk may be freed, the volume remounted).
+ */
+export type LastingStoreFailure = 'full' | 'read-only' | 'denied' | 'damaged';
+
+export function lastingStoreFailure(err: unknown): LastingStoreFailure | undefined {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/No space left on device|Disk quota exceeded/i.test(msg)) return 'full';
+  if (/Read-only file system/i.test(msg)) return 'read-only';
+  if (/Permission denied/i.test(msg)) return 'denied';
+  if (/Corrupt database file|not a valid DuckDB database file|database has been invalidated/i.test(msg))
+    return 'damaged';
+  return undefined;
+}
+
+/** The catalogued error for a lasting failure of the store file `path`: what happened, and what to do. */
+export function lastingStoreError(path: string, why: LastingStoreFailure, err: unknown) {
+  // The line that says why (DuckDB puts the original error of an invalidated database on a later line).
+  const lines = (err instanceof Error ? err.message : String(err)).split('\n');
+  const detail = (lines.find((l) => lastingStoreFailure(l) === why) ?? lines[0]!)
+    .replace(/^\s*(Original Error:\s*)?/i, '')
+    .slice(0, 300);
+  const what = {
+    full: `the disk of the store file ${path} is full`,
+    'read-only': `the store file ${path} is on a read-only file system`,
+    denied: `the store file ${path} cannot be written: permission denied`,
+    damaged: `the store file ${path} is damaged`,
+  }[why];
+  const hint = {
+    full:
+      'free space on that disk (or give the store a file on another disk with --store duckdb:PATH), then run the ' +
+      'same command again: what was reported stored is kept, and a replay writes the rest',
+    'read-only': 'give the store a file on a writable disk (--store duckdb:PATH)',
+    denied:
+      'give the store a file in a folder this user can write (--store duckdb:PATH), or fix its permissions',
+    damaged:
+      'it was not changed: move it and its .wal file aside (keep them if you need what they hold) and run again to ' +
+      'start a new store, ' +
+      'or give another file with --store duckdb:PATH',
+  }[why];
+  return fail(ERR.STORE, `${what} (${detail})`, { hint, cause: err });
 }

@@ -1,6 +1,8 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { reportDependency } from '../core/dependency.ts';
+import { ERR, fail } from '../core/errors.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { backoffDelay } from '../core/retry.ts';
@@ -161,6 +163,13 @@ export class ChampionHolder implements ModelSource {
     return this.model;
   }
 
+  /** Why the champion could not be loaded at the last try (undefined once one is served, or none is named). */
+  loadFailure(): { version: number; message: string; hint?: string } | undefined {
+    return this.lastFailure;
+  }
+
+  private lastFailure: { version: number; message: string; hint?: string } | undefined;
+
   /** Loads the current champion (if there is one) and starts polling the alias. */
   /** The registry did not answer the last poll. */
   private unreachable = false;
@@ -231,6 +240,7 @@ export class ChampionHolder implements ModelSource {
       this.stats.loads++;
       if (previous !== undefined) this.stats.swaps++;
       this.failed = undefined;
+      this.lastFailure = undefined;
       this.log.info(
         { version, previous, columns: next.card.columns.length, horizonMs: next.card.horizonMs },
         previous === undefined ? 'champion loaded' : 'new champion swapped in',
@@ -241,6 +251,12 @@ export class ChampionHolder implements ModelSource {
       metrics.championLoadFailures.inc({ model: this.name });
       const times = this.failed?.version === version ? this.failed.times + 1 : 1;
       this.failed = { version, times };
+      const hint = (err as { hint?: unknown }).hint;
+      this.lastFailure = {
+        version,
+        message: (err as Error).message,
+        ...(typeof hint === 'string' ? { hint } : {}),
+      };
       if (times === 1 || times % 10 === 0)
         this.log.error(
           {
@@ -264,11 +280,23 @@ export class ChampionHolder implements ModelSource {
     const missing = ARTIFACTS.filter((f) => !card.artifacts.includes(f));
     if (missing.length > 0)
       throw new ModelLoadError(`${this.name} v${version} has no ${missing.join(', ')} among its artifacts`);
-    const files = await this.registry.download(
-      this.name,
-      version,
-      join(this.cacheDir, this.name, String(version)),
-    );
+    const target = join(this.cacheDir, this.name, String(version));
+    // The artifacts are copied here first. A cache folder that cannot be written (`.data` a file, a read-only disk)
+    // is said as such: the registry's download blamed the registry ("… is not a folder"), which was fine.
+    try {
+      await mkdir(target, { recursive: true });
+      await access(target, constants.W_OK);
+    } catch (err) {
+      throw fail(
+        ERR.MODEL,
+        `cannot write the model cache folder ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        {
+          hint: `the champion's files are copied there before they are loaded (relative to the folder the command runs in): run it where .data/ is a writable folder`,
+          cause: err,
+        },
+      );
+    }
+    const files = await this.registry.download(this.name, version, target);
     const docs = {} as Record<(typeof ARTIFACTS)[number], string>;
     for (const f of ARTIFACTS) {
       const path = files[f];

@@ -29,6 +29,11 @@ export interface InProcessBusOptions {
   maxLag?: number;
   /** Largest batch handed to a handler. */
   maxBatch?: number;
+  /**
+   * Told of every handler failure (before the records are delivered again): a caller for whom some failures never
+   * pass with a retry (`cryptocast run` on a full disk) can stop instead of retrying for ever.
+   */
+  onHandlerFailure?: (err: unknown, where: { service: string; topic: string }) => void;
 }
 
 interface LogRecord {
@@ -86,12 +91,14 @@ export class InProcessBus implements Bus {
   private readonly groups = new Map<string, Group>();
   private readonly maxLag: number;
   private readonly maxBatch: number;
+  private readonly onHandlerFailure: InProcessBusOptions['onHandlerFailure'];
   private readonly lagWaiters = new Set<() => void>();
   private closed = false;
 
   constructor(options: InProcessBusOptions = {}) {
     this.maxLag = options.maxLag ?? 50_000;
     this.maxBatch = options.maxBatch ?? 2_000;
+    this.onHandlerFailure = options.onHandlerFailure;
   }
 
   async ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
@@ -323,6 +330,7 @@ export class InProcessBus implements Bus {
           err,
           f,
         );
+        this.onHandlerFailure?.(err, { service: opts.service, topic: opts.topic.name });
         await new Promise((r) => setTimeout(r, f.delayMs));
         m.position.set(p, Number(cursor.position));
       } finally {

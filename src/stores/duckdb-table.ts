@@ -79,8 +79,10 @@ export class DuckDbTable<T> implements Table<T> {
         await this.conn.run(`DELETE FROM ${name}_staging`);
         await this.conn.run('COMMIT');
       } catch (err) {
-        await this.conn.run('ROLLBACK');
-        await this.conn.run(`DELETE FROM ${name}_staging`);
+        // The failure is what the caller must hear: after a failed COMMIT (a full disk, a conflict) DuckDB has rolled
+        // back already and ROLLBACK itself fails ("no transaction is active"), which used to replace it.
+        await this.conn.run('ROLLBACK').catch(() => {});
+        await this.conn.run(`DELETE FROM ${name}_staging`).catch(() => {});
         throw err;
       }
     });

@@ -130,4 +130,37 @@ describe('cryptocast run on the embedded default: nothing reported as stored is 
       assert.equal(done.predictions, clean.predictions);
     });
   }
+
+  it('a second run on the file while the first runs: refused at once (CC_ERR_STORE_LOCKED); the first keeps all it reports', async () => {
+    const file = fresh();
+    // Paced (about 5 s), so that the second comes while the first writes.
+    const first = runCli(runArgs(file, ['--data', KRAKEN_REST_TRADES, '--speed', '5000']), env);
+    await first.waitFor((e) => e.event === 'stored' && (e.featureRows as number) > 0);
+    const second = runCli(runArgs(file), env);
+    assert.equal(await second.exited, 2, second.stderr());
+    assert.match(
+      second.stderr(),
+      /cryptocast: the store file .*cryptocast\.duckdb is in use by another process \[CC_ERR_STORE_LOCKED\]\n {2}hint: /,
+    );
+    assert.doesNotMatch(
+      second.stderr(),
+      /dashboard on|\n\s+at /,
+      'refused before anything started, no stack trace',
+    );
+    assert.equal(second.events.length, 0, 'nothing reported as stored by the refused run');
+    assert.ok(
+      !first.events.some((e) => e.event === 'done'),
+      'the first was still running: raise the replay length',
+    );
+    const done = await first.waitFor((e) => e.event === 'done');
+    assert.equal(await first.exited, 0, first.stderr());
+    assert.deepEqual(countsInNewProcess(file, FEATURES.table, FEATURES.key), {
+      rows: done.featureRows,
+      keys: done.featureRows,
+    });
+    assert.deepEqual(countsInNewProcess(file, PREDICTIONS.table, PREDICTIONS.key), {
+      rows: done.predictions,
+      keys: done.predictions,
+    });
+  });
 });

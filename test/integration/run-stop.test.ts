@@ -6,8 +6,9 @@ import { describe, it } from 'node:test';
 import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { MODEL_COLUMNS } from '../../src/training/sources.ts';
 import { registerModel, stumpModel } from '../support/champion.ts';
-import { runCli } from '../support/cli.ts';
+import { exitedWithin, runCli } from '../support/cli.ts';
 import { countsInNewProcess } from '../support/duckdb-file.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * Ctrl-C during a candle replay: the replay outruns the predictor and the monitor, and the first stop used to wait
@@ -69,5 +70,91 @@ describe('cryptocast run: a stop during a candle replay', () => {
       rows: done.readyVectors,
       keys: done.readyVectors,
     });
+  });
+
+  // The other phases, with SIGTERM (what a service manager sends): while starting (the API is up, the replay not yet),
+  // mid-replay, and while serving after the replay. Each ends "stopped" with exit 0 and exactly what it reported in the
+  // file; a next run on the file gives the data of an uninterrupted one, nothing doubled. (kill -9 and its next run:
+  // embedded-durability.test.ts.)
+  it('SIGTERM while starting, mid-replay and while serving: what was reported is there; the next run completes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cc-term-registry-'));
+    const flat = (a: number, b: number) => stumpModel(MODEL_COLUMNS.length, [{ f: 0, c: 0, a, b }]);
+    await registerModel(new LocalRegistry(dir), 'cryptocast-price', MODEL_COLUMNS, {
+      model: flat(-0.4, 0.6),
+      p10: flat(-8, -6),
+      p90: flat(6, 8),
+    });
+    const env = { CRYPTOCAST_REGISTRY: dir, CRYPTOCAST_MODEL_NAME: 'cryptocast-price' };
+    const DAY = 2 * 1440; // candles of the two pairs
+    const args = (file: string, extra: string[] = []) => [
+      'run',
+      '--json',
+      '--port',
+      '0',
+      '--no-news',
+      '--replay',
+      '2022-05-09',
+      '--store',
+      `duckdb:${file}`,
+      ...extra,
+    ];
+    const rows = (file: string, table: string, key: string) => countsInNewProcess(file, table, key);
+    const phases: {
+      name: string;
+      extra?: string[];
+      when: (r: ReturnType<typeof runCli>) => Promise<unknown>;
+    }[] = [
+      {
+        name: 'while starting',
+        // Status lines go to stderr under --json: the API is up before the replay starts.
+        when: (r) =>
+          waitFor(
+            'the API to start',
+            () => r.stderr(),
+            (e) => e.includes('dashboard on'),
+            { timeoutMs: 60_000 },
+          ),
+      },
+      {
+        name: 'mid-replay',
+        // Paced, so that the replay is still going when the signal comes.
+        extra: ['--speed', '20000'],
+        when: (r) => r.waitFor((e) => e.event === 'stored' && (e.featureRows as number) > 0, 60_000),
+      },
+      {
+        name: 'while serving',
+        extra: ['--serve'],
+        when: (r) => r.waitFor((e) => e.event === 'serving', 60_000),
+      },
+    ];
+    for (const phase of phases) {
+      const file = join(mkdtempSync(join(tmpdir(), 'cc-term-')), 'cryptocast.duckdb');
+      const stopped = runCli(args(file, phase.extra), env);
+      await phase.when(stopped);
+      stopped.child.kill('SIGTERM');
+      assert.equal(await exitedWithin(stopped, 60_000, `the stop ${phase.name}`), 0, stopped.stderr());
+      const end = stopped.events.find((e) => e.event === 'stopped');
+      assert.ok(end, `${phase.name}: a "stopped" summary; got ${JSON.stringify(stopped.events.at(-1))}`);
+      if (phase.name === 'while serving') assert.equal(end.featureRows, DAY);
+      else assert.ok((end.featureRows as number) < DAY, `${phase.name}: stopped before the day was done`);
+      assert.doesNotMatch(stopped.stderr(), /\n\s+at /, `${phase.name}: no stack trace`);
+      assert.deepEqual(rows(file, 'fs_technical_v1', 'pair, window_end'), {
+        rows: end.featureRows,
+        keys: end.featureRows,
+      });
+      assert.deepEqual(rows(file, 'predictions_v1', 'pair, window_end, model_version'), {
+        rows: end.predictions,
+        keys: end.predictions,
+      });
+
+      const complete = runCli(args(file), env);
+      const done = await complete.waitFor((e) => e.event === 'done', 120_000);
+      assert.equal(await complete.exited, 0, complete.stderr());
+      assert.deepEqual(rows(file, 'fs_technical_v1', 'pair, window_end'), { rows: DAY, keys: DAY });
+      assert.deepEqual(rows(file, 'predictions_v1', 'pair, window_end, model_version'), {
+        rows: done.readyVectors,
+        keys: done.readyVectors,
+      });
+    }
   });
 });

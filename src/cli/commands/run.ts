@@ -8,6 +8,7 @@ import { humanLogLine, iso, n, StatusLine } from '../../app/progress.ts';
 import { openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
+import { type LastingStoreFailure, lastingStoreError, lastingStoreFailure } from '../../core/duckdb.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { redirectLogLines } from '../../core/log.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
@@ -89,7 +90,7 @@ export async function run(
 ): Promise<void> {
   // Every flag is checked before anything starts: a bad one costs nothing and leaves nothing half-open.
   const port = parsePort(opts.port);
-  parseStoreUrl(opts.store);
+  const storeAt = parseStoreUrl(opts.store);
   const rules = opts.alertRules ? loadRules(opts.alertRules) : defaultRules();
   const config = loadStreamConfig({
     pairs: opts.pairs,
@@ -142,9 +143,24 @@ export async function run(
         },
         onlyPairs,
       );
-  const bus = new MeteredBus(new InProcessBus());
   const abort = new AbortController();
   onStopSignal(() => abort.abort());
+  // A store write that no retry will get through (a full disk, a read-only or damaged file) stops the run with one
+  // line saying so: the stages used to re-read their input for ever, logging the same error many times a second.
+  let storeFailure: { why: LastingStoreFailure; err: unknown } | undefined;
+  const storeFailed = new AbortController();
+  const bus = new MeteredBus(
+    new InProcessBus({
+      onHandlerFailure: (err) => {
+        // PostgreSQL is a server: its disk can be freed while the run waits, as a service does.
+        const why = storeAt.kind === 'duckdb' ? lastingStoreFailure(err) : undefined;
+        if (why === undefined || storeFailure !== undefined) return;
+        storeFailure = { why, err };
+        storeFailed.abort();
+        abort.abort();
+      },
+    }),
+  );
   const started = performance.now();
   const printCandle = (c: Candle) =>
     status.print(
@@ -165,7 +181,14 @@ export async function run(
   );
   const holder = new ChampionHolder(registry, { name: modelName });
   await holder.start();
-  if (holder.current() === undefined)
+  const loadFailure = holder.loadFailure();
+  // A champion that is named but cannot be loaded is not "no champion": say which file is wrong and what to do.
+  if (holder.current() === undefined && loadFailure !== undefined)
+    status.print(
+      `cannot load the champion "${modelName}" v${loadFailure.version} of ${registry.location}: ${loadFailure.message}; no predictions ` +
+        `(${loadFailure.hint ?? 'the registry was not changed: register a new version (bash scripts/price-model.sh, or cryptocast train), or promote another one (cryptocast models list)'})`,
+    );
+  else if (holder.current() === undefined)
     status.print(
       `no champion "${modelName}" in ${registry.location}: no predictions (train one: bash scripts/price-model.sh, or cryptocast train)`,
     );
@@ -248,6 +271,7 @@ export async function run(
     store,
     signal: abort.signal,
     leaveBacklogOnStop: opts.source !== 'live',
+    abandonBacklog: storeFailed.signal,
     onCandles: (cs) => {
       if (!opts.quiet && !opts.json) for (const c of cs) printCandle(c);
     },
@@ -357,7 +381,8 @@ export async function run(
       await predictor.caughtUp();
       await monitor?.caughtUp();
     })();
-    await (opts.source === 'live' ? scored : unlessStopped(scored, abort.signal));
+    // Live finishes what it took in, unless the store cannot take it (then the stages would never catch up).
+    await unlessStopped(scored, opts.source === 'live' ? storeFailed.signal : abort.signal);
     if (opts.serve && api && !abort.signal.aborted) {
       status.update(`${line()} · replay done; serving on port ${api.port} until Ctrl-C`, true);
       if (opts.json) {
@@ -389,6 +414,17 @@ export async function run(
     await predictions.close();
     await store.close();
   };
+  if (storeFailure !== undefined) {
+    // What was durably stored before the failure is what the last progress line says; closing may fail the same way.
+    if (opts.json) progress();
+    await closeStores().catch(() => {});
+    status.clear();
+    throw lastingStoreError(
+      storeAt.kind === 'duckdb' ? storeAt.path : opts.store,
+      storeFailure.why,
+      storeFailure.err,
+    );
+  }
   // Trade files that held no trade end as `candles --input EMPTY` does: refused, not a "done" of nothing.
   const trades = pipeline.trades.stats;
   if (sources.length > 0 && opts.source !== 'live' && !abort.signal.aborted && trades.trades === 0) {

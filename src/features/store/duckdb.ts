@@ -140,8 +140,10 @@ export class DuckDbFeatureStore implements FeatureStore {
       await this.conn.run(`DELETE FROM ${t}_staging`);
       await this.conn.run('COMMIT');
     } catch (err) {
-      await this.conn.run('ROLLBACK');
-      await this.conn.run(`DELETE FROM ${t}_staging`);
+      // The failure is what the caller must hear: after a failed COMMIT DuckDB has rolled back already, and a
+      // ROLLBACK then fails ("no transaction is active"), which used to replace it (a full disk read as that).
+      await this.conn.run('ROLLBACK').catch(() => {});
+      await this.conn.run(`DELETE FROM ${t}_staging`).catch(() => {});
       throw err;
     }
   }
@@ -213,8 +215,9 @@ export class DuckDbFeatureStore implements FeatureStore {
       await moveOnlineForward(this.conn, t, latestReadyRowPerPair(set, rows));
       await this.conn.run('COMMIT');
     } catch (err) {
-      await this.conn.run('ROLLBACK');
-      await this.conn.run(`DELETE FROM ${t}_staging`);
+      // As in `_write`: the failure, not the ROLLBACK that fails after a failed COMMIT.
+      await this.conn.run('ROLLBACK').catch(() => {});
+      await this.conn.run(`DELETE FROM ${t}_staging`).catch(() => {});
       // What this store remembers of the table may be ahead of it now: read it again next time.
       this.maxEnd.delete(t);
       throw err;

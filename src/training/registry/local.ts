@@ -11,6 +11,7 @@ import {
   type NewModelCard,
   noSuchVersion,
   RegistryError,
+  RegistryFileError,
 } from './registry.ts';
 
 /**
@@ -123,24 +124,44 @@ export class LocalRegistry implements ModelRegistry {
 
   async get(name: string, version: number): Promise<ModelCard | undefined> {
     return this.guarded(async () => {
+      const folder = join(this.dir(name), 'versions', String(version));
+      const file = join(folder, 'card.json');
       let text: string;
       try {
-        text = await readFile(join(this.dir(name), 'versions', String(version), 'card.json'), 'utf8');
+        text = await readFile(file, 'utf8');
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw err;
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        // A version folder is renamed into place whole, card included: one without its card was damaged since.
+        if (await isFolder(folder)) throw damagedVersion(file, 'is missing', err);
+        return undefined;
       }
-      return ModelCardSchema.parse(JSON.parse(text));
+      try {
+        return ModelCardSchema.parse(JSON.parse(text));
+      } catch (err) {
+        throw damagedVersion(file, `is not a model card (${oneLine(err)})`, err);
+      }
     });
   }
 
   private async aliasFile(name: string): Promise<AliasFile> {
+    const file = join(this.dir(name), 'aliases.json');
+    let text: string;
     try {
-      return JSON.parse(await readFile(join(this.dir(name), 'aliases.json'), 'utf8')) as AliasFile;
+      text = await readFile(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT')
         return { champion: null, challenger: null, history: [] };
       throw err;
+    }
+    try {
+      return JSON.parse(text) as AliasFile;
+    } catch (err) {
+      throw new RegistryFileError(`${file} is damaged: ${oneLine(err)}`, {
+        hint:
+          'it was not changed: restore it from a copy, or move it aside and name the champion again ' +
+          `(cryptocast models promote VERSION --registry ${this.root}; cryptocast models list shows the versions)`,
+        cause: err,
+      });
     }
   }
 
@@ -180,7 +201,14 @@ export class LocalRegistry implements ModelRegistry {
       const out: Record<string, string> = {};
       for (const f of card.artifacts) {
         out[f] = join(dir, f);
-        await copyFile(join(this.dir(name), 'versions', String(version), f), out[f]);
+        const from = join(this.dir(name), 'versions', String(version), f);
+        try {
+          await copyFile(from, out[f]);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !(await exists(from)))
+            throw damagedVersion(from, 'is missing (the card lists it)', err);
+          throw err;
+        }
       }
       return out;
     });
@@ -211,4 +239,29 @@ export class LocalRegistry implements ModelRegistry {
   }
 
   async close(): Promise<void> {}
+}
+
+const oneLine = (err: unknown) =>
+  (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').slice(0, 300);
+
+const isFolder = (path: string) =>
+  stat(path).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
+
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+
+/** A file of a registered version that is missing or unreadable: named, with what to do (the registry is left as it is). */
+function damagedVersion(file: string, what: string, cause: unknown): RegistryError {
+  return new RegistryFileError(`${file} ${what}`, {
+    hint:
+      'the version is damaged and was not changed: restore its folder from a copy, register a new version ' +
+      '(bash scripts/price-model.sh, or cryptocast train), or promote another one (cryptocast models list)',
+    cause,
+  });
 }

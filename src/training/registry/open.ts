@@ -1,6 +1,6 @@
 import { ERR, fail } from '../../core/errors.ts';
 import type { ModelRegistry } from './registry.ts';
-import { RegistryError } from './registry.ts';
+import { RegistryError, RegistryFileError } from './registry.ts';
 
 export const DEFAULT_REGISTRY = '.data/registry';
 
@@ -26,6 +26,9 @@ export async function openRegistry(url: string): Promise<ModelRegistry> {
  */
 export async function requireAnswer(registry: ModelRegistry, name: string, hint: string): Promise<void> {
   await registry.alias(name, 'champion').catch((err: unknown) => {
+    // A registry that answered with a file of its own it cannot read (a damaged aliases.json) said which file and
+    // what to do: that is the message, not "does not answer" with a hint about the URL.
+    if (err instanceof RegistryFileError) throw err;
     throw fail(
       ERR.REGISTRY,
       `the model registry ${registry.location} does not answer: ${(err as Error).message}`,

@@ -99,6 +99,14 @@ export class RegistryError extends CryptocastError {
   }
 }
 
+/**
+ * A file of the registry that is missing or cannot be read (a damaged card, model file or aliases.json): its message
+ * names the file and its hint says what to do. The registry itself answered: not a setting to fix.
+ */
+export class RegistryFileError extends RegistryError {
+  override readonly name: string = 'RegistryFileError';
+}
+
 /** A version that is not registered: the code `models show 99` and `backtest --model 99` give alike. */
 export const noSuchVersion = (name: string, version: number) =>
   fail(ERR.MODEL_VERSION, `${name} has no version ${version}`);

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { duckDbUsers, openDuckDb } from '../../../src/core/duckdb.ts';
 import { type CryptocastError, ERR } from '../../../src/core/errors.ts';
 
@@ -85,13 +86,34 @@ describe('openDuckDb: one database per file per process', () => {
     });
   });
 
-  it('a file that is not a DuckDB database: CC_ERR_STORE_URL naming it', async () => {
+  it('a file that is not a DuckDB database: CC_ERR_STORE_URL naming it, with what to do about the file', async () => {
     const file = join(import.meta.dirname, 'duckdb.test.ts');
     await assert.rejects(openDuckDb(file), (e: CryptocastError) => {
       assert.equal(e.code, ERR.STORE_URL.code);
       assert.match(e.message, /duckdb\.test\.ts/);
+      // Not the URL hint ("use duckdb:PATH or postgres://…"): the URL was right, the file is what is wrong.
+      assert.match(e.hint ?? '', /not a DuckDB database.*not changed: move it aside/s);
       return true;
     });
     assert.equal(duckDbUsers(file), 0);
+  });
+
+  it('a DuckDB file cut short: CC_ERR_STORE_URL naming it, the hint says it is damaged; the file is not changed', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'duck-')), 'cut.duckdb');
+    // Made and closed (checkpointed) here, outside openDuckDb, whose last close checkpoints in the background.
+    const db = await DuckDBInstance.create(file);
+    const c = await db.connect();
+    await c.run('CREATE TABLE t AS SELECT range AS x FROM range(200000)');
+    c.closeSync();
+    db.closeSync();
+    truncateSync(file, 100_000);
+    const before = readFileSync(file);
+    await assert.rejects(openDuckDb(file), (e: CryptocastError) => {
+      assert.equal(e.code, ERR.STORE_URL.code);
+      assert.match(e.message, /cut\.duckdb/);
+      assert.match(e.hint ?? '', /damaged or cut short.*not changed: move it aside/s);
+      return true;
+    });
+    assert.deepEqual(readFileSync(file), before);
   });
 });

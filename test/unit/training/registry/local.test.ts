@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LocalRegistry } from '../../../../src/training/registry/local.ts';
-import { openRegistry } from '../../../../src/training/registry/open.ts';
-import { RegistryError } from '../../../../src/training/registry/registry.ts';
+import { openRegistry, requireAnswer } from '../../../../src/training/registry/open.ts';
+import { RegistryError, RegistryFileError } from '../../../../src/training/registry/registry.ts';
 import { registryContract, sampleModel } from '../../../support/registry-contract.ts';
 
 describe('local directory registry', () => {
@@ -45,7 +45,58 @@ describe('local directory registry', () => {
     writeFileSync(join(root, 'm', 'versions', '1', 'card.json'), '{bad');
     await assert.rejects(
       new LocalRegistry(root).list('m'),
-      (e: unknown) => e instanceof RegistryError && /reg cannot be used: [^\n]*JSON/.test(e.message),
+      (e: unknown) =>
+        e instanceof RegistryError &&
+        /reg\/m\/versions\/1\/card\.json is not a model card \([^\n]*JSON/.test(e.message),
     );
+  });
+
+  it('a damaged version or aliases.json: an error naming the file, with what to do; nothing in the registry changes', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'cc-reg-'));
+    const reg = new LocalRegistry(root);
+    const s = sampleModel('m', 'a');
+    await reg.register(s.card, s.dir);
+    await reg.register(s.card, s.dir);
+    await reg.setAlias('m', 'champion', 1, 'test');
+    const v1 = join(root, 'm', 'versions', '1');
+    const v2 = join(root, 'm', 'versions', '2');
+    const snapshot = () =>
+      readdirSync(root, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => `${join(e.parentPath, e.name)} ${readFileSync(join(e.parentPath, e.name), 'utf8')}`)
+        .sort();
+    const damaged = (file: string, what: RegExp) => (e: unknown) => {
+      assert.ok(e instanceof RegistryFileError, String(e));
+      assert.equal(e.code, 'CC_ERR_REGISTRY');
+      assert.ok(e.message.startsWith(file), e.message);
+      assert.match(e.message, what);
+      assert.match(e.hint ?? '', /not changed/);
+      return true;
+    };
+
+    // The damage: a model file the card lists, gone; a version folder without its card; a card and aliases.json cut
+    // short. Then every read names its file (they said "cannot be used: ENOENT", "no version 2", or only the JSON
+    // parser's complaint), and none of them changes a byte of the registry.
+    rmSync(join(v1, 'model.json'));
+    rmSync(join(v2, 'card.json'));
+    const aliases = join(root, 'm', 'aliases.json');
+    writeFileSync(aliases, readFileSync(aliases, 'utf8').slice(0, 20));
+    const before = snapshot();
+    await assert.rejects(
+      reg.download('m', 1, mkdtempSync(join(tmpdir(), 'cc-dl-'))),
+      damaged(join(v1, 'model.json'), /is missing \(the card lists it\)$/),
+    );
+    await assert.rejects(reg.get('m', 2), damaged(join(v2, 'card.json'), /is missing$/));
+    await assert.rejects(reg.alias('m', 'champion'), damaged(aliases, /is damaged: .*JSON/));
+    // requireAnswer (run's first question) hands it on as it is, not as "does not answer" with the URL hint.
+    await assert.rejects(requireAnswer(reg, 'm', 'the URL hint'), damaged(aliases, /is damaged/));
+    assert.deepEqual(snapshot(), before);
+    const card = join(v1, 'card.json');
+    writeFileSync(card, readFileSync(card, 'utf8').slice(0, 100));
+    const cut = snapshot();
+    await assert.rejects(reg.get('m', 1), damaged(card, /is not a model card \(.*JSON/));
+    assert.deepEqual(snapshot(), cut);
+    // A version that does not exist is still just that.
+    assert.equal(await reg.get('m', 3), undefined);
   });
 });
