@@ -133,8 +133,9 @@ describe('cryptocast run on the embedded default: nothing reported as stored is 
 
   it('a second run on the file while the first runs: refused at once (CC_ERR_STORE_LOCKED); the first keeps all it reports', async () => {
     const file = fresh();
-    // Paced (about 5 s), so that the second comes while the first writes.
-    const first = runCli(runArgs(file, ['--data', KRAKEN_REST_TRADES, '--speed', '5000']), env);
+    // Paced (about 17 s), so that the second comes while the first writes, even when starting a process takes
+    // seconds on a busy machine.
+    const first = runCli(runArgs(file, ['--data', KRAKEN_REST_TRADES, '--speed', '1500']), env);
     await first.waitFor((e) => e.event === 'stored' && (e.featureRows as number) > 0);
     const second = runCli(runArgs(file), env);
     assert.equal(await second.exited, 2, second.stderr());
