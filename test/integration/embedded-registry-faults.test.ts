@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { LocalRegistry } from '../../src/training/registry/local.ts';
-import { MODEL_COLUMNS } from '../../src/training/sources.ts';
-import { registerModel, stumpModel } from '../support/champion.ts';
+import { describe, it } from 'node:test';
 import { CLI, exitedWithin, runCli } from '../support/cli.ts';
+import { registerFlatChampion, replayRunArgs, tempDirs } from '../support/embedded-run.ts';
 
 /**
  * `cryptocast run` with a champion whose files are damaged (a model file cut short, a card gone): the run goes on
@@ -16,24 +13,11 @@ import { CLI, exitedWithin, runCli } from '../support/cli.ts';
  * only in a JSON log line ("cannot be used: ENOENT"). Now it names the version, the file and what to do, and the
  * registry is left exactly as it was. Needs none of Kafka, PostgreSQL, MLflow or OpenSearch.
  */
-const made: string[] = [];
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
-const dir = (prefix: string) => {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  made.push(d);
-  return d;
-};
+const dir = tempDirs();
 
 async function registry(): Promise<{ root: string; v1: string }> {
   const root = dir('cc-broken-registry-');
-  const flat = (a: number, b: number) => stumpModel(MODEL_COLUMNS.length, [{ f: 0, c: 0, a, b }]);
-  await registerModel(new LocalRegistry(root), 'cryptocast-price', MODEL_COLUMNS, {
-    model: flat(-0.4, 0.6),
-    p10: flat(-8, -6),
-    p90: flat(6, 8),
-  });
+  await registerFlatChampion(root);
   return { root, v1: join(root, 'cryptocast-price', 'versions', '1') };
 }
 
@@ -47,20 +31,10 @@ const digest = (root: string) =>
     .sort();
 
 async function runOn(root: string) {
-  const run = runCli(
-    [
-      'run',
-      '--json',
-      '--port',
-      '0',
-      '--no-news',
-      '--replay',
-      '2022-05-09',
-      '--store',
-      `duckdb:${join(dir('cc-broken-store-'), 's.duckdb')}`,
-    ],
-    { CRYPTOCAST_REGISTRY: root, CRYPTOCAST_MODEL_NAME: 'cryptocast-price' },
-  );
+  const run = runCli(replayRunArgs(join(dir('cc-broken-store-'), 's.duckdb'), '2022-05-09'), {
+    CRYPTOCAST_REGISTRY: root,
+    CRYPTOCAST_MODEL_NAME: 'cryptocast-price',
+  });
   const code = await exitedWithin(run, 120_000, 'the run');
   const done = run.events.find((e) => e.event === 'done');
   return { code, stderr: run.stderr(), predictions: done?.predictions };
@@ -107,17 +81,7 @@ describe('cryptocast run with a damaged champion', () => {
     const stderr = await new Promise<string>((resolve, reject) =>
       execFile(
         CLI,
-        [
-          'run',
-          '--json',
-          '--port',
-          '0',
-          '--no-news',
-          '--replay',
-          '2022-05-09',
-          '--store',
-          `duckdb:${join(cwd, 's.duckdb')}`,
-        ],
+        replayRunArgs(join(cwd, 's.duckdb'), '2022-05-09'),
         {
           cwd,
           env: { ...process.env, CRYPTOCAST_REGISTRY: root, CRYPTOCAST_MODEL_NAME: 'cryptocast-price' },

@@ -7,22 +7,17 @@ import {
   closeSync,
   copyFileSync,
   existsSync,
-  mkdtempSync,
   openSync,
   readFileSync,
-  rmSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ERR } from '../../src/core/errors.ts';
-import { LocalRegistry } from '../../src/training/registry/local.ts';
-import { MODEL_COLUMNS } from '../../src/training/sources.ts';
-import { registerModel, stumpModel } from '../support/champion.ts';
 import { CLI, exitedWithin, runCli } from '../support/cli.ts';
 import { countsInNewProcess } from '../support/duckdb-file.ts';
+import { registerFlatChampion, replayRunArgs, tempDirs } from '../support/embedded-run.ts';
 import { krakenRecordedTrades } from '../support/exchanges/fixtures.ts';
 import { KrakenServer } from '../support/exchanges/kraken.ts';
 import { waitFor } from '../support/wait.ts';
@@ -34,26 +29,7 @@ import { waitFor } from '../support/wait.ts';
  * one CC_ERR_STORE line that says what happened and what to do, and the file keeps what the run reported stored.
  * Needs none of Kafka, PostgreSQL, MLflow or OpenSearch; the full disk is a 3 MB tmpfs, so that case needs root.
  */
-const made: string[] = [];
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
-const dir = (prefix: string) => {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  made.push(d);
-  return d;
-};
-const args = (file: string, replay: string) => [
-  'run',
-  '--json',
-  '--port',
-  '0',
-  '--no-news',
-  '--replay',
-  replay,
-  '--store',
-  `duckdb:${file}`,
-];
+const dir = tempDirs();
 const FEATURES = ['fs_technical_v1', 'pair, window_end'] as const;
 const PREDICTIONS = ['predictions_v1', 'pair, window_end, model_version'] as const;
 const ERRORS = ['prediction_errors_v1', 'pair, window_end, model_name, model_version'] as const;
@@ -84,15 +60,7 @@ describe('cryptocast run on a store that stops taking writes', () => {
   // A champion of the test's own, so that predictions and error records are written too, whatever model is trained.
   const env: NodeJS.ProcessEnv = {};
   before(async () => {
-    const registry = dir('cc-faults-registry-');
-    const flat = (a: number, b: number) => stumpModel(MODEL_COLUMNS.length, [{ f: 0, c: 0, a, b }]);
-    await registerModel(new LocalRegistry(registry), 'cryptocast-price', MODEL_COLUMNS, {
-      model: flat(-0.4, 0.6),
-      p10: flat(-8, -6),
-      p90: flat(6, 8),
-    });
-    env.CRYPTOCAST_REGISTRY = registry;
-    env.CRYPTOCAST_MODEL_NAME = 'cryptocast-price';
+    Object.assign(env, await registerFlatChampion(dir('cc-faults-registry-')));
   });
   const full = mountTmpfs('3m');
   after(() => {
@@ -104,7 +72,7 @@ describe('cryptocast run on a store that stops taking writes', () => {
   }, async () => {
     const file = join(full!, 'cryptocast.duckdb');
     // A month does not fit in 3 MB: the disk fills after a few thousand rows.
-    const run = runCli(args(file, '2022-05'), env);
+    const run = runCli(replayRunArgs(file, '2022-05'), env);
     const code = await exitedWithin(run, 60_000, 'the run on a full disk to end');
     assert.equal(code, ERR.STORE.exitCode, run.stderr().slice(-3000));
     storeRefused(
@@ -136,7 +104,7 @@ describe('cryptocast run on a store that stops taking writes', () => {
     skip: readOnly === undefined && 'mounting a small tmpfs needs root',
   }, async () => {
     execFileSync('mount', ['-o', 'remount,ro', readOnly!]);
-    const run = runCli(args(join(readOnly!, 'cryptocast.duckdb'), '2022-05-09'), env);
+    const run = runCli(replayRunArgs(join(readOnly!, 'cryptocast.duckdb'), '2022-05-09'), env);
     assert.equal(await exitedWithin(run, 60_000, 'the refusal'), ERR.STORE_URL.exitCode, run.stderr());
     assert.match(
       run.stderr(),
@@ -157,7 +125,7 @@ describe('cryptocast run on a store that stops taking writes', () => {
     const stderr = await new Promise<string>((resolve) =>
       execFile(
         'setpriv',
-        ['--reuid=65534', '--regid=65534', '--clear-groups', CLI, ...args(file, '2022-05-09')],
+        ['--reuid=65534', '--regid=65534', '--clear-groups', CLI, ...replayRunArgs(file, '2022-05-09')],
         { cwd, env: { ...process.env, ...env, HOME: cwd }, timeout: 60_000 },
         (_err, _out, errText) => resolve(errText),
       ),
@@ -185,7 +153,7 @@ describe('cryptocast run on a store that stops taking writes', () => {
       assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
     }
     const file = join(alreadyFull!, 'cryptocast.duckdb');
-    const run = runCli(args(file, '2022-05-09'), env);
+    const run = runCli(replayRunArgs(file, '2022-05-09'), env);
     assert.equal(await exitedWithin(run, 60_000, 'the refusal'), ERR.STORE_URL.exitCode, run.stderr());
     assert.match(
       run.stderr(),
@@ -262,7 +230,7 @@ describe('cryptocast run on a store that stops taking writes', () => {
   it('a store file damaged in its middle: CC_ERR_STORE "is damaged" and an end; the file is not changed', async () => {
     const d = dir('cc-damaged-');
     const file = join(d, 'cryptocast.duckdb');
-    const first = runCli(args(file, '2022-05-09'), env);
+    const first = runCli(replayRunArgs(file, '2022-05-09'), env);
     assert.equal(await exitedWithin(first, 120_000, 'the first run'), 0, first.stderr().slice(-2000));
     // Random bytes over the data blocks (the headers, the first 12 KB, stay): DuckDB finds the bad checksum when
     // it reads them, after the file opened.
@@ -270,7 +238,7 @@ describe('cryptocast run on a store that stops taking writes', () => {
     writeSync(fd, randomBytes(200_000), 0, 200_000, 300_000);
     closeSync(fd);
     const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
-    const run = runCli(args(file, '2022-05-09'), env);
+    const run = runCli(replayRunArgs(file, '2022-05-09'), env);
     const code = await exitedWithin(run, 60_000, 'the run on a damaged file to end');
     assert.equal(code, ERR.STORE.exitCode, run.stderr().slice(-3000));
     storeRefused(run.stderr(), /the store file .*cryptocast\.duckdb is damaged \(.*Corrupt database file/);

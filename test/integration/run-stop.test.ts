@@ -8,6 +8,7 @@ import { MODEL_COLUMNS } from '../../src/training/sources.ts';
 import { registerModel, stumpModel } from '../support/champion.ts';
 import { exitedWithin, runCli } from '../support/cli.ts';
 import { countsInNewProcess } from '../support/duckdb-file.ts';
+import { registerFlatChampion, replayRunArgs } from '../support/embedded-run.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -28,17 +29,7 @@ describe('cryptocast run: a stop during a candle replay', () => {
     });
     const env = { CRYPTOCAST_REGISTRY: dir, CRYPTOCAST_MODEL_NAME: 'cryptocast-price' };
     const file = join(mkdtempSync(join(tmpdir(), 'cc-stop-')), 'cryptocast.duckdb');
-    const args = [
-      'run',
-      '--json',
-      '--port',
-      '0',
-      '--no-news',
-      '--replay',
-      '2022-05',
-      '--store',
-      `duckdb:${file}`,
-    ];
+    const args = replayRunArgs(file, '2022-05');
     const MONTH = 2 * 31 * 1440; // candles of the two pairs
 
     const stopped = runCli(args, env);
@@ -77,27 +68,9 @@ describe('cryptocast run: a stop during a candle replay', () => {
   // file; a next run on the file gives the data of an uninterrupted one, nothing doubled. (kill -9 and its next run:
   // embedded-durability.test.ts.)
   it('SIGTERM while starting, mid-replay and while serving: what was reported is there; the next run completes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-term-registry-'));
-    const flat = (a: number, b: number) => stumpModel(MODEL_COLUMNS.length, [{ f: 0, c: 0, a, b }]);
-    await registerModel(new LocalRegistry(dir), 'cryptocast-price', MODEL_COLUMNS, {
-      model: flat(-0.4, 0.6),
-      p10: flat(-8, -6),
-      p90: flat(6, 8),
-    });
-    const env = { CRYPTOCAST_REGISTRY: dir, CRYPTOCAST_MODEL_NAME: 'cryptocast-price' };
+    const env = await registerFlatChampion(mkdtempSync(join(tmpdir(), 'cc-term-registry-')));
     const DAY = 2 * 1440; // candles of the two pairs
-    const args = (file: string, extra: string[] = []) => [
-      'run',
-      '--json',
-      '--port',
-      '0',
-      '--no-news',
-      '--replay',
-      '2022-05-09',
-      '--store',
-      `duckdb:${file}`,
-      ...extra,
-    ];
+    const args = (file: string, extra: string[] = []) => replayRunArgs(file, '2022-05-09', extra);
     const rows = (file: string, table: string, key: string) => countsInNewProcess(file, table, key);
     const phases: {
       name: string;
