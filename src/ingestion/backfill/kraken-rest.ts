@@ -113,12 +113,17 @@ export class KrakenRestBackfill implements TradeSource {
   ): Promise<void> {
     const { pair, since, until } = this;
     let reached = false;
+    // The previous page brought nothing new: every trade in it had the cursor's time. Either that instant's trades
+    // were the last ones (the end), or more trades share it than a page holds (one taker order filling many makers):
+    // asking from 1 ns before would return the same page for ever. So ask once from the cursor itself, past them.
+    let pastTies = false;
     while (!signal.aborted) {
       const requestedAt = Date.now();
       // Ask from 1 ns before the cursor: if `since` is exclusive (unconfirmed), trades sharing the cursor's
       // time would otherwise be skipped at a page boundary. Ids grow with time: re-sent ones are dropped.
       const cursor = BigInt(state.cursor);
-      const page = await fetchKrakenTrades(this.baseUrl, pair, String(cursor > 0n ? cursor - 1n : 0n), {
+      const from = pastTies || cursor === 0n ? cursor : cursor - 1n;
+      const page = await fetchKrakenTrades(this.baseUrl, pair, String(from), {
         signal,
         log: this.log,
         backoff: this.o.backoff,
@@ -136,9 +141,21 @@ export class KrakenRestBackfill implements TradeSource {
           deadLetter({ service: 'backfill', origin: this.name, kind: 'invalid', reason: r, payload: r }),
         );
       const fresh = page.trades.filter((t) => Number(t.tradeId) > state.maxId);
+      const passedUntil = page.trades.some((t) => t.tradeTs >= until);
+      if (fresh.length === 0 && page.trades.length > 0 && !pastTies && !passedUntil) {
+        pastTies = true;
+        await this.pace(requestedAt, signal);
+        continue; // the same cursor, asked past its instant: the end (nothing) or the trades after the ties
+      }
+      if (pastTies && fresh.length > 0)
+        // Later trades exist, so the page of ties was full: any more at that instant cannot be asked for by time.
+        this.log.warn(
+          { cursor: state.cursor, at: new Date(Number(cursor / 1_000_000n)).toISOString() },
+          'a whole page of trades shares one instant: stepped past it (trades beyond that page at that instant, if any, are not fetched)',
+        );
+      pastTies = false;
       const inRange = fresh.filter((t) => t.tradeTs >= since && t.tradeTs < until);
       if (inRange.length > 0) await sink.trades(inRange);
-      const passedUntil = page.trades.some((t) => t.tradeTs >= until);
       for (const t of inRange) {
         state.maxId = Math.max(state.maxId, Number(t.tradeId));
         state.lastTradeTs = Math.max(state.lastTradeTs ?? 0, t.tradeTs);
@@ -156,9 +173,14 @@ export class KrakenRestBackfill implements TradeSource {
       Object.assign(progress, this.progress(state, progress.pages, progress.retries));
       this.o.onProgress?.(progress);
       if (state.done) return;
-      const wait = (this.o.minIntervalMs ?? 1_000) - (Date.now() - requestedAt);
-      if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => {});
+      await this.pace(requestedAt, signal);
     }
+  }
+
+  /** Kraken's public rate limit: at most one request per `minIntervalMs` (default 1 s). */
+  private async pace(requestedAt: number, signal: AbortSignal): Promise<void> {
+    const wait = (this.o.minIntervalMs ?? 1_000) - (Date.now() - requestedAt);
+    if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => {});
   }
 
   private resumeOrStart(): BackfillState {

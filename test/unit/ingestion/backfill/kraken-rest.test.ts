@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import pino from 'pino';
 import {
   type KrakenBackfillProgress,
   KrakenRestBackfill,
@@ -78,8 +79,14 @@ describe('Kraken REST Trades backfill against a local Kraken server', () => {
         'cursor = last',
       );
       // Each page re-asks from 1 ns before the cursor, so trades at the cursor's time come again (dropped by
-      // id): pages overlap by a trade or a few, and the last one has nothing new, which ends the run.
-      assert.equal(progress.length, srv.restCalls.length, 'one progress report per page');
+      // id): pages overlap by a trade or a few; the last one has nothing new, so the cursor's instant is asked past
+      // once (since = the cursor itself), which brings nothing and ends the run.
+      assert.equal(progress.length + 1, srv.restCalls.length, 'one progress report per page with trades');
+      assert.equal(
+        srv.restCalls.at(-1),
+        `/0/public/Trades?pair=XBTUSDT&since=${ns(real.at(-1)!.time)}`,
+        'the end is confirmed past the last instant',
+      );
       assert.ok(progress.length >= 11);
       const counts = progress.map((p) => p.fetchedTrades);
       assert.equal(counts[0], 100);
@@ -99,6 +106,35 @@ describe('Kraken REST Trades backfill against a local Kraken server', () => {
         final: true,
       });
       assert.equal(sink.events.at(-1)!.kind, 'watermark', 'the final watermark comes last');
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('a whole page of trades at one instant (one order filling many): steps past it, says so, carries on to the end', async () => {
+    // The recording has instants with up to 17 trades; with 10 per page, asking from 1 ns before such an instant
+    // returns the same 10 trades for ever. It used to end there, "complete" after 17 of 1,000 trades.
+    const srv = await server(10);
+    try {
+      const sink = new LogSink();
+      const warnings: string[] = [];
+      const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
+      await backfill(srv, { log }).run(sink, new AbortController().signal);
+      // Kraken pages by time: at an instant with more trades than a page, only the first page of them can be had.
+      const perInstant = new Map<string, number>();
+      for (const t of real) perInstant.set(t.time, (perInstant.get(t.time) ?? 0) + 1);
+      const reachable = [...perInstant.values()].reduce((a, n) => a + Math.min(n, 10), 0);
+      const ids = sink.ids(PAIR);
+      assert.equal(ids.length, reachable, `${ids.length} of ${real.length} (reachable ${reachable})`);
+      assert.equal(new Set(ids).size, ids.length, 'none twice');
+      assert.equal(ids.at(-1), real.at(-1)!.id, 'to the last trade');
+      // A page exactly full of one instant is stepped past too (whether more share it cannot be known).
+      const crowded = [...perInstant.values()].filter((n) => n >= 10).length;
+      assert.equal(
+        warnings.filter((w) => /a whole page of trades shares one instant/.test(w)).length,
+        crowded,
+      );
+      assert.equal(sink.watermarks.at(-1)!.final, true);
     } finally {
       await srv.close();
     }
