@@ -4,8 +4,10 @@
  * what to do. The CLI prints `cryptocast: <message>` and the hint, without a stack trace.
  *
  * Exit statuses: 2 = the command was called wrongly or its input is unusable (the user can fix it); 1 = a component
- * failed (a store, the registry, the trainer); 130 = stopped by a signal (INTERRUPTED); 141 = the reader of stdout went
- * away (`| head`), ended quietly as a shell reports a SIGPIPE (src/cli/main.ts).
+ * failed (a store, the registry, the trainer); 130 = a command with an end (a replay, `train`, `data fetch`, `backfill`)
+ * stopped by SIGINT/SIGTERM before it (INTERRUPTED); 141 = the reader of stdout went away (`| head`), ended quietly as
+ * a shell reports a SIGPIPE (src/cli/main.ts). A command that runs until it is stopped (`service`, `api`, `monitor`,
+ * `run --source live`, `run --serve` once its replay is done) ends with 0 on a signal: that is its normal end.
  */
 export class CryptocastError extends Error {
   readonly code: string;

@@ -343,8 +343,8 @@ describe('data fetch interrupted', () => {
     const code = await run.exited;
     refused(
       { code: typeof code === 'number' ? code : -1, stdout: '', stderr: run.stderr() },
-      /interrupted/,
-      1,
+      /interrupted.*\[CC_ERR_INTERRUPTED\]/,
+      130,
     );
     assert.ok(partBytes() > 0, 'the part is kept for the next run to continue');
   });

@@ -36,7 +36,10 @@ describe('cryptocast run: a stop during a candle replay', () => {
     await stopped.waitFor((e) => e.event === 'stored' && (e.predictions as number) > 0, 120_000);
     stopped.child.kill('SIGINT');
     const end = await stopped.waitFor((e) => e.event === 'stopped' || e.event === 'done', 60_000);
-    assert.equal(await stopped.exited, 0, stopped.stderr());
+    // Stopped before the replay's end: the "stopped" summary, then exit 130 with the catalogued line.
+    assert.equal(await stopped.exited, 130, stopped.stderr());
+    assert.match(stopped.stderr(), /stopped before the replay ended.*\[CC_ERR_INTERRUPTED\]/);
+    assert.match(stopped.stderr(), /run the same command again: it replays the rest/);
     assert.equal(end.event, 'stopped');
     assert.ok(
       (end.featureRows as number) < MONTH,
@@ -64,9 +67,10 @@ describe('cryptocast run: a stop during a candle replay', () => {
   });
 
   // The other phases, with SIGTERM (what a service manager sends): while starting (the API is up, the replay not yet),
-  // mid-replay, and while serving after the replay. Each ends "stopped" with exit 0 and exactly what it reported in the
+  // mid-replay, and while serving after the replay. Each ends "stopped" with exactly what it reported in the
   // file; a next run on the file gives the data of an uninterrupted one, nothing doubled. (kill -9 and its next run:
-  // embedded-durability.test.ts.)
+  // embedded-durability.test.ts.) A stop before the replay's end exits 130 (interrupted); one while serving after it
+  // is the normal end of `--serve`: exit 0.
   it('SIGTERM while starting, mid-replay and while serving: what was reported is there; the next run completes', async () => {
     const env = await registerFlatChampion(mkdtempSync(join(tmpdir(), 'cc-term-registry-')));
     const DAY = 2 * 1440; // candles of the two pairs
@@ -108,7 +112,11 @@ describe('cryptocast run: a stop during a candle replay', () => {
       const stopped = runCli(args(file, phase.extra), env);
       await phase.when(stopped);
       stopped.child.kill('SIGTERM');
-      assert.equal(await exitedWithin(stopped, 60_000, `the stop ${phase.name}`), 0, stopped.stderr());
+      assert.equal(
+        await exitedWithin(stopped, 60_000, `the stop ${phase.name}`),
+        phase.name === 'while serving' ? 0 : 130,
+        stopped.stderr(),
+      );
       const end = stopped.events.find((e) => e.event === 'stopped');
       assert.ok(end, `${phase.name}: a "stopped" summary; got ${JSON.stringify(stopped.events.at(-1))}`);
       if (phase.name === 'while serving') assert.equal(end.featureRows, DAY);

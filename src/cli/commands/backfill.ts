@@ -92,9 +92,12 @@ export async function backfill(opts: {
       bar.stop();
       await bus.close();
     }
-    process.stderr.write(
-      `published ${trades.stats.trades.toLocaleString('en-US')} trades to ${opts.bus} (state: ${stateFile})\n`,
-    );
+    const summary = `published ${trades.stats.trades.toLocaleString('en-US')} trades to ${opts.bus} (state: ${stateFile})`;
+    if (abort.signal.aborted)
+      throw fail(ERR.INTERRUPTED, `interrupted: ${summary}`, {
+        hint: 'run the same command again: it resumes from the state file',
+      });
+    process.stderr.write(`${summary}\n`);
     return;
   }
   const fresh = !existsSync(output);
@@ -129,7 +132,11 @@ export async function backfill(opts: {
     });
   }
   if (writeError) throw writeFailed(writeError);
-  process.stderr.write(
-    `${abort.signal.aborted ? 'interrupted (run again to resume)' : 'done'}: ${written.toLocaleString('en-US')} trades appended to ${output} (state: ${stateFile})\n`,
-  );
+  const summary = `${written.toLocaleString('en-US')} trades appended to ${output} (state: ${stateFile})`;
+  // Interrupted before the range's end: exit 130 like every command with an end (the state file resumes it).
+  if (abort.signal.aborted)
+    throw fail(ERR.INTERRUPTED, `interrupted: ${summary}`, {
+      hint: 'run the same command again: it resumes from the state file',
+    });
+  process.stderr.write(`done: ${summary}\n`);
 }

@@ -87,7 +87,10 @@ export async function dataFetch(opts: {
     onProgress: (p) =>
       bar.update(p.done, { mb: (p.bytes / 1e6).toFixed(1), retries: p.retries, current: p.current ?? '' }),
   });
-  const interrupted = () => fail(ERR.DOWNLOAD, 'interrupted: run the same command again to carry on');
+  const interrupted = () =>
+    fail(ERR.INTERRUPTED, 'interrupted', {
+      hint: 'run the same command again to carry on: finished files and the part in progress are kept',
+    });
   let result: Awaited<ReturnType<ArchiveFetcher['run']>>;
   try {
     result = await fetcher.run();

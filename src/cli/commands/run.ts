@@ -56,7 +56,8 @@ export function examplePair(
  * features → feature store → predictions (the registry's champion) → predictions store → error records at maturity
  * (the monitor), news → sentiment → news features beside them, and the API with the dashboard on `--port`. Each closed
  * candle is printed, with a live status line. A replay ends when the recording does (with `--serve` the API stays up
- * until Ctrl-C); `--source live` runs until Ctrl-C.
+ * until Ctrl-C); `--source live` runs until Ctrl-C. A replay stopped before its end exits 130 (CC_ERR_INTERRUPTED)
+ * after its "stopped" summary; a stop while serving after the replay, or of a live run, exits 0.
  *
  * `--replay MONTH` plays 1-minute klines instead of trades (the shared Binance recording of 2022, or what `cryptocast
  * data fetch` downloaded) together with the news recorded in those months.
@@ -145,6 +146,9 @@ export async function run(
       );
   const abort = new AbortController();
   onStopSignal(() => abort.abort());
+  // A replay has an end: a stop before it is an interruption (exit 130, as `train` and `data fetch`); a stop while
+  // serving after it, or of a live run (which only ends that way), is the normal end (exit 0).
+  let replayFinished = false;
   // A store write that no retry will get through (a full disk, a read-only or damaged file) stops the run with one
   // line saying so: the stages used to re-read their input for ever, logging the same error many times a second.
   let storeFailure: { why: LastingStoreFailure; err: unknown } | undefined;
@@ -383,6 +387,7 @@ export async function run(
     })();
     // Live finishes what it took in, unless the store cannot take it (then the stages would never catch up).
     await unlessStopped(scored, opts.source === 'live' ? storeFailed.signal : abort.signal);
+    replayFinished = opts.source !== 'live' && !abort.signal.aborted;
     if (opts.serve && api && !abort.signal.aborted) {
       status.update(`${line()} · replay done; serving on port ${api.port} until Ctrl-C`, true);
       if (opts.json) {
@@ -504,4 +509,8 @@ export async function run(
   } finally {
     await closeStores();
   }
+  if (abort.signal.aborted && opts.source !== 'live' && !replayFinished)
+    throw fail(ERR.INTERRUPTED, 'stopped before the replay ended: what was reported as stored is kept', {
+      hint: 'run the same command again: it replays the rest (nothing is written twice)',
+    });
 }

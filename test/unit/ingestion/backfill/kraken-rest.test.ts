@@ -11,11 +11,13 @@ import {
   KrakenRestBackfill,
 } from '../../../../src/ingestion/backfill/kraken-rest.ts';
 import { TradeSchema } from '../../../../src/schemas/trade.ts';
+import { exitedWithin, runCli } from '../../../support/cli.ts';
 import { KRAKEN_REST_TRADES } from '../../../support/data.ts';
 import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
 import { LogSink, testLog } from '../../../support/exchanges/harness.ts';
 import { KrakenServer, ns } from '../../../support/exchanges/kraken.ts';
 import { freePort } from '../../../support/ports.ts';
+import { waitFor } from '../../../support/wait.ts';
 
 const real = krakenRecordedTrades(); // 2025-11-10 17:23:53.97 → 2025-11-11 00:13:55.98, ids 10218208…10219207
 const PAIR = 'BTC/USDT';
@@ -311,6 +313,54 @@ describe('Kraken REST Trades backfill against a local Kraken server', () => {
     assert.match(r.stderr ?? '', /\[CC_ERR_UPSTREAM\]/);
     // Back-off 1 + 2 + 4 s with jitter, plus starting Node: far below the 8 retries' ~2 minutes.
     assert.ok(Date.now() - started < 60_000, `${Date.now() - started} ms`);
+  });
+
+  it('cryptocast backfill stopped by SIGINT: exit 130 (CC_ERR_INTERRUPTED) with what was appended; a rerun completes it', async () => {
+    const srv = await server(50); // 20-odd pages, paced below: the backfill is in the middle when the signal comes
+    const dir = mkdtempSync(join(tmpdir(), 'bf-int-'));
+    try {
+      const args = [
+        'backfill',
+        '--exchange',
+        'kraken',
+        '--pair',
+        'BTC/USDT',
+        '--since',
+        '2025-11-10T17:00:00Z',
+        '--until',
+        '2025-11-11T01:00:00Z',
+        '--base-url',
+        srv.restUrl,
+        '--output',
+        join(dir, 't.csv'),
+        '--state',
+        join(dir, 's.json'),
+      ];
+      const stopped = runCli(args, { CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS: '500' });
+      const lines = () =>
+        existsSync(join(dir, 't.csv')) ? readFileSync(join(dir, 't.csv'), 'utf8').split('\n').length : 0;
+      await waitFor('trades appended', lines, (n) => n > 100, { timeoutMs: 60_000, everyMs: 50 });
+      stopped.child.kill('SIGINT');
+      assert.equal(await exitedWithin(stopped, 30_000, 'the stop'), 130, stopped.stderr());
+      assert.match(stopped.stderr(), /interrupted: \d+ trades appended to .*\[CC_ERR_INTERRUPTED\]/s);
+      assert.match(stopped.stderr(), /resumes from the state file/);
+      assert.doesNotMatch(stopped.stderr(), /\n\s+at /, 'no stack trace');
+      const appended = Number(/interrupted: ([\d,]+) trades/.exec(stopped.stderr())![1]!.replaceAll(',', ''));
+      assert.ok(appended > 0 && appended < 1000, `stopped in the middle: ${appended}`);
+
+      const rest = runCli(args, { CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS: '0' });
+      assert.equal(await exitedWithin(rest, 60_000, 'the rerun'), 0, rest.stderr());
+      assert.match(rest.stderr(), /done: [\d,]+ trades appended/);
+      const ids = readFileSync(join(dir, 't.csv'), 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(',')[2]);
+      assert.equal(ids.length, 1000, 'every trade once');
+      assert.equal(new Set(ids).size, 1000, 'none twice');
+    } finally {
+      await srv.close();
+    }
   });
 
   it('cryptocast backfill writes a trades CSV whose candles equal those of the original recording', async () => {
