@@ -26,6 +26,24 @@ const until = Date.UTC(2025, 10, 11, 1, 0); // after the last recorded trade
 const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 const ms = (t: { time: string }) => Number(ns(t.time) / 1_000_000n);
 const tmpState = () => join(mkdtempSync(join(tmpdir(), 'bf-')), 'state.json');
+/** `cryptocast backfill` of the recorded span from a local server into DIR/t.csv (state DIR/s.json). */
+const backfillArgs = (srv: KrakenServer, dir: string) => [
+  'backfill',
+  '--exchange',
+  'kraken',
+  '--pair',
+  'BTC/USDT',
+  '--since',
+  '2025-11-10T17:00:00Z',
+  '--until',
+  '2025-11-11T01:00:00Z',
+  '--base-url',
+  srv.restUrl,
+  '--output',
+  join(dir, 't.csv'),
+  '--state',
+  join(dir, 's.json'),
+];
 
 async function server(pageSize: number): Promise<KrakenServer> {
   const s = await new KrakenServer().listen();
@@ -319,23 +337,7 @@ describe('Kraken REST Trades backfill against a local Kraken server', () => {
     const srv = await server(50); // 20-odd pages, paced below: the backfill is in the middle when the signal comes
     const dir = mkdtempSync(join(tmpdir(), 'bf-int-'));
     try {
-      const args = [
-        'backfill',
-        '--exchange',
-        'kraken',
-        '--pair',
-        'BTC/USDT',
-        '--since',
-        '2025-11-10T17:00:00Z',
-        '--until',
-        '2025-11-11T01:00:00Z',
-        '--base-url',
-        srv.restUrl,
-        '--output',
-        join(dir, 't.csv'),
-        '--state',
-        join(dir, 's.json'),
-      ];
+      const args = backfillArgs(srv, dir);
       const stopped = runCli(args, { CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS: '500' });
       const lines = () =>
         existsSync(join(dir, 't.csv')) ? readFileSync(join(dir, 't.csv'), 'utf8').split('\n').length : 0;
@@ -369,22 +371,7 @@ describe('Kraken REST Trades backfill against a local Kraken server', () => {
     const run = promisify(execFile);
     try {
       const env = { ...process.env, CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS: '0' };
-      const args = [
-        'backfill',
-        '--exchange',
-        'kraken',
-        '--pair',
-        'BTC/USDT',
-        '--since',
-        '2025-11-10T17:00:00Z',
-        '--until',
-        '2025-11-11T01:00:00Z',
-      ];
-      const r = await run(
-        join(ROOT, 'bin/cryptocast'),
-        [...args, '--base-url', srv.restUrl, '--output', join(dir, 't.csv'), '--state', join(dir, 's.json')],
-        { env },
-      );
+      const r = await run(join(ROOT, 'bin/cryptocast'), backfillArgs(srv, dir), { env });
       assert.match(r.stderr, /done: 1,000 trades appended/);
       assert.ok(existsSync(join(dir, 's.json')));
       await run(join(ROOT, 'bin/cryptocast'), [
