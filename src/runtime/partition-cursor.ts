@@ -169,8 +169,15 @@ export interface ChunkFailure {
 /**
  * Logs a failed chunk as both transports do: one error line with the error's code and message, a hold once when it
  * starts, the guard's verdict. The stack only at debug level: each failure of a stage is one line an operator reads (a
- * full disk under `cryptocast run` wrote a stack per stage, all the same), and a retried failure repeats them.
+ * full disk under `cryptocast run` wrote a stack per stage, all the same), and a retried failure repeats them. A
+ * programming error (TypeError, RangeError, ReferenceError, SyntaxError) keeps its stack on the line.
  */
+const isProgrammingError = (err: unknown): boolean =>
+  err instanceof TypeError ||
+  err instanceof RangeError ||
+  err instanceof ReferenceError ||
+  err instanceof SyntaxError;
+
 export function logChunkFailure(
   log: Logger,
   where: Record<string, unknown>,
@@ -184,10 +191,12 @@ export function logChunkFailure(
         ...where,
         ...(typeof code === 'string' ? { code } : {}),
         reason: err instanceof Error ? err.message : String(err),
+        // A bug in our code (a TypeError, say) keeps its stack on the line: it is what a bug report needs.
+        ...(isProgrammingError(err) ? { err } : {}),
       },
       'handler failed; re-reading from the last commit',
     );
-    log.debug({ ...where, err }, 'handler failed: the stack');
+    if (!isProgrammingError(err)) log.debug({ ...where, err }, 'handler failed: the stack');
   } else if (f.holdStarted)
     log.warn({ ...where, reason: err.message }, 'batch held; redelivered until it passes');
   if (f.verdict === 'quarantined')

@@ -189,6 +189,18 @@ describe('how a failed chunk is logged (logChunkFailure, both transports)', () =
     assert.doesNotMatch(JSON.stringify(lines), /stack|\s{4}at /);
   });
 
+  it('a programming error (a TypeError) keeps its stack on the line: a bug report needs it', () => {
+    const { logger, lines } = collecting('info');
+    logChunkFailure(
+      logger,
+      where,
+      new TypeError("Cannot read properties of undefined (reading 'close')"),
+      failure,
+    );
+    assert.equal(lines.length, 1);
+    assert.match(String((lines[0]!.err as { stack?: unknown } | undefined)?.stack), /TypeError: .*\n\s+at /);
+  });
+
   it('the stack at debug level', () => {
     const { logger, lines } = collecting('debug');
     logChunkFailure(logger, where, new Error('boom'), failure);
