@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { reportDependency } from '../core/dependency.ts';
 import { ERR, fail } from '../core/errors.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
@@ -8,7 +8,7 @@ import { metrics } from '../core/metrics.ts';
 import { backoffDelay } from '../core/retry.ts';
 import { FEATURE_COLUMNS, FEATURE_SET } from '../features/technical.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
-import type { ModelCard, ModelRegistry } from '../training/registry/registry.ts';
+import { type ModelCard, type ModelRegistry, modelCacheFolder } from '../training/registry/registry.ts';
 import { fillRow, type ImputationPlan, imputationPlan } from './imputation.ts';
 import { XgbModel } from './xgboost-model.ts';
 
@@ -124,7 +124,7 @@ function reportFills(card: ModelCard, plan: ImputationPlan, filled: Int32Array, 
 export interface ChampionHolderOptions {
   /** Registered model name. */
   name: string;
-  /** Where artifacts are downloaded to (one folder per version). Default `.data/model-cache`. */
+  /** Where artifacts are downloaded to (one folder per registry and version, `modelCacheFolder`). Default `.data/model-cache`. */
   cacheDir?: string;
   /** How often the champion alias is read. Default 30 s. */
   pollMs?: number;
@@ -280,7 +280,7 @@ export class ChampionHolder implements ModelSource {
     const missing = ARTIFACTS.filter((f) => !card.artifacts.includes(f));
     if (missing.length > 0)
       throw new ModelLoadError(`${this.name} v${version} has no ${missing.join(', ')} among its artifacts`);
-    const target = join(this.cacheDir, this.name, String(version));
+    const target = modelCacheFolder(this.registry, this.name, version, this.cacheDir);
     // The artifacts are copied here first. A cache folder that cannot be written (`.data` a file, a read-only disk)
     // is said as such: the registry's download blamed the registry ("… is not a folder"), which was fine.
     try {

@@ -166,16 +166,38 @@ export interface ChunkFailure {
   holdStarted: boolean;
 }
 
-/** Logs a failed chunk as both transports do: an error with its stack, a hold once when it starts, the guard's verdict. */
+/**
+ * Logs a failed chunk as both transports do: one error line with the error's code and message, a hold once when it
+ * starts, the guard's verdict. The stack only at debug level: each failure of a stage is one line an operator reads (a
+ * full disk under `cryptocast run` wrote a stack per stage, all the same), and a retried failure repeats them. A
+ * programming error (TypeError, RangeError, ReferenceError, SyntaxError) keeps its stack on the line.
+ */
+const isProgrammingError = (err: unknown): boolean =>
+  err instanceof TypeError ||
+  err instanceof RangeError ||
+  err instanceof ReferenceError ||
+  err instanceof SyntaxError;
+
 export function logChunkFailure(
   log: Logger,
   where: Record<string, unknown>,
   err: unknown,
   f: ChunkFailure,
 ): void {
-  if (!(err instanceof HoldBatch))
-    log.error({ ...where, err }, 'handler failed; re-reading from the last commit');
-  else if (f.holdStarted)
+  if (!(err instanceof HoldBatch)) {
+    const code = (err as { code?: unknown } | undefined)?.code;
+    log.error(
+      {
+        ...where,
+        ...(typeof code === 'string' ? { code } : {}),
+        reason: err instanceof Error ? err.message : String(err),
+        // A bug in our code (a TypeError, say) keeps its stack on the line: it is what a bug report needs.
+        ...(isProgrammingError(err) ? { err } : {}),
+      },
+      'handler failed; re-reading from the last commit',
+    );
+    if (!isProgrammingError(err)) log.debug({ ...where, err }, 'handler failed: the stack');
+  } else if (f.holdStarted)
     log.warn({ ...where, reason: err.message }, 'batch held; redelivered until it passes');
   if (f.verdict === 'quarantined')
     log.error(where, 'the handler fails on this record alone: quarantined to dlq');

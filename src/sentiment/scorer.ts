@@ -55,6 +55,10 @@ export class SentimentScorer {
   private readonly cacheFile: string | undefined;
   private readonly cache = new Map<string, Sentiment>();
   private warm = false;
+  /** False once a write to the cache file failed: it is not tried again (see `remember`). */
+  private persisting = true;
+  /** The cache file ends in a torn line (no newline). */
+  private tornEnd = false;
 
   constructor(opts: ScorerOptions) {
     this.primary = opts.primary;
@@ -114,19 +118,33 @@ export class SentimentScorer {
     if (this.cacheSize <= 0) return;
     if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(key, s);
-    if (this.cacheFile) {
+    if (this.cacheFile && this.persisting) {
       try {
         mkdirSync(dirname(this.cacheFile), { recursive: true });
-        appendFileSync(this.cacheFile, `${JSON.stringify({ k: key, ...s } satisfies CacheEntry)}\n`);
+        const line = `${JSON.stringify({ k: key, ...s } satisfies CacheEntry)}\n`;
+        // After a torn last line (a crash, a full disk) the first answer starts on a line of its own, or it would
+        // be read back glued to the torn one and lost.
+        appendFileSync(this.cacheFile, this.tornEnd ? `\n${line}` : line);
+        this.tornEnd = false;
       } catch (err) {
-        log.warn({ err, file: this.cacheFile }, 'sentiment cache not persisted');
+        // A full disk (or a read-only one) fails every later write the same way: one warning, then the file is left
+        // alone for the rest of this scorer's life. The answers are still used and kept in memory.
+        this.persisting = false;
+        const e = err as NodeJS.ErrnoException;
+        log.warn(
+          { file: this.cacheFile, reason: e.message, code: e.code },
+          `sentiment cache ${this.cacheFile} cannot be written: answers are no longer cached on disk until restart ` +
+            '(they are still used, and cached in memory); free space there, or set CRYPTOCAST_SENTIMENT_CACHE',
+        );
       }
     }
   }
 
   private loadCache(file: string): void {
     let bad = 0;
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const text = readFileSync(file, 'utf8');
+    this.tornEnd = text !== '' && !text.endsWith('\n');
+    for (const line of text.split('\n')) {
       if (line === '') continue;
       try {
         const { k, ...s } = JSON.parse(line) as CacheEntry;

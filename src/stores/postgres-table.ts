@@ -37,7 +37,8 @@ export class PostgresTable<T> implements Table<T> {
     url: string,
     o: { signal?: AbortSignal } = {},
   ): Promise<PostgresTable<T>> {
-    const pool = pgPool(url);
+    // The stop cuts a connection attempt short too, not only the wait between attempts.
+    const pool = pgPool(url, { signal: o.signal });
     const t = new PostgresTable(spec, pool);
     // A database that is late or restarting is waited for (readiness says so), never a reason to exit.
     try {

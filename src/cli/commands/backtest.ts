@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
@@ -13,6 +12,7 @@ import {
   parseAsPair,
 } from '../../training/backtest.ts';
 import { openRegistry } from '../../training/registry/open.ts';
+import { modelCacheFolder } from '../../training/registry/registry.ts';
 import { datasetFromCandles, requireCandles } from '../../training/sources.ts';
 import { resolveVersion } from './models.ts';
 import {
@@ -77,7 +77,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
     const files = await registry.download(
       card.name,
       card.version,
-      join(resolve('.data/model-cache'), card.name, String(card.version)),
+      modelCacheFolder(registry, card.name, card.version),
     );
     const docs = {} as ModelDocs;
     for (const f of ARTIFACTS) docs[f] = await readFile(files[f]!, 'utf8');

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CryptocastError, ERR, fail } from '../../core/errors.ts';
 
@@ -90,6 +92,23 @@ export interface ModelRegistry {
   /** Copies a version's artifacts into `dir` (created if needed) and returns the paths by file name. */
   download(name: string, version: number, dir: string): Promise<Record<string, string>>;
   close(): Promise<void>;
+}
+
+/**
+ * The folder a version's artifacts are downloaded to before they are read: `<root>/<registry>/<name>/<version>`, where
+ * <registry> is a short hash of the registry's location. `root` (default `.data/model-cache`, relative to the folder
+ * the command runs in) is shared by every run there: without the registry in the path, two runs on different
+ * registries holding the same name and version wrote the same folder, and one could read the other's model between
+ * its download and its read. A registry's versions never change, so within one folder every copy is the same.
+ */
+export function modelCacheFolder(
+  registry: Pick<ModelRegistry, 'location'>,
+  name: string,
+  version: number,
+  root = '.data/model-cache',
+): string {
+  const key = createHash('sha256').update(registry.location).digest('hex').slice(0, 12);
+  return join(resolve(root), key, name, String(version));
 }
 
 export class RegistryError extends CryptocastError {

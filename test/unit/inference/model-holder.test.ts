@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -9,7 +9,11 @@ import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
 import { ChampionHolder, columnIndex, ModelLoadError } from '../../../src/inference/model-holder.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import { LocalRegistry } from '../../../src/training/registry/local.ts';
-import type { ModelCard, ModelRegistry } from '../../../src/training/registry/registry.ts';
+import {
+  type ModelCard,
+  type ModelRegistry,
+  modelCacheFolder,
+} from '../../../src/training/registry/registry.ts';
 import { type ModelFiles, registerModel, stumpModel } from '../../support/champion.ts';
 import { featureVector } from '../../support/factories.ts';
 import { waitFor } from '../../support/wait.ts';
@@ -207,6 +211,39 @@ describe('ChampionHolder', () => {
     } finally {
       h.stop();
     }
+  });
+});
+
+describe('the model cache shared by every run in a working folder', () => {
+  it("two registries holding the same name and version never serve each other's files", async () => {
+    // Two runs in one folder (one cache), each on its own registry with its own "price" v1.
+    const cacheDir = mkdtempSync(join(tmpdir(), 'cc-cache-'));
+    const regA = new LocalRegistry(mkdtempSync(join(tmpdir(), 'cc-reg-a-')));
+    const regB = new LocalRegistry(mkdtempSync(join(tmpdir(), 'cc-reg-b-')));
+    await registerModel(regA, 'price', COLUMNS, files(0));
+    await registerModel(regB, 'price', COLUMNS, files(100));
+    const hB = new ChampionHolder(regB, { name: 'price', cacheDir, logger: quiet });
+    // B loads between A's download and A's read of the files: the narrow window of two runs starting together.
+    const slowA: ModelRegistry = Object.create(regA, {
+      download: {
+        value: async (n: string, v: number, dir: string) => {
+          const got = await regA.download(n, v, dir);
+          assert.equal(await hB.refresh(), true);
+          return got;
+        },
+      },
+    });
+    const hA = new ChampionHolder(slowA, { name: 'price', cacheDir, logger: quiet });
+    assert.equal(await hA.refresh(), true);
+    const at = vector({ rsi_14: 70, ret_1m: 1 });
+    assert.equal(hA.current()!.predict(at).returnBps, 6, "A serves A's model");
+    assert.equal(hB.current()!.predict(at).returnBps, 106, "B serves B's model");
+    // One rule for the folder (the backtest downloads there too): under the registry, then name and version.
+    const a = modelCacheFolder(regA, 'price', 1, cacheDir);
+    assert.notEqual(a, modelCacheFolder(regB, 'price', 1, cacheDir));
+    assert.equal(a, modelCacheFolder(new LocalRegistry(regA.location), 'price', 1, cacheDir), 'stable');
+    assert.ok(a.startsWith(cacheDir) && a.endsWith(join('price', '1')), a);
+    assert.equal(readFileSync(join(a, 'model.json'), 'utf8'), files(0).model);
   });
 });
 

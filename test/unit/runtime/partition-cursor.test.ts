@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PartitionCursor } from '../../../src/runtime/partition-cursor.ts';
+import pino from 'pino';
+import { logChunkFailure, PartitionCursor } from '../../../src/runtime/partition-cursor.ts';
 
 const BACKOFF = { initialMs: 100, maxMs: 1_000 };
 
@@ -151,5 +152,60 @@ describe('the commit protocol of one partition (PartitionCursor)', () => {
     await c.commitPending(true, new FakeCoordinator().commit);
     assert.equal(c.poison.isQuarantined(10n), false);
     assert.equal(c.poison.remembered, 0);
+  });
+});
+
+describe('how a failed chunk is logged (logChunkFailure, both transports)', () => {
+  /** A logger at `level` whose lines (parsed) are collected. */
+  function collecting(level: string) {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    return { logger, lines };
+  }
+  const where = { service: 'feature-writer', topic: 'features', partition: 0, offset: 2001 };
+  const full = Object.assign(
+    new Error('Failed to commit: Could not write file "s.duckdb.wal": No space left on device'),
+    { code: 'ENOSPC' },
+  );
+  const failure = { delayMs: 100, verdict: undefined, holdStarted: false };
+
+  it('one line per failure with its code and message, no stack (a full disk wrote one stack per stage)', () => {
+    const { logger, lines } = collecting('info');
+    logChunkFailure(logger, where, full, failure);
+    assert.equal(lines.length, 1);
+    assert.deepEqual(
+      { ...lines[0], time: undefined, pid: undefined, hostname: undefined },
+      {
+        level: 50,
+        ...where,
+        code: 'ENOSPC',
+        reason: full.message,
+        msg: 'handler failed; re-reading from the last commit',
+        time: undefined,
+        pid: undefined,
+        hostname: undefined,
+      },
+    );
+    assert.doesNotMatch(JSON.stringify(lines), /stack|\s{4}at /);
+  });
+
+  it('a programming error (a TypeError) keeps its stack on the line: a bug report needs it', () => {
+    const { logger, lines } = collecting('info');
+    logChunkFailure(
+      logger,
+      where,
+      new TypeError("Cannot read properties of undefined (reading 'close')"),
+      failure,
+    );
+    assert.equal(lines.length, 1);
+    assert.match(String((lines[0]!.err as { stack?: unknown } | undefined)?.stack), /TypeError: .*\n\s+at /);
+  });
+
+  it('the stack at debug level', () => {
+    const { logger, lines } = collecting('debug');
+    logChunkFailure(logger, where, new Error('boom'), failure);
+    assert.equal(lines.filter((l) => l.level === 50).length, 1);
+    const debug = lines.find((l) => l.level === 20);
+    assert.match(String((debug?.err as { stack?: unknown } | undefined)?.stack), /boom\n\s+at /);
   });
 });

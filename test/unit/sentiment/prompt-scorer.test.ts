@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { redirectLogLines } from '../../../src/core/log.ts';
 import { type Sentiment, type SentimentBackend, SentimentError } from '../../../src/sentiment/labels.ts';
 import { MAX_TEXT_CHARS, parseAnswer, prepareText } from '../../../src/sentiment/prompt.ts';
 import { SentimentScorer } from '../../../src/sentiment/scorer.ts';
@@ -146,9 +147,45 @@ describe('SentimentScorer: cache → backend → baseline fallback', () => {
     appendFileSync(file, '{"k":"torn');
     assert.equal(readFileSync(file, 'utf8').split('\n').length, 2);
     const b = new FakeBackend('fake:a', 'p1', positive);
-    const r = await new SentimentScorer({ primary: b, cacheFile: file }).score('BTC up');
+    const second = new SentimentScorer({ primary: b, cacheFile: file });
+    const r = await second.score('BTC up');
     assert.equal(b.calls, 0);
     assert.equal(r.cached, true);
+    // The next answer goes on a line of its own, not glued to the torn one (it was lost on the next start).
+    await second.score('ETH up');
+    const c = new FakeBackend('fake:a', 'p1', positive);
+    const third = new SentimentScorer({ primary: c, cacheFile: file });
+    assert.equal((await third.score('ETH up')).cached, true);
+    assert.equal(c.calls, 0);
+  });
+
+  it('a cache file that stops taking writes (full disk): one warning naming it, answers still used', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cc-cache-')), 'cache.jsonl');
+    const a = new FakeBackend('fake:a', 'p1', positive);
+    const scorer = new SentimentScorer({ primary: a, cacheFile: file });
+    // Every write to /dev/full fails with ENOSPC, as on a full disk; linked after the constructor read the file.
+    symlinkSync('/dev/full', file);
+    const lines: string[] = [];
+    redirectLogLines((l) => lines.push(l));
+    try {
+      for (const text of ['BTC up', 'ETH up', 'SOL up', 'XRP up', 'ADA up']) {
+        const r = await scorer.score(text);
+        assert.equal(r.model, 'fake:a', 'the answer is used');
+        assert.equal(r.fallback, undefined);
+      }
+      const again = await scorer.score('BTC up');
+      assert.equal(again.cached, true, 'still cached in memory');
+    } finally {
+      redirectLogLines(undefined);
+    }
+    assert.equal(a.calls, 5);
+    assert.equal(lines.length, 1, lines.join(''));
+    const warning = JSON.parse(lines[0]!) as Record<string, unknown>;
+    assert.equal(warning.level, 40);
+    assert.equal(warning.file, file);
+    assert.match(String(warning.msg), /no longer cached/);
+    assert.match(String(warning.reason), /ENOSPC|no space left/i);
+    assert.equal(JSON.stringify(warning).includes('    at '), false, 'no stack');
   });
 });
 

@@ -3,8 +3,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { PostgresFeatureStore } from '../../../src/features/store/postgres.ts';
+import { PREDICTIONS_SPEC } from '../../../src/inference/store/rows.ts';
 import { PG_CONNECT_TIMEOUT_MS, PG_QUERY_TIMEOUT_MS, pgPool } from '../../../src/stores/pg-pool.ts';
-import { settlesWithin } from '../../support/wait.ts';
+import { PostgresTable } from '../../../src/stores/postgres-table.ts';
+import { settlesWithin, waitFor } from '../../support/wait.ts';
 
 /** A "PostgreSQL" that accepts TCP connections and never says a word: a hung server, a host behind a firewall. */
 let server: Server;
@@ -45,6 +47,26 @@ test('a store opened on such a server gives up with the reason (by default after
     /connection timeout/,
   );
   assert.ok(Date.now() - started >= PG_CONNECT_TIMEOUT_MS - 100);
+});
+
+test('a stop ends the opening of a table on such a server at once, not after the connect timeout', async () => {
+  // `service api` opens its stores in the background with its stop signal: a SIGTERM while a connection waited for
+  // the server's first word took the whole PG_CONNECT_TIMEOUT_MS (10 s) to end the service.
+  const stop = new AbortController();
+  const accepted = sockets.length;
+  const opening = PostgresTable.open(PREDICTIONS_SPEC, url, { signal: stop.signal });
+  await waitFor('the server to accept the connection', () => sockets.length > accepted, Boolean, {
+    timeoutMs: 5_000,
+    everyMs: 10,
+  });
+  const stopped = Date.now();
+  stop.abort();
+  await assert.rejects(settlesWithin(opening, 2_000, 'the opening to end'), (err: Error) => {
+    assert.doesNotMatch(err.message, /still waiting/);
+    return true;
+  });
+  assert.ok(Date.now() - stopped < 2_000);
+  assert.ok(PG_CONNECT_TIMEOUT_MS > 2_000, 'the connect timeout alone would not have ended it in time');
 });
 
 test('every query is bounded too, by default PG_QUERY_TIMEOUT_MS; a store URL may set its own', () => {
