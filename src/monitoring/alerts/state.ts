@@ -34,6 +34,8 @@ interface State {
   phase: 'pending' | 'firing' | 'resolving';
   since: number;
   lastSentAt: number;
+  /** The wall clock at the last message sent: reminders are paced by it too (see the class). */
+  lastSentWall: number;
   clearSince: number;
   repeats: number;
   last: Observation;
@@ -51,9 +53,20 @@ interface State {
  *
  * so an alert fires once, repeats while active, resolves once, and a flapping condition produces neither a storm of
  * messages nor a resolve/fire pair per flap. A series missing from an evaluation counts as clear.
+ *
+ * Everything runs on the event clock (`now`), except that a reminder also waits `repeatEvery` of the wall clock: a
+ * reminder is for a person, and a replay runs the event clock a thousand times faster (a day replayed in 18 s sent 18
+ * reminders per series to the log and to a configured webhook). Live, the two clocks agree and nothing changes.
  */
 export class AlertStates {
   private readonly states = new Map<string, State>();
+
+  private readonly wallNow: () => number;
+
+  /** `wallNow`: the wall clock (tests inject one). */
+  constructor(wallNow: () => number = Date.now) {
+    this.wallNow = wallNow;
+  }
 
   update(observations: readonly Observation[], now: number): Notification[] {
     const out: Notification[] = [];
@@ -87,7 +100,15 @@ export class AlertStates {
       });
     if (s === undefined) {
       if (!o.active) return;
-      const st: State = { phase: 'pending', since: now, lastSentAt: 0, clearSince: 0, repeats: 0, last: o };
+      const st: State = {
+        phase: 'pending',
+        since: now,
+        lastSentAt: 0,
+        lastSentWall: 0,
+        clearSince: 0,
+        repeats: 0,
+        last: o,
+      };
       this.states.set(id, st);
       if (r.for <= 0) this.fire(st, now, send);
       return;
@@ -100,9 +121,11 @@ export class AlertStates {
     }
     if (o.active) {
       s.phase = 'firing';
-      if (now - s.lastSentAt >= r.repeatEvery) {
+      const wall = this.wallNow();
+      if (now - s.lastSentAt >= r.repeatEvery && wall - s.lastSentWall >= r.repeatEvery) {
         s.repeats++;
         s.lastSentAt = now;
+        s.lastSentWall = wall;
         send('firing', s);
       }
       return;
@@ -120,6 +143,7 @@ export class AlertStates {
   private fire(s: State, now: number, send: (status: 'firing', st: State) => void): void {
     s.phase = 'firing';
     s.lastSentAt = now;
+    s.lastSentWall = this.wallNow();
     s.repeats = 0;
     send('firing', s);
   }

@@ -16,13 +16,18 @@ const rule = (o: Partial<RuleInput> = {}) =>
     ...o,
   });
 
-/** Feeds one observation per step of a clock that the test moves; returns what was sent at each step. */
+/**
+ * Feeds one observation per step of a clock that the test moves; returns what was sent at each step. The wall clock
+ * moves with the event clock (live), unless `wall` says where it is (a replay).
+ */
 function driver(r = rule()) {
-  const states = new AlertStates();
+  let wall = 0;
+  const states = new AlertStates(() => wall);
   let now = 0;
   return {
-    at: (t: number, active: boolean) => {
+    at: (t: number, active: boolean, wallAt = t) => {
       now = t;
+      wall = wallAt;
       const o: Observation = {
         rule: r,
         key: 'all',
@@ -60,6 +65,21 @@ describe('alert state machine (injected clock)', () => {
     assert.deepEqual(d.at(9 * M, true), []);
     assert.deepEqual(d.at(10 * M, true), ['firing#1']);
     assert.deepEqual(d.at(20 * M, true), ['firing#2']);
+  });
+
+  it('a replay (event clock far ahead of the wall clock): fires and resolves on event time, reminds on neither alone', () => {
+    const d = driver(rule({ for: 0, resolveAfter: '5m', repeatEvery: '1h' }));
+    // A day of events in 18 s of wall time: one firing, no reminder (it sent 23 before).
+    const sent: string[] = [];
+    for (let i = 0; i <= 24 * 60; i++) sent.push(...d.at(i * M, true, (i * 18 * S) / (24 * 60)));
+    assert.deepEqual(sent, ['firing']);
+    // An hour of wall time later, and an hour of events: the reminder.
+    assert.deepEqual(d.at(25 * 60 * M, true, 18 * S + 60 * M), ['firing#1']);
+    // Wall time alone does not remind either (a paused replay): the event clock must have moved an hour too.
+    assert.deepEqual(d.at(25 * 60 * M + M, true, 18 * S + 3 * 60 * M), []);
+    // Resolving stays on event time.
+    assert.deepEqual(d.at(25 * 60 * M + 2 * M, false, 18 * S + 3 * 60 * M), []);
+    assert.deepEqual(d.at(25 * 60 * M + 7 * M, false, 18 * S + 3 * 60 * M), ['resolved']);
   });
 
   it('resolves once, after staying clear for `resolveAfter` (hold-down)', () => {
