@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { reportDependency } from '../core/dependency.ts';
 import { ERR, fail } from '../core/errors.ts';
@@ -8,7 +8,12 @@ import { metrics } from '../core/metrics.ts';
 import { backoffDelay } from '../core/retry.ts';
 import { FEATURE_COLUMNS, FEATURE_SET } from '../features/technical.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
-import { type ModelCard, type ModelRegistry, modelCacheFolder } from '../training/registry/registry.ts';
+import {
+  type ModelCard,
+  type ModelRegistry,
+  modelCacheFolder,
+  readArtifacts,
+} from '../training/registry/registry.ts';
 import { fillRow, type ImputationPlan, imputationPlan } from './imputation.ts';
 import { XgbModel } from './xgboost-model.ts';
 
@@ -296,13 +301,7 @@ export class ChampionHolder implements ModelSource {
         },
       );
     }
-    const files = await this.registry.download(this.name, version, target);
-    const docs = {} as Record<(typeof ARTIFACTS)[number], string>;
-    for (const f of ARTIFACTS) {
-      const path = files[f];
-      if (path === undefined) throw new ModelLoadError(`${this.name} v${version}: ${f} was not downloaded`);
-      docs[f] = await readFile(path, 'utf8');
-    }
-    return servingModel(card, docs);
+    const { texts } = await readArtifacts(this.registry, this.name, version, ARTIFACTS, this.cacheDir);
+    return servingModel(card, texts);
   }
 }

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
@@ -12,7 +11,7 @@ import {
   parseAsPair,
 } from '../../training/backtest.ts';
 import { openRegistry } from '../../training/registry/open.ts';
-import { modelCacheFolder } from '../../training/registry/registry.ts';
+import { readArtifacts } from '../../training/registry/registry.ts';
 import { datasetFromCandles, requireCandles } from '../../training/sources.ts';
 import { resolveVersion } from './models.ts';
 import {
@@ -74,13 +73,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
     const missing = ARTIFACTS.filter((f) => !card!.artifacts.includes(f));
     if (missing.length > 0)
       throw new UsageError(`${card.name} v${card.version} has no ${missing.join(', ')}`);
-    const files = await registry.download(
-      card.name,
-      card.version,
-      modelCacheFolder(registry, card.name, card.version),
-    );
-    const docs = {} as ModelDocs;
-    for (const f of ARTIFACTS) docs[f] = await readFile(files[f]!, 'utf8');
+    const docs: ModelDocs = (await readArtifacts(registry, card.name, card.version, ARTIFACTS)).texts;
 
     const source = await datasetFromCandles(opts.candles, {
       horizonMs: card.horizonMs,

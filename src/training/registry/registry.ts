@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CryptocastError, ERR, fail } from '../../core/errors.ts';
@@ -109,6 +110,37 @@ export function modelCacheFolder(
 ): string {
   const key = createHash('sha256').update(registry.location).digest('hex').slice(0, 12);
   return join(resolve(root), key, name, String(version));
+}
+
+/**
+ * Downloads a version's artifacts into a folder of this call's own under `modelCacheFolder`, reads `names` as text, and
+ * removes the folder. Two runs on the same registry in one working folder load the same version at the same moment
+ * (both start together, or both see a promotion): into one shared folder, one's copy (a truncate, then a write) could
+ * be read half-written by the other. A version never changes, so nothing is lost by not keeping the copy.
+ */
+export async function readArtifacts<N extends string>(
+  registry: Pick<ModelRegistry, 'location' | 'download'>,
+  name: string,
+  version: number,
+  names: readonly N[],
+  root?: string,
+): Promise<{ texts: Record<N, string>; dir: string }> {
+  const dir = join(
+    modelCacheFolder(registry, name, version, root),
+    `.load-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
+  try {
+    const files = await registry.download(name, version, dir);
+    const texts = {} as Record<N, string>;
+    for (const f of names) {
+      const path = files[f];
+      if (path === undefined) throw new RegistryError(`${name} v${version}: ${f} was not downloaded`);
+      texts[f] = await readFile(path, 'utf8');
+    }
+    return { texts, dir };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 export class RegistryError extends CryptocastError {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { metrics } from '../../../src/core/metrics.ts';
@@ -243,7 +243,42 @@ describe('the model cache shared by every run in a working folder', () => {
     assert.notEqual(a, modelCacheFolder(regB, 'price', 1, cacheDir));
     assert.equal(a, modelCacheFolder(new LocalRegistry(regA.location), 'price', 1, cacheDir), 'stable');
     assert.ok(a.startsWith(cacheDir) && a.endsWith(join('price', '1')), a);
-    assert.equal(readFileSync(join(a, 'model.json'), 'utf8'), files(0).model);
+    assert.deepEqual(readdirSync(a), [], 'each load reads its own copy and removes it');
+  });
+
+  it('two runs on the same registry loading the same version at once: each copies into a folder of its own', async () => {
+    // Into one shared folder, one run's copy (a truncate, then a write) could be read half-written by the other.
+    const cacheDir = mkdtempSync(join(tmpdir(), 'cc-cache-'));
+    const reg = new LocalRegistry(mkdtempSync(join(tmpdir(), 'cc-reg-')));
+    await registerModel(reg, 'price', COLUMNS, files(0));
+    const dirs: string[] = [];
+    let inside = 0;
+    let together = 0;
+    const watched: ModelRegistry = Object.create(reg, {
+      download: {
+        value: async (n: string, v: number, dir: string) => {
+          dirs.push(dir);
+          inside++;
+          together = Math.max(together, inside);
+          try {
+            const got = await reg.download(n, v, dir);
+            await new Promise((r) => setImmediate(r)); // the other load's download runs here
+            assert.equal(readFileSync(got['model.json']!, 'utf8'), files(0).model, 'its own copy, whole');
+            return got;
+          } finally {
+            inside--;
+          }
+        },
+      },
+    });
+    const h1 = new ChampionHolder(watched, { name: 'price', cacheDir, logger: quiet });
+    const h2 = new ChampionHolder(watched, { name: 'price', cacheDir, logger: quiet });
+    assert.deepEqual(await Promise.all([h1.refresh(), h2.refresh()]), [true, true]);
+    assert.equal(together, 2, 'the two downloads overlapped');
+    assert.equal(new Set(dirs).size, 2, 'two folders');
+    const version = modelCacheFolder(reg, 'price', 1, cacheDir);
+    for (const d of dirs) assert.equal(dirname(d), version);
+    assert.deepEqual(readdirSync(version), [], 'both removed after reading');
   });
 });
 
