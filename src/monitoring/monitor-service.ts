@@ -32,6 +32,9 @@ export interface MonitorServiceOptions {
   alerts?: { engine: AlertEngine; everyMs?: number; championCreatedAt?: () => number | undefined };
 }
 
+/** At most this many alert evaluations catch up on the event time one batch covers (see `evaluateAlerts`). */
+const MAX_CATCH_UP = 240;
+
 /**
  * `candles` + `predictions` → one error record per prediction when its target minute closes (`MaturityJoin`) →
  * `predictions.errors` (topic) and the errors store, and the rolling quality (`RollingQuality`) kept up to date.
@@ -71,6 +74,10 @@ export class MonitorService {
   /** Wall-clock arrival times of recent dead letters (the last minute is counted). */
   private deadLetterTimes: number[] = [];
   private lastEvaluation = Number.NEGATIVE_INFINITY;
+  /** The newest verdict's target time per pair (the event clock of alerts, see `alertClock`). */
+  private readonly verdictClock = new Map<string, number>();
+  /** The first verdict's target time (the event clock's start: where the first catch-up evaluation starts). */
+  private firstEventTime = Number.POSITIVE_INFINITY;
   private readonly clockKind: 'wall' | 'event';
   private readonly candlesTable: CandlesTable | undefined;
   private readonly wallNow: () => number;
@@ -101,17 +108,47 @@ export class MonitorService {
     this.wallNow = o.now ?? Date.now;
   }
 
-  /** The clock alerts are evaluated on: the wall clock live, the newest candle on a replay. */
+  /**
+   * The clock alerts are evaluated on: the wall clock live; on a replay, the verdicts' target time (of the pair
+   * that is furthest behind). Not the newest candle: an unpaced replay's candles run hours ahead of the predictions,
+   * whose verdicts then come after the candle clock has passed their minutes, and every evaluation saw an empty
+   * window (a day the model lost to persistence raised nothing).
+   */
   private alertClock(): number {
-    return this.clockKind === 'wall' ? this.wallNow() : this.join.clock();
+    if (this.clockKind === 'wall') return this.wallNow();
+    // The oldest of the pairs' newest verdicts, over every pair that has candles: one pair's predictions are read
+    // ahead of another's (a whole day of BTC's partition before the first of ETH's), and must not carry the clock past
+    // minutes whose verdicts of the other pair have not come yet.
+    let clock = Number.POSITIVE_INFINITY;
+    for (const pair of this.lastCandle.keys())
+      clock = Math.min(clock, this.verdictClock.get(pair) ?? Number.NEGATIVE_INFINITY);
+    return clock;
   }
 
-  /** Evaluates the alert rules (at most every `everyMs` of the clock, unless forced). */
+  /**
+   * Evaluates the alert rules (at most every `everyMs` of the clock, unless forced). On the event clock one batch can
+   * span hours (an unpaced replay takes a day in a few batches): evaluated only at each batch's end, a rule's `for`
+   * (15 minutes) was never seen to hold and nothing fired on a day the model lost to persistence. So the times in
+   * between are evaluated too, as a live monitor would have (the rolling quality answers for any past minute), at
+   * most `MAX_CATCH_UP` per batch.
+   */
   evaluateAlerts(force = false): void {
     const a = this.alerts;
     if (a === undefined) return;
     const now = this.alertClock();
-    if (!Number.isFinite(now) || (!force && now - this.lastEvaluation < (a.everyMs ?? 15_000))) return;
+    const every = a.everyMs ?? 15_000;
+    if (!Number.isFinite(now) || (!force && now - this.lastEvaluation < every)) return;
+    if (this.clockKind === 'event') {
+      const from = Number.isFinite(this.lastEvaluation) ? this.lastEvaluation : this.firstEventTime;
+      if (Number.isFinite(from)) {
+        const step = Math.max(every, (now - from) / MAX_CATCH_UP);
+        for (let t = from + step; t < now; t += step) this.evaluateAlertsAt(a, t);
+      }
+    }
+    this.evaluateAlertsAt(a, now);
+  }
+
+  private evaluateAlertsAt(a: NonNullable<MonitorServiceOptions['alerts']>, now: number): void {
     this.lastEvaluation = now;
     const since = this.wallNow() - 60_000;
     this.deadLetterTimes = this.deadLetterTimes.filter((t) => t > since);
@@ -228,6 +265,7 @@ export class MonitorService {
             out.push(...verdicts);
           }
           await this.emit(out);
+          this.evaluateAlerts();
           return this.predictionsCommit(batch.partition, batch.records.at(-1)!.offset + 1n);
         },
       }),
@@ -318,6 +356,9 @@ export class MonitorService {
       for (const e of records) {
         metrics.errorRecords.inc({ pair: e.pair, status: e.status });
         this.quality.add(e);
+        if (e.targetTs < this.firstEventTime) this.firstEventTime = e.targetTs;
+        if (e.targetTs > (this.verdictClock.get(e.pair) ?? Number.NEGATIVE_INFINITY))
+          this.verdictClock.set(e.pair, e.targetTs);
         for (const w of this.waiting.values()) w.delete(errorKey(e));
       }
       this.quality.prune();

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import pino from 'pino';
+import { AlertEngine } from '../../../src/monitoring/alerts/engine.ts';
+import { RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
+import type { Notification } from '../../../src/monitoring/alerts/state.ts';
 import { MonitorService } from '../../../src/monitoring/monitor-service.ts';
 import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
@@ -103,5 +107,91 @@ describe('MonitorService: a failed write', () => {
     await svc.caughtUp();
     await svc.stop();
     assert.equal(store.rows.size, 100, 'one verdict per prediction in the store');
+  });
+});
+
+describe('MonitorService: alerts on the event clock', () => {
+  it('a replay that brings hours in one batch: the times in between are evaluated, so a `for` of 15 minutes fires', async () => {
+    // Every prediction 1 below the close: each misses by 6 where persistence misses by 5 (the closes rise by 1 a
+    // minute), so the skill is negative from the first verdict on.
+    const bus = new InProcessBus();
+    const engine = new AlertEngine(
+      [RuleSchema.parse({ name: 'worse', kind: 'skill_below', window: '1h', minCount: 10, for: '15m' })],
+      undefined,
+      pino({ level: 'silent' }),
+    );
+    const sent: Notification[] = [];
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      { clock: 'event', alerts: { engine } },
+    );
+    engine.onNotification = (n) => sent.push(n);
+    await svc.start();
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 240 }, (_, i) => ({ ...prediction(i), predictedClose: 99 + i })),
+    );
+    await svc.caughtUp();
+    // Four hours of candles in one publish: one batch, one evaluation at its end before.
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 250 }, (_, i) => candle(i)),
+    );
+    await svc.caughtUp();
+    await svc.stop();
+    const firing = sent.filter((n) => n.status === 'firing');
+    assert.equal(firing.length, 1, JSON.stringify(sent));
+    assert.equal(firing[0]!.key, 'BTC/USD');
+    // It fired at the event time a live monitor would have: 15 minutes after 10 verdicts were in (the 10th verdict
+    // is of the prediction at minute 10, matured at minute 15), within one evaluation step.
+    const tenth = T0 + 16 * 60_000;
+    assert.ok(firing[0]!.at >= tenth + 15 * 60_000, new Date(firing[0]!.at).toISOString());
+    assert.ok(
+      firing[0]!.at <= tenth + 15 * 60_000 + (250 * 60_000) / 240 + 60_000,
+      new Date(firing[0]!.at).toISOString(),
+    );
+  });
+
+  it("predictions read a pair at a time (one pair's whole day before the other's): each pair fires at its own hour", async () => {
+    // Candles of both pairs first (a replay's candles run ahead), then a day of BTC's predictions, then ETH's: the
+    // clock must wait for ETH's verdicts, or ETH's minutes would all lie behind it and never be evaluated.
+    const bus = new InProcessBus();
+    const engine = new AlertEngine(
+      [RuleSchema.parse({ name: 'worse', kind: 'skill_below', window: '1h', minCount: 10, for: '15m' })],
+      undefined,
+      pino({ level: 'silent' }),
+    );
+    const sent: Notification[] = [];
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      { clock: 'event', alerts: { engine } },
+    );
+    engine.onNotification = (n) => sent.push(n);
+    await svc.start();
+    const eth = <T extends { pair: string }>(x: T): T => ({ ...x, pair: 'ETH/USD' });
+    await bus.publish(topics.candles, [
+      ...Array.from({ length: 250 }, (_, i) => candle(i)),
+      ...Array.from({ length: 250 }, (_, i) => eth(candle(i))),
+    ]);
+    await svc.caughtUp();
+    const bad = (i: number) => ({ ...prediction(i), predictedClose: 99 + i });
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 240 }, (_, i) => bad(i)),
+    );
+    await svc.caughtUp();
+    assert.equal(sent.length, 0, 'nothing before the other pair has verdicts');
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 240 }, (_, i) => eth(bad(i))),
+    );
+    await svc.caughtUp();
+    await svc.stop();
+    const firing = sent.filter((n) => n.status === 'firing');
+    assert.deepEqual(firing.map((n) => n.key).sort(), ['BTC/USD', 'ETH/USD'], JSON.stringify(sent));
+    for (const n of firing)
+      assert.ok(n.at < T0 + 60 * 60_000, `${n.key} fired at its hour: ${new Date(n.at).toISOString()}`);
   });
 });
