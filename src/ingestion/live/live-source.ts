@@ -279,9 +279,16 @@ export class LiveTradeSource implements TradeSource {
       for (const t of fresh) this.advance(s, t);
       this.stats.recovered += fresh.length;
       await this.deliver(fresh);
+      // Contiguous ids: every id between the last one delivered and the end of the range must have come, whether the
+      // range ends at the gap's far side or at the newest trade the refill found (holes inside an outage's refill
+      // went unreported).
       let missing = 0;
-      if (afterId !== undefined && untilId !== undefined)
-        missing = untilId - afterId - 1 - new Set(inRange.map((t) => t.tradeId)).size;
+      if (afterId !== undefined) {
+        const got = new Set(inRange.map((t) => Number(t.tradeId)));
+        let top = afterId;
+        for (const id of got) if (id > top) top = id;
+        missing = (untilId ?? top + 1) - afterId - 1 - got.size;
+      }
       this.log.info({ pair, why, recovered: fresh.length, afterId, untilId, sinceTs }, 'refilled over REST');
       if (missing > 0 || !r.complete) {
         this.stats.unrecoverable += Math.max(1, missing);

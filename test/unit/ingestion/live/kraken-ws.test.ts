@@ -197,6 +197,44 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       },
     ));
 
+  it('an outage refill with holes (instants of more trades than a page holds: 10 a page here) counts them unrecoverable', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(PAIR, real.slice(0, 100));
+        await until(() => sink.received.length === 100);
+        srv.dropAll();
+        srv.record(PAIR, real.slice(100, 700));
+        await until(
+          () => source.stats.reconnects === 1 && source.subscribed.includes(PAIR),
+          3_000,
+          'reconnect',
+        );
+        // Kraken pages by time: of an instant's trades (the whole history's), only the first 10 can be had; those
+        // after them that fall in the refilled range are lost.
+        const atInstant = new Map<string, number>();
+        let unreachable = 0;
+        let inSnapshot = 0; // the resubscribe's snapshot (the 50 newest) brings those among them after the refill
+        for (const [i, t] of real.slice(0, 700).entries()) {
+          const k = (atInstant.get(t.time) ?? 0) + 1;
+          atInstant.set(t.time, k);
+          if (k > 10 && i >= 100) {
+            unreachable++;
+            if (i >= 650) inSnapshot++;
+          }
+        }
+        assert.ok(unreachable > 0);
+        await until(() => source.stats.unrecoverable > 0, 10_000, 'the refill to report its holes');
+        assert.equal(source.stats.unrecoverable, unreachable);
+        await until(() => sink.received.length >= 700 - unreachable + inSnapshot, 10_000, 'the snapshot');
+        assert.equal(sink.received.length, 700 - unreachable + inSnapshot);
+      },
+      {},
+      (srv) => {
+        srv.pageSize = 10;
+      },
+    ));
+
   it('holds watermarks while an outage is being refilled (refilled trades are never behind them)', () =>
     withKraken(async (srv, source, sink) => {
       await until(() => source.subscribed.includes(PAIR));
