@@ -14,9 +14,11 @@ import { SHARED_DATA } from '../support/data.ts';
  * (a week of Binance BTC and ETH minutes, through the training pipeline's own feature code), with a few hundred
  * cells made missing: models of each objective the trainer can choose (pseudo-Huber, absolute, squared error,
  * quantile 0.1) are trained by XGBoost, saved as JSON, loaded back by XGBoost to predict, and by `XgbModel`.
- * The rows also include copies whose value sits exactly on a split condition and one float32 step either side.
+ * The rows also include copies whose value sits exactly on a split condition and one float32 step either side. And
+ * the trainer's point model, two models averaged into one (python/cryptocast_trainer/fit.py `average_boosters`).
  * Everything is created in a temp dir; without the trainer's Python the test fails (it cannot check anything).
  */
+const ROOT = join(import.meta.dirname, '..', '..');
 const BINANCE = join(SHARED_DATA, 'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02');
 const DATES = ['01', '02', '03', '04', '05', '06', '07'].map((d) => `2022-06-${d}`);
 const ROWS = 10_000;
@@ -38,6 +40,7 @@ MODELS = {
     "squared": {"objective": "reg:squarederror"},
     "p10": {"objective": "reg:quantileerror", "quantile_alpha": 0.1},
 }
+NAMES = list(MODELS) + ["averaged"]
 if mode == "train":
     X = np.fromfile(os.path.join(d, "train.f32"), dtype="<f4").reshape(-1, k)
     y = np.fromfile(os.path.join(d, "y.f64"), dtype="<f8")
@@ -48,11 +51,15 @@ if mode == "train":
         b = xgb.train(params, dtrain, num_boost_round=110)
         # As the trainer saves its models: trimmed to a best iteration (here 100 rounds).
         b[:100].save_model(os.path.join(d, name + ".json"))
+    # The trainer's point model: the mean of models fitted on different windows, merged into one (fit.py).
+    from cryptocast_trainer.fit import average_boosters
+    parts = [xgb.Booster(model_file=os.path.join(d, n + ".json")) for n in ("pseudohuber", "absolute")]
+    average_boosters(xgb, parts).save_model(os.path.join(d, "averaged.json"))
     print(json.dumps({"xgboost": xgb.__version__}))
 else:
     X = np.fromfile(os.path.join(d, "eval.f32"), dtype="<f4").reshape(-1, k)
     out = {}
-    for name in MODELS:
+    for name in NAMES:
         b = xgb.Booster(model_file=os.path.join(d, name + ".json"))
         b.set_param({"nthread": 1})
         p = b.predict(xgb.DMatrix(X, nthread=1))
@@ -86,7 +93,7 @@ function nextFloat32(x: number, up: boolean): number {
   return f[0]!;
 }
 
-const MODELS = ['pseudohuber', 'absolute', 'squared', 'p10'] as const;
+const MODELS = ['pseudohuber', 'absolute', 'squared', 'p10', 'averaged'] as const;
 
 describe('XgbModel: parity with native XGBoost on real features', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cc-xgb-parity-'));
@@ -134,7 +141,7 @@ describe('XgbModel: parity with native XGBoost on real features', () => {
     writeFileSync(join(dir, 'train.f32'), new Uint8Array(train.buffer));
     writeFileSync(join(dir, 'y.f64'), new Uint8Array(y.buffer));
     writeFileSync(join(dir, 'parity.py'), SCRIPT);
-    const env = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
+    const env = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', PYTHONPATH: join(ROOT, 'python') };
     execFileSync(py, [join(dir, 'parity.py'), 'train', dir], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     for (const name of MODELS)
       models.set(name, XgbModel.fromJson(readFileSync(join(dir, `${name}.json`), 'utf8')));
@@ -185,7 +192,7 @@ describe('XgbModel: parity with native XGBoost on real features', () => {
     it(`${name}: max |TS − native| ≤ ${TOLERANCE} on ${ROWS} rows + boundary rows`, () => {
       const m = models.get(name)!;
       assert.equal(m.numFeatures, k);
-      assert.equal(m.numIterations, 100);
+      assert.equal(m.numIterations, name === 'averaged' ? 200 : 100); // two parts' trees, each its own round
       const ts = m.predictBatch(evalX, evalRows);
       const nat = native.get(name)!;
       assert.equal(nat.length, evalRows);
@@ -208,4 +215,15 @@ describe('XgbModel: parity with native XGBoost on real features', () => {
       );
       assert.ok(max <= TOLERANCE, `${name}: max difference ${max}`);
     });
+
+  it("averaged (the trainer's point model across windows): the mean of its two parts, natively and here", () => {
+    const [a, b, mean] = [native.get('pseudohuber')!, native.get('absolute')!, native.get('averaged')!];
+    const ts = models.get('averaged')!.predictBatch(evalX, evalRows);
+    let max = 0;
+    for (let i = 0; i < evalRows; i++) {
+      const want = (a[i]! + b[i]!) / 2;
+      max = Math.max(max, Math.abs(mean[i]! - want), Math.abs(ts[i]! - want));
+    }
+    assert.ok(max <= 1e-4, `max |averaged − mean of parts| = ${max}`);
+  });
 });
