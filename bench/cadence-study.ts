@@ -3,16 +3,21 @@
  * span (default: the last walk-forward fold, 2022-12-20 → 2023-02-28), python/cryptocast_trainer/cadence.py replays
  * schedules (every E hours on the latest D days, or on all history) and this scores each on the same rows against
  * persistence, with the 5-fold walk-forward's model of that span (trained once, up to its start) beside them.
- * Usage: ./bench/run cadence-study [--from ISO --to ISO] [--refit | --score-only]   (dataset and fits cached in
- * .data/study/; --score-only scores the schedules already fitted)
+ * Usage: ./bench/run cadence-study [--from ISO --to ISO] [--schedules a,b] [--combine a+b ...] [--refit | --score-only]
+ * (dataset and fits cached in .data/study/; --score-only scores the schedules already fitted; --from all = the
+ * walk-forward's first test block to its last). `--combine a+b` also scores the equal-weight mean of those schedules'
+ * predictions on the same rows: a forecast combination across estimation windows (Pesaran & Pick 2011).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Evaluation, evaluate } from '../src/training/evaluation.ts';
 import { walkForwardFolds } from '../src/training/folds.ts';
+import { absPriceErrors } from '../src/training/metrics.ts';
+import type { OutOfSample } from '../src/training/python-trainer.ts';
 import { TRAINER_VENV } from '../src/training/python-trainer.ts';
-import { asOos, cachedDataset, studyFits } from './interval-study.ts';
+import { compare } from '../src/training/scoring.ts';
+import { cachedDataset, studyFits } from './interval-study.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const DATA = join(ROOT, '..', 'shared', 'data', 'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02');
@@ -28,23 +33,45 @@ const SCHEDULES = [
   { name: 'days14-every24h', everyHours: 24, days: 14 },
   { name: 'days60-every168h', everyHours: 168, days: 60 },
   { name: 'all-every168h', everyHours: 168, days: null },
+  { name: 'days120-every168h', everyHours: 168, days: 120 },
+  // Other seeds: averaging two fits of one window is the control for averaging windows, and a combination's gain
+  // should not depend on the seed.
+  { name: 'all-every168h-seed7', everyHours: 168, days: null, seed: 7 },
+  { name: 'days60-every168h-seed7', everyHours: 168, days: 60, seed: 7 },
 ];
 
 const ds = await cachedDataset('binance', DATA);
 const folds = walkForwardFolds(ds.windowEnd[0]!, ds.windowEnd[ds.n - 1]!, { folds: 5, horizonMs: 300_000 });
-const from = arg('--from') ? Date.parse(arg('--from')!) : folds[4]!.testFrom;
-const to = arg('--to') ? Date.parse(arg('--to')!) : folds[4]!.testTo;
+const wholeSpan = arg('--from') === 'all';
+const from = wholeSpan ? folds[0]!.testFrom : arg('--from') ? Date.parse(arg('--from')!) : folds[4]!.testFrom;
+const to = wholeSpan ? folds[4]!.testTo : arg('--to') ? Date.parse(arg('--to')!) : folds[4]!.testTo;
+process.stderr.write(
+  `walk-forward test blocks: ${folds.map((f) => `${new Date(f.testFrom).toISOString()} → ${new Date(f.testTo).toISOString()}`).join(', ')}\n`,
+);
 const out = join(CACHE, `cadence-${from}-${to}`);
 mkdirSync(out, { recursive: true });
 const specFile = join(out, 'spec.json');
-const schedules: typeof SCHEDULES = existsSync(specFile)
-  ? JSON.parse(readFileSync(specFile, 'utf8')).schedules
-  : SCHEDULES;
+const picked = arg('--schedules')?.split(',');
+const schedules: typeof SCHEDULES = picked
+  ? picked.map((n) => {
+      const sch = SCHEDULES.find((x) => x.name === n);
+      if (!sch) throw new Error(`unknown schedule ${n} (known: ${SCHEDULES.map((x) => x.name).join(', ')})`);
+      return sch;
+    })
+  : existsSync(specFile)
+    ? JSON.parse(readFileSync(specFile, 'utf8')).schedules
+    : SCHEDULES;
 const missing = schedules.filter(
   (s) => process.argv.includes('--refit') || !existsSync(join(out, `${s.name}.f64`)),
 );
 if (missing.length > 0 && !process.argv.includes('--score-only')) {
-  writeFileSync(specFile, JSON.stringify({ horizonMs: 300_000, from, to, seed: 42, schedules }));
+  // Only the missing schedules are fitted (cadence.py fits every schedule of its spec); 2 threads: the machine's
+  // 2 cores are shared with other jobs.
+  writeFileSync(specFile, JSON.stringify({ horizonMs: 300_000, from, to, seed: 42, threads: 2, schedules }));
+  writeFileSync(
+    join(out, 'fit-spec.json'),
+    JSON.stringify({ horizonMs: 300_000, from, to, seed: 42, threads: 2, schedules: missing }),
+  );
   execFileSync(
     'nice',
     [
@@ -56,7 +83,7 @@ if (missing.length > 0 && !process.argv.includes('--score-only')) {
       '--dataset',
       join(CACHE, 'binance'),
       '--spec',
-      join(out, 'spec.json'),
+      join(out, 'fit-spec.json'),
       '--out',
       out,
     ],
@@ -82,35 +109,103 @@ const row = (name: string, ev: Evaluation) =>
       ds.pairs.map((p) => ((f.metrics[`model ${p}`]?.skill as number) * 100).toFixed(2)).join(' / '),
     )
     .join(' · ')} |`;
-const lines = [
+// Over several blocks, also the earlier blocks and the last one apart: the first cadence study chose on the last.
+const parts = [{ title: 'whole span', blocks: span }];
+if (span.length > 1)
+  parts.push(
+    { title: 'earlier blocks', blocks: span.slice(0, -1) },
+    { title: 'last block', blocks: span.slice(-1) },
+  );
+const tables = parts.map((p) => [
+  `${p.title}: ${new Date(p.blocks[0]!.testFrom).toISOString()} → ${new Date(p.blocks.at(-1)!.testTo).toISOString()}`,
   `| schedule | ${ds.pairs.map((p) => `${p} skill (DM p)`).join(' | ')} | per walk-forward block, ${ds.pairs.join(' / ')} (%) |`,
   `|---|${ds.pairs.map(() => '---').join('|')}|---|`,
-];
-// The walk-forward's model over this span (only when the span is one of its test folds).
-const s = studyFits('binance', folds, false);
-const inSpan = Array.from(s.row.keys()).filter(
-  (k) => ds.windowEnd[s.row[k]!]! >= from && ds.windowEnd[s.row[k]!]! < to,
-);
-const sub = (a: Float64Array) => Float64Array.from(inSpan, (k) => a[k]!);
-const wf = asOos(
-  { ...s, row: sub(s.row), fold: blockOf(sub(s.row)) },
-  sub(s.model),
-  sub(s.lo_raw),
-  sub(s.hi_raw),
-);
-if (inSpan.length > 0) lines.push(row('all history, once (the 5-fold walk-forward)', evaluate(ds, span, wf)));
-for (const sch of schedules) {
-  if (!existsSync(join(out, `${sch.name}.f64`))) continue;
-  const b = readFileSync(join(out, `${sch.name}.f64`));
+]);
+/** Scores point forecasts (rows = dataset rows) against persistence on each part; the band is not scored here. */
+const score = (label: string, rows: Float64Array, pred: Float64Array) => {
+  const fold = blockOf(rows);
+  parts.forEach((p, j) => {
+    const keep: number[] = [];
+    for (let k = 0; k < rows.length; k++) if (p.blocks.some((b) => b.fold === fold[k])) keep.push(k);
+    const zero = new Float64Array(keep.length);
+    const oos: OutOfSample = {
+      row: Int32Array.from(keep, (k) => rows[k]!),
+      fold: Int32Array.from(keep, (k) => fold[k]!),
+      model: Float64Array.from(keep, (k) => pred[k]!),
+      p10: zero,
+      p90: zero,
+      linear: zero,
+      champion: new Float64Array(keep.length).fill(Number.NaN),
+    };
+    tables[j]!.push(row(label, evaluate(ds, p.blocks, oos)));
+  });
+};
+// The walk-forward's model over this span; with --from all only when its fits are cached (the 5-fold study also
+// fits the quantile and volatility-target models, which a comparison of point forecasts does not need).
+if (!wholeSpan || existsSync(join(CACHE, 'binance-study', 'oos.f64'))) {
+  const s = studyFits('binance', folds, false);
+  const inSpan = Array.from(s.row.keys()).filter(
+    (k) => ds.windowEnd[s.row[k]!]! >= from && ds.windowEnd[s.row[k]!]! < to,
+  );
+  if (inSpan.length > 0)
+    score(
+      'all history, once (the 5-fold walk-forward)',
+      Float64Array.from(inSpan, (k) => s.row[k]!),
+      Float64Array.from(inSpan, (k) => s.model[k]!),
+    );
+}
+const load = (name: string) => {
+  if (!existsSync(join(out, `${name}.f64`))) return undefined;
+  const b = readFileSync(join(out, `${name}.f64`));
   const a = new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   const m = a.length / 2;
-  const rows = Float64Array.from({ length: m }, (_, i) => a[i * 2]!);
-  const pred = Float64Array.from({ length: m }, (_, i) => a[i * 2 + 1]!);
-  const zero = new Float64Array(m);
-  const ev = evaluate(ds, span, asOos({ ...s, row: rows, fold: blockOf(rows) }, pred, zero, zero));
-  const label = `${sch.days === null ? 'all history' : `latest ${sch.days} days`}, every ${sch.everyHours} h`;
-  lines.push(row(label, ev));
+  return {
+    rows: Float64Array.from({ length: m }, (_, i) => a[i * 2]!),
+    pred: Float64Array.from({ length: m }, (_, i) => a[i * 2 + 1]!),
+  };
+};
+const labelOf = (name: string) => {
+  const sch = SCHEDULES.find((x) => x.name === name) ?? schedules.find((x) => x.name === name);
+  if (!sch) return name;
+  const seed = 'seed' in sch && sch.seed !== undefined ? `, seed ${sch.seed}` : '';
+  return `${sch.days === null ? 'all history' : `latest ${sch.days} days`}, every ${sch.everyHours} h${seed}`;
+};
+for (const sch of schedules) {
+  const st = load(sch.name);
+  if (st) score(labelOf(sch.name), st.rows, st.pred);
 }
-process.stdout.write(
-  `${new Date(from).toISOString()} → ${new Date(to).toISOString()}\n${lines.join('\n')}\n`,
-);
+// Equal-weight combinations: every schedule predicts the same rows in the same order (the test rows depend only
+// on the span and the refit times), which is checked rather than assumed.
+const head: string[] = [];
+process.argv.forEach((a, i) => {
+  if (a !== '--combine') return;
+  const names = process.argv[i + 1]!.split('+');
+  const streams = names.map(load);
+  if (streams.some((st) => !st)) {
+    process.stderr.write(`--combine ${names.join('+')}: not every schedule is fitted yet, skipped\n`);
+    return;
+  }
+  const [first, ...rest] = streams as NonNullable<(typeof streams)[number]>[];
+  for (const st of rest)
+    if (st.rows.length !== first!.rows.length || st.rows.some((r, k) => r !== first!.rows[k]))
+      throw new Error(`--combine ${names.join('+')}: the schedules do not predict the same rows`);
+  const mean = Float64Array.from(
+    first!.pred,
+    (_, k) => streams.reduce((acc, st) => acc + st!.pred[k]!, 0) / streams.length,
+  );
+  score(`equal-weight mean of (${names.map(labelOf).join('; ')})`, first!.rows, mean);
+  // Head to head with the first schedule, whole span: is the combination better than that schedule alone?
+  const versus = ds.pairs.map((p, pi) => {
+    const keep = Array.from(first!.rows.keys()).filter((k) => ds.pair[first!.rows[k]!] === pi);
+    const rows = Int32Array.from(keep, (k) => first!.rows[k]!);
+    const a = Float64Array.from(keep, (k) => mean[k]!);
+    const b = Float64Array.from(keep, (k) => first!.pred[k]!);
+    const mae = (e: Float64Array) => e.reduce((x, v) => x + v, 0) / e.length;
+    const maeA = mae(absPriceErrors(rows, ds.close, ds.targetClose, a));
+    const maeB = mae(absPriceErrors(rows, ds.close, ds.targetClose, b));
+    const c = compare(ds, rows, a, b, maeA, maeB);
+    return `${p} ${(c.skill * 100).toFixed(3)} % (DM p ${c.dm_pvalue?.toPrecision(2)})`;
+  });
+  head.push(`mean of ${names.join('+')} against ${names[0]} alone: ${versus.join(', ')}`);
+});
+process.stdout.write(`${tables.map((t) => t.join('\n')).join('\n\n')}\n\n${head.join('\n')}\n`);
