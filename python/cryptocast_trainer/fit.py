@@ -342,7 +342,7 @@ def fit(dataset: Path, spec: dict, out: Path) -> int:
         params = best
         emit("log", message=f"tuning: {tuning['trials']} trials, best validation skill {tuning['best_value']:.4f}")
 
-    params.setdefault("point_windows_days", POINT_WINDOWS)
+    params.setdefault("point_windows_days", spec.get("pointWindowsDays") or POINT_WINDOWS)
 
     champion = spec.get("champion")
     champion_cols = None

@@ -310,6 +310,10 @@ const walkForwardOptions = (cmd: Command) =>
       'refit every this long over the same test span (e.g. 7d: the trainer service’s schedule) instead of --folds blocks',
     )
     .option('--window <duration>', 'with --every: train on the latest this long only (e.g. 60d)')
+    .option(
+      '--point-windows <list>',
+      'the point model is the mean of models fitted on these training windows (default all,60d; all = the whole window)',
+    )
     .option('--trials <n>', 'Optuna: at most this many trials (within --tune-seconds)', '200')
     .option('--seed <n>', 'random seed (XGBoost, Optuna)', '42')
     .option('--json', 'machine-readable output');

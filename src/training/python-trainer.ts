@@ -50,6 +50,8 @@ export interface TrainerSpec {
   /** Fit the final models on every row (train) or only walk forward (evaluate). */
   final: boolean;
   figures: boolean;
+  /** The point model's training windows in days (null: all); absent: the trainer's default, [null, 60]. */
+  pointWindowsDays?: (number | null)[];
   /** The champion's configuration, refitted on the same folds so the gate compares like with like. */
   champion?: { params: Record<string, unknown>; columns: string[] };
 }

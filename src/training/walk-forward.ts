@@ -25,6 +25,8 @@ export interface WalkForwardOptions {
   /** Fixed hyperparameters, or an Optuna budget (ignored when params are given). */
   params?: Record<string, unknown>;
   tune?: { seconds: number; trials: number };
+  /** The point model's training windows in days (null: all); default the trainer's, [null, 60]. */
+  pointWindowsDays?: (number | null)[];
   champion?: TrainerSpec['champion'];
   final: boolean;
   figures: boolean;
@@ -136,6 +138,7 @@ export async function walkForward(ds: Dataset, opts: WalkForwardOptions): Promis
         final: opts.final,
         figures: opts.figures,
         champion: opts.champion,
+        pointWindowsDays: opts.pointWindowsDays,
       },
       outDir,
       opts.onProgress,

@@ -46,6 +46,8 @@ export interface DataFlags {
 export interface WalkFlags {
   every?: string;
   window?: string;
+  /** `--point-windows all,60d`: the point model is the mean of models fitted on these windows. */
+  pointWindows?: string;
   folds: string;
   mode: string;
   purge?: string;
@@ -159,7 +161,22 @@ function walkOptions(opts: WalkFlags & { horizon: string }) {
     windowMs: opts.window === undefined ? undefined : parseDuration(opts.window, '--window'),
     tune: tuneSeconds > 0 ? { seconds: tuneSeconds, trials } : undefined,
     seed: wholeNumber('seed', opts.seed),
+    pointWindowsDays: opts.pointWindows === undefined ? undefined : parsePointWindows(opts.pointWindows),
   } as const;
+}
+
+/** `all,60d` → [null, 60]: whole days, `all` for the whole training window, each at most once. */
+export function parsePointWindows(list: string): (number | null)[] {
+  const out = list.split(',').map((w) => {
+    const v = w.trim();
+    if (v === 'all') return null;
+    const ms = parseDuration(v, '--point-windows');
+    if (ms % 86_400_000 !== 0 || ms <= 0)
+      throw new UsageError(`--point-windows: ${v} is not a whole number of days (e.g. all,60d)`);
+    return ms / 86_400_000;
+  });
+  if (new Set(out).size !== out.length) throw new UsageError(`--point-windows: ${list} names a window twice`);
+  return out;
 }
 
 /**
