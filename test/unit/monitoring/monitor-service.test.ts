@@ -111,9 +111,8 @@ describe('MonitorService: a failed write', () => {
 });
 
 describe('MonitorService: alerts on the event clock', () => {
-  it('a replay that brings hours in one batch: the times in between are evaluated, so a `for` of 15 minutes fires', async () => {
-    // Every prediction 1 below the close: each misses by 6 where persistence misses by 5 (the closes rise by 1 a
-    // minute), so the skill is negative from the first verdict on.
+  /** A started monitor on the event clock with one rule (skill below 0 over 1 h, 10 verdicts, for 15 minutes). */
+  async function alertingMonitor() {
     const bus = new InProcessBus();
     const engine = new AlertEngine(
       [RuleSchema.parse({ name: 'worse', kind: 'skill_below', window: '1h', minCount: 10, for: '15m' })],
@@ -128,6 +127,13 @@ describe('MonitorService: alerts on the event clock', () => {
     );
     engine.onNotification = (n) => sent.push(n);
     await svc.start();
+    return { bus, svc, sent };
+  }
+
+  it('a replay that brings hours in one batch: the times in between are evaluated, so a `for` of 15 minutes fires', async () => {
+    // Every prediction 1 below the close: each misses by 6 where persistence misses by 5 (the closes rise by 1 a
+    // minute), so the skill is negative from the first verdict on.
+    const { bus, svc, sent } = await alertingMonitor();
     await bus.publish(
       topics.predictions,
       Array.from({ length: 240 }, (_, i) => ({ ...prediction(i), predictedClose: 99 + i })),
@@ -156,20 +162,7 @@ describe('MonitorService: alerts on the event clock', () => {
   it("predictions read a pair at a time (one pair's whole day before the other's): each pair fires at its own hour", async () => {
     // Candles of both pairs first (a replay's candles run ahead), then a day of BTC's predictions, then ETH's: the
     // clock must wait for ETH's verdicts, or ETH's minutes would all lie behind it and never be evaluated.
-    const bus = new InProcessBus();
-    const engine = new AlertEngine(
-      [RuleSchema.parse({ name: 'worse', kind: 'skill_below', window: '1h', minCount: 10, for: '15m' })],
-      undefined,
-      pino({ level: 'silent' }),
-    );
-    const sent: Notification[] = [];
-    const svc = new MonitorService(
-      bus,
-      memoryStore(() => false),
-      { clock: 'event', alerts: { engine } },
-    );
-    engine.onNotification = (n) => sent.push(n);
-    await svc.start();
+    const { bus, svc, sent } = await alertingMonitor();
     const eth = <T extends { pair: string }>(x: T): T => ({ ...x, pair: 'ETH/USD' });
     await bus.publish(topics.candles, [
       ...Array.from({ length: 250 }, (_, i) => candle(i)),

@@ -39,6 +39,16 @@ async function withKraken(
   }
 }
 
+/** 100 trades streamed, the connection dropped, 600 more traded meanwhile (real[100..700)), reconnected. */
+async function outageOf600(srv: KrakenServer, source: KrakenWsSource, sink: LogSink): Promise<void> {
+  await until(() => source.subscribed.includes(PAIR));
+  srv.publish(PAIR, real.slice(0, 100));
+  await until(() => sink.received.length === 100);
+  srv.dropAll();
+  srv.record(PAIR, real.slice(100, 700));
+  await until(() => source.stats.reconnects === 1 && source.subscribed.includes(PAIR), 3_000, 'reconnect');
+}
+
 describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
   it('subscribes, is acknowledged, and normalises real trades exactly', () =>
     withKraken(async (srv, source, sink) => {
@@ -175,16 +185,7 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
   it('a refill paging through instants that several trades share (20 a page): every trade once', () =>
     withKraken(
       async (srv, source, sink) => {
-        await until(() => source.subscribed.includes(PAIR));
-        srv.publish(PAIR, real.slice(0, 100));
-        await until(() => sink.received.length === 100);
-        srv.dropAll();
-        srv.record(PAIR, real.slice(100, 700)); // traded while the client was away: 30-odd pages
-        await until(
-          () => source.stats.reconnects === 1 && source.subscribed.includes(PAIR),
-          3_000,
-          'reconnect',
-        );
+        await outageOf600(srv, source, sink); // refilled: 30-odd pages
         srv.publish(PAIR, real.slice(700, 701));
         await until(() => sink.ids(PAIR).includes(ids(700, 701)[0]!), 30_000, 'the trade after the outage');
         await until(() => sink.received.length >= 701, 10_000, 'the refill');
@@ -200,16 +201,7 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
   it('an outage refill with holes (instants of more trades than a page holds: 10 a page here) counts them unrecoverable', () =>
     withKraken(
       async (srv, source, sink) => {
-        await until(() => source.subscribed.includes(PAIR));
-        srv.publish(PAIR, real.slice(0, 100));
-        await until(() => sink.received.length === 100);
-        srv.dropAll();
-        srv.record(PAIR, real.slice(100, 700));
-        await until(
-          () => source.stats.reconnects === 1 && source.subscribed.includes(PAIR),
-          3_000,
-          'reconnect',
-        );
+        await outageOf600(srv, source, sink);
         // Kraken pages by time: of an instant's trades (the whole history's), only the first 10 can be had; those
         // after them that fall in the refilled range are lost.
         const atInstant = new Map<string, number>();
