@@ -8,8 +8,9 @@
  *   market really moved by such a factor the median follows after half a window and the guard lets it through.
  * - Until a series has `minHistory` prices there is nothing to compare with and prices are accepted (an absurd
  *   very first trade of a series is not caught; the next ones are judged against a median it cannot move).
- * - The median is refreshed every few prices, not on each (a coarse factor does not need a fresh one), so judging
- *   costs a few nanoseconds per price.
+ * - The window is kept sorted as prices come and go (`Series`), so the median is exact at every price and judging
+ *   costs tens of nanoseconds. (Re-sorting the window every 3 prices, as before, halved the in-process trades →
+ *   candles throughput: 2.1 M/s → 0.95 M/s, under its 1 M/s target.)
  */
 export interface PriceGuardOptions {
   /** Refuse a price above median × maxFactor or below median / maxFactor. Default 10. */
@@ -22,45 +23,49 @@ export interface PriceGuardOptions {
 
 export const DEFAULT_MAX_PRICE_FACTOR = 10;
 
+/**
+ * The recent prices of one series: a ring of the last `size`, and the same values kept sorted (each push removes the
+ * evicted value and inserts the new one, a binary search and a shift of a few dozen numbers), so the median is always
+ * that of the whole window, never stale, for about the cost of one comparison per window slot per price.
+ */
 class Series {
-  readonly buf: Float64Array;
+  private readonly ring: Float64Array;
+  private readonly sorted: Float64Array;
   n = 0;
-  i = 0;
-  median = Number.NaN;
-  sinceRefresh = Number.POSITIVE_INFINITY;
-  /** The median is re-sorted every this many prices: an eighth of the window, so it never lags far behind. */
-  private readonly refreshEvery: number;
+  private i = 0;
   constructor(size: number) {
-    this.buf = new Float64Array(size);
+    this.ring = new Float64Array(size);
     this.sorted = new Float64Array(size);
-    this.refreshEvery = Math.max(1, Math.floor(size / 8));
   }
   push(x: number): void {
-    this.buf[this.i] = x;
-    this.i = (this.i + 1) % this.buf.length;
-    if (this.n < this.buf.length) this.n++;
-    this.sinceRefresh++;
-  }
-  /** Where the median is sorted: reused, and sorted by insertion (a few dozen prices: no call into the runtime). */
-  private readonly sorted: Float64Array;
-  currentMedian(): number {
-    if (this.sinceRefresh >= this.refreshEvery) {
-      const sorted = this.sorted;
-      const buf = this.buf;
-      for (let i = 0; i < this.n; i++) {
-        const x = buf[i]!;
-        let j = i - 1;
-        while (j >= 0 && sorted[j]! > x) {
-          sorted[j + 1] = sorted[j]!;
-          j--;
-        }
-        sorted[j + 1] = x;
-      }
-      const m = this.n >> 1;
-      this.median = this.n % 2 === 1 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
-      this.sinceRefresh = 0;
+    const sorted = this.sorted;
+    if (this.n === this.ring.length) {
+      // Evict the oldest (the slot about to be overwritten) from the sorted copy.
+      const k = this.lowerBound(this.ring[this.i]!);
+      sorted.copyWithin(k, k + 1, this.n);
+      this.n--;
     }
-    return this.median;
+    this.ring[this.i] = x;
+    this.i = (this.i + 1) % this.ring.length;
+    const j = this.lowerBound(x);
+    sorted.copyWithin(j + 1, j, this.n);
+    sorted[j] = x;
+    this.n++;
+  }
+  /** The first slot of the sorted copy whose value is ≥ x. */
+  private lowerBound(x: number): number {
+    let lo = 0;
+    let hi = this.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.sorted[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+  median(): number {
+    const m = this.n >> 1;
+    return this.n % 2 === 1 ? this.sorted[m]! : (this.sorted[m - 1]! + this.sorted[m]!) / 2;
   }
 }
 
@@ -92,7 +97,7 @@ export class PriceGuard {
     }
     let why: string | undefined;
     if (s.n >= this.minHistory) {
-      const median = s.currentMedian();
+      const median = s.median();
       // The price, then the others: no array per call.
       const n = alsoCheck === undefined ? 1 : alsoCheck.length + 1;
       for (let i = 0; i < n; i++) {

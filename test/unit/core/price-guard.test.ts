@@ -60,4 +60,33 @@ describe('PriceGuard: absurd prices against the recent median', () => {
       ),
     );
   });
+
+  it('property: the verdicts are those of the exact median of the window at every price (a reference that sorts)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(fc.constantFrom(100, 100, 50, 1_000, 1e6), fc.double({ min: 1, max: 1e4, noNaN: true })),
+          {
+            minLength: 1,
+            maxLength: 200,
+          },
+        ),
+        fc.integer({ min: 1, max: 12 }),
+        (ps, window) => {
+          const g = new PriceGuard({ maxFactor: 3, window, minHistory: 1 });
+          const recent: number[] = [];
+          return ps.every((p) => {
+            const sorted = [...recent].sort((a, b) => a - b);
+            const m = sorted.length >> 1;
+            const median = sorted.length % 2 === 1 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
+            const expected = recent.length === 0 || (p >= median ? p / median : median / p) <= 3;
+            recent.push(p);
+            if (recent.length > window) recent.shift();
+            return (g.judge('S', p) === undefined) === expected;
+          });
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 });
