@@ -82,7 +82,10 @@ Trades are validated once, where they enter the system (parser or Kafka consumer
 re-check values a schema produced (src/runtime/validated.ts), which alone took the full path from ~0.9 M/s to the
 figure above. The remaining cost over the aggregator is deduplication by trade id (a sliding bitmap per pair, in the
 trade service and again in the candle stage, which must not count a trade the topic holds twice)
-and the bus bookkeeping (partitioning, batches, commits, back-pressure).
+and the bus bookkeeping (partitioning, batches, commits, back-pressure). The price guard (a trade far from the recent
+median is dead-lettered) had halved the full path when it came (2.1 → 0.95 M/s, found by bisecting this benchmark on
+2026-12-06): it re-sorted its window every 3 prices and built a series name per trade; it now keeps the window sorted
+incrementally and names each series once.
 `;
 process.stdout.write(body);
 recordBenchmark('candles-in-process', 'Trades → candles, in-process (one core)', body);
