@@ -1,3 +1,4 @@
+import { ByPair } from '../core/by-pair.ts';
 import { ERR, fail } from '../core/errors.ts';
 import { type Candle, INTERVALS, type Interval } from '../schemas/candle.ts';
 import type { Trade, Watermark } from '../schemas/trade.ts';
@@ -150,11 +151,7 @@ export class CandleAggregator {
     replayed: 0,
   };
   private readonly out: AggregatorOutput;
-  private readonly states = new Map<string, Map<string, PairState>>();
-  // One-entry cache: consecutive trades are usually of the same pair.
-  private lastExchange = '';
-  private lastPair = '';
-  private lastState: PairState | undefined;
+  private readonly states = new ByPair((exchange, pair) => new PairState(exchange, pair));
 
   constructor(output: AggregatorOutput, options: CandleAggregatorOptions = {}) {
     this.out = output;
@@ -216,7 +213,7 @@ export class CandleAggregator {
 
   /** Closes every open window of every pair now (end of input), without filling. */
   flush(): void {
-    for (const byPair of this.states.values()) for (const s of byPair.values()) this.closeAllOpen(s);
+    for (const s of this.states.values()) this.closeAllOpen(s);
   }
 
   /** Restores what an earlier run already published, so that rebuilt windows are not published twice. */
@@ -236,13 +233,11 @@ export class CandleAggregator {
    */
   lowestNeededPosition(): number | undefined {
     let min: number | undefined;
-    for (const byPair of this.states.values()) {
-      for (const s of byPair.values()) {
-        if (s.open.length === 0 && s.retained.length === 0) continue;
-        for (const w of s.open) if (min === undefined || w.firstPos < min) min = w.firstPos;
-        for (const w of s.retained) if (min === undefined || w.firstPos < min) min = w.firstPos;
-        if (s.streamTimePos >= 0 && (min === undefined || s.streamTimePos < min)) min = s.streamTimePos;
-      }
+    for (const s of this.states.values()) {
+      if (s.open.length === 0 && s.retained.length === 0) continue;
+      for (const w of s.open) if (min === undefined || w.firstPos < min) min = w.firstPos;
+      for (const w of s.retained) if (min === undefined || w.firstPos < min) min = w.firstPos;
+      if (s.streamTimePos >= 0 && (min === undefined || s.streamTimePos < min)) min = s.streamTimePos;
     }
     return min;
   }
@@ -250,27 +245,12 @@ export class CandleAggregator {
   /** Number of windows currently open across pairs (a gauge for metrics). */
   openWindows(): number {
     let n = 0;
-    for (const byPair of this.states.values()) for (const s of byPair.values()) n += s.open.length;
+    for (const s of this.states.values()) n += s.open.length;
     return n;
   }
 
   private state(exchange: string, pair: string): PairState {
-    if (this.lastState !== undefined && pair === this.lastPair && exchange === this.lastExchange)
-      return this.lastState;
-    let byPair = this.states.get(exchange);
-    if (byPair === undefined) {
-      byPair = new Map();
-      this.states.set(exchange, byPair);
-    }
-    let s = byPair.get(pair);
-    if (s === undefined) {
-      s = new PairState(exchange, pair);
-      byPair.set(pair, s);
-    }
-    this.lastExchange = exchange;
-    this.lastPair = pair;
-    this.lastState = s;
-    return s;
+    return this.states.get(exchange, pair);
   }
 
   private onLate(s: PairState, t: Trade, start: number): void {

@@ -301,7 +301,9 @@ export class ChampionHolder implements ModelSource {
         },
       );
     }
-    const { texts } = await readArtifacts(this.registry, this.name, version, ARTIFACTS, this.cacheDir);
-    return servingModel(card, texts);
+    return servingModel(
+      card,
+      await readArtifacts(this.registry, this.name, version, ARTIFACTS, this.cacheDir),
+    );
   }
 }

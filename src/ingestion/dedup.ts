@@ -1,3 +1,4 @@
+import { ByPair } from '../core/by-pair.ts';
 import type { Trade } from '../schemas/trade.ts';
 
 /** Ids tracked per (exchange, pair): covers a websocket gap refilled over REST of up to ~1M trades. */
@@ -18,9 +19,7 @@ export class TradeDeduplicator {
   private readonly capacity: number;
   private readonly numeric = new Map<string, NumericWindow>();
   private readonly other = new Map<string, RecentSet>();
-  private lastKey = '';
-  private lastExchange = '';
-  private lastPair = '';
+  private readonly keys = new ByPair((exchange, pair) => `${exchange}|${pair}`);
 
   constructor(capacity = 100_000) {
     this.capacity = capacity;
@@ -59,12 +58,7 @@ export class TradeDeduplicator {
   }
 
   private keyOf(t: Trade): string {
-    if (t.exchange !== this.lastExchange || t.pair !== this.lastPair) {
-      this.lastExchange = t.exchange;
-      this.lastPair = t.pair;
-      this.lastKey = t.exchange + '|' + t.pair;
-    }
-    return this.lastKey;
+    return this.keys.get(t.exchange, t.pair);
   }
 }
 

@@ -1,3 +1,4 @@
+import { ByPair } from '../core/by-pair.ts';
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { PriceGuard, type PriceGuardOptions } from '../core/price-guard.ts';
@@ -42,31 +43,15 @@ export class TradeService {
     this.guard = new PriceGuard(opts.priceGuard);
   }
 
-  /**
-   * The guard's series name of an exchange and pair, built once: a template string per trade (and its hashing in the
-   * guard's map) cost more than judging the price.
-   */
-  private seriesKey(exchange: string, pair: string): string {
-    let byPair = this.seriesKeys.get(exchange);
-    if (byPair === undefined) {
-      byPair = new Map();
-      this.seriesKeys.set(exchange, byPair);
-    }
-    let key = byPair.get(pair);
-    if (key === undefined) {
-      key = `${exchange}:${pair}`;
-      byPair.set(pair, key);
-    }
-    return key;
-  }
-  private readonly seriesKeys = new Map<string, Map<string, string>>();
+  /** The guard's series name of each exchange and pair, built once (not a string per trade). */
+  private readonly seriesKeys = new ByPair((exchange, pair) => `${exchange}:${pair}`);
 
   /** The plausible trades; the others go to `dlq` with the reason. Every source's trades pass here. */
   private async plausible(source: string, trades: readonly Trade[], signal?: AbortSignal): Promise<Trade[]> {
     const ok: Trade[] = [];
     const dead: DeadLetter[] = [];
     for (const t of trades) {
-      const why = tradeOutOfBounds(t) ?? this.guard.judge(this.seriesKey(t.exchange, t.pair), t.price);
+      const why = tradeOutOfBounds(t) ?? this.guard.judge(this.seriesKeys.get(t.exchange, t.pair), t.price);
       if (why === undefined) ok.push(t);
       else
         dead.push(

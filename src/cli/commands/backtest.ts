@@ -73,7 +73,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
     const missing = ARTIFACTS.filter((f) => !card!.artifacts.includes(f));
     if (missing.length > 0)
       throw new UsageError(`${card.name} v${card.version} has no ${missing.join(', ')}`);
-    const docs: ModelDocs = (await readArtifacts(registry, card.name, card.version, ARTIFACTS)).texts;
+    const docs: ModelDocs = await readArtifacts(registry, card.name, card.version, ARTIFACTS);
 
     const source = await datasetFromCandles(opts.candles, {
       horizonMs: card.horizonMs,

@@ -124,7 +124,7 @@ export async function readArtifacts<N extends string>(
   version: number,
   names: readonly N[],
   root?: string,
-): Promise<{ texts: Record<N, string>; dir: string }> {
+): Promise<Record<N, string>> {
   const dir = join(
     modelCacheFolder(registry, name, version, root),
     `.load-${process.pid}-${randomBytes(4).toString('hex')}`,
@@ -137,7 +137,7 @@ export async function readArtifacts<N extends string>(
       if (path === undefined) throw new RegistryError(`${name} v${version}: ${f} was not downloaded`);
       texts[f] = await readFile(path, 'utf8');
     }
-    return { texts, dir };
+    return texts;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
