@@ -85,7 +85,7 @@ trade service and again in the candle stage, which must not count a trade the to
 and the bus bookkeeping (partitioning, batches, commits, back-pressure). The price guard (a trade far from the recent
 median is dead-lettered) had halved the full path when it came (2.1 → 0.95 M/s, found by bisecting this benchmark on
 2026-12-06): it re-sorted its window every 3 prices and built a series name per trade; it now keeps the window sorted
-incrementally and names each series once.
+incrementally and each series has its name made once (src/core/by-pair.ts).
 `;
 process.stdout.write(body);
 recordBenchmark('candles-in-process', 'Trades → candles, in-process (one core)', body);
