@@ -266,7 +266,8 @@ export class IndexSink {
         });
       pending = again;
     }
-    faultPoint('index-sink:indexed');
+    // Per topic: the sink indexes two streams, and a crash test must know which one's batch was left uncommitted.
+    faultPoint(`index-sink:indexed:${stream.topic.name}`);
     return undefined; // the whole batch is durable: commit it
   }
 

@@ -379,7 +379,8 @@ describe('index sink: predictions → a real OpenSearch node', () => {
   it('SIGKILLed after a bulk request succeeded, before its offsets were committed, then restarted: no duplicates', async () => {
     const total = await predictDay(DAYS[1]!);
     // The second day's predictions are new to the group: the sink indexes them in batches; it dies after the first.
-    const crashing = startSink('index-sink:indexed:1');
+    // After the first batch of predictions (not of errors: this test counts and checks the predictions index).
+    const crashing = startSink('index-sink:indexed:predictions:1');
     await exited(crashing);
     assert.equal(
       crashing.signalCode,
