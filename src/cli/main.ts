@@ -7,6 +7,7 @@ import { DEFAULT_GATE } from '../training/gate.ts';
 import { PREDICTIONS_CSV_COLUMNS } from '../training/predictions-csv.ts';
 import { DEFAULT_REGISTRY } from '../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../training/registry/registry.ts';
+import { TUNE_SECONDS } from '../training/trainer-service.ts';
 import { backendOptions, flag, streamOptions } from './options.ts';
 import { addServiceCommands } from './service-commands.ts';
 
@@ -376,7 +377,7 @@ registryOptions(
   )
   .option('--pairs <list>', '--store: pairs (default: every pair in the store)')
   .option('--days <n>', '--store: the latest N days', '30')
-  .option('--tune-seconds <s>', 'Optuna budget (0: default parameters)', '120')
+  .option('--tune-seconds <s>', 'Optuna budget (0: default parameters)', TUNE_SECONDS)
   .option('--gate-alpha <p>', 'gate: Diebold–Mariano significance level', String(DEFAULT_GATE.alpha))
   .option(
     '--gate-min-skill <x>',

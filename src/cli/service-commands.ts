@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { TRAINER_DAYS, TRAINER_EVERY } from '../training/trainer-service.ts';
+import { TRAINER_DAYS, TRAINER_EVERY, TUNE_SECONDS } from '../training/trainer-service.ts';
 import { backendOptions, flag } from './options.ts';
 
 /**
@@ -70,7 +70,7 @@ export function addServiceCommands(program: Command): void {
     .addOption(flag.pairs('pairs to train on (default: every pair in the store)'))
     .option('--every <duration>', 'retrain this long after the previous run ended', TRAINER_EVERY)
     .option('--days <n>', 'train on the latest N days of the feature store', TRAINER_DAYS)
-    .option('--tune-seconds <s>', 'Optuna budget per run', '120')
+    .option('--tune-seconds <s>', 'Optuna budget per run (0: default parameters)', TUNE_SECONDS)
     .option('--once', 'one run, then exit (e.g. a Kubernetes CronJob)')
     .option('--with-news', 'train with the news sentiment features too')
     .addOption(flag.metricsPort())

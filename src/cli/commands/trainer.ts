@@ -16,6 +16,7 @@ import {
   TRAINER_DAYS,
   TRAINER_EVERY,
   TrainerService,
+  TUNE_SECONDS,
 } from '../../training/trainer-service.ts';
 
 /**
@@ -43,7 +44,7 @@ export async function trainerService(opts: {
   const days = Number(opts.days ?? TRAINER_DAYS);
   if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
   const horizonMs = parseDuration(opts.horizon ?? '5m', '--horizon');
-  const tuneSeconds = Number(opts.tuneSeconds ?? '120');
+  const tuneSeconds = Number(opts.tuneSeconds ?? TUNE_SECONDS);
   const folds = Number(opts.folds ?? '5');
   const registryUrl = opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY;
   const name = opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;

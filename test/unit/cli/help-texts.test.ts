@@ -25,3 +25,15 @@ describe('candles --help lists the --format values', () => {
     for (const f of TRADE_FILE_FORMATS) assert.ok(text.includes(`"${f}"`), `${f} in: ${text}`);
   });
 });
+
+describe('train and service trainer: no Optuna unless asked', () => {
+  // The model shipped is the one ./bench/run quality measures (default parameters): docs/training.md.
+  for (const command of [['train'], ['service', 'trainer']]) {
+    it(`${command.join(' ')} --help`, () => {
+      assert.match(
+        help(...command),
+        /--tune-seconds <s>\s+Optuna budget[^(]*\(0: default parameters\) \(default: "0"\)/,
+      );
+    });
+  }
+});

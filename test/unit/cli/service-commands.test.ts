@@ -80,6 +80,9 @@ describe('cryptocast service <name>', () => {
       ['index-sink', ['--bus', '--opensearch-url', '--index-prefix']],
     ] as const)
       for (const f of flags) assert.ok(flagsOf(stage).includes(f), `${stage} ${f}`);
+    // The shipped schedule is the one ./bench/run quality measures: default parameters, no Optuna (docs/training.md).
+    const trainer = services().commands.find((c) => c.name() === 'trainer')!;
+    assert.equal(trainer.options.find((o) => o.long === '--tune-seconds')?.defaultValue, '0');
     for (const c of services().commands)
       assert.ok(
         c.options.some((o) => o.long === '--metrics-port'),
