@@ -3,6 +3,7 @@ import { ERR, fail } from '../../core/errors.ts';
 import { type Logger, log as rootLog } from '../../core/log.ts';
 import type { Backoff } from '../../core/retry.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
+import { KrakenTimeCursor, STEPPED_PAST_FULL_INSTANT } from '../live/kraken-time-cursor.ts';
 import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs, nsToMs } from '../live/kraken-trades-api.ts';
 import { assertUrl } from '../live/live-source.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
@@ -113,17 +114,13 @@ export class KrakenRestBackfill implements TradeSource {
   ): Promise<void> {
     const { pair, since, until } = this;
     let reached = false;
-    // The previous page brought nothing new: every trade in it had the cursor's time. Either that instant's trades
-    // were the last ones (the end), or more trades share it than a page holds (one taker order filling many makers):
-    // asking from 1 ns before would return the same page for ever. So ask once from the cursor itself, past them.
-    let pastTies = false;
+    // 1 ns before the cursor, an instant that fills a page asked past once (KrakenTimeCursor); ids grow with time,
+    // so re-sent trades are dropped by id.
+    const paging = new KrakenTimeCursor();
     while (!signal.aborted) {
       const requestedAt = Date.now();
-      // Ask from 1 ns before the cursor: if `since` is exclusive (unconfirmed), trades sharing the cursor's
-      // time would otherwise be skipped at a page boundary. Ids grow with time: re-sent ones are dropped.
-      const cursor = BigInt(state.cursor);
-      const from = pastTies || cursor === 0n ? cursor : cursor - 1n;
-      const page = await fetchKrakenTrades(this.baseUrl, pair, String(from), {
+      const from = paging.since(state.cursor);
+      const page = await fetchKrakenTrades(this.baseUrl, pair, from, {
         signal,
         log: this.log,
         backoff: this.o.backoff,
@@ -142,18 +139,15 @@ export class KrakenRestBackfill implements TradeSource {
         );
       const fresh = page.trades.filter((t) => Number(t.tradeId) > state.maxId);
       const passedUntil = page.trades.some((t) => t.tradeTs >= until);
-      if (fresh.length === 0 && page.trades.length > 0 && !pastTies && !passedUntil) {
-        pastTies = true;
+      if (paging.after(page.trades.length, fresh.length) === 'again' && !passedUntil) {
         await this.pace(requestedAt, signal);
         continue; // the same cursor, asked past its instant: the end (nothing) or the trades after the ties
       }
-      if (pastTies && fresh.length > 0)
-        // Later trades exist, so the page of ties was full: any more at that instant cannot be asked for by time.
+      if (paging.steppedPastFullInstant)
         this.log.warn(
-          { cursor: state.cursor, at: new Date(Number(cursor / 1_000_000n)).toISOString() },
-          'a whole page of trades shares one instant: stepped past it (trades beyond that page at that instant, if any, are not fetched)',
+          { cursor: state.cursor, at: new Date(nsToMs(state.cursor)).toISOString() },
+          STEPPED_PAST_FULL_INSTANT,
         );
-      pastTies = false;
       const inRange = fresh.filter((t) => t.tradeTs >= since && t.tradeTs < until);
       if (inRange.length > 0) await sink.trades(inRange);
       for (const t of inRange) {

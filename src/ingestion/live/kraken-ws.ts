@@ -3,6 +3,7 @@ import type { Trade } from '../../schemas/trade.ts';
 import { assertPairs, krakenRestPair, krakenWsSymbol } from '../symbols.ts';
 import type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
 import { parseKrakenFrame } from './kraken-parser.ts';
+import { KrakenTimeCursor, STEPPED_PAST_FULL_INSTANT } from './kraken-time-cursor.ts';
 import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs } from './kraken-trades-api.ts';
 import { assertUrl, LiveTradeSource } from './live-source.ts';
 
@@ -62,21 +63,15 @@ export function krakenAdapter(o: KrakenWsOptions): ExchangeAdapter {
 }
 
 /**
- * Pages `Trades` from just before the last known trade until the gap is closed or the present reached.
- *
- * `Trades` pages by time. Each page after the first is asked from 1 ns before the newest trade's time, not from that
- * time: trades that share the instant (one taker order filling many makers) may straddle the page boundary, and if
- * `since` is exclusive (unconfirmed) the rest of them would be skipped; re-sent ones are dropped by id. A page that
- * brings nothing new holds only that instant's trades: the instant is then asked past once (from its own time) —
- * nothing there is the present; trades there mean a whole page shared one instant, and any beyond that page at it
- * cannot be asked for by time (a warning says so). The same rule as the REST backfill (src/ingestion/backfill/).
+ * Pages `Trades` from just before the last known trade until the gap is closed or the present reached, by the rule
+ * of `KrakenTimeCursor` (1 ns before each page's last trade; an instant that fills a page asked past once).
  */
 async function krakenRefill(rest: string, o: KrakenWsOptions, req: RefillRequest): Promise<RefillResult> {
   const out: RefillResult = { trades: [], rejects: [], complete: false };
   // `since` may be exclusive (unconfirmed): start 1 ms before the last trade; the overlap is dropped by id.
   let since = msToNs(req.sinceTs - (req.afterId !== undefined ? 1 : 0));
   let maxId = req.afterId ?? -1;
-  let pastTies = false;
+  const paging = new KrakenTimeCursor();
   const maxPages = o.maxRefillPages ?? 500;
   for (let page = 0; page < maxPages; page++) {
     if (page > 0) await sleep(o.restMinIntervalMs ?? 1_000, undefined, { signal: req.signal });
@@ -91,22 +86,14 @@ async function krakenRefill(rest: string, o: KrakenWsOptions, req: RefillRequest
     out.rejects.push(...r.rejects);
     maxId = Math.max(maxId, maxTradeId(fresh));
     const closed = req.untilId !== undefined && maxId >= req.untilId - 1;
-    if (closed || r.trades.length === 0 || (fresh.length === 0 && pastTies)) {
+    const step = paging.after(r.trades.length, fresh.length);
+    if (closed || step === 'end') {
       out.complete = true;
       break;
     }
-    if (fresh.length === 0) {
-      pastTies = true;
-      since = r.last;
-      continue;
-    }
-    if (pastTies)
-      req.log.warn(
-        { pair: req.pair, since },
-        'refill: a whole page of trades shares one instant: stepped past it (trades beyond that page at that instant, if any, are not fetched)',
-      );
-    pastTies = false;
-    since = String(BigInt(r.last) - 1n);
+    if (paging.steppedPastFullInstant)
+      req.log.warn({ pair: req.pair, since }, `refill: ${STEPPED_PAST_FULL_INSTANT}`);
+    since = paging.since(r.last);
   }
   return out;
 }
