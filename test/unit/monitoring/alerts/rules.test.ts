@@ -46,7 +46,7 @@ describe('alert rules files', () => {
       file('rules.json', JSON.stringify({ rules: [{ name: 'x', kind: 'champion_age', hours: 1 }] })),
     );
     assert.equal(json[0]!.repeatEvery, 3_600_000);
-    assert.equal(defaultRules().length, 8);
+    assert.equal(defaultRules().length, 9);
   });
 
   it('invalid files fail at start with the line, the column and the fix (CC_ERR_CONFIG)', () => {
@@ -166,5 +166,57 @@ describe('rule conditions on the monitor’s signals', () => {
     assert.equal(observe(r({ kind: 'consumer_lag', records: 10_000 }), signals())[0]!.active, true);
     assert.equal(observe(r({ kind: 'champion_age', hours: 72 }), signals())[0]!.active, true);
     assert.equal(observe(r({ kind: 'dead_letters', perMinute: 5 }), signals())[0]!.active, false);
+  });
+});
+
+describe('the shipped skill rules: silent on what a good model does, firing on a worse one', () => {
+  const T = Date.UTC(2026, 0, 5);
+  const M = 60_000;
+  /** `count` verdicts ending at the last minute, each with |model error| = (1 + worse) × |persistence error|. */
+  const quality = (count: number, worse: number) => {
+    const q = new RollingQuality();
+    for (let i = 0; i < count; i++) {
+      const p = {
+        v: 1,
+        exchange: 'x',
+        pair: 'BTC/USD',
+        windowEnd: T + i * M,
+        horizonMs: 5 * M,
+        targetTs: T + (i + 5) * M,
+        close: 100,
+        predictedReturnBps: 0,
+        predictedClose: 100 - worse,
+        p10: 99,
+        p90: 103,
+        modelName: 'm',
+        modelVersion: 1,
+        featureSet: 't',
+        featureSetVersion: 1,
+        createdAt: T + i * M,
+        latencyMs: 0,
+      } as Prediction;
+      q.add(scorePrediction(p, 101, p.targetTs)); // persistence misses by 1, the model by 1 + worse
+    }
+    return q;
+  };
+  const active = (name: string, count: number, worse: number) => {
+    const rule = defaultRules().find((x) => x.name === name)!;
+    const q = quality(count, worse);
+    const [o] = observe(rule, { now: q.clock, live: true, quality: q } as Parameters<typeof observe>[1]);
+    return o!.active;
+  };
+
+  it('model-worse-than-persistence: a day at −1.7 % (the worst day of 14 months walked forward) is not an alert', () => {
+    assert.equal(active('model-worse-than-persistence', 1440, 0.017), false);
+    assert.equal(active('model-worse-than-persistence', 1440, 0.025), true);
+    // Half a day of verdicts at least: a few hours are too noisy to tell.
+    assert.equal(active('model-worse-than-persistence', 700, 0.05), false);
+    assert.equal(active('model-worse-than-persistence', 720, 0.05), true);
+  });
+
+  it('model-broken: an hour at −26 % (the worst hour of 14 months) is not an alert; −35 % is', () => {
+    assert.equal(active('model-broken', 60, 0.26), false);
+    assert.equal(active('model-broken', 60, 0.35), true);
+    assert.equal(active('model-broken', 25, 0.9), false);
   });
 });
