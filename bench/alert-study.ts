@@ -2,9 +2,10 @@
  * How often the skill alerts fire on a model that is good (monitoring defaults): the 14 months of Binance walked
  * forward (`cryptocast evaluate --predictions`, 1,017,492 out-of-sample predictions, positive skill in every fold, DM
  * p < 1e-15) are fed minute by minute to the alert engine (src/monitoring/alerts: `observe` and `AlertStates`, the
- * monitor's own code) as the monitor would see them matured, for the shipped `skill_below` rules and the former one.
+ * monitor's own code) as the monitor would see them matured, for the shipped quality rules (skill, coverage) and the former skill rule.
  * Also the spread of the rolling skill a good model shows per window, and how many cold starts (a new system, the
  * first day) would fire. An alert that fires on this model is noise: users learn to ignore it.
+ * The band is the one the predictor publishes by default (online adaptive conformal: `evaluate --adaptive-conformal`).
  * Usage: ./bench/run alert-study [--predictions FILE.csv] (default: evaluates the 14 months first, ~2 min, cached in
  * .data/study/alert-study-predictions.csv)
  */
@@ -28,13 +29,17 @@ const file = i > 0 ? process.argv[i + 1]! : join(ROOT, '.data', 'study', 'alert-
 if (i < 0 && !existsSync(file)) {
   mkdirSync(join(ROOT, '.data', 'study'), { recursive: true });
   process.stderr.write('walking forward over the 14 months (cryptocast evaluate, ~2 min)…\n');
-  execFileSync(join(ROOT, 'bin', 'cryptocast'), ['evaluate', '--candles', DATA, '--predictions', file], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  execFileSync(
+    join(ROOT, 'bin', 'cryptocast'),
+    ['evaluate', '--candles', DATA, '--adaptive-conformal', '--predictions', file],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
 }
 
 // Per pair, in target-time order: |model error| and |persistence error| (prices), as the monitor scores them.
-const series = new Map<string, { t: number[]; em: number[]; ep: number[] }>();
+const series = new Map<string, { t: number[]; em: number[]; ep: number[]; band: number[] }>();
 const lines = readFileSync(file, 'utf8').split('\n');
 const col = Object.fromEntries(lines[0]!.split(',').map((c, k) => [c, k]));
 for (let k = 1; k < lines.length; k++) {
@@ -44,18 +49,21 @@ for (let k = 1; k < lines.length; k++) {
   const actual = Number(f[col.actual_close!]);
   let s = series.get(pair);
   if (!s) {
-    s = { t: [], em: [], ep: [] };
+    s = { t: [], em: [], ep: [], band: [] };
     series.set(pair, s);
   }
   s.t.push(Number(f[col.targetTs!]));
   s.em.push(Math.abs(Number(f[col.predicted_close!]) - actual));
+  s.band.push(Number(f[col.p10!]) <= actual && actual <= Number(f[col.p90!]) ? 1 : 0);
   s.ep.push(Math.abs(Number(f[col.close!]) - actual));
 }
 
-const skillRules = (inputs: unknown[]) =>
-  inputs.map((r) => RuleSchema.parse(r)).filter((r) => r.kind === 'skill_below');
-const shipped = skillRules(DEFAULT_RULE_INPUTS);
-const former = skillRules([
+const qualityRules = (inputs: unknown[]) =>
+  inputs
+    .map((r) => RuleSchema.parse(r))
+    .filter((r) => r.kind === 'skill_below' || r.kind === 'coverage_outside');
+const shipped = qualityRules(DEFAULT_RULE_INPUTS);
+const former = qualityRules([
   { name: 'former-24h-below-0', kind: 'skill_below', window: '24h', threshold: 0, minCount: 120, for: '15m' },
 ]);
 
@@ -64,17 +72,21 @@ interface Sorted {
   /** Prefix sums of |model error| and |persistence error|: any window's sums in O(1). */
   cm: Float64Array;
   cp: Float64Array;
+  /** Prefix sums of verdicts inside the published p10–p90 band. */
+  cb: Float64Array;
 }
 const sorted = new Map<string, Sorted>();
 for (const [pair, s] of series) {
   const order = [...s.t.keys()].sort((a, b) => s.t[a]! - s.t[b]!);
   const cm = new Float64Array(order.length + 1);
   const cp = new Float64Array(order.length + 1);
+  const cb = new Float64Array(order.length + 1);
   order.forEach((k, j) => {
     cm[j + 1] = cm[j]! + s.em[k]!;
     cp[j + 1] = cp[j]! + s.ep[k]!;
+    cb[j + 1] = cb[j]! + s.band[k]!;
   });
-  sorted.set(pair, { t: Float64Array.from(order, (k) => s.t[k]!), cm, cp });
+  sorted.set(pair, { t: Float64Array.from(order, (k) => s.t[k]!), cm, cp, cb });
 }
 
 /**
@@ -82,7 +94,7 @@ for (const [pair, s] of series) {
  * per verdict, the event clock also the wall clock (reminders as live). Returns the first firing times per rule.
  */
 function replay(pair: string, rules: Rule[], from = 0, to = sorted.get(pair)!.t.length) {
-  const { t, cm, cp } = sorted.get(pair)!;
+  const { t, cm, cp, cb } = sorted.get(pair)!;
   const lo = new Map<number, number>();
   let k = from;
   const quality = {
@@ -97,6 +109,7 @@ function replay(pair: string, rules: Rule[], from = 0, to = sorted.get(pair)!.t.
         n: k + 1 - j,
         sumAbs: cm[k + 1]! - cm[j]!,
         sumPersistAbs: cp[k + 1]! - cp[j]!,
+        inBand: cb[k + 1]! - cb[j]!,
       };
     },
   } as unknown as RollingQuality;
@@ -111,17 +124,22 @@ function replay(pair: string, rules: Rule[], from = 0, to = sorted.get(pair)!.t.
   return firings;
 }
 
-/** Quantiles of the rolling skill over `windowMs` (windows at least 90 % full), per pair. */
-function skillQuantiles(pair: string, windowMs: number, qs: number[]) {
-  const { t, cm, cp } = sorted.get(pair)!;
+/** Quantiles of the rolling skill (or p10–p90 coverage) over `windowMs` (windows at least 90 % full), per pair. */
+function quantiles(what: 'skill' | 'coverage', pair: string, windowMs: number, qs: number[]) {
+  const { t, cm, cp, cb } = sorted.get(pair)!;
   const out: number[] = [];
   let j = 0;
   for (let k = 0; k < t.length; k++) {
     while (t[j]! <= t[k]! - windowMs) j++;
-    if (k + 1 - j >= 0.9 * (windowMs / MIN)) out.push(1 - (cm[k + 1]! - cm[j]!) / (cp[k + 1]! - cp[j]!));
+    if (k + 1 - j < 0.9 * (windowMs / MIN)) continue;
+    out.push(
+      what === 'skill'
+        ? 1 - (cm[k + 1]! - cm[j]!) / (cp[k + 1]! - cp[j]!)
+        : (cb[k + 1]! - cb[j]!) / (k + 1 - j),
+    );
   }
   out.sort((a, b) => a - b);
-  return [out[0]!, ...qs.map((q) => out[Math.floor(q * (out.length - 1))]!)];
+  return [out[0]!, ...qs.map((q) => out[Math.floor(q * (out.length - 1))]!), out.at(-1)!];
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
@@ -156,18 +174,26 @@ for (const r of [...former, ...shipped]) {
       if (replay(pair, [r], a, b).get(r.name)!.length > 0) cold++;
     }
     const days = [...new Set(fired.map(day))];
+    const condition =
+      r.kind === 'skill_below'
+        ? `skill < ${pct(r.threshold)}`
+        : `coverage outside ${pct(r.low)}–${pct(r.high)}`;
     say(
-      `| ${r.name} (${r.window}, skill < ${pct(r.threshold)}, ≥ ${r.minCount}, for ${r.for / MIN} min) | ${pair} | ${fired.length} | ${((fired.length / spanDays) * 30).toFixed(1)} | ${days.slice(0, 6).join(', ')}${days.length > 6 ? ' …' : ''} | ${cold} of ${starts} |`,
+      `| ${r.name} (${r.window}, ${condition}, ≥ ${r.minCount}, for ${r.for / MIN} min, resolve after ${r.resolveAfter / MIN} min) | ${pair} | ${fired.length} | ${((fired.length / spanDays) * 30).toFixed(1)} | ${days.slice(0, 6).join(', ')}${days.length > 6 ? ' …' : ''} | ${cold} of ${starts} |`,
     );
   }
 }
-say('');
 const qs = [0.0001, 0.001, 0.01, 0.05, 0.5];
-say(`| rolling skill of this good model | pair | min | ${qs.map((q) => `${q * 100} %`).join(' | ')} |`);
-say(`|---|---|---:|${qs.map(() => '---:').join('|')}|`);
-for (const [w, ms] of Object.entries(WINDOWS))
-  for (const pair of pairs)
-    say(`| over ${w} | ${pair} | ${skillQuantiles(pair, ms, qs).map(pct).join(' | ')} |`);
+for (const what of ['skill', 'coverage'] as const) {
+  say('');
+  say(
+    `| rolling ${what} of this good model | pair | min | ${qs.map((q) => `${q * 100} %`).join(' | ')} | max |`,
+  );
+  say(`|---|---|---:|${qs.map(() => '---:').join('|')}|---:|`);
+  for (const [w, ms] of Object.entries(WINDOWS))
+    for (const pair of pairs)
+      say(`| over ${w} | ${pair} | ${quantiles(what, pair, ms, qs).map(pct).join(' | ')} |`);
+}
 recordBenchmark(
   'alert-study',
   'Skill alerts on a good model: how often they fire (monitoring defaults)',
