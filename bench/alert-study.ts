@@ -196,6 +196,6 @@ for (const what of ['skill', 'coverage'] as const) {
 }
 recordBenchmark(
   'alert-study',
-  'Skill alerts on a good model: how often they fire (monitoring defaults)',
+  'Quality alerts on a good model: how often they fire (monitoring defaults)',
   out.join('\n'),
 );
