@@ -97,31 +97,35 @@ describe('alert rules files', () => {
   });
 });
 
+/** The i-th of a run of BTC/USD predictions made at 1-minute intervals from T, 5 minutes ahead, from a close of 100. */
+const T = Date.UTC(2026, 0, 5);
+const M = 60_000;
+const prediction = (i: number, predictedClose: number) =>
+  ({
+    v: 1,
+    exchange: 'x',
+    pair: 'BTC/USD',
+    windowEnd: T + i * M,
+    horizonMs: 5 * M,
+    targetTs: T + (i + 5) * M,
+    close: 100,
+    predictedReturnBps: 0,
+    predictedClose,
+    p10: 99,
+    p90: 103,
+    modelName: 'm',
+    modelVersion: 1,
+    featureSet: 't',
+    featureSetVersion: 1,
+    createdAt: T + i * M,
+    latencyMs: 0,
+  }) as Prediction;
+
 describe('rule conditions on the monitor’s signals', () => {
-  const T = Date.UTC(2026, 0, 5);
-  const M = 60_000;
   const quality = () => {
     const q = new RollingQuality();
     for (let i = 0; i < 50; i++) {
-      const p = {
-        v: 1,
-        exchange: 'x',
-        pair: 'BTC/USD',
-        windowEnd: T + i * M,
-        horizonMs: 5 * M,
-        targetTs: T + (i + 5) * M,
-        close: 100,
-        predictedReturnBps: 0,
-        predictedClose: 101,
-        p10: 99,
-        p90: 103,
-        modelName: 'm',
-        modelVersion: 1,
-        featureSet: 't',
-        featureSetVersion: 1,
-        createdAt: T + i * M,
-        latencyMs: 0,
-      } as Prediction;
+      const p = prediction(i, 101);
       q.add(scorePrediction(p, 99.5, p.targetTs)); // always worse than persistence, outside the band
     }
     return q;
@@ -170,31 +174,11 @@ describe('rule conditions on the monitor’s signals', () => {
 });
 
 describe('the shipped skill rules: silent on what a good model does, firing on a worse one', () => {
-  const T = Date.UTC(2026, 0, 5);
-  const M = 60_000;
   /** `count` verdicts ending at the last minute, each with |model error| = (1 + worse) × |persistence error|. */
   const quality = (count: number, worse: number) => {
     const q = new RollingQuality();
     for (let i = 0; i < count; i++) {
-      const p = {
-        v: 1,
-        exchange: 'x',
-        pair: 'BTC/USD',
-        windowEnd: T + i * M,
-        horizonMs: 5 * M,
-        targetTs: T + (i + 5) * M,
-        close: 100,
-        predictedReturnBps: 0,
-        predictedClose: 100 - worse,
-        p10: 99,
-        p90: 103,
-        modelName: 'm',
-        modelVersion: 1,
-        featureSet: 't',
-        featureSetVersion: 1,
-        createdAt: T + i * M,
-        latencyMs: 0,
-      } as Prediction;
+      const p = prediction(i, 100 - worse);
       q.add(scorePrediction(p, 101, p.targetTs)); // persistence misses by 1, the model by 1 + worse
     }
     return q;
