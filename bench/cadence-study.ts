@@ -3,7 +3,8 @@
  * span (default: the last walk-forward fold, 2022-12-20 → 2023-02-28), python/cryptocast_trainer/cadence.py replays
  * schedules (every E hours on the latest D days, or on all history) and this scores each on the same rows against
  * persistence, with the 5-fold walk-forward's model of that span (trained once, up to its start) beside them.
- * Usage: ./bench/run cadence-study [--from ISO --to ISO] [--schedules a,b] [--combine a+b ...] [--refit | --score-only]
+ * Usage: ./bench/run cadence-study [--from ISO --to ISO] [--schedules a,b] [--combine a+b ...] [--against a+b]
+ *   [--refit | --score-only]
  * (dataset and fits cached in .data/study/; --score-only scores the schedules already fitted; --from all = the
  * walk-forward's first test block to its last). `--combine a+b` also scores the equal-weight mean of those schedules'
  * predictions on the same rows: a forecast combination across estimation windows (Pesaran & Pick 2011).
@@ -28,7 +29,16 @@ const arg = (k: string) => {
   return i < 0 ? undefined : process.argv[i + 1];
 };
 
-const SCHEDULES = [
+/** A refit schedule: every `everyHours` on the latest `days` days (null = all history); `seed` replaces the run's;
+ * `params` is merged over the trainer's DEFAULT_PARAMS (a member of a combination with other XGBoost settings). */
+type Schedule = {
+  name: string;
+  everyHours: number;
+  days: number | null;
+  seed?: number;
+  params?: Record<string, number | string>;
+};
+const SCHEDULES: Schedule[] = [
   { name: 'days14-every6h', everyHours: 6, days: 14 },
   { name: 'days14-every24h', everyHours: 24, days: 14 },
   { name: 'days60-every168h', everyHours: 168, days: 60 },
@@ -38,6 +48,38 @@ const SCHEDULES = [
   // should not depend on the seed.
   { name: 'all-every168h-seed7', everyHours: 168, days: null, seed: 7 },
   { name: 'days60-every168h-seed7', everyHours: 168, days: 60, seed: 7 },
+  // Candidates to close ETH's gap on top of mean(all, 60 d), fixed before any fit (2026-12-06): boosted forests
+  // (4 trees per round) as both members; a fresher 60-day member (daily); a third, shorter window (30 days); a
+  // member with another loss (true L1).
+  { name: 'all-every168h-forest4', everyHours: 168, days: null, params: { num_parallel_tree: 4 } },
+  { name: 'days60-every168h-forest4', everyHours: 168, days: 60, params: { num_parallel_tree: 4 } },
+  { name: 'days60-every24h', everyHours: 24, days: 60 },
+  { name: 'days30-every168h', everyHours: 168, days: 30 },
+  { name: 'all-every168h-l1', everyHours: 168, days: null, params: { objective: 'reg:absoluteerror' } },
+  // Their seed-7 controls (a combination's gain must not be seed noise).
+  {
+    name: 'all-every168h-forest4-seed7',
+    everyHours: 168,
+    days: null,
+    seed: 7,
+    params: { num_parallel_tree: 4 },
+  },
+  {
+    name: 'days60-every168h-forest4-seed7',
+    everyHours: 168,
+    days: 60,
+    seed: 7,
+    params: { num_parallel_tree: 4 },
+  },
+  { name: 'days60-every24h-seed7', everyHours: 24, days: 60, seed: 7 },
+  { name: 'days30-every168h-seed7', everyHours: 168, days: 30, seed: 7 },
+  {
+    name: 'all-every168h-l1-seed7',
+    everyHours: 168,
+    days: null,
+    seed: 7,
+    params: { objective: 'reg:absoluteerror' },
+  },
 ];
 
 const ds = await cachedDataset('binance', DATA);
@@ -52,7 +94,7 @@ const out = join(CACHE, `cadence-${from}-${to}`);
 mkdirSync(out, { recursive: true });
 const specFile = join(out, 'spec.json');
 const picked = arg('--schedules')?.split(',');
-const schedules: typeof SCHEDULES = picked
+const schedules: Schedule[] = picked
   ? picked.map((n) => {
       const sch = SCHEDULES.find((x) => x.name === n);
       if (!sch) throw new Error(`unknown schedule ${n} (known: ${SCHEDULES.map((x) => x.name).join(', ')})`);
@@ -167,8 +209,13 @@ const load = (name: string) => {
 const labelOf = (name: string) => {
   const sch = SCHEDULES.find((x) => x.name === name) ?? schedules.find((x) => x.name === name);
   if (!sch) return name;
-  const seed = 'seed' in sch && sch.seed !== undefined ? `, seed ${sch.seed}` : '';
-  return `${sch.days === null ? 'all history' : `latest ${sch.days} days`}, every ${sch.everyHours} h${seed}`;
+  const seed = sch.seed !== undefined ? `, seed ${sch.seed}` : '';
+  const params = sch.params
+    ? `, ${Object.entries(sch.params)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`
+    : '';
+  return `${sch.days === null ? 'all history' : `latest ${sch.days} days`}, every ${sch.everyHours} h${params}${seed}`;
 };
 for (const sch of schedules) {
   const st = load(sch.name);
@@ -176,36 +223,59 @@ for (const sch of schedules) {
 }
 // Equal-weight combinations: every schedule predicts the same rows in the same order (the test rows depend only
 // on the span and the refit times), which is checked rather than assumed.
-const head: string[] = [];
-process.argv.forEach((a, i) => {
-  if (a !== '--combine') return;
-  const names = process.argv[i + 1]!.split('+');
+const combined = (names: string[]) => {
   const streams = names.map(load);
-  if (streams.some((st) => !st)) {
-    process.stderr.write(`--combine ${names.join('+')}: not every schedule is fitted yet, skipped\n`);
-    return;
-  }
+  if (streams.some((st) => !st)) return undefined;
   const [first, ...rest] = streams as NonNullable<(typeof streams)[number]>[];
   for (const st of rest)
     if (st.rows.length !== first!.rows.length || st.rows.some((r, k) => r !== first!.rows[k]))
       throw new Error(`--combine ${names.join('+')}: the schedules do not predict the same rows`);
-  const mean = Float64Array.from(
+  const pred = Float64Array.from(
     first!.pred,
     (_, k) => streams.reduce((acc, st) => acc + st!.pred[k]!, 0) / streams.length,
   );
-  score(`equal-weight mean of (${names.map(labelOf).join('; ')})`, first!.rows, mean);
+  return { rows: first!.rows, pred };
+};
+/** Whole span, per pair: the skill of forecast `a` against forecast `b` (same rows) and its DM p. */
+const headToHead = (rows: Float64Array, a: Float64Array, b: Float64Array) =>
+  ds.pairs
+    .map((p, pi) => {
+      const keep = Array.from(rows.keys()).filter((k) => ds.pair[rows[k]!] === pi);
+      const r = Int32Array.from(keep, (k) => rows[k]!);
+      const ka = Float64Array.from(keep, (k) => a[k]!);
+      const kb = Float64Array.from(keep, (k) => b[k]!);
+      const mae = (e: Float64Array) => e.reduce((x, v) => x + v, 0) / e.length;
+      const maeA = mae(absPriceErrors(r, ds.close, ds.targetClose, ka));
+      const maeB = mae(absPriceErrors(r, ds.close, ds.targetClose, kb));
+      const c = compare(ds, r, ka, kb, maeA, maeB);
+      return `${p} ${(c.skill * 100).toFixed(3)} % (DM p ${c.dm_pvalue?.toPrecision(2)})`;
+    })
+    .join(', ');
+// `--against a+b`: every combination is also compared head to head with that one (a candidate against the default).
+const againstNames = arg('--against')?.split('+');
+const against = againstNames && combined(againstNames);
+if (againstNames && !against)
+  process.stderr.write(`--against ${againstNames.join('+')}: not fitted yet, skipped\n`);
+const head: string[] = [];
+process.argv.forEach((a, i) => {
+  if (a !== '--combine') return;
+  const names = process.argv[i + 1]!.split('+');
+  const mean = combined(names);
+  if (!mean) {
+    process.stderr.write(`--combine ${names.join('+')}: not every schedule is fitted yet, skipped\n`);
+    return;
+  }
+  score(`equal-weight mean of (${names.map(labelOf).join('; ')})`, mean.rows, mean.pred);
   // Head to head with the first schedule, whole span: is the combination better than that schedule alone?
-  const versus = ds.pairs.map((p, pi) => {
-    const keep = Array.from(first!.rows.keys()).filter((k) => ds.pair[first!.rows[k]!] === pi);
-    const rows = Int32Array.from(keep, (k) => first!.rows[k]!);
-    const a = Float64Array.from(keep, (k) => mean[k]!);
-    const b = Float64Array.from(keep, (k) => first!.pred[k]!);
-    const mae = (e: Float64Array) => e.reduce((x, v) => x + v, 0) / e.length;
-    const maeA = mae(absPriceErrors(rows, ds.close, ds.targetClose, a));
-    const maeB = mae(absPriceErrors(rows, ds.close, ds.targetClose, b));
-    const c = compare(ds, rows, a, b, maeA, maeB);
-    return `${p} ${(c.skill * 100).toFixed(3)} % (DM p ${c.dm_pvalue?.toPrecision(2)})`;
-  });
-  head.push(`mean of ${names.join('+')} against ${names[0]} alone: ${versus.join(', ')}`);
+  head.push(
+    `mean of ${names.join('+')} against ${names[0]} alone: ${headToHead(mean.rows, mean.pred, load(names[0]!)!.pred)}`,
+  );
+  if (against && againstNames!.join('+') !== names.join('+')) {
+    if (against.rows.length !== mean.rows.length || against.rows.some((r, k) => r !== mean.rows[k]))
+      throw new Error(`--against ${againstNames!.join('+')}: not the same rows as ${names.join('+')}`);
+    head.push(
+      `mean of ${names.join('+')} against mean of ${againstNames!.join('+')}: ${headToHead(mean.rows, mean.pred, against.pred)}`,
+    );
+  }
 });
 process.stdout.write(`${tables.map((t) => t.join('\n')).join('\n\n')}\n\n${head.join('\n')}\n`);

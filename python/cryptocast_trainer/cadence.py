@@ -5,8 +5,9 @@ This replays such a schedule over a test span: at each retraining time t_k the m
 early stopping on the last 10 % of its window, purge = horizon) on the rows with windowEnd in [t_k - days, t_k - purge)
 and predicts the rows in [t_k, t_k+1). `days` null = all history before t_k.
 
-Spec: {"horizonMs", "from", "to", "schedules": [{"name", "everyHours", "days", "seed"?}], "threads", "seed"}
-(a schedule's own seed, when given, replaces the spec's: a seed control for combinations of schedules)
+Spec: {"horizonMs", "from", "to", "schedules": [{"name", "everyHours", "days", "seed"?, "params"?}], "threads", "seed"}
+(a schedule's own seed, when given, replaces the spec's: a seed control for combinations of schedules; its `params`
+are merged over DEFAULT_PARAMS, e.g. {"num_parallel_tree": 4}: a member of a combination with other settings)
 Output: DIR/<name>.f64, n x 2 float64 (dataset row, prediction) per schedule; DIR/cadence.json (fits, seconds).
 """
 
@@ -29,6 +30,15 @@ H = 3_600_000.0
 D = 86_400_000.0
 
 
+def schedule_params(sch: dict) -> dict:
+    """DEFAULT_PARAMS with the schedule's own `params` over them; huber_slope only belongs to the pseudo-Huber loss
+    (XGBoost warns that it is unused under any other objective)."""
+    params = {**DEFAULT_PARAMS, **(sch.get("params") or {})}
+    if params["objective"] != "reg:pseudohubererror":
+        params.pop("huber_slope", None)
+    return params
+
+
 def main(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", required=True, type=Path)
@@ -49,6 +59,7 @@ def main(argv):
     report = json.loads(report_file.read_text()) if report_file.exists() else {}
     for sch in spec["schedules"]:
         started = time.time()
+        params = schedule_params(sch)
         every = float(sch["everyHours"]) * H
         preds = []
         fits = 0
@@ -60,7 +71,7 @@ def main(argv):
                 lo = -np.inf if sch.get("days") is None else k - float(sch["days"]) * D
                 train = np.nonzero((t >= lo) & (t < k - horizon))[0]
                 fit_idx, val_idx = inner_split(train, t, 0.1, horizon)
-                b, _ = fit_one(xgb, DEFAULT_PARAMS, X, y, fit_idx, val_idx, threads, int(sch.get("seed", seed)))
+                b, _ = fit_one(xgb, params, X, y, fit_idx, val_idx, threads, int(sch.get("seed", seed)))
                 preds.append(np.column_stack([test, predict(xgb, b, X[test], threads)]))
                 fits += 1
             k = nxt
