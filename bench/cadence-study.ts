@@ -54,6 +54,8 @@ const SCHEDULES: Schedule[] = [
   { name: 'all-every168h-forest4', everyHours: 168, days: null, params: { num_parallel_tree: 4 } },
   { name: 'days60-every168h-forest4', everyHours: 168, days: 60, params: { num_parallel_tree: 4 } },
   { name: 'days60-every24h', everyHours: 24, days: 60 },
+  // The product's way to a daily 60-day member: the trainer refitting both members daily (checked after B won).
+  { name: 'all-every24h', everyHours: 24, days: null },
   { name: 'days30-every168h', everyHours: 168, days: 30 },
   { name: 'all-every168h-l1', everyHours: 168, days: null, params: { objective: 'reg:absoluteerror' } },
   // Their seed-7 controls (a combination's gain must not be seed noise).
