@@ -2,7 +2,7 @@
  * How often the skill alerts fire on a model that is good (monitoring defaults): the 14 months of Binance walked
  * forward (`cryptocast evaluate --predictions`, 1,017,492 out-of-sample predictions, positive skill in every fold, DM
  * p < 1e-15) are fed minute by minute to the alert engine (src/monitoring/alerts: `observe` and `AlertStates`, the
- * monitor's own code) as the monitor would see them matured, for the shipped quality rules (skill, coverage) and the former skill rule.
+ * monitor's own code) as the monitor would see them matured, for the shipped quality rules (skill, coverage) and the former ones.
  * Also the spread of the rolling skill a good model shows per window, and how many cold starts (a new system, the
  * first day) would fire. An alert that fires on this model is noise: users learn to ignore it.
  * The band is the one the predictor publishes by default (online adaptive conformal: `evaluate --adaptive-conformal`).
@@ -65,6 +65,15 @@ const qualityRules = (inputs: unknown[]) =>
 const shipped = qualityRules(DEFAULT_RULE_INPUTS);
 const former = qualityRules([
   { name: 'former-24h-below-0', kind: 'skill_below', window: '24h', threshold: 0, minCount: 120, for: '15m' },
+  {
+    name: 'former-coverage-240',
+    kind: 'coverage_outside',
+    window: '24h',
+    low: 0.7,
+    high: 0.9,
+    minCount: 240,
+    for: '30m',
+  },
 ]);
 
 interface Sorted {

@@ -173,7 +173,7 @@ describe('rule conditions on the monitor’s signals', () => {
   });
 });
 
-describe('the shipped skill rules: silent on what a good model does, firing on a worse one', () => {
+describe('the shipped quality rules: silent on what a good model does, firing on a worse one', () => {
   /** `count` verdicts ending at the last minute, each with |model error| = (1 + worse) × |persistence error|. */
   const quality = (count: number, worse: number) => {
     const q = new RollingQuality();
@@ -202,5 +202,10 @@ describe('the shipped skill rules: silent on what a good model does, firing on a
     assert.equal(active('model-broken', 60, 0.26), false);
     assert.equal(active('model-broken', 60, 0.35), true);
     assert.equal(active('model-broken', 25, 0.9), false);
+  });
+
+  it('interval-miscalibrated: half a day of verdicts before judging the band (here every close inside it)', () => {
+    assert.equal(active('interval-miscalibrated', 700, 0), false);
+    assert.equal(active('interval-miscalibrated', 720, 0), true);
   });
 });
