@@ -130,3 +130,16 @@ describe('the last trade time of a file (progress display), from its end', () =>
     assert.equal(await lastTradeTs(join(dir, 'missing.csv'), {}), undefined);
   });
 });
+
+describe('normalisePair remembers its answers (a file names its pair on every row)', () => {
+  it('the same answer every time, unknown spellings included, and past the bound of remembered spellings', () => {
+    for (let round = 0; round < 2; round++) {
+      assert.equal(normalisePair('xbt/usd'), 'BTC/USD');
+      assert.equal(normalisePair(' btc-usdt '), 'BTC/USDT');
+      assert.equal(normalisePair('BTC-USD-X'), undefined);
+    }
+    for (let i = 0; i < 1500; i++) assert.equal(normalisePair(`junk-${i}-x`), undefined);
+    assert.equal(normalisePair('xbt/usd'), 'BTC/USD');
+    assert.equal(normalisePair('ETHUSDT'), 'ETH/USDT');
+  });
+});
