@@ -17,9 +17,8 @@ export class TradeDeduplicator {
   duplicates = 0;
   unverifiable = 0;
   private readonly capacity: number;
-  private readonly numeric = new Map<string, NumericWindow>();
-  private readonly other = new Map<string, RecentSet>();
-  private readonly keys = new ByPair((exchange, pair) => `${exchange}|${pair}`);
+  /** Per exchange and pair: the window of numeric ids, or the recent set of other ids (made on first use). */
+  private readonly seen = new ByPair<{ numeric?: NumericWindow; other?: RecentSet }>(() => ({}));
 
   constructor(capacity = 100_000) {
     this.capacity = capacity;
@@ -33,32 +32,20 @@ export class TradeDeduplicator {
   }
 
   accept(t: Trade): boolean {
-    const key = this.keyOf(t);
+    const seen = this.seen.get(t.exchange, t.pair);
     const id = Number(t.tradeId);
     let ok: boolean;
     if (Number.isSafeInteger(id) && id >= 0) {
-      let w = this.numeric.get(key);
-      if (w === undefined) {
-        w = new NumericWindow();
-        this.numeric.set(key, w);
-      }
-      const r = w.add(id);
+      seen.numeric ??= new NumericWindow();
+      const r = seen.numeric.add(id);
       if (r === 'old') this.unverifiable++;
       ok = r !== 'seen';
     } else {
-      let s = this.other.get(key);
-      if (s === undefined) {
-        s = new RecentSet(this.capacity);
-        this.other.set(key, s);
-      }
-      ok = s.add(t.tradeId);
+      seen.other ??= new RecentSet(this.capacity);
+      ok = seen.other.add(t.tradeId);
     }
     if (!ok) this.duplicates++;
     return ok;
-  }
-
-  private keyOf(t: Trade): string {
-    return this.keys.get(t.exchange, t.pair);
   }
 }
 

@@ -1,14 +1,14 @@
-import { ByPair } from '../core/by-pair.ts';
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
-import { PriceGuard, type PriceGuardOptions } from '../core/price-guard.ts';
+import type { PriceGuardOptions } from '../core/price-guard.ts';
 import type { Bus } from '../runtime/bus.ts';
 import { publishDurably, publishOrDeadLetter } from '../runtime/publish-durably.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import { topics } from '../schemas/topics.ts';
-import { type Trade, type TradeEvent, tradeOutOfBounds, type Watermark } from '../schemas/trade.ts';
+import type { Trade, TradeEvent, Watermark } from '../schemas/trade.ts';
 import { TradeDeduplicator } from './dedup.ts';
 import type { SourceSink, TradeSource } from './source.ts';
+import { TradePlausibility } from './trade-plausibility.ts';
 
 /**
  * The trades stage as a service: sources (live connectors, REST backfill, file replay) → deduplicated
@@ -36,22 +36,19 @@ export class TradeService {
   };
   private readonly bus: Bus;
   private readonly dedup = new TradeDeduplicator();
-  private readonly guard: PriceGuard;
+  private readonly plausibility: TradePlausibility;
 
   constructor(bus: Bus, opts: { priceGuard?: PriceGuardOptions } = {}) {
     this.bus = bus;
-    this.guard = new PriceGuard(opts.priceGuard);
+    this.plausibility = new TradePlausibility(opts.priceGuard);
   }
-
-  /** The guard's series name of each exchange and pair, built once (not a string per trade). */
-  private readonly seriesKeys = new ByPair((exchange, pair) => `${exchange}:${pair}`);
 
   /** The plausible trades; the others go to `dlq` with the reason. Every source's trades pass here. */
   private async plausible(source: string, trades: readonly Trade[], signal?: AbortSignal): Promise<Trade[]> {
     const ok: Trade[] = [];
     const dead: DeadLetter[] = [];
     for (const t of trades) {
-      const why = tradeOutOfBounds(t) ?? this.guard.judge(this.seriesKeys.get(t.exchange, t.pair), t.price);
+      const why = this.plausibility.why(t);
       if (why === undefined) ok.push(t);
       else
         dead.push(

@@ -5,11 +5,10 @@ import { CandleCsvWriter } from '../../candles/csv.ts';
 import { loadStreamSetting, parseDuration } from '../../config/config.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { checkOutputFile, refuseOverwritingInput } from '../../core/files.ts';
-import { PriceGuard } from '../../core/price-guard.ts';
 import { TradeDeduplicator } from '../../ingestion/dedup.ts';
 import { readTradeFile, TRADE_FILE_FORMATS, type TradeFileFormat } from '../../ingestion/files/readers.ts';
+import { TradePlausibility } from '../../ingestion/trade-plausibility.ts';
 import type { Candle, Interval } from '../../schemas/candle.ts';
-import { tradeOutOfBounds } from '../../schemas/trade.ts';
 
 /**
  * `cryptocast candles`: a trades file → candle CSV, with exactly the window code of the live service
@@ -46,7 +45,7 @@ export async function candles(opts: {
   );
   const dedup = new TradeDeduplicator();
   // The same plausibility guard as the trades service: an absurd price never reaches a candle.
-  const guard = new PriceGuard({ maxFactor });
+  const plausibility = new TradePlausibility({ maxFactor });
   let trades = 0;
   let rejects = 0;
   const writer = new CandleCsvWriter(opts.output);
@@ -60,7 +59,7 @@ export async function candles(opts: {
         if (rejects <= 10) process.stderr.write(`rejected line ${r.line}: ${r.reason}\n`);
       }
       for (const t of dedup.filter(batch.trades)) {
-        const why = tradeOutOfBounds(t) ?? guard.judge(`${t.exchange}:${t.pair}`, t.price);
+        const why = plausibility.why(t);
         if (why !== undefined) {
           rejects++;
           if (rejects <= 10) process.stderr.write(`rejected trade ${t.tradeId}: ${why}\n`);
