@@ -16,7 +16,7 @@ import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
-import { stopWhileStarting } from '../stop-while-starting.ts';
+import { openUnlessStopped, stopWhileStarting } from '../stop-while-starting.ts';
 
 /**
  * `cryptocast service monitor`: candles + predictions (topics) → an error record per prediction at maturity →
@@ -58,8 +58,22 @@ export async function monitorService(opts: {
   await refreshChampion();
   const championTimer = setInterval(refreshChampion, 60_000);
   championTimer.unref();
-  const store = await openErrorsStore(storeUrl);
-  const candles = await openCandlesTable(storeUrl);
+  // A PostgreSQL that is not there yet is waited for; a stop meanwhile ends the command.
+  const signal = abort.signal;
+  const stores = await openUnlessStopped(signal, 'monitor', async () => {
+    const errors = await openErrorsStore(storeUrl, { signal });
+    try {
+      return { errors, candles: await openCandlesTable(storeUrl, { signal }) };
+    } catch (err) {
+      await errors.close();
+      throw err;
+    }
+  });
+  if (!stores) {
+    clearInterval(championTimer);
+    return registry.close();
+  }
+  const { errors: store, candles } = stores;
   const bus = await connectBus(busUrl);
   const svc = new MonitorService(bus, store, {
     clock,

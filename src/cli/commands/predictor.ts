@@ -16,7 +16,7 @@ import { connectBus } from '../../runtime/connect.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { parsePositiveDuration } from '../flags.ts';
-import { stopWhileStarting } from '../stop-while-starting.ts';
+import { openUnlessStopped, stopWhileStarting } from '../stop-while-starting.ts';
 
 /**
  * `cryptocast service predictor`: features (topic) + the registry's champion → predictions (topic + store). Runs
@@ -59,21 +59,27 @@ export async function predictorService(opts: {
   onStopSignal(shutdown);
 
   const registry = await openRegistry(registryUrl);
-  const store = await openPredictionsStore(storeUrl);
-  const bus = await connectBus(busUrl);
+  // A PostgreSQL that is not there yet is waited for; a stop meanwhile ends the command.
+  const signal = abort.signal;
+  const store = await openUnlessStopped(signal, 'predictor', () =>
+    openPredictionsStore(storeUrl, { signal }),
+  );
+  if (!store) return registry.close();
   const holder = new ChampionHolder(registry, { name, pollMs });
   const adaptiveConformal = opts.adaptiveConformal !== false;
   // The online adjustments rebuild their state from the feature store of the same URL (where the feature writer puts
   // the vectors). A store that cannot be opened here — a DuckDB file another process holds — leaves it empty.
   let features: FeatureStore | undefined;
   if (adaptiveConformal || opts.shrinkage === true)
-    features = await openFeatureStore(storeUrl).catch((err: Error) => {
-      log.warn(
-        { service: 'predictor', err: redactSecrets(err.message) },
-        'feature store not available: the online adjustments start empty',
-      );
+    features = await openFeatureStore(storeUrl, { signal }).catch((err: Error) => {
+      if (!signal.aborted)
+        log.warn(
+          { service: 'predictor', err: redactSecrets(err.message) },
+          'feature store not available: the online adjustments start empty',
+        );
       return undefined;
     });
+  const bus = await connectBus(busUrl);
   const svc = new PredictorService(bus, holder, store, {
     maxStalenessMs,
     clock,

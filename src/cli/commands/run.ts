@@ -38,6 +38,7 @@ import { DEFAULT_REGISTRY, openRegistry, requireAnswer } from '../../training/re
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { parsePort, parsePositiveDuration } from '../flags.ts';
 import { buildSources, defaultReplayFiles, parseSpeed, type SourceFlags } from '../sources.ts';
+import { openUnlessStopped } from '../stop-while-starting.ts';
 
 /**
  * The pair of the example URL `run` prints. Live follows --pairs (BTC/USD by default): the example once said
@@ -171,11 +172,20 @@ export async function run(
       `${c.pair.padEnd(9)} ${iso(c.windowStart).slice(0, 16)}  o ${c.open}  h ${c.high}  l ${c.low}  c ${c.close}  ` +
         `v ${Number(c.volume.toFixed(6))}  n ${c.trades}${c.filled ? '  (idle: filled)' : ''}${c.revision ? `  (revision ${c.revision})` : ''}`,
     );
-  const store = await openFeatureStore(opts.store);
+  // The stores: one DuckDB file, or a PostgreSQL that is waited for when it does not answer; a stop during that wait
+  // ends the run, as it ends a service, instead of holding it until a second Ctrl-C.
+  const opened = await openUnlessStopped(abort.signal, 'run', () => openStores(opts.store, abort.signal));
+  if (!opened) {
+    await bus.close();
+    throw fail(
+      ERR.INTERRUPTED,
+      'stopped before the run started, while waiting for the store: nothing was written',
+    );
+  }
+  const { features: store, predictions, errors: errorsStore, candles: candlesTable } = opened;
   // Inference on the same bus: the champion predicts every ready vector; replays judge staleness by event time.
   const registry = await openRegistry(setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY);
   const modelName = setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;
-  const predictions = await openPredictionsStore(opts.store);
   // One process on a laptop: a registry that does not answer now (a file where a folder should be, an MLflow that is
   // not running) is a setting to fix, said at once — a service would wait for it, holding its input.
   await requireAnswer(
@@ -208,8 +218,6 @@ export async function run(
   await predictor.start();
   // Monitoring: every prediction scored when its target minute closes, rolling quality; same file, same bus.
   const clock = opts.source === 'live' ? 'wall' : 'event';
-  const errorsStore = await openErrorsStore(opts.store);
-  const candlesTable = await openCandlesTable(opts.store);
   const delivery = new AlertDelivery(channelsFromEnv());
   const monitor =
     opts.monitor === false
@@ -513,4 +521,25 @@ export async function run(
     throw fail(ERR.INTERRUPTED, 'stopped before the replay ended: what was reported as stored is kept', {
       hint: 'run the same command again: it replays the rest (nothing is written twice)',
     });
+}
+
+/** The run's four tables on one store URL, each open waiting for its database until `signal`; none left open on failure. */
+async function openStores(url: string, signal: AbortSignal) {
+  const open: { close(): Promise<void> }[] = [];
+  const keep = async <T extends { close(): Promise<void> }>(t: Promise<T>): Promise<T> => {
+    const v = await t;
+    open.push(v);
+    return v;
+  };
+  try {
+    return {
+      features: await keep(openFeatureStore(url, { signal })),
+      predictions: await keep(openPredictionsStore(url, { signal })),
+      errors: await keep(openErrorsStore(url, { signal })),
+      candles: await keep(openCandlesTable(url, { signal })),
+    };
+  } catch (err) {
+    for (const t of open.reverse()) await t.close().catch(() => {});
+    throw err;
+  }
 }

@@ -198,7 +198,9 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
       await stopping;
       await scorer!.close();
     } else if (name === 'features' || name === 'feature-writer') {
-      const store = name === 'feature-writer' ? await openFeatureStore(opts.store) : undefined;
+      // A stop while PostgreSQL is waited for ends the open, and the command (below: "stopped before it started").
+      const store =
+        name === 'feature-writer' ? await openFeatureStore(opts.store, { signal: abort.signal }) : undefined;
       const svc =
         name === 'features'
           ? new FeatureService(bus, 'features', 1_000, { maxPriceFactor: config.maxPriceFactor })

@@ -53,8 +53,11 @@ export async function trainerService(opts: {
     version: s.version,
   }));
 
+  // The service's stop. A run still waiting for its PostgreSQL gives up (nothing read yet, the champion unchanged);
+  // a run that is training is finished first.
+  const stop = new AbortController();
   const retrain = async (reason: string) => {
-    const store = await openFeatureStore(opts.store);
+    const store = await openFeatureStore(opts.store, { signal: stop.signal });
     let source: Awaited<ReturnType<typeof datasetFromStoreWindow>>;
     try {
       source = await datasetFromStoreWindow(store, {
@@ -94,10 +97,12 @@ export async function trainerService(opts: {
     onRun: (r, reason) =>
       log.info({ service: 'trainer', reason, ...r }, r.promoted ? 'promoted' : 'not promoted'),
     onError: (err, reason) =>
-      log.error(
-        { service: 'trainer', reason, err: err.message },
-        'training failed; the champion is unchanged',
-      ),
+      stop.signal.aborted
+        ? log.info({ service: 'trainer', reason }, 'stopped while waiting for the feature store')
+        : log.error(
+            { service: 'trainer', reason, err: err.message },
+            'training failed; the champion is unchanged',
+          ),
   });
   svc.start();
   markStarted();
@@ -119,5 +124,6 @@ export async function trainerService(opts: {
     onStopSignal(() => resolve());
   });
   log.info({ service: 'trainer' }, 'stopping (a run in progress is finished first)');
+  stop.abort();
   await svc.stop();
 }

@@ -4,11 +4,12 @@ import type { FeatureStore } from './store.ts';
 
 /**
  * Opens a store by URL: `duckdb:PATH` (embedded default, one file) or `postgres://user@host:port/db`. A PostgreSQL
- * that does not answer is waited for (a service), or for `giveUpAfterMs` at most (a one-shot command).
+ * that does not answer is waited for (a service, until `signal` aborts: its stop), or for `giveUpAfterMs` at most (a
+ * one-shot command).
  */
 export async function openFeatureStore(
   url: string,
-  o: { giveUpAfterMs?: number } = {},
+  o: { giveUpAfterMs?: number; signal?: AbortSignal } = {},
 ): Promise<FeatureStore> {
   const at = parseStoreUrl(url);
   if (at.kind === 'duckdb') {

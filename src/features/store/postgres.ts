@@ -31,9 +31,15 @@ export class PostgresFeatureStore implements FeatureStore {
   }
 
   /** `postgres://user[:password]@host:port/db` — put a password in the URL only from the environment. */
-  /** `giveUpAfterMs`: how long to wait for a database that does not answer (default: for ever, as a service does). */
-  static async open(url: string, o: { giveUpAfterMs?: number } = {}): Promise<PostgresFeatureStore> {
-    const pool = pgPool(url);
+  /**
+   * `giveUpAfterMs`: how long to wait for a database that does not answer (default: for ever, as a service does);
+   * `signal` (the service's stop) ends the wait, and cuts a connection attempt short.
+   */
+  static async open(
+    url: string,
+    o: { giveUpAfterMs?: number; signal?: AbortSignal } = {},
+  ): Promise<PostgresFeatureStore> {
+    const pool = pgPool(url, { signal: o.signal });
     const store = new PostgresFeatureStore(pool);
     // A database that is late or restarting is waited for (readiness says so), never a reason to exit.
     await untilAvailable(
@@ -42,7 +48,7 @@ export class PostgresFeatureStore implements FeatureStore {
         pool.query(`CREATE TABLE IF NOT EXISTS feature_sets (
       name TEXT, version INTEGER, columns JSONB NOT NULL, source TEXT NOT NULL, created_at TIMESTAMPTZ DEFAULT now(),
       PRIMARY KEY (name, version))`),
-      { permanent: permanentPostgresError, giveUpAfterMs: o.giveUpAfterMs },
+      { permanent: permanentPostgresError, giveUpAfterMs: o.giveUpAfterMs, signal: o.signal },
     ).catch(async (err: unknown) => {
       await pool.end().catch(() => {});
       throw err;
