@@ -124,6 +124,12 @@ export class RollingQuality {
   private readonly keepMs: number;
   /** The newest target time added: the clock windows end at, unless one is given. */
   clock = Number.NEGATIVE_INFINITY;
+  /**
+   * Window sums already computed since the last change (add, prune), by pair, window, last minute and model. A replay
+   * evaluates the alert rules every 15 s of event time — four times a minute, and two rules on the same 24 h window —
+   * and each evaluation summed up to a day of minute buckets per pair: 1 % of a replay's CPU.
+   */
+  private readonly computed = new Map<string, Sums>();
 
   constructor(windows: Readonly<Record<string, number>> = DEFAULT_WINDOWS) {
     this.windows = windows;
@@ -148,6 +154,7 @@ export class RollingQuality {
       b.set(minute, s);
     }
     addRecord(s, e);
+    this.computed.clear();
     this.seen.set(id, minute);
     if (e.targetTs > this.clock) this.clock = e.targetTs;
     return true;
@@ -156,6 +163,7 @@ export class RollingQuality {
   /** Drops minutes older than the longest window before `end`. */
   prune(end = this.clock): void {
     const from = end - this.keepMs;
+    this.computed.clear();
     for (const b of this.buckets.values()) for (const m of b.keys()) if (m < from) b.delete(m);
     for (const [id, m] of this.seen) if (m < from) this.seen.delete(id);
   }
@@ -170,8 +178,12 @@ export class RollingQuality {
    * on whole minutes: a record counts in the minute its target time falls in.
    */
   sums(pair: string, windowMs: number, end = this.clock, model?: { name: string; version: number }): Sums {
-    const out = emptySums();
     const lastMinute = Math.floor(end / MINUTE) * MINUTE;
+    const key = `${pair}|${windowMs}|${lastMinute}|${model === undefined ? '' : `${model.name}|${model.version}`}`;
+    const known = this.computed.get(key);
+    // A copy: the caller owns what it gets (it may merge into it).
+    if (known !== undefined) return { ...known };
+    const out = emptySums();
     const from = lastMinute - windowMs;
     for (const [k, b] of this.buckets) {
       const s = this.keys.get(k)!;
@@ -185,6 +197,9 @@ export class RollingQuality {
           if (x !== undefined) merge(out, x);
         }
     }
+    // Bounded: a monitor that gets no verdicts for days is still asked for every minute's windows.
+    if (this.computed.size >= 1_024) this.computed.clear();
+    this.computed.set(key, { ...out });
     return out;
   }
 

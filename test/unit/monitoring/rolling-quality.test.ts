@@ -145,4 +145,46 @@ describe('rolling quality from mergeable per-minute sums', () => {
       { numRuns: 200 },
     );
   });
+
+  it('property: asked again after more records (or after changing what it returned), a window is recomputed, never stale', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            minute: fc.integer({ min: 0, max: 2 * 1440 }),
+            predicted: fc.double({ min: 95, max: 105, noNaN: true }),
+            actual: fc.double({ min: 95, max: 105, noNaN: true }),
+          }),
+          { minLength: 2, maxLength: 120 },
+        ),
+        fc.integer({ min: 1, max: 6 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 2 * 1440 }), fc.constantFrom(3_600_000, 86_400_000)), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        (rows, chunks, asks) => {
+          const q = new RollingQuality();
+          // Distinct minutes: one verdict per prediction key.
+          const records = [...new Map(rows.map((r) => [r.minute, r])).values()].map((r, i) =>
+            record(i, r.minute, r.predicted, r.actual),
+          );
+          const size = Math.ceil(records.length / chunks);
+          for (let c = 0; c < records.length; c += size) {
+            for (const e of records.slice(c, c + size)) q.add(e);
+            const added = records.slice(0, c + size);
+            for (const [endMinute, windowMs] of asks)
+              for (let again = 0; again < 2; again++) {
+                const end = T + endMinute * M + 5 * M;
+                const s = q.sums('BTC/USD', windowMs, end);
+                const want = direct(added, end - windowMs, end);
+                assert.equal(s.n, want.count);
+                assert.ok(close(figures(s).mae, want.mae), `mae ${figures(s).mae} vs ${want.mae}`);
+                s.n += 1_000; // what the caller does with its copy is its own
+              }
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
 });
