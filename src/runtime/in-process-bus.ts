@@ -1,4 +1,5 @@
 import { log } from '../core/log.ts';
+import { safeParse } from '../schemas/compiled-check.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import { topics as knownTopics } from '../schemas/topics.ts';
 import {
@@ -115,7 +116,7 @@ export class InProcessBus implements Bus {
     // it published (appending as it went left the values before it published, then published again on a retry).
     for (const v of values) {
       if (isValidated(v)) continue;
-      const r = topic.schema.safeParse(v);
+      const r = safeParse(topic.schema, v);
       if (!r.success)
         throw new InvalidValueError(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
     }
@@ -379,7 +380,7 @@ export class InProcessBus implements Bus {
   ): Promise<Delivered<unknown>[]> {
     const valid: Delivered<unknown>[] = [];
     for (const r of records) {
-      const res = opts.topic.schema.safeParse(r.value);
+      const res = safeParse(opts.topic.schema, r.value);
       if (res.success) valid.push(r);
       else {
         const letter = deadLetter({

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { safeParse } from '../schemas/compiled-check.ts';
 
 /**
  * Untrusted input is validated once, where it enters the system (a parser, a Kafka consumer); the objects a
@@ -10,7 +11,7 @@ import type { z } from 'zod';
 const validated = new WeakSet<object>();
 
 export function validate<T>(schema: z.ZodType<T>, input: unknown): z.ZodSafeParseResult<T> {
-  const r = schema.safeParse(input);
+  const r = safeParse(schema, input);
   if (r.success && typeof r.data === 'object' && r.data !== null) validated.add(r.data);
   return r;
 }

@@ -10,6 +10,7 @@ import { setting } from '../../config/env.ts';
 import { reportDependency, untilAvailable } from '../../core/dependency.ts';
 import { ERR, fail } from '../../core/errors.ts';
 import { type Logger, log as rootLog } from '../../core/log.ts';
+import { safeParse } from '../../schemas/compiled-check.ts';
 import { topics as knownTopics } from '../../schemas/topics.ts';
 import { type Bus, type Delivered, partitionFor, type SubscribeOptions, type Subscription } from '../bus.ts';
 import { summarise } from '../in-process-bus.ts';
@@ -229,7 +230,7 @@ export class KafkaBus implements Bus {
     for (const v of values) {
       // Values a schema produced at the boundary (validate()) are not checked twice.
       if (isValidated(v)) continue;
-      const r = topic.schema.safeParse(v);
+      const r = safeParse(topic.schema, v);
       if (!r.success)
         throw new InvalidValueError(`publish to ${topic.name}: invalid value: ${summarise(r.error)}`);
     }

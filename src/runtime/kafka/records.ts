@@ -1,4 +1,5 @@
 import { IS_CONTROL } from '@platformatic/kafka';
+import { safeParse } from '../../schemas/compiled-check.ts';
 import type { Delivered } from '../bus.ts';
 import { summarise } from '../in-process-bus.ts';
 import type { Topic } from '../topic.ts';
@@ -172,7 +173,7 @@ export function parseRecord<T>(topic: Topic<T>, partition: number, r: RawRecord)
   }
   // Plain safeParse: these values are handed to a handler, not re-published in-process, so marking them
   // (validate()) would only cost time.
-  const v = topic.schema.safeParse(json);
+  const v = safeParse(topic.schema, json);
   if (!v.success) return { ok: false, reason: summarise(v.error) };
   return {
     ok: true,
