@@ -47,12 +47,17 @@ export function liveNewsSources(feedsText?: string): NewsSource[] {
 
 /**
  * The backend asked for, or the lexicon with the reason when it cannot start (no model installed, say): a
- * missing model costs sentiment quality, never the run.
+ * missing model costs sentiment quality, never the run. `warm`: load it now (news will come) rather than at the first
+ * item.
  */
-async function backendOrLexicon(flags: BackendFlags): Promise<{ backend: SentimentBackend; note?: string }> {
+async function backendOrLexicon(
+  flags: BackendFlags,
+  warm: boolean,
+  create: (flags: BackendFlags) => SentimentBackend,
+): Promise<{ backend: SentimentBackend; note?: string }> {
   try {
-    const backend = createBackend(flags);
-    await backend.warmUp?.();
+    const backend = create(flags);
+    if (warm) await backend.warmUp?.();
     return { backend };
   } catch (err) {
     return {
@@ -70,8 +75,21 @@ export async function startNewsPipeline(args: {
   maxLagMs: number;
   cacheFile?: string;
   signal: AbortSignal;
+  /**
+   * Whether news can come at all (live feeds, a recording of the replayed months). Without any, the model is not
+   * loaded at start: the default replay (trade recordings, which have no news) took 4.0–4.9 s, of which about 3 s
+   * loading the LLM for nothing (1.3–1.5 s with --no-news). An item that comes anyway loads it then: the scorer warms
+   * its backend at the first item.
+   */
+  newsExpected?: boolean;
+  /** The backend's factory (tests give a fake one). */
+  createBackend?: (flags: BackendFlags) => SentimentBackend;
 }): Promise<NewsPipeline> {
-  const { backend, note } = await backendOrLexicon(args.backend);
+  const { backend, note } = await backendOrLexicon(
+    args.backend,
+    args.newsExpected ?? true,
+    args.createBackend ?? createBackend,
+  );
   const scorer = new SentimentScorer({
     primary: backend,
     ...(args.cacheFile ? { cacheFile: args.cacheFile } : {}),

@@ -266,6 +266,7 @@ export async function run(
     news = await startNewsPipeline({
       bus,
       sources: opts.source === 'live' ? liveNewsSources(opts.feeds) : [],
+      newsExpected: opts.source === 'live' || recordedNews !== undefined,
       backend: { ...opts, threads: opts.threads ?? 1 },
       maxLagMs: newsMaxLagMs,
       cacheFile: sentimentCacheFile(),
