@@ -114,7 +114,21 @@ describe('cryptocast run on a store that stops taking writes', () => {
 
   it('a store folder this user may not write (run as nobody): the hint is about permissions, not the URL', {
     skip: process.getuid?.() !== 0 && 'needs root to run the command as another user',
-  }, async () => {
+  }, async (t) => {
+    // nobody must be able to reach the command: a clone in a folder only its owner may enter (a mkdtemp folder, a
+    // home of mode 0700) makes this "bash: …/bin/cryptocast: Permission denied" before the command runs at all.
+    const reachable = (() => {
+      try {
+        execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-x', CLI]);
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    if (!reachable) {
+      t.skip(`nobody cannot reach ${CLI}: this check needs the clone in a folder other users may enter`);
+      return;
+    }
     // A folder of root's (0755): nobody can read it, not write in it. The command runs where nobody may write
     // (its model cache), with the registry given (readable by all).
     const locked = dir('cc-denied-');
