@@ -102,7 +102,16 @@ const cloneS = await timed(
 );
 const setupS = await timed('bash scripts/setup.sh', 'bash scripts/setup.sh');
 const r = await run();
-const testS = withTests ? await timed('bash scripts/test.sh', 'bash scripts/test.sh') : undefined;
+const testS = withTests
+  ? await timed('bash scripts/test.sh', 'bash scripts/test.sh').finally(() => {
+      // The suite leaves its servers running (a later run reuses them): they belong to this clone, which is deleted
+      // below, and would hold the test ports for the next suite on this machine.
+      for (const s of ['kafka', 'mlflow', 'opensearch', 'postgres'])
+        try {
+          execFileSync('bash', [`scripts/${s}.sh`, 'stop'], { cwd: clone, stdio: 'ignore' });
+        } catch {}
+    })
+  : undefined;
 const toFirst = r.firstPredictionS === undefined ? undefined : cloneS + setupS + r.firstPredictionS;
 
 const s = (x: number | undefined) => (x === undefined ? '—' : `${fmt(x)} s`);
