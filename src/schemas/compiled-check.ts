@@ -13,17 +13,18 @@ import { TradeEventSchema, TradeSchema, WatermarkSchema } from './trade.ts';
  */
 const COMPILED: readonly z.ZodType[] = [TradeSchema, WatermarkSchema, TradeEventSchema];
 
-const checks = new Map<z.ZodType, ValidateFunction>();
+/** Each schema's compiled check, or null for one not listed: one lookup per value on every topic. */
+const checks = new Map<z.ZodType, ValidateFunction | null>();
 let ajv: Ajv | undefined;
 
-function compiled(schema: z.ZodType): ValidateFunction | undefined {
-  if (!COMPILED.includes(schema)) return undefined;
+function compiled(schema: z.ZodType): ValidateFunction | null {
   let check = checks.get(schema);
   if (check === undefined) {
-    // Compiled on first use: a process that never sees a trade does not pay for it.
-    ajv ??= new Ajv();
-    // Output mode: unknown keys are refused (additionalProperties: false), where zod strips them.
-    check = ajv.compile(z.toJSONSchema(schema, { target: 'draft-07', io: 'output' }));
+    // Compiled on first use: a process that never sees a trade does not pay for it. Output mode: unknown keys are
+    // refused (additionalProperties: false), where zod strips them.
+    check = COMPILED.includes(schema)
+      ? (ajv ??= new Ajv()).compile(z.toJSONSchema(schema, { target: 'draft-07', io: 'output' }))
+      : null;
     checks.set(schema, check);
   }
   return check;

@@ -14,6 +14,7 @@ import { defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
+import { openAll } from '../../stores/open.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { openUnlessStopped, stopWhileStarting } from '../stop-while-starting.ts';
@@ -60,15 +61,12 @@ export async function monitorService(opts: {
   championTimer.unref();
   // A PostgreSQL that is not there yet is waited for; a stop meanwhile ends the command.
   const signal = abort.signal;
-  const stores = await openUnlessStopped(signal, 'monitor', async () => {
-    const errors = await openErrorsStore(storeUrl, { signal });
-    try {
-      return { errors, candles: await openCandlesTable(storeUrl, { signal }) };
-    } catch (err) {
-      await errors.close();
-      throw err;
-    }
-  });
+  const stores = await openUnlessStopped(signal, 'monitor', () =>
+    openAll({
+      errors: () => openErrorsStore(storeUrl, { signal }),
+      candles: () => openCandlesTable(storeUrl, { signal }),
+    }),
+  );
   if (!stores) {
     clearInterval(championTimer);
     return registry.close();

@@ -34,6 +34,7 @@ import type { Candle } from '../../schemas/candle.ts';
 import { pairToUrl } from '../../schemas/common.ts';
 import type { BackendFlags } from '../../sentiment/backends.ts';
 import { sentimentCacheFile } from '../../sentiment/scorer.ts';
+import { openAll } from '../../stores/open.ts';
 import { DEFAULT_REGISTRY, openRegistry, requireAnswer } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { parsePort, parsePositiveDuration } from '../flags.ts';
@@ -174,7 +175,15 @@ export async function run(
     );
   // The stores: one DuckDB file, or a PostgreSQL that is waited for when it does not answer; a stop during that wait
   // ends the run, as it ends a service, instead of holding it until a second Ctrl-C.
-  const opened = await openUnlessStopped(abort.signal, 'run', () => openStores(opts.store, abort.signal));
+  const signal = abort.signal;
+  const opened = await openUnlessStopped(signal, 'run', () =>
+    openAll({
+      features: () => openFeatureStore(opts.store, { signal }),
+      predictions: () => openPredictionsStore(opts.store, { signal }),
+      errors: () => openErrorsStore(opts.store, { signal }),
+      candles: () => openCandlesTable(opts.store, { signal }),
+    }),
+  );
   if (!opened) {
     await bus.close();
     throw fail(
@@ -522,25 +531,4 @@ export async function run(
     throw fail(ERR.INTERRUPTED, 'stopped before the replay ended: what was reported as stored is kept', {
       hint: 'run the same command again: it replays the rest (nothing is written twice)',
     });
-}
-
-/** The run's four tables on one store URL, each open waiting for its database until `signal`; none left open on failure. */
-async function openStores(url: string, signal: AbortSignal) {
-  const open: { close(): Promise<void> }[] = [];
-  const keep = async <T extends { close(): Promise<void> }>(t: Promise<T>): Promise<T> => {
-    const v = await t;
-    open.push(v);
-    return v;
-  };
-  try {
-    return {
-      features: await keep(openFeatureStore(url, { signal })),
-      predictions: await keep(openPredictionsStore(url, { signal })),
-      errors: await keep(openErrorsStore(url, { signal })),
-      candles: await keep(openCandlesTable(url, { signal })),
-    };
-  } catch (err) {
-    for (const t of open.reverse()) await t.close().catch(() => {});
-    throw err;
-  }
 }
