@@ -22,9 +22,11 @@ function compiled(schema: z.ZodType): ValidateFunction | null {
   if (check === undefined) {
     // Compiled on first use: a process that never sees a trade does not pay for it. Output mode: unknown keys are
     // refused (additionalProperties: false), where zod strips them.
-    check = COMPILED.includes(schema)
-      ? (ajv ??= new Ajv()).compile(z.toJSONSchema(schema, { target: 'draft-07', io: 'output' }))
-      : null;
+    check = null;
+    if (COMPILED.includes(schema)) {
+      ajv ??= new Ajv();
+      check = ajv.compile(z.toJSONSchema(schema, { target: 'draft-07', io: 'output' }));
+    }
     checks.set(schema, check);
   }
   return check;
