@@ -21,8 +21,8 @@ export abstract class ExchangeServer {
   /** Client messages, parsed as JSON when they are. */
   readonly received: unknown[] = [];
   readonly restCalls: string[] = [];
-  /** When each REST call arrived (epoch ms). */
-  readonly restCallsAt: number[] = [];
+  /** Called as each REST call arrives, before it is answered (tests mark it in their own ordered logs). */
+  onRestCall: (url: string) => void = () => {};
   /** Websocket connections accepted so far. */
   connections = 0;
   /** Protocol pong frames received from clients. */
@@ -40,7 +40,7 @@ export abstract class ExchangeServer {
   constructor() {
     this.http = createServer((req, res) => {
       this.restCalls.push(req.url ?? '');
-      this.restCallsAt.push(Date.now());
+      this.onRestCall(req.url ?? '');
       if (this.restDelayMs > 0) setTimeout(() => this.answer(req, res), this.restDelayMs);
       else this.answer(req, res);
     });
