@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CandleService } from '../../../src/candles/candle-service.ts';
+import { metrics } from '../../../src/core/metrics.ts';
 import { TradeService } from '../../../src/ingestion/trade-service.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
@@ -92,5 +93,23 @@ describe('CandleService on the in-process bus', () => {
     assert.equal(JSON.parse(dead[0]!.payload).tradeId, 'b');
     assert.equal(svc.stats.trades, 2);
     assert.equal(svc.stats.publishRetries, 0);
+  });
+
+  it('trade service: cryptocast_trades_total counts each published trade under its exchange and pair, duplicates not', async () => {
+    const count = async (exchange: string, pair: string) =>
+      (await metrics.trades.get()).values.find(
+        (v) => v.labels.exchange === exchange && v.labels.pair === pair,
+      )?.value ?? 0;
+    const before = [await count('counted', 'BTC/USD'), await count('counted', 'ETH/USD')];
+    const svc = new TradeService(new InProcessBus());
+    const sink = svc.sink('test');
+    const t = (i: number, pair: string) =>
+      trade({ ts: T0 + i, price: 100, tradeId: `c${i}`, exchange: 'counted', pair });
+    await sink.trades([t(1, 'BTC/USD'), t(2, 'ETH/USD'), t(3, 'BTC/USD'), t(4, 'BTC/USD')]);
+    await sink.trades([t(4, 'BTC/USD'), t(5, 'ETH/USD')]); // the first is a duplicate
+    assert.deepEqual(
+      [(await count('counted', 'BTC/USD')) - before[0]!, (await count('counted', 'ETH/USD')) - before[1]!],
+      [3, 2],
+    );
   });
 });
