@@ -106,6 +106,12 @@ export function figures(s: Sums): QualityFigures {
 }
 
 export const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+function mergeMinute(into: Sums, b: Map<number, Sums>, minute: number): void {
+  const x = b.get(minute);
+  if (x !== undefined) merge(into, x);
+}
 export const DEFAULT_WINDOWS = { '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 } as const;
 
 export interface QualitySeries {
@@ -130,6 +136,13 @@ export class RollingQuality {
    * and each evaluation summed up to a day of minute buckets per pair: 1 % of a replay's CPU.
    */
   private readonly computed = new Map<string, Sums>();
+  /**
+   * Per series, the sums of whole hours, made from their minutes when first asked and forgotten when one of their
+   * minutes changes: a day's window is then up to 118 minutes at its edges and 23 hours, not 1,440 minutes. A replay
+   * asks for a new minute's windows at every minute of event time (the minute memo above does not help there), and
+   * summing a day of minutes each time was most of the alert rules' cost.
+   */
+  private readonly hours = new Map<string, Map<number, Sums>>();
 
   constructor(windows: Readonly<Record<string, number>> = DEFAULT_WINDOWS) {
     this.windows = windows;
@@ -155,6 +168,7 @@ export class RollingQuality {
     }
     addRecord(s, e);
     this.computed.clear();
+    this.hours.get(k)?.delete(minute - (minute % HOUR));
     this.seen.set(id, minute);
     if (e.targetTs > this.clock) this.clock = e.targetTs;
     return true;
@@ -165,6 +179,8 @@ export class RollingQuality {
     const from = end - this.keepMs;
     this.computed.clear();
     for (const b of this.buckets.values()) for (const m of b.keys()) if (m < from) b.delete(m);
+    // An hour that began before `from` may have lost minutes.
+    for (const h of this.hours.values()) for (const start of h.keys()) if (start < from) h.delete(start);
     for (const [id, m] of this.seen) if (m < from) this.seen.delete(id);
   }
 
@@ -184,23 +200,42 @@ export class RollingQuality {
     // A copy: the caller owns what it gets (it may merge into it).
     if (known !== undefined) return { ...known };
     const out = emptySums();
-    const from = lastMinute - windowMs;
+    // The first minute after `end − windowMs` (buckets are whole minutes).
+    const first = Math.floor((lastMinute - windowMs) / MINUTE) * MINUTE + MINUTE;
     for (const [k, b] of this.buckets) {
       const s = this.keys.get(k)!;
       if (s.pair !== pair) continue;
       if (model !== undefined && (s.modelName !== model.name || s.modelVersion !== model.version)) continue;
-      if (b.size <= windowMs / MINUTE) {
-        for (const [m, x] of b) if (m > from && m <= lastMinute) merge(out, x);
-      } else
-        for (let m = from + MINUTE; m <= lastMinute; m += MINUTE) {
-          const x = b.get(m);
-          if (x !== undefined) merge(out, x);
-        }
+      if (b.size <= 120) {
+        // Few minutes kept (a monitor's first hours): cheaper to look at each than to walk the window.
+        for (const [m, x] of b) if (m >= first && m <= lastMinute) merge(out, x);
+        continue;
+      }
+      let m = first;
+      for (; m <= lastMinute && m % HOUR !== 0; m += MINUTE) mergeMinute(out, b, m);
+      for (; m + HOUR - MINUTE <= lastMinute; m += HOUR) merge(out, this.hourSums(k, b, m));
+      for (; m <= lastMinute; m += MINUTE) mergeMinute(out, b, m);
     }
     // Bounded: a monitor that gets no verdicts for days is still asked for every minute's windows.
     if (this.computed.size >= 1_024) this.computed.clear();
     this.computed.set(key, { ...out });
     return out;
+  }
+
+  /** The sums of the hour that starts at `start` in series `k` (its minute buckets `b`), remembered until it changes. */
+  private hourSums(k: string, b: Map<number, Sums>, start: number): Sums {
+    let h = this.hours.get(k);
+    if (h === undefined) {
+      h = new Map();
+      this.hours.set(k, h);
+    }
+    let sums = h.get(start);
+    if (sums === undefined) {
+      sums = emptySums();
+      for (let m = start; m < start + HOUR; m += MINUTE) mergeMinute(sums, b, m);
+      h.set(start, sums);
+    }
+    return sums;
   }
 
   /** Every configured window's figures for a pair (and optionally one model version). */

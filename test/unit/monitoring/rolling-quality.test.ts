@@ -187,4 +187,65 @@ describe('rolling quality from mergeable per-minute sums', () => {
       { numRuns: 200 },
     );
   });
+
+  it('property: with more minutes than it looks at one by one, windows stay exact through late records, prunes and asks at any end', () => {
+    const DAY = 86_400_000;
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 0, max: 2 * 1440 }), { minLength: 200, maxLength: 500 }),
+        fc.double({ min: 95, max: 105, noNaN: true }),
+        fc.array(
+          fc.record({
+            added: fc.integer({ min: 1, max: 40 }),
+            prune: fc.option(fc.integer({ min: 0, max: 3 * 1440 }), { nil: undefined, freq: 4 }),
+            // Ends near hour boundaries most often: where a whole hour enters or leaves a window.
+            asks: fc.array(
+              fc.tuple(
+                fc.oneof(
+                  fc
+                    .tuple(fc.integer({ min: 0, max: 72 }), fc.integer({ min: -2, max: 2 }))
+                    .map(([h, d]) => h * 60 + d),
+                  fc.integer({ min: 0, max: 3 * 1440 }),
+                ),
+                fc.constantFrom(3_600_000, 2 * 3_600_000, DAY),
+              ),
+              { minLength: 1, maxLength: 6 },
+            ),
+          }),
+          { minLength: 1, maxLength: 10 },
+        ),
+        (minutes, level, steps) => {
+          const q = new RollingQuality({ '1h': 3_600_000, '24h': DAY });
+          // Added out of time order (late verdicts land in hours already summed); 130 first, more than are looked at
+          // one by one.
+          const records = minutes.map((m, i) => record(i, m, level + ((i * 7) % 11) - 5, level));
+          let next = 130;
+          for (const e of records.slice(0, next)) q.add(e);
+          const pruned = new Set<PredictionError>();
+          for (const step of steps) {
+            if (step.prune !== undefined) {
+              const end = T + step.prune * M;
+              q.prune(end);
+              // A prune drops the minutes before end − 24 h of what was added so far (a record added later stays).
+              for (const e of records.slice(0, next))
+                if (Math.floor(e.targetTs / M) * M < end - DAY) pruned.add(e);
+            }
+            const kept = records.slice(0, next).filter((e) => !pruned.has(e));
+            for (const [endMinute, windowMs] of step.asks) {
+              const end = T + endMinute * M + 30_000;
+              const got = figures(q.sums('BTC/USD', windowMs, end));
+              const want = direct(kept, end - windowMs, end);
+              assert.equal(got.count, want.count, `count at ${endMinute} over ${windowMs}`);
+              assert.ok(close(got.mae, want.mae), `mae ${got.mae} vs ${want.mae}`);
+              assert.ok(close(got.coverage, want.coverage));
+            }
+            for (const e of records.slice(next, next + step.added)) q.add(e);
+            next = Math.min(records.length, next + step.added);
+          }
+        },
+      ),
+      // No shrinking: a failing case is hundreds of records, and shrinking one took minutes.
+      { numRuns: 150, endOnFailure: true },
+    );
+  });
 });
