@@ -35,8 +35,18 @@ const mins = (ms: number) => `${(ms / 60_000).toFixed(1)} min`;
 export function observe(rule: Rule, s: AlertSignals): Observation[] {
   const out: Observation[] = [];
   const wanted = (pair: string) => rule.pairs === undefined || rule.pairs.includes(pair);
-  const obs = (key: string, active: boolean, value: number | null, message: string) =>
-    out.push({ rule, key, active, value, message });
+  // The sentence is written only when read (a notification, the active list): a replay evaluates the rules thousands
+  // of times, and formatting every one was most of an evaluation's cost.
+  const obs = (key: string, active: boolean, value: number | null, message: () => string) =>
+    out.push({
+      rule,
+      key,
+      active,
+      value,
+      get message() {
+        return message();
+      },
+    });
   switch (rule.kind) {
     case 'skill_below':
     case 'mae_above':
@@ -49,10 +59,7 @@ export function observe(rule: Rule, s: AlertSignals): Observation[] {
         const enough = f.count >= rule.minCount;
         if (rule.kind === 'skill_below') {
           const v = f.skill;
-          obs(
-            pair,
-            enough && v !== null && v < rule.threshold,
-            v,
+          obs(pair, enough && v !== null && v < rule.threshold, v, () =>
             v === null
               ? `${pair}: no skill over ${rule.window} yet`
               : `${pair}: skill over ${rule.window} is ${pct(v)} (threshold ${pct(rule.threshold)}, ${f.count} predictions): the model is ${v < 0 ? 'worse than' : 'no better than'} persistence`,
@@ -67,7 +74,8 @@ export function observe(rule: Rule, s: AlertSignals): Observation[] {
             pair,
             enough && v !== null && limit !== undefined && v > limit,
             v,
-            `${pair}: MAE over ${rule.window} is ${v?.toFixed(4) ?? '—'} (threshold ${limit ?? 'none'}, ${f.count} predictions)`,
+            () =>
+              `${pair}: MAE over ${rule.window} is ${v?.toFixed(4) ?? '—'} (threshold ${limit ?? 'none'}, ${f.count} predictions)`,
           );
         } else {
           const v = f.coverage;
@@ -75,7 +83,8 @@ export function observe(rule: Rule, s: AlertSignals): Observation[] {
             pair,
             enough && v !== null && (v < rule.low || v > rule.high),
             v,
-            `${pair}: p10–p90 coverage over ${rule.window} is ${v === null ? '—' : pct(v)} (band ${pct(rule.low)}–${pct(rule.high)}, target 80 %, ${f.count} predictions)`,
+            () =>
+              `${pair}: p10–p90 coverage over ${rule.window} is ${v === null ? '—' : pct(v)} (band ${pct(rule.low)}–${pct(rule.high)}, target 80 %, ${f.count} predictions)`,
           );
         }
       }
@@ -106,7 +115,8 @@ export function observe(rule: Rule, s: AlertSignals): Observation[] {
           pair,
           age > rule.minutes * 60_000,
           Number.isFinite(age) ? age / 60_000 : null,
-          `${pair}: ${what} for ${Number.isFinite(age) ? mins(age) : 'ever'} (limit ${rule.minutes} min)`,
+          () =>
+            `${pair}: ${what} for ${Number.isFinite(age) ? mins(age) : 'ever'} (limit ${rule.minutes} min)`,
         );
       }
       return out;
@@ -119,7 +129,7 @@ export function observe(rule: Rule, s: AlertSignals): Observation[] {
         'all',
         v >= rule.records,
         v,
-        `consumer group ${worst?.[0] ?? '—'} is ${v} records behind (limit ${rule.records})`,
+        () => `consumer group ${worst?.[0] ?? '—'} is ${v} records behind (limit ${rule.records})`,
       );
       return out;
     }
@@ -130,13 +140,19 @@ export function observe(rule: Rule, s: AlertSignals): Observation[] {
         'all',
         hours > rule.hours,
         hours,
-        `the champion was trained ${hours.toFixed(1)} h ago (limit ${rule.hours} h): is the trainer running?`,
+        () =>
+          `the champion was trained ${hours.toFixed(1)} h ago (limit ${rule.hours} h): is the trainer running?`,
       );
       return out;
     }
     case 'dead_letters': {
       const v = s.deadLettersLastMinute;
-      obs('all', v > rule.perMinute, v, `${v} dead letters in the last minute (limit ${rule.perMinute})`);
+      obs(
+        'all',
+        v > rule.perMinute,
+        v,
+        () => `${v} dead letters in the last minute (limit ${rule.perMinute})`,
+      );
       return out;
     }
   }
@@ -151,6 +167,8 @@ export class AlertEngine {
   private readonly states = new AlertStates();
   private readonly delivery: AlertDelivery | undefined;
   private readonly log: Logger;
+  /** What `cryptocast_alerts_active` was last set to, per rule. */
+  private readonly exported = new Map<string, number>();
 
   /** Called with each notification (the monitor publishes them to the `alerts` topic). */
   onNotification?: (n: Notification) => void;
@@ -173,8 +191,13 @@ export class AlertEngine {
       this.onNotification?.(n);
     }
     const counts = new Map(this.rules.map((r) => [r.name, 0]));
-    for (const a of this.states.active()) counts.set(a.rule, (counts.get(a.rule) ?? 0) + 1);
-    for (const [rule, n] of counts) metrics.alertsActive.set({ rule }, n);
+    for (const a of this.states.activeRules()) counts.set(a, (counts.get(a) ?? 0) + 1);
+    // Set when changed: a gauge with labels costs a hash per set, and a replay evaluates thousands of times.
+    for (const [rule, n] of counts)
+      if (this.exported.get(rule) !== n) {
+        metrics.alertsActive.set({ rule }, n);
+        this.exported.set(rule, n);
+      }
     return out;
   }
 

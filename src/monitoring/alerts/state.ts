@@ -148,6 +148,13 @@ export class AlertStates {
     send('firing', s);
   }
 
+  /** The rule of each alert firing now, as `active()` counts them, without writing their messages. */
+  activeRules(): string[] {
+    const out: string[] = [];
+    for (const s of this.states.values()) if (s.phase !== 'pending') out.push(s.last.rule.name);
+    return out;
+  }
+
   /** Alerts firing now (resolving ones included: they have not resolved yet). */
   active(): { rule: string; key: string; since: number; severity: Rule['severity']; message: string }[] {
     return [...this.states.values()]
