@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { z } from 'zod';
 import { safeParse } from '../../../src/schemas/compiled-check.ts';
+import { PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
 import { TRADE_BOUNDS, TradeEventSchema, TradeSchema, WatermarkSchema } from '../../../src/schemas/trade.ts';
 
 /**
@@ -177,5 +178,100 @@ describe('compiled checks of the trade schemas agree with zod', () => {
     const s = safeParse(TradeSchema, withExtra);
     assert.ok(s.success && s.data !== withExtra);
     assert.deepEqual(s.data, t);
+  });
+});
+
+/** A verdict, each field valid most of the time (null where the schema allows it), some off, dropped or extra. */
+const price = num([0, -0, Number.MIN_VALUE, 60_000.5, -1]);
+const signed = num([0, -0, -1.5, 1.5, Number.MAX_VALUE]);
+const errorFields = {
+  v: fields.v,
+  status: text(['scored', 'unscorable', 'Scored']),
+  exchange,
+  pair,
+  windowEnd: ts,
+  modelName: text(['', 'price', 'x'.repeat(200)]),
+  modelVersion: num([0, 1, -1, 1.5, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 2]),
+  horizonMs: num([0, 300_000, -300_000, 0.5]),
+  targetTs: ts,
+  close: price,
+  predictedClose: price,
+  p10: price,
+  p90: price,
+  actualClose: fc.oneof(fc.constant(null), price),
+  error: fc.oneof(fc.constant(null), signed),
+  absError: fc.oneof(fc.constant(null), price),
+  pctError: fc.oneof(fc.constant(null), signed),
+  persistenceAbsError: fc.oneof(fc.constant(null), price),
+  directionHit: fc.oneof(fc.constant(null), fc.boolean(), oddValue),
+  directionTie: fc.oneof(fc.boolean(), oddValue),
+  inBand: fc.oneof(fc.constant(null), fc.boolean(), oddValue),
+  scoredAt: ts,
+  latenessMs: num([0, -0, -1, 1_000.5]),
+  reason: fc.oneof(
+    fc.constantFrom(null, 'no_candle_at_target', 'target_not_closed_in_time', 'target_before_retention', 'x'),
+    oddValue,
+  ),
+};
+const finitePositive = fc.double({ min: 1e-6, max: 1e9, noNaN: true });
+const finite = fc.double({ min: -1e9, max: 1e9, noNaN: true });
+const verdict = fc
+  .record({
+    values: fc.record(errorFields),
+    valid: fc.record({
+      v: fc.constant(1),
+      status: fc.constantFrom('scored', 'unscorable'),
+      exchange: fc.constantFrom('binance', 'kraken'),
+      pair: fc.constantFrom('BTC/USD', 'ETH/USDT'),
+      windowEnd: fc.integer({ min: MIN_TS, max: MAX_TS }),
+      modelName: fc.string({ minLength: 1, maxLength: 20 }),
+      modelVersion: fc.integer({ min: 1, max: 1_000 }),
+      horizonMs: fc.constantFrom(300_000, 60_000),
+      targetTs: fc.integer({ min: MIN_TS, max: MAX_TS }),
+      close: finitePositive,
+      predictedClose: finitePositive,
+      p10: finitePositive,
+      p90: finitePositive,
+      actualClose: fc.option(finitePositive, { nil: null }),
+      error: fc.option(finite, { nil: null }),
+      absError: fc.option(fc.double({ min: 0, max: 1e9, noNaN: true }), { nil: null }),
+      pctError: fc.option(finite, { nil: null }),
+      persistenceAbsError: fc.option(fc.double({ min: 0, max: 1e9, noNaN: true }), { nil: null }),
+      directionHit: fc.option(fc.boolean(), { nil: null }),
+      directionTie: fc.boolean(),
+      inBand: fc.option(fc.boolean(), { nil: null }),
+      scoredAt: fc.integer({ min: MIN_TS, max: MAX_TS }),
+      latenessMs: fc.double({ min: 0, max: 1e9, noNaN: true }),
+      reason: fc.constantFrom(
+        null,
+        'no_candle_at_target',
+        'target_not_closed_in_time',
+        'target_before_retention',
+      ),
+    }),
+    useOdd: fc.array(fc.constantFrom(...Object.keys(errorFields)), { maxLength: 2 }),
+    drop: fc.array(fc.constantFrom(...Object.keys(errorFields)), { maxLength: 1 }),
+    extra: fc.option(fc.constantFrom('note', 'id'), { nil: undefined }),
+  })
+  .map(({ values, valid, useOdd, drop, extra }) => {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(errorFields)) {
+      if (drop.includes(k)) continue;
+      out[k] = useOdd.includes(k) ? values[k as keyof typeof values] : valid[k as keyof typeof valid];
+    }
+    if (extra !== undefined) out[extra] = 1;
+    return out as unknown;
+  });
+
+describe('the compiled check of the monitor’s verdicts agrees with zod', () => {
+  it('PredictionErrorSchema: the same verdict, the same value, the same issues, on 20,000 random values', () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(fc.oneof(verdict, verdict, verdict, fc.anything()), (x) => {
+        if (agree(PredictionErrorSchema, x).success) accepted++;
+      }),
+      { numRuns: 20_000 },
+    );
+    assert.ok(accepted > 1_000, `${accepted} accepted`);
   });
 });
