@@ -270,8 +270,9 @@ export class MonitorService {
         },
       }),
     );
-    if (this.alerts) {
-      // Only the newest of each: where the features are, and how many dead letters came lately.
+    // Where the features are matters only live (the staleness rules are not evaluated on the event clock, where a
+    // recording that ends is no outage): a replay does not read every feature vector for nothing.
+    if (this.alerts && this.clockKind === 'wall')
       this.subscriptions.push(
         await this.bus.subscribe<FeatureVectorRecord>({
           topic: topics.features,
@@ -285,6 +286,10 @@ export class MonitorService {
             return undefined;
           },
         }),
+      );
+    if (this.alerts) {
+      // How many dead letters came lately (only the newest are read).
+      this.subscriptions.push(
         await this.bus.subscribe<DeadLetter>({
           topic: topics.dlq,
           group: `${this.group}.dlq`,
