@@ -108,6 +108,14 @@ export const VARIABLES = {
     '`duckdb:.data/cryptocast.duckdb`',
     text,
   ),
+  CRYPTOCAST_DUCKDB_THREADS: v(
+    'DuckDB stores: worker threads of the embedded database (its work here is small writes and range reads; a second thread competed with the pipeline for the core it runs on)',
+    '`1`',
+    z.coerce
+      .number({ error: 'a positive integer' })
+      .int({ error: 'a positive integer' })
+      .positive({ error: 'a positive integer' }),
+  ),
   CRYPTOCAST_STORE_BACKFILL: v('`features --store`: the store a feature backfill writes', 'none', text),
   CRYPTOCAST_STORE_TRAIN: v('`train --store`: the feature store to train from', 'none', text),
   PGPASSWORD: key('PostgreSQL password (read by the pg driver; redacted from logs)'),

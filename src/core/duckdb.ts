@@ -1,6 +1,7 @@
 import { existsSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { setting } from '../config/env.ts';
 import { ERR, fail } from './errors.ts';
 import { ensureDir } from './files.ts';
 
@@ -58,8 +59,11 @@ export function duckDbUsers(path: string): number {
 
 async function createInstance(path: string): Promise<DuckDBInstance> {
   const existed = path === ':memory:' || existsSync(path);
+  // One worker thread by default: every query here is a small write or a range read, and on a 2-core machine a
+  // second DuckDB thread took the core the pipeline runs on (docs/benchmarks.md, the monitor's cost in `run`).
+  const threads = String(setting('CRYPTOCAST_DUCKDB_THREADS') ?? 1);
   try {
-    return await DuckDBInstance.create(path);
+    return await DuckDBInstance.create(path, { threads });
   } catch (err) {
     const msg = (err as Error).message;
     // Before anything else: the file is another process's, it must not be touched (it may have just created it).

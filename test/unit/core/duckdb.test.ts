@@ -116,4 +116,33 @@ describe('openDuckDb: one database per file per process', () => {
     });
     assert.deepEqual(readFileSync(file), before);
   });
+
+  it('one worker thread unless CRYPTOCAST_DUCKDB_THREADS says otherwise; a bad value names the variable', async () => {
+    const threadsOf = async (file: string) => {
+      const session = await openDuckDb(file);
+      try {
+        const r = await session.conn.runAndReadAll("SELECT current_setting('threads') AS t");
+        return Number(r.getRowObjects()[0]!.t);
+      } finally {
+        await session.close();
+      }
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'cc-duck-threads-'));
+    const before = process.env.CRYPTOCAST_DUCKDB_THREADS;
+    try {
+      delete process.env.CRYPTOCAST_DUCKDB_THREADS;
+      assert.equal(await threadsOf(join(dir, 'a.duckdb')), 1);
+      process.env.CRYPTOCAST_DUCKDB_THREADS = '2';
+      assert.equal(await threadsOf(join(dir, 'b.duckdb')), 2);
+      process.env.CRYPTOCAST_DUCKDB_THREADS = 'many';
+      await assert.rejects(threadsOf(join(dir, 'c.duckdb')), (e: CryptocastError) => {
+        assert.equal(e.code, ERR.CONFIG.code);
+        assert.match(e.message, /CRYPTOCAST_DUCKDB_THREADS must be a positive integer/);
+        return true;
+      });
+    } finally {
+      if (before === undefined) delete process.env.CRYPTOCAST_DUCKDB_THREADS;
+      else process.env.CRYPTOCAST_DUCKDB_THREADS = before;
+    }
+  });
 });
