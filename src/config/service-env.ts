@@ -118,6 +118,11 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
     about: 'PostgreSQL password (read by node-postgres)',
   },
   {
+    name: 'CRYPTOCAST_DUCKDB_THREADS',
+    services: STORE_USERS,
+    about: 'a DuckDB store (a laptop, not a deployment): worker threads of the database (default 1)',
+  },
+  {
     name: 'CRYPTOCAST_REGISTRY',
     services: REGISTRY_USERS,
     required: true,
