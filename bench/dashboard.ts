@@ -7,8 +7,6 @@
  *      them). Goal: no growth beyond the visible window (7 days are kept; older points are dropped).
  * Usage: ./bench/run dashboard [rounds=5]
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApi } from '../src/api/api-service.ts';
 import { openCandlesTable } from '../src/candles/store/candles-table.ts';
@@ -24,6 +22,7 @@ import { LocalRegistry } from '../src/training/registry/local.ts';
 import { MODEL_COLUMNS } from '../src/training/sources.ts';
 import { dashboardState, launchChromium, waitForDashboard } from '../test/support/browser.ts';
 import { registerModel, stumpModel } from '../test/support/champion.ts';
+import { scratchDir } from '../test/support/scratch.ts';
 import { fmt, recordBenchmark } from './report.ts';
 
 const ROUNDS = Number(process.argv[2] ?? 5);
@@ -86,7 +85,7 @@ const minute = (i: number, history: Prediction[]) => {
   return { candle, prediction, error };
 };
 
-const dir = mkdtempSync(join(tmpdir(), 'bench-dashboard-'));
+const dir = scratchDir('bench-dashboard-');
 const url = `duckdb:${join(dir, 'd.duckdb')}`;
 const stores = {
   predictions: await openPredictionsStore(url),
@@ -99,7 +98,7 @@ const rows = Array.from({ length: N }, (_, i) => minute(i, history));
 await stores.candles.write(rows.map((r) => r.candle));
 await stores.predictions.write(rows.map((r) => r.prediction));
 await stores.errors.write(rows.flatMap((r) => (r.error ? [r.error] : [])));
-const registryDir = mkdtempSync(join(tmpdir(), 'bench-dashboard-registry-'));
+const registryDir = scratchDir('bench-dashboard-registry-');
 await registerModel(new LocalRegistry(registryDir), 'cryptocast-price', MODEL_COLUMNS, {
   model: stumpModel(MODEL_COLUMNS.length, [{ f: 0, c: 0, a: 0, b: 0 }]),
   p10: stumpModel(MODEL_COLUMNS.length, [{ f: 0, c: 0, a: -1, b: -1 }]),

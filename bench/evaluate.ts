@@ -5,9 +5,9 @@
  * Usage: ./bench/run evaluate
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { scratchDir } from '../test/support/scratch.ts';
 import { fmt, recordBenchmark } from './report.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -20,7 +20,7 @@ const MONTHS: [string, string][] = [
 
 const rows: string[] = [];
 for (const [symbol, month] of MONTHS) {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-eval-'));
+  const dir = scratchDir('bench-eval-');
   const [y, m] = month.split('-').map(Number) as [number, number];
   const days = new Date(Date.UTC(y, m, 0)).getUTCDate();
   for (let d = 1; d <= days; d++) {

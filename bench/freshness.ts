@@ -5,9 +5,6 @@
  * 500 ms), side by side in one run. Real Bitstamp BTC/USD candles, one every 100 ms after the 61-minute warm-up.
  * Usage: ./bench/run freshness   (the champion from scripts/price-model.sh; Kafka from scripts/kafka.sh)
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { startApi } from '../src/api/api-service.ts';
@@ -22,6 +19,7 @@ import { topics } from '../src/schemas/topics.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../src/training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../src/training/registry/registry.ts';
 import { bitstampCandleRecords } from '../test/support/bitstamp.ts';
+import { scratchDir } from '../test/support/scratch.ts';
 import { fmt, recordBenchmark } from './report.ts';
 
 const WARMUP = 70;
@@ -41,7 +39,7 @@ async function measure(bus: Bus): Promise<{ delays: number[]; lost: number }> {
   await features.start();
   const holder = new ChampionHolder(registry, {
     name: DEFAULT_MODEL_NAME,
-    cacheDir: mkdtempSync(join(tmpdir(), 'bench-cache-')),
+    cacheDir: scratchDir('bench-cache-'),
   });
   await holder.start();
   const store = await openPredictionsStore('duckdb::memory:');

@@ -6,11 +6,11 @@
  * Usage: ./bench/run news-ablation [--sentiment local|lexicon]   (the local LLM's answers are cached)
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Evaluation } from '../src/training/evaluation.ts';
 import { defaultHacLag, dieboldMariano } from '../src/training/metrics.ts';
+import { scratchDir } from '../test/support/scratch.ts';
 import { fmt, recordBenchmark } from './report.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -21,8 +21,8 @@ const sentiment = process.argv.includes('--sentiment')
   ? process.argv[process.argv.indexOf('--sentiment') + 1]!
   : 'local';
 
-const dir = mkdtempSync(join(tmpdir(), 'bench-news-'));
-const outDir = mkdtempSync(join(tmpdir(), 'bench-news-out-'));
+const dir = scratchDir('bench-news-');
+const outDir = scratchDir('bench-news-out-');
 for (const s of ['BTCUSDT', 'ETHUSDT']) {
   mkdirSync(join(dir, s));
   for (const f of readdirSync(join(KLINES, s)))

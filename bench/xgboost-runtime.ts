@@ -6,12 +6,12 @@
  * Usage: ./bench/run xgboost-runtime
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { XgbModel } from '../src/inference/xgboost-model.ts';
 import { trainerPython } from '../src/training/python-trainer.ts';
 import { datasetFromCandles } from '../src/training/sources.ts';
+import { scratchDir } from '../test/support/scratch.ts';
 import { fmt, recordBenchmark } from './report.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -67,7 +67,7 @@ function rate(fn: () => number, reps = 5): number {
 }
 
 const py = trainerPython();
-const dir = mkdtempSync(join(tmpdir(), 'bench-xgb-'));
+const dir = scratchDir('bench-xgb-');
 for (const s of ['BTCUSDT', 'ETHUSDT']) {
   mkdirSync(join(dir, 'candles', s), { recursive: true });
   for (const d of DATES)

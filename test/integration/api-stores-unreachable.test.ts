@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { exitedWithin, runCli } from '../support/cli.ts';
 import { freePort } from '../support/ports.ts';
+import { scratchDir } from '../support/scratch.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -14,7 +14,7 @@ import { waitFor } from '../support/wait.ts';
  * started: the store URL points at a TCP server that accepts and never answers, or at a port where nothing listens.
  * (That it is ready once the store opens, without a restart, is test/unit/api/api-service.test.ts, on DuckDB.)
  */
-const dir = mkdtempSync(join(tmpdir(), 'cc-api-unreachable-'));
+const dir = scratchDir('cc-api-unreachable-');
 const sockets = new Set<Socket>();
 const silent: Server = createServer((s) => {
   sockets.add(s);

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -12,6 +11,7 @@ import { servingModel } from '../../src/inference/model-holder.ts';
 import type { Evaluation } from '../../src/training/evaluation.ts';
 import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { BITSTAMP, bitstampCandles } from '../support/bitstamp.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * `cryptocast backtest` on real data: the default champion (the registry of this checkout, trained by
@@ -45,7 +45,7 @@ function rawCloses(): Map<number, number> {
 }
 
 describe('cryptocast backtest (the default champion, real Bitstamp candles)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-backtest-'));
+  const dir = scratchDir('cc-backtest-');
   const preds = join(dir, 'predictions.csv');
   // The JSON report: an Evaluation plus the backtest's own fields.
   let ev: Evaluation & {

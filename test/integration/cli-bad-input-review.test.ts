@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CLI, exitedWithin, runCli } from '../support/cli.ts';
 import { BINANCE_CAPTURE, KRAKEN_2019_CSV, SHARED_DATA } from '../support/data.ts';
+import { scratchDir } from '../support/scratch.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -44,7 +44,7 @@ function refused(r: Result, pattern: RegExp, exitCode = 2): void {
 
 const made: string[] = [];
 const dir = () => {
-  const d = mkdtempSync(join(tmpdir(), 'cc-review-'));
+  const d = scratchDir('cc-review-');
   made.push(d);
   return d;
 };

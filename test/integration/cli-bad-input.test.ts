@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { ERR } from '../../src/core/errors.ts';
 import { CLI } from '../support/cli.ts';
 import { BINANCE_CAPTURE, KRAKEN_2019_CSV, SHARED_DATA } from '../support/data.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * Bad input at the command line: one clear line naming the problem and its code, exit 2, no stack trace, no hang,
@@ -42,7 +42,7 @@ const sha = (path: string) => createHash('sha256').update(readFileSync(path)).di
 // Every folder a test makes goes at the end (one of them holds a 200 MB file).
 const made: string[] = [];
 const dir = () => {
-  const d = mkdtempSync(join(tmpdir(), 'cc-badinput-'));
+  const d = scratchDir('cc-badinput-');
   made.push(d);
   return d;
 };

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
@@ -19,6 +18,7 @@ import { dashboardState, launchChromium, waitForDashboard, watch } from '../supp
 import { runCli } from '../support/cli.ts';
 import { KRAKEN_REST_TRADES } from '../support/data.ts';
 import { stumpChampionRegistry } from '../support/monitoring.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The dashboard in a real browser (Debian's Chromium, playwright-core), served by a real API over the stores of a
@@ -61,7 +61,7 @@ describe('dashboard in Chromium', () => {
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     env = await stumpChampionRegistry();
-    file = join(mkdtempSync(join(tmpdir(), 'cc-dash-')), 'cryptocast.duckdb');
+    file = join(scratchDir('cc-dash-'), 'cryptocast.duckdb');
     const run = runCli(
       ['run', '--json', '--port', '0', '--store', `duckdb:${file}`, '--data', KRAKEN_REST_TRADES],
       env,
@@ -184,7 +184,7 @@ describe('dashboard in Chromium', () => {
   });
 
   it('no predictions and no champion: the page says how to train one', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-dash-empty-'));
+    const dir = scratchDir('cc-dash-empty-');
     const empty = await startApi({
       bus: new InProcessBus(),
       store: await openPredictionsStore(':memory:'.replace(/^/, 'duckdb:')),

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../support/cli.ts';
 import { SHARED_DATA } from '../support/data.ts';
 import { freePort } from '../support/ports.ts';
+import { scratchDir } from '../support/scratch.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -99,7 +99,7 @@ describe('cryptocast data fetch against a local Binance archive', { skip: !exist
 
   before(async () => {
     archive = await startArchive();
-    dir = mkdtempSync(join(tmpdir(), 'cc-fetch-'));
+    dir = scratchDir('cc-fetch-');
   });
   after(async () => {
     archive.server.closeAllConnections();
@@ -234,7 +234,7 @@ describe('cryptocast data fetch against a local Binance archive', { skip: !exist
   });
 
   test('run --replay reads what was fetched when there are no recordings', async () => {
-    const empty = mkdtempSync(join(tmpdir(), 'cc-noshared-'));
+    const empty = scratchDir('cc-noshared-');
     try {
       const run = runCli(
         [
@@ -267,7 +267,7 @@ describe('cryptocast data fetch against a local Binance archive', { skip: !exist
   });
 
   test('run without the trade recordings replays the last two days that were fetched', async () => {
-    const empty = mkdtempSync(join(tmpdir(), 'cc-noshared-'));
+    const empty = scratchDir('cc-noshared-');
     try {
       const run = runCli(
         ['run', '--no-news', '--port', '0', '--store', `duckdb:${join(empty, 'store.duckdb')}`, '--json'],

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
@@ -18,6 +17,7 @@ import {
   unknownServiceFlags,
   valueFiles,
 } from '../support/deploy.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The Helm chart, offline: helm lint and helm template for the default values and every ci/*-values.yaml, every
@@ -61,7 +61,7 @@ let scratch: string;
 
 before(() => {
   deployTools();
-  scratch = mkdtempSync(join(tmpdir(), 'cryptocast-chart-'));
+  scratch = scratchDir('cryptocast-chart-');
   for (const v of valueFiles()) {
     const text = helmTemplate(v.file);
     renderedText.set(v.name, text);

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import dockerignoreModule from '@balena/dockerignore';
 import { type Dockerfile, DockerfileParser, type ImageTemplate } from 'dockerfile-ast';
 import { deployTools, ROOT, run } from '../support/deploy.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The container images without a Docker engine (there is none on these machines): hadolint and our own rules on
@@ -121,7 +121,7 @@ describe('container images', () => {
   describe('the runtime stage staged in a folder, production dependencies only', () => {
     let stage: string;
     before(() => {
-      stage = mkdtempSync(join(tmpdir(), 'cryptocast-image-'));
+      stage = scratchDir('cryptocast-image-');
       const { stages } = parse('Dockerfile');
       const ignore = dockerignore({ ignorecase: false }).add(
         readFileSync(join(ROOT, '.dockerignore'), 'utf8'),

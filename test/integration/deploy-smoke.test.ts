@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
@@ -19,6 +18,7 @@ import {
 import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
 import { ensureOpenSearch, OPENSEARCH_URL } from '../support/opensearch.ts';
 import { PG_URL } from '../support/postgres.ts';
+import { scratchDir } from '../support/scratch.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -50,7 +50,7 @@ type EnvEntry = {
 
 describe('the chart’s workloads started as processes against real Kafka, PostgreSQL and OpenSearch', () => {
   const children: ChildProcess[] = [];
-  const workdir = mkdtempSync(join(tmpdir(), 'cc-smoke-'));
+  const workdir = scratchDir('cc-smoke-');
   let objects: K8sObject[];
   let apiPort: number;
 

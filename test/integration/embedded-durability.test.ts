@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { LocalRegistry } from '../../src/training/registry/local.ts';
@@ -9,6 +7,7 @@ import { registerModel, stumpModel } from '../support/champion.ts';
 import { runCli } from '../support/cli.ts';
 import { BINANCE_CAPTURE, KRAKEN_REST_TRADES } from '../support/data.ts';
 import { countsInNewProcess } from '../support/duckdb-file.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The embedded default keeps what it reports: `cryptocast run` on a fresh DuckDB file, then the file read by a new
@@ -24,7 +23,7 @@ describe('cryptocast run on the embedded default: nothing reported as stored is 
   const env: NodeJS.ProcessEnv = {};
   before(async () => {
     // A champion of the test's own (a few stumps on real columns), so the test depends on no trained model.
-    const dir = mkdtempSync(join(tmpdir(), 'cc-durable-registry-'));
+    const dir = scratchDir('cc-durable-registry-');
     const ret = MODEL_COLUMNS.indexOf('ret_1m');
     const model = stumpModel(MODEL_COLUMNS.length, [
       { f: Math.max(ret, 0), c: 0, a: -0.4, b: 0.6 },
@@ -39,7 +38,7 @@ describe('cryptocast run on the embedded default: nothing reported as stored is 
     env.CRYPTOCAST_MODEL_NAME = 'cryptocast-price';
   });
 
-  const fresh = () => join(mkdtempSync(join(tmpdir(), 'cc-durable-')), 'cryptocast.duckdb');
+  const fresh = () => join(scratchDir('cc-durable-'), 'cryptocast.duckdb');
   const runArgs = (file: string, extra: string[] = []) => [
     'run',
     '--json',

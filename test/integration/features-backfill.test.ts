@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -15,6 +14,7 @@ import {
 } from '../../src/features/store/store.ts';
 import { runCli } from '../support/cli.ts';
 import { SHARED_DATA } from '../support/data.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The DuckDB backfill in overlapping batches (each written while the next is computed) stores exactly what one batch
@@ -32,7 +32,7 @@ const withBulk = (store: FeatureStore, bulk: BulkWrite): FeatureStore =>
   new Proxy(store, { get: (t, p) => (p === 'bulk' ? bulk : Reflect.get(t, p, t)) });
 
 async function backfilled(bulk: BulkWrite | undefined): Promise<{ rows: unknown[][]; online: unknown[][] }> {
-  const file = join(mkdtempSync(join(tmpdir(), 'feat-backfill-')), 'f.duckdb');
+  const file = join(scratchDir('feat-backfill-'), 'f.duckdb');
   const store = await DuckDbFeatureStore.open(file);
   try {
     const s = bulk === undefined ? store : withBulk(store, bulk);
@@ -78,7 +78,7 @@ describe('features backfill into DuckDB: overlapping batches = one batch', () =>
   });
 
   it('takes no batch after a failed one (no gap in the table), each refused with the first error', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'feat-backfill-')), 'f.duckdb');
+    const file = join(scratchDir('feat-backfill-'), 'f.duckdb');
     const store = await DuckDbFeatureStore.open(file);
     const k = TECHNICAL_SET.columns.length;
     const minutes = (from: number, n: number) => {
@@ -120,7 +120,7 @@ describe('features backfill into DuckDB: overlapping batches = one batch', () =>
     timeout: 600_000,
   }, async (t) => {
     // 150 days of each pair (432,000 rows: three and a half row groups, so several batches and a change of pair).
-    const dir = mkdtempSync(join(tmpdir(), 'feat-backfill-crash-'));
+    const dir = scratchDir('feat-backfill-crash-');
     const zips = join(dir, 'zips');
     mkdirSync(zips);
     for (const s of ['BTCUSDT', 'ETHUSDT'])

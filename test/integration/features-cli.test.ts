@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { TECHNICAL_SET } from '../../src/features/feature-writer.ts';
 import { DuckDbFeatureStore } from '../../src/features/store/duckdb.ts';
 import { KRAKEN_REST_TRADES, SHARED_DATA } from '../support/data.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /** `cryptocast features` on every input the architecture's CSV rule names, and as an idempotent store backfill. */
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -16,7 +16,7 @@ const cc = (args: string[]) => run(join(ROOT, 'bin/cryptocast'), args);
 const BINANCE = join(SHARED_DATA, 'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02', 'BTCUSDT');
 
 describe('cryptocast features', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'feat-cli-'));
+  const dir = scratchDir('feat-cli-');
 
   it('reads the candle CSV of cryptocast candles (trade counts and VWAP included)', async () => {
     await cc(['candles', '--input', KRAKEN_REST_TRADES, '--output', join(dir, 'c.csv')]);

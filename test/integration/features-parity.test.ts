@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -15,6 +14,7 @@ import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { BITSTAMP, bitstampCandles } from '../support/bitstamp.ts';
 import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * One feature code path: the 1-minute Bitstamp recording streamed through the feature *service*, candle by candle,
@@ -56,7 +56,7 @@ describe('features: streaming service = batch command, exactly', () => {
   let batch: string[];
   let candles: Candle[];
   before(async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'feat-')), 'features.csv');
+    const out = join(scratchDir('feat-'), 'features.csv');
     await promisify(execFile)(join(ROOT, 'bin/cryptocast'), [
       'features',
       '--candles',

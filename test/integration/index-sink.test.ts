@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,6 +27,7 @@ import { registerModel, stumpModel } from '../support/champion.ts';
 import { SHARED_DATA } from '../support/data.ts';
 import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
 import { ensureOpenSearch, killOpenSearch, OPENSEARCH_URL, os } from '../support/opensearch.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The index sink on a real OpenSearch node and a real Kafka broker. Real predictions: three days of Binance
@@ -271,10 +270,8 @@ describe('index sink: predictions → a real OpenSearch node', () => {
     await ensureKafka();
     await ensureOpenSearch();
     bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: prefix });
-    store = await openPredictionsStore(
-      `duckdb:${join(mkdtempSync(join(tmpdir(), 'sink-store-')), 'p.duckdb')}`,
-    );
-    const registryDir = mkdtempSync(join(tmpdir(), 'sink-reg-'));
+    store = await openPredictionsStore(`duckdb:${join(scratchDir('sink-store-'), 'p.duckdb')}`);
+    const registryDir = scratchDir('sink-reg-');
     // A small hand-written champion: the predictions vary with the features (two stumps on two inputs).
     const n = MODEL_COLUMNS.length;
     const files = {
@@ -288,7 +285,7 @@ describe('index sink: predictions → a real OpenSearch node', () => {
     await registerModel(new LocalRegistry(registryDir), NAME, MODEL_COLUMNS, files);
     holder = new ChampionHolder(new LocalRegistry(registryDir), {
       name: NAME,
-      cacheDir: mkdtempSync(join(tmpdir(), 'sink-cache-')),
+      cacheDir: scratchDir('sink-cache-'),
     });
     await holder.start();
     predictor = new PredictorService(bus, holder, store, { clock: 'event', maxStalenessMs: 120_000 });
@@ -300,9 +297,7 @@ describe('index sink: predictions → a real OpenSearch node', () => {
       topics.dlq,
     ]);
     await predictor.start();
-    errorsStore = await openErrorsStore(
-      `duckdb:${join(mkdtempSync(join(tmpdir(), 'sink-errors-')), 'e.duckdb')}`,
-    );
+    errorsStore = await openErrorsStore(`duckdb:${join(scratchDir('sink-errors-'), 'e.duckdb')}`);
     monitor = new MonitorService(bus, errorsStore, { clock: 'event' });
     await monitor.start();
   });

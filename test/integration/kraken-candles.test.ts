@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { SHARED_DATA } from '../support/data.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * Correctness bar of issue 2: aggregating Kraken's own REST trade recording with `cryptocast candles` must
@@ -25,7 +25,7 @@ interface Row {
 }
 
 describe('cryptocast candles vs Kraken OHLC (real recording)', async () => {
-  const out = join(mkdtempSync(join(tmpdir(), 'cc-')), 'candles.csv');
+  const out = join(scratchDir('cc-'), 'candles.csv');
   await run('./bin/cryptocast', [
     'candles',
     '--input',

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { Prediction } from '../../src/schemas/prediction.ts';
@@ -9,6 +7,7 @@ import { runCli } from '../support/cli.ts';
 import { assertDeepClose } from '../support/close.ts';
 import { KRAKEN_REST_TRADES } from '../support/data.ts';
 import { allPages, assertErrorsMatch, closesOf, stumpChampionRegistry } from '../support/monitoring.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The monitoring pipeline inside `cryptocast run`: on the recording, `/v1/errors` equals an offline computation from
@@ -22,7 +21,7 @@ describe('monitoring in cryptocast run (embedded)', () => {
     env = await stumpChampionRegistry();
     closes = closesOf(KRAKEN_REST_TRADES);
   });
-  const fresh = () => join(mkdtempSync(join(tmpdir(), 'cc-monitor-')), 'cryptocast.duckdb');
+  const fresh = () => join(scratchDir('cc-monitor-'), 'cryptocast.duckdb');
 
   /** Replays Kraken's 7 hours into `file`, serves, reads everything back over HTTP, stops. */
   async function runAndRead(file: string) {

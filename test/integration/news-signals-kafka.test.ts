@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
@@ -21,6 +20,7 @@ import {
   uniquePrefix,
   waitForGroupCommitted,
 } from '../support/kafka.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The news feature pipeline as separate processes on a real Kafka broker: `service news` replays 12 real recorded
@@ -33,7 +33,7 @@ import {
 describe('news → news-signals as two services on Kafka', () => {
   const children: ChildProcess[] = [];
   const prefix = uniquePrefix('news');
-  const dir = mkdtempSync(join(tmpdir(), 'news-kafka-'));
+  const dir = scratchDir('news-kafka-');
   const file = join(dir, 'news.csv');
   before(async () => {
     await ensureKafka();

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
@@ -19,6 +17,7 @@ import { datasetFromCandles, MODEL_COLUMNS } from '../../src/training/sources.ts
 import { registerModel, trainModels } from '../support/champion.ts';
 import { KRAKEN_REST_TRADES, SHARED_DATA } from '../support/data.ts';
 import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The whole chain — recorded trades → candles → features → the champion (real XGBoost, loaded from a registry) →
@@ -53,7 +52,7 @@ async function predictThrough(
   const predictions = await openPredictionsStore('duckdb::memory:');
   const holder = new ChampionHolder(new LocalRegistry(registryDir), {
     name: NAME,
-    cacheDir: mkdtempSync(join(tmpdir(), 'cc-cache-')),
+    cacheDir: scratchDir('cc-cache-'),
   });
   await holder.start();
   const predictor = new PredictorService(bus, holder, predictions, { clock: 'event' });
@@ -82,7 +81,7 @@ async function predictThrough(
 
 describe('predictions: the same replay through the in-process bus and a real Kafka broker', () => {
   before(ensureKafka);
-  const registryDir = mkdtempSync(join(tmpdir(), 'cc-parity-registry-'));
+  const registryDir = scratchDir('cc-parity-registry-');
   let memory: Awaited<ReturnType<typeof predictThrough>>;
   let kafka: Awaited<ReturnType<typeof predictThrough>>;
   let kafkaBus: KafkaBus;

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { readOhlcv } from '../../src/candles/ohlcv-files.ts';
@@ -24,6 +22,7 @@ import { MODEL_COLUMNS } from '../../src/training/sources.ts';
 import { type ModelFiles, nativePredict, registerModel, trainModels } from '../support/champion.ts';
 import { SHARED_DATA } from '../support/data.ts';
 import { ensureKafka, KAFKA_URL, serviceEnv, uniquePrefix, waitForGroupCommitted } from '../support/kafka.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The predictor on the real Kafka broker: real feature vectors (two days of Binance BTC/USDT and ETH/USDT minutes
@@ -66,7 +65,7 @@ async function fixture(): Promise<Fixture> {
     y.push(1e4 * Math.log(later / v.close));
   }
   const files = trainModels(X, y, 30);
-  const registryDir = mkdtempSync(join(tmpdir(), 'cc-pred-reg-'));
+  const registryDir = scratchDir('cc-pred-reg-');
   await registerModel(new LocalRegistry(registryDir), NAME, MODEL_COLUMNS, files, { horizonMs: HORIZON });
   return { vectors, ready: vectors.filter((v) => v.ready), files, registryDir };
 }
@@ -114,7 +113,7 @@ function startPredictor(prefix: string, storeFile: string, registryDir: string, 
     process.execPath,
     ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', script],
     {
-      cwd: mkdtempSync(join(tmpdir(), 'pred-cwd-')), // the model cache goes there
+      cwd: scratchDir('pred-cwd-'), // the model cache goes there
       env: serviceEnv(prefix, fault),
       stdio: ['ignore', 'inherit', 'inherit'],
     },
@@ -131,13 +130,11 @@ describe('predictor service on Kafka (real features, a real XGBoost champion)', 
   it('publishes and stores one prediction per ready vector, equal to the models called directly', async () => {
     const prefix = uniquePrefix('predictor');
     const bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: prefix });
-    const store = await openPredictionsStore(
-      `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-')), 'p.duckdb')}`,
-    );
+    const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
     const registry = new LocalRegistry(fx.registryDir);
     const holder = new ChampionHolder(registry, {
       name: NAME,
-      cacheDir: mkdtempSync(join(tmpdir(), 'cc-cache-')),
+      cacheDir: scratchDir('cc-cache-'),
     });
     const svc = new PredictorService(bus, holder, store, { clock: 'event', maxStalenessMs: 120_000 });
     try {
@@ -198,7 +195,7 @@ describe('predictor service on Kafka (real features, a real XGBoost champion)', 
     it(`killed with SIGKILL ${when} and restarted: no gaps, no duplicates`, async () => {
       const prefix = uniquePrefix('predcrash');
       const bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: prefix });
-      const storeFile = join(mkdtempSync(join(tmpdir(), 'pred-crash-')), 'p.duckdb');
+      const storeFile = join(scratchDir('pred-crash-'), 'p.duckdb');
       const children: ChildProcess[] = [];
       const start = (fault = '') => {
         const c = startPredictor(prefix, storeFile, fx.registryDir, fault);
@@ -246,12 +243,10 @@ describe('predictor service on Kafka (real features, a real XGBoost champion)', 
     const registry = new LocalRegistry(fx.registryDir);
     const holder = new ChampionHolder(registry, {
       name: NAME,
-      cacheDir: mkdtempSync(join(tmpdir(), 'cc-cache-')),
+      cacheDir: scratchDir('cc-cache-'),
     });
     const refBus = new InProcessBus();
-    const refStore = await openPredictionsStore(
-      `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-ref-')), 'p.duckdb')}`,
-    );
+    const refStore = await openPredictionsStore(`duckdb:${join(scratchDir('pred-ref-'), 'p.duckdb')}`);
     const ref = new PredictorService(refBus, holder, refStore, {
       clock: 'event',
       maxStalenessMs: 120_000,
@@ -274,7 +269,7 @@ describe('predictor service on Kafka (real features, a real XGBoost champion)', 
     // The restart: the feature store (where the feature writer puts them) holds the first day; the topic from the
     // predictor's committed offset on is the second day.
     const secondDay = Date.parse(`${DAYS[1]}T00:00:00Z`);
-    const storeFile = join(mkdtempSync(join(tmpdir(), 'pred-warm-')), 'p.duckdb');
+    const storeFile = join(scratchDir('pred-warm-'), 'p.duckdb');
     const features = await openFeatureStore(`duckdb:${storeFile}`);
     try {
       await features.migrate(TECHNICAL_SET);

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { runCli } from '../support/cli.ts';
 import { KRAKEN_REST_TRADES } from '../support/data.ts';
 import { stumpChampionRegistry } from '../support/monitoring.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The Prometheus rules and the Grafana dashboard shipped in deploy/: promtool accepts the rules, every PromQL
@@ -48,7 +48,7 @@ describe('Prometheus rules and Grafana dashboard (deploy/)', () => {
   });
 
   it('promtool fails on a broken expression (the check can fail)', () => {
-    const bad = join(mkdtempSync(join(tmpdir(), 'cc-prom-')), 'bad.yml');
+    const bad = join(scratchDir('cc-prom-'), 'bad.yml');
     writeFileSync(
       bad,
       'groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: sum(rate(cryptocast_trades_total[5m]) >\n',
@@ -59,7 +59,7 @@ describe('Prometheus rules and Grafana dashboard (deploy/)', () => {
   it('every PromQL expression of the Grafana dashboard parses', () => {
     const exprs = dashboardExprs();
     assert.ok(exprs.length >= 20, `${exprs.length} expressions`);
-    const file = join(mkdtempSync(join(tmpdir(), 'cc-prom-')), 'dashboard-exprs.yml');
+    const file = join(scratchDir('cc-prom-'), 'dashboard-exprs.yml');
     const doc = {
       groups: [
         { name: 'dashboard', rules: exprs.map((e, i) => ({ record: `dashboard:expr_${i}`, expr: e.expr })) },
@@ -72,7 +72,7 @@ describe('Prometheus rules and Grafana dashboard (deploy/)', () => {
 
   it('every metric named in the rules and the dashboard is exported (a real scrape of cryptocast run)', async () => {
     const env = await stumpChampionRegistry();
-    const file = join(mkdtempSync(join(tmpdir(), 'cc-prom-')), 'cryptocast.duckdb');
+    const file = join(scratchDir('cc-prom-'), 'cryptocast.duckdb');
     const run = runCli(
       ['run', '--json', '--serve', '--port', '0', '--store', `duckdb:${file}`, '--data', KRAKEN_REST_TRADES],
       env,

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LocalRegistry } from '../../src/training/registry/local.ts';
@@ -9,6 +7,7 @@ import { registerModel, stumpModel } from '../support/champion.ts';
 import { exitedWithin, runCli } from '../support/cli.ts';
 import { countsInNewProcess } from '../support/duckdb-file.ts';
 import { registerFlatChampion, replayRunArgs } from '../support/embedded-run.ts';
+import { scratchDir } from '../support/scratch.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -18,7 +17,7 @@ import { waitFor } from '../support/wait.ts';
  */
 describe('cryptocast run: a stop during a candle replay', () => {
   it('ends at the next batch with what it reported stored; the next run completes the month', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-stop-registry-'));
+    const dir = scratchDir('cc-stop-registry-');
     const model = stumpModel(MODEL_COLUMNS.length, [
       { f: Math.max(MODEL_COLUMNS.indexOf('ret_1m'), 0), c: 0, a: -0.4, b: 0.6 },
     ]);
@@ -28,7 +27,7 @@ describe('cryptocast run: a stop during a candle replay', () => {
       p90: stumpModel(MODEL_COLUMNS.length, [{ f: 0, c: 0, a: 6, b: 8 }]),
     });
     const env = { CRYPTOCAST_REGISTRY: dir, CRYPTOCAST_MODEL_NAME: 'cryptocast-price' };
-    const file = join(mkdtempSync(join(tmpdir(), 'cc-stop-')), 'cryptocast.duckdb');
+    const file = join(scratchDir('cc-stop-'), 'cryptocast.duckdb');
     const args = replayRunArgs(file, '2022-05');
     const MONTH = 2 * 31 * 1440; // candles of the two pairs
 
@@ -72,7 +71,7 @@ describe('cryptocast run: a stop during a candle replay', () => {
   // embedded-durability.test.ts.) A stop before the replay's end exits 130 (interrupted); one while serving after it
   // is the normal end of `--serve`: exit 0.
   it('SIGTERM while starting, mid-replay and while serving: what was reported is there; the next run completes', async () => {
-    const env = await registerFlatChampion(mkdtempSync(join(tmpdir(), 'cc-term-registry-')));
+    const env = await registerFlatChampion(scratchDir('cc-term-registry-'));
     const DAY = 2 * 1440; // candles of the two pairs
     const args = (file: string, extra: string[] = []) => replayRunArgs(file, '2022-05-09', extra);
     const rows = (file: string, table: string, key: string) => countsInNewProcess(file, table, key);
@@ -108,7 +107,7 @@ describe('cryptocast run: a stop during a candle replay', () => {
       },
     ];
     for (const phase of phases) {
-      const file = join(mkdtempSync(join(tmpdir(), 'cc-term-')), 'cryptocast.duckdb');
+      const file = join(scratchDir('cc-term-'), 'cryptocast.duckdb');
       const stopped = runCli(args(file, phase.extra), env);
       await phase.when(stopped);
       stopped.child.kill('SIGTERM');

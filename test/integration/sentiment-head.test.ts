@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -11,6 +10,7 @@ import { LocalLlmBackend, modelName, modelPath } from '../../src/sentiment/local
 import { predictProba } from '../../src/sentiment/softmax.ts';
 import { CLI } from '../support/cli.ts';
 import { SHARED_DATA } from '../support/data.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The classifier head shipped in models/sentiment/ is what its documented command makes from the documented data.
@@ -42,7 +42,7 @@ interface Head {
 const read = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Head;
 
 async function trainHead(extra: string[]): Promise<Head> {
-  const out = join(mkdtempSync(join(tmpdir(), 'cc-head-')), 'head.json');
+  const out = join(scratchDir('cc-head-'), 'head.json');
   await promisify(execFile)(
     CLI,
     // One thread: llama.cpp's threads wait for each other at every step, so two of them on a 2-core machine that

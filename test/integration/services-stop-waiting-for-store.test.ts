@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exitedWithin, runCli } from '../support/cli.ts';
 import { freePort } from '../support/ports.ts';
+import { scratchDir } from '../support/scratch.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -16,7 +16,7 @@ import { waitFor } from '../support/wait.ts';
  * rather than wait out its 10 s timeout). No PostgreSQL is started; `service api` has its own test
  * (api-stores-unreachable.test.ts).
  */
-const dir = mkdtempSync(join(tmpdir(), 'cc-stop-waiting-'));
+const dir = scratchDir('cc-stop-waiting-');
 const sockets = new Set<Socket>();
 let connections = 0;
 const silent: Server = createServer((s) => {

@@ -1,15 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -18,6 +9,7 @@ import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { runCli } from '../support/cli.ts';
 import { SHARED_DATA } from '../support/data.ts';
 import { sampleModel } from '../support/registry-contract.ts';
+import { scratchDir } from '../support/scratch.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -41,7 +33,7 @@ const fails = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
 
 /** A folder of symlinks to some daily kline zips. */
 function days(symbols: string[], dates: string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-klines-'));
+  const dir = scratchDir('cc-klines-');
   for (const s of symbols) {
     mkdirSync(join(dir, s), { recursive: true });
     for (const d of dates)
@@ -131,7 +123,7 @@ describe('cryptocast evaluate (real klines, real XGBoost)', () => {
   });
 
   it('refuses too little data and constant prices with a clear message (exit 2)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-bad-'));
+    const dir = scratchDir('cc-bad-');
     const rows = (count: number, price: (i: number) => number) =>
       `timestamp,open,high,low,close,volume\n${Array.from({ length: count }, (_, i) => {
         const p = price(i);
@@ -157,7 +149,7 @@ describe('cryptocast evaluate (real klines, real XGBoost)', () => {
     const history = days(['BTCUSDT', 'ETHUSDT'], WEEK);
     const NEXT = ['2022-01-08', '2022-01-09', '2022-01-10'];
     const fresh = days(['BTCUSDT'], NEXT);
-    const preds = join(mkdtempSync(join(tmpdir(), 'cc-history-')), 'predictions.csv');
+    const preds = join(scratchDir('cc-history-'), 'predictions.csv');
     const r = await cc([
       'evaluate',
       '--candles',
@@ -194,7 +186,7 @@ describe('cryptocast evaluate (real klines, real XGBoost)', () => {
 
 describe('cryptocast train and models (local registry)', () => {
   const data = days(['BTCUSDT'], MARCH);
-  const registry = mkdtempSync(join(tmpdir(), 'cc-registry-'));
+  const registry = scratchDir('cc-registry-');
   const reg = ['--registry', registry, '--name', 'btc'];
   const train = (extra: string[] = [], env: NodeJS.ProcessEnv = {}) =>
     cc(['train', '--candles', data, '--tune-seconds', '0', '--json', ...reg, ...extra], env);
@@ -294,7 +286,7 @@ describe('cryptocast train and models (local registry)', () => {
 
 describe('cryptocast train stopped', () => {
   it('SIGINT while the trainer fits: the trainer ends, its work folder goes, nothing is registered (exit 130)', async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'cc-stop-train-'));
+    const tmp = scratchDir('cc-stop-train-');
     const registry = join(tmp, 'registry');
     const run = runCli(
       ['train', '--candles', days(['BTCUSDT'], MARCH), '--tune-seconds', '0', '--registry', registry],
@@ -333,7 +325,7 @@ describe('cryptocast service trainer and tuning', () => {
   const data = days(['BTCUSDT'], MARCH.slice(0, 10));
 
   it('trains once from the feature store: the same dataset (fingerprint) as from the candle files', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-trainer-'));
+    const dir = scratchDir('cc-trainer-');
     const store = `duckdb:${join(dir, 'features.duckdb')}`;
     await cc(['features', '--candles', data, '--store', store]);
     const registry = join(dir, 'registry');
@@ -362,7 +354,7 @@ describe('cryptocast service trainer and tuning', () => {
   });
 
   it('tunes with Optuna within its budget, and the gate refits the champion configuration on the same folds', async () => {
-    const registry = mkdtempSync(join(tmpdir(), 'cc-tune-'));
+    const registry = scratchDir('cc-tune-');
     const reg = ['--registry', registry, '--name', 'tuned'];
     const untunedStart = Date.now();
     await cc(['train', '--candles', data, '--tune-seconds', '0', '--gate-alpha', '1', '--json', ...reg]);
@@ -440,7 +432,7 @@ describe('cryptocast train with the MLflow registry (a real server)', () => {
     const list = JSON.parse((await cc(['models', 'list', '--json', ...reg])).stdout);
     assert.equal(list[alias], 1);
     assert.equal(list.versions.length, 1);
-    const dir = mkdtempSync(join(tmpdir(), 'cc-mlflow-dl-'));
+    const dir = scratchDir('cc-mlflow-dl-');
     const { openRegistry } = await import('../../src/training/registry/open.ts');
     const r = await openRegistry(`mlflow+${BASE}`);
     const files = await r.download(name, 1, dir);

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { XgbModel } from '../../src/inference/xgboost-model.ts';
 import { trainerPython } from '../../src/training/python-trainer.ts';
 import { datasetFromCandles } from '../../src/training/sources.ts';
 import { SHARED_DATA } from '../support/data.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The TypeScript XGBoost runtime against native XGBoost (the trainer's Python) on 10,000 rows of real features
@@ -96,7 +96,7 @@ function nextFloat32(x: number, up: boolean): number {
 const MODELS = ['pseudohuber', 'absolute', 'squared', 'p10', 'averaged'] as const;
 
 describe('XgbModel: parity with native XGBoost on real features', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-xgb-parity-'));
+  const dir = scratchDir('cc-xgb-parity-');
   let py: string;
   let k = 0;
   let X: Float32Array;

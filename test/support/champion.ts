@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { trainerPython } from '../../src/training/python-trainer.ts';
 import type { ModelCard, ModelRegistry, NewModelCard } from '../../src/training/registry/registry.ts';
+import { scratchDir } from './scratch.ts';
 
 /**
  * Models for predictor tests: tiny hand-written XGBoost JSON documents (the layout XGBoost 3.x's `save_model`
@@ -84,7 +84,7 @@ export async function registerModel(
   files: ModelFiles,
   o: { champion?: boolean; horizonMs?: number } = {},
 ): Promise<ModelCard> {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-champion-'));
+  const dir = scratchDir('cc-champion-');
   writeFileSync(join(dir, 'model.json'), files.model);
   writeFileSync(join(dir, 'p10.json'), files.p10);
   writeFileSync(join(dir, 'p90.json'), files.p90);
@@ -117,7 +117,7 @@ export function trainModels(
   y: readonly number[],
   rounds = 40,
 ): ModelFiles {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-train-'));
+  const dir = scratchDir('cc-train-');
   const k = X[0]!.length;
   const flat = new Float32Array(X.length * k);
   X.forEach((row, i) => {
@@ -157,7 +157,7 @@ export function nativePredict(
   files: ModelFiles,
   X: readonly (readonly (number | null)[])[],
 ): { model: Float32Array; p10: Float32Array; p90: Float32Array } {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-native-'));
+  const dir = scratchDir('cc-native-');
   const k = X[0]!.length;
   const flat = new Float32Array(X.length * k);
   X.forEach((row, i) => {

@@ -1,10 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { after } from 'node:test';
 import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { MODEL_COLUMNS } from '../../src/training/sources.ts';
 import { registerModel, stumpModel } from './champion.ts';
+import { scratchDir } from './scratch.ts';
 
 /**
  * What the tests of `cryptocast run` on the embedded default share: the command line of a replay into a store file,
@@ -47,7 +46,7 @@ export function tempDirs(): (prefix: string) => string {
     for (const d of made) rmSync(d, { recursive: true, force: true });
   });
   return (prefix) => {
-    const d = mkdtempSync(join(tmpdir(), prefix));
+    const d = scratchDir(prefix);
     made.push(d);
     return d;
   };

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Prediction } from '../../src/schemas/prediction.ts';
 import type { PredictionError } from '../../src/schemas/prediction-error.ts';
@@ -9,10 +8,11 @@ import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { MODEL_COLUMNS } from '../../src/training/sources.ts';
 import { registerModel, stumpModel } from './champion.ts';
 import { CLI } from './cli.ts';
+import { scratchDir } from './scratch.ts';
 
 /** A registry of the test's own with a champion of a few stumps on real columns (no trained model needed). */
 export async function stumpChampionRegistry(): Promise<NodeJS.ProcessEnv> {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-registry-'));
+  const dir = scratchDir('cc-registry-');
   const ret = Math.max(MODEL_COLUMNS.indexOf('ret_1m'), 0);
   await registerModel(new LocalRegistry(dir), 'cryptocast-price', MODEL_COLUMNS, {
     model: stumpModel(MODEL_COLUMNS.length, [
@@ -27,7 +27,7 @@ export async function stumpChampionRegistry(): Promise<NodeJS.ProcessEnv> {
 
 /** Candle closes by `pair|windowEnd`, made by the batch command from the same trades file. */
 export function closesOf(tradesFile: string): Map<string, number> {
-  const out = join(mkdtempSync(join(tmpdir(), 'cc-closes-')), 'candles.csv');
+  const out = join(scratchDir('cc-closes-'), 'candles.csv');
   execFileSync(CLI, ['candles', '--input', tradesFile, '--output', out], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import type { ModelRegistry, NewModelCard } from '../../src/training/registry/registry.ts';
+import { scratchDir } from './scratch.ts';
 
 /** A minimal valid card for model `name` with artifacts model.json and report.md written to a temp folder. */
 export function sampleModel(name: string, tag: string): { card: NewModelCard; dir: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-model-'));
+  const dir = scratchDir('cc-model-');
   writeFileSync(join(dir, 'model.json'), JSON.stringify({ learner: { tag } }));
   writeFileSync(join(dir, 'report.md'), `# report ${tag}\n`);
   writeFileSync(join(dir, 'not-listed.bin'), 'must not be stored');
@@ -65,7 +65,7 @@ export function registryContract(open: () => Promise<ModelRegistry>): void {
         [1, 2],
       );
       assert.equal(await reg.get(m, 3), undefined);
-      const out = mkdtempSync(join(tmpdir(), 'cc-dl-'));
+      const out = scratchDir('cc-dl-');
       const files = await reg.download(m, 1, out);
       assert.deepEqual(Object.keys(files).sort(), ['model.json', 'report.md']);
       assert.equal(JSON.parse(readFileSync(files['model.json']!, 'utf8')).learner.tag, 'a');

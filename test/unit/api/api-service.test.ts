@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { championCard, startApi } from '../../../src/api/api-service.ts';
@@ -10,6 +9,7 @@ import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import type { ModelCard, ModelRegistry } from '../../../src/training/registry/registry.ts';
 import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
+import { scratchDir } from '../../support/scratch.ts';
 import { settlesWithin, waitFor } from '../../support/wait.ts';
 
 const MIN = 60_000;
@@ -57,7 +57,7 @@ test('startApi: cold start from the store, live from the bus, served over HTTP; 
 });
 
 test('startApi on a store still opening: listens at once, 503s naming the store, ready once it opens (no restart)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-api-opening-'));
+  const dir = scratchDir('cc-api-opening-');
   const url = `duckdb:${join(dir, 'p.duckdb')}`;
   const seed = await openPredictionsStore(url);
   await seed.write([prediction('ETH/USD', T0)]);

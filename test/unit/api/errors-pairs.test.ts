@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { mock, test } from 'node:test';
 import { ErrorsFeed, STORE_PAIRS_TTL_MS } from '../../../src/api/errors-feed.ts';
@@ -11,6 +10,7 @@ import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts'
 import { openErrorsStore } from '../../../src/monitoring/store/open.ts';
 import { prediction } from '../../support/factories.ts';
 import { MemoryPredictionsStore } from '../../support/memory-predictions-store.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 const T = Date.UTC(2026, 0, 5, 0, 0);
 const M = 60_000;
@@ -18,7 +18,7 @@ const record = (pair: string) =>
   scorePrediction(prediction({ pair, windowEnd: T, predictedClose: 101 }), 100, T + 5 * M);
 
 test('/v1/errors and /v1/quality reuse the store’s pair list; a pair only in the store appears within the TTL', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-errors-pairs-'));
+  const dir = scratchDir('cc-errors-pairs-');
   const real = await openErrorsStore(`duckdb:${join(dir, 'e.duckdb')}`);
   await real.write([record('BTC/USD')]);
   // The real DuckDB store, with its `SELECT DISTINCT pair` counted.
@@ -70,7 +70,7 @@ test('/v1/errors and /v1/quality reuse the store’s pair list; a pair only in t
 });
 
 test('on the event clock before any record is in the feed, /v1/quality and /v1/errors answer (empty windows), not 500', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-errors-event-'));
+  const dir = scratchDir('cc-errors-event-');
   const store = await openErrorsStore(`duckdb:${join(dir, 'e.duckdb')}`);
   await store.write([record('BTC/USD')]); // the pair is known (the store), the feed has heard nothing yet
   mock.timers.enable({ apis: ['Date'], now: T + M });

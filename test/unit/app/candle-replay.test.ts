@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { klineFiles, replayRange } from '../../../src/app/candle-replay.ts';
 import type { CryptocastError } from '../../../src/core/errors.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 describe('--replay ranges', () => {
   it('a month, a day, and inclusive ranges of either, in UTC', () => {
@@ -28,7 +26,7 @@ describe('--replay ranges', () => {
 });
 
 describe('--replay of months nobody recorded', () => {
-  const empty = mkdtempSync(join(tmpdir(), 'cc-replay-'));
+  const empty = scratchDir('cc-replay-');
   const klines = ['BTCUSDT', 'ETHUSDT'].map((symbol) => ({ symbol, folders: [empty] }));
   const hint = (range: string) => {
     try {

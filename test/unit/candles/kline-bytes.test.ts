@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -9,6 +8,7 @@ import { KlineLine, parseKlineLines } from '../../../src/candles/kline-bytes.ts'
 import { type OhlcvBatch, readOhlcv } from '../../../src/candles/ohlcv-files.ts';
 import { zipEntries } from '../../../src/candles/zip-entries.ts';
 import { SHARED_DATA } from '../../support/data.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 /**
  * The byte parser (the fast path for headerless kline files inside zips) against the general CSV path (csv-parse,
@@ -29,7 +29,7 @@ async function read(path: string, pair?: string): Promise<OhlcvBatch> {
 
 /** The same CSV text as `NAME.zip` (fast path) and `NAME.csv` (general path). */
 function bothWays(text: string | Uint8Array, name = 'BTCUSDT-1m-2022-01-01'): { zip: string; csv: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'klines-'));
+  const dir = scratchDir('klines-');
   const bytes = typeof text === 'string' ? new TextEncoder().encode(text) : text;
   writeFileSync(join(dir, `${name}.zip`), zipSync({ [`${name}.csv`]: bytes }));
   writeFileSync(join(dir, `${name}.csv`), bytes);

@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ERR } from '../../../src/core/errors.ts';
 import { LocalRegistry } from '../../../src/training/registry/local.ts';
 import { registerModel, stumpModel } from '../../support/champion.ts';
 import { exitedWithin, runCli } from '../../support/cli.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 describe('backtest refuses a model that does not fit the question (docs/training.md: CC_ERR_MODEL_MISMATCH)', () => {
   it('another --horizon than the model’s: CC_ERR_MODEL_MISMATCH, exit 2, a hint about the horizon', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-backtest-'));
+    const dir = scratchDir('cc-backtest-');
     const registry = new LocalRegistry(join(dir, 'registry'));
     const stump = stumpModel(1, [{ f: 0, c: 0, a: -1, b: 1 }]);
     await registerModel(registry, 'm', ['ret_1m'], { model: stump, p10: stump, p90: stump });

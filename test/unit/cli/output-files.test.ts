@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ERR } from '../../../src/core/errors.ts';
 import { exitedWithin, runCli } from '../../support/cli.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 describe('candles and features --output: written whole or not at all', () => {
   it('candles that all fail (no pair) are refused with CC_ERR_INPUT and leave no output file', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-features-'));
+    const dir = scratchDir('cc-features-');
     const candles = join(dir, 'c.csv');
     writeFileSync(
       candles,
@@ -23,7 +23,7 @@ describe('candles and features --output: written whole or not at all', () => {
   });
 
   it('candles: a trades file whose rows all fail is refused with CC_ERR_INPUT and leaves no output file', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-candles-'));
+    const dir = scratchDir('cc-candles-');
     const trades = join(dir, 't.csv');
     writeFileSync(trades, 'timestamp,price,amount\n1700000000,abc,1\n');
     const output = join(dir, 'c.csv');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -8,6 +8,7 @@ import { BUS_SERVICES } from '../../../src/config/service-env.ts';
 import { ERR, type ErrorKind } from '../../../src/core/errors.ts';
 import { exitedWithin, runCli } from '../../support/cli.ts';
 import { KRAKEN_2019_CSV, SHARED_DATA } from '../../support/data.ts';
+import { scratchDir } from '../../support/scratch.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /** Exit 2, one line naming the problem with its code, no stack trace; within `ms` (a command that runs on fails). */
@@ -38,7 +39,7 @@ describe('the CLI refuses with a stable code', () => {
   });
 
   it('train with both --candles and --store: refused, not one of them silently ignored', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    const dir = scratchDir('cc-usage-');
     const stderr = await refused(
       [
         'train',
@@ -55,7 +56,7 @@ describe('the CLI refuses with a stable code', () => {
   });
 
   it('run: pairs a replay does not hold are reported as where they came from (flag or CRYPTOCAST_PAIRS)', async () => {
-    const store = `duckdb:${join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 's.duckdb')}`;
+    const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
     const args = ['run', '--replay', '2022-05-09', '--port', '0', '--store', store];
     const fromEnv = runCli(args, { CRYPTOCAST_PAIRS: 'BTC/USD' });
     assert.equal(
@@ -70,14 +71,14 @@ describe('the CLI refuses with a stable code', () => {
   });
 
   it('models: a version or a champion that is not there', async () => {
-    const registry = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    const registry = scratchDir('cc-usage-');
     await refused(['models', 'show', '9', '--registry', registry], ERR.MODEL_VERSION);
     await refused(['models', 'rollback', '--registry', registry], ERR.MODEL_VERSION);
     await refused(['models', 'show', 'nine', '--registry', registry], ERR.USAGE);
   });
 
   it('a missing input file and a bad setting', async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 'c.csv');
+    const out = join(scratchDir('cc-usage-'), 'c.csv');
     await refused(['candles', '--input', '/nonexistent/trades.csv', '--output', out], ERR.INPUT);
     const run = runCli(['service', 'trades', '--bus', 'memory'], { CRYPTOCAST_EXCHANGES: 'kraken,nasdaq' });
     assert.equal(await run.exited, ERR.CONFIG.exitCode);
@@ -87,7 +88,7 @@ describe('the CLI refuses with a stable code', () => {
 
 describe('missing recordings', () => {
   it('run without the shared recordings (nor fetched klines): CC_ERR_INPUT, naming the file and the ways out', async () => {
-    const empty = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    const empty = scratchDir('cc-usage-');
     const run = runCli(['run', '--store', `duckdb:${join(empty, 's.duckdb')}`], {
       CRYPTOCAST_SHARED_DATA: join(empty, 'shared'),
       CRYPTOCAST_DATA_DIR: join(empty, 'public'),
@@ -100,7 +101,7 @@ describe('missing recordings', () => {
 
 describe('durations: a unit is required, and the trainer’s schedule has a floor', () => {
   it('service trainer --every 0s | 7 | 30s and service candles --grace 5 are refused before anything starts', async () => {
-    const store = `duckdb:${join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 's.duckdb')}`;
+    const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
     assert.match(
       await refused(['service', 'trainer', '--store', store, '--every', '0s'], ERR.USAGE, 20_000),
       /--every must be at least 1m/,
@@ -120,7 +121,7 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
   });
 
   it('service predictor --poll 5 | --max-staleness 5: a unit is required there too (they took seconds)', async () => {
-    const store = `duckdb:${join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 's.duckdb')}`;
+    const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
     const predictor = ['service', 'predictor', '--bus', 'memory', '--store', store];
     for (const flag of ['--poll', '--max-staleness'])
       assert.match(
@@ -170,7 +171,7 @@ describe('a bus URL the transport cannot use', () => {
         '--until',
         '2025-01-01T00:01:00Z',
         '--state',
-        join(mkdtempSync(join(tmpdir(), 'cc-usage-')), 'state.json'),
+        join(scratchDir('cc-usage-'), 'state.json'),
         '--bus',
         'foo',
       ],
@@ -250,7 +251,7 @@ describe('evaluate, train and backtest check every flag before loading anything'
   });
 
   it('train: a registry it cannot use is said before the data is loaded', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'cc-reg-')), 'registry');
+    const file = join(scratchDir('cc-reg-'), 'registry');
     writeFileSync(file, 'not a folder\n');
     const stderr = await refused(['train', '--candles', KRAKEN_2019_CSV, '--registry', file], ERR.REGISTRY);
     assert.match(stderr, /is not a folder/);
@@ -258,7 +259,7 @@ describe('evaluate, train and backtest check every flag before loading anything'
   });
 
   it('backtest: bad --aci-gamma, --aci-window, --horizon before the registry and the candles', async () => {
-    const registry = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    const registry = scratchDir('cc-usage-');
     const args = ['backtest', '--model', 'champion', '--candles', missing, '--registry', registry];
     assert.match(await refused([...args, '--aci-gamma', '2'], ERR.USAGE), /--aci-gamma/);
     assert.match(await refused([...args, '--aci-window', '0'], ERR.USAGE), /--aci-window/);
@@ -268,7 +269,7 @@ describe('evaluate, train and backtest check every flag before loading anything'
 
 describe('one kind, one code, whatever the command', () => {
   it('a pair that is not one: CC_ERR_PAIR from every command with --pair, --pairs or --as-pair', async () => {
-    const d = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    const d = scratchDir('cc-usage-');
     const zip = join(
       SHARED_DATA,
       'binance-spot-1m-btcusdt-ethusdt-daily-2022-01_2023-02/BTCUSDT/BTCUSDT-1m-2022-01-01.zip',
@@ -306,7 +307,7 @@ describe('one kind, one code, whatever the command', () => {
   });
 
   it('a version that is not registered: CC_ERR_MODEL_VERSION from backtest --model as from models show (it was USAGE)', async () => {
-    const registry = mkdtempSync(join(tmpdir(), 'cc-usage-'));
+    const registry = scratchDir('cc-usage-');
     const reg = ['--registry', registry];
     await refused(['models', 'show', '99', ...reg], ERR.MODEL_VERSION);
     await refused(['models', 'promote', '99', ...reg], ERR.MODEL_VERSION);

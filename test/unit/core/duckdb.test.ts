@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, symlinkSync, truncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, symlinkSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { duckDbUsers, openDuckDb } from '../../../src/core/duckdb.ts';
 import { type CryptocastError, ERR } from '../../../src/core/errors.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 describe('openDuckDb: one database per file per process', () => {
   it('shares one instance between every session on a file (symlinked folders included) and closes it with the last', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'duck-'));
-    const link = join(tmpdir(), `duck-link-${process.pid}-${Date.now()}`);
+    const dir = scratchDir('duck-');
+    const link = join(scratchDir('duck-link-'), 'link');
     symlinkSync(dir, link);
     const file = join(dir, 'a.duckdb');
     const a = await openDuckDb(file);
@@ -34,7 +34,7 @@ describe('openDuckDb: one database per file per process', () => {
   });
 
   it('an open racing the close of the last session waits for it (never two instances on a file)', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'duck-')), 'race.duckdb');
+    const file = join(scratchDir('duck-'), 'race.duckdb');
     for (let i = 0; i < 20; i++) {
       const s = await openDuckDb(file);
       await s.conn.run('CREATE TABLE IF NOT EXISTS t (x INTEGER)');
@@ -99,7 +99,7 @@ describe('openDuckDb: one database per file per process', () => {
   });
 
   it('a DuckDB file cut short: CC_ERR_STORE_URL naming it, the hint says it is damaged; the file is not changed', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'duck-')), 'cut.duckdb');
+    const file = join(scratchDir('duck-'), 'cut.duckdb');
     // Made and closed (checkpointed) here, outside openDuckDb, whose last close checkpoints in the background.
     const db = await DuckDBInstance.create(file);
     const c = await db.connect();
@@ -127,7 +127,7 @@ describe('openDuckDb: one database per file per process', () => {
         await session.close();
       }
     };
-    const dir = mkdtempSync(join(tmpdir(), 'cc-duck-threads-'));
+    const dir = scratchDir('cc-duck-threads-');
     const before = process.env.CRYPTOCAST_DUCKDB_THREADS;
     try {
       delete process.env.CRYPTOCAST_DUCKDB_THREADS;

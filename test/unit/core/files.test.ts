@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type CryptocastError, ERR } from '../../../src/core/errors.ts';
@@ -11,8 +10,9 @@ import {
   lockForThisProcess,
   refuseOverwritingInput,
 } from '../../../src/core/files.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
-const dir = () => mkdtempSync(join(tmpdir(), 'cc-files-'));
+const dir = () => scratchDir('cc-files-');
 const code = (c: string) => (e: CryptocastError) => e.code === c;
 
 describe('files the CLI writes', () => {

@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { backfillFeatures } from '../../../src/features/backfill.ts';
 import type { BulkWrite, FeatureColumns, FeatureStore } from '../../../src/features/store/store.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 /**
  * The backfill's hand-over to a store that takes overlapping batches (`bulk.overlap`): a buffer is never touched
  * while its write is in flight, every row arrives once and in order, and an error of either side comes out.
  * A fake store (it only takes batches); the real DuckDB path is test/integration/features-backfill.test.ts.
  */
-const dir = mkdtempSync(join(tmpdir(), 'backfill-unit-'));
+const dir = scratchDir('backfill-unit-');
 const T0 = Date.UTC(2022, 0, 1);
 /** Headerless Binance klines, `n` minutes from `from`. */
 function klines(name: string, from: number, n: number): string {

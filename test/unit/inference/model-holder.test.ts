@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
@@ -16,6 +15,7 @@ import {
 } from '../../../src/training/registry/registry.ts';
 import { type ModelFiles, registerModel, stumpModel } from '../../support/champion.ts';
 import { featureVector } from '../../support/factories.ts';
+import { scratchDir } from '../../support/scratch.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /**
@@ -45,8 +45,8 @@ function files(shift = 0): ModelFiles {
 }
 
 function setup() {
-  const registry = new LocalRegistry(mkdtempSync(join(tmpdir(), 'cc-reg-')));
-  const cacheDir = mkdtempSync(join(tmpdir(), 'cc-cache-'));
+  const registry = new LocalRegistry(scratchDir('cc-reg-'));
+  const cacheDir = scratchDir('cc-cache-');
   const name = 'price';
   const holder = (reg: ModelRegistry = registry, pollMs = 60_000) =>
     new ChampionHolder(reg, { name, cacheDir, pollMs, logger: quiet });
@@ -217,9 +217,9 @@ describe('ChampionHolder', () => {
 describe('the model cache shared by every run in a working folder', () => {
   it("two registries holding the same name and version never serve each other's files", async () => {
     // Two runs in one folder (one cache), each on its own registry with its own "price" v1.
-    const cacheDir = mkdtempSync(join(tmpdir(), 'cc-cache-'));
-    const regA = new LocalRegistry(mkdtempSync(join(tmpdir(), 'cc-reg-a-')));
-    const regB = new LocalRegistry(mkdtempSync(join(tmpdir(), 'cc-reg-b-')));
+    const cacheDir = scratchDir('cc-cache-');
+    const regA = new LocalRegistry(scratchDir('cc-reg-a-'));
+    const regB = new LocalRegistry(scratchDir('cc-reg-b-'));
     await registerModel(regA, 'price', COLUMNS, files(0));
     await registerModel(regB, 'price', COLUMNS, files(100));
     const hB = new ChampionHolder(regB, { name: 'price', cacheDir, logger: quiet });
@@ -248,8 +248,8 @@ describe('the model cache shared by every run in a working folder', () => {
 
   it('two runs on the same registry loading the same version at once: each copies into a folder of its own', async () => {
     // Into one shared folder, one run's copy (a truncate, then a write) could be read half-written by the other.
-    const cacheDir = mkdtempSync(join(tmpdir(), 'cc-cache-'));
-    const reg = new LocalRegistry(mkdtempSync(join(tmpdir(), 'cc-reg-')));
+    const cacheDir = scratchDir('cc-cache-');
+    const reg = new LocalRegistry(scratchDir('cc-reg-'));
     await registerModel(reg, 'price', COLUMNS, files(0));
     const dirs: string[] = [];
     let inside = 0;

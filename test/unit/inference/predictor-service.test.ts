@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
@@ -15,6 +13,7 @@ import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import type { ModelCard } from '../../../src/training/registry/registry.ts';
 import { featureVector } from '../../support/factories.ts';
+import { scratchDir } from '../../support/scratch.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /** The service on the in-process bus and a DuckDB file: what is predicted, skipped, stored and published. */
@@ -55,9 +54,7 @@ async function setup(
 ) {
   const { clock = 'event', logger = quiet, adaptiveConformal = false, history, shrinkage = false } = o;
   const bus = new InProcessBus();
-  const store = await openPredictionsStore(
-    `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-')), 'p.duckdb')}`,
-  );
+  const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
   const holder = { current: () => current };
   const svc = new PredictorService(bus, holder, store, {
     clock,
@@ -226,9 +223,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
 
   it('uses the champion current at each vector: a promotion mid-stream changes the version, nothing is lost', async () => {
     const bus = new InProcessBus();
-    const store = await openPredictionsStore(
-      `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-')), 'p.duckdb')}`,
-    );
+    const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
     let current: ServingModel = model;
     const svc = new PredictorService(bus, { current: () => current }, store, {
       clock: 'event',
@@ -258,9 +253,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
 
   it('holds the features while the registry does not answer, then predicts every one of them (none skipped)', async () => {
     const bus = new InProcessBus();
-    const store = await openPredictionsStore(
-      `duckdb:${join(mkdtempSync(join(tmpdir(), 'pred-')), 'p.duckdb')}`,
-    );
+    const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
     let served: ServingModel | undefined;
     let reachable = false;
     let asked = 0;

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -19,6 +18,7 @@ import {
   REAL_KRAKEN_TRADE as krakenTrade,
   mutateFields,
 } from '../../support/fuzz.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 /**
  * Property-based fuzzing of every parser with malformed and hostile input: wrong types, NaN/Infinity,
@@ -120,7 +120,7 @@ describe('fuzzing the live frame parsers', () => {
 });
 
 describe('fuzzing the recorded-file readers', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fuzz-'));
+  const dir = scratchDir('fuzz-');
   let n = 0;
   async function read(content: string | Buffer, format: TradeFileFormat) {
     const path = join(dir, `f${n++}`);

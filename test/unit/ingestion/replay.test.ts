@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -14,6 +13,7 @@ import { type DeadLetter, DeadLetterSchema } from '../../../src/schemas/dlq.ts';
 import { type Trade, type Watermark, WatermarkSchema } from '../../../src/schemas/trade.ts';
 import { BINANCE_CAPTURE, KRAKEN_2019_CSV } from '../../support/data.ts';
 import { coded } from '../../support/errors.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 /** Every sink call, in order, with its batch boundaries. */
 type Call =
@@ -64,7 +64,7 @@ async function replay(options: ReplayOptions, sink = new LogSink(), signal = new
   return sink;
 }
 
-const tmp = mkdtempSync(join(tmpdir(), 'cc-replay-'));
+const tmp = scratchDir('cc-replay-');
 function tmpFile(name: string, content: string | Uint8Array): string {
   const path = join(tmp, name);
   writeFileSync(path, content);

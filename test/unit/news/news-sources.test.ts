@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CryptocastError } from '../../../src/core/errors.ts';
@@ -14,6 +13,7 @@ import type { NewsSink } from '../../../src/news/source.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { type NewsItem, NewsItemSchema } from '../../../src/schemas/news.ts';
 import { SHARED_DATA } from '../../support/data.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 const NOW = Date.UTC(2023, 2, 13, 12);
 
@@ -115,7 +115,7 @@ describe('recorded news (the real recording)', () => {
   });
 
   it('a recording that cannot be read (missing, not gzip) fails run() with CC_ERR_INPUT naming it, no crash', async () => {
-    const d = mkdtempSync(join(tmpdir(), 'cc-news-'));
+    const d = scratchDir('cc-news-');
     const notGzip = join(d, 'news.csv.gz');
     writeFileSync(notGzip, 'date;title\n');
     const sink = new Sink();

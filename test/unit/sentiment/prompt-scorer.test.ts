@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { redirectLogLines } from '../../../src/core/log.ts';
@@ -8,6 +7,7 @@ import { type Sentiment, type SentimentBackend, SentimentError } from '../../../
 import { MAX_TEXT_CHARS, parseAnswer, prepareText } from '../../../src/sentiment/prompt.ts';
 import { SentimentScorer } from '../../../src/sentiment/scorer.ts';
 import { fitSoftmax, predictProba } from '../../../src/sentiment/softmax.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 /** A scripted backend: answers from a function, counts calls. */
 class FakeBackend implements SentimentBackend {
@@ -141,7 +141,7 @@ describe('SentimentScorer: cache → backend → baseline fallback', () => {
   });
 
   it('persists the cache across restarts and ignores a torn last line', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'cc-cache-')), 'cache.jsonl');
+    const file = join(scratchDir('cc-cache-'), 'cache.jsonl');
     const a = new FakeBackend('fake:a', 'p1', positive);
     await new SentimentScorer({ primary: a, cacheFile: file }).score('BTC up');
     appendFileSync(file, '{"k":"torn');
@@ -160,7 +160,7 @@ describe('SentimentScorer: cache → backend → baseline fallback', () => {
   });
 
   it('a cache file that stops taking writes (full disk): one warning naming it, answers still used', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'cc-cache-')), 'cache.jsonl');
+    const file = join(scratchDir('cc-cache-'), 'cache.jsonl');
     const a = new FakeBackend('fake:a', 'p1', positive);
     const scorer = new SentimentScorer({ primary: a, cacheFile: file });
     // Every write to /dev/full fails with ENOSPC, as on a full disk; linked after the constructor read the file.

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { DuckDBConnection } from '@duckdb/node-api';
@@ -12,6 +10,7 @@ import { tableName } from '../../../src/features/store/store.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import { DuckDbTable } from '../../../src/stores/duckdb-table.ts';
 import { featureVector, MIN, T0 } from '../../support/factories.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 /**
  * A write whose COMMIT fails must fail with that failure. After a failed COMMIT DuckDB has already rolled the
@@ -37,7 +36,7 @@ const sessionOf = (store: unknown) => (store as { session: DuckDbSession }).sess
 
 describe('a DuckDB write whose COMMIT fails reports the COMMIT’s error', () => {
   it('DuckDbTable (predictions, error records, candles)', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'duck-commit-')), 't.duckdb');
+    const file = join(scratchDir('duck-commit-'), 't.duckdb');
     const table = await DuckDbTable.open(CANDLES_SPEC, file);
     const other = await openDuckDb(file);
     const candle: Candle = {
@@ -71,7 +70,7 @@ describe('a DuckDB write whose COMMIT fails reports the COMMIT’s error', () =>
   });
 
   it('DuckDbFeatureStore, a write that upserts (rows older than the table’s)', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'duck-commit-')), 'f.duckdb');
+    const file = join(scratchDir('duck-commit-'), 'f.duckdb');
     const store = await DuckDbFeatureStore.open(file);
     await store.migrate(TECHNICAL_SET);
     const other = await openDuckDb(file);

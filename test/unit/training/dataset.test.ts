@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -18,6 +17,7 @@ import {
 } from '../../../src/training/dataset.ts';
 import { datasetFromCandles } from '../../../src/training/sources.ts';
 import { SHARED_DATA } from '../../support/data.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 const MIN = 60_000;
 const T0 = Date.UTC(2024, 0, 1, 12, 0);
@@ -80,7 +80,7 @@ describe('DatasetBuilder: targets by timestamp', () => {
     const gapAt = 300; // delete minute 300 (05:00 UTC)
     const gapEnd = candles[gapAt]!.windowEnd;
     const kept = candles.filter((_, i) => i !== gapAt);
-    const dir = mkdtempSync(join(tmpdir(), 'cc-ds-gap-'));
+    const dir = scratchDir('cc-ds-gap-');
     writeFileSync(join(dir, 'btc.csv'), toCsv(kept));
     const h = 5 * MIN;
     const { dataset: ds, resets } = await datasetFromCandles(dir, { horizonMs: h });
@@ -249,7 +249,7 @@ describe('writeDataset', () => {
     for (let i = 0; i < 7; i++) b.add(row('BTC/USD', i, closeOf(i), [i / 3, 2, Number.NaN]));
     const ds = b.build();
     assert.equal(ds.n, 12);
-    const dir = mkdtempSync(join(tmpdir(), 'cc-ds-write-'));
+    const dir = scratchDir('cc-ds-write-');
     await writeDataset(ds, dir);
     assert.equal(statSync(join(dir, 'X.f32')).size, ds.n * 3 * 4);
     assert.equal(statSync(join(dir, 'meta.f64')).size, ds.n * 4 * 8);
@@ -278,7 +278,7 @@ describe('writeDataset', () => {
     const b = new DatasetBuilder(['ret_60m', 'rv_60m', 'c'], { horizonMs: 5 * MIN });
     for (let i = 0; i < 20; i++) b.add(row('BTC/USD', i, closeOf(i), [0.001 * i, 0.002 + i * 1e-4, i]));
     const ds = b.build();
-    const dir = mkdtempSync(join(tmpdir(), 'cc-ds-read-'));
+    const dir = scratchDir('cc-ds-read-');
     await writeDataset(ds, dir);
     const back = await readDataset(dir);
     assert.deepEqual(back.columns, ds.columns);
@@ -356,7 +356,7 @@ function shuffleAfter(candles: readonly CandleInput[], cut: number, seed: number
 }
 
 async function build(candles: readonly CandleInput[], horizonMs: number): Promise<Dataset> {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-ds-leak-'));
+  const dir = scratchDir('cc-ds-leak-');
   writeFileSync(join(dir, 'candles.csv'), toCsv(candles));
   const r = await datasetFromCandles(dir, { horizonMs });
   assert.equal(r.rejects.length, 0, JSON.stringify(r.rejects.slice(0, 3)));
@@ -429,7 +429,7 @@ describe('leakage: the future cannot change a past row (real Binance minutes)', 
   });
 
   it('the CSV the test writes yields the same dataset as the original zips', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-ds-zip-'));
+    const dir = scratchDir('cc-ds-zip-');
     const { copyFileSync } = await import('node:fs');
     for (const f of ['BTCUSDT-1m-2022-01-01.zip', 'BTCUSDT-1m-2022-01-02.zip'])
       copyFileSync(join(BINANCE, 'BTCUSDT', f), join(dir, f));

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ERR, fail } from '../../../../src/core/errors.ts';
 import { TECHNICAL_SET } from '../../../../src/features/feature-writer.ts';
 import { withFeatureStore } from '../../../../src/features/store/open.ts';
 import { coded } from '../../../support/errors.ts';
+import { scratchDir } from '../../../support/scratch.ts';
 
 /** A port nothing listens on: one the kernel just handed out and that was closed again. */
 const closedPort = () =>
@@ -20,7 +19,7 @@ const closedPort = () =>
 
 describe('withFeatureStore: a one-shot command’s store fails in one catalogued line', () => {
   it('a failure of the store’s own (not catalogued) is CC_ERR_STORE naming the store; a catalogued one is kept', async () => {
-    const url = `duckdb:${join(mkdtempSync(join(tmpdir(), 'cc-wfs-')), 's.duckdb')}`;
+    const url = `duckdb:${join(scratchDir('cc-wfs-'), 's.duckdb')}`;
     await assert.rejects(
       withFeatureStore(url, async () => {
         throw new Error('IO Error: could not write');

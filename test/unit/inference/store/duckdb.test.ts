@@ -1,19 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type CryptocastError, ERR } from '../../../../src/core/errors.ts';
 import { openPredictionsStore } from '../../../../src/inference/store/open.ts';
 import { predictionsStoreContract } from '../../../support/predictions-store-contract.ts';
+import { scratchDir } from '../../../support/scratch.ts';
 
 describe('DuckDB predictions store', () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'ps-')), 'predictions.duckdb');
+  const file = join(scratchDir('ps-'), 'predictions.duckdb');
   predictionsStoreContract(() => openPredictionsStore(`duckdb:${file}`));
 
   it('a file held by another process: CC_ERR_STORE_LOCKED, with the ways out in its hint', async () => {
-    const held = join(mkdtempSync(join(tmpdir(), 'ps-lock-')), 'p.duckdb');
+    const held = join(scratchDir('ps-lock-'), 'p.duckdb');
     const open = join(import.meta.dirname, '..', '..', '..', '..', 'src', 'inference', 'store', 'open.ts');
     const script = `const { openPredictionsStore } = await import(${JSON.stringify(open)});
       await openPredictionsStore(${JSON.stringify(`duckdb:${held}`)});

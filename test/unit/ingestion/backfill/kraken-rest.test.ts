@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -17,6 +16,7 @@ import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
 import { LogSink, testLog } from '../../../support/exchanges/harness.ts';
 import { KrakenServer, ns } from '../../../support/exchanges/kraken.ts';
 import { freePort } from '../../../support/ports.ts';
+import { scratchDir } from '../../../support/scratch.ts';
 import { waitFor } from '../../../support/wait.ts';
 
 const real = krakenRecordedTrades(); // 2025-11-10 17:23:53.97 → 2025-11-11 00:13:55.98, ids 10218208…10219207
@@ -25,7 +25,7 @@ const since = Date.UTC(2025, 10, 10, 17, 0);
 const until = Date.UTC(2025, 10, 11, 1, 0); // after the last recorded trade
 const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 const ms = (t: { time: string }) => Number(ns(t.time) / 1_000_000n);
-const tmpState = () => join(mkdtempSync(join(tmpdir(), 'bf-')), 'state.json');
+const tmpState = () => join(scratchDir('bf-'), 'state.json');
 /** `cryptocast backfill` of the recorded span from a local server into DIR/t.csv (state DIR/s.json). */
 const backfillArgs = (srv: KrakenServer, dir: string) => [
   'backfill',
@@ -298,7 +298,7 @@ describe('Kraken REST Trades backfill against a local Kraken server', () => {
 
   it('cryptocast backfill --base-url where nothing listens: says so in seconds (3 retries), not after minutes', async () => {
     const port = await freePort(); // nothing listens there
-    const dir = mkdtempSync(join(tmpdir(), 'bf-cli-'));
+    const dir = scratchDir('bf-cli-');
     const started = Date.now();
     const r = await promisify(execFile)(
       join(ROOT, 'bin/cryptocast'),
@@ -335,7 +335,7 @@ describe('Kraken REST Trades backfill against a local Kraken server', () => {
 
   it('cryptocast backfill stopped by SIGINT: exit 130 (CC_ERR_INTERRUPTED) with what was appended; a rerun completes it', async () => {
     const srv = await server(50); // 20-odd pages, paced below: the backfill is in the middle when the signal comes
-    const dir = mkdtempSync(join(tmpdir(), 'bf-int-'));
+    const dir = scratchDir('bf-int-');
     try {
       const args = backfillArgs(srv, dir);
       const stopped = runCli(args, { CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS: '500' });
@@ -367,7 +367,7 @@ describe('Kraken REST Trades backfill against a local Kraken server', () => {
 
   it('cryptocast backfill writes a trades CSV whose candles equal those of the original recording', async () => {
     const srv = await server(250);
-    const dir = mkdtempSync(join(tmpdir(), 'bf-cli-'));
+    const dir = scratchDir('bf-cli-');
     const run = promisify(execFile);
     try {
       const env = { ...process.env, CRYPTOCAST_KRAKEN_MIN_INTERVAL_MS: '0' };

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -20,6 +19,7 @@ import { isReject, type RowResult } from '../../../../src/ingestion/files/row.ts
 import { TradeSchema } from '../../../../src/schemas/trade.ts';
 import { BINANCE_CAPTURE, KRAKEN_2019_CSV } from '../../../support/data.ts';
 import { mutateFields, REAL_BINANCE_TRADE as realEvent } from '../../../support/fuzz.ts';
+import { scratchDir } from '../../../support/scratch.ts';
 
 /**
  * Property-based fuzzing of every recorded-file reader and line parser with hostile input: wrong types,
@@ -392,7 +392,7 @@ describe('fuzzing the line splitter', () => {
 });
 
 describe('fuzzing whole files: random bytes, bad UTF-8, giant lines, bad gzip', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-fuzz-files-'));
+  const dir = scratchDir('cc-fuzz-files-');
   let n = 0;
   async function read(content: Buffer, format: TradeFileFormat) {
     const path = join(dir, `f${n++}`);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -14,6 +13,7 @@ import {
 } from '../../../../src/ingestion/files/readers.ts';
 import { type Trade, TradeSchema } from '../../../../src/schemas/trade.ts';
 import { BINANCE_CAPTURE, KRAKEN_2019_CSV, KRAKEN_REST_TRADES, SHARED_DATA } from '../../../support/data.ts';
+import { scratchDir } from '../../../support/scratch.ts';
 
 /**
  * The readers on the real recordings in shared/data (never copied into the repository): the counts, ids,
@@ -30,7 +30,7 @@ async function readAll(path: string, options: ReadOptions = {}) {
   return { trades, rejects };
 }
 
-const tmp = mkdtempSync(join(tmpdir(), 'cc-files-'));
+const tmp = scratchDir('cc-files-');
 function tmpFile(name: string, content: string | Uint8Array): string {
   const path = join(tmp, name);
   writeFileSync(path, content);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -16,6 +15,7 @@ import {
   splitSymbol,
 } from '../../../../src/ingestion/symbols.ts';
 import { BINANCE_CAPTURE, KRAKEN_2019_CSV, KRAKEN_REST_TRADES } from '../../../support/data.ts';
+import { scratchDir } from '../../../support/scratch.ts';
 
 describe('time conversion from file text', () => {
   it('decimal seconds are truncated to the millisecond from their digits, never rounded into the next minute', () => {
@@ -117,7 +117,7 @@ describe('pair names', () => {
 
 describe('the last trade time of a file (progress display), from its end', () => {
   it('is right for every shared recording, compressed or not', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-extent-'));
+    const dir = scratchDir('cc-extent-');
     const gz = join(dir, 'kraken_btcusd_trades.csv.gz');
     writeFileSync(gz, gzipSync(readFileSync(KRAKEN_2019_CSV)));
     assert.equal(await lastTradeTs(KRAKEN_REST_TRADES, {}), 1762820035982);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type CryptocastError, ERR } from '../../../../src/core/errors.ts';
@@ -9,9 +8,10 @@ import { defaultRules, loadRules, RuleSchema } from '../../../../src/monitoring/
 import { RollingQuality } from '../../../../src/monitoring/rolling-quality.ts';
 import { scorePrediction } from '../../../../src/monitoring/score.ts';
 import type { Prediction } from '../../../../src/schemas/prediction.ts';
+import { scratchDir } from '../../../support/scratch.ts';
 
 const file = (name: string, text: string) => {
-  const p = join(mkdtempSync(join(tmpdir(), 'cc-rules-')), name);
+  const p = join(scratchDir('cc-rules-'), name);
   writeFileSync(p, text);
   return p;
 };

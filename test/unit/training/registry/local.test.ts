@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LocalRegistry } from '../../../../src/training/registry/local.ts';
 import { openRegistry, requireAnswer } from '../../../../src/training/registry/open.ts';
 import { RegistryError, RegistryFileError } from '../../../../src/training/registry/registry.ts';
 import { registryContract, sampleModel } from '../../../support/registry-contract.ts';
+import { scratchDir } from '../../../support/scratch.ts';
 
 describe('local directory registry', () => {
-  registryContract(async () => new LocalRegistry(mkdtempSync(join(tmpdir(), 'cc-reg-'))));
+  registryContract(async () => new LocalRegistry(scratchDir('cc-reg-')));
 
   it('leaves no staging folder behind when an artifact is missing', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'cc-reg-'));
+    const root = scratchDir('cc-reg-');
     const reg = new LocalRegistry(root);
     const s = sampleModel('m', 'a');
     await assert.rejects(reg.register({ ...s.card, artifacts: ['model.json', 'missing.json'] }, s.dir));
@@ -21,13 +21,13 @@ describe('local directory registry', () => {
   });
 
   it('is chosen by openRegistry for paths, and unknown URL schemes are refused', async () => {
-    const reg = await openRegistry(mkdtempSync(join(tmpdir(), 'cc-reg-')));
+    const reg = await openRegistry(scratchDir('cc-reg-'));
     assert.equal(reg.kind, 'local');
     await assert.rejects(openRegistry('s3://bucket/x'), /unknown registry URL/);
   });
 
   it('a registry path naming a file, or a card that is not JSON: RegistryError naming the registry, one line', async () => {
-    const d = mkdtempSync(join(tmpdir(), 'cc-reg-'));
+    const d = scratchDir('cc-reg-');
     const file = join(d, 'registry.txt');
     writeFileSync(file, 'not a folder\n');
     const reg = new LocalRegistry(file);
@@ -52,7 +52,7 @@ describe('local directory registry', () => {
   });
 
   it('a damaged version or aliases.json: an error naming the file, with what to do; nothing in the registry changes', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'cc-reg-'));
+    const root = scratchDir('cc-reg-');
     const reg = new LocalRegistry(root);
     const s = sampleModel('m', 'a');
     await reg.register(s.card, s.dir);
@@ -83,7 +83,7 @@ describe('local directory registry', () => {
     writeFileSync(aliases, readFileSync(aliases, 'utf8').slice(0, 20));
     const before = snapshot();
     await assert.rejects(
-      reg.download('m', 1, mkdtempSync(join(tmpdir(), 'cc-dl-'))),
+      reg.download('m', 1, scratchDir('cc-dl-')),
       damaged(join(v1, 'model.json'), /is missing \(the card lists it\)$/),
     );
     await assert.rejects(reg.get('m', 2), damaged(join(v2, 'card.json'), /is missing$/));
