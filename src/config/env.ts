@@ -21,6 +21,10 @@ export interface Variable {
 
 const text = z.string();
 const positive = z.coerce.number({ error: 'a positive number' }).positive({ error: 'a positive number' });
+const positiveInt = z.coerce
+  .number({ error: 'a positive integer' })
+  .int({ error: 'a positive integer' })
+  .positive({ error: 'a positive integer' });
 const nonNegative = z.coerce.number({ error: 'a number ≥ 0' }).nonnegative({ error: 'a number ≥ 0' });
 const list = z.string().transform((s) =>
   s
@@ -53,14 +57,7 @@ export const VARIABLES = {
     text,
   ),
   CRYPTOCAST_TOPIC_PREFIX: v('namespace for Kafka topics and groups', 'none', text),
-  CRYPTOCAST_KAFKA_REPLICATION_FACTOR: v(
-    'replicas of each topic cryptocast creates',
-    '`1`',
-    z.coerce
-      .number({ error: 'a positive integer' })
-      .int({ error: 'a positive integer' })
-      .positive({ error: 'a positive integer' }),
-  ),
+  CRYPTOCAST_KAFKA_REPLICATION_FACTOR: v('replicas of each topic cryptocast creates', '`1`', positiveInt),
   CRYPTOCAST_KAFKA_ENCODING: v(
     'Kafka values of the `trades` topic: `binary` (compact) or `json` (readable with any Kafka tool); consumers read both',
     '`binary`',
@@ -111,10 +108,7 @@ export const VARIABLES = {
   CRYPTOCAST_DUCKDB_THREADS: v(
     'DuckDB stores: worker threads of the embedded database (its work here is small writes and range reads; a second thread competed with the pipeline for the core it runs on)',
     '`1`',
-    z.coerce
-      .number({ error: 'a positive integer' })
-      .int({ error: 'a positive integer' })
-      .positive({ error: 'a positive integer' }),
+    positiveInt,
   ),
   CRYPTOCAST_STORE_BACKFILL: v('`features --store`: the store a feature backfill writes', 'none', text),
   CRYPTOCAST_STORE_TRAIN: v('`train --store`: the feature store to train from', 'none', text),
