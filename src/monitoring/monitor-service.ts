@@ -9,6 +9,7 @@ import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { Prediction } from '../schemas/prediction.ts';
 import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
 import { PIPELINE_GROUPS, topics } from '../schemas/topics.ts';
+import { WriteBehind } from '../stores/write-behind.ts';
 import type { AlertEngine } from './alerts/engine.ts';
 import { MaturityJoin } from './maturity.ts';
 import { figures, RollingQuality } from './rolling-quality.ts';
@@ -48,7 +49,8 @@ const MAX_CATCH_UP = 240;
  *   3. `predictions` offsets are committed up to the oldest prediction still waiting for its candle, so a restart
  *      re-reads every prediction without a verdict;
  *   4. `candles` offsets are committed `retentionMs` of event time behind, so a restart re-reads the closes a late
- *      or waiting prediction may still need.
+ *      or waiting prediction may still need — and the candles kept for the dashboard (`candles` option), which are
+ *      written in the background (`WriteBehind`): what a crash loses there is written again from the re-read.
  */
 export class MonitorService {
   readonly join: MaturityJoin;
@@ -79,7 +81,7 @@ export class MonitorService {
   /** The first verdict's target time (the event clock's start: where the first catch-up evaluation starts). */
   private firstEventTime = Number.POSITIVE_INFINITY;
   private readonly clockKind: 'wall' | 'event';
-  private readonly candlesTable: CandlesTable | undefined;
+  private readonly candleCopies: WriteBehind<Candle> | undefined;
   private readonly wallNow: () => number;
   /** Called with each batch of verdicts once they are durable (the API's live feed, alerts, tests). */
   onErrors?: (records: readonly PredictionError[]) => void;
@@ -97,7 +99,11 @@ export class MonitorService {
     this.quality = new RollingQuality(o.windows);
     this.log = (o.logger ?? rootLog).child({ service: 'monitor' });
     this.alerts = o.alerts;
-    this.candlesTable = o.candles;
+    this.candleCopies =
+      o.candles &&
+      new WriteBehind(o.candles, (err) =>
+        this.log.warn({ err }, 'candles for the dashboard not written yet; retried with the next ones'),
+      );
     if (o.alerts)
       o.alerts.engine.onNotification = (n) => {
         void this.bus
@@ -216,6 +222,10 @@ export class MonitorService {
           for (const p of ps) this.kept.delete(p);
         },
         handle: async (batch) => {
+          // A background write of the dashboard's candles that failed fails this batch, as a direct write did; first
+          // of all, before the join has seen the batch (a verdict it gave would not come again on the re-delivery).
+          const failed = this.candleCopies?.takeFailure();
+          if (failed !== undefined) throw failed;
           const out: PredictionError[] = [];
           let kept = this.kept.get(batch.partition);
           if (kept === undefined) {
@@ -231,7 +241,7 @@ export class MonitorService {
               this.lastTradeCandle.set(c.pair, c.windowEnd);
           }
           out.push(...this.join.expire());
-          await this.candlesTable?.write(batch.records.map((r) => r.value));
+          this.candleCopies?.add(batch.records.map((r) => r.value));
           await this.emit(out);
           this.evaluateAlerts();
           const horizon = this.join.clock() - this.retentionMs;
@@ -376,6 +386,7 @@ export class MonitorService {
   async caughtUp(): Promise<void> {
     for (const s of this.subscriptions) await s.caughtUp();
     await this.emitting;
+    await this.candleCopies?.flush();
   }
 
   private unscrape: (() => void) | undefined;
@@ -385,5 +396,7 @@ export class MonitorService {
     if (this.expiry) clearInterval(this.expiry);
     for (const s of this.subscriptions) await s.stop();
     await this.emitting;
+    // What is left of the dashboard's candles; a store that cannot take them now gets them from the re-read.
+    await this.candleCopies?.flush().catch(() => {});
   }
 }

@@ -155,15 +155,22 @@ export async function run(
   // line saying so: the stages used to re-read their input for ever, logging the same error many times a second.
   let storeFailure: { why: LastingStoreFailure; err: unknown } | undefined;
   const storeFailed = new AbortController();
+  /** True when `err` is such a write (then the run stops, and ends saying so). */
+  const lastingStoreWriteFailed = (err: unknown): boolean => {
+    // PostgreSQL is a server: its disk can be freed while the run waits, as a service does.
+    const why = storeAt.kind === 'duckdb' ? lastingStoreFailure(err) : undefined;
+    if (why === undefined) return false;
+    if (storeFailure === undefined) {
+      storeFailure = { why, err };
+      storeFailed.abort();
+      abort.abort();
+    }
+    return true;
+  };
   const bus = new MeteredBus(
     new InProcessBus({
       onHandlerFailure: (err) => {
-        // PostgreSQL is a server: its disk can be freed while the run waits, as a service does.
-        const why = storeAt.kind === 'duckdb' ? lastingStoreFailure(err) : undefined;
-        if (why === undefined || storeFailure !== undefined) return;
-        storeFailure = { why, err };
-        storeFailed.abort();
-        abort.abort();
+        lastingStoreWriteFailed(err);
       },
     }),
   );
@@ -401,7 +408,10 @@ export async function run(
     // A stopped replay ends at the next batch (what is stored stays; the next run replays the rest); live finishes.
     const scored = (async () => {
       await predictor.caughtUp();
-      await monitor?.caughtUp();
+      // The monitor's last background write (the dashboard's candles) can be the one a full or damaged file refuses.
+      await monitor?.caughtUp().catch((err) => {
+        if (!lastingStoreWriteFailed(err)) throw err;
+      });
     })();
     // Live finishes what it took in, unless the store cannot take it (then the stages would never catch up).
     await unlessStopped(scored, opts.source === 'live' ? storeFailed.signal : abort.signal);

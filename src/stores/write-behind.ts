@@ -1,0 +1,77 @@
+/**
+ * Writes to a table in the background, one write at a time, merging whatever comes while a write is in flight into
+ * the next one: a replay's many small batches become a few writes (each DuckDB write is a transaction, and its
+ * appender closes on the main thread), while live each batch is written as it comes.
+ *
+ * Only for copies whose recent rows can be lost in a crash, because something re-reads them after a restart (the
+ * monitor's candles for the dashboard: their offsets are committed a day behind). A failed write keeps its rows for
+ * the next attempt (the next `add`, or `flush`) and is reported through `onError`, and `takeFailure` hands its error
+ * to the caller's next batch, so that a store that refuses writes fails the stage as a direct write would have
+ * (its retries, and `run`'s "the store cannot take writes"); nothing is dropped.
+ */
+export class WriteBehind<T> {
+  private readonly table: { write(values: readonly T[]): Promise<void> };
+  private readonly onError: (err: unknown) => void;
+  private pending: T[] = [];
+  private running: Promise<boolean> | undefined;
+  /** The error of the last write, when it failed and none has succeeded since. */
+  private failure: unknown;
+
+  constructor(table: { write(values: readonly T[]): Promise<void> }, onError: (err: unknown) => void) {
+    this.table = table;
+    this.onError = onError;
+  }
+
+  /** Queues rows; a write starts now unless one is in flight (then they go with the next). */
+  add(values: readonly T[]): void {
+    if (values.length === 0) return;
+    for (const v of values) this.pending.push(v);
+    this.running ??= this.drain();
+  }
+
+  /** Rows queued and not yet written. */
+  get backlog(): number {
+    return this.pending.length;
+  }
+
+  /** The error of the last write if it failed (once: cleared by the call); undefined otherwise. */
+  takeFailure(): unknown {
+    const err = this.failure;
+    this.failure = undefined;
+    return err;
+  }
+
+  /** Resolves when everything queued so far is written; rejects with the write's error when one fails. */
+  async flush(): Promise<void> {
+    for (;;) {
+      if (this.running === undefined) {
+        if (this.pending.length === 0) return;
+        this.running = this.drain();
+      }
+      const ok = await this.running;
+      if (!ok) throw this.failure;
+    }
+  }
+
+  /** Writes until nothing is pending; false after a failed write (its rows are pending again). */
+  private async drain(): Promise<boolean> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending;
+        this.pending = [];
+        try {
+          await this.table.write(batch);
+          this.failure = undefined;
+        } catch (err) {
+          this.pending = batch.concat(this.pending);
+          this.failure = err;
+          this.onError(err);
+          return false;
+        }
+      }
+      return true;
+    } finally {
+      this.running = undefined;
+    }
+  }
+}
