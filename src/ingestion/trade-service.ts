@@ -1,3 +1,4 @@
+import { ByPair } from '../core/by-pair.ts';
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import type { PriceGuardOptions } from '../core/price-guard.ts';
@@ -92,13 +93,8 @@ export class TradeService {
         });
         this.stats.trades += published.length;
         // One inc per series and batch: an inc hashes its labels, and one per trade was 2 % of a replay.
-        const perSeries = new Map<string, { exchange: string; pair: string; n: number }>();
-        for (const t of published) {
-          const key = `${t.exchange}|${t.pair}`;
-          const c = perSeries.get(key);
-          if (c === undefined) perSeries.set(key, { exchange: t.exchange, pair: t.pair, n: 1 });
-          else c.n++;
-        }
+        const perSeries = new ByPair((exchange, pair) => ({ exchange, pair, n: 0 }));
+        for (const t of published) perSeries.get(t.exchange, t.pair).n++;
         for (const c of perSeries.values()) metrics.trades.inc({ exchange: c.exchange, pair: c.pair }, c.n);
         const last = published[published.length - 1];
         if (last === undefined) return;
