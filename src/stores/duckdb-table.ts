@@ -15,23 +15,44 @@ import {
 const SQL_TYPE = { bigint: 'BIGINT', double: 'DOUBLE', text: 'VARCHAR', boolean: 'BOOLEAN' } as const;
 
 /**
+ * Writes of up to this many rows go as one JSON parameter in one statement; larger ones through the appender. Why:
+ * the appender's close runs on the main thread and commits a staging table, and the upsert after it is three more
+ * statements; the JSON statement is parsed and run off the main thread. Measured per write (`./bench/run
+ * duckdb-writes`, docs/benchmarks.md): at 1–50 rows, a quarter of the main thread's time and 5–25 % less CPU; past
+ * ~100 rows the appender costs less CPU (at 1,000 rows, half) while the JSON path still spares the main thread.
+ */
+export const JSON_WRITE_MAX_ROWS = 100;
+
+/**
  * A `TableSpec` in a DuckDB file (embedded default), sharing the file's one database with the other stores of the
- * process (`openDuckDb`). Writes go through DuckDB's appender into a staging table, then `INSERT OR REPLACE` on
- * the primary key in one transaction: idempotent.
+ * process (`openDuckDb`). Writes are `INSERT OR REPLACE` on the primary key, atomic and idempotent: small ones as
+ * one statement with the rows in a JSON parameter, large ones through DuckDB's appender into a staging table and an
+ * upsert from it in one transaction (`JSON_WRITE_MAX_ROWS`).
  */
 export class DuckDbTable<T> implements Table<T> {
   readonly spec: TableSpec<T>;
   private readonly session: DuckDbSession;
   private migrated = false;
+  /** `INSERT OR REPLACE` of the rows given as a JSON array of objects, columns named (one statement: atomic). */
+  private readonly jsonUpsert: string;
+  private readonly jsonMaxRows: number;
 
-  private constructor(spec: TableSpec<T>, session: DuckDbSession) {
+  private constructor(spec: TableSpec<T>, session: DuckDbSession, jsonMaxRows: number) {
     this.spec = spec;
     this.session = session;
+    this.jsonMaxRows = jsonMaxRows;
+    const { name, columns } = spec;
+    const shape = JSON.stringify([Object.fromEntries(columns.map((c) => [c.name, SQL_TYPE[c.type]]))]);
+    this.jsonUpsert = `INSERT OR REPLACE INTO ${name} (${columns.map((c) => c.name).join(', ')}) SELECT unnest(from_json($1, '${shape}'), recursive := true)`;
   }
 
-  /** `path` is a file (created if missing) or `:memory:`. */
-  static async open<T>(spec: TableSpec<T>, path: string): Promise<DuckDbTable<T>> {
-    const t = new DuckDbTable(spec, await openDuckDb(path));
+  /** `path` is a file (created if missing) or `:memory:`; `jsonMaxRows` is for benchmarks (both paths, one size). */
+  static async open<T>(
+    spec: TableSpec<T>,
+    path: string,
+    o: { jsonMaxRows?: number } = {},
+  ): Promise<DuckDbTable<T>> {
+    const t = new DuckDbTable(spec, await openDuckDb(path), o.jsonMaxRows ?? JSON_WRITE_MAX_ROWS);
     await t.migrate();
     return t;
   }
@@ -61,31 +82,64 @@ export class DuckDbTable<T> implements Table<T> {
     return this.session.serial(async () => {
       if (values.length === 0) return;
       await this._migrate();
-      const { name, columns } = this.spec;
-      const app = await this.conn.createAppender(`${name}_staging`, 'main', 'temp');
-      const writer = DuckDBDataChunkWriter.forAppender(app);
-      for (const v of dedupe(this.spec, values))
-        writer.appendRow(
-          columns.map((c) => {
-            const x = c.get(v);
-            return c.type === 'bigint' && x !== null ? BigInt(x as number) : x;
-          }),
-        );
-      writer.flush();
-      app.closeSync();
-      await this.conn.run('BEGIN TRANSACTION');
-      try {
-        await this.conn.run(`INSERT OR REPLACE INTO ${name} SELECT * FROM ${name}_staging`);
-        await this.conn.run(`DELETE FROM ${name}_staging`);
-        await this.conn.run('COMMIT');
-      } catch (err) {
-        // The failure is what the caller must hear: after a failed COMMIT (a full disk, a conflict) DuckDB has rolled
-        // back already and ROLLBACK itself fails ("no transaction is active"), which used to replace it.
-        await this.conn.run('ROLLBACK').catch(() => {});
-        await this.conn.run(`DELETE FROM ${name}_staging`).catch(() => {});
-        throw err;
-      }
+      const rows = dedupe(this.spec, values);
+      const json = rows.length <= this.jsonMaxRows ? this.asJson(rows) : undefined;
+      if (json !== undefined) await this.conn.run(this.jsonUpsert, [json]);
+      else await this.appendAndUpsert(rows);
     });
+  }
+
+  /**
+   * The rows as one JSON text, or undefined when a value has no exact JSON form (a NaN or an infinity, which JSON
+   * would turn into null; −0, which it writes as 0; a fraction in an integer column, which the appender refuses):
+   * those go through the appender. Every other double is exact both ways (shortest round-trip text, parsed back
+   * correctly rounded: a property test holds the two paths to the same bits).
+   */
+  private asJson(rows: readonly T[]): string | undefined {
+    const { columns } = this.spec;
+    const objects: Record<string, unknown>[] = [];
+    for (const v of rows) {
+      const o: Record<string, unknown> = {};
+      for (const c of columns) {
+        const x = c.get(v);
+        if (
+          typeof x === 'number' &&
+          (!(c.type === 'bigint' ? Number.isSafeInteger(x) : Number.isFinite(x)) || Object.is(x, -0))
+        )
+          return undefined;
+        o[c.name] = x;
+      }
+      objects.push(o);
+    }
+    return JSON.stringify(objects);
+  }
+
+  /** The appender into the staging table, then `INSERT OR REPLACE` from it in one transaction. */
+  private async appendAndUpsert(rows: readonly T[]): Promise<void> {
+    const { name, columns } = this.spec;
+    const app = await this.conn.createAppender(`${name}_staging`, 'main', 'temp');
+    const writer = DuckDBDataChunkWriter.forAppender(app);
+    for (const v of rows)
+      writer.appendRow(
+        columns.map((c) => {
+          const x = c.get(v);
+          return c.type === 'bigint' && x !== null ? BigInt(x as number) : x;
+        }),
+      );
+    writer.flush();
+    app.closeSync();
+    await this.conn.run('BEGIN TRANSACTION');
+    try {
+      await this.conn.run(`INSERT OR REPLACE INTO ${name} SELECT * FROM ${name}_staging`);
+      await this.conn.run(`DELETE FROM ${name}_staging`);
+      await this.conn.run('COMMIT');
+    } catch (err) {
+      // The failure is what the caller must hear: after a failed COMMIT (a full disk, a conflict) DuckDB has rolled
+      // back already and ROLLBACK itself fails ("no transaction is active"), which used to replace it.
+      await this.conn.run('ROLLBACK').catch(() => {});
+      await this.conn.run(`DELETE FROM ${name}_staging`).catch(() => {});
+      throw err;
+    }
   }
 
   page(q: PageQuery): Promise<T[]> {

@@ -8,7 +8,7 @@ import { TECHNICAL_SET } from '../../../src/features/feature-writer.ts';
 import { DuckDbFeatureStore } from '../../../src/features/store/duckdb.ts';
 import { tableName } from '../../../src/features/store/store.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
-import { DuckDbTable } from '../../../src/stores/duckdb-table.ts';
+import { DuckDbTable, JSON_WRITE_MAX_ROWS } from '../../../src/stores/duckdb-table.ts';
 import { featureVector, MIN, T0 } from '../../support/factories.ts';
 import { scratchDir } from '../../support/scratch.ts';
 
@@ -60,7 +60,14 @@ describe('a DuckDB write whose COMMIT fails reports the COMMIT’s error', () =>
       `INSERT INTO candles_v1 (pair, window_end, window_start, exchange, interval, open, high, low, close, volume, filled, revision)
        VALUES ('BTC/USDT', ${T0 + MIN}, ${T0}, 'binance', '1m', 2, 2, 2, 2, 2, false, 0)`,
     );
-    await assert.rejects(table.write([candle]), /constraint violation: duplicate key/);
+    // More rows than a small write takes: the appender's path, the one with a transaction of its own to commit (a small
+    // write is one statement, whose error is the commit's).
+    const more = Array.from({ length: JSON_WRITE_MAX_ROWS }, (_, i) => ({
+      ...candle,
+      windowStart: T0 + (100 + i) * MIN,
+      windowEnd: T0 + (101 + i) * MIN,
+    }));
+    await assert.rejects(table.write([candle, ...more]), /constraint violation: duplicate key/);
     // The store is usable afterwards: its staging table was emptied, the next write goes through.
     await table.write([{ ...candle, windowEnd: T0 + 2 * MIN, windowStart: T0 + MIN }]);
     const r = await other.conn.runAndReadAll('SELECT count(*) AS n FROM candles_v1');
