@@ -33,6 +33,9 @@ export interface MonitorServiceOptions {
   alerts?: { engine: AlertEngine; everyMs?: number; championCreatedAt?: () => number | undefined };
 }
 
+/** The dashboard's candles are written at most once a second (`WriteBehind`): the chart loses nothing by it. */
+const CANDLE_COPY_SPACING_MS = 1_000;
+
 /** At most this many alert evaluations catch up on the event time one batch covers (see `evaluateAlerts`). */
 const MAX_CATCH_UP = 240;
 
@@ -50,7 +53,8 @@ const MAX_CATCH_UP = 240;
  *      re-reads every prediction without a verdict;
  *   4. `candles` offsets are committed `retentionMs` of event time behind, so a restart re-reads the closes a late
  *      or waiting prediction may still need — and the candles kept for the dashboard (`candles` option), which are
- *      written in the background (`WriteBehind`): what a crash loses there is written again from the re-read.
+ *      written in the background (`WriteBehind`, at most once a second): what a crash loses there is written again
+ *      from the re-read.
  */
 export class MonitorService {
   readonly join: MaturityJoin;
@@ -101,8 +105,12 @@ export class MonitorService {
     this.alerts = o.alerts;
     this.candleCopies =
       o.candles &&
-      new WriteBehind(o.candles, (err) =>
-        this.log.warn({ err }, 'candles for the dashboard not written yet; retried with the next ones'),
+      new WriteBehind(
+        o.candles,
+        (err) =>
+          this.log.warn({ err }, 'candles for the dashboard not written yet; retried with the next ones'),
+        // A replay's batches, a tenth of a second apart, go in a few writes; live, a minute apart, each at once.
+        { spacingMs: CANDLE_COPY_SPACING_MS },
       );
     if (o.alerts)
       o.alerts.engine.onNotification = (n) => {

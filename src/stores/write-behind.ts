@@ -1,7 +1,8 @@
 /**
- * Writes to a table in the background, one write at a time, merging whatever comes while a write is in flight into
- * the next one: a replay's many small batches become a few writes (each DuckDB write is a transaction, and its
- * appender closes on the main thread), while live each batch is written as it comes.
+ * Writes to a table in the background, one write at a time, merging whatever comes while a write is in flight — or
+ * within `spacingMs` of the last write's start — into the next one: a replay's many small batches become a few writes
+ * (each DuckDB write is a transaction costing milliseconds of CPU whatever its size), while live, where batches come a
+ * minute apart, each is written as it comes. `flush` does not wait for the spacing.
  *
  * Only for copies whose recent rows can be lost in a crash, because something re-reads them after a restart (the
  * monitor's candles for the dashboard: their offsets are committed a day behind). A failed write keeps its rows for
@@ -12,14 +13,26 @@
 export class WriteBehind<T> {
   private readonly table: { write(values: readonly T[]): Promise<void> };
   private readonly onError: (err: unknown) => void;
+  private readonly spacingMs: number;
+  private readonly now: () => number;
   private pending: T[] = [];
   private running: Promise<boolean> | undefined;
   /** The error of the last write, when it failed and none has succeeded since. */
   private failure: unknown;
+  private lastStart = Number.NEGATIVE_INFINITY;
+  /** Ends the wait for the spacing (a flush). */
+  private wake: (() => void) | undefined;
+  private flushing = 0;
 
-  constructor(table: { write(values: readonly T[]): Promise<void> }, onError: (err: unknown) => void) {
+  constructor(
+    table: { write(values: readonly T[]): Promise<void> },
+    onError: (err: unknown) => void,
+    o: { spacingMs?: number; now?: () => number } = {},
+  ) {
     this.table = table;
     this.onError = onError;
+    this.spacingMs = o.spacingMs ?? 0;
+    this.now = o.now ?? Date.now;
   }
 
   /** Queues rows; a write starts now unless one is in flight (then they go with the next). */
@@ -43,20 +56,44 @@ export class WriteBehind<T> {
 
   /** Resolves when everything queued so far is written; rejects with the write's error when one fails. */
   async flush(): Promise<void> {
-    for (;;) {
-      if (this.running === undefined) {
-        if (this.pending.length === 0) return;
-        this.running = this.drain();
+    this.flushing++;
+    try {
+      for (;;) {
+        this.wake?.();
+        if (this.running === undefined) {
+          if (this.pending.length === 0) return;
+          this.running = this.drain();
+        }
+        const ok = await this.running;
+        if (!ok) throw this.failure;
       }
-      const ok = await this.running;
-      if (!ok) throw this.failure;
+    } finally {
+      this.flushing--;
     }
+  }
+
+  /** Until `spacingMs` after the last write's start, unless a flush is waiting (or comes meanwhile). */
+  private spaced(): Promise<void> | undefined {
+    const wait = this.lastStart + this.spacingMs - this.now();
+    if (wait <= 0 || this.flushing > 0) return undefined;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.wake?.(), wait);
+      timer.unref?.();
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
   }
 
   /** Writes until nothing is pending; false after a failed write (its rows are pending again). */
   private async drain(): Promise<boolean> {
     try {
       while (this.pending.length > 0) {
+        const spacing = this.spaced();
+        if (spacing !== undefined) await spacing; // not even a tick when there is none: live writes start at once
+        this.lastStart = this.now();
         const batch = this.pending;
         this.pending = [];
         try {

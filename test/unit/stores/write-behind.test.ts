@@ -86,4 +86,48 @@ describe('WriteBehind: background writes, one at a time, merged while one is in 
     await w.flush();
     assert.equal(w.backlog, 0);
   });
+
+  it('with spacingMs, what comes within it of the last write’s start waits and goes in one write; flush does not wait', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    let now = 0;
+    const table = new HeldTable();
+    const w = new WriteBehind<number>(table, () => assert.fail('no error expected'), {
+      spacingMs: 1_000,
+      now: () => now,
+    });
+    w.add([1]);
+    assert.deepEqual(table.writes, [[1]], 'the first at once');
+    table.finishOne();
+    await settle();
+    w.add([2]);
+    w.add([3]);
+    await settle();
+    now = 999;
+    t.mock.timers.tick(999);
+    await settle();
+    assert.deepEqual(table.writes, [[1]], 'nothing before the spacing has passed');
+    now = 1_000;
+    t.mock.timers.tick(1);
+    await settle();
+    assert.deepEqual(table.writes, [[1], [2, 3]], 'then what came meanwhile, in one write');
+    table.finishOne();
+    await settle();
+    w.add([4]);
+    await settle();
+    assert.equal(table.writes.length, 2, 'within the spacing again');
+    const flushed = w.flush();
+    await settle();
+    assert.deepEqual(table.writes, [[1], [2, 3], [4]], 'a flush writes at once');
+    w.add([5]);
+    table.finishOne();
+    await settle();
+    assert.deepEqual(
+      table.writes,
+      [[1], [2, 3], [4], [5]],
+      'and what comes during it, without waiting either',
+    );
+    table.finishOne();
+    await flushed;
+    assert.equal(w.backlog, 0);
+  });
 });
