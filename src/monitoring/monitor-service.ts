@@ -2,6 +2,7 @@ import type { CandlesTable } from '../candles/store/candles-table.ts';
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
+import { backoffCap } from '../core/retry.ts';
 import type { Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
 import type { Candle } from '../schemas/candle.ts';
 import type { DeadLetter } from '../schemas/dlq.ts';
@@ -31,10 +32,24 @@ export interface MonitorServiceOptions {
   candles?: CandlesTable;
   /** Alerting: the engine, how often it runs (default 15 s of the clock), and when the champion was trained. */
   alerts?: { engine: AlertEngine; everyMs?: number; championCreatedAt?: () => number | undefined };
+  /**
+   * Told of every failed background write that `caughtUp` retries (a caller for whom some failures never pass, like
+   * `cryptocast run` on a full disk, can stop instead of waiting), as the bus tells of a failed handler.
+   */
+  onWriteFailure?: (err: unknown) => void;
 }
 
 /** The dashboard's candles are written at most once a second (`WriteBehind`): the chart loses nothing by it. */
 const CANDLE_COPY_SPACING_MS = 1_000;
+/**
+ * Verdicts are published and stored at most once a second: a DuckDB write costs milliseconds of CPU whatever its size,
+ * and a replay's batches come a tenth of a second apart (live, a minute apart: each is written at once).
+ */
+const VERDICT_WRITE_SPACING_MS = 1_000;
+/** Verdicts judged and not yet stored past which a predictions batch waits for the write (see its handler). */
+const MAX_UNSTORED_VERDICTS = 10_000;
+/** Back-off of `caughtUp`'s retries of a failed background write (the in-process bus's, for a failed handler). */
+const FLUSH_BACKOFF = { initialMs: 50, maxMs: 5_000 };
 
 /** At most this many alert evaluations catch up on the event time one batch covers (see `evaluateAlerts`). */
 const MAX_CATCH_UP = 240;
@@ -46,11 +61,12 @@ const MAX_CATCH_UP = 240;
  * Commit protocol (what survives a crash; both inputs are re-read where needed, and re-reading is harmless):
  *   1. on start, the rolling quality is rebuilt from the store's records of the longest window, and their keys are
  *      remembered so that a re-read prediction already judged is not judged again;
- *   2. a batch's verdicts are published to `predictions.errors`, then written to the store (a crash between the
- *      two re-scores the prediction after the restart: the topic may carry a record twice — its consumers upsert —
- *      but the store never misses one);
- *   3. `predictions` offsets are committed up to the oldest prediction still waiting for its candle, so a restart
- *      re-reads every prediction without a verdict;
+ *   2. verdicts are published to `predictions.errors`, then written to the store, in the background and at most
+ *      once a second, what the batches gave meanwhile together (a crash between the two re-scores the prediction
+ *      after the restart: the topic may carry a record twice — its consumers upsert — but the store never misses
+ *      one); a failed write keeps its verdicts for the next and fails the next batch, before the join sees it;
+ *   3. `predictions` offsets are committed up to the oldest prediction still waiting — for its candle, or for its
+ *      verdict to be stored — so a restart re-reads every prediction without a stored verdict;
  *   4. `candles` offsets are committed `retentionMs` of event time behind, so a restart re-reads the closes a late
  *      or waiting prediction may still need — and the candles kept for the dashboard (`candles` option), which are
  *      written in the background (`WriteBehind`, at most once a second): what a crash loses there is written again
@@ -86,9 +102,12 @@ export class MonitorService {
   private firstEventTime = Number.POSITIVE_INFINITY;
   private readonly clockKind: 'wall' | 'event';
   private readonly candleCopies: WriteBehind<Candle> | undefined;
+  /** The verdicts to publish and store, in the background (see the commit protocol). */
+  private readonly verdictWrites: WriteBehind<PredictionError>;
   private readonly wallNow: () => number;
   /** Called with each batch of verdicts once they are durable (the API's live feed, alerts, tests). */
   onErrors?: (records: readonly PredictionError[]) => void;
+  private readonly onWriteFailure: ((err: unknown) => void) | undefined;
 
   constructor(bus: Bus, store: ErrorsStore, o: MonitorServiceOptions = {}) {
     this.bus = bus;
@@ -112,6 +131,11 @@ export class MonitorService {
         // A replay's batches, a tenth of a second apart, go in a few writes; live, a minute apart, each at once.
         { spacingMs: CANDLE_COPY_SPACING_MS },
       );
+    this.verdictWrites = new WriteBehind(
+      { write: (records) => this.publishAndStore(records) },
+      (err) => this.log.warn({ err }, 'verdicts not stored yet; retried'),
+      { spacingMs: VERDICT_WRITE_SPACING_MS },
+    );
     if (o.alerts)
       o.alerts.engine.onNotification = (n) => {
         void this.bus
@@ -120,6 +144,7 @@ export class MonitorService {
       };
     this.clockKind = o.clock ?? 'wall';
     this.wallNow = o.now ?? Date.now;
+    this.onWriteFailure = o.onWriteFailure;
   }
 
   /**
@@ -229,11 +254,10 @@ export class MonitorService {
         onRevoke: (ps) => {
           for (const p of ps) this.kept.delete(p);
         },
-        handle: async (batch) => {
-          // A background write of the dashboard's candles that failed fails this batch, as a direct write did; first
-          // of all, before the join has seen the batch (a verdict it gave would not come again on the re-delivery).
-          const failed = this.candleCopies?.takeFailure();
-          if (failed !== undefined) throw failed;
+        handle: (batch) => {
+          // A background write that failed fails this batch, as a direct write did; first of all, before the join has
+          // seen the batch (a verdict it gave would not come again on the re-delivery).
+          this.throwBackgroundFailure();
           const out: PredictionError[] = [];
           let kept = this.kept.get(batch.partition);
           if (kept === undefined) {
@@ -250,7 +274,7 @@ export class MonitorService {
           }
           out.push(...this.join.expire());
           this.candleCopies?.add(batch.records.map((r) => r.value));
-          await this.emit(out);
+          this.judged(out);
           this.evaluateAlerts();
           const horizon = this.join.clock() - this.retentionMs;
           let drop = 0;
@@ -270,6 +294,7 @@ export class MonitorService {
           for (const p of ps) this.waiting.delete(p);
         },
         handle: async (batch) => {
+          this.throwBackgroundFailure();
           let waiting = this.waiting.get(batch.partition);
           if (waiting === undefined) {
             waiting = new Map();
@@ -278,11 +303,20 @@ export class MonitorService {
           const out: PredictionError[] = [];
           for (const r of batch.records) {
             const verdicts = this.join.onPrediction(r.value);
-            if (verdicts.length === 0 && this.join.isWaiting(r.value))
-              waiting.set(errorKey(r.value), r.offset);
+            // Waiting for its candle, or for its verdict to be stored: either way its offset is not committed yet.
+            if (verdicts.length > 0 || this.join.isWaiting(r.value)) waiting.set(errorKey(r.value), r.offset);
             out.push(...verdicts);
           }
-          await this.emit(out);
+          this.judged(out);
+          // A prediction is committed only once its verdict is stored, and offsets move only when a batch is read: so
+          // many verdicts unstored would hold the group behind the in-process bus's lag limit (50,000), and the
+          // publisher of the predictions, held by it, would never bring the batch that moves them. Past a bound,
+          // this batch waits for the write.
+          if (this.verdictWrites.backlog > MAX_UNSTORED_VERDICTS)
+            await this.verdictWrites.flush().catch((err: unknown) => {
+              this.verdictWrites.takeFailure(); // thrown here: the next batch is not failed for it as well
+              throw err;
+            });
           this.evaluateAlerts();
           return this.predictionsCommit(batch.partition, batch.records.at(-1)!.offset + 1n);
         },
@@ -323,9 +357,10 @@ export class MonitorService {
     }
     // Timeouts also on a quiet stream (live: the pair stopped, no candle will come to trigger them); alerts too.
     this.expiry = setInterval(() => {
-      const out = this.join.expire();
-      // Also retries verdicts a failed emit left unsent, should no batch come to carry them.
-      void this.emit(out).catch((err) => this.log.error({ err }, 'expiring failed'));
+      this.judged(this.join.expire());
+      // Also retries verdicts a failed write left unstored, should no batch come to carry them.
+      if (this.verdictWrites.backlog > 0)
+        void this.verdictWrites.flush().catch((err) => this.log.error({ err }, 'verdicts not stored yet'));
       if (this.alerts)
         void this.refreshLag()
           .then(() => this.evaluateAlerts())
@@ -353,57 +388,97 @@ export class MonitorService {
     this.log.info({ records: records.length, upTo: latest }, 'rolling quality rebuilt from the store');
   }
 
-  private emitting: Promise<void> = Promise.resolve();
   /**
-   * Verdicts whose publish or store write failed. The join gave them already (it never gives a key twice), so the
-   * re-delivered batch would not bring them again: they go out with the next emit, before its own.
+   * A batch's verdicts, judged: into the rolling quality at once (the alert rules read it after each batch), and
+   * queued to be published and stored (`verdictWrites`).
    */
-  private unsent: PredictionError[] = [];
-
-  /** Publish, then store (see the commit protocol), then fold into the rolling quality; one batch at a time. */
-  private emit(fresh: readonly PredictionError[]): Promise<void> {
-    if (fresh.length === 0 && this.unsent.length === 0) return this.emitting;
-    const run = this.emitting.then(async () => {
-      const records = this.unsent.length === 0 ? fresh : [...this.unsent.splice(0), ...fresh];
-      if (records.length === 0) return;
-      try {
-        await this.bus.publish(topics.predictionErrors, records);
-        faultPoint('monitor:published');
-        await this.store.write(records);
-      } catch (err) {
-        this.unsent.unshift(...records);
-        throw err;
-      }
-      this.stats.published += records.length;
-      this.stats.stored += records.length;
-      for (const e of records) {
-        metrics.errorRecords.inc({ pair: e.pair, status: e.status });
-        this.quality.add(e);
-        if (e.targetTs < this.firstEventTime) this.firstEventTime = e.targetTs;
-        if (e.targetTs > (this.verdictClock.get(e.pair) ?? Number.NEGATIVE_INFINITY))
-          this.verdictClock.set(e.pair, e.targetTs);
-        for (const w of this.waiting.values()) w.delete(errorKey(e));
-      }
-      this.quality.prune();
-      this.onErrors?.(records);
-    });
-    this.emitting = run.catch(() => {});
-    return run;
+  private judged(fresh: readonly PredictionError[]): void {
+    if (fresh.length === 0) return;
+    for (const e of fresh) {
+      this.quality.add(e);
+      if (e.targetTs < this.firstEventTime) this.firstEventTime = e.targetTs;
+      if (e.targetTs > (this.verdictClock.get(e.pair) ?? Number.NEGATIVE_INFINITY))
+        this.verdictClock.set(e.pair, e.targetTs);
+    }
+    this.quality.prune();
+    this.verdictWrites.add(fresh);
   }
 
+  /**
+   * Publishes, then stores (see the commit protocol); then the predictions are no longer waiting (their offsets may
+   * be committed) and the verdicts are told (`onErrors`). One call at a time (`WriteBehind`); a failed call keeps its
+   * verdicts for the next.
+   */
+  private async publishAndStore(records: readonly PredictionError[]): Promise<void> {
+    await this.bus.publish(topics.predictionErrors, records);
+    faultPoint('monitor:published');
+    await this.store.write(records);
+    this.stats.published += records.length;
+    this.stats.stored += records.length;
+    for (const e of records) {
+      metrics.errorRecords.inc({ pair: e.pair, status: e.status });
+      for (const w of this.waiting.values()) w.delete(errorKey(e));
+    }
+    this.onErrors?.(records);
+  }
+
+  /** The error of a failed background write (verdicts or the dashboard's candles), once; fails the caller's batch. */
+  private throwBackgroundFailure(): void {
+    for (const w of [this.verdictWrites, this.candleCopies]) {
+      const failed = w?.takeFailure();
+      if (failed !== undefined) throw failed;
+    }
+  }
+
+  /** Resolves once every batch read so far is judged and its verdicts stored (and the dashboard's candles written). */
   async caughtUp(): Promise<void> {
     for (const s of this.subscriptions) await s.caughtUp();
-    await this.emitting;
-    await this.candleCopies?.flush();
+    await this.flushRetrying(this.verdictWrites);
+    if (this.candleCopies) await this.flushRetrying(this.candleCopies);
+  }
+
+  /**
+   * A flush that fails is tried again with back-off, as the bus re-reads a failed batch (a database restarting must
+   * not fail the caller): each failure is told to `onWriteFailure`; once the service is stopping, the failure is
+   * thrown instead.
+   */
+  private async flushRetrying(w: WriteBehind<unknown>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await w.flush();
+      } catch (err) {
+        w.takeFailure(); // told here: the next batch is not failed for it as well
+        this.onWriteFailure?.(err);
+        if (this.stopping) throw err;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => this.wakeRetry?.(), backoffCap(attempt, FLUSH_BACKOFF));
+          this.wakeRetry = () => {
+            clearTimeout(timer);
+            this.wakeRetry = undefined;
+            resolve();
+          };
+        });
+      }
+    }
   }
 
   private unscrape: (() => void) | undefined;
+  private stopping = false;
+  /** Ends `flushRetrying`'s back-off (a stop: the next failure is thrown). */
+  private wakeRetry: (() => void) | undefined;
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    this.wakeRetry?.();
     this.unscrape?.();
     if (this.expiry) clearInterval(this.expiry);
     for (const s of this.subscriptions) await s.stop();
-    await this.emitting;
+    // Verdicts a store cannot take now are judged again after the restart: their predictions' offsets were kept.
+    await this.verdictWrites
+      .flush()
+      .catch((err) =>
+        this.log.warn({ err }, 'verdicts not stored at stop; they are judged again on restart'),
+      );
     // What is left of the dashboard's candles; a store that cannot take them now gets them from the re-read.
     await this.candleCopies?.flush().catch(() => {});
   }

@@ -4,8 +4,9 @@
  * (each DuckDB write is a transaction costing milliseconds of CPU whatever its size), while live, where batches come a
  * minute apart, each is written as it comes. `flush` does not wait for the spacing.
  *
- * Only for copies whose recent rows can be lost in a crash, because something re-reads them after a restart (the
- * monitor's candles for the dashboard: their offsets are committed a day behind). A failed write keeps its rows for
+ * Only for rows that can be lost in a crash because their input is re-read after a restart: the monitor's candles for
+ * the dashboard (their offsets are committed a day behind) and its verdicts (a prediction's offset is committed once
+ * its verdict is stored, which the writer says by the end of its write). A failed write keeps its rows for
  * the next attempt (the next `add`, or `flush`) and is reported through `onError`, and `takeFailure` hands its error
  * to the caller's next batch, so that a store that refuses writes fails the stage as a direct write would have
  * (its retries, and `run`'s "the store cannot take writes"); nothing is dropped.
@@ -77,8 +78,8 @@ export class WriteBehind<T> {
     const wait = this.lastStart + this.spacingMs - this.now();
     if (wait <= 0 || this.flushing > 0) return undefined;
     return new Promise<void>((resolve) => {
+      // Not unref'd: rows waiting for their write keep the process up (at most `spacingMs`).
       const timer = setTimeout(() => this.wake?.(), wait);
-      timer.unref?.();
       this.wake = () => {
         clearTimeout(timer);
         this.wake = undefined;

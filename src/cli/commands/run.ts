@@ -241,6 +241,9 @@ export async function run(
       : new MonitorService(bus, errorsStore, {
           clock,
           candles: candlesTable,
+          onWriteFailure: (err) => {
+            lastingStoreWriteFailed(err);
+          },
           alerts: {
             // A replay outruns its consumers by design, and on the event clock a rule's `for` passes in milliseconds:
             // consumer lag is meaningful only live.

@@ -11,6 +11,7 @@ import type { Candle } from '../../../src/schemas/candle.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { errorKey, type PredictionError } from '../../../src/schemas/prediction-error.ts';
 import { topics } from '../../../src/schemas/topics.ts';
+import { settlesWithin, waitFor } from '../../support/wait.ts';
 
 /** An errors store in memory whose writes fail while `failing` says so (a database restarting). */
 function memoryStore(failing: () => boolean): ErrorsStore & { rows: Map<string, PredictionError> } {
@@ -107,6 +108,106 @@ describe('MonitorService: a failed write', () => {
     await svc.caughtUp();
     await svc.stop();
     assert.equal(store.rows.size, 100, 'one verdict per prediction in the store');
+  });
+});
+
+describe('MonitorService: verdicts stored in the background', () => {
+  it('a prediction is committed only once its verdict is stored; what comes during a write goes in one next write', async () => {
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    const writes: number[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const write = store.write.bind(store);
+    store.write = async (records) => {
+      writes.push(records.length);
+      await held;
+      return write(records);
+    };
+    const svc = new MonitorService(bus, store, { clock: 'event' });
+    await svc.start();
+    // The group's committed offset (what a restart re-reads from), read from the bus's state: no other reader says it.
+    const committed = () => {
+      const group = (
+        bus as unknown as { groups: Map<string, { committed: Map<number, number> }> }
+      ).groups.get(`${topics.predictions.name}\u0000monitor.predictions`)!;
+      return [...group.committed.values()].reduce((a, b) => a + b, 0); // one pair: one partition
+    };
+    const judged = () => svc.quality.sums('BTC/USD', 86_400_000, T0 + 86_400_000).n;
+    // The candles first: each prediction is judged as it is read (no wait for its candle).
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 110 }, (_, i) => candle(i)),
+    );
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 50 }, (_, i) => prediction(i)),
+    );
+    await waitFor(
+      'the first write',
+      () => writes.length,
+      (n) => n === 1,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    for (let k = 50; k < 100; k += 10)
+      await bus.publish(
+        topics.predictions,
+        Array.from({ length: 10 }, (_, i) => prediction(k + i)),
+      );
+    await waitFor('all judged', judged, (n) => n === 100, { timeoutMs: 30_000, everyMs: 5 });
+    assert.equal(committed(), 0, 'no prediction committed while its verdict is not stored');
+    assert.deepEqual(writes, [50], 'one write at a time');
+    release();
+    await waitFor(
+      'all stored',
+      () => svc.stats.stored,
+      (n) => n === 100,
+      { timeoutMs: 30_000, everyMs: 20 },
+    );
+    assert.deepEqual(writes, [50, 50], 'the verdicts of the five batches read meanwhile in one write');
+    assert.equal(store.rows.size, 100);
+    // Offsets are committed with the next batch read: all 100 now, the new one waiting for its verdict's write.
+    await bus.publish(topics.predictions, [prediction(100)]);
+    await waitFor('the stored ones committed', committed, (n) => n === 100, {
+      timeoutMs: 30_000,
+      everyMs: 20,
+    });
+    await svc.stop();
+  });
+});
+
+describe('MonitorService: a fast replay of predictions judged at once', () => {
+  it('does not hold their publisher for ever behind the bus’s lag limit (offsets move only when a batch is read)', async () => {
+    // 60,000 predictions whose candles are all there: each judged as it is read, its offset kept until its verdict
+    // is stored. Unbounded, the unstored verdicts held the group past the in-process bus's lag limit (50,000), the
+    // publisher waited for a commit, and no batch came to make one.
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    const svc = new MonitorService(bus, store, { clock: 'event' });
+    await svc.start();
+    const n = 60_000;
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: n + 10 }, (_, i) => candle(i)),
+    );
+    const replay = (async () => {
+      for (let k = 0; k < n; k += 2_000)
+        await bus.publish(
+          topics.predictions,
+          Array.from({ length: 2_000 }, (_, i) => prediction(k + i)),
+        );
+      await svc.caughtUp();
+    })();
+    await settlesWithin(
+      replay,
+      60_000,
+      () => `the replay (${svc.stats.stored} verdicts stored)`,
+      () => void bus.close(),
+    );
+    assert.equal(store.rows.size, n);
+    await svc.stop();
   });
 });
 
