@@ -104,6 +104,8 @@ export class MonitorService {
   private readonly candleCopies: WriteBehind<Candle> | undefined;
   /** The verdicts to publish and store, in the background (see the commit protocol). */
   private readonly verdictWrites: WriteBehind<PredictionError>;
+  /** Keys of the verdicts judged and not stored yet. */
+  private readonly unstored = new Set<string>();
   private readonly wallNow: () => number;
   /** Called with each batch of verdicts once they are durable (the API's live feed, alerts, tests). */
   onErrors?: (records: readonly PredictionError[]) => void;
@@ -303,8 +305,12 @@ export class MonitorService {
           const out: PredictionError[] = [];
           for (const r of batch.records) {
             const verdicts = this.join.onPrediction(r.value);
-            // Waiting for its candle, or for its verdict to be stored: either way its offset is not committed yet.
-            if (verdicts.length > 0 || this.join.isWaiting(r.value)) waiting.set(errorKey(r.value), r.offset);
+            // Waiting for its candle, or for its verdict to be stored: either way its offset is not committed yet. The
+            // verdict may be older than this read: given before the partition was revoked and assigned back (Kafka),
+            // when `onRevoke` forgot what was waiting, and the join does not give it again.
+            const key = errorKey(r.value);
+            if (verdicts.length > 0 || this.join.isWaiting(r.value) || this.unstored.has(key))
+              waiting.set(key, r.offset);
             out.push(...verdicts);
           }
           this.judged(out);
@@ -401,6 +407,7 @@ export class MonitorService {
         this.verdictClock.set(e.pair, e.targetTs);
     }
     this.quality.prune();
+    for (const e of fresh) this.unstored.add(errorKey(e));
     this.verdictWrites.add(fresh);
   }
 
@@ -417,7 +424,9 @@ export class MonitorService {
     this.stats.stored += records.length;
     for (const e of records) {
       metrics.errorRecords.inc({ pair: e.pair, status: e.status });
-      for (const w of this.waiting.values()) w.delete(errorKey(e));
+      const key = errorKey(e);
+      this.unstored.delete(key);
+      for (const w of this.waiting.values()) w.delete(key);
     }
     this.onErrors?.(records);
   }
@@ -451,12 +460,13 @@ export class MonitorService {
         this.onWriteFailure?.(err);
         if (this.stopping) throw err;
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => this.wakeRetry?.(), backoffCap(attempt, FLUSH_BACKOFF));
-          this.wakeRetry = () => {
+          const wake = () => {
             clearTimeout(timer);
-            this.wakeRetry = undefined;
+            this.retryWakers.delete(wake);
             resolve();
           };
+          const timer = setTimeout(wake, backoffCap(attempt, FLUSH_BACKOFF));
+          this.retryWakers.add(wake);
         });
       }
     }
@@ -464,12 +474,12 @@ export class MonitorService {
 
   private unscrape: (() => void) | undefined;
   private stopping = false;
-  /** Ends `flushRetrying`'s back-off (a stop: the next failure is thrown). */
-  private wakeRetry: (() => void) | undefined;
+  /** End `flushRetrying`'s back-offs (a stop: the next failure is thrown). */
+  private readonly retryWakers = new Set<() => void>();
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wakeRetry?.();
+    for (const wake of [...this.retryWakers]) wake();
     this.unscrape?.();
     if (this.expiry) clearInterval(this.expiry);
     for (const s of this.subscriptions) await s.stop();

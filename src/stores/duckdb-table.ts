@@ -91,7 +91,8 @@ export class DuckDbTable<T> implements Table<T> {
 
   /**
    * The rows as one JSON text, or undefined when a value has no exact JSON form (a NaN or an infinity, which JSON
-   * would turn into null; −0, which it writes as 0; a fraction in an integer column, which the appender refuses):
+   * would turn into null; −0, which it writes as 0; a fraction in an integer column, which the appender refuses; a
+   * string with a lone surrogate, which DuckDB's JSON parser refuses and the appender stores as U+FFFD):
    * those go through the appender. Every other double is exact both ways (shortest round-trip text, parsed back
    * correctly rounded: a property test holds the two paths to the same bits).
    */
@@ -103,8 +104,9 @@ export class DuckDbTable<T> implements Table<T> {
       for (const c of columns) {
         const x = c.get(v);
         if (
-          typeof x === 'number' &&
-          (!(c.type === 'bigint' ? Number.isSafeInteger(x) : Number.isFinite(x)) || Object.is(x, -0))
+          typeof x === 'number'
+            ? !(c.type === 'bigint' ? Number.isSafeInteger(x) : Number.isFinite(x)) || Object.is(x, -0)
+            : typeof x === 'string' && !x.isWellFormed()
         )
           return undefined;
         o[c.name] = x;

@@ -33,7 +33,7 @@ export class WriteBehind<T> {
     this.table = table;
     this.onError = onError;
     this.spacingMs = o.spacingMs ?? 0;
-    this.now = o.now ?? Date.now;
+    this.now = o.now ?? (() => performance.now()); // monotonic: a clock stepped back must not stall writes
   }
 
   /** Queues rows; a write starts now unless one is in flight (then they go with the next). */

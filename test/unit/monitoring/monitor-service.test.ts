@@ -6,6 +6,7 @@ import { RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
 import type { Notification } from '../../../src/monitoring/alerts/state.ts';
 import { MonitorService } from '../../../src/monitoring/monitor-service.ts';
 import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts';
+import type { SubscribeOptions } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
@@ -174,6 +175,73 @@ describe('MonitorService: verdicts stored in the background', () => {
       timeoutMs: 30_000,
       everyMs: 20,
     });
+    await svc.stop();
+  });
+});
+
+describe('MonitorService: a partition revoked and assigned back while verdicts are being stored', () => {
+  it('keeps the offsets of predictions whose verdicts are not stored yet (the join does not give them again)', async () => {
+    // The bus's handler and revoke callback, taken as the monitor gives them (Kafka's revoke-and-reassign, played by
+    // hand: the in-process bus has one member here).
+    class RecordingBus extends InProcessBus {
+      readonly options = new Map<string, SubscribeOptions<unknown>>();
+      override subscribe<T>(o: SubscribeOptions<T>) {
+        this.options.set(o.topic.name, o as SubscribeOptions<unknown>);
+        return super.subscribe(o);
+      }
+    }
+    const bus = new RecordingBus();
+    const store = memoryStore(() => false);
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const write = store.write.bind(store);
+    let writes = 0;
+    store.write = async (records) => {
+      writes++;
+      await held;
+      return write(records);
+    };
+    const svc = new MonitorService(bus, store, { clock: 'event' });
+    await svc.start();
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 20 }, (_, i) => candle(i)),
+    );
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 10 }, (_, i) => prediction(i)),
+    );
+    await waitFor(
+      'the write of their verdicts',
+      () => writes,
+      (n) => n === 1,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    // Revoked, assigned back, and read again from the committed offset (0): all ten judged already, none stored.
+    const o = bus.options.get(topics.predictions.name)! as SubscribeOptions<Prediction>;
+    const partition = 0;
+    await o.onRevoke?.([partition]);
+    const plan = await o.handle({
+      partition,
+      records: Array.from({ length: 10 }, (_, i) => ({
+        topic: topics.predictions.name,
+        partition,
+        offset: BigInt(i),
+        key: 'BTC/USD',
+        value: prediction(i),
+        timestamp: 0,
+      })),
+    });
+    assert.equal(plan?.get(partition), 0n, 'nothing committed before the verdicts are stored');
+    release();
+    await waitFor(
+      'stored',
+      () => svc.stats.stored,
+      (n) => n === 10,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
     await svc.stop();
   });
 });

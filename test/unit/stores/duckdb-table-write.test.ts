@@ -152,6 +152,17 @@ describe('DuckDbTable.write: the small (JSON) and large (appender) paths', () =>
     }
   });
 
+  it('a string with a lone surrogate (no exact UTF-8 form) is stored as the appender stores it, U+FFFD in its place', async () => {
+    const t = await open();
+    try {
+      const row: Row = { pair: 'BTC/USDT', ts: 1, x: 1, y: null, flag: null, note: 'a\ud83db' };
+      await t.write([row]);
+      sameRows(await all(t), [{ ...row, note: 'a\ufffdb' }]);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a later value of the same key in one small write wins; a failed write leaves nothing', async () => {
     const t = await open();
     try {
