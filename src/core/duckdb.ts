@@ -158,6 +158,28 @@ function release(key: string, db: SharedDatabase): void {
  * later statement fails the same way). `cryptocast run` stops on these with one clear line instead of re-reading
  * its input for ever; a service keeps retrying (the disk may be freed, the volume remounted).
  */
+/**
+ * Runs `body` in a transaction, empties `staging` (a temp table the body read from) and commits. A failure is what the
+ * caller hears: after a failed COMMIT (a full disk, a conflict) DuckDB has rolled back already and ROLLBACK itself
+ * fails ("no transaction is active"), which used to replace it. `staging` is emptied whatever happened.
+ */
+export async function inTransaction(
+  conn: DuckDBConnection,
+  body: () => Promise<void>,
+  staging?: string,
+): Promise<void> {
+  await conn.run('BEGIN TRANSACTION');
+  try {
+    await body();
+    if (staging !== undefined) await conn.run(`DELETE FROM ${staging}`);
+    await conn.run('COMMIT');
+  } catch (err) {
+    await conn.run('ROLLBACK').catch(() => {});
+    if (staging !== undefined) await conn.run(`DELETE FROM ${staging}`).catch(() => {});
+    throw err;
+  }
+}
+
 export type LastingStoreFailure = 'full' | 'read-only' | 'denied' | 'damaged';
 
 export function lastingStoreFailure(err: unknown): LastingStoreFailure | undefined {

@@ -1,5 +1,5 @@
 import { DuckDBDataChunkWriter, type DuckDBValue } from '@duckdb/node-api';
-import { type DuckDbSession, openDuckDb } from '../core/duckdb.ts';
+import { type DuckDbSession, inTransaction, openDuckDb } from '../core/duckdb.ts';
 import {
   checkedColumn,
   dedupe,
@@ -130,18 +130,13 @@ export class DuckDbTable<T> implements Table<T> {
       );
     writer.flush();
     app.closeSync();
-    await this.conn.run('BEGIN TRANSACTION');
-    try {
-      await this.conn.run(`INSERT OR REPLACE INTO ${name} SELECT * FROM ${name}_staging`);
-      await this.conn.run(`DELETE FROM ${name}_staging`);
-      await this.conn.run('COMMIT');
-    } catch (err) {
-      // The failure is what the caller must hear: after a failed COMMIT (a full disk, a conflict) DuckDB has rolled
-      // back already and ROLLBACK itself fails ("no transaction is active"), which used to replace it.
-      await this.conn.run('ROLLBACK').catch(() => {});
-      await this.conn.run(`DELETE FROM ${name}_staging`).catch(() => {});
-      throw err;
-    }
+    await inTransaction(
+      this.conn,
+      async () => {
+        await this.conn.run(`INSERT OR REPLACE INTO ${name} SELECT * FROM ${name}_staging`);
+      },
+      `${name}_staging`,
+    );
   }
 
   page(q: PageQuery): Promise<T[]> {

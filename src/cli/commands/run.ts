@@ -155,23 +155,18 @@ export async function run(
   // line saying so: the stages used to re-read their input for ever, logging the same error many times a second.
   let storeFailure: { why: LastingStoreFailure; err: unknown } | undefined;
   const storeFailed = new AbortController();
-  /** True when `err` is such a write (then the run stops, and ends saying so). */
-  const lastingStoreWriteFailed = (err: unknown): boolean => {
+  /** Told of every failed write (a stage's handler, the monitor's background writes): stops the run on such a one. */
+  const onStoreWriteFailure = (err: unknown): void => {
     // PostgreSQL is a server: its disk can be freed while the run waits, as a service does.
     const why = storeAt.kind === 'duckdb' ? lastingStoreFailure(err) : undefined;
-    if (why === undefined) return false;
-    if (storeFailure === undefined) {
-      storeFailure = { why, err };
-      storeFailed.abort();
-      abort.abort();
-    }
-    return true;
+    if (why === undefined || storeFailure !== undefined) return;
+    storeFailure = { why, err };
+    storeFailed.abort();
+    abort.abort();
   };
   const bus = new MeteredBus(
     new InProcessBus({
-      onHandlerFailure: (err) => {
-        lastingStoreWriteFailed(err);
-      },
+      onHandlerFailure: onStoreWriteFailure,
     }),
   );
   const started = performance.now();
@@ -241,9 +236,7 @@ export async function run(
       : new MonitorService(bus, errorsStore, {
           clock,
           candles: candlesTable,
-          onWriteFailure: (err) => {
-            lastingStoreWriteFailed(err);
-          },
+          onWriteFailure: onStoreWriteFailure,
           alerts: {
             // A replay outruns its consumers by design, and on the event clock a rule's `for` passes in milliseconds:
             // consumer lag is meaningful only live.
@@ -411,10 +404,8 @@ export async function run(
     // A stopped replay ends at the next batch (what is stored stays; the next run replays the rest); live finishes.
     const scored = (async () => {
       await predictor.caughtUp();
-      // The monitor's last background write (the dashboard's candles) can be the one a full or damaged file refuses.
-      await monitor?.caughtUp().catch((err) => {
-        if (!lastingStoreWriteFailed(err)) throw err;
-      });
+      // A background write of the monitor that fails is told to `onWriteFailure` above (a full disk stops the run).
+      await monitor?.caughtUp();
     })();
     // Live finishes what it took in, unless the store cannot take it (then the stages would never catch up).
     await unlessStopped(scored, opts.source === 'live' ? storeFailed.signal : abort.signal);

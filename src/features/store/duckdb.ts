@@ -1,5 +1,5 @@
 import { type DuckDBConnection, DuckDBDataChunkWriter } from '@duckdb/node-api';
-import { type DuckDbSession, openDuckDb } from '../../core/duckdb.ts';
+import { type DuckDbSession, inTransaction, openDuckDb } from '../../core/duckdb.ts';
 import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { DuckDbColumnSource } from './duckdb-columns.ts';
@@ -133,19 +133,14 @@ export class DuckDbFeatureStore implements FeatureStore {
     const last = this.maxEnd.get(t)!;
     for (const v of vectors)
       if (v.windowEnd > (last.get(v.pair) ?? Number.NEGATIVE_INFINITY)) last.set(v.pair, v.windowEnd);
-    await this.conn.run('BEGIN TRANSACTION');
-    try {
-      if (!fresh) await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
-      await moveOnlineForward(this.conn, t, latestReadyPerPair(vectors));
-      await this.conn.run(`DELETE FROM ${t}_staging`);
-      await this.conn.run('COMMIT');
-    } catch (err) {
-      // The failure is what the caller must hear: after a failed COMMIT DuckDB has rolled back already, and a
-      // ROLLBACK then fails ("no transaction is active"), which used to replace it (a full disk read as that).
-      await this.conn.run('ROLLBACK').catch(() => {});
-      await this.conn.run(`DELETE FROM ${t}_staging`).catch(() => {});
-      throw err;
-    }
+    await inTransaction(
+      this.conn,
+      async () => {
+        if (!fresh) await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
+        await moveOnlineForward(this.conn, t, latestReadyPerPair(vectors));
+      },
+      `${t}_staging`,
+    );
   }
 
   async writeColumns(set: FeatureSetDefinition, rows: FeatureColumns): Promise<void> {
@@ -204,20 +199,20 @@ export class DuckDbFeatureStore implements FeatureStore {
     // with 2, and about 0.6 s less CPU). The setting is the database's: put back as it was after the write.
     const threads = await duckDbThreads(this.conn);
     if (threads !== 1) await this.conn.run('SET threads = 1');
-    await this.conn.run('BEGIN TRANSACTION');
     try {
-      if (fresh) await src.insert(this.conn, rows, t);
-      else {
-        await src.insert(this.conn, rows, `${t}_staging`);
-        await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
-        await this.conn.run(`DELETE FROM ${t}_staging`);
-      }
-      await moveOnlineForward(this.conn, t, latestReadyRowPerPair(set, rows));
-      await this.conn.run('COMMIT');
+      await inTransaction(
+        this.conn,
+        async () => {
+          if (fresh) await src.insert(this.conn, rows, t);
+          else {
+            await src.insert(this.conn, rows, `${t}_staging`);
+            await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
+          }
+          await moveOnlineForward(this.conn, t, latestReadyRowPerPair(set, rows));
+        },
+        `${t}_staging`,
+      );
     } catch (err) {
-      // As in `_write`: the failure, not the ROLLBACK that fails after a failed COMMIT.
-      await this.conn.run('ROLLBACK').catch(() => {});
-      await this.conn.run(`DELETE FROM ${t}_staging`).catch(() => {});
       // What this store remembers of the table may be ahead of it now: read it again next time.
       this.maxEnd.delete(t);
       throw err;

@@ -51,6 +51,23 @@ function memoryStore(failing: () => boolean): ErrorsStore & { rows: Map<string, 
   };
 }
 
+/** A memory store whose writes (their sizes in `writes`) finish only once `release` is called. */
+function heldStore() {
+  const store = memoryStore(() => false);
+  const writes: number[] = [];
+  let release!: () => void;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const write = store.write.bind(store);
+  store.write = async (records) => {
+    writes.push(records.length);
+    await held;
+    return write(records);
+  };
+  return { store, writes, release };
+}
+
 const T0 = Date.UTC(2025, 0, 1);
 const candle = (i: number): Candle => ({
   v: 1,
@@ -115,18 +132,7 @@ describe('MonitorService: a failed write', () => {
 describe('MonitorService: verdicts stored in the background', () => {
   it('a prediction is committed only once its verdict is stored; what comes during a write goes in one next write', async () => {
     const bus = new InProcessBus();
-    const store = memoryStore(() => false);
-    const writes: number[] = [];
-    let release!: () => void;
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    const write = store.write.bind(store);
-    store.write = async (records) => {
-      writes.push(records.length);
-      await held;
-      return write(records);
-    };
+    const { store, writes, release } = heldStore();
     const svc = new MonitorService(bus, store, { clock: 'event' });
     await svc.start();
     // The group's committed offset (what a restart re-reads from), read from the bus's state: no other reader says it.
@@ -191,18 +197,7 @@ describe('MonitorService: a partition revoked and assigned back while verdicts a
       }
     }
     const bus = new RecordingBus();
-    const store = memoryStore(() => false);
-    let release!: () => void;
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    const write = store.write.bind(store);
-    let writes = 0;
-    store.write = async (records) => {
-      writes++;
-      await held;
-      return write(records);
-    };
+    const { store, writes, release } = heldStore();
     const svc = new MonitorService(bus, store, { clock: 'event' });
     await svc.start();
     await bus.publish(
@@ -215,7 +210,7 @@ describe('MonitorService: a partition revoked and assigned back while verdicts a
     );
     await waitFor(
       'the write of their verdicts',
-      () => writes,
+      () => writes.length,
       (n) => n === 1,
       { timeoutMs: 30_000, everyMs: 5 },
     );
