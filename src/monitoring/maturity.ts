@@ -1,3 +1,4 @@
+import { TimedMap } from '../core/timed-map.ts';
 import type { Candle } from '../schemas/candle.ts';
 import type { Prediction } from '../schemas/prediction.ts';
 import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
@@ -30,7 +31,7 @@ export interface MaturityOptions {
 }
 
 interface Series {
-  closes: Map<number, number>;
+  closes: TimedMap<number, number>;
   /** Newest candle windowEnd of the series. */
   clock: number;
   /** Predictions waiting for their target minute, by targetTs. */
@@ -40,7 +41,7 @@ interface Series {
 export class MaturityJoin {
   private readonly series = new Map<string, Series>();
   /** Keys already given a verdict, with their targetTs (pruned with the closes). */
-  private readonly done = new Map<string, number>();
+  private readonly done = new TimedMap<string, number>((_, targetTs) => targetTs);
   private eventClock = Number.NEGATIVE_INFINITY;
   private readonly timeoutMs: number;
   private readonly retentionMs: number;
@@ -85,7 +86,11 @@ export class MaturityJoin {
     const k = `${exchange}|${pair}`;
     let s = this.series.get(k);
     if (s === undefined) {
-      s = { closes: new Map(), clock: Number.NEGATIVE_INFINITY, pending: new Map() };
+      s = {
+        closes: new TimedMap((windowEnd) => windowEnd),
+        clock: Number.NEGATIVE_INFINITY,
+        pending: new Map(),
+      };
       this.series.set(k, s);
     }
     return s;
@@ -150,19 +155,10 @@ export class MaturityJoin {
         s.pending.delete(targetTs);
       }
       const horizon = now - this.retentionMs;
-      if (s.closes.size > 0 && Number.isFinite(horizon))
-        for (const t of s.closes.keys()) {
-          if (t >= horizon) break; // insertion order is time order per series, but late inserts are rare: best effort
-          s.closes.delete(t);
-        }
+      if (Number.isFinite(horizon)) s.closes.dropBefore(horizon);
     }
     const horizon = now - this.retentionMs;
-    if (Number.isFinite(horizon))
-      for (const [k, t] of this.done)
-        if (t < horizon) {
-          this.done.delete(k);
-          this.remembered.delete(k);
-        }
+    if (Number.isFinite(horizon)) this.done.dropBefore(horizon, (k) => this.remembered.delete(k));
     return out;
   }
 

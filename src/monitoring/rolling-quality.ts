@@ -1,3 +1,4 @@
+import { TimedMap } from '../core/timed-map.ts';
 import type { PredictionError } from '../schemas/prediction-error.ts';
 import { wilson } from '../training/metrics.ts';
 
@@ -122,10 +123,10 @@ export interface QualitySeries {
 
 export class RollingQuality {
   /** `pair|modelName|modelVersion` → minute → sums. */
-  private readonly buckets = new Map<string, Map<number, Sums>>();
+  private readonly buckets = new Map<string, TimedMap<number, Sums>>();
   private readonly keys = new Map<string, QualitySeries>();
   /** Record keys already added, with their minute: adding a record again (a re-read, a re-publication) is a no-op. */
-  private readonly seen = new Map<string, number>();
+  private readonly seen = new TimedMap<string, number>((_, minute) => minute);
   readonly windows: Readonly<Record<string, number>>;
   private readonly keepMs: number;
   /** The newest target time added: the clock windows end at, unless one is given. */
@@ -156,7 +157,7 @@ export class RollingQuality {
     const k = `${e.pair}|${e.modelName}|${e.modelVersion}`;
     let b = this.buckets.get(k);
     if (b === undefined) {
-      b = new Map();
+      b = new TimedMap((minute) => minute);
       this.buckets.set(k, b);
       this.keys.set(k, { pair: e.pair, modelName: e.modelName, modelVersion: e.modelVersion });
     }
@@ -178,10 +179,10 @@ export class RollingQuality {
   prune(end = this.clock): void {
     const from = end - this.keepMs;
     this.computed.clear();
-    for (const b of this.buckets.values()) for (const m of b.keys()) if (m < from) b.delete(m);
+    for (const b of this.buckets.values()) b.dropBefore(from);
     // An hour that began before `from` may have lost minutes.
     for (const h of this.hours.values()) for (const start of h.keys()) if (start < from) h.delete(start);
-    for (const [id, m] of this.seen) if (m < from) this.seen.delete(id);
+    this.seen.dropBefore(from);
   }
 
   /** The series (pair, model) with data. */
