@@ -4,7 +4,8 @@
  *      maturity join and the rolling quality — records (predictions + candles) per second. Goal ≥ 200,000/s.
  *   2. The same through the monitor service on the in-process bus, with the error records written to DuckDB.
  *   3. The cost added to `cryptocast run`: end-to-end trades/s of a replay with and without the monitor
- *      (`--no-monitor`), alternating rounds, median ratio. Goal: a drop of less than 5 %.
+ *      (`--no-monitor`), alternating rounds, median ratio. Goal: a drop of less than 5 %. With it, a 95 % interval
+ *      of that median (bootstrap over the rounds): single rounds on a shared 2-core machine vary by 10 % and more.
  * Usage: ./bench/run monitor [minutes=200000] [rounds=5] [trades=1000000]
  */
 import { execFileSync } from 'node:child_process';
@@ -186,6 +187,19 @@ function runOnce(
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** A 95 % percentile-bootstrap interval of the median of `xs` (rounds resampled with replacement; a fixed seed). */
+function medianInterval(xs: number[], resamples = 10_000): [number, number] {
+  let seed = 12345;
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x80000000;
+  };
+  const medians: number[] = [];
+  for (let i = 0; i < resamples; i++) medians.push(median(xs.map(() => xs[Math.floor(rand() * xs.length)]!)));
+  medians.sort((a, b) => a - b);
+  return [medians[Math.floor(resamples * 0.025)]!, medians[Math.floor(resamples * 0.975)]!];
+}
+
 const s = stream(MINUTES);
 scoringInProcess(stream(20_000)); // warm-up
 const pure = scoringInProcess(s);
@@ -219,8 +233,10 @@ for (let r = 0; r < ROUNDS; r++) {
   );
 }
 const ratio = median(ratios);
+const [low, high] = medianInterval(ratios);
+const drop = (r: number) => `${((1 - r) * 100).toFixed(1)} %`;
 console.log(
-  `3. cryptocast run, ${fmt(TRADES)} trades: with the monitor ${fmt(median(withMon))} trades/s, without ${fmt(median(without))} — median ratio ${ratio.toFixed(3)} (drop ${((1 - ratio) * 100).toFixed(1)} %, goal < 5 %; ${fmt(last.predictions)} predictions, ${fmt(last.scored)} scored)`,
+  `3. cryptocast run, ${fmt(TRADES)} trades: with the monitor ${fmt(median(withMon))} trades/s, without ${fmt(median(without))} — median ratio ${ratio.toFixed(3)} (drop ${drop(ratio)}, 95 % interval ${drop(high)} – ${drop(low)}; goal < 5 %; ${fmt(last.predictions)} predictions, ${fmt(last.scored)} scored)`,
 );
 
 recordBenchmark(
@@ -232,7 +248,7 @@ recordBenchmark(
 |---|---:|---:|
 | scoring in-process (maturity join + rolling quality), ${fmt(pure.records)} predictions + candles | ${fmt(pure.rate)} records/s | ≥ 200,000/s |
 | monitor service on the in-process bus, error records into DuckDB | ${fmt(svc.rate)} records/s | — |
-| \`cryptocast run\` replay of ${fmt(TRADES)} synthetic trades, with / without the monitor (median of ${ROUNDS} alternating rounds) | ${fmt(median(withMon))} / ${fmt(median(without))} trades/s, ratio ${ratio.toFixed(3)} (${((1 - ratio) * 100).toFixed(1)} % drop) | < 5 % drop |
+| \`cryptocast run\` replay of ${fmt(TRADES)} synthetic trades, with / without the monitor (median of ${ROUNDS} alternating rounds) | ${fmt(median(withMon))} / ${fmt(median(without))} trades/s, ratio ${ratio.toFixed(3)} (${drop(ratio)} drop; 95 % interval of the median ${drop(high)} – ${drop(low)}) | < 5 % drop |
 
 Rounds (with / without, trades/s): ${withMon.map((w, i) => `${fmt(w)} / ${fmt(without[i]!)}`).join('; ')}. ${fmt(last.predictions)} predictions per run, ${fmt(last.scored)} scored by the monitor.`,
 );
