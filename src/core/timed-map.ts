@@ -1,7 +1,7 @@
 import TinyQueue from 'tinyqueue';
 
 /**
- * A `Map` whose entries each have a time (`timeOf`, fixed when the key is first set), dropped oldest first by
+ * A `Map` whose entries each have a time (`timeOf` of the key and value), dropped once their time has passed by
  * `dropBefore`, which costs about what it drops — not a scan of the whole map.
  *
  * Why: the monitor keeps a day or a week of keys and minutes, added about in time order, and dropped what had aged out
@@ -9,7 +9,8 @@ import TinyQueue from 'tinyqueue';
  * a replay. Entries set in time order stay in time order (a `Map` iterates in insertion order), so the old ones are at
  * the front. An entry older than the newest one already there is late — common, not rare: the verdicts of two pairs
  * interleave, one a minute behind the other — and also goes into a min-heap by time, from which `dropBefore` takes
- * what has aged out. Exact: nothing at or after `from` is dropped, nothing before it is kept.
+ * what has aged out. Exact: nothing at or after `from` is dropped, nothing before it is kept (a key set again with a
+ * value of another time is moved to where that time belongs). A time that is not a number (NaN) is refused.
  */
 export class TimedMap<K, V> extends Map<K, V> {
   private readonly timeOf: (key: K, value: V) => number;
@@ -26,11 +27,15 @@ export class TimedMap<K, V> extends Map<K, V> {
   }
 
   override set(key: K, value: V): this {
-    if (!this.has(key)) {
-      const t = this.timeOf(key, value);
-      if (t < this.newest) this.late.push({ t, key });
-      else this.newest = t;
+    const t = this.timeOf(key, value);
+    if (Number.isNaN(t)) throw new RangeError("TimedMap: an entry's time is NaN");
+    if (this.has(key)) {
+      // Its place (the front walk's order, or the heap) is that of its time: kept while the time stays the same.
+      if (this.timeOf(key, this.get(key) as V) === t) return super.set(key, value);
+      super.delete(key);
     }
+    if (t < this.newest) this.late.push({ t, key });
+    else this.newest = t;
     return super.set(key, value);
   }
 
@@ -40,8 +45,9 @@ export class TimedMap<K, V> extends Map<K, V> {
     super.clear();
   }
 
-  /** Drops every entry whose time is before `from`; `onDrop` is told of each. */
+  /** Drops every entry whose time is before `from`; `onDrop` is told of each (not in time order). */
   dropBefore(from: number, onDrop?: (key: K, value: V) => void): void {
+    if (Number.isNaN(from)) throw new RangeError('TimedMap: dropBefore(NaN)');
     // The entries set in time order come in time order; a late one met on the way is dropped or ends the walk like the
     // others (every entry set in order after it is newer than it).
     for (const [k, v] of this) {
@@ -53,7 +59,7 @@ export class TimedMap<K, V> extends Map<K, V> {
       const { key } = this.late.pop()!;
       if (!this.has(key)) continue;
       const v = this.get(key) as V;
-      // Deleted and set again since, with a later time: it has its own place (the front, or the heap again).
+      // Deleted or set again since with a time not passed yet: it has its own place (the front walk, or the heap).
       if (this.timeOf(key, v) >= from) continue;
       this.delete(key);
       onDrop?.(key, v);

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { TimedMap } from '../../../src/core/timed-map.ts';
 
 type Op =
-  | { op: 'set'; key: number; time: number }
+  | { op: 'set'; key: number; time: number; again: boolean }
   | { op: 'delete'; key: number }
   | { op: 'drop'; from: number }
   | { op: 'clear' };
@@ -13,7 +13,12 @@ const ops = fc.array(
   fc.oneof(
     {
       weight: 6,
-      arbitrary: fc.record({ op: fc.constant('set' as const), key: fc.nat(12), time: fc.nat(100) }),
+      arbitrary: fc.record({
+        op: fc.constant('set' as const),
+        key: fc.nat(12),
+        time: fc.nat(100),
+        again: fc.boolean(),
+      }),
     },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('delete' as const), key: fc.nat(12) }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('drop' as const), from: fc.nat(110) }) },
@@ -26,12 +31,13 @@ describe('TimedMap: a map whose entries are dropped oldest first', () => {
   it('drops exactly the entries before the time, whatever the order they came in (against a plain map)', () => {
     fc.assert(
       fc.property(ops, (steps: Op[]) => {
-        // The value is the time (as the maturity join's keys): fixed when the key is first set.
+        // The value is the time (as the maturity join's keys); a key present may be set again with its own time or,
+        // with `again`, another one.
         const m = new TimedMap<number, number>((_, t) => t);
         const ref = new Map<number, number>();
         for (const s of steps) {
           if (s.op === 'set') {
-            const t = ref.get(s.key) ?? s.time;
+            const t = s.again ? s.time : (ref.get(s.key) ?? s.time);
             m.set(s.key, t);
             ref.set(s.key, t);
           } else if (s.op === 'delete') assert.equal(m.delete(s.key), ref.delete(s.key));
@@ -69,6 +75,18 @@ describe('TimedMap: a map whose entries are dropped oldest first', () => {
     );
     m.dropBefore(61);
     assert.equal(m.size, 0);
+  });
+
+  it('moves a key set again with another time; refuses a time that is not a number', () => {
+    const m = new TimedMap<string, number>((_, t) => t);
+    m.set('a', 10);
+    m.set('b', 20);
+    m.set('a', 30); // later now: dropped after b, not with it
+    m.dropBefore(25);
+    assert.deepEqual([...m], [['a', 30]]);
+    assert.throws(() => m.set('c', Number.NaN), RangeError);
+    assert.throws(() => m.dropBefore(Number.NaN), RangeError);
+    assert.deepEqual([...m], [['a', 30]]);
   });
 
   it('looks only at what it drops, the first entry it keeps, and the entries that came late', () => {
