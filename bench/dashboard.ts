@@ -24,6 +24,7 @@ import { dashboardState, launchChromium, waitForDashboard } from '../test/suppor
 import { registerModel, stumpModel } from '../test/support/champion.ts';
 import { scratchDir } from '../test/support/scratch.ts';
 import { fmt, recordBenchmark } from './report.ts';
+import { seededRandom } from './synthetic.ts';
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const M = 60_000;
@@ -32,11 +33,7 @@ const PAIR = 'BTC/USD';
 const T0 = Date.UTC(2025, 0, 1);
 
 let price = 60_000;
-let seed = 11;
-const rand = () => {
-  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-  return seed / 0x7fffffff;
-};
+const rand = seededRandom(11);
 /** Minute `i`: its candle, the prediction made at its close, and the verdict on the prediction made 5 minutes ago. */
 const minute = (i: number, history: Prediction[]) => {
   const open = price;

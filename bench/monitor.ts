@@ -22,7 +22,7 @@ import type { Prediction } from '../src/schemas/prediction.ts';
 import { topics } from '../src/schemas/topics.ts';
 import { scratchDir } from '../test/support/scratch.ts';
 import { fmt, recordBenchmark } from './report.ts';
-import { syntheticTradeChunks } from './synthetic.ts';
+import { seededRandom, syntheticTradeChunks } from './synthetic.ts';
 
 const MINUTES = Number(process.argv[2] ?? 200_000);
 const ROUNDS = Number(process.argv[3] ?? 5);
@@ -36,11 +36,7 @@ const PAIRS = ['BTC/USD', 'ETH/USD'];
 function stream(minutes: number): { candles: Candle[]; predictions: Prediction[] } {
   const candles: Candle[] = [];
   const predictions: Prediction[] = [];
-  let seed = 7;
-  const rand = () => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed / 0x7fffffff;
-  };
+  const rand = seededRandom(7);
   const price = [60_000, 3_000];
   for (let m = 0; m < minutes; m++)
     PAIRS.forEach((pair, k) => {
@@ -189,11 +185,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 /** A 95 % percentile-bootstrap interval of the median of `xs` (rounds resampled with replacement; a fixed seed). */
 function medianInterval(xs: number[], resamples = 10_000): [number, number] {
-  let seed = 12345;
-  const rand = () => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed / 0x80000000;
-  };
+  const rand = seededRandom(12345, 0x80000000); // below 1: an index
   const medians: number[] = [];
   for (let i = 0; i < resamples; i++) medians.push(median(xs.map(() => xs[Math.floor(rand() * xs.length)]!)));
   medians.sort((a, b) => a - b);

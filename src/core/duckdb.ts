@@ -153,12 +153,6 @@ function release(key: string, db: SharedDatabase): void {
 }
 
 /**
- * Why a DuckDB error will not pass with a retry, or undefined when it may (a conflict, a lock, a busy file): the disk
- * is full, the file system is read-only, or the file is damaged (DuckDB then invalidates the database, and every
- * later statement fails the same way). `cryptocast run` stops on these with one clear line instead of re-reading
- * its input for ever; a service keeps retrying (the disk may be freed, the volume remounted).
- */
-/**
  * Runs `body` in a transaction, empties `staging` (a temp table the body read from) and commits. A failure is what the
  * caller hears: after a failed COMMIT (a full disk, a conflict) DuckDB has rolled back already and ROLLBACK itself
  * fails ("no transaction is active"), which used to replace it. `staging` is emptied whatever happened.
@@ -180,6 +174,12 @@ export async function inTransaction(
   }
 }
 
+/**
+ * Why a DuckDB error will not pass with a retry, or undefined when it may (a conflict, a lock, a busy file): the disk
+ * is full, the file system is read-only, or the file is damaged (DuckDB then invalidates the database, and every
+ * later statement fails the same way). `cryptocast run` stops on these with one clear line instead of re-reading
+ * its input for ever; a service keeps retrying (the disk may be freed, the volume remounted).
+ */
 export type LastingStoreFailure = 'full' | 'read-only' | 'denied' | 'damaged';
 
 export function lastingStoreFailure(err: unknown): LastingStoreFailure | undefined {

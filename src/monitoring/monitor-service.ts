@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CandlesTable } from '../candles/store/candles-table.ts';
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
@@ -458,28 +459,20 @@ export class MonitorService {
       } catch (err) {
         w.takeFailure(); // told here: the next batch is not failed for it as well
         this.onWriteFailure?.(err);
-        if (this.stopping) throw err;
-        await new Promise<void>((resolve) => {
-          const wake = () => {
-            clearTimeout(timer);
-            this.retryWakers.delete(wake);
-            resolve();
-          };
-          const timer = setTimeout(wake, backoffCap(attempt, FLUSH_BACKOFF));
-          this.retryWakers.add(wake);
-        });
+        if (this.stopping.signal.aborted) throw err;
+        await sleep(backoffCap(attempt, FLUSH_BACKOFF), undefined, { signal: this.stopping.signal }).catch(
+          () => {},
+        );
       }
     }
   }
 
   private unscrape: (() => void) | undefined;
-  private stopping = false;
-  /** End `flushRetrying`'s back-offs (a stop: the next failure is thrown). */
-  private readonly retryWakers = new Set<() => void>();
+  /** Aborted by `stop`: ends `flushRetrying`'s back-offs (the next failure is thrown). */
+  private readonly stopping = new AbortController();
 
   async stop(): Promise<void> {
-    this.stopping = true;
-    for (const wake of [...this.retryWakers]) wake();
+    this.stopping.abort();
     this.unscrape?.();
     if (this.expiry) clearInterval(this.expiry);
     for (const s of this.subscriptions) await s.stop();

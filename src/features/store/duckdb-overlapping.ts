@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { type DuckDbSession, openDuckDb } from '../../core/duckdb.ts';
+import { type DuckDbSession, inTransaction, openDuckDb } from '../../core/duckdb.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { DuckDbColumnSource } from './duckdb-columns.ts';
 import { duckDbThreads, moveOnlineForward } from './duckdb-statements.ts';
@@ -155,12 +155,5 @@ async function moveOnline(
   online: readonly FeatureVectorRecord[],
 ): Promise<void> {
   if (online.length === 0) return;
-  await conn.run('BEGIN TRANSACTION');
-  try {
-    await moveOnlineForward(conn, table, online);
-    await conn.run('COMMIT');
-  } catch (err) {
-    await rollback(conn);
-    throw err;
-  }
+  await inTransaction(conn, () => moveOnlineForward(conn, table, online));
 }

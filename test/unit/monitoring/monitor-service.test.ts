@@ -107,6 +107,28 @@ const prediction = (i: number): Prediction => {
   };
 };
 
+/** Candles 0 … candles−1, then predictions 0 … predictions−1 (each judged as read); resolves at the first write. */
+async function judgeUntilFirstWrite(
+  bus: InProcessBus,
+  writes: readonly number[],
+  n: { candles: number; predictions: number },
+): Promise<void> {
+  await bus.publish(
+    topics.candles,
+    Array.from({ length: n.candles }, (_, i) => candle(i)),
+  );
+  await bus.publish(
+    topics.predictions,
+    Array.from({ length: n.predictions }, (_, i) => prediction(i)),
+  );
+  await waitFor(
+    'the first write',
+    () => writes.length,
+    (k) => k === 1,
+    { timeoutMs: 30_000, everyMs: 5 },
+  );
+}
+
 describe('MonitorService: a failed write', () => {
   it('a store write that fails once (database restarting) loses no verdict', async () => {
     const bus = new InProcessBus();
@@ -144,20 +166,7 @@ describe('MonitorService: verdicts stored in the background', () => {
     };
     const judged = () => svc.quality.sums('BTC/USD', 86_400_000, T0 + 86_400_000).n;
     // The candles first: each prediction is judged as it is read (no wait for its candle).
-    await bus.publish(
-      topics.candles,
-      Array.from({ length: 110 }, (_, i) => candle(i)),
-    );
-    await bus.publish(
-      topics.predictions,
-      Array.from({ length: 50 }, (_, i) => prediction(i)),
-    );
-    await waitFor(
-      'the first write',
-      () => writes.length,
-      (n) => n === 1,
-      { timeoutMs: 30_000, everyMs: 5 },
-    );
+    await judgeUntilFirstWrite(bus, writes, { candles: 110, predictions: 50 });
     for (let k = 50; k < 100; k += 10)
       await bus.publish(
         topics.predictions,
@@ -200,20 +209,7 @@ describe('MonitorService: a partition revoked and assigned back while verdicts a
     const { store, writes, release } = heldStore();
     const svc = new MonitorService(bus, store, { clock: 'event' });
     await svc.start();
-    await bus.publish(
-      topics.candles,
-      Array.from({ length: 20 }, (_, i) => candle(i)),
-    );
-    await bus.publish(
-      topics.predictions,
-      Array.from({ length: 10 }, (_, i) => prediction(i)),
-    );
-    await waitFor(
-      'the write of their verdicts',
-      () => writes.length,
-      (n) => n === 1,
-      { timeoutMs: 30_000, everyMs: 5 },
-    );
+    await judgeUntilFirstWrite(bus, writes, { candles: 20, predictions: 10 });
     // Revoked, assigned back, and read again from the committed offset (0): all ten judged already, none stored.
     const o = bus.options.get(topics.predictions.name)! as SubscribeOptions<Prediction>;
     const partition = 0;
