@@ -142,7 +142,12 @@ export class Feed<T extends FeedRecord> {
   /** Marks the feed filled without a bus (tests, benchmarks, the embedded runtime feeding it directly). */
   markReady(): void {
     this.filled = true;
-    this.subscription ??= { stop: async () => {}, caughtUp: async () => {}, lag: () => 0 };
+    this.subscription ??= {
+      stop: async () => {},
+      caughtUp: async () => {},
+      lag: () => 0,
+      readToEnd: () => true,
+    };
   }
 
   /**

@@ -5,6 +5,7 @@ import { topics as knownTopics } from '../schemas/topics.ts';
 import {
   type Batch,
   type Bus,
+  type CommitPlan,
   type Delivered,
   partitionFor,
   type SubscribeOptions,
@@ -77,6 +78,8 @@ interface Member {
   assigned: number[];
   /** Next offset to deliver, per assigned partition. */
   readonly position: Map<number, number>;
+  /** The end of the batch the handler has, per partition (see `Subscription.readToEnd`). */
+  readonly inHand: Map<number, number>;
   stopped: boolean;
   busy: number;
   readonly idle: Set<() => void>;
@@ -142,6 +145,7 @@ export class InProcessBus implements Bus {
       options: options as SubscribeOptions<unknown>,
       assigned: [],
       position: new Map(),
+      inHand: new Map(),
       stopped: false,
       busy: 0,
       idle: new Set(),
@@ -166,6 +170,10 @@ export class InProcessBus implements Bus {
           n += Math.max(0, tl.partitions[p]!.end - (member.position.get(p) ?? 0));
         return n;
       },
+      readToEnd: () =>
+        member.assigned.every(
+          (p) => (member.inHand.get(p) ?? member.position.get(p) ?? 0) >= tl.partitions[p]!.end,
+        ),
       caughtUp: async () => {
         const targets = new Map(member.assigned.map((p) => [p, tl.partitions[p]!.end]));
         for (;;) {
@@ -306,10 +314,14 @@ export class InProcessBus implements Bus {
             poison.deadLetterSent(BigInt(q.offset));
           }
         const valid = unchecked ? await this.validate(opts, records) : records;
-        const plan =
-          valid.length > 0
-            ? await opts.handle({ partition: p, records: valid } as Batch<unknown>)
-            : undefined;
+        // Counted as read while the handler has it (`readToEnd`), and no longer once it failed.
+        m.inHand.set(p, upTo);
+        let plan: CommitPlan;
+        try {
+          if (valid.length > 0) plan = await opts.handle({ partition: p, records: valid } as Batch<unknown>);
+        } finally {
+          m.inHand.delete(p);
+        }
         const next = BigInt(upTo);
         const pending =
           valid.length > 0

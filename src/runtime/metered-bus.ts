@@ -44,6 +44,7 @@ export class MeteredBus implements Bus {
       ...sub,
       lag: () => sub.lag(),
       caughtUp: () => sub.caughtUp(),
+      readToEnd: () => sub.readToEnd(),
       stop: async () => {
         remove();
         metrics.consumerLag.remove(lagLabels);

@@ -555,6 +555,52 @@ describe('KafkaBus on a real Kafka broker', () => {
     await s2.stop();
   });
 
+  it('readToEnd: true only once every assigned partition is handed over to its end; at once for a group at the end', async () => {
+    const bus = newBus(undefined, 50);
+    await bus.publish(numbers, msgs(400, 0, PAIRS.slice(0, 4)));
+    const seen: { n: number; readToEnd: boolean }[] = [];
+    let sub: Awaited<ReturnType<KafkaBus['subscribe']>> | undefined;
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    sub = await bus.subscribe<Msg>({
+      topic: numbers,
+      group: 'ends',
+      service: 't',
+      handle: async (b) => {
+        await released; // the first batch waits: asked from outside meanwhile
+        seen.push({ n: b.records.length, readToEnd: sub!.readToEnd() });
+        return undefined;
+      },
+    });
+    assert.equal(sub.readToEnd(), false, 'a backlog not handed over yet');
+    release();
+    await until('every record handled', () => seen.reduce((a, s) => a + s.n, 0) === 400);
+    assert.equal(seen.at(-1)!.readToEnd, true, 'the last batch, in hand: read to the end');
+    assert.equal(
+      seen.filter((s) => s.readToEnd).length,
+      1,
+      'before it, a partition was behind (one not fetched yet counts from its end at assignment)',
+    );
+    assert.equal(sub.readToEnd(), true);
+    await bus.publish(numbers, msgs(4, 400, PAIRS.slice(0, 4)));
+    await until('the new records', () => seen.reduce((a, s) => a + s.n, 0) === 404);
+    await sub.caughtUp();
+    assert.equal(sub.readToEnd(), true);
+    // A group that starts at the end: nothing to read, known before any fetch brings data (none will).
+    const atEnd = await bus.subscribe<Msg>({
+      topic: numbers,
+      group: 'at-end',
+      from: 'latest',
+      service: 't',
+      handle: () => undefined,
+    });
+    assert.equal(atEnd.readToEnd(), true);
+    await atEnd.stop();
+    await sub.stop();
+  });
+
   it('readTail returns the last n records of every partition, in partition and offset order', async () => {
     const bus = newBus();
     assert.deepEqual(await bus.readTail(numbers, 5), [], 'empty topic');

@@ -298,6 +298,7 @@ export class KafkaBus implements Bus {
         this.subscriptions.delete(sub as KafkaSubscription<unknown>);
       },
       caughtUp: () => sub.caughtUp(),
+      readToEnd: () => sub.readToEnd(),
       lag: () => sub.lag(),
     };
   }

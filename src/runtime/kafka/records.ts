@@ -38,7 +38,7 @@ export interface RawRecord {
 export interface Fetched {
   /** Records at or after the requested offset, in offset order. */
   records: RawRecord[];
-  /** The partition's high watermark when it was fetched (for the consumer lag). */
+  /** The partition's high watermark when it was fetched (the consumer lag, `readToEnd`). */
   highWatermark: bigint;
   /** The offset after the last fetched batch (control batches included): where the next fetch starts. */
   next: bigint;

@@ -107,8 +107,20 @@ export class KafkaSubscription<T> {
     ]);
   }
 
-  /** High watermark per partition, as of its last fetch with data. */
+  /** High watermark per partition: its end read at assignment, then as of its last fetch with data. */
   private readonly highWatermarks = new Map<number, bigint>();
+  /** The partition and end of the chunk the handler has (see `readToEnd`). */
+  private inHand: { partition: number; next: bigint } | undefined;
+
+  readToEnd(): boolean {
+    if (!this.joined || this.pending !== undefined || this.stopped) return false;
+    for (const [p, s] of this.partitions) {
+      const end = this.highWatermarks.get(p);
+      const at = this.inHand?.partition === p ? this.inHand.next : s.position;
+      if (end === undefined || at < end) return false;
+    }
+    return true;
+  }
 
   lag(): number {
     let n = 0n;
@@ -230,7 +242,13 @@ export class KafkaSubscription<T> {
           countDeadLetters(dead);
           for (const o of quarantined) poison.deadLetterSent(o);
         }
-        if (valid.length > 0) plan = await this.opts.handle({ partition, records: valid });
+        // Counted as read while the handler has it (`readToEnd`), and no longer once it failed.
+        this.inHand = { partition, next };
+        try {
+          if (valid.length > 0) plan = await this.opts.handle({ partition, records: valid });
+        } finally {
+          this.inHand = undefined;
+        }
       } catch (err) {
         const first = chunk[0]?.offset ?? next;
         const f = state.chunkFailed(Date.now(), HANDLER_BACKOFF, err, first, chunk.length, next);
@@ -301,7 +319,7 @@ export class KafkaSubscription<T> {
     let next: Set<number>;
     let revoked: number[];
     let added: number[];
-    let starts: Map<number, { position: bigint; committed: bigint }>;
+    let starts: Map<number, { position: bigint; committed: bigint; end: bigint }>;
     // Until the assignment we computed for is still the latest one (another rebalance may complete meanwhile).
     do {
       if (this.pending === undefined) return true;
@@ -335,6 +353,8 @@ export class KafkaSubscription<T> {
     for (const p of added) {
       const s = starts.get(p)!;
       this.partitions.set(p, new PartitionCursor(s.position, s.committed));
+      // Known before the first fetch: a fetch at the end may return nothing for the partition (`readToEnd`).
+      this.highWatermarks.set(p, s.end);
     }
     if (added.length > 0)
       await this.callback(
@@ -359,15 +379,15 @@ export class KafkaSubscription<T> {
   private async startPositions(
     partitions: number[],
     committed: Map<number, bigint>,
-  ): Promise<Map<number, { position: bigint; committed: bigint }>> {
-    const out = new Map<number, { position: bigint; committed: bigint }>();
+  ): Promise<Map<number, { position: bigint; committed: bigint; end: bigint }>> {
+    const out = new Map<number, { position: bigint; committed: bigint; end: bigint }>();
     if (partitions.length === 0) return out;
     const { earliest, latest } = await this.bus.offsets(this.topicName);
     for (const p of partitions) {
       const c = committed.get(p) ?? -1n;
       const fallback =
         (this.opts.from ?? 'earliest') === 'earliest' ? (earliest[p] ?? 0n) : (latest[p] ?? 0n);
-      out.set(p, { position: c >= 0n ? c : fallback, committed: c });
+      out.set(p, { position: c >= 0n ? c : fallback, committed: c, end: latest[p] ?? 0n });
     }
     return out;
   }

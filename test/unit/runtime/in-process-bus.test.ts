@@ -393,6 +393,56 @@ describe('InProcessBus', () => {
     await bus.close();
   });
 
+  it('readToEnd: true only once every assigned partition is handed over to its end (the batch in hand counts); not for a failed batch', async () => {
+    let sub: Awaited<ReturnType<InProcessBus['subscribe']>> | undefined;
+    const atFailure: boolean[] = [];
+    const bus = new InProcessBus({ maxBatch: 10, onHandlerFailure: () => atFailure.push(sub!.readToEnd()) });
+    const topic = defineTopic<Msg>({ ...numbers, name: 'ends', partitions: 2 });
+    const keys = ['A', 'D'];
+    assert.notEqual(partitionFor('A', 2), partitionFor('D', 2), 'one key per partition');
+    await bus.publish(topic, msgs(40, keys)); // 20 per partition: two batches each
+    const seen: { n: number; readToEnd: boolean }[] = [];
+    let failOnce = true;
+    sub = await bus.subscribe<Msg>({
+      topic,
+      group: 'g',
+      service: 't',
+      handle: (b) => {
+        if (b.records[0]!.value.n === 20 && failOnce) {
+          failOnce = false;
+          throw new Error('injected');
+        }
+        seen.push({ n: b.records.length, readToEnd: sub?.readToEnd() ?? false });
+        return undefined;
+      },
+    });
+    await waitFor(
+      'every record handled',
+      () => seen.reduce((a, s) => a + s.n, 0),
+      (n) => n === 40,
+    );
+    assert.equal(sub.readToEnd(), true);
+    assert.deepEqual(atFailure, [false], 'a batch whose handler failed is not read');
+    assert.equal(seen.at(-1)!.readToEnd, true, 'the last batch in hand: read to the end');
+    assert.equal(
+      seen.filter((s) => s.readToEnd).length,
+      1,
+      'before it, one partition or the other was behind',
+    );
+    bus.publishUnvalidated(topic.name, 'A', { pair: 'A', n: 40 });
+    assert.equal(sub.readToEnd(), false, 'a record published and not handed over yet');
+    await sub.caughtUp();
+    assert.equal(sub.readToEnd(), true);
+    const late = await bus.subscribe<Msg>({
+      topic,
+      group: 'late',
+      service: 't',
+      from: 'latest',
+      handle: () => undefined,
+    });
+    assert.equal(late.readToEnd(), true, 'a group starting at the end has nothing to read');
+  });
+
   it('readTail returns the last records of each partition', async () => {
     const bus = new InProcessBus();
     await bus.publish(numbers, msgs(100));
