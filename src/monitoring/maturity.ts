@@ -1,7 +1,7 @@
 import { TimedMap } from '../core/timed-map.ts';
 import type { Candle } from '../schemas/candle.ts';
 import type { Prediction } from '../schemas/prediction.ts';
-import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
+import { type ErrorKeyField, errorKey, type PredictionError } from '../schemas/prediction-error.ts';
 import { scorePrediction, unscorable } from './score.ts';
 
 /**
@@ -13,13 +13,17 @@ import { scorePrediction, unscorable } from './score.ts';
  *   waits.
  * - A waiting prediction becomes `unscorable` — never silently dropped — when its pair's candles pass its target
  *   minute without one (`no_candle_at_target`: a gap), or when the stream's clock is `timeoutMs` past its target
- *   time and its pair has produced nothing since (`target_not_closed_in_time`: the pair stopped).
+ *   time, its pair has produced nothing since and every candle in the stream has been read
+ *   (`target_not_closed_in_time`: the pair stopped). The last condition is the caller's to tell (`expire`): a monitor
+ *   restarted behind a backlog of candles reads predictions whose candles it has not reached yet, and the clock —
+ *   the wall clock, or another pair's candles read ahead — says nothing about whether those will come.
  * - Each prediction key gets one verdict: a prediction delivered twice (a re-publish, a re-read after a restart) is
  *   scored once.
  *
  * The clock is the stream's: the newest candle windowEnd seen (replays), or the wall clock live (`now`). Closes and
- * verdict keys are kept for `retentionMs` behind the clock, so a prediction arriving late (a predictor catching up)
- * still finds its candle.
+ * verdict keys are kept for `retentionMs` behind their own pair's newest candle — not the clock, which the wall or
+ * another pair may carry a day ahead of a pair being caught up on — so a prediction arriving late (a predictor
+ * catching up) still finds its candle.
  */
 export interface MaturityOptions {
   /** Waiting this long past targetTs (by the clock) makes a prediction unscorable. Default 15 minutes. */
@@ -32,6 +36,8 @@ export interface MaturityOptions {
 
 interface Series {
   closes: TimedMap<number, number>;
+  /** Keys of the series' predictions already given a verdict, with their targetTs. */
+  done: TimedMap<string, number>;
   /** Newest candle windowEnd of the series. */
   clock: number;
   /** Predictions waiting for their target minute, by targetTs. */
@@ -40,8 +46,6 @@ interface Series {
 
 export class MaturityJoin {
   private readonly series = new Map<string, Series>();
-  /** Keys already given a verdict, with their targetTs (pruned with the closes). */
-  private readonly done = new TimedMap<string, number>((_, targetTs) => targetTs);
   private eventClock = Number.NEGATIVE_INFINITY;
   private readonly timeoutMs: number;
   private readonly retentionMs: number;
@@ -88,6 +92,7 @@ export class MaturityJoin {
     if (s === undefined) {
       s = {
         closes: new TimedMap((windowEnd) => windowEnd),
+        done: new TimedMap((_, targetTs) => targetTs),
         clock: Number.NEGATIVE_INFINITY,
         pending: new Map(),
       };
@@ -123,12 +128,12 @@ export class MaturityJoin {
   onPrediction(p: Prediction): PredictionError[] {
     this.stats.predictions++;
     const key = errorKey(p);
-    if (this.done.has(key)) {
+    const s = this.seriesOf(p.exchange, p.pair);
+    if (s.done.has(key)) {
       if (this.remembered.delete(key)) this.stats.judgedBefore++;
       else this.stats.duplicates++;
       return [];
     }
-    const s = this.seriesOf(p.exchange, p.pair);
     const close = s.closes.get(p.targetTs);
     const out: PredictionError[] = [];
     if (close !== undefined) this.verdict(out, scorePrediction(p, close, this.scoredAt(p)));
@@ -144,40 +149,48 @@ export class MaturityJoin {
     return out;
   }
 
-  /** Verdicts for predictions that waited too long, and pruning of what is older than the retention. */
-  expire(): PredictionError[] {
+  /**
+   * Verdicts for predictions that waited too long, and pruning of what is older than the retention. `readToEnd`: whether
+   * every candle in the stream has been read (the candles subscription's `readToEnd`); while one may still be in the
+   * backlog, nothing times out.
+   */
+  expire(readToEnd = true): PredictionError[] {
     const now = this.clock();
     const out: PredictionError[] = [];
     for (const s of this.series.values()) {
-      for (const [targetTs, ps] of s.pending) {
-        if (targetTs + this.timeoutMs > now) continue;
-        for (const p of ps) this.verdict(out, unscorable(p, 'target_not_closed_in_time', now));
-        s.pending.delete(targetTs);
+      if (readToEnd)
+        for (const [targetTs, ps] of s.pending) {
+          if (targetTs + this.timeoutMs > now) continue;
+          for (const p of ps) this.verdict(out, unscorable(p, 'target_not_closed_in_time', now));
+          s.pending.delete(targetTs);
+        }
+      const horizon = s.clock - this.retentionMs;
+      if (Number.isFinite(horizon)) {
+        s.closes.dropBefore(horizon);
+        s.done.dropBefore(horizon, (k) => this.remembered.delete(k));
       }
-      const horizon = now - this.retentionMs;
-      if (Number.isFinite(horizon)) s.closes.dropBefore(horizon);
     }
-    const horizon = now - this.retentionMs;
-    if (Number.isFinite(horizon)) this.done.dropBefore(horizon, (k) => this.remembered.delete(k));
     return out;
   }
 
   private verdict(out: PredictionError[], e: PredictionError): void {
     const key = errorKey(e);
-    if (this.done.has(key)) {
+    const done = this.seriesOf(e.exchange, e.pair).done;
+    if (done.has(key)) {
       this.stats.duplicates++;
       return;
     }
-    this.done.set(key, e.targetTs);
+    done.set(key, e.targetTs);
     if (e.status === 'scored') this.stats.scored++;
     else this.stats.unscorable++;
     out.push(e);
   }
 
-  /** Marks keys that already have a verdict in the store (a restart): they are not scored again. */
-  remember(keys: Iterable<{ key: string; targetTs: number }>): void {
-    for (const { key, targetTs } of keys) {
-      this.done.set(key, targetTs);
+  /** Marks verdicts already in the store (a restart): their predictions are not scored again. */
+  remember(verdicts: Iterable<Pick<PredictionError, ErrorKeyField | 'targetTs'>>): void {
+    for (const e of verdicts) {
+      const key = errorKey(e);
+      this.seriesOf(e.exchange, e.pair).done.set(key, e.targetTs);
       this.remembered.add(key);
     }
   }

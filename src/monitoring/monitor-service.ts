@@ -68,10 +68,11 @@ const MAX_CATCH_UP = 240;
  *      one); a failed write keeps its verdicts for the next and fails the next batch, before the join sees it;
  *   3. `predictions` offsets are committed up to the oldest prediction still waiting — for its candle, or for its
  *      verdict to be stored — so a restart re-reads every prediction without a stored verdict;
- *   4. `candles` offsets are committed `retentionMs` of event time behind, so a restart re-reads the closes a late
- *      or waiting prediction may still need — and the candles kept for the dashboard (`candles` option), which are
- *      written in the background (`WriteBehind`, at most once a second): what a crash loses there is written again
- *      from the re-read.
+ *   4. `candles` offsets are committed `retentionMs` behind each partition's newest candle, so a restart re-reads
+ *      the closes a late or waiting prediction may still need — and the candles kept for the dashboard (`candles`
+ *      option), which are written in the background (`WriteBehind`, at most once a second): what a crash loses there
+ *      is written again from the re-read. A restart therefore begins behind a backlog of candles, and predictions are
+ *      read meanwhile: none times out (`target_not_closed_in_time`) until the candles are read to the end.
  */
 export class MonitorService {
   readonly join: MaturityJoin;
@@ -87,6 +88,10 @@ export class MonitorService {
   private readonly waiting = new Map<number, Map<string, bigint>>();
   /** Per candles partition: (windowEnd, offset) of the candles within the retention, oldest first. */
   private readonly kept = new Map<number, { windowEnd: number; offset: bigint }[]>();
+  /** Per candles partition: the newest candle windowEnd read (the retention is counted back from it). */
+  private readonly keptClock = new Map<number, number>();
+  /** The candles subscription: whether it has read to the end decides whether a waiting prediction may time out. */
+  private candlesRead: Subscription | undefined;
   private expiry: NodeJS.Timeout | undefined;
   private readonly alerts: MonitorServiceOptions['alerts'];
   /** Signals for the alert rules, kept as the streams go by. */
@@ -246,47 +251,54 @@ export class MonitorService {
       topics.dlq,
     ]);
     await this.rebuild();
-    this.subscriptions.push(
-      await this.bus.subscribe<Candle>({
-        topic: topics.candles,
-        // One consumer group per input topic: members of one group that subscribe to different topics may be left
-        // without partitions by the group's assignor.
-        group: `${this.group}.candles`,
-        service: 'monitor',
-        from: 'earliest',
-        onRevoke: (ps) => {
-          for (const p of ps) this.kept.delete(p);
-        },
-        handle: (batch) => {
-          // A background write that failed fails this batch, as a direct write did; first of all, before the join has
-          // seen the batch (a verdict it gave would not come again on the re-delivery).
-          this.throwBackgroundFailure();
-          const out: PredictionError[] = [];
-          let kept = this.kept.get(batch.partition);
-          if (kept === undefined) {
-            kept = [];
-            this.kept.set(batch.partition, kept);
-          }
-          for (const r of batch.records) {
-            const c = r.value;
-            out.push(...this.join.onCandle(c));
-            kept.push({ windowEnd: c.windowEnd, offset: r.offset });
-            if (c.windowEnd > (this.lastCandle.get(c.pair) ?? 0)) this.lastCandle.set(c.pair, c.windowEnd);
-            if (!c.filled && c.windowEnd > (this.lastTradeCandle.get(c.pair) ?? 0))
-              this.lastTradeCandle.set(c.pair, c.windowEnd);
-          }
-          out.push(...this.join.expire());
-          this.candleCopies?.add(batch.records.map((r) => r.value));
-          this.judged(out);
-          this.evaluateAlerts();
-          const horizon = this.join.clock() - this.retentionMs;
-          let drop = 0;
-          while (drop < kept.length - 1 && kept[drop]!.windowEnd < horizon) drop++;
-          kept.splice(0, drop);
-          return new Map([[batch.partition, kept[0]?.offset ?? batch.records.at(-1)!.offset + 1n]]);
-        },
-      }),
-    );
+    this.candlesRead = await this.bus.subscribe<Candle>({
+      topic: topics.candles,
+      // One consumer group per input topic: members of one group that subscribe to different topics may be left
+      // without partitions by the group's assignor.
+      group: `${this.group}.candles`,
+      service: 'monitor',
+      from: 'earliest',
+      onRevoke: (ps) => {
+        for (const p of ps) {
+          this.kept.delete(p);
+          this.keptClock.delete(p);
+        }
+      },
+      handle: (batch) => {
+        // A background write that failed fails this batch, as a direct write did; first of all, before the join has
+        // seen the batch (a verdict it gave would not come again on the re-delivery).
+        this.throwBackgroundFailure();
+        const out: PredictionError[] = [];
+        let kept = this.kept.get(batch.partition);
+        if (kept === undefined) {
+          kept = [];
+          this.kept.set(batch.partition, kept);
+        }
+        let newest = this.keptClock.get(batch.partition) ?? Number.NEGATIVE_INFINITY;
+        for (const r of batch.records) {
+          const c = r.value;
+          out.push(...this.join.onCandle(c));
+          kept.push({ windowEnd: c.windowEnd, offset: r.offset });
+          if (c.windowEnd > newest) newest = c.windowEnd;
+          if (c.windowEnd > (this.lastCandle.get(c.pair) ?? 0)) this.lastCandle.set(c.pair, c.windowEnd);
+          if (!c.filled && c.windowEnd > (this.lastTradeCandle.get(c.pair) ?? 0))
+            this.lastTradeCandle.set(c.pair, c.windowEnd);
+        }
+        this.keptClock.set(batch.partition, newest);
+        out.push(...this.join.expire(this.candlesReadToEnd()));
+        this.candleCopies?.add(batch.records.map((r) => r.value));
+        this.judged(out);
+        this.evaluateAlerts();
+        // A day behind this partition's own newest candle, as the join keeps the closes: not behind the clock, which
+        // the wall or another partition read ahead may carry past candles a waiting prediction still needs.
+        const horizon = newest - this.retentionMs;
+        let drop = 0;
+        while (drop < kept.length - 1 && kept[drop]!.windowEnd < horizon) drop++;
+        kept.splice(0, drop);
+        return new Map([[batch.partition, kept[0]?.offset ?? batch.records.at(-1)!.offset + 1n]]);
+      },
+    });
+    this.subscriptions.push(this.candlesRead);
     this.subscriptions.push(
       await this.bus.subscribe<Prediction>({
         topic: topics.predictions,
@@ -364,7 +376,7 @@ export class MonitorService {
     }
     // Timeouts also on a quiet stream (live: the pair stopped, no candle will come to trigger them); alerts too.
     this.expiry = setInterval(() => {
-      this.judged(this.join.expire());
+      this.judged(this.join.expire(this.candlesReadToEnd()));
       // Also retries verdicts a failed write left unstored, should no batch come to carry them.
       if (this.verdictWrites.backlog > 0)
         void this.verdictWrites.flush().catch((err) => this.log.error({ err }, 'verdicts not stored yet'));
@@ -374,6 +386,14 @@ export class MonitorService {
           .catch((err) => this.log.error({ err }, 'alert evaluation failed'));
     }, 5_000);
     this.expiry.unref();
+  }
+
+  /**
+   * Whether every candle in the topic has been read — false before the subscription exists (its first batch may come
+   * while it is being made): a prediction times out only then (`MaturityJoin.expire`).
+   */
+  private candlesReadToEnd(): boolean {
+    return this.candlesRead?.readToEnd() ?? false;
   }
 
   private predictionsCommit(partition: number, end: bigint): CommitPlan {
@@ -390,7 +410,7 @@ export class MonitorService {
     const longest = Math.max(...Object.values(this.quality.windows));
     const records = await this.store.byTargetTime(latest - longest, latest + 1);
     for (const e of records) this.quality.add(e);
-    this.join.remember(records.map((e) => ({ key: errorKey(e), targetTs: e.targetTs })));
+    this.join.remember(records);
     this.stats.rebuilt = records.length;
     this.log.info({ records: records.length, upTo: latest }, 'rolling quality rebuilt from the store');
   }

@@ -57,7 +57,9 @@ export const PredictionErrorSchema = z.object({
 });
 export type PredictionError = z.infer<typeof PredictionErrorSchema>;
 
+/** The fields of a record's key (`errorKey`). */
+export type ErrorKeyField = 'exchange' | 'pair' | 'windowEnd' | 'modelName' | 'modelVersion';
+
 /** The key one record per prediction is kept under. */
-export const errorKey = (
-  e: Pick<PredictionError, 'exchange' | 'pair' | 'windowEnd' | 'modelName' | 'modelVersion'>,
-) => `${e.exchange}|${e.pair}|${e.windowEnd}|${e.modelName}|${e.modelVersion}`;
+export const errorKey = (e: Pick<PredictionError, ErrorKeyField>) =>
+  `${e.exchange}|${e.pair}|${e.windowEnd}|${e.modelName}|${e.modelVersion}`;

@@ -4,7 +4,7 @@ import { MaturityJoin } from '../../../src/monitoring/maturity.ts';
 import { scorePrediction } from '../../../src/monitoring/score.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
-import { errorKey, PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
+import { PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
 import { prediction as basePrediction } from '../../support/factories.ts';
 
 const T = Date.UTC(2026, 0, 5, 12, 0);
@@ -138,7 +138,7 @@ describe('MaturityJoin: predictions meet the candle of their target minute', () 
   it('a prediction whose verdict the store held (remember): judged before, not scored again, not a duplicate', () => {
     const j = new MaturityJoin();
     const p = prediction({ windowEnd: T });
-    j.remember([{ key: errorKey(p), targetTs: p.targetTs }]);
+    j.remember([p]);
     j.onCandle(candle(T + 5 * M, 100));
     assert.deepEqual(j.onPrediction(p), []);
     assert.deepEqual([j.stats.judgedBefore, j.stats.duplicates, j.stats.scored], [1, 0, 0]);
@@ -159,5 +159,53 @@ describe('MaturityJoin: predictions meet the candle of their target minute', () 
     assert.deepEqual(j.onCandle(candle(T + 5 * M, 1, { exchange: 'binance' })), []);
     assert.deepEqual(j.onCandle(candle(T + 5 * M, 1, { pair: 'ETH/USD' })), []);
     assert.equal(j.onCandle(candle(T + 5 * M, 100))[0]!.actualClose, 100);
+  });
+});
+
+describe('MaturityJoin: a monitor catching up on a backlog of candles', () => {
+  const D = 86_400_000;
+
+  it('live, an hour late: a prediction whose candle is not read yet does not time out until the candles are read to the end', () => {
+    const now = T + 60 * M;
+    const j = new MaturityJoin({ now: () => now });
+    const p = prediction({ windowEnd: T });
+    assert.deepEqual(j.onPrediction(p), [], 'waits: its candle is in the backlog');
+    assert.deepEqual(j.expire(false), [], 'the candles are not read to the end: nothing times out');
+    const [e] = j.onCandle(candle(T + 5 * M, 100.5));
+    assert.deepEqual([e!.status, e!.actualClose], ['scored', 100.5]);
+    assert.deepEqual(j.expire(true), []);
+  });
+
+  it('live, the candles read to the end and still none at the target: then it times out', () => {
+    const now = T + 60 * M;
+    const j = new MaturityJoin({ now: () => now });
+    j.onPrediction(prediction({ windowEnd: T }));
+    assert.deepEqual(j.expire(false), []);
+    assert.equal(j.expire(true)[0]!.reason, 'target_not_closed_in_time');
+  });
+
+  it("another pair's candles read two days ahead: this pair's closes and verdicts are kept a day behind its own", () => {
+    const j = new MaturityJoin();
+    // BTC's partition is read first, two days of it; then ETH's, from its start.
+    for (let k = 0; k <= 2 * 1440; k += 10) j.onCandle(candle(T + k * M, 100));
+    j.expire();
+    const eth = (o: Partial<Prediction> = {}) => prediction({ pair: 'ETH/USD', windowEnd: T, ...o });
+    assert.deepEqual(j.onPrediction(eth()), [], 'waits for its candle');
+    assert.deepEqual(j.expire(false), [], 'the ETH candles are not read yet');
+    j.onCandle(candle(T + 5 * M, 3000, { pair: 'ETH/USD' }));
+    j.onCandle(candle(T + 6 * M, 3001, { pair: 'ETH/USD' }));
+    j.expire();
+    const [late] = j.onPrediction(eth({ windowEnd: T + M }));
+    assert.deepEqual(
+      [late!.status, late!.actualClose],
+      ['scored', 3001],
+      'a prediction read after its close finds it (kept a day behind ETH, not BTC)',
+    );
+    assert.deepEqual(j.onPrediction(eth()), [], 'a re-read prediction already judged: not judged again');
+    assert.equal(j.stats.duplicates, 1);
+    // ETH's own clock a day on: now its old closes go.
+    j.onCandle(candle(T + D + 10 * M, 3100, { pair: 'ETH/USD' }));
+    j.expire();
+    assert.equal(j.onPrediction(eth({ windowEnd: T + 2 * M }))[0]!.reason, 'target_before_retention');
   });
 });

@@ -348,3 +348,88 @@ describe('MonitorService: alerts on the event clock', () => {
       assert.ok(n.at < T0 + 60 * 60_000, `${n.key} fired at its hour: ${new Date(n.at).toISOString()}`);
   });
 });
+
+describe('MonitorService: restarted behind a backlog of candles', () => {
+  // 20 hours of candles and their predictions in the topics before the monitor reads them (an outage; within the day
+  // of closes the join keeps), the predictions read before the candle backlog reaches their minutes. Each prediction
+  // has its candle, so each must be scored — none `target_not_closed_in_time` because the wall clock (three days
+  // on) or another pair's candles, read ahead on their own partition, are past its target.
+  const minutes = 20 * 60;
+  const verdicts = (rows: Iterable<PredictionError>) => {
+    const out: Record<string, number> = {};
+    for (const r of rows) {
+      const k = `${r.pair} ${r.status} ${r.reason ?? ''}`.trim();
+      out[k] = (out[k] ?? 0) + 1;
+    }
+    return out;
+  };
+
+  it('wall clock: every prediction scored once its candle is read, none timed out meanwhile', async () => {
+    // Both topics filled before the start; the candles' first batch waits until every prediction is waiting.
+    let predictionsRead!: Promise<unknown>;
+    class CandlesAfterPredictions extends InProcessBus {
+      override subscribe<T>(o: SubscribeOptions<T>) {
+        if (o.topic.name !== topics.candles.name) return super.subscribe(o);
+        let first = true; // one pair: one partition, one batch in hand at a time
+        return super.subscribe({
+          ...o,
+          handle: async (b) => {
+            if (first) await predictionsRead;
+            first = false;
+            return o.handle(b);
+          },
+        });
+      }
+    }
+    const bus = new CandlesAfterPredictions({ maxBatch: 50 });
+    const store = memoryStore(() => false);
+    const svc = new MonitorService(bus, store, { clock: 'wall', now: () => T0 + 3 * 86_400_000 });
+    predictionsRead = waitFor(
+      'every prediction waiting',
+      () => svc.join.pendingCount(),
+      (n) => n === minutes,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: minutes + 10 }, (_, i) => candle(i)),
+    );
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: minutes }, (_, i) => prediction(i)),
+    );
+    await svc.start();
+    await predictionsRead;
+    await svc.caughtUp();
+    assert.deepEqual(verdicts(store.rows.values()), { 'BTC/USD scored': minutes });
+    await svc.stop();
+  });
+
+  it("event clock: another pair's candles read ahead on their own partition time out nothing of this pair", async () => {
+    // The predictions first (no candle: the event clock has not started, nothing can time out); then both pairs'
+    // candles at once, each partition read in one batch (BTC's first: partitions 1 and 3 of 4), whose newest candle
+    // is 20 hours past ETH's waiting predictions.
+    const bus = new InProcessBus({ maxBatch: 2_000 });
+    const store = memoryStore(() => false);
+    const svc = new MonitorService(bus, store, { clock: 'event' });
+    const pairs = ['BTC/USD', 'ETH/USD'];
+    await svc.start();
+    await bus.publish(
+      topics.predictions,
+      pairs.flatMap((pair) => Array.from({ length: minutes }, (_, i) => ({ ...prediction(i), pair }))),
+    );
+    await waitFor(
+      'every prediction waiting',
+      () => svc.join.pendingCount(),
+      (n) => n === pairs.length * minutes,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    await bus.publish(
+      topics.candles,
+      pairs.flatMap((pair) => Array.from({ length: minutes + 10 }, (_, i) => ({ ...candle(i), pair }))),
+    );
+    await svc.caughtUp();
+    assert.deepEqual(verdicts(store.rows.values()), { 'BTC/USD scored': minutes, 'ETH/USD scored': minutes });
+    await svc.stop();
+  });
+});
