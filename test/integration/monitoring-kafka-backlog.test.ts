@@ -6,9 +6,8 @@ import type { ErrorsStore } from '../../src/monitoring/store/errors-store.ts';
 import { openErrorsStore } from '../../src/monitoring/store/open.ts';
 import type { Bus, SubscribeOptions } from '../../src/runtime/bus.ts';
 import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
-import type { Candle } from '../../src/schemas/candle.ts';
 import { topics } from '../../src/schemas/topics.ts';
-import { prediction } from '../support/factories.ts';
+import { candle, prediction } from '../support/factories.ts';
 import { ensureKafka, KAFKA_URL, uniquePrefix } from '../support/kafka.ts';
 import { scratchDir } from '../support/scratch.ts';
 import { waitFor } from '../support/wait.ts';
@@ -24,26 +23,13 @@ import { waitFor } from '../support/wait.ts';
 const T0 = Date.UTC(2025, 0, 6);
 const M = 60_000;
 const PAIRS = ['BTC/USD', 'ETH/USD'];
-const candle = (pair: string, i: number): Candle => ({
-  v: 1,
-  exchange: 'kraken',
-  pair,
-  interval: '1m',
-  windowStart: T0 + i * M,
-  windowEnd: T0 + (i + 1) * M,
-  open: 100 + i,
-  high: 101 + i,
-  low: 99 + i,
-  close: 100 + i,
-  volume: 1,
-  filled: false,
-  revision: 0,
-});
 /** Minutes [from, to) of both pairs: the candles, and the predictions made at each (target five minutes on). */
 const minutes = (from: number, to: number) => {
   const range = Array.from({ length: to - from }, (_, k) => from + k);
   return {
-    candles: PAIRS.flatMap((pair) => range.map((i) => candle(pair, i))),
+    candles: PAIRS.flatMap((pair) =>
+      range.map((i) => candle({ exchange: 'kraken', pair, windowEnd: T0 + (i + 1) * M, close: 100 + i })),
+    ),
     predictions: PAIRS.flatMap((pair) =>
       range.map((i) =>
         prediction({

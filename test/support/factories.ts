@@ -29,6 +29,28 @@ export function watermark(ts: number, p: Partial<Watermark> = {}): Watermark {
   return { v: 1, type: 'watermark', exchange: 'test', pair: 'BTC/USD', ts, ...p };
 }
 
+/** A first-emission candle closing at `windowEnd` (Binance BTC/USDT, one trade, every price `close`, 100 unless given). */
+export function candle(o: Partial<Candle> & { windowEnd: number }): Candle {
+  const close = o.close ?? 100;
+  return {
+    v: 1,
+    exchange: 'binance',
+    pair: 'BTC/USDT',
+    interval: '1m',
+    windowStart: o.windowEnd - MIN,
+    open: close,
+    high: close,
+    low: close,
+    close,
+    volume: 1,
+    trades: 1,
+    vwap: close,
+    filled: false,
+    revision: 0,
+    ...o,
+  };
+}
+
 /** Compact view of a candle for assertions. */
 export function ohlc(c: Candle): string {
   const t = new Date(c.windowStart).toISOString().slice(11, 16);

@@ -5,7 +5,7 @@ import { scorePrediction } from '../../../src/monitoring/score.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
-import { prediction as basePrediction } from '../../support/factories.ts';
+import { candle as baseCandle, prediction as basePrediction } from '../../support/factories.ts';
 
 const T = Date.UTC(2026, 0, 5, 12, 0);
 const M = 60_000;
@@ -14,24 +14,7 @@ const prediction = (o: Partial<Prediction> & { windowEnd: number }): Prediction 
   basePrediction({ exchange: 'kraken', pair: 'BTC/USD', predictedClose: 101, p10: 99, p90: 102, ...o });
 
 const candle = (windowEnd: number, close: number, o: Partial<Candle> = {}): Candle =>
-  ({
-    v: 1,
-    exchange: 'kraken',
-    pair: 'BTC/USD',
-    interval: '1m',
-    windowStart: windowEnd - M,
-    windowEnd,
-    open: close,
-    high: close,
-    low: close,
-    close,
-    volume: 1,
-    trades: 1,
-    vwap: close,
-    filled: false,
-    revision: 0,
-    ...o,
-  }) as Candle;
+  baseCandle({ exchange: 'kraken', pair: 'BTC/USD', windowEnd, close, ...o });
 
 describe('scoring one prediction (hand-checked)', () => {
   it('signed, absolute and percent error, persistence error, direction, band', () => {
