@@ -34,6 +34,13 @@ export class ErrorsFeed extends Feed<PredictionError> {
         frameType: 'prediction_error',
         topic: topics.predictionErrors,
         key: errorKey,
+        // A prediction timed out and scored after all (`MaturityJoin`): the scored verdict is news; never the reverse.
+        revision: (next, held) =>
+          held.status === 'unscorable' && next.status === 'scored'
+            ? true
+            : held.status === 'scored' && next.status === 'unscorable'
+              ? false
+              : undefined,
         tiebreak: (a, b) => a.modelName.localeCompare(b.modelName) || a.modelVersion - b.modelVersion,
         newer: (a, b) => a.windowEnd >= b.windowEnd,
         history: (pair, from, to, opts) => this.store.history(pair, from, to, opts),

@@ -18,8 +18,14 @@ export interface FeedSpec<T extends FeedRecord> {
   readonly channel: string;
   readonly frameType: string;
   readonly topic: Topic<T>;
-  /** Identity: a record with the same key replaces the previous one (a re-publication). */
+  /** Identity: a record with the same key replaces the previous one (a re-publication; see also `revision`). */
   key(v: T): string;
+  /**
+   * For a record whose key is held already: `true`, a revision — it replaces the held one and goes to the subscribers
+   * (a verdict scored after it timed out); `false`, stale — kept out (that timed-out verdict read again after its
+   * revision); `undefined` or absent: a re-publication, which replaces the held one silently.
+   */
+  revision?(next: T, held: T): boolean | undefined;
   /** Order within a pair: windowEnd, then this (e.g. model version). */
   tiebreak(a: T, b: T): number;
   /** For `latest`: does `a` supersede `b` (same pair)? */
@@ -68,7 +74,8 @@ type Listener<T extends FeedRecord> = (e: Entry<T>) => void;
  * The API's in-memory view of a topic: the latest record per pair and a ring of recent ones per pair (WebSocket
  * resume). Fed by a subscription of its own (a consumer group unique to this instance, from the latest offset); a
  * cold start fills it from the topic's tail and the store's latest. A record whose key is already in the ring (a
- * re-publication) replaces it silently: listeners hear of each key once.
+ * re-publication) replaces it silently: listeners hear of each key once — or twice, when the spec says the second is
+ * a revision (`FeedSpec.revision`).
  */
 export class Feed<T extends FeedRecord> {
   readonly spec: FeedSpec<T>;
@@ -151,8 +158,8 @@ export class Feed<T extends FeedRecord> {
   }
 
   /**
-   * Adds a record. Returns its entry when it is new (listeners were told), undefined for a duplicate key or one too
-   * old for the ring. `quiet` adds without telling listeners (cold start).
+   * Adds a record. Returns its entry when it is new or a revision (listeners were told), undefined for a duplicate
+   * key, a stale one or one too old for the ring. `quiet` adds without telling listeners (cold start).
    */
   add(v: T, quiet = false): Entry<T> | undefined {
     this.stats.received++;
@@ -165,14 +172,23 @@ export class Feed<T extends FeedRecord> {
       if (!quiet) this.emit(e);
       return e;
     }
+    const ring = s.ring;
+    const held = s.keys.has(e.key) ? ring.findIndex((x) => x.key === e.key) : -1;
+    const revision = held >= 0 ? this.spec.revision?.(v, ring[held]!.p) : undefined;
+    if (revision === false) {
+      this.stats.duplicates++;
+      return undefined;
+    }
     if (this.spec.newer(v, s.latest.p)) {
       s.latest = e;
       this.onLatest(e);
     }
-    const ring = s.ring;
     if (s.keys.has(e.key)) {
-      const i = ring.findIndex((x) => x.key === e.key);
-      if (i >= 0) ring[i] = e;
+      if (held >= 0) ring[held] = e;
+      if (revision === true) {
+        if (!quiet) this.emit(e);
+        return e;
+      }
       this.stats.duplicates++;
       return undefined;
     }

@@ -1,7 +1,7 @@
 import { TimedMap } from '../core/timed-map.ts';
 import type { Candle } from '../schemas/candle.ts';
 import type { Prediction } from '../schemas/prediction.ts';
-import { type ErrorKeyField, errorKey, type PredictionError } from '../schemas/prediction-error.ts';
+import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
 import { scorePrediction, unscorable } from './score.ts';
 
 /**
@@ -17,8 +17,12 @@ import { scorePrediction, unscorable } from './score.ts';
  *   (`target_not_closed_in_time`: the pair stopped). The last condition is the caller's to tell (`expire`): a monitor
  *   restarted behind a backlog of candles reads predictions whose candles it has not reached yet, and the clock —
  *   the wall clock, or another pair's candles read ahead — says nothing about whether those will come.
- * - Each prediction key gets one verdict: a prediction delivered twice (a re-publish, a re-read after a restart) is
- *   scored once.
+ * - A prediction timed out whose candle comes after all (within the retention: an upstream stage was down longer
+ *   than the timeout, a trades refill) is scored then: the scored verdict supersedes the unscorable one under the same
+ *   key — the store and the topic's readers upsert, the rolling quality replaces it (`RollingQuality.add`). Only
+ *   this one way: nothing replaces a scored verdict.
+ * - Each prediction key gets one verdict (or that one revision): a prediction delivered twice (a re-publish, a
+ *   re-read after a restart) is scored once.
  *
  * The clock is the stream's: the newest candle windowEnd seen (replays), or the wall clock live (`now`). Closes and
  * verdict keys are kept for `retentionMs` behind their own pair's newest candle — not the clock, which the wall or
@@ -42,6 +46,11 @@ interface Series {
   clock: number;
   /** Predictions waiting for their target minute, by targetTs. */
   pending: Map<number, Prediction[]>;
+  /**
+   * Verdicts `target_not_closed_in_time`, by targetTs: scored after all if their candle comes (within retention).
+   * `counted`: given by this process (in `stats.unscorable`), not remembered from the store.
+   */
+  timedOut: TimedMap<number, { verdict: PredictionError; counted: boolean }[]>;
 }
 
 export class MaturityJoin {
@@ -62,6 +71,8 @@ export class MaturityJoin {
     duplicates: 0,
     revisions: 0,
     judgedBefore: 0,
+    /** Timed-out predictions scored after all when their candle came (counted in `scored`, no longer in `unscorable`). */
+    lateScored: 0,
   };
   /** The keys `remember` marked that no prediction has come for yet (each counts once in `judgedBefore`). */
   private readonly remembered = new Set<string>();
@@ -95,6 +106,7 @@ export class MaturityJoin {
         done: new TimedMap((_, targetTs) => targetTs),
         clock: Number.NEGATIVE_INFINITY,
         pending: new Map(),
+        timedOut: new TimedMap((targetTs) => targetTs),
       };
       this.series.set(k, s);
     }
@@ -113,6 +125,12 @@ export class MaturityJoin {
     if (c.windowEnd > this.eventClock) this.eventClock = c.windowEnd;
     const out: PredictionError[] = [];
     const at = this.clock();
+    const late = s.timedOut.get(c.windowEnd);
+    if (late !== undefined) {
+      s.timedOut.delete(c.windowEnd);
+      for (const { verdict, counted } of late)
+        this.scoredLate(out, scorePrediction(verdict, c.close, at), counted);
+    }
     for (const [targetTs, ps] of s.pending) {
       if (targetTs === c.windowEnd)
         for (const p of ps) this.verdict(out, scorePrediction(p, c.close, this.scoredAt(p)));
@@ -161,37 +179,60 @@ export class MaturityJoin {
       if (readToEnd)
         for (const [targetTs, ps] of s.pending) {
           if (targetTs + this.timeoutMs > now) continue;
-          for (const p of ps) this.verdict(out, unscorable(p, 'target_not_closed_in_time', now));
+          const timedOut = ps
+            .map((p) => unscorable(p, 'target_not_closed_in_time', now))
+            .filter((e) => this.verdict(out, e))
+            .map((verdict) => ({ verdict, counted: true }));
+          s.timedOut.set(targetTs, [...(s.timedOut.get(targetTs) ?? []), ...timedOut]);
           s.pending.delete(targetTs);
         }
-      const horizon = s.clock - this.retentionMs;
+      // A series with predictions and no candle at all (none read yet, or in a partition another member reads) has no
+      // clock of its own: the stream's bounds what it keeps.
+      const horizon = (Number.isFinite(s.clock) ? s.clock : now) - this.retentionMs;
       if (Number.isFinite(horizon)) {
         s.closes.dropBefore(horizon);
         s.done.dropBefore(horizon, (k) => this.remembered.delete(k));
+        s.timedOut.dropBefore(horizon);
       }
     }
     return out;
   }
 
-  private verdict(out: PredictionError[], e: PredictionError): void {
+  /** Gives `e` unless its prediction has a verdict already; says whether it did. */
+  private verdict(out: PredictionError[], e: PredictionError): boolean {
     const key = errorKey(e);
     const done = this.seriesOf(e.exchange, e.pair).done;
     if (done.has(key)) {
       this.stats.duplicates++;
-      return;
+      return false;
     }
     done.set(key, e.targetTs);
     if (e.status === 'scored') this.stats.scored++;
     else this.stats.unscorable++;
     out.push(e);
+    return true;
   }
 
-  /** Marks verdicts already in the store (a restart): their predictions are not scored again. */
-  remember(verdicts: Iterable<Pick<PredictionError, ErrorKeyField | 'targetTs'>>): void {
+  /** A timed-out prediction scored after all: its verdict supersedes the unscorable one (the same key). */
+  private scoredLate(out: PredictionError[], e: PredictionError, counted: boolean): void {
+    if (counted) this.stats.unscorable--;
+    this.stats.scored++;
+    this.stats.lateScored++;
+    out.push(e);
+  }
+
+  /**
+   * Marks verdicts already in the store (a restart): their predictions are not scored again — except the timed-out
+   * ones, still scored if their candle comes (the restart re-reads a day of candles).
+   */
+  remember(verdicts: Iterable<PredictionError>): void {
     for (const e of verdicts) {
       const key = errorKey(e);
-      this.seriesOf(e.exchange, e.pair).done.set(key, e.targetTs);
+      const s = this.seriesOf(e.exchange, e.pair);
+      s.done.set(key, e.targetTs);
       this.remembered.add(key);
+      if (e.reason === 'target_not_closed_in_time')
+        s.timedOut.set(e.targetTs, [...(s.timedOut.get(e.targetTs) ?? []), { verdict: e, counted: false }]);
     }
   }
 

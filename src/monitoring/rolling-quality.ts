@@ -125,8 +125,11 @@ export class RollingQuality {
   /** `pair|modelName|modelVersion` → minute → sums. */
   private readonly buckets = new Map<string, TimedMap<number, Sums>>();
   private readonly keys = new Map<string, QualitySeries>();
-  /** Record keys already added, with their minute: adding a record again (a re-read, a re-publication) is a no-op. */
-  private readonly seen = new TimedMap<string, number>((_, minute) => minute);
+  /**
+   * Record keys already added, with their minute and whether the record was unscorable: adding a record again (a
+   * re-read, a re-publication) is a no-op, unless it is a scored one superseding an unscorable one (see `add`).
+   */
+  private readonly seen = new TimedMap<string, { minute: number; unscorable: boolean }>((_, r) => r.minute);
   readonly windows: Readonly<Record<string, number>>;
   private readonly keepMs: number;
   /** The newest target time added: the clock windows end at, unless one is given. */
@@ -150,10 +153,15 @@ export class RollingQuality {
     this.keepMs = Math.max(...Object.values(windows));
   }
 
-  /** Adds a record once (by its key); returns false for one already added. */
+  /**
+   * Adds a record once (by its key); returns false for one already added. The one replacement: a scored record takes
+   * the place of an unscorable one of the same key (a prediction timed out whose candle came after all: see
+   * `MaturityJoin`); nothing replaces a scored record.
+   */
   add(e: PredictionError): boolean {
     const id = `${e.exchange}|${e.pair}|${e.windowEnd}|${e.modelName}|${e.modelVersion}`;
-    if (this.seen.has(id)) return false;
+    const before = this.seen.get(id);
+    if (before !== undefined && !(before.unscorable && e.status === 'scored')) return false;
     const k = `${e.pair}|${e.modelName}|${e.modelVersion}`;
     let b = this.buckets.get(k);
     if (b === undefined) {
@@ -167,10 +175,11 @@ export class RollingQuality {
       s = emptySums();
       b.set(minute, s);
     }
+    if (before !== undefined) s.unscorable--; // the same minute: both are of the target time
     addRecord(s, e);
     this.computed.clear();
     this.hours.get(k)?.delete(minute - (minute % HOUR));
-    this.seen.set(id, minute);
+    this.seen.set(id, { minute, unscorable: e.status === 'unscorable' });
     if (e.targetTs > this.clock) this.clock = e.targetTs;
     return true;
   }

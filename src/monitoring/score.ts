@@ -1,10 +1,26 @@
 import type { Prediction } from '../schemas/prediction.ts';
 import type { PredictionError } from '../schemas/prediction-error.ts';
 
+/** What scoring reads of a prediction: a prediction, or the unscorable verdict of one (which carries it all). */
+export type Scorable = Pick<
+  Prediction,
+  | 'exchange'
+  | 'pair'
+  | 'windowEnd'
+  | 'modelName'
+  | 'modelVersion'
+  | 'horizonMs'
+  | 'targetTs'
+  | 'close'
+  | 'predictedClose'
+  | 'p10'
+  | 'p90'
+>;
+
 /**
  * Scoring one prediction against the close of its target minute (pure). See `PredictionErrorSchema` for the signs.
  */
-export function scorePrediction(p: Prediction, actualClose: number, scoredAt: number): PredictionError {
+export function scorePrediction(p: Scorable, actualClose: number, scoredAt: number): PredictionError {
   const error = p.predictedClose - actualClose;
   const predictedMove = p.predictedClose - p.close;
   const actualMove = actualClose - p.close;
@@ -49,7 +65,7 @@ export function unscorable(
   };
 }
 
-function keyFields(p: Prediction) {
+function keyFields(p: Scorable) {
   return {
     v: 1 as const,
     exchange: p.exchange,

@@ -5,7 +5,7 @@ import { mock, test } from 'node:test';
 import { ErrorsFeed, STORE_PAIRS_TTL_MS } from '../../../src/api/errors-feed.ts';
 import { LatestPredictions } from '../../../src/api/latest.ts';
 import { buildApi } from '../../../src/api/server.ts';
-import { scorePrediction } from '../../../src/monitoring/score.ts';
+import { scorePrediction, unscorable } from '../../../src/monitoring/score.ts';
 import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts';
 import { openErrorsStore } from '../../../src/monitoring/store/open.ts';
 import { prediction } from '../../support/factories.ts';
@@ -93,4 +93,25 @@ test('on the event clock before any record is in the feed, /v1/quality and /v1/e
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the errors feed: a verdict scored after it timed out goes to the subscribers as a revision; the timed-out one read again is stale', () => {
+  const errors = new ErrorsFeed({} as ErrorsStore); // `add` reads no store
+  const told: string[] = [];
+  errors.onRecord((e) => told.push(`${e.p.status} ${e.p.reason ?? ''}`.trim()));
+  const p = prediction({ pair: 'BTC/USD', windowEnd: T, predictedClose: 101 });
+  const timedOut = unscorable(p, 'target_not_closed_in_time', T + 20 * M);
+  const scored = scorePrediction(p, 100, T + 40 * M);
+  errors.add(timedOut);
+  errors.add(timedOut);
+  errors.add(scored);
+  errors.add(timedOut);
+  errors.add(scored);
+  assert.deepEqual(told, ['unscorable target_not_closed_in_time', 'scored']);
+  assert.deepEqual(
+    errors.ring('BTC/USD').map((e) => e.p.status),
+    ['scored'],
+  );
+  assert.equal(errors.latest('BTC/USD')?.status, 'scored');
+  assert.equal(errors.quality.report('BTC/USD', T + 40 * M)['1h']!.count, 1);
 });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MaturityJoin } from '../../../src/monitoring/maturity.ts';
-import { scorePrediction } from '../../../src/monitoring/score.ts';
+import { scorePrediction, unscorable } from '../../../src/monitoring/score.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
-import { PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
+import { errorKey, PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
 import { candle as baseCandle, prediction as basePrediction } from '../../support/factories.ts';
 
 const T = Date.UTC(2026, 0, 5, 12, 0);
@@ -121,7 +121,7 @@ describe('MaturityJoin: predictions meet the candle of their target minute', () 
   it('a prediction whose verdict the store held (remember): judged before, not scored again, not a duplicate', () => {
     const j = new MaturityJoin();
     const p = prediction({ windowEnd: T });
-    j.remember([p]);
+    j.remember([scorePrediction(p, 100, T + 5 * M)]);
     j.onCandle(candle(T + 5 * M, 100));
     assert.deepEqual(j.onPrediction(p), []);
     assert.deepEqual([j.stats.judgedBefore, j.stats.duplicates, j.stats.scored], [1, 0, 0]);
@@ -190,5 +190,52 @@ describe('MaturityJoin: a monitor catching up on a backlog of candles', () => {
     j.onCandle(candle(T + D + 10 * M, 3100, { pair: 'ETH/USD' }));
     j.expire();
     assert.equal(j.onPrediction(eth({ windowEnd: T + 2 * M }))[0]!.reason, 'target_before_retention');
+  });
+});
+
+describe('MaturityJoin: a candle that comes after its predictions timed out', () => {
+  it('live: the timed-out prediction is scored then, superseding its unscorable verdict (the same key)', () => {
+    let now = T;
+    const j = new MaturityJoin({ timeoutMs: 10 * M, now: () => now });
+    j.onPrediction(prediction({ windowEnd: T }));
+    now = T + 16 * M;
+    const [timedOut] = j.expire();
+    assert.equal(timedOut!.reason, 'target_not_closed_in_time');
+    now = T + 40 * M; // the candle stage was down; it catches up
+    const [late] = j.onCandle(candle(T + 5 * M, 100.5));
+    assert.deepEqual(
+      [late!.status, late!.actualClose, late!.scoredAt, late!.latenessMs],
+      ['scored', 100.5, T + 40 * M, 35 * M],
+    );
+    assert.equal(errorKey(late!), errorKey(timedOut!));
+    assert.deepEqual([j.stats.scored, j.stats.unscorable, j.stats.lateScored], [1, 0, 1]);
+    assert.deepEqual(j.onCandle(candle(T + 5 * M, 100.5)), [], 'once: the same candle again gives nothing');
+    assert.deepEqual(j.onPrediction(prediction({ windowEnd: T })), [], 'the prediction read again: judged');
+  });
+
+  it('after a restart: a timed-out verdict from the store is scored when the re-read candles bring its close', () => {
+    const j = new MaturityJoin({ timeoutMs: 10 * M, now: () => T + 60 * M });
+    const p = prediction({ windowEnd: T });
+    j.remember([unscorable(p, 'target_not_closed_in_time', T + 16 * M)]);
+    const [late] = j.onCandle(candle(T + 5 * M, 99));
+    assert.deepEqual([late!.status, late!.actualClose], ['scored', 99]);
+    assert.deepEqual([j.stats.scored, j.stats.unscorable, j.stats.lateScored], [1, 0, 1]);
+  });
+
+  it('only a timeout is revised: a gap stays a gap, a scored verdict stays; nothing past the retention', () => {
+    let now = T;
+    const j = new MaturityJoin({ timeoutMs: 10 * M, retentionMs: 60 * M, now: () => now });
+    j.remember([
+      unscorable(prediction({ windowEnd: T }), 'no_candle_at_target', T + 7 * M),
+      scorePrediction(prediction({ windowEnd: T + M }), 100, T + 6 * M),
+    ]);
+    assert.deepEqual(j.onCandle(candle(T + 5 * M, 100)), []);
+    assert.deepEqual(j.onCandle(candle(T + 6 * M, 101)), []);
+    j.onPrediction(prediction({ windowEnd: T + 10 * M }));
+    now = T + 40 * M;
+    assert.equal(j.expire().length, 1, 'timed out');
+    j.onCandle(candle(T + 90 * M, 100, { pair: 'BTC/USD' })); // the pair's clock 75 min past the target
+    j.expire();
+    assert.deepEqual(j.onCandle(candle(T + 15 * M, 100)), [], 'past the retention: not revised');
   });
 });

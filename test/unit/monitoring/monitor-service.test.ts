@@ -433,3 +433,53 @@ describe('MonitorService: restarted behind a backlog of candles', () => {
     await svc.stop();
   });
 });
+
+describe('MonitorService: a candle that comes after its prediction timed out', () => {
+  it('stores the scored verdict in place of the unscorable one, and the rolling quality follows', async () => {
+    let now = T0;
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    const svc = new MonitorService(bus, store, { clock: 'wall', now: () => now });
+    await svc.start();
+    const p = prediction(0); // target: the close of candle(5)
+    await bus.publish(topics.predictions, [p]);
+    await waitFor(
+      'waiting',
+      () => svc.join.pendingCount(),
+      (n) => n === 1,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    // The candle stage is down past the timeout; another pair's candle brings a batch, and the time-out with it.
+    now = p.targetTs + 20 * 60_000;
+    await bus.publish(topics.candles, [{ ...candle(10), pair: 'ETH/USD' }]);
+    await waitFor(
+      'the time-out stored',
+      () => store.rows.get(errorKey(p))?.reason,
+      (r) => r === 'target_not_closed_in_time',
+      {
+        timeoutMs: 30_000,
+        everyMs: 5,
+      },
+    );
+    // It catches up: the target minute's candle comes after all.
+    now = p.targetTs + 40 * 60_000;
+    await bus.publish(topics.candles, [candle(5)]);
+    const stored = await waitFor(
+      'the revision stored',
+      () => store.rows.get(errorKey(p)),
+      (e) => e?.status === 'scored',
+      {
+        timeoutMs: 30_000,
+        everyMs: 5,
+      },
+    );
+    assert.deepEqual([stored!.actualClose, stored!.latenessMs], [candle(5).close, 40 * 60_000]);
+    const sums = svc.quality.sums('BTC/USD', 86_400_000, now);
+    assert.deepEqual([sums.n, sums.unscorable], [1, 0]);
+    assert.deepEqual(
+      [svc.join.stats.scored, svc.join.stats.unscorable, svc.join.stats.lateScored],
+      [1, 0, 1],
+    );
+    await svc.stop();
+  });
+});

@@ -33,6 +33,8 @@ function record(
   return scorePrediction(p, actual, windowEnd + 5 * M);
 }
 
+const pick = (f: { count: number; unscorable: number; mae: number | null }) => [f.count, f.unscorable, f.mae];
+
 /** The figures straight from the records of the window: what the per-minute sums must equal. */
 function direct(records: PredictionError[], from: number, to: number) {
   const rs = records.filter((e) => e.status === 'scored' && e.targetTs > from && e.targetTs <= to);
@@ -108,6 +110,23 @@ describe('rolling quality from mergeable per-minute sums', () => {
     q.add(unscorable(p, 'no_candle_at_target', ok.targetTs + 2 * M));
     const f = q.report('BTC/USD')['1h']!;
     assert.deepEqual([f.count, f.unscorable, f.mae], [1, 1, 0.5]);
+  });
+
+  it('a scored record supersedes an unscorable one of the same key (a timed-out prediction scored after all), never the reverse', () => {
+    const q = new RollingQuality();
+    const scored = record(0, 0, 101, 100.5);
+    const timedOut = {
+      ...scored,
+      ...unscorable(scored as unknown as Prediction, 'target_not_closed_in_time', scored.targetTs),
+    };
+    assert.equal(q.add(timedOut), true);
+    assert.deepEqual(pick(q.report('BTC/USD')['1h']!), [0, 1, null]);
+    assert.equal(q.add(timedOut), false, 'the same again: nothing');
+    assert.equal(q.add(scored), true, 'the revision');
+    assert.deepEqual(pick(q.report('BTC/USD')['1h']!), [1, 0, 0.5]);
+    assert.equal(q.add(timedOut), false, 'the timed-out verdict read again after it: stale');
+    assert.equal(q.add(scored), false);
+    assert.deepEqual(pick(q.report('BTC/USD')['1h']!), [1, 0, 0.5]);
   });
 
   it('property: every window equals a direct recomputation over random streams', () => {
