@@ -105,7 +105,7 @@ function scoringInProcess(s: ReturnType<typeof stream>): { rate: number; records
         verdicts++;
       }
     if ((i & 1023) === 0) {
-      join.expire();
+      join.expire(true);
       q.prune();
     }
   }

@@ -32,7 +32,7 @@ import { scorePrediction, unscorable } from './score.ts';
 export interface MaturityOptions {
   /** Waiting this long past targetTs (by the clock) makes a prediction unscorable. Default 15 minutes. */
   timeoutMs?: number;
-  /** How long closes and verdicts are kept behind the clock. Default 1 day. */
+  /** How long closes and verdicts are kept behind their pair's newest candle. Default 1 day. */
   retentionMs?: number;
   /** The wall clock for live streams; absent: event time only. */
   now?: () => number;
@@ -172,7 +172,7 @@ export class MaturityJoin {
    * every candle in the stream has been read (the candles subscription's `readToEnd`); while one may still be in the
    * backlog, nothing times out.
    */
-  expire(readToEnd = true): PredictionError[] {
+  expire(readToEnd: boolean): PredictionError[] {
     const now = this.clock();
     const out: PredictionError[] = [];
     for (const s of this.series.values()) {

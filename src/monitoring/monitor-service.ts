@@ -289,8 +289,10 @@ export class MonitorService {
         this.candleCopies?.add(batch.records.map((r) => r.value));
         this.judged(out);
         this.evaluateAlerts();
-        // A day behind this partition's own newest candle, as the join keeps the closes: not behind the clock, which
-        // the wall or another partition read ahead may carry past candles a waiting prediction still needs.
+        // A day behind this partition's newest candle (the join keeps each pair's closes a day behind the pair's own):
+        // not behind the clock, which the wall or another partition read ahead may carry past candles a waiting
+        // prediction still needs. Pairs sharing a partition share its horizon: one far behind another there (a
+        // backfill) may lose, across a restart, closes the join kept.
         const horizon = newest - this.retentionMs;
         let drop = 0;
         while (drop < kept.length - 1 && kept[drop]!.windowEnd < horizon) drop++;

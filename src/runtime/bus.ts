@@ -87,11 +87,13 @@ export interface Subscription {
   caughtUp(): Promise<void>;
   /**
    * Whether every assigned partition has been handed to the handler up to its end as last seen (Kafka: the end read
-   * at assignment, then each fetch's high watermark). A batch in the handler's hands counts as read — right for a
+   * at assignment, then the high watermark of each fetch that brought records — a record appended since the last
+   * fetch is not known yet; the in-process log's end). A batch in the handler's hands counts as read — right for a
    * handler that asks after going through its batch; a handler that awaits before reading its records would count
    * another partition's unread batch as read (the in-process bus hands partitions concurrently). False while an
-   * assignment is pending. A stateful consumer asks it before concluding that a record will not come: the monitor
-   * restarted behind a backlog must not give up on a candle it simply has not read yet.
+   * assignment is pending, while fetches fail (Kafka) and once stopped. A stateful consumer asks it before concluding
+   * that a record will not come: the monitor restarted behind a backlog must not give up on a candle it simply has
+   * not read yet.
    */
   readToEnd(): boolean;
 }

@@ -171,6 +171,7 @@ export class InProcessBus implements Bus {
         return n;
       },
       readToEnd: () =>
+        !member.stopped &&
         member.assigned.every(
           (p) => (member.inHand.get(p) ?? member.position.get(p) ?? 0) >= tl.partitions[p]!.end,
         ),
@@ -314,14 +315,13 @@ export class InProcessBus implements Bus {
             poison.deadLetterSent(BigInt(q.offset));
           }
         const valid = unchecked ? await this.validate(opts, records) : records;
-        // Counted as read while the handler has it (`readToEnd`), and no longer once it failed.
+        // Counted as read from when the handler has it until the position has moved past it (`readToEnd`), and no
+        // longer once it failed.
         m.inHand.set(p, upTo);
-        let plan: CommitPlan;
-        try {
-          if (valid.length > 0) plan = await opts.handle({ partition: p, records: valid } as Batch<unknown>);
-        } finally {
-          m.inHand.delete(p);
-        }
+        const plan: CommitPlan =
+          valid.length > 0
+            ? await opts.handle({ partition: p, records: valid } as Batch<unknown>)
+            : undefined;
         const next = BigInt(upTo);
         const pending =
           valid.length > 0
@@ -332,9 +332,11 @@ export class InProcessBus implements Bus {
             group.committed.set(p, Math.max(group.committed.get(p) ?? 0, Number(offset)));
           });
         if (m.assigned.includes(p)) m.position.set(p, upTo);
+        m.inHand.delete(p);
         if (cursor.chunkPassed(next))
           log.info({ service: opts.service, topic: opts.topic.name, partition: p }, 'held batch passed');
       } catch (err) {
+        m.inHand.delete(p);
         // Not committed: the same records are delivered again after a pause (at-least-once).
         const f = cursor.chunkFailed(Date.now(), HANDLER_BACKOFF, err, BigInt(pos), upTo - pos, BigInt(upTo));
         logChunkFailure(

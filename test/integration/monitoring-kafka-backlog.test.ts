@@ -81,7 +81,8 @@ describe('the monitor on Kafka restarted behind a backlog of candles (wall clock
 
   it('every prediction of the outage scored, none timed out while its candle was still in the backlog', async () => {
     // Two hours judged live, then stopped.
-    const first = new MonitorService(bus, store, { clock: 'wall' });
+    // Live at the time: its last five minutes' predictions are not timed out yet when it stops.
+    const first = new MonitorService(bus, store, { clock: 'wall', now: () => T0 + 121 * M });
     await first.start();
     const before = minutes(0, 120);
     await bus.publish(topics.candles, before.candles);
@@ -111,7 +112,10 @@ describe('the monitor on Kafka restarted behind a backlog of candles (wall clock
           timeoutMs: 60_000,
         },
       );
-    restarted = new MonitorService(candlesHeldUntil(bus, allWaiting), store, { clock: 'wall' });
+    restarted = new MonitorService(candlesHeldUntil(bus, allWaiting), store, {
+      clock: 'wall',
+      now: () => T0 + 1_300 * M, // the outage is over: every prediction of it is past its target and time-out
+    });
     await restarted.start();
     try {
       await waitFor(

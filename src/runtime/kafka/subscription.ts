@@ -111,9 +111,18 @@ export class KafkaSubscription<T> {
   private readonly highWatermarks = new Map<number, bigint>();
   /** The partition and end of the chunk the handler has (see `readToEnd`). */
   private inHand: { partition: number; next: bigint } | undefined;
+  /** Fetches failed in a row (the broker away: what it has is unknown to `readToEnd`). */
+  private fetchFailures = 0;
 
   readToEnd(): boolean {
-    if (!this.joined || this.pending !== undefined || this.stopped) return false;
+    if (
+      !this.joined ||
+      this.pending !== undefined ||
+      this.stopped ||
+      this.rejoinNeeded ||
+      this.fetchFailures > 0
+    )
+      return false;
     for (const [p, s] of this.partitions) {
       const end = this.highWatermarks.get(p);
       const at = this.inHand?.partition === p ? this.inHand.next : s.position;
@@ -145,7 +154,6 @@ export class KafkaSubscription<T> {
   }
 
   private async run(): Promise<void> {
-    let fetchFailures = 0;
     while (!this.stopped) {
       try {
         if (this.rejoinNeeded) {
@@ -171,27 +179,31 @@ export class KafkaSubscription<T> {
         let fetched: Map<number, Fetched>;
         try {
           fetched = await fetchRecords(this.fetcher, this.topicName, positions, FETCH_MAX_WAIT_MS);
-          if (fetchFailures > 0) reportDependency('kafka', undefined, this.log);
-          fetchFailures = 0;
+          if (this.fetchFailures > 0) reportDependency('kafka', undefined, this.log);
+          this.fetchFailures = 0;
         } catch (err) {
           if (findErrorBy(err as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) {
             await this.resetOutOfRange([...positions.keys()]);
             continue;
           }
-          fetchFailures++;
+          this.fetchFailures++;
           reportDependency('kafka', err, this.log);
           // Broker away or leadership moving: the client already retried; back off, and say so now and then.
-          if ((fetchFailures & (fetchFailures - 1)) === 0)
-            this.log.warn({ err, failures: fetchFailures }, 'fetch failed; retrying');
-          await this.wake.wait(backoffCap(fetchFailures, FETCH_BACKOFF));
+          if ((this.fetchFailures & (this.fetchFailures - 1)) === 0)
+            this.log.warn({ err, failures: this.fetchFailures }, 'fetch failed; retrying');
+          await this.wake.wait(backoffCap(this.fetchFailures, FETCH_BACKOFF));
           continue;
         }
+        // Every fetched partition's end first: while one is handed over, the others' records of this fetch are not
+        // read yet (`readToEnd`).
+        for (const [p, f] of fetched)
+          if (this.partitions.get(p)?.position === positions.get(p))
+            this.highWatermarks.set(p, f.highWatermark);
         for (const p of [...fetched.keys()].sort((a, b) => a - b)) {
           // A new assignment is applied before anything else is delivered (partitions may have moved).
           if (this.stopped || this.pending !== undefined) break;
           const state = this.partitions.get(p);
           if (state === undefined || state.position !== positions.get(p)) continue;
-          this.highWatermarks.set(p, fetched.get(p)!.highWatermark);
           await this.deliver(p, state, fetched.get(p)!);
         }
       } catch (err) {
@@ -408,6 +420,7 @@ export class KafkaSubscription<T> {
           'offset out of range; reset',
         );
         s.resetTo(to);
+        this.highWatermarks.set(p, end);
       }
     } catch (err) {
       this.log.warn({ err }, 'could not reset out-of-range offsets');

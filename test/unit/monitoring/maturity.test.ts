@@ -85,9 +85,9 @@ describe('MaturityJoin: predictions meet the candle of their target minute', () 
     j.onPrediction(prediction({ windowEnd: T }));
     j.onCandle(candle(T + 3 * M, 100));
     for (let k = 4; k <= 14; k++) j.onCandle(candle(T + k * M, 3000, { pair: 'ETH/USD' }));
-    assert.deepEqual(j.expire(), [], 'T+5 + 10 min not reached yet');
+    assert.deepEqual(j.expire(true), [], 'T+5 + 10 min not reached yet');
     j.onCandle(candle(T + 15 * M, 3000, { pair: 'ETH/USD' }));
-    const [e] = j.expire();
+    const [e] = j.expire(true);
     assert.deepEqual([e!.status, e!.reason], ['unscorable', 'target_not_closed_in_time']);
   });
 
@@ -96,9 +96,9 @@ describe('MaturityJoin: predictions meet the candle of their target minute', () 
     const j = new MaturityJoin({ timeoutMs: 10 * M, now: () => now });
     j.onPrediction(prediction({ windowEnd: T }));
     now = T + 14 * M;
-    assert.deepEqual(j.expire(), []);
+    assert.deepEqual(j.expire(true), []);
     now = T + 15 * M;
-    assert.equal(j.expire()[0]!.reason, 'target_not_closed_in_time');
+    assert.equal(j.expire(true)[0]!.reason, 'target_not_closed_in_time');
   });
 
   it('two model versions for one minute: one record each; a prediction delivered twice: one record', () => {
@@ -171,13 +171,13 @@ describe('MaturityJoin: a monitor catching up on a backlog of candles', () => {
     const j = new MaturityJoin();
     // BTC's partition is read first, two days of it; then ETH's, from its start.
     for (let k = 0; k <= 2 * 1440; k += 10) j.onCandle(candle(T + k * M, 100));
-    j.expire();
+    j.expire(true);
     const eth = (o: Partial<Prediction> = {}) => prediction({ pair: 'ETH/USD', windowEnd: T, ...o });
     assert.deepEqual(j.onPrediction(eth()), [], 'waits for its candle');
     assert.deepEqual(j.expire(false), [], 'the ETH candles are not read yet');
     j.onCandle(candle(T + 5 * M, 3000, { pair: 'ETH/USD' }));
     j.onCandle(candle(T + 6 * M, 3001, { pair: 'ETH/USD' }));
-    j.expire();
+    j.expire(true);
     const [late] = j.onPrediction(eth({ windowEnd: T + M }));
     assert.deepEqual(
       [late!.status, late!.actualClose],
@@ -188,7 +188,7 @@ describe('MaturityJoin: a monitor catching up on a backlog of candles', () => {
     assert.equal(j.stats.duplicates, 1);
     // ETH's own clock a day on: now its old closes go.
     j.onCandle(candle(T + D + 10 * M, 3100, { pair: 'ETH/USD' }));
-    j.expire();
+    j.expire(true);
     assert.equal(j.onPrediction(eth({ windowEnd: T + 2 * M }))[0]!.reason, 'target_before_retention');
   });
 });
@@ -199,7 +199,7 @@ describe('MaturityJoin: a candle that comes after its predictions timed out', ()
     const j = new MaturityJoin({ timeoutMs: 10 * M, now: () => now });
     j.onPrediction(prediction({ windowEnd: T }));
     now = T + 16 * M;
-    const [timedOut] = j.expire();
+    const [timedOut] = j.expire(true);
     assert.equal(timedOut!.reason, 'target_not_closed_in_time');
     now = T + 40 * M; // the candle stage was down; it catches up
     const [late] = j.onCandle(candle(T + 5 * M, 100.5));
@@ -233,9 +233,9 @@ describe('MaturityJoin: a candle that comes after its predictions timed out', ()
     assert.deepEqual(j.onCandle(candle(T + 6 * M, 101)), []);
     j.onPrediction(prediction({ windowEnd: T + 10 * M }));
     now = T + 40 * M;
-    assert.equal(j.expire().length, 1, 'timed out');
+    assert.equal(j.expire(true).length, 1, 'timed out');
     j.onCandle(candle(T + 90 * M, 100, { pair: 'BTC/USD' })); // the pair's clock 75 min past the target
-    j.expire();
+    j.expire(true);
     assert.deepEqual(j.onCandle(candle(T + 15 * M, 100)), [], 'past the retention: not revised');
   });
 });

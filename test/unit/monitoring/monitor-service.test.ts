@@ -483,3 +483,32 @@ describe('MonitorService: a candle that comes after its prediction timed out', (
     await svc.stop();
   });
 });
+
+describe('MonitorService: the candles commit', () => {
+  it("each partition's offset a day behind its own newest candle, not behind another partition's", async () => {
+    const bus = new InProcessBus();
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      { clock: 'event' },
+    );
+    await svc.start();
+    // BTC/USD (partition 1): two days of candles; ETH/USD (partition 3): its first hour.
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 2 * 1440 }, (_, i) => candle(i)),
+    );
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 60 }, (_, i) => ({ ...candle(i), pair: 'ETH/USD' })),
+    );
+    await svc.caughtUp();
+    const committed = (
+      bus as unknown as { groups: Map<string, { committed: Map<number, number> }> }
+    ).groups.get(`${topics.candles.name}\u0000monitor.candles`)!.committed;
+    // BTC's newest windowEnd is candle(2879)'s; a day behind it is candle(1439)'s: the first kept.
+    assert.equal(committed.get(1), 1439, 'BTC: from the first candle within a day of its newest');
+    assert.equal(committed.get(3) ?? 0, 0, 'ETH: its whole hour kept (within a day of its own newest)');
+    await svc.stop();
+  });
+});

@@ -443,6 +443,32 @@ describe('InProcessBus', () => {
     assert.equal(late.readToEnd(), true, 'a group starting at the end has nothing to read');
   });
 
+  it('readToEnd: the last batch of a burst over every partition sees the end; a stopped subscription has read nothing', async () => {
+    const bus = new InProcessBus();
+    const topic = defineTopic<Msg>({ ...numbers, name: 'bursts', partitions: 4 });
+    let sub: Awaited<ReturnType<InProcessBus['subscribe']>> | undefined;
+    const calls: boolean[] = [];
+    sub = await bus.subscribe<Msg>({
+      topic,
+      group: 'g',
+      service: 't',
+      handle: () => {
+        calls.push(sub!.readToEnd());
+        return undefined;
+      },
+    });
+    const keys = ['A', 'B', 'D', 'G'];
+    assert.equal(new Set(keys.map((k) => partitionFor(k, 4))).size, 4, 'one key per partition');
+    for (let burst = 1; burst <= 50; burst++) {
+      calls.length = 0;
+      await bus.publish(topic, msgs(4, keys));
+      await sub.caughtUp();
+      assert.equal(calls.at(-1), true, `burst ${burst}: the last batch handed over sees the end (${calls})`);
+    }
+    await sub.stop();
+    assert.equal(sub.readToEnd(), false, 'stopped');
+  });
+
   it('readTail returns the last records of each partition', async () => {
     const bus = new InProcessBus();
     await bus.publish(numbers, msgs(100));
