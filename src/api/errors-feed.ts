@@ -36,9 +36,9 @@ export class ErrorsFeed extends Feed<PredictionError> {
         key: errorKey,
         // A prediction timed out and scored after all (`MaturityJoin`): the scored verdict is news; never the reverse.
         revision: (next, held) =>
-          held.status === 'unscorable' && next.status === 'scored'
+          held.reason === 'target_not_closed_in_time' && next.status === 'scored'
             ? true
-            : held.status === 'scored' && next.status === 'unscorable'
+            : held.status === 'scored' && next.reason === 'target_not_closed_in_time'
               ? false
               : undefined,
         tiebreak: (a, b) => a.modelName.localeCompare(b.modelName) || a.modelVersion - b.modelVersion,

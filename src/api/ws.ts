@@ -45,7 +45,7 @@ interface PairSub {
    * What the replay sent, until live passes it: a replay read from the store can include a prediction the topic has
    * not delivered yet (the predictor stores before it publishes), which must not be sent again when it arrives.
    */
-  replayed: { keys: Set<string>; lastWindowEnd: number } | null;
+  replayed: { sent: Map<string, Entry>; lastWindowEnd: number } | null;
 }
 
 const OPEN = 1;
@@ -167,18 +167,24 @@ export class WsHub {
       const sub = c.subs.get(k);
       if (sub === undefined) continue;
       if (sub.held !== null) sub.held.push(e);
-      else if (!this.alreadyReplayed(sub, e)) this.send(c, e.frame);
+      else if (!this.alreadyReplayed(channel, sub, e)) this.send(c, e.frame);
     }
   }
 
-  private alreadyReplayed(sub: PairSub, e: Entry): boolean {
+  private alreadyReplayed(channel: string, sub: PairSub, e: Entry): boolean {
     const r = sub.replayed;
     if (r === null) return false;
     if (e.p.windowEnd > r.lastWindowEnd) {
       sub.replayed = null; // live has passed the replay: nothing later can repeat it
       return false;
     }
-    return r.keys.has(e.key);
+    return this.repeats(channel, r.sent, e);
+  }
+
+  /** Whether `e` was sent already — the same key, and not a revision of what was sent (`FeedSpec.revision`). */
+  private repeats(channel: string, sent: ReadonlyMap<string, Entry>, e: Entry): boolean {
+    const before = sent.get(e.key);
+    return before !== undefined && this.feeds.get(channel)!.spec.revision?.(e.p, before.p) !== true;
   }
 
   private send(c: Client, frame: Buffer | string): boolean {
@@ -362,26 +368,26 @@ export class WsHub {
       }
     }
     if (c.closed || c.subs.get(k) !== sub) return;
-    const sent = new Set<string>();
+    const sent = new Map<string, Entry>();
     for (const e of items) {
       // A long replay goes at the client's pace (live frames are held meanwhile), within the same limit.
       if (c.socket.bufferedAmount > this.maxBuffered / 2) {
         if (!(await this.drained(c)) || c.subs.get(k) !== sub) return;
       }
       if (!this.send(c, e.frame)) return;
-      sent.add(e.key);
+      sent.set(e.key, e);
     }
     const held = sub.held ?? [];
     sub.held = null;
     let lastWindowEnd = Number.NEGATIVE_INFINITY;
     for (const e of items) lastWindowEnd = Math.max(lastWindowEnd, e.p.windowEnd);
     for (const e of held) {
-      if (sent.has(e.key) || (since !== undefined && e.p.windowEnd <= since)) continue;
+      if (this.repeats(channel, sent, e) || (since !== undefined && e.p.windowEnd <= since)) continue;
       if (!this.send(c, e.frame)) return;
-      sent.add(e.key);
+      sent.set(e.key, e);
       lastWindowEnd = Math.max(lastWindowEnd, e.p.windowEnd);
     }
-    if (sent.size > 0) sub.replayed = { keys: sent, lastWindowEnd };
+    if (sent.size > 0) sub.replayed = { sent, lastWindowEnd };
   }
 
   /** Waits (up to 10 s) until the client has taken half of its backlog; false if it is gone or too slow. */

@@ -128,8 +128,11 @@ export class MaturityJoin {
     const late = s.timedOut.get(c.windowEnd);
     if (late !== undefined) {
       s.timedOut.delete(c.windowEnd);
+      // When: live, now; on event time, as any scoring there, when both the prediction and its close existed (the
+      // target time), not how far other pairs' candles happened to run ahead.
+      const scoredAt = this.wall !== undefined ? at : c.windowEnd;
       for (const { verdict, counted } of late)
-        this.scoredLate(out, scorePrediction(verdict, c.close, at), counted);
+        this.scoredLate(out, scorePrediction(verdict, c.close, scoredAt), counted);
     }
     for (const [targetTs, ps] of s.pending) {
       if (targetTs === c.windowEnd)
@@ -186,9 +189,11 @@ export class MaturityJoin {
           s.timedOut.set(targetTs, [...(s.timedOut.get(targetTs) ?? []), ...timedOut]);
           s.pending.delete(targetTs);
         }
-      // A series with predictions and no candle at all (none read yet, or in a partition another member reads) has no
-      // clock of its own: the stream's bounds what it keeps.
-      const horizon = (Number.isFinite(s.clock) ? s.clock : now) - this.retentionMs;
+      // A series with predictions and no candle at all has no clock of its own: once every candle is read (none will
+      // come for it here), the stream's bounds what it keeps; before that (its candles may be in the backlog) nothing
+      // of it is dropped — a restart remembers its stored verdicts, which a re-read prediction must still find.
+      const clock = Number.isFinite(s.clock) ? s.clock : readToEnd ? now : Number.NEGATIVE_INFINITY;
+      const horizon = clock - this.retentionMs;
       if (Number.isFinite(horizon)) {
         s.closes.dropBefore(horizon);
         s.done.dropBefore(horizon, (k) => this.remembered.delete(k));

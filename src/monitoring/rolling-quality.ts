@@ -126,10 +126,10 @@ export class RollingQuality {
   private readonly buckets = new Map<string, TimedMap<number, Sums>>();
   private readonly keys = new Map<string, QualitySeries>();
   /**
-   * Record keys already added, with their minute and whether the record was unscorable: adding a record again (a
-   * re-read, a re-publication) is a no-op, unless it is a scored one superseding an unscorable one (see `add`).
+   * Record keys already added, with their minute and whether the record was a time-out: adding a record again (a
+   * re-read, a re-publication) is a no-op, unless it is a scored one superseding a time-out (see `add`).
    */
-  private readonly seen = new TimedMap<string, { minute: number; unscorable: boolean }>((_, r) => r.minute);
+  private readonly seen = new TimedMap<string, { minute: number; timedOut: boolean }>((_, r) => r.minute);
   readonly windows: Readonly<Record<string, number>>;
   private readonly keepMs: number;
   /** The newest target time added: the clock windows end at, unless one is given. */
@@ -155,13 +155,13 @@ export class RollingQuality {
 
   /**
    * Adds a record once (by its key); returns false for one already added. The one replacement: a scored record takes
-   * the place of an unscorable one of the same key (a prediction timed out whose candle came after all: see
-   * `MaturityJoin`); nothing replaces a scored record.
+   * the place of a `target_not_closed_in_time` one of the same key (a prediction timed out whose candle came after
+   * all: see `MaturityJoin`); nothing else is replaced.
    */
   add(e: PredictionError): boolean {
     const id = `${e.exchange}|${e.pair}|${e.windowEnd}|${e.modelName}|${e.modelVersion}`;
     const before = this.seen.get(id);
-    if (before !== undefined && !(before.unscorable && e.status === 'scored')) return false;
+    if (before !== undefined && !(before.timedOut && e.status === 'scored')) return false;
     const k = `${e.pair}|${e.modelName}|${e.modelVersion}`;
     let b = this.buckets.get(k);
     if (b === undefined) {
@@ -179,7 +179,7 @@ export class RollingQuality {
     addRecord(s, e);
     this.computed.clear();
     this.hours.get(k)?.delete(minute - (minute % HOUR));
-    this.seen.set(id, { minute, unscorable: e.status === 'unscorable' });
+    this.seen.set(id, { minute, timedOut: e.reason === 'target_not_closed_in_time' });
     if (e.targetTs > this.clock) this.clock = e.targetTs;
     return true;
   }

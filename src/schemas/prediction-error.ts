@@ -4,7 +4,9 @@ import { EpochMs, Exchange, Pair } from './common.ts';
 /**
  * The monitoring pipeline's verdict on one prediction, once its target minute has closed (or could not): one record
  * per (exchange, pair, windowEnd, modelName, modelVersion), on the `predictions.errors` topic and in the errors
- * store. Re-scoring the same prediction gives the same record (sinks upsert on that key).
+ * store. Re-scoring the same prediction gives the same record (sinks upsert on that key) — with one exception: a
+ * prediction timed out (`target_not_closed_in_time`) whose candle came late after all is scored then, and that
+ * record supersedes the unscorable one (the topic carries both, in that order).
  *
  * Signs: `error = predictedClose − actualClose` (positive: the model predicted too high), `pctError` in percent of
  * the actual close. The persistence baseline predicts the close at windowEnd (`close`) for targetTs.

@@ -68,7 +68,7 @@ export const topics = {
   predictionErrors: defineTopic<PredictionError>({
     name: 'predictions.errors',
     description:
-      "The monitoring pipeline's verdict on each prediction once its target minute closed: actual close, signed/absolute/percent error, the persistence baseline's error, direction hit (ties counted), p10–p90 hit — or unscorable with the reason. One per (exchange, pair, windowEnd, modelName, modelVersion). Key: pair.",
+      "The monitoring pipeline's verdict on each prediction once its target minute closed: actual close, signed/absolute/percent error, the persistence baseline's error, direction hit (ties counted), p10–p90 hit — or unscorable with the reason. One per (exchange, pair, windowEnd, modelName, modelVersion), except that a prediction timed out (target_not_closed_in_time) whose candle came late after all gets a second, scored record that supersedes the first. Key: pair.",
     schema: PredictionErrorSchema,
     key: (e) => e.pair,
     partitions: 4,

@@ -178,17 +178,19 @@ export class IndexSink {
 
   private async handle<T>(stream: IndexedStream<T>, batch: Batch<T>): Promise<undefined> {
     this.stats.received += batch.records.length;
-    let pending: { op: IndexOp; key: string; offset: bigint; value: T }[] = batch.records.map((r) => ({
-      op: {
+    // One document per id, the batch's last record winning: a verdict and its revision (scored after it timed out)
+    // in one batch are not left to a retry of only one of them to put in the wrong order.
+    const byId = new Map<string, { op: IndexOp; key: string; offset: bigint; value: T }>();
+    for (const r of batch.records) {
+      const op = {
         index: stream.index(this.prefix, r.value),
         id: stream.id(r.value),
         // The record as published, field for field (the template's mappings name every field).
         doc: { ...(r.value as Record<string, unknown>) },
-      },
-      key: r.key,
-      offset: r.offset,
-      value: r.value,
-    }));
+      };
+      byId.set(`${op.index}\u0000${op.id}`, { op, key: r.key, offset: r.offset, value: r.value });
+    }
+    let pending = [...byId.values()];
     const since = Date.now();
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > 0) {

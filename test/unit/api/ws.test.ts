@@ -1,13 +1,19 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
+import { ErrorsFeed } from '../../../src/api/errors-feed.ts';
 import { LatestPredictions } from '../../../src/api/latest.ts';
 import { type ApiOptions, buildApi, wsHubOf } from '../../../src/api/server.ts';
+import { scorePrediction, unscorable } from '../../../src/monitoring/score.ts';
+import { openErrorsStore } from '../../../src/monitoring/store/open.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
+import type { PredictionError } from '../../../src/schemas/prediction-error.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import { MemoryPredictionsStore, prediction } from '../../support/memory-predictions-store.ts';
+import { scratchDir } from '../../support/scratch.ts';
 import { waitFor } from '../../support/wait.ts';
 
 const MIN = 60_000;
@@ -540,5 +546,59 @@ describe('WebSocket /v1/ws', () => {
       `fast client: ${N} predictions, delay p50 ${delays[N >> 1]!.toFixed(1)} ms, p99 ${delays[Math.floor(N * 0.99)]!.toFixed(1)} ms; slow got ${slow.predictions().length}, closed ${slow.closed!.code}`,
     );
     fast.close();
+  });
+});
+
+describe('WebSocket /v1/ws, channel errors', () => {
+  test('a client subscribed while a time-out is the newest record gets its revision when the candle comes late', async () => {
+    const bus = new InProcessBus();
+    const dir = scratchDir('cc-ws-errors-');
+    const errorsStore = await openErrorsStore(`duckdb:${join(dir, 'e.duckdb')}`);
+    const errors = new ErrorsFeed(errorsStore);
+    const latest = new LatestPredictions();
+    const app = buildApi({ latest, store: new MemoryPredictionsStore(), errors });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    await latest.start({ bus, store: new MemoryPredictionsStore(), pairs: ['BTC/USD'] });
+    await errors.start({ bus, pairs: ['BTC/USD'] });
+    servers.push(async () => {
+      await app.close();
+      await latest.stop();
+      await errors.stop();
+      await errorsStore.close();
+      await bus.close();
+    });
+    const port = (app.server.address() as { port: number }).port;
+    // The candle stage is down: the newest verdict is a time-out.
+    const p = prediction('BTC/USD', at(0));
+    const timedOut = unscorable(p, 'target_not_closed_in_time', p.targetTs + 16 * MIN);
+    await bus.publish(topics.predictionErrors, [timedOut]);
+    await waitFor(
+      'the feed to take it',
+      () => errors.stats.received,
+      (n) => n === 1,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    const c = await Client.connect(port);
+    const verdicts = () =>
+      c.msgs
+        .filter((m) => m.type === 'prediction_error')
+        .map((m) => (m.data as unknown as PredictionError).status);
+    c.send({ type: 'subscribe', channel: 'errors', pairs: ['BTC-USD'] });
+    await c.until(() => verdicts().length === 1, 'the time-out, replayed');
+    // It catches up: the prediction is scored after all, under the same key.
+    await bus.publish(topics.predictionErrors, [scorePrediction(p, p.close, p.targetTs + 30 * MIN)]);
+    await c.until(() => verdicts().length === 2, 'the revision');
+    assert.deepEqual(verdicts(), ['unscorable', 'scored']);
+    // The time-out again (a re-publication read after its revision): stale, not sent.
+    await bus.publish(topics.predictionErrors, [timedOut]);
+    await waitFor(
+      'the feed to take it',
+      () => errors.stats.received,
+      (n) => n === 3,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    await c.barrier();
+    assert.deepEqual(verdicts(), ['unscorable', 'scored']);
+    c.close();
   });
 });

@@ -222,6 +222,40 @@ describe('MaturityJoin: a candle that comes after its predictions timed out', ()
     assert.deepEqual([j.stats.scored, j.stats.unscorable, j.stats.lateScored], [1, 0, 1]);
   });
 
+  it('event clock: the late-scored verdict is dated at its target (when both existed), not where other pairs ran to', () => {
+    for (const ahead of [20, 600]) {
+      const j = new MaturityJoin({ timeoutMs: 10 * M });
+      j.onPrediction(prediction({ windowEnd: T }));
+      j.onCandle(candle(T + ahead * M, 3000, { pair: 'ETH/USD' }));
+      assert.equal(j.expire(true)[0]!.reason, 'target_not_closed_in_time');
+      const [late] = j.onCandle(candle(T + 5 * M, 100.5));
+      assert.deepEqual(
+        [late!.status, late!.scoredAt, late!.latenessMs],
+        ['scored', T + 5 * M, 0],
+        `ETH ${ahead} min ahead`,
+      );
+    }
+  });
+
+  it('a restart two days on: the verdicts it remembers of a pair whose candles are not read yet are kept until they are', () => {
+    const now = T + 2 * 1440 * M;
+    const j = new MaturityJoin({ now: () => now });
+    const judged = prediction({ windowEnd: T });
+    const timedOut = prediction({ windowEnd: T + M });
+    j.remember([
+      scorePrediction(judged, 100, T + 5 * M),
+      unscorable(timedOut, 'target_not_closed_in_time', T + 21 * M),
+    ]);
+    j.onCandle(candle(now - 10 * M, 3000, { pair: 'ETH/USD' })); // another partition read first
+    assert.deepEqual(j.expire(false), []);
+    // BTC's candles re-read from a day before the crash: the remembered verdicts are still known.
+    j.onCandle(candle(T + 5 * M, 100));
+    const [late] = j.onCandle(candle(T + 6 * M, 101));
+    assert.deepEqual([late!.status, late!.actualClose], ['scored', 101], 'the time-out revised');
+    assert.deepEqual(j.onPrediction(judged), [], 'the judged prediction re-read: not judged again');
+    assert.equal(j.stats.judgedBefore, 1);
+  });
+
   it('only a timeout is revised: a gap stays a gap, a scored verdict stays; nothing past the retention', () => {
     let now = T;
     const j = new MaturityJoin({ timeoutMs: 10 * M, retentionMs: 60 * M, now: () => now });

@@ -484,6 +484,54 @@ describe('MonitorService: a candle that comes after its prediction timed out', (
   });
 });
 
+describe('MonitorService: restarted after a time-out, its candle come meanwhile', () => {
+  it('the stored time-out is revised from the re-read candles', async () => {
+    let now = T0;
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    const first = new MonitorService(bus, store, { clock: 'wall', now: () => now });
+    await first.start();
+    const p = prediction(0); // target: the close of candle(5)
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 5 }, (_, i) => candle(i)),
+    );
+    await bus.publish(topics.predictions, [p]);
+    await waitFor(
+      'waiting',
+      () => first.join.pendingCount(),
+      (n) => n === 1,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    now = p.targetTs + 20 * 60_000;
+    await bus.publish(topics.candles, [{ ...candle(10), pair: 'ETH/USD' }]);
+    await waitFor(
+      'the time-out stored',
+      () => store.rows.get(errorKey(p))?.reason,
+      (r) => r === 'target_not_closed_in_time',
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    await first.stop();
+    // While it is down, the candle stage catches up.
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 10 }, (_, i) => candle(5 + i)),
+    );
+    now = p.targetTs + 60 * 60_000;
+    const second = new MonitorService(bus, store, { clock: 'wall', now: () => now });
+    await second.start();
+    const stored = await waitFor(
+      'the revision stored',
+      () => store.rows.get(errorKey(p)),
+      (e) => e?.status === 'scored',
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    assert.deepEqual([stored!.actualClose, stored!.latenessMs], [candle(5).close, 60 * 60_000]);
+    assert.deepEqual([second.join.stats.lateScored, second.join.stats.unscorable], [1, 0]);
+    await second.stop();
+  });
+});
+
 describe('MonitorService: the candles commit', () => {
   it("each partition's offset a day behind its own newest candle, not behind another partition's", async () => {
     const bus = new InProcessBus();

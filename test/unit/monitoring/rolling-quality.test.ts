@@ -127,6 +127,16 @@ describe('rolling quality from mergeable per-minute sums', () => {
     assert.equal(q.add(timedOut), false, 'the timed-out verdict read again after it: stale');
     assert.equal(q.add(scored), false);
     assert.deepEqual(pick(q.report('BTC/USD')['1h']!), [1, 0, 0.5]);
+    const gap = {
+      ...record(1, 1, 101, 100.5),
+      ...unscorable(
+        record(1, 1, 101, 100.5) as unknown as Prediction,
+        'no_candle_at_target',
+        scored.targetTs + M,
+      ),
+    };
+    assert.equal(q.add(gap), true);
+    assert.equal(q.add(record(1, 1, 101, 100.5)), false, 'a gap is not superseded (only a time-out is)');
   });
 
   it('property: every window equals a direct recomputation over random streams', () => {

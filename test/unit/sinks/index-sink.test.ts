@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { scorePrediction, unscorable } from '../../../src/monitoring/score.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { type Prediction, PredictionSchema } from '../../../src/schemas/prediction.ts';
@@ -76,6 +77,26 @@ async function until(ok: () => boolean, what: string): Promise<void> {
 }
 
 describe('index sink', () => {
+  it('a time-out and its revision in one batch: one document, the revision, whatever a retry does', async () => {
+    const bus = new InProcessBus();
+    const index = new FakeIndex();
+    // The first request refuses the time-out for now (429): retried alone, it would land after its revision.
+    index.script = (call, op) =>
+      call === 1 && (op.doc as { status?: string }).status === 'unscorable'
+        ? { ok: false, status: 429, reason: 'busy' }
+        : undefined;
+    const sink = new IndexSink(bus, index, { prefix: 'cc-', sleep: noWait });
+    await sink.start();
+    const p = prediction(1);
+    const timedOut = unscorable(p, 'target_not_closed_in_time', p.targetTs + 16 * 60_000);
+    const scored = scorePrediction(p, 102, p.targetTs + 30 * 60_000);
+    await bus.publish(topics.predictionErrors, [timedOut, scored]);
+    await sink.caughtUp();
+    assert.equal(index.docs.get(`cc-errors-2026.12/${errorDocId(scored)}`)?.status, 'scored');
+    assert.equal(index.writes, 1, 'one document written');
+    await sink.stop();
+  });
+
   it('maps every field of the prediction schema explicitly, and ids/indices come from the prediction', () => {
     assert.deepEqual(
       Object.keys(PREDICTION_MAPPINGS.properties).sort(),
