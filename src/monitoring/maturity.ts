@@ -223,7 +223,16 @@ export class MaturityJoin {
     if (counted) this.stats.unscorable--;
     this.stats.scored++;
     this.stats.lateScored++;
+    this.revisions.add(e);
     out.push(e);
+  }
+
+  /** The records this join gave that supersede an earlier one of the same prediction (`scoredLate`). */
+  private readonly revisions = new WeakSet<PredictionError>();
+
+  /** Whether `e`, a record this join gave, supersedes an earlier record of its prediction (a time-out scored late). */
+  isRevision(e: PredictionError): boolean {
+    return this.revisions.has(e);
   }
 
   /**

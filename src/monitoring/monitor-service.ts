@@ -77,7 +77,11 @@ const MAX_CATCH_UP = 240;
 export class MonitorService {
   readonly join: MaturityJoin;
   readonly quality: RollingQuality;
-  readonly stats = { published: 0, stored: 0, rebuilt: 0 };
+  /**
+   * Records published and stored; `revised`: of those, the ones superseding an earlier record of the same prediction
+   * (a time-out scored late: one row in the store for both), so `stored − revised` predictions have a record.
+   */
+  readonly stats = { published: 0, stored: 0, revised: 0, rebuilt: 0 };
   private readonly bus: Bus;
   private readonly store: ErrorsStore;
   private readonly group: string;
@@ -446,6 +450,7 @@ export class MonitorService {
     this.stats.published += records.length;
     this.stats.stored += records.length;
     for (const e of records) {
+      if (this.join.isRevision(e)) this.stats.revised++;
       metrics.errorRecords.inc({ pair: e.pair, status: e.status });
       const key = errorKey(e);
       this.unstored.delete(key);

@@ -346,6 +346,8 @@ export async function run(
           }
         })()
       : undefined;
+  // Predictions with a verdict in the store: a time-out scored late is a second record of one prediction, one row.
+  const verdictsStored = () => (monitor ? monitor.stats.stored - monitor.stats.revised : 0);
   const line = () => {
     const s = pipeline.trades.stats;
     const c = pipeline.candles.stats;
@@ -360,7 +362,7 @@ export async function run(
       ` · ${n(pipeline.features?.stats.ready ?? 0)}/${n(pipeline.features?.stats.vectors ?? 0)} feature vectors ready` +
       // What this run did: a second run on the same store predicts the same minutes again (the store keeps one of
       // each), while their verdicts, stored by the first, are not made twice: said, not shown as "0 scored".
-      ` · ${n(predictor.stats.predicted)} predictions · ${n(monitor?.stats.stored ?? 0)} scored` +
+      ` · ${n(predictor.stats.predicted)} predictions · ${n(verdictsStored())} scored` +
       (monitor && monitor.join.stats.judgedBefore > 0
         ? ` (${n(monitor.join.stats.judgedBefore)} already scored by an earlier run on this store)`
         : '') +
@@ -377,7 +379,7 @@ export async function run(
     featureRows: pipeline.writer?.stats.written ?? 0,
     newsFeatureRows: pipeline.writer?.stats.newsRows ?? 0,
     predictions: predictor.stats.predicted,
-    errorRecords: monitor?.stats.stored ?? 0,
+    errorRecords: verdictsStored(),
   });
   let lastStored = '';
   const progress = () => {

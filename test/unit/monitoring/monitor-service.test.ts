@@ -480,6 +480,11 @@ describe('MonitorService: a candle that comes after its prediction timed out', (
       [svc.join.stats.scored, svc.join.stats.unscorable, svc.join.stats.lateScored],
       [1, 0, 1],
     );
+    assert.deepEqual(
+      [svc.stats.stored, svc.stats.revised, store.rows.size],
+      [2, 1, 1],
+      'two records stored, the second a revision: one prediction with a verdict',
+    );
     await svc.stop();
   });
 });
