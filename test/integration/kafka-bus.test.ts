@@ -601,6 +601,39 @@ describe('KafkaBus on a real Kafka broker', () => {
     await sub.stop();
   });
 
+  it('readToEnd: a batch whose handler failed is not read while it waits to be handed over again', async () => {
+    const bus = newBus();
+    await bus.publish(single, msgs(10));
+    let failed!: () => void;
+    const failure = new Promise<void>((r) => {
+      failed = r;
+    });
+    let calls = 0;
+    const handled: number[] = [];
+    const sub = await bus.subscribe<Msg>({
+      topic: single,
+      group: 'fails-once',
+      service: 't',
+      handle: (b) => {
+        if (++calls === 1) {
+          failed();
+          throw new Error('injected');
+        }
+        handled.push(...b.records.map((r) => r.value.n));
+        return undefined;
+      },
+    });
+    await failure;
+    // A turn of the event loop: the failure is handled (the back-off before the retry is a 100 ms timer, later).
+    await new Promise((r) => setImmediate(r));
+    assert.equal(calls, 1);
+    assert.equal(sub.readToEnd(), false, 'the failed batch is still to be read');
+    await until('the retry', () => handled.length === 10);
+    assert.equal(sub.readToEnd(), true);
+    await sub.stop();
+    assert.equal(sub.readToEnd(), false, 'stopped');
+  });
+
   it('readTail returns the last n records of every partition, in partition and offset order', async () => {
     const bus = newBus();
     assert.deepEqual(await bus.readTail(numbers, 5), [], 'empty topic');
