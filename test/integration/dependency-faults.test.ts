@@ -3,6 +3,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
 import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
 import { candleCsvRow } from '../../src/candles/csv.ts';
 import { TECHNICAL_SET } from '../../src/features/feature-writer.ts';
@@ -209,6 +210,54 @@ describe('services survive their dependencies', () => {
     assert.equal(await trades.exited, 0, `the trades service finished its replay: ${trades.stderr()}`);
     assert.equal(csv(await candlesOn(broker.url, expected.length)), csv(expected));
     assert.equal(candles.c.exitCode, null, 'the candle service never exited');
+  });
+
+  it('a subscription says it has not read to the end while its broker is away (the monitor then times nothing out)', async () => {
+    const broker = await newBroker();
+    broker.run('start');
+    // Its fetch failures are expected here: logged at error level only (the warnings would flood the test output).
+    const bus = KafkaBus.connect(broker.url, { sessionTimeoutMs: 6_000, logger: pino({ level: 'error' }) });
+    try {
+      await bus.publish(topics.candles, expected.slice(0, 20));
+      let handled = 0;
+      const sub = await bus.subscribe<Candle>({
+        topic: topics.candles,
+        group: 'reads-to-end',
+        service: 'test',
+        handle: (b) => {
+          handled += b.records.length;
+          return undefined;
+        },
+      });
+      await waitFor(
+        'every candle read',
+        () => handled === 20 && sub.readToEnd(),
+        (ok) => ok,
+        { timeoutMs: 60_000 },
+      );
+      broker.run('stop');
+      await waitFor(
+        'not read to the end: the broker is away',
+        () => sub.readToEnd(),
+        (ok) => !ok,
+        {
+          timeoutMs: 120_000,
+        },
+      );
+      broker.run('start');
+      await waitFor(
+        'read to the end again once it is back',
+        () => sub.readToEnd(),
+        (ok) => ok,
+        {
+          timeoutMs: 180_000,
+        },
+      );
+      assert.equal(handled, 20, 'nothing read twice or lost');
+      await sub.stop();
+    } finally {
+      await bus.close();
+    }
   });
 
   it('a feature-writer started before its PostgreSQL exists waits for it, then stores every vector', async () => {
