@@ -129,6 +129,34 @@ async function judgeUntilFirstWrite(
   );
 }
 
+/**
+ * Publishes `p` and waits until it waits for its candle; then, the candle stage down, moves the wall clock (`setNow`)
+ * 20 minutes past its target and brings a candles batch (another pair's): resolves once its time-out is stored.
+ */
+async function timeOutStored(
+  bus: InProcessBus,
+  store: ReturnType<typeof memoryStore>,
+  svc: MonitorService,
+  p: Prediction,
+  setNow: (t: number) => void,
+): Promise<void> {
+  await bus.publish(topics.predictions, [p]);
+  await waitFor(
+    'waiting',
+    () => svc.join.pendingCount(),
+    (n) => n === 1,
+    { timeoutMs: 30_000, everyMs: 5 },
+  );
+  setNow(p.targetTs + 20 * 60_000);
+  await bus.publish(topics.candles, [{ ...candle(10), pair: 'ETH/USD' }]);
+  await waitFor(
+    'the time-out stored',
+    () => store.rows.get(errorKey(p))?.reason,
+    (r) => r === 'target_not_closed_in_time',
+    { timeoutMs: 30_000, everyMs: 5 },
+  );
+}
+
 describe('MonitorService: a failed write', () => {
   it('a store write that fails once (database restarting) loses no verdict', async () => {
     const bus = new InProcessBus();
@@ -442,25 +470,9 @@ describe('MonitorService: a candle that comes after its prediction timed out', (
     const svc = new MonitorService(bus, store, { clock: 'wall', now: () => now });
     await svc.start();
     const p = prediction(0); // target: the close of candle(5)
-    await bus.publish(topics.predictions, [p]);
-    await waitFor(
-      'waiting',
-      () => svc.join.pendingCount(),
-      (n) => n === 1,
-      { timeoutMs: 30_000, everyMs: 5 },
-    );
-    // The candle stage is down past the timeout; another pair's candle brings a batch, and the time-out with it.
-    now = p.targetTs + 20 * 60_000;
-    await bus.publish(topics.candles, [{ ...candle(10), pair: 'ETH/USD' }]);
-    await waitFor(
-      'the time-out stored',
-      () => store.rows.get(errorKey(p))?.reason,
-      (r) => r === 'target_not_closed_in_time',
-      {
-        timeoutMs: 30_000,
-        everyMs: 5,
-      },
-    );
+    await timeOutStored(bus, store, svc, p, (t) => {
+      now = t;
+    });
     // It catches up: the target minute's candle comes after all.
     now = p.targetTs + 40 * 60_000;
     await bus.publish(topics.candles, [candle(5)]);
@@ -501,21 +513,9 @@ describe('MonitorService: restarted after a time-out, its candle come meanwhile'
       topics.candles,
       Array.from({ length: 5 }, (_, i) => candle(i)),
     );
-    await bus.publish(topics.predictions, [p]);
-    await waitFor(
-      'waiting',
-      () => first.join.pendingCount(),
-      (n) => n === 1,
-      { timeoutMs: 30_000, everyMs: 5 },
-    );
-    now = p.targetTs + 20 * 60_000;
-    await bus.publish(topics.candles, [{ ...candle(10), pair: 'ETH/USD' }]);
-    await waitFor(
-      'the time-out stored',
-      () => store.rows.get(errorKey(p))?.reason,
-      (r) => r === 'target_not_closed_in_time',
-      { timeoutMs: 30_000, everyMs: 5 },
-    );
+    await timeOutStored(bus, store, first, p, (t) => {
+      now = t;
+    });
     await first.stop();
     // While it is down, the candle stage catches up.
     await bus.publish(
