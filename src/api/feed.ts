@@ -41,6 +41,8 @@ export interface Entry<T extends FeedRecord = FeedRecord> {
   readonly p: T;
   readonly key: string;
   readonly frame: Buffer;
+  /** A revision of a record sent before under the same key (`FeedSpec.revision`): news whatever its windowEnd. */
+  readonly revision?: true;
 }
 
 interface PairState<T extends FeedRecord> {
@@ -176,7 +178,7 @@ export class Feed<T extends FeedRecord> {
     const held = s.keys.has(e.key) ? ring.findIndex((x) => x.key === e.key) : -1;
     const revision = held >= 0 ? this.spec.revision?.(v, ring[held]!.p) : undefined;
     if (revision === false) {
-      this.stats.duplicates++;
+      this.stats.stale++;
       return undefined;
     }
     if (this.spec.newer(v, s.latest.p)) {
@@ -184,11 +186,13 @@ export class Feed<T extends FeedRecord> {
       this.onLatest(e);
     }
     if (s.keys.has(e.key)) {
-      if (held >= 0) ring[held] = e;
       if (revision === true) {
-        if (!quiet) this.emit(e);
-        return e;
+        const revised: Entry<T> = { ...e, revision: true };
+        ring[held] = revised;
+        if (!quiet) this.emit(revised);
+        return revised;
       }
+      if (held >= 0) ring[held] = e;
       this.stats.duplicates++;
       return undefined;
     }

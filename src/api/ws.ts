@@ -382,7 +382,9 @@ export class WsHub {
     let lastWindowEnd = Number.NEGATIVE_INFINITY;
     for (const e of items) lastWindowEnd = Math.max(lastWindowEnd, e.p.windowEnd);
     for (const e of held) {
-      if (this.repeats(channel, sent, e) || (since !== undefined && e.p.windowEnd <= since)) continue;
+      // A revision is news whatever its windowEnd (it keeps the one of the record it revises, which may be ≤ since).
+      if (this.repeats(channel, sent, e) || (since !== undefined && e.p.windowEnd <= since && !e.revision))
+        continue;
       if (!this.send(c, e.frame)) return;
       sent.set(e.key, e);
       lastWindowEnd = Math.max(lastWindowEnd, e.p.windowEnd);

@@ -7,6 +7,7 @@ import { ErrorsFeed } from '../../../src/api/errors-feed.ts';
 import { LatestPredictions } from '../../../src/api/latest.ts';
 import { type ApiOptions, buildApi, wsHubOf } from '../../../src/api/server.ts';
 import { scorePrediction, unscorable } from '../../../src/monitoring/score.ts';
+import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts';
 import { openErrorsStore } from '../../../src/monitoring/store/open.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
@@ -550,11 +551,9 @@ describe('WebSocket /v1/ws', () => {
 });
 
 describe('WebSocket /v1/ws, channel errors', () => {
-  test('a client subscribed while a time-out is the newest record gets its revision when the candle comes late', async () => {
-    const bus = new InProcessBus();
-    const dir = scratchDir('cc-ws-errors-');
-    const errorsStore = await openErrorsStore(`duckdb:${join(dir, 'e.duckdb')}`);
-    const errors = new ErrorsFeed(errorsStore);
+  /** An API with an errors feed over `store` on an in-process bus (closed after the tests). */
+  async function serveErrors(store: ErrorsStore, bus = new InProcessBus()) {
+    const errors = new ErrorsFeed(store);
     const latest = new LatestPredictions();
     const app = buildApi({ latest, store: new MemoryPredictionsStore(), errors });
     await app.listen({ port: 0, host: '127.0.0.1' });
@@ -564,10 +563,76 @@ describe('WebSocket /v1/ws, channel errors', () => {
       await app.close();
       await latest.stop();
       await errors.stop();
-      await errorsStore.close();
       await bus.close();
     });
-    const port = (app.server.address() as { port: number }).port;
+    return { bus, errors, port: (app.server.address() as { port: number }).port };
+  }
+  const statuses = (c: Client) =>
+    c.msgs
+      .filter((m) => m.type === 'prediction_error')
+      .map((m) => {
+        const e = m.data as unknown as PredictionError;
+        return `${(e.windowEnd - T0) / MIN}:${e.status}`;
+      });
+
+  test('a client resuming from the store gets a revision published meanwhile, though its windowEnd is not after since', async () => {
+    const dir = scratchDir('cc-ws-resume-');
+    const real = await openErrorsStore(`duckdb:${join(dir, 'e.duckdb')}`);
+    servers.push(() => real.close());
+    const p0 = prediction('BTC/USD', at(0));
+    const p1 = prediction('BTC/USD', at(1));
+    const timedOut = unscorable(p0, 'target_not_closed_in_time', p0.targetTs + 16 * MIN);
+    // Both published and stored before this API instance starts: its ring is trusted only after them.
+    const bus = new InProcessBus();
+    const both = [timedOut, scorePrediction(p1, p1.close, p1.targetTs)];
+    await real.write(both);
+    await bus.publish(topics.predictionErrors, both);
+    // The store's history waits for the test: the replay is held while the revision comes live.
+    let historyCalls = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const store: ErrorsStore = Object.create(real, {
+      history: {
+        value: async (...args: Parameters<ErrorsStore['history']>) => {
+          historyCalls++;
+          await gate;
+          return real.history(...args);
+        },
+      },
+    });
+    const s = await serveErrors(store, bus);
+    const c = await Client.connect(s.port);
+    // Away since minute 0's verdict (the time-out): before what the ring covers, so the replay reads the store.
+    c.send({ type: 'subscribe', channel: 'errors', pairs: ['BTC-USD'], since: p0.windowEnd });
+    await waitFor(
+      'the replay reading the store',
+      () => historyCalls,
+      (n) => n > 0,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    const before = s.errors.stats.received;
+    await s.bus.publish(topics.predictionErrors, [scorePrediction(p0, p0.close, p0.targetTs + 30 * MIN)]);
+    await waitFor(
+      'the feed to take it',
+      () => s.errors.stats.received,
+      (n) => n > before,
+      {
+        timeoutMs: 30_000,
+        everyMs: 5,
+      },
+    );
+    release();
+    await c.until(() => statuses(c).length === 2, 'the replay and the revision');
+    assert.deepEqual(statuses(c), ['1:scored', '0:scored']);
+    c.close();
+  });
+
+  test('a client subscribed while a time-out is the newest record gets its revision when the candle comes late', async () => {
+    const errorsStore = await openErrorsStore(`duckdb:${join(scratchDir('cc-ws-errors-'), 'e.duckdb')}`);
+    servers.push(() => errorsStore.close());
+    const { bus, errors, port } = await serveErrors(errorsStore);
     // The candle stage is down: the newest verdict is a time-out.
     const p = prediction('BTC/USD', at(0));
     const timedOut = unscorable(p, 'target_not_closed_in_time', p.targetTs + 16 * MIN);
