@@ -1,7 +1,7 @@
 import { RollingQuality } from '../monitoring/rolling-quality.ts';
 import type { ErrorsStore } from '../monitoring/store/errors-store.ts';
 import type { Bus } from '../runtime/bus.ts';
-import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
+import { errorKey, type PredictionError, supersedes } from '../schemas/prediction-error.ts';
 import { topics } from '../schemas/topics.ts';
 import { Feed, type FeedOptions } from './feed.ts';
 
@@ -36,11 +36,7 @@ export class ErrorsFeed extends Feed<PredictionError> {
         key: errorKey,
         // A prediction timed out and scored after all (`MaturityJoin`): the scored verdict is news; never the reverse.
         revision: (next, held) =>
-          held.reason === 'target_not_closed_in_time' && next.status === 'scored'
-            ? true
-            : held.status === 'scored' && next.reason === 'target_not_closed_in_time'
-              ? false
-              : undefined,
+          supersedes(next, held) ? true : supersedes(held, next) ? false : undefined,
         tiebreak: (a, b) => a.modelName.localeCompare(b.modelName) || a.modelVersion - b.modelVersion,
         newer: (a, b) => a.windowEnd >= b.windowEnd,
         history: (pair, from, to, opts) => this.store.history(pair, from, to, opts),

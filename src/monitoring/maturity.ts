@@ -76,6 +76,8 @@ export class MaturityJoin {
   };
   /** The keys `remember` marked that no prediction has come for yet (each counts once in `judgedBefore`). */
   private readonly remembered = new Set<string>();
+  /** The records this join gave that supersede an earlier one of the same prediction (`scoredLate`). */
+  private readonly revisions = new WeakSet<PredictionError>();
 
   constructor(o: MaturityOptions = {}) {
     this.timeoutMs = o.timeoutMs ?? 15 * 60_000;
@@ -136,10 +138,10 @@ export class MaturityJoin {
     }
     for (const [targetTs, ps] of s.pending) {
       if (targetTs === c.windowEnd)
-        for (const p of ps) this.verdict(out, scorePrediction(p, c.close, this.scoredAt(p)));
+        for (const p of ps) this.verdict(s, out, scorePrediction(p, c.close, this.scoredAt(p)));
       else if (targetTs < s.clock)
         for (const p of ps)
-          this.verdict(out, unscorable(p, 'no_candle_at_target', Math.max(this.scoredAt(p), at)));
+          this.verdict(s, out, unscorable(p, 'no_candle_at_target', Math.max(this.scoredAt(p), at)));
       else continue;
       s.pending.delete(targetTs);
     }
@@ -157,10 +159,10 @@ export class MaturityJoin {
     }
     const close = s.closes.get(p.targetTs);
     const out: PredictionError[] = [];
-    if (close !== undefined) this.verdict(out, scorePrediction(p, close, this.scoredAt(p)));
+    if (close !== undefined) this.verdict(s, out, scorePrediction(p, close, this.scoredAt(p)));
     else if (p.targetTs < s.clock - this.retentionMs)
-      this.verdict(out, unscorable(p, 'target_before_retention', this.clock()));
-    else if (p.targetTs < s.clock) this.verdict(out, unscorable(p, 'no_candle_at_target', this.clock()));
+      this.verdict(s, out, unscorable(p, 'target_before_retention', this.clock()));
+    else if (p.targetTs < s.clock) this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.clock()));
     else {
       const waiting = s.pending.get(p.targetTs);
       if (waiting === undefined) s.pending.set(p.targetTs, [p]);
@@ -182,11 +184,10 @@ export class MaturityJoin {
       if (readToEnd)
         for (const [targetTs, ps] of s.pending) {
           if (targetTs + this.timeoutMs > now) continue;
-          const timedOut = ps
-            .map((p) => unscorable(p, 'target_not_closed_in_time', now))
-            .filter((e) => this.verdict(out, e))
-            .map((verdict) => ({ verdict, counted: true }));
-          s.timedOut.set(targetTs, [...(s.timedOut.get(targetTs) ?? []), ...timedOut]);
+          for (const p of ps) {
+            const e = unscorable(p, 'target_not_closed_in_time', now);
+            if (this.verdict(s, out, e)) keepTimedOut(s, e, true);
+          }
           s.pending.delete(targetTs);
         }
       // A series with predictions and no candle at all has no clock of its own: once every candle is read (none will
@@ -203,15 +204,14 @@ export class MaturityJoin {
     return out;
   }
 
-  /** Gives `e` unless its prediction has a verdict already; says whether it did. */
-  private verdict(out: PredictionError[], e: PredictionError): boolean {
+  /** Gives `e`, a verdict on a prediction of series `s`, unless it has one already; says whether it did. */
+  private verdict(s: Series, out: PredictionError[], e: PredictionError): boolean {
     const key = errorKey(e);
-    const done = this.seriesOf(e.exchange, e.pair).done;
-    if (done.has(key)) {
+    if (s.done.has(key)) {
       this.stats.duplicates++;
       return false;
     }
-    done.set(key, e.targetTs);
+    s.done.set(key, e.targetTs);
     if (e.status === 'scored') this.stats.scored++;
     else this.stats.unscorable++;
     out.push(e);
@@ -226,9 +226,6 @@ export class MaturityJoin {
     this.revisions.add(e);
     out.push(e);
   }
-
-  /** The records this join gave that supersede an earlier one of the same prediction (`scoredLate`). */
-  private readonly revisions = new WeakSet<PredictionError>();
 
   /** Whether `e`, a record this join gave, supersedes an earlier record of its prediction (a time-out scored late). */
   isRevision(e: PredictionError): boolean {
@@ -245,8 +242,7 @@ export class MaturityJoin {
       const s = this.seriesOf(e.exchange, e.pair);
       s.done.set(key, e.targetTs);
       this.remembered.add(key);
-      if (e.reason === 'target_not_closed_in_time')
-        s.timedOut.set(e.targetTs, [...(s.timedOut.get(e.targetTs) ?? []), { verdict: e, counted: false }]);
+      if (e.reason === 'target_not_closed_in_time') keepTimedOut(s, e, false);
     }
   }
 
@@ -276,4 +272,11 @@ export class MaturityJoin {
   seriesClocks(): Map<string, number> {
     return new Map([...this.series].map(([k, s]) => [k, s.clock]));
   }
+}
+
+/** Keeps time-out `e` of series `s` for a candle that may come late; `counted`: given by this process. */
+function keepTimedOut(s: Series, e: PredictionError, counted: boolean): void {
+  const kept = s.timedOut.get(e.targetTs);
+  if (kept === undefined) s.timedOut.set(e.targetTs, [{ verdict: e, counted }]);
+  else kept.push({ verdict: e, counted });
 }

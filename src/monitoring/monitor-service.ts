@@ -90,10 +90,14 @@ export class MonitorService {
   private readonly subscriptions: Subscription[] = [];
   /** Per predictions partition: offsets of the predictions still waiting, by key. */
   private readonly waiting = new Map<number, Map<string, bigint>>();
-  /** Per candles partition: (windowEnd, offset) of the candles within the retention, oldest first. */
-  private readonly kept = new Map<number, { windowEnd: number; offset: bigint }[]>();
-  /** Per candles partition: the newest candle windowEnd read (the retention is counted back from it). */
-  private readonly keptClock = new Map<number, number>();
+  /**
+   * Per candles partition: (windowEnd, offset) of the candles within the retention, oldest first, and the newest
+   * windowEnd read (the retention is counted back from it).
+   */
+  private readonly kept = new Map<
+    number,
+    { candles: { windowEnd: number; offset: bigint }[]; newest: number }
+  >();
   /** The candles subscription: whether it has read to the end decides whether a waiting prediction may time out. */
   private candlesRead: Subscription | undefined;
   private expiry: NodeJS.Timeout | undefined;
@@ -263,10 +267,7 @@ export class MonitorService {
       service: 'monitor',
       from: 'earliest',
       onRevoke: (ps) => {
-        for (const p of ps) {
-          this.kept.delete(p);
-          this.keptClock.delete(p);
-        }
+        for (const p of ps) this.kept.delete(p);
       },
       handle: (batch) => {
         // A background write that failed fails this batch, as a direct write did; first of all, before the join has
@@ -275,20 +276,18 @@ export class MonitorService {
         const out: PredictionError[] = [];
         let kept = this.kept.get(batch.partition);
         if (kept === undefined) {
-          kept = [];
+          kept = { candles: [], newest: Number.NEGATIVE_INFINITY };
           this.kept.set(batch.partition, kept);
         }
-        let newest = this.keptClock.get(batch.partition) ?? Number.NEGATIVE_INFINITY;
         for (const r of batch.records) {
           const c = r.value;
           out.push(...this.join.onCandle(c));
-          kept.push({ windowEnd: c.windowEnd, offset: r.offset });
-          if (c.windowEnd > newest) newest = c.windowEnd;
+          kept.candles.push({ windowEnd: c.windowEnd, offset: r.offset });
+          if (c.windowEnd > kept.newest) kept.newest = c.windowEnd;
           if (c.windowEnd > (this.lastCandle.get(c.pair) ?? 0)) this.lastCandle.set(c.pair, c.windowEnd);
           if (!c.filled && c.windowEnd > (this.lastTradeCandle.get(c.pair) ?? 0))
             this.lastTradeCandle.set(c.pair, c.windowEnd);
         }
-        this.keptClock.set(batch.partition, newest);
         out.push(...this.join.expire(this.candlesReadToEnd()));
         this.candleCopies?.add(batch.records.map((r) => r.value));
         this.judged(out);
@@ -297,11 +296,12 @@ export class MonitorService {
         // not behind the clock, which the wall or another partition read ahead may carry past candles a waiting
         // prediction still needs. Pairs sharing a partition share its horizon: one far behind another there (a
         // backfill) may lose, across a restart, closes the join kept.
-        const horizon = newest - this.retentionMs;
+        const horizon = kept.newest - this.retentionMs;
+        const { candles } = kept;
         let drop = 0;
-        while (drop < kept.length - 1 && kept[drop]!.windowEnd < horizon) drop++;
-        kept.splice(0, drop);
-        return new Map([[batch.partition, kept[0]?.offset ?? batch.records.at(-1)!.offset + 1n]]);
+        while (drop < candles.length - 1 && candles[drop]!.windowEnd < horizon) drop++;
+        candles.splice(0, drop);
+        return new Map([[batch.partition, candles[0]?.offset ?? batch.records.at(-1)!.offset + 1n]]);
       },
     });
     this.subscriptions.push(this.candlesRead);

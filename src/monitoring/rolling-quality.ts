@@ -1,5 +1,5 @@
 import { TimedMap } from '../core/timed-map.ts';
-import type { PredictionError } from '../schemas/prediction-error.ts';
+import { errorKey, type PredictionError, supersedes } from '../schemas/prediction-error.ts';
 import { wilson } from '../training/metrics.ts';
 
 /**
@@ -126,10 +126,12 @@ export class RollingQuality {
   private readonly buckets = new Map<string, TimedMap<number, Sums>>();
   private readonly keys = new Map<string, QualitySeries>();
   /**
-   * Record keys already added, with their minute and whether the record was a time-out: adding a record again (a
-   * re-read, a re-publication) is a no-op, unless it is a scored one superseding a time-out (see `add`).
+   * Record keys already added, with their minute and unscorable reason: adding a record again (a re-read, a
+   * re-publication) is a no-op, unless it supersedes the one added (see `add`).
    */
-  private readonly seen = new TimedMap<string, { minute: number; timedOut: boolean }>((_, r) => r.minute);
+  private readonly seen = new TimedMap<string, { minute: number; reason: PredictionError['reason'] }>(
+    (_, r) => r.minute,
+  );
   readonly windows: Readonly<Record<string, number>>;
   private readonly keepMs: number;
   /** The newest target time added: the clock windows end at, unless one is given. */
@@ -154,14 +156,13 @@ export class RollingQuality {
   }
 
   /**
-   * Adds a record once (by its key); returns false for one already added. The one replacement: a scored record takes
-   * the place of a `target_not_closed_in_time` one of the same key (a prediction timed out whose candle came after
-   * all: see `MaturityJoin`); nothing else is replaced.
+   * Adds a record once (by its key); returns false for one already added. The one replacement: a record that
+   * `supersedes` the one added (a time-out scored after all: see `MaturityJoin`).
    */
   add(e: PredictionError): boolean {
-    const id = `${e.exchange}|${e.pair}|${e.windowEnd}|${e.modelName}|${e.modelVersion}`;
+    const id = errorKey(e);
     const before = this.seen.get(id);
-    if (before !== undefined && !(before.timedOut && e.status === 'scored')) return false;
+    if (before !== undefined && !supersedes(e, before)) return false;
     const k = `${e.pair}|${e.modelName}|${e.modelVersion}`;
     let b = this.buckets.get(k);
     if (b === undefined) {
@@ -175,11 +176,11 @@ export class RollingQuality {
       s = emptySums();
       b.set(minute, s);
     }
-    if (before !== undefined) s.unscorable--; // the same minute: both are of the target time
+    if (before !== undefined) s.unscorable--; // it superseded a time-out, of the same minute (the target time's)
     addRecord(s, e);
     this.computed.clear();
     this.hours.get(k)?.delete(minute - (minute % HOUR));
-    this.seen.set(id, { minute, timedOut: e.reason === 'target_not_closed_in_time' });
+    this.seen.set(id, { minute, reason: e.reason });
     if (e.targetTs > this.clock) this.clock = e.targetTs;
     return true;
   }

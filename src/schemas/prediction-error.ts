@@ -59,9 +59,16 @@ export const PredictionErrorSchema = z.object({
 });
 export type PredictionError = z.infer<typeof PredictionErrorSchema>;
 
-/** The fields of a record's key (`errorKey`). */
-export type ErrorKeyField = 'exchange' | 'pair' | 'windowEnd' | 'modelName' | 'modelVersion';
-
 /** The key one record per prediction is kept under. */
-export const errorKey = (e: Pick<PredictionError, ErrorKeyField>) =>
-  `${e.exchange}|${e.pair}|${e.windowEnd}|${e.modelName}|${e.modelVersion}`;
+export const errorKey = (
+  e: Pick<PredictionError, 'exchange' | 'pair' | 'windowEnd' | 'modelName' | 'modelVersion'>,
+) => `${e.exchange}|${e.pair}|${e.windowEnd}|${e.modelName}|${e.modelVersion}`;
+
+/**
+ * Whether record `next` supersedes `held`, a record of the same prediction (the same key): only a scored record a
+ * time-out (`target_not_closed_in_time`: its candle came late after all); nothing else replaces a record.
+ */
+export const supersedes = (
+  next: Pick<PredictionError, 'status'>,
+  held: Pick<PredictionError, 'reason'>,
+): boolean => held.reason === 'target_not_closed_in_time' && next.status === 'scored';

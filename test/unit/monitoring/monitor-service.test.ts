@@ -157,6 +157,22 @@ async function timeOutStored(
   );
 }
 
+/** Resolves with `p`'s record once the one stored is scored (a time-out superseded). */
+function revisionStored(
+  store: ReturnType<typeof memoryStore>,
+  p: Prediction,
+): Promise<PredictionError | undefined> {
+  return waitFor(
+    'the revision stored',
+    () => store.rows.get(errorKey(p)),
+    (e) => e?.status === 'scored',
+    {
+      timeoutMs: 30_000,
+      everyMs: 5,
+    },
+  );
+}
+
 describe('MonitorService: a failed write', () => {
   it('a store write that fails once (database restarting) loses no verdict', async () => {
     const bus = new InProcessBus();
@@ -476,15 +492,7 @@ describe('MonitorService: a candle that comes after its prediction timed out', (
     // It catches up: the target minute's candle comes after all.
     now = p.targetTs + 40 * 60_000;
     await bus.publish(topics.candles, [candle(5)]);
-    const stored = await waitFor(
-      'the revision stored',
-      () => store.rows.get(errorKey(p)),
-      (e) => e?.status === 'scored',
-      {
-        timeoutMs: 30_000,
-        everyMs: 5,
-      },
-    );
+    const stored = await revisionStored(store, p);
     assert.deepEqual([stored!.actualClose, stored!.latenessMs], [candle(5).close, 40 * 60_000]);
     const sums = svc.quality.sums('BTC/USD', 86_400_000, now);
     assert.deepEqual([sums.n, sums.unscorable], [1, 0]);
@@ -525,12 +533,7 @@ describe('MonitorService: restarted after a time-out, its candle come meanwhile'
     now = p.targetTs + 60 * 60_000;
     const second = new MonitorService(bus, store, { clock: 'wall', now: () => now });
     await second.start();
-    const stored = await waitFor(
-      'the revision stored',
-      () => store.rows.get(errorKey(p)),
-      (e) => e?.status === 'scored',
-      { timeoutMs: 30_000, everyMs: 5 },
-    );
+    const stored = await revisionStored(store, p);
     assert.deepEqual([stored!.actualClose, stored!.latenessMs], [candle(5).close, 60 * 60_000]);
     assert.deepEqual([second.join.stats.lateScored, second.join.stats.unscorable], [1, 0]);
     await second.stop();
