@@ -1,7 +1,7 @@
 import { RollingQuality } from '../monitoring/rolling-quality.ts';
 import type { ErrorsStore } from '../monitoring/store/errors-store.ts';
 import type { Bus } from '../runtime/bus.ts';
-import { errorKey, type PredictionError, supersedes } from '../schemas/prediction-error.ts';
+import { errorKey, type PredictionError, revisable, supersedes } from '../schemas/prediction-error.ts';
 import { topics } from '../schemas/topics.ts';
 import { Feed, type FeedOptions } from './feed.ts';
 
@@ -37,6 +37,7 @@ export class ErrorsFeed extends Feed<PredictionError> {
         // A prediction timed out and scored after all (`MaturityJoin`): the scored verdict is news; never the reverse.
         revision: (next, held) =>
           supersedes(next, held) ? true : supersedes(held, next) ? false : undefined,
+        revisable,
         tiebreak: (a, b) => a.modelName.localeCompare(b.modelName) || a.modelVersion - b.modelVersion,
         newer: (a, b) => a.windowEnd >= b.windowEnd,
         history: (pair, from, to, opts) => this.store.history(pair, from, to, opts),

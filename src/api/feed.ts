@@ -26,6 +26,11 @@ export interface FeedSpec<T extends FeedRecord> {
    * revision); `undefined` or absent: a re-publication, which replaces the held one silently.
    */
   revision?(next: T, held: T): boolean | undefined;
+  /**
+   * Whether a record may still be revised (a time-out): one that leaves the ring is then kept aside (`evicted`,
+   * bounded like the ring), so that its revision, coming after a busy day filled the ring, still reaches subscribers.
+   */
+  revisable?(v: T): boolean;
   /** Order within a pair: windowEnd, then this (e.g. model version). */
   tiebreak(a: T, b: T): number;
   /** For `latest`: does `a` supersede `b` (same pair)? */
@@ -50,6 +55,8 @@ interface PairState<T extends FeedRecord> {
   /** Recent records, ordered, unique by key, at most `ringSize`. */
   ring: Entry<T>[];
   keys: Set<string>;
+  /** Revisable records (`FeedSpec.revisable`) that left the ring, by key, oldest first; at most `ringSize`. */
+  evicted: Map<string, Entry<T>>;
   /**
    * The ring holds every record of this pair with windowEnd > coveredFrom that this instance has seen since it
    * subscribed; anything at or before it may be missing here and is read from the store.
@@ -71,6 +78,13 @@ export interface FeedStartOptions {
 }
 
 type Listener<T extends FeedRecord> = (e: Entry<T>) => void;
+
+/** The revisions among ring[0, end). */
+function revisionsUpTo<T extends FeedRecord>(ring: readonly Entry<T>[], end: number): Entry<T>[] {
+  const out: Entry<T>[] = [];
+  for (let i = 0; i < end; i++) if (ring[i]!.revision) out.push(ring[i]!);
+  return out;
+}
 
 /**
  * The API's in-memory view of a topic: the latest record per pair and a ring of recent ones per pair (WebSocket
@@ -168,7 +182,7 @@ export class Feed<T extends FeedRecord> {
     const e = this.makeEntry(v);
     let s = this.pairs.get(v.pair);
     if (s === undefined) {
-      s = { latest: e, ring: [e], keys: new Set([e.key]), coveredFrom: v.windowEnd - 1 };
+      s = { latest: e, ring: [e], keys: new Set([e.key]), evicted: new Map(), coveredFrom: v.windowEnd - 1 };
       this.pairs.set(v.pair, s);
       this.onLatest(e);
       if (!quiet) this.emit(e);
@@ -176,7 +190,9 @@ export class Feed<T extends FeedRecord> {
     }
     const ring = s.ring;
     const held = s.keys.has(e.key) ? ring.findIndex((x) => x.key === e.key) : -1;
-    const revision = held >= 0 ? this.spec.revision?.(v, ring[held]!.p) : undefined;
+    const aside = held < 0 ? s.evicted.get(e.key) : undefined;
+    const before = held >= 0 ? ring[held]! : aside;
+    const revision = before !== undefined ? this.spec.revision?.(v, before.p) : undefined;
     if (revision === false) {
       this.stats.stale++;
       return undefined;
@@ -196,6 +212,13 @@ export class Feed<T extends FeedRecord> {
       this.stats.duplicates++;
       return undefined;
     }
+    if (aside !== undefined && revision === true) {
+      // The revision of a record that has left the ring: news for the subscribers; the ring keeps its order.
+      s.evicted.delete(e.key);
+      const revised: Entry<T> = { ...e, revision: true };
+      if (!quiet) this.emit(revised);
+      return revised;
+    }
     if (ring.length >= this.ringSize && this.compare(e, ring[0]!) < 0) {
       // Older than anything kept: a late re-publication, which the store already has.
       this.stats.stale++;
@@ -209,6 +232,10 @@ export class Feed<T extends FeedRecord> {
     while (ring.length > this.ringSize) {
       const gone = ring.shift()!;
       s.keys.delete(gone.key);
+      if (this.spec.revisable?.(gone.p)) {
+        s.evicted.set(gone.key, gone);
+        if (s.evicted.size > this.ringSize) s.evicted.delete(s.evicted.keys().next().value!);
+      }
       s.coveredFrom = Math.max(s.coveredFrom, gone.p.windowEnd);
     }
     if (!quiet) this.emit(e);
@@ -228,8 +255,10 @@ export class Feed<T extends FeedRecord> {
   }
 
   /**
-   * Records of `pair` with windowEnd > since, from the ring, in order; undefined when the ring may miss some of them
-   * (since is before what it covers): read the store then.
+   * Records of `pair` with windowEnd > since, from the ring, in order, and before them the revisions the ring holds
+   * from before since (a revision keeps the windowEnd of the record it revises: a client away when it came would
+   * never get it by windowEnd; one that had it gets it again, the same record under the same key). Undefined when the
+   * ring may miss some of them (since is before what it covers): read the store then.
    */
   recent(pair: string, since: number): Entry<T>[] | undefined {
     const s = this.pairs.get(pair);
@@ -243,7 +272,8 @@ export class Feed<T extends FeedRecord> {
       if (ring[mid]!.p.windowEnd <= since) lo = mid + 1;
       else hi = mid;
     }
-    return ring.slice(lo);
+    const revisions = revisionsUpTo(ring, lo);
+    return revisions.length === 0 ? ring.slice(lo) : [...revisions, ...ring.slice(lo)];
   }
 
   /** The ring of `pair` as it is now (oldest first). */
@@ -255,7 +285,10 @@ export class Feed<T extends FeedRecord> {
     return this.pairs.get(pair)?.latest;
   }
 
-  /** Store history with windowEnd > since (pages of 1000), merged with the ring, deduped, in order. */
+  /**
+   * Store history with windowEnd > since (pages of 1000), merged with the ring, deduped, in order; with the ring's
+   * revisions from before since, as `recent`.
+   */
   async fromStore(pair: string, since: number, to = Date.now() + 86_400_000): Promise<Entry<T>[]> {
     const out = new Map<string, Entry<T>>();
     let after: number | undefined;
@@ -269,7 +302,7 @@ export class Feed<T extends FeedRecord> {
       if (page.length === 0) break;
       after = page[page.length - 1]!.windowEnd;
     }
-    for (const e of this.ring(pair)) if (e.p.windowEnd > since) out.set(e.key, e);
+    for (const e of this.ring(pair)) if (e.p.windowEnd > since || e.revision) out.set(e.key, e);
     return [...out.values()].sort((a, b) => this.compare(a, b));
   }
 

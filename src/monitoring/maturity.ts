@@ -1,7 +1,7 @@
 import { TimedMap } from '../core/timed-map.ts';
 import type { Candle } from '../schemas/candle.ts';
 import type { Prediction } from '../schemas/prediction.ts';
-import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
+import { errorKey, type PredictionError, revisable } from '../schemas/prediction-error.ts';
 import { scorePrediction, unscorable } from './score.ts';
 
 /**
@@ -242,7 +242,7 @@ export class MaturityJoin {
       const s = this.seriesOf(e.exchange, e.pair);
       s.done.set(key, e.targetTs);
       this.remembered.add(key);
-      if (e.reason === 'target_not_closed_in_time') keepTimedOut(s, e, false);
+      if (revisable(e)) keepTimedOut(s, e, false);
     }
   }
 

@@ -64,6 +64,10 @@ export const errorKey = (
   e: Pick<PredictionError, 'exchange' | 'pair' | 'windowEnd' | 'modelName' | 'modelVersion'>,
 ) => `${e.exchange}|${e.pair}|${e.windowEnd}|${e.modelName}|${e.modelVersion}`;
 
+/** Whether a record may still be superseded (`supersedes`): a time-out. */
+export const revisable = (e: Pick<PredictionError, 'reason'>): boolean =>
+  e.reason === 'target_not_closed_in_time';
+
 /**
  * Whether record `next` supersedes `held`, a record of the same prediction (the same key): only a scored record a
  * time-out (`target_not_closed_in_time`: its candle came late after all); nothing else replaces a record.
@@ -71,4 +75,4 @@ export const errorKey = (
 export const supersedes = (
   next: Pick<PredictionError, 'status'>,
   held: Pick<PredictionError, 'reason'>,
-): boolean => held.reason === 'target_not_closed_in_time' && next.status === 'scored';
+): boolean => revisable(held) && next.status === 'scored';

@@ -115,3 +115,51 @@ test('the errors feed: a verdict scored after it timed out goes to the subscribe
   assert.equal(errors.latest('BTC/USD')?.status, 'scored');
   assert.equal(errors.quality.report('BTC/USD', T + 40 * M)['1h']!.count, 1);
 });
+
+test('the errors feed: a revision still reaches subscribers after a busy day pushed its time-out out of the ring', () => {
+  const errors = new ErrorsFeed({} as ErrorsStore, { ringSize: 3 });
+  const told: string[] = [];
+  errors.onRecord((e) =>
+    told.push(`${(e.p.windowEnd - T) / M}:${e.p.status}${e.revision ? ' (revision)' : ''}`),
+  );
+  const p = (i: number) => prediction({ pair: 'BTC/USD', windowEnd: T + i * M, predictedClose: 101 });
+  const timedOut = unscorable(p(0), 'target_not_closed_in_time', T + 20 * M);
+  errors.add(timedOut);
+  errors.add(scorePrediction(p(-1), 100, T + 4 * M)); // a scored record before it, in the ring first
+  for (let i = 1; i <= 3; i++) errors.add(scorePrediction(p(i), 100, T + (i + 5) * M));
+  assert.deepEqual(
+    errors.ring('BTC/USD').map((e) => (e.p.windowEnd - T) / M),
+    [1, 2, 3],
+    'both early records left the ring',
+  );
+  told.length = 0;
+  // The candle came late after all: scored under the time-out's key.
+  const revised = errors.add(scorePrediction(p(0), 100, T + 60 * M));
+  assert.equal(revised?.revision, true);
+  // A scored record that left the ring is not revised (a re-publication), nor is the time-out once revised.
+  assert.equal(errors.add(scorePrediction(p(-1), 100, T + 4 * M)), undefined);
+  assert.equal(errors.add(timedOut), undefined);
+  assert.equal(errors.add(scorePrediction(p(0), 100, T + 60 * M)), undefined);
+  assert.deepEqual(told, ['0:scored (revision)']);
+  assert.deepEqual(
+    errors.ring('BTC/USD').map((e) => (e.p.windowEnd - T) / M),
+    [1, 2, 3],
+    'the ring keeps its order',
+  );
+});
+
+test('the errors feed: a resume from a later windowEnd gets the revisions the ring holds before it', () => {
+  const errors = new ErrorsFeed({} as ErrorsStore);
+  const p = (i: number) => prediction({ pair: 'BTC/USD', windowEnd: T + i * M, predictedClose: 101 });
+  errors.add(unscorable(p(0), 'target_not_closed_in_time', T + 20 * M));
+  errors.add(unscorable(p(1), 'target_not_closed_in_time', T + 21 * M));
+  for (let i = 2; i <= 4; i++) errors.add(scorePrediction(p(i), 100, T + (i + 5) * M));
+  errors.add(scorePrediction(p(1), 100, T + 60 * M));
+  const resumed = (since: number) =>
+    errors.recent('BTC/USD', since)!.map((e) => `${(e.p.windowEnd - T) / M}:${e.p.status}`);
+  // Away since minute 3 (it had the time-outs and minutes 2–3): the revision of minute 1 and minute 4.
+  assert.deepEqual(resumed(T + 3 * M), ['1:scored', '4:scored']);
+  assert.deepEqual(resumed(T + 4 * M), ['1:scored']);
+  // From before it: everything after since, once, in order.
+  assert.deepEqual(resumed(T), ['1:scored', '2:scored', '3:scored', '4:scored']);
+});

@@ -625,8 +625,47 @@ describe('WebSocket /v1/ws, channel errors', () => {
     );
     release();
     await c.until(() => statuses(c).length === 2, 'the replay and the revision');
-    assert.deepEqual(statuses(c), ['1:scored', '0:scored']);
+    await c.barrier();
+    // The revision, in the ring by the time the store answers, goes in the replay, in order; not again live.
+    assert.deepEqual(statuses(c), ['0:scored', '1:scored']);
     c.close();
+  });
+
+  test('a client away when a revision came gets it on resume, from the ring or from the store', async () => {
+    const dir = scratchDir('cc-ws-away-');
+    const store = await openErrorsStore(`duckdb:${join(dir, 'e.duckdb')}`);
+    servers.push(() => store.close());
+    const p = [0, 1, 2, 3].map((i) => prediction('BTC/USD', at(i)));
+    const scored = (i: number, late = 0) => scorePrediction(p[i]!, p[i]!.close, p[i]!.targetTs + late);
+    // What the monitor does: the store, then the topic. Minutes 0 (a time-out) and 1 come before this API starts.
+    const bus = new InProcessBus();
+    const early = [unscorable(p[0]!, 'target_not_closed_in_time', p[0]!.targetTs + 16 * MIN), scored(1)];
+    await store.write(early);
+    await bus.publish(topics.predictionErrors, early);
+    const s = await serveErrors(store, bus);
+    const live = [scored(2), scored(0, 30 * MIN), scored(3)];
+    await store.write(live);
+    await s.bus.publish(topics.predictionErrors, live);
+    await waitFor(
+      'the feed to take them',
+      () => s.errors.stats.received,
+      (n) => n >= 5,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    // Away since minute 2 (within what the ring covers): the revision of minute 0, then minute 3.
+    const fromRing = await Client.connect(s.port);
+    fromRing.send({ type: 'subscribe', channel: 'errors', pairs: ['BTC-USD'], since: p[2]!.windowEnd });
+    await fromRing.until(() => statuses(fromRing).length === 2, 'the replay from the ring');
+    await fromRing.barrier();
+    assert.deepEqual(statuses(fromRing), ['0:scored', '3:scored']);
+    // Away since minute 0, the time-out (before what the ring covers: the store): minutes 1–3, and minute 0 revised.
+    const fromStore = await Client.connect(s.port);
+    fromStore.send({ type: 'subscribe', channel: 'errors', pairs: ['BTC-USD'], since: p[0]!.windowEnd });
+    await fromStore.until(() => statuses(fromStore).length === 4, 'the replay from the store');
+    await fromStore.barrier();
+    assert.deepEqual(statuses(fromStore), ['0:scored', '1:scored', '2:scored', '3:scored']);
+    fromRing.close();
+    fromStore.close();
   });
 
   test('a client subscribed while a time-out is the newest record gets its revision when the candle comes late', async () => {
