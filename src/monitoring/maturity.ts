@@ -185,7 +185,11 @@ export class MaturityJoin {
         for (const [targetTs, ps] of s.pending) {
           if (targetTs + this.timeoutMs > now) continue;
           for (const p of ps) {
-            const e = unscorable(p, 'target_not_closed_in_time', now);
+            // Live, when it was decided; on the event clock, when the wait ran out in the stream — not when a monitor
+            // that lagged behind the candles (nothing times out until they are read to the end) got to decide it, so
+            // a replay dates its time-outs the same however fast it is read.
+            const at = this.wall !== undefined ? now : Math.max(this.scoredAt(p), targetTs + this.timeoutMs);
+            const e = unscorable(p, 'target_not_closed_in_time', at);
             if (this.verdict(s, out, e)) keepTimedOut(s, e, true);
           }
           s.pending.delete(targetTs);

@@ -167,6 +167,26 @@ describe('MaturityJoin: a monitor catching up on a backlog of candles', () => {
     assert.equal(j.expire(true)[0]!.reason, 'target_not_closed_in_time');
   });
 
+  it('on the event clock a time-out is dated when the wait ran out in the stream, however late the monitor decided it', () => {
+    const timeOutOf = (readToEndAt: number) => {
+      const j = new MaturityJoin();
+      j.onCandle(candle(T, 100));
+      j.onPrediction(prediction({ windowEnd: T }));
+      // The candles stop at T + 5 min for BTC (its target); ETH's go on. The monitor is behind until `readToEndAt`.
+      for (let k = 1; k <= 60; k++) {
+        j.onCandle(candle(T + k * M, 3000, { pair: 'ETH/USD' }));
+        const out = j.expire(k >= readToEndAt);
+        if (out.length > 0) return out[0]!;
+      }
+      return undefined;
+    };
+    const keptUp = timeOutOf(0);
+    const lagged = timeOutOf(45);
+    assert.equal(keptUp?.reason, 'target_not_closed_in_time');
+    assert.equal(keptUp?.scoredAt, T + 5 * M + 15 * M, 'the target plus the 15-minute wait');
+    assert.deepEqual(lagged, keptUp, 'the same record from a monitor that caught up 25 minutes later');
+  });
+
   it("another pair's candles read two days ahead: this pair's closes and verdicts are kept a day behind its own", () => {
     const j = new MaturityJoin();
     // BTC's partition is read first, two days of it; then ETH's, from its start.
