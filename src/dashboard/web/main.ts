@@ -38,7 +38,6 @@ interface State {
   /** Where the first paint's time went. */
   phases?: Record<string, number>;
   quality: Quality | null;
-  errorsShown: number;
 }
 
 const state: State = {
@@ -50,7 +49,6 @@ const state: State = {
   firstPaintMs: null,
   paintedAt: null,
   quality: null,
-  errorsShown: 0,
 };
 let market: MarketChart | undefined;
 let errorChart: ErrorChart | undefined;
@@ -181,7 +179,6 @@ async function firstPaint(pair: string, series: Promise<Series>, t0: number): Pr
   for (const c of candles) bump('candles', c.windowEnd);
   for (const p of predictions) bump('predictions', p.windowEnd);
   for (const e of errors) bump('errors', e.windowEnd);
-  state.errorsShown = errors.length;
   market!.chart.timeScale().fitContent();
   await new Promise<void>((r) => requestAnimationFrame(() => requestAnimationFrame(() => r())));
   state.phases = {
@@ -276,7 +273,6 @@ async function main(): Promise<void> {
         market!.addVerdict(e);
         errorChart!.add(e);
         bump('errors', e.windowEnd);
-        state.errorsShown++;
       }
       state.live[channel]++;
     },
