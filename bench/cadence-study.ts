@@ -30,13 +30,15 @@ const arg = (k: string) => {
 };
 
 /** A refit schedule: every `everyHours` on the latest `days` days (null = all history); `seed` replaces the run's;
- * `params` is merged over the trainer's DEFAULT_PARAMS (a member of a combination with other XGBoost settings). */
+ * `params` is merged over the trainer's DEFAULT_PARAMS (a member of a combination with other XGBoost settings);
+ * `model: 'linear'` fits the trainer's ridge baseline (the `linear` column of `evaluate`) instead of XGBoost. */
 type Schedule = {
   name: string;
   everyHours: number;
   days: number | null;
   seed?: number;
   params?: Record<string, number | string>;
+  model?: 'linear';
 };
 const SCHEDULES: Schedule[] = [
   { name: 'days14-every6h', everyHours: 6, days: 14 },
@@ -82,6 +84,10 @@ const SCHEDULES: Schedule[] = [
     seed: 7,
     params: { objective: 'reg:absoluteerror' },
   },
+  // A linear member (the trainer's ridge baseline), fixed before any fit (2026-12-06): a low-variance model where
+  // history is short, its errors less correlated with the trees'; as a third member of mean(all, 60 d).
+  { name: 'linear-all-every168h', everyHours: 168, days: null, model: 'linear' },
+  { name: 'linear-days60-every168h', everyHours: 168, days: 60, model: 'linear' },
 ];
 
 const ds = await cachedDataset('binance', DATA);
@@ -217,7 +223,8 @@ const labelOf = (name: string) => {
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}`
     : '';
-  return `${sch.days === null ? 'all history' : `latest ${sch.days} days`}, every ${sch.everyHours} h${params}${seed}`;
+  const model = sch.model ? `${sch.model} (ridge), ` : '';
+  return `${model}${sch.days === null ? 'all history' : `latest ${sch.days} days`}, every ${sch.everyHours} h${params}${seed}`;
 };
 for (const sch of schedules) {
   const st = load(sch.name);

@@ -5,9 +5,12 @@ This replays such a schedule over a test span: at each retraining time t_k the m
 early stopping on the last 10 % of its window, purge = horizon) on the rows with windowEnd in [t_k - days, t_k - purge)
 and predicts the rows in [t_k, t_k+1). `days` null = all history before t_k.
 
-Spec: {"horizonMs", "from", "to", "schedules": [{"name", "everyHours", "days", "seed"?, "params"?}], "threads", "seed"}
+Spec: {"horizonMs", "from", "to", "schedules": [{"name", "everyHours", "days", "seed"?, "params"?, "model"?}],
+"threads", "seed"}
 (a schedule's own seed, when given, replaces the spec's: a seed control for combinations of schedules; its `params`
-are merged over DEFAULT_PARAMS, e.g. {"num_parallel_tree": 4}: a member of a combination with other settings)
+are merged over DEFAULT_PARAMS, e.g. {"num_parallel_tree": 4}: a member of a combination with other settings;
+`"model": "linear"` fits the trainer's ridge baseline (`ridge_fit_predict`, the `linear` column of `evaluate`) on
+the same window instead of XGBoost: no early-stopping split, every training row)
 Output: DIR/<name>.f64, n x 2 float64 (dataset row, prediction) per schedule; DIR/cadence.json (fits, seconds).
 """
 
@@ -24,7 +27,7 @@ import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .fit import DEFAULT_PARAMS, emit, fit_one, inner_split, load, predict  # noqa: E402
+from .fit import DEFAULT_PARAMS, emit, fit_one, inner_split, load, predict, ridge_fit_predict  # noqa: E402
 
 H = 3_600_000.0
 D = 86_400_000.0
@@ -70,9 +73,13 @@ def main(argv):
             if len(test) > 0:
                 lo = -np.inf if sch.get("days") is None else k - float(sch["days"]) * D
                 train = np.nonzero((t >= lo) & (t < k - horizon))[0]
-                fit_idx, val_idx = inner_split(train, t, 0.1, horizon)
-                b, _ = fit_one(xgb, params, X, y, fit_idx, val_idx, threads, int(sch.get("seed", seed)))
-                preds.append(np.column_stack([test, predict(xgb, b, X[test], threads)]))
+                if sch.get("model") == "linear":
+                    pred = ridge_fit_predict(X, y, train, test)
+                else:
+                    fit_idx, val_idx = inner_split(train, t, 0.1, horizon)
+                    b, _ = fit_one(xgb, params, X, y, fit_idx, val_idx, threads, int(sch.get("seed", seed)))
+                    pred = predict(xgb, b, X[test], threads)
+                preds.append(np.column_stack([test, pred]))
                 fits += 1
             k = nxt
         out = np.concatenate(preds)
