@@ -38,6 +38,8 @@ export class ErrorsFeed extends Feed<PredictionError> {
         revision: (next, held) =>
           supersedes(next, held) ? true : supersedes(held, next) ? false : undefined,
         revisable,
+        // The monitor revises a time-out only while it keeps its pair's closes: a day behind the newest candle.
+        revisableForMs: 2 * 86_400_000,
         tiebreak: (a, b) => a.modelName.localeCompare(b.modelName) || a.modelVersion - b.modelVersion,
         newer: (a, b) => a.windowEnd >= b.windowEnd,
         history: (pair, from, to, opts) => this.store.history(pair, from, to, opts),

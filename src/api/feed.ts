@@ -31,6 +31,11 @@ export interface FeedSpec<T extends FeedRecord> {
    * bounded like the ring), so that its revision, coming after a busy day filled the ring, still reaches subscribers.
    */
   revisable?(v: T): boolean;
+  /**
+   * How long a revisable record set aside stays revisable, behind its pair's newest record (the monitor revises a
+   * time-out only within the day it keeps). Default: forever, within the bound.
+   */
+  readonly revisableForMs?: number;
   /** Order within a pair: windowEnd, then this (e.g. model version). */
   tiebreak(a: T, b: T): number;
   /** For `latest`: does `a` supersede `b` (same pair)? */
@@ -48,6 +53,11 @@ export interface Entry<T extends FeedRecord = FeedRecord> {
   readonly frame: Buffer;
   /** A revision of a record sent before under the same key (`FeedSpec.revision`): news whatever its windowEnd. */
   readonly revision?: true;
+  /**
+   * On a revision: the pair's newest windowEnd when it came (+∞ when not known: a cold start). A client resuming from
+   * a `since` at or before it was away when it came, and gets it again; one resuming from later had it live.
+   */
+  readonly revisedAt?: number;
 }
 
 interface PairState<T extends FeedRecord> {
@@ -55,8 +65,11 @@ interface PairState<T extends FeedRecord> {
   /** Recent records, ordered, unique by key, at most `ringSize`. */
   ring: Entry<T>[];
   keys: Set<string>;
-  /** Revisable records (`FeedSpec.revisable`) that left the ring, by key, oldest first; at most `ringSize`. */
-  evicted: Map<string, Entry<T>>;
+  /**
+   * Revisable records (`FeedSpec.revisable`) that left the ring, by key, oldest first; at most `ringSize`, and none
+   * older than `revisableForMs` behind the newest. The record only: its frame is never sent again.
+   */
+  evicted: Map<string, T>;
   /**
    * The ring holds every record of this pair with windowEnd > coveredFrom that this instance has seen since it
    * subscribed; anything at or before it may be missing here and is read from the store.
@@ -79,12 +92,8 @@ export interface FeedStartOptions {
 
 type Listener<T extends FeedRecord> = (e: Entry<T>) => void;
 
-/** The revisions among ring[0, end). */
-function revisionsUpTo<T extends FeedRecord>(ring: readonly Entry<T>[], end: number): Entry<T>[] {
-  const out: Entry<T>[] = [];
-  for (let i = 0; i < end; i++) if (ring[i]!.revision) out.push(ring[i]!);
-  return out;
-}
+/** Whether a client resuming from `since` may have missed `e`, a record with windowEnd ≤ since: a revision that came then. */
+const missedRevision = (e: Entry, since: number) => e.revision === true && (e.revisedAt ?? Infinity) >= since;
 
 /**
  * The API's in-memory view of a topic: the latest record per pair and a ring of recent ones per pair (WebSocket
@@ -191,8 +200,8 @@ export class Feed<T extends FeedRecord> {
     const ring = s.ring;
     const held = s.keys.has(e.key) ? ring.findIndex((x) => x.key === e.key) : -1;
     const aside = held < 0 ? s.evicted.get(e.key) : undefined;
-    const before = held >= 0 ? ring[held]! : aside;
-    const revision = before !== undefined ? this.spec.revision?.(v, before.p) : undefined;
+    const before = held >= 0 ? ring[held]!.p : aside;
+    const revision = before !== undefined ? this.spec.revision?.(v, before) : undefined;
     if (revision === false) {
       this.stats.stale++;
       return undefined;
@@ -203,12 +212,19 @@ export class Feed<T extends FeedRecord> {
     }
     if (s.keys.has(e.key)) {
       if (revision === true) {
-        const revised: Entry<T> = { ...e, revision: true };
+        const revised: Entry<T> = {
+          ...e,
+          revision: true,
+          revisedAt: quiet ? Number.POSITIVE_INFINITY : s.latest.p.windowEnd,
+        };
         ring[held] = revised;
         if (!quiet) this.emit(revised);
         return revised;
       }
-      if (held >= 0) ring[held] = e;
+      // A re-publication (a restart's rebuild from the store, an at-least-once topic) keeps a revision's mark.
+      const was = ring[held];
+      if (was !== undefined)
+        ring[held] = was.revision ? { ...e, revision: true, revisedAt: was.revisedAt } : e;
       this.stats.duplicates++;
       return undefined;
     }
@@ -232,14 +248,22 @@ export class Feed<T extends FeedRecord> {
     while (ring.length > this.ringSize) {
       const gone = ring.shift()!;
       s.keys.delete(gone.key);
-      if (this.spec.revisable?.(gone.p)) {
-        s.evicted.set(gone.key, gone);
-        if (s.evicted.size > this.ringSize) s.evicted.delete(s.evicted.keys().next().value!);
-      }
+      if (this.spec.revisable?.(gone.p)) s.evicted.set(gone.key, gone.p);
+      if (s.evicted.size > 0) this.pruneAside(s);
       s.coveredFrom = Math.max(s.coveredFrom, gone.p.windowEnd);
     }
     if (!quiet) this.emit(e);
     return e;
+  }
+
+  /** Drops the records set aside that can no longer be revised, or beyond the bound. */
+  private pruneAside(s: PairState<T>): void {
+    const horizon = s.latest.p.windowEnd - (this.spec.revisableForMs ?? Number.POSITIVE_INFINITY);
+    // Oldest first (they leave the ring in windowEnd order).
+    for (const [key, v] of s.evicted) {
+      if (s.evicted.size <= this.ringSize && v.windowEnd >= horizon) break;
+      s.evicted.delete(key);
+    }
   }
 
   /** Called when a pair's latest record changes (subclasses cache derived views). */
@@ -256,9 +280,10 @@ export class Feed<T extends FeedRecord> {
 
   /**
    * Records of `pair` with windowEnd > since, from the ring, in order, and before them the revisions the ring holds
-   * from before since (a revision keeps the windowEnd of the record it revises: a client away when it came would
-   * never get it by windowEnd; one that had it gets it again, the same record under the same key). Undefined when the
-   * ring may miss some of them (since is before what it covers): read the store then.
+   * from before since that came when the pair's newest windowEnd was since or later (a revision keeps the windowEnd
+   * of the record it revises: a client away when it came would never get it by windowEnd; one that left just as it
+   * came may get it again, the same record under the same key). Undefined when the ring may miss some of them (since
+   * is before what it covers): read the store then.
    */
   recent(pair: string, since: number): Entry<T>[] | undefined {
     const s = this.pairs.get(pair);
@@ -272,7 +297,8 @@ export class Feed<T extends FeedRecord> {
       if (ring[mid]!.p.windowEnd <= since) lo = mid + 1;
       else hi = mid;
     }
-    const revisions = revisionsUpTo(ring, lo);
+    const revisions: Entry<T>[] = [];
+    for (let i = 0; i < lo; i++) if (missedRevision(ring[i]!, since)) revisions.push(ring[i]!);
     return revisions.length === 0 ? ring.slice(lo) : [...revisions, ...ring.slice(lo)];
   }
 
@@ -302,7 +328,7 @@ export class Feed<T extends FeedRecord> {
       if (page.length === 0) break;
       after = page[page.length - 1]!.windowEnd;
     }
-    for (const e of this.ring(pair)) if (e.p.windowEnd > since || e.revision) out.set(e.key, e);
+    for (const e of this.ring(pair)) if (e.p.windowEnd > since || missedRevision(e, since)) out.set(e.key, e);
     return [...out.values()].sort((a, b) => this.compare(a, b));
   }
 

@@ -163,3 +163,53 @@ test('the errors feed: a resume from a later windowEnd gets the revisions the ri
   // From before it: everything after since, once, in order.
   assert.deepEqual(resumed(T), ['1:scored', '2:scored', '3:scored', '4:scored']);
 });
+
+test('the errors feed: a revision keeps its mark when read again (a restart: the topic’s tail, then the store)', () => {
+  const errors = new ErrorsFeed({} as ErrorsStore);
+  const p = (i: number) => prediction({ pair: 'BTC/USD', windowEnd: T + i * M, predictedClose: 101 });
+  const revision = scorePrediction(p(0), 100, T + 60 * M);
+  // The cold start: the tail (the time-out, then its revision), then the store's copy of the revision, all quiet.
+  errors.add(unscorable(p(0), 'target_not_closed_in_time', T + 20 * M), true);
+  for (let i = 1; i <= 3; i++) errors.add(scorePrediction(p(i), 100, T + (i + 5) * M), true);
+  errors.add(revision, true);
+  errors.add(revision, true);
+  // When it came is not known after a restart: every client resuming from before or after it gets it.
+  const resumed = errors.recent('BTC/USD', T + 3 * M)!;
+  assert.deepEqual(
+    resumed.map((e) => `${(e.p.windowEnd - T) / M}:${e.p.status}`),
+    ['0:scored'],
+  );
+});
+
+test('the errors feed: a resume sends again only the revisions that came when the client may have been away', () => {
+  const errors = new ErrorsFeed({} as ErrorsStore);
+  const p = (i: number) => prediction({ pair: 'BTC/USD', windowEnd: T + i * M, predictedClose: 101 });
+  errors.add(unscorable(p(0), 'target_not_closed_in_time', T + 20 * M));
+  for (let i = 1; i <= 2; i++) errors.add(scorePrediction(p(i), 100, T + (i + 5) * M));
+  // The revision comes when the newest record is minute 2; then minute 3.
+  errors.add(scorePrediction(p(0), 100, T + 60 * M));
+  errors.add(scorePrediction(p(3), 100, T + 8 * M));
+  const resumed = (since: number) =>
+    errors.recent('BTC/USD', since)!.map((e) => `${(e.p.windowEnd - T) / M}:${e.p.status}`);
+  assert.deepEqual(resumed(T + 3 * M), [], 'had minute 3: it was there when the revision came');
+  assert.deepEqual(resumed(T + 2 * M), ['0:scored', '3:scored'], 'left at minute 2: may have missed it');
+  assert.deepEqual(resumed(T + M), ['0:scored', '2:scored', '3:scored']);
+});
+
+test('the errors feed: time-outs set aside are dropped once they can no longer be revised', () => {
+  const errors = new ErrorsFeed({} as ErrorsStore, { ringSize: 2 });
+  const told: string[] = [];
+  errors.onRecord((e) => told.push(`${(e.p.windowEnd - T) / M}:${e.p.status}`));
+  const p = (i: number) => prediction({ pair: 'BTC/USD', windowEnd: T + i * M, predictedClose: 101 });
+  errors.add(unscorable(p(0), 'target_not_closed_in_time', T + 20 * M));
+  errors.add(unscorable(p(1), 'target_not_closed_in_time', T + 21 * M));
+  // Three days of records later (the time-outs leave the ring as they come, the first two days behind).
+  for (let i = 2; i <= 3 * 1440; i += 720) errors.add(scorePrediction(p(i), 100, T + (i + 5) * M));
+  told.length = 0;
+  assert.equal(
+    errors.add(scorePrediction(p(0), 100, T + 60 * M)),
+    undefined,
+    'past the two days: not revised',
+  );
+  assert.deepEqual(told, []);
+});

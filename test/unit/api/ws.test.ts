@@ -649,7 +649,8 @@ describe('WebSocket /v1/ws, channel errors', () => {
     await waitFor(
       'the feed to take them',
       () => s.errors.stats.received,
-      (n) => n >= 5,
+      // 4 at the start (the tail's 2 and the store's 2), then the 3 live ones.
+      (n) => n >= 7,
       { timeoutMs: 30_000, everyMs: 5 },
     );
     // Away since minute 2 (within what the ring covers): the revision of minute 0, then minute 3.
