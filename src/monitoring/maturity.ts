@@ -95,6 +95,15 @@ export class MaturityJoin {
    * target close existed — max(targetTs, createdAt) — not how far the candles happened to run ahead in this process,
    * so a replay scores alike however its stages interleave, and after a restart too.
    */
+  /**
+   * When a prediction of series `s` is found to have no close: live, now; on the event clock, its pair's own clock
+   * (the candle that proved the gap) — not another pair's candles read ahead, so a replay dates it the same however
+   * its partitions interleave.
+   */
+  private gapFoundAt(p: Prediction, s: Series): number {
+    return this.wall !== undefined ? this.clock() : Math.max(this.scoredAt(p), s.clock);
+  }
+
   private scoredAt(p: Prediction): number {
     return this.wall !== undefined ? this.clock() : Math.max(p.targetTs, p.createdAt);
   }
@@ -126,13 +135,12 @@ export class MaturityJoin {
     if (c.windowEnd > s.clock) s.clock = c.windowEnd;
     if (c.windowEnd > this.eventClock) this.eventClock = c.windowEnd;
     const out: PredictionError[] = [];
-    const at = this.clock();
     const late = s.timedOut.get(c.windowEnd);
     if (late !== undefined) {
       s.timedOut.delete(c.windowEnd);
       // When: live, now; on event time, as any scoring there, when both the prediction and its close existed (the
       // target time), not how far other pairs' candles happened to run ahead.
-      const scoredAt = this.wall !== undefined ? at : c.windowEnd;
+      const scoredAt = this.wall !== undefined ? this.clock() : c.windowEnd;
       for (const { verdict, counted } of late)
         this.scoredLate(out, scorePrediction(verdict, c.close, scoredAt), counted);
     }
@@ -140,8 +148,7 @@ export class MaturityJoin {
       if (targetTs === c.windowEnd)
         for (const p of ps) this.verdict(s, out, scorePrediction(p, c.close, this.scoredAt(p)));
       else if (targetTs < s.clock)
-        for (const p of ps)
-          this.verdict(s, out, unscorable(p, 'no_candle_at_target', Math.max(this.scoredAt(p), at)));
+        for (const p of ps) this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)));
       else continue;
       s.pending.delete(targetTs);
     }
@@ -161,8 +168,9 @@ export class MaturityJoin {
     const out: PredictionError[] = [];
     if (close !== undefined) this.verdict(s, out, scorePrediction(p, close, this.scoredAt(p)));
     else if (p.targetTs < s.clock - this.retentionMs)
-      this.verdict(s, out, unscorable(p, 'target_before_retention', this.clock()));
-    else if (p.targetTs < s.clock) this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.clock()));
+      this.verdict(s, out, unscorable(p, 'target_before_retention', this.gapFoundAt(p, s)));
+    else if (p.targetTs < s.clock)
+      this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)));
     else {
       const waiting = s.pending.get(p.targetTs);
       if (waiting === undefined) s.pending.set(p.targetTs, [p]);

@@ -187,6 +187,30 @@ describe('MaturityJoin: a monitor catching up on a backlog of candles', () => {
     assert.deepEqual(lagged, keptUp, 'the same record from a monitor that caught up 25 minutes later');
   });
 
+  it('on the event clock a gap is dated by its own pair’s candles, however far another pair was read ahead', () => {
+    const gapOf = (ethAhead: boolean) => {
+      const j = new MaturityJoin();
+      const eth = (k: number) => j.onCandle(candle(T + k * M, 3000, { pair: 'ETH/USD' }));
+      if (ethAhead) for (let k = 0; k <= 120; k++) eth(k);
+      j.onCandle(candle(T, 100));
+      j.onPrediction(prediction({ windowEnd: T }));
+      // No BTC candle at T + 5 min (its target): the one at T + 6 min proves the gap.
+      const [e] = j.onCandle(candle(T + 6 * M, 100));
+      // A prediction read after the gap is known, judged at once.
+      const [late] = j.onPrediction(prediction({ windowEnd: T - 2 * M }));
+      return [e, late];
+    };
+    const along = gapOf(false);
+    assert.deepEqual(
+      along.map((e) => [e?.reason, e?.scoredAt]),
+      [
+        ['no_candle_at_target', T + 6 * M],
+        ['no_candle_at_target', T + 6 * M],
+      ],
+    );
+    assert.deepEqual(gapOf(true), along, 'ETH read two hours ahead: the same records');
+  });
+
   it("another pair's candles read two days ahead: this pair's closes and verdicts are kept a day behind its own", () => {
     const j = new MaturityJoin();
     // BTC's partition is read first, two days of it; then ETH's, from its start.
