@@ -6,14 +6,17 @@ import { type Backoff, backoffDelay } from '../../core/retry.ts';
 /**
  * A websocket that stays connected, shared by the live connectors:
  * - reconnects with exponential back-off and jitter, capped (`backoffDelay`); a connection that delivered
- *   data resets the back-off, one that failed before doing so doubles it;
+ *   data and stayed up for `stableAfterMs` resets the back-off, any other doubles it — an exchange that accepts,
+ *   says hello (Kraken's status frame) and hangs up at once would otherwise be reconnected, and every pair refilled
+ *   over REST, twice a second;
  * - liveness: no frame, heartbeat, ping or pong within `idleTimeoutMs` ⇒ the socket is dropped and re-opened
  *   (a half-open TCP connection otherwise looks healthy for minutes);
  * - protocol pings are answered by `ws` itself (Binance pings every 20 s and cuts clients that do not pong);
  *   application pings (Kraken `{"method":"ping"}`) are sent every `appPing.intervalMs`;
  * - `onOpen` runs on every (re)connect — that is where a connector (re)subscribes — and frames are handed
  *   to `onMessage` one at a time, in order, even when a handler awaits (REST refills);
- * - stops when `signal` aborts.
+ * - stops when `signal` aborts: a close handshake, and the socket cut if the peer does not answer it within
+ *   `closeTimeoutMs` (a half-open peer never does).
  */
 export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
 
@@ -35,6 +38,10 @@ export interface ReconnectingSocketOptions {
   maxFrameBytes?: number;
   /** The jitter source (tests make it deterministic). */
   random?: () => number;
+  /** How long a connection must stay up (and deliver data) to reset the back-off. Default 30 s. */
+  stableAfterMs?: number;
+  /** How long a stop waits for the peer's answer to the close frame before cutting the socket. Default 1 s. */
+  closeTimeoutMs?: number;
 }
 
 export class ReconnectingSocket {
@@ -78,11 +85,15 @@ export class ReconnectingSocket {
     }
   }
 
-  /** One connection's life. Resolves when it has ended and its frames are handled; true if it got data. */
+  /**
+   * One connection's life. Resolves when it has ended and its frames are handled; true if it got data and stayed up
+   * for `stableAfterMs`.
+   */
   private once(signal: AbortSignal): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
       this.attempts++;
       let gotData = false;
+      let openedAt: number | undefined;
       let settled = false;
       let connection = 0;
       const ws = new WebSocket(this.o.url, {
@@ -98,8 +109,9 @@ export class ReconnectingSocket {
       };
       let ping: NodeJS.Timeout | undefined;
       const onAbort = () => {
-        if (ws.readyState === WebSocket.OPEN) ws.close(1000, 'client stopping');
-        else ws.terminate();
+        if (ws.readyState !== WebSocket.OPEN) return ws.terminate();
+        ws.close(1000, 'client stopping');
+        setTimeout(() => ws.terminate(), this.o.closeTimeoutMs ?? 1_000).unref();
       };
       signal.addEventListener('abort', onAbort, { once: true });
       // Frames are handled one at a time, in order, even when a handler awaits.
@@ -109,6 +121,7 @@ export class ReconnectingSocket {
       };
       ws.on('open', () => {
         connection = ++this.connects;
+        openedAt = Date.now();
         alive();
         if (this.o.appPing) {
           const { intervalMs, frame } = this.o.appPing;
@@ -135,7 +148,9 @@ export class ReconnectingSocket {
         clearInterval(ping);
         signal.removeEventListener('abort', onAbort);
         if (!signal.aborted) this.o.onDisconnect?.(`closed ${code} ${reason.toString()}`.trim());
-        void chain.finally(() => resolve(gotData));
+        const stable =
+          gotData && openedAt !== undefined && Date.now() - openedAt >= (this.o.stableAfterMs ?? 30_000);
+        void chain.finally(() => resolve(stable));
       });
     });
   }

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import type { WebSocket } from 'ws';
 import { backoffDelay } from '../../../../src/core/retry.ts';
 import { ReconnectingSocket } from '../../../../src/ingestion/live/ws-connection.ts';
 import { until } from '../../../support/exchanges/base.ts';
@@ -46,6 +49,7 @@ describe('ReconnectingSocket against a local server', () => {
       log: testLog,
       backoff: { initialMs: 10, maxMs: 40 },
       random: () => 0, // the lower bound: base / 2
+      stableAfterMs: 0, // any connection that delivers data is healthy here (the next test: one that must last)
       onBackoff: (d) => delays.push(d),
       onOpen: (_send, n) => void opened.push(n),
       onMessage: () => void frames++,
@@ -66,6 +70,84 @@ describe('ReconnectingSocket against a local server', () => {
       abort.abort();
       await done;
       await srv.close();
+    }
+  });
+
+  it('a server that says hello and hangs up at once is not a healthy connection: the back-off keeps growing', async () => {
+    /** Accepts, sends Kraken's status frame (as on every connect), then closes: an exchange or a proxy in trouble. */
+    class HangingUp extends KrakenServer {
+      protected override onConnect(ws: WebSocket): void {
+        super.onConnect(ws);
+        ws.close(1011, 'going away');
+      }
+    }
+    const srv = await new HangingUp().listen();
+    const delays: number[] = [];
+    let frames = 0;
+    const abort = new AbortController();
+    const socket = new ReconnectingSocket({
+      url: srv.wsUrl,
+      name: 'test',
+      log: testLog,
+      backoff: { initialMs: 10, maxMs: 10_000 },
+      random: () => 0,
+      onBackoff: (d) => delays.push(d),
+      onOpen: () => {},
+      onMessage: () => void frames++,
+    });
+    const done = socket.run(abort.signal);
+    try {
+      await until(() => delays.length >= 4, 30_000, 'four reconnects');
+      assert.ok(frames >= 1, 'each connection delivered its status frame');
+      // Without the rule it was reset to the first delay (5 ms) after every connection: a storm.
+      assert.deepEqual(delays.slice(0, 4), [10, 20, 40, 80]);
+    } finally {
+      abort.abort();
+      await done;
+      await srv.close();
+    }
+  });
+
+  it('stops within the close timeout when the peer never answers the close frame (half-open)', async () => {
+    // A websocket handshake by hand, one frame, then nothing is ever answered (the close frame included).
+    const sockets: Socket[] = [];
+    const srv = createServer((sock) => {
+      sockets.push(sock);
+      sock.once('data', (buf) => {
+        const key = /Sec-WebSocket-Key: (.+)\r\n/i.exec(buf.toString())![1]!.trim();
+        const accept = createHash('sha1')
+          .update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+          .digest('base64');
+        sock.write(
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+        );
+        const payload = Buffer.from('{"channel":"heartbeat"}');
+        sock.write(Buffer.concat([Buffer.from([0x81, payload.length]), payload]));
+        sock.on('data', () => {});
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    let frames = 0;
+    const abort = new AbortController();
+    const socket = new ReconnectingSocket({
+      url: `ws://127.0.0.1:${(srv.address() as AddressInfo).port}/`,
+      name: 'test',
+      log: testLog,
+      idleTimeoutMs: 120_000, // liveness would not end it: only the close timeout can
+      onOpen: () => {},
+      onMessage: () => void frames++,
+    });
+    const done = socket.run(abort.signal);
+    try {
+      await until(() => frames >= 1, 30_000, 'connected');
+      const t = Date.now();
+      abort.abort();
+      await done;
+      // The close timeout is 1 s; before, a stop waited for the idle timeout or ws's own 30 s.
+      assert.ok(Date.now() - t < 15_000, `stopped after ${Date.now() - t} ms`);
+    } finally {
+      for (const s of sockets) s.destroy();
+      srv.close();
     }
   });
 
