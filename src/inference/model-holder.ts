@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { reportDependency } from '../core/dependency.ts';
-import { ERR, fail } from '../core/errors.ts';
+import { CryptocastError, ERR, fail } from '../core/errors.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { backoffDelay } from '../core/retry.ts';
@@ -35,10 +35,11 @@ export interface ServingModel {
 export interface ModelSource {
   current(): ServingModel | undefined;
   /**
-   * True while nothing is served because the registry does not answer (as opposed to: it answers, and there is no
-   * champion). Consumers hold their input then, rather than skip it.
+   * True while nothing is served but a champion is expected soon: the registry does not answer, or it names a
+   * champion whose card or files could not be fetched (a 5xx, a timeout, an I/O error). As opposed to: there is no
+   * champion, or the one named can never be served. Consumers hold their input then, rather than skip it.
    */
-  waitingForRegistry?(): boolean;
+  waitingForChampion?(): boolean;
 }
 
 export class ModelLoadError extends Error {
@@ -137,11 +138,22 @@ export interface ChampionHolderOptions {
 }
 
 /**
+ * A failure to load a version that trying again will not mend: the card or its files cannot be served (columns,
+ * target, missing artifacts, a model that does not parse) or the model cache folder cannot be written. Anything else
+ * (the registry failing or timing out mid-download, a read error) may pass, and is retried soon.
+ */
+function isPermanentLoadFailure(err: unknown): boolean {
+  return err instanceof ModelLoadError || (err instanceof CryptocastError && err.code === ERR.MODEL.code);
+}
+
+/**
  * Serves the champion of a registered model: downloads its artifacts, builds the point and quantile models, and
  * polls the `champion` alias. When the alias moves (a promotion, or a rollback), the new version is loaded in full
  * first and then swapped in by one assignment, so every prediction uses one whole model and there is no gap: the
  * old champion serves until then. A version that fails to load (bad files, columns the predictor cannot provide,
  * an unreachable registry) leaves the old champion serving; the failure is logged, and retried at the next poll.
+ * While nothing is served yet, a failure that may pass (the registry away, or a download of the named champion
+ * failing) is retried soon with back-off and reported by `waitingForChampion()`, so the predictor holds its input.
  */
 export class ChampionHolder implements ModelSource {
   readonly stats = { loads: 0, swaps: 0, failures: 0, polls: 0 };
@@ -175,14 +187,15 @@ export class ChampionHolder implements ModelSource {
 
   private lastFailure: { version: number; message: string; hint?: string } | undefined;
 
-  /** Loads the current champion (if there is one) and starts polling the alias. */
   /** The registry did not answer the last poll. */
   private unreachable = false;
+  /** The last poll named a champion, and fetching its card or files failed in a way that may pass. */
+  private fetchFailed = false;
   private retries = 0;
   private retryTimer: NodeJS.Timeout | undefined;
 
-  waitingForRegistry(): boolean {
-    return this.model === undefined && this.unreachable;
+  waitingForChampion(): boolean {
+    return this.model === undefined && (this.unreachable || this.fetchFailed);
   }
 
   private retrySoon(): void {
@@ -195,14 +208,16 @@ export class ChampionHolder implements ModelSource {
     this.retryTimer.unref();
   }
 
+  /** Loads the current champion (if there is one) and starts polling the alias. */
   async start(): Promise<void> {
     await this.refresh();
-    if (this.model === undefined) this.log.warn('no champion yet: no predictions until one is promoted');
+    if (this.model === undefined && !this.waitingForChampion())
+      this.log.warn('no champion yet: no predictions until one is promoted');
     this.timer = setInterval(() => {
       void this.refresh();
     }, this.pollMs);
     this.timer.unref();
-    if (this.unreachable) this.retrySoon();
+    if (this.waitingForChampion()) this.retrySoon();
   }
 
   stop(): void {
@@ -237,7 +252,10 @@ export class ChampionHolder implements ModelSource {
       if (this.model === undefined && this.timer !== undefined) this.retrySoon();
       return false;
     }
-    if (version === undefined || version === this.model?.card.version) return false;
+    if (version === undefined || version === this.model?.card.version) {
+      this.fetchFailed = false;
+      return false;
+    }
     try {
       const next = await this.load(version);
       const previous = this.model?.card.version;
@@ -246,6 +264,8 @@ export class ChampionHolder implements ModelSource {
       if (previous !== undefined) this.stats.swaps++;
       this.failed = undefined;
       this.lastFailure = undefined;
+      this.fetchFailed = false;
+      this.retries = 0;
       this.log.info(
         { version, previous, columns: next.card.columns.length, horizonMs: next.card.horizonMs },
         previous === undefined ? 'champion loaded' : 'new champion swapped in',
@@ -262,6 +282,9 @@ export class ChampionHolder implements ModelSource {
         message: (err as Error).message,
         ...(typeof hint === 'string' ? { hint } : {}),
       };
+      this.fetchFailed = !isPermanentLoadFailure(err);
+      // Nothing served and the failure may pass: ask again soon (with back-off), and the predictor holds meanwhile.
+      if (this.model === undefined && this.fetchFailed && this.timer !== undefined) this.retrySoon();
       if (times === 1 || times % 10 === 0)
         this.log.error(
           {
@@ -270,9 +293,11 @@ export class ChampionHolder implements ModelSource {
             attempts: times,
             err: (err as Error).message,
           },
-          this.model === undefined
-            ? 'cannot load the champion: no predictions until it loads'
-            : 'cannot load the new champion: the previous one keeps serving',
+          this.model !== undefined
+            ? 'cannot load the new champion: the previous one keeps serving'
+            : this.fetchFailed
+              ? 'cannot fetch the champion: features are held and it is retried soon'
+              : 'cannot load the champion: no predictions until it loads',
         );
       return false;
     }

@@ -190,10 +190,13 @@ export class PredictorService {
         this.published = undefined;
       },
       handle: async (batch) => {
-        // The registry is away and nothing is served yet: hold the features (the bus redelivers this batch after a
-        // back-off) instead of skipping them as "no champion" — nothing is lost while it restarts.
-        if (this.models.waitingForRegistry?.())
-          throw new HoldBatch('the model registry does not answer: features held');
+        // Nothing is served yet but a champion is expected (the registry is away, or the champion's files failed to
+        // download): hold the features (the bus redelivers this batch after a back-off) instead of skipping them as
+        // "no champion" — nothing is lost while it recovers.
+        if (this.models.waitingForChampion?.())
+          throw new HoldBatch(
+            'the champion is not loaded yet (registry away or download failed): features held',
+          );
         this.published ??= await this.readPublished();
         if (this.adjustments !== undefined && this.history !== undefined)
           for (const r of batch.records)

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
@@ -208,6 +208,81 @@ describe('ChampionHolder', () => {
       down = true;
       assert.equal(await h.refresh(), false);
       assert.equal(h.current()!.card.version, 1);
+    } finally {
+      h.stop();
+    }
+  });
+});
+
+describe('ChampionHolder at start, before anything is served', () => {
+  it('a download of the named champion that fails (a registry 5xx) is waited for and retried soon, not taken as "no champion"', async () => {
+    const { registry, name, holder } = setup();
+    await registerModel(registry, name, COLUMNS, files());
+    let failuresLeft = 2;
+    const flaky: ModelRegistry = Object.create(registry, {
+      download: {
+        value: async (...args: Parameters<ModelRegistry['download']>) => {
+          if (failuresLeft > 0) {
+            failuresLeft--;
+            throw new Error('MLflow GET .../model.json failed: HTTP 503');
+          }
+          return registry.download(...args);
+        },
+      },
+    });
+    // A poll period far longer than the test: the champion can only arrive by the back-off retries.
+    const h = holder(flaky, 3_600_000);
+    await h.start();
+    try {
+      assert.equal(h.current(), undefined);
+      assert.equal(h.waitingForChampion(), true, 'the predictor holds its batches (they are redelivered)');
+      assert.match(h.loadFailure()!.message, /HTTP 503/);
+      await waitFor(
+        'the champion to load on a retry',
+        () => h.current()?.card.version,
+        (v) => v === 1,
+        {
+          timeoutMs: 30_000,
+          everyMs: 20,
+        },
+      );
+      assert.equal(h.stats.failures, 2, 'retried after each failure');
+      assert.equal(h.waitingForChampion(), false);
+      assert.equal(h.loadFailure(), undefined);
+    } finally {
+      h.stop();
+    }
+  });
+
+  it('a champion that can never be served (news columns) is "no champion", not waited for', async () => {
+    const { registry, name, holder } = setup();
+    await registerModel(registry, name, [...COLUMNS, 'news_sent_ewm_1h'], files());
+    const h = holder(registry, 3_600_000);
+    await h.start();
+    try {
+      assert.equal(h.current(), undefined);
+      assert.equal(
+        h.waitingForChampion(),
+        false,
+        'the predictor skips as no_champion rather than hold forever',
+      );
+      assert.match(h.loadFailure()!.message, /news_sent_ewm_1h/);
+    } finally {
+      h.stop();
+    }
+  });
+
+  it('a model cache folder that cannot be written is not waited for either', async () => {
+    const { registry, name } = setup();
+    await registerModel(registry, name, COLUMNS, files());
+    const notAFolder = join(scratchDir('cc-cache-'), 'file');
+    writeFileSync(notAFolder, 'x');
+    const h = new ChampionHolder(registry, { name, cacheDir: notAFolder, pollMs: 3_600_000, logger: quiet });
+    await h.start();
+    try {
+      assert.equal(h.current(), undefined);
+      assert.equal(h.waitingForChampion(), false);
+      assert.match(h.loadFailure()!.message, /cannot write the model cache folder/);
     } finally {
       h.stop();
     }

@@ -259,7 +259,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
     let asked = 0;
     const holder = {
       current: () => served,
-      waitingForRegistry: () => {
+      waitingForChampion: () => {
         asked++;
         return served === undefined && !reachable;
       },
