@@ -103,6 +103,13 @@ export const ERR = {
     2,
     'promote a version with skill > 0 on every pair (cryptocast models list)',
   ),
+  /** A promotion refused because the predictor cannot load the version (columns it lacks, damaged or missing files). */
+  UNSERVABLE: kind(
+    'CC_ERR_UNSERVABLE',
+    2,
+    'the predictor serves models on technical features with intact model.json, p10.json and p90.json: promote ' +
+      'another version (cryptocast models list) or retrain',
+  ),
   /** A pair that is not written as one, or that an exchange endpoint has no symbol for. */
   PAIR: kind('CC_ERR_PAIR', 2, 'write a pair as BASE/QUOTE in upper case, e.g. BTC/USD'),
   /** An exchange or another remote service refused, failed after its retries, or answered something unexpected. */

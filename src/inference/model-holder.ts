@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
-import { access, mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { access, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { reportDependency } from '../core/dependency.ts';
 import { CryptocastError, ERR, fail } from '../core/errors.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
@@ -303,32 +304,66 @@ export class ChampionHolder implements ModelSource {
     }
   }
 
-  private async load(version: number): Promise<ServingModel> {
-    const card = await this.registry.get(this.name, version);
-    if (card === undefined) throw new ModelLoadError(`${this.name} has no version ${version}`);
-    columnIndex(card); // refuse early, before downloading anything
-    const missing = ARTIFACTS.filter((f) => !card.artifacts.includes(f));
-    if (missing.length > 0)
-      throw new ModelLoadError(`${this.name} v${version} has no ${missing.join(', ')} among its artifacts`);
-    const target = modelCacheFolder(this.registry, this.name, version, this.cacheDir);
-    // The artifacts are copied here first. A cache folder that cannot be written (`.data` a file, a read-only disk)
-    // is said as such: the registry's download blamed the registry ("… is not a folder"), which was fine.
-    try {
-      await mkdir(target, { recursive: true });
-      await access(target, constants.W_OK);
-    } catch (err) {
-      throw fail(
-        ERR.MODEL,
-        `cannot write the model cache folder ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-        {
-          hint: `the champion's files are copied there before they are loaded (relative to the folder the command runs in): run it where .data/ is a writable folder`,
-          cause: err,
-        },
-      );
-    }
-    return servingModel(
-      card,
-      await readArtifacts(this.registry, this.name, version, ARTIFACTS, this.cacheDir),
+  private load(version: number): Promise<ServingModel> {
+    return loadServingModel(this.registry, this.name, version, this.cacheDir);
+  }
+}
+
+/**
+ * Loads a registered version as the predictor does: its card (refused early when its target or columns cannot be
+ * served), then its three model files through the model cache folder `cacheDir`. Throws `ModelLoadError` when the
+ * version can never be served, the `ERR.MODEL` error when the cache folder cannot be written, anything else when the
+ * registry or a read failed.
+ */
+export async function loadServingModel(
+  registry: ModelRegistry,
+  name: string,
+  version: number,
+  cacheDir: string,
+): Promise<ServingModel> {
+  const card = await registry.get(name, version);
+  if (card === undefined) throw new ModelLoadError(`${name} has no version ${version}`);
+  columnIndex(card); // refuse early, before downloading anything
+  const missing = ARTIFACTS.filter((f) => !card.artifacts.includes(f));
+  if (missing.length > 0)
+    throw new ModelLoadError(`${name} v${version} has no ${missing.join(', ')} among its artifacts`);
+  const target = modelCacheFolder(registry, name, version, cacheDir);
+  // The artifacts are copied here first. A cache folder that cannot be written (`.data` a file, a read-only disk)
+  // is said as such: the registry's download blamed the registry ("… is not a folder"), which was fine.
+  try {
+    await mkdir(target, { recursive: true });
+    await access(target, constants.W_OK);
+  } catch (err) {
+    throw fail(
+      ERR.MODEL,
+      `cannot write the model cache folder ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      {
+        hint: `the champion's files are copied there before they are loaded (relative to the folder the command runs in): run it where .data/ is a writable folder`,
+        cause: err,
+      },
     );
+  }
+  return servingModel(card, await readArtifacts(registry, name, version, ARTIFACTS, cacheDir));
+}
+
+/**
+ * Why the predictor could not serve a registered version, or undefined when it can: the version is loaded exactly as
+ * the predictor loads a champion (`loadServingModel`), into a temporary cache folder removed afterwards (the check
+ * must not depend on the folder the trainer or the CLI runs in). Any failure is a reason: a version is made champion
+ * only once it has been seen to load.
+ */
+export async function whyUnservable(
+  registry: ModelRegistry,
+  name: string,
+  version: number,
+): Promise<string | undefined> {
+  const cacheDir = await mkdtemp(join(tmpdir(), 'cryptocast-servable-'));
+  try {
+    await loadServingModel(registry, name, version, cacheDir);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    await rm(cacheDir, { recursive: true, force: true });
   }
 }

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { columnStats } from '../inference/imputation.ts';
+import { whyUnservable } from '../inference/model-holder.ts';
 import { type Dataset, fingerprint } from './dataset.ts';
 import { DEFAULT_GATE, decide, type GateDecision, type GatePolicy } from './gate.ts';
 import type { ModelCard, ModelRegistry, NewModelCard } from './registry/registry.ts';
@@ -10,8 +11,10 @@ import { type WalkForwardOptions, type WalkForwardRun, walkForward } from './wal
 
 /**
  * One training run: walk forward (with the champion's configuration refitted on the same folds), decide with the
- * gate, register the version with its lineage and report, and move the aliases. Nothing touches the registry
- * before the model and its evaluation exist, so a failed run leaves the champion as it was.
+ * gate, register the version with its lineage and report, check that the predictor can load it, and move the
+ * aliases. Nothing touches the registry before the model and its evaluation exist, so a failed run leaves the
+ * champion as it was. A version the predictor cannot load is registered as challenger, whatever the gate said (the
+ * card keeps the gate's decision; the alias history and the outcome say why it was not promoted).
  */
 export interface TrainOptions extends Omit<WalkForwardOptions, 'final' | 'figures' | 'champion'> {
   name: string;
@@ -79,7 +82,7 @@ export async function trainAndRegister(
     incomparable === undefined &&
     sameParams(run.result.params, championCard.params) &&
     sameColumns(ds, championCard);
-  const decision = decide(
+  let decision = decide(
     run.evaluation,
     opts.gate ?? DEFAULT_GATE,
     championCard ? { version: championCard.version, sameConfig, incomparable } : undefined,
@@ -121,21 +124,45 @@ export async function trainAndRegister(
     // The registry has its own copy of the artifacts now (or nothing was registered).
     await run.cleanup();
   }
+  decision = await moveAliases(registry, registered, decision);
+  return { card: registered, run, decision, previousChampion: championVersion };
+}
+
+/**
+ * Moves the aliases after a run: the champion to the new version if the gate passed it and the predictor can load it,
+ * else the challenger. The gate measured the model; the predictor must also be able to load it (a news model, a file
+ * damaged on its way into the registry), or once champion nobody serves it after a restart: checked on the registered
+ * card and files. Returns the decision, with that check's failure added when it refused.
+ */
+export async function moveAliases(
+  registry: ModelRegistry,
+  registered: ModelCard,
+  gated: GateDecision,
+): Promise<GateDecision> {
+  let decision = gated;
+  if (decision.promoted) {
+    const unservable = await whyUnservable(registry, registered.name, registered.version);
+    if (unservable !== undefined)
+      decision = {
+        promoted: false,
+        reasons: [...decision.reasons, `FAIL: the predictor cannot serve it: ${unservable}`],
+      };
+  }
   if (decision.promoted)
     await registry.setAlias(
-      opts.name,
+      registered.name,
       'champion',
       registered.version,
       `promoted by the gate (${decision.reasons.length} checks passed)`,
     );
   else
     await registry.setAlias(
-      opts.name,
+      registered.name,
       'challenger',
       registered.version,
       decision.reasons.filter((r) => r.startsWith('FAIL')).join('; '),
     );
-  return { card: registered, run, decision, previousChampion: championVersion };
+  return decision;
 }
 
 function whyIncomparable(ds: Dataset, opts: TrainOptions, card: ModelCard): string | undefined {

@@ -1,4 +1,5 @@
 import { ERR, fail, UsageError } from '../../core/errors.ts';
+import { whyUnservable } from '../../inference/model-holder.ts';
 import { openRegistry } from '../../training/registry/open.ts';
 import type { ModelCard, ModelRegistry } from '../../training/registry/registry.ts';
 
@@ -78,8 +79,9 @@ export async function resolveVersion(r: ModelRegistry, name: string, text: strin
 }
 
 /**
- * Makes a version the champion by hand. The one rule a person cannot override: a model that did worse than
- * persistence on any pair (skill ≤ 0 in its walk-forward) never becomes champion.
+ * Makes a version the champion by hand. The two rules a person cannot override: a model that did worse than
+ * persistence on any pair (skill ≤ 0 in its walk-forward) never becomes champion, nor one the predictor cannot load
+ * (columns it does not have, damaged or missing files).
  */
 export async function promoteCommand(version: string, opts: Flags): Promise<void> {
   await withRegistry(opts, async (r) => {
@@ -92,6 +94,10 @@ export async function promoteCommand(version: string, opts: Flags): Promise<void
         ERR.PROMOTION,
         `v${v} is no better than persistence on ${worse.map(([p, s]) => `${p} (skill ${pct(s)})`).join(', ')}: it cannot be champion`,
       );
+    // The predictor must be able to load it, or after the next restart nothing is served.
+    const unservable = await whyUnservable(r, opts.name, v);
+    if (unservable !== undefined)
+      throw fail(ERR.UNSERVABLE, `v${v} cannot be champion: the predictor cannot serve it: ${unservable}`);
     const before = await r.alias(opts.name, 'champion');
     await r.setAlias(opts.name, 'champion', v, opts.reason ?? 'promoted by hand (cryptocast models promote)');
     process.stdout.write(`champion: v${v}${before ? ` (was v${before})` : ''}\n`);

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { promoteCommand } from '../../../src/cli/commands/models.ts';
+import { CryptocastError } from '../../../src/core/errors.ts';
+import { LocalRegistry } from '../../../src/training/registry/local.ts';
+import { type ModelFiles, registerModel, stumpModel } from '../../support/champion.ts';
+import { scratchDir } from '../../support/scratch.ts';
+
+const COLUMNS = ['rsi_14', 'ret_1m'];
+const files = (n = COLUMNS.length): ModelFiles => ({
+  model: stumpModel(n, [{ f: 0, c: 50, a: -3, b: 5 }]),
+  p10: stumpModel(n, [], { base: -10, objective: 'reg:quantileerror' }),
+  p90: stumpModel(n, [], { base: 10, objective: 'reg:quantileerror' }),
+});
+
+/** Runs `models promote`, its stdout captured. */
+async function promote(root: string, version: string): Promise<string> {
+  const out: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((s: string) => {
+    out.push(s);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await promoteCommand(version, { registry: root, name: 'price' });
+  } finally {
+    process.stdout.write = write;
+  }
+  return out.join('');
+}
+
+describe('models promote: only a version the predictor can serve', () => {
+  it('promotes a servable version', async () => {
+    const root = scratchDir('cc-reg-');
+    const registry = new LocalRegistry(root);
+    await registerModel(registry, 'price', COLUMNS, files()); // v1 champion
+    await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
+    assert.match(await promote(root, '2'), /champion: v2 \(was v1\)/);
+    assert.equal(await registry.alias('price', 'champion'), 2);
+  });
+
+  it('refuses a news model and a damaged one with CC_ERR_UNSERVABLE naming why; the champion stays', async () => {
+    const root = scratchDir('cc-reg-');
+    const registry = new LocalRegistry(root);
+    await registerModel(registry, 'price', COLUMNS, files()); // v1 champion
+    await registerModel(registry, 'price', [...COLUMNS, 'news_sent_ewm_1h'], files(3), { champion: false });
+    await registerModel(
+      registry,
+      'price',
+      COLUMNS,
+      { ...files(), model: '{"learner": ' },
+      { champion: false },
+    );
+    for (const [version, why] of [
+      ['2', /news_sent_ewm_1h/],
+      ['3', /model\.json/],
+    ] as const) {
+      await assert.rejects(promote(root, version), (err: unknown) => {
+        assert.ok(err instanceof CryptocastError);
+        assert.equal(err.code, 'CC_ERR_UNSERVABLE');
+        assert.match(
+          err.message,
+          new RegExp(`^v${version} cannot be champion: the predictor cannot serve it`),
+        );
+        assert.match(err.message, why);
+        assert.ok(err.hint);
+        return true;
+      });
+    }
+    assert.equal(await registry.alias('price', 'champion'), 1);
+  });
+});

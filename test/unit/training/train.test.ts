@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { LocalRegistry } from '../../../src/training/registry/local.ts';
+import { moveAliases } from '../../../src/training/train.ts';
+import { type ModelFiles, registerModel, stumpModel } from '../../support/champion.ts';
+import { scratchDir } from '../../support/scratch.ts';
+
+/**
+ * The aliases moved after a training run (`trainAndRegister` ends with `moveAliases`): a version the gate passed
+ * becomes champion only if the predictor can load it, checked on the registered card and files.
+ */
+const COLUMNS = ['rsi_14', 'ret_1m'];
+const files = (n = COLUMNS.length): ModelFiles => ({
+  model: stumpModel(n, [{ f: 0, c: 50, a: -3, b: 5 }]),
+  p10: stumpModel(n, [], { base: -10, objective: 'reg:quantileerror' }),
+  p90: stumpModel(n, [], { base: 10, objective: 'reg:quantileerror' }),
+});
+const passed = { promoted: true, reasons: ['pass: BTC/USDT vs persistence'] };
+
+describe('moveAliases: the gate passed it, can the predictor serve it?', () => {
+  it('a servable version becomes champion', async () => {
+    const registry = new LocalRegistry(scratchDir('cc-reg-'));
+    const v1 = await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
+    const decision = await moveAliases(registry, v1, passed);
+    assert.equal(decision.promoted, true);
+    assert.equal(await registry.alias('price', 'champion'), 1);
+  });
+
+  it('a news model on a registry without a champion is registered as challenger, not champion, and says why', async () => {
+    const registry = new LocalRegistry(scratchDir('cc-reg-'));
+    const news = await registerModel(registry, 'price', [...COLUMNS, 'news_sent_ewm_1h'], files(3), {
+      champion: false,
+    });
+    const decision = await moveAliases(registry, news, passed);
+    assert.equal(decision.promoted, false);
+    assert.match(decision.reasons.at(-1)!, /^FAIL: the predictor cannot serve it: .*news_sent_ewm_1h/);
+    assert.equal(await registry.alias('price', 'champion'), undefined);
+    assert.equal(await registry.alias('price', 'challenger'), 1);
+    const change = (await registry.aliasHistory('price')).at(-1)!;
+    assert.match(change.reason, /predictor cannot serve it/);
+  });
+
+  it('a damaged model file leaves the champion where it was', async () => {
+    const registry = new LocalRegistry(scratchDir('cc-reg-'));
+    await registerModel(registry, 'price', COLUMNS, files()); // v1 champion
+    const damaged = await registerModel(
+      registry,
+      'price',
+      COLUMNS,
+      { ...files(), p90: files().p90.slice(0, 40) },
+      { champion: false },
+    );
+    const decision = await moveAliases(registry, damaged, passed);
+    assert.equal(decision.promoted, false);
+    assert.match(decision.reasons.at(-1)!, /p90\.json/);
+    assert.equal(await registry.alias('price', 'champion'), 1);
+    assert.equal(await registry.alias('price', 'challenger'), 2);
+  });
+});
