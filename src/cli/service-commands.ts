@@ -72,6 +72,10 @@ export function addServiceCommands(program: Command): void {
     .option('--days <n>', 'train on the latest N days of the feature store', TRAINER_DAYS)
     .option('--tune-seconds <s>', 'Optuna budget per run (0: default parameters)', TUNE_SECONDS)
     .option('--once', 'one run, then exit (e.g. a Kubernetes CronJob)')
+    .option(
+      '--now',
+      'first run at once (default: --every after the newest registered version, so a restart does not retrain)',
+    )
     .option('--with-news', 'train with the news sentiment features too')
     .addOption(flag.metricsPort())
     .action(run('trainer'));

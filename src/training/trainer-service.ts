@@ -4,8 +4,10 @@ import { metrics } from '../core/metrics.ts';
  * `cryptocast train`. A failed run is logged and counted; the champion stays as it was and the schedule goes on.
  *
  * Timing, explicitly:
- * - the first run starts at `start()` (unless `startDelayMs`), then every `everyMs` after the previous run **ended**
- *   (runs never overlap, and a slow run does not make the next one start late and pile up);
+ * - the first run starts at `lastRegisteredAt + everyMs` (the newest registered version's creation: the schedule
+ *   survives a restart, so a crash-looping trainer does not retrain on every boot), at once when that is past or
+ *   nothing is registered; then every `everyMs` after the previous run **ended** (runs never overlap, and a slow run
+ *   does not make the next one start late and pile up);
  * - `requestNow()` (SIGHUP in the CLI) starts a run at once if idle; during a run it queues exactly one more.
  */
 /**
@@ -33,6 +35,12 @@ export interface RunResult {
 
 export interface TrainerServiceOptions {
   everyMs: number;
+  /**
+   * When the newest version was registered (its card's `createdAt`, ms since the epoch): the last run that ended in
+   * the registry, whichever process made it. Undefined: none, or a run wanted at once.
+   */
+  lastRegisteredAt?: number;
+  /** At least this long before the first run (on top of `lastRegisteredAt`'s wait). */
   startDelayMs?: number;
   onRun?: (r: RunResult, reason: string) => void;
   onError?: (err: Error, reason: string) => void;
@@ -74,7 +82,13 @@ export class TrainerService {
   }
 
   start(): void {
-    this.schedule(this.opts.startDelayMs ?? 0, 'schedule');
+    this.schedule(Math.max(this.opts.startDelayMs ?? 0, this.firstRunDelayMs()), 'schedule');
+  }
+
+  /** How long until `everyMs` has passed since the newest registered version (0 if it has, or there is none). */
+  firstRunDelayMs(): number {
+    const last = this.opts.lastRegisteredAt;
+    return last === undefined ? 0 : Math.max(0, last + this.opts.everyMs - Date.now());
   }
 
   /** A run now (or right after the current one). */

@@ -8,7 +8,7 @@ import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { checkDataset } from '../../training/dataset.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
-import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
+import { DEFAULT_MODEL_NAME, type ModelCard } from '../../training/registry/registry.ts';
 import { datasetFromStoreWindow, parsePairs } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
 import {
@@ -21,7 +21,8 @@ import {
 
 /**
  * `cryptocast service trainer`: retrains from the feature store on a schedule (`--every`, default 7d) on the latest
- * `--days` (default 365), and on demand (SIGHUP); `--once` runs once and exits (for a Kubernetes CronJob). Each
+ * `--days` (default 365), and on demand (SIGHUP); `--once` runs once and exits (for a Kubernetes CronJob). The first
+ * run waits until `--every` after the newest registered version (`--now`: at once). Each
  * run goes through the promotion gate; a failed run leaves the champion untouched.
  */
 export async function trainerService(opts: {
@@ -36,6 +37,7 @@ export async function trainerService(opts: {
   horizon?: string;
   folds?: string;
   once?: boolean;
+  now?: boolean;
 }): Promise<void> {
   const everyMs = parseDuration(opts.every ?? TRAINER_EVERY, '--every');
   // A retrain takes minutes: a schedule tighter than a minute is a typo (0s, 7 for 7d), not a wish.
@@ -92,8 +94,12 @@ export async function trainerService(opts: {
     log.info({ service: 'trainer', ...r }, r.promoted ? 'promoted' : 'not promoted');
     return;
   }
+  // The schedule is kept in the registry, not in this process: the first run comes `--every` after the newest
+  // registered version (so a restart, or a crash loop, does not retrain at once), unless --now asks for it.
+  const lastRegistered = opts.now ? undefined : await newestRegistered(registryUrl, name);
   const svc = new TrainerService(retrain, {
     everyMs,
+    lastRegisteredAt: lastRegistered?.createdAt,
     onRun: (r, reason) =>
       log.info({ service: 'trainer', reason, ...r }, r.promoted ? 'promoted' : 'not promoted'),
     onError: (err, reason) =>
@@ -106,6 +112,22 @@ export async function trainerService(opts: {
   });
   svc.start();
   markStarted();
+  const firstRunInMs = svc.firstRunDelayMs();
+  log.info(
+    {
+      service: 'trainer',
+      lastVersion: lastRegistered?.version ?? null,
+      lastRegisteredAt: lastRegistered ? new Date(lastRegistered.createdAt).toISOString() : null,
+      firstRunAt: new Date(Date.now() + firstRunInMs).toISOString(),
+    },
+    opts.now
+      ? 'first run now (--now)'
+      : lastRegistered === undefined
+        ? 'first run now: nothing registered yet'
+        : firstRunInMs === 0
+          ? `first run now: v${lastRegistered.version} was registered over --every ago`
+          : `first run in ${formatDuration(firstRunInMs)}: --every after v${lastRegistered.version} was registered (--now runs at once)`,
+  );
   log.info(
     {
       service: 'trainer',
@@ -126,4 +148,43 @@ export async function trainerService(opts: {
   log.info({ service: 'trainer' }, 'stopping (a run in progress is finished first)');
   stop.abort();
   await svc.stop();
+}
+
+/**
+ * The newest registered version of `name` (its number and creation time), or undefined when there is none. A registry
+ * that cannot be read now is logged and taken as none: the first run starts at once, as before the schedule was kept,
+ * and itself fails (leaving the champion as it is) if the registry is still away.
+ */
+async function newestRegistered(
+  registryUrl: string,
+  name: string,
+): Promise<{ version: number; createdAt: number } | undefined> {
+  try {
+    const registry = await openRegistry(registryUrl);
+    try {
+      const cards = await registry.list(name);
+      const newest = cards.reduce<ModelCard | undefined>(
+        (a, c) => (a === undefined || c.createdAt > a.createdAt ? c : a),
+        undefined,
+      );
+      return newest && { version: newest.version, createdAt: newest.createdAt };
+    } finally {
+      await registry.close();
+    }
+  } catch (err) {
+    log.warn(
+      { service: 'trainer', registry: registryUrl, err: (err as Error).message },
+      'cannot read the registry for the newest version: the first run starts now',
+    );
+    return undefined;
+  }
+}
+
+/** A duration for a log line: 5d 3h, 2h 10m, 45m, 30s. */
+function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  const [d, h, m] = [Math.floor(s / 86_400), Math.floor((s % 86_400) / 3600), Math.floor((s % 3600) / 60)];
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  return m > 0 ? `${m}m` : `${s}s`;
 }

@@ -61,7 +61,17 @@ describe('cryptocast service <name>', () => {
     for (const [stage, flags] of [
       [
         'trainer',
-        ['--store', '--registry', '--name', '--every', '--days', '--tune-seconds', '--once', '--with-news'],
+        [
+          '--store',
+          '--registry',
+          '--name',
+          '--every',
+          '--days',
+          '--tune-seconds',
+          '--once',
+          '--now',
+          '--with-news',
+        ],
       ],
       [
         'predictor',

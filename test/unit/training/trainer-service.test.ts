@@ -132,4 +132,34 @@ describe('trainer service', () => {
     await clock.tick(100); // a hundred intervals later: nothing was scheduled after the stop
     assert.equal(c.started.length, 1);
   });
+
+  it('a restart does not retrain at once: the first run waits until --every after the newest registered version', async (t) => {
+    const clock = mockClock(t);
+    const c = controlledRetrain();
+    const DAY = 86_400_000;
+    // The trainer registered a version two days ago, then crashed and is starting again.
+    const svc = new TrainerService(c.retrain, { everyMs: 7 * DAY, lastRegisteredAt: Date.now() - 2 * DAY });
+    assert.equal(svc.firstRunDelayMs(), 5 * DAY);
+    svc.start();
+    assert.equal(svc.stats.nextRunAt, Date.now() + 5 * DAY);
+    await clock.tick(0);
+    await clock.tick(5 * DAY - 1);
+    assert.equal(c.started.length, 0, 'no run before seven days after the last registration');
+    await clock.tick(1);
+    assert.deepEqual(c.started, ['schedule']);
+    await c.finish(0, { version: 2, promoted: true });
+    await svc.stop();
+  });
+
+  it('runs at once when the newest registered version is older than --every', async (t) => {
+    const clock = mockClock(t);
+    const c = controlledRetrain();
+    const svc = new TrainerService(c.retrain, { everyMs: 60_000, lastRegisteredAt: Date.now() - 60_001 });
+    assert.equal(svc.firstRunDelayMs(), 0);
+    svc.start();
+    await clock.tick(0);
+    assert.deepEqual(c.started, ['schedule']);
+    await c.finish(0, { version: 2, promoted: true });
+    await svc.stop();
+  });
 });
