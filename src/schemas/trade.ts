@@ -11,7 +11,12 @@ import { EpochMs, Exchange, Pair, PositiveFinite } from './common.ts';
  * and the candle could then never be published (its schema wants finite sums). Within these bounds a minute's sums of
  * millions of trades stay finite.
  */
-export const TRADE_BOUNDS = { minPrice: 1e-12, maxPrice: 1e9, maxQty: 1e15 } as const;
+/**
+ * `maxAheadMs`: how far a trade's time may be after the moment it was received — clock skew between an exchange and
+ * us is well under a second; a trade "from the future" is a garbled time, and one a month ahead would make the candle
+ * stage fill a month of empty minutes at once and then refuse every real trade as late.
+ */
+export const TRADE_BOUNDS = { minPrice: 1e-12, maxPrice: 1e9, maxQty: 1e15, maxAheadMs: 60_000 } as const;
 
 /** Why a trade's price or size is out of `TRADE_BOUNDS` (undefined: within them). */
 export function tradeOutOfBounds(t: { price: number; qty: number }): string | undefined {
@@ -20,6 +25,13 @@ export function tradeOutOfBounds(t: { price: number; qty: number }): string | un
   if (!(t.qty > 0 && t.qty <= TRADE_BOUNDS.maxQty))
     return `size ${t.qty} is outside (0, ${TRADE_BOUNDS.maxQty}]`;
   return undefined;
+}
+
+/** Why a trade's time is implausibly after its receipt (`TRADE_BOUNDS.maxAheadMs`); undefined: it is not. */
+export function tradeAheadOfReceipt(t: { tradeTs: number; receivedTs: number }): string | undefined {
+  const ahead = t.tradeTs - t.receivedTs;
+  if (!(ahead > TRADE_BOUNDS.maxAheadMs)) return undefined;
+  return `trade time ${new Date(t.tradeTs).toISOString()} is ${Math.round(ahead / 1000)} s after it was received (${new Date(t.receivedTs).toISOString()}; at most ${TRADE_BOUNDS.maxAheadMs / 1000} s of clock skew)`;
 }
 
 export const TradeSchema = z.object({

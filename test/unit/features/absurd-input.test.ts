@@ -9,7 +9,7 @@ import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { topics } from '../../../src/schemas/topics.ts';
-import { type Trade, TradeSchema } from '../../../src/schemas/trade.ts';
+import { type Trade, TradeSchema, tradeAheadOfReceipt } from '../../../src/schemas/trade.ts';
 import { KRAKEN_REST_TRADES } from '../../support/data.ts';
 
 const MIN = 60_000;
@@ -217,6 +217,31 @@ describe('an absurd trade on the stream (trades service → candles)', () => {
     assert.deepEqual(
       dirty.dead.map((d) => [d.kind, d.reason]),
       huge.map(() => ['implausible', 'size 1e+300 is outside (0, 1000000000000000]']),
+    );
+  });
+
+  // Bounded: without the check this run does not end (a month of minutes filled, then every trade refused as late).
+  it('a trade stamped a month after it was received is dead-lettered; the candles equal those of the clean recording', {
+    timeout: 120_000,
+  }, async () => {
+    const trades: Trade[] = [];
+    for await (const b of readTradeFile(KRAKEN_REST_TRADES)) trades.push(...b.trades);
+    const t = trades[500]!;
+    // A garbled time: without the check the candle stage filled a month of empty minutes at once (43,200 candles)
+    // and refused every real trade after it as late.
+    const future: Trade = { ...t, tradeTs: t.receivedTs + 30 * 86_400_000, tradeId: '999999998' };
+    const run = (input: Trade[]) => throughServices(input, trades);
+    const clean = await run(trades);
+    const dirty = await run([...trades.slice(0, 501), future, ...trades.slice(501)]);
+    assert.ok(clean.out.length > 10);
+    assert.deepEqual(dirty.out, clean.out);
+    assert.equal(dirty.dead.length, 1);
+    assert.equal(dirty.dead[0]!.kind, 'implausible');
+    assert.match(dirty.dead[0]!.reason, /is 2592000 s after it was received/);
+    // Within the clock skew allowed: a plausible trade.
+    assert.equal(
+      tradeAheadOfReceipt({ tradeTs: t.receivedTs + 59_000, receivedTs: t.receivedTs }),
+      undefined,
     );
   });
 
