@@ -44,10 +44,15 @@ export interface GateDecision {
 const pct = (x: number) => `${(x * 100).toFixed(3)}%`;
 const p = (x: number | null) => (x === null ? 'undefined' : x < 1e-4 ? x.toExponential(1) : x.toFixed(4));
 
+/**
+ * `pairs`: the pairs the model is trained for (and will serve). One with no out-of-sample rows (a feed that died long
+ * ago: all its rows fall in training blocks) was never tested: refused, not skipped.
+ */
 export function decide(
   ev: Evaluation,
   policy: GatePolicy,
   champion: { version: number; sameConfig: boolean; incomparable?: string } | undefined,
+  pairs: readonly string[] = [],
 ): GateDecision {
   const reasons: string[] = [];
   let ok = true;
@@ -93,6 +98,9 @@ export function decide(
     }
   }
   if (Object.keys(ev.per_pair).length === 0) check(false, 'no pair was evaluated');
+  for (const pair of pairs)
+    if (ev.per_pair[pair] === undefined)
+      check(false, `${pair}: no out-of-sample rows, so never tested — yet the model would serve it`);
   if (champion?.incomparable !== undefined)
     check(
       false,

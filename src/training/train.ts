@@ -86,6 +86,7 @@ export async function trainAndRegister(
     run.evaluation,
     opts.gate ?? DEFAULT_GATE,
     championCard ? { version: championCard.version, sameConfig, incomparable } : undefined,
+    ds.pairs,
   );
   // Per day is in evaluation.json (hundreds of rows over 14 months); the card keeps folds and deciles.
   const { per_fold, per_day: _perDay, ...summary } = run.evaluation;

@@ -71,6 +71,17 @@ describe('promotion gate', () => {
     );
   });
 
+  it('refuses a model trained for a pair it was never tested on (no out-of-sample rows)', () => {
+    const pairs = ['BTC/USDT', 'ETH/USDT', 'SOL/USDT'];
+    const d = decide(twoPairs(), DEFAULT_GATE, undefined, pairs);
+    assert.equal(d.promoted, false);
+    assert.deepEqual(
+      d.reasons.filter((r) => r.startsWith('FAIL')),
+      ['FAIL: SOL/USDT: no out-of-sample rows, so never tested — yet the model would serve it'],
+    );
+    assert.equal(decide(twoPairs(), DEFAULT_GATE, undefined, pairs.slice(0, 2)).promoted, true);
+  });
+
   it('refuses an improvement that is not significant, or smaller than minSkill', () => {
     const notSignificant = decide(twoPairs({ dm_pvalue: 0.2 }), DEFAULT_GATE, undefined);
     assert.equal(notSignificant.promoted, false);
