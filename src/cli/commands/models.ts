@@ -118,6 +118,9 @@ export async function rollbackCommand(opts: Flags): Promise<void> {
     }
     const current = await r.alias(opts.name, 'champion');
     if (current === undefined) throw fail(ERR.MODEL_VERSION, `${opts.name} has no champion to roll back`);
+    // The champion is the top of the stack, recorded or not: a promotion whose history entry could not be written
+    // (MLflow moves the alias, then tags the change) would otherwise make this skip a version back.
+    if (stack.at(-1) !== current) stack.push(current);
     const target = stack.at(-2);
     if (target === undefined)
       throw fail(

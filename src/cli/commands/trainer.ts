@@ -107,7 +107,9 @@ export async function trainerService(opts: {
         ? log.info({ service: 'trainer', reason }, 'stopped while waiting for the feature store')
         : log.error(
             { service: 'trainer', reason, err: err.message },
-            'training failed; the champion is unchanged',
+            // Not "the champion is unchanged": a registry failing after it moved the alias (MLflow's history tag)
+            // ends a run here too; the error says which.
+            'training failed (see err for where: before registering, the champion is unchanged)',
           ),
   });
   svc.start();

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { promoteCommand } from '../../../src/cli/commands/models.ts';
+import { promoteCommand, rollbackCommand } from '../../../src/cli/commands/models.ts';
 import { CryptocastError } from '../../../src/core/errors.ts';
 import { LocalRegistry } from '../../../src/training/registry/local.ts';
 import { type ModelFiles, registerModel, stumpModel } from '../../support/champion.ts';
@@ -13,8 +15,8 @@ const files = (n = COLUMNS.length): ModelFiles => ({
   p90: stumpModel(n, [], { base: 10, objective: 'reg:quantileerror' }),
 });
 
-/** Runs `models promote`, its stdout captured. */
-async function promote(root: string, version: string): Promise<string> {
+/** Runs `models promote` (or `rollback` without a version), its stdout captured. */
+async function promote(root: string, version?: string): Promise<string> {
   const out: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
   process.stdout.write = ((s: string) => {
@@ -22,7 +24,8 @@ async function promote(root: string, version: string): Promise<string> {
     return true;
   }) as typeof process.stdout.write;
   try {
-    await promoteCommand(version, { registry: root, name: 'price' });
+    if (version === undefined) await rollbackCommand({ registry: root, name: 'price' });
+    else await promoteCommand(version, { registry: root, name: 'price' });
   } finally {
     process.stdout.write = write;
   }
@@ -37,6 +40,24 @@ describe('models promote: only a version the predictor can serve', () => {
     await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
     assert.match(await promote(root, '2'), /champion: v2 \(was v1\)/);
     assert.equal(await registry.alias('price', 'champion'), 2);
+  });
+
+  it('rollback goes one step back even when the last promotion is missing from the alias history', async () => {
+    const root = scratchDir('cc-reg-');
+    const registry = new LocalRegistry(root);
+    await registerModel(registry, 'price', COLUMNS, files()); // v1 champion
+    await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
+    await promote(root, '2');
+    await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
+    await promote(root, '3');
+    // The promotion to v3 moved the alias, but its history entry was not written (MLflow: the tag after the alias).
+    const file = join(root, 'price', 'aliases.json');
+    const aliases = JSON.parse(readFileSync(file, 'utf8')) as { history: unknown[] };
+    aliases.history.pop();
+    writeFileSync(file, JSON.stringify(aliases));
+    assert.equal(await registry.alias('price', 'champion'), 3);
+    assert.match(await promote(root), /champion: v2 \(rolled back from v3\)/);
+    assert.match(await promote(root), /champion: v1 \(rolled back from v2\)/);
   });
 
   it('refuses a news model and a damaged one with CC_ERR_UNSERVABLE naming why; the champion stays', async () => {
