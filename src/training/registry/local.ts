@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CryptocastError } from '../../core/errors.ts';
 import {
@@ -221,9 +222,12 @@ export class LocalRegistry implements ModelRegistry {
     for (;;) {
       try {
         await mkdir(lock);
+        // Who holds it, for a process that finds it left behind.
+        await writeFile(join(lock, 'owner.json'), JSON.stringify({ pid: process.pid, host: hostname() }));
         break;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (await breakIfStale(lock)) continue;
         if (Date.now() - started > 10_000)
           throw new RegistryError(
             `registry lock ${lock} held for over 10 s (remove it if no trainer is running)`,
@@ -234,11 +238,68 @@ export class LocalRegistry implements ModelRegistry {
     try {
       return await fn();
     } finally {
-      await rmdir(lock);
+      await rm(lock, { recursive: true, force: true });
     }
   }
 
   async close(): Promise<void> {}
+}
+
+/** A lock older than this is left behind whoever holds it: what it guards (an alias change) takes milliseconds. */
+const STALE_LOCK_MS = 10 * 60_000;
+
+/**
+ * Removes `lock` when it was left behind — its holder, on this host, is no longer running (a kill -9 between taking
+ * and releasing it), or it is older than `STALE_LOCK_MS` — and says whether it did. Without this every later
+ * registration waited 10 s and failed, until someone removed it by hand.
+ */
+async function breakIfStale(lock: string): Promise<boolean> {
+  const seen = await lockState(lock);
+  if (seen === undefined) return true; // released meanwhile: take it
+  const { since, owner } = seen;
+  const dead =
+    owner.host === hostname() &&
+    typeof owner.pid === 'number' &&
+    owner.pid !== process.pid &&
+    !running(owner.pid);
+  if (!dead && Date.now() - since < STALE_LOCK_MS) return false;
+  // Judged on what was read: if another process broke it and took it meanwhile, it is not the one judged.
+  const now = await lockState(lock);
+  if (now === undefined) return true;
+  if (now.since !== since || now.owner.pid !== owner.pid) return false;
+  await rm(lock, { recursive: true, force: true });
+  return true;
+}
+
+/** When `lock` was taken and by whom (no owner file: taken this instant, not written yet); undefined: no lock. */
+async function lockState(
+  lock: string,
+): Promise<{ since: number; owner: { pid?: unknown; host?: unknown } } | undefined> {
+  let since: number;
+  try {
+    since = (await stat(lock)).mtimeMs;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const owner = await readFile(join(lock, 'owner.json'), 'utf8').then(
+    (text) => {
+      const v: unknown = JSON.parse(text);
+      return typeof v === 'object' && v !== null ? (v as { pid?: unknown; host?: unknown }) : {};
+    },
+    () => ({}),
+  );
+  return { since, owner };
+}
+
+/** Whether a process with this pid runs on this host. */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 const oneLine = (err: unknown) =>

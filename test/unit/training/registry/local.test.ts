@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LocalRegistry } from '../../../../src/training/registry/local.ts';
@@ -10,6 +12,42 @@ import { scratchDir } from '../../../support/scratch.ts';
 
 describe('local directory registry', () => {
   registryContract(async () => new LocalRegistry(scratchDir('cc-reg-')));
+
+  it('a lock left behind (its holder killed, or taken long ago) is broken, not waited on for 10 s and failed', async () => {
+    const root = scratchDir('cc-reg-');
+    const reg = new LocalRegistry(root);
+    const s = sampleModel('m', 'a');
+    const v = (await reg.register(s.card, s.dir)).version;
+    const lock = join(root, 'm', '.lock');
+    // Held by a process of this host that has ended (a kill -9 between taking and releasing the lock).
+    const ended = spawnSync(process.execPath, ['-e', '']).pid!;
+    mkdirSync(lock);
+    writeFileSync(join(lock, 'owner.json'), JSON.stringify({ pid: ended, host: hostname() }));
+    let t = Date.now();
+    await reg.setAlias('m', 'champion', v, 'after a crash');
+    assert.ok(Date.now() - t < 5_000, `took ${Date.now() - t} ms`);
+    assert.equal(await reg.alias('m', 'champion'), v);
+    assert.equal(existsSync(lock), false, 'released after use');
+    // No owner written (an older version's lock), taken an hour ago.
+    mkdirSync(lock);
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(lock, hourAgo, hourAgo);
+    t = Date.now();
+    await reg.setAlias('m', 'challenger', v, 'after an old crash');
+    assert.ok(Date.now() - t < 5_000, `took ${Date.now() - t} ms`);
+    // A live holder (this process, just now) is waited on, as before.
+    mkdirSync(lock);
+    writeFileSync(join(lock, 'owner.json'), JSON.stringify({ pid: process.pid, host: hostname() }));
+    const waiting = reg.setAlias('m', 'champion', v, 'waits');
+    let done = false;
+    void waiting.then(() => {
+      done = true;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(done, false, 'a live lock is not broken');
+    rmSync(lock, { recursive: true });
+    await waiting;
+  });
 
   it('leaves no staging folder behind when an artifact is missing', async () => {
     const root = scratchDir('cc-reg-');
