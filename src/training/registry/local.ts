@@ -83,8 +83,17 @@ export class LocalRegistry implements ModelRegistry {
             throw new RegistryError(`artifact names are plain file names: ${f}`);
           await copyFile(join(artifactsDir, f), join(staging, f));
         }
+        // A number once used is never given again, even if its folder was deleted by hand: the aliases (and their
+        // history) may still name it, and would then point at a version that never passed their gate.
+        const aliases = await this.aliasFile(card.name);
+        const named = [
+          aliases.champion,
+          aliases.challenger,
+          ...aliases.history.flatMap((c) => [c.version, c.previous]),
+        ];
+        const usedBefore = named.reduce<number>((a, b) => (typeof b === 'number' ? Math.max(a, b) : a), 0);
         for (let attempt = 0; attempt < 100; attempt++) {
-          const version = (await this.versions(card.name)).reduce((a, b) => Math.max(a, b), 0) + 1;
+          const version = (await this.versions(card.name)).reduce((a, b) => Math.max(a, b), usedBefore) + 1;
           const full = ModelCardSchema.parse({ ...card, version, createdAt: Date.now() });
           await writeFile(join(staging, 'card.json'), `${JSON.stringify(full, null, 2)}\n`);
           try {

@@ -49,6 +49,20 @@ describe('local directory registry', () => {
     await waiting;
   });
 
+  it('never gives a number again whose folder was deleted by hand while an alias names it', async () => {
+    const root = scratchDir('cc-reg-');
+    const reg = new LocalRegistry(root);
+    const s = sampleModel('m', 'a');
+    const v1 = (await reg.register(s.card, s.dir)).version;
+    const v2 = (await reg.register(s.card, s.dir)).version;
+    await reg.setAlias('m', 'champion', v1, 'first');
+    await reg.setAlias('m', 'champion', v2, 'second');
+    // A bad champion's folder removed by hand (there is no `models delete`).
+    rmSync(join(root, 'm', 'versions', String(v2)), { recursive: true });
+    const v3 = (await reg.register(s.card, s.dir)).version;
+    assert.equal(v3, v2 + 1, 'the champion alias still names v2: a new model must not become it');
+  });
+
   it('leaves no staging folder behind when an artifact is missing', async () => {
     const root = scratchDir('cc-reg-');
     const reg = new LocalRegistry(root);
