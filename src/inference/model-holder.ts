@@ -60,6 +60,14 @@ export function columnIndex(card: ModelCard): number[] {
     throw new ModelLoadError(
       `${card.name} v${card.version}: target "${card.target}" is not log_return_bps; the predictor cannot serve it`,
     );
+  // A column keeps its name across feature-set versions while its definition may change (v2 of the technical set
+  // computing rsi_14 otherwise): a model is served only on the version it was trained on.
+  const technical = card.featureSets.find((f) => f.name === FEATURE_SET.name);
+  if (technical !== undefined && technical.version !== FEATURE_SET.version)
+    throw new ModelLoadError(
+      `${card.name} v${card.version}: trained on ${FEATURE_SET.name} v${technical.version}, the live features are ` +
+        `v${FEATURE_SET.version}; the predictor cannot serve it (retrain on the live feature set)`,
+    );
   const missing = card.columns.filter((c) => !TECHNICAL_INDEX.has(c));
   if (missing.length > 0)
     throw new ModelLoadError(

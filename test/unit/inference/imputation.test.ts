@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
+import { FEATURE_COLUMNS, FEATURE_SET } from '../../../src/features/technical.ts';
 import {
   type ColumnStats,
   columnStats,
@@ -78,6 +78,7 @@ describe('imputation: a value the model never saw missing is filled with its tra
         version: 1,
         target: 'log_return_bps',
         columns: ['trades_z_60m'],
+        featureSets: [{ name: FEATURE_SET.name, version: FEATURE_SET.version }],
         ...(columnStats ? { columnStats } : {}),
       }) as unknown as ModelCard;
     const values = FEATURE_COLUMNS.map((c) => (c === 'trades_z_60m' ? null : 0));

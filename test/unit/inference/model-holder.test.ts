@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { metrics } from '../../../src/core/metrics.ts';
-import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
+import { FEATURE_COLUMNS, FEATURE_SET } from '../../../src/features/technical.ts';
 import { ChampionHolder, columnIndex, ModelLoadError } from '../../../src/inference/model-holder.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import { LocalRegistry } from '../../../src/training/registry/local.ts';
@@ -359,7 +359,14 @@ describe('the model cache shared by every run in a working folder', () => {
 
 describe('columnIndex: which cards the predictor can serve', () => {
   const card = (o: Partial<ModelCard>) =>
-    ({ name: 'm', version: 1, target: 'log_return_bps', columns: ['ret_1m'], ...o }) as ModelCard;
+    ({
+      name: 'm',
+      version: 1,
+      target: 'log_return_bps',
+      columns: ['ret_1m'],
+      featureSets: [{ name: FEATURE_SET.name, version: FEATURE_SET.version }],
+      ...o,
+    }) as ModelCard;
 
   it('maps each input column to its index in a technical vector', () => {
     assert.deepEqual(columnIndex(card({ columns: ['rsi_14', 'ret_1m', 'atr_14_rel'] })), [
@@ -367,6 +374,18 @@ describe('columnIndex: which cards the predictor can serve', () => {
       0,
       FEATURE_COLUMNS.length - 1,
     ]);
+  });
+
+  it('refuses a model trained on another version of the technical set (same column names, other definitions)', () => {
+    const other = [{ name: FEATURE_SET.name, version: FEATURE_SET.version + 1 }];
+    assert.throws(
+      () => columnIndex(card({ featureSets: other })),
+      (e: unknown) =>
+        e instanceof ModelLoadError &&
+        e.message.includes(
+          `trained on ${FEATURE_SET.name} v${FEATURE_SET.version + 1}, the live features are v${FEATURE_SET.version}`,
+        ),
+    );
   });
 
   it('refuses columns outside the technical set, and another target, with a clear error', () => {
