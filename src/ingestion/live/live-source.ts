@@ -269,11 +269,16 @@ export class LiveTradeSource implements TradeSource {
     try {
       const r = await this.a.refill({ pair, afterId, sinceTs, untilId, signal, log: this.log });
       for (const reason of r.rejects) await this.reject('invalid', reason, reason, `${this.a.exchange}-rest`);
-      const inRange = r.trades.filter((t) =>
-        afterId !== undefined
-          ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
-          : t.tradeTs >= sinceTs - 1_000,
-      );
+      // In (time, trade id) order, whatever order the pages came in: Coinbase, and Binance without an id to start
+      // from, page backwards in time, and delivered newest page first the candle stage's clock would jump ahead and
+      // dead-letter the older pages as late.
+      const inRange = r.trades
+        .filter((t) =>
+          afterId !== undefined
+            ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
+            : t.tradeTs >= sinceTs - 1_000,
+        )
+        .sort(byTimeThenId);
       const fresh = inRange.filter((t) => this.dedup.accept(t));
       this.stats.duplicates += inRange.length - fresh.length;
       for (const t of fresh) this.advance(s, t);
@@ -337,6 +342,15 @@ export class LiveTradeSource implements TradeSource {
       this.ticking = false;
     }
   }
+}
+
+/** Trade time, then trade id (numerically where both are integers, as exchanges number them). */
+function byTimeThenId(a: Trade, b: Trade): number {
+  if (a.tradeTs !== b.tradeTs) return a.tradeTs - b.tradeTs;
+  const x = Number(a.tradeId);
+  const y = Number(b.tradeId);
+  if (Number.isSafeInteger(x) && Number.isSafeInteger(y)) return x - y;
+  return a.tradeId < b.tradeId ? -1 : a.tradeId > b.tradeId ? 1 : 0;
 }
 
 /** Throws a clear error unless `url` parses with one of `protocols`. */

@@ -124,6 +124,31 @@ describe('Binance @trade connector against a local Binance server', () => {
       ]);
     }));
 
+  // With no trade of ETH yet there is no id to page forward from: the refill pages backwards from the newest trades,
+  // and delivered in fetch order the newest page would come first (the candle stage would call the older one late).
+  it('refills an outage before a pair’s first trade backwards from the newest, but delivers it oldest first', () =>
+    withBinance(async (srv, source, sink) => {
+      // ETH traded before the client started (REST has it; the refill stops paging there) and, 1,200 times, during
+      // the outage — stamped now, after the pair's last watermark, where the refill looks.
+      srv.history.set('ETHUSDT', eth.slice(0, 100));
+      await until(() => source.subscribed.length === 2);
+      srv.publish(btc.slice(0, 10));
+      await until(() => sink.received.length === 10 && sink.watermarks.some((w) => w.pair === 'ETH/USDT'));
+      srv.muted = true;
+      srv.dropAll();
+      const start = Date.now();
+      const during = binanceRecordedEvents('ETHUSDT', 1300)
+        .slice(100)
+        .map((e, i) => ({ ...e, T: start + Math.floor(i / 4) })); // four trades a millisecond
+      srv.publish(during);
+      srv.muted = false;
+      await until(() => source.stats.reconnects === 1, 3_000, 'reconnect');
+      await until(() => sink.ids('ETH/USDT').length === 1200, 5_000, 'refilled');
+      const calls = srv.restCalls.filter((u) => u.startsWith('/api/v3/historicalTrades?symbol=ETHUSDT'));
+      assert.ok(calls.length >= 2, `paged backwards: ${JSON.stringify(calls)}`);
+      assert.deepEqual(sink.ids('ETH/USDT'), idsOf(during), 'delivered in the order they traded');
+    }));
+
   it('fills an id gap on a live connection, retrying through HTTP 429', () =>
     withBinance(async (srv, source, sink) => {
       await until(() => source.subscribed.length === 2);

@@ -191,6 +191,23 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
       assert.equal(source.stats.unrecoverable, 0);
     }));
 
+  // The endpoint answers newest first and the refill pages backwards in time: delivered in fetch order, the candle
+  // stage's clock would jump to the newest page and dead-letter the two older ones as late.
+  it('delivers an outage refill of several pages in time order, oldest page first', () =>
+    withCoinbase(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(real.slice(0, 10));
+      await until(() => sink.received.length === 10);
+      srv.muted = true;
+      srv.dropAll();
+      srv.publish(real.slice(10, 2510)); // three REST pages of up to 1,000
+      srv.muted = false;
+      await until(() => source.stats.reconnects === 1, 2_000, 'reconnect');
+      await until(() => sink.received.length >= 2510, 5_000, 'refill');
+      assert.ok(srv.restCalls.length >= 3, `${srv.restCalls.length} pages`);
+      assert.deepEqual(sink.ids(PAIR), ids(0, 2510), 'delivered in the order they traded');
+    }));
+
   it('dead-letters malformed frames and errors, and keeps running', () =>
     withCoinbase(async (srv, source, sink) => {
       await until(() => source.subscribed.includes(PAIR));
