@@ -40,8 +40,30 @@ export interface RefillResult {
   trades: Trade[];
   /** Rows the REST API returned that could not be used. */
   rejects: string[];
-  /** False when the adapter knows it could not reach the end of the range (page limit, API limits). */
+  /** False when the adapter knows it could not reach the end of the range (page limit, API limits, a failure). */
   complete: boolean;
+  /** The REST failure that ended the refill early, if one did: `trades` holds the pages fetched before it. */
+  error?: unknown;
+}
+
+/**
+ * Runs a refill's paging into `out`; a REST call that fails for good ends it incomplete, keeping the pages already
+ * fetched (thrown away with the error, they would be lost for good where the exchange keeps only recent trades).
+ * Stopping (`signal`) still throws: nothing more is delivered then.
+ */
+export async function keepingFetchedPages(
+  out: RefillResult,
+  signal: AbortSignal,
+  paging: () => Promise<unknown>,
+): Promise<RefillResult> {
+  try {
+    await paging();
+  } catch (err) {
+    if (signal.aborted) throw err;
+    out.complete = false;
+    out.error = err;
+  }
+  return out;
 }
 
 /** Options shared by every live connector. */

@@ -1,6 +1,12 @@
 import type { Trade } from '../../schemas/trade.ts';
 import { binanceStreamSymbol } from '../symbols.ts';
-import type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
+import {
+  type ExchangeAdapter,
+  keepingFetchedPages,
+  type LiveSourceOptions,
+  type RefillRequest,
+  type RefillResult,
+} from './adapter.ts';
 import { parseBinanceFrame } from './binance-parser.ts';
 import { BINANCE_PAGE_LIMIT, BINANCE_REST_URL, fetchBinanceTrades } from './binance-trades-api.ts';
 import { assertUrl, LiveTradeSource } from './live-source.ts';
@@ -63,23 +69,26 @@ async function binanceRefill(rest: string, o: BinanceWsOptions, req: RefillReque
     });
   const maxPages = o.maxRefillPages ?? 500;
   const out: RefillResult = { trades: [], rejects: [], complete: false };
-  if (req.afterId === undefined) return backwardsFrom(req, fetch, maxPages, out);
-  // Forward by id from the last trade we have, until the gap closes or the present is reached.
-  let from = req.afterId + 1;
-  for (let page = 0; page < maxPages; page++) {
-    const r = await fetch(from);
-    out.trades.push(...r.trades);
-    out.rejects.push(...r.rejects);
-    const maxId = r.trades.reduce((m, t) => Math.max(m, Number(t.tradeId)), -1);
-    const closed = req.untilId !== undefined && maxId >= req.untilId - 1;
-    // A short page (counting unusable rows) means the present is reached.
-    if (r.trades.length + r.rejects.length < BINANCE_PAGE_LIMIT || closed) {
-      out.complete = true;
-      break;
+  const afterId = req.afterId;
+  if (afterId === undefined)
+    return keepingFetchedPages(out, req.signal, () => backwardsFrom(req, fetch, maxPages, out));
+  return keepingFetchedPages(out, req.signal, async () => {
+    // Forward by id from the last trade we have, until the gap closes or the present is reached.
+    let from = afterId + 1;
+    for (let page = 0; page < maxPages; page++) {
+      const r = await fetch(from);
+      out.trades.push(...r.trades);
+      out.rejects.push(...r.rejects);
+      const maxId = r.trades.reduce((m, t) => Math.max(m, Number(t.tradeId)), -1);
+      const closed = req.untilId !== undefined && maxId >= req.untilId - 1;
+      // A short page (counting unusable rows) means the present is reached.
+      if (r.trades.length + r.rejects.length < BINANCE_PAGE_LIMIT || closed) {
+        out.complete = true;
+        break;
+      }
+      from = maxId + 1;
     }
-    from = maxId + 1;
-  }
-  return out;
+  });
 }
 
 /**

@@ -1,5 +1,11 @@
 import { coinbaseProduct } from '../symbols.ts';
-import type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
+import {
+  type ExchangeAdapter,
+  keepingFetchedPages,
+  type LiveSourceOptions,
+  type RefillRequest,
+  type RefillResult,
+} from './adapter.ts';
 import {
   type CoinbaseSideMeaning,
   DEFAULT_COINBASE_SIDE_MEANING,
@@ -69,27 +75,28 @@ async function coinbaseRefill(
   const startSec = Math.floor((req.sinceTs - 1_000) / 1000);
   let endSec = Math.ceil(Date.now() / 1000);
   const maxPages = o.maxRefillPages ?? 500;
-  for (let page = 0; page < maxPages; page++) {
-    const r = await fetchCoinbaseTrades(rest, req.pair, { startSec, endSec }, side, {
-      signal: req.signal,
-      log: req.log,
-      backoff: o.restBackoff,
-      retries: o.restRetries,
-    });
-    out.trades.push(...r.trades);
-    out.rejects.push(...r.rejects);
-    const oldest = r.trades[0];
-    if (r.trades.length + r.rejects.length < COINBASE_PAGE_LIMIT || oldest === undefined) {
-      out.complete = true;
-      break;
+  return keepingFetchedPages(out, req.signal, async () => {
+    for (let page = 0; page < maxPages; page++) {
+      const r = await fetchCoinbaseTrades(rest, req.pair, { startSec, endSec }, side, {
+        signal: req.signal,
+        log: req.log,
+        backoff: o.restBackoff,
+        retries: o.restRetries,
+      });
+      out.trades.push(...r.trades);
+      out.rejects.push(...r.rejects);
+      const oldest = r.trades[0];
+      if (r.trades.length + r.rejects.length < COINBASE_PAGE_LIMIT || oldest === undefined) {
+        out.complete = true;
+        break;
+      }
+      const next = Math.ceil(oldest.tradeTs / 1000);
+      if (next <= startSec) {
+        out.complete = true;
+        break;
+      }
+      if (next >= endSec) break; // no progress possible: report incomplete
+      endSec = next;
     }
-    const next = Math.ceil(oldest.tradeTs / 1000);
-    if (next <= startSec) {
-      out.complete = true;
-      break;
-    }
-    if (next >= endSec) break; // no progress possible: report incomplete
-    endSec = next;
-  }
-  return out;
+  });
 }

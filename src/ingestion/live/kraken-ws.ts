@@ -1,7 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Trade } from '../../schemas/trade.ts';
 import { assertPairs, krakenRestPair, krakenWsSymbol } from '../symbols.ts';
-import type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
+import {
+  type ExchangeAdapter,
+  keepingFetchedPages,
+  type LiveSourceOptions,
+  type RefillRequest,
+  type RefillResult,
+} from './adapter.ts';
 import { parseKrakenFrame } from './kraken-parser.ts';
 import { KrakenTimeCursor, STEPPED_PAST_FULL_INSTANT } from './kraken-time-cursor.ts';
 import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs } from './kraken-trades-api.ts';
@@ -73,29 +79,30 @@ async function krakenRefill(rest: string, o: KrakenWsOptions, req: RefillRequest
   let maxId = req.afterId ?? -1;
   const paging = new KrakenTimeCursor();
   const maxPages = o.maxRefillPages ?? 500;
-  for (let page = 0; page < maxPages; page++) {
-    if (page > 0) await sleep(o.restMinIntervalMs ?? 1_000, undefined, { signal: req.signal });
-    const r = await fetchKrakenTrades(rest, req.pair, since, {
-      signal: req.signal,
-      log: req.log,
-      backoff: o.restBackoff,
-      retries: o.restRetries,
-    });
-    const fresh = r.trades.filter((t) => Number(t.tradeId) > maxId);
-    out.trades.push(...fresh);
-    out.rejects.push(...r.rejects);
-    maxId = Math.max(maxId, maxTradeId(fresh));
-    const closed = req.untilId !== undefined && maxId >= req.untilId - 1;
-    const step = paging.after(r.trades.length, fresh.length);
-    if (closed || step === 'end') {
-      out.complete = true;
-      break;
+  return keepingFetchedPages(out, req.signal, async () => {
+    for (let page = 0; page < maxPages; page++) {
+      if (page > 0) await sleep(o.restMinIntervalMs ?? 1_000, undefined, { signal: req.signal });
+      const r = await fetchKrakenTrades(rest, req.pair, since, {
+        signal: req.signal,
+        log: req.log,
+        backoff: o.restBackoff,
+        retries: o.restRetries,
+      });
+      const fresh = r.trades.filter((t) => Number(t.tradeId) > maxId);
+      out.trades.push(...fresh);
+      out.rejects.push(...r.rejects);
+      maxId = Math.max(maxId, maxTradeId(fresh));
+      const closed = req.untilId !== undefined && maxId >= req.untilId - 1;
+      const step = paging.after(r.trades.length, fresh.length);
+      if (closed || step === 'end') {
+        out.complete = true;
+        break;
+      }
+      if (paging.steppedPastFullInstant)
+        req.log.warn({ pair: req.pair, since }, `refill: ${STEPPED_PAST_FULL_INSTANT}`);
+      since = paging.since(r.last);
     }
-    if (paging.steppedPastFullInstant)
-      req.log.warn({ pair: req.pair, since }, `refill: ${STEPPED_PAST_FULL_INSTANT}`);
-    since = paging.since(r.last);
-  }
-  return out;
+  });
 }
 
 function maxTradeId(trades: readonly Trade[]): number {

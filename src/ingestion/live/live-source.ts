@@ -295,6 +295,11 @@ export class LiveTradeSource implements TradeSource {
         missing = (untilId ?? top + 1) - afterId - 1 - got.size;
       }
       this.log.info({ pair, why, recovered: fresh.length, afterId, untilId, sinceTs }, 'refilled over REST');
+      if (r.error !== undefined)
+        this.log.error(
+          { err: r.error, pair, why, recovered: fresh.length },
+          'REST refill failed partway: what was fetched is delivered, the rest of the gap stays open',
+        );
       if (missing > 0 || !r.complete) {
         this.stats.unrecoverable += Math.max(1, missing);
         this.log.error({ pair, why, missing, complete: r.complete }, 'gap only partly refilled');

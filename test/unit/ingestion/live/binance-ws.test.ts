@@ -165,6 +165,27 @@ describe('Binance @trade connector against a local Binance server', () => {
       assert.equal(srv.restCalls.length, 3, 'two 429s, then the page');
     }));
 
+  it('a gap refill whose second page fails for good delivers the first page and counts only the rest unrecoverable', () =>
+    withBinance(
+      async (srv, source, sink) => {
+        let calls = 0;
+        srv.onRestCall = () => {
+          if (++calls === 2) srv.failNext = 1_000; // HTTP 502 from the second page on, longer than the retries last
+        };
+        await until(() => source.subscribed.length === 2);
+        srv.publish(btc.slice(0, 10));
+        srv.muted = true;
+        srv.publish(btc.slice(10, 1210)); // 1,200 lost: two pages of up to 1,000
+        srv.muted = false;
+        srv.publish(btc.slice(1210, 1211));
+        await until(() => sink.ids('BTC/USDT').includes(Number(btc[1210]!.t)), 10_000, 'the refill to end');
+        assert.deepEqual(sink.ids('BTC/USDT'), idsOf([...btc.slice(0, 1010), btc[1210]!]));
+        assert.equal(source.stats.recovered, 1000);
+        assert.equal(source.stats.unrecoverable, 200, 'only the ids not fetched');
+      },
+      { restRetries: 1 },
+    ));
+
   it('reconnects on a serverShutdown notice and loses nothing', () =>
     withBinance(async (srv, source, sink) => {
       await until(() => source.subscribed.length === 2);

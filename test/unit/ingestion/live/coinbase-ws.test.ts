@@ -208,6 +208,35 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
       assert.deepEqual(sink.ids(PAIR), ids(0, 2510), 'delivered in the order they traded');
     }));
 
+  // Coinbase's endpoint keeps recent trades only: a page thrown away with the failure of the next is lost for good.
+  it('a refill whose second page fails for good still delivers the first page, and counts the refill incomplete', () =>
+    withCoinbase(
+      async (srv, source, sink) => {
+        let calls = 0;
+        srv.onRestCall = () => {
+          if (++calls === 2) srv.failNext = 1_000; // HTTP 502 from the second page on, longer than the retries last
+        };
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(real.slice(0, 2));
+        await until(() => sink.received.length === 2);
+        srv.muted = true;
+        srv.publish(real.slice(2, 1502)); // 1,500 lost updates: two pages
+        srv.muted = false;
+        srv.publish(real.slice(1502, 1503)); // its sequence_num jump starts the refill
+        await until(() => source.stats.unrecoverable > 0, 10_000, 'the refill to end');
+        // Frames are handled in order: once a later trade is in, the refill and the frame that started it are done.
+        srv.publish(real.slice(1503, 1504));
+        await until(() => sink.ids(PAIR).includes(ids(1503, 1504)[0]!), 2_000, 'a later trade');
+        // The first page: the newest 1,000 of the window (the last of them is also the trade that revealed the gap).
+        assert.deepEqual(sink.ids(PAIR), [...ids(0, 2), ...ids(503, 1504)]);
+        assert.equal(source.stats.recovered, 1000);
+        assert.equal(source.stats.unrecoverable, 1, 'the rest of the window: how many is unknown');
+        assert.ok(calls >= 2, `${calls} REST calls`);
+      },
+      { restRetries: 1 },
+      10_000, // no heartbeats: only the sequence_num jump reveals the loss
+    ));
+
   it('dead-letters malformed frames and errors, and keeps running', () =>
     withCoinbase(async (srv, source, sink) => {
       await until(() => source.subscribed.includes(PAIR));

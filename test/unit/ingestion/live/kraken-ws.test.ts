@@ -309,6 +309,31 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       await until(() => sink.received.length === 8, 2_000, 'still running');
     }));
 
+  it('a gap refill whose second page fails for good delivers the first page and counts only the rest unrecoverable', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        let calls = 0;
+        srv.onRestCall = () => {
+          if (++calls === 2) srv.failNext = 1_000; // HTTP 502 from the second page on, longer than the retries last
+        };
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(PAIR, real.slice(0, 5));
+        srv.record(PAIR, real.slice(5, 30)); // 25 lost frames: three pages of 10
+        srv.publish(PAIR, real.slice(30, 31));
+        await until(() => source.stats.unrecoverable > 0, 10_000, 'the refill to end');
+        await until(() => sink.ids(PAIR).includes(real[30]!.id), 2_000, 'the trade that revealed the gap');
+        const refilled = sink.received.length - 6;
+        assert.ok(refilled > 0 && refilled <= 10, `${refilled} refilled from the first page`);
+        assert.deepEqual(sink.ids(PAIR), [...ids(0, 5 + refilled), ...ids(30, 31)]);
+        assert.equal(source.stats.recovered, refilled);
+        assert.equal(source.stats.unrecoverable, 25 - refilled, 'only the ids not fetched');
+      },
+      { restRetries: 1 },
+      (srv) => {
+        srv.pageSize = 10;
+      },
+    ));
+
   it('dead-letters malformed frames with reasons and keeps running', () =>
     withKraken(async (srv, source, sink) => {
       await until(() => source.subscribed.includes(PAIR));
