@@ -21,9 +21,12 @@ export type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } 
  *   trade (or the last watermark) — over REST, through the same sink. Trades are deduplicated locally (REST
  *   and stream overlap by design), so the sink gets each (pair, tradeId) once.
  * - Watermarks: about once a second per subscribed pair, event time = wall clock − `watermarkDelayMs`, so an
- *   idle minute still closes downstream. A pair's watermark holds while it is disconnected, unacknowledged or
- *   being refilled, so refilled trades are never behind its watermark. A gap found only when the next trade
- *   arrives (a lost frame on a live connection) can still be behind it: downstream's grace period covers that.
+ *   idle minute still closes downstream — but never later than the received time − `watermarkDelayMs` of the
+ *   oldest frame still queued or being handled: frames wait behind a slow sink or a refill of any pair, and the
+ *   trades they hold must not be behind the watermark once delivered. A pair's watermark holds while it is
+ *   disconnected, unacknowledged or being refilled, so refilled trades are never behind its watermark. A gap
+ *   found only when the next trade arrives (a lost frame on a live connection) can still be behind it:
+ *   downstream's grace period covers that.
  * - Never throws for bad frames or network trouble (they are dead-lettered or retried); throws at
  *   construction for unusable configuration (no pairs, malformed pair, bad URL).
  */
@@ -319,13 +322,15 @@ export class LiveTradeSource implements TradeSource {
     await this.sink!.reject(deadLetter({ service: 'trades', origin, kind, reason, payload }));
   }
 
-  /** Once per interval: a watermark per followed pair (wall clock − delay, never backwards). */
+  /** Once per interval: a watermark per followed pair (wall clock − delay, capped by the queue, never backwards). */
   private async tick(): Promise<void> {
     if (this.ticking || this.connectedAt === undefined || this.sink === undefined) return;
     this.ticking = true;
     try {
       const now = Date.now();
-      const ts = now - (this.o.watermarkDelayMs ?? 2_000);
+      // Not past the frames still waiting to be handled (they hold trades of any pair, received up to now).
+      const upTo = Math.min(now, this.socket.oldestUnhandledTs ?? now);
+      const ts = upTo - (this.o.watermarkDelayMs ?? 2_000);
       for (const [pair, s] of this.state) {
         if (s.holding || !s.acked || s.refused) continue;
         s.watermarkTs = Math.max(s.watermarkTs ?? 0, ts);

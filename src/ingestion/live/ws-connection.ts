@@ -51,9 +51,20 @@ export class ReconnectingSocket {
   attempts = 0;
   private readonly o: ReconnectingSocketOptions;
   private ws: WebSocket | undefined;
+  /** When each frame received and not yet handled arrived (epoch ms), oldest — the one being handled — first. */
+  private readonly unhandledReceivedTs: number[] = [];
 
   constructor(options: ReconnectingSocketOptions) {
     this.o = options;
+  }
+
+  /**
+   * When the oldest frame received but not yet handled arrived (epoch ms; the frame being handled counts), or
+   * undefined when none waits. Frames queue behind a slow handler (a refill, a slow sink): a connector's watermark
+   * must not pass the trades they hold.
+   */
+  get oldestUnhandledTs(): number | undefined {
+    return this.unhandledReceivedTs[0];
   }
 
   get isOpen(): boolean {
@@ -135,7 +146,14 @@ export class ReconnectingSocket {
         gotData = true;
         const receivedTs = Date.now();
         const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
-        enqueue('frame handler', () => this.o.onMessage(text, receivedTs));
+        this.unhandledReceivedTs.push(receivedTs);
+        enqueue('frame handler', async () => {
+          try {
+            await this.o.onMessage(text, receivedTs);
+          } finally {
+            this.unhandledReceivedTs.shift(); // handled one at a time, in order: this frame is the oldest
+          }
+        });
       });
       // `ws` answers a server ping with a pong by itself; either is a sign of life.
       ws.on('ping', alive);

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type KrakenWsOptions, KrakenWsSource } from '../../../../src/ingestion/live/kraken-ws.ts';
-import { TradeSchema } from '../../../../src/schemas/trade.ts';
+import { type Trade, TradeSchema } from '../../../../src/schemas/trade.ts';
 import { until } from '../../../support/exchanges/base.ts';
 import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
-import { type LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
-import { KrakenServer } from '../../../support/exchanges/kraken.ts';
+import { LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
+import { KrakenServer, type KrakenTrade } from '../../../support/exchanges/kraken.ts';
 
 const PAIR = 'BTC/USDT';
 const real = krakenRecordedTrades(); // 1,000 real trades, ids 10218208..10219207
@@ -47,6 +47,55 @@ async function outageOf600(srv: KrakenServer, source: KrakenWsSource, sink: LogS
   srv.dropAll();
   srv.record(PAIR, real.slice(100, 700));
   await until(() => source.stats.reconnects === 1 && source.subscribed.includes(PAIR), 3_000, 'reconnect');
+}
+
+/** A trade stamped with the wall clock now (watermark tests compare trade times with the watermarks' clock). */
+function tradeNow(id: number): KrakenTrade {
+  const ms = Date.now();
+  const time = `${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}`;
+  return { id, price: '100000.1', qty: '0.01', time, side: 'b', ordType: 'l' };
+}
+
+/** Trades delivered after a watermark of their pair had passed them, read from the sink's ordered log. */
+function behindWatermark(sink: LogSink): string[] {
+  const watermark = new Map<string, number>();
+  const behind: string[] = [];
+  for (const e of sink.events) {
+    if (e.kind === 'watermark')
+      watermark.set(e.wm.pair, Math.max(watermark.get(e.wm.pair) ?? -Infinity, e.wm.ts));
+    if (e.kind === 'trades')
+      for (const t of e.trades) {
+        const wm = watermark.get(t.pair) ?? -Infinity;
+        if (t.tradeTs < wm) behind.push(`${t.pair} #${t.tradeId}: ${wm - t.tradeTs} ms behind`);
+      }
+  }
+  return behind;
+}
+
+/** A sink whose trade publishes wait while stalled, as a bus client's do while its broker is away. */
+class StallingSink extends LogSink {
+  /** Trade publishes waiting for `resume()`. */
+  waiting = 0;
+  private stalled: Promise<void> | undefined;
+  private release: () => void = () => {};
+
+  stall(): void {
+    this.stalled = new Promise((resolve) => {
+      this.release = resolve;
+    });
+  }
+
+  resume(): void {
+    this.stalled = undefined;
+    this.release();
+  }
+
+  override async trades(trades: readonly Trade[]): Promise<void> {
+    this.waiting++;
+    await this.stalled;
+    this.waiting--;
+    super.trades(trades);
+  }
 }
 
 describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
@@ -278,6 +327,75 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       assert.deepEqual(gap.during, [], `no watermark during the gap refill: ${gap.log}`);
       assert.equal(source.socket.connects, 2);
     }));
+
+  // The watermark is the wall clock − delay, but frames received meanwhile may still wait in the ordered queue.
+  it('keeps watermarks behind trades received but waiting for a stalled sink, and lets them run on after', async () => {
+    const delayMs = 1_000; // covers the trade's way from the server to the connector on a busy machine
+    const srv = new KrakenServer();
+    srv.heartbeatMs = 50;
+    await srv.listen();
+    const source = new KrakenWsSource({
+      pairs: [PAIR],
+      wsUrl: srv.wsUrl,
+      restUrl: srv.restUrl,
+      watermarkIntervalMs: 10,
+      watermarkDelayMs: delayMs,
+      backoff: { initialMs: 10, maxMs: 50 },
+      log: testLog,
+    });
+    const sink = new StallingSink();
+    const abort = new AbortController();
+    const done = source.run(sink, abort.signal);
+    try {
+      await until(() => source.subscribed.includes(PAIR) && sink.watermarks.length > 0);
+      sink.stall();
+      const trade = tradeNow(1);
+      srv.publish(PAIR, [trade]);
+      const tradeTs = Math.round(Number(trade.time) * 1000);
+      // Watermarks go on while the trade waits, until the wall clock is well past its time + the delay.
+      await until(() => sink.waiting === 1, 5_000, 'the trade at the sink');
+      await until(
+        () => sink.events.some((e) => e.kind === 'watermark' && e.at > tradeTs + delayMs + 200),
+        10_000,
+        'watermarks while the trade waits',
+      );
+      sink.resume();
+      await until(() => sink.received.length === 1, 5_000, 'the trade delivered');
+      await until(() => sink.watermarks.some((w) => w.ts > tradeTs + 200), 10_000, 'watermarks running on');
+      assert.deepEqual(behindWatermark(sink), []);
+    } finally {
+      sink.resume();
+      abort.abort();
+      await done;
+      await srv.close();
+    }
+  });
+
+  it('keeps a pair’s watermarks behind its trades queued behind another pair’s refill', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.length === 2 && sink.watermarks.length > 0);
+        srv.publish(PAIR, [tradeNow(1)]);
+        srv.record(PAIR, [tradeNow(2)]); // lost: the next trade reveals the gap
+        srv.restDelayMs = 1_500; // the refill, longer than the delay
+        srv.publish(PAIR, [tradeNow(3)]);
+        const eth = tradeNow(101); // an id of its own: deliveredAt() looks trades up by id
+        srv.publish('ETH/USD', [eth]); // queued behind BTC's refill
+        const ethTs = Math.round(Number(eth.time) * 1000);
+        await until(() => sink.ids('ETH/USD').length === 1, 10_000, 'the ETH trade');
+        const deliveredAt = sink.deliveredAt(String(eth.id))!;
+        assert.ok(
+          sink.events.some(
+            (e) =>
+              e.kind === 'watermark' && e.wm.pair === 'ETH/USD' && e.at > ethTs + 700 && e.at < deliveredAt,
+          ),
+          'ETH watermarks went on while its trade waited, past its time + the delay',
+        );
+        assert.deepEqual(sink.ids(PAIR), [1, 2, 3]);
+        assert.deepEqual(behindWatermark(sink), []);
+      },
+      { pairs: [PAIR, 'ETH/USD'], watermarkIntervalMs: 10, watermarkDelayMs: 500 },
+    ));
 
   it('fills an id gap on a live connection over REST, through a rate-limit error', () =>
     withKraken(async (srv, source, sink) => {

@@ -36,6 +36,46 @@ describe('reconnect back-off', () => {
 });
 
 describe('ReconnectingSocket against a local server', () => {
+  it('tells when the oldest frame not yet handled arrived, until its handler is done, even if it throws', async () => {
+    const srv = new KrakenServer();
+    srv.heartbeatMs = 60_000; // only the frames this test sends (and the status frame on connect)
+    await srv.listen();
+    const handling: number[] = []; // each frame's received time, as its handling starts
+    let release: () => void = () => {};
+    const slow = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const abort = new AbortController();
+    const socket = new ReconnectingSocket({
+      url: srv.wsUrl,
+      name: 'test',
+      log: testLog,
+      onOpen: () => {},
+      onMessage: async (_text, receivedTs) => {
+        handling.push(receivedTs);
+        if (handling.length === 1) await slow; // a slow sink
+        if (handling.length === 2) throw new Error('a handler that fails');
+      },
+    });
+    const done = socket.run(abort.signal);
+    try {
+      assert.equal(socket.oldestUnhandledTs, undefined);
+      await until(() => handling.length === 1, 5_000, 'the status frame');
+      srv.sendRaw({ channel: 'heartbeat' });
+      srv.sendRaw({ channel: 'heartbeat' });
+      assert.equal(socket.oldestUnhandledTs, handling[0], 'the frame being handled');
+      release();
+      await until(() => handling.length === 3, 5_000, 'the queued frames');
+      await until(() => socket.oldestUnhandledTs === undefined, 5_000, 'the queue drained');
+      assert.ok(handling[0]! <= handling[1]! && handling[1]! <= handling[2]!);
+    } finally {
+      release();
+      abort.abort();
+      await done;
+      await srv.close();
+    }
+  });
+
   it('backs off more after each failed attempt, up to the cap; a healthy connection resets it', async () => {
     const srv = await new KrakenServer().listen();
     srv.down = true; // every handshake is refused (HTTP 503)
