@@ -122,7 +122,15 @@ export class LiveTradeSource implements TradeSource {
   async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
     this.sink = sink;
     this.signal = signal;
-    const timer = setInterval(() => void this.tick(), this.o.watermarkIntervalMs ?? 1_000);
+    // A watermark the sink could not take (the bus away) is sent again at the next tick, never an unhandled rejection
+    // (which ends the process).
+    const timer = setInterval(
+      () =>
+        void this.tick().catch((err) =>
+          this.log.warn({ err: (err as Error).message }, 'watermark not sent: retried at the next tick'),
+        ),
+      this.o.watermarkIntervalMs ?? 1_000,
+    );
     try {
       await this.socket.run(signal);
     } finally {
@@ -151,6 +159,7 @@ export class LiveTradeSource implements TradeSource {
     this.lastHeartbeat = undefined;
     for (const s of this.state.values()) {
       s.acked = false;
+      s.refused = false; // the next connection subscribes again
       s.holding = true; // until the outage is refilled after reconnecting
     }
     this.log.warn({ reason }, 'disconnected');
@@ -172,7 +181,9 @@ export class LiveTradeSource implements TradeSource {
         const pairs = this.a.acksNamePairs ? c.symbols : [...this.state.keys()];
         for (const p of pairs) {
           const s = this.state.get(p);
-          if (s !== undefined) s.acked = true;
+          if (s === undefined) continue;
+          s.acked = true;
+          s.refused = false; // refused once (a rate limit), accepted since: followed again
         }
         this.log.info({ pairs }, 'subscribed');
         return false;

@@ -26,6 +26,8 @@ export class KrakenServer extends ExchangeServer {
   readonly history = new Map<string, KrakenTrade[]>();
   pageSize = 1000;
   heartbeatMs = 1_000;
+  /** When set, the next subscription (of any symbol) is refused with this error, once (e.g. a rate limit). */
+  refuseNextSubscribe: string | undefined;
   /** Heartbeat frames sent so far. */
   heartbeats = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -111,6 +113,12 @@ export class KrakenServer extends ExchangeServer {
         error: 'EGeneral:Invalid arguments',
       });
     for (const symbol of m.params.symbol) {
+      const refusal = this.refuseNextSubscribe;
+      if (refusal !== undefined) {
+        this.refuseNextSubscribe = undefined;
+        reply({ method: 'subscribe', success: false, error: refusal, symbol });
+        continue;
+      }
       if (!(symbol in KrakenServer.REST_KEYS)) {
         reply({
           method: 'subscribe',

@@ -158,6 +158,23 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       { pairs: [PAIR, 'ETH/EUR'] },
     ));
 
+  it('a pair refused once (a rate limit) is followed again once a later subscription is acknowledged', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        await until(() => sink.dead.length === 1, 30_000, 'the refusal');
+        assert.match(sink.dead[0]!.reason, /Rate limit exceeded/);
+        assert.equal(sink.watermarks.length, 0, 'not followed while refused');
+        srv.dropAll(); // the next connection subscribes again, and is accepted
+        await until(() => source.subscribed.includes(PAIR), 30_000, 'subscribed again');
+        // Before, the refusal stuck: acknowledged, yet never a watermark again.
+        await until(() => sink.watermarks.some((w) => w.pair === PAIR), 30_000, 'watermarks again');
+      },
+      {},
+      (srv) => {
+        srv.refuseNextSubscribe = 'EAPI:Rate limit exceeded';
+      },
+    ));
+
   it('heartbeats keep it alive and advance watermarks on the wall clock, but make no trades', () =>
     withKraken(
       async (srv, source, sink) => {
