@@ -242,6 +242,13 @@ export class LiveTradeSource implements TradeSource {
         continue;
       }
       const id = Number(t.tradeId);
+      const jump = this.a.contiguousIds ? implausibleIdJump(s, t, id) : undefined;
+      if (jump !== undefined) {
+        // Neither a gap to refill (hundreds of REST pages for nothing) nor the pair's newest id: taken as such, it
+        // would hide every real gap after it and open the deduplication window past the real ids.
+        await this.reject('invalid', jump, text);
+        continue;
+      }
       if (this.a.contiguousIds && s.lastId !== undefined && id > s.lastId + 1) {
         this.stats.gaps++;
         this.log.warn({ pair: t.pair, missing: `${s.lastId + 1}..${id - 1}` }, 'trade id gap');
@@ -363,6 +370,19 @@ export class LiveTradeSource implements TradeSource {
       this.ticking = false;
     }
   }
+}
+
+/**
+ * Contiguous ids (Kraken, Binance) go up by the trades made: a jump from the pair's last id far beyond what could have
+ * traded since its last trade's time (a million, plus 100 a millisecond — a hundred times the busiest pair's rate) is a
+ * garbled id, not lost frames. Why, or undefined when the jump is plausible.
+ */
+function implausibleIdJump(s: PairState, t: Trade, id: number): string | undefined {
+  if (s.lastId === undefined || !Number.isSafeInteger(id)) return undefined;
+  const elapsed = Math.max(0, t.tradeTs - (s.lastTs ?? t.tradeTs));
+  const limit = 1_000_000 + 100 * elapsed;
+  if (id - s.lastId <= limit) return undefined;
+  return `trade id ${id} is ${id - s.lastId} past the pair's last (${s.lastId}), more than could have traded in ${elapsed} ms: a garbled id`;
 }
 
 /** Trade time, then trade id (numerically where both are integers, as exchanges number them). */

@@ -431,6 +431,29 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       assert.equal(source.socket.connects, 1, 'an id gap does not need a reconnect');
     }));
 
+  it('a garbled trade id far past the last is dead-lettered; gaps and duplicates after it are still seen', () =>
+    withKraken(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(PAIR, real.slice(0, 5));
+      srv.publish(PAIR, [{ ...real[5]!, id: 2 ** 50 }]); // a trade of the same minute numbered 2^50
+      srv.publish(PAIR, real.slice(5, 8));
+      srv.record(PAIR, real.slice(8, 10)); // lost frames: a real gap
+      srv.publish(PAIR, real.slice(10, 12));
+      srv.publish(PAIR, real.slice(10, 11)); // sent again: a duplicate
+      await until(() => sink.received.length === 12 && source.stats.duplicates >= 1, 30_000, 'the trades');
+      assert.deepEqual(sink.ids(PAIR), ids(0, 12), 'every real trade once, in order; not the garbled one');
+      assert.deepEqual(
+        sink.dead.map((d) => [
+          d.kind,
+          /trade id 1125899906842624 is \d+ past the pair's last/.test(d.reason),
+        ]),
+        [['invalid', true]],
+      );
+      assert.equal(source.stats.gaps, 1, 'the gap after it found and refilled');
+      assert.equal(source.stats.unrecoverable, 0);
+      assert.equal(srv.restCalls.length, 1, 'no refill of the garbled jump');
+    }));
+
   it('reports a gap REST cannot fill as unrecoverable, and carries on', () =>
     withKraken(async (srv, source, sink) => {
       await until(() => source.subscribed.includes(PAIR));
