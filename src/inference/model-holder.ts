@@ -198,6 +198,8 @@ export class ChampionHolder implements ModelSource {
 
   /** The registry did not answer the last poll. */
   private unreachable = false;
+  /** The champion alias disappeared while a model is served, and that was said. */
+  private aliasGoneWarned = false;
   /** The last poll named a champion, and fetching its card or files failed in a way that may pass. */
   private fetchFailed = false;
   private retries = 0;
@@ -261,6 +263,16 @@ export class ChampionHolder implements ModelSource {
       if (this.model === undefined && this.timer !== undefined) this.retrySoon();
       return false;
     }
+    if (version === undefined && this.model !== undefined && !this.aliasGoneWarned) {
+      // Deleting a version in MLflow removes its aliases: the served model goes on (nothing better to serve), but
+      // a restart would serve nothing — said once, until a champion is named again.
+      this.aliasGoneWarned = true;
+      this.log.warn(
+        { serving: this.model.card.version },
+        'the champion alias is gone from the registry: the model loaded keeps serving; a restart would serve none',
+      );
+    }
+    if (version !== undefined) this.aliasGoneWarned = false;
     if (version === undefined || version === this.model?.card.version) {
       this.fetchFailed = false;
       return false;

@@ -54,6 +54,32 @@ function setup() {
 }
 
 describe('ChampionHolder', () => {
+  it('a champion alias that disappears (its version deleted in MLflow) keeps the model serving, and says so once', async () => {
+    const { registry, name } = setup();
+    await registerModel(registry, name, COLUMNS, files()); // v1, champion
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    // The alias as the registry answers it: v1, then gone (MLflow removes a deleted version's aliases).
+    let named: number | undefined = 1;
+    const reg: ModelRegistry = Object.create(registry, { alias: { value: async () => named } });
+    const h = new ChampionHolder(reg, { name, cacheDir: scratchDir('cc-cache-'), pollMs: 3_600_000, logger });
+    await h.start();
+    try {
+      assert.equal(h.current()?.card.version, 1);
+      named = undefined;
+      await h.refresh();
+      await h.refresh();
+      assert.equal(h.current()?.card.version, 1, 'still serving');
+      assert.deepEqual(
+        lines.filter((l) => /champion alias is gone/.test(l.msg)).map((l) => l.level),
+        [40],
+        'one warning',
+      );
+    } finally {
+      h.stop();
+    }
+  });
+
   it('serves nothing until a champion exists, then loads it and maps the vector columns by name', async () => {
     const { registry, name, holder } = setup();
     const h = holder();
