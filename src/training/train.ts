@@ -125,7 +125,7 @@ export async function trainAndRegister(
     // The registry has its own copy of the artifacts now (or nothing was registered).
     await run.cleanup();
   }
-  decision = await moveAliases(registry, registered, decision);
+  decision = await moveAliases(registry, registered, decision, championVersion);
   return { card: registered, run, decision, previousChampion: championVersion };
 }
 
@@ -133,14 +133,28 @@ export async function trainAndRegister(
  * Moves the aliases after a run: the champion to the new version if the gate passed it and the predictor can load it,
  * else the challenger. The gate measured the model; the predictor must also be able to load it (a news model, a file
  * damaged on its way into the registry), or once champion nobody serves it after a restart: checked on the registered
- * card and files. Returns the decision, with that check's failure added when it refused.
+ * card and files. And the champion must still be the one the gate compared it with (`comparedWith`, read when the run
+ * began): a rollback or promotion by hand during the run (minutes to an hour), or another trainer, is not overwritten
+ * on the strength of a comparison with a model no longer serving. Returns the decision, with the refusal added.
  */
 export async function moveAliases(
   registry: ModelRegistry,
   registered: ModelCard,
   gated: GateDecision,
+  comparedWith: number | undefined,
 ): Promise<GateDecision> {
   let decision = gated;
+  if (decision.promoted) {
+    const now = await registry.alias(registered.name, 'champion');
+    if (now !== comparedWith)
+      decision = {
+        promoted: false,
+        reasons: [
+          ...decision.reasons,
+          `FAIL: the champion changed during the run (${comparedWith === undefined ? 'none' : `v${comparedWith}`} → v${now}): not compared with the one serving now (promote by hand if intended)`,
+        ],
+      };
+  }
   if (decision.promoted) {
     const unservable = await whyUnservable(registry, registered.name, registered.version);
     if (unservable !== undefined)

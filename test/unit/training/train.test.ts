@@ -21,7 +21,7 @@ describe('moveAliases: the gate passed it, can the predictor serve it?', () => {
   it('a servable version becomes champion', async () => {
     const registry = new LocalRegistry(scratchDir('cc-reg-'));
     const v1 = await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
-    const decision = await moveAliases(registry, v1, passed);
+    const decision = await moveAliases(registry, v1, passed, undefined);
     assert.equal(decision.promoted, true);
     assert.equal(await registry.alias('price', 'champion'), 1);
   });
@@ -31,13 +31,25 @@ describe('moveAliases: the gate passed it, can the predictor serve it?', () => {
     const news = await registerModel(registry, 'price', [...COLUMNS, 'news_sent_ewm_1h'], files(3), {
       champion: false,
     });
-    const decision = await moveAliases(registry, news, passed);
+    const decision = await moveAliases(registry, news, passed, undefined);
     assert.equal(decision.promoted, false);
     assert.match(decision.reasons.at(-1)!, /^FAIL: the predictor cannot serve it: .*news_sent_ewm_1h/);
     assert.equal(await registry.alias('price', 'champion'), undefined);
     assert.equal(await registry.alias('price', 'challenger'), 1);
     const change = (await registry.aliasHistory('price')).at(-1)!;
     assert.match(change.reason, /predictor cannot serve it/);
+  });
+
+  it('a champion changed by hand during the run is not overwritten: the new version becomes challenger', async () => {
+    const registry = new LocalRegistry(scratchDir('cc-reg-'));
+    await registerModel(registry, 'price', COLUMNS, files()); // v1 champion when the run began
+    await registerModel(registry, 'price', COLUMNS, files()); // v2, promoted by hand meanwhile
+    const candidate = await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
+    const decision = await moveAliases(registry, candidate, passed, 1);
+    assert.equal(decision.promoted, false);
+    assert.match(decision.reasons.at(-1)!, /^FAIL: the champion changed during the run \(v1 → v2\)/);
+    assert.equal(await registry.alias('price', 'champion'), 2);
+    assert.equal(await registry.alias('price', 'challenger'), 3);
   });
 
   it('a damaged model file leaves the champion where it was', async () => {
@@ -50,7 +62,7 @@ describe('moveAliases: the gate passed it, can the predictor serve it?', () => {
       { ...files(), p90: files().p90.slice(0, 40) },
       { champion: false },
     );
-    const decision = await moveAliases(registry, damaged, passed);
+    const decision = await moveAliases(registry, damaged, passed, 1);
     assert.equal(decision.promoted, false);
     assert.match(decision.reasons.at(-1)!, /p90\.json/);
     assert.equal(await registry.alias('price', 'champion'), 1);
