@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { log } from '../../core/log.ts';
 import { MlflowClient } from './mlflow-client.ts';
 import {
   type Alias,
@@ -150,17 +151,27 @@ export class MlflowRegistry implements ModelRegistry {
         },
       );
       const full = ModelCardSchema.parse({ ...draft, version: Number(mv.version) });
-      await this.client.upload(root, 'card.json', cardBytes(full));
-      await this.client.api('POST', 'runs/set-tag', {
-        run_id: runId,
-        key: 'cryptocast.model_version',
-        value: `${card.name}/${mv.version}`,
-      });
-      await this.client.api('POST', 'runs/update', {
-        run_id: runId,
-        status: 'FINISHED',
-        end_time: Date.now(),
-      });
+      // The version exists from here, readable (its number comes from MLflow): what follows only decorates it. A
+      // failure now is said and the version returned, so that the run goes on to set its alias — thrown, it left
+      // a registered version that no alias would ever name, and a run marked FAILED.
+      try {
+        await this.client.upload(root, 'card.json', cardBytes(full));
+        await this.client.api('POST', 'runs/set-tag', {
+          run_id: runId,
+          key: 'cryptocast.model_version',
+          value: `${card.name}/${mv.version}`,
+        });
+        await this.client.api('POST', 'runs/update', {
+          run_id: runId,
+          status: 'FINISHED',
+          end_time: Date.now(),
+        });
+      } catch (err) {
+        log.warn(
+          { registry: this.location, model: card.name, version: full.version, err: (err as Error).message },
+          'registered; its run could not be finished (card number, tag or status): the version reads right',
+        );
+      }
       return full;
     } catch (err) {
       await this.client
