@@ -1,7 +1,7 @@
 import { ERR, fail } from '../../core/errors.ts';
 import { log as rootLog } from '../../core/log.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
-import type { Trade } from '../../schemas/trade.ts';
+import { type Trade, tradeAheadOfReceipt } from '../../schemas/trade.ts';
 import { TradeDeduplicator } from '../dedup.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
 import { assertPairs } from '../symbols.ts';
@@ -35,6 +35,10 @@ interface PairState {
   lastId?: number;
   /** Latest trade time delivered. */
   lastTs?: number;
+  /** When the latest trade delivered was received (paces the id-jump check: trade times may be garbled). */
+  lastReceivedTs?: number;
+  /** The id of a trade just refused as an implausible jump: if the next trade follows it, the jump was real. */
+  suspectId?: number;
   /** Last watermark sent. */
   watermarkTs?: number;
   /** Subscription acknowledged on the current connection. */
@@ -241,14 +245,24 @@ export class LiveTradeSource implements TradeSource {
         await this.reject('invalid', `trade for ${t.pair}, which is not subscribed`, text);
         continue;
       }
+      // A time far after its receipt (garbled) would become the pair's last trade time, which paces the id check
+      // below and starts its refills: refused here, before it is taken (the trade service refuses it too).
+      const ahead = tradeAheadOfReceipt(t);
+      if (ahead !== undefined) {
+        await this.reject('implausible', ahead, text);
+        continue;
+      }
       const id = Number(t.tradeId);
       const jump = this.a.contiguousIds ? implausibleIdJump(s, t, id) : undefined;
       if (jump !== undefined) {
         // Neither a gap to refill (hundreds of REST pages for nothing) nor the pair's newest id: taken as such, it
-        // would hide every real gap after it and open the deduplication window past the real ids.
+        // would hide every real gap after it and open the deduplication window past the real ids. Unless the next
+        // trade follows it (`suspectId`): then the ids really moved on (a gap too large to refill), and it stands.
+        s.suspectId = id;
         await this.reject('invalid', jump, text);
         continue;
       }
+      s.suspectId = undefined;
       if (this.a.contiguousIds && s.lastId !== undefined && id > s.lastId + 1) {
         this.stats.gaps++;
         this.log.warn({ pair: t.pair, missing: `${s.lastId + 1}..${id - 1}` }, 'trade id gap');
@@ -267,6 +281,7 @@ export class LiveTradeSource implements TradeSource {
     const id = Number(t.tradeId);
     if (Number.isSafeInteger(id) && id > (s.lastId ?? -1)) s.lastId = id;
     if (t.tradeTs > (s.lastTs ?? 0)) s.lastTs = t.tradeTs;
+    if (t.receivedTs > (s.lastReceivedTs ?? 0)) s.lastReceivedTs = t.receivedTs;
   }
 
   private async deliver(trades: Trade[]): Promise<void> {
@@ -290,10 +305,16 @@ export class LiveTradeSource implements TradeSource {
     try {
       const r = await this.a.refill({ pair, afterId, sinceTs, untilId, signal, log: this.log });
       for (const reason of r.rejects) await this.reject('invalid', reason, reason, `${this.a.exchange}-rest`);
+      const plausible: Trade[] = [];
+      for (const t of r.trades) {
+        const ahead = tradeAheadOfReceipt(t);
+        if (ahead === undefined) plausible.push(t);
+        else await this.reject('implausible', ahead, JSON.stringify(t), `${this.a.exchange}-rest`);
+      }
       // In (time, trade id) order, whatever order the pages came in: Coinbase, and Binance without an id to start
       // from, page backwards in time, and delivered newest page first the candle stage's clock would jump ahead and
       // dead-letter the older pages as late.
-      const inRange = r.trades
+      const inRange = plausible
         .filter((t) =>
           afterId !== undefined
             ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
@@ -379,7 +400,9 @@ export class LiveTradeSource implements TradeSource {
  */
 function implausibleIdJump(s: PairState, t: Trade, id: number): string | undefined {
   if (s.lastId === undefined || !Number.isSafeInteger(id)) return undefined;
-  const elapsed = Math.max(0, t.tradeTs - (s.lastTs ?? t.tradeTs));
+  if (s.suspectId !== undefined && id === s.suspectId + 1) return undefined; // confirmed by the trade after it
+  // By receipt, not trade time: a trade time cannot be trusted here, that is the point.
+  const elapsed = Math.max(0, t.receivedTs - (s.lastReceivedTs ?? t.receivedTs));
   const limit = 1_000_000 + 100 * elapsed;
   if (id - s.lastId <= limit) return undefined;
   return `trade id ${id} is ${id - s.lastId} past the pair's last (${s.lastId}), more than could have traded in ${elapsed} ms: a garbled id`;

@@ -142,7 +142,7 @@ describe('Binance @trade connector against a local Binance server', () => {
         .map((e, i) => ({ ...e, T: start + Math.floor(i / 4) })); // four trades a millisecond
       srv.publish(during);
       srv.muted = false;
-      await until(() => source.stats.reconnects === 1, 3_000, 'reconnect');
+      await until(() => source.stats.reconnects === 1, 30_000, 'reconnect');
       await until(() => sink.ids('ETH/USDT').length === 1200, 5_000, 'refilled');
       const calls = srv.restCalls.filter((u) => u.startsWith('/api/v3/historicalTrades?symbol=ETHUSDT'));
       assert.ok(calls.length >= 2, `paged backwards: ${JSON.stringify(calls)}`);

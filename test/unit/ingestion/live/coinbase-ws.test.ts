@@ -177,7 +177,7 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
       srv.dropAll();
       srv.publish(real.slice(10, 2510)); // 2,500 trades: three REST pages of up to 1,000
       srv.muted = false;
-      await until(() => source.stats.reconnects === 1, 2_000, 'reconnect');
+      await until(() => source.stats.reconnects === 1, 30_000, 'reconnect');
       await until(() => sink.received.length >= 2510, 5_000, 'refill');
       srv.publish(real.slice(2510, 2515));
       await until(() => sink.received.length >= 2515, 2_000, 'live again');
@@ -202,7 +202,7 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
       srv.dropAll();
       srv.publish(real.slice(10, 2510)); // three REST pages of up to 1,000
       srv.muted = false;
-      await until(() => source.stats.reconnects === 1, 2_000, 'reconnect');
+      await until(() => source.stats.reconnects === 1, 30_000, 'reconnect');
       await until(() => sink.received.length >= 2510, 5_000, 'refill');
       assert.ok(srv.restCalls.length >= 3, `${srv.restCalls.length} pages`);
       assert.deepEqual(sink.ids(PAIR), ids(0, 2510), 'delivered in the order they traded');
@@ -226,7 +226,7 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
         await until(() => source.stats.unrecoverable > 0, 10_000, 'the refill to end');
         // Frames are handled in order: once a later trade is in, the refill and the frame that started it are done.
         srv.publish(real.slice(1503, 1504));
-        await until(() => sink.ids(PAIR).includes(ids(1503, 1504)[0]!), 2_000, 'a later trade');
+        await until(() => sink.ids(PAIR).includes(ids(1503, 1504)[0]!), 30_000, 'a later trade');
         // The first page: the newest 1,000 of the window (the last of them is also the trade that revealed the gap).
         assert.deepEqual(sink.ids(PAIR), [...ids(0, 2), ...ids(503, 1504)]);
         assert.equal(source.stats.recovered, 1000);

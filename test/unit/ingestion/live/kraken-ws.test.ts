@@ -454,6 +454,34 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       assert.equal(srv.restCalls.length, 1, 'no refill of the garbled jump');
     }));
 
+  it('a trade stamped a month ahead is refused before it paces anything; a huge real id jump stands once the next trade follows it', () =>
+    withKraken(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(PAIR, real.slice(0, 5));
+      const month = 30 * 86_400_000;
+      const inAMonth = Date.now() + month;
+      const time = `${Math.floor(inAMonth / 1000)}.${String(inAMonth % 1000).padStart(3, '0')}`;
+      srv.publish(PAIR, [{ ...real[5]!, time }]);
+      // The exchange's ids moved on by two million (a gap no refill could cover): the first is suspect, the next
+      // confirms it.
+      const base = real[4]!.id + 2_000_000;
+      const jumped = [0, 1, 2].map((k) => ({ ...real[5 + k]!, id: base + k }));
+      srv.publish(PAIR, jumped.slice(0, 1));
+      srv.publish(PAIR, jumped.slice(1));
+      await until(() => sink.ids(PAIR).includes(base + 2), 30_000, 'the trades after the jump');
+      // The suspect one comes back with the gap's refill; the month-ahead one is refused there too.
+      assert.deepEqual(sink.ids(PAIR), [...ids(0, 5), base, base + 1, base + 2]);
+      assert.deepEqual(
+        sink.dead.map((d) => [d.kind, d.origin]),
+        [
+          ['implausible', 'kraken-ws'],
+          ['invalid', 'kraken-ws'],
+          ['implausible', 'kraken-rest'],
+        ],
+      );
+      assert.match(sink.dead[0]!.reason, /after it was received/);
+    }));
+
   it('reports a gap REST cannot fill as unrecoverable, and carries on', () =>
     withKraken(async (srv, source, sink) => {
       await until(() => source.subscribed.includes(PAIR));
@@ -479,7 +507,7 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
         srv.record(PAIR, real.slice(5, 30)); // 25 lost frames: three pages of 10
         srv.publish(PAIR, real.slice(30, 31));
         await until(() => source.stats.unrecoverable > 0, 10_000, 'the refill to end');
-        await until(() => sink.ids(PAIR).includes(real[30]!.id), 2_000, 'the trade that revealed the gap');
+        await until(() => sink.ids(PAIR).includes(real[30]!.id), 30_000, 'the trade that revealed the gap');
         const refilled = sink.received.length - 6;
         assert.ok(refilled > 0 && refilled <= 10, `${refilled} refilled from the first page`);
         assert.deepEqual(sink.ids(PAIR), [...ids(0, 5 + refilled), ...ids(30, 31)]);

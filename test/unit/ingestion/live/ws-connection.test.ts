@@ -63,6 +63,10 @@ describe('ReconnectingSocket against a local server', () => {
       await until(() => handling.length === 1, 5_000, 'the status frame');
       srv.sendRaw({ channel: 'heartbeat' });
       srv.sendRaw({ channel: 'heartbeat' });
+      // Both received and queued behind the slow one (counted as they arrive), which is still the oldest.
+      const queued = () =>
+        (socket as unknown as { unhandledReceivedTs: number[] }).unhandledReceivedTs.length;
+      await until(() => queued() === 3, 30_000, 'the two frames queued behind it');
       assert.equal(socket.oldestUnhandledTs, handling[0], 'the frame being handled');
       release();
       await until(() => handling.length === 3, 5_000, 'the queued frames');
