@@ -13,6 +13,7 @@ import {
   type ModelCard,
   type ModelRegistry,
   modelCacheFolder,
+  RegistryFileError,
   readArtifacts,
 } from '../training/registry/registry.ts';
 import { fillRow, type ImputationPlan, imputationPlan } from './imputation.ts';
@@ -152,7 +153,11 @@ export interface ChampionHolderOptions {
  * (the registry failing or timing out mid-download, a read error) may pass, and is retried soon.
  */
 function isPermanentLoadFailure(err: unknown): boolean {
-  return err instanceof ModelLoadError || (err instanceof CryptocastError && err.code === ERR.MODEL.code);
+  return (
+    err instanceof ModelLoadError ||
+    err instanceof RegistryFileError || // a damaged version: a card not JSON, a listed file missing
+    (err instanceof CryptocastError && (err.code === ERR.MODEL.code || err.code === ERR.MODEL_VERSION.code))
+  );
 }
 
 /**

@@ -144,24 +144,21 @@ export async function moveAliases(
   comparedWith: number | undefined,
 ): Promise<GateDecision> {
   let decision = gated;
-  if (decision.promoted) {
-    const now = await registry.alias(registered.name, 'champion');
-    if (now !== comparedWith)
-      decision = {
-        promoted: false,
-        reasons: [
-          ...decision.reasons,
-          `FAIL: the champion changed during the run (${comparedWith === undefined ? 'none' : `v${comparedWith}`} → v${now}): not compared with the one serving now (promote by hand if intended)`,
-        ],
-      };
-  }
+  const refuse = (why: string) => {
+    decision = { promoted: false, reasons: [...decision.reasons, `FAIL: ${why}`] };
+  };
   if (decision.promoted) {
     const unservable = await whyUnservable(registry, registered.name, registered.version);
-    if (unservable !== undefined)
-      decision = {
-        promoted: false,
-        reasons: [...decision.reasons, `FAIL: the predictor cannot serve it: ${unservable}`],
-      };
+    if (unservable !== undefined) refuse(`the predictor cannot serve it: ${unservable}`);
+  }
+  // Read last, right before the alias moves (the check above downloads every file: seconds on MLflow).
+  if (decision.promoted) {
+    const now = await registry.alias(registered.name, 'champion');
+    const v = (x: number | undefined) => (x === undefined ? 'none' : `v${x}`);
+    if (now !== comparedWith)
+      refuse(
+        `the champion changed during the run (${v(comparedWith)} → ${v(now)}): not compared with the one serving now (promote by hand if intended)`,
+      );
   }
   if (decision.promoted)
     await registry.setAlias(

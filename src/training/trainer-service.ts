@@ -57,6 +57,9 @@ export interface TrainerServiceStats {
   nextRunAt: number | null;
 }
 
+/** The longest delay setTimeout honours (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class TrainerService {
   readonly stats: TrainerServiceStats = {
     runs: 0,
@@ -104,10 +107,20 @@ export class TrainerService {
   private schedule(delayMs: number, reason: string): void {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    this.stats.nextRunAt = Date.now() + delayMs;
-    this.timer = setTimeout(() => {
-      this.current = this.runOnce(reason);
-    }, delayMs);
+    const at = Date.now() + delayMs;
+    this.stats.nextRunAt = at;
+    // setTimeout fires at once past 2^31 − 1 ms (~24.8 days): a longer wait (--every 30d) goes in steps.
+    const wait = () => {
+      const left = at - Date.now();
+      this.timer = setTimeout(
+        () => {
+          if (at - Date.now() > 0) wait();
+          else this.current = this.runOnce(reason);
+        },
+        Math.min(Math.max(0, left), MAX_TIMER_MS),
+      );
+    };
+    wait();
   }
 
   private async runOnce(reason: string): Promise<void> {

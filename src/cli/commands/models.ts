@@ -118,9 +118,12 @@ export async function rollbackCommand(opts: Flags): Promise<void> {
     }
     const current = await r.alias(opts.name, 'champion');
     if (current === undefined) throw fail(ERR.MODEL_VERSION, `${opts.name} has no champion to roll back`);
-    // The champion is the top of the stack, recorded or not: a promotion whose history entry could not be written
-    // (MLflow moves the alias, then tags the change) would otherwise make this skip a version back.
-    if (stack.at(-1) !== current) stack.push(current);
+    // The champion is the top of the stack, recorded or not: a change whose history entry could not be written
+    // (MLflow moves the alias, then tags the change) would otherwise make this skip a version back — or, after an
+    // unrecorded rollback, put back the model rolled back from. Recorded deeper: the stack is cut back to it.
+    const at = stack.lastIndexOf(current);
+    if (at < 0) stack.push(current);
+    else stack.length = at + 1;
     const target = stack.at(-2);
     if (target === undefined)
       throw fail(

@@ -227,12 +227,18 @@ export class LocalRegistry implements ModelRegistry {
   private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
     await mkdir(this.dir(name), { recursive: true });
     const lock = join(this.dir(name), '.lock');
+    const token = randomUUID();
     const started = Date.now();
     for (;;) {
       try {
         await mkdir(lock);
-        // Who holds it, for a process that finds it left behind.
-        await writeFile(join(lock, 'owner.json'), JSON.stringify({ pid: process.pid, host: hostname() }));
+        // Who holds it, for a process that finds it left behind: a token per hold, since a container restarted after
+        // a kill has the same host name and often the same pid (1).
+        heldLocks.add(token);
+        await writeFile(
+          join(lock, 'owner.json'),
+          JSON.stringify({ pid: process.pid, host: hostname(), token }),
+        );
         break;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -247,12 +253,16 @@ export class LocalRegistry implements ModelRegistry {
     try {
       return await fn();
     } finally {
+      heldLocks.delete(token);
       await rm(lock, { recursive: true, force: true });
     }
   }
 
   async close(): Promise<void> {}
 }
+
+/** The tokens of the locks this process holds now. */
+const heldLocks = new Set<string>();
 
 /** A lock older than this is left behind whoever holds it: what it guards (an alias change) takes milliseconds. */
 const STALE_LOCK_MS = 10 * 60_000;
@@ -266,24 +276,34 @@ async function breakIfStale(lock: string): Promise<boolean> {
   const seen = await lockState(lock);
   if (seen === undefined) return true; // released meanwhile: take it
   const { since, owner } = seen;
+  // Ours (this pid) but not a hold of this process: a previous life of a restarted container.
+  const ours = owner.pid === process.pid && typeof owner.token === 'string' && heldLocks.has(owner.token);
   const dead =
     owner.host === hostname() &&
     typeof owner.pid === 'number' &&
-    owner.pid !== process.pid &&
-    !running(owner.pid);
+    !ours &&
+    (owner.pid === process.pid || !running(owner.pid));
   if (!dead && Date.now() - since < STALE_LOCK_MS) return false;
   // Judged on what was read: if another process broke it and took it meanwhile, it is not the one judged.
   const now = await lockState(lock);
   if (now === undefined) return true;
-  if (now.since !== since || now.owner.pid !== owner.pid) return false;
-  await rm(lock, { recursive: true, force: true });
+  if (now.since !== since || now.owner.token !== owner.token) return false;
+  // Moved aside first: of two processes breaking it at once only one rename succeeds, so neither removes a lock the
+  // other has just taken.
+  const aside = `${lock}.stale-${randomUUID()}`;
+  try {
+    await rename(lock, aside);
+  } catch {
+    return true; // another process broke it first: try to take it
+  }
+  await rm(aside, { recursive: true, force: true });
   return true;
 }
 
 /** When `lock` was taken and by whom (no owner file: taken this instant, not written yet); undefined: no lock. */
 async function lockState(
   lock: string,
-): Promise<{ since: number; owner: { pid?: unknown; host?: unknown } } | undefined> {
+): Promise<{ since: number; owner: { pid?: unknown; host?: unknown; token?: unknown } } | undefined> {
   let since: number;
   try {
     since = (await stat(lock)).mtimeMs;
@@ -294,7 +314,9 @@ async function lockState(
   const owner = await readFile(join(lock, 'owner.json'), 'utf8').then(
     (text) => {
       const v: unknown = JSON.parse(text);
-      return typeof v === 'object' && v !== null ? (v as { pid?: unknown; host?: unknown }) : {};
+      return typeof v === 'object' && v !== null
+        ? (v as { pid?: unknown; host?: unknown; token?: unknown })
+        : {};
     },
     () => ({}),
   );

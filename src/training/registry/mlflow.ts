@@ -12,6 +12,7 @@ import {
   type NewModelCard,
   noSuchVersion,
   RegistryError,
+  RegistryFileError,
 } from './registry.ts';
 
 /**
@@ -302,7 +303,9 @@ export class MlflowRegistry implements ModelRegistry {
     const out: Record<string, string> = {};
     for (const f of card.artifacts) {
       const data = await this.client.fetchArtifact(root, f);
-      if (!data) throw new RegistryError(`${name} version ${version}: artifact ${f} is missing in MLflow`);
+      // Damaged, not away: the version will never load (the predictor stops waiting for it).
+      if (!data)
+        throw new RegistryFileError(`${name} version ${version}: artifact ${f} is missing in MLflow`);
       out[f] = join(dir, f);
       await writeFile(out[f], data);
     }

@@ -60,6 +60,22 @@ describe('models promote: only a version the predictor can serve', () => {
     assert.match(await promote(root), /champion: v1 \(rolled back from v2\)/);
   });
 
+  it('after a rollback whose history entry is missing, the next rollback goes on back, not to the model rolled back from', async () => {
+    const root = scratchDir('cc-reg-');
+    const registry = new LocalRegistry(root);
+    await registerModel(registry, 'price', COLUMNS, files()); // v1 champion
+    for (const v of ['2', '3']) {
+      await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
+      await promote(root, v);
+    }
+    assert.match(await promote(root), /champion: v2 \(rolled back from v3\)/);
+    const file = join(root, 'price', 'aliases.json');
+    const aliases = JSON.parse(readFileSync(file, 'utf8')) as { history: unknown[] };
+    aliases.history.pop(); // that rollback moved the alias; its history entry was not written
+    writeFileSync(file, JSON.stringify(aliases));
+    assert.match(await promote(root), /champion: v1 \(rolled back from v2\)/);
+  });
+
   it('refuses a news model and a damaged one with CC_ERR_UNSERVABLE naming why; the champion stays', async () => {
     const root = scratchDir('cc-reg-');
     const registry = new LocalRegistry(root);

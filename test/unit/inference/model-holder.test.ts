@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
@@ -54,6 +54,22 @@ function setup() {
 }
 
 describe('ChampionHolder', () => {
+  it('a champion whose files are damaged or missing is not waited for (vectors skipped as no_champion, not held forever)', async () => {
+    const { registry, name, holder } = setup();
+    const v1 = await registerModel(registry, name, COLUMNS, files()); // v1 champion
+    const root = (registry as unknown as { root: string }).root;
+    rmSync(join(root, name, 'versions', String(v1.version), 'model.json'));
+    const h = holder(registry, 3_600_000);
+    await h.start();
+    try {
+      assert.equal(h.current(), undefined);
+      assert.match(h.loadFailure()!.message, /model\.json is missing/);
+      assert.equal(h.waitingForChampion(), false, 'a damaged version will not mend by waiting');
+    } finally {
+      h.stop();
+    }
+  });
+
   it('a champion alias that disappears (its version deleted in MLflow) keeps the model serving, and says so once', async () => {
     const { registry, name } = setup();
     await registerModel(registry, name, COLUMNS, files()); // v1, champion
@@ -189,6 +205,10 @@ describe('ChampionHolder', () => {
   it('keeps the old champion when the new one is broken (bad JSON), unservable (news columns) or inconsistent (card vs model inputs)', async () => {
     const { registry, name, holder } = setup();
     await registerModel(registry, name, COLUMNS, files());
+    // The counter is the process's (other tests count failures of the same model name): its growth here.
+    const failuresCounted = async () =>
+      (await metrics.championLoadFailures.get()).values.find((v) => v.labels.model === name)?.value ?? 0;
+    const countedBefore = await failuresCounted();
     const h = holder();
     await h.start();
     try {
@@ -204,8 +224,11 @@ describe('ChampionHolder', () => {
       assert.equal(await h.refresh(), false);
       assert.equal(h.current()!.card.version, 1);
       assert.equal(h.stats.failures, 3);
-      const counted = (await metrics.championLoadFailures.get()).values.find((v) => v.labels.model === name);
-      assert.equal(counted?.value, 3, 'counted in cryptocast_champion_load_failures_total, for the alert');
+      assert.equal(
+        (await failuresCounted()) - countedBefore,
+        3,
+        'counted in cryptocast_champion_load_failures_total, for the alert',
+      );
       assert.equal(h.stats.loads, 1);
       // A good one after the broken ones is taken.
       await registerModel(registry, name, COLUMNS, files(7));

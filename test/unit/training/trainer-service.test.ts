@@ -151,6 +151,32 @@ describe('trainer service', () => {
     await svc.stop();
   });
 
+  it('waits longer than setTimeout can (--every 30d) in steps, never firing early', async (t) => {
+    const clock = mockClock(t);
+    // Every delay handed to setTimeout, which fires at once past 2^31 - 1 ms (about 24.8 days) on a real clock.
+    const delays: number[] = [];
+    const mocked = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      delays.push(ms ?? 0);
+      return mocked(fn, ms);
+    }) as typeof setTimeout;
+    t.after(() => {
+      globalThis.setTimeout = mocked;
+    });
+    const c = controlledRetrain();
+    const DAY = 86_400_000;
+    const svc = new TrainerService(c.retrain, { everyMs: 30 * DAY, lastRegisteredAt: Date.now() });
+    svc.start();
+    await clock.tick(0);
+    await clock.tick(30 * DAY - 1);
+    assert.equal(c.started.length, 0, 'not before the 30 days');
+    await clock.tick(1);
+    assert.deepEqual(c.started, ['schedule']);
+    assert.ok(Math.max(...delays) <= 2 ** 31 - 1, `a delay of ${Math.max(...delays)} ms`);
+    await c.finish(0, { version: 2, promoted: true });
+    await svc.stop();
+  });
+
   it('runs at once when the newest registered version is older than --every', async (t) => {
     const clock = mockClock(t);
     const c = controlledRetrain();

@@ -35,9 +35,21 @@ describe('local directory registry', () => {
     t = Date.now();
     await reg.setAlias('m', 'challenger', v, 'after an old crash');
     assert.ok(Date.now() - t < 5_000, `took ${Date.now() - t} ms`);
-    // A live holder (this process, just now) is waited on, as before.
+    // Held under this very pid by a previous life of a restarted container (pid 1 again): not one of our holds.
     mkdirSync(lock);
-    writeFileSync(join(lock, 'owner.json'), JSON.stringify({ pid: process.pid, host: hostname() }));
+    writeFileSync(
+      join(lock, 'owner.json'),
+      JSON.stringify({ pid: process.pid, host: hostname(), token: 'x' }),
+    );
+    t = Date.now();
+    await reg.setAlias('m', 'challenger', v, 'after a container restart');
+    assert.ok(Date.now() - t < 5_000, `took ${Date.now() - t} ms`);
+    // A live holder (another process of this host, just now) is waited on, as before.
+    mkdirSync(lock);
+    writeFileSync(
+      join(lock, 'owner.json'),
+      JSON.stringify({ pid: process.ppid, host: hostname(), token: 'y' }),
+    );
     const waiting = reg.setAlias('m', 'champion', v, 'waits');
     let done = false;
     void waiting.then(() => {
