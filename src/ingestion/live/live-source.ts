@@ -1,5 +1,6 @@
 import { ERR, fail } from '../../core/errors.ts';
 import { log as rootLog } from '../../core/log.ts';
+import { backoffDelay } from '../../core/retry.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
 import { type Trade, tradeAheadOfReceipt } from '../../schemas/trade.ts';
 import { TradeDeduplicator } from '../dedup.ts';
@@ -7,7 +8,7 @@ import type { SourceSink, TradeSource } from '../source.ts';
 import { assertPairs } from '../symbols.ts';
 import type { ExchangeAdapter, LiveSourceOptions } from './adapter.ts';
 import type { Control } from './parse-common.ts';
-import { ReconnectingSocket } from './ws-connection.ts';
+import { DEFAULT_BACKOFF, ReconnectingSocket } from './ws-connection.ts';
 
 export type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
 
@@ -30,6 +31,9 @@ export type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } 
  * - Never throws for bad frames or network trouble (they are dead-lettered or retried); throws at
  *   construction for unusable configuration (no pairs, malformed pair, bad URL).
  */
+/** The longest wait before a refused pair is subscribed again. */
+const RESUBSCRIBE_MAX_MS = 5 * 60_000;
+
 interface PairState {
   /** Highest numeric trade id delivered (contiguous-id exchanges). */
   lastId?: number;
@@ -45,6 +49,9 @@ interface PairState {
   acked: boolean;
   /** The exchange refused the subscription (watermarks stop: we are not following this pair). */
   refused: boolean;
+  /** Refusals in a row on this connection, and when the pair is subscribed again (a refusal may pass: a rate limit). */
+  refusals?: number;
+  resubscribeAt?: number;
   /** Watermarks held: disconnected, or a refill is pending or running. */
   holding: boolean;
 }
@@ -164,6 +171,8 @@ export class LiveTradeSource implements TradeSource {
     for (const s of this.state.values()) {
       s.acked = false;
       s.refused = false; // the next connection subscribes again
+      s.refusals = 0;
+      s.resubscribeAt = undefined;
       s.holding = true; // until the outage is refilled after reconnecting
     }
     this.log.warn({ reason }, 'disconnected');
@@ -188,6 +197,8 @@ export class LiveTradeSource implements TradeSource {
           if (s === undefined) continue;
           s.acked = true;
           s.refused = false; // refused once (a rate limit), accepted since: followed again
+          s.refusals = 0;
+          s.resubscribeAt = undefined;
         }
         this.log.info({ pairs }, 'subscribed');
         return false;
@@ -195,7 +206,15 @@ export class LiveTradeSource implements TradeSource {
       case 'error': {
         this.log.error({ message: c.message, symbol: c.symbol }, 'exchange error');
         const s = c.symbol === undefined ? undefined : this.state.get(c.symbol);
-        if (s !== undefined) s.refused = true;
+        if (s !== undefined) {
+          s.refused = true;
+          // Asked again on this connection after a back-off (a connection can last days): a rate limit passes, and
+          // a pair the exchange does not list is asked about, and dead-lettered, at most every 5 minutes.
+          s.refusals = (s.refusals ?? 0) + 1;
+          const b = this.o.backoff ?? DEFAULT_BACKOFF;
+          const resubscribe = { initialMs: b.initialMs, maxMs: Math.max(b.maxMs, RESUBSCRIBE_MAX_MS) };
+          s.resubscribeAt = Date.now() + backoffDelay(s.refusals, resubscribe, this.o.random);
+        }
         await this.reject('exchange-error', c.message, text);
         return false;
       }
@@ -381,6 +400,12 @@ export class LiveTradeSource implements TradeSource {
           ts: s.watermarkTs,
         });
       }
+      for (const [pair, s] of this.state)
+        if (s.refused && s.resubscribeAt !== undefined && now >= s.resubscribeAt) {
+          s.resubscribeAt = undefined; // until it is refused again
+          this.log.info({ pair, refusals: s.refusals }, 'subscribing again after a refusal');
+          for (const f of this.a.subscribeFrames([pair])) this.socket.send(f);
+        }
       const late = now - this.connectedAt > (this.o.ackTimeoutMs ?? 10_000);
       const unacked = [...this.state].filter(([, s]) => !s.acked && !s.refused).map(([p]) => p);
       if (late && unacked.length > 0 && !this.ackWarned) {
