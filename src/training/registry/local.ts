@@ -272,7 +272,7 @@ const STALE_LOCK_MS = 10 * 60_000;
  * and releasing it), or it is older than `STALE_LOCK_MS` — and says whether it did. Without this every later
  * registration waited 10 s and failed, until someone removed it by hand.
  */
-async function breakIfStale(lock: string): Promise<boolean> {
+export async function breakIfStale(lock: string): Promise<boolean> {
   const seen = await lockState(lock);
   if (seen === undefined) return true; // released meanwhile: take it
   const { since, owner } = seen;

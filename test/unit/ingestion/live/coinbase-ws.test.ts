@@ -38,6 +38,20 @@ async function withCoinbase(
   }
 }
 
+/** 10 trades streamed, the connection dropped, 2,500 more traded meanwhile (three REST pages of up to 1,000),
+ * reconnected and refilled. */
+async function outageOf2500(srv: CoinbaseServer, source: CoinbaseWsSource, sink: LogSink): Promise<void> {
+  await until(() => source.subscribed.includes(PAIR));
+  srv.publish(real.slice(0, 10));
+  await until(() => sink.received.length === 10);
+  srv.muted = true;
+  srv.dropAll();
+  srv.publish(real.slice(10, 2510)); // 2,500 trades: three REST pages of up to 1,000
+  srv.muted = false;
+  await until(() => source.stats.reconnects === 1, 30_000, 'reconnect');
+  await until(() => sink.received.length >= 2510, 30_000, 'refill');
+}
+
 describe('Coinbase Advanced Trade market_trades connector against a local Coinbase server', () => {
   it('subscribes to market_trades and heartbeats, takes the snapshot, normalises real trades (default: side = maker)', () =>
     withCoinbase(async (srv, source, sink) => {
@@ -170,15 +184,7 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
 
   it('after a dropped connection: resubscribes and refills the outage, paging back through full pages', () =>
     withCoinbase(async (srv, source, sink) => {
-      await until(() => source.subscribed.includes(PAIR));
-      srv.publish(real.slice(0, 10));
-      await until(() => sink.received.length === 10);
-      srv.muted = true;
-      srv.dropAll();
-      srv.publish(real.slice(10, 2510)); // 2,500 trades: three REST pages of up to 1,000
-      srv.muted = false;
-      await until(() => source.stats.reconnects === 1, 30_000, 'reconnect');
-      await until(() => sink.received.length >= 2510, 5_000, 'refill');
+      await outageOf2500(srv, source, sink);
       srv.publish(real.slice(2510, 2515));
       await until(() => sink.received.length >= 2515, 2_000, 'live again');
       // Frames are handled in order: once one more trade is in, a duplicate from before it would be in too.
@@ -195,15 +201,7 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
   // stage's clock would jump to the newest page and dead-letter the two older ones as late.
   it('delivers an outage refill of several pages in time order, oldest page first', () =>
     withCoinbase(async (srv, source, sink) => {
-      await until(() => source.subscribed.includes(PAIR));
-      srv.publish(real.slice(0, 10));
-      await until(() => sink.received.length === 10);
-      srv.muted = true;
-      srv.dropAll();
-      srv.publish(real.slice(10, 2510)); // three REST pages of up to 1,000
-      srv.muted = false;
-      await until(() => source.stats.reconnects === 1, 30_000, 'reconnect');
-      await until(() => sink.received.length >= 2510, 5_000, 'refill');
+      await outageOf2500(srv, source, sink);
       assert.ok(srv.restCalls.length >= 3, `${srv.restCalls.length} pages`);
       assert.deepEqual(sink.ids(PAIR), ids(0, 2510), 'delivered in the order they traded');
     }));
