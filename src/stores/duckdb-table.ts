@@ -116,23 +116,26 @@ export class DuckDbTable<T> implements Table<T> {
     return JSON.stringify(objects);
   }
 
-  /** The appender into the staging table, then `INSERT OR REPLACE` from it in one transaction. */
+  /**
+   * The appender into the staging table, then `INSERT OR REPLACE` from it, in one transaction: an appender on its own
+   * commits what it appended, so a failure part-way would leave rows in staging for the next write to store.
+   */
   private async appendAndUpsert(rows: readonly T[]): Promise<void> {
     const { name, columns } = this.spec;
-    const app = await this.conn.createAppender(`${name}_staging`, 'main', 'temp');
-    const writer = DuckDBDataChunkWriter.forAppender(app);
-    for (const v of rows)
-      writer.appendRow(
-        columns.map((c) => {
-          const x = c.get(v);
-          return c.type === 'bigint' && x !== null ? BigInt(x as number) : x;
-        }),
-      );
-    writer.flush();
-    app.closeSync();
     await inTransaction(
       this.conn,
       async () => {
+        const app = await this.conn.createAppender(`${name}_staging`, 'main', 'temp');
+        const writer = DuckDBDataChunkWriter.forAppender(app);
+        for (const v of rows)
+          writer.appendRow(
+            columns.map((c) => {
+              const x = c.get(v);
+              return c.type === 'bigint' && x !== null ? BigInt(x as number) : x;
+            }),
+          );
+        writer.flush();
+        app.closeSync();
         await this.conn.run(`INSERT OR REPLACE INTO ${name} SELECT * FROM ${name}_staging`);
       },
       `${name}_staging`,

@@ -112,35 +112,38 @@ export class DuckDbFeatureStore implements FeatureStore {
     // Fast path (a backfill or the live writer: every row is newer than what the table holds for its pair):
     // append straight into the table. Otherwise stage and upsert.
     const fresh = await this.allNewer(t, vectors);
-    const app = fresh
-      ? await this.conn.createAppender(t)
-      : await this.conn.createAppender(`${t}_staging`, 'main', 'temp');
-    // Whole data chunks (2,048 rows) instead of one value at a time: far fewer native calls.
-    const writer = DuckDBDataChunkWriter.forAppender(app);
-    for (const v of vectors) {
-      writer.appendRow([
-        v.pair,
-        BigInt(v.windowEnd),
-        BigInt(v.windowStart),
-        v.exchange,
-        v.close,
-        v.ready,
-        ...v.values,
-      ]);
-    }
-    writer.flush();
-    app.closeSync();
-    const last = this.maxEnd.get(t)!;
-    for (const v of vectors)
-      if (v.windowEnd > (last.get(v.pair) ?? Number.NEGATIVE_INFINITY)) last.set(v.pair, v.windowEnd);
+    // The appender inside the transaction: on its own it commits what it appends when closed, so a failure after it
+    // (the online row's update on a disk that just filled) left the rows stored while the write was reported failed
+    // (`cryptocast run` then reported fewer rows than the file held) and the online row behind them.
     await inTransaction(
       this.conn,
       async () => {
+        const app = fresh
+          ? await this.conn.createAppender(t)
+          : await this.conn.createAppender(`${t}_staging`, 'main', 'temp');
+        // Whole data chunks (2,048 rows) instead of one value at a time: far fewer native calls.
+        const writer = DuckDBDataChunkWriter.forAppender(app);
+        for (const v of vectors) {
+          writer.appendRow([
+            v.pair,
+            BigInt(v.windowEnd),
+            BigInt(v.windowStart),
+            v.exchange,
+            v.close,
+            v.ready,
+            ...v.values,
+          ]);
+        }
+        writer.flush();
+        app.closeSync();
         if (!fresh) await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
         await moveOnlineForward(this.conn, t, latestReadyPerPair(vectors));
       },
       `${t}_staging`,
     );
+    const last = this.maxEnd.get(t)!;
+    for (const v of vectors)
+      if (v.windowEnd > (last.get(v.pair) ?? Number.NEGATIVE_INFINITY)) last.set(v.pair, v.windowEnd);
   }
 
   async writeColumns(set: FeatureSetDefinition, rows: FeatureColumns): Promise<void> {

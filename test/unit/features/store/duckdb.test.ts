@@ -1,10 +1,60 @@
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { describe } from 'node:test';
+import { describe, it } from 'node:test';
+import { openDuckDb } from '../../../../src/core/duckdb.ts';
 import { DuckDbFeatureStore } from '../../../../src/features/store/duckdb.ts';
+import { type FeatureSetDefinition, tableName } from '../../../../src/features/store/store.ts';
+import type { FeatureVectorRecord } from '../../../../src/schemas/feature.ts';
 import { featureStoreContract } from '../../../support/feature-store-contract.ts';
 import { scratchDir } from '../../../support/scratch.ts';
 
 describe('DuckDB feature store (a real DuckDB file)', () => {
   const file = join(scratchDir('fs-'), 'features.duckdb');
   featureStoreContract(() => DuckDbFeatureStore.open(file));
+});
+
+describe('DuckDB feature store: a write that fails stores none of its rows', () => {
+  const set: FeatureSetDefinition = { name: 'atomic', version: 1, columns: ['a'], source: 'test' };
+  const T = Date.UTC(2025, 0, 7);
+  const vec = (windowEnd: number): FeatureVectorRecord => ({
+    v: 1,
+    featureSet: set.name,
+    featureSetVersion: set.version,
+    exchange: 'test',
+    pair: 'BTC/USD',
+    windowStart: windowEnd - 60_000,
+    windowEnd,
+    close: 100,
+    ready: true,
+    values: [1],
+  });
+
+  // The fast path (rows newer than the table's) appended straight into the table, and an appender commits on its own
+  // when closed: a failure after it — the online row's update, the step a full disk failed in `cryptocast run` —
+  // left the rows stored while the write said it failed. Another transaction holding the online row makes that
+  // failure certain (a write-write conflict).
+  it('the online row failing after the rows were appended: the rows are not there, and a retry stores them', async () => {
+    const file = join(scratchDir('fs-atomic-'), 'features.duckdb');
+    const store = await DuckDbFeatureStore.open(file);
+    const other = await openDuckDb(file);
+    try {
+      await store.write(set, [vec(T)]);
+      const t = tableName(set);
+      await other.conn.run('BEGIN TRANSACTION');
+      await other.conn.run(`UPDATE ${t}_online SET close = 101 WHERE pair = 'BTC/USD'`);
+      const batch = [vec(T + 60_000), vec(T + 120_000)];
+      await assert.rejects(store.write(set, batch), /conflict/i);
+      await other.conn.run('ROLLBACK');
+      const count = async () =>
+        Number((await other.conn.runAndReadAll(`SELECT count(*) AS n FROM ${t}`)).getRowObjects()[0]!.n);
+      assert.equal(await count(), 1, 'none of the failed batch is stored');
+      await store.write(set, batch);
+      assert.equal(await count(), 3);
+      assert.deepEqual(await store.history(set, 'BTC/USD', 0, T + 180_000), [vec(T), ...batch]);
+      assert.equal((await store.online(set, 'BTC/USD'))?.vector.windowEnd, T + 120_000);
+    } finally {
+      await other.close();
+      await store.close();
+    }
+  });
 });
