@@ -374,21 +374,29 @@ export async function loadServingModel(
 /**
  * Why the predictor could not serve a registered version, or undefined when it can: the version is loaded exactly as
  * the predictor loads a champion (`loadServingModel`), into a temporary cache folder removed afterwards (the check
- * must not depend on the folder the trainer or the CLI runs in). Any failure is a reason: a version is made champion
- * only once it has been seen to load.
+ * must not depend on the folder the trainer or the CLI runs in). Any lasting failure is a reason: a version is made
+ * champion only once it has been seen to load. A failure that may pass (the registry answering 503 or timing out
+ * mid-download) is tried again with back-off, `attempts` times in all (default 4: about 15 s): a blip must not leave
+ * a good model challenger until the next run, a week later; a registry away longer is a reason too.
  */
 export async function whyUnservable(
   registry: ModelRegistry,
   name: string,
   version: number,
+  retry: { attempts?: number; backoff?: { initialMs: number; maxMs: number } } = {},
 ): Promise<string | undefined> {
-  const cacheDir = await mkdtemp(join(tmpdir(), 'cryptocast-servable-'));
-  try {
-    await loadServingModel(registry, name, version, cacheDir);
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  } finally {
-    await rm(cacheDir, { recursive: true, force: true });
+  const attempts = retry.attempts ?? 4;
+  const backoff = retry.backoff ?? { initialMs: 2_000, maxMs: 8_000 };
+  for (let attempt = 0; ; attempt++) {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'cryptocast-servable-'));
+    try {
+      await loadServingModel(registry, name, version, cacheDir);
+      return undefined;
+    } catch (err) {
+      if (isPermanentLoadFailure(err) || attempt + 1 >= attempts) return (err as Error).message;
+    } finally {
+      await rm(cacheDir, { recursive: true, force: true });
+    }
+    await new Promise((r) => setTimeout(r, backoffDelay(attempt, backoff)));
   }
 }

@@ -142,13 +142,14 @@ export async function moveAliases(
   registered: ModelCard,
   gated: GateDecision,
   comparedWith: number | undefined,
+  servableRetry?: Parameters<typeof whyUnservable>[3],
 ): Promise<GateDecision> {
   let decision = gated;
   const refuse = (why: string) => {
     decision = { promoted: false, reasons: [...decision.reasons, `FAIL: ${why}`] };
   };
   if (decision.promoted) {
-    const unservable = await whyUnservable(registry, registered.name, registered.version);
+    const unservable = await whyUnservable(registry, registered.name, registered.version, servableRetry);
     if (unservable !== undefined) refuse(`the predictor cannot serve it: ${unservable}`);
   }
   // Read last, right before the alias moves (the check above downloads every file: seconds on MLflow).

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { LocalRegistry } from '../../../src/training/registry/local.ts';
+import type { ModelRegistry } from '../../../src/training/registry/registry.ts';
 import { moveAliases } from '../../../src/training/train.ts';
 import { type ModelFiles, registerModel, stumpModel } from '../../support/champion.ts';
 import { scratchDir } from '../../support/scratch.ts';
@@ -52,6 +53,43 @@ describe('moveAliases: the gate passed it, can the predictor serve it?', () => {
     assert.equal(await registry.alias('price', 'challenger'), 3);
   });
 
+  // A registry blip during the check (MLflow answering 503 mid-download) made a good model challenger until the next
+  // run, a week later: a failure that may pass is tried again; one that lasts is still a reason.
+  const failingDownloads = (registry: ModelRegistry, failures: number) => {
+    const calls = { n: 0 };
+    const flaky: ModelRegistry = Object.create(registry, {
+      download: {
+        value: async (...args: Parameters<ModelRegistry['download']>) => {
+          if (calls.n++ < failures) throw new Error('MLflow GET .../model.json failed: HTTP 503');
+          return registry.download(...args);
+        },
+      },
+    });
+    return { flaky, calls };
+  };
+  const quickRetry = { attempts: 3, backoff: { initialMs: 1, maxMs: 2 } };
+
+  it('a registry that fails the check once, then answers: champion (the check was tried again)', async () => {
+    const registry = new LocalRegistry(scratchDir('cc-reg-'));
+    const v1 = await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
+    const { flaky, calls } = failingDownloads(registry, 1);
+    const decision = await moveAliases(flaky, v1, passed, undefined, quickRetry);
+    assert.equal(decision.promoted, true, decision.reasons.join('; '));
+    assert.equal(calls.n, 2);
+    assert.equal(await registry.alias('price', 'champion'), 1);
+  });
+
+  it('a registry failing every attempt: challenger, with the registry’s error as the reason', async () => {
+    const registry = new LocalRegistry(scratchDir('cc-reg-'));
+    const v1 = await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
+    const { flaky, calls } = failingDownloads(registry, Number.POSITIVE_INFINITY);
+    const decision = await moveAliases(flaky, v1, passed, undefined, quickRetry);
+    assert.equal(decision.promoted, false);
+    assert.match(decision.reasons.at(-1)!, /^FAIL: the predictor cannot serve it: .*HTTP 503/);
+    assert.equal(calls.n, 3);
+    assert.equal(await registry.alias('price', 'challenger'), 1);
+  });
+
   it('a damaged model file leaves the champion where it was', async () => {
     const registry = new LocalRegistry(scratchDir('cc-reg-'));
     await registerModel(registry, 'price', COLUMNS, files()); // v1 champion
@@ -62,7 +100,9 @@ describe('moveAliases: the gate passed it, can the predictor serve it?', () => {
       { ...files(), p90: files().p90.slice(0, 40) },
       { champion: false },
     );
-    const decision = await moveAliases(registry, damaged, passed, 1);
+    const { flaky, calls } = failingDownloads(registry, 0);
+    const decision = await moveAliases(flaky, damaged, passed, 1, quickRetry);
+    assert.equal(calls.n, 1, 'a damaged file is not tried again');
     assert.equal(decision.promoted, false);
     assert.match(decision.reasons.at(-1)!, /p90\.json/);
     assert.equal(await registry.alias('price', 'champion'), 1);
