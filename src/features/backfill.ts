@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { readOhlcv } from '../candles/ohlcv-files.ts';
 import { TECHNICAL_SET } from './feature-writer.ts';
-import { BULK_WRITE_DEFAULT, type FeatureStore, newFeatureColumns } from './store/store.ts';
+import { BULK_WRITE_DEFAULT, type FeatureStore, newFeatureColumns, RowsStoredError } from './store/store.ts';
 import { FEATURE_COLUMNS, TechnicalFeatures } from './technical.ts';
 
 /**
@@ -84,8 +84,13 @@ export async function backfillFeatures(opts: {
         stored += batch;
         opts.onStored?.(stored);
       },
-      () => {
+      (err) => {
         running--;
+        // Committed, then the online vectors failed: the rows are in the store, reported as they are.
+        if (err instanceof RowsStoredError) {
+          stored += batch;
+          opts.onStored?.(stored);
+        }
       },
     );
     if (bulk.inFlight === 0) await writes.shift();

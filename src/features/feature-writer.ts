@@ -39,6 +39,8 @@ export class FeatureWriter {
   private subscription: Subscription | undefined;
 
   private readonly group: string;
+  /** The newest offset per partition whose records are in `stats.written` or `stats.skipped`. */
+  private readonly counted = new Map<number, bigint>();
 
   private readonly withNews: boolean;
   private newsSubscription: Subscription | undefined;
@@ -77,13 +79,20 @@ export class FeatureWriter {
       service: 'feature-writer',
       from: 'earliest',
       handle: async (batch) => {
-        const mine = batch.records
-          .map((r) => r.value)
-          .filter(
-            (v) => v.featureSet === TECHNICAL_SET.name && v.featureSetVersion === TECHNICAL_SET.version,
-          );
-        this.stats.skipped += batch.records.length - mine.length;
+        const isMine = (v: FeatureVectorRecord) =>
+          v.featureSet === TECHNICAL_SET.name && v.featureSetVersion === TECHNICAL_SET.version;
+        const mine = batch.records.map((r) => r.value).filter(isMine);
         await this.store.write(TECHNICAL_SET, mine);
+        // Counted once stored, each record once: the news write below may fail after this one committed (a full disk
+        // stops `cryptocast run` there, which reports these counts), and the batch then comes again.
+        const counted = this.counted.get(batch.partition) ?? -1n;
+        for (const r of batch.records)
+          if (r.offset > counted) {
+            if (isMine(r.value)) this.stats.written++;
+            else this.stats.skipped++;
+          }
+        const last = batch.records.at(-1)!.offset;
+        if (last > counted) this.counted.set(batch.partition, last);
         if (this.holdNews) this.heldNews.push(...mine);
         else if (this.withNews) {
           const rows = this.newsRows(mine);
@@ -95,7 +104,6 @@ export class FeatureWriter {
           }
           this.stats.newsRows += rows.length;
         }
-        this.stats.written += mine.length;
         return undefined;
       },
     });

@@ -1,5 +1,5 @@
-import { DuckDBDataChunkWriter, type DuckDBValue } from '@duckdb/node-api';
-import { type DuckDbSession, inTransaction, openDuckDb } from '../core/duckdb.ts';
+import type { DuckDBValue } from '@duckdb/node-api';
+import { appendRows, type DuckDbSession, inTransaction, openDuckDb } from '../core/duckdb.ts';
 import {
   checkedColumn,
   dedupe,
@@ -125,17 +125,18 @@ export class DuckDbTable<T> implements Table<T> {
     await inTransaction(
       this.conn,
       async () => {
-        const app = await this.conn.createAppender(`${name}_staging`, 'main', 'temp');
-        const writer = DuckDBDataChunkWriter.forAppender(app);
-        for (const v of rows)
-          writer.appendRow(
-            columns.map((c) => {
-              const x = c.get(v);
-              return c.type === 'bigint' && x !== null ? BigInt(x as number) : x;
-            }),
-          );
-        writer.flush();
-        app.closeSync();
+        await appendRows(
+          this.conn,
+          `${name}_staging`,
+          (function* () {
+            for (const v of rows)
+              yield columns.map((c) => {
+                const x = c.get(v);
+                return c.type === 'bigint' && x !== null ? BigInt(x as number) : x;
+              });
+          })(),
+          'temp',
+        );
         await this.conn.run(`INSERT OR REPLACE INTO ${name} SELECT * FROM ${name}_staging`);
       },
       `${name}_staging`,

@@ -3,7 +3,7 @@ import { type DuckDbSession, inTransaction, openDuckDb } from '../../core/duckdb
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { DuckDbColumnSource } from './duckdb-columns.ts';
 import { duckDbThreads, moveOnlineForward } from './duckdb-statements.ts';
-import type { FeatureColumns, FeatureSetDefinition } from './store.ts';
+import { type FeatureColumns, type FeatureSetDefinition, RowsStoredError } from './store.ts';
 
 /**
  * A backfill's batches into a DuckDB file, one batch's INSERT running while the batch before it commits.
@@ -23,7 +23,8 @@ import type { FeatureColumns, FeatureSetDefinition } from './store.ts';
  * online vectors are moved in a transaction of their own right after each commit (in the batch's transaction they
  * would conflict with the next batch's, which began before that commit). A crash between the two leaves the table
  * ahead of the online table by one batch; rerunning the backfill (it is idempotent: its rows are then not newer, so
- * the store takes its staged upsert) moves them.
+ * the store takes its staged upsert) moves them. A failure of the move itself is a `RowsStoredError`: the caller
+ * counts the rows as stored (they are) and stops.
  */
 export class DuckDbOverlappingInserts {
   private readonly sessions: readonly DuckDbSession[];
@@ -109,7 +110,10 @@ export class DuckDbOverlappingInserts {
         }
         await moveOnline(conn, table, online).catch((err) => {
           this.failure ??= err as Error;
-          throw err;
+          throw new RowsStoredError(
+            `${table}: the batch's rows were stored, its online vectors not moved: ${(err as Error).message}`,
+            { cause: err },
+          );
         });
       })();
     } catch (err) {
@@ -129,7 +133,9 @@ export class DuckDbOverlappingInserts {
 
   private async release(conn: DuckDBConnection): Promise<void> {
     if (--this.pending > 0 || this.threadsBefore === 1) return;
-    await conn.run(`SET threads = ${this.threadsBefore}`);
+    // A setting for speed: failing to put it back (a database that just failed) must not fail the batches or leave
+    // `settled` rejected (every later call awaits it).
+    await conn.run(`SET threads = ${this.threadsBefore}`).catch(() => {});
   }
 
   private source(session: DuckDbSession, set: FeatureSetDefinition): DuckDbColumnSource {

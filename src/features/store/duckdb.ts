@@ -1,5 +1,5 @@
-import { type DuckDBConnection, DuckDBDataChunkWriter } from '@duckdb/node-api';
-import { type DuckDbSession, inTransaction, openDuckDb } from '../../core/duckdb.ts';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { appendRows, type DuckDbSession, inTransaction, openDuckDb } from '../../core/duckdb.ts';
 import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { DuckDbColumnSource } from './duckdb-columns.ts';
@@ -118,24 +118,21 @@ export class DuckDbFeatureStore implements FeatureStore {
     await inTransaction(
       this.conn,
       async () => {
-        const app = fresh
-          ? await this.conn.createAppender(t)
-          : await this.conn.createAppender(`${t}_staging`, 'main', 'temp');
-        // Whole data chunks (2,048 rows) instead of one value at a time: far fewer native calls.
-        const writer = DuckDBDataChunkWriter.forAppender(app);
-        for (const v of vectors) {
-          writer.appendRow([
-            v.pair,
-            BigInt(v.windowEnd),
-            BigInt(v.windowStart),
-            v.exchange,
-            v.close,
-            v.ready,
-            ...v.values,
-          ]);
-        }
-        writer.flush();
-        app.closeSync();
+        // Made as they are appended: a value the column refuses fails the write part-way (see `appendRows`).
+        const rows = (function* () {
+          for (const v of vectors)
+            yield [
+              v.pair,
+              BigInt(v.windowEnd),
+              BigInt(v.windowStart),
+              v.exchange,
+              v.close,
+              v.ready,
+              ...v.values,
+            ];
+        })();
+        if (fresh) await appendRows(this.conn, t, rows);
+        else await appendRows(this.conn, `${t}_staging`, rows, 'temp');
         if (!fresh) await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
         await moveOnlineForward(this.conn, t, latestReadyPerPair(vectors));
       },
@@ -220,7 +217,8 @@ export class DuckDbFeatureStore implements FeatureStore {
       this.maxEnd.delete(t);
       throw err;
     } finally {
-      if (threads !== 1) await this.conn.run(`SET threads = ${threads}`);
+      // A setting for speed: failing to put it back must not report a committed write failed.
+      if (threads !== 1) await this.conn.run(`SET threads = ${threads}`).catch(() => {});
     }
   }
 

@@ -58,6 +58,13 @@ export interface FeatureStore {
 }
 
 /**
+ * A `writeColumns` that failed after its rows were committed: the online vectors are moved in a transaction of their
+ * own after the rows (DuckDB's overlapping batches, duckdb-overlapping.ts), and that step failed. The rows count as
+ * stored (a backfill reports them, as the file holds them); the write still failed.
+ */
+export class RowsStoredError extends Error {}
+
+/**
  * How a backfill (src/features/backfill.ts) feeds `writeColumns`: `rows` per call, and how many calls may still be
  * running while it computes the next batch (`inFlight`; 0: it awaits each). It keeps `inFlight` + 1 buffers and never
  * touches one until the call that took it has settled; while a call is running it lets the event loop turn every

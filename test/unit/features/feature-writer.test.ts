@@ -192,15 +192,23 @@ describe('FeatureWriter: a failed news write', () => {
     }
   };
 
-  it('streaming: the re-delivered batch writes exactly the rows that failed', async () => {
+  // The technical rows of a batch are committed before its news rows: when the news write failed, they were stored but
+  // not counted, and `cryptocast run` stopping there (a full disk) reported fewer feature rows than the file held.
+  it('streaming: the re-delivered batch writes exactly the rows that failed; each row counted once, when stored', async () => {
     const candles: Candle[] = await bitstampCandleRecords(150);
     const signals = signalsFor(candles[0]!.windowEnd);
-    const bus = new InProcessBus();
+    const atFailure: { counted: number; stored: Promise<number> }[] = [];
+    let writer: FeatureWriter | undefined;
+    const bus = new InProcessBus({
+      // Asked at once: the store runs its calls in order, and the batch comes again only after a back-off.
+      onHandlerFailure: () =>
+        atFailure.push({ counted: writer!.stats.written, stored: store.count(TECHNICAL_SET) }),
+    });
     const { store, failNext } = await failingOnce();
     await bus.ensureTopics([topics.newsSignals]);
     await bus.publish(topics.newsSignals, signals);
     const features = new FeatureService(bus);
-    const writer = new FeatureWriter(bus, store, 'feature-writer', { news: true });
+    writer = new FeatureWriter(bus, store, 'feature-writer', { news: true });
     await features.start();
     await writer.start();
     await bus.publish(topics.candles, candles.slice(0, 60));
@@ -211,6 +219,13 @@ describe('FeatureWriter: a failed news write', () => {
     await features.caughtUp();
     await writer.caughtUp();
     await assertNewsRows(store, signals, 150);
+    assert.equal(atFailure.length, 1);
+    assert.equal(
+      atFailure[0]!.counted,
+      await atFailure[0]!.stored,
+      'the rows stored before the failure, counted',
+    );
+    assert.deepEqual([writer.stats.written, writer.stats.newsRows], [150, 150], 'none counted twice');
     await writer.stop();
     await features.stop();
     await store.close();

@@ -1,9 +1,16 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { openDuckDb } from '../../../../src/core/duckdb.ts';
 import { DuckDbFeatureStore } from '../../../../src/features/store/duckdb.ts';
-import { type FeatureSetDefinition, tableName } from '../../../../src/features/store/store.ts';
+import {
+  type FeatureSetDefinition,
+  newFeatureColumns,
+  RowsStoredError,
+  tableName,
+} from '../../../../src/features/store/store.ts';
 import type { FeatureVectorRecord } from '../../../../src/schemas/feature.ts';
 import { featureStoreContract } from '../../../support/feature-store-contract.ts';
 import { scratchDir } from '../../../support/scratch.ts';
@@ -52,6 +59,74 @@ describe('DuckDB feature store: a write that fails stores none of its rows', () 
       assert.equal(await count(), 3);
       assert.deepEqual(await store.history(set, 'BTC/USD', 0, T + 180_000), [vec(T), ...batch]);
       assert.equal((await store.online(set, 'BTC/USD'))?.vector.windowEnd, T + 120_000);
+    } finally {
+      await other.close();
+      await store.close();
+    }
+  });
+
+  // A value the column refuses part-way (a fractional time: BigInt refuses it) rolled the transaction back, but left
+  // the appender open: when garbage-collected it flushed its full 2,048-row chunks in a commit of its own, straight
+  // into the table — rows of a write that had failed, appearing later.
+  it('a value refused part-way: none of the batch is stored, not even after the appender is garbage-collected', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const file = join(scratchDir('fs-atomic-'), 'features.duckdb');
+    const store = await DuckDbFeatureStore.open(file);
+    const other = await openDuckDb(file);
+    try {
+      const batch = Array.from({ length: 5_000 }, (_, i) => vec(T + i * 60_000));
+      batch.push(vec(T + 5_000 * 60_000 + 0.5));
+      await assert.rejects(store.write(set, batch), /BigInt|integer/i);
+      const t = tableName(set);
+      for (let i = 0; i < 5; i++) {
+        gc();
+        await new Promise((r) => setImmediate(r));
+      }
+      const count = Number(
+        (await other.conn.runAndReadAll(`SELECT count(*) AS n FROM ${t}`)).getRowObjects()[0]!.n,
+      );
+      assert.equal(count, 0);
+    } finally {
+      await other.close();
+      await store.close();
+    }
+  });
+
+  // A backfill's batches into a file (`writeColumns`, DuckDbOverlappingInserts) commit the rows, then move the online
+  // vectors in a transaction of their own: when that fails the rows are stored, and the error says so.
+  it('a backfill batch whose online move fails after its commit: RowsStoredError, and its rows are in the table', async () => {
+    const columns = (from: number, n: number) => {
+      const rows = newFeatureColumns('test', 1, n);
+      for (let i = 0; i < n; i++) {
+        rows.pair[i] = 'BTC/USD';
+        rows.windowEnd[i] = T + (from + i) * 60_000;
+        rows.windowStart[i] = rows.windowEnd[i]! - 60_000;
+        rows.close[i] = 100;
+        rows.ready[i] = 1;
+        rows.values[i] = 1;
+      }
+      rows.length = n;
+      return rows;
+    };
+    const file = join(scratchDir('fs-atomic-'), 'features.duckdb');
+    const store = await DuckDbFeatureStore.open(file);
+    const other = await openDuckDb(file);
+    try {
+      await store.writeColumns(set, columns(0, 10));
+      const t = tableName(set);
+      await other.conn.run('BEGIN TRANSACTION');
+      await other.conn.run(`UPDATE ${t}_online SET close = 101 WHERE pair = 'BTC/USD'`);
+      const failed = await store.writeColumns(set, columns(10, 1_000)).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      await other.conn.run('ROLLBACK');
+      assert.ok(failed instanceof RowsStoredError, String(failed));
+      const count = Number(
+        (await other.conn.runAndReadAll(`SELECT count(*) AS n FROM ${t}`)).getRowObjects()[0]!.n,
+      );
+      assert.equal(count, 1_010);
     } finally {
       await other.close();
       await store.close();
