@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { createWriteStream, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -110,13 +109,16 @@ export async function backfill(opts: {
   const sink: SourceSink = {
     trades: async (ts) => {
       if (out.errored) throw writeFailed(out.errored);
-      const ok = out.write(
+      const text =
         ts
           .map((t) => `${t.exchange},${t.pair},${t.tradeId},${t.tradeTs},${t.price},${t.qty},${t.side}`)
-          .join('\n') + '\n',
+          .join('\n') + '\n';
+      // Written to the file before the source saves its state past the page: a write that fails (a full disk) must
+      // leave the state before it, or the rerun resumes after trades the file never got.
+      await new Promise<void>((resolve, reject) =>
+        out.write(text, (e) => (e ? reject(writeFailed(e)) : resolve())),
       );
       written += ts.length;
-      if (!ok) await once(out, 'drain').catch((e: Error) => Promise.reject(writeFailed(e)));
     },
     watermark: () => {},
     reject: (d) => log.warn({ reason: d.reason }, 'rejected row'),
