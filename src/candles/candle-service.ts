@@ -60,6 +60,8 @@ export class CandleService {
   private readonly opts: CandleServiceOptions;
   private readonly aggregators = new Map<number, CandleAggregator>();
   private readonly dedups = new Map<number, TradeDeduplicator>();
+  /** The newest offset per partition whose records are in `stats` (a re-read after a failure is not counted again). */
+  private readonly counted = new Map<number, bigint>();
   private seeds: PairSeed[] | undefined;
   private subscription: Subscription | undefined;
 
@@ -169,24 +171,28 @@ export class CandleService {
       dedup = new TradeDeduplicator();
       this.dedups.set(partition, dedup);
     }
+    // Counted once the batch's candles and dead letters are published, and each offset once: after a failure the
+    // partition is re-read from its last commit, through records already counted.
+    const counted = this.counted.get(partition) ?? -1n;
     const before = { ...agg.stats };
+    const seen = { trades: 0, late: 0, filled: 0, suppressed: 0, replayed: 0 };
+    let duplicates = 0;
+    let watermarks = 0;
     for (const r of records) {
       const v = r.value;
+      const fresh = r.offset > counted;
+      const b = fresh ? undefined : { ...agg.stats };
       if (v.type === 'trade') {
         if (dedup.accept(v)) agg.onTrade(v, Number(r.offset));
-        else this.stats.duplicates++;
+        else if (fresh) duplicates++;
       } else {
-        this.stats.watermarks++;
+        if (fresh) watermarks++;
         agg.onWatermark(v, Number(r.offset));
       }
+      if (b !== undefined)
+        for (const k of Object.keys(seen) as (keyof typeof seen)[]) seen[k] += agg.stats[k] - b[k];
     }
-    this.stats.trades += agg.stats.trades - before.trades;
-    this.stats.late += agg.stats.late - before.late;
-    if (agg.stats.late > before.late)
-      metrics.lateTrades.inc({ policy: this.opts.latePolicy ?? 'dlq' }, agg.stats.late - before.late);
-    this.stats.filled += agg.stats.filled - before.filled;
-    this.stats.suppressed += agg.stats.suppressed - before.suppressed;
-    this.stats.replayed += agg.stats.replayed - before.replayed;
+    const delta = (k: keyof typeof seen) => agg.stats[k] - before[k] - seen[k];
     const pending = this.pendingFor(partition);
     const candles = pending.candles.splice(0);
     const dead = pending.dead.splice(0);
@@ -205,6 +211,16 @@ export class CandleService {
     }
     if (dead.length > 0) await this.opts.bus.publish(topics.dlq, dead);
     if (candles.length > 0) faultPoint('candles:published');
+    this.stats.duplicates += duplicates;
+    this.stats.watermarks += watermarks;
+    this.stats.trades += delta('trades');
+    this.stats.late += delta('late');
+    if (delta('late') > 0) metrics.lateTrades.inc({ policy: this.opts.latePolicy ?? 'dlq' }, delta('late'));
+    this.stats.filled += delta('filled');
+    this.stats.suppressed += delta('suppressed');
+    this.stats.replayed += delta('replayed');
+    const last = records[records.length - 1]!.offset;
+    if (last > counted) this.counted.set(partition, last);
     const lowest = agg.lowestNeededPosition();
     const next = records[records.length - 1]!.offset + 1n;
     return new Map([[partition, lowest === undefined ? next : BigInt(lowest)]]);

@@ -102,10 +102,12 @@ export class FeatureService {
     }
     const out: FeatureVectorRecord[] = [];
     const dead: DeadLetter[] = [];
+    // Counted once the batch's vectors and dead letters are published: a batch that fails comes again.
+    const n = { candles: 0, ready: 0, rejected: 0, rewarmed: 0 };
     for (const r of batch.records) {
       const c = r.value;
       if (c.revision > 0) continue;
-      this.stats.candles++;
+      n.candles++;
       const bad = engine.problem(c);
       let v: FeatureVector | undefined;
       let reason = bad;
@@ -117,7 +119,7 @@ export class FeatureService {
         }
       }
       if (v === undefined) {
-        this.stats.rejected++;
+        n.rejected++;
         dead.push(
           deadLetter({
             service: 'features',
@@ -140,11 +142,10 @@ export class FeatureService {
       offsets.push(r.offset);
       if (offsets.length > this.warmup) offsets.shift();
       if (v.windowEnd <= (this.published.get(v.pair) ?? Number.NEGATIVE_INFINITY)) {
-        this.stats.rewarmed++; // re-read after a restart to rebuild state: published already
+        n.rewarmed++; // re-read after a restart to rebuild state: published already
         continue;
       }
-      if (v.ready) this.stats.ready++;
-      metrics.featureVectors.inc({ ready: String(v.ready) });
+      if (v.ready) n.ready++;
       this.newest.set(v.pair, Math.max(this.newest.get(v.pair) ?? 0, v.windowEnd));
       out.push(toRecord(c.exchange, v));
     }
@@ -158,6 +159,11 @@ export class FeatureService {
       log.warn({ service: 'features', count: dead.length, reason: dead[0]!.reason }, 'candles rejected');
       await this.bus.publish(topics.dlq, dead);
     }
+    this.stats.candles += n.candles;
+    this.stats.ready += n.ready;
+    this.stats.rejected += n.rejected;
+    this.stats.rewarmed += n.rewarmed;
+    for (const v of out) metrics.featureVectors.inc({ ready: String(v.ready) });
     // Commit only up to the oldest candle still needed to re-warm every pair of this partition.
     let oldest: bigint | undefined;
     for (const offsets of kept.values())

@@ -115,6 +115,16 @@ export class AdaptiveConformal {
     return s && { alphaLower: s.lower.alphaT, alphaUpper: s.upper.alphaT, updates: s.updates };
   }
 
+  /** A restore point for `keys`: the returned function puts their state back as it was (a batch that failed). */
+  mark(keys: Iterable<string>): () => void {
+    const saved = [...new Set(keys)].map((k) => [k, structuredClone(this.keys.get(k))] as const);
+    return () => {
+      for (const [k, s] of saved)
+        if (s === undefined) this.keys.delete(k);
+        else this.keys.set(k, s);
+    };
+  }
+
   snapshot(): AciSnapshot {
     const keys: AciSnapshot['keys'] = {};
     for (const [k, s] of this.keys)

@@ -80,6 +80,27 @@ export class OnlineAdjustments {
     }
   }
 
+  /**
+   * A restore point for the exchange|pair `keys` (a batch's): the returned function puts their state back as it was.
+   * A batch that fails after its vectors were observed and adjusted is delivered again, and must meet the state its
+   * first attempt met, or its forecasts are adjusted with outcomes from later in the batch.
+   */
+  mark(keys: Iterable<string>): () => void {
+    const ks = [...new Set(keys)];
+    const pending = ks.map((k) => [k, this.pending.get(k)?.slice()] as const);
+    const stats = { ...this.stats };
+    const aci = this.aci?.mark(ks);
+    const gate = this.gate?.mark(ks);
+    return () => {
+      for (const [k, q] of pending)
+        if (q === undefined) this.pending.delete(k);
+        else this.pending.set(k, q);
+      Object.assign(this.stats, stats);
+      aci?.();
+      gate?.();
+    };
+  }
+
   /** The λ the gate applies to the next forecast of exchange|pair (1 without the gate). */
   lambda(key: string): number {
     return this.gate?.lambda(key) ?? 1;

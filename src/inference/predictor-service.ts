@@ -3,7 +3,7 @@ import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
 import { redactSecrets } from '../core/secrets.ts';
 import { FEATURE_SET } from '../features/technical.ts';
-import { type Bus, HoldBatch, type Subscription } from '../runtime/bus.ts';
+import { type Batch, type Bus, HoldBatch, type Subscription } from '../runtime/bus.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { Prediction } from '../schemas/prediction.ts';
@@ -190,94 +190,117 @@ export class PredictorService {
         this.published = undefined;
       },
       handle: async (batch) => {
-        // Nothing is served yet but a champion is expected (the registry is away, or the champion's files failed to
-        // download): hold the features (the bus redelivers this batch after a back-off) instead of skipping them as
-        // "no champion" — nothing is lost while it recovers.
-        if (this.models.waitingForChampion?.())
-          throw new HoldBatch(
-            'the champion is not loaded yet (registry away or download failed): features held',
-          );
-        this.published ??= await this.readPublished();
-        if (this.adjustments !== undefined && this.history !== undefined)
-          for (const r of batch.records)
-            if (!this.warmed.has(`${r.value.exchange}|${r.value.pair}`)) await this.warmUp(r.value);
-        const out: Prediction[] = [];
-        const dead: DeadLetter[] = [];
-        for (const r of batch.records) {
-          const v = r.value;
-          this.stats.vectors++;
-          // Outcomes first: this vector's close matures the predictions made one horizon ago.
-          this.adjustments?.observe(v);
-          const result = predict(v, this.models.current(), {
-            now: this.clock.now(v),
-            maxStalenessMs: this.maxStalenessMs,
-          });
-          if (!result.ok) {
-            this.stats.skipped[result.reason]++;
-            metrics.predictionsSkipped.inc({ reason: result.reason });
-            if (result.reason === 'stale')
-              this.warn('stale', 'stale feature vectors: no prediction made', {
-                pair: v.pair,
-                ageMs: result.ageMs,
-                maxStalenessMs: this.maxStalenessMs,
-                clock: this.clock.kind,
-              });
-            else if (result.reason === 'no_champion')
-              this.warn('no_champion', 'no champion model: ready vectors are not predicted', {});
-            else if (result.reason === 'invalid' || result.reason === 'model_error')
-              dead.push(
-                deadLetter({
-                  service: 'predictor',
-                  origin: topics.features.name,
-                  kind: result.reason,
-                  reason: result.detail,
-                  payload: v,
-                  key: r.key,
-                  partition: r.partition,
-                  offset: r.offset,
-                }),
-              );
-            continue;
-          }
-          out.push(this.adjustments ? this.adjustments.adjust(result.prediction) : result.prediction);
+        const restoreClock = this.clock.mark?.();
+        // The online adjustments learn and remember as the batch is read, before its predictions are stored: a batch
+        // that fails comes again and must meet them as they were (and a warm-up it made is made again).
+        const keys = new Set(batch.records.map((r) => `${r.value.exchange}|${r.value.pair}`));
+        const unwarmed = [...keys].filter((k) => !this.warmed.has(k));
+        const restoreAdjustments = this.adjustments?.mark(keys);
+        try {
+          return await this.handle(batch);
+        } catch (err) {
+          restoreClock?.();
+          restoreAdjustments?.();
+          for (const k of unwarmed) this.warmed.delete(k);
+          throw err;
         }
-        if (out.length > 0) {
-          await this.store.write(out);
-          faultPoint('predictor:stored');
-          // Only what the topic does not have yet (a re-read batch after a crash was published already).
-          const toPublish = out.filter(
-            (p) => p.windowEnd > (this.published!.get(`${p.exchange}|${p.pair}`) ?? Number.NEGATIVE_INFINITY),
-          );
-          this.stats.alreadyPublished += out.length - toPublish.length;
-          if (toPublish.length > 0) await this.bus.publish(topics.predictions, toPublish);
-          for (const p of toPublish) {
-            const key = `${p.exchange}|${p.pair}`;
-            if (p.windowEnd > (this.published.get(key) ?? Number.NEGATIVE_INFINITY))
-              this.published.set(key, p.windowEnd);
-          }
-          this.stats.predicted += out.length;
-          for (const p of out) {
-            metrics.predictions.inc({ pair: p.pair });
-            metrics.predictionLatency.observe(p.latencyMs / 1000);
-          }
-          const newest = out[out.length - 1]!;
-          metrics.predictedClose.set({ pair: newest.pair, quantile: '0.1' }, newest.p10);
-          metrics.predictedClose.set({ pair: newest.pair, quantile: '0.5' }, newest.predictedClose);
-          metrics.predictedClose.set({ pair: newest.pair, quantile: '0.9' }, newest.p90);
-          if (this.adjustments?.gate !== undefined)
-            for (const key of new Set(out.map((p) => `${p.exchange}|${p.pair}`)))
-              metrics.shrinkageLambda.set({ pair: key.split('|')[1]! }, this.adjustments.lambda(key));
-          faultPoint('predictor:published');
-          this.onPredictions?.(out);
-        }
-        this.flushWarnings(false);
-        if (dead.length > 0) {
-          this.log.warn({ count: dead.length, reason: dead[0]!.reason }, 'feature vectors rejected');
-          await this.bus.publish(topics.dlq, dead);
-        }
-        return undefined;
       },
     });
+  }
+
+  /** One batch of feature vectors: predicted, stored, published; what is not predicted counted or dead-lettered. */
+  private async handle(batch: Batch<FeatureVectorRecord>): Promise<undefined> {
+    // Nothing is served yet but a champion is expected (the registry is away, or the champion's files failed to
+    // download): hold the features (the bus redelivers this batch after a back-off) instead of skipping them as
+    // "no champion" — nothing is lost while it recovers.
+    if (this.models.waitingForChampion?.())
+      throw new HoldBatch('the champion is not loaded yet (registry away or download failed): features held');
+    this.published ??= await this.readPublished();
+    if (this.adjustments !== undefined && this.history !== undefined)
+      for (const r of batch.records)
+        if (!this.warmed.has(`${r.value.exchange}|${r.value.pair}`)) await this.warmUp(r.value);
+    const out: Prediction[] = [];
+    const dead: DeadLetter[] = [];
+    // Counted once the batch is through (stored, published, dead letters sent): a batch that fails comes again.
+    const skipped: SkipReason[] = [];
+    for (const r of batch.records) {
+      const v = r.value;
+      // Outcomes first: this vector's close matures the predictions made one horizon ago.
+      this.adjustments?.observe(v);
+      const result = predict(v, this.models.current(), {
+        now: this.clock.now(v),
+        maxStalenessMs: this.maxStalenessMs,
+      });
+      if (!result.ok) {
+        skipped.push(result.reason);
+        if (result.reason === 'stale')
+          this.warn('stale', 'stale feature vectors: no prediction made', {
+            pair: v.pair,
+            ageMs: result.ageMs,
+            maxStalenessMs: this.maxStalenessMs,
+            clock: this.clock.kind,
+          });
+        else if (result.reason === 'no_champion')
+          this.warn('no_champion', 'no champion model: ready vectors are not predicted', {});
+        else if (result.reason === 'invalid' || result.reason === 'model_error')
+          dead.push(
+            deadLetter({
+              service: 'predictor',
+              origin: topics.features.name,
+              kind: result.reason,
+              reason: result.detail,
+              payload: v,
+              key: r.key,
+              partition: r.partition,
+              offset: r.offset,
+            }),
+          );
+        continue;
+      }
+      out.push(this.adjustments ? this.adjustments.adjust(result.prediction) : result.prediction);
+    }
+    if (out.length > 0) {
+      await this.store.write(out);
+      faultPoint('predictor:stored');
+      // Only what the topic does not have yet (a re-read batch after a crash was published already).
+      const toPublish = out.filter(
+        (p) => p.windowEnd > (this.published!.get(`${p.exchange}|${p.pair}`) ?? Number.NEGATIVE_INFINITY),
+      );
+      this.stats.alreadyPublished += out.length - toPublish.length;
+      if (toPublish.length > 0) await this.bus.publish(topics.predictions, toPublish);
+      for (const p of toPublish) {
+        const key = `${p.exchange}|${p.pair}`;
+        if (p.windowEnd > (this.published.get(key) ?? Number.NEGATIVE_INFINITY))
+          this.published.set(key, p.windowEnd);
+      }
+      faultPoint('predictor:published');
+    }
+    if (dead.length > 0) {
+      this.log.warn({ count: dead.length, reason: dead[0]!.reason }, 'feature vectors rejected');
+      await this.bus.publish(topics.dlq, dead);
+    }
+    this.stats.vectors += batch.records.length;
+    for (const reason of skipped) {
+      this.stats.skipped[reason]++;
+      metrics.predictionsSkipped.inc({ reason });
+    }
+    this.flushWarnings(false);
+    if (out.length > 0) {
+      this.stats.predicted += out.length;
+      for (const p of out) {
+        metrics.predictions.inc({ pair: p.pair });
+        metrics.predictionLatency.observe(p.latencyMs / 1000);
+      }
+      const newest = out[out.length - 1]!;
+      metrics.predictedClose.set({ pair: newest.pair, quantile: '0.1' }, newest.p10);
+      metrics.predictedClose.set({ pair: newest.pair, quantile: '0.5' }, newest.predictedClose);
+      metrics.predictedClose.set({ pair: newest.pair, quantile: '0.9' }, newest.p90);
+      if (this.adjustments?.gate !== undefined)
+        for (const key of new Set(out.map((p) => `${p.exchange}|${p.pair}`)))
+          metrics.shrinkageLambda.set({ pair: key.split('|')[1]! }, this.adjustments.lambda(key));
+      this.onPredictions?.(out);
+    }
+    return undefined;
   }
 
   /** Counts an occurrence of a warning kind; the latest one's fields go into the next warning of that kind. */

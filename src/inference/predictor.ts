@@ -99,6 +99,11 @@ export function predict(
 export interface Clock {
   readonly kind: 'wall' | 'event';
   now(vector: FeatureVectorRecord): number;
+  /**
+   * A restore point (the event clock): the returned function puts the clock back as it was. A batch that fails is
+   * delivered again, and read by a clock its first attempt moved forward its vectors were stale (not predicted).
+   */
+  mark?(): () => void;
 }
 
 /** The wall clock (live operation). */
@@ -111,7 +116,8 @@ export function wallClock(now: () => number = Date.now): Clock {
  * seen so far **for the vector's pair**. Per pair, because partitions (and so pairs) are consumed independently:
  * with one global maximum, a pair whose partition happened to be read later would look stale, and a replay's
  * output would depend on the interleaving. In order, a vector's time is its own windowEnd (latency 0), so a
- * replay — or a restart that re-reads a batch — produces identical predictions.
+ * replay — or a restart that re-reads a batch — produces identical predictions; a batch delivered again after a
+ * failure is read from the clock's `mark` before it.
  */
 export function eventClock(): Clock {
   const seen = new Map<string, number>();
@@ -122,6 +128,13 @@ export function eventClock(): Clock {
       const t = Math.max(seen.get(key) ?? Number.NEGATIVE_INFINITY, v.windowEnd);
       seen.set(key, t);
       return t;
+    },
+    mark() {
+      const before = new Map(seen);
+      return () => {
+        seen.clear();
+        for (const [k, t] of before) seen.set(k, t);
+      };
     },
   };
 }

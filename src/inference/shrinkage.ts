@@ -45,6 +45,16 @@ export class Shrinkage {
     this.options = { grid: [...o.grid].sort((a, b) => a - b), window: o.window };
   }
 
+  /** A restore point for `keys`: the returned function puts their state back as it was (a batch that failed). */
+  mark(keys: Iterable<string>): () => void {
+    const saved = [...new Set(keys)].map((k) => [k, structuredClone(this.keys.get(k))] as const);
+    return () => {
+      for (const [k, s] of saved)
+        if (s === undefined) this.keys.delete(k);
+        else this.keys.set(k, s);
+    };
+  }
+
   /** The λ to apply to a new forecast of `key` (1 until an outcome has matured). */
   lambda(key: string): number {
     const s = this.keys.get(key);

@@ -51,12 +51,14 @@ export class NewsSignalService {
       from: 'earliest',
       handle: async (batch) => {
         const out: NewsSignal[] = [];
+        // Counted once the batch's signals are published: a batch that fails comes again.
+        const n = { items: 0, baseline: 0, degraded: 0, rejects: 0 };
         for (const r of batch.records) {
           const item = r.value;
-          this.stats.items++;
+          n.items++;
           const lag = this.now() - r.timestamp;
           const degrade = !this.scorer.primary.baseline && lag > this.maxLagMs;
-          if (degrade) this.stats.degraded++;
+          if (degrade) n.degraded++;
           try {
             const signals = await signalsFor(
               item,
@@ -70,11 +72,11 @@ export class NewsSignalService {
                   }
                 : { waitedMs: lag },
             );
-            if (signals.some((s) => s.baseline)) this.stats.baseline++;
+            if (signals.some((s) => s.baseline)) n.baseline++;
             out.push(...signals);
           } catch (err) {
             if (!(err instanceof SentimentError && err.kind === 'bad-input')) throw err;
-            this.stats.rejects++;
+            n.rejects++;
             await this.bus.publish(topics.dlq, [
               deadLetter({
                 service: 'news-signals',
@@ -91,6 +93,10 @@ export class NewsSignalService {
         }
         if (out.length > 0) await this.bus.publish(topics.newsSignals, out);
         this.stats.signals += out.length;
+        this.stats.items += n.items;
+        this.stats.baseline += n.baseline;
+        this.stats.degraded += n.degraded;
+        this.stats.rejects += n.rejects;
         return undefined;
       },
     });

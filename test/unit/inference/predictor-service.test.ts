@@ -388,3 +388,95 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
     }
   });
 });
+
+describe('PredictorService: a batch that fails at its last step (the dead letters) comes again', () => {
+  // The predictions were counted before the batch's dead letters were sent: when that failed, the batch came again,
+  // its predictions were stored again (the same rows) and counted twice.
+  it('each prediction and each skip counted once, when the whole batch went through', async () => {
+    const inner = new InProcessBus();
+    let failures = 0;
+    const bus = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === 'publish')
+          return async (topic: { name: string }, values: unknown[]) => {
+            if (topic.name === topics.dlq.name && failures++ === 0)
+              throw new Error('the broker is away (injected)');
+            return target.publish(topic as never, values as never);
+          };
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
+    const svc = new PredictorService(bus, { current: () => model }, store, {
+      clock: 'event',
+      logger: quiet,
+    });
+    try {
+      await svc.start();
+      await bus.publish(topics.features, [
+        vector('BTC/USDT', T),
+        vector('BTC/USDT', T + M),
+        vector('BTC/USDT', T + 2 * M, { ready: false }),
+        vector('BTC/USDT', T + 3 * M, { values: [1, 2] }), // invalid: a dead letter
+      ]);
+      await waitFor(
+        'the batch through, its dead letter sent at the second attempt',
+        () => ({ failures, vectors: svc.stats.vectors }),
+        (s) => s.failures === 2 && s.vectors === 4,
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(await store.count(), 2);
+      assert.equal(svc.stats.predicted, 2);
+      assert.equal(svc.stats.skipped.not_ready, 1);
+      assert.equal(svc.stats.skipped.invalid, 1);
+    } finally {
+      await svc.stop();
+      await store.close();
+      await inner.close();
+    }
+  });
+});
+
+describe('PredictorService on the event clock: a batch delivered again after a failure', () => {
+  // The first attempt moved the event clock to the batch's newest vector: read again, its older vectors were more
+  // than maxStalenessMs behind it, skipped as stale and committed — a replay lost a batch's predictions for good
+  // to one failed store write.
+  it('is read by the clock as it was before the batch: every prediction is made and stored', async () => {
+    const bus = new InProcessBus();
+    const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
+    const write = store.write.bind(store);
+    let failures = 0;
+    store.write = async (rows) => {
+      if (failures++ === 0) throw new Error('the store is away (injected)');
+      return write(rows);
+    };
+    const svc = new PredictorService(bus, { current: () => model }, store, {
+      clock: 'event',
+      maxStalenessMs: 2 * M,
+      logger: quiet,
+    });
+    try {
+      await svc.start();
+      await bus.publish(
+        topics.features,
+        Array.from({ length: 10 }, (_, i) => vector('BTC/USDT', T + i * M)),
+      );
+      await waitFor(
+        'the batch through at its second attempt',
+        () => svc.stats.vectors,
+        (n) => n === 10,
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      assert.equal(failures, 2);
+      assert.equal(svc.stats.skipped.stale, 0);
+      assert.equal(await store.count(), 10);
+    } finally {
+      await svc.stop();
+      await store.close();
+      await bus.close();
+    }
+  });
+});
