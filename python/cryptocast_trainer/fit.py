@@ -274,12 +274,15 @@ def tune(xgb, X, y, pair, fit_idx, val_idx, budget, threads, seed, start):
     study = optuna.create_study(direction="maximize", sampler=sampler)
     # The default parameters are the first trial: tuning can only keep or improve on them.
     study.enqueue_trial({k: v for k, v in DEFAULT_PARAMS.items()})
+    optimize_start = time.time()
     study.optimize(objective, n_trials=trials, timeout=seconds)
     best = dict(study.best_params)
     return best, {
         "trials": len(study.trials),
         "best_value": study.best_value,
         "seconds": time.time() - start,
+        # The budget's own check: no trial starts once `seconds` have passed (the one running then finishes).
+        "last_trial_started_after": max(t.datetime_start.timestamp() for t in study.trials) - optimize_start,
         "history": [
             {"number": t.number, "value": t.value, "params": t.params} for t in study.trials if t.value is not None
         ],

@@ -70,7 +70,8 @@ export interface OutOfSample {
 
 export interface TrainerResult {
   params: Record<string, unknown>;
-  tuning: { trials: number; best_value: number; seconds: number } | null;
+  /** `last_trial_started_after`: seconds from the start of tuning to the start of its last trial. */
+  tuning: { trials: number; best_value: number; seconds: number; last_trial_started_after: number } | null;
   folds: {
     fold: number;
     bestIteration: number;

@@ -58,13 +58,14 @@ describe('service api with its store unreachable at start', () => {
       );
       try {
         const base = `http://127.0.0.1:${port}`;
-        // Well inside the 10 s a PostgreSQL connection may take before it counts as failed.
+        // The store never opens here (nothing answers): an API that waited for it would never listen. The deadline
+        // is for a loaded machine's start of a child process (seconds), not the claim.
         await waitFor(
           'the API to listen',
           () => fetch(`${base}/v1/health`).then((r) => r.status),
           (s) => s === 200,
           {
-            timeoutMs: 8_000,
+            timeoutMs: 60_000,
             everyMs: 100,
           },
         );
@@ -98,6 +99,7 @@ describe('service api with its store unreachable at start', () => {
       // A stop while it waits ends it cleanly and promptly: a connection attempt in flight is cut short, not waited
       // out (it took the 10 s connect timeout).
       assert.equal(await exitedWithin(api, 30_000, 'service api to stop while waiting'), 0, api.stderr());
-      assert.ok(Date.now() - stopped < 2_000, `stopped in ${Date.now() - stopped} ms`);
+      // Below the 10-s connect timeout it would have waited out, with room for a loaded machine's process exit.
+      assert.ok(Date.now() - stopped < 8_000, `stopped in ${Date.now() - stopped} ms`);
     });
 });

@@ -176,7 +176,9 @@ describe('services survive their dependencies', () => {
     broker.run('stop');
     const trades = service(
       children,
-      ['trades', '--bus', broker.url, '--source', 'replay', '--data', BINANCE_CAPTURE, '--speed', '40'],
+      // About 55 s of replay: after the outage the candle service's retry may wait up to 15 s, then rejoin its group,
+      // before its first candles; at --speed 40 (16 s) a loaded machine could finish the replay first.
+      ['trades', '--bus', broker.url, '--source', 'replay', '--data', BINANCE_CAPTURE, '--speed', '12'],
       await freePort(),
     );
     await waitFor(

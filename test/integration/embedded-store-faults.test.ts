@@ -189,6 +189,10 @@ describe('cryptocast run on a store that stops taking writes', () => {
   }, async () => {
     const srv = await new KrakenServer().listen();
     srv.heartbeatMs = 200;
+    // The trades below go out before the subscription is confirmed, so before any watermark of the connector's clock:
+    // one of now − 2 s reaching the pair first made these trades of two minutes ago late (dead-lettered, nothing
+    // written, and the run never met the full disk).
+    srv.holdConfirmations = true;
     try {
       const file = join(liveFull!, 'cryptocast.duckdb');
       const run = runCli(
@@ -214,7 +218,7 @@ describe('cryptocast run on a store that stops taking writes', () => {
       );
       await waitFor(
         'the live source to subscribe',
-        () => srv.sockets.size > 0 && srv.received.length > 0,
+        () => srv.sockets.size > 0 && srv.heldSubscriptions > 0,
         (ok) => ok,
         {
           timeoutMs: 60_000,
@@ -233,6 +237,7 @@ describe('cryptocast run on a store that stops taking writes', () => {
           .slice(0, 5)
           .map((t, i) => ({ ...t, time: ((m2 + 1_000 + i * 1_000) / 1000).toFixed(3) })),
       );
+      srv.confirmSubscriptions();
       const code = await exitedWithin(run, 120_000, 'the live run on a full disk to end');
       assert.equal(code, ERR.STORE.exitCode, run.stderr().slice(-3000));
       storeRefused(run.stderr(), /the disk of the store file .*cryptocast\.duckdb is full/);

@@ -19,6 +19,9 @@ describe('live pipeline on the wall clock', () => {
   it('closes traded and idle minutes from the connector clock', async () => {
     const srv = await new KrakenServer().listen();
     srv.heartbeatMs = 200;
+    // The trades go out before the subscription is confirmed, so before any watermark of the connector's clock: one
+    // of now − 2 s reaching the pair first would make these trades of two minutes ago late.
+    srv.holdConfirmations = true;
     const bus = new InProcessBus();
     const MIN = 60_000;
     const now = Date.now();
@@ -35,8 +38,9 @@ describe('live pipeline on the wall clock', () => {
       config: { interval: '1m', graceMs: 5_000, latePolicy: 'dlq' },
     });
     try {
-      await until(() => srv.sockets.size === 1 && srv.received.length > 0, 5_000, 'subscribed');
+      await until(() => srv.sockets.size === 1 && srv.heldSubscriptions > 0, 5_000, 'subscribed');
       srv.publish('BTC/USDT', trades);
+      srv.confirmSubscriptions();
       const candles = async () => (await bus.readTail<Candle>(topics.candles, 100)).map((r) => r.value);
       // The minute after the trades closes once the wall clock (minus 2 s delay and 5 s grace) passes its end:
       // at most 7 s after the start; the deadline leaves a loaded machine room.

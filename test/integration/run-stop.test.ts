@@ -96,8 +96,9 @@ describe('cryptocast run: a stop during a candle replay', () => {
       },
       {
         name: 'mid-replay',
-        // Paced, so that the replay is still going when the signal comes.
-        extra: ['--speed', '20000'],
+        // Paced (a day in about 40 s), so that the replay is still going when the signal comes: at --speed 20000 the
+        // day took 4 s, and a parent late to see the first "stored" line could signal a run already done.
+        extra: ['--speed', '2000'],
         when: (r) => r.waitFor((e) => e.event === 'stored' && (e.featureRows as number) > 0, 60_000),
       },
       {

@@ -94,8 +94,8 @@ describe('a service stopped while it waits for its PostgreSQL', () => {
         }
         const stopped = Date.now();
         assert.equal(await exitedWithin(run, 30_000, `service ${name} to stop`), 0, run.stderr());
-        // Well inside the 10 s a connection attempt may take, and the back-off's 15 s.
-        assert.ok(Date.now() - stopped < 3_000, `stopped in ${Date.now() - stopped} ms`);
+        // Below the 10 s a connection attempt may take, and the back-off's 15 s, with room for a loaded machine's exit.
+        assert.ok(Date.now() - stopped < 8_000, `stopped in ${Date.now() - stopped} ms`);
         const said = logOf(run).map((e) => e.msg);
         assert.ok(said.includes(s.stopped), `"${s.stopped}" in ${JSON.stringify(said)}`);
       });
@@ -118,7 +118,7 @@ describe('a service stopped while it waits for its PostgreSQL', () => {
     }
     const stopped = Date.now();
     assert.equal(await exitedWithin(run, 30_000, 'run to stop'), 130, run.stderr());
-    assert.ok(Date.now() - stopped < 3_000, `stopped in ${Date.now() - stopped} ms`);
+    assert.ok(Date.now() - stopped < 8_000, `stopped in ${Date.now() - stopped} ms`);
     assert.match(
       run.stderr(),
       /cryptocast: stopped before the run started, while waiting for the store: nothing was written \[CC_ERR_INTERRUPTED\]/,

@@ -356,22 +356,10 @@ describe('cryptocast service trainer and tuning', () => {
   it('tunes with Optuna within its budget, and the gate refits the champion configuration on the same folds', async () => {
     const registry = scratchDir('cc-tune-');
     const reg = ['--registry', registry, '--name', 'tuned'];
-    const untunedStart = Date.now();
     await cc(['train', '--candles', data, '--tune-seconds', '0', '--gate-alpha', '1', '--json', ...reg]);
-    const untunedMs = Date.now() - untunedStart;
-    const started = Date.now();
     const out = JSON.parse(
       (await cc(['train', '--candles', data, '--tune-seconds', '10', '--trials', '4', '--json', ...reg]))
         .stdout,
-    );
-    // The bound comes from the untuned run just measured on the same data and the same (possibly loaded) machine:
-    // tuning adds its 10 s budget plus the trial running when it ends, and the champion's refit on the same folds,
-    // each less than an untuned run (a tuned configuration may fit slower: twice the margin). Tuning without a
-    // budget would blow through it.
-    const tunedMs = Date.now() - started;
-    assert.ok(
-      tunedMs < 4 * untunedMs + 10_000,
-      `tuned run ${tunedMs} ms vs untuned ${untunedMs} ms + the 10 s budget`,
     );
     const card = await new LocalRegistry(registry).get('tuned', out.version);
     assert.ok(card);
@@ -379,6 +367,12 @@ describe('cryptocast service trainer and tuning', () => {
       readFileSync(join(registry, 'tuned', 'versions', String(out.version), 'result.json'), 'utf8'),
     );
     assert.ok(result.tuning.trials >= 1 && result.tuning.trials <= 4, `trials ${result.tuning.trials}`);
+    // The budget, from the trainer's own record (a wall-clock bound on the whole command failed on a loaded machine):
+    // no trial starts once its 10 s have passed.
+    assert.ok(
+      result.tuning.last_trial_started_after >= 0 && result.tuning.last_trial_started_after < 10.5,
+      `the last trial started ${result.tuning.last_trial_started_after} s into a 10-s budget`,
+    );
     const first = await new LocalRegistry(registry).get('tuned', 1);
     const sorted = (o: Record<string, unknown> | undefined) => JSON.stringify(Object.entries(o ?? {}).sort());
     if (sorted(card.params) !== sorted(first?.params)) {

@@ -28,6 +28,13 @@ export class KrakenServer extends ExchangeServer {
   heartbeatMs = 1_000;
   /** When set, the next subscription (of any symbol) is refused with this error, once (e.g. a rate limit). */
   refuseNextSubscribe: string | undefined;
+  /**
+   * While set, subscriptions are received but not confirmed (until `confirmSubscriptions`): the connector sends no
+   * watermark for a pair before its confirmation, so trades published meanwhile reach it before any watermark (a
+   * test's trades of two minutes ago would be late behind a watermark of now).
+   */
+  holdConfirmations = false;
+  private heldConfirmations: (() => void)[] = [];
   /** Heartbeat frames sent so far. */
   heartbeats = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -129,14 +136,32 @@ export class KrakenServer extends ExchangeServer {
         continue;
       }
       const snapshot = m.params.snapshot ?? false;
-      reply({ method: 'subscribe', result: { channel: 'trade', symbol, snapshot }, success: true });
-      if (snapshot) {
-        const recent = (this.history.get(symbol) ?? []).slice(-50);
-        ws.send(
-          JSON.stringify({ channel: 'trade', type: 'snapshot', data: recent.map((t) => wsTrade(symbol, t)) }),
-        );
-      }
+      const confirm = () => {
+        reply({ method: 'subscribe', result: { channel: 'trade', symbol, snapshot }, success: true });
+        if (snapshot && ws.readyState === WebSocket.OPEN) {
+          const recent = (this.history.get(symbol) ?? []).slice(-50);
+          ws.send(
+            JSON.stringify({
+              channel: 'trade',
+              type: 'snapshot',
+              data: recent.map((t) => wsTrade(symbol, t)),
+            }),
+          );
+        }
+      };
+      if (this.holdConfirmations) this.heldConfirmations.push(confirm);
+      else confirm();
     }
+  }
+
+  /** Subscriptions received but held (`holdConfirmations`); confirms them, and those to come. */
+  get heldSubscriptions(): number {
+    return this.heldConfirmations.length;
+  }
+
+  confirmSubscriptions(): void {
+    this.holdConfirmations = false;
+    for (const confirm of this.heldConfirmations.splice(0)) confirm();
   }
 
   protected rest(url: URL, _req: IncomingMessage, res: ServerResponse): void {

@@ -510,7 +510,9 @@ test('a client sending its request a byte at a time is cut at the request timeou
         error: 'request_timeout',
         message: 'the request was not received in time',
       });
-      assert.ok(ms < 2_000, `cut after ${ms} ms`);
+      // Cut at all, while the client still sends (a piece every 100 ms): a bound far above the 500-ms timeout, for a
+      // loaded machine; a per-piece idle timeout would never cut it.
+      assert.ok(ms < 10_000, `cut after ${ms} ms`);
     }
   } finally {
     await app.close();

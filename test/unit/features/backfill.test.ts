@@ -87,6 +87,8 @@ describe('backfillFeatures: overlapping batches', () => {
       assert.deepEqual(store.touched, []);
       assert.equal(store.calls, Math.ceil((3 * 1440) / 700));
       assert.ok(store.most <= Math.max(1, inFlight), `${store.most} writes at once`);
+      // And they do overlap: the point of handing over more than one.
+      if (inFlight === 2) assert.ok(store.most >= 2, `${store.most} writes at once`);
       // Writes settle in order here (each takes as long), so the rows arrive in order.
       assert.deepEqual(
         store.windowEnds,

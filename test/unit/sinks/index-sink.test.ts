@@ -18,6 +18,7 @@ import {
   predictionsIsmPolicy,
 } from '../../../src/sinks/predictions-index.ts';
 import { prediction as basePrediction } from '../../support/factories.ts';
+import { waitFor } from '../../support/wait.ts';
 
 /** A fake search engine: documents by index and id, write counts, and a script of failures. */
 class FakeIndex implements DocumentIndex {
@@ -68,13 +69,10 @@ function prediction(i: number, pair = i % 2 ? 'ETH/USD' : 'BTC/USD'): Prediction
 
 const noWait = async () => {};
 
-async function until(ok: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(5);
-  }
-}
+/** The project's wait on a condition (its deadline leaves a loaded machine room), polled every 5 ms. */
+const until = async (ok: () => boolean, what: string): Promise<void> => {
+  await waitFor(what, ok, (done) => done, { everyMs: 5 });
+};
 
 describe('index sink', () => {
   it('a time-out and its revision in one batch: one document, the revision, whatever a retry does', async () => {
