@@ -66,15 +66,16 @@ export async function untilAvailable<T>(
         delay = Math.min(delay, left);
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay);
-        o.signal?.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(t);
-            resolve();
-          },
-          { once: true },
-        );
+        const onAbort = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        // Removed after each wait: a long outage added one listener per retry (Node warns past 10).
+        const t = setTimeout(() => {
+          o.signal?.removeEventListener('abort', onAbort);
+          resolve();
+        }, delay);
+        o.signal?.addEventListener('abort', onAbort, { once: true });
       });
       if (o.signal?.aborted) throw err;
     }

@@ -3,6 +3,12 @@ import { EpochMs } from './common.ts';
 
 /** Largest original payload kept in a dead letter; longer ones are cut and flagged. */
 export const DLQ_MAX_PAYLOAD_CHARS = 64 * 1024;
+/**
+ * Largest original key kept. Kafka takes a record's key as bytes; a garbled one (200 KB of control bytes, each
+ * `\u0001` in JSON) made a dead letter over the broker's 1 MiB message limit, refused for good: the partition
+ * retried it for ever and the records behind it never flowed. With both cuts a dead letter stays under half that.
+ */
+export const DLQ_MAX_KEY_CHARS = 1024;
 
 /**
  * A rejected message: why, where it came from, and the original payload (as text), so that nothing accepted
@@ -60,7 +66,7 @@ export function deadLetter(args: {
     truncated,
     ts: args.now ?? Date.now(),
   };
-  if (args.key !== undefined) dl.key = args.key;
+  if (args.key !== undefined) dl.key = args.key.slice(0, DLQ_MAX_KEY_CHARS);
   if (args.partition !== undefined) dl.partition = args.partition;
   if (args.offset !== undefined) dl.offset = String(args.offset);
   return dl;

@@ -305,6 +305,45 @@ describe('KafkaBus on a real Kafka broker', () => {
     assert.equal((await committed(bus, 'g', single)).get(0), 100n);
   });
 
+  // `service index-sink` stops its sink from an abort listener and again on its main path: the second call returned at
+  // once, and the bus was closed under the first one's handler still running.
+  it('a second stop() waits for the first: neither returns while the handler is still running', async () => {
+    const bus = newBus();
+    await bus.publish(single, msgs(10));
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => {
+      entered = r;
+    });
+    let handlerDone = false;
+    const sub = await bus.subscribe<Msg>({
+      topic: single,
+      group: 'g',
+      service: 'test',
+      handle: async () => {
+        entered();
+        await released;
+        handlerDone = true;
+        return undefined;
+      },
+    });
+    await inHandler;
+    const stops = [sub.stop(), sub.stop()];
+    let secondDone = false;
+    void stops[1]!.then(() => {
+      secondDone = true;
+    });
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    const early = secondDone;
+    release();
+    await Promise.all(stops);
+    assert.equal(early, false, 'the second stop returned while the handler was running');
+    assert.equal(handlerDone, true);
+  });
+
   it('a handler that throws gets the same records again, after a back-off, and nothing is committed for them', async () => {
     const bus = newBus(undefined, 25);
     await bus.publish(single, msgs(100));

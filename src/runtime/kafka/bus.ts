@@ -148,7 +148,7 @@ export class KafkaBus implements Bus {
           topics: [name],
           partitions: t.partitions,
           replicas: this.replicationFactor,
-          configs: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+          configs: topicConfigs(t, this.replicationFactor),
         });
         this.log.info(
           { topic: name, partitions: t.partitions, compacted: t.compacted ?? false },
@@ -472,4 +472,20 @@ const REFUSED_FOR_GOOD = [
 
 function refusedForGood(err: unknown): boolean {
   return err instanceof Error && REFUSED_FOR_GOOD.some((code) => findErrorBy(err, 'apiId', code) !== null);
+}
+
+/**
+ * The configs a topic is created with: compaction where the topic asks for it, and with replicas, the in-sync replicas
+ * a write needs (one less than the factor): `acks=all` waits only for the replicas in sync, and the broker's default
+ * of 1 lets that be the leader alone, so a record acknowledged just before the leader fails could be lost.
+ */
+export function topicConfigs(
+  t: Pick<Topic<unknown>, 'compacted'>,
+  replicationFactor: number,
+): { name: string; value: string }[] {
+  const configs: { name: string; value: string }[] = [];
+  if (t.compacted) configs.push({ name: 'cleanup.policy', value: 'compact' });
+  if (replicationFactor > 1)
+    configs.push({ name: 'min.insync.replicas', value: String(replicationFactor - 1) });
+  return configs;
 }

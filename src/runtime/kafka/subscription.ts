@@ -90,8 +90,15 @@ export class KafkaSubscription<T> {
     this.loop = this.run();
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /** The first stop's work: a second `stop()` (an abort listener's, then the main path's) waits for it too. */
+  private stopping: Promise<void> | undefined;
+
+  stop(): Promise<void> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<void> {
     this.stopped = true;
     this.wake.notify();
     this.progress.notify();

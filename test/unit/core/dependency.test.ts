@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { describe, it } from 'node:test';
 import { permanentPostgresError, untilAvailable } from '../../../src/core/dependency.ts';
 import { onStopSignal } from '../../../src/core/stop-signals.ts';
@@ -37,6 +38,21 @@ describe('waiting for a dependency', () => {
       /28P01/,
     );
     assert.equal(calls, 1);
+  });
+
+  it('a long wait leaves no listener behind on its stop signal (one was added per retry)', async () => {
+    const stop = new AbortController();
+    let calls = 0;
+    await untilAvailable(
+      'test-dep',
+      async () => {
+        if (++calls < 30) throw pgError('3D000');
+        return 'up';
+      },
+      { backoff: { initialMs: 1, maxMs: 1 }, signal: stop.signal },
+    );
+    assert.equal(calls, 30);
+    assert.equal(getEventListeners(stop.signal, 'abort').length, 0);
   });
 });
 

@@ -8,7 +8,7 @@ import {
 } from '../../../src/runtime/dead-letters.ts';
 import type { Topic } from '../../../src/runtime/topic.ts';
 import { encodeTradeEvent } from '../../../src/runtime/trade-codec.ts';
-import { DLQ_MAX_PAYLOAD_CHARS, deadLetter } from '../../../src/schemas/dlq.ts';
+import { DLQ_MAX_KEY_CHARS, DLQ_MAX_PAYLOAD_CHARS, deadLetter } from '../../../src/schemas/dlq.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import { T0, trade } from '../../support/factories.ts';
 
@@ -133,6 +133,30 @@ describe('dead letters: select, group, revive', () => {
         ['kraken-ws', 'x'],
         ['kraken-ws', 'y'],
       ],
+    );
+  });
+});
+
+describe('a dead letter fits in any Kafka record', () => {
+  // A garbled record — 200 KB of control bytes as its key, a payload and a reason as bad — made a dead letter of over
+  // 1 MiB (each byte `\u0001` in JSON), which the broker refuses for good: its partition retried it for ever.
+  it('the worst key, payload and reason: under half of the broker’s 1 MiB default', () => {
+    const worst = '\u0001'.repeat(200_000);
+    const dl = deadLetter({
+      service: 'test',
+      origin: 'trades',
+      kind: 'invalid',
+      reason: worst,
+      payload: worst.repeat(5),
+      key: worst,
+      partition: 0,
+      offset: 1n,
+    });
+    assert.equal(dl.key!.length, DLQ_MAX_KEY_CHARS);
+    assert.equal(dl.payload.length, DLQ_MAX_PAYLOAD_CHARS);
+    assert.ok(
+      Buffer.byteLength(JSON.stringify(dl)) < 512 * 1024,
+      `${Buffer.byteLength(JSON.stringify(dl))} bytes`,
     );
   });
 });
