@@ -69,8 +69,9 @@ export function decide(
     if (s.best_baseline !== 'persistence') {
       const b = s.vs_best_baseline;
       check(
-        b.skill > 0 && b.dm_pvalue !== null && b.dm_pvalue < policy.alpha,
-        `${pair} vs the best baseline (${s.best_baseline}): skill ${pct(b.skill)}, DM p ${p(b.dm_pvalue)}`,
+        // As rule 1 (docs/training.md): `--gate-min-skill` holds against the best baseline too.
+        b.skill > minSkill && b.dm_pvalue !== null && b.dm_pvalue < policy.alpha,
+        `${pair} vs the best baseline (${s.best_baseline}): skill ${pct(b.skill)} (need > ${pct(minSkill)}), DM p ${p(b.dm_pvalue)} (need < ${policy.alpha})`,
       );
     }
     const iv = s.intervals;

@@ -122,6 +122,15 @@ describe('promotion gate', () => {
     assert.ok(ok.reasons.some((r) => r.startsWith('pass: ETH/USDT vs the best baseline (linear)')));
     // When persistence is the best baseline there is no separate check.
     assert.ok(!ok.reasons.some((r) => r.includes('BTC/USDT vs the best baseline')));
+    // --gate-min-skill holds against the best baseline as against persistence: 1 % over linear is not 2 %.
+    const strict = decide(twoPairs({}, beaten), { ...DEFAULT_GATE, minSkill: 0.02 }, undefined);
+    assert.equal(strict.promoted, false);
+    assert.ok(
+      strict.reasons.some((r) =>
+        /^FAIL: ETH\/USDT vs the best baseline \(linear\): skill 1\.000% \(need > 2\.000%\)/.test(r),
+      ),
+      strict.reasons.join('\n'),
+    );
   });
 
   it('against a champion of another configuration: MAE above it is refused, equal or below passes', () => {
