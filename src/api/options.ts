@@ -17,6 +17,8 @@ export interface ApiOptions {
   maxRangeMs?: number;
   /** How long a client may take to send a whole request, headers included (default 30 s): then 408. */
   requestTimeoutMs?: number;
+  /** How long a store read may take before the request gets a 503 `store_unavailable` (default 10 s). */
+  storeTimeoutMs?: number;
   ws?: WsOptions;
 }
 

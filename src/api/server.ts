@@ -23,6 +23,7 @@ import { modelRoutes } from './routes/model.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
 import { predictionRoutes } from './routes/predictions.ts';
 import { wsRoutes } from './routes/ws.ts';
+import { answeringWithin } from './store-deadline.ts';
 import { WsHub } from './ws.ts';
 
 export { type ApiOptions, apiOptionsFromEnv } from './options.ts';
@@ -198,10 +199,13 @@ export function buildApi(deps: ApiDeps) {
   registerAuth(app, o);
   const endAt = (newest: number | undefined) =>
     deps.clock === 'event' && newest !== undefined ? newest + 1 : Date.now() + 1;
+  // The routes read the stores through a deadline: a store that hangs answers 503, not never (store-deadline.ts).
+  const storeTimeoutMs = o.storeTimeoutMs ?? 10_000;
+  const inTime = <T extends object>(store: T, what: string) => answeringWithin(store, what, storeTimeoutMs);
   app.register(
     predictionRoutes({
       latest: deps.latest,
-      store: deps.store,
+      store: inTime(deps.store, 'predictions store'),
       maxRangeMs: o.maxRangeMs ?? 31 * DAY,
       defaultEnd: (pair) => endAt(deps.latest.latest(pair)?.windowEnd),
     }),
@@ -209,15 +213,20 @@ export function buildApi(deps: ApiDeps) {
   app.register(modelRoutes({ model: deps.model }));
   if (deps.errors)
     app.register(
-      monitoringRoutes({ errors: deps.errors, model: deps.model, maxRangeMs: o.maxRangeMs ?? 31 * DAY }),
+      monitoringRoutes({
+        errors: deps.errors,
+        model: deps.model,
+        maxRangeMs: o.maxRangeMs ?? 31 * DAY,
+        storeTimeoutMs,
+      }),
     );
   app.register(healthRoutes({ latest: deps.latest, hub, waitingFor: deps.waitingFor }));
   app.register(metricsRoutes({ hub }));
   app.register(
     dashboardDataRoutes({
-      candles: deps.candles?.table,
-      predictions: deps.store,
-      errors: deps.errors?.store,
+      candles: deps.candles && inTime(deps.candles.table, 'candles store'),
+      predictions: inTime(deps.store, 'predictions store'),
+      errors: deps.errors && inTime(deps.errors.store, 'errors store'),
       registry: deps.registry,
       modelName: deps.modelName ?? 'cryptocast-price',
       pipeline: deps.pipeline,

@@ -14,14 +14,15 @@ import {
   QualitySchema,
   zodQuery,
 } from '../schemas.ts';
+import { answeringWithin, answerWithin } from '../store-deadline.ts';
 
 const DAY = 86_400_000;
 const errorsQuery = zodQuery(ErrorsQuerySchema);
 const qualityQuery = zodQuery(QualityQuerySchema);
 
 /** 404 naming the pairs that have records, or undefined when `pair` is one of them. */
-async function unknownPair(feed: ErrorsFeed, pair: string, reply: FastifyReply) {
-  const known = await feed.allPairs();
+async function unknownPair(feed: ErrorsFeed, pair: string, reply: FastifyReply, timeoutMs: number) {
+  const known = await answerWithin(feed.allPairs(), 'errors store', timeoutMs);
   if (known.includes(pair)) return undefined;
   return fail(
     reply,
@@ -64,7 +65,11 @@ export function monitoringRoutes(deps: {
   errors: ErrorsFeed;
   model?: () => Promise<ModelCard | undefined>;
   maxRangeMs: number;
+  /** How long a store read may take (then 503, as a failed read). */
+  storeTimeoutMs: number;
 }) {
+  // The errors feed's store is shared with the feed itself (its start-up rebuild is not timed): only the routes' reads.
+  const store = answeringWithin(deps.errors.spec, 'errors store', deps.storeTimeoutMs);
   return async (r: FastifyInstance) => {
     r.get(
       '/v1/errors',
@@ -84,14 +89,14 @@ export function monitoringRoutes(deps: {
         if (to - from > deps.maxRangeMs)
           return fail(reply, 400, `the range may span at most ${Math.round(deps.maxRangeMs / DAY)} days`);
         try {
-          const missing = await unknownPair(deps.errors, q.pair, reply);
+          const missing = await unknownPair(deps.errors, q.pair, reply, deps.storeTimeoutMs);
           if (missing) return missing;
           const opts = { limit: q.limit ?? 100, after: q.after, modelVersion: q.modelVersion };
-          const items = await deps.errors.spec.history(q.pair, from, to, opts);
+          const items = await store.history(q.pair, from, to, opts);
           let next: number | null = null;
           if (items.length > 0) {
             const last = items[items.length - 1]!.windowEnd;
-            const more = await deps.errors.spec.history(q.pair, from, to, { ...opts, limit: 1, after: last });
+            const more = await store.history(q.pair, from, to, { ...opts, limit: 1, after: last });
             if (more.length > 0) next = last;
           }
           return { pair: pairToUrl(q.pair), from, to, items, next };
@@ -115,7 +120,7 @@ export function monitoringRoutes(deps: {
       async (req, reply) => {
         const { pair } = req.query as ReturnType<typeof QualityQuerySchema.parse>;
         try {
-          const missing = await unknownPair(deps.errors, pair, reply);
+          const missing = await unknownPair(deps.errors, pair, reply, deps.storeTimeoutMs);
           if (missing) return missing;
         } catch (err) {
           return storeUnavailable(reply, err, 'the errors store is unavailable', 'errors store failed');
