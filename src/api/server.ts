@@ -163,7 +163,15 @@ export function buildApi(deps: ApiDeps) {
   });
   if ((o.corsOrigins?.length ?? 0) > 0) {
     const origins = o.corsOrigins!;
-    app.register(cors, { origin: origins.includes('*') ? '*' : [...origins], methods: ['GET'] });
+    app.register(cors, {
+      origin: origins.includes('*') ? '*' : [...origins],
+      methods: ['GET'],
+      // An OPTIONS that is not a preflight (no Origin, no Access-Control-Request-Method) got the plugin's text/plain
+      // 400 "Invalid Preflight Request", outside the error catalogue.
+      strictPreflight: false,
+      // A browser may read Retry-After on a 429 only if it is exposed.
+      exposedHeaders: ['Retry-After'],
+    });
   }
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, req, reply) => {

@@ -83,7 +83,10 @@ export function monitoringRoutes(deps: {
       },
       async (req, reply) => {
         const q = req.query as ReturnType<typeof ErrorsQuerySchema.parse>;
-        const to = q.to ?? deps.errors.clock() + 1;
+        // As /v1/predictions: on the event clock the range ends at the pair's own newest record (the clock is the
+        // newest of all pairs: a pair whose records end days earlier read an empty day).
+        const newest = deps.errors.clockKind === 'event' ? deps.errors.latest(q.pair)?.windowEnd : undefined;
+        const to = q.to ?? (newest ?? deps.errors.clock()) + 1;
         const from = q.from ?? to - DAY;
         if (from > to) return fail(reply, 400, 'from must not be after to');
         if (to - from > deps.maxRangeMs)

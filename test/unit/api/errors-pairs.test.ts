@@ -213,3 +213,34 @@ test('the errors feed: time-outs set aside are dropped once they can no longer b
   );
   assert.deepEqual(told, []);
 });
+
+// The clock of the errors feed is the newest target of all pairs: a default range ending there read an empty day for
+// a pair whose records end days earlier, where /v1/predictions (ending at the pair's own newest) had them.
+test('on the event clock, /v1/errors without from/to ends at the pair’s own newest record, as /v1/predictions', async () => {
+  const dir = scratchDir('cc-errors-own-end-');
+  const store = await openErrorsStore(`duckdb:${join(dir, 'e.duckdb')}`);
+  const DAY = 86_400_000;
+  const at = (pair: string, windowEnd: number) =>
+    scorePrediction(prediction({ pair, windowEnd, predictedClose: 101 }), 100, windowEnd + 5 * M);
+  const records = [
+    ...Array.from({ length: 60 }, (_, i) => at('ETH/USD', T - 3 * DAY + i * M)),
+    ...Array.from({ length: 60 }, (_, i) => at('BTC/USD', T + i * M)),
+  ];
+  await store.write(records);
+  const errors = new ErrorsFeed(store, { clock: 'event' });
+  for (const r of records) errors.add(r, true);
+  errors.markReady();
+  const latest = new LatestPredictions();
+  latest.markReady();
+  const app = buildApi({ latest, store: new MemoryPredictionsStore(), errors, clock: 'event' });
+  try {
+    const r = await app.inject({ method: 'GET', url: '/v1/errors?pair=ETH-USD&limit=1000' });
+    assert.equal(r.statusCode, 200);
+    assert.equal(r.json().items.length, 60);
+    assert.equal(r.json().to, T - 3 * DAY + 59 * M + 1);
+  } finally {
+    await app.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

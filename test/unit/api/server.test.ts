@@ -587,6 +587,21 @@ describe('API keys, rate limit, CORS', () => {
       headers: { origin: 'https://evil.example' },
     });
     assert.equal(other.headers['access-control-allow-origin'], undefined);
+    assert.equal(res.headers['access-control-expose-headers'], 'Retry-After');
+    // A preflight is answered; an OPTIONS that is not one never gets a body outside the catalogue (it was a
+    // text/plain 400 "Invalid Preflight Request").
+    const preflight = await on.app.inject({
+      method: 'OPTIONS',
+      url: '/v1/predictions/latest',
+      headers: { origin: 'https://dash.example', 'access-control-request-method': 'GET' },
+    });
+    assert.equal(preflight.statusCode, 204);
+    assert.equal(preflight.headers['access-control-allow-methods'], 'GET');
+    const bare = await on.app.inject({ method: 'OPTIONS', url: '/v1/predictions/latest' });
+    assert.ok(
+      bare.statusCode < 300 || /application\/json/.test(String(bare.headers['content-type'])),
+      `${bare.statusCode} ${bare.headers['content-type']} ${bare.body}`,
+    );
     await on.app.close();
     const off = await setup();
     off.latest.add(prediction('BTC/USD', T0));
