@@ -166,7 +166,10 @@ export type Quality = z.infer<typeof QualitySchema>;
 
 // ---- dashboard data ----
 
-export const CandlesQuerySchema = HistoryQuerySchema.omit({ modelVersion: true });
+export const CandlesQuerySchema = HistoryQuerySchema.omit({ modelVersion: true }).extend({
+  // A day of minutes in one page (the dashboard's draw): its own default, documented as it is.
+  limit: queryInt(1, 1000, 'page size, 1–1000 (default 1000)').optional(),
+});
 
 export const ModelHistorySchema = z.object({
   name: z.string(),

@@ -67,8 +67,13 @@ export function dashboardDataRoutes(deps: {
         try {
           const limit = q.limit ?? 1000;
           const items = await deps.candles.page({ series: q.pair, from, to, limit, after: q.after });
+          // One row past the page says whether there is more (a full last page said `next` and led to an empty one).
           let next: number | null = null;
-          if (items.length === limit) next = items[items.length - 1]!.windowEnd;
+          if (items.length === limit) {
+            const last = items[items.length - 1]!.windowEnd;
+            const more = await deps.candles.page({ series: q.pair, from, to, limit: 1, after: last });
+            if (more.length > 0) next = last;
+          }
           return { pair: pairToUrl(q.pair), from, to, items, next };
         } catch (err) {
           return storeUnavailable(reply, err, 'the candles store is unavailable', 'candles read failed');
