@@ -21,6 +21,7 @@ export function healthRoutes(deps: {
         config: { public: true },
         schema: {
           summary: 'Liveness',
+          security: [], // no key needed (the document's default says one is)
           response: {
             200: {
               type: 'object',
@@ -40,6 +41,7 @@ export function healthRoutes(deps: {
         config: { public: true },
         schema: {
           summary: 'Readiness: the latest predictions are loaded and the predictions topic is subscribed',
+          security: [],
           response: {
             200: {
               type: 'object',

@@ -537,8 +537,17 @@ describe('API keys, rate limit, CORS', () => {
     );
     assert.equal((await get(app, '/v1/health')).status, 200);
     assert.equal((await get(app, '/v1/ready')).status, 200);
-    const doc = (await app.inject('/v1/openapi.json')).json() as { components: { securitySchemes: object } };
+    const doc = (await app.inject('/v1/openapi.json')).json() as {
+      components: { securitySchemes: object };
+      security: unknown[];
+      paths: Record<string, { get: { security?: unknown[] } }>;
+    };
     assert.ok('apiKey' in doc.components.securitySchemes);
+    // The document says what the API does: a key by default, none for the two probes.
+    assert.ok(doc.security.length > 0);
+    assert.deepEqual(doc.paths['/v1/health']!.get.security, []);
+    assert.deepEqual(doc.paths['/v1/ready']!.get.security, []);
+    assert.equal(doc.paths['/v1/predictions/latest']!.get.security, undefined);
     await app.close();
   });
 
