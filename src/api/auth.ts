@@ -31,6 +31,21 @@ export class TokenBuckets {
   }
 }
 
+/**
+ * The key of each WebSocket upgrade that passed the check, as a charge of one more token to its bucket: a WebSocket
+ * takes a token at the upgrade, and then each replay that reads the store takes one (ws.ts). By the raw request,
+ * which the upgrade hands over to the WebSocket handler.
+ */
+const upgradeCharges = new WeakMap<object, () => number>();
+
+/**
+ * Charges one token to the API key `req` (an upgrade) was let in with: 0 when a token was taken, else the
+ * milliseconds until one is available. Undefined without API keys (nothing to charge).
+ */
+export function keyCharge(req: FastifyRequest): (() => number) | undefined {
+  return upgradeCharges.get(req.raw);
+}
+
 const retryAfter = (reply: FastifyReply, waitMs: number) =>
   reply.header('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))));
 
@@ -38,6 +53,7 @@ const retryAfter = (reply: FastifyReply, waitMs: number) =>
  * API keys (when configured): every route not marked `config.public` needs a valid `x-api-key`, and each key has a
  * token bucket (429 + Retry-After when empty). Wrong or missing keys are rate-limited per client address too, so a
  * client guessing keys is slowed down to `failedAuthPerMinute` (429 + Retry-After), never answered at full speed.
+ * A WebSocket's store reads after the upgrade are charged to its key's bucket too (`keyCharge`).
  */
 export function registerAuth(app: FastifyInstance, o: ApiOptions, now: () => number = Date.now): void {
   const keys = new Set(o.apiKeys ?? []);
@@ -63,6 +79,7 @@ export function registerAuth(app: FastifyInstance, o: ApiOptions, now: () => num
       refuse(req, reply, 429, 'rate limit exceeded for this API key', 'rate_limited');
       return;
     }
+    if (req.headers.upgrade !== undefined) upgradeCharges.set(req.raw, () => perKey.take(key, now()));
     done();
   });
 }

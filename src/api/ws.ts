@@ -1,6 +1,8 @@
+import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { log } from '../core/log.ts';
 import { Pair, pairFromUrl, pairToUrl } from '../schemas/common.ts';
+import { keyCharge } from './auth.ts';
 import type { Entry, Feed, FeedRecord } from './feed.ts';
 import type { ApiErrorCode } from './reply.ts';
 
@@ -8,13 +10,20 @@ import type { ApiErrorCode } from './reply.ts';
  * The WebSocket stream (`GET /v1/ws`), with one channel per feed: `predictions` (the default) and `errors` (the
  * monitoring pipeline's error records). A client sends
  * `{"type":"subscribe","channel":"predictions","pairs":["BTC-USD"],"since":<epoch ms, optional>}`; the server
- * answers `subscribed`, replays the records with windowEnd > since (from the ring of recent ones, or the store when
+ * answers `subscribed` (with `since`: `replayFromByPair`, where each pair's replay starts, and `replayFrom`, the earliest
+ * of them), replays the records with windowEnd > since (from the ring of recent ones, or the store when
  * older; without `since`, the latest one), then streams live ones as `{"type":"prediction","data":{…}}` (errors:
  * `"prediction_error"`). Live records that arrive during the replay are held and sent after it, minus those the
  * replay already sent (same key): neither gaps nor duplicates across the handover. (The errors channel's revisions
  * are the exception, by design: a resume also sends those of records before `since` that came while the client may
  * have been away — `Feed.recent` — so one may come twice, and before the records after `since`.)
  * `{"type":"unsubscribe","channel":…,"pairs":[…]}` stops pairs.
+ *
+ * A replay that reads the store waits for the client's previous store reads (one in flight per client), and no
+ * longer than `replayReadTimeoutMs`: then, or when the store fails, `{"type":"error","error":"replay_failed",…}` and
+ * live records follow. One from memory never waits. With API keys, each replay that reads the store takes a token
+ * of the key's bucket (the one the upgrade took one from): when empty, `{"type":"error","error":"rate_limited",…}`,
+ * no read, and live records follow.
  *
  * Protection: a malformed frame gets `{"type":"error",…}`; more than `maxFramesPerSecond` frames in a second closes
  * with 1008; a client whose socket holds more than `maxBufferedBytes` unsent is closed with 1013 (its backlog never
@@ -26,10 +35,15 @@ export interface WsOptions {
   maxBufferedBytes?: number;
   heartbeatMs?: number;
   /**
-   * How far back `since` may reach (default 24 h) before the pair's newest record (or now, if earlier); an older one
-   * is replayed from this bound (told in `subscribed`).
+   * How far back `since` may reach (default 24 h) before the pair's newest record (or now, if earlier), pair by
+   * pair; an older one is replayed from this bound (told in `subscribed`, `replayFromByPair`).
    */
   maxReplayMs?: number;
+  /**
+   * How long a replay waits for the store (default 10 s): then it answers `replay_failed` and the pair goes live. A
+   * store that hangs must not hold the client's later replays, and its live records, for ever.
+   */
+  replayReadTimeoutMs?: number;
   /** Pairs per client (default 32). */
   maxPairs?: number;
   /**
@@ -65,6 +79,14 @@ const LIBRARY_CLOSE_REASONS: Record<number, string> = {
   1009: `a frame over ${MAX_FRAME_BYTES} bytes: send subscribe and unsubscribe frames only`,
 };
 
+/** A replay's store read that outlived its deadline. */
+class ReplayTimeout extends Error {
+  constructor(ms: number) {
+    super(`the store did not answer a replay within ${ms} ms`);
+    this.name = 'ReplayTimeout';
+  }
+}
+
 /** A subscription's key: channel and pair. */
 const subKey = (channel: string, pair: string) => `${channel}|${pair}`;
 
@@ -77,13 +99,20 @@ class Client {
   frameWindow = 0;
   frames = 0;
   /**
-   * The client's replays, one after another: a subscribe may name 32 pairs, each read from the store, and a client
-   * may send 20 of them a second. Run side by side, a few clients kept the store busy with hundreds of reads a
-   * second and every REST request waited seconds behind them; in a chain, a client has one read in flight at most.
+   * The client's replays that read the store, one after another: a subscribe may name 32 pairs, each read from the
+   * store, and a client may send 20 of them a second. Run side by side, a few clients kept the store busy with
+   * hundreds of reads a second and every REST request waited seconds behind them; in a chain, a client has one read
+   * in flight at most (each with a deadline). A replay from memory is not in the chain: it never waits for a read.
    */
   replays: Promise<void> = Promise.resolve();
-  constructor(socket: WebSocket) {
+  /**
+   * Charges one store read to the API key the client upgraded with (0 when a token was taken, else the milliseconds
+   * until one is); undefined without API keys.
+   */
+  readonly charge: (() => number) | undefined;
+  constructor(socket: WebSocket, charge: (() => number) | undefined) {
     this.socket = socket;
+    this.charge = charge;
   }
 }
 
@@ -97,11 +126,23 @@ export class WsHub {
   private readonly maxFrames: number;
   private readonly maxBuffered: number;
   private readonly maxReplayMs: number;
+  private readonly replayReadTimeoutMs: number;
   private readonly maxPairs: number;
   private readonly maxClients: number;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly unlisten: (() => void)[] = [];
-  readonly stats = { connected: 0, sent: 0, droppedSlow: 0, closedFlood: 0, malformed: 0, refusedFull: 0 };
+  readonly stats = {
+    connected: 0,
+    sent: 0,
+    droppedSlow: 0,
+    closedFlood: 0,
+    malformed: 0,
+    refusedFull: 0,
+    /** Replays that read no store: the key's bucket was empty. */
+    replaysRateLimited: 0,
+    /** Store reads of replays that did not answer within `replayReadTimeoutMs`. */
+    replaysTimedOut: 0,
+  };
 
   constructor(feeds: readonly Feed<FeedRecord>[], options: WsOptions = {}) {
     for (const f of feeds) {
@@ -113,6 +154,7 @@ export class WsHub {
     this.maxFrames = options.maxFramesPerSecond ?? 20;
     this.maxBuffered = options.maxBufferedBytes ?? 1 << 20;
     this.maxReplayMs = options.maxReplayMs ?? 86_400_000;
+    this.replayReadTimeoutMs = options.replayReadTimeoutMs ?? 10_000;
     this.maxPairs = options.maxPairs ?? 32;
     this.maxClients = options.maxClients ?? 5_000;
     this.heartbeat = setInterval(() => this.ping(), options.heartbeatMs ?? 30_000);
@@ -136,8 +178,11 @@ export class WsHub {
     for (const c of [...this.clients]) this.kick(c, 1001, reason);
   }
 
-  /** Takes over a freshly upgraded socket. */
-  accept(socket: WebSocket): void {
+  /**
+   * Takes over a freshly upgraded socket; `req`, the upgrade request, says which API key to charge for the client's
+   * store reads (none without API keys).
+   */
+  accept(socket: WebSocket, req?: FastifyRequest): void {
     const close = socket.close.bind(socket);
     socket.close = (code?: number, reason?: string | Buffer) =>
       close(code, reason ?? (code === undefined ? undefined : LIBRARY_CLOSE_REASONS[code]));
@@ -146,7 +191,7 @@ export class WsHub {
       socket.close(1013, `server full (${this.maxClients} connections): try again later`);
       return;
     }
-    const c = new Client(socket);
+    const c = new Client(socket, req === undefined ? undefined : keyCharge(req));
     this.clients.add(c);
     this.stats.connected++;
     socket.on('message', (data, isBinary) => this.onFrame(c, data as Buffer, isBinary));
@@ -311,11 +356,15 @@ export class WsHub {
     const fresh = pairs.filter((p) => !c.subs.has(subKey(channel, p)));
     if (c.subs.size + fresh.length > this.maxPairs) return `at most ${this.maxPairs} pairs per connection`;
     // How far back a replay may reach is measured from each pair's newest record, not from the wall clock: a replay
-    // of last year's recordings resumes like a live stream does.
+    // of last year's recordings resumes like a live stream does. Pair by pair: a pair whose feed stopped days ago
+    // must not stretch the replay of the others to its own bound.
     const feed = this.feeds.get(channel)!;
     const floor = (pair: string) =>
       Math.min(feed.latest(pair)?.windowEnd ?? Date.now(), Date.now()) - this.maxReplayMs;
-    const since = m.since === undefined ? undefined : Math.max(m.since, Math.min(...pairs.map(floor)));
+    const requested = m.since as number | undefined;
+    const from = new Map(
+      pairs.map((p) => [p, requested === undefined ? undefined : Math.max(requested, floor(p))] as const),
+    );
     for (const p of fresh) {
       const k = subKey(channel, p);
       c.subs.set(k, { held: [], replayed: null });
@@ -330,14 +379,30 @@ export class WsHub {
       type: 'subscribed',
       channel,
       pairs: pairs.map(pairToUrl),
-      ...(since === undefined ? {} : { replayFrom: since }),
+      ...(requested === undefined
+        ? {}
+        : {
+            // The earliest of them (what a single `replayFrom` has always said), then each pair's own.
+            replayFrom: Math.min(...pairs.map((p) => from.get(p)!)),
+            replayFromByPair: Object.fromEntries(pairs.map((p) => [pairToUrl(p), from.get(p)!])),
+          }),
     });
     for (const p of fresh) {
-      const sub = c.subs.get(subKey(channel, p))!;
+      const k = subKey(channel, p);
+      const sub = c.subs.get(k)!;
+      const since = from.get(p);
+      const failed = (err: unknown) =>
+        log.error({ err, service: 'api', channel, pair: p }, 'websocket replay failed');
+      // Only a replay that reads the store waits its turn: one from memory (the latest, or the ring) goes at once,
+      // whatever another pair's read is doing.
+      if (since === undefined || feed.recent(p, since) !== undefined) {
+        this.replay(c, channel, p, since).catch(failed);
+        continue;
+      }
       // A pair unsubscribed (or subscribed anew) while waiting for its turn is skipped: no read for it.
       c.replays = c.replays
-        .then(() => (c.subs.get(subKey(channel, p)) === sub ? this.replay(c, channel, p, since) : undefined))
-        .catch((err) => log.error({ err, service: 'api', channel, pair: p }, 'websocket replay failed'));
+        .then(() => (c.subs.get(k) === sub ? this.replay(c, channel, p, since) : undefined))
+        .catch(failed);
     }
     return undefined;
   }
@@ -354,16 +419,28 @@ export class WsHub {
       items = e === undefined ? [] : [e];
     } else {
       const ring = feed.recent(pair, since);
+      const wait = ring === undefined ? (c.charge?.() ?? 0) : 0;
       if (ring !== undefined) items = ring;
-      else {
+      else if (wait > 0) {
+        // The key's bucket is empty: no read (a client resubscribing in a loop would read the store for ever).
+        this.stats.replaysRateLimited++;
+        this.sendJson(c, {
+          type: 'error',
+          error: 'rate_limited',
+          message: `${pairToUrl(pair)} not replayed: rate limit exceeded for this API key (retry in ${Math.max(1, Math.ceil(wait / 1000))} s); live records follow`,
+        });
+        items = [];
+      } else {
         try {
-          items = await feed.fromStore(pair, since);
+          items = await this.withDeadline(feed.fromStore(pair, since));
         } catch (err) {
+          const late = err instanceof ReplayTimeout;
+          if (late) this.stats.replaysTimedOut++;
           log.error({ err, service: 'api', channel, pair }, 'websocket replay from the store failed');
           this.sendJson(c, {
             type: 'error',
             error: 'replay_failed',
-            message: `could not replay ${pairToUrl(pair)}: store unavailable`,
+            message: `could not replay ${pairToUrl(pair)}: ${late ? `the store did not answer within ${this.replayReadTimeoutMs} ms` : 'store unavailable'}`,
           });
           items = [];
         }
@@ -392,6 +469,20 @@ export class WsHub {
       lastWindowEnd = Math.max(lastWindowEnd, e.p.windowEnd);
     }
     if (sent.size > 0) sub.replayed = { sent, lastWindowEnd };
+  }
+
+  /**
+   * `read`, or a `ReplayTimeout` after `replayReadTimeoutMs`. The read itself cannot be called back and may go on
+   * in the store (until the store's own query timeout), but the client's next replays wait no more for it: a client
+   * starts at most one store read per deadline.
+   */
+  private withDeadline<T>(read: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ReplayTimeout(this.replayReadTimeoutMs)), this.replayReadTimeoutMs);
+      timer.unref(); // a hung read must not keep a stopping process alive either
+    });
+    return Promise.race([read, late]).finally(() => clearTimeout(timer));
   }
 
   /** Waits (up to 10 s) until the client has taken half of its backlog; false if it is gone or too slow. */

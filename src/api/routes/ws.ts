@@ -43,7 +43,7 @@ export function wsRoutes(deps: { hub: WsHub }) {
           'GET /v1/ws is a WebSocket: open it with a WebSocket client (Upgrade: websocket)',
           'upgrade_required',
         ),
-      wsHandler: (socket) => deps.hub.accept(socket),
+      wsHandler: (socket, req) => deps.hub.accept(socket, req),
       schema: {
         hide: true,
         summary: 'Live predictions over WebSocket',

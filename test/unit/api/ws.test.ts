@@ -45,11 +45,24 @@ class GatedStore extends MemoryPredictionsStore {
   }
 }
 
+/** A store whose history, once `hang` is set, never answers (a hung PostgreSQL, up to its query timeout). */
+class HungStore extends MemoryPredictionsStore {
+  hang = false;
+  override async history(...args: Parameters<MemoryPredictionsStore['history']>): Promise<Prediction[]> {
+    const rows = await super.history(...args); // counted in historyCalls
+    if (this.hang) await new Promise(() => {});
+    return rows;
+  }
+}
+
 interface Msg {
   type: string;
   data?: Prediction;
   error?: string;
+  message?: string;
   pairs?: string[];
+  replayFrom?: number;
+  replayFromByPair?: Record<string, number>;
 }
 
 class Client {
@@ -282,6 +295,130 @@ describe('WebSocket /v1/ws', () => {
     // The replays are done and the pairs live: a new prediction arrives.
     await s.publish(prediction('BTC/USD', at(21)));
     await c.until(() => c.predictions().length === 19, 'the next live one');
+    c.close();
+  });
+
+  test('how far back a replay reaches is bounded pair by pair: a pair whose feed stopped long ago does not stretch the others', async () => {
+    // Replays reach an hour back from each pair's newest record. BTC's newest is minute 300; ETH's feed stopped at
+    // minute 0, five hours before.
+    const s = await serve({ ringSize: 5, options: { ws: { maxReplayMs: 60 * MIN } } });
+    for (let i = 0; i <= 300; i += 100)
+      await s.publish(...range(i, Math.min(i + 99, 300)).map((j) => prediction('BTC/USD', at(j))));
+    await s.publish(prediction('ETH/USD', at(0)));
+    await s.taken();
+    const c = await Client.connect(s.port);
+    c.send({ type: 'subscribe', pairs: ['BTC-USD', 'ETH-USD'], since: 0 });
+    await c.until(() => c.msgs.some((m) => m.type === 'subscribed'), 'subscribed');
+    const ack = c.msgs.find((m) => m.type === 'subscribed')!;
+    assert.deepEqual(ack.replayFromByPair, { 'BTC-USD': at(240), 'ETH-USD': at(-60) });
+    assert.equal(ack.replayFrom, at(-60), 'replayFrom: the earliest of them, as before');
+    // Live ones, held until each pair's replay is over: once they are in, the replays are whole.
+    await s.publish(prediction('BTC/USD', at(301)), prediction('ETH/USD', at(1)));
+    const of = (pair: string) => c.predictions().filter((p) => p.pair === pair);
+    await c.until(
+      () =>
+        of('BTC/USD').some((p) => p.windowEnd === at(301)) &&
+        of('ETH/USD').some((p) => p.windowEnd === at(1)),
+      'both replays and the live predictions',
+      20_000,
+    );
+    // BTC: its own hour (minutes 241–300), not five hours more because ETH is in the same frame.
+    assert.deepEqual(ends(of('BTC/USD')), range(241, 301));
+    assert.deepEqual(ends(of('ETH/USD')), [0, 1]);
+    c.close();
+  });
+
+  test("a hung store read for one pair holds neither another pair's replay from memory nor its live predictions", async () => {
+    const store = new HungStore();
+    // The deadline far away: only the chain is under test.
+    const s = await serve({ ringSize: 5, store, options: { ws: { replayReadTimeoutMs: 600_000 } } });
+    for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
+    await s.publish(prediction('ETH/USD', at(1)));
+    await s.taken();
+    store.hang = true;
+    const c = await Client.connect(s.port);
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(2) }); // before the ring: a store read, which hangs
+    await waitFor(
+      'the replay to read the store',
+      () => store.historyCalls,
+      (n) => n > 0,
+      { timeoutMs: 30_000, everyMs: 5 },
+    );
+    c.send({ type: 'subscribe', pairs: ['ETH-USD'] }); // no since: the latest, from memory
+    const eth = () => c.predictions().filter((p) => p.pair === 'ETH/USD');
+    await c.until(() => eth().length === 1, "ETH's latest while BTC's read hangs", 20_000);
+    await s.publish(prediction('ETH/USD', at(2)));
+    await c.until(() => eth().length === 2, "ETH's live prediction while BTC's read hangs", 20_000);
+    assert.deepEqual(ends(eth()), [1, 2]);
+    assert.equal(
+      c.predictions().filter((p) => p.pair === 'BTC/USD').length,
+      0,
+      'BTC still waits for its read',
+    );
+    assert.equal(store.historyCalls, 1);
+    c.close();
+  });
+
+  test('a store read that outlives its deadline answers replay_failed, and the pair goes live', async () => {
+    const store = new HungStore();
+    const s = await serve({ ringSize: 5, store, options: { ws: { replayReadTimeoutMs: 100 } } });
+    for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
+    await s.taken();
+    store.hang = true;
+    const c = await Client.connect(s.port);
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(2) });
+    await c.until(() => c.msgs.some((m) => m.type === 'error'), 'the replay to fail', 20_000);
+    const err = c.msgs.find((m) => m.type === 'error')!;
+    assert.equal(err.error, 'replay_failed');
+    assert.match(err.message!, /BTC-USD: the store did not answer within 100 ms/);
+    assert.equal(s.hub.stats.replaysTimedOut, 1);
+    await s.publish(prediction('BTC/USD', at(21)));
+    await c.until(() => c.predictions().length === 1, 'the live prediction after the failed replay', 20_000);
+    assert.deepEqual(ends(c.predictions()), [21]);
+    c.close();
+  });
+
+  test("with API keys, each replay that reads the store takes a token of the key's bucket; none left: rate_limited, no read, live still flows", async () => {
+    // Two tokens and (in effect) no refill: the upgrade takes one, the first store read the other.
+    const s = await serve({ ringSize: 5, options: { apiKeys: ['k'], ratePerSecond: 0.001, burst: 2 } });
+    for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
+    await s.taken();
+    const c = await Client.connect(s.port, { 'x-api-key': 'k' });
+    const errors = () => c.msgs.filter((m) => m.type === 'error');
+    const resubscribe = async (since: number) => {
+      c.send({ type: 'unsubscribe', pairs: ['BTC-USD'] });
+      c.send({ type: 'subscribe', pairs: ['BTC-USD'], since });
+    };
+    // From the ring (minutes 16–20 in it): no store read, no token.
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(17) });
+    await c.until(() => c.predictions().length === 3, 'the replay from the ring');
+    // From the store: the last token.
+    await resubscribe(at(2));
+    await c.until(() => c.predictions().length === 3 + 18, 'the replay from the store', 20_000);
+    assert.equal(s.store.historyCalls > 0, true);
+    const reads = s.store.historyCalls;
+    // From the store again: the bucket is empty.
+    await resubscribe(at(2));
+    await c.until(
+      () => errors().length > 0 || c.predictions().length > 3 + 18,
+      'an answer to the third replay',
+      20_000,
+    );
+    assert.deepEqual(
+      errors().map((m) => m.error),
+      ['rate_limited'],
+    );
+    assert.match(errors()[0]!.message!, /^BTC-USD not replayed: rate limit exceeded for this API key/);
+    assert.equal(s.store.historyCalls, reads, 'no store read');
+    assert.equal(s.hub.stats.replaysRateLimited, 1);
+    await s.publish(prediction('BTC/USD', at(21)));
+    await c.until(() => c.predictions().length === 3 + 18 + 1, 'the live prediction', 20_000);
+    assert.deepEqual(ends(c.predictions().slice(3 + 18)), [21]);
+    // The same bucket as REST's.
+    const rest = await fetch(`http://127.0.0.1:${s.port}/v1/predictions/latest?pair=BTC-USD`, {
+      headers: { 'x-api-key': 'k' },
+    });
+    assert.equal(rest.status, 429);
     c.close();
   });
 
