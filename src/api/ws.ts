@@ -5,6 +5,7 @@ import { Pair, pairFromUrl, pairToUrl } from '../schemas/common.ts';
 import { keyCharge } from './auth.ts';
 import type { Entry, Feed, FeedRecord } from './feed.ts';
 import type { ApiErrorCode } from './reply.ts';
+import { answerWithin, StoreTimeoutError } from './store-deadline.ts';
 
 /**
  * The WebSocket stream (`GET /v1/ws`), with one channel per feed: `predictions` (the default) and `errors` (the
@@ -78,14 +79,6 @@ const LIBRARY_CLOSE_REASONS: Record<number, string> = {
   1007: 'a text frame that is not valid UTF-8',
   1009: `a frame over ${MAX_FRAME_BYTES} bytes: send subscribe and unsubscribe frames only`,
 };
-
-/** A replay's store read that outlived its deadline. */
-class ReplayTimeout extends Error {
-  constructor(ms: number) {
-    super(`the store did not answer a replay within ${ms} ms`);
-    this.name = 'ReplayTimeout';
-  }
-}
 
 /** A subscription's key: channel and pair. */
 const subKey = (channel: string, pair: string) => `${channel}|${pair}`;
@@ -432,9 +425,11 @@ export class WsHub {
         items = [];
       } else {
         try {
-          items = await this.withDeadline(feed.fromStore(pair, since));
+          // The read cannot be called back and may go on in the store, but the client's next replays wait no more
+          // for it: a client starts at most one store read per deadline.
+          items = await answerWithin(feed.fromStore(pair, since), 'store', this.replayReadTimeoutMs);
         } catch (err) {
-          const late = err instanceof ReplayTimeout;
+          const late = err instanceof StoreTimeoutError;
           if (late) this.stats.replaysTimedOut++;
           log.error({ err, service: 'api', channel, pair }, 'websocket replay from the store failed');
           this.sendJson(c, {
@@ -469,20 +464,6 @@ export class WsHub {
       lastWindowEnd = Math.max(lastWindowEnd, e.p.windowEnd);
     }
     if (sent.size > 0) sub.replayed = { sent, lastWindowEnd };
-  }
-
-  /**
-   * `read`, or a `ReplayTimeout` after `replayReadTimeoutMs`. The read itself cannot be called back and may go on
-   * in the store (until the store's own query timeout), but the client's next replays wait no more for it: a client
-   * starts at most one store read per deadline.
-   */
-  private withDeadline<T>(read: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ReplayTimeout(this.replayReadTimeoutMs)), this.replayReadTimeoutMs);
-      timer.unref(); // a hung read must not keep a stopping process alive either
-    });
-    return Promise.race([read, late]).finally(() => clearTimeout(timer));
   }
 
   /** Waits (up to 10 s) until the client has taken half of its backlog; false if it is gone or too slow. */
