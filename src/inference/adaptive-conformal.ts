@@ -1,3 +1,4 @@
+import { restorePoint } from '../core/restore-point.ts';
 /**
  * Online adaptive conformal inference (Gibbs & Candès 2021, "Adaptive Conformal Inference Under Distribution
  * Shift") for the p10–p90 band, one side at a time, as the predictor applies it live.
@@ -117,12 +118,7 @@ export class AdaptiveConformal {
 
   /** A restore point for `keys`: the returned function puts their state back as it was (a batch that failed). */
   mark(keys: Iterable<string>): () => void {
-    const saved = [...new Set(keys)].map((k) => [k, structuredClone(this.keys.get(k))] as const);
-    return () => {
-      for (const [k, s] of saved)
-        if (s === undefined) this.keys.delete(k);
-        else this.keys.set(k, s);
-    };
+    return restorePoint(this.keys, keys);
   }
 
   snapshot(): AciSnapshot {

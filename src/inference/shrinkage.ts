@@ -1,3 +1,4 @@
+import { restorePoint } from '../core/restore-point.ts';
 /**
  * Shrinking the point forecast toward persistence when it has recently not earned its keep: a gate inside the
  * predictor, fed by the matured outcomes (as the monitoring sees them), one state per key (pair).
@@ -47,12 +48,7 @@ export class Shrinkage {
 
   /** A restore point for `keys`: the returned function puts their state back as it was (a batch that failed). */
   mark(keys: Iterable<string>): () => void {
-    const saved = [...new Set(keys)].map((k) => [k, structuredClone(this.keys.get(k))] as const);
-    return () => {
-      for (const [k, s] of saved)
-        if (s === undefined) this.keys.delete(k);
-        else this.keys.set(k, s);
-    };
+    return restorePoint(this.keys, keys);
   }
 
   /** The λ to apply to a new forecast of `key` (1 until an outcome has matured). */

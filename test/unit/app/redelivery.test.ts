@@ -4,7 +4,6 @@ import pino from 'pino';
 import { CandleService } from '../../../src/candles/candle-service.ts';
 import { FeatureService } from '../../../src/features/feature-service.ts';
 import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
-import type { ServingModel } from '../../../src/inference/model-holder.ts';
 import { PredictorService } from '../../../src/inference/predictor-service.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
@@ -13,11 +12,11 @@ import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import { NewsSignalService } from '../../../src/sentiment/news-signal-service.ts';
 import { SentimentScorer } from '../../../src/sentiment/scorer.ts';
-import type { ModelCard } from '../../../src/training/registry/registry.ts';
 import { bitstampCandleRecords } from '../../support/bitstamp.ts';
 import { featureVector, MIN, T0, trade, watermark } from '../../support/factories.ts';
 import { busFailingOnce } from '../../support/failing-bus.ts';
 import { MemoryPredictionsStore } from '../../support/memory-predictions-store.ts';
+import { linearServingModel } from '../../support/serving-model.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /**
@@ -134,20 +133,7 @@ describe('a batch delivered again after a failure ends as an uninterrupted run',
   it('predictions with the online band and shrinkage: the same forecasts published', async () => {
     const M = 60_000;
     const T = Date.UTC(2024, 5, 1, 12, 0);
-    const model: ServingModel = {
-      card: {
-        name: 'price',
-        version: 4,
-        horizonMs: 300_000,
-        target: 'log_return_bps',
-        columns: ['ret_1m'],
-      } as ModelCard,
-      predict: (v) => ({
-        returnBps: v.values[0]! * 1e3,
-        p10Bps: v.values[0]! * 1e3 - 10,
-        p90Bps: v.values[0]! * 1e3 + 10,
-      }),
-    };
+    const model = linearServingModel;
     let close = 100;
     const vectors = Array.from({ length: 120 }, (_, k) => {
       close *= Math.exp((((k % 3 ? 1 : -1) * 40 + 5) / 1e4) as number);

@@ -11,9 +11,9 @@ import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { topics } from '../../../src/schemas/topics.ts';
-import type { ModelCard } from '../../../src/training/registry/registry.ts';
 import { featureVector } from '../../support/factories.ts';
 import { scratchDir } from '../../support/scratch.ts';
+import { linearServingModel } from '../../support/serving-model.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /** The service on the in-process bus and a DuckDB file: what is predicted, skipped, stored and published. */
@@ -26,21 +26,7 @@ function vector(pair: string, windowEnd: number, o: Partial<FeatureVectorRecord>
   return featureVector({ pair, windowEnd, close: 100 + windowEnd / 1e10, values, ...o });
 }
 
-/** returnBps = ret_1m × 1e3 (a "model" whose output depends on the vector), quantiles ±10. */
-const model: ServingModel = {
-  card: {
-    name: 'price',
-    version: 4,
-    horizonMs: 300_000,
-    target: 'log_return_bps',
-    columns: ['ret_1m'],
-  } as ModelCard,
-  predict: (v) => ({
-    returnBps: v.values[0]! * 1e3,
-    p10Bps: v.values[0]! * 1e3 - 10,
-    p90Bps: v.values[0]! * 1e3 + 10,
-  }),
-};
+const model = linearServingModel;
 
 async function setup(
   current: ServingModel | undefined,
