@@ -133,6 +133,10 @@ export function buildApi(deps: ApiDeps) {
     done();
   });
   app.addHook('onRequest', (_req, reply, done) => {
+    // Every answer is as of now (the latest prediction changes each minute): no cache between the API and its client
+    // may keep it — a CDN's default TTL (a day) would serve yesterday's /v1/predictions/latest. The dashboard's
+    // assets say otherwise themselves.
+    reply.header('cache-control', 'no-store');
     if (!closing) return done();
     fail(
       reply,

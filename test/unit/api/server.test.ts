@@ -597,6 +597,8 @@ describe('API keys, rate limit, CORS', () => {
     });
     assert.equal(other.headers['access-control-allow-origin'], undefined);
     assert.equal(res.headers['access-control-expose-headers'], 'Retry-After');
+    // No cache between the API and its client keeps an answer (a CDN's default TTL would serve yesterday's latest).
+    assert.equal(res.headers['cache-control'], 'no-store');
     // A preflight is answered; an OPTIONS that is not one never gets a body outside the catalogue (it was a
     // text/plain 400 "Invalid Preflight Request").
     const preflight = await on.app.inject({
