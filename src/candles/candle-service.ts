@@ -7,7 +7,7 @@ import type { Candle, Interval } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import { topics } from '../schemas/topics.ts';
 import type { TradeEvent } from '../schemas/trade.ts';
-import { CandleAggregator, type LatePolicy, type PairSeed } from './aggregator.ts';
+import { type AggregatorStats, CandleAggregator, type LatePolicy, type PairSeed } from './aggregator.ts';
 
 /**
  * The candle stage as a service: `trades` → event-time windows → `candles`, late trades → `dlq`.
@@ -172,16 +172,16 @@ export class CandleService {
       this.dedups.set(partition, dedup);
     }
     // Counted once the batch's candles and dead letters are published, and each offset once: after a failure the
-    // partition is re-read from its last commit, through records already counted.
+    // partition is re-read from its last commit, through records already counted. They come first (offset order): the
+    // aggregator's counts are taken as they stand when the first record not yet counted comes.
     const counted = this.counted.get(partition) ?? -1n;
-    const before = { ...agg.stats };
-    const seen = { trades: 0, late: 0, filled: 0, suppressed: 0, replayed: 0 };
+    let before: AggregatorStats | undefined;
     let duplicates = 0;
     let watermarks = 0;
     for (const r of records) {
       const v = r.value;
       const fresh = r.offset > counted;
-      const b = fresh ? undefined : { ...agg.stats };
+      if (fresh) before ??= { ...agg.stats };
       if (v.type === 'trade') {
         if (dedup.accept(v)) agg.onTrade(v, Number(r.offset));
         else if (fresh) duplicates++;
@@ -189,10 +189,9 @@ export class CandleService {
         if (fresh) watermarks++;
         agg.onWatermark(v, Number(r.offset));
       }
-      if (b !== undefined)
-        for (const k of Object.keys(seen) as (keyof typeof seen)[]) seen[k] += agg.stats[k] - b[k];
     }
-    const delta = (k: keyof typeof seen) => agg.stats[k] - before[k] - seen[k];
+    const from = before ?? { ...agg.stats };
+    const delta = (k: 'trades' | 'late' | 'filled' | 'suppressed' | 'replayed') => agg.stats[k] - from[k];
     const pending = this.pendingFor(partition);
     const candles = pending.candles.splice(0);
     const dead = pending.dead.splice(0);

@@ -8,13 +8,13 @@ import { PredictorService } from '../../../src/inference/predictor-service.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { NewsItem } from '../../../src/schemas/news.ts';
-import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import { NewsSignalService } from '../../../src/sentiment/news-signal-service.ts';
 import { SentimentScorer } from '../../../src/sentiment/scorer.ts';
 import { bitstampCandleRecords } from '../../support/bitstamp.ts';
+import { collectValues } from '../../support/collect.ts';
 import { featureVector, MIN, T0, trade, watermark } from '../../support/factories.ts';
-import { busFailingOnce } from '../../support/failing-bus.ts';
+import { busFailingOnce, failFirstWrite } from '../../support/failing-once.ts';
 import { MemoryPredictionsStore } from '../../support/memory-predictions-store.ts';
 import { linearServingModel } from '../../support/serving-model.ts';
 import { waitFor } from '../../support/wait.ts';
@@ -62,6 +62,43 @@ describe('a batch delivered again after a failure ends as an uninterrupted run',
     const uninterrupted = await once();
     assert.equal(uninterrupted.stats.late, 1);
     assert.deepEqual(await once(topics.candles.name), uninterrupted);
+  });
+
+  // The candle stage commits behind a window still open: a later batch that fails is read again from there, through
+  // records an earlier batch counted already.
+  it('candles: a later batch read again with an earlier one’s records of an open window counts them once', async () => {
+    const first = [trade({ ts: T0 + 1_000, price: 100 }), trade({ ts: T0 + MIN + 2_000, price: 101 })];
+    const second = [
+      trade({ ts: T0 + 2 * MIN + 3_000, price: 102 }),
+      watermark(T0 + 5 * MIN, { final: true }),
+    ];
+    const once = async (failSecond: boolean) => {
+      const { bus, inner, state } = busFailingOnce(topics.candles.name, failSecond ? 2 : 0);
+      try {
+        const svc = new CandleService({ bus, graceMs: 1_000 });
+        await svc.start();
+        await bus.publish(topics.trades, first);
+        await waitFor(
+          'the first minute',
+          () => svc.stats.candles,
+          (n) => n >= 1,
+          { timeoutMs: 20_000 },
+        );
+        await svc.caughtUp();
+        await bus.publish(topics.trades, second);
+        await svc.caughtUp();
+        const candles = (await inner.readTail(topics.candles, 100)).map((r) => r.value);
+        await svc.stop();
+        return { stats: { ...svc.stats }, candles, failed: state.failures > 2 };
+      } finally {
+        await inner.close();
+      }
+    };
+    const uninterrupted = await once(false);
+    assert.equal(uninterrupted.stats.trades, 3);
+    const failedOnce = await once(true);
+    assert.equal(failedOnce.failed, true, 'the second batch’s candles failed once and were published again');
+    assert.deepEqual({ ...failedOnce, failed: false }, uninterrupted);
   });
 
   it('features: the candles and ready vectors counted once', async () => {
@@ -143,12 +180,7 @@ describe('a batch delivered again after a failure ends as an uninterrupted run',
     const once = async (failStore: boolean) => {
       const bus = new InProcessBus();
       const store = new MemoryPredictionsStore();
-      const write = store.write.bind(store);
-      let failures = 0;
-      store.write = async (rows) => {
-        if (failStore && failures++ === 0) throw new Error('the store is away (injected)');
-        return write(rows);
-      };
+      const writes = failStore ? failFirstWrite(store) : { tries: 0 };
       const svc = new PredictorService(bus, { current: () => model }, store, {
         clock: 'event',
         maxStalenessMs: 2 * M,
@@ -156,18 +188,9 @@ describe('a batch delivered again after a failure ends as an uninterrupted run',
         adaptiveConformal: true,
         shrinkage: true,
       });
-      const published: Prediction[] = [];
       try {
         await svc.start();
-        await bus.subscribe<Prediction>({
-          topic: topics.predictions,
-          group: 'test',
-          service: 'test',
-          handle: (b) => {
-            for (const r of b.records) published.push(r.value);
-            return undefined;
-          },
-        });
+        const published = await collectValues(bus, topics.predictions);
         await bus.publish(topics.features, vectors);
         await waitFor(
           '120 predictions',
@@ -175,7 +198,7 @@ describe('a batch delivered again after a failure ends as an uninterrupted run',
           (n) => n === 120,
           { timeoutMs: 30_000 },
         );
-        assert.equal(failures, failStore ? 2 : 0);
+        assert.equal(writes.tries, failStore ? 2 : 0);
         return {
           forecasts: published.map((p) => [p.windowEnd, p.p10, p.predictedClose, p.p90]),
           stats: { ...svc.adjustments!.stats },

@@ -7,11 +7,12 @@ import type { ServingModel } from '../../../src/inference/model-holder.ts';
 import { PredictorService } from '../../../src/inference/predictor-service.ts';
 import { openPredictionsStore } from '../../../src/inference/store/open.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { topics } from '../../../src/schemas/topics.ts';
+import { collectValues } from '../../support/collect.ts';
 import { featureVector } from '../../support/factories.ts';
+import { busFailingOnce, failFirstWrite } from '../../support/failing-once.ts';
 import { scratchDir } from '../../support/scratch.ts';
 import { linearServingModel } from '../../support/serving-model.ts';
 import { waitFor } from '../../support/wait.ts';
@@ -51,26 +52,8 @@ async function setup(
     shrinkage,
   });
   await svc.start();
-  const published: Prediction[] = [];
-  const dead: DeadLetter[] = [];
-  await bus.subscribe<Prediction>({
-    topic: topics.predictions,
-    group: 'test',
-    service: 'test',
-    handle: (b) => {
-      for (const r of b.records) published.push(r.value);
-      return undefined;
-    },
-  });
-  await bus.subscribe<DeadLetter>({
-    topic: topics.dlq,
-    group: 'test',
-    service: 'test',
-    handle: (b) => {
-      for (const r of b.records) dead.push(r.value);
-      return undefined;
-    },
-  });
+  const published = await collectValues(bus, topics.predictions);
+  const dead = await collectValues(bus, topics.dlq);
   /** Publishes the vectors and waits until the service has published one prediction for each. */
   const predictAll = async (vs: FeatureVectorRecord[]) => {
     const want = published.length + vs.length;
@@ -379,20 +362,7 @@ describe('PredictorService: a batch that fails at its last step (the dead letter
   // The predictions were counted before the batch's dead letters were sent: when that failed, the batch came again,
   // its predictions were stored again (the same rows) and counted twice.
   it('each prediction and each skip counted once, when the whole batch went through', async () => {
-    const inner = new InProcessBus();
-    let failures = 0;
-    const bus = new Proxy(inner, {
-      get(target, prop, receiver) {
-        if (prop === 'publish')
-          return async (topic: { name: string }, values: unknown[]) => {
-            if (topic.name === topics.dlq.name && failures++ === 0)
-              throw new Error('the broker is away (injected)');
-            return target.publish(topic as never, values as never);
-          };
-        const v = Reflect.get(target, prop, receiver);
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
-    });
+    const { bus, inner, state } = busFailingOnce(topics.dlq.name);
     const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
     const svc = new PredictorService(bus, { current: () => model }, store, {
       clock: 'event',
@@ -408,7 +378,7 @@ describe('PredictorService: a batch that fails at its last step (the dead letter
       ]);
       await waitFor(
         'the batch through, its dead letter sent at the second attempt',
-        () => ({ failures, vectors: svc.stats.vectors }),
+        () => ({ failures: state.failures, vectors: svc.stats.vectors }),
         (s) => s.failures === 2 && s.vectors === 4,
         { timeoutMs: 30_000 },
       );
@@ -431,12 +401,7 @@ describe('PredictorService on the event clock: a batch delivered again after a f
   it('is read by the clock as it was before the batch: every prediction is made and stored', async () => {
     const bus = new InProcessBus();
     const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
-    const write = store.write.bind(store);
-    let failures = 0;
-    store.write = async (rows) => {
-      if (failures++ === 0) throw new Error('the store is away (injected)');
-      return write(rows);
-    };
+    const writes = failFirstWrite(store);
     const svc = new PredictorService(bus, { current: () => model }, store, {
       clock: 'event',
       maxStalenessMs: 2 * M,
@@ -456,7 +421,7 @@ describe('PredictorService on the event clock: a batch delivered again after a f
           timeoutMs: 30_000,
         },
       );
-      assert.equal(failures, 2);
+      assert.equal(writes.tries, 2);
       assert.equal(svc.stats.skipped.stale, 0);
       assert.equal(await store.count(), 10);
     } finally {

@@ -3,7 +3,6 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { scorePrediction, unscorable } from '../../../src/monitoring/score.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
-import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { type Prediction, PredictionSchema } from '../../../src/schemas/prediction.ts';
 import { PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
 import { topics } from '../../../src/schemas/topics.ts';
@@ -17,6 +16,7 @@ import {
   predictionsIndex,
   predictionsIsmPolicy,
 } from '../../../src/sinks/predictions-index.ts';
+import { collectValues } from '../../support/collect.ts';
 import { prediction as basePrediction } from '../../support/factories.ts';
 import { waitFor } from '../../support/wait.ts';
 
@@ -193,16 +193,7 @@ describe('index sink', () => {
         return { ok: false, status: 429, reason: 'es_rejected_execution_exception' };
       return undefined;
     };
-    const dead: DeadLetter[] = [];
-    await bus.subscribe<DeadLetter>({
-      topic: topics.dlq,
-      group: 't',
-      service: 't',
-      handle: (b) => {
-        for (const r of b.records) dead.push(r.value);
-        return undefined;
-      },
-    });
+    const dead = await collectValues(bus, topics.dlq, 't');
     const sink = new IndexSink(bus, index, { sleep: noWait });
     await sink.start();
     await bus.publish(
