@@ -1,5 +1,6 @@
 import type { DeadLetter } from '../schemas/dlq.ts';
 import type { Trade, Watermark } from '../schemas/trade.ts';
+import type { ResumePoints } from './resume-points.ts';
 
 /**
  * Where a trade source delivers. Every method may apply back-pressure by returning a promise; a source
@@ -24,4 +25,9 @@ export interface TradeSource {
    * configuration (unknown pair, bad URL).
    */
   run(sink: SourceSink, signal: AbortSignal): Promise<void>;
+  /**
+   * Live sources only, called before `run`: where each pair stood in the `trades` log when the previous process
+   * stopped (see `ResumePoints`). The source refills what traded since over REST before it reads the stream.
+   */
+  resumeFrom?(points: ResumePoints): void;
 }

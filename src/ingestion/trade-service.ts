@@ -8,6 +8,7 @@ import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import { topics } from '../schemas/topics.ts';
 import type { Trade, TradeEvent, Watermark } from '../schemas/trade.ts';
 import { TradeDeduplicator } from './dedup.ts';
+import { ResumePoints } from './resume-points.ts';
 import type { SourceSink, TradeSource } from './source.ts';
 import { TradePlausibility } from './trade-plausibility.ts';
 
@@ -25,6 +26,12 @@ export interface TradeServiceStats {
   implausible: number;
   publishRetries: number;
 }
+
+/**
+ * Records of each `trades` partition read on start for the resume points: pairs share the 4 partitions, and every
+ * followed pair puts a watermark there each second, so this reaches back minutes at the busiest times.
+ */
+const RESUME_TAIL_RECORDS = 20_000;
 
 export class TradeService {
   readonly stats: TradeServiceStats = {
@@ -68,6 +75,7 @@ export class TradeService {
   /** Runs the sources concurrently until all finish (finite) or `signal` aborts (live). */
   async run(sources: readonly TradeSource[], signal: AbortSignal): Promise<void> {
     await this.bus.ensureTopics([topics.trades, topics.dlq]);
+    if (sources.some((s) => s.resumeFrom !== undefined)) await this.resume(sources);
     const results = await Promise.allSettled(sources.map((s) => s.run(this.sink(s.name, signal), signal)));
     results.forEach((r, i) => {
       if (r.status === 'rejected')
@@ -75,6 +83,18 @@ export class TradeService {
     });
     const failed = results.find((r) => r.status === 'rejected');
     if (failed !== undefined && failed.status === 'rejected') throw failed.reason;
+  }
+
+  /**
+   * Live sources pick up where the previous process left the log (`ResumePoints`). The tail's trades are marked as
+   * seen, so what a refill fetches again (a time-paged REST overlaps the last trade's second) is not published twice.
+   */
+  private async resume(sources: readonly TradeSource[]): Promise<void> {
+    const tail = await this.bus.readTail(topics.trades, RESUME_TAIL_RECORDS);
+    for (const r of tail) if (r.value.type === 'trade') this.dedup.accept(r.value);
+    const points = ResumePoints.fromTail(tail.map((r) => r.value));
+    for (const s of sources) s.resumeFrom?.(points);
+    log.info({ records: tail.length }, 'resuming live sources from the tail of trades');
   }
 
   sink(name: string, signal?: AbortSignal): SourceSink {

@@ -4,6 +4,7 @@ import { backoffDelay } from '../../core/retry.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
 import { type Trade, tradeAheadOfReceipt } from '../../schemas/trade.ts';
 import { TradeDeduplicator } from '../dedup.ts';
+import type { ResumePoints } from '../resume-points.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
 import { assertPairs } from '../symbols.ts';
 import type { ExchangeAdapter, LiveSourceOptions } from './adapter.ts';
@@ -19,7 +20,9 @@ export type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } 
  * - Gap detection: per pair, trade ids must follow each other where the exchange numbers them contiguously;
  *   a Coinbase `sequence_num` or `heartbeat_counter` jump means lost messages; a reconnect means an outage.
  * - Refill: on an id gap, the missing ids; after a reconnect or a sequence gap, everything since the last
- *   trade (or the last watermark) — over REST, through the same sink. Trades are deduplicated locally (REST
+ *   trade (or the last watermark) — over REST, through the same sink. On the first connection, the same for each
+ *   pair with a resume point (`resumeFrom`: where the previous process left the `trades` log), so a restart leaves
+ *   no hole. Trades are deduplicated locally (REST
  *   and stream overlap by design), so the sink gets each (pair, tradeId) once.
  * - Watermarks: about once a second per subscribed pair, event time = wall clock − `watermarkDelayMs`, so an
  *   idle minute still closes downstream — but never later than the received time − `watermarkDelayMs` of the
@@ -101,6 +104,7 @@ export class LiveTradeSource implements TradeSource {
   private lastHeartbeat: number | undefined;
   private refilledSinceHeartbeat = false;
   private ticking = false;
+  private resumePoints: ResumePoints | undefined;
 
   constructor(adapter: ExchangeAdapter, options: LiveSourceOptions) {
     assertPairs(adapter.exchange, options.pairs);
@@ -130,6 +134,10 @@ export class LiveTradeSource implements TradeSource {
     return [...this.state].filter(([, s]) => s.acked).map(([p]) => p);
   }
 
+  resumeFrom(points: ResumePoints): void {
+    this.resumePoints = points;
+  }
+
   async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
     this.sink = sink;
     this.signal = signal;
@@ -155,8 +163,20 @@ export class LiveTradeSource implements TradeSource {
     this.ackWarned = false;
     for (const f of this.a.subscribeFrames([...this.state.keys()])) send(f);
     if (connection === 1) {
-      // Nothing to catch up on yet: this connection is where the pairs' history starts.
-      for (const s of this.state.values()) s.holding = false;
+      // A pair the previous process followed catches up from where it left the log, as after a reconnect; for the
+      // others this connection is where their history starts.
+      const resuming: string[] = [];
+      for (const [pair, s] of this.state) {
+        const p = this.resumePoints?.get(this.a.exchange, pair);
+        if (p === undefined) s.holding = false;
+        else {
+          s.lastId = p.lastId;
+          s.lastTs = p.lastTs;
+          s.watermarkTs = p.watermarkTs;
+          resuming.push(pair);
+        }
+      }
+      for (const pair of resuming) await this.refill(pair, undefined, 'restart');
       return;
     }
     this.stats.reconnects++;

@@ -1,0 +1,51 @@
+import type { TradeEvent } from '../schemas/trade.ts';
+
+/** Where one (exchange, pair) stood in the `trades` log when the previous process stopped. */
+export interface ResumePoint {
+  /** Highest numeric trade id published (exchanges that number trades). */
+  lastId?: number;
+  /** Latest trade time published. */
+  lastTs?: number;
+  /** Latest watermark published: every trade up to it was published too. */
+  watermarkTs?: number;
+}
+
+/**
+ * The resume points of every (exchange, pair) found in the tail of the `trades` log. A live source given them refills
+ * over REST what traded since, before it reads the stream: what traded while the trades stage was down (a restart, a
+ * deploy) and what it had accepted but not yet published when it stopped (a broker away at the stop) is published
+ * after all, instead of becoming a hole of filled, zero-volume candles.
+ */
+export class ResumePoints {
+  private readonly points = new Map<string, ResumePoint>();
+
+  /** From the tail's records, any order (a pair's records are in one partition, but pairs share partitions). */
+  static fromTail(events: Iterable<TradeEvent>): ResumePoints {
+    const out = new ResumePoints();
+    for (const e of events) out.add(e);
+    return out;
+  }
+
+  private add(e: TradeEvent): void {
+    const key = `${e.exchange}|${e.pair}`;
+    let p = this.points.get(key);
+    if (p === undefined) {
+      p = {};
+      this.points.set(key, p);
+    }
+    if (e.type === 'watermark') {
+      // A final watermark ends a finite source (a replay): it says nothing about where a live stream stopped.
+      if (e.final !== true && e.ts > (p.watermarkTs ?? Number.NEGATIVE_INFINITY)) p.watermarkTs = e.ts;
+      return;
+    }
+    const id = Number(e.tradeId);
+    if (Number.isSafeInteger(id) && id > (p.lastId ?? -1)) p.lastId = id;
+    if (e.tradeTs > (p.lastTs ?? Number.NEGATIVE_INFINITY)) p.lastTs = e.tradeTs;
+  }
+
+  /** The point of one (exchange, pair), or undefined when the tail holds nothing of it. */
+  get(exchange: string, pair: string): ResumePoint | undefined {
+    const p = this.points.get(`${exchange}|${pair}`);
+    return p?.lastTs === undefined && p?.watermarkTs === undefined ? undefined : p;
+  }
+}
