@@ -314,7 +314,7 @@ export class InProcessBus implements Bus {
             await this.deadLetterPoison(opts, p, q.offset, q, q.reason);
             poison.deadLetterSent(BigInt(q.offset));
           }
-        const valid = unchecked ? await this.validate(opts, records) : records;
+        const valid = unchecked ? await this.validate(opts, cursor, records) : records;
         // Counted as read from when the handler has it until the position has moved past it (`readToEnd`), and no
         // longer once it failed.
         m.inHand.set(p, upTo);
@@ -365,7 +365,6 @@ export class InProcessBus implements Bus {
     }
   }
 
-  /** Invalid records (possible only through `publishUnvalidated`) go to the dead-letter topic. */
   /** A record the handler can never take (poison.ts): to `dlq` once, with the reason. */
   private async deadLetterPoison(
     opts: SubscribeOptions<unknown>,
@@ -388,15 +387,20 @@ export class InProcessBus implements Bus {
     countDeadLetters([letter]);
   }
 
+  /**
+   * Invalid records (possible only through `publishUnvalidated`) go to the dead-letter topic, once while the cursor
+   * re-reads them after handler failures, as on Kafka.
+   */
   private async validate(
     opts: SubscribeOptions<unknown>,
+    cursor: PartitionCursor,
     records: Delivered<unknown>[],
   ): Promise<Delivered<unknown>[]> {
     const valid: Delivered<unknown>[] = [];
     for (const r of records) {
       const res = safeParse(opts.topic.schema, r.value);
       if (res.success) valid.push(r);
-      else {
+      else if (!cursor.isDeadLettered(r.offset)) {
         const letter = deadLetter({
           service: opts.service,
           origin: r.topic,
@@ -409,6 +413,7 @@ export class InProcessBus implements Bus {
         });
         await this.publish(knownTopics.dlq, [letter]);
         countDeadLetters([letter]);
+        cursor.deadLetterSent(r.offset);
       }
     }
     return valid;

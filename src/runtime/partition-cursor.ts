@@ -44,6 +44,11 @@ export class PartitionCursor {
   readonly poison = new PoisonGuard();
   /** A held batch (HoldBatch) is being redelivered: logged when the hold starts and when it ends. */
   holding = false;
+  /**
+   * Offsets not committed past yet whose record refused by its schema was dead-lettered: a failing handler gets the
+   * same chunk again and again (step 2), and each re-read would put the same dead letter on `dlq` again.
+   */
+  private readonly deadLettered = new Set<bigint>();
 
   constructor(start: bigint, committed: bigint) {
     this.position = start;
@@ -128,6 +133,16 @@ export class PartitionCursor {
     this.failedAt = undefined;
   }
 
+  /** Has the record at `offset`, refused by its schema, been dead-lettered since the partition was assigned? */
+  isDeadLettered(offset: bigint): boolean {
+    return this.deadLettered.has(offset);
+  }
+
+  /** The record at `offset` is on `dlq`: not again while this cursor re-reads it (forgotten once committed past). */
+  deadLetterSent(offset: bigint): void {
+    this.deadLettered.add(offset);
+  }
+
   /** Steps 4 and 5: sends the pending commit through `commit` if the partition is still `owned`. */
   async commitPending(
     owned: boolean,
@@ -147,6 +162,8 @@ export class PartitionCursor {
     this.committed = c.offset;
     this.resumeFrom = c.offset;
     this.poison.committed(c.offset);
+    // Never read again by this cursor (a failure re-reads from the commit): a long run keeps none of them.
+    for (const offset of this.deadLettered) if (offset < c.offset) this.deadLettered.delete(offset);
     // A newer target may have been set while this one was in flight: it stays pending.
     if (this.uncommitted === c) this.uncommitted = undefined;
     return 'committed';
@@ -156,6 +173,8 @@ export class PartitionCursor {
   resetTo(offset: bigint): void {
     this.position = offset;
     this.resumeFrom = offset;
+    // A recreated topic gives its offsets to other records.
+    this.deadLettered.clear();
   }
 }
 

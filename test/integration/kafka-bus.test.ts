@@ -11,6 +11,7 @@ import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import { defineTopic, type Topic } from '../../src/runtime/topic.ts';
 import { DLQ_MAX_PAYLOAD_CHARS } from '../../src/schemas/dlq.ts';
 import { topics } from '../../src/schemas/topics.ts';
+import { busContract } from '../support/bus-contract.ts';
 
 /**
  * KafkaBus against a real Apache Kafka broker (scripts/kafka.sh, started here if it is not running, and left
@@ -96,6 +97,27 @@ describe('KafkaBus on a real Kafka broker', () => {
           if (p.committedOffset >= 0n) out.set(p.partitionIndex, p.committedOffset);
     return out;
   };
+
+  describe('the bus contract (test/support/bus-contract.ts, also run on the in-process bus)', () => {
+    busContract(async () => {
+      const bus = newBus();
+      return {
+        bus,
+        publishUnvalidated: async (topic, key, value) => {
+          await raw.send({
+            messages: [
+              {
+                topic: bus.name(topic),
+                key,
+                value: JSON.stringify(value),
+                partition: partitionFor(key, topic.partitions),
+              },
+            ],
+          });
+        },
+      };
+    });
+  });
 
   it('connect() parses kafka:// URLs', () => {
     assert.deepEqual(KafkaBus.connect('kafka://a:1,b:2').brokers, ['a:1', 'b:2']);

@@ -239,6 +239,7 @@ export class KafkaSubscription<T> {
       const valid: Delivered<T>[] = [];
       const dead: DeadLetter[] = [];
       const quarantined: bigint[] = [];
+      const invalid: bigint[] = [];
       for (const r of chunk) {
         if (poison.isQuarantined(r.offset)) {
           const reason = poison.deadLetterReason(r.offset);
@@ -248,7 +249,10 @@ export class KafkaSubscription<T> {
         }
         const parsed = parseRecord(this.opts.topic, partition, r);
         if (parsed.ok) valid.push(parsed.record);
-        else dead.push(this.deadLetter(partition, r, parsed.reason));
+        else if (!state.isDeadLettered(r.offset)) {
+          dead.push(this.deadLetter(partition, r, parsed.reason));
+          invalid.push(r.offset);
+        }
       }
       let plan: CommitPlan;
       try {
@@ -260,6 +264,7 @@ export class KafkaSubscription<T> {
           await this.bus.publish(knownTopics.dlq, dead);
           countDeadLetters(dead);
           for (const o of quarantined) poison.deadLetterSent(o);
+          for (const o of invalid) state.deadLetterSent(o);
         }
         // Counted as read while the handler has it (`readToEnd`), and no longer once it failed.
         this.inHand = { partition, next };

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { z } from 'zod';
 import { log } from '../../../src/core/log.ts';
 import { type Delivered, HoldBatch, murmur2, partitionFor } from '../../../src/runtime/bus.ts';
@@ -8,6 +8,7 @@ import { POISON_LIMITS } from '../../../src/runtime/poison.ts';
 import { defineTopic } from '../../../src/runtime/topic.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { topics } from '../../../src/schemas/topics.ts';
+import { busContract } from '../../support/bus-contract.ts';
 import { waitFor } from '../../support/wait.ts';
 
 const Msg = z.object({ pair: z.string(), n: z.number().int() });
@@ -477,5 +478,20 @@ describe('InProcessBus', () => {
     for (const r of tail) perPartition.set(r.partition, (perPartition.get(r.partition) ?? 0) + 1);
     for (const n of perPartition.values()) assert.ok(n <= 3);
     assert.ok(tail.some((r) => r.value.n === 99));
+  });
+});
+
+describe('InProcessBus: the bus contract (test/support/bus-contract.ts, also run on Kafka)', () => {
+  const buses: InProcessBus[] = [];
+  after(async () => {
+    for (const b of buses) await b.close();
+  });
+  busContract(async () => {
+    const bus = new InProcessBus();
+    buses.push(bus);
+    return {
+      bus,
+      publishUnvalidated: async (topic, key, value) => bus.publishUnvalidated(topic.name, key, value),
+    };
   });
 });

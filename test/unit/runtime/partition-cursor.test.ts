@@ -153,6 +153,20 @@ describe('the commit protocol of one partition (PartitionCursor)', () => {
     assert.equal(c.poison.isQuarantined(10n), false);
     assert.equal(c.poison.remembered, 0);
   });
+
+  it('remembers a dead-lettered record until a commit passes it (a re-read does not send it again; memory stays bounded)', async () => {
+    const c = new PartitionCursor(0n, -1n);
+    c.deadLetterSent(3n);
+    c.deadLetterSent(12n);
+    c.handlerFailed(0, BACKOFF, 0n);
+    assert.equal(c.isDeadLettered(3n), true, 'the re-read from 0 meets it again');
+    c.handled(10n, undefined, 0);
+    await c.commitPending(true, new FakeCoordinator().commit);
+    assert.equal(c.isDeadLettered(3n), false, 'committed past: never read again, forgotten');
+    assert.equal(c.isDeadLettered(12n), true);
+    c.resetTo(0n);
+    assert.equal(c.isDeadLettered(12n), false, 'a recreated topic: its offsets are other records');
+  });
 });
 
 describe('how a failed chunk is logged (logChunkFailure, both transports)', () => {
