@@ -15,6 +15,7 @@ import {
   jsonSchema,
   ModelHistorySchema,
   NewsQuerySchema,
+  NoQuerySchema,
   pageJson,
   SeriesQuerySchema,
   zodQuery,
@@ -25,6 +26,7 @@ const apiLog = log.child({ service: 'api' });
 const candlesQuery = zodQuery(CandlesQuerySchema);
 const newsQuery = zodQuery(NewsQuerySchema);
 const seriesQuery = zodQuery(SeriesQuerySchema);
+const noQuery = zodQuery(NoQuerySchema);
 const loose = (description: string) => ({ type: 'object', additionalProperties: true, description });
 
 /**
@@ -166,8 +168,10 @@ export function dashboardDataRoutes(deps: {
       {
         schema: {
           summary: "The model's history: champion changes and rollbacks, and every registered version",
-          response: { 200: jsonSchema(ModelHistorySchema), ...errors(401, 429, 503) },
+          querystring: noQuery.querystring,
+          response: { 200: jsonSchema(ModelHistorySchema), ...errors(400, 401, 429, 503) },
         },
+        validatorCompiler: noQuery.validatorCompiler,
       },
       async (_req, reply) => {
         if (!deps.registry) return fail(reply, 503, 'no model registry configured', 'registry_unavailable');
@@ -202,11 +206,13 @@ export function dashboardDataRoutes(deps: {
         schema: {
           summary:
             'Health of every pipeline: last message per topic, consumer lag, dead letters, staleness, latency, alerts',
+          querystring: noQuery.querystring,
           response: {
             200: loose('see PipelineHealth in src/api/pipeline-health.ts'),
-            ...errors(401, 429, 503),
+            ...errors(400, 401, 429, 503),
           },
         },
+        validatorCompiler: noQuery.validatorCompiler,
       },
       async (_req, reply) => {
         if (!deps.pipeline) return fail(reply, 503, 'pipeline health is not available', 'not_available');

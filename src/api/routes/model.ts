@@ -2,9 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { log } from '../../core/log.ts';
 import type { ModelCard } from '../../training/registry/registry.ts';
 import { errors, fail } from '../reply.ts';
-import { jsonSchema, type ModelSummary, ModelSummarySchema } from '../schemas.ts';
+import { jsonSchema, type ModelSummary, ModelSummarySchema, NoQuerySchema, zodQuery } from '../schemas.ts';
 
 const apiLog = log.child({ service: 'api' });
+const noQuery = zodQuery(NoQuerySchema);
 
 export function modelSummary(card: ModelCard): ModelSummary {
   return {
@@ -32,8 +33,10 @@ export function modelRoutes(deps: { model?: () => Promise<ModelCard | undefined>
       {
         schema: {
           summary: 'The champion model serving predictions',
-          response: { 200: jsonSchema(ModelSummarySchema), ...errors(401, 404, 429, 503) },
+          querystring: noQuery.querystring,
+          response: { 200: jsonSchema(ModelSummarySchema), ...errors(400, 401, 404, 429, 503) },
         },
+        validatorCompiler: noQuery.validatorCompiler,
       },
       async (_req, reply) => {
         let card: ModelCard | undefined;

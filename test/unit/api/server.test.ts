@@ -259,6 +259,34 @@ describe('model, health, readiness, OpenAPI', () => {
     await broken.app.close();
   });
 
+  // /v1/predictions/latest (validated by hand), /v1/model, /v1/model/history and /v1/pipeline (no query schema)
+  // answered a query parameter they do not know as if it were not there, where every other data route refuses it.
+  test('an unknown query parameter is refused by every data route alike: 400 bad_request', async () => {
+    const { app, latest } = await setup();
+    latest.add(prediction('BTC/USD', T0));
+    const refusal = { error: 'bad_request', message: 'querystring/(root) Unrecognized key: "x"' };
+    for (const url of [
+      '/v1/predictions?pair=BTC-USD&x=1', // as the routes with a zod query schema have always answered
+      '/v1/news?x=1',
+      '/v1/predictions/latest?pair=BTC-USD&x=1', // a pair that is served: the extra parameter is still refused
+      '/v1/predictions/latest?x=1&pair=BTC-USD',
+      '/v1/predictions/latest?pair=SOL-USD&x=1',
+      '/v1/model?x=1',
+      '/v1/model/history?x=1',
+      '/v1/pipeline?x=1',
+    ]) {
+      const res = await get(app, url);
+      assert.equal(res.status, 400, url);
+      assert.deepEqual(res.body, refusal, url);
+    }
+    const two = await get(app, '/v1/predictions/latest?pair=BTC-USD&x=1&y=2');
+    assert.deepEqual(two.body, (await get(app, '/v1/predictions?pair=BTC-USD&x=1&y=2')).body);
+    // Without one, they answer as before.
+    assert.equal((await get(app, '/v1/predictions/latest?pair=BTC-USD')).status, 200);
+    assert.equal((await get(app, '/v1/model')).status, 200);
+    await app.close();
+  });
+
   test('health is always 200; ready is 503 until the cache is filled', async () => {
     const { app, latest } = await setup({ ready: false });
     assert.equal((await get(app, '/v1/health')).status, 200);
