@@ -211,7 +211,8 @@ export function buildApi(deps: ApiDeps) {
   registerAuth(app, o);
   const endAt = (newest: number | undefined) =>
     deps.clock === 'event' && newest !== undefined ? newest + 1 : Date.now() + 1;
-  // The routes read the stores through a deadline: a store that hangs answers 503, not never (store-deadline.ts).
+  // The routes read the stores, and the bus (the pipeline view), through a deadline: a store or broker that hangs
+  // answers 503, not never (store-deadline.ts).
   const storeTimeoutMs = o.storeTimeoutMs ?? 10_000;
   const inTime = <T extends object>(store: T, what: string) => answeringWithin(store, what, storeTimeoutMs);
   app.register(
@@ -241,7 +242,7 @@ export function buildApi(deps: ApiDeps) {
       errors: deps.errors && inTime(deps.errors.store, 'errors store'),
       registry: deps.registry,
       modelName: deps.modelName ?? 'cryptocast-price',
-      pipeline: deps.pipeline,
+      pipeline: deps.pipeline && inTime(deps.pipeline, 'bus'),
       news: deps.news,
       maxRangeMs: o.maxRangeMs ?? 31 * DAY,
       defaultEnd: (pair) => endAt(deps.candles?.feed.latest(pair)?.windowEnd),

@@ -1,7 +1,8 @@
 /**
  * A store the API reads through: every call answers within `ms`, or fails with `StoreTimeoutError` (a 503
- * `store_unavailable`, as any failed read). Without it a store that hangs (a PostgreSQL behind a dead connection, whose
- * own query timeout is minutes) held each request that reached it, and a shutdown waited for them all.
+ * `store_unavailable`, as any failed read; `bus_unavailable` for the pipeline view, which reads the bus). Without it
+ * a store that hangs (a PostgreSQL behind a dead connection, whose own query timeout is minutes) held each request
+ * that reached it, and a shutdown waited for them all.
  *
  * Reads only: `migrate` and `close` go through untouched (a migration on a slow start, a close that must finish). The
  * read itself is not cancelled — its answer, when it comes, is dropped.
