@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { log } from '../core/log.ts';
 import { StoreNotOpenError } from './opening-store.ts';
+import { toldByOutageLog } from './outage-log.ts';
 
 /**
  * The catalogue of the API's error codes (the `error` of every error body, and of WebSocket error frames), like
@@ -85,7 +86,8 @@ export function refuse(
 const apiLog = log.child({ service: 'api' });
 
 /**
- * 503 `store_unavailable` for a store read that failed (`message` names the store), logged as a fault with `context`.
+ * 503 `store_unavailable` for a store read that failed (`message` names the store), logged as a fault with `context`
+ * unless the store's `OutageLog` has it (a failure through `answeringWithin`: logged once per outage, then counted).
  * A store still opening (the service waits for it, and says so once in its log) is no fault of the request: its
  * answer says so, with no log line per request.
  */
@@ -96,7 +98,7 @@ export function storeUnavailable(
   context: string,
 ): FastifyReply {
   if (err instanceof StoreNotOpenError) return fail(reply, 503, err.message, 'store_unavailable');
-  apiLog.error({ err }, context);
+  if (!toldByOutageLog(err)) apiLog.error({ err }, context);
   return fail(reply, 503, message, 'store_unavailable');
 }
 

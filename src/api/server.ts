@@ -13,6 +13,7 @@ import type { Feed, FeedRecord } from './feed.ts';
 import type { LatestPredictions } from './latest.ts';
 import type { NewsView } from './news-view.ts';
 import type { ApiOptions } from './options.ts';
+import { OutageLog } from './outage-log.ts';
 import type { PipelineHealthView } from './pipeline-health.ts';
 import { fail, rawError } from './reply.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
@@ -214,7 +215,18 @@ export function buildApi(deps: ApiDeps) {
   // The routes read the stores, and the bus (the pipeline view), through a deadline: a store or broker that hangs
   // answers 503, not never (store-deadline.ts).
   const storeTimeoutMs = o.storeTimeoutMs ?? 10_000;
-  const inTime = <T extends object>(store: T, what: string) => answeringWithin(store, what, storeTimeoutMs);
+  // One outage log per store (the routes that read it share it): a store that fails is logged once, not per request.
+  const outages = new Map<string, OutageLog>();
+  const outageOf = (what: string) => {
+    let outage = outages.get(what);
+    if (outage === undefined) {
+      outage = new OutageLog({ what });
+      outages.set(what, outage);
+    }
+    return outage;
+  };
+  const inTime = <T extends object>(store: T, what: string) =>
+    answeringWithin(store, what, storeTimeoutMs, outageOf(what));
   app.register(
     predictionRoutes({
       latest: deps.latest,
@@ -231,6 +243,7 @@ export function buildApi(deps: ApiDeps) {
         model: deps.model,
         maxRangeMs: o.maxRangeMs ?? 31 * DAY,
         storeTimeoutMs,
+        outage: outageOf('errors store'),
       }),
     );
   app.register(healthRoutes({ latest: deps.latest, hub, waitingFor: deps.waitingFor }));

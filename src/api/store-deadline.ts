@@ -1,3 +1,6 @@
+import { StoreNotOpenError } from './opening-store.ts';
+import type { OutageLog } from './outage-log.ts';
+
 /**
  * A store the API reads through: every call answers within `ms`, or fails with `StoreTimeoutError` (a 503
  * `store_unavailable`, as any failed read; `bus_unavailable` for the pipeline view, which reads the bus). Without it
@@ -11,8 +14,12 @@ export class StoreTimeoutError extends Error {}
 
 const UNTIMED = new Set<PropertyKey>(['migrate', 'close', 'constructor']);
 
-/** `read`, or a `StoreTimeoutError` once `ms` have passed without its answer. */
-export function answerWithin<T>(read: Promise<T>, what: string, ms: number): Promise<T> {
+/**
+ * `read`, or a `StoreTimeoutError` once `ms` have passed without its answer. With `outage`, the outcome is the store's
+ * health: a failure goes to its log (which logs or counts it: the route answering it logs it no more), an answer ends
+ * an outage under way. A store still opening is neither (`StoreNotOpenError`: no fault, and nothing was read).
+ */
+export function answerWithin<T>(read: Promise<T>, what: string, ms: number, outage?: OutageLog): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -21,10 +28,22 @@ export function answerWithin<T>(read: Promise<T>, what: string, ms: number): Pro
     );
     timer.unref();
   });
-  return Promise.race([read, late]).finally(() => clearTimeout(timer));
+  const answer = Promise.race([read, late]).finally(() => clearTimeout(timer));
+  if (outage === undefined) return answer;
+  return answer.then(
+    (value) => {
+      outage.answered();
+      return value;
+    },
+    (err: unknown) => {
+      if (!(err instanceof StoreNotOpenError)) outage.failed(err);
+      throw err;
+    },
+  );
 }
 
-export function answeringWithin<T extends object>(store: T, what: string, ms: number): T {
+/** `store`, each of whose reads answers within `ms` (`answerWithin`), its outcome told to `outage` when given. */
+export function answeringWithin<T extends object>(store: T, what: string, ms: number, outage?: OutageLog): T {
   return new Proxy(store, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target) as unknown;
@@ -33,7 +52,7 @@ export function answeringWithin<T extends object>(store: T, what: string, ms: nu
       if (UNTIMED.has(prop)) return method.bind(target);
       return (...args: unknown[]) => {
         const result = method.apply(target, args);
-        return result instanceof Promise ? answerWithin(result, what, ms) : result;
+        return result instanceof Promise ? answerWithin(result, what, ms, outage) : result;
       };
     },
   });

@@ -8,6 +8,7 @@ import { CandleSchema } from '../../schemas/candle.ts';
 import { pairToUrl } from '../../schemas/common.ts';
 import type { ModelRegistry } from '../../training/registry/registry.ts';
 import type { NewsView } from '../news-view.ts';
+import { toldByOutageLog } from '../outage-log.ts';
 import type { PipelineHealthView } from '../pipeline-health.ts';
 import { errors, fail, storeUnavailable } from '../reply.ts';
 import {
@@ -219,7 +220,7 @@ export function dashboardDataRoutes(deps: {
         try {
           return await deps.pipeline.get();
         } catch (err) {
-          apiLog.error({ err }, 'pipeline health failed');
+          if (!toldByOutageLog(err)) apiLog.error({ err }, 'pipeline health failed');
           return fail(reply, 503, 'the transport is unavailable', 'bus_unavailable');
         }
       },

@@ -4,6 +4,8 @@ import { pairToUrl } from '../../schemas/common.ts';
 import { PredictionErrorSchema } from '../../schemas/prediction-error.ts';
 import type { ModelCard } from '../../training/registry/registry.ts';
 import type { ErrorsFeed } from '../errors-feed.ts';
+import { StoreNotOpenError } from '../opening-store.ts';
+import type { OutageLog } from '../outage-log.ts';
 import { errors, fail, storeUnavailable } from '../reply.ts';
 import {
   ErrorsQuerySchema,
@@ -21,8 +23,19 @@ const errorsQuery = zodQuery(ErrorsQuerySchema);
 const qualityQuery = zodQuery(QualityQuerySchema);
 
 /** 404 naming the pairs that have records, or undefined when `pair` is one of them. */
-async function unknownPair(feed: ErrorsFeed, pair: string, reply: FastifyReply, timeoutMs: number) {
-  const known = await answerWithin(feed.allPairs(), 'errors store', timeoutMs);
+async function unknownPair(
+  feed: ErrorsFeed,
+  pair: string,
+  reply: FastifyReply,
+  timeoutMs: number,
+  outage: OutageLog,
+) {
+  // Only a failure is told to the outage log: an answer may come from the feed's cached pair list (60 s), which
+  // says nothing of the store.
+  const known = await answerWithin(feed.allPairs(), 'errors store', timeoutMs).catch((err: unknown) => {
+    if (!(err instanceof StoreNotOpenError)) outage.failed(err);
+    throw err;
+  });
   if (known.includes(pair)) return undefined;
   return fail(
     reply,
@@ -67,9 +80,11 @@ export function monitoringRoutes(deps: {
   maxRangeMs: number;
   /** How long a store read may take (then 503, as a failed read). */
   storeTimeoutMs: number;
+  /** The errors store's outage log (shared with the other routes that read it). */
+  outage: OutageLog;
 }) {
   // The errors feed's store is shared with the feed itself (its start-up rebuild is not timed): only the routes' reads.
-  const store = answeringWithin(deps.errors.spec, 'errors store', deps.storeTimeoutMs);
+  const store = answeringWithin(deps.errors.spec, 'errors store', deps.storeTimeoutMs, deps.outage);
   return async (r: FastifyInstance) => {
     r.get(
       '/v1/errors',
@@ -92,7 +107,7 @@ export function monitoringRoutes(deps: {
         if (to - from > deps.maxRangeMs)
           return fail(reply, 400, `the range may span at most ${Math.round(deps.maxRangeMs / DAY)} days`);
         try {
-          const missing = await unknownPair(deps.errors, q.pair, reply, deps.storeTimeoutMs);
+          const missing = await unknownPair(deps.errors, q.pair, reply, deps.storeTimeoutMs, deps.outage);
           if (missing) return missing;
           const opts = { limit: q.limit ?? 100, after: q.after, modelVersion: q.modelVersion };
           const items = await store.history(q.pair, from, to, opts);
@@ -123,7 +138,7 @@ export function monitoringRoutes(deps: {
       async (req, reply) => {
         const { pair } = req.query as ReturnType<typeof QualityQuerySchema.parse>;
         try {
-          const missing = await unknownPair(deps.errors, pair, reply, deps.storeTimeoutMs);
+          const missing = await unknownPair(deps.errors, pair, reply, deps.storeTimeoutMs, deps.outage);
           if (missing) return missing;
         } catch (err) {
           return storeUnavailable(reply, err, 'the errors store is unavailable', 'errors store failed');
