@@ -7,6 +7,7 @@ import type { Bus } from '../runtime/bus.ts';
 import { topics } from '../schemas/topics.ts';
 import type { ModelCard, ModelRegistry } from '../training/registry/registry.ts';
 import { AlertsView } from './alerts-view.ts';
+import { cachedFor } from './cached.ts';
 import { CandlesFeed } from './candles-feed.ts';
 import { ErrorsFeed } from './errors-feed.ts';
 import { LatestPredictions } from './latest.ts';
@@ -59,15 +60,10 @@ export function championCard(
   name: string,
   ttlMs = 30_000,
 ): () => Promise<ModelCard | undefined> {
-  let cached: { at: number; card: ModelCard | undefined } | undefined;
-  return async () => {
-    const now = Date.now();
-    if (cached !== undefined && now - cached.at < ttlMs) return cached.card;
+  return cachedFor(ttlMs, async () => {
     const version = await registry.alias(name, 'champion');
-    const card = version === undefined ? undefined : await registry.get(name, version);
-    cached = { at: now, card };
-    return card;
-  };
+    return version === undefined ? undefined : registry.get(name, version);
+  });
 }
 
 /**

@@ -202,6 +202,7 @@ export const ModelHistorySchema = z.object({
     }),
   ),
 });
+export type ModelHistory = z.infer<typeof ModelHistorySchema>;
 
 export const NewsQuerySchema = z.strictObject({
   limit: queryInt(1, 200, 'items, newest first (default 50)').optional(),

@@ -24,7 +24,7 @@ import { modelRoutes } from './routes/model.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
 import { predictionRoutes } from './routes/predictions.ts';
 import { wsRoutes } from './routes/ws.ts';
-import { answeringWithin } from './store-deadline.ts';
+import { answeringWithin, answerWithin } from './store-deadline.ts';
 import { WsHub } from './ws.ts';
 
 export { type ApiOptions, apiOptionsFromEnv } from './options.ts';
@@ -235,12 +235,18 @@ export function buildApi(deps: ApiDeps) {
       defaultEnd: (pair) => endAt(deps.latest.latest(pair)?.windowEnd),
     }),
   );
-  app.register(modelRoutes({ model: deps.model }));
+  // The registry too (a remote MLflow: each call may take its 30-s timeout, and a card download four times that).
+  const registry = deps.registry && inTime(deps.registry, 'model registry');
+  const champion = deps.model;
+  const model =
+    champion &&
+    (() => answerWithin(champion(), 'model registry', storeTimeoutMs, outageOf('model registry')));
+  app.register(modelRoutes({ model }));
   if (deps.errors)
     app.register(
       monitoringRoutes({
         errors: deps.errors,
-        model: deps.model,
+        model,
         maxRangeMs: o.maxRangeMs ?? 31 * DAY,
         storeTimeoutMs,
         outage: outageOf('errors store'),
@@ -253,7 +259,7 @@ export function buildApi(deps: ApiDeps) {
       candles: deps.candles && inTime(deps.candles.table, 'candles store'),
       predictions: inTime(deps.store, 'predictions store'),
       errors: deps.errors && inTime(deps.errors.store, 'errors store'),
-      registry: deps.registry,
+      registry,
       modelName: deps.modelName ?? 'cryptocast-price',
       pipeline: deps.pipeline && inTime(deps.pipeline, 'bus'),
       news: deps.news,

@@ -7,6 +7,7 @@ import type { ErrorsStore } from '../../monitoring/store/errors-store.ts';
 import { CandleSchema } from '../../schemas/candle.ts';
 import { pairToUrl } from '../../schemas/common.ts';
 import type { ModelRegistry } from '../../training/registry/registry.ts';
+import { cachedFor } from '../cached.ts';
 import type { NewsView } from '../news-view.ts';
 import { toldByOutageLog } from '../outage-log.ts';
 import type { PipelineHealthView } from '../pipeline-health.ts';
@@ -14,6 +15,7 @@ import { errors, fail, storeUnavailable } from '../reply.ts';
 import {
   CandlesQuerySchema,
   jsonSchema,
+  type ModelHistory,
   ModelHistorySchema,
   NewsQuerySchema,
   NoQuerySchema,
@@ -28,6 +30,7 @@ const candlesQuery = zodQuery(CandlesQuerySchema);
 const newsQuery = zodQuery(NewsQuerySchema);
 const seriesQuery = zodQuery(SeriesQuerySchema);
 const noQuery = zodQuery(NoQuerySchema);
+const HISTORY_TTL_MS = 30_000;
 const loose = (description: string) => ({ type: 'object', additionalProperties: true, description });
 
 /**
@@ -47,6 +50,30 @@ export function dashboardDataRoutes(deps: {
   /** Where a range without `to` ends, for a pair (ApiDeps.clock). */
   defaultEnd: (pair: string) => number;
 }) {
+  // Three registry calls and, on MLflow, a card download per registered version: asked at most every 30 s, however
+  // many dashboards poll (a new model is registered every few hours).
+  const registry = deps.registry;
+  const modelHistory =
+    registry &&
+    cachedFor(HISTORY_TTL_MS, async (): Promise<ModelHistory> => {
+      const [changes, versions, champion] = await Promise.all([
+        registry.aliasHistory(deps.modelName),
+        registry.list(deps.modelName),
+        registry.alias(deps.modelName, 'champion'),
+      ]);
+      return {
+        name: deps.modelName,
+        champion: champion ?? null,
+        changes: changes.filter((c) => c.alias === 'champion').sort((a, b) => a.at - b.at),
+        versions: versions.map((c) => ({
+          version: c.version,
+          createdAt: c.createdAt,
+          trainingWindow: c.trainingWindow,
+          skill: typeof c.summary.skill === 'number' ? c.summary.skill : null,
+          promoted: c.gate?.promoted ?? null,
+        })),
+      };
+    });
   return async (r: FastifyInstance) => {
     r.get(
       '/v1/candles',
@@ -175,27 +202,11 @@ export function dashboardDataRoutes(deps: {
         validatorCompiler: noQuery.validatorCompiler,
       },
       async (_req, reply) => {
-        if (!deps.registry) return fail(reply, 503, 'no model registry configured', 'registry_unavailable');
+        if (!modelHistory) return fail(reply, 503, 'no model registry configured', 'registry_unavailable');
         try {
-          const [changes, versions, champion] = await Promise.all([
-            deps.registry.aliasHistory(deps.modelName),
-            deps.registry.list(deps.modelName),
-            deps.registry.alias(deps.modelName, 'champion'),
-          ]);
-          return {
-            name: deps.modelName,
-            champion: champion ?? null,
-            changes: changes.filter((c) => c.alias === 'champion').sort((a, b) => a.at - b.at),
-            versions: versions.map((c) => ({
-              version: c.version,
-              createdAt: c.createdAt,
-              trainingWindow: c.trainingWindow,
-              skill: typeof c.summary.skill === 'number' ? c.summary.skill : null,
-              promoted: c.gate?.promoted ?? null,
-            })),
-          };
+          return await modelHistory();
         } catch (err) {
-          apiLog.error({ err }, 'model history failed');
+          if (!toldByOutageLog(err)) apiLog.error({ err }, 'model history failed');
           return fail(reply, 503, 'the model registry is unavailable', 'registry_unavailable');
         }
       },

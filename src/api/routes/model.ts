@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { log } from '../../core/log.ts';
 import type { ModelCard } from '../../training/registry/registry.ts';
+import { toldByOutageLog } from '../outage-log.ts';
 import { errors, fail } from '../reply.ts';
 import { jsonSchema, type ModelSummary, ModelSummarySchema, NoQuerySchema, zodQuery } from '../schemas.ts';
 
@@ -43,7 +44,7 @@ export function modelRoutes(deps: { model?: () => Promise<ModelCard | undefined>
         try {
           card = await deps.model?.();
         } catch (err) {
-          apiLog.error({ err }, 'model registry lookup failed');
+          if (!toldByOutageLog(err)) apiLog.error({ err }, 'model registry lookup failed');
           return fail(reply, 503, 'the model registry is unavailable', 'registry_unavailable');
         }
         if (card === undefined) return fail(reply, 404, 'no champion model');
