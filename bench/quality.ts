@@ -3,7 +3,7 @@
  *
  * 1. 14 months of Binance BTCUSDT/ETHUSDT, the 5-fold expanding walk-forward of `cryptocast evaluate` (default
  *    parameters): skill ≥ +0.3 % per pair, DM p < 0.01, skill positive in every fold; p10–p90 coverage 80 ± 3 % in
- *    every fold (per pair) and every decile of rv_60m.
+ *    every fold (per pair) and every decile of rv_60m (per pair, each pair's own deciles).
  * 2. The default champion of the registry (.data/registry), backtested as it is on the Bitstamp BTC/USD month of
  *    2025-01 it never saw (as BTC/USDT): skill > 0 and coverage 80 ± 3 %.
  *
@@ -18,8 +18,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { adaptBand, shrinkPoint } from '../src/training/adaptive-band.ts';
 import { backtest } from '../src/training/backtest.ts';
+import { volDeciles } from '../src/training/breakdowns.ts';
 import type { Dataset } from '../src/training/dataset.ts';
-import { type Evaluation, evaluate } from '../src/training/evaluation.ts';
+import { type Evaluation, evaluate, scoredPredictions } from '../src/training/evaluation.ts';
 import type { Fold } from '../src/training/folds.ts';
 import type { OutOfSample } from '../src/training/python-trainer.ts';
 import { LocalRegistry } from '../src/training/registry/local.ts';
@@ -44,19 +45,49 @@ const yes = (ok: boolean) => (ok ? '**met**' : 'not met');
 interface Variant {
   name: string;
   ev: Evaluation;
+  /**
+   * Coverage per decile of rv_60m pooled over pairs (edges from all rows): the breakdown before 2026-12-07, kept
+   * beside the per-pair one to show what pooling hid.
+   */
+  pooledDeciles: number[];
 }
 
 /** The three ways of publishing the same out-of-sample forecasts. */
 function variants(ds: Dataset, folds: Fold[], oos: OutOfSample): Variant[] {
-  const raw = evaluate(ds, folds, oos);
   const aci = adaptBand(ds, oos);
   const both = shrinkPoint(ds, aci).oos;
+  const variant = (name: string, o: OutOfSample): Variant => ({
+    name,
+    ev: evaluate(ds, folds, o),
+    pooledDeciles: volDeciles(ds, o.row, scoredPredictions(ds, o)).map((d) => d.coverage),
+  });
   return [
-    { name: 'model as trained', ev: raw },
-    { name: 'as published (ACI band, default)', ev: evaluate(ds, folds, aci) },
-    { name: '+ --shrinkage', ev: evaluate(ds, folds, both) },
+    variant('model as trained', oos),
+    variant('as published (ACI band, default)', aci),
+    variant('+ --shrinkage', both),
   ];
 }
+
+/** Each pair's share of the rows of every pooled rv_60m decile: how far pooled deciles sort by pair. */
+function pairSharesOfPooledDeciles(ds: Dataset, rows: Int32Array): string {
+  const known = Array.from(rows).filter((i) => Number.isFinite(ds.vol[i]!));
+  known.sort((a, b) => ds.vol[a]! - ds.vol[b]!);
+  return ds.pairs
+    .map((p, pi) => {
+      const shares = Array.from({ length: 10 }, (_, d) => {
+        const part = known.slice(
+          Math.floor((d * known.length) / 10),
+          Math.floor(((d + 1) * known.length) / 10),
+        );
+        return part.filter((i) => ds.pair[i] === pi).length / part.length;
+      });
+      return `${p} ${shares.map((x) => pc(x, 0)).join(' ')}`;
+    })
+    .join('; ');
+}
+
+const decileCoverages = (ev: Evaluation, pair: string) =>
+  (ev.per_pair_vol_decile[pair] ?? []).map((x) => x.coverage);
 
 function foldSkills(ev: Evaluation): number[] {
   const out: number[] = [];
@@ -145,12 +176,18 @@ async function main() {
     lines.push(
       `| p10–p90 coverage per fold × pair | 80 ± 3 % in all 10 | ${wf.map((v) => `${range(foldCoverages(v.ev))} (${count(foldCoverages(v.ev), inBand)}) ${yes(foldCoverages(v.ev).every(inBand))}`).join(' | ')} |`,
     );
+    for (const p of wf[0]!.ev.pairs)
+      lines.push(
+        `| coverage per rv_60m decile of ${p} (its own deciles) | 80 ± 3 % in all 10 | ${wf
+          .map((v) => {
+            const d = decileCoverages(v.ev, p);
+            return `${range(d)} (${count(d, inBand)}) ${yes(d.length === 10 && d.every(inBand))}`;
+          })
+          .join(' | ')} |`,
+      );
     lines.push(
-      `| coverage per rv_60m decile | 80 ± 3 % in all 10 | ${wf
-        .map((v) => {
-          const d = v.ev.per_vol_decile.map((x) => x.coverage);
-          return `${range(d)} (${count(d, inBand)}) ${yes(d.every(inBand))}`;
-        })
+      `| for comparison: per rv_60m decile pooled over pairs (the former breakdown) | | ${wf
+        .map((v) => `${range(v.pooledDeciles)} (${count(v.pooledDeciles, inBand)})`)
         .join(' | ')} |`,
     );
     lines.push(
@@ -170,6 +207,10 @@ async function main() {
   );
   const negWeeks = (p: string) =>
     weeks.per_fold.filter((f) => ((f.metrics[`model ${p}`]?.skill as number) ?? 0) < 0).length;
+  lines.push(
+    `Share of each pair in the deciles of rv_60m pooled over pairs (calmest first), on the walk-forward's test rows: ${pairSharesOfPooledDeciles(ds, run.oos.row)}. Pooled deciles sort by pair as much as by regime, so the deciles above are each pair's own.`,
+  );
+  lines.push('');
   lines.push(
     `With the weekly refit, weeks with negative skill: ${weeks.pairs.map((p) => `${p} ${negWeeks(p)} of ${weeks.per_fold.length}`).join(', ')}.`,
   );
@@ -194,14 +235,15 @@ async function main() {
   lines.push(
     `| coverage per full day (≥ 1,000 rows) | 80 ± 3 % | ${bs.map((v) => `${range(full(v))} (${count(full(v), inBand)})`).join(' | ')} |`,
   );
-  lines.push(
-    `| coverage per rv_60m decile | 80 ± 3 % | ${bs
-      .map((v) => {
-        const d = v.ev.per_vol_decile.map((x) => x.coverage);
-        return `${range(d)} (${count(d, inBand)})`;
-      })
-      .join(' | ')} |`,
-  );
+  for (const p of b0.pairs)
+    lines.push(
+      `| coverage per rv_60m decile of ${p} (its own deciles) | 80 ± 3 % | ${bs
+        .map((v) => {
+          const d = decileCoverages(v.ev, p);
+          return `${range(d)} (${count(d, inBand)})`;
+        })
+        .join(' | ')} |`,
+    );
   lines.push(
     `| interval score · CRPS, bps (baseline ${b0.intervals_baseline.interval_score.toFixed(2)} · ${b0.intervals_baseline.crps.toFixed(3)}) | lower is better | ${bs.map((v) => `${v.ev.intervals.interval_score.toFixed(2)} · ${v.ev.intervals.crps.toFixed(3)}`).join(' | ')} |`,
   );
@@ -221,8 +263,10 @@ pair), simulated in time order with the 5-minute delay of the outcomes, exactly 
 "+ --shrinkage" also shrinks the point forecast toward persistence by its errors of the past week, as the predictor
 does with \`--shrinkage\` (docs/training.md says how both were chosen).
 Coverage is the share of actual 5-minute returns inside [p10, p90]; deciles are of rv_60m at the close (the regime
-as known when forecasting). Interval score (Gneiting & Raftery) and CRPS (split normal through p10, the point
-forecast and p90) are on the return in bps; their baseline is persistence ∓ 1.2816 · rv_60m · √(5/60).
+as known when forecasting), per pair: each pair's rows split by that pair's own decile edges (the row "pooled over
+pairs" is the former breakdown, edges from both pairs' rows, shown for comparison). Interval score (Gneiting &
+Raftery) and CRPS (split normal through p10, the point forecast and p90) are on the return in bps; their baseline is
+persistence ∓ 1.2816 · rv_60m · √(5/60).
 
 ${body}`,
   );

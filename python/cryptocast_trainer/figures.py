@@ -65,7 +65,7 @@ def draw_evaluation(inp, out):
 
     Input (written by src/training/python-trainer.ts drawEvaluationFigures): figures-input.f64 (n x 8 float64:
     windowEnd, pair index, close, actual return bps, predicted return, p10, p90, fold or day) and figures-input.json
-    (pairs, horizonMs, per_day, per_vol_decile). Prints the file names written, one a line.
+    (pairs, horizonMs, per_day, per_pair_vol_decile). Prints the file names written, one a line.
     """
     import json
 
@@ -131,15 +131,17 @@ def draw_evaluation(inp, out):
         plt.close(fig)
         written.append("daily.png")
 
-    dec = info["per_vol_decile"]
-    if dec:
+    # Each pair in deciles of its own rv_60m (pooled deciles would put BTC at the calm end and ETH at the other).
+    per_pair = {p: d for p, d in info["per_pair_vol_decile"].items() if d}
+    if per_pair:
         fig, ax = plt.subplots(figsize=(8, 3.5))
-        x = np.array([d["decile"] for d in dec])
         ax.axhspan(77, 83, color="tab:green", alpha=0.15, label="80 ± 3 %")
-        ax.plot(x, [d["coverage"] * 100 for d in dec], marker="o", label="p10-p90 coverage")
-        ax.set_xlabel("decile of rv_60m at the close (1 = calmest)")
+        for pair, dec in per_pair.items():
+            x = np.array([d["decile"] for d in dec])
+            ax.plot(x, [d["coverage"] * 100 for d in dec], marker="o", label=f"{pair} p10-p90 coverage")
+        ax.set_xlabel("decile of the pair's rv_60m at the close (1 = calmest)")
         ax.set_ylabel("coverage, %")
-        ax.set_xticks(x)
+        ax.set_xticks(range(1, 11))
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(out / "coverage_by_volatility.png", dpi=90)

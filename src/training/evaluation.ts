@@ -1,4 +1,4 @@
-import { type DayScore, perDay, perVolDecile, type VolDecileScore } from './breakdowns.ts';
+import { type DayScore, perDay, perPairVolDecile, type VolDecileScore } from './breakdowns.ts';
 import { type Dataset, DatasetError } from './dataset.ts';
 import type { Fold } from './folds.ts';
 import {
@@ -30,8 +30,8 @@ export type { Comparison, DayScore, VolDecileScore };
  *
  * The p10–p90 band is scored as a forecast of its own (metrics.ts: coverage, width, pinball loss, interval score,
  * CRPS from the quantiles, all on the return in bps) against the interval baseline: persistence with a normal band
- * from the realised volatility of the last hour (`volatilityBand`). Both are also broken down by UTC day and by
- * decile of that volatility (breakdowns.ts); the shared primitives are in scoring.ts.
+ * from the realised volatility of the last hour (`volatilityBand`). Both are also broken down by UTC day and, per
+ * pair, by decile of that pair's volatility (breakdowns.ts); the shared primitives are in scoring.ts.
  */
 export const BASELINES = ['persistence', 'drift', 'linear'] as const;
 export type Baseline = (typeof BASELINES)[number];
@@ -75,7 +75,8 @@ export interface Evaluation extends Scorecard {
   per_pair: Record<string, Scorecard>;
   per_fold: FoldMetrics[];
   per_day: DayScore[];
-  per_vol_decile: VolDecileScore[];
+  /** Per pair: that pair's rows in deciles of its own rv_60m at the close (calmest first). */
+  per_pair_vol_decile: Record<string, VolDecileScore[]>;
 }
 
 function scorecard(ds: Dataset, rows: Int32Array, p: Preds): Scorecard {
@@ -132,11 +133,10 @@ function scorecard(ds: Dataset, rows: Int32Array, p: Preds): Scorecard {
   };
 }
 
-/** Scores the out-of-sample predictions of a walk-forward run. */
-export function evaluate(ds: Dataset, folds: readonly Fold[], oos: OutOfSample): Evaluation {
+/** The forecasts scored on the out-of-sample rows: the model's, the baselines', the band, the interval baseline's. */
+export function scoredPredictions(ds: Dataset, oos: OutOfSample): Preds {
   const m = oos.row.length;
-  if (m === 0) throw new DatasetError('no out-of-sample predictions to evaluate');
-  const all: Preds = {
+  return {
     model: oos.model,
     persistence: new Float64Array(m),
     drift: Float64Array.from(oos.row, (i) => ds.drift[i]!),
@@ -147,6 +147,13 @@ export function evaluate(ds: Dataset, folds: readonly Fold[], oos: OutOfSample):
     base10: Float64Array.from(oos.row, (i) => -volatilityBand(ds.vol[i]!, ds.horizonMs / 60_000)),
     base90: Float64Array.from(oos.row, (i) => volatilityBand(ds.vol[i]!, ds.horizonMs / 60_000)),
   };
+}
+
+/** Scores the out-of-sample predictions of a walk-forward run. */
+export function evaluate(ds: Dataset, folds: readonly Fold[], oos: OutOfSample): Evaluation {
+  const m = oos.row.length;
+  if (m === 0) throw new DatasetError('no out-of-sample predictions to evaluate');
+  const all = scoredPredictions(ds, oos);
   const pick = (keep: (k: number) => boolean) => {
     const idx: number[] = [];
     for (let k = 0; k < m; k++) if (keep(k)) idx.push(k);
@@ -210,6 +217,6 @@ export function evaluate(ds: Dataset, folds: readonly Fold[], oos: OutOfSample):
     per_pair: perPair,
     per_fold: perFold,
     per_day: perDay(ds, oos.row, all),
-    per_vol_decile: perVolDecile(ds, oos.row, all),
+    per_pair_vol_decile: perPairVolDecile(ds, oos.row, all),
   };
 }

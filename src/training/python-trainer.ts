@@ -164,7 +164,7 @@ export async function runTrainer(
 /**
  * The evaluation's figures, drawn by the trainer's Python (matplotlib) from the out-of-sample predictions:
  * predicted vs actual (last 6 hours per pair, with the band), the error distribution, skill and coverage per day,
- * coverage per volatility decile. Returns the file names written into `dir`.
+ * coverage per volatility decile of each pair. Returns the file names written into `dir`.
  */
 export async function drawEvaluationFigures(
   dir: string,
@@ -199,7 +199,7 @@ export async function drawEvaluationFigures(
       horizonMs: ds.horizonMs,
       n: m,
       per_day: ev.per_day,
-      per_vol_decile: ev.per_vol_decile,
+      per_pair_vol_decile: ev.per_pair_vol_decile,
     }),
   );
   const child = spawn(

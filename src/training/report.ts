@@ -97,12 +97,19 @@ export function renderReport(
     `Coverage per fold and pair: ${ev.per_fold.map((fm) => pairs.map((p) => pc(fm.metrics[`model ${p}`]?.coverage_p10_p90, 1)).join(' / ')).join(' · ')}`,
   );
   lines.push('');
-  if (ev.per_vol_decile.length > 0) {
-    lines.push('| rv_60m decile | rv range | coverage | mean width | interval score | baseline | skill |');
-    lines.push('|---|---|---|---|---|---|---|');
-    for (const d of ev.per_vol_decile)
+  // Deciles per pair, by each pair's own rv_60m: pooled deciles would sort BTC into the calm ones and ETH into the
+  // turbulent ones.
+  const decileRows = Object.entries(ev.per_pair_vol_decile).flatMap(([pair, deciles]) =>
+    deciles.map((d) => ({ pair, d })),
+  );
+  if (decileRows.length > 0) {
+    lines.push(
+      '| pair | rv_60m decile (of the pair) | rv range | coverage | mean width | interval score | baseline | skill |',
+    );
+    lines.push('|---|---|---|---|---|---|---|---|');
+    for (const { pair, d } of decileRows)
       lines.push(
-        `| ${d.decile} | ${f(d.rv_from, 5)} – ${f(d.rv_to, 5)} | ${pc(d.coverage, 1)} | ${f(d.mean_width_bps, 2)} | ${f(d.interval_score, 3)} | ${f(d.interval_score_baseline, 3)} | ${pc(d.skill, 3)} |`,
+        `| ${pair} | ${d.decile} | ${f(d.rv_from, 5)} – ${f(d.rv_to, 5)} | ${pc(d.coverage, 1)} | ${f(d.mean_width_bps, 2)} | ${f(d.interval_score, 3)} | ${f(d.interval_score_baseline, 3)} | ${pc(d.skill, 3)} |`,
       );
     lines.push('');
   }

@@ -84,7 +84,8 @@ describe('cryptocast backtest (the default champion, real Bitstamp candles)', ()
       ev.per_day.reduce((s, d) => s + d.n, 0),
       ev.n,
     );
-    assert.equal(ev.per_vol_decile.length, 10);
+    assert.deepEqual(Object.keys(ev.per_pair_vol_decile), ['BTC/USD']);
+    assert.equal(ev.per_pair_vol_decile['BTC/USD']!.length, 10);
     for (const k of [
       'skill',
       'dm_pvalue',

@@ -333,7 +333,7 @@ export function publishedBand(
       raw_band: {
         intervals: raw,
         per_pair: Object.fromEntries(Object.entries(ev.per_pair).map(([p, c]) => [p, c.intervals])),
-        per_vol_decile: ev.per_vol_decile,
+        per_pair_vol_decile: ev.per_pair_vol_decile,
       },
     },
     text: `${text}  band: adaptive conformal (γ ${gamma}, window ${window}); the model's own band: coverage ${pct(raw.coverage, 1)}, width ${num(raw.mean_width_bps)} bps, interval score ${num(raw.interval_score)}\n`,
@@ -388,7 +388,10 @@ export function summaryText(ev: Evaluation, seconds: number, title = 'walk-forwa
   lines.push(
     `  coverage per ${title === 'backtest' ? 'day' : 'fold'}: ${cov.map((c) => pct(c, 1)).join(' ')}`,
   );
-  lines.push(`  coverage per rv_60m decile: ${ev.per_vol_decile.map((d) => pct(d.coverage, 1)).join(' ')}`);
+  for (const [pair, deciles] of Object.entries(ev.per_pair_vol_decile))
+    lines.push(
+      `  coverage per rv_60m decile of ${pair}: ${deciles.map((d) => pct(d.coverage, 1)).join(' ')}`,
+    );
   return `${lines.join('\n')}\n`;
 }
 

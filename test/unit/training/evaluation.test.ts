@@ -306,19 +306,105 @@ describe('evaluate: the band as a probabilistic forecast, per day and per volati
   });
 
   it('per decile of rv_60m: ten groups of a tenth of the rows, calmest first', () => {
-    assert.equal(ev.per_vol_decile.length, 10);
-    for (const [k, d] of ev.per_vol_decile.entries()) {
+    assert.deepEqual(Object.keys(ev.per_pair_vol_decile), ['BTC/USD']);
+    const deciles = ev.per_pair_vol_decile['BTC/USD']!;
+    assert.equal(deciles.length, 10);
+    for (const [k, d] of deciles.entries()) {
       assert.equal(d.decile, k + 1);
       assert.ok(Math.abs(d.n - ds.n / 10) <= 1, `decile ${k + 1}: ${d.n} rows`);
-      if (k > 0) assert.ok(d.rv_from >= ev.per_vol_decile[k - 1]!.rv_to - 1e-15);
+      if (k > 0) assert.ok(d.rv_from >= deciles[k - 1]!.rv_to - 1e-15);
     }
     // rv rises with time here, so the first decile is the first tenth of the rows.
-    const first = rows.slice(0, ev.per_vol_decile[0]!.n);
+    const first = rows.slice(0, deciles[0]!.n);
     near(
-      ev.per_vol_decile[0]!.coverage,
+      deciles[0]!.coverage,
       intervalMetrics(first, ds.y, oos.model, oos.p10, oos.p90).coverage,
       1e-12,
       'decile 1 coverage',
     );
+  });
+});
+
+describe('evaluate: volatility deciles are per pair, each by its own rv_60m', () => {
+  // Two pairs of 100 rows (101 minutes, horizon 1 minute). The calm pair's rv_60m is 0.00100–0.00199 and the
+  // volatile pair's 0.01000–0.01099: pooled deciles would put all of the calm pair in deciles 1–5 and all of the
+  // volatile one in 6–10. The rv rank of minute i within its pair is (37 i) mod 100 (37 is prime to 100, so every rank
+  // once), so a pair's decile d is the minutes whose rank is in [10d, 10d + 10), spread over time.
+  const PAIR_CALM = 'BTC/USD';
+  const PAIR_VOLATILE = 'ETH/USD';
+  const start = Date.UTC(2022, 0, 1);
+  const rankOf = (i: number) => (i * 37) % 100;
+  const rvOf = (pair: string, i: number) => (pair === PAIR_CALM ? 0.001 : 0.01) + rankOf(i) * 1e-5;
+  const b = new DatasetBuilder(['x', 'ret_60m', 'rv_60m'], { horizonMs: MIN, columns: ['x'] });
+  for (const pair of [PAIR_CALM, PAIR_VOLATILE])
+    for (let i = 0; i <= 100; i++)
+      b.add({
+        pair,
+        windowEnd: start + i * MIN,
+        close: 100 + Math.sin(i * 1.3 + (pair === PAIR_CALM ? 0 : 2)),
+        ready: true,
+        values: [i, 0, rvOf(pair, i)],
+      });
+  const ds = b.build();
+  const minuteOf = (row: number) => (ds.windowEnd[row]! - start) / MIN;
+  // Which rows the band covers, set per (pair, rank): the calm pair 8 of 10 in every decile; the volatile pair all 10
+  // in its calmest decile and 7 of 10 in the others.
+  const covered = (row: number) => {
+    const rank = rankOf(minuteOf(row));
+    if (ds.pairs[ds.pair[row]!] === PAIR_CALM) return rank % 10 < 8;
+    return rank < 10 || rank % 10 < 7;
+  };
+  const rows = Array.from({ length: ds.n }, (_, i) => i);
+  const y = (row: number) => ds.y[row]!;
+  const oos: OutOfSample = {
+    row: Int32Array.from(rows),
+    fold: new Int32Array(ds.n),
+    model: Float64Array.from(rows, y),
+    // A covered row's band holds its outcome; a missed one's lies just above it (the outcome falls below p10).
+    p10: Float64Array.from(rows, (i) => (covered(i) ? y(i) - 1 : y(i) + 1)),
+    p90: Float64Array.from(rows, (i) => (covered(i) ? y(i) + 1 : y(i) + 2)),
+    linear: new Float64Array(ds.n),
+    champion: new Float64Array(ds.n).fill(Number.NaN),
+  };
+  const fold: Fold[] = [{ fold: 0, trainFrom: 0, trainTo: 0, testFrom: start, testTo: start + 101 * MIN }];
+  const ev = evaluate(ds, fold, oos);
+
+  it('splits each pair into ten deciles of its own 100 rows, with its own rv edges', () => {
+    assert.equal(ds.n, 200);
+    assert.deepEqual(Object.keys(ev.per_pair_vol_decile), [PAIR_CALM, PAIR_VOLATILE]);
+    for (const [pair, base] of [
+      [PAIR_CALM, 0.001],
+      [PAIR_VOLATILE, 0.01],
+    ] as const) {
+      const deciles = ev.per_pair_vol_decile[pair]!;
+      assert.deepEqual(
+        deciles.map((d) => [d.decile, d.n]),
+        Array.from({ length: 10 }, (_, d) => [d + 1, 10]),
+        pair,
+      );
+      // Decile d spans ranks 10d … 10d + 10: from its calmest row to the next decile's calmest (the edge).
+      for (const [d, s] of deciles.entries()) {
+        near(s.rv_from, base + 10 * d * 1e-5, 1e-15, `${pair} decile ${d + 1} from`);
+        near(s.rv_to, base + (d === 9 ? 99 : 10 * d + 10) * 1e-5, 1e-15, `${pair} decile ${d + 1} to`);
+      }
+    }
+  });
+
+  it('coverage per pair and decile, as set: the calm pair 80 % in all, the volatile 100 % then 70 %', () => {
+    assert.deepEqual(
+      ev.per_pair_vol_decile[PAIR_CALM]!.map((d) => d.coverage),
+      Array(10).fill(0.8),
+    );
+    assert.deepEqual(
+      ev.per_pair_vol_decile[PAIR_VOLATILE]!.map((d) => d.coverage),
+      [1, ...Array(9).fill(0.7)],
+    );
+    // Every miss is below p10, none above p90.
+    assert.deepEqual(
+      ev.per_pair_vol_decile[PAIR_VOLATILE]!.map((d) => [d.below, d.above]),
+      [[0, 0], ...Array(9).fill([0.3, 0])],
+    );
+    // Deciles pooled over the two pairs would read 80 % five times (the calm pair), then 85 % (the volatile pair's
+    // deciles 1–2 together) and 70 % four times: the volatile pair's calmest decile, at 100 %, would not show.
   });
 });
