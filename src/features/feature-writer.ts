@@ -47,6 +47,11 @@ export class FeatureWriter {
   /** Signals seen so far per coin, and the news feature state per exchange|pair (whose windowEnds only go forward). */
   private readonly signalsByCoin = new Map<string, NewsSignal[]>();
   private readonly newsByPair = new Map<string, NewsFeatures>();
+  /**
+   * `newsId|coin` of the signals taken: an article on `news` twice (scored twice) counts once, its first signal — as
+   * in the batch computation (`cryptocast features --news`), whose items are deduplicated.
+   */
+  private readonly signalKeys = new Set<string>();
 
   /**
    * With `holdNews`, a vector's news row waits until `newsKnownUntil` says every signal available by its end has
@@ -130,6 +135,9 @@ export class FeatureWriter {
       handle: (batch) => {
         for (const r of batch.records) {
           const s = r.value;
+          const key = `${s.newsId}|${s.coin}`;
+          if (this.signalKeys.has(key)) continue;
+          this.signalKeys.add(key);
           this.stats.signals++;
           const list = this.signalsByCoin.get(s.coin) ?? [];
           list.push(s);

@@ -7,6 +7,9 @@ import { topics } from '../schemas/topics.ts';
 import { NewsDeduplicator } from './dedup.ts';
 import type { NewsSink, NewsSource } from './source.ts';
 
+/** Items of `news` read on start (its one partition): weeks of every feed's items, more than any feed lists. */
+const NEWS_TAIL_RECORDS = 20_000;
+
 /** News sources → deduplicated items on `news`, rejects on `dlq` (the news half of the feature pipelines). */
 export class NewsService {
   readonly stats = { items: 0, duplicates: 0, rejects: 0, publishRetries: 0 };
@@ -19,6 +22,11 @@ export class NewsService {
 
   async run(sources: readonly NewsSource[], signal: AbortSignal): Promise<void> {
     await this.bus.ensureTopics([topics.news, topics.dlq]);
+    // What the topic already has is seen: a restarted service polls feeds that still list the items it published
+    // before, stamped with a new fetch time — published again, they were scored again and counted twice in the news
+    // features, the second copy "available" hours after the first.
+    const tail = await this.bus.readTail(topics.news, NEWS_TAIL_RECORDS);
+    for (const r of tail) this.dedup.accept(r.value);
     const sink: NewsSink = {
       // A source marks items seen (and a feed its ETag) once handed over: the hand-over only returns when they are
       // published, retried while the broker is away, so a Kafka restart neither stops a source nor loses its items.

@@ -114,6 +114,39 @@ describe('FeatureWriter', () => {
     await store.close();
   });
 
+  // A news item on `news` twice (a topic written by a news service before it read its tail on start, or two of them)
+  // is scored twice: counted twice here, the streamed rows differed from the batch computation's, which has it once.
+  it('with news: a signal of an item already counted (same news id and coin) is not counted again', async () => {
+    const candles: Candle[] = await bitstampCandleRecords(120);
+    const t0 = candles[0]!.windowEnd;
+    const first = newsSignal('n1', 'BTC', 0.8, t0 + 10 * 60_000, t0);
+    const again = { ...first, availableAt: t0 + 70 * 60_000 }; // the same article, fetched again an hour later
+    const bus = new InProcessBus();
+    const store = await DuckDbFeatureStore.open(':memory:');
+    const features = new FeatureService(bus);
+    await bus.ensureTopics([topics.newsSignals]);
+    await bus.publish(topics.newsSignals, [first, again]);
+    const writer = new FeatureWriter(bus, store, 'feature-writer', { news: true });
+    await features.start();
+    await writer.start();
+    await bus.publish(topics.candles, candles);
+    await features.caughtUp();
+    await writer.caughtUp();
+    const stored = await store.history(NEWS_SET, 'BTC/USD', 0, Number.MAX_SAFE_INTEGER);
+    const want = new NewsFeatures([first]);
+    for (const row of stored)
+      assert.deepEqual(
+        row.values,
+        want.at(row.windowEnd),
+        `the row of ${new Date(row.windowEnd).toISOString()}`,
+      );
+    assert.equal(stored.at(-1)!.values[4], 1, 'one BTC article within 24 h');
+    assert.equal(writer.stats.signals, 1);
+    await writer.stop();
+    await features.stop();
+    await store.close();
+  });
+
   it('holding news (a replay faster than the LLM): rows wait for newsKnownUntil and equal the batch computation, late signals included', async () => {
     const candles: Candle[] = await bitstampCandleRecords(180);
     const t0 = candles[0]!.windowEnd;

@@ -124,4 +124,29 @@ describe('NewsService', () => {
     );
     assert.equal(svc.stats.items, 6, 'the other source ran to its end');
   });
+
+  // A feed polled by a restarted service hands over the items it still lists, with a new fetch time: published again,
+  // they were scored again and counted twice in the news features (as two signals, the second "available" later).
+  it('a restarted service does not publish again what the news topic already has', async () => {
+    const bus = new InProcessBus();
+    /** A feed listing items 0–3, then (polled after the restart) 2–5: what an RSS feed lists moves on. */
+    const feed = (ids: number[], fetchedAt: number): NewsSource => ({
+      name: 'feed',
+      async run(sink: NewsSink) {
+        await sink.news(ids.map((i) => ({ ...item(i), fetchedAt })));
+      },
+    });
+    const first = new NewsService(bus);
+    await first.run([feed([0, 1, 2, 3], Date.UTC(2025, 0, 1, 1))], new AbortController().signal);
+    const restarted = new NewsService(bus);
+    await restarted.run([feed([2, 3, 4, 5], Date.UTC(2025, 0, 1, 2))], new AbortController().signal);
+    const news = (await bus.readTail<NewsItem>(topics.news, 100)).map((r) => r.value);
+    assert.deepEqual(
+      news.map((n) => n.id),
+      [0, 1, 2, 3, 4, 5].map((i) => `item-${i}`),
+    );
+    assert.equal(news[2]!.fetchedAt, Date.UTC(2025, 0, 1, 1), 'the first fetch stands: available since then');
+    assert.equal(restarted.stats.items, 2);
+    assert.equal(restarted.stats.duplicates, 2);
+  });
 });
