@@ -106,7 +106,8 @@ export async function promoteCommand(version: string, opts: Flags): Promise<void
 
 /**
  * Points the champion back at the one before it. Rollbacks are undone steps, not new ones: after v1 → v2 → v3,
- * two rollbacks lead to v2 and then v1 (not back and forth between v3 and v2).
+ * two rollbacks lead to v2 and then v1 (not back and forth between v3 and v2). Refused, as by `promote`, when the
+ * predictor cannot load that version.
  */
 export async function rollbackCommand(opts: Flags): Promise<void> {
   await withRegistry(opts, async (r) => {
@@ -129,6 +130,15 @@ export async function rollbackCommand(opts: Flags): Promise<void> {
       throw fail(
         ERR.MODEL_VERSION,
         `v${current} is the first champion of ${opts.name}: there is nothing to roll back to`,
+      );
+    // As `promote`: a version that served once may not load now (a file damaged since, a feature set changed since).
+    // Made champion, the predictor would fail to load it and keep serving the version rolled back from — the rollback
+    // never taking effect — and serve nothing after a restart.
+    const unservable = await whyUnservable(r, opts.name, target);
+    if (unservable !== undefined)
+      throw fail(
+        ERR.UNSERVABLE,
+        `cannot roll back to v${target}: the predictor cannot serve it: ${unservable} (v${current} stays champion)`,
       );
     await r.setAlias(
       opts.name,

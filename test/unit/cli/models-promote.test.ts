@@ -107,3 +107,23 @@ describe('models promote: only a version the predictor can serve', () => {
     assert.equal(await registry.alias('price', 'champion'), 1);
   });
 });
+
+describe('models rollback: only to a version the predictor can serve', () => {
+  it('refuses a rollback to a version whose model file was damaged since it served, with CC_ERR_UNSERVABLE; the champion stays', async () => {
+    const root = scratchDir('cc-reg-');
+    const registry = new LocalRegistry(root);
+    await registerModel(registry, 'price', COLUMNS, files()); // v1 champion
+    await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
+    await promote(root, '2');
+    // v1's model file is damaged on the registry's disk after it stopped serving: the predictor, serving v2, would be
+    // told to load it, fail, and keep serving v2 (the rollback never taking effect) — and serve nothing after a restart.
+    writeFileSync(join(root, 'price', 'versions', '1', 'model.json'), '{"learner": ');
+    await assert.rejects(promote(root), (err: unknown) => {
+      assert.ok(err instanceof CryptocastError);
+      assert.equal(err.code, 'CC_ERR_UNSERVABLE');
+      assert.match(err.message, /^cannot roll back to v1: the predictor cannot serve it: .*model\.json/);
+      return true;
+    });
+    assert.equal(await registry.alias('price', 'champion'), 2);
+  });
+});
