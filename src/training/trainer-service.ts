@@ -150,7 +150,10 @@ export class TrainerService {
     } else this.schedule(this.opts.everyMs, 'schedule');
   }
 
-  /** Stops the schedule; a run in progress is finished (never cut in the middle of registering). */
+  /**
+   * Stops the schedule and waits for the run in progress (never cut in the middle of registering). To end its fit
+   * sooner, `retrain` takes a stop signal of its own (the CLI's does).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);

@@ -40,7 +40,10 @@ const SERVICES: Record<string, { args: (registry: string) => string[]; stopped: 
   predictor: { args: (r) => ['--bus', 'memory', '--registry', r], stopped: 'stopped before it started' },
   monitor: { args: (r) => ['--bus', 'memory', '--registry', r], stopped: 'stopped before it started' },
   'feature-writer': { args: () => ['--bus', 'memory'], stopped: 'stopped before it started' },
-  trainer: { args: (r) => ['--registry', r], stopped: 'stopped while waiting for the feature store' },
+  trainer: {
+    args: (r) => ['--registry', r],
+    stopped: 'stopped while waiting for the feature store, or while fitting: nothing was registered',
+  },
 };
 
 /** The service's log so far (JSON lines on stderr). */

@@ -10,7 +10,7 @@ import { runCli } from '../support/cli.ts';
 import { SHARED_DATA } from '../support/data.ts';
 import { sampleModel } from '../support/registry-contract.ts';
 import { scratchDir } from '../support/scratch.ts';
-import { waitFor } from '../support/wait.ts';
+import { settlesWithin, waitFor } from '../support/wait.ts';
 
 /**
  * The training pipeline end to end on real Binance candles, with the real trainer (Python, XGBoost): evaluate's
@@ -307,6 +307,69 @@ describe('cryptocast train stopped', () => {
     assert.deepEqual(await new LocalRegistry(registry).list('cryptocast-price'), []);
   });
 });
+
+describe('cryptocast service trainer stopped', () => {
+  it('SIGTERM while the trainer fits: the fit is abandoned (its process ended, its work folder gone), nothing is registered, exit 0', async () => {
+    const tmp = scratchDir('cc-stop-service-trainer-');
+    const store = `duckdb:${join(tmp, 'features.duckdb')}`;
+    await cc(['features', '--candles', days(['BTCUSDT'], MARCH.slice(0, 10)), '--store', store]);
+    // A trainer that fits for ever: the stop must not wait for the fit (a weekly fit on 365 days takes longer than any
+    // grace period, so waiting ended in a SIGKILL, or a second signal and the fit's process left running).
+    const pidFile = join(tmp, 'fit.pid');
+    const python = join(tmp, 'python');
+    writeFileSync(python, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 600\n`, { mode: 0o755 });
+    const registry = join(tmp, 'registry');
+    const run = runCli(
+      ['service', 'trainer', '--store', store, '--registry', registry, '--now', '--every', '1h'],
+      { TMPDIR: tmp, CRYPTOCAST_PYTHON: python },
+    );
+    let fitPid: number | undefined;
+    try {
+      fitPid = await waitFor(
+        'the fit to start',
+        () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0),
+        (pid) => pid > 0,
+        { everyMs: 50 },
+      );
+      run.child.kill('SIGTERM');
+      assert.equal(
+        await settlesWithin(
+          run.exited,
+          60_000,
+          () => `the service to stop; stderr:\n${run.stderr().slice(-2000)}`,
+        ),
+        0,
+        run.stderr(),
+      );
+      const pid = fitPid;
+      await waitFor(
+        'the fit to end',
+        () => alive(pid),
+        (a) => !a,
+        { timeoutMs: 10_000, everyMs: 50 },
+      );
+      assert.deepEqual(
+        readdirSync(tmp).filter((f) => f.startsWith('cryptocast-train-')),
+        [],
+        'the work folder is removed',
+      );
+      assert.deepEqual(await new LocalRegistry(registry).list('cryptocast-price'), []);
+    } finally {
+      if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+      if (fitPid !== undefined && alive(fitPid)) process.kill(fitPid, 'SIGKILL');
+    }
+  });
+});
+
+/** Whether a process with this pid runs. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Processes whose command line names a path under `dir` (the trainer is given its dataset and spec there). */
 function trainerPids(dir: string): string[] {

@@ -55,8 +55,11 @@ export async function trainerService(opts: {
     version: s.version,
   }));
 
-  // The service's stop. A run still waiting for its PostgreSQL gives up (nothing read yet, the champion unchanged);
-  // a run that is training is finished first.
+  // The service's stop. A run still waiting for its PostgreSQL gives up, and so does a run whose fit is under way: its
+  // Python process is ended and its work folder removed (nothing registered yet, the champion unchanged). A weekly fit
+  // on 365 days takes minutes, longer than any grace period (compose: 45 s), so waiting for it ended in a SIGKILL,
+  // or a second signal that exited and left the fit running. A run past its fit (registering, moving the aliases:
+  // seconds) is finished first.
   const stop = new AbortController();
   const retrain = async (reason: string) => {
     const store = await openFeatureStore(opts.store, { signal: stop.signal });
@@ -82,6 +85,7 @@ export async function trainerService(opts: {
         folds,
         mode: 'expanding',
         tune: tuneSeconds > 0 ? { seconds: tuneSeconds, trials: 200 } : undefined,
+        signal: stop.signal,
       });
       return { version: out.card.version, promoted: out.decision.promoted, reasons: out.decision.reasons };
     } finally {
@@ -104,7 +108,10 @@ export async function trainerService(opts: {
       log.info({ service: 'trainer', reason, ...r }, r.promoted ? 'promoted' : 'not promoted'),
     onError: (err, reason) =>
       stop.signal.aborted
-        ? log.info({ service: 'trainer', reason }, 'stopped while waiting for the feature store')
+        ? log.info(
+            { service: 'trainer', reason },
+            'stopped while waiting for the feature store, or while fitting: nothing was registered',
+          )
         : log.error(
             { service: 'trainer', reason, err: err.message },
             // Not "the champion is unchanged": a registry failing after it moved the alias (MLflow's history tag)
@@ -147,7 +154,10 @@ export async function trainerService(opts: {
   await new Promise<void>((resolve) => {
     onStopSignal(() => resolve());
   });
-  log.info({ service: 'trainer' }, 'stopping (a run in progress is finished first)');
+  log.info(
+    { service: 'trainer' },
+    'stopping (a fit in progress is abandoned; a run registering is finished first)',
+  );
   stop.abort();
   await svc.stop();
 }
