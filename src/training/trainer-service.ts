@@ -8,6 +8,9 @@ import { metrics } from '../core/metrics.ts';
  *   survives a restart, so a crash-looping trainer does not retrain on every boot), at once when that is past or
  *   nothing is registered; then every `everyMs` after the previous run **ended** (runs never overlap, and a slow run
  *   does not make the next one start late and pile up);
+ * - after a failed run, the next comes `retryAfterFailureMs` after it (default 10 min), doubling with each failure in
+ *   a row up to `everyMs`: a feature store or registry away for a moment at the weekly slot costs minutes, not a
+ *   week without a refit, and a lasting failure is not retried in a loop;
  * - `requestNow()` (SIGHUP in the CLI) starts a run at once if idle; during a run it queues exactly one more.
  */
 /**
@@ -42,6 +45,8 @@ export interface TrainerServiceOptions {
   lastRegisteredAt?: number;
   /** At least this long before the first run (on top of `lastRegisteredAt`'s wait). */
   startDelayMs?: number;
+  /** The wait after a failed run, doubled for each further failure in a row, never above `everyMs`. Default 10 min. */
+  retryAfterFailureMs?: number;
   onRun?: (r: RunResult, reason: string) => void;
   onError?: (err: Error, reason: string) => void;
 }
@@ -56,6 +61,8 @@ export interface TrainerServiceStats {
   lastRunAt: number | null;
   nextRunAt: number | null;
 }
+
+export const RETRY_AFTER_FAILURE_MS = 10 * 60_000;
 
 /** The longest delay setTimeout honours (a longer one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -74,6 +81,8 @@ export class TrainerService {
   private timer: NodeJS.Timeout | undefined;
   private pending = false;
   private stopped = false;
+  /** Failed runs in a row since the last run that ended (promoted or not). */
+  private failuresInARow = 0;
   private current: Promise<void> | undefined;
 
   private readonly retrain: (reason: string) => Promise<RunResult>;
@@ -135,11 +144,13 @@ export class TrainerService {
       metrics.gateDecisions.inc({ decision: r.promoted ? 'promoted' : 'refused' });
       this.stats.lastVersion = r.version;
       this.stats.lastError = null;
+      this.failuresInARow = 0;
       this.opts.onRun?.(r, reason);
     } catch (err) {
       this.stats.failed++;
       metrics.trainerRuns.inc({ result: 'failed' });
       this.stats.lastError = (err as Error).message;
+      this.failuresInARow++;
       this.opts.onError?.(err as Error, reason);
     } finally {
       this.stats.running = false;
@@ -147,6 +158,9 @@ export class TrainerService {
     if (this.pending) {
       this.pending = false;
       this.schedule(0, 'on demand');
+    } else if (this.failuresInARow > 0) {
+      const first = this.opts.retryAfterFailureMs ?? RETRY_AFTER_FAILURE_MS;
+      this.schedule(Math.min(this.opts.everyMs, first * 2 ** Math.min(this.failuresInARow - 1, 30)), 'retry');
     } else this.schedule(this.opts.everyMs, 'schedule');
   }
 

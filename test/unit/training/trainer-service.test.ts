@@ -188,4 +188,50 @@ describe('trainer service', () => {
     await c.finish(0, { version: 2, promoted: true });
     await svc.stop();
   });
+  it('a failed run is tried again soon, with back-off, not a whole --every later (then the schedule resumes)', async (t) => {
+    const clock = mockClock(t);
+    const c = controlledRetrain();
+    const DAY = 86_400_000;
+    const MIN = 60_000;
+    const svc = new TrainerService(c.retrain, { everyMs: 7 * DAY, retryAfterFailureMs: 10 * MIN });
+    svc.start();
+    await clock.tick(0);
+    // The weekly run meets the feature store restarting: without a retry the champion went a second week unrefreshed.
+    await c.finish(0, new Error('the feature store is unreachable'));
+    assert.equal(svc.stats.nextRunAt, Date.now() + 10 * MIN);
+    await clock.tick(10 * MIN - 1);
+    assert.equal(c.started.length, 1);
+    await clock.tick(1);
+    assert.equal(c.started.length, 2, 'tried again 10 minutes after the failure');
+    await c.finish(1, new Error('the feature store is unreachable'));
+    await clock.tick(20 * MIN - 1);
+    assert.equal(c.started.length, 2, 'the wait doubles: a lasting failure does not spin');
+    await clock.tick(1);
+    assert.equal(c.started.length, 3);
+    await c.finish(2, { version: 2, promoted: true });
+    await clock.tick(7 * DAY - 1);
+    assert.equal(c.started.length, 3, 'after a success, the schedule is --every again');
+    await clock.tick(1);
+    assert.equal(c.started.length, 4);
+    await c.finish(3, new Error('bad data'));
+    assert.equal(svc.stats.nextRunAt, Date.now() + 10 * MIN, 'the back-off starts again after a success');
+    await svc.stop();
+  });
+
+  it('the wait after failures never exceeds --every', async (t) => {
+    const clock = mockClock(t);
+    const c = controlledRetrain();
+    const svc = new TrainerService(c.retrain, { everyMs: 60 * 60_000, retryAfterFailureMs: 25 * 60_000 });
+    svc.start();
+    await clock.tick(0);
+    await c.finish(0, new Error('down'));
+    assert.equal(svc.stats.nextRunAt, Date.now() + 25 * 60_000);
+    await clock.tick(25 * 60_000);
+    await c.finish(1, new Error('down'));
+    assert.equal(svc.stats.nextRunAt, Date.now() + 50 * 60_000);
+    await clock.tick(50 * 60_000);
+    await c.finish(2, new Error('down'));
+    assert.equal(svc.stats.nextRunAt, Date.now() + 60 * 60_000, 'capped at --every');
+    await svc.stop();
+  });
 });
