@@ -65,3 +65,13 @@ export function redactSecrets(text: string, env: NodeJS.ProcessEnv = process.env
   for (const [re, by] of GENERIC) out = out.replace(re, by);
   return out;
 }
+
+/**
+ * A URL to show (a log field, a message) with its user info removed, whatever its password holds: everything from
+ * `scheme://` to the last `@` goes. The line-wide URL pattern of `redactSecrets` stops at the first `@` and at a `/`,
+ * which a password pasted as it is may hold (the URL parser takes the last `@` as the end of the user info, so such a
+ * URL works, and its password was logged). Text that is not a `scheme://` URL (a folder, `duckdb:PATH`) is unchanged.
+ */
+export function urlWithoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, `$1${REDACTED}@`);
+}

@@ -3,6 +3,7 @@ import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
+import { urlWithoutCredentials } from '../../core/secrets.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
@@ -140,8 +141,8 @@ export async function trainerService(opts: {
   log.info(
     {
       service: 'trainer',
-      store: opts.store.replace(/:[^:@/]+@/, ':[redacted]@'),
-      registry: registryUrl,
+      store: urlWithoutCredentials(opts.store),
+      registry: urlWithoutCredentials(registryUrl),
       everyMs,
       days,
     },
@@ -185,7 +186,7 @@ async function newestRegistered(
     }
   } catch (err) {
     log.warn(
-      { service: 'trainer', registry: registryUrl, err: (err as Error).message },
+      { service: 'trainer', registry: urlWithoutCredentials(registryUrl), err: (err as Error).message },
       'cannot read the registry for the newest version: the first run starts now',
     );
     return undefined;
