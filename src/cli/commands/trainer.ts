@@ -9,7 +9,7 @@ import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { checkDataset } from '../../training/dataset.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
-import { DEFAULT_MODEL_NAME, type ModelCard } from '../../training/registry/registry.ts';
+import { ALIASES, DEFAULT_MODEL_NAME, type ModelCard } from '../../training/registry/registry.ts';
 import { datasetFromStoreWindow, parsePairs } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
 import {
@@ -164,9 +164,12 @@ export async function trainerService(opts: {
 }
 
 /**
- * The newest registered version of `name` (its number and creation time), or undefined when there is none. A registry
- * that cannot be read now is logged and taken as none: the first run starts at once, as before the schedule was kept,
- * and itself fails (leaving the champion as it is) if the registry is still away.
+ * The newest registered version of `name` whose run finished (its number and creation time), or undefined when there
+ * is none. A run finishes by moving an alias to its version (champion or challenger), so a version no alias names now
+ * or ever named was registered by a run stopped in between (a SIGKILL, an OOM): like a run that failed before
+ * registering, it does not put the next run off by `--every` — else a model its gate passed waited a week unpromoted,
+ * the champion unrefreshed. A registry that cannot be read now is logged and taken as none: the first run starts at
+ * once, as before the schedule was kept, and itself fails (leaving the champion as it is) if the registry is still away.
  */
 async function newestRegistered(
   registryUrl: string,
@@ -176,11 +179,30 @@ async function newestRegistered(
     const registry = await openRegistry(registryUrl);
     try {
       const cards = await registry.list(name);
-      const newest = cards.reduce<ModelCard | undefined>(
-        (a, c) => (a === undefined || c.createdAt > a.createdAt ? c : a),
-        undefined,
-      );
-      return newest && { version: newest.version, createdAt: newest.createdAt };
+      // The aliases as they are count too: MLflow moves an alias before it records the change in the history.
+      const aliased = new Set<number>();
+      for (const change of await registry.aliasHistory(name))
+        if (change.version !== null) aliased.add(change.version);
+      for (const alias of ALIASES) {
+        const version = await registry.alias(name, alias);
+        if (version !== undefined) aliased.add(version);
+      }
+      const newest = (finished: boolean) =>
+        cards
+          .filter((c) => aliased.has(c.version) === finished)
+          .reduce<ModelCard | undefined>(
+            (a, c) => (a === undefined || c.createdAt > a.createdAt ? c : a),
+            undefined,
+          );
+      const lastFinished = newest(true);
+      const lastUnfinished = newest(false);
+      if (lastUnfinished !== undefined && lastUnfinished.createdAt > (lastFinished?.createdAt ?? -Infinity))
+        log.warn(
+          { service: 'trainer', version: lastUnfinished.version, model: name },
+          `v${lastUnfinished.version} was registered but no alias names it (its run was stopped before it moved one): ` +
+            'it does not count for the schedule',
+        );
+      return lastFinished && { version: lastFinished.version, createdAt: lastFinished.createdAt };
     } finally {
       await registry.close();
     }
