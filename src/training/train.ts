@@ -5,7 +5,12 @@ import { columnStats } from '../inference/imputation.ts';
 import { whyUnservable } from '../inference/model-holder.ts';
 import { type Dataset, fingerprint } from './dataset.ts';
 import { DEFAULT_GATE, decide, type GateDecision, type GatePolicy } from './gate.ts';
-import type { ModelCard, ModelRegistry, NewModelCard } from './registry/registry.ts';
+import {
+  AliasMovedError,
+  type ModelCard,
+  type ModelRegistry,
+  type NewModelCard,
+} from './registry/registry.ts';
 import { renderReport } from './report.ts';
 import { type WalkForwardOptions, type WalkForwardRun, walkForward } from './walk-forward.ts';
 
@@ -152,23 +157,27 @@ export async function moveAliases(
     const unservable = await whyUnservable(registry, registered.name, registered.version, servableRetry);
     if (unservable !== undefined) refuse(`the predictor cannot serve it: ${unservable}`);
   }
-  // Read last, right before the alias moves (the check above downloads every file: seconds on MLflow).
   if (decision.promoted) {
-    const now = await registry.alias(registered.name, 'champion');
-    const v = (x: number | undefined) => (x === undefined ? 'none' : `v${x}`);
-    if (now !== comparedWith)
-      refuse(
-        `the champion changed during the run (${v(comparedWith)} → ${v(now)}): not compared with the one serving now (promote by hand if intended)`,
+    // Moved only if the champion is still the one compared with, checked by the registry as it moves the alias (the
+    // local one under its lock): read first and moved after, another trainer's promotion landing in between was
+    // overwritten by a model never compared with it.
+    try {
+      await registry.setAlias(
+        registered.name,
+        'champion',
+        registered.version,
+        `promoted by the gate (${decision.reasons.length} checks passed)`,
+        { version: comparedWith },
       );
+    } catch (err) {
+      if (!(err instanceof AliasMovedError)) throw err;
+      const v = (x: number | undefined) => (x === undefined ? 'none' : `v${x}`);
+      refuse(
+        `the champion changed during the run (${v(comparedWith)} → ${v(err.current)}): not compared with the one serving now (promote by hand if intended)`,
+      );
+    }
   }
-  if (decision.promoted)
-    await registry.setAlias(
-      registered.name,
-      'champion',
-      registered.version,
-      `promoted by the gate (${decision.reasons.length} checks passed)`,
-    );
-  else
+  if (!decision.promoted)
     await registry.setAlias(
       registered.name,
       'challenger',

@@ -2,7 +2,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import type { ModelRegistry, NewModelCard } from '../../src/training/registry/registry.ts';
+import {
+  AliasMovedError,
+  type ModelRegistry,
+  type NewModelCard,
+} from '../../src/training/registry/registry.ts';
 import { scratchDir } from './scratch.ts';
 
 /** A minimal valid card for model `name` with artifacts model.json and report.md written to a temp folder. */
@@ -100,6 +104,33 @@ export function registryContract(open: () => Promise<ModelRegistry>): void {
       );
       await assert.rejects(reg.setAlias(m, 'champion', 9, 'x'), /no version 9/);
       assert.equal(await reg.alias(m, 'champion'), 3);
+    } finally {
+      await reg.close();
+    }
+  });
+
+  it('moves an alias conditionally only from the version expected (AliasMovedError otherwise, nothing changed)', async () => {
+    const reg = await open();
+    try {
+      const m = name();
+      for (const t of ['a', 'b', 'c']) {
+        const s = sampleModel(m, t);
+        await reg.register(s.card, s.dir);
+      }
+      await reg.setAlias(m, 'champion', 1, 'first', { version: undefined });
+      await assert.rejects(
+        reg.setAlias(m, 'champion', 2, 'stale', { version: undefined }),
+        (err: unknown) => {
+          assert.ok(err instanceof AliasMovedError);
+          assert.equal(err.current, 1);
+          return true;
+        },
+      );
+      await assert.rejects(reg.setAlias(m, 'champion', 2, 'stale', { version: 3 }), AliasMovedError);
+      assert.equal(await reg.alias(m, 'champion'), 1);
+      assert.equal((await reg.aliasHistory(m)).length, 1, 'a refused change is not recorded');
+      await reg.setAlias(m, 'champion', 2, 'beat v1', { version: 1 });
+      assert.equal(await reg.alias(m, 'champion'), 2);
     } finally {
       await reg.close();
     }

@@ -6,6 +6,7 @@ import { CryptocastError } from '../../core/errors.ts';
 import {
   type Alias,
   type AliasChange,
+  AliasMovedError,
   type ModelCard,
   ModelCardSchema,
   type ModelRegistry,
@@ -23,7 +24,8 @@ import {
  *
  * A version is staged in a temporary folder and renamed into place, so a crash never leaves half a version, and
  * two trainers registering at once get different numbers (the rename fails for the one that lost). Alias changes
- * take a lock (an exclusive mkdir) and replace aliases.json atomically.
+ * take a lock (an exclusive mkdir) and replace aliases.json atomically; a conditional one (`ifCurrent`) compares
+ * under that lock.
  */
 interface AliasFile {
   champion: number | null;
@@ -181,11 +183,21 @@ export class LocalRegistry implements ModelRegistry {
     });
   }
 
-  async setAlias(name: string, alias: Alias, version: number, reason: string): Promise<void> {
+  async setAlias(
+    name: string,
+    alias: Alias,
+    version: number,
+    reason: string,
+    ifCurrent?: { version: number | undefined },
+  ): Promise<void> {
     return this.guarded(async () => {
       if ((await this.get(name, version)) === undefined) throw noSuchVersion(name, version);
       await this.locked(name, async () => {
         const file = await this.aliasFile(name);
+        // Compared under the lock: no other change can land between this check and the write.
+        const current = file[alias] ?? undefined;
+        if (ifCurrent !== undefined && current !== ifCurrent.version)
+          throw new AliasMovedError(name, alias, ifCurrent.version, current);
         const change: AliasChange = { alias, version, previous: file[alias], at: Date.now(), reason };
         file[alias] = version;
         file.history.push(change);

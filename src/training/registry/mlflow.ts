@@ -6,6 +6,7 @@ import { MlflowClient } from './mlflow-client.ts';
 import {
   type Alias,
   type AliasChange,
+  AliasMovedError,
   type ModelCard,
   ModelCardSchema,
   type ModelRegistry,
@@ -27,7 +28,8 @@ import {
  *
  * A version is created only once its run holds every artifact and card.json, so every version has its card; the
  * card's `version` is always MLflow's number. Alias changes are not serialised across processes (MLflow has no
- * lock): two promotions of the same model at the same instant could both record the same `previous`.
+ * lock): two promotions of the same model at the same instant could both record the same `previous`, and a
+ * conditional change (`ifCurrent`) is checked by a read just before the move, not atomically with it.
  */
 const ALIAS_CHANGE_TAG = 'cryptocast.alias_change.';
 /** MLflow's SQL stores keep registered-model tag values in a VARCHAR(5000). */
@@ -257,9 +259,18 @@ export class MlflowRegistry implements ModelRegistry {
     return a ? Number(a.version) : undefined;
   }
 
-  async setAlias(name: string, alias: Alias, version: number, reason: string): Promise<void> {
+  async setAlias(
+    name: string,
+    alias: Alias,
+    version: number,
+    reason: string,
+    ifCurrent?: { version: number | undefined },
+  ): Promise<void> {
     if ((await this.version(name, version)) === undefined) throw noSuchVersion(name, version);
     const previous = (await this.alias(name, alias)) ?? null;
+    // Read right before the move: MLflow has no compare-and-set, so a change landing in between is not seen.
+    if (ifCurrent !== undefined && (previous ?? undefined) !== ifCurrent.version)
+      throw new AliasMovedError(name, alias, ifCurrent.version, previous ?? undefined);
     await this.client.api('POST', 'registered-models/alias', { name, alias, version: String(version) });
     const change: AliasChange = { alias, version, previous, at: Date.now(), reason };
     let value = JSON.stringify(change);

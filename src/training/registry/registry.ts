@@ -86,8 +86,17 @@ export interface ModelRegistry {
   get(name: string, version: number): Promise<ModelCard | undefined>;
   /** The version an alias points to, or undefined. */
   alias(name: string, alias: Alias): Promise<number | undefined>;
-  /** Points an alias at a version (which must exist) and records the change with its reason. */
-  setAlias(name: string, alias: Alias, version: number, reason: string): Promise<void>;
+  /**
+   * Points an alias at a version (which must exist) and records the change with its reason. With `ifCurrent`, only if
+   * the alias points at `ifCurrent.version` now (undefined: at none); else `AliasMovedError`, and nothing changes.
+   */
+  setAlias(
+    name: string,
+    alias: Alias,
+    version: number,
+    reason: string,
+    ifCurrent?: { version: number | undefined },
+  ): Promise<void>;
   /** Every alias change of a model, oldest first. */
   aliasHistory(name: string): Promise<AliasChange[]>;
   /** Copies a version's artifacts into `dir` (created if needed) and returns the paths by file name. */
@@ -147,6 +156,17 @@ export class RegistryError extends CryptocastError {
   override readonly name: string = 'RegistryError';
   constructor(message: string, opts: { hint?: string; cause?: unknown } = {}) {
     super(ERR.REGISTRY.code, message, { exitCode: ERR.REGISTRY.exitCode, ...opts });
+  }
+}
+
+/** `setAlias` with `ifCurrent`: the alias was moved by someone else meanwhile (it now points at `current`). */
+export class AliasMovedError extends RegistryError {
+  override readonly name: string = 'AliasMovedError';
+  readonly current: number | undefined;
+  constructor(name: string, alias: Alias, expected: number | undefined, current: number | undefined) {
+    const v = (x: number | undefined) => (x === undefined ? 'none' : `v${x}`);
+    super(`${name}: ${alias} is ${v(current)}, not ${v(expected)} as expected: not moved`);
+    this.current = current;
   }
 }
 

@@ -53,6 +53,37 @@ describe('moveAliases: the gate passed it, can the predictor serve it?', () => {
     assert.equal(await registry.alias('price', 'challenger'), 3);
   });
 
+  it("another trainer's promotion landing between the champion check and the alias move is not overwritten", async () => {
+    const registry = new LocalRegistry(scratchDir('cc-reg-'));
+    await registerModel(registry, 'price', COLUMNS, files()); // v1, the champion both runs were compared with
+    const theirs = await registerModel(registry, 'price', COLUMNS, files(), { champion: false }); // v2
+    const ours = await registerModel(registry, 'price', COLUMNS, files(), { champion: false }); // v3
+    // The other trainer promotes v2 at the last moment: after every check this run made, just before its alias write.
+    let raced = false;
+    const racing: ModelRegistry = Object.create(registry, {
+      setAlias: {
+        value: async (...args: Parameters<ModelRegistry['setAlias']>) => {
+          if (args[1] === 'champion' && !raced) {
+            raced = true;
+            await registry.setAlias(
+              'price',
+              'champion',
+              theirs.version,
+              'promoted by the gate (the other trainer)',
+            );
+          }
+          return registry.setAlias(...args);
+        },
+      },
+    });
+    const decision = await moveAliases(racing, ours, passed, 1);
+    assert.ok(raced, 'the other promotion landed');
+    assert.equal(await registry.alias('price', 'champion'), 2, 'the other trainer’s champion stays');
+    assert.equal(decision.promoted, false);
+    assert.match(decision.reasons.at(-1)!, /^FAIL: the champion changed during the run \(v1 → v2\)/);
+    assert.equal(await registry.alias('price', 'challenger'), 3);
+  });
+
   // A registry blip during the check (MLflow answering 503 mid-download) made a good model challenger until the next
   // run, a week later: a failure that may pass is tried again; one that lasts is still a reason.
   const failingDownloads = (registry: ModelRegistry, failures: number) => {
