@@ -361,6 +361,51 @@ describe('cryptocast service trainer stopped', () => {
   });
 });
 
+describe('cryptocast service trainer --once stopped', () => {
+  it('SIGTERM while the trainer fits: the fit ends, its work folder goes, nothing is registered (exit 130)', async () => {
+    const tmp = scratchDir('cc-stop-trainer-once-');
+    const store = `duckdb:${join(tmp, 'features.duckdb')}`;
+    await cc(['features', '--candles', days(['BTCUSDT'], MARCH.slice(0, 10)), '--store', store]);
+    const pidFile = join(tmp, 'fit.pid');
+    const python = join(tmp, 'python');
+    writeFileSync(python, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 600\n`, { mode: 0o755 });
+    const registry = join(tmp, 'registry');
+    const run = runCli(['service', 'trainer', '--store', store, '--registry', registry, '--once'], {
+      TMPDIR: tmp,
+      CRYPTOCAST_PYTHON: python,
+    });
+    let fitPid: number | undefined;
+    try {
+      fitPid = await waitFor(
+        'the fit to start',
+        () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0),
+        (pid) => pid > 0,
+        { everyMs: 50 },
+      );
+      run.child.kill('SIGTERM');
+      // Before: no stop handler in --once, so Node died of the signal at once and left the fit and its folder behind.
+      assert.equal(await settlesWithin(run.exited, 60_000, 'the trainer to stop'), 130, run.stderr());
+      assert.match(run.stderr(), /\[CC_ERR_INTERRUPTED\]/);
+      const pid = fitPid;
+      await waitFor(
+        'the fit to end',
+        () => alive(pid),
+        (a) => !a,
+        { timeoutMs: 10_000, everyMs: 50 },
+      );
+      assert.deepEqual(
+        readdirSync(tmp).filter((f) => f.startsWith('cryptocast-train-')),
+        [],
+        'the work folder is removed',
+      );
+      assert.deepEqual(await new LocalRegistry(registry).list('cryptocast-price'), []);
+    } finally {
+      if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+      if (fitPid !== undefined && alive(fitPid)) process.kill(fitPid, 'SIGKILL');
+    }
+  });
+});
+
 /** Whether a process with this pid runs. */
 function alive(pid: number): boolean {
   try {

@@ -1,6 +1,6 @@
 import { parseDuration } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
-import { UsageError } from '../../core/errors.ts';
+import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
 import { urlWithoutCredentials } from '../../core/secrets.ts';
@@ -95,8 +95,24 @@ export async function trainerService(opts: {
   };
 
   if (opts.once) {
-    const r = await retrain('once');
-    log.info({ service: 'trainer', ...r }, r.promoted ? 'promoted' : 'not promoted');
+    // A stop ends the fit as in the service (a Job past its deadline, Ctrl-C). Without a handler here Node died of the
+    // signal at once, leaving the fit's process running and its work folder (the dataset) behind — or, as a
+    // container's PID 1, ignored SIGTERM until the SIGKILL.
+    const off = onStopSignal(() => stop.abort());
+    try {
+      const r = await retrain('once');
+      log.info({ service: 'trainer', ...r }, r.promoted ? 'promoted' : 'not promoted');
+    } catch (err) {
+      if (stop.signal.aborted)
+        throw fail(
+          ERR.INTERRUPTED,
+          'interrupted: the trainer was stopped before it registered anything and its work folder removed',
+          { cause: err },
+        );
+      throw err;
+    } finally {
+      off();
+    }
     return;
   }
   // The schedule is kept in the registry, not in this process: the first run comes `--every` after the newest
