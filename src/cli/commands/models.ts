@@ -1,7 +1,7 @@
 import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { whyUnservable } from '../../inference/model-holder.ts';
 import { openRegistry } from '../../training/registry/open.ts';
-import type { ModelCard, ModelRegistry } from '../../training/registry/registry.ts';
+import { AliasMovedError, type ModelCard, type ModelRegistry } from '../../training/registry/registry.ts';
 
 /** `cryptocast models list|show|promote|rollback`: read and manage the registry by hand. */
 interface Flags {
@@ -140,12 +140,24 @@ export async function rollbackCommand(opts: Flags): Promise<void> {
         ERR.UNSERVABLE,
         `cannot roll back to v${target}: the predictor cannot serve it: ${unservable} (v${current} stays champion)`,
       );
-    await r.setAlias(
-      opts.name,
-      'champion',
-      target,
-      `rollback from v${current}${opts.reason ? `: ${opts.reason}` : ''}`,
-    );
+    // Only from the champion it was computed from: a promotion landing meanwhile (the trainer's, during the check
+    // above) was otherwise dropped without a word, the rollback "from" a version no longer serving.
+    try {
+      await r.setAlias(
+        opts.name,
+        'champion',
+        target,
+        `rollback from v${current}${opts.reason ? `: ${opts.reason}` : ''}`,
+        { version: current },
+      );
+    } catch (err) {
+      if (!(err instanceof AliasMovedError)) throw err;
+      const now = err.current === undefined ? 'none' : `v${err.current}`;
+      throw fail(
+        ERR.MODEL_VERSION,
+        `the champion changed to ${now} while rolling back from v${current}: nothing changed (run models rollback again if still wanted)`,
+      );
+    }
     process.stdout.write(`champion: v${target} (rolled back from v${current})\n`);
   });
 }

@@ -126,4 +126,37 @@ describe('models rollback: only to a version the predictor can serve', () => {
     });
     assert.equal(await registry.alias('price', 'champion'), 2);
   });
+
+  it('a promotion landing between the read of the history and the move is not overwritten by the rollback', async () => {
+    const root = scratchDir('cc-reg-');
+    const registry = new LocalRegistry(root);
+    await registerModel(registry, 'price', COLUMNS, files()); // v1 champion
+    for (const v of ['2', '3']) {
+      await registerModel(registry, 'price', COLUMNS, files(), { champion: false });
+      await promote(root, v);
+    }
+    await registerModel(registry, 'price', COLUMNS, files(), { champion: false }); // v4
+    // The trainer promotes v4 while the rollback, which read v3 as the champion, checks that v2 can be served: the
+    // rollback from v3 must not silently drop v4.
+    const check = LocalRegistry.prototype.download;
+    let raced = false;
+    LocalRegistry.prototype.download = async function (this: LocalRegistry, ...args) {
+      if (!raced) {
+        raced = true;
+        await new LocalRegistry(root).setAlias('price', 'champion', 4, 'promoted by the gate (the trainer)');
+      }
+      return check.apply(this, args);
+    };
+    try {
+      await assert.rejects(promote(root), (err: unknown) => {
+        assert.ok(err instanceof CryptocastError);
+        assert.match(err.message, /champion changed to v4 while rolling back from v3: nothing changed/);
+        return true;
+      });
+    } finally {
+      LocalRegistry.prototype.download = check;
+    }
+    assert.ok(raced);
+    assert.equal(await registry.alias('price', 'champion'), 4);
+  });
 });
