@@ -106,6 +106,13 @@ export class MonitorService {
   private readonly lastCandle = new Map<string, number>();
   private readonly lastTradeCandle = new Map<string, number>();
   private readonly lastFeature = new Map<string, number>();
+  /** When the features subscription began (from the topic's end): see `AlertSignals.featuresWatchedSince`. */
+  private featuresWatchedSince: number | undefined;
+  /**
+   * Whether the candles have been read to the end since the start (see `AlertSignals.candlesCaughtUp`): once, not at
+   * each evaluation — within a live batch the subscription has not read it yet, and a rule's `for` would restart there.
+   */
+  private candlesCaughtUp = false;
   private readonly consumerLag = new Map<string, number>();
   /** Wall-clock arrival times of recent dead letters (the last minute is counted). */
   private deadLetterTimes: number[] = [];
@@ -205,6 +212,7 @@ export class MonitorService {
 
   private evaluateAlertsAt(a: NonNullable<MonitorServiceOptions['alerts']>, now: number): void {
     this.lastEvaluation = now;
+    this.candlesCaughtUp ||= this.candlesReadToEnd();
     const since = this.wallNow() - 60_000;
     this.deadLetterTimes = this.deadLetterTimes.filter((t) => t > since);
     a.engine.evaluate({
@@ -214,6 +222,8 @@ export class MonitorService {
       lastCandle: this.lastCandle,
       lastTradeCandle: this.lastTradeCandle,
       lastFeature: this.lastFeature,
+      featuresWatchedSince: this.featuresWatchedSince,
+      candlesCaughtUp: this.candlesCaughtUp,
       consumerLag: this.consumerLag,
       championCreatedAt: a.championCreatedAt?.(),
       deadLettersLastMinute: this.deadLetterTimes.length,
@@ -259,6 +269,8 @@ export class MonitorService {
       topics.dlq,
     ]);
     await this.rebuild();
+    // Before the candles subscription: its first batch evaluates the rules, the features not subscribed to yet.
+    if (this.alerts && this.clockKind === 'wall') this.featuresWatchedSince = this.wallNow();
     this.candlesRead = await this.bus.subscribe<Candle>({
       topic: topics.candles,
       // One consumer group per input topic: members of one group that subscribe to different topics may be left

@@ -20,6 +20,17 @@ export interface AlertSignals {
   lastTradeCandle: ReadonlyMap<string, number>;
   /** Newest feature vector windowEnd per pair. */
   lastFeature: ReadonlyMap<string, number>;
+  /**
+   * When the monitor began reading the features topic (from its end, live): a pair with no vector since has been
+   * without one that long as far as the monitor knows — not "for ever", which fired features-stale at every start.
+   */
+  featuresWatchedSince?: number;
+  /**
+   * Whether the monitor has read the candles to the end (`Subscription.readToEnd`) since it started. Before (a
+   * restart re-reads a day of them), the newest candle read is not the newest there is: no_candles and no_trades are
+   * not evaluated yet.
+   */
+  candlesCaughtUp: boolean;
   /** Lag per `topic/group` of the pipeline's consumer groups. */
   consumerLag: ReadonlyMap<string, number>;
   /** When the serving champion was trained (undefined: no champion). */
@@ -93,7 +104,7 @@ export function observe(rule: Rule, s: AlertSignals): Observation[] {
     case 'no_candles':
     case 'no_trades':
     case 'feature_staleness': {
-      if (!s.live) return out;
+      if (!s.live || (rule.kind !== 'feature_staleness' && !s.candlesCaughtUp)) return out;
       const last =
         rule.kind === 'no_candles'
           ? s.lastCandle
@@ -109,7 +120,7 @@ export function observe(rule: Rule, s: AlertSignals): Observation[] {
             : 'no new feature vector';
       for (const pair of pairs) {
         if (!wanted(pair)) continue;
-        const t = last.get(pair);
+        const t = last.get(pair) ?? (rule.kind === 'feature_staleness' ? s.featuresWatchedSince : undefined);
         const age = t === undefined ? Number.POSITIVE_INFINITY : s.now - t;
         obs(
           pair,

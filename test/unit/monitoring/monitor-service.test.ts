@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { AlertEngine } from '../../../src/monitoring/alerts/engine.ts';
-import { RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
+import { defaultRules, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
 import type { Notification } from '../../../src/monitoring/alerts/state.ts';
 import { MonitorService } from '../../../src/monitoring/monitor-service.ts';
 import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts';
@@ -566,5 +566,46 @@ describe('MonitorService: the candles commit', () => {
     assert.equal(committed.get(1), 1439, 'BTC: from the first candle within a day of its newest');
     assert.equal(committed.get(3) ?? 0, 0, 'ETH: its whole hour kept (within a day of its own newest)');
     await svc.stop();
+  });
+});
+
+describe('MonitorService: staleness alerts live, on what the monitor has not had the time to see', () => {
+  it('a restart behind a day of candles, or a start before the first feature vector, raises neither no-candles nor features-stale; a real silence does', async () => {
+    let now = T0 + 86_400_000;
+    // A day of candles ending now, in the topic before the monitor starts (a restart: the candles are re-read from a
+    // day behind), read 100 at a time.
+    const bus = new InProcessBus({ maxBatch: 100 });
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 1_440 }, (_, i) => candle(i)),
+    );
+    const engine = new AlertEngine(
+      defaultRules().filter((r) => r.kind === 'no_candles' || r.kind === 'feature_staleness'),
+      undefined,
+      pino({ level: 'silent' }),
+    );
+    const sent: Notification[] = [];
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      { clock: 'wall', now: () => now, alerts: { engine } },
+    );
+    engine.onNotification = (n) => sent.push(n);
+    await svc.start();
+    await svc.caughtUp();
+    svc.evaluateAlerts(true);
+    assert.deepEqual(
+      sent.map((n) => `${n.status} ${n.rule}`),
+      [],
+      'the candles are there (read behind), and no feature vector could have come yet',
+    );
+    // Then six minutes without a candle or a feature vector: both fire.
+    now += 6 * 60_000;
+    svc.evaluateAlerts(true);
+    await svc.stop();
+    assert.deepEqual(sent.map((n) => `${n.status} ${n.rule}`).sort(), [
+      'firing features-stale',
+      'firing no-candles',
+    ]);
   });
 });

@@ -137,6 +137,7 @@ describe('rule conditions on the monitor’s signals', () => {
     lastCandle: new Map([['BTC/USD', T + 59 * M]]),
     lastTradeCandle: new Map([['BTC/USD', T + 20 * M]]),
     lastFeature: new Map([['BTC/USD', T + 59 * M]]),
+    candlesCaughtUp: true,
     consumerLag: new Map([['trades/candles', 12_000]]),
     championCreatedAt: T - 100 * 3_600_000,
     deadLettersLastMinute: 3,
