@@ -1,5 +1,6 @@
 import { type Logger, log as rootLog } from '../../core/log.ts';
 import { metrics } from '../../core/metrics.ts';
+import type { AlertNotification } from '../../schemas/alert.ts';
 import { figures, type RollingQuality } from '../rolling-quality.ts';
 import type { AlertDelivery } from './delivery.ts';
 import type { Rule } from './rules.ts';
@@ -210,6 +211,19 @@ export class AlertEngine {
         this.exported.set(rule, n);
       }
     return out;
+  }
+
+  /**
+   * Takes back the alerts still firing in `announced` (the `alerts` topic's tail, any order): the newest notification
+   * of each series, if firing under a rule still configured, is firing here too (`AlertStates.restore`).
+   */
+  restore(announced: readonly AlertNotification[]): void {
+    const newest = new Map<string, AlertNotification>();
+    for (const n of [...announced].sort((a, b) => a.at - b.at)) newest.set(`${n.rule}|${n.key}`, n);
+    for (const n of newest.values()) {
+      const rule = this.rules.find((r) => r.name === n.rule);
+      if (n.status === 'firing' && rule !== undefined) this.states.restore(n, rule);
+    }
   }
 
   active() {

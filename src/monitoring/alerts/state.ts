@@ -148,6 +148,27 @@ export class AlertStates {
     send('firing', s);
   }
 
+  /**
+   * Takes back an alert this state machine's predecessor announced firing (`n`, the newest notification of its
+   * series, from the `alerts` topic) under `rule`, as firing since then: the next evaluations resolve it once its
+   * condition has been clear for `resolveAfter`, or remind of it on its schedule. A monitor restarted without it
+   * never resolved an alert whose condition had cleared meanwhile: the API listed it as firing for ever.
+   */
+  restore(
+    n: Pick<Notification, 'key' | 'value' | 'message' | 'startsAt' | 'at' | 'repeat'>,
+    rule: Rule,
+  ): void {
+    this.states.set(`${rule.name}|${n.key}`, {
+      phase: 'firing',
+      since: n.startsAt,
+      lastSentAt: n.at,
+      lastSentWall: n.at,
+      clearSince: 0,
+      repeats: n.repeat,
+      last: { rule, key: n.key, active: true, value: n.value, message: n.message },
+    });
+  }
+
   /** The rule of each alert firing now, as `active()` counts them, without writing their messages. */
   activeRules(): string[] {
     const out: string[] = [];

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
+import { AlertsView } from '../../../src/api/alerts-view.ts';
 import { AlertEngine } from '../../../src/monitoring/alerts/engine.ts';
 import { defaultRules, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
 import type { Notification } from '../../../src/monitoring/alerts/state.ts';
@@ -607,5 +608,54 @@ describe('MonitorService: staleness alerts live, on what the monitor has not had
       'firing features-stale',
       'firing no-candles',
     ]);
+  });
+});
+
+describe('MonitorService: an alert firing when the monitor restarts', () => {
+  it('resolves after the restart once its condition is clear (the API no longer lists it for ever)', async () => {
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    let now = T0 + 86_400_000;
+    let championCreatedAt = now - 400 * 3_600_000;
+    const monitor = () =>
+      new MonitorService(bus, store, {
+        clock: 'wall',
+        now: () => now,
+        alerts: {
+          engine: new AlertEngine(
+            [RuleSchema.parse({ name: 'champion-too-old', kind: 'champion_age', hours: 360 })],
+            undefined,
+            pino({ level: 'silent' }),
+          ),
+          championCreatedAt: () => championCreatedAt,
+        },
+        logger: pino({ level: 'silent' }),
+      });
+    const alerts = async () => (await bus.readTail(topics.alerts, 100)).map((r) => r.value);
+    const first = monitor();
+    await first.start();
+    first.evaluateAlerts(true);
+    await waitFor('the firing published', alerts, (a) => a.length === 1, { timeoutMs: 30_000, everyMs: 5 });
+    await first.stop();
+    // A new champion while the monitor was down: the condition is clear after the restart.
+    championCreatedAt = now;
+    const second = monitor();
+    await second.start();
+    second.evaluateAlerts(true);
+    now += 6 * 60_000; // past resolveAfter (5 minutes)
+    second.evaluateAlerts(true);
+    await waitFor('a resolved published', alerts, (a) => a.some((n) => n.status === 'resolved'), {
+      timeoutMs: 5_000,
+      everyMs: 5,
+    }).catch(() => undefined);
+    await second.stop();
+    const view = new AlertsView();
+    for (const n of await alerts()) view.apply(n);
+    assert.deepEqual(
+      view.list().map((n) => `${n.status} ${n.rule}`),
+      [],
+      JSON.stringify((await alerts()).map((n) => `${n.status} ${n.rule} ${n.key}`)),
+    );
+    await bus.close();
   });
 });
