@@ -272,7 +272,10 @@ export class MonitorService {
     // The alerts announced firing before a restart are still firing here: resolved once their condition is clear.
     // Live only: a replay's event clock has nothing to do with the times of alerts another run announced.
     if (this.alerts && this.clockKind === 'wall')
-      this.alerts.engine.restore((await this.bus.readTail(topics.alerts, 1_000)).map((r) => r.value));
+      this.alerts.engine.restore(
+        (await this.bus.readTail(topics.alerts, 1_000)).map((r) => r.value),
+        this.wallNow(),
+      );
     // Before the candles subscription: its first batch evaluates the rules, the features not subscribed to yet.
     if (this.alerts && this.clockKind === 'wall') this.featuresWatchedSince = this.wallNow();
     this.candlesRead = await this.bus.subscribe<Candle>({

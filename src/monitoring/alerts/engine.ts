@@ -194,14 +194,7 @@ export class AlertEngine {
   evaluate(signals: AlertSignals): Notification[] {
     const observations = this.rules.flatMap((r) => observe(r, signals));
     const out = this.states.update(observations, signals.now);
-    for (const n of out) {
-      this.log[n.status === 'firing' ? 'warn' : 'info'](
-        { rule: n.rule, key: n.key, severity: n.severity, repeat: n.repeat },
-        `${n.status}: ${n.message}`,
-      );
-      this.delivery?.send(n);
-      this.onNotification?.(n);
-    }
+    for (const n of out) this.notify(n);
     const counts = new Map(this.rules.map((r) => [r.name, 0]));
     for (const a of this.states.activeRules()) counts.set(a, (counts.get(a) ?? 0) + 1);
     // Set when changed: a gauge with labels costs a hash per set, and a replay evaluates thousands of times.
@@ -213,16 +206,37 @@ export class AlertEngine {
     return out;
   }
 
+  /** Logs, delivers and hands on (`onNotification`) one notification. */
+  private notify(n: Notification): void {
+    this.log[n.status === 'firing' ? 'warn' : 'info'](
+      { rule: n.rule, key: n.key, severity: n.severity, repeat: n.repeat },
+      `${n.status}: ${n.message}`,
+    );
+    this.delivery?.send(n);
+    this.onNotification?.(n);
+  }
+
   /**
    * Takes back the alerts still firing in `announced` (the `alerts` topic's tail, any order): the newest notification
-   * of each series, if firing under a rule still configured, is firing here too (`AlertStates.restore`).
+   * of each series, if firing under a rule still configured, is firing here too (`AlertStates.restore`); under a rule
+   * no longer configured (renamed, removed), nothing would ever resolve it: it is resolved now.
    */
-  restore(announced: readonly AlertNotification[]): void {
+  restore(announced: readonly AlertNotification[], now: number): void {
     const newest = new Map<string, AlertNotification>();
     for (const n of [...announced].sort((a, b) => a.at - b.at)) newest.set(`${n.rule}|${n.key}`, n);
     for (const n of newest.values()) {
+      if (n.status !== 'firing') continue;
       const rule = this.rules.find((r) => r.name === n.rule);
-      if (n.status === 'firing' && rule !== undefined) this.states.restore(n, rule);
+      if (rule !== undefined) this.states.restore(n, rule);
+      else
+        this.notify({
+          ...n,
+          status: 'resolved',
+          kind: n.kind as Notification['kind'],
+          message: `${n.message} (resolved: the rule ${n.rule} is no longer configured)`,
+          at: now,
+          repeat: 0,
+        });
     }
   }
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import pino from 'pino';
 import { AlertsView } from '../../../src/api/alerts-view.ts';
 import { AlertEngine } from '../../../src/monitoring/alerts/engine.ts';
-import { defaultRules, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
+import { defaultRules, type RuleInput, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
 import type { Notification } from '../../../src/monitoring/alerts/state.ts';
 import { MonitorService } from '../../../src/monitoring/monitor-service.ts';
 import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts';
@@ -655,6 +655,46 @@ describe('MonitorService: an alert firing when the monitor restarts', () => {
       view.list().map((n) => `${n.status} ${n.rule}`),
       [],
       JSON.stringify((await alerts()).map((n) => `${n.status} ${n.rule} ${n.key}`)),
+    );
+    await bus.close();
+  });
+  it('an alert of a rule no longer configured after the restart is resolved at once', async () => {
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    const now = T0 + 86_400_000;
+    const monitor = (rules: RuleInput[]) =>
+      new MonitorService(bus, store, {
+        clock: 'wall',
+        now: () => now,
+        alerts: {
+          engine: new AlertEngine(
+            rules.map((r) => RuleSchema.parse(r)),
+            undefined,
+            pino({ level: 'silent' }),
+          ),
+          championCreatedAt: () => now - 400 * 3_600_000,
+        },
+        logger: pino({ level: 'silent' }),
+      });
+    const alerts = async () => (await bus.readTail(topics.alerts, 100)).map((r) => r.value);
+    const first = monitor([{ name: 'champion-too-old', kind: 'champion_age', hours: 360 }]);
+    await first.start();
+    first.evaluateAlerts(true);
+    await waitFor('the firing published', alerts, (a) => a.length === 1, { timeoutMs: 30_000, everyMs: 5 });
+    await first.stop();
+    // Restarted with a rules file that no longer has it (renamed, or removed).
+    const second = monitor([{ name: 'champion-stale', kind: 'champion_age', hours: 720 }]);
+    await second.start();
+    await waitFor('a resolved published', alerts, (a) => a.some((n) => n.status === 'resolved'), {
+      timeoutMs: 5_000,
+      everyMs: 5,
+    }).catch(() => undefined);
+    await second.stop();
+    const view = new AlertsView();
+    for (const n of await alerts()) view.apply(n);
+    assert.deepEqual(
+      view.list().map((n) => `${n.status} ${n.rule}`),
+      [],
     );
     await bus.close();
   });
