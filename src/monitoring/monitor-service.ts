@@ -5,8 +5,10 @@ import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
 import { backoffCap } from '../core/retry.ts';
 import type { Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
+import { summarise } from '../runtime/in-process-bus.ts';
+import { validate } from '../runtime/validated.ts';
 import type { Candle } from '../schemas/candle.ts';
-import type { DeadLetter } from '../schemas/dlq.ts';
+import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { Prediction } from '../schemas/prediction.ts';
 import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
@@ -300,14 +302,14 @@ export class MonitorService {
         }
         for (const r of batch.records) {
           const c = r.value;
-          out.push(...this.join.onCandle(c));
+          out.push(...this.publishable(this.join.onCandle(c)));
           kept.candles.push({ windowEnd: c.windowEnd, offset: r.offset });
           if (c.windowEnd > kept.newest) kept.newest = c.windowEnd;
           if (c.windowEnd > (this.lastCandle.get(c.pair) ?? 0)) this.lastCandle.set(c.pair, c.windowEnd);
           if (!c.filled && c.windowEnd > (this.lastTradeCandle.get(c.pair) ?? 0))
             this.lastTradeCandle.set(c.pair, c.windowEnd);
         }
-        out.push(...this.join.expire(this.candlesReadToEnd()));
+        out.push(...this.publishable(this.join.expire(this.candlesReadToEnd())));
         this.candleCopies?.add(batch.records.map((r) => r.value));
         this.judged(out);
         this.evaluateAlerts();
@@ -342,7 +344,7 @@ export class MonitorService {
           }
           const out: PredictionError[] = [];
           for (const r of batch.records) {
-            const verdicts = this.join.onPrediction(r.value);
+            const verdicts = this.publishable(this.join.onPrediction(r.value));
             // Waiting for its candle, or for its verdict to be stored: either way its offset is not committed yet. The
             // verdict may be older than this read: given before the partition was revoked and assigned back (Kafka),
             // when `onRevoke` forgot what was waiting, and the join does not give it again.
@@ -401,7 +403,7 @@ export class MonitorService {
     }
     // Timeouts also on a quiet stream (live: the pair stopped, no candle will come to trigger them); alerts too.
     this.expiry = setInterval(() => {
-      this.judged(this.join.expire(this.candlesReadToEnd()));
+      this.judged(this.publishable(this.join.expire(this.candlesReadToEnd())));
       // Also retries verdicts a failed write left unstored, should no batch come to carry them.
       if (this.verdictWrites.backlog > 0)
         void this.verdictWrites.flush().catch((err) => this.log.error({ err }, 'verdicts not stored yet'));
@@ -438,6 +440,34 @@ export class MonitorService {
     this.join.remember(records);
     this.stats.rebuilt = records.length;
     this.log.info({ records: records.length, upTo: latest }, 'rolling quality rebuilt from the store');
+  }
+
+  /**
+   * The verdicts `predictions.errors` takes. One it refuses — of inputs their own schemas took, an absurd candle (a
+   * close of 1e-308 makes the percent error infinite) — is dead-lettered and its prediction no longer waits: queued,
+   * it failed every write of the verdicts merged with it, for ever, and with them every batch read after.
+   */
+  private publishable(verdicts: PredictionError[]): PredictionError[] {
+    if (verdicts.length === 0) return verdicts;
+    return verdicts.filter((e) => {
+      const r = validate(topics.predictionErrors.schema, e);
+      if (r.success) return true;
+      const reason = `publish to ${topics.predictionErrors.name}: invalid value: ${summarise(r.error)}`;
+      this.log.error({ key: errorKey(e), reason }, 'a verdict its topic refuses: dead-lettered');
+      const letter = deadLetter({
+        service: 'monitor',
+        origin: topics.predictionErrors.name,
+        kind: 'invalid',
+        reason,
+        payload: e,
+        key: e.pair,
+      });
+      void this.bus
+        .publish(topics.dlq, [letter])
+        .catch((err) => this.log.error({ err, key: errorKey(e) }, 'dead letter not published'));
+      for (const w of this.waiting.values()) w.delete(errorKey(e));
+      return false;
+    });
   }
 
   /**

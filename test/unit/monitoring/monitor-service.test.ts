@@ -699,3 +699,57 @@ describe('MonitorService: an alert firing when the monitor restarts', () => {
     await bus.close();
   });
 });
+
+describe('MonitorService: a verdict its topic refuses', () => {
+  it('is dead-lettered; the verdicts beside it and after it are stored, and the predictions commit moves on', async () => {
+    // Candles their schema takes (positive, finite) but absurd: a close of 1e-308 makes the percent error of a
+    // prediction of about 105 infinite, which predictions.errors refuses. Prediction 0 waits for such a candle (5),
+    // prediction 2 comes after one (7); 1 and 3 have sound candles.
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    const svc = new MonitorService(bus, store, { clock: 'event', logger: pino({ level: 'silent' }) });
+    await svc.start();
+    await bus.publish(topics.predictions, [prediction(0), prediction(1)]);
+    await waitFor(
+      'both waiting',
+      () => svc.join.pendingCount(),
+      (n) => n === 2,
+      { timeoutMs: 10_000, everyMs: 5 },
+    );
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 12 }, (_, i) =>
+        i === 5 || i === 7 ? { ...candle(i), low: 1e-308, close: 1e-308 } : candle(i),
+      ),
+    );
+    await bus.publish(topics.predictions, [prediction(2), prediction(3)]);
+    const stored = await waitFor(
+      'the sound predictions’ verdicts stored',
+      () => [1, 3].map((i) => store.rows.get(errorKey(prediction(i)))?.status ?? 'none').join(' '),
+      (s) => s === 'scored scored',
+      { timeoutMs: 10_000, everyMs: 5 },
+    ).catch((err: Error) => err.message);
+    // Offsets are committed with the next batch read: past all four then (a fifth, sound, waits for its write).
+    const committed = () =>
+      (bus as unknown as { groups: Map<string, { committed: Map<number, number> }> }).groups
+        .get(`${topics.predictions.name}\u0000monitor.predictions`)!
+        .committed.values()
+        .next().value; // one pair: one partition
+    await bus.publish(topics.predictions, [prediction(4)]);
+    const commit = await waitFor('the commit past the four', committed, (n) => n === 4, {
+      timeoutMs: 10_000,
+      everyMs: 5,
+    }).catch((err: Error) => err.message);
+    const letters = (await bus.readTail(topics.dlq, 100)).map((r) => r.value);
+    await svc.stop();
+    await bus.close();
+    assert.equal(stored, 'scored scored');
+    assert.equal(commit, 4, 'nothing left waiting for a verdict that cannot be stored');
+    assert.equal(store.rows.has(errorKey(prediction(0))) || store.rows.has(errorKey(prediction(2))), false);
+    assert.deepEqual(
+      letters.map((l) => `${l.service} ${l.origin} ${l.kind}`),
+      ['monitor predictions.errors invalid', 'monitor predictions.errors invalid'],
+    );
+    assert.match(letters[0]!.reason, /pctError/);
+  });
+});
