@@ -183,9 +183,16 @@ export class MonitorService {
     // The oldest of the pairs' newest verdicts, over every pair that has candles: one pair's predictions are read
     // ahead of another's (a whole day of BTC's partition before the first of ETH's), and must not carry the clock past
     // minutes whose verdicts of the other pair have not come yet.
+    // Not a pair that stopped, though: its verdicts have reached its newest candle (the last predictions timed out)
+    // and none waits — no verdict can come for it before another candle. It held the clock, and every other pair's
+    // alerts, where its recording ended, for the rest of the replay.
+    const waiting = new Set([...this.join.oldestPending().keys()].map((series) => series.split('|')[1]));
     let clock = Number.POSITIVE_INFINITY;
-    for (const pair of this.lastCandle.keys())
-      clock = Math.min(clock, this.verdictClock.get(pair) ?? Number.NEGATIVE_INFINITY);
+    for (const [pair, lastCandle] of this.lastCandle) {
+      const verdicts = this.verdictClock.get(pair) ?? Number.NEGATIVE_INFINITY;
+      if (verdicts >= lastCandle && !waiting.has(pair)) continue;
+      clock = Math.min(clock, verdicts);
+    }
     return clock;
   }
 

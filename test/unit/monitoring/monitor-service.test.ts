@@ -753,3 +753,60 @@ describe('MonitorService: a verdict its topic refuses', () => {
     assert.match(letters[0]!.reason, /pctError/);
   });
 });
+
+describe('MonitorService: alerts on the event clock when a pair stops', () => {
+  it("a pair whose recording ends does not hold the other pairs' alerts back for the rest of the replay", async () => {
+    const bus = new InProcessBus();
+    const engine = new AlertEngine(
+      [RuleSchema.parse({ name: 'worse', kind: 'skill_below', window: '1h', minCount: 10, for: '15m' })],
+      undefined,
+      pino({ level: 'silent' }),
+    );
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      { clock: 'event', alerts: { engine }, logger: pino({ level: 'silent' }) },
+    );
+    const sent: Notification[] = [];
+    engine.onNotification = (n) => sent.push(n);
+    await svc.start();
+    const eth = <T extends { pair: string }>(x: T): T => ({ ...x, pair: 'ETH/USD' });
+    // ETH's recording ends after 70 minutes (its predictions exact, those of its last 5 minutes timed out); BTC's
+    // goes on for four hours, its predictions exact for two hours, then each 1 below the close (6 off where
+    // persistence is 5: the skill falls below 0).
+    const exact = (i: number) => ({ ...prediction(i), predictedClose: 105 + i });
+    await bus.publish(topics.candles, [
+      ...Array.from({ length: 70 }, (_, i) => eth(candle(i))),
+      ...Array.from({ length: 250 }, (_, i) => candle(i)),
+    ]);
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 70 }, (_, i) => eth(exact(i))),
+    );
+    await svc.caughtUp();
+    await waitFor(
+      'ETH’s last predictions timed out',
+      () => svc.join.pendingCount(),
+      (n) => n === 0,
+      {
+        timeoutMs: 30_000,
+        everyMs: 20,
+      },
+    );
+    for (let h = 0; h < 4; h++) {
+      await bus.publish(
+        topics.predictions,
+        Array.from({ length: 60 }, (_, k) => {
+          const i = h * 60 + k;
+          return i < 120 ? exact(i) : { ...prediction(i), predictedClose: 99 + i };
+        }),
+      );
+      await svc.caughtUp();
+    }
+    await svc.stop();
+    assert.deepEqual(
+      sent.map((n) => `${n.status} ${n.key}`),
+      ['firing BTC/USD'],
+    );
+  });
+});
