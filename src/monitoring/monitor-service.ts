@@ -249,7 +249,9 @@ export class MonitorService {
   /** Sets the rolling-quality gauges (every pair, every window, all model versions together) at scrape time. */
   private exportQuality(): void {
     metrics.predictionsWaiting.set(this.join.pendingCount());
-    const end = this.join.clock();
+    // Live, now; on a replay, the newest verdict's target time, as the API's windows — not the newest candle, which an
+    // unpaced replay reads hours ahead of the predictions (the gauges showed empty windows).
+    const end = this.clockKind === 'wall' ? this.join.clock() : this.quality.clock;
     const pairs = new Set(this.quality.series().map((s) => s.pair));
     for (const pair of pairs)
       for (const [window, ms] of Object.entries(this.quality.windows)) {

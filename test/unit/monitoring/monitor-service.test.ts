@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { AlertsView } from '../../../src/api/alerts-view.ts';
+import { metricsText } from '../../../src/core/metrics.ts';
 import { AlertEngine } from '../../../src/monitoring/alerts/engine.ts';
 import { defaultRules, type RuleInput, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
 import type { Notification } from '../../../src/monitoring/alerts/state.ts';
@@ -808,5 +809,31 @@ describe('MonitorService: alerts on the event clock when a pair stops', () => {
       sent.map((n) => `${n.status} ${n.key}`),
       ['firing BTC/USD'],
     );
+  });
+});
+
+describe('MonitorService: the rolling-quality gauges on the event clock', () => {
+  it('end at the newest verdict’s target time (as /v1/quality does), not at the candles read ahead of it', async () => {
+    const bus = new InProcessBus();
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      { clock: 'event', logger: pino({ level: 'silent' }) },
+    );
+    await svc.start();
+    // A replay's candles run ahead of its predictions: four hours of candles, half an hour of verdicts.
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 240 }, (_, i) => candle(i)),
+    );
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 30 }, (_, i) => prediction(i)),
+    );
+    await svc.caughtUp();
+    const text = await metricsText();
+    await svc.stop();
+    const count = text.match(/^cryptocast_quality_count\{pair="BTC\/USD",window="1h"\} (\S+)$/m)?.[1];
+    assert.equal(count, '30', 'the verdicts of the last hour');
   });
 });
