@@ -44,6 +44,8 @@ interface Series {
   done: TimedMap<string, number>;
   /** Newest candle windowEnd of the series. */
   clock: number;
+  /** Newest targetTs of the series' predictions read (verdict keys are kept a day behind it too: see `expire`). */
+  predictionClock: number;
   /** Predictions waiting for their target minute, by targetTs. */
   pending: Map<number, Prediction[]>;
   /**
@@ -116,6 +118,7 @@ export class MaturityJoin {
         closes: new TimedMap((windowEnd) => windowEnd),
         done: new TimedMap((_, targetTs) => targetTs),
         clock: Number.NEGATIVE_INFINITY,
+        predictionClock: Number.NEGATIVE_INFINITY,
         pending: new Map(),
         timedOut: new TimedMap((targetTs) => targetTs),
       };
@@ -159,6 +162,7 @@ export class MaturityJoin {
     this.stats.predictions++;
     const key = errorKey(p);
     const s = this.seriesOf(p.exchange, p.pair);
+    if (p.targetTs > s.predictionClock) s.predictionClock = p.targetTs;
     if (s.done.has(key)) {
       if (this.remembered.delete(key)) this.stats.judgedBefore++;
       else this.stats.duplicates++;
@@ -209,9 +213,13 @@ export class MaturityJoin {
       const horizon = clock - this.retentionMs;
       if (Number.isFinite(horizon)) {
         s.closes.dropBefore(horizon);
-        s.done.dropBefore(horizon, (k) => this.remembered.delete(k));
         s.timedOut.dropBefore(horizon);
       }
+      // Verdict keys also a day behind the series' predictions: a restart after an outage of more than a day reads
+      // the candles backlog ahead of the predictions it re-reads from their commit, and a stored verdict forgotten by
+      // the candles' clock alone was judged again, `target_before_retention`, replacing the stored record (an upsert).
+      const keysHorizon = Math.min(clock, s.predictionClock) - this.retentionMs;
+      if (Number.isFinite(keysHorizon)) s.done.dropBefore(keysHorizon, (k) => this.remembered.delete(k));
     }
     return out;
   }

@@ -317,3 +317,24 @@ describe('MaturityJoin: a candle that comes after its predictions timed out', ()
     assert.deepEqual(j.onCandle(candle(T + 15 * M, 100)), [], 'past the retention: not revised');
   });
 });
+
+describe('MaturityJoin: a restart after an outage of more than a day', () => {
+  it('a stored verdict re-read after the candles backlog ran a day past it is not judged again (its record kept)', () => {
+    // Crash at T + 10 min: the prediction's verdict was stored, its offset not committed yet. Restarted two days on,
+    // the candles (a day before the crash to now) are read faster than the predictions.
+    const now = T + 2 * 1440 * M;
+    const j = new MaturityJoin({ now: () => now });
+    const judged = prediction({ windowEnd: T });
+    j.remember([scorePrediction(judged, 100, T + 5 * M)]);
+    for (let t = T - 1440 * M; t <= now; t += 10 * M) {
+      j.onCandle(candle(t, 100));
+      j.expire(false);
+    }
+    assert.deepEqual(
+      j.onPrediction(judged).map((e) => `${e.status} ${e.reason}`),
+      [],
+      'a second record would replace the stored one (upsert by key)',
+    );
+    assert.equal(j.stats.judgedBefore, 1);
+  });
+});
