@@ -193,7 +193,7 @@ export class AlertEngine {
 
   evaluate(signals: AlertSignals): Notification[] {
     const observations = this.rules.flatMap((r) => observe(r, signals));
-    const out = this.states.update(observations, signals.now);
+    const out = this.states.update(observations, signals.now, signals.live);
     for (const n of out) this.notify(n);
     const counts = new Map(this.rules.map((r) => [r.name, 0]));
     for (const a of this.states.activeRules()) counts.set(a, (counts.get(a) ?? 0) + 1);

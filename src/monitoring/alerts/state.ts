@@ -30,6 +30,13 @@ export interface Notification {
   repeat: number;
 }
 
+/**
+ * Kinds whose signal is measured on the wall clock — dead letters in the last wall minute, a consumer group's lag now —
+ * so their `for` and `resolveAfter` run on it too: on a replay's event clock, evaluated up to 240 times in a batch
+ * spanning hours, one burst of dead letters (a wall second) held for any `for` and fired.
+ */
+const WALL_MEASURED: ReadonlySet<Rule['kind']> = new Set(['dead_letters', 'consumer_lag']);
+
 interface State {
   phase: 'pending' | 'firing' | 'resolving';
   since: number;
@@ -68,17 +75,27 @@ export class AlertStates {
     this.wallNow = wallNow;
   }
 
-  update(observations: readonly Observation[], now: number): Notification[] {
+  /**
+   * `now`: the evaluation clock; `live`: whether it is the wall clock. When not (a replay), the kinds measured on the
+   * wall clock (`WALL_MEASURED`) hold and clear on the wall clock too.
+   */
+  update(observations: readonly Observation[], now: number, live = true): Notification[] {
     const out: Notification[] = [];
     const seen = new Set<string>();
+    const at = (o: Observation) => (!live && WALL_MEASURED.has(o.rule.kind) ? this.wallNow() : now);
     for (const o of observations) {
       const id = `${o.rule.name}|${o.key}`;
       seen.add(id);
-      this.step(id, o, now, out);
+      this.step(id, o, at(o), out);
     }
     for (const [id, s] of this.states)
       if (!seen.has(id))
-        this.step(id, { ...s.last, active: false, message: `${s.last.key}: no longer reported` }, now, out);
+        this.step(
+          id,
+          { ...s.last, active: false, message: `${s.last.key}: no longer reported` },
+          at(s.last),
+          out,
+        );
     return out;
   }
 

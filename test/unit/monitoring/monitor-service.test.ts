@@ -11,6 +11,7 @@ import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts'
 import type { SubscribeOptions } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
+import { deadLetter } from '../../../src/schemas/dlq.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { errorKey, type PredictionError } from '../../../src/schemas/prediction-error.ts';
 import { topics } from '../../../src/schemas/topics.ts';
@@ -835,5 +836,51 @@ describe('MonitorService: the rolling-quality gauges on the event clock', () => 
     await svc.stop();
     const count = text.match(/^cryptocast_quality_count\{pair="BTC\/USD",window="1h"\} (\S+)$/m)?.[1];
     assert.equal(count, '30', 'the verdicts of the last hour');
+  });
+});
+
+describe('MonitorService: the dead-letters rule on the event clock', () => {
+  it('one burst of dead letters does not fire a rule that must hold for 2 minutes (it would not live)', async () => {
+    const bus = new InProcessBus();
+    const engine = new AlertEngine(
+      [RuleSchema.parse({ name: 'dead-letters', kind: 'dead_letters', perMinute: 10, for: '2m' })],
+      undefined,
+      pino({ level: 'silent' }),
+    );
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      { clock: 'event', alerts: { engine }, logger: pino({ level: 'silent' }) },
+    );
+    const sent: Notification[] = [];
+    engine.onNotification = (n) => sent.push(n);
+    await svc.start();
+    // Eleven dead letters at once (a burst: one wall second), then a replay's hour of verdicts in two batches.
+    await bus.publish(
+      topics.dlq,
+      Array.from({ length: 11 }, (_, i) =>
+        deadLetter({ service: 'candles', origin: 'trades', kind: 'late', reason: 'late trade', payload: i }),
+      ),
+    );
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 60 }, (_, i) => prediction(i)),
+    );
+    await svc.caughtUp();
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 30 }, (_, i) => candle(i)),
+    );
+    await svc.caughtUp();
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 40 }, (_, i) => candle(30 + i)),
+    );
+    await svc.caughtUp();
+    await svc.stop();
+    assert.deepEqual(
+      sent.map((n) => `${n.status} ${n.rule}`),
+      [],
+    );
   });
 });

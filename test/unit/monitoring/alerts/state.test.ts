@@ -119,4 +119,33 @@ describe('alert state machine (injected clock)', () => {
     const [n] = states.update([{ rule: r, key: 'all', active: false, value: 0, message: 'ok' }], 9_000);
     assert.deepEqual([n!.status, n!.startsAt, n!.at], ['resolved', 1_000, 9_000]);
   });
+
+  it('a replay: dead letters (counted per wall minute) hold and clear on the wall clock, not on event time', () => {
+    let wall = 0;
+    const states = new AlertStates(() => wall);
+    const o = (active: boolean): Observation => ({
+      rule: rule({ for: '2m', resolveAfter: '5m' }),
+      key: 'all',
+      active,
+      value: active ? 11 : 0,
+      message: active ? 'bad' : 'fine',
+    });
+    // A burst seen by every evaluation of a batch spanning three hours of events, within one wall second: no firing.
+    const sent: string[] = [];
+    for (let i = 0; i <= 180; i++) sent.push(...states.update([o(true)], i * M, false).map((n) => n.status));
+    assert.deepEqual(sent, []);
+    // Held for two minutes of wall time: it fires; clear for five: it resolves.
+    wall = 2 * M;
+    assert.deepEqual(
+      states.update([o(true)], 200 * M, false).map((n) => n.status),
+      ['firing'],
+    );
+    wall = 3 * M;
+    assert.deepEqual(states.update([o(false)], 300 * M, false), []);
+    wall = 8 * M;
+    assert.deepEqual(
+      states.update([o(false)], 301 * M, false).map((n) => n.status),
+      ['resolved'],
+    );
+  });
 });
