@@ -6,6 +6,7 @@ import { metrics, onScrape } from '../core/metrics.ts';
 import { backoffCap } from '../core/retry.ts';
 import type { Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
+import { publishDurably } from '../runtime/publish-durably.ts';
 import { validate } from '../runtime/validated.ts';
 import type { Candle } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
@@ -130,6 +131,8 @@ export class MonitorService {
   /** Keys of the verdicts judged and not stored yet. */
   private readonly unstored = new Set<string>();
   private readonly wallNow: () => number;
+  /** The alert notifications published to the `alerts` topic so far, in order (see the constructor). */
+  private alertsAnnounced: Promise<void> = Promise.resolve();
   /** Called with each batch of verdicts once they are durable (the API's live feed, alerts, tests). */
   onErrors?: (records: readonly PredictionError[]) => void;
   private readonly onWriteFailure: ((err: unknown) => void) | undefined;
@@ -163,9 +166,13 @@ export class MonitorService {
     );
     if (o.alerts)
       o.alerts.engine.onNotification = (n) => {
-        void this.bus
-          .publish(topics.alerts, [n])
-          .catch((err) => this.log.warn({ err }, 'alert not published'));
+        // One after another, each retried until the broker takes it (or the stop): the API knows the active alerts
+        // only from this topic, and a firing or a resolved lost to a broker away for a moment was lost to it for good.
+        this.alertsAnnounced = this.alertsAnnounced.then(() =>
+          publishDurably('monitor:alerts', this.stopping.signal, () =>
+            this.bus.publish(topics.alerts, [n]),
+          ).catch((err) => this.log.warn({ err }, 'alert not published')),
+        );
       };
     this.clockKind = o.clock ?? 'wall';
     this.wallNow = o.now ?? Date.now;
@@ -569,5 +576,6 @@ export class MonitorService {
       );
     // What is left of the dashboard's candles; a store that cannot take them now gets them from the re-read.
     await this.candleCopies?.flush().catch(() => {});
+    await this.alertsAnnounced;
   }
 }

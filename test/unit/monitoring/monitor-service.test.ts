@@ -15,6 +15,7 @@ import { deadLetter } from '../../../src/schemas/dlq.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { errorKey, type PredictionError } from '../../../src/schemas/prediction-error.ts';
 import { topics } from '../../../src/schemas/topics.ts';
+import { busFailingOnce } from '../../support/failing-once.ts';
 import { settlesWithin, waitFor } from '../../support/wait.ts';
 
 /** An errors store in memory whose writes fail while `failing` says so (a database restarting). */
@@ -882,5 +883,50 @@ describe('MonitorService: the dead-letters rule on the event clock', () => {
       sent.map((n) => `${n.status} ${n.rule}`),
       [],
     );
+  });
+});
+
+describe('MonitorService: the alerts topic briefly away', () => {
+  it('a notification whose publish fails is published again, in order (the API learns of it)', async () => {
+    const { bus, inner } = busFailingOnce(topics.alerts.name);
+    const now = T0 + 86_400_000;
+    let championCreatedAt = now - 400 * 3_600_000;
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      {
+        clock: 'wall',
+        now: () => now,
+        alerts: {
+          engine: new AlertEngine(
+            [
+              RuleSchema.parse({
+                name: 'champion-too-old',
+                kind: 'champion_age',
+                hours: 360,
+                resolveAfter: 0,
+              }),
+            ],
+            undefined,
+            pino({ level: 'silent' }),
+          ),
+          championCreatedAt: () => championCreatedAt,
+        },
+        logger: pino({ level: 'silent' }),
+      },
+    );
+    await svc.start();
+    svc.evaluateAlerts(true); // firing: its publish fails
+    championCreatedAt = now;
+    svc.evaluateAlerts(true); // resolved
+    const announced = await waitFor(
+      'both announced',
+      async () => (await inner.readTail(topics.alerts, 100)).map((r) => r.value.status),
+      (a) => a.length === 2,
+      { timeoutMs: 10_000, everyMs: 10 },
+    ).catch((err: Error) => err.message);
+    await svc.stop();
+    await inner.close();
+    assert.deepEqual(announced, ['firing', 'resolved']);
   });
 });
