@@ -69,7 +69,11 @@ export const VARIABLES = {
     positive,
   ),
   // --- trade sources -----------------------------------------------------------------------------------------
-  CRYPTOCAST_EXCHANGES: v('live exchanges (`kraken,binance,coinbase`)', '`kraken`', list),
+  CRYPTOCAST_EXCHANGES: v(
+    'live exchanges (`kraken`, `binance`, `coinbase`; one per pair: `kraken,binance`)',
+    '`kraken`',
+    list,
+  ),
   CRYPTOCAST_KRAKEN_WS_URL: v('Kraken WebSocket endpoint', 'the public one', text),
   CRYPTOCAST_KRAKEN_REST_URL: v('Kraken REST endpoint (live refills and `backfill`)', 'the public one', text),
   CRYPTOCAST_BINANCE_WS_URL: v('Binance WebSocket endpoint', 'the public one', text),

@@ -70,7 +70,11 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   { name: 'CRYPTOCAST_INTERVAL', services: ['candles'], about: 'candle interval (1m)' },
   { name: 'CRYPTOCAST_GRACE', services: ['candles'], about: 'late-trade grace (5s)' },
   { name: 'CRYPTOCAST_LATE_POLICY', services: ['candles'], about: 'dlq | revise' },
-  { name: 'CRYPTOCAST_EXCHANGES', services: ['trades'], about: 'kraken,binance,coinbase (kraken)' },
+  {
+    name: 'CRYPTOCAST_EXCHANGES',
+    services: ['trades'],
+    about: 'kraken, binance, coinbase; one per pair (kraken)',
+  },
   { name: 'CRYPTOCAST_COINBASE_SIDE', services: ['trades'], about: 'maker | taker' },
   { name: 'CRYPTOCAST_KRAKEN_WS_URL', services: ['trades'], about: 'endpoint override' },
   { name: 'CRYPTOCAST_KRAKEN_REST_URL', services: ['trades'], about: 'endpoint override (gap refill)' },
