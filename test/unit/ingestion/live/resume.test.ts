@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { CoinbaseWsSource } from '../../../../src/ingestion/live/coinbase-ws.ts';
 import { KrakenWsSource } from '../../../../src/ingestion/live/kraken-ws.ts';
 import { ResumePoints } from '../../../../src/ingestion/resume-points.ts';
 import { TradeService } from '../../../../src/ingestion/trade-service.ts';
@@ -9,7 +10,8 @@ import { topics } from '../../../../src/schemas/topics.ts';
 import type { Trade, TradeEvent } from '../../../../src/schemas/trade.ts';
 import { collectValues } from '../../../support/collect.ts';
 import { until } from '../../../support/exchanges/base.ts';
-import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
+import { CoinbaseServer } from '../../../support/exchanges/coinbase.ts';
+import { coinbaseTradesFromRecording, krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
 import { range, testLog } from '../../../support/exchanges/harness.ts';
 import { KrakenServer } from '../../../support/exchanges/kraken.ts';
 
@@ -118,6 +120,58 @@ describe('live trades resume where the previous process left the log', () => {
       await second.stop();
 
       assert.deepEqual(tradeIds(onTopic), range(0, 309));
+    } finally {
+      await bus.close();
+      await srv.close();
+    }
+  });
+});
+
+describe('the same on Coinbase, refilled by time (its ids are not contiguous per pair)', () => {
+  const CB_PAIR = 'BTC/USD';
+  const cb = coinbaseTradesFromRecording(800);
+  const cbIds = (values: readonly TradeEvent[]) =>
+    values
+      .filter((v): v is Trade => v.type === 'trade')
+      .map((t) => Number(t.tradeId) - Number(cb[0]!.trade_id));
+
+  it('a restart refills from the newest trade in the log: every trade once, in order', async () => {
+    const srv = await new CoinbaseServer().listen();
+    const bus = new InProcessBus();
+    const stage = () => {
+      const service = new TradeService(bus);
+      const source = new CoinbaseWsSource({
+        pairs: [CB_PAIR],
+        wsUrl: srv.wsUrl,
+        restUrl: srv.restUrl,
+        watermarkIntervalMs: 25,
+        backoff: { initialMs: 10, maxMs: 50 },
+        restBackoff: { initialMs: 5, maxMs: 20 },
+        log: testLog,
+      });
+      const abort = new AbortController();
+      const done = service.run([source], abort.signal);
+      const stop = () => {
+        abort.abort();
+        return done;
+      };
+      return { source, stop };
+    };
+    try {
+      const onTopic = await collectValues(bus, topics.trades);
+      const first = stage();
+      await until(() => first.source.subscribed.includes(CB_PAIR));
+      srv.publish(cb.slice(0, 100));
+      await until(() => cbIds(onTopic).length === 100, 10_000, 'the first 100 trades');
+      await first.stop();
+
+      srv.record(cb.slice(100, 700)); // traded while the stage was down
+      const second = stage();
+      await until(() => second.source.subscribed.includes(CB_PAIR));
+      srv.publish(cb.slice(700, 750));
+      await until(() => cbIds(onTopic).length >= 750, 10_000, 'the 600 traded while down, then 50 live');
+      await second.stop();
+      assert.deepEqual(cbIds(onTopic), range(0, 749));
     } finally {
       await bus.close();
       await srv.close();
