@@ -4,41 +4,54 @@
  * arithmetic is `trading-signals`' in the same order (features/technical.ts says why that matters).
  */
 
-/** A fixed-size window of numbers with O(1) running sum and sum of squares. */
+/**
+ * A fixed-size window of numbers with its sum and sum of squares. Both are summed from the window itself, oldest
+ * first, on each read, never kept as a running sum: a running sum (add the new value, subtract the one leaving)
+ * carries the rounding of every value it ever held. After a quiet hour it read −2e-15 for a window of sixty zero
+ * returns, so √(Σr²) was NaN and the vector not ready; and a restart that re-warms from fewer candles gave other
+ * doubles than an uninterrupted run. A function of the window alone is the same for a replay, a restart and a backfill.
+ */
 export class Rolling {
   private readonly buf: Float64Array;
   private i = 0;
   n = 0;
-  sum = 0;
-  sumSq = 0;
+  /** The sums of the window as it is now, once read (a column may read them more than once per candle). */
+  private summed = false;
+  private sumOfWindow = 0;
+  private sumSqOfWindow = 0;
   constructor(size: number) {
     this.buf = new Float64Array(size);
   }
   push(x: number): void {
     const size = this.buf.length;
-    if (this.n === size) {
-      const old = this.buf[this.i]!;
-      this.sum -= old;
-      this.sumSq -= old * old;
-    } else this.n++;
+    if (this.n < size) this.n++;
     this.buf[this.i] = x;
-    this.sum += x;
-    this.sumSq += x * x;
     this.i = (this.i + 1) % size;
-    // A running sum that overflowed would stay Infinity (or NaN) forever after the value left the window:
-    // recompute it from the window instead, so one extreme value poisons the window only while it is in it.
-    if (!Number.isFinite(this.sum) || !Number.isFinite(this.sumSq)) this.recompute();
+    this.summed = false;
   }
-  private recompute(): void {
+  /** Σ of the window, oldest first. */
+  get sum(): number {
+    if (!this.summed) this.summate();
+    return this.sumOfWindow;
+  }
+  /** Σ of the squares of the window, oldest first. */
+  get sumSq(): number {
+    if (!this.summed) this.summate();
+    return this.sumSqOfWindow;
+  }
+  private summate(): void {
+    const b = this.buf;
+    const size = b.length;
     let sum = 0;
     let sumSq = 0;
-    for (let k = 0; k < this.n; k++) {
-      const v = this.buf[k]!;
-      sum += v;
-      sumSq += v * v;
+    for (let k = 0, j = this.n === size ? this.i : 0; k < this.n; k++, j = j + 1 === size ? 0 : j + 1) {
+      const x = b[j]!;
+      sum += x;
+      sumSq += x * x;
     }
-    this.sum = sum;
-    this.sumSq = sumSq;
+    this.sumOfWindow = sum;
+    this.sumSqOfWindow = sumSq;
+    this.summed = true;
   }
   get full(): boolean {
     return this.n === this.buf.length;
@@ -48,7 +61,7 @@ export class Rolling {
     const size = this.buf.length;
     return this.buf[(this.i - 1 - k + 2 * size) % size]!;
   }
-  /** Population standard deviation. Recomputed sums would drift; these are exact enough for z-scores. */
+  /** Population standard deviation. */
   std(): number {
     const mean = this.sum / this.n;
     return Math.sqrt(Math.max(0, this.sumSq / this.n - mean * mean));
