@@ -20,8 +20,10 @@ import type { Trade, Watermark } from '../schemas/trade.ts';
  *   beyond the last trade.
  * - **Late trade**: one whose window is already closed. Counted, and by `latePolicy`:
  *   `dlq` — handed to `output.late` (the service sends it to the dead-letter topic with the reason);
- *   `revise` — the closed window (kept for `revisionHorizon` windows) absorbs it and is emitted again with
- *   `revision` + 1; older than that, it falls back to `dlq`.
+ *   `revise` — the closed window (kept for `revisionHorizon` windows, traded or filled) absorbs it and is emitted
+ *   again with `revision` + 1; older than that, it falls back to `dlq`. A filled window that absorbs one becomes a
+ *   traded candle, and the filled windows after a window whose close changed are emitted again at the new close
+ *   (and later fills carry it): the latest revision of every window is what the trades in time order give.
  * - Within a window, `open` is the trade with the smallest tradeTs and `close` the one with the largest
  *   (arrival order breaks ties), so out-of-order trades within the grace period give the same candle.
  *
@@ -74,9 +76,27 @@ class WindowAcc {
   trades = 0;
   revision = 0;
   firstPos: number;
+  /** An idle window (no trade): its prices are the previous window's close. */
+  filled = false;
 
-  constructor(start: number, t: Trade, pos: number) {
+  /** A window opened by its first trade `t`, or, without one, a filled window at the previous close `carried`. */
+  constructor(start: number, t: Trade | undefined, pos: number, carried = Number.NaN) {
     this.start = start;
+    const price = t?.price ?? carried;
+    this.open = this.high = this.low = this.close = price;
+    this.openTs = this.closeTs = t?.tradeTs ?? start;
+    this.firstPos = pos;
+    if (t !== undefined) this.add(t, true);
+    else this.filled = true;
+  }
+
+  /** A late trade: a filled window becomes a traded one with it as its only trade. */
+  absorb(t: Trade, pos: number): void {
+    if (!this.filled) {
+      this.add(t);
+      return;
+    }
+    this.filled = false;
     this.open = this.high = this.low = this.close = t.price;
     this.openTs = this.closeTs = t.tradeTs;
     this.firstPos = pos;
@@ -175,7 +195,7 @@ export class CandleAggregator {
       (s.lastClosedStart !== undefined && start <= s.lastClosedStart) ||
       start + I <= s.streamTime - this.graceMs
     ) {
-      this.onLate(s, t, start);
+      this.onLate(s, t, start, pos);
     } else {
       const open = s.open;
       const n = open.length;
@@ -236,7 +256,7 @@ export class CandleAggregator {
     for (const s of this.states.values()) {
       if (s.open.length === 0 && s.retained.length === 0) continue;
       for (const w of s.open) if (min === undefined || w.firstPos < min) min = w.firstPos;
-      for (const w of s.retained) if (min === undefined || w.firstPos < min) min = w.firstPos;
+      for (const w of s.retained) if (!w.filled && (min === undefined || w.firstPos < min)) min = w.firstPos;
       if (s.streamTimePos >= 0 && (min === undefined || s.streamTimePos < min)) min = s.streamTimePos;
     }
     return min;
@@ -253,15 +273,17 @@ export class CandleAggregator {
     return this.states.get(exchange, pair);
   }
 
-  private onLate(s: PairState, t: Trade, start: number): void {
+  private onLate(s: PairState, t: Trade, start: number, pos: number): void {
     this.stats.late++;
     if (this.latePolicy === 'revise') {
-      const w = s.retained.find((r) => r.start === start);
-      if (w !== undefined) {
-        w.add(t);
+      const i = s.retained.findIndex((r) => r.start === start);
+      if (i >= 0) {
+        const w = s.retained[i]!;
+        w.absorb(t, pos);
         w.revision++;
         this.stats.revised++;
         this.emit(s, w);
+        this.carryClose(s, i);
         return;
       }
     }
@@ -302,6 +324,26 @@ export class CandleAggregator {
     }
   }
 
+  /**
+   * After the retained window at `i` was revised: the filled windows right after it carry its close, so those whose
+   * price it changed are emitted again (revision + 1), and when they reach the last closed window, later fills carry
+   * it too.
+   */
+  private carryClose(s: PairState, i: number): void {
+    const retained = s.retained;
+    const close = retained[i]!.close;
+    let k = i + 1;
+    for (; k < retained.length && retained[k]!.filled; k++) {
+      const w = retained[k]!;
+      if (w.close === close) continue;
+      w.open = w.high = w.low = w.close = close;
+      w.revision++;
+      this.stats.revised++;
+      this.emit(s, w);
+    }
+    if (k === retained.length && retained[k - 1]!.start === s.lastClosedStart) s.lastClose = close;
+  }
+
   /** Emits filled candles for the windows strictly between the last closed one and `beforeStart`. */
   private fillIdle(s: PairState, beforeStart: number): void {
     if (s.lastClosedStart === undefined || s.lastClose === undefined) return;
@@ -310,6 +352,7 @@ export class CandleAggregator {
       const c = s.lastClose;
       this.stats.filled++;
       s.lastClosedStart = start;
+      if (this.latePolicy === 'revise') this.retain(s, new WindowAcc(start, undefined, -1, c));
       this.publish(s, {
         v: 1,
         exchange: s.exchange,
@@ -334,10 +377,12 @@ export class CandleAggregator {
     s.lastClosedStart = w.start;
     s.lastClose = w.close;
     this.emit(s, w);
-    if (this.latePolicy === 'revise') {
-      s.retained.push(w);
-      if (s.retained.length > this.revisionHorizon) s.retained.shift();
-    }
+    if (this.latePolicy === 'revise') this.retain(s, w);
+  }
+
+  private retain(s: PairState, w: WindowAcc): void {
+    s.retained.push(w);
+    if (s.retained.length > this.revisionHorizon) s.retained.shift();
   }
 
   private emit(s: PairState, w: WindowAcc): void {
@@ -358,7 +403,7 @@ export class CandleAggregator {
       trades: w.trades,
       // Float rounding of Σpq/Σq can put the VWAP a hair outside [low, high]; clamp it back.
       vwap: Math.min(w.high, Math.max(w.low, vwap)),
-      filled: false,
+      filled: w.filled,
       revision: w.revision,
     });
   }

@@ -112,6 +112,43 @@ describe('CandleAggregator: properties', () => {
     );
   });
 
+  it('revise: whatever arrives late, the latest revision of every minute is the by-definition candle', () => {
+    fc.assert(
+      fc.property(
+        inOrderTrades,
+        fc.array(fc.integer({ min: 0, max: 6 * MIN }), { minLength: 200, maxLength: 200 }),
+        (trades, delays) => {
+          // Ties in trade time may legitimately swap open/close; compare only when times are distinct.
+          fc.pre(new Set(trades.map((t) => t.pair + t.tradeTs)).size === trades.length);
+          // Any trade but a pair's first may arrive up to 6 minutes late (the grid starts at the first trade).
+          const firsts = new Set<string>();
+          const arrival = trades
+            .map((t, i) => {
+              const first = !firsts.has(t.pair);
+              firsts.add(t.pair);
+              return { t, at: t.tradeTs + (first ? 0 : delays[i]!), i };
+            })
+            .sort((a, b) => a.at - b.at || a.i - b.i)
+            .map((x) => x.t);
+          const got: Candle[] = [];
+          const agg = new CandleAggregator(
+            {
+              candle: (c) => got.push(c),
+              late: (t, reason) => assert.fail(`dead-lettered ${t.tradeTs}: ${reason}`),
+            },
+            { latePolicy: 'revise', revisionHorizon: 1_000 },
+          );
+          for (const t of arrival) agg.onTrade(t);
+          agg.flush();
+          const latest = new Map<string, Candle>();
+          for (const c of got) latest.set(`${c.pair} ${c.windowStart}`, c);
+          assert.deepEqual([...latest.values()].map(key).sort(), referenceCandles(trades).sort());
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('a crash at any point + restart from the committed position + read-back gives the uninterrupted output', () => {
     const events = fc
       .array(

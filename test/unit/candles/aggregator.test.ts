@@ -93,6 +93,40 @@ describe('CandleAggregator: windows', () => {
     assert.equal(agg.stats.revised, 1);
   });
 
+  it('revise: the latest revision of every minute is the batch candle of the same trades, filled minutes too', () => {
+    // An exchange's feed delivers two trades late: one changes the close of a minute whose next minutes were
+    // filled, the other falls into a filled minute. A batch over the same trades in time order has none late.
+    const trades = [
+      trade({ ts: T0 + 1_000, price: 100 }),
+      trade({ ts: T0 + 30_000, price: 120 }), // late: after minutes 00:01 and 00:02 were filled at 100
+      trade({ ts: T0 + MIN + 30_000, price: 130 }), // late: into the filled minute 00:01
+      trade({ ts: T0 + 4 * MIN + 10_000, price: 140 }),
+    ];
+    const { agg, candles, late } = harness({ latePolicy: 'revise' });
+    agg.onTrade(trades[0]!);
+    agg.onWatermark(watermark(T0 + 3 * MIN + 6_000)); // closes 00:00, fills 00:01 and 00:02
+    agg.onTrade(trades[1]!);
+    agg.onTrade(trades[2]!);
+    agg.onWatermark(watermark(T0 + 4 * MIN + 6_000)); // fills 00:03
+    agg.onTrade(trades[3]!);
+    agg.flush();
+    const batch = harness();
+    for (const t of [...trades].sort((a, b) => a.tradeTs - b.tradeTs)) batch.agg.onTrade(t);
+    batch.agg.flush();
+    const latest = new Map<number, Candle>();
+    for (const c of candles) latest.set(c.windowStart, c);
+    const strip = (c: Candle) => ohlc({ ...c, revision: 0 });
+    assert.deepEqual(late, [], 'nothing dead-lettered');
+    assert.deepEqual([...latest.values()].map(strip), batch.candles.map(strip));
+    assert.deepEqual(batch.view(), [
+      'BTC/USD 00:00 100/120/100/120 v=2 n=2',
+      'BTC/USD 00:01 130/130/130/130 v=1 n=1',
+      'BTC/USD 00:02 130/130/130/130 v=0 n=0 filled',
+      'BTC/USD 00:03 130/130/130/130 v=0 n=0 filled',
+      'BTC/USD 00:04 140/140/140/140 v=1 n=1',
+    ]);
+  });
+
   it('fills idle minutes between trades with flagged zero-volume candles at the previous close', () => {
     const { agg, view } = harness();
     agg.onTrade(trade({ ts: T0 + 1_000, price: 100 }));
