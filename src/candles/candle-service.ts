@@ -230,6 +230,8 @@ export class CandleService {
     const tail = await this.opts.bus.readTail(topics.candles, this.opts.tailRecords ?? 20_000);
     const interval = this.opts.interval ?? '1m';
     const byPair = new Map<string, PairSeed & { published: [number, number][] }>();
+    /** The revision `lastClose` was taken from: the last window's latest revision is its close (`revise`). */
+    const closeRevision = new Map<string, number>();
     for (const r of tail) {
       const c = r.value;
       if (c.interval !== interval) continue;
@@ -244,11 +246,16 @@ export class CandleService {
           published: [],
         };
         byPair.set(k, s);
+        closeRevision.set(k, c.revision);
       }
       s.published.push([c.windowStart, c.revision]);
-      if (c.windowStart >= s.lastWindowStart && c.revision === 0) {
+      if (
+        c.windowStart > s.lastWindowStart ||
+        (c.windowStart === s.lastWindowStart && c.revision >= (closeRevision.get(k) ?? 0))
+      ) {
         s.lastWindowStart = c.windowStart;
         s.lastClose = c.close;
+        closeRevision.set(k, c.revision);
       }
     }
     if (byPair.size > 0) log.info({ service: 'candles', pairs: byPair.size }, 'resuming after earlier run');

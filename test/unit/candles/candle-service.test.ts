@@ -28,6 +28,31 @@ describe('CandleService on the in-process bus', () => {
     await service.stop();
   });
 
+  it('revise, restart: the minutes filled after a restart carry the revised close of the last window', async () => {
+    const bus = new InProcessBus();
+    const events: TradeEvent[] = [
+      trade({ ts: T0 + 1_000, price: 100 }),
+      watermark(T0 + MIN + 6_000), // closes 00:00 at 100
+      trade({ ts: T0 + 30_000, price: 120 }), // late: 00:00 revised, close 120
+    ];
+    const first = new CandleService({ bus, latePolicy: 'revise' });
+    await first.start();
+    await bus.publish<TradeEvent>(topics.trades, events);
+    await first.caughtUp();
+    await first.stop();
+    const second = new CandleService({ bus, latePolicy: 'revise' });
+    await second.start();
+    await bus.publish<TradeEvent>(topics.trades, [watermark(T0 + 3 * MIN + 6_000)]); // fills 00:01 and 00:02
+    await second.caughtUp();
+    await second.stop();
+    assert.deepEqual(await candlesOf(bus), [
+      'BTC/USD 00:00 100/100/100/100 v=1 n=1',
+      'BTC/USD 00:00 100/120/100/120 v=2 n=2 r1',
+      'BTC/USD 00:01 120/120/120/120 v=0 n=0 filled',
+      'BTC/USD 00:02 120/120/120/120 v=0 n=0 filled',
+    ]);
+  });
+
   it('sends late trades to dlq with the reason and the trade, and keeps going (dlq policy)', async () => {
     const bus = new InProcessBus();
     const service = new CandleService({ bus, graceMs: 1_000 });
