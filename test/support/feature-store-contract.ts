@@ -137,6 +137,29 @@ export function featureStoreContract(open: () => Promise<FeatureStore>): void {
     }
   });
 
+  it('point in time: online(now) is the latest ready vector with windowEnd ≤ now, never one from after now', async () => {
+    const store = await open();
+    try {
+      const s = set();
+      await store.write(s, [
+        vec(s, 'BTC/USD', T, 1),
+        vec(s, 'BTC/USD', T + 60_000, 2, false),
+        vec(s, 'BTC/USD', T + 120_000, 3),
+      ]);
+      // Asked as of a time before the online row (a replay's clock, a query about the past): what was known then.
+      const o = await store.online(s, 'BTC/USD', T + 90_000);
+      assert.deepEqual(
+        o && { windowEnd: o.vector.windowEnd, ageMs: o.ageMs },
+        { windowEnd: T, ageMs: 90_000 },
+        'the latest ready vector known at T + 90 s',
+      );
+      assert.equal(await store.online(s, 'BTC/USD', T - 1), undefined, 'nothing was known before T');
+      assert.equal((await store.online(s, 'BTC/USD', T + 120_000))?.vector.windowEnd, T + 120_000);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('point in time: asOf(t) is the latest vector with windowEnd ≤ t, never one from after t (property)', async () => {
     const store = await open();
     try {

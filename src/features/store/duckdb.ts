@@ -332,9 +332,19 @@ export class DuckDbFeatureStore implements FeatureStore {
     now = Date.now(),
   ): Promise<OnlineVector | undefined> {
     await this._migrate(set);
-    const r = await this.conn.runAndReadAll(`SELECT * FROM ${tableName(set)}_online WHERE pair = $1`, [pair]);
-    const row = r.getRowObjects()[0];
+    const t = tableName(set);
+    const r = await this.conn.runAndReadAll(`SELECT * FROM ${t}_online WHERE pair = $1`, [pair]);
+    let row = r.getRowObjects()[0];
     if (row === undefined) return undefined;
+    if (Number(row.window_end) > now) {
+      // The online row is from after `now` (asked about the past): the latest ready vector known at `now`.
+      const past = await this.conn.runAndReadAll(
+        `SELECT * FROM ${t} WHERE pair = $1 AND ready AND window_end <= $2 ORDER BY window_end DESC LIMIT 1`,
+        [pair, BigInt(now)],
+      );
+      row = past.getRowObjects()[0];
+      if (row === undefined) return undefined;
+    }
     const vector = vectorFromRow(set, row);
     return { vector, ageMs: now - vector.windowEnd };
   }

@@ -219,9 +219,20 @@ export class PostgresFeatureStore implements FeatureStore {
 
   async online(set: FeatureSetDefinition, pair: string, now = Date.now()): Promise<OnlineVector | undefined> {
     await this.migrate(set);
-    const r = await this.pool.query(`SELECT * FROM ${tableName(set)}_online WHERE pair = $1`, [pair]);
-    if (r.rows.length === 0) return undefined;
-    const vector = vectorFromRow(set, r.rows[0]);
+    const t = tableName(set);
+    const r = await this.pool.query(`SELECT * FROM ${t}_online WHERE pair = $1`, [pair]);
+    let row = r.rows[0];
+    if (row === undefined) return undefined;
+    if (Number(row.window_end) > now) {
+      // The online row is from after `now` (asked about the past): the latest ready vector known at `now`.
+      const past = await this.pool.query(
+        `SELECT * FROM ${t} WHERE pair = $1 AND ready AND window_end <= $2 ORDER BY window_end DESC LIMIT 1`,
+        [pair, String(now)],
+      );
+      row = past.rows[0];
+      if (row === undefined) return undefined;
+    }
+    const vector = vectorFromRow(set, row);
     return { vector, ageMs: now - vector.windowEnd };
   }
 

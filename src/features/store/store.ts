@@ -5,7 +5,8 @@ import type { FeatureVectorRecord } from '../../schemas/feature.ts';
  *
  * - offline: the full history of a feature set, written idempotently (a row is identified by feature set,
  *   version, pair and windowEnd: writing it again replaces it), read point-in-time;
- * - online: the latest **ready** vector per pair, with its windowEnd so staleness is visible;
+ * - online: the latest **ready** vector per pair, with its windowEnd so staleness is visible; asked as of a `now`
+ *   before it, the latest ready vector with windowEnd ≤ now (never one from after the time asked about);
  * - the store creates and migrates its own schema (`migrate`), and registers each feature-set definition.
  *
  * Point-in-time: a vector describes the candle that closed at `windowEnd`, so it is usable at `windowEnd` and
