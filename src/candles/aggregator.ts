@@ -32,8 +32,10 @@ import type { Trade, Watermark } from '../schemas/trade.ts';
  * restart it seeds each pair with the last candle it had published, re-reads from the committed position,
  * and gets exactly the candles of an uninterrupted run (a property test crashes it at every point).
  * Trades re-read for windows already published are skipped and counted (`stats.replayed`), not dead-lettered.
- * Limitation of `revise` across a restart: a window published before the restart is not rebuilt, so a
- * late trade for it goes to the dead-letter path instead of producing a revision.
+ * Limitation across a restart: the aggregator does not know where the previous run stopped reading, so it cannot
+ * tell a re-read trade of a window published before the restart from a new late trade for that window: both are
+ * counted as `replayed` and dropped. Such a late trade is neither dead-lettered nor (under `revise`) a revision,
+ * where an uninterrupted run dead-letters (or revises) it.
  */
 export type LatePolicy = 'dlq' | 'revise';
 
