@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join, posix, relative } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { parse } from 'yaml';
 import { envOf, SERVICE_ENV, SERVICES, type ServiceName } from '../../src/config/service-env.ts';
+import { ChampionHolder } from '../../src/inference/model-holder.ts';
+import type { ModelRegistry } from '../../src/training/registry/registry.ts';
 import {
   helmTemplate,
   type K8sObject,
@@ -146,6 +148,41 @@ describe('compose stack deploy/compose.yaml', () => {
     for (const [svc, c] of Object.entries(compose.services))
       for (const [k, v] of Object.entries((c.environment ?? {}) as Record<string, string>))
         if (BEHAVIOUR.includes(k)) assert.equal(String(v), chartDefaults[k], `${svc}: ${k}`);
+  });
+
+  test('read_only containers: every folder a service writes is a volume or a tmpfs', () => {
+    // The image's WORKDIR (Dockerfile): relative paths of the code resolve there.
+    const WORKDIR = '/app';
+    const inImage = (p: string) => (p.startsWith('/') ? p : posix.join(WORKDIR, p));
+    // The predictor copies the champion's files into its model cache before loading them (ChampionHolder's default
+    // folder, relative to the working folder): read only, every load failed "cannot write the model cache folder".
+    const holder = new ChampionHolder({} as ModelRegistry, { name: 'm' });
+    const modelCache = relative(process.cwd(), (holder as unknown as { cacheDir: string }).cacheDir);
+    assert.equal(modelCache, join('.data', 'model-cache'));
+    const writes: Record<string, string[]> = {
+      predictor: [inImage(modelCache)],
+      'news-signals': [
+        dirname(inImage(compose.services['news-signals'].environment.CRYPTOCAST_SENTIMENT_CACHE)),
+      ],
+      // the walk-forward's work folder and the servable check's copy of the model (os.tmpdir(): /tmp in the image)
+      trainer: ['/tmp'],
+    };
+    for (const [svc, paths] of Object.entries(writes)) {
+      const c = compose.services[svc];
+      assert.equal(c.read_only, true, svc);
+      const writable = [
+        ...((c.tmpfs ?? []) as string[]).map((t) => t.split(':')[0]!),
+        ...((c.volumes ?? []) as string[])
+          .map((v) => v.split(':'))
+          .filter((parts) => parts[2] !== 'ro')
+          .map((parts) => parts[1]!),
+      ];
+      for (const p of paths)
+        assert.ok(
+          writable.some((w) => p === w || p.startsWith(`${w}/`)),
+          `${svc} writes ${p}, on its read-only root filesystem (writable: ${writable.join(', ')})`,
+        );
+    }
   });
 
   test('no credential in the file: every secret is interpolated from the environment', () => {
