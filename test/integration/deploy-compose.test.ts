@@ -114,6 +114,22 @@ describe('compose stack deploy/compose.yaml', () => {
     assert.deepEqual(compose.services.topics.command, ['topics', 'create']);
   });
 
+  test('Kafka keeps its log on its volume', () => {
+    // apache/kafka renders server.properties from the KAFKA_* variables alone when any is given (its
+    // docker/examples/README.md: "default configs will be replaced by user provided properties"): without
+    // KAFKA_LOG_DIRS the broker writes Kafka's default log.dir, /tmp/kafka-logs, in the container's own layer, and a
+    // recreated container (a new image, a changed setting, `down`/`up`) starts with no topics, records or offsets.
+    const kafka = compose.services.kafka;
+    const data = (kafka.volumes as string[]).map((v) => v.split(':')).find((v) => v[0] === 'kafka-data');
+    assert.ok(data, 'kafka-data mounted');
+    const logDirs = String(kafka.environment.KAFKA_LOG_DIRS ?? '/tmp/kafka-logs').split(',');
+    for (const d of logDirs)
+      assert.ok(
+        d === data[1] || d.startsWith(`${data[1]}/`),
+        `Kafka writes ${d}, not on its volume (${data[1]})`,
+      );
+  });
+
   test('every flag a compose service passes is one the CLI has', () => {
     for (const [svc, c] of Object.entries(compose.services)) {
       if (c.command?.[0] !== 'service') continue;
