@@ -468,6 +468,11 @@ describe('helm chart deploy/helm/cryptocast', () => {
       ],
       ['the index sink without OpenSearch', ['services.index-sink.enabled=true'], /opensearch/],
       ['a malformed schedule', ['trainer.schedule=hourly'], /trainer\/schedule/],
+      [
+        'a tuning budget the trainer Job’s deadline cuts short (every run stopped before its fit)',
+        ['trainer.tuneSeconds=3600'],
+        /trainer\.tuneSeconds=3600 is not below trainer\.activeDeadlineSeconds=3600/,
+      ],
       ['a malformed duration', ['market.grace=5 seconds'], /market\/grace/],
       ['Strimzi topics without the cluster name', ['kafka.topics.create=strimzi'], /strimziCluster/],
       [
