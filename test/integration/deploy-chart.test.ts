@@ -344,6 +344,26 @@ describe('helm chart deploy/helm/cryptocast', () => {
       }
   });
 
+  test('the API keeps serving while its endpoint is withdrawn: a preStop pause before SIGTERM, within the grace', () => {
+    // Kubernetes sends SIGTERM as it starts removing a terminating pod from the Service's endpoints, not after
+    // (kube-proxy and Ingress controllers follow seconds later), and the API closes its listener on SIGTERM
+    // (src/cli/commands/api.ts): without a pause, every rollout, scale-down or drain refused the requests still routed
+    // to the pod (connection refused, 502 at the Ingress).
+    for (const [name, objs] of rendered)
+      for (const o of objs.filter((x) => x.kind === 'Deployment' && component(x) === 'api')) {
+        const spec = podSpec(o);
+        const pre = spec.containers[0].lifecycle?.preStop;
+        assert.ok(pre, `${name}: the API has no preStop`);
+        const seconds =
+          pre.sleep?.seconds ?? (pre.exec?.command?.[0] === 'sleep' ? Number(pre.exec.command[1]) : 0);
+        assert.ok(seconds >= 3, `${name}: preStop pause ${seconds} s`);
+        assert.ok(
+          seconds + 30 <= spec.terminationGracePeriodSeconds,
+          `${name}: ${seconds} s of pause leave too little of the ${spec.terminationGracePeriodSeconds} s grace to stop`,
+        );
+      }
+  });
+
   test('PodDisruptionBudgets, and HPAs only for consumers (bounded by their partitions) and the API (CPU)', () => {
     const objs = rendered.get('production')!;
     const deployments = objs.filter((o) => o.kind === 'Deployment').map(component);
