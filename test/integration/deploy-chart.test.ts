@@ -442,6 +442,48 @@ describe('helm chart deploy/helm/cryptocast', () => {
     assert.equal(objs.filter((o) => ['Job', 'CronJob', 'KafkaTopic'].includes(o.kind)).length, 0);
   });
 
+  test('embedded: `run` gets the sentiment backend and news settings of the values', () => {
+    // `run` takes its backend from CRYPTOCAST_SENTIMENT_BACKEND, else `local` (src/cli/options.ts): without it the pod
+    // tried the local LLM with no weights and scored with the lexicon, whatever sentiment.backend said.
+    const embedded = (set: string[]) => {
+      const objs = parseManifests(helmTemplate(join(CHART, 'ci', 'embedded-values.yaml'), set));
+      const cm = configMap(objs)!.data as Record<string, string>;
+      const spec = podSpec(objs.find((o) => o.kind === 'Deployment')!);
+      const c = spec.containers[0];
+      const env = (n: string) => {
+        const e = c.env.find((x: { name: string }) => x.name === n);
+        return (
+          e?.value ?? (e?.valueFrom?.configMapKeyRef ? cm[e.valueFrom.configMapKeyRef.key] : e?.valueFrom)
+        );
+      };
+      return { env, spec, c };
+    };
+    assert.equal(embedded([]).env('CRYPTOCAST_SENTIMENT_BACKEND'), 'lexicon');
+    const openai = embedded([
+      'sentiment.backend=openai',
+      'sentiment.openai.baseUrl=http://vllm.llm:8000/v1',
+      'sentiment.openai.model=qwen',
+      'sentiment.openai.apiKeySecret.name=llm',
+      'news.feeds[0]=https://news.example/rss',
+      'news.cryptopanicTokenSecret.name=cp',
+    ]);
+    assert.equal(openai.env('CRYPTOCAST_SENTIMENT_BACKEND'), 'openai');
+    assert.equal(openai.env('CRYPTOCAST_LLM_BASE_URL'), 'http://vllm.llm:8000/v1');
+    assert.equal(openai.env('CRYPTOCAST_LLM_MODEL_NAME'), 'qwen');
+    assert.equal(openai.env('CRYPTOCAST_LLM_API_KEY').secretKeyRef.name, 'llm');
+    assert.equal(openai.env('CRYPTOCAST_NEWS_FEEDS'), 'https://news.example/rss');
+    assert.equal(openai.env('CRYPTOPANIC_TOKEN').secretKeyRef.name, 'cp');
+    const local = embedded(['sentiment.backend=local', 'sentiment.local.modelClaim=weights']);
+    assert.equal(local.env('CRYPTOCAST_SENTIMENT_BACKEND'), 'local');
+    const model = local.env('CRYPTOCAST_LLM_MODEL') as string;
+    const mount = local.c.volumeMounts.find((m: { mountPath: string }) =>
+      model.startsWith(`${m.mountPath}/`),
+    );
+    assert.ok(mount, `${model} is on no volume`);
+    const vol = local.spec.volumes.find((v: { name: string }) => v.name === mount.name);
+    assert.equal(vol.persistentVolumeClaim.claimName, 'weights');
+  });
+
   describe('impossible values are refused at install', () => {
     const refused: [string, string[], RegExp][] = [
       [
