@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { envOf, SERVICE_ENV, SERVICES, type ServiceName } from '../../src/config/service-env.ts';
 import { topics } from '../../src/schemas/topics.ts';
+import { LocalLlmBackend } from '../../src/sentiment/local-llm.ts';
 import {
   CHART,
   deployTools,
@@ -482,6 +483,32 @@ describe('helm chart deploy/helm/cryptocast', () => {
     assert.ok(mount, `${model} is on no volume`);
     const vol = local.spec.volumes.find((v: { name: string }) => v.name === mount.name);
     assert.equal(vol.persistentVolumeClaim.claimName, 'weights');
+  });
+
+  test('the local sentiment backend finds its weights and head on a claim filled by scripts/models.sh', () => {
+    // scripts/models.sh writes the weights as NAME and the shipped classifier head beside them; the head names the
+    // model it was fitted on (the weights' file name), which LocalLlmBackend checks.
+    const script = readFileSync(join(CHART, '..', '..', '..', 'scripts', 'models.sh'), 'utf8');
+    const name = /^NAME="([^"]+)"/m.exec(script)![1]!;
+    const claim = join(scratch, 'models-claim');
+    mkdirSync(claim, { recursive: true });
+    writeFileSync(join(claim, name), 'weights');
+    const headName = name.replace(/\.gguf$/, '.head.json');
+    copyFileSync(join(CHART, '..', '..', '..', 'models', 'sentiment', headName), join(claim, headName));
+    const objs = parseManifests(
+      helmTemplate(undefined, ['sentiment.backend=local', 'sentiment.local.modelClaim=weights']),
+    );
+    const cm = configMap(objs)!.data as Record<string, string>;
+    const spec = podSpec(objs.find((o) => o.kind === 'Deployment' && component(o) === 'news-signals')!);
+    const mount = spec.containers[0].volumeMounts.find((m: { name: string }) => m.name === 'models');
+    const model = cm.CRYPTOCAST_LLM_MODEL!;
+    assert.ok(model.startsWith(`${mount.mountPath}/`), model);
+    // The pod's path, read in the claim: the backend's constructor checks the weights and reads the head.
+    const inClaim = join(claim, model.slice(mount.mountPath.length + 1));
+    assert.doesNotThrow(
+      () => new LocalLlmBackend({ modelPath: inClaim, mode: cm.CRYPTOCAST_LLM_MODE as 'classifier' }),
+      `sentiment.local.modelFile ${basename(model)}: scripts/models.sh writes ${name}`,
+    );
   });
 
   describe('impossible values are refused at install', () => {
