@@ -97,7 +97,10 @@ program
   .addOption(
     new Option('--bus <url>', 'publish to the trades topic of this bus instead').env('CRYPTOCAST_BUS'),
   )
-  .option('--state <file>', 'resume state file (default: .data/backfill/<exchange>-<pair>.json)')
+  .option(
+    '--state <file>',
+    'resume state file, paired with its --output (default: .data/backfill/<exchange>-<pair>-<since>.state.json)',
+  )
   .addOption(new Option('--base-url <url>', 'REST base URL').env('CRYPTOCAST_KRAKEN_REST_URL'))
   .action(async (opts) => (await import('./commands/backfill.ts')).backfill(opts));
 

@@ -1,4 +1,4 @@
-import { createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
@@ -7,6 +7,7 @@ import { catalogued, ERR, fail, UsageError } from '../../core/errors.ts';
 import { checkOutputFile, lockForThisProcess } from '../../core/files.ts';
 import { log } from '../../core/log.ts';
 import { KrakenRestBackfill } from '../../ingestion/backfill/kraken-rest.ts';
+import { loadState } from '../../ingestion/backfill/state-file.ts';
 import { parseTime } from '../../ingestion/files/time.ts';
 import type { SourceSink } from '../../ingestion/source.ts';
 import { requirePair } from '../../ingestion/symbols.ts';
@@ -44,6 +45,7 @@ export async function backfill(opts: {
   checkOutputFile(stateFile, '--state');
   // Two backfills on one state file would interleave their appends to one output: one at a time.
   lockForThisProcess(stateFile, 'the backfill state file');
+  if (toFile) await checkOutputMatchesState(output, stateFile);
 
   const bar = new cliProgress.SingleBar(
     {
@@ -99,7 +101,8 @@ export async function backfill(opts: {
     process.stderr.write(`${summary}\n`);
     return;
   }
-  const fresh = !existsSync(output);
+  // An empty file (`touch`ed, or left by a run stopped before its first page) is a fresh one: it gets the header.
+  const fresh = outputSize(output) === 0;
   const out = createWriteStream(output, { flags: 'a' });
   const writeFailed = (e: Error) => fail(ERR.OUTPUT, `cannot write ${output}: ${e.message}`, { cause: e });
   // A write error (disk full) ends the run through the sink or `finished` below, not as Node's unhandled 'error'.
@@ -141,4 +144,69 @@ export async function backfill(opts: {
       hint: 'run the same command again: it resumes from the state file',
     });
   process.stderr.write(`done: ${summary}\n`);
+}
+
+/** Bytes in `path`; 0 when it does not exist. */
+function outputSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The state file says how many trades its output holds (the output is appended to, the state says where the next
+ * page starts): a rerun goes on only when the output holds exactly that many. Apart, the rerun trusted the one it had:
+ * a state removed "to start over" with its output kept appended the whole range a second time; an output removed (or
+ * another --output named) with the state kept got only the trades after the state's cursor, and the run said "done".
+ */
+async function checkOutputMatchesState(output: string, stateFile: string): Promise<void> {
+  const saved = loadState(stateFile);
+  const held = await tradesInOutput(output);
+  // Not a regular file (/dev/null, a pipe): nothing to count, nothing it could double.
+  if (held === undefined) return;
+  if (held.partialLine)
+    throw fail(
+      ERR.OUTPUT,
+      `${output} ends in a partial line (a write cut short): appending to it would join two trades into one row`,
+      { hint: `remove its last line, or move ${output} and ${stateFile} away to start over` },
+    );
+  if (saved === undefined) {
+    if (held.trades > 0)
+      throw fail(
+        ERR.OUTPUT,
+        `${output} already holds ${held.trades} trades and there is no state file ${stateFile} saying how far they go: this run would append the range to them again`,
+        { hint: `give the --state it was written with, or move ${output} away to start over` },
+      );
+    return;
+  }
+  if (held.trades !== saved.fetchedTrades)
+    throw fail(
+      ERR.STATE_FILE,
+      `state file ${stateFile} records ${saved.fetchedTrades} trades written, but ${output} holds ${held.trades}: resuming would leave the output ${held.trades < saved.fetchedTrades ? "without the trades before the state's cursor" : 'with trades twice'}`,
+      {
+        hint: `give the --output it was written with, or remove ${stateFile} (and the output) to start over`,
+      },
+    );
+}
+
+/** Data rows of a trades CSV (lines after its header), and whether its last line is unfinished; undefined: not a regular file. */
+async function tradesInOutput(output: string): Promise<{ trades: number; partialLine: boolean } | undefined> {
+  let size: number;
+  try {
+    const stat = statSync(output);
+    if (!stat.isFile()) return undefined;
+    size = stat.size;
+  } catch {
+    return { trades: 0, partialLine: false }; // not there yet
+  }
+  if (size === 0) return { trades: 0, partialLine: false };
+  let newlines = 0;
+  let last = 0;
+  for await (const chunk of createReadStream(output) as AsyncIterable<Buffer>) {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) newlines++;
+    if (chunk.length > 0) last = chunk[chunk.length - 1]!;
+  }
+  return { trades: Math.max(0, newlines - 1), partialLine: last !== 10 };
 }
