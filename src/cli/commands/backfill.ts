@@ -6,6 +6,7 @@ import { setting } from '../../config/env.ts';
 import { catalogued, ERR, fail, UsageError } from '../../core/errors.ts';
 import { checkOutputFile, lockForThisProcess } from '../../core/files.ts';
 import { log } from '../../core/log.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import { KrakenRestBackfill } from '../../ingestion/backfill/kraken-rest.ts';
 import { loadState } from '../../ingestion/backfill/state-file.ts';
 import { parseTime } from '../../ingestion/files/time.ts';
@@ -82,7 +83,8 @@ export async function backfill(opts: {
     throw catalogued(err, ERR.USAGE);
   }
   const abort = new AbortController();
-  process.once('SIGINT', () => abort.abort());
+  // SIGTERM as well as SIGINT (`kill`, a container's stop): it killed the process between a page's write and its state.
+  const stopListening = onStopSignal(() => abort.abort());
 
   if (!toFile && opts.bus !== undefined) {
     const bus = await connectBus(opts.bus);
@@ -90,6 +92,7 @@ export async function backfill(opts: {
     try {
       await trades.run([source], abort.signal);
     } finally {
+      stopListening();
       bar.stop();
       await bus.close();
     }
@@ -130,6 +133,7 @@ export async function backfill(opts: {
   try {
     await source.run(sink, abort.signal);
   } finally {
+    stopListening();
     bar.stop();
     out.end();
     await finished(out).catch((e: Error) => {

@@ -1,5 +1,6 @@
 import cliProgress from 'cli-progress';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import {
   ArchiveFetcher,
   type ArchiveFile,
@@ -75,8 +76,8 @@ export async function dataFetch(opts: {
   );
   bar.start(files.length, 0, { mb: '0.0', retries: 0, current: '' });
   const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  process.once('SIGINT', onSignal);
+  // SIGTERM as well as SIGINT (`kill`, a container's stop): it ended the command with 143 and no word.
+  const stopListening = onStopSignal(() => abort.abort());
   const fetcher = new ArchiveFetcher({
     baseUrl,
     dir,
@@ -101,7 +102,7 @@ export async function dataFetch(opts: {
     throw err;
   } finally {
     bar.stop();
-    process.off('SIGINT', onSignal);
+    stopListening();
   }
   if (abort.signal.aborted) throw interrupted();
   const fetched = result.done - result.skipped - result.missing.length;
