@@ -66,7 +66,17 @@ async function unreadable(file: string, err: Error): Promise<OhlcvFileError> {
 const TIME = ['windowstart', 'timestamp', 'time', 'date', 'open_time', 'opentime'];
 const TRADES = ['trades', 'number_of_trades', 'count'];
 
-/** Every candle file of a path (a folder: its csv/zip/gz files, sorted by name, i.e. by date for Binance). */
+/** A Binance kline file's symbol and period (`BTCUSDT-1m-2022-05.zip`, `BTCUSDT-1m-2022-05-01.csv.gz`) as a sort key. */
+const klineFileKey = (file: string): string => {
+  const m = /^([A-Z0-9]+)-\d+[smhdwM]-(\d{4}-\d{2}(?:-\d{2})?)\./.exec(basename(file));
+  return m ? `${m[1]}\u0000${m[2]}` : '';
+};
+
+/**
+ * Every candle file of a path (a folder: its csv/zip/gz files, in path order; Binance kline files by symbol, then by
+ * the month or day in their names). By path alone, a `data fetch` folder (past months in spot/monthly/…, the current
+ * month in spot/daily/…) gave the latest days first, and every earlier candle was rejected as not after them.
+ */
 export function candleFiles(path: string): string[] {
   let st: ReturnType<typeof statSync>;
   try {
@@ -85,7 +95,9 @@ export function candleFiles(path: string): string[] {
   };
   walk(path);
   if (out.length === 0) throw new OhlcvFileError(`no candle files (csv, zip, gz) in ${path}`);
-  return out;
+  // A stable sort: other files first, in path order; a month's file before the days of the same month.
+  const keys = new Map(out.map((f) => [f, klineFileKey(f)]));
+  return out.sort((a, b) => (keys.get(a)! < keys.get(b)! ? -1 : keys.get(a)! > keys.get(b)! ? 1 : 0));
 }
 
 export async function* readOhlcv(
