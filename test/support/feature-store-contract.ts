@@ -116,6 +116,44 @@ export function featureStoreContract(open: () => Promise<FeatureStore>): void {
     }
   });
 
+  /**
+   * A backfill re-run over a later part of a stored range (`features --candles` on the latest week's files) starts
+   * with a warm-up: its first vectors are not ready. They replaced the ready vectors the full run had stored for those
+   * minutes (60 a re-run, in a check), which training then lacked: "re-runs are harmless" was not so.
+   */
+  it('a ready vector is not replaced by a not-ready one of the same minute (write and writeColumns)', async () => {
+    const store = await open();
+    try {
+      const s = set();
+      const stored = [0, 1, 2].map((i) => vec(s, 'BTC/USD', T + i * 60_000, i));
+      await store.write(s, stored);
+      // The re-run: its first minute still warming up (not ready), then ready with new values.
+      await store.write(s, [vec(s, 'BTC/USD', T, null, false), vec(s, 'BTC/USD', T + 60_000, 11)]);
+      const cols = newFeatureColumns('test', 2, 2);
+      cols.pair[0] = 'BTC/USD';
+      cols.windowStart[0] = T + 60_000;
+      cols.windowEnd[0] = T + 2 * 60_000;
+      cols.close[0] = 1;
+      cols.ready[0] = 0;
+      cols.values[0] = Number.NaN;
+      cols.values[2] = Number.NaN;
+      cols.length = 1;
+      await store.writeColumns(s, cols);
+      const history = await store.history(s, 'BTC/USD', 0, T + 3 * 60_000);
+      assert.deepEqual(
+        history.map((v) => [v.ready, v.values[0]]),
+        [
+          [true, 0],
+          [true, 11],
+          [true, 2],
+        ],
+      );
+      assert.equal(await store.count(s), 3);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('online: the latest ready vector per pair, never moved back by an older write, with its age', async () => {
     const store = await open();
     try {

@@ -23,6 +23,19 @@ export async function moveOnlineForward(
     );
 }
 
+/**
+ * The staged rows into the history table, replacing the rows of the same (pair, windowEnd), except a ready row by a
+ * not-ready one: a backfill re-run over the later part of a stored range starts with a warm-up, and its first
+ * vectors replaced the ready ones the full run had stored for those minutes. Runs in the caller's transaction.
+ */
+export async function upsertStaged(conn: DuckDBConnection, table: string): Promise<void> {
+  await conn.run(
+    `DELETE FROM ${table}_staging s WHERE NOT s.ready
+       AND EXISTS (SELECT 1 FROM ${table} h WHERE h.pair = s.pair AND h.window_end = s.window_end AND h.ready)`,
+  );
+  await conn.run(`INSERT OR REPLACE INTO ${table} SELECT * FROM ${table}_staging`);
+}
+
 /** The database's thread setting (the store sets it to 1 around a bulk write and puts it back). */
 export async function duckDbThreads(conn: DuckDBConnection): Promise<number> {
   const r = await conn.runAndReadAll(`SELECT current_setting('threads') AS n`);

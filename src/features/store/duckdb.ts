@@ -4,7 +4,7 @@ import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { DuckDbColumnSource } from './duckdb-columns.ts';
 import { DuckDbOverlappingInserts } from './duckdb-overlapping.ts';
-import { duckDbThreads, moveOnlineForward } from './duckdb-statements.ts';
+import { duckDbThreads, moveOnlineForward, upsertStaged } from './duckdb-statements.ts';
 import {
   type BulkWrite,
   type FeatureColumns,
@@ -20,7 +20,8 @@ import {
 /**
  * DuckDB feature store (embedded default): one file, shared with the other stores of the process (`openDuckDb`).
  * Bulk writes go through DuckDB's appender into a staging
- * table, then `INSERT OR REPLACE` into the history (primary key pair + window_end: idempotent). Point-in-time
+ * table, then `INSERT OR REPLACE` into the history (primary key pair + window_end: idempotent; a ready row is kept over a
+ * not-ready one: `upsertStaged`). Point-in-time
  * reads use DuckDB's ASOF JOIN.
  */
 export class DuckDbFeatureStore implements FeatureStore {
@@ -133,7 +134,7 @@ export class DuckDbFeatureStore implements FeatureStore {
         })();
         if (fresh) await appendRows(this.conn, t, rows);
         else await appendRows(this.conn, `${t}_staging`, rows, 'temp');
-        if (!fresh) await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
+        if (!fresh) await upsertStaged(this.conn, t);
         await moveOnlineForward(this.conn, t, latestReadyPerPair(vectors));
       },
       `${t}_staging`,
@@ -206,7 +207,7 @@ export class DuckDbFeatureStore implements FeatureStore {
           if (fresh) await src.insert(this.conn, rows, t);
           else {
             await src.insert(this.conn, rows, `${t}_staging`);
-            await this.conn.run(`INSERT OR REPLACE INTO ${t} SELECT * FROM ${t}_staging`);
+            await upsertStaged(this.conn, t);
           }
           await moveOnlineForward(this.conn, t, latestReadyRowPerPair(set, rows));
         },

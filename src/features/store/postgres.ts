@@ -101,7 +101,7 @@ export class PostgresFeatureStore implements FeatureStore {
           ...set.columns.map((_, k) => chunk.map((v) => v.values[k] ?? null)),
         ];
         await client.query(
-          `INSERT INTO ${t} (${names.join(', ')}) ${unnest} ON CONFLICT (pair, window_end) DO UPDATE SET ${update}`,
+          `INSERT INTO ${t} (${names.join(', ')}) ${unnest} ON CONFLICT (pair, window_end) DO UPDATE SET ${update} ${keepReady(t)}`,
           params,
         );
       }
@@ -176,7 +176,7 @@ export class PostgresFeatureStore implements FeatureStore {
         await copyColumns(client, `${t}_copy`, names, rows);
         await client.query(
           `INSERT INTO ${t} (${names.join(', ')}) SELECT ${names.join(', ')} FROM ${t}_copy
-           ON CONFLICT (pair, window_end) DO UPDATE SET ${update}`,
+           ON CONFLICT (pair, window_end) DO UPDATE SET ${update} ${keepReady(t)}`,
         );
       }
       await this.upsertOnline(client, set, latestReadyRowPerPair(set, rows));
@@ -283,3 +283,9 @@ function unnestUpsert(set: FeatureSetDefinition): { names: string[]; unnest: str
     .join(', ');
   return { names, unnest, update };
 }
+
+/**
+ * The upsert's condition: a stored ready row is not replaced by a not-ready one. A backfill re-run over the later part
+ * of a stored range starts with a warm-up, and its first vectors replaced the ready ones the full run had stored.
+ */
+const keepReady = (table: string) => `WHERE EXCLUDED.ready OR NOT ${table}.ready`;
