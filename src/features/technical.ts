@@ -170,6 +170,9 @@ export class TechnicalFeatures {
   problem(c: CandleInput): string | undefined {
     const bad = check(c);
     if (bad !== undefined) return bad;
+    // The indicators count candles as minutes (ret_5 is 5 candles back): a 5-minute candle would be read as a gap.
+    if (c.windowEnd - c.windowStart !== this.intervalMs)
+      return `a ${(c.windowEnd - c.windowStart) / 60_000}-minute candle: the features are computed on ${this.intervalMs / 60_000}-minute candles`;
     if (!(c.volume * c.close <= MAX_CANDLE_NOTIONAL))
       return `volume ${c.volume} × close ${c.close} is not a plausible notional for one candle (limit ${MAX_CANDLE_NOTIONAL})`;
     const others = this.otherPrices;
