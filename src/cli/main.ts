@@ -95,14 +95,24 @@ program
   .option('--until <iso>', 'end time, ISO 8601 (default: now)')
   .option('--output <file.csv>', 'write trades to this CSV file (default when no --bus)')
   .addOption(
-    new Option('--bus <url>', 'publish to the trades topic of this bus instead').env('CRYPTOCAST_BUS'),
+    new Option('--bus <url>', 'publish to the trades topic of this bus instead (not with --output)').env(
+      'CRYPTOCAST_BUS',
+    ),
   )
   .option(
     '--state <file>',
     'resume state file, paired with its --output (default: .data/backfill/<exchange>-<pair>-<since>.state.json)',
   )
   .addOption(new Option('--base-url <url>', 'REST base URL').env('CRYPTOCAST_KRAKEN_REST_URL'))
-  .action(async (opts) => (await import('./commands/backfill.ts')).backfill(opts));
+  .action(async (opts, cmd: Command) => {
+    // Both named on the command line: the trades went to the file and the bus was silently ignored. CRYPTOCAST_BUS in
+    // the environment stays a default that an explicit --output overrides.
+    if (opts.output !== undefined && cmd.getOptionValueSource('bus') === 'cli')
+      throw new UsageError(
+        'backfill writes trades to --output FILE.csv or onto --bus URL, not both: give one',
+      );
+    return (await import('./commands/backfill.ts')).backfill(opts);
+  });
 
 const data = program
   .command('data')

@@ -55,6 +55,31 @@ describe('the CLI refuses with a stable code', () => {
     assert.match(stderr, /--candles FILE\|FOLDER or from --store URL, not both/);
   });
 
+  it('backfill with both --output and --bus: refused, not the bus silently ignored (the trades went to the file)', async () => {
+    const dir = scratchDir('cc-usage-');
+    const stderr = await refused(
+      [
+        'backfill',
+        '--exchange',
+        'kraken',
+        '--pair',
+        'BTC/USD',
+        '--since',
+        '2025-11-10T12:00:00Z',
+        '--output',
+        join(dir, 'trades.csv'),
+        '--bus',
+        'kafka://127.0.0.1:1',
+        '--base-url',
+        'http://127.0.0.1:1',
+        '--state',
+        join(dir, 'state.json'),
+      ],
+      ERR.USAGE,
+    );
+    assert.match(stderr, /--output FILE\.csv or onto --bus URL, not both/);
+  });
+
   it('run: pairs a replay does not hold are reported as where they came from (flag or CRYPTOCAST_PAIRS)', async () => {
     const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
     const args = ['run', '--replay', '2022-05-09', '--port', '0', '--store', store];
