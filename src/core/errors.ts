@@ -4,7 +4,8 @@
  * what to do. The CLI prints `cryptocast: <message>` and the hint, without a stack trace.
  *
  * Exit statuses: 2 = the command was called wrongly or its input is unusable (the user can fix it); 1 = a component
- * failed (a store, the registry, the trainer); 130 = a command with an end (a replay, `train`, `data fetch`, `backfill`)
+ * failed (a store, the registry, the trainer); 130 = a command with an end (a replay, `train`, `data fetch`, `backfill`, `candles`,
+ * `features --output`)
  * stopped by SIGINT/SIGTERM before it (INTERRUPTED); 141 = the reader of stdout went away (`| head`), ended quietly as
  * a shell reports a SIGPIPE (src/cli/main.ts). A command that runs until it is stopped (`service`, `api`, `monitor`,
  * `run --source live`, `run --serve` once its replay is done) ends with 0 on a signal: that is its normal end.

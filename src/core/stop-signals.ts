@@ -24,3 +24,34 @@ export function onStopSignal(stop: (signal: NodeJS.Signals) => void): () => void
     process.off('SIGTERM', handler);
   };
 }
+
+/**
+ * The items of `source` until `signal` aborts; then `stopped()` is thrown at once, even while a read is waiting (a pipe
+ * that sends nothing more), so the caller's clean-up (an output's temporary file removed) runs before the command ends.
+ */
+export async function* untilAborted<T>(
+  source: AsyncIterable<T>,
+  signal: AbortSignal,
+  stopped: () => Error,
+): AsyncGenerator<T> {
+  const items = source[Symbol.asyncIterator]();
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(stopped());
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => {}); // read only when raced below
+  try {
+    for (;;) {
+      const next = await Promise.race([items.next(), aborted]);
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    // A read still waiting would hold the source's clean-up behind it: left to the end of the process.
+    if (signal.aborted) void items.return?.()?.catch(() => {});
+    else await items.return?.();
+  }
+}

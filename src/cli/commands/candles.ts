@@ -5,6 +5,7 @@ import { CandleCsvWriter } from '../../candles/csv.ts';
 import { loadStreamSetting, parseDuration } from '../../config/config.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { checkOutputFile, refuseOverwritingInput } from '../../core/files.ts';
+import { onStopSignal, untilAborted } from '../../core/stop-signals.ts';
 import { TradeDeduplicator } from '../../ingestion/dedup.ts';
 import { readTradeFile, TRADE_FILE_FORMATS, type TradeFileFormat } from '../../ingestion/files/readers.ts';
 import { TradePlausibility } from '../../ingestion/trade-plausibility.ts';
@@ -49,11 +50,12 @@ export async function candles(opts: {
   let trades = 0;
   let rejects = 0;
   const writer = new CandleCsvWriter(opts.output);
+  // A stop removes the temporary output (it stayed beside the output, hidden, for good) and ends with exit 130.
+  const abort = new AbortController();
+  const stopListening = onStopSignal(() => abort.abort());
   try {
-    for await (const batch of readTradeFile(opts.input, {
-      format: opts.format as TradeFileFormat,
-      pair: opts.pair,
-    })) {
+    const batches = readTradeFile(opts.input, { format: opts.format as TradeFileFormat, pair: opts.pair });
+    for await (const batch of untilAborted(batches, abort.signal, interrupted)) {
       for (const r of batch.rejects) {
         rejects++;
         if (rejects <= 10) process.stderr.write(`rejected line ${r.line}: ${r.reason}\n`);
@@ -78,6 +80,8 @@ export async function candles(opts: {
   } catch (err) {
     await writer.abort();
     throw err;
+  } finally {
+    stopListening();
   }
   process.stderr.write(
     `${n(trades)} trades → ${n(writer.rows)} candles (${opts.interval}) in ${opts.output}` +
@@ -92,4 +96,9 @@ function noTrades(input: string, rejects: number): Error {
     ERR.INPUT,
     `no trades in ${input}${rejects ? ` (all ${n(rejects)} rows rejected: the first reasons are above)` : ''}`,
   );
+}
+
+/** Stopped by SIGINT/SIGTERM: nothing is written, a previous output stays as it was. */
+function interrupted(): Error {
+  return fail(ERR.INTERRUPTED, 'interrupted: no output written (a previous one is left as it was)');
 }

@@ -3,6 +3,7 @@ import { n } from '../../app/progress.ts';
 import { candleFiles, readOhlcv } from '../../candles/ohlcv-files.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { checkOutputFile, refuseOverwritingInput } from '../../core/files.ts';
+import { onStopSignal, untilAborted } from '../../core/stop-signals.ts';
 import { backfillFeatures } from '../../features/backfill.ts';
 import { FeatureCsvWriter } from '../../features/csv.ts';
 import { toRecord } from '../../features/feature-service.ts';
@@ -69,6 +70,10 @@ export async function features(opts: {
     const started = performance.now();
     let resets = 0;
     let nonFinite = 0;
+    // With a CSV output, a stop removes its temporary file (it stayed beside the output, hidden, for good) and ends with
+    // exit 130. The store alone keeps the default: what it took is committed, and a re-run upserts the same rows.
+    const abort = new AbortController();
+    const stopListening = writer ? onStopSignal(() => abort.abort()) : () => {};
     try {
       if (store !== undefined && writer === undefined) {
         // Store only: the column path (the same engine and rows, no object per row: src/features/backfill.ts).
@@ -96,7 +101,11 @@ export async function features(opts: {
         nonFinite = stats.nonFinite;
       } else {
         for (const [fileIndex, file] of files.entries()) {
-          for await (const batch of readOhlcv(file, { pair: opts.pair })) {
+          for await (const batch of untilAborted(
+            readOhlcv(file, { pair: opts.pair }),
+            abort.signal,
+            interrupted,
+          )) {
             for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
             const out = [];
             for (const c of batch.candles) {
@@ -141,6 +150,7 @@ export async function features(opts: {
       await writer?.abort();
       throw err;
     } finally {
+      stopListening();
       if (files.length > 1) bar.stop();
     }
     const where = [opts.output, opts.store].filter(Boolean).join(' and ');
@@ -158,4 +168,9 @@ function noRows(candles: string, rejects: number): Error {
     ERR.INPUT,
     `no feature rows from ${candles}${rejects ? ` (all ${n(rejects)} candles rejected: the first reasons are above)` : ''}`,
   );
+}
+
+/** Stopped by SIGINT/SIGTERM: no CSV is written (a previous one is left as it was); stored rows stay stored. */
+function interrupted(): Error {
+  return fail(ERR.INTERRUPTED, 'interrupted: no CSV output written (a previous one is left as it was)');
 }
