@@ -205,6 +205,15 @@ async function* readOne(
         out.rejects.push({ file: name, line, reason: row });
         continue;
       }
+      // --pair names the pair of a file that does not say: a row naming another was relabelled into its series.
+      if (pairOption !== undefined && row.pair !== undefined && row.pair !== pairOption) {
+        out.rejects.push({
+          file: name,
+          line,
+          reason: `the row says ${row.pair}, not --pair ${pairOption} (--pair is for files without a pair)`,
+        });
+        continue;
+      }
       const pair = pairOption ?? row.pair ?? (filePair ? splitSymbol(filePair) : undefined);
       if (pair === undefined) {
         out.rejects.push({ file: name, line, reason: 'no pair: add a pair/symbol column or pass --pair' });

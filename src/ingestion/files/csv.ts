@@ -234,11 +234,19 @@ class GenericCsv extends CsvParser {
     const tradeTs =
       parseTime(time) ?? p.add(`time: not an epoch number or ISO 8601 time with a zone (${show(time)})`);
     const pairCell = this.pair >= 0 ? c[this.pair]! : '';
+    const named = pairCell === '' ? undefined : normalisePair(pairCell);
+    // --pair names the pair of a file that does not say: a row naming another was relabelled into its series
+    // (BTC/USDT trades mixed into BTC/USD candles).
     const pair =
-      this.ctx.pair ??
-      (pairCell !== ''
-        ? (normalisePair(pairCell) ?? p.add(`pair: not a pair (${show(pairCell)})`))
-        : p.add('no pair: add a pair or symbol column, or pass the pair (--pair)'));
+      this.ctx.pair !== undefined
+        ? named === undefined || named === this.ctx.pair
+          ? this.ctx.pair
+          : p.add(
+              `pair: the row says ${named}, not --pair ${this.ctx.pair} (--pair is for files without a pair)`,
+            )
+        : pairCell !== ''
+          ? (named ?? p.add(`pair: not a pair (${show(pairCell)})`))
+          : p.add('no pair: add a pair or symbol column, or pass the pair (--pair)');
     const id = this.id >= 0 ? c[this.id]! : '';
     if (id === '') {
       const repeat = this.exactRepeat(text, n);
