@@ -46,7 +46,7 @@ export async function backfill(opts: {
   checkOutputFile(stateFile, '--state');
   // Two backfills on one state file would interleave their appends to one output: one at a time.
   lockForThisProcess(stateFile, 'the backfill state file');
-  if (toFile) await checkOutputMatchesState(output, stateFile);
+  if (toFile) await checkOutputMatchesState(output, stateFile, { pair, since: sinceMs });
 
   const bar = new cliProgress.SingleBar(
     {
@@ -165,8 +165,14 @@ function outputSize(path: string): number {
  * a state removed "to start over" with its output kept appended the whole range a second time; an output removed (or
  * another --output named) with the state kept got only the trades after the state's cursor, and the run said "done".
  */
-async function checkOutputMatchesState(output: string, stateFile: string): Promise<void> {
+async function checkOutputMatchesState(
+  output: string,
+  stateFile: string,
+  run: { pair: string; since: number },
+): Promise<void> {
   const saved = loadState(stateFile);
+  // Another backfill's state: the source refuses it, saying so (its counts mean nothing for this output).
+  if (saved !== undefined && (saved.pair !== run.pair || saved.since !== run.since)) return;
   const held = await tradesInOutput(output);
   // Not a regular file (/dev/null, a pipe): nothing to count, nothing it could double.
   if (held === undefined) return;

@@ -94,6 +94,12 @@ it('backfill --output: a rerun whose state and output disagree is refused, never
     await assert.rejects(backfill({ ...args, output: other }), coded(ERR.STATE_FILE));
     assert.ok(!existsSync(other));
 
+    // Another backfill's state (another --since): refused as such, not as a count that disagrees.
+    await assert.rejects(
+      backfill({ ...args, since: '2025-11-10T18:00:00Z', output: other }),
+      coded(ERR.STATE_FILE, /belongs to another backfill/),
+    );
+
     // An empty file given as the output is a fresh one: it gets its header.
     rmSync(state);
     writeFileSync(out, '');
