@@ -48,7 +48,7 @@ export const VARIABLES = {
     text,
   ),
   CRYPTOCAST_PAIRS: v('pairs to follow', '`BTC/USD,ETH/USD`', text),
-  CRYPTOCAST_INTERVAL: v('candle interval', '`1m`', text),
+  CRYPTOCAST_INTERVAL: v('candle interval (`run` and the features: `1m` only)', '`1m`', text),
   CRYPTOCAST_GRACE: v('grace period of a candle window for late trades', '`5s`', text),
   CRYPTOCAST_LATE_POLICY: v('a trade later than the grace period: `dlq` or `revise`', '`dlq`', text),
   CRYPTOCAST_MAX_PRICE_FACTOR: v(

@@ -102,6 +102,16 @@ export async function run(
     latePolicy: opts.latePolicy,
     maxPriceFactor: opts.maxPriceFactor,
   });
+  // The features, and so the model and the monitor, are of 1-minute candles: with other candles `run` dead-lettered
+  // every one at the features stage and ended "done" with no prediction.
+  if (config.interval !== '1m')
+    throw fail(
+      ERR.CONFIG,
+      `CRYPTOCAST_INTERVAL=${config.interval}: cryptocast run makes features and predictions of 1-minute candles`,
+      {
+        hint: `unset CRYPTOCAST_INTERVAL; for ${config.interval} candles of trades: cryptocast candles --interval ${config.interval}`,
+      },
+    );
   // Without the trade recordings (a clone from the public repository), the default replay is the klines `data fetch`
   // downloaded (setup fetches them for the default model).
   const fallback =

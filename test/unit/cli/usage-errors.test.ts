@@ -95,6 +95,19 @@ describe('the CLI refuses with a stable code', () => {
     assert.match(fromFlag, /^cryptocast: --pairs: --replay plays/);
   });
 
+  // With 5-minute candles every one was dead-lettered at the features stage (they are of 1-minute candles), and run
+  // ended "done", exit 0, with no prediction.
+  it('run with CRYPTOCAST_INTERVAL other than 1m: CC_ERR_CONFIG before anything starts', async () => {
+    const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
+    const run = runCli(['run', '--port', '0', '--store', store], { CRYPTOCAST_INTERVAL: '5m' });
+    assert.equal(await exitedWithin(run, 60_000, 'run to be refused'), ERR.CONFIG.exitCode, run.stderr());
+    assert.match(run.stderr(), /^cryptocast: CRYPTOCAST_INTERVAL=5m: .*1-minute candles \[CC_ERR_CONFIG\]/);
+    assert.match(
+      run.stderr(),
+      /hint: unset CRYPTOCAST_INTERVAL; for 5m candles of trades: cryptocast candles/,
+    );
+  });
+
   it('models: a version or a champion that is not there', async () => {
     const registry = scratchDir('cc-usage-');
     await refused(['models', 'show', '9', '--registry', registry], ERR.MODEL_VERSION);
