@@ -207,6 +207,19 @@ describe('helm chart deploy/helm/cryptocast', () => {
         assert.deepEqual(podSpec(d).containers[0].args.slice(0, 2), ['service', component(d)], name);
   });
 
+  // The monitor rolled with maxSurge 1: for the overlap two monitors split the candles and predictions partitions, a
+  // pair's candles in one and its predictions in the other, and both evaluated the alert rules (each alert twice).
+  test('a service that must run once (trades, news, monitor) is replaced by Recreate, the others roll', () => {
+    const once = ['trades', 'news', 'monitor'];
+    for (const [name, objs] of rendered)
+      for (const d of objs.filter((o) => o.kind === 'Deployment' && component(o) !== 'embedded'))
+        assert.equal(
+          d.spec.strategy.type,
+          once.includes(component(d)!) ? 'Recreate' : 'RollingUpdate',
+          `${name}: ${component(d)}`,
+        );
+  });
+
   test('every flag the chart passes to `cryptocast service` is one the CLI has', () => {
     for (const [name, objs] of rendered)
       for (const o of objs) {
