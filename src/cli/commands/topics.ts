@@ -1,5 +1,6 @@
 import { loadStreamConfig, parseDuration } from '../../config/config.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import { KafkaBus } from '../../runtime/kafka/bus.ts';
 import type { Topic } from '../../runtime/topic.ts';
 import { topics } from '../../schemas/topics.ts';
@@ -45,10 +46,19 @@ export async function createTopics(opts: {
     timedOut = true;
     void kafka.close();
   }, timeoutMs);
+  // A stop ends the wait too: as a Job's only process (PID 1) Node ignores a SIGTERM it has no handler for, so a Job
+  // deleted or past its deadline while the broker was away waited out the grace period for its SIGKILL.
+  let stopped = false;
+  const off = onStopSignal(() => {
+    stopped = true;
+    void kafka.close();
+  });
   try {
     try {
       await kafka.ensureTopics(declaredTopics());
     } catch (err) {
+      if (stopped)
+        throw fail(ERR.INTERRUPTED, 'interrupted: stopped before the topics were created', { cause: err });
       // The client's AggregateError holds the broker's reasons (e.g. a replication factor above the broker count).
       const inner = (err as { errors?: unknown[] }).errors ?? [];
       const why = [err as Error, ...inner].map((e) => (e as Error).message).join('; ');
@@ -64,6 +74,7 @@ export async function createTopics(opts: {
       process.stdout.write(`${kafka.name(t)}\t${t.partitions} partitions\tready\n`);
   } finally {
     clearTimeout(timer);
+    off();
     await kafka.close();
   }
 }

@@ -226,6 +226,29 @@ describe('topics create, a deploy step, ends', () => {
     assert.equal(await run.exited, ERR.TOPICS.exitCode, run.stderr());
     assert.match(run.stderr(), /did not answer within 2s.*\[CC_ERR_TOPICS\]/);
   });
+
+  // As a Job's only process (PID 1) Node ignores a SIGTERM it has no handler for: a Job deleted while the broker was
+  // away waited out the grace period for its SIGKILL. Here (not PID 1) the missing handler showed as death by SIGTERM.
+  it('a stop while it waits for the broker: CC_ERR_INTERRUPTED (130), at once', async () => {
+    const run = runCli(['topics', 'create', '--bus', 'kafka://127.0.0.1:9', '--timeout', '10m'], {
+      CRYPTOCAST_LOG_LEVEL: 'info',
+    });
+    await waitFor(
+      'the broker wait to begin',
+      async () => run.stderr(),
+      (e) => /kafka is unavailable/.test(e),
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    run.child.kill('SIGTERM');
+    assert.equal(
+      await exitedWithin(run, 60_000, 'topics create to stop'),
+      ERR.INTERRUPTED.exitCode,
+      run.stderr(),
+    );
+    assert.match(run.stderr(), /interrupted: stopped before the topics were created \[CC_ERR_INTERRUPTED\]/);
+  });
 });
 
 describe('the safety net for an error nobody awaited', () => {
