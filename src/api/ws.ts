@@ -4,6 +4,7 @@ import { log } from '../core/log.ts';
 import { Pair, pairFromUrl, pairToUrl } from '../schemas/common.ts';
 import { keyCharge } from './auth.ts';
 import type { Entry, Feed, FeedRecord } from './feed.ts';
+import { OutageLog } from './outage-log.ts';
 import type { ApiErrorCode } from './reply.ts';
 import { answerWithin, StoreTimeoutError } from './store-deadline.ts';
 
@@ -124,6 +125,7 @@ export class WsHub {
   private readonly maxClients: number;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly unlisten: (() => void)[] = [];
+  private readonly replayOutages = new Map<string, OutageLog>();
   readonly stats = {
     connected: 0,
     sent: 0,
@@ -156,6 +158,16 @@ export class WsHub {
 
   get size(): number {
     return this.clients.size;
+  }
+
+  /** The outage log of a channel's store as its replays read it (the REST routes' own reads have theirs). */
+  private replayOutage(channel: string): OutageLog {
+    let outage = this.replayOutages.get(channel);
+    if (outage === undefined) {
+      outage = new OutageLog({ what: `${channel} store (WebSocket replays)` });
+      this.replayOutages.set(channel, outage);
+    }
+    return outage;
   }
 
   close(): void {
@@ -427,11 +439,17 @@ export class WsHub {
         try {
           // The read cannot be called back and may go on in the store, but the client's next replays wait no more
           // for it: a client starts at most one store read per deadline.
-          items = await answerWithin(feed.fromStore(pair, since), 'store', this.replayReadTimeoutMs);
+          items = await answerWithin(
+            feed.fromStore(pair, since),
+            'store',
+            this.replayReadTimeoutMs,
+            this.replayOutage(channel),
+          );
         } catch (err) {
           const late = err instanceof StoreTimeoutError;
           if (late) this.stats.replaysTimedOut++;
-          log.error({ err, service: 'api', channel, pair }, 'websocket replay from the store failed');
+          // Logged by the channel's outage log: once per outage with its stack, then a count a minute (every client
+          // subscribing during an outage wrote a stack trace).
           this.sendJson(c, {
             type: 'error',
             error: 'replay_failed',

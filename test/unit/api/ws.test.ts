@@ -6,6 +6,7 @@ import { WebSocket } from 'ws';
 import { ErrorsFeed } from '../../../src/api/errors-feed.ts';
 import { LatestPredictions } from '../../../src/api/latest.ts';
 import { type ApiOptions, buildApi, wsHubOf } from '../../../src/api/server.ts';
+import { redirectLogLines } from '../../../src/core/log.ts';
 import { scorePrediction, unscorable } from '../../../src/monitoring/score.ts';
 import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts';
 import { openErrorsStore } from '../../../src/monitoring/store/open.ts';
@@ -357,6 +358,32 @@ describe('WebSocket /v1/ws', () => {
     );
     assert.equal(store.historyCalls, 1);
     c.close();
+  });
+
+  // Every replay a failing store refused wrote an error line with its stack: clients subscribing (reconnecting) during
+  // an outage wrote a stack trace each.
+  test('a failing store: replay_failed to each client, one error line for the outage', async () => {
+    const store = new MemoryPredictionsStore();
+    const s = await serve({ ringSize: 5, store });
+    for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
+    await s.taken();
+    const lines: { level: number; msg: string; err?: { stack?: string } }[] = [];
+    redirectLogLines((l) => lines.push(JSON.parse(l)));
+    try {
+      store.failing = true;
+      for (let k = 0; k < 10; k++) {
+        const c = await Client.connect(s.port);
+        c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(2) });
+        await c.until(() => c.msgs.some((m) => m.type === 'error'), 'the replay to fail', 20_000);
+        assert.equal(c.msgs.find((m) => m.type === 'error')!.error, 'replay_failed');
+        c.close();
+      }
+      const errors = lines.filter((l) => l.level >= 50);
+      assert.equal(errors.length, 1, errors.map((l) => l.msg).join(' | '));
+      assert.match(errors[0]!.err?.stack ?? '', /store unavailable \(test\)/);
+    } finally {
+      redirectLogLines(undefined);
+    }
   });
 
   test('a store read that outlives its deadline answers replay_failed, and the pair goes live', async () => {
