@@ -9,7 +9,7 @@ import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { Prediction } from '../schemas/prediction.ts';
 import type { PredictionError } from '../schemas/prediction-error.ts';
 import { topics } from '../schemas/topics.ts';
-import { type DocumentIndex, type IndexOp, retryableStatus } from './opensearch.ts';
+import { type DocumentIndex, type IndexOp, retryableRefusal } from './opensearch.ts';
 import {
   DEFAULT_RETENTION_DAYS,
   errorDocId,
@@ -93,8 +93,9 @@ const defaultSleep = (ms: number, signal: AbortSignal) =>
  *
  * While OpenSearch is down or overloaded (connection errors, 429, 5xx, per request or per document) the batch is
  * retried with exponential back-off and nothing is committed; the partition reads no further meanwhile
- * (back-pressure: the backlog waits in Kafka, not in memory). A document OpenSearch refuses for itself (a 4xx
- * other than 429: a mapping conflict) would be refused forever: it goes to `dlq` with the reason, and the rest of
+ * (back-pressure: the backlog waits in Kafka, not in memory); so is a document refused by a block on its index or the
+ * cluster (a write block, read-only: a 403 `cluster_block_exception`, lifted later). A document OpenSearch refuses for
+ * itself (another 4xx: a mapping conflict) would be refused forever: it goes to `dlq` with the reason, and the rest of
  * the batch carries on.
  */
 export class IndexSink {
@@ -234,7 +235,7 @@ export class IndexSink {
         if (r.ok) {
           this.stats.indexed++;
           metrics.indexedDocuments.inc({ stream: stream.name });
-        } else if (retryableStatus(r.status)) again.push(p);
+        } else if (retryableRefusal(r)) again.push(p);
         else
           dead.push(
             deadLetter({

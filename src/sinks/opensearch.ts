@@ -29,6 +29,15 @@ export function retryableStatus(status: number): boolean {
   return status === 429 || status >= 500;
 }
 
+/**
+ * A document refused for a reason that passes, not for itself: a retryable status, or a block on the index or the
+ * cluster (`cluster_block_exception`: a write block, read-only, the disk's flood stage — 403 for most of them), which
+ * is lifted by the operator or when disk is freed; until then every document would be refused, not this one.
+ */
+export function retryableRefusal(r: { status: number; reason: string }): boolean {
+  return retryableStatus(r.status) || r.reason.startsWith('cluster_block_exception');
+}
+
 export interface OpenSearchOptions {
   url: string;
   username?: string;

@@ -208,6 +208,37 @@ describe('index sink', () => {
     await sink.stop();
   });
 
+  it('retries documents refused by a write block (403 cluster_block_exception): it clears, they are not dead-lettered', async () => {
+    // An index write block (index.blocks.write, a read-only index or cluster) answers each document 403; it is lifted
+    // by the operator or when disk is freed, after which the same documents are taken.
+    const bus = new InProcessBus();
+    const index = new FakeIndex();
+    index.script = (call) =>
+      call === 1
+        ? {
+            ok: false,
+            status: 403,
+            reason:
+              'cluster_block_exception: index [cryptocast-predictions-2026.12] blocked by: [FORBIDDEN/8/index write (api)];',
+          }
+        : undefined;
+    const dead = await collectValues(bus, topics.dlq, 't');
+    const sink = new IndexSink(bus, index, { sleep: noWait });
+    await sink.start();
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 4 }, (_, i) => prediction(i)),
+    );
+    await until(
+      () => sink.stats.indexed + sink.stats.deadLettered === 4,
+      'every document indexed or dead-lettered',
+    );
+    assert.equal(sink.stats.deadLettered, 0);
+    assert.equal(dead.length, 0);
+    assert.equal(index.docs.size, 4);
+    await sink.stop();
+  });
+
   it('holds a batch at most maxHoldMs, then hands it back uncommitted; stopping mid-retry commits nothing', async () => {
     const bus = new InProcessBus();
     const index = new FakeIndex();
