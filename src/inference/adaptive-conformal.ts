@@ -123,6 +123,11 @@ export class AdaptiveConformal {
     return restorePoint(this.keys, keys);
   }
 
+  /** Drops the state of `key` (a pair another predictor carried on with): it starts again as a new key. */
+  forget(key: string): void {
+    this.keys.delete(key);
+  }
+
   snapshot(): AciSnapshot {
     const keys: AciSnapshot['keys'] = {};
     for (const [k, s] of this.keys)

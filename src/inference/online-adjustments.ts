@@ -101,6 +101,16 @@ export class OnlineAdjustments {
     };
   }
 
+  /**
+   * Drops everything learnt of exchange|pair `key` (its pending predictions, band and gate): for a pair whose partition
+   * was owned by another predictor meanwhile, whose outcomes this state never saw; a warm-up rebuilds it.
+   */
+  forget(key: string): void {
+    this.pending.delete(key);
+    this.aci?.forget(key);
+    this.gate?.forget(key);
+  }
+
   /** The λ the gate applies to the next forecast of exchange|pair (1 without the gate). */
   lambda(key: string): number {
     return this.gate?.lambda(key) ?? 1;

@@ -93,6 +93,8 @@ export class PredictorService {
   private readonly history: PredictorServiceOptions['history'];
   /** exchange|pair whose adjustments' state has been rebuilt from the store (or found nothing to rebuild from). */
   private readonly warmed = new Set<string>();
+  /** The features partition each exchange|pair was last read from: whose state to forget when it is assigned again. */
+  private readonly partitionOf = new Map<string, number>();
   /** Per exchange|pair, the newest windowEnd already in the predictions topic (read back on (re)assignment). */
   private published: Map<string, number> | undefined;
   private readonly warnings = new Map<
@@ -186,8 +188,17 @@ export class PredictorService {
       group: this.group,
       service: 'predictor',
       from: 'earliest',
-      onAssign: () => {
+      onAssign: (partitions) => {
         this.published = undefined;
+        // A partition assigned to us now was another predictor's since we last read it (or never ours): the online
+        // adjustments of its pairs missed the outcomes it matured, so they are dropped and warmed up again from the
+        // store before the pair's next vector, as after a restart.
+        for (const [key, partition] of this.partitionOf)
+          if (partitions.includes(partition)) {
+            this.partitionOf.delete(key);
+            this.warmed.delete(key);
+            this.adjustments?.forget(key);
+          }
       },
       handle: async (batch) => {
         const restoreClock = this.clock.mark?.();
@@ -225,6 +236,7 @@ export class PredictorService {
     const skipped: SkipReason[] = [];
     for (const r of batch.records) {
       const v = r.value;
+      this.partitionOf.set(`${v.exchange}|${v.pair}`, r.partition);
       // Outcomes first: this vector's close matures the predictions made one horizon ago.
       this.adjustments?.observe(v);
       const result = predict(v, this.models.current(), {

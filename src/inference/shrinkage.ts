@@ -51,6 +51,11 @@ export class Shrinkage {
     return restorePoint(this.keys, keys);
   }
 
+  /** Drops the state of `key` (a pair another predictor carried on with): it starts again as a new key. */
+  forget(key: string): void {
+    this.keys.delete(key);
+  }
+
   /** The λ to apply to a new forecast of `key` (1 until an outcome has matured). */
   lambda(key: string): number {
     const s = this.keys.get(key);

@@ -6,6 +6,7 @@ import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
 import type { ServingModel } from '../../../src/inference/model-holder.ts';
 import { PredictorService } from '../../../src/inference/predictor-service.ts';
 import { openPredictionsStore } from '../../../src/inference/store/open.ts';
+import { partitionFor } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
@@ -427,6 +428,85 @@ describe('PredictorService on the event clock: a batch delivered again after a f
     } finally {
       await svc.stop();
       await store.close();
+      await bus.close();
+    }
+  });
+});
+
+describe('PredictorService: a partition that moves to another predictor and back', () => {
+  it('--adaptive-conformal: its pairs are rebuilt from the store on return, publishing what one predictor would', async () => {
+    // A pair on a partition the second member is given (the in-process bus deals partitions round-robin: the first
+    // member keeps the even ones).
+    const pair = ['BTC/USDT', 'ETH/USDT', 'SOL/USDT', 'XRP/USDT', 'ADA/USDT'].find(
+      (p) => partitionFor(p, 4) % 2 === 1,
+    )!;
+    let close = 100;
+    const vs = Array.from({ length: 260 }, (_, k) => {
+      close *= Math.exp(((k % 3 ? 1 : -1) * 40 + 5) / 1e4);
+      return vector(pair, T + k * M, { close });
+    });
+    // The feature store, caught up: the vectors of the pair before `to`.
+    const history = async (p: string, from: number, to: number) =>
+      vs.filter((v) => v.pair === p && v.windowEnd >= from && v.windowEnd < to);
+    const bands = (ps: readonly Prediction[]) =>
+      ps.filter((p) => p.windowEnd >= T + 160 * M).map((p) => [p.windowEnd, p.p10, p.p90]);
+
+    const alone = await setup(model, { adaptiveConformal: true, history });
+    let uninterrupted: number[][];
+    try {
+      await alone.predictAll(vs);
+      uninterrupted = bands(alone.published);
+    } finally {
+      await alone.close();
+    }
+
+    const bus = new InProcessBus();
+    const stores = [
+      await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'a.duckdb')}`),
+      await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'b.duckdb')}`),
+    ];
+    const member = (i: number) =>
+      new PredictorService(bus, { current: () => model }, stores[i]!, {
+        clock: 'event',
+        maxStalenessMs: 2 * M,
+        logger: quiet,
+        adaptiveConformal: true,
+        history,
+      });
+    const first = member(0);
+    const second = member(1);
+    try {
+      await first.start();
+      const published = await collectValues(bus, topics.predictions);
+      const publishedUpTo = (n: number) =>
+        waitFor(
+          'predictions published',
+          () => published.length,
+          (k) => k === n,
+          { timeoutMs: 30_000 },
+        );
+      await bus.publish(topics.features, vs.slice(0, 100));
+      await first.caughtUp();
+      await publishedUpTo(100);
+      // The second predictor joins and takes the pair's partition for 60 minutes, then leaves: it comes back.
+      await second.start();
+      await bus.publish(topics.features, vs.slice(100, 160));
+      await second.caughtUp();
+      await publishedUpTo(160);
+      assert.equal(second.stats.predicted, 60, 'the second predictor had the pair');
+      await second.stop();
+      await bus.publish(topics.features, vs.slice(160));
+      await first.caughtUp();
+      await publishedUpTo(260);
+      assert.deepEqual(
+        bands(published),
+        uninterrupted,
+        'the bands of one predictor that never lost the pair',
+      );
+    } finally {
+      await first.stop();
+      await second.stop();
+      for (const s of stores) await s.close();
       await bus.close();
     }
   });
