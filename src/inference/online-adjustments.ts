@@ -22,7 +22,8 @@ import { Shrinkage, type ShrinkageOptions } from './shrinkage.ts';
  * A restart loses nothing that matters: the state is a function of the stream, so the predictor rebuilds it from the
  * feature store before the first vector of a pair (`warmUp`: the stored vectors of the last window, predicted again
  * and matured in order, published nowhere) — see PredictorService. Without a store it starts empty: the model's own
- * forecast is published until outcomes have matured again.
+ * forecast is published until outcomes have matured again. One thing a window cannot give back: the band's α_t sums
+ * every outcome since the start, so after more than a window of uptime the rebuilt α_t differs (docs/inference.md).
  */
 export class OnlineAdjustments {
   /** The band's state, when the band is adjusted. */
