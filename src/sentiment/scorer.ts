@@ -91,7 +91,8 @@ export class SentimentScorer {
         this.warm = true;
       }
       const t0 = performance.now();
-      const s = await this.primary.score(prepared, AbortSignal.timeout(this.timeoutMs));
+      const deadline = AbortSignal.timeout(this.timeoutMs);
+      const s = await withinDeadline(this.primary.score(prepared, deadline), deadline);
       metrics.sentimentLatency.observe({ backend: this.primary.name }, (performance.now() - t0) / 1000);
       this.remember(key, s);
       return this.tag(s, this.primary, false);
@@ -161,4 +162,26 @@ export class SentimentScorer {
   async close(): Promise<void> {
     await this.primary.close?.();
   }
+}
+
+/**
+ * The backend's answer, or a timeout error once `deadline` fires even if the backend ignores it: the local model's
+ * classifier mode cannot abort an embedding, and a wedged call would otherwise hold the news-signals stage for ever.
+ */
+function withinDeadline<T>(answer: Promise<T>, deadline: AbortSignal): Promise<T> {
+  if (deadline.aborted) return Promise.reject(new SentimentError('timeout', 'no answer in time'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new SentimentError('timeout', 'no answer in time'));
+    deadline.addEventListener('abort', onAbort, { once: true });
+    answer.then(
+      (v) => {
+        deadline.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        deadline.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
