@@ -3,6 +3,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { fetch } from 'undici'; // not Node's bundled copy: see src/data/binance-archive.ts
 import { log as rootLog } from '../core/log.ts';
 import { backoffCap, parseRetryAfter } from '../core/retry.ts';
+import { redactSecrets } from '../core/secrets.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
@@ -65,11 +66,14 @@ export class RssSource implements NewsSource {
 
   private async follow(url: string, source: string, sink: NewsSink, signal: AbortSignal): Promise<void> {
     const state: FeedState = { failures: 0 };
+    // A private feed's URL may carry a token in its query: dead letters go on the bus unredacted, so say which
+    // feed it was without it.
+    const feedShown = redactSecrets(url);
     let interval = this.o.intervalMs ?? 300_000;
     for (let poll = 0; !signal.aborted && (this.o.maxPolls === undefined || poll < this.o.maxPolls); poll++) {
       let wait = interval;
       try {
-        const ttlMs = await this.pollOnce(url, source, state, sink, signal);
+        const ttlMs = await this.pollOnce(url, feedShown, source, state, sink, signal);
         if (ttlMs !== undefined) interval = Math.max(this.o.intervalMs ?? 300_000, ttlMs);
         state.failures = 0;
         wait = interval;
@@ -83,10 +87,10 @@ export class RssSource implements NewsSource {
         await sink.reject(
           deadLetter({
             service: 'news',
-            origin: `rss:${url}`,
+            origin: `rss:${feedShown}`,
             kind: 'fetch',
-            reason: (err as Error).message,
-            payload: url,
+            reason: redactSecrets((err as Error).message),
+            payload: feedShown,
           }),
         );
       }
@@ -98,6 +102,7 @@ export class RssSource implements NewsSource {
   /** One conditional GET; returns the feed's ttl in ms if it states one. */
   private async pollOnce(
     url: string,
+    feedShown: string,
     source: string,
     state: FeedState,
     sink: NewsSink,
@@ -129,7 +134,7 @@ export class RssSource implements NewsSource {
       await sink.reject(
         deadLetter({
           service: 'news',
-          origin: `rss:${url}`,
+          origin: `rss:${feedShown}`,
           kind: 'parse',
           reason: r.reason,
           payload: r.payload,
