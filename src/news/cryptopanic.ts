@@ -81,9 +81,22 @@ export class CryptoPanicSource implements NewsSource {
           );
           break;
         }
+        if (body === null || typeof body !== 'object' || !Array.isArray(body.results)) {
+          // JSON, but not a page of posts (null, an error object): reading `.results` of null crashed the source
+          await sink.reject(
+            deadLetter({
+              service: 'news',
+              origin: 'cryptopanic',
+              kind: 'parse',
+              reason: 'the answer has no results list',
+              payload: redactSecrets(JSON.stringify(body) ?? ''),
+            }),
+          );
+          break;
+        }
         const fetchedAt = Date.now();
         const items: NewsItem[] = [];
-        for (const p of Array.isArray(body.results) ? (body.results as Record<string, unknown>[]) : []) {
+        for (const p of body.results as Record<string, unknown>[]) {
           const title = plainText(String(p?.title ?? ''));
           const summary = plainText(String(p?.description ?? ''));
           const codes = Array.isArray(p?.currencies)
