@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { catalogued, ERR, fail } from '../core/errors.ts';
+import { NewsDeduplicator } from '../news/dedup.ts';
 import { RecordedNewsSource } from '../news/recorded.ts';
 import type { NewsItem } from '../schemas/news.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
@@ -28,11 +29,15 @@ export async function newsFeaturesFrom(
   if (stat === undefined) throw fail(ERR.INPUT, `--news ${path}: no such file; ${EXPECTED}`);
   if (!stat.isFile()) throw fail(ERR.INPUT, `--news ${path} is not a file: ${EXPECTED}`);
   const items: NewsItem[] = [];
+  // As the news service does before publishing (and the writer's news rows are made of what it published): a story
+  // listed twice, or syndicated under the same title, is one item — else the batch counts it twice and the streaming
+  // features for the same recording differ.
+  const dedup = new NewsDeduplicator();
   let rejected = 0;
   let firstReason: string | undefined;
   await new RecordedNewsSource({ file: path }).run(
     {
-      news: (xs) => void items.push(...xs),
+      news: (xs) => void items.push(...xs.filter((n) => dedup.accept(n))),
       reject: (dl) => {
         rejected++;
         firstReason ??= dl.reason;
@@ -81,7 +86,7 @@ export async function newsFeaturesFrom(
   const features = new Map([...byCoin].map(([coin, ss]) => [coin, new NewsFeatures(ss)]));
   const { cacheHits, fallbacks } = scorer.stats;
   process.stderr.write(
-    `news: ${items.length} items → ${[...byCoin].map(([c, ss]) => `${c} ${ss.length}`).join(', ')} signals (${scorer.primary.name}; ${cacheHits} cached, ${fallbacks} by the baseline fallback${empty ? `, ${empty} without text` : ''})\n`,
+    `news: ${items.length} items${dedup.duplicates ? ` (${dedup.duplicates} duplicates dropped)` : ''} → ${[...byCoin].map(([c, ss]) => `${c} ${ss.length}`).join(', ')} signals (${scorer.primary.name}; ${cacheHits} cached, ${fallbacks} by the baseline fallback${empty ? `, ${empty} without text` : ''})\n`,
   );
   const none = NEWS_COLUMNS.map(() => null);
   return { at: (coin, t) => features.get(coin === 'XBT' ? 'BTC' : coin)?.at(t) ?? [...none] };
