@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { setting } from '../config/env.ts';
 import { log } from '../core/log.ts';
@@ -9,7 +17,7 @@ import { LexiconBackend } from './lexicon.ts';
 import { prepareText } from './prompt.ts';
 
 /** A sentiment with where it came from: the backend that produced it and whether that was the baseline. */
-/** The append-only cache of LLM answers (`CRYPTOCAST_SENTIMENT_CACHE`). */
+/** The cache file of LLM answers (`CRYPTOCAST_SENTIMENT_CACHE`): appended to, compacted past twice the cache size. */
 export function sentimentCacheFile(): string {
   return setting('CRYPTOCAST_SENTIMENT_CACHE') ?? '.data/sentiment-cache.jsonl';
 }
@@ -31,7 +39,8 @@ export interface ScorerOptions {
   timeoutMs?: number;
   /** Entries kept in memory. */
   cacheSize?: number;
-  /** Append-only JSONL file that makes the cache survive restarts (optional). */
+  /** JSONL file that makes the cache survive restarts (optional): appended to, rewritten with the kept entries once
+   * it holds more than twice `cacheSize` lines. */
   cacheFile?: string;
 }
 
@@ -59,6 +68,8 @@ export class SentimentScorer {
   private persisting = true;
   /** The cache file ends in a torn line (no newline). */
   private tornEnd = false;
+  /** Lines in the cache file (read or appended): past twice the cache size it is rewritten with the kept entries. */
+  private fileLines = 0;
 
   constructor(opts: ScorerOptions) {
     this.primary = opts.primary;
@@ -127,6 +138,7 @@ export class SentimentScorer {
         // be read back glued to the torn one and lost.
         appendFileSync(this.cacheFile, this.tornEnd ? `\n${line}` : line);
         this.tornEnd = false;
+        if (++this.fileLines > 2 * this.cacheSize) this.compact(this.cacheFile);
       } catch (err) {
         // A full disk (or a read-only one) fails every later write the same way: one warning, then the file is left
         // alone for the rest of this scorer's life. The answers are still used and kept in memory.
@@ -147,6 +159,7 @@ export class SentimentScorer {
     this.tornEnd = text !== '' && !text.endsWith('\n');
     for (const line of text.split('\n')) {
       if (line === '') continue;
+      this.fileLines++;
       try {
         const { k, ...s } = JSON.parse(line) as CacheEntry;
         if (typeof k === 'string' && typeof s.label === 'string') this.cache.set(k, s);
@@ -157,6 +170,36 @@ export class SentimentScorer {
     }
     while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     if (bad) log.warn({ file, bad }, 'sentiment cache: unreadable lines ignored');
+    // A scorer without an in-memory cache (cacheSize 0) leaves the file alone rather than empty it.
+    if (this.cacheSize > 0 && this.fileLines > 2 * this.cacheSize) {
+      try {
+        this.compact(file);
+      } catch (err) {
+        // Read-only or full disk: the entries are loaded; the file stays as it was.
+        log.warn({ file, reason: (err as Error).message }, 'sentiment cache: could not be compacted');
+      }
+    }
+  }
+
+  /**
+   * Rewrites the file with the entries kept in memory. Appending alone made it grow by one line per answer for ever,
+   * and each start read it whole (a string past V8's limit, about 512 MB, would stop the scorer from starting).
+   * Written beside it and renamed over it, so a crash leaves either file whole.
+   */
+  private compact(file: string): void {
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      const body = [...this.cache]
+        .map(([k, s]) => `${JSON.stringify({ k, ...s } satisfies CacheEntry)}\n`)
+        .join('');
+      writeFileSync(tmp, body);
+      renameSync(tmp, file);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    }
+    this.fileLines = this.cache.size;
+    this.tornEnd = false;
   }
 
   async close(): Promise<void> {
