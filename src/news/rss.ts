@@ -15,7 +15,8 @@ import type { NewsSink, NewsSource } from './source.ts';
  * RSS 2.0 and Atom feeds, polled politely: conditional GETs (ETag / If-Modified-Since, so an unchanged feed costs
  * a 304), a poll interval per feed (default 5 minutes, never below the feed's own `ttl`), and back-off on errors
  * and HTTP 429/5xx (honouring Retry-After). Items are keyed by guid (else the normalised link); HTML and CDATA are
- * stripped. A feed that fails to parse is dead-lettered and polled again later; the others carry on.
+ * stripped. A feed that fails to parse, or whose body passes MAX_FEED_BYTES, is dead-lettered and polled again later;
+ * the others carry on.
  */
 export interface RssOptions {
   feeds: readonly { url: string; source?: string }[];
@@ -31,6 +32,12 @@ export const DEFAULT_FEEDS = [
   { url: 'https://decrypt.co/feed', source: 'Decrypt' },
   { url: 'https://bitcoinmagazine.com/.rss/full/', source: 'Bitcoin Magazine' },
 ];
+
+/**
+ * Largest feed body read. Real feeds are well under 1 MB (CoinDesk's is about 200 KB); without a bound a broken or
+ * hostile server's endless body was buffered until the 20 s timeout, and a large one parsed whole.
+ */
+export const MAX_FEED_BYTES = 8 * 1024 * 1024;
 
 const parser = new XMLParser({
   ignoreAttributes: false,
@@ -125,7 +132,7 @@ export class RssSource implements NewsSource {
       throw Object.assign(new Error(`HTTP ${res.status}`), { retryAfterMs: ra || undefined });
     }
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const body = await res.text();
+    const body = await boundedText(res, MAX_FEED_BYTES);
     state.etag = res.headers.get('etag') ?? undefined;
     state.lastModified = res.headers.get('last-modified') ?? undefined;
     const fetchedAt = Date.now();
@@ -144,6 +151,28 @@ export class RssSource implements NewsSource {
     this.stats.items += items.ok.length;
     return ttlMs;
   }
+}
+
+/** The body as text, or an error as soon as it is known to pass `maxBytes` (the rest is not read). */
+async function boundedText(res: Awaited<ReturnType<typeof fetch>>, maxBytes: number): Promise<string> {
+  const tooLarge = () => new Error(`feed body larger than ${maxBytes} bytes`);
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await res.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (!res.body) return '';
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of res.body) {
+    bytes += chunk.byteLength;
+    if (bytes > maxBytes) {
+      await res.body.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks)); // as res.text(): UTF-8, a BOM dropped
 }
 
 /** RSS 2.0 `<item>`s or Atom `<entry>`s → news items (pure; exported for tests and fuzzing). */
