@@ -43,6 +43,15 @@ export function normaliseUrl(url: string): string {
   }
 }
 
+/**
+ * The publication time to keep: the publisher's claim, but never after cryptocast fetched the item — a claim past
+ * that is wrong (a year typo, local time sent as GMT), and a future-dated item stayed first in the latest news
+ * (sorted by publication) for as long as it was in the future.
+ */
+export function publishedAtOf(claimedMs: number, fetchedAt: number): number {
+  return Number.isFinite(claimedMs) ? Math.min(claimedMs, fetchedAt) : claimedMs;
+}
+
 export function newsId(source: string, guidOrUrl: string): string {
   return createHash('sha256').update(`${source}\u0000${guidOrUrl}`).digest('hex').slice(0, 32);
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { EpochMs } from './common.ts';
 
 /**
- * A news item, normalised from any source. `publishedAt` is what the publisher claims; `fetchedAt` is when
+ * A news item, normalised from any source. `publishedAt` is what the publisher claims (cut to `fetchedAt` when later); `fetchedAt` is when
  * cryptocast first saw it — the earliest moment it could have been used (point-in-time joins key on that, or later).
  */
 export const NewsItemSchema = z.object({
