@@ -12,6 +12,7 @@ import { dirname } from 'node:path';
 import { setting } from '../config/env.ts';
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
+import { redactSecrets } from '../core/secrets.ts';
 import { type Sentiment, type SentimentBackend, SentimentError } from './labels.ts';
 import { LexiconBackend } from './lexicon.ts';
 import { prepareText } from './prompt.ts';
@@ -108,8 +109,11 @@ export class SentimentScorer {
       this.remember(key, s);
       return this.tag(s, this.primary, false);
     } catch (err) {
-      const why =
-        err instanceof SentimentError ? `${err.kind}: ${err.message}` : `error: ${(err as Error).message}`;
+      // The reason is published in the signal (news.signals is not the log, which redacts itself): a backend's
+      // message quoting its URL or the server's answer must not carry a password or key there.
+      const why = redactSecrets(
+        err instanceof SentimentError ? `${err.kind}: ${err.message}` : `error: ${(err as Error).message}`,
+      );
       log.warn({ backend: this.primary.name, why }, 'sentiment backend failed; baseline used');
       return this.viaFallback(prepared, why);
     }
