@@ -56,14 +56,18 @@ export function newsId(source: string, guidOrUrl: string): string {
   return createHash('sha256').update(`${source}\u0000${guidOrUrl}`).digest('hex').slice(0, 32);
 }
 
-/** A title reduced to its words, for near-duplicate detection across sources. */
+/**
+ * A title reduced to its words, for near-duplicate detection across sources. Short words go (a, of, to…), numbers
+ * stay whatever their length: they are what tells a series apart ("Price analysis 7/1" and "7/4", "Week 25" and
+ * "Week 26" are different articles, and were dropped as copies of the first).
+ */
 export function titleKey(title: string): string {
   return plainText(title)
     .toLowerCase()
     .normalize('NFKD')
     .replace(/[^\p{L}\p{N}\s]/gu, ' ')
     .split(/\s+/)
-    .filter((w) => w.length > 2)
+    .filter((w) => w.length > 2 || /\p{N}/u.test(w))
     .join(' ');
 }
 

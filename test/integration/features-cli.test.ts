@@ -79,8 +79,8 @@ describe('cryptocast features', () => {
       '--output',
       join(dir, 'n.csv'),
     ]);
-    // 93 of the 7,496 rows repeat a story (same URL or title): dropped, as the news service drops them live
-    assert.match(r.stderr, /news: 7403 items \(93 duplicates dropped\) → BTC \d+.*lexicon:vader/);
+    // 5 of the 7,496 rows repeat a story (same URL or title): dropped, as the news service drops them live
+    assert.match(r.stderr, /news: 7491 items \(5 duplicates dropped\) → BTC \d+.*lexicon:vader/);
     const rows = readFileSync(join(dir, 'n.csv'), 'utf8').trim().split('\n');
     const header = rows[0]!.split(',');
     assert.deepEqual(header.slice(-5), [
