@@ -8,6 +8,7 @@ import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
 import { coinsIn, newsId, normaliseUrl, plainText, publishedAtOf } from './normalise.ts';
+import { boundedText, MAX_FEED_BYTES } from './rss.ts';
 import type { NewsSink, NewsSource } from './source.ts';
 
 /**
@@ -68,14 +69,15 @@ export class CryptoPanicSource implements NewsSource {
         }
         let body: { results?: unknown[]; next?: string | null };
         try {
-          body = (await res.json()) as typeof body;
+          // Bounded as a feed is: an endless or huge answer was read whole into memory.
+          body = JSON.parse(await boundedText(res, MAX_FEED_BYTES)) as typeof body;
         } catch (err) {
           await sink.reject(
             deadLetter({
               service: 'news',
               origin: 'cryptopanic',
               kind: 'parse',
-              reason: `not JSON: ${(err as Error).message}`,
+              reason: err instanceof SyntaxError ? `not JSON: ${err.message}` : (err as Error).message,
               payload: '',
             }),
           );

@@ -154,8 +154,8 @@ export class RssSource implements NewsSource {
 }
 
 /** The body as text, or an error as soon as it is known to pass `maxBytes` (the rest is not read). */
-async function boundedText(res: Awaited<ReturnType<typeof fetch>>, maxBytes: number): Promise<string> {
-  const tooLarge = () => new Error(`feed body larger than ${maxBytes} bytes`);
+export async function boundedText(res: Awaited<ReturnType<typeof fetch>>, maxBytes: number): Promise<string> {
+  const tooLarge = () => new Error(`body larger than ${maxBytes} bytes`);
   const declared = Number(res.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > maxBytes) {
     await res.body?.cancel().catch(() => {});
