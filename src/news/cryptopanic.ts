@@ -7,7 +7,7 @@ import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
-import { coinsIn, newsId, normaliseUrl, plainText, publishedAtOf } from './normalise.ts';
+import { coinsIn, newsId, normaliseUrl, parseDateUtc, plainText, publishedAtOf } from './normalise.ts';
 import { boundedText, MAX_FEED_BYTES } from './rss.ts';
 import type { NewsSink, NewsSource } from './source.ts';
 
@@ -115,7 +115,7 @@ export class CryptoPanicSource implements NewsSource {
             title,
             summary,
             url: normaliseUrl(String(p?.url ?? '')),
-            publishedAt: publishedAtOf(Date.parse(String(p?.published_at ?? '')), fetchedAt),
+            publishedAt: publishedAtOf(parseDateUtc(String(p?.published_at ?? '')), fetchedAt),
             fetchedAt,
             coins: [
               ...new Set([

@@ -52,6 +52,18 @@ export function publishedAtOf(claimedMs: number, fetchedAt: number): number {
   return Number.isFinite(claimedMs) ? Math.min(claimedMs, fetchedAt) : claimedMs;
 }
 
+/**
+ * A feed's date as epoch ms. A date and time that name no zone (RSS and Atom require one; some feeds leave it out)
+ * is read as UTC: Date.parse reads it in the process's local zone, so the same item had another publishedAt on a
+ * machine set to another zone (9 h earlier in Asia/Tokyo).
+ */
+export function parseDateUtc(text: string): number {
+  const t = text.trim();
+  // ends in a time (after the date's T or a space, so a +01:00 offset is not one)
+  if (!/[T\s]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(t)) return Date.parse(t);
+  return /^\d{4}-\d{2}-\d{2}[T ]/.test(t) ? Date.parse(`${t.replace(' ', 'T')}Z`) : Date.parse(`${t} GMT`);
+}
+
 export function newsId(source: string, guidOrUrl: string): string {
   return createHash('sha256').update(`${source}\u0000${guidOrUrl}`).digest('hex').slice(0, 32);
 }

@@ -8,7 +8,7 @@ import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
-import { coinsIn, newsId, normaliseUrl, plainText, publishedAtOf } from './normalise.ts';
+import { coinsIn, newsId, normaliseUrl, parseDateUtc, plainText, publishedAtOf } from './normalise.ts';
 import type { NewsSink, NewsSource } from './source.ts';
 
 /**
@@ -213,7 +213,7 @@ export function parseFeed(
       text(rss ? (e.description ?? e['content:encoded']) : (e.summary ?? e.content)),
     ).slice(0, 10_000);
     const dateText = text(rss ? (e.pubDate ?? e['dc:date']) : (e.published ?? e.updated));
-    const publishedAt = dateText ? publishedAtOf(Date.parse(dateText), fetchedAt) : fetchedAt;
+    const publishedAt = dateText ? publishedAtOf(parseDateUtc(dateText), fetchedAt) : fetchedAt;
     const url = normaliseUrl(link);
     const r = validate(NewsItemSchema, {
       v: 1,
