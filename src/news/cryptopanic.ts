@@ -8,7 +8,7 @@ import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
 import { coinsIn, newsId, normaliseUrl, parseDateUtc, plainText, publishedAtOf } from './normalise.ts';
-import { boundedText, MAX_FEED_BYTES } from './rss.ts';
+import { boundedText, MAX_FEED_BYTES, MAX_POLL_WAIT_MS } from './rss.ts';
 import type { NewsSink, NewsSource } from './source.ts';
 
 /**
@@ -60,7 +60,7 @@ export class CryptoPanicSource implements NewsSource {
         }
         if (res.status === 429 || res.status >= 500) {
           this.stats.errors++;
-          wait = parseRetryAfter(res.headers.get('retry-after')) || wait * 2;
+          wait = Math.min(parseRetryAfter(res.headers.get('retry-after')) || wait * 2, MAX_POLL_WAIT_MS);
           this.log.warn(
             { status: res.status, retryInMs: wait, url: redactSecrets(url) },
             'throttled or failing',

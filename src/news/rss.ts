@@ -39,6 +39,12 @@ export const DEFAULT_FEEDS = [
  */
 export const MAX_FEED_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Longest wait between polls, whatever a feed's ttl or Retry-After says: a day. Past 2^31 − 1 ms (24.8 days) Node's
+ * timers wait 1 ms instead, so a Retry-After of years (or a ttl of 36,000 minutes) made a source poll without pause.
+ */
+export const MAX_POLL_WAIT_MS = 86_400_000;
+
 const parser = new XMLParser({
   ignoreAttributes: false,
   attributeNamePrefix: '@',
@@ -81,7 +87,8 @@ export class RssSource implements NewsSource {
       let wait = interval;
       try {
         const ttlMs = await this.pollOnce(url, feedShown, source, state, sink, signal);
-        if (ttlMs !== undefined) interval = Math.max(this.o.intervalMs ?? 300_000, ttlMs);
+        if (ttlMs !== undefined)
+          interval = Math.min(Math.max(this.o.intervalMs ?? 300_000, ttlMs), MAX_POLL_WAIT_MS);
         state.failures = 0;
         wait = interval;
       } catch (err) {
@@ -89,7 +96,10 @@ export class RssSource implements NewsSource {
         this.stats.errors++;
         state.failures++;
         const retryAfter = (err as { retryAfterMs?: number }).retryAfterMs;
-        wait = retryAfter ?? backoffCap(state.failures, { initialMs: interval, maxMs: 3_600_000 });
+        wait = Math.min(
+          retryAfter ?? backoffCap(state.failures, { initialMs: interval, maxMs: 3_600_000 }),
+          MAX_POLL_WAIT_MS,
+        );
         this.log.warn({ feed: url, err: (err as Error).message, retryInMs: wait }, 'feed poll failed');
         await sink.reject(
           deadLetter({
