@@ -180,6 +180,9 @@ export async function run(
     }),
   );
   const started = performance.now();
+  /** When `--serve` began serving after the replay: the summary's seconds and rates are of the replay, not of the serving. */
+  let servingSince: number | undefined;
+  const elapsedSeconds = () => ((servingSince ?? performance.now()) - started) / 1000;
   const printCandle = (c: Candle) =>
     status.print(
       `${c.pair.padEnd(9)} ${iso(c.windowStart).slice(0, 16)}  o ${c.open}  h ${c.high}  l ${c.low}  c ${c.close}  ` +
@@ -361,7 +364,7 @@ export async function run(
   const line = () => {
     const s = pipeline.trades.stats;
     const c = pipeline.candles.stats;
-    const secs = (performance.now() - started) / 1000;
+    const secs = elapsedSeconds();
     const market = candleReplay
       ? `candle replay · ${n(candleReplay.candles)} candles (${n(Math.round(candleReplay.candles / Math.max(secs, 0.001)))}/s)` +
         (candleReplay.rejects > 0 ? ` · ${n(candleReplay.rejects)} kline rows rejected` : '')
@@ -423,6 +426,7 @@ export async function run(
     await unlessStopped(scored, opts.source === 'live' ? storeFailed.signal : abort.signal);
     replayFinished = opts.source !== 'live' && !abort.signal.aborted;
     if (opts.serve && api && !abort.signal.aborted) {
+      servingSince = performance.now();
       status.update(`${line()} · replay done; serving on port ${api.port} until Ctrl-C`, true);
       if (opts.json) {
         progress();
@@ -486,7 +490,7 @@ export async function run(
       `no trades in ${opts.data ?? 'the replayed files'}${trades.rejects ? ` (all ${n(trades.rejects)} rows rejected)` : ''}`,
     );
   }
-  const seconds = (performance.now() - started) / 1000;
+  const seconds = elapsedSeconds();
   status.done(`${abort.signal.aborted ? 'stopped' : 'done'}: ${line()} in ${seconds.toFixed(1)} s`);
   if (opts.json) {
     progress();
