@@ -19,7 +19,8 @@ import { requirePair } from './symbols.ts';
  *
  * A pair ends with a `final` watermark when the last file that has traded it ends (for a single file: at
  * the very end), and gets no more minute watermarks: two recordings years apart, merged, must not make the
- * earlier one's pairs fill years of idle minutes. The end of a `limit` is an end too; an abort is not (the
+ * earlier one's pairs fill years of idle minutes. Paced, a recording that starts after every earlier one ended is
+ * paced from its own first trade: the years between them are not waited out. The end of a `limit` is an end too; an abort is not (the
  * replay was stopped, not finished: downstream must not close windows early because of it).
  *
  * Determinism: the sequence of sink calls (batches, watermarks, rejects) is a function of the files and
@@ -121,6 +122,10 @@ class Replay {
   private readonly pairs = new Map<string, PairState>();
   private readonly only: ReadonlySet<string> | undefined;
   private batch: Trade[] = [];
+  /** Files that have delivered a trade, and those of them that have ended: a recording that starts after every
+   * earlier one ended is paced from its own first trade. */
+  private readonly startedFiles = new Set<number>();
+  private readonly endedFiles = new Set<number>();
   private clock: number | undefined;
   private slice = Number.NaN;
   private emitted = 0;
@@ -165,6 +170,14 @@ class Replay {
 
   private async trade(t: Trade, file: number): Promise<void> {
     const now = this.clock === undefined ? t.tradeTs : Math.max(this.clock, t.tradeTs);
+    if (!this.startedFiles.has(file)) {
+      // Recordings of different days played one after the other (the default replay: 2024 and 2025): the time
+      // between them is no market time to wait for — at --speed 60 the run sat silent for days after the first.
+      const betweenRecordings =
+        this.startedFiles.size > 0 && [...this.startedFiles].every((f) => this.endedFiles.has(f));
+      if (betweenRecordings) this.pacer?.restart();
+      this.startedFiles.add(file);
+    }
     if (this.pacer !== undefined) {
       const slice = this.pacer.sliceOf(now);
       if (slice !== this.slice) {
@@ -215,6 +228,7 @@ class Replay {
 
   /** A file ended: the pairs no other playing file has traded are finished. */
   private async endFile(file: number): Promise<void> {
+    this.endedFiles.add(file);
     await this.flush();
     for (const [key, p] of this.pairs)
       if (p.files.delete(file) && p.files.size === 0) {
@@ -269,6 +283,11 @@ class Pacer {
   constructor(speed: number, signal: AbortSignal) {
     this.speed = speed;
     this.signal = signal;
+  }
+
+  /** Paces from the next trade on, as from the first: a recording that starts after the others ended. */
+  restart(): void {
+    this.origin = undefined;
   }
 
   /** The delivery tick a replay time falls in: a function of the data and the speed only. */
