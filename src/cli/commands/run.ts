@@ -345,7 +345,9 @@ export async function run(
       ? (async () => {
           while (!newsClockStopped && !abort.signal.aborted) {
             const minute = candleReplay?.eventTs ?? Number.NEGATIVE_INFINITY;
-            await news.signals.caughtUp();
+            // A stop cuts the wait for the news stage short: an LLM behind by minutes held a Ctrl-C as long.
+            await unlessStopped(news.signals.caughtUp(), abort.signal);
+            if (abort.signal.aborted) break;
             await pipeline.writer?.newsCaughtUp();
             let pause = 200;
             try {
@@ -412,7 +414,9 @@ export async function run(
     newsClockStopped = true;
     await newsClock;
     if (news && !abort.signal.aborted) {
-      await news.signals.caughtUp();
+      await unlessStopped(news.signals.caughtUp(), abort.signal);
+    }
+    if (news && !abort.signal.aborted) {
       await pipeline.writer?.newsCaughtUp();
       await pipeline.writer?.newsKnownUntil(Number.POSITIVE_INFINITY);
     }
