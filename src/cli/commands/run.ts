@@ -279,6 +279,20 @@ export async function run(
       `dashboard on http://127.0.0.1:${api.port}/ · prediction API on http://127.0.0.1:${api.port}/v1/ (e.g. /v1/predictions/latest?pair=${examplePair(opts.source, opts.pairs, config.pairs)}; OpenAPI: /v1/openapi.json)`,
     );
   } catch (err) {
+    // --serve asks for the API after the replay: without it the run would replay and end "done", serving nothing.
+    if (opts.serve) {
+      await monitor?.stop();
+      await predictor.stop();
+      await delivery.close();
+      await holder.stop();
+      await bus.close();
+      await registry.close();
+      await errorsStore.close();
+      await candlesTable.close();
+      await predictions.close();
+      await store.close();
+      throw err;
+    }
     status.print(`prediction API not started: ${(err as Error).message}`);
   }
   // The news half: live feeds, or the news recorded in a candle replay's months (the replay publishes them in event
