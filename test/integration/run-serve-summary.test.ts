@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { exitedWithin, runCli } from '../support/cli.ts';
 import { registerFlatChampion, replayRunArgs, tempDirs } from '../support/embedded-run.ts';
+import { waitFor } from '../support/wait.ts';
 
 const dir = tempDirs();
 
@@ -18,11 +18,17 @@ describe('cryptocast run --serve: the summary after serving', () => {
     const file = join(dir('cc-serve-summary-'), 'cryptocast.duckdb');
     const spawnedAt = performance.now();
     const run = runCli(replayRunArgs(file, '2022-05-09', ['--serve']), env);
-    await run.waitFor((e) => e.event === 'serving', 120_000);
+    const serving = await run.waitFor((e) => e.event === 'serving', 120_000);
     // The replay took at most this long (the process's start included).
-    const untilServing = (performance.now() - spawnedAt) / 1000;
-    // Served as long again (not a wait for a state: the serving time that the summary must leave out), then stopped.
-    await sleep(untilServing * 1000);
+    const servedFrom = performance.now();
+    const untilServing = (servedFrom - spawnedAt) / 1000;
+    // Served as long again, the API answering meanwhile (the serving time the summary must leave out), then stopped.
+    await waitFor(
+      'the API to have served as long as the replay took',
+      async () => (await fetch(`http://127.0.0.1:${serving.port}/v1/health`)).status,
+      (status) => status === 200 && performance.now() - servedFrom >= untilServing * 1000,
+      { timeoutMs: 120_000, everyMs: 100 },
+    );
     run.child.kill('SIGINT');
     assert.equal(await exitedWithin(run, 60_000, 'the stop while serving'), 0, run.stderr());
     const end = run.events.at(-1);
