@@ -1,35 +1,14 @@
 import assert from 'node:assert/strict';
-import { createServer, type RequestListener } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { CryptoPanicSource } from '../../../src/news/cryptopanic.ts';
-import type { NewsSink } from '../../../src/news/source.ts';
-import type { DeadLetter } from '../../../src/schemas/dlq.ts';
-import type { NewsItem } from '../../../src/schemas/news.ts';
-
-async function serve(handler: RequestListener) {
-  const s = createServer(handler);
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  return { s, base: `http://127.0.0.1:${(s.address() as AddressInfo).port}` };
-}
-
-class Sink implements NewsSink {
-  items: NewsItem[] = [];
-  dead: DeadLetter[] = [];
-  news(xs: readonly NewsItem[]) {
-    this.items.push(...xs);
-  }
-  reject(d: DeadLetter) {
-    this.dead.push(d);
-  }
-}
+import { NewsLogSink, serveHttp } from '../../support/news.ts';
 
 describe('CryptoPanic: an answer that is not a page of posts', () => {
   it('a CryptoPanic body of JSON null is a dead letter, not a crash of the source', async () => {
-    const srv = await serve((_req, res) =>
+    const srv = await serveHttp((_req, res) =>
       res.writeHead(200, { 'content-type': 'application/json' }).end('null'),
     );
-    const sink = new Sink();
+    const sink = new NewsLogSink();
     const src = new CryptoPanicSource({ token: 't0k3n-xyz', baseUrl: srv.base, maxPolls: 1 });
     try {
       await src.run(sink, new AbortController().signal);
@@ -52,13 +31,13 @@ describe('CryptoPanic: an answer past the size limit', () => {
       url: 'https://x.test/1',
     };
     const pad = 'x'.repeat(1 << 20);
-    const srv = await serve((_req, res) => {
+    const srv = await serveHttp((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write(`{"next":null,"results":[${JSON.stringify(post)}],"padding":"`);
       for (let mib = 0; mib < 9; mib++) res.write(pad);
       res.end('"}');
     });
-    const sink = new Sink();
+    const sink = new NewsLogSink();
     const src = new CryptoPanicSource({ token: 't0k3n-xyz', baseUrl: srv.base, maxPolls: 1 });
     try {
       await src.run(sink, new AbortController().signal);

@@ -9,24 +9,12 @@ import { NewsDeduplicator } from '../../../src/news/dedup.ts';
 import { coinsIn, normaliseUrl, plainText } from '../../../src/news/normalise.ts';
 import { RecordedNewsSource } from '../../../src/news/recorded.ts';
 import { parseFeed, RssSource } from '../../../src/news/rss.ts';
-import type { NewsSink } from '../../../src/news/source.ts';
-import type { DeadLetter } from '../../../src/schemas/dlq.ts';
-import { type NewsItem, NewsItemSchema } from '../../../src/schemas/news.ts';
+import { NewsItemSchema } from '../../../src/schemas/news.ts';
 import { SHARED_DATA } from '../../support/data.ts';
+import { NewsLogSink } from '../../support/news.ts';
 import { scratchDir } from '../../support/scratch.ts';
 
 const NOW = Date.UTC(2023, 2, 13, 12);
-
-class Sink implements NewsSink {
-  items: NewsItem[] = [];
-  dead: DeadLetter[] = [];
-  news(xs: readonly NewsItem[]) {
-    this.items.push(...xs);
-  }
-  reject(d: DeadLetter) {
-    this.dead.push(d);
-  }
-}
 
 /** An RSS 2.0 document shaped like CoinDesk's (docs/exchange-protocols.md §8). */
 const rss = (
@@ -98,7 +86,7 @@ describe('news: normalisation and deduplication', () => {
 
 describe('recorded news (the real recording)', () => {
   it('replays all 7,524 items: valid ones with coins and availability after publication, the rest dead-lettered', async () => {
-    const sink = new Sink();
+    const sink = new NewsLogSink();
     await new RecordedNewsSource({
       file: join(SHARED_DATA, 'crypto-news-sentiment/news/cryptonews_2021-10_2022-07.csv.gz'),
     }).run(sink, new AbortController().signal);
@@ -118,7 +106,7 @@ describe('recorded news (the real recording)', () => {
     const d = scratchDir('cc-news-');
     const notGzip = join(d, 'news.csv.gz');
     writeFileSync(notGzip, 'date;title\n');
-    const sink = new Sink();
+    const sink = new NewsLogSink();
     for (const [file, why] of [
       [join(d, 'missing.csv'), /ENOENT/],
       [notGzip, /header/],
@@ -191,7 +179,7 @@ describe('RSS feeds against a local server', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const sink = new Sink();
+    const sink = new NewsLogSink();
     const src = new RssSource({
       feeds: [{ url: `${base}/feed`, source: 'CoinDesk' }],
       intervalMs: 20,
