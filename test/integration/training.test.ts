@@ -308,30 +308,60 @@ describe('cryptocast train stopped', () => {
   });
 });
 
+/**
+ * `service trainer` with `args`, stopped by SIGTERM while it fits with a trainer that fits for ever: `exits` checks how
+ * it ended; then the fit's process has ended, its work folder is gone and nothing is registered. The stop must not wait
+ * for the fit (a weekly fit on 365 days takes longer than any grace period, so waiting ended in a SIGKILL, or a second
+ * signal and the fit's process left running).
+ */
+async function stoppedWhileFitting(
+  prefix: string,
+  args: string[],
+  exits: (run: ReturnType<typeof runCli>) => Promise<void>,
+): Promise<void> {
+  const tmp = scratchDir(prefix);
+  const store = `duckdb:${join(tmp, 'features.duckdb')}`;
+  await cc(['features', '--candles', days(['BTCUSDT'], MARCH.slice(0, 10)), '--store', store]);
+  const pidFile = join(tmp, 'fit.pid');
+  const python = join(tmp, 'python');
+  writeFileSync(python, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 600\n`, { mode: 0o755 });
+  const registry = join(tmp, 'registry');
+  const run = runCli(['service', 'trainer', '--store', store, '--registry', registry, ...args], {
+    TMPDIR: tmp,
+    CRYPTOCAST_PYTHON: python,
+  });
+  let fitPid: number | undefined;
+  try {
+    fitPid = await waitFor(
+      'the fit to start',
+      () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0),
+      (pid) => pid > 0,
+      { everyMs: 50 },
+    );
+    run.child.kill('SIGTERM');
+    await exits(run);
+    const pid = fitPid;
+    await waitFor(
+      'the fit to end',
+      () => alive(pid),
+      (a) => !a,
+      { timeoutMs: 10_000, everyMs: 50 },
+    );
+    assert.deepEqual(
+      readdirSync(tmp).filter((f) => f.startsWith('cryptocast-train-')),
+      [],
+      'the work folder is removed',
+    );
+    assert.deepEqual(await new LocalRegistry(registry).list('cryptocast-price'), []);
+  } finally {
+    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+    if (fitPid !== undefined && alive(fitPid)) process.kill(fitPid, 'SIGKILL');
+  }
+}
+
 describe('cryptocast service trainer stopped', () => {
   it('SIGTERM while the trainer fits: the fit is abandoned (its process ended, its work folder gone), nothing is registered, exit 0', async () => {
-    const tmp = scratchDir('cc-stop-service-trainer-');
-    const store = `duckdb:${join(tmp, 'features.duckdb')}`;
-    await cc(['features', '--candles', days(['BTCUSDT'], MARCH.slice(0, 10)), '--store', store]);
-    // A trainer that fits for ever: the stop must not wait for the fit (a weekly fit on 365 days takes longer than any
-    // grace period, so waiting ended in a SIGKILL, or a second signal and the fit's process left running).
-    const pidFile = join(tmp, 'fit.pid');
-    const python = join(tmp, 'python');
-    writeFileSync(python, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 600\n`, { mode: 0o755 });
-    const registry = join(tmp, 'registry');
-    const run = runCli(
-      ['service', 'trainer', '--store', store, '--registry', registry, '--now', '--every', '1h'],
-      { TMPDIR: tmp, CRYPTOCAST_PYTHON: python },
-    );
-    let fitPid: number | undefined;
-    try {
-      fitPid = await waitFor(
-        'the fit to start',
-        () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0),
-        (pid) => pid > 0,
-        { everyMs: 50 },
-      );
-      run.child.kill('SIGTERM');
+    await stoppedWhileFitting('cc-stop-service-trainer-', ['--now', '--every', '1h'], async (run) =>
       assert.equal(
         await settlesWithin(
           run.exited,
@@ -340,69 +370,18 @@ describe('cryptocast service trainer stopped', () => {
         ),
         0,
         run.stderr(),
-      );
-      const pid = fitPid;
-      await waitFor(
-        'the fit to end',
-        () => alive(pid),
-        (a) => !a,
-        { timeoutMs: 10_000, everyMs: 50 },
-      );
-      assert.deepEqual(
-        readdirSync(tmp).filter((f) => f.startsWith('cryptocast-train-')),
-        [],
-        'the work folder is removed',
-      );
-      assert.deepEqual(await new LocalRegistry(registry).list('cryptocast-price'), []);
-    } finally {
-      if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
-      if (fitPid !== undefined && alive(fitPid)) process.kill(fitPid, 'SIGKILL');
-    }
+      ),
+    );
   });
 });
 
 describe('cryptocast service trainer --once stopped', () => {
   it('SIGTERM while the trainer fits: the fit ends, its work folder goes, nothing is registered (exit 130)', async () => {
-    const tmp = scratchDir('cc-stop-trainer-once-');
-    const store = `duckdb:${join(tmp, 'features.duckdb')}`;
-    await cc(['features', '--candles', days(['BTCUSDT'], MARCH.slice(0, 10)), '--store', store]);
-    const pidFile = join(tmp, 'fit.pid');
-    const python = join(tmp, 'python');
-    writeFileSync(python, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 600\n`, { mode: 0o755 });
-    const registry = join(tmp, 'registry');
-    const run = runCli(['service', 'trainer', '--store', store, '--registry', registry, '--once'], {
-      TMPDIR: tmp,
-      CRYPTOCAST_PYTHON: python,
-    });
-    let fitPid: number | undefined;
-    try {
-      fitPid = await waitFor(
-        'the fit to start',
-        () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0),
-        (pid) => pid > 0,
-        { everyMs: 50 },
-      );
-      run.child.kill('SIGTERM');
+    await stoppedWhileFitting('cc-stop-trainer-once-', ['--once'], async (run) => {
       // Before: no stop handler in --once, so Node died of the signal at once and left the fit and its folder behind.
       assert.equal(await settlesWithin(run.exited, 60_000, 'the trainer to stop'), 130, run.stderr());
       assert.match(run.stderr(), /\[CC_ERR_INTERRUPTED\]/);
-      const pid = fitPid;
-      await waitFor(
-        'the fit to end',
-        () => alive(pid),
-        (a) => !a,
-        { timeoutMs: 10_000, everyMs: 50 },
-      );
-      assert.deepEqual(
-        readdirSync(tmp).filter((f) => f.startsWith('cryptocast-train-')),
-        [],
-        'the work folder is removed',
-      );
-      assert.deepEqual(await new LocalRegistry(registry).list('cryptocast-price'), []);
-    } finally {
-      if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
-      if (fitPid !== undefined && alive(fitPid)) process.kill(fitPid, 'SIGKILL');
-    }
+    });
   });
 });
 
