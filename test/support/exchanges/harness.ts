@@ -6,6 +6,17 @@ import type { Trade, Watermark } from '../../../src/schemas/trade.ts';
 /** Quiet by default; `CRYPTOCAST_LOG_LEVEL=debug` shows the connectors' logs while debugging a test. */
 export const testLog = pino({ level: process.env.CRYPTOCAST_LOG_LEVEL ?? 'silent' });
 
+/**
+ * A connector's timings in tests against a local exchange: watermarks every 25 ms, reconnects and REST retries within
+ * tens of milliseconds, quiet logs.
+ */
+export const FAST_CONNECTOR = {
+  watermarkIntervalMs: 25,
+  backoff: { initialMs: 10, maxMs: 50 },
+  restBackoff: { initialMs: 5, maxMs: 20 },
+  log: testLog,
+} as const;
+
 /** What a source emitted, and when (`at`, epoch ms). */
 export type SinkEvent = { at: number } & (
   | { kind: 'trades'; trades: readonly Trade[] }

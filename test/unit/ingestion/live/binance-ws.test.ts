@@ -5,7 +5,7 @@ import { TradeSchema } from '../../../../src/schemas/trade.ts';
 import { until } from '../../../support/exchanges/base.ts';
 import { BinanceServer } from '../../../support/exchanges/binance.ts';
 import { binanceRecordedEvents } from '../../../support/exchanges/fixtures.ts';
-import { type LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
+import { FAST_CONNECTOR, type LogSink, running } from '../../../support/exchanges/harness.ts';
 
 const btc = binanceRecordedEvents('BTCUSDT', 1500); // real @trade events, contiguous ids
 const eth = binanceRecordedEvents('ETHUSDT', 300);
@@ -23,10 +23,7 @@ async function withBinance(
     pairs: ['BTC/USDT', 'ETH/USDT'],
     wsUrl: srv.wsUrl,
     restUrl: srv.restUrl,
-    watermarkIntervalMs: 25,
-    backoff: { initialMs: 10, maxMs: 50 },
-    restBackoff: { initialMs: 5, maxMs: 20 },
-    log: testLog,
+    ...FAST_CONNECTOR,
     ...options,
   });
   try {

@@ -5,7 +5,7 @@ import { TradeSchema } from '../../../../src/schemas/trade.ts';
 import { until } from '../../../support/exchanges/base.ts';
 import { CoinbaseServer } from '../../../support/exchanges/coinbase.ts';
 import { coinbaseTradesFromRecording } from '../../../support/exchanges/fixtures.ts';
-import { type LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
+import { FAST_CONNECTOR, type LogSink, running } from '../../../support/exchanges/harness.ts';
 
 const PAIR = 'BTC/USD';
 /** Real BTC/USD trades (prices, sizes, times, taker sides) in Coinbase's `market_trades` shape. */
@@ -25,10 +25,7 @@ async function withCoinbase(
     pairs: [PAIR],
     wsUrl: srv.wsUrl,
     restUrl: srv.restUrl,
-    watermarkIntervalMs: 25,
-    backoff: { initialMs: 10, maxMs: 50 },
-    restBackoff: { initialMs: 5, maxMs: 20 },
-    log: testLog,
+    ...FAST_CONNECTOR,
     ...options,
   });
   try {

@@ -4,7 +4,7 @@ import { type KrakenWsOptions, KrakenWsSource } from '../../../../src/ingestion/
 import { type Trade, TradeSchema } from '../../../../src/schemas/trade.ts';
 import { until } from '../../../support/exchanges/base.ts';
 import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
-import { LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
+import { FAST_CONNECTOR, LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
 import { KrakenServer, type KrakenTrade } from '../../../support/exchanges/kraken.ts';
 
 const PAIR = 'BTC/USDT';
@@ -25,11 +25,8 @@ async function withKraken(
     pairs: [PAIR],
     wsUrl: srv.wsUrl,
     restUrl: srv.restUrl,
-    watermarkIntervalMs: 25,
-    backoff: { initialMs: 10, maxMs: 50 },
-    restBackoff: { initialMs: 5, maxMs: 20 },
+    ...FAST_CONNECTOR,
     restMinIntervalMs: 0,
-    log: testLog,
     ...options,
   });
   try {

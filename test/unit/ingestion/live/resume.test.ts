@@ -12,7 +12,7 @@ import { collectValues } from '../../../support/collect.ts';
 import { until } from '../../../support/exchanges/base.ts';
 import { CoinbaseServer } from '../../../support/exchanges/coinbase.ts';
 import { coinbaseTradesFromRecording, krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
-import { range, testLog } from '../../../support/exchanges/harness.ts';
+import { FAST_CONNECTOR, range } from '../../../support/exchanges/harness.ts';
 import { KrakenServer } from '../../../support/exchanges/kraken.ts';
 
 const PAIR = 'BTC/USDT';
@@ -26,11 +26,8 @@ function tradesStage(bus: Bus, srv: KrakenServer) {
     pairs: [PAIR],
     wsUrl: srv.wsUrl,
     restUrl: srv.restUrl,
-    watermarkIntervalMs: 25,
-    backoff: { initialMs: 10, maxMs: 50 },
-    restBackoff: { initialMs: 5, maxMs: 20 },
+    ...FAST_CONNECTOR,
     restMinIntervalMs: 0,
-    log: testLog,
   });
   const abort = new AbortController();
   const done = service.run([source], abort.signal).catch((err: unknown) => err);
@@ -144,10 +141,7 @@ describe('the same on Coinbase, refilled by time (its ids are not contiguous per
         pairs: [CB_PAIR],
         wsUrl: srv.wsUrl,
         restUrl: srv.restUrl,
-        watermarkIntervalMs: 25,
-        backoff: { initialMs: 10, maxMs: 50 },
-        restBackoff: { initialMs: 5, maxMs: 20 },
-        log: testLog,
+        ...FAST_CONNECTOR,
       });
       const abort = new AbortController();
       const done = service.run([source], abort.signal);
