@@ -110,3 +110,25 @@ export function networkReason(err: unknown): string {
     if (!parts.includes(e.message)) parts.push(e.message);
   return redactSecrets(parts.join(': ') || String(err));
 }
+
+/** The body as text, or an error as soon as it is known to pass `maxBytes` (the rest is not read). */
+export async function boundedText(res: Awaited<ReturnType<typeof fetch>>, maxBytes: number): Promise<string> {
+  const tooLarge = () => new Error(`body larger than ${maxBytes} bytes`);
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await res.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (!res.body) return '';
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of res.body) {
+    bytes += chunk.byteLength;
+    if (bytes > maxBytes) {
+      await res.body.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks)); // as res.text(): UTF-8, a BOM dropped
+}

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fetch } from 'undici'; // not Node's bundled copy: see src/data/binance-archive.ts
+import { boundedText } from '../core/http.ts';
 import { log as rootLog } from '../core/log.ts';
 import { parseRetryAfter } from '../core/retry.ts';
 import { redactSecrets } from '../core/secrets.ts';
@@ -8,8 +9,7 @@ import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
 import { coinsIn, newsId, normaliseUrl, parseDateUtc, plainText, publishedAtOf } from './normalise.ts';
-import { boundedText, MAX_FEED_BYTES, MAX_POLL_WAIT_MS } from './rss.ts';
-import type { NewsSink, NewsSource } from './source.ts';
+import { MAX_FEED_BYTES, MAX_POLL_WAIT_MS, type NewsSink, type NewsSource } from './source.ts';
 
 /**
  * CryptoPanic posts API (docs/exchange-protocols.md §7 — shapes from client libraries, the official page was not

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { fetch } from 'undici'; // not Node's bundled copy: see src/data/binance-archive.ts
+import { boundedText } from '../core/http.ts';
 import { log as rootLog } from '../core/log.ts';
 import { backoffCap, parseRetryAfter } from '../core/retry.ts';
 import { redactSecrets } from '../core/secrets.ts';
@@ -9,7 +10,7 @@ import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
 import { coinsIn, newsId, normaliseUrl, parseDateUtc, plainText, publishedAtOf } from './normalise.ts';
-import type { NewsSink, NewsSource } from './source.ts';
+import { MAX_FEED_BYTES, MAX_POLL_WAIT_MS, type NewsSink, type NewsSource } from './source.ts';
 
 /**
  * RSS 2.0 and Atom feeds, polled politely: conditional GETs (ETag / If-Modified-Since, so an unchanged feed costs
@@ -32,18 +33,6 @@ export const DEFAULT_FEEDS = [
   { url: 'https://decrypt.co/feed', source: 'Decrypt' },
   { url: 'https://bitcoinmagazine.com/.rss/full/', source: 'Bitcoin Magazine' },
 ];
-
-/**
- * Largest feed body read. Real feeds are well under 1 MB (CoinDesk's is about 200 KB); without a bound a broken or
- * hostile server's endless body was buffered until the 20 s timeout, and a large one parsed whole.
- */
-export const MAX_FEED_BYTES = 8 * 1024 * 1024;
-
-/**
- * Longest wait between polls, whatever a feed's ttl or Retry-After says: a day. Past 2^31 − 1 ms (24.8 days) Node's
- * timers wait 1 ms instead, so a Retry-After of years (or a ttl of 36,000 minutes) made a source poll without pause.
- */
-export const MAX_POLL_WAIT_MS = 86_400_000;
 
 const parser = new XMLParser({
   ignoreAttributes: false,
@@ -161,28 +150,6 @@ export class RssSource implements NewsSource {
     this.stats.items += items.ok.length;
     return ttlMs;
   }
-}
-
-/** The body as text, or an error as soon as it is known to pass `maxBytes` (the rest is not read). */
-export async function boundedText(res: Awaited<ReturnType<typeof fetch>>, maxBytes: number): Promise<string> {
-  const tooLarge = () => new Error(`body larger than ${maxBytes} bytes`);
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    await res.body?.cancel().catch(() => {});
-    throw tooLarge();
-  }
-  if (!res.body) return '';
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of res.body) {
-    bytes += chunk.byteLength;
-    if (bytes > maxBytes) {
-      await res.body.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(Buffer.from(chunk));
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks)); // as res.text(): UTF-8, a BOM dropped
 }
 
 /** RSS 2.0 `<item>`s or Atom `<entry>`s → news items (pure; exported for tests and fuzzing). */
