@@ -204,10 +204,29 @@ class Replay {
     const key = t.exchange + '|' + t.pair;
     let p = this.pairs.get(key);
     if (p === undefined) {
+      this.refuseTwoVenues(t, file);
       p = { exchange: t.exchange, pair: t.pair, files: new Set() };
       this.pairs.set(key, p);
     }
     p.files.add(file);
+  }
+
+  /**
+   * Two exchanges' recordings of one pair at the same times (Kraken's and Coinbase's BTC/USD) collide downstream as
+   * the live configuration does (refused there before it starts): every store and stage keeps one series per pair,
+   * so the features stage dead-lettered the second venue's minutes ("not after the previous one") and the candle
+   * store kept whichever came last. A replay's time ranges are only known while reading, so it is refused at the
+   * first trade of the second venue while the first one's recording of the pair is still playing; recordings one
+   * after the other in time are one series with a gap, as from one venue.
+   */
+  private refuseTwoVenues(t: Trade, file: number): void {
+    for (const other of this.pairs.values())
+      if (other.pair === t.pair && other.exchange !== t.exchange) {
+        const otherFile = basename(this.opts.files[[...other.files][0]!]!);
+        throw new TradeFileError(
+          `${basename(this.opts.files[file]!)}: ${t.pair} of ${t.exchange} overlaps in time ${t.pair} of ${other.exchange} (${otherFile}), from ${new Date(t.tradeTs).toISOString()}: cryptocast keeps one series per pair, keyed by pair, so two venues' minutes of it would overwrite each other — replay one exchange's recording of each pair (recordings one after the other in time are fine), or leave the pair out (--pairs)`,
+        );
+      }
   }
 
   private async flush(): Promise<void> {

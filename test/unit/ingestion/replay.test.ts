@@ -236,6 +236,33 @@ describe('ReplaySource: merging files', () => {
   });
 });
 
+describe('ReplaySource: two venues of one pair', () => {
+  // The 2019 Kraken hour is BTC/USD of kraken, 00:00:03 → 00:59:51; a generic CSV's BTC/USD is of exchange `file`.
+  const otherVenue = (name: string, iso: string) =>
+    tmpFile(name, `timestamp,price,qty,pair\n${iso},10800.5,0.1,BTC/USD\n`);
+
+  it('refuses two exchanges’ recordings of one pair at the same times, naming both, the pair and the time', async () => {
+    const files = [KRAKEN_2019_CSV, otherVenue('overlapping.csv', '2019-07-01T00:30:00.000Z')];
+    await assert.rejects(
+      replay({ files }),
+      coded(
+        ERR.INPUT,
+        /overlapping\.csv: BTC\/USD of file overlaps in time BTC\/USD of kraken \(kraken_btcusd_trades_2019-07-01T00\.csv\), from 2019-07-01T00:30:00\.000Z/,
+      ),
+    );
+  });
+
+  it('plays them one after the other in time as one series, as from one venue', async () => {
+    const files = [KRAKEN_2019_CSV, otherVenue('later.csv', '2019-07-01T02:00:00.000Z')];
+    const sink = await replay({ files });
+    assert.equal(sink.received.length, 2671 + 1);
+    assert.deepEqual(
+      sink.watermarks.filter((w) => w.final).map((w) => `${w.exchange} ${w.pair}`),
+      ['kraken BTC/USD', 'file BTC/USD'],
+    );
+  });
+});
+
 describe('ReplaySource: rejects, limit, abort, progress, configuration', () => {
   it('sends each bad row to the dead-letter path (origin replay:<file>, kind parse) and goes on', async () => {
     const lines = captureLines().slice(0, 5);
