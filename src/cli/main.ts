@@ -36,7 +36,7 @@ backendOptions(
       .command('run')
       .description('run the whole system in one process on the embedded default (in-process bus)')
       .addOption(flag.source('where trades come from', 'replay'))
-      .option('--data <path>', 'recorded trade file(s) or folder to replay (default: the shared recordings)')
+      .addOption(flag.data('recorded trade file(s) or folder to replay (default: the shared recordings)'))
       .addOption(flag.speed())
       .addOption(
         new Option('--port <port>', 'HTTP port of the prediction API (0: any free port)')

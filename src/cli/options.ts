@@ -46,6 +46,15 @@ export const flag = {
     new Option('--metrics-port <port>', description).env('CRYPTOCAST_METRICS_PORT'),
   source: (description: string, defaultSource: 'replay' | 'live') =>
     new Option('--source <source>', description).choices(['replay', 'live']).default(defaultSource),
+  /**
+   * Trade files or folders to replay: comma separated, and the flag may be repeated (each adds to the list: given
+   * twice, only the last had been replayed, the other dropped without a word).
+   */
+  data: (description: string) =>
+    new Option('--data <path>', `${description}; comma separated or repeated`).argParser(
+      (value: string, previous: string | undefined) =>
+        previous === undefined ? value : `${previous},${value}`,
+    ),
   speed: (description = 'replay speed: "max" or a factor (1 = recorded speed)') =>
     new Option('--speed <n>', description).default('max'),
 };

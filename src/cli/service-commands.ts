@@ -21,7 +21,7 @@ export function addServiceCommands(program: Command): void {
 
   stage('trades', 'live or recorded trades → the trades topic')
     .addOption(flag.source('where trades come from', 'live'))
-    .option('--data <path>', '--source replay: file(s) or folder to replay (default: the shared recordings)')
+    .addOption(flag.data('--source replay: file(s) or folder to replay (default: the shared recordings)'))
     .addOption(flag.speed())
     .addOption(flag.pairs('--source live: pairs to follow, comma separated (BTC/USD,ETH/USD)'))
     .addOption(flag.maxPriceFactor())
