@@ -285,7 +285,7 @@ sentiment
   .option('--output <file.json>', 'where to write the head (default: beside the weights)')
   .option(
     '--threads <n>',
-    'CPU threads of the model (default: the math cores; 1 on a machine another job keeps busy)',
+    'CPU threads of the model (default: CRYPTOCAST_LLM_THREADS, else the usable CPUs up to the math cores; 1 on a machine another job keeps busy)',
   )
   .option(
     '--limit <n>',

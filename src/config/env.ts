@@ -124,6 +124,11 @@ export const VARIABLES = {
   CRYPTOCAST_SENTIMENT_BACKEND: v('`local`, `openai` or `lexicon`', '`local`', text),
   CRYPTOCAST_LLM_MODEL: v('local backend: GGUF file', '`.models/gemma-3-270m-q4_k_m.gguf`', text),
   CRYPTOCAST_LLM_MODE: v('local backend: `classifier` or `generate`', '`classifier`', text),
+  CRYPTOCAST_LLM_THREADS: v(
+    "local backend: CPU threads of the model (the chart sets it to the pod's CPU limit)",
+    'the CPUs the process may use (`os.availableParallelism()`: affinity and cgroup quota), at most the math cores',
+    positiveInt,
+  ),
   CRYPTOCAST_LLM_BASE_URL: v('openai backend: API base URL', '—', text),
   CRYPTOCAST_LLM_MODEL_NAME: v('openai backend: model name', '—', text),
   CRYPTOCAST_LLM_API_KEY: key('openai backend: API key'),

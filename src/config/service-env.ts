@@ -102,6 +102,11 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   { name: 'CRYPTOCAST_SENTIMENT_CACHE', services: ['news-signals'], about: 'answer cache (JSONL, writable)' },
   { name: 'CRYPTOCAST_LLM_MODEL', services: ['news-signals'], about: 'local: GGUF file' },
   { name: 'CRYPTOCAST_LLM_MODE', services: ['news-signals'], about: 'local: classifier | generate' },
+  {
+    name: 'CRYPTOCAST_LLM_THREADS',
+    services: ['news-signals'],
+    about: 'local: model threads (the CPU limit)',
+  },
   { name: 'CRYPTOCAST_LLM_BASE_URL', services: ['news-signals'], about: 'openai: endpoint' },
   { name: 'CRYPTOCAST_LLM_MODEL_NAME', services: ['news-signals'], about: 'openai: model' },
   { name: 'CRYPTOCAST_LLM_API_KEY', services: ['news-signals'], secret: true, about: 'openai: key' },

@@ -19,7 +19,7 @@ export interface BackendFlags {
   baseUrl?: string;
   model?: string;
   timeoutMs?: number;
-  /** local: CPU threads (default: the machine's math cores); `run` gives it one so the market path keeps a core. */
+  /** local: CPU threads (default: CRYPTOCAST_LLM_THREADS, else the usable CPUs up to the math cores); `run` gives it one so the market path keeps a core. */
   threads?: number;
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import type {
   Llama,
@@ -27,6 +28,20 @@ export const headPathFor = (weights: string): string => weights.replace(/\.gguf$
 
 export function modelPath(): string {
   return setting('CRYPTOCAST_LLM_MODEL') ?? DEFAULT_MODEL_PATH;
+}
+
+/**
+ * The CPU threads the model runs on when no caller chose: CRYPTOCAST_LLM_THREADS (the chart sets the pod's CPU
+ * limit), else the CPUs this process may use, at most the math cores. llama.cpp's math-core count is the node's
+ * physical cores, blind to the CPU affinity and the cgroup quota: a pod limited to 1 CPU on a 32-core node ran 16
+ * threads against one CPU's quota, throttled. `os.availableParallelism()` counts both (libuv ≥ 1.49).
+ */
+export function modelThreads(
+  mathCores: number,
+  env: NodeJS.ProcessEnv = process.env,
+  usableCpus = availableParallelism(),
+): number {
+  return setting('CRYPTOCAST_LLM_THREADS', env) ?? Math.max(1, Math.min(mathCores, usableCpus));
 }
 
 /** A model name for records: the file name without `.gguf`. */
@@ -87,7 +102,7 @@ export interface LocalLlmOptions {
   headPath?: string | null;
   /** generate: tokens the answer may take at most. */
   maxTokens?: number;
-  /** CPU threads; default: the machine's math cores. */
+  /** CPU threads; default: `modelThreads` (CRYPTOCAST_LLM_THREADS, else the usable CPUs, at most the math cores). */
   threads?: number;
 }
 
@@ -141,9 +156,10 @@ export class LocalLlmBackend implements SentimentBackend {
   private init(): Promise<Runtime> {
     this.ready ??= (async () => {
       const { model, llama } = await loadModel(this.path);
-      // Threads = math cores: llama.cpp's default (all logical CPUs, 4 here) makes its threads spin against each
-      // other, ~80× slower per token on this 2-core machine (measured: 2.4 s vs 32 ms).
-      const threads = this.threads ?? llama.cpuMathCores;
+      // At most the math cores: llama.cpp's default (all logical CPUs, 4 here) makes its threads spin against each
+      // other, ~80× slower per token on this 2-core machine (measured: 2.4 s vs 32 ms). And at most the CPUs the
+      // process may use (a pod's limit): more threads than that only wait for the CFS quota.
+      const threads = this.threads ?? modelThreads(llama.cpuMathCores);
       if (this.mode === 'generate') {
         const context = await model.createContext({ contextSize: 2048, threads });
         const { LlamaChatSession } = await import('node-llama-cpp');

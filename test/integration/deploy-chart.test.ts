@@ -524,6 +524,26 @@ describe('helm chart deploy/helm/cryptocast', () => {
     );
   });
 
+  test('the local model runs as many threads as the news-signals pod’s CPU limit (not the node’s cores)', () => {
+    const objs = parseManifests(
+      helmTemplate(undefined, [
+        'sentiment.backend=local',
+        'sentiment.local.modelClaim=weights',
+        'services.news-signals.resources.limits.cpu=1500m',
+      ]),
+    );
+    const spec = podSpec(objs.find((o) => o.kind === 'Deployment' && component(o) === 'news-signals')!);
+    const threads = spec.containers[0].env.find((e: { name: string }) => e.name === 'CRYPTOCAST_LLM_THREADS');
+    assert.ok(threads, 'CRYPTOCAST_LLM_THREADS is not set: llama.cpp counts the node’s cores');
+    // The downward API rounds the limit up to whole CPUs with divisor 1 (1500m → 2): a positive integer, as the
+    // setting requires, and never 0 for a limit below one CPU.
+    assert.deepEqual(threads.valueFrom.resourceFieldRef, {
+      containerName: 'news-signals',
+      resource: 'limits.cpu',
+      divisor: '1',
+    });
+  });
+
   describe('impossible values are refused at install', () => {
     const refused: [string, string[], RegExp][] = [
       [

@@ -139,6 +139,13 @@ credentials from Secrets.
 {{- if eq $v.sentiment.backend "local" }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_LLM_MODEL") $cfg) }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_LLM_MODE") $cfg) }}
+{{- /* The model's threads: the pod's CPU limit rounded up to whole CPUs (llama.cpp alone counts the node's cores). */}}
+- name: CRYPTOCAST_LLM_THREADS
+  valueFrom:
+    resourceFieldRef:
+      containerName: {{ $svc }}
+      resource: limits.cpu
+      divisor: "1"
 {{- end }}
 {{- end }}
 {{- /* One database holds the feature, predictions and errors stores (tables apart). */}}
