@@ -201,6 +201,38 @@ describe('compose stack deploy/compose.yaml', () => {
     }
   });
 
+  test('the registry volume belongs to the services’ uid whoever touched it first: a one-shot chowns it, then they start', () => {
+    // Docker gives an empty volume the owner of the first image that has the mount path (only the trainer's has it,
+    // owned by 1000; the services' image has not, which leaves root), and `docker compose cp` writes root-owned files:
+    // the trainer, uid 1000, could not write a registry it had not created itself.
+    const mountsOf = (c: Compose['services'][string]) =>
+      ((c.volumes ?? []) as string[]).map((v) => v.split(':')).filter((parts) => parts[0] === 'registry');
+    const mounters = Object.entries(compose.services).filter(([, c]) => mountsOf(c).length > 0);
+    assert.deepEqual(mounters.map(([n]) => n).sort(), [
+      'api',
+      'monitor',
+      'predictor',
+      'registry-init',
+      'trainer',
+    ]);
+    const path = mountsOf(compose.services.trainer)[0]![1]!;
+    const init = compose.services['registry-init'];
+    assert.equal(mountsOf(init)[0]![1], path);
+    assert.deepEqual([...init.entrypoint, ...(init.command ?? [])], ['chown', '-R', '1000:1000', path]);
+    assert.equal(init.user, '0:0', 'only root may give files to another uid');
+    assert.deepEqual(init.cap_drop, ['ALL']);
+    assert.equal(init.restart, 'no');
+    for (const [name, c] of mounters) {
+      if (name === 'registry-init') continue;
+      assert.equal(c.user, '1000:1000', `${name} runs as the uid the registry is given`);
+      assert.equal(
+        c.depends_on?.['registry-init']?.condition,
+        'service_completed_successfully',
+        `${name} mounts the registry before its owner is set`,
+      );
+    }
+  });
+
   test('no credential in the file: every secret is interpolated from the environment', () => {
     const secrets = new Set(SERVICE_ENV.filter((s) => s.secret).map((s) => s.name));
     for (const [svc, c] of Object.entries(compose.services))
