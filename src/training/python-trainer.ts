@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setting } from '../config/env.ts';
@@ -41,6 +42,7 @@ export interface TrainerSpec {
   params?: Record<string, unknown>;
   tune?: { seconds: number; trials: number };
   quantiles: [number, number];
+  /** XGBoost's threads; default the CPUs the process may use (os.availableParallelism()). */
   threads?: number;
   seed: number;
   validationFraction: number;
@@ -109,7 +111,10 @@ export async function runTrainer(
   signal?: AbortSignal,
 ): Promise<{ oos: OutOfSample; result: TrainerResult }> {
   const specPath = join(outDir, 'spec.json');
-  await writeFile(specPath, JSON.stringify(spec));
+  // XGBoost's threads, unless the caller chose: the CPUs this process may use (its affinity and its cgroup's CPU
+  // quota, which os.availableParallelism() counts). Python's os.cpu_count() is every CPU of the node: a trainer pod
+  // limited to 2 CPUs on a 64-core node ran 64 threads, throttled by the quota.
+  await writeFile(specPath, JSON.stringify({ ...spec, threads: spec.threads ?? availableParallelism() }));
   const child = spawn(
     trainerPython(),
     ['-m', 'cryptocast_trainer', 'fit', '--dataset', datasetDir, '--spec', specPath, '--out', outDir],
