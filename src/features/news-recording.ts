@@ -83,11 +83,29 @@ export async function newsFeaturesFrom(
     bar.stop();
     await scorer.close();
   }
-  const features = new Map([...byCoin].map(([coin, ss]) => [coin, new NewsFeatures(ss)]));
+  // NewsFeatures evaluates at times that never go back, but candles are read file by file: a second pair of the same
+  // coin (BTC/USD, then BTC/USDT from another file or venue) starts over at an earlier time, which threw "time went
+  // backwards". Each coin keeps one evaluator per such restart, and a time is answered by the one furthest along
+  // that is not past it (a new one when every one is). The values depend only on the time and the signals, so every
+  // pair gets what it would alone.
+  const evaluators = new Map<string, NewsFeatures[]>();
+  const featuresAt = (coin: string, t: number): NewsFeatures | undefined => {
+    const signals = byCoin.get(coin);
+    if (signals === undefined) return undefined;
+    const list = evaluators.get(coin) ?? [];
+    evaluators.set(coin, list);
+    let best: NewsFeatures | undefined;
+    for (const f of list) if (f.time <= t && (best === undefined || f.time > best.time)) best = f;
+    if (best === undefined) {
+      best = new NewsFeatures(signals);
+      list.push(best);
+    }
+    return best;
+  };
   const { cacheHits, fallbacks } = scorer.stats;
   process.stderr.write(
     `news: ${items.length} items${dedup.duplicates ? ` (${dedup.duplicates} duplicates dropped)` : ''} → ${[...byCoin].map(([c, ss]) => `${c} ${ss.length}`).join(', ')} signals (${scorer.primary.name}; ${cacheHits} cached, ${fallbacks} by the baseline fallback${empty ? `, ${empty} without text` : ''})\n`,
   );
   const none = NEWS_COLUMNS.map(() => null);
-  return { at: (coin, t) => features.get(coin === 'XBT' ? 'BTC' : coin)?.at(t) ?? [...none] };
+  return { at: (coin, t) => featuresAt(coin === 'XBT' ? 'BTC' : coin, t)?.at(t) ?? [...none] };
 }
