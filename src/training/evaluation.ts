@@ -96,7 +96,10 @@ function scorecard(ds: Dataset, rows: Int32Array, p: Preds): Scorecard {
   const band = intervalMeans(rows, ds.y, p.model, p.p10, p.p90);
   const baseBand = intervalMeans(rows, ds.y, p.persistence, p.base10, p.base90);
   const isDiff = band.perRow.map((v, k) => v - baseBand.perRow[k]!);
-  const isDm = dieboldMariano(perMinute(ds, rows, isDiff), defaultHacLag(rows.length, ds.horizonMs / 60_000));
+  // The lag from the length of the per-minute series the test runs on (as `compare` does), not from the rows of every
+  // pair: with two pairs that was twice the series' length, and another lag than the point forecast's DM test.
+  const isSeries = perMinute(ds, rows, isDiff);
+  const isDm = dieboldMariano(isSeries, defaultHacLag(isSeries.length, ds.horizonMs / 60_000));
   const dirCi =
     model.direction_accuracy === null
       ? null

@@ -4,7 +4,13 @@ import { ERR } from '../../../src/core/errors.ts';
 import { type Dataset, DatasetBuilder } from '../../../src/training/dataset.ts';
 import { evaluate } from '../../../src/training/evaluation.ts';
 import type { Fold } from '../../../src/training/folds.ts';
-import { intervalMetrics, volatilityBand } from '../../../src/training/metrics.ts';
+import {
+  defaultHacLag,
+  dieboldMariano,
+  intervalMetrics,
+  intervalScore,
+  volatilityBand,
+} from '../../../src/training/metrics.ts';
 import type { OutOfSample } from '../../../src/training/python-trainer.ts';
 import { coded } from '../../support/errors.ts';
 
@@ -406,5 +412,56 @@ describe('evaluate: volatility deciles are per pair, each by its own rv_60m', ()
     );
     // Deciles pooled over the two pairs would read 80 % five times (the calm pair), then 85 % (the volatile pair's
     // deciles 1–2 together) and 70 % four times: the volatile pair's calmest decile, at 100 %, would not show.
+  });
+});
+
+describe('evaluate: the interval-score DM test of two pairs', () => {
+  // Two pairs × 1,000 rows (1,005 minutes each, horizon 5 minutes): the DM series has one value per minute (1,000),
+  // the rows number 2,000 — and the Newey–West lag of 4·(n/100)^(2/9) differs between the two (6 and 7).
+  const b = new DatasetBuilder(['x', 'ret_60m', 'rv_60m'], { horizonMs: 5 * MIN, columns: ['x'] });
+  for (const pair of PAIRS)
+    for (let i = 0; i < 1005; i++)
+      b.add({
+        pair,
+        windowEnd: T0 + i * MIN,
+        close: closeOf(pair, i) * (1 + 0.002 * Math.sin(i * 0.37)),
+        ready: true,
+        values: [i, 0, 0.002 + 0.001 * Math.sin(i * 0.05)],
+      });
+  const ds = b.build();
+  const rows = Array.from({ length: ds.n }, (_, i) => i);
+  const oos: OutOfSample = {
+    row: Int32Array.from(rows),
+    fold: new Int32Array(ds.n),
+    model: Float64Array.from(rows, (i) => 3 * Math.sin(i * 0.11)),
+    // the baseline's band, a little wider or narrower by the minute: interval scores close to the baseline's
+    p10: Float64Array.from(rows, (i) => -volatilityBand(ds.vol[i]!, 5) * (1 + 0.3 * Math.sin(i * 0.013))),
+    p90: Float64Array.from(rows, (i) => volatilityBand(ds.vol[i]!, 5) * (1 + 0.3 * Math.cos(i * 0.017))),
+    linear: new Float64Array(ds.n),
+    champion: new Float64Array(ds.n).fill(Number.NaN),
+  };
+  const fold: Fold = { fold: 0, trainFrom: 0, trainTo: 0, testFrom: T0, testTo: T0 + 1005 * MIN };
+
+  it('takes its Newey–West lag from the per-minute series, as the point DM test does (docs/training.md)', () => {
+    assert.equal(ds.n, 2000);
+    const ev = evaluate(ds, [fold], oos);
+    const h = 5;
+    const is = (i: number, lo: number, hi: number) => intervalScore(0.2, ds.y[i]!, lo, hi);
+    const diff = Float64Array.from(rows, (i) => {
+      const band = volatilityBand(ds.vol[i]!, h);
+      return is(i, oos.p10[i]!, oos.p90[i]!) - is(i, -band, band);
+    });
+    const perMinute = Float64Array.from({ length: 1000 }, (_, m) => diff[2 * m]! + diff[2 * m + 1]!);
+    assert.equal(defaultHacLag(perMinute.length, h), 6);
+    assert.equal(defaultHacLag(ds.n, h), 7);
+    const want = dieboldMariano(perMinute, defaultHacLag(perMinute.length, h))!;
+    const wrongLag = dieboldMariano(perMinute, defaultHacLag(ds.n, h))!;
+    assert.ok(
+      want.pvalue > 1e-4 && Math.abs(want.pvalue - wrongLag.pvalue) > 1e-3,
+      `${want.pvalue} ${wrongLag.pvalue}`,
+    );
+    near(ev.interval_dm_pvalue, want.pvalue, 1e-12, 'interval DM p-value');
+    // the point DM test of the same rows already used the series' own length
+    assert.equal(ev.dm_lag, 6);
   });
 });
