@@ -314,7 +314,10 @@ const walkForwardOptions = (cmd: Command) =>
     .option('--horizon <duration>', 'how far ahead to predict', '5m')
     .option('--folds <n>', 'walk-forward test folds', '5')
     .addOption(
-      new Option('--mode <mode>', 'training window: all history so far, or a fixed-length window')
+      new Option(
+        '--mode <mode>',
+        'training window: all history so far, or a fixed-length window (with --every: see --window)',
+      )
         .choices(['expanding', 'rolling'])
         .default('expanding'),
     )

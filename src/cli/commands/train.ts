@@ -151,6 +151,12 @@ function walkOptions(opts: WalkFlags & { horizon: string }) {
     throw new UsageError('--window goes with --every (a refit every --every on the latest --window)');
   const mode = opts.mode === 'rolling' ? 'rolling' : 'expanding';
   if (opts.mode !== mode) throw new UsageError(`--mode must be expanding or rolling, got "${opts.mode}"`);
+  // The refit schedule has a training window of its own (--window); it ignored --mode, so `--mode rolling --every 7d`
+  // walked forward on all history and the report did not say.
+  if (mode === 'rolling' && opts.every !== undefined)
+    throw new UsageError(
+      '--mode rolling does not apply to --every (a refit every --every trains on all history): give --window (e.g. 60d) for a fixed-length window',
+    );
   const tuneSeconds = wholeNumber('tune-seconds', opts.tuneSeconds);
   const trials = wholeNumber('trials', opts.trials, 1);
   return {

@@ -298,6 +298,14 @@ describe('evaluate, train and backtest check every flag before loading anything'
       assert.match(await refused(['evaluate', '--candles', missing, ...flags], ERR.USAGE), /--aci-/);
   });
 
+  it('evaluate/train: --mode rolling with --every (whose window is --window) is refused, not run on all history', async () => {
+    for (const cmd of ['evaluate', 'train'])
+      assert.match(
+        await refused([cmd, '--candles', missing, '--mode', 'rolling', '--every', '7d'], ERR.USAGE),
+        /--mode rolling does not apply to --every .*give --window/,
+      );
+  });
+
   it('train/evaluate: a news recording goes with --candles, the store’s news with --store (a file given with --store was never read)', async () => {
     assert.match(
       await refused(['train', '--store', 'duckdb:/nonexistent/x.duckdb', '--news', 'news.csv'], ERR.USAGE),
