@@ -118,6 +118,17 @@ export class AdaptiveConformal {
     return s && { alphaLower: s.lower.alphaT, alphaUpper: s.upper.alphaT, updates: s.updates };
   }
 
+  /**
+   * Puts back the α_t a key's band was made with (read from the `predictor.aci` topic after a restart): α_t sums every
+   * outcome since the start, so a warm-up over a window cannot rebuild it. A key with no state yet is left as it is.
+   */
+  restoreAlpha(key: string, alphaLower: number, alphaUpper: number): void {
+    const s = this.keys.get(key);
+    if (s === undefined) return;
+    s.lower.alphaT = alphaLower;
+    s.upper.alphaT = alphaUpper;
+  }
+
   /** A restore point for `keys`: the returned function puts their state back as it was (a batch that failed). */
   mark(keys: Iterable<string>): () => void {
     return restorePoint(this.keys, keys);

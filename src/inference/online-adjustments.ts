@@ -22,8 +22,9 @@ import { Shrinkage, type ShrinkageOptions } from './shrinkage.ts';
  * A restart loses nothing that matters: the state is a function of the stream, so the predictor rebuilds it from the
  * feature store before the first vector of a pair (`warmUp`: the stored vectors of the last window, predicted again
  * and matured in order, published nowhere) — see PredictorService. Without a store it starts empty: the model's own
- * forecast is published until outcomes have matured again. One thing a window cannot give back: the band's α_t sums
- * every outcome since the start, so after more than a window of uptime the rebuilt α_t differs (docs/inference.md).
+ * forecast is published until outcomes have matured again. One thing a window cannot give back, the band's α_t (it
+ * sums every outcome since the start), is read back from what the predictor published (`predictor.aci`) and put back
+ * as the warm-up reaches each forecast it was published with.
  */
 export class OnlineAdjustments {
   /** The band's state, when the band is adjusted. */
@@ -72,13 +73,27 @@ export class OnlineAdjustments {
   warmUp(
     vectors: readonly FeatureVectorRecord[],
     predictOf: (v: FeatureVectorRecord) => Prediction | undefined,
+    publishedAlpha?: (p: Prediction) => { alphaLower: number; alphaUpper: number } | undefined,
   ): void {
     for (const v of vectors) {
       this.observe(v);
       const p = predictOf(v);
-      if (p !== undefined) this.remember(p);
+      if (p !== undefined) {
+        // The α_t this forecast's band was published with, when known: the replayed bands, and so what their outcomes
+        // teach α_t, are then the published ones (the scores are rebuilt exactly by the window).
+        const alpha = publishedAlpha?.(p);
+        if (alpha !== undefined)
+          this.aci?.restoreAlpha(`${p.exchange}|${p.pair}`, alpha.alphaLower, alpha.alphaUpper);
+        this.remember(p);
+      }
       this.stats.warmUpVectors++;
     }
+  }
+
+  /** α_t of each side of exchange|pair's band, as its next forecast would be adjusted (undefined while it is not). */
+  alpha(key: string): { alphaLower: number; alphaUpper: number } | undefined {
+    const s = this.aci?.state(key);
+    return s && { alphaLower: s.alphaLower, alphaUpper: s.alphaUpper };
   }
 
   /**

@@ -7,6 +7,7 @@ import { type Batch, type Bus, HoldBatch, type Subscription } from '../runtime/b
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { Prediction } from '../schemas/prediction.ts';
+import type { AciState } from '../schemas/predictor-state.ts';
 import { topics } from '../schemas/topics.ts';
 import type { AciOptions } from './adaptive-conformal.ts';
 import type { ModelSource } from './model-holder.ts';
@@ -97,6 +98,11 @@ export class PredictorService {
   private readonly partitionOf = new Map<string, number>();
   /** Per exchange|pair, the newest windowEnd already in the predictions topic (read back on (re)assignment). */
   private published: Map<string, number> | undefined;
+  /**
+   * Per exchange|pair and windowEnd, the α_t the band of a published prediction was made with (the tail of
+   * `predictor.aci`, read with `published`): the warm-up puts it back, as a window of history cannot rebuild it.
+   */
+  private publishedAlpha: Map<string, Map<number, AciState>> | undefined;
   private readonly warnings = new Map<
     SkipReason,
     { at: number; count: number; msg: string; fields: Record<string, unknown> }
@@ -157,10 +163,15 @@ export class PredictorService {
     }
     const earlier = stored.filter((h) => h.exchange === v.exchange && h.featureSet === v.featureSet);
     const before = this.adjustments.stats.learnt;
-    this.adjustments.warmUp(earlier, (h) => {
-      const r = predict(h, model, { now: h.windowEnd, maxStalenessMs: this.maxStalenessMs });
-      return r.ok ? r.prediction : undefined;
-    });
+    const alphas = this.publishedAlpha?.get(key);
+    this.adjustments.warmUp(
+      earlier,
+      (h) => {
+        const r = predict(h, model, { now: h.windowEnd, maxStalenessMs: this.maxStalenessMs });
+        return r.ok ? r.prediction : undefined;
+      },
+      (p) => alphas?.get(p.windowEnd),
+    );
     this.warmed.add(key);
     if (earlier.length > 0)
       this.log.info(
@@ -182,7 +193,7 @@ export class PredictorService {
       metrics.championAge.set({ model: c.name }, Math.max(0, Date.now() - c.createdAt) / 1000);
     });
     await this.store.migrate();
-    await this.bus.ensureTopics([topics.features, topics.predictions, topics.dlq]);
+    await this.bus.ensureTopics([topics.features, topics.predictions, topics.predictorAci, topics.dlq]);
     this.subscription = await this.bus.subscribe<FeatureVectorRecord>({
       topic: topics.features,
       group: this.group,
@@ -226,11 +237,16 @@ export class PredictorService {
     // "no champion" — nothing is lost while it recovers.
     if (this.models.waitingForChampion?.())
       throw new HoldBatch('the champion is not loaded yet (registry away or download failed): features held');
-    this.published ??= await this.readPublished();
+    if (this.published === undefined) {
+      this.publishedAlpha = await this.readPublishedAlpha();
+      this.published = await this.readPublished();
+    }
     if (this.adjustments !== undefined && this.history !== undefined)
       for (const r of batch.records)
         if (!this.warmed.has(`${r.value.exchange}|${r.value.pair}`)) await this.warmUp(r.value);
     const out: Prediction[] = [];
+    /** The α_t each adjusted band of `out` was made with (the state a restart restores). */
+    const alphas: AciState[] = [];
     const dead: DeadLetter[] = [];
     // Counted once the batch is through (stored, published, dead letters sent): a batch that fails comes again.
     const skipped: SkipReason[] = [];
@@ -269,7 +285,14 @@ export class PredictorService {
           );
         continue;
       }
-      out.push(this.adjustments ? this.adjustments.adjust(result.prediction) : result.prediction);
+      if (this.adjustments === undefined) {
+        out.push(result.prediction);
+        continue;
+      }
+      out.push(this.adjustments.adjust(result.prediction));
+      const alpha = this.adjustments.alpha(`${v.exchange}|${v.pair}`);
+      if (alpha !== undefined)
+        alphas.push({ v: 1, exchange: v.exchange, pair: v.pair, windowEnd: v.windowEnd, ...alpha });
     }
     if (out.length > 0) {
       await this.store.write(out);
@@ -279,6 +302,11 @@ export class PredictorService {
         (p) => p.windowEnd > (this.published!.get(`${p.exchange}|${p.pair}`) ?? Number.NEGATIVE_INFINITY),
       );
       this.stats.alreadyPublished += out.length - toPublish.length;
+      // The bands' state before the predictions: whatever prediction the topic has, a restart finds its α_t.
+      const alphasToPublish = alphas.filter(
+        (a) => a.windowEnd > (this.published!.get(`${a.exchange}|${a.pair}`) ?? Number.NEGATIVE_INFINITY),
+      );
+      if (alphasToPublish.length > 0) await this.bus.publish(topics.predictorAci, alphasToPublish);
       if (toPublish.length > 0) await this.bus.publish(topics.predictions, toPublish);
       for (const p of toPublish) {
         const key = `${p.exchange}|${p.pair}`;
@@ -348,6 +376,23 @@ export class PredictorService {
       const p = r.value;
       const key = `${p.exchange}|${p.pair}`;
       if (p.windowEnd > (out.get(key) ?? Number.NEGATIVE_INFINITY)) out.set(key, p.windowEnd);
+    }
+    return out;
+  }
+
+  /** Per exchange|pair and windowEnd, the α_t of the bands in the tail of `predictor.aci` (none without the band). */
+  private async readPublishedAlpha(): Promise<Map<string, Map<number, AciState>>> {
+    const out = new Map<string, Map<number, AciState>>();
+    if (this.adjustments?.aci === undefined) return out;
+    for (const r of await this.bus.readTail<AciState>(topics.predictorAci, 1_000)) {
+      const a = r.value;
+      const key = `${a.exchange}|${a.pair}`;
+      let byWindowEnd = out.get(key);
+      if (byWindowEnd === undefined) {
+        byWindowEnd = new Map();
+        out.set(key, byWindowEnd);
+      }
+      byWindowEnd.set(a.windowEnd, a);
     }
     return out;
   }

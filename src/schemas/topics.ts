@@ -9,6 +9,7 @@ import { type NewsItem, NewsItemSchema } from './news.ts';
 import { type NewsSignal, NewsSignalSchema } from './news-signal.ts';
 import { type Prediction, PredictionSchema } from './prediction.ts';
 import { type PredictionError, PredictionErrorSchema } from './prediction-error.ts';
+import { type AciState, AciStateSchema } from './predictor-state.ts';
 import { type TradeEvent, TradeEventSchema } from './trade.ts';
 
 /**
@@ -63,6 +64,14 @@ export const topics = {
       'Predictions of the champion model: the close of a pair at targetTs = windowEnd + horizon, with its p10–p90 interval, model name and version. Key: pair.',
     schema: PredictionSchema,
     key: (p) => p.pair,
+    partitions: 4,
+  }),
+  predictorAci: defineTopic<AciState>({
+    name: 'predictor.aci',
+    description:
+      "The predictor's adaptive conformal state for each prediction it publishes with an adjusted band: α_t of the band's lower and upper side when the band of (exchange, pair, windowEnd) was made. Written before the prediction; a restarted predictor reads the tail back to restore α_t exactly. Key: pair.",
+    schema: AciStateSchema,
+    key: (s) => s.pair,
     partitions: 4,
   }),
   predictionErrors: defineTopic<PredictionError>({

@@ -311,4 +311,69 @@ describe('predictor service on Kafka (real features, a real XGBoost champion)', 
       await bus.close();
     }
   });
+  it('restarted after more than a window of uptime: α_t read back from predictor.aci on Kafka, the bands of an uninterrupted run', async () => {
+    // A window of 60 scores: a day of uptime is many windows, so a warm-up from the feature store alone (a window and
+    // an hour) would rebuild another α_t. The feature store is the fixture, caught up.
+    const aci = { window: 60, gamma: 0.005 };
+    const history = async (pair: string, from: number, to: number) =>
+      fx.vectors.filter((v) => v.pair === pair && v.windowEnd >= from && v.windowEnd < to);
+    const secondDay = Date.parse(`${DAYS[1]}T00:00:00Z`);
+    const bands = (ps: Prediction[]) =>
+      ps.filter((p) => p.windowEnd >= secondDay).map((p) => [p.pair, p.windowEnd, p.p10, p.p90]);
+    const holder = new ChampionHolder(new LocalRegistry(fx.registryDir), {
+      name: NAME,
+      cacheDir: scratchDir('cc-cache-'),
+    });
+    const refBus = new InProcessBus();
+    const refStore = await openPredictionsStore(`duckdb:${join(scratchDir('pred-ref-'), 'p.duckdb')}`);
+    const bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: uniquePrefix('predaci') });
+    const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-aci-'), 'p.duckdb')}`);
+    const predictor = (b: InProcessBus | KafkaBus, s: PredictionsStore) =>
+      new PredictorService(b, holder, s, {
+        clock: 'event',
+        maxStalenessMs: 120_000,
+        adaptiveConformal: aci,
+        history,
+      });
+    try {
+      await holder.start();
+      const ref = predictor(refBus, refStore);
+      await ref.start();
+      await refBus.publish(topics.features, fx.vectors);
+      await ref.caughtUp();
+      await ref.stop();
+      const uninterrupted = bands((await allStored(refStore, ['BTC/USDT', 'ETH/USDT'])).sort(byKey));
+
+      const first = predictor(bus, store);
+      await first.start();
+      await bus.publish(
+        topics.features,
+        fx.vectors.filter((v) => v.windowEnd < secondDay),
+      );
+      await first.caughtUp();
+      await first.stop();
+      const second = predictor(bus, store);
+      await second.start();
+      await bus.publish(
+        topics.features,
+        fx.vectors.filter((v) => v.windowEnd >= secondDay),
+      );
+      await second.caughtUp();
+      await second.stop();
+      assert.ok(second.adjustments!.stats.warmUpVectors > 0, 'the second predictor warmed up');
+      const restarted = bands((await allStored(store, ['BTC/USDT', 'ETH/USDT'])).sort(byKey));
+      assert.equal(restarted.length, fx.ready.filter((v) => v.windowEnd >= secondDay).length);
+      assert.deepEqual(
+        restarted,
+        uninterrupted,
+        'every band after the restart as the uninterrupted predictor’s',
+      );
+    } finally {
+      holder.stop();
+      await refStore.close();
+      await refBus.close();
+      await store.close();
+      await bus.close();
+    }
+  });
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
+import type { AciOptions } from '../../../src/inference/adaptive-conformal.ts';
 import type { ServingModel } from '../../../src/inference/model-holder.ts';
 import { PredictorService } from '../../../src/inference/predictor-service.ts';
 import { openPredictionsStore } from '../../../src/inference/store/open.ts';
@@ -35,7 +36,7 @@ async function setup(
   o: {
     clock?: 'wall' | 'event';
     logger?: pino.Logger;
-    adaptiveConformal?: boolean;
+    adaptiveConformal?: boolean | Partial<AciOptions>;
     history?: (pair: string, fromTs: number, toTs: number) => Promise<FeatureVectorRecord[]>;
     shrinkage?: boolean;
   } = {},
@@ -340,6 +341,74 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
     // Without the history the restarted band starts from the model's own ±10 bps: the test would see it.
     const cold = await runOn(vs.slice(100));
     assert.notDeepEqual(cold.published, whole.published.slice(100));
+  });
+
+  it('--adaptive-conformal restarted after more than a window of uptime: α_t read back from predictor.aci, every band as uninterrupted', async () => {
+    // α_t sums every outcome since the start, the warm-up reads a window and an hour: a window of 60 scores and a
+    // restart at minute 300 (a window of uptime is 2 hours here). Calm closes (±8 bps a minute, inside the model's
+    // ±10 bps band) then volatile ones (±40 bps): α_t moves with both, so one rebuilt from minute 180 would differ.
+    const aci = { window: 60, gamma: 0.01 };
+    const zero = FEATURE_COLUMNS.map(() => 0);
+    let price = 100;
+    const vs = Array.from({ length: 400 }, (_, k) => {
+      price *= Math.exp(((k % 2 ? 1 : -1) * (k < 200 ? 8 : 40) + 1) / 1e4);
+      return vector('BTC/USDT', T + k * M, { close: price, values: zero });
+    });
+    const history = async (pair: string, from: number, to: number) =>
+      vs.filter((v) => v.pair === pair && v.windowEnd >= from && v.windowEnd < to);
+    const bus = new InProcessBus();
+    const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
+    const published = await collectValues(bus, topics.predictions);
+    const predictor = () =>
+      new PredictorService(bus, { current: () => model }, store, {
+        clock: 'event',
+        logger: quiet,
+        adaptiveConformal: aci,
+        history,
+      });
+    const publishAndWait = async (svc: PredictorService, input: FeatureVectorRecord[], want: number) => {
+      await bus.publish(topics.features, input);
+      await svc.caughtUp();
+      await waitFor(
+        'every prediction published',
+        () => published.length,
+        (n) => n === want,
+        {
+          timeoutMs: 30_000,
+        },
+      );
+    };
+    try {
+      const first = predictor();
+      await first.start();
+      await publishAndWait(first, vs.slice(0, 300), 300);
+      await first.stop();
+      const second = predictor();
+      await second.start();
+      await publishAndWait(second, vs.slice(300), 400);
+      await second.stop();
+      assert.equal(second.adjustments!.stats.warmUpVectors, 120, 'the warm-up replayed a window and an hour');
+
+      const uninterrupted = await setup(model, { adaptiveConformal: aci });
+      try {
+        await uninterrupted.predictAll(vs);
+        const band = (p: Prediction) => [p.windowEnd, p.p10, p.p90];
+        assert.deepEqual(
+          published.slice(300).map(band),
+          uninterrupted.published.slice(300).map(band),
+          'the bands after the restart are the uninterrupted ones',
+        );
+        assert.deepEqual(
+          second.adjustments!.alpha('binance|BTC/USDT'),
+          uninterrupted.svc.adjustments!.alpha('binance|BTC/USDT'),
+        );
+      } finally {
+        await uninterrupted.close();
+      }
+    } finally {
+      await store.close();
+      await bus.close();
+    }
   });
 
   it('--adaptive-conformal: a history that fails leaves the band empty and predictions flowing', async () => {

@@ -52,6 +52,7 @@ news: 1
 news.signals: 1
 predictions: 4
 predictions.errors: 4
+predictor.aci: 4
 alerts: 1
 dlq: 1
 {{- end -}}
