@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
-import type { AciOptions } from '../../../src/inference/adaptive-conformal.ts';
+import { type AciOptions, applyOnline } from '../../../src/inference/adaptive-conformal.ts';
 import type { ServingModel } from '../../../src/inference/model-holder.ts';
 import { PredictorService } from '../../../src/inference/predictor-service.ts';
 import { openPredictionsStore } from '../../../src/inference/store/open.ts';
@@ -406,6 +406,74 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
         await uninterrupted.close();
       }
     } finally {
+      await store.close();
+      await bus.close();
+    }
+  });
+
+  it('--adaptive-conformal over a hot swap of the champion: the band keeps its state, as evaluate --adaptive-conformal replays it', async () => {
+    // Version 4 (±10 bps) serves 150 minutes, then version 5 (±25 bps) is promoted. The state is per pair, not per
+    // model (docs/inference.md): the first bands of version 5 are adjusted by what version 4's outcomes taught, and
+    // the whole stream is what applyOnline (the replay of evaluate|backtest --adaptive-conformal) publishes.
+    const wide: ServingModel = {
+      card: { ...model.card, version: 5 },
+      predict: (v) => ({ returnBps: 0, p10Bps: v.values[0]! - 25, p90Bps: v.values[0]! + 25 }),
+    };
+    const zero = FEATURE_COLUMNS.map(() => 0);
+    let price = 100;
+    const vs = Array.from({ length: 300 }, (_, k) => {
+      // Irregular moves: an outcome exactly on a band edge would be a hit or a miss by a rounding (the live band is
+      // read back from prices, the replay's is in bps).
+      price *= Math.exp(((k % 3 ? 1 : -1) * 30 + ((k * 7919) % 23) / 3) / 1e4);
+      return vector('BTC/USDT', T + k * M, { close: price, values: zero });
+    });
+    let current = model;
+    const bus = new InProcessBus();
+    const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
+    const svc = new PredictorService(bus, { current: () => current }, store, {
+      clock: 'event',
+      logger: quiet,
+      adaptiveConformal: true,
+    });
+    try {
+      await svc.start();
+      const published = await collectValues(bus, topics.predictions);
+      for (const [from, to] of [
+        [0, 150],
+        [150, 300],
+      ] as const) {
+        if (from === 150) current = wide;
+        await bus.publish(topics.features, vs.slice(from, to));
+        await svc.caughtUp();
+        await waitFor(
+          'every prediction published',
+          () => published.length,
+          (n) => n === to,
+          {
+            timeoutMs: 30_000,
+          },
+        );
+      }
+      assert.deepEqual([published[149]!.modelVersion, published[150]!.modelVersion], [4, 5]);
+      const bps = (x: number, k: number) => Math.log(x / vs[k]!.close) * 1e4;
+      const half = (p: Prediction, k: number) => (bps(p.p90, k) - bps(p.p10, k)) / 2;
+      assert.ok(Math.abs(half(published[150]!, 150) - 25) > 1, 'the new champion’s first band is adjusted');
+      const offline = applyOnline({
+        key: new Float64Array(300),
+        windowEnd: Float64Array.from(vs, (v) => v.windowEnd),
+        horizonMs: 5 * M,
+        p10: Float64Array.from(vs, (_, k) => (k < 150 ? -10 : -25)),
+        p90: Float64Array.from(vs, (_, k) => (k < 150 ? 10 : 25)),
+        actual: Float64Array.from(vs, (v, k) =>
+          k + 5 < 300 ? Math.log(vs[k + 5]!.close / v.close) * 1e4 : 0,
+        ),
+      });
+      for (let k = 0; k < 300; k++) {
+        assert.ok(Math.abs(bps(published[k]!.p10, k) - offline.lo[k]!) < 1e-6, `p10 at minute ${k}`);
+        assert.ok(Math.abs(bps(published[k]!.p90, k) - offline.hi[k]!) < 1e-6, `p90 at minute ${k}`);
+      }
+    } finally {
+      await svc.stop();
       await store.close();
       await bus.close();
     }
