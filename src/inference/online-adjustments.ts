@@ -151,6 +151,14 @@ export class OnlineAdjustments {
     return out;
   }
 
+  /**
+   * A forecast made but not published (stale: the predictor had fallen behind the wall clock): its outcome is learnt
+   * like a published one's, as the warm-up learns every stored vector's, so that a restart rebuilds this state.
+   */
+  learnFrom(p: Prediction): void {
+    this.remember(p);
+  }
+
   /** The band `p` is published with (when adjusted), kept with its raw return until its target minute comes. */
   private remember(p: Prediction): PublishedBand | undefined {
     const key = `${p.exchange}|${p.pair}`;

@@ -261,6 +261,16 @@ export class PredictorService {
       });
       if (!result.ok) {
         skipped.push(result.reason);
+        // Not published, but learnt from as the warm-up does (it predicts every stored vector at its own windowEnd,
+        // where none is stale): a restart then rebuilds the state this predictor had, and one back from an outage
+        // (its backlog stale on the wall clock) has learnt from the outcomes of the outage.
+        if (result.reason === 'stale' && this.adjustments !== undefined) {
+          const late = predict(v, this.models.current(), {
+            now: v.windowEnd,
+            maxStalenessMs: this.maxStalenessMs,
+          });
+          if (late.ok) this.adjustments.learnFrom(late.prediction);
+        }
         if (result.reason === 'stale')
           this.warn('stale', 'stale feature vectors: no prediction made', {
             pair: v.pair,

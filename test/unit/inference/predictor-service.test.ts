@@ -411,6 +411,80 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
     }
   });
 
+  it('--adaptive-conformal restarted: the vectors live found stale are learnt from live as in the warm-up', async () => {
+    // On the wall clock a predictor that fell behind skipped stale vectors and learnt nothing from them, while a warm-up
+    // predicts every stored vector again (at its own windowEnd none is stale): a restart learnt outcomes the
+    // uninterrupted predictor never learnt. Minutes 150–164 are read late.
+    const aci = { window: 60, gamma: 0.01 };
+    const zero = FEATURE_COLUMNS.map(() => 0);
+    let price = 100;
+    const vs = Array.from({ length: 300 }, (_, k) => {
+      price *= Math.exp(((k % 3 ? 1 : -1) * 30 + ((k * 7919) % 23) / 3) / 1e4);
+      return vector('BTC/USDT', T + k * M, { close: price, values: zero });
+    });
+    const late = new Set(vs.slice(150, 165).map((v) => v.windowEnd));
+    const clock = {
+      kind: 'wall' as const,
+      now: (v: FeatureVectorRecord) => v.windowEnd + (late.has(v.windowEnd) ? 10 * M : 0),
+    };
+    const history = async (pair: string, from: number, to: number) =>
+      vs.filter((v) => v.pair === pair && v.windowEnd >= from && v.windowEnd < to);
+    const bands = async (restartAt: number | undefined) => {
+      const bus = new InProcessBus();
+      const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
+      const published = await collectValues(bus, topics.predictions);
+      const predictor = () =>
+        new PredictorService(bus, { current: () => model }, store, {
+          clock,
+          maxStalenessMs: 2 * M,
+          logger: quiet,
+          adaptiveConformal: aci,
+          history,
+        });
+      try {
+        let svc = predictor();
+        await svc.start();
+        const runs: [number, number][] =
+          restartAt === undefined
+            ? [[0, 300]]
+            : [
+                [0, restartAt],
+                [restartAt, 300],
+              ];
+        for (const [from, to] of runs) {
+          if (from > 0) {
+            await svc.stop();
+            svc = predictor();
+            await svc.start();
+          }
+          await bus.publish(topics.features, vs.slice(from, to));
+          await svc.caughtUp();
+          const want = vs.slice(0, to).filter((v) => !late.has(v.windowEnd)).length;
+          await waitFor(
+            'every prediction published',
+            () => published.length,
+            (n) => n === want,
+            {
+              timeoutMs: 30_000,
+            },
+          );
+        }
+        await svc.stop();
+        return published.filter((p) => p.windowEnd >= T + 200 * M).map((p) => [p.windowEnd, p.p10, p.p90]);
+      } finally {
+        await store.close();
+        await bus.close();
+      }
+    };
+    const uninterrupted = await bands(undefined);
+    assert.equal(uninterrupted.length, 100);
+    assert.deepEqual(
+      await bands(200),
+      uninterrupted,
+      'the bands after the restart are the uninterrupted ones',
+    );
+  });
+
   it('--adaptive-conformal over a hot swap of the champion: the band keeps its state, as evaluate --adaptive-conformal replays it', async () => {
     // Version 4 (±10 bps) serves 150 minutes, then version 5 (±25 bps) is promoted. The state is per pair, not per
     // model (docs/inference.md): the first bands of version 5 are adjusted by what version 4's outcomes taught, and
