@@ -15,8 +15,12 @@ import { restorePoint } from '../core/restore-point.ts';
  * so a side that misses more often than α narrows its α_t and widens, and one that never misses narrows. G&C prove
  * that the long-run miss rate of each side is α ± (max(α_1, 1 − α_1) + γ)/(γ T) whatever the data do.
  *
- * With no matured scores yet the model's band is published as it is. α_t ≤ 0 (a streak of misses) uses the largest
- * score kept and α_t ≥ 1 the smallest: a live band must stay finite.
+ * With fewer than ⌈1/α⌉ − 1 matured scores (9 for α 0.1) the model's band is published as it is: the (1 − α) quantile
+ * of n scores, the ⌈(1 − α)(n + 1)⌉-th smallest, does not exist below that (split conformal would give an infinite
+ * band), and the largest of one or two scores made the first bands collapse to a point (both sides' scores of one
+ * outcome sum to −2: an outcome near the middle narrows each side by a half width), leaving the point forecast
+ * outside. α_t ≤ 0 (a streak of misses) uses the largest score kept and α_t ≥ 1 the smallest: a live band must stay
+ * finite.
  *
  * Pure and synchronous: the caller keeps the published band of each prediction until its outcome matures
  * (`OnlineConformal` does that for a stream in time order), and the state serialises to JSON for a restart.
@@ -84,10 +88,15 @@ export class AdaptiveConformal {
     this.options = o;
   }
 
+  /** Matured scores a side needs before its band is adjusted: the (1 − α) quantile of fewer does not exist. */
+  get minScores(): number {
+    return Math.ceil(1 / this.options.alpha) - 1;
+  }
+
   /** The band to publish for a new forecast of `key` whose raw quantiles are p10 ≤ p90 (bps). */
   adjust(key: string, p10: number, p90: number): PublishedBand {
     const s = this.keys.get(key);
-    if (s === undefined) return { p10, p90, lo: p10, hi: p90 };
+    if (s === undefined || s.lower.count < this.minScores) return { p10, p90, lo: p10, hi: p90 };
     const w = Math.max((p90 - p10) / 2, MIN_HALF_WIDTH);
     const lo = p10 - quantile(s.lower, 1 - s.lower.alphaT) * w;
     const hi = p90 + quantile(s.upper, 1 - s.upper.alphaT) * w;

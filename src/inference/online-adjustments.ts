@@ -132,7 +132,10 @@ export class OnlineAdjustments {
     return this.gate?.lambda(key) ?? 1;
   }
 
-  /** The prediction as published: p10/p90 moved by the band, the return shrunk; remembered until it matures. */
+  /**
+   * The prediction as published: p10/p90 moved by the band, the return shrunk, then kept inside the band; remembered
+   * (as the model made it) until it matures.
+   */
   adjust(p: Prediction): Prediction {
     this.stats.adjusted++;
     const lambda = this.lambda(`${p.exchange}|${p.pair}`);
@@ -148,7 +151,7 @@ export class OnlineAdjustments {
       // An adjustment that would make an unpublishable price (never seen; a guard) leaves the model's band.
       if (lo > 0 && Number.isFinite(hi) && lo <= hi) out = { ...out, p10: lo, p90: hi };
     }
-    return out;
+    return pointInBand(out);
   }
 
   /**
@@ -174,4 +177,15 @@ export class OnlineAdjustments {
       queue.push({ targetTs: p.targetTs, close: p.close, band, predictedBps: p.predictedReturnBps });
     return band;
   }
+}
+
+/**
+ * The point forecast kept inside the published band (p10 ≤ predictedClose ≤ p90): shrinking toward persistence, or a
+ * band the outcomes narrowed on one side, can leave the point outside a band that says it is unlikely. It is moved to
+ * the nearer edge — the band is what the outcomes calibrated — as `pointInBandBps` does in the offline replay.
+ */
+export function pointInBand(p: Prediction): Prediction {
+  if (p.predictedClose >= p.p10 && p.predictedClose <= p.p90) return p;
+  const predictedClose = p.predictedClose < p.p10 ? p.p10 : p.p90;
+  return { ...p, predictedClose, predictedReturnBps: Math.log(predictedClose / p.close) * 1e4 };
 }

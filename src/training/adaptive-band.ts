@@ -6,7 +6,7 @@ import type { OutOfSample } from './python-trainer.ts';
 /**
  * The out-of-sample band as the live predictor would publish it with online adaptive conformal inference
  * (src/inference/adaptive-conformal.ts): the predictions in time order, one ACI state per pair, each outcome learnt
- * `horizon` after its forecast. Only p10 and p90 change.
+ * `horizon` after its forecast. p10 and p90 change, and a point forecast the new band leaves outside moves to its edge.
  */
 export function adaptBand(ds: Dataset, oos: OutOfSample, options: Partial<AciOptions> = {}): OutOfSample {
   const m = oos.row.length;
@@ -31,10 +31,21 @@ export function adaptBand(ds: Dataset, oos: OutOfSample, options: Partial<AciOpt
     p10[k] = lo[j]!;
     p90[k] = hi[j]!;
   }
-  return { ...oos, p10, p90 };
+  return { ...oos, model: pointInBandBps(oos.model, p10, p90), p10, p90 };
 }
 
-/** The out-of-sample point forecasts after the shrinkage gate (src/inference/shrinkage.ts), as published live. */
+/**
+ * The point forecasts (bps) kept inside their bands, as the predictor publishes them (`pointInBand` in
+ * src/inference/online-adjustments.ts): a point outside is moved to the nearer edge.
+ */
+export function pointInBandBps(model: Float64Array, p10: Float64Array, p90: Float64Array): Float64Array {
+  return model.map((x, k) => Math.min(Math.max(x, p10[k]!), p90[k]!));
+}
+
+/**
+ * The out-of-sample point forecasts after the shrinkage gate (src/inference/shrinkage.ts), as published live: kept
+ * inside their band.
+ */
 export function shrinkPoint(
   ds: Dataset,
   oos: OutOfSample,
@@ -60,5 +71,8 @@ export function shrinkPoint(
     model[k] = r.published[j]!;
     sum += r.lambda[j]!;
   }
-  return { oos: { ...oos, model }, meanLambda: m === 0 ? 1 : sum / m };
+  return {
+    oos: { ...oos, model: pointInBandBps(model, oos.p10, oos.p90) },
+    meanLambda: m === 0 ? 1 : sum / m,
+  };
 }

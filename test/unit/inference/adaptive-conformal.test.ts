@@ -26,29 +26,41 @@ describe('AdaptiveConformal: the update and the adjustment by hand', () => {
   });
 
   it('moves α_t by γ(α − err) per side and shifts each side by its score quantile × the half width', () => {
-    const a = new AdaptiveConformal({ alpha: 0.1, gamma: 0.05, window: 10 });
+    // α 0.4 (a 20–80 band): three scores are enough for its quantile (⌈1/α⌉ − 1 = 2).
+    const a = new AdaptiveConformal({ alpha: 0.4, gamma: 0.05, window: 10 });
     const band = { p10: -1, p90: 1, lo: -1, hi: 1 };
-    // Outcome 2: above the band. Lower side: hit, α 0.1 + 0.05·0.1 = 0.105, score (−1 − 2)/1 = −3.
-    // Upper side: miss, α 0.1 + 0.05·(0.1 − 1) = 0.055, score (2 − 1)/1 = 1.
+    // Outcome 2: above the band. Lower side: hit, α 0.4 + 0.05·0.4 = 0.42, score (−1 − 2)/1 = −3.
+    // Upper side: miss, α 0.4 + 0.05·(0.4 − 1) = 0.37, score (2 − 1)/1 = 1.
     a.update('K', band, 2);
-    near(a.state('K')!.alphaLower, 0.105, 1e-12, 'α lower');
-    near(a.state('K')!.alphaUpper, 0.055, 1e-12, 'α upper');
-    // Outcome 0: inside. Lower: α 0.11, score −1. Upper: α 0.06, score −1.
+    near(a.state('K')!.alphaLower, 0.42, 1e-12, 'α lower');
+    near(a.state('K')!.alphaUpper, 0.37, 1e-12, 'α upper');
+    // Outcome 0: inside. Lower: α 0.44, score −1. Upper: α 0.39, score −1.
     a.update('K', band, 0);
-    // Outcome −0.5: inside. Lower: α 0.115, score −0.5. Upper: α 0.065, score −1.5.
+    // Outcome −0.5: inside. Lower: α 0.46, score −0.5. Upper: α 0.41, score −1.5.
     a.update('K', band, -0.5);
     const s = a.state('K')!;
-    near(s.alphaLower, 0.115, 1e-12, 'α lower after 3');
-    near(s.alphaUpper, 0.065, 1e-12, 'α upper after 3');
+    near(s.alphaLower, 0.46, 1e-12, 'α lower after 3');
+    near(s.alphaUpper, 0.41, 1e-12, 'α upper after 3');
     assert.equal(s.updates, 3);
-    // Lower scores sorted [−3, −1, −0.5]; level 1 − 0.115 = 0.885: the ⌈0.885·4⌉ = 4th → clamped to the 3rd = −0.5.
-    // Upper scores sorted [−1.5, −1, 1]; level 0.935: ⌈3.74⌉ = 4 → the 3rd = 1.
+    // Lower scores sorted [−3, −1, −0.5]; level 1 − 0.46 = 0.54: the ⌈0.54·4⌉ = 3rd = −0.5.
+    // Upper scores sorted [−1.5, −1, 1]; level 0.59: ⌈2.36⌉ = the 3rd = 1.
     // New raw band [−2, 2], half width 2: lo = −2 − (−0.5)·2 = −1, hi = 2 + 1·2 = 4.
     const out = a.adjust('K', -2, 2);
     near(out.lo, -1, 1e-12, 'lo');
     near(out.hi, 4, 1e-12, 'hi');
     // Keys are independent.
     assert.deepEqual(a.adjust('other', -2, 2), { p10: -2, p90: 2, lo: -2, hi: 2 });
+    // For a p10–p90 band (α 0.1) the 0.9 quantile of three scores does not exist (⌈0.9·4⌉ = 4 > 3): the model's band,
+    // until ⌈1/α⌉ − 1 = 9 outcomes have matured.
+    const b = new AdaptiveConformal({ alpha: 0.1, gamma: 0.05, window: 10 });
+    for (let k = 0; k < 8; k++) b.update('K', band, 0);
+    assert.deepEqual(b.adjust('K', -2, 2), { p10: -2, p90: 2, lo: -2, hi: 2 });
+    b.update('K', band, 0);
+    assert.deepEqual(
+      b.adjust('K', -2, 2),
+      { p10: -2, p90: 2, lo: 0, hi: 0 },
+      'every outcome in the middle: no band',
+    );
   });
 
   it('keeps the last `window` scores only, and its quantile is the split-conformal one over them', () => {

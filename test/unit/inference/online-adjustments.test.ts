@@ -80,7 +80,11 @@ describe('OnlineAdjustments (ACI and the shrinkage gate in the predictor)', () =
     for (let k = 0; k < n; k++) {
       const t = T + k * M;
       gate.observe(vector(t, closes[k]!));
-      published.push(gate.adjust(prediction(t, closes[k]!, 'BTC/USDT', predicted[k]!)));
+      // A band around every forecast the gate may publish (λ · r̂, |r̂| ≤ 20 bps): nothing to keep inside here.
+      const p = prediction(t, closes[k]!, 'BTC/USDT', predicted[k]!);
+      published.push(
+        gate.adjust({ ...p, p10: p.close * Math.exp(-50 / 1e4), p90: p.close * Math.exp(50 / 1e4) }),
+      );
     }
     for (let k = 0; k < 5; k++)
       assert.equal(published[k]!.predictedReturnBps, 20, 'λ = 1 before any outcome');
@@ -99,6 +103,45 @@ describe('OnlineAdjustments (ACI and the shrinkage gate in the predictor)', () =
       'the live gate publishes what evaluate --shrinkage scores',
     );
     // The band is the model's own (no ACI here).
-    assert.equal(published[900]!.p10, closes[900]! * Math.exp(-10 / 1e4));
+    assert.equal(published[900]!.p10, closes[900]! * Math.exp(-50 / 1e4));
+  });
+  it('keeps the point forecast inside the published band (p10 ≤ predictedClose ≤ p90), the band shrunk or not', () => {
+    const bps = (x: number, p: Prediction) => Math.log(x / p.close) * 1e4;
+    // The band: a flat price, and a model that says +5 bps within ±10 bps of the close. Every outcome lands in the
+    // middle of the band, which ACI narrows to nothing: the +5 bps point is left outside unless moved.
+    const band = new OnlineAdjustments({ band: {} });
+    const published: Prediction[] = [];
+    for (let k = 0; k < 200; k++) {
+      band.observe(vector(T + k * M, 100));
+      published.push(band.adjust(prediction(T + k * M, 100, 'BTC/USDT', 5)));
+    }
+    // The first 13 forecasts (minute k has k − 4 outcomes matured): fewer than ⌈1/α⌉ − 1 = 9, the model's own band (it
+    // collapsed to a point at the first outcome, and the point was outside).
+    for (let k = 0; k < 13; k++) {
+      const p = published[k]!;
+      assert.ok(Math.abs(bps(p.p90, p) - bps(p.p10, p) - 20) < 1e-9, `minute ${k}: the model's band`);
+      assert.ok(Math.abs(p.predictedReturnBps - 5) < 1e-9, `minute ${k}: the model's point`);
+    }
+    assert.ok(bps(published[150]!.p90, published[150]!) - bps(published[150]!.p10, published[150]!) < 1);
+    // The shrinkage gate: the model says +20 bps within [+10, +30]; the price does not move, so λ falls to 0 and the
+    // shrunk point (the close) would be outside the model's band.
+    const gate = new OnlineAdjustments({ shrinkage: {} });
+    for (let k = 0; k < 200; k++) {
+      gate.observe(vector(T + k * M, 100));
+      published.push(
+        gate.adjust({
+          ...prediction(T + k * M, 100, 'BTC/USDT', 20),
+          p10: 100 * Math.exp(10 / 1e4),
+          p90: 100 * Math.exp(30 / 1e4),
+        }),
+      );
+    }
+    assert.equal(gate.lambda('binance|BTC/USDT'), 0);
+    assert.equal(published.at(-1)!.predictedClose, published.at(-1)!.p10, 'moved to the nearer edge');
+    for (const [k, p] of published.entries())
+      assert.ok(
+        p.p10 <= p.predictedClose && p.predictedClose <= p.p90,
+        `forecast ${k}: ${JSON.stringify(p)}`,
+      );
   });
 });

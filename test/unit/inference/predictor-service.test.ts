@@ -498,7 +498,7 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
     const vs = Array.from({ length: 300 }, (_, k) => {
       // Irregular moves: an outcome exactly on a band edge would be a hit or a miss by a rounding (the live band is
       // read back from prices, the replay's is in bps).
-      price *= Math.exp(((k % 3 ? 1 : -1) * 30 + ((k * 7919) % 23) / 3) / 1e4);
+      price *= Math.exp(((k % 3 ? 1 : -1) * 30 + 7 * Math.sin(k)) / 1e4);
       return vector('BTC/USDT', T + k * M, { close: price, values: zero });
     });
     let current = model;
