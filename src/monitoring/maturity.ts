@@ -27,7 +27,8 @@ import { scorePrediction, unscorable } from './score.ts';
  * The clock is the stream's: the newest candle windowEnd seen (replays), or the wall clock live (`now`). Closes and
  * verdict keys are kept for `retentionMs` behind their own pair's newest candle — not the clock, which the wall or
  * another pair may carry a day ahead of a pair being caught up on — so a prediction arriving late (a predictor
- * catching up) still finds its candle.
+ * catching up) still finds its candle; and, until every prediction has been read, behind the pair's newest prediction
+ * read too (a restart after an outage of more than a day reads the candles backlog ahead of the predictions).
  */
 export interface MaturityOptions {
   /** Waiting this long past targetTs (by the clock) makes a prediction unscorable. Default 15 minutes. */
@@ -187,9 +188,10 @@ export class MaturityJoin {
   /**
    * Verdicts for predictions that waited too long, and pruning of what is older than the retention. `readToEnd`: whether
    * every candle in the stream has been read (the candles subscription's `readToEnd`); while one may still be in the
-   * backlog, nothing times out.
+   * backlog, nothing times out. `predictionsReadToEnd`: whether every prediction has been read (the predictions
+   * subscription's); while not, each pair's closes are also kept a day behind its predictions read (below).
    */
-  expire(readToEnd: boolean): PredictionError[] {
+  expire(readToEnd: boolean, predictionsReadToEnd = true): PredictionError[] {
     const now = this.clock();
     const out: PredictionError[] = [];
     for (const s of this.series.values()) {
@@ -211,10 +213,14 @@ export class MaturityJoin {
       // of it is dropped — a restart remembers its stored verdicts, which a re-read prediction must still find.
       const clock = Number.isFinite(s.clock) ? s.clock : readToEnd ? now : Number.NEGATIVE_INFINITY;
       const horizon = clock - this.retentionMs;
-      if (Number.isFinite(horizon)) {
-        s.closes.dropBefore(horizon);
-        s.timedOut.dropBefore(horizon);
-      }
+      if (Number.isFinite(horizon)) s.timedOut.dropBefore(horizon);
+      // Closes also a day behind the pair's predictions read, until every prediction is: a restart after an outage of
+      // more than a day reads the candles backlog ahead of the predictions it re-reads from their commit, and a close
+      // dropped by the candles' clock alone wrote off a prediction whose candle was re-read (`target_before_retention`).
+      // Once the predictions are read to the end, the candles' clock alone: a pair no longer predicted keeps a day.
+      const closesHorizon =
+        (predictionsReadToEnd ? clock : Math.min(clock, s.predictionClock)) - this.retentionMs;
+      if (Number.isFinite(closesHorizon)) s.closes.dropBefore(closesHorizon);
       // Verdict keys also a day behind the series' predictions: a restart after an outage of more than a day reads
       // the candles backlog ahead of the predictions it re-reads from their commit, and a stored verdict forgotten by
       // the candles' clock alone was judged again, `target_before_retention`, replacing the stored record (an upsert).

@@ -103,6 +103,8 @@ export class MonitorService {
   >();
   /** The candles subscription: whether it has read to the end decides whether a waiting prediction may time out. */
   private candlesRead: Subscription | undefined;
+  /** The predictions subscription: until it has read to the end, the join keeps closes for the predictions re-read. */
+  private predictionsRead: Subscription | undefined;
   private expiry: NodeJS.Timeout | undefined;
   private readonly alerts: MonitorServiceOptions['alerts'];
   /** Signals for the alert rules, kept as the streams go by. */
@@ -325,7 +327,7 @@ export class MonitorService {
           if (!c.filled && c.windowEnd > (this.lastTradeCandle.get(c.pair) ?? 0))
             this.lastTradeCandle.set(c.pair, c.windowEnd);
         }
-        out.push(...this.publishable(this.join.expire(this.candlesReadToEnd())));
+        out.push(...this.publishable(this.join.expire(this.candlesReadToEnd(), this.predictionsReadToEnd())));
         this.candleCopies?.add(batch.records.map((r) => r.value));
         this.judged(out);
         this.evaluateAlerts();
@@ -342,48 +344,47 @@ export class MonitorService {
       },
     });
     this.subscriptions.push(this.candlesRead);
-    this.subscriptions.push(
-      await this.bus.subscribe<Prediction>({
-        topic: topics.predictions,
-        group: `${this.group}.predictions`,
-        service: 'monitor',
-        from: 'earliest',
-        onRevoke: (ps) => {
-          for (const p of ps) this.waiting.delete(p);
-        },
-        handle: async (batch) => {
-          this.throwBackgroundFailure();
-          let waiting = this.waiting.get(batch.partition);
-          if (waiting === undefined) {
-            waiting = new Map();
-            this.waiting.set(batch.partition, waiting);
-          }
-          const out: PredictionError[] = [];
-          for (const r of batch.records) {
-            const verdicts = this.publishable(this.join.onPrediction(r.value));
-            // Waiting for its candle, or for its verdict to be stored: either way its offset is not committed yet. The
-            // verdict may be older than this read: given before the partition was revoked and assigned back (Kafka),
-            // when `onRevoke` forgot what was waiting, and the join does not give it again.
-            const key = errorKey(r.value);
-            if (verdicts.length > 0 || this.join.isWaiting(r.value) || this.unstored.has(key))
-              waiting.set(key, r.offset);
-            out.push(...verdicts);
-          }
-          this.judged(out);
-          // A prediction is committed only once its verdict is stored, and offsets move only when a batch is read: so
-          // many verdicts unstored would hold the group behind the in-process bus's lag limit (50,000), and the
-          // publisher of the predictions, held by it, would never bring the batch that moves them. Past a bound,
-          // this batch waits for the write.
-          if (this.verdictWrites.backlog > MAX_UNSTORED_VERDICTS)
-            await this.verdictWrites.flush().catch((err: unknown) => {
-              this.verdictWrites.takeFailure(); // thrown here: the next batch is not failed for it as well
-              throw err;
-            });
-          this.evaluateAlerts();
-          return this.predictionsCommit(batch.partition, batch.records.at(-1)!.offset + 1n);
-        },
-      }),
-    );
+    this.predictionsRead = await this.bus.subscribe<Prediction>({
+      topic: topics.predictions,
+      group: `${this.group}.predictions`,
+      service: 'monitor',
+      from: 'earliest',
+      onRevoke: (ps) => {
+        for (const p of ps) this.waiting.delete(p);
+      },
+      handle: async (batch) => {
+        this.throwBackgroundFailure();
+        let waiting = this.waiting.get(batch.partition);
+        if (waiting === undefined) {
+          waiting = new Map();
+          this.waiting.set(batch.partition, waiting);
+        }
+        const out: PredictionError[] = [];
+        for (const r of batch.records) {
+          const verdicts = this.publishable(this.join.onPrediction(r.value));
+          // Waiting for its candle, or for its verdict to be stored: either way its offset is not committed yet. The
+          // verdict may be older than this read: given before the partition was revoked and assigned back (Kafka),
+          // when `onRevoke` forgot what was waiting, and the join does not give it again.
+          const key = errorKey(r.value);
+          if (verdicts.length > 0 || this.join.isWaiting(r.value) || this.unstored.has(key))
+            waiting.set(key, r.offset);
+          out.push(...verdicts);
+        }
+        this.judged(out);
+        // A prediction is committed only once its verdict is stored, and offsets move only when a batch is read: so
+        // many verdicts unstored would hold the group behind the in-process bus's lag limit (50,000), and the
+        // publisher of the predictions, held by it, would never bring the batch that moves them. Past a bound,
+        // this batch waits for the write.
+        if (this.verdictWrites.backlog > MAX_UNSTORED_VERDICTS)
+          await this.verdictWrites.flush().catch((err: unknown) => {
+            this.verdictWrites.takeFailure(); // thrown here: the next batch is not failed for it as well
+            throw err;
+          });
+        this.evaluateAlerts();
+        return this.predictionsCommit(batch.partition, batch.records.at(-1)!.offset + 1n);
+      },
+    });
+    this.subscriptions.push(this.predictionsRead);
     // Where the features are matters only live (the staleness rules are not evaluated on the event clock, where a
     // recording that ends is no outage): a replay does not read every feature vector for nothing.
     if (this.alerts && this.clockKind === 'wall')
@@ -419,7 +420,7 @@ export class MonitorService {
     }
     // Timeouts also on a quiet stream (live: the pair stopped, no candle will come to trigger them); alerts too.
     this.expiry = setInterval(() => {
-      this.judged(this.publishable(this.join.expire(this.candlesReadToEnd())));
+      this.judged(this.publishable(this.join.expire(this.candlesReadToEnd(), this.predictionsReadToEnd())));
       // Also retries verdicts a failed write left unstored, should no batch come to carry them.
       if (this.verdictWrites.backlog > 0)
         void this.verdictWrites.flush().catch((err) => this.log.error({ err }, 'verdicts not stored yet'));
@@ -437,6 +438,14 @@ export class MonitorService {
    */
   private candlesReadToEnd(): boolean {
     return this.candlesRead?.readToEnd() ?? false;
+  }
+
+  /**
+   * Whether every prediction in the topic has been read — false before the subscription exists: until then the join
+   * keeps each pair's closes for the predictions a restart re-reads (`MaturityJoin.expire`).
+   */
+  private predictionsReadToEnd(): boolean {
+    return this.predictionsRead?.readToEnd() ?? false;
   }
 
   private predictionsCommit(partition: number, end: bigint): CommitPlan {

@@ -338,3 +338,38 @@ describe('MaturityJoin: a restart after an outage of more than a day', () => {
     assert.equal(j.stats.judgedBefore, 1);
   });
 });
+
+describe('MaturityJoin: closes re-read after an outage of more than a day', () => {
+  // Crash at T + 10 min with a prediction (target T + 10 min) waiting; restarted two days on. The candles are re-read
+  // from a day before the crash to now, ahead of the predictions, re-read from their commit (the waiting one).
+  const now = T + 2 * 1440 * M;
+  const waiting = prediction({ windowEnd: T + 5 * M });
+  const rereadCandles = (j: MaturityJoin, predictionsReadToEnd: boolean) => {
+    for (let t = T + 10 * M - 1440 * M; t <= now; t += M) {
+      j.onCandle(candle(t, t === T + 10 * M ? 104 : 100));
+      j.expire(true, predictionsReadToEnd);
+    }
+  };
+
+  it('a prediction whose target candle was re-read is scored, not written off target_before_retention', () => {
+    const j = new MaturityJoin({ now: () => now });
+    rereadCandles(j, false);
+    const [e] = j.onPrediction(waiting);
+    assert.deepEqual([e?.status, e?.reason, e?.actualClose], ['scored', null, 104]);
+    // Caught up with the predictions: the closes go a day behind the candles again.
+    j.onPrediction(prediction({ windowEnd: now - 5 * M }));
+    j.expire(true, true);
+    const [old] = j.onPrediction(prediction({ windowEnd: T + 6 * M }));
+    assert.equal(
+      old?.reason,
+      'target_before_retention',
+      'the closes of the backlog are dropped once caught up',
+    );
+  });
+
+  it('bounded: once the predictions are read to the end, a pair no longer predicted keeps a day of closes', () => {
+    const j = new MaturityJoin({ now: () => now });
+    rereadCandles(j, true);
+    assert.equal(j.onPrediction(waiting)[0]?.reason, 'target_before_retention');
+  });
+});
