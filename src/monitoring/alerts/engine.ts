@@ -43,6 +43,17 @@ export interface AlertSignals {
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 const mins = (ms: number) => `${(ms / 60_000).toFixed(1)} min`;
 
+/**
+ * Whether `rule` can be evaluated on `s`: the staleness kinds not on a replay, and no_candles and no_trades not before
+ * the candles are read to the end after a start (see `AlertSignals`). A rule that cannot be is not clear either: its
+ * alerts are left as they are (`AlertStates.update`).
+ */
+export function evaluable(rule: Rule, s: AlertSignals): boolean {
+  if (rule.kind === 'feature_staleness') return s.live;
+  if (rule.kind === 'no_candles' || rule.kind === 'no_trades') return s.live && s.candlesCaughtUp;
+  return true;
+}
+
 /** The observations of one rule (per pair, or `all`) on the signals. */
 export function observe(rule: Rule, s: AlertSignals): Observation[] {
   const out: Observation[] = [];
@@ -105,7 +116,7 @@ export function observe(rule: Rule, s: AlertSignals): Observation[] {
     case 'no_candles':
     case 'no_trades':
     case 'feature_staleness': {
-      if (!s.live || (rule.kind !== 'feature_staleness' && !s.candlesCaughtUp)) return out;
+      if (!evaluable(rule, s)) return out;
       const last =
         rule.kind === 'no_candles'
           ? s.lastCandle
@@ -193,7 +204,10 @@ export class AlertEngine {
 
   evaluate(signals: AlertSignals): Notification[] {
     const observations = this.rules.flatMap((r) => observe(r, signals));
-    const out = this.states.update(observations, signals.now, signals.live);
+    // A rule not evaluated now leaves its alerts as they are: counted clear, an alert taken back at a restart (no-candles
+    // firing) resolved while the day of candles was re-read, and fired again once it was (a resolve/fire pair).
+    const unevaluated = new Set(this.rules.filter((r) => !evaluable(r, signals)).map((r) => r.name));
+    const out = this.states.update(observations, signals.now, signals.live, unevaluated);
     for (const n of out) this.notify(n);
     const counts = new Map(this.rules.map((r) => [r.name, 0]));
     for (const a of this.states.activeRules()) counts.set(a, (counts.get(a) ?? 0) + 1);

@@ -59,7 +59,8 @@ interface State {
  *                                                    └──────────▶ firing (nothing sent: it never resolved)
  *
  * so an alert fires once, repeats while active, resolves once, and a flapping condition produces neither a storm of
- * messages nor a resolve/fire pair per flap. A series missing from an evaluation counts as clear.
+ * messages nor a resolve/fire pair per flap. A series missing from an evaluation counts as clear — unless its rule was
+ * not evaluated at all (its signal not known yet: `unevaluated`), when it is left as it is.
  *
  * Everything runs on the event clock (`now`), except that a reminder also waits `repeatEvery` of the wall clock: a
  * reminder is for a person, and a replay runs the event clock a thousand times faster (a day replayed in 18 s sent 18
@@ -77,9 +78,15 @@ export class AlertStates {
 
   /**
    * `now`: the evaluation clock; `live`: whether it is the wall clock. When not (a replay), the kinds measured on the
-   * wall clock (`WALL_MEASURED`) hold and clear on the wall clock too.
+   * wall clock (`WALL_MEASURED`) hold and clear on the wall clock too. `unevaluated`: the rules not evaluated this
+   * time (their signal is not known yet): their series are left as they are, not counted clear.
    */
-  update(observations: readonly Observation[], now: number, live = true): Notification[] {
+  update(
+    observations: readonly Observation[],
+    now: number,
+    live = true,
+    unevaluated: ReadonlySet<string> = new Set(),
+  ): Notification[] {
     const out: Notification[] = [];
     const seen = new Set<string>();
     const at = (o: Observation) => (!live && WALL_MEASURED.has(o.rule.kind) ? this.wallNow() : now);
@@ -89,7 +96,7 @@ export class AlertStates {
       this.step(id, o, at(o), out);
     }
     for (const [id, s] of this.states)
-      if (!seen.has(id))
+      if (!seen.has(id) && !unevaluated.has(s.last.rule.name))
         this.step(
           id,
           { ...s.last, active: false, message: `${s.last.key}: no longer reported` },

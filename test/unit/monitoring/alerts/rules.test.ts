@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import pino from 'pino';
 import { type CryptocastError, ERR } from '../../../../src/core/errors.ts';
-import { observe } from '../../../../src/monitoring/alerts/engine.ts';
+import { AlertEngine, observe } from '../../../../src/monitoring/alerts/engine.ts';
 import { defaultRules, loadRules, RuleSchema } from '../../../../src/monitoring/alerts/rules.ts';
 import { RollingQuality } from '../../../../src/monitoring/rolling-quality.ts';
 import { scorePrediction } from '../../../../src/monitoring/score.ts';
@@ -208,5 +209,63 @@ describe('the shipped quality rules: silent on what a good model does, firing on
   it('interval-miscalibrated: half a day of verdicts before judging the band (here every close inside it)', () => {
     assert.equal(active('interval-miscalibrated', 700, 0), false);
     assert.equal(active('interval-miscalibrated', 720, 0), true);
+  });
+});
+
+describe('a no-candles alert taken back at a restart, while the backlog of candles is re-read', () => {
+  it('is neither resolved nor fired again while the rule cannot be evaluated (the candles are not read to the end)', () => {
+    const rule = RuleSchema.parse({
+      name: 'no-candles',
+      kind: 'no_candles',
+      minutes: 5,
+      severity: 'critical',
+    });
+    const engine = new AlertEngine([rule], undefined, pino({ level: 'silent' }));
+    const sent: string[] = [];
+    engine.onNotification = (n) => sent.push(`${n.status} ${n.key}#${n.repeat}`);
+    // The monitor went down while BTC had no candles for an hour; it comes back to a day of candles to re-read.
+    const restartedAt = T + 24 * 60 * M;
+    engine.restore(
+      [
+        {
+          status: 'firing',
+          rule: 'no-candles',
+          kind: 'no_candles',
+          severity: 'critical',
+          key: 'BTC/USD',
+          value: 60,
+          message: 'BTC/USD: no candle for 60.0 min (limit 5 min)',
+          startsAt: restartedAt - 60 * M,
+          at: restartedAt - 5 * M, // its last reminder: the next is due in an hour
+          repeat: 0,
+        },
+      ],
+      restartedAt,
+    );
+    const evaluate = (now: number, lastCandle: number, candlesCaughtUp: boolean) =>
+      engine.evaluate({
+        now,
+        live: true,
+        quality: new RollingQuality(),
+        lastCandle: new Map([['BTC/USD', lastCandle]]),
+        lastTradeCandle: new Map([['BTC/USD', lastCandle]]),
+        lastFeature: new Map(),
+        candlesCaughtUp,
+        consumerLag: new Map(),
+        championCreatedAt: undefined,
+        deadLettersLastMinute: 0,
+      });
+    // Ten minutes of re-reading the day (past the rule's resolveAfter of 5 minutes); the candles still stopped.
+    for (let t = 0; t <= 10 * M; t += 15_000)
+      evaluate(restartedAt + t, restartedAt - 24 * 60 * M + (t / (10 * M)) * 23 * 60 * M, false);
+    evaluate(restartedAt + 10 * M + 15_000, restartedAt - 60 * M, true);
+    assert.deepEqual(sent, [], 'still firing: no resolved, and no new firing#0');
+    assert.deepEqual(
+      engine.active().map((a) => `${a.rule} ${a.key}`),
+      ['no-candles BTC/USD'],
+    );
+    // The candles come back: it resolves once clear for resolveAfter.
+    for (let t = 11 * M; t <= 17 * M; t += 15_000) evaluate(restartedAt + t, restartedAt + t, true);
+    assert.deepEqual(sent, ['resolved BTC/USD#0']);
   });
 });
