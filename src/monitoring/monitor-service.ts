@@ -231,8 +231,7 @@ export class MonitorService {
   private evaluateAlertsAt(a: NonNullable<MonitorServiceOptions['alerts']>, now: number): void {
     this.lastEvaluation = now;
     this.candlesCaughtUp ||= this.candlesReadToEnd();
-    const since = this.wallNow() - 60_000;
-    this.deadLetterTimes = this.deadLetterTimes.filter((t) => t > since);
+    this.forgetOldDeadLetters();
     a.engine.evaluate({
       now,
       live: this.clockKind === 'wall',
@@ -246,6 +245,13 @@ export class MonitorService {
       championCreatedAt: a.championCreatedAt?.(),
       deadLettersLastMinute: this.deadLetterTimes.length,
     });
+  }
+
+  /** Keeps the dead letters of the last wall minute (what the `dead_letters` rule counts). */
+  private forgetOldDeadLetters(): void {
+    const since = this.wallNow() - 60_000;
+    if (this.deadLetterTimes.some((t) => t <= since))
+      this.deadLetterTimes = this.deadLetterTimes.filter((t) => t > since);
   }
 
   private async refreshLag(): Promise<void> {
@@ -413,6 +419,9 @@ export class MonitorService {
           handle: (batch) => {
             for (const r of batch.records)
               this.deadLetterTimes.push(this.clockKind === 'wall' ? r.timestamp : r.value.ts);
+            // Here too, not only when the rules are evaluated: on the event clock none is before the first verdict
+            // (or once the predictions stop), and every dead letter read meanwhile was kept.
+            this.forgetOldDeadLetters();
             return undefined;
           },
         }),

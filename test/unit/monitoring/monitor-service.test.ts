@@ -930,3 +930,49 @@ describe('MonitorService: the alerts topic briefly away', () => {
     assert.deepEqual(announced, ['firing', 'resolved']);
   });
 });
+
+describe('MonitorService: dead letters on the event clock before any verdict', () => {
+  it('keeps only the last wall minute of them, though no alert evaluation has run yet', async () => {
+    const bus = new InProcessBus();
+    let now = T0;
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      {
+        clock: 'event',
+        now: () => now,
+        alerts: {
+          engine: new AlertEngine(
+            [RuleSchema.parse({ name: 'dead-letters', kind: 'dead_letters', perMinute: 10, for: '2m' })],
+            undefined,
+            pino({ level: 'silent' }),
+          ),
+        },
+        logger: pino({ level: 'silent' }),
+      },
+    );
+    await svc.start();
+    // Ten minutes of a source dead-lettering 100 records every 30 s; no prediction yet (the event clock has not begun).
+    for (let k = 0; k < 20; k++) {
+      now = T0 + k * 30_000;
+      await bus.publish(
+        topics.dlq,
+        Array.from({ length: 100 }, (_, i) =>
+          deadLetter({
+            service: 'candles',
+            origin: 'trades',
+            kind: 'invalid',
+            reason: 'bad',
+            payload: i,
+            now,
+          }),
+        ),
+      );
+      await svc.caughtUp();
+    }
+    const kept = (svc as unknown as { deadLetterTimes: number[] }).deadLetterTimes.length;
+    await svc.stop();
+    await bus.close();
+    assert.ok(kept <= 200, `${kept} dead-letter times kept of 2,000 (the last wall minute holds 200)`);
+  });
+});
