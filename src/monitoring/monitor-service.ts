@@ -132,6 +132,8 @@ export class MonitorService {
   private readonly verdictWrites: WriteBehind<PredictionError>;
   /** Keys of the verdicts judged and not stored yet. */
   private readonly unstored = new Set<string>();
+  /** Keys of the verdicts the topic refuses whose dead letter is not published yet (`publishable`). */
+  private readonly lettersInFlight = new Set<string>();
   private readonly wallNow: () => number;
   /** The alert notifications published to the `alerts` topic so far, in order (see the constructor). */
   private alertsAnnounced: Promise<void> = Promise.resolve();
@@ -368,11 +370,16 @@ export class MonitorService {
         const out: PredictionError[] = [];
         for (const r of batch.records) {
           const verdicts = this.publishable(this.join.onPrediction(r.value));
-          // Waiting for its candle, or for its verdict to be stored: either way its offset is not committed yet. The
-          // verdict may be older than this read: given before the partition was revoked and assigned back (Kafka),
-          // when `onRevoke` forgot what was waiting, and the join does not give it again.
+          // Waiting for its candle, for its verdict to be stored, or for its dead letter to be published: its offset is
+          // not committed yet. The verdict may be older than this read: given before the partition was revoked and
+          // assigned back (Kafka), when `onRevoke` forgot what was waiting, and the join does not give it again.
           const key = errorKey(r.value);
-          if (verdicts.length > 0 || this.join.isWaiting(r.value) || this.unstored.has(key))
+          if (
+            verdicts.length > 0 ||
+            this.join.isWaiting(r.value) ||
+            this.unstored.has(key) ||
+            this.lettersInFlight.has(key)
+          )
             waiting.set(key, r.offset);
           out.push(...verdicts);
         }
@@ -496,10 +503,19 @@ export class MonitorService {
         payload: e,
         key: e.pair,
       });
-      void this.bus
-        .publish(topics.dlq, [letter])
-        .catch((err) => this.log.error({ err, key: errorKey(e) }, 'dead letter not published'));
-      for (const w of this.waiting.values()) w.delete(errorKey(e));
+      // Retried until the broker takes it, its prediction kept uncommitted meanwhile (a crash re-reads and letters it
+      // again): published once, a dead letter lost to a broker away for a moment left the prediction with no record
+      // anywhere, neither in the store nor in the dead-letter topic.
+      const key = errorKey(e);
+      this.lettersInFlight.add(key);
+      void publishDurably('monitor:dlq', this.stopping.signal, () => this.bus.publish(topics.dlq, [letter]))
+        .then(() => {
+          this.lettersInFlight.delete(key);
+          for (const w of this.waiting.values()) w.delete(key);
+        })
+        .catch((err) =>
+          this.log.error({ err, key }, 'dead letter not published; dead-lettered again on restart'),
+        );
       return false;
     });
   }

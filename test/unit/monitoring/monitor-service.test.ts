@@ -976,3 +976,45 @@ describe('MonitorService: dead letters on the event clock before any verdict', (
     assert.ok(kept <= 200, `${kept} dead-letter times kept of 2,000 (the last wall minute holds 200)`);
   });
 });
+
+describe('MonitorService: a verdict its topic refuses, the broker away for a moment', () => {
+  it('is dead-lettered all the same: the dead letter is published again until the broker takes it', async () => {
+    const { bus, inner } = busFailingOnce(topics.dlq.name);
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      {
+        clock: 'event',
+        logger: pino({ level: 'silent' }),
+      },
+    );
+    await svc.start();
+    await bus.publish(topics.predictions, [prediction(0)]);
+    await waitFor(
+      'waiting',
+      () => svc.join.pendingCount(),
+      (n) => n === 1,
+      { timeoutMs: 10_000, everyMs: 5 },
+    );
+    // An absurd close (1e-308) at the prediction's target: a percent error predictions.errors refuses.
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 8 }, (_, i) =>
+        i === 5 ? { ...candle(i), low: 1e-308, close: 1e-308 } : candle(i),
+      ),
+    );
+    const letters = await waitFor(
+      'the dead letter published',
+      async () => (await inner.readTail(topics.dlq, 100)).map((r) => `${r.value.origin} ${r.value.kind}`),
+      (l) => l.length > 0,
+      { timeoutMs: 10_000, everyMs: 10 },
+    ).catch((err: Error) => err.message);
+    await svc.stop();
+    await inner.close();
+    assert.deepEqual(
+      letters,
+      ['predictions.errors invalid'],
+      'the verdict is neither stored nor dead-lettered',
+    );
+  });
+});
