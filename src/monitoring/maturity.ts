@@ -272,6 +272,30 @@ export class MaturityJoin {
     }
   }
 
+  /**
+   * Whether `p`, not judged yet, targets a minute whose close has left this join's memory — its pair's candles are
+   * more than the retention past it — so that `onPrediction` would write it off `target_before_retention`. The caller
+   * may bring the close back from where it keeps the candles (`restoreClose`) first.
+   */
+  forgotten(p: Prediction): boolean {
+    const s = this.series.get(`${p.exchange}|${p.pair}`);
+    return (
+      s !== undefined &&
+      p.targetTs < s.clock - this.retentionMs &&
+      !s.closes.has(p.targetTs) &&
+      !s.done.has(errorKey(p))
+    );
+  }
+
+  /**
+   * A close read back for a prediction whose close had left memory (`forgotten`); kept until the next `expire`. Only
+   * for a series this join knows (a candle of another exchange under the same pair is not this series' close).
+   */
+  restoreClose(c: Pick<Candle, 'exchange' | 'pair' | 'windowEnd' | 'close'>): void {
+    const s = this.series.get(`${c.exchange}|${c.pair}`);
+    if (s !== undefined && !s.closes.has(c.windowEnd)) s.closes.set(c.windowEnd, c.close);
+  }
+
   /** Whether `p` is waiting for its target minute. */
   isWaiting(p: Prediction): boolean {
     const ps = this.series.get(`${p.exchange}|${p.pair}`)?.pending.get(p.targetTs);

@@ -128,6 +128,8 @@ export class MonitorService {
   private firstEventTime = Number.POSITIVE_INFINITY;
   private readonly clockKind: 'wall' | 'event';
   private readonly candleCopies: WriteBehind<Candle> | undefined;
+  /** Where `candleCopies` writes: read back for closes the join no longer holds (`forgottenCloses`). */
+  private readonly candleTable: CandlesTable | undefined;
   /** The verdicts to publish and store, in the background (see the commit protocol). */
   private readonly verdictWrites: WriteBehind<PredictionError>;
   /** Keys of the verdicts judged and not stored yet. */
@@ -154,6 +156,7 @@ export class MonitorService {
     this.quality = new RollingQuality(o.windows);
     this.log = (o.logger ?? rootLog).child({ service: 'monitor' });
     this.alerts = o.alerts;
+    this.candleTable = o.candles;
     this.candleCopies =
       o.candles &&
       new WriteBehind(
@@ -367,6 +370,9 @@ export class MonitorService {
           waiting = new Map();
           this.waiting.set(batch.partition, waiting);
         }
+        // Put back with no await before the join reads them: an `expire` meanwhile would drop them again.
+        for (const c of await this.forgottenCloses(batch.records.map((r) => r.value)))
+          this.join.restoreClose(c);
         const out: PredictionError[] = [];
         for (const r of batch.records) {
           const verdicts = this.publishable(this.join.onPrediction(r.value));
@@ -454,6 +460,37 @@ export class MonitorService {
    */
   private candlesReadToEnd(): boolean {
     return this.candlesRead?.readToEnd() ?? false;
+  }
+
+  /**
+   * Reads back, from the candles this monitor stores (`candles` option), for the join, the closes of predictions read
+   * more than a day of their pair's candles after them (`MaturityJoin.forgotten`): a replay whose candles are all read
+   * before its predictions (`run --replay 2022-05 --no-news` read its 89,280 candles before the first prediction), a
+   * predictor catching up on a backlog. The join keeps a day of closes in memory; these were written off
+   * `target_before_retention`, every one of them, though their candles had come. One range read per pair and batch.
+   */
+  private async forgottenCloses(predictions: readonly Prediction[]): Promise<Candle[]> {
+    if (this.candleTable === undefined || this.candleCopies === undefined) return [];
+    const wanted = new Map<string, { from: number; to: number }>();
+    for (const p of predictions) {
+      if (!this.join.forgotten(p)) continue;
+      const r = wanted.get(p.pair);
+      if (r === undefined) wanted.set(p.pair, { from: p.targetTs, to: p.targetTs });
+      else {
+        r.from = Math.min(r.from, p.targetTs);
+        r.to = Math.max(r.to, p.targetTs);
+      }
+    }
+    if (wanted.size === 0) return [];
+    // The candles read a moment ago may not be written yet (a replay reads a day of them in a tenth of a second).
+    await this.candleCopies.flush().catch((err: unknown) => {
+      this.candleCopies?.takeFailure(); // thrown here: the next batch is not failed for it as well
+      throw err;
+    });
+    const out: Candle[] = [];
+    for (const [pair, { from, to }] of wanted)
+      out.push(...(await this.candleTable.range(pair, from, to + 1)));
+    return out;
   }
 
   /**

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { AlertsView } from '../../../src/api/alerts-view.ts';
+import { openCandlesTable } from '../../../src/candles/store/candles-table.ts';
 import { metricsText } from '../../../src/core/metrics.ts';
 import { AlertEngine } from '../../../src/monitoring/alerts/engine.ts';
 import { defaultRules, type RuleInput, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
@@ -16,6 +18,7 @@ import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { errorKey, type PredictionError } from '../../../src/schemas/prediction-error.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import { busFailingOnce } from '../../support/failing-once.ts';
+import { scratchDir } from '../../support/scratch.ts';
 import { settlesWithin, waitFor } from '../../support/wait.ts';
 
 /** An errors store in memory whose writes fail while `failing` says so (a database restarting). */
@@ -1015,6 +1018,44 @@ describe('MonitorService: a verdict its topic refuses, the broker away for a mom
       letters,
       ['predictions.errors invalid'],
       'the verdict is neither stored nor dead-lettered',
+    );
+  });
+});
+
+describe('MonitorService: predictions read more than a day behind their candles', () => {
+  it('are scored from the candles the monitor stored, not written off target_before_retention', async () => {
+    // A replay whose candles are all read before its first prediction (cryptocast run --replay 2022-05 --no-news
+    // read its 89,280 candles before the predictor had made one): three days of candles, then the first day's
+    // predictions.
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    const candles = await openCandlesTable(`duckdb:${join(scratchDir('h52-monitor-candles-'), 'c.duckdb')}`);
+    const svc = new MonitorService(bus, store, {
+      clock: 'event',
+      candles,
+      logger: pino({ level: 'silent' }),
+    });
+    await svc.start();
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 3 * 1440 }, (_, i) => candle(i)),
+    );
+    await svc.caughtUp();
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 30 }, (_, i) => prediction(i)),
+    );
+    await svc.caughtUp();
+    await svc.stop();
+    await bus.close();
+    await candles.close();
+    // Prediction i targets the candle i + 5, whose close is 100 + i + 5.
+    assert.deepEqual(
+      Array.from({ length: 30 }, (_, i) => {
+        const e = store.rows.get(errorKey(prediction(i)));
+        return `${e?.status} ${e?.reason ?? e?.actualClose}`;
+      }),
+      Array.from({ length: 30 }, (_, i) => `scored ${105 + i}`),
     );
   });
 });
