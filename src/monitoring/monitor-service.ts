@@ -130,6 +130,8 @@ export class MonitorService {
   private readonly candleCopies: WriteBehind<Candle> | undefined;
   /** Where `candleCopies` writes: read back for closes the join no longer holds (`forgottenCloses`). */
   private readonly candleTable: CandlesTable | undefined;
+  /** Predictions batches waiting for closes read back from `candleTable` (see `predictionsReadToEnd`). */
+  private closesReadBack = 0;
   /** The verdicts to publish and store, in the background (see the commit protocol). */
   private readonly verdictWrites: WriteBehind<PredictionError>;
   /** Keys of the verdicts judged and not stored yet. */
@@ -371,8 +373,11 @@ export class MonitorService {
           this.waiting.set(batch.partition, waiting);
         }
         // Put back with no await before the join reads them: an `expire` meanwhile would drop them again.
-        for (const c of await this.forgottenCloses(batch.records.map((r) => r.value)))
-          this.join.restoreClose(c);
+        this.closesReadBack++;
+        const restored = await this.forgottenCloses(batch.records.map((r) => r.value)).finally(() => {
+          this.closesReadBack--;
+        });
+        for (const c of restored) this.join.restoreClose(c);
         const out: PredictionError[] = [];
         for (const r of batch.records) {
           const verdicts = this.publishable(this.join.onPrediction(r.value));
@@ -498,7 +503,9 @@ export class MonitorService {
    * keeps each pair's closes for the predictions a restart re-reads (`MaturityJoin.expire`).
    */
   private predictionsReadToEnd(): boolean {
-    return this.predictionsRead?.readToEnd() ?? false;
+    // Not while a batch waits for closes read back (`forgottenCloses`): the batch in the handler's hands counts as
+    // read, and the candles read meanwhile dropped the closes of its predictions that the join still held.
+    return this.closesReadBack === 0 && (this.predictionsRead?.readToEnd() ?? false);
   }
 
   private predictionsCommit(partition: number, end: bigint): CommitPlan {

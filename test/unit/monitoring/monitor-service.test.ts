@@ -1059,3 +1059,69 @@ describe('MonitorService: predictions read more than a day behind their candles'
     );
   });
 });
+
+describe('MonitorService: candles read while closes are read back from the store', () => {
+  it('do not drop the closes of the batch waiting for them (the batch in hand counts as read)', async () => {
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    const candles = await openCandlesTable(`duckdb:${join(scratchDir('h52-monitor-candles-'), 'c.duckdb')}`);
+    // The store's read is held until released: meanwhile the candles move on by ten minutes.
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let reads = 0;
+    const range = candles.range.bind(candles);
+    candles.range = async (...a) => {
+      reads++;
+      await held;
+      return range(...a);
+    };
+    const svc = new MonitorService(bus, store, {
+      clock: 'event',
+      candles,
+      logger: pino({ level: 'silent' }),
+    });
+    await svc.start();
+    const day = 1440;
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 3 * day }, (_, i) => candle(i)),
+    );
+    await svc.caughtUp();
+    // Prediction 0's close has left memory (read back); prediction 2·day − 3's (candle 2·day + 2) is just within the day.
+    const near = 2 * day - 3;
+    await bus.publish(topics.predictions, [prediction(0), prediction(near)]);
+    await waitFor(
+      'the read-back under way',
+      () => reads,
+      (n) => n > 0,
+      { timeoutMs: 10_000, everyMs: 5 },
+    );
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 10 }, (_, i) => candle(3 * day + i)),
+    );
+    await waitFor(
+      'the candles read',
+      () => svc.join.stats.candles,
+      (n) => n === 3 * day + 10,
+      {
+        timeoutMs: 10_000,
+        everyMs: 5,
+      },
+    );
+    release();
+    await svc.caughtUp();
+    await svc.stop();
+    await bus.close();
+    await candles.close();
+    assert.deepEqual(
+      [0, near].map((i) => {
+        const e = store.rows.get(errorKey(prediction(i)));
+        return `${e?.status} ${e?.reason ?? e?.actualClose}`;
+      }),
+      ['scored 105', `scored ${105 + near}`],
+    );
+  });
+});
