@@ -131,13 +131,20 @@ export async function runTrainer(
   });
   const lines = createInterface({ input: child.stdout });
   lines.on('line', (line) => {
-    let ev: { event?: string; message?: string } & Partial<Progress>;
+    let parsed: unknown;
     try {
-      ev = JSON.parse(line);
+      parsed = JSON.parse(line);
     } catch {
       onLog?.(line);
       return;
     }
+    // Only an object is an event: `null`, a number or a list is valid JSON but no event, so it is passed on as a log
+    // line (reading `.event` on null threw a TypeError in this listener, uncaught, and ended the process).
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      onLog?.(line);
+      return;
+    }
+    const ev = parsed as { event?: string; message?: string } & Partial<Progress>;
     if (ev.event === 'progress') onProgress?.(ev as Progress);
     else if (ev.event === 'log' && ev.message) onLog?.(ev.message);
   });
