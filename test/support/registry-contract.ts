@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import {
   AliasMovedError,
+  finishedVersions,
   type ModelRegistry,
   type NewModelCard,
 } from '../../src/training/registry/registry.ts';
@@ -131,6 +132,23 @@ export function registryContract(open: () => Promise<ModelRegistry>): void {
       assert.equal((await reg.aliasHistory(m)).length, 1, 'a refused change is not recorded');
       await reg.setAlias(m, 'champion', 2, 'beat v1', { version: 1 });
       assert.equal(await reg.alias(m, 'champion'), 2);
+    } finally {
+      await reg.close();
+    }
+  });
+
+  it('counts as finished only the versions an alias names or named (a run stopped after registering moved none)', async () => {
+    const reg = await open();
+    try {
+      const m = name();
+      for (const t of ['a', 'b', 'c', 'd']) {
+        const s = sampleModel(m, t);
+        await reg.register(s.card, s.dir);
+      }
+      await reg.setAlias(m, 'champion', 1, 'first');
+      await reg.setAlias(m, 'champion', 2, 'beat v1'); // v1 named before, not now
+      await reg.setAlias(m, 'challenger', 4, 'not good enough'); // v3: registered, its run stopped
+      assert.deepEqual([...(await finishedVersions(reg, m))].sort(), [1, 2, 4]);
     } finally {
       await reg.close();
     }

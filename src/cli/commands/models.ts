@@ -1,7 +1,12 @@
 import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { whyUnservable } from '../../inference/model-holder.ts';
 import { openRegistry } from '../../training/registry/open.ts';
-import { AliasMovedError, type ModelCard, type ModelRegistry } from '../../training/registry/registry.ts';
+import {
+  AliasMovedError,
+  finishedVersions,
+  type ModelCard,
+  type ModelRegistry,
+} from '../../training/registry/registry.ts';
 
 /** `cryptocast models list|show|promote|rollback`: read and manage the registry by hand. */
 interface Flags {
@@ -29,14 +34,24 @@ function pairSkills(card: ModelCard): Record<string, number> {
   return Object.fromEntries(Object.entries(perPair).map(([p, s]) => [p, s.skill ?? Number.NaN]));
 }
 
+/** What the gate decided for a version, as `models list` shows it. */
+function gateVerdict(card: ModelCard, finished: boolean): string {
+  if (!finished) return 'incomplete: its run stopped before an alias named it (no gate verdict applied)';
+  if (card.gate === undefined) return 'no gate verdict';
+  return `gate ${card.gate.promoted ? 'passed' : 'failed'}`;
+}
+
 export async function listCommand(opts: Flags): Promise<void> {
   await withRegistry(opts, async (r) => {
     const cards = await r.list(opts.name);
     const champion = await r.alias(opts.name, 'champion');
     const challenger = await r.alias(opts.name, 'challenger');
+    // A version whose run was stopped after registering it, before moving an alias, has the gate's verdict on its card
+    // but the verdict was never applied: it is shown as incomplete, not as "gate passed" (or failed).
+    const finished = await finishedVersions(r, opts.name);
     if (opts.json) {
       process.stdout.write(
-        `${JSON.stringify({ champion: champion ?? null, challenger: challenger ?? null, versions: cards.map((c) => ({ version: c.version, createdAt: c.createdAt, codeVersion: c.codeVersion, trainingWindow: c.trainingWindow, skill: pairSkills(c), promoted: c.gate?.promoted ?? null })) }, null, 2)}\n`,
+        `${JSON.stringify({ champion: champion ?? null, challenger: challenger ?? null, versions: cards.map((c) => ({ version: c.version, createdAt: c.createdAt, codeVersion: c.codeVersion, trainingWindow: c.trainingWindow, skill: pairSkills(c), finished: finished.has(c.version), promoted: finished.has(c.version) ? (c.gate?.promoted ?? null) : null })) }, null, 2)}\n`,
       );
       return;
     }
@@ -51,7 +66,7 @@ export async function listCommand(opts: Flags): Promise<void> {
         .map(([p, s]) => `${p} ${pct(s)}`)
         .join(', ');
       process.stdout.write(
-        `  v${String(c.version).padEnd(4)}${tag.padEnd(12)} created ${new Date(c.createdAt).toISOString().slice(0, 19)}Z · data ${day(c.trainingWindow.from)} → ${day(c.trainingWindow.to)} · skill ${skills} · gate ${c.gate?.promoted ? 'passed' : 'failed'}\n`,
+        `  v${String(c.version).padEnd(4)}${tag.padEnd(12)} created ${new Date(c.createdAt).toISOString().slice(0, 19)}Z · data ${day(c.trainingWindow.from)} → ${day(c.trainingWindow.to)} · skill ${skills} · ${gateVerdict(c, finished.has(c.version))}\n`,
       );
     }
   });

@@ -9,7 +9,7 @@ import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { checkDataset } from '../../training/dataset.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
-import { ALIASES, DEFAULT_MODEL_NAME, type ModelCard } from '../../training/registry/registry.ts';
+import { DEFAULT_MODEL_NAME, finishedVersions, type ModelCard } from '../../training/registry/registry.ts';
 import { datasetFromStoreWindow, parsePairs } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
 import {
@@ -195,14 +195,7 @@ async function newestRegistered(
     const registry = await openRegistry(registryUrl);
     try {
       const cards = await registry.list(name);
-      // The aliases as they are count too: MLflow moves an alias before it records the change in the history.
-      const aliased = new Set<number>();
-      for (const change of await registry.aliasHistory(name))
-        if (change.version !== null) aliased.add(change.version);
-      for (const alias of ALIASES) {
-        const version = await registry.alias(name, alias);
-        if (version !== undefined) aliased.add(version);
-      }
+      const aliased = await finishedVersions(registry, name);
       const newest = (finished: boolean) =>
         cards
           .filter((c) => aliased.has(c.version) === finished)

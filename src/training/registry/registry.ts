@@ -105,6 +105,23 @@ export interface ModelRegistry {
 }
 
 /**
+ * The versions of `name` whose training run finished: a run ends by moving an alias (champion or challenger) to its
+ * version, so a version no alias names now or ever named was registered by a run stopped in between (a SIGKILL, an
+ * OOM) — its card holds the gate's verdict, but the verdict was never applied. The aliases as they are count too:
+ * MLflow moves an alias before it records the change in the history.
+ */
+export async function finishedVersions(registry: ModelRegistry, name: string): Promise<Set<number>> {
+  const finished = new Set<number>();
+  for (const change of await registry.aliasHistory(name))
+    if (change.version !== null) finished.add(change.version);
+  for (const alias of ALIASES) {
+    const version = await registry.alias(name, alias);
+    if (version !== undefined) finished.add(version);
+  }
+  return finished;
+}
+
+/**
  * The folder a version's artifacts are downloaded to before they are read: `<root>/<registry>/<name>/<version>`, where
  * <registry> is a short hash of the registry's location. `root` (default `.data/model-cache`, relative to the folder
  * the command runs in) is shared by every run there: without the registry in the path, two runs on different
