@@ -74,6 +74,7 @@ export async function startNewsPipeline(args: {
   /** Items that waited longer than this on `news` are scored by the lexicon (counted as `degraded`). */
   maxLagMs: number;
   cacheFile?: string;
+  /** The stop: ends the news sources and the sentiment model's call in flight (the lexicon scores what is left). */
   signal: AbortSignal;
   /**
    * Whether news can come at all (live feeds, a recording of the replayed months). Without any, the model is not
@@ -92,6 +93,8 @@ export async function startNewsPipeline(args: {
   );
   const scorer = new SentimentScorer({
     primary: backend,
+    // The stop also ends the model call in flight (`run` stopped within 20 s, the scorer's deadline, before).
+    signal: args.signal,
     ...(args.cacheFile ? { cacheFile: args.cacheFile } : {}),
   });
   const signals = new NewsSignalService(args.bus, scorer, { maxLagMs: args.maxLagMs });

@@ -38,6 +38,12 @@ export interface ScorerOptions {
   fallback?: SentimentBackend;
   /** The primary gets this long per text, queueing included; then the fallback answers. */
   timeoutMs?: number;
+  /**
+   * The stop of the process that scores: it ends the model call in flight (the fallback answers that text) and every
+   * later text goes to the fallback at once, so a stop does not wait out an LLM that does not answer (up to
+   * `timeoutMs`, per text still queued).
+   */
+  signal?: AbortSignal;
   /** Entries kept in memory. */
   cacheSize?: number;
   /** JSONL file that makes the cache survive restarts (optional): appended to, rewritten with the kept entries once
@@ -61,6 +67,7 @@ export class SentimentScorer {
   readonly primary: SentimentBackend;
   private readonly fallback: SentimentBackend;
   private readonly timeoutMs: number;
+  private readonly stop: AbortSignal | undefined;
   private readonly cacheSize: number;
   private readonly cacheFile: string | undefined;
   private readonly cache = new Map<string, Sentiment>();
@@ -76,6 +83,7 @@ export class SentimentScorer {
     this.primary = opts.primary;
     this.fallback = opts.fallback ?? new LexiconBackend();
     this.timeoutMs = opts.timeoutMs ?? 20_000;
+    this.stop = opts.signal;
     this.cacheSize = opts.cacheSize ?? 50_000;
     this.cacheFile = opts.cacheFile;
     if (this.cacheFile && existsSync(this.cacheFile)) this.loadCache(this.cacheFile);
@@ -97,18 +105,24 @@ export class SentimentScorer {
       this.stats.cacheHits++;
       return this.tag(hit, this.primary, true);
     }
+    if (this.stop?.aborted) return this.viaFallback(prepared, STOPPED);
     try {
       if (!this.warm) {
-        await this.primary.warmUp?.();
+        const load = this.primary.warmUp?.();
+        // A stop during the model's load does not wait for it (the load finishes or fails on its own).
+        if (load) await (this.stop ? withinDeadline(load, this.stop) : load);
         this.warm = true;
       }
       const t0 = performance.now();
-      const deadline = AbortSignal.timeout(this.timeoutMs);
+      const timeout = AbortSignal.timeout(this.timeoutMs);
+      const deadline = this.stop ? AbortSignal.any([timeout, this.stop]) : timeout;
       const s = await withinDeadline(this.primary.score(prepared, deadline), deadline);
       metrics.sentimentLatency.observe({ backend: this.primary.name }, (performance.now() - t0) / 1000);
       this.remember(key, s);
       return this.tag(s, this.primary, false);
     } catch (err) {
+      // The call ended by the stop (whatever error the backend made of its abort): the baseline answers, unlogged.
+      if (this.stop?.aborted) return this.viaFallback(prepared, STOPPED);
       // The reason is published in the signal (news.signals is not the log, which redacts itself): a backend's
       // message quoting its URL or the server's answer must not carry a password or key there.
       const why = redactSecrets(
@@ -210,6 +224,9 @@ export class SentimentScorer {
     await this.primary.close?.();
   }
 }
+
+/** The fallback's reason when the scorer was stopped (the first word is the metric's `reason` label). */
+const STOPPED = 'stopped: the process is stopping';
 
 /**
  * The backend's answer, or a timeout error once `deadline` fires even if the backend ignores it: the local model's

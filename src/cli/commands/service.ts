@@ -132,18 +132,21 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
     );
   let scorer: SentimentScorer | undefined;
   const maxLagMs = parsePositiveDuration('--max-lag', opts.maxLag, 60_000);
+  const abort = new AbortController();
   if (name === 'news-signals') {
     try {
       scorer = new SentimentScorer({
         primary: createBackend(opts),
         cacheFile: sentimentCacheFile(),
+        // A stop ends the LLM call in flight (the lexicon scores what the batch has left): it waited out the
+        // scorer's 20-s deadline before.
+        signal: abort.signal,
       });
     } catch (err) {
       throw catalogued(err, ERR.CONFIG);
     }
   }
   const bus = await connectBus(config.bus);
-  const abort = new AbortController();
   let stopping: Promise<void> | undefined;
   const starting = stopWhileStarting(abort.signal, bus);
   const running = () => {
