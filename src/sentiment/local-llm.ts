@@ -104,7 +104,16 @@ export interface LocalLlmOptions {
   maxTokens?: number;
   /** CPU threads; default: `modelThreads` (CRYPTOCAST_LLM_THREADS, else the usable CPUs, at most the math cores). */
   threads?: number;
+  /** The load (weights, context, grammar) may take this long at most; default `LOAD_TIMEOUT_MS`. */
+  loadTimeoutMs?: number;
 }
+
+/**
+ * How long the model's load may take: about 3 s for the default 270M model here, a minute for a few GB on a slow disk.
+ * A load that hangs (weights on a stalled network mount, a FIFO, a stuck native call) held `warmUp` — and the stage
+ * waiting on it — for ever.
+ */
+export const LOAD_TIMEOUT_MS = 120_000;
 
 interface Runtime {
   llama: Llama;
@@ -127,6 +136,7 @@ export class LocalLlmBackend implements SentimentBackend {
   private readonly path: string;
   private readonly maxTokens: number;
   private readonly threads: number | undefined;
+  private readonly loadTimeoutMs: number;
   private readonly head: ClassifierHead | undefined;
   private ready: Promise<Runtime> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -137,6 +147,7 @@ export class LocalLlmBackend implements SentimentBackend {
     this.mode = opts.mode ?? 'classifier';
     this.maxTokens = opts.maxTokens ?? 96;
     this.threads = opts.threads;
+    this.loadTimeoutMs = opts.loadTimeoutMs ?? LOAD_TIMEOUT_MS;
     this.name = `local:${modelName(this.path)}${this.mode === 'generate' ? ':generate' : ''}`;
     if (this.mode === 'classifier' && opts.headPath !== null) {
       // Missing weights first: their head is beside them, so a wrong --model-path was reported as a missing head.
@@ -154,7 +165,7 @@ export class LocalLlmBackend implements SentimentBackend {
   }
 
   private init(): Promise<Runtime> {
-    this.ready ??= (async () => {
+    this.ready ??= withinLoadTime(this.path, this.loadTimeoutMs, async () => {
       const { model, llama } = await loadModel(this.path);
       // At most the math cores: llama.cpp's default (all logical CPUs, 4 here) makes its threads spin against each
       // other, ~80× slower per token on this 2-core machine (measured: 2.4 s vs 32 ms). And at most the CPUs the
@@ -172,7 +183,7 @@ export class LocalLlmBackend implements SentimentBackend {
       }
       const embedder = await model.createEmbeddingContext({ contextSize: 512, threads });
       return { llama, model, embedder };
-    })();
+    });
     this.ready.catch(() => {
       this.ready = undefined;
     });
@@ -254,6 +265,29 @@ export class LocalLlmBackend implements SentimentBackend {
     await r?.session?.sequence.context.dispose();
     await r?.embedder?.dispose();
   }
+}
+
+/**
+ * `load()`, or an `unavailable` error naming the file once `ms` have passed. A native load cannot be cancelled: it is
+ * left to end on its own, and the next call tries again (against the same load while it is still pending).
+ */
+function withinLoadTime<T>(path: string, ms: number, load: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new SentimentError(
+            'unavailable',
+            `the local model ${path} did not load within ${ms / 1000} s (weights on a stalled disk or mount, not a regular file?)`,
+          ),
+        ),
+      ms,
+    );
+  });
+  const loading = load();
+  loading.catch(() => {}); // after the deadline, its own failure has nobody left to tell
+  return Promise.race([loading, late]).finally(() => clearTimeout(timer));
 }
 
 function weightsNotFound(path: string): SentimentError {

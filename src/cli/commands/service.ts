@@ -185,7 +185,12 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
       log.info({ service: 'news', ...svc.stats }, 'finished');
     } else if (name === 'news-signals') {
       const svc = new NewsSignalService(bus, scorer!, { maxLagMs });
-      await scorer!.primary.warmUp?.();
+      try {
+        await scorer!.primary.warmUp?.();
+      } catch (err) {
+        // The weights missing, or a load past its deadline (the local backend's LOAD_TIMEOUT_MS): one catalogued line.
+        throw catalogued(err, ERR.MODEL);
+      }
       await svc.start();
       running();
       log.info({ service: name, bus: config.bus, backend: scorer!.primary.name }, 'running');
