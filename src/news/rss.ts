@@ -16,8 +16,9 @@ import { MAX_FEED_BYTES, MAX_POLL_WAIT_MS, type NewsSink, type NewsSource } from
  * RSS 2.0 and Atom feeds, polled politely: conditional GETs (ETag / If-Modified-Since, so an unchanged feed costs
  * a 304), a poll interval per feed (default 5 minutes, never below the feed's own `ttl`), and back-off on errors
  * and HTTP 429/5xx (honouring Retry-After). Items are keyed by guid (else the normalised link); HTML and CDATA are
- * stripped. A feed that fails to parse, or whose body passes MAX_FEED_BYTES, is dead-lettered and polled again later;
- * the others carry on.
+ * stripped. A feed that fails to parse, or whose body passes MAX_FEED_BYTES, is dead-lettered and polled again later,
+ * unconditionally (its ETag / Last-Modified are kept only once a body was parsed and its items handed over); the others
+ * carry on.
  */
 export interface RssOptions {
   feeds: readonly { url: string; source?: string }[];
@@ -132,8 +133,6 @@ export class RssSource implements NewsSource {
     }
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await boundedText(res, MAX_FEED_BYTES);
-    state.etag = res.headers.get('etag') ?? undefined;
-    state.lastModified = res.headers.get('last-modified') ?? undefined;
     const fetchedAt = Date.now();
     const { items, ttlMs } = parseFeed(body, source, fetchedAt);
     for (const r of items.rejects)
@@ -148,6 +147,10 @@ export class RssSource implements NewsSource {
       );
     if (items.ok.length > 0) await sink.news(items.ok);
     this.stats.items += items.ok.length;
+    // Kept only now, the body parsed and its items handed over: kept before, a body cut short in transit (or a sink
+    // that failed) was answered 304 at every later poll, its items never read until the feed itself changed.
+    state.etag = res.headers.get('etag') ?? undefined;
+    state.lastModified = res.headers.get('last-modified') ?? undefined;
     return ttlMs;
   }
 }
