@@ -510,12 +510,25 @@ export async function run(
   }
   const seconds = elapsedSeconds();
   status.done(`${abort.signal.aborted ? 'stopped' : 'done'}: ${line()} in ${seconds.toFixed(1)} s`);
+  // A run that predicted nothing says why (it is not a failure: the market data and features are stored, and `run`
+  // works without a champion, so the exit status stays 0). Before, it ended "done … 0 predictions" and no more.
+  const noPredictions =
+    predictor.stats.predicted === 0
+      ? whyNoPredictions(predictor, pipeline.features?.stats.vectors ?? 0, () => {
+          const failure = holder.loadFailure();
+          return failure !== undefined
+            ? `the champion "${modelName}" v${failure.version} of ${registry.location} cannot be loaded: ${failure.message}`
+            : `no champion "${modelName}" in ${registry.location} (train one: bash scripts/price-model.sh, or cryptocast train)`;
+        })
+      : undefined;
+  if (noPredictions !== undefined) status.done(`warning: no predictions: ${noPredictions}`);
   if (opts.json) {
     progress();
     process.stdout.write(
       `${JSON.stringify({
         event: abort.signal.aborted ? 'stopped' : 'done',
         seconds: Number(seconds.toFixed(3)),
+        ...(noPredictions !== undefined ? { noPredictions } : {}),
         trades: pipeline.trades.stats.trades,
         rejectedTrades: pipeline.trades.stats.rejects,
         duplicateTrades: pipeline.trades.stats.duplicates,
@@ -569,4 +582,34 @@ export async function run(
     throw fail(ERR.INTERRUPTED, 'stopped before the replay ended: what was reported as stored is kept', {
       hint: 'run the same command again: it replays the rest (nothing is written twice)',
     });
+}
+
+/**
+ * Why the predictor made no prediction, from its counts of vectors skipped by reason, the most actionable first; the
+ * champion's part (`noChampion`) says which registry and what to do.
+ */
+export function whyNoPredictions(
+  predictor: Pick<PredictorService, 'stats' | 'maxStalenessMs'>,
+  featureVectors: number,
+  noChampion: () => string,
+): string {
+  const { vectors, skipped } = predictor.stats;
+  if (featureVectors === 0) return 'no feature vector was made (no candle closed)';
+  const parts: string[] = [];
+  if (skipped.no_champion > 0)
+    parts.push(`${n(skipped.no_champion)} ready vectors had no model: ${noChampion()}`);
+  if (skipped.model_error > 0)
+    parts.push(`the champion gave no usable output for ${n(skipped.model_error)} vectors (the log says why)`);
+  if (skipped.stale > 0)
+    parts.push(
+      `${n(skipped.stale)} vectors were stale (older than ${predictor.maxStalenessMs / 1000} s when they reached the predictor)`,
+    );
+  const mismatched = skipped.invalid + skipped.other_set;
+  if (mismatched > 0)
+    parts.push(`${n(mismatched)} vectors did not fit the technical feature set (dead-lettered)`);
+  if (parts.length > 0) return parts.join('; ');
+  // Vectors warming up are the normal first hour of any run: the reason only when no vector got past the warm-up.
+  if (skipped.not_ready > 0)
+    return `none of the ${n(skipped.not_ready)} feature vectors was ready (the indicators warm up over 61 minutes of market time: replay a longer stretch)`;
+  return `the predictor had read ${n(vectors)} of ${n(featureVectors)} feature vectors when the run ended`;
 }
