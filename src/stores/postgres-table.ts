@@ -148,8 +148,11 @@ export class PostgresTable<T> implements Table<T> {
     await this.migrate();
     const time = timeColumn(this.spec);
     const cols = names.map((n) => checkedColumn(this.spec, n));
+    // PostgreSQL has no cast from boolean to float8 (DuckDB has): a boolean goes through int, true 1 and false 0.
+    const asNumber = (c: string) =>
+      this.spec.columns.find((x) => x.name === c)!.type === 'boolean' ? `${c}::int::float8` : `${c}::float8`;
     const r = await this.pool.query({
-      text: `SELECT ${cols.map((c) => `${c}::float8 AS ${c}`).join(', ')} FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${time} >= $2 AND ${time} < $3 ORDER BY ${this.spec.key.slice(1).join(', ')}`,
+      text: `SELECT ${cols.map((c) => `${asNumber(c)} AS ${c}`).join(', ')} FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${time} >= $2 AND ${time} < $3 ORDER BY ${this.spec.key.slice(1).join(', ')}`,
       values: [series, String(from), String(to)],
       rowMode: 'array',
     });

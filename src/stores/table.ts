@@ -90,7 +90,7 @@ export interface Table<T> {
   scan(from: number, to: number): Promise<T[]>;
   /** Every row of one series with time in [from, to), in time order, unpaged (bounded ranges only). */
   range(series: string, from: number, to: number): Promise<T[]>;
-  /** The same rows as columns of plain numbers (or null), only the columns named: cheap for charts. */
+  /** The same rows as columns of plain numbers (booleans 1 or 0, or null), only the columns named: cheap for charts. */
   columns(
     series: string,
     from: number,

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import type { ErrorsStore } from '../../src/monitoring/store/errors-store.ts';
+import { type PredictionError, PredictionErrorSchema } from '../../src/schemas/prediction-error.ts';
+
+/** A scored verdict on the prediction of `pair` at `windowEnd` (direction and band as given). */
+export function sampleScored(
+  pair: string,
+  windowEnd: number,
+  o: { version?: number; hit?: boolean; inBand?: boolean } = {},
+): PredictionError {
+  const close = 20_000 + ((windowEnd / 60_000) % 1_000);
+  const actual = close + 3.25;
+  const predicted = close + (o.hit === false ? -1.5 : 1.5);
+  return PredictionErrorSchema.parse({
+    v: 1,
+    status: 'scored',
+    exchange: 'binance',
+    pair,
+    windowEnd,
+    modelName: 'cryptocast-price',
+    modelVersion: o.version ?? 1,
+    horizonMs: 300_000,
+    targetTs: windowEnd + 300_000,
+    close,
+    predictedClose: predicted,
+    p10: close - 10,
+    p90: o.inBand === false ? close + 2 : close + 10,
+    actualClose: actual,
+    error: predicted - actual,
+    absError: Math.abs(predicted - actual),
+    pctError: ((predicted - actual) / actual) * 100,
+    persistenceAbsError: 3.25,
+    directionHit: o.hit ?? true,
+    directionTie: false,
+    inBand: o.inBand ?? true,
+    scoredAt: windowEnd + 360_000,
+    latenessMs: 60_000,
+    reason: null,
+  });
+}
+
+/** A verdict on a prediction that could not be scored: every nullable field null. */
+export function sampleUnscorable(pair: string, windowEnd: number): PredictionError {
+  const close = 20_000 + ((windowEnd / 60_000) % 1_000);
+  return PredictionErrorSchema.parse({
+    ...sampleScored(pair, windowEnd),
+    status: 'unscorable',
+    predictedClose: close,
+    actualClose: null,
+    error: null,
+    absError: null,
+    pctError: null,
+    persistenceAbsError: null,
+    directionHit: null,
+    directionTie: false,
+    inBand: null,
+    reason: 'no_candle_at_target',
+  });
+}
+
+/** The behaviour every errors-store backend must have; run against DuckDB and a real PostgreSQL. */
+export function errorsStoreContract(open: () => Promise<ErrorsStore>): void {
+  let n = 0;
+  // Every test uses its own pairs, so that a shared server's table (PostgreSQL) never mixes runs.
+  const run = `${(process.pid % 1e5).toString(36)}${Date.now().toString(36).slice(-4)}`.toUpperCase();
+  const pairOf = (coin: string) => `${coin}${run}${++n}/USD`;
+  const T = Date.UTC(2025, 0, 7);
+  const M = 60_000;
+
+  it('round-trips scored and unscorable records exactly (booleans and nulls kept)', async () => {
+    const store = await open();
+    try {
+      const pair = pairOf('B');
+      const es = [
+        sampleScored(pair, T, { hit: true, inBand: true }),
+        sampleScored(pair, T + M, { hit: false, inBand: false }),
+        sampleUnscorable(pair, T + 2 * M),
+      ];
+      await store.write(es);
+      assert.deepEqual(await store.history(pair, 0, T + 10 * M), es);
+      assert.deepEqual(await store.range(pair, 0, T + 10 * M), es);
+    } finally {
+      await store.close();
+    }
+  });
+
+  // The dashboard's chart data (`/v1/dashboard/series`) asks for the direction columns, which are booleans.
+  it('columns: numbers and booleans as numbers (true 1, false 0), null kept, in time order', async () => {
+    const store = await open();
+    try {
+      const pair = pairOf('B');
+      await store.write([
+        sampleUnscorable(pair, T + 2 * M),
+        sampleScored(pair, T + M, { hit: false }),
+        sampleScored(pair, T, { hit: true }),
+      ]);
+      const cols = await store.columns(pair, 0, T + 10 * M, [
+        'window_end',
+        'model_version',
+        'abs_error',
+        'direction_hit',
+        'direction_tie',
+        'in_band',
+      ]);
+      assert.deepEqual(cols, {
+        window_end: [T, T + M, T + 2 * M],
+        model_version: [1, 1, 1],
+        abs_error: [1.75, 4.75, null],
+        direction_hit: [1, 0, null],
+        direction_tie: [0, 0, 0],
+        in_band: [1, 1, null],
+      });
+    } finally {
+      await store.close();
+    }
+  });
+}
