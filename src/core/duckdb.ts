@@ -1,4 +1,4 @@
-import { existsSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   type DuckDBConnection,
@@ -62,8 +62,44 @@ export function duckDbUsers(path: string): number {
   return databases.get(canonicalDuckDbPath(path))?.users ?? 0;
 }
 
+/** What to do about a file that is not a DuckDB database, or a damaged one (never changed by the store). */
+const DAMAGED_HINT =
+  'the file is not a DuckDB database, or is damaged or cut short; it was not changed: move it aside (and its .wal ' +
+  'file) to start a new store there, or give another file with --store duckdb:PATH';
+
+/** Bytes 8–11 of every DuckDB database file (its main header). */
+const DUCKDB_MAGIC = Buffer.from('DUCK', 'latin1');
+
+/**
+ * Whether the file at `path` is something other than a DuckDB database: not empty, and without DuckDB's magic bytes.
+ * Why ask before DuckDB does: it opens some files that are not its own as databases — a CSV, JSON or Parquet file
+ * by its name as an empty in-memory database (every write the store acknowledged was gone at the close, without a
+ * word), a SQLite file through an extension it downloads (and would then write into another program's file). An
+ * empty file is left to DuckDB (another process may be creating it: DuckDB then names the lock).
+ */
+function foreignFile(path: string): boolean {
+  let fd: number;
+  try {
+    if (!statSync(path).isFile()) return false; // a folder and the like: DuckDB's own error names it
+    fd = openSync(path, 'r');
+  } catch {
+    return false; // not there or not readable: DuckDB's own error says which
+  }
+  try {
+    const head = Buffer.alloc(12);
+    const n = readSync(fd, head, 0, head.length, 0);
+    return n > 0 && !(n === head.length && head.subarray(8, 12).equals(DUCKDB_MAGIC));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 async function createInstance(path: string): Promise<DuckDBInstance> {
   const existed = path === ':memory:' || existsSync(path);
+  if (existed && path !== ':memory:' && foreignFile(path))
+    throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: it is not a DuckDB database file`, {
+      hint: DAMAGED_HINT,
+    });
   // One worker thread by default: every query here is a small write or a range read, and on a 2-core machine a
   // second DuckDB thread took the core the pipeline runs on (docs/benchmarks.md, the monitor's cost in `run`).
   const threads = String(setting('CRYPTOCAST_DUCKDB_THREADS') ?? 1);
@@ -87,8 +123,7 @@ async function createInstance(path: string): Promise<DuckDBInstance> {
     const why = /Could not read enough bytes/i.test(msg) ? 'damaged' : lastingStoreFailure(msg);
     const hint =
       why === 'damaged'
-        ? 'the file is not a DuckDB database, or is damaged or cut short; it was not changed: move it aside (and ' +
-          'its .wal file) to start a new store there, or give another file with --store duckdb:PATH'
+        ? DAMAGED_HINT
         : why === 'read-only'
           ? 'the store needs a writable folder: give a file on a writable disk with --store duckdb:PATH'
           : why === 'denied'

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, symlinkSync, truncateSync } from 'node:fs';
+import { readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -96,6 +96,33 @@ describe('openDuckDb: one database per file per process', () => {
       return true;
     });
     assert.equal(duckDbUsers(file), 0);
+  });
+
+  // DuckDB opens some files that are not its own as databases: a CSV, JSON or Parquet file by its name as an empty
+  // in-memory database (every write lost, silently, at the close), a SQLite file through an extension it downloads
+  // (and would then write into another program's file).
+  it("another program's file DuckDB would open as a database (.csv, .json, SQLite): refused, the file not changed", async () => {
+    const dir = scratchDir('duck-foreign-');
+    const sqliteHeader = Buffer.alloc(4096);
+    sqliteHeader.write('SQLite format 3\0', 'latin1');
+    const files = {
+      'prices.csv': Buffer.from('time,price\n1,2\n'),
+      'store.json': Buffer.from('{"pairs": ["BTC/USD"]}\n'),
+      'events.ndjson': Buffer.from('{"a": 1}\n'),
+      'app.sqlite': sqliteHeader,
+    };
+    for (const [name, bytes] of Object.entries(files)) {
+      const file = join(dir, name);
+      writeFileSync(file, bytes);
+      await assert.rejects(openDuckDb(file), (e: CryptocastError) => {
+        assert.equal(e.code, ERR.STORE_URL.code, name);
+        assert.match(e.message, new RegExp(name.replace('.', '\\.')));
+        assert.match(e.hint ?? '', /not a DuckDB database.*not changed: move it aside/s, name);
+        return true;
+      });
+      assert.deepEqual(readFileSync(file), bytes, name);
+      assert.equal(duckDbUsers(file), 0);
+    }
   });
 
   it('a DuckDB file cut short: CC_ERR_STORE_URL naming it, the hint says it is damaged; the file is not changed', async () => {
