@@ -2,6 +2,7 @@ import type { DuckDBValue } from '@duckdb/node-api';
 import { appendRows, type DuckDbSession, inTransaction, openDuckDb } from '../core/duckdb.ts';
 import {
   checkedColumn,
+  checkTableLayout,
   dedupe,
   type PageQuery,
   pageLimit,
@@ -72,6 +73,16 @@ export class DuckDbTable<T> implements Table<T> {
       .map((c) => `${c.name} ${SQL_TYPE[c.type]}${c.nullable ? '' : ' NOT NULL'}`)
       .join(', ');
     await this.conn.run(`CREATE TABLE IF NOT EXISTS ${name} (${cols}, PRIMARY KEY (${key.join(', ')}))`);
+    const have = await this.conn.runAndReadAll(
+      `SELECT column_name AS name, data_type AS type FROM information_schema.columns
+       WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = $1 ORDER BY ordinal_position`,
+      [name],
+    );
+    checkTableLayout(
+      this.spec,
+      have.getRowObjects().map((r) => ({ name: String(r.name), type: String(r.type) })),
+      SQL_TYPE,
+    );
     await this.conn.run(
       `CREATE TEMP TABLE IF NOT EXISTS ${name}_staging AS SELECT * FROM ${name} WITH NO DATA`,
     );

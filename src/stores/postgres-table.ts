@@ -1,8 +1,10 @@
 import type pg from 'pg';
 import { permanentPostgresError, untilAvailable } from '../core/dependency.ts';
+import { CryptocastError } from '../core/errors.ts';
 import { inTransaction, pgPool } from './pg-pool.ts';
 import {
   checkedColumn,
+  checkTableLayout,
   dedupe,
   type PageQuery,
   pageLimit,
@@ -43,7 +45,8 @@ export class PostgresTable<T> implements Table<T> {
     // A database that is late or restarting is waited for (readiness says so), never a reason to exit.
     try {
       await untilAvailable('postgresql', () => t.migrate(), {
-        permanent: permanentPostgresError,
+        // A table of another version's layout stays so however long it is waited for.
+        permanent: (err) => permanentPostgresError(err) || err instanceof CryptocastError,
         signal: o.signal,
       });
     } catch (err) {
@@ -61,6 +64,12 @@ export class PostgresTable<T> implements Table<T> {
       .map((c) => `${c.name} ${SQL_TYPE[c.type]}${c.nullable ? '' : ' NOT NULL'}`)
       .join(', ');
     await this.pool.query(`CREATE TABLE IF NOT EXISTS ${name} (${cols}, PRIMARY KEY (${key.join(', ')}))`);
+    const have = await this.pool.query(
+      `SELECT column_name AS name, data_type AS type FROM information_schema.columns
+       WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`,
+      [name],
+    );
+    checkTableLayout(this.spec, have.rows as { name: string; type: string }[], SQL_TYPE);
     this.migrated = true;
   }
 

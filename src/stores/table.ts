@@ -1,3 +1,5 @@
+import { ERR, fail } from '../core/errors.ts';
+
 /**
  * A keyed time-series table, described once and stored by either backend (`DuckDbTable`, `PostgresTable`): the
  * predictions and the monitoring pipeline's error records are both such tables. A spec names the columns (how to
@@ -53,6 +55,41 @@ export function dedupe<T>(spec: TableSpec<T>, values: readonly T[]): T[] {
   const byKey = new Map<string, T>();
   for (const v of values) byKey.set(getters.map((g) => String(g(v))).join('\u0000'), v);
   return [...byKey.values()];
+}
+
+/**
+ * Refuses a table of the spec's name whose columns (names, order, types as the backend spells them, `sqlType`) are not
+ * the spec's: one made by another version of cryptocast. `CREATE TABLE IF NOT EXISTS` keeps such a table as it is, and
+ * then every write failed with an error of the database's (DuckDB's "INTERNAL Error: Column … does not exist", which
+ * also invalidates the whole database: the run ended saying the file was damaged), or, with the same columns in
+ * another order, the appender (which fills columns by position) stored values in the wrong columns.
+ */
+export function checkTableLayout<T>(
+  spec: TableSpec<T>,
+  have: readonly { name: string; type: string }[],
+  sqlType: Record<ColumnType, string>,
+): void {
+  const want = spec.columns.map((c) => ({ name: c.name, type: sqlType[c.type].toLowerCase() }));
+  const same =
+    have.length === want.length &&
+    want.every((w, i) => have[i]!.name === w.name && have[i]!.type.toLowerCase() === w.type);
+  if (same) return;
+  const names = new Set(have.map((h) => h.name));
+  const missing = want.filter((w) => !names.has(w.name)).map((w) => w.name);
+  const extra = have.filter((h) => !want.some((w) => w.name === h.name)).map((h) => h.name);
+  const how = [
+    missing.length > 0 ? `lacks ${missing.join(', ')}` : '',
+    extra.length > 0 ? `has ${extra.join(', ')} besides` : '',
+  ].filter((x) => x !== '');
+  throw fail(
+    ERR.STORE_URL,
+    `the store's table ${spec.name} was made by another version of cryptocast: it ${how.length > 0 ? how.join(' and ') : 'has the columns in another order or of other types'} (this version writes ${want.map((w) => `${w.name} ${w.type}`).join(', ')})`,
+    {
+      hint:
+        'the table was not changed: give this version a store of its own (another duckdb:PATH, or another ' +
+        'PostgreSQL database or schema), or run the version that made it',
+    },
+  );
 }
 
 /** Only column names of the spec reach SQL text. */

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
+import { type CryptocastError, ERR } from '../../src/core/errors.ts';
 import type { ErrorsStore } from '../../src/monitoring/store/errors-store.ts';
+import { ERRORS_SPEC } from '../../src/monitoring/store/rows.ts';
 import { type PredictionError, PredictionErrorSchema } from '../../src/schemas/prediction-error.ts';
 
 /** A scored verdict on the prediction of `pair` at `windowEnd` (direction and band as given). */
@@ -113,6 +115,67 @@ export function errorsStoreContract(open: () => Promise<ErrorsStore>): void {
       });
     } finally {
       await store.close();
+    }
+  });
+}
+
+/** A location of its own for a test: raw SQL on it, and the errors store opened there. */
+export interface FreshLocation {
+  /** Runs `statement` there (outside the store), returning its rows. */
+  sql(statement: string): Promise<Record<string, unknown>[]>;
+  open(): Promise<ErrorsStore>;
+  drop(): Promise<void>;
+}
+
+/**
+ * A table of the store's name made by another version (other columns, or the same in another order) is refused at
+ * the open with CC_ERR_STORE_URL naming what differs, and left as it was; on both backends.
+ */
+export function otherVersionTableContract(fresh: () => Promise<FreshLocation>): void {
+  const key = 'PRIMARY KEY (pair, window_end, model_name, model_version)';
+  const keyCols =
+    'pair VARCHAR NOT NULL, window_end BIGINT NOT NULL, model_name VARCHAR NOT NULL, model_version BIGINT NOT NULL';
+
+  it("an older version's table (fewer columns): refused at the open, naming what it lacks; the table kept", async () => {
+    const at = await fresh();
+    try {
+      await at.sql(`CREATE TABLE prediction_errors_v1 (${keyCols}, close DOUBLE PRECISION, ${key})`);
+      await at.sql(`INSERT INTO prediction_errors_v1 VALUES ('BTC/USD', 1, 'm', 1, 2.5)`);
+      await assert.rejects(at.open(), (e: CryptocastError) => {
+        assert.equal(e.code, ERR.STORE_URL.code);
+        assert.match(
+          e.message,
+          /prediction_errors_v1 was made by another version of cryptocast: it lacks exchange, status/,
+        );
+        assert.match(e.hint ?? '', /not changed.*a store of its own/s);
+        return true;
+      });
+      const kept = await at.sql('SELECT pair, close FROM prediction_errors_v1');
+      assert.deepEqual(
+        kept.map((r) => [r.pair, Number(r.close)]),
+        [['BTC/USD', 2.5]],
+      );
+    } finally {
+      await at.drop();
+    }
+  });
+
+  it('the same columns in another order: refused (the appender fills columns by position)', async () => {
+    const at = await fresh();
+    try {
+      const cols = ERRORS_SPEC.columns.map(
+        (c) =>
+          `${c.name} ${{ bigint: 'BIGINT', double: 'DOUBLE PRECISION', text: 'VARCHAR', boolean: 'BOOLEAN' }[c.type]}`,
+      );
+      [cols[8], cols[9]] = [cols[9]!, cols[8]!]; // close and predicted_close: both doubles, silently swapped
+      await at.sql(`CREATE TABLE prediction_errors_v1 (${cols.join(', ')}, ${key})`);
+      await assert.rejects(at.open(), (e: CryptocastError) => {
+        assert.equal(e.code, ERR.STORE_URL.code);
+        assert.match(e.message, /in another order or of other types/);
+        return true;
+      });
+    } finally {
+      await at.drop();
     }
   });
 }
