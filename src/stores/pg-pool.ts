@@ -67,6 +67,11 @@ function stoppableClient(stop: AbortSignal): typeof pg.Client {
  * the connection is rolled back and reused. After any other failure (a query timed out, the connection broke) it is
  * thrown away, which makes the server roll back: a ROLLBACK queued behind a statement that never answered would wait
  * out its own timeout, and a connection with a statement still in flight must not reach the next caller.
+ *
+ * While the connection is out of the pool it has a listener for its 'error' event: when the server ends the session
+ * (a restart, a failover, pg_terminate_backend: FATAL 57P01, then the socket closes) pg's client emits 'error' besides
+ * failing the query, and a checked-out client has none of the pool's: the process died of an unhandled 'error' event
+ * instead of the write failing for its caller to retry. The connection is then thrown away.
  */
 export async function inTransaction<R>(
   pool: pg.Pool,
@@ -74,6 +79,10 @@ export async function inTransaction<R>(
 ): Promise<R> {
   const client = await pool.connect();
   let discard: Error | undefined;
+  const broken = (err: Error) => {
+    discard ??= err;
+  };
+  client.on('error', broken);
   try {
     await client.query('BEGIN');
     const r = await work(client);
@@ -87,6 +96,7 @@ export async function inTransaction<R>(
     else discard = err instanceof Error ? err : new Error(String(err));
     throw err;
   } finally {
+    client.removeListener('error', broken);
     client.release(discard);
   }
 }
