@@ -80,7 +80,7 @@ const DUCKDB_MAGIC = Buffer.from('DUCK', 'latin1');
 function foreignFile(path: string): boolean {
   let fd: number;
   try {
-    if (!statSync(path).isFile()) return false; // a folder and the like: DuckDB's own error names it
+    if (!statSync(path).isFile()) return false; // a folder (`isFolder`) and the like: DuckDB's own error names it
     fd = openSync(path, 'r');
   } catch {
     return false; // not there or not readable: DuckDB's own error says which
@@ -94,8 +94,21 @@ function foreignFile(path: string): boolean {
   }
 }
 
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 async function createInstance(path: string): Promise<DuckDBInstance> {
   const existed = path === ':memory:' || existsSync(path);
+  // DuckDB says "Could not read from file …: Is a directory", which the URL hint ("use duckdb:PATH …") did not answer.
+  if (existed && path !== ':memory:' && isFolder(path))
+    throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: it is a folder`, {
+      hint: `name a file for the store, e.g. duckdb:${join(path, 'cryptocast.duckdb')}`,
+    });
   if (existed && path !== ':memory:' && foreignFile(path))
     throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: it is not a DuckDB database file`, {
       hint: DAMAGED_HINT,

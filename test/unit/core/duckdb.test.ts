@@ -86,6 +86,17 @@ describe('openDuckDb: one database per file per process', () => {
     });
   });
 
+  it('a path that is a folder: CC_ERR_STORE_URL saying so, the hint names a file in it (not the URL forms)', async () => {
+    const dir = scratchDir('duck-folder-');
+    await assert.rejects(openDuckDb(dir), (e: CryptocastError) => {
+      assert.equal(e.code, ERR.STORE_URL.code);
+      assert.match(e.message, /is a folder/);
+      assert.ok(e.hint?.includes(`duckdb:${join(dir, 'cryptocast.duckdb')}`), e.hint);
+      return true;
+    });
+    assert.equal(duckDbUsers(dir), 0);
+  });
+
   it('a file that is not a DuckDB database: CC_ERR_STORE_URL naming it, with what to do about the file', async () => {
     const file = join(import.meta.dirname, 'duckdb.test.ts');
     await assert.rejects(openDuckDb(file), (e: CryptocastError) => {
