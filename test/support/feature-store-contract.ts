@@ -116,6 +116,33 @@ export function featureStoreContract(open: () => Promise<FeatureStore>): void {
     }
   });
 
+  // A candle revised within one batch of the feature writer gives two vectors of one minute in one write.
+  it('one minute twice in one write: the last one is kept (history and online), the write does not fail', async () => {
+    const store = await open();
+    try {
+      const s = set();
+      await store.write(s, [
+        vec(s, 'BTC/USD', T, 1),
+        vec(s, 'BTC/USD', T + 60_000, 2),
+        vec(s, 'BTC/USD', T, 3),
+      ]);
+      assert.deepEqual(
+        (await store.history(s, 'BTC/USD', T, T + 120_000)).map((v) => [v.windowEnd, v.values[0]]),
+        [
+          [T, 3],
+          [T + 60_000, 2],
+        ],
+      );
+      // Over stored rows too (the upsert path), the online vector taking the last of its minute.
+      await store.write(s, [vec(s, 'BTC/USD', T + 60_000, 4), vec(s, 'BTC/USD', T + 60_000, 5)]);
+      assert.equal((await store.asOf(s, 'BTC/USD', T + 60_000))!.values[0], 5);
+      assert.equal((await store.online(s, 'BTC/USD', T + 60_000))!.vector.values[0], 5);
+      assert.equal(await store.count(s), 2);
+    } finally {
+      await store.close();
+    }
+  });
+
   /**
    * A backfill re-run over a later part of a stored range (`features --candles` on the latest week's files) starts
    * with a warm-up: its first vectors are not ready. They replaced the ready vectors the full run had stored for those

@@ -10,6 +10,7 @@ import {
   type FeatureColumns,
   type FeatureSetDefinition,
   type FeatureStore,
+  lastPerMinute,
   latestReadyPerPair,
   latestReadyRowPerPair,
   type OnlineVector,
@@ -106,8 +107,9 @@ export class DuckDbFeatureStore implements FeatureStore {
     return this.serial(() => this._write(set, vectors));
   }
 
-  private async _write(set: FeatureSetDefinition, vectors: readonly FeatureVectorRecord[]): Promise<void> {
-    if (vectors.length === 0) return;
+  private async _write(set: FeatureSetDefinition, batch: readonly FeatureVectorRecord[]): Promise<void> {
+    if (batch.length === 0) return;
+    const vectors = lastPerMinute(batch);
     await this._migrate(set);
     const t = tableName(set);
     // Fast path (a backfill or the live writer: every row is newer than what the table holds for its pair):

@@ -8,6 +8,7 @@ import {
   type FeatureColumns,
   type FeatureSetDefinition,
   type FeatureStore,
+  lastPerMinute,
   latestReadyPerPair,
   latestReadyRowPerPair,
   type OnlineVector,
@@ -83,8 +84,9 @@ export class PostgresFeatureStore implements FeatureStore {
     this.migrated.add(t);
   }
 
-  async write(set: FeatureSetDefinition, vectors: readonly FeatureVectorRecord[]): Promise<void> {
-    if (vectors.length === 0) return;
+  async write(set: FeatureSetDefinition, batch: readonly FeatureVectorRecord[]): Promise<void> {
+    if (batch.length === 0) return;
+    const vectors = lastPerMinute(batch);
     await this.migrate(set);
     const t = tableName(set);
     const { names, unnest, update } = unnestUpsert(set);

@@ -157,6 +157,18 @@ export function tableName(set: FeatureSetDefinition): string {
   return `fs_${set.name}_v${set.version}`;
 }
 
+/**
+ * One vector per (pair, windowEnd), the last of the batch winning, in the order of each key's first appearance. A
+ * batch may hold a minute twice (a publish retried after a partial failure is at-least-once): PostgreSQL's upsert
+ * refuses a statement that touches a row twice ("ON CONFLICT DO UPDATE command cannot affect row a second time"), so
+ * the write failed on every retry and the feature writer's partition was held for ever; DuckDB's kept the first.
+ */
+export function lastPerMinute(vectors: readonly FeatureVectorRecord[]): readonly FeatureVectorRecord[] {
+  const byKey = new Map<string, FeatureVectorRecord>();
+  for (const v of vectors) byKey.set(`${v.pair}\u0000${v.windowEnd}`, v);
+  return byKey.size === vectors.length ? vectors : [...byKey.values()];
+}
+
 /** The latest ready vector of each pair in a batch: what may become the online vector. */
 export function latestReadyPerPair(vectors: readonly FeatureVectorRecord[]): FeatureVectorRecord[] {
   const best = new Map<string, FeatureVectorRecord>();
