@@ -57,6 +57,21 @@ export class PostgresTable<T> implements Table<T> {
     return t;
   }
 
+  /**
+   * The key after the series (time first), text compared by its bytes (`COLLATE "C"`), as DuckDB does: by the
+   * database's collation (ICU or glibc en-US on many servers: 'a' < 'B', punctuation ignored) rows of one minute, and
+   * the series, came in another order than from DuckDB.
+   */
+  private timeOrder(direction: '' | 'DESC' = ''): string {
+    return this.spec.key
+      .slice(1)
+      .map((k) => {
+        const text = this.spec.columns.find((c) => c.name === k)!.type === 'text';
+        return `${k}${text ? ' COLLATE "C"' : ''}${direction ? ` ${direction}` : ''}`;
+      })
+      .join(', ');
+  }
+
   async migrate(): Promise<void> {
     if (this.migrated) return;
     const { name, columns, key } = this.spec;
@@ -115,7 +130,7 @@ export class PostgresTable<T> implements Table<T> {
       params.push(String(value));
       where.push(`${checkedColumn(this.spec, col)} = $${params.length}`);
     }
-    const order = this.spec.key.slice(1).join(', ');
+    const order = this.timeOrder();
     const sql = `SELECT * FROM ${this.spec.name} WHERE ${where.join(' AND ')}`;
     const r = await this.pool.query(`${sql} ORDER BY ${order} LIMIT ${limit + 1}`, params);
     const timeOf = (v: T) => Number(this.spec.columns.find((c) => c.name === time)!.get(v));
@@ -132,7 +147,7 @@ export class PostgresTable<T> implements Table<T> {
     await this.migrate();
     const time = timeColumn(this.spec);
     const r = await this.pool.query(
-      `SELECT * FROM ${this.spec.name} WHERE ${time} >= $1 AND ${time} < $2 ORDER BY ${this.spec.key.slice(1).join(', ')}`,
+      `SELECT * FROM ${this.spec.name} WHERE ${time} >= $1 AND ${time} < $2 ORDER BY ${this.timeOrder()}`,
       [String(from), String(to)],
     );
     return r.rows.map(this.spec.fromRow);
@@ -142,7 +157,7 @@ export class PostgresTable<T> implements Table<T> {
     await this.migrate();
     const time = timeColumn(this.spec);
     const r = await this.pool.query(
-      `SELECT * FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${time} >= $2 AND ${time} < $3 ORDER BY ${this.spec.key.slice(1).join(', ')}`,
+      `SELECT * FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${time} >= $2 AND ${time} < $3 ORDER BY ${this.timeOrder()}`,
       [series, String(from), String(to)],
     );
     return r.rows.map(this.spec.fromRow);
@@ -161,7 +176,7 @@ export class PostgresTable<T> implements Table<T> {
     const asNumber = (c: string) =>
       this.spec.columns.find((x) => x.name === c)!.type === 'boolean' ? `${c}::int::float8` : `${c}::float8`;
     const r = await this.pool.query({
-      text: `SELECT ${cols.map((c) => `${asNumber(c)} AS ${c}`).join(', ')} FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${time} >= $2 AND ${time} < $3 ORDER BY ${this.spec.key.slice(1).join(', ')}`,
+      text: `SELECT ${cols.map((c) => `${asNumber(c)} AS ${c}`).join(', ')} FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${time} >= $2 AND ${time} < $3 ORDER BY ${this.timeOrder()}`,
       values: [series, String(from), String(to)],
       rowMode: 'array',
     });
@@ -173,10 +188,7 @@ export class PostgresTable<T> implements Table<T> {
 
   async latest(series: string): Promise<T | undefined> {
     await this.migrate();
-    const order = this.spec.key
-      .slice(1)
-      .map((k) => `${k} DESC`)
-      .join(', ');
+    const order = this.timeOrder('DESC');
     const r = await this.pool.query(
       `SELECT * FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 ORDER BY ${order} LIMIT 1`,
       [series],
@@ -187,7 +199,9 @@ export class PostgresTable<T> implements Table<T> {
   async series(): Promise<string[]> {
     await this.migrate();
     const col = seriesColumn(this.spec);
-    const r = await this.pool.query(`SELECT DISTINCT ${col} AS s FROM ${this.spec.name} ORDER BY s`);
+    const r = await this.pool.query(
+      `SELECT DISTINCT ${col} COLLATE "C" AS s FROM ${this.spec.name} ORDER BY s`,
+    );
     return r.rows.map((x: { s: string }) => x.s);
   }
 

@@ -11,6 +11,27 @@ describe('PostgreSQL errors store (a real server)', () => {
   before(ensurePostgres);
   errorsStoreContract(() => openErrorsStore(PG_URL));
 
+  // A database whose collation is not bytewise (ICU en-US, as many servers' defaults: 'a' < 'B'), made once.
+  describe('in a database with a language collation', () => {
+    const url = new URL(PG_URL);
+    const icuDb = `${url.pathname.slice(1)}_icu_en_us`;
+    url.pathname = `/${icuDb}`;
+    before(async () => {
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      try {
+        const there = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [icuDb]);
+        if (there.rows.length === 0)
+          await c.query(
+            `CREATE DATABASE ${icuDb} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`,
+          );
+      } finally {
+        await c.end();
+      }
+    });
+    errorsStoreContract(() => openErrorsStore(url.toString()));
+  });
+
   // Each test in a schema of its own, where the other version's table is made.
   otherVersionTableContract(async () => {
     const schema = testSchema(uniquePrefix('es-layout'));

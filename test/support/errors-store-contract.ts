@@ -87,6 +87,38 @@ export function errorsStoreContract(open: () => Promise<ErrorsStore>): void {
     }
   });
 
+  // PostgreSQL orders text by the database's collation (ICU or glibc en-US: 'a' < 'B', punctuation ignored), DuckDB
+  // by bytes: the same rows came in another order, and a pair list in another order, depending on the backend.
+  it('text orders by its bytes, whatever the database collation: rows of one minute by model name, pairs', async () => {
+    const store = await open();
+    try {
+      const pair = pairOf('B');
+      const models = ['b-model', 'B-model', 'a_model', 'A.model'];
+      await store.write(models.map((m) => ({ ...sampleScored(pair, T), modelName: m })));
+      const bytes = [...models].sort(); // JavaScript compares UTF-16 code units: bytes, for ASCII
+      assert.deepEqual(
+        (await store.history(pair, T, T + 1)).map((e) => e.modelName),
+        bytes,
+      );
+      assert.deepEqual(
+        (await store.range(pair, T, T + 1)).map((e) => e.modelName),
+        bytes,
+      );
+      assert.deepEqual(
+        (await store.byTargetTime(T, T + 10 * M)).filter((e) => e.pair === pair).map((e) => e.modelName),
+        bytes,
+      );
+      // Pairs: '/' sorts before letters by bytes; a collation that ignores punctuation (glibc's en_US) put …B/USD first.
+      const btcUsdt = `X${run}/USDT`;
+      const btcbUsd = `X${run}B/USD`;
+      await store.write([sampleScored(btcbUsd, T), sampleScored(btcUsdt, T)]);
+      const pairs = (await store.pairs()).filter((p) => p === btcUsdt || p === btcbUsd);
+      assert.deepEqual(pairs, [btcUsdt, btcbUsd]);
+    } finally {
+      await store.close();
+    }
+  });
+
   // The dashboard's chart data (`/v1/dashboard/series`) asks for the direction columns, which are booleans.
   it('columns: numbers and booleans as numbers (true 1, false 0), null kept, in time order', async () => {
     const store = await open();
