@@ -104,6 +104,18 @@ function isFolder(path: string): boolean {
 
 async function createInstance(path: string): Promise<DuckDBInstance> {
   const existed = path === ':memory:' || existsSync(path);
+  // A .wal holds the writes not yet checkpointed into its database file, their only copy. Without the file (moved
+  // away without it: a backup, a copy to another disk) DuckDB made a new database and deleted the .wal.
+  if (!existed && existsSync(`${path}.wal`))
+    throw fail(
+      ERR.STORE_URL,
+      `cannot open ${path} as a DuckDB store: ${path}.wal is there without its database file (it holds writes of that database not yet in the file)`,
+      {
+        hint:
+          'put it back beside its database file (and open that), or move the .wal aside to start a new store ' +
+          'there; it was not changed',
+      },
+    );
   // DuckDB says "Could not read from file …: Is a directory", which the URL hint ("use duckdb:PATH …") did not answer.
   if (existed && path !== ':memory:' && isFolder(path))
     throw fail(ERR.STORE_URL, `cannot open ${path} as a DuckDB store: it is a folder`, {

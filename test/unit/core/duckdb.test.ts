@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -134,6 +134,32 @@ describe('openDuckDb: one database per file per process', () => {
       assert.deepEqual(readFileSync(file), bytes, name);
       assert.equal(duckDbUsers(file), 0);
     }
+  });
+
+  // The .wal holds the writes not yet checkpointed into the file: the only copy of them. A database file moved away
+  // without it (a backup, a copy to another disk) left it behind, and the next open made a new database there and
+  // deleted it.
+  it('a .wal without its database file: refused, the .wal kept (the only copy of those writes)', async () => {
+    const dir = scratchDir('duck-orphan-wal-');
+    const file = join(dir, 'store.duckdb');
+    const db = await DuckDBInstance.create(file);
+    const c = await db.connect();
+    await c.run('PRAGMA disable_checkpoint_on_shutdown');
+    await c.run('CREATE TABLE t AS SELECT range AS x FROM range(1000)');
+    c.closeSync();
+    db.closeSync();
+    const wal = readFileSync(`${file}.wal`);
+    assert.ok(wal.length > 0);
+    renameSync(file, join(dir, 'moved.duckdb'));
+    await assert.rejects(openDuckDb(file), (e: CryptocastError) => {
+      assert.equal(e.code, ERR.STORE_URL.code);
+      assert.match(e.message, /store\.duckdb\.wal/);
+      assert.match(e.hint ?? '', /put it back beside its database file/);
+      return true;
+    });
+    assert.deepEqual(readFileSync(`${file}.wal`), wal);
+    assert.equal(existsSync(file), false);
+    assert.equal(duckDbUsers(file), 0);
   });
 
   it('a DuckDB file cut short: CC_ERR_STORE_URL naming it, the hint says it is damaged; the file is not changed', async () => {
