@@ -42,7 +42,7 @@ const databases = new Map<string, SharedDatabase>();
 /** Databases being closed: a new open of the same file waits, so two instances never hold it at once. */
 const closing = new Map<string, Promise<void>>();
 
-/** The path every store of this process uses for `path`: absolute, with the folder's symlinks resolved. */
+/** The path every store of this process uses for `path`: absolute, with the folder's and the file's symlinks resolved. */
 export function canonicalDuckDbPath(path: string): string {
   if (path === ':memory:') return path;
   const abs = resolve(path);
@@ -54,7 +54,14 @@ export function canonicalDuckDbPath(path: string): string {
       cause: err,
     });
   }
-  return join(realpathSync(dirname(abs)), basename(abs));
+  const inFolder = join(realpathSync(dirname(abs)), basename(abs));
+  // The file itself may be a symlink too (to a file elsewhere): two paths to it opened as two databases in this
+  // process, each checkpointing over the other. A file not there yet (or a dangling link) keeps its folder's path.
+  try {
+    return realpathSync(inFolder);
+  } catch {
+    return inFolder;
+  }
 }
 
 /** How many stores of this process share the database at `path` (tests). */

@@ -33,6 +33,32 @@ describe('openDuckDb: one database per file per process', () => {
     await c.close();
   });
 
+  // Two instances on one file in one process are two databases checkpointing over each other: the tables of one
+  // vanished. A symlink to the file (not only to its folder) is the same file.
+  it('a symlink to the store file is the same database, not a second one over the same bytes', async () => {
+    const dir = scratchDir('duck-file-link-');
+    const file = join(dir, 'a.duckdb');
+    const a = await openDuckDb(file);
+    await a.conn.run('CREATE TABLE t1 AS SELECT 1 AS x');
+    const link = join(dir, 'b.duckdb');
+    symlinkSync(file, link);
+    const b = await openDuckDb(link);
+    assert.equal(a.path, b.path);
+    assert.equal(duckDbUsers(file), 2);
+    await b.conn.run('CREATE TABLE t2 AS SELECT 2 AS x');
+    await b.close();
+    await a.close();
+    const c = await openDuckDb(file);
+    const r = await c.conn.runAndReadAll(
+      "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'main' ORDER BY t",
+    );
+    assert.deepEqual(
+      r.getRowObjects().map((x) => x.t),
+      ['t1', 't2'],
+    );
+    await c.close();
+  });
+
   it('an open racing the close of the last session waits for it (never two instances on a file)', async () => {
     const file = join(scratchDir('duck-'), 'race.duckdb');
     for (let i = 0; i < 20; i++) {
