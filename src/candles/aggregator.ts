@@ -32,10 +32,13 @@ import type { Trade, Watermark } from '../schemas/trade.ts';
  * restart it seeds each pair with the last candle it had published, re-reads from the committed position,
  * and gets exactly the candles of an uninterrupted run (a property test crashes it at every point).
  * Trades re-read for windows already published are skipped and counted (`stats.replayed`), not dead-lettered.
- * Limitation across a restart: the aggregator does not know where the previous run stopped reading, so it cannot
- * tell a re-read trade of a window published before the restart from a new late trade for that window: both are
- * counted as `replayed` and dropped. Such a late trade is neither dead-lettered nor (under `revise`) a revision,
- * where an uninterrupted run dead-letters (or revises) it.
+ * Which trades can be re-read (see `PairSeed.inputEnd`): only those at or before the end of the input when the
+ * service resumed, and (under `dlq`) only while the rebuilt stream time has not closed their window — one that the
+ * re-read records alone show late was late in the earlier run too, so it is in no candle. Anything else for a
+ * published window is a late trade: dead-lettered (a window published before the restart is not retained, so
+ * under `revise` too). Left: a late trade appended while the service was down (or in a batch whose dead letters a
+ * crash lost), whose pair shows no record that closes its window between the committed position and it, still
+ * counts as `replayed` (docs/time-semantics.md).
  */
 export type LatePolicy = 'dlq' | 'revise';
 
@@ -63,6 +66,12 @@ export interface PairSeed {
   lastClose: number;
   /** Every (windowStart, revision) already published that is still in the read-back tail. */
   published: Iterable<readonly [windowStart: number, revision: number]>;
+  /**
+   * The last input position that existed when the service resumed (the end of its partition then): the earlier run
+   * read nothing after it, so a trade after it for a published window is a new late trade, not a re-read one.
+   * Default: unknown, every position may be a re-read.
+   */
+  inputEnd?: number;
 }
 
 class WindowAcc {
@@ -139,6 +148,8 @@ class PairState {
   /** From a seed: windows at or before this start were published by an earlier run. */
   seededUpTo = Number.NEGATIVE_INFINITY;
   seededPublished: Set<string> | undefined;
+  /** From a seed: inputs after this position are new (`PairSeed.inputEnd`). */
+  seededInputEnd = Number.POSITIVE_INFINITY;
 
   constructor(exchange: string, pair: string) {
     this.exchange = exchange;
@@ -244,6 +255,7 @@ export class CandleAggregator {
     s.lastClosedStart = seed.lastWindowStart;
     s.lastClose = seed.lastClose;
     s.seededUpTo = seed.lastWindowStart;
+    s.seededInputEnd = seed.inputEnd ?? Number.POSITIVE_INFINITY;
     s.seededPublished = new Set();
     for (const [start, rev] of seed.published) s.seededPublished.add(start + ':' + rev);
   }
@@ -290,9 +302,16 @@ export class CandleAggregator {
       }
     }
     const closedAt = start + this.intervalMs + this.graceMs;
-    if (start <= s.seededUpTo) {
+    if (
+      start <= s.seededUpTo &&
+      pos <= s.seededInputEnd &&
+      (this.latePolicy === 'revise' || closedAt > s.streamTime)
+    ) {
       // After a restart the service re-reads from its last safe offset: trades of windows it had already
-      // published are expected here and must not count twice. Counted, not dead-lettered.
+      // published are expected here and must not count twice. Counted, not dead-lettered. Not a re-read: one
+      // appended after the service resumed; nor, under `dlq`, one whose window the re-read records already closed
+      // (then it was late in the earlier run as well, in no candle: dead-lettered again, at least once). Under
+      // `revise` such a trade may be in a published revision, so it stays a re-read.
       this.stats.late--;
       this.stats.replayed++;
       return;

@@ -63,6 +63,12 @@ export class CandleService {
   /** The newest offset per partition whose records are in `stats` (a re-read after a failure is not counted again). */
   private readonly counted = new Map<number, bigint>();
   private seeds: PairSeed[] | undefined;
+  /**
+   * Per partition, the offset of its last trade record when it was assigned (or re-read after a failure): whoever
+   * read it before had stopped, so nothing after it can be a re-read (a later trade for a published minute is late,
+   * not replayed). `undefined`: unknown (see `readInputEnds`), every offset may be a re-read.
+   */
+  private readonly inputEnds = new Map<number, number | undefined>();
   private subscription: Subscription | undefined;
 
   constructor(options: CandleServiceOptions) {
@@ -77,17 +83,20 @@ export class CandleService {
       group: this.opts.group ?? 'candles',
       service: 'candles',
       from: 'earliest',
-      onAssign: (partitions) => {
+      onAssign: async (partitions) => {
         // The previous owner may have published more since we last looked: re-read the tail before the
         // first batch of a newly assigned partition (process() does it lazily).
         for (const p of partitions) this.aggregators.delete(p);
         this.seeds = undefined;
+        // Where the input ends now, before the first batch: a record appended from here on is new.
+        await this.readInputEnds(partitions);
         log.info({ service: 'candles', partitions }, 'partitions assigned');
       },
       onRevoke: (partitions) => {
         for (const p of partitions) {
           this.aggregators.delete(p);
           this.dedups.delete(p);
+          this.inputEnds.delete(p);
         }
         log.info({ service: 'candles', partitions }, 'partitions revoked');
       },
@@ -124,8 +133,9 @@ export class CandleService {
       },
       { interval: this.opts.interval, graceMs: this.opts.graceMs, latePolicy: this.opts.latePolicy },
     );
+    const inputEnd = this.inputEnds.get(partition);
     for (const s of this.seeds ?? []) {
-      if (partitionFor(s.pair, topics.trades.partitions) === partition) agg.seed(s);
+      if (partitionFor(s.pair, topics.trades.partitions) === partition) agg.seed({ ...s, inputEnd });
     }
     return agg;
   }
@@ -153,6 +163,8 @@ export class CandleService {
       this.dedups.delete(partition);
       this.pending.delete(partition);
       this.seeds = undefined;
+      // This run has read past the end taken at assignment: what it published from there is re-read too.
+      this.inputEnds.delete(partition);
       throw err;
     }
   }
@@ -161,6 +173,7 @@ export class CandleService {
     partition: number,
     records: readonly { offset: bigint; value: TradeEvent }[],
   ): Promise<CommitPlan> {
+    if (!this.inputEnds.has(partition)) await this.readInputEnds([partition]);
     if (this.seeds === undefined) this.seeds = await this.readSeeds();
     let agg = this.aggregators.get(partition);
     let dedup = this.dedups.get(partition);
@@ -223,6 +236,17 @@ export class CandleService {
     const lowest = agg.lowestNeededPosition();
     const next = records[records.length - 1]!.offset + 1n;
     return new Map([[partition, lowest === undefined ? next : BigInt(lowest)]]);
+  }
+
+  /**
+   * Records in `inputEnds` the offset of the last record of each of `partitions` now. A partition that is empty (or
+   * whose last record is invalid, never handed to the service) gets `undefined`: every offset of it may be a re-read.
+   */
+  private async readInputEnds(partitions: readonly number[]): Promise<void> {
+    const tail = await this.opts.bus.readTail(topics.trades, 1);
+    for (const p of partitions) this.inputEnds.set(p, undefined);
+    for (const r of tail)
+      if (partitions.includes(r.partition)) this.inputEnds.set(r.partition, Number(r.offset));
   }
 
   /** What was already published, per pair, from the tail of `candles`. */

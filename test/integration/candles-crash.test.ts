@@ -3,13 +3,17 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startMarketDataPipeline } from '../../src/app/pipeline.ts';
+import { CandleService } from '../../src/candles/candle-service.ts';
 import { candleCsvRow } from '../../src/candles/csv.ts';
 import { ReplaySource } from '../../src/ingestion/replay.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
 import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
+import type { DeadLetter } from '../../src/schemas/dlq.ts';
 import { topics } from '../../src/schemas/topics.ts';
+import type { TradeEvent } from '../../src/schemas/trade.ts';
 import { BINANCE_CAPTURE } from '../support/data.ts';
+import { MIN, ohlc, T0, trade, watermark } from '../support/factories.ts';
 import { ensureKafka, KAFKA_URL, serviceEnv, uniquePrefix, waitForGroupCommitted } from '../support/kafka.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -108,5 +112,44 @@ describe('candle service: kill -9 mid-replay on Kafka, restart', () => {
       `duplicates: ${keys.filter((k, i) => keys.indexOf(k) !== i).join(', ')}`,
     );
     assert.equal(csv(got), csv(expected));
+  });
+});
+
+describe('candle service on Kafka: a late trade after a restart', () => {
+  before(ensureKafka);
+  const bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: uniquePrefix('late-restart') });
+  after(() => bus.close());
+
+  it('is dead-lettered when its minute was published before the restart, not dropped as a re-read', async () => {
+    const first = new CandleService({ bus });
+    await first.start();
+    await bus.publish<TradeEvent>(topics.trades, [
+      trade({ ts: T0 + 20_000, price: 100 }),
+      watermark(T0 + MIN + 6_000), // closes 00:00; nothing stays open, so everything is committed
+    ]);
+    await first.caughtUp();
+    await first.stop();
+    const second = new CandleService({ bus });
+    await second.start();
+    try {
+      await second.caughtUp();
+      await bus.publish<TradeEvent>(topics.trades, [trade({ ts: T0 + 40_000, price: 999 })]); // late for 00:00
+      await second.caughtUp();
+      const dead = await waitFor(
+        'the late trade in dlq',
+        async () => (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value),
+        (d) => d.length > 0,
+        { timeoutMs: 30_000 },
+      );
+      assert.deepEqual(
+        dead.map((d) => [d.kind, JSON.parse(d.payload).price]),
+        [['late', 999]],
+      );
+      assert.deepEqual([second.stats.late, second.stats.replayed], [1, 0]);
+      const candles = (await bus.readTail<Candle>(topics.candles, 100)).map((r) => ohlc(r.value));
+      assert.deepEqual(candles, ['BTC/USD 00:00 100/100/100/100 v=1 n=1']);
+    } finally {
+      await second.stop();
+    }
   });
 });

@@ -149,7 +149,7 @@ describe('CandleAggregator: properties', () => {
     );
   });
 
-  it('a crash at any point + restart from the committed position + read-back gives the uninterrupted output', () => {
+  it('a crash at any point + restart from the committed position + read-back gives the uninterrupted output, and every late trade is dead-lettered', () => {
     const events = fc
       .array(
         fc.oneof(
@@ -200,13 +200,21 @@ describe('CandleAggregator: properties', () => {
           const opts = { graceMs: 15_000, latePolicy, revisionHorizon: 5 };
 
           const full: Candle[] = [];
-          const a = new CandleAggregator({ candle: (c) => full.push(c), late: () => {} }, opts);
+          const fullDead = new Set<string>();
+          const a = new CandleAggregator(
+            { candle: (c) => full.push(c), late: (t) => fullDead.add(t.tradeId) },
+            opts,
+          );
           for (let i = 0; i < evs.length; i++) feed(a, evs[i]!, i);
 
           // Run 1: batches, commit after each batch, crash after `crashAt` events.
           const crashAt = 1 + (crashSeed % evs.length);
           const published: Candle[] = [];
-          const b = new CandleAggregator({ candle: (c) => published.push(c), late: () => {} }, opts);
+          const dead = new Set<string>();
+          const b = new CandleAggregator(
+            { candle: (c) => published.push(c), late: (t) => dead.add(t.tradeId) },
+            opts,
+          );
           let committed = 0;
           let pos = 0;
           let bi = 0;
@@ -217,8 +225,13 @@ describe('CandleAggregator: properties', () => {
           }
 
           // Run 2: fresh state, seeded from what was published, re-reading from the committed position.
+          // What comes after the crash is appended after the restart (inputEnd: the last position read before it).
           const after: Candle[] = [];
-          const c = new CandleAggregator({ candle: (x) => after.push(x), late: () => {} }, opts);
+          const deadAfter: string[] = [];
+          const c = new CandleAggregator(
+            { candle: (x) => after.push(x), late: (t) => deadAfter.push(t.tradeId) },
+            opts,
+          );
           const seeds = new Map<string, PairSeed & { published: [number, number][] }>();
           for (const x of published) {
             const s = seeds.get(x.pair) ?? {
@@ -227,6 +240,7 @@ describe('CandleAggregator: properties', () => {
               lastWindowStart: x.windowStart,
               lastClose: x.close,
               published: [],
+              inputEnd: crashAt - 1,
             };
             s.published.push([x.windowStart, x.revision]);
             if (x.revision === 0 && x.windowStart >= s.lastWindowStart) {
@@ -240,6 +254,19 @@ describe('CandleAggregator: properties', () => {
 
           const keyR = (x: Candle) => key(x) + ' r' + x.revision;
           assert.deepEqual([...published, ...after].map(keyR), full.map(keyR));
+          // Dead letters are at least once: every trade the uninterrupted run dead-letters is dead-lettered before the
+          // crash or after the restart, and the restart dead-letters only such trades (none that is in a candle).
+          for (const id of deadAfter) dead.add(id);
+          assert.deepEqual(
+            [...fullDead].filter((id) => !dead.has(id)),
+            [],
+            'late trades that vanished',
+          );
+          assert.deepEqual(
+            deadAfter.filter((id) => !fullDead.has(id)),
+            [],
+            'dead-lettered, yet in a candle',
+          );
           if (c.stats.suppressed > 0 || c.stats.replayed > 0) suppressedRuns++;
           if (committed < crashAt) rebuiltRuns++;
         },

@@ -76,6 +76,64 @@ describe('CandleService on the in-process bus', () => {
     await service.stop();
   });
 
+  it('restart: a late trade for a minute published before the restart is dead-lettered, not dropped as re-read', async () => {
+    const bus = new InProcessBus();
+    const first = new CandleService({ bus });
+    await first.start();
+    await bus.publish<TradeEvent>(topics.trades, [
+      trade({ ts: T0 + 20_000, price: 100 }),
+      watermark(T0 + MIN + 6_000), // closes 00:00; nothing stays open, so everything is committed
+    ]);
+    await first.caughtUp();
+    await first.stop();
+    const second = new CandleService({ bus });
+    await second.start();
+    await second.caughtUp();
+    await bus.publish<TradeEvent>(topics.trades, [trade({ ts: T0 + 40_000, price: 999 })]); // late for 00:00
+    await second.caughtUp();
+    await second.stop();
+    const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value);
+    assert.deepEqual(
+      dead.map((d) => [d.kind, JSON.parse(d.payload).price]),
+      [['late', 999]],
+    );
+    assert.match(dead[0]!.reason, /late trade: window .*T00:00:00/);
+    assert.deepEqual([second.stats.late, second.stats.replayed], [1, 0]);
+    assert.deepEqual(await candlesOf(bus), ['BTC/USD 00:00 100/100/100/100 v=1 n=1']);
+  });
+
+  it('restart: a re-read trade of a published minute is skipped; a late one the re-read shows late is dead-lettered', async () => {
+    const bus = new InProcessBus();
+    // Two exchanges of one pair share a partition: coinbase's open minute holds the commit back to its first trade,
+    // so the restart re-reads test's 00:00: its trade and the watermark that closed it.
+    const first = new CandleService({ bus });
+    await first.start();
+    await bus.publish<TradeEvent>(topics.trades, [
+      trade({ ts: T0 + 10_000, price: 50, exchange: 'coinbase' }),
+      trade({ ts: T0 + 20_000, price: 100 }),
+      watermark(T0 + MIN + 6_000), // closes test's 00:00
+    ]);
+    await first.caughtUp();
+    await first.stop();
+    // While the service is down: a late trade for test's 00:00, after the watermark that closed it.
+    await bus.publish<TradeEvent>(topics.trades, [trade({ ts: T0 + 45_000, price: 998 })]);
+    const second = new CandleService({ bus });
+    await second.start();
+    await second.caughtUp();
+    await second.stop();
+    const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value);
+    assert.deepEqual(
+      dead.map((d) => [d.kind, JSON.parse(d.payload).price]),
+      [['late', 998]],
+    );
+    assert.deepEqual(
+      [second.stats.late, second.stats.replayed],
+      [1, 1],
+      'the re-read trade of 00:00 counts once',
+    );
+    assert.deepEqual(await candlesOf(bus), ['BTC/USD 00:00 100/100/100/100 v=1 n=1']);
+  });
+
   it('trade service: drops duplicates before publishing and retries publishing while the bus is away', async () => {
     const bus = new InProcessBus();
     let failures = 2;
