@@ -104,7 +104,9 @@ export async function replayCommand(opts: Flags): Promise<void> {
     }
     const cut = cutWarning(all, limit, filter);
     if (cut !== undefined) process.stderr.write(`${cut}\n`);
-    const published = opts.dryRun ? 0 : await publishInBatches(bus, target, values);
+    const published = opts.dryRun
+      ? 0
+      : await publishInBatches(bus, target, values, { ms: timeoutMs, label: opts.timeout ?? '30s' });
     const notReplayable = [...refused]
       .sort((a, b) => b[1] - a[1])
       .map(([reason, count]) => ({ reason, count }));
@@ -131,17 +133,38 @@ export async function replayCommand(opts: Flags): Promise<void> {
   });
 }
 
-/** Publishes in batches, saying how far it got (stderr), and on a failure how many went out before it. */
-async function publishInBatches(
+/**
+ * Publishes in batches, saying how far it got (stderr), and on a failure how many went out before it. Each batch has
+ * `timeout` to be acknowledged: the bus waits for a broker that went away (services must), and a broker that went
+ * silent (a host gone, a network partition: no connection is refused) would hold the command for ever. Then the bus
+ * is closed, which ends its wait, and only the acknowledged batches are counted as published.
+ */
+export async function publishInBatches(
   bus: Bus,
   topic: Topic<unknown>,
   values: readonly unknown[],
+  timeout: { ms: number; label: string },
 ): Promise<number> {
   let done = 0;
   try {
     for (; done < values.length; ) {
       const batch = values.slice(done, done + REPLAY_BATCH);
-      await bus.publish(topic, batch);
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          void bus.close().catch(() => {});
+          reject(
+            new Error(`the broker did not acknowledge the next ${batch.length} within ${timeout.label}`),
+          );
+        }, timeout.ms);
+      });
+      try {
+        const sent = bus.publish(topic, batch);
+        sent.catch(() => {}); // once given up on, its failure (the bus closed) is the timeout's, already reported
+        await Promise.race([sent, expired]);
+      } finally {
+        clearTimeout(timer);
+      }
       done += batch.length;
       if (values.length > REPLAY_BATCH) process.stderr.write(`published ${done} of ${values.length}\n`);
     }
@@ -151,7 +174,7 @@ async function publishInBatches(
       `publishing to ${topic.name} failed after ${done} of ${values.length}: ${(err as Error).message}`,
       {
         cause: err,
-        hint: `the first ${done} are on ${topic.name}: a second replay publishes them again (consumers are idempotent on their keys, a few may count twice)`,
+        hint: `the first ${done} are on ${topic.name} (and the batch in flight may be, in part): a second replay publishes them again (consumers are idempotent on their keys, a few may count twice)`,
       },
     );
   }
