@@ -42,6 +42,11 @@ export async function startMarketDataPipeline(args: {
   abandonBacklog?: AbortSignal;
   /** With a store: candles → features → store as well. */
   store?: FeatureStore;
+  /**
+   * The newest candle of each pair an earlier run stored (`cryptocast run --source live`, whose in-process bus starts
+   * empty): the candle stage continues after them, and the live connectors refill over REST from their end.
+   */
+  storedCandles?: readonly Candle[];
   /** The feature writer also writes the news set (signals from `news.signals`); `holdNews`: see FeatureWriter. */
   news?: { holdNews: boolean };
   /** Publishes candles itself (a candle replay) beside the trade sources; the pipeline finishes after it. */
@@ -54,6 +59,7 @@ export async function startMarketDataPipeline(args: {
     graceMs: config.graceMs,
     latePolicy: config.latePolicy,
     onCandles: args.onCandles,
+    stored: args.storedCandles,
   });
   await candles.start();
   let features: FeatureService | undefined;
@@ -67,7 +73,10 @@ export async function startMarketDataPipeline(args: {
     await features.start();
     await writer.start();
   }
-  const trades = new TradeService(bus, { priceGuard: { maxFactor: config.maxPriceFactor } });
+  const trades = new TradeService(bus, {
+    priceGuard: { maxFactor: config.maxPriceFactor },
+    storedCandles: args.storedCandles,
+  });
   const abort = new AbortController();
   // A signal that aborted before this point (SIGTERM during start-up) fires no event any more: check it first.
   if (args.signal?.aborted) abort.abort();

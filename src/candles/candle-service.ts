@@ -32,6 +32,11 @@ export interface CandleServiceOptions {
   group?: string;
   /** Candles read back per partition on start (must cover what can be published between two commits). */
   tailRecords?: number;
+  /**
+   * Candles an earlier process published and stored, taken as published as well as those read back from `candles`:
+   * `cryptocast run` gives the newest of each pair from its store, since its in-process bus starts empty.
+   */
+  stored?: readonly Candle[];
   onCandles?(candles: readonly Candle[]): void;
 }
 
@@ -251,7 +256,10 @@ export class CandleService {
 
   /** What was already published, per pair, from the tail of `candles`. */
   private async readSeeds(): Promise<PairSeed[]> {
-    const tail = await this.opts.bus.readTail(topics.candles, this.opts.tailRecords ?? 20_000);
+    const tail = [
+      ...(this.opts.stored ?? []).map((value) => ({ value })),
+      ...(await this.opts.bus.readTail(topics.candles, this.opts.tailRecords ?? 20_000)),
+    ];
     const interval = this.opts.interval ?? '1m';
     const byPair = new Map<string, PairSeed & { published: [number, number][] }>();
     /** The revision `lastClose` was taken from: the last window's latest revision is its close (`revise`). */

@@ -4,6 +4,7 @@ import { metrics } from '../core/metrics.ts';
 import type { PriceGuardOptions } from '../core/price-guard.ts';
 import type { Bus } from '../runtime/bus.ts';
 import { publishDurably, publishOrDeadLetter } from '../runtime/publish-durably.ts';
+import type { Candle } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import { topics } from '../schemas/topics.ts';
 import type { Trade, TradeEvent, Watermark } from '../schemas/trade.ts';
@@ -45,10 +46,16 @@ export class TradeService {
   private readonly bus: Bus;
   private readonly dedup = new TradeDeduplicator();
   private readonly plausibility: TradePlausibility;
+  private readonly storedCandles: readonly Candle[];
 
-  constructor(bus: Bus, opts: { priceGuard?: PriceGuardOptions } = {}) {
+  /**
+   * `storedCandles`: the newest candle of each pair an earlier process stored (`cryptocast run`, whose in-process bus
+   * starts empty: see `resume`).
+   */
+  constructor(bus: Bus, opts: { priceGuard?: PriceGuardOptions; storedCandles?: readonly Candle[] } = {}) {
     this.bus = bus;
     this.plausibility = new TradePlausibility(opts.priceGuard);
+    this.storedCandles = opts.storedCandles ?? [];
   }
 
   /** The plausible trades; the others go to `dlq` with the reason. Every source's trades pass here. */
@@ -92,7 +99,12 @@ export class TradeService {
   private async resume(sources: readonly TradeSource[]): Promise<void> {
     const tail = await this.bus.readTail(topics.trades, RESUME_TAIL_RECORDS);
     for (const r of tail) if (r.value.type === 'trade') this.dedup.accept(r.value);
-    const points = ResumePoints.fromTail(tail.map((r) => r.value));
+    // A stored candle's minute was closed: every trade up to its end was taken, as a watermark there says. The log's
+    // tail, where there is one, knows better (the newest trade id and time) and is taken as well.
+    const stored = this.storedCandles.map(
+      (c): TradeEvent => ({ v: 1, type: 'watermark', exchange: c.exchange, pair: c.pair, ts: c.windowEnd }),
+    );
+    const points = ResumePoints.fromTail([...stored, ...tail.map((r) => r.value)]);
     for (const s of sources) s.resumeFrom?.(points);
     log.info({ records: tail.length }, 'resuming live sources from the tail of trades');
   }

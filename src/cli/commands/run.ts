@@ -5,7 +5,7 @@ import { type CandleReplayStats, klineFiles, replayCandles, replayRange } from '
 import { liveNewsSources, type NewsPipeline, startNewsPipeline } from '../../app/news-pipeline.ts';
 import { startMarketDataPipeline } from '../../app/pipeline.ts';
 import { humanLogLine, iso, n, StatusLine } from '../../app/progress.ts';
-import { openCandlesTable } from '../../candles/store/candles-table.ts';
+import { type CandlesTable, openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
 import { type LastingStoreFailure, lastingStoreError, lastingStoreFailure } from '../../core/duckdb.ts';
@@ -40,6 +40,41 @@ import { DEFAULT_MODEL_NAME } from '../../training/registry/registry.ts';
 import { parsePort, parsePositiveDuration } from '../flags.ts';
 import { buildSources, defaultReplayFiles, parseSpeed, type SourceFlags } from '../sources.ts';
 import { openUnlessStopped } from '../stop-while-starting.ts';
+
+/**
+ * How old the newest stored candle of a pair may be for a live run to resume after it: the exchanges refill over REST
+ * only what is recent (Coinbase keeps recent trades only; a refill holds at most 500 pages), and a replay's candles,
+ * months old, say nothing of where a live stream stopped.
+ */
+export const RESUME_MAX_AGE_MS = 60 * 60_000;
+
+/**
+ * The newest stored candle of each of `pairs`, for a live run to resume after (`startMarketDataPipeline`'s
+ * `storedCandles`); one older than `RESUME_MAX_AGE_MS` at `now` is left out, and said: that pair starts fresh.
+ */
+export async function resumableCandles(
+  table: CandlesTable,
+  pairs: readonly string[],
+  now: number,
+  say: (line: string) => void,
+): Promise<Candle[]> {
+  const out: Candle[] = [];
+  const stored = new Set(await table.series());
+  for (const pair of pairs.filter((p) => stored.has(p))) {
+    const c = await table.latest(pair);
+    if (c === undefined) continue;
+    if (now - c.windowEnd <= RESUME_MAX_AGE_MS) out.push(c);
+    else
+      say(
+        `${pair}: the store's newest candle ends ${iso(c.windowEnd).slice(0, 16)}, over ${RESUME_MAX_AGE_MS / 60_000} minutes ago: starting fresh (no REST refill reaches back that far)`,
+      );
+  }
+  if (out.length > 0)
+    say(
+      `resuming ${out.map((c) => `${c.pair} after ${iso(c.windowEnd).slice(0, 16)}`).join(', ')}: what traded since is refilled over REST`,
+    );
+  return out;
+}
 
 /**
  * The pair of the example URL `run` prints. Live follows --pairs (BTC/USD by default): the example once said
@@ -316,11 +351,17 @@ export async function run(
         ` · sentiment by ${news.backend}${news.note ? ` (${news.note})` : ''}; items waiting over ${newsMaxLagMs / 1000} s are scored by the lexicon`,
     );
   }
+  // Live, the in-process bus starts empty: where the previous run stopped is in the store's candles.
+  const storedCandles =
+    opts.source === 'live'
+      ? await resumableCandles(candlesTable, config.pairs, Date.now(), (line) => status.print(line))
+      : undefined;
   const pipeline = await startMarketDataPipeline({
     bus,
     sources,
     config,
     store,
+    storedCandles,
     signal: abort.signal,
     leaveBacklogOnStop: opts.source !== 'live',
     abandonBacklog: storeFailed.signal,

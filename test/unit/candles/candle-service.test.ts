@@ -8,7 +8,7 @@ import type { Candle } from '../../../src/schemas/candle.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import type { Trade, TradeEvent } from '../../../src/schemas/trade.ts';
-import { MIN, ohlc, T0, trade, watermark } from '../../support/factories.ts';
+import { candle, MIN, ohlc, T0, trade, watermark } from '../../support/factories.ts';
 
 async function candlesOf(bus: InProcessBus): Promise<string[]> {
   return (await bus.readTail<Candle>(topics.candles, 10_000)).map((r) => ohlc(r.value));
@@ -132,6 +132,26 @@ describe('CandleService on the in-process bus', () => {
       'the re-read trade of 00:00 counts once',
     );
     assert.deepEqual(await candlesOf(bus), ['BTC/USD 00:00 100/100/100/100 v=1 n=1']);
+  });
+
+  it('stored candles (cryptocast run, its bus empty) count as published: the refill overlap is skipped, fills go on', async () => {
+    const bus = new InProcessBus();
+    const stored = { ...candle({ windowEnd: T0 + MIN, close: 100 }), exchange: 'test', pair: 'BTC/USD' };
+    const service = new CandleService({ bus, stored: [stored] });
+    await service.start();
+    await bus.publish<TradeEvent>(topics.trades, [
+      trade({ ts: T0 + 59_500, price: 90 }), // a REST refill overlaps the stored minute's last second
+      trade({ ts: T0 + 2 * MIN + 1_000, price: 110 }),
+      watermark(T0 + 3 * MIN + 6_000),
+    ]);
+    await service.caughtUp();
+    await service.stop();
+    assert.deepEqual(await candlesOf(bus), [
+      'BTC/USD 00:01 100/100/100/100 v=0 n=0 filled',
+      'BTC/USD 00:02 110/110/110/110 v=1 n=1',
+    ]);
+    assert.equal(service.stats.replayed, 1);
+    assert.equal((await bus.readTail(topics.dlq, 10)).length, 0);
   });
 
   it('trade service: drops duplicates before publishing and retries publishing while the bus is away', async () => {

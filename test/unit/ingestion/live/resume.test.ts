@@ -6,6 +6,7 @@ import { ResumePoints } from '../../../../src/ingestion/resume-points.ts';
 import { TradeService } from '../../../../src/ingestion/trade-service.ts';
 import type { Bus } from '../../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../../src/runtime/in-process-bus.ts';
+import type { Candle } from '../../../../src/schemas/candle.ts';
 import { topics } from '../../../../src/schemas/topics.ts';
 import type { Trade, TradeEvent } from '../../../../src/schemas/trade.ts';
 import { collectValues } from '../../../support/collect.ts';
@@ -14,14 +15,15 @@ import { CoinbaseServer } from '../../../support/exchanges/coinbase.ts';
 import { coinbaseTradesFromRecording, krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
 import { FAST_CONNECTOR, range } from '../../../support/exchanges/harness.ts';
 import { KrakenServer } from '../../../support/exchanges/kraken.ts';
+import { candle } from '../../../support/factories.ts';
 
 const PAIR = 'BTC/USDT';
 const real = krakenRecordedTrades(); // 1,000 real trades, consecutive ids
 const firstId = real[0]!.id;
 
 /** A trades stage on `bus` with a Kraken connector on `srv`, running until `stop()`. */
-function tradesStage(bus: Bus, srv: KrakenServer) {
-  const service = new TradeService(bus);
+function tradesStage(bus: Bus, srv: KrakenServer, storedCandles?: readonly Candle[]) {
+  const service = new TradeService(bus, { storedCandles });
   const source = new KrakenWsSource({
     pairs: [PAIR],
     wsUrl: srv.wsUrl,
@@ -65,6 +67,30 @@ function busAwayWhile(away: { now: boolean }): { bus: Bus; inner: InProcessBus }
 }
 
 describe('live trades resume where the previous process left the log', () => {
+  it("cryptocast run's empty in-process bus: refills from the end of the newest stored candle", async () => {
+    const srv = await new KrakenServer().listen();
+    const bus = new InProcessBus();
+    try {
+      // The previous run stored its candles up to 17:45 (the minute of trades 78-89); 90-699 traded since.
+      srv.record(PAIR, real.slice(0, 700));
+      const windowEnd = Date.parse('2025-11-10T17:46:00Z');
+      assert.ok(Number(real[89]!.time) * 1000 < windowEnd && Number(real[90]!.time) * 1000 >= windowEnd);
+      const stored = { ...candle({ windowEnd }), exchange: 'kraken', pair: PAIR };
+      const onTopic = await collectValues(bus, topics.trades);
+      const stage = tradesStage(bus, srv, [stored]);
+      try {
+        await until(() => tradeIds(onTopic).length >= 610, 10_000, 'the 610 traded since the stored minute');
+      } finally {
+        await stage.stop();
+      }
+      assert.deepEqual(tradeIds(onTopic), range(90, 699));
+      assert.equal(stage.source.stats.recovered, 610);
+    } finally {
+      await bus.close();
+      await srv.close();
+    }
+  });
+
   it('a restart refills over REST what traded while the stage was down: every trade once, in order', async () => {
     const srv = await new KrakenServer().listen();
     const bus = new InProcessBus();
