@@ -84,7 +84,10 @@ export interface LiveSourceOptions {
   restRetries?: number;
   /** Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades). */
   maxRefillPages?: number;
-  /** Warn when a pair is still not acknowledged this long after connecting (default 10 000 ms). */
+  /**
+   * A pair neither acknowledged nor refused this long after subscribing (and every frame received read) ⇒ the
+   * connection is dropped and made again, after the back-off (default 10 000 ms).
+   */
   ackTimeoutMs?: number;
   log?: Logger;
   /** Jitter source for the reconnect back-off (tests). */

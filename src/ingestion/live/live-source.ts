@@ -98,6 +98,8 @@ export class LiveTradeSource implements TradeSource {
   private sink: SourceSink | undefined;
   private signal: AbortSignal | undefined;
   private connectedAt: number | undefined;
+  /** When this connection's subscribe frames were sent and its refills done: the acknowledgements' clock starts. */
+  private subscribedAt: number | undefined;
   private startedAt: number | undefined;
   private ackWarned = false;
   private lastSequence: number | undefined;
@@ -162,6 +164,16 @@ export class LiveTradeSource implements TradeSource {
     this.startedAt ??= this.connectedAt;
     this.ackWarned = false;
     for (const f of this.a.subscribeFrames([...this.state.keys()])) send(f);
+    try {
+      await this.catchUp(connection);
+    } finally {
+      // The acks are frames, read only once these refills are done: the wait for them is counted from then.
+      if (this.connectedAt !== undefined) this.subscribedAt = Date.now();
+    }
+  }
+
+  /** After (re)subscribing: the refills a new connection starts with (a restart's resume points, an outage). */
+  private async catchUp(connection: number): Promise<void> {
     if (connection === 1) {
       // A pair the previous process followed catches up from where it left the log, as after a reconnect; for the
       // others this connection is where their history starts.
@@ -186,6 +198,7 @@ export class LiveTradeSource implements TradeSource {
 
   private onDisconnect(reason: string): void {
     this.connectedAt = undefined;
+    this.subscribedAt = undefined;
     this.lastSequence = undefined;
     this.lastHeartbeat = undefined;
     for (const s of this.state.values()) {
@@ -426,11 +439,21 @@ export class LiveTradeSource implements TradeSource {
           this.log.info({ pair, refusals: s.refusals }, 'subscribing again after a refusal');
           for (const f of this.a.subscribeFrames([pair])) this.socket.send(f);
         }
-      const late = now - this.connectedAt > (this.o.ackTimeoutMs ?? 10_000);
+      // A subscription neither acknowledged nor refused once every frame received has been read (an ack may wait in
+      // the queue behind a refill): the server lost it or never answers. Waiting would leave the pair without
+      // watermarks (its candles never closing) for the connection's life, which can be days; subscribing again on
+      // it could be refused as a duplicate. A new connection subscribes everything afresh, after the back-off
+      // (growing: a connection dropped this way was not a stable one).
+      const ackTimeoutMs = this.o.ackTimeoutMs ?? 10_000;
+      const late =
+        this.subscribedAt !== undefined &&
+        now - this.subscribedAt > ackTimeoutMs &&
+        this.socket.oldestUnhandledTs === undefined;
       const unacked = [...this.state].filter(([, s]) => !s.acked && !s.refused).map(([p]) => p);
       if (late && unacked.length > 0 && !this.ackWarned) {
         this.ackWarned = true;
-        this.log.warn({ pairs: unacked }, 'subscription not acknowledged: no watermarks for these pairs');
+        this.log.warn({ pairs: unacked, ackTimeoutMs }, 'subscription not acknowledged: reconnecting');
+        this.socket.drop(`subscription of ${unacked.join(', ')} not acknowledged within ${ackTimeoutMs} ms`);
       }
     } finally {
       this.ticking = false;

@@ -35,6 +35,13 @@ export class KrakenServer extends ExchangeServer {
    */
   holdConfirmations = false;
   private heldConfirmations: (() => void)[] = [];
+  /**
+   * Subscriptions to these symbols are received and never answered: a server that accepts the socket, and keeps it
+   * alive, but never acknowledges (the connector must not wait for ever).
+   */
+  readonly unanswered = new Set<string>();
+  /** Connections with a confirmed subscription: Kraken heartbeats only these (§1: after subscribing to any channel). */
+  private readonly subscribedSockets = new Set<WebSocket>();
   /** Heartbeat frames sent so far. */
   heartbeats = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -53,7 +60,12 @@ export class KrakenServer extends ExchangeServer {
       () => {
         if (Date.now() - this.lastSent >= this.heartbeatMs) {
           this.heartbeats++;
-          this.send({ channel: 'heartbeat' });
+          this.lastSent = Date.now();
+          // Only to connections subscribed to something: a heartbeat to one that is not would keep alive a
+          // connection the real exchange leaves silent.
+          if (!this.silent)
+            for (const ws of this.subscribedSockets)
+              if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ channel: 'heartbeat' }));
         }
       },
       Math.max(5, this.heartbeatMs / 4),
@@ -90,6 +102,7 @@ export class KrakenServer extends ExchangeServer {
   }
 
   protected onConnect(ws: WebSocket): void {
+    ws.on('close', () => this.subscribedSockets.delete(ws));
     if (this.silent) return;
     ws.send(
       JSON.stringify({
@@ -135,8 +148,10 @@ export class KrakenServer extends ExchangeServer {
         });
         continue;
       }
+      if (this.unanswered.has(symbol)) continue;
       const snapshot = m.params.snapshot ?? false;
       const confirm = () => {
+        if (ws.readyState === WebSocket.OPEN) this.subscribedSockets.add(ws);
         reply({ method: 'subscribe', result: { channel: 'trade', symbol, snapshot }, success: true });
         if (snapshot && ws.readyState === WebSocket.OPEN) {
           const recent = (this.history.get(symbol) ?? []).slice(-50);

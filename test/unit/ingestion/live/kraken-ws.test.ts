@@ -157,6 +157,24 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       { pairs: [PAIR, 'ETH/EUR'] },
     ));
 
+  it('a subscription never acknowledged (the connection kept alive) is not waited for for ever: it reconnects and subscribes again', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        // BTC/USDT is confirmed (so heartbeats keep the connection alive); ETH/USD is never answered.
+        await until(() => source.subscribed.includes(PAIR), 30_000, 'BTC/USDT acknowledged');
+        assert.equal(source.socket.connects, 1);
+        await until(() => sink.watermarks.some((w) => w.pair === PAIR), 30_000, 'watermarks of BTC/USDT');
+        assert.ok(!source.subscribed.includes('ETH/USD'));
+        srv.unanswered.clear(); // the next subscription is answered
+        // Before, a warning, and ETH/USD went without watermarks (its candles never closed) for the connection's life.
+        await until(() => source.subscribed.includes('ETH/USD'), 30_000, 'ETH/USD acknowledged');
+        assert.ok(source.socket.connects >= 2, 'on a new connection');
+        await until(() => sink.watermarks.some((w) => w.pair === 'ETH/USD'), 30_000, 'watermarks of ETH/USD');
+      },
+      { pairs: [PAIR, 'ETH/USD'], ackTimeoutMs: 300 },
+      (srv) => srv.unanswered.add('ETH/USD'),
+    ));
+
   it('a pair refused once (a rate limit) is subscribed again on the same connection and followed again', () =>
     withKraken(
       async (_srv, source, sink) => {
