@@ -36,6 +36,11 @@ export interface GetJsonOptions {
    * mistyped URL is said in seconds, not after minutes of back-off.
    */
   unansweredRetries?: number | undefined;
+  /**
+   * The longest `Retry-After` waited out; a longer one fails the call at once (default: no limit). A caller that holds
+   * a live stream while it waits (a connector's refill) cannot sleep through an IP ban of hours (Binance's 418).
+   */
+  maxRetryAfterMs?: number;
 }
 
 const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 60_000 };
@@ -85,6 +90,11 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
       if (err instanceof HttpError || o.signal?.aborted) throw err;
       reason = `network: ${networkReason(err)}`;
     }
+    if (retryAfterMs !== undefined && o.maxRetryAfterMs !== undefined && retryAfterMs > o.maxRetryAfterMs)
+      throw fail(
+        ERR.UPSTREAM,
+        `GET ${redactSecrets(url)}: ${reason}, retry after ${Math.round(retryAfterMs / 1000)} s: longer than the ${Math.round(o.maxRetryAfterMs / 1000)} s this caller waits`,
+      );
     if (!answered && attempt >= Math.min(retries, o.unansweredRetries ?? retries))
       throw fail(
         ERR.UPSTREAM,

@@ -66,6 +66,13 @@ export async function keepingFetchedPages(
   return out;
 }
 
+/**
+ * The longest `Retry-After` a refill waits out: it holds the connection's frames (every pair's trades and watermarks)
+ * while it waits, so a longer one — an IP ban of minutes to days (Binance's 418) — ends the refill at once, what it had
+ * fetched delivered and the rest counted unrecoverable, and the stream goes on.
+ */
+export const REFILL_MAX_RETRY_AFTER_MS = 60_000;
+
 /** Options shared by every live connector. */
 export interface LiveSourceOptions {
   /** Canonical pairs (`BTC/USD`) to follow. */

@@ -23,6 +23,8 @@ export interface BinanceFetchOptions {
   backoff?: Backoff;
   retries?: number;
   apiKey?: string;
+  /** The longest `Retry-After` waited out (getJson): a longer one fails the call at once. */
+  maxRetryAfterMs?: number;
 }
 
 export interface BinanceTradesPage {

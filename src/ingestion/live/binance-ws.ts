@@ -4,6 +4,7 @@ import {
   type ExchangeAdapter,
   keepingFetchedPages,
   type LiveSourceOptions,
+  REFILL_MAX_RETRY_AFTER_MS,
   type RefillRequest,
   type RefillResult,
 } from './adapter.ts';
@@ -66,6 +67,7 @@ async function binanceRefill(rest: string, o: BinanceWsOptions, req: RefillReque
       backoff: o.restBackoff,
       retries: o.restRetries,
       apiKey: o.apiKey,
+      maxRetryAfterMs: REFILL_MAX_RETRY_AFTER_MS,
     });
   const maxPages = o.maxRefillPages ?? 500;
   const out: RefillResult = { trades: [], rejects: [], complete: false };

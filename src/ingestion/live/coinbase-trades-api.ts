@@ -28,6 +28,8 @@ export interface CoinbaseFetchOptions {
   log?: Logger;
   backoff?: Backoff;
   retries?: number;
+  /** The longest `Retry-After` waited out (getJson): a longer one fails the call at once. */
+  maxRetryAfterMs?: number;
 }
 
 export interface CoinbaseTradesPage {

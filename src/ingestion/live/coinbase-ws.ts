@@ -3,6 +3,7 @@ import {
   type ExchangeAdapter,
   keepingFetchedPages,
   type LiveSourceOptions,
+  REFILL_MAX_RETRY_AFTER_MS,
   type RefillRequest,
   type RefillResult,
 } from './adapter.ts';
@@ -82,6 +83,7 @@ async function coinbaseRefill(
         log: req.log,
         backoff: o.restBackoff,
         retries: o.restRetries,
+        maxRetryAfterMs: REFILL_MAX_RETRY_AFTER_MS,
       });
       out.trades.push(...r.trades);
       out.rejects.push(...r.rejects);

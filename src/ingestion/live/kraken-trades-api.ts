@@ -52,6 +52,8 @@ export interface KrakenFetchOptions {
   retries?: number;
   /** Retries while nothing has answered (getJson): fewer for a first contact. */
   unansweredRetries?: number | undefined;
+  /** The longest `Retry-After` waited out (getJson): a longer one fails the call at once. */
+  maxRetryAfterMs?: number;
   onRetry?(attempt: number, reason: string, delayMs: number): void;
 }
 

@@ -5,6 +5,7 @@ import {
   type ExchangeAdapter,
   keepingFetchedPages,
   type LiveSourceOptions,
+  REFILL_MAX_RETRY_AFTER_MS,
   type RefillRequest,
   type RefillResult,
 } from './adapter.ts';
@@ -87,6 +88,7 @@ async function krakenRefill(rest: string, o: KrakenWsOptions, req: RefillRequest
         log: req.log,
         backoff: o.restBackoff,
         retries: o.restRetries,
+        maxRetryAfterMs: REFILL_MAX_RETRY_AFTER_MS,
       });
       const fresh = r.trades.filter((t) => Number(t.tradeId) > maxId);
       out.trades.push(...fresh);

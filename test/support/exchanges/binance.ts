@@ -14,6 +14,8 @@ export class BinanceServer extends ExchangeServer {
   /** Symbol (`BTCUSDT`) → trade events as Binance sends them, in id order. */
   readonly history = new Map<string, Record<string, unknown>[]>();
   pingMs = 20_000;
+  /** `Retry-After` (seconds) of a rate-limited REST answer: Binance sends it with every 429 and 418. */
+  retryAfterSec = 1;
   private readonly subscribed = new Map<WebSocket, { streams: Set<string>; combined: boolean }>();
   private timer: NodeJS.Timeout | undefined;
 
@@ -102,7 +104,7 @@ export class BinanceServer extends ExchangeServer {
   }
 
   protected rateLimited(res: ServerResponse): void {
-    res.writeHead(429, { 'content-type': 'application/json' }).end(
+    res.writeHead(429, { 'content-type': 'application/json', 'retry-after': String(this.retryAfterSec) }).end(
       JSON.stringify({
         code: -1003,
         msg: 'Too many requests; current limit is 6000 request weight per 1 MINUTE.',

@@ -162,6 +162,26 @@ describe('Binance @trade connector against a local Binance server', () => {
       assert.equal(srv.restCalls.length, 3, 'two 429s, then the page');
     }));
 
+  it('a gap refill told to retry after an hour (Retry-After) gives up at once: the stream goes on, the gap counted', () =>
+    withBinance(async (srv, source, sink) => {
+      await until(() => source.subscribed.length === 2);
+      srv.publish(btc.slice(0, 10));
+      srv.muted = true;
+      srv.publish(btc.slice(10, 60));
+      srv.muted = false;
+      srv.retryAfterSec = 3600; // an IP ban (418) or a long rate limit
+      srv.rateLimitNext = 1;
+      srv.publish(btc.slice(60, 70));
+      // Before, the refill slept the hour out, every frame of the connection queued behind it (the stream stalled,
+      // the watermarks of every pair held, memory growing).
+      await until(() => sink.received.length === 20, 30_000, 'the trades after the gap');
+      assert.deepEqual(sink.ids('BTC/USDT'), idsOf([...btc.slice(0, 10), ...btc.slice(60, 70)]));
+      assert.equal(source.stats.unrecoverable, 50, 'the gap stays open, counted');
+      assert.equal(srv.restCalls.length, 1, 'not asked again before the hour is out');
+      srv.publish(eth.slice(0, 3));
+      await until(() => sink.received.length === 23, 30_000, 'live after the refill gave up');
+    }));
+
   it('a gap refill whose second page fails for good delivers the first page and counts only the rest unrecoverable', () =>
     withBinance(
       async (srv, source, sink) => {
