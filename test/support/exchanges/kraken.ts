@@ -40,8 +40,11 @@ export class KrakenServer extends ExchangeServer {
    * alive, but never acknowledges (the connector must not wait for ever).
    */
   readonly unanswered = new Set<string>();
-  /** Connections with a confirmed subscription: Kraken heartbeats only these (§1: after subscribing to any channel). */
-  private readonly subscribedSockets = new Set<WebSocket>();
+  /**
+   * Each connection's confirmed symbols: updates go only to the connections subscribed to their symbol, heartbeats
+   * only to those subscribed to something (§1: they start after subscribing to any channel).
+   */
+  private readonly subscribedSockets = new Map<WebSocket, Set<string>>();
   /** Heartbeat frames sent so far. */
   heartbeats = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -64,7 +67,7 @@ export class KrakenServer extends ExchangeServer {
           // Only to connections subscribed to something: a heartbeat to one that is not would keep alive a
           // connection the real exchange leaves silent.
           if (!this.silent)
-            for (const ws of this.subscribedSockets)
+            for (const ws of this.subscribedSockets.keys())
               if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ channel: 'heartbeat' }));
         }
       },
@@ -82,11 +85,21 @@ export class KrakenServer extends ExchangeServer {
     return '/v2';
   }
 
-  /** Records trades (REST sees them) and streams them as one `update` (unless muted or silent). */
+  /**
+   * Records trades (REST sees them) and streams them as one `update` to the connections subscribed to the pair (unless
+   * muted or silent).
+   */
   publish(pair: string, trades: KrakenTrade[]): void {
     this.record(pair, trades);
-    if (!this.muted)
-      this.send({ channel: 'trade', type: 'update', data: trades.map((t) => wsTrade(pair, t)) });
+    if (this.muted || this.silent) return;
+    this.lastSent = Date.now();
+    const frame = JSON.stringify({
+      channel: 'trade',
+      type: 'update',
+      data: trades.map((t) => wsTrade(pair, t)),
+    });
+    for (const [ws, symbols] of this.subscribedSockets)
+      if (symbols.has(pair) && ws.readyState === WebSocket.OPEN) ws.send(frame);
   }
 
   /** Records trades without streaming them: they happened, the client never saw them (a gap). */
@@ -94,11 +107,6 @@ export class KrakenServer extends ExchangeServer {
     const h = this.history.get(pair) ?? [];
     h.push(...trades);
     this.history.set(pair, h);
-  }
-
-  private send(frame: unknown): void {
-    this.lastSent = Date.now();
-    this.sendRaw(frame);
   }
 
   protected onConnect(ws: WebSocket): void {
@@ -151,7 +159,8 @@ export class KrakenServer extends ExchangeServer {
       if (this.unanswered.has(symbol)) continue;
       const snapshot = m.params.snapshot ?? false;
       const confirm = () => {
-        if (ws.readyState === WebSocket.OPEN) this.subscribedSockets.add(ws);
+        if (ws.readyState !== WebSocket.OPEN) return;
+        this.subscribedSockets.set(ws, (this.subscribedSockets.get(ws) ?? new Set()).add(symbol));
         reply({ method: 'subscribe', result: { channel: 'trade', symbol, snapshot }, success: true });
         if (snapshot && ws.readyState === WebSocket.OPEN) {
           const recent = (this.history.get(symbol) ?? []).slice(-50);
