@@ -130,6 +130,8 @@ export class LiveTradeSource implements TradeSource {
       onOpen: (send, connection) => this.onOpen(send, connection),
       onMessage: (text, ts) => this.onFrame(text, ts),
       onDisconnect: (reason) => this.onDisconnect(reason),
+      // Said in the dead-letter topic, not only the log; what the cut connection missed is refilled on reconnecting.
+      onFrameRefused: (reason) => this.reject('parse', reason, '(not kept: the frame was refused unread)'),
     });
   }
 

@@ -27,6 +27,11 @@ export interface ReconnectingSocketOptions {
   onOpen(send: (text: string) => void, connection: number): void | Promise<void>;
   onMessage(text: string, receivedTs: number): void | Promise<void>;
   onDisconnect?(reason: string): void;
+  /**
+   * A frame refused unread (over `maxFrameBytes`: the connection is closed with 1009), with why — in order with the
+   * frames handled before it. Its content is not kept: `ws` stops reading it at the limit.
+   */
+  onFrameRefused?(reason: string): void | Promise<void>;
   /** Called before each wait, with the delay chosen and the consecutive failures so far. */
   onBackoff?(delayMs: number, failures: number): void;
   idleTimeoutMs?: number;
@@ -107,9 +112,10 @@ export class ReconnectingSocket {
       let openedAt: number | undefined;
       let settled = false;
       let connection = 0;
+      const maxFrameBytes = this.o.maxFrameBytes ?? 4 * 1024 * 1024;
       const ws = new WebSocket(this.o.url, {
         handshakeTimeout: this.o.handshakeTimeoutMs ?? 10_000,
-        maxPayload: this.o.maxFrameBytes ?? 4 * 1024 * 1024,
+        maxPayload: maxFrameBytes,
       });
       this.ws = ws;
       const idleMs = this.o.idleTimeoutMs ?? 30_000;
@@ -158,7 +164,13 @@ export class ReconnectingSocket {
       // `ws` answers a server ping with a pong by itself; either is a sign of life.
       ws.on('ping', alive);
       ws.on('pong', alive);
-      ws.on('error', (err) => this.o.log.warn({ err: err.message, url: this.o.url }, 'websocket error'));
+      ws.on('error', (err) => {
+        this.o.log.warn({ err: err.message, url: this.o.url }, 'websocket error');
+        if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+          enqueue('refused-frame handler', () =>
+            this.o.onFrameRefused?.(`a frame over ${maxFrameBytes} bytes, refused unread (${err.message})`),
+          );
+      });
       ws.on('close', (code, reason) => {
         if (settled) return;
         settled = true;

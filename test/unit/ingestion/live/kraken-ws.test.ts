@@ -567,6 +567,25 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       },
     ));
 
+  it('a frame over the size limit is dead-lettered with the reason, and what the cut connection missed is refilled', () =>
+    withKraken(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(PAIR, real.slice(0, 5));
+      await until(() => sink.received.length === 5, 30_000, 'the first trades');
+      srv.sendRaw(`{"channel":"trade","pad":"${'x'.repeat(5 * 1024 * 1024)}"}`); // over the 4 MiB a frame may have
+      srv.muted = true;
+      srv.publish(PAIR, real.slice(5, 10)); // while the connection is cut
+      srv.muted = false;
+      await until(() => sink.dead.length === 1, 30_000, 'the dead letter');
+      // Before, a warning in the log, nothing in the dead-letter topic: the frame and why it went were lost unsaid.
+      assert.equal(sink.dead[0]!.kind, 'parse');
+      assert.equal(sink.dead[0]!.origin, 'kraken-ws');
+      assert.match(sink.dead[0]!.reason, /frame over 4194304 bytes/);
+      await until(() => sink.received.length === 10, 30_000, 'the refill after reconnecting');
+      assert.deepEqual(sink.ids(PAIR), ids(0, 10));
+      assert.ok(source.socket.connects >= 2);
+    }));
+
   it('dead-letters malformed frames with reasons and keeps running', () =>
     withKraken(async (srv, source, sink) => {
       await until(() => source.subscribed.includes(PAIR));
