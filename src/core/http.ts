@@ -41,7 +41,15 @@ export interface GetJsonOptions {
    * a live stream while it waits (a connector's refill) cannot sleep through an IP ban of hours (Binance's 418).
    */
   maxRetryAfterMs?: number;
+  /** The largest body read (default `MAX_JSON_BODY_BYTES`); a larger one fails the call, unread past the limit. */
+  maxBodyBytes?: number;
 }
+
+/**
+ * An exchange's REST page is at most a few hundred KB (1,000 trades): a body past this is a broken upstream, and read
+ * whole it could take the process's memory.
+ */
+export const MAX_JSON_BODY_BYTES = 16 * 1024 * 1024;
 
 const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 60_000 };
 
@@ -64,7 +72,13 @@ export async function getJson(url: string, o: GetJsonOptions = {}): Promise<unkn
       ]);
       const res = await fetch(url, { headers: { accept: 'application/json', ...o.headers }, signal });
       answered = true;
-      const text = await res.text();
+      const maxBytes = o.maxBodyBytes ?? MAX_JSON_BODY_BYTES;
+      const text = await boundedText(res, maxBytes).catch((err: Error) => {
+        // Not retried: the same request would bring the same body (a reset mid-body stays a network error).
+        if (err instanceof BodyTooLargeError)
+          throw new HttpError(`GET ${redactSecrets(url)}: HTTP ${res.status}: ${err.message}`, res.status);
+        throw err;
+      });
       if (res.status === 429 || res.status === 418 || res.status >= 500) {
         reason = `HTTP ${res.status}`;
         retryAfterMs = parseRetryAfter(res.headers.get('retry-after')) || undefined;
@@ -121,9 +135,14 @@ export function networkReason(err: unknown): string {
   return redactSecrets(parts.join(': ') || String(err));
 }
 
+/** A body past the size its reader accepts (`boundedText`). */
+export class BodyTooLargeError extends Error {
+  override readonly name = 'BodyTooLargeError';
+}
+
 /** The body as text, or an error as soon as it is known to pass `maxBytes` (the rest is not read). */
 export async function boundedText(res: Awaited<ReturnType<typeof fetch>>, maxBytes: number): Promise<string> {
-  const tooLarge = () => new Error(`body larger than ${maxBytes} bytes`);
+  const tooLarge = () => new BodyTooLargeError(`body larger than ${maxBytes} bytes`);
   const declared = Number(res.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > maxBytes) {
     await res.body?.cancel().catch(() => {});

@@ -33,6 +33,9 @@ export abstract class ExchangeServer {
   rateLimitNext = 0;
   failNext = 0;
   resetNext = 0;
+  /** The next N JSON answers carry this many bytes of trailing whitespace (still valid JSON: a huge body). */
+  padNextBodies = 0;
+  padBytes = 0;
   /** Answer REST calls only after this long (a slow exchange). */
   restDelayMs = 0;
   port = 0;
@@ -137,7 +140,12 @@ export abstract class ExchangeServer {
   }
 
   protected json(res: ServerResponse, status: number, body: unknown): void {
-    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    let pad = 0;
+    if (this.padNextBodies > 0) {
+      this.padNextBodies--;
+      pad = this.padBytes;
+    }
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + ' '.repeat(pad));
   }
 
   protected abstract onConnect(ws: WebSocket, req: IncomingMessage): void;

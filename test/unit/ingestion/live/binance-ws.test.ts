@@ -182,6 +182,26 @@ describe('Binance @trade connector against a local Binance server', () => {
       await until(() => sink.received.length === 23, 30_000, 'live after the refill gave up');
     }));
 
+  it('a REST answer over the size limit is refused (not read whole, not used): the gap counted, the stream goes on', () =>
+    withBinance(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.length === 2);
+        srv.publish(btc.slice(0, 10));
+        srv.muted = true;
+        srv.publish(btc.slice(10, 60));
+        srv.muted = false;
+        srv.padNextBodies = 1;
+        srv.padBytes = 17 * 1024 * 1024; // a page is ~150 KB: 17 MiB is a broken upstream (read whole, it could be GBs)
+        srv.publish(btc.slice(60, 70));
+        const last = Number(btc[69]!.t);
+        await until(() => sink.ids('BTC/USDT').includes(last), 30_000, 'the trades after the gap');
+        // Before, the body was read whole, however large, and the page used.
+        assert.deepEqual(sink.ids('BTC/USDT'), idsOf([...btc.slice(0, 10), ...btc.slice(60, 70)]));
+        assert.equal(source.stats.unrecoverable, 50, 'the gap stays open, counted');
+      },
+      { restRetries: 0 },
+    ));
+
   it('a gap refill whose second page fails for good delivers the first page and counts only the rest unrecoverable', () =>
     withBinance(
       async (srv, source, sink) => {
