@@ -18,6 +18,14 @@ import {
  * Also: request replies `{"result":null,"id":1}`, errors `{"error":{"code":2,"msg":"…"},"id":…}` (or a bare
  * `{code,msg}`), and the `serverShutdown` event that precedes a planned disconnect.
  */
+/**
+ * Times are ms unless the connection asked for µs (`timeUnit=MICROSECOND` in the URL, §4): told apart by magnitude
+ * (ms epochs have 13 digits until 2286, µs ones 16), so a URL with either unit reads right. Truncated to the ms.
+ */
+function tradeTimeMs(t: unknown): unknown {
+  return typeof t === 'number' && Number.isSafeInteger(t) && t >= 1e14 ? Math.floor(t / 1000) : t;
+}
+
 export function parseBinanceFrame(text: string, receivedTs: number): Parsed {
   const out = emptyParsed();
   const msg = parseJson(text, out);
@@ -73,7 +81,7 @@ export function parseBinanceFrame(text: string, receivedTs: number): Parsed {
       qty: typeof ev.q === 'string' ? decimal(ev.q) : Number.NaN,
       side: ev.m === true ? 'sell' : ev.m === false ? 'buy' : undefined,
       tradeId: safeId(ev.t)?.toString(),
-      tradeTs: ev.T,
+      tradeTs: tradeTimeMs(ev.T),
       receivedTs,
     },
     'binance trade',

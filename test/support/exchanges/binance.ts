@@ -16,7 +16,10 @@ export class BinanceServer extends ExchangeServer {
   pingMs = 20_000;
   /** `Retry-After` (seconds) of a rate-limited REST answer: Binance sends it with every 429 and 418. */
   retryAfterSec = 1;
-  private readonly subscribed = new Map<WebSocket, { streams: Set<string>; combined: boolean }>();
+  private readonly subscribed = new Map<
+    WebSocket,
+    { streams: Set<string>; combined: boolean; micro: boolean }
+  >();
   private timer: NodeJS.Timeout | undefined;
 
   override async listen(): Promise<this> {
@@ -45,9 +48,12 @@ export class BinanceServer extends ExchangeServer {
       this.history.set(sym, h);
       if (this.muted || this.silent) continue;
       const stream = `${sym.toLowerCase()}@trade`;
-      for (const [ws, sub] of this.subscribed)
-        if (sub.streams.has(stream) && ws.readyState === WebSocket.OPEN)
-          ws.send(JSON.stringify(sub.combined ? { stream, data: e } : e));
+      for (const [ws, sub] of this.subscribed) {
+        if (!sub.streams.has(stream) || ws.readyState !== WebSocket.OPEN) continue;
+        // `timeUnit=MICROSECOND` on the connection URL: event and trade times in µs (§4).
+        const ev = sub.micro ? { ...e, E: Number(e.E) * 1000, T: Number(e.T) * 1000 } : e;
+        ws.send(JSON.stringify(sub.combined ? { stream, data: ev } : ev));
+      }
     }
   }
 
@@ -57,9 +63,13 @@ export class BinanceServer extends ExchangeServer {
   }
 
   protected onConnect(ws: WebSocket, req: IncomingMessage): void {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const raw = /^\/ws\/(.+)$/.exec(path);
-    this.subscribed.set(ws, { streams: new Set(raw ? [decodeURIComponent(raw[1]!)] : []), combined: !raw });
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const raw = /^\/ws\/(.+)$/.exec(url.pathname);
+    this.subscribed.set(ws, {
+      streams: new Set(raw ? [decodeURIComponent(raw[1]!)] : []),
+      combined: !raw,
+      micro: url.searchParams.get('timeUnit')?.toUpperCase() === 'MICROSECOND',
+    });
     ws.on('close', () => this.subscribed.delete(ws));
   }
 

@@ -76,6 +76,31 @@ describe('Binance @trade connector against a local Binance server', () => {
       assert.ok(sink.received.some((t) => t.side === 'buy') && sink.received.some((t) => t.side === 'sell'));
     }));
 
+  it('reads trade times in µs when the URL asks for them (timeUnit=MICROSECOND), as ms otherwise', async () => {
+    const srv = await new BinanceServer().listen();
+    const source = new BinanceWsSource({
+      pairs: ['BTC/USDT'],
+      wsUrl: `${srv.wsUrl}?timeUnit=MICROSECOND`,
+      restUrl: srv.restUrl,
+      ...FAST_CONNECTOR,
+    });
+    try {
+      await running(source, async (sink) => {
+        await until(() => source.subscribed.length === 1, 30_000, 'SUBSCRIBE acknowledged');
+        srv.publish(btc.slice(0, 3));
+        await until(() => sink.received.length + sink.dead.length >= 3, 30_000, 'the trades');
+        // Before, T was taken as ms: 1,000 times too far ahead, every trade dead-lettered as implausible.
+        assert.deepEqual(sink.dead, []);
+        assert.deepEqual(
+          sink.received.map((t) => t.tradeTs),
+          btc.slice(0, 3).map((e) => e.T),
+        );
+      });
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('answers the server’s ping frames with pongs; pings keep it alive and make no trades', () =>
     withBinance(
       async (srv, source, sink) => {
