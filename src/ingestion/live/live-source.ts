@@ -55,6 +55,8 @@ interface PairState {
   /** Refusals in a row on this connection, and when the pair is subscribed again (a refusal may pass: a rate limit). */
   refusals?: number;
   resubscribeAt?: number;
+  /** When its subscription was asked and not yet answered (acknowledged or refused) on this connection. */
+  askedAt?: number;
   /** Watermarks held: disconnected, or a refill is pending or running. */
   holding: boolean;
 }
@@ -98,8 +100,6 @@ export class LiveTradeSource implements TradeSource {
   private sink: SourceSink | undefined;
   private signal: AbortSignal | undefined;
   private connectedAt: number | undefined;
-  /** When this connection's subscribe frames were sent and its refills done: the acknowledgements' clock starts. */
-  private subscribedAt: number | undefined;
   private startedAt: number | undefined;
   private ackWarned = false;
   private lastSequence: number | undefined;
@@ -172,7 +172,7 @@ export class LiveTradeSource implements TradeSource {
       await this.catchUp(connection);
     } finally {
       // The acks are frames, read only once these refills are done: the wait for them is counted from then.
-      if (this.connectedAt !== undefined) this.subscribedAt = Date.now();
+      if (this.connectedAt !== undefined) for (const s of this.state.values()) s.askedAt = Date.now();
     }
   }
 
@@ -202,7 +202,6 @@ export class LiveTradeSource implements TradeSource {
 
   private onDisconnect(reason: string): void {
     this.connectedAt = undefined;
-    this.subscribedAt = undefined;
     this.lastSequence = undefined;
     this.lastHeartbeat = undefined;
     this.acceptedAfterRefusal.length = 0; // the next connection refills every pair
@@ -211,6 +210,7 @@ export class LiveTradeSource implements TradeSource {
       s.refused = false; // the next connection subscribes again
       s.refusals = 0;
       s.resubscribeAt = undefined;
+      s.askedAt = undefined;
       s.holding = true; // until the outage is refilled after reconnecting
     }
     this.log.warn({ reason }, 'disconnected');
@@ -245,6 +245,7 @@ export class LiveTradeSource implements TradeSource {
             if (!this.acceptedAfterRefusal.includes(p)) this.acceptedAfterRefusal.push(p);
           }
           s.acked = true;
+          s.askedAt = undefined;
           s.refused = false; // refused once (a rate limit), accepted since: followed again
           s.refusals = 0;
           s.resubscribeAt = undefined;
@@ -263,6 +264,7 @@ export class LiveTradeSource implements TradeSource {
           const b = this.o.backoff ?? DEFAULT_BACKOFF;
           const resubscribe = { initialMs: b.initialMs, maxMs: Math.max(b.maxMs, RESUBSCRIBE_MAX_MS) };
           s.resubscribeAt = Date.now() + backoffDelay(s.refusals, resubscribe, this.o.random);
+          s.askedAt = undefined; // answered
         }
         await this.reject('exchange-error', c.message, text);
         return false;
@@ -452,20 +454,21 @@ export class LiveTradeSource implements TradeSource {
       for (const [pair, s] of this.state)
         if (s.refused && s.resubscribeAt !== undefined && now >= s.resubscribeAt) {
           s.resubscribeAt = undefined; // until it is refused again
+          s.askedAt = now; // and not left unanswered either (below)
           this.log.info({ pair, refusals: s.refusals }, 'subscribing again after a refusal');
           for (const f of this.a.subscribeFrames([pair])) this.socket.send(f);
         }
-      // A subscription neither acknowledged nor refused once every frame received has been read (an ack may wait in
-      // the queue behind a refill): the server lost it or never answers. Waiting would leave the pair without
-      // watermarks (its candles never closing) for the connection's life, which can be days; subscribing again on
-      // it could be refused as a duplicate. A new connection subscribes everything afresh, after the back-off
-      // (growing: a connection dropped this way was not a stable one).
+      // A subscription — the connection's first, or one asked again after a refusal — neither acknowledged nor refused
+      // once every frame received has been read (an ack may wait in the queue behind a refill): the server lost it or
+      // never answers. Waiting would leave the pair without watermarks (its candles never closing) for the
+      // connection's life, which can be days; subscribing again on it could be refused as a duplicate. A new
+      // connection subscribes everything afresh, after the back-off (growing: a connection dropped this way was not a
+      // stable one).
       const ackTimeoutMs = this.o.ackTimeoutMs ?? 10_000;
-      const late =
-        this.subscribedAt !== undefined &&
-        now - this.subscribedAt > ackTimeoutMs &&
-        this.socket.oldestUnhandledTs === undefined;
-      const unacked = [...this.state].filter(([, s]) => !s.acked && !s.refused).map(([p]) => p);
+      const unacked = [...this.state]
+        .filter(([, s]) => !s.acked && s.askedAt !== undefined && now - s.askedAt > ackTimeoutMs)
+        .map(([p]) => p);
+      const late = this.socket.oldestUnhandledTs === undefined;
       if (late && unacked.length > 0 && !this.ackWarned) {
         this.ackWarned = true;
         this.log.warn({ pairs: unacked, ackTimeoutMs }, 'subscription not acknowledged: reconnecting');

@@ -187,6 +187,29 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       { snapshot: false, backoff: { initialMs: 2_000, maxMs: 2_000 }, random: () => 0 },
     ));
 
+  it('a subscription asked again after a refusal and never answered is not waited for for ever either', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        await until(() => sink.dead.length === 1, 30_000, 'the refusal');
+        await until(() => srv.messages('method', 'subscribe').length >= 2, 30_000, 'asked again');
+        srv.unanswered.clear(); // from now on answered
+        // Before, the pair stayed refused with no further asking: no watermarks for the connection's life.
+        await until(() => source.subscribed.includes(PAIR), 30_000, 'acknowledged');
+        await until(() => sink.watermarks.some((w) => w.pair === PAIR), 30_000, 'watermarks');
+      },
+      // ETH/USD is confirmed: its heartbeats keep the connection alive.
+      {
+        pairs: [PAIR, 'ETH/USD'],
+        ackTimeoutMs: 300,
+        backoff: { initialMs: 200, maxMs: 200 },
+        random: () => 0,
+      },
+      (srv) => {
+        srv.refuseNextSubscribe = 'EAPI:Rate limit exceeded'; // the first asking of BTC/USDT is refused
+        srv.unanswered.add(PAIR); // the next one never answered
+      },
+    ));
+
   it('a subscription never acknowledged (the connection kept alive) is not waited for for ever: it reconnects and subscribes again', () =>
     withKraken(
       async (srv, source, sink) => {
