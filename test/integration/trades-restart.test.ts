@@ -43,10 +43,11 @@ describe('trades service: kill -9 while live on Kafka, restart', () => {
         .map((r) => r.value)
         .filter((v): v is Trade => v.type === 'trade')
         .map((t) => Number(t.tradeId) - real[0]!.id);
+    // Subscribed, not only connected: Kraken streams a pair only to connections subscribed to it.
     const subscribed = (what: string) =>
       waitFor(
         what,
-        async () => kraken.sockets.size,
+        async () => kraken.subscribers(PAIR),
         (n) => n === 1,
         { timeoutMs: 60_000, everyMs: 50 },
       );

@@ -178,6 +178,14 @@ export class KrakenServer extends ExchangeServer {
     }
   }
 
+  /** Open connections whose subscription to `pair` is confirmed (only they are streamed its trades). */
+  subscribers(pair: string): number {
+    let n = 0;
+    for (const [ws, symbols] of this.subscribedSockets)
+      if (symbols.has(pair) && ws.readyState === WebSocket.OPEN) n++;
+    return n;
+  }
+
   /** Subscriptions received but held (`holdConfirmations`); confirms them, and those to come. */
   get heldSubscriptions(): number {
     return this.heldConfirmations.length;
