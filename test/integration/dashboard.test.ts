@@ -175,6 +175,26 @@ describe('dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('the first paint fails (a store away: 503): the page says so, retries with back-off, then draws and goes live', async () => {
+    const page = await browser.newPage();
+    let refused = 0;
+    await page.route('**/v1/dashboard/series?*', (route) => {
+      if (refused++ > 0) return route.continue();
+      return route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: 'store_unavailable', message: 'a store is unavailable' }),
+      });
+    });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('#status[data-status="retrying"]', { timeout: 30_000 });
+    assert.match((await page.textContent('#status')) ?? '', /a store is unavailable — retrying in \d+ s/);
+    const s = await waitForDashboard(page, 'the first paint, then live', (s) => s.status === 'live', 30_000);
+    assert.equal(refused, 2, 'asked again after the 503');
+    assert.ok(s.firstPaintMs !== null && s.predictions > 0, 'drawn after the retry');
+    await page.close();
+  });
+
   it('an unknown pair in the URL: a clear message and the pairs there are', async () => {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${port}/?pair=SOL-USD`);

@@ -1,4 +1,4 @@
-import { backoffCap } from '../../core/retry.ts';
+import { backoffCap, backoffDelay } from '../../core/retry.ts';
 import type { DashboardSeries } from '../series.ts';
 import { ApiError, type ChannelName, getJson, Live } from './api.ts';
 import { ErrorChart, MarketChart } from './charts.ts';
@@ -26,7 +26,7 @@ const $ = (id: string) => document.getElementById(id)!;
 
 interface State {
   pair: string;
-  status: 'loading' | 'connecting' | 'live' | 'down' | 'unknown-pair' | 'no-data';
+  status: 'loading' | 'connecting' | 'live' | 'down' | 'retrying' | 'unknown-pair' | 'no-data';
   statusDetail: string;
   since: Record<ChannelName, number | undefined>;
   live: { candles: number; predictions: number; errors: number };
@@ -246,12 +246,26 @@ async function main(): Promise<void> {
   state.pair = pair;
   document.title = `${pair} · cryptocast`;
   // The data is on its way while the charts are made.
-  const series =
-    early && urlPair === pair
-      ? early
-      : getJson<Series>(`/v1/dashboard/series?pair=${pair}&days=${WINDOW_DAYS}`);
+  const seriesOf = () => getJson<Series>(`/v1/dashboard/series?pair=${pair}&days=${WINDOW_DAYS}`);
+  let series = early && urlPair === pair ? early : seriesOf();
   market = new MarketChart($('market'), MAX_POINTS);
   errorChart = new ErrorChart($('errors'), MAX_POINTS);
+  // A store away or an API restarting makes the first paint fail: say why and ask again with back-off (one failure
+  // must not leave the page without charts and without its WebSocket until a reload).
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await series;
+      break;
+    } catch (err) {
+      // Jittered like the WebSocket's: every open dashboard retries after the same outage.
+      const delay = backoffDelay(attempt, { initialMs: 1_000, maxMs: 30_000 });
+      const retry = `retrying in ${Math.ceil(delay / 1000)} s`;
+      if (err instanceof ApiError) setStatus('retrying', `${err.message} — ${retry}`);
+      else setStatus('down', retry);
+      await new Promise((r) => setTimeout(r, delay));
+      series = seriesOf();
+    }
+  }
   await firstPaint(pair, series, t0);
   await refreshPanels(pair);
   setInterval(() => void refreshPanels(pair).catch(() => {}), 10_000);
