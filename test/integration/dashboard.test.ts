@@ -195,6 +195,45 @@ describe('dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('a malformed panel answer (a news signal without its score, a health report without topics) spoils only its panel', async () => {
+    const page = await browser.newPage();
+    const seen = watch(page, `127.0.0.1:${port}`);
+    const json = (body: unknown) => ({
+      status: 200,
+      contentType: 'application/json',
+      body: JSON.stringify(body),
+    });
+    await page.route('**/v1/news?*', (route) =>
+      route.fulfill(
+        json({
+          items: [
+            {
+              id: 'n1',
+              title: 'BTC moves',
+              url: null,
+              source: 'feed',
+              publishedAt: Date.UTC(2025, 10, 11),
+              signals: [{ coin: 'BTC', label: 'positive', model: 'm', baseline: false }],
+            },
+          ],
+        }),
+      ),
+    );
+    await page.route('**/v1/pipeline', (route) => route.fulfill(json({ at: 0, alerts: [] })));
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await waitForDashboard(page, 'live', (s) => s.status === 'live', 30_000);
+    await page.waitForSelector('#news [data-state="malformed"]', { timeout: 30_000 });
+    await page.waitForSelector('#health [data-state="malformed"]', { timeout: 30_000 });
+    assert.match(
+      (await page.textContent('#model')) ?? '',
+      /cryptocast-price v1/,
+      'the other panels are drawn',
+    );
+    assert.match((await page.textContent('#news')) ?? '', /malformed answer from \/v1\/news/);
+    assert.deepEqual(seen.problems, []);
+    await page.close();
+  });
+
   it('an unknown pair in the URL: a clear message and the pairs there are', async () => {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${port}/?pair=SOL-USD`);

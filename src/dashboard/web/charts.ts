@@ -177,7 +177,8 @@ export class MarketChart {
   }
 
   setChampionChanges(changes: ModelHistory['changes']): void {
-    this.champions = changes;
+    // Only changes with a time are kept: one without would make every later redraw throw.
+    this.champions = changes.filter((ch) => Number.isFinite(ch?.at));
     this.drawChampions();
   }
 

@@ -196,6 +196,21 @@ async function firstPaint(pair: string, series: Promise<Series>, t0: number): Pr
   state.allPaintedAt = performance.now();
 }
 
+/**
+ * Fills one panel from its API answer. A malformed answer (a missing field, a null where a number belongs) spoils
+ * that panel only, and says so: a throw here would stop the other panels and, on the first refresh, the page itself
+ * before its WebSocket is opened.
+ */
+function render(id: string, path: string, html: () => string): void {
+  try {
+    $(id).innerHTML = html();
+  } catch (err) {
+    console.warn(`malformed answer from ${path}`, err);
+    $(id).innerHTML =
+      `<p class="notice bad" data-state="malformed">Cannot show this: malformed answer from ${esc(path)}.</p>`;
+  }
+}
+
 async function refreshPanels(pair: string): Promise<void> {
   const quote = quoteOf(pair);
   const results = await Promise.allSettled([
@@ -208,17 +223,23 @@ async function refreshPanels(pair: string): Promise<void> {
   const [q, m, h, n, p] = results;
   if (q.status === 'fulfilled') {
     state.quality = q.value;
-    $('quality').innerHTML = qualityPanel(q.value, quote);
+    render('quality', '/v1/quality', () => qualityPanel(q.value, quote));
   } else if (q.reason instanceof ApiError && q.reason.status === 404)
     $('quality').innerHTML =
       `<p class="notice">No matured predictions of ${esc(pair)} yet (each is scored 5 minutes after it is made).</p>`;
   const model = m.status === 'fulfilled' ? m.value : null;
   const history = h.status === 'fulfilled' ? h.value : null;
   if (m.status === 'fulfilled' || (m.reason instanceof ApiError && m.reason.status === 404))
-    $('model').innerHTML = modelPanel(model, history);
-  if (history) market?.setChampionChanges(history.changes);
-  if (n.status === 'fulfilled') $('news').innerHTML = newsPanel(n.value.items);
-  if (p.status === 'fulfilled') $('health').innerHTML = healthPanel(p.value);
+    render('model', '/v1/model', () => modelPanel(model, history));
+  if (history) {
+    try {
+      market?.setChampionChanges(history.changes);
+    } catch (err) {
+      console.warn('malformed answer from /v1/model/history', err);
+    }
+  }
+  if (n.status === 'fulfilled') render('news', '/v1/news', () => newsPanel(n.value.items));
+  if (p.status === 'fulfilled') render('health', '/v1/pipeline', () => healthPanel(p.value));
   const down = results.every((r) => r.status === 'rejected' && !(r.reason instanceof ApiError));
   if (down && state.status === 'live') setStatus('down', 'panels could not be refreshed');
 }
