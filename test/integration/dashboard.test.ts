@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser } from 'playwright-core';
+import type { Browser, WebSocketRoute } from 'playwright-core';
 import { type RunningApi, startApi } from '../../src/api/api-service.ts';
 import { type CandlesTable, openCandlesTable } from '../../src/candles/store/candles-table.ts';
 import type { PredictionsStore } from '../../src/inference/predictions-store.ts';
@@ -230,6 +230,95 @@ describe('dashboard in Chromium', () => {
       'the other panels are drawn',
     );
     assert.match((await page.textContent('#news')) ?? '', /malformed answer from \/v1\/news/);
+    assert.deepEqual(seen.problems, []);
+    await page.close();
+  });
+
+  it('malformed live frames (no data, a missing price, a null band, a time that is not a number) are dropped; the good ones are drawn', async () => {
+    const page = await browser.newPage();
+    const seen = watch(page, `127.0.0.1:${port}`);
+    let socket: WebSocketRoute | undefined;
+    // The page's WebSocket, passed through to the API, with frames of our own put in.
+    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      ws.connectToServer();
+      socket = ws;
+    });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    const before = await waitForDashboard(page, 'live', (s) => s.status === 'live', 30_000);
+    const t = before.lastCandle!;
+    const candle = (k: number) => ({
+      pair: 'BTC-USDT',
+      windowStart: t + (k - 1) * 60_000,
+      windowEnd: t + k * 60_000,
+      open: 100,
+      high: 101,
+      low: 99,
+      close: 100.5,
+      volume: 1,
+      filled: false,
+    });
+    const prediction = (k: number) => ({
+      pair: 'BTC-USDT',
+      windowEnd: t + k * 60_000,
+      targetTs: t + (k + 5) * 60_000,
+      close: 100,
+      predictedClose: 101,
+      p10: 99,
+      p90: 103,
+      modelName: 'cryptocast-price',
+      modelVersion: 1,
+      latencyMs: 3,
+    });
+    const send = (type: string, data: unknown) => socket!.send(JSON.stringify({ type, data }));
+    send('candle', null);
+    send('candle', { ...candle(1), close: undefined });
+    send('candle', { ...candle(2), high: null });
+    send('prediction', { ...prediction(1), p90: null });
+    send('prediction', { ...prediction(2), targetTs: 'soon' });
+    send('prediction_error', {
+      pair: 'BTC-USDT',
+      windowEnd: t,
+      targetTs: t,
+      status: 'scored',
+      absError: null,
+    });
+    send('candle', candle(3));
+    send('prediction', prediction(3));
+    const after = await waitForDashboard(
+      page,
+      'the good candle and prediction',
+      (s) => s.lastCandle === candle(3).windowEnd && s.lastPrediction === prediction(3).windowEnd,
+      30_000,
+    );
+    assert.equal(after.candles, before.candles + 1, 'only the good candle is drawn');
+    assert.equal(after.predictions, before.predictions + 1, 'only the good prediction is drawn');
+    assert.equal(after.verdicts, before.verdicts, 'no verdict from a frame without its error');
+    assert.deepEqual(after.live, { candles: 1, predictions: 1, errors: 0 });
+    assert.deepEqual(after.dropped, { candles: 3, predictions: 2, errors: 1 });
+    assert.deepEqual(seen.problems, []);
+    await page.close();
+  });
+
+  it('nulls in the first paint (a NaN stored upstream) leave out those records only; the rest is drawn and goes live', async () => {
+    const page = await browser.newPage();
+    const seen = watch(page, `127.0.0.1:${port}`);
+    let sent: { candles: number; predictions: number } | undefined;
+    await page.route('**/v1/dashboard/series?*', async (route) => {
+      const res = await route.fetch();
+      const body = (await res.json()) as {
+        candles: { t: number[]; c: (number | null)[] };
+        predictions: { t: number[]; hi: (number | null)[] };
+      };
+      body.candles.c[5] = null;
+      body.predictions.hi[7] = null;
+      sent = { candles: body.candles.t.length, predictions: body.predictions.t.length };
+      await route.fulfill({ response: res, body: JSON.stringify(body) });
+    });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    const s = await waitForDashboard(page, 'live', (s) => s.status === 'live', 30_000);
+    assert.equal(s.candles, sent!.candles - 1);
+    assert.equal(s.predictions, sent!.predictions - 1);
+    assert.deepEqual(s.dropped, { candles: 1, predictions: 1, errors: 0 });
     assert.deepEqual(seen.problems, []);
     await page.close();
   });

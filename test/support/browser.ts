@@ -56,8 +56,10 @@ export interface DashboardState {
   predictions: number;
   verdicts: number;
   lastPrediction: number | null;
+  lastCandle: number | null;
   pair: string;
   live: { candles: number; predictions: number; errors: number };
+  dropped: { candles: number; predictions: number; errors: number };
 }
 
 /** The page's own account of what it shows (evaluated as a function: the page's CSP forbids string eval). */

@@ -4,6 +4,7 @@ import { ApiError, type ChannelName, getJson, Live } from './api.ts';
 import { ErrorChart, MarketChart } from './charts.ts';
 import { esc, utc } from './format.ts';
 import { healthPanel, modelPanel, newsPanel, qualityPanel } from './panels.ts';
+import { drawableCandle, drawablePrediction, drawableVerdict } from './records.ts';
 import type {
   Candle,
   Model,
@@ -30,6 +31,8 @@ interface State {
   statusDetail: string;
   since: Record<ChannelName, number | undefined>;
   live: { candles: number; predictions: number; errors: number };
+  /** Records from the API the charts could not draw (a missing or non-finite number), per channel. */
+  dropped: { candles: number; predictions: number; errors: number };
   firstPaintMs: number | null;
   /** When the first paint was done, on the page's clock (ms since navigation start). */
   paintedAt: number | null;
@@ -46,6 +49,7 @@ const state: State = {
   statusDetail: '',
   since: { candles: undefined, predictions: undefined, errors: undefined },
   live: { candles: 0, predictions: 0, errors: 0 },
+  dropped: { candles: 0, predictions: 0, errors: 0 },
   firstPaintMs: null,
   paintedAt: null,
   quality: null,
@@ -128,51 +132,67 @@ async function pickPair(): Promise<string | undefined> {
 
 type Series = DashboardSeries;
 
+/** A record the charts cannot draw (see records.ts): dropped, and told on the console. */
+function malformed(channel: ChannelName, data: unknown): void {
+  state.dropped[channel]++;
+  console.warn(`dropped a malformed ${channel} record`, data);
+}
+
 /** One request for the first paint: the last `WINDOW_DAYS` of the pair as columns (a fifth of the records' JSON). */
 async function firstPaint(pair: string, series: Promise<Series>, t0: number): Promise<void> {
   const s = await series;
   const t1 = performance.now();
-  const candles: Candle[] = s.candles.t.map((t, i) => ({
-    pair,
-    windowStart: t - 60_000,
-    windowEnd: t,
-    open: s.candles.o[i]!,
-    high: s.candles.h[i]!,
-    low: s.candles.l[i]!,
-    close: s.candles.c[i]!,
-    volume: 0,
-    filled: false,
-  }));
-  const predictions: Prediction[] = s.predictions.t.map((t, i) => ({
-    pair,
-    targetTs: t,
-    windowEnd: s.predictions.w[i]!,
-    close: 0,
-    predictedClose: s.predictions.p[i]!,
-    p10: s.predictions.lo[i]!,
-    p90: s.predictions.hi[i]!,
-    modelName: '',
-    modelVersion: s.predictions.v[i]!,
-    latencyMs: s.predictions.lat[i]!,
-  }));
-  const errors: PredictionError[] = s.errors.t.map((t, i) => {
-    const hit = s.errors.hit[i];
-    return {
+  const candles: Candle[] = s.candles.t
+    .map((t, i) => ({
+      pair,
+      windowStart: t - 60_000,
+      windowEnd: t,
+      open: s.candles.o[i]!,
+      high: s.candles.h[i]!,
+      low: s.candles.l[i]!,
+      close: s.candles.c[i]!,
+      volume: 0,
+      filled: false,
+    }))
+    // A null in a column (a NaN stored upstream, a missing value) would stop the chart: that record is left out.
+    .filter(drawableCandle);
+  const predictions: Prediction[] = s.predictions.t
+    .map((t, i) => ({
       pair,
       targetTs: t,
-      windowEnd: s.errors.w[i]!,
-      modelVersion: s.errors.v[i]!,
-      status: hit === null ? 'unscorable' : 'scored',
-      predictedClose: 0,
-      actualClose: null,
-      error: null,
-      absError: s.errors.e[i] ?? null,
-      persistenceAbsError: s.errors.pe[i] ?? null,
-      directionHit: hit === 1 ? true : hit === 0 ? false : null,
-      inBand: null,
-      reason: null,
-    };
-  });
+      windowEnd: s.predictions.w[i]!,
+      close: 0,
+      predictedClose: s.predictions.p[i]!,
+      p10: s.predictions.lo[i]!,
+      p90: s.predictions.hi[i]!,
+      modelName: '',
+      modelVersion: s.predictions.v[i]!,
+      latencyMs: s.predictions.lat[i]!,
+    }))
+    .filter(drawablePrediction);
+  const errors: PredictionError[] = s.errors.t
+    .map((t, i): PredictionError => {
+      const hit = s.errors.hit[i];
+      return {
+        pair,
+        targetTs: t,
+        windowEnd: s.errors.w[i]!,
+        modelVersion: s.errors.v[i]!,
+        status: hit === null ? 'unscorable' : 'scored',
+        predictedClose: 0,
+        actualClose: null,
+        error: null,
+        absError: s.errors.e[i] ?? null,
+        persistenceAbsError: s.errors.pe[i] ?? null,
+        directionHit: hit === 1 ? true : hit === 0 ? false : null,
+        inBand: null,
+        reason: null,
+      };
+    })
+    .filter(drawableVerdict);
+  state.dropped.candles += s.candles.t.length - candles.length;
+  state.dropped.predictions += s.predictions.t.length - predictions.length;
+  state.dropped.errors += s.errors.t.length - errors.length;
   const t2 = performance.now();
   market!.setAll(candles, predictions, errors);
   const t3 = performance.now();
@@ -296,18 +316,18 @@ async function main(): Promise<void> {
     onStatus: (s, detail) => setStatus(s, detail),
     onRecord: (channel, data) => {
       if (channel === 'candles') {
-        const c = data as Candle;
-        market!.addCandle(c);
-        bump('candles', c.windowEnd);
+        if (!drawableCandle(data)) return malformed(channel, data);
+        market!.addCandle(data);
+        bump('candles', data.windowEnd);
       } else if (channel === 'predictions') {
-        const p = data as Prediction;
-        market!.addPrediction(p);
-        bump('predictions', p.windowEnd);
+        if (!drawablePrediction(data)) return malformed(channel, data);
+        market!.addPrediction(data);
+        bump('predictions', data.windowEnd);
       } else {
-        const e = data as PredictionError;
-        market!.addVerdict(e);
-        errorChart!.add(e);
-        bump('errors', e.windowEnd);
+        if (!drawableVerdict(data)) return malformed(channel, data);
+        market!.addVerdict(data);
+        errorChart!.add(data);
+        bump('errors', data.windowEnd);
       }
       state.live[channel]++;
     },
