@@ -323,6 +323,42 @@ describe('dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('news from a feed: a title with markup is text, and only an http(s) link is a link (no javascript: or data: URL)', async () => {
+    const page = await browser.newPage();
+    const seen = watch(page, `127.0.0.1:${port}`);
+    const item = (id: string, title: string, url: string) => ({
+      id,
+      title,
+      url,
+      source: 'feed <b>x</b>',
+      publishedAt: Date.UTC(2025, 10, 11),
+      signals: [],
+    });
+    await page.route('**/v1/news?*', (route) =>
+      route.fulfill({
+        status: 200,
+        contentType: 'application/json',
+        body: JSON.stringify({
+          items: [
+            item('a', 'Script <img src=x id=injected>', 'javascript:document.title="pwned"'),
+            item('b', 'Data link', 'data:text/html,<script>alert(1)</script>'),
+            item('c', 'Plain link', 'https://example.org/btc'),
+          ],
+        }),
+      }),
+    );
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('#news li', { timeout: 30_000 });
+    const links = await Promise.all((await page.locator('#news a').all()).map((a) => a.getAttribute('href')));
+    assert.deepEqual(links, ['https://example.org/btc'], 'only the https link is a link');
+    const text = (await page.textContent('#news')) ?? '';
+    assert.match(text, /Script <img src=x id=injected>/, 'the markup is shown as text');
+    assert.match(text, /Data link/);
+    assert.equal(await page.$('#injected'), null, 'no element from the data');
+    assert.deepEqual(seen.problems, []);
+    await page.close();
+  });
+
   it('an unknown pair in the URL: a clear message and the pairs there are', async () => {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${port}/?pair=SOL-USD`);

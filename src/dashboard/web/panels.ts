@@ -57,6 +57,21 @@ export function modelPanel(m: Model | null, h: ModelHistory | null): string {
   <ul class="history">${changes || '<li>—</li>'}</ul>`;
 }
 
+/**
+ * A news item's URL as a link target, only when it is http(s): the URL is a feed's <link>, any scheme, and a
+ * javascript: or data: link must not be one click away (the page's CSP blocks them today; a proxy in front may not
+ * keep that header).
+ */
+function httpUrl(url: string | null): string | null {
+  if (!url) return null;
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
 export function newsPanel(items: readonly NewsEntry[]): string {
   if (items.length === 0)
     return `<p class="notice">No news: the news pipeline is not running (<code>cryptocast service news</code> and <code>news-signals</code>).</p>`;
@@ -68,8 +83,9 @@ export function newsPanel(items: readonly NewsEntry[]): string {
             `<span class="sentiment ${s.label}" title="${esc(s.model)}${s.baseline ? ' (baseline)' : ''}">${esc(s.coin)} ${s.label} ${s.score >= 0 ? '+' : ''}${s.score.toFixed(2)}</span>`,
         )
         .join(' ');
-      const title = n.url
-        ? `<a href="${esc(n.url)}" rel="noopener noreferrer" target="_blank">${esc(n.title)}</a>`
+      const href = httpUrl(n.url);
+      const title = href
+        ? `<a href="${esc(href)}" rel="noopener noreferrer" target="_blank">${esc(n.title)}</a>`
         : esc(n.title);
       return `<li><time>${utc(n.publishedAt)}</time> ${title} <small>${esc(n.source)}</small> ${sig}</li>`;
     })
