@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, WebSocketRoute } from 'playwright-core';
+import type { Browser, Route, WebSocketRoute } from 'playwright-core';
 import { type RunningApi, startApi } from '../../src/api/api-service.ts';
 import { type CandlesTable, openCandlesTable } from '../../src/candles/store/candles-table.ts';
 import type { PredictionsStore } from '../../src/inference/predictions-store.ts';
@@ -356,6 +356,40 @@ describe('dashboard in Chromium', () => {
     assert.match(text, /Data link/);
     assert.equal(await page.$('#injected'), null, 'no element from the data');
     assert.deepEqual(seen.problems, []);
+    await page.close();
+  });
+
+  it('a panel whose source fails: marked stale with the reason (kept), or unavailable when it never loaded (not blank)', async () => {
+    const page = await browser.newPage();
+    const unavailable = (route: Route, message: string) =>
+      route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: 'registry_unavailable', message }),
+      });
+    let pipelineDown = false;
+    await page.route('**/v1/model', (route) => unavailable(route, 'the model registry is unavailable'));
+    await page.route('**/v1/pipeline', (route) =>
+      pipelineDown ? unavailable(route, 'the transport is unavailable') : route.continue(),
+    );
+    await page.goto(`http://127.0.0.1:${port}/`);
+    const model = await page.waitForSelector('#model [data-state="unavailable"]', { timeout: 30_000 });
+    assert.match((await model.textContent()) ?? '', /the model registry is unavailable/);
+    await page.waitForSelector('#health table', { timeout: 30_000 });
+    pipelineDown = true;
+    // The panels refresh every 10 s: the next refresh fails.
+    const stale = await page.waitForSelector('#health [data-state="stale"]', { timeout: 30_000 });
+    assert.match(
+      (await stale.textContent()) ?? '',
+      /not refreshed since .* UTC: the transport is unavailable/,
+    );
+    assert.match(
+      (await page.textContent('#health')) ?? '',
+      /last message per topic/,
+      'the last answer is kept',
+    );
+    pipelineDown = false;
+    await page.waitForSelector('#health [data-state="stale"]', { state: 'detached', timeout: 30_000 });
     await page.close();
   });
 

@@ -224,11 +224,34 @@ async function firstPaint(pair: string, series: Promise<Series>, t0: number): Pr
 function render(id: string, path: string, html: () => string): void {
   try {
     $(id).innerHTML = html();
+    drawnAt[id] = Date.now();
   } catch (err) {
     console.warn(`malformed answer from ${path}`, err);
     $(id).innerHTML =
       `<p class="notice bad" data-state="malformed">Cannot show this: malformed answer from ${esc(path)}.</p>`;
   }
+}
+
+/** When each panel was last drawn from an answer (the page's clock). */
+const drawnAt: Record<string, number> = {};
+
+/**
+ * A panel whose source failed (a registry or the transport away, the API down): its last answer stays, marked stale
+ * with since when and why — the health panel's ages are the server's, and would otherwise read "12 s ago" for ever —
+ * and one that never loaded says it is unavailable instead of staying blank. The next good answer replaces either.
+ */
+function unavailable(id: string, reason: unknown): void {
+  const why = esc(reason instanceof ApiError ? reason.message : 'the API is unreachable');
+  const el = $(id);
+  const at = drawnAt[id];
+  el.querySelector(':scope > [data-state="stale"]')?.remove();
+  if (at === undefined)
+    el.innerHTML = `<p class="notice bad" data-state="unavailable">Unavailable: ${why} (asked again every 10 s).</p>`;
+  else
+    el.insertAdjacentHTML(
+      'afterbegin',
+      `<p class="notice bad" data-state="stale">Stale: not refreshed since ${utc(at)}: ${why}.</p>`,
+    );
 }
 
 async function refreshPanels(pair: string): Promise<void> {
@@ -247,10 +270,12 @@ async function refreshPanels(pair: string): Promise<void> {
   } else if (q.reason instanceof ApiError && q.reason.status === 404)
     $('quality').innerHTML =
       `<p class="notice">No matured predictions of ${esc(pair)} yet (each is scored 5 minutes after it is made).</p>`;
+  else unavailable('quality', q.reason);
   const model = m.status === 'fulfilled' ? m.value : null;
   const history = h.status === 'fulfilled' ? h.value : null;
   if (m.status === 'fulfilled' || (m.reason instanceof ApiError && m.reason.status === 404))
     render('model', '/v1/model', () => modelPanel(model, history));
+  else unavailable('model', m.reason);
   if (history) {
     try {
       market?.setChampionChanges(history.changes);
@@ -259,7 +284,9 @@ async function refreshPanels(pair: string): Promise<void> {
     }
   }
   if (n.status === 'fulfilled') render('news', '/v1/news', () => newsPanel(n.value.items));
+  else unavailable('news', n.reason);
   if (p.status === 'fulfilled') render('health', '/v1/pipeline', () => healthPanel(p.value));
+  else unavailable('health', p.reason);
   const down = results.every((r) => r.status === 'rejected' && !(r.reason instanceof ApiError));
   if (down && state.status === 'live') setStatus('down', 'panels could not be refreshed');
 }
