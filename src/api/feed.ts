@@ -109,6 +109,8 @@ export class Feed<T extends FeedRecord> {
   private readonly ringSize: number;
   private subscription: Subscription | undefined;
   private filled = false;
+  /** From the start of `start` until its cold start is done (see `recent`). */
+  private coldStarting = false;
   readonly stats = { received: 0, duplicates: 0, stale: 0 };
 
   constructor(spec: FeedSpec<T>, options: FeedOptions = {}) {
@@ -136,6 +138,7 @@ export class Feed<T extends FeedRecord> {
 
   /** Subscribes (from the latest offset, so nothing published from now on is missed), then fills from the tail and store. */
   async start(opts: FeedStartOptions): Promise<void> {
+    this.coldStarting = true;
     const group =
       opts.group ?? `api-${this.spec.channel}-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.subscription = await opts.bus.subscribe({
@@ -158,6 +161,7 @@ export class Feed<T extends FeedRecord> {
       }
     // What was known before the subscription may have gaps: the ring is trusted only after it.
     for (const s of this.pairs.values()) s.coveredFrom = Math.max(s.coveredFrom, s.latest.p.windowEnd);
+    this.coldStarting = false;
     this.filled = true;
     log.info(
       { service: 'api', channel: this.spec.channel, group, pairs: [...this.pairs.keys()] },
@@ -286,6 +290,11 @@ export class Feed<T extends FeedRecord> {
    * is before what it covers): read the store then.
    */
   recent(pair: string, since: number): Entry<T>[] | undefined {
+    // During the cold start the ring is not trusted at all: it may hold the topic's tail but not yet the store's
+    // latest (raised into coveredFrom at the end), and a client resuming in between (the API listens before its
+    // feeds are filled: a dashboard reconnecting after a restart) got an empty replay and never the records stored
+    // while it was away.
+    if (this.coldStarting) return undefined;
     const s = this.pairs.get(pair);
     if (s === undefined) return undefined;
     if (since < s.coveredFrom) return undefined;

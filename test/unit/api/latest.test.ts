@@ -77,6 +77,43 @@ test('start: subscribes, fills from the topic tail and the store, then is ready 
   await bus.close();
 });
 
+test('during the cold start nothing is trusted: a resume meanwhile reads the store (which holds what came while away)', async () => {
+  // The API listens before its feeds are filled: a dashboard reconnecting after a restart can subscribe in between.
+  // The topic's tail has minute 2; the store has minute 3 (stored while this API was away, never published).
+  const bus = new InProcessBus();
+  const store = new MemoryPredictionsStore();
+  await bus.publish(topics.predictions, [prediction('BTC/USD', at(2))]);
+  await store.write([prediction('BTC/USD', at(3))]);
+  let release!: () => void;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const latest = store.latest.bind(store);
+  store.latest = async (pair) => {
+    await held;
+    return latest(pair);
+  };
+  const l = new LatestPredictions();
+  const started = l.start({ bus, store, pairs: ['BTC/USD'] });
+  await waitFor(
+    'the tail in the ring',
+    () => l.ring('BTC/USD').length,
+    (n) => n === 1,
+    { everyMs: 5 },
+  );
+  assert.equal(
+    l.recent('BTC/USD', at(2)),
+    undefined,
+    'a resume from minute 2 during the cold start must read the store (an empty replay loses minute 3)',
+  );
+  release();
+  await started;
+  assert.equal(l.recent('BTC/USD', at(2)), undefined, 'minute 3 came from the store: read it');
+  assert.deepEqual(ends(l.recent('BTC/USD', at(3))!), []);
+  await l.stop();
+  await bus.close();
+});
+
 test('two instances each see every prediction (groups of their own)', async () => {
   const bus = new InProcessBus();
   const store = new MemoryPredictionsStore();
