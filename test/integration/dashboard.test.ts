@@ -393,6 +393,29 @@ describe('dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('a WebSocket accepted then closed at once (the API over its client limit: 1013) is retried with growing back-off', async () => {
+    const page = await browser.newPage();
+    let connections = 0;
+    // Stands in for the API's socket: opened, then closed with 1013 (try again later) before any subscription is
+    // answered (the page's first frame shows it opened).
+    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      connections++;
+      ws.onMessage(() => ws.close({ code: 1013, reason: 'too many clients' }));
+    });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    // Once the fourth socket was opened, the next 'down' is its close.
+    const s = await waitForDashboard(
+      page,
+      'down after the fourth close',
+      (s) => connections >= 4 && s.status === 'down',
+      60_000,
+    );
+    // The fourth retry's delay is drawn from [4 s, 8 s] (1 s doubling, jittered in [cap/2, cap]); it was 1 s every time.
+    const seconds = Number(/reconnecting in (\d+) s/.exec(s.statusDetail)?.[1]);
+    assert.ok(seconds >= 4, `after ${connections} immediate closes: ${s.statusDetail}`);
+    await page.close();
+  });
+
   it('an unknown pair in the URL: a clear message and the pairs there are', async () => {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${port}/?pair=SOL-USD`);

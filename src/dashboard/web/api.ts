@@ -104,7 +104,6 @@ export class Live {
     const ws = new WebSocket(url);
     this.socket = ws;
     ws.onopen = () => {
-      this.attempt = 0;
       const since = this.o.since();
       for (const channel of ['candles', 'predictions', 'errors'] as const) {
         const s = since[channel];
@@ -126,6 +125,9 @@ export class Live {
       } catch {
         return;
       }
+      // The back-off starts again only once the server has taken a subscription: one that accepts the socket and
+      // closes it at once (over its client limit: 1013; shutting down) would otherwise be asked again every second.
+      if (msg.type === 'subscribed') this.attempt = 0;
       const channel = msg.type === undefined ? undefined : FRAME_CHANNEL[msg.type];
       if (channel !== undefined) this.o.onRecord(channel, msg.data);
     };
