@@ -416,6 +416,24 @@ describe('dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('the newest candle older than 3 minutes: the page marks its data stale, however live the socket', async () => {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${port}/`);
+    const last = (await waitForDashboard(page, 'live', (s) => s.status === 'live', 30_000)).lastCandle!;
+    // The page's clock is the subject (its Date only; timers run): one minute after the newest candle, then ten.
+    await page.clock.setFixedTime(last + 60_000);
+    await page.waitForSelector('#freshness[data-stale="false"]', { timeout: 30_000 });
+    assert.match((await page.textContent('#freshness')) ?? '', /newest candle 1\.0 min ago/);
+    await page.clock.setFixedTime(last + 10 * 60_000);
+    await page.waitForSelector('#freshness[data-stale="true"]', { timeout: 30_000 });
+    assert.match(
+      (await page.textContent('#freshness')) ?? '',
+      /stale: newest candle .* UTC \(10\.0 min ago\)/,
+    );
+    assert.equal((await dashboardState(page))!.status, 'live', 'the socket is still up');
+    await page.close();
+  });
+
   it('an unknown pair in the URL: a clear message and the pairs there are', async () => {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${port}/?pair=SOL-USD`);

@@ -2,7 +2,7 @@ import { backoffCap, backoffDelay } from '../../core/retry.ts';
 import type { DashboardSeries } from '../series.ts';
 import { ApiError, type ChannelName, getJson, Live } from './api.ts';
 import { ErrorChart, MarketChart } from './charts.ts';
-import { esc, utc } from './format.ts';
+import { duration, esc, utc } from './format.ts';
 import { healthPanel, modelPanel, newsPanel, qualityPanel } from './panels.ts';
 import { drawableCandle, drawablePrediction, drawableVerdict } from './records.ts';
 import type {
@@ -24,6 +24,8 @@ import type {
 const WINDOW_DAYS = 7;
 const MAX_POINTS = WINDOW_DAYS * 1440 + 60;
 const $ = (id: string) => document.getElementById(id)!;
+/** Candles come one a minute: a newest one older than this means the pipeline stopped (or a replay is shown). */
+const STALE_AFTER_MS = 3 * 60_000;
 
 interface State {
   pair: string;
@@ -41,6 +43,8 @@ interface State {
   /** Where the first paint's time went. */
   phases?: Record<string, number>;
   quality: Quality | null;
+  /** Whether the newest candle shown is older than STALE_AFTER_MS on the page's clock. */
+  stale: boolean;
 }
 
 const state: State = {
@@ -53,6 +57,7 @@ const state: State = {
   firstPaintMs: null,
   paintedAt: null,
   quality: null,
+  stale: false,
 };
 let market: MarketChart | undefined;
 let errorChart: ErrorChart | undefined;
@@ -94,6 +99,22 @@ function setStatus(status: State['status'], detail = ''): void {
         : status === 'connecting'
           ? 'connecting…'
           : detail || status;
+}
+
+/**
+ * How old the newest candle is, beside the connection's status: an open socket says nothing of the data (the API up,
+ * the pipeline behind it stopped), so data older than STALE_AFTER_MS is marked stale with its time.
+ */
+function showFreshness(): void {
+  const newest = state.since.candles;
+  if (newest === undefined) return;
+  const age = Date.now() - newest;
+  state.stale = age > STALE_AFTER_MS;
+  const el = $('freshness');
+  el.dataset.stale = String(state.stale);
+  el.textContent = state.stale
+    ? `stale: newest candle ${utc(newest)} (${duration(age)} ago)`
+    : `newest candle ${duration(Math.max(0, age))} ago`;
 }
 
 const quoteOf = (pair: string) => pair.split(/[-/]/)[1] ?? '';
@@ -335,6 +356,8 @@ async function main(): Promise<void> {
     }
   }
   await firstPaint(pair, series, t0);
+  showFreshness();
+  setInterval(showFreshness, 5_000);
   await refreshPanels(pair);
   setInterval(() => void refreshPanels(pair).catch(() => {}), 10_000);
   new Live({
@@ -346,6 +369,7 @@ async function main(): Promise<void> {
         if (!drawableCandle(data)) return malformed(channel, data);
         market!.addCandle(data);
         bump('candles', data.windowEnd);
+        showFreshness();
       } else if (channel === 'predictions') {
         if (!drawablePrediction(data)) return malformed(channel, data);
         market!.addPrediction(data);
