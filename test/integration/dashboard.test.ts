@@ -434,6 +434,38 @@ describe('dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('a replay the API could not do (replay_failed) is told: records may be missing, reload to fill the gap', async () => {
+    const page = await browser.newPage();
+    const seen = watch(page, `127.0.0.1:${port}`);
+    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      let told = false;
+      // The API's own answer when the store does not answer a resume in time; then live records follow.
+      server.onMessage((m) => {
+        ws.send(m);
+        if (!told && String(m).includes('"subscribed"')) {
+          told = true;
+          ws.send(
+            JSON.stringify({
+              type: 'error',
+              error: 'replay_failed',
+              message: 'could not replay BTC-USDT: the store did not answer within 10000 ms',
+            }),
+          );
+        }
+      });
+      ws.onMessage((m) => server.send(m));
+    });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    const gap = await page.waitForSelector('#message [data-state="gap"]', { timeout: 30_000 });
+    assert.match(
+      (await gap.textContent()) ?? '',
+      /may be missing.*could not replay BTC-USDT: the store did not answer within 10000 ms.*Reload/,
+    );
+    assert.deepEqual(seen.problems, []);
+    await page.close();
+  });
+
   it('an unknown pair in the URL: a clear message and the pairs there are', async () => {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${port}/?pair=SOL-USD`);

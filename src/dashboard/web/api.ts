@@ -67,6 +67,8 @@ export interface LiveOptions {
   since: () => Record<ChannelName, number | undefined>;
   onRecord: (channel: ChannelName, data: unknown) => void;
   onStatus: (status: 'connecting' | 'live' | 'down', detail?: string) => void;
+  /** An `{"type":"error"}` frame from the server (e.g. `replay_failed`: a resume it could not replay). */
+  onServerError?: (code: string, message: string) => void;
 }
 
 const FRAME_CHANNEL: Record<string, ChannelName> = {
@@ -119,7 +121,7 @@ export class Live {
       this.o.onStatus('live');
     };
     ws.onmessage = (ev) => {
-      let msg: { type?: string; data?: unknown };
+      let msg: { type?: string; data?: unknown; error?: unknown; message?: unknown };
       try {
         msg = JSON.parse(String(ev.data));
       } catch {
@@ -128,6 +130,7 @@ export class Live {
       // The back-off starts again only once the server has taken a subscription: one that accepts the socket and
       // closes it at once (over its client limit: 1013; shutting down) would otherwise be asked again every second.
       if (msg.type === 'subscribed') this.attempt = 0;
+      if (msg.type === 'error') this.o.onServerError?.(String(msg.error ?? ''), String(msg.message ?? ''));
       const channel = msg.type === undefined ? undefined : FRAME_CHANNEL[msg.type];
       if (channel !== undefined) this.o.onRecord(channel, msg.data);
     };

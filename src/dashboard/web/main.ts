@@ -45,6 +45,8 @@ interface State {
   quality: Quality | null;
   /** Whether the newest candle shown is older than STALE_AFTER_MS on the page's clock. */
   stale: boolean;
+  /** The API's message when it could not replay a resume (records may be missing), else null. */
+  gap: string | null;
 }
 
 const state: State = {
@@ -58,6 +60,7 @@ const state: State = {
   paintedAt: null,
   quality: null,
   stale: false,
+  gap: null,
 };
 let market: MarketChart | undefined;
 let errorChart: ErrorChart | undefined;
@@ -364,6 +367,15 @@ async function main(): Promise<void> {
     pair,
     since: () => state.since,
     onStatus: (s, detail) => setStatus(s, detail),
+    onServerError: (code, message) => {
+      // The API skipped a resume's replay (its store did not answer in time, or the key's rate limit) and went live:
+      // the records between the page's newest and the first live one are missing. The frame names no channel, so
+      // the page cannot ask again for that one alone; a reload draws everything from the store.
+      if (code !== 'replay_failed' && code !== 'rate_limited') return;
+      state.gap = message;
+      $('message').innerHTML =
+        `<p class="notice bad" data-state="gap">Records may be missing from the charts: ${esc(message)}. Reload the page to fill the gap.</p>`;
+    },
     onRecord: (channel, data) => {
       if (channel === 'candles') {
         if (!drawableCandle(data)) return malformed(channel, data);
