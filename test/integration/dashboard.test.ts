@@ -466,6 +466,32 @@ describe('dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('the API still starting (/v1/ready 503): the page says what it waits for and retries, not "no predictions yet"', async () => {
+    const page = await browser.newPage();
+    let answered = 0;
+    await page.route('**/v1/ready', (route) => {
+      if (answered++ > 0) return route.continue();
+      return route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({
+          error: 'store_unavailable',
+          message: 'waiting for the predictions store to open (the service log says why)',
+        }),
+      });
+    });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('#status[data-status="retrying"]', { timeout: 30_000 });
+    assert.match(
+      (await page.textContent('#status')) ?? '',
+      /waiting for the predictions store to open .* retrying in \d+ s/,
+    );
+    const s = await waitForDashboard(page, 'live after the retry', (s) => s.status === 'live', 30_000);
+    assert.equal(s.pair, 'BTC-USDT');
+    assert.equal(await page.$('[data-state="no-data"]'), null, 'never "no predictions yet"');
+    await page.close();
+  });
+
   it('an unknown pair in the URL: a clear message and the pairs there are', async () => {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${port}/?pair=SOL-USD`);

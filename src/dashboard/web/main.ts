@@ -1,4 +1,4 @@
-import { backoffCap, backoffDelay } from '../../core/retry.ts';
+import { backoffDelay } from '../../core/retry.ts';
 import type { DashboardSeries } from '../series.ts';
 import { ApiError, type ChannelName, getJson, Live } from './api.ts';
 import { ErrorChart, MarketChart } from './charts.ts';
@@ -127,7 +127,9 @@ const bump = (channel: ChannelName, windowEnd: number) => {
 };
 
 async function pickPair(): Promise<string | undefined> {
-  const ready = await getJson<{ pairs: string[] }>('/v1/ready').catch(() => ({ pairs: [] as string[] }));
+  // A failure goes to the caller, which retries: the API answers 503 while it starts (its stores opening, its feeds
+  // filling), and that is not "no predictions yet".
+  const ready = await getJson<{ pairs: string[] }>('/v1/ready');
   const known = ready.pairs;
   const select = $('pair') as HTMLSelectElement;
   select.innerHTML = known.map((p) => `<option value="${esc(p)}">${esc(p)}</option>`).join('');
@@ -329,9 +331,11 @@ async function main(): Promise<void> {
     try {
       pair = await pickPair();
       if (pair === undefined) return;
-    } catch {
-      const delay = backoffCap(attempt, { initialMs: 1_000, maxMs: 30_000 });
-      setStatus('down', `retrying in ${delay / 1000} s`);
+    } catch (err) {
+      const delay = backoffDelay(attempt, { initialMs: 1_000, maxMs: 30_000 });
+      const retry = `retrying in ${Math.ceil(delay / 1000)} s`;
+      if (err instanceof ApiError) setStatus('retrying', `${err.message} — ${retry}`);
+      else setStatus('down', retry);
       await new Promise((r) => setTimeout(r, delay));
     }
   }
