@@ -492,6 +492,20 @@ describe('dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('the panels unreachable for a while (the socket up): "down", then live again once they answer', async () => {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await waitForDashboard(page, 'live', (s) => s.status === 'live', 30_000);
+    const panels = /\/v1\/(quality|model|model\/history|news|pipeline)(\?|$)/;
+    await page.route(panels, (route) => route.abort('connectionrefused'));
+    // The panels refresh every 10 s: the next refresh fails, the one after answers.
+    const down = await waitForDashboard(page, 'down', (s) => s.status === 'down', 30_000);
+    assert.equal(down.statusDetail, 'panels could not be refreshed');
+    await page.unroute(panels);
+    await waitForDashboard(page, 'live again', (s) => s.status === 'live', 30_000);
+    await page.close();
+  });
+
   it('an unknown pair in the URL: a clear message and the pairs there are', async () => {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${port}/?pair=SOL-USD`);

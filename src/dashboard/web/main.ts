@@ -258,6 +258,9 @@ function render(id: string, path: string, html: () => string): void {
   }
 }
 
+/** The status the panels set when none of their requests reached the API (the socket may still be up). */
+const PANELS_DOWN = 'panels could not be refreshed';
+
 /** When each panel was last drawn from an answer (the page's clock). */
 const drawnAt: Record<string, number> = {};
 
@@ -314,7 +317,10 @@ async function refreshPanels(pair: string): Promise<void> {
   if (p.status === 'fulfilled') render('health', '/v1/pipeline', () => healthPanel(p.value));
   else unavailable('health', p.reason);
   const down = results.every((r) => r.status === 'rejected' && !(r.reason instanceof ApiError));
-  if (down && state.status === 'live') setStatus('down', 'panels could not be refreshed');
+  if (down && state.status === 'live') setStatus('down', PANELS_DOWN);
+  // Answered again: the 'down' the panels set goes. The socket is still live, or it would have said otherwise
+  // (its own close replaces this status).
+  else if (!down && state.status === 'down' && state.statusDetail === PANELS_DOWN) setStatus('live');
 }
 
 async function main(): Promise<void> {
