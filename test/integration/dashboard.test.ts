@@ -492,6 +492,34 @@ describe('dashboard in Chromium', () => {
     await page.close();
   });
 
+  it("the 'retrying' status is red, as 'down' is: the page has no data yet either way", async () => {
+    const page = await browser.newPage();
+    // The API starting for as long as the test looks: the page stays 'retrying'.
+    await page.route('**/v1/ready', (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({
+          error: 'store_unavailable',
+          message: 'waiting for the predictions store to open',
+        }),
+      }),
+    );
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('#status[data-status="retrying"]', { timeout: 30_000 });
+    // --bad resolved to a colour the way the browser writes it (rgb(…)), by a probe element.
+    const colours = (await page.evaluate(`(() => {
+      const probe = document.createElement('span');
+      probe.style.color = getComputedStyle(document.documentElement).getPropertyValue('--bad').trim();
+      document.body.append(probe);
+      const bad = getComputedStyle(probe).color;
+      probe.remove();
+      return { status: getComputedStyle(document.getElementById('status')).color, bad };
+    })()`)) as { status: string; bad: string };
+    assert.equal(colours.status, colours.bad, "the 'retrying' status is coloured --bad");
+    await page.close();
+  });
+
   it('the panels unreachable for a while (the socket up): "down", then live again once they answer', async () => {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${port}/`);
