@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { normaliseUrl } from '../news/normalise.ts';
 import type { Bus, Subscription } from '../runtime/bus.ts';
 import type { NewsItem } from '../schemas/news.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
@@ -35,7 +36,8 @@ export class NewsView {
     const e: NewsEntry = {
       id: n.id,
       title: n.title,
-      url: n.url || null,
+      // Ingestion keeps http(s) links only; items the topic holds from before it did are served without theirs.
+      url: normaliseUrl(n.url) === '' ? null : n.url,
       source: n.source,
       publishedAt: n.publishedAt,
       signals: this.items.get(n.id)?.signals ?? this.pending.get(n.id) ?? [],

@@ -8,7 +8,15 @@ import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
-import { coinsIn, newsId, normaliseUrl, parseDateUtc, plainText, publishedAtOf } from './normalise.ts';
+import {
+  coinsIn,
+  linkDropped,
+  newsId,
+  normaliseUrl,
+  parseDateUtc,
+  plainText,
+  publishedAtOf,
+} from './normalise.ts';
 import { MAX_FEED_BYTES, MAX_POLL_WAIT_MS, type NewsSink, type NewsSource } from './source.ts';
 
 /**
@@ -98,9 +106,12 @@ export class CryptoPanicSource implements NewsSource {
         }
         const fetchedAt = Date.now();
         const items: NewsItem[] = [];
+        let linksDropped = 0;
         for (const p of body.results as Record<string, unknown>[]) {
           const title = plainText(String(p?.title ?? ''));
           const summary = plainText(String(p?.description ?? ''));
+          const link = String(p?.url ?? '');
+          const url = normaliseUrl(link);
           const codes = Array.isArray(p?.currencies)
             ? (p.currencies as { code?: unknown }[]).map((c) => String(c?.code ?? '').toUpperCase())
             : [];
@@ -114,7 +125,7 @@ export class CryptoPanicSource implements NewsSource {
               ),
             title,
             summary,
-            url: normaliseUrl(String(p?.url ?? '')),
+            url,
             publishedAt: publishedAtOf(parseDateUtc(String(p?.published_at ?? '')), fetchedAt),
             fetchedAt,
             coins: [
@@ -124,8 +135,10 @@ export class CryptoPanicSource implements NewsSource {
               ]),
             ].sort(),
           });
-          if (r.success) items.push(r.data);
-          else
+          if (r.success) {
+            items.push(r.data);
+            if (linkDropped(link, url)) linksDropped++;
+          } else
             await sink.reject(
               deadLetter({
                 service: 'news',
@@ -136,6 +149,7 @@ export class CryptoPanicSource implements NewsSource {
               }),
             );
         }
+        if (linksDropped > 0) sink.linksDropped?.(linksDropped);
         if (items.length > 0) await sink.news(items);
         this.stats.items += items.length;
         url = typeof body.next === 'string' && body.next.startsWith(base) ? body.next : null;

@@ -12,7 +12,7 @@ const NEWS_TAIL_RECORDS = 20_000;
 
 /** News sources → deduplicated items on `news`, rejects on `dlq` (the news half of the feature pipelines). */
 export class NewsService {
-  readonly stats = { items: 0, duplicates: 0, rejects: 0, publishRetries: 0 };
+  readonly stats = { items: 0, duplicates: 0, rejects: 0, publishRetries: 0, linksDropped: 0 };
   private readonly bus: Bus;
   private readonly dedup = new NewsDeduplicator();
 
@@ -44,6 +44,9 @@ export class NewsService {
                 onRefused: () => this.stats.rejects++,
               });
         this.stats.items += published.length;
+      },
+      linksDropped: (count) => {
+        this.stats.linksDropped += count;
       },
       reject: async (dl: DeadLetter) => {
         this.stats.rejects++;

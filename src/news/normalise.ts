@@ -28,10 +28,16 @@ export function plainText(html: string): string {
     .trim();
 }
 
-/** Lower-cased host, no fragment, no tracking parameters (utm_*, ref, …), no trailing slash. */
+/**
+ * Lower-cased host, no fragment, no tracking parameters (utm_*, ref, …), no trailing slash — or '' when it is not an
+ * absolute http(s) URL. A feed's link is served as is (`/v1/news`) to clients that may make it a link: a
+ * `javascript:` or `data:` one (any feed may write one) would run in the page of whichever client did, and anything
+ * unparsable is no link to anywhere either. The item is kept, without its link (`linkDropped`).
+ */
 export function normaliseUrl(url: string): string {
   try {
     const u = new URL(url.trim());
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return '';
     u.hash = '';
     for (const k of [...u.searchParams.keys()])
       if (/^(utm_|ref$|referrer$|fbclid$|gclid$|mc_)/i.test(k)) u.searchParams.delete(k);
@@ -39,8 +45,13 @@ export function normaliseUrl(url: string): string {
     const s = u.toString();
     return s.endsWith('/') ? s.slice(0, -1) : s;
   } catch {
-    return url.trim();
+    return '';
   }
+}
+
+/** Whether a source's link was dropped by `normaliseUrl` (there was one, and it is not an http(s) URL). */
+export function linkDropped(raw: string, kept: string): boolean {
+  return kept === '' && raw.trim() !== '';
 }
 
 /**

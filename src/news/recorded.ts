@@ -8,7 +8,7 @@ import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
-import { coinsIn, newsId, normaliseUrl, plainText } from './normalise.ts';
+import { coinsIn, linkDropped, newsId, normaliseUrl, plainText } from './normalise.ts';
 import type { NewsSink, NewsSource } from './source.ts';
 
 /**
@@ -101,6 +101,7 @@ export class RecordedNewsSource implements NewsSource {
         continue;
       }
       batch.push(v.data);
+      if (linkDropped(r.url ?? '', url)) sink.linksDropped?.(1);
       if (batch.length >= (this.o.batchSize ?? 500)) {
         await sink.news(batch);
         batch = [];

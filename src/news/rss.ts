@@ -9,7 +9,15 @@ import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import { type NewsItem, NewsItemSchema } from '../schemas/news.ts';
-import { coinsIn, newsId, normaliseUrl, parseDateUtc, plainText, publishedAtOf } from './normalise.ts';
+import {
+  coinsIn,
+  linkDropped,
+  newsId,
+  normaliseUrl,
+  parseDateUtc,
+  plainText,
+  publishedAtOf,
+} from './normalise.ts';
 import { MAX_FEED_BYTES, MAX_POLL_WAIT_MS, type NewsSink, type NewsSource } from './source.ts';
 
 /**
@@ -134,7 +142,7 @@ export class RssSource implements NewsSource {
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await boundedText(res, MAX_FEED_BYTES);
     const fetchedAt = Date.now();
-    const { items, ttlMs } = parseFeed(body, source, fetchedAt);
+    const { items, ttlMs, linksDropped } = parseFeed(body, source, fetchedAt);
     for (const r of items.rejects)
       await sink.reject(
         deadLetter({
@@ -145,6 +153,7 @@ export class RssSource implements NewsSource {
           payload: r.payload,
         }),
       );
+    if (linksDropped > 0) sink.linksDropped?.(linksDropped);
     if (items.ok.length > 0) await sink.news(items.ok);
     this.stats.items += items.ok.length;
     // Kept only now, the body parsed and its items handed over: kept before, a body cut short in transit (or a sink
@@ -160,8 +169,14 @@ export function parseFeed(
   xml: string,
   source: string,
   fetchedAt: number,
-): { items: { ok: NewsItem[]; rejects: { reason: string; payload: string }[] }; ttlMs?: number } {
+): {
+  items: { ok: NewsItem[]; rejects: { reason: string; payload: string }[] };
+  ttlMs?: number;
+  /** Items kept without their link: not an http(s) URL (`normaliseUrl`). */
+  linksDropped: number;
+} {
   const out = { ok: [] as NewsItem[], rejects: [] as { reason: string; payload: string }[] };
+  let linksDropped = 0;
   let doc: Record<string, unknown>;
   // The parser is lenient (it would read a truncated document): insist on well-formed XML first.
   const valid = XMLValidator.validate(xml);
@@ -206,9 +221,11 @@ export function parseFeed(
       fetchedAt,
       coins: coinsIn(`${title} ${summary}`),
     });
-    if (r.success) out.ok.push(r.data);
-    else out.rejects.push({ reason: summarise(r.error), payload: JSON.stringify(e).slice(0, 5_000) });
+    if (r.success) {
+      out.ok.push(r.data);
+      if (linkDropped(link, url)) linksDropped++;
+    } else out.rejects.push({ reason: summarise(r.error), payload: JSON.stringify(e).slice(0, 5_000) });
   }
   const ttl = Number(text(rss?.channel?.ttl));
-  return { items: out, ttlMs: Number.isFinite(ttl) && ttl > 0 ? ttl * 60_000 : undefined };
+  return { items: out, ttlMs: Number.isFinite(ttl) && ttl > 0 ? ttl * 60_000 : undefined, linksDropped };
 }

@@ -5,6 +5,8 @@ import type { NewsItem } from '../schemas/news.ts';
 export interface NewsSink {
   news(items: readonly NewsItem[]): Promise<void> | void;
   reject(dl: DeadLetter): Promise<void> | void;
+  /** Items delivered without the link their source gave: not an http(s) URL (`normaliseUrl`). Counted. */
+  linksDropped?(count: number): void;
 }
 
 export interface NewsSource {
