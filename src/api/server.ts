@@ -158,7 +158,9 @@ export function buildApi(deps: ApiDeps) {
           'BTC and ETH prices predicted 5 minutes ahead. Pairs in URLs use a dash (BTC-USD); timestamps are epoch ms UTC. ' +
           'Live predictions: WebSocket GET /v1/ws; send {"type":"subscribe","pairs":["BTC-USD"],"since":<epoch ms, optional>} ' +
           'to replay those with windowEnd > since, then receive live ones as {"type":"prediction","data":{…}} (no gaps, no duplicates); ' +
-          '{"type":"unsubscribe","pairs":[…]} stops them.',
+          '{"type":"unsubscribe","pairs":[…]} stops them. A resume it could not replay (its store too slow, or the key\'s rate limit) ' +
+          'gets {"type":"error","error":"replay_failed" or "rate_limited","channel":…,"pair":…,"message":…} before that pair\'s ' +
+          'live records: unsubscribe and subscribe the channel again from the same since (with back-off) to fill the gap.',
       },
       components: keyed
         ? { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } } }

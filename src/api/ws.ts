@@ -22,10 +22,12 @@ import { answerWithin, StoreTimeoutError } from './store-deadline.ts';
  * `{"type":"unsubscribe","channel":…,"pairs":[…]}` stops pairs.
  *
  * A replay that reads the store waits for the client's previous store reads (one in flight per client), and no
- * longer than `replayReadTimeoutMs`: then, or when the store fails, `{"type":"error","error":"replay_failed",…}` and
- * live records follow. One from memory never waits. With API keys, each replay that reads the store takes a token
- * of the key's bucket (the one the upgrade took one from): when empty, `{"type":"error","error":"rate_limited",…}`,
- * no read, and live records follow.
+ * longer than `replayReadTimeoutMs`: then, or when the store fails, `{"type":"error","error":"replay_failed",
+ * "channel":…,"pair":…,"message":…}` and live records follow. One from memory never waits. With API keys, each replay
+ * that reads the store takes a token of the key's bucket (the one the upgrade took one from): when empty,
+ * `{"type":"error","error":"rate_limited","channel":…,"pair":…,…}`, no read, and live records follow. Either comes
+ * before any record of that channel and pair: a client resubscribes them from its old `since` to fill the gap (the
+ * frame names both: with the pair alone, a client of several channels could not tell which to ask again).
  *
  * Protection: a malformed frame gets `{"type":"error",…}`; more than `maxFramesPerSecond` frames in a second closes
  * with 1008; a client whose socket holds more than `maxBufferedBytes` unsent is closed with 1013 (its backlog never
@@ -432,6 +434,8 @@ export class WsHub {
         this.sendJson(c, {
           type: 'error',
           error: 'rate_limited',
+          channel,
+          pair: pairToUrl(pair),
           message: `${pairToUrl(pair)} not replayed: rate limit exceeded for this API key (retry in ${Math.max(1, Math.ceil(wait / 1000))} s); live records follow`,
         });
         items = [];
@@ -453,6 +457,8 @@ export class WsHub {
           this.sendJson(c, {
             type: 'error',
             error: 'replay_failed',
+            channel,
+            pair: pairToUrl(pair),
             message: `could not replay ${pairToUrl(pair)}: ${late ? `the store did not answer within ${this.replayReadTimeoutMs} ms` : 'store unavailable'}`,
           });
           items = [];

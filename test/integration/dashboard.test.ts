@@ -19,6 +19,7 @@ import { runCli } from '../support/cli.ts';
 import { KRAKEN_REST_TRADES } from '../support/data.ts';
 import { stumpChampionRegistry } from '../support/monitoring.ts';
 import { scratchDir } from '../support/scratch.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * The dashboard in a real browser (Debian's Chromium, playwright-core), served by a real API over the stores of a
@@ -461,6 +462,125 @@ describe('dashboard in Chromium', () => {
     assert.match(
       (await gap.textContent()) ?? '',
       /may be missing.*could not replay BTC-USDT: the store did not answer within 10000 ms.*Reload/,
+    );
+    assert.deepEqual(seen.problems, []);
+    await page.close();
+  });
+
+  it('a replay the API could not do, naming its channel: the page asks that channel again with back-off until the gap is filled', async () => {
+    const page = await browser.newPage();
+    const seen = watch(page, `127.0.0.1:${port}`);
+    // A proxy in front of the API's socket. `mute`: the predictions the API sends are not passed on (the page misses
+    // them). `failing`: a predictions subscription from a since is passed on without it (the API sends only the
+    // latest) and answered, after the API's 'subscribed', with the error frame the API sends when its store does not
+    // answer in time — what a slow store does to a resume, for as many times as the test says.
+    let mute = false;
+    let failing = 0;
+    const resumes: { at: number; since: number; failed: boolean }[] = [];
+    const sockets: { page: WebSocketRoute; api: WebSocketRoute }[] = [];
+    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      sockets.push({ page: ws, api: server });
+      let inject = false;
+      server.onMessage((m) => {
+        const msg = JSON.parse(String(m)) as { type: string; channel?: string };
+        if (mute && msg.type === 'prediction') return;
+        ws.send(m);
+        if (inject && msg.type === 'subscribed' && msg.channel === 'predictions') {
+          inject = false;
+          ws.send(
+            JSON.stringify({
+              type: 'error',
+              error: 'replay_failed',
+              channel: 'predictions',
+              pair: 'BTC-USDT',
+              message: 'could not replay BTC-USDT: the store did not answer within 10000 ms',
+            }),
+          );
+        }
+      });
+      ws.onMessage((m) => {
+        const msg = JSON.parse(String(m)) as { type: string; channel?: string; since?: number };
+        if (msg.type === 'subscribe' && msg.channel === 'predictions' && msg.since !== undefined) {
+          const failed = failing > 0;
+          resumes.push({ at: Date.now(), since: msg.since, failed });
+          if (failed) {
+            failing--;
+            inject = true;
+            const { since: _, ...rest } = msg;
+            return server.send(JSON.stringify(rest));
+          }
+        }
+        server.send(m);
+      });
+    });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    const before = await waitForDashboard(page, 'live', (s) => s.status === 'live', 30_000);
+    const last = (await stores.predictions.latest('BTC/USDT'))!;
+    const next = (k: number): Prediction => ({
+      ...last,
+      windowEnd: last.windowEnd + k * 60_000,
+      targetTs: last.targetTs + k * 60_000,
+      createdAt: last.createdAt + k * 60_000,
+      predictedClose: last.predictedClose + k,
+    });
+    // Three predictions the page does not get; then its socket drops and its resume is not replayed, twice.
+    mute = true;
+    const missed = [next(1), next(2), next(3)];
+    await stores.predictions.write(missed);
+    await bus.publish(topics.predictions, missed);
+    await waitFor(
+      "the API's feed to hold the last of them",
+      async () =>
+        (
+          (await (await fetch(`http://127.0.0.1:${port}/v1/predictions/latest?pair=BTC-USDT`)).json()) as {
+            windowEnd?: number;
+          }
+        ).windowEnd,
+      (w) => w === missed[2]!.windowEnd,
+      { timeoutMs: 30_000, everyMs: 50 },
+    );
+    failing = 2;
+    mute = false;
+    resumes.length = 0;
+    const dropped = sockets.at(-1)!;
+    await dropped.page.close();
+    await dropped.api.close();
+    const gap = await page.waitForSelector('#message [data-state="gap"]', { timeout: 30_000 });
+    assert.match(
+      (await gap.textContent()) ?? '',
+      /may be missing from the predictions chart: could not replay BTC-USDT: the store did not answer within 10000 ms\. Asking again in \d+ s/,
+    );
+    const filled = await waitForDashboard(
+      page,
+      'the gap filled',
+      (s) => s.refilled.predictions === 1,
+      60_000,
+    );
+    assert.equal(
+      filled.predictions,
+      before.predictions + 3,
+      'the missed predictions are drawn, without a reload',
+    );
+    assert.equal(filled.lastPrediction, missed[2]!.windowEnd);
+    await page.waitForSelector('#message [data-state="gap"]', { state: 'detached', timeout: 30_000 });
+    // Every resume from the page's newest before the gap, until one went through; each after a longer wait.
+    assert.deepEqual(
+      resumes.map((r) => [r.since, r.failed]),
+      [
+        [before.lastPrediction, true],
+        [before.lastPrediction, true],
+        [before.lastPrediction, false],
+      ],
+    );
+    // Jittered 1 s doubling: the first retry after ≥ 0.5 s, the second after ≥ 1 s.
+    assert.ok(
+      resumes[1]!.at - resumes[0]!.at >= 500,
+      `first retry after ${resumes[1]!.at - resumes[0]!.at} ms`,
+    );
+    assert.ok(
+      resumes[2]!.at - resumes[1]!.at >= 1_000,
+      `second retry after ${resumes[2]!.at - resumes[1]!.at} ms`,
     );
     assert.deepEqual(seen.problems, []);
     await page.close();

@@ -60,6 +60,8 @@ export interface DashboardState {
   pair: string;
   live: { candles: number; predictions: number; errors: number };
   dropped: { candles: number; predictions: number; errors: number };
+  /** Gaps (resumes the API could not replay) filled without a reload, per channel. */
+  refilled: { candles: number; predictions: number; errors: number };
 }
 
 /** The page's own account of what it shows (evaluated as a function: the page's CSP forbids string eval). */

@@ -67,8 +67,36 @@ export interface LiveOptions {
   since: () => Record<ChannelName, number | undefined>;
   onRecord: (channel: ChannelName, data: unknown) => void;
   onStatus: (status: 'connecting' | 'live' | 'down', detail?: string) => void;
-  /** An `{"type":"error"}` frame from the server (e.g. `replay_failed`: a resume it could not replay). */
-  onServerError?: (code: string, message: string) => void;
+  /**
+   * An `{"type":"error"}` frame from the server (e.g. `replay_failed`: a resume it could not replay). With the
+   * channel it names, and the delay after which that channel is asked again from its old resume point.
+   */
+  onServerError?: (
+    code: string,
+    message: string,
+    refill?: { channel: ChannelName; retryInMs: number },
+  ) => void;
+  /** A channel's gap is filled: a replay from its old resume point went through. */
+  onRefilled?: (channel: ChannelName) => void;
+}
+
+/** The error frames of a resume the server did not replay (live records follow): the records before are missing. */
+const UNREPLAYED = new Set(['replay_failed', 'rate_limited']);
+const CHANNELS: readonly ChannelName[] = ['candles', 'predictions', 'errors'];
+
+/**
+ * A channel whose resume the server did not replay: its resume point is kept (live records move the page's own
+ * `since` past the gap), and the channel is asked again from it with back-off until a replay goes through.
+ */
+interface Refill {
+  since: number;
+  attempt: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The server answered a subscription from `since` (`subscribed`) and no error since: its first record then means
+   * the replay went through (the server sends its error frame before any record of that subscription).
+   */
+  answered: boolean;
 }
 
 const FRAME_CHANNEL: Record<string, ChannelName> = {
@@ -84,6 +112,9 @@ export class Live {
   private stopped = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly o: LiveOptions;
+  /** The `since` of each channel's last subscription. */
+  private readonly sent: Partial<Record<ChannelName, number>> = {};
+  private readonly refills = new Map<ChannelName, Refill>();
 
   constructor(o: LiveOptions) {
     this.o = o;
@@ -96,7 +127,47 @@ export class Live {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    for (const r of this.refills.values()) clearTimeout(r.timer);
     this.socket?.close();
+  }
+
+  /** Subscribes a channel from its resume point: the floor of a gap still to fill, else the newest record shown. */
+  private subscribe(ws: WebSocket, channel: ChannelName): void {
+    const s = this.refills.get(channel)?.since ?? this.o.since()[channel];
+    if (s === undefined) delete this.sent[channel];
+    else this.sent[channel] = s;
+    ws.send(
+      JSON.stringify({
+        type: 'subscribe',
+        channel,
+        pairs: [this.o.pair],
+        ...(s === undefined ? {} : { since: s }),
+      }),
+    );
+  }
+
+  /**
+   * The server could not replay `channel` from where the page asked: keep that point and ask again after the
+   * channel's back-off (a subscription is replayed only when it is new: unsubscribe first). The records already
+   * shown come again and replace themselves.
+   */
+  private refill(channel: ChannelName): number | undefined {
+    const since = this.refills.get(channel)?.since ?? this.sent[channel];
+    if (since === undefined) return undefined; // a subscription without since replays from memory: nothing to fill
+    const r = this.refills.get(channel) ?? { since, attempt: 0, timer: undefined, answered: false };
+    this.refills.set(channel, r);
+    r.answered = false;
+    clearTimeout(r.timer);
+    const delay = backoffDelay(r.attempt++, RECONNECT_BACKOFF);
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      const ws = this.socket;
+      // Closed meanwhile: the reconnect subscribes the channel from the kept point.
+      if (ws === undefined || ws.readyState !== WebSocket.OPEN) return;
+      ws.send(JSON.stringify({ type: 'unsubscribe', channel, pairs: [this.o.pair] }));
+      this.subscribe(ws, channel);
+    }, delay);
+    return delay;
   }
 
   private connect(): void {
@@ -106,22 +177,11 @@ export class Live {
     const ws = new WebSocket(url);
     this.socket = ws;
     ws.onopen = () => {
-      const since = this.o.since();
-      for (const channel of ['candles', 'predictions', 'errors'] as const) {
-        const s = since[channel];
-        ws.send(
-          JSON.stringify({
-            type: 'subscribe',
-            channel,
-            pairs: [this.o.pair],
-            ...(s === undefined ? {} : { since: s }),
-          }),
-        );
-      }
+      for (const channel of CHANNELS) this.subscribe(ws, channel);
       this.o.onStatus('live');
     };
     ws.onmessage = (ev) => {
-      let msg: { type?: string; data?: unknown; error?: unknown; message?: unknown };
+      let msg: { type?: string; data?: unknown; error?: unknown; message?: unknown; channel?: unknown };
       try {
         msg = JSON.parse(String(ev.data));
       } catch {
@@ -129,12 +189,39 @@ export class Live {
       }
       // The back-off starts again only once the server has taken a subscription: one that accepts the socket and
       // closes it at once (over its client limit: 1013; shutting down) would otherwise be asked again every second.
-      if (msg.type === 'subscribed') this.attempt = 0;
-      if (msg.type === 'error') this.o.onServerError?.(String(msg.error ?? ''), String(msg.message ?? ''));
+      if (msg.type === 'subscribed') {
+        this.attempt = 0;
+        const r = this.refills.get(msg.channel as ChannelName);
+        if (r !== undefined) r.answered = true;
+      }
+      if (msg.type === 'error') {
+        const code = String(msg.error ?? '');
+        // An API from before the frame named its channel: told, but not filled (a reload does).
+        const named = CHANNELS.find((c) => c === msg.channel);
+        const retryInMs = named !== undefined && UNREPLAYED.has(code) ? this.refill(named) : undefined;
+        this.o.onServerError?.(
+          code,
+          String(msg.message ?? ''),
+          retryInMs === undefined ? undefined : { channel: named!, retryInMs },
+        );
+      }
       const channel = msg.type === undefined ? undefined : FRAME_CHANNEL[msg.type];
-      if (channel !== undefined) this.o.onRecord(channel, msg.data);
+      if (channel !== undefined) {
+        this.o.onRecord(channel, msg.data);
+        const r = this.refills.get(channel);
+        if (r?.answered) {
+          this.refills.delete(channel);
+          this.o.onRefilled?.(channel);
+        }
+      }
     };
     ws.onclose = () => {
+      // The reconnect subscribes each channel with a gap from its kept point; until answered, nothing is filled.
+      for (const r of this.refills.values()) {
+        clearTimeout(r.timer);
+        r.timer = undefined;
+        r.answered = false;
+      }
       if (this.stopped) return;
       const delay = backoffDelay(this.attempt++, RECONNECT_BACKOFF);
       this.o.onStatus('down', `reconnecting in ${(delay / 1000).toFixed(0)} s`);

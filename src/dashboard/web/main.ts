@@ -45,8 +45,15 @@ interface State {
   quality: Quality | null;
   /** Whether the newest candle shown is older than STALE_AFTER_MS on the page's clock. */
   stale: boolean;
-  /** The API's message when it could not replay a resume (records may be missing), else null. */
+  /**
+   * The API's message when it could not replay a resume (records may be missing), else null: the latest, while any
+   * channel's gap is not filled (or, from an API whose error frame names no channel, until a reload).
+   */
   gap: string | null;
+  /** Per channel, the notice of a gap being filled (asked again with back-off), until it is. */
+  gaps: Partial<Record<ChannelName, string>>;
+  /** Gaps filled without a reload, per channel. */
+  refilled: { candles: number; predictions: number; errors: number };
 }
 
 const state: State = {
@@ -61,6 +68,8 @@ const state: State = {
   quality: null,
   stale: false,
   gap: null,
+  gaps: {},
+  refilled: { candles: 0, predictions: 0, errors: 0 },
 };
 let market: MarketChart | undefined;
 let errorChart: ErrorChart | undefined;
@@ -283,6 +292,23 @@ function unavailable(id: string, reason: unknown): void {
     );
 }
 
+/**
+ * The gap notice: the channels whose records may be missing and when each is asked again; gone once all are filled.
+ * An error frame that names no channel (an older API) keeps its own notice: only a reload fills that gap.
+ */
+function showGaps(unnamed?: string): void {
+  const el = $('message');
+  const lines = Object.values(state.gaps);
+  if (unnamed !== undefined)
+    el.innerHTML = `<p class="notice bad" data-state="gap">Records may be missing from the charts: ${esc(unnamed)}. Reload the page to fill the gap.</p>`;
+  else if (lines.length > 0)
+    el.innerHTML = `<p class="notice bad" data-state="gap">${lines.map(esc).join('<br>')}</p>`;
+  else {
+    el.querySelector('[data-state="gap"]')?.remove();
+    state.gap = null;
+  }
+}
+
 async function refreshPanels(pair: string): Promise<void> {
   const quote = quoteOf(pair);
   const results = await Promise.allSettled([
@@ -377,14 +403,21 @@ async function main(): Promise<void> {
     pair,
     since: () => state.since,
     onStatus: (s, detail) => setStatus(s, detail),
-    onServerError: (code, message) => {
+    onServerError: (code, message, refill) => {
       // The API skipped a resume's replay (its store did not answer in time, or the key's rate limit) and went live:
-      // the records between the page's newest and the first live one are missing. The frame names no channel, so
-      // the page cannot ask again for that one alone; a reload draws everything from the store.
+      // the records between the page's newest and the first live one are missing. Live asks that channel again from
+      // its old resume point until a replay goes through; an API whose frame names no channel leaves it to a reload.
       if (code !== 'replay_failed' && code !== 'rate_limited') return;
       state.gap = message;
-      $('message').innerHTML =
-        `<p class="notice bad" data-state="gap">Records may be missing from the charts: ${esc(message)}. Reload the page to fill the gap.</p>`;
+      if (refill === undefined) return showGaps(message);
+      state.gaps[refill.channel] =
+        `Records may be missing from the ${refill.channel} chart: ${message}. Asking again in ${Math.ceil(refill.retryInMs / 1000)} s.`;
+      showGaps();
+    },
+    onRefilled: (channel) => {
+      delete state.gaps[channel];
+      state.refilled[channel]++;
+      showGaps();
     },
     onRecord: (channel, data) => {
       if (channel === 'candles') {

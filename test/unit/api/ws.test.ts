@@ -61,6 +61,8 @@ interface Msg {
   data?: Prediction;
   error?: string;
   message?: string;
+  channel?: string;
+  pair?: string;
   pairs?: string[];
   replayFrom?: number;
   replayFromByPair?: Record<string, number>;
@@ -398,6 +400,9 @@ describe('WebSocket /v1/ws', () => {
     const err = c.msgs.find((m) => m.type === 'error')!;
     assert.equal(err.error, 'replay_failed');
     assert.match(err.message!, /BTC-USD: the store did not answer within 100 ms/);
+    // Which subscription has the gap: a client resubscribes that one from its old since.
+    assert.equal(err.channel, 'predictions');
+    assert.equal(err.pair, 'BTC-USD');
     assert.equal(s.hub.stats.replaysTimedOut, 1);
     await s.publish(prediction('BTC/USD', at(21)));
     await c.until(() => c.predictions().length === 1, 'the live prediction after the failed replay', 20_000);
@@ -436,6 +441,8 @@ describe('WebSocket /v1/ws', () => {
       ['rate_limited'],
     );
     assert.match(errors()[0]!.message!, /^BTC-USD not replayed: rate limit exceeded for this API key/);
+    assert.equal(errors()[0]!.channel, 'predictions');
+    assert.equal(errors()[0]!.pair, 'BTC-USD');
     assert.equal(s.store.historyCalls, reads, 'no store read');
     assert.equal(s.hub.stats.replaysRateLimited, 1);
     await s.publish(prediction('BTC/USD', at(21)));
