@@ -682,4 +682,65 @@ describe('dashboard in Chromium', () => {
       await empty.close();
     }
   });
+
+  // Last: it leaves a second version's predictions in the shared store (the series then has two per target time).
+  it("two versions' predictions for one target time (a rollback): the champion's forecast is drawn, not the higher version's", async () => {
+    const page = await browser.newPage();
+    const seen = watch(page, `127.0.0.1:${port}`);
+    const champion = (
+      (await (await fetch(`http://127.0.0.1:${port}/v1/model`)).json()) as { version: number }
+    ).version;
+    const last = (await stores.predictions.latest('BTC/USDT'))!;
+    assert.equal(last.modelVersion, champion);
+    const made = (k: number, version: number): Prediction => ({
+      ...last,
+      windowEnd: last.windowEnd + k * 60_000,
+      targetTs: last.targetTs + k * 60_000,
+      createdAt: last.createdAt + k * 60_000,
+      modelVersion: version,
+      predictedClose: last.predictedClose + (version === champion ? 0 : 1_000),
+    });
+    // The version rolled back from predicted the champion's newest minute too (stored before the page opens).
+    const rolledBack = made(0, champion + 1);
+    await stores.predictions.write([rolledBack]);
+    const drawnAt = (targetTs: number) =>
+      page.evaluate(
+        (t) =>
+          (
+            globalThis as unknown as {
+              __cryptocast: { predictionAt(t: number): { modelVersion: number } | null };
+            }
+          ).__cryptocast.predictionAt(t)?.modelVersion ?? null,
+        targetTs,
+      );
+    await page.goto(`http://127.0.0.1:${port}/`);
+    const live = await waitForDashboard(page, 'live', (s) => s.status === 'live', 30_000);
+    await page.waitForSelector('[data-field="model"]', { timeout: 30_000 });
+    assert.equal(
+      await drawnAt(last.targetTs),
+      champion,
+      'the first paint: the champion, not the higher version',
+    );
+    // Live, in either order: the champion's stays drawn.
+    const later = [made(1, champion + 1), made(1, champion), made(2, champion), made(2, champion + 1)];
+    await bus.publish(topics.predictions, later);
+    await waitForDashboard(
+      page,
+      'the four live predictions',
+      (s) => s.live.predictions >= live.live.predictions + 4,
+      30_000,
+    );
+    assert.equal(
+      await drawnAt(later[0]!.targetTs),
+      champion,
+      'live: the higher version first, then the champion',
+    );
+    assert.equal(
+      await drawnAt(later[2]!.targetTs),
+      champion,
+      'live: the champion first, then the higher version',
+    );
+    assert.deepEqual(seen.problems, []);
+    await page.close();
+  });
 });

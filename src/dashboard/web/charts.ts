@@ -69,6 +69,14 @@ export class MarketChart {
   readonly candleData = new Map<number, Candle>();
   readonly predictionData = new Map<number, Prediction>();
   readonly verdicts = new Map<number, PredictionError>();
+  /**
+   * The other versions' predictions at a target time that has several (`predictionData` holds the one drawn): after
+   * a rollback the store has the rolled-back version's and the champion's for the same minutes, and two predictors
+   * with different champions (a rollout) write both. Kept so that a change of champion can redraw those minutes.
+   */
+  private readonly otherVersions = new Map<number, Prediction[]>();
+  /** The champion's version (`/v1/model`), undefined while not known or when there is none. */
+  private champion: number | undefined;
   private champions: ModelHistory['changes'] = [];
 
   constructor(el: HTMLElement, maxPoints: number) {
@@ -108,6 +116,7 @@ export class MarketChart {
   ): void {
     this.candleData.clear();
     this.predictionData.clear();
+    this.otherVersions.clear();
     this.verdicts.clear();
     for (const c of candles) this.candleData.set(sec(c.windowEnd), c);
     for (const p of predictions) this.keepPrediction(p);
@@ -116,13 +125,53 @@ export class MarketChart {
     this.redraw();
   }
 
-  /** The champion's prediction per target time (the newest model version wins a tie). */
+  /**
+   * Keeps a prediction; at a target time with several versions, draws the champion's (`preferred`). Returns whether
+   * what is drawn at that time changed.
+   */
   private keepPrediction(p: Prediction): boolean {
     const t = sec(p.targetTs);
     const had = this.predictionData.get(t);
-    if (had && had.modelVersion > p.modelVersion) return false;
-    this.predictionData.set(t, p);
-    return true;
+    if (had === undefined || had.modelVersion === p.modelVersion) {
+      this.predictionData.set(t, p);
+      return true;
+    }
+    const all = [had, ...(this.otherVersions.get(t) ?? [])].filter((x) => x.modelVersion !== p.modelVersion);
+    all.push(p);
+    return this.pick(t, all) !== had;
+  }
+
+  /** Draws the preferred of a target time's versions and keeps the others aside; returns the one drawn. */
+  private pick(t: number, all: readonly Prediction[]): Prediction {
+    const shown = this.preferred(all);
+    this.predictionData.set(t, shown);
+    this.otherVersions.set(
+      t,
+      all.filter((x) => x !== shown),
+    );
+    return shown;
+  }
+
+  /**
+   * The champion's prediction, else the highest version's. The highest alone drew the rolled-back version's forecast
+   * over the champion's for every minute both had, after a rollback (the one the operator had just turned down).
+   */
+  private preferred(all: readonly Prediction[]): Prediction {
+    const champion = all.find((x) => x.modelVersion === this.champion);
+    if (champion !== undefined) return champion;
+    return all.reduce((a, b) => (b.modelVersion > a.modelVersion ? b : a));
+  }
+
+  /** The champion's version, from `/v1/model` (undefined: none); the minutes with several versions are drawn again. */
+  setChampion(version: number | undefined): void {
+    if (version === this.champion) return;
+    this.champion = version;
+    let changed = false;
+    for (const [t, others] of this.otherVersions) {
+      const had = this.predictionData.get(t)!;
+      if (this.pick(t, [had, ...others]) !== had) changed = true;
+    }
+    if (changed) this.redraw();
   }
 
   private keepVerdict(e: PredictionError): void {
@@ -135,6 +184,7 @@ export class MarketChart {
       const keys = [...m.keys()].sort((a, b) => a - b);
       for (const k of keys.slice(0, m.size - this.maxPoints)) m.delete(k);
     }
+    for (const t of this.otherVersions.keys()) if (!this.predictionData.has(t)) this.otherVersions.delete(t);
   }
 
   /** The entries in time order; maps filled in time order (the usual case) need no sort. */

@@ -77,6 +77,8 @@ let errorChart: ErrorChart | undefined;
 declare global {
   interface Window {
     __cryptocast: {
+      /** The forecast drawn at a target time (epoch ms), if any. */
+      predictionAt(targetTs: number): Prediction | null;
       state(): State & {
         candles: number;
         predictions: number;
@@ -88,6 +90,7 @@ declare global {
   }
 }
 window.__cryptocast = {
+  predictionAt: (targetTs) => market?.predictionData.get(targetTs / 1000) ?? null,
   state: () => ({
     ...state,
     candles: market?.candleData.size ?? 0,
@@ -327,6 +330,11 @@ async function refreshPanels(pair: string): Promise<void> {
       `<p class="notice">No matured predictions of ${esc(pair)} yet (each is scored 5 minutes after it is made).</p>`;
   else unavailable('quality', q.reason);
   const model = m.status === 'fulfilled' ? m.value : null;
+  // Which version's forecast to draw where several predicted the same minute: the champion's (kept while the
+  // registry is away).
+  if (m.status === 'fulfilled')
+    market?.setChampion(Number.isFinite(m.value?.version) ? m.value.version : undefined);
+  else if (m.reason instanceof ApiError && m.reason.status === 404) market?.setChampion(undefined);
   const history = h.status === 'fulfilled' ? h.value : null;
   if (m.status === 'fulfilled' || (m.reason instanceof ApiError && m.reason.status === 404))
     render('model', '/v1/model', () => modelPanel(model, history));
