@@ -72,7 +72,11 @@ export interface SubscribeOptions<T> {
   service: string;
   /** Called with records of one partition, in order. Must not mutate the values. */
   handle(batch: Batch<T>): Promise<CommitPlan> | CommitPlan;
-  /** Called when partitions are taken away (rebalance, stop): drop their in-memory state. */
+  /**
+   * Called when partitions are taken away (rebalance, stop): drop their in-memory state. Never while the handler is at
+   * work on one of them: a partition taken away in the middle of a batch is revoked once that batch is through (both
+   * transports; test/support/bus-contract.ts).
+   */
   onRevoke?(partitions: readonly number[]): void | Promise<void>;
   /** Called when partitions are assigned, before their first batch. */
   onAssign?(partitions: readonly number[]): void | Promise<void>;

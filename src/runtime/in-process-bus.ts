@@ -80,6 +80,10 @@ interface Member {
   readonly position: Map<number, number>;
   /** The end of the batch the handler has, per partition (see `Subscription.readToEnd`). */
   readonly inHand: Map<number, number>;
+  /** Per partition, the batch being handed over (validation, handler, commit): resolves once it is through. */
+  readonly handling: Map<number, Promise<void>>;
+  /** Partitions the group took away while their batch was being handed over: revoked once it is through. */
+  readonly revokeAfterBatch: Set<number>;
   stopped: boolean;
   busy: number;
   readonly idle: Set<() => void>;
@@ -146,6 +150,8 @@ export class InProcessBus implements Bus {
       assigned: [],
       position: new Map(),
       inHand: new Map(),
+      handling: new Map(),
+      revokeAfterBatch: new Set(),
       stopped: false,
       busy: 0,
       idle: new Set(),
@@ -252,7 +258,12 @@ export class InProcessBus implements Bus {
       const revoked = m.assigned.filter((p) => !want.includes(p));
       if (revoked.length > 0) {
         for (const p of revoked) m.position.delete(p);
-        await m.options.onRevoke?.(revoked);
+        // As on Kafka, whose fetch loop applies an assignment between batches: `onRevoke` (the service drops the
+        // partition's state) never runs while the handler is still at work on that partition; its loop revokes it
+        // once the batch is through (deliverLoop).
+        const now = revoked.filter((p) => !m.handling.has(p));
+        for (const p of revoked) if (m.handling.has(p)) m.revokeAfterBatch.add(p);
+        if (now.length > 0) await m.options.onRevoke?.(now);
       }
       const added = want.filter((p) => !m.assigned.includes(p));
       m.assigned = want;
@@ -271,6 +282,9 @@ export class InProcessBus implements Bus {
   private async deliverLoop(group: Group, tl: TopicLog, m: Member, p: number): Promise<void> {
     const opts = m.options;
     const pl = tl.partitions[p]!;
+    // The previous owner's batch of this partition is handed over first (and revoked): two members never handle one
+    // partition at once, and its state is dropped before the new owner builds its own.
+    for (const other of group.members) await other.handling.get(p);
     // The commit protocol of the partition, the one Kafka's subscription follows (partition-cursor.ts).
     const cursor = new PartitionCursor(BigInt(m.position.get(p)!), BigInt(group.committed.get(p) ?? -1));
     const poison = cursor.poison;
@@ -308,6 +322,9 @@ export class InProcessBus implements Bus {
         });
       }
       m.busy++;
+      let batchThrough!: () => void;
+      m.handling.set(p, new Promise<void>((r) => (batchThrough = r)));
+      let retryInMs: number | undefined;
       try {
         for (const q of quarantined)
           if (q.reason !== undefined) {
@@ -346,14 +363,20 @@ export class InProcessBus implements Bus {
           f,
         );
         this.onHandlerFailure?.(err, { service: opts.service, topic: opts.topic.name });
-        await new Promise((r) => setTimeout(r, f.delayMs));
-        m.position.set(p, Number(cursor.position));
+        retryInMs = f.delayMs;
       } finally {
+        if (m.revokeAfterBatch.delete(p)) await this.revokeAfterBatch(m, p);
+        m.handling.delete(p);
+        batchThrough();
         m.busy--;
         if (m.busy === 0) {
           for (const r of m.idle) r();
           m.idle.clear();
         }
+      }
+      if (retryInMs !== undefined) {
+        await new Promise((r) => setTimeout(r, retryInMs));
+        m.position.set(p, Number(cursor.position));
       }
       this.trim(tl, opts.topic.name, p);
       for (const r of m.progress) r();
@@ -362,6 +385,15 @@ export class InProcessBus implements Bus {
         for (const w of this.lagWaiters) w();
         this.lagWaiters.clear();
       }
+    }
+  }
+
+  /** `onRevoke` of a partition the group took away while its batch was being handed over (rebalance). */
+  private async revokeAfterBatch(m: Member, p: number): Promise<void> {
+    try {
+      await m.options.onRevoke?.([p]);
+    } catch (err) {
+      log.error({ err, service: m.options.service, partitions: [p] }, 'onRevoke failed');
     }
   }
 

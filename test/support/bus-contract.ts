@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { z } from 'zod';
-import type { Bus } from '../../src/runtime/bus.ts';
+import { type Bus, partitionFor } from '../../src/runtime/bus.ts';
 import { defineTopic, type Topic } from '../../src/runtime/topic.ts';
 import { topics } from '../../src/schemas/topics.ts';
 
@@ -21,6 +21,7 @@ const numbered = defineTopic<Numbered>({
   key: (m) => m.pair,
   partitions: 1,
 });
+const twoPartitions = defineTopic<Numbered>({ ...numbered, name: 'contract.two', partitions: 2 });
 
 /**
  * What services rely on from either transport, and cannot tell apart (src/runtime/bus.ts): run against the
@@ -107,5 +108,54 @@ export function busContract(open: () => Promise<BusUnderTest>): void {
       dead.map((d) => [d.kind, d.offset]),
       [['handler-error', '3']],
     );
+  });
+  it('a partition taken from a member while its batch is in hand is revoked only once that batch is through', async () => {
+    const { bus } = await open();
+    await bus.ensureTopics([twoPartitions, topics.dlq]);
+    // One key on each partition, records on both.
+    const keys = [0, 1].map((p) => ['A', 'B', 'C', 'D', 'E'].find((k) => partitionFor(k, 2) === p)!);
+    await bus.publish(
+      twoPartitions,
+      [0, 1, 2, 3].map((n) => ({ pair: keys[n % 2]!, n })),
+    );
+    // The first member holds every batch it is handed until the second member has joined and the group rebalanced.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let holding!: () => void;
+    const holds = new Promise<void>((r) => (holding = r));
+    let revoked!: () => void;
+    const revokes = new Promise<void>((r) => (revoked = r));
+    const inHand = new Set<number>();
+    const revokedInHand: number[] = [];
+    const first = await bus.subscribe<Numbered>({
+      topic: twoPartitions,
+      group: 'g',
+      service: 'contract-first',
+      handle: async (b) => {
+        inHand.add(b.partition);
+        holding();
+        await released;
+        inHand.delete(b.partition);
+        return undefined;
+      },
+      // A service drops the partition's state here: its handler, still at work on that partition, would go on with
+      // the state gone.
+      onRevoke: (ps) => {
+        for (const p of ps) if (inHand.has(p)) revokedInHand.push(p);
+        revoked();
+      },
+    });
+    await holds;
+    // The second member joins: the group gives it one of the two partitions.
+    const second = await bus.subscribe<Numbered>({
+      topic: twoPartitions,
+      group: 'g',
+      service: 'contract-second',
+      handle: () => undefined,
+    });
+    release();
+    await revokes;
+    await Promise.all([first.stop(), second.stop()]);
+    assert.deepEqual(revokedInHand, [], 'onRevoke came while the batch of that partition was in the handler');
   });
 }
