@@ -79,7 +79,10 @@ backendOptions(
   process.env.CRYPTOCAST_LOG_LEVEL ??= 'warn';
   // A refusal names where the pairs came from: an exported CRYPTOCAST_PAIRS was reported as "--pairs".
   const pairsSetting = cmd.getOptionValueSource('pairs') === 'env' ? 'CRYPTOCAST_PAIRS' : '--pairs';
-  return (await import('./commands/run.ts')).run({ ...opts, pairsSetting });
+  // Likewise the interval: `run --interval 5m` was refused as "CRYPTOCAST_INTERVAL=5m", hint "unset" it.
+  const intervalSetting =
+    cmd.getOptionValueSource('interval') === 'env' ? 'CRYPTOCAST_INTERVAL' : '--interval';
+  return (await import('./commands/run.ts')).run({ ...opts, pairsSetting, intervalSetting });
 });
 
 addServiceCommands(program);

@@ -10,10 +10,8 @@ export const flag = {
   bus: () => new Option('--bus <url>', 'transport: memory or kafka://host:port').env('CRYPTOCAST_BUS'),
   pairs: (description = 'pairs to follow, comma separated (BTC/USD,ETH/USD)') =>
     new Option('--pairs <list>', description).env('CRYPTOCAST_PAIRS'),
-  interval: () =>
-    new Option('--interval <i>', 'candle interval')
-      .choices(['1m', '5m', '15m', '1h'])
-      .env('CRYPTOCAST_INTERVAL'),
+  interval: (description = 'candle interval') =>
+    new Option('--interval <i>', description).choices(['1m', '5m', '15m', '1h']).env('CRYPTOCAST_INTERVAL'),
   grace: () =>
     new Option('--grace <duration>', 'how long a window waits for late trades (e.g. 5s)').env(
       'CRYPTOCAST_GRACE',
@@ -63,7 +61,9 @@ export const flag = {
 export const streamOptions = (cmd: Command) =>
   cmd
     .addOption(flag.pairs())
-    .addOption(flag.interval())
+    .addOption(
+      flag.interval('candle interval: run takes only 1m (its features and model are of 1-minute candles)'),
+    )
     .addOption(flag.grace())
     .addOption(flag.maxPriceFactor())
     .addOption(flag.latePolicy());

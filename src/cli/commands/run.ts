@@ -105,6 +105,8 @@ export async function run(
       replay?: string;
       /** Where --pairs came from, for refusals: the flag, or CRYPTOCAST_PAIRS in the environment. */
       pairsSetting?: '--pairs' | 'CRYPTOCAST_PAIRS';
+      /** Where --interval came from, for its refusal: the flag, or CRYPTOCAST_INTERVAL in the environment. */
+      intervalSetting?: '--interval' | 'CRYPTOCAST_INTERVAL';
       /** `--no-news`: commander sets news = false. */
       news?: boolean;
       newsMaxLag?: string;
@@ -139,14 +141,16 @@ export async function run(
   });
   // The features, and so the model and the monitor, are of 1-minute candles: with other candles `run` dead-lettered
   // every one at the features stage and ended "done" with no prediction.
-  if (config.interval !== '1m')
+  if (config.interval !== '1m') {
+    const fromEnv = opts.intervalSetting === 'CRYPTOCAST_INTERVAL';
     throw fail(
       ERR.CONFIG,
-      `CRYPTOCAST_INTERVAL=${config.interval}: cryptocast run makes features and predictions of 1-minute candles`,
+      `${fromEnv ? 'CRYPTOCAST_INTERVAL=' : '--interval '}${config.interval}: cryptocast run makes features and predictions of 1-minute candles`,
       {
-        hint: `unset CRYPTOCAST_INTERVAL; for ${config.interval} candles of trades: cryptocast candles --interval ${config.interval}`,
+        hint: `${fromEnv ? 'unset CRYPTOCAST_INTERVAL' : 'leave out --interval'}; for ${config.interval} candles of trades: cryptocast candles --interval ${config.interval}`,
       },
     );
+  }
   // Without the trade recordings (a clone from the public repository), the default replay is the klines `data fetch`
   // downloaded (setup fetches them for the default model).
   const fallback =

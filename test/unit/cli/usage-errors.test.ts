@@ -108,6 +108,19 @@ describe('the CLI refuses with a stable code', () => {
     );
   });
 
+  // The flag was reported as the variable: `run --interval 5m`, with no CRYPTOCAST_INTERVAL set, said
+  // "CRYPTOCAST_INTERVAL=5m" and "unset CRYPTOCAST_INTERVAL", a fix that changes nothing.
+  it('run --interval 5m: the refusal names the flag, not the environment variable', async () => {
+    const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
+    const run = runCli(['run', '--port', '0', '--store', store, '--interval', '5m'], {
+      CRYPTOCAST_INTERVAL: undefined,
+    });
+    assert.equal(await exitedWithin(run, 60_000, 'run to be refused'), ERR.CONFIG.exitCode, run.stderr());
+    assert.match(run.stderr(), /^cryptocast: --interval 5m: .*1-minute candles \[CC_ERR_CONFIG\]/);
+    assert.match(run.stderr(), /hint: leave out --interval; for 5m candles of trades: cryptocast candles/);
+    assert.doesNotMatch(run.stderr(), /CRYPTOCAST_INTERVAL/);
+  });
+
   it('models: a version or a champion that is not there', async () => {
     const registry = scratchDir('cc-usage-');
     await refused(['models', 'show', '9', '--registry', registry], ERR.MODEL_VERSION);
