@@ -19,14 +19,21 @@ import { addServiceCommands } from './service-commands.ts';
 const program = new Command()
   .name('cryptocast')
   .description('Real-time BTC/ETH price prediction: trades → candles → features → model → predictions')
-  .showHelpAfterError('(run with --help for usage)')
+  .showHelpAfterError(`  hint: ${ERR.USAGE.hint}`)
   .version(process.env.npm_package_version ?? '0.1.0')
   .configureHelp({ sortSubcommands: false })
   // Commander's own refusals (unknown command or flag, missing value, a value not among the choices) are usage
-  // errors like ours: one line with the code, exit 2. Subcommands inherit both settings.
+  // errors like ours: one line with the code, exit 2; commander's suggestion ("(Did you mean --serve?)", on a line
+  // of its own) a hint under it, as the catalogue's hints are printed. Subcommands inherit these settings.
   .configureOutput({
-    outputError: (text, write) =>
-      write(`cryptocast: ${text.replace(/^error: /, '').trimEnd()} [${ERR.USAGE.code}]\n`),
+    outputError: (text, write) => {
+      const [first, ...more] = text
+        .replace(/^error: /, '')
+        .trimEnd()
+        .split('\n');
+      const hints = more.map((l) => `  hint: ${l.replace(/^\(Did you mean (.*)\)$/, 'did you mean $1')}\n`);
+      write(`cryptocast: ${first} [${ERR.USAGE.code}]\n${hints.join('')}`);
+    },
   })
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : ERR.USAGE.exitCode));
 

@@ -29,6 +29,23 @@ describe('the CLI refuses with a stable code', () => {
     await refused(['service', 'candles', '--interval', '7m'], ERR.USAGE);
   });
 
+  // Commander's suggestion came on a second line before the code ("cryptocast: unknown option '--sever'" then
+  // "(Did you mean --serve?) [CC_ERR_USAGE]"), and "(run with --help for usage)" was no hint line: the one line with
+  // the code that every other refusal prints, then hints, as the README says.
+  it('a mistyped flag or command: one line with the code, then the suggestion and the way to the flags as hints', async () => {
+    for (const [args, first, suggestion] of [
+      [['run', '--sever'], "unknown option '--sever'", '--serve'],
+      [['serivce'], "unknown command 'serivce'", 'service'],
+    ] as const) {
+      const lines = (await refused([...args], ERR.USAGE)).trimEnd().split('\n');
+      assert.equal(lines[0], `cryptocast: ${first} [CC_ERR_USAGE]`, lines.join('\n'));
+      assert.deepEqual(lines.slice(1), [
+        `  hint: did you mean ${suggestion}?`,
+        '  hint: run the command with --help for its flags',
+      ]);
+    }
+  });
+
   it('service api: --metrics-port equal to its --port (the API serves /metrics there already)', async () => {
     const stderr = await refused(
       ['service', 'api', '--bus', 'memory', '--port', '18433', '--metrics-port', '18433'],
