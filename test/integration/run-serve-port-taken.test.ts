@@ -36,4 +36,28 @@ describe('cryptocast run --serve: the port is taken', () => {
       holder.close();
     }
   });
+
+  // Without --serve the run goes on without the API, as the README says — but the line said only "prediction API not
+  // started: … already in use", not the hint every refusal of the port gives (another --port, 0: any free port).
+  it('without --serve: the run goes on, and its line says how to have the API', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      const file = join(dir('cc-port-taken-'), 'cryptocast.duckdb');
+      const args = ['run', '--json', '--port', String(port), '--store', `duckdb:${file}`];
+      const run = runCli(args, { CRYPTOCAST_REGISTRY: dir('cc-port-taken-registry-') });
+      assert.equal(await exitedWithin(run, 120_000, 'the run on a taken port'), 0, run.stderr());
+      assert.match(
+        run.stderr(),
+        /prediction API not started: --port \d+: port \d+ is already in use by another process \(stop that process, or give another --port \(0: any free port\)\)/,
+      );
+      assert.ok(
+        run.events.find((e) => e.event === 'done'),
+        'the replay ran to its end',
+      );
+    } finally {
+      holder.close();
+    }
+  });
 });

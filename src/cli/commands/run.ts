@@ -9,7 +9,7 @@ import { type CandlesTable, openCandlesTable } from '../../candles/store/candles
 import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
 import { type LastingStoreFailure, lastingStoreError, lastingStoreFailure } from '../../core/duckdb.ts';
-import { ERR, fail, UsageError } from '../../core/errors.ts';
+import { CryptocastError, ERR, fail, UsageError } from '../../core/errors.ts';
 import { redirectLogLines } from '../../core/log.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
@@ -332,7 +332,9 @@ export async function run(
       await store.close();
       throw err;
     }
-    status.print(`prediction API not started: ${(err as Error).message}`);
+    // The run goes on without the API; the refusal's hint (another --port, 0: any free port) says how to have it.
+    const hint = err instanceof CryptocastError && err.hint ? ` (${err.hint})` : '';
+    status.print(`prediction API not started: ${(err as Error).message}${hint}`);
   }
   // The news half: live feeds, or the news recorded in a candle replay's months (the replay publishes them in event
   // time); trade recordings have no news of their days. One LLM thread, so the market path keeps the other core.
