@@ -428,9 +428,11 @@ export async function run(
     const s = pipeline.trades.stats;
     const c = pipeline.candles.stats;
     const secs = elapsedSeconds();
-    const market = candleReplay
-      ? `candle replay · ${n(candleReplay.candles)} candles (${n(Math.round(candleReplay.candles / Math.max(secs, 0.001)))}/s)` +
-        (candleReplay.rejects > 0 ? ` · ${n(candleReplay.rejects)} kline rows rejected` : '')
+    // A candle replay from its first line: before it reports its first minute (while it reads the zips) the line
+    // was the trade replay's, "replay · 0 trades · 0 candles (0 idle) · 0 late …", of a stage it never runs.
+    const market = candleRange
+      ? `candle replay · ${n(candleReplay?.candles ?? 0)} candles (${n(Math.round((candleReplay?.candles ?? 0) / Math.max(secs, 0.001)))}/s)` +
+        ((candleReplay?.rejects ?? 0) > 0 ? ` · ${n(candleReplay?.rejects ?? 0)} kline rows rejected` : '')
       : `${opts.source} · ${n(s.trades)} trades (${n(Math.round(s.trades / Math.max(secs, 0.001)))}/s) · ${n(c.candles)} candles` +
         ` (${n(c.filled)} idle) · ${n(c.late)} late · ${n(s.rejects)} rejected · ${n(s.duplicates)} duplicates`;
     return (
