@@ -89,6 +89,12 @@ backendOptions(
   // Likewise the interval: `run --interval 5m` was refused as "CRYPTOCAST_INTERVAL=5m", hint "unset" it.
   const intervalSetting =
     cmd.getOptionValueSource('interval') === 'env' ? 'CRYPTOCAST_INTERVAL' : '--interval';
+  // Only a live run polls feeds: a replay plays the recorded news and ignored the flag without a word. (An exported
+  // CRYPTOCAST_NEWS_FEEDS, meant for live runs, does not stop a replay.)
+  if (cmd.getOptionValueSource('feeds') === 'cli' && opts.source !== 'live')
+    throw new UsageError(
+      '--feeds: the news feeds are polled only by a live run (--source live); a replay plays the recorded news',
+    );
   return (await import('./commands/run.ts')).run({ ...opts, pairsSetting, intervalSetting });
 });
 

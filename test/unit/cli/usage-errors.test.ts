@@ -138,6 +138,19 @@ describe('the CLI refuses with a stable code', () => {
     assert.doesNotMatch(run.stderr(), /CRYPTOCAST_INTERVAL/);
   });
 
+  // --feeds is read only by a live run: `run --replay 2022-05 --feeds URL` (as the README's CLI block showed it)
+  // replayed the recorded news and never polled the feeds, without a word.
+  it('run --feeds without --source live: refused, not ignored', async () => {
+    const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
+    for (const replay of [['--replay', '2022-05-09'], []]) {
+      const stderr = await refused(
+        ['run', '--port', '0', '--store', store, ...replay, '--feeds', 'http://127.0.0.1:9/feed.xml'],
+        ERR.USAGE,
+      );
+      assert.match(stderr, /^cryptocast: --feeds: .*--source live/);
+    }
+  });
+
   it('models: a version or a champion that is not there', async () => {
     const registry = scratchDir('cc-usage-');
     await refused(['models', 'show', '9', '--registry', registry], ERR.MODEL_VERSION);
