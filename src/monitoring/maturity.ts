@@ -48,12 +48,21 @@ interface Series {
   /** Newest targetTs of the series' predictions read (verdict keys are kept a day behind it too: see `expire`). */
   predictionClock: number;
   /** Predictions waiting for their target minute, by targetTs. */
-  pending: Map<number, Prediction[]>;
+  pending: Map<number, Waiting>;
   /**
    * Verdicts `target_not_closed_in_time`, by targetTs: scored after all if their candle comes (within retention).
    * `counted`: given by this process (in `stats.unscorable`), not remembered from the store.
    */
   timedOut: TimedMap<number, { verdict: PredictionError; counted: boolean }[]>;
+}
+
+/**
+ * The predictions waiting for one target minute, and their keys (`errorKey`), made once when each came: a prediction
+ * waits for its candle in the usual course (5 minutes ahead), and its key is what its verdict is kept under.
+ */
+interface Waiting {
+  predictions: Prediction[];
+  keys: string[];
 }
 
 export class MaturityJoin {
@@ -148,11 +157,17 @@ export class MaturityJoin {
       for (const { verdict, counted } of late)
         this.scoredLate(out, scorePrediction(verdict, c.close, scoredAt), counted);
     }
-    for (const [targetTs, ps] of s.pending) {
+    for (const [targetTs, { predictions: ps, keys }] of s.pending) {
       if (targetTs === c.windowEnd)
-        for (const p of ps) this.verdict(s, out, scorePrediction(p, c.close, this.scoredAt(p)));
+        for (let i = 0; i < ps.length; i++) {
+          const p = ps[i] as Prediction;
+          this.verdict(s, out, scorePrediction(p, c.close, this.scoredAt(p)), keys[i]);
+        }
       else if (targetTs < s.clock)
-        for (const p of ps) this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)));
+        for (let i = 0; i < ps.length; i++) {
+          const p = ps[i] as Prediction;
+          this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)), keys[i]);
+        }
       else continue;
       s.pending.delete(targetTs);
     }
@@ -171,16 +186,18 @@ export class MaturityJoin {
     }
     const close = s.closes.get(p.targetTs);
     const out: PredictionError[] = [];
-    if (close !== undefined) this.verdict(s, out, scorePrediction(p, close, this.scoredAt(p)));
+    if (close !== undefined) this.verdict(s, out, scorePrediction(p, close, this.scoredAt(p)), key);
     else if (p.targetTs < s.clock - this.retentionMs)
-      this.verdict(s, out, unscorable(p, 'target_before_retention', this.gapFoundAt(p, s)));
+      this.verdict(s, out, unscorable(p, 'target_before_retention', this.gapFoundAt(p, s)), key);
     else if (p.targetTs < s.clock)
-      this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)));
+      this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)), key);
     else {
       const waiting = s.pending.get(p.targetTs);
-      if (waiting === undefined) s.pending.set(p.targetTs, [p]);
-      else if (!waiting.some((w) => errorKey(w) === key)) waiting.push(p);
-      else this.stats.duplicates++;
+      if (waiting === undefined) s.pending.set(p.targetTs, { predictions: [p], keys: [key] });
+      else if (!waiting.keys.includes(key)) {
+        waiting.predictions.push(p);
+        waiting.keys.push(key);
+      } else this.stats.duplicates++;
     }
     return out;
   }
@@ -196,15 +213,16 @@ export class MaturityJoin {
     const out: PredictionError[] = [];
     for (const s of this.series.values()) {
       if (readToEnd)
-        for (const [targetTs, ps] of s.pending) {
+        for (const [targetTs, { predictions: ps, keys }] of s.pending) {
           if (targetTs + this.timeoutMs > now) continue;
-          for (const p of ps) {
+          for (let i = 0; i < ps.length; i++) {
+            const p = ps[i] as Prediction;
             // Live, when it was decided; on the event clock, when the wait ran out in the stream — not when a monitor
             // that lagged behind the candles (nothing times out until they are read to the end) got to decide it, so
             // a replay dates its time-outs the same however fast it is read.
             const at = this.wall !== undefined ? now : Math.max(this.scoredAt(p), targetTs + this.timeoutMs);
             const e = unscorable(p, 'target_not_closed_in_time', at);
-            if (this.verdict(s, out, e)) keepTimedOut(s, e, true);
+            if (this.verdict(s, out, e, keys[i])) keepTimedOut(s, e, true);
           }
           s.pending.delete(targetTs);
         }
@@ -230,9 +248,11 @@ export class MaturityJoin {
     return out;
   }
 
-  /** Gives `e`, a verdict on a prediction of series `s`, unless it has one already; says whether it did. */
-  private verdict(s: Series, out: PredictionError[], e: PredictionError): boolean {
-    const key = errorKey(e);
+  /**
+   * Gives `e`, a verdict on a prediction of series `s`, unless it has one already; says whether it did. `key`: its
+   * `errorKey`, made once per prediction.
+   */
+  private verdict(s: Series, out: PredictionError[], e: PredictionError, key = errorKey(e)): boolean {
     if (s.done.has(key)) {
       this.stats.duplicates++;
       return false;
@@ -298,15 +318,14 @@ export class MaturityJoin {
 
   /** Whether `p` is waiting for its target minute. */
   isWaiting(p: Prediction): boolean {
-    const ps = this.series.get(`${p.exchange}|${p.pair}`)?.pending.get(p.targetTs);
-    const key = errorKey(p);
-    return ps?.some((w) => errorKey(w) === key) ?? false;
+    const waiting = this.series.get(`${p.exchange}|${p.pair}`)?.pending.get(p.targetTs);
+    return waiting?.keys.includes(errorKey(p)) ?? false;
   }
 
   /** Predictions still waiting, per series (readiness, metrics). */
   pendingCount(): number {
     let n = 0;
-    for (const s of this.series.values()) for (const ps of s.pending.values()) n += ps.length;
+    for (const s of this.series.values()) for (const w of s.pending.values()) n += w.predictions.length;
     return n;
   }
 

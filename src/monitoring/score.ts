@@ -19,6 +19,8 @@ export type Scorable = Pick<
 
 /**
  * Scoring one prediction against the close of its target minute (pure). See `PredictionErrorSchema` for the signs.
+ * The prediction's fields are written out in each record, here and in `unscorable`, not spread from a helper's
+ * object: one object per verdict instead of two (the fields and their order, the records' JSON, are the same).
  */
 export function scorePrediction(p: Scorable, actualClose: number, scoredAt: number): PredictionError {
   const error = p.predictedClose - actualClose;
@@ -26,7 +28,18 @@ export function scorePrediction(p: Scorable, actualClose: number, scoredAt: numb
   const actualMove = actualClose - p.close;
   const tie = predictedMove === 0 || actualMove === 0;
   return {
-    ...keyFields(p),
+    v: 1,
+    exchange: p.exchange,
+    pair: p.pair,
+    windowEnd: p.windowEnd,
+    modelName: p.modelName,
+    modelVersion: p.modelVersion,
+    horizonMs: p.horizonMs,
+    targetTs: p.targetTs,
+    close: p.close,
+    predictedClose: p.predictedClose,
+    p10: p.p10,
+    p90: p.p90,
     status: 'scored',
     actualClose,
     error,
@@ -49,7 +62,18 @@ export function unscorable(
   scoredAt: number,
 ): PredictionError {
   return {
-    ...keyFields(p),
+    v: 1,
+    exchange: p.exchange,
+    pair: p.pair,
+    windowEnd: p.windowEnd,
+    modelName: p.modelName,
+    modelVersion: p.modelVersion,
+    horizonMs: p.horizonMs,
+    targetTs: p.targetTs,
+    close: p.close,
+    predictedClose: p.predictedClose,
+    p10: p.p10,
+    p90: p.p90,
     status: 'unscorable',
     actualClose: null,
     error: null,
@@ -62,22 +86,5 @@ export function unscorable(
     scoredAt,
     latenessMs: Math.max(0, scoredAt - p.targetTs),
     reason,
-  };
-}
-
-function keyFields(p: Scorable) {
-  return {
-    v: 1 as const,
-    exchange: p.exchange,
-    pair: p.pair,
-    windowEnd: p.windowEnd,
-    modelName: p.modelName,
-    modelVersion: p.modelVersion,
-    horizonMs: p.horizonMs,
-    targetTs: p.targetTs,
-    close: p.close,
-    predictedClose: p.predictedClose,
-    p10: p.p10,
-    p90: p.p90,
   };
 }
