@@ -1,5 +1,5 @@
 import { TimedMap } from '../core/timed-map.ts';
-import { errorKey, type PredictionError, supersedes } from '../schemas/prediction-error.ts';
+import { type PredictionError, revisable, supersedes } from '../schemas/prediction-error.ts';
 import { wilson } from '../training/metrics.ts';
 
 /**
@@ -107,6 +107,8 @@ export function figures(s: Sums): QualityFigures {
 }
 
 export const MINUTE = 60_000;
+/** The reason of a record that may be superseded (`revisable`). */
+const REVISABLE = 'target_not_closed_in_time' satisfies PredictionError['reason'];
 const HOUR = 60 * MINUTE;
 
 function mergeMinute(into: Sums, b: Map<number, Sums>, minute: number): void {
@@ -121,17 +123,28 @@ export interface QualitySeries {
   modelVersion: number;
 }
 
+/** One series of `RollingQuality`: its key in `buckets`, its minute buckets, and the records added to it. */
+interface SeriesState {
+  k: string;
+  b: TimedMap<number, Sums>;
+  /**
+   * By exchange, the records added (their windowEnd: with the exchange and the series, a record's key, `errorKey`),
+   * each with its minute: adding a record again (a re-read, a re-publication) is a no-op, unless it supersedes the
+   * one added (see `add`). `revisable`: those whose record may still be superseded (a time-out); few.
+   */
+  seen: Map<string, { minutes: TimedMap<number, number>; revisable: Set<number> }>;
+}
+
 export class RollingQuality {
   /** `pair|modelName|modelVersion` → minute → sums. */
   private readonly buckets = new Map<string, TimedMap<number, Sums>>();
   private readonly keys = new Map<string, QualitySeries>();
   /**
-   * Record keys already added, with their minute and unscorable reason: adding a record again (a re-read, a
-   * re-publication) is a no-op, unless it supersedes the one added (see `add`).
+   * The same series by pair, model name and version, each with its key in `buckets` and the records added to it:
+   * `add` finds a record's series, and whether it was added, without making a string of its key per record (made,
+   * hashed, and kept a week: a tenth of the scoring's time, most of it the garbage collector's).
    */
-  private readonly seen = new TimedMap<string, { minute: number; reason: PredictionError['reason'] }>(
-    (_, r) => r.minute,
-  );
+  private readonly seriesIndex = new Map<string, Map<string, Map<number, SeriesState>>>();
   readonly windows: Readonly<Record<string, number>>;
   private readonly keepMs: number;
   /** The newest target time added: the clock windows end at, unless one is given. */
@@ -156,20 +169,23 @@ export class RollingQuality {
   }
 
   /**
-   * Adds a record once (by its key); returns false for one already added. The one replacement: a record that
+   * Adds a record once (by its key, `errorKey`); returns false for one already added. The one replacement: a record that
    * `supersedes` the one added (a time-out scored after all: see `MaturityJoin`).
    */
   add(e: PredictionError): boolean {
-    const id = errorKey(e);
-    const before = this.seen.get(id);
-    if (before !== undefined && !supersedes(e, before)) return false;
-    const k = `${e.pair}|${e.modelName}|${e.modelVersion}`;
-    let b = this.buckets.get(k);
-    if (b === undefined) {
-      b = new TimedMap((minute) => minute);
-      this.buckets.set(k, b);
-      this.keys.set(k, { pair: e.pair, modelName: e.modelName, modelVersion: e.modelVersion });
+    const series = this.seriesOf(e);
+    let seen = series.seen.get(e.exchange);
+    if (seen === undefined) {
+      seen = { minutes: new TimedMap((_, minute) => minute), revisable: new Set() };
+      series.seen.set(e.exchange, seen);
     }
+    const before = seen.minutes.get(e.windowEnd);
+    if (
+      before !== undefined &&
+      !supersedes(e, { reason: seen.revisable.has(e.windowEnd) ? REVISABLE : null })
+    )
+      return false;
+    const { k, b } = series;
     const minute = Math.floor(e.targetTs / MINUTE) * MINUTE;
     let s = b.get(minute);
     if (s === undefined) {
@@ -178,11 +194,41 @@ export class RollingQuality {
     }
     if (before !== undefined) s.unscorable--; // it superseded a time-out, of the same minute (the target time's)
     addRecord(s, e);
-    this.computed.clear();
+    // Only when there is something to forget: a Map's clear() allocates a new table, even for an empty map.
+    if (this.computed.size > 0) this.computed.clear();
     this.hours.get(k)?.delete(minute - (minute % HOUR));
-    this.seen.set(id, { minute, reason: e.reason });
+    seen.minutes.set(e.windowEnd, minute);
+    if (revisable(e)) seen.revisable.add(e.windowEnd);
+    else if (seen.revisable.size > 0) seen.revisable.delete(e.windowEnd);
     if (e.targetTs > this.clock) this.clock = e.targetTs;
     return true;
+  }
+
+  /** `e`'s series (pair, model name and version). */
+  private seriesOf(e: PredictionError): SeriesState {
+    let byName = this.seriesIndex.get(e.pair);
+    if (byName === undefined) {
+      byName = new Map();
+      this.seriesIndex.set(e.pair, byName);
+    }
+    let byVersion = byName.get(e.modelName);
+    if (byVersion === undefined) {
+      byVersion = new Map();
+      byName.set(e.modelName, byVersion);
+    }
+    let found = byVersion.get(e.modelVersion);
+    if (found === undefined) {
+      const k = `${e.pair}|${e.modelName}|${e.modelVersion}`;
+      let b = this.buckets.get(k);
+      if (b === undefined) {
+        b = new TimedMap((minute) => minute);
+        this.buckets.set(k, b);
+        this.keys.set(k, { pair: e.pair, modelName: e.modelName, modelVersion: e.modelVersion });
+      }
+      found = { k, b, seen: new Map() };
+      byVersion.set(e.modelVersion, found);
+    }
+    return found;
   }
 
   /** Drops minutes older than the longest window before `end`. */
@@ -192,7 +238,14 @@ export class RollingQuality {
     for (const b of this.buckets.values()) b.dropBefore(from);
     // An hour that began before `from` may have lost minutes.
     for (const h of this.hours.values()) for (const start of h.keys()) if (start < from) h.delete(start);
-    this.seen.dropBefore(from);
+    for (const byName of this.seriesIndex.values())
+      for (const byVersion of byName.values())
+        for (const { seen } of byVersion.values())
+          for (const { minutes, revisable } of seen.values())
+            minutes.dropBefore(
+              from,
+              revisable.size > 0 ? (windowEnd) => revisable.delete(windowEnd) : undefined,
+            );
   }
 
   /** The series (pair, model) with data. */

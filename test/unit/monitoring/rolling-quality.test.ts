@@ -139,6 +139,36 @@ describe('rolling quality from mergeable per-minute sums', () => {
     assert.equal(q.add(record(1, 1, 101, 100.5)), false, 'a gap is not superseded (only a time-out is)');
   });
 
+  it('knows a record by its whole key — exchange, pair, windowEnd, model name and version — and forgets it after the longest window', () => {
+    const q = new RollingQuality({ '1h': 3_600_000 });
+    const a = record(0, 0, 101, 100.5);
+    assert.equal(q.add(a), true);
+    assert.equal(q.add({ ...a }), false, 'the same record again');
+    assert.equal(q.add({ ...a, exchange: 'y' }), true, 'another exchange: another prediction');
+    assert.equal(q.add({ ...a, modelVersion: 2 }), true, 'another version');
+    assert.equal(q.add({ ...a, modelName: 'other' }), true, 'another model');
+    assert.equal(q.add({ ...a, windowEnd: a.windowEnd + M }), true, 'another minute');
+    assert.equal(q.add({ ...a, pair: 'ETH/USD' }), true, 'another pair');
+    // Same minute, both exchanges: the pair's figures count both (the series is the pair and model, not the exchange).
+    assert.deepEqual(
+      pick(q.report('BTC/USD', a.targetTs, { name: a.modelName, version: 1 })['1h']!),
+      [3, 0, 0.5],
+    );
+    const timedOut = {
+      ...a,
+      ...unscorable(a as unknown as Prediction, 'target_not_closed_in_time', a.targetTs),
+    };
+    const later = record(1, 120, 101, 100.5); // two hours on: the hour's window has passed the first records
+    const t = { ...timedOut, exchange: 'z' };
+    assert.equal(q.add(t), true);
+    assert.equal(q.add(later), true);
+    q.prune();
+    assert.equal(q.add({ ...a }), true, 'forgotten after the longest window: added again');
+    assert.equal(q.add(t), true, 'the time-out too');
+    assert.equal(q.add({ ...a, exchange: 'z' }), true, 'and a time-out it still supersedes');
+    assert.equal(q.add({ ...a, exchange: 'z' }), false, 'once');
+  });
+
   it('property: every window equals a direct recomputation over random streams', () => {
     fc.assert(
       fc.property(
