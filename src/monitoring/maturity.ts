@@ -41,28 +41,25 @@ export interface MaturityOptions {
 
 interface Series {
   closes: TimedMap<number, number>;
-  /** Keys of the series' predictions already given a verdict, with their targetTs. */
-  done: TimedMap<string, number>;
+  exchange: string;
+  pair: string;
+  /**
+   * The series' predictions already given a verdict, by model name, version and windowEnd (with the series'
+   * exchange and pair, a prediction's key: `errorKey`), each with its targetTs. Not a map of key strings: one made,
+   * hashed and kept a day per prediction.
+   */
+  done: Map<string, Map<number, TimedMap<number, number>>>;
   /** Newest candle windowEnd of the series. */
   clock: number;
   /** Newest targetTs of the series' predictions read (verdict keys are kept a day behind it too: see `expire`). */
   predictionClock: number;
   /** Predictions waiting for their target minute, by targetTs. */
-  pending: Map<number, Waiting>;
+  pending: Map<number, Prediction[]>;
   /**
    * Verdicts `target_not_closed_in_time`, by targetTs: scored after all if their candle comes (within retention).
    * `counted`: given by this process (in `stats.unscorable`), not remembered from the store.
    */
   timedOut: TimedMap<number, { verdict: PredictionError; counted: boolean }[]>;
-}
-
-/**
- * The predictions waiting for one target minute, and their keys (`errorKey`), made once when each came: a prediction
- * waits for its candle in the usual course (5 minutes ahead), and its key is what its verdict is kept under.
- */
-interface Waiting {
-  predictions: Prediction[];
-  keys: string[];
 }
 
 export class MaturityJoin {
@@ -126,7 +123,9 @@ export class MaturityJoin {
     if (s === undefined) {
       s = {
         closes: new TimedMap((windowEnd) => windowEnd),
-        done: new TimedMap((_, targetTs) => targetTs),
+        exchange,
+        pair,
+        done: new Map(),
         clock: Number.NEGATIVE_INFINITY,
         predictionClock: Number.NEGATIVE_INFINITY,
         pending: new Map(),
@@ -157,17 +156,11 @@ export class MaturityJoin {
       for (const { verdict, counted } of late)
         this.scoredLate(out, scorePrediction(verdict, c.close, scoredAt), counted);
     }
-    for (const [targetTs, { predictions: ps, keys }] of s.pending) {
+    for (const [targetTs, ps] of s.pending) {
       if (targetTs === c.windowEnd)
-        for (let i = 0; i < ps.length; i++) {
-          const p = ps[i] as Prediction;
-          this.verdict(s, out, scorePrediction(p, c.close, this.scoredAt(p)), keys[i]);
-        }
+        for (const p of ps) this.verdict(s, out, scorePrediction(p, c.close, this.scoredAt(p)));
       else if (targetTs < s.clock)
-        for (let i = 0; i < ps.length; i++) {
-          const p = ps[i] as Prediction;
-          this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)), keys[i]);
-        }
+        for (const p of ps) this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)));
       else continue;
       s.pending.delete(targetTs);
     }
@@ -176,28 +169,25 @@ export class MaturityJoin {
 
   onPrediction(p: Prediction): PredictionError[] {
     this.stats.predictions++;
-    const key = errorKey(p);
     const s = this.seriesOf(p.exchange, p.pair);
     if (p.targetTs > s.predictionClock) s.predictionClock = p.targetTs;
-    if (s.done.has(key)) {
-      if (this.remembered.delete(key)) this.stats.judgedBefore++;
+    if (judged(s, p)) {
+      if (this.remembered.size > 0 && this.remembered.delete(errorKey(p))) this.stats.judgedBefore++;
       else this.stats.duplicates++;
       return [];
     }
     const close = s.closes.get(p.targetTs);
     const out: PredictionError[] = [];
-    if (close !== undefined) this.verdict(s, out, scorePrediction(p, close, this.scoredAt(p)), key);
+    if (close !== undefined) this.verdict(s, out, scorePrediction(p, close, this.scoredAt(p)));
     else if (p.targetTs < s.clock - this.retentionMs)
-      this.verdict(s, out, unscorable(p, 'target_before_retention', this.gapFoundAt(p, s)), key);
+      this.verdict(s, out, unscorable(p, 'target_before_retention', this.gapFoundAt(p, s)));
     else if (p.targetTs < s.clock)
-      this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)), key);
+      this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)));
     else {
       const waiting = s.pending.get(p.targetTs);
-      if (waiting === undefined) s.pending.set(p.targetTs, { predictions: [p], keys: [key] });
-      else if (!waiting.keys.includes(key)) {
-        waiting.predictions.push(p);
-        waiting.keys.push(key);
-      } else this.stats.duplicates++;
+      if (waiting === undefined) s.pending.set(p.targetTs, [p]);
+      else if (!waiting.some((w) => samePrediction(w, p))) waiting.push(p);
+      else this.stats.duplicates++;
     }
     return out;
   }
@@ -213,16 +203,15 @@ export class MaturityJoin {
     const out: PredictionError[] = [];
     for (const s of this.series.values()) {
       if (readToEnd)
-        for (const [targetTs, { predictions: ps, keys }] of s.pending) {
+        for (const [targetTs, ps] of s.pending) {
           if (targetTs + this.timeoutMs > now) continue;
-          for (let i = 0; i < ps.length; i++) {
-            const p = ps[i] as Prediction;
+          for (const p of ps) {
             // Live, when it was decided; on the event clock, when the wait ran out in the stream — not when a monitor
             // that lagged behind the candles (nothing times out until they are read to the end) got to decide it, so
             // a replay dates its time-outs the same however fast it is read.
             const at = this.wall !== undefined ? now : Math.max(this.scoredAt(p), targetTs + this.timeoutMs);
             const e = unscorable(p, 'target_not_closed_in_time', at);
-            if (this.verdict(s, out, e, keys[i])) keepTimedOut(s, e, true);
+            if (this.verdict(s, out, e)) keepTimedOut(s, e, true);
           }
           s.pending.delete(targetTs);
         }
@@ -243,21 +232,29 @@ export class MaturityJoin {
       // the candles backlog ahead of the predictions it re-reads from their commit, and a stored verdict forgotten by
       // the candles' clock alone was judged again, `target_before_retention`, replacing the stored record (an upsert).
       const keysHorizon = Math.min(clock, s.predictionClock) - this.retentionMs;
-      if (Number.isFinite(keysHorizon)) s.done.dropBefore(keysHorizon, (k) => this.remembered.delete(k));
+      if (Number.isFinite(keysHorizon))
+        for (const [modelName, byVersion] of s.done)
+          for (const [modelVersion, judgedAt] of byVersion)
+            judgedAt.dropBefore(
+              keysHorizon,
+              this.remembered.size > 0
+                ? (windowEnd) =>
+                    this.remembered.delete(
+                      errorKey({ exchange: s.exchange, pair: s.pair, windowEnd, modelName, modelVersion }),
+                    )
+                : undefined,
+            );
     }
     return out;
   }
 
-  /**
-   * Gives `e`, a verdict on a prediction of series `s`, unless it has one already; says whether it did. `key`: its
-   * `errorKey`, made once per prediction.
-   */
-  private verdict(s: Series, out: PredictionError[], e: PredictionError, key = errorKey(e)): boolean {
-    if (s.done.has(key)) {
+  /** Gives `e`, a verdict on a prediction of series `s`, unless it has one already; says whether it did. */
+  private verdict(s: Series, out: PredictionError[], e: PredictionError): boolean {
+    if (judged(s, e)) {
       this.stats.duplicates++;
       return false;
     }
-    s.done.set(key, e.targetTs);
+    markJudged(s, e);
     if (e.status === 'scored') this.stats.scored++;
     else this.stats.unscorable++;
     out.push(e);
@@ -284,10 +281,9 @@ export class MaturityJoin {
    */
   remember(verdicts: Iterable<PredictionError>): void {
     for (const e of verdicts) {
-      const key = errorKey(e);
       const s = this.seriesOf(e.exchange, e.pair);
-      s.done.set(key, e.targetTs);
-      this.remembered.add(key);
+      markJudged(s, e);
+      this.remembered.add(errorKey(e));
       if (revisable(e)) keepTimedOut(s, e, false);
     }
   }
@@ -300,10 +296,7 @@ export class MaturityJoin {
   forgotten(p: Prediction): boolean {
     const s = this.series.get(`${p.exchange}|${p.pair}`);
     return (
-      s !== undefined &&
-      p.targetTs < s.clock - this.retentionMs &&
-      !s.closes.has(p.targetTs) &&
-      !s.done.has(errorKey(p))
+      s !== undefined && p.targetTs < s.clock - this.retentionMs && !s.closes.has(p.targetTs) && !judged(s, p)
     );
   }
 
@@ -318,14 +311,14 @@ export class MaturityJoin {
 
   /** Whether `p` is waiting for its target minute. */
   isWaiting(p: Prediction): boolean {
-    const waiting = this.series.get(`${p.exchange}|${p.pair}`)?.pending.get(p.targetTs);
-    return waiting?.keys.includes(errorKey(p)) ?? false;
+    const ps = this.series.get(`${p.exchange}|${p.pair}`)?.pending.get(p.targetTs);
+    return ps?.some((w) => samePrediction(w, p)) ?? false;
   }
 
   /** Predictions still waiting, per series (readiness, metrics). */
   pendingCount(): number {
     let n = 0;
-    for (const s of this.series.values()) for (const w of s.pending.values()) n += w.predictions.length;
+    for (const s of this.series.values()) for (const ps of s.pending.values()) n += ps.length;
     return n;
   }
 
@@ -341,6 +334,32 @@ export class MaturityJoin {
   seriesClocks(): Map<string, number> {
     return new Map([...this.series].map(([k, s]) => [k, s.clock]));
   }
+}
+
+/** What, with its exchange and pair (its series'), makes a prediction's key (`errorKey`). */
+type KeyFields = Pick<Prediction, 'windowEnd' | 'modelName' | 'modelVersion' | 'targetTs'>;
+
+/** Whether two predictions of the same series have the same key (`errorKey`). */
+const samePrediction = (a: KeyFields, b: KeyFields): boolean =>
+  a.windowEnd === b.windowEnd && a.modelName === b.modelName && a.modelVersion === b.modelVersion;
+
+/** Whether the prediction `k` of series `s` has been given a verdict (or one was remembered). */
+const judged = (s: Series, k: KeyFields): boolean =>
+  s.done.get(k.modelName)?.get(k.modelVersion)?.has(k.windowEnd) ?? false;
+
+/** Marks the prediction `k` of series `s` as given a verdict, kept by its targetTs. */
+function markJudged(s: Series, k: KeyFields): void {
+  let byVersion = s.done.get(k.modelName);
+  if (byVersion === undefined) {
+    byVersion = new Map();
+    s.done.set(k.modelName, byVersion);
+  }
+  let judgedAt = byVersion.get(k.modelVersion);
+  if (judgedAt === undefined) {
+    judgedAt = new TimedMap((_, targetTs) => targetTs);
+    byVersion.set(k.modelVersion, judgedAt);
+  }
+  judgedAt.set(k.windowEnd, k.targetTs);
 }
 
 /** Keeps time-out `e` of series `s` for a candle that may come late; `counted`: given by this process. */

@@ -118,6 +118,30 @@ describe('MaturityJoin: predictions meet the candle of their target minute', () 
     assert.equal(j.stats.duplicates, 2);
   });
 
+  it("a prediction's key is its exchange, pair, windowEnd, model name and version: each one different is another prediction", () => {
+    const j = new MaturityJoin();
+    const base = prediction({ windowEnd: T });
+    const others = [
+      prediction({ windowEnd: T, modelName: 'other' }),
+      prediction({ windowEnd: T, modelVersion: base.modelVersion + 1 }),
+      prediction({ windowEnd: T + M, horizonMs: 4 * M, targetTs: T + 5 * M }), // the same target minute
+    ];
+    for (const p of [base, ...others, { ...base }]) assert.deepEqual(j.onPrediction(p), []);
+    assert.equal(j.stats.duplicates, 1, 'the same key twice while waiting');
+    assert.ok([base, ...others].every((p) => j.isWaiting(p)));
+    const out = j.onCandle(candle(T + 5 * M, 100.5));
+    assert.deepEqual(
+      out.map(errorKey),
+      [base, ...others].map((p) => errorKey(p)),
+    );
+    for (const p of [base, ...others]) assert.deepEqual(j.onPrediction({ ...p }), [], 'judged already');
+    assert.equal(j.stats.duplicates, 5);
+    // Another exchange's prediction of the same minute and model is its own (its series has no candle: it waits).
+    assert.deepEqual(j.onPrediction({ ...base, exchange: 'other' }), []);
+    assert.equal(j.stats.duplicates, 5);
+    assert.equal(j.pendingCount(), 1);
+  });
+
   it('a prediction whose verdict the store held (remember): judged before, not scored again, not a duplicate', () => {
     const j = new MaturityJoin();
     const p = prediction({ windowEnd: T });
