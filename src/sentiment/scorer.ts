@@ -49,7 +49,20 @@ export interface ScorerOptions {
   /** JSONL file that makes the cache survive restarts (optional): appended to, rewritten with the kept entries once
    * it holds more than twice `cacheSize` lines. */
   cacheFile?: string;
+  /**
+   * After the primary's load (`warmUp`) failed or passed its deadline, the fallback scores every text for this long
+   * before the load is tried once more. Default `LOAD_RETRY_MS`.
+   */
+  loadRetryMs?: number;
+  /** The clock of that back-off (tests give their own). */
+  now?: () => number;
 }
+
+/**
+ * The back-off after a failed model load. A load that hangs fails only at its deadline (the local backend's
+ * `LOAD_TIMEOUT_MS`, 120 s): tried again at every text, each item waited those 120 s for the same failure.
+ */
+export const LOAD_RETRY_MS = 10 * 60_000;
 
 interface CacheEntry extends Sentiment {
   k: string;
@@ -72,6 +85,10 @@ export class SentimentScorer {
   private readonly cacheFile: string | undefined;
   private readonly cache = new Map<string, Sentiment>();
   private warm = false;
+  private readonly loadRetryMs: number;
+  private readonly now: () => number;
+  /** The last load's failure and when the load may be tried again; until then the fallback answers at once. */
+  private loadFailed: { why: string; retryAt: number } | undefined;
   /** False once a write to the cache file failed: it is not tried again (see `remember`). */
   private persisting = true;
   /** The cache file ends in a torn line (no newline). */
@@ -86,6 +103,8 @@ export class SentimentScorer {
     this.stop = opts.signal;
     this.cacheSize = opts.cacheSize ?? 50_000;
     this.cacheFile = opts.cacheFile;
+    this.loadRetryMs = opts.loadRetryMs ?? LOAD_RETRY_MS;
+    this.now = opts.now ?? Date.now;
     if (this.cacheFile && existsSync(this.cacheFile)) this.loadCache(this.cacheFile);
   }
 
@@ -106,13 +125,11 @@ export class SentimentScorer {
       return this.tag(hit, this.primary, true);
     }
     if (this.stop?.aborted) return this.viaFallback(prepared, STOPPED);
+    if (!this.warm) {
+      const failed = await this.warmUp();
+      if (failed) return this.viaFallback(prepared, failed);
+    }
     try {
-      if (!this.warm) {
-        const load = this.primary.warmUp?.();
-        // A stop during the model's load does not wait for it (the load finishes or fails on its own).
-        if (load) await (this.stop ? withinDeadline(load, this.stop) : load);
-        this.warm = true;
-      }
       const t0 = performance.now();
       const timeout = AbortSignal.timeout(this.timeoutMs);
       const deadline = this.stop ? AbortSignal.any([timeout, this.stop]) : timeout;
@@ -130,6 +147,35 @@ export class SentimentScorer {
       );
       log.warn({ backend: this.primary.name, why }, 'sentiment backend failed; baseline used');
       return this.viaFallback(prepared, why);
+    }
+  }
+
+  /**
+   * Loads the primary once; undefined when it is ready, else why the fallback answers. A failed load is remembered:
+   * for `loadRetryMs` no text waits for it again (one warning says so), then one text tries it once more.
+   */
+  private async warmUp(): Promise<string | undefined> {
+    if (this.loadFailed && this.now() < this.loadFailed.retryAt) return this.loadFailed.why;
+    try {
+      const load = this.primary.warmUp?.();
+      // A stop during the model's load does not wait for it (the load finishes or fails on its own).
+      if (load) await (this.stop ? withinDeadline(load, this.stop) : load);
+      this.warm = true;
+      this.loadFailed = undefined;
+      return undefined;
+    } catch (err) {
+      if (this.stop?.aborted) return STOPPED;
+      const why = redactSecrets(
+        err instanceof SentimentError ? `${err.kind}: ${err.message}` : `error: ${(err as Error).message}`,
+      );
+      const retryAt = this.now() + this.loadRetryMs;
+      this.loadFailed = { why, retryAt };
+      log.warn(
+        { backend: this.primary.name, why, retryAt: new Date(retryAt).toISOString() },
+        `sentiment model ${this.primary.name} did not load: the baseline scores every text until ` +
+          `${new Date(retryAt).toISOString()}, then the load is tried once more`,
+      );
+      return why;
     }
   }
 
