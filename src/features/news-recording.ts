@@ -17,14 +17,29 @@ const EXPECTED =
   '(like crypto-news-sentiment/news/cryptonews_2021-10_2022-07.csv.gz)';
 
 /**
+ * A candle this long before a coin's first signal or after its last is outside the recording (the longest half-life
+ * and count window): within it, no news is an ordinary quiet day.
+ */
+const BEYOND_MS = 86_400_000;
+
+export interface NewsRecordingFeatures {
+  /** The news columns of `coin` as available at `t`. */
+  at(coin: string, t: number): (number | null)[];
+  /**
+   * Undefined when every time asked so far lay within the recording's span for its coin; else the warning to print.
+   * Candles before a coin's first signal get empty news columns; more than a day after its last, the EWM means still
+   * carry the last scores (a weighted mean keeps its value as it decays), months old, with counts of 0 — a join
+   * that looks like news and is none.
+   */
+  outsideSpan(): string | undefined;
+}
+
+/**
  * Scores a news recording with the chosen sentiment backend (the live pipeline's default, the local LLM, unless
  * told otherwise; answers cached in .data/sentiment-cache.jsonl so a re-run costs nothing) and prepares the per-coin
  * point-in-time features.
  */
-export async function newsFeaturesFrom(
-  path: string,
-  backendName: string,
-): Promise<{ at(coin: string, t: number): (number | null)[] }> {
+export async function newsFeaturesFrom(path: string, backendName: string): Promise<NewsRecordingFeatures> {
   const stat = statSync(path, { throwIfNoEntry: false });
   if (stat === undefined) throw fail(ERR.INPUT, `--news ${path}: no such file; ${EXPECTED}`);
   if (!stat.isFile()) throw fail(ERR.INPUT, `--news ${path} is not a file: ${EXPECTED}`);
@@ -107,5 +122,46 @@ export async function newsFeaturesFrom(
     `news: ${items.length} items${dedup.duplicates ? ` (${dedup.duplicates} duplicates dropped)` : ''} → ${[...byCoin].map(([c, ss]) => `${c} ${ss.length}`).join(', ')} signals (${scorer.primary.name}; ${cacheHits} cached, ${fallbacks} by the baseline fallback${empty ? `, ${empty} without text` : ''})\n`,
   );
   const none = NEWS_COLUMNS.map(() => null);
-  return { at: (coin, t) => featuresAt(coin === 'XBT' ? 'BTC' : coin, t)?.at(t) ?? [...none] };
+  const span = new Map<string, { first: number; last: number }>();
+  for (const [coin, signals] of byCoin) {
+    const times = signals.map((s) => s.availableAt);
+    span.set(coin, { first: Math.min(...times), last: Math.max(...times) });
+  }
+  const seen = { rows: 0, before: 0, after: 0, oldestMs: 0 };
+  const day = (t: number) => new Date(t).toISOString().slice(0, 10);
+  return {
+    at: (asked, t) => {
+      const coin = asked === 'XBT' ? 'BTC' : asked;
+      const s = span.get(coin);
+      if (s) {
+        seen.rows++;
+        if (t < s.first - BEYOND_MS) seen.before++;
+        else if (t > s.last + BEYOND_MS) {
+          seen.after++;
+          seen.oldestMs = Math.max(seen.oldestMs, t - s.last);
+        }
+      }
+      return featuresAt(coin, t)?.at(t) ?? [...none];
+    },
+    outsideSpan: () => {
+      if (seen.before + seen.after === 0) return undefined;
+      const all = [...span.values()];
+      const first = Math.min(...all.map((s) => s.first));
+      const last = Math.max(...all.map((s) => s.last));
+      const parts = [
+        ...(seen.before > 0
+          ? [`${seen.before} more than 24 h before its coin's first signal (news columns empty)`]
+          : []),
+        ...(seen.after > 0
+          ? [
+              `${seen.after} more than 24 h after its coin's last signal (the EWM means still carry the last scores, up to ${Math.round(seen.oldestMs / 86_400_000)} days old; the counts are 0)`,
+            ]
+          : []),
+      ];
+      return (
+        `warning: --news ${path} covers ${day(first)} to ${day(last)}, but ${seen.before + seen.after} of ${seen.rows} ` +
+        `rows are outside it: ${parts.join('; ')}. Give a news recording of the candles' dates.`
+      );
+    },
+  };
 }

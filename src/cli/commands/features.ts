@@ -153,6 +153,9 @@ export async function features(opts: {
       stopListening();
       if (files.length > 1) bar.stop();
     }
+    // Candles the recording does not cover get no news, or months-old scores that look like news (news-recording.ts).
+    const outside = news?.outsideSpan();
+    if (outside) process.stderr.write(`${outside}\n`);
     const where = [opts.output, opts.store].filter(Boolean).join(' and ');
     process.stderr.write(
       `${n(rows)} feature rows (${n(ready)} ready) into ${where} in ${((performance.now() - started) / 1000).toFixed(1)} s` +

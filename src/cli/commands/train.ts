@@ -107,6 +107,9 @@ export async function loadDataset(
     } finally {
       if (started) bar.stop();
     }
+    // Candles the recording does not cover get no news, or months-old scores that look like news (news-recording.ts).
+    const outside = news?.outsideSpan();
+    if (outside) process.stderr.write(`${outside}\n`);
   } else if (opts.history !== undefined) {
     throw new UsageError('--history goes with --candles');
   } else if (opts.store !== undefined) {
