@@ -15,9 +15,11 @@ export class NewsService {
   readonly stats = { items: 0, duplicates: 0, rejects: 0, publishRetries: 0, linksDropped: 0 };
   private readonly bus: Bus;
   private readonly dedup = new NewsDeduplicator();
+  private readonly now: () => number;
 
-  constructor(bus: Bus) {
+  constructor(bus: Bus, opts: { now?: () => number } = {}) {
     this.bus = bus;
+    this.now = opts.now ?? Date.now;
   }
 
   async run(sources: readonly NewsSource[], signal: AbortSignal): Promise<void> {
@@ -31,7 +33,10 @@ export class NewsService {
       // A source marks items seen (and a feed its ETag) once handed over: the hand-over only returns when they are
       // published, retried while the broker is away, so a Kafka restart neither stops a source nor loses its items.
       news: async (items: readonly NewsItem[]) => {
-        const fresh = items.filter((n) => this.dedup.accept(n));
+        // Stamped when taken: a publish retried while the broker is away delays the item before it reaches the
+        // topic, and that delay must count towards its signals' availability (news-signal-service.ts).
+        const receivedAt = this.now();
+        const fresh = items.filter((n) => this.dedup.accept(n)).map((n) => ({ ...n, receivedAt }));
         this.stats.duplicates += items.length - fresh.length;
         const published =
           fresh.length === 0

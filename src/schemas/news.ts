@@ -15,6 +15,12 @@ export const NewsItemSchema = z.object({
   url: z.string().max(2_000),
   publishedAt: EpochMs,
   fetchedAt: EpochMs,
+  /**
+   * When the news service took the item from its source, on its clock (absent on items published otherwise: a candle
+   * replay). The time from here to the `news` topic — publish retries while the broker is away — is part of the wait
+   * that `availableAt` counts (the record's timestamp is only the successful publish).
+   */
+  receivedAt: EpochMs.optional(),
   /** Coin tickers the text mentions (BTC, ETH, …), upper case, sorted. */
   coins: z.array(z.string().regex(/^[A-Z0-9]{2,10}$/)),
 });

@@ -57,20 +57,23 @@ export class NewsSignalService {
           const item = r.value;
           n.items++;
           const lag = this.now() - r.timestamp;
+          // The whole wait since the news service took the item: the time before it reached the topic (publish
+          // retries while the broker was away) as well as the time on it. The record's timestamp is the successful
+          // publish only, so a signal was stamped available up to the broker's outage before it could exist.
+          const waited = Math.max(lag, item.receivedAt === undefined ? lag : this.now() - item.receivedAt);
           const degrade = !this.scorer.primary.baseline && lag > this.maxLagMs;
           if (degrade) n.degraded++;
           try {
             const signals = await signalsFor(
               item,
               this.scorer,
-              // The wait on the topic counts towards availability (bounded by maxLagMs: beyond it the baseline
-              // answers at once), so a signal is never dated before it existed.
+              // The wait counts towards availability, so a signal is never dated before it existed.
               degrade
                 ? {
                     forceBaseline: `behind by ${Math.round(lag / 1000)} s (limit ${this.maxLagMs / 1000} s)`,
-                    waitedMs: lag,
+                    waitedMs: waited,
                   }
-                : { waitedMs: lag },
+                : { waitedMs: waited },
             );
             if (signals.some((s) => s.baseline)) n.baseline++;
             out.push(...signals);

@@ -8,7 +8,8 @@ export const newsText = (item: NewsItem): string =>
 
 /**
  * One signal per coin a news item mentions (the article's sentiment, for each coin it concerns). `availableAt` is
- * the fetch time plus the time the item waited in the pipeline (`waitedMs`) plus the time the scoring took (both
+ * the fetch time plus the time the item waited in the pipeline (`waitedMs`: from the news service's hand-over, publish
+ * retries included, to the scorer) plus the time the scoring took (both
  * measured), so neither a live run nor a replay uses a signal before it could exist.
  * Throws SentimentError('bad-input') when the item has no text to score.
  */
