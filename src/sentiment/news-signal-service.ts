@@ -1,11 +1,11 @@
 import { log } from '../core/log.ts';
-import type { Bus, Subscription } from '../runtime/bus.ts';
+import { type Bus, HoldBatch, type Subscription } from '../runtime/bus.ts';
 import { deadLetter } from '../schemas/dlq.ts';
 import type { NewsItem } from '../schemas/news.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
 import { topics } from '../schemas/topics.ts';
 import { SentimentError } from './labels.ts';
-import type { SentimentScorer } from './scorer.ts';
+import { ScoringStopped, type SentimentScorer } from './scorer.ts';
 import { signalsFor } from './signals.ts';
 
 export interface NewsSignalServiceOptions {
@@ -78,6 +78,12 @@ export class NewsSignalService {
             if (signals.some((s) => s.baseline)) n.baseline++;
             out.push(...signals);
           } catch (err) {
+            // A stop while the model answered (a scorer made with `whenStopped: 'throw'`): nothing of the batch is
+            // published nor committed, so after the restart the model scores it (the answers it gave are cached) —
+            // not the lexicon for good, as when the baseline answered what the stop left. Held, not failed: a stop
+            // is no fault of the records (no poison count, one warning).
+            if (err instanceof ScoringStopped)
+              throw new HoldBatch('stopping: the batch is left uncommitted, to be scored after the restart');
             if (!(err instanceof SentimentError && err.kind === 'bad-input')) throw err;
             n.rejects++;
             await this.bus.publish(topics.dlq, [

@@ -44,6 +44,13 @@ export interface ScorerOptions {
    * `timeoutMs`, per text still queued).
    */
   signal?: AbortSignal;
+  /**
+   * What a stop does to the texts it leaves unscored: `baseline` (default) has the fallback answer them; `throw`
+   * rejects with `ScoringStopped`, for a caller whose input is redelivered after a restart (a Kafka consumer that
+   * leaves the batch uncommitted), so a stop does not degrade signals for good. `run`'s in-process bus does not
+   * survive the stop: there the baseline is the only answer they will ever get.
+   */
+  whenStopped?: 'baseline' | 'throw';
   /** Entries kept in memory. */
   cacheSize?: number;
   /** JSONL file that makes the cache survive restarts (optional): appended to, rewritten with the kept entries once
@@ -64,6 +71,14 @@ export interface ScorerOptions {
  */
 export const LOAD_RETRY_MS = 10 * 60_000;
 
+/** Thrown by `score` after the stop, when the scorer was made with `whenStopped: 'throw'`. */
+export class ScoringStopped extends Error {
+  override readonly name = 'ScoringStopped';
+  constructor() {
+    super('scoring stopped: the process is stopping');
+  }
+}
+
 interface CacheEntry extends Sentiment {
   k: string;
 }
@@ -81,6 +96,7 @@ export class SentimentScorer {
   private readonly fallback: SentimentBackend;
   private readonly timeoutMs: number;
   private readonly stop: AbortSignal | undefined;
+  private readonly whenStopped: 'baseline' | 'throw';
   private readonly cacheSize: number;
   private readonly cacheFile: string | undefined;
   private readonly cache = new Map<string, Sentiment>();
@@ -101,6 +117,7 @@ export class SentimentScorer {
     this.fallback = opts.fallback ?? new LexiconBackend();
     this.timeoutMs = opts.timeoutMs ?? 20_000;
     this.stop = opts.signal;
+    this.whenStopped = opts.whenStopped ?? 'baseline';
     this.cacheSize = opts.cacheSize ?? 50_000;
     this.cacheFile = opts.cacheFile;
     this.loadRetryMs = opts.loadRetryMs ?? LOAD_RETRY_MS;
@@ -124,9 +141,10 @@ export class SentimentScorer {
       this.stats.cacheHits++;
       return this.tag(hit, this.primary, true);
     }
-    if (this.stop?.aborted) return this.viaFallback(prepared, STOPPED);
+    if (this.stop?.aborted) return this.stopped(prepared);
     if (!this.warm) {
       const failed = await this.warmUp();
+      if (failed === STOPPED) return this.stopped(prepared);
       if (failed) return this.viaFallback(prepared, failed);
     }
     try {
@@ -138,8 +156,9 @@ export class SentimentScorer {
       this.remember(key, s);
       return this.tag(s, this.primary, false);
     } catch (err) {
-      // The call ended by the stop (whatever error the backend made of its abort): the baseline answers, unlogged.
-      if (this.stop?.aborted) return this.viaFallback(prepared, STOPPED);
+      // The call ended by the stop (whatever error the backend made of its abort): the baseline answers, unlogged
+      // (or the caller is told, `whenStopped`).
+      if (this.stop?.aborted) return this.stopped(prepared);
       // The reason is published in the signal (news.signals is not the log, which redacts itself): a backend's
       // message quoting its URL or the server's answer must not carry a password or key there.
       const why = redactSecrets(
@@ -177,6 +196,12 @@ export class SentimentScorer {
       );
       return why;
     }
+  }
+
+  /** A text the stop leaves unscored: the baseline's answer, or `ScoringStopped` (`whenStopped`). */
+  private stopped(text: string): Promise<ScoredText> {
+    if (this.whenStopped === 'throw') return Promise.reject(new ScoringStopped());
+    return this.viaFallback(text, STOPPED);
   }
 
   private async viaFallback(text: string, why: string): Promise<ScoredText> {

@@ -138,9 +138,11 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
       scorer = new SentimentScorer({
         primary: createBackend(opts),
         cacheFile: sentimentCacheFile(),
-        // A stop ends the LLM call in flight (the lexicon scores what the batch has left): it waited out the
-        // scorer's 20-s deadline before.
+        // A stop ends the LLM call in flight: it waited out the scorer's 20-s deadline before. What the batch has
+        // left is not scored by the lexicon (for good, once committed): the batch stays uncommitted and Kafka
+        // delivers it again after the restart, to the LLM.
         signal: abort.signal,
+        whenStopped: 'throw',
       });
     } catch (err) {
       throw catalogued(err, ERR.CONFIG);
