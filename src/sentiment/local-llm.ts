@@ -261,9 +261,29 @@ export class LocalLlmBackend implements SentimentBackend {
 
   async close(): Promise<void> {
     this.closed = true;
+    // The call in flight first: disposing the context under a running native embedding crashed the process
+    // (SIGSEGV: `service news-signals` stopped mid-item exited by signal). Bounded, as the scorer's deadline is: a
+    // wedged call leaves its context undisposed, to go with the process.
+    if (!(await settlesWithin(this.queue, CLOSE_WAIT_MS))) return;
     const r = await this.ready?.catch(() => undefined);
     await r?.session?.sequence.context.dispose();
     await r?.embedder?.dispose();
+  }
+}
+
+/** How long `close` waits for the model call in flight (an embedding takes ~0.1 s, a generated answer 2–4 s). */
+const CLOSE_WAIT_MS = 10_000;
+
+/** Whether `p` settled within `ms`. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
