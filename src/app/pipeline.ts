@@ -1,7 +1,7 @@
 import { CandleService } from '../candles/candle-service.ts';
 import type { StreamConfig } from '../config/config.ts';
 import { unlessStopped } from '../core/unless-stopped.ts';
-import { FeatureService } from '../features/feature-service.ts';
+import { FeatureService, RESTART_WARMUP_CANDLES } from '../features/feature-service.ts';
 import { FeatureWriter } from '../features/feature-writer.ts';
 import type { FeatureStore } from '../features/store/store.ts';
 import type { TradeSource } from '../ingestion/source.ts';
@@ -47,6 +47,11 @@ export async function startMarketDataPipeline(args: {
    * empty): the candle stage continues after them, and the live connectors refill over REST from their end.
    */
   storedCandles?: readonly Candle[];
+  /**
+   * The stored candles leading up to `storedCandles` (`resumeWarmupCandles`), oldest first: the feature stage is seeded
+   * with them, so a resumed live run does not warm its indicators up again from an empty bus.
+   */
+  warmupCandles?: readonly Candle[];
   /** The feature writer also writes the news set (signals from `news.signals`); `holdNews`: see FeatureWriter. */
   news?: { holdNews: boolean };
   /** Publishes candles itself (a candle replay) beside the trade sources; the pipeline finishes after it. */
@@ -65,7 +70,10 @@ export async function startMarketDataPipeline(args: {
   let features: FeatureService | undefined;
   let writer: FeatureWriter | undefined;
   if (args.store !== undefined) {
-    features = new FeatureService(bus, 'features', 1_000, { maxPriceFactor: config.maxPriceFactor });
+    features = new FeatureService(bus, 'features', RESTART_WARMUP_CANDLES, {
+      maxPriceFactor: config.maxPriceFactor,
+      seed: args.warmupCandles,
+    });
     writer = new FeatureWriter(bus, args.store, 'feature-writer', {
       news: args.news !== undefined,
       holdNews: args.news?.holdNews ?? false,

@@ -18,8 +18,11 @@ import { FEATURE_SET, type FeatureVector, TechnicalFeatures } from './technical.
  * newer than the last one in `features`, so nothing is duplicated or skipped. Revised candles (late-trade policy `revise`) are not fed again: features are computed
  * once per closed minute, from its first emission.
  */
+/** Candles a restarted feature stage re-reads (or is seeded with) before its first vector: every indicator converges. */
+export const RESTART_WARMUP_CANDLES = 1_000;
+
 export class FeatureService {
-  readonly stats = { candles: 0, vectors: 0, ready: 0, rejected: 0, rewarmed: 0 };
+  readonly stats = { candles: 0, vectors: 0, ready: 0, rejected: 0, rewarmed: 0, seeded: 0 };
   private readonly bus: Bus;
   private readonly engines = new Map<number, TechnicalFeatures>();
   /** Per partition and pair, the offsets of the last `warmup` candles: a restart re-reads from the oldest. */
@@ -34,11 +37,50 @@ export class FeatureService {
 
   private readonly maxPriceFactor: number | undefined;
 
-  constructor(bus: Bus, group = 'features', warmup = 1_000, opts: { maxPriceFactor?: number } = {}) {
+  constructor(
+    bus: Bus,
+    group = 'features',
+    warmup = RESTART_WARMUP_CANDLES,
+    opts: { maxPriceFactor?: number; seed?: readonly Candle[] } = {},
+  ) {
     this.bus = bus;
     this.group = group;
     this.warmup = warmup;
     this.maxPriceFactor = opts.maxPriceFactor;
+    for (const c of opts.seed ?? []) {
+      const list = this.seed.get(c.pair) ?? [];
+      list.push(c);
+      this.seed.set(c.pair, list);
+    }
+  }
+
+  /**
+   * Per pair, stored candles older than anything on the bus (a live run resumed from its store, whose in-process bus
+   * starts empty), oldest first: an engine takes them before its first candle of the pair, as a restarted service
+   * takes the candles it re-reads, and publishes nothing for them (their vectors were stored by the earlier run).
+   */
+  private readonly seed = new Map<string, Candle[]>();
+  /** The pairs each engine has been seeded for: a new engine (assignment, failed batch) is seeded again. */
+  private readonly seeded = new WeakMap<TechnicalFeatures, Set<string>>();
+
+  private seedBefore(engine: TechnicalFeatures, c: Candle): void {
+    const seed = this.seed.get(c.pair);
+    if (seed === undefined) return;
+    let done = this.seeded.get(engine);
+    if (done === undefined) {
+      done = new Set();
+      this.seeded.set(engine, done);
+    }
+    if (done.has(c.pair)) return;
+    done.add(c.pair);
+    for (const s of seed) {
+      // Only what comes before the bus's candle; one the engine refuses is skipped, as a live run skips it.
+      if (s.windowEnd > c.windowStart || engine.problem(s) !== undefined) continue;
+      try {
+        engine.update(s);
+        this.stats.seeded++;
+      } catch {}
+    }
   }
 
   private newEngine(): TechnicalFeatures {
@@ -107,6 +149,7 @@ export class FeatureService {
     for (const r of batch.records) {
       const c = r.value;
       if (c.revision > 0) continue;
+      this.seedBefore(engine, c);
       n.candles++;
       const bad = engine.problem(c);
       let v: FeatureVector | undefined;

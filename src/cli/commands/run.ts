@@ -15,6 +15,7 @@ import { onStopSignal } from '../../core/stop-signals.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
 import { unlessStopped } from '../../core/unless-stopped.ts';
 import { klineReplaySymbols, latestFetchedReplay, recordedNewsFile } from '../../data/locations.ts';
+import { RESTART_WARMUP_CANDLES } from '../../features/feature-service.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { ChampionHolder } from '../../inference/model-holder.ts';
@@ -72,6 +73,31 @@ export async function resumableCandles(
   if (out.length > 0)
     say(
       `resuming ${out.map((c) => `${c.pair} after ${iso(c.windowEnd).slice(0, 16)}`).join(', ')}: what traded since is refilled over REST`,
+    );
+  return out;
+}
+
+/**
+ * The stored candles that lead up to each resumed candle (`resumableCandles`), oldest first: the feature stage takes
+ * them before the first new minute (`startMarketDataPipeline`'s `warmupCandles`), so a restarted live run predicts
+ * from its first new minute instead of warming up again for an hour. As many as a restarted feature service re-reads
+ * (`FeatureService.warmup`, 1,000 minutes), not just the 61 the windows need: the EMAs (MACD, RSI, ATR) remember every
+ * candle they saw, and only after ~1,000 minutes is what they forgot below 1e-9 of their value, so the vectors equal
+ * those of a run that never stopped.
+ */
+export async function resumeWarmupCandles(
+  table: CandlesTable,
+  resumed: readonly Candle[],
+  minutes = RESTART_WARMUP_CANDLES,
+): Promise<Candle[]> {
+  const out: Candle[] = [];
+  for (const last of resumed)
+    out.push(
+      ...(await table.range(
+        last.pair,
+        last.windowEnd - (minutes - 1) * (last.windowEnd - last.windowStart),
+        last.windowEnd + 1,
+      )),
     );
   return out;
 }
@@ -362,12 +388,15 @@ export async function run(
     opts.source === 'live'
       ? await resumableCandles(candlesTable, config.pairs, Date.now(), (line) => status.print(line))
       : undefined;
+  // …and what its feature stage had warmed up on: seeded with it, the first new minute is predicted.
+  const warmupCandles = storedCandles ? await resumeWarmupCandles(candlesTable, storedCandles) : undefined;
   const pipeline = await startMarketDataPipeline({
     bus,
     sources,
     config,
     store,
     storedCandles,
+    warmupCandles,
     signal: abort.signal,
     leaveBacklogOnStop: opts.source !== 'live',
     abandonBacklog: storeFailed.signal,

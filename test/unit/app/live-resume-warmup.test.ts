@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { startMarketDataPipeline } from '../../../src/app/pipeline.ts';
+import { openCandlesTable } from '../../../src/candles/store/candles-table.ts';
+import { resumableCandles, resumeWarmupCandles } from '../../../src/cli/commands/run.ts';
+import { openFeatureStore } from '../../../src/features/store/open.ts';
+import { TechnicalFeatures } from '../../../src/features/technical.ts';
+import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
+import { topics } from '../../../src/schemas/topics.ts';
+import { bitstampCandleRecords } from '../../support/bitstamp.ts';
+
+/**
+ * `cryptocast run --source live` restarted: its in-process bus starts empty, so the feature stage would warm up again
+ * for 61 minutes (no prediction for an hour after every restart) and its EMAs would differ for much longer. Seeded
+ * from the candles the first run stored, its first new minute gives the vector an uninterrupted run gives.
+ */
+describe('cryptocast run --source live restarted: the feature stage resumes from the stored candles', () => {
+  it('the first new minute has the ready vector of an uninterrupted run, and so has every one after it', async () => {
+    const all = (await bitstampCandleRecords(1_400)).map((c) => ({ ...c, pair: 'BTC/USD' }));
+    const firstRun = all.slice(0, 1_200); // what the first run stored before it stopped
+    const afterRestart = all.slice(1_200);
+    const engine = new TechnicalFeatures();
+    const reference = all.map((c) => engine.update(c)).slice(1_200);
+
+    const table = await openCandlesTable('duckdb::memory:');
+    await table.write(firstRun);
+    const now = firstRun.at(-1)!.windowEnd + 30_000;
+    const stored = await resumableCandles(table, ['BTC/USD'], now, () => {});
+    const warmup = await resumeWarmupCandles(table, stored);
+    await table.close();
+
+    const bus = new InProcessBus();
+    const store = await openFeatureStore('duckdb::memory:');
+    const pipeline = await startMarketDataPipeline({
+      bus,
+      sources: [],
+      config: { interval: '1m', graceMs: 5_000, latePolicy: 'dlq' },
+      store,
+      storedCandles: stored,
+      warmupCandles: warmup,
+      // The candle stage's output after the restart, minute by minute from where the first run stopped.
+      candleFeed: async () => {
+        await bus.publish(topics.candles, afterRestart);
+      },
+    });
+    await pipeline.finished;
+    await pipeline.stop();
+    await store.close();
+    const got = (await bus.readTail<FeatureVectorRecord>(topics.features, 10_000)).map((r) => r.value);
+    assert.deepEqual(
+      got.map((v) => v.windowEnd),
+      afterRestart.map((c) => c.windowEnd),
+      'one vector per new minute, none for the stored ones',
+    );
+    assert.equal(got[0]!.ready, true, 'the first new minute is ready: no second warm-up');
+    got.forEach((v, i) => {
+      const ref = reference[i]!;
+      assert.equal(v.ready, ref.ready, `row ${i}`);
+      v.values.forEach((x, k) => {
+        const y = ref.values[k]!;
+        if (x === null || y === null) assert.equal(x, y, `row ${i} col ${k}`);
+        else assert.ok(Math.abs(x - y) <= 1e-9 * Math.max(1, Math.abs(y)), `row ${i} col ${k}: ${x} vs ${y}`);
+      });
+    });
+  });
+});
