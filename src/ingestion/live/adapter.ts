@@ -32,6 +32,10 @@ export interface RefillRequest {
   sinceTs: number;
   /** First id received after an id gap (exclusive bound); undefined: refill up to now. */
   untilId?: number;
+  /** End of a time-window refill (a hole asked for again: where the stream took over); undefined: up to now. */
+  untilTs?: number;
+  /** REST retries of this refill, instead of `restRetries` (a hole asked for again: one attempt, see `holeRetry`). */
+  retries?: number;
   signal: AbortSignal;
   log: Logger;
 }
@@ -89,6 +93,13 @@ export interface LiveSourceOptions {
   restBackoff?: Backoff;
   /** REST retries before a refill gives up (default 8). */
   restRetries?: number;
+  /**
+   * A time-window refill (Coinbase) that failed (the REST API down) leaves a hole the stream has gone past: it is asked
+   * for again after `backoff` (growing, with jitter), one REST attempt each time so the stream is never held long,
+   * up to `attempts` times, then given up (default 30 s doubling to 5 min, 8 attempts: about half an hour, while
+   * the exchange still lists those trades).
+   */
+  holeRetry?: { backoff: Backoff; attempts: number };
   /** Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades). */
   maxRefillPages?: number;
   /**

@@ -63,7 +63,7 @@ export function coinbaseAdapter(o: CoinbaseWsOptions): ExchangeAdapter {
 }
 
 /**
- * The window [sinceTs − 1 s, now], newest first: when a page is full, the next asks for what is older than
+ * The window [sinceTs − 1 s, untilTs or now], newest first: when a page is full, the next asks for what is older than
  * its oldest trade. Stops incomplete if a page cannot move further back (more than a page in one second).
  */
 async function coinbaseRefill(
@@ -74,7 +74,7 @@ async function coinbaseRefill(
 ): Promise<RefillResult> {
   const out: RefillResult = { trades: [], rejects: [], complete: false };
   const startSec = Math.floor((req.sinceTs - 1_000) / 1000);
-  let endSec = Math.ceil(Date.now() / 1000);
+  let endSec = Math.ceil((req.untilTs ?? Date.now()) / 1000);
   const maxPages = o.maxRefillPages ?? 500;
   return keepingFetchedPages(out, req.signal, async () => {
     for (let page = 0; page < maxPages; page++) {
@@ -82,7 +82,7 @@ async function coinbaseRefill(
         signal: req.signal,
         log: req.log,
         backoff: o.restBackoff,
-        retries: o.restRetries,
+        retries: req.retries ?? o.restRetries,
         maxRetryAfterMs: REFILL_MAX_RETRY_AFTER_MS,
       });
       out.trades.push(...r.trades);

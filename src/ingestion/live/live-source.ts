@@ -7,7 +7,7 @@ import { TradeDeduplicator } from '../dedup.ts';
 import type { ResumePoints } from '../resume-points.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
 import { assertPairs } from '../symbols.ts';
-import type { ExchangeAdapter, LiveSourceOptions } from './adapter.ts';
+import type { ExchangeAdapter, LiveSourceOptions, RefillResult } from './adapter.ts';
 import type { Control } from './parse-common.ts';
 import { DEFAULT_BACKOFF, ReconnectingSocket } from './ws-connection.ts';
 
@@ -36,6 +36,22 @@ export type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } 
  */
 /** The longest wait before a refused pair is subscribed again. */
 const RESUBSCRIBE_MAX_MS = 5 * 60_000;
+
+/** `LiveSourceOptions.holeRetry` by default: about half an hour of attempts, while Coinbase still lists the trades. */
+const DEFAULT_HOLE_RETRY = { backoff: { initialMs: 30_000, maxMs: 5 * 60_000 }, attempts: 8 };
+
+/**
+ * A pair's time window a refill could not fetch (the REST API down) and the stream has gone past: its trades are
+ * asked for again at `retryAt`. One per pair: a second failure widens it.
+ */
+interface Hole {
+  sinceTs: number;
+  /** When the failed refill began (the stream's queued frames hold what came after), or its oldest fetched trade. */
+  untilTs: number;
+  /** Attempts made since it was opened or widened. */
+  attempts: number;
+  retryAt: number;
+}
 
 interface PairState {
   /** Highest numeric trade id delivered (contiguous-id exchanges). */
@@ -74,6 +90,9 @@ export interface LiveStats {
   refills: number;
   /** Trades known to be missing after a refill, plus refills that failed or stopped short. */
   unrecoverable: number;
+  /** Holes left by a failed time-window refill (Coinbase) fetched by a later attempt, and those given up. */
+  holesRefilled: number;
+  holesAbandoned: number;
   reconnects: number;
   /** Dead letters sent (bad frames, bad REST rows, exchange errors). */
   rejects: number;
@@ -88,6 +107,8 @@ export class LiveTradeSource implements TradeSource {
     gaps: 0,
     refills: 0,
     unrecoverable: 0,
+    holesRefilled: 0,
+    holesAbandoned: 0,
     reconnects: 0,
     rejects: 0,
   };
@@ -109,6 +130,7 @@ export class LiveTradeSource implements TradeSource {
   /** Pairs acknowledged after a refusal on this connection, to refill before their watermarks go on. */
   private readonly acceptedAfterRefusal: string[] = [];
   private resumePoints: ResumePoints | undefined;
+  private readonly holes = new Map<string, Hole>();
 
   constructor(adapter: ExchangeAdapter, options: LiveSourceOptions) {
     assertPairs(adapter.exchange, options.pairs);
@@ -217,6 +239,9 @@ export class LiveTradeSource implements TradeSource {
   }
 
   private async onFrame(text: string, receivedTs: number): Promise<void> {
+    // In the frame path, like every refill: what the sink gets stays in one sequence (Coinbase's heartbeats come every
+    // second, so a hole's time comes within a second).
+    await this.retryHoles();
     const parsed = this.a.parse(text, receivedTs);
     for (const r of parsed.rejects) await this.reject(r.kind, r.reason, text);
     let lost = false;
@@ -372,30 +397,14 @@ export class LiveTradeSource implements TradeSource {
     const afterId = this.a.contiguousIds ? s.lastId : undefined;
     const sinceTs = s.lastTs ?? s.watermarkTs ?? this.startedAt ?? Date.now();
     this.stats.refills++;
+    const requestedAt = Date.now();
     try {
       const r = await this.a.refill({ pair, afterId, sinceTs, untilId, signal, log: this.log });
-      for (const reason of r.rejects) await this.reject('invalid', reason, reason, `${this.a.exchange}-rest`);
-      const plausible: Trade[] = [];
-      for (const t of r.trades) {
-        const ahead = tradeAheadOfReceipt(t);
-        if (ahead === undefined) plausible.push(t);
-        else await this.reject('implausible', ahead, JSON.stringify(t), `${this.a.exchange}-rest`);
-      }
-      // In (time, trade id) order, whatever order the pages came in: Coinbase, and Binance without an id to start
-      // from, page backwards in time, and delivered newest page first the candle stage's clock would jump ahead and
-      // dead-letter the older pages as late.
-      const inRange = plausible
-        .filter((t) =>
-          afterId !== undefined
-            ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
-            : t.tradeTs >= sinceTs - 1_000,
-        )
-        .sort(byTimeThenId);
-      const fresh = inRange.filter((t) => this.dedup.accept(t));
-      this.stats.duplicates += inRange.length - fresh.length;
-      for (const t of fresh) this.advance(s, t);
-      this.stats.recovered += fresh.length;
-      await this.deliver(fresh);
+      const { inRange, fresh } = await this.takeRefilled(pair, r, (t) =>
+        afterId !== undefined
+          ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
+          : t.tradeTs >= sinceTs - 1_000,
+      );
       // Contiguous ids: every id between the last one delivered and the end of the range must have come, whether the
       // range ends at the gap's far side or at the newest trade the refill found (holes inside an outage's refill
       // went unreported).
@@ -407,11 +416,13 @@ export class LiveTradeSource implements TradeSource {
         missing = (untilId ?? top + 1) - afterId - 1 - got.size;
       }
       this.log.info({ pair, why, recovered: fresh.length, afterId, untilId, sinceTs }, 'refilled over REST');
-      if (r.error !== undefined)
+      if (r.error !== undefined) {
         this.log.error(
           { err: r.error, pair, why, recovered: fresh.length },
           'REST refill failed partway: what was fetched is delivered, the rest of the gap stays open',
         );
+        this.openHole(pair, sinceTs, r.trades, requestedAt);
+      }
       if (missing > 0 || !r.complete) {
         this.stats.unrecoverable += Math.max(1, missing);
         this.log.error({ pair, why, missing, complete: r.complete }, 'gap only partly refilled');
@@ -420,9 +431,119 @@ export class LiveTradeSource implements TradeSource {
       if (signal.aborted) return;
       this.stats.unrecoverable++;
       this.log.error({ err, pair, why }, 'REST refill failed: the gap stays open');
+      this.openHole(pair, sinceTs, [], requestedAt);
     } finally {
       // Released even on failure: holding forever would stall every candle of the pair downstream.
       s.holding = false;
+    }
+  }
+
+  /**
+   * Delivers what a refill fetched: its bad rows dead-lettered, the trades in range in (time, trade id) order, each
+   * once. Whatever order the pages came in: Coinbase, and Binance without an id to start from, page backwards in
+   * time, and delivered newest page first the candle stage's clock would jump ahead and dead-letter the older pages
+   * as late.
+   */
+  private async takeRefilled(
+    pair: string,
+    r: RefillResult,
+    wanted: (t: Trade) => boolean,
+  ): Promise<{ inRange: Trade[]; fresh: Trade[] }> {
+    for (const reason of r.rejects) await this.reject('invalid', reason, reason, `${this.a.exchange}-rest`);
+    const plausible: Trade[] = [];
+    for (const t of r.trades) {
+      const ahead = tradeAheadOfReceipt(t);
+      if (ahead === undefined) plausible.push(t);
+      else await this.reject('implausible', ahead, JSON.stringify(t), `${this.a.exchange}-rest`);
+    }
+    const inRange = plausible.filter(wanted).sort(byTimeThenId);
+    const fresh = inRange.filter((t) => this.dedup.accept(t));
+    this.stats.duplicates += inRange.length - fresh.length;
+    const s = this.state.get(pair)!;
+    for (const t of fresh) this.advance(s, t);
+    this.stats.recovered += fresh.length;
+    await this.deliver(fresh);
+    return { inRange, fresh };
+  }
+
+  /**
+   * A time-window refill failed (the REST API down): the stream goes on, and the window it could not fetch is asked
+   * for again later (`retryHoles`). Only where trades are refilled by time alone (Coinbase): Kraken's and Binance's
+   * refills are by id and retried by their own REST back-off; a gap they leave stays open, counted.
+   */
+  private openHole(pair: string, sinceTs: number, fetched: readonly Trade[], requestedAt: number): void {
+    if (this.a.contiguousIds) return;
+    // Coinbase pages backwards from the window's end: what was fetched is its newest part.
+    let untilTs = requestedAt;
+    for (const t of fetched) if (t.tradeTs < untilTs) untilTs = t.tradeTs;
+    const open = this.holes.get(pair);
+    const { backoff } = this.o.holeRetry ?? DEFAULT_HOLE_RETRY;
+    this.holes.set(pair, {
+      sinceTs: Math.min(sinceTs, open?.sinceTs ?? sinceTs),
+      untilTs: Math.max(untilTs, open?.untilTs ?? untilTs),
+      attempts: 0,
+      retryAt: Date.now() + backoffDelay(0, backoff, this.o.random),
+    });
+    this.log.warn({ pair, sinceTs, untilTs }, 'REST refill failed: its window is asked for again later');
+  }
+
+  /**
+   * Asks for the holes whose time has come, one REST attempt each (not `restRetries`: the stream's frames wait behind
+   * it). Their minutes' candles are already out downstream: the trades fetched are late there, and the candle stage's
+   * late policy decides (dead-lettered by default, a revised candle with `revise`).
+   */
+  private async retryHoles(): Promise<void> {
+    if (this.holes.size === 0 || this.a.refill === undefined) return;
+    const signal = this.signal!;
+    const { backoff, attempts } = this.o.holeRetry ?? DEFAULT_HOLE_RETRY;
+    for (const [pair, hole] of [...this.holes]) {
+      if (signal.aborted) return;
+      if (Date.now() < hole.retryAt) continue;
+      hole.attempts++;
+      this.stats.refills++;
+      let r: RefillResult;
+      try {
+        r = await this.a.refill({
+          pair,
+          sinceTs: hole.sinceTs,
+          untilTs: hole.untilTs,
+          retries: 0,
+          signal,
+          log: this.log,
+        });
+      } catch (err) {
+        if (signal.aborted) return;
+        r = { trades: [], rejects: [], complete: false, error: err };
+      }
+      const { fresh } = await this.takeRefilled(pair, r, (t) => t.tradeTs >= hole.sinceTs - 1_000);
+      const said = {
+        pair,
+        attempt: hole.attempts,
+        recovered: fresh.length,
+        sinceTs: hole.sinceTs,
+        untilTs: hole.untilTs,
+      };
+      if (r.error === undefined) {
+        this.holes.delete(pair);
+        if (r.complete) this.stats.holesRefilled++;
+        this.log.info({ ...said, complete: r.complete }, 'hole left by a failed refill: fetched');
+        continue;
+      }
+      for (const t of r.trades) if (t.tradeTs < hole.untilTs) hole.untilTs = t.tradeTs;
+      if (hole.attempts >= attempts) {
+        this.holes.delete(pair);
+        this.stats.holesAbandoned++;
+        this.log.error(
+          { ...said, err: r.error },
+          'hole left by a failed refill: given up, those trades are missing',
+        );
+        continue;
+      }
+      hole.retryAt = Date.now() + backoffDelay(hole.attempts, backoff, this.o.random);
+      this.log.warn(
+        { ...said, err: r.error },
+        'hole left by a failed refill: still failing, asked again later',
+      );
     }
   }
 

@@ -232,6 +232,62 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
       10_000, // no heartbeats: only the sequence_num jump reveals the loss
     ));
 
+  // A refill that fails while the REST API is down used to leave its hole for good, the stream going on past it.
+  it('a hole whose refill failed (REST down) is refilled later, with back-off, while the stream goes on', () =>
+    withCoinbase(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(real.slice(0, 2));
+        await until(() => sink.received.length === 2);
+        srv.failNext = 1_000; // the REST API down: HTTP 502 on every call
+        srv.muted = true;
+        srv.publish(real.slice(2, 6)); // lost: the sequence number moves on unseen
+        srv.muted = false;
+        srv.publish(real.slice(6, 7)); // its sequence_num jump starts the refill, which fails
+        await until(() => source.stats.unrecoverable === 1, 10_000, 'the refill to fail');
+        srv.publish(real.slice(7, 8));
+        await until(() => sink.ids(PAIR).includes(ids(7, 8)[0]!), 10_000, 'the stream to go on');
+        assert.deepEqual(sink.ids(PAIR), [...ids(0, 2), ...ids(6, 8)], 'the hole is still open');
+        const failedCalls = srv.restCalls.length;
+        srv.failNext = 0; // the REST API back
+        await until(() => sink.distinctIds(PAIR).length === 8, 30_000, 'the hole refilled');
+        assert.deepEqual(sink.distinctIds(PAIR), ids(0, 8));
+        assert.deepEqual(sink.ids(PAIR).slice(4), ids(2, 6), 'the refilled trades come after the stream');
+        assert.equal(sink.received.length, 8, 'no duplicates');
+        assert.ok(srv.restCalls.length > failedCalls, 'asked again');
+        assert.equal(source.stats.holesRefilled, 1);
+        // The retry asked for the hole's window only: from its start to when the failed refill began.
+        const since = Math.floor((Date.parse(real[1]!.time) - 1_000) / 1000);
+        assert.match(srv.restCalls.at(-1)!, new RegExp(`start=${since}&end=\\d+$`));
+      },
+      { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 5 } },
+      40,
+    ));
+
+  it('a hole is asked for again a bounded number of times, then given up and said', () =>
+    withCoinbase(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(real.slice(0, 2));
+        await until(() => sink.received.length === 2);
+        srv.failNext = 1_000_000; // down for good
+        srv.muted = true;
+        srv.publish(real.slice(2, 6));
+        srv.muted = false;
+        srv.publish(real.slice(6, 7));
+        await until(() => source.stats.holesAbandoned === 1, 30_000, 'the hole given up');
+        const calls = srv.restCalls.length;
+        assert.equal(calls, 1 + 3, 'the failed refill, then 3 attempts');
+        // Frames are handled in order: once a later trade is in, any further attempt would have been made.
+        srv.publish(real.slice(7, 8));
+        await until(() => sink.ids(PAIR).includes(ids(7, 8)[0]!), 10_000, 'a later trade');
+        assert.equal(srv.restCalls.length, calls, 'not asked again');
+        assert.deepEqual(sink.ids(PAIR), [...ids(0, 2), ...ids(6, 8)]);
+      },
+      { restRetries: 0, holeRetry: { backoff: { initialMs: 5, maxMs: 20 }, attempts: 3 } },
+      40,
+    ));
+
   it('dead-letters malformed frames and errors, and keeps running', () =>
     withCoinbase(async (srv, source, sink) => {
       await until(() => source.subscribed.includes(PAIR));
