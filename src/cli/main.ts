@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { CryptocastError, ERR, UsageError } from '../core/errors.ts';
 import { redactSecrets } from '../core/secrets.ts';
@@ -12,6 +13,15 @@ import { backendOptions, flag, streamOptions } from './options.ts';
 import { addServiceCommands } from './service-commands.ts';
 
 /**
+ * The version is package.json's, the one place it is kept (the image ships package.json next to src/).
+ * Not npm_package_version: npm sets that to the version of whatever package's script is running, and it is unset
+ * when bin/cryptocast is run directly.
+ */
+const VERSION: string = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+).version;
+
+/**
  * The cryptocast CLI: every entry point of the system, one command each. A stable contract (see
  * ../shared/docs/architecture.md §6): users, scripts and tests depend on these names and flags. Each command's code is
  * loaded only when it runs, so `--help` is instant.
@@ -20,7 +30,7 @@ const program = new Command()
   .name('cryptocast')
   .description('Real-time BTC/ETH price prediction: trades → candles → features → model → predictions')
   .showHelpAfterError(`  hint: ${ERR.USAGE.hint}`)
-  .version(process.env.npm_package_version ?? '0.1.0')
+  .version(VERSION)
   .configureHelp({ sortSubcommands: false })
   // Commander's own refusals (unknown command or flag, missing value, a value not among the choices) are usage
   // errors like ours: one line with the code, exit 2; commander's suggestion ("(Did you mean --serve?)", on a line
