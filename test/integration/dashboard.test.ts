@@ -12,6 +12,7 @@ import { openErrorsStore } from '../../src/monitoring/store/open.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import type { Prediction } from '../../src/schemas/prediction.ts';
+import type { PredictionError } from '../../src/schemas/prediction-error.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { LocalRegistry } from '../../src/training/registry/local.ts';
 import { dashboardState, launchChromium, waitForDashboard, watch } from '../support/browser.ts';
@@ -740,6 +741,89 @@ describe('dashboard in Chromium', () => {
       champion,
       'live: the champion first, then the higher version',
     );
+    assert.deepEqual(seen.problems, []);
+    await page.close();
+  });
+  it("two versions' verdicts for one target time (a rollback): the dot and the error drawn are the drawn forecast's", async () => {
+    const page = await browser.newPage();
+    const seen = watch(page, `127.0.0.1:${port}`);
+    const champion = (
+      (await (await fetch(`http://127.0.0.1:${port}/v1/model`)).json()) as { version: number }
+    ).version;
+    const base = (await stores.predictions.latest('BTC/USDT'))!;
+    const scored = (await stores.errors.range('BTC/USDT', 0, base.windowEnd + 1)).filter(
+      (e) => e.status === 'scored',
+    );
+    const template = scored.at(-1)!;
+    // Minutes after every other test's, each predicted by the champion and by the version rolled back from (higher).
+    const prediction = (k: number, version: number): Prediction => ({
+      ...base,
+      windowEnd: base.windowEnd + k * 60_000,
+      targetTs: base.targetTs + k * 60_000,
+      createdAt: base.createdAt + k * 60_000,
+      modelVersion: version,
+      predictedClose: base.predictedClose + (version === champion ? 0 : 1_000),
+    });
+    // The champion's verdict a hit with a small error, the other version's a miss with a large one.
+    const verdict = (k: number, version: number): PredictionError => ({
+      ...template,
+      windowEnd: base.windowEnd + k * 60_000,
+      targetTs: base.targetTs + k * 60_000,
+      modelVersion: version,
+      directionHit: version === champion,
+      absError: version === champion ? 1 : 999,
+    });
+    const stored = 10;
+    const streamed = 11;
+    // First paint: both versions' predictions and verdicts in the stores, the rolled-back version's verdict last.
+    await stores.predictions.write([prediction(stored, champion), prediction(stored, champion + 1)]);
+    await stores.errors.write([verdict(stored, champion)]);
+    await stores.errors.write([verdict(stored, champion + 1)]);
+    type Shown = { modelVersion: number; absError: number } | null;
+    const shownAt = (targetTs: number) =>
+      page.evaluate((t) => {
+        const cc = (
+          globalThis as unknown as {
+            __cryptocast: {
+              predictionAt(t: number): { modelVersion: number } | null;
+              verdictAt(t: number): Shown;
+              errorAt(t: number): Shown;
+            };
+          }
+        ).__cryptocast;
+        const pick = (e: Shown) =>
+          e === null ? null : { modelVersion: e.modelVersion, absError: e.absError };
+        return {
+          forecast: cc.predictionAt(t)?.modelVersion ?? null,
+          dot: pick(cc.verdictAt(t)),
+          error: pick(cc.errorAt(t)),
+        };
+      }, targetTs);
+    const expected = {
+      forecast: champion,
+      dot: { modelVersion: champion, absError: 1 },
+      error: { modelVersion: champion, absError: 1 },
+    };
+    await page.goto(`http://127.0.0.1:${port}/`);
+    const live = await waitForDashboard(page, 'live', (s) => s.status === 'live', 30_000);
+    await page.waitForSelector('[data-field="model"]', { timeout: 30_000 });
+    assert.deepEqual(await shownAt(prediction(stored, champion).targetTs), expected, 'the first paint');
+    // Live: the predictions, then the verdicts, the rolled-back version's arriving last.
+    await bus.publish(topics.predictions, [
+      prediction(streamed, champion + 1),
+      prediction(streamed, champion),
+    ]);
+    await bus.publish(topics.predictionErrors, [
+      verdict(streamed, champion),
+      verdict(streamed, champion + 1),
+    ]);
+    await waitForDashboard(
+      page,
+      'the two live verdicts',
+      (s) => s.live.errors >= live.live.errors + 2,
+      30_000,
+    );
+    assert.deepEqual(await shownAt(prediction(streamed, champion).targetTs), expected, 'live');
     assert.deepEqual(seen.problems, []);
     await page.close();
   });

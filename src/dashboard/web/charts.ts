@@ -68,7 +68,11 @@ export class MarketChart {
   /** What is drawn, by time (seconds): the page's own record, read back by tests. */
   readonly candleData = new Map<number, Candle>();
   readonly predictionData = new Map<number, Prediction>();
-  readonly verdicts = new Map<number, PredictionError>();
+  /**
+   * Scored verdicts by target time, then by model version: after a rollback a minute has the verdicts of two versions,
+   * and the dot is the one of the forecast drawn there (`verdictAt`), not whichever arrived last.
+   */
+  readonly verdicts = new Map<number, Map<number, PredictionError>>();
   /**
    * The other versions' predictions at a target time that has several (`predictionData` holds the one drawn): after
    * a rollback the store has the rolled-back version's and the champion's for the same minutes, and two predictors
@@ -162,9 +166,12 @@ export class MarketChart {
     return all.reduce((a, b) => (b.modelVersion > a.modelVersion ? b : a));
   }
 
-  /** The champion's version, from `/v1/model` (undefined: none); the minutes with several versions are drawn again. */
-  setChampion(version: number | undefined): void {
-    if (version === this.champion) return;
+  /**
+   * The champion's version, from `/v1/model` (undefined: none); the minutes with several versions are drawn again.
+   * Returns whether the champion changed (the error chart then draws again which version's error each minute shows).
+   */
+  setChampion(version: number | undefined): boolean {
+    if (version === this.champion) return false;
     this.champion = version;
     let changed = false;
     for (const [t, others] of this.otherVersions) {
@@ -172,10 +179,24 @@ export class MarketChart {
       if (this.pick(t, [had, ...others]) !== had) changed = true;
     }
     if (changed) this.redraw();
+    return true;
   }
 
   private keepVerdict(e: PredictionError): void {
-    if (e.status === 'scored') this.verdicts.set(sec(e.targetTs), e);
+    if (e.status === 'scored') keepByVersion(this.verdicts, e);
+  }
+
+  /**
+   * The verdict to show at `t` (seconds) among its versions': the drawn forecast's; where no forecast is drawn (trimmed
+   * or not loaded), the one the forecast would be (the champion's, else the highest version's). Undefined while the
+   * drawn forecast has no verdict yet, even if another version's has.
+   */
+  verdictAt(t: number, byVersion = this.verdicts.get(t)): PredictionError | undefined {
+    if (byVersion === undefined) return undefined;
+    const drawn = this.predictionData.get(t)?.modelVersion;
+    if (drawn !== undefined) return byVersion.get(drawn);
+    const champion = this.champion === undefined ? undefined : byVersion.get(this.champion);
+    return champion ?? byVersion.get(Math.max(...byVersion.keys()));
   }
 
   private trim(): void {
@@ -218,8 +239,10 @@ export class MarketChart {
     const markers: SeriesMarker<Time>[] = [];
     // The last two days of verdicts are dotted (older dots merge into a line at the zoom that shows them).
     const all = this.sorted(this.verdicts);
-    for (const [t, e] of all.slice(-MARKED_VERDICTS)) {
+    for (const [t, byVersion] of all.slice(-MARKED_VERDICTS)) {
       if (!this.predictionData.has(t)) continue;
+      const e = this.verdictAt(t, byVersion);
+      if (e === undefined) continue;
       const colour = e.directionHit === null ? c.tie : e.directionHit ? c.hit : c.miss;
       markers.push({ time: t as UTCTimestamp, position: 'inBar', shape: 'circle', color: colour, size: 0.5 });
     }
@@ -268,17 +291,22 @@ export class MarketChart {
     this.trimLive();
   }
 
-  addPrediction(p: Prediction): void {
+  /** Returns whether the forecast drawn at its target time changed (the error chart then shows that one's error). */
+  addPrediction(p: Prediction): boolean {
     const t = sec(p.targetTs);
     const last = Math.max(0, ...this.predictionData.keys());
-    if (!this.keepPrediction(p)) return;
+    const before = this.predictionData.get(t);
+    if (!this.keepPrediction(p)) return false;
     const p2 = this.predictionData.get(t)!;
     if (t >= last) {
       this.forecast.update({ time: t as UTCTimestamp, value: p2.predictedClose });
       this.p10.update({ time: t as UTCTimestamp, value: p2.p10 });
       this.p90.update({ time: t as UTCTimestamp, value: p2.p90 });
+      // The dot of a minute whose drawn version changed is the new version's (or none yet).
+      if (before !== undefined && before.modelVersion !== p2.modelVersion) this.drawVerdicts();
     } else this.redraw();
     this.trimLive();
+    return before !== undefined && before.modelVersion !== p2.modelVersion;
   }
 
   addVerdict(e: PredictionError): void {
@@ -299,11 +327,19 @@ export class ErrorChart {
   readonly chart: IChartApi;
   private readonly model: ISeriesApi<'Line'>;
   private readonly persistence: ISeriesApi<'Line'>;
-  private readonly data = new Map<number, PredictionError>();
+  /** Scored verdicts by target time, then version; the one drawn at a minute is `pick`'s (the market chart's). */
+  private readonly data = new Map<number, Map<number, PredictionError>>();
   private readonly maxPoints: number;
+  private readonly pick: (t: number, byVersion: Map<number, PredictionError>) => PredictionError | undefined;
 
-  constructor(el: HTMLElement, maxPoints: number) {
+  /** `pick`: which version's verdict to draw at a minute, the one of the forecast the market chart draws. */
+  constructor(
+    el: HTMLElement,
+    maxPoints: number,
+    pick: (t: number, byVersion: Map<number, PredictionError>) => PredictionError | undefined,
+  ) {
     this.maxPoints = maxPoints;
+    this.pick = pick;
     const c = themeColours();
     this.chart = baseChart(el);
     this.model = this.chart.addSeries(LineSeries, {
@@ -320,28 +356,49 @@ export class ErrorChart {
 
   setAll(errors: readonly PredictionError[]): void {
     this.data.clear();
-    for (const e of errors) if (e.status === 'scored') this.data.set(sec(e.targetTs), e);
+    for (const e of errors) if (e.status === 'scored') keepByVersion(this.data, e);
     this.redraw();
+  }
+
+  /** The error drawn at a target time (seconds), if any. */
+  errorAt(t: number): PredictionError | undefined {
+    const byVersion = this.data.get(t);
+    return byVersion === undefined ? undefined : this.pick(t, byVersion);
   }
 
   add(e: PredictionError): void {
     if (e.status !== 'scored') return;
     const t = sec(e.targetTs);
     const last = Math.max(0, ...this.data.keys());
-    this.data.set(t, e);
-    if (t >= last && this.data.size <= this.maxPoints * 1.05) {
+    const before = this.errorAt(t);
+    keepByVersion(this.data, e);
+    if (this.errorAt(t) === before) return;
+    if (t >= last && before === undefined && this.data.size <= this.maxPoints * 1.05) {
       this.model.update({ time: t as UTCTimestamp, value: e.absError! });
       this.persistence.update({ time: t as UTCTimestamp, value: e.persistenceAbsError! });
     } else this.redraw();
   }
 
-  private redraw(): void {
+  /** Draws everything again: also when the market chart changed which version's forecast a minute shows. */
+  redraw(): void {
     const keys = [...this.data.keys()].sort((a, b) => a - b);
     for (const k of keys.slice(0, Math.max(0, keys.length - this.maxPoints))) this.data.delete(k);
-    const rows = [...this.data].sort((a, b) => a[0] - b[0]);
+    const rows: [number, PredictionError][] = [];
+    for (const t of [...this.data.keys()].sort((a, b) => a - b)) {
+      const e = this.errorAt(t);
+      if (e !== undefined) rows.push([t, e]);
+    }
     this.model.setData(rows.map(([t, e]) => ({ time: t as UTCTimestamp, value: e.absError! })));
     this.persistence.setData(
       rows.map(([t, e]) => ({ time: t as UTCTimestamp, value: e.persistenceAbsError! })),
     );
   }
+}
+
+/** Keeps a verdict under its target time (seconds) and version; a later one of the same version replaces it. */
+function keepByVersion(m: Map<number, Map<number, PredictionError>>, e: PredictionError): void {
+  const t = sec(e.targetTs);
+  const byVersion = m.get(t) ?? new Map<number, PredictionError>();
+  byVersion.set(e.modelVersion, e);
+  m.set(t, byVersion);
 }

@@ -79,6 +79,10 @@ declare global {
     __cryptocast: {
       /** The forecast drawn at a target time (epoch ms), if any. */
       predictionAt(targetTs: number): Prediction | null;
+      /** The verdict dotted at a target time (epoch ms): the drawn forecast's version's. */
+      verdictAt(targetTs: number): PredictionError | null;
+      /** The error the error chart draws at a target time (epoch ms). */
+      errorAt(targetTs: number): PredictionError | null;
       state(): State & {
         candles: number;
         predictions: number;
@@ -91,6 +95,8 @@ declare global {
 }
 window.__cryptocast = {
   predictionAt: (targetTs) => market?.predictionData.get(targetTs / 1000) ?? null,
+  verdictAt: (targetTs) => market?.verdictAt(targetTs / 1000) ?? null,
+  errorAt: (targetTs) => errorChart?.errorAt(targetTs / 1000) ?? null,
   state: () => ({
     ...state,
     candles: market?.candleData.size ?? 0,
@@ -331,10 +337,14 @@ async function refreshPanels(pair: string): Promise<void> {
   else unavailable('quality', q.reason);
   const model = m.status === 'fulfilled' ? m.value : null;
   // Which version's forecast to draw where several predicted the same minute: the champion's (kept while the
-  // registry is away).
+  // registry is away). The error chart shows each minute's error of the forecast drawn, so it follows.
+  let championChanged = false;
   if (m.status === 'fulfilled')
-    market?.setChampion(Number.isFinite(m.value?.version) ? m.value.version : undefined);
-  else if (m.reason instanceof ApiError && m.reason.status === 404) market?.setChampion(undefined);
+    championChanged =
+      market?.setChampion(Number.isFinite(m.value?.version) ? m.value.version : undefined) ?? false;
+  else if (m.reason instanceof ApiError && m.reason.status === 404)
+    championChanged = market?.setChampion(undefined) ?? false;
+  if (championChanged) errorChart?.redraw();
   const history = h.status === 'fulfilled' ? h.value : null;
   if (m.status === 'fulfilled' || (m.reason instanceof ApiError && m.reason.status === 404))
     render('model', '/v1/model', () => modelPanel(model, history));
@@ -385,7 +395,8 @@ async function main(): Promise<void> {
   const seriesOf = () => getJson<Series>(`/v1/dashboard/series?pair=${pair}&days=${WINDOW_DAYS}`);
   let series = early && urlPair === pair ? early : seriesOf();
   market = new MarketChart($('market'), MAX_POINTS);
-  errorChart = new ErrorChart($('errors'), MAX_POINTS);
+  const drawnMarket = market;
+  errorChart = new ErrorChart($('errors'), MAX_POINTS, (t, byVersion) => drawnMarket.verdictAt(t, byVersion));
   // A store away or an API restarting makes the first paint fail: say why and ask again with back-off (one failure
   // must not leave the page without charts and without its WebSocket until a reload).
   for (let attempt = 0; ; attempt++) {
@@ -435,7 +446,7 @@ async function main(): Promise<void> {
         showFreshness();
       } else if (channel === 'predictions') {
         if (!drawablePrediction(data)) return malformed(channel, data);
-        market!.addPrediction(data);
+        if (market!.addPrediction(data)) errorChart!.redraw();
         bump('predictions', data.windowEnd);
       } else {
         if (!drawableVerdict(data)) return malformed(channel, data);
