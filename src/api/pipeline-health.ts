@@ -42,7 +42,10 @@ const quantile = (xs: number[], q: number) =>
 /**
  * The health of every pipeline as the dashboard shows it: the last message per topic and its age, each stage's
  * consumer lag, dead letters of the last hour, feature staleness, prediction latency, active alerts. Read from the bus
- * (tails and group offsets) at most every `cacheMs`, so many dashboards cost one read.
+ * (tails and group offsets) at most every `cacheMs`, so many dashboards cost one read; and one read at a time: while
+ * the broker is away a read waits (Kafka's readTail waits for the broker), so the requests that come meanwhile share
+ * it instead of each starting another that would wait too, for the whole outage. A read gives up after
+ * `readTimeoutMs` (the API's own deadline answers the request `bus_unavailable` by then); the next request tries again.
  */
 export class PipelineHealthView {
   private readonly bus: Bus;
@@ -50,7 +53,10 @@ export class PipelineHealthView {
   private readonly alerts: AlertsView;
   private readonly clockKind: 'wall' | 'event';
   private readonly cacheMs: number;
+  private readonly readTimeoutMs: number;
   private cached: { at: number; value: Promise<PipelineHealth> } | undefined;
+  /** The read under way, if any: shared by every request until it settles. */
+  private reading: Promise<PipelineHealth> | undefined;
 
   constructor(o: {
     bus: Bus;
@@ -58,27 +64,39 @@ export class PipelineHealthView {
     alerts: AlertsView;
     clock: 'wall' | 'event';
     cacheMs?: number;
+    readTimeoutMs?: number;
   }) {
     this.bus = o.bus;
     this.latest = o.latest;
     this.alerts = o.alerts;
     this.clockKind = o.clock;
     this.cacheMs = o.cacheMs ?? 5_000;
+    this.readTimeoutMs = o.readTimeoutMs ?? 10_000;
   }
 
   get(now = Date.now()): Promise<PipelineHealth> {
+    if (this.reading !== undefined) return this.reading;
     if (this.cached === undefined || now - this.cached.at >= this.cacheMs) {
-      const value = this.read(now);
+      const value = this.read(now, AbortSignal.timeout(this.readTimeoutMs));
       this.cached = { at: now, value };
-      value.catch(() => {
-        this.cached = undefined;
-      });
+      this.reading = value;
+      value.then(
+        () => {
+          this.reading = undefined;
+        },
+        () => {
+          this.reading = undefined;
+          this.cached = undefined;
+        },
+      );
     }
     return this.cached.value;
   }
 
-  private async read(now: number): Promise<PipelineHealth> {
-    const tails = await Promise.all(WATCHED.map((t) => this.bus.readTail(t, t === topics.dlq ? 1000 : 1)));
+  private async read(now: number, signal: AbortSignal): Promise<PipelineHealth> {
+    const tails = await Promise.all(
+      WATCHED.map((t) => this.bus.readTail(t, t === topics.dlq ? 1000 : 1, { signal })),
+    );
     const topicHealth = WATCHED.map((t, i) => {
       const last = tails[i]!.reduce((m, r) => Math.max(m, r.timestamp), Number.NEGATIVE_INFINITY);
       return Number.isFinite(last)

@@ -26,9 +26,10 @@ export interface Bus {
   subscribe<T>(options: SubscribeOptions<T>): Promise<Subscription>;
   /**
    * Reads the most recent records of every partition (at most `perPartition` each) without joining a group:
-   * services use it on start to learn what they already published (idempotent restart).
+   * services use it on start to learn what they already published (idempotent restart). Kafka: while the broker is
+   * away it waits for it (a service on start must not give up), unless `options.signal` ends the wait.
    */
-  readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]>;
+  readTail<T>(topic: Topic<T>, perPartition: number, options?: ReadTailOptions): Promise<Delivered<T>[]>;
   /**
    * Records of `topic` that consumer group `group` has not consumed yet (summed over partitions); undefined when the
    * group is unknown. Read from outside the group (the monitor watches every stage's lag). On Kafka only committed
@@ -38,6 +39,14 @@ export interface Bus {
    */
   groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined>;
   close(): Promise<void>;
+}
+
+export interface ReadTailOptions {
+  /**
+   * Gives up: once aborted, the read rejects at once with the signal's reason and stops waiting for a broker that is
+   * away (a view that answers requests cannot wait out an outage: AbortSignal.timeout(ms) gives it a deadline).
+   */
+  signal?: AbortSignal;
 }
 
 export interface Delivered<T> {

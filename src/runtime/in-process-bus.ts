@@ -8,6 +8,7 @@ import {
   type CommitPlan,
   type Delivered,
   partitionFor,
+  type ReadTailOptions,
   type SubscribeOptions,
   type Subscription,
 } from './bus.ts';
@@ -197,7 +198,13 @@ export class InProcessBus implements Bus {
     };
   }
 
-  async readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
+  async readTail<T>(
+    topic: Topic<T>,
+    perPartition: number,
+    options?: ReadTailOptions,
+  ): Promise<Delivered<T>[]> {
+    // Nothing to wait for in process: only a read asked with a signal already aborted gives up (as on Kafka).
+    options?.signal?.throwIfAborted();
     const tl = this.topicLog(topic as Topic<unknown>);
     const out: Delivered<T>[] = [];
     tl.partitions.forEach((pl, p) => {

@@ -1,6 +1,6 @@
 import { metrics, onScrape } from '../core/metrics.ts';
 import type { DeadLetter } from '../schemas/dlq.ts';
-import type { Bus, Delivered, SubscribeOptions, Subscription } from './bus.ts';
+import type { Bus, Delivered, ReadTailOptions, SubscribeOptions, Subscription } from './bus.ts';
 import type { Topic } from './topic.ts';
 
 /**
@@ -53,8 +53,8 @@ export class MeteredBus implements Bus {
     };
   }
 
-  readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
-    return this.inner.readTail(topic, perPartition);
+  readTail<T>(topic: Topic<T>, perPartition: number, options?: ReadTailOptions): Promise<Delivered<T>[]> {
+    return this.inner.readTail(topic, perPartition, options);
   }
 
   groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined> {

@@ -158,4 +158,23 @@ export function busContract(open: () => Promise<BusUnderTest>): void {
     await Promise.all([first.stop(), second.stop()]);
     assert.deepEqual(revokedInHand, [], 'onRevoke came while the batch of that partition was in the handler');
   });
+  it('readTail with a signal: reads as without while it is live; once aborted, rejects with its reason', async () => {
+    const { bus } = await open();
+    await bus.ensureTopics([numbered, topics.dlq]);
+    await bus.publish(
+      numbered,
+      [0, 1, 2].map((n) => ({ pair: 'A', n })),
+    );
+    const live = new AbortController();
+    const tail = await bus.readTail(numbered, 2, { signal: live.signal });
+    assert.deepEqual(
+      tail.map((r) => r.value.n),
+      [1, 2],
+    );
+    // A caller that gave up (its deadline passed) gets no records: the reason, as fetch() rejects.
+    const gaveUp = new AbortController();
+    const reason = new Error('the caller gave up');
+    gaveUp.abort(reason);
+    await assert.rejects(bus.readTail(numbered, 2, { signal: gaveUp.signal }), (err) => err === reason);
+  });
 }

@@ -12,7 +12,14 @@ import { ERR, fail } from '../../core/errors.ts';
 import { type Logger, log as rootLog } from '../../core/log.ts';
 import { safeParse } from '../../schemas/compiled-check.ts';
 import { topics as knownTopics } from '../../schemas/topics.ts';
-import { type Bus, type Delivered, partitionFor, type SubscribeOptions, type Subscription } from '../bus.ts';
+import {
+  type Bus,
+  type Delivered,
+  partitionFor,
+  type ReadTailOptions,
+  type SubscribeOptions,
+  type Subscription,
+} from '../bus.ts';
 import { summarise } from '../in-process-bus.ts';
 import { InvalidValueError } from '../poison.ts';
 import type { Topic } from '../topic.ts';
@@ -119,9 +126,9 @@ export class KafkaBus implements Bus {
   private readonly closing = new AbortController();
 
   /** Runs a broker operation until the broker answers (see `untilAvailable`); misconfiguration fails at once. */
-  private waitForBroker<T>(attempt: () => Promise<T>): Promise<T> {
+  private waitForBroker<T>(attempt: () => Promise<T>, signal = this.closing.signal): Promise<T> {
     return untilAvailable('kafka', attempt, {
-      signal: this.closing.signal,
+      signal,
       log: this.log,
       permanent: (err) =>
         err instanceof PartitionCountError ||
@@ -304,8 +311,30 @@ export class KafkaBus implements Bus {
   }
 
   /** A read creates nothing: a topic that does not exist yet has an empty tail (`dlq list` where nothing was ever dead-lettered). */
-  async readTail<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
-    return this.waitForBroker(() => this.readTailOnce(topic, perPartition));
+  async readTail<T>(
+    topic: Topic<T>,
+    perPartition: number,
+    options: ReadTailOptions = {},
+  ): Promise<Delivered<T>[]> {
+    const { signal } = options;
+    if (signal === undefined) return this.waitForBroker(() => this.readTailOnce(topic, perPartition));
+    signal.throwIfAborted();
+    // The signal ends the waiting between attempts; the race rejects at once, not when the attempt under way ends
+    // (it then stops and closes its client by itself).
+    let onAbort: (() => void) | undefined;
+    const gaveUp = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    const read = this.waitForBroker(
+      () => this.readTailOnce(topic, perPartition),
+      AbortSignal.any([this.closing.signal, signal]),
+    );
+    try {
+      return await Promise.race([read, gaveUp]);
+    } finally {
+      signal.removeEventListener('abort', onAbort!);
+    }
   }
 
   private async readTailOnce<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
