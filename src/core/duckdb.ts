@@ -17,7 +17,8 @@ import { ensureDir } from './files.ts';
  * file in one process are two databases writing the same bytes, each checkpointing its own view over the other's:
  * the last checkpoint wins and the other's tables vanish (every prediction was lost that way). DuckDB's own file lock
  * only guards against other processes. So every store opens the file through `openDuckDb`, which keeps one instance
- * per canonical path with a count of its users and closes it when the last one leaves. Each store gets a
+ * per file (its canonical path, and its device and inode once it exists: a hard link is the same file under another
+ * path) with a count of its users and closes it when the last one leaves. Each store gets a
  * connection of its own (DuckDB runs them as concurrent transactions on one database) and a queue that runs its
  * statement sequences one at a time (a staging table, then an upsert, then a commit must not interleave).
  *
@@ -36,6 +37,8 @@ export interface DuckDbSession {
 interface SharedDatabase {
   instance: Promise<DuckDBInstance>;
   users: number;
+  /** The keys it is found by in `databases` (`databaseKeys`; the inode's added once the open made the file). */
+  keys: Set<string>;
 }
 
 const databases = new Map<string, SharedDatabase>();
@@ -64,9 +67,31 @@ export function canonicalDuckDbPath(path: string): string {
   }
 }
 
+/**
+ * The keys of the file at canonical `path` in `databases` and `closing`: the path, and its device and inode when the
+ * file is there. A hard link to the store file is another path to the same file, which `realpath` leaves as it is:
+ * opened by it, a second database on the file checkpointed over the first one's tables.
+ */
+function databaseKeys(path: string): string[] {
+  try {
+    const st = statSync(path);
+    return [path, `inode:${st.dev}:${st.ino}`];
+  } catch {
+    return [path]; // not there yet: the open creates it (and adds its inode then)
+  }
+}
+
+function sharedDatabase(keys: readonly string[]): SharedDatabase | undefined {
+  for (const k of keys) {
+    const db = databases.get(k);
+    if (db !== undefined) return db;
+  }
+  return undefined;
+}
+
 /** How many stores of this process share the database at `path` (tests). */
 export function duckDbUsers(path: string): number {
-  return databases.get(canonicalDuckDbPath(path))?.users ?? 0;
+  return sharedDatabase(databaseKeys(canonicalDuckDbPath(path)))?.users ?? 0;
 }
 
 /** What to do about a file that is not a DuckDB database, or a damaged one (never changed by the store). */
@@ -172,11 +197,31 @@ async function createInstance(path: string): Promise<DuckDBInstance> {
 
 export async function openDuckDb(path: string): Promise<DuckDbSession> {
   const key = canonicalDuckDbPath(path);
-  let db: SharedDatabase | undefined = key === ':memory:' ? undefined : databases.get(key);
+  const memory = key === ':memory:';
+  const keys = memory ? [key] : databaseKeys(key);
+  let db: SharedDatabase | undefined = memory ? undefined : sharedDatabase(keys);
   if (db === undefined) {
-    const previous = closing.get(key) ?? Promise.resolve();
-    db = { instance: previous.then(() => createInstance(key)), users: 0 };
-    if (key !== ':memory:') databases.set(key, db);
+    const previous = Promise.all(keys.map((k) => closing.get(k)));
+    const created: SharedDatabase = {
+      instance: previous.then(() => createInstance(key)),
+      users: 0,
+      keys: new Set(keys),
+    };
+    if (!memory) {
+      for (const k of keys) databases.set(k, created);
+      // A file this open made: its inode, so a hard link made to it later finds this database too.
+      void created.instance.then(
+        () => {
+          for (const k of databaseKeys(key))
+            if (created.users > 0 && !databases.has(k)) {
+              databases.set(k, created);
+              created.keys.add(k);
+            }
+        },
+        () => {},
+      );
+    }
+    db = created;
   }
   db.users++;
   const shared = db;
@@ -186,7 +231,7 @@ export async function openDuckDb(path: string): Promise<DuckDbSession> {
     instance = await shared.instance;
     conn = await instance.connect();
   } catch (err) {
-    release(key, shared);
+    release(shared);
     throw err;
   }
   let queue: Promise<unknown> = Promise.resolve();
@@ -204,23 +249,23 @@ export async function openDuckDb(path: string): Promise<DuckDbSession> {
       closed = true;
       await queue;
       conn.closeSync();
-      release(key, shared);
+      release(shared);
     },
   };
 }
 
-function release(key: string, db: SharedDatabase): void {
+function release(db: SharedDatabase): void {
   db.users--;
   if (db.users > 0) return;
-  if (databases.get(key) === db) databases.delete(key);
-  // Closing checkpoints the WAL into the file. A new open of the file waits for it (see `closing`).
+  for (const k of db.keys) if (databases.get(k) === db) databases.delete(k);
+  // Closing checkpoints the WAL into the file. A new open of the file, by any of its keys, waits for it (`closing`).
   const done = db.instance.then(
     (i) => i.closeSync(),
     () => {},
   );
-  closing.set(key, done);
+  for (const k of db.keys) closing.set(k, done);
   void done.then(() => {
-    if (closing.get(key) === done) closing.delete(key);
+    for (const k of db.keys) if (closing.get(k) === done) closing.delete(k);
   });
 }
 

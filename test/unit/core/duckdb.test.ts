@@ -1,5 +1,13 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, renameSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -57,6 +65,50 @@ describe('openDuckDb: one database per file per process', () => {
       ['t1', 't2'],
     );
     await c.close();
+  });
+
+  // A hard link has no path of its own to resolve: the same file under two names (realpath keeps both).
+  it('a hard link to the store file is the same database, not a second one over the same bytes', async () => {
+    const dir = scratchDir('duck-hard-link-');
+    const file = join(dir, 'a.duckdb');
+    const a = await openDuckDb(file);
+    await a.conn.run('CREATE TABLE t1 AS SELECT 1 AS x');
+    await a.conn.run('CHECKPOINT');
+    const link = join(dir, 'b.duckdb');
+    linkSync(file, link);
+    const b = await openDuckDb(link);
+    assert.equal(duckDbUsers(file), 2);
+    assert.equal(duckDbUsers(link), 2);
+    // One database: what one session made the other sees at once.
+    const seen = await b.conn.runAndReadAll('SELECT count(*) AS n FROM t1');
+    assert.equal(Number(seen.getRowObjects()[0]!.n), 1);
+    await b.conn.run('CREATE TABLE t2 AS SELECT 2 AS x');
+    await b.close();
+    await a.close();
+    assert.equal(duckDbUsers(file), 0);
+    const c = await openDuckDb(file);
+    const r = await c.conn.runAndReadAll(
+      "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'main' ORDER BY t",
+    );
+    assert.deepEqual(
+      r.getRowObjects().map((x) => x.t),
+      ['t1', 't2'],
+    );
+    await c.close();
+  });
+
+  // The first open creates the file: a hard link made to it afterwards is the same database too.
+  it('a hard link made to a store file this process created is the same database', async () => {
+    const dir = scratchDir('duck-hard-link-new-');
+    const file = join(dir, 'a.duckdb');
+    const a = await openDuckDb(file);
+    const link = join(dir, 'b.duckdb');
+    linkSync(file, link);
+    const b = await openDuckDb(link);
+    assert.equal(duckDbUsers(link), 2);
+    await b.close();
+    await a.close();
+    assert.equal(duckDbUsers(link), 0);
   });
 
   it('an open racing the close of the last session waits for it (never two instances on a file)', async () => {
