@@ -64,8 +64,8 @@ export function dedupe<T>(spec: TableSpec<T>, values: readonly T[]): T[] {
  * also invalidates the whole database: the run ended saying the file was damaged), or, with the same columns in
  * another order, the appender (which fills columns by position) stored values in the wrong columns.
  */
-export function checkTableLayout<T>(
-  spec: TableSpec<T>,
+export function checkTableLayout(
+  spec: { readonly name: string; readonly columns: readonly Pick<Column<unknown>, 'name' | 'type'>[] },
   have: readonly { name: string; type: string }[],
   sqlType: Record<ColumnType, string>,
 ): void {

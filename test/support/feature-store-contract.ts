@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import fc from 'fast-check';
+import { type CryptocastError, ERR } from '../../src/core/errors.ts';
 import {
   type FeatureSetDefinition,
   type FeatureStore,
   newFeatureColumns,
+  tableName,
 } from '../../src/features/store/store.ts';
 import type { FeatureVectorRecord } from '../../src/schemas/feature.ts';
 
@@ -303,6 +305,77 @@ export function featureStoreContract(open: () => Promise<FeatureStore>): void {
       assert.equal((await again.online(s, 'BTC/USD'))!.vector.values[0], 19);
     } finally {
       await again.close();
+    }
+  });
+}
+
+/** A place no store has used yet, where statements run outside the store (another version's tables are made). */
+export interface FreshFeatureLocation {
+  /** Runs `statement` there, outside the store, returning its rows (`types`: how the backend spells them). */
+  sql(statement: string): Promise<Record<string, unknown>[]>;
+  types: { text: string; double: string };
+  open(): Promise<FeatureStore>;
+  drop(): Promise<void>;
+}
+
+/**
+ * A feature table of the set's name whose base columns (the first six: pair … ready) or column types are not this
+ * version's (a table another program or version made there) is refused at `migrate` with CC_ERR_STORE_URL naming
+ * what differs, and left as it was: the check compared only the feature columns' names, and the writes went into it.
+ */
+export function otherLayoutFeatureTableContract(fresh: () => Promise<FreshFeatureLocation>): void {
+  const set: FeatureSetDefinition = { name: 'layout', version: 1, columns: ['a', 'b'], source: 'test' };
+  const t = tableName(set);
+
+  async function refused(at: FreshFeatureLocation, create: string, message: RegExp): Promise<void> {
+    await at.sql(create);
+    const store = await at.open();
+    try {
+      await assert.rejects(store.migrate(set), (e: CryptocastError) => {
+        assert.equal(e.code, ERR.STORE_URL.code);
+        assert.match(e.message, message);
+        assert.match(e.hint ?? '', /not changed/);
+        return true;
+      });
+    } finally {
+      await store.close();
+    }
+    // Nothing was written there, and no table of the store's made beside it (read after the close: DuckDB's file).
+    const tables = await at.sql(
+      `SELECT table_name AS t FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE '${t}%' ORDER BY table_name`,
+    );
+    assert.deepEqual(
+      tables.map((r) => r.t),
+      [t],
+    );
+    assert.equal(Number((await at.sql(`SELECT count(*) AS n FROM ${t}`))[0]!.n), 0);
+  }
+
+  it('a table of other base columns (the feature columns alike): refused at migrate, naming them; not written', async () => {
+    const at = await fresh();
+    try {
+      const { text, double } = at.types;
+      await refused(
+        at,
+        `CREATE TABLE ${t} (symbol ${text}, ts BIGINT, price ${double}, qty ${double}, side ${text}, venue ${text}, a ${double}, b ${double})`,
+        new RegExp(`${t} was made by another version of cryptocast: it lacks pair, window_end`),
+      );
+    } finally {
+      await at.drop();
+    }
+  });
+
+  it('the same column names, one of another type: refused (a feature column of text, close of text)', async () => {
+    const at = await fresh();
+    try {
+      const { text, double } = at.types;
+      await refused(
+        at,
+        `CREATE TABLE ${t} (pair ${text} NOT NULL, window_end BIGINT NOT NULL, window_start BIGINT NOT NULL, exchange ${text} NOT NULL, close ${text} NOT NULL, ready BOOLEAN NOT NULL, a ${double}, b ${text}, PRIMARY KEY (pair, window_end))`,
+        /in another order or of other types/,
+      );
+    } finally {
+      await at.drop();
     }
   });
 }

@@ -1,12 +1,12 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { appendRows, type DuckDbSession, inTransaction, openDuckDb } from '../../core/duckdb.ts';
-import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { DuckDbColumnSource } from './duckdb-columns.ts';
 import { DuckDbOverlappingInserts } from './duckdb-overlapping.ts';
 import { duckDbThreads, moveOnlineForward, upsertStaged } from './duckdb-statements.ts';
 import {
   type BulkWrite,
+  checkFeatureTable,
   type FeatureColumns,
   type FeatureSetDefinition,
   type FeatureStore,
@@ -17,6 +17,9 @@ import {
   tableName,
   vectorFromRow,
 } from './store.ts';
+
+/** The feature tables' column types as information_schema names them (`checkFeatureTable`). */
+const SQL_TYPE = { bigint: 'BIGINT', double: 'DOUBLE', text: 'VARCHAR', boolean: 'BOOLEAN' } as const;
 
 /**
  * DuckDB feature store (embedded default): one file, shared with the other stores of the process (`openDuckDb`).
@@ -79,23 +82,20 @@ export class DuckDbFeatureStore implements FeatureStore {
     await this.conn.run(`CREATE TABLE IF NOT EXISTS ${t} (
       pair VARCHAR NOT NULL, window_end BIGINT NOT NULL, window_start BIGINT NOT NULL, exchange VARCHAR NOT NULL,
       close DOUBLE NOT NULL, ready BOOLEAN NOT NULL, ${cols}, PRIMARY KEY (pair, window_end))`);
+    // A table there of another layout (other columns, or types) is refused before anything is made beside it.
+    const existing = await this.conn.runAndReadAll(
+      `SELECT column_name AS name, data_type AS type FROM information_schema.columns
+       WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = $1 ORDER BY ordinal_position`,
+      [t],
+    );
+    checkFeatureTable(
+      set,
+      existing.getRowObjects().map((r) => ({ name: String(r.name), type: String(r.type) })),
+      SQL_TYPE,
+    );
     await this.conn.run(`CREATE TABLE IF NOT EXISTS ${t}_online AS SELECT * FROM ${t} WITH NO DATA`);
     await this.conn.run(`CREATE UNIQUE INDEX IF NOT EXISTS ${t}_online_pair ON ${t}_online (pair)`);
     await this.conn.run(`CREATE TEMP TABLE IF NOT EXISTS ${t}_staging AS SELECT * FROM ${t} WITH NO DATA`);
-    // Columns added in a later code version of the same set version would be a contract break: refuse.
-    const existing = await this.conn.runAndReadAll(
-      `SELECT column_name FROM information_schema.columns WHERE table_name = '${t}' ORDER BY ordinal_position`,
-    );
-    const have = existing
-      .getRowObjects()
-      .map((r) => String(r.column_name))
-      .slice(6);
-    if (have.join(',') !== set.columns.join(',')) {
-      throw fail(
-        ERR.FEATURE_SET,
-        `${t} has columns ${have.join(',')}, the code expects ${set.columns.join(',')}: bump the feature set version`,
-      );
-    }
     await this.conn.run(
       `INSERT OR IGNORE INTO feature_sets (name, version, columns, source) VALUES ($1, $2, $3, $4)`,
       [set.name, set.version, JSON.stringify(set.columns), set.source],

@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { permanentPostgresError, untilAvailable } from '../../core/dependency.ts';
-import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
 import { inTransaction, pgPool } from '../../stores/pg-pool.ts';
 import { copyColumns } from './postgres-copy.ts';
 import {
+  checkFeatureTable,
   type FeatureColumns,
   type FeatureSetDefinition,
   type FeatureStore,
@@ -15,6 +15,9 @@ import {
   tableName,
   vectorFromRow,
 } from './store.ts';
+
+/** The feature tables' column types as information_schema names them (`checkFeatureTable`). */
+const SQL_TYPE = { bigint: 'bigint', double: 'double precision', text: 'text', boolean: 'boolean' } as const;
 
 /**
  * PostgreSQL feature store (distributed runtime). Bulk writes send columns as arrays and upsert with
@@ -64,19 +67,14 @@ export class PostgresFeatureStore implements FeatureStore {
     await this.pool.query(`CREATE TABLE IF NOT EXISTS ${t} (
       pair TEXT NOT NULL, window_end BIGINT NOT NULL, window_start BIGINT NOT NULL, exchange TEXT NOT NULL,
       close DOUBLE PRECISION NOT NULL, ready BOOLEAN NOT NULL, ${cols}, PRIMARY KEY (pair, window_end))`);
-    await this.pool.query(`CREATE TABLE IF NOT EXISTS ${t}_online (LIKE ${t} INCLUDING ALL)`);
-    await this.pool.query(`CREATE UNIQUE INDEX IF NOT EXISTS ${t}_online_pair ON ${t}_online (pair)`);
+    // A table there of another layout (other columns, or types) is refused before anything is made beside it.
     const r = await this.pool.query(
-      `SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND table_schema = current_schema() ORDER BY ordinal_position`,
+      `SELECT column_name AS name, data_type AS type FROM information_schema.columns WHERE table_name = $1 AND table_schema = current_schema() ORDER BY ordinal_position`,
       [t],
     );
-    const have = r.rows.map((x) => String(x.column_name)).slice(6);
-    if (have.join(',') !== set.columns.join(',')) {
-      throw fail(
-        ERR.FEATURE_SET,
-        `${t} has columns ${have.join(',')}, the code expects ${set.columns.join(',')}: bump the feature set version`,
-      );
-    }
+    checkFeatureTable(set, r.rows as { name: string; type: string }[], SQL_TYPE);
+    await this.pool.query(`CREATE TABLE IF NOT EXISTS ${t}_online (LIKE ${t} INCLUDING ALL)`);
+    await this.pool.query(`CREATE UNIQUE INDEX IF NOT EXISTS ${t}_online_pair ON ${t}_online (pair)`);
     await this.pool.query(
       `INSERT INTO feature_sets (name, version, columns, source) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
       [set.name, set.version, JSON.stringify(set.columns), set.source],

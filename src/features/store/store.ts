@@ -1,4 +1,6 @@
+import { ERR, fail } from '../../core/errors.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
+import { type ColumnType, checkTableLayout } from '../../stores/table.ts';
 
 /**
  * The feature store: one interface, two backends (DuckDB: embedded default, one file; PostgreSQL: distributed).
@@ -147,6 +149,57 @@ export function latestReadyRowPerPair(
 }
 
 /** Table names are derived from the set's name and version; both are checked so SQL stays safe. */
+/** The columns of every feature table before its feature columns (doubles, in the set's order). */
+const BASE_COLUMNS: readonly { name: string; type: ColumnType }[] = [
+  { name: 'pair', type: 'text' },
+  { name: 'window_end', type: 'bigint' },
+  { name: 'window_start', type: 'bigint' },
+  { name: 'exchange', type: 'text' },
+  { name: 'close', type: 'double' },
+  { name: 'ready', type: 'boolean' },
+];
+
+/**
+ * Refuses the feature table of `set` as found (`have`: its columns in order, types as the backend spells them,
+ * `sqlType`) unless it is this version's: the base columns, then the set's feature columns, all of their types.
+ * Only the feature columns' names used to be compared, so a table of another layout of the same name was written
+ * into. One that differs only in its feature columns' names (all doubles) is the set changed under the same version:
+ * CC_ERR_FEATURE_SET, bump the version; anything else is another program's or version's table: CC_ERR_STORE_URL
+ * (`checkTableLayout`), as the other stores' tables.
+ */
+export function checkFeatureTable(
+  set: FeatureSetDefinition,
+  have: readonly { name: string; type: string }[],
+  sqlType: Record<ColumnType, string>,
+): void {
+  const t = tableName(set);
+  const is = (h: { name: string; type: string } | undefined, name: string | undefined, type: ColumnType) =>
+    h !== undefined &&
+    (name === undefined || h.name === name) &&
+    h.type.toLowerCase() === sqlType[type].toLowerCase();
+  const features = have.slice(BASE_COLUMNS.length);
+  const ours =
+    BASE_COLUMNS.every((b, i) => is(have[i], b.name, b.type)) &&
+    features.every((f) => is(f, undefined, 'double'));
+  if (ours) {
+    const names = features.map((f) => f.name);
+    if (names.join(',') !== set.columns.join(','))
+      throw fail(
+        ERR.FEATURE_SET,
+        `${t} has columns ${names.join(',')}, the code expects ${set.columns.join(',')}: bump the feature set version`,
+      );
+    return;
+  }
+  checkTableLayout(
+    {
+      name: t,
+      columns: [...BASE_COLUMNS, ...set.columns.map((name) => ({ name, type: 'double' as const }))],
+    },
+    have,
+    sqlType,
+  );
+}
+
 export function tableName(set: FeatureSetDefinition): string {
   if (!/^[a-z][a-z0-9_]{0,40}$/.test(set.name))
     throw new Error(`feature set name must be snake_case: ${set.name}`);

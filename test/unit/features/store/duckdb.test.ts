@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { openDuckDb } from '../../../../src/core/duckdb.ts';
 import { DuckDbFeatureStore } from '../../../../src/features/store/duckdb.ts';
 import {
@@ -12,12 +14,37 @@ import {
   tableName,
 } from '../../../../src/features/store/store.ts';
 import type { FeatureVectorRecord } from '../../../../src/schemas/feature.ts';
-import { featureStoreContract } from '../../../support/feature-store-contract.ts';
+import {
+  featureStoreContract,
+  otherLayoutFeatureTableContract,
+} from '../../../support/feature-store-contract.ts';
 import { scratchDir } from '../../../support/scratch.ts';
 
 describe('DuckDB feature store (a real DuckDB file)', () => {
   const file = join(scratchDir('fs-'), 'features.duckdb');
   featureStoreContract(() => DuckDbFeatureStore.open(file));
+
+  let n = 0;
+  otherLayoutFeatureTableContract(async () => {
+    const dir = scratchDir('fs-layout-');
+    const at = join(dir, `features-${++n}.duckdb`);
+    return {
+      // Made here outside openDuckDb, as another program's run would have left it (read back the same way).
+      async sql(statement: string) {
+        const db = await DuckDBInstance.create(at);
+        const c = await db.connect();
+        try {
+          return (await c.runAndReadAll(statement)).getRowObjects();
+        } finally {
+          c.closeSync();
+          db.closeSync();
+        }
+      },
+      types: { text: 'VARCHAR', double: 'DOUBLE' },
+      open: () => DuckDbFeatureStore.open(at),
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
+  });
 });
 
 describe('DuckDB feature store: a write that fails stores none of its rows', () => {
