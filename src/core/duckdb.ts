@@ -5,6 +5,7 @@ import {
   DuckDBDataChunkWriter,
   DuckDBInstance,
   type DuckDBValue,
+  version as duckDbVersion,
 } from '@duckdb/node-api';
 import { setting } from '../config/env.ts';
 import { ERR, fail } from './errors.ts';
@@ -126,6 +127,57 @@ function foreignFile(path: string): boolean {
   }
 }
 
+/** DuckDB's refusal of a file of a storage version it does not read (another DuckDB version wrote it). */
+const OTHER_STORAGE_VERSION =
+  /Trying to read a database file with version number (\d+), but we can only read versions between (\d+) and (\d+)/i;
+
+/**
+ * Which DuckDB wrote the file at `path`: the version text of its main header (bytes 52–83, after the checksum, the
+ * magic, the storage version and four flags; written since DuckDB v1.0), else what DuckDB's error says of it (it
+ * knows the older versions by their storage version), else undefined.
+ */
+function writerOf(path: string, msg: string): string | undefined {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const text = Buffer.alloc(32);
+      readSync(fd, text, 0, text.length, 52);
+      const v = text.toString('latin1').split('\0')[0]!;
+      if (/^v\d+\.\d+\.\d+[\w.-]*$/.test(v)) return `DuckDB ${v}`;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // Not readable here: what DuckDB says, below.
+  }
+  return /created with (DuckDB version [^\n]*?)\.?$/m.exec(msg)?.[1];
+}
+
+/**
+ * The error for a store file of a storage version this DuckDB does not read. DuckDB's own first line names only
+ * storage version numbers, and the URL hint ("use duckdb:PATH …") did not answer it: say which DuckDB wrote the file,
+ * which one this is, and what to do (the file is never changed).
+ */
+function otherStorageVersionError(path: string, msg: string, m: RegExpExecArray, err: unknown) {
+  const [storage, lowest, highest] = [m[1], m[2], m[3]].map(Number) as [number, number, number];
+  const newer = storage > highest;
+  const writer = writerOf(path, msg) ?? (newer ? 'a newer DuckDB' : 'an older DuckDB');
+  const ours = `DuckDB ${duckDbVersion()}`;
+  return fail(
+    ERR.STORE_URL,
+    `cannot open ${path} as a DuckDB store: it was written by ${writer} (storage version ${storage}), ` +
+      `${newer ? 'newer' : 'older'} than this cryptocast's ${ours} reads (storage versions ${lowest} to ${highest})`,
+    {
+      cause: err,
+      hint: newer
+        ? 'it was not changed: run it with the cryptocast version that wrote it (a newer one), or give this version ' +
+          'a store of its own with --store duckdb:PATH'
+        : `it was not changed: move its data with ${writer}'s CLI (EXPORT DATABASE) into ${ours}'s (IMPORT ` +
+          'DATABASE into a new file), or give this version a store of its own with --store duckdb:PATH',
+    },
+  );
+}
+
 function isFolder(path: string): boolean {
   try {
     return statSync(path).isDirectory();
@@ -167,6 +219,8 @@ async function createInstance(path: string): Promise<DuckDBInstance> {
     // Before anything else: the file is another process's, it must not be touched (it may have just created it).
     if (/Could not set lock/i.test(msg))
       throw fail(ERR.STORE_LOCKED, `the store file ${path} is in use by another process`, { cause: err });
+    const storage = OTHER_STORAGE_VERSION.exec(msg);
+    if (storage !== null) throw otherStorageVersionError(path, msg, storage, err);
     // An empty file this open created and could not finish (a full disk) would make every later open fail as "not a
     // valid DuckDB database file", after the space is freed too: it goes. A file that was there is never touched.
     if (!existed) {

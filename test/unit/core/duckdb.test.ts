@@ -10,7 +10,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { DuckDBInstance, version as duckDbVersion } from '@duckdb/node-api';
 import { duckDbUsers, openDuckDb } from '../../../src/core/duckdb.ts';
 import { type CryptocastError, ERR } from '../../../src/core/errors.ts';
 import { scratchDir } from '../../support/scratch.ts';
@@ -257,6 +257,59 @@ describe('openDuckDb: one database per file per process', () => {
       return true;
     });
     assert.deepEqual(readFileSync(file), before);
+  });
+
+  /**
+   * A DuckDB file as another DuckDB version would have written it: its main header (the first 4 KiB) says storage
+   * version `storage` and writer `writer`, under a checksum DuckDB accepts (so DuckDB reads the header, and refuses
+   * the version rather than the bytes). The layout is DuckDB's MainHeader: a checksum (8 bytes), "DUCK", the storage
+   * version (uint64), four flags (uint64), the writer's version text (32 bytes).
+   */
+  async function duckDbFileOfVersion(file: string, storage: number, writer: string): Promise<void> {
+    const db = await DuckDBInstance.create(file);
+    const c = await db.connect();
+    await c.run('CREATE TABLE t AS SELECT 1 AS x');
+    c.closeSync();
+    db.closeSync();
+    const bytes = readFileSync(file);
+    bytes.writeBigUInt64LE(BigInt(storage), 12);
+    bytes.fill(0, 52, 84).write(writer, 52, 'latin1');
+    // DuckDB's block checksum: 5381 xor each 8-byte word times 0xbf58476d1ce4e5b9 (mod 2^64).
+    let sum = 5381n;
+    for (let i = 8; i < 4096; i += 8)
+      sum ^= BigInt.asUintN(64, bytes.readBigUInt64LE(i) * 0xbf58476d1ce4e5b9n);
+    bytes.writeBigUInt64LE(sum, 0);
+    writeFileSync(file, bytes);
+  }
+
+  it('a file of a newer DuckDB: CC_ERR_STORE_URL naming both DuckDB versions, the hint says what to do; not changed', async () => {
+    const file = join(scratchDir('duck-newer-'), 'newer.duckdb');
+    await duckDbFileOfVersion(file, 69, 'v9.9.0');
+    const before = readFileSync(file);
+    await assert.rejects(openDuckDb(file), (e: CryptocastError) => {
+      assert.equal(e.code, ERR.STORE_URL.code);
+      assert.match(e.message, /newer\.duckdb/);
+      assert.match(e.message, /written by DuckDB v9\.9\.0 \(storage version 69\)/);
+      assert.match(
+        e.message,
+        new RegExp(`this cryptocast's DuckDB ${duckDbVersion().replaceAll('.', '\\.')}`),
+      );
+      assert.match(e.hint ?? '', /not changed.*the cryptocast version that wrote it.*--store duckdb:PATH/s);
+      assert.doesNotMatch(e.hint ?? '', /postgres:\/\//, 'not the URL forms: the URL is right');
+      return true;
+    });
+    assert.deepEqual(readFileSync(file), before);
+  });
+
+  it('a file of an old DuckDB: CC_ERR_STORE_URL naming its DuckDB (as DuckDB tells it), the hint how to move it', async () => {
+    const file = join(scratchDir('duck-older-'), 'older.duckdb');
+    await duckDbFileOfVersion(file, 39, '');
+    await assert.rejects(openDuckDb(file), (e: CryptocastError) => {
+      assert.equal(e.code, ERR.STORE_URL.code);
+      assert.match(e.message, /written by DuckDB version v0\.6\.0 or v0\.6\.1 \(storage version 39\)/);
+      assert.match(e.hint ?? '', /not changed.*EXPORT DATABASE.*IMPORT DATABASE/s);
+      return true;
+    });
   });
 
   it('one worker thread unless CRYPTOCAST_DUCKDB_THREADS says otherwise; a bad value names the variable', async () => {
