@@ -141,9 +141,12 @@ export class DuckDbFeatureStore implements FeatureStore {
       },
       `${t}_staging`,
     );
-    const last = this.maxEnd.get(t)!;
-    for (const v of vectors)
-      if (v.windowEnd > (last.get(v.pair) ?? Number.NEGATIVE_INFINITY)) last.set(v.pair, v.windowEnd);
+    // Committed: the write is stored whatever follows. A backfill batch that failed meanwhile drops the entry from
+    // outside this queue (`forget`); then there is nothing to update, and the next write reads the table again.
+    const last = this.maxEnd.get(t);
+    if (last !== undefined)
+      for (const v of vectors)
+        if (v.windowEnd > (last.get(v.pair) ?? Number.NEGATIVE_INFINITY)) last.set(v.pair, v.windowEnd);
   }
 
   async writeColumns(set: FeatureSetDefinition, rows: FeatureColumns): Promise<void> {

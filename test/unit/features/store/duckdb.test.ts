@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { openDuckDb } from '../../../../src/core/duckdb.ts';
 import { DuckDbFeatureStore } from '../../../../src/features/store/duckdb.ts';
 import {
@@ -88,6 +88,36 @@ describe('DuckDB feature store: a write that fails stores none of its rows', () 
       assert.equal((await store.online(set, 'BTC/USD'))?.vector.windowEnd, T + 120_000);
     } finally {
       await other.close();
+      await store.close();
+    }
+  });
+
+  // What the store remembers of the table (each pair's latest minute) is dropped when a backfill batch fails, by a
+  // handler on that batch's commit, outside the store's queue. `write` read the entry again after its own commit
+  // (`maxEnd.get(t)!`): had it been dropped meanwhile, a committed write was reported failed (a TypeError). Today's
+  // ordering runs that handler before a queued write starts; this test drops the entry right at the write's COMMIT,
+  // as such a handler would, so that a write does not depend on that ordering.
+  it('the remembered latest minutes dropped while a write commits: the write is reported stored, the next reads again', async () => {
+    const file = join(scratchDir('fs-forget-'), 'features.duckdb');
+    const store = await DuckDbFeatureStore.open(file);
+    try {
+      const t = tableName(set);
+      await store.write(set, [vec(T)]);
+      const inside = store as unknown as { conn: DuckDBConnection; maxEnd: Map<string, unknown> };
+      const run = inside.conn.run.bind(inside.conn);
+      let dropped = 0;
+      inside.conn.run = async (sql: string, ...rest: unknown[]) => {
+        const r = await (run as (sql: string, ...rest: unknown[]) => ReturnType<typeof run>)(sql, ...rest);
+        if (sql === 'COMMIT' && inside.maxEnd.delete(t)) dropped++;
+        return r;
+      };
+      await store.write(set, [vec(T + 60_000)]);
+      assert.equal(dropped, 1, 'the entry was dropped at the commit');
+      // Read again from the table: a minute at or before the latest takes the upsert, not a duplicate append.
+      await store.write(set, [vec(T + 60_000), vec(T + 120_000)]);
+      assert.equal(await store.count(set), 3);
+      assert.equal((await store.online(set, 'BTC/USD'))?.vector.windowEnd, T + 120_000);
+    } finally {
       await store.close();
     }
   });
