@@ -134,6 +134,34 @@ describe('CandleService on the in-process bus', () => {
     assert.deepEqual(await candlesOf(bus), ['BTC/USD 00:00 100/100/100/100 v=1 n=1']);
   });
 
+  it('restart: a late trade appended while the service was down, before any record of its pair, is dead-lettered', {
+    todo: 'design limit: docs/time-semantics.md#restart-without-duplicates-or-gaps ("Left")',
+  }, async () => {
+    const bus = new InProcessBus();
+    const first = new CandleService({ bus });
+    await first.start();
+    await bus.publish<TradeEvent>(topics.trades, [
+      trade({ ts: T0 + 20_000, price: 100 }),
+      watermark(T0 + MIN + 6_000), // closes test's 00:00
+      // Same pair, same partition: coinbase's open minute holds the commit here, after the watermark.
+      trade({ ts: T0 + MIN + 10_000, price: 50, exchange: 'coinbase' }),
+    ]);
+    await first.caughtUp();
+    await first.stop();
+    // While the service is down: a late trade for test's 00:00, no record of test's pair before it since the commit.
+    await bus.publish<TradeEvent>(topics.trades, [trade({ ts: T0 + 45_000, price: 998 })]);
+    const second = new CandleService({ bus });
+    await second.start();
+    await second.caughtUp();
+    await second.stop();
+    const dead = (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value);
+    assert.deepEqual(
+      dead.map((d) => [d.kind, JSON.parse(d.payload).price]),
+      [['late', 998]],
+    );
+    assert.deepEqual([second.stats.late, second.stats.replayed], [1, 0]);
+  });
+
   it('stored candles (cryptocast run, its bus empty) count as published: the refill overlap is skipped, fills go on', async () => {
     const bus = new InProcessBus();
     const stored = { ...candle({ windowEnd: T0 + MIN, close: 100 }), exchange: 'test', pair: 'BTC/USD' };
