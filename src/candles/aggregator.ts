@@ -32,13 +32,13 @@ import type { Trade, Watermark } from '../schemas/trade.ts';
  * restart it seeds each pair with the last candle it had published, re-reads from the committed position,
  * and gets exactly the candles of an uninterrupted run (a property test crashes it at every point).
  * Trades re-read for windows already published are skipped and counted (`stats.replayed`), not dead-lettered.
- * Which trades can be re-read (see `PairSeed.inputEnd`): only those at or before the end of the input when the
- * service resumed, and (under `dlq`) only while the rebuilt stream time has not closed their window — one that the
- * re-read records alone show late was late in the earlier run too, so it is in no candle. Anything else for a
- * published window is a late trade: dead-lettered (a window published before the restart is not retained, so
- * under `revise` too). Left: a late trade appended while the service was down (or in a batch whose dead letters a
- * crash lost), whose pair shows no record that closes its window between the committed position and it, still
- * counts as `replayed` (docs/time-semantics.md).
+ * Which trades can be re-read (see `PairSeed.inputEnd`): only those at or before where the earlier run had read to
+ * when it last published, and (under `dlq`) only while the rebuilt stream time has not closed their window — one that
+ * the re-read records alone show late was late in the earlier run too, so it is in no candle. Anything else for a
+ * published window is a late trade: dead-lettered (a window published before the restart is not retained, so under
+ * `revise` too). Left: a late trade whose dead letter a crash lost after the batch's candles were published, whose
+ * pair shows no record that closes its window between the committed position and it, still counts as `replayed`
+ * (docs/time-semantics.md).
  */
 export type LatePolicy = 'dlq' | 'revise';
 
@@ -67,8 +67,9 @@ export interface PairSeed {
   /** Every (windowStart, revision) already published that is still in the read-back tail. */
   published: Iterable<readonly [windowStart: number, revision: number]>;
   /**
-   * The last input position that existed when the service resumed (the end of its partition then): the earlier run
-   * read nothing after it, so a trade after it for a published window is a new late trade, not a re-read one.
+   * The last input position the earlier run had read when it last published (the candle service: the largest
+   * `Candle.inputOffset` read back, bounded by the end of the partition when it resumed): no published candle holds a
+   * trade after it, so a trade after it for a published window is a new late trade, not a re-read one.
    * Default: unknown, every position may be a re-read.
    */
   inputEnd?: number;

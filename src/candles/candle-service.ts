@@ -74,6 +74,8 @@ export class CandleService {
    * not replayed). `undefined`: unknown (see `readInputEnds`), every offset may be a re-read.
    */
   private readonly inputEnds = new Map<number, number | undefined>();
+  /** The offset of the `trades` record being read: stamped on the candles it emits (`Candle.inputOffset`). */
+  private readingOffset = 0;
   private subscription: Subscription | undefined;
 
   constructor(options: CandleServiceOptions) {
@@ -122,7 +124,7 @@ export class CandleService {
     const pending = this.pendingFor(partition);
     const agg = new CandleAggregator(
       {
-        candle: (c) => pending.candles.push(c),
+        candle: (c) => pending.candles.push({ ...c, inputOffset: this.readingOffset }),
         late: (t, reason) =>
           pending.dead.push(
             deadLetter({
@@ -138,7 +140,7 @@ export class CandleService {
       },
       { interval: this.opts.interval, graceMs: this.opts.graceMs, latePolicy: this.opts.latePolicy },
     );
-    const inputEnd = this.inputEnds.get(partition);
+    const inputEnd = this.earlierRunReadTo(partition);
     for (const s of this.seeds ?? []) {
       if (partitionFor(s.pair, topics.trades.partitions) === partition) agg.seed({ ...s, inputEnd });
     }
@@ -199,6 +201,7 @@ export class CandleService {
     for (const r of records) {
       const v = r.value;
       const fresh = r.offset > counted;
+      this.readingOffset = Number(r.offset);
       if (fresh) before ??= { ...agg.stats };
       if (v.type === 'trade') {
         if (dedup.accept(v)) agg.onTrade(v, Number(r.offset));
@@ -254,12 +257,33 @@ export class CandleService {
       if (partitions.includes(r.partition)) this.inputEnds.set(r.partition, Number(r.offset));
   }
 
+  /**
+   * Where whoever read `partition` before had read to when it last published: the largest `inputOffset` among the
+   * read-back candles of its pairs (a candle holds only trades at or before its `inputOffset`, so a later trade is in
+   * none of them: new). Bounded by the partition's end at assignment. Without such a candle (none published since
+   * candles carried it), the end at assignment alone: `undefined` when unknown, every offset may be a re-read.
+   */
+  private earlierRunReadTo(partition: number): number | undefined {
+    const atAssignment = this.inputEnds.get(partition);
+    const published = this.publishedReadTo.get(partition);
+    if (published === undefined) return atAssignment;
+    return atAssignment === undefined ? published : Math.min(published, atAssignment);
+  }
+
+  /** Per `trades` partition, the largest `inputOffset` of the candles read back from `candles` (see readSeeds). */
+  private readonly publishedReadTo = new Map<number, number>();
+
   /** What was already published, per pair, from the tail of `candles`. */
   private async readSeeds(): Promise<PairSeed[]> {
-    const tail = [
-      ...(this.opts.stored ?? []).map((value) => ({ value })),
-      ...(await this.opts.bus.readTail(topics.candles, this.opts.tailRecords ?? 20_000)),
-    ];
+    const busTail = await this.opts.bus.readTail(topics.candles, this.opts.tailRecords ?? 20_000);
+    // Only the bus's own candles: stored ones (`cryptocast run`) come from an earlier bus whose offsets are gone.
+    this.publishedReadTo.clear();
+    for (const { value: c } of busTail) {
+      if (c.inputOffset === undefined) continue;
+      const p = partitionFor(c.pair, topics.trades.partitions);
+      if (c.inputOffset > (this.publishedReadTo.get(p) ?? -1)) this.publishedReadTo.set(p, c.inputOffset);
+    }
+    const tail = [...(this.opts.stored ?? []).map((value) => ({ value })), ...busTail];
     const interval = this.opts.interval ?? '1m';
     const byPair = new Map<string, PairSeed & { published: [number, number][] }>();
     /** The revision `lastClose` was taken from: the last window's latest revision is its close (`revise`). */

@@ -29,6 +29,12 @@ export const CandleSchema = z
     vwap: z.number().finite().positive().optional(),
     filled: z.boolean(),
     revision: z.number().int().nonnegative(),
+    /**
+     * Set by the candle service: the offset of the last `trades` record it had read when it emitted this candle (every
+     * trade in the candle is at or before it). A restarted service takes the largest of a partition's pairs as where
+     * the earlier run had read to: a trade after it is new (docs/time-semantics.md). Absent elsewhere (imports, stores).
+     */
+    inputOffset: z.number().int().nonnegative().optional(),
   })
   .refine((c) => c.windowEnd > c.windowStart, { message: 'windowEnd must be after windowStart' })
   .refine(
