@@ -9,6 +9,8 @@ import type { DeadLetter } from '../../../src/schemas/dlq.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import type { Trade, TradeEvent } from '../../../src/schemas/trade.ts';
 import { candle, MIN, ohlc, T0, trade, watermark } from '../../support/factories.ts';
+import { busFailingOnce } from '../../support/failing-once.ts';
+import { waitFor } from '../../support/wait.ts';
 
 async function candlesOf(bus: InProcessBus): Promise<string[]> {
   return (await bus.readTail<Candle>(topics.candles, 10_000)).map((r) => ohlc(r.value));
@@ -158,6 +160,45 @@ describe('CandleService on the in-process bus', () => {
       [['late', 998]],
     );
     assert.deepEqual([second.stats.late, second.stats.replayed], [1, 0]);
+  });
+
+  it('a late trade whose dead letter failed after its batch published a later candle is dead-lettered on the retry', {
+    todo: 'design limit: docs/time-semantics.md#restart-without-duplicates-or-gaps ("Left")',
+  }, async () => {
+    const { bus, inner } = busFailingOnce(topics.dlq.name);
+    try {
+      const service = new CandleService({ bus });
+      await service.start();
+      await bus.publish<TradeEvent>(topics.trades, [
+        trade({ ts: T0 + 20_000, price: 100 }),
+        watermark(T0 + MIN + 6_000), // closes test's 00:00
+        // Same pair, same partition: coinbase's open minute holds the commit here, after the watermark.
+        trade({ ts: T0 + MIN + 10_000, price: 50, exchange: 'coinbase' }),
+      ]);
+      await service.caughtUp();
+      // One batch: a late trade for 00:00, then a watermark that closes test's 01:00 (a filled candle whose
+      // inputOffset is past the late trade). Its candle is published, its dead letter fails: the batch is read again
+      // from the commit, and the late trade is at or before the published bound, with no record of its pair before it.
+      await bus.publish<TradeEvent>(topics.trades, [
+        trade({ ts: T0 + 45_000, price: 998 }),
+        watermark(T0 + 2 * MIN + 6_000),
+      ]);
+      await waitFor(
+        'the retried batch counted',
+        () => service.stats.late + service.stats.replayed,
+        (n) => n >= 1,
+        { timeoutMs: 20_000 },
+      );
+      await service.stop();
+      const dead = (await inner.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value);
+      assert.deepEqual(
+        dead.map((d) => [d.kind, JSON.parse(d.payload).price]),
+        [['late', 998]],
+      );
+      assert.deepEqual([service.stats.late, service.stats.replayed], [1, 0]);
+    } finally {
+      await inner.close();
+    }
   });
 
   it('stored candles (cryptocast run, its bus empty) count as published: the refill overlap is skipped, fills go on', async () => {
