@@ -6,6 +6,7 @@ import { redactSecrets } from '../../core/secrets.ts';
 import { validate } from '../../runtime/validated.ts';
 import { type Trade, TradeSchema } from '../../schemas/trade.ts';
 import { binanceRestSymbol } from '../symbols.ts';
+import { decimal } from './parse-common.ts';
 
 /**
  * Binance spot `GET /api/v3/historicalTrades?symbol=&fromId=&limit=` ("Old trade lookup", binance-spot-api-docs
@@ -55,8 +56,8 @@ export async function fetchBinanceTrades(
       type: 'trade',
       exchange: 'binance',
       pair,
-      price: typeof row.price === 'string' ? Number(row.price) : Number.NaN,
-      qty: typeof row.qty === 'string' ? Number(row.qty) : Number.NaN,
+      price: typeof row.price === 'string' ? decimal(row.price) : Number.NaN,
+      qty: typeof row.qty === 'string' ? decimal(row.qty) : Number.NaN,
       // isBuyerMaker ⇒ the taker sold (as `m` on the stream).
       side: row.isBuyerMaker === true ? 'sell' : row.isBuyerMaker === false ? 'buy' : undefined,
       tradeId: typeof row.id === 'number' && Number.isSafeInteger(row.id) ? String(row.id) : undefined,

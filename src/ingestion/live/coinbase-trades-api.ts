@@ -6,7 +6,7 @@ import { validate } from '../../runtime/validated.ts';
 import { type Trade, TradeSchema } from '../../schemas/trade.ts';
 import { coinbaseProduct } from '../symbols.ts';
 import { type CoinbaseSideMeaning, coinbaseTakerSide } from './coinbase-parser.ts';
-import { rfc3339ToMs } from './parse-common.ts';
+import { decimal, rfc3339ToMs } from './parse-common.ts';
 
 /**
  * Coinbase Advanced Trade "Get Public Market Trades", `GET /api/v3/brokerage/market/products/{id}/ticker`
@@ -61,8 +61,8 @@ export async function fetchCoinbaseTrades(
       type: 'trade',
       exchange: 'coinbase',
       pair,
-      price: typeof row.price === 'string' ? Number(row.price) : Number.NaN,
-      qty: typeof row.size === 'string' ? Number(row.size) : Number.NaN,
+      price: typeof row.price === 'string' ? decimal(row.price) : Number.NaN,
+      qty: typeof row.size === 'string' ? decimal(row.size) : Number.NaN,
       side: coinbaseTakerSide(row.side, sideMeaning),
       tradeId: typeof row.trade_id === 'string' && row.trade_id.length > 0 ? row.trade_id : undefined,
       tradeTs: rfc3339ToMs(row.time),

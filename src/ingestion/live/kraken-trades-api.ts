@@ -5,6 +5,7 @@ import type { Backoff } from '../../core/retry.ts';
 import { validate } from '../../runtime/validated.ts';
 import { type Trade, TradeSchema } from '../../schemas/trade.ts';
 import { krakenRestPair } from '../symbols.ts';
+import { decimal } from './parse-common.ts';
 
 /**
  * Kraken REST `GET /0/public/Trades?pair=&since=` (docs/exchange-protocols.md §2), used by the live
@@ -106,8 +107,8 @@ function parseRow(row: unknown, pair: string, receivedTs: number, out: Trade[]):
     type: 'trade',
     exchange: 'kraken',
     pair,
-    price: typeof price === 'string' ? Number(price) : Number.NaN,
-    qty: typeof volume === 'string' ? Number(volume) : Number.NaN,
+    price: typeof price === 'string' ? decimal(price) : Number.NaN,
+    qty: typeof volume === 'string' ? decimal(volume) : Number.NaN,
     side: side === 'b' ? 'buy' : side === 's' ? 'sell' : undefined,
     tradeId: typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? String(id) : undefined,
     tradeTs: secondsToMs(time),

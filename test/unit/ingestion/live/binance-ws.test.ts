@@ -248,6 +248,28 @@ describe('Binance @trade connector against a local Binance server', () => {
       { restRetries: 1 },
     ));
 
+  it('a refilled REST row with a malformed decimal (" 1 ", "0x1A") is dead-lettered with the reason, not taken', () =>
+    withBinance(async (srv, source, sink) => {
+      await until(() => source.subscribed.length === 2);
+      srv.publish(btc.slice(0, 5));
+      srv.muted = true; // only REST sees these
+      srv.publish([
+        btc[5]!,
+        { ...btc[6]!, p: ` ${btc[6]!.p} ` }, // Number() read it as the price
+        { ...btc[7]!, q: '0x1A' }, // Number() read it as 26
+        btc[8]!,
+      ]);
+      srv.muted = false;
+      srv.publish(btc.slice(9, 10));
+      await until(() => sink.ids('BTC/USDT').includes(Number(btc[9]!.t)), 30_000, 'the trade after the gap');
+      assert.deepEqual(sink.ids('BTC/USDT'), idsOf([...btc.slice(0, 6), btc[8]!, btc[9]!]));
+      const rest = sink.dead.filter((d) => d.origin === 'binance-rest');
+      assert.equal(rest.length, 2, 'one dead letter per malformed row');
+      assert.match(rest[0]!.reason, /"price":" 61/);
+      assert.match(rest[1]!.reason, /"qty":"0x1A"/);
+      assert.equal(source.stats.unrecoverable, 2, 'their ids stay missing, counted');
+    }));
+
   it('reconnects on a serverShutdown notice and loses nothing', () =>
     withBinance(async (srv, source, sink) => {
       await until(() => source.subscribed.length === 2);

@@ -565,6 +565,26 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       await until(() => sink.received.length === 8, 2_000, 'still running');
     }));
 
+  it('a refilled REST row with a malformed decimal (" 1 ", "0x1A") is dead-lettered with the reason, not taken', () =>
+    withKraken(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(PAIR, real.slice(0, 5));
+      srv.record(PAIR, [
+        real[5]!,
+        { ...real[6]!, price: ` ${real[6]!.price} ` }, // Number() read it as the price
+        { ...real[7]!, qty: '0x1A' }, // Number() read it as 26
+        real[8]!,
+      ]);
+      srv.publish(PAIR, real.slice(9, 10));
+      await until(() => sink.ids(PAIR).includes(real[9]!.id), 30_000, 'the trade after the gap');
+      assert.deepEqual(sink.ids(PAIR), [...ids(0, 6), real[8]!.id, real[9]!.id]);
+      const rest = sink.dead.filter((d) => d.origin === 'kraken-rest');
+      assert.equal(rest.length, 2, 'one dead letter per malformed row');
+      assert.match(rest[0]!.reason, /^price: .*" \d/);
+      assert.match(rest[1]!.reason, /^qty: .*"0x1A"/);
+      assert.equal(source.stats.unrecoverable, 2, 'their ids stay missing, counted');
+    }));
+
   it('a gap refill whose second page fails for good delivers the first page and counts only the rest unrecoverable', () =>
     withKraken(
       async (srv, source, sink) => {
