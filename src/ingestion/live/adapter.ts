@@ -94,7 +94,8 @@ export interface LiveSourceOptions {
   /** REST retries before a refill gives up (default 8). */
   restRetries?: number;
   /**
-   * A time-window refill (Coinbase) that failed (the REST API down) leaves a hole the stream has gone past: it is asked
+   * A time-window refill (Coinbase) that failed (the REST API down), or ids an id refill (Kraken, Binance) did not get
+   * (the REST API down, or its history behind the stream's), leave a hole the stream has gone past: it is asked
    * for again after `backoff` (growing, with jitter), one REST attempt each time so the stream is never held long,
    * up to `attempts` times, then given up (default 30 s doubling to 5 min, 8 attempts: about half an hour, while
    * the exchange still lists those trades).

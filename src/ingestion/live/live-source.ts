@@ -41,13 +41,17 @@ const RESUBSCRIBE_MAX_MS = 5 * 60_000;
 const DEFAULT_HOLE_RETRY = { backoff: { initialMs: 30_000, maxMs: 5 * 60_000 }, attempts: 8 };
 
 /**
- * A pair's time window a refill could not fetch (the REST API down) and the stream has gone past: its trades are
- * asked for again at `retryAt`. One per pair: a second failure widens it.
+ * What a refill could not fetch (the REST API down, or its history not yet up to the stream's) and the stream has gone
+ * past: a time window (Coinbase) or an id range (Kraken, Binance: `afterId`, `untilId`), asked for again at `retryAt`.
+ * One per pair: a second one widens it.
  */
 interface Hole {
   sinceTs: number;
   /** When the failed refill began (the stream's queued frames hold what came after), or its oldest fetched trade. */
   untilTs: number;
+  /** An id range: the ids after `afterId` and before `untilId` (exclusive); `sinceTs` is the time to page from. */
+  afterId?: number;
+  untilId?: number;
   /** Attempts made since it was opened or widened. */
   attempts: number;
   retryAt: number;
@@ -90,7 +94,10 @@ export interface LiveStats {
   refills: number;
   /** Trades known to be missing after a refill, plus refills that failed or stopped short. */
   unrecoverable: number;
-  /** Holes left by a failed time-window refill (Coinbase) fetched by a later attempt, and those given up. */
+  /**
+   * Holes left by a refill — a failed time window (Coinbase), ids missing after an id refill (Kraken, Binance) —
+   * fetched whole by a later attempt, and those given up.
+   */
   holesRefilled: number;
   holesAbandoned: number;
   reconnects: number;
@@ -414,6 +421,9 @@ export class LiveTradeSource implements TradeSource {
         let top = afterId;
         for (const id of got) if (id > top) top = id;
         missing = (untilId ?? top + 1) - afterId - 1 - got.size;
+        // Asked for again later (REST down, or not yet listing the newest trades). Past the newest id fetched (an
+        // outage's refill that failed), the range is unknown: the stream's next trade shows it as an id gap.
+        if (missing > 0) this.openIdHole(pair, sinceTs, afterId, untilId ?? top + 1, got);
       }
       this.log.info({ pair, why, recovered: fresh.length, afterId, untilId, sinceTs }, 'refilled over REST');
       if (r.error !== undefined) {
@@ -431,6 +441,8 @@ export class LiveTradeSource implements TradeSource {
       if (signal.aborted) return;
       this.stats.unrecoverable++;
       this.log.error({ err, pair, why }, 'REST refill failed: the gap stays open');
+      if (afterId !== undefined && untilId !== undefined)
+        this.openIdHole(pair, sinceTs, afterId, untilId, new Set());
       this.openHole(pair, sinceTs, [], requestedAt);
     } finally {
       // Released even on failure: holding forever would stall every candle of the pair downstream.
@@ -469,7 +481,7 @@ export class LiveTradeSource implements TradeSource {
   /**
    * A time-window refill failed (the REST API down): the stream goes on, and the window it could not fetch is asked
    * for again later (`retryHoles`). Only where trades are refilled by time alone (Coinbase): Kraken's and Binance's
-   * refills are by id and retried by their own REST back-off; a gap they leave stays open, counted.
+   * refills are by id, and what they leave is an id range (`openIdHole`).
    */
   private openHole(pair: string, sinceTs: number, fetched: readonly Trade[], requestedAt: number): void {
     if (this.a.contiguousIds) return;
@@ -485,6 +497,41 @@ export class LiveTradeSource implements TradeSource {
       retryAt: Date.now() + backoffDelay(0, backoff, this.o.random),
     });
     this.log.warn({ pair, sinceTs, untilTs }, 'REST refill failed: its window is asked for again later');
+  }
+
+  /**
+   * Ids an id refill (Kraken, Binance) did not get, from the first missing (after `afterId`) to the last (before
+   * `untilId`), whether the REST API failed or did not list them yet (its history lagging the stream's): asked for
+   * again later (`retryHoles`). One range per pair: a second one widens it (ids delivered inside it are dropped as
+   * duplicates when fetched again).
+   */
+  private openIdHole(
+    pair: string,
+    sinceTs: number,
+    afterId: number,
+    untilId: number,
+    got: Set<number>,
+  ): void {
+    let first = afterId + 1;
+    while (first < untilId && got.has(first)) first++;
+    let last = untilId - 1;
+    while (last > first && got.has(last)) last--;
+    if (first >= untilId) return;
+    const open = this.holes.get(pair);
+    const { backoff } = this.o.holeRetry ?? DEFAULT_HOLE_RETRY;
+    const hole: Hole = {
+      sinceTs: Math.min(sinceTs, open?.sinceTs ?? sinceTs),
+      untilTs: sinceTs,
+      afterId: Math.min(first - 1, open?.afterId ?? first - 1),
+      untilId: Math.max(last + 1, open?.untilId ?? last + 1),
+      attempts: 0,
+      retryAt: Date.now() + backoffDelay(0, backoff, this.o.random),
+    };
+    this.holes.set(pair, hole);
+    this.log.warn(
+      { pair, afterId: hole.afterId, untilId: hole.untilId },
+      'ids a refill did not get: asked for again later',
+    );
   }
 
   /**
@@ -506,7 +553,9 @@ export class LiveTradeSource implements TradeSource {
         r = await this.a.refill({
           pair,
           sinceTs: hole.sinceTs,
-          untilTs: hole.untilTs,
+          ...(hole.afterId === undefined
+            ? { untilTs: hole.untilTs }
+            : { afterId: hole.afterId, untilId: hole.untilId }),
           retries: 0,
           signal,
           log: this.log,
@@ -515,21 +564,41 @@ export class LiveTradeSource implements TradeSource {
         if (signal.aborted) return;
         r = { trades: [], rejects: [], complete: false, error: err };
       }
-      const { fresh } = await this.takeRefilled(pair, r, (t) => t.tradeTs >= hole.sinceTs - 1_000);
+      const { afterId, untilId = 0 } = hole;
+      const { inRange, fresh } = await this.takeRefilled(pair, r, (t) =>
+        afterId !== undefined
+          ? Number(t.tradeId) > afterId && Number(t.tradeId) < untilId
+          : t.tradeTs >= hole.sinceTs - 1_000,
+      );
       const said = {
         pair,
         attempt: hole.attempts,
         recovered: fresh.length,
-        sinceTs: hole.sinceTs,
-        untilTs: hole.untilTs,
+        ...(afterId === undefined ? { sinceTs: hole.sinceTs, untilTs: hole.untilTs } : { afterId, untilId }),
       };
-      if (r.error === undefined) {
+      if (afterId !== undefined) {
+        // An id range: whole once every id in it has come (now or before: those are fetched again as duplicates).
+        const got = new Set(inRange.map((t) => Number(t.tradeId)));
+        if (got.size === untilId - afterId - 1) {
+          this.holes.delete(pair);
+          this.stats.holesRefilled++;
+          this.log.info(said, 'ids a refill did not get: fetched');
+          continue;
+        }
+        let first = afterId + 1;
+        while (got.has(first)) first++;
+        let last = untilId - 1;
+        while (got.has(last)) last--;
+        hole.afterId = first - 1; // narrowed to what is still missing
+        hole.untilId = last + 1;
+      } else if (r.error === undefined) {
         this.holes.delete(pair);
         if (r.complete) this.stats.holesRefilled++;
         this.log.info({ ...said, complete: r.complete }, 'hole left by a failed refill: fetched');
         continue;
       }
-      for (const t of r.trades) if (t.tradeTs < hole.untilTs) hole.untilTs = t.tradeTs;
+      if (afterId === undefined)
+        for (const t of r.trades) if (t.tradeTs < hole.untilTs) hole.untilTs = t.tradeTs;
       if (hole.attempts >= attempts) {
         this.holes.delete(pair);
         this.stats.holesAbandoned++;

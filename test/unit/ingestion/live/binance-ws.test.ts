@@ -11,6 +11,17 @@ const btc = binanceRecordedEvents('BTCUSDT', 1500); // real @trade events, conti
 const eth = binanceRecordedEvents('ETHUSDT', 300);
 const idsOf = (events: Record<string, unknown>[]) => events.map((e) => Number(e.t));
 
+/** Waits for `cond`, an ETH trade published every 20 ms meanwhile (the frames that give the connector its turns). */
+async function whileFraming(srv: BinanceServer, cond: () => boolean, what: string): Promise<void> {
+  let i = 0;
+  const timer = setInterval(() => srv.publish([eth[i++ % eth.length]!]), 20);
+  try {
+    await until(cond, 30_000, what);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 async function withBinance(
   fn: (srv: BinanceServer, source: BinanceWsSource, sink: LogSink) => Promise<void>,
   options: Partial<BinanceWsOptions> = {},
@@ -269,6 +280,36 @@ describe('Binance @trade connector against a local Binance server', () => {
       assert.match(rest[1]!.reason, /"qty":"0x1A"/);
       assert.equal(source.stats.unrecoverable, 2, 'their ids stay missing, counted');
     }));
+
+  // An id gap still open after the refill's REST retries used to be counted and never asked for again. Binance sends no
+  // heartbeats: the attempts come with the frames (here, ETH trades).
+  it('ids a refill could not get (REST down) are asked for again, with back-off, while the stream goes on', () =>
+    withBinance(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.length === 2);
+        srv.publish(btc.slice(0, 10));
+        await until(() => sink.received.length === 10);
+        srv.failNext = 1_000_000; // the REST API down
+        srv.muted = true;
+        srv.publish(btc.slice(10, 20));
+        srv.muted = false;
+        srv.publish(btc.slice(20, 21)); // the id gap: its refill fails
+        await until(() => sink.ids('BTC/USDT').includes(Number(btc[20]!.t)), 30_000, 'the stream to go on');
+        assert.equal(source.stats.unrecoverable, 10);
+        const failedCalls = srv.restCalls.length;
+        await whileFraming(
+          srv,
+          () => srv.restCalls.length > failedCalls + 1,
+          'asked again while REST is down',
+        );
+        srv.failNext = 0; // the REST API back
+        await whileFraming(srv, () => source.stats.holesRefilled === 1, 'the ids refilled');
+        assert.deepEqual(sink.ids('BTC/USDT'), idsOf([...btc.slice(0, 10), btc[20]!, ...btc.slice(10, 20)]));
+        assert.match(srv.restCalls.at(-1)!, new RegExp(`fromId=${btc[10]!.t}&`), 'from the first id missing');
+        assert.equal(source.stats.holesAbandoned, 0);
+      },
+      { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 1_000_000 } },
+    ));
 
   it('reconnects on a serverShutdown notice and loses nothing', () =>
     withBinance(async (srv, source, sink) => {

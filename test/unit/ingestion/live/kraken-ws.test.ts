@@ -585,6 +585,60 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       assert.equal(source.stats.unrecoverable, 2, 'their ids stay missing, counted');
     }));
 
+  // An id gap still open after the refill's REST retries (REST down for minutes) used to be counted and never asked for
+  // again.
+  it('ids a refill could not get (REST down) are asked for again, with back-off, while the stream goes on', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(PAIR, real.slice(0, 5));
+        await until(() => sink.received.length === 5);
+        srv.failNext = 1_000_000; // the REST API down: HTTP 502 on every call
+        srv.record(PAIR, real.slice(5, 10)); // lost frames
+        srv.publish(PAIR, real.slice(10, 11)); // the id gap: its refill fails
+        await until(() => source.stats.unrecoverable === 5, 30_000, 'the refill to fail');
+        srv.publish(PAIR, real.slice(11, 12));
+        await until(() => sink.ids(PAIR).includes(real[11]!.id), 30_000, 'the stream to go on');
+        assert.deepEqual(sink.ids(PAIR), [...ids(0, 5), ...ids(10, 12)], 'the gap is still open');
+        const failedCalls = srv.restCalls.length;
+        await until(() => srv.restCalls.length > failedCalls + 1, 30_000, 'asked again while REST is down');
+        srv.failNext = 0; // the REST API back
+        await until(() => source.stats.holesRefilled === 1, 30_000, 'the ids refilled');
+        assert.deepEqual(
+          sink.ids(PAIR),
+          [...ids(0, 5), ...ids(10, 12), ...ids(5, 10)],
+          'each once, after the stream',
+        );
+        // One REST call an attempt: the last asked from the trade before the gap.
+        const since = (BigInt(real[4]!.time.replace('.', '').padEnd(13, '0').slice(0, 13)) - 1n) * 1_000_000n;
+        assert.match(srv.restCalls.at(-1)!, new RegExp(`since=${since}$`));
+        srv.publish(PAIR, real.slice(12, 13));
+        await until(() => sink.ids(PAIR).includes(real[12]!.id), 30_000, 'still streaming');
+        assert.equal(source.stats.holesAbandoned, 0);
+      },
+      { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 1_000_000 } },
+    ));
+
+  it('ids a refill could not get are asked for a bounded number of times, then given up', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(PAIR, real.slice(0, 5));
+        await until(() => sink.received.length === 5);
+        srv.failNext = 1_000_000; // down for good
+        srv.record(PAIR, real.slice(5, 10));
+        srv.publish(PAIR, real.slice(10, 11));
+        await until(() => source.stats.holesAbandoned === 1, 30_000, 'the ids given up');
+        const calls = srv.restCalls.length;
+        assert.equal(calls, 1 + 3, 'the failed refill, then 3 attempts');
+        srv.publish(PAIR, real.slice(11, 12)); // heartbeats and frames go on: no further attempt
+        await until(() => sink.ids(PAIR).includes(real[11]!.id), 30_000, 'a later trade');
+        assert.equal(srv.restCalls.length, calls, 'not asked again');
+        assert.deepEqual(sink.ids(PAIR), [...ids(0, 5), ...ids(10, 12)]);
+      },
+      { restRetries: 0, holeRetry: { backoff: { initialMs: 5, maxMs: 20 }, attempts: 3 } },
+    ));
+
   it('a gap refill whose second page fails for good delivers the first page and counts only the rest unrecoverable', () =>
     withKraken(
       async (srv, source, sink) => {
