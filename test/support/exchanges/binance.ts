@@ -16,6 +16,8 @@ export class BinanceServer extends ExchangeServer {
   pingMs = 20_000;
   /** `Retry-After` (seconds) of a rate-limited REST answer: Binance sends it with every 429 and 418. */
   retryAfterSec = 1;
+  /** REST lags the stream: the newest this many trades of each symbol are not listed yet. */
+  restLag = 0;
   private readonly subscribed = new Map<
     WebSocket,
     { streams: Set<string>; combined: boolean; micro: boolean }
@@ -90,7 +92,8 @@ export class BinanceServer extends ExchangeServer {
   protected rest(url: URL, _req: IncomingMessage, res: ServerResponse): void {
     if (url.pathname !== '/api/v3/historicalTrades')
       return void this.json(res, 404, { code: -1, msg: 'not found' });
-    const rows = this.history.get(url.searchParams.get('symbol') ?? '');
+    const all = this.history.get(url.searchParams.get('symbol') ?? '');
+    const rows = all?.slice(0, this.restLag > 0 ? -this.restLag : undefined);
     if (rows === undefined) return void this.json(res, 400, { code: -1121, msg: 'Invalid symbol.' });
     const limit = Math.min(1000, Number(url.searchParams.get('limit') ?? 500));
     const fromId = url.searchParams.get('fromId');

@@ -25,6 +25,8 @@ export class KrakenServer extends ExchangeServer {
   /** Canonical pair → trades, in id order. */
   readonly history = new Map<string, KrakenTrade[]>();
   pageSize = 1000;
+  /** REST lags the stream: the newest this many trades of each pair are not listed yet (as on an exchange whose REST history is behind its feed). */
+  restLag = 0;
   heartbeatMs = 1_000;
   /** When set, the next subscription (of any symbol) is refused with this error, once (e.g. a rate limit). */
   refuseNextSubscribe: string | undefined;
@@ -203,7 +205,8 @@ export class KrakenServer extends ExchangeServer {
     const entry = Object.entries(KrakenServer.REST_KEYS).find(([, v]) => v.param === param);
     if (!entry) return void this.json(res, 200, { error: ['EQuery:Unknown asset pair'] });
     const since = BigInt(url.searchParams.get('since') ?? '0');
-    const rows = (this.history.get(entry[0]) ?? []).filter((t) => ns(t.time) > since).slice(0, this.pageSize);
+    const listed = (this.history.get(entry[0]) ?? []).slice(0, this.restLag > 0 ? -this.restLag : undefined);
+    const rows = listed.filter((t) => ns(t.time) > since).slice(0, this.pageSize);
     const last = rows.length > 0 ? ns(rows[rows.length - 1]!.time) : since;
     // Times go out as JSON numbers with their recorded decimals, as Kraken sends them.
     const body = `{"error":[],"result":{"${entry[1].key}":[${rows

@@ -311,6 +311,28 @@ describe('Binance @trade connector against a local Binance server', () => {
       { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 1_000_000 } },
     ));
 
+  it('ids REST did not list yet (its history lagging the stream) are asked for again and come', () =>
+    withBinance(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.length === 2);
+        srv.publish(btc.slice(0, 10));
+        await until(() => sink.received.length === 10);
+        srv.restLag = 11; // the 10 lost and the one that shows the gap: not listed yet
+        srv.muted = true;
+        srv.publish(btc.slice(10, 20));
+        srv.muted = false;
+        srv.publish(btc.slice(20, 21));
+        await until(() => sink.ids('BTC/USDT').includes(Number(btc[20]!.t)), 30_000, 'the stream to go on');
+        assert.equal(source.stats.unrecoverable, 10, 'the refill found none of them');
+        const calls = srv.restCalls.length;
+        await whileFraming(srv, () => srv.restCalls.length > calls + 1, 'asked again while REST lags');
+        srv.restLag = 0; // REST caught up
+        await whileFraming(srv, () => source.stats.holesRefilled === 1, 'the ids refilled');
+        assert.deepEqual(sink.ids('BTC/USDT'), idsOf([...btc.slice(0, 10), btc[20]!, ...btc.slice(10, 20)]));
+      },
+      { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 1_000_000 } },
+    ));
+
   it('reconnects on a serverShutdown notice and loses nothing', () =>
     withBinance(async (srv, source, sink) => {
       await until(() => source.subscribed.length === 2);

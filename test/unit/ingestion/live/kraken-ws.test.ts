@@ -639,6 +639,28 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       { restRetries: 0, holeRetry: { backoff: { initialMs: 5, maxMs: 20 }, attempts: 3 } },
     ));
 
+  // Refilled at once, a gap can find the REST history behind the stream: its newest trades not listed yet.
+  it('ids REST did not list yet (its history lagging the stream) are asked for again and come', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(PAIR, real.slice(0, 5));
+        await until(() => sink.received.length === 5);
+        srv.record(PAIR, real.slice(5, 10));
+        srv.restLag = 7; // REST lists up to real[4]: ids 5..9, and the two streamed next, not yet
+        srv.publish(PAIR, real.slice(10, 12));
+        await until(() => sink.ids(PAIR).includes(real[11]!.id), 30_000, 'the stream to go on');
+        assert.equal(source.stats.unrecoverable, 5, 'the refill found none of them');
+        assert.deepEqual(sink.ids(PAIR), [...ids(0, 5), ...ids(10, 12)]);
+        const calls = srv.restCalls.length;
+        await until(() => srv.restCalls.length > calls + 1, 30_000, 'asked again while REST lags');
+        srv.restLag = 0; // REST caught up
+        await until(() => source.stats.holesRefilled === 1, 30_000, 'the ids refilled');
+        assert.deepEqual(sink.ids(PAIR), [...ids(0, 5), ...ids(10, 12), ...ids(5, 10)]);
+      },
+      { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 1_000_000 } },
+    ));
+
   it('a gap refill whose second page fails for good delivers the first page and counts only the rest unrecoverable', () =>
     withKraken(
       async (srv, source, sink) => {
