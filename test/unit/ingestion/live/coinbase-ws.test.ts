@@ -288,6 +288,29 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
       40,
     ));
 
+  it('a refilled REST row with a malformed decimal (" 1 ", "0x1A") is dead-lettered with the reason, not taken', () =>
+    withCoinbase(async (srv, source, sink) => {
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(real.slice(0, 2));
+      await until(() => sink.received.length === 2);
+      srv.muted = true; // only REST sees these
+      srv.publish([
+        real[2]!,
+        { ...real[3]!, price: ` ${real[3]!.price} ` }, // Number() read it as the price
+        { ...real[4]!, size: '0x1A' }, // Number() read it as 26
+        real[5]!,
+      ]);
+      srv.muted = false;
+      srv.publish(real.slice(6, 7)); // its sequence_num jump starts the refill
+      await until(() => sink.ids(PAIR).includes(ids(6, 7)[0]!), 30_000, 'the trade after the loss');
+      assert.deepEqual(sink.distinctIds(PAIR), [...ids(0, 3), ...ids(5, 7)]);
+      const rest = sink.dead.filter((d) => d.origin === 'coinbase-rest');
+      assert.equal(rest.length, 2, 'one dead letter per malformed row');
+      // Newest first, as the endpoint answers.
+      assert.match(rest[0]!.reason, /"size":"0x1A"/);
+      assert.match(rest[1]!.reason, /"price":" \d/);
+    }));
+
   it('dead-letters malformed frames and errors, and keeps running', () =>
     withCoinbase(async (srv, source, sink) => {
       await until(() => source.subscribed.includes(PAIR));
