@@ -45,7 +45,8 @@ const quantile = (xs: number[], q: number) =>
  * (tails and group offsets) at most every `cacheMs`, so many dashboards cost one read; and one read at a time: while
  * the broker is away a read waits (Kafka's readTail waits for the broker), so the requests that come meanwhile share
  * it instead of each starting another that would wait too, for the whole outage. A read gives up after
- * `readTimeoutMs` (the API's own deadline answers the request `bus_unavailable` by then); the next request tries again.
+ * `readTimeoutMs`, tails and group lags alike (the API's own deadline answers the request `bus_unavailable` by then);
+ * the next request tries again.
  */
 export class PipelineHealthView {
   private readonly bus: Bus;
@@ -125,9 +126,12 @@ export class PipelineHealthView {
       PIPELINE_GROUPS.map(async ({ topic, group }) => ({
         topic: topic.name,
         group,
-        records: (await this.bus.groupLag(topic, group).catch(() => undefined)) ?? null,
+        records: (await this.bus.groupLag(topic, group, { signal }).catch(() => undefined)) ?? null,
       })),
     );
+    // Past the deadline the lags are unknown because the broker did not answer in time: the read gives up as a tail
+    // read would, rather than answer with every lag missing.
+    signal.throwIfAborted();
     return {
       at: now,
       clockKind: this.clockKind,

@@ -35,12 +35,14 @@ export interface Bus {
    * group is unknown. Read from outside the group (the monitor watches every stage's lag). On Kafka only committed
    * offsets are visible from outside: a stateful stage that commits behind on purpose (features: its warm-up; the
    * monitor: a day of candles) shows that re-read window too. The services' own `cryptocast_consumer_lag_records`
-   * is exact (positions).
+   * is exact (positions). Kafka: one attempt, but a broker that stops answering without closing the connection (a
+   * partition, a host gone) leaves it waiting for good; `options.signal` ends the wait (as for readTail).
    */
-  groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined>;
+  groupLag(topic: Topic<unknown>, group: string, options?: ReadTailOptions): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
+/** For readTail and groupLag. */
 export interface ReadTailOptions {
   /**
    * Gives up: once aborted, the read rejects at once with the signal's reason and stops waiting for a broker that is

@@ -458,7 +458,12 @@ export class InProcessBus implements Bus {
     return valid;
   }
 
-  async groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined> {
+  async groupLag(
+    topic: Topic<unknown>,
+    group: string,
+    options?: ReadTailOptions,
+  ): Promise<number | undefined> {
+    options?.signal?.throwIfAborted(); // as readTail: nothing to wait for in process
     const tl = this.logs.get(topic.name);
     const g = this.groups.get(`${topic.name}\u0000${group}`);
     if (tl === undefined || g === undefined) return undefined;

@@ -57,8 +57,8 @@ export class MeteredBus implements Bus {
     return this.inner.readTail(topic, perPartition, options);
   }
 
-  groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined> {
-    return this.inner.groupLag(topic, group);
+  groupLag(topic: Topic<unknown>, group: string, options?: ReadTailOptions): Promise<number | undefined> {
+    return this.inner.groupLag(topic, group, options);
   }
 
   close(): Promise<void> {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { AlertsView } from '../../src/api/alerts-view.ts';
 import { LatestPredictions } from '../../src/api/latest.ts';
@@ -65,5 +66,51 @@ test('the broker away: requests during the outage share one read, which gives up
     await assert.rejects(settlesWithin(again, readTimeoutMs + 20_000, 'the second read to give up'));
   } finally {
     await kafka.close();
+  }
+});
+
+// A broker that stops answering without closing the connection (a partition, a host gone) between the tail reads and
+// the lag reads: groupLag took no signal, and the client's request waited for good (still waiting after 120 s in a
+// probe), so the view's one read stayed in flight and every /v1/pipeline request after it shared it: 503 for good.
+test('the broker silent after the tail reads: the group-lag reads give up at the read deadline too', {
+  timeout: 120_000,
+}, async () => {
+  // Accepts connections and never answers.
+  const held = new Set<Socket>();
+  const silent = createServer((s) => {
+    held.add(s);
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const kafka = KafkaBus.connect(`kafka://127.0.0.1:${(silent.address() as { port: number }).port}`);
+  // The tails were read before the broker went silent.
+  const bus = new Proxy(kafka, {
+    get(target, prop) {
+      if (prop === 'readTail') return async () => [];
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  }) as Bus;
+  const readTimeoutMs = 1_000;
+  const view = new PipelineHealthView({
+    bus,
+    latest: new LatestPredictions(),
+    alerts: new AlertsView(),
+    clock: 'wall',
+    readTimeoutMs,
+  });
+  try {
+    const [outcome] = await settlesWithin(
+      Promise.allSettled([view.get(Date.now())]),
+      readTimeoutMs + 30_000,
+      'the read to give up at its deadline',
+    );
+    assert.equal(outcome!.status, 'rejected');
+    assert.equal((outcome as PromiseRejectedResult).reason.name, 'TimeoutError');
+    assert.ok(held.size > 0, 'the lag reads reached the silent broker');
+  } finally {
+    await kafka.close();
+    for (const s of held) s.destroy();
+    await new Promise((r) => silent.close(r));
   }
 });

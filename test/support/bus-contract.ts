@@ -177,4 +177,21 @@ export function busContract(open: () => Promise<BusUnderTest>): void {
     gaveUp.abort(reason);
     await assert.rejects(bus.readTail(numbered, 2, { signal: gaveUp.signal }), (err) => err === reason);
   });
+  it('groupLag with a signal: answers as without while it is live; once aborted, rejects with its reason', async () => {
+    const { bus } = await open();
+    await bus.ensureTopics([numbered, topics.dlq]);
+    await bus.publish(
+      numbered,
+      [0, 1].map((n) => ({ pair: 'A', n })),
+    );
+    const live = new AbortController();
+    assert.equal(await bus.groupLag(numbered, 'contract-no-such-group', { signal: live.signal }), undefined);
+    const gaveUp = new AbortController();
+    const reason = new Error('the caller gave up');
+    gaveUp.abort(reason);
+    await assert.rejects(
+      bus.groupLag(numbered, 'contract-no-such-group', { signal: gaveUp.signal }),
+      (err) => err === reason,
+    );
+  });
 }

@@ -319,22 +319,14 @@ export class KafkaBus implements Bus {
     const { signal } = options;
     if (signal === undefined) return this.waitForBroker(() => this.readTailOnce(topic, perPartition));
     signal.throwIfAborted();
-    // The signal ends the waiting between attempts; the race rejects at once, not when the attempt under way ends
-    // (it then stops and closes its client by itself).
-    let onAbort: (() => void) | undefined;
-    const gaveUp = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    const read = this.waitForBroker(
-      () => this.readTailOnce(topic, perPartition),
-      AbortSignal.any([this.closing.signal, signal]),
+    // The signal also ends the waiting between attempts.
+    return untilAborted(
+      this.waitForBroker(
+        () => this.readTailOnce(topic, perPartition),
+        AbortSignal.any([this.closing.signal, signal]),
+      ),
+      signal,
     );
-    try {
-      return await Promise.race([read, gaveUp]);
-    } finally {
-      signal.removeEventListener('abort', onAbort!);
-    }
   }
 
   private async readTailOnce<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
@@ -400,7 +392,20 @@ export class KafkaBus implements Bus {
     return { earliest: e.get(name) ?? [], latest: l.get(name) ?? [] };
   }
 
-  async groupLag(topic: Topic<unknown>, group: string): Promise<number | undefined> {
+  async groupLag(
+    topic: Topic<unknown>,
+    group: string,
+    options: ReadTailOptions = {},
+  ): Promise<number | undefined> {
+    const { signal } = options;
+    if (signal === undefined) return this.groupLagOnce(topic, group);
+    signal.throwIfAborted();
+    // A broker that stops answering without closing the connection leaves the client's request waiting for good
+    // (measured: still waiting after 120 s behind a silent proxy): the signal is the caller's only bound.
+    return untilAborted(this.groupLagOnce(topic, group), signal);
+  }
+
+  private async groupLagOnce(topic: Topic<unknown>, group: string): Promise<number | undefined> {
     const name = this.name(topic);
     const [groups, { latest }] = await Promise.all([
       this.getAdmin().listConsumerGroupOffsets({ groups: [this.prefix + group] }),
@@ -517,4 +522,21 @@ export function topicConfigs(
   if (replicationFactor > 1)
     configs.push({ name: 'min.insync.replicas', value: String(replicationFactor - 1) });
   return configs;
+}
+
+/**
+ * `work`, or the signal's reason as soon as it aborts: rejects at once, not when the attempt under way ends (a read
+ * stops and closes its client by itself; a request to a broker that went silent is left to the client).
+ */
+async function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  let onAbort: (() => void) | undefined;
+  const gaveUp = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, gaveUp]);
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
 }
