@@ -228,8 +228,9 @@ export class KafkaBus implements Bus {
   /**
    * Resolves once every value is acknowledged by all in-sync replicas. Everything is validated before anything
    * is sent. If a produce request fails (after the client's retries), the earlier requests of this call stay
-   * written and the call rejects: a caller that retries may publish some values twice (at-least-once), which
-   * the consumers' idempotence absorbs.
+   * written and the call rejects: a caller that retries may publish some values twice (at-least-once; the producer's
+   * idempotence dedupes only the client's resends of one request), a key's earlier records then after its later
+   * ones, which the consumers' idempotence absorbs (docs/architecture.md: why no stage is harmed).
    */
   async publish<T>(topic: Topic<T>, values: readonly T[]): Promise<void> {
     if (this.closed) throw new Error('KafkaBus is closed');
