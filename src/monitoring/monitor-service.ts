@@ -43,6 +43,9 @@ export interface MonitorServiceOptions {
   onWriteFailure?: (err: unknown) => void;
 }
 
+/** How long the lag reads of one alert evaluation may take (it runs every 5 s). */
+const LAG_READ_TIMEOUT_MS = 4_000;
+
 /** The dashboard's candles are written at most once a second (`WriteBehind`): the chart loses nothing by it. */
 const CANDLE_COPY_SPACING_MS = 1_000;
 /**
@@ -106,6 +109,8 @@ export class MonitorService {
   /** The predictions subscription: until it has read to the end, the join keeps closes for the predictions re-read. */
   private predictionsRead: Subscription | undefined;
   private expiry: NodeJS.Timeout | undefined;
+  /** The lag refresh and alert evaluation under way, if any: a tick while it runs starts no other. */
+  private evaluating: Promise<void> | undefined;
   private readonly alerts: MonitorServiceOptions['alerts'];
   /** Signals for the alert rules, kept as the streams go by. */
   private readonly lastCandle = new Map<string, number>();
@@ -261,9 +266,15 @@ export class MonitorService {
       this.deadLetterTimes = this.deadLetterTimes.filter((t) => t > since);
   }
 
+  /**
+   * Reads each stage's lag, giving up after LAG_READ_TIMEOUT_MS: a broker that goes silent without closing the
+   * connection left Kafka's groupLag waiting for good, and the alert evaluation chained after it never ran (a stage's
+   * last known lag is kept meanwhile).
+   */
   private async refreshLag(): Promise<void> {
+    const signal = AbortSignal.timeout(LAG_READ_TIMEOUT_MS);
     for (const { topic, group } of PIPELINE_GROUPS) {
-      const lag = await this.bus.groupLag(topic, group).catch(() => undefined);
+      const lag = await this.bus.groupLag(topic, group, { signal }).catch(() => undefined);
       if (lag !== undefined) this.consumerLag.set(`${topic.name}/${group}`, lag);
     }
   }
@@ -451,10 +462,13 @@ export class MonitorService {
       // Also retries verdicts a failed write left unstored, should no batch come to carry them.
       if (this.verdictWrites.backlog > 0)
         void this.verdictWrites.flush().catch((err) => this.log.error({ err }, 'verdicts not stored yet'));
-      if (this.alerts)
-        void this.refreshLag()
+      if (this.alerts && this.evaluating === undefined)
+        this.evaluating = this.refreshLag()
           .then(() => this.evaluateAlerts())
-          .catch((err) => this.log.error({ err }, 'alert evaluation failed'));
+          .catch((err) => this.log.error({ err }, 'alert evaluation failed'))
+          .finally(() => {
+            this.evaluating = undefined;
+          });
     }, 5_000);
     this.expiry.unref();
   }
