@@ -367,6 +367,27 @@ async function refreshPanels(pair: string): Promise<void> {
   else if (!down && state.status === 'down' && state.statusDetail === PANELS_DOWN) setStatus('live');
 }
 
+/**
+ * `ask()`'s answer (`first`, when already asked), asked again until there is one: the page opened while the API
+ * starts (503: its stores opening) or is unreachable says why and when it asks again, jittered like the WebSocket's
+ * back-off (every open dashboard retries after the same outage), instead of taking the failure for an answer.
+ */
+async function untilAnswered<T>(ask: () => Promise<T>, first?: Promise<T>): Promise<T> {
+  let asking = first ?? ask();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await asking;
+    } catch (err) {
+      const delay = backoffDelay(attempt, { initialMs: 1_000, maxMs: 30_000 });
+      const retry = `retrying in ${Math.ceil(delay / 1000)} s`;
+      if (err instanceof ApiError) setStatus('retrying', `${err.message} — ${retry}`);
+      else setStatus('down', retry);
+      await new Promise((r) => setTimeout(r, delay));
+      asking = ask();
+    }
+  }
+}
+
 async function main(): Promise<void> {
   setStatus('loading', 'loading…');
   // With the pair in the URL the data is requested at once, beside the list of pairs.
@@ -376,43 +397,19 @@ async function main(): Promise<void> {
     ? getJson<Series>(`/v1/dashboard/series?pair=${urlPair}&days=${WINDOW_DAYS}`)
     : undefined;
   early?.catch(() => {});
-  let pair: string | undefined;
-  for (let attempt = 0; pair === undefined; attempt++) {
-    try {
-      pair = await pickPair();
-      if (pair === undefined) return;
-    } catch (err) {
-      const delay = backoffDelay(attempt, { initialMs: 1_000, maxMs: 30_000 });
-      const retry = `retrying in ${Math.ceil(delay / 1000)} s`;
-      if (err instanceof ApiError) setStatus('retrying', `${err.message} — ${retry}`);
-      else setStatus('down', retry);
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
+  const pair = await untilAnswered(pickPair);
+  if (pair === undefined) return;
   state.pair = pair;
   document.title = `${pair} · cryptocast`;
   // The data is on its way while the charts are made.
   const seriesOf = () => getJson<Series>(`/v1/dashboard/series?pair=${pair}&days=${WINDOW_DAYS}`);
-  let series = early && urlPair === pair ? early : seriesOf();
+  const asked = early && urlPair === pair ? early : seriesOf();
   market = new MarketChart($('market'), MAX_POINTS);
   const drawnMarket = market;
   errorChart = new ErrorChart($('errors'), MAX_POINTS, (t, byVersion) => drawnMarket.verdictAt(t, byVersion));
-  // A store away or an API restarting makes the first paint fail: say why and ask again with back-off (one failure
-  // must not leave the page without charts and without its WebSocket until a reload).
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await series;
-      break;
-    } catch (err) {
-      // Jittered like the WebSocket's: every open dashboard retries after the same outage.
-      const delay = backoffDelay(attempt, { initialMs: 1_000, maxMs: 30_000 });
-      const retry = `retrying in ${Math.ceil(delay / 1000)} s`;
-      if (err instanceof ApiError) setStatus('retrying', `${err.message} — ${retry}`);
-      else setStatus('down', retry);
-      await new Promise((r) => setTimeout(r, delay));
-      series = seriesOf();
-    }
-  }
+  // A store away or an API restarting makes the first paint fail: said, and asked again (one failure must not leave
+  // the page without charts and without its WebSocket until a reload).
+  const series = Promise.resolve(await untilAnswered(seriesOf, asked));
   await firstPaint(pair, series, t0);
   showFreshness();
   setInterval(showFreshness, 5_000);
