@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import pino from 'pino';
 import { AlertEngine } from '../../src/monitoring/alerts/engine.ts';
@@ -10,6 +9,7 @@ import type { Bus } from '../../src/runtime/bus.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
 import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import { topics } from '../../src/schemas/topics.ts';
+import { SilentServer } from '../support/tcp-proxy.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The monitor refreshes every stage's consumer lag before each alert evaluation (every 5 s). Behind a broker that goes
@@ -19,14 +19,8 @@ import { waitFor } from '../support/wait.ts';
 test('the broker silent: the lag reads give up, and the alerts are still evaluated', {
   timeout: 120_000,
 }, async () => {
-  // Accepts connections and never answers.
-  const held = new Set<Socket>();
-  const silent = createServer((s) => {
-    held.add(s);
-    s.on('error', () => {});
-  });
-  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-  const kafka = KafkaBus.connect(`kafka://127.0.0.1:${(silent.address() as { port: number }).port}`);
+  const silent = await SilentServer.start();
+  const kafka = KafkaBus.connect(`kafka://127.0.0.1:${silent.port}`);
   // Everything on an in-process bus, but the group lags, which are read from the silent broker.
   const inner = new InProcessBus();
   let lagReads = 0;
@@ -74,12 +68,11 @@ test('the broker silent: the lag reads give up, and the alerts are still evaluat
       { timeoutMs: 40_000, everyMs: 100 },
     );
     assert.equal(fired.length, 1);
-    assert.ok(held.size > 0 && lagReads > 0, 'the lag reads reached the silent broker');
+    assert.ok(silent.connections > 0 && lagReads > 0, 'the lag reads reached the silent broker');
   } finally {
     await monitor.stop();
     await kafka.close();
     await inner.close();
-    for (const s of held) s.destroy();
-    await new Promise((r) => silent.close(r));
+    await silent.close();
   }
 });

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { AlertsView } from '../../src/api/alerts-view.ts';
 import { LatestPredictions } from '../../src/api/latest.ts';
@@ -7,6 +6,7 @@ import { PipelineHealthView } from '../../src/api/pipeline-health.ts';
 import type { Bus } from '../../src/runtime/bus.ts';
 import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import { freePort } from '../support/ports.ts';
+import { SilentServer } from '../support/tcp-proxy.ts';
 import { settlesWithin } from '../support/wait.ts';
 
 /** `bus`, counting the tail reads started through it. */
@@ -75,14 +75,8 @@ test('the broker away: requests during the outage share one read, which gives up
 test('the broker silent after the tail reads: the group-lag reads give up at the read deadline too', {
   timeout: 120_000,
 }, async () => {
-  // Accepts connections and never answers.
-  const held = new Set<Socket>();
-  const silent = createServer((s) => {
-    held.add(s);
-    s.on('error', () => {});
-  });
-  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-  const kafka = KafkaBus.connect(`kafka://127.0.0.1:${(silent.address() as { port: number }).port}`);
+  const silent = await SilentServer.start();
+  const kafka = KafkaBus.connect(`kafka://127.0.0.1:${silent.port}`);
   // The tails were read before the broker went silent.
   const bus = new Proxy(kafka, {
     get(target, prop) {
@@ -107,10 +101,9 @@ test('the broker silent after the tail reads: the group-lag reads give up at the
     );
     assert.equal(outcome!.status, 'rejected');
     assert.equal((outcome as PromiseRejectedResult).reason.name, 'TimeoutError');
-    assert.ok(held.size > 0, 'the lag reads reached the silent broker');
+    assert.ok(silent.connections > 0, 'the lag reads reached the silent broker');
   } finally {
     await kafka.close();
-    for (const s of held) s.destroy();
-    await new Promise((r) => silent.close(r));
+    await silent.close();
   }
 });

@@ -54,3 +54,36 @@ export class FreezableProxy {
     await new Promise((r) => this.server.close(r));
   }
 }
+
+/**
+ * A server that accepts connections and never answers (a broker gone silent without closing anything): what a client
+ * pointed at `port` does meanwhile is the question. `connections` counts the sockets it holds.
+ */
+export class SilentServer {
+  private readonly server: Server;
+  private readonly held = new Set<Socket>();
+  port = 0;
+
+  private constructor() {
+    this.server = createServer((s) => {
+      this.held.add(s);
+      s.on('error', () => {});
+    });
+  }
+
+  static async start(): Promise<SilentServer> {
+    const silent = new SilentServer();
+    await new Promise<void>((r) => silent.server.listen(0, '127.0.0.1', r));
+    silent.port = (silent.server.address() as { port: number }).port;
+    return silent;
+  }
+
+  get connections(): number {
+    return this.held.size;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.held) s.destroy();
+    await new Promise((r) => this.server.close(r));
+  }
+}
