@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { open, readFile, stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { Unzip, UnzipInflate, unzipSync } from 'fflate';
 import { ERR, fail } from '../../core/errors.ts';
@@ -13,6 +13,9 @@ import { ERR, fail } from '../../core/errors.ts';
 export type Compression = 'gzip' | 'zip' | 'none';
 
 export async function compressionOf(path: string): Promise<Compression> {
+  // A pipe (a FIFO, /dev/stdin) cannot be read at a position (ESPIPE), and what a read takes from it is gone from what
+  // follows: it is told by `fileChunks` from the stream's own first bytes. Here it is only found readable.
+  if (!(await stat(path)).isFile()) return 'none';
   const fh = await open(path, 'r');
   try {
     const magic = Buffer.alloc(4);
@@ -34,12 +37,27 @@ export function compressionOfBytes(b: Uint8Array): Compression {
  * from the iteration (after the good chunks before it); breaking out early releases the file.
  */
 export async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
-  const compression = await compressionOf(path);
   const raw = createReadStream(path, { highWaterMark: 256 * 1024 });
   try {
-    if (compression === 'none') yield* raw;
-    else if (compression === 'gzip') yield* gunzipStream(raw);
-    else yield* unzipFirstEntry(raw);
+    // The compression from the stream's first bytes, kept and read on, not from a read at position 0 aside: a pipe
+    // (`candles --input` on a FIFO) failed with ESPIPE, and such a read would have taken its first bytes away.
+    const chunks = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    while (headBytes < 4) {
+      const next = await chunks.next();
+      if (next.done) break;
+      head.push(next.value);
+      headBytes += next.value.length;
+    }
+    const compression = compressionOfBytes(head.length === 1 ? head[0]! : Buffer.concat(head));
+    const all = (async function* () {
+      yield* head;
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
+    })();
+    if (compression === 'none') yield* all;
+    else if (compression === 'gzip') yield* gunzipStream(Readable.from(all));
+    else yield* unzipFirstEntry(all);
   } finally {
     raw.destroy();
   }
