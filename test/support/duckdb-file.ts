@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { DuckDBInstance } from '@duckdb/node-api';
 
 /**
  * Runs SQL against a DuckDB file in a **new process** (what a user's next command, or a restart, would see — not
@@ -31,4 +32,22 @@ export function countsInNewProcess(file: string, table: string, key: string): { 
     `SELECT count(*) AS rows, count(DISTINCT (${key})) AS keys FROM ${table}`,
   )[0]!;
   return { rows: Number(r.rows), keys: Number(r.keys) };
+}
+
+/**
+ * Runs one statement on a DuckDB file opened and closed here, outside `openDuckDb` (as another program's or another
+ * version's run would have left the file), and returns its rows.
+ */
+export async function sqlOutsideTheStore(
+  file: string,
+  statement: string,
+): Promise<Record<string, unknown>[]> {
+  const db = await DuckDBInstance.create(file);
+  const c = await db.connect();
+  try {
+    return (await c.runAndReadAll(statement)).getRowObjects();
+  } finally {
+    c.closeSync();
+    db.closeSync();
+  }
 }

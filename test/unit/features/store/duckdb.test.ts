@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { openDuckDb } from '../../../../src/core/duckdb.ts';
 import { DuckDbFeatureStore } from '../../../../src/features/store/duckdb.ts';
 import {
@@ -14,6 +14,7 @@ import {
   tableName,
 } from '../../../../src/features/store/store.ts';
 import type { FeatureVectorRecord } from '../../../../src/schemas/feature.ts';
+import { sqlOutsideTheStore } from '../../../support/duckdb-file.ts';
 import {
   featureStoreContract,
   otherLayoutFeatureTableContract,
@@ -29,17 +30,7 @@ describe('DuckDB feature store (a real DuckDB file)', () => {
     const dir = scratchDir('fs-layout-');
     const at = join(dir, `features-${++n}.duckdb`);
     return {
-      // Made here outside openDuckDb, as another program's run would have left it (read back the same way).
-      async sql(statement: string) {
-        const db = await DuckDBInstance.create(at);
-        const c = await db.connect();
-        try {
-          return (await c.runAndReadAll(statement)).getRowObjects();
-        } finally {
-          c.closeSync();
-          db.closeSync();
-        }
-      },
+      sql: (statement: string) => sqlOutsideTheStore(at, statement),
       types: { text: 'VARCHAR', double: 'DOUBLE' },
       open: () => DuckDbFeatureStore.open(at),
       drop: async () => rmSync(dir, { recursive: true, force: true }),
