@@ -1,5 +1,6 @@
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream, openSync } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
+import { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { Unzip, UnzipInflate, unzipSync } from 'fflate';
@@ -37,7 +38,7 @@ export function compressionOfBytes(b: Uint8Array): Compression {
  * from the iteration (after the good chunks before it); breaking out early releases the file.
  */
 export async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
-  const raw = createReadStream(path, { highWaterMark: 256 * 1024 });
+  const raw = await openRaw(path);
   try {
     // The compression from the stream's first bytes, kept and read on, not from a read at position 0 aside: a pipe
     // (`candles --input` on a FIFO) failed with ESPIPE, and such a read would have taken its first bytes away.
@@ -61,6 +62,24 @@ export async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
   } finally {
     raw.destroy();
   }
+}
+
+/**
+ * A regular file is read by the thread pool; a pipe is not. A blocking read of a pipe (or a blocking open, before its
+ * writer comes) holds a thread-pool thread until the writer writes or closes, and Node's exit joins those threads: a
+ * command stopped by a signal while reading a quiet pipe printed its message and never ended. A pipe is opened
+ * non-blocking and read by the event loop (a net.Socket on its descriptor, as Node reads its own stdin pipe), which
+ * waits for a writer that has not come yet and ends when the last writer closes.
+ */
+async function openRaw(path: string): Promise<Readable> {
+  const kind = await stat(path);
+  if (!kind.isFIFO() && !kind.isSocket()) return createReadStream(path, { highWaterMark: 256 * 1024 });
+  // Non-blocking, the open returns at once (a FileHandle would close the descriptor when collected: a plain one).
+  return new Socket({
+    fd: openSync(path, constants.O_RDONLY | constants.O_NONBLOCK),
+    readable: true,
+    writable: false,
+  });
 }
 
 async function* gunzipStream(raw: Readable): AsyncGenerator<Buffer> {
