@@ -19,6 +19,12 @@ import { type Fetched, fetchRecords, parseRecord, type RawRecord } from './recor
  *
  * Assignment changes arrive as events from the client's background (re)join; they are applied by the fetch
  * loop between batches, so `onRevoke`/`onAssign` never run concurrently with `handle`.
+ *
+ * A rebalance never lets two members handle one batch at once: the client asks `protocolsMetadata` (a documented
+ * consumer option, awaited before every JoinGroup it sends) for this member's subscription data, and the answer
+ * waits until the batch in hand is handled and committed (`quiesce`). The broker completes a rebalance only once
+ * every member has rejoined, so no partition is handed to a new member before its previous owner is done with
+ * it and has committed (docs/architecture.md#rebalances).
  */
 export class KafkaSubscription<T> {
   private readonly bus: KafkaBus;
@@ -32,6 +38,12 @@ export class KafkaSubscription<T> {
   private pending: Set<number> | undefined;
   private joined = false;
   private rejoinNeeded = false;
+  /** The client is rejoining the group: no batch is handed over until the new assignment arrives (`quiesce`). */
+  private rejoining = false;
+  /** `quiesce` while it runs. */
+  private quiescing: Promise<void> | undefined;
+  /** The fetch loop's delivery of one fetch, while it runs (`quiesce` waits for it). */
+  private delivering: Promise<void> | undefined;
   private stopped = false;
   private loop: Promise<void> | undefined;
   /** Wakes the fetch loop (assignment, stop). */
@@ -56,6 +68,21 @@ export class KafkaSubscription<T> {
       isolationLevel: ISOLATION,
       retries: 5,
       retryDelay: 250,
+      // Awaited before each JoinGroup the client sends, the first and every rejoin (its heartbeat rejoins as soon
+      // as the coordinator announces a rebalance). The same empty subscription data as without the option.
+      protocolsMetadata: async () => {
+        // A commit that fails for the group's sake (this member evicted, its generation gone) makes the client
+        // rejoin from inside `quiesce`'s commit, and ask again: that nested join goes on at once.
+        if (this.quiescing === undefined) {
+          this.quiescing = this.quiesce();
+          try {
+            await this.quiescing;
+          } finally {
+            this.quiescing = undefined;
+          }
+        }
+        return Buffer.alloc(0);
+      },
     });
     this.fetcher = bus.newRawClient(`${opts.service}-fetch`);
     // The client emits 'error' when a background rejoin fails for good (broker away too long); it then stops
@@ -70,6 +97,8 @@ export class KafkaSubscription<T> {
       for (const a of payload.assignments ?? [])
         if (a.topic === this.topicName) for (const p of a.partitions) mine.add(p);
       this.pending = mine;
+      // A nested join's assignment (see `protocolsMetadata`) is followed by the outer join's.
+      if (this.quiescing === undefined) this.rejoining = false;
       this.wake.notify();
     });
     this.member.topics.trackAll(this.topicName);
@@ -96,6 +125,20 @@ export class KafkaSubscription<T> {
   stop(): Promise<void> {
     this.stopping ??= this.stopOnce();
     return this.stopping;
+  }
+
+  /**
+   * Before the client (re)joins the group: stops handing batches over until the new assignment arrives, waits for
+   * the batch in hand, and commits what was handled while the partitions are still this member's (the rebalance
+   * does not complete before this member's JoinGroup, so nobody else reads them meanwhile). A commit that fails is
+   * logged by `commit` and left: the partition's next owner reads again from the previous commit (at-least-once).
+   */
+  private async quiesce(): Promise<void> {
+    this.rejoining = true;
+    this.wake.notify();
+    // The loop logs what a delivery throws; here it only has to be over.
+    while (this.delivering !== undefined) await this.delivering.catch(() => {});
+    await this.flushCommits();
   }
 
   private async stopOnce(): Promise<void> {
@@ -125,6 +168,7 @@ export class KafkaSubscription<T> {
     if (
       !this.joined ||
       this.pending !== undefined ||
+      this.rejoining ||
       this.stopped ||
       this.rejoinNeeded ||
       this.fetchFailures > 0
@@ -171,6 +215,10 @@ export class KafkaSubscription<T> {
           await this.wake.wait(500);
           continue;
         }
+        if (this.rejoining) {
+          await this.wake.wait(500);
+          continue;
+        }
         await this.flushCommits();
         const now = Date.now();
         const positions = new Map<number, bigint>();
@@ -206,18 +254,27 @@ export class KafkaSubscription<T> {
         for (const [p, f] of fetched)
           if (this.partitions.get(p)?.position === positions.get(p))
             this.highWatermarks.set(p, f.highWatermark);
-        for (const p of [...fetched.keys()].sort((a, b) => a - b)) {
-          // A new assignment is applied before anything else is delivered (partitions may have moved).
-          if (this.stopped || this.pending !== undefined) break;
-          const state = this.partitions.get(p);
-          if (state === undefined || state.position !== positions.get(p)) continue;
-          await this.deliver(p, state, fetched.get(p)!);
+        this.delivering = this.deliverFetched(fetched, positions);
+        try {
+          await this.delivering;
+        } finally {
+          this.delivering = undefined;
         }
       } catch (err) {
         // Not expected (the steps above handle their errors): log, back off, go on.
         this.log.error({ err }, 'subscription loop error');
         await this.wake.wait(1_000);
       }
+    }
+  }
+
+  private async deliverFetched(fetched: Map<number, Fetched>, positions: Map<number, bigint>): Promise<void> {
+    for (const p of [...fetched.keys()].sort((a, b) => a - b)) {
+      // A new assignment is applied before anything else is delivered (partitions may have moved).
+      if (this.stopped || this.pending !== undefined || this.rejoining) break;
+      const state = this.partitions.get(p);
+      if (state === undefined || state.position !== positions.get(p)) continue;
+      await this.deliver(p, state, fetched.get(p)!);
     }
   }
 
@@ -229,7 +286,7 @@ export class KafkaSubscription<T> {
     const { records } = fetched;
     const poison = state.poison;
     for (let i = 0, size = 0; i === 0 || i < records.length; i += size) {
-      if (this.stopped || this.pending !== undefined) return;
+      if (this.stopped || this.pending !== undefined || this.rejoining) return;
       size = poison.chunkSize(records[i]?.offset ?? state.position, this.bus.maxBatch);
       const chunk = records.slice(i, i + size);
       const last = i + size >= records.length;
