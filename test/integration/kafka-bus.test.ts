@@ -73,10 +73,11 @@ describe('KafkaBus on a real Kafka broker', () => {
   });
 
   /** A bus in a fresh namespace (or in `prefix`, to share it with another bus: another process). */
-  const newBus = (prefix?: string, maxBatch?: number) => {
+  const newBus = (prefix?: string, maxBatch?: number, sessionTimeoutMs?: number) => {
     const b = KafkaBus.connect(URL, {
       topicPrefix: prefix ?? `test.kb.${process.pid}.${randomBytes(4).toString('hex')}.`,
       maxBatch,
+      sessionTimeoutMs,
     });
     buses.push(b);
     return b;
@@ -114,6 +115,16 @@ describe('KafkaBus on a real Kafka broker', () => {
               },
             ],
           });
+        },
+        rebalancing: async (group) => {
+          const name = bus.prefix + group;
+          const deadline = Date.now() + 60_000;
+          for (;;) {
+            const state = (await admin.describeGroups({ groups: [name] })).get(name)?.state;
+            if (state === 'PreparingRebalance' || state === 'CompletingRebalance') return;
+            if (Date.now() > deadline) assert.fail(`timed out waiting for ${name} to rebalance (${state})`);
+            await sleep(100);
+          }
         },
       };
     });
@@ -493,10 +504,12 @@ describe('KafkaBus on a real Kafka broker', () => {
     );
   });
 
-  it('a member joining while another holds a batch: nobody reads that batch until it is handled and committed', async (t) => {
+  it('a member joining while another holds a batch longer than the session timeout: nobody reads that batch until it is handled and committed', async (t) => {
     const MAX_BATCH = 20;
-    const b1 = newBus(undefined, MAX_BATCH);
-    const b2 = newBus(b1.prefix, MAX_BATCH);
+    // The broker's least session timeout, so that a hold longer than it stays short.
+    const SESSION_TIMEOUT_MS = 6_000;
+    const b1 = newBus(undefined, MAX_BATCH, SESSION_TIMEOUT_MS);
+    const b2 = newBus(b1.prefix, MAX_BATCH, SESSION_TIMEOUT_MS);
     const sent = msgs(2_000);
     await b1.publish(numbers, sent);
     const got: (Delivered<Msg> & { member: string })[] = [];
@@ -528,8 +541,10 @@ describe('KafkaBus on a real Kafka broker', () => {
     const joining = b2.subscribe<Msg>(member('c'));
     // The first member's client hears of the rebalance at its next heartbeat (1 s). It must not rejoin, nor
     // let the group hand its partitions to the new member, before its batch is handled and committed: the group
-    // stays in PreparingRebalance meanwhile. Released once it has stayed so for 3 heartbeats, or as soon as the
-    // new member reads (the fault: it reads the held batch's partition from the previous commit).
+    // stays in PreparingRebalance meanwhile, and the first member stays in it although its batch takes longer than
+    // the session timeout. Released once the group has stayed so for the session timeout and 3 heartbeats more, or
+    // as soon as the new member reads (the fault: it reads the held batch's partition from the previous commit,
+    // once the first member is evicted for its silence, or at once without the wait for the batch).
     const group = b1.prefix + 'g';
     let preparingSince: number | undefined;
     const deadline = Date.now() + 60_000;
@@ -537,13 +552,16 @@ describe('KafkaBus on a real Kafka broker', () => {
       const state = (await admin.describeGroups({ groups: [group] })).get(group)?.state;
       if (state === 'PreparingRebalance') preparingSince ??= Date.now();
       else preparingSince = undefined;
-      if (preparingSince !== undefined && Date.now() - preparingSince >= 3_000) break;
+      if (preparingSince !== undefined && Date.now() - preparingSince >= SESSION_TIMEOUT_MS + 3_000) break;
       if (Date.now() > deadline) assert.fail(`timed out waiting for the rebalance (group ${state})`);
       await sleep(100);
     }
     const readWhileHeld = got.filter((r) => r.member === 'c').length;
+    const releasedAt = Date.now();
     release();
     const sc = await joining;
+    // The rebalance completes as soon as the held batch is handled and committed.
+    t.diagnostic(`the joining member synced ${Date.now() - releasedAt} ms after the batch was released`);
     await until('every record', () => new Set(got.map((r) => r.value.n)).size === sent.length, 120_000);
     await Promise.all([sa.caughtUp(), sc.caughtUp()]);
     await Promise.all([sa.stop(), sc.stop()]);

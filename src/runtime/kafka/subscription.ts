@@ -1,4 +1,4 @@
-import { Consumer, findErrorBy } from '@platformatic/kafka';
+import { Consumer, findErrorBy, heartbeatV4 } from '@platformatic/kafka';
 import { reportDependency } from '../../core/dependency.ts';
 import type { Logger } from '../../core/log.ts';
 import { backoffCap } from '../../core/retry.ts';
@@ -22,9 +22,9 @@ import { type Fetched, fetchRecords, parseRecord, type RawRecord } from './recor
  *
  * A rebalance never lets two members handle one batch at once: the client asks `protocolsMetadata` (a documented
  * consumer option, awaited before every JoinGroup it sends) for this member's subscription data, and the answer
- * waits until the batch in hand is handled and committed (`quiesce`). The broker completes a rebalance only once
- * every member has rejoined, so no partition is handed to a new member before its previous owner is done with
- * it and has committed (docs/architecture.md#rebalances).
+ * waits until the batch in hand is handled and committed (`quiesce`), heartbeating meanwhile. The broker completes
+ * a rebalance only once every member has rejoined (or the rebalance timeout passed), so no partition is handed to a
+ * new member before its previous owner is done with it and has committed (docs/architecture.md#rebalances).
  */
 export class KafkaSubscription<T> {
   private readonly bus: KafkaBus;
@@ -32,6 +32,7 @@ export class KafkaSubscription<T> {
   private readonly topicName: string;
   private readonly log: Logger;
   private readonly member: RawConsumer;
+  private readonly heartbeatIntervalMs: number;
   private readonly fetcher: RawConsumer;
   private readonly partitions = new Map<number, PartitionCursor>();
   /** The latest assignment from the group, not applied yet. */
@@ -57,13 +58,16 @@ export class KafkaSubscription<T> {
     this.topicName = bus.name(opts.topic as Topic<unknown>);
     this.log = bus.log.child({ service: opts.service, topic: opts.topic.name, group: opts.group });
     const sessionTimeout = bus.sessionTimeoutMs;
+    this.heartbeatIntervalMs = Math.min(1_000, Math.floor(sessionTimeout / 3));
     this.member = new Consumer({
       clientId: `${bus.clientId}-${opts.service}`,
       groupId: bus.prefix + opts.group,
       bootstrapBrokers: bus.brokers,
       autocommit: false,
       sessionTimeout,
-      heartbeatInterval: Math.min(1_000, Math.floor(sessionTimeout / 3)),
+      heartbeatInterval: this.heartbeatIntervalMs,
+      // How long the broker waits for every member to rejoin in a rebalance: the longest a member's batch in hand
+      // may hold one (`quiesce`); a member not rejoined by then is removed from the group.
       rebalanceTimeout: Math.max(sessionTimeout, 30_000),
       isolationLevel: ISOLATION,
       retries: 5,
@@ -130,15 +134,67 @@ export class KafkaSubscription<T> {
   /**
    * Before the client (re)joins the group: stops handing batches over until the new assignment arrives, waits for
    * the batch in hand, and commits what was handled while the partitions are still this member's (the rebalance
-   * does not complete before this member's JoinGroup, so nobody else reads them meanwhile). A commit that fails is
+   * does not complete before this member's JoinGroup, up to the rebalance timeout, so nobody else reads them
+   * meanwhile; the member's session is kept by `heartbeatWhileQuiescing`). A commit that fails is
    * logged by `commit` and left: the partition's next owner reads again from the previous commit (at-least-once).
    */
   private async quiesce(): Promise<void> {
     this.rejoining = true;
     this.wake.notify();
-    // The loop logs what a delivery throws; here it only has to be over.
-    while (this.delivering !== undefined) await this.delivering.catch(() => {});
-    await this.flushCommits();
+    const stopHeartbeats = this.heartbeatWhileQuiescing();
+    try {
+      // The loop logs what a delivery throws; here it only has to be over.
+      while (this.delivering !== undefined) await this.delivering.catch(() => {});
+      await this.flushCommits();
+    } finally {
+      await stopHeartbeats();
+    }
+  }
+
+  /**
+   * Heartbeats of this member's current generation until the returned function is called. The client stops its
+   * own while it rejoins, and `quiesce` holds its rejoin: without these the broker would evict this member after
+   * the session timeout, and hand its partitions over while its batch is still in hand. During a rebalance the
+   * broker answers a member's heartbeat REBALANCE_IN_PROGRESS and renews its session; it waits for the member's
+   * JoinGroup up to the rebalance timeout (the Kafka protocol's separate session and rebalance timeouts, as the
+   * Java client's background heartbeat does until `max.poll.interval.ms`). Sent with the client's public protocol
+   * API on its connection to the group coordinator (`connectToBrokers`), with its public group, generation and
+   * member id: no internal of the client.
+   */
+  private heartbeatWhileQuiescing(): () => Promise<void> {
+    let stopped = false;
+    const wake = new Signal();
+    const loop = (async () => {
+      for (;;) {
+        await wake.wait(this.heartbeatIntervalMs);
+        const { groupId, generationId, memberId, coordinatorId } = this.member;
+        // Not a member yet (the first join): no session to keep.
+        if (stopped || memberId === null || coordinatorId === null) return;
+        try {
+          const connection = (await this.member.connectToBrokers([coordinatorId])).get(coordinatorId);
+          if (connection === undefined) continue;
+          await heartbeatV4.api.async(connection, groupId, generationId, memberId, null);
+        } catch (err) {
+          // The answer during a rebalance: the session was renewed.
+          if (findErrorBy(err as Error, 'apiId', 'REBALANCE_IN_PROGRESS')) continue;
+          // Evicted already, or a later generation: the client's own join goes on with the group as it is.
+          if (
+            findErrorBy(err as Error, 'apiId', 'UNKNOWN_MEMBER_ID') ||
+            findErrorBy(err as Error, 'apiId', 'ILLEGAL_GENERATION')
+          ) {
+            this.log.warn({ err }, 'evicted from the group while a batch held its rejoin');
+            return;
+          }
+          // Broker away or the coordinator moving: try again at the next interval.
+          this.log.warn({ err }, 'heartbeat while a batch holds the rejoin failed; retrying');
+        }
+      }
+    })();
+    return async () => {
+      stopped = true;
+      wake.notify();
+      await loop;
+    };
   }
 
   private async stopOnce(): Promise<void> {
