@@ -390,12 +390,25 @@ export class PredictorService {
     return out;
   }
 
-  /** Per exchange|pair and windowEnd, the α_t of the bands in the tail of `predictor.aci` (none without the band). */
+  /**
+   * Per exchange|pair and windowEnd, the α_t of the bands in `predictor.aci` (none without the band). The whole topic
+   * is read (its retention, a week by default, bounds it): a tail of N records per partition would miss a pair quiet
+   * on a partition that a busy pair (or many pairs) shares, and that pair would restart with α_t rebuilt from α.
+   * Only what a warm-up can use is kept: per exchange|pair, the states within a warm-up's reach of its newest.
+   */
   private async readPublishedAlpha(): Promise<Map<string, Map<number, AciState>>> {
     const out = new Map<string, Map<number, AciState>>();
     if (this.adjustments?.aci === undefined) return out;
-    for (const r of await this.bus.readTail<AciState>(topics.predictorAci, 1_000)) {
+    const states = await this.bus.readTail<AciState>(topics.predictorAci, Number.MAX_SAFE_INTEGER);
+    const newest = new Map<string, number>();
+    for (const { value: a } of states) {
+      const key = `${a.exchange}|${a.pair}`;
+      if (a.windowEnd > (newest.get(key) ?? Number.NEGATIVE_INFINITY)) newest.set(key, a.windowEnd);
+    }
+    const reach = this.adjustments.windowMinutes * 60_000 + WARM_UP_MARGIN_MS;
+    for (const r of states) {
       const a = r.value;
+      if (a.windowEnd < newest.get(`${a.exchange}|${a.pair}`)! - reach) continue;
       const key = `${a.exchange}|${a.pair}`;
       let byWindowEnd = out.get(key);
       if (byWindowEnd === undefined) {
