@@ -82,6 +82,7 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
   const news = new NewsView();
   const clock = o.qualityClock ?? 'wall';
   let storesOpen = o.storesOpen === undefined;
+  let viewsStarted = false;
   const app = buildApi({
     latest,
     store: o.store,
@@ -95,6 +96,7 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
     news,
     clock,
     waitingFor: () => (storesOpen ? undefined : o.storesOpen?.what()),
+    viewsStarted: () => viewsStarted,
   });
   try {
     await app.listen({ port: o.port, host: o.host ?? '0.0.0.0' });
@@ -132,6 +134,7 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
     });
     await alerts.start(o.bus);
     await news.start(o.bus);
+    viewsStarted = true;
     log.info({ service: 'api', port, pairs: latest.knownPairs() }, 'api ready');
   })();
   if (o.storesOpen === undefined) {

@@ -59,6 +59,11 @@ export interface ApiDeps {
   clock?: 'wall' | 'event';
   /** What the API is still waiting for before it can be ready (stores being opened), for `/v1/ready`'s 503. */
   waitingFor?: () => readonly string[] | undefined;
+  /**
+   * False until every view the API serves has started (errors, candles, alerts, news: each reads its topic's tail on
+   * start), for `/v1/ready`'s 503; absent: only the latest predictions are waited for.
+   */
+  viewsStarted?: () => boolean;
 }
 
 const hubs = new WeakMap<object, WsHub>();
@@ -254,7 +259,9 @@ export function buildApi(deps: ApiDeps) {
         outage: outageOf('errors store'),
       }),
     );
-  app.register(healthRoutes({ latest: deps.latest, hub, waitingFor: deps.waitingFor }));
+  app.register(
+    healthRoutes({ latest: deps.latest, hub, waitingFor: deps.waitingFor, viewsStarted: deps.viewsStarted }),
+  );
   app.register(metricsRoutes({ hub }));
   app.register(
     dashboardDataRoutes({

@@ -5,14 +5,16 @@ import { ErrorJson, fail } from '../reply.ts';
 import type { WsHub } from '../ws.ts';
 
 /**
- * `GET /v1/health` (liveness) and `GET /v1/ready` (503 until the stores are open and the latest cache is filled and
- * subscribed). Public.
+ * `GET /v1/health` (liveness) and `GET /v1/ready` (503 until the stores are open, the latest cache is filled and
+ * subscribed, and every other view has started). Public.
  */
 export function healthRoutes(deps: {
   latest: LatestPredictions;
   hub: WsHub;
   /** Stores still opening (the API listens before they are open). */
   waitingFor?: () => readonly string[] | undefined;
+  /** False while the other views (errors, candles, alerts, news) are still starting. */
+  viewsStarted?: () => boolean;
 }) {
   return async (r: FastifyInstance) => {
     r.get(
@@ -40,7 +42,8 @@ export function healthRoutes(deps: {
       {
         config: { public: true },
         schema: {
-          summary: 'Readiness: the latest predictions are loaded and the predictions topic is subscribed',
+          summary:
+            'Readiness: the latest predictions are loaded, the predictions topic is subscribed and every other view (errors, candles, alerts, news) has started',
           security: [],
           response: {
             200: {
@@ -68,6 +71,9 @@ export function healthRoutes(deps: {
             'store_unavailable',
           );
         if (!deps.latest.ready) return fail(reply, 503, 'loading the latest predictions', 'not_ready');
+        // Ready means every route answers with what its topic holds: a view still reading its tail would answer empty.
+        if (deps.viewsStarted?.() === false)
+          return fail(reply, 503, 'loading the alerts, news and monitoring views', 'not_ready');
         return {
           status: 'ready' as const,
           pairs: deps.latest.knownPairs().map(pairToUrl),

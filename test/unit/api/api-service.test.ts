@@ -135,3 +135,91 @@ test('championCard reads the registry at most once per TTL', async () => {
   const fresh = championCard(reg, 'm', 0);
   assert.equal((await fresh())?.version, 2);
 });
+
+test('startApi: /v1/ready waits for every view it serves (alerts, news), not only the latest predictions', async () => {
+  const bus = new InProcessBus();
+  const now = Date.now();
+  await bus.publish(topics.alerts, [
+    {
+      status: 'firing',
+      rule: 'coverage',
+      kind: 'quality',
+      severity: 'warning',
+      key: 'BTC/USD',
+      value: 0.5,
+      message: 'coverage low',
+      startsAt: now - MIN,
+      at: now - MIN,
+      repeat: 0,
+    },
+  ]);
+  await bus.publish(topics.news, [
+    {
+      v: 1,
+      id: 'n1',
+      source: 'test',
+      title: 'Bitcoin moves',
+      summary: '',
+      url: 'https://example.com/n1',
+      publishedAt: now - MIN,
+      fetchedAt: now - MIN,
+      coins: ['BTC'],
+    },
+  ]);
+  // The news view's start is held where it reads its topic's tail (a broker that is slow to answer), which the test
+  // releases: until then the news view has nothing, so the API is not ready.
+  let newsTailAsked = false;
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const readTail = bus.readTail.bind(bus);
+  bus.readTail = (async (topic, perPartition, options) => {
+    if (topic.name === topics.news.name) {
+      newsTailAsked = true;
+      await held;
+    }
+    return readTail(topic, perPartition, options);
+  }) as typeof bus.readTail;
+  const api = await startApi({
+    bus,
+    store: new MemoryPredictionsStore(),
+    pairs: ['BTC/USD'],
+    port: 0,
+    host: '127.0.0.1',
+    storesOpen: { what: () => [], opened: Promise.resolve() },
+  });
+  try {
+    const base = `http://127.0.0.1:${api.port}`;
+    const get = async (path: string) => {
+      const r = await fetch(`${base}${path}`);
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    await waitFor('the news view to read its tail', () => newsTailAsked, Boolean, { everyMs: 5 });
+    assert.equal(api.latest.ready, true, 'the latest predictions are loaded already');
+    assert.equal((await get('/v1/ready')).status, 503, 'not ready while the news view is starting');
+    release();
+    await waitFor(
+      'ready',
+      async () => (await get('/v1/ready')).status,
+      (s) => s === 200,
+      { everyMs: 5 },
+    );
+    // Right after ready, each view answers with what its topic holds.
+    const news = await get('/v1/news');
+    assert.deepEqual(
+      (news.body.items as { id: string }[]).map((n) => n.id),
+      ['n1'],
+    );
+    const pipeline = await get('/v1/pipeline');
+    assert.equal(pipeline.status, 200);
+    assert.deepEqual(
+      (pipeline.body.alerts as { rule: string }[]).map((a) => a.rule),
+      ['coverage'],
+    );
+  } finally {
+    release();
+    await api.close();
+    await bus.close();
+  }
+});
