@@ -28,6 +28,9 @@ import { answerWithin, StoreTimeoutError } from './store-deadline.ts';
  * `{"type":"error","error":"rate_limited","channel":…,"pair":…,…}`, no read, and live records follow. Either comes
  * before any record of that channel and pair: a client resubscribes them from its old `since` to fill the gap (the
  * frame names both: with the pair alone, a client of several channels could not tell which to ask again).
+ * A replay that went through ends with `{"type":"replayed","channel":…,"pair":…}`, after its records and the live
+ * ones held meanwhile (also when there was nothing to replay): a client knows its gap is filled without waiting for a
+ * record that may never come. The frames and their fields: `WS_SERVER_FRAMES` below, and docs/api.md.
  *
  * Protection: a malformed frame gets `{"type":"error",…}`; more than `maxFramesPerSecond` frames in a second closes
  * with 1008; a client whose socket holds more than `maxBufferedBytes` unsent is closed with 1013 (its backlog never
@@ -421,6 +424,8 @@ export class WsHub {
     const sub = c.subs.get(k);
     if (sub === undefined) return;
     let items: readonly Entry[];
+    /** An error frame said this pair was not replayed: no `replayed` frame then. */
+    let notReplayed = false;
     if (since === undefined) {
       const e = feed.latestEntry(pair);
       items = e === undefined ? [] : [e];
@@ -431,6 +436,7 @@ export class WsHub {
       else if (wait > 0) {
         // The key's bucket is empty: no read (a client resubscribing in a loop would read the store for ever).
         this.stats.replaysRateLimited++;
+        notReplayed = true;
         this.sendJson(c, {
           type: 'error',
           error: 'rate_limited',
@@ -452,6 +458,7 @@ export class WsHub {
         } catch (err) {
           const late = err instanceof StoreTimeoutError;
           if (late) this.stats.replaysTimedOut++;
+          notReplayed = true;
           // Logged by the channel's outage log: once per outage with its stack, then a count a minute (every client
           // subscribing during an outage wrote a stack trace).
           this.sendJson(c, {
@@ -488,6 +495,9 @@ export class WsHub {
       lastWindowEnd = Math.max(lastWindowEnd, e.p.windowEnd);
     }
     if (sent.size > 0) sub.replayed = { sent, lastWindowEnd };
+    // The replay is whole: a client waiting for it (to know a gap is filled) must not have to wait for a record,
+    // which may never come (nothing was missing, or the pipeline stopped).
+    if (!notReplayed) this.sendJson(c, { type: 'replayed', channel, pair: pairToUrl(pair) });
   }
 
   /** Waits (up to 10 s) until the client has taken half of its backlog; false if it is gone or too slow. */

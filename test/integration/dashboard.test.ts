@@ -587,6 +587,80 @@ describe('dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('a replay the API could not do, with nothing missing after all: the notice goes at the replay that went through, though no record comes', async () => {
+    const page = await browser.newPage();
+    const seen = watch(page, `127.0.0.1:${port}`);
+    // As above, a proxy that answers a predictions resume from a since, once, with the API's replay_failed frame. No
+    // prediction is published meanwhile: the resume that goes through has nothing to replay, so no record of the
+    // channel comes — only the API's `replayed` frame says the replay is whole.
+    let failing = 0;
+    const resumes: { since: number; failed: boolean }[] = [];
+    const sockets: { page: WebSocketRoute; api: WebSocketRoute }[] = [];
+    let replayedFrames = 0;
+    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      sockets.push({ page: ws, api: server });
+      let inject = false;
+      server.onMessage((m) => {
+        const msg = JSON.parse(String(m)) as { type: string; channel?: string };
+        if (msg.type === 'replayed' && msg.channel === 'predictions') replayedFrames++;
+        ws.send(m);
+        if (inject && msg.type === 'subscribed' && msg.channel === 'predictions') {
+          inject = false;
+          ws.send(
+            JSON.stringify({
+              type: 'error',
+              error: 'replay_failed',
+              channel: 'predictions',
+              pair: 'BTC-USDT',
+              message: 'could not replay BTC-USDT: the store did not answer within 10000 ms',
+            }),
+          );
+        }
+      });
+      ws.onMessage((m) => {
+        const msg = JSON.parse(String(m)) as { type: string; channel?: string; since?: number };
+        if (msg.type === 'subscribe' && msg.channel === 'predictions' && msg.since !== undefined) {
+          const failed = failing > 0;
+          resumes.push({ since: msg.since, failed });
+          if (failed) {
+            failing--;
+            inject = true;
+            const { since: _, ...rest } = msg;
+            return server.send(JSON.stringify(rest));
+          }
+        }
+        server.send(m);
+      });
+    });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    const before = await waitForDashboard(page, 'live', (s) => s.status === 'live', 30_000);
+    failing = 1;
+    resumes.length = 0;
+    const dropped = sockets.at(-1)!;
+    await dropped.page.close();
+    await dropped.api.close();
+    await page.waitForSelector('#message [data-state="gap"]', { timeout: 30_000 });
+    const filled = await waitForDashboard(
+      page,
+      'the gap told filled',
+      (s) => s.refilled.predictions === 1,
+      30_000,
+    );
+    await page.waitForSelector('#message [data-state="gap"]', { state: 'detached', timeout: 30_000 });
+    assert.deepEqual(
+      resumes.map((r) => [r.since, r.failed]),
+      [
+        [before.lastPrediction, true],
+        [before.lastPrediction, false],
+      ],
+    );
+    assert.equal(filled.predictions, before.predictions, 'nothing was missing: nothing new drawn');
+    assert.ok(replayedFrames >= 1, 'the API said the replay was whole');
+    assert.deepEqual(seen.problems, []);
+    await page.close();
+  });
+
   it('the API still starting (/v1/ready 503): the page says what it waits for and retries, not "no predictions yet"', async () => {
     const page = await browser.newPage();
     let answered = 0;

@@ -48,7 +48,7 @@ export function wsRoutes(deps: { hub: WsHub }) {
         hide: true,
         summary: 'Live predictions over WebSocket',
         description:
-          'Send {"type":"subscribe","pairs":["BTC-USD"],"since":<epoch ms, optional>}: predictions with windowEnd > since are replayed, then live ones follow as {"type":"prediction","data":{…}}, with neither gaps nor duplicates. {"type":"unsubscribe","pairs":[…]} stops. Malformed frames get {"type":"error",…}; flooding closes with 1008, a client that does not read closes with 1013.',
+          'Send {"type":"subscribe","pairs":["BTC-USD"],"since":<epoch ms, optional>}: predictions with windowEnd > since are replayed, then {"type":"replayed","channel":…,"pair":…}, then live ones follow as {"type":"prediction","data":{…}}, with neither gaps nor duplicates. {"type":"unsubscribe","pairs":[…]} stops. Malformed frames get {"type":"error",…}; flooding closes with 1008, a client that does not read closes with 1013.',
       },
     });
   };

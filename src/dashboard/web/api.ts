@@ -93,8 +93,8 @@ interface Refill {
   attempt: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   /**
-   * The server answered a subscription from `since` (`subscribed`) and no error since: its first record then means
-   * the replay went through (the server sends its error frame before any record of that subscription).
+   * The server answered a subscription from `since` (`subscribed`) and no error since: its first record, or its
+   * `replayed` frame, then means the replay went through (the server sends its error frame before either).
    */
   answered: boolean;
 }
@@ -170,6 +170,15 @@ export class Live {
     return delay;
   }
 
+  /** A record, or the end of a replay, of `channel` after its resubscription was answered: the gap is filled. */
+  private filled(channel: ChannelName): void {
+    const r = this.refills.get(channel);
+    if (r?.answered) {
+      this.refills.delete(channel);
+      this.o.onRefilled?.(channel);
+    }
+  }
+
   private connect(): void {
     if (this.stopped) return;
     this.o.onStatus('connecting');
@@ -208,11 +217,13 @@ export class Live {
       const channel = msg.type === undefined ? undefined : FRAME_CHANNEL[msg.type];
       if (channel !== undefined) {
         this.o.onRecord(channel, msg.data);
-        const r = this.refills.get(channel);
-        if (r?.answered) {
-          this.refills.delete(channel);
-          this.o.onRefilled?.(channel);
-        }
+        this.filled(channel);
+      }
+      // The server's replay of a subscription is whole: with no record to replay (nothing was missing, or the
+      // pipeline stopped) no record comes, and the gap's notice stayed until one did.
+      if (msg.type === 'replayed') {
+        const named = CHANNELS.find((c) => c === msg.channel);
+        if (named !== undefined) this.filled(named);
       }
     };
     ws.onclose = () => {

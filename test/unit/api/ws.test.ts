@@ -96,6 +96,10 @@ class Client {
   send(x: unknown): void {
     this.ws.send(typeof x === 'string' ? x : JSON.stringify(x));
   }
+  /** The server said its replay of a subscription is done (`replayed`): live records follow. */
+  replayed(): boolean {
+    return this.msgs.some((m) => m.type === 'replayed');
+  }
   predictions(): Prediction[] {
     return this.msgs.filter((m) => m.type === 'prediction').map((m) => m.data!);
   }
@@ -204,7 +208,7 @@ describe('WebSocket /v1/ws', () => {
     const s = await serve();
     const a = await Client.connect(s.port);
     a.send({ type: 'subscribe', pairs: ['BTC-USD'] });
-    await a.until(() => a.msgs.length === 1, 'subscribed');
+    await a.until(() => a.replayed(), 'subscribed and replayed');
     for (let i = 1; i <= 5; i++) await s.publish(prediction('BTC/USD', at(i)));
     await a.until(() => a.predictions().length === 5, 'five predictions');
     const last = a.predictions().at(-1)!.windowEnd;
@@ -226,7 +230,7 @@ describe('WebSocket /v1/ws', () => {
     const s = await serve({ ringSize: 5, store });
     const warm = await Client.connect(s.port);
     warm.send({ type: 'subscribe', pairs: ['BTC-USD'] });
-    await warm.until(() => warm.msgs.length === 1, 'subscribed');
+    await warm.until(() => warm.replayed(), 'subscribed and replayed');
     for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
     await warm.until(() => warm.predictions().length === 20, 'all twenty');
     warm.close();
@@ -410,6 +414,35 @@ describe('WebSocket /v1/ws', () => {
     c.close();
   });
 
+  test('replayed: each replay that went through ends with it (after its records and the held live ones), also with nothing to replay; none after replay_failed', async () => {
+    const store = new HungStore();
+    const s = await serve({ ringSize: 5, store, options: { ws: { replayReadTimeoutMs: 100 } } });
+    for (let i = 1; i <= 20; i++) await s.publish(prediction('BTC/USD', at(i)));
+    await s.taken();
+    const c = await Client.connect(s.port);
+    const types = () => c.msgs.filter((m) => m.type !== 'unsubscribed').map((m) => m.type);
+    // Nothing newer than since: no record will come, the frame says the replay is whole all the same.
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(20) });
+    await c.until(() => c.replayed(), 'the empty replay done');
+    await c.barrier();
+    assert.deepEqual(types(), ['subscribed', 'replayed']);
+    assert.deepEqual(c.msgs[1], { type: 'replayed', channel: 'predictions', pair: 'BTC-USD' });
+    // From the store (the ring of 5 is too short): its records, then the frame.
+    c.send({ type: 'unsubscribe', pairs: ['BTC-USD'] });
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(10) });
+    await c.until(() => c.msgs.filter((m) => m.type === 'replayed').length === 2, 'the store replay done');
+    assert.deepEqual(ends(c.predictions()), range(11, 20));
+    assert.equal(c.msgs.at(-1)!.type, 'replayed', 'after every replayed record');
+    // A replay that failed: the error frame, and no `replayed` (the gap is not filled).
+    store.hang = true;
+    c.send({ type: 'unsubscribe', pairs: ['BTC-USD'] });
+    c.send({ type: 'subscribe', pairs: ['BTC-USD'], since: at(2) });
+    await c.until(() => c.msgs.some((m) => m.type === 'error'), 'the replay to fail', 20_000);
+    await c.barrier();
+    assert.equal(c.msgs.filter((m) => m.type === 'replayed').length, 2);
+    c.close();
+  });
+
   test("with API keys, each replay that reads the store takes a token of the key's bucket; none left: rate_limited, no read, live still flows", async () => {
     // Two tokens and (in effect) no refill: the upgrade takes one, the first store read the other.
     const s = await serve({ ringSize: 5, options: { apiKeys: ['k'], ratePerSecond: 0.001, burst: 2 } });
@@ -490,7 +523,7 @@ describe('WebSocket /v1/ws', () => {
     const s = await serve();
     const c = await Client.connect(s.port);
     c.send({ type: 'subscribe', pairs: ['ETH-USD'], since: at(0) });
-    await c.until(() => c.msgs.length === 1, 'subscribed');
+    await c.until(() => c.replayed(), 'subscribed and replayed');
     await s.publish(prediction('ETH/USD', at(1)), prediction('ETH/USD', at(1), { modelVersion: 2 }));
     await s.publish(prediction('ETH/USD', at(1), { modelVersion: 2 }));
     await c.until(() => c.predictions().length === 2, 'both versions');
@@ -689,8 +722,8 @@ describe('WebSocket /v1/ws', () => {
     const fast = await Client.connect(s.port);
     slow.send({ type: 'subscribe', pairs: ['BTC-USD'] });
     fast.send({ type: 'subscribe', pairs: ['BTC-USD'] });
-    await slow.until(() => slow.msgs.length === 1, 'slow subscribed');
-    await fast.until(() => fast.msgs.length === 1, 'fast subscribed');
+    await slow.until(() => slow.replayed(), 'slow subscribed and replayed');
+    await fast.until(() => fast.replayed(), 'fast subscribed and replayed');
     (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     const N = 20_000;
     const delays: number[] = [];
