@@ -30,7 +30,7 @@ import { answerWithin, StoreTimeoutError } from './store-deadline.ts';
  * frame names both: with the pair alone, a client of several channels could not tell which to ask again).
  * A replay that went through ends with `{"type":"replayed","channel":…,"pair":…}`, after its records and the live
  * ones held meanwhile (also when there was nothing to replay): a client knows its gap is filled without waiting for a
- * record that may never come. The frames and their fields: `WS_SERVER_FRAMES` below, and docs/api.md.
+ * record that may never come. Every frame and its fields: docs/api.md (`WS_CONTROL_FRAMES` below).
  *
  * Protection: a malformed frame gets `{"type":"error",…}`; more than `maxFramesPerSecond` frames in a second closes
  * with 1008; a client whose socket holds more than `maxBufferedBytes` unsent is closed with 1013 (its backlog never
@@ -72,6 +72,15 @@ interface PairSub {
 }
 
 const OPEN = 1;
+
+/**
+ * The frames a client sends, and those the server sends besides the channels' records (whose types are the feeds'
+ * `frameType`: `prediction`, `prediction_error`, `candle`). docs/api.md lists every frame with its fields and when it
+ * is sent; a unit test finds its list equal to these.
+ */
+export const WS_CLIENT_FRAMES = ['subscribe', 'unsubscribe'] as const;
+export const WS_CONTROL_FRAMES = ['subscribed', 'unsubscribed', 'replayed', 'error'] as const;
+type WsControlFrame = (typeof WS_CONTROL_FRAMES)[number];
 
 /** The largest frame a client may send (subscribe and unsubscribe frames are far smaller). */
 export const MAX_FRAME_BYTES = 4096;
@@ -257,7 +266,7 @@ export class WsHub {
     return true;
   }
 
-  private sendJson(c: Client, msg: Record<string, unknown>): void {
+  private sendJson(c: Client, msg: { type: WsControlFrame } & Record<string, unknown>): void {
     this.send(c, JSON.stringify(msg));
   }
 
@@ -336,7 +345,7 @@ export class WsHub {
     }
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return 'frame must be a JSON object';
     const m = msg as { type?: unknown; channel?: unknown; pairs?: unknown; since?: unknown };
-    if (m.type !== 'subscribe' && m.type !== 'unsubscribe')
+    if (!WS_CLIENT_FRAMES.includes(m.type as (typeof WS_CLIENT_FRAMES)[number]))
       return 'type must be "subscribe" or "unsubscribe"';
     const channel = m.channel ?? this.defaultChannel;
     if (typeof channel !== 'string' || !this.feeds.has(channel))
