@@ -73,7 +73,9 @@ export class OnlineAdjustments {
   warmUp(
     vectors: readonly FeatureVectorRecord[],
     predictOf: (v: FeatureVectorRecord) => Prediction | undefined,
-    publishedAlpha?: (p: Prediction) => { alphaLower: number; alphaUpper: number } | undefined,
+    publishedAlpha?: (
+      p: Prediction,
+    ) => { alphaLower: number; alphaUpper: number; p10Bps?: number; p90Bps?: number } | undefined,
   ): void {
     for (const v of vectors) {
       this.observe(v);
@@ -84,7 +86,13 @@ export class OnlineAdjustments {
         const alpha = publishedAlpha?.(p);
         if (alpha !== undefined)
           this.aci?.restoreAlpha(`${p.exchange}|${p.pair}`, alpha.alphaLower, alpha.alphaUpper);
-        this.remember(p);
+        // And the quantiles of the champion that made it: after a promotion `predictOf` is the new champion's, whose
+        // band (and so the score its outcome leaves) is not the one published.
+        const made =
+          alpha?.p10Bps !== undefined && alpha.p90Bps !== undefined
+            ? { p10: alpha.p10Bps, p90: alpha.p90Bps }
+            : undefined;
+        this.remember(p, made);
       }
       this.stats.warmUpVectors++;
     }
@@ -162,11 +170,13 @@ export class OnlineAdjustments {
     this.remember(p);
   }
 
-  /** The band `p` is published with (when adjusted), kept with its raw return until its target minute comes. */
-  private remember(p: Prediction): PublishedBand | undefined {
+  /**
+   * The band `p` is published with (when adjusted), kept with its raw return until its target minute comes; made from
+   * the model's quantiles `made` when given (a warm-up's forecast published by an earlier champion), else `p`'s.
+   */
+  private remember(p: Prediction, made = modelBandBps(p)): PublishedBand | undefined {
     const key = `${p.exchange}|${p.pair}`;
-    const bps = (price: number) => Math.log(price / p.close) * 1e4;
-    const band = this.aci?.adjust(key, bps(p.p10), bps(p.p90));
+    const band = this.aci?.adjust(key, made.p10, made.p90);
     let queue = this.pending.get(key);
     if (queue === undefined) {
       queue = [];
@@ -177,6 +187,11 @@ export class OnlineAdjustments {
       queue.push({ targetTs: p.targetTs, close: p.close, band, predictedBps: p.predictedReturnBps });
     return band;
   }
+}
+
+/** The model's own p10 and p90 of a prediction not adjusted yet, in bps of its close: what the band is made from. */
+export function modelBandBps(p: Prediction): { p10: number; p90: number } {
+  return { p10: Math.log(p.p10 / p.close) * 1e4, p90: Math.log(p.p90 / p.close) * 1e4 };
 }
 
 /**

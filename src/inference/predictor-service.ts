@@ -11,7 +11,7 @@ import type { AciState } from '../schemas/predictor-state.ts';
 import { topics } from '../schemas/topics.ts';
 import type { AciOptions } from './adaptive-conformal.ts';
 import type { ModelSource } from './model-holder.ts';
-import { OnlineAdjustments } from './online-adjustments.ts';
+import { modelBandBps, OnlineAdjustments } from './online-adjustments.ts';
 import type { PredictionsStore } from './predictions-store.ts';
 import {
   type Clock,
@@ -301,8 +301,19 @@ export class PredictorService {
       }
       out.push(this.adjustments.adjust(result.prediction));
       const alpha = this.adjustments.alpha(`${v.exchange}|${v.pair}`);
-      if (alpha !== undefined)
-        alphas.push({ v: 1, exchange: v.exchange, pair: v.pair, windowEnd: v.windowEnd, ...alpha });
+      if (alpha !== undefined) {
+        // With the champion's own quantiles: a restart after a promotion rebuilds the scores from them.
+        const made = modelBandBps(result.prediction);
+        alphas.push({
+          v: 1,
+          exchange: v.exchange,
+          pair: v.pair,
+          windowEnd: v.windowEnd,
+          ...alpha,
+          p10Bps: made.p10,
+          p90Bps: made.p90,
+        });
+      }
     }
     if (out.length > 0) {
       await this.store.write(out);

@@ -69,7 +69,7 @@ export const topics = {
   predictorAci: defineTopic<AciState>({
     name: 'predictor.aci',
     description:
-      "The predictor's adaptive conformal state for each prediction it publishes with an adjusted band: α_t of the band's lower and upper side when the band of (exchange, pair, windowEnd) was made. Written before the prediction; a restarted predictor reads it back (whole) to restore α_t exactly. Key: pair.",
+      "The predictor's adaptive conformal state for each prediction it publishes with an adjusted band: α_t of the band's lower and upper side when the band of (exchange, pair, windowEnd) was made, and the champion's own p10/p90 (bps) it was made from. Written before the prediction; a restarted predictor reads it back (whole) to restore α_t exactly. Key: pair.",
     schema: AciStateSchema,
     key: (s) => s.pair,
     partitions: 4,
