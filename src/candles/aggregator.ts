@@ -36,9 +36,8 @@ import type { Trade, Watermark } from '../schemas/trade.ts';
  * when it last published, and (under `dlq`) only while the rebuilt stream time has not closed their window — one that
  * the re-read records alone show late was late in the earlier run too, so it is in no candle. Anything else for a
  * published window is a late trade: dead-lettered (a window published before the restart is not retained, so under
- * `revise` too). Left: a late trade whose dead letter was lost (a failed publish, a crash) after a later candle of its batch, whose
- * pair shows no record that closes its window between the committed position and it, still counts as `replayed`
- * (docs/time-semantics.md).
+ * `revise` too). The candle service therefore publishes a batch's dead letters before its candles: a later candle's
+ * higher bound would make a retry take a late trade whose dead letter failed for a re-read (docs/time-semantics.md).
  */
 export type LatePolicy = 'dlq' | 'revise';
 

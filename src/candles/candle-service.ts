@@ -104,6 +104,7 @@ export class CandleService {
           this.aggregators.delete(p);
           this.dedups.delete(p);
           this.inputEnds.delete(p);
+          this.durableDeadLetters.delete(p);
         }
         log.info({ service: 'candles', partitions }, 'partitions revoked');
       },
@@ -135,6 +136,8 @@ export class CandleService {
               payload: t,
               key: t.pair,
               partition,
+              // The late trade's own offset: what tells its dead letter on a retry or to a consumer deduplicating.
+              offset: this.readingOffset,
             }),
           ),
       },
@@ -148,6 +151,12 @@ export class CandleService {
   }
 
   private readonly pending = new Map<number, { candles: Candle[]; dead: DeadLetter[] }>();
+  /**
+   * Per partition, the `trades` offsets (as in `DeadLetter.offset`) of late trades whose dead letter is published, at
+   * or after the last commit: a batch retried after its candles publish failed computes them again and must not send
+   * them twice. In memory: after a crash they may be sent again (at least once; the offset tells them apart).
+   */
+  private readonly durableDeadLetters = new Map<number, Set<string>>();
   private pendingFor(partition: number): { candles: Candle[]; dead: DeadLetter[] } {
     let p = this.pending.get(partition);
     if (p === undefined) {
@@ -215,8 +224,16 @@ export class CandleService {
     const delta = (k: 'trades' | 'late' | 'filled' | 'suppressed' | 'replayed') => agg.stats[k] - from[k];
     const pending = this.pendingFor(partition);
     const candles = pending.candles.splice(0);
-    const dead = pending.dead.splice(0);
-    // Effects first (durable), then the commit plan.
+    // Effects first (durable), then the commit plan. Dead letters before candles: a published candle read later in the
+    // batch raises the bound of re-reads (`inputOffset`), so a retry after a failed dead-letter publish would take the
+    // late trade for a re-read and lose it. Those a failed candles publish already made durable are not sent again.
+    const durable = this.durableDeadLetters.get(partition) ?? new Set<string>();
+    this.durableDeadLetters.set(partition, durable);
+    const dead = pending.dead.splice(0).filter((d) => !durable.has(d.offset!));
+    if (dead.length > 0) {
+      await this.opts.bus.publish(topics.dlq, dead);
+      for (const d of dead) durable.add(d.offset!);
+    }
     if (candles.length > 0) {
       await this.opts.bus.publish(topics.candles, candles);
       this.stats.candles += candles.length;
@@ -229,7 +246,6 @@ export class CandleService {
       }
       this.opts.onCandles?.(candles);
     }
-    if (dead.length > 0) await this.opts.bus.publish(topics.dlq, dead);
     if (candles.length > 0) faultPoint('candles:published');
     this.stats.duplicates += duplicates;
     this.stats.watermarks += watermarks;
@@ -243,7 +259,10 @@ export class CandleService {
     if (last > counted) this.counted.set(partition, last);
     const lowest = agg.lowestNeededPosition();
     const next = records[records.length - 1]!.offset + 1n;
-    return new Map([[partition, lowest === undefined ? next : BigInt(lowest)]]);
+    const commit = lowest === undefined ? next : BigInt(lowest);
+    // A retry re-reads from the commit on: dead letters of records before it are never computed again.
+    for (const o of durable) if (BigInt(o) < commit) durable.delete(o);
+    return new Map([[partition, commit]]);
   }
 
   /**

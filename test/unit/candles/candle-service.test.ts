@@ -162,9 +162,7 @@ describe('CandleService on the in-process bus', () => {
     assert.deepEqual([second.stats.late, second.stats.replayed], [1, 0]);
   });
 
-  it('a late trade whose dead letter failed after its batch published a later candle is dead-lettered on the retry', {
-    todo: 'design limit: docs/time-semantics.md#restart-without-duplicates-or-gaps ("Left")',
-  }, async () => {
+  it('a late trade whose dead letter failed in a batch that closes a later candle is dead-lettered on the retry', async () => {
     const { bus, inner } = busFailingOnce(topics.dlq.name);
     try {
       const service = new CandleService({ bus });
@@ -177,8 +175,9 @@ describe('CandleService on the in-process bus', () => {
       ]);
       await service.caughtUp();
       // One batch: a late trade for 00:00, then a watermark that closes test's 01:00 (a filled candle whose
-      // inputOffset is past the late trade). Its candle is published, its dead letter fails: the batch is read again
-      // from the commit, and the late trade is at or before the published bound, with no record of its pair before it.
+      // inputOffset is past the late trade). Its dead letter fails: the batch is read again from the commit. Had the
+      // candle been published before, the late trade would be at or before the published bound, with no record of its
+      // pair before it: taken for a re-read, lost.
       await bus.publish<TradeEvent>(topics.trades, [
         trade({ ts: T0 + 45_000, price: 998 }),
         watermark(T0 + 2 * MIN + 6_000),
@@ -192,10 +191,15 @@ describe('CandleService on the in-process bus', () => {
       await service.stop();
       const dead = (await inner.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value);
       assert.deepEqual(
-        dead.map((d) => [d.kind, JSON.parse(d.payload).price]),
-        [['late', 998]],
+        dead.map((d) => [d.kind, JSON.parse(d.payload).price, d.offset]),
+        [['late', 998, '3']],
+        'dead-lettered once, with its trades offset',
       );
       assert.deepEqual([service.stats.late, service.stats.replayed], [1, 0]);
+      assert.deepEqual(
+        (await inner.readTail<Candle>(topics.candles, 100)).map((r) => ohlc(r.value)),
+        ['BTC/USD 00:00 100/100/100/100 v=1 n=1', 'BTC/USD 00:01 100/100/100/100 v=0 n=0 filled'],
+      );
     } finally {
       await inner.close();
     }
