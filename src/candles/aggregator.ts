@@ -35,9 +35,10 @@ import type { Trade, Watermark } from '../schemas/trade.ts';
  * Which trades can be re-read (see `PairSeed.inputEnd`): only those at or before where the earlier run had read to
  * when it last published, and (under `dlq`) only while the rebuilt stream time has not closed their window — one that
  * the re-read records alone show late was late in the earlier run too, so it is in no candle. Anything else for a
- * published window is a late trade: dead-lettered (a window published before the restart is not retained, so under
- * `revise` too). The candle service therefore publishes a batch's dead letters before its candles: a later candle's
- * higher bound would make a retry take a late trade whose dead letter failed for a re-read (docs/time-semantics.md).
+ * published window is a late trade: dead-lettered, or under `revise` a revision of a window taken back from the
+ * seed (`PairSeed.retained`: the latest revisions the earlier run published, which carry `revisable`). The candle
+ * service therefore publishes a batch's dead letters before its candles: a later candle's higher bound would make a
+ * retry take a late trade whose dead letter failed for a re-read (docs/time-semantics.md).
  */
 export type LatePolicy = 'dlq' | 'revise';
 
@@ -72,6 +73,13 @@ export interface PairSeed {
    * Default: unknown, every position may be a re-read.
    */
   inputEnd?: number;
+  /**
+   * Under `revise`: the latest revision of each window published up to `lastWindowStart`, oldest first (the candle
+   * service: from the read-back tail). The windows after the last one that cannot be revised (a traded candle without
+   * `revisable`) or the last gap, at most `revisionHorizon`, are kept for revisions as if this run had closed them: a
+   * late trade after the restart revises them as it would have without the restart.
+   */
+  retained?: readonly Candle[];
 }
 
 class WindowAcc {
@@ -99,6 +107,33 @@ class WindowAcc {
     this.firstPos = pos;
     if (t !== undefined) this.add(t, true);
     else this.filled = true;
+  }
+
+  /**
+   * A published window taken back for revisions after a restart (`PairSeed.retained`), or `undefined` when the candle
+   * does not carry what a revision needs. Its input position is unknown (-1): its state is in the published candle,
+   * so it holds back no commit.
+   */
+  static fromCandle(c: Candle): WindowAcc | undefined {
+    if (c.filled) {
+      const w = new WindowAcc(c.windowStart, undefined, -1, c.close);
+      w.revision = c.revision;
+      return w;
+    }
+    const r = c.revisable;
+    if (r === undefined || c.trades === undefined) return undefined;
+    const w = new WindowAcc(c.windowStart, undefined, -1, c.close);
+    w.filled = false;
+    w.open = c.open;
+    w.high = c.high;
+    w.low = c.low;
+    w.openTs = r.openTs;
+    w.closeTs = r.closeTs;
+    w.volume = r.volume;
+    w.quoteVolume = r.quoteVolume;
+    w.trades = c.trades;
+    w.revision = c.revision;
+    return w;
   }
 
   /** A late trade: a filled window becomes a traded one with it as its only trade. */
@@ -258,6 +293,21 @@ export class CandleAggregator {
     s.seededInputEnd = seed.inputEnd ?? Number.POSITIVE_INFINITY;
     s.seededPublished = new Set();
     for (const [start, rev] of seed.published) s.seededPublished.add(start + ':' + rev);
+    s.retained.length = 0;
+    if (this.latePolicy === 'revise') {
+      // The contiguous run of revisable windows that ends at the last published one (carryClose walks neighbours).
+      const kept: WindowAcc[] = [];
+      for (const c of seed.retained ?? []) {
+        if (c.windowStart > seed.lastWindowStart) break;
+        const w = WindowAcc.fromCandle(c);
+        const prev = kept[kept.length - 1];
+        if (w === undefined || (prev !== undefined && prev.start + this.intervalMs !== w.start))
+          kept.length = 0;
+        if (w !== undefined) kept.push(w);
+      }
+      if (kept[kept.length - 1]?.start === seed.lastWindowStart)
+        for (const w of kept.slice(-this.revisionHorizon)) s.retained.push(w);
+    }
   }
 
   /**
@@ -270,7 +320,8 @@ export class CandleAggregator {
     for (const s of this.states.values()) {
       if (s.open.length === 0 && s.retained.length === 0) continue;
       for (const w of s.open) if (min === undefined || w.firstPos < min) min = w.firstPos;
-      for (const w of s.retained) if (!w.filled && (min === undefined || w.firstPos < min)) min = w.firstPos;
+      for (const w of s.retained)
+        if (!w.filled && w.firstPos >= 0 && (min === undefined || w.firstPos < min)) min = w.firstPos;
       if (s.streamTimePos >= 0 && (min === undefined || s.streamTimePos < min)) min = s.streamTimePos;
     }
     return min;
@@ -289,6 +340,22 @@ export class CandleAggregator {
 
   private onLate(s: PairState, t: Trade, start: number, pos: number): void {
     this.stats.late++;
+    const closedAt = start + this.intervalMs + this.graceMs;
+    if (
+      start <= s.seededUpTo &&
+      pos <= s.seededInputEnd &&
+      (this.latePolicy === 'revise' || closedAt > s.streamTime)
+    ) {
+      // After a restart the service re-reads from its last safe offset: trades of windows it had already
+      // published are expected here and must not count twice. Counted, not dead-lettered. Not a re-read: one
+      // appended after the service resumed; nor, under `dlq`, one whose window the re-read records already closed
+      // (then it was late in the earlier run as well, in no candle: dead-lettered again, at least once). Under
+      // `revise` such a trade may be in a published revision, so it stays a re-read (checked before the revision
+      // below: a window taken back from the seed already holds it).
+      this.stats.late--;
+      this.stats.replayed++;
+      return;
+    }
     if (this.latePolicy === 'revise') {
       const i = s.retained.findIndex((r) => r.start === start);
       if (i >= 0) {
@@ -300,21 +367,6 @@ export class CandleAggregator {
         this.carryClose(s, i);
         return;
       }
-    }
-    const closedAt = start + this.intervalMs + this.graceMs;
-    if (
-      start <= s.seededUpTo &&
-      pos <= s.seededInputEnd &&
-      (this.latePolicy === 'revise' || closedAt > s.streamTime)
-    ) {
-      // After a restart the service re-reads from its last safe offset: trades of windows it had already
-      // published are expected here and must not count twice. Counted, not dead-lettered. Not a re-read: one
-      // appended after the service resumed; nor, under `dlq`, one whose window the re-read records already closed
-      // (then it was late in the earlier run as well, in no candle: dead-lettered again, at least once). Under
-      // `revise` such a trade may be in a published revision, so it stays a re-read.
-      this.stats.late--;
-      this.stats.replayed++;
-      return;
     }
     this.out.late(
       t,
@@ -426,6 +478,12 @@ export class CandleAggregator {
       vwap: Math.min(w.high, Math.max(w.low, vwap)),
       filled: w.filled,
       revision: w.revision,
+      // What a restarted service needs to revise this window again (`PairSeed.retained`).
+      ...(this.latePolicy === 'revise' && !w.filled
+        ? {
+            revisable: { openTs: w.openTs, closeTs: w.closeTs, volume: w.volume, quoteVolume: w.quoteVolume },
+          }
+        : {}),
     });
   }
 

@@ -304,7 +304,9 @@ export class CandleService {
     }
     const tail = [...(this.opts.stored ?? []).map((value) => ({ value })), ...busTail];
     const interval = this.opts.interval ?? '1m';
-    const byPair = new Map<string, PairSeed & { published: [number, number][] }>();
+    const byPair = new Map<string, PairSeed & { published: [number, number][]; retained: Candle[] }>();
+    /** Per pair and windowStart, the latest revision read back: what a window taken back for revisions starts from. */
+    const latest = new Map<string, Map<number, Candle>>();
     /** The revision `lastClose` was taken from: the last window's latest revision is its close (`revise`). */
     const closeRevision = new Map<string, number>();
     for (const r of tail) {
@@ -319,11 +321,15 @@ export class CandleService {
           lastWindowStart: c.windowStart,
           lastClose: c.close,
           published: [],
+          retained: [],
         };
         byPair.set(k, s);
         closeRevision.set(k, c.revision);
       }
       s.published.push([c.windowStart, c.revision]);
+      const windows = latest.get(k) ?? new Map<number, Candle>();
+      latest.set(k, windows);
+      if (c.revision >= (windows.get(c.windowStart)?.revision ?? -1)) windows.set(c.windowStart, c);
       if (
         c.windowStart > s.lastWindowStart ||
         (c.windowStart === s.lastWindowStart && c.revision >= (closeRevision.get(k) ?? 0))
@@ -333,6 +339,9 @@ export class CandleService {
         closeRevision.set(k, c.revision);
       }
     }
+    // Under `revise` the aggregator takes the windows before the last one back for revisions (PairSeed.retained).
+    for (const [k, s] of byPair)
+      s.retained = [...(latest.get(k)?.values() ?? [])].sort((a, b) => a.windowStart - b.windowStart);
     if (byPair.size > 0) log.info({ service: 'candles', pairs: byPair.size }, 'resuming after earlier run');
     return [...byPair.values()];
   }

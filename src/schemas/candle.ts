@@ -35,6 +35,21 @@ export const CandleSchema = z
      * the earlier run had read to: a trade after it is new (docs/time-semantics.md). Absent elsewhere (imports, stores).
      */
     inputOffset: z.number().int().nonnegative().optional(),
+    /**
+     * Set by the candle service under the `revise` late policy on a traded candle: what a restarted service needs to
+     * revise it with a late trade (docs/time-semantics.md) — the event times of the trades that gave `open` and `close`
+     * (a later trade before the first is the new open, one at or after the last the new close) and the window's exact
+     * sums of qty and of price × qty (`volume` above is rounded). Absent elsewhere (filled candles, `dlq`, imports,
+     * stores).
+     */
+    revisable: z
+      .object({
+        openTs: EpochMs,
+        closeTs: EpochMs,
+        volume: z.number().finite().nonnegative(),
+        quoteVolume: z.number().finite().nonnegative(),
+      })
+      .optional(),
   })
   .refine((c) => c.windowEnd > c.windowStart, { message: 'windowEnd must be after windowStart' })
   .refine(

@@ -154,6 +154,47 @@ describe('candle service on Kafka: a late trade after a restart', () => {
   });
 });
 
+describe('candle service on Kafka, revise: a late trade after a restart', () => {
+  before(ensureKafka);
+  const bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: uniquePrefix('revise-restart') });
+  after(() => bus.close());
+
+  it('revises its minute published before the restart (read back from the candles topic), nothing dead-lettered', async () => {
+    const first = new CandleService({ bus, latePolicy: 'revise' });
+    await first.start();
+    await bus.publish<TradeEvent>(topics.trades, [
+      trade({ ts: T0 + 20_000, price: 100, qty: 0.5 }),
+      trade({ ts: T0 + 50_000, price: 110, qty: 0.5 }),
+      watermark(T0 + MIN + 6_000), // closes 00:00
+    ]);
+    await first.caughtUp();
+    await first.stop();
+    const second = new CandleService({ bus, latePolicy: 'revise' });
+    await second.start();
+    try {
+      await second.caughtUp();
+      // Late for 00:00, before its first trade: the new open, as an uninterrupted run would have it.
+      await bus.publish<TradeEvent>(topics.trades, [trade({ ts: T0 + 10_000, price: 90, qty: 1 })]);
+      await second.caughtUp();
+      const candles = await waitFor(
+        'the revision',
+        async () => (await bus.readTail<Candle>(topics.candles, 100)).map((r) => r.value),
+        (cs) => cs.length >= 2,
+        { timeoutMs: 30_000 },
+      );
+      assert.deepEqual(candles.map(ohlc), [
+        'BTC/USD 00:00 100/110/100/110 v=1 n=2',
+        'BTC/USD 00:00 90/110/90/110 v=2 n=3 r1',
+      ]);
+      assert.equal(candles[1]!.vwap, (100 * 0.5 + 110 * 0.5 + 90) / 2);
+      assert.equal((await bus.readTail(topics.dlq, 100)).length, 0);
+      assert.equal(second.stats.late, 1);
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
 describe('candle service on Kafka: a late trade appended while it was down', () => {
   before(ensureKafka);
   const bus = KafkaBus.connect(KAFKA_URL, { topicPrefix: uniquePrefix('while-down') });

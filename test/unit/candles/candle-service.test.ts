@@ -104,6 +104,59 @@ describe('CandleService on the in-process bus', () => {
     assert.deepEqual(await candlesOf(bus), ['BTC/USD 00:00 100/100/100/100 v=1 n=1']);
   });
 
+  it('revise, restart: a late trade for a minute published before the restart revises it, as without the restart', async () => {
+    const events: TradeEvent[][] = [
+      [
+        trade({ ts: T0 + 20_000, price: 100, qty: 0.1 }),
+        trade({ ts: T0 + 50_000, price: 110, qty: 0.2 }),
+        watermark(T0 + MIN + 6_000), // closes 00:00
+        trade({ ts: T0 + 30_000, price: 105, qty: 0.3 }), // late: 00:00 revised once before the restart
+        watermark(T0 + 2 * MIN + 6_000), // fills 00:01 at 110
+      ],
+      // After the restart, late for 00:00: before its open and after its close, so both change (and the filled 00:01).
+      [trade({ ts: T0 + 10_000, price: 90, qty: 0.7 }), trade({ ts: T0 + 55_000, price: 95, qty: 0.1 })],
+    ];
+    const uninterrupted = new InProcessBus();
+    const once = new CandleService({ bus: uninterrupted, latePolicy: 'revise' });
+    await once.start();
+    for (const batch of events) await uninterrupted.publish<TradeEvent>(topics.trades, batch);
+    await once.caughtUp();
+    await once.stop();
+
+    const bus = new InProcessBus();
+    const [before, after] = events;
+    const first = new CandleService({ bus, latePolicy: 'revise' });
+    await first.start();
+    await bus.publish<TradeEvent>(topics.trades, before!);
+    await first.caughtUp();
+    await first.stop();
+    const second = new CandleService({ bus, latePolicy: 'revise' });
+    await second.start();
+    await second.caughtUp();
+    await bus.publish<TradeEvent>(topics.trades, after!);
+    await second.caughtUp();
+    await second.stop();
+    assert.deepEqual((await bus.readTail(topics.dlq, 100)).length, 0, 'nothing dead-lettered');
+    // The retained 00:00 holds the commit at its first trade: its three trades are re-read (skipped), the two new revise it.
+    assert.deepEqual([second.stats.late, second.stats.replayed], [2, 3]);
+    const published = (await bus.readTail<Candle>(topics.candles, 100)).map((r) => r.value);
+    const expected = (await uninterrupted.readTail<Candle>(topics.candles, 100)).map((r) => r.value);
+    assert.deepEqual(published.map(ohlc), [
+      'BTC/USD 00:00 100/110/100/110 v=0.3 n=2',
+      'BTC/USD 00:00 100/110/100/110 v=0.6 n=3 r1',
+      'BTC/USD 00:01 110/110/110/110 v=0 n=0 filled',
+      'BTC/USD 00:00 90/110/90/110 v=1.3 n=4 r2',
+      'BTC/USD 00:00 90/110/90/95 v=1.4 n=5 r3',
+      'BTC/USD 00:01 95/95/95/95 v=0 n=0 filled r1',
+    ]);
+    const values = ({ inputOffset: _, ...c }: Candle) => c;
+    assert.deepEqual(
+      published.map(values),
+      expected.map(values),
+      'the candles of an uninterrupted run, vwap too',
+    );
+  });
+
   it('restart: a re-read trade of a published minute is skipped; a late one the re-read shows late is dead-lettered', async () => {
     const bus = new InProcessBus();
     // Two exchanges of one pair share a partition: coinbase's open minute holds the commit back to its first trade,
