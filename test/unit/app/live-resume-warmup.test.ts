@@ -21,6 +21,8 @@ describe('cryptocast run --source live restarted: the feature stage resumes from
     const all = (await bitstampCandleRecords(1_400)).map((c) => ({ ...c, pair: 'BTC/USD' }));
     const firstRun = all.slice(0, 1_200); // what the first run stored before it stopped
     const afterRestart = all.slice(1_200);
+    // A venue without trade counts (Bitstamp's candles): stored and read back without them, still ready at once.
+    assert.ok(all.every((c) => c.trades === undefined));
     const engine = new TechnicalFeatures();
     const reference = all.map((c) => engine.update(c)).slice(1_200);
 
@@ -65,6 +67,23 @@ describe('cryptocast run --source live restarted: the feature stage resumes from
       });
     });
   });
+  it('stored candles without trade counts, new ones with them: ready once 60 counts are in, as a run that never stopped', async () => {
+    const all = (await bitstampCandleRecords(1_100)).map((c) => ({ ...c, pair: 'BTC/USD' }));
+    const counted = all.slice(1_000).map((c, i) => ({ ...c, trades: 5 + (i % 7) }));
+    const engine = new TechnicalFeatures();
+    const reference = [...all.slice(0, 1_000), ...counted].map((c) => engine.update(c)).slice(1_000);
+    const got = await vectorsAfterRestart(all.slice(0, 1_000), counted);
+    assert.deepEqual(
+      got.map((v) => v.ready),
+      reference.map((v) => v.ready),
+    );
+    assert.equal(
+      got.findIndex((v) => v.ready),
+      59,
+      'trades_z_60m needs 60 counts, stored minutes have none',
+    );
+  });
+
   it('a stored minute revised just before the restart: the new minutes equal those of a run that never stopped', {
     todo: 'design limit: docs/features.md (the store keeps the last revision, a running stage used the first emission)',
   }, async () => {
