@@ -11,7 +11,8 @@ import { signalsFor } from './signals.ts';
 export interface NewsSignalServiceOptions {
   /**
    * An item that waited longer than this on the `news` topic is scored by the baseline instead of the LLM, so a
-   * burst (or a slow model) costs signal quality, never freshness. Default 60 s.
+   * burst (or a slow model) costs signal quality, never freshness — unless the LLM's answer to its text is in the
+   * scorer's cache (free). Default 60 s.
    */
   maxLagMs?: number;
   group?: string;
@@ -62,7 +63,6 @@ export class NewsSignalService {
           // publish only, so a signal was stamped available up to the broker's outage before it could exist.
           const waited = Math.max(lag, item.receivedAt === undefined ? lag : this.now() - item.receivedAt);
           const degrade = !this.scorer.primary.baseline && lag > this.maxLagMs;
-          if (degrade) n.degraded++;
           try {
             const signals = await signalsFor(
               item,
@@ -76,6 +76,8 @@ export class NewsSignalService {
                 : { waitedMs: waited },
             );
             if (signals.some((s) => s.baseline)) n.baseline++;
+            // Degraded: scored by the baseline for its wait. Not when the scorer had the LLM's answer cached.
+            if (degrade && signals.some((s) => s.baseline)) n.degraded++;
             out.push(...signals);
           } catch (err) {
             // A stop while the model answered (a scorer made with `whenStopped: 'throw'`): nothing of the batch is

@@ -130,17 +130,20 @@ export class SentimentScorer {
     return `${h}|${backend.name}|${backend.promptVersion}`;
   }
 
-  /** Scores one text. Throws SentimentError('bad-input') only when there is nothing to score. */
+  /**
+   * Scores one text. Throws SentimentError('bad-input') only when there is nothing to score. `forceBaseline` (the
+   * reason): the primary is not asked — but its cached answer, free and better than the baseline's, is still used.
+   */
   async score(text: string, opts: { forceBaseline?: string } = {}): Promise<ScoredText> {
     const prepared = prepareText(text); // throws bad-input on empty
     this.stats.scored++;
-    if (opts.forceBaseline) return this.viaFallback(prepared, opts.forceBaseline);
     const key = SentimentScorer.key(prepared, this.primary);
     const hit = this.cache.get(key);
     if (hit) {
       this.stats.cacheHits++;
       return this.tag(hit, this.primary, true);
     }
+    if (opts.forceBaseline) return this.viaFallback(prepared, opts.forceBaseline);
     if (this.stop?.aborted) return this.stopped(prepared);
     if (!this.warm) {
       const failed = await this.warmUp();

@@ -8,6 +8,7 @@ import { topics } from '../../../src/schemas/topics.ts';
 import { type Sentiment, type SentimentBackend, SentimentError } from '../../../src/sentiment/labels.ts';
 import { NewsSignalService } from '../../../src/sentiment/news-signal-service.ts';
 import { SentimentScorer } from '../../../src/sentiment/scorer.ts';
+import { newsText } from '../../../src/sentiment/signals.ts';
 
 const T0 = Date.UTC(2022, 2, 1, 12);
 const item = (id: string, title: string, coins: string[], summary = ''): NewsItem => ({
@@ -38,12 +39,12 @@ const llm = (): SentimentBackend & { calls: number } => ({
 async function run(
   items: NewsItem[],
   backend: SentimentBackend,
-  opts: { maxLagMs?: number; now?: () => number } = {},
+  opts: { maxLagMs?: number; now?: () => number; scorer?: SentimentScorer } = {},
 ) {
   const bus = new InProcessBus();
   await bus.ensureTopics([topics.news]);
   await bus.publish(topics.news, items);
-  const svc = new NewsSignalService(bus, new SentimentScorer({ primary: backend }), opts);
+  const svc = new NewsSignalService(bus, opts.scorer ?? new SentimentScorer({ primary: backend }), opts);
   await svc.start();
   await svc.caughtUp();
   await svc.stop();
@@ -111,5 +112,32 @@ describe('NewsSignalService: news → news.signals', () => {
     assert.ok(signals.every((s) => s.baseline && /behind by 12\d s/.test(s.reason)));
     // The wait counts: the signal is dated when it could exist, not at the fetch.
     assert.ok(signals.every((s) => s.availableAt >= T0 + 120_000));
+  });
+
+  it('an item behind the limit whose text the LLM already answered gets that cached answer, not the lexicon', async () => {
+    const b = llm();
+    const scorer = new SentimentScorer({ primary: b });
+    const known = item('k', 'Bitcoin rallies on ETF approval', ['BTC']);
+    // The model answered this text before (an earlier item, a run before the restart): it is in the cache.
+    await scorer.score(newsText(known));
+    assert.equal(b.calls, 1);
+    // Both items waited 2 minutes; the limit is 1 minute. The cached answer is free and the model's: it is used.
+    const { signals, svc } = await run([known, item('u', 'Ether rallies', ['ETH'])], b, {
+      maxLagMs: 60_000,
+      now: () => Date.now() + 120_000,
+      scorer,
+    });
+    assert.equal(b.calls, 1, 'the model was not asked again');
+    const k = signals.find((s) => s.newsId === 'k')!;
+    assert.deepEqual(
+      { model: k.model, baseline: k.baseline, label: k.label, reason: k.reason },
+      { model: 'fake:llm', baseline: false, label: 'positive', reason: 'Adoption grows.' },
+    );
+    assert.ok(k.availableAt >= T0 + 120_000, 'the wait still counts towards availability');
+    // The uncached one is still scored by the lexicon (freshness over quality), and only it counts as degraded.
+    const u = signals.find((s) => s.newsId === 'u')!;
+    assert.equal(u.baseline, true);
+    assert.match(u.reason, /behind by 12\d s/);
+    assert.equal(svc.stats.degraded, 1);
   });
 });
