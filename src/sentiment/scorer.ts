@@ -30,6 +30,11 @@ export interface ScoredText extends Sentiment {
   /** Set when the primary backend failed and the baseline answered instead. */
   fallback?: string;
   cached: boolean;
+  /**
+   * How long the primary took to make this answer, in ms: measured now, or, for a cached answer, when it was made
+   * (unknown for cache entries written before it was recorded). The baseline's answers have none.
+   */
+  computeMs?: number;
 }
 
 export interface ScorerOptions {
@@ -79,7 +84,12 @@ export class ScoringStopped extends Error {
   }
 }
 
-interface CacheEntry extends Sentiment {
+/** A cached answer of the primary, with how long the primary took to make it (ms). */
+interface CachedAnswer extends Sentiment {
+  ms?: number;
+}
+
+interface CacheEntry extends CachedAnswer {
   k: string;
 }
 
@@ -99,7 +109,7 @@ export class SentimentScorer {
   private readonly whenStopped: 'baseline' | 'throw';
   private readonly cacheSize: number;
   private readonly cacheFile: string | undefined;
-  private readonly cache = new Map<string, Sentiment>();
+  private readonly cache = new Map<string, CachedAnswer>();
   private warm = false;
   private readonly loadRetryMs: number;
   private readonly now: () => number;
@@ -141,7 +151,8 @@ export class SentimentScorer {
     const hit = this.cache.get(key);
     if (hit) {
       this.stats.cacheHits++;
-      return this.tag(hit, this.primary, true);
+      const { ms, ...answer } = hit;
+      return { ...this.tag(answer, this.primary, true), ...(ms === undefined ? {} : { computeMs: ms }) };
     }
     if (opts.forceBaseline) return this.viaFallback(prepared, opts.forceBaseline);
     if (this.stop?.aborted) return this.stopped(prepared);
@@ -155,9 +166,10 @@ export class SentimentScorer {
       const timeout = AbortSignal.timeout(this.timeoutMs);
       const deadline = this.stop ? AbortSignal.any([timeout, this.stop]) : timeout;
       const s = await withinDeadline(this.primary.score(prepared, deadline), deadline);
-      metrics.sentimentLatency.observe({ backend: this.primary.name }, (performance.now() - t0) / 1000);
-      this.remember(key, s);
-      return this.tag(s, this.primary, false);
+      const ms = Math.ceil(performance.now() - t0);
+      metrics.sentimentLatency.observe({ backend: this.primary.name }, ms / 1000);
+      this.remember(key, { ...s, ms });
+      return { ...this.tag(s, this.primary, false), computeMs: ms };
     } catch (err) {
       // The call ended by the stop (whatever error the backend made of its abort): the baseline answers, unlogged
       // (or the caller is told, `whenStopped`).
@@ -218,7 +230,7 @@ export class SentimentScorer {
     return { ...s, model: b.name, promptVersion: b.promptVersion, baseline: b.baseline, cached };
   }
 
-  private remember(key: string, s: Sentiment): void {
+  private remember(key: string, s: CachedAnswer): void {
     if (this.cacheSize <= 0) return;
     if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(key, s);
@@ -253,8 +265,9 @@ export class SentimentScorer {
       if (line === '') continue;
       this.fileLines++;
       try {
-        const { k, ...s } = JSON.parse(line) as CacheEntry;
-        if (typeof k === 'string' && typeof s.label === 'string') this.cache.set(k, s);
+        const { k, ms, ...s } = JSON.parse(line) as CacheEntry;
+        if (typeof k === 'string' && typeof s.label === 'string')
+          this.cache.set(k, typeof ms === 'number' && ms >= 0 ? { ...s, ms } : s);
         else bad++;
       } catch {
         bad++; // a torn last line after a crash

@@ -9,8 +9,8 @@ export const newsText = (item: NewsItem): string =>
 /**
  * One signal per coin a news item mentions (the article's sentiment, for each coin it concerns). `availableAt` is
  * the fetch time plus the time the item waited in the pipeline (`waitedMs`: from the news service's hand-over, publish
- * retries included, to the scorer) plus the time the scoring took (both
- * measured), so neither a live run nor a replay uses a signal before it could exist.
+ * retries included, to the scorer) plus the time the scoring took (both measured; for a cached answer, the time the
+ * model took to make it), so neither a live run nor a replay uses a signal before it could exist.
  * Throws SentimentError('bad-input') when the item has no text to score.
  */
 export async function signalsFor(
@@ -24,7 +24,9 @@ export async function signalsFor(
     newsText(item),
     opts.forceBaseline ? { forceBaseline: opts.forceBaseline } : {},
   );
-  const tookMs = Math.ceil(performance.now() - t0);
+  // A cached answer counts the time the model took to make it: a signal is never dated before a model run on this
+  // text, started at the fetch, could have ended (a replay run again from the cache dated its signals at the fetch).
+  const tookMs = Math.max(Math.ceil(performance.now() - t0), s.computeMs ?? 0);
   const reason = s.fallback ? `Baseline used (${s.fallback.slice(0, 200)}): ${s.reason}` : s.reason;
   return item.coins.map((coin) => ({
     v: 1 as const,
