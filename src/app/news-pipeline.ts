@@ -73,6 +73,8 @@ export async function startNewsPipeline(args: {
   backend: BackendFlags;
   /** Items that waited longer than this on `news` are scored by the lexicon (counted as `degraded`). */
   maxLagMs: number;
+  /** What the wait is measured on: `event` for a replay (the wait a live run would have had), `wall` live. */
+  clock?: 'wall' | 'event';
   cacheFile?: string;
   /** The stop: ends the news sources and the sentiment model's call in flight (the lexicon scores what is left). */
   signal: AbortSignal;
@@ -97,7 +99,10 @@ export async function startNewsPipeline(args: {
     signal: args.signal,
     ...(args.cacheFile ? { cacheFile: args.cacheFile } : {}),
   });
-  const signals = new NewsSignalService(args.bus, scorer, { maxLagMs: args.maxLagMs });
+  const signals = new NewsSignalService(args.bus, scorer, {
+    maxLagMs: args.maxLagMs,
+    ...(args.clock ? { clock: args.clock } : {}),
+  });
   await signals.start();
   const items = new NewsService(args.bus);
   const finished = items.run(args.sources, args.signal);

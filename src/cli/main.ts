@@ -81,7 +81,7 @@ backendOptions(
       .option('--no-news', 'without the news half (news → sentiment → news features)')
       .option(
         '--news-max-lag <duration>',
-        'news items that waited longer than this are scored by the lexicon instead of the LLM',
+        'news items that waited longer than this are scored by the lexicon instead of the LLM (a replay: the wait a live run would have had, in replay time)',
         '60s',
       )
       .addOption(

@@ -375,12 +375,15 @@ export async function run(
       newsExpected: opts.source === 'live' || recordedNews !== undefined,
       backend: { ...opts, threads: opts.threads ?? 1 },
       maxLagMs: newsMaxLagMs,
+      // A replay measures an item's wait as live would have had it (event time): the wall clock of a replay at full
+      // speed put the LLM minutes behind, and the lexicon scored nearly every item.
+      clock,
       cacheFile: sentimentCacheFile(),
       signal: newsAbort.signal,
     });
     status.print(
       `news: ${opts.source === 'live' ? 'live feeds' : recordedNews ? 'the recorded news of the replayed months (2021-10 → 2022-07 recorded)' : candleRange ? 'no news recording here' : 'none recorded for these trades (try --replay 2022-05)'}` +
-        ` · sentiment by ${news.backend}${news.note ? ` (${news.note})` : ''}; items waiting over ${newsMaxLagMs / 1000} s are scored by the lexicon`,
+        ` · sentiment by ${news.backend}${news.note ? ` (${news.note})` : ''}; items waiting over ${newsMaxLagMs / 1000} s${clock === 'event' ? ' of replay time' : ''} are scored by the lexicon`,
     );
   }
   // Live, the in-process bus starts empty: where the previous run stopped is in the store's candles.

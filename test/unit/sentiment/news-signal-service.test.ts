@@ -39,7 +39,12 @@ const llm = (): SentimentBackend & { calls: number } => ({
 async function run(
   items: NewsItem[],
   backend: SentimentBackend,
-  opts: { maxLagMs?: number; now?: () => number; scorer?: SentimentScorer } = {},
+  opts: {
+    maxLagMs?: number;
+    now?: () => number;
+    scorer?: SentimentScorer;
+    clock?: 'wall' | 'event';
+  } = {},
 ) {
   const bus = new InProcessBus();
   await bus.ensureTopics([topics.news]);
@@ -139,5 +144,63 @@ describe('NewsSignalService: news → news.signals', () => {
     assert.equal(u.baseline, true);
     assert.match(u.reason, /behind by 12\d s/);
     assert.equal(svc.stats.degraded, 1);
+  });
+
+  it('a replay (event clock): the wall clock does not count; an item nothing was scored before is the LLM’s', async () => {
+    const b = llm();
+    // The wall clock says the records waited 2 minutes (a replay at full speed outruns the model): live, with nothing
+    // fetched before them, they would not have waited at all.
+    const { signals, svc } = await run(
+      [
+        item('a', 'Bitcoin rallies', ['BTC']),
+        { ...item('b', 'Ether rallies', ['ETH']), fetchedAt: T0 + 600_000 },
+      ],
+      b,
+      { maxLagMs: 60_000, now: () => Date.now() + 120_000, clock: 'event' },
+    );
+    assert.equal(b.calls, 2);
+    assert.equal(svc.stats.degraded, 0);
+    assert.ok(signals.every((s) => !s.baseline));
+    // Dated at the fetch plus the scoring time (the fake answers at once): the wall-clock wait is not in it.
+    const at = (id: string) => signals.find((s) => s.newsId === id)!.availableAt;
+    assert.ok(at('a') >= T0 && at('a') < T0 + 60_000, `a available at T0 + ${at('a') - T0} ms`);
+    assert.ok(at('b') >= T0 + 600_000 && at('b') < T0 + 660_000, `b available at T0 + ${at('b') - T0} ms`);
+  });
+
+  it('a replay (event clock): a burst waits for the model as it would live; past the limit the lexicon answers', async () => {
+    // A model that takes at least 50 ms a text (real time, measured by the scoring as any model's time is).
+    const slow: SentimentBackend & { calls: number } = {
+      ...llm(),
+      async score(): Promise<Sentiment> {
+        this.calls++;
+        await new Promise((r) => setTimeout(r, 50));
+        return { label: 'positive', score: 0.6, confidence: 0.9, reason: 'Adoption grows.' };
+      },
+    };
+    // Three items fetched at the same moment, a fourth 10 minutes later; the limit is 20 ms of event time.
+    const { signals, svc } = await run(
+      [
+        item('a', 'Bitcoin rallies', ['BTC']),
+        item('b', 'Ether rallies', ['ETH']),
+        item('c', 'Bitcoin climbs again', ['BTC']),
+        { ...item('d', 'Ether climbs again', ['ETH']), fetchedAt: T0 + 600_000 },
+      ],
+      slow,
+      { maxLagMs: 20, clock: 'event' },
+    );
+    const sig = (id: string) => signals.find((s) => s.newsId === id)!;
+    // The first is the model's; it kept the model busy ≥ 50 ms of event time, so the next two waited longer than
+    // the limit: the lexicon's, dated after the first (they waited for it).
+    assert.equal(sig('a').baseline, false);
+    assert.ok(sig('a').availableAt >= T0 + 50, `a available at T0 + ${sig('a').availableAt - T0} ms`);
+    for (const id of ['b', 'c']) {
+      assert.equal(sig(id).baseline, true, id);
+      assert.match(sig(id).reason, /behind by \d+ s of replay time \(limit 0\.02 s\)/);
+      assert.ok(sig(id).availableAt >= sig('a').availableAt, `${id} is dated after the item it waited for`);
+    }
+    // Ten minutes later the model is free again.
+    assert.equal(sig('d').baseline, false);
+    assert.equal(slow.calls, 2);
+    assert.equal(svc.stats.degraded, 2);
   });
 });
