@@ -59,6 +59,11 @@ export function addServiceCommands(program: Command): void {
 
   backendOptions(stage('news-signals', 'news → per-coin sentiment on news.signals'))
     .option('--max-lag <duration>', 'items that waited longer are scored by the baseline (e.g. 60s)', '60s')
+    .addOption(
+      flag.clock(
+        'what an item waited: the wall clock, or the wait a live run would have had in event time (a replay of recorded news)',
+      ),
+    )
     .addOption(flag.metricsPort())
     .action(run('news-signals'));
 

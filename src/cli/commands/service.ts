@@ -186,7 +186,9 @@ async function runService(name: string, opts: ServiceOptions): Promise<void> {
       await stopping;
       log.info({ service: 'news', ...svc.stats }, 'finished');
     } else if (name === 'news-signals') {
-      const svc = new NewsSignalService(bus, scorer!, { maxLagMs });
+      // --clock event for a replay of recorded news (`service news --source replay` publishes them at once): the wait
+      // a live run would have had, or the model falls behind on the wall clock and the lexicon scores the backlog.
+      const svc = new NewsSignalService(bus, scorer!, { maxLagMs, clock: opts.clock ?? 'wall' });
       try {
         await scorer!.primary.warmUp?.();
       } catch (err) {
