@@ -192,7 +192,8 @@ describe('NewsSignalService: news → news.signals', () => {
     // The first is the model's; it kept the model busy ≥ 50 ms of event time, so the next two waited longer than
     // the limit: the lexicon's, dated after the first (they waited for it).
     assert.equal(sig('a').baseline, false);
-    assert.ok(sig('a').availableAt >= T0 + 50, `a available at T0 + ${sig('a').availableAt - T0} ms`);
+    // (45: a timer may fire a fraction of a millisecond before the 50 ms measured by the scoring's clock.)
+    assert.ok(sig('a').availableAt >= T0 + 45, `a available at T0 + ${sig('a').availableAt - T0} ms`);
     for (const id of ['b', 'c']) {
       assert.equal(sig(id).baseline, true, id);
       assert.match(sig(id).reason, /behind by \d+ s of replay time \(limit 0\.02 s\)/);
