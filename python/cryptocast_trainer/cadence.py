@@ -27,7 +27,7 @@ import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .fit import DEFAULT_PARAMS, emit, fit_one, inner_split, load, predict, ridge_fit_predict  # noqa: E402
+from .fit import DEFAULT_PARAMS, emit, fit_one, inner_split, load, predict, ridge_fit_predict, spec_threads  # noqa: E402
 
 H = 3_600_000.0
 D = 86_400_000.0
@@ -54,7 +54,7 @@ def main(argv):
     info, X, meta = load(args.dataset)
     t, y = meta[:, 0], meta[:, 3]
     horizon = float(spec["horizonMs"])
-    threads = int(spec.get("threads") or os.cpu_count() or 1)
+    threads = spec_threads(spec)
     seed = int(spec.get("seed", 42))
     args.out.mkdir(parents=True, exist_ok=True)
     # Schedules of the same span may be fitted by separate runs: keep the timings of the earlier ones.

@@ -70,6 +70,39 @@ class InputError(Exception):
     pass
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity (taskset, a container's cpuset), at most its cgroup's CPU quota
+    (a pod's CPU limit), rounded up: what Node's os.availableParallelism() counts when the trainer writes `threads`
+    into the spec. os.cpu_count() is every CPU of the node: a pod limited to 2 CPUs on a 64-core node ran 64 threads,
+    throttled by the quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    quota = None
+    try:  # cgroup v2: "max 100000" (no limit) or "200000 100000" (2 CPUs)
+        limit, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if limit != "max":
+            quota = int(limit) / int(period)
+    except (OSError, ValueError):
+        try:  # cgroup v1: a quota of -1 is no limit
+            limit = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+            period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+            if limit > 0 and period > 0:
+                quota = limit / period
+        except (OSError, ValueError):
+            pass
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)
+
+
+def spec_threads(spec: dict) -> int:
+    """XGBoost's threads: the spec's `threads` (the trainer always writes it), else the usable CPUs (a study or
+    cadence spec written by hand)."""
+    return int(spec.get("threads") or usable_cpus())
+
+
 def emit(event: str, **fields) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
@@ -320,7 +353,7 @@ def fit(dataset: Path, spec: dict, out: Path) -> int:
     t, pair, y = meta[:, 0], meta[:, 1].astype(np.int64), meta[:, 3]
     columns = info["columns"]
     horizon = float(spec["horizonMs"])
-    threads = int(spec.get("threads") or os.cpu_count() or 1)
+    threads = spec_threads(spec)
     seed = int(spec.get("seed", 42))
     vf = float(spec.get("validationFraction", 0.1))
     min_fit = int(spec.get("minFitRows", MIN_FIT_ROWS))

@@ -29,7 +29,7 @@ import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .fit import DEFAULT_PARAMS, emit, fit_one, inner_split, load, predict, vol_scale  # noqa: E402
+from .fit import DEFAULT_PARAMS, emit, fit_one, inner_split, load, predict, spec_threads, vol_scale  # noqa: E402
 
 
 def cqr_offset(score: np.ndarray, level: float = 0.9) -> float:
@@ -54,7 +54,7 @@ def main(argv):
     vol = X[:, info["columns"].index("rv_60m")].astype(np.float64)
     s = vol_scale(vol, horizon)
     z = y / s
-    threads = int(spec.get("threads") or os.cpu_count() or 1)
+    threads = spec_threads(spec)
     seed = int(spec.get("seed", 42))
     params = dict(DEFAULT_PARAMS)
     params.update(spec.get("params") or {})

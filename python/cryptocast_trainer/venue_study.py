@@ -19,7 +19,7 @@ import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .fit import DEFAULT_PARAMS, fit_one, inner_split, load, predict  # noqa: E402
+from .fit import DEFAULT_PARAMS, fit_one, inner_split, load, predict, spec_threads  # noqa: E402
 
 
 def skill(close, y, pred):
@@ -42,7 +42,7 @@ def main(argv):
     assert info["columns"] == tinfo["columns"]
     t, pair, close, y = meta[:, 0], meta[:, 1].astype(int), meta[:, 2], meta[:, 3]
     horizon = float(spec["horizonMs"])
-    threads = int(spec.get("threads") or os.cpu_count() or 1)
+    threads = spec_threads(spec)
     for variant in spec["variants"]:
         keep = [i for i, c in enumerate(info["columns"]) if c not in variant["drop"]]
         Xk, TXk = X[:, keep], TX[:, keep]
