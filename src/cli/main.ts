@@ -438,7 +438,7 @@ registryOptions(
   )
   .option(
     '--gate-coverage-tolerance <x>',
-    'gate: largest distance of the p10–p90 coverage from 80 % (1: off)',
+    "gate: largest distance of each pair's p10–p90 coverage from 80 % (1: off)",
     String(DEFAULT_GATE.coverageTolerance),
   )
   .action(async (opts, cmd: Command) => {

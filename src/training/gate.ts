@@ -12,7 +12,8 @@ import type { Evaluation } from './evaluation.ts';
  *      and passes, which is how scheduled retraining refreshes the champion; a configuration that does worse fails.
  *   4. its p10–p90 band is a better probabilistic forecast than the interval baseline (persistence with a normal band
  *      from the last hour's realised volatility): mean interval score ≤ the baseline's × (1 − `intervalMargin`);
- *   5. its band is calibrated: pooled p10–p90 coverage within 80 % ± `coverageTolerance`.
+ *   5. its band is calibrated: the pair's own p10–p90 coverage (over all its test rows, folds together) within
+ *      80 % ± `coverageTolerance` — each pair on its own, not both pooled (a pair at 70 % and one at 90 % fail).
  *
  * A model worse than persistence can never pass rule 1, and a model worse than the champion never passes rule 3,
  * whatever the settings (negative minSkill and championMargin count as 0).
@@ -23,7 +24,7 @@ export interface GatePolicy {
   championMargin: number;
   /** Rule 4: required relative improvement of the interval score over the baseline's (default 0: no worse). */
   intervalMargin?: number;
-  /** Rule 5: largest distance of the pooled p10–p90 coverage from 80 % (default 0.05; 1 turns the rule off). */
+  /** Rule 5: largest distance of each pair's p10–p90 coverage from 80 % (default 0.05; 1 turns the rule off). */
   coverageTolerance?: number;
 }
 

@@ -241,6 +241,17 @@ describe('promotion gate: the band (rules 4 and 5)', () => {
     assert.ok(strict.reasons.some((r) => /FAIL: BTC\/USDT band .* \(need ≤ ×0\.900\)/.test(r)));
   });
 
+  it('checks each pair’s coverage on its own: 72 % and 88 % (80 % pooled) fail both pairs', () => {
+    const d = decide(
+      twoPairs({ intervals: band(0.72, 30) }, { intervals: band(0.88, 30) }),
+      DEFAULT_GATE,
+      undefined,
+    );
+    assert.equal(d.promoted, false);
+    assert.ok(d.reasons.includes('FAIL: BTC/USDT p10–p90 coverage 72.0% (need 80% ± 5.0)'));
+    assert.ok(d.reasons.includes('FAIL: ETH/USDT p10–p90 coverage 88.0% (need 80% ± 5.0)'));
+  });
+
   it('refuses a miscalibrated band (coverage outside 80 % ± the tolerance), unless the rule is off', () => {
     const wide = twoPairs({ intervals: band(0.86, 30) });
     const d = decide(wide, DEFAULT_GATE, undefined);
