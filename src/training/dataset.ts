@@ -68,6 +68,8 @@ interface PairRows {
   windowEnd: number[];
   close: number[];
   ready: boolean[];
+  /** A close read past the dataset's window only as a target (`addTargetOnly`): not a row, not counted as dropped. */
+  targetOnly: boolean[];
   values: (readonly (number | null)[])[];
 }
 
@@ -99,13 +101,24 @@ export class DatasetBuilder {
   add(row: FeatureRow): void {
     let p = this.pairs.get(row.pair);
     if (p === undefined) {
-      p = { windowEnd: [], close: [], ready: [], values: [] };
+      p = { windowEnd: [], close: [], ready: [], targetOnly: [], values: [] };
       this.pairs.set(row.pair, p);
     }
     p.windowEnd.push(row.windowEnd);
     p.close.push(row.close);
     p.ready.push(row.ready);
+    p.targetOnly.push(false);
     p.values.push(row.ready ? row.values : []);
+  }
+
+  /**
+   * A close that is only the target of earlier rows: one read past the end of the dataset's window (up to a horizon
+   * after it). It is never a row, and not counted in `dropped` (it was counted as "warming up", which it is not).
+   */
+  addTargetOnly(pair: string, windowEnd: number, close: number): void {
+    this.add({ pair, windowEnd, close, ready: false, values: [] });
+    const p = this.pairs.get(pair)!;
+    p.targetOnly[p.targetOnly.length - 1] = true;
   }
 
   build(): Dataset {
@@ -124,6 +137,7 @@ export class DatasetBuilder {
         closeAt.set(p.windowEnd[i]!, p.close[i]!);
       }
       for (let i = 0; i < p.windowEnd.length; i++) {
+        if (p.targetOnly[i]) continue;
         if (!p.ready[i]) {
           notReady++;
           continue;

@@ -199,14 +199,15 @@ export async function datasetFromStore(
     candlesPerPair.set(pair, rows.length);
     for (const r of rows) {
       candles++;
-      const inWindow = r.windowEnd < opts.to;
-      builder.add({
-        pair: r.pair,
-        windowEnd: r.windowEnd,
-        close: r.close,
-        ready: r.ready && inWindow,
-        values: news ? [...r.values, ...(news.get(r.windowEnd) ?? missingNews)] : r.values,
-      });
+      if (r.windowEnd >= opts.to) builder.addTargetOnly(r.pair, r.windowEnd, r.close);
+      else
+        builder.add({
+          pair: r.pair,
+          windowEnd: r.windowEnd,
+          close: r.close,
+          ready: r.ready,
+          values: news ? [...r.values, ...(news.get(r.windowEnd) ?? missingNews)] : r.values,
+        });
     }
   }
   return { dataset: builder.build(), candles, candlesPerPair, rejects: [], resets: 0 };

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { readOhlcv } from '../../../src/candles/ohlcv-files.ts';
-import type { CandleInput } from '../../../src/features/technical.ts';
+import type { FeatureStore } from '../../../src/features/store/store.ts';
+import { type CandleInput, FEATURE_COLUMNS } from '../../../src/features/technical.ts';
 import {
   checkDataset,
   type Dataset,
@@ -15,7 +16,7 @@ import {
   readDataset,
   writeDataset,
 } from '../../../src/training/dataset.ts';
-import { datasetFromCandles } from '../../../src/training/sources.ts';
+import { datasetFromCandles, datasetFromStore } from '../../../src/training/sources.ts';
 import { SHARED_DATA } from '../../support/data.ts';
 import { scratchDir } from '../../support/scratch.ts';
 
@@ -491,5 +492,37 @@ describe('leakage: the future cannot change a past row (real Binance minutes)', 
       }),
       { numRuns: 10 },
     );
+  });
+});
+
+describe('datasetFromStore: the window [from, to)', () => {
+  /** A store holding ready technical vectors of BTC/USD at minutes 0–9 (only what datasetFromStore calls). */
+  const tenMinutes = {
+    migrate: async () => {},
+    history: async (_set: unknown, pair: string, fromTs: number, toTs: number) =>
+      Array.from({ length: 10 }, (_, i) => ({
+        pair,
+        windowEnd: T0 + i * MIN,
+        close: closeOf(i),
+        ready: true,
+        values: FEATURE_COLUMNS.map(() => i),
+      })).filter((r) => r.windowEnd >= fromTs && r.windowEnd < toTs),
+  } as unknown as FeatureStore;
+
+  it('reads up to a horizon past `to` for targets only: those closes are no rows and not counted as warming up', async () => {
+    const h = 2 * MIN;
+    const { dataset: ds } = await datasetFromStore(tenMinutes, {
+      horizonMs: h,
+      pairs: ['BTC/USD'],
+      from: T0,
+      to: T0 + 6 * MIN,
+    });
+    // Rows: minutes 0–5, each with its target 2 minutes later (minutes 6 and 7 read as targets only).
+    assert.deepEqual(
+      Array.from(ds.windowEnd, (t) => (t - T0) / MIN),
+      [0, 1, 2, 3, 4, 5],
+    );
+    assert.equal(ds.targetClose[5], closeOf(7));
+    assert.deepEqual(ds.dropped, { notReady: 0, noTarget: 0 });
   });
 });
