@@ -1,3 +1,4 @@
+import { type Command, InvalidArgumentError } from 'commander';
 import { parseDuration } from '../config/config.ts';
 import { setting } from '../config/env.ts';
 import { UsageError } from '../core/errors.ts';
@@ -19,11 +20,77 @@ export function apiPort(flag: string | undefined): number {
 
 /**
  * A positive duration flag: `90s`, `2m`, `500ms`, with its unit as every duration of the CLI (parseDuration): a bare
- * number, once taken as seconds by some flags and as milliseconds by others, is refused (CC_ERR_CONFIG).
+ * number, once taken as seconds by some flags and as milliseconds by others, is refused (CC_ERR_USAGE, as commander
+ * reads the flag: checkFlagValues).
  */
 export function parsePositiveDuration(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
   const ms = parseDuration(text, flag);
   if (!(ms > 0)) throw new UsageError(`${flag} must be positive, got "${text}"`);
   return ms;
+}
+
+/**
+ * The checks of a flag's value made as commander reads it, before any command runs. By the flag's name where its
+ * value has a meaning of its own, else by the placeholder of its value in the help (`--folds <n>`: a number). Each
+ * returns why a value is refused, or undefined; what a command checks further (a whole number, a range) it refuses as
+ * CC_ERR_USAGE too.
+ */
+const numberValue = (t: string) =>
+  t.trim() !== '' && Number.isFinite(Number(t)) ? undefined : 'it must be a number';
+const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined> = {
+  '--speed': (t) =>
+    t === 'max' || Number(t.replace(/x$/i, '')) > 0
+      ? undefined
+      : 'it must be "max" or a positive factor such as 1, 10, 60',
+  '--days': numberValue,
+  '--max-price-factor': (t) =>
+    Number(t) > 1 ? undefined : 'it must be a factor above 1 of the recent median price, e.g. 10',
+};
+const VALUE_CHECKS_BY_PLACEHOLDER: Record<string, (text: string) => string | undefined> = {
+  '<duration>': (t) => {
+    try {
+      parseDuration(t);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  },
+  '<port>': (t) =>
+    /^\d+$/.test(t.trim()) && Number(t) <= 65_535
+      ? undefined
+      : 'it must be a TCP port from 0 to 65535 (0: any free port)',
+  '<n>': (t) => (/^\s*\d+\s*$/.test(t) ? undefined : 'it must be a whole number (0, 1, 2…)'),
+  '<x>': numberValue,
+  '<p>': numberValue,
+  '<g>': numberValue,
+  '<s>': numberValue,
+};
+
+/**
+ * One rule for a malformed flag value, whatever the flag and the command: refused as commander refuses a value not
+ * among a flag's choices, before the command starts — on the command line CC_ERR_USAGE, the message naming the flag;
+ * from the environment variable the flag falls back to CC_ERR_CONFIG, naming the variable (main.ts tells them apart).
+ * Before, `run --speed fast` was CC_ERR_USAGE and `run --news-max-lag soon` CC_ERR_CONFIG, a bad port from
+ * CRYPTOCAST_METRICS_PORT was reported as the flag, and a command might open a store before it read a bad flag.
+ * Applied to `cmd` and every subcommand, after they are all declared. Values are left as they are (strings): the
+ * commands convert them.
+ */
+export function checkFlagValues(cmd: Command): void {
+  for (const option of cmd.options) {
+    const placeholder = /<[^>]+>/.exec(option.flags)?.[0];
+    const check =
+      (option.long && VALUE_CHECKS_BY_FLAG[option.long]) ??
+      (placeholder && VALUE_CHECKS_BY_PLACEHOLDER[placeholder]);
+    // A flag with choices (`--period <p>`: auto, daily, monthly) is checked by commander against them.
+    if (!check || option.argChoices !== undefined) continue;
+    const parse = option.parseArg;
+    option.argParser((value: string, previous: unknown) => {
+      // An empty value is no value (an environment variable set to ""), as the settings read it.
+      const why = value.trim() === '' ? undefined : check(value);
+      if (why !== undefined) throw new InvalidArgumentError(why);
+      return parse ? parse(value, previous) : value;
+    });
+  }
+  for (const sub of cmd.commands) checkFlagValues(sub);
 }

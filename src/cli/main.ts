@@ -9,6 +9,7 @@ import { PREDICTIONS_CSV_COLUMNS } from '../training/predictions-csv.ts';
 import { DEFAULT_REGISTRY } from '../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../training/registry/registry.ts';
 import { TUNE_SECONDS } from '../training/trainer-service.ts';
+import { checkFlagValues } from './flags.ts';
 import { backendOptions, flag, streamOptions } from './options.ts';
 import { addServiceCommands } from './service-commands.ts';
 
@@ -32,9 +33,11 @@ const program = new Command()
   .showHelpAfterError(`  hint: ${ERR.USAGE.hint}`)
   .version(VERSION)
   .configureHelp({ sortSubcommands: false })
-  // Commander's own refusals (unknown command or flag, missing value, a value not among the choices) are usage
-  // errors like ours: one line with the code, exit 2; commander's suggestion ("(Did you mean --serve?)", on a line
-  // of its own) a hint under it, as the catalogue's hints are printed. Subcommands inherit these settings.
+  // Commander's own refusals (unknown command or flag, missing value, a value not among the choices or malformed:
+  // checkFlagValues) are usage errors like ours: one line with the code, exit 2; commander's suggestion ("(Did you
+  // mean --serve?)", on a line of its own) a hint under it, as the catalogue's hints are printed. A bad value that
+  // came from the environment variable a flag falls back to ("… from env 'CRYPTOCAST_GRACE' is invalid") is a
+  // setting's: CC_ERR_CONFIG, as every other bad CRYPTOCAST_* variable. Subcommands inherit these settings.
   .configureOutput({
     outputError: (text, write) => {
       const [first, ...more] = text
@@ -42,7 +45,8 @@ const program = new Command()
         .trimEnd()
         .split('\n');
       const hints = more.map((l) => `  hint: ${l.replace(/^\(Did you mean (.*)\)$/, 'did you mean $1')}\n`);
-      write(`cryptocast: ${first} [${ERR.USAGE.code}]\n${hints.join('')}`);
+      const code = / from env '[^']+' is invalid\./.test(first!) ? ERR.CONFIG.code : ERR.USAGE.code;
+      write(`cryptocast: ${first} [${code}]\n${hints.join('')}`);
     },
   })
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : ERR.USAGE.exitCode));
@@ -546,6 +550,8 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 // redacted, instead of Node's default print of the raw error and its properties (a connection URL with a password).
 process.on('unhandledRejection', exitWith);
 process.on('uncaughtException', exitWith);
+
+checkFlagValues(program);
 
 program
   .parseAsync(process.argv)

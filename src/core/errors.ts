@@ -38,9 +38,15 @@ const kind = (code: string, exitCode: number, hint?: string): ErrorKind => ({ co
 
 /** The catalogue. Add a kind here rather than throwing a bare Error at a user. */
 export const ERR = {
-  /** A flag or argument is missing, malformed or out of range. */
+  /**
+   * A flag or argument is missing, malformed or out of range: on the command line, whatever the flag (src/cli/flags.ts
+   * `checkFlagValues`; commander's own refusals).
+   */
   USAGE: kind('CC_ERR_USAGE', 2, 'run the command with --help for its flags'),
-  /** A setting from a flag or the environment is invalid. */
+  /**
+   * A setting is invalid: a CRYPTOCAST_* variable (also one a flag falls back to), a rules or config file, or a value
+   * well formed but unusable where it is used (a port another process holds, a bus URL the transport refuses).
+   */
   CONFIG: kind('CC_ERR_CONFIG', 2),
   /** An input file is missing, unreadable, or not of a format the command reads. */
   INPUT: kind('CC_ERR_INPUT', 2),

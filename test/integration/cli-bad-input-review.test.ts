@@ -151,13 +151,13 @@ describe('an output path that is a folder: a one-line refusal, no stack, no litt
 });
 
 describe('bad values and missing files: catalogued, exit 2', () => {
-  it('candles --max-price-factor -3 | abc | 1, or CRYPTOCAST_MAX_PRICE_FACTOR=0.5: CC_ERR_CONFIG as in run', async () => {
+  it('candles --max-price-factor -3 | abc | 1: CC_ERR_USAGE as in run; CRYPTOCAST_MAX_PRICE_FACTOR=0.5: CC_ERR_CONFIG', async () => {
     const d = dir();
     const args = ['candles', '--input', KRAKEN_2019_CSV, '--output', join(d, 'o.csv')];
     for (const x of ['-3', 'abc', '1']) {
       const r = await cli([...args, '--max-price-factor', x]);
       refused(r, /max-price-factor/);
-      assert.match(r.stderr, /\[CC_ERR_CONFIG\]/);
+      assert.match(r.stderr, /\[CC_ERR_USAGE\]/);
     }
     const r = await cli(args, 60_000, { CRYPTOCAST_MAX_PRICE_FACTOR: '0.5' });
     refused(r, /CRYPTOCAST_MAX_PRICE_FACTOR.*\[CC_ERR_CONFIG\]/);

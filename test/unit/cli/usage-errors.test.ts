@@ -188,15 +188,15 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
       /--every must be at least 1m/,
     );
     assert.match(
-      await refused(['service', 'trainer', '--store', store, '--every', '7'], ERR.CONFIG),
-      /--every: "7" has no unit/,
+      await refused(['service', 'trainer', '--store', store, '--every', '7'], ERR.USAGE),
+      /--every <duration>' argument '7' is invalid\. "7" has no unit/,
     );
     assert.match(
       await refused(['service', 'trainer', '--store', store, '--every', '30s'], ERR.USAGE, 20_000),
       /at least 1m/,
     );
     assert.match(
-      await refused(['service', 'candles', '--bus', 'memory', '--grace', '5'], ERR.CONFIG),
+      await refused(['service', 'candles', '--bus', 'memory', '--grace', '5'], ERR.USAGE),
       /--grace.*"5" has no unit/,
     );
   });
@@ -206,24 +206,24 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
     const predictor = ['service', 'predictor', '--bus', 'memory', '--store', store];
     for (const flag of ['--poll', '--max-staleness'])
       assert.match(
-        await refused([...predictor, flag, '5'], ERR.CONFIG, 20_000),
-        new RegExp(`${flag}: "5" has no unit`),
+        await refused([...predictor, flag, '5'], ERR.USAGE, 20_000),
+        new RegExp(`${flag} <duration>' argument '5' is invalid\\. "5" has no unit`),
       );
     assert.match(await refused([...predictor, '--poll', '0s'], ERR.USAGE, 20_000), /--poll must be positive/);
   });
 
   it('service news-signals --max-lag 60 | run --news-max-lag 60: the news lag takes a unit as well (it took seconds)', async () => {
     assert.match(
-      await refused(['service', 'news-signals', '--bus', 'memory', '--max-lag', '60'], ERR.CONFIG, 20_000),
-      /--max-lag: "60" has no unit/,
+      await refused(['service', 'news-signals', '--bus', 'memory', '--max-lag', '60'], ERR.USAGE, 20_000),
+      /--max-lag <duration>' argument '60' is invalid\. "60" has no unit/,
     );
     assert.match(
       await refused(['service', 'news-signals', '--bus', 'memory', '--max-lag', '0s'], ERR.USAGE, 20_000),
       /--max-lag must be positive/,
     );
     assert.match(
-      await refused(['run', '--news-max-lag', '60'], ERR.CONFIG, 20_000),
-      /--news-max-lag: "60" has no unit/,
+      await refused(['run', '--news-max-lag', '60'], ERR.USAGE, 20_000),
+      /--news-max-lag <duration>' argument '60' is invalid\. "60" has no unit/,
     );
   });
 
@@ -323,12 +323,12 @@ describe('evaluate, train and backtest check every flag before loading anything'
 
   it('evaluate/train: bad --folds, --trials, --seed, --tune-seconds, --aci-gamma, --aci-window, --purge', async () => {
     const cases: [string[], ErrorKind, RegExp][] = [
-      [['--folds', 'abc'], ERR.USAGE, /--folds must be a whole number ≥ 1, got "abc"/],
+      [['--folds', 'abc'], ERR.USAGE, /--folds <n>' argument 'abc' is invalid\. it must be a whole number/],
       [['--folds', '0'], ERR.USAGE, /--folds/],
       [['--trials', '1.5'], ERR.USAGE, /--trials/],
       [['--seed', '-1'], ERR.USAGE, /--seed/],
       [['--tune-seconds', 'x'], ERR.USAGE, /--tune-seconds/],
-      [['--purge', '5'], ERR.CONFIG, /--purge: "5" has no unit/],
+      [['--purge', '5'], ERR.USAGE, /--purge <duration>' argument '5' is invalid\. "5" has no unit/],
     ];
     for (const [flags, kind, message] of cases) {
       assert.match(await refused(['evaluate', '--candles', missing, ...flags], kind), message);
@@ -375,7 +375,10 @@ describe('evaluate, train and backtest check every flag before loading anything'
     const args = ['backtest', '--model', 'champion', '--candles', missing, '--registry', registry];
     assert.match(await refused([...args, '--aci-gamma', '2'], ERR.USAGE), /--aci-gamma/);
     assert.match(await refused([...args, '--aci-window', '0'], ERR.USAGE), /--aci-window/);
-    assert.match(await refused([...args, '--horizon', '5'], ERR.CONFIG), /--horizon: "5" has no unit/);
+    assert.match(
+      await refused([...args, '--horizon', '5'], ERR.USAGE),
+      /--horizon <duration>' argument '5' is invalid\. "5" has no unit/,
+    );
   });
 });
 

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { CLI } from '../../support/cli.ts';
+
+const exec = promisify(execFile);
+
+/** The placeholders of flags whose value is a number, a duration or a port (src/cli/flags.ts checks them). */
+const TYPED = /^<(n|x|p|g|s|duration|port)>$/;
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string }> {
+  try {
+    await exec(CLI, args, { env: { ...process.env, ...env }, timeout: 60_000 });
+    return { code: 0, stderr: '' };
+  } catch (err) {
+    const e = err as { code?: number; stderr?: string; killed?: boolean };
+    assert.ok(!e.killed, `cryptocast ${args.join(' ')} still ran after 60 s`);
+    return { code: e.code ?? -1, stderr: e.stderr ?? '' };
+  }
+}
+
+/** Every command path (`['service', 'api']`) and its flags with a value, from the help the user reads. */
+async function commandsAndFlags(
+  path: string[] = [],
+): Promise<{ path: string[]; flag: string; arg: string }[]> {
+  const { stdout } = await exec(CLI, [...path, '--help']);
+  const [options = '', commands] = (stdout.split('Options:')[1] ?? '').split('Commands:');
+  const found = [...options.matchAll(/^ {2}(?:-\w, )?(--[\w-]+) (<[^>]+>)/gm)].map((m) => ({
+    path,
+    flag: m[1]!,
+    arg: m[2]!,
+  }));
+  const subs = commands === undefined ? [] : [...commands.matchAll(/^ {2}([\w-]+)/gm)].map((m) => m[1]!);
+  for (const sub of subs.filter((s) => s !== 'help')) found.push(...(await commandsAndFlags([...path, sub])));
+  return found;
+}
+
+/** Runs `fn` over `items`, `limit` at a time (the machine is shared). */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+describe('a malformed flag value: one rule for every flag of every command', () => {
+  it('CC_ERR_USAGE, exit 2, the message naming the flag, before the command starts', async () => {
+    const flags = (await commandsAndFlags()).filter((f) => TYPED.test(f.arg));
+    // run, the services, data fetch, topics, dlq, sentiment, evaluate, train, backtest: dozens, not a handful.
+    assert.ok(flags.length > 50, `only ${flags.length} typed flags found in the help`);
+    const wrong: string[] = [];
+    await eachLimited(flags, 3, async ({ path, flag }) => {
+      // A store and a registry of their own, should a command get as far as opening one.
+      const args = [...path, flag, 'soon'];
+      const { code, stderr } = await cli(args, {
+        CRYPTOCAST_STORE: 'duckdb:/nonexistent-dir/cc.duckdb',
+        CRYPTOCAST_REGISTRY: '/nonexistent-dir/registry',
+      });
+      const firstLine = stderr.split('\n')[0] ?? '';
+      if (code !== 2 || !firstLine.endsWith('[CC_ERR_USAGE]') || !firstLine.includes(flag))
+        wrong.push(`cryptocast ${args.join(' ')}: exit ${code}, ${firstLine}`);
+    });
+    assert.deepEqual(wrong, []);
+  });
+
+  it('a well-formed value of each of those flags is taken (the command reads its flags, then shows its help)', async () => {
+    const valid: Record<string, string> = {
+      '<duration>': '90s',
+      '<n>': '3',
+      '<x>': '1.5',
+      '<p>': '0.05',
+      '<g>': '0.01',
+      '<s>': '10',
+      '<port>': '0',
+    };
+    const byFlag: Record<string, string> = { '--speed': '60', '--days': '1.5', '--period': 'daily' };
+    const flags = (await commandsAndFlags()).filter((f) => TYPED.test(f.arg));
+    const wrong: string[] = [];
+    await eachLimited(flags, 3, async ({ path, flag, arg }) => {
+      const args = [...path, flag, byFlag[flag] ?? valid[arg]!, '--help'];
+      const { code, stderr } = await cli(args);
+      if (code !== 0) wrong.push(`cryptocast ${args.join(' ')}: exit ${code}, ${stderr.split('\n')[0]}`);
+    });
+    assert.deepEqual(wrong, []);
+  });
+
+  it('the two of the report: --news-max-lag soon and --speed fast, the same code and form', async () => {
+    for (const [flag, value] of [
+      ['--news-max-lag', 'soon'],
+      ['--speed', 'fast'],
+    ] as const) {
+      const { code, stderr } = await cli(['run', flag, value]);
+      assert.equal(code, 2, stderr);
+      assert.match(
+        stderr,
+        new RegExp(
+          `^cryptocast: option '${flag} <\\w+>' argument '${value}' is invalid\\. .* \\[CC_ERR_USAGE\\]\\n`,
+        ),
+      );
+    }
+  });
+
+  it('the same value from the variable a flag falls back to: CC_ERR_CONFIG, naming the variable', async () => {
+    for (const [args, variable] of [
+      [['run'], 'CRYPTOCAST_GRACE'],
+      [['service', 'monitor'], 'CRYPTOCAST_METRICS_PORT'],
+      [['candles', '--input', 'x', '--output', 'y'], 'CRYPTOCAST_MAX_PRICE_FACTOR'],
+    ] as const) {
+      const { code, stderr } = await cli([...args], { [variable]: 'soon' });
+      assert.equal(code, 2, stderr);
+      assert.match(
+        stderr,
+        new RegExp(
+          `^cryptocast: option .* value 'soon' from env '${variable}' is invalid\\. .*\\[CC_ERR_CONFIG\\]\\n`,
+        ),
+      );
+    }
+  });
+});
