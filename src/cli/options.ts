@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
 import { DEFAULT_STORE } from '../features/store/open.ts';
+import { IntervalSchema } from '../schemas/candle.ts';
 
 /**
  * Flags that several commands share, declared once: each is a function that makes a fresh `Option` (commander
@@ -10,8 +11,14 @@ export const flag = {
   bus: () => new Option('--bus <url>', 'transport: memory or kafka://host:port').env('CRYPTOCAST_BUS'),
   pairs: (description = 'pairs to follow, comma separated (BTC/USD,ETH/USD)') =>
     new Option('--pairs <list>', description).env('CRYPTOCAST_PAIRS'),
-  interval: (description = 'candle interval') =>
-    new Option('--interval <i>', description).choices(['1m', '5m', '15m', '1h']).env('CRYPTOCAST_INTERVAL'),
+  /** `choices: false`: the command checks the value itself (`run` takes only 1m, and says where to go for others). */
+  interval: (
+    description = 'candle interval',
+    choices: readonly string[] | false = IntervalSchema.options,
+  ) => {
+    const option = new Option('--interval <i>', description).env('CRYPTOCAST_INTERVAL');
+    return choices === false ? option : option.choices(choices);
+  },
   grace: () =>
     new Option('--grace <duration>', 'how long a window waits for late trades (e.g. 5s)').env(
       'CRYPTOCAST_GRACE',
@@ -61,8 +68,12 @@ export const flag = {
 export const streamOptions = (cmd: Command) =>
   cmd
     .addOption(flag.pairs())
+    // Not the shared choices (1m, 5m, 15m, 1h): run's help listed intervals that run refuses.
     .addOption(
-      flag.interval('candle interval: run takes only 1m (its features and model are of 1-minute candles)'),
+      flag.interval(
+        'candle interval: 1m only (run makes features and predictions of 1-minute candles; for other candles: cryptocast candles --interval)',
+        false,
+      ),
     )
     .addOption(flag.grace())
     .addOption(flag.maxPriceFactor())

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { TRADE_FILE_FORMATS } from '../../../src/ingestion/files/types.ts';
 import { PREDICTIONS_CSV_COLUMNS } from '../../../src/training/predictions-csv.ts';
@@ -36,4 +36,39 @@ describe('train and service trainer: no Optuna unless asked', () => {
       );
     });
   }
+});
+
+describe('--interval: the help lists what the command takes', () => {
+  /** The help text of one flag: from its name to the next flag. */
+  const flagHelp = (text: string, flag: string) =>
+    /--interval <i>(.*?)(?= --[a-z])/.exec(text.slice(text.indexOf(flag)))![1]!;
+
+  it('run takes only 1m: its help names no other interval (it listed 1m, 5m, 15m, 1h, and refused three)', () => {
+    const text = flagHelp(help('run'), '--interval');
+    assert.match(text, /1m only/);
+    assert.doesNotMatch(text, /"5m"|"15m"|"1h"/, text);
+  });
+
+  it('service candles and candles make every interval, and list them', () => {
+    for (const command of [['service', 'candles'], ['candles']])
+      assert.match(flagHelp(help(...command), '--interval'), /choices: "1m", "5m", "15m", "1h"/);
+  });
+
+  it('run --interval 15m or 2m is refused before anything starts, naming the flag (CC_ERR_USAGE)', () => {
+    for (const value of ['15m', '2m']) {
+      const r = spawnSync(
+        CLI,
+        ['run', '--port', '0', '--store', 'duckdb:/nonexistent-dir/s.duckdb', '--interval', value],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, CRYPTOCAST_INTERVAL: '' },
+        },
+      );
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`^cryptocast: --interval ${value}: .*1-minute candles \\[CC_ERR_USAGE\\]`),
+      );
+    }
+  });
 });

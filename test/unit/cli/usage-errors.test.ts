@@ -132,8 +132,9 @@ describe('the CLI refuses with a stable code', () => {
     const run = runCli(['run', '--port', '0', '--store', store, '--interval', '5m'], {
       CRYPTOCAST_INTERVAL: undefined,
     });
-    assert.equal(await exitedWithin(run, 60_000, 'run to be refused'), ERR.CONFIG.exitCode, run.stderr());
-    assert.match(run.stderr(), /^cryptocast: --interval 5m: .*1-minute candles \[CC_ERR_CONFIG\]/);
+    assert.equal(await exitedWithin(run, 60_000, 'run to be refused'), ERR.USAGE.exitCode, run.stderr());
+    // A flag's value out of range: CC_ERR_USAGE, as for every flag (the variable's: CC_ERR_CONFIG, above).
+    assert.match(run.stderr(), /^cryptocast: --interval 5m: .*1-minute candles \[CC_ERR_USAGE\]/);
     assert.match(run.stderr(), /hint: leave out --interval; for 5m candles of trades: cryptocast candles/);
     assert.doesNotMatch(run.stderr(), /CRYPTOCAST_INTERVAL/);
   });
