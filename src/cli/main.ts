@@ -332,10 +332,6 @@ const walkForwardOptions = (cmd: Command) =>
     )
     .option('--pair <pair>', '--candles: pair, when the file does not say')
     .option('--news <file>', '--candles: join point-in-time news features from a news recording')
-    .option(
-      '--with-news',
-      'train --store: also the news features the store holds (feature-writer --with-news)',
-    )
     .addOption(
       new Option('--sentiment <backend>', '--news: sentiment backend (answers cached)')
         .choices(['local', 'openai', 'lexicon'])
@@ -422,6 +418,8 @@ registryOptions(
     ).env('CRYPTOCAST_STORE_TRAIN'),
   )
   .option('--pairs <list>', '--store: pairs (default: every pair in the store)')
+  // train's alone: evaluate, which has no --store, listed it and refused it whenever it was given.
+  .option('--with-news', '--store: also the news features the store holds (feature-writer --with-news)')
   .option('--days <n>', '--store: the latest N days', '30')
   .option('--tune-seconds <s>', 'Optuna budget (0: default parameters)', TUNE_SECONDS)
   .option('--gate-alpha <p>', 'gate: Diebold–Mariano significance level', String(DEFAULT_GATE.alpha))

@@ -72,3 +72,10 @@ describe('--interval: the help lists what the command takes', () => {
     }
   });
 });
+
+describe('--with-news: listed only where it can be used', () => {
+  it('train --help lists it (with --store); evaluate, which reads no store, does not', () => {
+    assert.match(help('train'), /--with-news\s+--store: also the news features the store holds/);
+    assert.doesNotMatch(help('evaluate'), /--with-news/);
+  });
+});
