@@ -270,7 +270,7 @@ dlqFilters(dlqCmd.command('replay'))
   .description(
     'publish the payloads of dead letters to a topic (--to), checked as a consumer checks them; copies skipped',
   )
-  .option('--to <topic>', 'the topic the payloads go to (e.g. trades)')
+  .option('--to <topic>', 'required: the topic the payloads go to (e.g. trades)')
   .option('--dry-run', 'say what would be published, publish nothing')
   .action(async (opts) => (await import('./commands/dlq.ts')).replayCommand(opts));
 
@@ -425,7 +425,7 @@ registryOptions(
   .option('--gate-alpha <p>', 'gate: Diebold–Mariano significance level', String(DEFAULT_GATE.alpha))
   .option(
     '--gate-min-skill <x>',
-    'gate: minimum skill over persistence per pair',
+    'gate: minimum skill per pair over persistence and over the best baseline',
     String(DEFAULT_GATE.minSkill),
   )
   .option(

@@ -58,7 +58,11 @@ export function addServiceCommands(program: Command): void {
     .action(run('news'));
 
   backendOptions(stage('news-signals', 'news → per-coin sentiment on news.signals'))
-    .option('--max-lag <duration>', 'items that waited longer are scored by the baseline (e.g. 60s)', '60s')
+    .option(
+      '--max-lag <duration>',
+      'items that waited longer than this are scored by the lexicon (the baseline) instead of the backend',
+      '60s',
+    )
     .addOption(
       flag.clock(
         'what an item waited: the wall clock, or the wait a live run would have had in event time (a replay of recorded news)',

@@ -79,3 +79,23 @@ describe('--with-news: listed only where it can be used', () => {
     assert.doesNotMatch(help('evaluate'), /--with-news/);
   });
 });
+
+describe('help texts say what the command does', () => {
+  it('train --gate-min-skill: against the best baseline as well (gate rule 2), not persistence only', () => {
+    assert.match(
+      help('train'),
+      /--gate-min-skill <x>\s+gate: minimum skill per pair over persistence and over the best baseline/,
+    );
+  });
+
+  it('dlq replay --to: required (dlq replay refuses to run without it, --dry-run too)', () => {
+    assert.match(help('dlq', 'replay'), /--to <topic>\s+required: the topic/);
+  });
+
+  it('service news-signals --max-lag: late items go to the lexicon, as run --news-max-lag says', () => {
+    assert.match(
+      help('service', 'news-signals'),
+      /--max-lag <duration>\s+items that waited longer than this are scored by the lexicon/,
+    );
+  });
+});
