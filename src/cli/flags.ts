@@ -2,6 +2,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { parseDuration } from '../config/config.ts';
 import { setting } from '../config/env.ts';
 import { UsageError } from '../core/errors.ts';
+import { busUrlProblem } from '../runtime/bus-url.ts';
 
 /** Flag values shared by several commands, checked before anything starts. */
 
@@ -44,6 +45,7 @@ const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined>
       ? undefined
       : 'it must be "max" or a positive factor such as 1, 10, 60',
   '--days': numberValue,
+  '--bus': busUrlProblem,
   '--max-price-factor': (t) =>
     Number(t) > 1 ? undefined : 'it must be a factor above 1 of the recent median price, e.g. 10',
 };

@@ -1,5 +1,6 @@
 import { ERR, fail } from '../core/errors.ts';
 import type { Bus } from './bus.ts';
+import { busUrlProblem } from './bus-url.ts';
 import { InProcessBus } from './in-process-bus.ts';
 import { MeteredBus } from './metered-bus.ts';
 
@@ -13,5 +14,5 @@ export async function connectBus(url: string): Promise<Bus> {
     const { KafkaBus } = await import('./kafka/bus.ts');
     return new MeteredBus(await KafkaBus.connect(url));
   }
-  throw fail(ERR.CONFIG, `unknown bus URL "${url}": use "memory" or kafka://host:port`);
+  throw fail(ERR.CONFIG, busUrlProblem(url)!);
 }

@@ -8,7 +8,6 @@ import {
 } from '@platformatic/kafka';
 import { setting } from '../../config/env.ts';
 import { reportDependency, untilAvailable } from '../../core/dependency.ts';
-import { ERR, fail } from '../../core/errors.ts';
 import { type Logger, log as rootLog } from '../../core/log.ts';
 import { safeParse } from '../../schemas/compiled-check.ts';
 import { topics as knownTopics } from '../../schemas/topics.ts';
@@ -20,6 +19,7 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from '../bus.ts';
+import { kafkaBrokers } from '../bus-url.ts';
 import { summarise } from '../in-process-bus.ts';
 import { InvalidValueError } from '../poison.ts';
 import type { Topic } from '../topic.ts';
@@ -104,17 +104,7 @@ export class KafkaBus implements Bus {
 
   /** `kafka://host:port[,host:port]` (port 9092 when left out). */
   static connect(url: string, options: Partial<KafkaBusOptions> = {}): KafkaBus {
-    const m = /^kafka:\/\/([^/?#]+)\/?$/.exec(url);
-    if (m === null)
-      throw fail(ERR.CONFIG, `not a Kafka URL: ${url} (expected kafka://host:port[,host:port])`);
-    const brokers = m[1]!.split(',').map((b) => {
-      const hostPort = b.includes(':') ? b : `${b}:9092`;
-      const port = Number(hostPort.slice(hostPort.lastIndexOf(':') + 1));
-      if (!/^[^:]+:\d{1,5}$/.test(hostPort) || port < 1 || port > 65_535)
-        throw fail(ERR.CONFIG, `not a broker address in ${url}: "${b}" (expected host:port, port 1–65535)`);
-      return hostPort;
-    });
-    return new KafkaBus({ ...options, brokers });
+    return new KafkaBus({ ...options, brokers: kafkaBrokers(url) });
   }
 
   /** The topic's name on the broker (with the prefix). */

@@ -66,6 +66,25 @@ describe('a malformed flag value: one rule for every flag of every command', () 
     assert.deepEqual(wrong, []);
   });
 
+  it('--bus of every command: a URL no transport reads is refused the same way (it was CC_ERR_CONFIG)', async () => {
+    const buses = (await commandsAndFlags()).filter((f) => f.flag === '--bus');
+    assert.ok(buses.length >= 10, `only ${buses.length} commands with --bus`);
+    const wrong: string[] = [];
+    await eachLimited(buses, 3, async ({ path }) => {
+      for (const url of ['foo', 'kafka://localhost:abc']) {
+        const args = [...path, '--bus', url];
+        const { code, stderr } = await cli(args);
+        const firstLine = stderr.split('\n')[0] ?? '';
+        if (code !== 2 || !firstLine.endsWith('[CC_ERR_USAGE]') || !firstLine.includes("'--bus <url>'"))
+          wrong.push(`cryptocast ${args.join(' ')}: exit ${code}, ${firstLine}`);
+      }
+      // And what a transport reads is taken (the flags are read, then the help shown).
+      const ok = await cli([...path, '--bus', 'kafka://127.0.0.1:9,other-host', '--help']);
+      if (ok.code !== 0) wrong.push(`cryptocast ${path.join(' ')} --bus kafka://… --help: exit ${ok.code}`);
+    });
+    assert.deepEqual(wrong, []);
+  });
+
   it('a well-formed value of each of those flags is taken (the command reads its flags, then shows its help)', async () => {
     const valid: Record<string, string> = {
       '<duration>': '90s',

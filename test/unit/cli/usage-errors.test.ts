@@ -240,7 +240,9 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
 });
 
 describe('a bus URL the transport cannot use', () => {
-  it('is a configuration error, not a stack trace: an unknown scheme, a port that is not a number', async () => {
+  // On the command line a flag's value, refused as every malformed flag value is (CC_ERR_USAGE, src/cli/flags.ts); from
+  // CRYPTOCAST_BUS a setting's (CC_ERR_CONFIG: 'CRYPTOCAST_BUS supplies it' below).
+  it('is a usage error, not a stack trace: an unknown scheme, a port that is not a number', async () => {
     await refused(
       [
         'backfill',
@@ -257,10 +259,10 @@ describe('a bus URL the transport cannot use', () => {
         '--bus',
         'foo',
       ],
-      ERR.CONFIG,
+      ERR.USAGE,
     );
-    await refused(['service', 'candles', '--bus', 'kafka://localhost:abc'], ERR.CONFIG);
-    await refused(['service', 'candles', '--bus', 'kafka://localhost:99999'], ERR.CONFIG);
+    await refused(['service', 'candles', '--bus', 'kafka://localhost:abc'], ERR.USAGE);
+    await refused(['service', 'candles', '--bus', 'kafka://localhost:99999'], ERR.USAGE);
   });
 });
 
