@@ -53,11 +53,11 @@ describe('a malformed flag value: one rule for every flag of every command', () 
     assert.ok(flags.length > 50, `only ${flags.length} typed flags found in the help`);
     const wrong: string[] = [];
     await eachLimited(flags, 3, async ({ path, flag }) => {
-      // A store and a registry of their own, should a command get as far as opening one.
+      // A store and a registry that cannot be created (under a file), should a command get as far as opening one.
       const args = [...path, flag, 'soon'];
       const { code, stderr } = await cli(args, {
-        CRYPTOCAST_STORE: 'duckdb:/nonexistent-dir/cc.duckdb',
-        CRYPTOCAST_REGISTRY: '/nonexistent-dir/registry',
+        CRYPTOCAST_STORE: 'duckdb:/dev/null/cc.duckdb',
+        CRYPTOCAST_REGISTRY: '/dev/null/registry',
       });
       const firstLine = stderr.split('\n')[0] ?? '';
       if (code !== 2 || !firstLine.endsWith('[CC_ERR_USAGE]') || !firstLine.includes(flag))

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { TRADE_FILE_FORMATS } from '../../../src/ingestion/files/types.ts';
 import { PREDICTIONS_CSV_COLUMNS } from '../../../src/training/predictions-csv.ts';
 import { CLI } from '../../support/cli.ts';
+import { scratchDir } from '../../support/scratch.ts';
 
 /** The help of a command, its wrapped lines joined again, so a column list broken over two lines still reads whole. */
 function help(...args: string[]): string {
@@ -58,7 +60,15 @@ describe('--interval: the help lists what the command takes', () => {
     for (const value of ['15m', '2m']) {
       const r = spawnSync(
         CLI,
-        ['run', '--port', '0', '--store', 'duckdb:/nonexistent-dir/s.duckdb', '--interval', value],
+        [
+          'run',
+          '--port',
+          '0',
+          '--store',
+          `duckdb:${join(scratchDir('cc-help-'), 's.duckdb')}`,
+          '--interval',
+          value,
+        ],
         {
           encoding: 'utf8',
           env: { ...process.env, CRYPTOCAST_INTERVAL: '' },
