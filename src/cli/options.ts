@@ -61,7 +61,8 @@ export const flag = {
         previous === undefined ? value : `${previous},${value}`,
     ),
   speed: (description = 'replay speed: "max" or a factor (1 = recorded speed)') =>
-    new Option('--speed <n>', description).default('max'),
+    // Not `<n>`: the default, "max", is no number.
+    new Option('--speed <factor|max>', description).default('max'),
 };
 
 /** The stream's settings (`run`): pairs, candle interval, grace, price guard, late policy. */

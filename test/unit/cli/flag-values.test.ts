@@ -7,7 +7,7 @@ import { CLI } from '../../support/cli.ts';
 const exec = promisify(execFile);
 
 /** The placeholders of flags whose value is a number, a duration or a port (src/cli/flags.ts checks them). */
-const TYPED = /^<(n|x|p|g|s|duration|port)>$/;
+const TYPED = /^<(n|x|p|g|s|duration|port|factor\|max)>$/;
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string }> {
   try {
@@ -116,7 +116,7 @@ describe('a malformed flag value: one rule for every flag of every command', () 
       assert.match(
         stderr,
         new RegExp(
-          `^cryptocast: option '${flag} <\\w+>' argument '${value}' is invalid\\. .* \\[CC_ERR_USAGE\\]\\n`,
+          `^cryptocast: option '${flag} <[^>]+>' argument '${value}' is invalid\\. .* \\[CC_ERR_USAGE\\]\\n`,
         ),
       );
     }

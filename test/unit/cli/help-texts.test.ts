@@ -98,6 +98,11 @@ describe('help texts say what the command does', () => {
     );
   });
 
+  it('--speed: its placeholder says "max" is a value, as the default is (it said <n>)', () => {
+    for (const command of [['run'], ['service', 'trades']])
+      assert.match(help(...command), /--speed <factor\|max>\s+replay speed: "max" or a factor/);
+  });
+
   it('dlq replay --to: required (dlq replay refuses to run without it, --dry-run too)', () => {
     assert.match(help('dlq', 'replay'), /--to <topic>\s+required: the topic/);
   });
