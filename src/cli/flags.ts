@@ -39,6 +39,18 @@ export function parsePositiveDuration(flag: string, text: string | undefined, fa
  */
 const numberValue = (t: string) =>
   t.trim() !== '' && Number.isFinite(Number(t)) ? undefined : 'it must be a number';
+/** Why `text` is not an http(s) URL (an API, an archive, a feed), or undefined. */
+function httpUrlProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    return `"${text.trim()}" is not a URL (e.g. https://host/path)`;
+  }
+  return url.protocol === 'http:' || url.protocol === 'https:'
+    ? undefined
+    : `"${text.trim()}" is not http(s)`;
+}
 const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined> = {
   '--speed': (t) =>
     t === 'max' || Number(t.replace(/x$/i, '')) > 0
@@ -46,6 +58,16 @@ const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined>
       : 'it must be "max" or a positive factor such as 1, 10, 60',
   '--days': numberValue,
   '--bus': busUrlProblem,
+  '--base-url': httpUrlProblem,
+  '--opensearch-url': httpUrlProblem,
+  // Comma separated: every one a URL (one that was not crashed `service news` with a TypeError, or was polled by run).
+  '--feeds': (t) =>
+    t
+      .split(',')
+      .map((u) => u.trim())
+      .filter(Boolean)
+      .map(httpUrlProblem)
+      .find((why) => why !== undefined),
   '--max-price-factor': (t) =>
     Number(t) > 1 ? undefined : 'it must be a factor above 1 of the recent median price, e.g. 10',
 };

@@ -50,9 +50,13 @@ export function addServiceCommands(program: Command): void {
   stage('news', 'news items (RSS/Atom, CryptoPanic with CRYPTOPANIC_TOKEN, or a recording) → the news topic')
     .addOption(flag.source('where news comes from', 'live'))
     .option('--data <path>', '--source replay: the news recording (default: the shared one)')
-    .option(
-      '--feeds <urls>',
-      '--source live: RSS/Atom feed URLs, comma separated (default CoinDesk, Cointelegraph, Decrypt, Bitcoin Magazine)',
+    // The variable through commander, as run's --feeds: a bad URL in it is refused before the service starts (it was a
+    // TypeError from the RSS source, with its stack).
+    .addOption(
+      new Option(
+        '--feeds <urls>',
+        '--source live: RSS/Atom feed URLs, comma separated (default CoinDesk, Cointelegraph, Decrypt, Bitcoin Magazine)',
+      ).env('CRYPTOCAST_NEWS_FEEDS'),
     )
     .addOption(flag.metricsPort())
     .action(run('news'));

@@ -85,6 +85,33 @@ describe('a malformed flag value: one rule for every flag of every command', () 
     assert.deepEqual(wrong, []);
   });
 
+  it('the http(s) URLs (--feeds, --base-url, --opensearch-url) of every command: refused the same way, before anything starts', async () => {
+    const urlFlags = (await commandsAndFlags()).filter((f) =>
+      ['--feeds', '--base-url', '--opensearch-url'].includes(f.flag),
+    );
+    assert.ok(urlFlags.length >= 8, `only ${urlFlags.length} URL flags found`);
+    const wrong: string[] = [];
+    await eachLimited(urlFlags, 3, async ({ path, flag }) => {
+      // A list of feeds is refused for one bad member; `service news` crashed on it with a TypeError and its stack.
+      const bad = flag === '--feeds' ? 'https://news.example/rss,notaurl' : 'notaurl';
+      const { code, stderr } = await cli([...path, flag, bad]);
+      const firstLine = stderr.split('\n')[0] ?? '';
+      if (code !== 2 || !firstLine.endsWith('[CC_ERR_USAGE]') || !firstLine.includes(`'${flag} <`))
+        wrong.push(`cryptocast ${[...path, flag, bad].join(' ')}: exit ${code}, ${firstLine}`);
+      // What is well formed is taken (the flags are read, then the help shown): a list of two feeds, one URL.
+      const good = flag === '--feeds' ? 'http://127.0.0.1:9/x,https://h.example/' : 'https://h.example/v1';
+      const one = await cli([...path, flag, good, '--help']);
+      if (one.code !== 0) wrong.push(`cryptocast ${path.join(' ')} ${flag} ${good} --help: exit ${one.code}`);
+    });
+    assert.deepEqual(wrong, []);
+    const fromEnv = await cli(['service', 'news', '--bus', 'memory'], { CRYPTOCAST_NEWS_FEEDS: 'nope' });
+    assert.equal(fromEnv.code, 2, fromEnv.stderr);
+    assert.match(
+      fromEnv.stderr,
+      /^cryptocast: option '--feeds <urls>' value 'nope' from env 'CRYPTOCAST_NEWS_FEEDS' is invalid\. .*\[CC_ERR_CONFIG\]\n/,
+    );
+  });
+
   it('a well-formed value of each of those flags is taken (the command reads its flags, then shows its help)', async () => {
     const valid: Record<string, string> = {
       '<duration>': '90s',
