@@ -109,6 +109,8 @@ export interface LiveSourceOptions {
    */
   ackTimeoutMs?: number;
   log?: Logger;
+  /** The clock of the hole retries' back-off (default `Date.now`; tests inject one). */
+  now?: () => number;
   /** Jitter source for the reconnect back-off (tests). */
   random?: () => number;
 }

@@ -138,6 +138,10 @@ export class LiveTradeSource implements TradeSource {
   private readonly acceptedAfterRefusal: string[] = [];
   private resumePoints: ResumePoints | undefined;
   private readonly holes = new Map<string, Hole>();
+  /** A hole retry is queued behind the connection's frames (`tick`), not yet run. */
+  private holeRetryQueued = false;
+  /** The clock of the holes' back-off (`LiveSourceOptions.now`). */
+  private readonly now: () => number;
 
   constructor(adapter: ExchangeAdapter, options: LiveSourceOptions) {
     assertPairs(adapter.exchange, options.pairs);
@@ -146,6 +150,7 @@ export class LiveTradeSource implements TradeSource {
     this.o = options;
     this.name = `${adapter.exchange}-ws`;
     this.log = (options.log ?? rootLog).child({ source: this.name });
+    this.now = options.now ?? Date.now;
     for (const p of new Set(options.pairs))
       this.state.set(p, { acked: false, refused: false, holding: true });
     this.socket = new ReconnectingSocket({
@@ -246,9 +251,6 @@ export class LiveTradeSource implements TradeSource {
   }
 
   private async onFrame(text: string, receivedTs: number): Promise<void> {
-    // In the frame path, like every refill: what the sink gets stays in one sequence (Coinbase's heartbeats come every
-    // second, so a hole's time comes within a second).
-    await this.retryHoles();
     const parsed = this.a.parse(text, receivedTs);
     for (const r of parsed.rejects) await this.reject(r.kind, r.reason, text);
     let lost = false;
@@ -494,7 +496,7 @@ export class LiveTradeSource implements TradeSource {
       sinceTs: Math.min(sinceTs, open?.sinceTs ?? sinceTs),
       untilTs: Math.max(untilTs, open?.untilTs ?? untilTs),
       attempts: 0,
-      retryAt: Date.now() + backoffDelay(0, backoff, this.o.random),
+      retryAt: this.now() + backoffDelay(0, backoff, this.o.random),
     });
     this.log.warn({ pair, sinceTs, untilTs }, 'REST refill failed: its window is asked for again later');
   }
@@ -525,7 +527,7 @@ export class LiveTradeSource implements TradeSource {
       afterId: Math.min(first - 1, open?.afterId ?? first - 1),
       untilId: Math.max(last + 1, open?.untilId ?? last + 1),
       attempts: 0,
-      retryAt: Date.now() + backoffDelay(0, backoff, this.o.random),
+      retryAt: this.now() + backoffDelay(0, backoff, this.o.random),
     };
     this.holes.set(pair, hole);
     this.log.warn(
@@ -545,7 +547,7 @@ export class LiveTradeSource implements TradeSource {
     const { backoff, attempts } = this.o.holeRetry ?? DEFAULT_HOLE_RETRY;
     for (const [pair, hole] of [...this.holes]) {
       if (signal.aborted) return;
-      if (Date.now() < hole.retryAt) continue;
+      if (this.now() < hole.retryAt) continue;
       hole.attempts++;
       this.stats.refills++;
       let r: RefillResult;
@@ -608,7 +610,7 @@ export class LiveTradeSource implements TradeSource {
         );
         continue;
       }
-      hole.retryAt = Date.now() + backoffDelay(hole.attempts, backoff, this.o.random);
+      hole.retryAt = this.now() + backoffDelay(hole.attempts, backoff, this.o.random);
       this.log.warn(
         { ...said, err: r.error },
         'hole left by a failed refill: still failing, asked again later',
@@ -639,6 +641,18 @@ export class LiveTradeSource implements TradeSource {
           exchange: this.a.exchange,
           pair,
           ts: s.watermarkTs,
+        });
+      }
+      // Holes are asked for on this timer, not only when a frame comes: Binance sends no heartbeats, and a quiet
+      // stream's gap would wait for the next trade of any pair. Queued behind the frames, as a frame's handling would
+      // be: what the sink gets stays in one sequence.
+      if (!this.holeRetryQueued && [...this.holes.values()].some((h) => this.now() >= h.retryAt)) {
+        this.holeRetryQueued = this.socket.inOrder('hole retry', async () => {
+          try {
+            await this.retryHoles();
+          } finally {
+            this.holeRetryQueued = false;
+          }
         });
       }
       for (const [pair, s] of this.state)

@@ -56,6 +56,8 @@ export class ReconnectingSocket {
   attempts = 0;
   private readonly o: ReconnectingSocketOptions;
   private ws: WebSocket | undefined;
+  /** Queues a job behind the current connection's frames; undefined while not connected. */
+  private enqueueOnConnection: ((what: string, job: () => Promise<void>) => void) | undefined;
   /** When each frame received and not yet handled arrived (epoch ms), oldest — the one being handled — first. */
   private readonly unhandledReceivedTs: number[] = [];
 
@@ -78,6 +80,17 @@ export class ReconnectingSocket {
 
   send(text: string): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(text);
+  }
+
+  /**
+   * Runs `job` in order with the current connection's frames (after those received so far, before the next), as a
+   * frame handler would: for work a timer starts that must not interleave with the frames (a connector's sink gets
+   * one sequence). False when not connected (nothing is queued).
+   */
+  inOrder(what: string, job: () => Promise<void>): boolean {
+    if (this.enqueueOnConnection === undefined) return false;
+    this.enqueueOnConnection(what, job);
+    return true;
   }
 
   /** Cuts the current connection (liveness, a server's shutdown notice, tests); the loop reconnects. */
@@ -145,6 +158,7 @@ export class ReconnectingSocket {
           ping = setInterval(() => this.send(frame()), intervalMs);
         }
         this.o.log.info({ url: this.o.url, connection, attempt: this.attempts }, 'connected');
+        this.enqueueOnConnection = enqueue;
         enqueue('on-open (subscribe)', () => this.o.onOpen((t) => ws.send(t), connection));
       });
       ws.on('message', (data, isBinary) => {
@@ -174,6 +188,7 @@ export class ReconnectingSocket {
       ws.on('close', (code, reason) => {
         if (settled) return;
         settled = true;
+        if (this.enqueueOnConnection === enqueue) this.enqueueOnConnection = undefined;
         clearTimeout(idle);
         clearInterval(ping);
         signal.removeEventListener('abort', onAbort);

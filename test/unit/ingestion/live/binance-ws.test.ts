@@ -311,6 +311,40 @@ describe('Binance @trade connector against a local Binance server', () => {
       { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 1_000_000 } },
     ));
 
+  // The attempts used to come only with frames (`onFrame`): Binance sends no heartbeats, so on a quiet stream a gap's
+  // ids were never asked for again. The clock of the back-off is injected: no frame comes while it moves.
+  it('ids a refill could not get are asked for again on their own timer, with no frame coming (a quiet stream)', () => {
+    let now = Date.now();
+    return withBinance(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.length === 2);
+        srv.publish(btc.slice(0, 10));
+        await until(() => sink.received.length === 10);
+        srv.failNext = 1_000_000; // the REST API down
+        srv.muted = true;
+        srv.publish(btc.slice(10, 20));
+        srv.muted = false;
+        srv.publish(btc.slice(20, 21)); // the id gap: its refill fails
+        await until(() => sink.ids('BTC/USDT').includes(Number(btc[20]!.t)), 30_000, 'the stream to go on');
+        assert.equal(source.stats.unrecoverable, 10);
+        const failedCalls = srv.restCalls.length;
+        // From here on the server sends nothing but its pings (every 20 s), and no trade is published.
+        now += 61_000; // past the first back-off (30 to 60 s)
+        await until(() => srv.restCalls.length > failedCalls, 30_000, 'asked again, with no frame');
+        srv.failNext = 0; // the REST API back
+        now += 10 * 60_000;
+        await until(() => source.stats.holesRefilled === 1, 30_000, 'the ids refilled, with no frame');
+        assert.deepEqual(sink.ids('BTC/USDT'), idsOf([...btc.slice(0, 10), btc[20]!, ...btc.slice(10, 20)]));
+        assert.equal(source.stats.holesAbandoned, 0);
+      },
+      {
+        restRetries: 0,
+        holeRetry: { backoff: { initialMs: 60_000, maxMs: 60_000 }, attempts: 8 },
+        now: () => now,
+      },
+    );
+  });
+
   it('ids REST did not list yet (its history lagging the stream) are asked for again and come', () =>
     withBinance(
       async (srv, source, sink) => {
