@@ -104,8 +104,8 @@ export interface LiveSourceOptions {
   /** Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades). */
   maxRefillPages?: number;
   /**
-   * A pair neither acknowledged nor refused this long after subscribing (and every frame received read) ⇒ the
-   * connection is dropped and made again, after the back-off (default 10 000 ms).
+   * A pair neither acknowledged nor refused this long after subscribing (and every frame received read) ⇒ it alone is
+   * subscribed again on the same connection, after a back-off, the other pairs streaming on (default 10 000 ms).
    */
   ackTimeoutMs?: number;
   log?: Logger;

@@ -74,6 +74,8 @@ interface PairState {
   refused: boolean;
   /** Refusals in a row on this connection, and when the pair is subscribed again (a refusal may pass: a rate limit). */
   refusals?: number;
+  /** Askings in a row on this connection neither acknowledged nor refused within `ackTimeoutMs` (asked again too). */
+  unanswered?: number;
   resubscribeAt?: number;
   /** When its subscription was asked and not yet answered (acknowledged or refused) on this connection. */
   askedAt?: number;
@@ -101,6 +103,11 @@ export interface LiveStats {
   holesRefilled: number;
   holesAbandoned: number;
   reconnects: number;
+  /**
+   * Subscriptions of a pair neither acknowledged nor refused within `ackTimeoutMs`: each one asked again alone, on the
+   * same connection, after a back-off.
+   */
+  unacknowledged: number;
   /** Dead letters sent (bad frames, bad REST rows, exchange errors). */
   rejects: number;
 }
@@ -117,6 +124,7 @@ export class LiveTradeSource implements TradeSource {
     holesRefilled: 0,
     holesAbandoned: 0,
     reconnects: 0,
+    unacknowledged: 0,
     rejects: 0,
   };
   readonly socket: ReconnectingSocket;
@@ -129,7 +137,6 @@ export class LiveTradeSource implements TradeSource {
   private signal: AbortSignal | undefined;
   private connectedAt: number | undefined;
   private startedAt: number | undefined;
-  private ackWarned = false;
   private lastSequence: number | undefined;
   private lastHeartbeat: number | undefined;
   private refilledSinceHeartbeat = false;
@@ -200,7 +207,6 @@ export class LiveTradeSource implements TradeSource {
   private async onOpen(send: (text: string) => void, connection: number): Promise<void> {
     this.connectedAt = Date.now();
     this.startedAt ??= this.connectedAt;
-    this.ackWarned = false;
     for (const f of this.a.subscribeFrames([...this.state.keys()])) send(f);
     try {
       await this.catchUp(connection);
@@ -243,6 +249,7 @@ export class LiveTradeSource implements TradeSource {
       s.acked = false;
       s.refused = false; // the next connection subscribes again
       s.refusals = 0;
+      s.unanswered = 0;
       s.resubscribeAt = undefined;
       s.askedAt = undefined;
       s.holding = true; // until the outage is refilled after reconnecting
@@ -274,7 +281,8 @@ export class LiveTradeSource implements TradeSource {
         for (const p of pairs) {
           const s = this.state.get(p);
           if (s === undefined) continue;
-          if (s.refused) {
+          // Refused or unanswered until now: not streamed meanwhile (a server that lost the asking never subscribed it).
+          if (s.refused || (s.unanswered ?? 0) > 0) {
             s.holding = true; // until refilled (below, in onFrame)
             if (!this.acceptedAfterRefusal.includes(p)) this.acceptedAfterRefusal.push(p);
           }
@@ -282,6 +290,7 @@ export class LiveTradeSource implements TradeSource {
           s.askedAt = undefined;
           s.refused = false; // refused once (a rate limit), accepted since: followed again
           s.refusals = 0;
+          s.unanswered = 0;
           s.resubscribeAt = undefined;
         }
         this.log.info({ pairs }, 'subscribed');
@@ -295,9 +304,7 @@ export class LiveTradeSource implements TradeSource {
           // Asked again on this connection after a back-off (a connection can last days): a rate limit passes, and
           // a pair the exchange does not list is asked about, and dead-lettered, at most every 5 minutes.
           s.refusals = (s.refusals ?? 0) + 1;
-          const b = this.o.backoff ?? DEFAULT_BACKOFF;
-          const resubscribe = { initialMs: b.initialMs, maxMs: Math.max(b.maxMs, RESUBSCRIBE_MAX_MS) };
-          s.resubscribeAt = Date.now() + backoffDelay(s.refusals, resubscribe, this.o.random);
+          s.resubscribeAt = Date.now() + backoffDelay(s.refusals, this.resubscribeBackoff(), this.o.random);
           s.askedAt = undefined; // answered
         }
         await this.reject('exchange-error', c.message, text);
@@ -618,6 +625,12 @@ export class LiveTradeSource implements TradeSource {
     }
   }
 
+  /** The back-off of a pair subscribed again (refused, or left unanswered): the reconnect's, up to 5 minutes. */
+  private resubscribeBackoff(): { initialMs: number; maxMs: number } {
+    const b = this.o.backoff ?? DEFAULT_BACKOFF;
+    return { initialMs: b.initialMs, maxMs: Math.max(b.maxMs, RESUBSCRIBE_MAX_MS) };
+  }
+
   private async reject(kind: string, reason: string, payload: string, origin = this.name): Promise<void> {
     this.stats.rejects++;
     await this.sink!.reject(deadLetter({ service: 'trades', origin, kind, reason, payload }));
@@ -656,28 +669,34 @@ export class LiveTradeSource implements TradeSource {
         });
       }
       for (const [pair, s] of this.state)
-        if (s.refused && s.resubscribeAt !== undefined && now >= s.resubscribeAt) {
-          s.resubscribeAt = undefined; // until it is refused again
+        if (!s.acked && s.resubscribeAt !== undefined && now >= s.resubscribeAt) {
+          s.resubscribeAt = undefined; // until it is refused or left unanswered again
           s.askedAt = now; // and not left unanswered either (below)
-          this.log.info({ pair, refusals: s.refusals }, 'subscribing again after a refusal');
+          this.log.info({ pair, refusals: s.refusals, unanswered: s.unanswered }, 'subscribing again');
           for (const f of this.a.subscribeFrames([pair])) this.socket.send(f);
         }
-      // A subscription — the connection's first, or one asked again after a refusal — neither acknowledged nor refused
-      // once every frame received has been read (an ack may wait in the queue behind a refill): the server lost it or
-      // never answers. Waiting would leave the pair without watermarks (its candles never closing) for the
-      // connection's life, which can be days; subscribing again on it could be refused as a duplicate. A new
-      // connection subscribes everything afresh, after the back-off (growing: a connection dropped this way was not a
-      // stable one).
+      // A subscription — the connection's first, or one asked again — neither acknowledged nor refused once every
+      // frame received has been read (an ack may wait in the queue behind a refill): the server lost it or never
+      // answers (a symbol it does not list, on a server that does not say so). Waiting would leave the pair without
+      // watermarks (its candles never closing) for the connection's life, which can be days. It is asked again alone,
+      // on this connection, after a back-off (growing, up to every 5 minutes), as after a refusal: the connection
+      // used to be dropped, every ackTimeoutMs, cutting the pairs that were streaming on it — one bad symbol, an
+      // outage of all. A connection with nothing acknowledged on it is dead to Kraken's liveness (no heartbeats) and
+      // reconnected there.
       const ackTimeoutMs = this.o.ackTimeoutMs ?? 10_000;
-      const unacked = [...this.state]
-        .filter(([, s]) => !s.acked && s.askedAt !== undefined && now - s.askedAt > ackTimeoutMs)
-        .map(([p]) => p);
-      const late = this.socket.oldestUnhandledTs === undefined;
-      if (late && unacked.length > 0 && !this.ackWarned) {
-        this.ackWarned = true;
-        this.log.warn({ pairs: unacked, ackTimeoutMs }, 'subscription not acknowledged: reconnecting');
-        this.socket.drop(`subscription of ${unacked.join(', ')} not acknowledged within ${ackTimeoutMs} ms`);
-      }
+      if (this.socket.oldestUnhandledTs === undefined)
+        for (const [pair, s] of this.state) {
+          if (s.acked || s.askedAt === undefined || now - s.askedAt <= ackTimeoutMs) continue;
+          s.askedAt = undefined;
+          s.unanswered = (s.unanswered ?? 0) + 1;
+          this.stats.unacknowledged++;
+          const retryInMs = backoffDelay(s.unanswered, this.resubscribeBackoff(), this.o.random);
+          s.resubscribeAt = now + retryInMs;
+          this.log.warn(
+            { pair, ackTimeoutMs, unanswered: s.unanswered, retryInMs },
+            'subscription not acknowledged: asked again alone, on this connection, after a back-off',
+          );
+        }
     } finally {
       this.ticking = false;
     }
