@@ -101,6 +101,12 @@ export interface LiveSourceOptions {
    * the exchange still lists those trades).
    */
   holeRetry?: { backoff: Backoff; attempts: number };
+  /**
+   * Most bytes of frames waiting to be handled — behind a refill retrying a REST API that is down (minutes per pair),
+   * or a slow sink — before the connection is cut; those already queued are handled, what the cut connection would
+   * have brought is refilled on reconnecting (`stats.queueOverflows`). Default 32 MiB.
+   */
+  maxQueuedBytes?: number;
   /** Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades). */
   maxRefillPages?: number;
   /**

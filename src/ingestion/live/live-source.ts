@@ -108,6 +108,11 @@ export interface LiveStats {
    * same connection, after a back-off.
    */
   unacknowledged: number;
+  /**
+   * Connections cut because the frames waiting to be handled (behind a refill, a slow sink) passed `maxQueuedBytes`:
+   * what they would have brought is refilled on reconnecting.
+   */
+  queueOverflows: number;
   /** Dead letters sent (bad frames, bad REST rows, exchange errors). */
   rejects: number;
 }
@@ -125,6 +130,7 @@ export class LiveTradeSource implements TradeSource {
     holesAbandoned: 0,
     reconnects: 0,
     unacknowledged: 0,
+    queueOverflows: 0,
     rejects: 0,
   };
   readonly socket: ReconnectingSocket;
@@ -168,6 +174,8 @@ export class LiveTradeSource implements TradeSource {
       backoff: options.backoff,
       appPing: adapter.appPing,
       random: options.random,
+      maxQueuedBytes: options.maxQueuedBytes,
+      onQueueOverflow: () => void this.stats.queueOverflows++,
       onOpen: (send, connection) => this.onOpen(send, connection),
       onMessage: (text, ts) => this.onFrame(text, ts),
       onDisconnect: (reason) => this.onDisconnect(reason),

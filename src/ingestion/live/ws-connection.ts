@@ -20,6 +20,15 @@ import { type Backoff, backoffDelay } from '../../core/retry.ts';
  */
 export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
 
+/** `maxQueuedBytes` by default: minutes of a busy stream (a queued frame holds ~700 bytes at 200 chars of text). */
+export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
+
+/**
+ * What a frame waiting to be handled holds besides its text (its closure and promise in the queue, its receipt time):
+ * ~500 bytes measured (bench/live-rest-outage.ts: ~700 bytes of heap per queued 200-character frame).
+ */
+const QUEUED_FRAME_OVERHEAD_BYTES = 512;
+
 export interface ReconnectingSocketOptions {
   url: string;
   name: string;
@@ -39,6 +48,15 @@ export interface ReconnectingSocketOptions {
   /** Application-level ping (Kraken), sent every `intervalMs` while connected. */
   appPing?: { intervalMs: number; frame(): string };
   handshakeTimeoutMs?: number;
+  /**
+   * Most bytes of frames waiting to be handled (text plus `QUEUED_FRAME_OVERHEAD_BYTES` each) — they queue behind a
+   * slow handler (a refill retrying a REST API that is down, minutes per pair). Past it the connection is cut: the
+   * frames already queued are kept and handled, those not received are the connector's to refill on reconnecting, as
+   * after any outage. Default `DEFAULT_MAX_QUEUED_BYTES`.
+   */
+  maxQueuedBytes?: number;
+  /** The queue went past `maxQueuedBytes` and the connection is being cut (once per connection). */
+  onQueueOverflow?(queuedBytes: number): void;
   /** Largest frame accepted; a bigger one closes the connection (a protocol violation). */
   maxFrameBytes?: number;
   /** The jitter source (tests make it deterministic). */
@@ -60,6 +78,9 @@ export class ReconnectingSocket {
   private enqueueOnConnection: ((what: string, job: () => Promise<void>) => void) | undefined;
   /** When each frame received and not yet handled arrived (epoch ms), oldest — the one being handled — first. */
   private readonly unhandledReceivedTs: number[] = [];
+  /** The bytes each of those holds (same order), and their sum. */
+  private readonly unhandledBytes: number[] = [];
+  private unhandledBytesTotal = 0;
 
   constructor(options: ReconnectingSocketOptions) {
     this.o = options;
@@ -72,6 +93,11 @@ export class ReconnectingSocket {
    */
   get oldestUnhandledTs(): number | undefined {
     return this.unhandledReceivedTs[0];
+  }
+
+  /** Bytes held by the frames received and not yet handled (text plus a fixed overhead each; `maxQueuedBytes`). */
+  get queuedBytes(): number {
+    return this.unhandledBytesTotal;
   }
 
   get isOpen(): boolean {
@@ -125,6 +151,8 @@ export class ReconnectingSocket {
       let openedAt: number | undefined;
       let settled = false;
       let connection = 0;
+      let overflowed = false;
+      const maxQueuedBytes = this.o.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
       const maxFrameBytes = this.o.maxFrameBytes ?? 4 * 1024 * 1024;
       const ws = new WebSocket(this.o.url, {
         handshakeTimeout: this.o.handshakeTimeoutMs ?? 10_000,
@@ -166,14 +194,29 @@ export class ReconnectingSocket {
         gotData = true;
         const receivedTs = Date.now();
         const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
+        const bytes = text.length + QUEUED_FRAME_OVERHEAD_BYTES;
         this.unhandledReceivedTs.push(receivedTs);
+        this.unhandledBytes.push(bytes);
+        this.unhandledBytesTotal += bytes;
         enqueue('frame handler', async () => {
           try {
             await this.o.onMessage(text, receivedTs);
           } finally {
-            this.unhandledReceivedTs.shift(); // handled one at a time, in order: this frame is the oldest
+            // Handled one at a time, in order: this frame is the oldest.
+            this.unhandledReceivedTs.shift();
+            this.unhandledBytesTotal -= this.unhandledBytes.shift() ?? 0;
           }
         });
+        if (!overflowed && this.unhandledBytesTotal > maxQueuedBytes) {
+          // Not dropped from the queue (they were received: handled in order) — no more received instead.
+          overflowed = true;
+          this.o.log.error(
+            { queuedBytes: this.unhandledBytesTotal, maxQueuedBytes, frames: this.unhandledBytes.length },
+            'frames waiting to be handled past the bound: connection cut (what it would have brought is refilled on reconnecting)',
+          );
+          this.o.onQueueOverflow?.(this.unhandledBytesTotal);
+          ws.terminate();
+        }
       });
       // `ws` answers a server ping with a pong by itself; either is a sign of life.
       ws.on('ping', alive);

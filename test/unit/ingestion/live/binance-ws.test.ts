@@ -374,6 +374,54 @@ describe('Binance @trade connector against a local Binance server', () => {
       { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 1_000_000 } },
     ));
 
+  // Frames queue behind a refill (in order, one at a time) while its REST calls are retried — minutes per pair with the
+  // API down (and a Kraken refill reads up to maxRefillPages at a page a second): the queue had no bound.
+  it('frames waiting behind a refill past the bound cut the connection: bounded, counted, and nothing lost', () =>
+    withBinance(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.length === 2);
+        srv.publish(btc.slice(0, 10));
+        await until(() => sink.received.length === 10);
+        srv.failNext = 1_000_000; // the REST API down: the gap's refill retries, holding the frames
+        srv.muted = true;
+        srv.publish(btc.slice(10, 20));
+        srv.muted = false;
+        srv.publish(btc.slice(20, 21)); // the id gap
+        await until(() => srv.restCalls.length > 0, 30_000, 'the refill retrying');
+        let sent = 0;
+        let peak = 0;
+        const stream = setInterval(() => {
+          if (sent < eth.length) srv.publish([eth[sent++]!]);
+          peak = Math.max(peak, source.socket.queuedBytes);
+        }, 2);
+        try {
+          await until(
+            () => srv.sockets.size === 0,
+            30_000,
+            'the connection cut while the refill still waits',
+          );
+        } finally {
+          clearInterval(stream);
+        }
+        assert.equal(source.stats.queueOverflows, 1);
+        // The bound, give or take the frame that crossed it (the frames already queued are kept and handled).
+        assert.ok(peak <= 16_384 + 2_048, `peak ${peak} bytes queued`);
+        assert.ok(srv.restCalls.length > 0 && srv.failNext > 0, 'cut while the refill was still waiting');
+        srv.publish(eth.slice(sent)); // traded while cut: not streamed to anyone
+        srv.failNext = 0; // the REST API back: the refill ends, the frames are handled, the connector reconnects
+        await until(
+          () =>
+            sink.distinctIds('ETH/USDT').length === eth.length && sink.distinctIds('BTC/USDT').length === 21,
+          30_000,
+          'every trade, streamed or refilled',
+        );
+        assert.deepEqual(sink.ids('ETH/USDT'), idsOf(eth), 'each once, in order');
+        assert.deepEqual(sink.ids('BTC/USDT'), idsOf(btc.slice(0, 21)), 'the gap refilled in its place');
+        assert.equal(source.stats.unrecoverable, 0);
+      },
+      { restRetries: 1_000_000, maxQueuedBytes: 16_384 },
+    ));
+
   it('reconnects on a serverShutdown notice and loses nothing', () =>
     withBinance(async (srv, source, sink) => {
       await until(() => source.subscribed.length === 2);
