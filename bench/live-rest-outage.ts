@@ -73,6 +73,8 @@ const publishOne = () => {
   ]);
   published++;
 };
+// Trades before the first subscription are before the connector's history (by design): the stream starts after it.
+while (source.subscribed.length < 2) await sleep(10);
 // A steady stream: each 10 ms, the frames due by then.
 const t0 = Date.now();
 const streamer = setInterval(() => {
