@@ -595,6 +595,11 @@ describe('helm chart deploy/helm/cryptocast', () => {
         ['trainer.tuneSeconds=3600'],
         /trainer\.tuneSeconds=3600 is not below trainer\.activeDeadlineSeconds=3600/,
       ],
+      [
+        'a trainer with the news columns, which the predictor cannot serve (every run refused promotion)',
+        ['trainer.withNews=true'],
+        /trainer\.withNews=true: the predictor serves technical features only/,
+      ],
       ['a malformed duration', ['market.grace=5 seconds'], /market\/grace/],
       ['Strimzi topics without the cluster name', ['kafka.topics.create=strimzi'], /strimziCluster/],
       [
