@@ -4,6 +4,7 @@ import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import { parse } from 'yaml';
 import { envOf, SERVICE_ENV, SERVICES, type ServiceName } from '../../src/config/service-env.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { LocalLlmBackend } from '../../src/sentiment/local-llm.ts';
@@ -15,6 +16,7 @@ import {
   parseManifests,
   podSpec,
   run,
+  serviceDefaults,
   unknownServiceFlags,
   valueFiles,
 } from '../support/deploy.ts';
@@ -228,6 +230,36 @@ describe('helm chart deploy/helm/cryptocast', () => {
         const unknown = unknownServiceFlags(c.args);
         assert.deepEqual(unknown, [], `${name}: ${o.metadata.name} passes ${unknown}`);
       }
+  });
+
+  // docs/training.md: of the refit schedules walked forward, the latest 365 days refitted weekly with default parameters
+  // won (14 or 30 days every 6 h, and 300 s of Optuna, lost skill) — the trainer service's defaults. The production
+  // example still ran 30 days every 6 h with tuning, and its champion-age alert (48 h) would fire most of every week
+  // under the weekly schedule.
+  test('every shipped trainer CronJob refits as `service trainer` does by default: weekly, its --days and --tune-seconds', () => {
+    const defaults = serviceDefaults('trainer');
+    assert.equal(defaults.get('--every'), '7d');
+    const weekMs = 7 * 86_400_000;
+    for (const [name, objs] of rendered) {
+      const cron = objs.find((o) => o.kind === 'CronJob' && component(o) === 'trainer');
+      if (cron === undefined) continue;
+      // minute hour * * weekday: once a week
+      assert.match(cron.spec.schedule, /^\d+ \d+ \* \* \d$/, `${name}: schedule ${cron.spec.schedule}`);
+      const args = podSpec(cron).containers[0].args as string[];
+      for (const flag of ['--days', '--tune-seconds'])
+        assert.ok(args.includes(`${flag}=${defaults.get(flag)}`), `${name}: ${args.join(' ')}`);
+      // A champion-age rule fires only when a weekly run (and its Job's deadline) has passed without a promotion.
+      const rules = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-alert-rules'));
+      const age = (parse(rules?.data['alert-rules.yaml'] ?? '{}')?.rules ?? []).filter(
+        (r: { kind: string }) => r.kind === 'champion_age',
+      );
+      const deadlineMs = cron.spec.jobTemplate.spec.activeDeadlineSeconds * 1000;
+      for (const r of age as { name: string; hours: number }[])
+        assert.ok(
+          r.hours * 3_600_000 > weekMs + deadlineMs,
+          `${name}: alert ${r.name} at ${r.hours} h fires between two weekly refits`,
+        );
+    }
   });
 
   test('every container runs as non-root with CPU and memory limits and no privilege escalation', () => {

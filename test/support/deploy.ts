@@ -132,6 +132,20 @@ export function serviceFlags(stage: string): Set<string> {
   return new Set([...help.matchAll(/(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]!));
 }
 
+/** The defaults `cryptocast service <stage> --help` states, by long flag (`--days` → `365`). */
+export function serviceDefaults(stage: string): Map<string, string> {
+  serviceFlags(stage); // fills the help cache
+  const help = serviceHelp.get(stage)!;
+  const out = new Map<string, string>();
+  // One block per option: from its flag at the start of a line to the next one (the description wraps).
+  for (const block of help.split(/\n(?=\s+(?:-\w, )?--)/)) {
+    const flag = /^\s+(?:-\w, )?(--[a-z][a-z0-9-]*)/.exec(block)?.[1];
+    const value = /\(default: "([^"]*)"/.exec(block.replace(/\s+/g, ' '))?.[1];
+    if (flag !== undefined && value !== undefined) out.set(flag, value);
+  }
+  return out;
+}
+
 /** The flags of a `service <name> …` argument list that stage of the CLI does not know. */
 export function unknownServiceFlags(args: readonly string[]): string[] {
   const known = serviceFlags(args[1] ?? '');
