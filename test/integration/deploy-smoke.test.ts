@@ -202,6 +202,16 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
       { timeoutMs: 60_000, everyMs: 250 },
     ).catch((err) => `${(err as Error).message}`);
     assert.equal(state, 'up', log.slice(-2000));
+    // Its readinessProbe: /v1/ready, with no champion in the registry yet.
+    await waitFor(
+      'the embedded run /v1/ready',
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/v1/ready`);
+        return `${r.status} ${await r.text()}`;
+      },
+      (v) => v.startsWith('200 '),
+      { timeoutMs: 60_000, everyMs: 250 },
+    );
     assert.ok(existsSync(join(cwd, '.data', 'cryptocast.duckdb')), 'the DuckDB file on the volume');
     const exited = new Promise<number | null | string>((resolve) => {
       const timer = setTimeout(() => resolve('no exit within 30 s'), 30_000);
@@ -297,6 +307,17 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
     }
     const health = await fetch(`http://127.0.0.1:${apiPort}/v1/health`);
     assert.equal(health.status, 200);
+    // The chart's readinessProbe: /v1/ready, which waits for the stores, the latest predictions and every view. A
+    // fresh install (empty topics, no champion yet) must still become ready, or the Service has no endpoint.
+    await waitFor(
+      'the API /v1/ready',
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${apiPort}/v1/ready`);
+        return `${r.status} ${await r.text()}`;
+      },
+      (v) => v.startsWith('200 '),
+      { timeoutMs: 120_000, everyMs: 250 },
+    );
     // The dashboard page, public like the health routes (its bundle is built in memory: the root filesystem is read-only).
     const page = await fetch(`http://127.0.0.1:${apiPort}/`);
     assert.equal(page.status, 200, await page.clone().text());
