@@ -457,6 +457,25 @@ describe('helm chart deploy/helm/cryptocast', () => {
       assert.match(t.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
     }
     assert.equal(rendered.get('strimzi')!.filter((o) => o.kind === 'Job').length, 0);
+    // A prefix the values allow (a Kafka topic name may hold "_", "." and upper case) still gives names the API server
+    // accepts (a lowercase RFC 1123 subdomain; "prod_trades" is refused at apply), and the topics keep their names.
+    const prefix = 'Prod_Stage.';
+    const prefixed = parseManifests(
+      helmTemplate(join(CHART, 'ci', 'strimzi-values.yaml'), [`kafka.topicPrefix=${prefix}`]),
+    ).filter((o) => o.kind === 'KafkaTopic');
+    assert.deepEqual(
+      prefixed.map((t) => t.spec.topicName).sort(),
+      Object.values(topics)
+        .map((t) => `${prefix}${t.name}`)
+        .sort(),
+    );
+    for (const t of prefixed)
+      assert.match(
+        t.metadata.name,
+        /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+        `KafkaTopic ${t.spec.topicName}`,
+      );
+    assert.equal(new Set(prefixed.map((t) => t.metadata.name)).size, prefixed.length);
   });
 
   test('the API: a Service, an optional Ingress to it with TLS, a ServiceMonitor selecting the metrics Services', () => {
