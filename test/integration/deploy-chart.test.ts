@@ -651,6 +651,13 @@ describe('helm chart deploy/helm/cryptocast', () => {
         ['trainer.withNews=true'],
         /trainer\.withNews=true: the predictor serves technical features only/,
       ],
+      [
+        // The features service computes on 1-minute candles (TechnicalFeatures(60_000)): it dead-lettered every 5-minute
+        // candle, and no prediction came (embedded: `run` refuses it at start, a crash loop).
+        'a candle interval the features and the model do not take',
+        ['market.interval=5m'],
+        /market\/interval/,
+      ],
       ['a malformed duration', ['market.grace=5 seconds'], /market\/grace/],
       ['Strimzi topics without the cluster name', ['kafka.topics.create=strimzi'], /strimziCluster/],
       [
