@@ -652,6 +652,12 @@ describe('helm chart deploy/helm/cryptocast', () => {
         /trainer\.withNews=true: the predictor serves technical features only/,
       ],
       [
+        // The trades service refuses them at start (CC_ERR_CONFIG: one series per pair): a crash loop after the install.
+        'two exchanges following the same pairs (kraken and coinbase)',
+        ['market.exchanges={kraken,coinbase}'],
+        /market\/exchanges/,
+      ],
+      [
         // The features service computes on 1-minute candles (TechnicalFeatures(60_000)): it dead-lettered every 5-minute
         // candle, and no prediction came (embedded: `run` refuses it at start, a crash loop).
         'a candle interval the features and the model do not take',
