@@ -496,6 +496,38 @@ describe('helm chart deploy/helm/cryptocast', () => {
     assert.equal(selected.length, objs.filter((o) => o.kind === 'Deployment').length);
   });
 
+  // The API serves /metrics on its HTTP port, public for the in-cluster scrape (src/api/routes/metrics.ts); the Ingress
+  // routed every path (Prefix "/"), so the process and request metrics were readable from the internet.
+  test('the Ingress routes the API’s public routes (the dashboard, /v1) and not /metrics', () => {
+    /** Does one Ingress path match a request path (networking.k8s.io/v1 semantics; ImplementationSpecific as Prefix)? */
+    const matches = (p: { path: string; pathType: string }, url: string) => {
+      if (p.pathType === 'Exact') return url === p.path;
+      const prefix = p.path.replace(/\/+$/, '');
+      return prefix === '' || url === prefix || url.startsWith(`${prefix}/`);
+    };
+    const ingresses = [
+      ...rendered.get('production')!,
+      ...parseManifests(helmTemplate(undefined, ['api.ingress.enabled=true'])),
+      ...parseManifests(
+        helmTemplate(join(CHART, 'ci', 'embedded-values.yaml'), ['api.ingress.enabled=true']),
+      ),
+    ].filter((o) => o.kind === 'Ingress');
+    assert.equal(ingresses.length, 3);
+    for (const ing of ingresses)
+      for (const rule of ing.spec.rules) {
+        const routed = (url: string) => rule.http.paths.some((p: never) => matches(p, url));
+        for (const url of [
+          '/',
+          '/dashboard/app.js',
+          '/dashboard/app.css',
+          '/v1/predictions/latest',
+          '/v1/ws',
+        ])
+          assert.ok(routed(url), `${rule.host}: ${url} is not routed`);
+        assert.ok(!routed('/metrics'), `${rule.host}: /metrics is routed to the internet`);
+      }
+  });
+
   test('embedded: one replica of `cryptocast run` on a volume, no Kafka objects', () => {
     const objs = rendered.get('embedded')!;
     const ds = objs.filter((o) => o.kind === 'Deployment');
