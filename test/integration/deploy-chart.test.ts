@@ -26,7 +26,7 @@ import { scratchDir } from '../support/scratch.ts';
  * The Helm chart, offline: helm lint and helm template for the default values and every ci/*-values.yaml, every
  * rendered manifest validated by kubeconform (strict) against the Kubernetes API schemas of the versions
  * scripts/deploy-tools.sh installs (1.30.0 and 1.37.0), then our own checks on what was rendered, derived from the
- * code where it says it: the topics (src/runtime/topic.ts) and each service's environment
+ * code where it says it: the topics (src/schemas/topics.ts) and each service's environment
  * (src/config/service-env.ts).
  */
 

@@ -41,7 +41,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/*
-The topics the services expect, with the partition counts declared in src/runtime/topic.ts (a test compares the
+The topics the services expect, with the partition counts declared in src/schemas/topics.ts (a test compares the
 two): a Kafka topic must have exactly these, or the services refuse it. maxReplicas of a consumer follows.
 */}}
 {{- define "cryptocast.topics" -}}
