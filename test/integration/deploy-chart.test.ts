@@ -17,6 +17,7 @@ import {
   podSpec,
   run,
   serviceDefaults,
+  unknownCliFlags,
   unknownServiceFlags,
   valueFiles,
 } from '../support/deploy.ts';
@@ -230,6 +231,19 @@ describe('helm chart deploy/helm/cryptocast', () => {
         const unknown = unknownServiceFlags(c.args);
         assert.deepEqual(unknown, [], `${name}: ${o.metadata.name} passes ${unknown}`);
       }
+  });
+
+  test('every other `cryptocast` command the chart runs (the embedded `run`, the topics Job) exists with its flags', () => {
+    let checked = 0;
+    for (const [name, objs] of rendered)
+      for (const o of objs) {
+        const c = podSpec(o)?.containers[0];
+        if (c?.args === undefined || c.args[0] === 'service') continue;
+        checked++;
+        const unknown = unknownCliFlags(c.args);
+        assert.deepEqual(unknown, [], `${name}: ${o.metadata.name} runs ${c.args.join(' ')}`);
+      }
+    assert.ok(checked >= 2, `${checked} commands checked`);
   });
 
   // docs/training.md: of the refit schedules walked forward, the latest 365 days refitted weekly with default parameters

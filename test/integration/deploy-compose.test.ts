@@ -14,6 +14,7 @@ import {
   parseManifests,
   podSpec,
   ROOT,
+  unknownCliFlags,
   unknownServiceFlags,
   VALUES_DIR,
 } from '../support/deploy.ts';
@@ -136,6 +137,17 @@ describe('compose stack deploy/compose.yaml', () => {
       const unknown = unknownServiceFlags(c.command);
       assert.deepEqual(unknown, [], `${svc} passes ${unknown}`);
     }
+    // The other cryptocast commands (the one-shot `topics create`) on the image's entrypoint.
+    const others = Object.entries(compose.services).filter(
+      ([, c]) =>
+        c.command !== undefined &&
+        c.command[0] !== 'service' &&
+        c.entrypoint === undefined &&
+        c.image?.startsWith('cryptocast'),
+    );
+    assert.ok(others.length > 0);
+    for (const [svc, c] of others)
+      assert.deepEqual(unknownCliFlags(c.command), [], `${svc}: ${c.command.join(' ')}`);
   });
 
   test('each service gets the same environment variables as in the Helm chart', () => {

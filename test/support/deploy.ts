@@ -154,3 +154,33 @@ export function unknownServiceFlags(args: readonly string[]): string[] {
     .map((a) => a.split('=')[0]!)
     .filter((f) => !known.has(f));
 }
+
+const commandHelp = new Map<string, Run>();
+
+/**
+ * The flags of any `cryptocast …` argument list (`run --source=live`, `topics create`) that its command does not
+ * know, or the command itself when the CLI has none of that name: its path is the arguments before the first flag.
+ */
+export function unknownCliFlags(args: readonly string[]): string[] {
+  const firstFlag = args.findIndex((a) => a.startsWith('-'));
+  const words = firstFlag < 0 ? [...args] : args.slice(0, firstFlag);
+  const key = words.join(' ');
+  let help = commandHelp.get(key);
+  if (help === undefined) {
+    help = run(process.execPath, [
+      '--disable-warning=ExperimentalWarning',
+      join(ROOT, 'src/cli/main.ts'),
+      ...words,
+      '--help',
+    ]);
+    commandHelp.set(key, help);
+  }
+  // commander answers an unknown command with the parent's help, which lists it nowhere as "Usage: cryptocast <path>".
+  if (help.status !== 0 || !help.stdout.includes(`Usage: cryptocast ${key} `))
+    return [`(no command "${key}")`];
+  const known = new Set([...help.stdout.matchAll(/(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]!));
+  return args
+    .filter((a) => a.startsWith('--'))
+    .map((a) => a.split('=')[0]!)
+    .filter((f) => !known.has(f));
+}
