@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CryptocastError, ERR, fail } from '../core/errors.ts';
 import { DEFAULT_MAX_PRICE_FACTOR } from '../core/price-guard.ts';
+import { urlWithoutCredentials } from '../core/secrets.ts';
 import { normalisePair } from '../ingestion/symbols.ts';
 import { IntervalSchema } from '../schemas/candle.ts';
 import { Pair } from '../schemas/common.ts';
@@ -128,7 +129,10 @@ function validated<S extends z.ZodType, K extends keyof typeof ENV>(
   if (!r.success) {
     const lines = r.error.issues.map((i) => {
       const k = String(i.path[0] ?? '');
-      return `${origin[k] ?? k}: ${i.message} (got ${JSON.stringify(raw[k])})`;
+      // A URL is quoted without its user info (a bus URL with a password: `kafka://user:pa/ss@host` fails the check,
+      // and the password, cut by its `/`, would escape the logs' line-wide URL redaction).
+      const got = typeof raw[k] === 'string' ? urlWithoutCredentials(raw[k]) : raw[k];
+      return `${origin[k] ?? k}: ${i.message} (got ${JSON.stringify(got)})`;
     });
     // One bad setting: one line. Several: one line each under a heading.
     const message =

@@ -1,10 +1,22 @@
 import { ERR, fail } from '../core/errors.ts';
+import { urlWithoutCredentials } from '../core/secrets.ts';
 
 /**
  * The brokers of `kafka://host:port[,host:port]` (port 9092 when left out, 1–65535), or CC_ERR_CONFIG naming what is
  * wrong. KafkaBus.connect reads its URL with it, and the CLI checks a --bus flag with it before a command starts.
  */
 export function kafkaBrokers(url: string): string[] {
+  // cryptocast takes no SASL settings, so a URL never carries credentials. One written with a user and password (as
+  // for another Kafka client) is refused without quoting them: the messages below quote the URL and a broker address,
+  // and a password there (`user:pass@host`, no scheme before it, or a `/` in it) escapes the logs' URL redaction.
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^?#]*@/i.test(url))
+    throw fail(
+      ERR.CONFIG,
+      `a Kafka URL takes no credentials: ${urlWithoutCredentials(url)} (expected kafka://host:port[,host:port]; SASL is not supported)`,
+      {
+        hint: 'use a listener without authentication inside the cluster network (or a mesh that encrypts it)',
+      },
+    );
   const m = /^kafka:\/\/([^/?#]+)\/?$/.exec(url);
   if (m === null) throw fail(ERR.CONFIG, `not a Kafka URL: ${url} (expected kafka://host:port[,host:port])`);
   return m[1]!.split(',').map((b) => {
@@ -19,7 +31,9 @@ export function kafkaBrokers(url: string): string[] {
 /** Why `url` names no transport (`memory`, or a Kafka URL kafkaBrokers reads), or undefined when it does. */
 export function busUrlProblem(url: string): string | undefined {
   if (url === 'memory') return undefined;
-  if (!url.startsWith('kafka://')) return `unknown bus URL "${url}": use "memory" or kafka://host:port`;
+  // Not quoted as given: a password in it (`user:pa/ss@host`) would escape the logs' line-wide URL redaction.
+  if (!url.startsWith('kafka://'))
+    return `unknown bus URL "${urlWithoutCredentials(url)}": use "memory" or kafka://host:port`;
   try {
     kafkaBrokers(url);
     return undefined;
