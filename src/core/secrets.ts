@@ -34,8 +34,10 @@ export function secretValues(env: NodeJS.ProcessEnv = process.env): string[] {
 }
 
 const GENERIC: [RegExp, string][] = [
-  // userinfo password in any URL: scheme://user:password@host
-  [/([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*):[^\s@/]+@/gi, `$1:${REDACTED}@`],
+  // userinfo password in any URL: scheme://user:password@host. The password runs to the last `@` before a space or a
+  // quote (the end of a JSON string), as a URL parser takes it: a generated password may hold `@` or `/` unencoded,
+  // and such a URL works. A URL with a port and an `@` in its path (`https://h:8080/a@b`) loses its port in the log.
+  [/([a-z][a-z0-9+.-]*:\/\/[^\s:/@"']*):[^\s"']*@/gi, `$1:${REDACTED}@`],
   // secret query parameters
   [/([?&](?:auth_token|token|apikey|api_key|key|password|secret)=)[^&\s"']+/gi, `$1${REDACTED}`],
   // credentials quoted from an Authorization header

@@ -40,6 +40,39 @@ describe('secrets never reach a log line or an output', () => {
     assert.match(out, /symbol=X&token=\[redacted\]&x=1/);
   });
 
+  // A generated password holds any character: a URL parser takes the user info up to the last `@` (pg, MLflow's
+  // fetch), so such a URL works, and the part after its first `@` or a `/` was logged.
+  for (const password of ['p@ss-of-test', 'pa/ss-of-test', 'p@s/s-of-test'])
+    it(`a URL password with "${password.replace(/[^@/]/g, '')}" in it is redacted whole, in a line and in a JSON log line`, () => {
+      const url = `postgres://cc:${password}@db:5432/x`;
+      for (const text of [
+        `cannot reach ${url} (ECONNREFUSED) for user@example.com`,
+        JSON.stringify({ store: url, msg: 'x@y' }),
+      ]) {
+        const out = redactSecrets(text, {});
+        assert.ok(!out.includes('ss-of-test'), out);
+        assert.ok(out.includes('postgres://cc:[redacted]@db:5432/x'), out);
+        assert.ok(
+          out.includes('@example.com') || out.includes('x@y'),
+          `the rest of the line is kept: ${out}`,
+        );
+      }
+    });
+
+  it('the CLI prints no part of a registry URL password that holds a "/" (an unknown scheme is refused quoting the URL)', () => {
+    const r = spawnSync(
+      CLI,
+      ['models', 'list', '--registry', 'mlflow+ftp://u:Rg9/pass-of-test@127.0.0.1:1'],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    assert.notEqual(r.status, 0, r.stderr);
+    assert.ok(!`${r.stdout}${r.stderr}`.includes('pass-of-test'), r.stderr);
+    assert.match(r.stderr, /unknown registry URL/);
+  });
+
   it('short values are not treated as secrets (a 1-letter token would mangle every line)', () => {
     assert.equal(redactSecrets('a b c', { CRYPTOPANIC_TOKEN: 'a' }), 'a b c');
   });
