@@ -1,3 +1,5 @@
+import { redactSecrets } from './secrets.ts';
+
 /**
  * The process's readiness, for `/ready` probes: not ready while starting or while a dependency it needs (broker,
  * store, registry) is being retried, with the reason. One state per process: each `cryptocast service …` is one
@@ -18,5 +20,7 @@ export function dependency(name: string, reason: string | undefined): void {
 
 export function readiness(): { ready: boolean; reason?: string } {
   if (waiting.size === 0) return { ready: true };
-  return { ready: false, reason: [...waiting.values()].join('; ') };
+  // A reason is a dependency's error, which an upstream may have filled with a credential it refused (a proxy before
+  // MLflow quoting the bearer token): it leaves the process on /ready without the logger, so it is redacted here.
+  return { ready: false, reason: redactSecrets([...waiting.values()].join('; ')) };
 }
