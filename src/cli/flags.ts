@@ -118,3 +118,33 @@ export function checkFlagValues(cmd: Command): void {
   }
   for (const sub of cmd.commands) checkFlagValues(sub);
 }
+
+/** A URL whose user info holds a password (`scheme://user:password@host`); one with a user alone is not. */
+const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^\s@]*:[^\s]*@/i;
+
+/**
+ * Refuses a password given as a command-line flag (`--store postgres://u:PASSWORD@…`, `--registry mlflow+http://…`):
+ * an argument is readable by every user of the machine (`ps`, /proc/PID/cmdline) while the process runs, and stays in
+ * the shell's history. The same URL from the flag's environment variable is taken (commander says where a value came
+ * from), as is the password alone in the variable its client reads. The password itself is not quoted.
+ */
+export function refuseCredentialsInFlags(command: {
+  options: readonly { attributeName(): string; long?: string; envVar?: string }[];
+  getOptionValue(key: string): unknown;
+  getOptionValueSource(key: string): string | undefined;
+}): void {
+  for (const option of command.options) {
+    const key = option.attributeName();
+    const value = command.getOptionValue(key);
+    if (typeof value !== 'string' || command.getOptionValueSource(key) !== 'cli') continue;
+    if (!URL_WITH_PASSWORD.test(value)) continue;
+    const instead = [
+      ...(option.envVar ? [`the whole URL in ${option.envVar}`] : []),
+      'the password alone in PGPASSWORD (PostgreSQL) or MLFLOW_TRACKING_PASSWORD (MLflow)',
+    ].join(', or ');
+    throw new UsageError(
+      `${option.long}: no password on the command line (every user of the machine sees it in ps, and the shell history keeps it)`,
+      `put ${instead}, from a secret`,
+    );
+  }
+}

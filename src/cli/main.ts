@@ -9,7 +9,7 @@ import { PREDICTIONS_CSV_COLUMNS } from '../training/predictions-csv.ts';
 import { DEFAULT_REGISTRY } from '../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME } from '../training/registry/registry.ts';
 import { TUNE_SECONDS } from '../training/trainer-service.ts';
-import { checkFlagValues } from './flags.ts';
+import { checkFlagValues, refuseCredentialsInFlags } from './flags.ts';
 import { backendOptions, flag, streamOptions } from './options.ts';
 import { addServiceCommands } from './service-commands.ts';
 
@@ -46,10 +46,13 @@ const program = new Command()
         .split('\n');
       const hints = more.map((l) => `  hint: ${l.replace(/^\(Did you mean (.*)\)$/, 'did you mean $1')}\n`);
       const code = / from env '[^']+' is invalid\./.test(first!) ? ERR.CONFIG.code : ERR.USAGE.code;
-      write(`cryptocast: ${first} [${code}]\n${hints.join('')}`);
+      // Redacted: commander quotes the refused value, which may be a URL with a password.
+      write(`cryptocast: ${redactSecrets(first!)} [${code}]\n${hints.join('')}`);
     },
   })
-  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : ERR.USAGE.exitCode));
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : ERR.USAGE.exitCode))
+  // Before any command runs: a password in a flag is refused (every command, every URL flag; see flags.ts).
+  .hook('preAction', (_program, command) => refuseCredentialsInFlags(command));
 
 backendOptions(
   streamOptions(

@@ -105,7 +105,7 @@ export const VARIABLES = {
   ),
   // --- stores ------------------------------------------------------------------------------------------------
   CRYPTOCAST_STORE: v(
-    'feature and predictions store: `duckdb:PATH` or `postgres://user[:password]@host:port/db` (a password only from a secret)',
+    'feature and predictions store: `duckdb:PATH` or `postgres://user[:password]@host:port/db` (a password only from a secret; refused in a `--store` flag)',
     '`duckdb:.data/cryptocast.duckdb`',
     text,
   ),
