@@ -499,6 +499,24 @@ describe('helm chart deploy/helm/cryptocast', () => {
     const svc = objs.find((o) => o.kind === 'Service' && o.metadata.name === backend.name)!;
     assert.ok(svc.spec.ports.some((p: { name: string }) => p.name === backend.port.name));
     assert.equal(ing.spec.tls[0].secretName, 'cryptocast-api-tls');
+    // The Ingress publishes the dashboard and /v1, never /metrics (served without a key, for Prometheus in the cluster).
+    // Kubernetes' matching: Exact is the whole path; Prefix matches by path elements.
+    const reaches = (p: { path: string; pathType: string }, url: string) =>
+      p.pathType === 'Exact'
+        ? p.path === url
+        : p.path === '/' ||
+          url === p.path.replace(/\/$/, '') ||
+          url.startsWith(`${p.path.replace(/\/$/, '')}/`);
+    const paths = ing.spec.rules.flatMap((r: { http: { paths: unknown[] } }) => r.http.paths);
+    for (const url of ['/', '/dashboard/app.js', '/v1/predictions/latest', '/v1/ws'])
+      assert.ok(
+        paths.some((p: { path: string; pathType: string }) => reaches(p, url)),
+        `${url} is routed`,
+      );
+    assert.ok(
+      !paths.some((p: { path: string; pathType: string }) => reaches(p, '/metrics')),
+      JSON.stringify(paths),
+    );
     assert.equal(rendered.get('default')!.filter((o) => o.kind === 'Ingress').length, 0);
     const sm = objs.find((o) => o.kind === 'ServiceMonitor')!;
     assert.equal(sm.apiVersion, 'monitoring.coreos.com/v1');
@@ -720,6 +738,28 @@ describe('helm chart deploy/helm/cryptocast', () => {
           'services.candles.autoscaling.maxReplicas=2',
         ],
         /services\.candles\.autoscaling\.minReplicas=4 is above maxReplicas=2/,
+      ],
+      [
+        // The API serves /metrics without a key (Prometheus scrapes it in the cluster): an Ingress path that reaches it
+        // (`/` as a Prefix) published the process's metrics to anyone outside.
+        'an Ingress path that reaches /metrics (/ as a Prefix)',
+        [
+          'api.ingress.enabled=true',
+          'api.ingress.hosts[0].host=a.example.com',
+          'api.ingress.hosts[0].paths[0].path=/',
+          'api.ingress.hosts[0].paths[0].pathType=Prefix',
+        ],
+        /api\.ingress\.hosts\[0\]\.paths: "\/" \(Prefix\) reaches \/metrics/,
+      ],
+      [
+        'an Ingress path that reaches /metrics (/metrics itself)',
+        [
+          'api.ingress.enabled=true',
+          'api.ingress.hosts[0].host=a.example.com',
+          'api.ingress.hosts[0].paths[0].path=/metrics',
+          'api.ingress.hosts[0].paths[0].pathType=Exact',
+        ],
+        /"\/metrics" \(Exact\) reaches \/metrics/,
       ],
       [
         'a directory registry outside its volume',
