@@ -155,7 +155,11 @@ export const VARIABLES = {
   MLFLOW_TRACKING_PASSWORD: key('MLflow registry: basic-auth password'),
   // --- the API -----------------------------------------------------------------------------------------------
   CRYPTOCAST_API_PORT: v('`api`: HTTP port (0: any free port)', '`8080`', text),
-  CRYPTOCAST_API_HOST: v('`api`: address to listen on', 'all addresses', text),
+  CRYPTOCAST_API_HOST: v(
+    '`api` and `run`: address to listen on',
+    'all addresses for `service api`; `127.0.0.1` for `run`',
+    text,
+  ),
   CRYPTOCAST_API_KEYS: key('`api`: accepted API keys, comma-separated (none: no authentication)'),
   CRYPTOCAST_API_RATE: v('`api`: requests per second per key (token bucket)', '`50`', positive),
   CRYPTOCAST_API_BURST: v('`api`: burst of the token bucket', '`100`', positive),

@@ -338,6 +338,9 @@ export async function run(
       registry,
       modelName,
       port,
+      // The laptop's mode, where the API has no key unless one is set: this machine only, not its network (a café's
+      // Wi-Fi), unless CRYPTOCAST_API_HOST widens it (the chart's embedded mode sets 0.0.0.0 for its Service).
+      host: setting('CRYPTOCAST_API_HOST') ?? '127.0.0.1',
       options: apiOptionsFromEnv(),
       errorsStore,
       qualityClock: clock,
