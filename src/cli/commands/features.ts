@@ -3,6 +3,7 @@ import { n } from '../../app/progress.ts';
 import { candleFiles, readOhlcv } from '../../candles/ohlcv-files.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { checkOutputFile, refuseOverwritingInput } from '../../core/files.ts';
+import { urlWithoutCredentials } from '../../core/secrets.ts';
 import { onStopSignal, untilAborted } from '../../core/stop-signals.ts';
 import { backfillFeatures } from '../../features/backfill.ts';
 import { FeatureCsvWriter } from '../../features/csv.ts';
@@ -156,7 +157,10 @@ export async function features(opts: {
     // Candles the recording does not cover get no news, or months-old scores that look like news (news-recording.ts).
     const outside = news?.outsideSpan();
     if (outside) process.stderr.write(`${outside}\n`);
-    const where = [opts.output, opts.store].filter(Boolean).join(' and ');
+    // The store without its password (CRYPTOCAST_STORE_BACKFILL may carry one): written past the logger's redaction.
+    const where = [opts.output, opts.store && urlWithoutCredentials(opts.store)]
+      .filter(Boolean)
+      .join(' and ');
     process.stderr.write(
       `${n(rows)} feature rows (${n(ready)} ready) into ${where} in ${((performance.now() - started) / 1000).toFixed(1)} s` +
         `${resets ? `; ${n(resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}` +

@@ -11,6 +11,7 @@ import { setting } from '../../config/env.ts';
 import { type LastingStoreFailure, lastingStoreError, lastingStoreFailure } from '../../core/duckdb.ts';
 import { CryptocastError, ERR, fail, UsageError } from '../../core/errors.ts';
 import { redirectLogLines } from '../../core/log.ts';
+import { urlWithoutCredentials } from '../../core/secrets.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
 import { unlessStopped } from '../../core/unless-stopped.ts';
@@ -641,7 +642,8 @@ export async function run(
           : {}),
         ...stored(),
         scoredEarlier: monitor?.join.stats.judgedBefore ?? 0,
-        store: opts.store,
+        // Without its password (CRYPTOCAST_STORE may carry one): this line is written past the logger's redaction.
+        store: urlWithoutCredentials(opts.store),
       })}\n`,
     );
   }
@@ -650,7 +652,7 @@ export async function run(
     for (const [pair, end] of latestByPair) {
       const online = await store.online(TECHNICAL_SET, pair);
       process.stderr.write(
-        `feature store ${opts.store}: ${pair} history up to ${iso(end)}; ` +
+        `feature store ${urlWithoutCredentials(opts.store)}: ${pair} history up to ${iso(end)}; ` +
           (online
             ? `online vector of ${iso(online.vector.windowEnd)}\n`
             : 'no ready vector yet (indicators warm up over 61 minutes)\n'),
