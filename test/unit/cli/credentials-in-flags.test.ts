@@ -32,6 +32,14 @@ describe('credentials in command-line flags', () => {
       assert.match(r.stderr, new RegExp(variable));
     });
 
+  // A flag whose value check refuses it first (a Kafka URL takes no credentials): commander's message quotes the value.
+  it('topics create --bus kafka://svc:…@host: refused, exit 2, the value quoted without its password', () => {
+    const r = run(['topics', 'create', '--bus', `kafka://svc:${PASSWORD}@127.0.0.1:1`]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.ok(!`${r.stdout}${r.stderr}`.includes(PASSWORD), r.stderr);
+    assert.match(r.stderr, /--bus.*no credentials.*\[CC_ERR_USAGE\]/);
+  });
+
   it('the same URL from the environment is taken (the registry is then tried: unreachable, exit 1)', () => {
     const r = run(['models', 'list'], { CRYPTOCAST_REGISTRY: `mlflow+http://ops:${PASSWORD}@127.0.0.1:1` });
     assert.equal(r.status, 1, r.stderr);
