@@ -12,7 +12,12 @@
  * doubles than an uninterrupted run. A function of the window alone is the same for a replay, a restart and a backfill.
  */
 export class Rolling {
-  private readonly buf: Float64Array;
+  /**
+   * The ring, twice: value j is kept at j and at j + size, so that the window is always one contiguous run,
+   * `buf[first, first + n)` (`sumTogether` walks several windows side by side without a wrap in its loop).
+   */
+  readonly buf: Float64Array;
+  readonly size: number;
   private i = 0;
   n = 0;
   /** The sums of the window as it is now, once read (a column may read them more than once per candle). */
@@ -20,14 +25,20 @@ export class Rolling {
   private sumOfWindow = 0;
   private sumSqOfWindow = 0;
   constructor(size: number) {
-    this.buf = new Float64Array(size);
+    this.size = size;
+    this.buf = new Float64Array(2 * size);
   }
   push(x: number): void {
-    const size = this.buf.length;
+    const size = this.size;
     if (this.n < size) this.n++;
     this.buf[this.i] = x;
-    this.i = (this.i + 1) % size;
+    this.buf[this.i + size] = x;
+    this.i = this.i + 1 === size ? 0 : this.i + 1;
     this.summed = false;
+  }
+  /** Where the window begins in `buf` (its oldest value): it runs for `n` values from there. */
+  get first(): number {
+    return this.n === this.size ? this.i : 0;
   }
   /** Σ of the window, oldest first. */
   get sum(): number {
@@ -41,30 +52,82 @@ export class Rolling {
   }
   private summate(): void {
     const b = this.buf;
-    const size = b.length;
+    const from = this.first;
+    const to = from + this.n;
     let sum = 0;
     let sumSq = 0;
-    for (let k = 0, j = this.n === size ? this.i : 0; k < this.n; k++, j = j + 1 === size ? 0 : j + 1) {
+    for (let j = from; j < to; j++) {
       const x = b[j]!;
       sum += x;
       sumSq += x * x;
     }
+    this.took(sum, sumSq);
+  }
+  /** The window's sums, summed by the caller in `summate`'s order (`sumTogether`). */
+  private took(sum: number, sumSq: number): void {
     this.sumOfWindow = sum;
     this.sumSqOfWindow = sumSq;
     this.summed = true;
   }
   get full(): boolean {
-    return this.n === this.buf.length;
+    return this.n === this.size;
   }
   /** The value pushed `k` pushes ago (0 = last). */
   ago(k: number): number {
-    const size = this.buf.length;
+    const size = this.size;
     return this.buf[(this.i - 1 - k + 2 * size) % size]!;
   }
   /** Population standard deviation. */
   std(): number {
     const mean = this.sum / this.n;
     return Math.sqrt(Math.max(0, this.sumSq / this.n - mean * mean));
+  }
+
+  /**
+   * The sums of four full windows of one size, in one pass over them: each window's sums are added exactly as
+   * `summate` adds them (oldest first, from 0: the same doubles), but the four chains of additions interleave. One
+   * window at a time, every addition waits for the one before it (a floating-point add's latency); side by side the
+   * processor runs the four chains at once. Unless all are full and of one size, nothing is summed here (each window
+   * is then summed alone when read, as before). Three windows: `d` defaults to `c` (summed twice, side by side).
+   */
+  static sumTogether(a: Rolling, b: Rolling, c: Rolling, d: Rolling = c): void {
+    const size = a.size;
+    if (!(a.full && b.full && c.full && d.full && b.size === size && c.size === size && d.size === size))
+      return;
+    const A = a.buf;
+    const B = b.buf;
+    const C = c.buf;
+    const D = d.buf;
+    const fa = a.i;
+    const fb = b.i;
+    const fc = c.i;
+    const fd = d.i;
+    let sa = 0;
+    let qa = 0;
+    let sb = 0;
+    let qb = 0;
+    let sc = 0;
+    let qc = 0;
+    let sd = 0;
+    let qd = 0;
+    for (let k = 0; k < size; k++) {
+      const x = A[fa + k]!;
+      const y = B[fb + k]!;
+      const z = C[fc + k]!;
+      const w = D[fd + k]!;
+      sa += x;
+      qa += x * x;
+      sb += y;
+      qb += y * y;
+      sc += z;
+      qc += z * z;
+      sd += w;
+      qd += w * w;
+    }
+    a.took(sa, qa);
+    b.took(sb, qb);
+    c.took(sc, qc);
+    d.took(sd, qd);
   }
 }
 

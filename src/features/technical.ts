@@ -251,8 +251,19 @@ export class TechnicalFeatures {
       const r = Math.log(close / prev);
       s.r15.push(r * r);
       s.r60.push(r * r);
+      s.obv60.push(close > prev ? volume : close < prev ? -volume : 0);
       ret1 = r;
     }
+    const vwap = c.vwap ?? close;
+    s.pv15.push(vwap * volume);
+    s.v15.push(volume);
+    s.vol60.push(volume);
+    const trades = c.trades;
+    if (trades !== undefined) s.trades60.push(trades);
+    // Every rolling window has its value of this candle: their sums, the windows of one size side by side (the same
+    // doubles as each summed alone, in a fraction of the time: Rolling.sumTogether).
+    Rolling.sumTogether(s.r60, s.obv60, s.vol60, s.trades60.full ? s.trades60 : s.vol60);
+    Rolling.sumTogether(s.r15, s.pv15, s.v15);
     const closes = s.closes;
     out[o] = ret1;
     out[o + stride] = closes.n > 5 ? Math.log(close / closes.ago(5)) : NaN_;
@@ -323,7 +334,6 @@ export class TechnicalFeatures {
         stochD = s.k3.mean();
       }
     }
-    if (!first) s.obv60.push(close > prev ? volume : close < prev ? -volume : 0);
     out[o + 6 * stride] = sma;
     out[o + 7 * stride] = ema12v;
     out[o + 8 * stride] = ema26v;
@@ -338,11 +348,7 @@ export class TechnicalFeatures {
     out[o + 17 * stride] = stochD;
     out[o + 18 * stride] = s.obv60.full ? s.obv60.sum : NaN_;
 
-    const vwap = c.vwap ?? close;
-    s.pv15.push(vwap * volume);
-    s.v15.push(volume);
     out[o + 19 * stride] = s.v15.full ? (s.v15.sum > 0 ? close / (s.pv15.sum / s.v15.sum) - 1 : 0) : NaN_;
-    s.vol60.push(volume);
     let volZ = NaN_;
     if (s.vol60.full) {
       const sd = s.vol60.std();
@@ -350,9 +356,7 @@ export class TechnicalFeatures {
     }
     out[o + 20 * stride] = volZ;
     let tradesZ = NaN_;
-    const trades = c.trades;
     if (trades !== undefined) {
-      s.trades60.push(trades);
       if (s.trades60.full) {
         const sd = s.trades60.std();
         tradesZ = sd > 0 ? (trades - s.trades60.sum / 60) / sd : 0;

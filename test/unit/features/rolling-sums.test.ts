@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Rolling } from '../../../src/features/rolling.ts';
 import { type CandleInput, FEATURE_COLUMNS, TechnicalFeatures } from '../../../src/features/technical.ts';
 import { bitstampCandles } from '../../support/bitstamp.ts';
 
@@ -70,5 +71,43 @@ describe('technical features: rolling sums', () => {
       });
     }
     assert.deepEqual(Object.fromEntries(differ), {}, 'columns differing (rows of the last 100)');
+  });
+});
+
+describe('Rolling.sumTogether', () => {
+  it('gives each window the doubles it sums alone (oldest first, from 0), across wraps; windows not full are left to their own read', () => {
+    // Values whose sums depend on the order they are added in: any other order gives other doubles.
+    const value = (i: number) => (i % 7 === 0 ? 1e16 : i % 7 === 1 ? -1e16 : 0.1 * ((i * 7919) % 101) - 3.3);
+    const together = [60, 60, 60, 60].map((n) => new Rolling(n));
+    const alone = [60, 60, 60, 60].map((n) => new Rolling(n));
+    const differ: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      for (let w = 0; w < 4; w++) {
+        together[w]!.push(value(i * (w + 1) + w));
+        alone[w]!.push(value(i * (w + 1) + w));
+      }
+      Rolling.sumTogether(together[0]!, together[1]!, together[2]!, together[3]!);
+      for (let w = 0; w < 4; w++) {
+        if (!Object.is(together[w]!.sum, alone[w]!.sum)) differ.push(`sum ${w} at ${i}`);
+        if (!Object.is(together[w]!.sumSq, alone[w]!.sumSq)) differ.push(`sumSq ${w} at ${i}`);
+      }
+    }
+    assert.deepEqual(differ, []);
+    // Three windows (the fourth is the third again), one of them not full yet: each still reads its own sums.
+    const a = new Rolling(15);
+    const b = new Rolling(15);
+    const c = new Rolling(15);
+    for (let i = 0; i < 20; i++) {
+      a.push(value(i));
+      b.push(value(i + 3));
+      if (i < 10) c.push(value(i + 5));
+    }
+    Rolling.sumTogether(a, b, c);
+    let sa = 0;
+    for (let i = 5; i < 20; i++) sa += value(i);
+    let sc = 0;
+    for (let i = 0; i < 10; i++) sc += value(i + 5);
+    assert.ok(Object.is(a.sum, sa));
+    assert.ok(Object.is(c.sum, sc));
   });
 });
