@@ -58,6 +58,16 @@ const median = (xs: number[]) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
+/** First quartile, median and third quartile (linear between the order statistics). */
+const quartiles = (xs: number[]): [number, number, number] => {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number) => {
+    const h = (s.length - 1) * q;
+    const lo = Math.floor(h);
+    return s[lo]! + (h - lo) * ((s[Math.min(lo + 1, s.length - 1)] ?? s[lo]!) - s[lo]!);
+  };
+  return [at(0.25), at(0.5), at(0.75)];
+};
 const work = mkdtempSync(join(tmpdir(), 'bench-peers-'));
 const python = execFileSync('bash', [join(ROOT, 'scripts', 'bench-peers-venv.sh')], {
   stdio: ['ignore', 'pipe', 'inherit'],
@@ -217,6 +227,19 @@ if (only.has('features')) {
       agree: cmp.text,
     });
   }
+  // The ratio within each round (the sides ran minutes apart, under the same neighbours): its median and quartiles
+  // say how steady the claim is on a shared machine better than the ratio of the medians alone.
+  notes.push(
+    `Features → DuckDB, ratio within each round (peer wall / ours, ${ROUNDS} rounds): ${(
+      ['talib', 'talib156', 'ta'] as const
+    )
+      .map((side) => {
+        const r = wall[side]!.map((w, i) => w / wall.ours![i]!);
+        const [q1, q2, q3] = quartiles(r);
+        return `${names[side]} median ${q2.toFixed(2)}, quartiles ${q1.toFixed(2)}–${q3.toFixed(2)}, range ${Math.min(...r).toFixed(2)}–${Math.max(...r).toFixed(2)}`;
+      })
+      .join('; ')}.`,
+  );
   notes.push(
     `Features → DuckDB, seconds per round (whole process wall / CPU / the work timed inside the process): ${sides
       .map(
