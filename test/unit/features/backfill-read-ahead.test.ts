@@ -26,7 +26,7 @@ function klineText(from: number, n: number, bad: ReadonlySet<number> = new Set()
   for (let i = 0; i < n; i++) {
     const t = from + i * 60_000;
     const p = 100 + Math.sin(i / 10) * 5;
-    const count = i % 11 === 0 ? '' : String(5 + (i % 3)); // an empty trade count now and then
+    const count = i % 997 === 0 ? '' : String(5 + (i % 3)); // an empty trade count now and then
     lines.push(
       `${bad.has(i) ? 'soon' : t},${p},${p + 1},${p - 1},${p + 0.5},${i % 13 === 0 ? 0 : 10 + (i % 7)},${t + 59_999},1000,${count},5,500,0`,
     );
@@ -88,11 +88,12 @@ describe('backfill: kline zips read on a thread, the same as readOhlcv', () => {
     const day = both('BTCUSDT-1m-2022-01-10', klineText(T0 + 8_000 * 60_000, 100));
     const viaThread = await backfill([month.zip, day.zip]);
     const viaReadOhlcv = await backfill([month.csv, day.csv]);
-    // 6 bad lines, every 11th minute's empty trade count refused by the engine, the second file's 100 minutes
-    // refused as not after the first's.
-    const emptyCounts = Math.ceil(12_000 / 11);
+    // 6 bad lines, every 997th minute's empty trade count refused by the engine, the second file's 100 minutes
+    // refused as not after the first's; between the gaps these make, the windows fill and vectors are ready.
+    const emptyCounts = Math.ceil(12_000 / 997);
     assert.equal(viaThread.stats.rows, 12_000 - 6 - emptyCounts);
     assert.equal(viaThread.stats.rejects, 6 + emptyCounts + 100);
+    assert.ok(viaThread.stats.ready > 11_000, `${viaThread.stats.ready} ready`);
     assert.deepEqual(viaThread.stats, viaReadOhlcv.stats);
     assert.deepEqual(plain(viaThread.rejects), plain(viaReadOhlcv.rejects));
     assert.deepEqual(viaThread.rows, viaReadOhlcv.rows);
