@@ -33,9 +33,6 @@ export class OhlcvFileError extends CryptocastError {
   }
 }
 
-/** Candles per batch of `readOhlcv` (its rejects come with the batch they fall in). */
-export const OHLCV_BATCH = 5_000;
-
 /** Longest record a candle file may have (characters); real rows are under 200. */
 const MAX_RECORD_CHARS = 4_096;
 
@@ -223,7 +220,7 @@ async function* readOne(
         continue;
       }
       out.candles.push({ ...row, pair });
-      if (out.candles.length >= OHLCV_BATCH) {
+      if (out.candles.length >= 5_000) {
         yield out;
         out = { candles: [], rejects: [] };
       }
@@ -263,7 +260,7 @@ function* klineBatches(
     else {
       row.pair = pair;
       out.candles.push(row as CandleInput);
-      if (out.candles.length >= OHLCV_BATCH) {
+      if (out.candles.length >= 5_000) {
         batches.push(out);
         out = { candles: [], rejects: [] };
       }
@@ -271,103 +268,6 @@ function* klineBatches(
   });
   if (out.candles.length + out.rejects.length > 0) batches.push(out);
   yield* batches;
-}
-
-/**
- * A Binance kline zip read into columns (`klineColumnsOfZip`): candle i's fields at `fields[k * count + i]`, in the
- * order of `KLINE_FIELDS`; `has[i]` says which of the optional ones it has (bit 0 trades, bit 1 vwap). Rejects with
- * the number of candles before them (where they fall among the candles: `readOhlcv` reports them batch by batch).
- */
-export interface KlineColumns {
-  file: string;
-  /** The candles' pair (the `pair` asked for, or the one the file's name says). */
-  pair: string;
-  count: number;
-  fields: Float64Array;
-  has: Uint8Array;
-  rejects: { line: number; reason: string; candlesBefore: number }[];
-}
-
-export const KLINE_FIELDS = [
-  'windowStart',
-  'open',
-  'high',
-  'low',
-  'close',
-  'volume',
-  'trades',
-  'vwap',
-] as const;
-export const HAS_TRADES = 1;
-export const HAS_VWAP = 2;
-
-/**
- * The candles of a Binance kline zip as `readOhlcv` gives them (the same byte parser, the same numbers and rejects),
- * in columns rather than an object per candle: what a worker thread sends a backfill (src/candles/kline-read-ahead.ts).
- * Undefined for anything but the plain case — a file that is not a zip of headerless kline lines, that cannot be
- * read, has a record too long, or no pair (neither `pair` nor its name) —: `readOhlcv` reads those (and says what is
- * wrong with them).
- */
-export function klineColumnsOfZip(
-  file: string,
-  pair: string | undefined,
-  intervalMs: number,
-): KlineColumns | undefined {
-  const name = basename(file);
-  if (!/\.zip$/i.test(name)) return undefined;
-  const filePair = /^([A-Z0-9]+)-\d+[smhdwM]/.exec(name)?.[1];
-  const candlesPair = pair ?? (filePair ? splitSymbol(filePair) : undefined);
-  if (candlesPair === undefined) return undefined;
-  let csv: Uint8Array | undefined;
-  try {
-    csv = Object.entries(zipEntries(readFileSync(file))).find(([n]) => /\.csv$/i.test(n))?.[1];
-  } catch {
-    return undefined;
-  }
-  if (csv === undefined || !fitsKlineBytes(csv)) return undefined;
-  const k = KLINE_FIELDS.length;
-  let capacity = 2048;
-  let fields = new Float64Array(k * capacity);
-  let has = new Uint8Array(capacity);
-  let count = 0;
-  let tooLong = false;
-  const rejects: KlineColumns['rejects'] = [];
-  parseKlineLines(csv, (l) => {
-    if (tooLong || l.length > MAX_RECORD_CHARS) {
-      tooLong = true;
-      return;
-    }
-    const row = klineFromBytes(l, intervalMs);
-    if (typeof row === 'string') {
-      rejects.push({ line: l.line, reason: row, candlesBefore: count });
-      return;
-    }
-    if (count === capacity) {
-      const wider = new Float64Array(k * 2 * capacity);
-      for (let f = 0; f < k; f++)
-        wider.set(fields.subarray(f * capacity, (f + 1) * capacity), f * 2 * capacity);
-      fields = wider;
-      const widerHas = new Uint8Array(2 * capacity);
-      widerHas.set(has);
-      has = widerHas;
-      capacity *= 2;
-    }
-    fields[count] = row.windowStart;
-    fields[capacity + count] = row.open;
-    fields[2 * capacity + count] = row.high;
-    fields[3 * capacity + count] = row.low;
-    fields[4 * capacity + count] = row.close;
-    fields[5 * capacity + count] = row.volume;
-    fields[6 * capacity + count] = row.trades ?? 0;
-    fields[7 * capacity + count] = row.vwap ?? 0;
-    has[count] = (row.trades !== undefined ? HAS_TRADES : 0) | (row.vwap !== undefined ? HAS_VWAP : 0);
-    count++;
-  });
-  if (tooLong) return undefined;
-  // Cut to `count` rows, field after field.
-  const packed = new Float64Array(k * count);
-  for (let f = 0; f < k; f++) packed.set(fields.subarray(f * capacity, f * capacity + count), f * count);
-  return { file, pair: candlesPair, count, fields: packed, has: has.slice(0, count), rejects };
 }
 
 /** `binanceKline` on a parsed line: the same candle (or reason), without a string per field. */

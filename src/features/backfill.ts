@@ -1,16 +1,11 @@
 import { statSync } from 'node:fs';
-import { basename } from 'node:path';
-import { KlineReadAhead } from '../candles/kline-read-ahead.ts';
-import { HAS_TRADES, HAS_VWAP, type KlineColumns, OHLCV_BATCH, readOhlcv } from '../candles/ohlcv-files.ts';
-import { requirePair } from '../ingestion/symbols.ts';
+import { readOhlcv } from '../candles/ohlcv-files.ts';
 import { TECHNICAL_SET } from './feature-writer.ts';
 import { BULK_WRITE_DEFAULT, type FeatureStore, newFeatureColumns, RowsStoredError } from './store/store.ts';
-import { type CandleInput, FEATURE_COLUMNS, TechnicalFeatures } from './technical.ts';
+import { FEATURE_COLUMNS, TechnicalFeatures } from './technical.ts';
 
 /**
- * Candle files → technical features → the feature store, as `cryptocast features --store` runs it: kline zips read,
- * inflated and parsed on a thread of their own a few files ahead (`KlineReadAhead`: in a year of daily zips that
- * was about a third of this thread's time, now spent beside it), other files by `readOhlcv` here; the live
+ * Candle files → technical features → the feature store, as `cryptocast features --store` runs it: the live
  * service's `TechnicalFeatures` (one code path), fed candle by candle, writing each vector straight into column
  * buffers (`updateInto`) that the store takes whole (`writeColumns`: DuckDB scans them, PostgreSQL gets a binary
  * COPY).
@@ -38,10 +33,6 @@ export interface BackfillStats {
 /** While a write is in flight, the longest stretch of computing without letting the event loop turn (ms). */
 const YIELD_MS = 1;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-/** The candles' interval: `readOhlcv`'s default, which the backfill reads with. */
-const INTERVAL_MS = 60_000;
-/** Kline files asked of the reading thread ahead of the one being computed. */
-const READ_AHEAD_FILES = 4;
 
 export async function backfillFeatures(opts: {
   files: readonly string[];
@@ -120,120 +111,52 @@ export async function backfillFeatures(opts: {
   stats.nonFinite = engine.nonFinite;
   return stats;
 
-  /** Takes one candle into the batch; false when it was rejected. */
-  function take(c: CandleInput): boolean {
-    const bad = engine.problem(c);
-    if (bad !== undefined) {
-      reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, bad);
-      return false;
-    }
-    const i = rows.length;
-    let ready: boolean;
-    try {
-      ready = engine.updateInto(c, rows.values, i, rows.capacity);
-    } catch (err) {
-      reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, (err as Error).message);
-      return false;
-    }
-    rows.pair[i] = c.pair;
-    rows.windowStart[i] = c.windowStart;
-    rows.windowEnd[i] = c.windowEnd;
-    rows.close[i] = c.close;
-    rows.ready[i] = ready ? 1 : 0;
-    rows.length++;
-    stats.rows++;
-    if (ready) stats.ready++;
-    return true;
-  }
-
-  /** After a candle was taken: hands the batch over when it is due, or lets the event loop turn while writes run. */
-  async function handOver(): Promise<void> {
-    if (
-      rows.length === rows.capacity ||
-      (rows.length === bulk.rows && !rest?.lessThan(bulk.rows, stats.rows))
-    )
-      await flush();
-    else if (running > 0 && (rows.length & 255) === 0 && performance.now() - turned >= YIELD_MS) {
-      await nextTurn();
-      turned = performance.now();
-    }
-  }
-
   async function compute(): Promise<void> {
-    const pair = opts.pair === undefined ? undefined : requirePair(opts.pair, '--pair');
-    // Kline zips are read, inflated and parsed on a thread of their own, a few files ahead (src/candles/
-    // kline-read-ahead.ts); any other file, or one that thread does not read, is read here by `readOhlcv`.
-    const reader = opts.files.some((f) => /\.zip$/i.test(f)) ? new KlineReadAhead() : undefined;
-    const ahead: Promise<KlineColumns | undefined>[] = [];
-    let asked = 0;
-    const askAhead = () => {
-      while (reader !== undefined && asked < opts.files.length && ahead.length < READ_AHEAD_FILES)
-        ahead.push(reader.read(opts.files[asked++]!, pair, INTERVAL_MS));
-    };
-    try {
-      for (const [index, file] of opts.files.entries()) {
-        rest?.fileStarts(index, stats.rows);
-        askAhead();
-        const columns = reader === undefined ? undefined : await ahead.shift();
-        if (columns !== undefined) await computeColumns(columns);
-        else
-          for await (const batch of readOhlcv(file, { pair: opts.pair })) {
-            for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
-            for (const c of batch.candles) if (take(c)) await handOver();
+    for (const [index, file] of opts.files.entries()) {
+      rest?.fileStarts(index, stats.rows);
+      for await (const batch of readOhlcv(file, { pair: opts.pair })) {
+        for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
+        for (const c of batch.candles) {
+          const bad = engine.problem(c);
+          if (bad !== undefined) {
+            reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, bad);
+            continue;
           }
-        stats.resets = engine.resets;
-        stats.nonFinite = engine.nonFinite;
-        opts.onFile?.(index, stats);
-        if (running > 0) {
-          await nextTurn();
-          turned = performance.now();
+          const i = rows.length;
+          let ready: boolean;
+          try {
+            ready = engine.updateInto(c, rows.values, i, rows.capacity);
+          } catch (err) {
+            reject(`${c.pair} ${new Date(c.windowStart).toISOString()}`, (err as Error).message);
+            continue;
+          }
+          rows.pair[i] = c.pair;
+          rows.windowStart[i] = c.windowStart;
+          rows.windowEnd[i] = c.windowEnd;
+          rows.close[i] = c.close;
+          rows.ready[i] = ready ? 1 : 0;
+          rows.length++;
+          stats.rows++;
+          if (ready) stats.ready++;
+          if (
+            rows.length === rows.capacity ||
+            (rows.length === bulk.rows && !rest?.lessThan(bulk.rows, stats.rows))
+          )
+            await flush();
+          else if (running > 0 && (rows.length & 255) === 0 && performance.now() - turned >= YIELD_MS) {
+            await nextTurn();
+            turned = performance.now();
+          }
         }
       }
-    } finally {
-      await reader?.close();
+      stats.resets = engine.resets;
+      stats.nonFinite = engine.nonFinite;
+      opts.onFile?.(index, stats);
+      if (running > 0) {
+        await nextTurn();
+        turned = performance.now();
+      }
     }
-  }
-
-  /**
-   * A file's candles from its columns, through one candle object reused (the engine keeps nothing of it), with its
-   * rejects where `readOhlcv` reports them: at the start of the batch of 5,000 candles they fall in.
-   */
-  async function computeColumns(k: KlineColumns): Promise<void> {
-    const n = k.count;
-    const f = k.fields;
-    const name = basename(k.file);
-    const c: CandleInput = {
-      pair: k.pair,
-      windowStart: 0,
-      windowEnd: 0,
-      open: 0,
-      high: 0,
-      low: 0,
-      close: 0,
-      volume: 0,
-      trades: undefined,
-      vwap: undefined,
-    };
-    let r = 0;
-    const rejectsBefore = (end: number) => {
-      for (; r < k.rejects.length && k.rejects[r]!.candlesBefore < end; r++)
-        reject(`${name} line ${k.rejects[r]!.line}`, k.rejects[r]!.reason);
-    };
-    for (let i = 0; i < n; i++) {
-      if (i % OHLCV_BATCH === 0) rejectsBefore(i + OHLCV_BATCH);
-      const start = f[i]!;
-      c.windowStart = start;
-      c.windowEnd = start + INTERVAL_MS;
-      c.open = f[n + i]!;
-      c.high = f[2 * n + i]!;
-      c.low = f[3 * n + i]!;
-      c.close = f[4 * n + i]!;
-      c.volume = f[5 * n + i]!;
-      c.trades = k.has[i]! & HAS_TRADES ? f[6 * n + i]! : undefined;
-      c.vwap = k.has[i]! & HAS_VWAP ? f[7 * n + i]! : undefined;
-      if (take(c)) await handOver();
-    }
-    rejectsBefore(Number.POSITIVE_INFINITY);
   }
 }
 
