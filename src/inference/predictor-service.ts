@@ -60,7 +60,7 @@ const WARM_UP_MARGIN_MS = 60 * 60_000;
  * Each batch of vectors is predicted, written to the store (an upsert on pair, windowEnd, modelVersion), then
  * published; the batch's offsets are committed only after both are durable. A crash anywhere re-reads at most the
  * uncommitted batch: the store's upsert absorbs the re-write, and vectors whose windowEnd was already published (read
- * back from the predictions topic's tail on start) are not published again — the store is written before the
+ * back from the whole predictions topic on start) are not published again — the store is written before the
  * topic, so whatever the topic has, the store has too.
  *
  * Vectors with no prediction are counted by reason. Stale ones (the predictor fell behind, or a replay is run on the
@@ -390,10 +390,15 @@ export class PredictorService {
     }
   }
 
-  /** The newest windowEnd per exchange|pair already in the predictions topic. */
+  /**
+   * The newest windowEnd per exchange|pair already in the predictions topic. The whole topic is read (its retention
+   * bounds it), as for `predictor.aci`: a tail of N records per partition would miss a pair quiet on a partition that
+   * a busy pair (or many pairs) shares, and a batch read again after a crash between publish and commit would then
+   * be published twice. Only the newest windowEnd of each pair is kept.
+   */
   private async readPublished(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    for (const r of await this.bus.readTail<Prediction>(topics.predictions, 1_000)) {
+    for (const r of await this.bus.readTail<Prediction>(topics.predictions, Number.MAX_SAFE_INTEGER)) {
       const p = r.value;
       const key = `${p.exchange}|${p.pair}`;
       if (p.windowEnd > (out.get(key) ?? Number.NEGATIVE_INFINITY)) out.set(key, p.windowEnd);

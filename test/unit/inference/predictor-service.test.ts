@@ -724,6 +724,65 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
   });
 });
 
+describe('PredictorService: a batch read again after a crash, its pair quiet on a busy predictions partition', () => {
+  // On start the service learns the newest windowEnd it published per pair from the predictions topic. It read the
+  // last 1,000 records of each partition: when another pair (or many) had written more than that since on the same
+  // partition, a quiet pair's newest was missed and the batch read again after a crash between publish and commit
+  // was published a second time.
+  it('is not published twice', async () => {
+    let busy = '';
+    for (let i = 0; busy === ''; i++)
+      if (partitionFor(`P${i}/USDT`, 4) === partitionFor('BTC/USDT', 4)) busy = `P${i}/USDT`;
+    const bus = new InProcessBus();
+    const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
+    const published = await collectValues(bus, topics.predictions);
+    const predictor = (group: string) =>
+      new PredictorService(bus, { current: () => model }, store, { clock: 'event', logger: quiet, group });
+    const vs = Array.from({ length: 5 }, (_, k) => vector('BTC/USDT', T + k * M));
+    try {
+      const first = predictor('predictor');
+      await first.start();
+      await bus.publish(topics.features, vs);
+      await waitFor(
+        'the batch published',
+        () => published.length,
+        (n) => n === vs.length,
+        { timeoutMs: 30_000 },
+      );
+      await first.stop();
+      const btc = published.slice();
+      // The busy pair's predictions, after BTC/USDT's on the same partition.
+      await bus.publish(
+        topics.predictions,
+        Array.from({ length: 1_500 }, (_, k) => ({ ...btc[0]!, pair: busy, windowEnd: T + k * M })),
+      );
+      // A group that has committed nothing reads the batch again: the batch whose offsets a crash left uncommitted.
+      const second = predictor('predictor-restarted');
+      await second.start();
+      await waitFor(
+        'the batch read again',
+        () => second.stats.vectors,
+        (n) => n === vs.length,
+        { timeoutMs: 30_000 },
+      );
+      await second.stop();
+      assert.equal(
+        second.stats.alreadyPublished,
+        vs.length,
+        'every prediction of the batch found already published',
+      );
+      assert.deepEqual(
+        published.filter((p) => p.pair === 'BTC/USDT').map((p) => p.windowEnd),
+        btc.map((p) => p.windowEnd),
+        'BTC/USDT published once',
+      );
+    } finally {
+      await store.close();
+      await bus.close();
+    }
+  });
+});
+
 describe('PredictorService: a batch that fails at its last step (the dead letters) comes again', () => {
   // The predictions were counted before the batch's dead letters were sent: when that failed, the batch came again,
   // its predictions were stored again (the same rows) and counted twice.
