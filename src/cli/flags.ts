@@ -32,6 +32,17 @@ export function parsePositiveDuration(flag: string, text: string | undefined, fa
 }
 
 /**
+ * A whole-number flag (`--folds`, `--tune-seconds`): digits only, at least `min`; else CC_ERR_USAGE naming the flag
+ * (`flag` without its dashes). Number() alone took -1 and 1.5.
+ */
+export function wholeNumber(flag: string, text: string, min = 0): number {
+  const v = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(v) || v < min)
+    throw new UsageError(`--${flag} must be a whole number${min > 0 ? ` ≥ ${min}` : ''}, got "${text}"`);
+  return v;
+}
+
+/**
  * The checks of a flag's value made as commander reads it, before any command runs. By the flag's name where its
  * value has a meaning of its own, else by the placeholder of its value in the help (`--folds <n>`: a number). Each
  * returns why a value is refused, or undefined; what a command checks further (a whole number, a range) it refuses as

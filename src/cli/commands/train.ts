@@ -27,6 +27,7 @@ import {
 } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
 import { type WalkForwardRun, walkForward } from '../../training/walk-forward.ts';
+import { wholeNumber } from '../flags.ts';
 
 /** `cryptocast evaluate` and `cryptocast train`: candles or the feature store → dataset → walk-forward. */
 
@@ -57,13 +58,6 @@ export interface WalkFlags {
 }
 
 const MIN_ROWS = 2_000;
-
-function wholeNumber(flag: string, text: string, min = 0): number {
-  const v = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(v) || v < min)
-    throw new UsageError(`--${flag} must be a whole number${min > 0 ? ` ≥ ${min}` : ''}, got "${text}"`);
-  return v;
-}
 
 function parseHorizon(text: string): number {
   const horizonMs = parseDuration(text, '--horizon');

@@ -19,6 +19,7 @@ import {
   TrainerService,
   TUNE_SECONDS,
 } from '../../training/trainer-service.ts';
+import { wholeNumber } from '../flags.ts';
 
 /**
  * `cryptocast service trainer`: retrains from the feature store on a schedule (`--every`, default 7d) on the latest
@@ -47,7 +48,7 @@ export async function trainerService(opts: {
   const days = Number(opts.days ?? TRAINER_DAYS);
   if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
   const horizonMs = parseDuration(opts.horizon ?? '5m', '--horizon');
-  const tuneSeconds = Number(opts.tuneSeconds ?? TUNE_SECONDS);
+  const tuneSeconds = wholeNumber('tune-seconds', opts.tuneSeconds ?? TUNE_SECONDS);
   const folds = Number(opts.folds ?? '5');
   const registryUrl = opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY;
   const name = opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;

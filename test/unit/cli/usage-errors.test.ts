@@ -202,6 +202,21 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
     );
   });
 
+  // The trainer read it with Number(): -1 (no tuning) and 1.5 (a budget of a second and a half) were taken; train
+  // refused them.
+  it('service trainer --tune-seconds -1 | 1.5: a whole number, as train wants, refused before anything starts', async () => {
+    const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
+    for (const bad of ['-1', '1.5'])
+      assert.match(
+        await refused(
+          ['service', 'trainer', '--store', store, '--once', '--tune-seconds', bad],
+          ERR.USAGE,
+          20_000,
+        ),
+        new RegExp(`--tune-seconds must be a whole number, got "${bad.replace('.', '\\.')}"`),
+      );
+  });
+
   it('service predictor --poll 5 | --max-staleness 5: a unit is required there too (they took seconds)', async () => {
     const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
     const predictor = ['service', 'predictor', '--bus', 'memory', '--store', store];
