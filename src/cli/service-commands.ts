@@ -89,7 +89,10 @@ export function addServiceCommands(program: Command): void {
       '--now',
       'first run at once (default: --every after the newest registered version, so a restart does not retrain)',
     )
-    .option('--with-news', 'train with the news sentiment features too')
+    .option(
+      '--with-news',
+      'train with the news sentiment features too: only under another --name (the predictor serves technical features only)',
+    )
     .addOption(flag.metricsPort())
     .action(run('trainer'));
 

@@ -51,7 +51,18 @@ export async function trainerService(opts: {
   const tuneSeconds = wholeNumber('tune-seconds', opts.tuneSeconds ?? TUNE_SECONDS);
   const folds = Number(opts.folds ?? '5');
   const registryUrl = opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY;
-  const name = opts.name ?? setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;
+  const servedName = setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;
+  const name = opts.name ?? servedName;
+  // The predictor serves technical features only: the gate refuses to promote a model trained with the news columns,
+  // so under the served name every run fitted for nothing and the champion was never refreshed. Under a name of its
+  // own a news model is a deliberate challenger (compared, never served): allowed.
+  if (opts.withNews && name === servedName)
+    throw new UsageError(
+      `--with-news registers news models under "${name}", the model the predictor serves, which serves technical ` +
+        'features only: every run would be refused promotion and the champion never refreshed. Drop --with-news, ' +
+        'or keep news models apart under another --name (e.g. --name news-research; or offline: cryptocast train ' +
+        '--store … --with-news --name news-research)',
+    );
   const featureSets = [TECHNICAL_SET, ...(opts.withNews ? [NEWS_SET] : [])].map((s) => ({
     name: s.name,
     version: s.version,

@@ -217,6 +217,30 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
       );
   });
 
+  // The predictor serves technical features only, so a news model is never promoted: under the served name every
+  // run's fit was wasted (kept as challenger) and the champion never refreshed.
+  it('service trainer --with-news under the served model name is refused; under a name of its own it runs', async () => {
+    const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
+    for (const name of [[], ['--name', 'cryptocast-price']])
+      assert.match(
+        await refused(
+          ['service', 'trainer', '--store', store, '--once', '--with-news', ...name],
+          ERR.USAGE,
+          20_000,
+        ),
+        /--with-news registers news models under "cryptocast-price", the model the predictor serves.*another --name/,
+      );
+    // Past the check: the run starts, and finds the (empty) store has nothing to train on.
+    assert.match(
+      await refused(
+        ['service', 'trainer', '--store', store, '--once', '--with-news', '--name', 'news-research'],
+        ERR.DATASET,
+        60_000,
+      ),
+      /the feature store has no technical features yet/,
+    );
+  });
+
   it('service predictor --poll 5 | --max-staleness 5: a unit is required there too (they took seconds)', async () => {
     const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
     const predictor = ['service', 'predictor', '--bus', 'memory', '--store', store];
