@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { fetch } from 'undici'; // not Node's bundled copy: see src/data/binance-archive.ts
+import { ERR, fail } from '../core/errors.ts';
 import { boundedText } from '../core/http.ts';
 import { log as rootLog } from '../core/log.ts';
 import { backoffCap, parseRetryAfter } from '../core/retry.ts';
-import { redactSecrets } from '../core/secrets.ts';
+import { redactSecrets, urlWithoutCredentials } from '../core/secrets.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
 import { deadLetter } from '../schemas/dlq.ts';
@@ -57,6 +58,25 @@ interface FeedState {
   failures: number;
 }
 
+/**
+ * A feed URL that does not parse, or is not http(s), is refused here as CC_ERR_CONFIG naming it (without its
+ * credentials). The CLI checks --feeds first; built elsewhere (the embedded runtime, a program of one's own) the URL
+ * parser's bare TypeError ("Invalid URL") named neither the feed nor the setting, and an ftp: feed failed every poll.
+ */
+function checkFeedUrl(url: string): void {
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    throw fail(
+      ERR.CONFIG,
+      `rss: the feed URL "${urlWithoutCredentials(url)}" is not a URL (e.g. https://host/rss)`,
+    );
+  }
+  if (protocol !== 'http:' && protocol !== 'https:')
+    throw fail(ERR.CONFIG, `rss: the feed URL "${urlWithoutCredentials(url)}" is not http(s)`);
+}
+
 export class RssSource implements NewsSource {
   readonly name = 'rss';
   readonly stats = { polls: 0, notModified: 0, items: 0, errors: 0 };
@@ -65,7 +85,7 @@ export class RssSource implements NewsSource {
 
   constructor(o: RssOptions) {
     if (o.feeds.length === 0) throw new Error('rss: no feed configured');
-    for (const f of o.feeds) new URL(f.url); // a bad URL fails here, clearly
+    for (const f of o.feeds) checkFeedUrl(f.url);
     this.o = o;
   }
 
