@@ -20,6 +20,12 @@ export interface ApiOptions {
   /** How long a store read may take before the request gets a 503 `store_unavailable` (default 10 s). */
   storeTimeoutMs?: number;
   ws?: WsOptions;
+  /**
+   * Serve `/metrics` on the API's own port, without a key (default true: Prometheus scrapes it there inside the
+   * cluster). False: not there — the process's metrics are then only on `--metrics-port` (`service api
+   * --metrics-port-only`), as every other service serves them, and the public port does not show them to anyone.
+   */
+  publicMetrics?: boolean;
 }
 
 /** Reads the API's settings from the environment (keys come only from there). */

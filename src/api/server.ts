@@ -262,7 +262,7 @@ export function buildApi(deps: ApiDeps) {
   app.register(
     healthRoutes({ latest: deps.latest, hub, waitingFor: deps.waitingFor, viewsStarted: deps.viewsStarted }),
   );
-  app.register(metricsRoutes({ hub }));
+  app.register(metricsRoutes({ hub, serve: o.publicMetrics !== false }));
   app.register(
     dashboardDataRoutes({
       candles: deps.candles && inTime(deps.candles.table, 'candles store'),

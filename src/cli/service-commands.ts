@@ -130,6 +130,10 @@ export function addServiceCommands(program: Command): void {
         'also serve /metrics, /health and /ready on this port (the API serves /metrics on --port)',
       ),
     )
+    .option(
+      '--metrics-port-only',
+      'serve /metrics only on --metrics-port, not on the public --port (where anyone who reaches it could read it)',
+    )
     .action(run('api'));
 
   stage('monitor', 'predictions + candles → error records, rolling quality, alerts')

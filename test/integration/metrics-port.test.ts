@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli } from '../support/cli.ts';
+import { scratchDir } from '../support/scratch.ts';
 import { waitFor } from '../support/wait.ts';
 
 /** A free TCP port (bound then released). */
@@ -35,6 +37,47 @@ describe('--metrics-port on a cryptocast service', () => {
       assert.match(text, /^cryptocast_consumer_lag_records\{topic="trades",group="candles"\} 0$/m);
       assert.match(text, /^# TYPE cryptocast_process_cpu_user_seconds_total counter$/m);
       assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405);
+    } finally {
+      svc.child.kill('SIGTERM');
+      assert.equal(await svc.exited, 0, svc.stderr());
+    }
+  });
+
+  // The API served /metrics on its public port only, without a key: whoever reached the API read the process's
+  // metrics. --metrics-port-only serves them on --metrics-port alone, as every other service does.
+  it('service api --metrics-port-only: /metrics on --metrics-port, 404 on the public --port', async () => {
+    const [apiPort, metricsPort] = [await freePort(), await freePort()];
+    const dir = scratchDir('cc-api-metrics-');
+    const args = ['service', 'api', '--bus', 'memory', '--store', `duckdb:${join(dir, 'p.duckdb')}`];
+    const svc = runCli(
+      [
+        ...args,
+        '--registry',
+        join(dir, 'models'),
+        '--port',
+        String(apiPort),
+        '--metrics-port',
+        String(metricsPort),
+        '--metrics-port-only',
+      ],
+      { CRYPTOCAST_LOG_LEVEL: 'warn' },
+    );
+    try {
+      const api = `http://127.0.0.1:${apiPort}`;
+      await waitFor(
+        'the API to answer',
+        () =>
+          fetch(`${api}/v1/health`).then(
+            (r) => r.status,
+            () => 0,
+          ),
+        (s) => s === 200,
+        { timeoutMs: 60_000 },
+      );
+      assert.equal((await fetch(`${api}/metrics`)).status, 404, 'not on the public port');
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      assert.match(text, /^# TYPE cryptocast_http_request_duration_seconds histogram$/m);
+      assert.match(text, /^cryptocast_websocket_clients 0$/m, 'the WebSocket clients still counted');
     } finally {
       svc.child.kill('SIGTERM');
       assert.equal(await svc.exited, 0, svc.stderr());

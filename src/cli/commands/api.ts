@@ -31,10 +31,12 @@ export async function apiService(opts: {
   clock?: 'wall' | 'event';
   /** Pairs loaded from the store on a cold start (default CRYPTOCAST_PAIRS, else BTC/USD, ETH/USD). */
   pairs?: string;
+  /** /metrics only on --metrics-port (served by `service`), not on `port`. */
+  metricsPortOnly?: boolean;
 }): Promise<void> {
   const config = loadStreamConfig({ bus: opts.bus, pairs: opts.pairs });
   const port = apiPort(opts.port);
-  const options = apiOptionsFromEnv();
+  const options = { ...apiOptionsFromEnv(), publicMetrics: !opts.metricsPortOnly };
   // A stop ends the wait for stores that are not there yet, as it ends the running service.
   const abort = new AbortController();
   const unlisten = onStopSignal((signal) => {

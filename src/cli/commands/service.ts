@@ -54,6 +54,8 @@ type ServiceOptions = SourceFlags & {
   opensearchUrl?: string;
   indexPrefix?: string;
   metricsPort?: string;
+  /** `service api`: /metrics only on --metrics-port, not on the public --port. */
+  metricsPortOnly?: boolean;
   alertRules?: string;
 } & BackendFlags;
 
@@ -64,6 +66,10 @@ type ServiceOptions = SourceFlags & {
  */
 export async function service(name: string, opts: ServiceOptions): Promise<void> {
   requireBus(name, opts.bus);
+  if (opts.metricsPortOnly && opts.metricsPort === undefined)
+    throw fail(ERR.USAGE, '--metrics-port-only needs --metrics-port', {
+      hint: 'give --metrics-port PORT: /metrics is served there, and no longer on the API’s --port',
+    });
   // Prometheus metrics, liveness and readiness on a port of their own (Kubernetes probes, scrapes). Closed when the
   // service has stopped: a listening server would keep the process alive after SIGTERM until the SIGKILL.
   if (opts.metricsPort !== undefined) {

@@ -301,6 +301,26 @@ describe('model, health, readiness, OpenAPI', () => {
     await app.close();
   });
 
+  test('/metrics on the API port without a key by default; publicMetrics: false (--metrics-port-only): not served', async () => {
+    const keys: ApiOptions = { apiKeys: ['k-0123456789'] };
+    const on = await setup({ options: keys });
+    const off = await setup({ options: { ...keys, publicMetrics: false } });
+    try {
+      const res = await on.app.inject('/metrics');
+      assert.equal(res.statusCode, 200);
+      assert.match(res.body, /^# TYPE cryptocast_websocket_clients gauge$/m);
+      // No longer a public route: with keys set, a request without one is refused before routing.
+      assert.equal((await off.app.inject('/metrics')).statusCode, 401);
+      assert.equal(
+        (await off.app.inject({ url: '/metrics', headers: { 'x-api-key': 'k-0123456789' } })).statusCode,
+        404,
+      );
+    } finally {
+      await on.app.close();
+      await off.app.close();
+    }
+  });
+
   test('a known path with another method: 405 with Allow; an unknown path: 404', async () => {
     const { app } = await setup();
     for (const url of [

@@ -55,6 +55,14 @@ describe('the CLI refuses with a stable code', () => {
     assert.doesNotMatch(stderr, /another process/);
   });
 
+  it('service api --metrics-port-only without --metrics-port: refused (/metrics would be served nowhere)', async () => {
+    const stderr = await refused(
+      ['service', 'api', '--bus', 'memory', '--port', '18434', '--metrics-port-only'],
+      ERR.USAGE,
+    );
+    assert.match(stderr, /--metrics-port-only needs --metrics-port/);
+  });
+
   it('train with both --candles and --store: refused, not one of them silently ignored', async () => {
     const dir = scratchDir('cc-usage-');
     const stderr = await refused(
