@@ -50,7 +50,7 @@ describe('cryptocast run --serve: the port is taken', () => {
       assert.equal(await exitedWithin(run, 120_000, 'the run on a taken port'), 0, run.stderr());
       assert.match(
         run.stderr(),
-        /prediction API not started: --port \d+: port \d+ is already in use by another process \(stop that process, or give another --port \(0: any free port\)\)/,
+        /prediction API not started: --port \d+: 127\.0\.0\.1:\d+ is already in use by another process \(stop that process, or give another --port \(0: any free port\)\)/,
       );
       assert.ok(
         run.events.find((e) => e.event === 'done'),
