@@ -89,4 +89,59 @@ describe('PriceGuard: absurd prices against the recent median', () => {
       { numRuns: 500 },
     );
   });
+  it('property: series interleaved in runs, with a record’s other prices: each judged against its own exact median, same reasons', () => {
+    // The guard remembers the series it judged last (no lookup within a run of one pair): switching back and forth
+    // must still judge each price against its own series' window, and the other prices against the same median.
+    const reference = (window: number, maxFactor: number) => {
+      const recent = new Map<string, number[]>();
+      return (series: string, price: number, others: readonly number[]): string | undefined => {
+        const w = recent.get(series) ?? [];
+        recent.set(series, w);
+        let why: string | undefined;
+        if (w.length >= 1) {
+          const sorted = [...w].sort((a, b) => a - b);
+          const m = sorted.length >> 1;
+          const median = sorted.length % 2 === 1 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
+          for (const p of [price, ...others]) {
+            const factor = p >= median ? p / median : median / p;
+            if (!(factor <= maxFactor)) {
+              why =
+                `price ${p} is ${factor.toPrecision(3)}× ${p >= median ? 'above' : 'below'} the recent median ` +
+                `${median} of ${series} (limit ${maxFactor}×)`;
+              break;
+            }
+          }
+        }
+        w.push(price);
+        if (w.length > window) w.shift();
+        return why;
+      };
+    };
+    const price = fc.oneof(
+      fc.constantFrom(100, 100, 300, 33.3, 1e6),
+      fc.double({ min: 1, max: 1e3, noNaN: true }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom('A', 'B', 'C'), fc.integer({ min: 1, max: 6 }), price, price), {
+          minLength: 1,
+          maxLength: 60,
+        }),
+        fc.integer({ min: 1, max: 9 }),
+        (runs, window) => {
+          const g = new PriceGuard({ maxFactor: 3, window, minHistory: 1 });
+          const ref = reference(window, 3);
+          let step = 0;
+          for (const [series, length, p, other] of runs)
+            for (let i = 0; i < length; i++, step++) {
+              // A walk within a run, so that the window holds neighbours as well as repeats.
+              const close = p * (1 + ((step % 5) - 2) / 100);
+              const others = [close, other, close / 2];
+              assert.equal(g.judge(series, close, others), ref(series, close, others));
+            }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });
