@@ -41,17 +41,26 @@ async function stopsCleanly(run: CliRun, dir: string, signal: NodeJS.Signals): P
   assert.deepEqual(readdirSync(dir), [], 'no temporary file, no output');
 }
 
+/** `candles` reading a new FIFO (no writer yet), its output in a folder of its own. */
+function candlesReadingAFifo(): { out: string; fifo: string; run: CliRun } {
+  const dir = scratchDir('cc-stop-candles-');
+  const out = join(dir, 'out');
+  execFileSync('mkdir', [out]);
+  const fifo = join(dir, 'trades.csv');
+  execFileSync('mkfifo', [fifo]);
+  return {
+    out,
+    fifo,
+    run: runCli(['candles', '--input', fifo, '--format', 'csv', '--output', join(out, 'c.csv')]),
+  };
+}
+
 describe('candles and features stopped mid-way leave nothing behind', () => {
   // A pipe was read by the thread pool: a read (or, before any writer, the open) of a quiet pipe held a thread that
   // Node's exit joins, so the stopped command printed CC_ERR_INTERRUPTED and never ended. Seen as a flaky test in the
   // whole suite (it passed when the stop happened to come between two reads); both waits below make it certain.
   it('candles reading a quiet pipe, SIGTERM', async () => {
-    const dir = scratchDir('cc-stop-candles-');
-    const out = join(dir, 'out');
-    execFileSync('mkdir', [out]);
-    const fifo = join(dir, 'trades.csv');
-    execFileSync('mkfifo', [fifo]);
-    const run = runCli(['candles', '--input', fifo, '--format', 'csv', '--output', join(out, 'c.csv')]);
+    const { out, fifo, run } = candlesReadingAFifo();
     // A writer on the pipe, kept open: the command reads the header and the trades, writes their candles, then
     // waits for more. Opened without blocking (ENXIO until the command has opened its end), so a command that fails
     // first cannot hang the test.
@@ -85,12 +94,7 @@ describe('candles and features stopped mid-way leave nothing behind', () => {
   });
 
   it('candles waiting for a pipe’s first writer, SIGTERM', async () => {
-    const dir = scratchDir('cc-stop-candles-');
-    const out = join(dir, 'out');
-    execFileSync('mkdir', [out]);
-    const fifo = join(dir, 'trades.csv');
-    execFileSync('mkfifo', [fifo]);
-    const run = runCli(['candles', '--input', fifo, '--format', 'csv', '--output', join(out, 'c.csv')]);
+    const { out, run } = candlesReadingAFifo();
     await stopsCleanly(run, out, 'SIGTERM');
   });
 
