@@ -44,6 +44,28 @@ async function withBinance(
   }
 }
 
+/**
+ * Ten BTC trades streamed, the REST API made to fail for good, then ten trades the stream never brings and the one
+ * after them: an id gap whose refill fails (counted unrecoverable) while the stream goes on. The REST calls so far.
+ */
+async function idGapWithRestDown(
+  srv: BinanceServer,
+  source: BinanceWsSource,
+  sink: LogSink,
+): Promise<number> {
+  await until(() => source.subscribed.length === 2);
+  srv.publish(btc.slice(0, 10));
+  await until(() => sink.received.length === 10);
+  srv.failNext = 1_000_000; // the REST API down
+  srv.muted = true;
+  srv.publish(btc.slice(10, 20));
+  srv.muted = false;
+  srv.publish(btc.slice(20, 21)); // the id gap: its refill fails
+  await until(() => sink.ids('BTC/USDT').includes(Number(btc[20]!.t)), 30_000, 'the stream to go on');
+  assert.equal(source.stats.unrecoverable, 10);
+  return srv.restCalls.length;
+}
+
 describe('Binance @trade connector against a local Binance server', () => {
   it('subscribes on the combined stream, is acknowledged, and normalises real events (m=true ⇒ taker sold)', () =>
     withBinance(async (srv, source, sink) => {
@@ -286,17 +308,7 @@ describe('Binance @trade connector against a local Binance server', () => {
   it('ids a refill could not get (REST down) are asked for again, with back-off, while the stream goes on', () =>
     withBinance(
       async (srv, source, sink) => {
-        await until(() => source.subscribed.length === 2);
-        srv.publish(btc.slice(0, 10));
-        await until(() => sink.received.length === 10);
-        srv.failNext = 1_000_000; // the REST API down
-        srv.muted = true;
-        srv.publish(btc.slice(10, 20));
-        srv.muted = false;
-        srv.publish(btc.slice(20, 21)); // the id gap: its refill fails
-        await until(() => sink.ids('BTC/USDT').includes(Number(btc[20]!.t)), 30_000, 'the stream to go on');
-        assert.equal(source.stats.unrecoverable, 10);
-        const failedCalls = srv.restCalls.length;
+        const failedCalls = await idGapWithRestDown(srv, source, sink);
         await whileFraming(
           srv,
           () => srv.restCalls.length > failedCalls + 1,
@@ -317,17 +329,7 @@ describe('Binance @trade connector against a local Binance server', () => {
     let now = Date.now();
     return withBinance(
       async (srv, source, sink) => {
-        await until(() => source.subscribed.length === 2);
-        srv.publish(btc.slice(0, 10));
-        await until(() => sink.received.length === 10);
-        srv.failNext = 1_000_000; // the REST API down
-        srv.muted = true;
-        srv.publish(btc.slice(10, 20));
-        srv.muted = false;
-        srv.publish(btc.slice(20, 21)); // the id gap: its refill fails
-        await until(() => sink.ids('BTC/USDT').includes(Number(btc[20]!.t)), 30_000, 'the stream to go on');
-        assert.equal(source.stats.unrecoverable, 10);
-        const failedCalls = srv.restCalls.length;
+        const failedCalls = await idGapWithRestDown(srv, source, sink);
         // From here on the server sends nothing but its pings (every 20 s), and no trade is published.
         now += 61_000; // past the first back-off (30 to 60 s)
         await until(() => srv.restCalls.length > failedCalls, 30_000, 'asked again, with no frame');
