@@ -76,6 +76,77 @@ async function setup(
   return { bus, store, svc, published, dead, predictAll, close };
 }
 
+/**
+ * `--adaptive-conformal` (a window of 60 scores) on 400 minutes of BTC/USDT, calm closes (±8 bps a minute) then
+ * volatile ones (±40 bps), the predictor restarted at minute 300 with `between` run while none is up: asserts that every
+ * band published after the restart, and α_t at the end, are an uninterrupted predictor's. Returns the restarted one.
+ */
+async function restartedWithAci(
+  between: (bus: InProcessBus) => Promise<void> = async () => {},
+): Promise<PredictorService> {
+  const aci = { window: 60, gamma: 0.01 };
+  const zero = FEATURE_COLUMNS.map(() => 0);
+  let price = 100;
+  const vs = Array.from({ length: 400 }, (_, k) => {
+    price *= Math.exp(((k % 2 ? 1 : -1) * (k < 200 ? 8 : 40) + 1) / 1e4);
+    return vector('BTC/USDT', T + k * M, { close: price, values: zero });
+  });
+  const history = async (pair: string, from: number, to: number) =>
+    vs.filter((v) => v.pair === pair && v.windowEnd >= from && v.windowEnd < to);
+  const bus = new InProcessBus();
+  const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
+  const published = await collectValues(bus, topics.predictions);
+  const predictor = () =>
+    new PredictorService(bus, { current: () => model }, store, {
+      clock: 'event',
+      logger: quiet,
+      adaptiveConformal: aci,
+      history,
+    });
+  const publishAndWait = async (svc: PredictorService, input: FeatureVectorRecord[], want: number) => {
+    await bus.publish(topics.features, input);
+    await svc.caughtUp();
+    await waitFor(
+      'every prediction published',
+      () => published.length,
+      (n) => n === want,
+      { timeoutMs: 30_000 },
+    );
+  };
+  try {
+    const first = predictor();
+    await first.start();
+    await publishAndWait(first, vs.slice(0, 300), 300);
+    await first.stop();
+    await between(bus);
+    const second = predictor();
+    await second.start();
+    await publishAndWait(second, vs.slice(300), 400);
+    await second.stop();
+
+    const uninterrupted = await setup(model, { adaptiveConformal: aci });
+    try {
+      await uninterrupted.predictAll(vs);
+      const band = (p: Prediction) => [p.windowEnd, p.p10, p.p90];
+      assert.deepEqual(
+        published.slice(300).map(band),
+        uninterrupted.published.slice(300).map(band),
+        'the bands after the restart are the uninterrupted ones',
+      );
+      assert.deepEqual(
+        second.adjustments!.alpha('binance|BTC/USDT'),
+        uninterrupted.svc.adjustments!.alpha('binance|BTC/USDT'),
+      );
+    } finally {
+      await uninterrupted.close();
+    }
+    return second;
+  } finally {
+    await store.close();
+    await bus.close();
+  }
+}
+
 describe('PredictorService (in-process bus, DuckDB)', () => {
   it('predicts ready technical vectors into the store and the topic, and counts the rest by reason', async () => {
     const { bus, store, svc, published, dead, close } = await setup(model);
@@ -347,112 +418,19 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
     // α_t sums every outcome since the start, the warm-up reads a window and an hour: a window of 60 scores and a
     // restart at minute 300 (a window of uptime is 2 hours here). Calm closes (±8 bps a minute, inside the model's
     // ±10 bps band) then volatile ones (±40 bps): α_t moves with both, so one rebuilt from minute 180 would differ.
-    const aci = { window: 60, gamma: 0.01 };
-    const zero = FEATURE_COLUMNS.map(() => 0);
-    let price = 100;
-    const vs = Array.from({ length: 400 }, (_, k) => {
-      price *= Math.exp(((k % 2 ? 1 : -1) * (k < 200 ? 8 : 40) + 1) / 1e4);
-      return vector('BTC/USDT', T + k * M, { close: price, values: zero });
-    });
-    const history = async (pair: string, from: number, to: number) =>
-      vs.filter((v) => v.pair === pair && v.windowEnd >= from && v.windowEnd < to);
-    const bus = new InProcessBus();
-    const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
-    const published = await collectValues(bus, topics.predictions);
-    const predictor = () =>
-      new PredictorService(bus, { current: () => model }, store, {
-        clock: 'event',
-        logger: quiet,
-        adaptiveConformal: aci,
-        history,
-      });
-    const publishAndWait = async (svc: PredictorService, input: FeatureVectorRecord[], want: number) => {
-      await bus.publish(topics.features, input);
-      await svc.caughtUp();
-      await waitFor(
-        'every prediction published',
-        () => published.length,
-        (n) => n === want,
-        {
-          timeoutMs: 30_000,
-        },
-      );
-    };
-    try {
-      const first = predictor();
-      await first.start();
-      await publishAndWait(first, vs.slice(0, 300), 300);
-      await first.stop();
-      const second = predictor();
-      await second.start();
-      await publishAndWait(second, vs.slice(300), 400);
-      await second.stop();
-      assert.equal(second.adjustments!.stats.warmUpVectors, 120, 'the warm-up replayed a window and an hour');
-
-      const uninterrupted = await setup(model, { adaptiveConformal: aci });
-      try {
-        await uninterrupted.predictAll(vs);
-        const band = (p: Prediction) => [p.windowEnd, p.p10, p.p90];
-        assert.deepEqual(
-          published.slice(300).map(band),
-          uninterrupted.published.slice(300).map(band),
-          'the bands after the restart are the uninterrupted ones',
-        );
-        assert.deepEqual(
-          second.adjustments!.alpha('binance|BTC/USDT'),
-          uninterrupted.svc.adjustments!.alpha('binance|BTC/USDT'),
-        );
-      } finally {
-        await uninterrupted.close();
-      }
-    } finally {
-      await store.close();
-      await bus.close();
-    }
+    const second = await restartedWithAci();
+    assert.equal(second.adjustments!.stats.warmUpVectors, 120, 'the warm-up replayed a window and an hour');
   });
 
   it('--adaptive-conformal restarted: a pair quiet on a predictor.aci partition a busy pair shares still gets its α_t back', async () => {
     // The restart of the test above, but between the two predictors another pair on the same partition of
     // `predictor.aci` writes 1,500 states (a busy pair, or many pairs, over a week): BTC/USDT's last states are then
     // more than 1,000 records back on that partition, and must still be read.
-    const aci = { window: 60, gamma: 0.01 };
-    const zero = FEATURE_COLUMNS.map(() => 0);
-    let price = 100;
-    const vs = Array.from({ length: 400 }, (_, k) => {
-      price *= Math.exp(((k % 2 ? 1 : -1) * (k < 200 ? 8 : 40) + 1) / 1e4);
-      return vector('BTC/USDT', T + k * M, { close: price, values: zero });
-    });
     let busy = '';
     for (let i = 0; busy === ''; i++)
       if (partitionFor(`P${i}/USDT`, 4) === partitionFor('BTC/USDT', 4)) busy = `P${i}/USDT`;
-    const history = async (pair: string, from: number, to: number) =>
-      vs.filter((v) => v.pair === pair && v.windowEnd >= from && v.windowEnd < to);
-    const bus = new InProcessBus();
-    const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
-    const published = await collectValues(bus, topics.predictions);
-    const predictor = () =>
-      new PredictorService(bus, { current: () => model }, store, {
-        clock: 'event',
-        logger: quiet,
-        adaptiveConformal: aci,
-        history,
-      });
-    const publishAndWait = async (svc: PredictorService, input: FeatureVectorRecord[], want: number) => {
-      await bus.publish(topics.features, input);
-      await svc.caughtUp();
-      await waitFor(
-        'every prediction published',
-        () => published.length,
-        (n) => n === want,
-        { timeoutMs: 30_000 },
-      );
-    };
-    try {
-      const first = predictor();
-      await first.start();
-      await publishAndWait(first, vs.slice(0, 300), 300);
-      await first.stop();
-      await bus.publish(
+    await restartedWithAci((bus) =>
+      bus.publish(
         topics.predictorAci,
         Array.from({ length: 1_500 }, (_, k) => ({
           v: 1 as const,
@@ -462,32 +440,8 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
           alphaLower: 0.1,
           alphaUpper: 0.1,
         })),
-      );
-      const second = predictor();
-      await second.start();
-      await publishAndWait(second, vs.slice(300), 400);
-      await second.stop();
-
-      const uninterrupted = await setup(model, { adaptiveConformal: aci });
-      try {
-        await uninterrupted.predictAll(vs);
-        const band = (p: Prediction) => [p.windowEnd, p.p10, p.p90];
-        assert.deepEqual(
-          published.slice(300).map(band),
-          uninterrupted.published.slice(300).map(band),
-          'the bands after the restart are the uninterrupted ones',
-        );
-        assert.deepEqual(
-          second.adjustments!.alpha('binance|BTC/USDT'),
-          uninterrupted.svc.adjustments!.alpha('binance|BTC/USDT'),
-        );
-      } finally {
-        await uninterrupted.close();
-      }
-    } finally {
-      await store.close();
-      await bus.close();
-    }
+      ),
+    );
   });
 
   it('--adaptive-conformal restarted after a promotion: the window is rebuilt with the bands the old champion published, every band as uninterrupted', async () => {
