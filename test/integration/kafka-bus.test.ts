@@ -12,6 +12,7 @@ import { defineTopic, type Topic } from '../../src/runtime/topic.ts';
 import { DLQ_MAX_PAYLOAD_CHARS } from '../../src/schemas/dlq.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { busContract } from '../support/bus-contract.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * KafkaBus against a real Apache Kafka broker (scripts/kafka.sh, started here if it is not running, and left
@@ -118,13 +119,12 @@ describe('KafkaBus on a real Kafka broker', () => {
         },
         rebalancing: async (group) => {
           const name = bus.prefix + group;
-          const deadline = Date.now() + 60_000;
-          for (;;) {
-            const state = (await admin.describeGroups({ groups: [name] })).get(name)?.state;
-            if (state === 'PreparingRebalance' || state === 'CompletingRebalance') return;
-            if (Date.now() > deadline) assert.fail(`timed out waiting for ${name} to rebalance (${state})`);
-            await sleep(100);
-          }
+          await waitFor(
+            `${name} to rebalance`,
+            async () => (await admin.describeGroups({ groups: [name] })).get(name)?.state,
+            (state) => state === 'PreparingRebalance' || state === 'CompletingRebalance',
+            { timeoutMs: 60_000, everyMs: 100 },
+          );
         },
       };
     });
@@ -547,15 +547,20 @@ describe('KafkaBus on a real Kafka broker', () => {
     // once the first member is evicted for its silence, or at once without the wait for the batch).
     const group = b1.prefix + 'g';
     let preparingSince: number | undefined;
-    const deadline = Date.now() + 60_000;
-    while (!got.some((r) => r.member === 'c')) {
-      const state = (await admin.describeGroups({ groups: [group] })).get(group)?.state;
-      if (state === 'PreparingRebalance') preparingSince ??= Date.now();
-      else preparingSince = undefined;
-      if (preparingSince !== undefined && Date.now() - preparingSince >= SESSION_TIMEOUT_MS + 3_000) break;
-      if (Date.now() > deadline) assert.fail(`timed out waiting for the rebalance (group ${state})`);
-      await sleep(100);
-    }
+    await waitFor(
+      'the new member to read, or the group to stay rebalancing past the session timeout',
+      async () => {
+        if (got.some((r) => r.member === 'c')) return 'read';
+        const state = (await admin.describeGroups({ groups: [group] })).get(group)?.state;
+        if (state === 'PreparingRebalance') preparingSince ??= Date.now();
+        else preparingSince = undefined;
+        const held =
+          preparingSince !== undefined && Date.now() - preparingSince >= SESSION_TIMEOUT_MS + 3_000;
+        return held ? 'held' : state;
+      },
+      (s) => s === 'read' || s === 'held',
+      { timeoutMs: 60_000, everyMs: 100 },
+    );
     const readWhileHeld = got.filter((r) => r.member === 'c').length;
     const releasedAt = Date.now();
     release();
