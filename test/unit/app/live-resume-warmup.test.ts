@@ -26,31 +26,8 @@ describe('cryptocast run --source live restarted: the feature stage resumes from
     const engine = new TechnicalFeatures();
     const reference = all.map((c) => engine.update(c)).slice(1_200);
 
-    const table = await openCandlesTable('duckdb::memory:');
-    await table.write(firstRun);
-    const now = firstRun.at(-1)!.windowEnd + 30_000;
-    const stored = await resumableCandles(table, ['BTC/USD'], now, () => {});
-    const warmup = await resumeWarmupCandles(table, stored);
-    await table.close();
-
-    const bus = new InProcessBus();
-    const store = await openFeatureStore('duckdb::memory:');
-    const pipeline = await startMarketDataPipeline({
-      bus,
-      sources: [],
-      config: { interval: '1m', graceMs: 5_000, latePolicy: 'dlq' },
-      store,
-      storedCandles: stored,
-      warmupCandles: warmup,
-      // The candle stage's output after the restart, minute by minute from where the first run stopped.
-      candleFeed: async () => {
-        await bus.publish(topics.candles, afterRestart);
-      },
-    });
-    await pipeline.finished;
-    await pipeline.stop();
-    await store.close();
-    const got = (await bus.readTail<FeatureVectorRecord>(topics.features, 10_000)).map((r) => r.value);
+    // The candle stage's output after the restart, minute by minute from where the first run stopped.
+    const got = await vectorsAfterRestart(firstRun, afterRestart, 'dlq');
     assert.deepEqual(
       got.map((v) => v.windowEnd),
       afterRestart.map((c) => c.windowEnd),
@@ -113,6 +90,7 @@ describe('cryptocast run --source live restarted: the feature stage resumes from
 async function vectorsAfterRestart(
   stored: readonly Candle[],
   next: readonly Candle[],
+  latePolicy: 'dlq' | 'revise' = 'revise',
 ): Promise<FeatureVectorRecord[]> {
   const table = await openCandlesTable('duckdb::memory:');
   await table.write([...stored]);
@@ -124,7 +102,7 @@ async function vectorsAfterRestart(
   const pipeline = await startMarketDataPipeline({
     bus,
     sources: [],
-    config: { interval: '1m', graceMs: 5_000, latePolicy: 'revise' },
+    config: { interval: '1m', graceMs: 5_000, latePolicy },
     store,
     storedCandles: resumed,
     warmupCandles: warmup,
