@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Route, WebSocketRoute } from 'playwright-core';
+import type { Browser, Page, Route, WebSocketRoute } from 'playwright-core';
 import { type RunningApi, startApi } from '../../src/api/api-service.ts';
 import { type CandlesTable, openCandlesTable } from '../../src/candles/store/candles-table.ts';
 import type { PredictionsStore } from '../../src/inference/predictions-store.ts';
@@ -34,6 +34,61 @@ const ARTIFACTS = join(
   'test-artifacts',
   `dashboard-${new Date().toISOString().replace(/[:.]/g, '-')}`,
 );
+
+/**
+ * A proxy in front of the API's socket, on `page`. `mute`: the predictions the API sends are not passed on (the page
+ * misses them). `failing`: a predictions subscription from a since is passed on without it (the API sends only the
+ * latest) and answered, after the API's 'subscribed', with the error frame the API sends when its store does not
+ * answer in time — what a slow store does to a resume, for as many times as the test says. Each resume is recorded,
+ * and the API's `replayed` frames of the channel counted.
+ */
+async function resumeFailingProxy(page: Page) {
+  const proxy = {
+    mute: false,
+    failing: 0,
+    resumes: [] as { at: number; since: number; failed: boolean }[],
+    sockets: [] as { page: WebSocketRoute; api: WebSocketRoute }[],
+    replayedFrames: 0,
+  };
+  await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    proxy.sockets.push({ page: ws, api: server });
+    let inject = false;
+    server.onMessage((m) => {
+      const msg = JSON.parse(String(m)) as { type: string; channel?: string };
+      if (msg.type === 'replayed' && msg.channel === 'predictions') proxy.replayedFrames++;
+      if (proxy.mute && msg.type === 'prediction') return;
+      ws.send(m);
+      if (inject && msg.type === 'subscribed' && msg.channel === 'predictions') {
+        inject = false;
+        ws.send(
+          JSON.stringify({
+            type: 'error',
+            error: 'replay_failed',
+            channel: 'predictions',
+            pair: 'BTC-USDT',
+            message: 'could not replay BTC-USDT: the store did not answer within 10000 ms',
+          }),
+        );
+      }
+    });
+    ws.onMessage((m) => {
+      const msg = JSON.parse(String(m)) as { type: string; channel?: string; since?: number };
+      if (msg.type === 'subscribe' && msg.channel === 'predictions' && msg.since !== undefined) {
+        const failed = proxy.failing > 0;
+        proxy.resumes.push({ at: Date.now(), since: msg.since, failed });
+        if (failed) {
+          proxy.failing--;
+          inject = true;
+          const { since: _, ...rest } = msg;
+          return server.send(JSON.stringify(rest));
+        }
+      }
+      server.send(m);
+    });
+  });
+  return proxy;
+}
 
 describe('dashboard in Chromium', () => {
   let browser: Browser;
@@ -471,50 +526,7 @@ describe('dashboard in Chromium', () => {
   it('a replay the API could not do, naming its channel: the page asks that channel again with back-off until the gap is filled', async () => {
     const page = await browser.newPage();
     const seen = watch(page, `127.0.0.1:${port}`);
-    // A proxy in front of the API's socket. `mute`: the predictions the API sends are not passed on (the page misses
-    // them). `failing`: a predictions subscription from a since is passed on without it (the API sends only the
-    // latest) and answered, after the API's 'subscribed', with the error frame the API sends when its store does not
-    // answer in time — what a slow store does to a resume, for as many times as the test says.
-    let mute = false;
-    let failing = 0;
-    const resumes: { at: number; since: number; failed: boolean }[] = [];
-    const sockets: { page: WebSocketRoute; api: WebSocketRoute }[] = [];
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      const server = ws.connectToServer();
-      sockets.push({ page: ws, api: server });
-      let inject = false;
-      server.onMessage((m) => {
-        const msg = JSON.parse(String(m)) as { type: string; channel?: string };
-        if (mute && msg.type === 'prediction') return;
-        ws.send(m);
-        if (inject && msg.type === 'subscribed' && msg.channel === 'predictions') {
-          inject = false;
-          ws.send(
-            JSON.stringify({
-              type: 'error',
-              error: 'replay_failed',
-              channel: 'predictions',
-              pair: 'BTC-USDT',
-              message: 'could not replay BTC-USDT: the store did not answer within 10000 ms',
-            }),
-          );
-        }
-      });
-      ws.onMessage((m) => {
-        const msg = JSON.parse(String(m)) as { type: string; channel?: string; since?: number };
-        if (msg.type === 'subscribe' && msg.channel === 'predictions' && msg.since !== undefined) {
-          const failed = failing > 0;
-          resumes.push({ at: Date.now(), since: msg.since, failed });
-          if (failed) {
-            failing--;
-            inject = true;
-            const { since: _, ...rest } = msg;
-            return server.send(JSON.stringify(rest));
-          }
-        }
-        server.send(m);
-      });
-    });
+    const proxy = await resumeFailingProxy(page);
     await page.goto(`http://127.0.0.1:${port}/`);
     const before = await waitForDashboard(page, 'live', (s) => s.status === 'live', 30_000);
     const last = (await stores.predictions.latest('BTC/USDT'))!;
@@ -526,7 +538,7 @@ describe('dashboard in Chromium', () => {
       predictedClose: last.predictedClose + k,
     });
     // Three predictions the page does not get; then its socket drops and its resume is not replayed, twice.
-    mute = true;
+    proxy.mute = true;
     const missed = [next(1), next(2), next(3)];
     await stores.predictions.write(missed);
     await bus.publish(topics.predictions, missed);
@@ -541,10 +553,10 @@ describe('dashboard in Chromium', () => {
       (w) => w === missed[2]!.windowEnd,
       { timeoutMs: 30_000, everyMs: 50 },
     );
-    failing = 2;
-    mute = false;
-    resumes.length = 0;
-    const dropped = sockets.at(-1)!;
+    proxy.failing = 2;
+    proxy.mute = false;
+    proxy.resumes.length = 0;
+    const dropped = proxy.sockets.at(-1)!;
     await dropped.page.close();
     await dropped.api.close();
     const gap = await page.waitForSelector('#message [data-state="gap"]', { timeout: 30_000 });
@@ -567,7 +579,7 @@ describe('dashboard in Chromium', () => {
     await page.waitForSelector('#message [data-state="gap"]', { state: 'detached', timeout: 30_000 });
     // Every resume from the page's newest before the gap, until one went through; each after a longer wait.
     assert.deepEqual(
-      resumes.map((r) => [r.since, r.failed]),
+      proxy.resumes.map((r) => [r.since, r.failed]),
       [
         [before.lastPrediction, true],
         [before.lastPrediction, true],
@@ -576,12 +588,12 @@ describe('dashboard in Chromium', () => {
     );
     // Jittered 1 s doubling: the first retry after ≥ 0.5 s, the second after ≥ 1 s.
     assert.ok(
-      resumes[1]!.at - resumes[0]!.at >= 500,
-      `first retry after ${resumes[1]!.at - resumes[0]!.at} ms`,
+      proxy.resumes[1]!.at - proxy.resumes[0]!.at >= 500,
+      `first retry after ${proxy.resumes[1]!.at - proxy.resumes[0]!.at} ms`,
     );
     assert.ok(
-      resumes[2]!.at - resumes[1]!.at >= 1_000,
-      `second retry after ${resumes[2]!.at - resumes[1]!.at} ms`,
+      proxy.resumes[2]!.at - proxy.resumes[1]!.at >= 1_000,
+      `second retry after ${proxy.resumes[2]!.at - proxy.resumes[1]!.at} ms`,
     );
     assert.deepEqual(seen.problems, []);
     await page.close();
@@ -593,51 +605,12 @@ describe('dashboard in Chromium', () => {
     // As above, a proxy that answers a predictions resume from a since, once, with the API's replay_failed frame. No
     // prediction is published meanwhile: the resume that goes through has nothing to replay, so no record of the
     // channel comes — only the API's `replayed` frame says the replay is whole.
-    let failing = 0;
-    const resumes: { since: number; failed: boolean }[] = [];
-    const sockets: { page: WebSocketRoute; api: WebSocketRoute }[] = [];
-    let replayedFrames = 0;
-    await page.routeWebSocket(/\/v1\/ws$/, (ws) => {
-      const server = ws.connectToServer();
-      sockets.push({ page: ws, api: server });
-      let inject = false;
-      server.onMessage((m) => {
-        const msg = JSON.parse(String(m)) as { type: string; channel?: string };
-        if (msg.type === 'replayed' && msg.channel === 'predictions') replayedFrames++;
-        ws.send(m);
-        if (inject && msg.type === 'subscribed' && msg.channel === 'predictions') {
-          inject = false;
-          ws.send(
-            JSON.stringify({
-              type: 'error',
-              error: 'replay_failed',
-              channel: 'predictions',
-              pair: 'BTC-USDT',
-              message: 'could not replay BTC-USDT: the store did not answer within 10000 ms',
-            }),
-          );
-        }
-      });
-      ws.onMessage((m) => {
-        const msg = JSON.parse(String(m)) as { type: string; channel?: string; since?: number };
-        if (msg.type === 'subscribe' && msg.channel === 'predictions' && msg.since !== undefined) {
-          const failed = failing > 0;
-          resumes.push({ since: msg.since, failed });
-          if (failed) {
-            failing--;
-            inject = true;
-            const { since: _, ...rest } = msg;
-            return server.send(JSON.stringify(rest));
-          }
-        }
-        server.send(m);
-      });
-    });
+    const proxy = await resumeFailingProxy(page);
     await page.goto(`http://127.0.0.1:${port}/`);
     const before = await waitForDashboard(page, 'live', (s) => s.status === 'live', 30_000);
-    failing = 1;
-    resumes.length = 0;
-    const dropped = sockets.at(-1)!;
+    proxy.failing = 1;
+    proxy.resumes.length = 0;
+    const dropped = proxy.sockets.at(-1)!;
     await dropped.page.close();
     await dropped.api.close();
     await page.waitForSelector('#message [data-state="gap"]', { timeout: 30_000 });
@@ -649,14 +622,14 @@ describe('dashboard in Chromium', () => {
     );
     await page.waitForSelector('#message [data-state="gap"]', { state: 'detached', timeout: 30_000 });
     assert.deepEqual(
-      resumes.map((r) => [r.since, r.failed]),
+      proxy.resumes.map((r) => [r.since, r.failed]),
       [
         [before.lastPrediction, true],
         [before.lastPrediction, false],
       ],
     );
     assert.equal(filled.predictions, before.predictions, 'nothing was missing: nothing new drawn');
-    assert.ok(replayedFrames >= 1, 'the API said the replay was whole');
+    assert.ok(proxy.replayedFrames >= 1, 'the API said the replay was whole');
     assert.deepEqual(seen.problems, []);
     await page.close();
   });
