@@ -115,7 +115,11 @@ export interface LiveSourceOptions {
    */
   ackTimeoutMs?: number;
   log?: Logger;
-  /** The clock of the hole retries' back-off (default `Date.now`; tests inject one). */
+  /**
+   * The connector's clock: its watermarks' event time, the subscription time-outs and back-offs, the hole retries'
+   * back-off (default `Date.now`; tests inject one). Refill windows stay on the wall clock: they are compared with the
+   * exchange's trade times.
+   */
   now?: () => number;
   /** Jitter source for the reconnect back-off (tests). */
   random?: () => number;

@@ -153,7 +153,7 @@ export class LiveTradeSource implements TradeSource {
   private readonly holes = new Map<string, Hole>();
   /** A hole retry is queued behind the connection's frames (`tick`), not yet run. */
   private holeRetryQueued = false;
-  /** The clock of the holes' back-off (`LiveSourceOptions.now`). */
+  /** The connector's clock (`LiveSourceOptions.now`). */
   private readonly now: () => number;
 
   constructor(adapter: ExchangeAdapter, options: LiveSourceOptions) {
@@ -213,14 +213,14 @@ export class LiveTradeSource implements TradeSource {
   }
 
   private async onOpen(send: (text: string) => void, connection: number): Promise<void> {
-    this.connectedAt = Date.now();
-    this.startedAt ??= this.connectedAt;
+    this.connectedAt = this.now();
+    this.startedAt ??= Date.now(); // a refill's lower bound, compared with trade times: the wall clock
     for (const f of this.a.subscribeFrames([...this.state.keys()])) send(f);
     try {
       await this.catchUp(connection);
     } finally {
       // The acks are frames, read only once these refills are done: the wait for them is counted from then.
-      if (this.connectedAt !== undefined) for (const s of this.state.values()) s.askedAt = Date.now();
+      if (this.connectedAt !== undefined) for (const s of this.state.values()) s.askedAt = this.now();
     }
   }
 
@@ -312,7 +312,7 @@ export class LiveTradeSource implements TradeSource {
           // Asked again on this connection after a back-off (a connection can last days): a rate limit passes, and
           // a pair the exchange does not list is asked about, and dead-lettered, at most every 5 minutes.
           s.refusals = (s.refusals ?? 0) + 1;
-          s.resubscribeAt = Date.now() + backoffDelay(s.refusals, this.resubscribeBackoff(), this.o.random);
+          s.resubscribeAt = this.now() + backoffDelay(s.refusals, this.resubscribeBackoff(), this.o.random);
           s.askedAt = undefined; // answered
         }
         await this.reject('exchange-error', c.message, text);
@@ -419,6 +419,7 @@ export class LiveTradeSource implements TradeSource {
     }
     s.holding = true;
     const afterId = this.a.contiguousIds ? s.lastId : undefined;
+    // A refill's window is compared with the exchange's trade times: the wall clock, not the connector's.
     const sinceTs = s.lastTs ?? s.watermarkTs ?? this.startedAt ?? Date.now();
     this.stats.refills++;
     const requestedAt = Date.now();
@@ -649,7 +650,7 @@ export class LiveTradeSource implements TradeSource {
     if (this.ticking || this.connectedAt === undefined || this.sink === undefined) return;
     this.ticking = true;
     try {
-      const now = Date.now();
+      const now = this.now();
       // Not past the frames still waiting to be handled (they hold trades of any pair, received up to now).
       const upTo = Math.min(now, this.socket.oldestUnhandledTs ?? now);
       const ts = upTo - (this.o.watermarkDelayMs ?? 2_000);
