@@ -66,7 +66,12 @@ export interface ScorerOptions {
    * before the load is tried once more. Default `LOAD_RETRY_MS`.
    */
   loadRetryMs?: number;
-  /** The clock of that back-off (tests give their own). */
+  /**
+   * The scorer's clock, in ms since the epoch: the time the primary takes per text (`computeMs`, which dates the
+   * signals) and the load's back-off. Default: the monotonic clock counted from the process's start
+   * (`performance.timeOrigin + performance.now()`), so a step of the wall clock does not make a text look free or
+   * slow. Tests give their own, so the time a fake model "takes" is asserted as measured, not a timer's real delay.
+   */
   now?: () => number;
 }
 
@@ -131,7 +136,7 @@ export class SentimentScorer {
     this.cacheSize = opts.cacheSize ?? 50_000;
     this.cacheFile = opts.cacheFile;
     this.loadRetryMs = opts.loadRetryMs ?? LOAD_RETRY_MS;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? monotonicNow;
     if (this.cacheFile && existsSync(this.cacheFile)) this.loadCache(this.cacheFile);
   }
 
@@ -162,11 +167,11 @@ export class SentimentScorer {
       if (failed) return this.viaFallback(prepared, failed);
     }
     try {
-      const t0 = performance.now();
+      const t0 = this.now();
       const timeout = AbortSignal.timeout(this.timeoutMs);
       const deadline = this.stop ? AbortSignal.any([timeout, this.stop]) : timeout;
       const s = await withinDeadline(this.primary.score(prepared, deadline), deadline);
-      const ms = Math.ceil(performance.now() - t0);
+      const ms = Math.ceil(this.now() - t0);
       metrics.sentimentLatency.observe({ backend: this.primary.name }, ms / 1000);
       this.remember(key, { ...s, ms });
       return { ...this.tag(s, this.primary, false), computeMs: ms };
@@ -310,6 +315,11 @@ export class SentimentScorer {
   async close(): Promise<void> {
     await this.primary.close?.();
   }
+}
+
+/** Milliseconds since the epoch on the monotonic clock: never steps back with the wall clock. */
+function monotonicNow(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** The fallback's reason when the scorer was stopped (the first word is the metric's `reason` label). */
