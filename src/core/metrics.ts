@@ -173,6 +173,12 @@ export const metrics = {
     'Texts scored by the baseline instead',
     ['reason'],
   ),
+  sentimentCircuitOpen: gauge(
+    'cryptocast_sentiment_circuit_open',
+    'Whether the scorer sends every text to the baseline without asking the model (1: its circuit breaker is open ' +
+      'after consecutive failures or time-outs; 0: the model answers), per backend',
+    ['backend'],
+  ),
   // ---- training ----
   trainerRuns: counter(
     'cryptocast_trainer_runs_total',

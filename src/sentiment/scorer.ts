@@ -10,6 +10,7 @@ import {
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { setting } from '../config/env.ts';
+import { CircuitBreaker } from '../core/circuit-breaker.ts';
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { redactSecrets } from '../core/secrets.ts';
@@ -43,6 +44,19 @@ export interface ScorerOptions {
   fallback?: SentimentBackend;
   /** The primary gets this long per text, queueing included; then the fallback answers. */
   timeoutMs?: number;
+  /**
+   * The timer of `timeoutMs`: a signal that aborts after that many ms. Default `AbortSignal.timeout`; tests give one
+   * that fires on their clock (`now`).
+   */
+  timeoutSignal?: (ms: number) => AbortSignal;
+  /**
+   * The circuit breaker: after this many consecutive failed or timed-out calls of the primary, the fallback answers
+   * every text at once for `breakerCooldownMs`, then one text tries the primary again (and closes the circuit if it
+   * answers). A hung model otherwise cost every text the whole `timeoutMs`. Defaults `BREAKER_THRESHOLD`,
+   * `BREAKER_COOLDOWN_MS`.
+   */
+  breakerThreshold?: number;
+  breakerCooldownMs?: number;
   /**
    * The stop of the process that scores: it ends the model call in flight (the fallback answers that text) and every
    * later text goes to the fallback at once, so a stop does not wait out an LLM that does not answer (up to
@@ -81,6 +95,13 @@ export interface ScorerOptions {
  */
 export const LOAD_RETRY_MS = 10 * 60_000;
 
+/**
+ * The scorer's circuit breaker: 3 failed or timed-out calls in a row open it (at the 20-s limit, a minute of a hung
+ * model), then the fallback answers at once for a minute before one text tries the model again.
+ */
+export const BREAKER_THRESHOLD = 3;
+export const BREAKER_COOLDOWN_MS = 60_000;
+
 /** Thrown by `score` after the stop, when the scorer was made with `whenStopped: 'throw'`. */
 export class ScoringStopped extends Error {
   override readonly name = 'ScoringStopped';
@@ -110,6 +131,10 @@ export class SentimentScorer {
   readonly primary: SentimentBackend;
   private readonly fallback: SentimentBackend;
   private readonly timeoutMs: number;
+  private readonly timeoutSignal: (ms: number) => AbortSignal;
+  private readonly breaker: CircuitBreaker;
+  /** Why the circuit opened (the last failure), for the fallback's reason; texts the fallback answered since. */
+  private circuit: { why: string; since: number; shortCircuited: number } | undefined;
   private readonly stop: AbortSignal | undefined;
   private readonly whenStopped: 'baseline' | 'throw';
   private readonly cacheSize: number;
@@ -137,6 +162,13 @@ export class SentimentScorer {
     this.cacheFile = opts.cacheFile;
     this.loadRetryMs = opts.loadRetryMs ?? LOAD_RETRY_MS;
     this.now = opts.now ?? monotonicNow;
+    this.timeoutSignal = opts.timeoutSignal ?? ((ms) => AbortSignal.timeout(ms));
+    this.breaker = new CircuitBreaker({
+      threshold: opts.breakerThreshold ?? BREAKER_THRESHOLD,
+      cooldownMs: opts.breakerCooldownMs ?? BREAKER_COOLDOWN_MS,
+      now: this.now,
+    });
+    metrics.sentimentCircuitOpen.set({ backend: this.primary.name }, 0);
     if (this.cacheFile && existsSync(this.cacheFile)) this.loadCache(this.cacheFile);
   }
 
@@ -166,27 +198,94 @@ export class SentimentScorer {
       if (failed === STOPPED) return this.stopped(prepared);
       if (failed) return this.viaFallback(prepared, failed);
     }
+    // The circuit is open (the primary failed or timed out BREAKER_THRESHOLD times in a row): the fallback answers at
+    // once, without waiting out the limit again for each text.
+    const admission = this.breaker.admit();
+    if (!admission.admitted) {
+      this.circuit!.shortCircuited++;
+      // The time first: a signal keeps the first 200 characters of the reason, and the last failure's can be long.
+      return this.viaFallback(
+        prepared,
+        `circuit-open: the model is tried again after ${new Date(admission.retryAt).toISOString()}; ` +
+          `${this.breaker.failures} calls of it in a row failed (last: ${this.circuit!.why})`,
+      );
+    }
     try {
       const t0 = this.now();
-      const timeout = AbortSignal.timeout(this.timeoutMs);
+      const timeout = this.timeoutSignal(this.timeoutMs);
       const deadline = this.stop ? AbortSignal.any([timeout, this.stop]) : timeout;
       const s = await withinDeadline(this.primary.score(prepared, deadline), deadline);
       const ms = Math.ceil(this.now() - t0);
+      this.modelAnswered(admission.probe);
       metrics.sentimentLatency.observe({ backend: this.primary.name }, ms / 1000);
       this.remember(key, { ...s, ms });
       return { ...this.tag(s, this.primary, false), computeMs: ms };
     } catch (err) {
       // The call ended by the stop (whatever error the backend made of its abort): the baseline answers, unlogged
       // (or the caller is told, `whenStopped`).
-      if (this.stop?.aborted) return this.stopped(prepared);
+      if (this.stop?.aborted) {
+        this.breaker.abandoned(admission.probe);
+        return this.stopped(prepared);
+      }
       // The reason is published in the signal (news.signals is not the log, which redacts itself): a backend's
       // message quoting its URL or the server's answer must not carry a password or key there.
       const why = redactSecrets(
         err instanceof SentimentError ? `${err.kind}: ${err.message}` : `error: ${(err as Error).message}`,
       );
-      log.warn({ backend: this.primary.name, why }, 'sentiment backend failed; baseline used');
+      // Invalid output is an answer in time (the model works; this text went wrong): it does not count towards
+      // opening the circuit.
+      if (err instanceof SentimentError && err.kind === 'invalid-output') {
+        this.modelAnswered(admission.probe);
+        log.warn({ backend: this.primary.name, why }, 'sentiment backend failed; baseline used');
+      } else this.modelFailed(admission.probe, why);
       return this.viaFallback(prepared, why);
     }
+  }
+
+  /** The primary answered: closes an open circuit (one line, with what it cost). */
+  private modelAnswered(probe: boolean): void {
+    if (!this.breaker.succeeded(probe)) return;
+    const circuit = this.circuit;
+    this.circuit = undefined;
+    metrics.sentimentCircuitOpen.set({ backend: this.primary.name }, 0);
+    log.info(
+      {
+        backend: this.primary.name,
+        openMs: circuit ? Math.round(this.now() - circuit.since) : undefined,
+        baselineTexts: circuit?.shortCircuited,
+      },
+      `sentiment model ${this.primary.name} answers again: circuit closed, the model scores the texts again`,
+    );
+  }
+
+  /**
+   * The primary failed or timed out: logged once per failure (each cost up to the limit), and once more when that
+   * opens the circuit. A failed probe is its one line, saying until when the circuit stays open.
+   */
+  private modelFailed(probe: boolean, why: string): void {
+    const outcome = this.breaker.failed(probe);
+    const backend = this.primary.name;
+    if (outcome === undefined) {
+      log.warn({ backend, why }, 'sentiment backend failed; baseline used');
+      return;
+    }
+    const retryAt = new Date(this.breaker.retryAt!).toISOString();
+    if (outcome === 'still-open') {
+      this.circuit = { ...(this.circuit ?? { since: this.now(), shortCircuited: 0 }), why };
+      log.warn(
+        { backend, why, retryAt },
+        `sentiment model ${backend} still fails (${why}): circuit open, the baseline scores every text until ${retryAt}`,
+      );
+      return;
+    }
+    this.circuit = { why, since: this.now(), shortCircuited: 0 };
+    metrics.sentimentCircuitOpen.set({ backend }, 1);
+    log.warn({ backend, why }, 'sentiment backend failed; baseline used');
+    log.warn(
+      { backend, failures: this.breaker.failures, why, retryAt },
+      `sentiment model ${backend} failed ${this.breaker.failures} times in a row: circuit open, the baseline scores ` +
+        `every text at once until ${retryAt}, then one text tries the model again`,
+    );
   }
 
   /**
