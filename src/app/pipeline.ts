@@ -48,6 +48,12 @@ export async function startMarketDataPipeline(args: {
    */
   storedCandles?: readonly Candle[];
   /**
+   * Under `revise`: the stored minutes of the revision horizon up to `storedCandles` (`resumeFromStore`), each its
+   * latest revision: the candle stage takes them back for revisions, so a late trade for one of them revises it as
+   * it would have without the restart.
+   */
+  revisableCandles?: readonly Candle[];
+  /**
    * The stored candles leading up to `storedCandles` (`resumeWarmupCandles`), oldest first: the feature stage is seeded
    * with them, so a resumed live run does not warm its indicators up again from an empty bus.
    */
@@ -64,7 +70,10 @@ export async function startMarketDataPipeline(args: {
     graceMs: config.graceMs,
     latePolicy: config.latePolicy,
     onCandles: args.onCandles,
-    stored: args.storedCandles,
+    stored:
+      args.storedCandles === undefined
+        ? undefined
+        : [...(args.revisableCandles ?? []), ...args.storedCandles],
   });
   await candles.start();
   let features: FeatureService | undefined;

@@ -42,12 +42,15 @@ import type { Trade, Watermark } from '../schemas/trade.ts';
  */
 export type LatePolicy = 'dlq' | 'revise';
 
+/** Closed windows kept per pair for revisions under `revise`, by default (`CandleAggregatorOptions.revisionHorizon`). */
+export const REVISION_HORIZON = 60;
+
 export interface CandleAggregatorOptions {
   interval?: Interval;
   /** How long after windowEnd (in event time) a window waits for late trades. Default 5 s. */
   graceMs?: number;
   latePolicy?: LatePolicy;
-  /** Closed windows kept per pair for revisions under `revise` (default 60). */
+  /** Closed windows kept per pair for revisions under `revise` (default `REVISION_HORIZON`). */
   revisionHorizon?: number;
 }
 
@@ -73,6 +76,13 @@ export interface PairSeed {
    * Default: unknown, every position may be a re-read.
    */
   inputEnd?: number;
+  /**
+   * Published by an earlier process on another bus (`cryptocast run` restarted on its store, whose positions say
+   * nothing of what that process read): a trade with its event time in [from, to) may be one that process already took
+   * — a live connector's restart refill asks from a second before the resume point (`REFILL_OVERLAP_MS`), and the store
+   * keeps no trade ids to tell it by — so it is a re-read, whatever its position. Default: none.
+   */
+  retaken?: { readonly from: number; readonly to: number };
   /**
    * Under `revise`: the latest revision of each window published up to `lastWindowStart`, oldest first (the candle
    * service: from the read-back tail). The windows after the last one that cannot be revised (a traded candle without
@@ -185,6 +195,8 @@ class PairState {
   seededPublished: Set<string> | undefined;
   /** From a seed: inputs after this position are new (`PairSeed.inputEnd`). */
   seededInputEnd = Number.POSITIVE_INFINITY;
+  /** From a seed: trades of these event times may have been taken by an earlier process (`PairSeed.retaken`). */
+  seededRetaken: { readonly from: number; readonly to: number } | undefined;
 
   constructor(exchange: string, pair: string) {
     this.exchange = exchange;
@@ -227,7 +239,7 @@ export class CandleAggregator {
     this.intervalMs = INTERVALS[this.interval];
     this.graceMs = options.graceMs ?? 5_000;
     this.latePolicy = options.latePolicy ?? 'dlq';
-    this.revisionHorizon = options.revisionHorizon ?? 60;
+    this.revisionHorizon = options.revisionHorizon ?? REVISION_HORIZON;
     if (!(this.graceMs >= 0)) throw fail(ERR.CONFIG, `grace must be >= 0 ms, got ${this.graceMs}`);
   }
 
@@ -291,6 +303,7 @@ export class CandleAggregator {
     s.lastClose = seed.lastClose;
     s.seededUpTo = seed.lastWindowStart;
     s.seededInputEnd = seed.inputEnd ?? Number.POSITIVE_INFINITY;
+    s.seededRetaken = seed.retaken;
     s.seededPublished = new Set();
     for (const [start, rev] of seed.published) s.seededPublished.add(start + ':' + rev);
     s.retained.length = 0;
@@ -343,7 +356,10 @@ export class CandleAggregator {
     const closedAt = start + this.intervalMs + this.graceMs;
     if (
       start <= s.seededUpTo &&
-      pos <= s.seededInputEnd &&
+      (pos <= s.seededInputEnd ||
+        (s.seededRetaken !== undefined &&
+          t.tradeTs >= s.seededRetaken.from &&
+          t.tradeTs < s.seededRetaken.to)) &&
       (this.latePolicy === 'revise' || closedAt > s.streamTime)
     ) {
       // After a restart the service re-reads from its last safe offset: trades of windows it had already

@@ -2,6 +2,7 @@ import { faultPoint } from '../core/faults.ts';
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { TradeDeduplicator } from '../ingestion/dedup.ts';
+import { REFILL_OVERLAP_MS } from '../ingestion/live/live-source.ts';
 import { type Bus, type CommitPlan, partitionFor, type Subscription } from '../runtime/bus.ts';
 import type { Candle, Interval } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
@@ -34,7 +35,9 @@ export interface CandleServiceOptions {
   tailRecords?: number;
   /**
    * Candles an earlier process published and stored, taken as published as well as those read back from `candles`:
-   * `cryptocast run` gives the newest of each pair from its store, since its in-process bus starts empty.
+   * `cryptocast run` gives the newest of each pair from its store, since its in-process bus starts empty (under
+   * `revise` the minutes of the revision horizon before it too, taken back for revisions). Given, the bus is taken to
+   * be this process's own: none of its records was read by the earlier process (`PairSeed.inputEnd`, `retaken`).
    */
   stored?: readonly Candle[];
   onCandles?(candles: readonly Candle[]): void;
@@ -284,7 +287,10 @@ export class CandleService {
    */
   private earlierRunReadTo(partition: number): number | undefined {
     const atAssignment = this.inputEnds.get(partition);
-    const published = this.publishedReadTo.get(partition);
+    // With stored candles (`cryptocast run`) the bus is this process's own, empty when it started: what the earlier
+    // process read is on no position of it, so only what this process published holds a trade of it (none: -1).
+    const published =
+      this.publishedReadTo.get(partition) ?? (this.opts.stored !== undefined ? -1 : undefined);
     if (published === undefined) return atAssignment;
     return atAssignment === undefined ? published : Math.min(published, atAssignment);
   }
@@ -342,6 +348,13 @@ export class CandleService {
     // Under `revise` the aggregator takes the windows before the last one back for revisions (PairSeed.retained).
     for (const [k, s] of byPair)
       s.retained = [...(latest.get(k)?.values() ?? [])].sort((a, b) => a.windowStart - b.windowStart);
+    // The earlier process stopped after its newest stored minute: a restart refill may deliver that minute's last
+    // second again (PairSeed.retaken).
+    for (const c of this.opts.stored ?? []) {
+      const s = byPair.get(c.exchange + '|' + c.pair);
+      if (s === undefined || c.interval !== interval || c.windowEnd <= (s.retaken?.to ?? 0)) continue;
+      s.retaken = { from: c.windowEnd - REFILL_OVERLAP_MS, to: c.windowEnd };
+    }
     if (byPair.size > 0) log.info({ service: 'candles', pairs: byPair.size }, 'resuming after earlier run');
     return [...byPair.values()];
   }

@@ -39,8 +39,8 @@ export const CandleSchema = z
      * Set by the candle service under the `revise` late policy on a traded candle: what a restarted service needs to
      * revise it with a late trade (docs/time-semantics.md) — the event times of the trades that gave `open` and `close`
      * (a later trade before the first is the new open, one at or after the last the new close) and the window's exact
-     * sums of qty and of price × qty (`volume` above is rounded). Absent elsewhere (filled candles, `dlq`, imports,
-     * stores).
+     * sums of qty and of price × qty (`volume` above is rounded). Kept by the candles store (`cryptocast run` restarted
+     * takes its minutes back from there). Absent elsewhere (filled candles, `dlq`, imports).
      */
     revisable: z
       .object({

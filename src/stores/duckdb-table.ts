@@ -3,6 +3,7 @@ import { appendRows, type DuckDbSession, inTransaction, openDuckDb } from '../co
 import {
   checkedColumn,
   checkTableLayout,
+  columnsToAdd,
   dedupe,
   type PageQuery,
   pageLimit,
@@ -73,16 +74,23 @@ export class DuckDbTable<T> implements Table<T> {
       .map((c) => `${c.name} ${SQL_TYPE[c.type]}${c.nullable ? '' : ' NOT NULL'}`)
       .join(', ');
     await this.conn.run(`CREATE TABLE IF NOT EXISTS ${name} (${cols}, PRIMARY KEY (${key.join(', ')}))`);
-    const have = await this.conn.runAndReadAll(
-      `SELECT column_name AS name, data_type AS type FROM information_schema.columns
+    const layout = async () =>
+      (
+        await this.conn.runAndReadAll(
+          `SELECT column_name AS name, data_type AS type FROM information_schema.columns
        WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = $1 ORDER BY ordinal_position`,
-      [name],
-    );
-    checkTableLayout(
-      this.spec,
-      have.getRowObjects().map((r) => ({ name: String(r.name), type: String(r.type) })),
-      SQL_TYPE,
-    );
+          [name],
+        )
+      )
+        .getRowObjects()
+        .map((r) => ({ name: String(r.name), type: String(r.type) }));
+    let have = await layout();
+    // A table an earlier version made, without the columns added since: they are added (NULL in its rows).
+    const added = columnsToAdd(this.spec, have);
+    for (const c of added)
+      await this.conn.run(`ALTER TABLE ${name} ADD COLUMN IF NOT EXISTS ${c.name} ${SQL_TYPE[c.type]}`);
+    if (added.length > 0) have = await layout();
+    checkTableLayout(this.spec, have, SQL_TYPE);
     await this.conn.run(
       `CREATE TEMP TABLE IF NOT EXISTS ${name}_staging AS SELECT * FROM ${name} WITH NO DATA`,
     );

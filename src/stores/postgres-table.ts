@@ -5,6 +5,7 @@ import { inTransaction, pgPool } from './pg-pool.ts';
 import {
   checkedColumn,
   checkTableLayout,
+  columnsToAdd,
   dedupe,
   type PageQuery,
   pageLimit,
@@ -79,12 +80,22 @@ export class PostgresTable<T> implements Table<T> {
       .map((c) => `${c.name} ${SQL_TYPE[c.type]}${c.nullable ? '' : ' NOT NULL'}`)
       .join(', ');
     await this.pool.query(`CREATE TABLE IF NOT EXISTS ${name} (${cols}, PRIMARY KEY (${key.join(', ')}))`);
-    const have = await this.pool.query(
-      `SELECT column_name AS name, data_type AS type FROM information_schema.columns
+    const layout = async () =>
+      (
+        await this.pool.query(
+          `SELECT column_name AS name, data_type AS type FROM information_schema.columns
        WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`,
-      [name],
-    );
-    checkTableLayout(this.spec, have.rows as { name: string; type: string }[], SQL_TYPE);
+          [name],
+        )
+      ).rows as { name: string; type: string }[];
+    let have = await layout();
+    // A table an earlier version made, without the columns added since: they are added (NULL in its rows). IF NOT
+    // EXISTS: another service opening the same table may add them first.
+    const added = columnsToAdd(this.spec, have);
+    for (const c of added)
+      await this.pool.query(`ALTER TABLE ${name} ADD COLUMN IF NOT EXISTS ${c.name} ${SQL_TYPE[c.type]}`);
+    if (added.length > 0) have = await layout();
+    checkTableLayout(this.spec, have, SQL_TYPE);
     this.migrated = true;
   }
 

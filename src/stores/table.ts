@@ -14,6 +14,12 @@ export interface Column<T> {
   readonly get: (v: T) => string | number | boolean | null;
   /** May hold NULL (e.g. the actual close of an unscorable prediction). */
   readonly nullable?: boolean;
+  /**
+   * Added to the spec after stores were made without it (nullable, after every column of that earlier layout):
+   * `migrate` adds it to such a table (`columnsToAdd`), whose rows read back with NULL there, instead of refusing the
+   * table as another version's (`checkTableLayout`).
+   */
+  readonly added?: boolean;
 }
 
 export interface TableSpec<T> {
@@ -90,6 +96,18 @@ export function checkTableLayout(
         'PostgreSQL database or schema), or run the version that made it',
     },
   );
+}
+
+/**
+ * The columns a table made by an earlier version lacks and `migrate` adds (`ALTER TABLE … ADD COLUMN`), in order: when
+ * the table has the spec's first columns, by name, and every one after them is `added`. Otherwise none: a table of
+ * another layout is left to `checkTableLayout` to refuse, unchanged.
+ */
+export function columnsToAdd<T>(spec: TableSpec<T>, have: readonly { name: string }[]): Column<T>[] {
+  const { columns } = spec;
+  if (have.length >= columns.length || !have.every((h, i) => h.name === columns[i]!.name)) return [];
+  const missing = columns.slice(have.length);
+  return missing.every((c) => c.added === true && c.nullable === true) ? [...missing] : [];
 }
 
 /** Only column names of the spec reach SQL text. */

@@ -4,19 +4,27 @@ import type { Column, Table, TableSpec } from '../../stores/table.ts';
 
 /**
  * The candles a dashboard draws: the monitor keeps every candle it reads (upsert on pair, window_end: a revision
- * replaces its minute), in the same store as the predictions and their error records. Read by `/v1/candles`.
+ * replaces its minute), in the same store as the predictions and their error records. Read by `/v1/candles`, and by
+ * `cryptocast run --source live` restarted on its store: where it resumes, and under `--late revise` the minutes it
+ * takes back for revisions (`revisable`, kept in the four `revisable_*` columns).
  */
 const col = (
   name: string,
   type: Column<Candle>['type'],
   get: Column<Candle>['get'],
   nullable = false,
+  added = false,
 ): Column<Candle> => ({
   name,
   type,
   get,
   nullable,
+  ...(added ? { added } : {}),
 });
+
+/** A column added after stores were made without it: NULL there, and in candles that do not carry `revisable`. */
+const revisableCol = (name: string, type: Column<Candle>['type'], get: Column<Candle>['get']) =>
+  col(name, type, get, true, true);
 
 export const CANDLES_SPEC: TableSpec<Candle> = {
   name: 'candles_v1',
@@ -36,6 +44,11 @@ export const CANDLES_SPEC: TableSpec<Candle> = {
     col('vwap', 'double', (c) => c.vwap ?? null, true),
     col('filled', 'boolean', (c) => c.filled),
     col('revision', 'bigint', (c) => c.revision),
+    // What a restarted `run` needs to revise the minute (`Candle.revisable`): null when the candle has none.
+    revisableCol('revisable_open_ts', 'bigint', (c) => c.revisable?.openTs ?? null),
+    revisableCol('revisable_close_ts', 'bigint', (c) => c.revisable?.closeTs ?? null),
+    revisableCol('revisable_volume', 'double', (c) => c.revisable?.volume ?? null),
+    revisableCol('revisable_quote_volume', 'double', (c) => c.revisable?.quoteVolume ?? null),
   ],
   fromRow: (r) =>
     ({
@@ -54,6 +67,16 @@ export const CANDLES_SPEC: TableSpec<Candle> = {
       ...(r.vwap === null || r.vwap === undefined ? {} : { vwap: Number(r.vwap) }),
       filled: Boolean(r.filled),
       revision: Number(r.revision),
+      ...(r.revisable_open_ts === null || r.revisable_open_ts === undefined
+        ? {}
+        : {
+            revisable: {
+              openTs: Number(r.revisable_open_ts),
+              closeTs: Number(r.revisable_close_ts),
+              volume: Number(r.revisable_volume),
+              quoteVolume: Number(r.revisable_quote_volume),
+            },
+          }),
     }) as Candle,
 };
 

@@ -5,6 +5,7 @@ import { type CandleReplayStats, klineFiles, replayCandles, replayRange } from '
 import { liveNewsSources, type NewsPipeline, startNewsPipeline } from '../../app/news-pipeline.ts';
 import { startMarketDataPipeline } from '../../app/pipeline.ts';
 import { humanLogLine, iso, n, StatusLine } from '../../app/progress.ts';
+import { type LatePolicy, REVISION_HORIZON } from '../../candles/aggregator.ts';
 import { type CandlesTable, openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
@@ -101,6 +102,26 @@ export async function resumeWarmupCandles(
       )),
     );
   return out;
+}
+
+/**
+ * Where a live run restarted on its store resumes (`startMarketDataPipeline`'s `storedCandles`, `revisableCandles` and
+ * `warmupCandles`): after the newest stored candle of each of `pairs` (`resumableCandles`); under `revise` with the
+ * stored minutes of the revision horizon up to it taken back for revisions, as the candle stage of an uninterrupted run
+ * still holds them (their `revisable` is stored); its feature stage seeded with the minutes leading up to it
+ * (`resumeWarmupCandles`).
+ */
+export async function resumeFromStore(
+  table: CandlesTable,
+  pairs: readonly string[],
+  now: number,
+  latePolicy: LatePolicy,
+  say: (line: string) => void,
+): Promise<{ storedCandles: Candle[]; revisableCandles: Candle[]; warmupCandles: Candle[] }> {
+  const storedCandles = await resumableCandles(table, pairs, now, say);
+  const revisableCandles =
+    latePolicy === 'revise' ? await resumeWarmupCandles(table, storedCandles, REVISION_HORIZON) : [];
+  return { storedCandles, revisableCandles, warmupCandles: await resumeWarmupCandles(table, storedCandles) };
 }
 
 /**
@@ -394,19 +415,19 @@ export async function run(
     );
   }
   // Live, the in-process bus starts empty: where the previous run stopped is in the store's candles.
-  const storedCandles =
-    opts.source === 'live'
-      ? await resumableCandles(candlesTable, config.pairs, Date.now(), (line) => status.print(line))
-      : undefined;
   // …and what its feature stage had warmed up on: seeded with it, the first new minute is predicted.
-  const warmupCandles = storedCandles ? await resumeWarmupCandles(candlesTable, storedCandles) : undefined;
+  const resumed =
+    opts.source === 'live'
+      ? await resumeFromStore(candlesTable, config.pairs, Date.now(), config.latePolicy, (line) =>
+          status.print(line),
+        )
+      : undefined;
   const pipeline = await startMarketDataPipeline({
     bus,
     sources,
     config,
     store,
-    storedCandles,
-    warmupCandles,
+    ...resumed,
     signal: abort.signal,
     leaveBacklogOnStop: opts.source !== 'live',
     abandonBacklog: storeFailed.signal,

@@ -36,6 +36,12 @@ export type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } 
  */
 /** The longest wait before a refused pair is subscribed again. */
 const RESUBSCRIBE_MAX_MS = 5 * 60_000;
+/**
+ * A refill by time asks from a second before where the pair stood (a time-paged REST overlaps the last trade's second):
+ * it may deliver again trades of that second, which the trades log's ids tell (`TradeService`), or, after a restart
+ * from a store without them, the candle stage (`PairSeed.retakenFrom`).
+ */
+export const REFILL_OVERLAP_MS = 1_000;
 
 /** `LiveSourceOptions.holeRetry` by default: about half an hour of attempts, while Coinbase still lists the trades. */
 const DEFAULT_HOLE_RETRY = { backoff: { initialMs: 30_000, maxMs: 5 * 60_000 }, attempts: 8 };
@@ -428,7 +434,7 @@ export class LiveTradeSource implements TradeSource {
       const { inRange, fresh } = await this.takeRefilled(pair, r, (t) =>
         afterId !== undefined
           ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
-          : t.tradeTs >= sinceTs - 1_000,
+          : t.tradeTs >= sinceTs - REFILL_OVERLAP_MS,
       );
       // Contiguous ids: every id between the last one delivered and the end of the range must have come, whether the
       // range ends at the gap's far side or at the newest trade the refill found (holes inside an outage's refill
@@ -586,7 +592,7 @@ export class LiveTradeSource implements TradeSource {
       const { inRange, fresh } = await this.takeRefilled(pair, r, (t) =>
         afterId !== undefined
           ? Number(t.tradeId) > afterId && Number(t.tradeId) < untilId
-          : t.tradeTs >= hole.sinceTs - 1_000,
+          : t.tradeTs >= hole.sinceTs - REFILL_OVERLAP_MS,
       );
       const said = {
         pair,
