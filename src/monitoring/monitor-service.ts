@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CandlesTable } from '../candles/store/candles-table.ts';
+import { type CandlesTable, candleCopies } from '../candles/store/candles-table.ts';
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
@@ -34,6 +34,11 @@ export interface MonitorServiceOptions {
   now?: () => number;
   /** Every candle read is kept here too (the dashboard's `/v1/candles`). */
   candles?: CandlesTable;
+  /**
+   * With `candles`: each minute's first emission kept here as well (`cryptocast run --late-policy revise`, whose
+   * restart seeds the feature stage with them: `CANDLE_FIRST_EMISSIONS_SPEC`).
+   */
+  candleFirstEmissions?: CandlesTable;
   /** Alerting: the engine, how often it runs (default 15 s of the clock), and when the champion was trained. */
   alerts?: { engine: AlertEngine; everyMs?: number; championCreatedAt?: () => number | undefined };
   /**
@@ -167,7 +172,7 @@ export class MonitorService {
     this.candleCopies =
       o.candles &&
       new WriteBehind(
-        o.candles,
+        candleCopies(o.candles, o.candleFirstEmissions),
         (err) =>
           this.log.warn({ err }, 'candles for the dashboard not written yet; retried with the next ones'),
         // A replay's batches, a tenth of a second apart, go in a few writes; live, a minute apart, each at once.

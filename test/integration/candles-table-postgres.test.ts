@@ -1,6 +1,6 @@
 import { before, describe } from 'node:test';
 import pg from 'pg';
-import { openCandlesTable } from '../../src/candles/store/candles-table.ts';
+import { openCandleFirstEmissionsTable, openCandlesTable } from '../../src/candles/store/candles-table.ts';
 import { candlesTableContract } from '../support/candles-table-contract.ts';
 import { uniquePrefix } from '../support/kafka.ts';
 import { ensurePostgres, testSchema } from '../support/postgres.ts';
@@ -9,7 +9,7 @@ import { ensurePostgres, testSchema } from '../support/postgres.ts';
 describe('PostgreSQL candles table (a real server)', () => {
   before(ensurePostgres);
   // Each test in a schema of its own, where an earlier version's table can be made.
-  candlesTableContract(async () => {
+  const fresh = (open: typeof openCandlesTable) => async () => {
     const schema = testSchema(uniquePrefix('ct'));
     await schema.create();
     return {
@@ -22,8 +22,12 @@ describe('PostgreSQL candles table (a real server)', () => {
           await c.end();
         }
       },
-      open: () => openCandlesTable(schema.url),
+      open: () => open(schema.url),
       drop: schema.drop,
     };
+  };
+  candlesTableContract(fresh(openCandlesTable));
+  describe('the first emissions (the same columns)', () => {
+    candlesTableContract(fresh(openCandleFirstEmissionsTable), 'candle_first_emissions_v1');
   });
 });

@@ -47,7 +47,11 @@ const BEFORE_REVISABLE = `pair TEXT NOT NULL, window_end BIGINT NOT NULL, window
  * `revisable` included (`cryptocast run --late revise` restarted takes the stored minutes back for revisions from it),
  * and a table made before `revisable` was stored is migrated, not refused: its rows stay readable.
  */
-export function candlesTableContract(fresh: () => Promise<FreshCandlesLocation>): void {
+export function candlesTableContract(
+  fresh: () => Promise<FreshCandlesLocation>,
+  /** The table `open` opens: `candles_v1`, or `candle_first_emissions_v1` (the same columns). */
+  name = 'candles_v1',
+): void {
   it('a candle reads back as written: with revisable (a revision under revise), and without (filled, imported)', async () => {
     const at = await fresh();
     const table = await at.open();
@@ -88,9 +92,9 @@ export function candlesTableContract(fresh: () => Promise<FreshCandlesLocation>)
   it('a table made before revisable was stored: migrated at the open (its rows read back as before), then written as any', async () => {
     const at = await fresh();
     try {
-      await at.sql(`CREATE TABLE candles_v1 (${BEFORE_REVISABLE})`);
+      await at.sql(`CREATE TABLE ${name} (${BEFORE_REVISABLE})`);
       await at.sql(
-        `INSERT INTO candles_v1 VALUES ('BTC/USD', ${T0 + MIN}, ${T0}, 'kraken', '1m', 100, 110, 90, 105, 0.3, 3, 101.5, false, 0)`,
+        `INSERT INTO ${name} VALUES ('BTC/USD', ${T0 + MIN}, ${T0}, 'kraken', '1m', 100, 110, 90, 105, 0.3, 3, 101.5, false, 0)`,
       );
       const table = await at.open();
       try {
@@ -128,14 +132,17 @@ export function candlesTableContract(fresh: () => Promise<FreshCandlesLocation>)
   it("another version's table that lacks more than the added columns: still refused, and kept as it was", async () => {
     const at = await fresh();
     try {
-      await at.sql(`CREATE TABLE candles_v1 (${BEFORE_REVISABLE.replace('vwap DOUBLE PRECISION, ', '')})`);
+      await at.sql(`CREATE TABLE ${name} (${BEFORE_REVISABLE.replace('vwap DOUBLE PRECISION, ', '')})`);
       await assert.rejects(at.open(), (e: CryptocastError) => {
         assert.equal(e.code, ERR.STORE_URL.code);
-        assert.match(e.message, /candles_v1 was made by another version of cryptocast: it lacks vwap/);
+        assert.match(
+          e.message,
+          new RegExp(`${name} was made by another version of cryptocast: it lacks vwap`),
+        );
         return true;
       });
       const columns = await at.sql(
-        "SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'candles_v1'",
+        `SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '${name}'`,
       );
       assert.equal(columns.length, 13, 'no column added to a table that is refused');
     } finally {

@@ -84,3 +84,36 @@ export type CandlesTable = Table<Candle>;
 
 export const openCandlesTable = (url: string, o?: OpenTableOptions): Promise<CandlesTable> =>
   openTable(CANDLES_SPEC, url, o);
+
+/**
+ * Each minute's first emission (revision 0), beside `candles_v1` where a revision replaces it: under `--late-policy
+ * revise` the feature stage takes first emissions only, so `cryptocast run` restarted on its store seeds it from these
+ * (`resumeWarmupCandles`) to give the vectors of a run that never stopped. Written by the monitor under `revise` only
+ * (`candleCopies`): under `dlq` every stored candle is its minute's first emission.
+ */
+export const CANDLE_FIRST_EMISSIONS_SPEC: TableSpec<Candle> = {
+  ...CANDLES_SPEC,
+  name: 'candle_first_emissions_v1',
+};
+
+export const openCandleFirstEmissionsTable = (url: string, o?: OpenTableOptions): Promise<CandlesTable> =>
+  openTable(CANDLE_FIRST_EMISSIONS_SPEC, url, o);
+
+/**
+ * How the monitor stores the candles it reads: every one in `candles` (a revision replaces its minute), and the first
+ * emissions in `firstEmissions` too when given. Both writes are upserts: a batch written again after a failure is
+ * harmless.
+ */
+export function candleCopies(
+  candles: CandlesTable,
+  firstEmissions?: CandlesTable,
+): { write(values: readonly Candle[]): Promise<void> } {
+  return {
+    async write(values) {
+      await candles.write(values);
+      if (firstEmissions === undefined) return;
+      const first = values.filter((c) => c.revision === 0);
+      if (first.length > 0) await firstEmissions.write(first);
+    },
+  };
+}

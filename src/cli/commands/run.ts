@@ -6,7 +6,11 @@ import { liveNewsSources, type NewsPipeline, startNewsPipeline } from '../../app
 import { startMarketDataPipeline } from '../../app/pipeline.ts';
 import { humanLogLine, iso, n, StatusLine } from '../../app/progress.ts';
 import { type LatePolicy, REVISION_HORIZON } from '../../candles/aggregator.ts';
-import { type CandlesTable, openCandlesTable } from '../../candles/store/candles-table.ts';
+import {
+  type CandlesTable,
+  openCandleFirstEmissionsTable,
+  openCandlesTable,
+} from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
 import { type LastingStoreFailure, lastingStoreError, lastingStoreFailure } from '../../core/duckdb.ts';
@@ -91,16 +95,23 @@ export async function resumeWarmupCandles(
   table: CandlesTable,
   resumed: readonly Candle[],
   minutes = RESTART_WARMUP_CANDLES,
+  firstEmissions?: CandlesTable,
 ): Promise<Candle[]> {
   const out: Candle[] = [];
-  for (const last of resumed)
-    out.push(
-      ...(await table.range(
-        last.pair,
-        last.windowEnd - (minutes - 1) * (last.windowEnd - last.windowStart),
-        last.windowEnd + 1,
-      )),
-    );
+  for (const last of resumed) {
+    const from = last.windowEnd - (minutes - 1) * (last.windowEnd - last.windowStart);
+    const stored = await table.range(last.pair, from, last.windowEnd + 1);
+    if (firstEmissions === undefined) {
+      out.push(...stored);
+      continue;
+    }
+    // A minute's first emission where it is kept (under revise): what a running feature stage took. Elsewhere (a
+    // store written under dlq, or before first emissions were kept) the stored candle is all there is.
+    const first = new Map<number, Candle>();
+    for (const c of await firstEmissions.range(last.pair, from, last.windowEnd + 1))
+      first.set(c.windowEnd, c);
+    for (const c of stored) out.push(first.get(c.windowEnd) ?? c);
+  }
   return out;
 }
 
@@ -108,8 +119,8 @@ export async function resumeWarmupCandles(
  * Where a live run restarted on its store resumes (`startMarketDataPipeline`'s `storedCandles`, `revisableCandles` and
  * `warmupCandles`): after the newest stored candle of each of `pairs` (`resumableCandles`); under `revise` with the
  * stored minutes of the revision horizon up to it taken back for revisions, as the candle stage of an uninterrupted run
- * still holds them (their `revisable` is stored); its feature stage seeded with the minutes leading up to it
- * (`resumeWarmupCandles`).
+ * still holds them (their latest revisions, `revisable` stored); its feature stage seeded with the minutes leading up
+ * to it (`resumeWarmupCandles`), each as first emitted where `firstEmissions` has it, as a running stage took it.
  */
 export async function resumeFromStore(
   table: CandlesTable,
@@ -117,11 +128,18 @@ export async function resumeFromStore(
   now: number,
   latePolicy: LatePolicy,
   say: (line: string) => void,
+  firstEmissions?: CandlesTable,
 ): Promise<{ storedCandles: Candle[]; revisableCandles: Candle[]; warmupCandles: Candle[] }> {
   const storedCandles = await resumableCandles(table, pairs, now, say);
   const revisableCandles =
     latePolicy === 'revise' ? await resumeWarmupCandles(table, storedCandles, REVISION_HORIZON) : [];
-  return { storedCandles, revisableCandles, warmupCandles: await resumeWarmupCandles(table, storedCandles) };
+  const warmupCandles = await resumeWarmupCandles(
+    table,
+    storedCandles,
+    RESTART_WARMUP_CANDLES,
+    firstEmissions,
+  );
+  return { storedCandles, revisableCandles, warmupCandles };
 }
 
 /**
@@ -287,6 +305,7 @@ export async function run(
       predictions: () => openPredictionsStore(opts.store, { signal }),
       errors: () => openErrorsStore(opts.store, { signal }),
       candles: () => openCandlesTable(opts.store, { signal }),
+      candleFirstEmissions: () => openCandleFirstEmissionsTable(opts.store, { signal }),
     }),
   );
   if (!opened) {
@@ -296,7 +315,13 @@ export async function run(
       'stopped before the run started, while waiting for the store: nothing was written',
     );
   }
-  const { features: store, predictions, errors: errorsStore, candles: candlesTable } = opened;
+  const {
+    features: store,
+    predictions,
+    errors: errorsStore,
+    candles: candlesTable,
+    candleFirstEmissions,
+  } = opened;
   // Inference on the same bus: the champion predicts every ready vector; replays judge staleness by event time.
   const registry = await openRegistry(setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY);
   const modelName = setting('CRYPTOCAST_MODEL_NAME') ?? DEFAULT_MODEL_NAME;
@@ -339,6 +364,8 @@ export async function run(
       : new MonitorService(bus, errorsStore, {
           clock,
           candles: candlesTable,
+          // Under revise a restart seeds the feature stage with first emissions, which the candles table replaces.
+          ...(config.latePolicy === 'revise' ? { candleFirstEmissions } : {}),
           onWriteFailure: onStoreWriteFailure,
           alerts: {
             // A replay outruns its consumers by design, and on the event clock a rule's `for` passes in milliseconds:
@@ -382,6 +409,7 @@ export async function run(
       await registry.close();
       await errorsStore.close();
       await candlesTable.close();
+      await candleFirstEmissions.close();
       await predictions.close();
       await store.close();
       throw err;
@@ -418,8 +446,13 @@ export async function run(
   // …and what its feature stage had warmed up on: seeded with it, the first new minute is predicted.
   const resumed =
     opts.source === 'live'
-      ? await resumeFromStore(candlesTable, config.pairs, Date.now(), config.latePolicy, (line) =>
-          status.print(line),
+      ? await resumeFromStore(
+          candlesTable,
+          config.pairs,
+          Date.now(),
+          config.latePolicy,
+          (line) => status.print(line),
+          candleFirstEmissions,
         )
       : undefined;
   const pipeline = await startMarketDataPipeline({
@@ -581,6 +614,7 @@ export async function run(
   const closeStores = async () => {
     await errorsStore.close();
     await candlesTable.close();
+    await candleFirstEmissions.close();
     await predictions.close();
     await store.close();
   };

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { startMarketDataPipeline } from '../../../src/app/pipeline.ts';
-import { openCandlesTable } from '../../../src/candles/store/candles-table.ts';
-import { resumableCandles, resumeWarmupCandles } from '../../../src/cli/commands/run.ts';
+import {
+  candleCopies,
+  openCandleFirstEmissionsTable,
+  openCandlesTable,
+} from '../../../src/candles/store/candles-table.ts';
+import { resumeFromStore } from '../../../src/cli/commands/run.ts';
 import { openFeatureStore } from '../../../src/features/store/open.ts';
 import { TechnicalFeatures } from '../../../src/features/technical.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
@@ -61,21 +65,22 @@ describe('cryptocast run --source live restarted: the feature stage resumes from
     );
   });
 
-  it('a stored minute revised just before the restart: the new minutes equal those of a run that never stopped', {
-    todo: 'design limit: docs/features.md (the store keeps the last revision, a running stage used the first emission)',
-  }, async () => {
+  it('a stored minute revised just before the restart: the new minutes equal those of a run that never stopped', async () => {
     const all = (await bitstampCandleRecords(1_400)).map((c) => ({ ...c, pair: 'BTC/USD' }));
     const engine = new TechnicalFeatures();
+    // A running feature stage takes first emissions only: the revision below never reaches it.
     const reference = all.map((c) => engine.update(c)).slice(1_200);
     const last = all[1_199]!;
-    // Late policy revise: a late trade raised the last stored minute's close by 0.1 % after its first emission.
+    // Late policy revise: a late trade raised the last stored minute's close by 0.1 % after its first emission (the
+    // store had both, in that order; its candles table keeps the revision).
     const revised = {
       ...last,
       close: last.close * 1.001,
       high: Math.max(last.high, last.close * 1.001),
       revision: 1,
     };
-    const got = await vectorsAfterRestart([...all.slice(0, 1_199), revised], all.slice(1_200));
+    const got = await vectorsAfterRestart(all.slice(0, 1_200), all.slice(1_200), 'revise', [revised]);
+    assert.equal(got.length, 200);
     got.forEach((v, i) => {
       v.values.forEach((x, k) => {
         const y = reference[i]!.values[k]!;
@@ -86,17 +91,25 @@ describe('cryptocast run --source live restarted: the feature stage resumes from
   });
 });
 
-/** The vectors a live run restarted after storing `stored` gives for `next` (the candle stage's minutes after it). */
+/**
+ * The vectors a live run restarted after storing `stored` (then `revisions` of them) gives for `next` (the candle
+ * stage's minutes after it). The candles are stored as the monitor stores them (`candleCopies`).
+ */
 async function vectorsAfterRestart(
   stored: readonly Candle[],
   next: readonly Candle[],
   latePolicy: 'dlq' | 'revise' = 'revise',
+  revisions: readonly Candle[] = [],
 ): Promise<FeatureVectorRecord[]> {
   const table = await openCandlesTable('duckdb::memory:');
-  await table.write([...stored]);
-  const resumed = await resumableCandles(table, ['BTC/USD'], stored.at(-1)!.windowEnd + 30_000, () => {});
-  const warmup = await resumeWarmupCandles(table, resumed);
+  const firstEmissions = await openCandleFirstEmissionsTable('duckdb::memory:');
+  const copies = candleCopies(table, latePolicy === 'revise' ? firstEmissions : undefined);
+  await copies.write([...stored]);
+  await copies.write([...revisions]);
+  const now = stored.at(-1)!.windowEnd + 30_000;
+  const resumed = await resumeFromStore(table, ['BTC/USD'], now, latePolicy, () => {}, firstEmissions);
   await table.close();
+  await firstEmissions.close();
   const bus = new InProcessBus();
   const store = await openFeatureStore('duckdb::memory:');
   const pipeline = await startMarketDataPipeline({
@@ -104,8 +117,7 @@ async function vectorsAfterRestart(
     sources: [],
     config: { interval: '1m', graceMs: 5_000, latePolicy },
     store,
-    storedCandles: resumed,
-    warmupCandles: warmup,
+    ...resumed,
     candleFeed: async () => {
       await bus.publish(topics.candles, next);
     },

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startMarketDataPipeline } from '../../../src/app/pipeline.ts';
-import { openCandlesTable } from '../../../src/candles/store/candles-table.ts';
+import { openCandleFirstEmissionsTable, openCandlesTable } from '../../../src/candles/store/candles-table.ts';
 import { resumeFromStore } from '../../../src/cli/commands/run.ts';
 import type { TradeSource } from '../../../src/ingestion/source.ts';
 import { MonitorService } from '../../../src/monitoring/monitor-service.ts';
@@ -63,6 +63,11 @@ describe('cryptocast run --late revise, restarted on its store', () => {
       'the candles published, revisions included',
     );
     assert.deepEqual(second.stored, once.stored, 'the stored candles (each minute: its latest revision)');
+    assert.deepEqual(
+      second.firstEmissions,
+      once.published.filter((c) => c.revision === 0),
+      'and each minute as first emitted (what a restart seeds the feature stage with)',
+    );
     assert.equal(second.replayed, 1, "00:03's last trade, delivered again by the refill, is not taken twice");
   });
 });
@@ -75,14 +80,32 @@ describe('cryptocast run --late revise, restarted on its store', () => {
 async function runOnStore(
   file: string,
   batches: readonly (readonly TradeEvent[])[],
-): Promise<{ published: Candle[]; dead: DeadLetter[]; stored: Candle[]; replayed: number }> {
+): Promise<{
+  published: Candle[];
+  dead: DeadLetter[];
+  stored: Candle[];
+  firstEmissions: Candle[];
+  replayed: number;
+}> {
   const url = `duckdb:${file}`;
   const candlesTable = await openCandlesTable(url);
+  const candleFirstEmissions = await openCandleFirstEmissionsTable(url);
   const errorsStore = await openErrorsStore(url);
   const bus = new InProcessBus();
-  const monitor = new MonitorService(bus, errorsStore, { clock: 'event', candles: candlesTable });
+  const monitor = new MonitorService(bus, errorsStore, {
+    clock: 'event',
+    candles: candlesTable,
+    candleFirstEmissions,
+  });
   await monitor.start();
-  const resume = await resumeFromStore(candlesTable, ['BTC/USD'], T0 + 6 * MIN, 'revise', () => {});
+  const resume = await resumeFromStore(
+    candlesTable,
+    ['BTC/USD'],
+    T0 + 6 * MIN,
+    'revise',
+    () => {},
+    candleFirstEmissions,
+  );
   const source: TradeSource = {
     name: 'test-ws',
     run: async (sink) => {
@@ -110,9 +133,11 @@ async function runOnStore(
   });
   const dead = (await bus.readTail<DeadLetter>(topics.dlq, 1_000)).map((r) => r.value);
   const stored = await candlesTable.range('BTC/USD', T0, T0 + 10 * MIN);
+  const firstEmissions = await candleFirstEmissions.range('BTC/USD', T0, T0 + 10 * MIN);
   await bus.close();
   await errorsStore.close();
   await candlesTable.close();
+  await candleFirstEmissions.close();
   const { replayed } = pipeline.candles.stats;
-  return { published, dead, stored, replayed };
+  return { published, dead, stored, firstEmissions, replayed };
 }
