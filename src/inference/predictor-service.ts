@@ -394,45 +394,52 @@ export class PredictorService {
    * The newest windowEnd per exchange|pair already in the predictions topic. The whole topic is read (its retention
    * bounds it), as for `predictor.aci`: a tail of N records per partition would miss a pair quiet on a partition that
    * a busy pair (or many pairs) shares, and a batch read again after a crash between publish and commit would then
-   * be published twice. Only the newest windowEnd of each pair is kept.
+   * be published twice. It is read a page at a time and folded as it comes: only the newest windowEnd of each pair is
+   * held, not the topic.
    */
   private async readPublished(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    for (const r of await this.bus.readTail<Prediction>(topics.predictions, Number.MAX_SAFE_INTEGER)) {
-      const p = r.value;
-      const key = `${p.exchange}|${p.pair}`;
-      if (p.windowEnd > (out.get(key) ?? Number.NEGATIVE_INFINITY)) out.set(key, p.windowEnd);
-    }
+    await this.bus.readPages<Prediction>(topics.predictions, (page) => {
+      for (const { value: p } of page) {
+        const key = `${p.exchange}|${p.pair}`;
+        if (p.windowEnd > (out.get(key) ?? Number.NEGATIVE_INFINITY)) out.set(key, p.windowEnd);
+      }
+    });
     return out;
   }
 
   /**
    * Per exchange|pair and windowEnd, the α_t of the bands in `predictor.aci` (none without the band). The whole topic
-   * is read (its retention, a week by default, bounds it): a tail of N records per partition would miss a pair quiet
-   * on a partition that a busy pair (or many pairs) shares, and that pair would restart with α_t rebuilt from α.
-   * Only what a warm-up can use is kept: per exchange|pair, the states within a warm-up's reach of its newest.
+   * is read (its retention bounds it): a tail of N records per partition would miss a pair quiet on a partition that a
+   * busy pair (or many pairs) shares, and that pair would restart with α_t rebuilt from α. It is read a page at a time
+   * and folded as it comes: per exchange|pair only the states within a warm-up's reach of its newest so far are held
+   * (what a warm-up can use; a state out of reach of the newest so far is out of reach of the newest at the end).
    */
   private async readPublishedAlpha(): Promise<Map<string, Map<number, AciState>>> {
     const out = new Map<string, Map<number, AciState>>();
     if (this.adjustments?.aci === undefined) return out;
-    const states = await this.bus.readTail<AciState>(topics.predictorAci, Number.MAX_SAFE_INTEGER);
-    const newest = new Map<string, number>();
-    for (const { value: a } of states) {
-      const key = `${a.exchange}|${a.pair}`;
-      if (a.windowEnd > (newest.get(key) ?? Number.NEGATIVE_INFINITY)) newest.set(key, a.windowEnd);
-    }
     const reach = this.adjustments.windowMinutes * 60_000 + WARM_UP_MARGIN_MS;
-    for (const r of states) {
-      const a = r.value;
-      if (a.windowEnd < newest.get(`${a.exchange}|${a.pair}`)! - reach) continue;
-      const key = `${a.exchange}|${a.pair}`;
-      let byWindowEnd = out.get(key);
-      if (byWindowEnd === undefined) {
-        byWindowEnd = new Map();
-        out.set(key, byWindowEnd);
+    const newest = new Map<string, number>();
+    await this.bus.readPages<AciState>(topics.predictorAci, (page) => {
+      const touched = new Set<string>();
+      for (const { value: a } of page) {
+        const key = `${a.exchange}|${a.pair}`;
+        if (a.windowEnd > (newest.get(key) ?? Number.NEGATIVE_INFINITY)) newest.set(key, a.windowEnd);
+        if (a.windowEnd < newest.get(key)! - reach) continue;
+        let byWindowEnd = out.get(key);
+        if (byWindowEnd === undefined) {
+          byWindowEnd = new Map();
+          out.set(key, byWindowEnd);
+        }
+        byWindowEnd.set(a.windowEnd, a);
+        touched.add(key);
       }
-      byWindowEnd.set(a.windowEnd, a);
-    }
+      // What the page's newer states put out of reach goes now: a pair holds a reach and a page at most.
+      for (const key of touched) {
+        const from = newest.get(key)! - reach;
+        for (const windowEnd of out.get(key)!.keys()) if (windowEnd < from) out.get(key)!.delete(windowEnd);
+      }
+    });
     return out;
   }
 

@@ -31,6 +31,19 @@ export interface Bus {
    */
   readTail<T>(topic: Topic<T>, perPartition: number, options?: ReadTailOptions): Promise<Delivered<T>[]>;
   /**
+   * Reads every record of `topic` up to its end as of this call, without joining a group, and hands them to `onPage`
+   * in pages of at most `options.pageSize` records (default {@link READ_PAGE_RECORDS}): each partition's records in
+   * offset order (partitions may interleave), each record once, the next page only once `onPage` has resolved. For a
+   * service that folds a whole topic into a little state on start (the predictor: the newest published per pair): it
+   * holds one page at a time, not the topic, which only its retention bounds. Waits for a broker that is away, and
+   * goes on from where it was, as readTail; `options.signal` ends the wait.
+   */
+  readPages<T>(
+    topic: Topic<T>,
+    onPage: (page: readonly Delivered<T>[]) => void | Promise<void>,
+    options?: ReadPagesOptions,
+  ): Promise<void>;
+  /**
    * Records of `topic` that consumer group `group` has not consumed yet (summed over partitions); undefined when the
    * group is unknown. Read from outside the group (the monitor watches every stage's lag). On Kafka only committed
    * offsets are visible from outside: a stateful stage that commits behind on purpose (features: its warm-up; the
@@ -49,6 +62,23 @@ export interface ReadTailOptions {
    * away (a view that answers requests cannot wait out an outage: AbortSignal.timeout(ms) gives it a deadline).
    */
   signal?: AbortSignal;
+}
+
+/** For readPages. */
+export interface ReadPagesOptions extends ReadTailOptions {
+  /** The most records `onPage` is handed at once (a positive integer). */
+  pageSize?: number;
+}
+
+/** readPages' default page: a few hundred kB of parsed records. */
+export const READ_PAGE_RECORDS = 1_000;
+
+/** readPages' page size: the default, or the caller's if a positive integer. */
+export function checkedPageSize(pageSize: number | undefined): number {
+  if (pageSize === undefined) return READ_PAGE_RECORDS;
+  if (!Number.isInteger(pageSize) || pageSize < 1)
+    throw new RangeError(`readPages: pageSize must be a positive integer, got ${pageSize}`);
+  return pageSize;
 }
 
 export interface Delivered<T> {

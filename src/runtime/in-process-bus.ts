@@ -6,8 +6,10 @@ import {
   type Batch,
   type Bus,
   type CommitPlan,
+  checkedPageSize,
   type Delivered,
   partitionFor,
+  type ReadPagesOptions,
   type ReadTailOptions,
   type SubscribeOptions,
   type Subscription,
@@ -222,6 +224,37 @@ export class InProcessBus implements Bus {
       }
     });
     return out;
+  }
+
+  async readPages<T>(
+    topic: Topic<T>,
+    onPage: (page: readonly Delivered<T>[]) => void | Promise<void>,
+    options: ReadPagesOptions = {},
+  ): Promise<void> {
+    const pageSize = checkedPageSize(options.pageSize);
+    options.signal?.throwIfAborted();
+    const tl = this.topicLog(topic as Topic<unknown>);
+    // The ends as of this call: what is appended while the pages are handed is not read.
+    const ends = tl.partitions.map((pl) => pl.end);
+    for (const [p, pl] of tl.partitions.entries()) {
+      // A trim while onPage ran moved `base`: offsets are kept, positions below it are gone.
+      for (let o = pl.base; o < ends[p]!; o = Math.max(o, pl.base)) {
+        const page: Delivered<T>[] = [];
+        for (; o < ends[p]! && page.length < pageSize; o++) {
+          const r = pl.records[o - pl.base]!;
+          page.push({
+            topic: topic.name,
+            partition: p,
+            offset: BigInt(o),
+            key: r.key,
+            value: r.value as T,
+            timestamp: r.timestamp,
+          });
+        }
+        await onPage(page);
+        options.signal?.throwIfAborted();
+      }
+    }
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,13 @@
 import { metrics, onScrape } from '../core/metrics.ts';
 import type { DeadLetter } from '../schemas/dlq.ts';
-import type { Bus, Delivered, ReadTailOptions, SubscribeOptions, Subscription } from './bus.ts';
+import type {
+  Bus,
+  Delivered,
+  ReadPagesOptions,
+  ReadTailOptions,
+  SubscribeOptions,
+  Subscription,
+} from './bus.ts';
 import type { Topic } from './topic.ts';
 
 /**
@@ -55,6 +62,14 @@ export class MeteredBus implements Bus {
 
   readTail<T>(topic: Topic<T>, perPartition: number, options?: ReadTailOptions): Promise<Delivered<T>[]> {
     return this.inner.readTail(topic, perPartition, options);
+  }
+
+  readPages<T>(
+    topic: Topic<T>,
+    onPage: (page: readonly Delivered<T>[]) => void | Promise<void>,
+    options?: ReadPagesOptions,
+  ): Promise<void> {
+    return this.inner.readPages(topic, onPage, options);
   }
 
   groupLag(topic: Topic<unknown>, group: string, options?: ReadTailOptions): Promise<number | undefined> {

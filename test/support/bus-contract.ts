@@ -186,6 +186,62 @@ export function busContract(open: () => Promise<BusUnderTest>): void {
     gaveUp.abort(reason);
     await assert.rejects(bus.readTail(numbered, 2, { signal: gaveUp.signal }), (err) => err === reason);
   });
+  it('readPages: every record up to the end as of the call, once, each partition in order, one page of at most pageSize at a time', async () => {
+    const { bus } = await open();
+    await bus.ensureTopics([twoPartitions, topics.dlq]);
+    const keys = [0, 1].map((p) => ['A', 'B', 'C', 'D', 'E'].find((k) => partitionFor(k, 2) === p)!);
+    // Partition 0 busy (23 records), partition 1 quiet (2): the quiet one is read whole too.
+    const sent = [
+      ...Array.from({ length: 23 }, (_, n) => ({ pair: keys[0]!, n })),
+      { pair: keys[1]!, n: 100 },
+      { pair: keys[1]!, n: 101 },
+    ];
+    await bus.publish(twoPartitions, sent);
+    const seen = new Map<number, bigint[]>();
+    const values: number[] = [];
+    let largestPage = 0;
+    let inPage = false;
+    let overlapped = false;
+    let pages = 0;
+    await bus.readPages(
+      twoPartitions,
+      async (page) => {
+        if (inPage) overlapped = true;
+        inPage = true;
+        pages++;
+        largestPage = Math.max(largestPage, page.length);
+        // Appended while the read goes on: after its end, not read.
+        if (pages === 1) await bus.publish(twoPartitions, [{ pair: keys[1]!, n: 999 }]);
+        for (const r of page) {
+          seen.set(r.partition, [...(seen.get(r.partition) ?? []), r.offset]);
+          values.push(r.value.n);
+        }
+        await new Promise((r) => setImmediate(r));
+        inPage = false;
+      },
+      { pageSize: 4 },
+    );
+    assert.equal(overlapped, false, 'a page was handed before the previous onPage resolved');
+    assert.ok(largestPage >= 1 && largestPage <= 4, `largest page ${largestPage} records`);
+    const offsets = (n: number) => Array.from({ length: n }, (_, o) => BigInt(o));
+    assert.deepEqual(seen.get(0), offsets(23), 'partition 0: every offset once, in order');
+    assert.deepEqual(seen.get(1), offsets(2), 'partition 1: every offset once, in order');
+    assert.deepEqual(
+      values.sort((a, b) => a - b),
+      sent.map((m) => m.n),
+    );
+    // The caller's failure is its own: rejected with it, not retried.
+    const mine = new Error('the fold failed');
+    let calls = 0;
+    await assert.rejects(
+      bus.readPages(twoPartitions, () => {
+        calls++;
+        throw mine;
+      }),
+      (err) => err === mine,
+    );
+    assert.equal(calls, 1);
+  });
   it('groupLag with a signal: answers as without while it is live; once aborted, rejects with its reason', async () => {
     const { bus } = await open();
     await bus.ensureTopics([numbered, topics.dlq]);

@@ -13,8 +13,10 @@ import { safeParse } from '../../schemas/compiled-check.ts';
 import { topics as knownTopics } from '../../schemas/topics.ts';
 import {
   type Bus,
+  checkedPageSize,
   type Delivered,
   partitionFor,
+  type ReadPagesOptions,
   type ReadTailOptions,
   type SubscribeOptions,
   type Subscription,
@@ -362,6 +364,94 @@ export class KafkaBus implements Bus {
     return out;
   }
 
+  async readPages<T>(
+    topic: Topic<T>,
+    onPage: (page: readonly Delivered<T>[]) => void | Promise<void>,
+    options: ReadPagesOptions = {},
+  ): Promise<void> {
+    const pageSize = checkedPageSize(options.pageSize);
+    const { signal } = options;
+    signal?.throwIfAborted();
+    // Where the read is, kept across attempts: after a broker outage it goes on from there (no page handed twice).
+    const read: PagedRead = {};
+    const attempt = () => this.readPagesOnce(topic, onPage, pageSize, read, signal);
+    try {
+      if (signal === undefined) return await this.waitForBroker(attempt);
+      return await untilAborted(
+        this.waitForBroker(attempt, AbortSignal.any([this.closing.signal, signal])),
+        signal,
+      );
+    } catch (err) {
+      // The caller's own failure is not the broker's: not retried, and rethrown as it was.
+      throw err instanceof OnPageFailed ? err.cause : err;
+    }
+  }
+
+  private async readPagesOnce<T>(
+    topic: Topic<T>,
+    onPage: (page: readonly Delivered<T>[]) => void | Promise<void>,
+    pageSize: number,
+    read: PagedRead,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const name = this.name(topic as Topic<unknown>);
+    if (read.positions === undefined) {
+      if (!this.ensured.has(topic.name) && !(await this.getAdmin().listTopics()).includes(name)) return;
+      const { earliest, latest } = await this.offsets(name);
+      const positions = new Map<number, bigint>();
+      latest.forEach((end, p) => {
+        const first = earliest[p] ?? 0n;
+        if (first < end) positions.set(p, first);
+      });
+      // The ends as of this call: what is appended while the pages are handed is not read.
+      read.ends = latest;
+      read.positions = positions;
+    }
+    const { positions, ends } = read as Required<PagedRead>;
+    if (positions.size === 0) return;
+    const hand = async (page: Delivered<T>[]) => {
+      try {
+        await onPage(page);
+      } catch (err) {
+        throw new OnPageFailed(err);
+      }
+      signal?.throwIfAborted();
+    };
+    // Its own client, as readTail's.
+    const client = this.newRawClient('pages');
+    let invalid = 0;
+    try {
+      let idleRounds = 0;
+      while (positions.size > 0) {
+        const fetched = await fetchRecords(client, name, positions, FETCH_MAX_WAIT_MS);
+        idleRounds = fetched.size === 0 ? idleRounds + 1 : 0;
+        // Below the end but nothing comes back: the rest was removed (compaction, retention). Done.
+        if (idleRounds >= 3) break;
+        for (const [p, f] of fetched) {
+          const end = ends[p]!;
+          let page: Delivered<T>[] = [];
+          for (const r of f.records) {
+            if (r.offset >= end) break;
+            const parsed = parseRecord(topic, p, r);
+            if (parsed.ok) page.push(parsed.record);
+            else invalid++;
+            if (page.length === pageSize) {
+              await hand(page);
+              page = [];
+              positions.set(p, r.offset + 1n);
+            }
+          }
+          if (page.length > 0) await hand(page);
+          if (f.next >= end) positions.delete(p);
+          else positions.set(p, f.next);
+        }
+      }
+    } finally {
+      await client.close().catch(() => {});
+    }
+    if (invalid > 0) this.log.warn({ topic: name, invalid }, 'readPages skipped invalid records');
+  }
+
   /**
    * Earliest and end offsets per partition (the end is the last stable offset, which is the high watermark
    * when there are no open transactions).
@@ -480,6 +570,19 @@ class PartitionCountError extends Error {}
 
 /** A broker refusal that waiting does not mend (see `tooFewBrokers`). */
 class PermanentKafkaError extends Error {}
+
+/** readPages' `onPage` threw: the caller's failure, not retried as the broker's (its `cause` is rethrown). */
+class OnPageFailed extends PermanentKafkaError {
+  constructor(cause: unknown) {
+    super('readPages: onPage failed', { cause });
+  }
+}
+
+/** Where a readPages is: the end of each partition as of the call, and the next offset to read of those not done. */
+interface PagedRead {
+  ends?: bigint[];
+  positions?: Map<number, bigint>;
+}
 
 /**
  * Broker answers that waiting does not mend: a partition count or a topic config the cluster's policy refuses, refused

@@ -7,8 +7,15 @@ import { type AciOptions, applyOnline } from '../../../src/inference/adaptive-co
 import type { ServingModel } from '../../../src/inference/model-holder.ts';
 import { PredictorService } from '../../../src/inference/predictor-service.ts';
 import { openPredictionsStore } from '../../../src/inference/store/open.ts';
-import { partitionFor } from '../../../src/runtime/bus.ts';
+import {
+  type Delivered,
+  partitionFor,
+  READ_PAGE_RECORDS,
+  type ReadPagesOptions,
+  type ReadTailOptions,
+} from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
+import type { Topic } from '../../../src/runtime/topic.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { topics } from '../../../src/schemas/topics.ts';
@@ -83,6 +90,7 @@ async function setup(
  */
 async function restartedWithAci(
   between: (bus: InProcessBus) => Promise<void> = async () => {},
+  bus: InProcessBus = new InProcessBus(),
 ): Promise<PredictorService> {
   const aci = { window: 60, gamma: 0.01 };
   const zero = FEATURE_COLUMNS.map(() => 0);
@@ -93,7 +101,6 @@ async function restartedWithAci(
   });
   const history = async (pair: string, from: number, to: number) =>
     vs.filter((v) => v.pair === pair && v.windowEnd >= from && v.windowEnd < to);
-  const bus = new InProcessBus();
   const store = await openPredictionsStore(`duckdb:${join(scratchDir('pred-'), 'p.duckdb')}`);
   const published = await collectValues(bus, topics.predictions);
   const predictor = () =>
@@ -144,6 +151,32 @@ async function restartedWithAci(
   } finally {
     await store.close();
     await bus.close();
+  }
+}
+
+/** An in-process bus that records each readTail and, per topic, the pages readPages hands and the largest of them. */
+class ReadsSeen extends InProcessBus {
+  readonly tails: { topic: string; perPartition: number }[] = [];
+  readonly largestPage = new Map<string, number>();
+  readonly pages = new Map<string, number>();
+  override readTail<T>(topic: Topic<T>, perPartition: number, options?: ReadTailOptions) {
+    this.tails.push({ topic: topic.name, perPartition });
+    return super.readTail(topic, perPartition, options);
+  }
+  override readPages<T>(
+    topic: Topic<T>,
+    onPage: (page: readonly Delivered<T>[]) => void | Promise<void>,
+    options?: ReadPagesOptions,
+  ) {
+    return super.readPages(
+      topic,
+      (page) => {
+        this.pages.set(topic.name, (this.pages.get(topic.name) ?? 0) + 1);
+        this.largestPage.set(topic.name, Math.max(this.largestPage.get(topic.name) ?? 0, page.length));
+        return onPage(page);
+      },
+      options,
+    );
   }
 }
 
@@ -442,6 +475,44 @@ describe('PredictorService (in-process bus, DuckDB)', () => {
         })),
       ),
     );
+  });
+
+  it('--adaptive-conformal restarted: predictions and predictor.aci are folded a page at a time, never held whole', async () => {
+    // As above (BTC/USDT's states behind 1,500 of a busy pair on its partition), on a bus that records how the
+    // predictor reads the two topics on start: in pages of at most READ_PAGE_RECORDS, never a whole topic at once
+    // (retention alone bounded that: every record of every pair for a week), and the quiet pair still restored.
+    let busy = '';
+    for (let i = 0; busy === ''; i++)
+      if (partitionFor(`P${i}/USDT`, 4) === partitionFor('BTC/USDT', 4)) busy = `P${i}/USDT`;
+    const bus = new ReadsSeen();
+    await restartedWithAci(
+      (b) =>
+        b.publish(
+          topics.predictorAci,
+          Array.from({ length: 1_500 }, (_, k) => ({
+            v: 1 as const,
+            exchange: 'binance',
+            pair: busy,
+            windowEnd: T + k * M,
+            alphaLower: 0.1,
+            alphaUpper: 0.1,
+          })),
+        ),
+      bus,
+    );
+    for (const topic of [topics.predictions.name, topics.predictorAci.name]) {
+      assert.deepEqual(
+        bus.tails.filter((t) => t.topic === topic),
+        [],
+        `${topic} read with readTail (the whole topic in one array)`,
+      );
+      const largest = bus.largestPage.get(topic);
+      assert.ok(
+        largest !== undefined && largest > 0 && largest <= READ_PAGE_RECORDS,
+        `${topic}: largest page ${largest}`,
+      );
+    }
+    assert.ok(bus.pages.get(topics.predictorAci.name)! > 1, 'predictor.aci came in more than one page');
   });
 
   it('--adaptive-conformal restarted after a promotion: the window is rebuilt with the bands the old champion published, every band as uninterrupted', async () => {
