@@ -249,6 +249,10 @@ topicsCmd
       'CRYPTOCAST_KAFKA_REPLICATION_FACTOR',
     ),
   )
+  .option(
+    '--retention <duration>',
+    "retention.ms of every topic created (at least 169h, the predictor's warm-up reach; default: 8d for predictions and predictor.aci, the broker's default for the others)",
+  )
   .option('--timeout <duration>', 'give up when the broker does not answer within this time', '60s')
   .action(async (opts) => (await import('./commands/topics.ts')).createTopics(opts));
 

@@ -43,6 +43,15 @@ export interface AciOptions {
 
 export const DEFAULT_ACI: AciOptions = { alpha: 0.1, gamma: 0.001, window: 10_080 };
 
+/** How far before the first vector the predictor's warm-up reads beyond the adjustments' window: covers the horizon. */
+export const WARM_UP_MARGIN_MS = 60 * 60_000;
+
+/**
+ * How far back a restarted predictor reads with the default window (a week and an hour): the `predictor.aci` states
+ * it restores α_t from must still be there, so the topics it restores from are kept longer (RESTORE_RETENTION_MS).
+ */
+export const ACI_WARM_UP_REACH_MS = DEFAULT_ACI.window * 60_000 + WARM_UP_MARGIN_MS;
+
 /** What was predicted and published for one forecast, kept until its outcome matures. */
 export interface PublishedBand {
   /** The model's raw quantiles (bps of return). */

@@ -9,7 +9,7 @@ import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { Prediction } from '../schemas/prediction.ts';
 import type { AciState } from '../schemas/predictor-state.ts';
 import { topics } from '../schemas/topics.ts';
-import type { AciOptions } from './adaptive-conformal.ts';
+import { type AciOptions, WARM_UP_MARGIN_MS } from './adaptive-conformal.ts';
 import type { ModelSource } from './model-holder.ts';
 import { modelBandBps, OnlineAdjustments } from './online-adjustments.ts';
 import type { PredictionsStore } from './predictions-store.ts';
@@ -50,9 +50,6 @@ export interface PredictorServiceOptions {
   history?: (pair: string, fromTs: number, toTs: number) => Promise<FeatureVectorRecord[]>;
   logger?: Logger;
 }
-
-/** How far before the first vector the warm-up reads beyond the adjustments' window: covers the horizon. */
-const WARM_UP_MARGIN_MS = 60 * 60_000;
 
 /**
  * `features` → the champion model → `predictions` (topic) + the predictions store.

@@ -14,6 +14,8 @@ export interface Topic<T> {
   readonly partitions: number;
   /** Log compaction (latest value per key kept) instead of time retention. */
   readonly compacted?: boolean;
+  /** `retention.ms` when the topic is created by cryptocast (default: the broker's `log.retention.*`). */
+  readonly retentionMs?: number;
   /**
    * A binary wire format besides JSON (Kafka): producers write it unless told to write JSON, consumers read both
    * (`matches` tells a binary value from JSON text). `decode` checks what the schema checks, or says why not.

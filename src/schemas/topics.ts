@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { ACI_WARM_UP_REACH_MS } from '../inference/adaptive-conformal.ts';
 import { defineTopic, type Topic } from '../runtime/topic.ts';
 import { decodeTradeEvent, encodeTradeEvent, isBinaryTrade } from '../runtime/trade-codec.ts';
 import { type AlertNotification, AlertNotificationSchema } from './alert.ts';
@@ -11,6 +12,17 @@ import { type Prediction, PredictionSchema } from './prediction.ts';
 import { type PredictionError, PredictionErrorSchema } from './prediction-error.ts';
 import { type AciState, AciStateSchema } from './predictor-state.ts';
 import { type TradeEvent, TradeEventSchema } from './trade.ts';
+
+/**
+ * `retention.ms` of the topics a restarted predictor reads back (`predictions`, `predictor.aci`) when cryptocast
+ * creates them: 8 days, the ACI warm-up's reach (a week and an hour, ACI_WARM_UP_REACH_MS) with most of a day to spare
+ * for an outage. A broker default of 7 days was an hour short of it: the oldest states the warm-up restores α_t
+ * from could be gone (Kafka deletes whole segments, so a small topic often kept more: nothing to rely on).
+ */
+export const RESTORE_RETENTION_MS = 8 * 86_400_000;
+
+/** The least `retention.ms` a topic a restarted predictor reads back may be created with (`topics create --retention`). */
+export const MIN_RESTORE_RETENTION_MS = ACI_WARM_UP_REACH_MS;
 
 /**
  * The topic table: every topic between the pipelines, with what flows on it (its description is required: the
@@ -65,6 +77,7 @@ export const topics = {
     schema: PredictionSchema,
     key: (p) => p.pair,
     partitions: 4,
+    retentionMs: RESTORE_RETENTION_MS,
   }),
   predictorAci: defineTopic<AciState>({
     name: 'predictor.aci',
@@ -73,6 +86,7 @@ export const topics = {
     schema: AciStateSchema,
     key: (s) => s.pair,
     partitions: 4,
+    retentionMs: RESTORE_RETENTION_MS,
   }),
   predictionErrors: defineTopic<PredictionError>({
     name: 'predictions.errors',

@@ -6,7 +6,7 @@ import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitorin
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { parse } from 'yaml';
 import { envOf, SERVICE_ENV, SERVICES, type ServiceName } from '../../src/config/service-env.ts';
-import { topics } from '../../src/schemas/topics.ts';
+import { RESTORE_RETENTION_MS, topics } from '../../src/schemas/topics.ts';
 import { LocalLlmBackend } from '../../src/sentiment/local-llm.ts';
 import {
   CHART,
@@ -490,6 +490,39 @@ describe('helm chart deploy/helm/cryptocast', () => {
         `KafkaTopic ${t.spec.topicName}`,
       );
     assert.equal(new Set(prefixed.map((t) => t.metadata.name)).size, prefixed.length);
+  });
+
+  test('topics: the Strimzi KafkaTopics a restarted predictor reads back keep at least the code’s 8 days, whatever retentionMs says', () => {
+    // Its ACI warm-up reaches a week and an hour back: a retentionMs of a week (the chart's default) lost the oldest
+    // states it restores α_t from. The job gets it from `topics create` (test/integration/topics-retention.test.ts).
+    const retention = (set: string[]) =>
+      new Map(
+        parseManifests(helmTemplate(join(CHART, 'ci', 'strimzi-values.yaml'), set))
+          .filter((o) => o.kind === 'KafkaTopic')
+          .map((t) => [t.spec.topicName, Number(t.spec.config['retention.ms'])]),
+      );
+    const restored = Object.values(topics).filter((t) => t.retentionMs !== undefined);
+    assert.deepEqual(
+      restored.map((t) => [t.name, t.retentionMs]),
+      [
+        ['predictions', RESTORE_RETENTION_MS],
+        ['predictor.aci', RESTORE_RETENTION_MS],
+      ],
+    );
+    const week = 7 * 86_400_000;
+    for (const [set, others, restore] of [
+      [[`kafka.topics.retentionMs=${week}`], week, RESTORE_RETENTION_MS],
+      [[], 14 * 86_400_000, 14 * 86_400_000], // ci/strimzi-values.yaml: 14 days, past it
+      [['kafka.topics.retentionMs=-1'], -1, -1], // no time limit
+    ] as const) {
+      const kept = retention([...set]);
+      for (const t of Object.values(topics))
+        assert.equal(
+          kept.get(t.name),
+          t.retentionMs === undefined ? others : restore,
+          `${t.name} with ${set}`,
+        );
+    }
   });
 
   test('the API: a Service, an optional Ingress to it with TLS, a ServiceMonitor selecting the metrics Services', () => {

@@ -1,7 +1,9 @@
 import {
   Admin,
+  ConfigResourceTypes,
   Consumer,
   findErrorBy,
+  IncrementalAlterConfigOperationTypes,
   ListOffsetTimestamps,
   ProduceAcks,
   Producer,
@@ -67,6 +69,11 @@ export interface KafkaBusOptions {
   /** Replicas of the topics cryptocast creates (default CRYPTOCAST_KAFKA_REPLICATION_FACTOR, else 1). */
   replicationFactor?: number;
   /**
+   * `retention.ms` of every topic with time retention it creates (`topics create --retention`), in place of the
+   * topic's own (`Topic.retentionMs`) or the broker's default.
+   */
+  retentionMs?: number;
+  /**
    * Values of topics with a binary codec (`trades`): `binary` (default) or `json` (readable with any Kafka tool;
    * env CRYPTOCAST_KAFKA_ENCODING). Consumers read both either way.
    */
@@ -81,6 +88,7 @@ export class KafkaBus implements Bus {
   readonly maxBatch: number;
   readonly sessionTimeoutMs: number;
   readonly replicationFactor: number;
+  readonly retentionMs: number | undefined;
   readonly encoding: 'binary' | 'json';
   readonly log: Logger;
   private producer: Producer | undefined;
@@ -100,6 +108,7 @@ export class KafkaBus implements Bus {
     this.sessionTimeoutMs =
       options.sessionTimeoutMs ?? setting('CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS') ?? 10_000;
     this.replicationFactor = options.replicationFactor ?? setting('CRYPTOCAST_KAFKA_REPLICATION_FACTOR') ?? 1;
+    this.retentionMs = options.retentionMs;
     this.log = options.logger ?? rootLog.child({ component: 'kafka-bus' });
     this.encoding = options.encoding ?? setting('CRYPTOCAST_KAFKA_ENCODING') ?? 'binary';
   }
@@ -147,7 +156,7 @@ export class KafkaBus implements Bus {
           topics: [name],
           partitions: t.partitions,
           replicas: this.replicationFactor,
-          configs: topicConfigs(t, this.replicationFactor),
+          configs: topicConfigs(t, this.replicationFactor, this.retentionMs),
         });
         this.log.info(
           { topic: name, partitions: t.partitions, compacted: t.compacted ?? false },
@@ -162,6 +171,51 @@ export class KafkaBus implements Bus {
     }
     await this.awaitTopics(wanted);
     for (const t of wanted) this.ensured.add(t.name);
+  }
+
+  /**
+   * Raises `retention.ms` of each of `topics` (existing ones) that keeps less than `minimumMs` — its own setting or the
+   * broker's default — to `toMs`; returns the ones raised with what they kept. `topics create` runs it on every install
+   * and upgrade: a topic created before cryptocast gave it its retention keeps the broker's default (a week) for good.
+   */
+  raiseRetention(
+    topics: readonly Topic<unknown>[],
+    minimumMs: number,
+    toMs: number,
+  ): Promise<{ topic: string; fromMs: number }[]> {
+    return this.waitForBroker(async () => {
+      const admin = this.getAdmin();
+      const described = await admin.describeConfigs({
+        resources: topics.map((t) => ({
+          resourceType: ConfigResourceTypes.TOPIC,
+          resourceName: this.name(t),
+          configurationKeys: ['retention.ms'],
+        })),
+      });
+      const raised: { topic: string; fromMs: number }[] = [];
+      for (const d of described) {
+        const value = d.configs.find((c) => c.name === 'retention.ms')?.value;
+        // -1 is "no time limit".
+        const keptMs = value === undefined || value === null ? Number.NaN : Number(value);
+        if (keptMs === -1 || keptMs >= minimumMs) continue;
+        raised.push({ topic: d.resourceName, fromMs: keptMs });
+      }
+      if (raised.length === 0) return raised;
+      await admin.incrementalAlterConfigs({
+        resources: raised.map((r) => ({
+          resourceType: ConfigResourceTypes.TOPIC,
+          resourceName: r.topic,
+          configs: [
+            {
+              name: 'retention.ms',
+              value: String(toMs),
+              configOperation: IncrementalAlterConfigOperationTypes.SET,
+            },
+          ],
+        })),
+      });
+      return raised;
+    });
   }
 
   /**
@@ -603,16 +657,20 @@ function refusedForGood(err: unknown): boolean {
 }
 
 /**
- * The configs a topic is created with: compaction where the topic asks for it, and with replicas, the in-sync replicas
+ * The configs a topic is created with: compaction where the topic asks for it, else the retention given (`topics create
+ * --retention`) or the topic's own (the topics a restarted predictor reads back keep more than a broker's week), and with replicas, the in-sync replicas
  * a write needs (one less than the factor): `acks=all` waits only for the replicas in sync, and the broker's default
  * of 1 lets that be the leader alone, so a record acknowledged just before the leader fails could be lost.
  */
 export function topicConfigs(
-  t: Pick<Topic<unknown>, 'compacted'>,
+  t: Pick<Topic<unknown>, 'compacted' | 'retentionMs'>,
   replicationFactor: number,
+  retentionMs?: number,
 ): { name: string; value: string }[] {
   const configs: { name: string; value: string }[] = [];
   if (t.compacted) configs.push({ name: 'cleanup.policy', value: 'compact' });
+  else if ((retentionMs ?? t.retentionMs) !== undefined)
+    configs.push({ name: 'retention.ms', value: String(retentionMs ?? t.retentionMs) });
   if (replicationFactor > 1)
     configs.push({ name: 'min.insync.replicas', value: String(replicationFactor - 1) });
   return configs;

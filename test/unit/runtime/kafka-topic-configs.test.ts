@@ -13,3 +13,19 @@ it('topics are created with min.insync.replicas one below a replication factor a
     { name: 'min.insync.replicas', value: '1' },
   ]);
 });
+
+// A restarted predictor reads predictions and predictor.aci back as far as its warm-up reaches (a week and an hour):
+// created with the broker's default week, the oldest states it restores α_t from were gone.
+it('topics are created with their own retention (the restore topics: 8 days), or the one `topics create --retention` gives', () => {
+  assert.deepEqual(topicConfigs({ retentionMs: 691_200_000 }, 1), [
+    { name: 'retention.ms', value: '691200000' },
+  ]);
+  assert.deepEqual(topicConfigs({}, 1, 864_000_000), [{ name: 'retention.ms', value: '864000000' }]);
+  assert.deepEqual(topicConfigs({ retentionMs: 691_200_000 }, 1, 864_000_000), [
+    { name: 'retention.ms', value: '864000000' },
+  ]);
+  // Compaction keeps the latest per key, not a time.
+  assert.deepEqual(topicConfigs({ compacted: true }, 1, 864_000_000), [
+    { name: 'cleanup.policy', value: 'compact' },
+  ]);
+});

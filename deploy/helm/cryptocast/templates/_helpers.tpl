@@ -57,6 +57,16 @@ alerts: 1
 dlq: 1
 {{- end -}}
 
+{{/*
+The topics a restarted predictor reads back, with the least retention.ms they get (RESTORE_RETENTION_MS in
+src/schemas/topics.ts, 8 days; a test compares): its ACI warm-up reaches a week and an hour back, and a broker's
+week lost the oldest states it restores from. `cryptocast topics create` (the Job) gives them the same.
+*/}}
+{{- define "cryptocast.restoreRetentionMs" -}}
+predictions: 691200000
+predictor.aci: 691200000
+{{- end -}}
+
 {{/* The topic whose partitions bound a service's replicas (a consumer group gives a partition to one member). */}}
 {{- define "cryptocast.inputTopic" -}}
 {{- $m := dict "candles" "trades" "features" "candles" "feature-writer" "features" "news-signals" "news" "predictor" "features" "index-sink" "predictions" -}}
