@@ -1,4 +1,5 @@
 import { secret, setting } from '../config/env.ts';
+import { ERR, fail } from '../core/errors.ts';
 import type { WsOptions } from './ws.ts';
 
 /** The API's settings. Keys come only from the environment (`apiOptionsFromEnv`), never from flags or files. */
@@ -28,15 +29,37 @@ export interface ApiOptions {
   publicMetrics?: boolean;
 }
 
+/**
+ * The shortest API key accepted (characters). A short key is guessed: the failed-key budget (10 a minute per address)
+ * slows one guesser, not many addresses, and keys under 6 characters are not even redacted from the log
+ * (src/core/secrets.ts). 16 random characters from `openssl rand -hex 32`'s alphabet are 64 bits.
+ */
+export const MIN_API_KEY_LENGTH = 16;
+
+/**
+ * The API keys of CRYPTOCAST_API_KEYS (comma list, blanks dropped); a key shorter than MIN_API_KEY_LENGTH is refused
+ * (CC_ERR_CONFIG), named by its place in the list and its length, never by its value.
+ */
+function apiKeysFromEnv(env: NodeJS.ProcessEnv): string[] {
+  const keys = (secret('CRYPTOCAST_API_KEYS', env) ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  keys.forEach((key, i) => {
+    if (key.length < MIN_API_KEY_LENGTH)
+      throw fail(
+        ERR.CONFIG,
+        `CRYPTOCAST_API_KEYS: key ${i + 1} of ${keys.length} has ${key.length} characters, fewer than the ${MIN_API_KEY_LENGTH} an API key needs`,
+        { hint: 'give long random keys, e.g. openssl rand -hex 32 (64 characters)' },
+      );
+  });
+  return keys;
+}
+
 /** Reads the API's settings from the environment (keys come only from there). */
 export function apiOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ApiOptions {
-  const list = (s: string | undefined) =>
-    (s ?? '')
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean);
   return {
-    apiKeys: list(secret('CRYPTOCAST_API_KEYS', env)),
+    apiKeys: apiKeysFromEnv(env),
     ratePerSecond: setting('CRYPTOCAST_API_RATE', env),
     burst: setting('CRYPTOCAST_API_BURST', env),
     corsOrigins: setting('CRYPTOCAST_CORS_ORIGINS', env) ?? [],

@@ -160,7 +160,9 @@ export const VARIABLES = {
     'all addresses for `service api`; `127.0.0.1` for `run`',
     text,
   ),
-  CRYPTOCAST_API_KEYS: key('`api`: accepted API keys, comma-separated (none: no authentication)'),
+  CRYPTOCAST_API_KEYS: key(
+    '`api`: accepted API keys, comma-separated, each at least 16 characters (none: no authentication)',
+  ),
   CRYPTOCAST_API_RATE: v('`api`: requests per second per key (token bucket)', '`50`', positive),
   CRYPTOCAST_API_BURST: v('`api`: burst of the token bucket', '`100`', positive),
   CRYPTOCAST_CORS_ORIGINS: v('`api`: allowed CORS origins (`*` for any)', 'none (no CORS headers)', list),

@@ -196,6 +196,8 @@ export async function run(
 ): Promise<void> {
   // Every flag is checked before anything starts: a bad one costs nothing and leaves nothing half-open.
   const port = parsePort(opts.port);
+  // The API's settings too (a key too short, a malformed rate): refused before a replay, not after it.
+  const apiOptions = apiOptionsFromEnv();
   const storeAt = parseStoreUrl(opts.store);
   const rules = opts.alertRules ? loadRules(opts.alertRules) : defaultRules();
   // The features, and so the model and the monitor, are of 1-minute candles: with other candles `run` dead-lettered
@@ -390,7 +392,7 @@ export async function run(
       // The laptop's mode, where the API has no key unless one is set: this machine only, not its network (a café's
       // Wi-Fi), unless CRYPTOCAST_API_HOST widens it (the chart's embedded mode sets 0.0.0.0 for its Service).
       host: setting('CRYPTOCAST_API_HOST') ?? '127.0.0.1',
-      options: apiOptionsFromEnv(),
+      options: apiOptions,
       errorsStore,
       qualityClock: clock,
       candlesTable,

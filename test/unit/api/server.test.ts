@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { LatestPredictions } from '../../../src/api/latest.ts';
+import { MIN_API_KEY_LENGTH } from '../../../src/api/options.ts';
 import { API_ERRORS, errorCode } from '../../../src/api/reply.ts';
 import { type ApiOptions, apiOptionsFromEnv, buildApi } from '../../../src/api/server.ts';
 import { ERR } from '../../../src/core/errors.ts';
@@ -674,17 +675,39 @@ describe('API keys, rate limit, CORS', () => {
 
   test('settings from the environment', () => {
     const o = apiOptionsFromEnv({
-      CRYPTOCAST_API_KEYS: ' k1, k2 ,',
+      CRYPTOCAST_API_KEYS: ' key-one-0123456789, key-two-0123456789 ,',
       CRYPTOCAST_API_RATE: '10',
       CRYPTOCAST_CORS_ORIGINS: '*',
     });
-    assert.deepEqual(o.apiKeys, ['k1', 'k2']);
+    assert.deepEqual(o.apiKeys, ['key-one-0123456789', 'key-two-0123456789']);
     assert.equal(o.ratePerSecond, 10);
     assert.deepEqual(o.corsOrigins, ['*']);
     assert.throws(
       () => apiOptionsFromEnv({ CRYPTOCAST_API_BURST: 'lots' }),
       coded(ERR.CONFIG, /CRYPTOCAST_API_BURST/),
     );
+  });
+
+  // The API took any key, however short: a 4-character key is guessed, and one under 6 characters is not even
+  // redacted from the log. Refused where the keys are read, by its place in the list, never its value.
+  test('an API key shorter than MIN_API_KEY_LENGTH (16) is refused, the key not quoted', () => {
+    const short = 'k'.repeat(MIN_API_KEY_LENGTH - 1);
+    let refusal: unknown;
+    assert.throws(
+      () => {
+        try {
+          apiOptionsFromEnv({ CRYPTOCAST_API_KEYS: `${'a'.repeat(MIN_API_KEY_LENGTH)},${short}` });
+        } catch (err) {
+          refusal = err;
+          throw err;
+        }
+      },
+      coded(ERR.CONFIG, /^CRYPTOCAST_API_KEYS: key 2 of 2 has 15 characters, fewer than the 16/),
+    );
+    assert.ok(!String((refusal as Error).message).includes(short), (refusal as Error).message);
+    assert.ok(!String((refusal as { hint?: string }).hint).includes(short));
+    // Exactly the minimum is taken.
+    assert.deepEqual(apiOptionsFromEnv({ CRYPTOCAST_API_KEYS: 'b'.repeat(16) }).apiKeys, ['b'.repeat(16)]);
   });
 });
 
