@@ -59,6 +59,9 @@ const REQUIRED_BY_DEFAULT: ServiceName[] = [
   'api',
 ];
 
+/** An API key Secret for values that publish the API (the chart refuses a keyless public API). */
+const WITH_KEYS = ['api.keysSecret.name=cryptocast-api-keys'];
+
 const rendered = new Map<string, K8sObject[]>();
 const renderedText = new Map<string, string>();
 let scratch: string;
@@ -572,9 +575,9 @@ describe('helm chart deploy/helm/cryptocast', () => {
     };
     const ingresses = [
       ...rendered.get('production')!,
-      ...parseManifests(helmTemplate(undefined, ['api.ingress.enabled=true'])),
+      ...parseManifests(helmTemplate(undefined, ['api.ingress.enabled=true', ...WITH_KEYS])),
       ...parseManifests(
-        helmTemplate(join(CHART, 'ci', 'embedded-values.yaml'), ['api.ingress.enabled=true']),
+        helmTemplate(join(CHART, 'ci', 'embedded-values.yaml'), ['api.ingress.enabled=true', ...WITH_KEYS]),
       ),
     ].filter((o) => o.kind === 'Ingress');
     assert.equal(ingresses.length, 3);
@@ -781,6 +784,7 @@ describe('helm chart deploy/helm/cryptocast', () => {
           'api.ingress.hosts[0].host=a.example.com',
           'api.ingress.hosts[0].paths[0].path=/',
           'api.ingress.hosts[0].paths[0].pathType=Prefix',
+          ...WITH_KEYS,
         ],
         /api\.ingress\.hosts\[0\]\.paths: "\/" \(Prefix\) reaches \/metrics/,
       ],
@@ -791,6 +795,7 @@ describe('helm chart deploy/helm/cryptocast', () => {
           'api.ingress.hosts[0].host=a.example.com',
           'api.ingress.hosts[0].paths[0].path=/metrics',
           'api.ingress.hosts[0].paths[0].pathType=Exact',
+          ...WITH_KEYS,
         ],
         /"\/metrics" \(Exact\) reaches \/metrics/,
       ],
@@ -808,5 +813,55 @@ describe('helm chart deploy/helm/cryptocast', () => {
       test(what, () => {
         assert.throws(() => helmTemplate(undefined, set), message);
       });
+
+    // With no API keys every data route is open (src/api/auth.ts): fine on ClusterIP inside the cluster, but an Ingress
+    // or a LoadBalancer/NodePort Service published the whole API, keyless, to anyone outside, without a word.
+    const keyless: [string, string | undefined, string[], RegExp][] = [
+      [
+        'an Ingress',
+        undefined,
+        ['api.ingress.enabled=true'],
+        /api\.ingress\.enabled=true with no API keys \(api\.keysSecret\.name is empty\)/,
+      ],
+      [
+        'an Ingress to the embedded pod',
+        join(CHART, 'ci', 'embedded-values.yaml'),
+        ['api.ingress.enabled=true'],
+        /api\.ingress\.enabled=true with no API keys/,
+      ],
+      [
+        'a LoadBalancer Service',
+        undefined,
+        ['api.service.type=LoadBalancer'],
+        /api\.service\.type=LoadBalancer with no API keys/,
+      ],
+      [
+        'a NodePort Service',
+        undefined,
+        ['api.service.type=NodePort'],
+        /api\.service\.type=NodePort with no API keys/,
+      ],
+    ];
+    for (const [where, file, set, message] of keyless)
+      test(`a keyless API published by ${where}: refused unless api.allowAnonymous=true`, () => {
+        assert.throws(() => helmTemplate(file, set), message);
+        assert.throws(() => helmTemplate(file, set), /set api\.allowAnonymous=true/);
+        for (const accepted of [
+          [...set, ...WITH_KEYS],
+          [...set, 'api.allowAnonymous=true'],
+        ]) {
+          const objs = parseManifests(helmTemplate(file, accepted));
+          assert.ok(
+            objs.some((o) => o.kind === 'Deployment'),
+            accepted.join(' '),
+          );
+        }
+      });
+
+    test('api.allowAnonymous is a boolean, false by default', () => {
+      assert.throws(() => helmTemplate(undefined, ['api.allowAnonymous=yes']), /allowAnonymous/);
+      const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8'));
+      assert.equal(values.api.allowAnonymous, false);
+    });
   });
 });
