@@ -8,6 +8,7 @@ import { parse } from 'yaml';
 import { envOf, SERVICE_ENV, SERVICES, type ServiceName } from '../../src/config/service-env.ts';
 import { RESTORE_RETENTION_MS, topics } from '../../src/schemas/topics.ts';
 import { LocalLlmBackend } from '../../src/sentiment/local-llm.ts';
+import { runCli } from '../support/cli.ts';
 import {
   CHART,
   deployTools,
@@ -21,7 +22,9 @@ import {
   unknownServiceFlags,
   valueFiles,
 } from '../support/deploy.ts';
+import { freePort } from '../support/ports.ts';
 import { scratchDir } from '../support/scratch.ts';
+import { waitFor } from '../support/wait.ts';
 
 /**
  * The Helm chart, offline: helm lint and helm template for the default values and every ci/*-values.yaml, every
@@ -596,6 +599,99 @@ describe('helm chart deploy/helm/cryptocast', () => {
       }
   });
 
+  // The API served /metrics on its public HTTP port (for the in-cluster scrape): whoever reached the API's Service (a
+  // LoadBalancer, a NodePort, any pod, a proxy routing everything) read the process's metrics. The chart now runs it
+  // with --metrics-port-only: /metrics on the metrics port alone, as every other service; the probes stay on the API.
+  test('the API serves /metrics on its metrics port only: flags, container and Service ports, scrape targets', () => {
+    let checked = 0;
+    for (const [name, objs] of rendered) {
+      const api = objs.find((o) => o.kind === 'Deployment' && component(o) === 'api');
+      if (api === undefined) continue;
+      checked++;
+      const pod = api.spec.template;
+      const c = podSpec(api).containers[0];
+      assert.ok(c.args.includes('--metrics-port=9464'), `${name}: ${c.args.join(' ')}`);
+      assert.ok(c.args.includes('--metrics-port-only'), `${name}: ${c.args.join(' ')}`);
+      assert.deepEqual(
+        c.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]),
+        [
+          ['http', 8080],
+          ['metrics', 9464],
+        ],
+        name,
+      );
+      for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'])
+        assert.equal(c[probe].httpGet.port, 'http', `${name}: ${probe} stays on the API's port`);
+      assert.equal(pod.metadata.annotations['prometheus.io/port'], '9464', name);
+      const svc = objs.find((o) => o.kind === 'Service' && component(o) === 'api')!;
+      assert.deepEqual(
+        svc.spec.ports.map((p: { name: string; targetPort: string }) => [p.name, p.targetPort]),
+        [
+          ['http', 'http'],
+          ['metrics', 'metrics'],
+        ],
+        name,
+      );
+    }
+    assert.equal(checked, 4, 'every distributed value file has an API');
+    // The ServiceMonitor scrapes the metrics port only in the distributed runtime (no endpoint on the API's http).
+    const sm = rendered.get('production')!.find((o) => o.kind === 'ServiceMonitor')!;
+    assert.deepEqual(
+      sm.spec.endpoints.map((e: { port: string }) => e.port),
+      ['metrics'],
+    );
+    // The embedded pod (`cryptocast run`, which has no metrics port) is still scraped on its http port.
+    const embedded = parseManifests(
+      helmTemplate(join(CHART, 'ci', 'embedded-values.yaml'), ['metrics.serviceMonitor.enabled=true']),
+    ).find((o) => o.kind === 'ServiceMonitor')!;
+    assert.ok(embedded.spec.endpoints.some((e: { port: string }) => e.port === 'http'));
+  });
+
+  test('the API run with the chart’s own flags: /metrics is 404 on its HTTP port and served on the metrics port', async () => {
+    const [httpPort, metricsPort] = [await freePort(), await freePort()];
+    const objs = parseManifests(
+      helmTemplate(undefined, [`api.port=${httpPort}`, `metrics.port=${metricsPort}`]),
+    );
+    const cm = configMap(objs)!.data as Record<string, string>;
+    const args = podSpec(objs.find((o) => o.kind === 'Deployment' && component(o) === 'api')!).containers[0]
+      .args as string[];
+    // The chart's args as rendered; a local bus, store and registry in place of Kafka, PostgreSQL and MLflow.
+    const dir = join(scratch, 'api-flags');
+    mkdirSync(dir, { recursive: true });
+    const api = runCli(
+      [
+        ...args,
+        '--bus',
+        'memory',
+        '--store',
+        `duckdb:${join(dir, 'p.duckdb')}`,
+        '--registry',
+        join(dir, 'models'),
+      ],
+      { CRYPTOCAST_API_PORT: cm.CRYPTOCAST_API_PORT, CRYPTOCAST_LOG_LEVEL: 'warn' },
+    );
+    try {
+      const http = `http://127.0.0.1:${httpPort}`;
+      await waitFor(
+        'the API to answer on its HTTP port',
+        () =>
+          fetch(`${http}/v1/health`).then(
+            (r) => r.status,
+            () => 0,
+          ),
+        (status) => status === 200,
+        { timeoutMs: 90_000 },
+      );
+      assert.equal((await fetch(`${http}/metrics`)).status, 404, 'not on the public port');
+      const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      assert.equal(metrics.status, 200);
+      assert.match(await metrics.text(), /^# TYPE cryptocast_http_request_duration_seconds histogram$/m);
+    } finally {
+      api.child.kill('SIGTERM');
+      assert.equal(await api.exited, 0, api.stderr());
+    }
+  });
+
   test('embedded: one replica of `cryptocast run` on a volume, no Kafka objects', () => {
     const objs = rendered.get('embedded')!;
     const ds = objs.filter((o) => o.kind === 'Deployment');
@@ -765,6 +861,12 @@ describe('helm chart deploy/helm/cryptocast', () => {
         /market\/interval/,
       ],
       ['a malformed duration', ['market.grace=5 seconds'], /market\/grace/],
+      [
+        // `service api --metrics-port N --port N` is refused at start: a crash loop.
+        'the API’s HTTP port the same as the metrics port',
+        ['api.port=9464'],
+        /api\.port=9464 is also metrics\.port/,
+      ],
       ['Strimzi topics without the cluster name', ['kafka.topics.create=strimzi'], /strimziCluster/],
       [
         'minReplicas above maxReplicas',

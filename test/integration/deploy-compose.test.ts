@@ -115,6 +115,20 @@ describe('compose stack deploy/compose.yaml', () => {
     assert.deepEqual(compose.services.topics.command, ['topics', 'create']);
   });
 
+  // The API served /metrics on its HTTP port (published on the host), as the chart's did: both now run it with
+  // --metrics-port-only, /metrics on the metrics port alone (not published), the API's port answering 404 for it.
+  test('the API runs as the chart’s does: /metrics on its metrics port only, which is not published', () => {
+    const api = compose.services.api;
+    const chartApi = parseManifests(helmTemplate()).find(
+      (o) => o.kind === 'Deployment' && component(o) === 'api',
+    )!;
+    assert.deepEqual(api.command, podSpec(chartApi).containers[0].args);
+    assert.ok(api.command.includes('--metrics-port-only'), api.command.join(' '));
+    assert.deepEqual(api.ports, ['127.0.0.1:8080:8080'], 'only the API port is published');
+    // The image's HEALTHCHECK still probes the API itself.
+    assert.equal(api.environment.CRYPTOCAST_HEALTH_URL, 'http://127.0.0.1:8080/v1/ready');
+  });
+
   test('Kafka keeps its log on its volume', () => {
     // apache/kafka renders server.properties from the KAFKA_* variables alone when any is given (its
     // docker/examples/README.md: "default configs will be replaced by user provided properties"): without
