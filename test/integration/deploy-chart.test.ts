@@ -692,6 +692,143 @@ describe('helm chart deploy/helm/cryptocast', () => {
     }
   });
 
+  // No NetworkPolicy shipped: any pod in the cluster reached every service's metrics port (/metrics, /ready naming its
+  // dependencies) and the API directly. networkPolicy.enabled renders an ingress-only set; checked here by evaluating
+  // the rendered policies with the Kubernetes semantics (a pod selected by a policy admits only what one allows).
+  describe('networkPolicy.enabled: only the API’s HTTP port from anywhere, metrics ports from the monitoring namespace', () => {
+    const NS = 'cryptocast';
+    type Labels = Record<string, string>;
+    type Peer = { namespaceSelector?: { matchLabels?: Labels }; podSelector?: { matchLabels?: Labels } };
+    /** A client: its namespace's labels and its pod's (the API server's automatic kubernetes.io/metadata.name). */
+    type Source = { namespace: string; namespaceLabels?: Labels; pod: Labels };
+    const selects = (sel: { matchLabels?: Labels } | undefined, labels: Labels) =>
+      Object.entries(sel?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+    const peerAdmits = (peer: Peer, from: Source) => {
+      const nsLabels = { 'kubernetes.io/metadata.name': from.namespace, ...from.namespaceLabels };
+      if (peer.namespaceSelector === undefined)
+        return from.namespace === NS && selects(peer.podSelector, from.pod);
+      return selects(peer.namespaceSelector, nsLabels) && selects(peer.podSelector, from.pod);
+    };
+    /** Is a connection from `from` to `port` of the pod (labels, named container ports) allowed? */
+    const allowed = (
+      policies: K8sObject[],
+      pod: { labels: Labels; ports: Record<string, number> },
+      from: Source,
+      port: number,
+    ) => {
+      const selecting = policies.filter(
+        (p) =>
+          selects(p.spec.podSelector, pod.labels) && (p.spec.policyTypes ?? ['Ingress']).includes('Ingress'),
+      );
+      if (selecting.length === 0) return true;
+      return selecting.some((p) =>
+        (p.spec.ingress ?? []).some(
+          (rule: { from?: Peer[]; ports?: { port: number | string }[] }) =>
+            (rule.ports === undefined ||
+              rule.ports.some(
+                (rp) => (typeof rp.port === 'string' ? pod.ports[rp.port] : rp.port) === port,
+              )) &&
+            (rule.from === undefined ||
+              rule.from.length === 0 ||
+              rule.from.some((peer) => peerAdmits(peer, from))),
+        ),
+      );
+    };
+    const pods = (objs: K8sObject[]) =>
+      objs
+        .filter((o) => podSpec(o) !== undefined)
+        .map((o) => {
+          const template = o.kind === 'CronJob' ? o.spec.jobTemplate.spec.template : o.spec.template;
+          const ports: Record<string, number> = {};
+          for (const c of podSpec(o).containers)
+            for (const p of c.ports ?? []) ports[p.name] = p.containerPort;
+          return {
+            name: `${o.kind} ${component(o)}`,
+            component: component(o)!,
+            labels: template.metadata.labels,
+            ports,
+          };
+        });
+    const outside: Source = {
+      namespace: 'ingress-nginx',
+      pod: { 'app.kubernetes.io/name': 'ingress-nginx' },
+    };
+    const neighbour: Source = { namespace: NS, pod: { app: 'something-else' } };
+    const prometheus: Source = { namespace: 'monitoring', pod: { 'app.kubernetes.io/name': 'prometheus' } };
+    const policiesOf = (objs: K8sObject[]) => objs.filter((o) => o.kind === 'NetworkPolicy');
+
+    test('distributed (production values): the API from anywhere, metrics from monitoring, nothing else', () => {
+      const objs = parseManifests(
+        helmTemplate(join(CHART, 'ci', 'production-values.yaml'), ['networkPolicy.enabled=true']),
+      );
+      const policies = policiesOf(objs);
+      assert.ok(policies.length > 0, 'no NetworkPolicy rendered');
+      const all = pods(objs);
+      assert.ok(all.length >= 10, all.map((p) => p.name).join(', '));
+      for (const pod of all) {
+        const where = pod.name;
+        if (pod.component === 'api') {
+          for (const from of [outside, neighbour, prometheus])
+            assert.ok(allowed(policies, pod, from, 8080), `${where}: HTTP from ${from.namespace}`);
+        }
+        if (pod.ports.metrics !== undefined) {
+          assert.ok(
+            allowed(policies, pod, prometheus, pod.ports.metrics),
+            `${where}: metrics from Prometheus`,
+          );
+          assert.ok(
+            !allowed(policies, pod, neighbour, pod.ports.metrics),
+            `${where}: metrics from a neighbour`,
+          );
+          assert.ok(!allowed(policies, pod, outside, pod.ports.metrics), `${where}: metrics from outside`);
+        }
+        // Any other port, from anyone, is closed (8080 on a service that is not the API; a guessed port).
+        for (const port of [...(pod.component === 'api' ? [] : [8080]), 5005, 9092])
+          for (const from of [outside, neighbour, prometheus])
+            assert.ok(!allowed(policies, pod, from, port), `${where}: port ${port} from ${from.namespace}`);
+      }
+      // Ingress only: the services still reach Kafka, PostgreSQL, MLflow, OpenSearch, the exchanges, DNS.
+      for (const p of policies) assert.deepEqual(p.spec.policyTypes, ['Ingress'], p.metadata.name);
+      // Only this release's pods are selected (Kafka or PostgreSQL in the namespace are not).
+      for (const p of policies)
+        assert.equal(p.spec.podSelector.matchLabels['app.kubernetes.io/instance'], 'cc', p.metadata.name);
+    });
+
+    test('the API’s sources and the monitoring namespace are values', () => {
+      const objs = parseManifests(
+        helmTemplate(join(CHART, 'ci', 'production-values.yaml'), [
+          'networkPolicy.enabled=true',
+          'networkPolicy.metrics.namespace=observability',
+          'networkPolicy.api.from[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=ingress-nginx',
+        ]),
+      );
+      const policies = policiesOf(objs);
+      const api = pods(objs).find((p) => p.component === 'api')!;
+      const predictor = pods(objs).find((p) => p.component === 'predictor')!;
+      assert.ok(allowed(policies, api, outside, 8080));
+      assert.ok(!allowed(policies, api, neighbour, 8080), 'only the Ingress controller’s namespace');
+      assert.ok(!allowed(policies, predictor, prometheus, 9464), 'monitoring is no longer the namespace');
+      assert.ok(allowed(policies, predictor, { ...prometheus, namespace: 'observability' }, 9464));
+    });
+
+    test('embedded: the pod’s HTTP port from anywhere, nothing else', () => {
+      const objs = parseManifests(
+        helmTemplate(join(CHART, 'ci', 'embedded-values.yaml'), ['networkPolicy.enabled=true']),
+      );
+      const policies = policiesOf(objs);
+      const pod = pods(objs).find((p) => p.component === 'embedded')!;
+      for (const from of [outside, neighbour, prometheus]) {
+        assert.ok(allowed(policies, pod, from, 8080), from.namespace);
+        assert.ok(!allowed(policies, pod, from, 9464), from.namespace);
+      }
+    });
+
+    test('opt-in (networkPolicy.enabled, false by default); the production values turn it on', () => {
+      assert.equal(policiesOf(rendered.get('default')!).length, 0);
+      assert.ok(policiesOf(rendered.get('production')!).length > 0);
+    });
+  });
+
   test('embedded: one replica of `cryptocast run` on a volume, no Kafka objects', () => {
     const objs = rendered.get('embedded')!;
     const ds = objs.filter((o) => o.kind === 'Deployment');
