@@ -1053,6 +1053,26 @@ describe('helm chart deploy/helm/cryptocast', () => {
         assert.throws(() => helmTemplate(undefined, set), message);
       });
 
+    // `cryptocast run` (the embedded pod) has no metrics port: it serves /metrics on its HTTP port, and the check of the
+    // Ingress paths ran for the distributed runtime only, so `/` as a Prefix published the embedded pod's metrics.
+    test('embedded: an Ingress path that reaches /metrics (the pod serves it on its HTTP port)', () => {
+      for (const [path, pathType] of [
+        ['/', 'Prefix'],
+        ['/metrics', 'Exact'],
+      ])
+        assert.throws(
+          () =>
+            helmTemplate(join(CHART, 'ci', 'embedded-values.yaml'), [
+              'api.ingress.enabled=true',
+              'api.ingress.hosts[0].host=a.example.com',
+              `api.ingress.hosts[0].paths[0].path=${path}`,
+              `api.ingress.hosts[0].paths[0].pathType=${pathType}`,
+              ...WITH_KEYS,
+            ]),
+          new RegExp(`api\\.ingress\\.hosts\\[0\\]\\.paths: "${path}" \\(${pathType}\\) reaches /metrics`),
+        );
+    });
+
     // With no API keys every data route is open (src/api/auth.ts): fine on ClusterIP inside the cluster, but an Ingress
     // or a LoadBalancer/NodePort Service published the whole API, keyless, to anyone outside, without a word.
     const keyless: [string, string | undefined, string[], RegExp][] = [
