@@ -322,12 +322,14 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
     const page = await fetch(`http://127.0.0.1:${apiPort}/`);
     assert.equal(page.status, 200, await page.clone().text());
     assert.match(page.headers.get('content-type') ?? '', /text\/html/);
-    // The chart's probes: /health and /ready on each service's metrics port.
+    // The API's metrics are on its metrics port alone (--metrics-port-only): its HTTP port, the one published, has
+    // none, even for a client with a valid key (without one, the key check answers 401 first).
+    const apiKey = secret('cryptocast-api-keys', 'api-keys');
+    const onHttp = await fetch(`http://127.0.0.1:${apiPort}/metrics`, { headers: { 'x-api-key': apiKey } });
+    assert.equal(onHttp.status, 404, 'the API’s HTTP port serves /metrics');
+    // The chart's probes: /health and /ready on each service's metrics port (the API's included).
     for (const s of started) {
-      if (s.metricsPort === undefined) {
-        assert.equal(s.name, 'api', `${s.name} serves no metrics port`);
-        continue;
-      }
+      if (s.metricsPort === undefined) assert.fail(`${s.name} serves no metrics port`);
       const h = await fetch(`http://127.0.0.1:${s.metricsPort}/health`);
       assert.equal(h.status, 200, `${s.name} /health`);
       await waitFor(
