@@ -16,7 +16,8 @@ import {
  * - `{"channel":"trade","type":"snapshot"|"update","data":[{symbol, side, price, qty, ord_type, trade_id,
  *   timestamp}]}` — `side` is the taker's; `price`/`qty` JSON numbers; `timestamp` RFC 3339 (µs);
  * - `{"channel":"heartbeat"}` (about 1/s when nothing else is sent), `{"channel":"status",…}`;
- * - method replies: subscribe acks (one per symbol, `success` true or false with `error`), `pong`.
+ * - method replies: subscribe acks (one per symbol, `success` true or false with `error`; "Already subscribed" is
+ *   an ack), `pong`.
  */
 export function parseKrakenFrame(text: string, receivedTs: number): Parsed {
   const out = emptyParsed();
@@ -56,6 +57,8 @@ function methodReply(msg: Record<string, unknown>, out: Parsed): Parsed {
   const named = typeof result?.symbol === 'string' ? result.symbol : msg.symbol;
   const symbol = typeof named === 'string' ? krakenWsPair(named) : undefined;
   if (method === 'pong') out.controls.push({ type: 'pong' });
+  else if (method === 'subscribe' && msg.success === false && symbol && alreadySubscribed(msg.error))
+    out.controls.push({ type: 'subscribed', symbols: [symbol] });
   else if (msg.success === false) {
     const message = `${method} failed: ${typeof msg.error === 'string' ? msg.error.slice(0, 500) : 'no reason given'}`;
     out.controls.push(symbol ? { type: 'error', message, symbol } : { type: 'error', message });
@@ -67,6 +70,16 @@ function methodReply(msg: Record<string, unknown>, out: Parsed): Parsed {
     else out.controls.push({ type: 'subscribed', symbols: [symbol] });
   } else out.controls.push({ type: 'ignored', what: `${method} reply` });
   return out;
+}
+
+/**
+ * A subscription asked again for a pair the connection already has (its acknowledgement lost, or late) is answered
+ * `success:false` with this error on the real v2 server, as a third-party client logged it — exchange-protocols.md §1
+ * leaves error texts unconfirmed: the pair is subscribed, so it is an acknowledgement, not a refusal (taken as one, the
+ * pair streamed without watermarks until the next connection). An answer `success:true` is an ack as it stands.
+ */
+function alreadySubscribed(error: unknown): boolean {
+  return typeof error === 'string' && /already subscribed/i.test(error);
 }
 
 const SYSTEM_STATES = new Set(['online', 'maintenance', 'cancel_only', 'post_only']);

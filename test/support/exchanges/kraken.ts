@@ -15,8 +15,8 @@ export interface KrakenTrade {
 
 /**
  * Kraken stand-in. WebSocket v2 at `/v2` (docs.kraken.com spot-websocket-v2): `status` on connect;
- * `subscribe` to `trade` ⇒ one ack per symbol (`success:false` with an error for an unknown symbol), then a
- * `snapshot` of the last 50 trades if asked; `update`s; `heartbeat` once per `heartbeatMs` when nothing else
+ * `subscribe` to `trade` ⇒ one ack per symbol (`success:false` with an error for an unknown symbol, or for one the
+ * connection already has: `repeatSubscribeAnswer`), then a `snapshot` of the last 50 trades if asked; `update`s; `heartbeat` once per `heartbeatMs` when nothing else
  * was sent; `ping` ⇒ `pong`. REST `GET /0/public/Trades?pair=&since=` over the same history (`since` and
  * `last` in ns, the result keyed by Kraken's own pair name, errors in `error[]` such as
  * `EAPI:Rate limit exceeded`), `pageSize` rows per page.
@@ -42,6 +42,18 @@ export class KrakenServer extends ExchangeServer {
    * alive, but never acknowledges (the connector must not wait for ever).
    */
   readonly unanswered = new Set<string>();
+  /**
+   * The next subscription to these symbols is made (the pair streams) but its acknowledgement is lost, once each: the
+   * connector, never told, asks again for a pair the connection already has.
+   */
+  readonly loseNextAck = new Set<string>();
+  /**
+   * How a subscription to a symbol the connection already has is answered. Kraken's docs do not say
+   * (exchange-protocols.md §1: error texts unconfirmed); a third-party client's log of the real v2 server shows an
+   * error — `{"error":"Already subscribed","method":"subscribe","success":false,"symbol":"BTC/USD",…}` — the default
+   * here; `ack` answers as the first time.
+   */
+  repeatSubscribeAnswer: 'already-subscribed' | 'ack' = 'already-subscribed';
   /**
    * Each connection's confirmed symbols: updates go only to the connections subscribed to their symbol, heartbeats
    * only to those subscribed to something (§1: they start after subscribing to any channel).
@@ -162,7 +174,11 @@ export class KrakenServer extends ExchangeServer {
       const snapshot = m.params.snapshot ?? false;
       const confirm = () => {
         if (ws.readyState !== WebSocket.OPEN) return;
-        this.subscribedSockets.set(ws, (this.subscribedSockets.get(ws) ?? new Set()).add(symbol));
+        const symbols = this.subscribedSockets.get(ws) ?? new Set<string>();
+        if (symbols.has(symbol) && this.repeatSubscribeAnswer === 'already-subscribed')
+          return void reply({ method: 'subscribe', success: false, error: 'Already subscribed', symbol });
+        this.subscribedSockets.set(ws, symbols.add(symbol));
+        if (this.loseNextAck.delete(symbol)) return; // subscribed, the acknowledgement lost on the way
         reply({ method: 'subscribe', result: { channel: 'trade', symbol, snapshot }, success: true });
         if (snapshot && ws.readyState === WebSocket.OPEN) {
           const recent = (this.history.get(symbol) ?? []).slice(-50);

@@ -263,6 +263,71 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
     );
   });
 
+  // Asked again for a pair whose acknowledgement was lost, Kraken answers that the connection already has it: an error
+  // frame (success:false, "Already subscribed") on the real server, as a third-party client logged it. It used to be
+  // taken as a refusal: the pair streamed, yet got no watermarks (its candles never closing), asked again and "refused"
+  // with back-off until the connection was next made again.
+  for (const answer of ['already-subscribed', 'ack'] as const)
+    it(`a pair asked again after its acknowledgement was lost is followed whatever the repeat's answer (${answer})`, () =>
+      withKraken(
+        async (srv, source, sink) => {
+          // Streamed from when the server has subscribed the connection (what traded before is before its history).
+          await until(() => srv.subscribers(PAIR) === 1, 30_000, 'subscribed, unbeknown to the connector');
+          const streamed = ids(0, 1000);
+          let next = 0;
+          const stream = setInterval(() => srv.publish(PAIR, [tradeNow(streamed[next++]!)]), 20);
+          try {
+            await until(() => source.stats.unacknowledged >= 1, 30_000, 'the lost acknowledgement noticed');
+            await until(() => srv.messages('method', 'subscribe').length >= 2, 30_000, 'asked again');
+            await until(() => source.subscribed.includes(PAIR), 30_000, 'taken as subscribed');
+            await until(() => sink.watermarks.some((w) => w.pair === PAIR), 30_000, 'watermarks of the pair');
+          } finally {
+            clearInterval(stream);
+          }
+          const sent = next;
+          await until(() => sink.distinctIds(PAIR).length === sent, 30_000, 'every streamed trade');
+          assert.deepEqual(sink.ids(PAIR), streamed.slice(0, sent), 'each once, in order');
+          assert.equal(source.socket.connects, 1, 'on the same connection throughout');
+          assert.deepEqual(
+            sink.dead.map((d) => d.reason),
+            [],
+            'an answer that the pair is subscribed is no exchange error',
+          );
+          assert.deepEqual(behindWatermark(sink), []);
+        },
+        { snapshot: false, ackTimeoutMs: 300, backoff: { initialMs: 200, maxMs: 200 }, random: () => 0 },
+        (srv) => {
+          srv.loseNextAck.add(PAIR);
+          srv.repeatSubscribeAnswer = answer;
+        },
+      ));
+
+  // Late rather than lost: the ack comes, then the repeat's "Already subscribed" — which used to mark the acknowledged
+  // pair refused, and an acknowledged pair is never asked again: no watermarks for the connection's life.
+  it('a late acknowledgement followed by the repeat\'s "Already subscribed": the pair stays followed', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        await until(() => srv.heldSubscriptions >= 2, 30_000, 'asked, and asked again, both unanswered yet');
+        srv.confirmSubscriptions(); // the ack, then "Already subscribed"
+        await until(() => source.subscribed.includes(PAIR), 30_000, 'acknowledged');
+        // Frames are handled in order: once this trade is in, both answers have been read.
+        srv.publish(PAIR, [tradeNow(ids(0, 1)[0]!)]);
+        await until(() => sink.received.length === 1, 30_000, 'the trade after both answers');
+        const answered = Date.now();
+        await until(
+          () => sink.events.some((e) => e.kind === 'watermark' && e.wm.pair === PAIR && e.at > answered),
+          30_000,
+          'watermarks after both answers',
+        );
+        assert.deepEqual(source.subscribed, [PAIR]);
+        assert.deepEqual(sink.dead, []);
+      },
+      { snapshot: false, ackTimeoutMs: 300, backoff: { initialMs: 200, maxMs: 200 }, random: () => 0 },
+      (srv) => {
+        srv.holdConfirmations = true;
+      },
+    ));
+
   it('a pair refused once (a rate limit) is subscribed again on the same connection and followed again', () =>
     withKraken(
       async (_srv, source, sink) => {
