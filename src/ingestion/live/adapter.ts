@@ -38,9 +38,23 @@ export interface RefillRequest {
   retries?: number;
   signal: AbortSignal;
   log: Logger;
+  /**
+   * Where an adapter whose pages come forward (each page's trades newer, with higher ids, than the page before: Kraken)
+   * hands each page as it comes, before asking for the next, keeping none: a refill then holds one page at a time,
+   * however long the outage (they used to be kept to its end: ~130 MB at 500 pages). What it hands over is not in
+   * its `RefillResult.trades`. Absent, or for adapters that page backwards, every trade is in the result.
+   */
+  onPage?(page: RefillPage): Promise<void>;
+}
+
+/** One page of a refill: its trades not yet seen by the refill, and the rows that could not be used. */
+export interface RefillPage {
+  trades: Trade[];
+  rejects: string[];
 }
 
 export interface RefillResult {
+  /** The trades fetched and not handed to `onPage`. */
   trades: Trade[];
   /** Rows the REST API returned that could not be used. */
   rejects: string[];
@@ -51,8 +65,8 @@ export interface RefillResult {
 }
 
 /**
- * Runs a refill's paging into `out`; a REST call that fails for good ends it incomplete, keeping the pages already
- * fetched (thrown away with the error, they would be lost for good where the exchange keeps only recent trades).
+ * Runs a refill's paging into `out` (or `onPage`); a REST call that fails for good ends it incomplete, keeping the pages
+ * already fetched (thrown away with the error, they would be lost for good where the exchange keeps only recent trades).
  * Stopping (`signal`) still throws: nothing more is delivered then.
  */
 export async function keepingFetchedPages(
@@ -107,7 +121,10 @@ export interface LiveSourceOptions {
    * have brought is refilled on reconnecting (`stats.queueOverflows`). Default 32 MiB.
    */
   maxQueuedBytes?: number;
-  /** Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades). */
+  /**
+   * Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades). Kraken's are delivered one by one
+   * (`RefillRequest.onPage`); Binance and Coinbase keep them to the refill's end.
+   */
   maxRefillPages?: number;
   /**
    * A pair neither acknowledged nor refused this long after subscribing (and every frame received read) ⇒ it alone is

@@ -71,7 +71,8 @@ export function krakenAdapter(o: KrakenWsOptions): ExchangeAdapter {
 
 /**
  * Pages `Trades` from just before the last known trade until the gap is closed or the present reached, by the rule
- * of `KrakenTimeCursor` (1 ns before each page's last trade; an instant that fills a page asked past once).
+ * of `KrakenTimeCursor` (1 ns before each page's last trade; an instant that fills a page asked past once). Each page's
+ * new trades go to `req.onPage` before the next is asked for, where given (one page held at a time).
  */
 async function krakenRefill(rest: string, o: KrakenWsOptions, req: RefillRequest): Promise<RefillResult> {
   const out: RefillResult = { trades: [], rejects: [], complete: false };
@@ -91,8 +92,12 @@ async function krakenRefill(rest: string, o: KrakenWsOptions, req: RefillRequest
         maxRetryAfterMs: REFILL_MAX_RETRY_AFTER_MS,
       });
       const fresh = r.trades.filter((t) => Number(t.tradeId) > maxId);
-      out.trades.push(...fresh);
-      out.rejects.push(...r.rejects);
+      // Pages come forward in time, ids above the last page's (`fresh`): handed over as they come, none kept.
+      if (req.onPage !== undefined) await req.onPage({ trades: fresh, rejects: r.rejects });
+      else {
+        out.trades.push(...fresh);
+        out.rejects.push(...r.rejects);
+      }
       maxId = Math.max(maxId, maxTradeId(fresh));
       const closed = req.untilId !== undefined && maxId >= req.untilId - 1;
       const step = paging.after(r.trades.length, fresh.length);

@@ -7,11 +7,17 @@ import { TradeDeduplicator } from '../dedup.ts';
 import type { ResumePoints } from '../resume-points.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
 import { assertPairs } from '../symbols.ts';
-import type { ExchangeAdapter, LiveSourceOptions, RefillResult } from './adapter.ts';
+import type { ExchangeAdapter, LiveSourceOptions, RefillPage, RefillResult } from './adapter.ts';
 import type { Control } from './parse-common.ts';
 import { DEFAULT_BACKOFF, ReconnectingSocket } from './ws-connection.ts';
 
-export type { ExchangeAdapter, LiveSourceOptions, RefillRequest, RefillResult } from './adapter.ts';
+export type {
+  ExchangeAdapter,
+  LiveSourceOptions,
+  RefillPage,
+  RefillRequest,
+  RefillResult,
+} from './adapter.ts';
 
 /**
  * The common life of a live exchange connector; an `ExchangeAdapter` supplies the protocol.
@@ -429,30 +435,37 @@ export class LiveTradeSource implements TradeSource {
     const sinceTs = s.lastTs ?? s.watermarkTs ?? this.startedAt ?? Date.now();
     this.stats.refills++;
     const requestedAt = Date.now();
-    try {
-      const r = await this.a.refill({ pair, afterId, sinceTs, untilId, signal, log: this.log });
-      const { inRange, fresh } = await this.takeRefilled(pair, r, (t) =>
+    // Contiguous ids: every id between the last one delivered and the end of the range must come, whether the range
+    // ends at the gap's far side or at the newest trade the refill found (holes inside an outage's refill went
+    // unreported). Counted as the pages are delivered, not kept: the pages are not kept either.
+    const got = afterId === undefined ? undefined : new IdTally(afterId);
+    let recovered = 0;
+    const take = async (page: RefillPage): Promise<void> => {
+      const { inRange, fresh } = await this.takeRefilled(pair, page, (t) =>
         afterId !== undefined
           ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
           : t.tradeTs >= sinceTs - REFILL_OVERLAP_MS,
       );
-      // Contiguous ids: every id between the last one delivered and the end of the range must have come, whether the
-      // range ends at the gap's far side or at the newest trade the refill found (holes inside an outage's refill
-      // went unreported).
+      got?.add(inRange);
+      recovered += fresh.length;
+    };
+    try {
+      // Pages the adapter hands over as they come (Kraken) are delivered before it asks for the next; the rest, at the end.
+      const r = await this.a.refill({ pair, afterId, sinceTs, untilId, signal, log: this.log, onPage: take });
+      await take(r);
       let missing = 0;
-      if (afterId !== undefined) {
-        const got = new Set(inRange.map((t) => Number(t.tradeId)));
-        let top = afterId;
-        for (const id of got) if (id > top) top = id;
-        missing = (untilId ?? top + 1) - afterId - 1 - got.size;
+      if (got !== undefined) {
+        const end = untilId ?? got.top + 1;
+        missing = got.missingBefore(end);
         // Asked for again later (REST down, or not yet listing the newest trades). Past the newest id fetched (an
         // outage's refill that failed), the range is unknown: the stream's next trade shows it as an id gap.
-        if (missing > 0) this.openIdHole(pair, sinceTs, afterId, untilId ?? top + 1, got);
+        if (missing > 0)
+          this.openIdHole(pair, sinceTs, got.firstMissing - 1, got.lastMissingBefore(end) + 1, new Set());
       }
-      this.log.info({ pair, why, recovered: fresh.length, afterId, untilId, sinceTs }, 'refilled over REST');
+      this.log.info({ pair, why, recovered, afterId, untilId, sinceTs }, 'refilled over REST');
       if (r.error !== undefined) {
         this.log.error(
-          { err: r.error, pair, why, recovered: fresh.length },
+          { err: r.error, pair, why, recovered },
           'REST refill failed partway: what was fetched is delivered, the rest of the gap stays open',
         );
         this.openHole(pair, sinceTs, r.trades, requestedAt);
@@ -475,14 +488,14 @@ export class LiveTradeSource implements TradeSource {
   }
 
   /**
-   * Delivers what a refill fetched: its bad rows dead-lettered, the trades in range in (time, trade id) order, each
-   * once. Whatever order the pages came in: Coinbase, and Binance without an id to start from, page backwards in
-   * time, and delivered newest page first the candle stage's clock would jump ahead and dead-letter the older pages
-   * as late.
+   * Delivers what a refill fetched (a page handed over as it came, or the whole result): its bad rows dead-lettered,
+   * the trades in range in (time, trade id) order, each once. Whatever order the pages came in: Coinbase, and Binance
+   * without an id to start from, page backwards in time, and delivered newest page first the candle stage's clock
+   * would jump ahead and dead-letter the older pages as late.
    */
   private async takeRefilled(
     pair: string,
-    r: RefillResult,
+    r: RefillPage,
     wanted: (t: Trade) => boolean,
   ): Promise<{ inRange: Trade[]; fresh: Trade[] }> {
     for (const reason of r.rejects) await this.reject('invalid', reason, reason, `${this.a.exchange}-rest`);
@@ -731,6 +744,60 @@ function implausibleIdJump(s: PairState, t: Trade, id: number): string | undefin
   const limit = 1_000_000 + 100 * elapsed;
   if (id - s.lastId <= limit) return undefined;
   return `trade id ${id} is ${id - s.lastId} past the pair's last (${s.lastId}), more than could have traded in ${elapsed} ms: a garbled id`;
+}
+
+/**
+ * The ids after `afterId` an id refill got, counted page by page rather than kept (a long outage's refill is hundreds
+ * of pages): how many, the newest, and where the first and last missing ones are. Pages come in ascending ids (each
+ * page's above the last's: Kraken's forward paging, or one page of the whole result); an id at or below the newest
+ * already counted is not counted again.
+ */
+class IdTally {
+  /** Distinct ids counted. */
+  private count = 0;
+  /** The id after the newest counted. */
+  private next: number;
+  private firstGap: number | undefined;
+  private lastGap: number | undefined;
+  private readonly afterId: number;
+
+  constructor(afterId: number) {
+    this.afterId = afterId;
+    this.next = afterId + 1;
+  }
+
+  add(trades: readonly Trade[]): void {
+    const ids = [...new Set(trades.map((t) => Number(t.tradeId)))].sort((a, b) => a - b);
+    for (const id of ids) {
+      if (id < this.next) continue;
+      if (id > this.next) {
+        this.firstGap ??= this.next;
+        this.lastGap = id - 1;
+      }
+      this.count++;
+      this.next = id + 1;
+    }
+  }
+
+  /** The newest id counted (`afterId` if none). */
+  get top(): number {
+    return this.next - 1;
+  }
+
+  /** How many ids between `afterId` and `end` (exclusive) did not come. */
+  missingBefore(end: number): number {
+    return end - this.afterId - 1 - this.count;
+  }
+
+  /** The first id missing (one between two that came, else the one after the newest). */
+  get firstMissing(): number {
+    return this.firstGap ?? this.next;
+  }
+
+  /** The last id missing before `end` (exclusive). */
+  lastMissingBefore(end: number): number {
+    return end > this.next ? end - 1 : (this.lastGap ?? this.next);
+  }
 }
 
 /** Trade time, then trade id (numerically where both are integers, as exchanges number them). */

@@ -59,6 +59,8 @@ export class KrakenServer extends ExchangeServer {
    * only to those subscribed to something (§1: they start after subscribing to any channel).
    */
   private readonly subscribedSockets = new Map<WebSocket, Set<string>>();
+  /** Each `Trades` page answered, in order: its pair, how many rows, the newest id among them. */
+  readonly pagesServed: { pair: string; rows: number; lastId?: number }[] = [];
   /** Heartbeat frames sent so far. */
   heartbeats = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -224,6 +226,7 @@ export class KrakenServer extends ExchangeServer {
     const listed = (this.history.get(entry[0]) ?? []).slice(0, this.restLag > 0 ? -this.restLag : undefined);
     const rows = listed.filter((t) => ns(t.time) > since).slice(0, this.pageSize);
     const last = rows.length > 0 ? ns(rows[rows.length - 1]!.time) : since;
+    this.pagesServed.push({ pair: entry[0], rows: rows.length, lastId: rows[rows.length - 1]?.id });
     // Times go out as JSON numbers with their recorded decimals, as Kraken sends them.
     const body = `{"error":[],"result":{"${entry[1].key}":[${rows
       .map((t) => `["${t.price}","${t.qty}",${t.time},"${t.side}","${t.ordType}","",${t.id}]`)

@@ -47,6 +47,19 @@ async function outageOf600(srv: KrakenServer, source: KrakenWsSource, sink: LogS
   await until(() => source.stats.reconnects === 1 && source.subscribed.includes(PAIR), 3_000, 'reconnect');
 }
 
+/**
+ * `n` trades of consecutive ids from 50,000,000, two at each instant (5 ms apart), starting an hour ago: a history as
+ * long as a test needs, paged by time like the real one.
+ */
+function syntheticTrades(n: number): KrakenTrade[] {
+  const start = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
+  return Array.from({ length: n }, (_, i) => {
+    const ms = start + Math.floor(i / 2) * 5;
+    const time = `${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}4321`;
+    return { id: 50_000_000 + i, price: '100000.1', qty: '0.01', time, side: 'b', ordType: 'l' };
+  });
+}
+
 /** A trade stamped with the wall clock now (watermark tests compare trade times with the watermarks' clock). */
 function tradeNow(id: number): KrakenTrade {
   const ms = Date.now();
@@ -460,6 +473,60 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       {},
       (srv) => {
         srv.pageSize = 10;
+      },
+    ));
+
+  // A refill read every page before delivering any (sorted, at its end): a connection down for many hours reached
+  // maxRefillPages (500 pages of 1,000 trades, ~130 MB held). Pages of Kraken's refill come forward in time: each is
+  // delivered before the next is asked for, so one page is held at a time, however long the outage.
+  it('a long outage refill (100 pages) is delivered page by page: in order, each once, one page held at a time', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        const trades = syntheticTrades(10_010); // 10 streamed, then 10,000 while away: 100 pages of 100
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(PAIR, trades.slice(0, 10));
+        await until(() => sink.received.length === 10, 30_000, 'the streamed trades');
+        // At each REST call of the refill: the newest id delivered, and the newest id the pages before it served.
+        const atCall: { delivered: number; served: number }[] = [];
+        srv.onRestCall = () =>
+          atCall.push({
+            delivered: Math.max(...sink.ids(PAIR)),
+            served: Math.max(-1, ...srv.pagesServed.map((p) => p.lastId ?? -1)),
+          });
+        srv.dropAll();
+        srv.record(PAIR, trades.slice(10));
+        await until(() => source.stats.reconnects === 1, 30_000, 'reconnected');
+        await until(() => sink.distinctIds(PAIR).length === 10_010, 60_000, 'the outage refilled');
+        // Its watermarks go on only once the refill is over (a last page may still be asked for).
+        const refilledAt = sink.events.length;
+        await until(
+          () => sink.events.slice(refilledAt).some((e) => e.kind === 'watermark' && e.wm.pair === PAIR),
+          30_000,
+          'the refill over: watermarks again',
+        );
+        // Frames are handled in order: once this trade is in, a duplicate from before it would be in too.
+        const after = syntheticTrades(10_011)[10_010]!;
+        srv.publish(PAIR, [after]);
+        await until(() => sink.ids(PAIR).includes(after.id), 30_000, 'live again');
+        assert.deepEqual(
+          sink.ids(PAIR),
+          [...trades, after].map((t) => t.id),
+          'every id once, in order',
+        );
+        assert.equal(source.stats.recovered, 10_000);
+        assert.equal(source.stats.unrecoverable, 0);
+        assert.ok(srv.pagesServed.length >= 100, `${srv.pagesServed.length} pages`);
+        // Every page served before a REST call was delivered before it: never more than the page in hand held.
+        const held = atCall.filter((c) => c.delivered < c.served);
+        assert.deepEqual(
+          held.slice(0, 3),
+          [],
+          `${held.length} of ${atCall.length} REST calls made with earlier pages still held`,
+        );
+      },
+      { snapshot: false },
+      (srv) => {
+        srv.pageSize = 100;
       },
     ));
 
