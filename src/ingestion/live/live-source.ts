@@ -585,6 +585,19 @@ export class LiveTradeSource implements TradeSource {
       if (this.now() < hole.retryAt) continue;
       hole.attempts++;
       this.stats.refills++;
+      const { afterId, untilId = 0 } = hole;
+      // As a refill's: pages the adapter hands over as they come are delivered, and their ids counted, one by one.
+      const got = afterId === undefined ? undefined : new IdTally(afterId);
+      let recovered = 0;
+      const take = async (page: RefillPage): Promise<void> => {
+        const { inRange, fresh } = await this.takeRefilled(pair, page, (t) =>
+          afterId !== undefined
+            ? Number(t.tradeId) > afterId && Number(t.tradeId) < untilId
+            : t.tradeTs >= hole.sinceTs - REFILL_OVERLAP_MS,
+        );
+        got?.add(inRange);
+        recovered += fresh.length;
+      };
       let r: RefillResult;
       try {
         r = await this.a.refill({
@@ -596,38 +609,29 @@ export class LiveTradeSource implements TradeSource {
           retries: 0,
           signal,
           log: this.log,
+          onPage: take,
         });
       } catch (err) {
         if (signal.aborted) return;
         r = { trades: [], rejects: [], complete: false, error: err };
       }
-      const { afterId, untilId = 0 } = hole;
-      const { inRange, fresh } = await this.takeRefilled(pair, r, (t) =>
-        afterId !== undefined
-          ? Number(t.tradeId) > afterId && Number(t.tradeId) < untilId
-          : t.tradeTs >= hole.sinceTs - REFILL_OVERLAP_MS,
-      );
+      await take(r);
       const said = {
         pair,
         attempt: hole.attempts,
-        recovered: fresh.length,
+        recovered,
         ...(afterId === undefined ? { sinceTs: hole.sinceTs, untilTs: hole.untilTs } : { afterId, untilId }),
       };
-      if (afterId !== undefined) {
+      if (got !== undefined) {
         // An id range: whole once every id in it has come (now or before: those are fetched again as duplicates).
-        const got = new Set(inRange.map((t) => Number(t.tradeId)));
-        if (got.size === untilId - afterId - 1) {
+        if (got.missingBefore(untilId) === 0) {
           this.holes.delete(pair);
           this.stats.holesRefilled++;
           this.log.info(said, 'ids a refill did not get: fetched');
           continue;
         }
-        let first = afterId + 1;
-        while (got.has(first)) first++;
-        let last = untilId - 1;
-        while (got.has(last)) last--;
-        hole.afterId = first - 1; // narrowed to what is still missing
-        hole.untilId = last + 1;
+        hole.afterId = got.firstMissing - 1; // narrowed to what is still missing
+        hole.untilId = got.lastMissingBefore(untilId) + 1;
       } else if (r.error === undefined) {
         this.holes.delete(pair);
         if (r.complete) this.stats.holesRefilled++;

@@ -530,6 +530,56 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       },
     ));
 
+  // Ids a refill could not get (the REST API down when the gap was found) are asked for again as one range, paged the
+  // same way: each attempt used to read the whole range before delivering any — a gap of hours, hundreds of pages.
+  it('a hole of 50 pages asked for again is delivered page by page too: each once, one page held at a time', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        const trades = syntheticTrades(5_012);
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(PAIR, trades.slice(0, 10));
+        await until(() => sink.received.length === 10, 30_000, 'the streamed trades');
+        srv.failNext = 1_000_000; // the REST API down: HTTP 502 on every call
+        srv.record(PAIR, trades.slice(10, 5_010)); // 5,000 lost frames: 50 pages of 100
+        srv.publish(PAIR, trades.slice(5_010, 5_011)); // the id gap: its refill fails
+        await until(() => source.stats.unrecoverable === 5_000, 30_000, 'the refill to fail');
+        // From now on, at each REST call: every page served before it already delivered (its newest trade in the sink).
+        const calls: number[] = [];
+        srv.onRestCall = () => {
+          const delivered = new Set(sink.ids(PAIR));
+          calls.push(
+            srv.pagesServed.filter((p) => p.lastId !== undefined && !delivered.has(p.lastId)).length,
+          );
+        };
+        srv.failNext = 0; // the REST API back: the hole's next attempt gets it
+        await until(() => source.stats.holesRefilled === 1, 60_000, 'the hole refilled');
+        srv.publish(PAIR, trades.slice(5_011));
+        await until(() => sink.ids(PAIR).includes(trades[5_011]!.id), 30_000, 'still streaming');
+        assert.deepEqual(
+          sink.ids(PAIR),
+          [...trades.slice(0, 10), trades[5_010]!, ...trades.slice(10, 5_010), trades[5_011]!].map(
+            (t) => t.id,
+          ),
+          'each once: the hole after the trade that revealed it, in order',
+        );
+        assert.ok(srv.pagesServed.length >= 50, `${srv.pagesServed.length} pages`);
+        const held = calls.filter((n) => n > 0);
+        assert.deepEqual(
+          held.slice(0, 3),
+          [],
+          `${held.length} of ${calls.length} REST calls made with earlier pages still held (at most ${Math.max(...held)})`,
+        );
+      },
+      {
+        snapshot: false,
+        restRetries: 0,
+        holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 1_000_000 },
+      },
+      (srv) => {
+        srv.pageSize = 100;
+      },
+    ));
+
   // Judged by the order of events in the sink's log, not by the clock: a watermark sent just before a refill's
   // REST call can share its millisecond, and a window by time would then count it as sent during the refill.
   it('holds watermarks while an outage is being refilled (refilled trades are never behind them)', () =>
