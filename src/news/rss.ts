@@ -84,7 +84,12 @@ export class RssSource implements NewsSource {
   private readonly log = rootLog.child({ source: 'rss' });
 
   constructor(o: RssOptions) {
-    if (o.feeds.length === 0) throw new Error('rss: no feed configured');
+    // A setting's error, as a bad URL is: a bare Error reached the CLI as a bug (its stack, exit 1). The CLI never
+    // builds one without feeds (no --feeds, no CRYPTOCAST_NEWS_FEEDS: the defaults); a program of one's own may.
+    if (o.feeds.length === 0)
+      throw fail(ERR.CONFIG, 'rss: no feed to poll: an RSS source needs at least one feed URL', {
+        hint: 'give RSS/Atom URLs (--feeds or CRYPTOCAST_NEWS_FEEDS, comma separated), or leave both out for the default feeds (DEFAULT_FEEDS)',
+      });
     for (const f of o.feeds) checkFeedUrl(f.url);
     this.o = o;
   }

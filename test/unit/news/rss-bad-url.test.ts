@@ -40,4 +40,15 @@ describe('RssSource: a bad feed URL', () => {
         e instanceof CryptocastError && e.code === ERR.CONFIG.code && !e.message.includes('s3cret'),
     );
   });
+
+  it('none at all: CC_ERR_CONFIG saying what to give (it was a bare Error, printed with its stack as a bug)', () => {
+    assert.throws(
+      () => new RssSource({ feeds: [], userAgent: 'ua' }),
+      (e: unknown) =>
+        e instanceof CryptocastError &&
+        e.code === ERR.CONFIG.code &&
+        /no feed/.test(e.message) &&
+        /--feeds|CRYPTOCAST_NEWS_FEEDS/.test(`${e.message} ${e.hint ?? ''}`),
+    );
+  });
 });
