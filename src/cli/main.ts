@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, type CommanderError, Option } from 'commander';
 import { CryptocastError, ERR, UsageError } from '../core/errors.ts';
 import { redactSecrets } from '../core/secrets.ts';
 import { TRADE_FILE_FORMATS } from '../ingestion/files/types.ts';
@@ -50,7 +50,7 @@ const program = new Command()
       write(`cryptocast: ${redactSecrets(first!)} [${code}]\n${hints.join('')}`);
     },
   })
-  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : ERR.USAGE.exitCode))
+  .exitOverride((err) => process.exit(commanderExitStatus(err)))
   // Before any command runs: a password in a flag is refused (every command, every URL flag; see flags.ts).
   .hook('preAction', (_program, command) => refuseCredentialsInFlags(command));
 
@@ -515,15 +515,22 @@ registryOptions(models.command('rollback'))
   .option('--reason <text>', 'recorded in the alias history')
   .action(async (opts) => (await import('./commands/models.ts')).rollbackCommand(opts));
 
+// Every flag's value checked as commander reads it (flags.ts): by the binary, and by a test parsing in-process.
+checkFlagValues(program);
+
+/**
+ * The program, for a test that parses command lines with it in this process, stopped before a command starts
+ * (test/support/cli-in-process.ts): the flags, their checks and the refusals' lines are the binary's own.
+ */
+export { program };
+
+/** The status commander's own exits end with: 0 after --help or --version, CC_ERR_USAGE's (2) for every refusal. */
+export function commanderExitStatus(err: CommanderError): number {
+  return err.exitCode === 0 ? 0 : ERR.USAGE.exitCode;
+}
+
 // A command whose work stalls on a promise that never settles would otherwise end with status 0 and no word.
 let settled = false;
-process.once('beforeExit', () => {
-  if (settled) return;
-  process.stderr.write(
-    'cryptocast: internal error: the command stopped before it finished (nothing left to wait for)\n',
-  );
-  process.exitCode = 1;
-});
 
 /**
  * How the command ends on an error. A catalogued error (bad input, a component that failed): its message and hint, its
@@ -542,25 +549,38 @@ function exitWith(err: unknown): never {
   process.exit(1);
 }
 
-// A reader that stopped reading (`cryptocast topics list | head -2`): what is left cannot be delivered and nothing
-// is wrong with the command. End as a C program killed by SIGPIPE would (status 141, what a shell reports for it),
-// without the stack trace of a failed write that the safety net below would print.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code !== 'EPIPE') return exitWith(err);
-  settled = true;
-  process.exit(141);
-});
+/** The binary: the process's handlers, then the command line. */
+function runAsTheBinary(): void {
+  process.once('beforeExit', () => {
+    if (settled) return;
+    process.stderr.write(
+      'cryptocast: internal error: the command stopped before it finished (nothing left to wait for)\n',
+    );
+    process.exitCode = 1;
+  });
 
-// The safety net: an error no caller awaited (a background write, a timer's callback) ends the command the same way,
-// redacted, instead of Node's default print of the raw error and its properties (a connection URL with a password).
-process.on('unhandledRejection', exitWith);
-process.on('uncaughtException', exitWith);
-
-checkFlagValues(program);
-
-program
-  .parseAsync(process.argv)
-  .then(() => {
+  // A reader that stopped reading (`cryptocast topics list | head -2`): what is left cannot be delivered and nothing
+  // is wrong with the command. End as a C program killed by SIGPIPE would (status 141, what a shell reports for it),
+  // without the stack trace of a failed write that the safety net below would print.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') return exitWith(err);
     settled = true;
-  })
-  .catch(exitWith);
+    process.exit(141);
+  });
+
+  // The safety net: an error no caller awaited (a background write, a timer's callback) ends the command the same way,
+  // redacted, instead of Node's default print of the raw error and its properties (a connection URL with a password).
+  process.on('unhandledRejection', exitWith);
+  process.on('uncaughtException', exitWith);
+
+  program
+    .parseAsync(process.argv)
+    .then(() => {
+      settled = true;
+    })
+    .catch(exitWith);
+}
+
+// Run as the binary (bin/cryptocast, the images' entry point); imported by a test, nothing runs and no handler of the
+// process is installed.
+if (import.meta.main) runAsTheBinary();
