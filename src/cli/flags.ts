@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import { parseDuration } from '../config/config.ts';
+import { parseDuration, streamSettingProblem } from '../config/config.ts';
 import { setting } from '../config/env.ts';
 import { UsageError } from '../core/errors.ts';
 import { busUrlProblem } from '../runtime/bus-url.ts';
@@ -68,7 +68,12 @@ const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined>
       ? undefined
       : 'it must be "max" or a positive factor such as 1, 10, 60',
   '--days': numberValue,
-  '--bus': busUrlProblem,
+  // The stream's settings (src/config/config.ts) as their schema takes them, beyond the form checked first: a bus URL
+  // the schema's pattern refuses (kafka://host:9/), a price factor out of range (Infinity, 1e400). They were refused
+  // later by loadStreamConfig, CC_ERR_CONFIG even from the flag. (--pairs keeps CC_ERR_PAIR, the code of every --pair;
+  // the interval and the late policy are choices.)
+  '--bus': (t) => busUrlProblem(t) ?? streamSettingProblem('bus', t),
+  '--grace': (t) => streamSettingProblem('graceMs', t),
   '--base-url': httpUrlProblem,
   '--opensearch-url': httpUrlProblem,
   // Comma separated: every one a URL (one that was not crashed `service news` with a TypeError, or was polled by run).
@@ -80,7 +85,9 @@ const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined>
       .map(httpUrlProblem)
       .find((why) => why !== undefined),
   '--max-price-factor': (t) =>
-    Number(t) > 1 ? undefined : 'it must be a factor above 1 of the recent median price, e.g. 10',
+    streamSettingProblem('maxPriceFactor', t) === undefined
+      ? undefined
+      : 'it must be a finite factor above 1 of the recent median price, e.g. 10',
 };
 const VALUE_CHECKS_BY_PLACEHOLDER: Record<string, (text: string) => string | undefined> = {
   '<duration>': (t) => {

@@ -62,6 +62,21 @@ export const StreamConfigSchema = z.object({
 });
 export type StreamConfig = z.infer<typeof StreamConfigSchema>;
 
+/**
+ * Why `text` is no value of the stream setting `key` — its schema above decides: a range (a price factor above 1 and
+ * finite), a pattern (a bus URL) — or undefined. The CLI checks the settings' flags with it as commander reads them
+ * (src/cli/flags.ts), where it is known whether a value came from the flag or from its variable: out of range on the
+ * command line is CC_ERR_USAGE naming the flag, from the variable CC_ERR_CONFIG naming the variable. loadStreamConfig,
+ * given the value later, answered CC_ERR_CONFIG for both.
+ */
+export function streamSettingProblem(
+  key: 'bus' | 'graceMs' | 'maxPriceFactor',
+  text: string,
+): string | undefined {
+  const r = StreamConfigSchema.shape[key].safeParse(text);
+  return r.success ? undefined : (r.error.issues[0]?.message ?? 'not a valid value');
+}
+
 /** Maps each setting to its environment variable. */
 export const ENV = {
   bus: 'CRYPTOCAST_BUS',

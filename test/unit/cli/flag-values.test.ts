@@ -186,4 +186,39 @@ describe('a malformed flag value: one rule for every flag of every command', () 
       );
     }
   });
+
+  it('a stream setting out of the range src/config/config.ts allows, given as the flag: CC_ERR_USAGE naming the flag; from its variable: CC_ERR_CONFIG naming the variable (it was CC_ERR_CONFIG both ways)', async () => {
+    // Well formed for the flag's first check, refused by the stream config's schema (loadStreamConfig) after it.
+    const outOfRange: Record<string, { variable: string; values: string[] }> = {
+      '--max-price-factor': {
+        variable: 'CRYPTOCAST_MAX_PRICE_FACTOR',
+        values: ['Infinity', '1e400', '1', '0.5'],
+      },
+      '--bus': { variable: 'CRYPTOCAST_BUS', values: ['kafka://127.0.0.1:9/', 'kafka://a b:9'] },
+    };
+    const flags = everyFlag.filter((f) => f.flag in outOfRange);
+    assert.ok(flags.length >= 15, `only ${flags.length} commands with --max-price-factor or --bus`);
+    const wrong: string[] = [];
+    await each(flags, async ({ path, flag }) => {
+      const { variable, values } = outOfRange[flag]!;
+      for (const value of values) {
+        const fromFlag = await cli([...path, flag, value]);
+        const line = fromFlag.stderr.split('\n')[0] ?? '';
+        if (fromFlag.code !== 2 || !line.endsWith('[CC_ERR_USAGE]') || !line.includes(`'${flag} <`))
+          wrong.push(`cryptocast ${[...path, flag, value].join(' ')}: exit ${fromFlag.code}, ${line}`);
+        const fromEnv = await cli([...path], { [variable]: value });
+        const envLine = fromEnv.stderr.split('\n')[0] ?? '';
+        if (fromEnv.code !== 2 || !envLine.endsWith('[CC_ERR_CONFIG]') || !envLine.includes(`'${variable}'`))
+          wrong.push(`${variable}=${value} cryptocast ${path.join(' ')}: exit ${fromEnv.code}, ${envLine}`);
+      }
+    });
+    assert.deepEqual(wrong, []);
+    // And by the binary, before anything starts.
+    const binary = await spawned(['run', '--max-price-factor', 'Infinity']);
+    assert.equal(binary.code, 2, binary.stderr);
+    assert.match(
+      binary.stderr,
+      /^cryptocast: option '--max-price-factor <x>' argument 'Infinity' is invalid\. .*\[CC_ERR_USAGE\]\n/,
+    );
+  });
 });
