@@ -67,7 +67,9 @@ const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined>
     t === 'max' || Number(t.replace(/x$/i, '')) > 0
       ? undefined
       : 'it must be "max" or a positive factor such as 1, 10, 60',
-  '--days': numberValue,
+  // A window of whole days (train --store, service trainer), as the chart's trainer.days: 1.5 and 1e3 were taken.
+  '--days': (t) =>
+    /^\s*\d+\s*$/.test(t) && Number(t) >= 1 ? undefined : 'it must be a whole number of days, 1 or more',
   // The stream's settings (src/config/config.ts) as their schema takes them, beyond the form checked first: a bus URL
   // the schema's pattern refuses (kafka://host:9/), a price factor out of range (Infinity, 1e400). They were refused
   // later by loadStreamConfig, CC_ERR_CONFIG even from the flag. (--pairs keeps CC_ERR_PAIR, the code of every --pair;

@@ -107,8 +107,7 @@ export async function loadDataset(
   } else if (opts.history !== undefined) {
     throw new UsageError('--history goes with --candles');
   } else if (opts.store !== undefined) {
-    const days = opts.days === undefined ? 30 : Number(opts.days);
-    if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
+    const days = opts.days === undefined ? 30 : wholeNumber('days', opts.days, 1);
     // The store's news features are the feature writer's (--with-news); a recording joins only to --candles. A file
     // given with --store used to be taken as "with news" and never read.
     if (opts.news !== undefined)

@@ -45,8 +45,7 @@ export async function trainerService(opts: {
   // A retrain takes minutes: a schedule tighter than a minute is a typo (0s, 7 for 7d), not a wish.
   if (everyMs < MIN_TRAINER_EVERY_MS)
     throw new UsageError(`--every must be at least 1m (got "${opts.every}"): a retrain takes minutes`);
-  const days = Number(opts.days ?? TRAINER_DAYS);
-  if (!(days > 0)) throw new UsageError(`--days must be a positive number, got "${opts.days}"`);
+  const days = wholeNumber('days', opts.days ?? TRAINER_DAYS, 1);
   const horizonMs = parseDuration(opts.horizon ?? '5m', '--horizon');
   const tuneSeconds = wholeNumber('tune-seconds', opts.tuneSeconds ?? TUNE_SECONDS);
   const folds = Number(opts.folds ?? '5');

@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { trainerService } from '../../../src/cli/commands/trainer.ts';
+import { ERR } from '../../../src/core/errors.ts';
 import { CLI } from '../../support/cli.ts';
 import { parseCommandLine } from '../../support/cli-in-process.ts';
+import { coded } from '../../support/errors.ts';
 
 const exec = promisify(execFile);
 
@@ -138,7 +141,7 @@ describe('a malformed flag value: one rule for every flag of every command', () 
       '<s>': '10',
       '<port>': '0',
     };
-    const byFlag: Record<string, string> = { '--speed': '60', '--days': '1.5', '--period': 'daily' };
+    const byFlag: Record<string, string> = { '--speed': '60', '--period': 'daily' };
     const flags = everyFlag.filter((f) => TYPED.test(f.arg));
     const wrong: string[] = [];
     await each(flags, async ({ path, flag, arg }) => {
@@ -219,6 +222,45 @@ describe('a malformed flag value: one rule for every flag of every command', () 
     assert.match(
       binary.stderr,
       /^cryptocast: option '--max-price-factor <x>' argument 'Infinity' is invalid\. .*\[CC_ERR_USAGE\]\n/,
+    );
+  });
+
+  it('--days (train --store, service trainer): a whole number of days ≥ 1, as the chart’s trainer.days; else CC_ERR_USAGE naming the flag (1.5 was taken)', async () => {
+    const flags = everyFlag.filter((f) => f.flag === '--days');
+    assert.deepEqual(flags.map((f) => f.path.join(' ')).sort(), ['service trainer', 'train']);
+    const wrong: string[] = [];
+    await each(flags, async ({ path }) => {
+      for (const value of ['1.5', '0.5', '0', '1e3', '-1']) {
+        const args = [...path, '--days', value];
+        const { code, stderr } = await cli(args);
+        const line = stderr.split('\n')[0] ?? '';
+        if (code !== 2 || !line.endsWith('[CC_ERR_USAGE]') || !line.includes("'--days <n>'"))
+          wrong.push(`cryptocast ${args.join(' ')}: exit ${code}, ${line}`);
+      }
+      // A whole number is taken.
+      const { code } = await cli([...path, '--days', '30', '--help']);
+      if (code !== 0) wrong.push(`cryptocast ${path.join(' ')} --days 30 --help: exit ${code}`);
+    });
+    assert.deepEqual(wrong, []);
+    // The trainer built in code refuses it too (the flag's default, 365, goes the same way), before its store opens.
+    for (const days of ['1.5', '0'])
+      await assert.rejects(
+        trainerService({ store: 'duckdb:/dev/null/cc.duckdb', days, once: true }),
+        coded(ERR.USAGE, /^--days must be a whole number ≥ 1/),
+      );
+    // And by the binary, before the trainer opens its store.
+    const binary = await spawned([
+      'service',
+      'trainer',
+      '--store',
+      'duckdb:/dev/null/cc.duckdb',
+      '--days',
+      '1.5',
+    ]);
+    assert.equal(binary.code, 2, binary.stderr);
+    assert.match(
+      binary.stderr,
+      /^cryptocast: option '--days <n>' argument '1\.5' is invalid\. .*\[CC_ERR_USAGE\]\n/,
     );
   });
 });
