@@ -50,6 +50,8 @@ export function wholeNumber(flag: string, text: string, min = 0): number {
  */
 const numberValue = (t: string) =>
   t.trim() !== '' && Number.isFinite(Number(t)) ? undefined : 'it must be a number';
+/** Digits only, 1 or more (a count, a number of days). */
+const wholeAtLeastOne = (t: string) => /^\s*\d+\s*$/.test(t) && Number(t) >= 1;
 /** Why `text` is not an http(s) URL (an API, an archive, a feed), or undefined. */
 function httpUrlProblem(text: string): string | undefined {
   let url: URL;
@@ -68,8 +70,10 @@ const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined>
       ? undefined
       : 'it must be "max" or a positive factor such as 1, 10, 60',
   // A window of whole days (train --store, service trainer), as the chart's trainer.days: 1.5 and 1e3 were taken.
-  '--days': (t) =>
-    /^\s*\d+\s*$/.test(t) && Number(t) >= 1 ? undefined : 'it must be a whole number of days, 1 or more',
+  '--days': (t) => (wholeAtLeastOne(t) ? undefined : 'it must be a whole number of days, 1 or more'),
+  // Checked by topics create only once it ran, where a 0 from CRYPTOCAST_KAFKA_REPLICATION_FACTOR was reported as the
+  // flag (CC_ERR_USAGE): here a value from the variable is the variable's (CC_ERR_CONFIG).
+  '--replication-factor': (t) => (wholeAtLeastOne(t) ? undefined : 'it must be a whole number, 1 or more'),
   // The stream's settings (src/config/config.ts) as their schema takes them, beyond the form checked first: a bus URL
   // the schema's pattern refuses (kafka://host:9/), a price factor out of range (Infinity, 1e400). They were refused
   // later by loadStreamConfig, CC_ERR_CONFIG even from the flag. (--pairs keeps CC_ERR_PAIR, the code of every --pair;

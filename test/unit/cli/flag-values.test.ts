@@ -263,4 +263,20 @@ describe('a malformed flag value: one rule for every flag of every command', () 
       /^cryptocast: option '--days <n>' argument '1\.5' is invalid\. .*\[CC_ERR_USAGE\]\n/,
     );
   });
+
+  it('topics create --replication-factor 0: CC_ERR_USAGE naming the flag; CRYPTOCAST_KAFKA_REPLICATION_FACTOR=0: CC_ERR_CONFIG naming the variable (it was CC_ERR_USAGE naming the flag)', async () => {
+    const args = ['topics', 'create', '--bus', 'kafka://127.0.0.1:9'];
+    const fromFlag = await cli([...args, '--replication-factor', '0']);
+    assert.equal(fromFlag.code, 2, fromFlag.stderr);
+    assert.match(
+      fromFlag.stderr,
+      /^cryptocast: option '--replication-factor <n>' argument '0' is invalid\. .*\[CC_ERR_USAGE\]\n/,
+    );
+    const fromEnv = await cli(args, { CRYPTOCAST_KAFKA_REPLICATION_FACTOR: '0' });
+    assert.equal(fromEnv.code, 2, fromEnv.stderr);
+    assert.match(
+      fromEnv.stderr,
+      /^cryptocast: option '--replication-factor <n>' value '0' from env 'CRYPTOCAST_KAFKA_REPLICATION_FACTOR' is invalid\. .*\[CC_ERR_CONFIG\]\n/,
+    );
+  });
 });
