@@ -50,6 +50,8 @@ export function wholeNumber(flag: string, text: string, min = 0): number {
  */
 const numberValue = (t: string) =>
   t.trim() !== '' && Number.isFinite(Number(t)) ? undefined : 'it must be a number';
+/** An index name prefix OpenSearch takes (`service index-sink --index-prefix`): lowercase, no leading `-`, `_`, `.`. */
+export const INDEX_PREFIX = /^[a-z0-9][a-z0-9._-]*$/;
 /** Digits only, 1 or more (a count, a number of days). */
 const wholeAtLeastOne = (t: string) => /^\s*\d+\s*$/.test(t) && Number(t) >= 1;
 /** Why `text` is not an http(s) URL (an API, an archive, a feed), or undefined. */
@@ -80,6 +82,11 @@ const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined>
   // the interval and the late policy are choices.)
   '--bus': (t) => busUrlProblem(t) ?? streamSettingProblem('bus', t),
   '--grace': (t) => streamSettingProblem('graceMs', t),
+  // Checked by the command only once it ran, where CRYPTOCAST_INDEX_PREFIX=Bad was reported as the flag (CC_ERR_USAGE).
+  '--index-prefix': (t) =>
+    INDEX_PREFIX.test(t)
+      ? undefined
+      : 'an index name prefix: lowercase letters, digits, ".", "_" or "-" (not first)',
   '--base-url': httpUrlProblem,
   '--opensearch-url': httpUrlProblem,
   // Comma separated: every one a URL (one that was not crashed `service news` with a TypeError, or was polled by run).

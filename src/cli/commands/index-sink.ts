@@ -7,6 +7,7 @@ import { onStopSignal } from '../../core/stop-signals.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { IndexSink } from '../../sinks/index-sink.ts';
 import { OpenSearchIndex } from '../../sinks/opensearch.ts';
+import { INDEX_PREFIX } from '../flags.ts';
 
 /**
  * `cryptocast service index-sink`: `predictions` → OpenSearch (or Elasticsearch), for dashboards. The address comes
@@ -38,7 +39,7 @@ export async function indexSinkService(opts: {
       '--opensearch-url: no credentials in the URL; set CRYPTOCAST_OPENSEARCH_USERNAME and CRYPTOCAST_OPENSEARCH_PASSWORD',
     );
   const prefix = opts.indexPrefix ?? 'cryptocast-';
-  if (!/^[a-z0-9][a-z0-9._-]*$/.test(prefix))
+  if (!INDEX_PREFIX.test(prefix))
     throw new UsageError(`--index-prefix: lowercase letters, digits, ".", "_" or "-", got "${prefix}"`);
 
   const index = new OpenSearchIndex({

@@ -279,4 +279,24 @@ describe('a malformed flag value: one rule for every flag of every command', () 
       /^cryptocast: option '--replication-factor <n>' value '0' from env 'CRYPTOCAST_KAFKA_REPLICATION_FACTOR' is invalid\. .*\[CC_ERR_CONFIG\]\n/,
     );
   });
+
+  it('service index-sink --index-prefix: one OpenSearch does not take is CC_ERR_USAGE naming the flag; from CRYPTOCAST_INDEX_PREFIX CC_ERR_CONFIG naming the variable (it was CC_ERR_USAGE naming the flag)', async () => {
+    const args = ['service', 'index-sink', '--bus', 'memory', '--opensearch-url', 'http://127.0.0.1:9'];
+    for (const bad of ['Bad Prefix', 'Upper-', '-dash', '_x']) {
+      const fromFlag = await cli([...args, '--index-prefix', bad]);
+      assert.equal(fromFlag.code, 2, fromFlag.stderr);
+      assert.match(
+        fromFlag.stderr,
+        /^cryptocast: option '--index-prefix <prefix>' argument .* is invalid\. .*\[CC_ERR_USAGE\]\n/,
+      );
+      const fromEnv = await cli(args, { CRYPTOCAST_INDEX_PREFIX: bad });
+      assert.equal(fromEnv.code, 2, fromEnv.stderr);
+      assert.match(
+        fromEnv.stderr,
+        /^cryptocast: option '--index-prefix <prefix>' value .* from env 'CRYPTOCAST_INDEX_PREFIX' is invalid\. .*\[CC_ERR_CONFIG\]\n/,
+      );
+    }
+    for (const good of ['cryptocast-', 'prod.cc_1-'])
+      assert.equal((await cli([...args, '--index-prefix', good])).code, 'started', good);
+  });
 });
