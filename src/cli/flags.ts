@@ -88,7 +88,17 @@ const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined>
       ? undefined
       : 'an index name prefix: lowercase letters, digits, ".", "_" or "-" (not first)',
   '--base-url': httpUrlProblem,
-  '--opensearch-url': httpUrlProblem,
+  // No user info (credentials come from CRYPTOCAST_OPENSEARCH_USERNAME/PASSWORD): the command refused it only once it
+  // ran, as the flag (CC_ERR_USAGE) even when it came from CRYPTOCAST_OPENSEARCH_URL. Commander's message quotes the
+  // value, and main.ts redacts the password from it.
+  '--opensearch-url': (t) => {
+    const why = httpUrlProblem(t);
+    if (why !== undefined) return why;
+    const url = new URL(t.trim());
+    return url.username || url.password
+      ? 'no credentials in the URL: set CRYPTOCAST_OPENSEARCH_USERNAME and CRYPTOCAST_OPENSEARCH_PASSWORD'
+      : undefined;
+  },
   // Comma separated: every one a URL (one that was not crashed `service news` with a TypeError, or was polled by run).
   '--feeds': (t) =>
     t

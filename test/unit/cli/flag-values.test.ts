@@ -299,4 +299,24 @@ describe('a malformed flag value: one rule for every flag of every command', () 
     for (const good of ['cryptocast-', 'prod.cc_1-'])
       assert.equal((await cli([...args, '--index-prefix', good])).code, 'started', good);
   });
+
+  it('service index-sink --opensearch-url with credentials: CC_ERR_USAGE naming the flag; from CRYPTOCAST_OPENSEARCH_URL CC_ERR_CONFIG naming the variable, the password not quoted (it was CC_ERR_USAGE naming the flag)', async () => {
+    const args = ['service', 'index-sink', '--bus', 'memory'];
+    const password = 'Os-pass-of-test';
+    for (const url of ['http://ops@127.0.0.1:9', `https://ops:${password}@127.0.0.1:9`]) {
+      const fromFlag = await cli([...args, '--opensearch-url', url]);
+      assert.equal(fromFlag.code, 2, fromFlag.stderr);
+      assert.match(
+        fromFlag.stderr,
+        /^cryptocast: option '--opensearch-url <url>' argument .* is invalid\. .*credentials.*\[CC_ERR_USAGE\]\n/,
+      );
+      const fromEnv = await cli(args, { CRYPTOCAST_OPENSEARCH_URL: url });
+      assert.equal(fromEnv.code, 2, fromEnv.stderr);
+      assert.match(
+        fromEnv.stderr,
+        /^cryptocast: option '--opensearch-url <url>' value .* from env 'CRYPTOCAST_OPENSEARCH_URL' is invalid\. .*credentials.*\[CC_ERR_CONFIG\]\n/,
+      );
+      for (const { stderr } of [fromFlag, fromEnv]) assert.ok(!stderr.includes(password), stderr);
+    }
+  });
 });
