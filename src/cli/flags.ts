@@ -3,6 +3,7 @@ import { parseDuration, streamSettingProblem } from '../config/config.ts';
 import { setting } from '../config/env.ts';
 import { UsageError } from '../core/errors.ts';
 import { busUrlProblem } from '../runtime/bus-url.ts';
+import { MODEL_NAME } from '../training/registry/registry.ts';
 
 /** Flag values shared by several commands, checked before anything starts. */
 
@@ -87,6 +88,12 @@ const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined>
     INDEX_PREFIX.test(t)
       ? undefined
       : 'an index name prefix: lowercase letters, digits, ".", "_" or "-" (not first)',
+  // A model name the registries take: one they refuse was CC_ERR_REGISTRY (exit 1, a component failing) once the
+  // command opened its registry, from the flag as from CRYPTOCAST_MODEL_NAME.
+  '--name': (t) =>
+    MODEL_NAME.test(t)
+      ? undefined
+      : 'a model name: a letter or digit, then letters, digits, ".", "_" or "-" (100 at most)',
   '--base-url': httpUrlProblem,
   // No user info (credentials come from CRYPTOCAST_OPENSEARCH_USERNAME/PASSWORD): the command refused it only once it
   // ran, as the flag (CC_ERR_USAGE) even when it came from CRYPTOCAST_OPENSEARCH_URL. Commander's message quotes the

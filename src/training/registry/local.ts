@@ -7,6 +7,7 @@ import {
   type Alias,
   type AliasChange,
   AliasMovedError,
+  MODEL_NAME,
   type ModelCard,
   ModelCardSchema,
   type ModelRegistry,
@@ -69,7 +70,7 @@ export class LocalRegistry implements ModelRegistry {
   }
 
   private dir(name: string): string {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name)) throw new RegistryError(`bad model name "${name}"`);
+    if (!MODEL_NAME.test(name)) throw new RegistryError(`bad model name "${name}"`);
     return join(this.root, name);
   }
 

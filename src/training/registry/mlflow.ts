@@ -7,6 +7,7 @@ import {
   type Alias,
   type AliasChange,
   AliasMovedError,
+  MODEL_NAME,
   type ModelCard,
   ModelCardSchema,
   type ModelRegistry,
@@ -36,7 +37,6 @@ const ALIAS_CHANGE_TAG = 'cryptocast.alias_change.';
 const MAX_MODEL_TAG_VALUE = 5000;
 const MAX_RUN_TAG_VALUE = 5000;
 const MAX_PARAM_VALUE = 6000;
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 export interface MlflowRegistryOptions {
   /** The experiment that holds the runs (created if missing). */
@@ -106,7 +106,7 @@ export class MlflowRegistry implements ModelRegistry {
   }
 
   private check(name: string): void {
-    if (!NAME_RE.test(name)) throw new RegistryError(`bad model name "${name}"`);
+    if (!MODEL_NAME.test(name)) throw new RegistryError(`bad model name "${name}"`);
   }
 
   // --- ModelRegistry --------------------------------------------------------------------------------------------

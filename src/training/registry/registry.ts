@@ -200,3 +200,9 @@ export const noSuchVersion = (name: string, version: number) =>
   fail(ERR.MODEL_VERSION, `${name} has no version ${version}`);
 
 export const DEFAULT_MODEL_NAME = 'cryptocast-price';
+
+/**
+ * A registered model's name, as both registries take it (a folder of the local one, a name in MLflow): a letter or
+ * digit, then letters, digits, `.`, `_`, `-`, 100 at most. The CLI checks `--name` with it as the flag is read.
+ */
+export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;

@@ -319,4 +319,33 @@ describe('a malformed flag value: one rule for every flag of every command', () 
       for (const { stderr } of [fromFlag, fromEnv]) assert.ok(!stderr.includes(password), stderr);
     }
   });
+
+  it('--name (a registered model) the registry cannot take: CC_ERR_USAGE naming the flag; from CRYPTOCAST_MODEL_NAME CC_ERR_CONFIG naming the variable (it was CC_ERR_REGISTRY, exit 1: a component failing)', async () => {
+    const flags = everyFlag.filter((f) => f.flag === '--name');
+    // train, backtest, models list|show|promote|rollback; service trainer, predictor, api, monitor.
+    assert.ok(flags.length >= 10, `only ${flags.length} commands with --name`);
+    const wrong: string[] = [];
+    await each(flags, async ({ path }) => {
+      for (const bad of ['../x', 'a b', '-x', 'x'.repeat(101)]) {
+        const fromFlag = await cli([...path, '--name', bad]);
+        const line = fromFlag.stderr.split('\n')[0] ?? '';
+        if (fromFlag.code !== 2 || !line.endsWith('[CC_ERR_USAGE]') || !line.includes("'--name <name>'"))
+          wrong.push(`cryptocast ${[...path, '--name', bad].join(' ')}: exit ${fromFlag.code}, ${line}`);
+        const fromEnv = await cli([...path], { CRYPTOCAST_MODEL_NAME: bad });
+        const envLine = fromEnv.stderr.split('\n')[0] ?? '';
+        if (
+          fromEnv.code !== 2 ||
+          !envLine.endsWith('[CC_ERR_CONFIG]') ||
+          !envLine.includes("'CRYPTOCAST_MODEL_NAME'")
+        )
+          wrong.push(
+            `CRYPTOCAST_MODEL_NAME=${bad} cryptocast ${path.join(' ')}: exit ${fromEnv.code}, ${envLine}`,
+          );
+      }
+      const { code } = await cli([...path, '--name', 'news-research.v2_1', '--help']);
+      if (code !== 0)
+        wrong.push(`cryptocast ${path.join(' ')} --name news-research.v2_1 --help: exit ${code}`);
+    });
+    assert.deepEqual(wrong, []);
+  });
 });
