@@ -11,7 +11,8 @@ import type { Topic } from './topic.ts';
  * - records that fail the topic's schema are never handed to a service: they go to the `dlq` topic with
  *   the reason and the original payload, and consumption carries on;
  * - a group's offset for a partition is committed only after the handler's promise resolves (the effect
- *   is durable), and only up to what the handler says is safe (see `Batch.commit`).
+ *   is durable), and only up to what the handler says is safe (see `CommitPlan`); nothing of a batch whose
+ *   partition was lost meanwhile (see `Batch.signal`).
  */
 export interface Bus {
   readonly kind: 'in-process' | 'kafka';
@@ -94,6 +95,21 @@ export interface Delivered<T> {
 export interface Batch<T> {
   readonly partition: number;
   readonly records: readonly Delivered<T>[];
+  /**
+   * Aborted (with a `PartitionLost` reason) once the partition is no longer this member's to handle: the subscription
+   * is stopping, the group took the partition away (in-process: a rebalance), or the batch holds the member's rejoin
+   * for so long that the group is about to remove it (Kafka: shortly before the rebalance timeout, 30 s; or it was
+   * removed). The partition's next owner then reads the batch again from the last commit, so a handler that sees it
+   * aborted must throw, or return without publishing anything of the batch; the bus commits nothing of a batch whose
+   * signal aborted, whatever the handler returns. A handler that waits (a retry through an outage, a slow model call)
+   * passes it on so that the wait ends at once.
+   */
+  readonly signal: AbortSignal;
+}
+
+/** The reason of an aborted `Batch.signal`: the partition is lost to this member (see `Batch.signal`). */
+export class PartitionLost extends Error {
+  override readonly name = 'PartitionLost';
 }
 
 /**
@@ -124,7 +140,7 @@ export interface SubscribeOptions<T> {
 }
 
 export interface Subscription {
-  /** Stops fetching, waits for the in-flight batch, commits what is safe. */
+  /** Stops fetching, aborts the in-flight batch's signal and waits for it, commits what is safe. */
   stop(): Promise<void>;
   /** Records on the assigned partitions not yet handed to the handler (as of the last fetch on Kafka). */
   lag(): number;

@@ -8,6 +8,7 @@ import {
   type CommitPlan,
   checkedPageSize,
   type Delivered,
+  PartitionLost,
   partitionFor,
   type ReadPagesOptions,
   type ReadTailOptions,
@@ -87,6 +88,8 @@ interface Member {
   readonly handling: Map<number, Promise<void>>;
   /** Partitions the group took away while their batch was being handed over: revoked once it is through. */
   readonly revokeAfterBatch: Set<number>;
+  /** Per partition, the signal of the batch in the handler's hands (`Batch.signal`): aborted on revoke and stop. */
+  readonly batchSignals: Map<number, AbortController>;
   stopped: boolean;
   busy: number;
   readonly idle: Set<() => void>;
@@ -155,6 +158,7 @@ export class InProcessBus implements Bus {
       inHand: new Map(),
       handling: new Map(),
       revokeAfterBatch: new Set(),
+      batchSignals: new Map(),
       stopped: false,
       busy: 0,
       idle: new Set(),
@@ -166,6 +170,7 @@ export class InProcessBus implements Bus {
     return {
       stop: async () => {
         member.stopped = true;
+        giveBack(member, [...member.batchSignals.keys()], 'the subscription is stopping');
         tl.wake();
         while (member.busy > 0) await new Promise<void>((r) => member.idle.add(r));
         g.members.splice(g.members.indexOf(member), 1);
@@ -259,7 +264,11 @@ export class InProcessBus implements Bus {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const g of this.groups.values()) for (const m of g.members) m.stopped = true;
+    for (const g of this.groups.values())
+      for (const m of g.members) {
+        m.stopped = true;
+        giveBack(m, [...m.batchSignals.keys()], 'the bus is closing');
+      }
     for (const tl of this.logs.values()) tl.wake();
     for (const w of this.lagWaiters) w();
     this.lagWaiters.clear();
@@ -303,6 +312,8 @@ export class InProcessBus implements Bus {
         // once the batch is through (deliverLoop).
         const now = revoked.filter((p) => !m.handling.has(p));
         for (const p of revoked) if (m.handling.has(p)) m.revokeAfterBatch.add(p);
+        // Its batch in hand is given back (`Batch.signal`): the new owner reads it again from the last commit.
+        giveBack(m, revoked, 'the group gave the partition to another member');
         if (now.length > 0) await m.options.onRevoke?.(now);
       }
       const added = want.filter((p) => !m.assigned.includes(p));
@@ -362,6 +373,7 @@ export class InProcessBus implements Bus {
         });
       }
       m.busy++;
+      const lost = new AbortController();
       let batchThrough!: () => void;
       m.handling.set(p, new Promise<void>((r) => (batchThrough = r)));
       let retryInMs: number | undefined;
@@ -375,10 +387,13 @@ export class InProcessBus implements Bus {
         // Counted as read from when the handler has it until the position has moved past it (`readToEnd`), and no
         // longer once it failed.
         m.inHand.set(p, upTo);
+        m.batchSignals.set(p, lost);
         const plan: CommitPlan =
           valid.length > 0
-            ? await opts.handle({ partition: p, records: valid } as Batch<unknown>)
+            ? await opts.handle({ partition: p, records: valid, signal: lost.signal } as Batch<unknown>)
             : undefined;
+        // Whatever the handler returned: nothing of a batch given back is committed.
+        if (lost.signal.aborted) throw lost.signal.reason;
         const next = BigInt(upTo);
         const pending =
           valid.length > 0
@@ -394,17 +409,34 @@ export class InProcessBus implements Bus {
           log.info({ service: opts.service, topic: opts.topic.name, partition: p }, 'held batch passed');
       } catch (err) {
         m.inHand.delete(p);
-        // Not committed: the same records are delivered again after a pause (at-least-once).
-        const f = cursor.chunkFailed(Date.now(), HANDLER_BACKOFF, err, BigInt(pos), upTo - pos, BigInt(upTo));
-        logChunkFailure(
-          log,
-          { service: opts.service, topic: opts.topic.name, partition: p, offset: pos },
-          err,
-          f,
-        );
-        this.onHandlerFailure?.(err, { service: opts.service, topic: opts.topic.name });
-        retryInMs = f.delayMs;
+        if (lost.signal.aborted) {
+          // Given back: not a failure of the records (no back-off, no poison count); the partition is no longer
+          // this member's, or it is stopping, so the loop ends below.
+          log.info(
+            { service: opts.service, topic: opts.topic.name, partition: p },
+            'batch given back uncommitted',
+          );
+        } else {
+          // Not committed: the same records are delivered again after a pause (at-least-once).
+          const f = cursor.chunkFailed(
+            Date.now(),
+            HANDLER_BACKOFF,
+            err,
+            BigInt(pos),
+            upTo - pos,
+            BigInt(upTo),
+          );
+          logChunkFailure(
+            log,
+            { service: opts.service, topic: opts.topic.name, partition: p, offset: pos },
+            err,
+            f,
+          );
+          this.onHandlerFailure?.(err, { service: opts.service, topic: opts.topic.name });
+          retryInMs = f.delayMs;
+        }
       } finally {
+        m.batchSignals.delete(p);
         if (m.revokeAfterBatch.delete(p)) await this.revokeAfterBatch(m, p);
         m.handling.delete(p);
         batchThrough();
@@ -539,6 +571,14 @@ export class InProcessBus implements Bus {
       pl.records = pl.records.slice(drop);
       pl.base = min;
     }
+  }
+}
+
+/** Aborts the signals of `m`'s batches in hand on `partitions` (`Batch.signal`). */
+function giveBack(m: Member, partitions: readonly number[], why: string): void {
+  for (const p of partitions) {
+    const batch = m.batchSignals.get(p);
+    if (batch !== undefined && !batch.signal.aborted) batch.abort(new PartitionLost(why));
   }
 }
 

@@ -98,6 +98,14 @@ export class PartitionCursor {
     return held;
   }
 
+  /**
+   * The chunk in hand was given back (its partition lost to this member, `Batch.signal`): nothing of it is committed,
+   * and `position` goes back to `resumeFrom`, as after a failure but without a back-off or a failure counted.
+   */
+  givenBack(): void {
+    this.position = this.resumeFrom;
+  }
+
   /** Step 3. `safe`: the handler's commit plan for this partition (undefined: all it was given). True when a commit is pending. */
   handled(next: bigint, safe: bigint | undefined, leaderEpoch: number): boolean {
     this.progressed(next);

@@ -77,12 +77,14 @@ export class NewsSignalService {
               item,
               this.scorer,
               // The wait counts towards availability, so a signal is never dated before it existed.
+              // The batch's signal ends the model call when the partition is lost (`Batch.signal`).
               degrade
                 ? {
                     forceBaseline: `behind by ${Math.round(lag / 1000)} s${this.clock === 'event' ? ' of replay time' : ''} (limit ${this.maxLagMs / 1000} s)`,
                     waitedMs: waited,
+                    signal: batch.signal,
                   }
-                : { waitedMs: waited },
+                : { waitedMs: waited, signal: batch.signal },
             );
             // The model (or the lexicon) was busy with this item until its signals became available.
             for (const sig of signals) this.modelFreeAt = Math.max(this.modelFreeAt, sig.availableAt);
@@ -91,6 +93,8 @@ export class NewsSignalService {
             if (degrade && signals.some((s) => s.baseline)) n.degraded++;
             out.push(...signals);
           } catch (err) {
+            // The partition is lost to this member: its next owner scores the batch; nothing of it is published here.
+            batch.signal.throwIfAborted();
             // A stop while the model answered (a scorer made with `whenStopped: 'throw'`): nothing of the batch is
             // published nor committed, so after the restart the model scores it (the answers it gave are cached) —
             // not the lexicon for good, as when the baseline answered what the stop left. Held, not failed: a stop
@@ -113,6 +117,8 @@ export class NewsSignalService {
             ]);
           }
         }
+        // Lost while the last item was scored (a lexicon answer does not hear the signal): not published here either.
+        batch.signal.throwIfAborted();
         if (out.length > 0) await this.bus.publish(topics.newsSignals, out);
         this.stats.signals += out.length;
         this.stats.items += n.items;

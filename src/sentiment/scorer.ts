@@ -180,8 +180,14 @@ export class SentimentScorer {
   /**
    * Scores one text. Throws SentimentError('bad-input') only when there is nothing to score. `forceBaseline` (the
    * reason): the primary is not asked — but its cached answer, free and better than the baseline's, is still used.
+   * `signal`: the caller no longer wants the answer (its batch was given back, `Batch.signal`): the model call in flight
+   * ends, and `score` rejects with the signal's reason — no baseline answers in its place.
    */
-  async score(text: string, opts: { forceBaseline?: string } = {}): Promise<ScoredText> {
+  async score(
+    text: string,
+    opts: { forceBaseline?: string; signal?: AbortSignal } = {},
+  ): Promise<ScoredText> {
+    opts.signal?.throwIfAborted();
     const prepared = prepareText(text); // throws bad-input on empty
     this.stats.scored++;
     const key = SentimentScorer.key(prepared, this.primary);
@@ -213,7 +219,11 @@ export class SentimentScorer {
     try {
       const t0 = this.now();
       const timeout = this.timeoutSignal(this.timeoutMs);
-      const deadline = this.stop ? AbortSignal.any([timeout, this.stop]) : timeout;
+      const deadline = AbortSignal.any([
+        timeout,
+        ...(this.stop ? [this.stop] : []),
+        ...(opts.signal ? [opts.signal] : []),
+      ]);
       const s = await withinDeadline(this.primary.score(prepared, deadline), deadline);
       const ms = Math.ceil(this.now() - t0);
       this.modelAnswered(admission.probe);
@@ -221,6 +231,11 @@ export class SentimentScorer {
       this.remember(key, { ...s, ms });
       return { ...this.tag(s, this.primary, false), computeMs: ms };
     } catch (err) {
+      // The caller's batch was taken away (Batch.signal): no answer at all; a probe's turn is given back.
+      if (opts.signal?.aborted) {
+        this.breaker.abandoned(admission.probe);
+        opts.signal.throwIfAborted();
+      }
       // The call ended by the stop (whatever error the backend made of its abort): the baseline answers, unlogged
       // (or the caller is told, `whenStopped`).
       if (this.stop?.aborted) {

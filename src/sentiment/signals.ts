@@ -16,14 +16,14 @@ export const newsText = (item: NewsItem): string =>
 export async function signalsFor(
   item: NewsItem,
   scorer: SentimentScorer,
-  opts: { forceBaseline?: string; waitedMs?: number } = {},
+  opts: { forceBaseline?: string; waitedMs?: number; signal?: AbortSignal } = {},
 ): Promise<NewsSignal[]> {
   if (item.coins.length === 0) return [];
   const t0 = performance.now();
-  const s = await scorer.score(
-    newsText(item),
-    opts.forceBaseline ? { forceBaseline: opts.forceBaseline } : {},
-  );
+  const s = await scorer.score(newsText(item), {
+    ...(opts.forceBaseline ? { forceBaseline: opts.forceBaseline } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   // A cached answer counts the time the model took to make it: a signal is never dated before a model run on this
   // text, started at the fetch, could have ended (a replay run again from the cache dated its signals at the fetch).
   const tookMs = Math.max(Math.ceil(performance.now() - t0), s.computeMs ?? 0);

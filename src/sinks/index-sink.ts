@@ -62,7 +62,8 @@ export interface IndexSinkOptions {
   backoff?: { initialMs: number; maxMs: number };
   /**
    * How long one batch is retried inside the handler before it is handed back to the bus (which re-reads it from
-   * the last commit after its own back-off, and lets a rebalance through meanwhile). Default 60 s.
+   * the last commit after its own back-off, and lets a rebalance through meanwhile). Default 60 s. The retries end
+   * sooner when the partition is lost (`Batch.signal`: a rebalance that would otherwise time out, a stop).
    */
   maxHoldMs?: number;
   /** Waits (injectable for tests); resolves early when `signal` aborts. */
@@ -193,6 +194,9 @@ export class IndexSink {
     }
     let pending = [...byId.values()];
     const since = Date.now();
+    // The wait between attempts ends when the sink stops, or when the partition is lost to this member (`Batch.signal`:
+    // its next owner writes the batch; going on would write it from two members at once).
+    const giveUp = AbortSignal.any([this.stopping.signal, batch.signal]);
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > 0) {
         this.stats.retries++;
@@ -200,10 +204,11 @@ export class IndexSink {
           throw new Error(
             `OpenSearch did not take ${stream.topic.name} partition ${batch.partition}'s batch for ${Math.round((Date.now() - since) / 1000)} s: handed back uncommitted`,
           );
-        await this.sleep(this.delay(attempt), this.stopping.signal);
+        await this.sleep(this.delay(attempt), giveUp);
       }
       // Stopping mid-retry: the batch stays uncommitted and is read again by the next owner of the partition.
       if (this.stopping.signal.aborted) throw new Error('stopping: batch left uncommitted');
+      if (batch.signal.aborted) throw batch.signal.reason;
       let results: Awaited<ReturnType<DocumentIndex['bulk']>>;
       const timer = metrics.indexBulkDuration.startTimer();
       try {
@@ -251,6 +256,8 @@ export class IndexSink {
           );
       });
       if (dead.length > 0) {
+        // Its next owner dead-letters them: not twice.
+        if (batch.signal.aborted) throw batch.signal.reason;
         this.log.warn(
           { count: dead.length, reason: dead[0]!.reason },
           'documents refused by OpenSearch: to dlq',

@@ -591,6 +591,88 @@ describe('KafkaBus on a real Kafka broker', () => {
     }
   });
 
+  it('a member whose batch holds its rejoin past the rebalance timeout gives the batch back: batch.signal aborts, and each record is handled and published once', async (t) => {
+    const MAX_BATCH = 20;
+    const b1 = newBus(undefined, MAX_BATCH);
+    const b2 = newBus(b1.prefix, MAX_BATCH);
+    const out = defineTopic<Msg>({ ...single, name: 'handled' });
+    await b1.ensureTopics([single, out]);
+    const sent = msgs(200);
+    await b1.publish(single, sent);
+    // What each member published, as it published it: a record handled twice shows up twice.
+    const published: { member: string; n: number; offset: bigint }[] = [];
+    // The first member holds its chunk after 100 records (an OpenSearch outage in the index sink's retry loop) until
+    // its signal says the partition is lost, or — the fault — until the other member has handled that chunk again.
+    let release = () => {};
+    const hold = new Promise<void>((r) => {
+      release = r;
+    });
+    t.after(() => release()); // a failure must not leave the handler waiting: closing the bus awaits it
+    let heldFrom: bigint | undefined;
+    let heldSince = 0;
+    let gaveBackAfterMs: number | undefined;
+    const lost = (signal: AbortSignal | undefined) =>
+      new Promise<void>((r) => signal?.addEventListener('abort', () => r(), { once: true }));
+    const member = (name: string, bus: KafkaBus) => ({
+      topic: single,
+      group: 'g',
+      service: 'test',
+      handle: async (b: Batch<Msg>) => {
+        if (name === 'a' && heldFrom === undefined && published.length >= 100) {
+          heldFrom = b.records[0]!.offset;
+          heldSince = Date.now();
+          await Promise.race([hold, lost(b.signal)]);
+          if (b.signal?.aborted) {
+            gaveBackAfterMs = Date.now() - heldSince;
+            throw b.signal.reason;
+          }
+        }
+        await bus.publish(
+          out,
+          b.records.map((r) => r.value),
+        );
+        published.push(...b.records.map((r) => ({ member: name, n: r.value.n, offset: r.offset })));
+        return undefined;
+      },
+    });
+    const sa = await b1.subscribe<Msg>(member('a', b1));
+    await until('the first member to hold a chunk', () => heldFrom !== undefined);
+    // The rebalance: the held chunk keeps the first member from rejoining (quiesce) for longer than the rebalance
+    // timeout (30 s).
+    const joining = b2.subscribe<Msg>(member('c', b2));
+    await waitFor(
+      'the held chunk to be given back, or handled by the other member',
+      () => gaveBackAfterMs !== undefined || published.some((p) => p.member === 'c' && p.offset === heldFrom),
+      (done) => done,
+      { timeoutMs: 90_000, everyMs: 100 },
+    );
+    t.diagnostic(
+      gaveBackAfterMs === undefined
+        ? `the other member handled the held chunk ${Date.now() - heldSince} ms into the hold`
+        : `the chunk was given back ${gaveBackAfterMs} ms into the hold`,
+    );
+    release();
+    const sc = await joining;
+    await until(
+      'every record published',
+      () => new Set(published.map((p) => p.n)).size === sent.length,
+      120_000,
+    );
+    await Promise.all([sa.caughtUp(), sc.caughtUp()]);
+    await Promise.all([sa.stop(), sc.stop()]);
+    const onTopic = (await b1.readTail(out, 1_000)).map((r) => r.value.n);
+    const twice = onTopic.filter((n, i) => onTopic.indexOf(n) !== i);
+    assert.deepEqual(twice, [], 'records published twice (handled by both members)');
+    assert.deepEqual(
+      onTopic.sort((x, y) => x - y),
+      sent.map((m) => m.n),
+    );
+    assert.ok(
+      gaveBackAfterMs !== undefined,
+      "the holding member's batch.signal aborted before the other read the chunk",
+    );
+  });
+
   it('a process that closes its bus exits by itself (no handle left open)', () => {
     const script = `
       import { KafkaBus } from ${JSON.stringify(join(ROOT, 'src/runtime/kafka/bus.ts'))};

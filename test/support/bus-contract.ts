@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { z } from 'zod';
-import { type Bus, partitionFor } from '../../src/runtime/bus.ts';
+import { type Bus, PartitionLost, partitionFor } from '../../src/runtime/bus.ts';
 import { defineTopic, type Topic } from '../../src/runtime/topic.ts';
 import { topics } from '../../src/schemas/topics.ts';
+import { waitFor } from './wait.ts';
 
 /** A bus under test, and a way to append what its `publish` refuses (a misbehaving producer). */
 export interface BusUnderTest {
@@ -166,6 +167,63 @@ export function busContract(open: () => Promise<BusUnderTest>): void {
     await revokes;
     await Promise.all([first.stop(), second.stop()]);
     assert.deepEqual(revokedInHand, [], 'onRevoke came while the batch of that partition was in the handler');
+  });
+  it('a batch in hand when the subscription stops: its signal aborts, and nothing of it is committed, whatever the handler returns', async () => {
+    const { bus } = await open();
+    await bus.ensureTopics([numbered, topics.dlq]);
+    await bus.publish(
+      numbered,
+      [0, 1, 2].map((n) => ({ pair: 'A', n })),
+    );
+    let handed!: (signal: AbortSignal | undefined) => void;
+    const inHand = new Promise<AbortSignal | undefined>((r) => (handed = r));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const first = await bus.subscribe<Numbered>({
+      topic: numbered,
+      group: 'g',
+      service: 'contract-first',
+      // A wait the signal ends (a retry through an outage); then it returns as if the batch were done.
+      handle: async (b) => {
+        handed(b.signal);
+        await Promise.race([
+          released,
+          new Promise<void>((r) => b.signal?.addEventListener('abort', () => r(), { once: true })),
+        ]);
+        return undefined;
+      },
+    });
+    const signal = await inHand;
+    const stopping = first.stop();
+    try {
+      await waitFor(
+        'the signal of the batch in hand to abort',
+        () => signal?.aborted === true,
+        (a) => a,
+        {
+          timeoutMs: 30_000,
+          everyMs: 50,
+        },
+      );
+    } finally {
+      release(); // a failure must not leave the handler (and the stop) waiting
+    }
+    await stopping;
+    assert.ok(signal?.reason instanceof PartitionLost, `the reason: ${signal?.reason}`);
+    // The group's next member gets the whole batch again: nothing of it was committed.
+    const again: number[] = [];
+    const second = await bus.subscribe<Numbered>({
+      topic: numbered,
+      group: 'g',
+      service: 'contract-second',
+      handle: (b) => {
+        again.push(...b.records.map((r) => r.value.n));
+        return undefined;
+      },
+    });
+    await second.caughtUp();
+    await second.stop();
+    assert.deepEqual(again, [0, 1, 2]);
   });
   it('readTail with a signal: reads as without while it is live; once aborted, rejects with its reason', async () => {
     const { bus } = await open();

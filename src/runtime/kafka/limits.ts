@@ -23,6 +23,12 @@ export const LOG_APPEND_TIME = 0x08;
 export const ISOLATION = FetchIsolationLevels.READ_COMMITTED;
 /** Back-off of a subscription whose fetch failed (broker away, leadership moving; the client already retried). */
 export const FETCH_BACKOFF = { initialMs: 100, maxMs: 5_000 };
+/**
+ * A batch that holds its member's rejoin (a rebalance waits for it) is given back this long before the rebalance
+ * timeout (`Batch.signal`): time for the client to have heard of the rebalance (a heartbeat, at most 1 s after the
+ * broker began it) and for the handler to let go and the member to rejoin before the broker removes it.
+ */
+export const GIVE_BACK_MARGIN_MS = 5_000;
 /** Back-off before a partition whose handler failed is re-read from its last commit. */
 export const HANDLER_BACKOFF = { initialMs: 100, maxMs: 10_000 };
 

@@ -4,12 +4,19 @@ import type { Logger } from '../../core/log.ts';
 import { backoffCap } from '../../core/retry.ts';
 import { type DeadLetter, deadLetter } from '../../schemas/dlq.ts';
 import { topics as knownTopics } from '../../schemas/topics.ts';
-import type { CommitPlan, Delivered, SubscribeOptions } from '../bus.ts';
+import { type CommitPlan, type Delivered, PartitionLost, type SubscribeOptions } from '../bus.ts';
 import { countDeadLetters } from '../metered-bus.ts';
 import { logChunkFailure, PartitionCursor } from '../partition-cursor.ts';
 import type { Topic } from '../topic.ts';
 import type { KafkaBus } from './bus.ts';
-import { FETCH_BACKOFF, FETCH_MAX_WAIT_MS, HANDLER_BACKOFF, ISOLATION, type RawConsumer } from './limits.ts';
+import {
+  FETCH_BACKOFF,
+  FETCH_MAX_WAIT_MS,
+  GIVE_BACK_MARGIN_MS,
+  HANDLER_BACKOFF,
+  ISOLATION,
+  type RawConsumer,
+} from './limits.ts';
 import { type Fetched, fetchRecords, parseRecord, type RawRecord } from './records.ts';
 
 /**
@@ -24,7 +31,10 @@ import { type Fetched, fetchRecords, parseRecord, type RawRecord } from './recor
  * consumer option, awaited before every JoinGroup it sends) for this member's subscription data, and the answer
  * waits until the batch in hand is handled and committed (`quiesce`), heartbeating meanwhile. The broker completes
  * a rebalance only once every member has rejoined (or the rebalance timeout passed), so no partition is handed to a
- * new member before its previous owner is done with it and has committed (docs/architecture.md#rebalances).
+ * new member before its previous owner is done with it and has committed (docs/architecture.md#rebalances). A batch
+ * that would hold the rejoin past the rebalance timeout (the member would be removed, and its partitions handed over
+ * while it still handles the batch) is given back instead: its `Batch.signal` aborts shortly before, and nothing of it
+ * is committed.
  */
 export class KafkaSubscription<T> {
   private readonly bus: KafkaBus;
@@ -33,6 +43,10 @@ export class KafkaSubscription<T> {
   private readonly log: Logger;
   private readonly member: RawConsumer;
   private readonly heartbeatIntervalMs: number;
+  /** How long the group waits for this member to rejoin in a rebalance (see the consumer's `rebalanceTimeout`). */
+  private readonly rebalanceTimeoutMs: number;
+  /** The chunk in the handler's hands: aborted when its partition is lost to this member (`Batch.signal`). */
+  private batchInHand: AbortController | undefined;
   private readonly fetcher: RawConsumer;
   private readonly partitions = new Map<number, PartitionCursor>();
   /** The latest assignment from the group, not applied yet. */
@@ -59,6 +73,9 @@ export class KafkaSubscription<T> {
     this.log = bus.log.child({ service: opts.service, topic: opts.topic.name, group: opts.group });
     const sessionTimeout = bus.sessionTimeoutMs;
     this.heartbeatIntervalMs = Math.min(1_000, Math.floor(sessionTimeout / 3));
+    // How long the broker waits for every member to rejoin in a rebalance: the longest a member's batch in hand may
+    // hold one (`quiesce`); a member not rejoined by then is removed from the group.
+    this.rebalanceTimeoutMs = Math.max(sessionTimeout, 30_000);
     this.member = new Consumer({
       clientId: `${bus.clientId}-${opts.service}`,
       groupId: bus.prefix + opts.group,
@@ -66,9 +83,7 @@ export class KafkaSubscription<T> {
       autocommit: false,
       sessionTimeout,
       heartbeatInterval: this.heartbeatIntervalMs,
-      // How long the broker waits for every member to rejoin in a rebalance: the longest a member's batch in hand
-      // may hold one (`quiesce`); a member not rejoined by then is removed from the group.
-      rebalanceTimeout: Math.max(sessionTimeout, 30_000),
+      rebalanceTimeout: this.rebalanceTimeoutMs,
       isolationLevel: ISOLATION,
       retries: 5,
       retryDelay: 250,
@@ -93,6 +108,7 @@ export class KafkaSubscription<T> {
     // heartbeating, so the loop rejoins. (An 'error' event without a listener would crash the process.)
     this.member.on('error', (err) => {
       this.log.warn({ err }, 'consumer group membership lost; rejoining');
+      this.giveBack('consumer group membership lost');
       this.rejoinNeeded = true;
       this.wake.notify();
     });
@@ -137,18 +153,39 @@ export class KafkaSubscription<T> {
    * does not complete before this member's JoinGroup, up to the rebalance timeout, so nobody else reads them
    * meanwhile; the member's session is kept by `heartbeatWhileQuiescing`). A commit that fails is
    * logged by `commit` and left: the partition's next owner reads again from the previous commit (at-least-once).
+   *
+   * A batch still in hand shortly before the rebalance timeout is given back (`Batch.signal`): past the timeout the
+   * broker would remove this member and hand its partitions to the others while its handler still works on the
+   * batch, which would then be handled (and its output published) twice. The margin covers the time the client took
+   * to hear of the rebalance (a heartbeat interval) and the rejoin after the handler let go.
    */
   private async quiesce(): Promise<void> {
     this.rejoining = true;
     this.wake.notify();
     const stopHeartbeats = this.heartbeatWhileQuiescing();
+    const giveBackAt = setTimeout(
+      () =>
+        this.giveBack(
+          `the batch held the rejoin for ${this.rebalanceTimeoutMs - GIVE_BACK_MARGIN_MS} ms, near the rebalance timeout`,
+        ),
+      this.rebalanceTimeoutMs - GIVE_BACK_MARGIN_MS,
+    );
     try {
       // The loop logs what a delivery throws; here it only has to be over.
       while (this.delivering !== undefined) await this.delivering.catch(() => {});
       await this.flushCommits();
     } finally {
+      clearTimeout(giveBackAt);
       await stopHeartbeats();
     }
+  }
+
+  /** Aborts the signal of the batch in hand, if any: its partition is lost to this member (`Batch.signal`). */
+  private giveBack(why: string): void {
+    const batch = this.batchInHand;
+    if (batch === undefined || batch.signal.aborted) return;
+    this.log.warn({ why }, 'partition lost while its batch is in hand: the batch is given back uncommitted');
+    batch.abort(new PartitionLost(why));
   }
 
   /**
@@ -183,6 +220,7 @@ export class KafkaSubscription<T> {
             findErrorBy(err as Error, 'apiId', 'ILLEGAL_GENERATION')
           ) {
             this.log.warn({ err }, 'evicted from the group while a batch held its rejoin');
+            this.giveBack('evicted from the group');
             return;
           }
           // Broker away or the coordinator moving: try again at the next interval.
@@ -199,6 +237,7 @@ export class KafkaSubscription<T> {
 
   private async stopOnce(): Promise<void> {
     this.stopped = true;
+    this.giveBack('the subscription is stopping');
     this.wake.notify();
     this.progress.notify();
     await this.loop; // the in-flight fetch (at most FETCH_MAX_WAIT_MS) and batch
@@ -368,6 +407,7 @@ export class KafkaSubscription<T> {
         }
       }
       let plan: CommitPlan;
+      const lost = new AbortController();
       try {
         if (dead.length > 0) {
           this.log.warn(
@@ -381,12 +421,17 @@ export class KafkaSubscription<T> {
         }
         // Counted as read while the handler has it (`readToEnd`), and no longer once it failed.
         this.inHand = { partition, next };
+        this.batchInHand = lost;
         try {
-          if (valid.length > 0) plan = await this.opts.handle({ partition, records: valid });
+          if (valid.length > 0)
+            plan = await this.opts.handle({ partition, records: valid, signal: lost.signal });
         } finally {
           this.inHand = undefined;
+          this.batchInHand = undefined;
         }
       } catch (err) {
+        // Given back (`giveBack`): not a failure of the records (no back-off, no poison count).
+        if (lost.signal.aborted) return this.givenBack(partition, state);
         const first = chunk[0]?.offset ?? next;
         const f = state.chunkFailed(Date.now(), HANDLER_BACKOFF, err, first, chunk.length, next);
         logChunkFailure(
@@ -398,6 +443,8 @@ export class KafkaSubscription<T> {
         this.progress.notify();
         return;
       }
+      // Whatever the handler returned: the partition's next owner reads this chunk again.
+      if (lost.signal.aborted) return this.givenBack(partition, state);
       if (state.chunkPassed(next)) this.log.info({ partition }, 'held batch passed');
       const pending =
         valid.length > 0
@@ -406,6 +453,13 @@ export class KafkaSubscription<T> {
       if (pending) await this.commit(partition, state);
       this.progress.notify();
     }
+  }
+
+  /** A chunk given back (`Batch.signal`): nothing of it committed, and read again from the last commit if kept. */
+  private givenBack(partition: number, state: PartitionCursor): void {
+    state.givenBack();
+    this.log.info({ partition, resumeFrom: state.position }, 'batch given back uncommitted');
+    this.progress.notify();
   }
 
   private deadLetter(partition: number, r: RawRecord, reason: string, kind = 'invalid'): DeadLetter {

@@ -267,6 +267,7 @@ describe('MonitorService: a partition revoked and assigned back while verdicts a
     await o.onRevoke?.([partition]);
     const plan = await o.handle({
       partition,
+      signal: new AbortController().signal,
       records: Array.from({ length: 10 }, (_, i) => ({
         topic: topics.predictions.name,
         partition,

@@ -9,6 +9,7 @@ import { type Sentiment, type SentimentBackend, SentimentError } from '../../../
 import { NewsSignalService } from '../../../src/sentiment/news-signal-service.ts';
 import { SentimentScorer } from '../../../src/sentiment/scorer.ts';
 import { newsText } from '../../../src/sentiment/signals.ts';
+import { settlesWithin, waitFor } from '../../support/wait.ts';
 
 const T0 = Date.UTC(2022, 2, 1, 12);
 const item = (id: string, title: string, coins: string[], summary = ''): NewsItem => ({
@@ -208,5 +209,45 @@ describe('NewsSignalService: news → news.signals', () => {
     assert.equal(sig('d').baseline, false);
     assert.equal(slow.calls, 2);
     assert.equal(svc.stats.degraded, 2);
+  });
+  it('a subscription stopped while the model answers (its partition lost): the call ends, nothing is published, the next member scores it', async () => {
+    const bus = new InProcessBus();
+    await bus.ensureTopics([topics.news]);
+    await bus.publish(topics.news, [item('a', 'Bitcoin rallies', ['BTC', 'ETH'])]);
+    // An LLM that never answers but hears an abort (as the OpenAI backend's fetch does); the scorer's own deadline and
+    // stop far away: only the batch's signal can end the call.
+    const calls: AbortSignal[] = [];
+    const silent: SentimentBackend = {
+      name: 'fake:silent',
+      promptVersion: 'p1',
+      baseline: false,
+      score: (_text, signal) =>
+        new Promise<Sentiment>((_, reject) => {
+          if (signal) calls.push(signal);
+          signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+        }),
+    };
+    const first = new NewsSignalService(bus, new SentimentScorer({ primary: silent, timeoutMs: 600_000 }));
+    await first.start();
+    await waitFor(
+      'the model call in flight',
+      () => calls.length,
+      (n) => n === 1,
+      { timeoutMs: 10_000, everyMs: 5 },
+    );
+    await settlesWithin(first.stop(), 10_000, 'the stop, while the model call was in flight');
+    assert.equal((await bus.readTail<NewsSignal>(topics.newsSignals, 100)).length, 0, 'nothing published');
+    const second = new NewsSignalService(bus, new SentimentScorer({ primary: llm() }));
+    await second.start();
+    await second.caughtUp();
+    await second.stop();
+    const signals = (await bus.readTail<NewsSignal>(topics.newsSignals, 100)).map((r) => r.value);
+    assert.deepEqual(
+      signals.map((s) => [s.coin, s.model, s.baseline]),
+      [
+        ['BTC', 'fake:llm', false],
+        ['ETH', 'fake:llm', false],
+      ],
+    );
   });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { scorePrediction, unscorable } from '../../../src/monitoring/score.ts';
+import { partitionFor } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { type Prediction, PredictionSchema } from '../../../src/schemas/prediction.ts';
 import { PredictionErrorSchema } from '../../../src/schemas/prediction-error.ts';
@@ -271,5 +272,42 @@ describe('index sink', () => {
     await until(() => second.stats.indexed === 1, 'indexed by the next sink');
     assert.equal(index2.writes, 1);
     await second.stop();
+  });
+
+  it('a partition taken from the sink mid-retry (another member joins) is let go at once, and its new owner writes it', async () => {
+    const bus = new InProcessBus();
+    // OpenSearch away for the first sink, for good: only the partition's loss ends its retries (the sleep between
+    // attempts waits for its signal alone, not the 60-s hold).
+    const away = new FakeIndex();
+    away.script = () => 'throw';
+    const first = new IndexSink(bus, away, {
+      sleep: (_ms, signal) => sleep(3_600_000, undefined, { signal }).catch(() => {}),
+    });
+    await first.start();
+    // A pair on an odd partition: the one the second member gets (round-robin over the two).
+    const pair = ['BTC/USD', 'ETH/USD', 'SOL/USD', 'XRP/USD'].find(
+      (p) => partitionFor(p, topics.predictions.partitions) % 2 === 1,
+    )!;
+    await bus.publish(topics.predictions, [prediction(0, pair)]);
+    await until(() => away.calls >= 1, 'the first sink to try, and wait to retry');
+    const up = new FakeIndex();
+    const second = new IndexSink(bus, up, { sleep: noWait });
+    try {
+      await second.start();
+      await waitFor(
+        'the new owner to index the batch',
+        () => second.stats.indexed,
+        (n) => n === 1,
+        {
+          timeoutMs: 10_000,
+          everyMs: 20,
+        },
+      );
+      assert.equal(first.stats.indexed, 0);
+      assert.equal(up.writes, 1);
+    } finally {
+      // The stop also ends a retry that the partition's loss did not.
+      await Promise.all([first.stop(), second.stop()]);
+    }
   });
 });
