@@ -199,40 +199,20 @@ export class KafkaSubscription<T> {
    * member id: no internal of the client.
    */
   private heartbeatWhileQuiescing(): () => Promise<void> {
-    let stopped = false;
-    const wake = new Signal();
-    const loop = (async () => {
-      for (;;) {
-        await wake.wait(this.heartbeatIntervalMs);
+    return heartbeatUntilStopped({
+      intervalMs: this.heartbeatIntervalMs,
+      log: this.log,
+      evicted: () => this.giveBack('evicted from the group'),
+      beat: async () => {
         const { groupId, generationId, memberId, coordinatorId } = this.member;
         // Not a member yet (the first join): no session to keep.
-        if (stopped || memberId === null || coordinatorId === null) return;
-        try {
-          const connection = (await this.member.connectToBrokers([coordinatorId])).get(coordinatorId);
-          if (connection === undefined) continue;
-          await heartbeatV4.api.async(connection, groupId, generationId, memberId, null);
-        } catch (err) {
-          // The answer during a rebalance: the session was renewed.
-          if (findErrorBy(err as Error, 'apiId', 'REBALANCE_IN_PROGRESS')) continue;
-          // Evicted already, or a later generation: the client's own join goes on with the group as it is.
-          if (
-            findErrorBy(err as Error, 'apiId', 'UNKNOWN_MEMBER_ID') ||
-            findErrorBy(err as Error, 'apiId', 'ILLEGAL_GENERATION')
-          ) {
-            this.log.warn({ err }, 'evicted from the group while a batch held its rejoin');
-            this.giveBack('evicted from the group');
-            return;
-          }
-          // Broker away or the coordinator moving: try again at the next interval.
-          this.log.warn({ err }, 'heartbeat while a batch holds the rejoin failed; retrying');
-        }
-      }
-    })();
-    return async () => {
-      stopped = true;
-      wake.notify();
-      await loop;
-    };
+        if (memberId === null || coordinatorId === null) return 'ended';
+        const connection = (await this.member.connectToBrokers([coordinatorId])).get(coordinatorId);
+        if (connection === undefined) return 'skipped';
+        await heartbeatV4.api.async(connection, groupId, generationId, memberId, null);
+        return 'sent';
+      },
+    });
   }
 
   private async stopOnce(): Promise<void> {
@@ -614,6 +594,81 @@ export class KafkaSubscription<T> {
       this.log.error({ err, partitions }, `${name} failed`);
     }
   }
+}
+
+/**
+ * The heartbeat loop of `quiesce` (`KafkaSubscription.heartbeatWhileQuiescing`): one `beat` every `intervalMs` until
+ * the returned function is called. `beat` sends one heartbeat ('sent'), finds no connection to send it on
+ * ('skipped': tried again at the next interval) or no session to keep ('ended': the loop ends), or throws the broker's
+ * refusal or the connection's error. REBALANCE_IN_PROGRESS is the answer during a rebalance (the session renewed);
+ * UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION mean the member was evicted (`evicted`, and the loop ends). Any other
+ * failure (the broker away, the coordinator moving) is tried again at the next interval, and logged once per outage:
+ * a warning at its first failure, a line with the count when the broker answers again (a warning a beat was 30 lines,
+ * each with its stack, for one rebalance held through an outage).
+ */
+export function heartbeatUntilStopped(o: {
+  intervalMs: number;
+  beat: () => Promise<'sent' | 'skipped' | 'ended'>;
+  log: Logger;
+  evicted: () => void;
+}): () => Promise<void> {
+  let stopped = false;
+  const wake = new Signal();
+  /** Heartbeats failed in a row (the broker away), and since when. */
+  let outage: { since: number; failures: number } | undefined;
+  const answered = () => {
+    if (outage === undefined) return;
+    o.log.info(
+      { failures: outage.failures, outageMs: Date.now() - outage.since },
+      'heartbeat while a batch holds the rejoin: the broker answers again',
+    );
+    outage = undefined;
+  };
+  const loop = (async () => {
+    for (;;) {
+      await wake.wait(o.intervalMs);
+      if (stopped) return;
+      try {
+        const beat = await o.beat();
+        if (beat === 'sent') answered();
+        if (beat === 'ended') return;
+      } catch (err) {
+        // The answer during a rebalance: the session was renewed.
+        if (findErrorBy(err as Error, 'apiId', 'REBALANCE_IN_PROGRESS')) {
+          answered();
+          continue;
+        }
+        // Evicted already, or a later generation: the client's own join goes on with the group as it is.
+        if (
+          findErrorBy(err as Error, 'apiId', 'UNKNOWN_MEMBER_ID') ||
+          findErrorBy(err as Error, 'apiId', 'ILLEGAL_GENERATION')
+        ) {
+          o.log.warn({ err }, 'evicted from the group while a batch held its rejoin');
+          o.evicted();
+          return;
+        }
+        // Broker away or the coordinator moving: try again at the next interval, said once per outage.
+        if (outage === undefined) {
+          outage = { since: Date.now(), failures: 0 };
+          o.log.warn(
+            { err, retryEveryMs: o.intervalMs },
+            'heartbeat while a batch holds the rejoin failed; retrying (logged again when the broker answers)',
+          );
+        }
+        outage.failures++;
+      }
+    }
+  })();
+  return async () => {
+    stopped = true;
+    wake.notify();
+    await loop;
+    if (outage !== undefined)
+      o.log.info(
+        { failures: outage.failures, outageMs: Date.now() - outage.since },
+        'heartbeats while a batch held the rejoin ended with the broker still away',
+      );
+  };
 }
 
 /** Wakes waiters; `wait` resolves on `notify` or after its timeout, whichever comes first. */
