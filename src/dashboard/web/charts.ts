@@ -6,11 +6,14 @@ import {
   type IChartApi,
   type ISeriesApi,
   type ISeriesMarkersPluginApi,
+  type LineData,
   LineSeries,
   LineStyle,
+  MismatchDirection,
   type SeriesMarker,
   type Time,
   type UTCTimestamp,
+  type WhitespaceData,
 } from 'lightweight-charts';
 import type { Candle, ModelHistory, Prediction, PredictionError } from './types.ts';
 
@@ -21,6 +24,73 @@ import type { Candle, ModelHistory, Prediction, PredictionError } from './types.
  */
 const sec = (ms: number) => (ms / 1000) as UTCTimestamp;
 const MARKED_VERDICTS = 2 * 1440;
+/**
+ * The most minutes of one gap put on the time axis (a week, what a chart keeps); a longer one is broken all the same,
+ * its rest left off the axis.
+ */
+const MAX_BLANK_MINUTES = 7 * 1440;
+
+/** The colour of a line's segment that is not drawn: from the last point before a gap to the first after it. */
+const HIDDEN = 'transparent';
+
+/** The minutes strictly between two drawn times (seconds) as blanks: a time with no value, the library's whitespace. */
+function blanksBetween(from: number, to: number): WhitespaceData<Time>[] {
+  const out: WhitespaceData<Time>[] = [];
+  for (let t = from + 60, n = 0; t < to && n < MAX_BLANK_MINUTES; t += 60, n++)
+    out.push({ time: t as UTCTimestamp });
+  return out;
+}
+
+/**
+ * Points in time order with each minute they skip drawn as a gap. The chart library puts only the times it is given
+ * on its axis and joins a line's consecutive points whatever lies between (whitespace does not break a line:
+ * tradingview/lightweight-charts#699): a minute with no candle, forecast or verdict — the pipeline or the predictor
+ * down, a prediction unscorable — was drawn as a straight line from the point before to the point after, and on the
+ * error chart took no room at all. So each skipped minute is a blank (on the axis, taking its room) and, on a line
+ * (`line`), the point before the gap is given the hidden colour: the library draws the segment after a point in that
+ * point's colour.
+ */
+function withGaps<T extends { time: UTCTimestamp }>(
+  points: readonly T[],
+  line = false,
+): (T | WhitespaceData<Time>)[] {
+  const out: (T | WhitespaceData<Time>)[] = [];
+  for (let i = 0; i < points.length; i++) {
+    const p = points[i]!;
+    const next = points[i + 1];
+    const gap = next !== undefined && next.time - p.time > 60;
+    out.push(gap && line ? { ...p, color: HIDDEN } : p);
+    if (gap) out.push(...blanksBetween(p.time, next.time));
+  }
+  return out;
+}
+
+/**
+ * Live, before a point at `t` (seconds) is added after a series' newest: the gap between them, if any, made as
+ * `withGaps` makes it (the minutes blank; on a line, the newest point's segment onward hidden).
+ */
+function gapBefore(series: ISeriesApi<'Line'> | ISeriesApi<'Candlestick'>, t: number, line: boolean): void {
+  const newest = series.dataByIndex(Number.MAX_SAFE_INTEGER, MismatchDirection.NearestLeft);
+  if (newest === null || t - (newest.time as number) <= 60) return;
+  if (line) (series as ISeriesApi<'Line'>).update({ ...(newest as LineData<Time>), color: HIDDEN });
+  for (const blank of blanksBetween(newest.time as number, t)) series.update(blank);
+}
+
+/**
+ * A series as drawn (tests read it back): each point's time in ms, its value (a candle's close), and whether the line
+ * from it to the next point is hidden (a gap).
+ */
+function drawnPoints(series: ISeriesApi<'Line'> | ISeriesApi<'Candlestick'>) {
+  return series.data().map((d) => {
+    const x = d as { time: number; value?: number; close?: number; color?: string };
+    return { t: x.time * 1000, v: x.value ?? x.close ?? null, hidden: x.color === HIDDEN };
+  });
+}
+
+/** Whether each time (ms) is on a chart's time axis (tests read it back). */
+function onAxis(chart: IChartApi, times: readonly number[]): boolean[] {
+  return times.map((t) => chart.timeScale().timeToIndex(sec(t), false) !== null);
+}
 
 function themeColours() {
   const css = getComputedStyle(document.documentElement);
@@ -218,18 +288,35 @@ export class MarketChart {
 
   private redraw(): void {
     this.candles.setData(
-      this.sorted(this.candleData).map(([t, c]) => ({
-        time: t as UTCTimestamp,
-        open: c.open,
-        high: c.high,
-        low: c.low,
-        close: c.close,
-      })),
+      withGaps(
+        this.sorted(this.candleData).map(([t, c]) => ({
+          time: t as UTCTimestamp,
+          open: c.open,
+          high: c.high,
+          low: c.low,
+          close: c.close,
+        })),
+      ),
     );
     const ps = this.sorted(this.predictionData);
-    this.forecast.setData(ps.map(([t, p]) => ({ time: t as UTCTimestamp, value: p.predictedClose })));
-    this.p10.setData(ps.map(([t, p]) => ({ time: t as UTCTimestamp, value: p.p10 })));
-    this.p90.setData(ps.map(([t, p]) => ({ time: t as UTCTimestamp, value: p.p90 })));
+    this.forecast.setData(
+      withGaps(
+        ps.map(([t, p]) => ({ time: t as UTCTimestamp, value: p.predictedClose })),
+        true,
+      ),
+    );
+    this.p10.setData(
+      withGaps(
+        ps.map(([t, p]) => ({ time: t as UTCTimestamp, value: p.p10 })),
+        true,
+      ),
+    );
+    this.p90.setData(
+      withGaps(
+        ps.map(([t, p]) => ({ time: t as UTCTimestamp, value: p.p90 })),
+        true,
+      ),
+    );
     this.drawVerdicts();
     this.drawChampions();
   }
@@ -275,11 +362,20 @@ export class MarketChart {
     this.modelMarkers.setMarkers(markers);
   }
 
+  /** A series as drawn (`drawnPoints`), and which times are on the axis: tests read them back. */
+  drawn(series: 'candles' | 'forecast' | 'p10' | 'p90') {
+    return drawnPoints(series === 'candles' ? this.candles : this[series]);
+  }
+  onAxis(times: readonly number[]): boolean[] {
+    return onAxis(this.chart, times);
+  }
+
   addCandle(c: Candle): void {
     const t = sec(c.windowEnd);
     const last = Math.max(0, ...this.candleData.keys());
     this.candleData.set(t, c);
-    if (t >= last)
+    if (t >= last) {
+      gapBefore(this.candles, t, false);
       this.candles.update({
         time: t as UTCTimestamp,
         open: c.open,
@@ -287,7 +383,7 @@ export class MarketChart {
         low: c.low,
         close: c.close,
       });
-    else this.redraw();
+    } else this.redraw();
     this.trimLive();
   }
 
@@ -299,6 +395,7 @@ export class MarketChart {
     if (!this.keepPrediction(p)) return false;
     const p2 = this.predictionData.get(t)!;
     if (t >= last) {
+      for (const line of [this.forecast, this.p10, this.p90]) gapBefore(line, t, true);
       this.forecast.update({ time: t as UTCTimestamp, value: p2.predictedClose });
       this.p10.update({ time: t as UTCTimestamp, value: p2.p10 });
       this.p90.update({ time: t as UTCTimestamp, value: p2.p90 });
@@ -374,9 +471,19 @@ export class ErrorChart {
     keepByVersion(this.data, e);
     if (this.errorAt(t) === before) return;
     if (t >= last && before === undefined && this.data.size <= this.maxPoints * 1.05) {
+      gapBefore(this.model, t, true);
+      gapBefore(this.persistence, t, true);
       this.model.update({ time: t as UTCTimestamp, value: e.absError! });
       this.persistence.update({ time: t as UTCTimestamp, value: e.persistenceAbsError! });
     } else this.redraw();
+  }
+
+  /** The model's error line as drawn (`drawnPoints`), and which times are on the axis: tests read them back. */
+  drawn() {
+    return drawnPoints(this.model);
+  }
+  onAxis(times: readonly number[]): boolean[] {
+    return onAxis(this.chart, times);
   }
 
   /** Draws everything again: also when the market chart changed which version's forecast a minute shows. */
@@ -388,9 +495,17 @@ export class ErrorChart {
       const e = this.errorAt(t);
       if (e !== undefined) rows.push([t, e]);
     }
-    this.model.setData(rows.map(([t, e]) => ({ time: t as UTCTimestamp, value: e.absError! })));
+    this.model.setData(
+      withGaps(
+        rows.map(([t, e]) => ({ time: t as UTCTimestamp, value: e.absError! })),
+        true,
+      ),
+    );
     this.persistence.setData(
-      rows.map(([t, e]) => ({ time: t as UTCTimestamp, value: e.persistenceAbsError! })),
+      withGaps(
+        rows.map(([t, e]) => ({ time: t as UTCTimestamp, value: e.persistenceAbsError! })),
+        true,
+      ),
     );
   }
 }

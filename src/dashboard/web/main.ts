@@ -83,6 +83,15 @@ declare global {
       verdictAt(targetTs: number): PredictionError | null;
       /** The error the error chart draws at a target time (epoch ms). */
       errorAt(targetTs: number): PredictionError | null;
+      /**
+       * A series as drawn: each point's time (ms), value (a candle's close), and whether the line from it to the next
+       * point is hidden (a gap); `errors` is the model's error line.
+       */
+      drawn(
+        series: 'candles' | 'forecast' | 'p10' | 'p90' | 'errors',
+      ): { t: number; v: number | null; hidden: boolean }[];
+      /** Whether each time (ms) is on the time axis of the market chart, or of the error chart. */
+      onAxis(chart: 'market' | 'errors', times: number[]): boolean[];
       state(): State & {
         candles: number;
         predictions: number;
@@ -97,6 +106,8 @@ window.__cryptocast = {
   predictionAt: (targetTs) => market?.predictionData.get(targetTs / 1000) ?? null,
   verdictAt: (targetTs) => market?.verdictAt(targetTs / 1000) ?? null,
   errorAt: (targetTs) => errorChart?.errorAt(targetTs / 1000) ?? null,
+  drawn: (series) => (series === 'errors' ? errorChart?.drawn() : market?.drawn(series)) ?? [],
+  onAxis: (chart, times) => (chart === 'errors' ? errorChart : market)?.onAxis(times) ?? [],
   state: () => ({
     ...state,
     candles: market?.candleData.size ?? 0,
