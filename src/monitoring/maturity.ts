@@ -288,6 +288,11 @@ export class MaturityJoin {
     }
   }
 
+  /** Whether `p` is a prediction whose verdict `remember` took from the store and that has not come again yet. */
+  remembers(p: Prediction): boolean {
+    return this.remembered.size > 0 && this.remembered.has(errorKey(p));
+  }
+
   /**
    * Whether `p`, not judged yet, targets a minute whose close has left this join's memory — its pair's candles are
    * more than the retention past it — so that `onPrediction` would write it off `target_before_retention`. The caller

@@ -198,6 +198,28 @@ export class MonitorService {
     this.onWriteFailure = o.onWriteFailure;
   }
 
+  /** The verdicts of `pair` have reached `targetTs` (the event clock of alerts). */
+  private reached(pair: string, targetTs: number): void {
+    if (targetTs < this.firstEventTime) this.firstEventTime = targetTs;
+    if (targetTs > (this.verdictClock.get(pair) ?? Number.NEGATIVE_INFINITY))
+      this.verdictClock.set(pair, targetTs);
+  }
+
+  /**
+   * A re-read prediction whose verdict was remembered from the store: its pair's verdicts have reached its target once
+   * its candle is read (as a verdict judged now would). Before, the alerts' clock stopped at the first of them and no
+   * rule was evaluated past it for the rest of the replay.
+   */
+  private reread(p: Prediction): void {
+    const candle = this.lastCandle.get(p.pair);
+    if (candle !== undefined) this.reached(p.pair, Math.min(p.targetTs, candle));
+  }
+
+  /** The newest verdict's target time of this stream (judged, or re-read: `reread`); -Infinity before the first. */
+  private streamClock(): number {
+    return Math.max(Number.NEGATIVE_INFINITY, ...this.verdictClock.values());
+  }
+
   /**
    * The clock alerts are evaluated on: the wall clock live; on a replay, the verdicts' target time (of the pair
    * that is furthest behind). Not the newest candle: an unpaced replay's candles run hours ahead of the predictions,
@@ -289,7 +311,7 @@ export class MonitorService {
     metrics.predictionsWaiting.set(this.join.pendingCount());
     // Live, now; on a replay, the newest verdict's target time, as the API's windows — not the newest candle, which an
     // unpaced replay reads hours ahead of the predictions (the gauges showed empty windows).
-    const end = this.clockKind === 'wall' ? this.join.clock() : this.quality.clock;
+    const end = this.clockKind === 'wall' ? this.join.clock() : this.streamClock();
     const pairs = new Set(this.quality.series().map((s) => s.pair));
     for (const pair of pairs)
       for (const [window, ms] of Object.entries(this.quality.windows)) {
@@ -396,6 +418,9 @@ export class MonitorService {
         for (const c of restored) this.join.restoreClose(c);
         const out: PredictionError[] = [];
         for (const r of batch.records) {
+          // On the event clock a prediction whose verdict the store had (an earlier run of this replay) moves the
+          // alerts' clock as its verdict would have: it is in the rolling quality already, and is not judged again.
+          if (this.clockKind === 'event' && this.join.remembers(r.value)) this.reread(r.value);
           const verdicts = this.publishable(this.join.onPrediction(r.value));
           // Waiting for its candle, for its verdict to be stored, or for its dead letter to be published: its offset is
           // not committed yet. The verdict may be older than this read: given before the partition was revoked and
@@ -591,11 +616,12 @@ export class MonitorService {
     if (fresh.length === 0) return;
     for (const e of fresh) {
       this.quality.add(e);
-      if (e.targetTs < this.firstEventTime) this.firstEventTime = e.targetTs;
-      if (e.targetTs > (this.verdictClock.get(e.pair) ?? Number.NEGATIVE_INFINITY))
-        this.verdictClock.set(e.pair, e.targetTs);
+      this.reached(e.pair, e.targetTs);
     }
-    this.quality.prune();
+    // On the event clock, a week behind the newest verdict of this stream, not behind the newest record in the rolling
+    // quality: rebuilt from a store that already held a later month (or the rest of this one, a replay run again), that
+    // was weeks ahead of the replay, and every verdict it judged was dropped as it was added — no alert fired.
+    this.quality.prune(this.clockKind === 'event' ? this.streamClock() : undefined);
     for (const e of fresh) this.unstored.add(errorKey(e));
     this.verdictWrites.add(fresh);
   }

@@ -9,6 +9,7 @@ import { AlertEngine } from '../../../src/monitoring/alerts/engine.ts';
 import { defaultRules, type RuleInput, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
 import type { Notification } from '../../../src/monitoring/alerts/state.ts';
 import { MonitorService } from '../../../src/monitoring/monitor-service.ts';
+import { scorePrediction } from '../../../src/monitoring/score.ts';
 import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts';
 import type { SubscribeOptions } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
@@ -1124,5 +1125,75 @@ describe('MonitorService: candles read while closes are read back from the store
       }),
       ['scored 105', `scored ${105 + near}`],
     );
+  });
+});
+
+describe('MonitorService: a replay over a store that already holds verdicts (`run --replay` run again)', () => {
+  // Predictions 1 below the close from minute 120 on: each misses by 6 where persistence misses by 5, so the skill
+  // over the hour turns negative there and the rule fires about 25 minutes later (10 verdicts, then 15 minutes).
+  const BAD_FROM = 120;
+  const made = (i: number): Prediction =>
+    i >= BAD_FROM ? { ...prediction(i), predictedClose: 99 + i } : prediction(i);
+  const verdict = (i: number) => scorePrediction(made(i), candle(i + 5).close, made(i).targetTs);
+  const rule = () =>
+    new AlertEngine(
+      [RuleSchema.parse({ name: 'worse', kind: 'skill_below', window: '1h', minCount: 10, for: '15m' })],
+      undefined,
+      pino({ level: 'silent' }),
+    );
+
+  /** Replays 240 minutes of candles and predictions on the event clock over `store`: the firings. */
+  async function replay(store: ReturnType<typeof memoryStore>): Promise<Notification[]> {
+    const bus = new InProcessBus();
+    const engine = rule();
+    const sent: Notification[] = [];
+    const svc = new MonitorService(bus, store, {
+      clock: 'event',
+      alerts: { engine },
+      logger: pino({ level: 'silent' }),
+    });
+    engine.onNotification = (n) => sent.push(n);
+    await svc.start();
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 250 }, (_, i) => candle(i)),
+    );
+    for (let i = 0; i < 240; i += 20)
+      await bus.publish(
+        topics.predictions,
+        Array.from({ length: 20 }, (_, k) => made(i + k)),
+      );
+    await svc.caughtUp();
+    await svc.stop();
+    await bus.close();
+    return sent.filter((n) => n.status === 'firing');
+  }
+
+  it('fires as on an empty store, whether the stored verdicts are of a later month or of this very replay', async () => {
+    const fresh = await replay(memoryStore(() => false));
+    assert.equal(fresh.length, 1, 'on an empty store the rule fires once');
+    const firedAt = fresh[0]!.at;
+    assert.ok(firedAt > T0 + BAD_FROM * 60_000, new Date(firedAt).toISOString());
+
+    // The store of an earlier run of a later month (its newest verdict 30 days on): this replay's verdicts are older
+    // than the rolling quality's 7 days before it, and were dropped from it as soon as they were added.
+    const laterMonth = memoryStore(() => false);
+    const later = { ...verdict(0), windowEnd: verdict(0).windowEnd + 30 * 86_400_000 };
+    laterMonth.rows.set(errorKey(later), { ...later, targetTs: later.windowEnd + 300_000 });
+    // The same firing, at the same replayed time within an evaluation step or two (batches may fall differently).
+    const sameFiring = (fired: Notification[], what: string) => {
+      assert.equal(fired.length, 1, `${what}: ${JSON.stringify(fired)}`);
+      assert.ok(
+        Math.abs(fired[0]!.at - firedAt) <= 60_000,
+        `${what}: ${new Date(fired[0]!.at).toISOString()}`,
+      );
+    };
+    sameFiring(await replay(laterMonth), 'over the store of a later month');
+
+    // The store of an earlier run of this same replay, from minute 100 on: the predictions re-read there are not
+    // judged again, and the alerts' clock, moved by verdicts only, stopped where they began.
+    const sameReplay = memoryStore(() => false);
+    for (let i = 100; i < 240; i++) sameReplay.rows.set(errorKey(verdict(i)), verdict(i));
+    sameFiring(await replay(sameReplay), 'over the store of this replay');
   });
 });
