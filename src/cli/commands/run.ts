@@ -33,6 +33,7 @@ import { AlertEngine } from '../../monitoring/alerts/engine.ts';
 import { channelsFromEnv } from '../../monitoring/alerts/notifiers.ts';
 import { defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
+import { type AlertsTable, keepAlertsIn, openAlertsTable } from '../../monitoring/store/alerts-table.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { RecordedNewsSource } from '../../news/recorded.ts';
 import { InProcessBus } from '../../runtime/in-process-bus.ts';
@@ -379,6 +380,13 @@ export async function run(
             championCreatedAt: () => holder.current()?.card.createdAt,
           },
         });
+  // Live, the alerts a monitor announced are kept in the store, and those still firing put back on the (empty) bus
+  // before it starts: a restarted run resolves them once clear, or reminds of them, rather than firing them anew.
+  const alertsTable: AlertsTable | undefined =
+    monitor !== undefined && opts.source === 'live'
+      ? await openAlertsTable(opts.store, { signal })
+      : undefined;
+  const alertsKept = alertsTable ? await keepAlertsIn(alertsTable, bus) : undefined;
   await monitor?.start();
   let api: RunningApi | undefined;
   try {
@@ -608,12 +616,14 @@ export async function run(
     await api?.close();
     await predictor.stop();
     await monitor?.stop();
+    await alertsKept?.stop();
     await delivery.close();
     await holder.stop();
     await bus.close();
     await registry.close();
   }
   const closeStores = async () => {
+    await alertsTable?.close();
     await errorsStore.close();
     await candlesTable.close();
     await candleFirstEmissions.close();
