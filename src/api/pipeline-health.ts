@@ -48,6 +48,12 @@ const quantile = (xs: number[], q: number) =>
  * `readTimeoutMs`, tails and group lags alike (the API's own deadline answers the request `bus_unavailable` by then);
  * the next request tries again.
  */
+/**
+ * Records read from each partition of `features` for its pairs' newest vectors: pairs share partitions (four, by the
+ * pair's hash), and one vector per partition listed only the pair published last there.
+ */
+const FEATURES_TAIL = 64;
+
 export class PipelineHealthView {
   private readonly bus: Bus;
   private readonly latest: LatestPredictions;
@@ -58,6 +64,12 @@ export class PipelineHealthView {
   private cached: { at: number; value: Promise<PipelineHealth> } | undefined;
   /** The read under way, if any: shared by every request until it settles. */
   private reading: Promise<PipelineHealth> | undefined;
+  /**
+   * The newest feature vector's windowEnd of every pair seen since the start, kept across reads: a pair whose stage
+   * stopped while another of its partition went on leaves the tail, and must stay listed, ever staler — it was
+   * dropped from the list, the figure that should have said so.
+   */
+  private readonly newestFeature = new Map<string, number>();
 
   constructor(o: {
     bus: Bus;
@@ -96,7 +108,9 @@ export class PipelineHealthView {
 
   private async read(now: number, signal: AbortSignal): Promise<PipelineHealth> {
     const tails = await Promise.all(
-      WATCHED.map((t) => this.bus.readTail(t, t === topics.dlq ? 1000 : 1, { signal })),
+      WATCHED.map((t) =>
+        this.bus.readTail(t, t === topics.dlq ? 1000 : t === topics.features ? FEATURES_TAIL : 1, { signal }),
+      ),
     );
     const topicHealth = WATCHED.map((t, i) => {
       const last = tails[i]!.reduce((m, r) => Math.max(m, r.timestamp), Number.NEGATIVE_INFINITY);
@@ -116,7 +130,7 @@ export class PipelineHealthView {
       this.clockKind === 'wall'
         ? now
         : candles.reduce((m, r) => Math.max(m, r.value.windowEnd), Number.NEGATIVE_INFINITY);
-    const newest = new Map<string, number>();
+    const newest = this.newestFeature;
     for (const r of features)
       newest.set(r.value.pair, Math.max(newest.get(r.value.pair) ?? 0, r.value.windowEnd));
     const latencies: number[] = [];
