@@ -47,6 +47,17 @@ export class TradeDeduplicator {
     if (!ok) this.duplicates++;
     return ok;
   }
+
+  /**
+   * Takes back an `accept` of `t`: it counts as not seen again. For a trade accepted but not delivered (the sink
+   * refused it): kept as seen, it would be dropped as a duplicate when fetched again — lost.
+   */
+  forget(t: Trade): void {
+    const seen = this.seen.get(t.exchange, t.pair);
+    const id = Number(t.tradeId);
+    if (Number.isSafeInteger(id) && id >= 0) seen.numeric?.forget(id);
+    else seen.other?.forget(t.tradeId);
+  }
 }
 
 class NumericWindow {
@@ -68,6 +79,11 @@ class NumericWindow {
     if (this.test(id)) return 'seen';
     this.set(id);
     return 'new';
+  }
+
+  /** Clears `id` (within the window; the newest id seen stays the window's top). */
+  forget(id: number): void {
+    if (id <= this.max && id > this.max - WINDOW_BITS) this.clear(id);
   }
 
   private slot(id: number): number {
@@ -108,5 +124,13 @@ class RecentSet {
       this.head = (this.head + 1) % this.capacity;
     }
     return true;
+  }
+
+  /**
+   * Not seen any more. Its place in the ring stays until its turn to leave: taken again meanwhile, it leaves then —
+   * early, and a later duplicate of it gets through (the sink deduplicates too).
+   */
+  forget(id: string): void {
+    this.seen.delete(id);
   }
 }

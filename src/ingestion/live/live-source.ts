@@ -29,7 +29,8 @@ export type {
  *   trade (or the last watermark) — over REST, through the same sink. On the first connection, the same for each
  *   pair with a resume point (`resumeFrom`: where the previous process left the `trades` log), so a restart leaves
  *   no hole. Trades are deduplicated locally (REST
- *   and stream overlap by design), so the sink gets each (pair, tradeId) once.
+ *   and stream overlap by design), so the sink gets each (pair, tradeId) once; a delivery the sink refuses (throws)
+ *   is taken back (not seen, the pair where it stood), to come again with what asks for it (`deliver`).
  * - Watermarks: about once a second per subscribed pair, event time = wall clock − `watermarkDelayMs`, so an
  *   idle minute still closes downstream — but never later than the received time − `watermarkDelayMs` of the
  *   oldest frame still queued or being handled: frames wait behind a slow sink or a refill of any pair, and the
@@ -96,10 +97,15 @@ interface PairState {
 }
 
 export interface LiveStats {
-  /** Trades delivered to the sink (after local deduplication), stream and REST. */
+  /** Trades delivered to the sink (after local deduplication), stream and REST: those it took. */
   trades: number;
   /** Of which from REST refills. */
   recovered: number;
+  /**
+   * Deliveries the sink refused (threw: the bus away, a store giving up): their trades are taken back — not seen, their
+   * pair where it stood — and come again with what asks for them (the pair's next trade's id gap, the hole retry).
+   */
+  sinkRefusals: number;
   /** Trades dropped as already delivered (stream/REST overlap, snapshots). */
   duplicates: number;
   /** Id, sequence and heartbeat-counter gaps seen. */
@@ -134,6 +140,7 @@ export class LiveTradeSource implements TradeSource {
   readonly stats: LiveStats = {
     trades: 0,
     recovered: 0,
+    sinkRefusals: 0,
     duplicates: 0,
     gaps: 0,
     refills: 0,
@@ -369,7 +376,7 @@ export class LiveTradeSource implements TradeSource {
   }
 
   private async onTrades(trades: readonly Trade[], text: string): Promise<void> {
-    const fresh: Trade[] = [];
+    let fresh = new Delivery();
     for (const t of trades) {
       const s = this.state.get(t.pair);
       if (s === undefined) {
@@ -397,28 +404,37 @@ export class LiveTradeSource implements TradeSource {
       if (this.a.contiguousIds && s.lastId !== undefined && id > s.lastId + 1) {
         this.stats.gaps++;
         this.log.warn({ pair: t.pair, missing: `${s.lastId + 1}..${id - 1}` }, 'trade id gap');
-        await this.deliver(fresh.splice(0));
+        await this.deliver(fresh);
+        fresh = new Delivery();
         await this.refill(t.pair, id, 'id gap');
       }
-      if (this.dedup.accept(t)) {
-        this.advance(s, t);
-        fresh.push(t);
-      } else this.stats.duplicates++;
+      if (this.dedup.accept(t)) fresh.add(s, t);
+      else this.stats.duplicates++;
     }
     await this.deliver(fresh);
   }
 
-  private advance(s: PairState, t: Trade): void {
-    const id = Number(t.tradeId);
-    if (Number.isSafeInteger(id) && id > (s.lastId ?? -1)) s.lastId = id;
-    if (t.tradeTs > (s.lastTs ?? 0)) s.lastTs = t.tradeTs;
-    if (t.receivedTs > (s.lastReceivedTs ?? 0)) s.lastReceivedTs = t.receivedTs;
-  }
-
-  private async deliver(trades: Trade[]): Promise<void> {
-    if (trades.length === 0) return;
-    this.stats.trades += trades.length;
-    await this.sink!.trades(trades);
+  /**
+   * Hands a delivery's trades to the sink. Refused (the sink throws), they are taken back — not seen, their pairs where
+   * they stood — and the error is thrown on: they used to stay marked seen, their pair past them, so the stream's next
+   * trade showed no gap and a refill's retry dropped them as duplicates (lost). Taken back, the pair's next trade shows
+   * them as an id gap (Kraken, Binance) and a refill's retry delivers them. The sink deduplicates too: a batch it took
+   * part of before throwing may come again.
+   */
+  private async deliver(d: Delivery): Promise<void> {
+    if (d.trades.length === 0) return;
+    try {
+      await this.sink!.trades(d.trades);
+    } catch (err) {
+      d.takeBack(this.dedup);
+      this.stats.sinkRefusals++;
+      this.log.error(
+        { err, trades: d.trades.length, pairs: d.pairs },
+        'the sink refused trades: taken back, to be delivered when fetched again',
+      );
+      throw err;
+    }
+    this.stats.trades += d.trades.length;
   }
 
   /** Refills a pair over REST: the ids of a gap (up to `untilId`, exclusive), or everything since its last trade. */
@@ -440,14 +456,22 @@ export class LiveTradeSource implements TradeSource {
     // unreported). Counted as the pages are delivered, not kept: the pages are not kept either.
     const got = afterId === undefined ? undefined : new IdTally(afterId);
     let recovered = 0;
+    /** What the sink threw refusing a page (its trades taken back: `deliver`), so that it is not said to be REST's. */
+    let refusal: { err: unknown } | undefined;
     const take = async (page: RefillPage): Promise<void> => {
-      const { inRange, fresh } = await this.takeRefilled(pair, page, (t) =>
-        afterId !== undefined
-          ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
-          : t.tradeTs >= sinceTs - REFILL_OVERLAP_MS,
-      );
-      got?.add(inRange);
-      recovered += fresh.length;
+      let taken: { inRange: Trade[]; fresh: Trade[] };
+      try {
+        taken = await this.takeRefilled(pair, page, (t) =>
+          afterId !== undefined
+            ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
+            : t.tradeTs >= sinceTs - REFILL_OVERLAP_MS,
+        );
+      } catch (err) {
+        refusal = { err };
+        throw err;
+      }
+      got?.add(taken.inRange);
+      recovered += taken.fresh.length;
     };
     try {
       // Pages the adapter hands over as they come (Kraken) are delivered before it asks for the next; the rest, at the end.
@@ -464,11 +488,15 @@ export class LiveTradeSource implements TradeSource {
       }
       this.log.info({ pair, why, recovered, afterId, untilId, sinceTs }, 'refilled over REST');
       if (r.error !== undefined) {
+        const refused = refusal !== undefined && r.error === refusal.err;
         this.log.error(
           { err: r.error, pair, why, recovered },
-          'REST refill failed partway: what was fetched is delivered, the rest of the gap stays open',
+          refused
+            ? 'refill stopped: the sink refused a page (taken back), the rest of the gap stays open'
+            : 'REST refill failed partway: what was fetched is delivered, the rest of the gap stays open',
         );
-        this.openHole(pair, sinceTs, r.trades, requestedAt);
+        // A refused page was taken back: the window is open from its start.
+        this.openHole(pair, sinceTs, refused ? [] : r.trades, requestedAt);
       }
       if (missing > 0 || !r.complete) {
         this.stats.unrecoverable += Math.max(1, missing);
@@ -477,7 +505,12 @@ export class LiveTradeSource implements TradeSource {
     } catch (err) {
       if (signal.aborted) return;
       this.stats.unrecoverable++;
-      this.log.error({ err, pair, why }, 'REST refill failed: the gap stays open');
+      this.log.error(
+        { err, pair, why },
+        refusal !== undefined && err === refusal.err
+          ? 'refill not delivered: the sink refused it (taken back); the gap stays open'
+          : 'REST refill failed: the gap stays open',
+      );
       if (afterId !== undefined && untilId !== undefined)
         this.openIdHole(pair, sinceTs, afterId, untilId, new Set());
       this.openHole(pair, sinceTs, [], requestedAt);
@@ -506,13 +539,14 @@ export class LiveTradeSource implements TradeSource {
       else await this.reject('implausible', ahead, JSON.stringify(t), `${this.a.exchange}-rest`);
     }
     const inRange = plausible.filter(wanted).sort(byTimeThenId);
-    const fresh = inRange.filter((t) => this.dedup.accept(t));
-    this.stats.duplicates += inRange.length - fresh.length;
     const s = this.state.get(pair)!;
-    for (const t of fresh) this.advance(s, t);
-    this.stats.recovered += fresh.length;
+    const fresh = new Delivery();
+    for (const t of inRange)
+      if (this.dedup.accept(t)) fresh.add(s, t);
+      else this.stats.duplicates++;
     await this.deliver(fresh);
-    return { inRange, fresh };
+    this.stats.recovered += fresh.trades.length;
+    return { inRange, fresh: fresh.trades };
   }
 
   /**
@@ -589,14 +623,22 @@ export class LiveTradeSource implements TradeSource {
       // As a refill's: pages the adapter hands over as they come are delivered, and their ids counted, one by one.
       const got = afterId === undefined ? undefined : new IdTally(afterId);
       let recovered = 0;
+      /** What the sink threw refusing a page (taken back: `deliver`): the attempt failed, not REST. */
+      let refusal: { err: unknown } | undefined;
       const take = async (page: RefillPage): Promise<void> => {
-        const { inRange, fresh } = await this.takeRefilled(pair, page, (t) =>
-          afterId !== undefined
-            ? Number(t.tradeId) > afterId && Number(t.tradeId) < untilId
-            : t.tradeTs >= hole.sinceTs - REFILL_OVERLAP_MS,
-        );
-        got?.add(inRange);
-        recovered += fresh.length;
+        let taken: { inRange: Trade[]; fresh: Trade[] };
+        try {
+          taken = await this.takeRefilled(pair, page, (t) =>
+            afterId !== undefined
+              ? Number(t.tradeId) > afterId && Number(t.tradeId) < untilId
+              : t.tradeTs >= hole.sinceTs - REFILL_OVERLAP_MS,
+          );
+        } catch (err) {
+          refusal = { err };
+          throw err;
+        }
+        got?.add(taken.inRange);
+        recovered += taken.fresh.length;
       };
       let r: RefillResult;
       try {
@@ -615,7 +657,13 @@ export class LiveTradeSource implements TradeSource {
         if (signal.aborted) return;
         r = { trades: [], rejects: [], complete: false, error: err };
       }
-      await take(r);
+      if (refusal === undefined)
+        try {
+          await take(r);
+        } catch (err) {
+          // Refused by the sink: a failed attempt (retried with back-off), not an error that would end the hole retries.
+          r = { ...r, error: err };
+        }
       const said = {
         pair,
         attempt: hole.attempts,
@@ -638,7 +686,8 @@ export class LiveTradeSource implements TradeSource {
         this.log.info({ ...said, complete: r.complete }, 'hole left by a failed refill: fetched');
         continue;
       }
-      if (afterId === undefined)
+      // What was fetched narrows a time window to what came before it, unless the sink refused it (taken back).
+      if (afterId === undefined && refusal === undefined)
         for (const t of r.trades) if (t.tradeTs < hole.untilTs) hole.untilTs = t.tradeTs;
       if (hole.attempts >= attempts) {
         this.holes.delete(pair);
@@ -652,7 +701,9 @@ export class LiveTradeSource implements TradeSource {
       hole.retryAt = this.now() + backoffDelay(hole.attempts, backoff, this.o.random);
       this.log.warn(
         { ...said, err: r.error },
-        'hole left by a failed refill: still failing, asked again later',
+        refusal !== undefined
+          ? 'hole left by a failed refill: the sink refused what was fetched (taken back), asked again later'
+          : 'hole left by a failed refill: still failing, asked again later',
       );
     }
   }
@@ -732,6 +783,41 @@ export class LiveTradeSource implements TradeSource {
     } finally {
       this.ticking = false;
     }
+  }
+}
+
+/** Where a pair stood: put back if the sink refuses a delivery that moved it. */
+type Position = Pick<PairState, 'lastId' | 'lastTs' | 'lastReceivedTs'>;
+
+/**
+ * Trades on their way to the sink in one call, each accepted by the deduplicator: its pair is advanced as each is added
+ * (a frame's next trade is checked against it), and both are taken back if the sink refuses the call.
+ */
+class Delivery {
+  readonly trades: Trade[] = [];
+  /** Where each pair moved by this delivery stood before it. */
+  private readonly before = new Map<PairState, Position>();
+  private readonly pairNames = new Set<string>();
+
+  add(s: PairState, t: Trade): void {
+    if (!this.before.has(s))
+      this.before.set(s, { lastId: s.lastId, lastTs: s.lastTs, lastReceivedTs: s.lastReceivedTs });
+    const id = Number(t.tradeId);
+    if (Number.isSafeInteger(id) && id > (s.lastId ?? -1)) s.lastId = id;
+    if (t.tradeTs > (s.lastTs ?? 0)) s.lastTs = t.tradeTs;
+    if (t.receivedTs > (s.lastReceivedTs ?? 0)) s.lastReceivedTs = t.receivedTs;
+    this.trades.push(t);
+    this.pairNames.add(t.pair);
+  }
+
+  get pairs(): string[] {
+    return [...this.pairNames];
+  }
+
+  /** The sink refused it: its trades not seen by `dedup`, its pairs where they stood. */
+  takeBack(dedup: TradeDeduplicator): void {
+    for (const t of this.trades) dedup.forget(t);
+    for (const [s, p] of this.before) Object.assign(s, p);
   }
 }
 

@@ -79,12 +79,31 @@ export class LogSink implements SourceSink {
   }
 }
 
+/**
+ * A `LogSink` whose `trades` throws, taking none of the batch, once for each batch `refuseOnce` picks (set it, the
+ * next batch it matches is refused and it is cleared): a bus away, a store giving up.
+ */
+export class RefusingSink extends LogSink {
+  /** The batches refused, in order. */
+  readonly refused: Trade[][] = [];
+  refuseOnce: ((trades: readonly Trade[]) => boolean) | undefined;
+
+  override trades(trades: readonly Trade[]): void {
+    if (this.refuseOnce?.(trades)) {
+      this.refuseOnce = undefined;
+      this.refused.push([...trades]);
+      throw new Error('the sink refused the batch (a test: the bus away)');
+    }
+    super.trades(trades);
+  }
+}
+
 /** Runs a source until `fn` is done, then stops it and waits for it to end (always). */
-export async function running<S extends TradeSource>(
+export async function running<S extends TradeSource, K extends LogSink = LogSink>(
   source: S,
-  fn: (sink: LogSink, source: S) => Promise<void>,
-): Promise<LogSink> {
-  const sink = new LogSink();
+  fn: (sink: K, source: S) => Promise<void>,
+  sink: K = new LogSink() as K,
+): Promise<K> {
   const abort = new AbortController();
   const done = source.run(sink, abort.signal);
   try {

@@ -37,6 +37,17 @@ describe('TradeDeduplicator', () => {
     assert.equal(d.duplicates, 5);
   });
 
+  it('forgets a trade it accepted (delivery refused): accepted again, numeric or not; the others stay seen', () => {
+    const d = new TradeDeduplicator();
+    assert.equal(d.filter(['5', '6', '7', 'x', 'y'].map((id) => t(id))).length, 5);
+    d.forget(t('6'));
+    d.forget(t('7')); // the newest: the window's top stays, 6 and 7 count as not seen
+    d.forget(t('x'));
+    const again = d.filter(['5', '6', '7', 'x', 'y', '8'].map((id) => t(id))).map((x) => x.tradeId);
+    assert.deepEqual(again, ['6', '7', 'x', '8']);
+    assert.equal(d.duplicates, 2);
+  });
+
   it('accepts but counts ids older than its window instead of dropping them', () => {
     const d = new TradeDeduplicator();
     d.accept(t('5000000'));

@@ -5,7 +5,7 @@ import { TradeSchema } from '../../../../src/schemas/trade.ts';
 import { until } from '../../../support/exchanges/base.ts';
 import { CoinbaseServer } from '../../../support/exchanges/coinbase.ts';
 import { coinbaseTradesFromRecording } from '../../../support/exchanges/fixtures.ts';
-import { FAST_CONNECTOR, type LogSink, running } from '../../../support/exchanges/harness.ts';
+import { FAST_CONNECTOR, LogSink, RefusingSink, running } from '../../../support/exchanges/harness.ts';
 
 const PAIR = 'BTC/USD';
 /** Real BTC/USD trades (prices, sizes, times, taker sides) in Coinbase's `market_trades` shape. */
@@ -13,10 +13,11 @@ const real = coinbaseTradesFromRecording(2600);
 const ids = (lo: number, hi: number) => real.slice(lo, hi).map((t) => Number(t.trade_id));
 const takerSide = (i: number) => (real[i]!.side === 'SELL' ? 'buy' : 'sell'); // the recording's side
 
-async function withCoinbase(
-  fn: (srv: CoinbaseServer, source: CoinbaseWsSource, sink: LogSink) => Promise<void>,
+async function withCoinbase<K extends LogSink = LogSink>(
+  fn: (srv: CoinbaseServer, source: CoinbaseWsSource, sink: K) => Promise<void>,
   options: Partial<CoinbaseWsOptions> = {},
   heartbeatMs = 40,
+  sink: K = new LogSink() as K,
 ): Promise<void> {
   const srv = new CoinbaseServer();
   srv.heartbeatMs = heartbeatMs;
@@ -29,7 +30,7 @@ async function withCoinbase(
     ...options,
   });
   try {
-    await running(source, (sink) => fn(srv, source, sink));
+    await running(source, (sink) => fn(srv, source, sink), sink);
   } finally {
     await srv.close();
   }
@@ -262,6 +263,36 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
       },
       { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 5 } },
       40,
+    ));
+
+  // A refill's trades were marked seen before the sink took them: refused (the bus away), the hole's retry fetched them
+  // again and dropped them as duplicates — lost, and the hole counted refilled.
+  it('a refill the sink refuses is taken back: its window asked for again, every trade delivered once', () =>
+    withCoinbase(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(real.slice(0, 2));
+        await until(() => sink.received.length === 2);
+        const lost = String(real[2]!.trade_id);
+        sink.refuseOnce = (batch) => batch.some((t) => t.tradeId === lost);
+        srv.muted = true;
+        srv.publish(real.slice(2, 6)); // lost: the sequence number moves on unseen
+        srv.muted = false;
+        srv.publish(real.slice(6, 7)); // its sequence_num jump starts the refill, which the sink refuses
+        await until(() => source.stats.holesRefilled === 1, 30_000, 'the hole asked for again');
+        srv.publish(real.slice(7, 8));
+        await until(() => sink.ids(PAIR).includes(ids(7, 8)[0]!), 30_000, 'still streaming');
+        assert.equal(sink.refused.length, 1, 'the sink refused one batch');
+        assert.deepEqual(sink.distinctIds(PAIR), ids(0, 8), 'every trade delivered');
+        assert.equal(sink.received.length, 8, 'each once');
+        assert.equal(source.stats.sinkRefusals, 1);
+        // The retry asked for the whole window: nothing of the refused refill counted as fetched.
+        const since = Math.floor((Date.parse(real[1]!.time) - 1_000) / 1000);
+        assert.match(srv.restCalls.at(-1)!, new RegExp(`start=${since}&end=\\d+$`));
+      },
+      { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 5 } },
+      10_000, // no heartbeats: only the sequence_num jump reveals the loss
+      new RefusingSink(),
     ));
 
   it('a hole is asked for again a bounded number of times, then given up and said', () =>

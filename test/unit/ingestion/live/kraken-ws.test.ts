@@ -5,7 +5,13 @@ import { type KrakenWsOptions, KrakenWsSource } from '../../../../src/ingestion/
 import { type Trade, TradeSchema } from '../../../../src/schemas/trade.ts';
 import { until } from '../../../support/exchanges/base.ts';
 import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
-import { FAST_CONNECTOR, LogSink, running, testLog } from '../../../support/exchanges/harness.ts';
+import {
+  FAST_CONNECTOR,
+  LogSink,
+  RefusingSink,
+  running,
+  testLog,
+} from '../../../support/exchanges/harness.ts';
 import { KrakenServer, type KrakenTrade } from '../../../support/exchanges/kraken.ts';
 
 const PAIR = 'BTC/USDT';
@@ -13,10 +19,11 @@ const real = krakenRecordedTrades(); // 1,000 real trades, ids 10218208..1021920
 const ids = (lo: number, hi: number) => real.slice(lo, hi).map((t) => t.id);
 
 /** A local Kraken (fast heartbeats) and a connector on it with short timings; both torn down after `fn`. */
-async function withKraken(
-  fn: (srv: KrakenServer, source: KrakenWsSource, sink: LogSink) => Promise<void>,
+async function withKraken<K extends LogSink = LogSink>(
+  fn: (srv: KrakenServer, source: KrakenWsSource, sink: K) => Promise<void>,
   options: Partial<KrakenWsOptions> = {},
   setup: (srv: KrakenServer) => void = () => {},
+  sink: K = new LogSink() as K,
 ): Promise<void> {
   const srv = new KrakenServer();
   srv.heartbeatMs = 50; // before listen(): its timer is set from it
@@ -31,7 +38,7 @@ async function withKraken(
     ...options,
   });
   try {
-    await running(source, (sink) => fn(srv, source, sink));
+    await running(source, (sink) => fn(srv, source, sink), sink);
   } finally {
     await srv.close();
   }
@@ -901,6 +908,64 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       (srv) => {
         srv.pageSize = 10;
       },
+    ));
+
+  // A refilled page was marked seen before the sink took it: refused (the bus away), its trades were dropped as
+  // duplicates when asked for again — lost, and the refill reported as a REST failure.
+  it('a refill page the sink refuses is taken back: asked for again, every trade delivered once', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        const trades = syntheticTrades(312);
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(PAIR, trades.slice(0, 10));
+        await until(() => sink.received.length === 10, 30_000, 'the streamed trades');
+        const secondPage = String(trades[110]!.id);
+        sink.refuseOnce = (batch) => batch.some((t) => t.tradeId === secondPage);
+        srv.record(PAIR, trades.slice(10, 310)); // lost frames: three pages of 100
+        srv.publish(PAIR, trades.slice(310, 311)); // the id gap: its refill's second page is refused
+        await until(() => source.stats.holesRefilled === 1, 60_000, 'the ids asked for again');
+        srv.publish(PAIR, trades.slice(311));
+        await until(() => sink.ids(PAIR).includes(trades[311]!.id), 30_000, 'still streaming');
+        assert.equal(sink.refused.length, 1, 'the sink refused one batch');
+        assert.deepEqual(
+          sink.distinctIds(PAIR),
+          trades.map((t) => t.id),
+          'every trade delivered',
+        );
+        assert.equal(sink.ids(PAIR).length, trades.length, 'each once');
+        assert.equal(source.stats.sinkRefusals, 1);
+        assert.equal(source.stats.trades, trades.length, 'trades counts what the sink took');
+        assert.equal(source.stats.recovered, 300);
+      },
+      { snapshot: false, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 1_000_000 } },
+      (srv) => {
+        srv.pageSize = 100;
+      },
+      new RefusingSink(),
+    ));
+
+  // The stream's trades were marked seen, and the pair's last id moved past them, before the sink took them: refused,
+  // they were lost with no gap ever seen.
+  it('streamed trades the sink refuses are taken back: the next trade shows them as a gap, refilled once each', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(PAIR, real.slice(0, 10));
+        await until(() => sink.received.length === 10, 30_000, 'the first trades');
+        const refused = String(real[10]!.id);
+        sink.refuseOnce = (batch) => batch.some((t) => t.tradeId === refused);
+        srv.publish(PAIR, real.slice(10, 20)); // refused by the sink
+        await until(() => sink.refused.length === 1, 30_000, 'the refusal');
+        srv.publish(PAIR, real.slice(20, 30));
+        await until(() => sink.ids(PAIR).includes(real[29]!.id), 30_000, 'the next trades');
+        assert.deepEqual(sink.ids(PAIR), ids(0, 30), 'every id once, in order');
+        assert.equal(source.stats.sinkRefusals, 1);
+        assert.equal(source.stats.gaps, 1, 'the refused trades seen missing at the next trade');
+        assert.equal(source.stats.recovered, 10);
+      },
+      {},
+      () => {},
+      new RefusingSink(),
     ));
 
   it('a frame over the size limit is dead-lettered with the reason, and what the cut connection missed is refilled', () =>
