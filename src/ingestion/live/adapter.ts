@@ -45,6 +45,14 @@ export interface RefillRequest {
    * its `RefillResult.trades`. Absent, or for adapters that page backwards, every trade is in the result.
    */
   onPage?(page: RefillPage): Promise<void>;
+  /**
+   * Most pages this call reads, instead of `maxRefillPages`: an adapter that hands its pages over (`onPage`) stops there
+   * and says whether more were left (`RefillResult.more`), so that the connector asks for the rest later, the
+   * connection's frames handled in between. Others read their whole refill.
+   */
+  maxPages?: number;
+  /** Where a refill stopped at `maxPages` goes on from (its `RefillResult.more`, handed back as it was). */
+  goOnFrom?: unknown;
 }
 
 /** One page of a refill: its trades not yet seen by the refill, and the rows that could not be used. */
@@ -62,7 +70,15 @@ export interface RefillResult {
   complete: boolean;
   /** The REST failure that ended the refill early, if one did: `trades` holds the pages fetched before it. */
   error?: unknown;
+  /**
+   * Stopped at `RefillRequest.maxPages` with more to read (`complete` false, no error): where to go on from, opaque to
+   * the connector (the adapter's paging state: Kraken's cursor is finer than any trade time the connector keeps).
+   */
+  more?: unknown;
 }
+
+/** `LiveSourceOptions.maxRefillPages` by default. */
+export const DEFAULT_MAX_REFILL_PAGES = 500;
 
 /**
  * Runs a refill's paging into `out` (or `onPage`); a REST call that fails for good ends it incomplete, keeping the pages
@@ -123,7 +139,8 @@ export interface LiveSourceOptions {
   maxQueuedBytes?: number;
   /**
    * Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades). Kraken's are delivered one by one
-   * (`RefillRequest.onPage`); Binance and Coinbase keep them to the refill's end.
+   * (`RefillRequest.onPage`), a few at a time with the connection's frames handled in between
+   * (`REFILL_PAGES_PER_TURN`); Binance and Coinbase keep them to the refill's end.
    */
   maxRefillPages?: number;
   /**

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Trade } from '../../schemas/trade.ts';
 import { assertPairs, krakenRestPair, krakenWsSymbol } from '../symbols.ts';
 import {
+  DEFAULT_MAX_REFILL_PAGES,
   type ExchangeAdapter,
   keepingFetchedPages,
   type LiveSourceOptions,
@@ -46,6 +47,9 @@ export function krakenAdapter(o: KrakenWsOptions): ExchangeAdapter {
   // Refills need a REST name for every pair: unknown ones fail now, not during an outage.
   for (const p of o.pairs) krakenRestPair(p);
   let reqId = 0;
+  // Pages of every refill of this connector keep Kraken's pace: a refill is read a few pages at a time now (the frames
+  // handled in between), and the next few must not follow the last at once.
+  const pace = { lastPageAt: Number.NEGATIVE_INFINITY };
   return {
     exchange: 'kraken',
     url: o.wsUrl ?? KRAKEN_WS_URL,
@@ -65,7 +69,7 @@ export function krakenAdapter(o: KrakenWsOptions): ExchangeAdapter {
       }),
     ],
     parse: parseKrakenFrame,
-    refill: (req) => krakenRefill(rest, o, req),
+    refill: (req) => krakenRefill(rest, o, req, pace),
   };
 }
 
@@ -74,23 +78,35 @@ export function krakenAdapter(o: KrakenWsOptions): ExchangeAdapter {
  * of `KrakenTimeCursor` (1 ns before each page's last trade; an instant that fills a page asked past once). Each page's
  * new trades go to `req.onPage` before the next is asked for, where given (one page held at a time).
  */
-async function krakenRefill(rest: string, o: KrakenWsOptions, req: RefillRequest): Promise<RefillResult> {
+async function krakenRefill(
+  rest: string,
+  o: KrakenWsOptions,
+  req: RefillRequest,
+  pace: { lastPageAt: number },
+): Promise<RefillResult> {
   const out: RefillResult = { trades: [], rejects: [], complete: false };
+  const from = req.goOnFrom instanceof KrakenRefillPosition ? req.goOnFrom : undefined;
   // `since` may be exclusive (unconfirmed): start 1 ms before the last trade; the overlap is dropped by id.
-  let since = msToNs(req.sinceTs - (req.afterId !== undefined ? 1 : 0));
-  let maxId = req.afterId ?? -1;
-  const paging = new KrakenTimeCursor();
-  const maxPages = o.maxRefillPages ?? 500;
+  let since = from?.since ?? msToNs(req.sinceTs - (req.afterId !== undefined ? 1 : 0));
+  let maxId = Math.max(req.afterId ?? -1, from?.maxId ?? -1);
+  const paging = from?.paging ?? new KrakenTimeCursor();
+  const maxPages = req.maxPages ?? o.maxRefillPages ?? DEFAULT_MAX_REFILL_PAGES;
   return keepingFetchedPages(out, req.signal, async () => {
     for (let page = 0; page < maxPages; page++) {
-      if (page > 0) await sleep(o.restMinIntervalMs ?? 1_000, undefined, { signal: req.signal });
-      const r = await fetchKrakenTrades(rest, req.pair, since, {
-        signal: req.signal,
-        log: req.log,
-        backoff: o.restBackoff,
-        retries: o.restRetries,
-        maxRetryAfterMs: REFILL_MAX_RETRY_AFTER_MS,
-      });
+      const wait = pace.lastPageAt + (o.restMinIntervalMs ?? 1_000) - Date.now();
+      if (wait > 0) await sleep(wait, undefined, { signal: req.signal });
+      let r: Awaited<ReturnType<typeof fetchKrakenTrades>>;
+      try {
+        r = await fetchKrakenTrades(rest, req.pair, since, {
+          signal: req.signal,
+          log: req.log,
+          backoff: o.restBackoff,
+          retries: o.restRetries,
+          maxRetryAfterMs: REFILL_MAX_RETRY_AFTER_MS,
+        });
+      } finally {
+        pace.lastPageAt = Date.now();
+      }
       const fresh = r.trades.filter((t) => Number(t.tradeId) > maxId);
       // Pages come forward in time, ids above the last page's (`fresh`): handed over as they come, none kept.
       if (req.onPage !== undefined) await req.onPage({ trades: fresh, rejects: r.rejects });
@@ -109,7 +125,22 @@ async function krakenRefill(rest: string, o: KrakenWsOptions, req: RefillRequest
         req.log.warn({ pair: req.pair, since }, `refill: ${STEPPED_PAST_FULL_INSTANT}`);
       since = paging.since(r.last);
     }
+    // Stopped at maxPages: the next call goes on from the same cursor (a restart from the pair's newest trade time, in
+    // ms, would lose the ns cursor and whether it had stepped past an instant: the rest taken for the end).
+    if (!out.complete) out.more = new KrakenRefillPosition(since, maxId, paging);
   });
+}
+
+/** Where a Kraken refill stopped at its page limit: its cursor, newest id and paging state (`RefillResult.more`). */
+class KrakenRefillPosition {
+  readonly since: string;
+  readonly maxId: number;
+  readonly paging: KrakenTimeCursor;
+  constructor(since: string, maxId: number, paging: KrakenTimeCursor) {
+    this.since = since;
+    this.maxId = maxId;
+    this.paging = paging;
+  }
 }
 
 function maxTradeId(trades: readonly Trade[]): number {

@@ -7,7 +7,13 @@ import { TradeDeduplicator } from '../dedup.ts';
 import type { ResumePoints } from '../resume-points.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
 import { assertPairs } from '../symbols.ts';
-import type { ExchangeAdapter, LiveSourceOptions, RefillPage, RefillResult } from './adapter.ts';
+import {
+  DEFAULT_MAX_REFILL_PAGES,
+  type ExchangeAdapter,
+  type LiveSourceOptions,
+  type RefillPage,
+  type RefillResult,
+} from './adapter.ts';
 import type { Control } from './parse-common.ts';
 import { DEFAULT_BACKOFF, ReconnectingSocket } from './ws-connection.ts';
 
@@ -28,7 +34,8 @@ export type {
  * - Refill: on an id gap, the missing ids; after a reconnect or a sequence gap, everything since the last
  *   trade (or the last watermark) — over REST, through the same sink. On the first connection, the same for each
  *   pair with a resume point (`resumeFrom`: where the previous process left the `trades` log), so a restart leaves
- *   no hole. Trades are deduplicated locally (REST
+ *   no hole. A refill longer than a few pages (Kraken) is read a few at a time, the frames handled in between
+ *   (`REFILL_PAGES_PER_TURN`). Trades are deduplicated locally (REST
  *   and stream overlap by design), so the sink gets each (pair, tradeId) once; a delivery the sink refuses (throws)
  *   is taken back (not seen, the pair where it stood), to come again with what asks for it (`deliver`).
  * - Watermarks: about once a second per subscribed pair, event time = wall clock − `watermarkDelayMs`, so an
@@ -49,6 +56,15 @@ const RESUBSCRIBE_MAX_MS = 5 * 60_000;
  * from a store without them, the candle stage (`PairSeed.retakenFrom`).
  */
 export const REFILL_OVERLAP_MS = 1_000;
+
+/**
+ * Most REST pages a refill reads in one go, the connection's frames (every pair's trades and watermarks) waiting behind
+ * it: a longer one (an adapter that hands its pages over: Kraken) is continued a few pages at a time, in order with
+ * the frames (`PairState.catchingUp`). At Kraken's page a second, frames wait ~3 s, not the ~8.5 min of 500 pages.
+ */
+export const REFILL_PAGES_PER_TURN = 3;
+/** Most streamed trades held for a pair being caught up (`PairState.held`): ~30 MB. */
+const MAX_HELD_TRADES = 100_000;
 
 /** `LiveSourceOptions.holeRetry` by default: about half an hour of attempts, while Coinbase still lists the trades. */
 const DEFAULT_HOLE_RETRY = { backoff: { initialMs: 30_000, maxMs: 5 * 60_000 }, attempts: 8 };
@@ -94,6 +110,18 @@ interface PairState {
   askedAt?: number;
   /** Watermarks held: disconnected, or a refill is pending or running. */
   holding: boolean;
+  /**
+   * A refill longer than `REFILL_PAGES_PER_TURN` pages, continued that many at a time in order with the frames (`tick`):
+   * the pages it may still read (of `maxRefillPages`), why it began, the ids its turns so far did not get (counted
+   * `unrecoverable` once it is done). Meanwhile the pair's watermarks hold and its streamed trades are held (`held`).
+   */
+  catchingUp?: { pagesLeft: number; why: string; missing: number; from: unknown };
+  /**
+   * The pair's streamed trades while its refill is caught up: delivered after it, in order, through the stream's
+   * checks (most are duplicates of what REST brought; not all: a trade REST cannot page to, or does not list yet).
+   * At most `MAX_HELD_TRADES`: past it they are dropped, the refill going on up to the present brings them.
+   */
+  held?: Trade[];
 }
 
 export interface LiveStats {
@@ -172,6 +200,8 @@ export class LiveTradeSource implements TradeSource {
   private readonly holes = new Map<string, Hole>();
   /** A hole retry is queued behind the connection's frames (`tick`), not yet run. */
   private holeRetryQueued = false;
+  /** The next turn of a refill being caught up (`PairState.catchingUp`) is queued behind the frames, not yet run. */
+  private catchUpQueued = false;
   /** The connector's clock (`LiveSourceOptions.now`). */
   private readonly now: () => number;
 
@@ -280,6 +310,8 @@ export class LiveTradeSource implements TradeSource {
       s.resubscribeAt = undefined;
       s.askedAt = undefined;
       s.holding = true; // until the outage is refilled after reconnecting
+      s.catchingUp = undefined; // the next connection's refill takes it over
+      s.held = undefined;
     }
     this.log.warn({ reason }, 'disconnected');
   }
@@ -401,12 +433,21 @@ export class LiveTradeSource implements TradeSource {
         continue;
       }
       s.suspectId = undefined;
+      // Its refill is being caught up a few pages at a time: this trade comes after it (`held`).
+      if (s.catchingUp !== undefined) {
+        hold(s, t);
+        continue;
+      }
       if (this.a.contiguousIds && s.lastId !== undefined && id > s.lastId + 1) {
         this.stats.gaps++;
         this.log.warn({ pair: t.pair, missing: `${s.lastId + 1}..${id - 1}` }, 'trade id gap');
         await this.deliver(fresh);
         fresh = new Delivery();
         await this.refill(t.pair, id, 'id gap');
+        if (s.catchingUp !== undefined) {
+          hold(s, t); // the gap's refill goes on up to the present: this trade after it
+          continue;
+        }
       }
       if (this.dedup.accept(t)) fresh.add(s, t);
       else this.stats.duplicates++;
@@ -446,6 +487,12 @@ export class LiveTradeSource implements TradeSource {
       return;
     }
     s.holding = true;
+    // A refill read a few pages at a time (an adapter that hands its pages over), its frames handled in between.
+    const budget = s.catchingUp?.pagesLeft ?? this.o.maxRefillPages ?? DEFAULT_MAX_REFILL_PAGES;
+    const maxPages = Math.min(budget, REFILL_PAGES_PER_TURN);
+    const missingBefore = s.catchingUp?.missing ?? 0; // by its earlier turns
+    const goOnFrom = s.catchingUp?.from;
+    s.catchingUp = undefined; // set again below if it is to go on
     const afterId = this.a.contiguousIds ? s.lastId : undefined;
     // A refill's window is compared with the exchange's trade times: the wall clock, not the connector's.
     const sinceTs = s.lastTs ?? s.watermarkTs ?? this.startedAt ?? Date.now();
@@ -475,18 +522,34 @@ export class LiveTradeSource implements TradeSource {
     };
     try {
       // Pages the adapter hands over as they come (Kraken) are delivered before it asks for the next; the rest, at the end.
-      const r = await this.a.refill({ pair, afterId, sinceTs, untilId, signal, log: this.log, onPage: take });
+      const r = await this.a.refill({
+        pair,
+        afterId,
+        sinceTs,
+        untilId,
+        signal,
+        log: this.log,
+        onPage: take,
+        maxPages,
+        goOnFrom,
+      });
       await take(r);
+      // Stopped after its few pages, more to read: the rest up to the present (past a gap's far side too: the
+      // pair's streamed trades are held meanwhile) is asked for at the next turn, the frames handled first.
+      const goesOn = r.more !== undefined && r.error === undefined && budget > maxPages;
       let missing = 0;
       if (got !== undefined) {
-        const end = untilId ?? got.top + 1;
+        const end = goesOn ? got.top + 1 : (untilId ?? got.top + 1);
         missing = got.missingBefore(end);
         // Asked for again later (REST down, or not yet listing the newest trades). Past the newest id fetched (an
         // outage's refill that failed), the range is unknown: the stream's next trade shows it as an id gap.
         if (missing > 0)
           this.openIdHole(pair, sinceTs, got.firstMissing - 1, got.lastMissingBefore(end) + 1, new Set());
       }
-      this.log.info({ pair, why, recovered, afterId, untilId, sinceTs }, 'refilled over REST');
+      this.log.info(
+        { pair, why, recovered, afterId, untilId, sinceTs, goesOn },
+        goesOn ? 'refilled over REST, a few pages: the rest after the frames' : 'refilled over REST',
+      );
       if (r.error !== undefined) {
         const refused = refusal !== undefined && r.error === refusal.err;
         this.log.error(
@@ -498,7 +561,10 @@ export class LiveTradeSource implements TradeSource {
         // A refused page was taken back: the window is open from its start.
         this.openHole(pair, sinceTs, refused ? [] : r.trades, requestedAt);
       }
-      if (missing > 0 || !r.complete) {
+      if (goesOn)
+        s.catchingUp = { pagesLeft: budget - maxPages, why, missing: missingBefore + missing, from: r.more };
+      else if (missingBefore + missing > 0 || !r.complete) {
+        missing += missingBefore;
         this.stats.unrecoverable += Math.max(1, missing);
         this.log.error({ pair, why, missing, complete: r.complete }, 'gap only partly refilled');
       }
@@ -515,8 +581,20 @@ export class LiveTradeSource implements TradeSource {
         this.openIdHole(pair, sinceTs, afterId, untilId, new Set());
       this.openHole(pair, sinceTs, [], requestedAt);
     } finally {
-      // Released even on failure: holding forever would stall every candle of the pair downstream.
-      s.holding = false;
+      // Released even on failure (holding forever would stall every candle of the pair downstream); held while the
+      // refill goes on, and until what the stream brought meanwhile is delivered (below).
+      s.holding = s.catchingUp !== undefined || s.held !== undefined;
+    }
+    if (s.catchingUp === undefined && s.held !== undefined) {
+      // Caught up: the trades streamed meanwhile, after the refilled ones, as they came (dropped if already delivered;
+      // an id gap after the refill's newest refilled as any).
+      const held = s.held;
+      s.held = undefined;
+      try {
+        await this.onTrades(held, HELD_TRADES_FRAME);
+      } finally {
+        s.holding = s.catchingUp !== undefined;
+      }
     }
   }
 
@@ -751,6 +829,19 @@ export class LiveTradeSource implements TradeSource {
           }
         });
       }
+      // A refill read a few pages at a time: its next turn, queued behind the frames received meanwhile (handled
+      // first: every pair's trades and watermarks go on between its turns). One pair a turn.
+      if (!this.catchUpQueued && [...this.state.values()].some((s) => s.catchingUp !== undefined)) {
+        this.catchUpQueued = this.socket.inOrder('refill continued', async () => {
+          try {
+            const next = [...this.state].find(([, s]) => s.catchingUp !== undefined);
+            if (next !== undefined && this.connectedAt !== undefined)
+              await this.refill(next[0], undefined, next[1].catchingUp!.why);
+          } finally {
+            this.catchUpQueued = false;
+          }
+        });
+      }
       for (const [pair, s] of this.state)
         if (!s.acked && s.resubscribeAt !== undefined && now >= s.resubscribeAt) {
           s.resubscribeAt = undefined; // until it is refused or left unanswered again
@@ -785,6 +876,15 @@ export class LiveTradeSource implements TradeSource {
     }
   }
 }
+
+/** Holds a trade streamed while its pair's refill is caught up, up to `MAX_HELD_TRADES`. */
+function hold(s: PairState, t: Trade): void {
+  s.held ??= [];
+  if (s.held.length < MAX_HELD_TRADES) s.held.push(t);
+}
+
+/** The frame text dead-lettered with a held trade refused when delivered (its frame is not kept). */
+const HELD_TRADES_FRAME = '(a trade streamed while its pair was refilled; its frame is not kept)';
 
 /** Where a pair stood: put back if the sink refuses a delivery that moved it. */
 type Position = Pick<PairState, 'lastId' | 'lastTs' | 'lastReceivedTs'>;

@@ -537,6 +537,90 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       },
     ));
 
+  // A refill read all its pages in one go, the connection's frames waiting behind it: at Kraken's pace (a page a second)
+  // a 500-page outage held every pair's trades and watermarks ~8.5 min. It now reads a few pages at a time, the frames
+  // handled in between; the refilled pair's own stream waits (REST brings its trades) and its watermarks hold.
+  it('a long refill (60 pages) lets the other pairs’ frames through between pages: their trades and watermarks go on', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        const ETH = 'ETH/USD';
+        const trades = syntheticTrades(6_010); // 10 streamed, then 6,000 while away: 60 pages of 100
+        await until(() => source.subscribed.length === 2, 30_000, 'both pairs subscribed');
+        srv.publish(PAIR, trades.slice(0, 10));
+        await until(() => sink.received.length === 10, 30_000, 'the streamed trades');
+        const eth = tradeNow(90_000_000);
+        const [during, after] = syntheticTrades(6_012).slice(6_010);
+        // Once the refill is well under way (its 10th call, both pairs subscribed on the new connection), an ETH trade
+        // and a BTC one (streamed, and not listed by REST yet: only the stream brings it); from then on, at each REST
+        // call, whether the ETH trade has been delivered yet.
+        let calls = 0;
+        const ethDeliveredAtCall: boolean[] = [];
+        srv.onRestCall = (url) => {
+          if (!url.includes('pair=XBTUSDT')) return;
+          calls++;
+          if (
+            ethDeliveredAtCall.length > 0 ||
+            (calls >= 10 && srv.subscribers(ETH) > 0 && srv.subscribers(PAIR) > 0)
+          ) {
+            if (ethDeliveredAtCall.length === 0) {
+              srv.publish(ETH, [eth]);
+              srv.publish(PAIR, [during!]);
+              srv.restLag = 1;
+            }
+            ethDeliveredAtCall.push(sink.ids(ETH).includes(eth.id));
+          }
+        };
+        srv.dropAll();
+        srv.record(PAIR, trades.slice(10));
+        await until(() => sink.distinctIds(PAIR).length === 6_011, 60_000, 'the outage refilled');
+        const refilledAt = sink.events.length;
+        await until(
+          () => sink.events.slice(refilledAt).some((e) => e.kind === 'watermark' && e.wm.pair === PAIR),
+          30_000,
+          'the refill over: its watermarks again',
+        );
+        srv.restLag = 0;
+        srv.publish(PAIR, [after!]);
+        await until(() => sink.ids(PAIR).includes(after!.id), 30_000, 'live again');
+        assert.deepEqual(
+          sink.ids(PAIR),
+          [...trades, during!, after!].map((t) => t.id),
+          'the refilled pair: every id once, in order (the trade streamed during its refill after it)',
+        );
+        assert.equal(source.stats.unrecoverable, 0);
+        // The ETH trade came while the refill went on, a few pages after it was sent (it waited for all of them).
+        const waited = ethDeliveredAtCall.indexOf(true);
+        assert.ok(
+          waited >= 1 && waited <= 6,
+          `the ETH trade delivered after ${waited} more REST calls of the refill (${ethDeliveredAtCall.length} in all)`,
+        );
+        // ETH's watermarks moved on during the refill: between its first and last refilled trades' deliveries.
+        const first = sink.events.findIndex(
+          (e) => e.kind === 'trades' && e.trades.some((t) => t.tradeId === String(trades[10]!.id)),
+        );
+        const last = sink.events.findIndex(
+          (e) => e.kind === 'trades' && e.trades.some((t) => t.tradeId === String(trades[6_009]!.id)),
+        );
+        const ethMarks = sink.events
+          .slice(first, last)
+          .flatMap((e) => (e.kind === 'watermark' && e.wm.pair === ETH ? [e.wm.ts] : []));
+        assert.ok(
+          ethMarks.length >= 2 && ethMarks.at(-1)! > ethMarks[0]!,
+          `ETH watermarks during the refill: ${JSON.stringify(ethMarks)}`,
+        );
+        // The refilled pair's held meanwhile (its trades here are an hour old: behind any watermark of now).
+        const btcMarks = sink.events
+          .slice(first, last)
+          .filter((e) => e.kind === 'watermark' && e.wm.pair === PAIR);
+        assert.deepEqual(btcMarks, [], 'no watermark of the refilled pair during its refill');
+      },
+      { pairs: [PAIR, 'ETH/USD'], snapshot: false },
+      (srv) => {
+        srv.pageSize = 100;
+        srv.restDelayMs = 5;
+      },
+    ));
+
   // Ids a refill could not get (the REST API down when the gap was found) are asked for again as one range, paged the
   // same way: each attempt used to read the whole range before delivering any — a gap of hours, hundreds of pages.
   it('a hole of 50 pages asked for again is delivered page by page too: each once, one page held at a time', () =>
