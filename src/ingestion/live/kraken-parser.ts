@@ -101,6 +101,7 @@ function trades(msg: Record<string, unknown>, receivedTs: number, out: Parsed): 
     out.rejects.push({ kind: 'invalid', reason: 'trade message without a data array' });
     return out;
   }
+  if (msg.type === 'snapshot') out.snapshot = true;
   // An empty snapshot is normal (no recent trade): nothing to emit, but the frame was understood.
   if (msg.data.length === 0) out.controls.push({ type: 'ignored', what: `empty trade ${msg.type}` });
   for (const d of msg.data) {

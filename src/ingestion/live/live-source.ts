@@ -97,6 +97,11 @@ interface PairState {
   suspectId?: number;
   /** Last watermark sent. */
   watermarkTs?: number;
+  /**
+   * The watermark of the restart's resume point (`resumeFrom`): every trade before it was taken by the earlier
+   * process, so a subscription snapshot's trade before it is one already taken (see `onTrades`).
+   */
+  resumedAt?: number;
   /** Subscription acknowledged on the current connection. */
   acked: boolean;
   /** The exchange refused the subscription (watermarks stop: we are not following this pair). */
@@ -286,6 +291,7 @@ export class LiveTradeSource implements TradeSource {
           s.lastId = p.lastId;
           s.lastTs = p.lastTs;
           s.watermarkTs = p.watermarkTs;
+          s.resumedAt = p.watermarkTs;
           resuming.push(pair);
         }
       }
@@ -329,7 +335,7 @@ export class LiveTradeSource implements TradeSource {
     // on (found only at the pair's next trade, as an id gap or not at all, it came behind them: late downstream).
     for (const pair of this.acceptedAfterRefusal.splice(0))
       await this.refill(pair, undefined, 'accepted after a refusal');
-    if (parsed.trades.length > 0) await this.onTrades(parsed.trades, text);
+    if (parsed.trades.length > 0) await this.onTrades(parsed.trades, text, parsed.snapshot === true);
   }
 
   /** Acts on a control message; true if it revealed lost messages. */
@@ -407,12 +413,20 @@ export class LiveTradeSource implements TradeSource {
     }
   }
 
-  private async onTrades(trades: readonly Trade[], text: string): Promise<void> {
+  private async onTrades(trades: readonly Trade[], text: string, snapshot = false): Promise<void> {
     let fresh = new Delivery();
     for (const t of trades) {
       const s = this.state.get(t.pair);
       if (s === undefined) {
         await this.reject('invalid', `trade for ${t.pair}, which is not subscribed`, text);
+        continue;
+      }
+      // A restart's subscription snapshot lists past trades; those before the resume point the earlier process took
+      // (its minutes are closed and stored). Their ids are unknown here when it resumes from a stored candle
+      // (`cryptocast run`: no `trades` log), and downstream they were late for a stored minute: a revision counting
+      // them twice under `revise`, dead letters under `dlq`. What traded since is the restart refill's.
+      if (snapshot && s.resumedAt !== undefined && t.tradeTs < s.resumedAt) {
+        this.stats.duplicates++;
         continue;
       }
       // A time far after its receipt (garbled) would become the pair's last trade time, which paces the id check

@@ -33,6 +33,11 @@ export interface Parsed {
   trades: Trade[];
   rejects: Reject[];
   controls: Control[];
+  /**
+   * The frame's trades are the exchange's snapshot of recent trades sent on subscribing (Kraken's `snapshot`), not
+   * trades as they happen: past trades, which a restarted process may have taken before it stopped.
+   */
+  snapshot?: boolean;
 }
 
 /** Frames larger than this are refused unparsed (a real trade frame is a few KiB). */
