@@ -140,6 +140,8 @@ export class MonitorService {
   private readonly candleCopies: WriteBehind<Candle> | undefined;
   /** Where `candleCopies` writes: read back for closes the join no longer holds (`forgottenCloses`). */
   private readonly candleTable: CandlesTable | undefined;
+  /** Where `candleCopies` keeps first emissions, if it does: read back in preference to `candleTable`'s revisions. */
+  private readonly candleFirstEmissionsTable: CandlesTable | undefined;
   /** Predictions batches waiting for closes read back from `candleTable` (see `predictionsReadToEnd`). */
   private closesReadBack = 0;
   /** The verdicts to publish and store, in the background (see the commit protocol). */
@@ -169,6 +171,7 @@ export class MonitorService {
     this.log = (o.logger ?? rootLog).child({ service: 'monitor' });
     this.alerts = o.alerts;
     this.candleTable = o.candles;
+    this.candleFirstEmissionsTable = o.candles && o.candleFirstEmissions;
     this.candleCopies =
       o.candles &&
       new WriteBehind(
@@ -517,6 +520,8 @@ export class MonitorService {
    * before its predictions (`run --replay 2022-05 --no-news` read its 89,280 candles before the first prediction), a
    * predictor catching up on a backlog. The join keeps a day of closes in memory; these were written off
    * `target_before_retention`, every one of them, though their candles had come. One range read per pair and batch.
+   * Each minute as first emitted where `candleFirstEmissions` keeps it (under revise): the candles table's latest
+   * revision would score the prediction against another close than a join that had held it.
    */
   private async forgottenCloses(predictions: readonly Prediction[]): Promise<Candle[]> {
     if (this.candleTable === undefined || this.candleCopies === undefined) return [];
@@ -537,8 +542,19 @@ export class MonitorService {
       throw err;
     });
     const out: Candle[] = [];
-    for (const [pair, { from, to }] of wanted)
-      out.push(...(await this.candleTable.range(pair, from, to + 1)));
+    for (const [pair, { from, to }] of wanted) {
+      const stored = await this.candleTable.range(pair, from, to + 1);
+      if (this.candleFirstEmissionsTable === undefined) {
+        out.push(...stored);
+        continue;
+      }
+      // The candles table holds each minute's latest revision; the join judges by the first emission (as it does a
+      // close it still holds), so a revised minute's first emission is taken where it is kept (under revise).
+      const first = new Map<string, Candle>();
+      for (const c of await this.candleFirstEmissionsTable.range(pair, from, to + 1))
+        first.set(`${c.exchange}|${c.windowEnd}`, c);
+      for (const c of stored) out.push(first.get(`${c.exchange}|${c.windowEnd}`) ?? c);
+    }
     return out;
   }
 

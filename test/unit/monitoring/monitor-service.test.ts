@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { AlertsView } from '../../../src/api/alerts-view.ts';
-import { openCandlesTable } from '../../../src/candles/store/candles-table.ts';
+import { openCandleFirstEmissionsTable, openCandlesTable } from '../../../src/candles/store/candles-table.ts';
 import { metricsText } from '../../../src/core/metrics.ts';
 import { AlertEngine } from '../../../src/monitoring/alerts/engine.ts';
 import { defaultRules, type RuleInput, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
@@ -1058,6 +1058,56 @@ describe('MonitorService: predictions read more than a day behind their candles'
         return `${e?.status} ${e?.reason ?? e?.actualClose}`;
       }),
       Array.from({ length: 30 }, (_, i) => `scored ${105 + i}`),
+    );
+  });
+});
+
+describe('MonitorService (--late-policy revise): predictions read more than a day behind their revised candles', () => {
+  it('are scored against the first emission of their target minute, as when read in time, not its latest revision', async () => {
+    // As above, but the target minutes of the first predictions were revised (a late trade, a new close) after their
+    // first emission: the join judges by the first emission (revisions are ignored, as the features ignore them), and
+    // so must the close read back from the store, which keeps the latest revision in its candles table.
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    const file = `duckdb:${join(scratchDir('h94-monitor-candles-'), 'c.duckdb')}`;
+    const candles = await openCandlesTable(file);
+    const firstEmissions = await openCandleFirstEmissionsTable(file);
+    const svc = new MonitorService(bus, store, {
+      clock: 'event',
+      candles,
+      candleFirstEmissions: firstEmissions,
+      logger: pino({ level: 'silent' }),
+    });
+    await svc.start();
+    const revised = (i: number): Candle => ({ ...candle(i), low: 50 + i, close: 50 + i, revision: 1 });
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 3 * 1440 }, (_, i) =>
+        i >= 5 && i < 10 ? [candle(i), revised(i)] : [candle(i)],
+      ).flat(),
+    );
+    await svc.caughtUp();
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: 5 }, (_, i) => prediction(i)),
+    );
+    await svc.caughtUp();
+    await svc.stop();
+    await bus.close();
+    // The store keeps both: the latest revision in its candles, the first emission beside it.
+    assert.equal(
+      (await candles.range('BTC/USD', candle(5).windowEnd, candle(5).windowEnd + 1))[0]?.close,
+      55,
+    );
+    await candles.close();
+    await firstEmissions.close();
+    // Prediction i targets the candle i + 5, first emitted with the close 100 + i + 5 (revised to 55 + i).
+    assert.deepEqual(
+      Array.from({ length: 5 }, (_, i) => {
+        const e = store.rows.get(errorKey(prediction(i)));
+        return `${e?.status} ${e?.reason ?? e?.actualClose}`;
+      }),
+      Array.from({ length: 5 }, (_, i) => `scored ${105 + i}`),
     );
   });
 });
