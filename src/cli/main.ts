@@ -86,6 +86,15 @@ backendOptions(
         'play recorded 1-minute klines (BTCUSDT, ETHUSDT) with the news of the same months, e.g. 2022-05 or 2022-05..2022-06',
       )
       .option('--no-news', 'without the news half (news → sentiment → news features)')
+      .addOption(
+        flag.metricsPort(
+          'also serve /metrics, /health and /ready on this port (the API serves /metrics on --port; default: off)',
+        ),
+      )
+      .option(
+        '--metrics-port-only',
+        'serve /metrics only on --metrics-port, not on the API’s --port (where anyone who reaches it could read it)',
+      )
       .option(
         '--news-max-lag <duration>',
         'news items that waited longer than this are scored by the lexicon instead of the LLM (a replay: the wait a live run would have had, in replay time)',

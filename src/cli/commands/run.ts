@@ -16,6 +16,8 @@ import { setting } from '../../config/env.ts';
 import { type LastingStoreFailure, lastingStoreError, lastingStoreFailure } from '../../core/duckdb.ts';
 import { CryptocastError, ERR, fail, UsageError } from '../../core/errors.ts';
 import { redirectLogLines } from '../../core/log.ts';
+import { startMetricsServer } from '../../core/metrics-server.ts';
+import { markStarted, readiness } from '../../core/readiness.ts';
 import { urlWithoutCredentials } from '../../core/secrets.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { parseStoreUrl } from '../../core/store-url.ts';
@@ -193,10 +195,41 @@ export async function run(
       monitor?: boolean;
       adaptiveConformal?: boolean;
       shrinkage?: boolean;
+      /** `--metrics-port`: /metrics, /health and /ready on a port of their own, as every `service` has. */
+      metricsPort?: string;
+      /** `--metrics-port-only`: /metrics only on --metrics-port, not on the API's --port. */
+      metricsPortOnly?: boolean;
     },
 ): Promise<void> {
   // Every flag is checked before anything starts: a bad one costs nothing and leaves nothing half-open.
   const port = parsePort(opts.port);
+  if (opts.metricsPortOnly && opts.metricsPort === undefined)
+    throw fail(ERR.USAGE, '--metrics-port-only needs --metrics-port', {
+      hint: 'give --metrics-port PORT: /metrics is served there, and no longer on the API’s --port',
+    });
+  const metricsPort =
+    opts.metricsPort === undefined ? undefined : parsePort(opts.metricsPort, '--metrics-port');
+  // The API's port serves /metrics already: the same number for both would be refused as "in use" by this process.
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port)
+    throw fail(ERR.USAGE, `--metrics-port ${metricsPort} is also the API's --port`, {
+      hint: 'the API serves /metrics on its --port already: leave --metrics-port out, or give it another port',
+    });
+  if (metricsPort === undefined) return runEmbedded(opts, port);
+  // As a service's: probes and scrapes on a port of their own (the chart's embedded pod), /ready once the stages run;
+  // on the API's host (this machine only unless CRYPTOCAST_API_HOST widens it). Closed when the run ends.
+  const metrics = await startMetricsServer(metricsPort, readiness, apiHost());
+  process.stderr.write(`metrics on port ${metrics.port}: /metrics, /health, /ready\n`);
+  try {
+    return await runEmbedded(opts, port);
+  } finally {
+    await metrics.close();
+  }
+}
+
+/** Where the API (and `--metrics-port`) listens: this machine only, unless CRYPTOCAST_API_HOST widens it. */
+const apiHost = (): string => setting('CRYPTOCAST_API_HOST') ?? '127.0.0.1';
+
+async function runEmbedded(opts: Parameters<typeof run>[0], port: number): Promise<void> {
   // The API's settings too (a key too short, a malformed rate): refused before a replay, not after it.
   const apiOptions = apiOptionsFromEnv();
   const storeAt = parseStoreUrl(opts.store);
@@ -399,8 +432,9 @@ export async function run(
       port,
       // The laptop's mode, where the API has no key unless one is set: this machine only, not its network (a café's
       // Wi-Fi), unless CRYPTOCAST_API_HOST widens it (the chart's embedded mode sets 0.0.0.0 for its Service).
-      host: setting('CRYPTOCAST_API_HOST') ?? '127.0.0.1',
-      options: apiOptions,
+      host: apiHost(),
+      // --metrics-port-only: the process's metrics on --metrics-port alone, not to whoever reaches the API.
+      options: { ...apiOptions, publicMetrics: !opts.metricsPortOnly },
       errorsStore,
       qualityClock: clock,
       candlesTable,
@@ -501,6 +535,7 @@ export async function run(
         }
       : {}),
   });
+  markStarted(); // --metrics-port's /ready: the stages run
   // Holding news rows (a candle replay): as the news stage catches up, the rows up to the minute published before
   // it are written. Ends with the replay; the final pass below writes the rest.
   let newsClockStopped = false;
