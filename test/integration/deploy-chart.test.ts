@@ -640,11 +640,37 @@ describe('helm chart deploy/helm/cryptocast', () => {
       sm.spec.endpoints.map((e: { port: string }) => e.port),
       ['metrics'],
     );
-    // The embedded pod (`cryptocast run`, which has no metrics port) is still scraped on its http port.
+    // The embedded pod (`cryptocast run --metrics-port … --metrics-port-only`) alike: scraped on its metrics port only.
     const embedded = parseManifests(
       helmTemplate(join(CHART, 'ci', 'embedded-values.yaml'), ['metrics.serviceMonitor.enabled=true']),
-    ).find((o) => o.kind === 'ServiceMonitor')!;
-    assert.ok(embedded.spec.endpoints.some((e: { port: string }) => e.port === 'http'));
+    );
+    assert.deepEqual(
+      embedded.find((o) => o.kind === 'ServiceMonitor')!.spec.endpoints.map((e: { port: string }) => e.port),
+      ['metrics'],
+    );
+    const run = embedded.find((o) => o.kind === 'Deployment' && component(o) === 'embedded')!;
+    const c = podSpec(run).containers[0];
+    assert.equal(c.args[0], 'run');
+    assert.ok(c.args.includes('--metrics-port=9464'), c.args.join(' '));
+    assert.ok(c.args.includes('--metrics-port-only'), c.args.join(' '));
+    assert.deepEqual(
+      c.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]),
+      [
+        ['http', 8080],
+        ['metrics', 9464],
+      ],
+    );
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'])
+      assert.equal(c[probe].httpGet.port, 'http', `${probe} stays on the API's port`);
+    assert.equal(run.spec.template.metadata.annotations['prometheus.io/port'], '9464');
+    const svc = embedded.find((o) => o.kind === 'Service' && component(o) === 'embedded')!;
+    assert.deepEqual(
+      svc.spec.ports.map((p: { name: string; targetPort: string }) => [p.name, p.targetPort]),
+      [
+        ['http', 'http'],
+        ['metrics', 'metrics'],
+      ],
+    );
   });
 
   test('the API run with the chart’s own flags: /metrics is 404 on its HTTP port and served on the metrics port', async () => {
@@ -811,7 +837,7 @@ describe('helm chart deploy/helm/cryptocast', () => {
       assert.ok(allowed(policies, predictor, { ...prometheus, namespace: 'observability' }, 9464));
     });
 
-    test('embedded: the pod’s HTTP port from anywhere, nothing else', () => {
+    test('embedded: the pod’s HTTP port from anywhere, its metrics port from the monitoring namespace, nothing else', () => {
       const objs = parseManifests(
         helmTemplate(join(CHART, 'ci', 'embedded-values.yaml'), ['networkPolicy.enabled=true']),
       );
@@ -819,7 +845,8 @@ describe('helm chart deploy/helm/cryptocast', () => {
       const pod = pods(objs).find((p) => p.component === 'embedded')!;
       for (const from of [outside, neighbour, prometheus]) {
         assert.ok(allowed(policies, pod, from, 8080), from.namespace);
-        assert.ok(!allowed(policies, pod, from, 9464), from.namespace);
+        assert.equal(allowed(policies, pod, from, 9464), from === prometheus, from.namespace);
+        assert.ok(!allowed(policies, pod, from, 5005), from.namespace);
       }
     });
 
@@ -1004,6 +1031,12 @@ describe('helm chart deploy/helm/cryptocast', () => {
         ['api.port=9464'],
         /api\.port=9464 is also metrics\.port/,
       ],
+      [
+        // `run --metrics-port N --port N` alike (the embedded pod).
+        'the embedded pod’s HTTP port the same as the metrics port',
+        ['runtime=embedded', 'trainer.enabled=false', 'services.api.replicas=1', 'api.port=9464'],
+        /api\.port=9464 is also metrics\.port/,
+      ],
       ['Strimzi topics without the cluster name', ['kafka.topics.create=strimzi'], /strimziCluster/],
       [
         'minReplicas above maxReplicas',
@@ -1053,9 +1086,9 @@ describe('helm chart deploy/helm/cryptocast', () => {
         assert.throws(() => helmTemplate(undefined, set), message);
       });
 
-    // `cryptocast run` (the embedded pod) has no metrics port: it serves /metrics on its HTTP port, and the check of the
-    // Ingress paths ran for the distributed runtime only, so `/` as a Prefix published the embedded pod's metrics.
-    test('embedded: an Ingress path that reaches /metrics (the pod serves it on its HTTP port)', () => {
+    // The check of the Ingress paths ran for the distributed runtime only, so `/` as a Prefix published the embedded pod's
+    // metrics (then served on its HTTP port; now --metrics-port-only answers 404 there, and the check stays a second guard).
+    test('embedded: an Ingress path that reaches /metrics', () => {
       for (const [path, pathType] of [
         ['/', 'Prefix'],
         ['/metrics', 'Exact'],

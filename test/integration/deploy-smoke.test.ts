@@ -150,9 +150,13 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
   });
 
   it('the embedded mode: one `cryptocast run --source live` from its rendered args and env serves the API', async () => {
-    const port = await freePort();
+    const [port, metricsPort] = [await freePort(), await freePort()];
     const objs = parseManifests(
-      helmTemplate(join(VALUES_DIR, 'embedded-values.yaml'), [`api.port=${port}`, 'logLevel=info']),
+      helmTemplate(join(VALUES_DIR, 'embedded-values.yaml'), [
+        `api.port=${port}`,
+        `metrics.port=${metricsPort}`,
+        'logLevel=info',
+      ]),
     );
     const cm = objs.find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>;
     const d = objs.find((o) => o.kind === 'Deployment')!;
@@ -213,6 +217,11 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
       { timeoutMs: 60_000, everyMs: 250 },
     );
     assert.ok(existsSync(join(cwd, '.data', 'cryptocast.duckdb')), 'the DuckDB file on the volume');
+    // Its /metrics on the metrics port alone (what the ServiceMonitor scrapes); the HTTP port answers 404 for it.
+    const scraped = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.equal(scraped.status, 200);
+    assert.match(await scraped.text(), /^cryptocast_/m);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 404);
     const exited = new Promise<number | null | string>((resolve) => {
       const timer = setTimeout(() => resolve('no exit within 30 s'), 30_000);
       child.once('exit', (code) => {
