@@ -36,7 +36,7 @@ import {
   type RawConsumer,
   RECORD_OVERHEAD_BYTES,
 } from './limits.ts';
-import { fetchRecords, keyBuffer, parseRecord } from './records.ts';
+import { type Fetched, fetchRecords, keyBuffer, parseRecord } from './records.ts';
 import { KafkaSubscription, sleep } from './subscription.ts';
 
 /**
@@ -364,19 +364,23 @@ export class KafkaBus implements Bus {
     options: ReadTailOptions = {},
   ): Promise<Delivered<T>[]> {
     const { signal } = options;
-    if (signal === undefined) return this.waitForBroker(() => this.readTailOnce(topic, perPartition));
+    if (signal === undefined)
+      return this.waitForBroker(() => this.readTailOnce(topic, perPartition, this.closing.signal));
     signal.throwIfAborted();
     // The signal also ends the waiting between attempts.
+    const gaveUp = AbortSignal.any([this.closing.signal, signal]);
     return untilAborted(
-      this.waitForBroker(
-        () => this.readTailOnce(topic, perPartition),
-        AbortSignal.any([this.closing.signal, signal]),
-      ),
+      this.waitForBroker(() => this.readTailOnce(topic, perPartition, gaveUp), gaveUp),
       signal,
     );
   }
 
-  private async readTailOnce<T>(topic: Topic<T>, perPartition: number): Promise<Delivered<T>[]> {
+  /** `gaveUp` ends the wait for a partition's leader (see `readRounds`). */
+  private async readTailOnce<T>(
+    topic: Topic<T>,
+    perPartition: number,
+    gaveUp: AbortSignal,
+  ): Promise<Delivered<T>[]> {
     const name = this.name(topic as Topic<unknown>);
     if (!this.ensured.has(topic.name) && !(await this.getAdmin().listTopics()).includes(name)) return [];
     const { earliest, latest } = await this.offsets(name);
@@ -392,12 +396,7 @@ export class KafkaBus implements Bus {
     const out: Delivered<T>[] = [];
     let invalid = 0;
     try {
-      let idleRounds = 0;
-      while (positions.size > 0) {
-        const fetched = await fetchRecords(client, name, positions, FETCH_MAX_WAIT_MS);
-        idleRounds = fetched.size === 0 ? idleRounds + 1 : 0;
-        // Below the end but nothing comes back: the rest was removed (compaction, retention). Done.
-        if (idleRounds >= 3) break;
+      for await (const fetched of readRounds(client, name, positions, gaveUp)) {
         for (const [p, f] of fetched) {
           const end = latest[p]!;
           for (const r of f.records) {
@@ -428,13 +427,12 @@ export class KafkaBus implements Bus {
     signal?.throwIfAborted();
     // Where the read is, kept across attempts: after a broker outage it goes on from there (no page handed twice).
     const read: PagedRead = {};
-    const attempt = () => this.readPagesOnce(topic, onPage, pageSize, read, signal);
+    const gaveUp =
+      signal === undefined ? this.closing.signal : AbortSignal.any([this.closing.signal, signal]);
+    const attempt = () => this.readPagesOnce(topic, onPage, pageSize, read, signal, gaveUp);
     try {
       if (signal === undefined) return await this.waitForBroker(attempt);
-      return await untilAborted(
-        this.waitForBroker(attempt, AbortSignal.any([this.closing.signal, signal])),
-        signal,
-      );
+      return await untilAborted(this.waitForBroker(attempt, gaveUp), signal);
     } catch (err) {
       // The caller's own failure is not the broker's: not retried, and rethrown as it was.
       throw err instanceof OnPageFailed ? err.cause : err;
@@ -447,6 +445,7 @@ export class KafkaBus implements Bus {
     pageSize: number,
     read: PagedRead,
     signal: AbortSignal | undefined,
+    gaveUp: AbortSignal,
   ): Promise<void> {
     const name = this.name(topic as Topic<unknown>);
     if (read.positions === undefined) {
@@ -475,12 +474,7 @@ export class KafkaBus implements Bus {
     const client = this.newRawClient('pages');
     let invalid = 0;
     try {
-      let idleRounds = 0;
-      while (positions.size > 0) {
-        const fetched = await fetchRecords(client, name, positions, FETCH_MAX_WAIT_MS);
-        idleRounds = fetched.size === 0 ? idleRounds + 1 : 0;
-        // Below the end but nothing comes back: the rest was removed (compaction, retention). Done.
-        if (idleRounds >= 3) break;
+      for await (const fetched of readRounds(client, name, positions, gaveUp)) {
         for (const [p, f] of fetched) {
           const end = ends[p]!;
           let page: Delivered<T>[] = [];
@@ -629,6 +623,30 @@ class PermanentKafkaError extends Error {}
 class OnPageFailed extends PermanentKafkaError {
   constructor(cause: unknown) {
     super('readPages: onPage failed', { cause });
+  }
+}
+
+/**
+ * The Fetch rounds of a read up to fixed ends: each yields what came back; the caller takes it and moves `positions`
+ * on (deleting a partition read to its end). Ends once `positions` is empty, or after 3 rounds in a row that fetched
+ * every partition left and brought nothing: below the end but nothing comes back, the rest was removed (compaction,
+ * retention). A round that skipped a partition without a leader (an election, its broker away) does not count towards
+ * that: the records are still there, and the read waits for the leader (a round without a request takes the fetch's
+ * long-poll time) until `gaveUp` aborts — the bus closing or the caller's signal, the bounds of a wait for the broker.
+ */
+async function* readRounds(
+  client: RawConsumer,
+  name: string,
+  positions: Map<number, bigint>,
+  gaveUp: AbortSignal,
+): AsyncGenerator<Map<number, Fetched>> {
+  let idleRounds = 0;
+  while (positions.size > 0) {
+    gaveUp.throwIfAborted();
+    const { fetched, leaderless } = await fetchRecords(client, name, positions, FETCH_MAX_WAIT_MS);
+    idleRounds = fetched.size === 0 && leaderless.length === 0 ? idleRounds + 1 : 0;
+    if (idleRounds >= 3) return;
+    yield fetched;
   }
 }
 

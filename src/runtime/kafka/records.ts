@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { IS_CONTROL } from '@platformatic/kafka';
 import { safeParse } from '../../schemas/compiled-check.ts';
 import type { Delivered } from '../bus.ts';
@@ -44,23 +45,42 @@ export interface Fetched {
   next: bigint;
 }
 
+/** What one Fetch round brought. */
+export interface FetchRound {
+  /** The partitions that had data (with incremental fetch sessions the broker leaves the others out). */
+  fetched: Map<number, Fetched>;
+  /**
+   * The partitions asked for that have no leader right now (an election, the only replica's broker away): no request
+   * was sent for them, so nothing coming back says nothing of their records — a read must wait for their leader.
+   */
+  leaderless: number[];
+}
+
 /**
- * One Fetch round: the given partitions from their positions, one request per partition leader. Returns the
- * partitions that had data (with incremental fetch sessions the broker leaves the others out).
+ * One Fetch round: the given partitions from their positions, one request per partition leader. A partition without a
+ * leader in the client's cached metadata is looked up again at once (the cache lives seconds); one that still has none
+ * is skipped this round and named in `leaderless`. A round that sends no request at all waits `maxWaitTime` first, as
+ * a long poll that found nothing would: a caller looping on rounds does not spin while a leader is elected.
  */
 export async function fetchRecords(
   client: RawConsumer,
   topic: string,
   positions: ReadonlyMap<number, bigint>,
   maxWaitTime: number,
-): Promise<Map<number, Fetched>> {
-  const md = await client.metadata({ topics: [topic] });
-  const tm = md.topics.get(topic);
+): Promise<FetchRound> {
+  let tm = (await client.metadata({ topics: [topic] })).topics.get(topic);
+  const hasLeader = (partition: number) => (tm?.partitions[partition]?.leader ?? -1) >= 0;
+  if (tm !== undefined && [...positions.keys()].some((p) => !hasLeader(p)))
+    tm = (await client.metadata({ topics: [topic], forceUpdate: true })).topics.get(topic);
   if (tm === undefined) throw new Error(`topic ${topic} is not in the cluster metadata`);
   const byLeader = new Map<number, FetchRequestPartition[]>();
+  const leaderless: number[] = [];
   for (const [partition, fetchOffset] of positions) {
     const leader = tm.partitions[partition]?.leader ?? -1;
-    if (leader < 0) continue; // no leader right now (election): skipped this round
+    if (leader < 0) {
+      leaderless.push(partition);
+      continue;
+    }
     let list = byLeader.get(leader);
     if (list === undefined) {
       list = [];
@@ -74,11 +94,13 @@ export async function fetchRecords(
       lastFetchedEpoch: -1,
     });
   }
+  if (byLeader.size === 0) await sleep(maxWaitTime);
+  const topicId = tm.id;
   const responses = await Promise.all(
     [...byLeader].map(([node, partitions]) =>
       client.fetch({
         node,
-        topics: [{ topicId: tm.id, partitions }],
+        topics: [{ topicId, partitions }],
         maxWaitTime,
         minBytes: 1,
         maxBytes: FETCH_MAX_BYTES,
@@ -124,7 +146,7 @@ export async function fetchRecords(
       }
     }
   }
-  return out;
+  return { fetched: out, leaderless };
 }
 
 /** A record key as text; keys are pairs, so consecutive records mostly repeat the last one: no new string then. */

@@ -308,7 +308,7 @@ export class KafkaSubscription<T> {
         }
         let fetched: Map<number, Fetched>;
         try {
-          fetched = await fetchRecords(this.fetcher, this.topicName, positions, FETCH_MAX_WAIT_MS);
+          fetched = (await fetchRecords(this.fetcher, this.topicName, positions, FETCH_MAX_WAIT_MS)).fetched;
           if (this.fetchFailures > 0) reportDependency('kafka', undefined, this.log);
           this.fetchFailures = 0;
         } catch (err) {
