@@ -214,13 +214,19 @@ export class FeatureService {
     return oldest === undefined ? undefined : new Map([[batch.partition, oldest]]);
   }
 
-  /** What an earlier run already published, per pair (the tail of `features`). */
+  /**
+   * What an earlier run already published: the newest windowEnd per pair on `features`. The whole topic is read (its
+   * retention bounds it), as the predictor reads `predictions`: a tail of N records per partition missed a pair quiet
+   * behind N vectors of the others on its partition (a halted market, or many pairs on one partition), and the
+   * candles re-read to re-warm it (up to `warmup` of them, the commit waits for its oldest) were published again. It
+   * is read a page at a time and folded as it comes: one windowEnd per pair is held, not the topic.
+   */
   private async readPublished(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    for (const r of await this.bus.readTail<FeatureVectorRecord>(topics.features, 5_000)) {
-      const v = r.value;
-      if (v.windowEnd > (out.get(v.pair) ?? 0)) out.set(v.pair, v.windowEnd);
-    }
+    await this.bus.readPages<FeatureVectorRecord>(topics.features, (page) => {
+      for (const { value: v } of page)
+        if (v.windowEnd > (out.get(v.pair) ?? Number.NEGATIVE_INFINITY)) out.set(v.pair, v.windowEnd);
+    });
     return out;
   }
 

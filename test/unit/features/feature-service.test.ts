@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FeatureService } from '../../../src/features/feature-service.ts';
+import { partitionFor } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Topic } from '../../../src/runtime/topic.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
@@ -86,6 +87,41 @@ describe('FeatureService: restart', () => {
       for (const [k, x] of a.values.entries())
         assert.ok(Object.is(x, b.values[k]), `row ${i} column ${k}: ${x} vs ${b.values[k]}`);
     }
+  });
+  it('a pair quiet behind more than 5,000 vectors of another on its partition is not published again', async () => {
+    // ADA/USD shares BTC/USD's partition (of `candles` and of `features`); its market halts after 50 minutes while
+    // BTC/USD goes on for 6,000: on restart its last vector lies behind 5,950 of BTC/USD's on `features`.
+    assert.equal(
+      partitionFor('ADA/USD', topics.features.partitions),
+      partitionFor('BTC/USD', topics.features.partitions),
+    );
+    assert.equal(topics.candles.partitions, topics.features.partitions);
+    const busy = (await bitstampCandles(6_000)).map(asCandle);
+    const quiet = busy.slice(0, 50).map((c) => ({ ...c, pair: 'ADA/USD' }));
+    const bus = new InProcessBus();
+    const first = new FeatureService(bus, 'features', 1_000);
+    await first.start();
+    await bus.publish(topics.candles, [...quiet, ...busy]);
+    await first.caughtUp();
+    await first.stop();
+    // The quiet pair's candles are within its last 1,000: the committed offset is before them, and they are re-read.
+    const second = new FeatureService(bus, 'features', 1_000);
+    await second.start();
+    await second.caughtUp();
+    await second.stop();
+    assert.ok(second.stats.rewarmed >= 1_000, `re-warmed on ${second.stats.rewarmed} candles`);
+    const perMinute = new Map<string, number>();
+    for (const { value: v } of await bus.readTail<FeatureVectorRecord>(topics.features, 100_000)) {
+      const k = `${v.pair} ${v.windowEnd}`;
+      perMinute.set(k, (perMinute.get(k) ?? 0) + 1);
+    }
+    assert.deepEqual(
+      [...perMinute].filter(([, n]) => n > 1),
+      [],
+      'no vector published twice',
+    );
+    assert.equal(perMinute.size, quiet.length + busy.length, 'every minute of both pairs');
+    assert.equal(second.stats.vectors, 0, 'the restart had nothing new to publish');
   });
 });
 
