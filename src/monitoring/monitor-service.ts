@@ -8,6 +8,7 @@ import type { Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { publishDurably } from '../runtime/publish-durably.ts';
 import { validate } from '../runtime/validated.ts';
+import type { AlertNotification } from '../schemas/alert.ts';
 import type { Candle } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
@@ -333,6 +334,23 @@ export class MonitorService {
       }
   }
 
+  /**
+   * The newest notification of each alert series on `alerts` (what `AlertEngine.restore` takes). The whole topic is
+   * read (its retention bounds it), a page at a time, keeping one notification per series: a tail of 1,000 records
+   * missed a series firing behind 1,000 notifications of others (an alert storm over many pairs), which was then never
+   * resolved once its condition cleared.
+   */
+  private async readAnnounced(): Promise<AlertNotification[]> {
+    const newest = new Map<string, AlertNotification>();
+    await this.bus.readPages<AlertNotification>(topics.alerts, (page) => {
+      for (const { value: n } of page) {
+        const series = `${n.rule}|${n.key}`;
+        if (n.at >= (newest.get(series)?.at ?? Number.NEGATIVE_INFINITY)) newest.set(series, n);
+      }
+    });
+    return [...newest.values()];
+  }
+
   async start(): Promise<void> {
     this.unscrape = onScrape(() => this.exportQuality());
     await this.bus.ensureTopics([
@@ -346,10 +364,7 @@ export class MonitorService {
     // The alerts announced firing before a restart are still firing here: resolved once their condition is clear.
     // Live only: a replay's event clock has nothing to do with the times of alerts another run announced.
     if (this.alerts && this.clockKind === 'wall')
-      this.alerts.engine.restore(
-        (await this.bus.readTail(topics.alerts, 1_000)).map((r) => r.value),
-        this.wallNow(),
-      );
+      this.alerts.engine.restore(await this.readAnnounced(), this.wallNow());
     // Before the candles subscription: its first batch evaluates the rules, the features not subscribed to yet.
     if (this.alerts && this.clockKind === 'wall') this.featuresWatchedSince = this.wallNow();
     this.candlesRead = await this.bus.subscribe<Candle>({

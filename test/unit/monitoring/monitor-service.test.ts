@@ -666,6 +666,68 @@ describe('MonitorService: an alert firing when the monitor restarts', () => {
     );
     await bus.close();
   });
+  it('resolves after the restart an alert whose firing is behind 1,000 notifications of other series', async () => {
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    let now = T0 + 86_400_000;
+    let championCreatedAt = now - 400 * 3_600_000;
+    const monitor = () =>
+      new MonitorService(bus, store, {
+        clock: 'wall',
+        now: () => now,
+        alerts: {
+          engine: new AlertEngine(
+            [RuleSchema.parse({ name: 'champion-too-old', kind: 'champion_age', hours: 360 })],
+            undefined,
+            pino({ level: 'silent' }),
+          ),
+          championCreatedAt: () => championCreatedAt,
+        },
+        logger: pino({ level: 'silent' }),
+      });
+    const alerts = async () => (await bus.readTail(topics.alerts, 100_000)).map((r) => r.value);
+    const first = monitor();
+    await first.start();
+    first.evaluateAlerts(true);
+    const [firing] = await waitFor('the firing published', alerts, (a) => a.length === 1, {
+      timeoutMs: 30_000,
+      everyMs: 5,
+    });
+    await first.stop();
+    // Since then, 1,000 notifications of other series (an alert storm over many pairs, resolved since) on the topic's
+    // one partition: the firing is no longer among its last 1,000 records.
+    await bus.publish(
+      topics.alerts,
+      Array.from({ length: 1_000 }, (_, i) => ({
+        ...firing!,
+        rule: 'no-candles',
+        key: `PAIR${i}/USD`,
+        status: 'resolved' as const,
+        at: firing!.at + 1 + i,
+      })),
+    );
+    championCreatedAt = now;
+    const second = monitor();
+    await second.start();
+    second.evaluateAlerts(true);
+    now += 6 * 60_000; // past resolveAfter (5 minutes)
+    second.evaluateAlerts(true);
+    await waitFor(
+      'a resolved of champion-too-old published',
+      alerts,
+      (a) => a.some((n) => n.status === 'resolved' && n.rule === 'champion-too-old'),
+      { timeoutMs: 5_000, everyMs: 5 },
+    ).catch(() => undefined);
+    await second.stop();
+    const view = new AlertsView();
+    for (const n of await alerts()) view.apply(n);
+    assert.deepEqual(
+      view.list().map((n) => `${n.status} ${n.rule}`),
+      [],
+      'nothing left firing',
+    );
+    await bus.close();
+  });
   it('an alert of a rule no longer configured after the restart is resolved at once', async () => {
     const bus = new InProcessBus();
     const store = memoryStore(() => false);
