@@ -26,7 +26,8 @@ export class ResumePoints {
     return out;
   }
 
-  private add(e: TradeEvent): void {
+  /** Takes one record of the log into account (any order). */
+  add(e: TradeEvent): void {
     const key = `${e.exchange}|${e.pair}`;
     let p = this.points.get(key);
     if (p === undefined) {

@@ -34,6 +34,13 @@ export interface TradeServiceStats {
  */
 const RESUME_TAIL_RECORDS = 20_000;
 
+/**
+ * How far before the log's end (its newest record) the resume read reaches besides the tail: a pair quiet behind
+ * RESUME_TAIL_RECORDS of others on its partition (its exchange's connection down while another exchange's pairs go
+ * on) is found there. About what the exchanges' REST refills reach (`RESUME_MAX_AGE_MS` of `cryptocast run`).
+ */
+export const RESUME_REACH_MS = 60 * 60_000;
+
 export class TradeService {
   readonly stats: TradeServiceStats = {
     trades: 0,
@@ -98,15 +105,38 @@ export class TradeService {
    */
   private async resume(sources: readonly TradeSource[]): Promise<void> {
     const tail = await this.bus.readTail(topics.trades, RESUME_TAIL_RECORDS);
-    for (const r of tail) if (r.value.type === 'trade') this.dedup.accept(r.value);
     // A stored candle's minute was closed: every trade up to its end was taken, as a watermark there says. The log's
     // tail, where there is one, knows better (the newest trade id and time) and is taken as well.
-    const stored = this.storedCandles.map(
-      (c): TradeEvent => ({ v: 1, type: 'watermark', exchange: c.exchange, pair: c.pair, ts: c.windowEnd }),
+    const points = ResumePoints.fromTail(
+      this.storedCandles.map(
+        (c): TradeEvent => ({ v: 1, type: 'watermark', exchange: c.exchange, pair: c.pair, ts: c.windowEnd }),
+      ),
     );
-    const points = ResumePoints.fromTail([...stored, ...tail.map((r) => r.value)]);
+    const take = (e: TradeEvent) => {
+      points.add(e);
+      if (e.type === 'trade') this.dedup.accept(e);
+    };
+    // The hour before the log's end too, a page at a time (folded, not held): the tail of each partition misses a
+    // pair quiet behind that many records of the others on it, which then started afresh at the first connection and
+    // what it traded meanwhile was never refilled. Its trades are marked seen as the tail's are.
+    let logEnd = Number.NEGATIVE_INFINITY;
+    for (const r of tail) if (r.timestamp > logEnd) logEnd = r.timestamp;
+    let older = 0;
+    if (tail.length > 0)
+      await this.bus.readPages(
+        topics.trades,
+        (page) => {
+          older += page.length;
+          for (const r of page) take(r.value);
+        },
+        { since: logEnd - RESUME_REACH_MS },
+      );
+    for (const r of tail) take(r.value);
     for (const s of sources) s.resumeFrom?.(points);
-    log.info({ records: tail.length }, 'resuming live sources from the tail of trades');
+    log.info(
+      { records: tail.length, lastHourRecords: older },
+      'resuming live sources from the tail of trades and its last hour',
+    );
   }
 
   sink(name: string, signal?: AbortSignal): SourceSink {

@@ -69,6 +69,12 @@ export interface ReadTailOptions {
 export interface ReadPagesOptions extends ReadTailOptions {
   /** The most records `onPage` is handed at once (a positive integer). */
   pageSize?: number;
+  /**
+   * Epoch ms: each partition is read from its first record appended at or after it (Kafka: the offset ListOffsets
+   * finds for that time) instead of its start. For a fold that needs only the recent part of a long topic (the trades
+   * stage's resume points: an hour before the log's end).
+   */
+  since?: number;
 }
 
 /** readPages' default page: a few hundred kB of parsed records. */

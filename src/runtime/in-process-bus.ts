@@ -242,8 +242,12 @@ export class InProcessBus implements Bus {
     // The ends as of this call: what is appended while the pages are handed is not read.
     const ends = tl.partitions.map((pl) => pl.end);
     for (const [p, pl] of tl.partitions.entries()) {
+      let from = pl.base;
+      // Appended in time order (one clock): the first record at or after `since`, as Kafka's ListOffsets finds it.
+      if (options.since !== undefined)
+        while (from < ends[p]! && pl.records[from - pl.base]!.timestamp < options.since) from++;
       // A trim while onPage ran moved `base`: offsets are kept, positions below it are gone.
-      for (let o = pl.base; o < ends[p]!; o = Math.max(o, pl.base)) {
+      for (let o = from; o < ends[p]!; o = Math.max(o, pl.base)) {
         const page: Delivered<T>[] = [];
         for (; o < ends[p]! && page.length < pageSize; o++) {
           const r = pl.records[o - pl.base]!;

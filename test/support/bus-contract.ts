@@ -300,6 +300,39 @@ export function busContract(open: () => Promise<BusUnderTest>): void {
     );
     assert.equal(calls, 1);
   });
+  it('readPages since a time: each partition from its first record appended at or after it', async () => {
+    const { bus } = await open();
+    await bus.ensureTopics([twoPartitions, topics.dlq]);
+    const keys = [0, 1].map((p) => ['A', 'B', 'C', 'D', 'E'].find((k) => partitionFor(k, 2) === p)!);
+    const before = [0, 1, 2].map((n) => ({ pair: keys[n % 2]!, n }));
+    await bus.publish(twoPartitions, before);
+    const newestBefore = Math.max(...(await bus.readTail(twoPartitions, 10)).map((r) => r.timestamp));
+    // The clock past the first records' time: the next ones are appended strictly after it.
+    await waitFor(
+      'the clock to pass the first records',
+      () => Date.now(),
+      (now) => now > newestBefore + 1,
+      { timeoutMs: 10_000, everyMs: 2 },
+    );
+    await bus.publish(twoPartitions, [{ pair: keys[0]!, n: 10 }]);
+    const since = Math.min(
+      ...(await bus.readTail(twoPartitions, 10)).map((r) => r.timestamp).filter((t) => t > newestBefore),
+    );
+    const read = async (from: number) => {
+      const got: number[] = [];
+      await bus.readPages(twoPartitions, (page) => void got.push(...page.map((r) => r.value.n)), {
+        since: from,
+      });
+      return got.sort((a, b) => a - b);
+    };
+    assert.deepEqual(
+      await read(since),
+      [10],
+      'only what was appended at or after it; the quiet partition: nothing',
+    );
+    assert.deepEqual(await read(0), [0, 1, 2, 10], 'since the epoch: everything');
+    assert.deepEqual(await read(since + 3_600_000), [], 'since a time after every record: nothing');
+  });
   it('groupLag with a signal: answers as without while it is live; once aborted, rejects with its reason', async () => {
     const { bus } = await open();
     await bus.ensureTopics([numbered, topics.dlq]);

@@ -429,7 +429,7 @@ export class KafkaBus implements Bus {
     const read: PagedRead = {};
     const gaveUp =
       signal === undefined ? this.closing.signal : AbortSignal.any([this.closing.signal, signal]);
-    const attempt = () => this.readPagesOnce(topic, onPage, pageSize, read, signal, gaveUp);
+    const attempt = () => this.readPagesOnce(topic, onPage, pageSize, read, signal, gaveUp, options.since);
     try {
       if (signal === undefined) return await this.waitForBroker(attempt);
       return await untilAborted(this.waitForBroker(attempt, gaveUp), signal);
@@ -446,14 +446,21 @@ export class KafkaBus implements Bus {
     read: PagedRead,
     signal: AbortSignal | undefined,
     gaveUp: AbortSignal,
+    since: number | undefined,
   ): Promise<void> {
     const name = this.name(topic as Topic<unknown>);
     if (read.positions === undefined) {
       if (!this.ensured.has(topic.name) && !(await this.getAdmin().listTopics()).includes(name)) return;
       const { earliest, latest } = await this.offsets(name);
+      const atSince = since === undefined ? undefined : await this.offsetsAt(name, since);
       const positions = new Map<number, bigint>();
       latest.forEach((end, p) => {
-        const first = earliest[p] ?? 0n;
+        let first = earliest[p] ?? 0n;
+        if (atSince !== undefined) {
+          // No record at or after `since` (-1): nothing of the partition is read.
+          const at = atSince[p] ?? -1n;
+          first = at < 0n ? end : at > first ? at : first;
+        }
         if (first < end) positions.set(p, first);
       });
       // The ends as of this call: what is appended while the pages are handed is not read.
@@ -519,6 +526,16 @@ export class KafkaBus implements Bus {
       }),
     ]);
     return { earliest: e.get(name) ?? [], latest: l.get(name) ?? [] };
+  }
+
+  /** Per partition, the first offset whose record's timestamp is at or after `epochMs` (-1 where none is). */
+  private async offsetsAt(name: string, epochMs: number): Promise<bigint[]> {
+    const at = await this.getMetaClient().listOffsets({
+      topics: [name],
+      timestamp: BigInt(Math.floor(epochMs)),
+      isolationLevel: ISOLATION,
+    });
+    return at.get(name) ?? [];
   }
 
   async groupLag(

@@ -4,7 +4,7 @@ import { CoinbaseWsSource } from '../../../../src/ingestion/live/coinbase-ws.ts'
 import { KrakenWsSource } from '../../../../src/ingestion/live/kraken-ws.ts';
 import { ResumePoints } from '../../../../src/ingestion/resume-points.ts';
 import { TradeService } from '../../../../src/ingestion/trade-service.ts';
-import type { Bus } from '../../../../src/runtime/bus.ts';
+import { type Bus, partitionFor } from '../../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../../../src/schemas/candle.ts';
 import { topics } from '../../../../src/schemas/topics.ts';
@@ -112,6 +112,51 @@ describe('live trades resume where the previous process left the log', () => {
       assert.deepEqual(tradeIds(onTopic), range(0, 749));
       assert.equal(second.source.stats.recovered, 600);
       assert.equal(second.source.stats.unrecoverable, 0);
+    } finally {
+      await bus.close();
+      await srv.close();
+    }
+  });
+
+  it('a pair quiet behind 20,000 records of others on its partition is refilled too (not started afresh)', async () => {
+    const srv = await new KrakenServer().listen();
+    const bus = new InProcessBus();
+    try {
+      const onTopic = await collectValues(bus, topics.trades);
+      const first = tradesStage(bus, srv);
+      await until(() => first.source.subscribed.includes(PAIR));
+      srv.publish(PAIR, real.slice(0, 100));
+      await until(() => tradeIds(onTopic).length === 100, 10_000, 'the first 100 trades');
+      await first.stop();
+      // Meanwhile another exchange's pair on the same partition goes on (BTC/USDT's connection is down, or the stage
+      // is): more than the 20,000 records a partition the restart reads back as its tail.
+      const BUSY = 'SOL/USD';
+      assert.equal(
+        partitionFor(BUSY, topics.trades.partitions),
+        partitionFor(PAIR, topics.trades.partitions),
+      );
+      const t0 = Date.now();
+      await bus.publish(
+        topics.trades,
+        Array.from(
+          { length: 20_500 },
+          (_, i): TradeEvent => ({ v: 1, type: 'watermark', exchange: 'coinbase', pair: BUSY, ts: t0 + i }),
+        ),
+      );
+
+      srv.record(PAIR, real.slice(100, 700)); // traded while the stage was down
+      const second = tradesStage(bus, srv);
+      await until(() => second.source.subscribed.includes(PAIR));
+      srv.publish(PAIR, real.slice(700, 750));
+      await until(
+        () => tradeIds(onTopic).length >= 150 && tradeIds(onTopic).includes(749),
+        10_000,
+        'the 50 live (after the 600 traded while down, if refilled)',
+      );
+      await second.stop();
+
+      assert.deepEqual(tradeIds(onTopic), range(0, 749), 'every trade once, in order: the 600 refilled');
+      assert.equal(second.source.stats.recovered, 600);
     } finally {
       await bus.close();
       await srv.close();
