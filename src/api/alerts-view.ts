@@ -5,7 +5,7 @@ import { topics } from '../schemas/topics.ts';
 
 /**
  * The alerts active now, as the monitor announced them on the `alerts` topic (firing adds, resolved removes),
- * whichever process raised them. Rebuilt from the topic's tail on start.
+ * whichever process raised them. Rebuilt from the topic on start (the newest notification of each series).
  */
 export class AlertsView {
   private readonly active = new Map<string, AlertNotification>();
@@ -29,9 +29,17 @@ export class AlertsView {
         return undefined;
       },
     });
-    const tail = await bus.readTail(topics.alerts, 1000);
-    tail.sort((a, b) => a.value.at - b.value.at);
-    for (const r of tail) this.apply(r.value);
+    // The whole topic (its retention bounds it), a page at a time, keeping the newest notification of each series: a
+    // tail of 1,000 records missed an alert firing behind 1,000 notifications of other series (an alert storm over
+    // many pairs), and the API did not list it while it was still firing.
+    const newest = new Map<string, AlertNotification>();
+    await bus.readPages<AlertNotification>(topics.alerts, (page) => {
+      for (const { value: n } of page) {
+        const series = `${n.rule}|${n.key}`;
+        if (n.at >= (newest.get(series)?.at ?? Number.NEGATIVE_INFINITY)) newest.set(series, n);
+      }
+    });
+    for (const n of [...newest.values()].sort((a, b) => a.at - b.at)) this.apply(n);
   }
 
   list(): AlertNotification[] {
