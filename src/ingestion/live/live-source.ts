@@ -84,6 +84,12 @@ interface Hole {
   /** Attempts made since it was opened or widened. */
   attempts: number;
   retryAt: number;
+  /**
+   * An attempt read a few pages at a time (`REFILL_PAGES_PER_TURN`, an adapter that hands its pages over), the frames
+   * handled in between: where its next turn goes on from (the adapter's `RefillResult.more`), the ids and trades its
+   * turns so far got, and the pages it may still read.
+   */
+  goingOn?: { from: unknown; got: IdTally | undefined; recovered: number; pagesLeft: number };
 }
 
 interface PairState {
@@ -709,12 +715,18 @@ export class LiveTradeSource implements TradeSource {
     for (const [pair, hole] of [...this.holes]) {
       if (signal.aborted) return;
       if (this.now() < hole.retryAt) continue;
-      hole.attempts++;
+      // An attempt read a few pages a turn, as a refill is: a hole's range can be hours of trades (a long gap found
+      // while REST was down), and the connection's frames — every pair's trades and watermarks — wait behind it.
+      const turn = hole.goingOn;
+      hole.goingOn = undefined;
+      if (turn === undefined) hole.attempts++; // a turn going on is the same attempt
       this.stats.refills++;
       const { afterId, untilId = 0 } = hole;
+      const budget = turn?.pagesLeft ?? this.o.maxRefillPages ?? DEFAULT_MAX_REFILL_PAGES;
+      const maxPages = Math.min(budget, REFILL_PAGES_PER_TURN);
       // As a refill's: pages the adapter hands over as they come are delivered, and their ids counted, one by one.
-      const got = afterId === undefined ? undefined : new IdTally(afterId);
-      let recovered = 0;
+      const got = turn?.got ?? (afterId === undefined ? undefined : new IdTally(afterId));
+      let recovered = turn?.recovered ?? 0;
       /** What the sink threw refusing a page (taken back: `deliver`): the attempt failed, not REST. */
       let refusal: { err: unknown } | undefined;
       const take = async (page: RefillPage): Promise<void> => {
@@ -744,6 +756,8 @@ export class LiveTradeSource implements TradeSource {
           signal,
           log: this.log,
           onPage: take,
+          maxPages,
+          goOnFrom: turn?.from,
         });
       } catch (err) {
         if (signal.aborted) return;
@@ -756,6 +770,12 @@ export class LiveTradeSource implements TradeSource {
           // Refused by the sink: a failed attempt (retried with back-off), not an error that would end the hole retries.
           r = { ...r, error: err };
         }
+      if (r.more !== undefined && r.error === undefined && budget > maxPages) {
+        // Stopped after its few pages, more to read: the rest at the next turn (the next tick), the frames first.
+        hole.goingOn = { from: r.more, got, recovered, pagesLeft: budget - maxPages };
+        hole.retryAt = this.now();
+        continue;
+      }
       const said = {
         pair,
         attempt: hole.attempts,

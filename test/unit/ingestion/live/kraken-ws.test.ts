@@ -671,6 +671,77 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       },
     ));
 
+  // A hole's attempt used to read its whole range in one go (one REST attempt, but every page of it), every pair's frames
+  // waiting behind it: read a few pages a turn now, as an outage's refill is.
+  it('a hole of 50 pages asked for again lets the other pairs’ frames through between pages: their trades and watermarks go on', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        const ETH = 'ETH/USD';
+        const trades = syntheticTrades(5_012);
+        await until(() => source.subscribed.length === 2, 30_000, 'both pairs subscribed');
+        srv.publish(PAIR, trades.slice(0, 10));
+        await until(() => sink.received.length === 10, 30_000, 'the streamed trades');
+        srv.failNext = 1_000_000; // the REST API down: HTTP 502 on every call
+        srv.record(PAIR, trades.slice(10, 5_010)); // 5,000 lost frames: 50 pages of 100
+        srv.publish(PAIR, trades.slice(5_010, 5_011)); // the id gap: its refill fails
+        await until(() => source.stats.unrecoverable === 5_000, 30_000, 'the refill to fail');
+        // Once the hole's attempt is well under way (its 10th page), an ETH trade; from then on, at each REST call,
+        // whether it has been delivered yet.
+        const eth = tradeNow(90_000_000);
+        let pages = 0;
+        const ethDeliveredAtCall: boolean[] = [];
+        srv.onRestCall = (url) => {
+          if (!url.includes('pair=XBTUSDT') || srv.failNext > 0) return;
+          pages++;
+          if (ethDeliveredAtCall.length > 0 || pages >= 10) {
+            if (ethDeliveredAtCall.length === 0) srv.publish(ETH, [eth]);
+            ethDeliveredAtCall.push(sink.ids(ETH).includes(eth.id));
+          }
+        };
+        srv.failNext = 0; // the REST API back: the hole's next attempt gets it
+        await until(() => source.stats.holesRefilled === 1, 60_000, 'the hole refilled');
+        srv.publish(PAIR, trades.slice(5_011));
+        await until(() => sink.ids(PAIR).includes(trades[5_011]!.id), 30_000, 'still streaming');
+        assert.deepEqual(
+          sink.ids(PAIR),
+          [...trades.slice(0, 10), trades[5_010]!, ...trades.slice(10, 5_010), trades[5_011]!].map(
+            (t) => t.id,
+          ),
+          'each once: the hole after the trade that revealed it, in order',
+        );
+        assert.equal(source.stats.holesAbandoned, 0);
+        const waited = ethDeliveredAtCall.indexOf(true);
+        assert.ok(
+          waited >= 1 && waited <= 6,
+          `the ETH trade delivered after ${waited} more REST calls of the hole's attempt (${ethDeliveredAtCall.length} in all)`,
+        );
+        // ETH's watermarks moved on while the hole was read: between its first and last pages' deliveries.
+        const first = sink.events.findIndex(
+          (e) => e.kind === 'trades' && e.trades.some((t) => t.tradeId === String(trades[10]!.id)),
+        );
+        const last = sink.events.findIndex(
+          (e) => e.kind === 'trades' && e.trades.some((t) => t.tradeId === String(trades[5_009]!.id)),
+        );
+        const ethMarks = sink.events
+          .slice(first, last)
+          .flatMap((e) => (e.kind === 'watermark' && e.wm.pair === ETH ? [e.wm.ts] : []));
+        assert.ok(
+          ethMarks.length >= 2 && ethMarks.at(-1)! > ethMarks[0]!,
+          `ETH watermarks during the hole's attempt: ${JSON.stringify(ethMarks)}`,
+        );
+      },
+      {
+        pairs: [PAIR, 'ETH/USD'],
+        snapshot: false,
+        restRetries: 0,
+        holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 1_000_000 },
+      },
+      (srv) => {
+        srv.pageSize = 100;
+        srv.restDelayMs = 5;
+      },
+    ));
+
   // Judged by the order of events in the sink's log, not by the clock: a watermark sent just before a refill's
   // REST call can share its millisecond, and a window by time would then count it as sent during the refill.
   it('holds watermarks while an outage is being refilled (refilled trades are never behind them)', () =>
