@@ -39,7 +39,8 @@ export interface RefillRequest {
   signal: AbortSignal;
   log: Logger;
   /**
-   * Where an adapter whose pages come forward (each page's trades newer, with higher ids, than the page before: Kraken)
+   * Where an adapter whose pages come forward (each page's trades newer, with higher ids, than the page before: Kraken,
+   * Binance by id)
    * hands each page as it comes, before asking for the next, keeping none: a refill then holds one page at a time,
    * however long the outage (they used to be kept to its end: ~130 MB at 500 pages). What it hands over is not in
    * its `RefillResult.trades`. Absent, or for adapters that page backwards, every trade is in the result.
@@ -138,9 +139,9 @@ export interface LiveSourceOptions {
    */
   maxQueuedBytes?: number;
   /**
-   * Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades). Kraken's are delivered one by one
-   * (`RefillRequest.onPage`), a few at a time with the connection's frames handled in between
-   * (`REFILL_PAGES_PER_TURN`); Binance and Coinbase keep them to the refill's end.
+   * Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades). Kraken's, and Binance's by id, are
+   * delivered one by one (`RefillRequest.onPage`), a few at a time with the connection's frames handled in between
+   * (`REFILL_PAGES_PER_TURN`); Coinbase, and Binance for a pair with no trade yet, keep them to the refill's end.
    */
   maxRefillPages?: number;
   /**

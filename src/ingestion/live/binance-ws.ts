@@ -1,6 +1,7 @@
 import type { Trade } from '../../schemas/trade.ts';
 import { binanceStreamSymbol } from '../symbols.ts';
 import {
+  DEFAULT_MAX_REFILL_PAGES,
   type ExchangeAdapter,
   keepingFetchedPages,
   type LiveSourceOptions,
@@ -69,18 +70,27 @@ async function binanceRefill(rest: string, o: BinanceWsOptions, req: RefillReque
       apiKey: o.apiKey,
       maxRetryAfterMs: REFILL_MAX_RETRY_AFTER_MS,
     });
-  const maxPages = o.maxRefillPages ?? 500;
   const out: RefillResult = { trades: [], rejects: [], complete: false };
   const afterId = req.afterId;
+  // No id to start from: paged backwards, every page kept to the end and sorted (`onPage` is for forward pages), read
+  // whole — not in turns.
   if (afterId === undefined)
-    return keepingFetchedPages(out, req.signal, () => backwardsFrom(req, fetch, maxPages, out));
+    return keepingFetchedPages(out, req.signal, () =>
+      backwardsFrom(req, fetch, o.maxRefillPages ?? DEFAULT_MAX_REFILL_PAGES, out),
+    );
+  const maxPages = req.maxPages ?? o.maxRefillPages ?? DEFAULT_MAX_REFILL_PAGES;
+  let from = req.goOnFrom instanceof BinanceRefillPosition ? req.goOnFrom.fromId : afterId + 1;
   return keepingFetchedPages(out, req.signal, async () => {
-    // Forward by id from the last trade we have, until the gap closes or the present is reached.
-    let from = afterId + 1;
+    // Forward by id from the last trade we have, until the gap closes or the present is reached. Each page (ids above
+    // the last page's) is handed over as it comes, none kept (`onPage`): a long outage's refill used to keep them all
+    // to its end (~0.3 KB a trade, 1,000 a page) and hold the connection's frames for all of them.
     for (let page = 0; page < maxPages; page++) {
       const r = await fetch(from);
-      out.trades.push(...r.trades);
-      out.rejects.push(...r.rejects);
+      if (req.onPage !== undefined) await req.onPage({ trades: r.trades, rejects: r.rejects });
+      else {
+        out.trades.push(...r.trades);
+        out.rejects.push(...r.rejects);
+      }
       const maxId = r.trades.reduce((m, t) => Math.max(m, Number(t.tradeId)), -1);
       const closed = req.untilId !== undefined && maxId >= req.untilId - 1;
       // A short page (counting unusable rows) means the present is reached.
@@ -90,7 +100,17 @@ async function binanceRefill(rest: string, o: BinanceWsOptions, req: RefillReque
       }
       from = maxId + 1;
     }
+    // Stopped at maxPages: the next turn goes on from the next id (`RefillResult.more`).
+    if (!out.complete) out.more = new BinanceRefillPosition(from);
   });
+}
+
+/** Where a forward Binance refill stopped at its page limit: the next id to ask for (`RefillResult.more`). */
+class BinanceRefillPosition {
+  readonly fromId: number;
+  constructor(fromId: number) {
+    this.fromId = fromId;
+  }
 }
 
 /**

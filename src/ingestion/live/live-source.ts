@@ -34,7 +34,7 @@ export type {
  * - Refill: on an id gap, the missing ids; after a reconnect or a sequence gap, everything since the last
  *   trade (or the last watermark) — over REST, through the same sink. On the first connection, the same for each
  *   pair with a resume point (`resumeFrom`: where the previous process left the `trades` log), so a restart leaves
- *   no hole. A refill longer than a few pages (Kraken) is read a few at a time, the frames handled in between
+ *   no hole. A refill longer than a few pages (Kraken, Binance by id) is read a few at a time, the frames handled in between
  *   (`REFILL_PAGES_PER_TURN`). Trades are deduplicated locally (REST
  *   and stream overlap by design), so the sink gets each (pair, tradeId) once; a delivery the sink refuses (throws)
  *   is taken back (not seen, the pair where it stood), to come again with what asks for it (`deliver`).
@@ -59,8 +59,8 @@ export const REFILL_OVERLAP_MS = 1_000;
 
 /**
  * Most REST pages a refill reads in one go, the connection's frames (every pair's trades and watermarks) waiting behind
- * it: a longer one (an adapter that hands its pages over: Kraken) is continued a few pages at a time, in order with
- * the frames (`PairState.catchingUp`). At Kraken's page a second, frames wait ~3 s, not the ~8.5 min of 500 pages.
+ * it: a longer one (an adapter that hands its pages over: Kraken, Binance by id) is continued a few pages at a time, in
+ * order with the frames (`PairState.catchingUp`). At Kraken's page a second, frames wait ~3 s, not the ~8.5 min of 500 pages.
  */
 export const REFILL_PAGES_PER_TURN = 3;
 /** Most streamed trades held for a pair being caught up (`PairState.held`): ~30 MB. */
@@ -541,7 +541,8 @@ export class LiveTradeSource implements TradeSource {
       recovered += taken.fresh.length;
     };
     try {
-      // Pages the adapter hands over as they come (Kraken) are delivered before it asks for the next; the rest, at the end.
+      // Pages the adapter hands over as they come (Kraken, Binance by id) are delivered before it asks for the next; the
+      // rest, at the end.
       const r = await this.a.refill({
         pair,
         afterId,

@@ -179,6 +179,88 @@ describe('Binance @trade connector against a local Binance server', () => {
       ]);
     }));
 
+  // A refill by id kept every page to its end and held the connection's frames for all of them: each page is delivered
+  // as it comes now, a few pages a turn, the frames handled in between (as Kraken's).
+  it('a long refill by id (15 pages) is delivered page by page, and lets the other pair’s frames through between turns', () =>
+    withBinance(async (srv, source, sink) => {
+      // BTC trades of consecutive ids, an hour old, four a millisecond: 15 pages of 1,000 while away.
+      const start = Date.now() - 3_600_000;
+      const synthetic = (i: number) => ({
+        e: 'trade',
+        E: start + Math.floor(i / 4),
+        s: 'BTCUSDT',
+        t: 50_000_000 + i,
+        p: '61837.63000000',
+        q: '0.01000000',
+        T: start + Math.floor(i / 4),
+        m: i % 2 === 0,
+        M: true,
+      });
+      const trades = Array.from({ length: 15_012 }, (_, i) => synthetic(i));
+      const [during, after] = trades.slice(15_010);
+      await until(() => source.subscribed.length === 2);
+      srv.publish([...trades.slice(0, 10), ...eth.slice(0, 5)]);
+      await until(() => sink.received.length === 15, 30_000, 'the streamed trades');
+      // Once the refill is under way (its 4th BTC call; the new connection's SUBSCRIBE was sent before it began), an ETH
+      // trade and a BTC one (streamed, not listed by REST yet: only the stream brings it); from then on, at each BTC
+      // call, whether the ETH trade has been delivered yet; at every call, whether the page before it has been.
+      const ethNow: Record<string, unknown> = { ...eth[5]!, T: Date.now(), E: Date.now() };
+      let calls = 0;
+      const ethDeliveredAtCall: boolean[] = [];
+      const pagesHeldAtCall: number[] = [];
+      srv.onRestCall = (url) => {
+        if (!url.includes('symbol=BTCUSDT')) return;
+        calls++;
+        const from = Number(new URL(url, 'http://x').searchParams.get('fromId'));
+        const delivered = new Set(sink.ids('BTC/USDT'));
+        // The page before this one ends at from - 1: delivered by now unless pages are kept.
+        if (calls > 1 && !delivered.has(from - 1)) pagesHeldAtCall.push(calls);
+        if (ethDeliveredAtCall.length > 0 || calls >= 4) {
+          if (ethDeliveredAtCall.length === 0) {
+            srv.publish([ethNow]);
+            srv.restLag = 1;
+            srv.publish([during!]);
+          }
+          ethDeliveredAtCall.push(sink.ids('ETH/USDT').includes(Number(ethNow.t)));
+        }
+      };
+      srv.restDelayMs = 5;
+      srv.muted = true;
+      srv.dropAll();
+      srv.publish(trades.slice(10, 15_010));
+      srv.muted = false;
+      await until(() => sink.distinctIds('BTC/USDT').length === 15_011, 60_000, 'the outage refilled');
+      srv.restLag = 0;
+      srv.publish([after!]);
+      await until(() => sink.ids('BTC/USDT').includes(Number(after!.t)), 30_000, 'live again');
+      assert.deepEqual(
+        sink.ids('BTC/USDT'),
+        idsOf(trades),
+        'the refilled pair: every id once, in order (the trade streamed during its refill after it)',
+      );
+      assert.equal(source.stats.unrecoverable, 0);
+      assert.deepEqual(pagesHeldAtCall, [], 'REST calls made with the page before still held');
+      const waited = ethDeliveredAtCall.indexOf(true);
+      assert.ok(
+        waited >= 1 && waited <= 4,
+        `the ETH trade delivered after ${waited} more REST calls of the refill (${ethDeliveredAtCall.length} in all)`,
+      );
+      // ETH's watermarks moved on during the refill: between its first and last refilled trades' deliveries.
+      const first = sink.events.findIndex(
+        (e) => e.kind === 'trades' && e.trades.some((t) => t.tradeId === String(trades[10]!.t)),
+      );
+      const last = sink.events.findIndex(
+        (e) => e.kind === 'trades' && e.trades.some((t) => t.tradeId === String(trades[15_009]!.t)),
+      );
+      const ethMarks = sink.events
+        .slice(first, last)
+        .flatMap((e) => (e.kind === 'watermark' && e.wm.pair === 'ETH/USDT' ? [e.wm.ts] : []));
+      assert.ok(
+        ethMarks.length >= 2 && ethMarks.at(-1)! > ethMarks[0]!,
+        `ETH watermarks during the refill: ${JSON.stringify(ethMarks)}`,
+      );
+    }));
+
   // With no trade of ETH yet there is no id to page forward from: the refill pages backwards from the newest trades,
   // and delivered in fetch order the newest page would come first (the candle stage would call the older one late).
   it('refills an outage before a pair’s first trade backwards from the newest, but delivers it oldest first', () =>
