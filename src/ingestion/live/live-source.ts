@@ -142,7 +142,7 @@ export interface LiveStats {
   recovered: number;
   /**
    * Deliveries the sink refused (threw: the bus away, a store giving up): their trades are taken back — not seen, their
-   * pair where it stood — and come again with what asks for them (the pair's next trade's id gap, the hole retry).
+   * pair where it stood — and come again with what asks for them (the pair's next trade's id gap, the hole retry: on Coinbase a refused streamed delivery's window).
    */
   sinkRefusals: number;
   /** Trades dropped as already delivered (stream/REST overlap, snapshots). */
@@ -472,14 +472,46 @@ export class LiveTradeSource implements TradeSource {
       if (this.dedup.accept(t)) fresh.add(s, t);
       else this.stats.duplicates++;
     }
-    await this.deliver(fresh);
+    try {
+      await this.deliver(fresh);
+    } catch (err) {
+      if (!this.a.contiguousIds) this.openRefusedWindows(fresh.trades);
+      throw err;
+    }
+  }
+
+  /**
+   * Streamed trades the sink refused (taken back: `deliver`), where trades are refilled by time window (Coinbase): their
+   * window, per pair, is asked for again as a hole (`retryHoles`). Ids there are not checked for gaps and the frame's
+   * sequence number was already accepted, so nothing else would ask for them until the pair's next refill (a
+   * reconnect or a sequence gap: hours on a steady connection). Kraken's and Binance's show as the next trade's id gap.
+   */
+  private openRefusedWindows(refused: readonly Trade[]): void {
+    const windows = new Map<string, { sinceTs: number; untilTs: number }>();
+    for (const t of refused) {
+      const w = windows.get(t.pair);
+      if (w === undefined) windows.set(t.pair, { sinceTs: t.tradeTs, untilTs: t.tradeTs + 1 });
+      else {
+        w.sinceTs = Math.min(w.sinceTs, t.tradeTs);
+        w.untilTs = Math.max(w.untilTs, t.tradeTs + 1);
+      }
+    }
+    for (const [pair, w] of windows)
+      this.openHole(
+        pair,
+        w.sinceTs,
+        [],
+        w.untilTs,
+        'streamed trades the sink refused: their window is asked for again later',
+      );
   }
 
   /**
    * Hands a delivery's trades to the sink. Refused (the sink throws), they are taken back — not seen, their pairs where
    * they stood — and the error is thrown on: they used to stay marked seen, their pair past them, so the stream's next
    * trade showed no gap and a refill's retry dropped them as duplicates (lost). Taken back, the pair's next trade shows
-   * them as an id gap (Kraken, Binance) and a refill's retry delivers them. The sink deduplicates too: a batch it took
+   * them as an id gap (Kraken, Binance), streamed ones on Coinbase open a hole for their window
+   * (`openRefusedWindows`), and a refill's retry delivers them. The sink deduplicates too: a batch it took
    * part of before throwing may come again.
    */
   private async deliver(d: Delivery): Promise<void> {
@@ -649,11 +681,18 @@ export class LiveTradeSource implements TradeSource {
   }
 
   /**
-   * A time-window refill failed (the REST API down): the stream goes on, and the window it could not fetch is asked
-   * for again later (`retryHoles`). Only where trades are refilled by time alone (Coinbase): Kraken's and Binance's
+   * A time-window refill failed (the REST API down), or streamed trades were refused by the sink
+   * (`openRefusedWindows`): the stream goes on, and the window it could not fetch or deliver is asked for again later
+   * (`retryHoles`). Only where trades are refilled by time alone (Coinbase): Kraken's and Binance's
    * refills are by id, and what they leave is an id range (`openIdHole`).
    */
-  private openHole(pair: string, sinceTs: number, fetched: readonly Trade[], requestedAt: number): void {
+  private openHole(
+    pair: string,
+    sinceTs: number,
+    fetched: readonly Trade[],
+    requestedAt: number,
+    said = 'REST refill failed: its window is asked for again later',
+  ): void {
     if (this.a.contiguousIds) return;
     // Coinbase pages backwards from the window's end: what was fetched is its newest part.
     let untilTs = requestedAt;
@@ -666,7 +705,7 @@ export class LiveTradeSource implements TradeSource {
       attempts: 0,
       retryAt: this.now() + backoffDelay(0, backoff, this.o.random),
     });
-    this.log.warn({ pair, sinceTs, untilTs }, 'REST refill failed: its window is asked for again later');
+    this.log.warn({ pair, sinceTs, untilTs }, said);
   }
 
   /**

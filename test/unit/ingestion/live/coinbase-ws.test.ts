@@ -295,6 +295,44 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
       new RefusingSink(),
     ));
 
+  // Refused streamed trades were taken back, but nothing asked for them again until the pair's next refill (a reconnect,
+  // a sequence gap): Coinbase ids are not checked for gaps and the frame's sequence number was already accepted.
+  it('streamed trades the sink refuses open a hole for their window: fetched again, every trade delivered once', () =>
+    withCoinbase(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(real.slice(0, 2));
+        await until(() => sink.received.length === 2);
+        const refusedId = String(real[2]!.trade_id);
+        sink.refuseOnce = (batch) => batch.some((t) => t.tradeId === refusedId);
+        srv.publish(real.slice(2, 5)); // one frame: refused by the sink
+        srv.publish(real.slice(5, 7)); // the stream goes on, no sequence gap
+        await until(
+          () => source.stats.holesRefilled === 1,
+          30_000,
+          'the refused trades’ window asked for again',
+        );
+        await until(() => sink.distinctIds(PAIR).length === 7, 30_000, 'every trade delivered');
+        srv.publish(real.slice(7, 8));
+        await until(() => sink.ids(PAIR).includes(ids(7, 8)[0]!), 30_000, 'still streaming');
+        assert.equal(sink.refused.length, 1);
+        assert.deepEqual(
+          sink.refused[0]!.map((t) => Number(t.tradeId)),
+          ids(2, 5),
+          'the sink refused that frame',
+        );
+        assert.deepEqual(sink.distinctIds(PAIR), ids(0, 8), 'every trade delivered');
+        assert.equal(sink.received.length, 8, 'each once');
+        assert.equal(source.stats.recovered, 3, 'the refused trades came again from REST (the hole)');
+        assert.equal(source.stats.sinkRefusals, 1);
+        assert.equal(source.stats.gaps, 0, 'no sequence gap: only the hole asked for them');
+        assert.equal(source.stats.reconnects, 0);
+      },
+      { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 5 } },
+      10_000, // no heartbeats: nothing but the hole asks for the refused trades
+      new RefusingSink(),
+    ));
+
   it('a hole is asked for again a bounded number of times, then given up and said', () =>
     withCoinbase(
       async (srv, source, sink) => {
