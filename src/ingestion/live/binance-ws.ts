@@ -66,7 +66,7 @@ async function binanceRefill(rest: string, o: BinanceWsOptions, req: RefillReque
       signal: req.signal,
       log: req.log,
       backoff: o.restBackoff,
-      retries: o.restRetries,
+      retries: req.retries ?? o.restRetries,
       apiKey: o.apiKey,
       maxRetryAfterMs: REFILL_MAX_RETRY_AFTER_MS,
     });

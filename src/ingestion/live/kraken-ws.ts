@@ -101,7 +101,7 @@ async function krakenRefill(
           signal: req.signal,
           log: req.log,
           backoff: o.restBackoff,
-          retries: o.restRetries,
+          retries: req.retries ?? o.restRetries,
           maxRetryAfterMs: REFILL_MAX_RETRY_AFTER_MS,
         });
       } finally {

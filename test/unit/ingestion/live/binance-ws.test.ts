@@ -436,6 +436,18 @@ describe('Binance @trade connector against a local Binance server', () => {
     );
   });
 
+  // A hole's attempt is one REST call (the stream's frames wait behind it), not `restRetries` more with their back-off.
+  it('a hole attempt is one REST call, not restRetries more', () =>
+    withBinance(
+      async (srv, source, sink) => {
+        const calls = await idGapWithRestDown(srv, source, sink);
+        assert.equal(calls, 1 + 2, 'the failed refill: 1 + 2 retries');
+        await until(() => source.stats.holesAbandoned === 1, 30_000, 'the ids given up');
+        assert.equal(srv.restCalls.length, calls + 3, '3 attempts of 1');
+      },
+      { restRetries: 2, holeRetry: { backoff: { initialMs: 5, maxMs: 20 }, attempts: 3 } },
+    ));
+
   it('ids REST did not list yet (its history lagging the stream) are asked for again and come', () =>
     withBinance(
       async (srv, source, sink) => {

@@ -1018,6 +1018,27 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       { restRetries: 0, holeRetry: { backoff: { initialMs: 5, maxMs: 20 }, attempts: 3 } },
     ));
 
+  // A hole's attempt is one REST call (the stream's frames wait behind it): it used to make `restRetries` more, with
+  // their back-off — at the defaults, 8 retries of up to a minute each, every pair's frames held for minutes per attempt.
+  it('a hole attempt is one REST call, not restRetries more', () =>
+    withKraken(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(PAIR, real.slice(0, 5));
+        await until(() => sink.received.length === 5);
+        srv.failNext = 1_000_000; // down for good
+        srv.record(PAIR, real.slice(5, 10));
+        srv.publish(PAIR, real.slice(10, 11));
+        await until(() => source.stats.holesAbandoned === 1, 30_000, 'the ids given up');
+        assert.equal(
+          srv.restCalls.length,
+          1 + 2 + 3,
+          'the failed refill (1 + 2 retries), then 3 attempts of 1',
+        );
+      },
+      { restRetries: 2, holeRetry: { backoff: { initialMs: 5, maxMs: 20 }, attempts: 3 } },
+    ));
+
   // Refilled at once, a gap can find the REST history behind the stream: its newest trades not listed yet.
   it('ids REST did not list yet (its history lagging the stream) are asked for again and come', () =>
     withKraken(
