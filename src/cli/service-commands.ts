@@ -142,6 +142,8 @@ export function addServiceCommands(program: Command): void {
     .addOption(flag.modelName())
     .addOption(flag.clock('the clock of scoring and of the rolling windows: wall, or event (replays)'))
     .addOption(flag.alertRules())
+    // The candle stage's policy: under revise the monitor keeps each minute's first emission for its restarts.
+    .addOption(flag.latePolicy())
     .addOption(flag.metricsPort())
     .action(run('monitor'));
 

@@ -69,7 +69,11 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   { name: 'CRYPTOCAST_PAIRS', services: ['trades', 'api', 'candles'], about: 'pairs (BTC/USD,ETH/USD)' },
   { name: 'CRYPTOCAST_INTERVAL', services: ['candles'], about: 'candle interval (1m)' },
   { name: 'CRYPTOCAST_GRACE', services: ['candles'], about: 'late-trade grace (5s)' },
-  { name: 'CRYPTOCAST_LATE_POLICY', services: ['candles'], about: 'dlq | revise' },
+  {
+    name: 'CRYPTOCAST_LATE_POLICY',
+    services: ['candles', 'monitor'],
+    about: 'dlq | revise (the monitor keeps first emissions under revise)',
+  },
   {
     name: 'CRYPTOCAST_EXCHANGES',
     services: ['trades'],

@@ -1,5 +1,5 @@
 import { championCard } from '../../api/api-service.ts';
-import { openCandlesTable } from '../../candles/store/candles-table.ts';
+import { openCandleFirstEmissionsTable, openCandlesTable } from '../../candles/store/candles-table.ts';
 import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
 import { UsageError } from '../../core/errors.ts';
@@ -31,11 +31,15 @@ export async function monitorService(opts: {
   alertRules?: string;
   registry?: string;
   name?: string;
+  latePolicy?: string;
 }): Promise<void> {
   const clock = opts.clock ?? 'wall';
   if (clock !== 'wall' && clock !== 'event')
     throw new UsageError(`--clock must be wall or event, got "${String(clock)}"`);
-  const busUrl = loadStreamConfig({ bus: opts.bus }).bus;
+  // The late policy is the candle stage's (`service candles --late-policy`, the chart's market.latePolicy): under
+  // revise the monitor keeps each minute's first emission beside its latest revision, so a close read back from the
+  // store after a restart (`forgottenCloses`) is the one a monitor that never stopped judged by.
+  const { bus: busUrl, latePolicy } = loadStreamConfig({ bus: opts.bus, latePolicy: opts.latePolicy });
   const storeUrl = opts.store ?? setting('CRYPTOCAST_STORE') ?? DEFAULT_PREDICTIONS_STORE;
   const abort = new AbortController();
   onStopSignal(() => abort.abort());
@@ -65,6 +69,9 @@ export async function monitorService(opts: {
     openAll({
       errors: () => openErrorsStore(storeUrl, { signal }),
       candles: () => openCandlesTable(storeUrl, { signal }),
+      ...(latePolicy === 'revise'
+        ? { candleFirstEmissions: () => openCandleFirstEmissionsTable(storeUrl, { signal }) }
+        : {}),
     }),
   );
   if (!stores) {
@@ -72,10 +79,12 @@ export async function monitorService(opts: {
     return registry.close();
   }
   const { errors: store, candles } = stores;
+  const candleFirstEmissions = 'candleFirstEmissions' in stores ? stores.candleFirstEmissions : undefined;
   const bus = await connectBus(busUrl);
   const svc = new MonitorService(bus, store, {
     clock,
     candles,
+    ...(candleFirstEmissions ? { candleFirstEmissions } : {}),
     alerts: { engine: new AlertEngine(rules, delivery), championCreatedAt: () => championCreatedAt },
   });
   const starting = stopWhileStarting(abort.signal, bus);
@@ -88,6 +97,7 @@ export async function monitorService(opts: {
         bus: busUrl,
         store: store.kind,
         clock,
+        latePolicy,
         rules: rules.length,
         channels: channels.map((c) => c.name),
       },
@@ -113,6 +123,7 @@ export async function monitorService(opts: {
     await bus.close();
     await store.close();
     await candles.close();
+    await candleFirstEmissions?.close();
     await registry.close();
   }
 }

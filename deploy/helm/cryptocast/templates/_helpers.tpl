@@ -127,6 +127,9 @@ credentials from Secrets.
 {{- if eq $svc "candles" }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_INTERVAL") $cfg) }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_GRACE") $cfg) }}
+{{- end }}
+{{- /* The monitor too: under revise it keeps each minute's first emission, which its restarts score by. */}}
+{{- if has $svc (list "candles" "monitor") }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_LATE_POLICY") $cfg) }}
 {{- end }}
 {{- if eq $svc "news" }}
