@@ -253,6 +253,16 @@ export class DuckDbTable<T> implements Table<T> {
     });
   }
 
+  deleteBefore(series: string, before: number): Promise<void> {
+    return this.session.serial(async () => {
+      await this._migrate();
+      await this.conn.run(
+        `DELETE FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${timeColumn(this.spec)} < $2`,
+        [series, BigInt(before)],
+      );
+    });
+  }
+
   /** The distinct series (pairs) in the table. */
   series(): Promise<string[]> {
     return this.session.serial(async () => {

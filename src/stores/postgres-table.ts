@@ -207,6 +207,14 @@ export class PostgresTable<T> implements Table<T> {
     return r.rows.length === 0 ? undefined : this.spec.fromRow(r.rows[0]);
   }
 
+  async deleteBefore(series: string, before: number): Promise<void> {
+    await this.migrate();
+    await this.pool.query(
+      `DELETE FROM ${this.spec.name} WHERE ${seriesColumn(this.spec)} = $1 AND ${timeColumn(this.spec)} < $2`,
+      [series, before],
+    );
+  }
+
   async series(): Promise<string[]> {
     await this.migrate();
     const col = seriesColumn(this.spec);

@@ -153,6 +153,8 @@ export interface Table<T> {
     names: readonly string[],
   ): Promise<Record<string, (number | null)[]>>;
   latest(series: string): Promise<T | undefined>;
+  /** Deletes the rows of one series whose time is before `before`: a table that keeps only what a restart reads. */
+  deleteBefore(series: string, before: number): Promise<void>;
   series(): Promise<string[]>;
   max(column: string): Promise<number | undefined>;
   count(): Promise<number>;

@@ -52,6 +52,24 @@ export function candlesTableContract(
   /** The table `open` opens: `candles_v1`, or `candle_first_emissions_v1` (the same columns). */
   name = 'candles_v1',
 ): void {
+  it('deleteBefore deletes the rows of one series before a time: not that time, not another series', async () => {
+    const at = await fresh();
+    const table = await at.open();
+    try {
+      const btc = [1, 2, 3].map((i) =>
+        candle({ windowEnd: T0 + i * MIN, exchange: 'kraken', pair: 'BTC/USD' }),
+      );
+      const eth = [1, 2].map((i) => candle({ windowEnd: T0 + i * MIN, exchange: 'kraken', pair: 'ETH/USD' }));
+      await table.write([...btc, ...eth]);
+      await table.deleteBefore('BTC/USD', T0 + 2 * MIN);
+      assert.deepEqual(await table.range('BTC/USD', T0, T0 + 10 * MIN), btc.slice(1));
+      assert.deepEqual(await table.range('ETH/USD', T0, T0 + 10 * MIN), eth);
+    } finally {
+      await table.close();
+      await at.drop();
+    }
+  });
+
   it('a candle reads back as written: with revisable (a revision under revise), and without (filled, imported)', async () => {
     const at = await fresh();
     const table = await at.open();

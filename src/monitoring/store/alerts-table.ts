@@ -8,8 +8,11 @@ import type { Column, Table, TableSpec } from '../../stores/table.ts';
  * The alert notifications of `cryptocast run --source live`, kept in its store: its in-process bus starts empty, so
  * the `alerts` topic a restarted monitor takes its firing alerts back from (and the API its active list) was empty
  * after every restart. An alert still firing was announced again as new (`repeat` 0, to every channel), and one
- * whose condition had cleared meanwhile — or whose rule was removed — was never resolved. One row per notification,
- * keyed by series (`rule|key`) and time; a restart reads the newest of each series back into the topic.
+ * whose condition had cleared meanwhile — or whose rule was removed — was never resolved. Keyed by series
+ * (`rule|key`) and time; a restart reads the newest of each series back into the topic, and that is all it reads, so
+ * the older notifications of a series are deleted once a newer one is stored (`keepAlertsIn`): the table holds one row
+ * per alert series ever notified (rules × pairs), not one per reminder (a firing alert is reminded on its schedule
+ * for as long as it fires: thousands of rows a month that nothing read).
  */
 type Row = AlertNotification;
 
@@ -60,9 +63,22 @@ export type AlertsTable = Table<Row>;
 export const openAlertsTable = (url: string, o?: OpenTableOptions): Promise<AlertsTable> =>
   openTable(ALERTS_SPEC, url, o);
 
+const seriesOf = (n: AlertNotification) => `${n.rule}|${n.key}`;
+
+/**
+ * Deletes what a restart will not read: each series' notifications older than its newest in `stored` (written
+ * first, so a stop between the two statements leaves an extra row, never a series without its newest).
+ */
+async function trimOlderThan(table: AlertsTable, stored: readonly AlertNotification[]): Promise<void> {
+  const newestAt = new Map<string, number>();
+  for (const n of stored) newestAt.set(seriesOf(n), Math.max(newestAt.get(seriesOf(n)) ?? n.at, n.at));
+  for (const [series, at] of newestAt) await table.deleteBefore(series, at);
+}
+
 /**
  * Puts the newest stored notification of each series back on the bus's `alerts` topic (before the monitor and the API
- * read its tail), then stores every notification published there from now on. Returns the subscription to stop.
+ * read its tail), then stores every notification published there from now on, each series trimmed to its newest
+ * (a store written before the trim is trimmed here too). Returns the subscription to stop.
  */
 export async function keepAlertsIn(table: AlertsTable, bus: Bus): Promise<Subscription> {
   const newest: AlertNotification[] = [];
@@ -70,6 +86,7 @@ export async function keepAlertsIn(table: AlertsTable, bus: Bus): Promise<Subscr
     const n = await table.latest(series);
     if (n !== undefined) newest.push(n);
   }
+  await trimOlderThan(table, newest);
   await bus.ensureTopics([topics.alerts]);
   if (newest.length > 0)
     await bus.publish(
@@ -82,7 +99,9 @@ export async function keepAlertsIn(table: AlertsTable, bus: Bus): Promise<Subscr
     from: 'latest',
     service: 'monitor',
     handle: async (batch) => {
-      await table.write(batch.records.map((r) => r.value));
+      const stored = batch.records.map((r) => r.value);
+      await table.write(stored);
+      await trimOlderThan(table, stored);
       return undefined;
     },
   });
