@@ -4,11 +4,23 @@ import { metrics } from '../core/metrics.ts';
 import { TradeDeduplicator } from '../ingestion/dedup.ts';
 import { REFILL_OVERLAP_MS } from '../ingestion/live/live-source.ts';
 import { type Bus, type CommitPlan, partitionFor, type Subscription } from '../runtime/bus.ts';
-import type { Candle, Interval } from '../schemas/candle.ts';
+import { type Candle, INTERVALS, type Interval } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
 import { topics } from '../schemas/topics.ts';
 import type { TradeEvent } from '../schemas/trade.ts';
-import { type AggregatorStats, CandleAggregator, type LatePolicy, type PairSeed } from './aggregator.ts';
+import {
+  type AggregatorStats,
+  CandleAggregator,
+  type LatePolicy,
+  type PairSeed,
+  REVISION_HORIZON,
+} from './aggregator.ts';
+
+/**
+ * Windows before a pair's last one that a restart's seed keeps (`readSeeds`): the revision horizon, which is as far
+ * as a revision (or a retained window's re-read trade) reaches back, and as many again.
+ */
+const SEED_WINDOWS = 2 * REVISION_HORIZON;
 
 /**
  * The candle stage as a service: `trades` → event-time windows → `candles`, late trades → `dlq`.
@@ -20,8 +32,8 @@ import { type AggregatorStats, CandleAggregator, type LatePolicy, type PairSeed 
  * Exactly-once output without transactions:
  * - the committed offset of a partition is the lowest input offset still needed to rebuild its open
  *   windows (`CandleAggregator.lowestNeededPosition`), never past data whose candle is not yet durable;
- * - on start, the service reads back the tail of `candles` and seeds each pair with what was already
- *   published, so windows rebuilt from re-read trades are not published twice.
+ * - on start, the service reads back the whole `candles` topic, folded per pair, and seeds each pair with what was
+ *   already published, so windows rebuilt from re-read trades are not published twice.
  * Killing the process at any moment and restarting it therefore yields the same candles as an
  * uninterrupted run. Dead letters are at-least-once (they carry origin partition/offset to deduplicate).
  */
@@ -31,8 +43,6 @@ export interface CandleServiceOptions {
   graceMs?: number;
   latePolicy?: LatePolicy;
   group?: string;
-  /** Candles read back per partition on start (must cover what can be published between two commits). */
-  tailRecords?: number;
   /**
    * Candles an earlier process published and stored, taken as published as well as those read back from `candles`:
    * `cryptocast run` gives the newest of each pair from its store, since its in-process bus starts empty (under
@@ -94,7 +104,7 @@ export class CandleService {
       service: 'candles',
       from: 'earliest',
       onAssign: async (partitions) => {
-        // The previous owner may have published more since we last looked: re-read the tail before the
+        // The previous owner may have published more since we last looked: re-read `candles` before the
         // first batch of a newly assigned partition (process() does it lazily).
         for (const p of partitions) this.aggregators.delete(p);
         this.seeds = undefined;
@@ -298,26 +308,29 @@ export class CandleService {
   /** Per `trades` partition, the largest `inputOffset` of the candles read back from `candles` (see readSeeds). */
   private readonly publishedReadTo = new Map<number, number>();
 
-  /** What was already published, per pair, from the tail of `candles`. */
+  /**
+   * What was already published, per pair: the whole `candles` topic (its retention bounds it) folded a page at a time.
+   * A tail of 20,000 records per partition missed a pair quiet behind 20,000 candles of the others on its partition
+   * (its exchange away for a while, or many pairs on one partition): unseeded, a late trade for its last minute was
+   * published as that minute again (revision 0, that trade alone) instead of dead-lettered or revised, the minutes up
+   * to its next trade were filled at that trade's price, and under `revise` its retained windows re-read were all
+   * published twice. Held per pair: its last window and close, and of the windows `SEED_WINDOWS` before the last one
+   * only (what a revision or a re-read after the restart can reach) the latest revision and what was published.
+   */
   private async readSeeds(): Promise<PairSeed[]> {
-    const busTail = await this.opts.bus.readTail(topics.candles, this.opts.tailRecords ?? 20_000);
-    // Only the bus's own candles: stored ones (`cryptocast run`) come from an earlier bus whose offsets are gone.
     this.publishedReadTo.clear();
-    for (const { value: c } of busTail) {
-      if (c.inputOffset === undefined) continue;
-      const p = partitionFor(c.pair, topics.trades.partitions);
-      if (c.inputOffset > (this.publishedReadTo.get(p) ?? -1)) this.publishedReadTo.set(p, c.inputOffset);
-    }
-    const tail = [...(this.opts.stored ?? []).map((value) => ({ value })), ...busTail];
     const interval = this.opts.interval ?? '1m';
-    const byPair = new Map<string, PairSeed & { published: [number, number][]; retained: Candle[] }>();
+    const keptFrom = (s: PairSeed) => s.lastWindowStart - SEED_WINDOWS * INTERVALS[interval];
+    const byPair = new Map<
+      string,
+      PairSeed & { published: Map<string, [number, number]>; retained: Candle[] }
+    >();
     /** Per pair and windowStart, the latest revision read back: what a window taken back for revisions starts from. */
     const latest = new Map<string, Map<number, Candle>>();
     /** The revision `lastClose` was taken from: the last window's latest revision is its close (`revise`). */
     const closeRevision = new Map<string, number>();
-    for (const r of tail) {
-      const c = r.value;
-      if (c.interval !== interval) continue;
+    const take = (c: Candle) => {
+      if (c.interval !== interval) return;
       const k = c.exchange + '|' + c.pair;
       let s = byPair.get(k);
       if (s === undefined) {
@@ -326,16 +339,18 @@ export class CandleService {
           pair: c.pair,
           lastWindowStart: c.windowStart,
           lastClose: c.close,
-          published: [],
+          published: new Map(),
           retained: [],
         };
         byPair.set(k, s);
         closeRevision.set(k, c.revision);
       }
-      s.published.push([c.windowStart, c.revision]);
       const windows = latest.get(k) ?? new Map<number, Candle>();
       latest.set(k, windows);
-      if (c.revision >= (windows.get(c.windowStart)?.revision ?? -1)) windows.set(c.windowStart, c);
+      if (c.windowStart >= keptFrom(s)) {
+        s.published.set(c.windowStart + ':' + c.revision, [c.windowStart, c.revision]);
+        if (c.revision >= (windows.get(c.windowStart)?.revision ?? -1)) windows.set(c.windowStart, c);
+      }
       if (
         c.windowStart > s.lastWindowStart ||
         (c.windowStart === s.lastWindowStart && c.revision >= (closeRevision.get(k) ?? 0))
@@ -344,10 +359,30 @@ export class CandleService {
         s.lastClose = c.close;
         closeRevision.set(k, c.revision);
       }
-    }
+      // What the last window has left behind, dropped now and then (not at each candle: a map walk each).
+      if (windows.size > 2 * SEED_WINDOWS) {
+        const from = keptFrom(s);
+        for (const start of windows.keys()) if (start < from) windows.delete(start);
+        for (const [key, [start]] of s.published) if (start < from) s.published.delete(key);
+      }
+    };
+    // Stored ones first (`cryptocast run`: an earlier bus, before this one), then the bus's own.
+    for (const c of this.opts.stored ?? []) take(c);
+    await this.opts.bus.readPages<Candle>(topics.candles, (page) => {
+      for (const { value: c } of page) {
+        // Only the bus's own candles: stored ones (`cryptocast run`) come from an earlier bus whose offsets are gone.
+        if (c.inputOffset !== undefined) {
+          const p = partitionFor(c.pair, topics.trades.partitions);
+          if (c.inputOffset > (this.publishedReadTo.get(p) ?? -1)) this.publishedReadTo.set(p, c.inputOffset);
+        }
+        take(c);
+      }
+    });
     // Under `revise` the aggregator takes the windows before the last one back for revisions (PairSeed.retained).
     for (const [k, s] of byPair)
-      s.retained = [...(latest.get(k)?.values() ?? [])].sort((a, b) => a.windowStart - b.windowStart);
+      s.retained = [...(latest.get(k)?.values() ?? [])]
+        .filter((c) => c.windowStart >= keptFrom(s))
+        .sort((a, b) => a.windowStart - b.windowStart);
     // The earlier process stopped after its newest stored minute: a restart refill may deliver that minute's last
     // second again (PairSeed.retaken).
     for (const c of this.opts.stored ?? []) {
@@ -356,6 +391,6 @@ export class CandleService {
       s.retaken = { from: c.windowEnd - REFILL_OVERLAP_MS, to: c.windowEnd };
     }
     if (byPair.size > 0) log.info({ service: 'candles', pairs: byPair.size }, 'resuming after earlier run');
-    return [...byPair.values()];
+    return [...byPair.values()].map((s) => ({ ...s, published: [...s.published.values()] }));
   }
 }

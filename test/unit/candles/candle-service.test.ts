@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { CandleService } from '../../../src/candles/candle-service.ts';
 import { metrics } from '../../../src/core/metrics.ts';
 import { TradeService } from '../../../src/ingestion/trade-service.ts';
+import { partitionFor } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../../src/schemas/candle.ts';
 import type { DeadLetter } from '../../../src/schemas/dlq.ts';
@@ -156,6 +157,93 @@ describe('CandleService on the in-process bus', () => {
       'the candles of an uninterrupted run, vwap too',
     );
   });
+
+  for (const latePolicy of ['dlq', 'revise'] as const)
+    it(`${latePolicy}, restart: a pair quiet behind 20,000 candles of others on its partition is still seeded`, async () => {
+      // ADA/USD trades three minutes, then goes quiet (its exchange away); BTC/USD, on the same partition, goes on for
+      // 20,001 minutes. A late trade for ADA's last minute then comes (a refill of what its socket missed), and a
+      // watermark two minutes on: a run that never stopped dead-letters it (dlq) or revises the minute (revise) and
+      // fills the two minutes after. A restart in between must do the same.
+      assert.equal(
+        partitionFor('ADA/USD', topics.candles.partitions),
+        partitionFor('BTC/USD', topics.candles.partitions),
+      );
+      const ada = (o: { ts: number; price: number }) => trade({ ...o, pair: 'ADA/USD' });
+      const before: TradeEvent[] = [
+        ada({ ts: T0 + 20_000, price: 10 }),
+        ada({ ts: T0 + MIN + 20_000, price: 11 }),
+        ada({ ts: T0 + 2 * MIN + 20_000, price: 12 }),
+        watermark(T0 + 3 * MIN + 6_000, { pair: 'ADA/USD' }),
+      ];
+      const after: TradeEvent[] = [
+        ada({ ts: T0 + 2 * MIN + 40_000, price: 99 }),
+        watermark(T0 + 5 * MIN + 6_000, { pair: 'ADA/USD' }),
+      ];
+      // BTC's candles, as the candle service published them meanwhile (no trade of ADA's among them).
+      const others = Array.from({ length: 20_001 }, (_, i) =>
+        candle({ windowEnd: T0 + (i + 1) * MIN, exchange: 'test', pair: 'BTC/USD' }),
+      );
+      const adaOf = async (bus: InProcessBus) => ({
+        candles: (await bus.readTail<Candle>(topics.candles, 30_000))
+          .map((r) => r.value)
+          .filter((c) => c.pair === 'ADA/USD')
+          .map(ohlc),
+        dead: (await bus.readTail<DeadLetter>(topics.dlq, 100)).map((r) => r.value.kind),
+      });
+
+      const uninterrupted = new InProcessBus();
+      const once = new CandleService({ bus: uninterrupted, latePolicy });
+      await once.start();
+      await uninterrupted.publish<TradeEvent>(topics.trades, before);
+      await once.caughtUp();
+      await uninterrupted.publish(topics.candles, others);
+      await uninterrupted.publish<TradeEvent>(topics.trades, after);
+      await once.caughtUp();
+      await once.stop();
+
+      const bus = new InProcessBus();
+      const first = new CandleService({ bus, latePolicy });
+      await first.start();
+      await bus.publish<TradeEvent>(topics.trades, before);
+      await first.caughtUp();
+      await first.stop();
+      await bus.publish(topics.candles, others);
+      const second = new CandleService({ bus, latePolicy });
+      await second.start();
+      await bus.publish<TradeEvent>(topics.trades, after);
+      await second.caughtUp();
+      await second.stop();
+
+      const expected = await adaOf(uninterrupted);
+      assert.deepEqual(
+        expected,
+        latePolicy === 'dlq'
+          ? {
+              candles: [
+                'ADA/USD 00:00 10/10/10/10 v=1 n=1',
+                'ADA/USD 00:01 11/11/11/11 v=1 n=1',
+                'ADA/USD 00:02 12/12/12/12 v=1 n=1',
+                'ADA/USD 00:03 12/12/12/12 v=0 n=0 filled',
+                'ADA/USD 00:04 12/12/12/12 v=0 n=0 filled',
+              ],
+              dead: ['late'],
+            }
+          : {
+              candles: [
+                'ADA/USD 00:00 10/10/10/10 v=1 n=1',
+                'ADA/USD 00:01 11/11/11/11 v=1 n=1',
+                'ADA/USD 00:02 12/12/12/12 v=1 n=1',
+                'ADA/USD 00:02 12/99/12/99 v=2 n=2 r1',
+                'ADA/USD 00:03 99/99/99/99 v=0 n=0 filled',
+                'ADA/USD 00:04 99/99/99/99 v=0 n=0 filled',
+              ],
+              dead: [],
+            },
+      );
+      assert.deepEqual(await adaOf(bus), expected);
+      await uninterrupted.close();
+      await bus.close();
+    });
 
   it('restart: a re-read trade of a published minute is skipped; a late one the re-read shows late is dead-lettered', async () => {
     const bus = new InProcessBus();
