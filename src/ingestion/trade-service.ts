@@ -146,12 +146,20 @@ export class TradeService {
         const fresh = this.dedup.filter(trades);
         this.stats.duplicates += trades.length - fresh.length;
         if (fresh.length === 0) return;
+        const out = new Set<Trade>();
         const published = await publishOrDeadLetter(this.bus, topics.trades, fresh, {
           source: name,
           service: 'trades',
           signal,
           onRetry: () => this.stats.publishRetries++,
           onRefused: () => this.stats.rejects++,
+          onPublished: (t) => out.add(t),
+        }).catch((err: unknown) => {
+          // Not published (a stop while the broker is away, a dead letter the bus refused too): taken back, as the
+          // live source takes them back from its own deduplicator (`deliver`). Kept as seen, the same trades delivered
+          // again (its refill's retry) were dropped here as duplicates: lost. What went out before the error stays seen.
+          for (const t of fresh) if (!out.has(t)) this.dedup.forget(t);
+          throw err;
         });
         this.stats.trades += published.length;
         // One inc per series and batch: an inc hashes its labels, and one per trade was 2 % of a replay.

@@ -47,10 +47,19 @@ export async function publishOrDeadLetter<T, V extends T>(
   bus: Bus,
   topic: Topic<T>,
   values: readonly V[],
-  o: { source: string; service: string; signal?: AbortSignal; onRetry?: () => void; onRefused?: () => void },
+  o: {
+    source: string;
+    service: string;
+    signal?: AbortSignal;
+    onRetry?: () => void;
+    onRefused?: () => void;
+    /** Each value once published: a caller whose call throws (a stop, a dead letter refused) knows what went out. */
+    onPublished?: (value: V) => void;
+  },
 ): Promise<readonly V[]> {
   try {
     await publishDurably(o.source, o.signal, () => bus.publish(topic, values), o.onRetry);
+    for (const v of values) o.onPublished?.(v);
     return values;
   } catch (err) {
     if (!failsTheSameWay(err)) throw err;
@@ -60,6 +69,7 @@ export async function publishOrDeadLetter<T, V extends T>(
     try {
       await publishDurably(o.source, o.signal, () => bus.publish(topic, [v]), o.onRetry);
       published.push(v);
+      o.onPublished?.(v);
     } catch (err) {
       if (!failsTheSameWay(err)) throw err;
       o.onRefused?.();

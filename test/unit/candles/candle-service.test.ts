@@ -385,6 +385,60 @@ describe('CandleService on the in-process bus', () => {
     assert.equal((await bus.readTail(topics.trades, 10)).length, 1);
   });
 
+  it('trade service: trades whose publish ended in an error (a stop while the bus was away) are taken back, not lost', async () => {
+    const { bus, inner } = busFailingOnce(topics.trades.name);
+    try {
+      const svc = new TradeService(bus);
+      const stopping = new AbortController();
+      stopping.abort(); // the stop comes while the broker is away: the retries end with the publish's error
+      const sink = svc.sink('live', stopping.signal);
+      const t = trade({ ts: T0, price: 1, tradeId: '7' });
+      await assert.rejects(async () => sink.trades([t]), /the broker is away/);
+      // The source takes them back too (LiveSource.deliver) and delivers them again when it fetches them again.
+      await sink.trades([t]);
+      assert.deepEqual(
+        (await inner.readTail<TradeEvent>(topics.trades, 10)).map((r) => (r.value as Trade).tradeId),
+        ['7'],
+      );
+      assert.deepEqual([svc.stats.trades, svc.stats.duplicates], [1, 0]);
+    } finally {
+      await inner.close();
+    }
+  });
+
+  it('trade service: of a batch that ended in an error half-way, only what was not published is taken back', async () => {
+    const bus = new InProcessBus();
+    const publish = bus.publish.bind(bus);
+    let refuseDeadLetter = true;
+    bus.publish = (async (topic, values) => {
+      // The dead letter of the refused trade is refused as well, once: the sink throws after publishing 'a'.
+      if (topic.name === 'dlq' && refuseDeadLetter) {
+        refuseDeadLetter = false;
+        throw new TypeError('the dead letter is refused (injected)');
+      }
+      return publish(topic, values);
+    }) as typeof bus.publish;
+    const svc = new TradeService(bus);
+    const sink = svc.sink('buggy-connector');
+    const bad = { ...trade({ ts: T0 + 1, price: 100, tradeId: 'b' }), side: 'hold' } as unknown as Trade;
+    const batch = [
+      trade({ ts: T0, price: 100, tradeId: 'a' }),
+      bad,
+      trade({ ts: T0 + 2, price: 100, tradeId: 'c' }),
+    ];
+    await assert.rejects(async () => sink.trades(batch), /the dead letter is refused/);
+    await sink.trades(batch);
+    assert.deepEqual(
+      (await bus.readTail<TradeEvent>(topics.trades, 10)).map((r) => (r.value as Trade).tradeId),
+      ['a', 'c'],
+    );
+    assert.deepEqual(
+      (await bus.readTail<DeadLetter>(topics.dlq, 10)).map((r) => JSON.parse(r.value.payload).tradeId),
+      ['b'],
+    );
+    assert.equal(svc.stats.duplicates, 1); // 'a', published before the error
+  });
+
   it('trade service: a trade the topic refuses is dead-lettered, not retried for ever; the others are published', async () => {
     const bus = new InProcessBus();
     const svc = new TradeService(bus);
