@@ -121,7 +121,15 @@ backendOptions(
     throw new UsageError(
       '--feeds: the news feeds are polled only by a live run (--source live); a replay plays the recorded news',
     );
-  return (await import('./commands/run.ts')).run({ ...opts, pairsSetting, intervalSetting });
+  // And the alert rules file: one from CRYPTOCAST_ALERT_RULES that could not be read was reported as --alert-rules.
+  const alertRulesSetting =
+    cmd.getOptionValueSource('alertRules') === 'env' ? 'CRYPTOCAST_ALERT_RULES' : '--alert-rules';
+  return (await import('./commands/run.ts')).run({
+    ...opts,
+    pairsSetting,
+    intervalSetting,
+    alertRulesSetting,
+  });
 });
 
 addServiceCommands(program);

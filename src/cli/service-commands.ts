@@ -16,8 +16,14 @@ export function addServiceCommands(program: Command): void {
     if (withBus) cmd.addOption(flag.bus());
     return cmd;
   };
-  const run = (name: string) => async (opts: object) =>
-    (await import('./commands/service.ts')).service(name, opts as never);
+  // A refusal of the alert rules file names where it was named: one from CRYPTOCAST_ALERT_RULES was reported as
+  // --alert-rules, a flag nobody gave.
+  const run = (name: string) => async (opts: object, cmd: Command) =>
+    (await import('./commands/service.ts')).service(name, {
+      ...opts,
+      alertRulesSetting:
+        cmd.getOptionValueSource('alertRules') === 'env' ? 'CRYPTOCAST_ALERT_RULES' : '--alert-rules',
+    } as never);
 
   stage('trades', 'live or recorded trades → the trades topic')
     .addOption(flag.source('where trades come from', 'live'))

@@ -10,7 +10,7 @@ import { DEFAULT_PREDICTIONS_STORE } from '../../inference/store/open.ts';
 import { AlertDelivery } from '../../monitoring/alerts/delivery.ts';
 import { AlertEngine } from '../../monitoring/alerts/engine.ts';
 import { channelsFromEnv } from '../../monitoring/alerts/notifiers.ts';
-import { defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
+import { type AlertRulesSetting, defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
@@ -29,6 +29,8 @@ export async function monitorService(opts: {
   store?: string;
   clock?: 'wall' | 'event';
   alertRules?: string;
+  /** Where the rules file was named: the flag, or CRYPTOCAST_ALERT_RULES (service-commands.ts). */
+  alertRulesSetting?: AlertRulesSetting;
   registry?: string;
   name?: string;
   latePolicy?: string;
@@ -44,7 +46,7 @@ export async function monitorService(opts: {
   const abort = new AbortController();
   onStopSignal(() => abort.abort());
   // Rules are checked before anything opens: a bad file fails at start with its line and the fix.
-  const rules = opts.alertRules ? loadRules(opts.alertRules) : defaultRules();
+  const rules = opts.alertRules ? loadRules(opts.alertRules, opts.alertRulesSetting) : defaultRules();
   const channels = channelsFromEnv();
   const delivery = new AlertDelivery(channels);
   const registry = await openRegistry(opts.registry ?? setting('CRYPTOCAST_REGISTRY') ?? DEFAULT_REGISTRY);

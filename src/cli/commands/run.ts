@@ -33,7 +33,7 @@ import type { ReplayProgress } from '../../ingestion/replay.ts';
 import { AlertDelivery } from '../../monitoring/alerts/delivery.ts';
 import { AlertEngine } from '../../monitoring/alerts/engine.ts';
 import { channelsFromEnv } from '../../monitoring/alerts/notifiers.ts';
-import { defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
+import { type AlertRulesSetting, defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
 import { type AlertsTable, keepAlertsIn, openAlertsTable } from '../../monitoring/store/alerts-table.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
@@ -191,6 +191,8 @@ export async function run(
       serve?: boolean;
       json?: boolean;
       alertRules?: string;
+      /** Where the rules file was named (main.ts): the flag, or CRYPTOCAST_ALERT_RULES. */
+      alertRulesSetting?: AlertRulesSetting;
       /** `--no-monitor`: commander sets monitor = false. */
       monitor?: boolean;
       adaptiveConformal?: boolean;
@@ -233,7 +235,7 @@ async function runEmbedded(opts: Parameters<typeof run>[0], port: number): Promi
   // The API's settings too (a key too short, a malformed rate): refused before a replay, not after it.
   const apiOptions = apiOptionsFromEnv();
   const storeAt = parseStoreUrl(opts.store);
-  const rules = opts.alertRules ? loadRules(opts.alertRules) : defaultRules();
+  const rules = opts.alertRules ? loadRules(opts.alertRules, opts.alertRulesSetting) : defaultRules();
   // The features, and so the model and the monitor, are of 1-minute candles: with other candles `run` dead-lettered
   // every one at the features stage and ended "done" with no prediction. Checked here, not by the flag's choices, to
   // say where other candles are made; any other value (15m, 2m, soon) is refused alike: on the command line a usage

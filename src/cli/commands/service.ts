@@ -13,6 +13,7 @@ import { FeatureService } from '../../features/feature-service.ts';
 import { FeatureWriter } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { TradeService } from '../../ingestion/trade-service.ts';
+import type { AlertRulesSetting } from '../../monitoring/alerts/rules.ts';
 import { CryptoPanicSource } from '../../news/cryptopanic.ts';
 import { NewsService } from '../../news/news-service.ts';
 import { RecordedNewsSource } from '../../news/recorded.ts';
@@ -57,6 +58,8 @@ type ServiceOptions = SourceFlags & {
   /** `service api`: /metrics only on --metrics-port, not on the public --port. */
   metricsPortOnly?: boolean;
   alertRules?: string;
+  /** Where the rules file was named: the flag, or CRYPTOCAST_ALERT_RULES (service-commands.ts). */
+  alertRulesSetting?: AlertRulesSetting;
 } & BackendFlags;
 
 /**

@@ -135,18 +135,25 @@ export function defaultRules(): Rule[] {
   return DEFAULT_RULE_INPUTS.map((r) => RuleSchema.parse(r));
 }
 
+/** Where a rules file was named: the flag, or the environment variable the flag falls back to. */
+export type AlertRulesSetting = '--alert-rules' | 'CRYPTOCAST_ALERT_RULES';
+
 /**
  * Reads and validates a rules file (YAML or JSON — JSON is YAML). Any problem fails with the file, the line and
- * column, what is wrong and how to fix it (CC_ERR_CONFIG), before the monitor starts.
+ * column, what is wrong and how to fix it (CC_ERR_CONFIG), before the monitor starts. The message names `setting`,
+ * where the file was named: a file from CRYPTOCAST_ALERT_RULES was reported as `--alert-rules`, a flag nobody gave.
  */
-export function loadRules(file: string): Rule[] {
+export function loadRules(file: string, setting: AlertRulesSetting = '--alert-rules'): Rule[] {
+  const named = setting === '--alert-rules' ? `--alert-rules ${file}` : `CRYPTOCAST_ALERT_RULES=${file}`;
+  const without =
+    setting === '--alert-rules' ? 'start without --alert-rules' : 'unset CRYPTOCAST_ALERT_RULES';
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw fail(
       ERR.CONFIG,
-      `--alert-rules ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      `${named}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
     );
   }
   const lines = new LineCounter();
@@ -156,7 +163,7 @@ export function loadRules(file: string): Rule[] {
     const at = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
     throw fail(
       ERR.CONFIG,
-      `--alert-rules ${file}${at ? ` line ${at.line}, column ${at.col}` : ''}: not valid YAML/JSON: ${e.message.split('\n')[0]}`,
+      `${named}${at ? ` line ${at.line}, column ${at.col}` : ''}: not valid YAML/JSON: ${e.message.split('\n')[0]}`,
     );
   }
   const r = FileSchema.safeParse(doc.toJS());
@@ -166,14 +173,11 @@ export function loadRules(file: string): Rule[] {
       if (names.has(rule.name))
         throw fail(
           ERR.CONFIG,
-          `--alert-rules ${file} ${where(doc, lines, ['rules', i, 'name'])}: rule name "${rule.name}" used twice`,
+          `${named} ${where(doc, lines, ['rules', i, 'name'])}: rule name "${rule.name}" used twice`,
         );
       names.add(rule.name);
       if (rule.kind === 'coverage_outside' && rule.low >= rule.high)
-        throw fail(
-          ERR.CONFIG,
-          `--alert-rules ${file} ${where(doc, lines, ['rules', i, 'low'])}: low must be below high`,
-        );
+        throw fail(ERR.CONFIG, `${named} ${where(doc, lines, ['rules', i, 'low'])}: low must be below high`);
     }
     return r.data.rules;
   }
@@ -188,13 +192,9 @@ export function loadRules(file: string): Rule[] {
       : issue.code === 'unrecognized_keys'
         ? `unknown setting ${(issue as { keys?: string[] }).keys?.join(', ')}: see the rule kinds in docs/monitoring.md`
         : issue.message;
-  throw fail(
-    ERR.CONFIG,
-    `--alert-rules ${file} ${where(doc, lines, path)} (${path.join('.') || 'top level'}): ${hint}`,
-    {
-      hint: 'fix the rule, or start without --alert-rules to use the defaults (docs/monitoring.md lists every kind)',
-    },
-  );
+  throw fail(ERR.CONFIG, `${named} ${where(doc, lines, path)} (${path.join('.') || 'top level'}): ${hint}`, {
+    hint: `fix the rule, or ${without} to use the defaults (docs/monitoring.md lists every kind)`,
+  });
 }
 
 /** "line L, column C" of a path in the document (its nearest existing ancestor). */

@@ -176,6 +176,35 @@ describe('the CLI refuses with a stable code', () => {
   });
 });
 
+// A rules file that cannot be read was reported as "--alert-rules FILE" when it came from CRYPTOCAST_ALERT_RULES (the
+// chart's way), with the hint "start without --alert-rules": a flag nobody gave.
+describe('an alert rules file that cannot be read', () => {
+  it('is CC_ERR_CONFIG naming where it was named: the flag, or CRYPTOCAST_ALERT_RULES', async () => {
+    const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
+    const monitor = ['service', 'monitor', '--bus', 'memory', '--store', store];
+    const fromEnv = runCli(monitor, { CRYPTOCAST_ALERT_RULES: '/nonexistent.yaml' });
+    const fromFlag = runCli([...monitor, '--alert-rules', '/nonexistent.yaml'], {
+      CRYPTOCAST_ALERT_RULES: undefined,
+    });
+    for (const run of [fromEnv, fromFlag])
+      assert.equal(
+        await exitedWithin(run, 60_000, 'monitor to be refused'),
+        ERR.CONFIG.exitCode,
+        run.stderr(),
+      );
+    assert.match(
+      fromEnv.stderr(),
+      /^cryptocast: CRYPTOCAST_ALERT_RULES=\/nonexistent\.yaml: cannot read it \(ENOENT\) \[CC_ERR_CONFIG\]/,
+    );
+    assert.doesNotMatch(fromEnv.stderr(), /--alert-rules/);
+    assert.match(
+      fromFlag.stderr(),
+      /^cryptocast: --alert-rules \/nonexistent\.yaml: cannot read it \(ENOENT\) \[CC_ERR_CONFIG\]/,
+    );
+    assert.doesNotMatch(fromFlag.stderr(), /CRYPTOCAST_ALERT_RULES/);
+  });
+});
+
 describe('missing recordings', () => {
   it('run without the shared recordings (nor fetched klines): CC_ERR_INPUT, naming the file and the ways out', async () => {
     const empty = scratchDir('cc-usage-');
