@@ -53,8 +53,13 @@ const numberValue = (t: string) =>
   t.trim() !== '' && Number.isFinite(Number(t)) ? undefined : 'it must be a number';
 /** An index name prefix OpenSearch takes (`service index-sink --index-prefix`): lowercase, no leading `-`, `_`, `.`. */
 export const INDEX_PREFIX = /^[a-z0-9][a-z0-9._-]*$/;
+/**
+ * Digits only, a number JavaScript holds exactly: 400 digits passed the digits check as Infinity (refused later, or
+ * not at all).
+ */
+const wholeNumberText = (t: string) => /^\s*\d+\s*$/.test(t) && Number.isSafeInteger(Number(t));
 /** Digits only, 1 or more (a count, a number of days). */
-const wholeAtLeastOne = (t: string) => /^\s*\d+\s*$/.test(t) && Number(t) >= 1;
+const wholeAtLeastOne = (t: string) => wholeNumberText(t) && Number(t) >= 1;
 /** Why `text` is not an http(s) URL (an API, an archive, a feed), or undefined. */
 function httpUrlProblem(text: string): string | undefined {
   let url: URL;
@@ -67,9 +72,11 @@ function httpUrlProblem(text: string): string | undefined {
     ? undefined
     : `"${text.trim()}" is not http(s)`;
 }
+const isPositiveFinite = (v: number) => Number.isFinite(v) && v > 0;
 const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined> = {
+  // Finite: Infinity and 1e400 passed here and were refused only once the command ran (parseSpeed).
   '--speed': (t) =>
-    t === 'max' || Number(t.replace(/x$/i, '')) > 0
+    t === 'max' || isPositiveFinite(Number(t.replace(/x$/i, '')))
       ? undefined
       : 'it must be "max" or a positive factor such as 1, 10, 60',
   // A window of whole days (train --store, service trainer), as the chart's trainer.days: 1.5 and 1e3 were taken.
@@ -132,7 +139,7 @@ const VALUE_CHECKS_BY_PLACEHOLDER: Record<string, (text: string) => string | und
     /^\d+$/.test(t.trim()) && Number(t) <= 65_535
       ? undefined
       : 'it must be a TCP port from 0 to 65535 (0: any free port)',
-  '<n>': (t) => (/^\s*\d+\s*$/.test(t) ? undefined : 'it must be a whole number (0, 1, 2…)'),
+  '<n>': (t) => (wholeNumberText(t) ? undefined : 'it must be a whole number (0, 1, 2…)'),
   '<x>': numberValue,
   '<p>': numberValue,
   '<g>': numberValue,

@@ -31,7 +31,13 @@ export function parseDuration(text: string, name?: string): number {
     throw new ConfigError(
       `${what}"${text.trim()}" has no unit: write e.g. ${m[1]}s or ${m[1]}ms (units: ms, s, m, h, d)`,
     );
-  return Math.round(Number(m[1]) * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!);
+  const ms = Math.round(Number(m[1]) * { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!);
+  // 400 digits and a unit were Infinity milliseconds, taken as a duration.
+  if (!Number.isSafeInteger(ms))
+    throw new ConfigError(
+      `${what}"${text.trim()}" is too long a duration (at most ${Number.MAX_SAFE_INTEGER} ms)`,
+    );
+  return ms;
 }
 
 const Duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {

@@ -86,6 +86,24 @@ describe('a malformed flag value: one rule for every flag of every command', () 
     assert.deepEqual(wrong, []);
   });
 
+  // `--speed Infinity` (and 1e400) passed the check and was refused only once the command ran; 400 digits passed as a
+  // whole number (`--days`, `--folds`: Infinity) and, with a unit, as a duration of Infinity milliseconds.
+  it('a number JavaScript cannot hold (Infinity, NaN, 1e400, 400 digits) is refused the same way, by every typed flag', async () => {
+    const flags = everyFlag.filter((f) => TYPED.test(f.arg));
+    const huge = `1${'0'.repeat(400)}`;
+    const wrong: string[] = [];
+    await each(flags, async ({ path, flag }) => {
+      for (const value of ['Infinity', '-Infinity', 'NaN', '1e400', huge, `${huge}s`]) {
+        const args = [...path, flag, value];
+        const { code, stderr } = await cli(args);
+        const firstLine = stderr.split('\n')[0] ?? '';
+        if (code !== 2 || !firstLine.endsWith('[CC_ERR_USAGE]') || !firstLine.includes(flag))
+          wrong.push(`cryptocast ${args.join(' ').slice(0, 120)}: exit ${code}, ${firstLine.slice(0, 200)}`);
+      }
+    });
+    assert.deepEqual(wrong, []);
+  });
+
   it('--bus of every command: a URL no transport reads is refused the same way (it was CC_ERR_CONFIG)', async () => {
     const buses = everyFlag.filter((f) => f.flag === '--bus');
     assert.ok(buses.length >= 10, `only ${buses.length} commands with --bus`);
