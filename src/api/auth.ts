@@ -53,6 +53,7 @@ const retryAfter = (reply: FastifyReply, waitMs: number) =>
  * API keys (when configured): every route not marked `config.public` needs a valid `x-api-key`, and each key has a
  * token bucket (429 + Retry-After when empty). Wrong or missing keys are rate-limited per client address too, so a
  * client guessing keys is slowed down to `failedAuthPerMinute` (429 + Retry-After), never answered at full speed.
+ * The client address is `req.ip`: the peer's, or, with `trustProxy`, the one the trusted proxies forwarded.
  * A WebSocket's store reads after the upgrade are charged to its key's bucket too (`keyCharge`).
  */
 export function registerAuth(app: FastifyInstance, o: ApiOptions, now: () => number = Date.now): void {

@@ -12,6 +12,12 @@ export interface ApiOptions {
   /** Failed authentications allowed per client address: per minute, and burst (default 10/min, burst 20). */
   failedAuthPerMinute?: number;
   failedAuthBurst?: number;
+  /**
+   * The proxies whose `X-Forwarded-For` names the client (Fastify's `trustProxy`): their addresses and CIDR blocks
+   * (`uniquelocal`: the private ranges). Absent: none, the client is the connection's peer — behind an Ingress, the controller,
+   * for every client alike. Never every peer: a client could then name any address and get a fresh failed-key budget.
+   */
+  trustProxy?: readonly string[];
   /** CORS: allowed origins (`*` for any); absent or empty: no CORS headers. */
   corsOrigins?: readonly string[];
   /** Widest history range (default 31 days). */
@@ -62,6 +68,7 @@ export function apiOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ApiOpti
     apiKeys: apiKeysFromEnv(env),
     ratePerSecond: setting('CRYPTOCAST_API_RATE', env),
     burst: setting('CRYPTOCAST_API_BURST', env),
+    trustProxy: setting('CRYPTOCAST_API_TRUST_PROXY', env),
     corsOrigins: setting('CRYPTOCAST_CORS_ORIGINS', env) ?? [],
     ws: {
       maxFramesPerSecond: setting('CRYPTOCAST_WS_MAX_FRAMES', env),

@@ -121,6 +121,9 @@ export function buildApi(deps: ApiDeps) {
       return fail(reply, status, message);
     },
     clientErrorHandler: clientError,
+    // The client's address (req.ip, by which failed keys are limited) from X-Forwarded-For only as far as the configured
+    // proxies say it; without them every client behind an Ingress was the controller, one budget for everyone.
+    ...(o.trustProxy === undefined ? {} : { trustProxy: [...o.trustProxy] }),
   });
   deps.latest.useStore(deps.store);
   const feeds = [

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { CryptocastError, ERR } from '../core/errors.ts';
 
@@ -32,6 +33,34 @@ const list = z.string().transform((s) =>
     .map((x) => x.trim())
     .filter(Boolean),
 );
+
+/** An address or a CIDR block (`10.0.0.0/8`, `fd00::/8`), or a name of proxy-addr's ranges. */
+function isTrustedProxy(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+  const [address = '', bits, ...more] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || more.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+/**
+ * Which peers may say who the client is (X-Forwarded-For), as Fastify's `trustProxy` takes them: their addresses and
+ * CIDR blocks. Not `true` (every peer): then any client names its own address. Not a number of hops either: Fastify
+ * trusts no peer for one (a direct client could claim to be behind as many proxies as it likes).
+ */
+const trustedProxies = z.string().transform((s, ctx) => {
+  const entries = s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  if (entries.length > 0 && entries.every(isTrustedProxy)) return entries;
+  ctx.addIssue({
+    code: 'custom',
+    message:
+      'the proxies’ addresses or CIDR blocks, comma separated (10.0.0.0/8, fd00::/8; loopback, linklocal, uniquelocal: those ranges), never every address, which lets a client name its own',
+  });
+  return z.NEVER;
+});
 
 const v = <S extends z.ZodType>(meaning: string, def: string, schema: S) => ({
   meaning,
@@ -162,6 +191,11 @@ export const VARIABLES = {
   ),
   CRYPTOCAST_API_KEYS: key(
     '`api`: accepted API keys, comma-separated, each at least 16 characters (none: no authentication)',
+  ),
+  CRYPTOCAST_API_TRUST_PROXY: v(
+    '`api` and `run`: addresses or CIDR blocks of the proxies whose `X-Forwarded-For` names the client (the failed-key limit is per client; `uniquelocal`: the private ranges)',
+    'none (the client is the connection’s peer)',
+    trustedProxies,
   ),
   CRYPTOCAST_API_RATE: v('`api`: requests per second per key (token bucket)', '`50`', positive),
   CRYPTOCAST_API_BURST: v('`api`: burst of the token bucket', '`100`', positive),

@@ -155,6 +155,11 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
     secret: true,
     about: 'accepted API keys, comma separated',
   },
+  {
+    name: 'CRYPTOCAST_API_TRUST_PROXY',
+    services: ['api'],
+    about: 'proxies (CIDRs) whose X-Forwarded-For names the client (none)',
+  },
   { name: 'CRYPTOCAST_API_RATE', services: ['api'], about: 'per-key requests/s (50)' },
   { name: 'CRYPTOCAST_API_BURST', services: ['api'], about: 'per-key burst (100)' },
   { name: 'CRYPTOCAST_CORS_ORIGINS', services: ['api'], about: 'allowed origins, comma separated' },

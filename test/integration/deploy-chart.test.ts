@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { parse } from 'yaml';
+import { setting } from '../../src/config/env.ts';
 import { envOf, SERVICE_ENV, SERVICES, type ServiceName } from '../../src/config/service-env.ts';
 import { RESTORE_RETENTION_MS, topics } from '../../src/schemas/topics.ts';
 import { LocalLlmBackend } from '../../src/sentiment/local-llm.ts';
@@ -597,6 +598,45 @@ describe('helm chart deploy/helm/cryptocast', () => {
           assert.ok(routed(url), `${rule.host}: ${url} is not routed`);
         assert.ok(!routed('/metrics'), `${rule.host}: /metrics is routed to the internet`);
       }
+  });
+
+  // Behind the chart's Ingress every connection to the API came from the controller: the failed-key limit, per client
+  // address, was one budget for every client. With the Ingress the API trusts the private ranges' X-Forwarded-For
+  // (the controller's pods are there), or the proxies api.trustProxy names; without it, none.
+  test('the API trusts X-Forwarded-For from its Ingress controller only when the Ingress is on, or api.trustProxy says', () => {
+    const trustOf = (objs: K8sObject[]): string | undefined => {
+      const cm = configMap(objs)!.data as Record<string, string>;
+      const api = objs.filter(
+        (o) =>
+          o.kind === 'Deployment' && (component(o) === 'api' || podSpec(o).containers[0].args?.[0] === 'run'),
+      );
+      assert.equal(api.length, 1);
+      const env = podSpec(api[0]!).containers[0].env as {
+        name: string;
+        valueFrom?: { configMapKeyRef?: { key: string } };
+      }[];
+      const ref = env.find((e) => e.name === 'CRYPTOCAST_API_TRUST_PROXY')?.valueFrom?.configMapKeyRef;
+      return ref === undefined ? undefined : cm[ref.key];
+    };
+    const embedded = join(CHART, 'ci', 'embedded-values.yaml');
+    const check = (what: string, got: string | undefined, expected: string | undefined) => {
+      assert.equal(got, expected, what);
+      // What the chart sets, the API takes (src/config/env.ts): a value it refused would stop the pod.
+      if (got !== undefined)
+        assert.ok(setting('CRYPTOCAST_API_TRUST_PROXY', { CRYPTOCAST_API_TRUST_PROXY: got }));
+    };
+    check('default values', trustOf(rendered.get('default')!), undefined);
+    check('embedded values', trustOf(rendered.get('embedded')!), undefined);
+    const ingress = ['api.ingress.enabled=true', ...WITH_KEYS];
+    check('Ingress', trustOf(parseManifests(helmTemplate(undefined, ingress))), 'uniquelocal');
+    check('embedded, Ingress', trustOf(parseManifests(helmTemplate(embedded, ingress))), 'uniquelocal');
+    check(
+      'api.trustProxy',
+      trustOf(
+        parseManifests(helmTemplate(undefined, [...ingress, 'api.trustProxy={10.42.0.0/16,fd00::/8}'])),
+      ),
+      '10.42.0.0/16,fd00::/8',
+    );
   });
 
   // The API served /metrics on its public HTTP port (for the in-cluster scrape): whoever reached the API's Service (a

@@ -632,6 +632,67 @@ describe('API keys, rate limit, CORS', () => {
     await app.close();
   });
 
+  // Behind an Ingress every client's connection comes from the controller: one guesser spent everyone's failed-key
+  // budget. With the proxy trusted (CRYPTOCAST_API_TRUST_PROXY) the client is the address it forwarded; a peer that is
+  // not a trusted proxy is its own address, whatever X-Forwarded-For it sends.
+  test('behind a trusted proxy each forwarded client has its own failed-key budget; an untrusted peer cannot forge one', async () => {
+    const url = '/v1/predictions/latest?pair=BTC-USD';
+    const limits = { apiKeys: ['good'], failedAuthPerMinute: 6, failedAuthBurst: 3 };
+    const INGRESS = '10.1.2.3';
+    const via = (
+      app: Awaited<ReturnType<typeof setup>>['app'],
+      peer: string,
+      forwarded: string,
+      key = 'guess',
+    ) =>
+      app.inject({
+        method: 'GET',
+        url,
+        remoteAddress: peer,
+        headers: { 'x-api-key': key, 'x-forwarded-for': forwarded },
+      });
+    for (const trustProxy of [['10.0.0.0/8'], ['uniquelocal'], [INGRESS]]) {
+      const { app, latest } = await setup({ options: { ...limits, trustProxy } });
+      latest.add(prediction('BTC/USD', T0));
+      for (let i = 0; i < 3; i++) assert.equal((await via(app, INGRESS, '198.51.100.1')).statusCode, 401);
+      assert.equal(
+        (await via(app, INGRESS, '198.51.100.1')).statusCode,
+        429,
+        `${trustProxy}: the guesser is slowed`,
+      );
+      // What a client puts in the header comes before what the proxy appends: only the proxy's entry counts.
+      assert.equal(
+        (await via(app, INGRESS, '203.0.113.77, 198.51.100.1')).statusCode,
+        429,
+        `${trustProxy}: a forged entry before the proxy's own is no new budget`,
+      );
+      assert.equal(
+        (await via(app, INGRESS, '198.51.100.2')).statusCode,
+        401,
+        `${trustProxy}: another client behind the same proxy has its own budget`,
+      );
+      assert.equal((await via(app, INGRESS, '198.51.100.1', 'good')).statusCode, 200);
+      await app.close();
+    }
+    // A peer outside the trusted block: its X-Forwarded-For is ignored, each forged address is the same budget.
+    const { app, latest } = await setup({ options: { ...limits, trustProxy: ['10.0.0.0/8'] } });
+    latest.add(prediction('BTC/USD', T0));
+    for (let i = 0; i < 3; i++)
+      assert.equal((await via(app, '192.0.2.9', `198.51.100.${i}`)).statusCode, 401);
+    assert.equal(
+      (await via(app, '192.0.2.9', '198.51.100.50')).statusCode,
+      429,
+      'forged addresses share one budget',
+    );
+    await app.close();
+    // No proxy trusted (the default): X-Forwarded-For is ignored from every peer.
+    const plain = await setup({ options: limits });
+    for (let i = 0; i < 3; i++)
+      assert.equal((await via(plain.app, INGRESS, `198.51.100.${i}`)).statusCode, 401);
+    assert.equal((await via(plain.app, INGRESS, '198.51.100.50')).statusCode, 429);
+    await plain.app.close();
+  });
+
   test('CORS headers only for configured origins', async () => {
     const on = await setup({ options: { corsOrigins: ['https://dash.example'] } });
     on.latest.add(prediction('BTC/USD', T0));
@@ -678,10 +739,13 @@ describe('API keys, rate limit, CORS', () => {
       CRYPTOCAST_API_KEYS: ' key-one-0123456789, key-two-0123456789 ,',
       CRYPTOCAST_API_RATE: '10',
       CRYPTOCAST_CORS_ORIGINS: '*',
+      CRYPTOCAST_API_TRUST_PROXY: '10.0.0.0/8, fd00::/8',
     });
     assert.deepEqual(o.apiKeys, ['key-one-0123456789', 'key-two-0123456789']);
     assert.equal(o.ratePerSecond, 10);
     assert.deepEqual(o.corsOrigins, ['*']);
+    assert.deepEqual(o.trustProxy, ['10.0.0.0/8', 'fd00::/8']);
+    assert.equal(apiOptionsFromEnv({}).trustProxy, undefined, 'no proxy trusted unless one is named');
     assert.throws(
       () => apiOptionsFromEnv({ CRYPTOCAST_API_BURST: 'lots' }),
       coded(ERR.CONFIG, /CRYPTOCAST_API_BURST/),

@@ -84,6 +84,29 @@ describe('the environment, read in one place', () => {
       );
   });
 
+  // The API's trusted proxies: addresses and CIDR blocks only. `true`/`*` (every peer) would let any client name its own
+  // address, and a hop count Fastify takes as "trust no peer", so both are refused rather than silently weakened.
+  it('CRYPTOCAST_API_TRUST_PROXY: addresses and CIDR blocks; every peer, a hop count or a bad block is CC_ERR_CONFIG', () => {
+    const name = 'CRYPTOCAST_API_TRUST_PROXY';
+    assert.deepEqual(setting(name, { [name]: ' 10.0.0.0/8, fd00::/8 ,192.0.2.7,uniquelocal' }), [
+      '10.0.0.0/8',
+      'fd00::/8',
+      '192.0.2.7',
+      'uniquelocal',
+    ]);
+    assert.equal(setting(name, { [name]: '' }), undefined);
+    for (const value of ['true', '*', '1', '10.0.0.0/33', 'fd00::/129', 'ingress', '10.0.0.0/8/1'])
+      assert.throws(
+        () => setting(name, { [name]: value }),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'CC_ERR_CONFIG');
+          assert.match(err.message, new RegExp(`^${name} must be the proxies’ addresses or CIDR blocks`));
+          return true;
+        },
+        value,
+      );
+  });
+
   it('secrets are the ones redaction knows, and are read only as secrets', () => {
     assert.deepEqual([...SECRET_ENV_VARS].sort(), [...SECRET_NAMES].sort());
     for (const n of ['CRYPTOCAST_API_KEYS', 'CRYPTOPANIC_TOKEN', 'MLFLOW_TRACKING_PASSWORD', 'PGPASSWORD'])

@@ -89,6 +89,18 @@ predictor.aci: 691200000
       key: {{ .name }}
 {{- end -}}
 
+{{/*
+The API's trusted proxies (CRYPTOCAST_API_TRUST_PROXY), comma separated: api.trustProxy, else with the chart's Ingress
+the private ranges its controller's pods are in (uniquelocal), else none (""): the client is the connection's peer.
+*/}}
+{{- define "cryptocast.apiTrustProxy" -}}
+{{- if .Values.api.trustProxy -}}
+{{- join "," .Values.api.trustProxy -}}
+{{- else if .Values.api.ingress.enabled -}}
+uniquelocal
+{{- end -}}
+{{- end -}}
+
 {{/* One env entry read from a Secret: (dict "name" VAR "secret" NAME "key" KEY "optional" BOOL). */}}
 {{- define "cryptocast.fromSecret" -}}
 - name: {{ .name }}
@@ -185,6 +197,9 @@ credentials from Secrets.
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_API_BURST") $cfg) }}
 {{- if $v.api.corsOrigins }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_CORS_ORIGINS") $cfg) }}
+{{- end }}
+{{- if include "cryptocast.apiTrustProxy" $cfg.root }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_API_TRUST_PROXY") $cfg) }}
 {{- end }}
 {{- with $v.api.keysSecret }}{{ if .name }}
 {{ include "cryptocast.fromSecret" (dict "name" "CRYPTOCAST_API_KEYS" "secret" .name "key" .key) }}
