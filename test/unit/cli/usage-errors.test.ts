@@ -7,26 +7,45 @@ import { parseDuration } from '../../../src/config/config.ts';
 import { BUS_SERVICES } from '../../../src/config/service-env.ts';
 import { ERR, type ErrorKind } from '../../../src/core/errors.ts';
 import { exitedWithin, runCli } from '../../support/cli.ts';
+import { parseCommandLine } from '../../support/cli-in-process.ts';
 import { KRAKEN_2019_CSV, SHARED_DATA } from '../../support/data.ts';
 import { scratchDir } from '../../support/scratch.ts';
 import { waitFor } from '../../support/wait.ts';
 
-/** Exit 2, one line naming the problem with its code, no stack trace; within `ms` (a command that runs on fails). */
-async function refused(args: string[], kind: ErrorKind, ms = 60_000): Promise<string> {
-  const run = runCli(args);
-  const code = await exitedWithin(run, ms, `cryptocast ${args.join(' ')} to be refused`);
-  const stderr = run.stderr();
+/** The binary's refusal: its exit status, one line naming the problem with its code, no stack trace. */
+function assertRefusal(code: number | string, stderr: string, kind: ErrorKind): string {
   assert.equal(code, kind.exitCode, stderr);
   assert.match(stderr, new RegExp(`\\[${kind.code}\\]`), stderr);
   assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
   return stderr;
 }
 
+/**
+ * The binary, in its own process, refuses: for what only a command that started says (a check in its action, a file
+ * it opened, a store); within `ms` (a command that runs on fails).
+ */
+async function refused(args: string[], kind: ErrorKind, ms = 60_000): Promise<string> {
+  const run = runCli(args);
+  const code = await exitedWithin(run, ms, `cryptocast ${args.join(' ')} to be refused`);
+  return assertRefusal(code, run.stderr(), kind);
+}
+
+/**
+ * The same refusal where commander refuses as it reads the command line (an unknown command or flag, a value not
+ * among the choices, a malformed value: src/cli/flags.ts), parsed in this process by the binary's own program
+ * (test/support/cli-in-process.ts): the status the binary ends with and what it prints, in a millisecond where a
+ * spawn takes a second or more. That both ways print the same is proven below ('…the binary and the parse…').
+ */
+async function refusedAsParsed(args: string[], kind: ErrorKind): Promise<string> {
+  const { status, stderr } = await parseCommandLine(args);
+  return assertRefusal(status, stderr, kind);
+}
+
 describe('the CLI refuses with a stable code', () => {
   it('commander’s own refusals: an unknown stage, a flag of another stage, a value not among the choices', async () => {
-    await refused(['service', 'bogus'], ERR.USAGE);
-    await refused(['service', 'candles', '--store', 'duckdb:x'], ERR.USAGE);
-    await refused(['service', 'candles', '--interval', '7m'], ERR.USAGE);
+    await refusedAsParsed(['service', 'bogus'], ERR.USAGE);
+    await refusedAsParsed(['service', 'candles', '--store', 'duckdb:x'], ERR.USAGE);
+    await refusedAsParsed(['service', 'candles', '--interval', '7m'], ERR.USAGE);
   });
 
   // Commander's suggestion came on a second line before the code ("cryptocast: unknown option '--sever'" then
@@ -37,12 +56,25 @@ describe('the CLI refuses with a stable code', () => {
       [['run', '--sever'], "unknown option '--sever'", '--serve'],
       [['serivce'], "unknown command 'serivce'", 'service'],
     ] as const) {
-      const lines = (await refused([...args], ERR.USAGE)).trimEnd().split('\n');
+      const lines = (await refusedAsParsed([...args], ERR.USAGE)).trimEnd().split('\n');
       assert.equal(lines[0], `cryptocast: ${first} [CC_ERR_USAGE]`, lines.join('\n'));
       assert.deepEqual(lines.slice(1), [
         `  hint: did you mean ${suggestion}?`,
         '  hint: run the command with --help for its flags',
       ]);
+    }
+  });
+
+  it('a refusal as the command line is read: the binary and the parse in this process end and print the same', async () => {
+    for (const args of [
+      ['run', '--sever'],
+      ['service', 'candles', '--grace', '5'],
+    ]) {
+      const run = runCli(args);
+      const code = await exitedWithin(run, 60_000, `cryptocast ${args.join(' ')} to be refused`);
+      const parsed = await parseCommandLine(args);
+      assert.deepEqual({ code, stderr: run.stderr() }, { code: parsed.status, stderr: parsed.stderr });
+      assertRefusal(code, run.stderr(), ERR.USAGE);
     }
   });
 
@@ -226,7 +258,7 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
       /--every must be at least 1m/,
     );
     assert.match(
-      await refused(['service', 'trainer', '--store', store, '--every', '7'], ERR.USAGE),
+      await refusedAsParsed(['service', 'trainer', '--store', store, '--every', '7'], ERR.USAGE),
       /--every <duration>' argument '7' is invalid\. "7" has no unit/,
     );
     assert.match(
@@ -234,7 +266,7 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
       /at least 1m/,
     );
     assert.match(
-      await refused(['service', 'candles', '--bus', 'memory', '--grace', '5'], ERR.USAGE),
+      await refusedAsParsed(['service', 'candles', '--bus', 'memory', '--grace', '5'], ERR.USAGE),
       /--grace.*"5" has no unit/,
     );
   });
@@ -283,7 +315,7 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
     const predictor = ['service', 'predictor', '--bus', 'memory', '--store', store];
     for (const flag of ['--poll', '--max-staleness'])
       assert.match(
-        await refused([...predictor, flag, '5'], ERR.USAGE, 20_000),
+        await refusedAsParsed([...predictor, flag, '5'], ERR.USAGE),
         new RegExp(`${flag} <duration>' argument '5' is invalid\\. "5" has no unit`),
       );
     assert.match(await refused([...predictor, '--poll', '0s'], ERR.USAGE, 20_000), /--poll must be positive/);
@@ -291,7 +323,7 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
 
   it('service news-signals --max-lag 60 | run --news-max-lag 60: the news lag takes a unit as well (it took seconds)', async () => {
     assert.match(
-      await refused(['service', 'news-signals', '--bus', 'memory', '--max-lag', '60'], ERR.USAGE, 20_000),
+      await refusedAsParsed(['service', 'news-signals', '--bus', 'memory', '--max-lag', '60'], ERR.USAGE),
       /--max-lag <duration>' argument '60' is invalid\. "60" has no unit/,
     );
     assert.match(
@@ -299,7 +331,7 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
       /--max-lag must be positive/,
     );
     assert.match(
-      await refused(['run', '--news-max-lag', '60'], ERR.USAGE, 20_000),
+      await refusedAsParsed(['run', '--news-max-lag', '60'], ERR.USAGE),
       /--news-max-lag <duration>' argument '60' is invalid\. "60" has no unit/,
     );
   });
@@ -319,7 +351,7 @@ describe('a bus URL the transport cannot use', () => {
   // On the command line a flag's value, refused as every malformed flag value is (CC_ERR_USAGE, src/cli/flags.ts); from
   // CRYPTOCAST_BUS a setting's (CC_ERR_CONFIG: 'CRYPTOCAST_BUS supplies it' below).
   it('is a usage error, not a stack trace: an unknown scheme, a port that is not a number', async () => {
-    await refused(
+    await refusedAsParsed(
       [
         'backfill',
         '--exchange',
@@ -337,8 +369,8 @@ describe('a bus URL the transport cannot use', () => {
       ],
       ERR.USAGE,
     );
-    await refused(['service', 'candles', '--bus', 'kafka://localhost:abc'], ERR.USAGE);
-    await refused(['service', 'candles', '--bus', 'kafka://localhost:99999'], ERR.USAGE);
+    await refusedAsParsed(['service', 'candles', '--bus', 'kafka://localhost:abc'], ERR.USAGE);
+    await refusedAsParsed(['service', 'candles', '--bus', 'kafka://localhost:99999'], ERR.USAGE);
   });
 });
 
@@ -401,23 +433,33 @@ describe('evaluate, train and backtest check every flag before loading anything'
   const missing = join(tmpdir(), 'cc-no-such-candles.csv');
 
   it('evaluate/train: bad --folds, --trials, --seed, --tune-seconds, --aci-gamma, --aci-window, --purge', async () => {
-    const cases: [string[], ErrorKind, RegExp][] = [
-      [['--folds', 'abc'], ERR.USAGE, /--folds <n>' argument 'abc' is invalid\. it must be a whole number/],
-      [['--folds', '0'], ERR.USAGE, /--folds/],
-      [['--trials', '1.5'], ERR.USAGE, /--trials/],
-      [['--seed', '-1'], ERR.USAGE, /--seed/],
-      [['--tune-seconds', 'x'], ERR.USAGE, /--tune-seconds/],
-      [['--purge', '5'], ERR.USAGE, /--purge <duration>' argument '5' is invalid\. "5" has no unit/],
+    // Malformed: refused as the flags are read (in this process); in range only for the command (its own process).
+    const malformed: [string[], RegExp][] = [
+      [['--folds', 'abc'], /--folds <n>' argument 'abc' is invalid\. it must be a whole number/],
+      [['--trials', '1.5'], /--trials/],
+      [['--seed', '-1'], /--seed/],
+      [['--tune-seconds', 'x'], /--tune-seconds/],
+      [['--purge', '5'], /--purge <duration>' argument '5' is invalid\. "5" has no unit/],
     ];
-    for (const [flags, kind, message] of cases) {
-      assert.match(await refused(['evaluate', '--candles', missing, ...flags], kind), message);
-      assert.match(await refused(['train', '--candles', missing, ...flags], kind), message);
-    }
-    for (const flags of [
-      ['--adaptive-conformal', '--aci-gamma', '2'],
-      ['--adaptive-conformal', '--aci-window', 'ten'],
-    ])
-      assert.match(await refused(['evaluate', '--candles', missing, ...flags], ERR.USAGE), /--aci-/);
+    for (const [flags, message] of malformed)
+      for (const cmd of ['evaluate', 'train'])
+        assert.match(await refusedAsParsed([cmd, '--candles', missing, ...flags], ERR.USAGE), message);
+    for (const cmd of ['evaluate', 'train'])
+      assert.match(await refused([cmd, '--candles', missing, '--folds', '0'], ERR.USAGE), /--folds/);
+    assert.match(
+      await refusedAsParsed(
+        ['evaluate', '--candles', missing, '--adaptive-conformal', '--aci-window', 'ten'],
+        ERR.USAGE,
+      ),
+      /--aci-window/,
+    );
+    assert.match(
+      await refused(
+        ['evaluate', '--candles', missing, '--adaptive-conformal', '--aci-gamma', '2'],
+        ERR.USAGE,
+      ),
+      /--aci-gamma/,
+    );
   });
 
   it('evaluate/train: --mode rolling with --every (whose window is --window) is refused, not run on all history', async () => {
@@ -439,7 +481,7 @@ describe('evaluate, train and backtest check every flag before loading anything'
     );
     // evaluate reads no store: the flag is not one of its own (its help listed it).
     assert.match(
-      await refused(['evaluate', '--candles', missing, '--with-news'], ERR.USAGE),
+      await refusedAsParsed(['evaluate', '--candles', missing, '--with-news'], ERR.USAGE),
       /unknown option '--with-news'/,
     );
   });
@@ -458,7 +500,7 @@ describe('evaluate, train and backtest check every flag before loading anything'
     assert.match(await refused([...args, '--aci-gamma', '2'], ERR.USAGE), /--aci-gamma/);
     assert.match(await refused([...args, '--aci-window', '0'], ERR.USAGE), /--aci-window/);
     assert.match(
-      await refused([...args, '--horizon', '5'], ERR.USAGE),
+      await refusedAsParsed([...args, '--horizon', '5'], ERR.USAGE),
       /--horizon <duration>' argument '5' is invalid\. "5" has no unit/,
     );
   });
