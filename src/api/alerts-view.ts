@@ -19,27 +19,35 @@ export class AlertsView {
 
   async start(bus: Bus): Promise<void> {
     await bus.ensureTopics([topics.alerts]);
-    this.subscription = await bus.subscribe({
-      topic: topics.alerts,
-      group: `api-alerts-${randomUUID().slice(0, 8)}`,
-      from: 'latest',
-      service: 'api',
-      handle: (batch) => {
-        for (const r of batch.records) this.apply(r.value);
-        return undefined;
-      },
-    });
     // The whole topic (its retention bounds it), a page at a time, keeping the newest notification of each series: a
     // tail of 1,000 records missed an alert firing behind 1,000 notifications of other series (an alert storm over
     // many pairs), and the API did not list it while it was still firing.
     const newest = new Map<string, AlertNotification>();
+    /** Per partition, the offset after the last record the read went through. */
+    const readEnd = new Map<number, bigint>();
     await bus.readPages<AlertNotification>(topics.alerts, (page) => {
-      for (const { value: n } of page) {
+      for (const { value: n, partition, offset } of page) {
         const series = `${n.rule}|${n.key}`;
         if (n.at >= (newest.get(series)?.at ?? Number.NEGATIVE_INFINITY)) newest.set(series, n);
+        if (offset >= (readEnd.get(partition) ?? 0n)) readEnd.set(partition, offset + 1n);
       }
     });
     for (const n of [...newest.values()].sort((a, b) => a.at - b.at)) this.apply(n);
+    // Then every record after the read, wherever the group's assignment lands: a fresh group starts at the earliest
+    // offset and skips what the read went through. Subscribing "from latest" before the read lost the notifications
+    // published between the read and the assignment (on Kafka "latest" is fixed when the partitions are assigned,
+    // which a late join or a rebalance puts after the read): a `resolved` published while the API started left the
+    // alert listed as firing until its next notification.
+    this.subscription = await bus.subscribe({
+      topic: topics.alerts,
+      group: `api-alerts-${randomUUID().slice(0, 8)}`,
+      from: 'earliest',
+      service: 'api',
+      handle: (batch) => {
+        for (const r of batch.records) if (r.offset >= (readEnd.get(r.partition) ?? 0n)) this.apply(r.value);
+        return undefined;
+      },
+    });
   }
 
   list(): AlertNotification[] {
