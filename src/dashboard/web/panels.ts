@@ -1,7 +1,17 @@
+import { COVERAGE_ALERT_BAND, coverageVerdict } from './coverage.ts';
 import { duration, esc, num, pct, price, utc } from './format.ts';
-import type { Model, ModelHistory, NewsEntry, PipelineHealth, Quality } from './types.ts';
+import type { Figures, Model, ModelHistory, NewsEntry, PipelineHealth, Quality } from './types.ts';
 
 /** The panels beside the charts, rendered from API data as HTML (data values escaped). */
+
+/** A coverage cell's text and colour (see coverage.ts); its title says the band that chance allows for its count. */
+function coverageCell(f: Figures, target: number): [string, string] {
+  const v = coverageVerdict(f.coverage, f.count, target);
+  const title = v.noise
+    ? ` title="chance alone: ${pct(v.noise[0], 1)}–${pct(v.noise[1], 1)} for ${num(f.count)} predictions; alert band ${pct(COVERAGE_ALERT_BAND.low, 0)}–${pct(COVERAGE_ALERT_BAND.high, 0)}"`
+    : '';
+  return [`<span${title}>${pct(f.coverage, 1)}</span>`, v.cls];
+}
 
 const ci = (x: number[] | null | undefined) => (x ? ` [${pct(x[0], 1)}, ${pct(x[1], 1)}]` : '');
 
@@ -25,7 +35,7 @@ export function qualityPanel(q: Quality, quote: string): string {
       ${row('persistence MAE', 'persistenceMae', (w) => [price(fig(w).persistenceMae, quote)], price(wf?.persistenceMae ?? null, quote))}
       ${row('skill vs persistence', 'skill', (w) => [pct(fig(w).skill, 3), good(fig(w).skill === null ? null : fig(w).skill! > 0)], pct(wf?.skill ?? null, 3))}
       ${row('direction (95 % CI)', 'directionalAccuracy', (w) => [pct(fig(w).directionalAccuracy, 1) + ci(fig(w).directionalCi95)], pct(wf?.directionalAccuracy ?? null, 1) + ci(wf?.directionalCi95))}
-      ${row(`p10–p90 coverage (target ${pct(q.coverageTarget, 0)})`, 'coverage', (w) => [pct(fig(w).coverage, 1), good(fig(w).coverage === null ? null : Math.abs(fig(w).coverage! - q.coverageTarget) <= 0.05)], pct(wf?.coverage ?? null, 1))}
+      ${row(`p10–p90 coverage (target ${pct(q.coverageTarget, 0)})`, 'coverage', (w) => coverageCell(fig(w), q.coverageTarget), pct(wf?.coverage ?? null, 1))}
       ${row('bias (predicted − actual)', 'bias', (w) => [price(fig(w).bias, quote)], '')}
     </tbody>
   </table>`;
