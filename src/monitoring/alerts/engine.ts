@@ -44,12 +44,16 @@ const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 const mins = (ms: number) => `${(ms / 60_000).toFixed(1)} min`;
 
 /**
- * Whether `rule` can be evaluated on `s`: the staleness kinds not on a replay, and no_candles and no_trades not before
+ * Whether `rule` can be evaluated on `s`: the staleness kinds and champion_age not on a replay, and no_candles and no_trades not before
  * the candles are read to the end after a start (see `AlertSignals`). A rule that cannot be is not clear either: its
  * alerts are left as they are (`AlertStates.update`).
  */
 export function evaluable(rule: Rule, s: AlertSignals): boolean {
   if (rule.kind === 'feature_staleness') return s.live;
+  // The champion's age is wall-clock (now − its training time, as `cryptocast_champion_age_seconds`): a replay's event
+  // clock says nothing about it. Evaluated there, the rule depended on the period replayed: never for one before the
+  // training (a negative age), firing for one recorded 15 days after it though no time had passed.
+  if (rule.kind === 'champion_age') return s.live;
   if (rule.kind === 'no_candles' || rule.kind === 'no_trades') return s.live && s.candlesCaughtUp;
   return true;
 }
@@ -157,7 +161,7 @@ export function observe(rule: Rule, s: AlertSignals): Observation[] {
       return out;
     }
     case 'champion_age': {
-      if (s.championCreatedAt === undefined) return out;
+      if (!evaluable(rule, s) || s.championCreatedAt === undefined) return out;
       const hours = (s.now - s.championCreatedAt) / 3_600_000;
       obs(
         'all',

@@ -20,7 +20,8 @@ import { ERR, fail } from '../../core/errors.ts';
  * - `no_candles` / `no_trades`: no candle / no candle with trades for `minutes`
  * - `feature_staleness`: the newest feature vector older than `minutes`
  * - `consumer_lag`: a consumer group `records` or more behind (whole system)
- * - `champion_age`: the champion trained more than `hours` ago (whole system)
+ * - `champion_age`: the champion trained more than `hours` ago on the wall clock (whole system); live only: a
+ *   replay's event clock does not age the champion, and the rule is not evaluated there
  * - `dead_letters`: more than `perMinute` dead letters in the last minute (whole system)
  */
 const Duration = z

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { type CryptocastError, ERR } from '../../../../src/core/errors.ts';
-import { AlertEngine, observe } from '../../../../src/monitoring/alerts/engine.ts';
+import { AlertEngine, evaluable, observe } from '../../../../src/monitoring/alerts/engine.ts';
 import { defaultRules, loadRules, RuleSchema } from '../../../../src/monitoring/alerts/rules.ts';
 import { RollingQuality } from '../../../../src/monitoring/rolling-quality.ts';
 import { scorePrediction } from '../../../../src/monitoring/score.ts';
@@ -172,6 +172,21 @@ describe('rule conditions on the monitor’s signals', () => {
     assert.equal(observe(r({ kind: 'consumer_lag', records: 10_000 }), signals())[0]!.active, true);
     assert.equal(observe(r({ kind: 'champion_age', hours: 72 }), signals())[0]!.active, true);
     assert.equal(observe(r({ kind: 'dead_letters', perMinute: 5 }), signals())[0]!.active, false);
+  });
+
+  it('champion_age is wall-clock: not evaluated on a replay, whatever period the replay is of', () => {
+    const rule = r({ kind: 'champion_age', hours: 360 });
+    const trained = T - 100 * 3_600_000;
+    // Live, 20 days after training: fires.
+    const live = observe(rule, signals({ now: trained + 20 * 24 * 3_600_000 }));
+    assert.equal(live[0]!.active, true);
+    // A replay whose event clock is 20 days after training (data recorded since), or a month before it: no
+    // observation, and the rule counts as not evaluated (its alerts left as they are, none raised).
+    for (const now of [trained + 20 * 24 * 3_600_000, trained - 30 * 24 * 3_600_000]) {
+      const replay = signals({ live: false, now });
+      assert.deepEqual(observe(rule, replay), [], `event clock ${new Date(now).toISOString()}`);
+      assert.equal(evaluable(rule, replay), false);
+    }
   });
 });
 
