@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Bus, Subscription } from '../runtime/bus.ts';
+import { type Bus, offsetsAfter, type Subscription } from '../runtime/bus.ts';
 import type { AlertNotification } from '../schemas/alert.ts';
 import { topics } from '../schemas/topics.ts';
 
@@ -26,25 +26,26 @@ export class AlertsView {
     /** Per partition, the offset after the last record the read went through. */
     const readEnd = new Map<number, bigint>();
     await bus.readPages<AlertNotification>(topics.alerts, (page) => {
-      for (const { value: n, partition, offset } of page) {
+      for (const { value: n } of page) {
         const series = `${n.rule}|${n.key}`;
         if (n.at >= (newest.get(series)?.at ?? Number.NEGATIVE_INFINITY)) newest.set(series, n);
-        if (offset >= (readEnd.get(partition) ?? 0n)) readEnd.set(partition, offset + 1n);
       }
+      offsetsAfter(page, readEnd);
     });
     for (const n of [...newest.values()].sort((a, b) => a.at - b.at)) this.apply(n);
-    // Then every record after the read, wherever the group's assignment lands: a fresh group starts at the earliest
-    // offset and skips what the read went through. Subscribing "from latest" before the read lost the notifications
-    // published between the read and the assignment (on Kafka "latest" is fixed when the partitions are assigned,
-    // which a late join or a rebalance puts after the read): a `resolved` published while the API started left the
-    // alert listed as firing until its next notification.
+    // Then every record after the read, wherever the group's assignment lands: a fresh group starting where the read
+    // ended (a partition the read found empty: from its start). Subscribing "from latest" before the read lost the
+    // notifications published between the read and the assignment (on Kafka "latest" is fixed when the partitions
+    // are assigned, which a late join or a rebalance puts after the read): a `resolved` published while the API
+    // started left the alert listed as firing until its next notification.
     this.subscription = await bus.subscribe({
       topic: topics.alerts,
       group: `api-alerts-${randomUUID().slice(0, 8)}`,
       from: 'earliest',
+      startAt: readEnd,
       service: 'api',
       handle: (batch) => {
-        for (const r of batch.records) if (r.offset >= (readEnd.get(r.partition) ?? 0n)) this.apply(r.value);
+        for (const r of batch.records) this.apply(r.value);
         return undefined;
       },
     });

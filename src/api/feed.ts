@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { log } from '../core/log.ts';
-import type { Bus, Subscription } from '../runtime/bus.ts';
+import { type Bus, offsetsAfter, type Subscription } from '../runtime/bus.ts';
 import type { Topic } from '../runtime/topic.ts';
 
 /**
@@ -97,8 +97,8 @@ const missedRevision = (e: Entry, since: number) => e.revision === true && (e.re
 
 /**
  * The API's in-memory view of a topic: the latest record per pair and a ring of recent ones per pair (WebSocket
- * resume). Fed by a subscription of its own (a consumer group unique to this instance, from the latest offset); a
- * cold start fills it from the topic's tail and the store's latest. A record whose key is already in the ring (a
+ * resume). Fed by a subscription of its own (a consumer group unique to this instance, from where the cold start's
+ * read of the topic's tail ended); a cold start fills it from that tail and the store's latest. A record whose key is already in the ring (a
  * re-publication) replaces it silently: listeners hear of each key once — or twice, when the spec says the second is
  * a revision (`FeedSpec.revision`).
  */
@@ -136,24 +136,32 @@ export class Feed<T extends FeedRecord> {
     return this.filled && this.subscription !== undefined;
   }
 
-  /** Subscribes (from the latest offset, so nothing published from now on is missed), then fills from the tail and store. */
+  /**
+   * Fills from the topic's tail, subscribes from where that read ended (so nothing published since is missed), then
+   * fills from the store.
+   */
   async start(opts: FeedStartOptions): Promise<void> {
     this.coldStarting = true;
     const group =
       opts.group ?? `api-${this.spec.channel}-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+    const tail = await opts.bus.readTail(this.spec.topic, Math.min(this.ringSize, 1000));
+    const tailEnd = offsetsAfter(tail);
+    tail.sort((a, b) => a.value.windowEnd - b.value.windowEnd);
+    for (const r of tail) this.add(r.value, true);
+    // From the offsets the tail ended at (a partition it found empty: from its start), not "from latest" before the
+    // read: on Kafka "latest" is fixed when the group is assigned the partitions, which a late join or a rebalance puts
+    // after the read, and the records published in between were neither read nor consumed.
     this.subscription = await opts.bus.subscribe({
       topic: this.spec.topic,
       group,
-      from: 'latest',
+      from: 'earliest',
+      startAt: tailEnd,
       service: 'api',
       handle: (batch) => {
         for (const r of batch.records) this.add(r.value);
         return undefined;
       },
     });
-    const tail = await opts.bus.readTail(this.spec.topic, Math.min(this.ringSize, 1000));
-    tail.sort((a, b) => a.value.windowEnd - b.value.windowEnd);
-    for (const r of tail) this.add(r.value, true);
     if (this.spec.latestInStore)
       for (const pair of opts.pairs) {
         const v = await this.spec.latestInStore(pair);

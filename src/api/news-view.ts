@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { normaliseUrl } from '../news/normalise.ts';
-import type { Bus, Subscription } from '../runtime/bus.ts';
+import { type Bus, offsetsAfter, type Subscription } from '../runtime/bus.ts';
 import type { NewsItem } from '../schemas/news.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
 import { topics } from '../schemas/topics.ts';
@@ -78,11 +78,19 @@ export class NewsView {
   async start(bus: Bus): Promise<void> {
     await bus.ensureTopics([topics.news, topics.newsSignals]);
     const group = `api-news-${randomUUID().slice(0, 8)}`;
+    const items = await bus.readTail(topics.news, this.size);
+    for (const r of items) this.addItem(r.value);
+    const signals = await bus.readTail(topics.newsSignals, this.size * 3);
+    for (const r of signals) this.addSignal(r.value);
+    // Each topic followed from where its read ended (a partition the read found empty: from its start), not "from
+    // latest" before the reads: on Kafka "latest" is fixed when the group is assigned the partitions, which a late
+    // join or a rebalance puts after the read, and an item or signal published in between was never shown.
     this.subscriptions.push(
       await bus.subscribe({
         topic: topics.news,
         group,
-        from: 'latest',
+        from: 'earliest',
+        startAt: offsetsAfter(items),
         service: 'api',
         handle: (b) => {
           for (const r of b.records) this.addItem(r.value);
@@ -92,7 +100,8 @@ export class NewsView {
       await bus.subscribe({
         topic: topics.newsSignals,
         group: `${group}-signals`,
-        from: 'latest',
+        from: 'earliest',
+        startAt: offsetsAfter(signals),
         service: 'api',
         handle: (b) => {
           for (const r of b.records) this.addSignal(r.value);
@@ -100,8 +109,6 @@ export class NewsView {
         },
       }),
     );
-    for (const r of await bus.readTail(topics.news, this.size)) this.addItem(r.value);
-    for (const r of await bus.readTail(topics.newsSignals, this.size * 3)) this.addSignal(r.value);
   }
 
   async stop(): Promise<void> {

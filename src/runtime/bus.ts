@@ -88,6 +88,19 @@ export function checkedPageSize(pageSize: number | undefined): number {
   return pageSize;
 }
 
+/**
+ * Per partition, the offset after the last of `records` (a read's end): the `startAt` of a subscription that follows
+ * a topic from where the read ended. A partition with no record read is not in it (the subscription's `from` applies).
+ */
+export function offsetsAfter(
+  records: Iterable<Delivered<unknown>>,
+  into = new Map<number, bigint>(),
+): Map<number, bigint> {
+  for (const r of records)
+    if (r.offset >= (into.get(r.partition) ?? 0n)) into.set(r.partition, r.offset + 1n);
+  return into;
+}
+
 export interface Delivered<T> {
   readonly topic: string;
   readonly partition: number;
@@ -131,6 +144,13 @@ export interface SubscribeOptions<T> {
   group: string;
   /** Where a group with no committed offset starts. */
   from?: 'earliest' | 'latest';
+  /**
+   * Per partition, the offset a group with no committed offset starts at instead of `from` (clamped to the log). For a
+   * view that reads a topic first, then follows it from where the read ended: "latest" is fixed only when the group is
+   * assigned the partition (Kafka: possibly after the read, and again at a rebalance), and what came in between was
+   * neither read nor consumed.
+   */
+  startAt?: ReadonlyMap<number, bigint>;
   /** Service name, used in dead letters and logs. */
   service: string;
   /** Called with records of one partition, in order. Must not mutate the values. */

@@ -325,7 +325,10 @@ export class InProcessBus implements Bus {
       if (added.length > 0) {
         for (const p of added) {
           const pl = tl.partitions[p]!;
-          const committed = group.committed.get(p) ?? (from === 'latest' ? pl.end : pl.base);
+          const at = m.options.startAt?.get(p);
+          const committed =
+            group.committed.get(p) ??
+            (at !== undefined ? Math.min(Number(at), pl.end) : from === 'latest' ? pl.end : pl.base);
           m.position.set(p, Math.max(committed, pl.base));
         }
         await m.options.onAssign?.(added);

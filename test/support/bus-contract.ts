@@ -333,6 +333,48 @@ export function busContract(open: () => Promise<BusUnderTest>): void {
     assert.deepEqual(await read(0), [0, 1, 2, 10], 'since the epoch: everything');
     assert.deepEqual(await read(since + 3_600_000), [], 'since a time after every record: nothing');
   });
+  it('subscribe with startAt: a fresh group starts each listed partition there (clamped to the log), the others at from', async () => {
+    const { bus } = await open();
+    await bus.ensureTopics([twoPartitions, topics.dlq]);
+    const keys = [0, 1].map((p) => ['A', 'B', 'C', 'D', 'E'].find((k) => partitionFor(k, 2) === p)!);
+    await bus.publish(
+      twoPartitions,
+      [0, 1, 2].map((n) => ({ pair: keys[0]!, n })),
+    );
+    await bus.publish(twoPartitions, [{ pair: keys[1]!, n: 3 }]);
+    const second = (await bus.readTail(twoPartitions, 10)).find((r) => r.value.n === 1)!;
+    const got = new Map<number, number[]>();
+    const sub = await bus.subscribe({
+      topic: twoPartitions,
+      group: 'contract-start-at',
+      from: 'earliest',
+      // Partition 0 from its second record; partition 1 from past its end: its end.
+      startAt: new Map([
+        [second.partition, second.offset],
+        [1 - second.partition, 99n],
+      ]),
+      service: 'contract',
+      handle: (b) => {
+        got.set(b.partition, [...(got.get(b.partition) ?? []), ...b.records.map((r) => r.value.n)]);
+        return undefined;
+      },
+    });
+    try {
+      await bus.publish(twoPartitions, [
+        { pair: keys[0]!, n: 10 },
+        { pair: keys[1]!, n: 11 },
+      ]);
+      await waitFor(
+        'the records from each start',
+        () => [got.get(0) ?? [], got.get(1) ?? []],
+        ([a, b]) => a!.includes(10) && b!.includes(11),
+        { timeoutMs: 60_000 },
+      );
+      assert.deepEqual([got.get(0), got.get(1)], [[1, 2, 10], [11]]);
+    } finally {
+      await sub.stop();
+    }
+  });
   it('groupLag with a signal: answers as without while it is live; once aborted, rejects with its reason', async () => {
     const { bus } = await open();
     await bus.ensureTopics([numbered, topics.dlq]);

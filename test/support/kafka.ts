@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Admin } from '@platformatic/kafka';
+import type { Bus } from '../../src/runtime/bus.ts';
 import type { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Topic } from '../../src/runtime/topic.ts';
 import { waitFor } from './wait.ts';
@@ -104,4 +105,43 @@ export async function waitForGroupCommitted(
   } finally {
     await admin.close();
   }
+}
+
+/**
+ * `bus` (the real broker), except that a subscription joins its group only once the view under test has made `reads`
+ * whole-topic or tail reads and `afterReads` has run: a group whose partitions are assigned after the view read the
+ * topic (a late join, a first join that assigned nothing, a rebalance), with records published in between.
+ */
+export function lateAssignment(bus: Bus, reads: number, afterReads: () => Promise<void>): Bus {
+  let done = 0;
+  let release!: () => void;
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  const read = async <R>(p: Promise<R>): Promise<R> => {
+    const out = await p;
+    if (++done === reads) {
+      await afterReads();
+      release();
+    }
+    return out;
+  };
+  return {
+    kind: bus.kind,
+    ensureTopics: (t) => bus.ensureTopics(t),
+    publish: (t, v) => bus.publish(t, v),
+    groupLag: (t, g, o) => bus.groupLag(t, g, o),
+    close: () => bus.close(),
+    readTail: (t, n, o) => read(bus.readTail(t, n, o)),
+    readPages: (t, onPage, o) => read(bus.readPages(t, onPage, o)),
+    async subscribe(options) {
+      const real = released.then(() => bus.subscribe(options));
+      return {
+        stop: async () => (await real).stop(),
+        lag: () => 0,
+        caughtUp: async () => (await real).caughtUp(),
+        readToEnd: () => false,
+      };
+    },
+  };
 }

@@ -556,9 +556,12 @@ export class KafkaSubscription<T> {
     const { earliest, latest } = await this.bus.offsets(this.topicName);
     for (const p of partitions) {
       const c = committed.get(p) ?? -1n;
-      const fallback =
-        (this.opts.from ?? 'earliest') === 'earliest' ? (earliest[p] ?? 0n) : (latest[p] ?? 0n);
-      out.set(p, { position: c >= 0n ? c : fallback, committed: c, end: latest[p] ?? 0n });
+      const first = earliest[p] ?? 0n;
+      const end = latest[p] ?? 0n;
+      let fallback = (this.opts.from ?? 'earliest') === 'earliest' ? first : end;
+      const at = this.opts.startAt?.get(p);
+      if (at !== undefined) fallback = at < first ? first : at > end ? end : at;
+      out.set(p, { position: c >= 0n ? c : fallback, committed: c, end });
     }
     return out;
   }
