@@ -121,7 +121,7 @@ export class CandleService {
         }
         log.info({ service: 'candles', partitions }, 'partitions revoked');
       },
-      handle: (batch) => this.handle(batch.partition, batch.records),
+      handle: (batch) => this.handle(batch.partition, batch.records, batch.signal),
     });
   }
 
@@ -182,9 +182,10 @@ export class CandleService {
   private async handle(
     partition: number,
     records: readonly { offset: bigint; value: TradeEvent }[],
+    signal: AbortSignal,
   ): Promise<CommitPlan> {
     try {
-      return await this.process(partition, records);
+      return await this.process(partition, records, signal);
     } catch (err) {
       // The bus re-delivers from the committed offset: drop this partition's state (it already absorbed the
       // batch) and re-read what was published, so the retry rebuilds it exactly.
@@ -201,6 +202,7 @@ export class CandleService {
   private async process(
     partition: number,
     records: readonly { offset: bigint; value: TradeEvent }[],
+    signal: AbortSignal,
   ): Promise<CommitPlan> {
     if (!this.inputEnds.has(partition)) await this.readInputEnds([partition]);
     if (this.seeds === undefined) this.seeds = await this.readSeeds();
@@ -243,11 +245,14 @@ export class CandleService {
     const durable = this.durableDeadLetters.get(partition) ?? new Set<string>();
     this.durableDeadLetters.set(partition, durable);
     const dead = pending.dead.splice(0).filter((d) => !durable.has(d.offset!));
+    // The partition given back meanwhile (`Batch.signal`: its next owner reads the batch again): nothing published.
     if (dead.length > 0) {
+      signal.throwIfAborted();
       await this.opts.bus.publish(topics.dlq, dead);
       for (const d of dead) durable.add(d.offset!);
     }
     if (candles.length > 0) {
+      signal.throwIfAborted();
       await this.opts.bus.publish(topics.candles, candles);
       this.stats.candles += candles.length;
       const now = Date.now();

@@ -192,7 +192,9 @@ export class FeatureService {
       this.newest.set(v.pair, Math.max(this.newest.get(v.pair) ?? 0, v.windowEnd));
       out.push(toRecord(c.exchange, v));
     }
+    // The partition given back meanwhile (`Batch.signal`: its next owner reads the batch again): nothing published.
     if (out.length > 0) {
+      batch.signal.throwIfAborted();
       await this.bus.publish(topics.features, out);
       this.stats.vectors += out.length;
       this.onVectors?.(out);
@@ -200,6 +202,7 @@ export class FeatureService {
     }
     if (dead.length > 0) {
       log.warn({ service: 'features', count: dead.length, reason: dead[0]!.reason }, 'candles rejected');
+      batch.signal.throwIfAborted();
       await this.bus.publish(topics.dlq, dead);
     }
     this.stats.candles += n.candles;

@@ -87,6 +87,8 @@ export class FeatureWriter {
         const isMine = (v: FeatureVectorRecord) =>
           v.featureSet === TECHNICAL_SET.name && v.featureSetVersion === TECHNICAL_SET.version;
         const mine = batch.records.map((r) => r.value).filter(isMine);
+        // The partition given back meanwhile (`Batch.signal`: its next owner reads the batch again): nothing written.
+        batch.signal.throwIfAborted();
         await this.store.write(TECHNICAL_SET, mine);
         // Counted once stored, each record once: the news write below may fail after this one committed (a full disk
         // stops `cryptocast run` there, which reports these counts), and the batch then comes again.
@@ -102,6 +104,7 @@ export class FeatureWriter {
         else if (this.withNews) {
           const rows = this.newsRows(mine);
           try {
+            batch.signal.throwIfAborted();
             await this.store.write(NEWS_SET, rows);
           } catch (err) {
             this.forgetNewsClocks(mine); // the re-delivered batch makes these rows again

@@ -312,7 +312,10 @@ export class PredictorService {
         });
       }
     }
+    // The partition given back meanwhile (`Batch.signal`: its next owner reads the batch again, the warm-up or a
+    // read-back above may have waited through the rebalance): nothing stored or published.
     if (out.length > 0) {
+      batch.signal.throwIfAborted();
       await this.store.write(out);
       faultPoint('predictor:stored');
       // Only what the topic does not have yet (a re-read batch after a crash was published already).
@@ -324,7 +327,9 @@ export class PredictorService {
       const alphasToPublish = alphas.filter(
         (a) => a.windowEnd > (this.published!.get(`${a.exchange}|${a.pair}`) ?? Number.NEGATIVE_INFINITY),
       );
+      batch.signal.throwIfAborted();
       if (alphasToPublish.length > 0) await this.bus.publish(topics.predictorAci, alphasToPublish);
+      batch.signal.throwIfAborted();
       if (toPublish.length > 0) await this.bus.publish(topics.predictions, toPublish);
       for (const p of toPublish) {
         const key = `${p.exchange}|${p.pair}`;
@@ -335,6 +340,7 @@ export class PredictorService {
     }
     if (dead.length > 0) {
       this.log.warn({ count: dead.length, reason: dead[0]!.reason }, 'feature vectors rejected');
+      batch.signal.throwIfAborted();
       await this.bus.publish(topics.dlq, dead);
     }
     this.stats.vectors += batch.records.length;
