@@ -1,4 +1,4 @@
-import { Consumer, findErrorBy, heartbeatV4 } from '@platformatic/kafka';
+import { Consumer, findErrorBy, heartbeatV4, offsetCommitV8 } from '@platformatic/kafka';
 import { reportDependency } from '../../core/dependency.ts';
 import type { Logger } from '../../core/log.ts';
 import { backoffCap } from '../../core/retry.ts';
@@ -49,8 +49,21 @@ export class KafkaSubscription<T> {
   private batchInHand: AbortController | undefined;
   private readonly fetcher: RawConsumer;
   private readonly partitions = new Map<number, PartitionCursor>();
-  /** The latest assignment from the group, not applied yet. */
+  /** The latest assignment from the group, not applied yet, and its generation. */
   private pending: Set<number> | undefined;
+  private pendingGeneration = -1;
+  /**
+   * The generation of the assignment applied last: the one every commit is sent in (`sendCommit`), so that the broker
+   * refuses it once the group has moved on, until the next assignment is applied and says whether the partition is
+   * still this member's.
+   */
+  private generation = -1;
+  /**
+   * A commit was refused for the group's sake (this member evicted, a newer generation, a rebalance under way): the
+   * partitions may be another member's already, so nothing more is handed over until the next assignment is applied
+   * (the client's heartbeat hears the same answer and rejoins).
+   */
+  private outOfGeneration = false;
   private joined = false;
   private rejoinNeeded = false;
   /** The client is rejoining the group: no batch is handed over until the new assignment arrives (`quiesce`). */
@@ -90,8 +103,9 @@ export class KafkaSubscription<T> {
       // Awaited before each JoinGroup the client sends, the first and every rejoin (its heartbeat rejoins as soon
       // as the coordinator announces a rebalance). The same empty subscription data as without the option.
       protocolsMetadata: async () => {
-        // A commit that fails for the group's sake (this member evicted, its generation gone) makes the client
-        // rejoin from inside `quiesce`'s commit, and ask again: that nested join goes on at once.
+        // A join the client asks for while `quiesce` runs (a nested join) goes on at once: waiting for `quiesce` would
+        // wait for itself. (The client's own `commit` rejoined so, from inside a commit; commits no longer use it:
+        // `sendCommit`.)
         if (this.quiescing === undefined) {
           this.quiescing = this.quiesce();
           try {
@@ -117,6 +131,7 @@ export class KafkaSubscription<T> {
       for (const a of payload.assignments ?? [])
         if (a.topic === this.topicName) for (const p of a.partitions) mine.add(p);
       this.pending = mine;
+      this.pendingGeneration = payload.generationId ?? -1;
       // A nested join's assignment (see `protocolsMetadata`) is followed by the outer join's.
       if (this.quiescing === undefined) this.rejoining = false;
       this.wake.notify();
@@ -244,6 +259,7 @@ export class KafkaSubscription<T> {
       !this.joined ||
       this.pending !== undefined ||
       this.rejoining ||
+      this.outOfGeneration ||
       this.stopped ||
       this.rejoinNeeded ||
       this.fetchFailures > 0
@@ -290,7 +306,7 @@ export class KafkaSubscription<T> {
           await this.wake.wait(500);
           continue;
         }
-        if (this.rejoining) {
+        if (this.rejoining || this.outOfGeneration) {
           await this.wake.wait(500);
           continue;
         }
@@ -346,7 +362,7 @@ export class KafkaSubscription<T> {
   private async deliverFetched(fetched: Map<number, Fetched>, positions: Map<number, bigint>): Promise<void> {
     for (const p of [...fetched.keys()].sort((a, b) => a - b)) {
       // A new assignment is applied before anything else is delivered (partitions may have moved).
-      if (this.stopped || this.pending !== undefined || this.rejoining) break;
+      if (this.stopped || this.pending !== undefined || this.rejoining || this.outOfGeneration) break;
       const state = this.partitions.get(p);
       if (state === undefined || state.position !== positions.get(p)) continue;
       await this.deliver(p, state, fetched.get(p)!);
@@ -361,7 +377,7 @@ export class KafkaSubscription<T> {
     const { records } = fetched;
     const poison = state.poison;
     for (let i = 0, size = 0; i === 0 || i < records.length; i += size) {
-      if (this.stopped || this.pending !== undefined || this.rejoining) return;
+      if (this.stopped || this.pending !== undefined || this.rejoining || this.outOfGeneration) return;
       size = poison.chunkSize(records[i]?.offset ?? state.position, this.bus.maxBatch);
       const chunk = records.slice(i, i + size);
       const last = i + size >= records.length;
@@ -468,12 +484,51 @@ export class KafkaSubscription<T> {
       false;
     await state.commitPending(owned, async (offset, leaderEpoch) => {
       try {
-        await this.member.commit({ offsets: [{ topic: this.topicName, partition, offset, leaderEpoch }] });
+        await this.sendCommit(partition, offset, leaderEpoch);
       } catch (err) {
-        this.log.warn({ err, partition, offset }, 'commit failed; will retry');
+        if (this.outOfGeneration || findErrorBy(err as Error, 'needsRejoin', true)) {
+          this.outOfGeneration = true;
+          this.log.warn(
+            { err, partition, offset },
+            'commit refused: the group moved on without this member; nothing more handed over until it rejoins',
+          );
+        } else this.log.warn({ err, partition, offset }, 'commit failed; will retry');
         throw err;
       }
     });
+  }
+
+  /**
+   * One OffsetCommit in the generation of the applied assignment, on the client's connection to the group coordinator
+   * (its public protocol API, as `heartbeatWhileQuiescing`). Not the client's `commit`: on a refusal for the group's sake
+   * (evicted, a newer generation, a rebalance under way) that one rejoins and sends the same offsets again in the new
+   * generation, whoever owns the partition by then — a member evicted with a chunk in hand moved the new owner's offset
+   * back (its records read twice), or, waiting for that rejoin inside a delivery that `quiesce` waits for, hung for
+   * good. Refused here, the commit stays pending (partition-cursor.ts, step 4) until the new assignment is applied: a
+   * partition that moved, or whose committed offset changed meanwhile, is dropped with it.
+   */
+  private async sendCommit(partition: number, offset: bigint, leaderEpoch: number): Promise<void> {
+    const { groupId, memberId, coordinatorId } = this.member;
+    if (memberId === null || coordinatorId === null || this.generation < 0) {
+      this.outOfGeneration = true;
+      throw new Error('not a member of the group: nothing committed');
+    }
+    const connection = (await this.member.connectToBrokers([coordinatorId])).get(coordinatorId);
+    if (connection === undefined)
+      throw new Error('no connection to the group coordinator: nothing committed');
+    await offsetCommitV8.api.async(connection, groupId, this.generation, memberId, null, [
+      {
+        name: this.topicName,
+        partitions: [
+          {
+            partitionIndex: partition,
+            committedOffset: offset,
+            committedLeaderEpoch: leaderEpoch,
+            committedMetadata: null,
+          },
+        ],
+      },
+    ]);
   }
 
   private async flushCommits(): Promise<void> {
@@ -491,11 +546,13 @@ export class KafkaSubscription<T> {
     let revoked: number[];
     let added: number[];
     let starts: Map<number, { position: bigint; committed: bigint; end: bigint }>;
+    let generation: number;
     // Until the assignment we computed for is still the latest one (another rebalance may complete meanwhile).
     do {
       if (this.pending === undefined) return true;
       const wanted = this.pending;
       next = wanted;
+      generation = this.pendingGeneration;
       const current = new Set(this.partitions.keys());
       const kept = [...wanted].filter((p) => current.has(p));
       revoked = [...current].filter((p) => !wanted.has(p));
@@ -515,6 +572,8 @@ export class KafkaSubscription<T> {
       }
     } while (this.pending !== next);
     this.pending = undefined;
+    this.generation = generation;
+    this.outOfGeneration = false;
     for (const p of revoked) this.partitions.delete(p);
     if (revoked.length > 0)
       await this.callback(
