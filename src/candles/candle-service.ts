@@ -204,8 +204,9 @@ export class CandleService {
     records: readonly { offset: bigint; value: TradeEvent }[],
     signal: AbortSignal,
   ): Promise<CommitPlan> {
-    if (!this.inputEnds.has(partition)) await this.readInputEnds([partition]);
-    if (this.seeds === undefined) this.seeds = await this.readSeeds();
+    // A broker away: the read-backs wait for it, until the batch is given back (`Batch.signal`).
+    if (!this.inputEnds.has(partition)) await this.readInputEnds([partition], signal);
+    if (this.seeds === undefined) this.seeds = await this.readSeeds(signal);
     let agg = this.aggregators.get(partition);
     let dedup = this.dedups.get(partition);
     if (agg === undefined || dedup === undefined) {
@@ -287,8 +288,8 @@ export class CandleService {
    * Records in `inputEnds` the offset of the last record of each of `partitions` now. A partition that is empty (or
    * whose last record is invalid, never handed to the service) gets `undefined`: every offset of it may be a re-read.
    */
-  private async readInputEnds(partitions: readonly number[]): Promise<void> {
-    const tail = await this.opts.bus.readTail(topics.trades, 1);
+  private async readInputEnds(partitions: readonly number[], signal?: AbortSignal): Promise<void> {
+    const tail = await this.opts.bus.readTail(topics.trades, 1, { signal });
     for (const p of partitions) this.inputEnds.set(p, undefined);
     for (const r of tail)
       if (partitions.includes(r.partition)) this.inputEnds.set(r.partition, Number(r.offset));
@@ -322,7 +323,7 @@ export class CandleService {
    * published twice. Held per pair: its last window and close, and of the windows `SEED_WINDOWS` before the last one
    * only (what a revision or a re-read after the restart can reach) the latest revision and what was published.
    */
-  private async readSeeds(): Promise<PairSeed[]> {
+  private async readSeeds(signal?: AbortSignal): Promise<PairSeed[]> {
     this.publishedReadTo.clear();
     const interval = this.opts.interval ?? '1m';
     const keptFrom = (s: PairSeed) => s.lastWindowStart - SEED_WINDOWS * INTERVALS[interval];
@@ -373,16 +374,21 @@ export class CandleService {
     };
     // Stored ones first (`cryptocast run`: an earlier bus, before this one), then the bus's own.
     for (const c of this.opts.stored ?? []) take(c);
-    await this.opts.bus.readPages<Candle>(topics.candles, (page) => {
-      for (const { value: c } of page) {
-        // Only the bus's own candles: stored ones (`cryptocast run`) come from an earlier bus whose offsets are gone.
-        if (c.inputOffset !== undefined) {
-          const p = partitionFor(c.pair, topics.trades.partitions);
-          if (c.inputOffset > (this.publishedReadTo.get(p) ?? -1)) this.publishedReadTo.set(p, c.inputOffset);
+    await this.opts.bus.readPages<Candle>(
+      topics.candles,
+      (page) => {
+        for (const { value: c } of page) {
+          // Only the bus's own candles: stored ones (`cryptocast run`) come from an earlier bus whose offsets are gone.
+          if (c.inputOffset !== undefined) {
+            const p = partitionFor(c.pair, topics.trades.partitions);
+            if (c.inputOffset > (this.publishedReadTo.get(p) ?? -1))
+              this.publishedReadTo.set(p, c.inputOffset);
+          }
+          take(c);
         }
-        take(c);
-      }
-    });
+      },
+      { signal },
+    );
     // Under `revise` the aggregator takes the windows before the last one back for revisions (PairSeed.retained).
     for (const [k, s] of byPair)
       s.retained = [...(latest.get(k)?.values() ?? [])]

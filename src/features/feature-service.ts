@@ -136,7 +136,8 @@ export class FeatureService {
       engine = this.newEngine();
       this.engines.set(batch.partition, engine);
     }
-    if (this.published === undefined) this.published = await this.readPublished();
+    // A broker away: the read-back waits for it, until the batch is given back (`Batch.signal`).
+    if (this.published === undefined) this.published = await this.readPublished(batch.signal);
     let kept = this.kept.get(batch.partition);
     if (kept === undefined) {
       kept = new Map();
@@ -224,12 +225,16 @@ export class FeatureService {
    * candles re-read to re-warm it (up to `warmup` of them, the commit waits for its oldest) were published again. It
    * is read a page at a time and folded as it comes: one windowEnd per pair is held, not the topic.
    */
-  private async readPublished(): Promise<Map<string, number>> {
+  private async readPublished(signal?: AbortSignal): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    await this.bus.readPages<FeatureVectorRecord>(topics.features, (page) => {
-      for (const { value: v } of page)
-        if (v.windowEnd > (out.get(v.pair) ?? Number.NEGATIVE_INFINITY)) out.set(v.pair, v.windowEnd);
-    });
+    await this.bus.readPages<FeatureVectorRecord>(
+      topics.features,
+      (page) => {
+        for (const { value: v } of page)
+          if (v.windowEnd > (out.get(v.pair) ?? Number.NEGATIVE_INFINITY)) out.set(v.pair, v.windowEnd);
+      },
+      { signal },
+    );
     return out;
   }
 

@@ -2,6 +2,7 @@ import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
 import { redactSecrets } from '../core/secrets.ts';
+import { unlessGivenBack } from '../core/unless-given-back.ts';
 import { FEATURE_SET } from '../features/technical.ts';
 import { type Batch, type Bus, HoldBatch, type Subscription } from '../runtime/bus.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
@@ -134,7 +135,7 @@ export class PredictorService {
    * predicted with the current model (published nowhere), so a restarted predictor publishes the forecasts it would
    * have published had it never stopped (given the same model and what the store holds).
    */
-  private async warmUp(v: FeatureVectorRecord): Promise<void> {
+  private async warmUp(v: FeatureVectorRecord, signal: AbortSignal): Promise<void> {
     const key = `${v.exchange}|${v.pair}`;
     const model = this.models.current();
     if (
@@ -148,8 +149,10 @@ export class PredictorService {
     const from = v.windowEnd - this.adjustments.windowMinutes * 60_000 - WARM_UP_MARGIN_MS;
     let stored: FeatureVectorRecord[];
     try {
-      stored = await this.history(v.pair, from, v.windowEnd);
+      stored = await unlessGivenBack(this.history(v.pair, from, v.windowEnd), signal);
     } catch (err) {
+      // Given back: the batch is not handled, and the pair is warmed up again by whoever handles it.
+      if (signal.aborted) throw signal.reason;
       // Predictions must not wait on the history (a feature table not created yet, say): the band starts empty.
       this.warmed.add(key);
       this.log.warn(
@@ -234,13 +237,15 @@ export class PredictorService {
     // "no champion" — nothing is lost while it recovers.
     if (this.models.waitingForChampion?.())
       throw new HoldBatch('the champion is not loaded yet (registry away or download failed): features held');
+    // The waits below end once the batch is given back (`Batch.signal`): a broker or a store away must not hold a
+    // rebalance past its timeout.
     if (this.published === undefined) {
-      this.publishedAlpha = await this.readPublishedAlpha();
-      this.published = await this.readPublished();
+      this.publishedAlpha = await this.readPublishedAlpha(batch.signal);
+      this.published = await this.readPublished(batch.signal);
     }
     if (this.adjustments !== undefined && this.history !== undefined)
       for (const r of batch.records)
-        if (!this.warmed.has(`${r.value.exchange}|${r.value.pair}`)) await this.warmUp(r.value);
+        if (!this.warmed.has(`${r.value.exchange}|${r.value.pair}`)) await this.warmUp(r.value, batch.signal);
     const out: Prediction[] = [];
     /** The α_t each adjusted band of `out` was made with (the state a restart restores). */
     const alphas: AciState[] = [];
@@ -316,7 +321,7 @@ export class PredictorService {
     // read-back above may have waited through the rebalance): nothing stored or published.
     if (out.length > 0) {
       batch.signal.throwIfAborted();
-      await this.store.write(out);
+      await unlessGivenBack(this.store.write(out), batch.signal);
       faultPoint('predictor:stored');
       // Only what the topic does not have yet (a re-read batch after a crash was published already).
       const toPublish = out.filter(
@@ -400,14 +405,18 @@ export class PredictorService {
    * be published twice. It is read a page at a time and folded as it comes: only the newest windowEnd of each pair is
    * held, not the topic.
    */
-  private async readPublished(): Promise<Map<string, number>> {
+  private async readPublished(signal?: AbortSignal): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    await this.bus.readPages<Prediction>(topics.predictions, (page) => {
-      for (const { value: p } of page) {
-        const key = `${p.exchange}|${p.pair}`;
-        if (p.windowEnd > (out.get(key) ?? Number.NEGATIVE_INFINITY)) out.set(key, p.windowEnd);
-      }
-    });
+    await this.bus.readPages<Prediction>(
+      topics.predictions,
+      (page) => {
+        for (const { value: p } of page) {
+          const key = `${p.exchange}|${p.pair}`;
+          if (p.windowEnd > (out.get(key) ?? Number.NEGATIVE_INFINITY)) out.set(key, p.windowEnd);
+        }
+      },
+      { signal },
+    );
     return out;
   }
 
@@ -418,31 +427,35 @@ export class PredictorService {
    * and folded as it comes: per exchange|pair only the states within a warm-up's reach of its newest so far are held
    * (what a warm-up can use; a state out of reach of the newest so far is out of reach of the newest at the end).
    */
-  private async readPublishedAlpha(): Promise<Map<string, Map<number, AciState>>> {
+  private async readPublishedAlpha(signal?: AbortSignal): Promise<Map<string, Map<number, AciState>>> {
     const out = new Map<string, Map<number, AciState>>();
     if (this.adjustments?.aci === undefined) return out;
     const reach = this.adjustments.windowMinutes * 60_000 + WARM_UP_MARGIN_MS;
     const newest = new Map<string, number>();
-    await this.bus.readPages<AciState>(topics.predictorAci, (page) => {
-      const touched = new Set<string>();
-      for (const { value: a } of page) {
-        const key = `${a.exchange}|${a.pair}`;
-        if (a.windowEnd > (newest.get(key) ?? Number.NEGATIVE_INFINITY)) newest.set(key, a.windowEnd);
-        if (a.windowEnd < newest.get(key)! - reach) continue;
-        let byWindowEnd = out.get(key);
-        if (byWindowEnd === undefined) {
-          byWindowEnd = new Map();
-          out.set(key, byWindowEnd);
+    await this.bus.readPages<AciState>(
+      topics.predictorAci,
+      (page) => {
+        const touched = new Set<string>();
+        for (const { value: a } of page) {
+          const key = `${a.exchange}|${a.pair}`;
+          if (a.windowEnd > (newest.get(key) ?? Number.NEGATIVE_INFINITY)) newest.set(key, a.windowEnd);
+          if (a.windowEnd < newest.get(key)! - reach) continue;
+          let byWindowEnd = out.get(key);
+          if (byWindowEnd === undefined) {
+            byWindowEnd = new Map();
+            out.set(key, byWindowEnd);
+          }
+          byWindowEnd.set(a.windowEnd, a);
+          touched.add(key);
         }
-        byWindowEnd.set(a.windowEnd, a);
-        touched.add(key);
-      }
-      // What the page's newer states put out of reach goes now: a pair holds a reach and a page at most.
-      for (const key of touched) {
-        const from = newest.get(key)! - reach;
-        for (const windowEnd of out.get(key)!.keys()) if (windowEnd < from) out.get(key)!.delete(windowEnd);
-      }
-    });
+        // What the page's newer states put out of reach goes now: a pair holds a reach and a page at most.
+        for (const key of touched) {
+          const from = newest.get(key)! - reach;
+          for (const windowEnd of out.get(key)!.keys()) if (windowEnd < from) out.get(key)!.delete(windowEnd);
+        }
+      },
+      { signal },
+    );
     return out;
   }
 
