@@ -15,7 +15,7 @@ import {
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ERR } from '../../src/core/errors.ts';
-import { CLI, exitedWithin, runCli } from '../support/cli.ts';
+import { CLI, exitedWithin, liveRunOnKraken, runCli } from '../support/cli.ts';
 import { countsInNewProcess } from '../support/duckdb-file.ts';
 import { registerFlatChampion, replayRunArgs, tempDirs } from '../support/embedded-run.ts';
 import { krakenRecordedTrades } from '../support/exchanges/fixtures.ts';
@@ -195,27 +195,7 @@ describe('cryptocast run on a store that stops taking writes', () => {
     srv.holdConfirmations = true;
     try {
       const file = join(liveFull!, 'cryptocast.duckdb');
-      const run = runCli(
-        [
-          'run',
-          '--json',
-          '--port',
-          '0',
-          '--no-news',
-          '--source',
-          'live',
-          '--pairs',
-          'BTC/USDT',
-          '--store',
-          `duckdb:${file}`,
-        ],
-        {
-          ...env,
-          CRYPTOCAST_EXCHANGES: 'kraken',
-          CRYPTOCAST_KRAKEN_WS_URL: srv.wsUrl,
-          CRYPTOCAST_KRAKEN_REST_URL: srv.restUrl,
-        },
-      );
+      const run = liveRunOnKraken(srv, { pairs: 'BTC/USDT', file, env });
       await waitFor(
         'the live source to subscribe',
         () => srv.sockets.size > 0 && srv.heldSubscriptions > 0,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { exitedWithin, runCli } from '../support/cli.ts';
+import { exitedWithin, liveRunOnKraken } from '../support/cli.ts';
 import { registerFlatChampion, tempDirs } from '../support/embedded-run.ts';
 import { KrakenServer } from '../support/exchanges/kraken.ts';
 import { waitFor } from '../support/wait.ts';
@@ -45,30 +45,12 @@ describe('cryptocast run --source live, restarted with an alert firing', () => {
     const srv = await new KrakenServer().listen();
     srv.heartbeatMs = 200;
     const run = (rulesFile: string) =>
-      runCli(
-        [
-          'run',
-          '--json',
-          '--port',
-          '0',
-          '--no-news',
-          '--source',
-          'live',
-          '--pairs',
-          'BTC/USDT',
-          '--store',
-          `duckdb:${file}`,
-          '--alert-rules',
-          rulesFile,
-        ],
-        {
-          ...env,
-          CRYPTOCAST_LOG_LEVEL: 'info',
-          CRYPTOCAST_EXCHANGES: 'kraken',
-          CRYPTOCAST_KRAKEN_WS_URL: srv.wsUrl,
-          CRYPTOCAST_KRAKEN_REST_URL: srv.restUrl,
-        },
-      );
+      liveRunOnKraken(srv, {
+        pairs: 'BTC/USDT',
+        file,
+        flags: ['--alert-rules', rulesFile],
+        env: { ...env, CRYPTOCAST_LOG_LEVEL: 'info' },
+      });
     /** Runs until `done` holds of its notifications (a deadline for a loaded machine), then stops it: them. */
     const runUntil = async (
       rulesFile: string,

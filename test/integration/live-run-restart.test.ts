@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openCandlesTable } from '../../src/candles/store/candles-table.ts';
 import { bitstampCandleRecords } from '../support/bitstamp.ts';
-import { exitedWithin, runCli } from '../support/cli.ts';
+import { exitedWithin, liveRunOnKraken } from '../support/cli.ts';
 import { registerFlatChampion, tempDirs } from '../support/embedded-run.ts';
 import { KrakenServer } from '../support/exchanges/kraken.ts';
 
@@ -38,27 +38,7 @@ describe('cryptocast run --source live, restarted on its store', () => {
     // A quiet market: no trade, so the next minute is a filled one, closed by the connector's wall-clock watermarks.
     const srv = await new KrakenServer().listen();
     srv.heartbeatMs = 200;
-    const run = runCli(
-      [
-        'run',
-        '--json',
-        '--port',
-        '0',
-        '--no-news',
-        '--source',
-        'live',
-        '--pairs',
-        'BTC/USDT',
-        '--store',
-        `duckdb:${file}`,
-      ],
-      {
-        ...env,
-        CRYPTOCAST_EXCHANGES: 'kraken',
-        CRYPTOCAST_KRAKEN_WS_URL: srv.wsUrl,
-        CRYPTOCAST_KRAKEN_REST_URL: srv.restUrl,
-      },
-    );
+    const run = liveRunOnKraken(srv, { pairs: 'BTC/USDT', file, env });
     try {
       // The minute after the stored ones closes once the wall clock passes its end + 2 s delay + 5 s grace: within
       // about 70 s of the start; the deadline leaves a loaded machine room. Without the seeded feature stage the first

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openCandleFirstEmissionsTable, openCandlesTable } from '../../src/candles/store/candles-table.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
-import { type CliRun, exitedWithin, runCli } from '../support/cli.ts';
+import { type CliRun, exitedWithin, liveRunOnKraken } from '../support/cli.ts';
 import { registerFlatChampion, tempDirs } from '../support/embedded-run.ts';
 import { KrakenServer, type KrakenTrade } from '../support/exchanges/kraken.ts';
 import { waitFor } from '../support/wait.ts';
@@ -65,26 +65,10 @@ describe('cryptocast run --source live --late-policy revise, restarted on its st
     const file = join(dir('h94-revise-restart-'), 'cryptocast.duckdb');
     const srv = await new KrakenServer().listen();
     srv.heartbeatMs = 200;
-    const args = [
-      'run',
-      '--json',
-      '--port',
-      '0',
-      '--no-news',
-      '--source',
-      'live',
-      '--pairs',
-      PAIR,
-      '--late-policy',
-      'revise',
-      '--store',
-      `duckdb:${file}`,
-    ];
-    const cliEnv = { ...env, CRYPTOCAST_KRAKEN_WS_URL: srv.wsUrl, CRYPTOCAST_KRAKEN_REST_URL: srv.restUrl };
     const runs: CliRun[] = [];
     let minute = 0;
     const start = () => {
-      const r = runCli(args, cliEnv);
+      const r = liveRunOnKraken(srv, { pairs: PAIR, file, flags: ['--late-policy', 'revise'], env });
       runs.push(r);
       return r;
     };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { type CliRun, exitedWithin, runCli } from '../support/cli.ts';
+import { type CliRun, exitedWithin, liveRunOnKraken, runCli } from '../support/cli.ts';
 import { tempDirs } from '../support/embedded-run.ts';
 import { KrakenServer } from '../support/exchanges/kraken.ts';
 import { waitFor } from '../support/wait.ts';
@@ -33,30 +33,12 @@ describe('cryptocast run --metrics-port', () => {
   it('serves /metrics, /health and /ready there; with --metrics-port-only the API port has no /metrics', async () => {
     const srv = await new KrakenServer().listen();
     srv.heartbeatMs = 200;
-    const run = runCli(
-      [
-        'run',
-        '--json',
-        '--port',
-        '0',
-        '--metrics-port',
-        '0',
-        '--metrics-port-only',
-        '--no-news',
-        '--source',
-        'live',
-        '--pairs',
-        'BTC/USDT',
-        '--store',
-        `duckdb:${join(dir('h94-metrics-port-'), 'cryptocast.duckdb')}`,
-      ],
-      {
-        CRYPTOCAST_REGISTRY: dir('h94-metrics-registry-'),
-        CRYPTOCAST_EXCHANGES: 'kraken',
-        CRYPTOCAST_KRAKEN_WS_URL: srv.wsUrl,
-        CRYPTOCAST_KRAKEN_REST_URL: srv.restUrl,
-      },
-    );
+    const run = liveRunOnKraken(srv, {
+      pairs: 'BTC/USDT',
+      file: join(dir('h94-metrics-port-'), 'cryptocast.duckdb'),
+      flags: ['--metrics-port', '0', '--metrics-port-only'],
+      env: { CRYPTOCAST_REGISTRY: dir('h94-metrics-registry-') },
+    });
     try {
       const metricsPort = await printedPort(run, /metrics on port (\d+): /, 'the metrics port line');
       assert.equal((await get(metricsPort, '/health')).status, 200);

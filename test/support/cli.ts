@@ -96,3 +96,26 @@ export async function exitedWithin(run: CliRun, ms: number, what: string): Promi
   }
   return run.exited;
 }
+
+/**
+ * `cryptocast run --source live` as the live-run tests start it: JSON events, the API on any free port, no news, one
+ * exchange (Kraken) at a local server, `pairs` on a DuckDB store at `file`; `flags` after those, `env` over them.
+ */
+export function liveRunOnKraken(
+  kraken: { wsUrl: string; restUrl: string },
+  opts: { pairs: string; file: string; flags?: readonly string[]; env?: NodeJS.ProcessEnv },
+): CliRun {
+  return runCli(
+    [
+      ...['run', '--json', '--port', '0', '--no-news', '--source', 'live'],
+      ...['--pairs', opts.pairs, '--store', `duckdb:${opts.file}`],
+      ...(opts.flags ?? []),
+    ],
+    {
+      CRYPTOCAST_EXCHANGES: 'kraken',
+      CRYPTOCAST_KRAKEN_WS_URL: kraken.wsUrl,
+      CRYPTOCAST_KRAKEN_REST_URL: kraken.restUrl,
+      ...opts.env,
+    },
+  );
+}
