@@ -116,7 +116,8 @@ export interface Batch<T> {
   readonly records: readonly Delivered<T>[];
   /**
    * Aborted (with a `PartitionLost` reason) once the partition is no longer this member's to handle: the subscription
-   * is stopping, the group took the partition away (in-process: a rebalance), or the batch holds the member's rejoin
+   * is stopping (Kafka; the in-process log ends with the process, so its stop waits for the batch instead), the bus is
+   * closing, the group took the partition away (in-process: a rebalance), or the batch holds the member's rejoin
    * for so long that the group is about to remove it (Kafka: shortly before the rebalance timeout, 30 s; or it was
    * removed). The partition's next owner then reads the batch again from the last commit, so a handler that sees it
    * aborted must throw, or return without publishing anything of the batch; the bus commits nothing of a batch whose
@@ -166,7 +167,10 @@ export interface SubscribeOptions<T> {
 }
 
 export interface Subscription {
-  /** Stops fetching, aborts the in-flight batch's signal and waits for it, commits what is safe. */
+  /**
+   * Stops fetching, waits for the in-flight batch, commits what is safe. On Kafka the batch's signal is aborted first
+   * (its next owner reads it again from the last commit); the in-process bus lets it finish (nothing would read it again).
+   */
   stop(): Promise<void>;
   /** Records on the assigned partitions not yet handed to the handler (as of the last fetch on Kafka). */
   lag(): number;

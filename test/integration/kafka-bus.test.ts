@@ -105,6 +105,7 @@ describe('KafkaBus on a real Kafka broker', () => {
       const bus = newBus();
       return {
         bus,
+        durable: true,
         publishUnvalidated: async (topic, key, value) => {
           await raw.send({
             messages: [

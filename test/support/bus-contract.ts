@@ -16,6 +16,11 @@ export interface BusUnderTest {
    * batch in hand (Kafka: docs/architecture.md#rebalances); without it, a joining member's `subscribe` is awaited.
    */
   rebalancing?(group: string): Promise<void>;
+  /**
+   * Its log outlives the process (Kafka): a stop gives the batch in hand back (`Batch.signal`), the group's next member
+   * reads it again. The in-process log does not: its stop waits for the batch in hand, which is handled and committed.
+   */
+  durable: boolean;
 }
 
 const Numbered = z.object({ pair: z.string().min(1), n: z.number().int() });
@@ -168,8 +173,8 @@ export function busContract(open: () => Promise<BusUnderTest>): void {
     await Promise.all([first.stop(), second.stop()]);
     assert.deepEqual(revokedInHand, [], 'onRevoke came while the batch of that partition was in the handler');
   });
-  it('a batch in hand when the subscription stops: its signal aborts, and nothing of it is committed, whatever the handler returns', async () => {
-    const { bus } = await open();
+  it('a batch in hand when the subscription stops: durable, its signal aborts and nothing of it is committed, whatever the handler returns; in-process, the stop waits for it and it is committed', async () => {
+    const { bus, durable } = await open();
     await bus.ensureTopics([numbered, topics.dlq]);
     await bus.publish(
       numbered,
@@ -195,6 +200,32 @@ export function busContract(open: () => Promise<BusUnderTest>): void {
     });
     const signal = await inHand;
     const stopping = first.stop();
+    if (!durable) {
+      // Nothing would read the batch again after the stop: it is let finish, and committed.
+      let stopped = false;
+      void stopping.then(() => {
+        stopped = true;
+      });
+      await new Promise<void>((r) => setImmediate(r));
+      assert.equal(stopped, false, 'the stop waits for the batch in hand');
+      release();
+      await stopping;
+      assert.equal(signal?.aborted, false, 'the signal of the batch in hand is not aborted by a stop');
+      const after: number[] = [];
+      const next = await bus.subscribe<Numbered>({
+        topic: numbered,
+        group: 'g',
+        service: 'contract-second',
+        handle: (b) => {
+          after.push(...b.records.map((r) => r.value.n));
+          return undefined;
+        },
+      });
+      await next.caughtUp();
+      await next.stop();
+      assert.deepEqual(after, [], 'the batch was committed');
+      return;
+    }
     try {
       await waitFor(
         'the signal of the batch in hand to abort',

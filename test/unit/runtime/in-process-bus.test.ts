@@ -492,6 +492,7 @@ describe('InProcessBus: the bus contract (test/support/bus-contract.ts, also run
     return {
       bus,
       publishUnvalidated: async (topic, key, value) => bus.publishUnvalidated(topic.name, key, value),
+      durable: false,
     };
   });
 });
