@@ -73,7 +73,27 @@ function httpUrlProblem(text: string): string | undefined {
     : `"${text.trim()}" is not http(s)`;
 }
 const isPositiveFinite = (v: number) => Number.isFinite(v) && v > 0;
+/** The longest delay setTimeout and setInterval honour: past 2^31 − 1 ms (~24.8 days) Node fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * A duration that becomes a timer's delay (`service predictor --poll`, `topics create --timeout`, `dlq … --timeout`):
+ * at most MAX_TIMER_MS. `--poll 25d` went into setInterval, which fired every millisecond: the registry was polled
+ * without a pause. (The trainer's `--every` waits in capped steps instead: TrainerService.)
+ */
+function timerDurationProblem(text: string): string | undefined {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return ms > MAX_TIMER_MS
+    ? `it must be at most 24d (${MAX_TIMER_MS} ms: a timer set longer fires at once)`
+    : undefined;
+}
 const VALUE_CHECKS_BY_FLAG: Record<string, (text: string) => string | undefined> = {
+  '--poll': timerDurationProblem,
+  '--timeout': timerDurationProblem,
   // Finite: Infinity and 1e400 passed here and were refused only once the command ran (parseSpeed).
   '--speed': (t) =>
     t === 'max' || isPositiveFinite(Number(t.replace(/x$/i, '')))

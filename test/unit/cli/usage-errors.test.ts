@@ -321,6 +321,25 @@ describe('durations: a unit is required, and the trainer’s schedule has a floo
     assert.match(await refused([...predictor, '--poll', '0s'], ERR.USAGE, 20_000), /--poll must be positive/);
   });
 
+  // A delay past 2^31 − 1 ms (~24.8 days) makes Node fire after 1 ms: `--poll 25d` polled the registry every
+  // millisecond, a `--timeout 30d` gave up at once. Refused as the flag is read; the longest a timer holds is taken.
+  it('service predictor --poll 25d | topics create / dlq --timeout 25d: a duration longer than a timer holds is refused', async () => {
+    const store = `duckdb:${join(scratchDir('cc-usage-'), 's.duckdb')}`;
+    const predictor = ['service', 'predictor', '--bus', 'memory', '--store', store];
+    const timerFlags: [string[], string][] = [
+      [predictor, '--poll'],
+      [['topics', 'create', '--bus', 'kafka://127.0.0.1:1'], '--timeout'],
+      [['dlq', 'list', '--bus', 'kafka://127.0.0.1:1'], '--timeout'],
+    ];
+    for (const [command, flag] of timerFlags) {
+      assert.match(
+        await refusedAsParsed([...command, flag, '25d'], ERR.USAGE),
+        new RegExp(`${flag} <duration>' argument '25d' is invalid\\. it must be at most 24d`),
+      );
+      assert.equal((await parseCommandLine([...command, flag, '24d'])).status, 'started', `${flag} 24d`);
+    }
+  });
+
   it('service news-signals --max-lag 60 | run --news-max-lag 60: the news lag takes a unit as well (it took seconds)', async () => {
     assert.match(
       await refusedAsParsed(['service', 'news-signals', '--bus', 'memory', '--max-lag', '60'], ERR.USAGE),
