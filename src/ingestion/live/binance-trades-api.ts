@@ -31,6 +31,11 @@ export interface BinanceFetchOptions {
 export interface BinanceTradesPage {
   trades: Trade[];
   rejects: string[];
+  /**
+   * The highest `id` among the page's rows, parsed or not (undefined: no row had one): where a forward refill goes on
+   * from. The trades' ids alone gave none for a page whose rows all failed to parse, and the refill started over.
+   */
+  lastRowId?: number;
 }
 
 export async function fetchBinanceTrades(
@@ -51,6 +56,8 @@ export async function fetchBinanceTrades(
   const now = Date.now();
   for (const t of body as unknown[]) {
     const row = (typeof t === 'object' && t !== null ? t : {}) as Record<string, unknown>;
+    if (typeof row.id === 'number' && Number.isSafeInteger(row.id))
+      page.lastRowId = Math.max(page.lastRowId ?? row.id, row.id);
     const r = validate(TradeSchema, {
       v: 1,
       type: 'trade',

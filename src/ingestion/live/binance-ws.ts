@@ -91,7 +91,9 @@ async function binanceRefill(rest: string, o: BinanceWsOptions, req: RefillReque
         out.trades.push(...r.trades);
         out.rejects.push(...r.rejects);
       }
-      const maxId = r.trades.reduce((m, t) => Math.max(m, Number(t.tradeId)), -1);
+      // From the rows' ids, parsed or not: a page of rows that all failed to parse (dead-lettered as rejects) is gone
+      // past too. By the trades alone it gave -1, and the next page was asked from id 0, the symbol's first trade.
+      const maxId = r.trades.reduce((m, t) => Math.max(m, Number(t.tradeId)), r.lastRowId ?? -1);
       const closed = req.untilId !== undefined && maxId >= req.untilId - 1;
       // A short page (counting unusable rows) means the present is reached.
       if (r.trades.length + r.rejects.length < BINANCE_PAGE_LIMIT || closed) {

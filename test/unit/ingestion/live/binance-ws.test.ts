@@ -385,6 +385,40 @@ describe('Binance @trade connector against a local Binance server', () => {
       assert.equal(source.stats.unrecoverable, 2, 'their ids stay missing, counted');
     }));
 
+  // The next page was asked from the highest id among the trades parsed: a full page of rows none of which parsed gave
+  // -1, so the refill started over from fromId=0 (the symbol's first trade) instead of going on past the page.
+  it('a refill page of 1,000 rows that all fail to parse is dead-lettered, and the next page starts past its ids', () =>
+    withBinance(async (srv, source, sink) => {
+      await until(() => source.subscribed.length === 2);
+      srv.publish(btc.slice(0, 10));
+      await until(() => sink.received.length === 10);
+      srv.muted = true; // only REST sees these: a page of 1,000 malformed rows, then 200 good ones
+      srv.publish([
+        ...btc.slice(10, 1010).map((e) => ({ ...e, p: 'not a price' })),
+        ...btc.slice(1010, 1210),
+      ]);
+      srv.muted = false;
+      srv.publish(btc.slice(1210, 1211));
+      const btcCalls = () =>
+        srv.restCalls.filter((u) => u.startsWith('/api/v3/historicalTrades?symbol=BTCUSDT'));
+      // Until the trade after the gap comes, or a third page is asked for (the refill gone astray: shown below).
+      await until(
+        () => sink.ids('BTC/USDT').includes(Number(btc[1210]!.t)) || btcCalls().length > 2,
+        30_000,
+        'the trade after the gap',
+      );
+      assert.deepEqual(btcCalls(), [
+        `/api/v3/historicalTrades?symbol=BTCUSDT&fromId=${Number(btc[10]!.t)}&limit=1000`,
+        `/api/v3/historicalTrades?symbol=BTCUSDT&fromId=${Number(btc[1010]!.t)}&limit=1000`,
+      ]);
+      assert.deepEqual(sink.ids('BTC/USDT'), idsOf([...btc.slice(0, 10), ...btc.slice(1010, 1211)]));
+      assert.equal(
+        sink.dead.filter((d) => d.origin === 'binance-rest').length,
+        1000,
+        'one dead letter per row',
+      );
+    }));
+
   // An id gap still open after the refill's REST retries used to be counted and never asked for again. Binance sends no
   // heartbeats: the attempts come with the frames (here, ETH trades).
   it('ids a refill could not get (REST down) are asked for again, with back-off, while the stream goes on', () =>
