@@ -36,19 +36,29 @@ export class NewsService {
         // Stamped when taken: a publish retried while the broker is away delays the item before it reaches the
         // topic, and that delay must count towards its signals' availability (news-signal-service.ts).
         const receivedAt = this.now();
-        const fresh = items.filter((n) => this.dedup.accept(n)).map((n) => ({ ...n, receivedAt }));
-        this.stats.duplicates += items.length - fresh.length;
-        const published =
-          fresh.length === 0
-            ? fresh
-            : await publishOrDeadLetter(this.bus, topics.news, fresh, {
-                source: 'news',
-                service: 'news',
-                signal,
-                onRetry: this.onRetry,
-                onRefused: () => this.stats.rejects++,
-              });
-        this.stats.items += published.length;
+        const accepted = items.filter((n) => this.dedup.accept(n));
+        this.stats.duplicates += items.length - accepted.length;
+        if (accepted.length === 0) return;
+        const fresh = accepted.map((n) => ({ ...n, receivedAt }));
+        const out = new Set<NewsItem>();
+        await publishOrDeadLetter(this.bus, topics.news, fresh, {
+          source: 'news',
+          service: 'news',
+          signal,
+          onRetry: this.onRetry,
+          onRefused: () => this.stats.rejects++,
+          // Counted as each goes out: a batch that throws half-way has published some.
+          onPublished: (n) => {
+            out.add(n);
+            this.stats.items++;
+          },
+        }).catch((err: unknown) => {
+          // Not published (a stop while the broker is away, a dead letter the bus refused too): taken back, as the
+          // trade service does. Kept as seen, the same items fetched again (a feed's next poll, which does not keep
+          // the ETag of a poll whose hand-over threw) were dropped as duplicates: lost. What went out stays seen.
+          for (const n of fresh) if (!out.has(n)) this.dedup.forget(n);
+          throw err;
+        });
       },
       linksDropped: (count) => {
         this.stats.linksDropped += count;

@@ -48,3 +48,20 @@ describe('news dedup: a series of articles differing by their numbers is not one
     );
   });
 });
+
+describe('news dedup: forget (a publish that failed)', () => {
+  it('an item taken back is accepted again, and then stays seen within the capacity; the others stay seen', () => {
+    const d = new NewsDeduplicator(2); // 2 items' keys kept (3 keys each)
+    const a = item('a', 'Bitcoin ETF inflows hit a record week', 'https://example.test/a');
+    const b = item('b', 'Regulator publishes stablecoin guidance', 'https://example.test/b');
+    assert.ok(d.accept(a));
+    assert.ok(d.accept(b));
+    d.forget(b);
+    assert.equal(d.accept(a), false, 'a stays seen');
+    assert.ok(d.accept(b), 'b taken back: accepted again');
+    // Taken back, b's keys left their first place in the eviction order: accepted again they are the newest, not
+    // evicted early as a stale first place would have them.
+    assert.equal(d.accept(b), false);
+    assert.equal(d.accept(a), false, 'within the capacity, a is still seen');
+  });
+});

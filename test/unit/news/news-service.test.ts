@@ -87,6 +87,65 @@ describe('NewsService', () => {
     assert.equal(svc.stats.publishRetries, 3);
   });
 
+  /** Hands over one batch, and again if the hand-over throws: as a feed's next poll fetches the same items again. */
+  const fetchedAgainAfterAnError = (batch: readonly NewsItem[]): NewsSource => ({
+    name: 'feed',
+    async run(sink: NewsSink) {
+      await Promise.resolve(sink.news(batch)).catch(() => sink.news(batch));
+    },
+  });
+
+  it('items whose publish ended in an error (a stop while the broker is away) are taken back, published on the retry', async () => {
+    const inner = new InProcessBus();
+    const bus = inner as Bus;
+    const publish = inner.publish.bind(inner);
+    let brokerAway = true;
+    bus.publish = (async (topic, values) => {
+      if (topic.name === topics.news.name && brokerAway) {
+        brokerAway = false;
+        throw new Error('injected: broker not available');
+      }
+      return publish(topic, values);
+    }) as typeof bus.publish;
+    const stopping = new AbortController();
+    stopping.abort(); // the stop comes while the broker is away: the retries end with the publish's error
+    const svc = new NewsService(bus);
+    await svc.run([fetchedAgainAfterAnError([item(0), item(1)])], stopping.signal);
+    assert.deepEqual(
+      (await inner.readTail<NewsItem>(topics.news, 10)).map((r) => r.value.id),
+      ['item-0', 'item-1'],
+    );
+    assert.deepEqual([svc.stats.items, svc.stats.duplicates], [2, 0]);
+  });
+
+  it('of a batch that ended in an error half-way (a dead letter refused once), only what was not published is taken back', async () => {
+    const bus = new InProcessBus();
+    const publish = bus.publish.bind(bus);
+    let refuseDeadLetter = true;
+    bus.publish = (async (topic, values) => {
+      // The refused item's dead letter is refused as well, once: the hand-over throws after publishing item-0.
+      if (topic.name === topics.dlq.name && refuseDeadLetter) {
+        refuseDeadLetter = false;
+        throw new TypeError('injected: the dead letter is refused');
+      }
+      return publish(topic, values);
+    }) as typeof bus.publish;
+    const bad = { ...item(1), coins: 'BTC' } as unknown as NewsItem;
+    const svc = new NewsService(bus);
+    await svc.run([fetchedAgainAfterAnError([item(0), bad, item(2)])], new AbortController().signal);
+    // Every item once in the end: item-0 and item-2 on news, item-1 in dlq.
+    assert.deepEqual(
+      (await bus.readTail<NewsItem>(topics.news, 10)).map((r) => r.value.id),
+      ['item-0', 'item-2'],
+    );
+    assert.deepEqual(
+      (await bus.readTail<DeadLetter>(topics.dlq, 10)).map((r) => JSON.parse(r.value.payload).id),
+      ['item-1'],
+    );
+    assert.equal(svc.stats.items, 2);
+    assert.equal(svc.stats.duplicates, 1); // item-0, published before the error
+  });
+
   it('an item the news topic refuses (a source bug) is dead-lettered; the others of its batch are published', async () => {
     const bus = new InProcessBus();
     const buggy: NewsSource = {
