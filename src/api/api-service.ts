@@ -2,6 +2,7 @@ import type { CandlesTable } from '../candles/store/candles-table.ts';
 import { listenError } from '../core/listen-error.ts';
 import { log } from '../core/log.ts';
 import type { PredictionsStore } from '../inference/predictions-store.ts';
+import type { Rule } from '../monitoring/alerts/rules.ts';
 import type { ErrorsStore } from '../monitoring/store/errors-store.ts';
 import type { Bus } from '../runtime/bus.ts';
 import { topics } from '../schemas/topics.ts';
@@ -31,6 +32,8 @@ export interface StartApiOptions {
   errorsStore?: ErrorsStore;
   /** Where the rolling windows and a history request without `to` end: the newest record (`event`, replays) or now (`wall`). */
   qualityClock?: 'event' | 'wall';
+  /** The alert rules the monitor evaluates: `/v1/quality`'s coverage band (default: the shipped rules). */
+  alertRules?: readonly Rule[];
   /** The candles the monitor keeps: `/v1/candles` and the `candles` channel (the dashboard). */
   candlesTable?: CandlesTable;
   /**
@@ -89,6 +92,7 @@ export async function startApi(o: StartApiOptions): Promise<RunningApi> {
     model: o.registry === undefined ? undefined : championCard(o.registry, o.modelName ?? 'cryptocast-price'),
     options: o.options,
     errors,
+    alertRules: o.alertRules,
     candles: o.candlesTable && candles ? { table: o.candlesTable, feed: candles } : undefined,
     registry: o.registry,
     modelName: o.modelName ?? 'cryptocast-price',

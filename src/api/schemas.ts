@@ -160,6 +160,17 @@ export const QualitySchema = z.object({
   clock: z.number().describe('where the windows end (epoch ms)'),
   clockKind: z.enum(['event', 'wall']),
   coverageTarget: z.number(),
+  coverageAlertBand: z
+    .object({
+      rule: z.string(),
+      window: z.string(),
+      low: z.number(),
+      high: z.number(),
+    })
+    .nullable()
+    .describe(
+      "the alert rules' coverage band for this pair (the first coverage_outside rule that watches it): the monitor alerts when the window's coverage is outside [low, high]; null when no rule watches it",
+    ),
   windows: WindowsSchema.describe('every model version together'),
   models: z.array(
     z.object({ modelName: z.string(), modelVersion: z.number().int(), windows: WindowsSchema }),

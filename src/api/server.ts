@@ -5,6 +5,7 @@ import Fastify from 'fastify';
 import type { CandlesTable } from '../candles/store/candles-table.ts';
 import { log } from '../core/log.ts';
 import type { PredictionsStore } from '../inference/predictions-store.ts';
+import { defaultRules, type Rule } from '../monitoring/alerts/rules.ts';
 import type { ModelCard, ModelRegistry } from '../training/registry/registry.ts';
 import { registerAuth } from './auth.ts';
 import type { CandlesFeed } from './candles-feed.ts';
@@ -46,6 +47,11 @@ export interface ApiDeps {
   options?: ApiOptions;
   /** The monitoring pipeline's records: `/v1/errors`, `/v1/quality` and the WebSocket `errors` channel. */
   errors?: ErrorsFeed;
+  /**
+   * The alert rules the monitor evaluates (`--alert-rules`; default: the shipped rules): `/v1/quality` serves their
+   * coverage band, which the dashboard colours the coverage cells by.
+   */
+  alertRules?: readonly Rule[];
   /** The dashboard's data: candles (`/v1/candles`, channel `candles`), model history, pipeline health, news. */
   candles?: { table: CandlesTable; feed: CandlesFeed };
   registry?: ModelRegistry;
@@ -260,6 +266,7 @@ export function buildApi(deps: ApiDeps) {
         maxRangeMs: o.maxRangeMs ?? 31 * DAY,
         storeTimeoutMs,
         outage: outageOf('errors store'),
+        alertRules: deps.alertRules ?? defaultRules(),
       }),
     );
   app.register(

@@ -140,6 +140,8 @@ export function addServiceCommands(program: Command): void {
       '--metrics-port-only',
       'serve /metrics only on --metrics-port, not on the public --port (where anyone who reaches it could read it)',
     )
+    // The monitor's rules file: /v1/quality serves its coverage band, which the dashboard colours coverage by.
+    .addOption(flag.alertRules())
     .action(run('api'));
 
   stage('monitor', 'predictions + candles → error records, rolling quality, alerts')

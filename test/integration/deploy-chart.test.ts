@@ -194,6 +194,13 @@ describe('helm chart deploy/helm/cryptocast', () => {
       monitor.volumes.find((v: { name: string }) => v.name === 'alert-rules').configMap.name,
       cm.metadata.name,
     );
+    // The API reads the same rules: /v1/quality serves their coverage band, which the dashboard colours coverage by.
+    const api = podSpec(objs.find((o) => o.kind === 'Deployment' && component(o) === 'api')!);
+    assert.ok(api.containers[0].args.includes('--alert-rules=/etc/cryptocast/alert-rules.yaml'));
+    assert.equal(
+      api.volumes.find((v: { name: string }) => v.name === 'alert-rules').configMap.name,
+      cm.metadata.name,
+    );
     const hooks = monitor.containers[0].env.filter((e: { name: string }) => /WEBHOOK/.test(e.name));
     assert.equal(hooks.length, 4);
     for (const h of hooks) assert.equal(h.valueFrom.secretKeyRef.name, 'cryptocast-alerts');

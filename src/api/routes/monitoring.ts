@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { coverageAlertBand, type Rule } from '../../monitoring/alerts/rules.ts';
 import { figures } from '../../monitoring/rolling-quality.ts';
 import { pairToUrl } from '../../schemas/common.ts';
 import { PredictionErrorSchema } from '../../schemas/prediction-error.ts';
@@ -82,6 +83,8 @@ export function monitoringRoutes(deps: {
   storeTimeoutMs: number;
   /** The errors store's outage log (shared with the other routes that read it). */
   outage: OutageLog;
+  /** The monitor's alert rules, for the coverage band `/v1/quality` serves. */
+  alertRules: readonly Rule[];
 }) {
   // The errors feed's store is shared with the feed itself (its start-up rebuild is not timed): only the routes' reads.
   const store = answeringWithin(deps.errors.spec, 'errors store', deps.storeTimeoutMs, deps.outage);
@@ -163,6 +166,7 @@ export function monitoringRoutes(deps: {
           clock: end,
           clockKind: deps.errors.clockKind,
           coverageTarget: 0.8,
+          coverageAlertBand: coverageAlertBand(deps.alertRules, pair),
           windows: windowsOf(),
           models: q
             .series(pair)

@@ -8,6 +8,7 @@ import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { DEFAULT_PREDICTIONS_STORE, openPredictionsStore } from '../../inference/store/open.ts';
+import { type AlertRulesSetting, defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
 import { openErrorsStore } from '../../monitoring/store/open.ts';
 import { connectBus } from '../../runtime/connect.ts';
 import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
@@ -33,7 +34,13 @@ export async function apiService(opts: {
   pairs?: string;
   /** /metrics only on --metrics-port (served by `service`), not on `port`. */
   metricsPortOnly?: boolean;
+  /** The monitor's rules file (`service monitor --alert-rules`): `/v1/quality`'s coverage band. Default: the shipped rules. */
+  alertRules?: string;
+  alertRulesSetting?: AlertRulesSetting;
 }): Promise<void> {
+  // A process of its own, the API does not know the monitor's rules: it is given the same file (the chart and the
+  // compose file set CRYPTOCAST_ALERT_RULES for both), read and checked here as the monitor does.
+  const alertRules = opts.alertRules ? loadRules(opts.alertRules, opts.alertRulesSetting) : defaultRules();
   const config = loadStreamConfig({ bus: opts.bus, pairs: opts.pairs });
   const port = apiPort(opts.port);
   const options = { ...apiOptionsFromEnv(), publicMetrics: !opts.metricsPortOnly };
@@ -78,6 +85,7 @@ export async function apiService(opts: {
       options,
       errorsStore,
       qualityClock: opts.clock ?? 'wall',
+      alertRules,
       candlesTable,
       storesOpen: {
         what: () =>

@@ -439,6 +439,8 @@ async function runEmbedded(opts: Parameters<typeof run>[0], port: number): Promi
       options: { ...apiOptions, publicMetrics: !opts.metricsPortOnly },
       errorsStore,
       qualityClock: clock,
+      // The rules the monitor above evaluates: the dashboard colours coverage by their band, not a copy of the default.
+      alertRules: rules,
       candlesTable,
     });
     status.print(

@@ -5,13 +5,19 @@
  * every window: red on the 1-hour window from sampling noise alone, where the `interval-miscalibrated` alert (24 h,
  * outside 70–90 %) did not fire. Now:
  * - `good` (green): within the sampling band of that window's count: nothing to tell from chance;
- * - `bad` (red): outside the sampling band and outside the alert rule's band (70–90 %): as far off as the alert asks,
- *   and not chance — on the alert's own window (24 h, ≥ 720 predictions) red is the alert's condition;
+ * - `bad` (red): outside the sampling band and outside the alert rule's band (the shipped rule: 70–90 %): as far off
+ *   as the alert asks, and not chance — on the alert's own window (24 h, ≥ 720 predictions) red is the alert's condition;
  * - no colour: off target beyond chance, but inside the alert rule's band (watch it; no alert fires).
+ * The band is the one the monitor evaluates, served by `/v1/quality` (`coverageAlertBand`, from the rules the API is
+ * given). It was a copy of the shipped rule's, so a rules file of one's own left the colours on 70–90 %. Without a
+ * rule watching the pair (null) nothing is red: there is no alert to match.
  */
 
-/** The default `interval-miscalibrated` rule's band (src/monitoring/alerts/rules.ts); the page reads no rules file. */
-export const COVERAGE_ALERT_BAND = { low: 0.7, high: 0.9 } as const;
+/** A coverage alert rule's band, as `/v1/quality` serves it. */
+export interface CoverageBand {
+  low: number;
+  high: number;
+}
 
 export interface CoverageVerdict {
   cls: 'good' | 'bad' | '';
@@ -19,11 +25,16 @@ export interface CoverageVerdict {
   noise: [number, number] | null;
 }
 
-export function coverageVerdict(coverage: number | null, count: number, target: number): CoverageVerdict {
+export function coverageVerdict(
+  coverage: number | null,
+  count: number,
+  target: number,
+  alertBand: CoverageBand | null,
+): CoverageVerdict {
   if (coverage === null || !(count > 0)) return { cls: '', noise: null };
   const half = 1.96 * Math.sqrt((target * (1 - target)) / count);
   const noise: [number, number] = [Math.max(0, target - half), Math.min(1, target + half)];
   if (coverage >= noise[0] && coverage <= noise[1]) return { cls: 'good', noise };
-  const outsideAlertBand = coverage < COVERAGE_ALERT_BAND.low || coverage > COVERAGE_ALERT_BAND.high;
+  const outsideAlertBand = alertBand !== null && (coverage < alertBand.low || coverage > alertBand.high);
   return { cls: outsideAlertBand ? 'bad' : '', noise };
 }

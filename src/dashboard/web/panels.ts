@@ -1,14 +1,15 @@
-import { COVERAGE_ALERT_BAND, coverageVerdict } from './coverage.ts';
+import { type CoverageBand, coverageVerdict } from './coverage.ts';
 import { duration, esc, num, pct, price, utc } from './format.ts';
 import type { Figures, Model, ModelHistory, NewsEntry, PipelineHealth, Quality } from './types.ts';
 
 /** The panels beside the charts, rendered from API data as HTML (data values escaped). */
 
 /** A coverage cell's text and colour (see coverage.ts); its title says the band that chance allows for its count. */
-function coverageCell(f: Figures, target: number): [string, string] {
-  const v = coverageVerdict(f.coverage, f.count, target);
+function coverageCell(f: Figures, target: number, band: CoverageBand | null): [string, string] {
+  const v = coverageVerdict(f.coverage, f.count, target, band);
+  const alert = band ? `alert band ${pct(band.low, 0)}–${pct(band.high, 0)}` : 'no coverage alert rule';
   const title = v.noise
-    ? ` title="chance alone: ${pct(v.noise[0], 1)}–${pct(v.noise[1], 1)} for ${num(f.count)} predictions; alert band ${pct(COVERAGE_ALERT_BAND.low, 0)}–${pct(COVERAGE_ALERT_BAND.high, 0)}"`
+    ? ` title="chance alone: ${pct(v.noise[0], 1)}–${pct(v.noise[1], 1)} for ${num(f.count)} predictions; ${alert}"`
     : '';
   return [`<span${title}>${pct(f.coverage, 1)}</span>`, v.cls];
 }
@@ -35,7 +36,7 @@ export function qualityPanel(q: Quality, quote: string): string {
       ${row('persistence MAE', 'persistenceMae', (w) => [price(fig(w).persistenceMae, quote)], price(wf?.persistenceMae ?? null, quote))}
       ${row('skill vs persistence', 'skill', (w) => [pct(fig(w).skill, 3), good(fig(w).skill === null ? null : fig(w).skill! > 0)], pct(wf?.skill ?? null, 3))}
       ${row('direction (95 % CI)', 'directionalAccuracy', (w) => [pct(fig(w).directionalAccuracy, 1) + ci(fig(w).directionalCi95)], pct(wf?.directionalAccuracy ?? null, 1) + ci(wf?.directionalCi95))}
-      ${row(`p10–p90 coverage (target ${pct(q.coverageTarget, 0)})`, 'coverage', (w) => coverageCell(fig(w), q.coverageTarget), pct(wf?.coverage ?? null, 1))}
+      ${row(`p10–p90 coverage (target ${pct(q.coverageTarget, 0)})`, 'coverage', (w) => coverageCell(fig(w), q.coverageTarget, q.coverageAlertBand), pct(wf?.coverage ?? null, 1))}
       ${row('bias (predicted − actual)', 'bias', (w) => [price(fig(w).bias, quote)], '')}
     </tbody>
   </table>`;

@@ -61,6 +61,8 @@ export interface Quality {
   clock: number;
   clockKind: 'event' | 'wall';
   coverageTarget: number;
+  /** The monitor's coverage alert band for this pair; null when no rule watches it. */
+  coverageAlertBand: { rule: string; window: string; low: number; high: number } | null;
   windows: Record<string, Figures>;
   champion: {
     name: string;

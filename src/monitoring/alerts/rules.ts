@@ -136,6 +136,25 @@ export function defaultRules(): Rule[] {
   return DEFAULT_RULE_INPUTS.map((r) => RuleSchema.parse(r));
 }
 
+/** The band a `coverage_outside` rule alerts outside of, as the dashboard shows it (`/v1/quality`). */
+export interface CoverageAlertBand {
+  rule: string;
+  window: '1h' | '24h' | '7d';
+  low: number;
+  high: number;
+}
+
+/**
+ * The band of the first `coverage_outside` rule that watches `pair` (canonical, `BTC/USD`), as the monitor evaluates
+ * it; null when no rule watches that pair's coverage.
+ */
+export function coverageAlertBand(rules: readonly Rule[], pair: string): CoverageAlertBand | null {
+  for (const r of rules)
+    if (r.kind === 'coverage_outside' && (r.pairs === undefined || r.pairs.includes(pair)))
+      return { rule: r.name, window: r.window, low: r.low, high: r.high };
+  return null;
+}
+
 /** Where a rules file was named: the flag, or the environment variable the flag falls back to. */
 export type AlertRulesSetting = '--alert-rules' | 'CRYPTOCAST_ALERT_RULES';
 

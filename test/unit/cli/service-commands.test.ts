@@ -85,7 +85,7 @@ describe('cryptocast service <name>', () => {
           '--no-adaptive-conformal',
         ],
       ],
-      ['api', ['--port', '--store', '--registry', '--name', '--pairs', '--clock']],
+      ['api', ['--port', '--store', '--registry', '--name', '--pairs', '--clock', '--alert-rules']],
       ['monitor', ['--store', '--registry', '--name', '--clock', '--alert-rules']],
       ['index-sink', ['--bus', '--opensearch-url', '--index-prefix']],
     ] as const)
