@@ -4,6 +4,7 @@ import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
 import { backoffCap } from '../core/retry.ts';
+import { unlessGivenBack } from '../core/unless-given-back.ts';
 import type { Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { publishDurably } from '../runtime/publish-durably.ts';
@@ -430,7 +431,13 @@ export class MonitorService {
         }
         // Put back with no await before the join reads them: an `expire` meanwhile would drop them again.
         this.closesReadBack++;
-        const restored = await this.forgottenCloses(batch.records.map((r) => r.value)).finally(() => {
+        // Raced against the batch's signal: the read-back (and the flush of the candle copies before it) waits on a
+        // store bounded only by its query timeout (PostgreSQL: 2 minutes), which would hold a rebalance past its
+        // timeout and have the batch handled by two members. Given back, nothing of the batch is judged here.
+        const restored = await unlessGivenBack(
+          this.forgottenCloses(batch.records.map((r) => r.value)),
+          batch.signal,
+        ).finally(() => {
           this.closesReadBack--;
         });
         for (const c of restored) this.join.restoreClose(c);

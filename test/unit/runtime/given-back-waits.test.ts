@@ -1,19 +1,25 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
+import { type CandlesTable, openCandlesTable } from '../../../src/candles/store/candles-table.ts';
 import { FeatureWriter, TECHNICAL_SET } from '../../../src/features/feature-writer.ts';
 import { DuckDbFeatureStore } from '../../../src/features/store/duckdb.ts';
 import { FEATURE_COLUMNS } from '../../../src/features/technical.ts';
 import { PredictorService } from '../../../src/inference/predictor-service.ts';
+import { MonitorService } from '../../../src/monitoring/monitor-service.ts';
+import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts';
 import { partitionFor } from '../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import type { FeatureVectorRecord } from '../../../src/schemas/feature.ts';
 import type { Prediction } from '../../../src/schemas/prediction.ts';
+import { errorKey, type PredictionError } from '../../../src/schemas/prediction-error.ts';
 import { topics } from '../../../src/schemas/topics.ts';
-import { featureVector, MIN, T0 } from '../../support/factories.ts';
+import { candle, featureVector, MIN, prediction, T0 } from '../../support/factories.ts';
 import { MemoryPredictionsStore } from '../../support/memory-predictions-store.ts';
+import { scratchDir } from '../../support/scratch.ts';
 import { linearServingModel } from '../../support/serving-model.ts';
-import { waitFor } from '../../support/wait.ts';
+import { settlesWithin, waitFor } from '../../support/wait.ts';
 
 /**
  * A handler waiting on a store that does not answer (PostgreSQL gives up only at its query timeout, two minutes) lets
@@ -38,6 +44,26 @@ function silentWrites<S extends { write: (...a: never[]) => Promise<void> }>(
     return new Promise<void>(() => {});
   }) as S['write'];
   return state;
+}
+
+/** An errors store in memory. */
+function verdictsStore(): ErrorsStore & { rows: Map<string, PredictionError> } {
+  const rows = new Map<string, PredictionError>();
+  return {
+    kind: 'duckdb',
+    rows,
+    async write(records) {
+      for (const r of records) rows.set(errorKey(r), r);
+    },
+    history: async () => [],
+    byTargetTime: async () => [],
+    range: async () => [],
+    columns: async () => ({}),
+    maxTargetTs: async () => undefined,
+    pairs: async () => [],
+    count: async () => rows.size,
+    close: async () => {},
+  };
 }
 
 describe('a handler waiting on a silent store lets go once its batch is given back', () => {
@@ -88,5 +114,79 @@ describe('a handler waiting on a silent store lets go once its batch is given ba
     await second.stop();
     await first.stop();
     await bus.close();
+  });
+
+  it('monitor: the next owner scores the predictions while the first read-back of their closes still hangs', async () => {
+    // Three days of candles, then predictions of the first day: their closes have left the join's memory, and the
+    // predictions handler reads them back from the candles the monitor stored (`forgottenCloses`). The first member's
+    // read never answers; a second member joins the group then and takes the pair's partition.
+    const bus = new InProcessBus();
+    const quiet = pino({ level: 'silent' });
+    const table = await openCandlesTable(`duckdb:${join(scratchDir('h102-given-back-'), 'c.duckdb')}`);
+    const read = { joined: undefined as Promise<void> | undefined };
+    const silentReads = new Proxy(table, {
+      get(target, prop, receiver) {
+        if (prop === 'range')
+          return () => {
+            read.joined ??= second.start();
+            return new Promise<never>(() => {});
+          };
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    }) as CandlesTable;
+    const firstStore = verdictsStore();
+    const secondStore = verdictsStore();
+    const first = new MonitorService(bus, firstStore, {
+      clock: 'event',
+      candles: silentReads,
+      logger: quiet,
+    });
+    const second = new MonitorService(bus, secondStore, { clock: 'event', candles: table, logger: quiet });
+    await first.start();
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: 3 * 1440 }, (_, i) =>
+        candle({ pair, windowEnd: T0 + (i + 1) * MIN, close: 100 + i }),
+      ),
+    );
+    await first.caughtUp();
+    const predictions = Array.from({ length: 3 }, (_, i) =>
+      prediction({ pair, windowEnd: T0 + (i + 1) * MIN }),
+    );
+    await bus.publish(topics.predictions, predictions);
+    await waitFor('the first read-back', () => read.joined !== undefined, Boolean, { everyMs: 20 });
+    await settlesWithin(
+      read.joined!,
+      20_000,
+      'the second member to join (the first let go of its batch)',
+      () => void bus.close(),
+    );
+    await waitFor(
+      'the next owner stored the verdicts',
+      () => secondStore.rows.size,
+      (n) => n === predictions.length,
+      { timeoutMs: 20_000 },
+    );
+    // The first member stops first: the second's stop would give the partition back to it, to read the batch again
+    // from the last commit (at-least-once) and wait for good on its silent read.
+    await first.stop();
+    await second.stop();
+    const published = (await bus.readTail<PredictionError>(topics.predictionErrors, 100)).map((r) =>
+      errorKey(r.value),
+    );
+    assert.deepEqual(
+      published.sort(),
+      predictions.map((p) => errorKey(p)).sort(),
+      'each verdict published once',
+    );
+    assert.equal(firstStore.rows.size, 0, 'the member that gave the batch back stored nothing of it');
+    // Prediction i targets the candle i + 5, whose close is 100 + i + 5.
+    assert.deepEqual(
+      predictions.map((p) => secondStore.rows.get(errorKey(p))?.actualClose),
+      [105, 106, 107],
+    );
+    await bus.close();
+    await table.close();
   });
 });
