@@ -424,6 +424,20 @@ export class MonitorService {
       },
       handle: async (batch) => {
         this.throwBackgroundFailure();
+        // A prediction is committed only once its verdict is stored, and offsets move only when a batch is read: so
+        // many verdicts unstored would hold the group behind the in-process bus's lag limit (50,000, five times this
+        // bound: the publisher still brings the next batch), and the publisher of the predictions, held by it, would
+        // never bring the batch that moves them. Past a bound, the next batch waits for the write — before the join
+        // sees it, and raced against its signal: the write waits on a store bounded only by its query timeout
+        // (PostgreSQL: 2 minutes), which would hold a rebalance past its timeout; given back, nothing of the batch is
+        // judged, so no verdict of it is queued for this member to publish.
+        if (this.verdictWrites.backlog > MAX_UNSTORED_VERDICTS)
+          await unlessGivenBack(this.verdictWrites.flush(), batch.signal).catch((err: unknown) => {
+            // A failed write is thrown here: the next batch is not failed for it as well. Given back, the write goes
+            // on, and its failure, if any, fails the next batch.
+            if (!batch.signal.aborted) this.verdictWrites.takeFailure();
+            throw err;
+          });
         let waiting = this.waiting.get(batch.partition);
         if (waiting === undefined) {
           waiting = new Map();
@@ -461,15 +475,6 @@ export class MonitorService {
           out.push(...verdicts);
         }
         this.judged(out);
-        // A prediction is committed only once its verdict is stored, and offsets move only when a batch is read: so
-        // many verdicts unstored would hold the group behind the in-process bus's lag limit (50,000), and the
-        // publisher of the predictions, held by it, would never bring the batch that moves them. Past a bound,
-        // this batch waits for the write.
-        if (this.verdictWrites.backlog > MAX_UNSTORED_VERDICTS)
-          await this.verdictWrites.flush().catch((err: unknown) => {
-            this.verdictWrites.takeFailure(); // thrown here: the next batch is not failed for it as well
-            throw err;
-          });
         this.evaluateAlerts();
         return this.predictionsCommit(batch.partition, batch.records.at(-1)!.offset + 1n);
       },

@@ -189,4 +189,65 @@ describe('a handler waiting on a silent store lets go once its batch is given ba
     await bus.close();
     await table.close();
   });
+  it('monitor: the next owner scores the predictions while the first waits on its write-behind past 10,000 unstored verdicts', async () => {
+    // The first member's errors store never answers a write: its verdicts pile up in the write-behind, and past
+    // 10,000 unstored a predictions batch waits for their write. A second member joins the group then.
+    const bus = new InProcessBus();
+    const quiet = pino({ level: 'silent' });
+    const firstStore = verdictsStore();
+    // Answered only at the end of the test (refused: the first member's stop flushes what it holds).
+    let refuse!: (err: Error) => void;
+    const silence = new Promise<never>((_, reject) => {
+      refuse = reject;
+    });
+    silence.catch(() => {});
+    firstStore.write = () => silence;
+    const secondStore = verdictsStore();
+    const first = new MonitorService(bus, firstStore, { clock: 'event', logger: quiet });
+    const second = new MonitorService(bus, secondStore, { clock: 'event', logger: quiet });
+    await first.start();
+    const n = 12_500;
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: n + 10 }, (_, i) =>
+        candle({ pair, windowEnd: T0 + (i + 1) * MIN, close: 100 + i }),
+      ),
+    );
+    await first.caughtUp();
+    const predictions = Array.from({ length: n + 1 }, (_, i) =>
+      prediction({ pair, windowEnd: T0 + (i + 1) * MIN }),
+    );
+    await bus.publish(topics.predictions, predictions.slice(0, n));
+    const unstored = (first as unknown as { verdictWrites: { backlog: number } }).verdictWrites;
+    await waitFor(
+      'verdicts unstored past the bound',
+      () => unstored.backlog,
+      (b) => b > 10_000,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    // A batch after them, which waits for their write (if the last of them did not already).
+    await bus.publish(topics.predictions, predictions.slice(n));
+    await settlesWithin(second.start(), 20_000, 'the second member to join', () => void bus.close());
+    await waitFor(
+      'the next owner stored the verdicts',
+      () => secondStore.rows.size,
+      (stored) => stored === predictions.length,
+      { timeoutMs: 20_000 },
+    );
+    refuse(new Error('the test is over'));
+    await first.stop();
+    await second.stop();
+    const last = errorKey(predictions.at(-1)!);
+    const published = (await bus.readTail<PredictionError>(topics.predictionErrors, 1_000_000)).filter(
+      (r) => errorKey(r.value) === last,
+    );
+    assert.equal(
+      published.length,
+      1,
+      'the verdict of the batch given back published once, by the next owner',
+    );
+    await bus.close();
+  });
 });
