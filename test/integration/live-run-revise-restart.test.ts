@@ -114,7 +114,13 @@ describe('cryptocast run --source live --late-policy revise, restarted on its st
       // ---- the second process, on the same store: a late trade for that minute, after its last trade.
       const second = start();
       const port2 = await apiPort(second);
-      assert.match(second.stderr(), /resuming BTC\/USDT after /);
+      // Printed once the store is read, which may come after the API's line: waited for, not assumed to be there.
+      await waitFor(
+        'the second run to resume after the stored minute',
+        () => second.stderr(),
+        (err) => /resuming BTC\/USDT after /.test(err),
+        { timeoutMs: 60_000, everyMs: 100 },
+      );
       await waitFor(
         'the second run to subscribe',
         () => srv.subscribers(PAIR),
