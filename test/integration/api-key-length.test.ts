@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { runCli } from '../support/cli.ts';
+import { exitedWithin, runCli } from '../support/cli.ts';
 import { scratchDir } from '../support/scratch.ts';
 
 /**
@@ -27,9 +27,7 @@ describe('a short API key at start', () => {
         CRYPTOCAST_API_KEYS: `${LONG_KEY},${SHORT_KEY}`,
         CRYPTOCAST_LOG_LEVEL: 'warn',
       });
-      const killer = setTimeout(() => cli.child.kill('SIGTERM'), 120_000);
-      const code = await cli.exited;
-      clearTimeout(killer);
+      const code = await exitedWithin(cli, 120_000, `${name} with a short key to be refused`);
       const out = cli.stderr();
       assert.equal(code, 2, out);
       assert.match(out, /CC_ERR_CONFIG/);

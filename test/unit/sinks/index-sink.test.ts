@@ -281,7 +281,8 @@ describe('index sink', () => {
     const away = new FakeIndex();
     away.script = () => 'throw';
     const first = new IndexSink(bus, away, {
-      sleep: (_ms, signal) => sleep(3_600_000, undefined, { signal }).catch(() => {}),
+      sleep: (_ms, signal) =>
+        new Promise<void>((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true })),
     });
     await first.start();
     // A pair on an odd partition: the one the second member gets (round-robin over the two).
