@@ -58,6 +58,42 @@ async function outageOf600(srv: KrakenServer, source: KrakenWsSource, sink: LogS
  * `n` trades of consecutive ids from 50,000,000, two at each instant (5 ms apart), starting an hour ago: a history as
  * long as a test needs, paged by time like the real one.
  */
+/**
+ * 10 trades of `trades` (5,012 of them) streamed, then 5,000 lost with the REST API down (HTTP 502 on every call): the
+ * gap the 5,011th shows is not refilled, and its 50 pages of 100 are left to the hole retry.
+ */
+async function holeOf5000WithRestDown(
+  srv: KrakenServer,
+  source: KrakenWsSource,
+  sink: LogSink,
+  trades: KrakenTrade[],
+): Promise<void> {
+  srv.publish(PAIR, trades.slice(0, 10));
+  await until(() => sink.received.length === 10, 30_000, 'the streamed trades');
+  srv.failNext = 1_000_000;
+  srv.record(PAIR, trades.slice(10, 5_010)); // 5,000 lost frames: 50 pages of 100
+  srv.publish(PAIR, trades.slice(5_010, 5_011)); // the id gap: its refill fails
+  await until(() => source.stats.unrecoverable === 5_000, 30_000, 'the refill to fail');
+}
+
+/** After holeOf5000WithRestDown, the REST API back: the hole refilled, the stream going on, each id once in order. */
+async function holeRefilledInOrder(
+  srv: KrakenServer,
+  source: KrakenWsSource,
+  sink: LogSink,
+  trades: KrakenTrade[],
+): Promise<void> {
+  srv.failNext = 0; // the hole's next attempt gets it
+  await until(() => source.stats.holesRefilled === 1, 60_000, 'the hole refilled');
+  srv.publish(PAIR, trades.slice(5_011));
+  await until(() => sink.ids(PAIR).includes(trades[5_011]!.id), 30_000, 'still streaming');
+  assert.deepEqual(
+    sink.ids(PAIR),
+    [...trades.slice(0, 10), trades[5_010]!, ...trades.slice(10, 5_010), trades[5_011]!].map((t) => t.id),
+    'each once: the hole after the trade that revealed it, in order',
+  );
+}
+
 function syntheticTrades(n: number): KrakenTrade[] {
   const start = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
   return Array.from({ length: n }, (_, i) => {
@@ -628,12 +664,7 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
       async (srv, source, sink) => {
         const trades = syntheticTrades(5_012);
         await until(() => source.subscribed.includes(PAIR));
-        srv.publish(PAIR, trades.slice(0, 10));
-        await until(() => sink.received.length === 10, 30_000, 'the streamed trades');
-        srv.failNext = 1_000_000; // the REST API down: HTTP 502 on every call
-        srv.record(PAIR, trades.slice(10, 5_010)); // 5,000 lost frames: 50 pages of 100
-        srv.publish(PAIR, trades.slice(5_010, 5_011)); // the id gap: its refill fails
-        await until(() => source.stats.unrecoverable === 5_000, 30_000, 'the refill to fail');
+        await holeOf5000WithRestDown(srv, source, sink, trades);
         // From now on, at each REST call: every page served before it already delivered (its newest trade in the sink).
         const calls: number[] = [];
         srv.onRestCall = () => {
@@ -642,17 +673,7 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
             srv.pagesServed.filter((p) => p.lastId !== undefined && !delivered.has(p.lastId)).length,
           );
         };
-        srv.failNext = 0; // the REST API back: the hole's next attempt gets it
-        await until(() => source.stats.holesRefilled === 1, 60_000, 'the hole refilled');
-        srv.publish(PAIR, trades.slice(5_011));
-        await until(() => sink.ids(PAIR).includes(trades[5_011]!.id), 30_000, 'still streaming');
-        assert.deepEqual(
-          sink.ids(PAIR),
-          [...trades.slice(0, 10), trades[5_010]!, ...trades.slice(10, 5_010), trades[5_011]!].map(
-            (t) => t.id,
-          ),
-          'each once: the hole after the trade that revealed it, in order',
-        );
+        await holeRefilledInOrder(srv, source, sink, trades);
         assert.ok(srv.pagesServed.length >= 50, `${srv.pagesServed.length} pages`);
         const held = calls.filter((n) => n > 0);
         assert.deepEqual(
@@ -679,12 +700,7 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
         const ETH = 'ETH/USD';
         const trades = syntheticTrades(5_012);
         await until(() => source.subscribed.length === 2, 30_000, 'both pairs subscribed');
-        srv.publish(PAIR, trades.slice(0, 10));
-        await until(() => sink.received.length === 10, 30_000, 'the streamed trades');
-        srv.failNext = 1_000_000; // the REST API down: HTTP 502 on every call
-        srv.record(PAIR, trades.slice(10, 5_010)); // 5,000 lost frames: 50 pages of 100
-        srv.publish(PAIR, trades.slice(5_010, 5_011)); // the id gap: its refill fails
-        await until(() => source.stats.unrecoverable === 5_000, 30_000, 'the refill to fail');
+        await holeOf5000WithRestDown(srv, source, sink, trades);
         // Once the hole's attempt is well under way (its 10th page), an ETH trade; from then on, at each REST call,
         // whether it has been delivered yet.
         const eth = tradeNow(90_000_000);
@@ -698,17 +714,7 @@ describe('Kraken WebSocket v2 connector against a local Kraken server', () => {
             ethDeliveredAtCall.push(sink.ids(ETH).includes(eth.id));
           }
         };
-        srv.failNext = 0; // the REST API back: the hole's next attempt gets it
-        await until(() => source.stats.holesRefilled === 1, 60_000, 'the hole refilled');
-        srv.publish(PAIR, trades.slice(5_011));
-        await until(() => sink.ids(PAIR).includes(trades[5_011]!.id), 30_000, 'still streaming');
-        assert.deepEqual(
-          sink.ids(PAIR),
-          [...trades.slice(0, 10), trades[5_010]!, ...trades.slice(10, 5_010), trades[5_011]!].map(
-            (t) => t.id,
-          ),
-          'each once: the hole after the trade that revealed it, in order',
-        );
+        await holeRefilledInOrder(srv, source, sink, trades);
         assert.equal(source.stats.holesAbandoned, 0);
         const waited = ethDeliveredAtCall.indexOf(true);
         assert.ok(
