@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { KafkaBus } from '../../src/runtime/kafka/bus.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
-import type { Prediction } from '../../src/schemas/prediction.ts';
 import type { PredictionError } from '../../src/schemas/prediction-error.ts';
 import { topics } from '../../src/schemas/topics.ts';
 import { ensureKafka, KAFKA_URL, serviceLauncher, uniquePrefix } from '../support/kafka.ts';
+import { candle, prediction } from '../support/monitor-minutes.ts';
 import { stumpChampionRegistry } from '../support/monitoring.ts';
 import { scratchDir } from '../support/scratch.ts';
 import { waitFor } from '../support/wait.ts';
@@ -20,47 +20,9 @@ import { waitFor } from '../support/wait.ts';
  * the unit test "predictions read more than a day behind their revised candles"), so the restarted one must too.
  */
 
-const T0 = Date.UTC(2025, 0, 1);
 const DAY = 1440;
-const candle = (i: number): Candle => ({
-  v: 1,
-  exchange: 'kraken',
-  pair: 'BTC/USD',
-  interval: '1m',
-  windowStart: T0 + i * 60_000,
-  windowEnd: T0 + (i + 1) * 60_000,
-  open: 100 + i,
-  high: 101 + i,
-  low: 99 + i,
-  close: 100 + i,
-  volume: 1,
-  filled: false,
-  revision: 0,
-});
 /** A late trade revised minute i after its first emission: a new low and close. */
 const revised = (i: number): Candle => ({ ...candle(i), low: 50 + i, close: 50 + i, revision: 1 });
-const prediction = (i: number): Prediction => {
-  const windowEnd = T0 + (i + 1) * 60_000;
-  return {
-    v: 1,
-    exchange: 'kraken',
-    pair: 'BTC/USD',
-    windowEnd,
-    horizonMs: 300_000,
-    targetTs: windowEnd + 300_000,
-    close: 100 + i,
-    predictedReturnBps: 1,
-    predictedClose: 100.01 + i,
-    p10: 99 + i,
-    p90: 101 + i,
-    modelName: 'm',
-    modelVersion: 1,
-    featureSet: 'technical',
-    featureSetVersion: 1,
-    createdAt: windowEnd + 1_000,
-    latencyMs: 1_000,
-  };
-};
 
 describe('service monitor --late-policy revise on Kafka, restarted', () => {
   const children: ChildProcess[] = [];

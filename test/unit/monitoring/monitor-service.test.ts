@@ -19,6 +19,7 @@ import type { Prediction } from '../../../src/schemas/prediction.ts';
 import { errorKey, type PredictionError } from '../../../src/schemas/prediction-error.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import { busFailingOnce } from '../../support/failing-once.ts';
+import { candle, prediction, T0 } from '../../support/monitor-minutes.ts';
 import { scratchDir } from '../../support/scratch.ts';
 import { settlesWithin, waitFor } from '../../support/wait.ts';
 
@@ -75,45 +76,6 @@ function heldStore() {
   };
   return { store, writes, release };
 }
-
-const T0 = Date.UTC(2025, 0, 1);
-const candle = (i: number): Candle => ({
-  v: 1,
-  exchange: 'kraken',
-  pair: 'BTC/USD',
-  interval: '1m',
-  windowStart: T0 + i * 60_000,
-  windowEnd: T0 + (i + 1) * 60_000,
-  open: 100 + i,
-  high: 101 + i,
-  low: 99 + i,
-  close: 100 + i,
-  volume: 1,
-  filled: false,
-  revision: 0,
-});
-const prediction = (i: number): Prediction => {
-  const windowEnd = T0 + (i + 1) * 60_000;
-  return {
-    v: 1,
-    exchange: 'kraken',
-    pair: 'BTC/USD',
-    windowEnd,
-    horizonMs: 300_000,
-    targetTs: windowEnd + 300_000,
-    close: 100 + i,
-    predictedReturnBps: 1,
-    predictedClose: 100.01 + i,
-    p10: 99 + i,
-    p90: 101 + i,
-    modelName: 'm',
-    modelVersion: 1,
-    featureSet: 'technical',
-    featureSetVersion: 1,
-    createdAt: windowEnd + 1_000,
-    latencyMs: 1_000,
-  };
-};
 
 /** Candles 0 … candles−1, then predictions 0 … predictions−1 (each judged as read); resolves at the first write. */
 async function judgeUntilFirstWrite(
