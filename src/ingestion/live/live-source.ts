@@ -135,6 +135,13 @@ interface PairState {
   held?: Trade[];
 }
 
+/** What `LiveTradeSource.pageDelivery` gives a refill or a hole attempt. */
+interface PageDelivery {
+  take(page: RefillPage): Promise<void>;
+  recovered: number;
+  refusal: { err: unknown } | undefined;
+}
+
 export interface LiveStats {
   /** Trades delivered to the sink (after local deduplication), stream and REST: those it took. */
   trades: number;
@@ -554,24 +561,11 @@ export class LiveTradeSource implements TradeSource {
     // ends at the gap's far side or at the newest trade the refill found (holes inside an outage's refill went
     // unreported). Counted as the pages are delivered, not kept: the pages are not kept either.
     const got = afterId === undefined ? undefined : new IdTally(afterId);
-    let recovered = 0;
-    /** What the sink threw refusing a page (its trades taken back: `deliver`), so that it is not said to be REST's. */
-    let refusal: { err: unknown } | undefined;
-    const take = async (page: RefillPage): Promise<void> => {
-      let taken: { inRange: Trade[]; fresh: Trade[] };
-      try {
-        taken = await this.takeRefilled(pair, page, (t) =>
-          afterId !== undefined
-            ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
-            : t.tradeTs >= sinceTs - REFILL_OVERLAP_MS,
-        );
-      } catch (err) {
-        refusal = { err };
-        throw err;
-      }
-      got?.add(taken.inRange);
-      recovered += taken.fresh.length;
-    };
+    const pages = this.pageDelivery(pair, got, (t) =>
+      afterId !== undefined
+        ? Number(t.tradeId) > afterId && (untilId === undefined || Number(t.tradeId) < untilId)
+        : t.tradeTs >= sinceTs - REFILL_OVERLAP_MS,
+    );
     try {
       // Pages the adapter hands over as they come (Kraken, Binance by id) are delivered before it asks for the next; the
       // rest, at the end.
@@ -582,11 +576,11 @@ export class LiveTradeSource implements TradeSource {
         untilId,
         signal,
         log: this.log,
-        onPage: take,
+        onPage: pages.take,
         maxPages,
         goOnFrom,
       });
-      await take(r);
+      await pages.take(r);
       // Stopped after its few pages, more to read: the rest up to the present (past a gap's far side too: the
       // pair's streamed trades are held meanwhile) is asked for at the next turn, the frames handled first.
       const goesOn = r.more !== undefined && r.error === undefined && budget > maxPages;
@@ -600,13 +594,13 @@ export class LiveTradeSource implements TradeSource {
           this.openIdHole(pair, sinceTs, got.firstMissing - 1, got.lastMissingBefore(end) + 1, new Set());
       }
       this.log.info(
-        { pair, why, recovered, afterId, untilId, sinceTs, goesOn },
+        { pair, why, recovered: pages.recovered, afterId, untilId, sinceTs, goesOn },
         goesOn ? 'refilled over REST, a few pages: the rest after the frames' : 'refilled over REST',
       );
       if (r.error !== undefined) {
-        const refused = refusal !== undefined && r.error === refusal.err;
+        const refused = pages.refusal !== undefined && r.error === pages.refusal.err;
         this.log.error(
-          { err: r.error, pair, why, recovered },
+          { err: r.error, pair, why, recovered: pages.recovered },
           refused
             ? 'refill stopped: the sink refused a page (taken back), the rest of the gap stays open'
             : 'REST refill failed partway: what was fetched is delivered, the rest of the gap stays open',
@@ -626,7 +620,7 @@ export class LiveTradeSource implements TradeSource {
       this.stats.unrecoverable++;
       this.log.error(
         { err, pair, why },
-        refusal !== undefined && err === refusal.err
+        pages.refusal !== undefined && err === pages.refusal.err
           ? 'refill not delivered: the sink refused it (taken back); the gap stays open'
           : 'REST refill failed: the gap stays open',
       );
@@ -649,6 +643,35 @@ export class LiveTradeSource implements TradeSource {
         s.holding = s.catchingUp !== undefined;
       }
     }
+  }
+
+  /**
+   * A refill's or a hole attempt's pages, delivered as they come (`takeRefilled`, those of `pair` that `inRange` keeps):
+   * their ids counted in `got`, what was new in `recovered` (from `recovered` of an attempt's earlier turns), and the
+   * sink's refusal of a page kept in `refusal`, so that the failure it ends the attempt with is not said to be REST's.
+   */
+  private pageDelivery(
+    pair: string,
+    got: IdTally | undefined,
+    inRange: (t: Trade) => boolean,
+    recovered = 0,
+  ): PageDelivery {
+    const d: PageDelivery = {
+      recovered,
+      refusal: undefined,
+      take: async (page) => {
+        let taken: { inRange: Trade[]; fresh: Trade[] };
+        try {
+          taken = await this.takeRefilled(pair, page, inRange);
+        } catch (err) {
+          d.refusal = { err };
+          throw err;
+        }
+        got?.add(taken.inRange);
+        d.recovered += taken.fresh.length;
+      },
+    };
+    return d;
   }
 
   /**
@@ -766,24 +789,15 @@ export class LiveTradeSource implements TradeSource {
       const maxPages = Math.min(budget, REFILL_PAGES_PER_TURN);
       // As a refill's: pages the adapter hands over as they come are delivered, and their ids counted, one by one.
       const got = turn?.got ?? (afterId === undefined ? undefined : new IdTally(afterId));
-      let recovered = turn?.recovered ?? 0;
-      /** What the sink threw refusing a page (taken back: `deliver`): the attempt failed, not REST. */
-      let refusal: { err: unknown } | undefined;
-      const take = async (page: RefillPage): Promise<void> => {
-        let taken: { inRange: Trade[]; fresh: Trade[] };
-        try {
-          taken = await this.takeRefilled(pair, page, (t) =>
-            afterId !== undefined
-              ? Number(t.tradeId) > afterId && Number(t.tradeId) < untilId
-              : t.tradeTs >= hole.sinceTs - REFILL_OVERLAP_MS,
-          );
-        } catch (err) {
-          refusal = { err };
-          throw err;
-        }
-        got?.add(taken.inRange);
-        recovered += taken.fresh.length;
-      };
+      const pages = this.pageDelivery(
+        pair,
+        got,
+        (t) =>
+          afterId !== undefined
+            ? Number(t.tradeId) > afterId && Number(t.tradeId) < untilId
+            : t.tradeTs >= hole.sinceTs - REFILL_OVERLAP_MS,
+        turn?.recovered,
+      );
       let r: RefillResult;
       try {
         r = await this.a.refill({
@@ -795,7 +809,7 @@ export class LiveTradeSource implements TradeSource {
           retries: 0,
           signal,
           log: this.log,
-          onPage: take,
+          onPage: pages.take,
           maxPages,
           goOnFrom: turn?.from,
         });
@@ -803,23 +817,23 @@ export class LiveTradeSource implements TradeSource {
         if (signal.aborted) return;
         r = { trades: [], rejects: [], complete: false, error: err };
       }
-      if (refusal === undefined)
+      if (pages.refusal === undefined)
         try {
-          await take(r);
+          await pages.take(r);
         } catch (err) {
           // Refused by the sink: a failed attempt (retried with back-off), not an error that would end the hole retries.
           r = { ...r, error: err };
         }
       if (r.more !== undefined && r.error === undefined && budget > maxPages) {
         // Stopped after its few pages, more to read: the rest at the next turn (the next tick), the frames first.
-        hole.goingOn = { from: r.more, got, recovered, pagesLeft: budget - maxPages };
+        hole.goingOn = { from: r.more, got, recovered: pages.recovered, pagesLeft: budget - maxPages };
         hole.retryAt = this.now();
         continue;
       }
       const said = {
         pair,
         attempt: hole.attempts,
-        recovered,
+        recovered: pages.recovered,
         ...(afterId === undefined ? { sinceTs: hole.sinceTs, untilTs: hole.untilTs } : { afterId, untilId }),
       };
       if (got !== undefined) {
@@ -839,7 +853,7 @@ export class LiveTradeSource implements TradeSource {
         continue;
       }
       // What was fetched narrows a time window to what came before it, unless the sink refused it (taken back).
-      if (afterId === undefined && refusal === undefined)
+      if (afterId === undefined && pages.refusal === undefined)
         for (const t of r.trades) if (t.tradeTs < hole.untilTs) hole.untilTs = t.tradeTs;
       if (hole.attempts >= attempts) {
         this.holes.delete(pair);
@@ -853,7 +867,7 @@ export class LiveTradeSource implements TradeSource {
       hole.retryAt = this.now() + backoffDelay(hole.attempts, backoff, this.o.random);
       this.log.warn(
         { ...said, err: r.error },
-        refusal !== undefined
+        pages.refusal !== undefined
           ? 'hole left by a failed refill: the sink refused what was fetched (taken back), asked again later'
           : 'hole left by a failed refill: still failing, asked again later',
       );
