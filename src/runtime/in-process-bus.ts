@@ -219,15 +219,7 @@ export class InProcessBus implements Bus {
     tl.partitions.forEach((pl, p) => {
       const from = Math.max(pl.base, pl.end - perPartition);
       for (let o = from; o < pl.end; o++) {
-        const r = pl.records[o - pl.base]!;
-        out.push({
-          topic: topic.name,
-          partition: p,
-          offset: BigInt(o),
-          key: r.key,
-          value: r.value as T,
-          timestamp: r.timestamp,
-        });
+        out.push(deliveredAt(topic, pl, p, o));
       }
     });
     return out;
@@ -252,15 +244,7 @@ export class InProcessBus implements Bus {
       for (let o = from; o < ends[p]!; o = Math.max(o, pl.base)) {
         const page: Delivered<T>[] = [];
         for (; o < ends[p]! && page.length < pageSize; o++) {
-          const r = pl.records[o - pl.base]!;
-          page.push({
-            topic: topic.name,
-            partition: p,
-            offset: BigInt(o),
-            key: r.key,
-            value: r.value as T,
-            timestamp: r.timestamp,
-          });
+          page.push(deliveredAt(topic, pl, p, o));
         }
         await onPage(page);
         options.signal?.throwIfAborted();
@@ -372,14 +356,7 @@ export class InProcessBus implements Bus {
           continue;
         }
         if (r.unchecked) unchecked = true;
-        records.push({
-          topic: opts.topic.name,
-          partition: p,
-          offset: BigInt(o),
-          key: r.key,
-          value: r.value,
-          timestamp: r.timestamp,
-        });
+        records.push(deliveredAt(opts.topic, pl, p, o));
       }
       m.busy++;
       const lost = new AbortController();
@@ -584,6 +561,19 @@ export class InProcessBus implements Bus {
 }
 
 /** Aborts the signals of `m`'s batches in hand on `partitions` (`Batch.signal`). */
+/** The record at offset `o` of partition `p` of `topic` (a position not trimmed yet), as a handler or reader gets it. */
+function deliveredAt<T>(topic: Topic<T>, pl: PartitionLog, p: number, o: number): Delivered<T> {
+  const r = pl.records[o - pl.base]!;
+  return {
+    topic: topic.name,
+    partition: p,
+    offset: BigInt(o),
+    key: r.key,
+    value: r.value as T,
+    timestamp: r.timestamp,
+  };
+}
+
 function giveBack(m: Member, partitions: readonly number[], why: string): void {
   for (const p of partitions) {
     const batch = m.batchSignals.get(p);
