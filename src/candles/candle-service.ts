@@ -2,7 +2,7 @@ import { faultPoint } from '../core/faults.ts';
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { TradeDeduplicator } from '../ingestion/dedup.ts';
-import { REFILL_OVERLAP_MS } from '../ingestion/live/live-source.ts';
+import { REFILL_OVERLAP_MS } from '../ingestion/resume-points.ts';
 import { type Bus, type CommitPlan, partitionFor, type Subscription } from '../runtime/bus.ts';
 import { type Candle, INTERVALS, type Interval } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';

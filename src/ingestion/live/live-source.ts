@@ -4,7 +4,7 @@ import { backoffDelay } from '../../core/retry.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
 import { type Trade, tradeAheadOfReceipt } from '../../schemas/trade.ts';
 import { TradeDeduplicator } from '../dedup.ts';
-import type { ResumePoints } from '../resume-points.ts';
+import { REFILL_OVERLAP_MS, type ResumePoints } from '../resume-points.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
 import { assertPairs } from '../symbols.ts';
 import {
@@ -50,12 +50,6 @@ export type {
  */
 /** The longest wait before a refused pair is subscribed again. */
 const RESUBSCRIBE_MAX_MS = 5 * 60_000;
-/**
- * A refill by time asks from a second before where the pair stood (a time-paged REST overlaps the last trade's second):
- * it may deliver again trades of that second, which the trades log's ids tell (`TradeService`), or, after a restart
- * from a store without them, the candle stage (`PairSeed.retakenFrom`).
- */
-export const REFILL_OVERLAP_MS = 1_000;
 
 /**
  * Most REST pages a refill reads in one go, the connection's frames (every pair's trades and watermarks) waiting behind
