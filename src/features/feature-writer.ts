@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { unlessGivenBack } from '../core/unless-given-back.ts';
+import { orAbort } from '../core/or-abort.ts';
 import type { Bus, Subscription } from '../runtime/bus.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import type { NewsSignal } from '../schemas/news-signal.ts';
@@ -92,7 +92,7 @@ export class FeatureWriter {
         batch.signal.throwIfAborted();
         // A slow store (PostgreSQL waits up to its query timeout) must not hold a rebalance: the wait ends once the
         // batch is given back.
-        await unlessGivenBack(this.store.write(TECHNICAL_SET, mine), batch.signal);
+        await orAbort(this.store.write(TECHNICAL_SET, mine), batch.signal);
         // Counted once stored, each record once: the news write below may fail after this one committed (a full disk
         // stops `cryptocast run` there, which reports these counts), and the batch then comes again.
         const counted = this.counted.get(batch.partition) ?? -1n;
@@ -108,7 +108,7 @@ export class FeatureWriter {
           const rows = this.newsRows(mine);
           try {
             batch.signal.throwIfAborted();
-            await unlessGivenBack(this.store.write(NEWS_SET, rows), batch.signal);
+            await orAbort(this.store.write(NEWS_SET, rows), batch.signal);
           } catch (err) {
             this.forgetNewsClocks(mine); // the re-delivered batch makes these rows again
             throw err;

@@ -1,8 +1,8 @@
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
+import { orAbort } from '../core/or-abort.ts';
 import { redactSecrets } from '../core/secrets.ts';
-import { unlessGivenBack } from '../core/unless-given-back.ts';
 import { FEATURE_SET } from '../features/technical.ts';
 import { type Batch, type Bus, HoldBatch, type Subscription } from '../runtime/bus.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
@@ -149,7 +149,7 @@ export class PredictorService {
     const from = v.windowEnd - this.adjustments.windowMinutes * 60_000 - WARM_UP_MARGIN_MS;
     let stored: FeatureVectorRecord[];
     try {
-      stored = await unlessGivenBack(this.history(v.pair, from, v.windowEnd), signal);
+      stored = await orAbort(this.history(v.pair, from, v.windowEnd), signal);
     } catch (err) {
       // Given back: the batch is not handled, and the pair is warmed up again by whoever handles it.
       if (signal.aborted) throw signal.reason;
@@ -321,7 +321,7 @@ export class PredictorService {
     // read-back above may have waited through the rebalance): nothing stored or published.
     if (out.length > 0) {
       batch.signal.throwIfAborted();
-      await unlessGivenBack(this.store.write(out), batch.signal);
+      await orAbort(this.store.write(out), batch.signal);
       faultPoint('predictor:stored');
       // Only what the topic does not have yet (a re-read batch after a crash was published already).
       const toPublish = out.filter(

@@ -3,8 +3,8 @@ import { type CandlesTable, candleCopies } from '../candles/store/candles-table.
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
+import { orAbort } from '../core/or-abort.ts';
 import { backoffCap } from '../core/retry.ts';
-import { unlessGivenBack } from '../core/unless-given-back.ts';
 import type { Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { publishDurably } from '../runtime/publish-durably.ts';
@@ -432,7 +432,7 @@ export class MonitorService {
         // (PostgreSQL: 2 minutes), which would hold a rebalance past its timeout; given back, nothing of the batch is
         // judged, so no verdict of it is queued for this member to publish.
         if (this.verdictWrites.backlog > MAX_UNSTORED_VERDICTS)
-          await unlessGivenBack(this.verdictWrites.flush(), batch.signal).catch((err: unknown) => {
+          await orAbort(this.verdictWrites.flush(), batch.signal).catch((err: unknown) => {
             // A failed write is thrown here: the next batch is not failed for it as well. Given back, the write goes
             // on, and its failure, if any, fails the next batch.
             if (!batch.signal.aborted) this.verdictWrites.takeFailure();
@@ -448,7 +448,7 @@ export class MonitorService {
         // Raced against the batch's signal: the read-back (and the flush of the candle copies before it) waits on a
         // store bounded only by its query timeout (PostgreSQL: 2 minutes), which would hold a rebalance past its
         // timeout and have the batch handled by two members. Given back, nothing of the batch is judged here.
-        const restored = await unlessGivenBack(
+        const restored = await orAbort(
           this.forgottenCloses(batch.records.map((r) => r.value)),
           batch.signal,
         ).finally(() => {

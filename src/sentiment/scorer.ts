@@ -13,6 +13,7 @@ import { setting } from '../config/env.ts';
 import { CircuitBreaker } from '../core/circuit-breaker.ts';
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
+import { orAbort } from '../core/or-abort.ts';
 import { redactSecrets } from '../core/secrets.ts';
 import { type Sentiment, type SentimentBackend, SentimentError } from './labels.ts';
 import { LexiconBackend } from './lexicon.ts';
@@ -444,19 +445,9 @@ const STOPPED = 'stopped: the process is stopping';
  * classifier mode cannot abort an embedding, and a wedged call would otherwise hold the news-signals stage for ever.
  */
 function withinDeadline<T>(answer: Promise<T>, deadline: AbortSignal): Promise<T> {
-  if (deadline.aborted) return Promise.reject(new SentimentError('timeout', 'no answer in time'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new SentimentError('timeout', 'no answer in time'));
-    deadline.addEventListener('abort', onAbort, { once: true });
-    answer.then(
-      (v) => {
-        deadline.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err: unknown) => {
-        deadline.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
+  return orAbort(answer, deadline).catch((err: unknown) => {
+    throw deadline.aborted && err === deadline.reason
+      ? new SentimentError('timeout', 'no answer in time')
+      : err;
   });
 }

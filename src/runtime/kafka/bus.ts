@@ -11,6 +11,7 @@ import {
 import { setting } from '../../config/env.ts';
 import { reportDependency, untilAvailable } from '../../core/dependency.ts';
 import { type Logger, log as rootLog } from '../../core/log.ts';
+import { orAbort } from '../../core/or-abort.ts';
 import { safeParse } from '../../schemas/compiled-check.ts';
 import { topics as knownTopics } from '../../schemas/topics.ts';
 import {
@@ -369,7 +370,7 @@ export class KafkaBus implements Bus {
     signal.throwIfAborted();
     // The signal also ends the waiting between attempts.
     const gaveUp = AbortSignal.any([this.closing.signal, signal]);
-    return untilAborted(
+    return orAbort(
       this.waitForBroker(() => this.readTailOnce(topic, perPartition, gaveUp), gaveUp),
       signal,
     );
@@ -432,7 +433,7 @@ export class KafkaBus implements Bus {
     const attempt = () => this.readPagesOnce(topic, onPage, pageSize, read, signal, gaveUp, options.since);
     try {
       if (signal === undefined) return await this.waitForBroker(attempt);
-      return await untilAborted(this.waitForBroker(attempt, gaveUp), signal);
+      return await orAbort(this.waitForBroker(attempt, gaveUp), signal);
     } catch (err) {
       // The caller's own failure is not the broker's: not retried, and rethrown as it was.
       throw err instanceof OnPageFailed ? err.cause : err;
@@ -548,7 +549,7 @@ export class KafkaBus implements Bus {
     signal.throwIfAborted();
     // A broker that stops answering without closing the connection leaves the client's request waiting for good
     // (measured: still waiting after 120 s behind a silent proxy): the signal is the caller's only bound.
-    return untilAborted(this.groupLagOnce(topic, group), signal);
+    return orAbort(this.groupLagOnce(topic, group), signal);
   }
 
   private async groupLagOnce(topic: Topic<unknown>, group: string): Promise<number | undefined> {
@@ -709,21 +710,4 @@ export function topicConfigs(
   if (replicationFactor > 1)
     configs.push({ name: 'min.insync.replicas', value: String(replicationFactor - 1) });
   return configs;
-}
-
-/**
- * `work`, or the signal's reason as soon as it aborts: rejects at once, not when the attempt under way ends (a read
- * stops and closes its client by itself; a request to a broker that went silent is left to the client).
- */
-async function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  let onAbort: (() => void) | undefined;
-  const gaveUp = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([work, gaveUp]);
-  } finally {
-    signal.removeEventListener('abort', onAbort!);
-  }
 }
