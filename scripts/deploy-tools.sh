@@ -12,7 +12,12 @@
 #   scripts/deploy-tools.sh install   install what is missing (idempotent; a version change installs beside)
 #   scripts/deploy-tools.sh paths     print KEY=VALUE lines: HELM, KUBECONFORM, K8S_SCHEMAS, K8S_VERSIONS, HADOLINT
 #
-# Environment: CRYPTOCAST_CACHE (~/.cache/cryptocast). Needs go (1.25+), python3 with pip, and the project's Node.
+#   Go           the toolchain that builds helm and kubeconform: the machine's `go` if it is 1.26 or newer, else
+#                Go $GO_TOOLCHAIN from the Go module proxy (golang.org/toolchain, the zip `go` itself fetches for
+#                GOTOOLCHAIN), checked against its SHA-256 below, into the cache
+#
+# Environment: CRYPTOCAST_CACHE (~/.cache/cryptocast), GOPROXY (its first URL; https://proxy.golang.org). Needs
+# python3 with pip, and the project's Node.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +28,8 @@ KUBECONFORM_VERSION=v0.8.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 K8S_VERSIONS="1.30.0 1.37.0"
 HADOLINT_VERSION=2.15.1
+GO_TOOLCHAIN=1.26.8
+GO_TOOLCHAIN_SHA256=30c2b1bf7dcc88d3eb0a1364e47ddd9128edb3110a30e8a0ef61cd5856b31de7 # linux-amd64 zip
 
 HELM_DIR="$CACHE/helm-$HELM_VERSION"
 KUBECONFORM_DIR="$CACHE/kubeconform-$KUBECONFORM_VERSION"
@@ -35,11 +42,47 @@ die() {
   exit 1
 }
 
+# A Go of 1.26 or newer on PATH: the machine's, or the toolchain from the Go module proxy into the cache (a machine
+# without Go, or with an older one, still builds the tools).
+ensure_go() {
+  local v
+  if command -v go >/dev/null; then
+    v="$(go env GOVERSION 2>/dev/null || true)"
+    if printf '%s\n' "go1.26" "${v%%[!0-9.go]*}" | sort -C -V; then return 0; fi
+    say "the machine's Go (${v:-unknown}) is older than 1.26 (helm and kubeconform need it)"
+  fi
+  local dir="$CACHE/go-$GO_TOOLCHAIN" arch
+  case "$(uname -m)" in
+  x86_64) arch=amd64 ;;
+  *) die "Go 1.26+ is needed to build helm and kubeconform (apt-get install golang, or go.dev)" ;;
+  esac
+  if [ ! -x "$dir/bin/go" ]; then
+    local proxy="${GOPROXY:-https://proxy.golang.org}"
+    proxy="${proxy%%[,|]*}"
+    case "$proxy" in http*) ;; *) proxy=https://proxy.golang.org ;; esac
+    local url="$proxy/golang.org/toolchain/@v/v0.0.1-go$GO_TOOLCHAIN.linux-$arch.zip" tmp
+    tmp="$(mktemp -d)"
+    say "Go $GO_TOOLCHAIN from the Go module proxy ($url)"
+    python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "$url" "$tmp/go.zip" ||
+      die "could not fetch $url"
+    echo "$GO_TOOLCHAIN_SHA256  $tmp/go.zip" | sha256sum -c --quiet - || die "Go $GO_TOOLCHAIN: checksum mismatch"
+    python3 -m zipfile -e "$tmp/go.zip" "$tmp/x" >/dev/null
+    # zip entries carry no mode here: the tools are the executables
+    chmod +x "$tmp/x/golang.org/toolchain@v0.0.1-go$GO_TOOLCHAIN.linux-$arch"/bin/* \
+      "$tmp/x/golang.org/toolchain@v0.0.1-go$GO_TOOLCHAIN.linux-$arch"/pkg/tool/linux_$arch/*
+    rm -rf "$dir"
+    mkdir -p "$CACHE"
+    mv -T "$tmp/x/golang.org/toolchain@v0.0.1-go$GO_TOOLCHAIN.linux-$arch" "$dir"
+    rm -rf "$tmp"
+  fi
+  export PATH="$dir/bin:$PATH" GOTOOLCHAIN=local
+}
+
 # go install into a fresh directory, moved into place only once complete (an interrupted build leaves nothing).
 go_install() {
   local dir="$1" pkg="$2" name="$3"
   [ -x "$dir/$name" ] && return 0
-  command -v go >/dev/null || die "Go is needed to build $name from the Go module proxy (apt-get install golang, or go.dev)"
+  ensure_go
   local t0=$SECONDS
   say "building $pkg (Go module proxy) into $dir"
   rm -rf "$dir.partial"
