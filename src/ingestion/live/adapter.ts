@@ -39,11 +39,12 @@ export interface RefillRequest {
   signal: AbortSignal;
   log: Logger;
   /**
-   * Where an adapter whose pages come forward (each page's trades newer, with higher ids, than the page before: Kraken,
-   * Binance by id)
-   * hands each page as it comes, before asking for the next, keeping none: a refill then holds one page at a time,
-   * however long the outage (they used to be kept to its end: ~130 MB at 500 pages). What it hands over is not in
-   * its `RefillResult.trades`. Absent, or for adapters that page backwards, every trade is in the result.
+   * Where an adapter hands each page, oldest first (each page's new trades newer than the page before's), before asking
+   * for the next, keeping none: a refill then holds one page at a time, however long the outage (they used to be kept
+   * to its end: ~130 MB at 500 pages). Kraken and Binance by id page forward; Coinbase, and Binance for a pair with no
+   * trade yet, whose REST APIs page backwards from the newest, first walk back to the refill's start keeping only where
+   * each page was (`seekLimit`), then ask for the pages again oldest first. What it hands over is not in its
+   * `RefillResult.trades`. Absent, every trade is in the result.
    */
   onPage?(page: RefillPage): Promise<void>;
   /**
@@ -72,6 +73,11 @@ export interface RefillResult {
   /** The REST failure that ended the refill early, if one did: `trades` holds the pages fetched before it. */
   error?: unknown;
   /**
+   * A time-window refill (Coinbase) that handed pages over oldest first (`onPage`): the newest trade time handed over,
+   * in this call or an earlier turn. Ended early, what it did not get is after it (and before `trades`, if any).
+   */
+  handedUpTo?: number;
+  /**
    * Stopped at `RefillRequest.maxPages` with more to read (`complete` false, no error): where to go on from, opaque to
    * the connector (the adapter's paging state: Kraken's cursor is finer than any trade time the connector keeps).
    */
@@ -80,6 +86,16 @@ export interface RefillResult {
 
 /** `LiveSourceOptions.maxRefillPages` by default. */
 export const DEFAULT_MAX_REFILL_PAGES = 500;
+
+/**
+ * How many pages back a refill that pages backwards (Coinbase, Binance for a pair with no trade yet) walks to find its
+ * start, of `maxPages` in all: it reads the pages it walked past again, oldest first, so walk and read fit in the whole
+ * refill's budget (the newest page, kept from the walk, and the oldest, handed over where the walk ends, are read once).
+ * Past it, the walk stops there: what is older is not refilled, counted `unrecoverable`.
+ */
+export function seekLimit(maxPages: number): number {
+  return Math.max(1, Math.floor((maxPages + 2) / 2));
+}
 
 /**
  * Runs a refill's paging into `out` (or `onPage`); a REST call that fails for good ends it incomplete, keeping the pages
@@ -139,9 +155,10 @@ export interface LiveSourceOptions {
    */
   maxQueuedBytes?: number;
   /**
-   * Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades). Kraken's, and Binance's by id, are
-   * delivered one by one (`RefillRequest.onPage`), a few at a time with the connection's frames handled in between
-   * (`REFILL_PAGES_PER_TURN`); Coinbase, and Binance for a pair with no trade yet, keep them to the refill's end.
+   * Most REST pages one refill may read (default 500, i.e. up to ~500 000 trades), delivered one by one
+   * (`RefillRequest.onPage`), a few at a time with the connection's frames handled in between (`REFILL_PAGES_PER_TURN`).
+   * Coinbase's, and Binance's for a pair with no trade yet, walk back first and read their pages twice: they reach
+   * about half as far back (`seekLimit`).
    */
   maxRefillPages?: number;
   /**

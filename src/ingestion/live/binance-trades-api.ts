@@ -36,6 +36,11 @@ export interface BinanceTradesPage {
    * from. The trades' ids alone gave none for a page whose rows all failed to parse, and the refill started over.
    */
   lastRowId?: number;
+  /**
+   * The lowest `id` among the page's rows, parsed or not: where a backward refill goes on from (before it). By the
+   * trades alone, a page whose rows all failed to parse had no oldest trade, and was taken for the end.
+   */
+  firstRowId?: number;
 }
 
 export async function fetchBinanceTrades(
@@ -56,8 +61,10 @@ export async function fetchBinanceTrades(
   const now = Date.now();
   for (const t of body as unknown[]) {
     const row = (typeof t === 'object' && t !== null ? t : {}) as Record<string, unknown>;
-    if (typeof row.id === 'number' && Number.isSafeInteger(row.id))
+    if (typeof row.id === 'number' && Number.isSafeInteger(row.id)) {
       page.lastRowId = Math.max(page.lastRowId ?? row.id, row.id);
+      page.firstRowId = Math.min(page.firstRowId ?? row.id, row.id);
+    }
     const r = validate(TradeSchema, {
       v: 1,
       type: 'trade',

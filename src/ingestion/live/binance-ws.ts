@@ -8,9 +8,15 @@ import {
   REFILL_MAX_RETRY_AFTER_MS,
   type RefillRequest,
   type RefillResult,
+  seekLimit,
 } from './adapter.ts';
 import { parseBinanceFrame } from './binance-parser.ts';
-import { BINANCE_PAGE_LIMIT, BINANCE_REST_URL, fetchBinanceTrades } from './binance-trades-api.ts';
+import {
+  BINANCE_PAGE_LIMIT,
+  BINANCE_REST_URL,
+  type BinanceTradesPage,
+  fetchBinanceTrades,
+} from './binance-trades-api.ts';
 import { assertUrl, LiveTradeSource } from './live-source.ts';
 
 /** Combined-stream endpoint (events arrive as `{stream, data}`); streams are added with `SUBSCRIBE`. */
@@ -71,74 +77,117 @@ async function binanceRefill(rest: string, o: BinanceWsOptions, req: RefillReque
       maxRetryAfterMs: REFILL_MAX_RETRY_AFTER_MS,
     });
   const out: RefillResult = { trades: [], rejects: [], complete: false };
-  const afterId = req.afterId;
-  // No id to start from: paged backwards, every page kept to the end and sorted (`onPage` is for forward pages), read
-  // whole — not in turns.
-  if (afterId === undefined)
-    return keepingFetchedPages(out, req.signal, () =>
-      backwardsFrom(req, fetch, o.maxRefillPages ?? DEFAULT_MAX_REFILL_PAGES, out),
-    );
-  const maxPages = req.maxPages ?? o.maxRefillPages ?? DEFAULT_MAX_REFILL_PAGES;
-  let from = req.goOnFrom instanceof BinanceRefillPosition ? req.goOnFrom.fromId : afterId + 1;
-  return keepingFetchedPages(out, req.signal, async () => {
-    // Forward by id from the last trade we have, until the gap closes or the present is reached. Each page (ids above
-    // the last page's) is handed over as it comes, none kept (`onPage`): a long outage's refill used to keep them all
-    // to its end (~0.3 KB a trade, 1,000 a page) and hold the connection's frames for all of them.
-    for (let page = 0; page < maxPages; page++) {
-      const r = await fetch(from);
-      if (req.onPage !== undefined) await req.onPage({ trades: r.trades, rejects: r.rejects });
-      else {
-        out.trades.push(...r.trades);
-        out.rejects.push(...r.rejects);
+  const limit = o.maxRefillPages ?? DEFAULT_MAX_REFILL_PAGES;
+  const maxPages = req.maxPages ?? limit;
+  // Each page (ids above the last page's) is handed over as it comes, none kept (`onPage`): a long outage's refill used
+  // to keep them all to its end (~0.3 KB a trade, 1,000 a page) and hold the connection's frames for all of them.
+  const hand = async (page: BinanceTradesPage): Promise<void> => {
+    if (req.onPage !== undefined) await req.onPage({ trades: page.trades, rejects: page.rejects });
+    else {
+      out.trades.push(...page.trades);
+      out.rejects.push(...page.rejects);
+    }
+  };
+  let at: BinanceRefillPosition | BinanceSeekPosition;
+  if (req.goOnFrom instanceof BinanceRefillPosition || req.goOnFrom instanceof BinanceSeekPosition)
+    at = req.goOnFrom;
+  // No id to start from (no trade of the pair yet): walk back from the newest to the refill's start, then forward.
+  else if (req.afterId === undefined) at = new BinanceSeekPosition();
+  else at = new BinanceRefillPosition(req.afterId + 1);
+  let pages = 0;
+  await keepingFetchedPages(out, req.signal, async () => {
+    while (at instanceof BinanceSeekPosition) {
+      if (pages >= maxPages) {
+        out.more = at;
+        return;
       }
+      const seek: BinanceSeekPosition = at;
+      const r = await fetch(seek.fromId);
+      pages++;
+      seek.pagesRead++;
+      const first = seek.fromId === undefined;
+      if (first) seek.newest = r;
+      const oldest = r.trades.reduce<Trade | undefined>(
+        (m, t) => (m === undefined || Number(t.tradeId) < Number(m.tradeId) ? t : m),
+        undefined,
+      );
+      // The start: a page reaching back before the refill's window, the symbol's first trade, or all its history.
+      const found =
+        r.trades.length + r.rejects.length < BINANCE_PAGE_LIMIT ||
+        (oldest !== undefined && oldest.tradeTs < req.sinceTs) ||
+        r.firstRowId === 0;
+      // The walk's budget spent, or a full page without a row id to go back past: what is older is not refilled.
+      const stuck = !found && (r.firstRowId === undefined || seek.pagesRead >= seekLimit(limit));
+      if (found || stuck) {
+        if (stuck) seek.complete = false;
+        if (first) {
+          // The newest page reaches back to the start (or is all there is): it is the whole refill.
+          await hand(r);
+          out.complete = seek.complete;
+          return;
+        }
+        if (r.lastRowId === undefined) {
+          // Nothing here to go forward from (rows without ids): the newest page, kept, is what there is.
+          await hand(seek.newest!);
+          return;
+        }
+        // This page is the oldest wanted: handed over first, then forward by id from past it, up to the present.
+        await hand(r);
+        at = new BinanceRefillPosition(r.lastRowId + 1, seek.complete);
+        break;
+      }
+      // Walked past (read again on the way forward): back before its lowest row id, parsed or not. By the parsed trades
+      // alone, a page of rows that all failed to parse had no oldest trade and was taken for the end.
+      seek.fromId = Math.max(0, r.firstRowId! - BINANCE_PAGE_LIMIT);
+    }
+    // Forward by id from the last trade we have (or where the walk back ended), until the gap closes or the present is
+    // reached.
+    const fwd: BinanceRefillPosition = at;
+    for (; pages < maxPages; pages++) {
+      const r = await fetch(fwd.fromId);
+      await hand(r);
       // From the rows' ids, parsed or not: a page of rows that all failed to parse (dead-lettered as rejects) is gone
       // past too. By the trades alone it gave -1, and the next page was asked from id 0, the symbol's first trade.
       const maxId = r.trades.reduce((m, t) => Math.max(m, Number(t.tradeId)), r.lastRowId ?? -1);
       const closed = req.untilId !== undefined && maxId >= req.untilId - 1;
       // A short page (counting unusable rows) means the present is reached.
       if (r.trades.length + r.rejects.length < BINANCE_PAGE_LIMIT || closed) {
-        out.complete = true;
-        break;
+        out.complete = fwd.complete;
+        return;
       }
-      from = maxId + 1;
+      fwd.fromId = maxId + 1;
     }
     // Stopped at maxPages: the next turn goes on from the next id (`RefillResult.more`).
-    if (!out.complete) out.more = new BinanceRefillPosition(from);
+    out.more = fwd;
   });
+  // Failed while walking back: nothing handed over yet; the newest page, kept, is delivered (the rest counted).
+  if (out.error !== undefined && at instanceof BinanceSeekPosition && at.newest !== undefined) {
+    out.trades.push(...at.newest.trades);
+    out.rejects.push(...at.newest.rejects);
+  }
+  return out;
 }
 
 /** Where a forward Binance refill stopped at its page limit: the next id to ask for (`RefillResult.more`). */
 class BinanceRefillPosition {
-  readonly fromId: number;
-  constructor(fromId: number) {
+  fromId: number;
+  /** False when the walk back that started it could not reach the refill's start. */
+  readonly complete: boolean;
+  constructor(fromId: number, complete = true) {
     this.fromId = fromId;
+    this.complete = complete;
   }
 }
 
 /**
- * No trade of this pair seen yet (an outage before its first trade): there is no id to start from, so page
- * backwards from the most recent trades until one is older than `sinceTs`.
+ * A refill of a pair with no trade yet (no id to page forward from), walking back from the most recent trades until a
+ * page is older than `sinceTs`, a few pages a turn: the pages walked past are not kept (they are read again forward,
+ * oldest first, as the candle stage needs them) but for the newest, delivered if the walk fails.
  */
-async function backwardsFrom(
-  req: RefillRequest,
-  fetch: (fromId: number | undefined) => Promise<{ trades: Trade[]; rejects: string[] }>,
-  maxPages: number,
-  out: RefillResult,
-): Promise<RefillResult> {
-  let from: number | undefined;
-  for (let page = 0; page < maxPages; page++) {
-    const r = await fetch(from);
-    out.trades.push(...r.trades);
-    out.rejects.push(...r.rejects);
-    const oldest = r.trades.reduce<Trade | undefined>(
-      (o, t) => (o === undefined || Number(t.tradeId) < Number(o.tradeId) ? t : o),
-      undefined,
-    );
-    if (oldest === undefined || oldest.tradeTs < req.sinceTs || Number(oldest.tradeId) === 0) {
-      out.complete = true;
-      break;
-    }
-    from = Math.max(0, Number(oldest.tradeId) - BINANCE_PAGE_LIMIT);
-  }
-  return out;
+class BinanceSeekPosition {
+  /** The next page back (undefined: the most recent trades). */
+  fromId: number | undefined;
+  newest: BinanceTradesPage | undefined;
+  pagesRead = 0;
+  complete = true;
 }

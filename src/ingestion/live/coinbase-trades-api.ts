@@ -17,8 +17,8 @@ import { decimal, rfc3339ToMs } from './parse-common.ts';
  * "time":"2026-04-07T00:28:58.544778Z","side":"SELL","bid":"","ask":"","exchange":"coinbase"},…],
  * "best_bid":…,"best_ask":…}`, newest first.
  * **Unconfirmed**: the largest `limit` (1000 is used; clients cite it), whether `end` is inclusive, and that a
- * window holding more than `limit` trades returns its newest ones — the refill pages backwards on that basis
- * and reports when it cannot get further.
+ * window holding more than `limit` trades returns its newest ones — the refill walks back on that basis (then reads
+ * the pages again, oldest first: `coinbase-ws.ts`) and reports when it cannot get further.
  */
 export const COINBASE_REST_URL = 'https://api.coinbase.com';
 export const COINBASE_PAGE_LIMIT = 1000;
@@ -36,6 +36,11 @@ export interface CoinbaseTradesPage {
   /** Oldest first. */
   trades: Trade[];
   rejects: string[];
+  /**
+   * The oldest `time` among the page's rows, parsed or not (undefined: no row had a readable one): where a backward
+   * refill goes on from. By the trades alone, a page of rows that all failed to parse had no oldest trade.
+   */
+  oldestRowTs?: number;
 }
 
 export async function fetchCoinbaseTrades(
@@ -56,6 +61,8 @@ export async function fetchCoinbaseTrades(
   const now = Date.now();
   for (const t of body.trades as unknown[]) {
     const row = (typeof t === 'object' && t !== null ? t : {}) as Record<string, unknown>;
+    const time = rfc3339ToMs(row.time);
+    if (Number.isFinite(time)) page.oldestRowTs = Math.min(page.oldestRowTs ?? time, time);
     const r = validate(TradeSchema, {
       v: 1,
       type: 'trade',
@@ -65,7 +72,7 @@ export async function fetchCoinbaseTrades(
       qty: typeof row.size === 'string' ? decimal(row.size) : Number.NaN,
       side: coinbaseTakerSide(row.side, sideMeaning),
       tradeId: typeof row.trade_id === 'string' && row.trade_id.length > 0 ? row.trade_id : undefined,
-      tradeTs: rfc3339ToMs(row.time),
+      tradeTs: time,
       receivedTs: now,
     });
     if (r.success) page.trades.push(r.data);

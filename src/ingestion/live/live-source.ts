@@ -34,8 +34,9 @@ export type {
  * - Refill: on an id gap, the missing ids; after a reconnect or a sequence gap, everything since the last
  *   trade (or the last watermark) — over REST, through the same sink. On the first connection, the same for each
  *   pair with a resume point (`resumeFrom`: where the previous process left the `trades` log), so a restart leaves
- *   no hole. A refill longer than a few pages (Kraken, Binance by id) is read a few at a time, the frames handled in between
- *   (`REFILL_PAGES_PER_TURN`). Trades are deduplicated locally (REST
+ *   no hole. A refill longer than a few pages is read a few at a time, the frames handled in between
+ *   (`REFILL_PAGES_PER_TURN`), its pages delivered oldest first as they come (Coinbase's, and Binance's for a pair with
+ *   no trade yet, after a walk back to their start: their REST APIs page backwards). Trades are deduplicated locally (REST
  *   and stream overlap by design), so the sink gets each (pair, tradeId) once; a delivery the sink refuses (throws)
  *   is taken back (not seen, the pair where it stood), to come again with what asks for it (`deliver`).
  * - Watermarks: about once a second per subscribed pair, event time = wall clock − `watermarkDelayMs`, so an
@@ -53,7 +54,7 @@ const RESUBSCRIBE_MAX_MS = 5 * 60_000;
 
 /**
  * Most REST pages a refill reads in one go, the connection's frames (every pair's trades and watermarks) waiting behind
- * it: a longer one (an adapter that hands its pages over: Kraken, Binance by id) is continued a few pages at a time, in
+ * it: a longer one (an adapter that hands its pages over: all three) is continued a few pages at a time, in
  * order with the frames (`PairState.catchingUp`). At Kraken's page a second, frames wait ~3 s, not the ~8.5 min of 500 pages.
  */
 export const REFILL_PAGES_PER_TURN = 3;
@@ -120,7 +121,20 @@ interface PairState {
    * the pages it may still read (of `maxRefillPages`), why it began, the ids its turns so far did not get (counted
    * `unrecoverable` once it is done). Meanwhile the pair's watermarks hold and its streamed trades are held (`held`).
    */
-  catchingUp?: { pagesLeft: number; why: string; missing: number; from: unknown };
+  catchingUp?: {
+    pagesLeft: number;
+    why: string;
+    missing: number;
+    from: unknown;
+    /** When its first turn began: a time-window refill's hole, if it fails, ends there (the stream holds the rest). */
+    requestedAt: number;
+    /**
+     * Asked for again meanwhile (Coinbase: messages lost while it went on, after its window's end): once done, a
+     * refill from its newest trade up to the present follows, the pair still held. The lost trades' frames were never
+     * held, and the refill under way ends where its window began.
+     */
+    again?: string;
+  };
   /**
    * The pair's streamed trades while its refill is caught up: delivered after it, in order, through the stream's
    * checks (most are duplicates of what REST brought; not all: a trade REST cannot page to, or does not list yet).
@@ -532,11 +546,21 @@ export class LiveTradeSource implements TradeSource {
   }
 
   /** Refills a pair over REST: the ids of a gap (up to `untilId`, exclusive), or everything since its last trade. */
-  private async refill(pair: string, untilId: number | undefined, why: string): Promise<void> {
+  private async refill(
+    pair: string,
+    untilId: number | undefined,
+    why: string,
+    continued = false,
+  ): Promise<void> {
     const s = this.state.get(pair)!;
     const signal = this.signal!;
     if (this.a.refill === undefined || signal.aborted) {
       s.holding = false;
+      return;
+    }
+    if (s.catchingUp !== undefined && !continued) {
+      // Its refill goes on at the next turns (`tick`); what this asks for is refilled after it, before its held trades.
+      s.catchingUp.again ??= why;
       return;
     }
     s.holding = true;
@@ -545,12 +569,13 @@ export class LiveTradeSource implements TradeSource {
     const maxPages = Math.min(budget, REFILL_PAGES_PER_TURN);
     const missingBefore = s.catchingUp?.missing ?? 0; // by its earlier turns
     const goOnFrom = s.catchingUp?.from;
+    const again = s.catchingUp?.again;
+    const requestedAt = s.catchingUp?.requestedAt ?? Date.now();
     s.catchingUp = undefined; // set again below if it is to go on
     const afterId = this.a.contiguousIds ? s.lastId : undefined;
     // A refill's window is compared with the exchange's trade times: the wall clock, not the connector's.
     const sinceTs = s.lastTs ?? s.watermarkTs ?? this.startedAt ?? Date.now();
     this.stats.refills++;
-    const requestedAt = Date.now();
     // Contiguous ids: every id between the last one delivered and the end of the range must come, whether the range
     // ends at the gap's far side or at the newest trade the refill found (holes inside an outage's refill went
     // unreported). Counted as the pages are delivered, not kept: the pages are not kept either.
@@ -561,8 +586,8 @@ export class LiveTradeSource implements TradeSource {
         : t.tradeTs >= sinceTs - REFILL_OVERLAP_MS,
     );
     try {
-      // Pages the adapter hands over as they come (Kraken, Binance by id) are delivered before it asks for the next; the
-      // rest, at the end.
+      // Pages the adapter hands over as they come are delivered before it asks for the next; the rest (the newest page
+      // of a walk back that failed), at the end.
       const r = await this.a.refill({
         pair,
         afterId,
@@ -599,15 +624,34 @@ export class LiveTradeSource implements TradeSource {
             ? 'refill stopped: the sink refused a page (taken back), the rest of the gap stays open'
             : 'REST refill failed partway: what was fetched is delivered, the rest of the gap stays open',
         );
-        // A refused page was taken back: the window is open from its start.
-        this.openHole(pair, sinceTs, refused ? [] : r.trades, requestedAt);
+        // A refused page was taken back: the window is open from its start, or from the newest trade of the pages
+        // handed over before it (oldest first: Coinbase's refill, walked back then read forward).
+        this.openHole(pair, Math.max(sinceTs, r.handedUpTo ?? sinceTs), refused ? [] : r.trades, requestedAt);
       }
       if (goesOn)
-        s.catchingUp = { pagesLeft: budget - maxPages, why, missing: missingBefore + missing, from: r.more };
-      else if (missingBefore + missing > 0 || !r.complete) {
-        missing += missingBefore;
-        this.stats.unrecoverable += Math.max(1, missing);
-        this.log.error({ pair, why, missing, complete: r.complete }, 'gap only partly refilled');
+        s.catchingUp = {
+          pagesLeft: budget - maxPages,
+          why,
+          missing: missingBefore + missing,
+          from: r.more,
+          requestedAt,
+          ...(again === undefined ? {} : { again }),
+        };
+      else {
+        if (missingBefore + missing > 0 || !r.complete) {
+          missing += missingBefore;
+          this.stats.unrecoverable += Math.max(1, missing);
+          this.log.error({ pair, why, missing, complete: r.complete }, 'gap only partly refilled');
+        }
+        // Asked for again while it went on: from its newest trade up to the present, at the next turn.
+        if (again !== undefined && r.error === undefined)
+          s.catchingUp = {
+            pagesLeft: this.o.maxRefillPages ?? DEFAULT_MAX_REFILL_PAGES,
+            why: again,
+            missing: 0,
+            from: undefined,
+            requestedAt: Date.now(),
+          };
       }
     } catch (err) {
       if (signal.aborted) return;
@@ -670,9 +714,9 @@ export class LiveTradeSource implements TradeSource {
 
   /**
    * Delivers what a refill fetched (a page handed over as it came, or the whole result): its bad rows dead-lettered,
-   * the trades in range in (time, trade id) order, each once. Whatever order the pages came in: Coinbase, and Binance
-   * without an id to start from, page backwards in time, and delivered newest page first the candle stage's clock
-   * would jump ahead and dead-letter the older pages as late.
+   * the trades in range in (time, trade id) order, each once. Pages come oldest first (Coinbase, and Binance without an
+   * id to start from, walk back to their start before reading forward): delivered newest page first, the candle
+   * stage's clock would jump ahead and dead-letter the older pages as late.
    */
   private async takeRefilled(
     pair: string,
@@ -711,7 +755,8 @@ export class LiveTradeSource implements TradeSource {
     said = 'REST refill failed: its window is asked for again later',
   ): void {
     if (this.a.contiguousIds) return;
-    // Coinbase pages backwards from the window's end: what was fetched is its newest part.
+    // What was fetched and not handed over as it came is the newest page of a walk back that failed: the hole is
+    // before it. (Pages handed over oldest first narrow `sinceTs`: the caller's.)
     let untilTs = requestedAt;
     for (const t of fetched) if (t.tradeTs < untilTs) untilTs = t.tradeTs;
     const open = this.holes.get(pair);
@@ -846,7 +891,10 @@ export class LiveTradeSource implements TradeSource {
         this.log.info({ ...said, complete: r.complete }, 'hole left by a failed refill: fetched');
         continue;
       }
-      // What was fetched narrows a time window to what came before it, unless the sink refused it (taken back).
+      // What was fetched narrows a time window: the pages handed over oldest first to what came after them, the newest
+      // page (delivered when the walk back failed) to what came before it, unless the sink refused it (taken back).
+      if (afterId === undefined && r.handedUpTo !== undefined)
+        hole.sinceTs = Math.max(hole.sinceTs, r.handedUpTo);
       if (afterId === undefined && pages.refusal === undefined)
         for (const t of r.trades) if (t.tradeTs < hole.untilTs) hole.untilTs = t.tradeTs;
       if (hole.attempts >= attempts) {
@@ -918,7 +966,7 @@ export class LiveTradeSource implements TradeSource {
           try {
             const next = [...this.state].find(([, s]) => s.catchingUp !== undefined);
             if (next !== undefined && this.connectedAt !== undefined)
-              await this.refill(next[0], undefined, next[1].catchingUp!.why);
+              await this.refill(next[0], undefined, next[1].catchingUp!.why, true);
           } finally {
             this.catchUpQueued = false;
           }

@@ -286,6 +286,80 @@ describe('Binance @trade connector against a local Binance server', () => {
       assert.deepEqual(sink.ids('ETH/USDT'), idsOf(during), 'delivered in the order they traded');
     }));
 
+  // Paged backwards and delivered oldest first, it used to be read whole, every page kept to its end, the
+  // connection's frames (every pair's trades and watermarks) waiting behind it.
+  it('a long refill before a pair’s first trade (12 pages) lets the other pair’s frames through between turns', () =>
+    withBinance(async (srv, source, sink) => {
+      srv.history.set('ETHUSDT', eth.slice(0, 100));
+      await until(() => source.subscribed.length === 2);
+      srv.publish(btc.slice(0, 10));
+      await until(() => sink.received.length === 10 && sink.watermarks.some((w) => w.pair === 'ETH/USDT'));
+      const start = Date.now();
+      const during = Array.from({ length: 12_000 }, (_, i) => ({
+        ...eth[i % eth.length]!,
+        t: Number(eth[99]!.t) + 1 + i,
+        T: start + Math.floor(i / 4), // four trades a millisecond
+      }));
+      // From the refill's 4th ETH call on, a BTC trade streamed; at each ETH call after it, whether it is delivered.
+      let calls = 0;
+      let btcSent = false;
+      const btcDeliveredAtCall: boolean[] = [];
+      srv.onRestCall = (url) => {
+        if (!url.includes('symbol=ETHUSDT')) return;
+        calls++;
+        if (!btcSent && calls >= 4) {
+          btcSent = true;
+          srv.publish(btc.slice(10, 11));
+        }
+        if (btcSent) btcDeliveredAtCall.push(sink.ids('BTC/USDT').includes(Number(btc[10]!.t)));
+      };
+      srv.restDelayMs = 5;
+      srv.muted = true;
+      srv.dropAll();
+      srv.publish(during);
+      srv.muted = false;
+      await until(() => sink.distinctIds('ETH/USDT').length === 12_000, 60_000, 'the outage refilled');
+      assert.deepEqual(sink.ids('ETH/USDT'), idsOf(during), 'every id once, in the order they traded');
+      assert.equal(source.stats.unrecoverable, 0);
+      const waited = btcDeliveredAtCall.indexOf(true);
+      assert.ok(
+        waited >= 1 && waited <= 4,
+        `the BTC trade delivered after ${waited} more REST calls of the refill (${btcDeliveredAtCall.length} in all: ${btcDeliveredAtCall})`,
+      );
+    }));
+
+  // Paging backwards, the refill stops at a page whose oldest trade is before its window: a page of rows that all
+  // failed to parse has no oldest trade, and was taken for the end — the older pages never asked for.
+  it('a backward refill page of 1,000 rows that all fail to parse is gone past, not taken for the end', () =>
+    withBinance(async (srv, source, sink) => {
+      srv.history.set('ETHUSDT', eth.slice(0, 100));
+      await until(() => source.subscribed.length === 2);
+      srv.publish(btc.slice(0, 10));
+      await until(() => sink.received.length === 10 && sink.watermarks.some((w) => w.pair === 'ETH/USDT'));
+      srv.muted = true;
+      srv.dropAll();
+      const start = Date.now();
+      const during = binanceRecordedEvents('ETHUSDT', 1600)
+        .slice(100)
+        .map((e, i) => ({ ...e, T: start + Math.floor(i / 4), ...(i >= 500 ? { p: 'not a price' } : {}) }));
+      srv.publish(during); // the newest 1,000 malformed: the first page back has no trade
+      srv.muted = false;
+      await until(() => source.stats.reconnects === 1, 30_000, 'reconnect');
+      await until(
+        () => sink.dead.filter((d) => d.origin === 'binance-rest').length >= 1000,
+        30_000,
+        'the malformed rows dead-lettered',
+      );
+      srv.publish(btc.slice(10, 11)); // frames are handled in order: once this is in, the refill is done
+      await until(() => sink.ids('BTC/USDT').includes(Number(btc[10]!.t)), 30_000, 'the stream to go on');
+      assert.deepEqual(sink.ids('ETH/USDT'), idsOf(during.slice(0, 500)), 'the older, good page refilled');
+      assert.equal(
+        sink.dead.filter((d) => d.origin === 'binance-rest').length,
+        1000,
+        'one dead letter per row',
+      );
+    }));
+
   it('fills an id gap on a live connection, retrying through HTTP 429', () =>
     withBinance(async (srv, source, sink) => {
       await until(() => source.subscribed.length === 2);

@@ -204,6 +204,188 @@ describe('Coinbase Advanced Trade market_trades connector against a local Coinba
       assert.deepEqual(sink.ids(PAIR), ids(0, 2510), 'delivered in the order they traded');
     }));
 
+  // The endpoint pages only backwards (newest first) and a refill must be delivered oldest first: it used to be read
+  // whole, every page kept to its end, the connection's frames (every pair's trades and watermarks) waiting behind it.
+  it('a long outage refill (10 pages) lets the other pair’s frames through between turns, delivered oldest first', () =>
+    withCoinbase(
+      async (srv, source, sink) => {
+        // BTC trades, four a second, the last 45 minutes: 10 pages of 1,000 while away.
+        const start = Date.now() - 45 * 60_000;
+        const synthetic = (i: number) => ({
+          ...real[i % real.length]!,
+          trade_id: String(700_000_000 + i),
+          time: new Date(start + i * 250).toISOString(),
+        });
+        const trades = Array.from({ length: 10_010 }, (_, i) => synthetic(i));
+        const ethTrade = (i: number) => ({
+          ...real[i]!,
+          product_id: 'ETH-USD',
+          trade_id: String(800_000_000 + i),
+          time: new Date().toISOString(),
+        });
+        await until(() => ['BTC/USD', 'ETH/USD'].every((p) => source.subscribed.includes(p)));
+        srv.publish([...trades.slice(0, 10), ethTrade(0)]);
+        await until(() => sink.received.length === 11, 30_000, 'the streamed trades');
+        // From the refill's 4th REST call on, an ETH trade streamed; at each BTC call after it, whether it is delivered.
+        let calls = 0;
+        let ethSent: string | undefined;
+        const ethDeliveredAtCall: boolean[] = [];
+        const btcDeliveredAtCall: number[] = [];
+        srv.onRestCall = (url) => {
+          if (!url.includes('/BTC-USD/')) return;
+          calls++;
+          btcDeliveredAtCall.push(sink.ids(PAIR).length);
+          if (ethSent === undefined && calls >= 4) {
+            const t = ethTrade(1);
+            ethSent = t.trade_id;
+            srv.publish([t]);
+          }
+          if (ethSent !== undefined) ethDeliveredAtCall.push(sink.ids('ETH/USD').includes(Number(ethSent)));
+        };
+        srv.restDelayMs = 5;
+        srv.muted = true;
+        srv.dropAll();
+        srv.publish(trades.slice(10));
+        srv.muted = false;
+        await until(() => sink.distinctIds(PAIR).length === 10_010, 60_000, 'the outage refilled');
+        assert.deepEqual(
+          sink.ids(PAIR),
+          trades.map((t) => Number(t.trade_id)),
+          'every BTC trade once, in the order they traded',
+        );
+        assert.equal(source.stats.unrecoverable, 0);
+        // Read again forward, a page at a time: each delivered before the next is asked for, none kept to the end.
+        const forward = btcDeliveredAtCall.filter((n) => n > 10);
+        assert.ok(
+          forward.length >= 5 && forward.every((n, i) => i === 0 || n >= forward[i - 1]! + 900),
+          `BTC trades delivered at each REST call: ${btcDeliveredAtCall}`,
+        );
+        const waited = ethDeliveredAtCall.indexOf(true);
+        assert.ok(
+          waited >= 1 && waited <= 4,
+          `the ETH trade delivered after ${waited} more REST calls of the refill (${ethDeliveredAtCall.length} in all: ${ethDeliveredAtCall})`,
+        );
+      },
+      { pairs: ['BTC/USD', 'ETH/USD'] },
+    ));
+
+  // A refill read in turns ends where its window began (when it started): messages lost while it goes on (a
+  // sequence_num jump) are after that, and their frames were never held.
+  it('messages lost while a long refill goes on are refilled after it, before the trades held meanwhile', () =>
+    withCoinbase(async (srv, source, sink) => {
+      const start = Date.now() - 30 * 60_000;
+      const outage = Array.from({ length: 4_010 }, (_, i) => ({
+        ...real[i % real.length]!,
+        trade_id: String(700_000_000 + i),
+        time: new Date(start + i * 250).toISOString(),
+      }));
+      const now = (i: number) => ({
+        ...real[i]!,
+        trade_id: String(700_100_000 + i),
+        time: new Date().toISOString(),
+      });
+      const lost = [now(0), now(1), now(2)]; // ids a little after the outage's, as Coinbase numbers them
+      const streamed = now(3);
+      await until(() => source.subscribed.includes(PAIR));
+      srv.publish(outage.slice(0, 10));
+      await until(() => sink.received.length === 10, 30_000, 'the streamed trades');
+      let calls = 0;
+      srv.onRestCall = () => {
+        if (++calls !== 2) return;
+        srv.muted = true;
+        srv.publish(lost); // lost: the sequence number moves on unseen
+        srv.muted = false;
+        srv.publish([streamed]); // its sequence_num jump: messages lost, while the refill goes on
+      };
+      srv.muted = true;
+      srv.dropAll();
+      srv.publish(outage.slice(10));
+      srv.muted = false;
+      await until(() => sink.ids(PAIR).includes(Number(streamed.trade_id)), 30_000, 'the streamed trade');
+      assert.deepEqual(
+        sink.ids(PAIR),
+        [...outage, ...lost, streamed].map((t) => Number(t.trade_id)),
+        'every trade once, in the order they traded',
+      );
+      assert.equal(source.stats.unrecoverable, 0);
+    }));
+
+  // Read forward, what a failed refill delivered is its oldest part: the hole left is what came after it.
+  it('a long refill failing on its way forward leaves the rest as a hole, asked for again from where it stopped', () =>
+    withCoinbase(
+      async (srv, source, sink) => {
+        const start = Date.now() - 30 * 60_000;
+        const outage = Array.from({ length: 4_010 }, (_, i) => ({
+          ...real[i % real.length]!,
+          trade_id: String(700_000_000 + i),
+          time: new Date(start + i * 250).toISOString(),
+        }));
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(outage.slice(0, 10));
+        await until(() => sink.received.length === 10, 30_000, 'the streamed trades');
+        // The REST API fails once, at the first call after the oldest page was delivered.
+        let failedAt: number | undefined;
+        let newestDelivered = 0;
+        srv.onRestCall = () => {
+          if (failedAt === undefined && sink.ids(PAIR).length > 10) {
+            failedAt = srv.restCalls.length;
+            srv.failNext = 1;
+            newestDelivered = Math.max(...sink.received.map((t) => t.tradeTs));
+          }
+        };
+        srv.muted = true;
+        srv.dropAll();
+        srv.publish(outage.slice(10));
+        srv.muted = false;
+        await until(() => sink.distinctIds(PAIR).length === 4_010, 30_000, 'the outage refilled, at last');
+        assert.ok(failedAt !== undefined);
+        assert.equal(sink.received.length, 4_010, 'no duplicates');
+        assert.equal(source.stats.holesRefilled, 1);
+        // The hole asked for again from the newest trade delivered before the failure, not the outage's start.
+        const retry = new URL(srv.restCalls[failedAt]!, 'http://x').searchParams;
+        const outageStart = Math.floor((Date.parse(outage[9]!.time) - 1_000) / 1000);
+        assert.ok(
+          newestDelivered > Date.parse(outage[9]!.time) + 5_000,
+          'a page delivered before the failure',
+        );
+        assert.deepEqual(
+          [Number(retry.get('start')), outageStart],
+          [Math.floor((newestDelivered - 1_000) / 1000), outageStart],
+          srv.restCalls[failedAt],
+        );
+      },
+      { restRetries: 0, holeRetry: { backoff: { initialMs: 20, maxMs: 100 }, attempts: 5 } },
+    ));
+
+  // Paging backwards, the refill stops at a page that is not full or reaches back before its window: a full page of
+  // rows that all failed to parse had no oldest trade, and was taken for the end — the older pages never asked for.
+  it('a refill page of 1,000 rows that all fail to parse is gone past by their times, not taken for the end', () =>
+    withCoinbase(
+      async (srv, source, sink) => {
+        await until(() => source.subscribed.includes(PAIR));
+        srv.publish(real.slice(0, 2));
+        await until(() => sink.received.length === 2);
+        srv.muted = true; // 1,500 lost updates, the newest 1,000 with a malformed price: the first page has no trade
+        srv.publish(real.slice(2, 502));
+        srv.publish(real.slice(502, 1502).map((t) => ({ ...t, price: 'not a price' })));
+        srv.muted = false;
+        srv.publish(real.slice(1502, 1503)); // its sequence_num jump starts the refill
+        srv.publish(real.slice(1503, 1504)); // frames are handled in order: once this is in, the refill is done
+        await until(() => sink.ids(PAIR).includes(ids(1503, 1504)[0]!), 30_000, 'a later trade');
+        assert.deepEqual(
+          sink.ids(PAIR),
+          [...ids(0, 502), ...ids(1502, 1504)],
+          'the older, good page refilled',
+        );
+        // Each bad row dead-lettered (those of the second two pages share, twice: rows are not deduplicated).
+        const dead = new Set(sink.dead.filter((d) => d.origin === 'coinbase-rest').map((d) => d.payload));
+        assert.equal(dead.size, 1000, 'every malformed row dead-lettered');
+        assert.equal(source.stats.unrecoverable, 0);
+      },
+      {},
+      10_000, // no heartbeats: only the sequence_num jump reveals the loss
+    ));
+
   // Coinbase's endpoint keeps recent trades only: a page thrown away with the failure of the next is lost for good.
   it('a refill whose second page fails for good still delivers the first page, and counts the refill incomplete', () =>
     withCoinbase(
