@@ -51,7 +51,7 @@ export class CoinbaseServer extends ExchangeServer {
     for (const [ws, c] of this.clients)
       if (c.channels.has('heartbeats'))
         this.envelope(ws, 'heartbeats', [
-          { current_time: new Date().toISOString(), heartbeat_counter: ++c.heartbeatCounter },
+          { current_time: heartbeatTime(new Date()), heartbeat_counter: ++c.heartbeatCounter },
         ]);
   }
 
@@ -132,4 +132,15 @@ export class CoinbaseServer extends ExchangeServer {
   protected rateLimited(res: ServerResponse): void {
     this.json(res, 429, { error: 'RATE_LIMIT_EXCEEDED', message: 'Too many requests' });
   }
+}
+
+/**
+ * A heartbeat's `current_time` as Coinbase writes it (exchange-protocols.md §6, from a recording):
+ * `2026-04-07 14:30:10.000000000+00:00` — not RFC 3339 as the trades' `time` is.
+ */
+function heartbeatTime(d: Date): string {
+  return d
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.(\d{3})Z$/, '.$1000000+00:00');
 }
