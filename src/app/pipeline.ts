@@ -70,6 +70,8 @@ export async function startMarketDataPipeline(args: {
     graceMs: config.graceMs,
     latePolicy: config.latePolicy,
     onCandles: args.onCandles,
+    // A live run on a store resumes from it when restarted: its candles say which trades of their last second it took.
+    closingTradeIds: args.storedCandles !== undefined,
     stored:
       args.storedCandles === undefined
         ? undefined

@@ -52,6 +52,10 @@ export interface CandleAggregatorOptions {
   latePolicy?: LatePolicy;
   /** Closed windows kept per pair for revisions under `revise` (default `REVISION_HORIZON`). */
   revisionHorizon?: number;
+  /**
+   * Each candle carries the ids of its trades of its last `closingTradesMs` (`Candle.closingTradeIds`). Default: none.
+   */
+  closingTradesMs?: number;
 }
 
 export interface AggregatorOutput {
@@ -79,8 +83,9 @@ export interface PairSeed {
   /**
    * Published by an earlier process on another bus (`cryptocast run` restarted on its store, whose positions say
    * nothing of what that process read): a trade with its event time in [from, to) may be one that process already took
-   * — a live connector's restart refill asks from a second before the resume point (`REFILL_OVERLAP_MS`), and the store
-   * keeps no trade ids to tell it by — so it is a re-read, whatever its position. Default: none.
+   * — a live connector's restart refill asks from a second before the resume point (`REFILL_OVERLAP_MS`), and a store
+   * written before `Candle.closingTradeIds` keeps no trade ids to tell it by — so it is a re-read, whatever its
+   * position. Not set when the stored candle names them (the trades stage drops those as seen). Default: none.
    */
   retaken?: { readonly from: number; readonly to: number };
   /**
@@ -107,14 +112,29 @@ class WindowAcc {
   firstPos: number;
   /** An idle window (no trade): its prices are the previous window's close. */
   filled = false;
+  /** From this event time on, a trade's id is kept in `closingIds` (`CandleAggregatorOptions.closingTradesMs`). */
+  private readonly closingFrom: number;
+  /** The ids of its trades from `closingFrom` on; undefined: not kept, or unknown (taken back from a candle without). */
+  closingIds: string[] | undefined;
 
-  /** A window opened by its first trade `t`, or, without one, a filled window at the previous close `carried`. */
-  constructor(start: number, t: Trade | undefined, pos: number, carried = Number.NaN) {
+  /**
+   * A window opened by its first trade `t`, or, without one, a filled window at the previous close `carried`; trades
+   * from `closingFrom` on have their ids kept (`closingIds`).
+   */
+  constructor(
+    start: number,
+    t: Trade | undefined,
+    pos: number,
+    carried = Number.NaN,
+    closingFrom = Number.POSITIVE_INFINITY,
+  ) {
     this.start = start;
     const price = t?.price ?? carried;
     this.open = this.high = this.low = this.close = price;
     this.openTs = this.closeTs = t?.tradeTs ?? start;
     this.firstPos = pos;
+    this.closingFrom = closingFrom;
+    if (closingFrom !== Number.POSITIVE_INFINITY) this.closingIds = [];
     if (t !== undefined) this.add(t, true);
     else this.filled = true;
   }
@@ -124,15 +144,19 @@ class WindowAcc {
    * does not carry what a revision needs. Its input position is unknown (-1): its state is in the published candle,
    * so it holds back no commit.
    */
-  static fromCandle(c: Candle): WindowAcc | undefined {
+  static fromCandle(c: Candle, closingFrom = Number.POSITIVE_INFINITY): WindowAcc | undefined {
     if (c.filled) {
-      const w = new WindowAcc(c.windowStart, undefined, -1, c.close);
+      const w = new WindowAcc(c.windowStart, undefined, -1, c.close, closingFrom);
       w.revision = c.revision;
+      w.closingIds = w.closingIds === undefined ? undefined : [...(c.closingTradeIds ?? [])];
       return w;
     }
     const r = c.revisable;
     if (r === undefined || c.trades === undefined) return undefined;
-    const w = new WindowAcc(c.windowStart, undefined, -1, c.close);
+    const w = new WindowAcc(c.windowStart, undefined, -1, c.close, closingFrom);
+    // Unknown when the candle does not carry them (a store written before them): its revisions do not either.
+    w.closingIds =
+      w.closingIds === undefined || c.closingTradeIds === undefined ? undefined : [...c.closingTradeIds];
     w.filled = false;
     w.open = c.open;
     w.high = c.high;
@@ -176,6 +200,7 @@ class WindowAcc {
     this.volume += t.qty;
     this.quoteVolume += p * t.qty;
     this.trades++;
+    if (t.tradeTs >= this.closingFrom) this.closingIds?.push(t.tradeId);
   }
 }
 
@@ -221,6 +246,8 @@ export class CandleAggregator {
   readonly graceMs: number;
   readonly latePolicy: LatePolicy;
   readonly revisionHorizon: number;
+  /** `CandleAggregatorOptions.closingTradesMs`: +∞ when candles carry no `closingTradeIds`. */
+  private readonly closingTradesMs: number;
   readonly stats: AggregatorStats = {
     trades: 0,
     late: 0,
@@ -240,6 +267,7 @@ export class CandleAggregator {
     this.graceMs = options.graceMs ?? 5_000;
     this.latePolicy = options.latePolicy ?? 'dlq';
     this.revisionHorizon = options.revisionHorizon ?? REVISION_HORIZON;
+    this.closingTradesMs = options.closingTradesMs ?? Number.POSITIVE_INFINITY;
     if (!(this.graceMs >= 0)) throw fail(ERR.CONFIG, `grace must be >= 0 ms, got ${this.graceMs}`);
   }
 
@@ -261,14 +289,14 @@ export class CandleAggregator {
       const n = open.length;
       const last = n > 0 ? open[n - 1]! : undefined;
       if (last !== undefined && last.start === start) last.add(t);
-      else if (last === undefined || last.start < start) open.push(new WindowAcc(start, t, pos));
+      else if (last === undefined || last.start < start) open.push(this.window(start, t, pos));
       else {
         // Out of order within the grace period: an older window that is still open (or a new one between).
         let i = n - 1;
         while (i > 0 && open[i - 1]!.start >= start) i--;
         const w = open[i]!;
         if (w.start === start) w.add(t);
-        else open.splice(i, 0, new WindowAcc(start, t, pos));
+        else open.splice(i, 0, this.window(start, t, pos));
       }
     }
     if (t.tradeTs > s.streamTime) {
@@ -312,7 +340,7 @@ export class CandleAggregator {
       const kept: WindowAcc[] = [];
       for (const c of seed.retained ?? []) {
         if (c.windowStart > seed.lastWindowStart) break;
-        const w = WindowAcc.fromCandle(c);
+        const w = WindowAcc.fromCandle(c, this.closingFrom(c.windowEnd));
         const prev = kept[kept.length - 1];
         if (w === undefined || (prev !== undefined && prev.start + this.intervalMs !== w.start))
           kept.length = 0;
@@ -441,7 +469,7 @@ export class CandleAggregator {
       const c = s.lastClose;
       this.stats.filled++;
       s.lastClosedStart = start;
-      if (this.latePolicy === 'revise') this.retain(s, new WindowAcc(start, undefined, -1, c));
+      if (this.latePolicy === 'revise') this.retain(s, this.window(start, undefined, -1, c));
       this.publish(s, {
         v: 1,
         exchange: s.exchange,
@@ -458,6 +486,7 @@ export class CandleAggregator {
         vwap: c,
         filled: true,
         revision: 0,
+        ...(this.closingTradesMs === Number.POSITIVE_INFINITY ? {} : { closingTradeIds: [] }),
       });
     }
   }
@@ -500,7 +529,20 @@ export class CandleAggregator {
             revisable: { openTs: w.openTs, closeTs: w.closeTs, volume: w.volume, quoteVolume: w.quoteVolume },
           }
         : {}),
+      ...(w.closingIds === undefined ? {} : { closingTradeIds: [...w.closingIds] }),
     });
+  }
+
+  /** A new window (see `WindowAcc`'s constructor), keeping the ids of its closing trades if asked to. */
+  private window(start: number, t: Trade | undefined, pos: number, carried = Number.NaN): WindowAcc {
+    return new WindowAcc(start, t, pos, carried, this.closingFrom(start + this.intervalMs));
+  }
+
+  /** From which event time a window ending at `end` keeps its trades' ids: +∞ when candles carry none. */
+  private closingFrom(end: number): number {
+    return this.closingTradesMs === Number.POSITIVE_INFINITY
+      ? Number.POSITIVE_INFINITY
+      : end - this.closingTradesMs;
   }
 
   private publish(s: PairState, c: Candle): void {

@@ -50,6 +50,11 @@ export interface CandleServiceOptions {
    * be this process's own: none of its records was read by the earlier process (`PairSeed.inputEnd`, `retaken`).
    */
   stored?: readonly Candle[];
+  /**
+   * Each candle carries the ids of its trades of its last `REFILL_OVERLAP_MS` (`Candle.closingTradeIds`), for the store
+   * a restarted `cryptocast run` resumes from (it has no `trades` log to know them by). Default: false.
+   */
+  closingTradeIds?: boolean;
   onCandles?(candles: readonly Candle[]): void;
 }
 
@@ -154,7 +159,12 @@ export class CandleService {
             }),
           ),
       },
-      { interval: this.opts.interval, graceMs: this.opts.graceMs, latePolicy: this.opts.latePolicy },
+      {
+        interval: this.opts.interval,
+        graceMs: this.opts.graceMs,
+        latePolicy: this.opts.latePolicy,
+        closingTradesMs: this.opts.closingTradeIds ? REFILL_OVERLAP_MS : undefined,
+      },
     );
     const inputEnd = this.earlierRunReadTo(partition);
     for (const s of this.seeds ?? []) {
@@ -395,11 +405,18 @@ export class CandleService {
         .filter((c) => c.windowStart >= keptFrom(s))
         .sort((a, b) => a.windowStart - b.windowStart);
     // The earlier process stopped after its newest stored minute: a restart refill may deliver that minute's last
-    // second again (PairSeed.retaken).
+    // second again. A stored candle with `closingTradeIds` names the trades of that second it took: the trades stage
+    // drops those as seen, and any other is new (late, as in a run that never stopped). One without them (a store
+    // written before them) does not: every trade of that second is taken for a re-read (PairSeed.retaken).
+    const newest = new Map<string, Candle>();
     for (const c of this.opts.stored ?? []) {
-      const s = byPair.get(c.exchange + '|' + c.pair);
-      if (s === undefined || c.interval !== interval || c.windowEnd <= (s.retaken?.to ?? 0)) continue;
-      s.retaken = { from: c.windowEnd - REFILL_OVERLAP_MS, to: c.windowEnd };
+      const k = c.exchange + '|' + c.pair;
+      if (c.interval === interval && c.windowEnd > (newest.get(k)?.windowEnd ?? 0)) newest.set(k, c);
+    }
+    for (const [k, c] of newest) {
+      const s = byPair.get(k);
+      if (s !== undefined && c.closingTradeIds === undefined)
+        s.retaken = { from: c.windowEnd - REFILL_OVERLAP_MS, to: c.windowEnd };
     }
     if (byPair.size > 0) log.info({ service: 'candles', pairs: byPair.size }, 'resuming after earlier run');
     return [...byPair.values()].map((s) => ({ ...s, published: [...s.published.values()] }));

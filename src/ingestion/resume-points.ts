@@ -3,7 +3,8 @@ import type { TradeEvent } from '../schemas/trade.ts';
 /**
  * A refill by time asks from a second before where the pair stood (a time-paged REST overlaps the last trade's second):
  * it may deliver again trades of that second, which the trades log's ids tell (`TradeService`), or, after a restart
- * from a store without them, the candle stage (`PairSeed.retaken`). Here, beside the resume points, because both the
+ * from a store (no log), the stored minute's `Candle.closingTradeIds` (the candle stage's `PairSeed.retaken` for a store
+ * written before them). Here, beside the resume points, because both the
  * live connectors and the candle stage read it.
  */
 export const REFILL_OVERLAP_MS = 1_000;

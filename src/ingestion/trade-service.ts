@@ -63,6 +63,12 @@ export class TradeService {
     this.bus = bus;
     this.plausibility = new TradePlausibility(opts.priceGuard);
     this.storedCandles = opts.storedCandles ?? [];
+    // The trades of a stored minute's last second it names were taken (`Candle.closingTradeIds`): a restart refill, which
+    // asks from a second before the resume point, delivers them again. Seen, they are dropped here; the others of that
+    // second the earlier process never took, and they go on (late for that minute, as in a run that never stopped).
+    for (const c of this.storedCandles)
+      for (const tradeId of c.closingTradeIds ?? [])
+        this.dedup.accept({ exchange: c.exchange, pair: c.pair, tradeId } as Trade);
   }
 
   /** The plausible trades; the others go to `dlq` with the reason. Every source's trades pass here. */

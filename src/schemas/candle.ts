@@ -50,6 +50,14 @@ export const CandleSchema = z
         quoteVolume: z.number().finite().nonnegative(),
       })
       .optional(),
+    /**
+     * Set by the candle service of `cryptocast run --source live` (`CandleServiceOptions.closingTradeIds`): the ids of
+     * the window's trades whose event time is in its last `REFILL_OVERLAP_MS`, the second a restart refill asks for
+     * again. Kept by the candles store: the run restarted on it marks them seen, so of that second it takes again
+     * exactly the trades the earlier process did not take (docs/time-semantics.md). Absent elsewhere (Kafka, whose
+     * `trades` log keeps the ids; imports; stores written before it).
+     */
+    closingTradeIds: z.array(z.string()).optional(),
   })
   .refine((c) => c.windowEnd > c.windowStart, { message: 'windowEnd must be after windowStart' })
   .refine(

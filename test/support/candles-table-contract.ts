@@ -82,13 +82,20 @@ export function candlesTableContract(
         volume: 0,
         trades: 0,
         filled: true,
+        closingTradeIds: [],
       });
       const imported: Candle = {
         ...candle({ windowEnd: T0 + 4 * MIN, exchange: 'kraken', pair: 'BTC/USD' }),
       };
       delete imported.trades;
       delete imported.vwap;
-      const written = [revisable(T0 + MIN), revisable(T0 + 2 * MIN, 2), filled, imported];
+      // With the ids of its last second's trades (`cryptocast run --source live`), a filled one with none.
+      const written = [
+        { ...revisable(T0 + MIN), closingTradeIds: ['7', '8'] },
+        revisable(T0 + 2 * MIN, 2),
+        filled,
+        imported,
+      ];
       await table.write(written);
       assert.deepEqual(await table.range('BTC/USD', T0, T0 + 10 * MIN), written);
       assert.deepEqual(

@@ -49,6 +49,15 @@ export const CANDLES_SPEC: TableSpec<Candle> = {
     revisableCol('revisable_close_ts', 'bigint', (c) => c.revisable?.closeTs ?? null),
     revisableCol('revisable_volume', 'double', (c) => c.revisable?.volume ?? null),
     revisableCol('revisable_quote_volume', 'double', (c) => c.revisable?.quoteVolume ?? null),
+    // The ids of the minute's trades of its last second (`Candle.closingTradeIds`, a JSON array): what a restarted
+    // `run` knows the refill's overlap by. Null when the candle has none (added later, as the revisable_* columns).
+    col(
+      'closing_trade_ids',
+      'text',
+      (c) => (c.closingTradeIds === undefined ? null : JSON.stringify(c.closingTradeIds)),
+      true,
+      true,
+    ),
   ],
   fromRow: (r) =>
     ({
@@ -77,6 +86,9 @@ export const CANDLES_SPEC: TableSpec<Candle> = {
               quoteVolume: Number(r.revisable_quote_volume),
             },
           }),
+      ...(r.closing_trade_ids === null || r.closing_trade_ids === undefined
+        ? {}
+        : { closingTradeIds: JSON.parse(String(r.closing_trade_ids)) as string[] }),
     }) as Candle,
 };
 

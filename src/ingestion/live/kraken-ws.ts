@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Trade } from '../../schemas/trade.ts';
+import { REFILL_OVERLAP_MS } from '../resume-points.ts';
 import { assertPairs, krakenRestPair, krakenWsSymbol } from '../symbols.ts';
 import {
   DEFAULT_MAX_REFILL_PAGES,
@@ -86,8 +87,11 @@ async function krakenRefill(
 ): Promise<RefillResult> {
   const out: RefillResult = { trades: [], rejects: [], complete: false };
   const from = req.goOnFrom instanceof KrakenRefillPosition ? req.goOnFrom : undefined;
-  // `since` may be exclusive (unconfirmed): start 1 ms before the last trade; the overlap is dropped by id.
-  let since = from?.since ?? msToNs(req.sinceTs - (req.afterId !== undefined ? 1 : 0));
+  // `since` may be exclusive (unconfirmed): start 1 ms before the last trade; the overlap is dropped by id. Without an
+  // id to go from (a restart resumed from a stored minute's end: a watermark), a second before, as every refill by time
+  // asks (REFILL_OVERLAP_MS): a trade of that second the earlier process never took comes too, late as it would have
+  // been without the restart; those it took are known by the stored minute's `closingTradeIds`.
+  let since = from?.since ?? msToNs(req.sinceTs - (req.afterId !== undefined ? 1 : REFILL_OVERLAP_MS));
   let maxId = Math.max(req.afterId ?? -1, from?.maxId ?? -1);
   const paging = from?.paging ?? new KrakenTimeCursor();
   const maxPages = req.maxPages ?? o.maxRefillPages ?? DEFAULT_MAX_REFILL_PAGES;
