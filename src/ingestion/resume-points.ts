@@ -1,3 +1,4 @@
+import type { ResumePointRecord } from '../schemas/resume-point.ts';
 import type { TradeEvent } from '../schemas/trade.ts';
 
 /**
@@ -51,6 +52,20 @@ export class ResumePoints {
     const id = Number(e.tradeId);
     if (Number.isSafeInteger(id) && id > (p.lastId ?? -1)) p.lastId = id;
     if (e.tradeTs > (p.lastTs ?? Number.NEGATIVE_INFINITY)) p.lastTs = e.tradeTs;
+  }
+
+  /**
+   * Takes a point kept on `trades.resume` into account (any order with `add`): each field the later of the two. The
+   * log's own records are as good or newer (it is written after them), but reach back only so far.
+   */
+  addPoint(r: ResumePointRecord): void {
+    const key = `${r.exchange}|${r.pair}`;
+    const p = this.points.get(key) ?? {};
+    this.points.set(key, p);
+    if (r.lastId !== undefined && r.lastId > (p.lastId ?? -1)) p.lastId = r.lastId;
+    if (r.lastTs !== undefined && r.lastTs > (p.lastTs ?? Number.NEGATIVE_INFINITY)) p.lastTs = r.lastTs;
+    if (r.watermarkTs !== undefined && r.watermarkTs > (p.watermarkTs ?? Number.NEGATIVE_INFINITY))
+      p.watermarkTs = r.watermarkTs;
   }
 
   /** The point of one (exchange, pair), or undefined when the tail holds nothing of it. */

@@ -6,10 +6,11 @@ import type { Bus } from '../runtime/bus.ts';
 import { publishDurably, publishOrDeadLetter } from '../runtime/publish-durably.ts';
 import type { Candle } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
+import type { ResumePointRecord } from '../schemas/resume-point.ts';
 import { topics } from '../schemas/topics.ts';
 import type { Trade, TradeEvent, Watermark } from '../schemas/trade.ts';
 import { TradeDeduplicator } from './dedup.ts';
-import { ResumePoints } from './resume-points.ts';
+import { REFILL_OVERLAP_MS, ResumePoints } from './resume-points.ts';
 import type { SourceSink, TradeSource } from './source.ts';
 import { TradePlausibility } from './trade-plausibility.ts';
 
@@ -41,6 +42,21 @@ const RESUME_TAIL_RECORDS = 20_000;
  */
 export const RESUME_REACH_MS = 60 * 60_000;
 
+/**
+ * How often a pair's point on `trades.resume` is written for its watermarks alone (after every published batch of its
+ * trades it is written at once): where a pair with no trade stood matters only for where its refill starts.
+ */
+const RESUME_POINT_WATERMARK_MS = 60_000;
+
+/** What the trades stage keeps of each (exchange, pair) it publishes for a live source: its `trades.resume` record. */
+interface KeptPoint {
+  record: ResumePointRecord;
+  /** The event times of `record.recentIds`, in the same order. */
+  recentTs: number[];
+  /** The watermark of the point last written (`RESUME_POINT_WATERMARK_MS`). */
+  writtenWatermarkTs: number;
+}
+
 export class TradeService {
   readonly stats: TradeServiceStats = {
     trades: 0,
@@ -54,15 +70,39 @@ export class TradeService {
   private readonly dedup = new TradeDeduplicator();
   private readonly plausibility: TradePlausibility;
   private readonly storedCandles: readonly Candle[];
+  private readonly resumeTailRecords: number;
+  private readonly resumeReachMs: number;
+  /** Per (exchange, pair) of a live source: its point on `trades.resume` (see `keepPoint`); none resuming from a store. */
+  private readonly kept: ByPair<KeptPoint> | undefined;
 
   /**
    * `storedCandles`: the newest candle of each pair an earlier process stored (`cryptocast run`, whose in-process bus
-   * starts empty: see `resume`).
+   * starts empty: see `resume`); given, no point is kept on `trades.resume` (the bus goes with the process).
+   * `resumeTailRecords`, `resumeReachMs`: how much of `trades` a restart reads back (tests; default
+   * RESUME_TAIL_RECORDS a partition and RESUME_REACH_MS before the log's end).
    */
-  constructor(bus: Bus, opts: { priceGuard?: PriceGuardOptions; storedCandles?: readonly Candle[] } = {}) {
+  constructor(
+    bus: Bus,
+    opts: {
+      priceGuard?: PriceGuardOptions;
+      storedCandles?: readonly Candle[];
+      resumeTailRecords?: number;
+      resumeReachMs?: number;
+    } = {},
+  ) {
     this.bus = bus;
     this.plausibility = new TradePlausibility(opts.priceGuard);
     this.storedCandles = opts.storedCandles ?? [];
+    this.resumeTailRecords = opts.resumeTailRecords ?? RESUME_TAIL_RECORDS;
+    this.resumeReachMs = opts.resumeReachMs ?? RESUME_REACH_MS;
+    this.kept =
+      opts.storedCandles === undefined
+        ? new ByPair((exchange, pair) => ({
+            record: { v: 1, exchange, pair, recentIds: [] },
+            recentTs: [],
+            writtenWatermarkTs: Number.NEGATIVE_INFINITY,
+          }))
+        : undefined;
     // The trades of a stored minute's last second it names were taken (`Candle.closingTradeIds`): a restart refill, which
     // asks from a second before the resume point, delivers them again. Seen, they are dropped here; the others of that
     // second the earlier process never took, and they go on (late for that minute, as in a run that never stopped).
@@ -94,9 +134,15 @@ export class TradeService {
 
   /** Runs the sources concurrently until all finish (finite) or `signal` aborts (live). */
   async run(sources: readonly TradeSource[], signal: AbortSignal): Promise<void> {
-    await this.bus.ensureTopics([topics.trades, topics.dlq]);
-    if (sources.some((s) => s.resumeFrom !== undefined)) await this.resume(sources);
-    const results = await Promise.allSettled(sources.map((s) => s.run(this.sink(s.name, signal), signal)));
+    const live = sources.some((s) => s.resumeFrom !== undefined);
+    const keepsPoints = live && this.kept !== undefined;
+    await this.bus.ensureTopics(
+      keepsPoints ? [topics.trades, topics.dlq, topics.tradesResume] : [topics.trades, topics.dlq],
+    );
+    if (live) await this.resume(sources, keepsPoints);
+    const results = await Promise.allSettled(
+      sources.map((s) => s.run(this.sink(s.name, signal, keepsPoints && s.resumeFrom !== undefined), signal)),
+    );
     results.forEach((r, i) => {
       if (r.status === 'rejected')
         log.error({ err: r.reason, source: sources[i]!.name }, 'source stopped with an error');
@@ -109,8 +155,8 @@ export class TradeService {
    * Live sources pick up where the previous process left the log (`ResumePoints`). The tail's trades are marked as
    * seen, so what a refill fetches again (a time-paged REST overlaps the last trade's second) is not published twice.
    */
-  private async resume(sources: readonly TradeSource[]): Promise<void> {
-    const tail = await this.bus.readTail(topics.trades, RESUME_TAIL_RECORDS);
+  private async resume(sources: readonly TradeSource[], keepsPoints: boolean): Promise<void> {
+    const tail = await this.bus.readTail(topics.trades, this.resumeTailRecords);
     // A stored candle's minute was closed: every trade up to its end was taken, as a watermark there says. The log's
     // tail, where there is one, knows better (the newest trade id and time) and is taken as well.
     const points = ResumePoints.fromTail(
@@ -122,6 +168,24 @@ export class TradeService {
       points.add(e);
       if (e.type === 'trade') this.dedup.accept(e);
     };
+    // The points kept on `trades.resume` (compacted: one per pair, read whole): a pair quiet for longer than the stretch
+    // of the log read below (its exchange down, or not followed for a while) is found there, and refilled from where
+    // it stopped instead of starting afresh; the ids of its last second are marked seen, as the tail's trades are.
+    let kept = 0;
+    if (keepsPoints)
+      await this.bus.readPages(topics.tradesResume, (page) => {
+        for (const { value: r } of page) {
+          kept++;
+          points.addPoint(r);
+          for (const tradeId of r.recentIds)
+            this.dedup.accept({ exchange: r.exchange, pair: r.pair, tradeId } as Trade);
+          // Carried on: the pair's next point keeps what this one knew (its newest id, should it trade no more).
+          const k = this.kept!.get(r.exchange, r.pair);
+          k.record = { ...r, recentIds: [...r.recentIds] };
+          k.recentTs = r.recentIds.map(() => r.lastTs ?? Number.NEGATIVE_INFINITY);
+          k.writtenWatermarkTs = r.watermarkTs ?? Number.NEGATIVE_INFINITY;
+        }
+      });
     // The hour before the log's end too, a page at a time (folded, not held): the tail of each partition misses a
     // pair quiet behind that many records of the others on it, which then started afresh at the first connection and
     // what it traded meanwhile was never refilled. Its trades are marked seen as the tail's are.
@@ -135,17 +199,18 @@ export class TradeService {
           older += page.length;
           for (const r of page) take(r.value);
         },
-        { since: logEnd - RESUME_REACH_MS },
+        { since: logEnd - this.resumeReachMs },
       );
     for (const r of tail) take(r.value);
     for (const s of sources) s.resumeFrom?.(points);
     log.info(
-      { records: tail.length, lastHourRecords: older },
-      'resuming live sources from the tail of trades and its last hour',
+      { records: tail.length, lastHourRecords: older, keptPoints: kept },
+      'resuming live sources from trades.resume, the tail of trades and its last hour',
     );
   }
 
-  sink(name: string, signal?: AbortSignal): SourceSink {
+  /** `keepsPoints`: a live source's, whose pairs' points are kept on `trades.resume` (`keepPoint`). */
+  sink(name: string, signal?: AbortSignal, keepsPoints = false): SourceSink {
     return {
       trades: async (batch: readonly Trade[]) => {
         const trades = await this.plausible(name, batch, signal);
@@ -175,10 +240,12 @@ export class TradeService {
         const last = published[published.length - 1];
         if (last === undefined) return;
         metrics.lastTrade.set({ exchange: last.exchange, pair: last.pair }, last.tradeTs / 1000);
+        if (keepsPoints) await this.keepPoints(name, signal, published, undefined);
       },
       watermark: async (wm: Watermark) => {
         await this.durably(name, signal, () => this.bus.publish<TradeEvent>(topics.trades, [wm]));
         this.stats.watermarks++;
+        if (keepsPoints) await this.keepPoints(name, signal, [], wm);
       },
       reject: async (dl: DeadLetter) => {
         this.stats.rejects++;
@@ -186,6 +253,56 @@ export class TradeService {
         await this.durably(name, signal, () => this.bus.publish(topics.dlq, [dl]));
       },
     };
+  }
+
+  /**
+   * Writes to `trades.resume` where the pairs of `published` (or of `wm`) now stand, after those records are on
+   * `trades`: a point is never ahead of the log, so a restart refills from it without a hole. At once after a batch of
+   * trades; for watermarks alone at most every RESUME_POINT_WATERMARK_MS. A point written late (a crash between the two
+   * publishes) is behind the log by that batch: the restart's read of the log's last hour knows better, but for a pair
+   * quiet for longer, that batch would be published again (at least once, as a dead letter is).
+   */
+  private async keepPoints(
+    source: string,
+    signal: AbortSignal | undefined,
+    published: readonly Trade[],
+    wm: Watermark | undefined,
+  ): Promise<void> {
+    const changed = new Set<KeptPoint>();
+    for (const t of published) {
+      const k = this.kept!.get(t.exchange, t.pair);
+      const r = k.record;
+      const id = Number(t.tradeId);
+      if (Number.isSafeInteger(id) && id >= 0 && id > (r.lastId ?? -1)) r.lastId = id;
+      if (t.tradeTs > (r.lastTs ?? Number.NEGATIVE_INFINITY)) r.lastTs = t.tradeTs;
+      k.recentTs.push(t.tradeTs);
+      r.recentIds.push(t.tradeId);
+      changed.add(k);
+    }
+    if (wm !== undefined && wm.final !== true) {
+      const k = this.kept!.get(wm.exchange, wm.pair);
+      if (wm.ts > (k.record.watermarkTs ?? Number.NEGATIVE_INFINITY)) k.record.watermarkTs = wm.ts;
+      if (wm.ts - k.writtenWatermarkTs >= RESUME_POINT_WATERMARK_MS) changed.add(k);
+    }
+    if (changed.size === 0) return;
+    const records: ResumePointRecord[] = [];
+    for (const k of changed) {
+      // Only the last second's ids: what a refill by time asks for again (bounded by one second of trades).
+      const from = (k.record.lastTs ?? Number.NEGATIVE_INFINITY) - REFILL_OVERLAP_MS;
+      const ids: string[] = [];
+      const ts: number[] = [];
+      k.recentTs.forEach((t, i) => {
+        if (t >= from) {
+          ts.push(t);
+          ids.push(k.record.recentIds[i]!);
+        }
+      });
+      k.record.recentIds = ids;
+      k.recentTs = ts;
+      k.writtenWatermarkTs = k.record.watermarkTs ?? Number.NEGATIVE_INFINITY;
+      records.push({ ...k.record, recentIds: [...ids] });
+    }
+    await this.durably(source, signal, () => this.bus.publish(topics.tradesResume, records));
   }
 
   private durably(

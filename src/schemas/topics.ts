@@ -11,6 +11,7 @@ import { type NewsSignal, NewsSignalSchema } from './news-signal.ts';
 import { type Prediction, PredictionSchema } from './prediction.ts';
 import { type PredictionError, PredictionErrorSchema } from './prediction-error.ts';
 import { type AciState, AciStateSchema } from './predictor-state.ts';
+import { type ResumePointRecord, ResumePointRecordSchema } from './resume-point.ts';
 import { type TradeEvent, TradeEventSchema } from './trade.ts';
 
 /**
@@ -39,6 +40,15 @@ export const topics = {
     key: (t) => t.pair,
     partitions: 4,
     codec: { matches: isBinaryTrade, encode: encodeTradeEvent, decode: decodeTradeEvent },
+  }),
+  tradesResume: defineTopic<ResumePointRecord>({
+    name: 'trades.resume',
+    description:
+      "Where each (exchange, pair) stood in `trades` when the trades stage last published for it: newest trade id and time, last watermark, the ids of the last second's trades. Compacted (the latest per key); read whole by a restarted trades stage, so a pair quiet for longer than the part of `trades` it reads back is refilled from there. Key: exchange|pair.",
+    schema: ResumePointRecordSchema,
+    key: (r) => `${r.exchange}|${r.pair}`,
+    partitions: 1,
+    compacted: true,
   }),
   candles: defineTopic<Candle>({
     name: 'candles',

@@ -46,6 +46,7 @@ two): a Kafka topic must have exactly these, or the services refuse it. maxRepli
 */}}
 {{- define "cryptocast.topics" -}}
 trades: 4
+trades.resume: 1
 candles: 4
 features: 4
 news: 1
@@ -65,6 +66,14 @@ week lost the oldest states it restores from. `cryptocast topics create` (the Jo
 {{- define "cryptocast.restoreRetentionMs" -}}
 predictions: 691200000
 predictor.aci: 691200000
+{{- end -}}
+
+{{/*
+The compacted topics (`compacted` in src/schemas/topics.ts; a test compares): the latest record per key is kept, not a
+time window. `cryptocast topics create` (the Job) creates them so too.
+*/}}
+{{- define "cryptocast.compactedTopics" -}}
+trades.resume: true
 {{- end -}}
 
 {{/* The topic whose partitions bound a service's replicas (a consumer group gives a partition to one member). */}}

@@ -242,6 +242,71 @@ describe('the same on Coinbase, refilled by time (its ids are not contiguous per
       await srv.close();
     }
   });
+
+  it('a pair quiet for longer than the log read back is refilled from trades.resume, its last second not published twice', async () => {
+    // The read-back shrunk to 10 records a partition and 500 ms before the log's end (the stage's is 20,000 and an hour).
+    const readBack = { resumeTailRecords: 10, resumeReachMs: 500 };
+    const BUSY = 'ADA/USD'; // another exchange's pair on BTC/USD's partition, busy while BTC/USD is quiet
+    assert.equal(
+      partitionFor(BUSY, topics.trades.partitions),
+      partitionFor(CB_PAIR, topics.trades.partitions),
+    );
+    // The first stage stops after 10 trades, the last 8 of them within a second.
+    const lastSecond = cb.slice(0, 10).filter((t) => Date.parse(t.time) >= Date.parse(cb[9]!.time) - 1_000);
+    assert.ok(
+      lastSecond.length > 1,
+      'trades before the 10th in its last second: the refill asks for them again',
+    );
+    const srv = await new CoinbaseServer().listen();
+    const bus = new InProcessBus();
+    const stage = () => {
+      const service = new TradeService(bus, readBack);
+      const source = new CoinbaseWsSource({
+        pairs: [CB_PAIR],
+        wsUrl: srv.wsUrl,
+        restUrl: srv.restUrl,
+        ...FAST_CONNECTOR,
+      });
+      const abort = new AbortController();
+      const done = service.run([source], abort.signal);
+      return {
+        source,
+        stop: () => {
+          abort.abort();
+          return done;
+        },
+      };
+    };
+    try {
+      const onTopic = await collectValues(bus, topics.trades);
+      const first = stage();
+      await until(() => first.source.subscribed.includes(CB_PAIR));
+      srv.publish(cb.slice(0, 10));
+      await until(() => cbIds(onTopic).length === 10, 10_000, 'the first 10 trades');
+      await first.stop();
+      const stoppedAt = Date.now();
+      await until(() => Date.now() > stoppedAt + 2 * readBack.resumeReachMs, 10_000, 'the reach passed');
+      const t0 = Date.now();
+      await bus.publish(
+        topics.trades,
+        Array.from(
+          { length: 50 },
+          (_, i): TradeEvent => ({ v: 1, type: 'watermark', exchange: 'kraken', pair: BUSY, ts: t0 + i }),
+        ),
+      );
+
+      srv.record(cb.slice(10, 700)); // traded while BTC/USD was quiet
+      const second = stage();
+      await until(() => second.source.subscribed.includes(CB_PAIR));
+      srv.publish(cb.slice(700, 750));
+      await until(() => cbIds(onTopic).includes(749), 10_000, 'the 50 live');
+      await second.stop();
+      assert.deepEqual(cbIds(onTopic), range(0, 749), 'every trade once, in order: the 690 refilled');
+    } finally {
+      await bus.close();
+      await srv.close();
+    }
+  });
 });
 
 describe('ResumePoints', () => {
