@@ -17,6 +17,11 @@ export interface Topic<T> {
   /** `retention.ms` when the topic is created by cryptocast (default: the broker's `log.retention.*`). */
   readonly retentionMs?: number;
   /**
+   * `segment.ms` when the topic is created by cryptocast (default: the broker's, a week). Kafka never compacts the
+   * active segment: a compacted topic read whole holds every record written since its segment rolled.
+   */
+  readonly segmentMs?: number;
+  /**
    * A binary wire format besides JSON (Kafka): producers write it unless told to write JSON, consumers read both
    * (`matches` tells a binary value from JSON text). `decode` checks what the schema checks, or says why not.
    */

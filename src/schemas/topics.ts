@@ -22,6 +22,9 @@ import { type TradeEvent, TradeEventSchema } from './trade.ts';
  */
 export const RESTORE_RETENTION_MS = 8 * 86_400_000;
 
+/** `segment.ms` of `trades.resume` (compacted): see its declaration below. */
+export const RESUME_SEGMENT_MS = 3_600_000;
+
 /** The least `retention.ms` a topic a restarted predictor reads back may be created with (`topics create --retention`). */
 export const MIN_RESTORE_RETENTION_MS = ACI_WARM_UP_REACH_MS;
 
@@ -49,6 +52,9 @@ export const topics = {
     key: (r) => `${r.exchange}|${r.pair}`,
     partitions: 1,
     compacted: true,
+    // A point is written after every batch of a pair's trades: rolled hourly, the part compaction has not reached yet
+    // (the active segment) stays about an hour of writes, and a restart's whole read stays short.
+    segmentMs: RESUME_SEGMENT_MS,
   }),
   candles: defineTopic<Candle>({
     name: 'candles',

@@ -478,12 +478,15 @@ describe('helm chart deploy/helm/cryptocast', () => {
     const fromChart = Object.fromEntries(kt.map((t) => [t.spec.topicName, t.spec.partitions]));
     const fromCode = Object.fromEntries(Object.values(topics).map((t) => [t.name, t.partitions]));
     assert.deepEqual(fromChart, fromCode);
-    // Compacted as the code declares them (`trades.resume`: the latest point per pair, kept however old it is).
+    // Compacted as the code declares them (`trades.resume`: the latest point per pair, kept however old it is), with
+    // their segment.ms (the active segment is never compacted).
     assert.deepEqual(
-      kt.filter((t) => t.spec.config['cleanup.policy'] === 'compact').map((t) => t.spec.topicName),
+      kt
+        .filter((t) => t.spec.config['cleanup.policy'] === 'compact')
+        .map((t) => [t.spec.topicName, Number(t.spec.config['segment.ms'])]),
       Object.values(topics)
         .filter((t) => t.compacted)
-        .map((t) => t.name),
+        .map((t) => [t.name, t.segmentMs]),
     );
     for (const t of kt) {
       assert.equal(t.apiVersion, 'kafka.strimzi.io/v1beta2');

@@ -693,20 +693,22 @@ function refusedForGood(err: unknown): boolean {
 }
 
 /**
- * The configs a topic is created with: compaction where the topic asks for it, else the retention given (`topics create
- * --retention`) or the topic's own (the topics a restarted predictor reads back keep more than a broker's week), and with replicas, the in-sync replicas
+ * The configs a topic is created with: compaction where the topic asks for it (and its `segment.ms`), else the retention
+ * given (`topics create --retention`) or the topic's own (the topics a restarted predictor reads back keep more than a broker's week), and with replicas, the in-sync replicas
  * a write needs (one less than the factor): `acks=all` waits only for the replicas in sync, and the broker's default
  * of 1 lets that be the leader alone, so a record acknowledged just before the leader fails could be lost.
  */
 export function topicConfigs(
-  t: Pick<Topic<unknown>, 'compacted' | 'retentionMs'>,
+  t: Pick<Topic<unknown>, 'compacted' | 'retentionMs' | 'segmentMs'>,
   replicationFactor: number,
   retentionMs?: number,
 ): { name: string; value: string }[] {
   const configs: { name: string; value: string }[] = [];
   if (t.compacted) configs.push({ name: 'cleanup.policy', value: 'compact' });
+  // Compaction keeps the latest per key, not a time: no retention.ms there.
   else if ((retentionMs ?? t.retentionMs) !== undefined)
     configs.push({ name: 'retention.ms', value: String(retentionMs ?? t.retentionMs) });
+  if (t.segmentMs !== undefined) configs.push({ name: 'segment.ms', value: String(t.segmentMs) });
   if (replicationFactor > 1)
     configs.push({ name: 'min.insync.replicas', value: String(replicationFactor - 1) });
   return configs;

@@ -29,3 +29,12 @@ it('topics are created with their own retention (the restore topics: 8 days), or
     { name: 'cleanup.policy', value: 'compact' },
   ]);
 });
+
+// Kafka never compacts the active segment: `trades.resume`, written after every batch of a pair's trades, rolls hourly
+// so that a restart reading it whole reads about an hour of writes, not a week's.
+it('a topic with its own segment.ms is created with it', () => {
+  assert.deepEqual(topicConfigs({ compacted: true, segmentMs: 3_600_000 }, 1), [
+    { name: 'cleanup.policy', value: 'compact' },
+    { name: 'segment.ms', value: '3600000' },
+  ]);
+});

@@ -69,11 +69,12 @@ predictor.aci: 691200000
 {{- end -}}
 
 {{/*
-The compacted topics (`compacted` in src/schemas/topics.ts; a test compares): the latest record per key is kept, not a
-time window. `cryptocast topics create` (the Job) creates them so too.
+The compacted topics (`compacted` in src/schemas/topics.ts; a test compares), with their segment.ms (`segmentMs`,
+RESUME_SEGMENT_MS): the latest record per key is kept, not a time window, and the active segment, never compacted, rolls
+hourly. `cryptocast topics create` (the Job) creates them so too.
 */}}
 {{- define "cryptocast.compactedTopics" -}}
-trades.resume: true
+trades.resume: 3600000
 {{- end -}}
 
 {{/* The topic whose partitions bound a service's replicas (a consumer group gives a partition to one member). */}}
