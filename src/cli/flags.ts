@@ -2,6 +2,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { parseDuration, streamSettingProblem } from '../config/config.ts';
 import { setting } from '../config/env.ts';
 import { UsageError } from '../core/errors.ts';
+import { MAX_TIMER_MS } from '../core/timer-limit.ts';
 import { busUrlProblem } from '../runtime/bus-url.ts';
 import { MODEL_NAME } from '../training/registry/registry.ts';
 
@@ -73,8 +74,6 @@ function httpUrlProblem(text: string): string | undefined {
     : `"${text.trim()}" is not http(s)`;
 }
 const isPositiveFinite = (v: number) => Number.isFinite(v) && v > 0;
-/** The longest delay setTimeout and setInterval honour: past 2^31 − 1 ms (~24.8 days) Node fires after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /**
  * A duration that becomes a timer's delay (`service predictor --poll`, `topics create --timeout`, `dlq … --timeout`):
  * at most MAX_TIMER_MS. `--poll 25d` went into setInterval, which fired every millisecond: the registry was polled

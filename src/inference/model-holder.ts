@@ -7,6 +7,7 @@ import { CryptocastError, ERR, fail } from '../core/errors.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { backoffDelay } from '../core/retry.ts';
+import { MAX_TIMER_MS } from '../core/timer-limit.ts';
 import { FEATURE_COLUMNS, FEATURE_SET } from '../features/technical.ts';
 import type { FeatureVectorRecord } from '../schemas/feature.ts';
 import {
@@ -142,7 +143,11 @@ export interface ChampionHolderOptions {
   name: string;
   /** Where artifacts are downloaded to (one folder per registry and version, `modelCacheFolder`). Default `.data/model-cache`. */
   cacheDir?: string;
-  /** How often the champion alias is read. Default 30 s. */
+  /**
+   * How often the champion alias is read. Default 30 s. From 1 ms to MAX_TIMER_MS, else CC_ERR_CONFIG as the holder is
+   * built: a longer or non-positive one (a library caller's; `service predictor --poll` is checked as it is read) made a
+   * timer that fired every millisecond.
+   */
   pollMs?: number;
   logger?: Logger;
 }
@@ -187,6 +192,11 @@ export class ChampionHolder implements ModelSource {
     this.name = opts.name;
     this.cacheDir = resolve(opts.cacheDir ?? '.data/model-cache');
     this.pollMs = opts.pollMs ?? 30_000;
+    if (!(this.pollMs >= 1 && this.pollMs <= MAX_TIMER_MS))
+      throw fail(
+        ERR.CONFIG,
+        `ChampionHolder pollMs must be from 1 to ${MAX_TIMER_MS} ms (a timer set longer, or shorter, fires every millisecond), got ${this.pollMs}`,
+      );
     this.log = (opts.logger ?? rootLog).child({ component: 'champion', model: opts.name });
   }
 

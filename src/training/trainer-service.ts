@@ -1,4 +1,5 @@
 import { metrics } from '../core/metrics.ts';
+import { MAX_TIMER_MS } from '../core/timer-limit.ts';
 /**
  * The trainer service: retrains on a schedule and on demand, one run at a time, each run through the same gate as
  * `cryptocast train`. A failed run is logged and counted; the champion stays as it was and the schedule goes on.
@@ -63,9 +64,6 @@ export interface TrainerServiceStats {
 }
 
 export const RETRY_AFTER_FAILURE_MS = 10 * 60_000;
-
-/** The longest delay setTimeout honours (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class TrainerService {
   readonly stats: TrainerServiceStats = {

@@ -406,6 +406,25 @@ describe('the model cache shared by every run in a working folder', () => {
   });
 });
 
+describe('ChampionHolder pollMs', () => {
+  it('refuses, as it is built, a poll interval no timer can hold (CC_ERR_CONFIG naming it)', () => {
+    // Node fires a timer set over 2^31 − 1 ms (~24.8 days) after 1 ms, and one of 0 or less at once: the alias was
+    // polled every millisecond. Only the CLI's --poll was checked; a library caller's value went straight in.
+    const { registry, name } = setup();
+    for (const pollMs of [2 ** 31, 25 * 86_400_000, 0, 0.5, -1, Number.NaN, Number.POSITIVE_INFINITY])
+      assert.throws(
+        () => new ChampionHolder(registry, { name, pollMs, logger: quiet }),
+        (err: Error & { code?: string }) =>
+          err.code === 'CC_ERR_CONFIG' &&
+          err.message.includes('pollMs') &&
+          err.message.includes(String(pollMs)),
+        `pollMs ${pollMs}`,
+      );
+    for (const pollMs of [1, 30_000, 2 ** 31 - 1])
+      assert.equal(new ChampionHolder(registry, { name, pollMs, logger: quiet }).pollMs, pollMs);
+  });
+});
+
 describe('columnIndex: which cards the predictor can serve', () => {
   const card = (o: Partial<ModelCard>) =>
     ({
