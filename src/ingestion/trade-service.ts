@@ -230,17 +230,12 @@ export class TradeService {
           // live source takes them back from its own deduplicator (`deliver`). Kept as seen, the same trades delivered
           // again (its refill's retry) were dropped here as duplicates: lost. What went out before the error stays seen.
           for (const t of fresh) if (!out.has(t)) this.dedup.forget(t);
+          // ... and counted: they are on the topic (before, stats.trades and the metric missed them).
+          this.counted([...out]);
           throw err;
         });
-        this.stats.trades += published.length;
-        // One inc per series and batch: an inc hashes its labels, and one per trade was 2 % of a replay.
-        const perSeries = new ByPair((exchange, pair) => ({ exchange, pair, n: 0 }));
-        for (const t of published) perSeries.get(t.exchange, t.pair).n++;
-        for (const c of perSeries.values()) metrics.trades.inc({ exchange: c.exchange, pair: c.pair }, c.n);
-        const last = published[published.length - 1];
-        if (last === undefined) return;
-        metrics.lastTrade.set({ exchange: last.exchange, pair: last.pair }, last.tradeTs / 1000);
-        if (keepsPoints) await this.keepPoints(name, signal, published, undefined);
+        this.counted(published);
+        if (keepsPoints && published.length > 0) await this.keepPoints(name, signal, published, undefined);
       },
       watermark: async (wm: Watermark) => {
         await this.durably(name, signal, () => this.bus.publish<TradeEvent>(topics.trades, [wm]));
@@ -303,6 +298,18 @@ export class TradeService {
       records.push({ ...k.record, recentIds: [...ids] });
     }
     await this.durably(source, signal, () => this.bus.publish(topics.tradesResume, records));
+  }
+
+  /** Trades published: in `stats.trades` and the trades metrics. */
+  private counted(published: readonly Trade[]): void {
+    this.stats.trades += published.length;
+    // One inc per series and batch: an inc hashes its labels, and one per trade was 2 % of a replay.
+    const perSeries = new ByPair((exchange, pair) => ({ exchange, pair, n: 0 }));
+    for (const t of published) perSeries.get(t.exchange, t.pair).n++;
+    for (const c of perSeries.values()) metrics.trades.inc({ exchange: c.exchange, pair: c.pair }, c.n);
+    const last = published[published.length - 1];
+    if (last === undefined) return;
+    metrics.lastTrade.set({ exchange: last.exchange, pair: last.pair }, last.tradeTs / 1000);
   }
 
   private durably(
