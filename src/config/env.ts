@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { CryptocastError, ERR } from '../core/errors.ts';
+import { MAX_TIMER_MS } from '../core/timer-limit.ts';
 
 /**
  * Every environment variable cryptocast reads, in one table: what it means, its default, and how it is checked.
@@ -26,6 +27,8 @@ const positiveInt = z.coerce
   .number({ error: 'a positive integer' })
   .int({ error: 'a positive integer' })
   .positive({ error: 'a positive integer' });
+/** A timer's delay in ms: positive, and at most what a timer honours (a longer one fires at once). */
+const timerMs = positive.max(MAX_TIMER_MS, { error: `at most ${MAX_TIMER_MS} (ms)` });
 const nonNegative = z.coerce.number({ error: 'a number ≥ 0' }).nonnegative({ error: 'a number ≥ 0' });
 const list = z.string().transform((s) =>
   s
@@ -214,6 +217,11 @@ export const VARIABLES = {
   // --- monitoring --------------------------------------------------------------------------------------------
   CRYPTOCAST_ALERT_RULES: v('alert rules file (YAML or JSON)', 'the shipped rules', text),
   CRYPTOCAST_METRICS_PORT: v("a service's Prometheus /metrics, /health, /ready port", 'off', text),
+  CRYPTOCAST_MONITOR_STOP_TIMEOUT_MS: v(
+    '`service monitor` and `run`: how long a stop waits for the store to take the verdicts and candles still queued (ms); what is left is named in the log, and judged again from `predictions` at the next start (Kafka)',
+    '`15000`',
+    timerMs,
+  ),
   CRYPTOCAST_SLACK_WEBHOOK_URL: key('alert channel: Slack incoming webhook'),
   CRYPTOCAST_DISCORD_WEBHOOK_URL: key('alert channel: Discord webhook'),
   CRYPTOCAST_ALERT_WEBHOOK_URL: key('alert channel: generic webhook (JSON)'),

@@ -173,6 +173,11 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
     about: 'alert rules file, YAML or JSON (the shipped rules)',
   },
   {
+    name: 'CRYPTOCAST_MONITOR_STOP_TIMEOUT_MS',
+    services: ['monitor'],
+    about: 'how long a stop waits for the store to take what is queued (15000)',
+  },
+  {
     name: 'CRYPTOCAST_SLACK_WEBHOOK_URL',
     services: ['monitor'],
     secret: true,

@@ -5,7 +5,7 @@ import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
 import { orAbort } from '../core/or-abort.ts';
 import { backoffCap } from '../core/retry.ts';
-import type { Bus, CommitPlan, Subscription } from '../runtime/bus.ts';
+import { type Bus, type CommitPlan, HoldBatch, type Subscription } from '../runtime/bus.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { publishDurably } from '../runtime/publish-durably.ts';
 import { validate } from '../runtime/validated.ts';
@@ -48,7 +48,19 @@ export interface MonitorServiceOptions {
    * `cryptocast run` on a full disk, can stop instead of waiting), as the bus tells of a failed handler.
    */
   onWriteFailure?: (err: unknown) => void;
+  /**
+   * How long `stop` waits for the store to take what is still queued (verdicts, the dashboard's candles), a batch in
+   * hand waiting on the store included; default DEFAULT_STOP_TIMEOUT_MS (`CRYPTOCAST_MONITOR_STOP_TIMEOUT_MS`). What is
+   * left then is not written by this process: see `stop`.
+   */
+  stopTimeoutMs?: number;
 }
+
+/**
+ * How long a stop waits for the store by default: well inside the 45 s the chart and compose give a stopping pod
+ * before SIGKILL, with room for the subscriptions' stop and the bus's close around it.
+ */
+export const DEFAULT_STOP_TIMEOUT_MS = 15_000;
 
 /** How long the lag reads of one alert evaluation may take (it runs every 5 s). */
 const LAG_READ_TIMEOUT_MS = 4_000;
@@ -158,6 +170,12 @@ export class MonitorService {
   /** Called with each batch of verdicts once they are durable (the API's live feed, alerts, tests). */
   onErrors?: (records: readonly PredictionError[]) => void;
   private readonly onWriteFailure: ((err: unknown) => void) | undefined;
+  private readonly stopTimeoutMs: number;
+  /**
+   * Aborted `stopTimeoutMs` after `stop` began (with a `HoldBatch`: the batch is not committed, the next start reads it
+   * again): ends every wait on the store that the stop would otherwise wait for.
+   */
+  private readonly pastStopDeadline = new AbortController();
 
   constructor(bus: Bus, store: ErrorsStore, o: MonitorServiceOptions = {}) {
     this.bus = bus;
@@ -201,6 +219,7 @@ export class MonitorService {
     this.clockKind = o.clock ?? 'wall';
     this.wallNow = o.now ?? Date.now;
     this.onWriteFailure = o.onWriteFailure;
+    this.stopTimeoutMs = o.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
   }
 
   /** The verdicts of `pair` have reached `targetTs` (the event clock of alerts). */
@@ -424,6 +443,9 @@ export class MonitorService {
       },
       handle: async (batch) => {
         this.throwBackgroundFailure();
+        // The waits on the store below end when the batch is given back, and at the stop's deadline: on the in-process
+        // bus a stop waits for the batch in hand, and a store that never answers held it for ever.
+        const letGo = AbortSignal.any([batch.signal, this.pastStopDeadline.signal]);
         // A prediction is committed only once its verdict is stored, and offsets move only when a batch is read: so
         // many verdicts unstored would hold the group behind the in-process bus's lag limit (50,000, five times this
         // bound: the publisher still brings the next batch), and the publisher of the predictions, held by it, would
@@ -432,10 +454,10 @@ export class MonitorService {
         // (PostgreSQL: 2 minutes), which would hold a rebalance past its timeout; given back, nothing of the batch is
         // judged, so no verdict of it is queued for this member to publish.
         if (this.verdictWrites.backlog > MAX_UNSTORED_VERDICTS)
-          await orAbort(this.verdictWrites.flush(), batch.signal).catch((err: unknown) => {
-            // A failed write is thrown here: the next batch is not failed for it as well. Given back, the write goes
-            // on, and its failure, if any, fails the next batch.
-            if (!batch.signal.aborted) this.verdictWrites.takeFailure();
+          await orAbort(this.verdictWrites.flush(), letGo).catch((err: unknown) => {
+            // A failed write is thrown here: the next batch is not failed for it as well. Given back (or past the
+            // stop's deadline), the write goes on, and its failure, if any, fails the next batch.
+            if (!letGo.aborted) this.verdictWrites.takeFailure();
             throw err;
           });
         let waiting = this.waiting.get(batch.partition);
@@ -450,7 +472,7 @@ export class MonitorService {
         // timeout and have the batch handled by two members. Given back, nothing of the batch is judged here.
         const restored = await orAbort(
           this.forgottenCloses(batch.records.map((r) => r.value)),
-          batch.signal,
+          letGo,
         ).finally(() => {
           this.closesReadBack--;
         });
@@ -729,19 +751,65 @@ export class MonitorService {
   /** Aborted by `stop`: ends `flushRetrying`'s back-offs (the next failure is thrown). */
   private readonly stopping = new AbortController();
 
+  /**
+   * Stops reading, then waits for the store to take the verdicts and candles still queued — up to `stopTimeoutMs`
+   * from the call, a batch in hand that waits on the store included: a store that stops answering (PostgreSQL accepting
+   * the connection and never replying, a DuckDB file on a hung disk) held the stop for ever, until Kubernetes killed
+   * the pod with nothing in the log. What the store has not taken by then is named in one warning and left: no offset
+   * of a prediction whose verdict is not stored was committed (`predictionsCommit`: it is waiting until its write ends,
+   * and no commit follows the subscriptions' stop), so a monitor on Kafka reads those predictions again at its next
+   * start and judges them; the candles are re-read too (committed a day behind). `cryptocast run`'s in-process bus ends
+   * with the process: there, as at a crash, they are not judged again. A write still in flight may yet land (the
+   * store upserts).
+   */
   async stop(): Promise<void> {
     this.stopping.abort();
     this.unscrape?.();
     if (this.expiry) clearInterval(this.expiry);
-    for (const s of this.subscriptions) await s.stop();
-    // Verdicts a store cannot take now are judged again after the restart: their predictions' offsets were kept.
-    await this.verdictWrites
-      .flush()
-      .catch((err) =>
-        this.log.warn({ err }, 'verdicts not stored at stop; they are judged again on restart'),
+    const deadline = setTimeout(
+      () =>
+        this.pastStopDeadline.abort(
+          new HoldBatch(
+            `the monitor is stopping and its store did not answer within ${this.stopTimeoutMs} ms`,
+          ),
+        ),
+      this.stopTimeoutMs,
+    );
+    try {
+      for (const s of this.subscriptions) await s.stop();
+      const gaveUp = this.pastStopDeadline.signal;
+      const verdictsFailure = await orAbort(this.verdictWrites.flush(), gaveUp).then(
+        () => undefined,
+        (err: unknown) => err,
       );
-    // What is left of the dashboard's candles; a store that cannot take them now gets them from the re-read.
-    await this.candleCopies?.flush().catch(() => {});
-    await this.alertsAnnounced;
+      const candlesFailure =
+        this.candleCopies &&
+        (await orAbort(this.candleCopies.flush(), gaveUp).then(
+          () => undefined,
+          (err: unknown) => err,
+        ));
+      const verdicts = this.verdictWrites.unwritten;
+      const candles = this.candleCopies?.unwritten ?? 0;
+      if (verdicts > 0 || candles > 0)
+        this.log.warn(
+          {
+            verdicts,
+            candles,
+            predictions: [...this.unstored].slice(0, 5),
+            ...(gaveUp.aborted
+              ? { stopTimeoutMs: this.stopTimeoutMs }
+              : { err: verdictsFailure ?? candlesFailure }),
+          },
+          `stopped with ${verdicts} verdicts not stored and ${candles} candles for the dashboard not written: the store ` +
+            `${gaveUp.aborted ? `did not answer within ${this.stopTimeoutMs} ms` : 'refused them'}; their predictions ` +
+            'were not committed (a monitor on Kafka judges them again at its next start) and the candles are re-read',
+        );
+      // The alerts still being published: their broker, not the store, but bounded by the same deadline.
+      await orAbort(this.alertsAnnounced, gaveUp).catch(() =>
+        this.log.warn({ stopTimeoutMs: this.stopTimeoutMs }, 'stopped before every alert was published'),
+      );
+    } finally {
+      clearTimeout(deadline);
+    }
   }
 }

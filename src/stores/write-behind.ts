@@ -24,6 +24,8 @@ export class WriteBehind<T> {
   /** Ends the wait for the spacing (a flush). */
   private wake: (() => void) | undefined;
   private flushing = 0;
+  /** Rows of the write in flight. */
+  private inFlight = 0;
 
   constructor(
     table: { write(values: readonly T[]): Promise<void> },
@@ -43,9 +45,14 @@ export class WriteBehind<T> {
     this.running ??= this.drain();
   }
 
-  /** Rows queued and not yet written. */
+  /** Rows queued and not yet written, not counting those of the write in flight. */
   get backlog(): number {
     return this.pending.length;
+  }
+
+  /** Rows not written yet: those queued and those of the write in flight (what a stop that gives up leaves). */
+  get unwritten(): number {
+    return this.pending.length + this.inFlight;
   }
 
   /** The error of the last write if it failed (once: cleared by the call); undefined otherwise. */
@@ -97,6 +104,7 @@ export class WriteBehind<T> {
         this.lastStart = this.now();
         const batch = this.pending;
         this.pending = [];
+        this.inFlight = batch.length;
         try {
           await this.table.write(batch);
           this.failure = undefined;
@@ -105,6 +113,8 @@ export class WriteBehind<T> {
           this.failure = err;
           this.onError(err);
           return false;
+        } finally {
+          this.inFlight = 0;
         }
       }
       return true;

@@ -43,6 +43,7 @@ export async function monitorService(opts: {
   // store after a restart (`forgottenCloses`) is the one a monitor that never stopped judged by.
   const { bus: busUrl, latePolicy } = loadStreamConfig({ bus: opts.bus, latePolicy: opts.latePolicy });
   const storeUrl = opts.store ?? setting('CRYPTOCAST_STORE') ?? DEFAULT_PREDICTIONS_STORE;
+  const stopTimeoutMs = setting('CRYPTOCAST_MONITOR_STOP_TIMEOUT_MS');
   const abort = new AbortController();
   onStopSignal(() => abort.abort());
   // Rules are checked before anything opens: a bad file fails at start with its line and the fix.
@@ -85,6 +86,7 @@ export async function monitorService(opts: {
   const bus = await connectBus(busUrl);
   const svc = new MonitorService(bus, store, {
     clock,
+    stopTimeoutMs,
     candles,
     ...(candleFirstEmissions ? { candleFirstEmissions } : {}),
     alerts: { engine: new AlertEngine(rules, delivery), championCreatedAt: () => championCreatedAt },

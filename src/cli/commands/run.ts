@@ -405,6 +405,7 @@ async function runEmbedded(opts: Parameters<typeof run>[0], port: number): Promi
           // Under revise a restart seeds the feature stage with first emissions, which the candles table replaces.
           ...(config.latePolicy === 'revise' ? { candleFirstEmissions } : {}),
           onWriteFailure: onStoreWriteFailure,
+          stopTimeoutMs: setting('CRYPTOCAST_MONITOR_STOP_TIMEOUT_MS'),
           alerts: {
             // A replay outruns its consumers by design, and on the event clock a rule's `for` passes in milliseconds:
             // consumer lag is meaningful only live.

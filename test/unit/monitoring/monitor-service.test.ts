@@ -252,6 +252,71 @@ describe('MonitorService: a partition revoked and assigned back while verdicts a
   });
 });
 
+describe('MonitorService: stopping while the store does not answer', () => {
+  it('the stop ends at its deadline, names what was not stored, and commits no prediction whose verdict was not stored', async () => {
+    // An errors store that accepts a write and never answers (PostgreSQL behind a partition, a DuckDB file on a hung
+    // disk). 12,500 verdicts pile up behind its first write, so a predictions batch after them waits for the write in
+    // the handler: on the in-process bus a stop waits for the batch in hand, then for the flush. Both held for ever.
+    const bus = new InProcessBus();
+    const lines: { msg: string; verdicts?: number; stopTimeoutMs?: number }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const store = memoryStore(() => false);
+    let writes = 0;
+    store.write = () => {
+      writes++;
+      return new Promise<void>(() => {});
+    };
+    const svc = new MonitorService(bus, store, { clock: 'event', logger, stopTimeoutMs: 500 });
+    await svc.start();
+    const n = 12_500;
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: n + 10 }, (_, i) => candle(i)),
+    );
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: n }, (_, i) => prediction(i)),
+    );
+    const unstored = (svc as unknown as { unstored: Set<string> }).unstored;
+    await waitFor(
+      'all judged',
+      () => unstored.size,
+      (k) => k === n,
+      { timeoutMs: 60_000, everyMs: 20 },
+    );
+    assert.equal(writes, 1, 'one write, never answered');
+    // One batch more: past 10,000 unstored it waits for the write, in the handler.
+    await bus.publish(topics.predictions, [prediction(n)]);
+    const inHand = (bus as unknown as { groups: Map<string, { members: { busy: number }[] }> }).groups.get(
+      `${topics.predictions.name}\u0000monitor.predictions`,
+    )!;
+    await waitFor(
+      'the batch waiting in hand',
+      () => inHand.members[0]?.busy ?? 0,
+      (b) => b > 0,
+      { everyMs: 5 },
+    );
+    const began = performance.now();
+    await settlesWithin(svc.stop(), 20_000, 'the stop');
+    const took = performance.now() - began;
+    assert.ok(
+      took >= 450 && took < 10_000,
+      `the stop waited for its deadline, not for ever (${Math.round(took)} ms)`,
+    );
+    const warning = lines.find((l) => l.msg.startsWith('stopped with'));
+    assert.equal(warning?.verdicts, n, 'the warning counts the verdicts not stored');
+    assert.equal(warning?.stopTimeoutMs, 500);
+    assert.match(warning?.msg ?? '', /did not answer within 500 ms; their predictions were not committed/);
+    // Nothing of the predictions committed: the next start (Kafka) reads them again and judges them.
+    assert.equal(
+      await bus.groupLag(topics.predictions, 'monitor.predictions'),
+      n + 1,
+      'every prediction whose verdict was not stored is left uncommitted',
+    );
+    await bus.close();
+  });
+});
+
 describe('MonitorService: a fast replay of predictions judged at once', () => {
   it('does not hold their publisher for ever behind the bus’s lag limit (offsets move only when a batch is read)', async () => {
     // 60,000 predictions whose candles are all there: each judged as it is read, its offset kept until its verdict
