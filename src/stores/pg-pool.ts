@@ -18,13 +18,22 @@ export const PG_CONNECT_TIMEOUT_MS = 10_000;
 export const PG_QUERY_TIMEOUT_MS = 120_000;
 
 /**
- * The pool of a store: 4 connections, each connect and each query bounded (above). With `signal` (a service's stop),
+ * How long closing a pool (`end`) waits for a query still in flight before it cuts that query's connection. A stop that
+ * gave up on a write (the monitor's, at its deadline) left the write on a connection gone silent, and the pool's end
+ * waited for it until the query timeout (two minutes): `service monitor` outlived the 45 s Kubernetes gives a stopping
+ * pod. What is in flight at a close belongs to a batch not committed (given back, or abandoned at the stop's deadline),
+ * so cutting it loses nothing: the transaction is rolled back, and the batch is read and written again.
+ */
+export const PG_CLOSE_WAIT_MS = 5_000;
+
+/**
+ * The pool of a store: 4 connections, each connect, each query and its close bounded (above). With `signal` (a service's stop),
  * a connection still being made when it aborts, or begun after, fails at once instead of waiting out the connect
  * timeout: `service api` stopping while its PostgreSQL accepted TCP and never answered took those 10 s to end.
  */
 export function pgPool(
   url: string,
-  o: { connectTimeoutMs?: number; queryTimeoutMs?: number; signal?: AbortSignal } = {},
+  o: { connectTimeoutMs?: number; queryTimeoutMs?: number; closeWaitMs?: number; signal?: AbortSignal } = {},
 ): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url, // its own `query_timeout` parameter, if any, wins over the default
@@ -34,7 +43,30 @@ export function pgPool(
     ...(o.signal ? { Client: stoppableClient(o.signal) } : {}),
   });
   pool.on('error', () => {}); // idle client errors surface on the next query instead
+  endWithin(pool, o.closeWaitMs ?? PG_CLOSE_WAIT_MS);
   return pool;
+}
+
+/** `pool.end()` waits for the connections in use at most `waitMs`, then cuts them (see PG_CLOSE_WAIT_MS). */
+function endWithin(pool: pg.Pool, waitMs: number): void {
+  const inUse = new Set<pg.PoolClient>();
+  pool.on('acquire', (client) => inUse.add(client));
+  pool.on('release', (_err, client) => inUse.delete(client));
+  pool.on('remove', (client) => inUse.delete(client as pg.PoolClient));
+  const end = pool.end.bind(pool);
+  pool.end = (() => {
+    const ended = end();
+    const cut = setTimeout(() => {
+      for (const client of inUse)
+        (
+          client as unknown as { connection: { stream: { destroy(err: Error): void } } }
+        ).connection.stream.destroy(
+          new Error(`closing: a query still in flight after ${waitMs} ms was abandoned`),
+        );
+    }, waitMs);
+    cut.unref();
+    return ended.finally(() => clearTimeout(cut));
+  }) as typeof pool.end;
 }
 
 /** A client whose connection attempt `stop` cuts short (its socket destroyed, as the pool's own connect timeout does). */
