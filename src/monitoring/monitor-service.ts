@@ -72,7 +72,7 @@ const CANDLE_COPY_SPACING_MS = 1_000;
  * and a replay's batches come a tenth of a second apart (live, a minute apart: each is written at once).
  */
 const VERDICT_WRITE_SPACING_MS = 1_000;
-/** Verdicts judged and not yet stored past which a predictions batch waits for the write (see its handler). */
+/** Verdicts judged and not yet stored that a predictions batch may not take the count past: it waits for the write. */
 const MAX_UNSTORED_VERDICTS = 10_000;
 /** Back-off of `caughtUp`'s retries of a failed background write (the in-process bus's, for a failed handler). */
 const FLUSH_BACKOFF = { initialMs: 50, maxMs: 5_000 };
@@ -449,11 +449,13 @@ export class MonitorService {
         // A prediction is committed only once its verdict is stored, and offsets move only when a batch is read: so
         // many verdicts unstored would hold the group behind the in-process bus's lag limit (50,000, five times this
         // bound: the publisher still brings the next batch), and the publisher of the predictions, held by it, would
-        // never bring the batch that moves them. Past a bound, the next batch waits for the write — before the join
-        // sees it, and raced against its signal: the write waits on a store bounded only by its query timeout
-        // (PostgreSQL: 2 minutes), which would hold a rebalance past its timeout; given back, nothing of the batch is
-        // judged, so no verdict of it is queued for this member to publish.
-        if (this.verdictWrites.backlog > MAX_UNSTORED_VERDICTS)
+        // never bring the batch that moves them. A batch whose verdicts (one at most per prediction) would take the
+        // unwritten ones — queued and in flight — past a bound waits for the write: before the join sees it, and raced
+        // against its signal: the write waits on a store bounded only by its query timeout (PostgreSQL: 2 minutes),
+        // which would hold a rebalance past its timeout; given back, nothing of the batch is judged, so no verdict of it
+        // is queued for this member to publish. (Checked on the queued rows alone, once past the bound, the batch that
+        // crossed it was judged and the write in flight not counted: 14,000 unstored under a slow store.)
+        if (this.verdictWrites.unwritten + batch.records.length > MAX_UNSTORED_VERDICTS)
           await orAbort(this.verdictWrites.flush(), letGo).catch((err: unknown) => {
             // A failed write is thrown here: the next batch is not failed for it as well. Given back (or past the
             // stop's deadline), the write goes on, and its failure, if any, fails the next batch.

@@ -255,8 +255,9 @@ describe('MonitorService: a partition revoked and assigned back while verdicts a
 describe('MonitorService: stopping while the store does not answer', () => {
   it('the stop ends at its deadline, names what was not stored, and commits no prediction whose verdict was not stored', async () => {
     // An errors store that accepts a write and never answers (PostgreSQL behind a partition, a DuckDB file on a hung
-    // disk). 12,500 verdicts pile up behind its first write, so a predictions batch after them waits for the write in
-    // the handler: on the in-process bus a stop waits for the batch in hand, then for the flush. Both held for ever.
+    // disk). Verdicts pile up behind its first write until a predictions batch would take them past 10,000: that batch
+    // waits for the write in the handler. On the in-process bus a stop waits for the batch in hand, then for the flush:
+    // both held for ever.
     const bus = new InProcessBus();
     const lines: { msg: string; verdicts?: number; stopTimeoutMs?: number }[] = [];
     const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
@@ -278,24 +279,18 @@ describe('MonitorService: stopping while the store does not answer', () => {
       Array.from({ length: n }, (_, i) => prediction(i)),
     );
     const unstored = (svc as unknown as { unstored: Set<string> }).unstored;
-    await waitFor(
-      'all judged',
-      () => unstored.size,
-      (k) => k === n,
-      { timeoutMs: 60_000, everyMs: 20 },
-    );
-    assert.equal(writes, 1, 'one write, never answered');
-    // One batch more: past 10,000 unstored it waits for the write, in the handler.
-    await bus.publish(topics.predictions, [prediction(n)]);
     const inHand = (bus as unknown as { groups: Map<string, { members: { busy: number }[] }> }).groups.get(
       `${topics.predictions.name}\u0000monitor.predictions`,
     )!;
+    // Past 8,000 unstored, a batch of 2,000 waits for the write, in the handler.
     await waitFor(
-      'the batch waiting in hand',
-      () => inHand.members[0]?.busy ?? 0,
-      (b) => b > 0,
-      { everyMs: 5 },
+      'a batch waiting in hand for the write',
+      () => ({ unstored: unstored.size, busy: inHand.members[0]?.busy ?? 0 }),
+      (w) => w.unstored > 8_000 && w.busy > 0,
+      { timeoutMs: 60_000, everyMs: 5 },
     );
+    assert.equal(writes, 1, 'one write, never answered');
+    const judged = unstored.size;
     const began = performance.now();
     await settlesWithin(svc.stop(), 20_000, 'the stop');
     const took = performance.now() - began;
@@ -304,13 +299,13 @@ describe('MonitorService: stopping while the store does not answer', () => {
       `the stop waited for its deadline, not for ever (${Math.round(took)} ms)`,
     );
     const warning = lines.find((l) => l.msg.startsWith('stopped with'));
-    assert.equal(warning?.verdicts, n, 'the warning counts the verdicts not stored');
+    assert.equal(warning?.verdicts, judged, 'the warning counts the verdicts not stored');
     assert.equal(warning?.stopTimeoutMs, 500);
     assert.match(warning?.msg ?? '', /did not answer within 500 ms; their predictions were not committed/);
     // Nothing of the predictions committed: the next start (Kafka) reads them again and judges them.
     assert.equal(
       await bus.groupLag(topics.predictions, 'monitor.predictions'),
-      n + 1,
+      n,
       'every prediction whose verdict was not stored is left uncommitted',
     );
     await bus.close();
@@ -347,6 +342,49 @@ describe('MonitorService: a fast replay of predictions judged at once', () => {
     );
     assert.equal(store.rows.size, n);
     await svc.stop();
+  });
+});
+
+describe('MonitorService: a slow store', () => {
+  it('never holds more than 10,000 verdicts unstored: the batch that would cross the bound waits, the write in flight counted', async () => {
+    // Each write takes a while (a store under load): the verdicts of the batches read meanwhile pile up. The bound
+    // was checked on the rows queued alone, before the batch: the batch that crossed it was judged, and the rows of the
+    // write in flight were not counted (14,000 unstored measured, with batches of 2,000).
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    const write = store.write.bind(store);
+    store.write = async (records) => {
+      await new Promise((r) => setTimeout(r, 100)); // the store's latency, not a wait for a state
+      return write(records);
+    };
+    const svc = new MonitorService(bus, store, { clock: 'event', logger: pino({ level: 'silent' }) });
+    // The verdicts not written yet, after every batch's verdicts are queued.
+    const writes = (
+      svc as unknown as { verdictWrites: { add(v: readonly unknown[]): void; unwritten: number } }
+    ).verdictWrites;
+    const add = writes.add.bind(writes);
+    let peak = 0;
+    writes.add = (v) => {
+      add(v);
+      peak = Math.max(peak, writes.unwritten);
+    };
+    await svc.start();
+    const n = 30_000;
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: n + 10 }, (_, i) => candle(i)),
+    );
+    for (let k = 0; k < n; k += 2_000)
+      await bus.publish(
+        topics.predictions,
+        Array.from({ length: 2_000 }, (_, i) => prediction(k + i)),
+      );
+    await settlesWithin(svc.caughtUp(), 60_000, () => `every verdict stored (${svc.stats.stored})`);
+    assert.equal(store.rows.size, n);
+    assert.ok(peak > 5_000, `the store was slow enough for verdicts to pile up (${peak})`);
+    assert.ok(peak <= 10_000, `at most 10,000 verdicts unstored at once (${peak})`);
+    await svc.stop();
+    await bus.close();
   });
 });
 
