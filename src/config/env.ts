@@ -148,7 +148,21 @@ export const VARIABLES = {
   ),
   CRYPTOCAST_STORE_BACKFILL: v('`features --store`: the store a feature backfill writes', 'none', text),
   CRYPTOCAST_STORE_TRAIN: v('`train --store`: the feature store to train from', 'none', text),
-  PGPASSWORD: key('PostgreSQL password (read by the pg driver; redacted from logs)'),
+  PGPASSWORD: key(
+    'PostgreSQL password, when the store URL has none (a URL without secrets in a ConfigMap, this from a Secret); redacted from logs',
+  ),
+  PGSSLMODE: v(
+    'PostgreSQL stores: TLS as libpq means it, when the URL has no `sslmode`: `disable`, `require` (encrypted, not verified), `verify-ca` (the server’s certificate signed by the CA), `verify-full` (and issued for the host)',
+    '`disable`',
+    z.enum(['disable', 'require', 'verify-ca', 'verify-full'], {
+      error: 'disable, require, verify-ca or verify-full',
+    }),
+  ),
+  PGSSLROOTCERT: v(
+    'PostgreSQL stores: the CA certificate file (PEM) the server’s certificate is verified against, when the URL has no `sslrootcert`',
+    'none (`verify-full`: the system’s CAs)',
+    text,
+  ),
   // --- news and sentiment ------------------------------------------------------------------------------------
   CRYPTOCAST_NEWS_FEEDS: v('`service news`: RSS/Atom feed URLs, comma-separated', 'none', list),
   CRYPTOPANIC_TOKEN: key('CryptoPanic API token (`service news` polls CryptoPanic when set)'),
@@ -231,6 +245,11 @@ export const VARIABLES = {
   CRYPTOCAST_OPENSEARCH_URL: v(
     '`service index-sink`: OpenSearch, `http(s)://host:9200` (no credentials)',
     '—',
+    text,
+  ),
+  CRYPTOCAST_OPENSEARCH_CA: v(
+    '`service index-sink`: the CA certificate file (PEM) an `https://` OpenSearch is verified against',
+    'none (the system’s CAs)',
     text,
   ),
   CRYPTOCAST_INDEX_PREFIX: v('`service index-sink`: index and template name prefix', '`cryptocast-`', text),

@@ -128,7 +128,17 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
     name: 'PGPASSWORD',
     services: STORE_USERS,
     secret: true,
-    about: 'PostgreSQL password (read by node-postgres)',
+    about: 'PostgreSQL password, when the URL has none',
+  },
+  {
+    name: 'PGSSLMODE',
+    services: STORE_USERS,
+    about: 'PostgreSQL TLS: disable, require, verify-ca, verify-full (disable; a URL sslmode wins)',
+  },
+  {
+    name: 'PGSSLROOTCERT',
+    services: STORE_USERS,
+    about: "PostgreSQL TLS: the CA file (PEM) the server's certificate is verified against",
   },
   {
     name: 'CRYPTOCAST_DUCKDB_THREADS',
@@ -218,6 +228,11 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
     services: ['index-sink'],
     secret: true,
     about: 'basic auth password',
+  },
+  {
+    name: 'CRYPTOCAST_OPENSEARCH_CA',
+    services: ['index-sink'],
+    about: 'CA file (PEM) an https OpenSearch is verified against (the system CAs)',
   },
   { name: 'CRYPTOCAST_INDEX_PREFIX', services: ['index-sink'], about: 'index name prefix (cryptocast-)' },
 ];

@@ -65,6 +65,21 @@ export const ERR = {
   FILE_IN_USE: kind('CC_ERR_FILE_IN_USE', 2),
   /** The store failed while reading or writing. */
   STORE: kind('CC_ERR_STORE', 1),
+  /**
+   * A PostgreSQL store's TLS cannot be set up: its certificate is not trusted (another CA, self-signed), not issued for
+   * the host, or the server does not speak TLS. Waiting does not mend it.
+   */
+  STORE_TLS: kind(
+    'CC_ERR_STORE_TLS',
+    2,
+    "give the CA that signed the server's certificate (PGSSLROOTCERT or ?sslrootcert=FILE; a managed service publishes its CA bundle) and the host name the certificate names, or choose another sslmode (PGSSLMODE)",
+  ),
+  /** A PostgreSQL store refused the credentials (a wrong password). */
+  STORE_AUTH: kind(
+    'CC_ERR_STORE_AUTH',
+    2,
+    "check the password: PGPASSWORD (from its Secret in a deployment), or the store URL's",
+  ),
   /** A dataset cannot be built or is too small for what was asked. */
   DATASET: kind('CC_ERR_DATASET', 2),
   /** Walk-forward folds cannot be laid out on the data. */

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { pgConnectionConfig } from './pg-connection.ts';
 
 /**
  * How long a connection to PostgreSQL may take (TCP, startup, authentication), and a query may wait for a free one.
@@ -27,19 +28,21 @@ export const PG_QUERY_TIMEOUT_MS = 120_000;
 export const PG_CLOSE_WAIT_MS = 5_000;
 
 /**
- * The pool of a store: 4 connections, each connect, each query and its close bounded (above). With `signal` (a service's stop),
+ * The pool of a store (a URL, or its settings from `pgConnectionConfig`): 4 connections, each connect, each query and
+ * its close bounded (above). With `signal` (a service's stop),
  * a connection still being made when it aborts, or begun after, fails at once instead of waiting out the connect
  * timeout: `service api` stopping while its PostgreSQL accepted TCP and never answered took those 10 s to end.
  */
 export function pgPool(
-  url: string,
+  connection: string | pg.ClientConfig,
   o: { connectTimeoutMs?: number; queryTimeoutMs?: number; closeWaitMs?: number; signal?: AbortSignal } = {},
 ): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: url, // its own `query_timeout` parameter, if any, wins over the default
     max: 4,
     connectionTimeoutMillis: o.connectTimeoutMs ?? PG_CONNECT_TIMEOUT_MS,
     query_timeout: o.queryTimeoutMs ?? PG_QUERY_TIMEOUT_MS,
+    // the URL's own `query_timeout` parameter, if any, wins over the default; TLS and the password: pg-connection.ts
+    ...(typeof connection === 'string' ? pgConnectionConfig(connection) : connection),
     ...(o.signal ? { Client: stoppableClient(o.signal) } : {}),
   });
   pool.on('error', () => {}); // idle client errors surface on the next query instead

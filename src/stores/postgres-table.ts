@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { permanentPostgresError, untilAvailable } from '../core/dependency.ts';
-import { CryptocastError } from '../core/errors.ts';
+import { untilAvailable } from '../core/dependency.ts';
+import { permanentPgError, pgConnectError, pgConnectionConfig } from './pg-connection.ts';
 import { inTransaction, pgPool } from './pg-pool.ts';
 import {
   checkedColumn,
@@ -41,19 +41,20 @@ export class PostgresTable<T> implements Table<T> {
     o: { signal?: AbortSignal } = {},
   ): Promise<PostgresTable<T>> {
     // The stop cuts a connection attempt short too, not only the wait between attempts.
-    const pool = pgPool(url, { signal: o.signal });
+    const connection = pgConnectionConfig(url);
+    const pool = pgPool(connection, { signal: o.signal });
     const t = new PostgresTable(spec, pool);
     // A database that is late or restarting is waited for (readiness says so), never a reason to exit.
     try {
       await untilAvailable('postgresql', () => t.migrate(), {
-        // A table of another version's layout stays so however long it is waited for.
-        permanent: (err) => permanentPostgresError(err) || err instanceof CryptocastError,
+        // A table of another version's layout stays so however long it is waited for, as an untrusted certificate.
+        permanent: (err) => permanentPgError(err, connection),
         signal: o.signal,
       });
     } catch (err) {
       // Nobody will close a table that was never returned: its pool's sockets and timers would keep the process up.
       await pool.end().catch(() => {});
-      throw err;
+      throw pgConnectError(err, connection);
     }
     return t;
   }

@@ -1,6 +1,7 @@
 import type pg from 'pg';
-import { permanentPostgresError, untilAvailable } from '../../core/dependency.ts';
+import { untilAvailable } from '../../core/dependency.ts';
 import type { FeatureVectorRecord } from '../../schemas/feature.ts';
+import { permanentPgError, pgConnectError, pgConnectionConfig } from '../../stores/pg-connection.ts';
 import { inTransaction, pgPool } from '../../stores/pg-pool.ts';
 import { copyColumns } from './postgres-copy.ts';
 import {
@@ -43,7 +44,8 @@ export class PostgresFeatureStore implements FeatureStore {
     url: string,
     o: { giveUpAfterMs?: number; signal?: AbortSignal } = {},
   ): Promise<PostgresFeatureStore> {
-    const pool = pgPool(url, { signal: o.signal });
+    const connection = pgConnectionConfig(url);
+    const pool = pgPool(connection, { signal: o.signal });
     const store = new PostgresFeatureStore(pool);
     // A database that is late or restarting is waited for (readiness says so), never a reason to exit.
     await untilAvailable(
@@ -52,10 +54,14 @@ export class PostgresFeatureStore implements FeatureStore {
         pool.query(`CREATE TABLE IF NOT EXISTS feature_sets (
       name TEXT, version INTEGER, columns JSONB NOT NULL, source TEXT NOT NULL, created_at TIMESTAMPTZ DEFAULT now(),
       PRIMARY KEY (name, version))`),
-      { permanent: permanentPostgresError, giveUpAfterMs: o.giveUpAfterMs, signal: o.signal },
+      {
+        permanent: (err) => permanentPgError(err, connection),
+        giveUpAfterMs: o.giveUpAfterMs,
+        signal: o.signal,
+      },
     ).catch(async (err: unknown) => {
       await pool.end().catch(() => {});
-      throw err;
+      throw pgConnectError(err, connection);
     });
     return store;
   }

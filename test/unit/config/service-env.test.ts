@@ -7,7 +7,7 @@ import { SECRET_ENV_VARS } from '../../../src/core/secrets.ts';
 
 const SRC = join(import.meta.dirname, '..', '..', '..', 'src');
 
-/** Every environment variable name the sources read: process.env.X, env.X, env['X'], .env('X'), and 'CRYPTOCAST_…' literals. */
+/** Every environment variable name the sources read: process.env.X, env.X, env['X'], .env('X'), 'CRYPTOCAST_…' and 'PG…' literals. */
 function namesReadBySources(): Map<string, string[]> {
   const found = new Map<string, string[]>();
   const patterns = [
@@ -15,6 +15,8 @@ function namesReadBySources(): Map<string, string[]> {
     /\benv\[['"]([A-Z][A-Z0-9_]+)['"]\]/g,
     /\.env\(['"]([A-Z][A-Z0-9_]+)['"]\)/g,
     /['"]((?:CRYPTOCAST|MLFLOW|OPENAI|BINANCE|CRYPTOPANIC)_[A-Z0-9_]+)['"]/g,
+    // libpq's names (PGPASSWORD, PGSSLMODE, PGSSLROOTCERT), read by src/stores/pg-connection.ts
+    /['"](PG[A-Z]+)['"]/g,
   ];
   for (const f of readdirSync(SRC, { recursive: true }) as string[]) {
     if (!f.endsWith('.ts') || f === join('config', 'service-env.ts')) continue;
@@ -25,8 +27,8 @@ function namesReadBySources(): Map<string, string[]> {
   return found;
 }
 
-// Read by a library rather than by our code, or (BINANCE_API_SECRET) never read, only redacted should it be set.
-const LIBRARY_READS = new Set(['PGPASSWORD', 'BINANCE_API_SECRET']);
+// Never read, only redacted should it be set.
+const LIBRARY_READS = new Set(['BINANCE_API_SECRET']);
 
 test('every variable the sources read is declared: a service setting, or named as not one', () => {
   const declared = new Set([...SERVICE_ENV.map((s) => s.name), ...Object.keys(NOT_SERVICE_SETTINGS)]);
