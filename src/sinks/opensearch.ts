@@ -42,6 +42,8 @@ export interface OpenSearchOptions {
   url: string;
   username?: string;
   password?: string;
+  /** The CA certificate (PEM) an `https://` node is verified against, instead of the system's CAs. */
+  ca?: string;
   /** Per request. Default 30 s. */
   requestTimeoutMs?: number;
   logger: Logger;
@@ -56,6 +58,8 @@ export class OpenSearchIndex implements DocumentIndex {
     this.client = new Client({
       node: o.url,
       auth: o.username ? { username: o.username, password: o.password ?? '' } : undefined,
+      // Always verified: a managed OpenSearch's own CA is given, never the check turned off.
+      ...(o.ca ? { ssl: { ca: o.ca } } : {}),
       requestTimeout: o.requestTimeoutMs ?? 30_000,
       // The sink retries whole batches with its own back-off (and keeps offsets uncommitted meanwhile).
       maxRetries: 0,
@@ -135,6 +139,12 @@ export class OpenSearchIndex implements DocumentIndex {
  * rethrown as it is (retried).
  */
 function refusedAccess(err: unknown): never {
+  const tls = untrustedCertificate(err);
+  if (tls)
+    throw fail(ERR.CONFIG, `OpenSearch's certificate is not trusted (${tls})`, {
+      hint: 'set CRYPTOCAST_OPENSEARCH_CA to the CA file (PEM) that signed the certificate of the OpenSearch URL',
+      cause: err,
+    });
   const meta = (err as { meta?: { statusCode?: number; body?: { error?: { type?: string } } } }).meta;
   const status = meta?.statusCode;
   // A 403 is refused access only from the security plugin: a full disk's read-only block (cluster_block_exception)
@@ -149,4 +159,26 @@ function refusedAccess(err: unknown): never {
       },
     );
   throw err;
+}
+
+/** OpenSSL's codes for a certificate that does not lead to a trusted CA, or is not for the host: a setting to fix. */
+const UNTRUSTED_CERTIFICATE =
+  /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
+/**
+ * The TLS refusal behind a failed request: by OpenSSL's code where the error carries one, else by Node's words, since
+ * the client's ConnectionError keeps only the message of the socket's error (lib/Connection.js).
+ */
+function untrustedCertificate(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNTRUSTED_CERTIFICATE.test(code))
+      return `${code}: ${(e as Error).message}`;
+  }
+  const message = (err as Error | undefined)?.message ?? '';
+  return /self[- ]signed certificate|unable to verify the first certificate|unable to get local issuer certificate|Hostname\/IP does not match/i.test(
+    message,
+  )
+    ? message
+    : undefined;
 }

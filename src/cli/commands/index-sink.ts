@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { loadStreamConfig } from '../../config/config.ts';
 import { secret, setting } from '../../config/env.ts';
-import { UsageError } from '../../core/errors.ts';
+import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { log } from '../../core/log.ts';
 import { markStarted } from '../../core/readiness.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
@@ -12,7 +13,8 @@ import { INDEX_PREFIX } from '../flags.ts';
 /**
  * `cryptocast service index-sink`: `predictions` → OpenSearch (or Elasticsearch), for dashboards. The address comes
  * from --opensearch-url / CRYPTOCAST_OPENSEARCH_URL, the credentials only from the environment
- * (CRYPTOCAST_OPENSEARCH_USERNAME, CRYPTOCAST_OPENSEARCH_PASSWORD). Runs until SIGINT/SIGTERM; a SIGKILL at any
+ * (CRYPTOCAST_OPENSEARCH_USERNAME, CRYPTOCAST_OPENSEARCH_PASSWORD), and the CA of an https node from
+ * CRYPTOCAST_OPENSEARCH_CA. Runs until SIGINT/SIGTERM; a SIGKILL at any
  * moment is safe too (the uncommitted batch is written again onto the same documents).
  */
 export async function indexSinkService(opts: {
@@ -46,6 +48,7 @@ export async function indexSinkService(opts: {
     url,
     username: setting('CRYPTOCAST_OPENSEARCH_USERNAME'),
     password: secret('CRYPTOCAST_OPENSEARCH_PASSWORD'),
+    ca: openSearchCa(setting('CRYPTOCAST_OPENSEARCH_CA')),
     logger: log.child({ service: 'index-sink' }),
   });
   const bus = await connectBus(busUrl);
@@ -86,4 +89,18 @@ export async function indexSinkService(opts: {
     await bus.close();
     await index.close();
   }
+}
+
+/** The CA file's certificate (PEM), read at start: a file that is not there is a setting to fix, said at once. */
+function openSearchCa(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw fail(ERR.CONFIG, `CRYPTOCAST_OPENSEARCH_CA: ${file} cannot be read: ${(err as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw fail(ERR.CONFIG, `CRYPTOCAST_OPENSEARCH_CA: ${file} holds no PEM certificate`);
+  return pem;
 }
