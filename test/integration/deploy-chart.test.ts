@@ -353,9 +353,67 @@ describe('helm chart deploy/helm/cryptocast', () => {
     );
     assert.equal(
       cm.CRYPTOCAST_STORE,
-      'postgres://cryptocast@cryptocast.postgres.data.svc:5432/cryptocast?sslmode=require',
+      'postgres://cryptocast@cryptocast.postgres.data.svc:5432/cryptocast?sslmode=verify-full',
     );
     assert.equal(cm.CRYPTOCAST_REGISTRY, 'mlflow+https://mlflow.ml.example.com');
+  });
+
+  test('TLS peers: the CA of PostgreSQL and of OpenSearch mounted from their Secrets, the variables naming the files', () => {
+    type Env = { name: string; value?: string };
+    type Mount = { name: string; mountPath: string; readOnly?: boolean };
+    type Volume = { name: string; secret?: { secretName: string; items: { key: string; path: string }[] } };
+    const expected: Record<string, { variable: string; volume: string; secret: string; file: string }> = {
+      postgresql: {
+        variable: 'PGSSLROOTCERT',
+        volume: 'postgresql-ca',
+        secret: 'cryptocast-postgresql-ca',
+        file: '/etc/cryptocast-tls/postgresql/ca.crt',
+      },
+      opensearch: {
+        variable: 'CRYPTOCAST_OPENSEARCH_CA',
+        volume: 'opensearch-ca',
+        secret: 'cryptocast-opensearch-ca',
+        file: '/etc/cryptocast-tls/opensearch/ca.pem',
+      },
+    };
+    const users: Record<string, ServiceName[]> = {
+      postgresql: ['feature-writer', 'predictor', 'api', 'trainer', 'monitor'],
+      opensearch: ['index-sink'],
+    };
+    for (const [name, objs] of rendered) {
+      for (const o of objs) {
+        const svc = component(o) as ServiceName;
+        if (!(o.kind === 'Deployment' || o.kind === 'CronJob') || !SERVICES.includes(svc)) continue;
+        const spec = podSpec(o);
+        const c = spec.containers[0];
+        for (const [peer, x] of Object.entries(expected)) {
+          const env = (c.env as Env[]).find((e) => e.name === x.variable);
+          const mount = ((c.volumeMounts ?? []) as Mount[]).find((m) => m.name === x.volume);
+          const volume = ((spec.volumes ?? []) as Volume[]).find((v) => v.name === x.volume);
+          const where = `${name}: ${svc}, ${peer}`;
+          if (name !== 'production' || !users[peer]!.includes(svc)) {
+            assert.equal(
+              env ?? mount ?? volume,
+              undefined,
+              `${where}: no CA without a caSecret, nor for a non-user`,
+            );
+            continue;
+          }
+          assert.equal(env?.value, x.file, where);
+          assert.deepEqual(mount, {
+            name: x.volume,
+            mountPath: x.file.replace(/\/[^/]+$/, ''),
+            readOnly: true,
+          });
+          const file = x.file.split('/').at(-1)!;
+          assert.deepEqual(
+            volume?.secret,
+            { secretName: x.secret, items: [{ key: file, path: file }] },
+            where,
+          );
+        }
+      }
+    }
   });
 
   test('no secret value in plain text: credentials only by secretKeyRef, no Secret objects, none in the ConfigMap', () => {

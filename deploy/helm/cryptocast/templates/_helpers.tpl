@@ -83,7 +83,7 @@ trades.resume: 3600000
 {{- index $m . | default "" -}}
 {{- end -}}
 
-{{/* The PostgreSQL URL without a password (node-postgres reads PGPASSWORD from the Secret). */}}
+{{/* The PostgreSQL URL without a password (the stores take PGPASSWORD, from the Secret). */}}
 {{- define "cryptocast.postgresUrl" -}}
 {{- $p := .Values.postgresql -}}
 {{- printf "postgres://%s@%s:%v/%s" $p.user $p.host $p.port $p.database -}}
@@ -191,6 +191,10 @@ credentials from Secrets.
 {{- if and (has $svc (list "feature-writer" "predictor" "api" "trainer" "monitor")) $v.postgresql.passwordSecret.name }}
 {{ include "cryptocast.fromSecret" (dict "name" "PGPASSWORD" "secret" $v.postgresql.passwordSecret.name "key" $v.postgresql.passwordSecret.key) }}
 {{- end }}
+{{- if and (has $svc (list "feature-writer" "predictor" "api" "trainer" "monitor")) $v.postgresql.caSecret.name }}
+- name: PGSSLROOTCERT
+  value: {{ printf "/etc/cryptocast-tls/postgresql/%s" $v.postgresql.caSecret.key | quote }}
+{{- end }}
 {{- if has $svc (list "predictor" "api" "trainer" "monitor") }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_REGISTRY") $cfg) }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_MODEL_NAME") $cfg) }}
@@ -228,6 +232,10 @@ credentials from Secrets.
 {{- with $v.opensearch.credentialsSecret }}{{ if .name }}
 {{ include "cryptocast.fromSecret" (dict "name" "CRYPTOCAST_OPENSEARCH_USERNAME" "secret" .name "key" .usernameKey) }}
 {{ include "cryptocast.fromSecret" (dict "name" "CRYPTOCAST_OPENSEARCH_PASSWORD" "secret" .name "key" .passwordKey) }}
+{{- end }}{{ end }}
+{{- with $v.opensearch.caSecret }}{{ if .name }}
+- name: CRYPTOCAST_OPENSEARCH_CA
+  value: {{ printf "/etc/cryptocast-tls/opensearch/%s" .key | quote }}
 {{- end }}{{ end }}
 {{- end }}
 {{- end -}}
@@ -275,5 +283,44 @@ affinity:
 {{- end }}
 {{- with .Values.priorityClassName }}
 priorityClassName: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The CA certificates of a service's TLS peers, from Secrets (dict "root" $ "service" NAME): PostgreSQL's for the store
+users, OpenSearch's for the index sink, each read-only in a directory of its own (PGSSLROOTCERT and
+CRYPTOCAST_OPENSEARCH_CA name the file in it). "cryptocast.caVolumeMounts" and "cryptocast.caVolumes" go together.
+*/}}
+{{- define "cryptocast.caVolumeMounts" -}}
+{{- $v := .root.Values -}}
+{{- if and (has .service (list "feature-writer" "predictor" "api" "trainer" "monitor")) $v.postgresql.caSecret.name }}
+- name: postgresql-ca
+  mountPath: /etc/cryptocast-tls/postgresql
+  readOnly: true
+{{- end }}
+{{- if and (eq .service "index-sink") $v.opensearch.caSecret.name }}
+- name: opensearch-ca
+  mountPath: /etc/cryptocast-tls/opensearch
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "cryptocast.caVolumes" -}}
+{{- $v := .root.Values -}}
+{{- if and (has .service (list "feature-writer" "predictor" "api" "trainer" "monitor")) $v.postgresql.caSecret.name }}
+- name: postgresql-ca
+  secret:
+    secretName: {{ $v.postgresql.caSecret.name }}
+    items:
+      - key: {{ $v.postgresql.caSecret.key }}
+        path: {{ $v.postgresql.caSecret.key }}
+{{- end }}
+{{- if and (eq .service "index-sink") $v.opensearch.caSecret.name }}
+- name: opensearch-ca
+  secret:
+    secretName: {{ $v.opensearch.caSecret.name }}
+    items:
+      - key: {{ $v.opensearch.caSecret.key }}
+        path: {{ $v.opensearch.caSecret.key }}
 {{- end }}
 {{- end -}}
