@@ -28,15 +28,33 @@ const TLS_PARAMETERS = ['sslmode', 'sslrootcert', 'ssl', 'uselibpqcompat'];
 /** The connection settings of `url` (node-postgres's client config, without pool settings). */
 export function pgConnectionConfig(url: string, env: NodeJS.ProcessEnv = process.env): pg.ClientConfig {
   const { rest, params } = splitQuery(url);
-  const mode = sslModeOf(params.get('sslmode') ?? undefined, env);
+  const mode = sslModeOf(params.get('sslmode') ?? legacySsl(params.get('ssl')), env);
   const caFile = params.get('sslrootcert') ?? setting('PGSSLROOTCERT', env);
   for (const p of TLS_PARAMETERS) params.delete(p);
   const query = params.toString();
-  const { password: inUrl, ...config } = toClientConfig(
-    parse(query ? `${rest}?${query}` : rest),
-  ) as pg.ClientConfig;
+  const {
+    password: inUrl,
+    ssl: clientCertificate, // the URL's sslcert and sslkey, read by pg-connection-string, if any
+    ...config
+  } = toClientConfig(parse(query ? `${rest}?${query}` : rest)) as pg.ClientConfig;
   const password = inUrl || secret('PGPASSWORD', env);
-  return { ...config, ...(password ? { password } : {}), ssl: tlsOptions(mode, caFile) };
+  const tls = tlsOptions(mode, caFile);
+  return {
+    ...config,
+    ...(password ? { password } : {}),
+    ssl: tls && typeof clientCertificate === 'object' ? { ...clientCertificate, ...tls } : tls,
+  };
+}
+
+/**
+ * node-postgres's own `?ssl=true` (or `1`) meant verify-full against the system's CAs, and `0`/`false` no TLS: kept so,
+ * rather than dropped (a URL that asked for TLS must not connect in plain text).
+ */
+function legacySsl(ssl: string | null): string | undefined {
+  if (ssl === null) return undefined;
+  if (ssl === 'true' || ssl === '1') return 'verify-full';
+  if (ssl === 'false' || ssl === '0') return 'disable';
+  return ssl; // refused by sslModeOf, named as given
 }
 
 /** Where `url` points, to name it in a message: host and port, never the user info. */

@@ -71,6 +71,20 @@ describe('pgConnectionConfig: TLS as libpq means it, the password from the URL o
     assert.equal(pgConnectionConfig(`${base}?sslmode=disable`, env).ssl, false);
   });
 
+  it('node-postgres’s ?ssl=true is still TLS (verify-full), never dropped to plain text; a client certificate is kept', () => {
+    assert.deepEqual(pgConnectionConfig(`${base}?ssl=true`, {}).ssl, {});
+    assert.equal(pgConnectionConfig(`${base}?ssl=0`, {}).ssl, false);
+    const d = dir('cc-pg-client-');
+    writeFileSync(join(d, 'c.crt'), 'CERT');
+    writeFileSync(join(d, 'c.key'), 'KEY');
+    const ca = caFile();
+    const c = pgConnectionConfig(
+      `${base}?sslmode=verify-full&sslrootcert=${ca}&sslcert=${d}/c.crt&sslkey=${d}/c.key`,
+      {},
+    );
+    assert.deepEqual(c.ssl, { cert: 'CERT', key: 'KEY', ca: PEM });
+  });
+
   it('refuses a mode it cannot honour, and a CA file it cannot read, with CC_ERR_CONFIG', () => {
     assert.throws(
       () => pgConnectionConfig(`${base}?sslmode=prefer`, {}),
