@@ -9,7 +9,14 @@
  */
 import type { LlamaChatSession, LlamaEmbeddingContext, LlamaGrammar } from 'node-llama-cpp';
 import { loadModel, modelThreads } from './local-llm.ts';
+import { startWatchdog } from './local-llm-watchdog.ts';
 import { SENTIMENT_JSON_SCHEMA, SYSTEM_PROMPT, userPrompt } from './prompt.ts';
+
+/**
+ * How often the watchdog looks for the backend's process (`local-llm-watchdog.ts`): an orphaned, wedged model process
+ * lives at most this long. One getppid a second costs nothing measurable.
+ */
+const WATCHDOG_EVERY_MS = 1_000;
 
 export type WorkerRequest =
   | { op: 'load'; path: string; mode: 'classifier' | 'generate'; threads: number | undefined }
@@ -62,7 +69,11 @@ async function load(req: Extract<WorkerRequest, { op: 'load' }>): Promise<void> 
 }
 
 async function call(req: Extract<WorkerRequest, { op: 'embed' | 'generate' }>): Promise<void> {
-  if (req.hang) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // never notified: blocks for ever
+  if (req.hang) {
+    // Said first (a pipe's write is synchronous here), so a test knows the thread is blocked, not about to be.
+    process.stderr.write(`the local model's process ${process.pid} blocks for ever (test hook)\n`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // never notified: blocks for ever
+  }
   const abort = new AbortController();
   aborts.set(req.id, abort);
   try {
@@ -97,3 +108,6 @@ process.on('message', (req: WorkerRequest) => {
 });
 // The backend's process is gone (or closed the channel): nothing is left to answer.
 process.on('disconnect', () => process.exit(0));
+// The same when this thread is held by a call that never returns, where 'disconnect' is never run: a thread of its own
+// sees the backend's process (its id given as the first argument) gone, and kills this one.
+startWatchdog(Number(process.argv[2]), WATCHDOG_EVERY_MS);

@@ -133,7 +133,8 @@ class ModelWorker {
     this.onExit = onExit;
     // Its own flags, not this process's (a test runner's would make it a test file); its stdout goes to our stderr,
     // where a command's output (`sentiment score` prints JSON) cannot get it.
-    this.child = fork(WORKER_FILE, [], {
+    // Its watchdog knows this process by its id: once its parent is another, this one is gone (local-llm-watchdog.ts).
+    this.child = fork(WORKER_FILE, [String(process.pid)], {
       execArgv: ['--disable-warning=ExperimentalWarning'],
       stdio: ['ignore', 2, 2, 'ipc'],
       serialization: 'advanced',
