@@ -118,6 +118,10 @@ export const metrics = {
     'status',
   ]),
   predictionsWaiting: gauge('cryptocast_predictions_waiting', 'Predictions waiting for their target minute'),
+  latePolicyMismatch: gauge(
+    'cryptocast_monitor_late_policy_mismatch',
+    "1 while the candle service's candles show another late policy than the monitor's (monitoring/late-policy-check.ts)",
+  ),
   qualityCount: gauge('cryptocast_quality_count', 'Scored predictions in the rolling window', [
     'pair',
     'window',

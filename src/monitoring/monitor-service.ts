@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { LatePolicy } from '../candles/aggregator.ts';
 import { type CandlesTable, candleCopies } from '../candles/store/candles-table.ts';
 import { faultPoint } from '../core/faults.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
@@ -18,6 +19,7 @@ import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
 import { PIPELINE_GROUPS, topics } from '../schemas/topics.ts';
 import { WriteBehind } from '../stores/write-behind.ts';
 import type { AlertEngine } from './alerts/engine.ts';
+import { LatePolicyCheck } from './late-policy-check.ts';
 import { MaturityJoin } from './maturity.ts';
 import { figures, RollingQuality } from './rolling-quality.ts';
 import type { ErrorsStore } from './store/errors-store.ts';
@@ -41,6 +43,11 @@ export interface MonitorServiceOptions {
    * restart seeds the feature stage with them: `CANDLE_FIRST_EMISSIONS_SPEC`).
    */
   candleFirstEmissions?: CandlesTable;
+  /**
+   * The late policy this monitor was given (`--late-policy`, the candle service's): checked against the one the
+   * candles show (`LatePolicyCheck`); unchecked when absent.
+   */
+  latePolicy?: LatePolicy;
   /** Alerting: the engine, how often it runs (default 15 s of the clock), and when the champion was trained. */
   alerts?: { engine: AlertEngine; everyMs?: number; championCreatedAt?: () => number | undefined };
   /**
@@ -165,6 +172,8 @@ export class MonitorService {
   /** Keys of the verdicts the topic refuses whose dead letter is not published yet (`publishable`). */
   private readonly lettersInFlight = new Set<string>();
   private readonly wallNow: () => number;
+  /** The monitor's late policy against the candle service's, when it was given (`MonitorServiceOptions.latePolicy`). */
+  readonly latePolicyCheck: LatePolicyCheck | undefined;
   /** The alert notifications published to the `alerts` topic so far, in order (see the constructor). */
   private alertsAnnounced: Promise<void> = Promise.resolve();
   /** Called with each batch of verdicts once they are durable (the API's live feed, alerts, tests). */
@@ -218,6 +227,15 @@ export class MonitorService {
       };
     this.clockKind = o.clock ?? 'wall';
     this.wallNow = o.now ?? Date.now;
+    // Live, the candles that end after the start (the topic holds a day of those of a policy changed since); a replay's,
+    // all of them.
+    this.latePolicyCheck =
+      o.latePolicy &&
+      new LatePolicyCheck(
+        o.latePolicy,
+        this.log,
+        this.clockKind === 'wall' ? this.wallNow() : Number.NEGATIVE_INFINITY,
+      );
     this.onWriteFailure = o.onWriteFailure;
     this.stopTimeoutMs = o.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
   }
@@ -333,6 +351,7 @@ export class MonitorService {
   /** Sets the rolling-quality gauges (every pair, every window, all model versions together) at scrape time. */
   private exportQuality(): void {
     metrics.predictionsWaiting.set(this.join.pendingCount());
+    if (this.latePolicyCheck) metrics.latePolicyMismatch.set(this.latePolicyCheck.mismatch ? 1 : 0);
     // Live, now; on a replay, the newest verdict's target time, as the API's windows — not the newest candle, which an
     // unpaced replay reads hours ahead of the predictions (the gauges showed empty windows).
     const end = this.clockKind === 'wall' ? this.join.clock() : this.streamClock();
@@ -409,6 +428,7 @@ export class MonitorService {
         }
         for (const r of batch.records) {
           const c = r.value;
+          this.latePolicyCheck?.onCandle(c);
           out.push(...this.publishable(this.join.onCandle(c)));
           kept.candles.push({ windowEnd: c.windowEnd, offset: r.offset });
           if (c.windowEnd > kept.newest) kept.newest = c.windowEnd;

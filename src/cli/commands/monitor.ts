@@ -89,6 +89,7 @@ export async function monitorService(opts: {
     stopTimeoutMs,
     candles,
     ...(candleFirstEmissions ? { candleFirstEmissions } : {}),
+    latePolicy,
     alerts: { engine: new AlertEngine(rules, delivery), championCreatedAt: () => championCreatedAt },
   });
   const starting = stopWhileStarting(abort.signal, bus);
@@ -110,7 +111,13 @@ export async function monitorService(opts: {
     const timer = setInterval(
       () =>
         log.info(
-          { service: 'monitor', ...svc.stats, ...svc.join.stats, waiting: svc.join.pendingCount() },
+          {
+            service: 'monitor',
+            ...svc.stats,
+            ...svc.join.stats,
+            waiting: svc.join.pendingCount(),
+            latePolicyMismatch: svc.latePolicyCheck?.mismatch,
+          },
           'progress',
         ),
       10_000,
