@@ -7,6 +7,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import { parse } from 'yaml';
 import { envOf, SERVICE_ENV, SERVICES, type ServiceName } from '../../src/config/service-env.ts';
 import { ChampionHolder } from '../../src/inference/model-holder.ts';
+import { defaultRules, loadRules } from '../../src/monitoring/alerts/rules.ts';
 import type { ModelRegistry } from '../../src/training/registry/registry.ts';
 import {
   helmTemplate,
@@ -48,6 +49,8 @@ const BEHAVIOUR = [
 let compose: Compose;
 let chartEnv: Map<ServiceName, Set<string>>;
 let chartDefaults: Record<string, string>;
+/** The chart's Deployments with the production values (alert rules given), by component. */
+let chartProduction: Map<ServiceName, K8sObject>;
 
 const component = (o: K8sObject) => o.metadata.labels?.['app.kubernetes.io/component'] as ServiceName;
 
@@ -59,11 +62,13 @@ before(() => {
   // YAML merge keys (<<) are how the compose file shares its environment blocks.
   compose = parse(readFileSync(COMPOSE, 'utf8'), { merge: true }) as Compose;
   chartEnv = new Map();
+  chartProduction = new Map();
   for (const o of parseManifests(helmTemplate(join(VALUES_DIR, 'production-values.yaml')))) {
     const spec = podSpec(o);
     const svc = component(o);
     if (spec === undefined || !SERVICES.includes(svc)) continue;
     chartEnv.set(svc, new Set(spec.containers[0].env.map((e: { name: string }) => e.name)));
+    if (o.kind === 'Deployment') chartProduction.set(svc, o);
   }
   const cm = parseManifests(helmTemplate()).find((o) => o.kind === 'ConfigMap')!;
   chartDefaults = cm.data;
@@ -119,14 +124,42 @@ describe('compose stack deploy/compose.yaml', () => {
   // --metrics-port-only, /metrics on the metrics port alone (not published), the API's port answering 404 for it.
   test('the API runs as the chart’s does: /metrics on its metrics port only, which is not published', () => {
     const api = compose.services.api;
-    const chartApi = parseManifests(helmTemplate()).find(
-      (o) => o.kind === 'Deployment' && component(o) === 'api',
-    )!;
-    assert.deepEqual(api.command, podSpec(chartApi).containers[0].args);
+    // With the production values: the compose stack gives its alert rules file, as they do.
+    assert.deepEqual(api.command, podSpec(chartProduction.get('api')!).containers[0].args);
     assert.ok(api.command.includes('--metrics-port-only'), api.command.join(' '));
     assert.deepEqual(api.ports, ['127.0.0.1:8080:8080'], 'only the API port is published');
     // The image's HEALTHCHECK still probes the API itself.
     assert.equal(api.environment.CRYPTOCAST_HEALTH_URL, 'http://127.0.0.1:8080/v1/ready');
+  });
+
+  // Both were given `dlq` by hand, one line each: a stack edited to revise in one place ran the monitor on the other
+  // policy without a word. The chart has one value (market.latePolicy) for both; so has compose now.
+  test('one late policy for the candle service and the monitor', () => {
+    const text = readFileSync(COMPOSE, 'utf8');
+    assert.equal(text.match(/CRYPTOCAST_LATE_POLICY:/g)?.length, 1, 'written once');
+    const of = (svc: string) => compose.services[svc].environment.CRYPTOCAST_LATE_POLICY;
+    assert.equal(of('candles'), chartDefaults.CRYPTOCAST_LATE_POLICY);
+    assert.equal(of('monitor'), of('candles'));
+  });
+
+  // The API takes /v1/quality's coverage band (the dashboard's) from the rules file it is given, the monitor alerts
+  // by the one it is given: compose gave neither one, so an operator's rules, given to one, left the other on the
+  // shipped ones. As the chart (one ConfigMap mounted into both), one file for both.
+  test('the monitor and the API read the same alert rules file, at the chart’s path; as shipped, the default rules', () => {
+    const argOf = (args: readonly string[]) => args.find((a) => a.startsWith('--alert-rules='));
+    const path = argOf(podSpec(chartProduction.get('monitor')!).containers[0].args)?.split('=')[1];
+    assert.ok(path, 'the chart gives the monitor a rules file');
+    const sources = ['monitor', 'api'].map((svc) => {
+      const c = compose.services[svc];
+      assert.equal(argOf(c.command), `--alert-rules=${path}`, svc);
+      const mount = ((c.volumes ?? []) as string[]).map((v) => v.split(':')).find((m) => m[1] === path);
+      assert.ok(mount, `${svc} mounts a file at ${path}`);
+      assert.equal(mount[2], 'ro', svc);
+      return mount[0]!;
+    });
+    assert.equal(sources[0], sources[1], 'the same file');
+    const file = join(dirname(COMPOSE), sources[0]!);
+    assert.deepEqual(loadRules(file), defaultRules());
   });
 
   test('Kafka keeps its log on its volume', () => {
