@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
@@ -21,6 +21,7 @@ import {
   serviceDefaults,
   unknownCliFlags,
   unknownServiceFlags,
+  VALUES_DIR,
   valueFiles,
 } from '../support/deploy.ts';
 import { freePort } from '../support/ports.ts';
@@ -229,12 +230,98 @@ describe('helm chart deploy/helm/cryptocast', () => {
   test('a service that must run once (trades, news, monitor) is replaced by Recreate, the others roll', () => {
     const once = ['trades', 'news', 'monitor'];
     for (const [name, objs] of rendered)
-      for (const d of objs.filter((o) => o.kind === 'Deployment' && component(o) !== 'embedded'))
+      for (const d of objs.filter((o) => o.kind === 'Deployment' && component(o) !== 'embedded')) {
+        // news-signals on its cache's ReadWriteOnce claim too: a new pod elsewhere could not mount it beside the old.
+        const onClaim = podSpec(d).volumes.some(
+          (v: { name: string; persistentVolumeClaim?: unknown }) =>
+            v.name === 'data' && v.persistentVolumeClaim,
+        );
         assert.equal(
           d.spec.strategy.type,
-          once.includes(component(d)!) ? 'Recreate' : 'RollingUpdate',
+          once.includes(component(d)!) || onClaim ? 'Recreate' : 'RollingUpdate',
           `${name}: ${component(d)}`,
         );
+      }
+  });
+
+  // The candle service and the monitor were each given the policy from the values, but a flag or variable added to
+  // one of them (extraArgs, extraEnv) set them apart without a word; such values are refused (below). One value.
+  test('one late policy for the candle service and the monitor: market.latePolicy, from one ConfigMap key', () => {
+    const objs = parseManifests(helmTemplate(undefined, ['market.latePolicy=revise']));
+    assert.equal(configMap(objs)!.data.CRYPTOCAST_LATE_POLICY, 'revise');
+    for (const svc of ['candles', 'monitor']) {
+      const spec = podSpec(objs.find((o) => o.kind === 'Deployment' && component(o) === svc)!);
+      const env = spec.containers[0].env.filter((e: { name: string }) => e.name === 'CRYPTOCAST_LATE_POLICY');
+      assert.deepEqual(
+        env.map((e: { valueFrom: { configMapKeyRef: { key: string } } }) => e.valueFrom.configMapKeyRef.key),
+        ['CRYPTOCAST_LATE_POLICY'],
+        svc,
+      );
+      assert.ok(!spec.containers[0].args.some((a: string) => a.startsWith('--late-policy')), svc);
+    }
+  });
+
+  // On the pod's emptyDir, the LLM's answers cache went with every restart (a rollout, an eviction, a crash): the
+  // restarted service asked the LLM again for every news item of the retention window.
+  describe('news-signals: the LLM answers cache on a claim (services.news-signals.persistence)', () => {
+    const CACHE_CLAIM = 'cc-cryptocast-news-signals-cache';
+    const newsSignals = (objs: K8sObject[]) =>
+      podSpec(objs.find((o) => o.kind === 'Deployment' && component(o) === 'news-signals')!);
+    const dataVolume = (objs: K8sObject[]) =>
+      newsSignals(objs).volumes.find((v: { name: string }) => v.name === 'data');
+    const claim = (objs: K8sObject[]) =>
+      objs.find((o) => o.kind === 'PersistentVolumeClaim' && o.metadata.name === CACHE_CLAIM);
+
+    test('with an LLM backend (production: openai), by default: a 1Gi ReadWriteOnce claim holds the cache’s folder', () => {
+      const objs = rendered.get('production')!;
+      const pvc = claim(objs);
+      assert.ok(pvc, 'the claim is rendered');
+      assert.deepEqual(pvc.spec.accessModes, ['ReadWriteOnce']);
+      assert.equal(pvc.spec.resources.requests.storage, '1Gi');
+      assert.equal(pvc.spec.storageClassName, undefined, 'the cluster’s default StorageClass');
+      assert.deepEqual(dataVolume(objs), { name: 'data', persistentVolumeClaim: { claimName: CACHE_CLAIM } });
+      const mount = newsSignals(objs).containers[0].volumeMounts.find(
+        (m: { name: string }) => m.name === 'data',
+      );
+      const cache = configMap(objs)!.data.CRYPTOCAST_SENTIMENT_CACHE!;
+      assert.equal(dirname(cache), mount.mountPath, 'the cache file lies on the claim');
+      // kubeconform checked it with every other object of the production values (the test above).
+      assert.ok(renderedText.get('production')!.includes(`name: ${CACHE_CLAIM}`));
+    });
+
+    test('its size and storage class from the values', () => {
+      const objs = parseManifests(
+        helmTemplate(join(VALUES_DIR, 'production-values.yaml'), [
+          'services.news-signals.persistence.size=5Gi',
+          'services.news-signals.persistence.storageClass=fast-ssd',
+        ]),
+      );
+      assert.equal(claim(objs)!.spec.resources.requests.storage, '5Gi');
+      assert.equal(claim(objs)!.spec.storageClassName, 'fast-ssd');
+    });
+
+    test('persistence.enabled=false, or the lexicon (the default backend, nothing worth keeping): the emptyDir, no claim', () => {
+      for (const objs of [
+        parseManifests(
+          helmTemplate(join(VALUES_DIR, 'production-values.yaml'), [
+            'services.news-signals.persistence.enabled=false',
+          ]),
+        ),
+        rendered.get('default')!,
+      ]) {
+        assert.equal(claim(objs), undefined);
+        assert.deepEqual(dataVolume(objs), { name: 'data', emptyDir: { sizeLimit: '1Gi' } });
+        const d = objs.find((o) => o.kind === 'Deployment' && component(o) === 'news-signals')!;
+        assert.equal(d.spec.strategy.type, 'RollingUpdate');
+      }
+    });
+
+    test('a size that is not a quantity is refused', () => {
+      assert.throws(
+        () => helmTemplate(undefined, ['services.news-signals.persistence.size=lots']),
+        /news-signals\/persistence\/size/,
+      );
+    });
   });
 
   test('every flag the chart passes to `cryptocast service` is one the CLI has', () => {
@@ -1196,6 +1283,22 @@ describe('helm chart deploy/helm/cryptocast', () => {
         /must lie under registry\.persistence\.mountPath/,
       ],
     ];
+    refused.push(
+      [
+        // The candle service on revise, the monitor on dlq: its restarts scored by another close than it judged by.
+        'a late policy for the candle service alone (extraArgs)',
+        ['services.candles.extraArgs[0]=--late-policy=revise'],
+        /services\.candles\.extraArgs: "--late-policy=revise" gives the late policy to the candles service alone; set market\.latePolicy/,
+      ],
+      [
+        'a late policy for the monitor alone (extraEnv)',
+        [
+          'services.monitor.extraEnv[0].name=CRYPTOCAST_LATE_POLICY',
+          'services.monitor.extraEnv[0].value=revise',
+        ],
+        /services\.monitor\.extraEnv: CRYPTOCAST_LATE_POLICY gives the late policy to the monitor service alone/,
+      ],
+    );
     for (const [what, set, message] of refused)
       test(what, () => {
         assert.throws(() => helmTemplate(undefined, set), message);
