@@ -109,5 +109,7 @@ process.on('message', (req: WorkerRequest) => {
 // The backend's process is gone (or closed the channel): nothing is left to answer.
 process.on('disconnect', () => process.exit(0));
 // The same when this thread is held by a call that never returns, where 'disconnect' is never run: a thread of its own
-// sees the backend's process (its id given as the first argument) gone, and kills this one.
-startWatchdog(Number(process.argv[2]), WATCHDOG_EVERY_MS);
+// sees the backend's process (its id given as the first argument; else the parent at the start) gone, and kills this
+// one. Without a valid id, NaN was never the parent, and the watchdog killed the process at its first look.
+const backendPid = Number.parseInt(process.argv[2] ?? '', 10);
+startWatchdog(Number.isInteger(backendPid) && backendPid > 0 ? backendPid : process.ppid, WATCHDOG_EVERY_MS);
