@@ -16,6 +16,13 @@
 #   KAFKA_HEAP (1g)               JVM max heap
 #   KAFKA_START_TIMEOUT (180)     seconds `start` waits for the broker to serve (2-3 s on an idle machine)
 #   KAFKA_STOP_TIMEOUT (30)       seconds `stop` waits for a graceful shutdown
+#   KAFKA_SASL_SSL_PORT (none)    also a SASL_SSL listener on this port, as a managed Kafka has one (tests of the
+#                                 clients' TLS and SASL): advertised as localhost; its certificates are made at the
+#                                 first start into $KAFKA_DATA_DIR/tls (ca.pem: the CA; client.pem, client.key: a client
+#                                 certificate for mutual TLS, which the listener accepts but does not require); SASL
+#                                 PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for the user KAFKA_SASL_USER (cryptocast) with
+#                                 the password KAFKA_SASL_PASSWORD (required with the port; letters and digits: SCRAM
+#                                 users are written into the storage when it is formatted, so on a fresh data dir only)
 #
 # Several brokers can run side by side with different ports and data dirs (tests that restart a broker use
 # their own). Commands on one data dir are serialised with a lock, so concurrent `start`s (parallel test files)
@@ -33,6 +40,9 @@ HEAP="${KAFKA_HEAP:-1g}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-180}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 JAVA="${JAVA:-java}"
+SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
+SASL_USER="${KAFKA_SASL_USER:-cryptocast}"
+TLS_DIR="$DATA/tls"
 
 CONF="$DATA/server.properties"
 PIDFILE="$DATA/kafka.pid"
@@ -147,16 +157,25 @@ serves_metadata() {
 
 configure() {
   mkdir -p "$DATA/log"
+  local listeners="PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT"
+  local advertised="PLAINTEXT://127.0.0.1:$PORT"
+  local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [ -n "$SASL_SSL_PORT" ]; then
+    listeners+=",SASL_SSL://localhost:$SASL_SSL_PORT"
+    # The name in the broker's certificate: clients check it against the address they were given.
+    advertised+=",SASL_SSL://localhost:$SASL_SSL_PORT"
+    protocols+=",SASL_SSL:SASL_SSL"
+  fi
   cat >"$CONF" <<PROPS
 # Written by scripts/kafka.sh on every start; edit the script, not this file.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$CPORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$DATA/log
 
 # Topics are created explicitly (KafkaBus.ensureTopics), never by a typo.
@@ -183,6 +202,62 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 PROPS
+  [ -z "$SASL_SSL_PORT" ] || configure_sasl_ssl
+}
+
+# The SASL_SSL listener's settings (see KAFKA_SASL_SSL_PORT). The PLAIN user's password is in the JAAS line, so the
+# file is the owner's only.
+configure_sasl_ssl() {
+  [[ "${KAFKA_SASL_PASSWORD:-}" =~ ^[A-Za-z0-9]{8,}$ ]] ||
+    die "KAFKA_SASL_SSL_PORT needs KAFKA_SASL_PASSWORD: 8 or more letters and digits"
+  [[ "$SASL_USER" =~ ^[A-Za-z0-9._-]+$ ]] || die "KAFKA_SASL_USER: letters, digits, '.', '_' and '-' only"
+  make_certificates
+  chmod 600 "$CONF"
+  cat >>"$CONF" <<PROPS
+
+# SASL_SSL listener (KAFKA_SASL_SSL_PORT): TLS with the certificates of $TLS_DIR, SASL PLAIN and SCRAM.
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$KAFKA_SASL_PASSWORD";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS_DIR/broker.p12
+ssl.keystore.password=$(cat "$TLS_DIR/keystore.pass")
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+# A client certificate is checked when one is given (mutual TLS), not required.
+ssl.client.auth=requested
+PROPS
+}
+
+# A CA, the broker's certificate (for localhost and 127.0.0.1) in a PKCS12 keystore, and a client certificate, made
+# once per data dir with openssl (EC keys: fast to make). Nothing of it is kept in the repository.
+make_certificates() {
+  [ -f "$TLS_DIR/broker.p12" ] && return 0
+  command -v openssl >/dev/null || die "openssl is needed for the SASL_SSL listener's certificates"
+  local tmp="$TLS_DIR.partial" ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  (
+    set -e
+    cd "$tmp"
+    umask 077
+    openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.pem -days 30 -subj "/CN=cryptocast test CA" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    openssl req "${ec[@]}" -keyout broker.key -out broker.csr -subj "/CN=localhost"
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile broker.ext \
+      -out broker.pem
+    openssl req "${ec[@]}" -keyout client.key -out client.csr -subj "/CN=$SASL_USER"
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile client.ext \
+      -out client.pem
+    head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >keystore.pass
+    openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+      -passout "file:keystore.pass" -out broker.p12
+    rm -f ./*.csr ./*.ext ./*.srl
+  ) >>"$OUTFILE" 2>&1 || die "making the SASL_SSL certificates failed: see $OUTFILE"
+  mv -T "$tmp" "$TLS_DIR"
 }
 
 # A Kafka Uuid: 16 random bytes, base64 URL-safe without padding (22 characters). Kafka never hands out ids that
@@ -197,16 +272,32 @@ new_cluster_id() {
 }
 
 format_once() {
-  [ -f "$DATA/log/meta.properties" ] && return 0
+  if [ -f "$DATA/log/meta.properties" ]; then
+    # SCRAM users are written by the format only: a data dir formatted without them has none.
+    if [ -n "$SASL_SSL_PORT" ] && [ "$(cat "$DATA/scram-user" 2>/dev/null)" != "$SASL_USER" ]; then
+      die "$DATA was formatted without the SCRAM user $SASL_USER: run \`scripts/kafka.sh reset\` first (it wipes the data)"
+    fi
+    return 0
+  fi
   local id opts
   id="$(new_cluster_id)"
   mapfile -t opts < <(java_opts)
+  # The SASL_SSL listener's SCRAM users exist from the start: written into the metadata log with the format.
+  local scram=()
+  if [ -n "$SASL_SSL_PORT" ]; then
+    local m
+    for m in SCRAM-SHA-512 SCRAM-SHA-256; do
+      scram+=(--add-scram "$m=[name=$SASL_USER,password=$KAFKA_SASL_PASSWORD]")
+    done
+  fi
   say "formatting KRaft storage in $DATA/log (cluster $id, standalone controller)"
-  "$JAVA" "${opts[@]}" kafka.tools.StorageTool format --standalone -t "$id" -c "$CONF" >>"$OUTFILE" 2>&1 9>&- ||
+  "$JAVA" "${opts[@]}" kafka.tools.StorageTool format --standalone -t "$id" -c "$CONF" "${scram[@]}" \
+    >>"$OUTFILE" 2>&1 9>&- ||
     {
       tail -20 "$OUTFILE" >&2
       die "formatting the storage failed"
     }
+  [ -z "$SASL_SSL_PORT" ] || echo "$SASL_USER" >"$DATA/scram-user"
 }
 
 show_tail() {
@@ -232,7 +323,7 @@ wait_until_serving() {
     fi
     sleep 0.25
   done
-  say "ready on 127.0.0.1:$PORT (pid $pid) after $((SECONDS - t0)) s"
+  say "ready on 127.0.0.1:$PORT${SASL_SSL_PORT:+ (SASL_SSL on localhost:$SASL_SSL_PORT)} (pid $pid) after $((SECONDS - t0)) s"
 }
 
 start() {
@@ -256,6 +347,9 @@ start() {
     die "port $PORT is taken by a process that is not a serving Kafka broker: free it or set KAFKA_PORT"
   fi
   port_open "$CPORT" && die "controller port $CPORT is taken: free it or set KAFKA_CONTROLLER_PORT"
+  if [ -n "$SASL_SSL_PORT" ] && port_open "$SASL_SSL_PORT"; then
+    die "SASL_SSL port $SASL_SSL_PORT is taken: free it or set KAFKA_SASL_SSL_PORT"
+  fi
   install
   configure
   format_once

@@ -95,6 +95,43 @@ export const VARIABLES = {
     '`binary`',
     z.enum(['binary', 'json'], { error: 'binary or json' }),
   ),
+  // Kafka security (src/config/kafka-security.ts; every Kafka client of the process: services, `topics`, `dlq`)
+  CRYPTOCAST_KAFKA_TLS: v(
+    'Kafka over TLS (`true` for a managed Kafka: MSK, Confluent Cloud, Aiven, Strimzi with TLS listeners)',
+    '`false`',
+    z.enum(['true', 'false'], { error: 'true or false' }).transform((x) => x === 'true'),
+  ),
+  CRYPTOCAST_KAFKA_CA_FILE: v(
+    'Kafka TLS: PEM file of the CA certificates the brokers are checked against (in place of the system CAs)',
+    "Node's CA store",
+    text,
+  ),
+  CRYPTOCAST_KAFKA_CERT_FILE: v(
+    'Kafka mutual TLS: PEM file of the client certificate (with its key)',
+    'none',
+    text,
+  ),
+  CRYPTOCAST_KAFKA_KEY_FILE: v(
+    'Kafka mutual TLS: PEM file of the client key (with its certificate)',
+    'none',
+    text,
+  ),
+  CRYPTOCAST_KAFKA_KEY_PASSWORD: key('Kafka mutual TLS: passphrase of an encrypted client key'),
+  CRYPTOCAST_KAFKA_SASL_MECHANISM: v(
+    'Kafka SASL: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (with a user name and a password)',
+    'none (no SASL)',
+    z
+      .string()
+      .transform((x) => x.trim().toUpperCase())
+      .pipe(
+        z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'], {
+          error:
+            'PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (AWS_MSK_IAM, OAUTHBEARER and GSSAPI are not supported: on MSK use SASL/SCRAM or mutual TLS)',
+        }),
+      ),
+  ),
+  CRYPTOCAST_KAFKA_SASL_USERNAME: v('Kafka SASL: user name', 'none', text),
+  CRYPTOCAST_KAFKA_SASL_PASSWORD: key('Kafka SASL: password (from a secret; never in the bus URL)'),
   CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS: v(
     'Kafka consumer-group session timeout (ms): how soon a dead member’s partitions move',
     '`10000`',

@@ -50,6 +50,28 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
   // the bus
   { name: 'CRYPTOCAST_BUS', services: BUS_SERVICES, required: true, about: 'kafka://host:port[,host:port]' },
   { name: 'CRYPTOCAST_TOPIC_PREFIX', services: BUS_SERVICES, about: 'namespace of topics and groups' },
+  // Kafka security (src/config/kafka-security.ts): a managed Kafka's TLS and SASL, read by every Kafka client
+  { name: 'CRYPTOCAST_KAFKA_TLS', services: BUS_SERVICES, about: 'TLS to the brokers: true | false (false)' },
+  {
+    name: 'CRYPTOCAST_KAFKA_CA_FILE',
+    services: BUS_SERVICES,
+    about: 'PEM CA bundle the brokers are checked against (a Secret mounted as a file)',
+  },
+  { name: 'CRYPTOCAST_KAFKA_CERT_FILE', services: BUS_SERVICES, about: 'mTLS client certificate (PEM file)' },
+  { name: 'CRYPTOCAST_KAFKA_KEY_FILE', services: BUS_SERVICES, about: 'mTLS client key (PEM file)' },
+  {
+    name: 'CRYPTOCAST_KAFKA_KEY_PASSWORD',
+    services: BUS_SERVICES,
+    secret: true,
+    about: 'passphrase of an encrypted mTLS key',
+  },
+  {
+    name: 'CRYPTOCAST_KAFKA_SASL_MECHANISM',
+    services: BUS_SERVICES,
+    about: 'PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 (none: no SASL)',
+  },
+  { name: 'CRYPTOCAST_KAFKA_SASL_USERNAME', services: BUS_SERVICES, about: 'SASL user name' },
+  { name: 'CRYPTOCAST_KAFKA_SASL_PASSWORD', services: BUS_SERVICES, secret: true, about: 'SASL password' },
   {
     name: 'CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS',
     services: BUS_SERVICES,

@@ -146,6 +146,28 @@ export const ERR = {
     1,
     'check the broker address (--bus or CRYPTOCAST_BUS) and that Kafka is up, or allow longer with --timeout',
   ),
+  /**
+   * Kafka refused the SASL credentials (a wrong password, a user without credentials for that mechanism) or the
+   * mechanism itself: waiting does not mend it, so a service ends with it instead of retrying for ever.
+   */
+  BUS_AUTH: kind(
+    'CC_ERR_BUS_AUTH',
+    2,
+    'check CRYPTOCAST_KAFKA_SASL_USERNAME, CRYPTOCAST_KAFKA_SASL_PASSWORD and CRYPTOCAST_KAFKA_SASL_MECHANISM: SCRAM ' +
+      'credentials are per mechanism (a user made for SCRAM-SHA-512 cannot log in with SCRAM-SHA-256), and the ' +
+      'listener must offer the mechanism',
+  ),
+  /**
+   * TLS to Kafka cannot work as configured: the listener wants TLS and the client speaks plain (or the reverse), or
+   * the broker's certificate is not trusted or not for its host name.
+   */
+  BUS_TLS: kind(
+    'CC_ERR_BUS_TLS',
+    2,
+    'CRYPTOCAST_KAFKA_TLS=true for a TLS listener (false for a plain one); CRYPTOCAST_KAFKA_CA_FILE: the CA that ' +
+      "signed the brokers' certificates (none: the system's CAs); the bus URL must name the brokers as their " +
+      'certificates do',
+  ),
   /** A backfill's resume state file that cannot be used for this run. */
   STATE_FILE: kind(
     'CC_ERR_STATE_FILE',

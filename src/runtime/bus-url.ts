@@ -6,15 +6,18 @@ import { urlWithoutCredentials } from '../core/secrets.ts';
  * wrong. KafkaBus.connect reads its URL with it, and the CLI checks a --bus flag with it before a command starts.
  */
 export function kafkaBrokers(url: string): string[] {
-  // cryptocast takes no SASL settings, so a URL never carries credentials. One written with a user and password (as
-  // for another Kafka client) is refused without quoting them: the messages below quote the URL and a broker address,
-  // and a password there (`user:pass@host`, no scheme before it, or a `/` in it) escapes the logs' URL redaction.
+  // SASL credentials come from the environment only (src/config/kafka-security.ts), so a URL never carries them. One
+  // written with a user and password (as for another Kafka client) is refused without quoting them: the messages below
+  // quote the URL and a broker address, and a password there (`user:pass@host`, no scheme before it, or a `/` in it)
+  // escapes the logs' URL redaction.
   if (/^[a-z][a-z0-9+.-]*:\/\/[^?#]*@/i.test(url))
     throw fail(
       ERR.CONFIG,
-      `a Kafka URL takes no credentials: ${urlWithoutCredentials(url)} (expected kafka://host:port[,host:port]; SASL is not supported)`,
+      `a Kafka URL takes no credentials: ${urlWithoutCredentials(url)} (expected kafka://host:port[,host:port])`,
       {
-        hint: 'use a listener without authentication inside the cluster network (or a mesh that encrypts it)',
+        hint:
+          'give SASL credentials as CRYPTOCAST_KAFKA_SASL_MECHANISM, CRYPTOCAST_KAFKA_SASL_USERNAME and ' +
+          'CRYPTOCAST_KAFKA_SASL_PASSWORD (from a secret), and TLS as CRYPTOCAST_KAFKA_TLS=true',
       },
     );
   const m = /^kafka:\/\/([^/?#]+)\/?$/.exec(url);

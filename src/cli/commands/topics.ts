@@ -1,5 +1,5 @@
 import { loadStreamConfig, parseDuration } from '../../config/config.ts';
-import { ERR, fail, UsageError } from '../../core/errors.ts';
+import { CryptocastError, ERR, fail, UsageError } from '../../core/errors.ts';
 import { onStopSignal } from '../../core/stop-signals.ts';
 import { KafkaBus } from '../../runtime/kafka/bus.ts';
 import type { Topic } from '../../runtime/topic.ts';
@@ -101,6 +101,8 @@ export async function createTopics(opts: {
     } catch (err) {
       if (stopped)
         throw fail(ERR.INTERRUPTED, 'interrupted: stopped before the topics were created', { cause: err });
+      // Refused credentials, a TLS mismatch (KafkaBus: CC_ERR_BUS_AUTH, CC_ERR_BUS_TLS): already what to fix.
+      if (err instanceof CryptocastError) throw err;
       // The client's AggregateError holds the broker's reasons (e.g. a replication factor above the broker count).
       const inner = (err as { errors?: unknown[] }).errors ?? [];
       const why = [err as Error, ...inner].map((e) => (e as Error).message).join('; ');

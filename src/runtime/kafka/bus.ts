@@ -1,3 +1,4 @@
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import {
   Admin,
   ConfigResourceTypes,
@@ -9,7 +10,9 @@ import {
   Producer,
 } from '@platformatic/kafka';
 import { setting } from '../../config/env.ts';
+import { describeKafkaSecurity, type KafkaSecurity, kafkaSecurity } from '../../config/kafka-security.ts';
 import { reportDependency, untilAvailable } from '../../core/dependency.ts';
+import type { CryptocastError } from '../../core/errors.ts';
 import { type Logger, log as rootLog } from '../../core/log.ts';
 import { orAbort } from '../../core/or-abort.ts';
 import { safeParse } from '../../schemas/compiled-check.ts';
@@ -38,6 +41,7 @@ import {
   RECORD_OVERHEAD_BYTES,
 } from './limits.ts';
 import { type Fetched, fetchRecords, keyBuffer, parseRecord } from './records.ts';
+import { securityRefusal } from './refusals.ts';
 import { KafkaSubscription, sleep } from './subscription.ts';
 
 /**
@@ -79,6 +83,8 @@ export interface KafkaBusOptions {
    * env CRYPTOCAST_KAFKA_ENCODING). Consumers read both either way.
    */
   encoding?: 'binary' | 'json';
+  /** TLS and SASL of every client (default: from the environment, `kafkaSecurity()`: CRYPTOCAST_KAFKA_TLS, …). */
+  security?: KafkaSecurity;
 }
 
 export class KafkaBus implements Bus {
@@ -92,6 +98,7 @@ export class KafkaBus implements Bus {
   readonly retentionMs: number | undefined;
   readonly encoding: 'binary' | 'json';
   readonly log: Logger;
+  readonly security: KafkaSecurity;
   private producer: Producer | undefined;
   private admin: Admin | undefined;
   private metaClient: RawConsumer | undefined;
@@ -112,6 +119,29 @@ export class KafkaBus implements Bus {
     this.retentionMs = options.retentionMs;
     this.log = options.logger ?? rootLog.child({ component: 'kafka-bus' });
     this.encoding = options.encoding ?? setting('CRYPTOCAST_KAFKA_ENCODING') ?? 'binary';
+    this.security = options.security ?? kafkaSecurity();
+    if (this.security.sasl?.mechanism === 'PLAIN' && this.security.tls === undefined)
+      this.log.warn(
+        { brokers: this.brokers },
+        'Kafka SASL PLAIN without TLS: the password crosses the network in clear (set CRYPTOCAST_KAFKA_TLS=true, or use SCRAM)',
+      );
+    else if (this.security.tls !== undefined || this.security.sasl !== undefined)
+      this.log.info(
+        { brokers: this.brokers, security: describeKafkaSecurity(this.security) },
+        'kafka security',
+      );
+  }
+
+  /**
+   * The connection options every client of this bus is built with (producer, admin, group members, raw fetchers): TLS
+   * with the server name sent (SNI, which Confluent Cloud and other shared endpoints route by) and SASL.
+   */
+  connectionOptions(): { tls?: TlsConnectionOptions; tlsServerName?: boolean; sasl?: KafkaSecurity['sasl'] } {
+    const { tls, sasl } = this.security;
+    return {
+      ...(tls === undefined ? {} : { tls: { ...tls }, tlsServerName: true }),
+      ...(sasl === undefined ? {} : { sasl: { ...sasl } }),
+    };
   }
 
   /** `kafka://host:port[,host:port]` (port 9092 when left out). */
@@ -127,17 +157,30 @@ export class KafkaBus implements Bus {
   /** Ended by `close()`: whatever waits for the broker gives up. */
   private readonly closing = new AbortController();
 
-  /** Runs a broker operation until the broker answers (see `untilAvailable`); misconfiguration fails at once. */
-  private waitForBroker<T>(attempt: () => Promise<T>, signal = this.closing.signal): Promise<T> {
-    return untilAvailable('kafka', attempt, {
-      signal,
-      log: this.log,
-      permanent: (err) =>
-        err instanceof PartitionCountError ||
-        err instanceof PermanentKafkaError ||
-        this.closed ||
-        refusedForGood(err),
-    });
+  /**
+   * Runs a broker operation until the broker answers (see `untilAvailable`); misconfiguration fails at once, refused
+   * credentials and a TLS mismatch as the catalogue's CC_ERR_BUS_AUTH and CC_ERR_BUS_TLS (`securityRefusal`).
+   */
+  private async waitForBroker<T>(attempt: () => Promise<T>, signal = this.closing.signal): Promise<T> {
+    try {
+      return await untilAvailable('kafka', attempt, {
+        signal,
+        log: this.log,
+        permanent: (err) =>
+          err instanceof PartitionCountError ||
+          err instanceof PermanentKafkaError ||
+          this.closed ||
+          refusedForGood(err) ||
+          this.refusal(err) !== undefined,
+      });
+    } catch (err) {
+      throw this.refusal(err) ?? err;
+    }
+  }
+
+  /** `err` as the security setting it shows wrong (see `securityRefusal`), or undefined. */
+  refusal(err: unknown): CryptocastError | undefined {
+    return securityRefusal(err, this.brokers, this.security);
   }
 
   ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
@@ -588,6 +631,7 @@ export class KafkaBus implements Bus {
   /** A client that never joins a group: for metadata, offsets and fetches of its own. */
   newRawClient(role: string): RawConsumer {
     const client: RawConsumer = new Consumer({
+      ...this.connectionOptions(),
       clientId: `${this.clientId}-${role}`,
       // Required by the client, unused: this consumer never joins a group nor commits.
       groupId: `${this.prefix}cryptocast-${role}`,
@@ -609,6 +653,7 @@ export class KafkaBus implements Bus {
   private getProducer(): Producer {
     if (this.producer === undefined) {
       this.producer = new Producer({
+        ...this.connectionOptions(),
         clientId: this.clientId,
         bootstrapBrokers: this.brokers,
         // Idempotent: the broker drops duplicates of a retried request (sequence numbers per partition).
@@ -625,7 +670,11 @@ export class KafkaBus implements Bus {
 
   private getAdmin(): Admin {
     if (this.admin === undefined) {
-      this.admin = new Admin({ clientId: `${this.clientId}-admin`, bootstrapBrokers: this.brokers });
+      this.admin = new Admin({
+        ...this.connectionOptions(),
+        clientId: `${this.clientId}-admin`,
+        bootstrapBrokers: this.brokers,
+      });
       this.admin.on('error', (err) => this.log.warn({ err }, 'kafka admin error'));
     }
     return this.admin;
@@ -676,16 +725,16 @@ interface PagedRead {
 
 /**
  * Broker answers that waiting does not mend: a partition count or a topic config the cluster's policy refuses, refused
- * credentials or permissions (a replication factor above the broker count: `tooFewBrokers`, since a broker going
+ * permissions (a replication factor above the broker count: `tooFewBrokers`, since a broker going
  * down refuses it too). The caller fails at once with the
- * broker's reason (an operator must change a setting), instead of a service that stays not-ready for ever.
+ * broker's reason (an operator must change a setting), instead of a service that stays not-ready for ever. Refused
+ * credentials and TLS mismatches come nested in a connection failure: `securityRefusal` finds them.
  */
 const REFUSED_FOR_GOOD = [
   'INVALID_PARTITIONS',
   'POLICY_VIOLATION',
   'TOPIC_AUTHORIZATION_FAILED',
   'CLUSTER_AUTHORIZATION_FAILED',
-  'SASL_AUTHENTICATION_FAILED',
 ] as const;
 
 function refusedForGood(err: unknown): boolean {

@@ -1,0 +1,119 @@
+import type { KafkaSecurity } from '../../config/kafka-security.ts';
+import { type CryptocastError, ERR, fail } from '../../core/errors.ts';
+
+/**
+ * A Kafka client's failure that says the security settings are wrong, as the catalogue's error a user can act on:
+ * CC_ERR_BUS_AUTH ("Kafka authentication failed for user X with mechanism Y at host:port: <the broker's reason>") or
+ * CC_ERR_BUS_TLS (a TLS listener reached without TLS or the reverse, a broker certificate not trusted or not for its
+ * name). Undefined for everything else (a broker away, a timeout): those are waited for.
+ *
+ * The client (@platformatic/kafka) nests the reason: "Listing topics failed" (MultipleErrors) → "Cannot connect to any
+ * broker" → "Connection to host:port failed" (NetworkError, marked retryable) → its `cause`, the AuthenticationError
+ * or the TLS socket's error → the broker's ProtocolError. Its own `findErrorBy` does not follow a `cause`, so a refused
+ * password was retried for ever as "Cannot connect to any broker"; this walks both the lists and the causes.
+ */
+export function securityRefusal(
+  err: unknown,
+  brokers: readonly string[],
+  security: KafkaSecurity,
+): CryptocastError | undefined {
+  for (const { error: e, address } of walk(err)) {
+    const at = address ?? brokers.join(',');
+    const code = typeof e.code === 'string' ? e.code : '';
+    if (code === 'PLT_KFK_AUTHENTICATION') {
+      const protocol = walk(e)
+        .map((n) => n.error)
+        .find((n) => typeof n.apiId === 'string');
+      const said = typeof protocol?.serverErrorMessage === 'string' ? protocol.serverErrorMessage : undefined;
+      const sasl = security.sasl;
+      if (protocol?.apiId === 'SASL_AUTHENTICATION_FAILED')
+        return fail(
+          ERR.BUS_AUTH,
+          `Kafka authentication failed for user "${sasl?.username}" with mechanism ${sasl?.mechanism} at ${at}${said ? `: ${said}` : ''}`,
+          { cause: err },
+        );
+      if (protocol?.apiId === 'ILLEGAL_SASL_STATE')
+        return fail(
+          ERR.BUS_AUTH,
+          `the Kafka listener at ${at} takes no SASL (a PLAINTEXT or SSL listener): unset CRYPTOCAST_KAFKA_SASL_MECHANISM, or name the brokers' SASL listener in the bus URL`,
+          { cause: err },
+        );
+      return fail(
+        ERR.BUS_AUTH,
+        `the Kafka listener at ${at} does not accept SASL mechanism ${sasl?.mechanism}${said ? `: ${said}` : ` (${e.message})`}`,
+        {
+          cause: err,
+          hint: 'set CRYPTOCAST_KAFKA_SASL_MECHANISM to one the listener enables (ask its operator)',
+        },
+      );
+    }
+    if (code === 'PLT_KFK_USER' && /requires TLS/i.test(e.message))
+      return fail(
+        ERR.BUS_TLS,
+        `the Kafka listener at ${at} requires TLS, and TLS is off: set CRYPTOCAST_KAFKA_TLS=true`,
+        { cause: err },
+      );
+    if (code === 'PLT_KFK_USER' && /TLS handshake failed/i.test(e.message))
+      return fail(
+        ERR.BUS_TLS,
+        `the Kafka listener at ${at} does not speak TLS (a PLAINTEXT or SASL_PLAINTEXT listener?): unset CRYPTOCAST_KAFKA_TLS, or name the brokers' TLS listener in the bus URL`,
+        { cause: err },
+      );
+    if (CERTIFICATE_REFUSED.has(code))
+      return fail(
+        ERR.BUS_TLS,
+        `the certificate of the Kafka broker at ${at} is refused: ${e.message} (${code})${
+          code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+            ? ': name the brokers in the bus URL as their certificate does'
+            : security.tls?.ca === undefined
+              ? ": set CRYPTOCAST_KAFKA_CA_FILE to the CA that signed it (none given: the system's CAs were used)"
+              : ': CRYPTOCAST_KAFKA_CA_FILE does not hold the CA that signed it'
+        }`,
+        { cause: err },
+      );
+    // The broker ended the handshake with an alert: most often a client certificate it does not accept (mutual TLS).
+    if (/^ERR_SSL_.*ALERT/.test(code))
+      return fail(
+        ERR.BUS_TLS,
+        `the Kafka broker at ${at} refused the TLS handshake: ${e.message} (${code})${
+          security.tls?.cert === undefined
+            ? ': it may require a client certificate (CRYPTOCAST_KAFKA_CERT_FILE and CRYPTOCAST_KAFKA_KEY_FILE)'
+            : ': check that the client certificate (CRYPTOCAST_KAFKA_CERT_FILE) is signed by a CA the broker trusts'
+        }`,
+        { cause: err },
+      );
+  }
+  return undefined;
+}
+
+/** Node's codes for a peer certificate that does not verify (OpenSSL's X509_V_ERR names, and the host name check). */
+const CERTIFICATE_REFUSED = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+interface Node {
+  error: Error & Record<string, unknown>;
+  /** `host:port` of the nearest "Connection to host:port failed." above it (or itself). */
+  address: string | undefined;
+}
+
+/** Every error in `err`'s tree (AggregateError lists and causes), depth first, each with its broker address. */
+function walk(err: unknown, address?: string, depth = 0, out: Node[] = []): Node[] {
+  if (!(err instanceof Error) || depth > 10) return out;
+  const here = /Connection to (\S+) failed/.exec(err.message)?.[1] ?? address;
+  out.push({ error: err as Node['error'], address: here });
+  for (const e of (err as { errors?: unknown[] }).errors ?? []) walk(e, here, depth + 1, out);
+  walk(err.cause, here, depth + 1, out);
+  return out;
+}
