@@ -6,7 +6,7 @@ import { KafkaBus } from '../../../src/runtime/kafka/bus.ts';
 import { CLI } from '../../support/cli.ts';
 
 /**
- * A Kafka URL never carries credentials (cryptocast takes no SASL settings): one written with a user and password, as
+ * A Kafka URL never carries credentials (SASL's come from the environment: src/config/kafka-security.ts): one written with a user and password, as
  * for another Kafka client, is refused without quoting the password — the error reaches the terminal, a pod's log and
  * a CI log as it is, and the line-wide redaction cannot see a password once the URL is cut into broker addresses.
  */
