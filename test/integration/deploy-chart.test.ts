@@ -432,11 +432,90 @@ describe('helm chart deploy/helm/cryptocast', () => {
     }
   });
 
+  test('a managed Kafka: every Kafka client gets TLS and SASL, the password from its Secret, the CA and client certificate as files from Secrets', () => {
+    type Env = { name: string; value?: string; valueFrom?: Record<string, { name: string; key: string }> };
+    const cases = [
+      // SASL/SCRAM over TLS with a private CA (production), mutual TLS with Strimzi's cluster CA and KafkaUser (strimzi)
+      { values: 'production', sasl: true, ca: 'cryptocast-kafka-ca', client: undefined },
+      { values: 'strimzi', sasl: false, ca: 'cryptocast-cluster-ca-cert', client: 'cryptocast' },
+    ];
+    for (const c of cases) {
+      const objs = rendered.get(c.values)!;
+      const cm = configMap(objs)!.data as Record<string, string>;
+      const clients = objs.filter(
+        (o) =>
+          (o.kind === 'Deployment' && component(o) !== 'embedded') ||
+          (o.kind === 'Job' && component(o) === 'topics'),
+      );
+      assert.ok(clients.length >= 8, `${c.values}: ${clients.length} Kafka clients`);
+      for (const o of clients) {
+        const where = `${c.values}: ${o.kind} ${component(o)}`;
+        const pod = podSpec(o);
+        const container = pod.containers[0];
+        const env = container.env as Env[];
+        const value = (name: string) => {
+          const e = env.find((x) => x.name === name);
+          const ref = e?.valueFrom?.configMapKeyRef;
+          return e?.value ?? (ref ? cm[ref.key] : undefined);
+        };
+        /** The Secret and key a file named by `variable` comes from: its mount, its volume, the volume's item. */
+        const fileFrom = (variable: string) => {
+          const path = value(variable);
+          assert.ok(path, `${where}: ${variable} not set`);
+          const mount = (
+            container.volumeMounts as { name: string; mountPath: string; readOnly?: boolean }[]
+          ).find((m) => path.startsWith(`${m.mountPath}/`));
+          assert.ok(mount?.readOnly, `${where}: ${path} is on no read-only mount`);
+          const volume = (
+            pod.volumes as {
+              name: string;
+              secret?: { secretName: string; items: { key: string; path: string }[] };
+            }[]
+          ).find((v) => v.name === mount.name);
+          const item = volume?.secret?.items.find((i) => i.path === path.slice(mount.mountPath.length + 1));
+          assert.ok(item, `${where}: ${path} is not a key of a Secret volume`);
+          return { secret: volume!.secret!.secretName, key: item.key };
+        };
+        assert.equal(value('CRYPTOCAST_KAFKA_TLS'), 'true', where);
+        assert.deepEqual(fileFrom('CRYPTOCAST_KAFKA_CA_FILE'), { secret: c.ca, key: 'ca.crt' }, where);
+        if (c.client === undefined) {
+          assert.equal(value('CRYPTOCAST_KAFKA_CERT_FILE'), undefined, where);
+        } else {
+          assert.deepEqual(
+            fileFrom('CRYPTOCAST_KAFKA_CERT_FILE'),
+            { secret: c.client, key: 'user.crt' },
+            where,
+          );
+          assert.deepEqual(
+            fileFrom('CRYPTOCAST_KAFKA_KEY_FILE'),
+            { secret: c.client, key: 'user.key' },
+            where,
+          );
+        }
+        if (c.sasl) {
+          assert.equal(value('CRYPTOCAST_KAFKA_SASL_MECHANISM'), 'SCRAM-SHA-512', where);
+          assert.equal(value('CRYPTOCAST_KAFKA_SASL_USERNAME'), 'cryptocast', where);
+          assert.deepEqual(
+            env.find((e) => e.name === 'CRYPTOCAST_KAFKA_SASL_PASSWORD')?.valueFrom?.secretKeyRef,
+            { name: 'cryptocast-kafka', key: 'password' },
+            where,
+          );
+        } else for (const e of env) assert.doesNotMatch(e.name, /SASL/, where);
+      }
+    }
+    // Off by default: no setting, no mount (plain Kafka, as before).
+    for (const o of rendered.get('default')!.filter((x) => x.kind === 'Deployment' || x.kind === 'Job')) {
+      const container = podSpec(o).containers[0];
+      for (const e of container.env ?? []) assert.doesNotMatch(e.name, /KAFKA_(TLS|CA|CERT|KEY|SASL)/);
+      for (const m of container.volumeMounts ?? []) assert.doesNotMatch(m.name, /^kafka-/);
+    }
+  });
+
   test('the store and bus settings point where the values say (no laptop defaults in a cluster)', () => {
     const cm = configMap(rendered.get('production')!)!.data as Record<string, string>;
     assert.equal(
       cm.CRYPTOCAST_BUS,
-      'kafka://kafka-0.kafka.data:9092,kafka-1.kafka.data:9092,kafka-2.kafka.data:9092',
+      'kafka://kafka-0.kafka.data:9094,kafka-1.kafka.data:9094,kafka-2.kafka.data:9094',
     );
     assert.equal(
       cm.CRYPTOCAST_STORE,
@@ -505,7 +584,10 @@ describe('helm chart deploy/helm/cryptocast', () => {
 
   test('no secret value in plain text: credentials only by secretKeyRef, no Secret objects, none in the ConfigMap', () => {
     const secretNames = new Set(SERVICE_ENV.filter((s) => s.secret).map((s) => s.name));
-    const looksSecret = /(KEY|TOKEN|PASSWORD|SECRET|WEBHOOK)/;
+    // A `…_FILE` variable names a file (the Kafka client key: CRYPTOCAST_KAFKA_KEY_FILE), mounted from a Secret (checked
+    // in the managed-Kafka test): the path is no credential.
+    const credentialName = /(KEY|TOKEN|PASSWORD|SECRET|WEBHOOK)/;
+    const looksSecret = { test: (name: string) => credentialName.test(name) && !name.endsWith('_FILE') };
     for (const [name, objs] of rendered) {
       assert.equal(
         objs.filter((o) => o.kind === 'Secret').length,
@@ -524,7 +606,7 @@ describe('helm chart deploy/helm/cryptocast', () => {
           }
       }
       for (const [k, v] of Object.entries(configMap(objs)!.data as Record<string, string>)) {
-        assert.doesNotMatch(k, looksSecret, `${name}: ConfigMap key ${k}`);
+        assert.ok(!looksSecret.test(k), `${name}: ConfigMap key ${k}`);
         assert.doesNotMatch(v, /:\/\/[^/@\s]+:[^/@\s]+@/, `${name}: credentials in a URL (${k})`);
       }
     }
@@ -1202,6 +1284,17 @@ describe('helm chart deploy/helm/cryptocast', () => {
         /bootstrapServers/,
       ],
       ['the index sink without OpenSearch', ['services.index-sink.enabled=true'], /opensearch/],
+      [
+        'a Kafka SASL mechanism cryptocast does not speak',
+        ['kafka.sasl.mechanism=AWS_MSK_IAM'],
+        /sasl\/mechanism/,
+      ],
+      [
+        'Kafka SASL without its user or password Secret',
+        ['kafka.sasl.mechanism=SCRAM-SHA-512'],
+        /sasl\/(username|passwordSecret\/name)': minLength/,
+      ],
+      ['a Kafka CA with TLS off', ['kafka.tls.caSecret.name=kafka-ca'], /tls\/enabled': value must be true/],
       ['a malformed schedule', ['trainer.schedule=hourly'], /trainer\/schedule/],
       [
         'a tuning budget the trainer Job’s deadline cuts short (every run stopped before its fit)',

@@ -123,6 +123,91 @@ uniquelocal
       {{- end }}
 {{- end -}}
 
+{{/* Where the Kafka TLS Secrets are mounted (cryptocast.kafkaTlsMounts), and the files the variables name. */}}
+{{- define "cryptocast.kafkaCaFile" -}}
+/etc/kafka-tls/ca/{{ .Values.kafka.tls.caSecret.key }}
+{{- end -}}
+{{- define "cryptocast.kafkaCertFile" -}}
+/etc/kafka-tls/client/{{ .Values.kafka.tls.clientSecret.certKey }}
+{{- end -}}
+{{- define "cryptocast.kafkaKeyFile" -}}
+/etc/kafka-tls/client/{{ .Values.kafka.tls.clientSecret.keyKey }}
+{{- end -}}
+
+{{/*
+The Kafka security settings of a Kafka client (src/config/kafka-security.ts): (dict "root" $ "plain" BOOL). Only the
+ones the values turn on; the password from its Secret. `plain`: values written in the entry (the topics Job, a hook
+that runs before the ConfigMap exists), else from the ConfigMap.
+*/}}
+{{- define "cryptocast.kafkaSecurityEnv" -}}
+{{- $root := .root -}}
+{{- $k := $root.Values.kafka -}}
+{{- $names := list -}}
+{{- if $k.tls.enabled }}{{ $names = append $names "CRYPTOCAST_KAFKA_TLS" }}{{ end -}}
+{{- if and $k.tls.enabled $k.tls.caSecret.name }}{{ $names = append $names "CRYPTOCAST_KAFKA_CA_FILE" }}{{ end -}}
+{{- if and $k.tls.enabled $k.tls.clientSecret.name }}{{ $names = concat $names (list "CRYPTOCAST_KAFKA_CERT_FILE" "CRYPTOCAST_KAFKA_KEY_FILE") }}{{ end -}}
+{{- if $k.sasl.mechanism }}{{ $names = concat $names (list "CRYPTOCAST_KAFKA_SASL_MECHANISM" "CRYPTOCAST_KAFKA_SASL_USERNAME") }}{{ end -}}
+{{- $values := include "cryptocast.kafkaSecurityValues" $root | fromYaml -}}
+{{- range $names }}
+{{- if $.plain }}
+- name: {{ . }}
+  value: {{ get $values . | quote }}
+{{- else }}
+{{ include "cryptocast.fromConfig" (dict "name" . "root" $root) }}
+{{- end }}
+{{- end }}
+{{- if $k.sasl.mechanism }}
+{{ include "cryptocast.fromSecret" (dict "name" "CRYPTOCAST_KAFKA_SASL_PASSWORD" "secret" $k.sasl.passwordSecret.name "key" $k.sasl.passwordSecret.key) }}
+{{- end }}
+{{- end -}}
+
+{{/* The non-secret Kafka security values, as the ConfigMap holds them. */}}
+{{- define "cryptocast.kafkaSecurityValues" -}}
+{{- $k := .Values.kafka -}}
+CRYPTOCAST_KAFKA_TLS: {{ ternary "true" "false" $k.tls.enabled | quote }}
+CRYPTOCAST_KAFKA_CA_FILE: {{ ternary (include "cryptocast.kafkaCaFile" .) "" (not (empty $k.tls.caSecret.name)) | quote }}
+CRYPTOCAST_KAFKA_CERT_FILE: {{ ternary (include "cryptocast.kafkaCertFile" .) "" (not (empty $k.tls.clientSecret.name)) | quote }}
+CRYPTOCAST_KAFKA_KEY_FILE: {{ ternary (include "cryptocast.kafkaKeyFile" .) "" (not (empty $k.tls.clientSecret.name)) | quote }}
+CRYPTOCAST_KAFKA_SASL_MECHANISM: {{ $k.sasl.mechanism | quote }}
+CRYPTOCAST_KAFKA_SASL_USERNAME: {{ $k.sasl.username | quote }}
+{{- end -}}
+
+{{/* The volume mounts of the Kafka TLS Secrets (none without TLS or without them), for a Kafka client's container. */}}
+{{- define "cryptocast.kafkaTlsMounts" -}}
+{{- $t := .Values.kafka.tls -}}
+{{- if and $t.enabled $t.caSecret.name }}
+- name: kafka-ca
+  mountPath: /etc/kafka-tls/ca
+  readOnly: true
+{{- end }}
+{{- if and $t.enabled $t.clientSecret.name }}
+- name: kafka-client
+  mountPath: /etc/kafka-tls/client
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The volumes of cryptocast.kafkaTlsMounts: the Secrets, only the keys used, readable by the owner (uid 1000) only. */}}
+{{- define "cryptocast.kafkaTlsVolumes" -}}
+{{- $t := .Values.kafka.tls -}}
+{{- if and $t.enabled $t.caSecret.name }}
+- name: kafka-ca
+  secret:
+    secretName: {{ $t.caSecret.name }}
+    items:
+      - { key: {{ $t.caSecret.key }}, path: {{ $t.caSecret.key }} }
+{{- end }}
+{{- if and $t.enabled $t.clientSecret.name }}
+- name: kafka-client
+  secret:
+    secretName: {{ $t.clientSecret.name }}
+    defaultMode: 0400
+    items:
+      - { key: {{ $t.clientSecret.certKey }}, path: {{ $t.clientSecret.certKey }} }
+      - { key: {{ $t.clientSecret.keyKey }}, path: {{ $t.clientSecret.keyKey }} }
+{{- end }}
+{{- end -}}
+
 {{/*
 The environment of one service: (dict "root" $ "service" NAME). Only what the service reads
 (src/config/service-env.ts; a test checks the rendered env against it), non-secret values from the ConfigMap,
@@ -139,6 +224,7 @@ credentials from Secrets.
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_TOPIC_PREFIX") $cfg) }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS") $cfg) }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_KAFKA_REPLICATION_FACTOR") $cfg) }}
+{{- include "cryptocast.kafkaSecurityEnv" (dict "root" $root "plain" false) }}
 {{- end }}
 {{- if has $svc (list "trades" "candles" "api") }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_PAIRS") $cfg) }}
