@@ -90,6 +90,8 @@ export class KafkaSubscription<T> {
     // hold one (`quiesce`); a member not rejoined by then is removed from the group.
     this.rebalanceTimeoutMs = Math.max(sessionTimeout, 30_000);
     this.member = new Consumer({
+      // TLS and SASL as every client of the bus (a managed Kafka: src/config/kafka-security.ts).
+      ...bus.connectionOptions(),
       clientId: `${bus.clientId}-${opts.service}`,
       groupId: bus.prefix + opts.group,
       bootstrapBrokers: bus.brokers,
