@@ -53,6 +53,8 @@ LOCKFILE="$DATA.lock"      # beside the data dir, so that `reset` does not delet
 TAG=kafka TAG_COLOR=35
 # shellcheck source=lib/daemon.sh
 source "$ROOT/scripts/lib/daemon.sh"
+# shellcheck source=lib/test-ca.sh
+source "$ROOT/scripts/lib/test-ca.sh"
 
 # --- install --------------------------------------------------------------------------------------------------
 
@@ -235,27 +237,19 @@ PROPS
 make_certificates() {
   [ -f "$TLS_DIR/broker.p12" ] && return 0
   command -v openssl >/dev/null || die "openssl is needed for the SASL_SSL listener's certificates"
-  local tmp="$TLS_DIR.partial" ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  local tmp="$TLS_DIR.partial"
   rm -rf "$tmp"
   mkdir -p "$tmp"
   (
     set -e
     cd "$tmp"
     umask 077
-    openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.pem -days 30 -subj "/CN=cryptocast test CA" \
-      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
-    openssl req "${ec[@]}" -keyout broker.key -out broker.csr -subj "/CN=localhost"
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >broker.ext
-    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile broker.ext \
-      -out broker.pem
-    openssl req "${ec[@]}" -keyout client.key -out client.csr -subj "/CN=$SASL_USER"
-    printf 'extendedKeyUsage=clientAuth\n' >client.ext
-    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile client.ext \
-      -out client.pem
+    test_ca .
+    test_cert . broker localhost subjectAltName=DNS:localhost,IP:127.0.0.1 extendedKeyUsage=serverAuth
+    test_cert . client "$SASL_USER" extendedKeyUsage=clientAuth
     head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >keystore.pass
     openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
       -passout "file:keystore.pass" -out broker.p12
-    rm -f ./*.csr ./*.ext ./*.srl
   ) >>"$OUTFILE" 2>&1 || die "making the SASL_SSL certificates failed: see $OUTFILE"
   mv -T "$tmp" "$TLS_DIR"
 }

@@ -12,6 +12,8 @@
 set -euo pipefail
 PORT="${PG_TLS_PORT:-55433}"
 CLUSTER="${PG_TLS_CLUSTER:-cryptocast-tls}"
+# shellcheck source=lib/test-ca.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/test-ca.sh"
 say() { printf '\033[1;36m[postgres-tls]\033[0m %s\n' "$*" >&2; }
 
 version() { ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1; }
@@ -20,17 +22,11 @@ tls_dir() { echo "$(conf_dir)/tls"; }
 
 certificates() {
   local d; d="$(tls_dir)"
-  mkdir -p "$d"
-  openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 2 -subj "/CN=cryptocast test CA" \
-    -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
-  openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "/CN=127.0.0.1" \
-    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1\n' >"$d/server.ext"
-  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
-    -extfile "$d/server.ext" -out "$d/server.crt" 2>/dev/null
+  test_ca "$d"
+  test_cert "$d" server 127.0.0.1 subjectAltName=IP:127.0.0.1
   chown -R postgres:postgres "$d"
   chmod 600 "$d/server.key" "$d/ca.key"
-  chmod 644 "$d/ca.crt"
+  chmod 644 "$d/ca.pem"
 }
 
 start() {
@@ -44,7 +40,7 @@ start() {
 listen_addresses = '127.0.0.1,127.0.0.2'
 fsync = off
 ssl = on
-ssl_cert_file = '$(tls_dir)/server.crt'
+ssl_cert_file = '$(tls_dir)/server.pem'
 ssl_key_file = '$(tls_dir)/server.key'
 password_encryption = scram-sha-256
 EOF
@@ -64,7 +60,7 @@ EOF
   "${psql[@]}" -tAc "SELECT 1 FROM pg_roles WHERE rolname='cryptocast'" | grep -q 1 || "${psql[@]}" -c "CREATE ROLE cryptocast LOGIN CREATEDB"
   "${psql[@]}" <<<"ALTER ROLE cryptocast PASSWORD :'pw';"
   "${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname='cryptocast'" | grep -q 1 || "${psql[@]}" -c "CREATE DATABASE cryptocast OWNER cryptocast"
-  say "ready: postgres://cryptocast@127.0.0.1:$PORT/cryptocast?sslmode=verify-full&sslrootcert=$(tls_dir)/ca.crt"
+  say "ready: postgres://cryptocast@127.0.0.1:$PORT/cryptocast?sslmode=verify-full&sslrootcert=$(tls_dir)/ca.pem"
 }
 
 stop() { pg_ctlcluster "$(version)" "$CLUSTER" stop 2>/dev/null || true; say "stopped"; }
@@ -72,7 +68,7 @@ drop() { pg_dropcluster --stop "$(version)" "$CLUSTER" 2>/dev/null || true; say 
 
 case "${1:-}" in
   start) start ;;
-  ca) echo "$(tls_dir)/ca.crt" ;;
+  ca) echo "$(tls_dir)/ca.pem" ;;
   stop) stop ;;
   drop) drop ;;
   *) echo "usage: $0 start|ca|stop|drop" >&2; exit 2 ;;

@@ -9,6 +9,7 @@ import type { TableSpec } from '../../src/stores/table.ts';
 import { exitedWithin, runCli } from '../support/cli.ts';
 import { SHARED_DATA } from '../support/data.ts';
 import { tempDirs } from '../support/embedded-run.ts';
+import { testCa } from '../support/test-ca.ts';
 import { settlesWithin } from '../support/wait.ts';
 
 /**
@@ -64,31 +65,15 @@ describe('PostgreSQL over TLS, with a password from the environment', () => {
     execFileSync('bash', [SCRIPT, 'start'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
     ca = execFileSync('bash', [SCRIPT, 'ca'], { env, encoding: 'utf8' }).trim();
     // Another CA, made now: it signed nothing the server holds.
-    wrongCa = join(dir('cc-pg-wrong-ca-'), 'ca.crt');
-    execFileSync('openssl', [
-      'req',
-      '-x509',
-      '-new',
-      '-nodes',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=another CA',
-      '-keyout',
-      `${wrongCa}.key`,
-      '-out',
-      wrongCa,
-    ]);
+    wrongCa = testCa(dir('cc-pg-wrong-ca-'), 'another CA');
     previous = process.env.PGPASSWORD;
     process.env.PGPASSWORD = PASSWORD;
   });
   after(() => {
     if (previous === undefined) delete process.env.PGPASSWORD;
     else process.env.PGPASSWORD = previous;
+    // Not left running after the suite (a second clone's run starts it again: its certificates are made at each start).
+    execFileSync('bash', [SCRIPT, 'stop'], { env: { ...process.env, PG_TLS_PORT: PORT }, stdio: 'ignore' });
   });
 
   it('verify-full against the CA: a store round trip, on an encrypted connection', async () => {

@@ -1,20 +1,19 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { CryptocastError } from '../../../src/core/errors.ts';
 import { OpenSearchIndex } from '../../../src/sinks/opensearch.ts';
 import { tempDirs } from '../../support/embedded-run.ts';
+import { testCa, testCert } from '../../support/test-ca.ts';
 
 /**
  * The sink's TLS and basic auth, against a local HTTPS server answering the bulk API as OpenSearch does. The local
  * OpenSearch node of the integration tests (scripts/opensearch.sh) has no security plugin: it is assembled from the
  * server's Maven Central jars, and the plugin (TLS, users) is a separate distribution with its own dependencies and a
- * security index to initialise. A CA and a certificate for 127.0.0.1 are made with openssl for each run.
+ * security index to initialise. A CA and a certificate for 127.0.0.1 are made for each run (test/support/test-ca.ts).
  */
 const dir = tempDirs();
 const USER = 'cc-sink';
@@ -22,67 +21,11 @@ const PASSWORD = 'Os-pw-of-test-4471';
 
 function certificates(): { ca: string; key: string; cert: string; otherCa: string } {
   const d = dir('cc-os-tls-');
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  const run = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  run([
-    'req',
-    '-x509',
-    '-new',
-    ...ec,
-    '-days',
-    '1',
-    '-subj',
-    '/CN=test CA',
-    '-keyout',
-    `${d}/ca.key`,
-    '-out',
-    `${d}/ca.crt`,
-  ]);
-  run([
-    'req',
-    '-new',
-    ...ec,
-    '-subj',
-    '/CN=127.0.0.1',
-    '-keyout',
-    `${d}/server.key`,
-    '-out',
-    `${d}/server.csr`,
-  ]);
-  writeFileSync(`${d}/server.ext`, 'subjectAltName=IP:127.0.0.1\n');
-  run([
-    'x509',
-    '-req',
-    '-in',
-    `${d}/server.csr`,
-    '-CA',
-    `${d}/ca.crt`,
-    '-CAkey',
-    `${d}/ca.key`,
-    '-CAcreateserial',
-    '-days',
-    '1',
-    '-extfile',
-    `${d}/server.ext`,
-    '-out',
-    `${d}/server.crt`,
-  ]);
-  run([
-    'req',
-    '-x509',
-    '-new',
-    ...ec,
-    '-days',
-    '1',
-    '-subj',
-    '/CN=other',
-    '-keyout',
-    `${d}/o.key`,
-    '-out',
-    `${d}/o.crt`,
-  ]);
-  const read = (f: string) => readFileSync(join(d, f), 'utf8');
-  return { ca: read('ca.crt'), key: read('server.key'), cert: read('server.crt'), otherCa: read('o.crt') };
+  const ca = testCa(d);
+  const server = testCert(d, 'server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1');
+  const other = testCa(dir('cc-os-other-ca-'), 'other');
+  const read = (f: string) => readFileSync(f, 'utf8');
+  return { ca: read(ca), key: read(server.key), cert: read(server.cert), otherCa: read(other) };
 }
 
 describe('OpenSearch over TLS with basic auth', () => {
