@@ -25,7 +25,7 @@ import { unlessStopped } from '../../core/unless-stopped.ts';
 import { klineReplaySymbols, latestFetchedReplay, recordedNewsFile } from '../../data/locations.ts';
 import { RESTART_WARMUP_CANDLES } from '../../features/feature-service.ts';
 import { TECHNICAL_SET } from '../../features/feature-writer.ts';
-import { openFeatureStore } from '../../features/store/open.ts';
+import { ONE_SHOT_STORE_WAIT_MS, openFeatureStore } from '../../features/store/open.ts';
 import { ChampionHolder } from '../../inference/model-holder.ts';
 import { PredictorService } from '../../inference/predictor-service.ts';
 import { openPredictionsStore } from '../../inference/store/open.ts';
@@ -335,11 +335,23 @@ async function runEmbedded(opts: Parameters<typeof run>[0], port: number): Promi
         `v ${Number(c.volume.toFixed(6))}  n ${c.trades}${c.filled ? '  (idle: filled)' : ''}${c.revision ? `  (revision ${c.revision})` : ''}`,
     );
   // The stores: one DuckDB file, or a PostgreSQL that is waited for when it does not answer; a stop during that wait
-  // ends the run, as it ends a service, instead of holding it until a second Ctrl-C.
+  // ends the run, as it ends a service, instead of holding it until a second Ctrl-C. A replay has an end, as
+  // `features --store` has: it waits as long as they do, then says which store did not answer (a wrong port in the
+  // URL used to look like a hang behind one log line); a live run waits as a service does. The feature store opens
+  // first: once it answers, the server is there for the other tables.
   const signal = abort.signal;
+  const giveUpAfterMs = opts.source === 'live' ? undefined : ONE_SHOT_STORE_WAIT_MS;
   const opened = await openUnlessStopped(signal, 'run', () =>
     openAll({
-      features: () => openFeatureStore(opts.store, { signal }),
+      features: () =>
+        openFeatureStore(opts.store, { signal, giveUpAfterMs }).catch((err: unknown) => {
+          if (err instanceof CryptocastError || signal.aborted || giveUpAfterMs === undefined) throw err;
+          throw fail(
+            ERR.STORE,
+            `the store ${urlWithoutCredentials(opts.store)} did not answer within ${giveUpAfterMs / 1000} s: ${err instanceof Error ? err.message : String(err)}`,
+            { hint: 'start the database, or check the host, port, user and password of the URL', cause: err },
+          );
+        }),
       predictions: () => openPredictionsStore(opts.store, { signal }),
       errors: () => openErrorsStore(opts.store, { signal }),
       candles: () => openCandlesTable(opts.store, { signal }),
