@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { whyUnservable } from '../../inference/model-holder.ts';
 import { openRegistry } from '../../training/registry/open.ts';
@@ -41,6 +42,21 @@ function gateVerdict(card: ModelCard, finished: boolean): string {
   return `gate ${card.gate.promoted ? 'passed' : 'failed'}`;
 }
 
+/**
+ * Why a local registry lists nothing, when it is not simply empty: a folder that does not exist (a typo'd --registry
+ * read as an empty registry) or one that holds other models (a typo'd --name). MLflow answers for itself.
+ */
+async function whyEmpty(r: ModelRegistry, name: string): Promise<string> {
+  if (r.kind !== 'local') return '';
+  const names = await readdir(r.location, { withFileTypes: true }).catch(() => undefined);
+  if (names === undefined)
+    return ": no such folder (give the registry's folder: --registry or CRYPTOCAST_REGISTRY; train one: cryptocast train, or bash scripts/price-model.sh)";
+  const others = names
+    .filter((d) => d.isDirectory() && d.name !== name && !d.name.startsWith('.'))
+    .map((d) => d.name);
+  return others.length > 0 ? `: it holds ${others.sort().join(', ')} (--name, or CRYPTOCAST_MODEL_NAME)` : '';
+}
+
 export async function listCommand(opts: Flags): Promise<void> {
   await withRegistry(opts, async (r) => {
     const cards = await r.list(opts.name);
@@ -56,7 +72,7 @@ export async function listCommand(opts: Flags): Promise<void> {
       return;
     }
     if (cards.length === 0) {
-      process.stdout.write(`no versions of ${opts.name} in ${r.location}\n`);
+      process.stdout.write(`no versions of ${opts.name} in ${r.location}${await whyEmpty(r, opts.name)}\n`);
       return;
     }
     process.stdout.write(`${opts.name} in ${r.location}\n`);

@@ -11,7 +11,10 @@ import { scratchDir } from '../../support/scratch.ts';
 async function list(root: string, json = false): Promise<string> {
   const out: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((s: string) => {
+  // Only the command's text: the test runner's own reports (serialised, as bytes) still go out, or a test that ran
+  // before this capture went unreported.
+  process.stdout.write = ((s: string | Uint8Array, ...rest: never[]) => {
+    if (typeof s !== 'string') return write(s, ...rest);
     out.push(s);
     return true;
   }) as typeof process.stdout.write;
@@ -62,6 +65,30 @@ describe('models list: what happened to each version', () => {
         [promoted, true, true],
         [killed, false, null],
       ],
+    );
+  });
+});
+
+describe('models list: an empty answer says why', () => {
+  it('a registry folder that does not exist is named as such, not as a registry without versions', async () => {
+    const root = `${scratchDir('cc-reg-')}/typo`;
+    assert.match(
+      await list(root),
+      /no versions of price in \S*\/typo: no such folder \(give the registry's folder: --registry or CRYPTOCAST_REGISTRY; train one: cryptocast train, or bash scripts\/price-model\.sh\)\n/,
+    );
+  });
+
+  it('a registry that holds other models names them (a --name typo, or CRYPTOCAST_MODEL_NAME)', async () => {
+    const root = scratchDir('cc-reg-');
+    const registry = new LocalRegistry(root);
+    await registerModel(registry, 'cryptocast-price', ['rsi_14'], {
+      model: stumpModel(1, []),
+      p10: stumpModel(1, []),
+      p90: stumpModel(1, []),
+    });
+    assert.match(
+      await list(root),
+      /no versions of price in \S*: it holds cryptocast-price \(--name, or CRYPTOCAST_MODEL_NAME\)\n/,
     );
   });
 });
