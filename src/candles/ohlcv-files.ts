@@ -115,6 +115,22 @@ async function* readOne(
 ): AsyncGenerator<OhlcvBatch> {
   const name = basename(file);
   const filePair = /^([A-Z0-9]+)-\d+[smhdwM]/.exec(name)?.[1];
+  // --pair names the pair of a file that does not say; a file whose name says another (a folder of BTCUSDT and ETHUSDT
+  // days with --pair BTC/USDT) was relabelled into that series, as a row naming another pair is not.
+  const namedPair = filePair ? splitSymbol(filePair) : undefined;
+  if (pairOption !== undefined && namedPair !== undefined && namedPair !== pairOption) {
+    yield {
+      candles: [],
+      rejects: [
+        {
+          file: name,
+          line: 0,
+          reason: `the file name says ${namedPair}, not --pair ${pairOption}: left out (--pair is for files without a pair; leave it out to read each file as its name says)`,
+        },
+      ],
+    };
+    return;
+  }
   let input: AsyncIterable<Buffer | string> | Iterable<Buffer>;
   if (/\.zip$/i.test(name)) {
     let entries: Record<string, Uint8Array>;
