@@ -308,6 +308,31 @@ describe('cryptocast train stopped', () => {
   });
 });
 
+describe('cryptocast evaluate stopped', () => {
+  it('SIGINT while the walk-forward fits: exit 130, its work folder goes, and the message is of an evaluation (no registry)', async () => {
+    const tmp = scratchDir('cc-stop-evaluate-');
+    const predictions = join(tmp, 'oos.csv');
+    const run = runCli(['evaluate', '--candles', days(['BTCUSDT'], MARCH), '--predictions', predictions], {
+      TMPDIR: tmp,
+    });
+    const work = () => readdirSync(tmp).filter((f) => f.startsWith('cryptocast-train-'));
+    const fitting = () =>
+      work().some((w) => existsSync(join(tmp, w, 'out', 'spec.json'))) && trainerPids(tmp).length > 0;
+    await waitFor('the trainer to start', fitting, Boolean, { everyMs: 50 });
+    run.child.kill('SIGINT');
+    assert.equal(await run.exited, 130, run.stderr());
+    // It said "nothing was registered", as train does: evaluate never registers, and the user had asked for a file.
+    assert.match(
+      run.stderr(),
+      /cryptocast: interrupted: the walk-forward was stopped and its work folder removed; nothing was written \[CC_ERR_INTERRUPTED\]/,
+    );
+    assert.doesNotMatch(run.stderr(), /registered/);
+    assert.equal(existsSync(predictions), false, 'no --predictions file');
+    assert.deepEqual(work(), [], 'the work folder is removed');
+    assert.deepEqual(trainerPids(tmp), [], 'no trainer process is left');
+  });
+});
+
 /**
  * `service trainer` with `args`, stopped by SIGTERM while it fits with a trainer that fits for ever: `exits` checks how
  * it ended; then the fit's process has ended, its work folder is gone and nothing is registered. The stop must not wait

@@ -183,10 +183,10 @@ export function parsePointWindows(list: string): (number | null)[] {
 
 /**
  * SIGINT/SIGTERM stop the trainer: its Python child ends, the run's work folder (the dataset, hundreds of MB) goes, and
- * nothing is registered; the command ends with CC_ERR_INTERRUPTED (exit 130). Without it, Node exited at once and left
+ * nothing is registered (`train`) or written (`evaluate`: its --predictions and figures come after the walk); the command ends with CC_ERR_INTERRUPTED (exit 130). Without it, Node exited at once and left
  * both behind.
  */
-function stopOnSignal() {
+function stopOnSignal(what: 'train' | 'evaluate') {
   const stop = new AbortController();
   const off = onStopSignal(() => stop.abort());
   return {
@@ -197,7 +197,10 @@ function stopOnSignal() {
       return stop.signal.aborted
         ? fail(
             ERR.INTERRUPTED,
-            'interrupted: the trainer was stopped and its work folder removed; nothing was registered',
+            // evaluate registers nothing: it said "nothing was registered" too, to a user who had asked for a file.
+            what === 'train'
+              ? 'interrupted: the trainer was stopped and its work folder removed; nothing was registered'
+              : 'interrupted: the walk-forward was stopped and its work folder removed; nothing was written',
           )
         : err;
     },
@@ -242,7 +245,7 @@ export async function evaluateCommand(
   parseBandFlags(opts);
   const { ds, source } = await loadDataset(opts);
   const progress = progressDisplay();
-  const stop = stopOnSignal();
+  const stop = stopOnSignal('evaluate');
   let run: WalkForwardRun;
   try {
     run = await walkForward(ds, {
@@ -442,7 +445,7 @@ export async function trainCommand(
   }
   const { ds, featureSets } = loaded;
   const progress = progressDisplay();
-  const stop = stopOnSignal();
+  const stop = stopOnSignal('train');
   try {
     const out = await trainAndRegister(ds, registry, {
       ...walk,
