@@ -43,8 +43,8 @@ const RESUME_TAIL_RECORDS = 20_000;
 export const RESUME_REACH_MS = 60 * 60_000;
 
 /**
- * How often a pair's point on `trades.resume` is written for its watermarks alone (after every published batch of its
- * trades it is written at once): where a pair with no trade stood matters only for where its refill starts.
+ * How often a pair's point on `trades.resume` is written for its watermarks alone (a pair with new trades is written at
+ * its next watermark, about once a second): where a pair with no trade stood matters only for where its refill starts.
  */
 const RESUME_POINT_WATERMARK_MS = 60_000;
 
@@ -55,6 +55,17 @@ interface KeptPoint {
   recentTs: number[];
   /** The watermark of the point last written (`RESUME_POINT_WATERMARK_MS`). */
   writtenWatermarkTs: number;
+}
+
+/**
+ * A live source's points not yet written (`keepPoints`): its pairs with trades published since their last write, and
+ * the write in flight (one at a time, so a point never overtakes a later one of the same pair on the topic).
+ */
+interface PointWriter {
+  source: string;
+  signal: AbortSignal | undefined;
+  dirty: Set<KeptPoint>;
+  writing: Promise<void> | undefined;
 }
 
 export class TradeService {
@@ -74,6 +85,8 @@ export class TradeService {
   private readonly resumeReachMs: number;
   /** Per (exchange, pair) of a live source: its point on `trades.resume` (see `keepPoint`); none resuming from a store. */
   private readonly kept: ByPair<KeptPoint> | undefined;
+  /** One per live source whose points are kept: what is written at its watermarks, and at the stop (`run`). */
+  private readonly pointWriters: PointWriter[] = [];
 
   /**
    * `storedCandles`: the newest candle of each pair an earlier process stored (`cryptocast run`, whose in-process bus
@@ -143,6 +156,9 @@ export class TradeService {
     const results = await Promise.allSettled(
       sources.map((s) => s.run(this.sink(s.name, signal, keepsPoints && s.resumeFrom !== undefined), signal)),
     );
+    // Stopped (or finished): each pair's newest point, written now rather than lost until the next start's reads of
+    // the log (the points are written at watermarks, a second apart, so the last second's would be missing).
+    for (const w of this.pointWriters.splice(0)) await this.flushPoints(w, true);
     results.forEach((r, i) => {
       if (r.status === 'rejected')
         log.error({ err: r.reason, source: sources[i]!.name }, 'source stopped with an error');
@@ -211,6 +227,11 @@ export class TradeService {
 
   /** `keepsPoints`: a live source's, whose pairs' points are kept on `trades.resume` (`keepPoint`). */
   sink(name: string, signal?: AbortSignal, keepsPoints = false): SourceSink {
+    let writer: PointWriter | undefined;
+    if (keepsPoints) {
+      writer = { source: name, signal, dirty: new Set(), writing: undefined };
+      this.pointWriters.push(writer);
+    }
     return {
       trades: async (batch: readonly Trade[]) => {
         const trades = await this.plausible(name, batch, signal);
@@ -235,12 +256,15 @@ export class TradeService {
           throw err;
         });
         this.counted(published);
-        if (keepsPoints && published.length > 0) await this.keepPoints(name, signal, published, undefined);
+        if (writer !== undefined && published.length > 0) this.keepPoints(writer, published, undefined);
       },
       watermark: async (wm: Watermark) => {
         await this.durably(name, signal, () => this.bus.publish<TradeEvent>(topics.trades, [wm]));
         this.stats.watermarks++;
-        if (keepsPoints) await this.keepPoints(name, signal, [], wm);
+        if (writer !== undefined) {
+          this.keepPoints(writer, [], wm);
+          await this.flushPoints(writer, false);
+        }
       },
       reject: async (dl: DeadLetter) => {
         this.stats.rejects++;
@@ -251,19 +275,15 @@ export class TradeService {
   }
 
   /**
-   * Writes to `trades.resume` where the pairs of `published` (or of `wm`) now stand, after those records are on
-   * `trades`: a point is never ahead of the log, so a restart refills from it without a hole. At once after a batch of
-   * trades; for watermarks alone at most every RESUME_POINT_WATERMARK_MS. A point written late (a crash between the two
-   * publishes) is behind the log by that batch: the restart's read of the log's last hour knows better, but for a pair
-   * quiet for longer, that batch would be published again (at least once, as a dead letter is).
+   * Takes in where the pairs of `published` (or of `wm`) now stand, after those records are on `trades`: a point is never
+   * ahead of the log, so a restart refills from it without a hole. Written to `trades.resume` by `flushPoints`, at the
+   * source's next watermark (about once a second: after every batch, it was a second awaited publish per exchange
+   * frame, 0.4–0.5× the trades a second on Kafka, docs/benchmarks.md) and at the stop; for watermarks alone at most every
+   * RESUME_POINT_WATERMARK_MS. A point written late (a crash before that watermark) is behind the log by up to a second
+   * of trades: the restart's read of the log's last hour knows better, but for a pair quiet for longer, those trades
+   * would be published again (at least once, as a dead letter is).
    */
-  private async keepPoints(
-    source: string,
-    signal: AbortSignal | undefined,
-    published: readonly Trade[],
-    wm: Watermark | undefined,
-  ): Promise<void> {
-    const changed = new Set<KeptPoint>();
+  private keepPoints(writer: PointWriter, published: readonly Trade[], wm: Watermark | undefined): void {
     for (const t of published) {
       const k = this.kept!.get(t.exchange, t.pair);
       const r = k.record;
@@ -272,16 +292,30 @@ export class TradeService {
       if (t.tradeTs > (r.lastTs ?? Number.NEGATIVE_INFINITY)) r.lastTs = t.tradeTs;
       k.recentTs.push(t.tradeTs);
       r.recentIds.push(t.tradeId);
-      changed.add(k);
+      writer.dirty.add(k);
     }
     if (wm !== undefined && wm.final !== true) {
       const k = this.kept!.get(wm.exchange, wm.pair);
       if (wm.ts > (k.record.watermarkTs ?? Number.NEGATIVE_INFINITY)) k.record.watermarkTs = wm.ts;
-      if (wm.ts - k.writtenWatermarkTs >= RESUME_POINT_WATERMARK_MS) changed.add(k);
+      if (wm.ts - k.writtenWatermarkTs >= RESUME_POINT_WATERMARK_MS) writer.dirty.add(k);
     }
-    if (changed.size === 0) return;
+  }
+
+  /**
+   * Writes the source's points taken in since its last write, one publish for all its pairs. One write at a time: at a
+   * watermark, one in flight is left to finish (what came since waits for the next); at the stop (`final`) it is
+   * waited for, then the rest written, once (the stop ends the retries): a point not written is behind the log, as
+   * after a crash, not wrong.
+   */
+  private async flushPoints(writer: PointWriter, final: boolean): Promise<void> {
+    if (writer.writing !== undefined) {
+      if (!final) return;
+      await writer.writing.catch(() => {});
+    }
+    if (writer.dirty.size === 0) return;
     const records: ResumePointRecord[] = [];
-    for (const k of changed) {
+    const points = [...writer.dirty];
+    for (const k of points) {
       // Only the last second's ids: what a refill by time asks for again (bounded by one second of trades).
       const from = (k.record.lastTs ?? Number.NEGATIVE_INFINITY) - REFILL_OVERLAP_MS;
       const ids: string[] = [];
@@ -297,7 +331,23 @@ export class TradeService {
       k.writtenWatermarkTs = k.record.watermarkTs ?? Number.NEGATIVE_INFINITY;
       records.push({ ...k.record, recentIds: [...ids] });
     }
-    await this.durably(source, signal, () => this.bus.publish(topics.tradesResume, records));
+    writer.dirty.clear();
+    writer.writing = this.durably(writer.source, writer.signal, () =>
+      this.bus.publish(topics.tradesResume, records),
+    );
+    try {
+      await writer.writing;
+    } catch (err) {
+      // Not written: still to write (the stop's write takes them when a watermark's failed).
+      for (const k of points) writer.dirty.add(k);
+      if (!final) throw err;
+      log.warn(
+        { err, source: writer.source, points: records.length },
+        'resume points not written at the stop',
+      );
+    } finally {
+      writer.writing = undefined;
+    }
   }
 
   /** Trades published: in `stats.trades` and the trades metrics. */

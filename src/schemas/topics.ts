@@ -52,7 +52,7 @@ export const topics = {
     key: (r) => `${r.exchange}|${r.pair}`,
     partitions: 1,
     compacted: true,
-    // A point is written after every batch of a pair's trades: rolled hourly, the part compaction has not reached yet
+    // A point is written about once a second per pair that trades (at its source's watermarks): rolled hourly, the part compaction has not reached yet
     // (the active segment) stays about an hour of writes, and a restart's whole read stays short.
     segmentMs: RESUME_SEGMENT_MS,
   }),

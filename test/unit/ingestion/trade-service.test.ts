@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { metrics } from '../../../src/core/metrics.ts';
+import type { SourceSink, TradeSource } from '../../../src/ingestion/source.ts';
 import { TradeService } from '../../../src/ingestion/trade-service.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { InvalidValueError } from '../../../src/runtime/poison.ts';
 import type { Topic } from '../../../src/runtime/topic.ts';
+import type { ResumePointRecord } from '../../../src/schemas/resume-point.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import type { TradeEvent } from '../../../src/schemas/trade.ts';
 import { T0, trade } from '../../support/factories.ts';
@@ -45,6 +47,57 @@ describe('TradeService counts what it published', () => {
     );
     assert.equal(svc.stats.trades, 2, 'stats.trades counts the trades published before the batch threw');
     assert.equal(await metric(), 2, 'cryptocast_trades_total too');
+    await bus.close();
+  });
+});
+
+/** A live source the test drives: it hands over its sink, then waits for the stop. */
+class ScriptedLiveSource implements TradeSource {
+  readonly name = 'scripted-ws';
+  readonly started = Promise.withResolvers<SourceSink>();
+  resumeFrom(): void {}
+  async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
+    this.started.resolve(sink);
+    await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+  }
+}
+
+describe('TradeService keeps each live pair where it stands on trades.resume', () => {
+  it('writes a point at the next watermark, not after each batch, and the newest at the stop', async () => {
+    const bus = new InProcessBus();
+    const svc = new TradeService(bus);
+    const source = new ScriptedLiveSource();
+    const stop = new AbortController();
+    const done = svc.run([source], stop.signal);
+    const sink = await source.started.promise;
+    const at = (id: number) =>
+      trade({ exchange: 'scripted', tradeId: String(id), ts: T0 + (id - 100) * 100, price: 100 });
+    const points = async () =>
+      (await bus.readTail<ResumePointRecord>(topics.tradesResume, 100)).map((r) => r.value);
+
+    for (let id = 100; id < 110; id++) await sink.trades([at(id)]); // one frame, one trade: as Binance sends them
+    assert.deepEqual(
+      await points(),
+      [],
+      'no point written per batch: that was a second awaited publish a frame',
+    );
+
+    await sink.watermark({ v: 1, type: 'watermark', exchange: 'scripted', pair: 'BTC/USD', ts: T0 + 2_000 });
+    assert.deepEqual(
+      (await points()).map((p) => [p.lastId, p.watermarkTs, p.recentIds.length]),
+      [[109, T0 + 2_000, 10]],
+      'at the watermark, one point: the newest trade, the watermark, the last second of ids',
+    );
+
+    for (let id = 110; id < 115; id++) await sink.trades([at(id)]);
+    assert.equal((await points()).length, 1, 'still none per batch');
+    stop.abort();
+    await done;
+    assert.deepEqual(
+      (await points()).map((p) => p.lastId),
+      [109, 114],
+      'the stop writes where the pair stands (its trades since the last watermark would be missing from the point)',
+    );
     await bus.close();
   });
 });
