@@ -57,6 +57,24 @@ interface KeptPoint {
   writtenWatermarkTs: number;
 }
 
+/** How many ids a pair's point may gather between writes before those older than its last second are let go. */
+const RECENT_IDS_TRIM_AT = 4_096;
+
+/** Only the last second's ids: what a refill by time asks for again (bounded by one second of trades). */
+function keepLastSecond(k: KeptPoint): void {
+  const from = (k.record.lastTs ?? Number.NEGATIVE_INFINITY) - REFILL_OVERLAP_MS;
+  const ids: string[] = [];
+  const ts: number[] = [];
+  k.recentTs.forEach((t, i) => {
+    if (t >= from) {
+      ts.push(t);
+      ids.push(k.record.recentIds[i]!);
+    }
+  });
+  k.record.recentIds = ids;
+  k.recentTs = ts;
+}
+
 /**
  * A live source's points not yet written (`keepPoints`): its pairs with trades published since their last write, and
  * the write in flight (one at a time, so a point never overtakes a later one of the same pair on the topic).
@@ -292,6 +310,8 @@ export class TradeService {
       if (t.tradeTs > (r.lastTs ?? Number.NEGATIVE_INFINITY)) r.lastTs = t.tradeTs;
       k.recentTs.push(t.tradeTs);
       r.recentIds.push(t.tradeId);
+      // Between writes too: a pair's watermarks are held through a long refill, and its ids would pile up to the end.
+      if (k.recentTs.length > RECENT_IDS_TRIM_AT) keepLastSecond(k);
       writer.dirty.add(k);
     }
     if (wm !== undefined && wm.final !== true) {
@@ -316,20 +336,9 @@ export class TradeService {
     const records: ResumePointRecord[] = [];
     const points = [...writer.dirty];
     for (const k of points) {
-      // Only the last second's ids: what a refill by time asks for again (bounded by one second of trades).
-      const from = (k.record.lastTs ?? Number.NEGATIVE_INFINITY) - REFILL_OVERLAP_MS;
-      const ids: string[] = [];
-      const ts: number[] = [];
-      k.recentTs.forEach((t, i) => {
-        if (t >= from) {
-          ts.push(t);
-          ids.push(k.record.recentIds[i]!);
-        }
-      });
-      k.record.recentIds = ids;
-      k.recentTs = ts;
+      keepLastSecond(k);
       k.writtenWatermarkTs = k.record.watermarkTs ?? Number.NEGATIVE_INFINITY;
-      records.push({ ...k.record, recentIds: [...ids] });
+      records.push({ ...k.record, recentIds: [...k.record.recentIds] });
     }
     writer.dirty.clear();
     writer.writing = this.durably(writer.source, writer.signal, () =>

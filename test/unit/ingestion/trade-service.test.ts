@@ -100,4 +100,32 @@ describe('TradeService keeps each live pair where it stands on trades.resume', (
     );
     await bus.close();
   });
+
+  it('keeps only the last second of ids between writes, however long the watermarks are held (a long refill)', async () => {
+    const bus = new InProcessBus();
+    const svc = new TradeService(bus);
+    const source = new ScriptedLiveSource();
+    const stop = new AbortController();
+    const done = svc.run([source], stop.signal);
+    const sink = await source.started.promise;
+    // 20,000 trades 10 ms apart, no watermark: 200 s of a refill, of which the last second is 100 trades.
+    for (let b = 0; b < 20; b++)
+      await sink.trades(
+        Array.from({ length: 1_000 }, (_, i) => {
+          const id = b * 1_000 + i;
+          return trade({ exchange: 'scripted', tradeId: String(id), ts: T0 + id * 10, price: 100 });
+        }),
+      );
+    const held = (svc as unknown as { kept: { get(e: string, p: string): { recentTs: number[] } } }).kept.get(
+      'scripted',
+      'BTC/USD',
+    );
+    assert.ok(held.recentTs.length <= 4_097, `ids held between writes: ${held.recentTs.length}`);
+    stop.abort();
+    await done;
+    const [point] = (await bus.readTail<ResumePointRecord>(topics.tradesResume, 10)).map((r) => r.value);
+    assert.equal(point?.lastId, 19_999);
+    assert.equal(point?.recentIds.length, 101, 'the last second: 19,899 … 19,999');
+    await bus.close();
+  });
 });
