@@ -47,7 +47,7 @@ export const topics = {
   tradesResume: defineTopic<ResumePointRecord>({
     name: 'trades.resume',
     description:
-      "Where each (exchange, pair) stood in `trades` when the trades stage last published for it: newest trade id and time, last watermark, the ids of the last second's trades. Compacted (the latest per key); read whole by a restarted trades stage, so a pair quiet for longer than the part of `trades` it reads back is refilled from there. Key: exchange|pair.",
+      "Where each (exchange, pair) stood in `trades` as of its source's last watermark (about a second behind; also written at a stop): newest trade id and time, last watermark, the ids of the last second's trades. Compacted (the latest per key); read whole by a restarted trades stage, so a pair quiet for longer than the part of `trades` it reads back is refilled from there. Key: exchange|pair.",
     schema: ResumePointRecordSchema,
     key: (r) => `${r.exchange}|${r.pair}`,
     partitions: 1,
