@@ -69,17 +69,26 @@ describe('the chart’s workloads started as processes against real Kafka, Postg
         `kafka.bootstrapServers=${kafka}`,
         `kafka.topicPrefix=${uniquePrefix('smoke')}`,
         'kafka.replicationFactor=1',
+        // The production values' SCRAM over TLS, off: this broker is plaintext (kafka-sasl-ssl.test.ts runs the same
+        // settings against a real SASL_SSL listener; deploy-chart.test.ts checks they are rendered).
+        'kafka.tls.enabled=false',
+        'kafka.tls.caSecret.name=',
+        'kafka.sasl.mechanism=',
+        'kafka.sasl.username=',
+        'kafka.sasl.passwordSecret.name=',
         `postgresql.host=${pg.hostname}`,
         `postgresql.port=${pg.port}`,
         `postgresql.user=${pg.username}`,
         `postgresql.database=${pg.pathname.slice(1)}`,
         'postgresql.options=',
+        'postgresql.caSecret.name=', // this server is plaintext (postgres-tls.test.ts runs TLS on a real one)
         `registry.url=${registry}`,
         'registry.persistence.enabled=true',
         'registry.persistence.existingClaim=registry',
         `registry.persistence.mountPath=${registry}`,
         `opensearch.url=${OPENSEARCH_URL}`,
         `opensearch.indexPrefix=smoke-${process.pid}-`,
+        'opensearch.caSecret.name=', // this node is plain HTTP (opensearch-tls.test.ts checks the CA against HTTPS)
         `api.port=${apiPort}`,
         `metrics.port=${metricsPort}`,
         `sentiment.openai.baseUrl=${closed}/v1`,
