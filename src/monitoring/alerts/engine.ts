@@ -227,7 +227,15 @@ export class AlertEngine {
   /** Logs, delivers and hands on (`onNotification`) one notification. */
   private notify(n: Notification): void {
     this.log[n.status === 'firing' ? 'warn' : 'info'](
-      { rule: n.rule, key: n.key, severity: n.severity, repeat: n.repeat },
+      {
+        rule: n.rule,
+        key: n.key,
+        severity: n.severity,
+        repeat: n.repeat,
+        // On the clock the rules ran on: a replay's event time, which the line's own `time` (the wall clock) is not.
+        at: new Date(n.at).toISOString(),
+        startsAt: new Date(n.startsAt).toISOString(),
+      },
       `${n.status}: ${n.message}`,
     );
     this.delivery?.send(n);
