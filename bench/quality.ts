@@ -155,7 +155,7 @@ async function main() {
     pair: 'BTC/USD',
     columns: card.columns,
   });
-  const bt = backtest(bsrc.dataset, card, docs);
+  const bt = await backtest(bsrc.dataset, card, docs);
   const bs = variants(bsrc.dataset, bt.days, bt.oos);
   const tBack = (performance.now() - t1) / 1000;
 

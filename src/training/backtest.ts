@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { CryptocastError, ERR, fail, UsageError } from '../core/errors.ts';
 import { WARMUP_CANDLES } from '../features/technical.ts';
 import { fillMatrix, imputationPlan } from '../inference/imputation.ts';
@@ -51,6 +52,34 @@ export interface Backtest {
 }
 
 const DAY_MS = 86_400_000;
+/**
+ * Rows scored by the three models between two turns of the event loop (about 0.1 s of work): a stop signal is heard
+ * and the progress drawn between chunks. Each row's outputs depend on that row alone, so the figures do not depend on
+ * the chunk (test/unit/training/backtest.test.ts).
+ */
+export const SCORE_CHUNK_ROWS = 10_000;
+
+/** Where a backtest stands: the stage (the model's rows, the linear baseline's days, the scoring) and how far. */
+export interface BacktestProgress {
+  stage: 'model' | 'linear' | 'evaluation';
+  done: number;
+  total: number;
+  detail: string;
+}
+
+export interface BacktestOptions {
+  /** Aborted: the work stops at the next chunk, and the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+  onProgress?: (p: BacktestProgress) => void;
+  /** Rows per chunk (SCORE_CHUNK_ROWS); tests make it small. */
+  chunkRows?: number;
+}
+
+/** Lets the event loop turn (a signal's handler, the progress bar), then stops if asked to. */
+async function yieldTurn(signal: AbortSignal | undefined): Promise<void> {
+  await nextTurn();
+  signal?.throwIfAborted();
+}
 /** The linear baseline learns from at most the latest rows (a long backtest would otherwise refit on everything). */
 const LINEAR_MAX_ROWS = 200_000;
 
@@ -137,11 +166,16 @@ export function checkApplicable(
  * The model's three outputs on every row of the dataset (whose columns must be the card's, in order), with what the
  * predictor fills in (a column the model never saw missing: its training mean) filled in the same way.
  */
-export function predictDataset(ds: Dataset, card: ModelCard, docs: ModelDocs) {
+export async function predictDataset(
+  ds: Dataset,
+  card: ModelCard,
+  docs: ModelDocs,
+  opts: BacktestOptions = {},
+) {
   if (ds.columns.join(',') !== card.columns.join(','))
     throw new DatasetError(`the dataset's columns are not ${card.name} v${card.version}'s`);
   const { X, filled: imputed } = fillMatrix(imputationPlan(card), ds.X, ds.n);
-  const run = (f: keyof ModelDocs) => {
+  const load = (f: keyof ModelDocs) => {
     let m: XgbModel;
     try {
       m = XgbModel.fromJson(docs[f]);
@@ -153,11 +187,23 @@ export function predictDataset(ds: Dataset, card: ModelCard, docs: ModelDocs) {
         ERR.MODEL,
         `${card.name} v${card.version}: ${f} takes ${m.numFeatures} features, the card lists ${card.columns.length}`,
       );
-    return m.predictBatch(X, ds.n);
+    return m;
   };
-  const model = run('model.json');
-  const a = run('p10.json');
-  const b = run('p90.json');
+  const models = [load('model.json'), load('p10.json'), load('p90.json')] as const;
+  const model = new Float64Array(ds.n);
+  const a = new Float64Array(ds.n);
+  const b = new Float64Array(ds.n);
+  const k = card.columns.length;
+  const chunk = opts.chunkRows ?? SCORE_CHUNK_ROWS;
+  for (let from = 0; from < ds.n; from += chunk) {
+    const to = Math.min(ds.n, from + chunk);
+    const rows = X.subarray(from * k, to * k);
+    model.set(models[0].predictBatch(rows, to - from), from);
+    a.set(models[1].predictBatch(rows, to - from), from);
+    b.set(models[2].predictBatch(rows, to - from), from);
+    opts.onProgress?.({ stage: 'model', done: to, total: ds.n, detail: 'rows' });
+    await yieldTurn(opts.signal);
+  }
   // Two independently fitted quantiles can cross: ordered, as the predictor reports them.
   const p10 = a.map((v, i) => Math.min(v, b[i]!));
   const p90 = a.map((v, i) => Math.max(v, b[i]!));
@@ -165,13 +211,22 @@ export function predictDataset(ds: Dataset, card: ModelCard, docs: ModelDocs) {
 }
 
 /** The linear baseline, refitted at the start of each day on the earlier rows whose target time has passed. */
-export function linearByDay(ds: Dataset, days: readonly Fold[]): Float64Array {
+export async function linearByDay(
+  ds: Dataset,
+  days: readonly Fold[],
+  opts: BacktestOptions = {},
+): Promise<Float64Array> {
   const out = new Float64Array(ds.n);
   const k = ds.columns.length;
   // Rows are in time order: the rows seen before a day are a prefix, its test rows a range.
   let seenEnd = 0;
   let testStart = 0;
-  for (const d of days) {
+  for (const [di, d] of days.entries()) {
+    // A refit takes up to ~0.2 s (200,000 rows): the event loop turns after each day.
+    if (di > 0) {
+      opts.onProgress?.({ stage: 'linear', done: di, total: days.length, detail: 'days' });
+      await yieldTurn(opts.signal);
+    }
     while (seenEnd < ds.n && ds.windowEnd[seenEnd]! + ds.horizonMs <= d.testFrom) seenEnd++;
     while (testStart < ds.n && ds.windowEnd[testStart]! < d.testFrom) testStart++;
     let testEnd = testStart;
@@ -183,10 +238,21 @@ export function linearByDay(ds: Dataset, days: readonly Fold[]): Float64Array {
     const pred = ridgePredict(ridgeFit(ds.X, k, ds.y, seen), ds.X, k, test);
     for (const [j, i] of test.entries()) out[i] = pred[j]!;
   }
+  opts.onProgress?.({ stage: 'linear', done: days.length, total: days.length, detail: 'days' });
   return out;
 }
 
-export function backtest(ds: Dataset, card: ModelCard, docs: ModelDocs): Backtest {
+/**
+ * The backtest, in chunks (SCORE_CHUNK_ROWS rows of the model, a day of the linear baseline) between which the event
+ * loop turns: a 14-month backtest computes for minutes (measured on 2 × 425 days, 1.2M rows: the three models 20 s,
+ * the linear baseline 70 s, the scoring 2 s), and a Ctrl-C was not heard until its end.
+ */
+export async function backtest(
+  ds: Dataset,
+  card: ModelCard,
+  docs: ModelDocs,
+  opts: BacktestOptions = {},
+): Promise<Backtest> {
   if (ds.n === 0) throw new DatasetError('no rows to backtest');
   const first = Math.floor(ds.windowEnd[0]! / DAY_MS) * DAY_MS;
   const last = ds.windowEnd[ds.n - 1]!;
@@ -199,8 +265,10 @@ export function backtest(ds: Dataset, card: ModelCard, docs: ModelDocs): Backtes
       testFrom: t,
       testTo: t + DAY_MS,
     });
-  const { model, p10, p90, imputed } = predictDataset(ds, card, docs);
-  const linear = linearByDay(ds, days);
+  const { model, p10, p90, imputed } = await predictDataset(ds, card, docs, opts);
+  const linear = await linearByDay(ds, days, opts);
+  opts.onProgress?.({ stage: 'evaluation', done: 0, total: 1, detail: 'scoring' });
+  await yieldTurn(opts.signal);
   const fold = new Int32Array(ds.n);
   let inTrainingWindow = 0;
   for (let i = 0; i < ds.n; i++) {
@@ -220,5 +288,7 @@ export function backtest(ds: Dataset, card: ModelCard, docs: ModelDocs): Backtes
     linear,
     champion: new Float64Array(ds.n).fill(Number.NaN),
   };
-  return { days: kept, oos, evaluation: evaluate(ds, kept, oos), inTrainingWindow, imputed };
+  const evaluation = evaluate(ds, kept, oos);
+  opts.onProgress?.({ stage: 'evaluation', done: 1, total: 1, detail: 'scoring' });
+  return { days: kept, oos, evaluation, inTrainingWindow, imputed };
 }

@@ -157,18 +157,33 @@ export function evaluate(ds: Dataset, folds: readonly Fold[], oos: OutOfSample):
   const m = oos.row.length;
   if (m === 0) throw new DatasetError('no out-of-sample predictions to evaluate');
   const all = scoredPredictions(ds, oos);
-  const pick = (keep: (k: number) => boolean) => {
-    const idx: number[] = [];
-    for (let k = 0; k < m; k++) if (keep(k)) idx.push(k);
-    return { rows: Int32Array.from(idx, (k) => oos.row[k]!), preds: subset(idx, all) };
+  const pick = (idx: number[]) => ({
+    rows: Int32Array.from(idx, (k) => oos.row[k]!),
+    preds: subset(idx, all),
+  });
+  // The predictions of each pair, fold, and fold and pair, in one pass, in row order: a scan of every row for each
+  // of them took 44 s of a 14-month backtest (425 days as folds, 1.2M rows), with the event loop blocked throughout.
+  const byPair = new Map<number, number[]>();
+  const byFold = new Map<number, number[]>();
+  const byFoldPair = new Map<string, number[]>();
+  const push = <K>(map: Map<K, number[]>, key: K, k: number) => {
+    const list = map.get(key);
+    if (list) list.push(k);
+    else map.set(key, [k]);
   };
+  for (let k = 0; k < m; k++) {
+    const pi = ds.pair[oos.row[k]!]!;
+    push(byPair, pi, k);
+    push(byFold, oos.fold[k]!, k);
+    push(byFoldPair, `${oos.fold[k]} ${pi}`, k);
+  }
   const perPair: Record<string, Scorecard> = {};
   for (const [pi, pair] of ds.pairs.entries()) {
-    const s = pick((k) => ds.pair[oos.row[k]!] === pi);
+    const s = pick(byPair.get(pi) ?? []);
     if (s.rows.length > 0) perPair[pair] = scorecard(ds, s.rows, s.preds);
   }
   const perFold: FoldMetrics[] = folds.map((f) => {
-    const s = pick((k) => oos.fold[k] === f.fold);
+    const s = pick(byFold.get(f.fold) ?? []);
     const card = scorecard(ds, s.rows, s.preds);
     const metrics: FoldMetrics['metrics'] = {
       model: {
@@ -198,7 +213,7 @@ export function evaluate(ds: Dataset, folds: readonly Fold[], oos: OutOfSample):
     if (card.mae_champion !== null) metrics.champion = { mae_price: card.mae_champion };
     // Per pair within the fold, so a fold's pooled number cannot hide one pair getting worse.
     for (const [pi, pair] of ds.pairs.entries()) {
-      const sp = pick((k) => oos.fold[k] === f.fold && ds.pair[oos.row[k]!] === pi);
+      const sp = pick(byFoldPair.get(`${f.fold} ${pi}`) ?? []);
       if (sp.rows.length === 0) continue;
       const c = scorecard(ds, sp.rows, sp.preds);
       metrics[`model ${pair}`] = {

@@ -2,6 +2,7 @@ import { n } from '../../app/progress.ts';
 import { parseDuration } from '../../config/config.ts';
 import { ERR, fail, UsageError } from '../../core/errors.ts';
 import { checkOutputFile } from '../../core/files.ts';
+import { onStopSignal } from '../../core/stop-signals.ts';
 import { requirePair } from '../../ingestion/symbols.ts';
 import {
   type Backtest,
@@ -18,6 +19,7 @@ import {
   type BandFlags,
   drawFigures,
   parseBandFlags,
+  progressDisplay,
   publishedBand,
   summaryText,
   writePredictions,
@@ -52,6 +54,13 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
   for (const p of opts.asPair?.split(/[,=]/) ?? []) if (p.trim()) requirePair(p, '--as-pair');
   if (opts.horizon !== undefined) parseDuration(opts.horizon, '--horizon');
   const registry = await openRegistry(opts.registry);
+  // SIGINT/SIGTERM: the reading and the scoring stop at their next chunk, no --predictions file is written (its
+  // temporary file is removed), and the command ends with CC_ERR_INTERRUPTED (exit 130). The scoring ran in one
+  // synchronous stretch: Node died by the signal, with no word, after up to minutes.
+  const stop = new AbortController();
+  const stopListening = onStopSignal(() => stop.abort());
+  // On a terminal a bar per stage; otherwise a line per stage and one every 5 s (logs, pipes).
+  const progress = progressDisplay(5_000);
   let result: Backtest;
   let card: Awaited<ReturnType<typeof registry.get>>;
   let asPair: Map<string, string>;
@@ -79,7 +88,11 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
       horizonMs: card.horizonMs,
       pair: opts.pair,
       columns: card.columns,
+      signal: stop.signal,
+      onFile: (done, total) =>
+        progress.onProgress({ stage: 'candles', done, total, detail: 'files read, features computed' }),
     });
+    progress.stop();
     for (const r of source.rejects.slice(0, 5)) process.stderr.write(`rejected ${r.where}: ${r.reason}\n`);
     requireCandles(source, opts.candles);
     const ds = source.dataset;
@@ -89,7 +102,8 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
       `backtest of ${card.name} v${card.version} (trained ${iso(card.trainingWindow.from)} → ${iso(card.trainingWindow.to)} on ${card.pairs.join(', ')}): ` +
         `${n(ds.n)} rows of ${ds.pairs.map((p) => (asPair.has(p) ? `${p} as ${asPair.get(p)}` : p)).join(', ')}, ${iso(ds.windowEnd[0]!)} → ${iso(ds.windowEnd[ds.n - 1]!)}\n`,
     );
-    const bt = backtest(ds, card, docs);
+    const bt = await backtest(ds, card, docs, { signal: stop.signal, onProgress: progress.onProgress });
+    progress.stop();
     const band = publishedBand(opts, ds, bt.days, bt.oos, bt.evaluation);
     result = { ...bt, oos: band.oos, evaluation: band.evaluation };
     bandInfo = band.info;
@@ -102,9 +116,19 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
       process.stderr.write(
         `note: ${column} is missing in ${n(rows)} of ${n(ds.n)} rows and ${card.name} v${card.version} never saw it missing in training: filled with its training mean, as the predictor does\n`,
       );
-    if (opts.predictions) await writePredictions(opts.predictions, ds, result.oos);
+    if (opts.predictions) await writePredictions(opts.predictions, ds, result.oos, stop.signal);
+    stop.signal.throwIfAborted();
     if (opts.figures) await drawFigures(opts.figures, ds, result.oos, result.evaluation);
+  } catch (err) {
+    if (stop.signal.aborted)
+      throw fail(
+        ERR.INTERRUPTED,
+        `interrupted: the backtest was stopped${opts.predictions ? `; no predictions written to ${opts.predictions}` : ''}`,
+      );
+    throw err;
   } finally {
+    progress.stop();
+    stopListening();
     await registry.close();
   }
   const seconds = (performance.now() - started) / 1000;

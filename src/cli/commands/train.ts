@@ -207,18 +207,29 @@ function stopOnSignal(what: 'train' | 'evaluate') {
   };
 }
 
-/** A progress display of the trainer's stages: a bar for the folds, lines for the rest. */
-function progressDisplay() {
+/**
+ * A progress display of a command's stages (the trainer's, the backtest's), on stderr: a bar per stage on a terminal,
+ * lines otherwise. `linesEveryMs` spaces those lines (a stage's first and last are always written): the trainer's come
+ * a fold at a time, the backtest's a chunk of rows at a time.
+ */
+export function progressDisplay(linesEveryMs = 0) {
   const bar = new cliProgress.SingleBar(
     { format: '{stage} [{bar}] {value}/{total} · {detail} · {duration_formatted}', hideCursor: true },
     cliProgress.Presets.shades_classic,
   );
   let stage = '';
   const tty = process.stderr.isTTY === true;
+  let lineStage = '';
+  let lineAt = 0;
   return {
-    onProgress: (p: Progress) => {
+    onProgress: (p: Omit<Progress, 'stage'> & { stage: string }) => {
       if (!tty) {
-        process.stderr.write(`${p.stage} ${p.done}/${p.total}: ${p.detail}\n`);
+        const now = Date.now();
+        if (p.stage !== lineStage || p.done === p.total || now - lineAt >= linesEveryMs) {
+          lineStage = p.stage;
+          lineAt = now;
+          process.stderr.write(`${p.stage} ${p.done}/${p.total}: ${p.detail}\n`);
+        }
         return;
       }
       if (p.stage !== stage) {
@@ -349,11 +360,18 @@ export function publishedBand(
  * Every out-of-sample prediction, one row each, so anyone can recompute the metrics from the raw candles
  * (`actual_close`, the close at targetTs, is there for convenience; `fold` is the day index in a backtest).
  */
-export async function writePredictions(path: string, ds: Dataset, oos: OutOfSample): Promise<void> {
+export async function writePredictions(
+  path: string,
+  ds: Dataset,
+  oos: OutOfSample,
+  signal?: AbortSignal,
+): Promise<void> {
   const out = new AtomicFile(path);
   try {
     await out.write(`${PREDICTIONS_CSV_COLUMNS.join(',')}\n`);
     for (let k = 0; k < oos.row.length; k++) {
+      // Stopped (SIGINT/SIGTERM) while writing: the temporary file is removed, the target left as it was.
+      if (k % 10_000 === 0) signal?.throwIfAborted();
       const i = oos.row[k]!;
       const c = ds.close[i]!;
       await out.write(

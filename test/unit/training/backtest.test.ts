@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { type CryptocastError, ERR } from '../../../src/core/errors.ts';
-import { backtest, checkApplicable, linearByDay, parseAsPair } from '../../../src/training/backtest.ts';
+import {
+  type Backtest,
+  type BacktestProgress,
+  backtest,
+  checkApplicable,
+  linearByDay,
+  parseAsPair,
+} from '../../../src/training/backtest.ts';
 import { type Dataset, DatasetBuilder } from '../../../src/training/dataset.ts';
 import type { ModelCard } from '../../../src/training/registry/registry.ts';
 import { stumpModel } from '../../support/champion.ts';
@@ -119,7 +126,10 @@ describe('checkApplicable', () => {
 
 describe('backtest', () => {
   const ds = dataset();
-  const bt = backtest(ds, card(), DOCS);
+  let bt: Backtest;
+  before(async () => {
+    bt = await backtest(ds, card(), DOCS);
+  });
 
   it('scores every row, grouped by UTC day, with the model as it is', () => {
     assert.equal(bt.oos.row.length, ds.n);
@@ -141,14 +151,14 @@ describe('backtest', () => {
     assert.ok(Number.isNaN(bt.oos.champion[0]!));
   });
 
-  it('counts rows inside the model’s training window (not out of sample)', () => {
-    const inside = backtest(ds, card({ trainingWindow: { from: 0, to: T0 + 10 * MIN } }), DOCS);
+  it('counts rows inside the model’s training window (not out of sample)', async () => {
+    const inside = await backtest(ds, card({ trainingWindow: { from: 0, to: T0 + 10 * MIN } }), DOCS);
     assert.equal(inside.inTrainingWindow, 16); // windowEnd ≤ to + horizon: minutes 0 … 15
   });
 });
 
 describe('linearByDay', () => {
-  it('is 0 on the first day and, later, learns only from rows whose target time has passed', () => {
+  it('is 0 on the first day and, later, learns only from rows whose target time has passed', async () => {
     const ds = dataset();
     const days = [0, 1, 2].map((k) => ({
       fold: k,
@@ -157,7 +167,7 @@ describe('linearByDay', () => {
       testFrom: Date.UTC(2025, 0, 7) + k * DAY,
       testTo: Date.UTC(2025, 0, 7) + (k + 1) * DAY,
     }));
-    const lin = linearByDay(ds, days);
+    const lin = await linearByDay(ds, days);
     for (let i = 0; i < 120; i++) assert.equal(lin[i], 0);
     assert.ok(lin[200] !== 0);
     // Changing the target of the last rows of day 1 whose target lies on day 2 leaves day 2's prediction alone
@@ -167,9 +177,76 @@ describe('linearByDay', () => {
     const probe = ds.windowEnd.findIndex((t) => t >= cut) + 10;
     const y = ds.y.slice();
     ds.y[late] = 1e6;
-    assert.equal(linearByDay(ds, days)[probe], lin[probe]);
+    assert.equal((await linearByDay(ds, days))[probe], lin[probe]);
     ds.y.set(y);
     ds.y[late - 1] = 1e6;
-    assert.notEqual(linearByDay(ds, days)[probe], lin[probe]);
+    assert.notEqual((await linearByDay(ds, days))[probe], lin[probe]);
+  });
+});
+
+describe('backtest in chunks (the event loop turns between them: a stop signal is heard)', () => {
+  // Two pairs, three days, a model whose output depends on both columns: every figure of the report is compared.
+  const ds = (() => {
+    const b = new DatasetBuilder(COLUMNS, { horizonMs: 5 * MIN });
+    for (let i = 0; i < 2 * 1440 + 120; i++)
+      for (const [pair, f] of [
+        ['BTC/USDT', 1],
+        ['ETH/USDT', 1.7],
+      ] as const)
+        b.add({
+          pair,
+          windowEnd: T0 + i * MIN,
+          close: 100 * f * Math.exp(0.001 * Math.sin(i / (7 * f)) + 0.0004 * Math.sin(i / 2.3)),
+          ready: true,
+          values: [0.002 * Math.sin(i / (11 * f)), 0.004 + 0.001 * Math.cos(i / 50)],
+        });
+    return b.build();
+  })();
+  const docs = {
+    'model.json': stumpModel(2, [
+      { f: 0, c: 0, a: -1, b: 1 },
+      { f: 1, c: 0.004, a: -0.5, b: 0.25 },
+    ]),
+    'p10.json': stumpModel(2, [{ f: 1, c: 0.0045, a: -6, b: -9 }]),
+    'p90.json': stumpModel(2, [{ f: 1, c: 0.0035, a: 7, b: 10 }]),
+  };
+  const json = (bt: Backtest) =>
+    JSON.stringify({ ...bt, oos: Object.fromEntries(Object.entries(bt.oos).map(([k, v]) => [k, [...v]])) });
+
+  it('gives the same figures, to the last digit, whatever the chunk (1 row, 7, 1,000, all at once)', async () => {
+    const whole = json(await backtest(ds, card(), docs, { chunkRows: ds.n }));
+    for (const chunkRows of [1, 7, 1_000])
+      assert.equal(json(await backtest(ds, card(), docs, { chunkRows })), whole);
+    // and the default chunk (10,000 rows: one chunk for these 6,000), as the command runs it
+    assert.equal(json(await backtest(ds, card(), docs)), whole);
+  });
+
+  it('reports its stages as it goes, and stops at the next chunk when its signal is aborted', async () => {
+    const seen: BacktestProgress[] = [];
+    await backtest(ds, card(), docs, { chunkRows: 1_000, onProgress: (p) => seen.push(p) });
+    const model = seen.filter((p) => p.stage === 'model');
+    assert.deepEqual(
+      model.map((p) => p.done),
+      [1_000, 2_000, 3_000, 4_000, 5_000, ds.n], // 5,990 rows: the last 5 minutes of each pair have no target
+    );
+    assert.deepEqual(
+      seen.filter((p) => p.stage === 'linear').map((p) => `${p.done}/${p.total}`),
+      ['1/3', '2/3', '3/3'],
+    );
+    assert.deepEqual(seen.at(-1), { stage: 'evaluation', done: 1, total: 1, detail: 'scoring' });
+
+    const stop = new AbortController();
+    let chunks = 0;
+    await assert.rejects(
+      backtest(ds, card(), docs, {
+        chunkRows: 1_000,
+        signal: stop.signal,
+        onProgress: (p) => {
+          if (p.stage === 'model' && ++chunks === 2) stop.abort();
+        },
+      }),
+      { name: 'AbortError' },
+    );
+    assert.equal(chunks, 2); // not one chunk more
   });
 });
