@@ -66,6 +66,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
   let asPair: Map<string, string>;
   let bandInfo: Record<string, unknown> = {};
   let bandText = '';
+  let written = false;
   try {
     const version = await resolveVersion(registry, opts.name, opts.model);
     card = await registry.get(opts.name, version);
@@ -116,14 +117,25 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
       process.stderr.write(
         `note: ${column} is missing in ${n(rows)} of ${n(ds.n)} rows and ${card.name} v${card.version} never saw it missing in training: filled with its training mean, as the predictor does\n`,
       );
-    if (opts.predictions) await writePredictions(opts.predictions, ds, result.oos, stop.signal);
+    if (opts.predictions) {
+      await writePredictions(opts.predictions, ds, result.oos, stop.signal);
+      written = true;
+    }
     stop.signal.throwIfAborted();
     if (opts.figures) await drawFigures(opts.figures, ds, result.oos, result.evaluation);
+    stop.signal.throwIfAborted();
   } catch (err) {
     if (stop.signal.aborted)
       throw fail(
         ERR.INTERRUPTED,
-        `interrupted: the backtest was stopped${opts.predictions ? `; no predictions written to ${opts.predictions}` : ''}`,
+        // A stop after the predictions file was committed leaves it (what was reported as done is kept).
+        `interrupted: the backtest was stopped${
+          !opts.predictions
+            ? ''
+            : written
+              ? `; its predictions were written to ${opts.predictions} before`
+              : `; no predictions written to ${opts.predictions}`
+        }`,
       );
     throw err;
   } finally {
