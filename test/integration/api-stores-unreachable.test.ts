@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { exitedWithin, runCli } from '../support/cli.ts';
 import { freePort } from '../support/ports.ts';
 import { scratchDir } from '../support/scratch.ts';
+import { SilentServer } from '../support/silent-server.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -15,14 +15,9 @@ import { waitFor } from '../support/wait.ts';
  * (That it is ready once the store opens, without a restart, is test/unit/api/api-service.test.ts, on DuckDB.)
  */
 const dir = scratchDir('cc-api-unreachable-');
-const sockets = new Set<Socket>();
-const silent: Server = createServer((s) => {
-  sockets.add(s);
-  s.on('close', () => sockets.delete(s));
-});
+let silent: SilentServer | undefined;
 after(async () => {
-  for (const s of sockets) s.destroy();
-  await new Promise<void>((r) => silent.close(() => r()));
+  await silent?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -37,8 +32,8 @@ describe('service api with its store unreachable at start', () => {
       let pgPort: number;
       if (kind === 'nothing listens') pgPort = await freePort();
       else {
-        await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-        pgPort = (silent.address() as { port: number }).port;
+        silent ??= await SilentServer.listen();
+        pgPort = silent.port;
       }
       const port = await freePort();
       const api = runCli(

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exitedWithin, runCli } from '../support/cli.ts';
 import { freePort } from '../support/ports.ts';
 import { scratchDir } from '../support/scratch.ts';
+import { SilentServer } from '../support/silent-server.ts';
 
 /**
  * A replay `cryptocast run` has an end, as `features --store` and `train --store` have: given a PostgreSQL store that
@@ -14,26 +14,19 @@ import { scratchDir } from '../support/scratch.ts';
  * JSON log line, as a service does (a user's typo'd port looked like a hang). No PostgreSQL is started.
  */
 const dir = scratchDir('cc-run-store-unreachable-');
-const sockets = new Set<Socket>();
-const silent: Server = createServer((s) => {
-  sockets.add(s);
-  s.on('close', () => sockets.delete(s));
-});
-let silentPort = 0;
+let silent: SilentServer;
 before(async () => {
-  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-  silentPort = (silent.address() as { port: number }).port;
+  silent = await SilentServer.listen();
 });
 after(async () => {
-  for (const s of sockets) s.destroy();
-  await new Promise<void>((r) => silent.close(() => r()));
+  await silent.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe('cryptocast run (a replay) on a PostgreSQL store that does not answer', () => {
   for (const kind of ['nothing listens', 'accepts and never answers'] as const)
     it(`gives up with CC_ERR_STORE naming the store, exit 1, nothing written (${kind})`, async () => {
-      const port = kind === 'nothing listens' ? await freePort() : silentPort;
+      const port = kind === 'nothing listens' ? await freePort() : silent.port;
       const started = Date.now();
       // The password comes from the environment, as the README says it must; it is never printed.
       const run = runCli(['run', '--port', '0', '--quiet'], {

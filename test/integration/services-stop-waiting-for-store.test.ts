@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exitedWithin, runCli } from '../support/cli.ts';
 import { freePort } from '../support/ports.ts';
 import { scratchDir } from '../support/scratch.ts';
+import { SilentServer } from '../support/silent-server.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -17,21 +17,12 @@ import { waitFor } from '../support/wait.ts';
  * (api-stores-unreachable.test.ts).
  */
 const dir = scratchDir('cc-stop-waiting-');
-const sockets = new Set<Socket>();
-let connections = 0;
-const silent: Server = createServer((s) => {
-  connections++;
-  sockets.add(s);
-  s.on('close', () => sockets.delete(s));
-});
-let silentPort = 0;
+let silent: SilentServer;
 before(async () => {
-  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-  silentPort = (silent.address() as { port: number }).port;
+  silent = await SilentServer.listen();
 });
 after(async () => {
-  for (const s of sockets) s.destroy();
-  await new Promise<void>((r) => silent.close(() => r()));
+  await silent.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -58,8 +49,8 @@ describe('a service stopped while it waits for its PostgreSQL', () => {
   for (const [name, s] of Object.entries(SERVICES))
     for (const kind of ['nothing listens', 'accepts and never answers'] as const)
       it(`${name} ends at once, exit 0 (${kind})`, async () => {
-        const pgPort = kind === 'nothing listens' ? await freePort() : silentPort;
-        const seen = connections;
+        const pgPort = kind === 'nothing listens' ? await freePort() : silent.port;
+        const seen = silent.connections;
         const run = runCli(
           [
             'service',
@@ -85,7 +76,7 @@ describe('a service stopped while it waits for its PostgreSQL', () => {
           else
             await waitFor(
               'a connection to the silent server',
-              () => connections,
+              () => silent.connections,
               (n) => n > seen,
               {
                 timeoutMs: 60_000,

@@ -1,30 +1,21 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { PostgresFeatureStore } from '../../../src/features/store/postgres.ts';
 import { PREDICTIONS_SPEC } from '../../../src/inference/store/rows.ts';
 import { PG_CONNECT_TIMEOUT_MS, PG_QUERY_TIMEOUT_MS, pgPool } from '../../../src/stores/pg-pool.ts';
 import { PostgresTable } from '../../../src/stores/postgres-table.ts';
+import { SilentServer } from '../../support/silent-server.ts';
 import { settlesWithin, waitFor } from '../../support/wait.ts';
 
 /** A "PostgreSQL" that accepts TCP connections and never says a word: a hung server, a host behind a firewall. */
-let server: Server;
+let silent: SilentServer;
 let url: string;
-const sockets: Socket[] = [];
 before(async () => {
-  server = createServer((s) => {
-    sockets.push(s);
-    s.on('error', () => {});
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  url = `postgres://x@127.0.0.1:${port}/x`;
+  silent = await SilentServer.listen();
+  url = `postgres://x@127.0.0.1:${silent.port}/x`;
 });
-after(async () => {
-  for (const s of sockets) s.destroy();
-  await new Promise((r) => server.close(r));
-});
+after(() => silent.close());
 
 test('a query to a server that never answers fails with a timeout instead of waiting for ever', async () => {
   const pool = pgPool(url, { connectTimeoutMs: 300 });
@@ -53,9 +44,9 @@ test('a stop ends the opening of a table on such a server at once, not after the
   // `service api` opens its stores in the background with its stop signal: a SIGTERM while a connection waited for
   // the server's first word took the whole PG_CONNECT_TIMEOUT_MS (10 s) to end the service.
   const stop = new AbortController();
-  const accepted = sockets.length;
+  const accepted = silent.connections;
   const opening = PostgresTable.open(PREDICTIONS_SPEC, url, { signal: stop.signal });
-  await waitFor('the server to accept the connection', () => sockets.length > accepted, Boolean, {
+  await waitFor('the server to accept the connection', () => silent.connections > accepted, Boolean, {
     timeoutMs: 5_000,
     everyMs: 10,
   });
