@@ -349,14 +349,19 @@ describe('MonitorService: a fast replay of predictions judged at once', () => {
 
 describe('MonitorService: a slow store', () => {
   it('never holds more than 10,000 verdicts unstored: the batch that would cross the bound waits, the write in flight counted', async () => {
-    // Each write takes a while (a store under load): the verdicts of the batches read meanwhile pile up. The bound
+    // The store holds its writes (a store under load) until 10,000 verdicts are unwritten or every batch is
+    // published: the verdicts of the batches read meanwhile pile up, however fast or slow the machine. The bound
     // was checked on the rows queued alone, before the batch: the batch that crossed it was judged, and the rows of the
     // write in flight were not counted (14,000 unstored measured, with batches of 2,000).
     const bus = new InProcessBus();
     const store = memoryStore(() => false);
     const write = store.write.bind(store);
+    let published = false;
     store.write = async (records) => {
-      await new Promise((r) => setTimeout(r, 100)); // the store's latency, not a wait for a state
+      await waitFor('the store to be released', () => published || peak >= 10_000, Boolean, {
+        timeoutMs: 60_000,
+        everyMs: 5,
+      });
       return write(records);
     };
     const svc = new MonitorService(bus, store, { clock: 'event', logger: pino({ level: 'silent' }) });
@@ -381,6 +386,7 @@ describe('MonitorService: a slow store', () => {
         topics.predictions,
         Array.from({ length: 2_000 }, (_, i) => prediction(k + i)),
       );
+    published = true;
     await settlesWithin(svc.caughtUp(), 60_000, () => `every verdict stored (${svc.stats.stored})`);
     assert.equal(store.rows.size, n);
     assert.ok(peak > 5_000, `the store was slow enough for verdicts to pile up (${peak})`);
