@@ -68,7 +68,14 @@ export const flag = {
 /** The stream's settings (`run`): pairs, candle interval, grace, price guard, late policy. */
 export const streamOptions = (cmd: Command) =>
   cmd
-    .addOption(flag.pairs())
+    // What each mode plays without it: a live run follows the stream's default pairs (config.ts), a replay of trade
+    // files every pair they hold, --replay the recorded klines (data/locations.ts). It said "(BTC/USD,ETH/USD)", the
+    // live default only, which neither replay follows (test/unit/cli/help-texts.test.ts holds it to those defaults).
+    .addOption(
+      flag.pairs(
+        'pairs, comma separated (default: live: BTC/USD,ETH/USD; a replay: every pair its files hold; --replay: BTC/USDT,ETH/USDT)',
+      ),
+    )
     // Not the shared choices (1m, 5m, 15m, 1h): run's help listed intervals that run refuses.
     .addOption(
       flag.interval(

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { StreamConfigSchema } from '../../../src/config/config.ts';
+import { DEFAULT_KLINE_SYMBOLS } from '../../../src/data/locations.ts';
 import { TRADE_FILE_FORMATS } from '../../../src/ingestion/files/types.ts';
 import { PREDICTIONS_CSV_COLUMNS } from '../../../src/training/predictions-csv.ts';
 import { CLI } from '../../support/cli.ts';
@@ -112,5 +114,19 @@ describe('help texts say what the command does', () => {
       help('service', 'news-signals'),
       /--max-lag <duration>\s+items that waited longer than this are scored by the lexicon/,
     );
+  });
+});
+
+describe('run --pairs: the help says what each mode takes without it', () => {
+  // It said "pairs to follow, comma separated (BTC/USD,ETH/USD)": a live run's default, which a replay of recorded
+  // files (every pair they hold) and a --replay of the klines (BTC/USDT, ETH/USDT) do not follow.
+  it('live: the configured default; a replay: every pair its files hold; --replay: the recorded klines', () => {
+    const text = /--pairs <list>(.*?)(?= --interval <i>)/.exec(help('run'))![1]!;
+    const live = StreamConfigSchema.parse({}).pairs.join(',');
+    const klines = DEFAULT_KLINE_SYMBOLS.map((s) => s.replace(/USDT$/, '/USDT')).join(',');
+    assert.match(text, new RegExp(`live: ${live}\\b`), text);
+    assert.match(text, /a replay: every pair its files hold/, text);
+    assert.match(text, new RegExp(`--replay: ${klines}\\b`), text);
+    assert.doesNotMatch(text, /separated \(BTC\/USD,ETH\/USD\)/, text);
   });
 });
