@@ -23,7 +23,16 @@ import { zipEntries } from './zip-entries.ts';
  */
 export interface OhlcvBatch {
   candles: CandleInput[];
-  rejects: { file: string; line: number; reason: string }[];
+  rejects: OhlcvReject[];
+}
+
+/** A row that cannot be used (`line` from 1), or a whole file (`line` 0). */
+export interface OhlcvReject {
+  file: string;
+  line: number;
+  reason: string;
+  /** A whole file left out because its name says another pair than `--pair` (that pair): no candle was refused. */
+  otherPair?: string;
 }
 
 export class OhlcvFileError extends CryptocastError {
@@ -126,6 +135,7 @@ async function* readOne(
           file: name,
           line: 0,
           reason: `the file name says ${namedPair}, not --pair ${pairOption}: left out (--pair is for files without a pair; leave it out to read each file as its name says)`,
+          otherPair: namedPair,
         },
       ],
     };

@@ -26,6 +26,8 @@ export interface BackfillStats {
   ready: number;
   resets: number;
   rejects: number;
+  /** Whole files left out because their name says another pair than `--pair` (not counted in `rejects`). */
+  otherPairFiles: number;
   /** Vectors with a non-finite value, left not ready (`TechnicalFeatures.nonFinite`). */
   nonFinite: number;
 }
@@ -41,6 +43,8 @@ export async function backfillFeatures(opts: {
   pair?: string;
   /** A candle file could not be used in part (a bad line, an impossible candle). */
   onReject?: (where: string, reason: string) => void;
+  /** A whole file left out: its name says another pair than `pair` (not a reject of candles). */
+  onOtherPairFile?: (file: string, reason: string) => void;
   /** After each file (index of the file, stats so far). */
   onFile?: (index: number, stats: BackfillStats) => void;
   /** After each batch the store has taken (committed): the rows stored so far, a prefix of the stream. */
@@ -49,7 +53,7 @@ export async function backfillFeatures(opts: {
   const { store } = opts;
   const engine = new TechnicalFeatures();
   const k = FEATURE_COLUMNS.length;
-  const stats: BackfillStats = { rows: 0, ready: 0, resets: 0, rejects: 0, nonFinite: 0 };
+  const stats: BackfillStats = { rows: 0, ready: 0, resets: 0, rejects: 0, otherPairFiles: 0, nonFinite: 0 };
   const reject = (where: string, reason: string) => {
     stats.rejects++;
     opts.onReject?.(where, reason);
@@ -115,7 +119,12 @@ export async function backfillFeatures(opts: {
     for (const [index, file] of opts.files.entries()) {
       rest?.fileStarts(index, stats.rows);
       for await (const batch of readOhlcv(file, { pair: opts.pair })) {
-        for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
+        for (const r of batch.rejects)
+          if (r.otherPair === undefined) reject(`${r.file} line ${r.line}`, r.reason);
+          else {
+            stats.otherPairFiles++;
+            opts.onOtherPairFile?.(r.file, r.reason);
+          }
         for (const c of batch.candles) {
           const bad = engine.problem(c);
           if (bad !== undefined) {

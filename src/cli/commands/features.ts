@@ -68,6 +68,13 @@ export async function features(opts: {
       rejects++;
       if (rejects <= 10) process.stderr.write(`rejected ${where}: ${reason}\n`);
     };
+    // A file whose name says another pair than --pair is left out whole: its line says so, and the summary counts
+    // it as a file (it was counted among the candles rejected: "2 candles rejected" for two files of another pair).
+    let otherPairFiles = 0;
+    const leaveOut = (file: string, reason: string) => {
+      otherPairFiles++;
+      if (otherPairFiles <= 10) process.stderr.write(`rejected ${file}: ${reason}\n`);
+    };
     const started = performance.now();
     let resets = 0;
     let nonFinite = 0;
@@ -84,6 +91,7 @@ export async function features(opts: {
           exchange: opts.exchange,
           pair: opts.pair,
           onReject: reject,
+          onOtherPairFile: leaveOut,
           // Machine-readable progress: what is committed so far (a prefix of the stream), for scripts and tests.
           onStored: opts.json
             ? (stored) => process.stdout.write(`${JSON.stringify({ event: 'stored', rows: stored })}\n`)
@@ -107,7 +115,9 @@ export async function features(opts: {
             abort.signal,
             interrupted,
           )) {
-            for (const r of batch.rejects) reject(`${r.file} line ${r.line}`, r.reason);
+            for (const r of batch.rejects)
+              if (r.otherPair === undefined) reject(`${r.file} line ${r.line}`, r.reason);
+              else leaveOut(r.file, r.reason);
             const out = [];
             for (const c of batch.candles) {
               const bad = engine.problem(c);
@@ -141,7 +151,7 @@ export async function features(opts: {
             });
         }
         // Refused before the output is committed: a failed command leaves no file (it left a header-only one).
-        if (rows === 0) throw noRows(opts.candles, rejects);
+        if (rows === 0) throw noRows(opts.candles, rejects, otherPairFiles, opts.pair);
         if (store) await store.write(TECHNICAL_SET, pending.splice(0));
         await writer?.close();
         resets = engine.resets;
@@ -164,17 +174,21 @@ export async function features(opts: {
     process.stderr.write(
       `${n(rows)} feature rows (${n(ready)} ready) into ${where} in ${((performance.now() - started) / 1000).toFixed(1)} s` +
         `${resets ? `; ${n(resets)} gaps restarted the warm-up` : ''}${rejects ? `; ${n(rejects)} candles rejected` : ''}` +
+        `${otherPairFiles ? `; ${n(otherPairFiles)} ${otherPairFiles === 1 ? 'file of another pair' : 'files of other pairs'} left out` : ''}` +
         `${nonFinite ? `; ${n(nonFinite)} vectors with a non-finite value left not ready` : ''}\n`,
     );
-    if (rows === 0) throw noRows(opts.candles, rejects);
+    if (rows === 0) throw noRows(opts.candles, rejects, otherPairFiles, opts.pair);
   }
 }
 
-function noRows(candles: string, rejects: number): Error {
-  return fail(
-    ERR.INPUT,
-    `no feature rows from ${candles}${rejects ? ` (all ${n(rejects)} candles rejected: the first reasons are above)` : ''}`,
-  );
+function noRows(candles: string, rejects: number, otherPairFiles: number, pair?: string): Error {
+  const why = [
+    rejects ? `all ${n(rejects)} candles rejected: the first reasons are above` : '',
+    otherPairFiles
+      ? `${rejects ? '' : 'all '}${n(otherPairFiles)} ${otherPairFiles === 1 ? 'file is' : 'files are'} of other pairs than --pair ${pair}`
+      : '',
+  ].filter(Boolean);
+  return fail(ERR.INPUT, `no feature rows from ${candles}${why.length ? ` (${why.join('; ')})` : ''}`);
 }
 
 /** Stopped by SIGINT/SIGTERM: no CSV is written (a previous one is left as it was); stored rows stay stored. */

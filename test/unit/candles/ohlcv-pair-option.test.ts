@@ -50,6 +50,7 @@ describe('--pair and a file whose name says another pair', () => {
           line: 0,
           reason:
             'the file name says ETH/USDT, not --pair BTC/USDT: left out (--pair is for files without a pair; leave it out to read each file as its name says)',
+          otherPair: 'ETH/USDT',
         },
       ]);
     });
