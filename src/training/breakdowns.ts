@@ -1,6 +1,7 @@
+import { runToEnd, type Steps } from '../core/steps.ts';
 import type { Dataset } from './dataset.ts';
 import { coverage, pointMetrics } from './metrics.ts';
-import { compare, intervalMeans, type Preds, subset } from './scoring.ts';
+import { compare, intervalMeans, type Preds, pickRows, subset } from './scoring.ts';
 
 /**
  * The walk-forward's test rows broken down by UTC day and by decile of rv_60m (the regime as known when each forecast
@@ -61,20 +62,26 @@ function groupBy<K>(m: number, key: (k: number) => K): Map<K, number[]> {
 const DAY_MS = 86_400_000;
 
 export function perDay(ds: Dataset, rows: Int32Array, all: Preds): DayScore[] {
+  return runToEnd(perDaySteps(ds, rows, all));
+}
+
+/** `perDay`, a yield after each day (`Steps`). */
+export function* perDaySteps(ds: Dataset, rows: Int32Array, all: Preds): Steps<DayScore[]> {
   const out: DayScore[] = [];
   for (const [day, idx] of groupBy(rows.length, (k) => Math.floor(ds.windowEnd[rows[k]!]! / DAY_MS))) {
-    const r = Int32Array.from(idx, (k) => rows[k]!);
+    yield;
+    const r = pickRows(rows, idx);
     const p = subset(idx, all);
     const model = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.model);
     const pers = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.persistence);
     const cmp = compare(ds, r, p.model, p.persistence, model.mae_price, pers.mae_price);
-    const band = intervalMeans(r, ds.y, p.model, p.p10, p.p90).metrics;
-    const base = intervalMeans(r, ds.y, p.persistence, p.base10, p.base90).metrics;
+    const band = intervalMeans(r, ds.y, p.p10, p.p90, p.crps).metrics;
+    const base = intervalMeans(r, ds.y, p.base10, p.base90, p.baseCrps).metrics;
     let rv = 0;
     for (const i of r) rv += ds.vol[i]!;
     const perPair: DayScore['per_pair'] = {};
     for (const [pi, pidx] of groupBy(idx.length, (j) => ds.pair[r[j]!]!)) {
-      const pr = Int32Array.from(pidx, (j) => r[j]!);
+      const pr = pickRows(r, pidx);
       const pp = subset(
         pidx.map((j) => idx[j]!),
         all,
@@ -112,10 +119,17 @@ export function perDay(ds: Dataset, rows: Int32Array, all: Preds): DayScore[] {
  * the pooled breakdown, which mixes the pairs' volatility levels (kept for comparisons with figures measured that way).
  */
 export function volDeciles(ds: Dataset, rows: Int32Array, all: Preds): VolDecileScore[] {
+  return runToEnd(volDecileSteps(ds, rows, all));
+}
+
+/** `volDeciles`, a yield after the edges and after each decile (`Steps`). */
+function* volDecileSteps(ds: Dataset, rows: Int32Array, all: Preds): Steps<VolDecileScore[]> {
   const known: number[] = [];
   for (let k = 0; k < rows.length; k++) if (Number.isFinite(ds.vol[rows[k]!]!)) known.push(k);
   if (known.length < 10) return [];
-  const sorted = Float64Array.from(known, (k) => ds.vol[rows[k]!]!).sort();
+  const sorted = new Float64Array(known.length);
+  for (let j = 0; j < known.length; j++) sorted[j] = ds.vol[rows[known[j]!]!]!;
+  sorted.sort();
   const edge = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
   const edges = Array.from({ length: 9 }, (_, d) => edge((d + 1) / 10));
   const decileOf = (v: number) => {
@@ -126,13 +140,14 @@ export function volDeciles(ds: Dataset, rows: Int32Array, all: Preds): VolDecile
   const groups = groupBy(known.length, (j) => decileOf(ds.vol[rows[known[j]!]!]!));
   const out: VolDecileScore[] = [];
   for (let d = 0; d < 10; d++) {
+    yield;
     const js = groups.get(d);
     if (js === undefined) continue;
     const idx = js.map((j) => known[j]!);
-    const r = Int32Array.from(idx, (k) => rows[k]!);
+    const r = pickRows(rows, idx);
     const p = subset(idx, all);
-    const band = intervalMeans(r, ds.y, p.model, p.p10, p.p90).metrics;
-    const base = intervalMeans(r, ds.y, p.persistence, p.base10, p.base90).metrics;
+    const band = intervalMeans(r, ds.y, p.p10, p.p90, p.crps).metrics;
+    const base = intervalMeans(r, ds.y, p.base10, p.base90, p.baseCrps).metrics;
     const model = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.model);
     const pers = pointMetrics(r, ds.close, ds.targetClose, ds.y, p.persistence);
     out.push({
@@ -158,16 +173,22 @@ export function perPairVolDecile(
   rows: Int32Array,
   all: Preds,
 ): Record<string, VolDecileScore[]> {
+  return runToEnd(perPairVolDecileSteps(ds, rows, all));
+}
+
+/** `perPairVolDecile`, yields within each pair's deciles (`Steps`). */
+export function* perPairVolDecileSteps(
+  ds: Dataset,
+  rows: Int32Array,
+  all: Preds,
+): Steps<Record<string, VolDecileScore[]>> {
   const out: Record<string, VolDecileScore[]> = {};
   const byPair = groupBy(rows.length, (k) => ds.pair[rows[k]!]!);
   for (const [pi, pair] of ds.pairs.entries()) {
     const idx = byPair.get(pi);
     if (idx === undefined) continue;
-    out[pair] = volDeciles(
-      ds,
-      Int32Array.from(idx, (k) => rows[k]!),
-      subset(idx, all),
-    );
+    yield;
+    out[pair] = yield* volDecileSteps(ds, pickRows(rows, idx), subset(idx, all));
   }
   return out;
 }

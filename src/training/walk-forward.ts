@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Dataset, DatasetError, writeDataset } from './dataset.ts';
-import { type Evaluation, evaluate } from './evaluation.ts';
+import { type Evaluation, evaluateInTurns } from './evaluation.ts';
 import { type Fold, walkForwardFolds } from './folds.ts';
 import {
   type OutOfSample,
@@ -151,5 +151,13 @@ export async function walkForward(ds: Dataset, opts: WalkForwardOptions): Promis
   }
   if (ownWork) await rm(datasetDir, { recursive: true, force: true });
   const { oos, result } = trained;
-  return { folds, oos, result, evaluation: evaluate(ds, folds, oos), outDir, cleanup };
+  // In slices between which a stop is heard (it computed for tens of seconds on months of test rows, deaf to it).
+  let evaluation: Evaluation;
+  try {
+    evaluation = await evaluateInTurns(ds, folds, oos, opts.signal);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  return { folds, oos, result, evaluation, outDir, cleanup };
 }

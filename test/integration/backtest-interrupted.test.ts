@@ -36,7 +36,7 @@ describe('cryptocast backtest interrupted', () => {
     }
   });
 
-  const start = (predictions: string) => {
+  const start = (predictions: string, more: string[] = []) => {
     const run = runCli([
       'backtest',
       '--registry',
@@ -47,6 +47,7 @@ describe('cryptocast backtest interrupted', () => {
       candles,
       '--predictions',
       predictions,
+      ...more,
     ]);
     let ended = false;
     void run.exited.then(() => {
@@ -92,6 +93,31 @@ describe('cryptocast backtest interrupted', () => {
     assert.match(stderr, /interrupted: the backtest was stopped.*\[CC_ERR_INTERRUPTED\]/);
     // Stopped before the last file: the dataset was never complete (its summary line never printed).
     assert.doesNotMatch(stderr, /^backtest of /m, stderr);
+    nothingWritten();
+  });
+
+  it('SIGINT during the final evaluation: exit 130 at its next slice, not at its end; no predictions file', async () => {
+    const predictions = join(dir, 'predictions.csv');
+    const run = start(predictions);
+    // The evaluation's first line: the scorecards, per-day and per-decile breakdowns start (one synchronous stretch
+    // before: the signal was heard when it ended, seconds later here and 44–105 s on 14 months).
+    await run.line('the evaluation to start', /^evaluation 0\/1: scoring$/m);
+    const signalled = performance.now();
+    run.child.kill('SIGINT');
+    const code = await run.exited;
+    const seconds = (performance.now() - signalled) / 1000;
+    const stderr = run.stderr();
+    assert.equal(code, 130, stderr);
+    assert.match(
+      stderr,
+      /interrupted: the backtest was stopped; no predictions written to .*predictions\.csv.*\[CC_ERR_INTERRUPTED\]/,
+    );
+    // Stopped within the evaluation: it never reported its end.
+    assert.doesNotMatch(
+      stderr,
+      /^evaluation 1\/1/m,
+      `${stderr}\n(ended ${seconds.toFixed(1)} s after the signal)`,
+    );
     nothingWritten();
   });
 });

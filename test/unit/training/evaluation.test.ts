@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ERR } from '../../../src/core/errors.ts';
 import { type Dataset, DatasetBuilder } from '../../../src/training/dataset.ts';
-import { evaluate } from '../../../src/training/evaluation.ts';
+import { evaluate, evaluateInTurns } from '../../../src/training/evaluation.ts';
 import type { Fold } from '../../../src/training/folds.ts';
 import {
   defaultHacLag,
@@ -463,5 +463,19 @@ describe('evaluate: the interval-score DM test of two pairs', () => {
     near(ev.interval_dm_pvalue, want.pvalue, 1e-12, 'interval DM p-value');
     // the point DM test of the same rows already used the series' own length
     assert.equal(ev.dm_lag, 6);
+  });
+});
+
+describe('evaluateInTurns: the same evaluation, in slices a stop is heard between', () => {
+  it('gives exactly what evaluate gives', async () => {
+    const { ds, oos } = makeCase();
+    assert.deepEqual(await evaluateInTurns(ds, folds, oos), evaluate(ds, folds, oos));
+  });
+
+  it('stopped: rejects with the signal’s reason, at once when stopped before', async () => {
+    const { ds, oos } = makeCase();
+    const stop = new AbortController();
+    stop.abort();
+    await assert.rejects(evaluateInTurns(ds, folds, oos, stop.signal), { name: 'AbortError' });
   });
 });
