@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -177,66 +177,75 @@ export async function runTrainer(
  * The evaluation's figures, drawn by the trainer's Python (matplotlib) from the out-of-sample predictions:
  * predicted vs actual (last 6 hours per pair, with the band), the error distribution, skill and coverage per day,
  * coverage per volatility decile of each pair. Returns the file names written into `dir`.
+ *
+ * Drawn into a work folder inside `dir` and moved into `dir` once all are drawn: stopped (`signal`: the drawing ends
+ * at once, SIGTERM), the work folder goes and `dir` is left as it was, with no figure half drawn or of a run that did
+ * not finish. The drawing went on to its end after a stop, which was heard only then.
  */
 export async function drawEvaluationFigures(
   dir: string,
   ds: Dataset,
   oos: OutOfSample,
   ev: Evaluation,
+  signal?: AbortSignal,
 ): Promise<string[]> {
   await mkdir(dir, { recursive: true });
-  const m = oos.row.length;
-  const a = new Float64Array(m * 8);
-  for (let k = 0; k < m; k++) {
-    const i = oos.row[k]!;
-    a.set(
-      [
-        ds.windowEnd[i]!,
-        ds.pair[i]!,
-        ds.close[i]!,
-        ds.y[i]!,
-        oos.model[k]!,
-        oos.p10[k]!,
-        oos.p90[k]!,
-        oos.fold[k]!,
-      ],
-      k * 8,
+  const work = await mkdtemp(join(dir, '.figures-'));
+  try {
+    const m = oos.row.length;
+    const a = new Float64Array(m * 8);
+    for (let k = 0; k < m; k++) {
+      const i = oos.row[k]!;
+      const at = k * 8;
+      a[at] = ds.windowEnd[i]!;
+      a[at + 1] = ds.pair[i]!;
+      a[at + 2] = ds.close[i]!;
+      a[at + 3] = ds.y[i]!;
+      a[at + 4] = oos.model[k]!;
+      a[at + 5] = oos.p10[k]!;
+      a[at + 6] = oos.p90[k]!;
+      a[at + 7] = oos.fold[k]!;
+    }
+    await writeFile(join(work, 'figures-input.f64'), new Uint8Array(a.buffer));
+    await writeFile(
+      join(work, 'figures-input.json'),
+      JSON.stringify({
+        pairs: ds.pairs,
+        horizonMs: ds.horizonMs,
+        n: m,
+        per_day: ev.per_day,
+        per_pair_vol_decile: ev.per_pair_vol_decile,
+      }),
     );
+    signal?.throwIfAborted();
+    const child = spawn(
+      trainerPython(),
+      ['-m', 'cryptocast_trainer', 'figures', '--input', work, '--out', work],
+      {
+        cwd: ROOT,
+        env: { ...process.env, PYTHONPATH: join(ROOT, 'python') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        signal, // a stop ends the drawing (SIGTERM), and this call rejects with an AbortError
+      },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err = (err + d.toString()).slice(-4_000);
+    });
+    const code = await new Promise<number | null>((ok, fail) => {
+      child.on('error', fail);
+      child.on('close', ok);
+    });
+    if (code !== 0) throw new TrainerError(`drawing the figures failed (exit ${code}):\n${err.trim()}`);
+    const files = out.trim().split('\n').filter(Boolean);
+    signal?.throwIfAborted();
+    for (const f of files) await rename(join(work, f), join(dir, f));
+    return files;
+  } finally {
+    await rm(work, { recursive: true, force: true });
   }
-  await writeFile(join(dir, 'figures-input.f64'), new Uint8Array(a.buffer));
-  await writeFile(
-    join(dir, 'figures-input.json'),
-    JSON.stringify({
-      pairs: ds.pairs,
-      horizonMs: ds.horizonMs,
-      n: m,
-      per_day: ev.per_day,
-      per_pair_vol_decile: ev.per_pair_vol_decile,
-    }),
-  );
-  const child = spawn(
-    trainerPython(),
-    ['-m', 'cryptocast_trainer', 'figures', '--input', dir, '--out', dir],
-    {
-      cwd: ROOT,
-      env: { ...process.env, PYTHONPATH: join(ROOT, 'python') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    err = (err + d.toString()).slice(-4_000);
-  });
-  const code = await new Promise<number | null>((ok, fail) => {
-    child.on('error', fail);
-    child.on('close', ok);
-  });
-  await rm(join(dir, 'figures-input.f64'), { force: true });
-  await rm(join(dir, 'figures-input.json'), { force: true });
-  if (code !== 0) throw new TrainerError(`drawing the figures failed (exit ${code}):\n${err.trim()}`);
-  return out.trim().split('\n').filter(Boolean);
 }

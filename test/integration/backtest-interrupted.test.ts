@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { runCli } from '../support/cli.ts';
@@ -119,5 +119,27 @@ describe('cryptocast backtest interrupted', () => {
       `${stderr}\n(ended ${seconds.toFixed(1)} s after the signal)`,
     );
     nothingWritten();
+  });
+
+  it('SIGTERM while --figures are drawn: exit 130, the predictions kept, no figure and no work folder left', async () => {
+    const predictions = join(dir, 'predictions.csv');
+    const figures = join(dir, 'figures');
+    const run = start(predictions, ['--figures', figures]);
+    // The predictions file is committed just before the drawing starts (the trainer's Python, seconds of matplotlib).
+    await run.line('the predictions to be written', /out-of-sample predictions written to /);
+    run.child.kill('SIGTERM');
+    const code = await run.exited;
+    const stderr = run.stderr();
+    assert.equal(code, 130, stderr);
+    assert.match(
+      stderr,
+      /interrupted: the backtest was stopped; its predictions were written to .*predictions\.csv before.*\[CC_ERR_INTERRUPTED\]/,
+    );
+    assert.doesNotMatch(stderr, /^figures: /m, stderr);
+    // The drawing was stopped, not awaited: no figure of a run that did not finish, nor its inputs or work folder.
+    assert.deepEqual(readdirSync(figures), [], stderr);
+    assert.deepEqual(readdirSync(dir).sort(), ['candles', 'figures', 'predictions.csv']);
+    rmSync(predictions);
+    rmSync(figures, { recursive: true });
   });
 });

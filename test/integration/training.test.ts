@@ -331,6 +331,36 @@ describe('cryptocast evaluate stopped', () => {
     assert.deepEqual(work(), [], 'the work folder is removed');
     assert.deepEqual(trainerPids(tmp), [], 'no trainer process is left');
   });
+
+  it('SIGTERM while --figures are drawn: exit 130, the predictions kept and said so, no figure left', async () => {
+    const tmp = scratchDir('cc-stop-evaluate-figures-');
+    const predictions = join(tmp, 'oos.csv');
+    const figures = join(tmp, 'figures');
+    const run = runCli(
+      ['evaluate', '--candles', days(['BTCUSDT'], MARCH), '--predictions', predictions, '--figures', figures],
+      { TMPDIR: tmp },
+    );
+    let ended = false;
+    void run.exited.then(() => {
+      ended = true;
+    });
+    // The predictions file is committed just before the drawing starts. The stop listener was gone by then: Node
+    // died by the signal (no exit 130, no word) and the drawing went on.
+    const written = /out-of-sample predictions written to /;
+    await waitFor('the predictions to be written', () => ended || written.test(run.stderr()), Boolean, {
+      timeoutMs: 300_000,
+      everyMs: 20,
+    });
+    assert.match(run.stderr(), written);
+    run.child.kill('SIGTERM');
+    assert.equal(await run.exited, 130, run.stderr());
+    assert.match(
+      run.stderr(),
+      /cryptocast: interrupted: the evaluation was stopped; its predictions were written to .*oos\.csv before, no figures \[CC_ERR_INTERRUPTED\]/,
+    );
+    assert.ok(existsSync(predictions), 'the predictions file reported written is kept');
+    assert.deepEqual(readdirSync(figures), [], 'no figure, no work folder of the drawing');
+  });
 });
 
 /**

@@ -54,9 +54,9 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
   for (const p of opts.asPair?.split(/[,=]/) ?? []) if (p.trim()) requirePair(p, '--as-pair');
   if (opts.horizon !== undefined) parseDuration(opts.horizon, '--horizon');
   const registry = await openRegistry(opts.registry);
-  // SIGINT/SIGTERM: the reading and the scoring stop at their next chunk, no --predictions file is written (its
-  // temporary file is removed), and the command ends with CC_ERR_INTERRUPTED (exit 130). The scoring ran in one
-  // synchronous stretch: Node died by the signal, with no word, after up to minutes.
+  // SIGINT/SIGTERM: the reading, the scoring and its evaluation stop at their next chunk, the figures' drawing at once,
+  // no --predictions file is written (its temporary file is removed), and the command ends with CC_ERR_INTERRUPTED
+  // (exit 130). The scoring ran in one synchronous stretch: Node died by the signal, with no word, after up to minutes.
   const stop = new AbortController();
   const stopListening = onStopSignal(() => stop.abort());
   // On a terminal a bar per stage; otherwise a line per stage and one every 5 s (logs, pipes).
@@ -105,7 +105,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
     );
     const bt = await backtest(ds, card, docs, { signal: stop.signal, onProgress: progress.onProgress });
     progress.stop();
-    const band = publishedBand(opts, ds, bt.days, bt.oos, bt.evaluation);
+    const band = await publishedBand(opts, ds, bt.days, bt.oos, bt.evaluation, stop.signal);
     result = { ...bt, oos: band.oos, evaluation: band.evaluation };
     bandInfo = band.info;
     bandText = band.text;
@@ -122,7 +122,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
       written = true;
     }
     stop.signal.throwIfAborted();
-    if (opts.figures) await drawFigures(opts.figures, ds, result.oos, result.evaluation);
+    if (opts.figures) await drawFigures(opts.figures, ds, result.oos, result.evaluation, stop.signal);
     stop.signal.throwIfAborted();
   } catch (err) {
     if (stop.signal.aborted)

@@ -12,7 +12,7 @@ import { DEFAULT_ACI } from '../../inference/adaptive-conformal.ts';
 import { DEFAULT_SHRINKAGE } from '../../inference/shrinkage.ts';
 import { adaptBand, shrinkPoint } from '../../training/adaptive-band.ts';
 import { checkDataset, type Dataset, priceFromReturn } from '../../training/dataset.ts';
-import { type Evaluation, evaluate } from '../../training/evaluation.ts';
+import { type Evaluation, evaluateInTurns } from '../../training/evaluation.ts';
 import type { Fold } from '../../training/folds.ts';
 import { DEFAULT_GATE, type GatePolicy } from '../../training/gate.ts';
 import { PREDICTIONS_CSV_COLUMNS } from '../../training/predictions-csv.ts';
@@ -192,15 +192,20 @@ function stopOnSignal(what: 'train' | 'evaluate') {
   return {
     signal: stop.signal,
     off,
-    /** What to end with: an interruption when the stop caused the failure. */
-    failure(err: unknown): unknown {
+    /**
+     * What to end with: an interruption when the stop caused the failure. `kept`: the predictions file committed
+     * before the stop (what was reported as done is kept, as backtest says).
+     */
+    failure(err: unknown, kept?: string): unknown {
       return stop.signal.aborted
         ? fail(
             ERR.INTERRUPTED,
             // evaluate registers nothing: it said "nothing was registered" too, to a user who had asked for a file.
             what === 'train'
               ? 'interrupted: the trainer was stopped and its work folder removed; nothing was registered'
-              : 'interrupted: the walk-forward was stopped and its work folder removed; nothing was written',
+              : kept === undefined
+                ? 'interrupted: the walk-forward was stopped and its work folder removed; nothing was written'
+                : `interrupted: the evaluation was stopped; its predictions were written to ${kept} before, no figures`,
           )
         : err;
     },
@@ -256,8 +261,12 @@ export async function evaluateCommand(
   parseBandFlags(opts);
   const { ds, source } = await loadDataset(opts);
   const progress = progressDisplay();
+  // Heard until the output is written: a stop during the band's evaluation, the predictions file or the figures
+  // ended Node by the signal (the listener was gone), a temporary file of --predictions left behind.
   const stop = stopOnSignal('evaluate');
   let run: WalkForwardRun;
+  let band: Awaited<ReturnType<typeof publishedBand>>;
+  let written = false;
   try {
     run = await walkForward(ds, {
       ...walk,
@@ -267,16 +276,22 @@ export async function evaluateCommand(
       ...progress,
       signal: stop.signal,
     });
+    progress.stop();
+    await run.cleanup(); // evaluate uses what the run returned, not its files
+    band = await publishedBand(opts, ds, run.folds, run.oos, run.evaluation, stop.signal);
+    if (opts.predictions) {
+      await writePredictions(opts.predictions, ds, band.oos, stop.signal);
+      written = true;
+    }
+    stop.signal.throwIfAborted();
+    if (opts.figures) await drawFigures(opts.figures, ds, band.oos, band.evaluation, stop.signal);
+    stop.signal.throwIfAborted();
   } catch (err) {
-    throw stop.failure(err);
+    throw stop.failure(err, written ? opts.predictions : undefined);
   } finally {
     stop.off();
     progress.stop();
   }
-  await run.cleanup(); // evaluate uses what the run returned, not its files
-  const band = publishedBand(opts, ds, run.folds, run.oos, run.evaluation);
-  if (opts.predictions) await writePredictions(opts.predictions, ds, band.oos);
-  if (opts.figures) await drawFigures(opts.figures, ds, band.oos, band.evaluation);
   const ev = band.evaluation;
   const seconds = (performance.now() - started) / 1000;
   if (opts.json) process.stdout.write(`${JSON.stringify({ ...ev, ...band.info, seconds }, null, 2)}\n`);
@@ -303,15 +318,17 @@ export function parseBandFlags(opts: BandFlags): { gamma: number; window: number
 
 /**
  * The band to score: the model's own p10–p90, or (`--adaptive-conformal`) as the live predictor publishes it after
- * online adaptive conformal inference. The raw band's pooled scores are kept beside the adjusted one's.
+ * online adaptive conformal inference. The raw band's pooled scores are kept beside the adjusted one's. Its
+ * evaluation (with either flag) is computed in slices between which `signal` is heard.
  */
-export function publishedBand(
+export async function publishedBand(
   opts: BandFlags,
   ds: Dataset,
   folds: Fold[],
   oos: OutOfSample,
   ev: Evaluation,
-): { oos: OutOfSample; evaluation: Evaluation; info: Record<string, unknown>; text: string } {
+  signal?: AbortSignal,
+): Promise<{ oos: OutOfSample; evaluation: Evaluation; info: Record<string, unknown>; text: string }> {
   let info: Record<string, unknown> = { band: 'model', point: 'model' };
   let text = '';
   if (opts.shrinkage) {
@@ -332,12 +349,12 @@ export function publishedBand(
     text += `  point: shrunk toward persistence by recent errors (mean λ ${s.meanLambda.toFixed(2)}); the model as it is: skill ${pct(ev.skill)} (DM p ${ev.dm_pvalue === null ? '—' : ev.dm_pvalue.toPrecision(2)})\n`;
   }
   if (!opts.adaptiveConformal) {
-    const evaluation = opts.shrinkage ? evaluate(ds, folds, oos) : ev;
+    const evaluation = opts.shrinkage ? await evaluateInTurns(ds, folds, oos, signal) : ev;
     return { oos, evaluation, info, text };
   }
   const { gamma, window } = parseBandFlags(opts);
   const adapted = adaptBand(ds, oos, { gamma, window });
-  const evaluation = evaluate(ds, folds, adapted);
+  const evaluation = await evaluateInTurns(ds, folds, adapted, signal);
   const raw = ev.intervals;
   return {
     oos: adapted,
@@ -386,9 +403,15 @@ export async function writePredictions(
   process.stderr.write(`${n(oos.row.length)} out-of-sample predictions written to ${path}\n`);
 }
 
-/** The evaluation's figures (PNG, drawn by the trainer's Python) into `dir`. */
-export async function drawFigures(dir: string, ds: Dataset, oos: OutOfSample, ev: Evaluation): Promise<void> {
-  const files = await drawEvaluationFigures(dir, ds, oos, ev);
+/** The evaluation's figures (PNG, drawn by the trainer's Python) into `dir`; stopped by `signal`, none. */
+export async function drawFigures(
+  dir: string,
+  ds: Dataset,
+  oos: OutOfSample,
+  ev: Evaluation,
+  signal?: AbortSignal,
+): Promise<void> {
+  const files = await drawEvaluationFigures(dir, ds, oos, ev, signal);
   process.stderr.write(`figures: ${files.map((f) => join(dir, f)).join(', ')}\n`);
 }
 
