@@ -6,7 +6,7 @@ import { type Logger, log as rootLog } from '../core/log.ts';
 import { metrics, onScrape } from '../core/metrics.ts';
 import { orAbort } from '../core/or-abort.ts';
 import { backoffCap } from '../core/retry.ts';
-import { type Bus, type CommitPlan, HoldBatch, type Subscription } from '../runtime/bus.ts';
+import { type Batch, type Bus, type CommitPlan, HoldBatch, type Subscription } from '../runtime/bus.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { publishDurably } from '../runtime/publish-durably.ts';
 import { validate } from '../runtime/validated.ts';
@@ -129,8 +129,10 @@ export class MonitorService {
   /**
    * Records published and stored; `revised`: of those, the ones superseding an earlier record of the same prediction
    * (a time-out scored late: one row in the store for both), so `stored − revised` predictions have a record.
+   * `candlesHeldForStore`: how many times a candle waited for the store to take the verdicts before it (the bound,
+   * MAX_UNSTORED_VERDICTS, reached by the verdicts of the candles before it).
    */
-  readonly stats = { published: 0, stored: 0, revised: 0, rebuilt: 0 };
+  readonly stats = { published: 0, stored: 0, revised: 0, rebuilt: 0, candlesHeldForStore: 0 };
   private readonly bus: Bus;
   private readonly store: ErrorsStore;
   private readonly group: string;
@@ -182,6 +184,8 @@ export class MonitorService {
   private readonly candleFirstEmissionsTable: CandlesTable | undefined;
   /** Predictions batches waiting for closes read back from `candleTable` (see `predictionsReadToEnd`). */
   private closesReadBack = 0;
+  /** Candles batches halfway through, waiting for the store to take their verdicts (see `candlesReadToEnd`). */
+  private candlesHeld = 0;
   /** The verdicts to publish and store, in the background (see the commit protocol). */
   private readonly verdictWrites: WriteBehind<PredictionError>;
   /** Keys of the verdicts judged and not stored yet. */
@@ -438,41 +442,7 @@ export class MonitorService {
       onRevoke: (ps) => {
         for (const p of ps) this.kept.delete(p);
       },
-      handle: (batch) => {
-        // A background write that failed fails this batch, as a direct write did; first of all, before the join has
-        // seen the batch (a verdict it gave would not come again on the re-delivery).
-        this.throwBackgroundFailure();
-        const out: PredictionError[] = [];
-        let kept = this.kept.get(batch.partition);
-        if (kept === undefined) {
-          kept = { candles: [], newest: Number.NEGATIVE_INFINITY };
-          this.kept.set(batch.partition, kept);
-        }
-        for (const r of batch.records) {
-          const c = r.value;
-          this.latePolicyCheck?.onCandle(c);
-          out.push(...this.publishable(this.join.onCandle(c)));
-          kept.candles.push({ windowEnd: c.windowEnd, offset: r.offset });
-          if (c.windowEnd > kept.newest) kept.newest = c.windowEnd;
-          if (c.windowEnd > (this.lastCandle.get(c.pair) ?? 0)) this.lastCandle.set(c.pair, c.windowEnd);
-          if (!c.filled && c.windowEnd > (this.lastTradeCandle.get(c.pair) ?? 0))
-            this.lastTradeCandle.set(c.pair, c.windowEnd);
-        }
-        out.push(...this.publishable(this.join.expire(this.candlesReadToEnd(), this.predictionsReadToEnd())));
-        this.candleCopies?.add(batch.records.map((r) => r.value));
-        this.judged(out);
-        this.evaluateAlerts();
-        // A day behind this partition's newest candle (the join keeps each pair's closes a day behind the pair's own):
-        // not behind the clock, which the wall or another partition read ahead may carry past candles a waiting
-        // prediction still needs. Pairs sharing a partition share its horizon: one far behind another there (a
-        // backfill) may lose, across a restart, closes the join kept.
-        const horizon = kept.newest - this.retentionMs;
-        const { candles } = kept;
-        let drop = 0;
-        while (drop < candles.length - 1 && candles[drop]!.windowEnd < horizon) drop++;
-        candles.splice(0, drop);
-        return new Map([[batch.partition, candles[0]?.offset ?? batch.records.at(-1)!.offset + 1n]]);
-      },
+      handle: (batch) => this.handleCandles(batch),
     });
     this.subscriptions.push(this.candlesRead);
     this.predictionsRead = await this.bus.subscribe<Prediction>({
@@ -600,11 +570,78 @@ export class MonitorService {
   }
 
   /**
+   * A candles batch: each candle's close into the join, which scores the predictions that waited for it. The verdicts
+   * are bounded as a predictions batch's are (MAX_UNSTORED_VERDICTS, queued and in flight): a candle is not taken
+   * while they are at the bound, the write is waited for first. Before, this path had no bound: a burst of late
+   * candles after an outage (the candle stage down, a trades refill) matured up to the day of predictions the join
+   * holds, and a slow store left all their verdicts in memory at once. The verdicts of one candle may still take the
+   * count past the bound (the predictions of its minute, or of a gap it proves).
+   */
+  private async handleCandles(batch: Batch<Candle>): Promise<CommitPlan> {
+    // A background write that failed fails this batch, as a direct write did; first of all, before the join has
+    // seen the batch (a verdict it gave would not come again on the re-delivery).
+    this.throwBackgroundFailure();
+    // The wait on the store below ends when the batch is given back, and at the stop's deadline (as for predictions).
+    const letGo = AbortSignal.any([batch.signal, this.pastStopDeadline.signal]);
+    let out: PredictionError[] = [];
+    const kept = this.kept.get(batch.partition) ?? { candles: [], newest: Number.NEGATIVE_INFINITY };
+    this.kept.set(batch.partition, kept);
+    for (const r of batch.records) {
+      if (this.verdictWrites.unwritten + out.length >= MAX_UNSTORED_VERDICTS) {
+        // Judged (and queued) before the wait: the join gave them and will not give them again.
+        this.judged(out);
+        out = [];
+        this.stats.candlesHeldForStore++;
+        this.candlesHeld++;
+        try {
+          await orAbort(this.verdictWrites.flush(), letGo).catch((err: unknown) => {
+            // A failed write is thrown here (the batch is read again: the candles taken already change nothing in
+            // the join); given back, or past the stop's deadline, the write goes on and a failure fails the next batch.
+            if (!letGo.aborted) this.verdictWrites.takeFailure();
+            throw err;
+          });
+        } finally {
+          this.candlesHeld--;
+        }
+        // Given back as the write ended (Kafka: `onRevoke` dropped what this member kept of the partition): no further.
+        letGo.throwIfAborted();
+      }
+      const c = r.value;
+      this.latePolicyCheck?.onCandle(c);
+      out.push(...this.publishable(this.join.onCandle(c)));
+      // Once per offset: a batch that failed halfway is read again from its start.
+      const last = kept.candles.at(-1);
+      if (last === undefined || r.offset > last.offset)
+        kept.candles.push({ windowEnd: c.windowEnd, offset: r.offset });
+      if (c.windowEnd > kept.newest) kept.newest = c.windowEnd;
+      if (c.windowEnd > (this.lastCandle.get(c.pair) ?? 0)) this.lastCandle.set(c.pair, c.windowEnd);
+      if (!c.filled && c.windowEnd > (this.lastTradeCandle.get(c.pair) ?? 0))
+        this.lastTradeCandle.set(c.pair, c.windowEnd);
+    }
+    out.push(...this.publishable(this.join.expire(this.candlesReadToEnd(), this.predictionsReadToEnd())));
+    this.candleCopies?.add(batch.records.map((r) => r.value));
+    this.judged(out);
+    this.evaluateAlerts();
+    // A day behind this partition's newest candle (the join keeps each pair's closes a day behind the pair's own):
+    // not behind the clock, which the wall or another partition read ahead may carry past candles a waiting
+    // prediction still needs. Pairs sharing a partition share its horizon: one far behind another there (a
+    // backfill) may lose, across a restart, closes the join kept.
+    const horizon = kept.newest - this.retentionMs;
+    const { candles } = kept;
+    let drop = 0;
+    while (drop < candles.length - 1 && candles[drop]!.windowEnd < horizon) drop++;
+    candles.splice(0, drop);
+    return new Map([[batch.partition, candles[0]?.offset ?? batch.records.at(-1)!.offset + 1n]]);
+  }
+
+  /**
    * Whether every candle in the topic has been read — false before the subscription exists (its first batch may come
    * while it is being made): a prediction times out only then (`MaturityJoin.expire`).
    */
   private candlesReadToEnd(): boolean {
-    return this.candlesRead?.readToEnd() ?? false;
+    // Not while a batch waits for the store halfway through (`handleCandles`): the batch in the handler's hands counts
+    // as read, and a prediction waiting for one of its candles not taken yet would time out.
+    return this.candlesHeld === 0 && (this.candlesRead?.readToEnd() ?? false);
   }
 
   /**

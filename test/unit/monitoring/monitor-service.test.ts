@@ -394,6 +394,61 @@ describe('MonitorService: a slow store', () => {
     await svc.stop();
     await bus.close();
   });
+
+  it('candles that mature a backlog of waiting predictions: the next candle waits while 10,000 verdicts are unstored', async () => {
+    // 15,000 predictions wait for their candles (the candle stage was down); then the candles come in a burst. Each
+    // candle scores the prediction that waited for it: before, the candles path had no bound, and every candle read
+    // while the store was slow queued its verdicts — up to the day of predictions the join holds, all in memory.
+    const bus = new InProcessBus();
+    const { store, release } = heldStore();
+    const svc = new MonitorService(bus, store, { clock: 'event', logger: pino({ level: 'silent' }) });
+    const writes = (
+      svc as unknown as { verdictWrites: { add(v: readonly unknown[]): void; unwritten: number } }
+    ).verdictWrites;
+    const add = writes.add.bind(writes);
+    let peak = 0;
+    writes.add = (v) => {
+      add(v);
+      peak = Math.max(peak, writes.unwritten);
+    };
+    await svc.start();
+    const n = 15_000;
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: n }, (_, i) => prediction(i)),
+    );
+    await waitFor(
+      'every prediction waiting for its candle',
+      () => svc.join.pendingCount(),
+      (k) => k === n,
+      { timeoutMs: 60_000, everyMs: 5 },
+    );
+    const candles = n + 5; // candle i + 5 closes at prediction i's target time
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: candles }, (_, i) => candle(i)),
+    );
+    // The store holds its first write: either every candle is taken (no bound) or the candles wait for the store.
+    await waitFor(
+      'every candle taken, or the candles held for the store',
+      () => ({ candles: svc.join.stats.candles, held: svc.stats.candlesHeldForStore ?? 0 }),
+      (s) => s.candles === candles || s.held > 0,
+      { timeoutMs: 60_000, everyMs: 5 },
+    );
+    assert.ok(peak <= 10_000, `at most 10,000 verdicts unstored while the store is slow (${peak})`);
+    assert.ok(svc.join.stats.candles < candles, 'the next candle waits for the store');
+    release();
+    await settlesWithin(svc.caughtUp(), 60_000, () => `every verdict stored (${svc.stats.stored})`);
+    assert.equal(svc.join.stats.candles, candles);
+    assert.equal(store.rows.size, n);
+    assert.ok(
+      [...store.rows.values()].every((e) => e.status === 'scored'),
+      'every prediction scored against its candle (none timed out while the candles waited)',
+    );
+    assert.ok(peak <= 10_000, `at most 10,000 verdicts unstored at once (${peak})`);
+    await svc.stop();
+    await bus.close();
+  });
 });
 
 describe('MonitorService: alerts on the event clock', () => {
