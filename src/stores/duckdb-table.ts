@@ -5,6 +5,7 @@ import {
   checkTableLayout,
   columnsToAdd,
   dedupe,
+  onConflictUpdate,
   type PageQuery,
   pageLimit,
   seriesColumn,
@@ -45,7 +46,13 @@ export class DuckDbTable<T> implements Table<T> {
     this.jsonMaxRows = jsonMaxRows;
     const { name, columns } = spec;
     const shape = JSON.stringify([Object.fromEntries(columns.map((c) => [c.name, SQL_TYPE[c.type]]))]);
-    this.jsonUpsert = `INSERT OR REPLACE INTO ${name} (${columns.map((c) => c.name).join(', ')}) SELECT unnest(from_json($1, '${shape}'), recursive := true)`;
+    const rows = `SELECT unnest(from_json($1, '${shape}'), recursive := true)`;
+    const names = columns.map((c) => c.name).join(', ');
+    // A plain upsert is `INSERT OR REPLACE`; a spec that keeps some stored rows says when (`keepHeldWhen`).
+    this.jsonUpsert =
+      spec.keepHeldWhen === undefined
+        ? `INSERT OR REPLACE INTO ${name} (${names}) ${rows}`
+        : `INSERT INTO ${name} (${names}) ${rows} ${onConflictUpdate(spec)}`;
   }
 
   /** `path` is a file (created if missing) or `:memory:`; `jsonMaxRows` is for benchmarks (both paths, one size). */
@@ -156,7 +163,11 @@ export class DuckDbTable<T> implements Table<T> {
           })(),
           'temp',
         );
-        await this.conn.run(`INSERT OR REPLACE INTO ${name} SELECT * FROM ${name}_staging`);
+        await this.conn.run(
+          this.spec.keepHeldWhen === undefined
+            ? `INSERT OR REPLACE INTO ${name} SELECT * FROM ${name}_staging`
+            : `INSERT INTO ${name} SELECT * FROM ${name}_staging ${onConflictUpdate(this.spec)}`,
+        );
       },
       `${name}_staging`,
     );

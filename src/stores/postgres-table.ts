@@ -7,6 +7,7 @@ import {
   checkTableLayout,
   columnsToAdd,
   dedupe,
+  onConflictUpdate,
   type PageQuery,
   pageLimit,
   seriesColumn,
@@ -103,13 +104,9 @@ export class PostgresTable<T> implements Table<T> {
   async write(values: readonly T[]): Promise<void> {
     if (values.length === 0) return;
     await this.migrate();
-    const { name, columns, key } = this.spec;
+    const { name, columns } = this.spec;
     const names = columns.map((c) => c.name);
     const unnest = `SELECT * FROM unnest(${columns.map((c, i) => `$${i + 1}::${ARRAY_TYPE[c.type]}`).join(', ')})`;
-    const update = names
-      .filter((n) => !key.includes(n))
-      .map((n) => `${n} = EXCLUDED.${n}`)
-      .join(', ');
     const rows = dedupe(this.spec, values);
     await inTransaction(this.pool, async (client) => {
       for (let i = 0; i < rows.length; i += 10_000) {
@@ -121,7 +118,7 @@ export class PostgresTable<T> implements Table<T> {
           }),
         );
         await client.query(
-          `INSERT INTO ${name} (${names.join(', ')}) ${unnest} ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${update}`,
+          `INSERT INTO ${name} (${names.join(', ')}) ${unnest} ${onConflictUpdate(this.spec)}`,
           params,
         );
       }

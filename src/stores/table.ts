@@ -28,6 +28,27 @@ export interface TableSpec<T> {
   /** Primary key columns: the first is the series, the second the time. */
   readonly key: readonly string[];
   readonly fromRow: (row: Record<string, unknown>) => T;
+  /**
+   * When the row stored under a key is kept rather than replaced by the one written: an SQL condition on the stored
+   * row (its columns qualified by `held`, the table's name) and the written one (`EXCLUDED.<column>`). Absent: the
+   * written row always replaces it (a plain upsert). For rows two writers may write in either order (the monitor's
+   * verdicts across a rebalance: `ERRORS_SPEC`).
+   */
+  readonly keepHeldWhen?: (held: string) => string;
+}
+
+/**
+ * The upsert's conflict clause for `spec` (both backends): every non-key column taken from the written row, unless
+ * `keepHeldWhen` says the stored one stays.
+ */
+export function onConflictUpdate<T>(spec: TableSpec<T>): string {
+  const update = spec.columns
+    .map((c) => c.name)
+    .filter((n) => !spec.key.includes(n))
+    .map((n) => `${n} = EXCLUDED.${n}`)
+    .join(', ');
+  const keep = spec.keepHeldWhen?.(spec.name);
+  return `ON CONFLICT (${spec.key.join(', ')}) DO UPDATE SET ${update}${keep === undefined ? '' : ` WHERE NOT (${keep})`}`;
 }
 
 /** Filters of a page read: the series, [from, to) on the time column, after a cursor, and equalities. */

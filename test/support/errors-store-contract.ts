@@ -149,6 +149,40 @@ export function errorsStoreContract(open: () => Promise<ErrorsStore>): void {
       await store.close();
     }
   });
+
+  it('a time-out written after the score of its prediction does not replace it; a score replaces a time-out (one row and many)', async () => {
+    // Two monitors across a rebalance write in either order: the member that lost the partition may store a time-out
+    // it held after the next owner stored the score. Nothing replaces a scored record (`supersedes`). Both write paths:
+    // one row, and more than a DuckDB write sends as one JSON statement (its appender).
+    const store = await open();
+    try {
+      for (const rows of [1, 150]) {
+        const pair = pairOf('K');
+        const at = (i: number) => T + i * M;
+        const timeOut = (i: number) => ({
+          ...sampleUnscorable(pair, at(i)),
+          reason: 'target_not_closed_in_time' as const,
+        });
+        const scored = Array.from({ length: rows }, (_, i) => sampleScored(pair, at(i)));
+        await store.write(scored);
+        await store.write(Array.from({ length: rows }, (_, i) => timeOut(i)));
+        assert.deepEqual(await store.history(pair, T, at(rows)), scored, `${rows}: the scores kept`);
+        // A score written again (a re-publication, another scoredAt) still replaces the score.
+        const again = scored.map((e) => ({ ...e, scoredAt: e.scoredAt + 1 }));
+        await store.write(again);
+        assert.deepEqual(await store.history(pair, T, at(rows)), again, `${rows}: a score replaces a score`);
+        // The other way round, the revision: a time-out, then its prediction scored after all.
+        const later = Array.from({ length: rows }, (_, i) => timeOut(rows + i));
+        await store.write(later);
+        assert.deepEqual(await store.history(pair, at(rows), at(2 * rows)), later);
+        const revised = Array.from({ length: rows }, (_, i) => sampleScored(pair, at(rows + i)));
+        await store.write(revised);
+        assert.deepEqual(await store.history(pair, at(rows), at(2 * rows)), revised, `${rows}: revised`);
+      }
+    } finally {
+      await store.close();
+    }
+  });
 }
 
 /** A location of its own for a test: raw SQL on it, and the errors store opened there. */

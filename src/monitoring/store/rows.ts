@@ -15,6 +15,10 @@ const bool = (x: unknown) => (x === null || x === undefined ? null : Boolean(x))
 export const ERRORS_SPEC: TableSpec<PredictionError> = {
   name: 'prediction_errors_v1',
   key: ['pair', 'window_end', 'model_name', 'model_version'],
+  // Nothing replaces a scored record (`supersedes`: only a scored record a time-out). A member that lost its partitions
+  // in a rebalance may store a time-out it held after the next owner stored the prediction's score: the upsert kept
+  // the last row written, the time-out.
+  keepHeldWhen: (held) => `${held}.status = 'scored' AND EXCLUDED.status <> 'scored'`,
   columns: [
     col('pair', 'text', (e) => e.pair),
     col('window_end', 'bigint', (e) => e.windowEnd),
