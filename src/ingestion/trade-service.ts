@@ -48,6 +48,15 @@ export const RESUME_REACH_MS = 60 * 60_000;
  */
 const RESUME_POINT_WATERMARK_MS = 60_000;
 
+/**
+ * How long a live source's watermarks may be held before its points are written at its trades instead: a source whose
+ * every pair is held (its only pair in a long refill: its watermarks wait until the refill reaches the present) wrote
+ * none until the refill ended, and a crash late in it restarted a pair quiet for longer than the log read back from the
+ * refill's start, every page read and published again (`resume-crash.test.ts`: 29 pages of 29, 509 trades twice).
+ * Twice the live sources' watermark interval (1 s), so a source whose watermarks flow writes at them only.
+ */
+const RESUME_POINT_HELD_MS = 2_000;
+
 /** What the trades stage keeps of each (exchange, pair) it publishes for a live source: its `trades.resume` record. */
 interface KeptPoint {
   record: ResumePointRecord;
@@ -84,6 +93,8 @@ interface PointWriter {
   signal: AbortSignal | undefined;
   dirty: Set<KeptPoint>;
   writing: Promise<void> | undefined;
+  /** When the source's last watermark came, or its points were last written at its trades (`RESUME_POINT_HELD_MS`). */
+  heldSince: number;
 }
 
 export class TradeService {
@@ -101,6 +112,7 @@ export class TradeService {
   private readonly storedCandles: readonly Candle[];
   private readonly resumeTailRecords: number;
   private readonly resumeReachMs: number;
+  private readonly resumePointHeldMs: number;
   /** Per (exchange, pair) of a live source: its point on `trades.resume` (see `keepPoint`); none resuming from a store. */
   private readonly kept: ByPair<KeptPoint> | undefined;
   /** One per live source whose points are kept: what is written at its watermarks, and at the stop (`run`). */
@@ -110,7 +122,8 @@ export class TradeService {
    * `storedCandles`: the newest candle of each pair an earlier process stored (`cryptocast run`, whose in-process bus
    * starts empty: see `resume`); given, no point is kept on `trades.resume` (the bus goes with the process).
    * `resumeTailRecords`, `resumeReachMs`: how much of `trades` a restart reads back (tests; default
-   * RESUME_TAIL_RECORDS a partition and RESUME_REACH_MS before the log's end).
+   * RESUME_TAIL_RECORDS a partition and RESUME_REACH_MS before the log's end). `resumePointHeldMs`: tests (default
+   * RESUME_POINT_HELD_MS).
    */
   constructor(
     bus: Bus,
@@ -119,6 +132,7 @@ export class TradeService {
       storedCandles?: readonly Candle[];
       resumeTailRecords?: number;
       resumeReachMs?: number;
+      resumePointHeldMs?: number;
     } = {},
   ) {
     this.bus = bus;
@@ -126,6 +140,7 @@ export class TradeService {
     this.storedCandles = opts.storedCandles ?? [];
     this.resumeTailRecords = opts.resumeTailRecords ?? RESUME_TAIL_RECORDS;
     this.resumeReachMs = opts.resumeReachMs ?? RESUME_REACH_MS;
+    this.resumePointHeldMs = opts.resumePointHeldMs ?? RESUME_POINT_HELD_MS;
     this.kept =
       opts.storedCandles === undefined
         ? new ByPair((exchange, pair) => ({
@@ -247,7 +262,7 @@ export class TradeService {
   sink(name: string, signal?: AbortSignal, keepsPoints = false): SourceSink {
     let writer: PointWriter | undefined;
     if (keepsPoints) {
-      writer = { source: name, signal, dirty: new Set(), writing: undefined };
+      writer = { source: name, signal, dirty: new Set(), writing: undefined, heldSince: Date.now() };
       this.pointWriters.push(writer);
     }
     return {
@@ -274,12 +289,27 @@ export class TradeService {
           throw err;
         });
         this.counted(published);
-        if (writer !== undefined && published.length > 0) this.keepPoints(writer, published, undefined);
+        if (writer !== undefined && published.length > 0) {
+          this.keepPoints(writer, published, undefined);
+          // Its watermarks held (a refill, delivered oldest first, so the point never skips a trade not yet published):
+          // written now, at most every RESUME_POINT_HELD_MS, rather than when the refill ends. The trades are out: a
+          // point not written (a stop while the broker is away) stays to write, it does not refuse them.
+          if (Date.now() - writer.heldSince >= this.resumePointHeldMs) {
+            writer.heldSince = Date.now();
+            await this.flushPoints(writer, false).catch((err: unknown) =>
+              log.warn(
+                { err, source: name },
+                'resume points not written during a refill: written at the next watermark',
+              ),
+            );
+          }
+        }
       },
       watermark: async (wm: Watermark) => {
         await this.durably(name, signal, () => this.bus.publish<TradeEvent>(topics.trades, [wm]));
         this.stats.watermarks++;
         if (writer !== undefined) {
+          writer.heldSince = Date.now();
           this.keepPoints(writer, [], wm);
           await this.flushPoints(writer, false);
         }

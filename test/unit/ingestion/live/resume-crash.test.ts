@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { KrakenWsSource } from '../../../../src/ingestion/live/kraken-ws.ts';
+import { TradeService } from '../../../../src/ingestion/trade-service.ts';
+import { type Bus, partitionFor } from '../../../../src/runtime/bus.ts';
+import { InProcessBus } from '../../../../src/runtime/in-process-bus.ts';
+import { topics } from '../../../../src/schemas/topics.ts';
+import type { Trade, TradeEvent } from '../../../../src/schemas/trade.ts';
+import { collectValues } from '../../../support/collect.ts';
+import { until } from '../../../support/exchanges/base.ts';
+import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
+import { FAST_CONNECTOR, range } from '../../../support/exchanges/harness.ts';
+import { KrakenServer } from '../../../support/exchanges/kraken.ts';
+
+/**
+ * The trades stage killed in the middle of a long restart refill of its only pair (a crash: nothing written at a
+ * stop), then restarted. While the refill goes on the pair's watermarks are held, and its point on `trades.resume` was
+ * written only at its source's watermarks: a single-pair source wrote none until the refill ended. How far the next
+ * restart reads the refill again depends on what it finds of it: the `trades` log's tail and last hour (restarted soon)
+ * or, for a pair quiet for longer than that, `trades.resume` alone.
+ */
+const PAIR = 'BTC/USDT';
+/** Another exchange's pair on the same `trades` partition, busy while PAIR is quiet. */
+const BUSY = 'SOL/USD';
+const real = krakenRecordedTrades(); // 1,000 real trades, consecutive ids
+const firstId = real[0]!.id;
+const PAGE = 20;
+/** The crash comes as the refill asks for this page of its 45 (ids 100..999, 20 a page). */
+const CRASH_AT_PAGE = 30;
+/** The stretch of `trades` a restart reads back, small so the test need not wait an hour. */
+const READ_BACK = { resumeTailRecords: 50, resumeReachMs: 300 };
+/**
+ * A source's points are written at its trades once its watermarks have been held this long (the default is 2 s of a
+ * 1-s watermark; here the connector's watermarks come every 25 ms and its pages every 20 ms).
+ */
+const HELD_MS = 100;
+/** Pages of the refill that can come in HELD_MS, and one more whose point was in flight at the crash. */
+const MOST_PAGES_REREAD = HELD_MS / 20 + 2;
+
+/**
+ * An in-process bus (the log outlives the stage, as Kafka's) that refuses every publish once `crashed.now`: the dead
+ * process's; the restarted one publishes on the log itself.
+ */
+function crashableBus(crashed: { now: boolean }): { bus: Bus; log: InProcessBus } {
+  const log = new InProcessBus();
+  const bus = new Proxy(log, {
+    get(target, prop, receiver) {
+      if (prop === 'publish')
+        return async (t: never, values: never) => {
+          if (crashed.now) throw new Error('the process is dead (injected)');
+          return target.publish(t, values);
+        };
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  return { bus, log };
+}
+
+function tradesStage(bus: Bus, srv: KrakenServer) {
+  const service = new TradeService(bus, { ...READ_BACK, resumePointHeldMs: HELD_MS });
+  const source = new KrakenWsSource({
+    pairs: [PAIR],
+    wsUrl: srv.wsUrl,
+    restUrl: srv.restUrl,
+    ...FAST_CONNECTOR,
+    restMinIntervalMs: 20,
+  });
+  const abort = new AbortController();
+  const done = service.run([source], abort.signal).catch((err: unknown) => err);
+  return {
+    service,
+    source,
+    stop: async () => {
+      abort.abort();
+      return done;
+    },
+  };
+}
+
+const tradeIds = (values: readonly TradeEvent[]) =>
+  values.filter((v): v is Trade => v.type === 'trade').map((t) => Number(t.tradeId) - firstId);
+
+/** Ids that are on the topic more than once. */
+const repeated = (ids: readonly number[]) => ids.filter((id, i) => ids.indexOf(id) !== i);
+
+async function crashInLongRefill(quiet: boolean) {
+  const srv = await new KrakenServer().listen();
+  srv.pageSize = PAGE;
+  const crashed = { now: false };
+  const { bus, log } = crashableBus(crashed);
+  try {
+    const onTopic = await collectValues(log, topics.trades);
+    const first = tradesStage(bus, srv);
+    await until(() => first.source.subscribed.includes(PAIR));
+    srv.publish(PAIR, real.slice(0, 100));
+    await until(() => tradeIds(onTopic).length === 100, 10_000, 'the first 100 trades');
+    await first.stop();
+
+    // Down while 900 trades were made: the restart's refill is 45 pages; the process dies as it asks for the 30th.
+    srv.record(PAIR, real.slice(100, 1_000));
+    const pagesBefore = srv.pagesServed.length;
+    const push = srv.pagesServed.push.bind(srv.pagesServed);
+    srv.pagesServed.push = (...rows) => {
+      const n = push(...rows);
+      if (n - pagesBefore === CRASH_AT_PAGE) crashed.now = true;
+      return n;
+    };
+    const second = tradesStage(bus, srv);
+    await until(() => crashed.now, 30_000, 'the crash in the refill');
+    void second.stop(); // a dead process: its stop's writes are refused as every publish is
+    const beforeCrash = tradeIds(onTopic).length;
+    // Pages overlap by the trades of their boundary instant (Kraken's `since` is a time): fewer than 20 new a page.
+    assert.ok(
+      beforeCrash > 400 && beforeCrash < 1_000,
+      `the pages before the crash are on the log: ${beforeCrash}`,
+    );
+
+    if (quiet) {
+      // PAIR quiet for longer than the reach (its stage down); meanwhile BUSY goes on, more records than the tail.
+      const stoppedAt = Date.now();
+      await until(() => Date.now() > stoppedAt + 2 * READ_BACK.resumeReachMs, 10_000, 'the reach passed');
+      const t0 = Date.now();
+      assert.equal(
+        partitionFor(BUSY, topics.trades.partitions),
+        partitionFor(PAIR, topics.trades.partitions),
+      );
+      await log.publish(
+        topics.trades,
+        Array.from(
+          { length: 200 },
+          (_, i): TradeEvent => ({ v: 1, type: 'watermark', exchange: 'coinbase', pair: BUSY, ts: t0 + i }),
+        ),
+      );
+    }
+
+    const pagesAtRestart = srv.pagesServed.length;
+    const third = tradesStage(log, srv);
+    await until(() => tradeIds(onTopic).includes(999), 30_000, 'the rest of the refill');
+    await third.stop();
+    const ids = tradeIds(onTopic);
+    const reread = srv.pagesServed
+      .slice(pagesAtRestart)
+      .filter((p) => (p.lastId ?? 0) - firstId < beforeCrash);
+    return {
+      ids,
+      repeated: repeated(ids),
+      pagesReread: reread.length,
+      recovered: third.source.stats.recovered,
+    };
+  } finally {
+    await log.close();
+    await srv.close();
+  }
+}
+
+describe('a crash late in a long refill of a single-pair source', () => {
+  it('restarted soon: the log read back knows where the refill stood (nothing published twice)', async () => {
+    const r = await crashInLongRefill(false);
+    assert.deepEqual(r.repeated, []);
+    assert.deepEqual(r.ids, range(0, 999), 'every trade once, in order');
+    assert.ok(r.pagesReread <= 1, `pages of the refill read again: ${r.pagesReread}`);
+  });
+
+  it('quiet for longer than the log read back: restarted from where the refill stood, not from its start', async () => {
+    const r = await crashInLongRefill(true);
+    const said = `${r.pagesReread} pages of the refill read again, ${r.repeated.length} trades published twice`;
+    assert.ok(r.pagesReread <= MOST_PAGES_REREAD, said);
+    assert.ok(r.repeated.length <= r.pagesReread * PAGE, said);
+    assert.deepEqual(
+      [...new Set(r.ids)].sort((a, b) => a - b),
+      range(0, 999),
+      'every trade, none lost',
+    );
+  });
+});
