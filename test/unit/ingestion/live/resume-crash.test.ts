@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { CandleService } from '../../../../src/candles/candle-service.ts';
 import { KrakenWsSource } from '../../../../src/ingestion/live/kraken-ws.ts';
 import { TradeService } from '../../../../src/ingestion/trade-service.ts';
 import { type Bus, partitionFor } from '../../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../../src/runtime/in-process-bus.ts';
+import type { Candle } from '../../../../src/schemas/candle.ts';
+import type { DeadLetter } from '../../../../src/schemas/dlq.ts';
+import type { ResumePointRecord } from '../../../../src/schemas/resume-point.ts';
 import { topics } from '../../../../src/schemas/topics.ts';
 import type { Trade, TradeEvent } from '../../../../src/schemas/trade.ts';
 import { collectValues } from '../../../support/collect.ts';
 import { until } from '../../../support/exchanges/base.ts';
-import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
+import { type KrakenTrade, krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
 import { FAST_CONNECTOR, range } from '../../../support/exchanges/harness.ts';
 import { KrakenServer } from '../../../support/exchanges/kraken.ts';
 
@@ -173,4 +177,118 @@ describe('a crash late in a long refill of a single-pair source', () => {
       'every trade, none lost',
     );
   });
+});
+
+/**
+ * The case the resume point's doc names: the stage killed between a batch published and its source's next watermark,
+ * the point a batch behind, and the pair then quiet for longer than the log read back: the restart's refill publishes
+ * that batch again on `trades`. The candle stage drops it by trade id: its windows are still open (no watermark came
+ * after the batch, and a batch of a live stream spans less than the grace), so it holds their trades' ids in memory,
+ * or, restarted itself, reads them again from its commit (never past the oldest trade of an open window).
+ */
+describe('a crash between a batch and the next watermark: the batch published again reaches no candle twice', () => {
+  for (const candlesRestarted of [false, true])
+    it(
+      candlesRestarted ? 'the candle stage restarted meanwhile' : 'the candle stage running on',
+      async () => {
+        // The trades of the current minute, early in it: their window stays open until the test closes it.
+        while (Date.now() % 60_000 > 30_000) await new Promise((r) => setTimeout(r, 200));
+        const t0 = Date.now();
+        const now = (i: number): KrakenTrade => ({ ...real[i]!, time: ((t0 + i * 10) / 1_000).toFixed(6) });
+        const srv = await new KrakenServer().listen();
+        const crashed = { now: false };
+        const { bus, log } = crashableBus(crashed);
+        // Killed once the batch holding trade 109 is on the log: its next watermark, and its point, never written.
+        const publish = log.publish.bind(log);
+        log.publish = (async (t: never, values: readonly TradeEvent[]) => {
+          await publish(t, values as never);
+          if (values.some((v) => v.type === 'trade' && Number(v.tradeId) === firstId + 109))
+            crashed.now = true;
+        }) as InProcessBus['publish'];
+        let candles = new CandleService({ bus: log, latePolicy: 'revise' });
+        try {
+          await candles.start();
+          const onTopic = await collectValues(log, topics.trades);
+          const first = tradesStage(bus, srv);
+          await until(() => first.source.subscribed.includes(PAIR));
+          srv.publish(
+            PAIR,
+            range(0, 99).map((i) => now(i)),
+          );
+          const points = async () =>
+            (await log.readTail<ResumePointRecord>(topics.tradesResume, 100)).map((r) => r.value);
+          let written: ResumePointRecord[] = [];
+          await until(
+            () => {
+              void points().then((p) => {
+                written = p;
+              });
+              return written.some((p) => p.lastId === firstId + 99);
+            },
+            10_000,
+            'the point of the first 100 at a watermark',
+          );
+          srv.publish(
+            PAIR,
+            range(100, 109).map((i) => now(i)),
+          );
+          await until(() => crashed.now, 10_000, 'the batch on the log, then the crash');
+          void first.stop();
+          assert.ok(
+            (await points()).every((p) => (p.lastId ?? 0) < firstId + 100),
+            'the point is a batch behind',
+          );
+
+          if (candlesRestarted) {
+            await candles.caughtUp();
+            await candles.stop();
+            candles = new CandleService({ bus: log, latePolicy: 'revise' });
+            await candles.start();
+          }
+          // Quiet for longer than the reach, while another exchange's pair on its partition goes on.
+          const stoppedAt = Date.now();
+          await until(() => Date.now() > stoppedAt + 2 * READ_BACK.resumeReachMs, 10_000, 'the reach passed');
+          await log.publish(
+            topics.trades,
+            Array.from(
+              { length: 200 },
+              (_, i): TradeEvent => ({
+                v: 1,
+                type: 'watermark',
+                exchange: 'coinbase',
+                pair: BUSY,
+                ts: t0 + i,
+              }),
+            ),
+          );
+          const second = tradesStage(log, srv);
+          await until(() => tradeIds(onTopic).length >= 120, 10_000, 'the batch published again');
+          await second.stop();
+          assert.deepEqual(
+            repeated(tradeIds(onTopic)),
+            range(100, 109),
+            'the batch behind the point is on trades twice',
+          );
+          // The minute closed (a watermark past it and its grace), and every candle out.
+          await log.publish<TradeEvent>(topics.trades, [
+            { v: 1, type: 'watermark', exchange: 'kraken', pair: PAIR, ts: t0 + 2 * 60_000 },
+          ]);
+          await candles.caughtUp();
+          const out = (await log.readTail<Candle>(topics.candles, 100))
+            .map((r) => r.value)
+            .filter((c) => c.pair === PAIR && !c.filled);
+          assert.equal(out.length, 1, 'one traded minute');
+          assert.equal(out[0]!.revision, 0, 'never revised');
+          assert.equal(out[0]!.trades, 110, 'each of the 110 trades counted once');
+          const late = (await log.readTail<DeadLetter>(topics.dlq, 100)).filter(
+            (r) => r.value.kind === 'late',
+          );
+          assert.deepEqual(late, [], 'none taken for a late trade');
+        } finally {
+          await candles.stop();
+          await log.close();
+          await srv.close();
+        }
+      },
+    );
 });
