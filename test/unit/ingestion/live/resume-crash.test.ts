@@ -12,9 +12,9 @@ import { topics } from '../../../../src/schemas/topics.ts';
 import type { Trade, TradeEvent } from '../../../../src/schemas/trade.ts';
 import { collectValues } from '../../../support/collect.ts';
 import { until } from '../../../support/exchanges/base.ts';
-import { type KrakenTrade, krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
+import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
 import { FAST_CONNECTOR, range } from '../../../support/exchanges/harness.ts';
-import { KrakenServer } from '../../../support/exchanges/kraken.ts';
+import { KrakenServer, type KrakenTrade } from '../../../support/exchanges/kraken.ts';
 
 /**
  * The trades stage killed in the middle of a long restart refill of its only pair (a crash: nothing written at a
