@@ -57,6 +57,15 @@ const RESUME_POINT_WATERMARK_MS = 60_000;
  */
 const RESUME_POINT_HELD_MS = 2_000;
 
+/**
+ * How long after a point was written the pair's trades it does not name can have been published (the point is written
+ * after them: at the next watermark, a second later; for watermarks alone every RESUME_POINT_WATERMARK_MS; held, within
+ * RESUME_POINT_HELD_MS). A restart that finds a pair on `trades.resume` only (quiet for longer than the log it reads
+ * back) reads the log for this long after the point's write: what a crash left behind the point is on the log there,
+ * and is marked seen instead of being published again (`resume-crash.test.ts`).
+ */
+const RESUME_POINT_LAG_MS = 2 * RESUME_POINT_WATERMARK_MS;
+
 /** What the trades stage keeps of each (exchange, pair) it publishes for a live source: its `trades.resume` record. */
 interface KeptPoint {
   record: ResumePointRecord;
@@ -82,6 +91,18 @@ function keepLastSecond(k: KeptPoint): void {
   });
   k.record.recentIds = ids;
   k.recentTs = ts;
+}
+
+/** Takes a published trade into a pair's point (its newest id and time, and its id among the last second's). */
+function carry(k: KeptPoint, t: Trade): void {
+  const r = k.record;
+  const id = Number(t.tradeId);
+  if (Number.isSafeInteger(id) && id >= 0 && id > (r.lastId ?? -1)) r.lastId = id;
+  if (t.tradeTs > (r.lastTs ?? Number.NEGATIVE_INFINITY)) r.lastTs = t.tradeTs;
+  k.recentTs.push(t.tradeTs);
+  r.recentIds.push(t.tradeId);
+  // Between writes too: a pair's watermarks are held through a long refill, and its ids would pile up to the end.
+  if (k.recentTs.length > RECENT_IDS_TRIM_AT) keepLastSecond(k);
 }
 
 /**
@@ -113,6 +134,7 @@ export class TradeService {
   private readonly resumeTailRecords: number;
   private readonly resumeReachMs: number;
   private readonly resumePointHeldMs: number;
+  private readonly resumePointLagMs: number;
   /** Per (exchange, pair) of a live source: its point on `trades.resume` (see `keepPoint`); none resuming from a store. */
   private readonly kept: ByPair<KeptPoint> | undefined;
   /** One per live source whose points are kept: what is written at its watermarks, and at the stop (`run`). */
@@ -122,8 +144,8 @@ export class TradeService {
    * `storedCandles`: the newest candle of each pair an earlier process stored (`cryptocast run`, whose in-process bus
    * starts empty: see `resume`); given, no point is kept on `trades.resume` (the bus goes with the process).
    * `resumeTailRecords`, `resumeReachMs`: how much of `trades` a restart reads back (tests; default
-   * RESUME_TAIL_RECORDS a partition and RESUME_REACH_MS before the log's end). `resumePointHeldMs`: tests (default
-   * RESUME_POINT_HELD_MS).
+   * RESUME_TAIL_RECORDS a partition and RESUME_REACH_MS before the log's end). `resumePointHeldMs`, `resumePointLagMs`: tests
+   * (default RESUME_POINT_HELD_MS, RESUME_POINT_LAG_MS; a lag of 0 reads nothing after a quiet pair's point).
    */
   constructor(
     bus: Bus,
@@ -133,6 +155,7 @@ export class TradeService {
       resumeTailRecords?: number;
       resumeReachMs?: number;
       resumePointHeldMs?: number;
+      resumePointLagMs?: number;
     } = {},
   ) {
     this.bus = bus;
@@ -141,6 +164,7 @@ export class TradeService {
     this.resumeTailRecords = opts.resumeTailRecords ?? RESUME_TAIL_RECORDS;
     this.resumeReachMs = opts.resumeReachMs ?? RESUME_REACH_MS;
     this.resumePointHeldMs = opts.resumePointHeldMs ?? RESUME_POINT_HELD_MS;
+    this.resumePointLagMs = opts.resumePointLagMs ?? RESUME_POINT_LAG_MS;
     this.kept =
       opts.storedCandles === undefined
         ? new ByPair((exchange, pair) => ({
@@ -213,9 +237,15 @@ export class TradeService {
         (c): TradeEvent => ({ v: 1, type: 'watermark', exchange: c.exchange, pair: c.pair, ts: c.windowEnd }),
       ),
     );
+    /** The points carried on from `trades.resume`, and when each was written (its record's time on the topic). */
+    const carried = new Map<string, { k: KeptPoint; writtenAt: number }>();
     const take = (e: TradeEvent) => {
       points.add(e);
-      if (e.type === 'trade') this.dedup.accept(e);
+      if (e.type !== 'trade' || !this.dedup.accept(e)) return;
+      // The log knows better than a point carried on (written before a crash, or before trades it missed): the pair's
+      // next point starts from what the log holds, should it trade no more.
+      const c = carried.get(`${e.exchange}|${e.pair}`);
+      if (c !== undefined) carry(c.k, e);
     };
     // The points kept on `trades.resume` (compacted: one per pair, read whole): a pair quiet for longer than the stretch
     // of the log read below (its exchange down, or not followed for a while) is found there, and refilled from where
@@ -223,7 +253,7 @@ export class TradeService {
     let kept = 0;
     if (keepsPoints)
       await this.bus.readPages(topics.tradesResume, (page) => {
-        for (const { value: r } of page) {
+        for (const { value: r, timestamp } of page) {
           kept++;
           points.addPoint(r);
           for (const tradeId of r.recentIds)
@@ -233,6 +263,7 @@ export class TradeService {
           k.record = { ...r, recentIds: [...r.recentIds] };
           k.recentTs = r.recentIds.map(() => r.lastTs ?? Number.NEGATIVE_INFINITY);
           k.writtenWatermarkTs = r.watermarkTs ?? Number.NEGATIVE_INFINITY;
+          carried.set(`${r.exchange}|${r.pair}`, { k, writtenAt: timestamp });
         }
       });
     // The hour before the log's end too, a page at a time (folded, not held): the tail of each partition misses a
@@ -251,9 +282,30 @@ export class TradeService {
         { since: logEnd - this.resumeReachMs },
       );
     for (const r of tail) take(r.value);
+    // A point written before the stretch read above (its pair quiet since) may be behind the log: a crash before the
+    // point's next write left the trades published meanwhile out of it, and the refill from it would publish them
+    // again — to a candle stage restarted since, late trades of a minute it closed: counted twice under `revise`
+    // (`resume-crash.test.ts`). They were published within RESUME_POINT_LAG_MS of the point's write: read there.
+    let afterPoints = 0;
+    if (tail.length > 0 && this.resumePointLagMs > 0)
+      for (const [key, c] of carried) {
+        if (c.writtenAt >= logEnd - this.resumeReachMs) continue;
+        await this.bus.readPages(
+          topics.trades,
+          (page) => {
+            for (const r of page)
+              if (`${r.value.exchange}|${r.value.pair}` === key) {
+                afterPoints++;
+                take(r.value);
+              }
+          },
+          { since: c.writtenAt - REFILL_OVERLAP_MS, until: c.writtenAt + this.resumePointLagMs },
+        );
+      }
+    for (const { k } of carried.values()) keepLastSecond(k);
     for (const s of sources) s.resumeFrom?.(points);
     log.info(
-      { records: tail.length, lastHourRecords: older, keptPoints: kept },
+      { records: tail.length, lastHourRecords: older, keptPoints: kept, afterQuietPoints: afterPoints },
       'resuming live sources from trades.resume, the tail of trades and its last hour',
     );
   }
@@ -328,20 +380,13 @@ export class TradeService {
    * source's next watermark (about once a second: after every batch, it was a second awaited publish per exchange
    * frame, 0.4–0.5× the trades a second on Kafka, docs/benchmarks.md) and at the stop; for watermarks alone at most every
    * RESUME_POINT_WATERMARK_MS. A point written late (a crash before that watermark) is behind the log by up to a second
-   * of trades: the restart's read of the log's last hour knows better, but for a pair quiet for longer, those trades
-   * would be published again (at least once, as a dead letter is).
+   * of trades: the restart's read of the log's last hour knows better, and for a pair quiet for longer its read of the
+   * log just after the point's write (RESUME_POINT_LAG_MS).
    */
   private keepPoints(writer: PointWriter, published: readonly Trade[], wm: Watermark | undefined): void {
     for (const t of published) {
       const k = this.kept!.get(t.exchange, t.pair);
-      const r = k.record;
-      const id = Number(t.tradeId);
-      if (Number.isSafeInteger(id) && id >= 0 && id > (r.lastId ?? -1)) r.lastId = id;
-      if (t.tradeTs > (r.lastTs ?? Number.NEGATIVE_INFINITY)) r.lastTs = t.tradeTs;
-      k.recentTs.push(t.tradeTs);
-      r.recentIds.push(t.tradeId);
-      // Between writes too: a pair's watermarks are held through a long refill, and its ids would pile up to the end.
-      if (k.recentTs.length > RECENT_IDS_TRIM_AT) keepLastSecond(k);
+      carry(k, t);
       writer.dirty.add(k);
     }
     if (wm !== undefined && wm.final !== true) {

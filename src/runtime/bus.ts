@@ -75,6 +75,12 @@ export interface ReadPagesOptions extends ReadTailOptions {
    * stage's resume points: an hour before the log's end).
    */
   since?: number;
+  /**
+   * Epoch ms: each partition is read up to its last record appended at or before it (Kafka: up to the offset
+   * ListOffsets finds for the next millisecond) instead of its end as of the call. With `since`, a stretch of a long
+   * topic: the trades stage reads the log just after a resume point it has only on `trades.resume`.
+   */
+  until?: number;
 }
 
 /** readPages' default page: a few hundred kB of parsed records. */

@@ -236,6 +236,10 @@ export class InProcessBus implements Bus {
     // The ends as of this call: what is appended while the pages are handed is not read.
     const ends = tl.partitions.map((pl) => pl.end);
     for (const [p, pl] of tl.partitions.entries()) {
+      // Up to the last record at or before `until` (appended in time order).
+      if (options.until !== undefined)
+        while (ends[p]! > pl.base && pl.records[ends[p]! - 1 - pl.base]!.timestamp > options.until)
+          ends[p]!--;
       let from = pl.base;
       // Appended in time order (one clock): the first record at or after `since`, as Kafka's ListOffsets finds it.
       if (options.since !== undefined)

@@ -363,6 +363,21 @@ export function busContract(open: () => Promise<BusUnderTest>): void {
     );
     assert.deepEqual(await read(0), [0, 1, 2, 10], 'since the epoch: everything');
     assert.deepEqual(await read(since + 3_600_000), [], 'since a time after every record: nothing');
+    const upTo = async (until: number, from?: number) => {
+      const got: number[] = [];
+      await bus.readPages(twoPartitions, (page) => void got.push(...page.map((r) => r.value.n)), {
+        until,
+        ...(from === undefined ? {} : { since: from }),
+      });
+      return got.sort((a, b) => a - b);
+    };
+    assert.deepEqual(
+      await upTo(newestBefore),
+      [0, 1, 2],
+      'until a time: up to the last record at or before it',
+    );
+    assert.deepEqual(await upTo(since, since), [10], 'since and until the same time: what was appended then');
+    assert.deepEqual(await upTo(0), [], 'until a time before every record: nothing');
   });
   it('subscribe with startAt: a fresh group starts each listed partition there (clamped to the log), the others at from', async () => {
     const { bus } = await open();

@@ -473,7 +473,8 @@ export class KafkaBus implements Bus {
     const read: PagedRead = {};
     const gaveUp =
       signal === undefined ? this.closing.signal : AbortSignal.any([this.closing.signal, signal]);
-    const attempt = () => this.readPagesOnce(topic, onPage, pageSize, read, signal, gaveUp, options.since);
+    const attempt = () =>
+      this.readPagesOnce(topic, onPage, pageSize, read, signal, gaveUp, options.since, options.until);
     try {
       if (signal === undefined) return await this.waitForBroker(attempt);
       return await orAbort(this.waitForBroker(attempt, gaveUp), signal);
@@ -491,14 +492,21 @@ export class KafkaBus implements Bus {
     signal: AbortSignal | undefined,
     gaveUp: AbortSignal,
     since: number | undefined,
+    until: number | undefined,
   ): Promise<void> {
     const name = this.name(topic as Topic<unknown>);
     if (read.positions === undefined) {
       if (!this.ensured.has(topic.name) && !(await this.getAdmin().listTopics()).includes(name)) return;
       const { earliest, latest } = await this.offsets(name);
       const atSince = since === undefined ? undefined : await this.offsetsAt(name, since);
+      // The first record after `until` ends the partition's read (-1: none after it, read to its end).
+      const afterUntil = until === undefined ? undefined : await this.offsetsAt(name, until + 1);
+      const ends = latest.map((end, p) => {
+        const at = afterUntil?.[p] ?? -1n;
+        return at >= 0n && at < end ? at : end;
+      });
       const positions = new Map<number, bigint>();
-      latest.forEach((end, p) => {
+      ends.forEach((end, p) => {
         let first = earliest[p] ?? 0n;
         if (atSince !== undefined) {
           // No record at or after `since` (-1): nothing of the partition is read.
@@ -508,7 +516,7 @@ export class KafkaBus implements Bus {
         if (first < end) positions.set(p, first);
       });
       // The ends as of this call: what is appended while the pages are handed is not read.
-      read.ends = latest;
+      read.ends = ends;
       read.positions = positions;
     }
     const { positions, ends } = read as Required<PagedRead>;

@@ -61,8 +61,13 @@ function crashableBus(crashed: { now: boolean }): { bus: Bus; log: InProcessBus 
   return { bus, log };
 }
 
-function tradesStage(bus: Bus, srv: KrakenServer) {
-  const service = new TradeService(bus, { ...READ_BACK, resumePointHeldMs: HELD_MS });
+/** `afterPointMs`: how long after a quiet pair's point the restart reads the log (0: not at all, the held writes alone). */
+function tradesStage(bus: Bus, srv: KrakenServer, afterPointMs?: number) {
+  const service = new TradeService(bus, {
+    ...READ_BACK,
+    resumePointHeldMs: HELD_MS,
+    resumePointLagMs: afterPointMs,
+  });
   const source = new KrakenWsSource({
     pairs: [PAIR],
     wsUrl: srv.wsUrl,
@@ -139,7 +144,9 @@ async function crashInLongRefill(quiet: boolean) {
     }
 
     const pagesAtRestart = srv.pagesServed.length;
-    const third = tradesStage(log, srv);
+    // The refill ran within a minute of the point written at the first stage's stop, so the read after it would find
+    // its pages too: off, the points written during the refill are what the restart has.
+    const third = tradesStage(log, srv, 0);
     await until(() => tradeIds(onTopic).includes(999), 30_000, 'the rest of the refill');
     await third.stop();
     const ids = tradeIds(onTopic);
@@ -180,19 +187,18 @@ describe('a crash late in a long refill of a single-pair source', () => {
 });
 
 /**
- * The case the resume point's doc names: the stage killed between a batch published and its source's next watermark,
- * the point a batch behind, and the pair then quiet for longer than the log read back: the restart's refill publishes
- * that batch again on `trades`. The candle stage drops it by trade id: its windows are still open (no watermark came
- * after the batch, and a batch of a live stream spans less than the grace), so it holds their trades' ids in memory,
- * or, restarted itself, reads them again from its commit (never past the oldest trade of an open window).
+ * The case the resume point's doc named: the stage killed between a batch published and its source's next watermark,
+ * the point a batch behind, and the pair then quiet for longer than the log read back: the restart's refill published
+ * that batch again on `trades`. The candle stage dropped it by trade id: its windows still open (no watermark came
+ * after the batch, and a batch of a live stream spans less than the grace), it holds their trades' ids in memory, or,
+ * restarted itself, reads them again from its commit (never past the oldest trade of an open window). The restart now
+ * reads the log just after the point's write (RESUME_POINT_LAG_MS), and the batch is not published again at all.
  */
-describe('a crash between a batch and the next watermark: the batch published again reaches no candle twice', () => {
+describe('a crash between a batch and the next watermark: the batch is not published again, and no candle counts it twice', () => {
   for (const candlesRestarted of [false, true])
     it(
       candlesRestarted ? 'the candle stage restarted meanwhile' : 'the candle stage running on',
       async () => {
-        // The trades of the current minute, early in it: their window stays open until the test closes it.
-        while (Date.now() % 60_000 > 30_000) await new Promise((r) => setTimeout(r, 200));
         const t0 = Date.now();
         const now = (i: number): KrakenTrade => ({ ...real[i]!, time: ((t0 + i * 10) / 1_000).toFixed(6) });
         const srv = await new KrakenServer().listen();
@@ -262,24 +268,30 @@ describe('a crash between a batch and the next watermark: the batch published ag
             ),
           );
           const second = tradesStage(log, srv);
-          await until(() => tradeIds(onTopic).length >= 120, 10_000, 'the batch published again');
+          await until(() => second.source.subscribed.includes(PAIR));
+          srv.publish(PAIR, [{ ...real[110]!, time: (Date.now() / 1_000).toFixed(6) }]);
+          await until(() => tradeIds(onTopic).includes(110), 10_000, 'a trade after the restart');
           await second.stop();
-          assert.deepEqual(
-            repeated(tradeIds(onTopic)),
-            range(100, 109),
-            'the batch behind the point is on trades twice',
-          );
-          // The minute closed (a watermark past it and its grace), and every candle out.
+          // Before the restart read the log after a point it had only on trades.resume, the batch was on `trades`
+          // twice here (ids 100-109), and the candle stage dropped the copies by id (one candle, 110 trades).
+          assert.deepEqual(repeated(tradeIds(onTopic)), [], 'the batch behind the point not published again');
+          // The minutes closed (a watermark past them and their grace), and every candle out.
           await log.publish<TradeEvent>(topics.trades, [
-            { v: 1, type: 'watermark', exchange: 'kraken', pair: PAIR, ts: t0 + 2 * 60_000 },
+            { v: 1, type: 'watermark', exchange: 'kraken', pair: PAIR, ts: Date.now() + 2 * 60_000 },
           ]);
           await candles.caughtUp();
           const out = (await log.readTail<Candle>(topics.candles, 100))
             .map((r) => r.value)
             .filter((c) => c.pair === PAIR && !c.filled);
-          assert.equal(out.length, 1, 'one traded minute');
-          assert.equal(out[0]!.revision, 0, 'never revised');
-          assert.equal(out[0]!.trades, 110, 'each of the 110 trades counted once');
+          assert.ok(
+            out.every((c) => c.revision === 0),
+            'never revised',
+          );
+          assert.equal(
+            out.reduce((n, c) => n + (c.trades ?? 0), 0),
+            111,
+            'each of the 111 trades counted once',
+          );
           const late = (await log.readTail<DeadLetter>(topics.dlq, 100)).filter(
             (r) => r.value.kind === 'late',
           );
@@ -291,4 +303,122 @@ describe('a crash between a batch and the next watermark: the batch published ag
         }
       },
     );
+});
+
+/**
+ * What the candle stage cannot drop: a stretch behind the point whose own trades closed a window (a refill's pages,
+ * delivered oldest first while the pair's watermarks are held, span minutes), and a candle stage restarted since, which
+ * holds no ids of a closed window. The batch published again on the restart is late for that minute: under `revise` a
+ * revision counting its trades twice. Here the refill writes no point at all (`resumePointHeldMs` an hour): the same
+ * as a crash within RESUME_POINT_HELD_MS of its last write.
+ */
+describe('a crash behind the point in a refill whose pages closed a minute: the restart publishes none of it again', () => {
+  it('the candle stage restarted twice meanwhile, under revise: every minute counts each trade once', async () => {
+    // A minute boundary ahead: the refill's trades, made while the stage was down, span it and 10 s past it, no more
+    // than 60 s after they are received (later would be refused as implausible): at most 50 s ahead.
+    while (Date.now() % 60_000 < 10_000) await new Promise((r) => setTimeout(r, 200));
+    const boundary = Math.ceil(Date.now() / 60_000) * 60_000;
+    const srv = await new KrakenServer().listen();
+    srv.pageSize = PAGE;
+    const crashed = { now: false };
+    const { bus, log } = crashableBus(crashed);
+    const stage = (on: Bus, heldMs: number) => {
+      const service = new TradeService(on, { ...READ_BACK, resumePointHeldMs: heldMs });
+      const source = new KrakenWsSource({
+        pairs: [PAIR],
+        wsUrl: srv.wsUrl,
+        restUrl: srv.restUrl,
+        ...FAST_CONNECTOR,
+        restMinIntervalMs: 20,
+      });
+      const abort = new AbortController();
+      const done = service.run([source], abort.signal).catch((err: unknown) => err);
+      const stop = () => {
+        abort.abort();
+        return done;
+      };
+      return { source, stop };
+    };
+    let candles = new CandleService({ bus: log, latePolicy: 'revise' });
+    try {
+      await candles.start();
+      const onTopic = await collectValues(log, topics.trades);
+      const t0 = Date.now();
+      const first = stage(bus, HELD_MS);
+      await until(() => first.source.subscribed.includes(PAIR));
+      srv.publish(
+        PAIR,
+        range(0, 99).map((i) => ({ ...real[i]!, time: ((t0 + i) / 1_000).toFixed(6) })),
+      );
+      await until(() => tradeIds(onTopic).length === 100, 10_000, 'the first 100 trades');
+      await first.stop();
+
+      // 900 trades from now to 10 s past the boundary: the refill's 45 pages; the stage dies as it asks for the last.
+      const from = Date.now() + 100;
+      const step = (boundary + 10_000 - from) / 900;
+      srv.record(
+        PAIR,
+        range(100, 999).map((i) => ({ ...real[i]!, time: ((from + (i - 100) * step) / 1_000).toFixed(6) })),
+      );
+      const pagesBefore = srv.pagesServed.length;
+      const push = srv.pagesServed.push.bind(srv.pagesServed);
+      srv.pagesServed.push = (...rows) => {
+        const n = push(...rows);
+        if (n - pagesBefore === 45) crashed.now = true;
+        return n;
+      };
+      const second = stage(bus, 60 * 60_000);
+      await until(() => crashed.now, 30_000, 'the crash in the refill');
+      void second.stop();
+      await candles.caughtUp();
+      const closed = (await log.readTail<Candle>(topics.candles, 100)).map((r) => r.value);
+      assert.ok(
+        closed.some((c) => c.pair === PAIR && c.windowEnd === boundary),
+        'the minute before the boundary closed by the refill',
+      );
+      // Quiet for longer than the reach, while another exchange's pair on its partition goes on. The candle stage is
+      // restarted twice meanwhile: under `revise` it commits behind the windows it closed itself (a restart reads
+      // their trades again, and knows their ids), not behind those it took back from what it had published.
+      await candles.stop();
+      candles = new CandleService({ bus: log, latePolicy: 'revise' });
+      await candles.start();
+      const stoppedAt = Date.now();
+      await until(() => Date.now() > stoppedAt + 2 * READ_BACK.resumeReachMs, 10_000, 'the reach passed');
+      await log.publish(
+        topics.trades,
+        Array.from(
+          { length: 200 },
+          (_, i): TradeEvent => ({ v: 1, type: 'watermark', exchange: 'coinbase', pair: BUSY, ts: t0 + i }),
+        ),
+      );
+      await candles.caughtUp();
+      await candles.stop();
+      candles = new CandleService({ bus: log, latePolicy: 'revise' });
+      await candles.start();
+      const third = stage(log, HELD_MS);
+      await until(() => tradeIds(onTopic).includes(999), 30_000, 'the rest of the refill');
+      await third.stop();
+      await log.publish<TradeEvent>(topics.trades, [
+        { v: 1, type: 'watermark', exchange: 'kraken', pair: PAIR, ts: boundary + 3 * 60_000 },
+      ]);
+      await candles.caughtUp();
+
+      const latest = new Map<number, Candle>();
+      for (const r of await log.readTail<Candle>(topics.candles, 1_000))
+        if (r.value.pair === PAIR && r.value.revision >= (latest.get(r.value.windowEnd)?.revision ?? -1))
+          latest.set(r.value.windowEnd, r.value);
+      const counted = [...latest.values()].reduce((n, c) => n + (c.trades ?? 0), 0);
+      const ids = tradeIds(onTopic);
+      assert.equal(
+        counted,
+        1_000,
+        `trades counted in the minutes' latest revisions (${repeated(ids).length} published twice; revised: ${[...latest.values()].filter((c) => c.revision > 0).length} minutes)`,
+      );
+      assert.deepEqual(repeated(ids), [], 'nothing published twice');
+    } finally {
+      await candles.stop();
+      await log.close();
+      await srv.close();
+    }
+  });
 });
