@@ -354,6 +354,23 @@ export class MonitorService {
     });
   }
 
+  /**
+   * Drops the rolling quality's minutes older than its longest window. On the event clock, a week behind the newest
+   * verdict of this stream, not behind the newest record in the rolling quality: rebuilt from a store that already held
+   * a later month (or the rest of this one, a replay run again), that was weeks ahead of the replay, and every verdict it
+   * judged was dropped as it was added — no alert fired. And not past where the alert rules are still to be evaluated
+   * (`lastEvaluation`, or the first verdict before any): a batch spanning more than the week lost its oldest minutes
+   * before the catch-up (`evaluateAlerts`) evaluated them, and the rules saw empty windows there.
+   */
+  private pruneQuality(): void {
+    if (this.clockKind === 'wall') {
+      this.quality.prune();
+      return;
+    }
+    const evaluatedTo = Number.isFinite(this.lastEvaluation) ? this.lastEvaluation : this.firstEventTime;
+    this.quality.prune(this.alerts ? Math.min(this.streamClock(), evaluatedTo) : this.streamClock());
+  }
+
   /** Keeps the dead letters of the last wall minute (what the `dead_letters` rule counts). */
   private forgetOldDeadLetters(): void {
     const since = this.wallNow() - 60_000;
@@ -764,10 +781,7 @@ export class MonitorService {
       this.quality.add(e);
       this.reached(e.pair, e.targetTs);
     }
-    // On the event clock, a week behind the newest verdict of this stream, not behind the newest record in the rolling
-    // quality: rebuilt from a store that already held a later month (or the rest of this one, a replay run again), that
-    // was weeks ahead of the replay, and every verdict it judged was dropped as it was added — no alert fired.
-    this.quality.prune(this.clockKind === 'event' ? this.streamClock() : undefined);
+    this.pruneQuality();
     for (const e of fresh) this.unstored.add(errorKey(e));
     this.verdictWrites.add(fresh);
   }
