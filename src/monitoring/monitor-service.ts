@@ -19,10 +19,9 @@ import { errorKey, type PredictionError } from '../schemas/prediction-error.ts';
 import { PIPELINE_GROUPS, topics } from '../schemas/topics.ts';
 import { WriteBehind } from '../stores/write-behind.ts';
 import type { AlertEngine } from './alerts/engine.ts';
-import type { Rule } from './alerts/rules.ts';
 import { LatePolicyCheck } from './late-policy-check.ts';
 import { MaturityJoin } from './maturity.ts';
-import { figures, MINUTE, RollingQuality } from './rolling-quality.ts';
+import { figures, RollingQuality } from './rolling-quality.ts';
 import type { ErrorsStore } from './store/errors-store.ts';
 
 export interface MonitorServiceOptions {
@@ -84,25 +83,6 @@ const VERDICT_WRITE_SPACING_MS = 1_000;
 const MAX_UNSTORED_VERDICTS = 10_000;
 /** Back-off of `caughtUp`'s retries of a failed background write (the in-process bus's, for a failed handler). */
 const FLUSH_BACKOFF = { initialMs: 50, maxMs: 5_000 };
-
-/**
- * How far apart the evaluations that catch up on the event time a batch jumps over may be (see `evaluateAlerts`): a
- * minute, rather than every `everyMs`, when that changes nothing a live monitor would send. On the event clock the
- * rules read the rolling quality, whose windows move by whole minutes (the others are not evaluated there, or read
- * the wall clock, which stands still while a batch is caught up on); the catch-up starts on a whole minute (a
- * verdict's target time); so when every `for`, `resolveAfter` and `repeatEvery` is whole minutes, each of their ends
- * falls on a minute, and an evaluation at 15, 30 and 45 s past it sees what the one on the minute saw. A rule with
- * `for: 30s` is evaluated every `everyMs`, as live.
- */
-export function catchUpStep(rules: readonly Rule[], everyMs: number): number {
-  if (everyMs >= MINUTE || MINUTE % everyMs !== 0) return everyMs;
-  const wholeMinutes = (ms: number) => ms % MINUTE === 0;
-  return rules.every(
-    (r) => wholeMinutes(r.for) && wholeMinutes(r.resolveAfter) && wholeMinutes(r.repeatEvery),
-  )
-    ? MINUTE
-    : everyMs;
-}
 
 /**
  * `candles` + `predictions` → one error record per prediction when its target minute closes (`MaturityJoin`) →
@@ -311,13 +291,15 @@ export class MonitorService {
    * Evaluates the alert rules (at most every `everyMs` of the clock, unless forced). On the event clock one batch can
    * span hours (an unpaced replay takes a day in a few batches): evaluated only at each batch's end, a rule's `for`
    * (15 minutes) was never seen to hold and nothing fired on a day the model lost to persistence. So the times in
-   * between are evaluated too, every `everyMs` as a live monitor would have (the rolling quality answers for any past
-   * minute). Every one of them: thinned to 240 a batch, a replay's batches of 67 hours were evaluated every 16 min 40 s,
-   * and `for` and `resolveAfter` were measured between evaluations that missed what came between them — ETH's 24 h
-   * skill back below −2 % for five minutes on 2022-05-09 fell between two, and the alert resolved 27 minutes after the
-   * condition last held, not an hour (an alert could as well fire on a condition that had cleared in between).
-   * Every minute is enough where nothing finer can change (`catchUpStep`): a month replayed is 44,640 evaluations, not
-   * 178,560 (2 s of CPU, not 5.6).
+   * between are caught up on as a live monitor evaluating every `everyMs` would have (the rolling quality answers for
+   * any past minute): thinned to 240 a batch, a replay's batches of 67 hours were evaluated every 16 min 40 s, and `for`
+   * and `resolveAfter` were measured between evaluations that missed what came between them — ETH's 24 h skill back
+   * below −2 % for five minutes on 2022-05-09 fell between two, and the alert resolved 27 minutes after the condition
+   * last held, not an hour.
+   *
+   * Of those times, only the ones where an evaluation can change something are evaluated (`catchUpTimes`): every
+   * other one would see what the one before it saw, and do nothing. Every minute of a year-long jump in event time was
+   * 525,600 evaluations, about 25 s of CPU on the event loop.
    */
   evaluateAlerts(force = false): void {
     const a = this.alerts;
@@ -327,12 +309,31 @@ export class MonitorService {
     if (!Number.isFinite(now) || (!force && now - this.lastEvaluation < every)) return;
     if (this.clockKind === 'event') {
       const from = Number.isFinite(this.lastEvaluation) ? this.lastEvaluation : this.firstEventTime;
-      if (Number.isFinite(from)) {
-        const step = catchUpStep(a.engine.rules, every);
-        for (let t = from + step; t < now; t += step) this.evaluateAlertsAt(a, t);
-      }
+      if (Number.isFinite(from))
+        for (const t of this.catchUpTimes(a.engine, from, now, every)) this.evaluateAlertsAt(a, t);
     }
     this.evaluateAlertsAt(a, now);
+  }
+
+  /**
+   * The times after `from` and before `to`, on a live monitor's cadence (`from` + k × `every`), at which an evaluation
+   * can change what the rules say, each yielded before the next is worked out (it depends on the evaluation): the first
+   * at or after a change of the rolling quality's windows the rules read (`RollingQuality.nextChange`), and the first at
+   * or after a `for`, `resolveAfter` or `repeatEvery` that runs out (`AlertEngine.nextDeadline`). Nothing else the
+   * rules read moves on the event clock (the staleness and champion rules are not evaluated there; the wall-measured
+   * ones stand still while a batch is caught up on), so at every other time an evaluation sees the same observations as
+   * the one before and changes nothing: the notifications are those of an evaluation at every `every`.
+   */
+  private *catchUpTimes(engine: AlertEngine, from: number, to: number, every: number): Generator<number> {
+    const windows = engine.windowsRead(this.quality);
+    for (let t = from; ; ) {
+      const due = Math.min(this.quality.nextChange(t, windows), engine.nextDeadline(t, false));
+      if (!(due < to)) return;
+      const next = from + Math.max(1, Math.ceil((due - from) / every)) * every;
+      if (next >= to) return;
+      yield next;
+      t = next;
+    }
   }
 
   private evaluateAlertsAt(a: NonNullable<MonitorServiceOptions['alerts']>, now: number): void {

@@ -115,6 +115,17 @@ function mergeMinute(into: Sums, b: Map<number, Sums>, minute: number): void {
   const x = b.get(minute);
   if (x !== undefined) merge(into, x);
 }
+/** The index of the first element of `sorted` (ascending) greater than `x`; its length when there is none. */
+function firstAfter(sorted: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! > x) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
 export const DEFAULT_WINDOWS = { '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 } as const;
 
 export interface QualitySeries {
@@ -162,6 +173,11 @@ export class RollingQuality {
    * summing a day of minutes each time was most of the alert rules' cost.
    */
   private readonly hours = new Map<string, Map<number, Sums>>();
+  /**
+   * Every minute with a bucket in any series, ascending, once each: where a window's sums can change as its end moves
+   * (`nextChange`). Mostly appended (verdicts come about in time order); a late minute is put in its place.
+   */
+  private readonly minutes: number[] = [];
 
   constructor(windows: Readonly<Record<string, number>> = DEFAULT_WINDOWS) {
     this.windows = windows;
@@ -191,6 +207,7 @@ export class RollingQuality {
     if (s === undefined) {
       s = emptySums();
       b.set(minute, s);
+      this.noteMinute(minute);
     }
     if (before !== undefined) s.unscorable--; // it superseded a time-out, of the same minute (the target time's)
     addRecord(s, e);
@@ -202,6 +219,32 @@ export class RollingQuality {
     else if (seen.revisable.size > 0) seen.revisable.delete(e.windowEnd);
     if (e.targetTs > this.clock) this.clock = e.targetTs;
     return true;
+  }
+
+  /** Puts `minute` in `minutes`, unless it is there. */
+  private noteMinute(minute: number): void {
+    const last = this.minutes.at(-1);
+    if (last === undefined || minute > last) {
+      this.minutes.push(minute);
+      return;
+    }
+    const i = firstAfter(this.minutes, minute - 1);
+    if (this.minutes[i] !== minute) this.minutes.splice(i, 0, minute);
+  }
+
+  /**
+   * The first instant after `after` at which the sums of a window of one of the lengths `windowsMs` (whole minutes),
+   * for any pair and model, may differ from what they were at `after`: a minute with a bucket comes into the window, or
+   * leaves it. Infinity when none can. Between the two, the alert rules that read the windows see the same figures.
+   */
+  nextChange(after: number, windowsMs: readonly number[]): number {
+    let next = Number.POSITIVE_INFINITY;
+    // A bucket of minute m is in the windows whose last minute is in [m, m + length) (`sums`: (end − length, end]).
+    for (const length of [0, ...windowsMs]) {
+      const m = this.minutes[firstAfter(this.minutes, after - length)];
+      if (m !== undefined && m + length < next) next = m + length;
+    }
+    return next;
   }
 
   /** `e`'s series (pair, model name and version). */
@@ -236,6 +279,8 @@ export class RollingQuality {
     const from = end - this.keepMs;
     this.computed.clear();
     for (const b of this.buckets.values()) b.dropBefore(from);
+    const kept = firstAfter(this.minutes, from - 1);
+    if (kept > 0) this.minutes.splice(0, kept);
     // An hour that began before `from` may have lost minutes.
     for (const h of this.hours.values()) for (const start of h.keys()) if (start < from) h.delete(start);
     for (const byName of this.seriesIndex.values())

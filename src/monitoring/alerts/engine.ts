@@ -269,4 +269,18 @@ export class AlertEngine {
   active() {
     return this.states.active();
   }
+
+  /** See `AlertStates.nextDeadline`. */
+  nextDeadline(after: number, live: boolean): number {
+    return this.states.nextDeadline(after, live);
+  }
+
+  /** The lengths of the rolling-quality windows the rules read (`RollingQuality.nextChange`). */
+  windowsRead(quality: RollingQuality): number[] {
+    const read = new Set<number>();
+    for (const r of this.rules)
+      if (r.kind === 'skill_below' || r.kind === 'mae_above' || r.kind === 'coverage_outside')
+        read.add(quality.windows[r.window]!);
+    return [...read];
+  }
 }

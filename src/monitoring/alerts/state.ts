@@ -193,6 +193,29 @@ export class AlertStates {
     });
   }
 
+  /**
+   * The first instant after `after`, on the evaluation clock, at which an evaluation seeing the same observations as the
+   * last one would change something here: a pending alert's `for` passes, a resolving one's `resolveAfter`, a firing
+   * one's reminder falls due (`repeatEvery`; a reminder held back by the wall clock is not counted: it goes with the next
+   * evaluation). Infinity when none would. With `live` false, the kinds measured on the wall clock (`WALL_MEASURED`)
+   * are left out: their durations do not run on this clock.
+   */
+  nextDeadline(after: number, live = true): number {
+    let next = Number.POSITIVE_INFINITY;
+    for (const s of this.states.values()) {
+      const r = s.last.rule;
+      if (!live && WALL_MEASURED.has(r.kind)) continue;
+      const due =
+        s.phase === 'pending'
+          ? s.since + r.for
+          : s.phase === 'resolving'
+            ? s.clearSince + r.resolveAfter
+            : s.lastSentAt + r.repeatEvery;
+      if (due > after && due < next) next = due;
+    }
+    return next;
+  }
+
   /** The rule of each alert firing now, as `active()` counts them, without writing their messages. */
   activeRules(): string[] {
     const out: string[] = [];

@@ -9,7 +9,7 @@ import { metricsText } from '../../../src/core/metrics.ts';
 import { AlertEngine, type AlertSignals, observe } from '../../../src/monitoring/alerts/engine.ts';
 import { defaultRules, type RuleInput, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
 import { AlertStates, type Notification } from '../../../src/monitoring/alerts/state.ts';
-import { catchUpStep, MonitorService } from '../../../src/monitoring/monitor-service.ts';
+import { MonitorService } from '../../../src/monitoring/monitor-service.ts';
 import { RollingQuality } from '../../../src/monitoring/rolling-quality.ts';
 import { scorePrediction } from '../../../src/monitoring/score.ts';
 import type { ErrorsStore } from '../../../src/monitoring/store/errors-store.ts';
@@ -746,17 +746,54 @@ describe('MonitorService: alerts on the event clock', () => {
     );
   });
 
-  it('catches up a minute at a time when every duration is whole minutes, every 15 s otherwise', () => {
-    // Nothing the event clock's rules read moves within a minute: with whole-minute durations, the evaluations at 15,
-    // 30 and 45 s past a minute see what the one on it saw. `for: 30s` ends within a minute: evaluated as live.
-    assert.equal(catchUpStep(defaultRules(), 15_000), 60_000);
-    const rule = (timing: Partial<RuleInput>) =>
-      RuleSchema.parse({ name: 'r', kind: 'skill_below', window: '1h', ...timing });
-    assert.equal(catchUpStep([...defaultRules(), rule({ for: '30s' })], 15_000), 15_000);
-    assert.equal(catchUpStep([rule({ resolveAfter: '90s' })], 15_000), 15_000);
-    assert.equal(catchUpStep([rule({ repeatEvery: 45 })], 15_000), 15_000);
-    // A clock evaluated less often than every minute keeps its own pace.
-    assert.equal(catchUpStep(defaultRules(), 120_000), 120_000);
+  it('a year-long jump in event time costs the evaluations that can change something, not one a minute', async () => {
+    // A day of verdicts, then none for a year (a replay of two recordings a year apart), then one: caught up every
+    // minute, the jump was 525,600 evaluations (~25 s of CPU on the event loop). What can change after the day: its
+    // minutes leaving the rules' windows (an hour and a day after each), and the hold-downs running out.
+    const bus = new InProcessBus({ maxBatch: 20_000 });
+    const engine = new AlertEngine(defaultRules(), undefined, pino({ level: 'silent' }));
+    let evaluations = 0;
+    const evaluate = engine.evaluate.bind(engine);
+    engine.evaluate = (signals) => {
+      evaluations++;
+      return evaluate(signals);
+    };
+    const sent: Notification[] = [];
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      { clock: 'event', alerts: { engine }, logger: pino({ level: 'silent' }) },
+    );
+    engine.onNotification = (n) => sent.push(n);
+    await svc.start();
+    const day = 1_440;
+    const year = 365 * day;
+    // Worse than persistence all day: model-worse-than-persistence (24 h, 720 verdicts, for 15 minutes) fires.
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: day }, (_, i) => ({ ...prediction(i), predictedClose: 99 + i })),
+    );
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: day + 6 }, (_, i) => candle(i)),
+    );
+    await svc.caughtUp();
+    const beforeJump = evaluations;
+    await bus.publish(topics.predictions, [prediction(year)]);
+    // And the candle after its target: a pair whose verdicts have reached its newest candle holds no clock.
+    await bus.publish(topics.candles, [candle(year + 5), candle(year + 6)]);
+    await svc.caughtUp();
+    await svc.stop();
+    const jump = evaluations - beforeJump;
+    assert.ok(jump <= 2 * (day + 60) + 10, `${jump} evaluations for a year-long jump`);
+    // What fired on the day resolved in the jump, once the day's verdicts had left the windows.
+    const rulesThat = (status: string) =>
+      sent
+        .filter((n) => n.status === status)
+        .map((n) => n.rule)
+        .sort();
+    assert.ok(rulesThat('firing').includes('model-worse-than-persistence'), JSON.stringify(sent));
+    assert.deepEqual(rulesThat('resolved'), rulesThat('firing'));
   });
 });
 
