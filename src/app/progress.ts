@@ -1,3 +1,5 @@
+import type { Notification } from '../monitoring/alerts/state.ts';
+
 /**
  * A one-line live status on stderr: redrawn in place on a terminal, a log line every `everyMs` otherwise
  * (CI logs, pipes), so long runs always show that they are alive and how fast they go.
@@ -82,4 +84,17 @@ export function humanLogLine(line: string): string {
   const err = o.err as { message?: unknown } | string | undefined;
   const why = typeof err === 'string' ? err : typeof err?.message === 'string' ? err.message : o.reason;
   return `${level}: ${who ? `${who}: ` : ''}${String(o.msg ?? '')}${typeof why === 'string' && why ? ` (${why})` : ''}`;
+}
+
+/**
+ * One line for an alert's transition, at the alert's own time (a replay's event time, not the wall clock's), e.g.
+ * `alert firing at 2022-05-09 19:46:00: model-worse-than-persistence (warning) ETH/USDT: …` and `alert resolved at
+ * 2022-05-09 21:51:00: model-worse-than-persistence ETH/USDT, firing since 2022-05-09 19:46:00: …`; a reminder says
+ * `still firing` and its number.
+ */
+export function alertLine(a: Notification): string {
+  if (a.status === 'resolved')
+    return `alert resolved at ${iso(a.at)}: ${a.rule} ${a.key}, firing since ${iso(a.startsAt)}: ${a.message}`;
+  const what = a.repeat > 0 ? `still firing (reminder ${a.repeat})` : 'firing';
+  return `alert ${what} at ${iso(a.at)}: ${a.rule} (${a.severity}) ${a.key}: ${a.message}`;
 }

@@ -4,7 +4,7 @@ import { apiOptionsFromEnv } from '../../api/server.ts';
 import { type CandleReplayStats, klineFiles, replayCandles, replayRange } from '../../app/candle-replay.ts';
 import { liveNewsSources, type NewsPipeline, startNewsPipeline } from '../../app/news-pipeline.ts';
 import { startMarketDataPipeline } from '../../app/pipeline.ts';
-import { humanLogLine, iso, n, StatusLine } from '../../app/progress.ts';
+import { alertLine, humanLogLine, iso, n, StatusLine } from '../../app/progress.ts';
 import { type LatePolicy, REVISION_HORIZON } from '../../candles/aggregator.ts';
 import {
   type CandlesTable,
@@ -424,6 +424,10 @@ async function runEmbedded(opts: Parameters<typeof run>[0], port: number): Promi
             engine: new AlertEngine(
               opts.source === 'live' ? rules : rules.filter((r) => r.kind !== 'consumer_lag'),
               delivery,
+              undefined,
+              // One line per transition on the run's output, at the alert's time: logged, a resolution (info) never
+              // showed at run's level (warn), and a replay's alerts seemed never to end.
+              (a) => status.print(alertLine(a)),
             ),
             championCreatedAt: () => holder.current()?.card.createdAt,
           },

@@ -200,10 +200,23 @@ export class AlertEngine {
   /** Called with each notification (the monitor publishes them to the `alerts` topic). */
   onNotification?: (n: Notification) => void;
 
-  constructor(rules: readonly Rule[], delivery?: AlertDelivery, logger?: Logger) {
+  /**
+   * How a notification is shown to whoever watches the process: by default a log line (firing at warn, resolved at
+   * info: a service's log); `tell` instead when given (`cryptocast run` prints one line per transition on its output,
+   * whose log level is warn: a resolution logged at info never showed, and a replay's alerts seemed never to end).
+   */
+  private readonly tell: ((n: Notification) => void) | undefined;
+
+  constructor(
+    rules: readonly Rule[],
+    delivery?: AlertDelivery,
+    logger?: Logger,
+    tell?: (n: Notification) => void,
+  ) {
     this.rules = rules;
     this.delivery = delivery;
     this.log = (logger ?? rootLog).child({ service: 'alerts' });
+    this.tell = tell;
   }
 
   evaluate(signals: AlertSignals): Notification[] {
@@ -224,20 +237,22 @@ export class AlertEngine {
     return out;
   }
 
-  /** Logs, delivers and hands on (`onNotification`) one notification. */
+  /** Logs (or tells), delivers and hands on (`onNotification`) one notification. */
   private notify(n: Notification): void {
-    this.log[n.status === 'firing' ? 'warn' : 'info'](
-      {
-        rule: n.rule,
-        key: n.key,
-        severity: n.severity,
-        repeat: n.repeat,
-        // On the clock the rules ran on: a replay's event time, which the line's own `time` (the wall clock) is not.
-        at: new Date(n.at).toISOString(),
-        startsAt: new Date(n.startsAt).toISOString(),
-      },
-      `${n.status}: ${n.message}`,
-    );
+    if (this.tell !== undefined) this.tell(n);
+    else
+      this.log[n.status === 'firing' ? 'warn' : 'info'](
+        {
+          rule: n.rule,
+          key: n.key,
+          severity: n.severity,
+          repeat: n.repeat,
+          // On the clock the rules ran on: a replay's event time, which the line's own `time` (the wall clock) is not.
+          at: new Date(n.at).toISOString(),
+          startsAt: new Date(n.startsAt).toISOString(),
+        },
+        `${n.status}: ${n.message}`,
+      );
     this.delivery?.send(n);
     this.onNotification?.(n);
   }
