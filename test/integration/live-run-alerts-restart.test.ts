@@ -9,15 +9,17 @@ import { waitFor } from '../support/wait.ts';
 
 const dir = tempDirs();
 
-/** The alert notifications a run logged (stderr, JSON lines of the `alerts` logger), in order. */
+/**
+ * The alert notifications a run told, in order: one line each on its output (stderr under --json), e.g. `alert firing
+ * at 2026-12-07 20:01:05: champion-ancient (warning) *: …`, `alert still firing (reminder 1) at …`, `alert resolved at
+ * …: champion-ancient *, firing since …`.
+ */
 function notifications(stderr: string): { status: string; rule: string; repeat: number }[] {
   const out: { status: string; rule: string; repeat: number }[] = [];
   for (const line of stderr.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const l = JSON.parse(line) as { service?: string; rule?: string; repeat?: number; msg?: string };
-    if (l.service !== 'alerts' || l.rule === undefined) continue;
-    const status = /^(firing|resolved):/.exec(l.msg ?? '')?.[1];
-    if (status !== undefined) out.push({ status, rule: l.rule, repeat: l.repeat ?? 0 });
+    const m = /^alert (firing|resolved|still firing \(reminder (\d+)\)) at \S+ \S+: (\S+)/.exec(line);
+    if (m === null) continue;
+    out.push({ status: m[1] === 'resolved' ? 'resolved' : 'firing', rule: m[3]!, repeat: Number(m[2] ?? 0) });
   }
   return out;
 }
@@ -49,7 +51,7 @@ describe('cryptocast run --source live, restarted with an alert firing', () => {
         pairs: 'BTC/USDT',
         file,
         flags: ['--alert-rules', rulesFile],
-        env: { ...env, CRYPTOCAST_LOG_LEVEL: 'info' },
+        env,
       });
     /** Runs until `done` holds of its notifications (a deadline for a loaded machine), then stops it: them. */
     const runUntil = async (
