@@ -23,6 +23,13 @@
 #                                 PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for the user KAFKA_SASL_USER (cryptocast) with
 #                                 the password KAFKA_SASL_PASSWORD (required with the port; letters and digits: SCRAM
 #                                 users are written into the storage when it is formatted, so on a fresh data dir only)
+#   KAFKA_SASL_REAUTH_MS (none)   connections.max.reauth.ms: SASL clients must log in again this often (KIP-368), as
+#                                 some managed Kafkas require; a password changed or revoked then reaches running
+#                                 clients within this time (tests of a rotated Secret)
+#
+#   scripts/kafka.sh scram-password   sets the SCRAM-SHA-512 and -256 password of KAFKA_SASL_USER to KAFKA_SASL_PASSWORD
+#                                     on the running broker (what kafka-configs.sh --alter --add-config does; through
+#                                     the plain listener), as an operator rotating a Secret does
 #
 # Several brokers can run side by side with different ports and data dirs (tests that restart a broker use
 # their own). Commands on one data dir are serialised with a lock, so concurrent `start`s (parallel test files)
@@ -230,6 +237,17 @@ ssl.truststore.location=$TLS_DIR/ca.pem
 # A client certificate is checked when one is given (mutual TLS), not required.
 ssl.client.auth=requested
 PROPS
+  [ -z "${KAFKA_SASL_REAUTH_MS:-}" ] || echo "connections.max.reauth.ms=$KAFKA_SASL_REAUTH_MS" >>"$CONF"
+}
+
+# The SCRAM credentials of SASL_USER set to KAFKA_SASL_PASSWORD on the running broker (see the header).
+scram_password() {
+  [[ "${KAFKA_SASL_PASSWORD:-}" =~ ^[A-Za-z0-9]{8,}$ ]] || die "scram-password needs KAFKA_SASL_PASSWORD: 8 or more letters and digits"
+  serves_metadata || die "no broker serves 127.0.0.1:$PORT"
+  # Java's single-file source launcher: the admin client of the broker's own jars, no build step.
+  "$JAVA" -Xmx128m "-Dlog4j2.configurationFile=$LOG4J_CONF" -cp "$LIBS/*" "$ROOT/scripts/kafka/ScramPassword.java" \
+    "127.0.0.1:$PORT" "$SASL_USER" >>"$OUTFILE" 2>&1 || die "changing the SCRAM password of $SASL_USER failed: see $OUTFILE"
+  say "SCRAM password of $SASL_USER changed"
 }
 
 # A CA, the broker's certificate (for localhost and 127.0.0.1) in a PKCS12 keystore, and a client certificate, made
@@ -413,8 +431,9 @@ start) start ;;
 stop) stop ;;
 status) status ;;
 reset) reset ;;
+scram-password) scram_password ;;
 *)
-  echo "usage: $0 install|start|stop|status|reset" >&2
+  echo "usage: $0 install|start|stop|status|reset|scram-password" >&2
   exit 2
   ;;
 esac

@@ -12,7 +12,16 @@ export async function connectBus(url: string): Promise<Bus> {
   if (url === 'memory') return new MeteredBus(new InProcessBus());
   if (url.startsWith('kafka://')) {
     const { KafkaBus } = await import('./kafka/bus.ts');
-    return new MeteredBus(await KafkaBus.connect(url));
+    return new MeteredBus(
+      KafkaBus.connect(url, {
+        // A running client refused for good (credentials rotated or revoked, a certificate replaced): the process ends
+        // with the catalogued error, through the binary's handler of an error nobody awaits (src/cli/main.ts: one
+        // line, redacted, its exit status), so that Kubernetes restarts it with the new Secret.
+        onRefused: (err) => {
+          void Promise.reject(err);
+        },
+      }),
+    );
   }
   throw fail(ERR.CONFIG, busUrlProblem(url)!);
 }

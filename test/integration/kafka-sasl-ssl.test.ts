@@ -79,6 +79,8 @@ describe('Kafka over SASL_SSL (TLS + SCRAM), from the environment', () => {
         KAFKA_SASL_PASSWORD: PASSWORD,
         KAFKA_DATA_DIR: data,
         KAFKA_HEAP: '512m',
+        // Clients log in again every few seconds (KIP-368): a password changed on the broker reaches a running service.
+        KAFKA_SASL_REAUTH_MS: '5000',
       };
       execFileSync('bash', [join(ROOT, 'scripts', 'kafka.sh'), 'start'], {
         env: brokerEnv,
@@ -205,5 +207,77 @@ describe('Kafka over SASL_SSL (TLS + SCRAM), from the environment', () => {
     });
     assert.equal(await exitedWithin(tlsAtPlain, 90_000, 'topics create with TLS at the plain port'), 2);
     assert.match(tlsAtPlain.stderr(), /does not speak TLS .*\[CC_ERR_BUS_TLS\]/);
+  });
+
+  it('TLS without SASL at the SASL_SSL listener (a forgotten SASL Secret) ends the service: the listener wants SASL', async () => {
+    const env = secureEnv();
+    delete env.CRYPTOCAST_KAFKA_SASL_MECHANISM;
+    delete env.CRYPTOCAST_KAFKA_SASL_USERNAME;
+    delete env.CRYPTOCAST_KAFKA_SASL_PASSWORD;
+    const run = runCli(['service', 'candles', '--bus', saslUrl], {
+      ...env,
+      CRYPTOCAST_TOPIC_PREFIX: prefix,
+      CRYPTOCAST_LOG_LEVEL: 'warn',
+    });
+    // The broker answers (it closes each connection that skips SASL): not waited for as a broker that is away.
+    const code = await exitedWithin(run, 60_000, 'the candle service to end at a SASL listener without SASL');
+    const stderr = run.stderr();
+    assert.equal(code, 2, stderr);
+    assert.match(
+      stderr,
+      /^cryptocast: the Kafka listener at localhost:\d+ wants SASL authentication \(it offers SCRAM-SHA-512.*\), and none is set: .*CRYPTOCAST_KAFKA_SASL_MECHANISM.*\[CC_ERR_BUS_AUTH\]$/m,
+    );
+    assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  // Last: it changes the user's password (and sets it back).
+  it('the password changed on the broker while a service runs (a rotated Secret) ends it: CC_ERR_BUS_AUTH, exit 2', async () => {
+    const run = runCli(['service', 'candles', '--bus', saslUrl], {
+      ...secureEnv(),
+      CRYPTOCAST_TOPIC_PREFIX: prefix,
+      CRYPTOCAST_LOG_LEVEL: 'info',
+    });
+    try {
+      // The log (JSON lines on stderr) says it runs: subscribed, its connections authenticated.
+      await waitFor(
+        'the candle service to run',
+        () => run.stderr().includes('"msg":"running"') || run.child.exitCode !== null,
+        (ok) => ok,
+        { timeoutMs: 90_000 },
+      );
+      const rotated = `Rotated${PASSWORD}`;
+      execFileSync('bash', [join(ROOT, 'scripts', 'kafka.sh'), 'scram-password'], {
+        env: { ...brokerEnv, KAFKA_SASL_PASSWORD: rotated },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      // Its connections log in again within KAFKA_SASL_REAUTH_MS (5 s); the refusal ends it, not a wait for ever.
+      const code = await exitedWithin(
+        run,
+        90_000,
+        'the running candle service to end on the rotated password',
+      );
+      const stderr = run.stderr();
+      assert.equal(code, 2, stderr);
+      assert.match(
+        stderr,
+        new RegExp(
+          `^cryptocast: Kafka authentication failed for user "${USER}" with mechanism SCRAM-SHA-512 at localhost:\\d+.*\\[CC_ERR_BUS_AUTH\\]$`,
+          'm',
+        ),
+      );
+      assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+      for (const p of [PASSWORD, rotated]) assert.ok(!stderr.includes(p), 'no password printed');
+      assert.match(
+        stderr,
+        /"level":50,.*"code":"CC_ERR_BUS_AUTH".*"msg":"Kafka refused this client for good/,
+        'said in the log',
+      );
+    } finally {
+      run.child.kill('SIGKILL');
+      execFileSync('bash', [join(ROOT, 'scripts', 'kafka.sh'), 'scram-password'], {
+        env: brokerEnv,
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+    }
   });
 });

@@ -12,7 +12,7 @@ import {
 import { setting } from '../../config/env.ts';
 import { describeKafkaSecurity, type KafkaSecurity, kafkaSecurity } from '../../config/kafka-security.ts';
 import { reportDependency, untilAvailable } from '../../core/dependency.ts';
-import type { CryptocastError } from '../../core/errors.ts';
+import { CryptocastError, ERR } from '../../core/errors.ts';
 import { type Logger, log as rootLog } from '../../core/log.ts';
 import { orAbort } from '../../core/or-abort.ts';
 import { safeParse } from '../../schemas/compiled-check.ts';
@@ -41,7 +41,7 @@ import {
   RECORD_OVERHEAD_BYTES,
 } from './limits.ts';
 import { type Fetched, fetchRecords, keyBuffer, parseRecord } from './records.ts';
-import { securityRefusal } from './refusals.ts';
+import { saslWanted, securityRefusal } from './refusals.ts';
 import { KafkaSubscription, sleep } from './subscription.ts';
 
 /**
@@ -85,6 +85,8 @@ export interface KafkaBusOptions {
   encoding?: 'binary' | 'json';
   /** TLS and SASL of every client (default: from the environment, `kafkaSecurity()`: CRYPTOCAST_KAFKA_TLS, …). */
   security?: KafkaSecurity;
+  /** Called once when a running client is refused for good (see `KafkaBus.refused`). */
+  onRefused?: (err: CryptocastError) => void;
 }
 
 export class KafkaBus implements Bus {
@@ -99,6 +101,7 @@ export class KafkaBus implements Bus {
   readonly encoding: 'binary' | 'json';
   readonly log: Logger;
   readonly security: KafkaSecurity;
+  private readonly onRefused: ((err: CryptocastError) => void) | undefined;
   private producer: Producer | undefined;
   private admin: Admin | undefined;
   private metaClient: RawConsumer | undefined;
@@ -120,6 +123,7 @@ export class KafkaBus implements Bus {
     this.log = options.logger ?? rootLog.child({ component: 'kafka-bus' });
     this.encoding = options.encoding ?? setting('CRYPTOCAST_KAFKA_ENCODING') ?? 'binary';
     this.security = options.security ?? kafkaSecurity();
+    this.onRefused = options.onRefused;
     if (this.security.sasl?.mechanism === 'PLAIN' && this.security.tls === undefined)
       this.log.warn(
         { brokers: this.brokers },
@@ -162,8 +166,16 @@ export class KafkaBus implements Bus {
    * credentials and a TLS mismatch as the catalogue's CC_ERR_BUS_AUTH and CC_ERR_BUS_TLS (`securityRefusal`).
    */
   private async waitForBroker<T>(attempt: () => Promise<T>, signal = this.closing.signal): Promise<T> {
+    // A connection closed by a broker that answers may be a SASL listener reached without SASL (`saslWanted`).
+    const asked = async () => {
+      try {
+        return await attempt();
+      } catch (err) {
+        throw (await saslWanted(err, this.brokers, this.security)) ?? err;
+      }
+    };
     try {
-      return await untilAvailable('kafka', attempt, {
+      return await untilAvailable('kafka', asked, {
         signal,
         log: this.log,
         permanent: (err) =>
@@ -171,6 +183,7 @@ export class KafkaBus implements Bus {
           err instanceof PermanentKafkaError ||
           this.closed ||
           refusedForGood(err) ||
+          isSecurityRefusal(err) ||
           this.refusal(err) !== undefined,
       });
     } catch (err) {
@@ -180,7 +193,28 @@ export class KafkaBus implements Bus {
 
   /** `err` as the security setting it shows wrong (see `securityRefusal`), or undefined. */
   refusal(err: unknown): CryptocastError | undefined {
+    if (isSecurityRefusal(err)) return err;
     return securityRefusal(err, this.brokers, this.security);
+  }
+
+  /** The first refusal of a running client (`refused`). */
+  private refusedWith: CryptocastError | undefined;
+
+  /**
+   * A client of this bus that was running (a subscription's fetches or rejoin, a publish) is refused for good: the
+   * credentials rotated or revoked on the broker, its certificate replaced. Waiting does not mend it, so it is said on
+   * /ready and once in the log, and `onRefused` (the binary: end the process with it, so that Kubernetes restarts the
+   * pod with the new Secret) is called once. Before, the service reported Kafka unavailable for ever.
+   */
+  refused(err: CryptocastError): void {
+    reportDependency('kafka', err, this.log);
+    if (this.refusedWith !== undefined) return;
+    this.refusedWith = err;
+    this.log.error(
+      { code: err.code, reason: err.message },
+      'Kafka refused this client for good: waiting does not mend it',
+    );
+    this.onRefused?.(err);
   }
 
   ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
@@ -343,6 +377,11 @@ export class KafkaBus implements Bus {
         await producer.send({ messages });
         reportDependency('kafka', undefined, this.log);
       } catch (err) {
+        const refusal = this.refusal(err);
+        if (refusal !== undefined) {
+          this.refused(refusal);
+          throw refusal;
+        }
         this.log.error({ err, topic: name, records: messages.length, bytes: requestBytes }, 'publish failed');
         reportDependency('kafka', err, this.log);
         throw err;
@@ -690,6 +729,11 @@ export class KafkaBus implements Bus {
 }
 
 class PartitionCountError extends Error {}
+
+/** CC_ERR_BUS_AUTH or CC_ERR_BUS_TLS, as `securityRefusal` or `saslWanted` named it. */
+function isSecurityRefusal(err: unknown): err is CryptocastError {
+  return err instanceof CryptocastError && (err.code === ERR.BUS_AUTH.code || err.code === ERR.BUS_TLS.code);
+}
 
 /** A broker refusal that waiting does not mend (see `tooFewBrokers`). */
 class PermanentKafkaError extends Error {}

@@ -1,3 +1,4 @@
+import { Connection, saslHandshakeV1 } from '@platformatic/kafka';
 import type { KafkaSecurity } from '../../config/kafka-security.ts';
 import { type CryptocastError, ERR, fail } from '../../core/errors.ts';
 
@@ -84,6 +85,56 @@ export function securityRefusal(
       );
   }
   return undefined;
+}
+
+/**
+ * A client without SASL at a SASL listener (a forgotten CRYPTOCAST_KAFKA_SASL_* Secret): the broker closes each of its
+ * connections at its first request, which the client reports as "Connection closed", like a broker going away; it was
+ * waited for, for ever. On that failure, and only without SASL set, the listener is asked which SASL mechanisms it
+ * offers (a SaslHandshake, which a broker answers before authentication; a listener without SASL answers
+ * ILLEGAL_SASL_STATE): mechanisms offered are CC_ERR_BUS_AUTH naming them. Anything else (no answer, a broker away):
+ * undefined, waited for as before.
+ */
+export async function saslWanted(
+  err: unknown,
+  brokers: readonly string[],
+  security: KafkaSecurity,
+): Promise<CryptocastError | undefined> {
+  if (security.sasl !== undefined) return undefined;
+  const closed = walk(err).find(
+    ({ error }) => error.code === 'PLT_KFK_NETWORK' && /Connection closed/i.test(error.message),
+  );
+  if (closed === undefined) return undefined;
+  for (const at of closed.address === undefined ? brokers : [closed.address]) {
+    const mechanisms = await offeredMechanisms(at, security).catch(() => undefined);
+    if (mechanisms === undefined || mechanisms.length === 0) continue;
+    return fail(
+      ERR.BUS_AUTH,
+      `the Kafka listener at ${at} wants SASL authentication (it offers ${mechanisms.join(', ')}), and none is set: set CRYPTOCAST_KAFKA_SASL_MECHANISM, CRYPTOCAST_KAFKA_SASL_USERNAME and CRYPTOCAST_KAFKA_SASL_PASSWORD`,
+      { cause: err, hint: 'in a deployment, the SASL settings come from a Secret: check that it is mounted' },
+    );
+  }
+  return undefined;
+}
+
+/** The SASL mechanisms the listener at `address` offers, from one SaslHandshake (5 s at most). */
+async function offeredMechanisms(address: string, security: KafkaSecurity): Promise<string[]> {
+  const colon = address.lastIndexOf(':');
+  const connection = new Connection('cryptocast-sasl-probe', {
+    ...(security.tls === undefined ? {} : { tls: { ...security.tls }, tlsServerName: true }),
+    connectTimeout: 5_000,
+    requestTimeout: 5_000,
+  });
+  try {
+    await connection.connect(address.slice(0, colon), Number(address.slice(colon + 1)));
+    // PLAIN or not, the answer lists the listener's mechanisms (an error code only if PLAIN is not among them).
+    return (await saslHandshakeV1.api.async(connection, 'PLAIN')).mechanisms;
+  } catch (err) {
+    const response = (err as { response?: { mechanisms?: string[] } }).response;
+    return response?.mechanisms ?? [];
+  } finally {
+    await connection.close().catch(() => {});
+  }
 }
 
 /** Node's codes for a peer certificate that does not verify (OpenSSL's X509_V_ERR names, and the host name check). */

@@ -123,6 +123,7 @@ export class KafkaSubscription<T> {
     // The client emits 'error' when a background rejoin fails for good (broker away too long); it then stops
     // heartbeating, so the loop rejoins. (An 'error' event without a listener would crash the process.)
     this.member.on('error', (err) => {
+      if (this.refusedForGood(err)) return;
       this.log.warn({ err }, 'consumer group membership lost; rejoining');
       this.giveBack('consumer group membership lost');
       this.rejoinNeeded = true;
@@ -335,6 +336,10 @@ export class KafkaSubscription<T> {
             continue;
           }
           this.fetchFailures++;
+          if (this.refusedForGood(err)) {
+            await this.wake.wait(backoffCap(this.fetchFailures, FETCH_BACKOFF));
+            continue;
+          }
           reportDependency('kafka', err, this.log);
           // Broker away or leadership moving: the client already retried; back off, and say so now and then.
           if ((this.fetchFailures & (this.fetchFailures - 1)) === 0)
@@ -354,11 +359,23 @@ export class KafkaSubscription<T> {
           this.delivering = undefined;
         }
       } catch (err) {
-        // Not expected (the steps above handle their errors): log, back off, go on.
-        this.log.error({ err }, 'subscription loop error');
+        // A rejoin refused for good (`refusedForGood`); anything else is not expected (the steps above handle their
+        // errors): log, back off, go on.
+        if (!this.refusedForGood(err)) this.log.error({ err }, 'subscription loop error');
         await this.wake.wait(1_000);
       }
     }
+  }
+
+  /**
+   * Whether `err` is the broker refusing this member for good (credentials rotated or revoked, a certificate
+   * replaced: `KafkaBus.refused`, which ends the service) rather than a broker away, which is waited for.
+   */
+  private refusedForGood(err: unknown): boolean {
+    const refusal = this.bus.refusal(err);
+    if (refusal === undefined) return false;
+    this.bus.refused(refusal);
+    return true;
   }
 
   private async deliverFetched(fetched: Map<number, Fetched>, positions: Map<number, bigint>): Promise<void> {
