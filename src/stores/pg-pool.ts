@@ -1,5 +1,8 @@
 import pg from 'pg';
-import { pgConnectionConfig } from './pg-connection.ts';
+import { reportDependency } from '../core/dependency.ts';
+import { CryptocastError } from '../core/errors.ts';
+import { type Logger, log as rootLog } from '../core/log.ts';
+import { pgConnectError, pgConnectionConfig } from './pg-connection.ts';
 
 /**
  * How long a connection to PostgreSQL may take (TCP, startup, authentication), and a query may wait for a free one.
@@ -37,17 +40,61 @@ export function pgPool(
   connection: string | pg.ClientConfig,
   o: { connectTimeoutMs?: number; queryTimeoutMs?: number; closeWaitMs?: number; signal?: AbortSignal } = {},
 ): pg.Pool {
+  const config = typeof connection === 'string' ? pgConnectionConfig(connection) : connection;
   const pool = new pg.Pool({
     max: 4,
     connectionTimeoutMillis: o.connectTimeoutMs ?? PG_CONNECT_TIMEOUT_MS,
     query_timeout: o.queryTimeoutMs ?? PG_QUERY_TIMEOUT_MS,
     // the URL's own `query_timeout` parameter, if any, wins over the default; TLS and the password: pg-connection.ts
-    ...(typeof connection === 'string' ? pgConnectionConfig(connection) : connection),
+    ...config,
     ...(o.signal ? { Client: stoppableClient(o.signal) } : {}),
   });
   pool.on('error', () => {}); // idle client errors surface on the next query instead
   endWithin(pool, o.closeWaitMs ?? PG_CLOSE_WAIT_MS);
+  nameRefusals(pool, config);
   return pool;
+}
+
+/**
+ * A connection the pool makes once the store is open (a first query, one after an idle timeout or a server restart)
+ * that is refused for a reason waiting does not mend — the server's certificate replaced by one the CA does not sign,
+ * the password changed — failed its caller with the driver's words, and each caller retried it as any transient
+ * failure, for ever, with nothing on /ready. Now it fails as the catalogued error (`pgConnectError`:
+ * CC_ERR_STORE_TLS, CC_ERR_STORE_AUTH), said once in the log (an error, with the code) and on /ready until a connection
+ * succeeds again. (`pool.query` connects through `pool.connect` too.)
+ */
+function nameRefusals(pool: pg.Pool, config: pg.ClientConfig, log: Logger = rootLog): void {
+  type Done = (err: Error | undefined, client: pg.PoolClient | undefined, release: () => void) => void;
+  const connect = pool.connect.bind(pool) as unknown as (cb: Done) => void;
+  let refused = false;
+  const named = (err: Error): Error => {
+    const n = pgConnectError(err, config);
+    if (!(n instanceof CryptocastError)) return err;
+    if (!refused) log.error({ code: n.code, reason: n.message }, 'PostgreSQL refused the connection');
+    refused = true;
+    reportDependency('postgresql', n, log);
+    return n;
+  };
+  const connected = () => {
+    if (!refused) return;
+    refused = false;
+    reportDependency('postgresql', undefined, log);
+  };
+  pool.connect = ((cb?: Done) => {
+    if (cb !== undefined)
+      return connect((err, client, release) => {
+        if (err) return cb(named(err), client, release);
+        connected();
+        cb(err, client, release);
+      });
+    return new Promise<pg.PoolClient>((resolve, reject) =>
+      connect((err, client) => {
+        if (err) return reject(named(err));
+        connected();
+        resolve(client!);
+      }),
+    );
+  }) as typeof pool.connect;
 }
 
 /** `pool.end()` waits for the connections in use at most `waitMs`, then cuts them (see PG_CLOSE_WAIT_MS). */

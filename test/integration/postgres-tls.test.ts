@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CryptocastError } from '../../src/core/errors.ts';
+import { readiness } from '../../src/core/readiness.ts';
 import { PostgresFeatureStore } from '../../src/features/store/postgres.ts';
 import { PostgresTable } from '../../src/stores/postgres-table.ts';
 import type { TableSpec } from '../../src/stores/table.ts';
@@ -10,7 +11,7 @@ import { exitedWithin, runCli } from '../support/cli.ts';
 import { SHARED_DATA } from '../support/data.ts';
 import { tempDirs } from '../support/embedded-run.ts';
 import { testCa } from '../support/test-ca.ts';
-import { settlesWithin } from '../support/wait.ts';
+import { settlesWithin, waitFor } from '../support/wait.ts';
 
 /**
  * A PostgreSQL reached as a managed service is: TLS only, its certificate signed by a CA of its own, a password checked
@@ -171,5 +172,43 @@ describe('PostgreSQL over TLS, with a password from the environment', () => {
     assert.match(err, /hint: give the CA that signed the server's certificate/);
     assert.ok(!/^\s+at /m.test(err), err);
     assert.ok(!err.includes(PASSWORD), err);
+  });
+
+  // Last: it gives the server a new CA and certificate (then `ca` names the new CA).
+  it('the server certificate replaced after the store opened, by one the CA does not sign: CC_ERR_STORE_TLS on /ready', async () => {
+    const spec = { ...SPEC, name: `tls_replaced_${process.pid}` };
+    const t = await opened(PostgresTable.open(spec, url(`sslmode=verify-full&sslrootcert=${ca}`)));
+    try {
+      await t.write([{ pair: 'BTC/USD', t: 60_000, v: 1.5 }]);
+      // A fresh CA and certificate, the server reloaded; its sessions ended, so the pool connects again.
+      const env = { ...process.env, PG_TLS_PORT: PORT, PG_TLS_PASSWORD: PASSWORD };
+      execFileSync('bash', [SCRIPT, 'start'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+      execFileSync(
+        'runuser',
+        ['-u', 'postgres', '--', 'psql', '-q', '-p', PORT, '-d', 'postgres', '-c'].concat(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'cryptocast'",
+        ),
+        { stdio: 'ignore' },
+      );
+      // The first query after it may still meet the dying session; the next connect meets the new certificate.
+      const failure = await waitFor(
+        'a query to fail on the replaced certificate',
+        () =>
+          t.range('BTC/USD', 0, 180_000).then(
+            () => undefined,
+            (err: unknown) => err,
+          ),
+        (err) => err !== undefined && !/terminat|Connection terminated/i.test((err as Error).message),
+        { timeoutMs: 30_000 },
+      );
+      assert.ok(rejectsWith('CC_ERR_STORE_TLS', /the server's certificate is not trusted/)(failure));
+      assert.match(readiness().reason ?? '', /postgresql: .*certificate is not trusted/);
+    } finally {
+      await t.close();
+      ca = execFileSync('bash', [SCRIPT, 'ca'], {
+        env: { ...process.env, PG_TLS_PORT: PORT },
+        encoding: 'utf8',
+      }).trim();
+    }
   });
 });
