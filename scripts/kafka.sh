@@ -245,7 +245,7 @@ scram_password() {
   [[ "${KAFKA_SASL_PASSWORD:-}" =~ ^[A-Za-z0-9]{8,}$ ]] || die "scram-password needs KAFKA_SASL_PASSWORD: 8 or more letters and digits"
   serves_metadata || die "no broker serves 127.0.0.1:$PORT"
   # Java's single-file source launcher: the admin client of the broker's own jars, no build step.
-  "$JAVA" -Xmx128m "-Dlog4j2.configurationFile=$LOG4J_CONF" -cp "$LIBS/*" "$ROOT/scripts/kafka/ScramPassword.java" \
+  "$JAVA" -Xmx128m "-Dlog4j2.configurationFile=$LOG4J_CONF" "-Dkafka.logs.file=$LOGFILE" -cp "$LIBS/*" "$ROOT/scripts/kafka/ScramPassword.java" \
     "127.0.0.1:$PORT" "$SASL_USER" >>"$OUTFILE" 2>&1 || die "changing the SCRAM password of $SASL_USER failed: see $OUTFILE"
   say "SCRAM password of $SASL_USER changed"
 }

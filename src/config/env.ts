@@ -192,7 +192,8 @@ export const VARIABLES = {
     'PostgreSQL stores: TLS as libpq means it, when the URL has no `sslmode`: `disable`, `require` (encrypted, not verified), `verify-ca` (the server’s certificate signed by the CA), `verify-full` (and issued for the host)',
     '`disable`',
     z.enum(['disable', 'require', 'verify-ca', 'verify-full'], {
-      error: 'disable, require, verify-ca or verify-full',
+      error:
+        'disable, require, verify-ca or verify-full (prefer and allow, libpq’s fall-backs to plain text, are not supported: verify-full or require for a server with TLS, disable for one without)',
     }),
   ),
   PGSSLROOTCERT: v(

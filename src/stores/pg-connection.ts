@@ -76,11 +76,21 @@ function sslModeOf(fromUrl: string | undefined, env: NodeJS.ProcessEnv): PgSslMo
   throw fail(
     ERR.CONFIG,
     `the store URL's sslmode must be disable, require, verify-ca or verify-full, got "${fromUrl}"`,
-    {
-      hint: 'prefer and allow (TLS only if the server offers it) are not supported: a connection is encrypted or not',
-    },
+    { hint: fromUrl === 'prefer' || fromUrl === 'allow' ? NO_FALLBACK : undefined },
   );
 }
+
+/**
+ * Why libpq's `prefer` (its default) and `allow` are refused rather than honoured: they fall back to plain text when
+ * the server has no TLS (prefer) or accepts plain text (allow), so they protect from nothing an attacker on the path
+ * cannot strip (libpq's own table: MITM protection "No", eavesdropping "Maybe"), and node-postgres cannot fall back
+ * within a connection (a pool would have to decide once for all its connections). A URL copied with `prefer` is most
+ * often a default nobody chose: the hint says which mode gives what it would have given.
+ */
+export const NO_FALLBACK =
+  'prefer and allow (libpq’s fall-backs to plain text) are not supported: a connection is encrypted or not. ' +
+  'For a server with TLS (every managed PostgreSQL), verify-full with its CA (sslrootcert or PGSSLROOTCERT), or require ' +
+  '(encrypted, not verified: what prefer gave); for a server without TLS on a trusted network, disable';
 
 function tlsOptions(mode: PgSslMode, caFile: string | undefined): false | ConnectionOptions {
   if (mode === 'disable') return false;
@@ -151,6 +161,17 @@ export function pgConnectError(err: unknown, config: pg.ClientConfig): unknown {
       hint: 'turn ssl on in the server, or connect with sslmode disable where plain text is acceptable',
       cause: err,
     });
+  // pg_hba.conf has only `hostssl` lines for this client (a managed server): libpq's default, prefer, would have tried
+  // TLS, so a store URL without sslmode (disable here) meets it; it was waited for as an outage, for ever.
+  if (code === '28000' && /no encryption/i.test(message))
+    return fail(
+      ERR.STORE_TLS,
+      `${at}: the server accepts TLS connections only, and this one is plain (sslmode disable)`,
+      {
+        hint: 'set sslmode=verify-full (with its CA: sslrootcert or PGSSLROOTCERT) or require, in the store URL or PGSSLMODE',
+        cause: err,
+      },
+    );
   if (code === '28P01')
     return fail(ERR.STORE_AUTH, `${at}: the password was refused (${message})`, { cause: err });
   return err;

@@ -174,6 +174,19 @@ describe('PostgreSQL over TLS, with a password from the environment', () => {
     assert.ok(!err.includes(PASSWORD), err);
   });
 
+  it('no sslmode at a TLS-only server (libpq would have tried TLS): CC_ERR_STORE_TLS saying so, not an outage', async () => {
+    const mode = process.env.PGSSLMODE;
+    delete process.env.PGSSLMODE;
+    try {
+      await opened(PostgresTable.open(SPEC, url(''))).then(
+        () => assert.fail('a plain connection was let in'),
+        rejectsWith('CC_ERR_STORE_TLS', /accepts TLS connections only, and this one is plain/),
+      );
+    } finally {
+      if (mode !== undefined) process.env.PGSSLMODE = mode;
+    }
+  });
+
   // Last: it gives the server a new CA and certificate (then `ca` names the new CA).
   it('the server certificate replaced after the store opened, by one the CA does not sign: CC_ERR_STORE_TLS on /ready', async () => {
     const spec = { ...SPEC, name: `tls_replaced_${process.pid}` };

@@ -86,11 +86,22 @@ describe('pgConnectionConfig: TLS as libpq means it, the password from the URL o
   });
 
   it('refuses a mode it cannot honour, and a CA file it cannot read, with CC_ERR_CONFIG', () => {
+    // libpq's prefer and allow: refused, saying which supported mode gives what they would have given.
     assert.throws(
       () => pgConnectionConfig(`${base}?sslmode=prefer`, {}),
-      configError(/sslmode must be disable/),
+      (err: unknown) => {
+        configError(/sslmode must be disable/)(err);
+        assert.match(
+          String((err as CryptocastError).hint),
+          /fall-backs to plain text.*verify-full.*require.*disable/,
+        );
+        return true;
+      },
     );
-    assert.throws(() => pgConnectionConfig(base, { PGSSLMODE: 'allow' }), configError(/^PGSSLMODE must be/));
+    assert.throws(
+      () => pgConnectionConfig(base, { PGSSLMODE: 'allow' }),
+      configError(/^PGSSLMODE must be .*prefer and allow.* not supported: verify-full or require .*disable/),
+    );
     assert.throws(
       () => pgConnectionConfig(base, { PGSSLMODE: 'verify-full', PGSSLROOTCERT: '/nonexistent/ca.crt' }),
       configError(/CA file \/nonexistent\/ca\.crt cannot be read/),
