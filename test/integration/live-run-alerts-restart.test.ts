@@ -10,16 +10,17 @@ import { waitFor } from '../support/wait.ts';
 const dir = tempDirs();
 
 /**
- * The alert notifications a run told, in order: one line each on its output (stderr under --json), e.g. `alert firing
- * at 2026-12-07 20:01:05: champion-ancient (warning) *: …`, `alert still firing (reminder 1) at …`, `alert resolved at
- * …: champion-ancient *, firing since …`.
+ * The alert notifications a run logged (stderr under --json: JSON lines of the `alerts` logger), in order. At the run's
+ * own log level (warn), resolutions too: they were logged at info, and a run never showed one.
  */
 function notifications(stderr: string): { status: string; rule: string; repeat: number }[] {
   const out: { status: string; rule: string; repeat: number }[] = [];
   for (const line of stderr.split('\n')) {
-    const m = /^alert (firing|resolved|still firing \(reminder (\d+)\)) at \S+ \S+: (\S+)/.exec(line);
-    if (m === null) continue;
-    out.push({ status: m[1] === 'resolved' ? 'resolved' : 'firing', rule: m[3]!, repeat: Number(m[2] ?? 0) });
+    if (!line.startsWith('{')) continue;
+    const l = JSON.parse(line) as { service?: string; rule?: string; repeat?: number; msg?: string };
+    if (l.service !== 'alerts' || l.rule === undefined) continue;
+    const status = /^(firing|resolved):/.exec(l.msg ?? '')?.[1];
+    if (status !== undefined) out.push({ status, rule: l.rule, repeat: l.repeat ?? 0 });
   }
   return out;
 }

@@ -15,7 +15,7 @@ import { loadStreamConfig } from '../../config/config.ts';
 import { setting } from '../../config/env.ts';
 import { type LastingStoreFailure, lastingStoreError, lastingStoreFailure } from '../../core/duckdb.ts';
 import { CryptocastError, ERR, fail, UsageError } from '../../core/errors.ts';
-import { redirectLogLines } from '../../core/log.ts';
+import { redirectLogLines, log as rootLog } from '../../core/log.ts';
 import { startMetricsServer } from '../../core/metrics-server.ts';
 import { markStarted, readiness } from '../../core/readiness.ts';
 import { urlWithoutCredentials } from '../../core/secrets.ts';
@@ -31,7 +31,7 @@ import { PredictorService } from '../../inference/predictor-service.ts';
 import { openPredictionsStore } from '../../inference/store/open.ts';
 import type { ReplayProgress } from '../../ingestion/replay.ts';
 import { AlertDelivery } from '../../monitoring/alerts/delivery.ts';
-import { AlertEngine } from '../../monitoring/alerts/engine.ts';
+import { AlertEngine, logNotification } from '../../monitoring/alerts/engine.ts';
 import { channelsFromEnv } from '../../monitoring/alerts/notifiers.ts';
 import { type AlertRulesSetting, defaultRules, loadRules } from '../../monitoring/alerts/rules.ts';
 import { MonitorService } from '../../monitoring/monitor-service.ts';
@@ -408,6 +408,7 @@ async function runEmbedded(opts: Parameters<typeof run>[0], port: number): Promi
   // Monitoring: every prediction scored when its target minute closes, rolling quality; same file, same bus.
   const clock = opts.source === 'live' ? 'wall' : 'event';
   const delivery = new AlertDelivery(channelsFromEnv());
+  const alertsLog = rootLog.child({ service: 'alerts' });
   const monitor =
     opts.monitor === false
       ? undefined
@@ -425,9 +426,11 @@ async function runEmbedded(opts: Parameters<typeof run>[0], port: number): Promi
               opts.source === 'live' ? rules : rules.filter((r) => r.kind !== 'consumer_lag'),
               delivery,
               undefined,
-              // One line per transition on the run's output, at the alert's time: logged, a resolution (info) never
-              // showed at run's level (warn), and a replay's alerts seemed never to end.
-              (a) => status.print(alertLine(a)),
+              // One line per transition, at the alert's time: logged as a service does, a resolution (info) never
+              // showed at run's level (warn), and a replay's alerts seemed never to end. Read by a person, a line of
+              // the run's output; under --json, whose readers parse stderr as JSON lines, the service's log line at
+              // warn (its fields: rule, key, severity, at, startsAt).
+              opts.json ? (a) => logNotification(alertsLog, a, 'warn') : (a) => status.print(alertLine(a)),
             ),
             championCreatedAt: () => holder.current()?.card.createdAt,
           },

@@ -189,6 +189,29 @@ export function observe(rule: Rule, s: AlertSignals): Observation[] {
  * Evaluates the rules on the monitor's signals, runs the state machine, and hands what it says to the delivery
  * (which never blocks). Every notification is logged too, so alerts are visible even with no channel configured.
  */
+/**
+ * A notification as a log line (`service: alerts`, the message `firing: …` or `resolved: …`, the alert's fields): at
+ * warn when it fires and info when it resolves, unless `level` says otherwise.
+ */
+export function logNotification(
+  log: Logger,
+  n: Notification,
+  level: 'warn' | 'info' = n.status === 'firing' ? 'warn' : 'info',
+): void {
+  log[level](
+    {
+      rule: n.rule,
+      key: n.key,
+      severity: n.severity,
+      repeat: n.repeat,
+      // On the clock the rules ran on: a replay's event time, which the line's own `time` (the wall clock) is not.
+      at: new Date(n.at).toISOString(),
+      startsAt: new Date(n.startsAt).toISOString(),
+    },
+    `${n.status}: ${n.message}`,
+  );
+}
+
 export class AlertEngine {
   readonly rules: readonly Rule[];
   private readonly states = new AlertStates();
@@ -240,19 +263,7 @@ export class AlertEngine {
   /** Logs (or tells), delivers and hands on (`onNotification`) one notification. */
   private notify(n: Notification): void {
     if (this.tell !== undefined) this.tell(n);
-    else
-      this.log[n.status === 'firing' ? 'warn' : 'info'](
-        {
-          rule: n.rule,
-          key: n.key,
-          severity: n.severity,
-          repeat: n.repeat,
-          // On the clock the rules ran on: a replay's event time, which the line's own `time` (the wall clock) is not.
-          at: new Date(n.at).toISOString(),
-          startsAt: new Date(n.startsAt).toISOString(),
-        },
-        `${n.status}: ${n.message}`,
-      );
+    else logNotification(this.log, n);
     this.delivery?.send(n);
     this.onNotification?.(n);
   }
