@@ -44,12 +44,14 @@ ssl_cert_file = '$(tls_dir)/server.pem'
 ssl_key_file = '$(tls_dir)/server.key'
 password_encryption = scram-sha-256
 EOF
-    cat >"$(conf_dir)/pg_hba.conf" <<'EOF'
-local     all  all                trust
-hostssl   all  all  127.0.0.0/8   scram-sha-256
-hostnossl all  all  127.0.0.0/8   reject
-EOF
   fi
+  # Written at every start (a cluster made by an earlier version of this script gets it too). TLS admits the database
+  # cryptocast only: a connection to another meets no line over TLS either, as at a server not yet provisioned for it.
+  cat >"$(conf_dir)/pg_hba.conf" <<'EOF'
+local     all         all                trust
+hostssl   cryptocast  all  127.0.0.0/8   scram-sha-256
+hostnossl all         all  127.0.0.0/8   reject
+EOF
   certificates
   if pg_ctlcluster "$v" "$CLUSTER" status >/dev/null 2>&1; then pg_ctlcluster "$v" "$CLUSTER" reload
   else pg_ctlcluster "$v" "$CLUSTER" start; fi

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import type pg from 'pg';
+import pg from 'pg';
 import { parse, toClientConfig } from 'pg-connection-string';
 import { secret, setting } from '../config/env.ts';
 import { permanentPostgresError } from '../core/dependency.ts';
@@ -161,20 +161,61 @@ export function pgConnectError(err: unknown, config: pg.ClientConfig): unknown {
       hint: 'turn ssl on in the server, or connect with sslmode disable where plain text is acceptable',
       cause: err,
     });
-  // pg_hba.conf has only `hostssl` lines for this client (a managed server): libpq's default, prefer, would have tried
-  // TLS, so a store URL without sslmode (disable here) meets it; it was waited for as an outage, for ever.
-  if (code === '28000' && /no encryption/i.test(message))
-    return fail(
-      ERR.STORE_TLS,
-      `${at}: the server accepts TLS connections only, and this one is plain (sslmode disable)`,
-      {
-        hint: 'set sslmode=verify-full (with its CA: sslrootcert or PGSSLROOTCERT) or require, in the store URL or PGSSLMODE',
-        cause: err,
-      },
-    );
   if (code === '28P01')
     return fail(ERR.STORE_AUTH, `${at}: the password was refused (${message})`, { cause: err });
   return err;
+}
+
+/**
+ * Whether `err` is the server refusing a plain connection for want of a pg_hba.conf line ("no pg_hba.conf entry for
+ * host …, no encryption"), which a server admitting TLS only from this client (a managed one: `hostssl` lines) says,
+ * but so does one with no line for this host, user or database yet (provisioned after: waited for). `plainRefusal`
+ * tells them apart.
+ */
+function refusedInPlainText(err: unknown): boolean {
+  return (err as { code?: string }).code === '28000' && /no encryption/i.test((err as Error).message ?? '');
+}
+
+/**
+ * A plain connection refused by pg_hba.conf (`refusedInPlainText`), named when the server does admit this client over
+ * TLS: CC_ERR_STORE_TLS (libpq's default, prefer, would have tried TLS, so a store URL without sslmode meets a
+ * TLS-only server; it was waited for as an outage, for ever). Asked with a TLS connection that sends no password (an
+ * empty one) and verifies nothing: the server's answer past pg_hba (a password request, or refused for the password)
+ * is all it takes. Any other answer (no line for this host over TLS either, no TLS, no answer): `err` as it is, waited
+ * for as the provisioning of the server may still come.
+ */
+export async function plainRefusal(err: unknown, config: pg.ClientConfig): Promise<unknown> {
+  if (!refusedInPlainText(err) || config.ssl) return err;
+  const probe = new pg.Client({
+    host: config.host,
+    port: config.port,
+    user: config.user,
+    database: config.database,
+    password: '',
+    ssl: { rejectUnauthorized: false },
+    connectionTimeoutMillis: 5_000,
+  });
+  probe.on('error', () => {});
+  let admitted = false;
+  try {
+    await probe.connect();
+    admitted = true;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    // Past pg_hba: the password refused (28P01), or asked for and not given (the client's own SASL/password errors).
+    admitted = code === '28P01' || (code === undefined && /password/i.test((e as Error).message ?? ''));
+  } finally {
+    await probe.end().catch(() => {});
+  }
+  if (!admitted) return err;
+  return fail(
+    ERR.STORE_TLS,
+    `PostgreSQL at ${pgTarget(config)}: the server accepts TLS connections only from here, and this one is plain (sslmode disable)`,
+    {
+      hint: 'set sslmode=verify-full (with its CA: sslrootcert or PGSSLROOTCERT) or require, in the store URL or PGSSLMODE',
+      cause: err,
+    },
+  );
 }
 
 /** What waiting does not mend: `permanentPostgresError`'s, and whatever `pgConnectError` names. */

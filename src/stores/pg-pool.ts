@@ -2,7 +2,7 @@ import pg from 'pg';
 import { reportDependency } from '../core/dependency.ts';
 import { CryptocastError } from '../core/errors.ts';
 import { type Logger, log as rootLog } from '../core/log.ts';
-import { pgConnectError, pgConnectionConfig } from './pg-connection.ts';
+import { pgConnectError, pgConnectionConfig, plainRefusal } from './pg-connection.ts';
 
 /**
  * How long a connection to PostgreSQL may take (TCP, startup, authentication), and a query may wait for a free one.
@@ -60,15 +60,15 @@ export function pgPool(
  * that is refused for a reason waiting does not mend — the server's certificate replaced by one the CA does not sign,
  * the password changed — failed its caller with the driver's words, and each caller retried it as any transient
  * failure, for ever, with nothing on /ready. Now it fails as the catalogued error (`pgConnectError`:
- * CC_ERR_STORE_TLS, CC_ERR_STORE_AUTH), said once in the log (an error, with the code) and on /ready until a connection
+ * CC_ERR_STORE_TLS, CC_ERR_STORE_AUTH; a plain connection refused where TLS is admitted: `plainRefusal`), said once in the log (an error, with the code) and on /ready until a connection
  * succeeds again. (`pool.query` connects through `pool.connect` too.)
  */
 function nameRefusals(pool: pg.Pool, config: pg.ClientConfig, log: Logger = rootLog): void {
   type Done = (err: Error | undefined, client: pg.PoolClient | undefined, release: () => void) => void;
   const connect = pool.connect.bind(pool) as unknown as (cb: Done) => void;
   let refused = false;
-  const named = (err: Error): Error => {
-    const n = pgConnectError(err, config);
+  const named = async (err: Error): Promise<Error> => {
+    const n = pgConnectError(await plainRefusal(err, config), config);
     if (!(n instanceof CryptocastError)) return err;
     if (!refused) log.error({ code: n.code, reason: n.message }, 'PostgreSQL refused the connection');
     refused = true;
@@ -83,13 +83,13 @@ function nameRefusals(pool: pg.Pool, config: pg.ClientConfig, log: Logger = root
   pool.connect = ((cb?: Done) => {
     if (cb !== undefined)
       return connect((err, client, release) => {
-        if (err) return cb(named(err), client, release);
+        if (err) return void named(err).then((n) => cb(n, client, release));
         connected();
         cb(err, client, release);
       });
     return new Promise<pg.PoolClient>((resolve, reject) =>
       connect((err, client) => {
-        if (err) return reject(named(err));
+        if (err) return void named(err).then(reject);
         connected();
         resolve(client!);
       }),

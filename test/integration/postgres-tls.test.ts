@@ -180,9 +180,39 @@ describe('PostgreSQL over TLS, with a password from the environment', () => {
     try {
       await opened(PostgresTable.open(SPEC, url(''))).then(
         () => assert.fail('a plain connection was let in'),
-        rejectsWith('CC_ERR_STORE_TLS', /accepts TLS connections only, and this one is plain/),
+        rejectsWith('CC_ERR_STORE_TLS', /accepts TLS connections only from here, and this one is plain/),
       );
     } finally {
+      if (mode !== undefined) process.env.PGSSLMODE = mode;
+    }
+  });
+
+  it('no sslmode, refused in plain text where TLS is not admitted either (a server not provisioned yet): waited for, not CC_ERR_STORE_TLS', async () => {
+    const mode = process.env.PGSSLMODE;
+    delete process.env.PGSSLMODE;
+    const stop = new AbortController();
+    try {
+      // pg_hba.conf admits TLS for the database cryptocast only (scripts/postgres-tls.sh): the same refusal in plain
+      // text ("…, no encryption") as at a TLS-only server, but no TLS line either — provisioning that may yet come.
+      const opening = PostgresTable.open(
+        SPEC,
+        `postgres://cryptocast@127.0.0.1:${PORT}/not_provisioned_yet`,
+        { signal: stop.signal },
+      ).then(
+        () => assert.fail('a connection was let in'),
+        (err: unknown) => err,
+      );
+      await waitFor(
+        'the refusal reported as a dependency waited for',
+        () => readiness().reason ?? '',
+        (reason) => /postgresql: .*no encryption/.test(reason),
+        { timeoutMs: 30_000 },
+      );
+      stop.abort();
+      const err = await settlesWithin(opening, 30_000, 'the open to end on the stop');
+      assert.ok(!(err instanceof CryptocastError && err.code === 'CC_ERR_STORE_TLS'), String(err));
+    } finally {
+      stop.abort();
       if (mode !== undefined) process.env.PGSSLMODE = mode;
     }
   });
