@@ -35,6 +35,12 @@ export interface TableSpec<T> {
    * verdicts across a rebalance: `ERRORS_SPEC`).
    */
   readonly keepHeldWhen?: (held: string) => string;
+  /**
+   * The same rule between two rows of one write (`dedupe`, before the upsert): whether the earlier is kept over the
+   * later. A write-behind merges what was queued while a write was in flight, so a score and a later time-out of the
+   * same prediction can meet in one write, where the last row of a key won.
+   */
+  readonly keepEarlier?: (earlier: T, later: T) => boolean;
 }
 
 /**
@@ -76,11 +82,19 @@ export function pageLimit(limit: number | undefined): number {
 export const seriesColumn = <T>(spec: TableSpec<T>) => spec.key[0]!;
 export const timeColumn = <T>(spec: TableSpec<T>) => spec.key[1]!;
 
-/** One row per key, the last one of the batch winning (an upsert cannot touch one row twice in a statement). */
+/**
+ * One row per key, the last one of the batch winning unless the spec keeps the earlier (`keepEarlier`): an upsert cannot
+ * touch one row twice in a statement.
+ */
 export function dedupe<T>(spec: TableSpec<T>, values: readonly T[]): T[] {
   const getters = spec.key.map((k) => spec.columns.find((c) => c.name === k)!.get);
   const byKey = new Map<string, T>();
-  for (const v of values) byKey.set(getters.map((g) => String(g(v))).join('\u0000'), v);
+  for (const v of values) {
+    const key = getters.map((g) => String(g(v))).join('\u0000');
+    const earlier = byKey.get(key);
+    if (earlier !== undefined && spec.keepEarlier?.(earlier, v)) continue;
+    byKey.set(key, v);
+  }
   return [...byKey.values()];
 }
 

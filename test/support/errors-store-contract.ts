@@ -150,6 +150,27 @@ export function errorsStoreContract(open: () => Promise<ErrorsStore>): void {
     }
   });
 
+  it('a score and a later time-out of its prediction in one write: the score is stored (one row and many)', async () => {
+    // A write-behind merges what was queued while a write was in flight: the score and a time-out made later of the same
+    // prediction (its partition given back and taken again) can meet in one write, where the last row of a key won.
+    const store = await open();
+    try {
+      for (const rows of [1, 150]) {
+        const pair = pairOf('L');
+        const at = (i: number) => T + i * M;
+        const scored = Array.from({ length: rows }, (_, i) => sampleScored(pair, at(i)));
+        const timeOuts = Array.from({ length: rows }, (_, i) => ({
+          ...sampleUnscorable(pair, at(i)),
+          reason: 'target_not_closed_in_time' as const,
+        }));
+        await store.write([...scored, ...timeOuts]);
+        assert.deepEqual(await store.history(pair, T, at(rows)), scored, `${rows}: the scores kept`);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a time-out written after the score of its prediction does not replace it; a score replaces a time-out (one row and many)', async () => {
     // Two monitors across a rebalance write in either order: the member that lost the partition may store a time-out
     // it held after the next owner stored the score. Nothing replaces a scored record (`supersedes`). Both write paths:

@@ -19,6 +19,7 @@ export const ERRORS_SPEC: TableSpec<PredictionError> = {
   // in a rebalance may store a time-out it held after the next owner stored the prediction's score: the upsert kept
   // the last row written, the time-out.
   keepHeldWhen: (held) => `${held}.status = 'scored' AND EXCLUDED.status <> 'scored'`,
+  keepEarlier: (earlier, later) => earlier.status === 'scored' && later.status !== 'scored',
   columns: [
     col('pair', 'text', (e) => e.pair),
     col('window_end', 'bigint', (e) => e.windowEnd),
