@@ -95,11 +95,6 @@ export const VARIABLES = {
     '`binary`',
     z.enum(['binary', 'json'], { error: 'binary or json' }),
   ),
-  CRYPTOCAST_KAFKA_REFUSED_FOR_MS: v(
-    'services on Kafka: how long a running client may be refused (SASL or TLS: credentials rotated, a certificate replaced) with no success between before the process ends, for its restart to take the new Secret (ms); /ready says it from the first refusal',
-    '`60000`',
-    timerMs,
-  ),
   // Kafka security (src/config/kafka-security.ts; every Kafka client of the process: services, `topics`, `dlq`)
   CRYPTOCAST_KAFKA_TLS: v(
     'Kafka over TLS (`true` for a managed Kafka: MSK, Confluent Cloud, Aiven, Strimzi with TLS listeners)',

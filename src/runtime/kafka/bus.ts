@@ -87,12 +87,7 @@ export interface KafkaBusOptions {
   security?: KafkaSecurity;
   /** Called once when a running client is refused for good (see `KafkaBus.refused`). */
   onRefused?: (err: CryptocastError) => void;
-  /** How long refusals may last with no success between before `onRefused` (default CRYPTOCAST_KAFKA_REFUSED_FOR_MS). */
-  refusedForMs?: number;
 }
-
-/** How long a running client may be refused with no success between before the process ends (`KafkaBus.refused`). */
-const REFUSED_FOR_MS = 60_000;
 
 export class KafkaBus implements Bus {
   readonly kind = 'kafka' as const;
@@ -107,7 +102,6 @@ export class KafkaBus implements Bus {
   readonly log: Logger;
   readonly security: KafkaSecurity;
   private readonly onRefused: ((err: CryptocastError) => void) | undefined;
-  private readonly refusedForMs: number;
   private producer: Producer | undefined;
   private admin: Admin | undefined;
   private metaClient: RawConsumer | undefined;
@@ -130,7 +124,6 @@ export class KafkaBus implements Bus {
     this.encoding = options.encoding ?? setting('CRYPTOCAST_KAFKA_ENCODING') ?? 'binary';
     this.security = options.security ?? kafkaSecurity();
     this.onRefused = options.onRefused;
-    this.refusedForMs = options.refusedForMs ?? setting('CRYPTOCAST_KAFKA_REFUSED_FOR_MS') ?? REFUSED_FOR_MS;
     if (this.security.sasl?.mechanism === 'PLAIN' && this.security.tls === undefined)
       this.log.warn(
         { brokers: this.brokers },
@@ -204,48 +197,24 @@ export class KafkaBus implements Bus {
     return securityRefusal(err, this.brokers, this.security);
   }
 
-  /** The latest refusal of a running client, and the timer that ends the process if no success comes first. */
+  /** The first refusal of a running client (`refused`). */
   private refusedWith: CryptocastError | undefined;
-  private refusedTimer: NodeJS.Timeout | undefined;
-  private refusedForGood = false;
 
   /**
-   * A client of this bus that was running (a subscription's fetches or rejoin, a publish) is refused: the credentials
-   * rotated or revoked on the broker, its certificate replaced. Said on /ready at once and once in the log; if refusals
-   * go on for `refusedForMs` with no success between (`accepted`), `onRefused` is called once (the binary: end the
-   * process with it, so that Kubernetes restarts the pod with the new Secret). Before, the service reported Kafka
-   * unavailable for ever; ending at the first refusal would have ended every pod at a refusal that clears by itself (a
-   * broker of a rolling restart, a certificate swapped broker by broker).
+   * A client of this bus that was running (a subscription's fetches or rejoin, a publish) is refused for good: the
+   * credentials rotated or revoked on the broker, its certificate replaced. Waiting does not mend it, so it is said on
+   * /ready and once in the log, and `onRefused` (the binary: end the process with it, so that Kubernetes restarts the
+   * pod with the new Secret) is called once. Before, the service reported Kafka unavailable for ever.
    */
   refused(err: CryptocastError): void {
     reportDependency('kafka', err, this.log);
+    if (this.refusedWith !== undefined) return;
     this.refusedWith = err;
-    if (this.refusedTimer !== undefined || this.refusedForGood) return;
     this.log.error(
-      { code: err.code, reason: err.message, endsInMs: this.refusedForMs },
-      'Kafka refused this client: the process ends if it is still refused then',
+      { code: err.code, reason: err.message },
+      'Kafka refused this client for good: waiting does not mend it',
     );
-    this.refusedTimer = setTimeout(() => {
-      this.refusedTimer = undefined;
-      this.refusedForGood = true;
-      const last = this.refusedWith ?? err;
-      this.log.error(
-        { code: last.code, reason: last.message },
-        'Kafka refused this client for good: waiting does not mend it',
-      );
-      this.onRefused?.(last);
-    }, this.refusedForMs);
-    this.refusedTimer.unref();
-  }
-
-  /** A running client was served (a publish, a fetch): a refusal before it has cleared (`refused`). */
-  accepted(): void {
-    if (this.refusedTimer === undefined) return;
-    clearTimeout(this.refusedTimer);
-    this.refusedTimer = undefined;
-    this.refusedWith = undefined;
-    reportDependency('kafka', undefined, this.log);
-    this.log.info('Kafka accepts this client again');
+    this.onRefused?.(err);
   }
 
   ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
@@ -407,7 +376,6 @@ export class KafkaBus implements Bus {
       try {
         await producer.send({ messages });
         reportDependency('kafka', undefined, this.log);
-        this.accepted();
       } catch (err) {
         const refusal = this.refusal(err);
         if (refusal !== undefined) {
@@ -692,7 +660,6 @@ export class KafkaBus implements Bus {
 
   async close(): Promise<void> {
     this.closing.abort();
-    clearTimeout(this.refusedTimer);
     // Subscriptions first: their in-flight batches may still publish (and then commit).
     for (const s of [...this.subscriptions]) await s.stop().catch(() => {});
     this.subscriptions.clear();

@@ -330,7 +330,6 @@ export class KafkaSubscription<T> {
           fetched = (await fetchRecords(this.fetcher, this.topicName, positions, FETCH_MAX_WAIT_MS)).fetched;
           if (this.fetchFailures > 0) reportDependency('kafka', undefined, this.log);
           this.fetchFailures = 0;
-          this.bus.accepted();
         } catch (err) {
           if (findErrorBy(err as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) {
             await this.resetOutOfRange([...positions.keys()]);
@@ -369,8 +368,8 @@ export class KafkaSubscription<T> {
   }
 
   /**
-   * Whether `err` is the broker refusing this member (credentials rotated or revoked, a certificate replaced:
-   * `KafkaBus.refused`, which ends the service if refusals last) rather than a broker away, which is waited for.
+   * Whether `err` is the broker refusing this member for good (credentials rotated or revoked, a certificate
+   * replaced: `KafkaBus.refused`, which ends the service) rather than a broker away, which is waited for.
    */
   private refusedForGood(err: unknown): boolean {
     const refusal = this.bus.refusal(err);
