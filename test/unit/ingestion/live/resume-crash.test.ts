@@ -15,6 +15,7 @@ import { until } from '../../../support/exchanges/base.ts';
 import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
 import { FAST_CONNECTOR, range } from '../../../support/exchanges/harness.ts';
 import { KrakenServer, type KrakenTrade } from '../../../support/exchanges/kraken.ts';
+import { waitFor } from '../../../support/wait.ts';
 
 /**
  * The trades stage killed in the middle of a long restart refill of its only pair (a crash: nothing written at a
@@ -316,7 +317,15 @@ describe('a crash behind the point in a refill whose pages closed a minute: the 
   it('the candle stage restarted twice meanwhile, under revise: every minute counts each trade once', async () => {
     // A minute boundary ahead: the refill's trades, made while the stage was down, span it and 10 s past it, no more
     // than 60 s after they are received (later would be refused as implausible): at most 50 s ahead.
-    while (Date.now() % 60_000 < 10_000) await new Promise((r) => setTimeout(r, 200));
+    await waitFor(
+      'a minute with 10 s of it gone',
+      () => Date.now() % 60_000,
+      (ms) => ms >= 10_000,
+      {
+        timeoutMs: 30_000,
+        everyMs: 200,
+      },
+    );
     const boundary = Math.ceil(Date.now() / 60_000) * 60_000;
     const srv = await new KrakenServer().listen();
     srv.pageSize = PAGE;
