@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CandleService } from '../../../../src/candles/candle-service.ts';
-import { KrakenWsSource } from '../../../../src/ingestion/live/kraken-ws.ts';
-import { TradeService } from '../../../../src/ingestion/trade-service.ts';
 import { type Bus, partitionFor } from '../../../../src/runtime/bus.ts';
 import { InProcessBus } from '../../../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../../../src/schemas/candle.ts';
@@ -13,8 +11,9 @@ import type { Trade, TradeEvent } from '../../../../src/schemas/trade.ts';
 import { collectValues } from '../../../support/collect.ts';
 import { until } from '../../../support/exchanges/base.ts';
 import { krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
-import { FAST_CONNECTOR, range } from '../../../support/exchanges/harness.ts';
+import { range } from '../../../support/exchanges/harness.ts';
 import { KrakenServer, type KrakenTrade } from '../../../support/exchanges/kraken.ts';
+import { krakenTradesStage } from '../../../support/exchanges/kraken-trades-stage.ts';
 import { waitFor } from '../../../support/wait.ts';
 
 /**
@@ -63,30 +62,11 @@ function crashableBus(crashed: { now: boolean }): { bus: Bus; log: InProcessBus 
 }
 
 /** `afterPointMs`: how long after a quiet pair's point the restart reads the log (0: not at all, the held writes alone). */
-function tradesStage(bus: Bus, srv: KrakenServer, afterPointMs?: number) {
-  const service = new TradeService(bus, {
-    ...READ_BACK,
-    resumePointHeldMs: HELD_MS,
-    resumePointLagMs: afterPointMs,
-  });
-  const source = new KrakenWsSource({
-    pairs: [PAIR],
-    wsUrl: srv.wsUrl,
-    restUrl: srv.restUrl,
-    ...FAST_CONNECTOR,
+const tradesStage = (bus: Bus, srv: KrakenServer, afterPointMs?: number) =>
+  krakenTradesStage(bus, srv, PAIR, {
+    service: { ...READ_BACK, resumePointHeldMs: HELD_MS, resumePointLagMs: afterPointMs },
     restMinIntervalMs: 20,
   });
-  const abort = new AbortController();
-  const done = service.run([source], abort.signal).catch((err: unknown) => err);
-  return {
-    service,
-    source,
-    stop: async () => {
-      abort.abort();
-      return done;
-    },
-  };
-}
 
 const tradeIds = (values: readonly TradeEvent[]) =>
   values.filter((v): v is Trade => v.type === 'trade').map((t) => Number(t.tradeId) - firstId);
@@ -331,23 +311,11 @@ describe('a crash behind the point in a refill whose pages closed a minute: the 
     srv.pageSize = PAGE;
     const crashed = { now: false };
     const { bus, log } = crashableBus(crashed);
-    const stage = (on: Bus, heldMs: number) => {
-      const service = new TradeService(on, { ...READ_BACK, resumePointHeldMs: heldMs });
-      const source = new KrakenWsSource({
-        pairs: [PAIR],
-        wsUrl: srv.wsUrl,
-        restUrl: srv.restUrl,
-        ...FAST_CONNECTOR,
+    const stage = (on: Bus, heldMs: number) =>
+      krakenTradesStage(on, srv, PAIR, {
+        service: { ...READ_BACK, resumePointHeldMs: heldMs },
         restMinIntervalMs: 20,
       });
-      const abort = new AbortController();
-      const done = service.run([source], abort.signal).catch((err: unknown) => err);
-      const stop = () => {
-        abort.abort();
-        return done;
-      };
-      return { source, stop };
-    };
     let candles = new CandleService({ bus: log, latePolicy: 'revise' });
     try {
       await candles.start();

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CoinbaseWsSource } from '../../../../src/ingestion/live/coinbase-ws.ts';
-import { KrakenWsSource } from '../../../../src/ingestion/live/kraken-ws.ts';
 import { ResumePoints } from '../../../../src/ingestion/resume-points.ts';
 import { TradeService } from '../../../../src/ingestion/trade-service.ts';
 import { type Bus, partitionFor } from '../../../../src/runtime/bus.ts';
@@ -15,6 +14,7 @@ import { CoinbaseServer } from '../../../support/exchanges/coinbase.ts';
 import { coinbaseTradesFromRecording, krakenRecordedTrades } from '../../../support/exchanges/fixtures.ts';
 import { FAST_CONNECTOR, range } from '../../../support/exchanges/harness.ts';
 import { KrakenServer } from '../../../support/exchanges/kraken.ts';
+import { krakenTradesStage } from '../../../support/exchanges/kraken-trades-stage.ts';
 import { candle } from '../../../support/factories.ts';
 
 const PAIR = 'BTC/USDT';
@@ -22,26 +22,8 @@ const real = krakenRecordedTrades(); // 1,000 real trades, consecutive ids
 const firstId = real[0]!.id;
 
 /** A trades stage on `bus` with a Kraken connector on `srv`, running until `stop()`. */
-function tradesStage(bus: Bus, srv: KrakenServer, storedCandles?: readonly Candle[]) {
-  const service = new TradeService(bus, { storedCandles });
-  const source = new KrakenWsSource({
-    pairs: [PAIR],
-    wsUrl: srv.wsUrl,
-    restUrl: srv.restUrl,
-    ...FAST_CONNECTOR,
-    restMinIntervalMs: 0,
-  });
-  const abort = new AbortController();
-  const done = service.run([source], abort.signal).catch((err: unknown) => err);
-  return {
-    service,
-    source,
-    stop: async () => {
-      abort.abort();
-      return done;
-    },
-  };
-}
+const tradesStage = (bus: Bus, srv: KrakenServer, storedCandles?: readonly Candle[]) =>
+  krakenTradesStage(bus, srv, PAIR, { service: { storedCandles } });
 
 /** Trade ids on the topic, offsets relative to the first recorded trade, in log order. */
 function tradeIds(values: readonly TradeEvent[]): number[] {
