@@ -45,7 +45,13 @@ export interface SourceReport {
   candles: number;
   /** Candles read per pair (before the warm-up and the target lookup drop rows). */
   candlesPerPair: Map<string, number>;
+  /** Rows that could not be used (a bad line, an impossible candle). */
   rejects: { where: string; reason: string }[];
+  /**
+   * Whole files left out (not rows): a file whose name says another pair than `--pair` (`otherPair`), a zip without a
+   * CSV inside. Kept apart from `rejects` so a count of them is not said to be candles refused.
+   */
+  leftOut: { file: string; reason: string; otherPair?: string }[];
   /** Gaps in the candles that restarted the indicators' warm-up. */
   resets: number;
   /** With a history: the first windowEnd of the candles proper (the history's rows all come before it). */
@@ -53,19 +59,37 @@ export interface SourceReport {
 }
 
 /**
- * Throws CC_ERR_INPUT when the candle files gave no candle at all, saying why (an empty file, or every row rejected:
- * the first reason, e.g. a file without a pair column and no --pair), instead of a dataset of 0 rows that fails
- * further on (a walk-forward's minimum, an ISO date of an empty range).
+ * Throws CC_ERR_INPUT when the candle files gave no candle at all, saying why (an empty file, every file of another
+ * pair than --pair, or every row rejected: the first reason, e.g. a file without a pair column and no --pair), instead
+ * of a dataset of 0 rows that fails further on (a walk-forward's minimum, an ISO date of an empty range).
  */
-export function requireCandles(source: SourceReport, path: string): void {
+export function requireCandles(source: SourceReport, path: string, pair?: string): void {
   if (source.candles > 0) return;
   const rejected = source.rejects.length;
-  throw fail(
-    ERR.INPUT,
-    rejected === 0
-      ? `no candles in ${path}: it has no rows`
-      : `no usable candles in ${path}: all ${rejected.toLocaleString('en-US')} rows were rejected (${source.rejects[0]!.reason})`,
-  );
+  const leftOut = source.leftOut.length;
+  const n = (k: number) => k.toLocaleString('en-US');
+  let why: string;
+  if (rejected > 0)
+    why = `no usable candles in ${path}: all ${n(rejected)} rows were rejected (${source.rejects[0]!.reason})`;
+  else if (leftOut === 0) why = `no candles in ${path}: it has no rows`;
+  else if (source.leftOut.every((f) => f.otherPair !== undefined)) {
+    const pairs = [...new Set(source.leftOut.map((f) => f.otherPair))].join(', ');
+    why = `no candles of --pair ${pair} in ${path}: ${leftOut === 1 ? 'its one file is' : `all ${n(leftOut)} files are`} of ${pairs} (leave --pair out to read each file as its name says)`;
+  } else
+    why = `no candles in ${path}: ${leftOut === 1 ? 'its one file was' : `all ${n(leftOut)} files were`} left out (${source.leftOut.find((f) => f.otherPair === undefined)!.reason})`;
+  throw fail(ERR.INPUT, why);
+}
+
+/**
+ * What a command says about the candles it could not use, one line each: the whole files left out (all of them: a
+ * folder has few), the first five rows rejected, and a count when there were more.
+ */
+export function sourceProblemLines(source: SourceReport): string[] {
+  const lines = source.leftOut.map((f) => `left out ${f.file}: ${f.reason}`);
+  for (const r of source.rejects.slice(0, 5)) lines.push(`rejected ${r.where}: ${r.reason}`);
+  if (source.rejects.length > 5)
+    lines.push(`… ${source.rejects.length.toLocaleString('en-US')} candles rejected in all`);
+  return lines;
 }
 
 /**
@@ -90,6 +114,7 @@ export async function datasetFromCandles(
   const columns = opts.columns ?? (opts.news ? [...MODEL_COLUMNS, ...NEWS_COLUMNS] : MODEL_COLUMNS);
   const builder = new DatasetBuilder(source, { horizonMs: opts.horizonMs, columns });
   const rejects: SourceReport['rejects'] = [];
+  const leftOut: SourceReport['leftOut'] = [];
   const history = opts.history === undefined ? [] : candleFiles(opts.history);
   const files = [...history, ...candleFiles(path)];
   let engine = new TechnicalFeatures();
@@ -106,7 +131,9 @@ export async function datasetFromCandles(
     }
     // The history's pair option does not apply to it (its files say their pair, e.g. Binance klines).
     for await (const batch of readOhlcv(file, { pair: isHistory ? undefined : opts.pair })) {
-      for (const r of batch.rejects) rejects.push({ where: `${r.file} line ${r.line}`, reason: r.reason });
+      for (const r of batch.rejects)
+        if (r.line === 0) leftOut.push({ file: r.file, reason: r.reason, otherPair: r.otherPair });
+        else rejects.push({ where: `${r.file} line ${r.line}`, reason: r.reason });
       for (const c of batch.candles) {
         candles++;
         candlesPerPair.set(c.pair, (candlesPerPair.get(c.pair) ?? 0) + 1);
@@ -151,6 +178,7 @@ export async function datasetFromCandles(
     candles,
     candlesPerPair,
     rejects,
+    leftOut,
     resets: resets + engine.resets,
     testFrom,
   };
@@ -219,5 +247,5 @@ export async function datasetFromStore(
         });
     }
   }
-  return { dataset: builder.build(), candles, candlesPerPair, rejects: [], resets: 0 };
+  return { dataset: builder.build(), candles, candlesPerPair, rejects: [], leftOut: [], resets: 0 };
 }

@@ -13,7 +13,7 @@ import {
 } from '../../training/backtest.ts';
 import { openRegistry } from '../../training/registry/open.ts';
 import { readArtifacts } from '../../training/registry/registry.ts';
-import { datasetFromCandles, requireCandles } from '../../training/sources.ts';
+import { datasetFromCandles, requireCandles, sourceProblemLines } from '../../training/sources.ts';
 import { resolveVersion } from './models.ts';
 import {
   type BandFlags,
@@ -94,8 +94,8 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
         progress.onProgress({ stage: 'candles', done, total, detail: 'files read, features computed' }),
     });
     progress.stop();
-    for (const r of source.rejects.slice(0, 5)) process.stderr.write(`rejected ${r.where}: ${r.reason}\n`);
-    requireCandles(source, opts.candles);
+    for (const line of sourceProblemLines(source)) process.stderr.write(`${line}\n`);
+    requireCandles(source, opts.candles, opts.pair);
     const ds = source.dataset;
     asPair = parseAsPair(opts.asPair, [...source.candlesPerPair.keys()]);
     checkApplicable(ds, card, asPair, source.candlesPerPair);

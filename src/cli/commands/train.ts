@@ -24,6 +24,7 @@ import {
   parsePairs,
   requireCandles,
   type SourceReport,
+  sourceProblemLines,
 } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
 import { type WalkForwardRun, walkForward } from '../../training/walk-forward.ts';
@@ -122,10 +123,8 @@ export async function loadDataset(
     );
   } else throw new UsageError('give --candles FILE|FOLDER or --store URL');
   const { dataset: ds } = source;
-  for (const r of source.rejects.slice(0, 5)) process.stderr.write(`rejected ${r.where}: ${r.reason}\n`);
-  if (source.rejects.length > 5)
-    process.stderr.write(`… ${n(source.rejects.length)} candles rejected in all\n`);
-  if (opts.candles !== undefined) requireCandles(source, opts.candles);
+  for (const line of sourceProblemLines(source)) process.stderr.write(`${line}\n`);
+  if (opts.candles !== undefined) requireCandles(source, opts.candles, opts.pair);
   for (const w of checkDataset(ds, MIN_ROWS)) process.stderr.write(`warning: ${w}\n`);
   process.stderr.write(
     `dataset: ${n(ds.n)} rows (${ds.pairs.join(', ')}), ${ds.columns.length} columns, horizon ${horizonMs / 60_000} min; ` +
