@@ -1138,6 +1138,155 @@ describe('helm chart deploy/helm/cryptocast', () => {
       assert.equal(policiesOf(rendered.get('default')!).length, 0);
       assert.ok(policiesOf(rendered.get('production')!).length > 0);
     });
+
+    // Egress was never restricted: a predictor or API pod could send anything anywhere. networkPolicy.egress (opt-in,
+    // apart from the ingress set) gives every pod DNS and the dependencies, and only the components that talk to
+    // outside hosts the internet rules. Evaluated with the Kubernetes semantics, as the ingress policies above.
+    describe('networkPolicy.egress: DNS and the dependencies for every pod, the internet only where it is needed', () => {
+      type Rule = {
+        to?: (Peer & { ipBlock?: { cidr: string; except?: string[] } })[];
+        ports?: { port: number; protocol?: string }[];
+      };
+      /** A destination: a pod in a namespace, or an address outside the cluster. */
+      type Destination = Source | { ip: string };
+      const ipv4 = (ip: string) => ip.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+      const inCidr = (ip: string, cidr: string) => {
+        const [base, bits] = cidr.split('/');
+        const size = 2 ** (32 - Number(bits));
+        return Math.floor(ipv4(ip) / size) === Math.floor(ipv4(base!) / size);
+      };
+      const reaches = (peer: Rule['to'] extends (infer P)[] | undefined ? P : never, to: Destination) => {
+        if ('ip' in to)
+          return (
+            peer.ipBlock !== undefined &&
+            inCidr(to.ip, peer.ipBlock.cidr) &&
+            !(peer.ipBlock.except ?? []).some((c) => inCidr(to.ip, c))
+          );
+        return peer.ipBlock === undefined && peerAdmits(peer, to);
+      };
+      const selectsPod = (
+        sel: {
+          matchLabels?: Labels;
+          matchExpressions?: { key: string; operator: string; values: string[] }[];
+        },
+        labels: Labels,
+      ) =>
+        selects(sel, labels) &&
+        (sel.matchExpressions ?? []).every((e) => e.operator === 'In' && e.values.includes(labels[e.key]!));
+      /** May `pod` open a connection to `port`/`protocol` of `to`? */
+      const egressAllowed = (
+        policies: K8sObject[],
+        pod: { labels: Labels },
+        to: Destination,
+        port: number,
+        protocol = 'TCP',
+      ) => {
+        const selecting = policies.filter(
+          (p) => selectsPod(p.spec.podSelector, pod.labels) && (p.spec.policyTypes ?? []).includes('Egress'),
+        );
+        if (selecting.length === 0) return true;
+        return selecting.some((p) =>
+          (p.spec.egress ?? []).some(
+            (rule: Rule) =>
+              (rule.ports === undefined ||
+                rule.ports.some((rp) => rp.port === port && (rp.protocol ?? 'TCP') === protocol)) &&
+              (rule.to === undefined || rule.to.length === 0 || rule.to.some((peer) => reaches(peer, to))),
+          ),
+        );
+      };
+      const values = (file: string, text: string) => {
+        const path = join(scratchDir('cc-egress-'), file);
+        writeFileSync(path, text);
+        return path;
+      };
+      const dependencies = values(
+        'egress.yaml',
+        [
+          'networkPolicy:',
+          '  egress:',
+          '    enabled: true',
+          '    dependencies:',
+          '      - to: [{ namespaceSelector: { matchLabels: { kubernetes.io/metadata.name: data } } }]',
+          '        ports: [{ port: 9094 }, { port: 5432 }]',
+          '      - to: [{ ipBlock: { cidr: 10.20.0.15/32 } }]',
+          '        ports: [{ port: 443 }]',
+        ].join('\n'),
+      );
+      const dns: Source = { namespace: 'kube-system', pod: { 'k8s-app': 'kube-dns' } };
+      const kafka: Source = { namespace: 'data', pod: { app: 'kafka' } };
+      const mlflow = { ip: '10.20.0.15' };
+      const exchange = { ip: '104.16.1.1' };
+      const privateHost = { ip: '10.1.2.3' };
+      const OUTSIDE = new Set(['trades', 'news', 'news-signals', 'monitor', 'embedded']);
+
+      test('distributed: every pod reaches DNS and the dependencies; only trades, news, news-signals and monitor go out', () => {
+        const all = parseManifests(helmTemplate([join(CHART, 'ci', 'production-values.yaml'), dependencies]));
+        const policies = policiesOf(all);
+        const workloads = pods(all);
+        assert.ok(workloads.length >= 10, workloads.map((p) => p.name).join(', '));
+        for (const pod of workloads) {
+          const where = pod.name;
+          assert.ok(egressAllowed(policies, pod, dns, 53, 'UDP'), `${where}: DNS over UDP`);
+          assert.ok(egressAllowed(policies, pod, dns, 53, 'TCP'), `${where}: DNS over TCP`);
+          assert.ok(egressAllowed(policies, pod, kafka, 9094), `${where}: Kafka`);
+          assert.ok(egressAllowed(policies, pod, kafka, 5432), `${where}: PostgreSQL`);
+          assert.ok(egressAllowed(policies, pod, mlflow, 443), `${where}: MLflow by its address`);
+          assert.ok(
+            !egressAllowed(policies, pod, kafka, 9092),
+            `${where}: a port of the namespace not given`,
+          );
+          assert.ok(
+            !egressAllowed(policies, pod, { namespace: 'other', pod: {} }, 9094),
+            `${where}: another namespace`,
+          );
+          assert.ok(!egressAllowed(policies, pod, privateHost, 443), `${where}: a private address not given`);
+          const out = OUTSIDE.has(pod.component);
+          assert.equal(egressAllowed(policies, pod, exchange, 443), out, `${where}: an exchange on 443`);
+          assert.equal(egressAllowed(policies, pod, exchange, 9443), out, `${where}: Binance's 9443`);
+          assert.ok(!egressAllowed(policies, pod, exchange, 25), `${where}: any other port outside`);
+        }
+        for (const c of ['trades', 'news', 'news-signals', 'monitor', 'predictor', 'api'])
+          assert.ok(
+            workloads.some((p) => p.component === c),
+            `no ${c} pod rendered`,
+          );
+      });
+
+      test('embedded: the one pod reaches the outside hosts as well', () => {
+        const all = parseManifests(helmTemplate([join(CHART, 'ci', 'embedded-values.yaml'), dependencies]));
+        const pod = pods(all).find((p) => p.component === 'embedded')!;
+        assert.ok(egressAllowed(policiesOf(all), pod, exchange, 443));
+        assert.ok(egressAllowed(policiesOf(all), pod, dns, 53, 'UDP'));
+        assert.ok(!egressAllowed(policiesOf(all), pod, privateHost, 5432));
+      });
+
+      test('the Strimzi values close egress to the in-cluster Kafka, PostgreSQL and MLflow (so lint and kubeconform check it)', () => {
+        const all = rendered.get('strimzi')!;
+        const policies = policiesOf(all);
+        assert.equal(policies.filter((p) => p.spec.policyTypes.includes('Egress')).length, 2);
+        for (const pod of pods(all)) {
+          assert.ok(egressAllowed(policies, pod, { namespace: 'kafka', pod: {} }, 9093), pod.name);
+          assert.ok(egressAllowed(policies, pod, { namespace: 'postgres', pod: {} }, 5432), pod.name);
+          assert.ok(egressAllowed(policies, pod, { namespace: 'mlflow', pod: {} }, 5000), pod.name);
+          assert.equal(egressAllowed(policies, pod, exchange, 443), OUTSIDE.has(pod.component), pod.name);
+        }
+      });
+
+      test('off by default and in the other shipped values: egress stays open (no Egress policy)', () => {
+        for (const name of ['default', 'production', 'minimal', 'embedded'])
+          assert.ok(
+            policiesOf(rendered.get(name)!).every((p) => !(p.spec.policyTypes ?? []).includes('Egress')),
+            name,
+          );
+      });
+
+      test('on without dependencies: refused, naming the value (the pods would reach nothing but DNS)', () => {
+        assert.throws(
+          () => helmTemplate(undefined, ['networkPolicy.egress.enabled=true']),
+          /networkPolicy\.egress\.enabled=true with no networkPolicy\.egress\.dependencies/,
+        );
+      });
+    });
   });
 
   test('embedded: one replica of `cryptocast run` on a volume, no Kafka objects', () => {

@@ -82,10 +82,13 @@ export function run(
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** `helm template` with a values file (and `--set` pairs); throws with helm's message when it refuses. */
-export function helmTemplate(file?: string, set: string[] = []): string {
+/**
+ * `helm template` with a values file or several (later ones override earlier ones) and `--set` pairs; throws with
+ * helm's message when it refuses.
+ */
+export function helmTemplate(file?: string | readonly string[], set: string[] = []): string {
   const args = ['template', 'cc', CHART, '--namespace', 'cryptocast'];
-  if (file !== undefined) args.push('-f', file);
+  for (const f of file === undefined ? [] : typeof file === 'string' ? [file] : file) args.push('-f', f);
   for (const s of set) args.push('--set', s);
   const r = run(deployTools().helm, args);
   if (r.status !== 0) throw new Error(`helm template failed: ${r.stderr.trim()}`);
