@@ -21,7 +21,7 @@ import { WriteBehind } from '../stores/write-behind.ts';
 import type { AlertEngine } from './alerts/engine.ts';
 import { LatePolicyCheck } from './late-policy-check.ts';
 import { MaturityJoin } from './maturity.ts';
-import { figures, RollingQuality } from './rolling-quality.ts';
+import { figures, MINUTE, RollingQuality } from './rolling-quality.ts';
 import type { ErrorsStore } from './store/errors-store.ts';
 
 export interface MonitorServiceOptions {
@@ -152,6 +152,11 @@ export class MonitorService {
   /** Wall-clock arrival times of recent dead letters (the last minute is counted). */
   private deadLetterTimes: number[] = [];
   private lastEvaluation = Number.NEGATIVE_INFINITY;
+  /**
+   * The earliest minute of the verdicts added to the rolling quality since the rules were last evaluated (Infinity:
+   * none): one at or before that evaluation changed the windows after it at once (`catchUpTimes`).
+   */
+  private changedSinceEvaluation = Number.POSITIVE_INFINITY;
   /** The newest verdict's target time per pair (the event clock of alerts, see `alertClock`). */
   private readonly verdictClock = new Map<string, number>();
   /** The first verdict's target time (the event clock's start: where the first catch-up evaluation starts). */
@@ -319,17 +324,28 @@ export class MonitorService {
    * The times after `from` and before `to`, on a live monitor's cadence (`from` + k × `every`), at which an evaluation
    * can change what the rules say, each yielded before the next is worked out (it depends on the evaluation): the first
    * at or after a change of the rolling quality's windows the rules read (`RollingQuality.nextChange`), and the first at
-   * or after a `for`, `resolveAfter` or `repeatEvery` that runs out (`AlertEngine.nextDeadline`). Nothing else the
+   * or after a `for`, `resolveAfter` or `repeatEvery` that runs out (`AlertEngine.nextDeadline`: a reminder the wall
+   * clock held back and lets go now, at once); and, when verdicts came since the last evaluation for a minute at or
+   * before it that a window still holds, the first time after it (`changedSinceEvaluation`). Nothing else the
    * rules read moves on the event clock (the staleness and champion rules are not evaluated there; the wall-measured
    * ones stand still while a batch is caught up on), so at every other time an evaluation sees the same observations as
    * the one before and changes nothing: the notifications are those of an evaluation at every `every`.
    */
   private *catchUpTimes(engine: AlertEngine, from: number, to: number, every: number): Generator<number> {
     const windows = engine.windowsRead(this.quality);
+    const longest = Math.max(0, ...windows);
     for (let t = from; ; ) {
-      const due = Math.min(this.quality.nextChange(t, windows), engine.nextDeadline(t, false));
+      // A verdict of a minute at or before the last evaluation (another partition read late, a time-out scored after
+      // all) changed, at once, the windows that hold that minute after it — not where `nextChange` looks (a minute
+      // coming in after `t`, or leaving): with no newer minute, a stretch where a rule held was skipped (the alert
+      // fired late, or never). Reset by each evaluation: the first one after `t` sees it.
+      const behind = this.changedSinceEvaluation;
+      const seenLate = behind <= t && behind + longest > t ? t : Number.POSITIVE_INFINITY;
+      const due = Math.min(seenLate, this.quality.nextChange(t, windows), engine.nextDeadline(t, false));
       if (!(due < to)) return;
-      const next = from + Math.max(1, Math.ceil((due - from) / every)) * every;
+      // The first time on the cadence after `t` and at or after `due` (which may be `t` itself: see above).
+      const next =
+        from + Math.max(Math.floor((t - from) / every) + 1, Math.ceil((due - from) / every)) * every;
       if (next >= to) return;
       yield next;
       t = next;
@@ -338,6 +354,7 @@ export class MonitorService {
 
   private evaluateAlertsAt(a: NonNullable<MonitorServiceOptions['alerts']>, now: number): void {
     this.lastEvaluation = now;
+    this.changedSinceEvaluation = Number.POSITIVE_INFINITY;
     this.candlesCaughtUp ||= this.candlesReadToEnd();
     this.forgetOldDeadLetters();
     a.engine.evaluate({
@@ -779,7 +796,8 @@ export class MonitorService {
   private judged(fresh: readonly PredictionError[]): void {
     if (fresh.length === 0) return;
     for (const e of fresh) {
-      this.quality.add(e);
+      if (this.quality.add(e) && e.targetTs < this.changedSinceEvaluation)
+        this.changedSinceEvaluation = Math.floor(e.targetTs / MINUTE) * MINUTE;
       this.reached(e.pair, e.targetTs);
     }
     this.pruneQuality();

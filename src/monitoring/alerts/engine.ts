@@ -214,7 +214,7 @@ export function logNotification(
 
 export class AlertEngine {
   readonly rules: readonly Rule[];
-  private readonly states = new AlertStates();
+  private readonly states: AlertStates;
   private readonly delivery: AlertDelivery | undefined;
   private readonly log: Logger;
   /** What `cryptocast_alerts_active` was last set to, per rule. */
@@ -235,8 +235,11 @@ export class AlertEngine {
     delivery?: AlertDelivery,
     logger?: Logger,
     tell?: (n: Notification) => void,
+    wallNow: () => number = Date.now,
   ) {
     this.rules = rules;
+    // The wall clock reminders are paced by on a replay (`AlertStates`): tests inject one.
+    this.states = new AlertStates(wallNow);
     this.delivery = delivery;
     this.log = (logger ?? rootLog).child({ service: 'alerts' });
     this.tell = tell;

@@ -196,9 +196,13 @@ export class AlertStates {
   /**
    * The first instant after `after`, on the evaluation clock, at which an evaluation seeing the same observations as the
    * last one would change something here: a pending alert's `for` passes, a resolving one's `resolveAfter`, a firing
-   * one's reminder falls due (`repeatEvery`; a reminder held back by the wall clock is not counted: it goes with the next
-   * evaluation). Infinity when none would. With `live` false, the kinds measured on the wall clock (`WALL_MEASURED`)
-   * are left out: their durations do not run on this clock.
+   * one's reminder falls due (`repeatEvery`). A reminder due on this clock already, held back by the wall clock (see the
+   * class), is due at `after` itself once the wall clock lets it go: the evaluations since held it back, and the next
+   * one sends it (an evaluation every 15 s would, at the first of them) — not the next that a window or another
+   * deadline brings, hours of a replay's event time later across a gap; while the wall clock still holds it back it
+   * is not counted (on a replay the wall clock stands still while a batch is caught up on). Infinity when none would.
+   * With `live` false, the kinds measured on the wall clock (`WALL_MEASURED`) are left out: their durations do not
+   * run on this clock.
    */
   nextDeadline(after: number, live = true): number {
     let next = Number.POSITIVE_INFINITY;
@@ -211,6 +215,10 @@ export class AlertStates {
           : s.phase === 'resolving'
             ? s.clearSince + r.resolveAfter
             : s.lastSentAt + r.repeatEvery;
+      if (s.phase === 'firing' && due <= after) {
+        if (this.wallNow() - s.lastSentWall >= r.repeatEvery && after < next) next = after;
+        continue;
+      }
       if (due > after && due < next) next = due;
     }
     return next;

@@ -797,6 +797,195 @@ describe('MonitorService: alerts on the event clock', () => {
   });
 });
 
+describe('MonitorService: alerts on the event clock, verdicts out of time order', () => {
+  /**
+   * Replays predictions `bad` (one a minute from T0: 1 below the close, 6 off where persistence is 5 off, or exact)
+   * through a monitor on the event clock evaluating `rules`: every candle first, then the predictions in chunks of the
+   * sizes `chunks` (cycled), published in the order `order` (chunk indices), each chunk its own batch — so a chunk of
+   * earlier minutes brings verdicts behind the alerts' clock, as another partition read late or a time-out scored
+   * after all do. The wall clock (reminders are paced by it too) moves `wallStepMs` at each chunk.
+   *
+   * The reference is a monitor evaluating every 15 s of its clock: each time the monitor evaluates the rules, the
+   * reference has evaluated them every 15 s since its previous evaluation, on what the monitor holds at that moment
+   * (the verdicts a live monitor would have had then). The notifications of each, as `rule status repeat startsAt at`.
+   */
+  async function replayedAndEvery15s(
+    rules: ReturnType<typeof RuleSchema.parse>[],
+    bad: readonly boolean[],
+    chunks: readonly number[],
+    order: (count: number) => number[],
+    wallStepMs = 0,
+  ): Promise<{ replayed: string[]; reference: string[] }> {
+    let wall = Date.UTC(2026, 0, 1);
+    const wallNow = () => wall;
+    const bus = new InProcessBus({ maxBatch: 20_000 });
+    const engine = new AlertEngine(rules, undefined, pino({ level: 'silent' }), undefined, wallNow);
+    const sent: Notification[] = [];
+    const reference = new AlertStates(wallNow);
+    const referenceSent: Notification[] = [];
+    let referenceAt: number | undefined;
+    const evaluate = engine.evaluate.bind(engine);
+    engine.evaluate = (signals) => {
+      const at = (t: number) =>
+        referenceSent.push(
+          ...reference.update(
+            rules.flatMap((r) => observe(r, { ...signals, now: t })),
+            t,
+            signals.live,
+          ),
+        );
+      for (let t = referenceAt! + 15_000; t < signals.now; t += 15_000) at(t);
+      at(signals.now);
+      referenceAt = signals.now;
+      return evaluate(signals);
+    };
+    const svc = new MonitorService(
+      bus,
+      memoryStore(() => false),
+      { clock: 'event', alerts: { engine }, logger: pino({ level: 'silent' }) },
+    );
+    engine.onNotification = (n) => sent.push(n);
+    await svc.start();
+    await bus.publish(
+      topics.candles,
+      Array.from({ length: bad.length + 6 }, (_, i) => candle(i)),
+    );
+    await svc.caughtUp();
+    const predictions = bad.map((b, i) => ({ ...prediction(i), predictedClose: b ? 99 + i : 105 + i }));
+    const parts: Prediction[][] = [];
+    for (let at = 0, k = 0; at < predictions.length; k++) {
+      const size = chunks[k % chunks.length]!;
+      parts.push(predictions.slice(at, at + size));
+      at += size;
+    }
+    for (const k of order(parts.length)) {
+      // The monitor's first evaluation catches up from its first verdict's target time: so does the reference.
+      referenceAt ??= Math.min(...parts[k]!.map((p) => p.targetTs));
+      await bus.publish(topics.predictions, parts[k]!);
+      await svc.caughtUp();
+      wall += wallStepMs;
+    }
+    await svc.stop();
+    const said = (ns: Notification[]) =>
+      ns.map((n) => `${n.rule} ${n.status} ${n.repeat} ${n.startsAt} ${n.at}`);
+    return { replayed: said(sent), reference: said(referenceSent) };
+  }
+
+  /** Chunk indices 0 … count − 1, with the pairs `swaps` (taken modulo count) exchanged in turn. */
+  const swapped =
+    (swaps: readonly [number, number][]) =>
+    (count: number): number[] => {
+      const order = Array.from({ length: count }, (_, i) => i);
+      for (const [a, b] of swaps) {
+        const i = a % count;
+        const j = b % count;
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      return order;
+    };
+
+  const rules = [
+    RuleSchema.parse({
+      name: 'hold',
+      kind: 'skill_below',
+      window: '1h',
+      minCount: 10,
+      for: '15m',
+      resolveAfter: '1h',
+    }),
+    RuleSchema.parse({
+      name: 'flap',
+      kind: 'skill_below',
+      window: '1h',
+      minCount: 10,
+      for: '30s',
+      resolveAfter: '5m',
+      repeatEvery: '20m',
+    }),
+    RuleSchema.parse({
+      name: 'day',
+      kind: 'skill_below',
+      window: '24h',
+      minCount: 30,
+      for: '10m',
+      resolveAfter: '30m',
+      repeatEvery: '30m',
+    }),
+  ];
+
+  it('verdicts behind the last evaluation, then a gap: the stretch they make hold is evaluated, as every 15 s', async () => {
+    // A day's skill below 0 (≥ 30 verdicts, for 10 minutes). Target minutes 6–10 exact, then 66–67 (the clock jumps
+    // there and the rule is evaluated: 7 verdicts), then 11–65 bad, behind the clock (no evaluation: it did not move),
+    // then 206–265 exact. Every 15 s, from 67:15 the day holds 55 bad of 62 (skill −6.5 %): pending, firing at 77:15,
+    // resolved 30 minutes after the exact ones bring it back to 0 (at 209: 66 verdicts). Evaluated only where a window's minutes move, the
+    // first time after 67 was 206 (a minute comes in; none leaves the day before 1,446): the alert never fired.
+    const day = rules.filter((r) => r.name === 'day');
+    const bad = Array.from({ length: 260 }, (_, i) => i >= 5 && i < 60);
+    const { replayed, reference } = await replayedAndEvery15s(day, bad, [5, 55, 2, 138, 60], () => [
+      0, 2, 1, 4,
+    ]);
+    const minute = (t: string) => (Number(t) - T0) / 60_000;
+    assert.deepEqual(
+      reference
+        .map((n) => n.split(' '))
+        .map(([rule, status, , , at]) => `${rule} ${status} at minute ${minute(at!)}`),
+      ['day firing at minute 77.25', 'day resolved at minute 239'],
+    );
+    assert.deepEqual(replayed, reference);
+  });
+
+  it('a reminder the wall clock held back goes at the next 15 s once it lets it, not at the next change of a window', async () => {
+    // Bad all along, an hour of verdicts a batch, the wall clock an hour on at each: the `flap` rule (for 30 s, a
+    // reminder every 20 minutes) fires at target minute 15:30; its reminder due at 35:30 is held back by the wall
+    // clock (the batch is caught up on in an instant), and the next batch's wall clock lets it go: every 15 s, at the
+    // first evaluation of that batch (65:15). It went with the next evaluation where a window changes (66:00; with a
+    // gap in the verdicts, hours later).
+    const flap = rules.filter((r) => r.name === 'flap');
+    const bad = Array.from({ length: 180 }, () => true);
+    const { replayed, reference } = await replayedAndEvery15s(
+      flap,
+      bad,
+      [60],
+      (n) => [...Array(n).keys()],
+      3_600_000,
+    );
+    const minute = (t: string) => (Number(t) - T0) / 60_000;
+    assert.deepEqual(
+      reference
+        .map((n) => n.split(' '))
+        .map(([, status, repeat, , at]) => `${status} ${repeat} at minute ${minute(at!)}`),
+      ['firing 0 at minute 15.5', 'firing 1 at minute 65.25', 'firing 2 at minute 125.25'],
+    );
+    assert.deepEqual(replayed, reference);
+  });
+
+  it('property: verdicts in random order, in random chunks: a replay sends what a monitor evaluating every 15 s sends', async () => {
+    const stream = fc.record({
+      runs: fc.array(fc.record({ bad: fc.boolean(), minutes: fc.integer({ min: 1, max: 40 }) }), {
+        minLength: 10,
+        maxLength: 30,
+      }),
+      chunks: fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 8 }),
+      swaps: fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 6 }),
+      wallStepMs: fc.constantFrom(0, 10 * 60_000, 3_600_000),
+    });
+    await fc.assert(
+      fc.asyncProperty(stream, async ({ runs, chunks, swaps, wallStepMs }) => {
+        const bad = runs.flatMap((r) => Array.from({ length: r.minutes }, () => r.bad));
+        const { replayed, reference } = await replayedAndEvery15s(
+          rules,
+          bad,
+          chunks,
+          swapped(swaps),
+          wallStepMs,
+        );
+        assert.deepEqual(replayed, reference);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
 describe('MonitorService: restarted behind a backlog of candles', () => {
   // 20 hours of candles and their predictions in the topics before the monitor reads them (an outage; within the day
   // of closes the join keeps), the predictions read before the candle backlog reaches their minutes. Each prediction
