@@ -243,6 +243,8 @@ export async function drawEvaluationFigures(
     if (code !== 0) throw new TrainerError(`drawing the figures failed (exit ${code}):\n${err.trim()}`);
     const files = out.trim().split('\n').filter(Boolean);
     signal?.throwIfAborted();
+    // Past this check every figure is moved in, a stop meanwhile or not: the caller that returns counts them drawn
+    // (a stop heard after says so, not "no figures").
     for (const f of files) await rename(join(work, f), join(dir, f));
     return files;
   } finally {

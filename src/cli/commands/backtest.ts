@@ -67,6 +67,7 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
   let bandInfo: Record<string, unknown> = {};
   let bandText = '';
   let written = false;
+  let figuresDrawn = false;
   try {
     const version = await resolveVersion(registry, opts.name, opts.model);
     card = await registry.get(opts.name, version);
@@ -122,20 +123,24 @@ export async function backtestCommand(opts: BacktestFlags): Promise<void> {
       written = true;
     }
     stop.signal.throwIfAborted();
-    if (opts.figures) await drawFigures(opts.figures, ds, result.oos, result.evaluation, stop.signal);
+    if (opts.figures) {
+      await drawFigures(opts.figures, ds, result.oos, result.evaluation, stop.signal);
+      figuresDrawn = true;
+    }
     stop.signal.throwIfAborted();
   } catch (err) {
     if (stop.signal.aborted)
       throw fail(
         ERR.INTERRUPTED,
-        // A stop after the predictions file was committed leaves it (what was reported as done is kept).
+        // A stop after the predictions file was committed leaves it (what was reported as done is kept); so does one
+        // after the drawing's last check of the stop, whose figures are all renamed into place.
         `interrupted: the backtest was stopped${
           !opts.predictions
             ? ''
             : written
               ? `; its predictions were written to ${opts.predictions} before`
               : `; no predictions written to ${opts.predictions}`
-        }`,
+        }${!opts.figures ? '' : figuresDrawn ? `; its figures were drawn into ${opts.figures} before` : '; no figures drawn'}`,
       );
     throw err;
   } finally {

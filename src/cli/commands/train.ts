@@ -193,20 +193,32 @@ function stopOnSignal(what: 'train' | 'evaluate') {
     off,
     /**
      * What to end with: an interruption when the stop caused the failure. `kept`: the predictions file committed
-     * before the stop (what was reported as done is kept, as backtest says).
+     * before the stop, and `figures` the folder the figures were put in (what was reported as done is kept, as
+     * backtest says): a stop after the drawing's last check of it leaves them all in place, and the message said
+     * "no figures".
      */
-    failure(err: unknown, kept?: string): unknown {
-      return stop.signal.aborted
-        ? fail(
-            ERR.INTERRUPTED,
-            // evaluate registers nothing: it said "nothing was registered" too, to a user who had asked for a file.
-            what === 'train'
-              ? 'interrupted: the trainer was stopped and its work folder removed; nothing was registered'
-              : kept === undefined
-                ? 'interrupted: the walk-forward was stopped and its work folder removed; nothing was written'
-                : `interrupted: the evaluation was stopped; its predictions were written to ${kept} before, no figures`,
-          )
-        : err;
+    failure(err: unknown, kept?: string, figures?: string): unknown {
+      if (!stop.signal.aborted) return err;
+      // evaluate registers nothing: it said "nothing was registered" too, to a user who had asked for a file.
+      if (what === 'train')
+        return fail(
+          ERR.INTERRUPTED,
+          'interrupted: the trainer was stopped and its work folder removed; nothing was registered',
+        );
+      if (kept === undefined && figures === undefined)
+        return fail(
+          ERR.INTERRUPTED,
+          'interrupted: the walk-forward was stopped and its work folder removed; nothing was written',
+        );
+      if (figures === undefined)
+        return fail(
+          ERR.INTERRUPTED,
+          `interrupted: the evaluation was stopped; its predictions were written to ${kept} before, no figures`,
+        );
+      return fail(
+        ERR.INTERRUPTED,
+        `interrupted: the evaluation was stopped; ${kept === undefined ? '' : `its predictions were written to ${kept} and `}its figures were drawn into ${figures} before`,
+      );
     },
   };
 }
@@ -266,6 +278,7 @@ export async function evaluateCommand(
   let run: WalkForwardRun;
   let band: Awaited<ReturnType<typeof publishedBand>>;
   let written = false;
+  let figuresDrawn = false;
   try {
     run = await walkForward(ds, {
       ...walk,
@@ -283,10 +296,13 @@ export async function evaluateCommand(
       written = true;
     }
     stop.signal.throwIfAborted();
-    if (opts.figures) await drawFigures(opts.figures, ds, band.oos, band.evaluation, stop.signal);
+    if (opts.figures) {
+      await drawFigures(opts.figures, ds, band.oos, band.evaluation, stop.signal);
+      figuresDrawn = true;
+    }
     stop.signal.throwIfAborted();
   } catch (err) {
-    throw stop.failure(err, written ? opts.predictions : undefined);
+    throw stop.failure(err, written ? opts.predictions : undefined, figuresDrawn ? opts.figures : undefined);
   } finally {
     stop.off();
     progress.stop();
