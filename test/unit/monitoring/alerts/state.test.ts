@@ -148,4 +148,30 @@ describe('alert state machine (injected clock)', () => {
       ['resolved'],
     );
   });
+
+  it('nextDeadline: a reminder due on the event clock, held back by the wall clock, is due at once when the wall clock lets it go', () => {
+    // A replay: fired at event 0 (wall 0), the reminder is due at event 1 h. At event 2 h, the wall clock 18 s on: held
+    // back, and not counted (the wall clock stands still while a batch is caught up on). An hour of wall time later it
+    // is due at once, at the last evaluation's time (the next one on the cadence sends it): before, it was not counted,
+    // and went with whatever evaluation came next — a window's change hours of event time later across a gap.
+    let wall = 0;
+    const states = new AlertStates(() => wall);
+    const o: Observation = {
+      rule: RuleSchema.parse({ name: 'worse', kind: 'skill_below', window: '24h', repeatEvery: '1h' }),
+      key: 'BTC/USD',
+      active: true,
+      value: -0.1,
+      message: 'bad',
+    };
+    const at = (t: number) => states.update([o], t, false).map((n) => `${n.status}#${n.repeat}`);
+    assert.deepEqual(at(0), ['firing#0']);
+    assert.equal(states.nextDeadline(30 * M, false), 60 * M);
+    wall = 18 * S;
+    assert.deepEqual(at(120 * M), []);
+    assert.equal(states.nextDeadline(120 * M, false), Number.POSITIVE_INFINITY);
+    wall = 60 * M + 18 * S;
+    assert.equal(states.nextDeadline(120 * M, false), 120 * M);
+    assert.deepEqual(at(120 * M + 15 * S), ['firing#1']);
+    assert.equal(states.nextDeadline(120 * M + 15 * S, false), 180 * M + 15 * S);
+  });
 });
