@@ -200,7 +200,7 @@ export class AlertStates {
    * class), is due at `after` itself once the wall clock lets it go: the evaluations since held it back, and the next
    * one sends it (an evaluation every 15 s would, at the first of them) — not the next that a window or another
    * deadline brings, hours of a replay's event time later across a gap; while the wall clock still holds it back it
-   * is not counted (on a replay the wall clock stands still while a batch is caught up on). Infinity when none would.
+   * is not counted (a replay's batch is caught up on in milliseconds of wall time). Infinity when none would.
    * With `live` false, the kinds measured on the wall clock (`WALL_MEASURED`) are left out: their durations do not
    * run on this clock.
    */
