@@ -13,6 +13,7 @@ import { type DocumentIndex, type IndexOp, retryableRefusal } from './opensearch
 import {
   DEFAULT_RETENTION_DAYS,
   errorDocId,
+  errorDocVersion,
   errorsIndex,
   errorsIndexTemplate,
   errorsIsmPolicy,
@@ -28,6 +29,8 @@ export interface IndexedStream<T> {
   topic: Topic<T>;
   index(prefix: string, value: T): string;
   id(value: T): string;
+  /** The record's rank among the records of its id (`IndexOp.version`); absent: the last one read wins. */
+  version?(value: T): number;
   template(prefix: string): object;
   policy(prefix: string, retentionDays: number): object;
 }
@@ -46,6 +49,7 @@ export const ERRORS_STREAM: IndexedStream<PredictionError> = {
   topic: topics.predictionErrors,
   index: errorsIndex,
   id: errorDocId,
+  version: errorDocVersion,
   template: errorsIndexTemplate,
   policy: errorsIsmPolicy,
 };
@@ -88,7 +92,9 @@ const defaultSleep = (ms: number, signal: AbortSignal) =>
  *
  * Each batch of a partition becomes one bulk request of `index` operations whose ids are the records' own identity
  * (a prediction: pair, windowEnd, model name and version; an error record: the monitor's key, which adds the
- * exchange) in the index of the prediction's month. The batch's offsets
+ * exchange) in the index of the prediction's month. An error record's document is versioned by its rank
+ * (`errorDocVersion`, external versioning): a time-out read after its prediction's score leaves the score indexed —
+ * across batches, retries and sinks, where the last write would otherwise win. The batch's offsets
  * are committed only once every document of it is durable in OpenSearch: a crash re-reads the uncommitted batch and
  * writes the same documents again onto themselves — nothing lost, nothing doubled.
  *
@@ -107,6 +113,8 @@ export class IndexSink {
     /** Bulk attempts that failed as a whole or left documents to retry. */
     retries: 0,
     bulkRequests: 0,
+    /** Records not written: the index holds a higher-ranked record of their id (a time-out after its score). */
+    outranked: 0,
   };
   private readonly bus: Bus;
   private readonly index: DocumentIndex;
@@ -180,17 +188,22 @@ export class IndexSink {
 
   private async handle<T>(stream: IndexedStream<T>, batch: Batch<T>): Promise<undefined> {
     this.stats.received += batch.records.length;
-    // One document per id, the batch's last record winning: a verdict and its revision (scored after it timed out)
-    // in one batch are not left to a retry of only one of them to put in the wrong order.
+    // One document per id, the batch's last record winning unless an earlier one outranks it (a score over a time-out
+    // read after it, as the index itself would keep): a verdict and its revision (scored after it timed out) in one
+    // batch are not left to a retry of only one of them to put in the wrong order.
     const byId = new Map<string, { op: IndexOp; key: string; offset: bigint; value: T }>();
     for (const r of batch.records) {
-      const op = {
+      const op: IndexOp = {
         index: stream.index(this.prefix, r.value),
         id: stream.id(r.value),
         // The record as published, field for field (the template's mappings name every field).
         doc: { ...(r.value as Record<string, unknown>) },
+        ...(stream.version === undefined ? {} : { version: stream.version(r.value) }),
       };
-      byId.set(`${op.index}\u0000${op.id}`, { op, key: r.key, offset: r.offset, value: r.value });
+      const id = `${op.index}\u0000${op.id}`;
+      const earlier = byId.get(id)?.op.version;
+      if (earlier !== undefined && op.version !== undefined && earlier > op.version) continue;
+      byId.set(id, { op, key: r.key, offset: r.offset, value: r.value });
     }
     let pending = [...byId.values()];
     const since = Date.now();
@@ -237,7 +250,8 @@ export class IndexSink {
       const dead: DeadLetter[] = [];
       results.forEach((r, i) => {
         const p = pending[i]!;
-        if (r.ok) {
+        if (r.ok && r.outranked) this.stats.outranked++;
+        else if (r.ok) {
           this.stats.indexed++;
           metrics.indexedDocuments.inc({ stream: stream.name });
         } else if (retryableRefusal(r)) again.push(p);

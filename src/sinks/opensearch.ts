@@ -11,10 +11,19 @@ export interface IndexOp {
   index: string;
   id: string;
   doc: Record<string, unknown>;
+  /**
+   * The document's rank among the records of its id (external versioning, `external_gte`): written only over a
+   * document of the same rank or lower, so a record the index already holds one of a higher rank for is not written
+   * (it answers `outranked`). Absent: the last written wins.
+   */
+  version?: number;
 }
 
-/** Per operation, in order: ok, or the HTTP status and reason OpenSearch gave for that document. */
-export type IndexResult = { ok: true } | { ok: false; status: number; reason: string };
+/**
+ * Per operation, in order: ok — written, or `outranked` (not written: the index holds a document of its id of a higher
+ * `version`) — or the HTTP status and reason OpenSearch gave for that document.
+ */
+export type IndexResult = { ok: true; outranked?: true } | { ok: false; status: number; reason: string };
 
 export interface DocumentIndex {
   /** One bulk request. Throws when the request as a whole failed (connection refused, timeout, 5xx). */
@@ -69,15 +78,33 @@ export class OpenSearchIndex implements DocumentIndex {
 
   async bulk(ops: readonly IndexOp[]): Promise<IndexResult[]> {
     const body: object[] = [];
-    for (const op of ops) body.push({ index: { _index: op.index, _id: op.id } }, op.doc);
+    for (const op of ops)
+      body.push(
+        {
+          index: {
+            _index: op.index,
+            _id: op.id,
+            // `external_gte`, not `external`: the same record written again (a retry, a replay) is taken, not refused.
+            ...(op.version === undefined ? {} : { version: op.version, version_type: 'external_gte' }),
+          },
+        },
+        op.doc,
+      );
     const res = await this.client.bulk({ body }).catch(refusedAccess);
     const items = res.body.items;
     if (items.length !== ops.length)
       throw new Error(`bulk answered ${items.length} items for ${ops.length} operations`);
-    return items.map((item) => {
+    return items.map((item, i) => {
       const r = item.index!;
       if (r.status >= 200 && r.status < 300) return { ok: true } as const;
       const e = r.error as { type?: string; reason?: string } | undefined;
+      // A ranked document refused because the index holds a higher one of its id: that one stays, as meant.
+      if (
+        r.status === 409 &&
+        ops[i]!.version !== undefined &&
+        e?.type === 'version_conflict_engine_exception'
+      )
+        return { ok: true, outranked: true } as const;
       return {
         ok: false,
         status: r.status,

@@ -127,6 +127,18 @@ export function errorDocId(e: Parameters<typeof errorKey>[0]): string {
   return errorKey(e);
 }
 
+/**
+ * The rank of an error record among the records of its prediction (its document's external version): a scored record
+ * outranks a time-out, so the index keeps a score over a time-out read after it (two monitors across a rebalance, a
+ * crash's re-score, a replay of the topic), as the errors store does (`ERRORS_SPEC.keepHeldWhen`); a time-out scored
+ * late still replaces the time-out, and records of one rank replace each other (the last read wins). Ranks far above
+ * the internal versions of a document indexed before (one per write of it, from 1), so that such a document is
+ * replaced as before.
+ */
+export function errorDocVersion(e: Pick<PredictionError, 'status'>): number {
+  return e.status === 'scored' ? 2_000_000_000 : 1_000_000_000;
+}
+
 /** Explicit mappings for every field of PredictionErrorSchema (a unit test checks the two agree). */
 export const ERROR_MAPPINGS = {
   dynamic: 'strict',
