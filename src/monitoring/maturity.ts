@@ -1,3 +1,4 @@
+import TinyQueue from 'tinyqueue';
 import { TimedMap } from '../core/timed-map.ts';
 import type { Candle } from '../schemas/candle.ts';
 import type { Prediction } from '../schemas/prediction.ts';
@@ -56,6 +57,12 @@ interface Series {
   /** Predictions waiting for their target minute, by targetTs. */
   pending: Map<number, Prediction[]>;
   /**
+   * The minutes of `pending`, the earliest first, so that a candle reaches the minutes it decides — its own and those
+   * before the series' clock (a gap) — without walking every minute waiting (quadratic in a backlog: 15,000 waiting
+   * for their candles took seconds). A minute no longer waiting is skipped when it comes up (and `expire` compacts).
+   */
+  minutes: TinyQueue<number>;
+  /**
    * Verdicts `target_not_closed_in_time`, by targetTs: scored after all if their candle comes (within retention).
    * `counted`: given by this process (in `stats.unscorable`), not remembered from the store.
    */
@@ -87,6 +94,8 @@ export class MaturityJoin {
   private readonly remembered = new Set<string>();
   /** The records this join gave that supersede an earlier one of the same prediction (`scoredLate`). */
   private readonly revisions = new WeakSet<PredictionError>();
+  /** Series whose candles taken have decided waiting predictions not given yet (`onCandle`'s `max`; `settle`). */
+  private readonly unsettled = new Set<Series>();
 
   constructor(o: MaturityOptions = {}) {
     this.timeoutMs = o.timeoutMs ?? 15 * 60_000;
@@ -129,6 +138,7 @@ export class MaturityJoin {
         clock: Number.NEGATIVE_INFINITY,
         predictionClock: Number.NEGATIVE_INFINITY,
         pending: new Map(),
+        minutes: new TinyQueue<number>(),
         timedOut: new TimedMap((targetTs) => targetTs),
       };
       this.series.set(k, s);
@@ -136,7 +146,15 @@ export class MaturityJoin {
     return s;
   }
 
-  onCandle(c: Candle): PredictionError[] {
+  /**
+   * A candle: its close recorded, and the verdicts of the predictions it decides — those of its minute (scored) and
+   * those of minutes its pair's candles have passed without one (`no_candle_at_target`) — at most `max` of them (the
+   * caller's bound on verdicts not stored yet; a candle closing a long gap decides every prediction waiting before
+   * it). The rest are given by `settle`, which the caller calls until `settling` is false, before the next candle.
+   * The time-outs of the candle's minute scored after all (revisions: the predictions of one minute) come with the
+   * first call, whatever `max`.
+   */
+  onCandle(c: Candle, max = Number.POSITIVE_INFINITY): PredictionError[] {
     if (c.revision > 0) {
       this.stats.revisions++;
       return [];
@@ -156,15 +174,54 @@ export class MaturityJoin {
       for (const { verdict, counted } of late)
         this.scoredLate(out, scorePrediction(verdict, c.close, scoredAt), counted);
     }
-    for (const [targetTs, ps] of s.pending) {
-      if (targetTs === c.windowEnd)
-        for (const p of ps) this.verdict(s, out, scorePrediction(p, c.close, this.scoredAt(p)));
-      else if (targetTs < s.clock)
-        for (const p of ps) this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)));
-      else continue;
-      s.pending.delete(targetTs);
+    if (!this.settleSeries(s, out, out.length + max)) this.unsettled.add(s);
+    return out;
+  }
+
+  /** Whether candles taken have decided predictions whose verdicts `settle` has yet to give. */
+  get settling(): boolean {
+    return this.unsettled.size > 0;
+  }
+
+  /** More of the verdicts the candles taken decided (`onCandle`'s `max`), at most `max`. */
+  settle(max = Number.POSITIVE_INFINITY): PredictionError[] {
+    const out: PredictionError[] = [];
+    for (const s of this.unsettled) {
+      if (out.length >= max) break;
+      if (this.settleSeries(s, out, max)) this.unsettled.delete(s);
     }
     return out;
+  }
+
+  /**
+   * Gives, up to `out.length` = `max`, the verdicts of series `s`'s waiting predictions its candles decided, the
+   * earliest minute first: scored where the minute's close is known, `no_candle_at_target` before the series' clock
+   * without one. Says whether none is left.
+   */
+  private settleSeries(s: Series, out: PredictionError[], max: number): boolean {
+    for (;;) {
+      const targetTs = s.minutes.peek();
+      if (targetTs === undefined || targetTs > s.clock) return true;
+      const ps = s.pending.get(targetTs);
+      if (ps === undefined) {
+        s.minutes.pop(); // decided already (a time-out), or a minute queued twice
+        continue;
+      }
+      const close = s.closes.get(targetTs);
+      if (close === undefined && targetTs === s.clock) return true; // not decided yet
+      if (out.length >= max) return false;
+      for (const p of ps.splice(0, max - out.length))
+        this.verdict(
+          s,
+          out,
+          close !== undefined
+            ? scorePrediction(p, close, this.scoredAt(p))
+            : unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)),
+        );
+      if (ps.length > 0) return false;
+      s.pending.delete(targetTs);
+      s.minutes.pop();
+    }
   }
 
   onPrediction(p: Prediction): PredictionError[] {
@@ -185,8 +242,10 @@ export class MaturityJoin {
       this.verdict(s, out, unscorable(p, 'no_candle_at_target', this.gapFoundAt(p, s)));
     else {
       const waiting = s.pending.get(p.targetTs);
-      if (waiting === undefined) s.pending.set(p.targetTs, [p]);
-      else if (!waiting.some((w) => samePrediction(w, p))) waiting.push(p);
+      if (waiting === undefined) {
+        s.pending.set(p.targetTs, [p]);
+        s.minutes.push(p.targetTs);
+      } else if (!waiting.some((w) => samePrediction(w, p))) waiting.push(p);
       else this.stats.duplicates++;
     }
     return out;
@@ -202,7 +261,8 @@ export class MaturityJoin {
     const now = this.clock();
     const out: PredictionError[] = [];
     for (const s of this.series.values()) {
-      if (readToEnd)
+      // A series whose candles decided predictions not given yet (`settle`): those are its candles' verdicts to give.
+      if (readToEnd && !this.unsettled.has(s))
         for (const [targetTs, ps] of s.pending) {
           if (targetTs + this.timeoutMs > now) continue;
           for (const p of ps) {
@@ -215,6 +275,8 @@ export class MaturityJoin {
           }
           s.pending.delete(targetTs);
         }
+      // The minutes no longer waiting (timed out) leave the queue when they come up; bounded here, should they not.
+      if (s.minutes.length > 2 * s.pending.size + 64) s.minutes = new TinyQueue([...s.pending.keys()]);
       // A series with predictions and no candle at all has no clock of its own: once every candle is read (none will
       // come for it here), the stream's bounds what it keeps; before that (its candles may be in the backlog) nothing
       // of it is dropped — a restart remembers its stored verdicts, which a re-read prediction must still find.

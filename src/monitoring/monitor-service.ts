@@ -609,8 +609,9 @@ export class MonitorService {
    * are bounded as a predictions batch's are (MAX_UNSTORED_VERDICTS, queued and in flight): a candle is not taken
    * while they are at the bound, the write is waited for first. Before, this path had no bound: a burst of late
    * candles after an outage (the candle stage down, a trades refill) matured up to the day of predictions the join
-   * holds, and a slow store left all their verdicts in memory at once. The verdicts of one candle may still take the
-   * count past the bound (the predictions of its minute, or of a gap it proves).
+   * holds, and a slow store left all their verdicts in memory at once. One candle's verdicts too (the predictions of its
+   * minute, or of a gap it proves: a candle closing a long gap decides every prediction waiting before it) are taken
+   * from the join at most as many as the bound leaves room for, the write waited for between (`MaturityJoin.settle`).
    */
   private async handleCandles(batch: Batch<Candle>): Promise<CommitPlan> {
     // A background write that failed fails this batch, as a direct write did; first of all, before the join has
@@ -621,8 +622,11 @@ export class MonitorService {
     let out: PredictionError[] = [];
     const kept = this.kept.get(batch.partition) ?? { candles: [], newest: Number.NEGATIVE_INFINITY };
     this.kept.set(batch.partition, kept);
-    for (const r of batch.records) {
-      if (this.verdictWrites.unwritten + out.length >= MAX_UNSTORED_VERDICTS) {
+    /** How many more verdicts the bound leaves room for (queued, in flight and this batch's not queued yet). */
+    const room = () => MAX_UNSTORED_VERDICTS - this.verdictWrites.unwritten - out.length;
+    /** Waits, while there is no room, for the store to take the verdicts given so far. */
+    const makeRoom = async () => {
+      while (room() <= 0) {
         // Judged (and queued) before the wait: the join gave them and will not give them again.
         this.judged(out);
         out = [];
@@ -641,9 +645,25 @@ export class MonitorService {
         // Given back as the write ended (Kafka: `onRevoke` dropped what this member kept of the partition): no further.
         letGo.throwIfAborted();
       }
+    };
+    /** The verdicts the candles taken decided and the join has not given yet (the bound held them back), all of them. */
+    const settle = async () => {
+      while (this.join.settling) {
+        if (room() <= 0) await makeRoom();
+        out.push(...this.publishable(this.join.settle(room())));
+      }
+    };
+    for (const r of batch.records) {
+      // A candle is taken only once the candles before it have given every verdict (a batch given back halfway left
+      // some to this one), and with room for at least one. Awaited only then: a candles batch is judged without a
+      // break, as before, unless it waits for the store (the predictions handler would run in between).
+      if (this.join.settling || room() <= 0) {
+        await settle();
+        await makeRoom();
+      }
       const c = r.value;
       this.latePolicyCheck?.onCandle(c);
-      out.push(...this.publishable(this.join.onCandle(c)));
+      out.push(...this.publishable(this.join.onCandle(c, room())));
       // Once per offset: a batch that failed halfway is read again from its start.
       const last = kept.candles.at(-1);
       if (last === undefined || r.offset > last.offset)
@@ -653,6 +673,7 @@ export class MonitorService {
       if (!c.filled && c.windowEnd > (this.lastTradeCandle.get(c.pair) ?? 0))
         this.lastTradeCandle.set(c.pair, c.windowEnd);
     }
+    if (this.join.settling) await settle();
     out.push(...this.publishable(this.join.expire(this.candlesReadToEnd(), this.predictionsReadToEnd())));
     this.candleCopies?.add(batch.records.map((r) => r.value));
     this.judged(out);

@@ -397,3 +397,67 @@ describe('MaturityJoin: closes re-read after an outage of more than a day', () =
     assert.equal(j.onPrediction(waiting)[0]?.reason, 'target_before_retention');
   });
 });
+
+describe('MaturityJoin: a backlog of waiting predictions', () => {
+  it('15,000 predictions waiting, then their candles: each candle finds its own (time printed, not asserted)', (t) => {
+    // Before, each candle walked every minute waiting in its pair (quadratic in the backlog: about 5 s for these).
+    const j = new MaturityJoin();
+    const n = 15_000;
+    for (let i = 0; i < n; i++) j.onPrediction(prediction({ windowEnd: T + i * M }));
+    assert.equal(j.pendingCount(), n);
+    const started = performance.now();
+    let scored = 0;
+    for (let i = 0; i < n + 5; i++) scored += j.onCandle(candle(T + i * M, 100)).length;
+    t.diagnostic(`${n} candles over ${n} waiting predictions: ${Math.round(performance.now() - started)} ms`);
+    assert.equal(scored, n);
+    assert.equal(j.pendingCount(), 0);
+  });
+
+  it('a candle closing a long gap gives its verdicts at most `max` at a time, the rest by `settle`, as unbounded', () => {
+    // 300 predictions for minutes 0..299 (two models each), then one candle at the last one's target minute.
+    const bounded = new MaturityJoin();
+    const unbounded = new MaturityJoin();
+    for (let i = 0; i < 300; i++)
+      for (const modelVersion of [1, 2]) {
+        const p = prediction({ windowEnd: T + i * M, modelVersion });
+        bounded.onPrediction(p);
+        unbounded.onPrediction(p);
+      }
+    const c = candle(T + 304 * M, 100);
+    const all = unbounded.onCandle(c);
+    assert.equal(unbounded.settling, false);
+    const first = bounded.onCandle(c, 7);
+    assert.equal(first.length, 7);
+    assert.equal(bounded.settling, true);
+    const given = [...first];
+    while (bounded.settling) {
+      const more = bounded.settle(50);
+      assert.ok(more.length > 0 && more.length <= 50, `${more.length} given`);
+      given.push(...more);
+    }
+    assert.deepEqual(given, all);
+    assert.equal(all.length, 600);
+    assert.equal(all.filter((e) => e.status === 'scored').length, 2, 'the candle’s own minute, both models');
+    assert.deepEqual(
+      all.map((e) => e.targetTs),
+      all.map((e) => e.targetTs).toSorted((a, b) => a - b),
+      'the earliest minute first',
+    );
+    assert.equal(bounded.pendingCount(), 0);
+  });
+
+  it('while a candle’s verdicts are held back, nothing of its pair times out and a prediction read meanwhile is judged once', () => {
+    const j = new MaturityJoin({ timeoutMs: 15 * M });
+    for (let i = 0; i < 20; i++) j.onPrediction(prediction({ windowEnd: T + i * M }));
+    const given = j.onCandle(candle(T + 24 * M, 100), 5);
+    // Far past the time-out on the stream's clock (another pair's candle): the held-back ones are the candle's to give.
+    j.onCandle(candle(T + 120 * M, 100, { pair: 'ETH/USD' }));
+    given.push(...j.expire(true));
+    given.push(...j.onPrediction(prediction({ windowEnd: T + 10 * M })));
+    while (j.settling) given.push(...j.settle(4));
+    assert.equal(given.length, 20);
+    assert.equal(new Set(given.map(errorKey)).size, 20);
+    assert.ok(given.every((e) => e.reason !== 'target_not_closed_in_time'));
+    assert.equal(j.stats.duplicates, 1);
+  });
+});

@@ -449,6 +449,60 @@ describe('MonitorService: a slow store', () => {
     await svc.stop();
     await bus.close();
   });
+  it('one candle that decides a backlog (it closes a long gap): its verdicts too wait for the store past 10,000', async () => {
+    // 15,000 predictions wait for their candles; the one candle that comes is the last one's target minute, and proves
+    // a gap for every other: 15,000 verdicts of one candle. Before, they were all judged at once, past the bound (a
+    // candle was held only before it was taken): 15,000 unstored under a store that holds its writes.
+    const bus = new InProcessBus();
+    const { store, release } = heldStore();
+    const svc = new MonitorService(bus, store, { clock: 'event', logger: pino({ level: 'silent' }) });
+    const writes = (
+      svc as unknown as { verdictWrites: { add(v: readonly unknown[]): void; unwritten: number } }
+    ).verdictWrites;
+    const add = writes.add.bind(writes);
+    let peak = 0;
+    writes.add = (v) => {
+      add(v);
+      peak = Math.max(peak, writes.unwritten);
+    };
+    await svc.start();
+    const n = 15_000;
+    await bus.publish(
+      topics.predictions,
+      Array.from({ length: n }, (_, i) => prediction(i)),
+    );
+    await waitFor(
+      'every prediction waiting for its candle',
+      () => svc.join.pendingCount(),
+      (k) => k === n,
+      { timeoutMs: 60_000, everyMs: 5 },
+    );
+    await bus.publish(topics.candles, [candle(n - 1 + 5)]);
+    // The store holds its first write: either the candle's verdicts are all judged (no bound), or they wait for it.
+    await waitFor(
+      "the candle's verdicts judged, or held for the store",
+      () => ({
+        judged: svc.join.stats.scored + svc.join.stats.unscorable,
+        held: svc.stats.candlesHeldForStore,
+      }),
+      (s) => s.judged === n || s.held > 0,
+      { timeoutMs: 60_000, everyMs: 5 },
+    );
+    assert.ok(peak <= 10_000, `at most 10,000 verdicts unstored while the store is slow (${peak})`);
+    release();
+    await settlesWithin(svc.caughtUp(), 60_000, () => `every verdict stored (${svc.stats.stored})`);
+    assert.equal(store.rows.size, n);
+    const reasons = new Map<string, number>();
+    for (const e of store.rows.values()) {
+      const k = e.reason ?? e.status;
+      reasons.set(k, (reasons.get(k) ?? 0) + 1);
+    }
+    assert.deepEqual(Object.fromEntries(reasons), { no_candle_at_target: n - 1, scored: 1 });
+    assert.equal(svc.join.pendingCount(), 0);
+    assert.ok(peak <= 10_000, `at most 10,000 verdicts unstored at once (${peak})`);
+    await svc.stop();
+    await bus.close();
+  });
 });
 
 describe('MonitorService: alerts on the event clock', () => {
