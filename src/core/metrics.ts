@@ -113,10 +113,14 @@ export const metrics = {
     'model',
   ]),
   // ---- monitoring ----
-  errorRecords: counter('cryptocast_error_records_total', 'Error records at maturity, per status', [
-    'pair',
-    'status',
-  ]),
+  // Records, not predictions: what the topic carries. A time-out scored late is a second record of one prediction
+  // (`revision="true"`), and a prediction judged again after a crash or a rebalance is counted again by the process
+  // that judged it. Predictions judged by this process: the sum less the revisions (docs/monitoring.md).
+  errorRecords: counter(
+    'cryptocast_error_records_total',
+    'Error records published to predictions.errors, per pair and status; revision="true": a scored record superseding a time-out of the same prediction (one prediction, two records)',
+    ['pair', 'status', 'revision'],
+  ),
   predictionsWaiting: gauge('cryptocast_predictions_waiting', 'Predictions waiting for their target minute'),
   latePolicyMismatch: gauge(
     'cryptocast_monitor_late_policy_mismatch',

@@ -838,8 +838,9 @@ export class MonitorService {
     this.stats.published += records.length;
     this.stats.stored += records.length;
     for (const e of records) {
-      if (this.join.isRevision(e)) this.stats.revised++;
-      metrics.errorRecords.inc({ pair: e.pair, status: e.status });
+      const revision = this.join.isRevision(e);
+      if (revision) this.stats.revised++;
+      metrics.errorRecords.inc({ pair: e.pair, status: e.status, revision: String(revision) });
       const key = errorKey(e);
       this.unstored.delete(key);
       for (const w of this.waiting.values()) w.delete(key);

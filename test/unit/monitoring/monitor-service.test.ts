@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import pino from 'pino';
 import { AlertsView } from '../../../src/api/alerts-view.ts';
 import { openCandleFirstEmissionsTable, openCandlesTable } from '../../../src/candles/store/candles-table.ts';
-import { metricsText } from '../../../src/core/metrics.ts';
+import { metrics, metricsText } from '../../../src/core/metrics.ts';
 import { AlertEngine, type AlertSignals, observe } from '../../../src/monitoring/alerts/engine.ts';
 import { defaultRules, type RuleInput, RuleSchema } from '../../../src/monitoring/alerts/rules.ts';
 import { AlertStates, type Notification } from '../../../src/monitoring/alerts/state.ts';
@@ -1152,6 +1152,34 @@ describe('MonitorService: a candle that comes after its prediction timed out', (
       [2, 1, 1],
       'two records stored, the second a revision: one prediction with a verdict',
     );
+    await svc.stop();
+  });
+});
+
+describe('MonitorService: cryptocast_error_records_total', () => {
+  it('counts records, and tells a revision apart: a time-out scored late is one prediction, two records', async () => {
+    // The counter counts the records published (the topic carries both); before, a revision was a second `scored`
+    // no reader could tell from a prediction scored in time, so the sum over statuses read as predictions overcounted.
+    let now = T0;
+    const bus = new InProcessBus();
+    const store = memoryStore(() => false);
+    const svc = new MonitorService(bus, store, { clock: 'wall', now: () => now });
+    await svc.start();
+    const pair = 'SOL/USD'; // a pair of this test alone: the metrics are the process's
+    const p = { ...prediction(0), pair };
+    await timeOutStored(bus, store, svc, p, (t) => {
+      now = t;
+    });
+    now = p.targetTs + 40 * 60_000;
+    await bus.publish(topics.candles, [{ ...candle(5), pair }]);
+    await revisionStored(store, p);
+    const counted = Object.fromEntries(
+      (await metrics.errorRecords.get()).values
+        .filter((v) => v.labels.pair === pair)
+        .map((v) => [`${v.labels.status} revision=${v.labels.revision}`, v.value]),
+    );
+    assert.deepEqual(counted, { 'unscorable revision=false': 1, 'scored revision=true': 1 });
+    assert.match((await metrics.errorRecords.get()).help, /records published/);
     await svc.stop();
   });
 });
