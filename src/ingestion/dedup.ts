@@ -60,6 +60,14 @@ export class TradeDeduplicator {
   }
 }
 
+/**
+ * REST rows dead-lettered, remembered to dead-letter each once (`RecentSet` of their reject texts, which carry the row):
+ * pages overlap by design — Kraken's asked from 1 ns before the last page's newest instant, Coinbase's ending at the
+ * second of the last page's oldest row — and a hole attempt asks for rows again, so a malformed row came once per page
+ * that carried it. ~300 bytes each at most: ~3 MB.
+ */
+export const REJECTED_ROWS_KEPT = 10_000;
+
 class NumericWindow {
   private readonly bits = new Uint32Array(WINDOW_BITS >>> 5);
   private max = -1;
@@ -103,8 +111,11 @@ class NumericWindow {
   }
 }
 
-/** The most recent `capacity` ids, FIFO. */
-class RecentSet {
+/**
+ * The most recent `capacity` keys, FIFO: the ids of trades without a numeric one here, and the REST rows a refill or a
+ * backfill dead-lettered (the same row comes again in the overlap of two pages: `REJECTED_ROWS_KEPT`).
+ */
+export class RecentSet {
   private readonly seen = new Set<string>();
   private readonly ring: string[] = [];
   private head = 0;
@@ -114,6 +125,7 @@ class RecentSet {
     this.capacity = capacity;
   }
 
+  /** False if `id` is among the recent ones (nothing changes then); else it is added. */
   add(id: string): boolean {
     if (this.seen.has(id)) return false;
     this.seen.add(id);

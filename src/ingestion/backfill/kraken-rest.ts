@@ -3,6 +3,7 @@ import { ERR, fail } from '../../core/errors.ts';
 import { type Logger, log as rootLog } from '../../core/log.ts';
 import type { Backoff } from '../../core/retry.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
+import { REJECTED_ROWS_KEPT, RecentSet } from '../dedup.ts';
 import { KrakenTimeCursor, STEPPED_PAST_FULL_INSTANT } from '../live/kraken-time-cursor.ts';
 import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs, nsToMs } from '../live/kraken-trades-api.ts';
 import { assertUrl } from '../live/live-source.ts';
@@ -117,6 +118,7 @@ export class KrakenRestBackfill implements TradeSource {
     // 1 ns before the cursor, an instant that fills a page asked past once (KrakenTimeCursor); ids grow with time,
     // so re-sent trades are dropped by id.
     const paging = new KrakenTimeCursor();
+    const rejected = new RecentSet(REJECTED_ROWS_KEPT);
     while (!signal.aborted) {
       const requestedAt = Date.now();
       const from = paging.since(state.cursor);
@@ -133,10 +135,18 @@ export class KrakenRestBackfill implements TradeSource {
         },
       });
       reached = true;
-      for (const r of page.rejects)
-        await sink.reject(
-          deadLetter({ service: 'backfill', origin: this.name, kind: 'invalid', reason: r, payload: r }),
-        );
+      for (const r of page.rejects) {
+        // A row at the instant a page ends comes again at the start of the next (asked from 1 ns before it): once.
+        if (!rejected.add(r)) continue;
+        try {
+          await sink.reject(
+            deadLetter({ service: 'backfill', origin: this.name, kind: 'invalid', reason: r, payload: r }),
+          );
+        } catch (err) {
+          rejected.forget(r);
+          throw err;
+        }
+      }
       const fresh = page.trades.filter((t) => Number(t.tradeId) > state.maxId);
       const passedUntil = page.trades.some((t) => t.tradeTs >= until);
       if (paging.after(page.trades.length, fresh.length) === 'again' && !passedUntil) {

@@ -3,7 +3,7 @@ import { log as rootLog } from '../../core/log.ts';
 import { backoffDelay } from '../../core/retry.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
 import { type Trade, tradeAheadOfReceipt } from '../../schemas/trade.ts';
-import { TradeDeduplicator } from '../dedup.ts';
+import { REJECTED_ROWS_KEPT, RecentSet, TradeDeduplicator } from '../dedup.ts';
 import { REFILL_OVERLAP_MS, type ResumePoints } from '../resume-points.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
 import { assertPairs } from '../symbols.ts';
@@ -211,6 +211,8 @@ export class LiveTradeSource implements TradeSource {
   private readonly o: LiveSourceOptions;
   private readonly state = new Map<string, PairState>();
   private readonly dedup = new TradeDeduplicator();
+  /** REST rows already dead-lettered: one in two overlapping pages, or fetched again by a hole attempt, is sent once. */
+  private readonly rejectedRows = new RecentSet(REJECTED_ROWS_KEPT);
   private readonly log;
   private sink: SourceSink | undefined;
   private signal: AbortSignal | undefined;
@@ -723,7 +725,15 @@ export class LiveTradeSource implements TradeSource {
     r: RefillPage,
     wanted: (t: Trade) => boolean,
   ): Promise<{ inRange: Trade[]; fresh: Trade[] }> {
-    for (const reason of r.rejects) await this.reject('invalid', reason, reason, `${this.a.exchange}-rest`);
+    for (const reason of r.rejects) {
+      if (!this.rejectedRows.add(reason)) continue; // in the page before too (the overlap), or an earlier attempt's
+      try {
+        await this.reject('invalid', reason, reason, `${this.a.exchange}-rest`);
+      } catch (err) {
+        this.rejectedRows.forget(reason); // not sent: when fetched again it is
+        throw err;
+      }
+    }
     const plausible: Trade[] = [];
     for (const t of r.trades) {
       const ahead = tradeAheadOfReceipt(t);
