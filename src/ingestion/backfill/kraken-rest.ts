@@ -4,7 +4,11 @@ import { type Logger, log as rootLog } from '../../core/log.ts';
 import type { Backoff } from '../../core/retry.ts';
 import { deadLetter } from '../../schemas/dlq.ts';
 import { REJECTED_ROWS_KEPT, RecentSet } from '../dedup.ts';
-import { KrakenTimeCursor, STEPPED_PAST_FULL_INSTANT } from '../live/kraken-time-cursor.ts';
+import {
+  KrakenTimeCursor,
+  STEPPED_PAST_FULL_INSTANT,
+  steppedPastInstant,
+} from '../live/kraken-time-cursor.ts';
 import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs, nsToMs } from '../live/kraken-trades-api.ts';
 import { assertUrl } from '../live/live-source.ts';
 import type { SourceSink, TradeSource } from '../source.ts';
@@ -155,7 +159,7 @@ export class KrakenRestBackfill implements TradeSource {
       }
       if (paging.steppedPastFullInstant)
         this.log.warn(
-          { cursor: state.cursor, at: new Date(nsToMs(state.cursor)).toISOString() },
+          { cursor: state.cursor, ...steppedPastInstant(state.cursor, state.maxId, fresh) },
           STEPPED_PAST_FULL_INSTANT,
         );
       const inRange = fresh.filter((t) => t.tradeTs >= since && t.tradeTs < until);

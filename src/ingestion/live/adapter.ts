@@ -78,6 +78,11 @@ export interface RefillResult {
    */
   handedUpTo?: number;
   /**
+   * Trades it knows it could not fetch besides (Coinbase: the older part of a second of more than a page, stepped past):
+   * counted `unrecoverable` with the refill.
+   */
+  lost?: number;
+  /**
    * Stopped at `RefillRequest.maxPages` with more to read (`complete` false, no error): where to go on from, opaque to
    * the connector (the adapter's paging state: Kraken's cursor is finer than any trade time the connector keeps).
    */

@@ -76,7 +76,9 @@ export function coinbaseAdapter(o: CoinbaseWsOptions): ExchangeAdapter {
  * oldest first, handing each over as it comes (`onPage`): delivered in fetch order the candle stage's clock would jump
  * to the newest page and dead-letter the older ones as late, and kept to the end they held every pair's frames behind
  * the whole refill, its memory growing with the outage. Both walks are read a few pages a turn (`maxPages`, going on
- * from `RefillResult.more`). Incomplete where a page cannot move further back (more than a page in one second) or the
+ * from `RefillResult.more`). A page all within its window's last second (more than a page in one second) cannot be
+ * followed by one ending inside that second: the walk steps past it, the rest of that second lost (said and counted,
+ * `saySteppedPast`); it used to stop there, every trade before that second unfetched. Incomplete then, or where the
  * walk's budget is spent (`seekLimit`): what is older is not refilled.
  */
 async function coinbaseRefill(
@@ -124,16 +126,25 @@ async function coinbaseRefill(
       at.pagesRead++;
       const first = at.newest === undefined;
       if (first) at.newest = r;
-      const next = r.oldestRowTs === undefined ? undefined : Math.ceil(r.oldestRowTs / 1000);
+      if (at.steppedPast !== undefined) out.lost = (out.lost ?? 0) + saySteppedPast(req, at.steppedPast, r);
+      at.steppedPast = undefined;
+      const next = r.oldestRowTs === undefined ? undefined : pageBackEnd(r.oldestRowTs, at.endSec);
       const found =
         r.trades.length + r.rejects.length < COINBASE_PAGE_LIMIT ||
         (next !== undefined && next <= at.startSec);
-      // No readable time to go back from, more than a page in one second, or the walk's budget spent: the older part
-      // cannot be reached. Otherwise walked past (back before its oldest row, parsed or not), read again later.
-      const stuck = !found && (next === undefined || next >= at.endSec || at.pagesRead >= seekLimit(limit));
+      // No readable time to go back from, or the walk's budget spent: the older part cannot be reached. Otherwise walked
+      // past (back before its oldest row, parsed or not), read again later.
+      const stuck = !found && (next === undefined || at.pagesRead >= seekLimit(limit));
       if (!found && !stuck) {
         if (!first) at.walked.push(at.endSec);
-        at.endSec = next!;
+        if (next! >= at.endSec) {
+          // A full page within the window's last second: no window by whole seconds ends inside it, and the walk used
+          // to stop here, every trade before it unfetched. Stepped past (the next window ends the second before), the
+          // second's older trades are lost: said, and counted, at the next page (`saySteppedPast`).
+          at.steppedPast = { second: at.endSec, oldestIdFetched: lowestId(r) };
+          at.complete = false;
+          at.endSec -= 1;
+        } else at.endSec = next!;
         continue;
       }
       if (stuck) at.complete = false;
@@ -167,6 +178,60 @@ async function coinbaseRefill(
 }
 
 /**
+ * Where the page back before one whose oldest row is at `oldestMs` ends (whole seconds, as the endpoint takes them): the
+ * second after that row's (`end` may be an instant, exclusive: unconfirmed), or, where that is the current page's own
+ * end, the row's own second (a window holding that second's whole, if inclusive as the local server has it). Past
+ * `endSec` still (it is the row's second): the page is all in its window's last second.
+ */
+function pageBackEnd(oldestMs: number, endSec: number): number {
+  const after = Math.ceil(oldestMs / 1000);
+  return after < endSec ? after : Math.floor(oldestMs / 1000);
+}
+
+/** A second of more than a page the walk back stepped past, and the lowest trade id it got of it. */
+interface SteppedPast {
+  second: number;
+  oldestIdFetched: number | undefined;
+}
+
+/** The lowest numeric trade id of a page's trades. */
+function lowestId(page: CoinbaseTradesPage): number | undefined {
+  let low: number | undefined;
+  for (const t of page.trades) {
+    const id = Number(t.tradeId);
+    if (Number.isSafeInteger(id)) low = Math.min(low ?? id, id);
+  }
+  return low;
+}
+
+/**
+ * Warns of a second stepped past, once the page before it (`older`) is read: how many of its trades were not fetched,
+ * by the trade ids either side (Coinbase numbers a product's trades in sequence, not documented as consecutive: without
+ * numeric ids on both sides the count is unknown, taken as 1). Returns the count.
+ */
+function saySteppedPast(req: RefillRequest, s: SteppedPast, older: CoinbaseTradesPage): number {
+  let newest: number | undefined;
+  for (const t of older.trades) {
+    const id = Number(t.tradeId);
+    if (Number.isSafeInteger(id)) newest = Math.max(newest ?? id, id);
+  }
+  const between =
+    s.oldestIdFetched !== undefined && newest !== undefined && s.oldestIdFetched > newest
+      ? s.oldestIdFetched - newest - 1
+      : undefined;
+  req.log.warn(
+    {
+      pair: req.pair,
+      second: new Date(s.second * 1000).toISOString(),
+      notFetched: between ?? 'unknown',
+      oldestIdFetched: s.oldestIdFetched,
+    },
+    'refill: more than a page of trades in one second: its newest page fetched, the rest of that second cannot be asked for (windows of whole seconds); stepped past it to what is older',
+  );
+  return between ?? 1;
+}
+
+/**
  * Where a Coinbase refill stands between turns (`RefillResult.more`): walking back (`walked`: the end of each page
  * walked past but the newest, in the order walked), or reading forward (`forward`: those still to read again, the
  * oldest last); the newest page, kept to be handed over last.
@@ -178,8 +243,10 @@ class CoinbaseRefillPosition {
   walked: number[] | undefined = [];
   forward: number[] = [];
   newest: CoinbaseTradesPage | undefined;
-  /** False where the walk back could not reach the window's start. */
+  /** False where the walk back could not reach the window's start, or stepped past a second it could not page through. */
   complete = true;
+  /** The walk just stepped past a second holding more than a page (`saySteppedPast` at the next page). */
+  steppedPast: SteppedPast | undefined;
   pagesRead = 0;
   handedUpTo: number | undefined;
   constructor(startSec: number, endSec: number) {

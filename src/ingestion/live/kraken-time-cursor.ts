@@ -38,4 +38,24 @@ export class KrakenTimeCursor {
 }
 
 export const STEPPED_PAST_FULL_INSTANT =
-  'a whole page of trades shares one instant: stepped past it (trades beyond that page at that instant, if any, are not fetched)';
+  'a whole page of trades shares one instant: stepped past it (trades beyond that page at that instant, if any, are not fetched: Kraken pages by time alone)';
+
+/**
+ * What a warning of an instant stepped past says besides (`sinceNs`: the cursor asked past it): the instant, and how many
+ * trades of it were not fetched — the ids between the newest before (`maxIdBefore`) and the first of the page after it
+ * (Kraken numbers a pair's trades consecutively).
+ */
+export function steppedPastInstant(
+  sinceNs: string,
+  maxIdBefore: number,
+  pageAfter: readonly { tradeId: string }[],
+): { instant: string; notFetched: number | 'unknown' } {
+  let first = Number.POSITIVE_INFINITY;
+  for (const t of pageAfter) first = Math.min(first, Number(t.tradeId));
+  const ms = Number(BigInt(sinceNs) / 1_000_000n);
+  return {
+    instant: new Date(ms).toISOString(),
+    notFetched:
+      Number.isSafeInteger(first) && maxIdBefore >= 0 ? Math.max(0, first - maxIdBefore - 1) : 'unknown',
+  };
+}

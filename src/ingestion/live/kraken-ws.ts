@@ -12,7 +12,7 @@ import {
   type RefillResult,
 } from './adapter.ts';
 import { parseKrakenFrame } from './kraken-parser.ts';
-import { KrakenTimeCursor, STEPPED_PAST_FULL_INSTANT } from './kraken-time-cursor.ts';
+import { KrakenTimeCursor, STEPPED_PAST_FULL_INSTANT, steppedPastInstant } from './kraken-time-cursor.ts';
 import { fetchKrakenTrades, KRAKEN_REST_URL, msToNs } from './kraken-trades-api.ts';
 import { assertUrl, LiveTradeSource } from './live-source.ts';
 
@@ -118,15 +118,20 @@ async function krakenRefill(
         out.trades.push(...fresh);
         out.rejects.push(...r.rejects);
       }
+      const before = maxId;
       maxId = Math.max(maxId, maxTradeId(fresh));
       const closed = req.untilId !== undefined && maxId >= req.untilId - 1;
       const step = paging.after(r.trades.length, fresh.length);
+      // Said before the gap may close with this page: the ids skipped are missing all the same.
+      if (paging.steppedPastFullInstant)
+        req.log.warn(
+          { pair: req.pair, since, ...steppedPastInstant(since, before, fresh) },
+          `refill: ${STEPPED_PAST_FULL_INSTANT}`,
+        );
       if (closed || step === 'end') {
         out.complete = true;
         break;
       }
-      if (paging.steppedPastFullInstant)
-        req.log.warn({ pair: req.pair, since }, `refill: ${STEPPED_PAST_FULL_INSTANT}`);
       since = paging.since(r.last);
     }
     // Stopped at maxPages: the next call goes on from the same cursor (a restart from the pair's newest trade time, in

@@ -614,6 +614,7 @@ export class LiveTradeSource implements TradeSource {
         if (missing > 0)
           this.openIdHole(pair, sinceTs, got.firstMissing - 1, got.lastMissingBefore(end) + 1, new Set());
       }
+      missing += r.lost ?? 0; // known lost by the adapter (not asked for again: no REST page lists them)
       this.log.info(
         { pair, why, recovered: pages.recovered, afterId, untilId, sinceTs, goesOn },
         goesOn ? 'refilled over REST, a few pages: the rest after the frames' : 'refilled over REST',

@@ -154,6 +154,14 @@ describe('Kraken REST Trades backfill against a local Kraken server', () => {
         warnings.filter((w) => /a whole page of trades shares one instant/.test(w)).length,
         crowded,
       );
+      // Each warning names the instant and how many of its trades were not fetched (the ids skipped).
+      const said = warnings.map((w) => JSON.parse(w)).filter((w) => /shares one instant/.test(w.msg));
+      assert.deepEqual(
+        said.map((w) => [w.instant, w.notFetched]),
+        [...perInstant]
+          .filter(([, n]) => n >= 10)
+          .map(([time, n]) => [new Date(Math.floor(Number(time) * 1000)).toISOString(), n - 10]),
+      );
       assert.equal(sink.watermarks.at(-1)!.final, true);
     } finally {
       await srv.close();
