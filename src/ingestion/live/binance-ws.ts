@@ -133,7 +133,7 @@ async function binanceRefill(rest: string, o: BinanceWsOptions, req: RefillReque
         }
         // This page is the oldest wanted: handed over first, then forward by id from past it, up to the present.
         await hand(r);
-        at = new BinanceRefillPosition(r.lastRowId + 1, seek.complete);
+        at = new BinanceRefillPosition(r.lastRowId + 1, seek.complete, seek.newest);
         break;
       }
       // Walked past (read again on the way forward): back before its lowest row id, parsed or not. By the parsed trades
@@ -143,8 +143,15 @@ async function binanceRefill(rest: string, o: BinanceWsOptions, req: RefillReque
     // Forward by id from the last trade we have (or where the walk back ended), until the gap closes or the present is
     // reached.
     const fwd: BinanceRefillPosition = at;
-    for (; pages < maxPages; pages++) {
-      const r = await fetch(fwd.fromId);
+    for (;;) {
+      const kept = fwd.keptNewest();
+      if (kept === undefined && pages >= maxPages) break;
+      let r: BinanceTradesPage;
+      if (kept !== undefined) r = kept;
+      else {
+        r = await fetch(fwd.fromId);
+        pages++;
+      }
       await hand(r);
       // From the rows' ids, parsed or not: a page of rows that all failed to parse (dead-lettered as rejects) is gone
       // past too. By the trades alone it gave -1, and the next page was asked from id 0, the symbol's first trade.
@@ -173,9 +180,26 @@ class BinanceRefillPosition {
   fromId: number;
   /** False when the walk back that started it could not reach the refill's start. */
   readonly complete: boolean;
-  constructor(fromId: number, complete = true) {
+  /**
+   * The newest page of the walk back that started it, kept from the walk: handed over when the way forward reaches it
+   * instead of asked for again. Asked again, it cost one call more than the walk's reach was sized for (`seekLimit`
+   * counts the newest page once), so a walk that used its whole reach ended a page short of the present, the newest
+   * page — already in hand — left to the stream's next trade (`refill-reach.test.ts`).
+   */
+  private newest: BinanceTradesPage | undefined;
+  constructor(fromId: number, complete = true, newest?: BinanceTradesPage) {
     this.fromId = fromId;
     this.complete = complete;
+    this.newest = newest;
+  }
+
+  /** The walk's newest page, once, if the next id to ask for is in it. */
+  keptNewest(): BinanceTradesPage | undefined {
+    const n = this.newest;
+    if (n?.firstRowId === undefined || n.lastRowId === undefined) return undefined;
+    if (this.fromId < n.firstRowId || this.fromId > n.lastRowId) return undefined;
+    this.newest = undefined;
+    return n;
   }
 }
 
