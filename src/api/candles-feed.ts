@@ -12,6 +12,11 @@ export class CandlesFeed extends Feed<Candle> {
         frameType: 'candle',
         topic: topics.candles,
         key: (c) => `${c.pair}|${c.windowEnd}`,
+        // A minute published again with late trades (`--late-policy revise`: revision + 1) is news, whatever its
+        // windowEnd: the store keeps the revision, and the dashboard drew the first emission until a reload (a
+        // re-publication, replaced silently). An older revision read again (a restart's read of the topic) is stale.
+        revision: (next, held) =>
+          next.revision > held.revision ? true : next.revision < held.revision ? false : undefined,
         tiebreak: () => 0,
         newer: (a, b) =>
           a.windowEnd > b.windowEnd || (a.windowEnd === b.windowEnd && a.revision >= b.revision),

@@ -16,8 +16,8 @@ import { answerWithin, StoreTimeoutError } from './store-deadline.ts';
  * of them), replays the records with windowEnd > since (from the ring of recent ones, or the store when
  * older; without `since`, the latest one), then streams live ones as `{"type":"prediction","data":{…}}` (errors:
  * `"prediction_error"`). Live records that arrive during the replay are held and sent after it, minus those the
- * replay already sent (same key): neither gaps nor duplicates across the handover. (The errors channel's revisions
- * are the exception, by design: a resume also sends those of records before `since` that came while the client may
+ * replay already sent (same key): neither gaps nor duplicates across the handover. (The revisions of the errors and
+ * candles channels are the exception, by design: a resume also sends those of records before `since` that came while the client may
  * have been away — `Feed.recent` — so one may come twice, and before the records after `since`.)
  * `{"type":"unsubscribe","channel":…,"pairs":[…]}` stops pairs.
  *
