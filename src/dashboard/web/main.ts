@@ -26,6 +26,11 @@ const MAX_POINTS = WINDOW_DAYS * 1440 + 60;
 const $ = (id: string) => document.getElementById(id)!;
 /** Candles come one a minute: a newest one older than this means the pipeline stopped (or a replay is shown). */
 const STALE_AFTER_MS = 3 * 60_000;
+/**
+ * How often a page with no pair to show asks again: opened while a run warms up (61 minutes of market time before the
+ * first prediction) it must show the predictions when they come, not "no predictions yet" until a reload.
+ */
+const NO_PAIR_RETRY_MS = 10_000;
 
 interface State {
   pair: string;
@@ -166,7 +171,7 @@ async function pickPair(): Promise<string | undefined> {
   if (known.length === 0) {
     setStatus('no-data', 'no predictions yet');
     $('message').innerHTML =
-      `<p class="notice" data-state="no-data">No predictions yet. Start the system (<code>./bin/cryptocast run --serve</code>); with no champion model, train one first (<code>bash scripts/price-model.sh</code>).</p>`;
+      `<p class="notice" data-state="no-data">No predictions yet. A run that has just started warms up first (its indicators need 61 minutes of market time): this page shows the predictions when they come (asked every ${NO_PAIR_RETRY_MS / 1000} s). Not running? Start the system (<code>./bin/cryptocast run --serve</code>); with no champion model, train one first (<code>bash scripts/price-model.sh</code>).</p>`;
     return undefined;
   }
   if (asked && !known.includes(asked)) {
@@ -174,7 +179,9 @@ async function pickPair(): Promise<string | undefined> {
     $('message').innerHTML =
       `<p class="notice" data-state="unknown-pair">No data for <strong>${esc(asked)}</strong>. Pairs with predictions: ${known
         .map((p) => `<a href="?pair=${encodeURIComponent(p)}">${esc(p)}</a>`)
-        .join(', ')}.</p>`;
+        .join(
+          ', ',
+        )}. It is shown here once it has predictions (asked every ${NO_PAIR_RETRY_MS / 1000} s).</p>`;
     return undefined;
   }
   const pair = asked ?? known[0]!;
@@ -408,13 +415,22 @@ async function main(): Promise<void> {
     ? getJson<Series>(`/v1/dashboard/series?pair=${urlPair}&days=${WINDOW_DAYS}`)
     : undefined;
   early?.catch(() => {});
-  const pair = await untilAnswered(pickPair);
-  if (pair === undefined) return;
+  let pair = await untilAnswered(pickPair);
+  const waited = pair === undefined;
+  // No pair to show yet (a run warming up, a pair not predicted yet): asked again until there is one.
+  while (pair === undefined) {
+    await new Promise((r) => setTimeout(r, NO_PAIR_RETRY_MS));
+    pair = await untilAnswered(pickPair);
+  }
+  if (waited) {
+    $('message').innerHTML = '';
+    setStatus('loading', 'loading…');
+  }
   state.pair = pair;
   document.title = `${pair} · cryptocast`;
   // The data is on its way while the charts are made.
   const seriesOf = () => getJson<Series>(`/v1/dashboard/series?pair=${pair}&days=${WINDOW_DAYS}`);
-  const asked = early && urlPair === pair ? early : seriesOf();
+  const asked = early && urlPair === pair && !waited ? early : seriesOf();
   market = new MarketChart($('market'), MAX_POINTS);
   const drawnMarket = market;
   errorChart = new ErrorChart($('errors'), MAX_POINTS, (t, byVersion) => drawnMarket.verdictAt(t, byVersion));
