@@ -11,6 +11,7 @@ import {
   LineStyle,
   MismatchDirection,
   type SeriesMarker,
+  TickMarkType,
   type Time,
   type UTCTimestamp,
   type WhitespaceData,
@@ -109,6 +110,30 @@ function themeColours() {
   };
 }
 
+/**
+ * A tick of the time axis, in UTC and in the form the crosshair's label and the panels use (ISO: `HH:MM`, `MM-DD` at a
+ * day's start, `YYYY-MM`, `YYYY`). The library's own formats the UTC time as a local one (`new Date(y, m, d, h, min)`,
+ * then `toLocaleString` in the browser's language): in a time zone whose clocks went forward that night, the hour that
+ * does not exist there (02:00–03:00 in New York on 2026-03-08) was labelled an hour later — two ticks read 03:00 —
+ * and under another language the digits were that language's (Arabic-Indic with `--lang=ar`), beside a crosshair
+ * label and panels in ASCII. Times are numbers here (UTC timestamps in seconds).
+ */
+function utcTick(time: Time, type: TickMarkType): string {
+  const iso = new Date((time as number) * 1000).toISOString();
+  switch (type) {
+    case TickMarkType.Year:
+      return iso.slice(0, 4);
+    case TickMarkType.Month:
+      return iso.slice(0, 7);
+    case TickMarkType.DayOfMonth:
+      return iso.slice(5, 10);
+    case TickMarkType.Time:
+      return iso.slice(11, 16);
+    default:
+      return iso.slice(11, 19);
+  }
+}
+
 function baseChart(el: HTMLElement): IChartApi {
   const c = themeColours();
   return createChart(el, {
@@ -119,7 +144,7 @@ function baseChart(el: HTMLElement): IChartApi {
       attributionLogo: true,
     },
     grid: { vertLines: { color: c.grid }, horzLines: { color: c.grid } },
-    timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 8 },
+    timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 8, tickMarkFormatter: utcTick },
     localization: {
       timeFormatter: (t: number) => `${new Date(t * 1000).toISOString().slice(5, 16).replace('T', ' ')} UTC`,
     },
