@@ -104,6 +104,52 @@ describe('dashboard in Chromium: a system warming up, and candles revised live',
     await page.close();
   });
 
+  it('a pair with candles and no prediction yet (warming up): said so, not "no data"; drawn once it has predictions', async () => {
+    const eth = (k: number) => ({ pair: 'ETH/USDT', windowEnd: at(k), close: 3_000 + k });
+    const ethCandles = Array.from({ length: 30 }, (_, i) => candle(eth(i + 1)));
+    await stores.candles.write(ethCandles);
+    await bus.publish(topics.candles, ethCandles);
+    const page = await browser.newPage();
+    const seen = watch(page, `127.0.0.1:${api.port}`);
+    // With the pair in the URL the page asks its series at once, beside the list of pairs: a 404 while it has none.
+    const notFound: string[] = [];
+    page.on('response', (r) => {
+      if (r.status() === 404) notFound.push(new URL(r.url()).pathname);
+    });
+    await page.goto(`http://127.0.0.1:${api.port}/?pair=ETH-USDT`);
+    const msg = await page.waitForSelector('[data-state="warming-up"]', { timeout: 30_000 });
+    assert.match(
+      (await msg.textContent()) ?? '',
+      /ETH-USDT has candles but no predictions yet: its indicators need 61 minutes of market time .* Pairs with predictions: BTC-USDT\./,
+    );
+
+    const ethPredictions = Array.from({ length: 25 }, (_, i) =>
+      prediction({ ...eth(i + 1), modelName: 'cryptocast-price' }),
+    );
+    const verdicts = ethPredictions.map((p) =>
+      scorePrediction(p, 3_000 + (p.targetTs - T0) / MIN, p.targetTs),
+    );
+    await stores.predictions.write(ethPredictions);
+    await stores.errors.write(verdicts);
+    await bus.publish(topics.predictions, ethPredictions);
+    await bus.publish(topics.predictionErrors, verdicts);
+    const s = await waitForDashboard(
+      page,
+      'ETH-USDT drawn once it has predictions',
+      (s) => s.status === 'live' && s.predictions === ethPredictions.length,
+      40_000,
+    );
+    assert.equal(s.pair, 'ETH-USDT');
+    assert.equal(s.candles, ethCandles.length);
+    assert.equal(await page.$('[data-state="warming-up"]'), null, 'the notice is gone');
+    assert.deepEqual(notFound, ['/v1/dashboard/series']);
+    assert.deepEqual(
+      seen.problems.filter((p) => !/status of 404/.test(p)),
+      [],
+    );
+    await page.close();
+  });
+
   it('a candle published again with late trades (revision 1) is drawn as revised, live and after a reconnect', async () => {
     const page = await browser.newPage();
     const seen = watch(page, `127.0.0.1:${api.port}`);

@@ -175,13 +175,17 @@ async function pickPair(): Promise<string | undefined> {
     return undefined;
   }
   if (asked && !known.includes(asked)) {
-    setStatus('unknown-pair', `unknown pair ${asked}`);
-    $('message').innerHTML =
-      `<p class="notice" data-state="unknown-pair">No data for <strong>${esc(asked)}</strong>. Pairs with predictions: ${known
-        .map((p) => `<a href="?pair=${encodeURIComponent(p)}">${esc(p)}</a>`)
-        .join(
-          ', ',
-        )}. It is shown here once it has predictions (asked every ${NO_PAIR_RETRY_MS / 1000} s).</p>`;
+    // A pair with candles and no prediction is warming up (or its replay is shorter than the warm-up): not "no data".
+    const candles = await getJson<{ items: unknown[] }>(
+      `/v1/candles?pair=${encodeURIComponent(asked)}&limit=1`,
+    ).catch(() => ({ items: [] }));
+    const warming = candles.items.length > 0;
+    const links = known.map((p) => `<a href="?pair=${encodeURIComponent(p)}">${esc(p)}</a>`).join(', ');
+    const retry = `It is shown here once it has predictions (asked every ${NO_PAIR_RETRY_MS / 1000} s).`;
+    setStatus('unknown-pair', warming ? `no predictions of ${asked} yet` : `unknown pair ${asked}`);
+    $('message').innerHTML = warming
+      ? `<p class="notice" data-state="warming-up"><strong>${esc(asked)}</strong> has candles but no predictions yet: its indicators need 61 minutes of market time before the first (a replay shorter than that never gets one). ${retry} Pairs with predictions: ${links}.</p>`
+      : `<p class="notice" data-state="unknown-pair">No data for <strong>${esc(asked)}</strong>. Pairs with predictions: ${links}. ${retry}</p>`;
     return undefined;
   }
   const pair = asked ?? known[0]!;
