@@ -150,6 +150,18 @@ describe('dashboard in Chromium: a system warming up, and candles revised live',
     await page.close();
   });
 
+  it('a pair with nothing: the picker shows that pair, and picking one with predictions goes to it', async () => {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${api.port}/?pair=SOL-USD`);
+    await page.waitForSelector('[data-state="unknown-pair"]', { timeout: 30_000 });
+    assert.equal(await page.inputValue('#pair'), 'SOL-USD', 'the picker shows the pair asked');
+    await page.selectOption('#pair', 'BTC-USDT');
+    const s = await waitForDashboard(page, 'BTC-USDT drawn', (s) => s.status === 'live', 30_000);
+    assert.equal(s.pair, 'BTC-USDT');
+    assert.equal(new URL(page.url()).searchParams.get('pair'), 'BTC-USDT');
+    await page.close();
+  });
+
   it('a candle published again with late trades (revision 1) is drawn as revised, live and after a reconnect', async () => {
     const page = await browser.newPage();
     const seen = watch(page, `127.0.0.1:${api.port}`);

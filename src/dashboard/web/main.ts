@@ -166,8 +166,19 @@ async function pickPair(): Promise<string | undefined> {
   const ready = await getJson<{ pairs: string[] }>('/v1/ready');
   const known = ready.pairs;
   const select = $('pair') as HTMLSelectElement;
-  select.innerHTML = known.map((p) => `<option value="${esc(p)}">${esc(p)}</option>`).join('');
   const asked = new URLSearchParams(location.search).get('pair')?.toUpperCase().replace('/', '-');
+  // A pair asked that has no predictions is listed first, as what the page is about: the picker showed the first pair
+  // with predictions as if it were shown, and picking from it did nothing (its handler was set only with a pair drawn).
+  const listed = asked && !known.includes(asked) ? [asked, ...known] : known;
+  // Asked again every 10 s while there is no pair to show: redrawn only when the list changed (an open list would shut).
+  if (select.dataset.listed !== listed.join(' ')) {
+    select.dataset.listed = listed.join(' ');
+    select.innerHTML = listed.map((p) => `<option value="${esc(p)}">${esc(p)}</option>`).join('');
+    if (asked) select.value = asked;
+  }
+  select.onchange = () => {
+    location.search = `?pair=${encodeURIComponent(select.value)}`;
+  };
   if (known.length === 0) {
     setStatus('no-data', 'no predictions yet');
     $('message').innerHTML =
@@ -190,9 +201,6 @@ async function pickPair(): Promise<string | undefined> {
   }
   const pair = asked ?? known[0]!;
   select.value = pair;
-  select.onchange = () => {
-    location.search = `?pair=${encodeURIComponent(select.value)}`;
-  };
   return pair;
 }
 
