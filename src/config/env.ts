@@ -95,6 +95,11 @@ export const VARIABLES = {
     '`binary`',
     z.enum(['binary', 'json'], { error: 'binary or json' }),
   ),
+  CRYPTOCAST_KAFKA_REFUSED_FOR_MS: v(
+    'services on Kafka: how long a path of a running client (its publishes, its broker waits, a subscription) may be refused (SASL, an ACL, TLS: credentials rotated, a certificate replaced) with no success of it between before the process ends, for its restart to take the new Secret (ms; 0: at the first refusal); meanwhile it retries and /ready says it',
+    '`60000`',
+    nonNegative,
+  ),
   // Kafka security (src/config/kafka-security.ts; every Kafka client of the process: services, `topics`, `dlq`)
   CRYPTOCAST_KAFKA_TLS: v(
     'Kafka over TLS (`true` for a managed Kafka: MSK, Confluent Cloud, Aiven, Strimzi with TLS listeners)',

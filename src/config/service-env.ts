@@ -78,6 +78,12 @@ export const SERVICE_ENV: readonly EnvSetting[] = [
     about: 'consumer group session (10000)',
   },
   {
+    name: 'CRYPTOCAST_KAFKA_REFUSED_FOR_MS',
+    services: BUS_SERVICES,
+    about:
+      'refusals (SASL, ACL, TLS) of a running client with no success between for this long end the service (60000)',
+  },
+  {
     name: 'CRYPTOCAST_KAFKA_REPLICATION_FACTOR',
     services: BUS_SERVICES,
     about: 'replicas of topics a service creates when missing (1)',

@@ -14,7 +14,8 @@ export async function connectBus(url: string): Promise<Bus> {
     const { KafkaBus } = await import('./kafka/bus.ts');
     return new MeteredBus(
       KafkaBus.connect(url, {
-        // A running client refused for good (credentials rotated or revoked, a certificate replaced): the process ends
+        // A running client refused for good (credentials rotated or revoked, a certificate replaced; refused past the
+        // grace of `KafkaBus.refused`, CRYPTOCAST_KAFKA_REFUSED_FOR_MS): the process ends
         // with the catalogued error, through the binary's handler of an error nobody awaits (src/cli/main.ts: one
         // line, redacted, its exit status), so that Kubernetes restarts it with the new Secret.
         onRefused: (err) => {

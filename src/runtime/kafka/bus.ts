@@ -41,6 +41,7 @@ import {
   RECORD_OVERHEAD_BYTES,
 } from './limits.ts';
 import { type Fetched, fetchRecords, keyBuffer, parseRecord } from './records.ts';
+import { RefusalGrace } from './refusal-grace.ts';
 import { saslWanted, securityRefusal } from './refusals.ts';
 import { KafkaSubscription, sleep } from './subscription.ts';
 
@@ -87,7 +88,17 @@ export interface KafkaBusOptions {
   security?: KafkaSecurity;
   /** Called once when a running client is refused for good (see `KafkaBus.refused`). */
   onRefused?: (err: CryptocastError) => void;
+  /**
+   * How long a path of a running client may be refused with no success between before the refusal is for good
+   * (`RefusalGrace`; default CRYPTOCAST_KAFKA_REFUSED_FOR_MS, else 60 s).
+   */
+  refusedForMs?: number;
+  /** The clock of `refusedForMs` (tests). */
+  now?: () => number;
 }
+
+/** How long a running client may be refused with no success between before the process ends (`KafkaBus.refused`). */
+export const REFUSED_FOR_MS = 60_000;
 
 export class KafkaBus implements Bus {
   readonly kind = 'kafka' as const;
@@ -102,6 +113,13 @@ export class KafkaBus implements Bus {
   readonly log: Logger;
   readonly security: KafkaSecurity;
   private readonly onRefused: ((err: CryptocastError) => void) | undefined;
+  /** The refusals of this bus's running clients, per path (`refused`). */
+  private readonly grace: RefusalGrace;
+  /**
+   * Something of this bus was served once: from then on a refusal is a running client's (`refused`: a grace), before
+   * it a setting to fix (thrown at once: a wrong password ends a service as it starts).
+   */
+  private served = false;
   private producer: Producer | undefined;
   private admin: Admin | undefined;
   private metaClient: RawConsumer | undefined;
@@ -124,6 +142,10 @@ export class KafkaBus implements Bus {
     this.encoding = options.encoding ?? setting('CRYPTOCAST_KAFKA_ENCODING') ?? 'binary';
     this.security = options.security ?? kafkaSecurity();
     this.onRefused = options.onRefused;
+    this.grace = new RefusalGrace(
+      options.refusedForMs ?? setting('CRYPTOCAST_KAFKA_REFUSED_FOR_MS') ?? REFUSED_FOR_MS,
+      options.now,
+    );
     if (this.security.sasl?.mechanism === 'PLAIN' && this.security.tls === undefined)
       this.log.warn(
         { brokers: this.brokers },
@@ -163,58 +185,84 @@ export class KafkaBus implements Bus {
 
   /**
    * Runs a broker operation until the broker answers (see `untilAvailable`); misconfiguration fails at once, refused
-   * credentials and a TLS mismatch as the catalogue's CC_ERR_BUS_AUTH and CC_ERR_BUS_TLS (`securityRefusal`).
+   * credentials and a TLS mismatch as the catalogue's CC_ERR_BUS_AUTH and CC_ERR_BUS_TLS (`securityRefusal`) — at once
+   * before anything of the bus was served (a setting to fix), else after the grace of `refused` (waited for meanwhile,
+   * /ready saying it).
    */
   private async waitForBroker<T>(attempt: () => Promise<T>, signal = this.closing.signal): Promise<T> {
-    // A connection closed by a broker that answers may be a SASL listener reached without SASL (`saslWanted`).
     const asked = async () => {
       try {
         return await attempt();
       } catch (err) {
-        throw (await saslWanted(err, this.brokers, this.security)) ?? err;
+        // A connection closed by a broker that answers may be a SASL listener reached without SASL (`saslWanted`).
+        const refusal = (await saslWanted(err, this.brokers, this.security)) ?? this.refusal(err);
+        if (refusal === undefined) throw err;
+        if (this.served) this.refused('broker', refusal);
+        throw refusal;
       }
     };
-    try {
-      return await untilAvailable('kafka', asked, {
-        signal,
-        log: this.log,
-        permanent: (err) =>
-          err instanceof PartitionCountError ||
-          err instanceof PermanentKafkaError ||
-          this.closed ||
-          refusedForGood(err) ||
-          isSecurityRefusal(err) ||
-          this.refusal(err) !== undefined,
-      });
-    } catch (err) {
-      throw this.refusal(err) ?? err;
-    }
+    const v = await untilAvailable('kafka', asked, {
+      signal,
+      log: this.log,
+      permanent: (err) =>
+        err instanceof PartitionCountError ||
+        err instanceof PermanentKafkaError ||
+        this.closed ||
+        refusedForGood(err) ||
+        (isSecurityRefusal(err) && (!this.served || this.grace.forGood() !== undefined)),
+    });
+    this.accepted('broker');
+    return v;
   }
 
-  /** `err` as the security setting it shows wrong (see `securityRefusal`), or undefined. */
+  /** `err` as the security setting or permission it shows wrong (see `securityRefusal`), or undefined. */
   refusal(err: unknown): CryptocastError | undefined {
     if (isSecurityRefusal(err)) return err;
     return securityRefusal(err, this.brokers, this.security);
   }
 
-  /** The first refusal of a running client (`refused`). */
+  /**
+   * The one place where a running client of this bus (`path`: its publishes, its broker waits, a subscription's loop)
+   * hands a refusal: the credentials rotated or revoked on the broker, a permission taken away, its certificate
+   * replaced — or a broker of a rolling restart, a certificate swapped broker by broker, which clear by themselves.
+   * Said on /ready at once and once in the log; the path retries. If it is refused again once
+   * CRYPTOCAST_KAFKA_REFUSED_FOR_MS (60 s) have passed since its first refusal with no success of it between
+   * (`accepted`), the refusal is for good: said once in the log, and `onRefused` is called once (the binary: the
+   * process ends with it, exit 2, so that Kubernetes restarts the pod with the Secret as it is now); broker waits then
+   * give up with it. Returns whether it is for good. Ending at the first refusal restarted every pod at once.
+   */
+  refused(path: string, err: CryptocastError): boolean {
+    reportDependency('kafka', err, this.log);
+    const judged = this.grace.refused(path, err);
+    if (judged === 'first')
+      this.log.error(
+        { code: err.code, reason: err.message, path, endsAfterMs: this.grace.graceMs },
+        'Kafka refused this client: retrying; the process ends if it is still refused then',
+      );
+    if (judged !== 'for-good') return false;
+    if (this.refusedWith === undefined) {
+      this.refusedWith = err;
+      this.log.error(
+        { code: err.code, reason: err.message, path },
+        'Kafka refused this client for good: waiting does not mend it',
+      );
+      this.onRefused?.(err);
+    }
+    return true;
+  }
+
+  /** The refusal that was for good (`refused`), once said. */
   private refusedWith: CryptocastError | undefined;
 
-  /**
-   * A client of this bus that was running (a subscription's fetches or rejoin, a publish) is refused for good: the
-   * credentials rotated or revoked on the broker, its certificate replaced. Waiting does not mend it, so it is said on
-   * /ready and once in the log, and `onRefused` (the binary: end the process with it, so that Kubernetes restarts the
-   * pod with the new Secret) is called once. Before, the service reported Kafka unavailable for ever.
-   */
-  refused(err: CryptocastError): void {
-    reportDependency('kafka', err, this.log);
-    if (this.refusedWith !== undefined) return;
-    this.refusedWith = err;
-    this.log.error(
-      { code: err.code, reason: err.message },
-      'Kafka refused this client for good: waiting does not mend it',
-    );
-    this.onRefused?.(err);
+  /** `path` of a running client was served (a publish, a fetch, a broker wait): a refusal of it has cleared. */
+  accepted(path: string): void {
+    this.served = true;
+    const cleared = this.grace.accepted(path);
+    if (cleared) this.log.info({ path }, 'Kafka accepts this client again');
+    // /ready: down while another path is still refused.
+    const still = this.grace.refusal();
+    if (still !== undefined) reportDependency('kafka', still, this.log);
+    else if (cleared) reportDependency('kafka', undefined, this.log);
   }
 
   ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
@@ -340,7 +388,8 @@ export class KafkaBus implements Bus {
             pending = `${this.name(t)} has partitions without leader`;
         }
       } catch (err) {
-        if (err instanceof PartitionCountError) throw err;
+        // A refusal is the broker wait's to judge (`waitForBroker`), not a topic still being made.
+        if (err instanceof PartitionCountError || this.refusal(err) !== undefined) throw err;
         pending = (err as Error).message;
       }
       if (pending === '') return;
@@ -376,10 +425,13 @@ export class KafkaBus implements Bus {
       try {
         await producer.send({ messages });
         reportDependency('kafka', undefined, this.log);
+        this.accepted('publish');
       } catch (err) {
         const refusal = this.refusal(err);
         if (refusal !== undefined) {
-          this.refused(refusal);
+          // Thrown as any failed publish is (its callers retry: a handler's chunk is read again, publishDurably waits),
+          // and for good only after the grace (`refused`).
+          if (this.served) this.refused('publish', refusal);
           throw refusal;
         }
         this.log.error({ err, topic: name, records: messages.length, bytes: requestBytes }, 'publish failed');
@@ -644,10 +696,21 @@ export class KafkaBus implements Bus {
 
   private async groupLagOnce(topic: Topic<unknown>, group: string): Promise<number | undefined> {
     const name = this.name(topic);
-    const [groups, { latest }] = await Promise.all([
-      this.getAdmin().listConsumerGroupOffsets({ groups: [this.prefix + group] }),
-      this.offsets(name),
-    ]);
+    let groups: Awaited<ReturnType<Admin['listConsumerGroupOffsets']>>;
+    let latest: bigint[];
+    try {
+      [groups, { latest }] = await Promise.all([
+        this.getAdmin().listConsumerGroupOffsets({ groups: [this.prefix + group] }),
+        this.offsets(name),
+      ]);
+    } catch (err) {
+      // Asked again by its callers (the monitor's and the API's lag, each time): a path of its own for the grace.
+      const refusal = this.refusal(err);
+      if (refusal === undefined) throw err;
+      if (this.served) this.refused('lag', refusal);
+      throw refusal;
+    }
+    this.accepted('lag');
     const t = groups[0]?.topics.find((x) => x.name === name);
     if (t === undefined) return undefined;
     let n = 0n;
@@ -776,18 +839,13 @@ interface PagedRead {
 }
 
 /**
- * Broker answers that waiting does not mend: a partition count or a topic config the cluster's policy refuses, refused
- * permissions (a replication factor above the broker count: `tooFewBrokers`, since a broker going
- * down refuses it too). The caller fails at once with the
- * broker's reason (an operator must change a setting), instead of a service that stays not-ready for ever. Refused
- * credentials and TLS mismatches come nested in a connection failure: `securityRefusal` finds them.
+ * Broker answers that waiting does not mend: a partition count or a topic config the cluster's policy refuses (a
+ * replication factor above the broker count: `tooFewBrokers`, since a broker going down refuses it too). The caller
+ * fails at once with the broker's reason (an operator must change a setting), instead of a service that stays not-ready
+ * for ever. Refused credentials, permissions and TLS mismatches are `securityRefusal`'s (found nested in a connection
+ * failure too), and a running client's are given a grace (`KafkaBus.refused`).
  */
-const REFUSED_FOR_GOOD = [
-  'INVALID_PARTITIONS',
-  'POLICY_VIOLATION',
-  'TOPIC_AUTHORIZATION_FAILED',
-  'CLUSTER_AUTHORIZATION_FAILED',
-] as const;
+const REFUSED_FOR_GOOD = ['INVALID_PARTITIONS', 'POLICY_VIOLATION'] as const;
 
 function refusedForGood(err: unknown): boolean {
   return err instanceof Error && REFUSED_FOR_GOOD.some((code) => findErrorBy(err, 'apiId', code) !== null);

@@ -6,7 +6,8 @@ import { type CryptocastError, ERR, fail } from '../../core/errors.ts';
  * A Kafka client's failure that says the security settings are wrong, as the catalogue's error a user can act on:
  * CC_ERR_BUS_AUTH ("Kafka authentication failed for user X with mechanism Y at host:port: <the broker's reason>") or
  * CC_ERR_BUS_TLS (a TLS listener reached without TLS or the reverse, a broker certificate not trusted or not for its
- * name). Undefined for everything else (a broker away, a timeout): those are waited for.
+ * name); a permission the broker refuses (TOPIC_, GROUP_, CLUSTER_AUTHORIZATION_FAILED: the user's ACLs) is
+ * CC_ERR_BUS_AUTH too. Undefined for everything else (a broker away, a timeout): those are waited for.
  *
  * The client (@platformatic/kafka) nests the reason: "Listing topics failed" (MultipleErrors) → "Cannot connect to any
  * broker" → "Connection to host:port failed" (NetworkError, marked retryable) → its `cause`, the AuthenticationError
@@ -21,6 +22,17 @@ export function securityRefusal(
   for (const { error: e, address } of walk(err)) {
     const at = address ?? brokers.join(',');
     const code = typeof e.code === 'string' ? e.code : '';
+    if (typeof e.apiId === 'string' && AUTHORIZATION_FAILED.has(e.apiId)) {
+      const said = typeof e.serverErrorMessage === 'string' ? `: ${e.serverErrorMessage}` : '';
+      return fail(
+        ERR.BUS_AUTH,
+        `the Kafka cluster at ${at} refused a permission to user "${security.sasl?.username ?? '(none)'}": ${e.apiId}${said}`,
+        {
+          cause: err,
+          hint: "the user's ACLs must allow this service's topics (read, write, describe, create) and consumer groups",
+        },
+      );
+    }
     if (code === 'PLT_KFK_AUTHENTICATION') {
       const protocol = walk(e)
         .map((n) => n.error)
@@ -136,6 +148,13 @@ async function offeredMechanisms(address: string, security: KafkaSecurity): Prom
     await connection.close().catch(() => {});
   }
 }
+
+/** The broker's answers to a request its ACLs do not allow this user. */
+const AUTHORIZATION_FAILED = new Set([
+  'TOPIC_AUTHORIZATION_FAILED',
+  'GROUP_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+]);
 
 /** Node's codes for a peer certificate that does not verify (OpenSSL's X509_V_ERR names, and the host name check). */
 const CERTIFICATE_REFUSED = new Set([

@@ -41,6 +41,8 @@ export class KafkaSubscription<T> {
   private readonly opts: SubscribeOptions<T>;
   private readonly topicName: string;
   private readonly log: Logger;
+  /** This subscription's loop as a path of the bus's refusals (`KafkaBus.refused`): its member and its fetcher. */
+  private readonly refusalPath: string;
   private readonly member: RawConsumer;
   private readonly heartbeatIntervalMs: number;
   /** How long the group waits for this member to rejoin in a rebalance (see the consumer's `rebalanceTimeout`). */
@@ -84,6 +86,7 @@ export class KafkaSubscription<T> {
     this.opts = opts;
     this.topicName = bus.name(opts.topic as Topic<unknown>);
     this.log = bus.log.child({ service: opts.service, topic: opts.topic.name, group: opts.group });
+    this.refusalPath = `subscription ${opts.group}/${opts.topic.name}`;
     const sessionTimeout = bus.sessionTimeoutMs;
     this.heartbeatIntervalMs = Math.min(1_000, Math.floor(sessionTimeout / 3));
     // How long the broker waits for every member to rejoin in a rebalance: the longest a member's batch in hand may
@@ -123,8 +126,8 @@ export class KafkaSubscription<T> {
     // The client emits 'error' when a background rejoin fails for good (broker away too long); it then stops
     // heartbeating, so the loop rejoins. (An 'error' event without a listener would crash the process.)
     this.member.on('error', (err) => {
-      if (this.refusedForGood(err)) return;
-      this.log.warn({ err }, 'consumer group membership lost; rejoining');
+      // A refusal is said by `KafkaBus.refused`; the loop rejoins all the same (refused again, the grace counts on).
+      if (!this.handedRefusal(err)) this.log.warn({ err }, 'consumer group membership lost; rejoining');
       this.giveBack('consumer group membership lost');
       this.rejoinNeeded = true;
       this.wake.notify();
@@ -304,6 +307,7 @@ export class KafkaSubscription<T> {
         if (this.rejoinNeeded) {
           await this.member.joinGroup({});
           this.rejoinNeeded = false;
+          this.bus.accepted(this.refusalPath);
         }
         if (this.pending !== undefined && !(await this.applyAssignment())) {
           await this.wake.wait(500);
@@ -330,13 +334,14 @@ export class KafkaSubscription<T> {
           fetched = (await fetchRecords(this.fetcher, this.topicName, positions, FETCH_MAX_WAIT_MS)).fetched;
           if (this.fetchFailures > 0) reportDependency('kafka', undefined, this.log);
           this.fetchFailures = 0;
+          this.bus.accepted(this.refusalPath);
         } catch (err) {
           if (findErrorBy(err as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) {
             await this.resetOutOfRange([...positions.keys()]);
             continue;
           }
           this.fetchFailures++;
-          if (this.refusedForGood(err)) {
+          if (this.handedRefusal(err)) {
             await this.wake.wait(backoffCap(this.fetchFailures, FETCH_BACKOFF));
             continue;
           }
@@ -359,22 +364,24 @@ export class KafkaSubscription<T> {
           this.delivering = undefined;
         }
       } catch (err) {
-        // A rejoin refused for good (`refusedForGood`); anything else is not expected (the steps above handle their
-        // errors): log, back off, go on.
-        if (!this.refusedForGood(err)) this.log.error({ err }, 'subscription loop error');
+        // A rejoin or a commit refused (`handedRefusal`: retried here); anything else is not expected (the steps above
+        // handle their errors): log, back off, go on.
+        if (!this.handedRefusal(err)) this.log.error({ err }, 'subscription loop error');
         await this.wake.wait(1_000);
       }
     }
   }
 
   /**
-   * Whether `err` is the broker refusing this member for good (credentials rotated or revoked, a certificate
-   * replaced: `KafkaBus.refused`, which ends the service) rather than a broker away, which is waited for.
+   * Whether `err` is the broker refusing this member (credentials rotated or revoked, a permission taken away, a
+   * certificate replaced — or a broker of a rolling restart), handed to `KafkaBus.refused`, which says it and ends the
+   * service if it lasts past the grace with no success of this loop between; rather than a broker away. Either way
+   * the loop retries.
    */
-  private refusedForGood(err: unknown): boolean {
+  private handedRefusal(err: unknown): boolean {
     const refusal = this.bus.refusal(err);
     if (refusal === undefined) return false;
-    this.bus.refused(refusal);
+    this.bus.refused(this.refusalPath, refusal);
     return true;
   }
 
@@ -504,7 +511,9 @@ export class KafkaSubscription<T> {
     await state.commitPending(owned, async (offset, leaderEpoch) => {
       try {
         await this.sendCommit(partition, offset, leaderEpoch);
+        this.bus.accepted(this.refusalPath);
       } catch (err) {
+        if (this.handedRefusal(err)) throw err;
         if (this.outOfGeneration || findErrorBy(err as Error, 'needsRejoin', true)) {
           this.outOfGeneration = true;
           this.log.warn(
@@ -586,7 +595,8 @@ export class KafkaSubscription<T> {
         }
         starts = await this.startPositions(added, committed);
       } catch (err) {
-        this.log.warn({ err }, 'could not read offsets for the new assignment; retrying');
+        if (!this.handedRefusal(err))
+          this.log.warn({ err }, 'could not read offsets for the new assignment; retrying');
         return false;
       }
     } while (this.pending !== next);
@@ -663,7 +673,7 @@ export class KafkaSubscription<T> {
         this.highWatermarks.set(p, end);
       }
     } catch (err) {
-      this.log.warn({ err }, 'could not reset out-of-range offsets');
+      if (!this.handedRefusal(err)) this.log.warn({ err }, 'could not reset out-of-range offsets');
       await this.wake.wait(1_000);
     }
   }

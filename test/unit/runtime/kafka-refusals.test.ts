@@ -103,6 +103,23 @@ describe('securityRefusal: what a wrong Kafka security setting looks like to a u
     );
   });
 
+  it("a permission the broker's ACLs refuse (topic, group, cluster): CC_ERR_BUS_AUTH with the broker's answer", () => {
+    for (const apiId of [
+      'TOPIC_AUTHORIZATION_FAILED',
+      'GROUP_AUTHORIZATION_FAILED',
+      'CLUSTER_AUTHORIZATION_FAILED',
+    ]) {
+      // As the client reports a response with an error: a list of the broker's answers.
+      const denied = new MultipleErrors('Received response with error while executing API Fetch(v12)', [
+        new ProtocolError(apiId, 'Not authorized to access topics: [trades]'),
+      ]);
+      const err = securityRefusal(denied, ['b-1.example:9096'], SCRAM);
+      assert.equal(err?.code, 'CC_ERR_BUS_AUTH', apiId);
+      assert.match(err!.message, new RegExp(`refused a permission to user "svc": ${apiId}: Not authorized`));
+      assert.match(err!.hint ?? '', /ACLs/);
+    }
+  });
+
   it('a broker that is away or slow is not a setting: undefined (waited for)', () => {
     const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9092'), { code: 'ECONNREFUSED' });
     assert.equal(securityRefusal(connectionFailed(refused), [], SCRAM), undefined);
