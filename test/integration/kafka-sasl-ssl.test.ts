@@ -14,6 +14,7 @@ import type { TradeEvent } from '../../src/schemas/trade.ts';
 import { exitedWithin, runCli } from '../support/cli.ts';
 import { T0, trade } from '../support/factories.ts';
 import { uniquePrefix } from '../support/kafka.ts';
+import { setScramPassword } from '../support/kafka-scram.ts';
 import { freePort } from '../support/ports.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -23,7 +24,7 @@ import { waitFor } from '../support/wait.ts';
  * SASL_SSL with SCRAM-SHA-512 (and a client certificate: mutual TLS), every kind of client the project builds works
  * (admin: topics; producer: publish; a group member and its fetcher: subscribe; raw fetchers: readTail); a wrong
  * password ends a service at once with "authentication failed for user X with mechanism Y" (no retry loop, no stack,
- * no password); a client without TLS, or without the CA, is told so. One broker for the file, on ports of its own
+ * no password), and one changed under a running service ends it only after CRYPTOCAST_KAFKA_REFUSED_FOR_MS; a client without TLS, or without the CA, is told so. One broker for the file, on ports of its own
  * (free ones, or CRYPTOCAST_TEST_KAFKA_SASL_PORTS=plain,controller,sasl_ssl).
  */
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -230,13 +231,105 @@ describe('Kafka over SASL_SSL (TLS + SCRAM), from the environment', () => {
     assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
   });
 
-  // Last: it changes the user's password (and sets it back).
-  it('the password changed on the broker while a service runs (a rotated Secret) ends it: CC_ERR_BUS_AUTH, exit 2', async () => {
+  // Last two: they change the user's password (and set it back), through the broker's admin API as a rotation does.
+  const setPassword = (password: string) =>
+    setScramPassword(plainUrl.slice('kafka://'.length), USER, password);
+  /** The JSON log lines of a service (its stderr) whose message starts with `msg`. */
+  const logLines = (stderr: string, msg: string) =>
+    stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{') && l.includes(`"msg":"${msg}`))
+      .map((l) => JSON.parse(l) as { time: number; code?: string; path?: string });
+
+  it('a refusal that clears within CRYPTOCAST_KAFKA_REFUSED_FOR_MS (the password changed and set back) leaves the service running, nothing lost', async (t) => {
+    // Long next to what the change and the change back take here (the admin API: milliseconds; the detection of the
+    // refusal in the log and the back-off of the retrying paths: seconds, tens of them on a loaded machine).
+    const graceMs = 60_000;
+    const graced = uniquePrefix('sasl-grace');
+    const plain = KafkaBus.connect(plainUrl, { topicPrefix: graced, logger: quiet });
+    buses.push(plain);
+    await plain.ensureTopics([topics.trades, topics.candles, topics.dlq]);
+    const run = runCli(['service', 'candles', '--bus', saslUrl], {
+      ...secureEnv(),
+      CRYPTOCAST_TOPIC_PREFIX: graced,
+      CRYPTOCAST_LOG_LEVEL: 'info',
+      CRYPTOCAST_KAFKA_REFUSED_FOR_MS: String(graceMs),
+    });
+    const running = () => run.child.exitCode === null;
+    // One trade every 10 s for 5 minutes: minutes 0 to 3 close (the candle grace is 5 s), the first 12 before the
+    // refusal, the rest while the service is refused.
+    const trades = Array.from({ length: 30 }, (_, i) => trade({ ts: T0 + i * 10_000, price: 100 + i }));
+    /** The BTC/USD candles' minutes on the topic (the service commits a trade once its minute's candle is out). */
+    const candleMinutes = async () =>
+      new Set(
+        (await plain.readTail(topics.candles, 100))
+          .filter((c) => c.value.pair === 'BTC/USD')
+          .map((c) => (c.value.windowStart - T0) / 60_000),
+      );
+    const candlesOut = (what: string, minutes: number) =>
+      waitFor(
+        what,
+        async () => (running() ? (await candleMinutes()).size : 'exited'),
+        (n) => n === 'exited' || n >= minutes,
+        { timeoutMs: 120_000, everyMs: 500 },
+      );
+    try {
+      await waitFor(
+        'the candle service to run',
+        () => run.stderr().includes('"msg":"running"') || !running(),
+        (ok) => ok,
+        { timeoutMs: 90_000 },
+      );
+      await plain.publish(topics.trades, trades.slice(0, 12));
+      await candlesOut('the candle of minute 0', 1);
+      assert.ok(running(), run.stderr());
+
+      let started = Date.now();
+      await setPassword(`Rotated${PASSWORD}`);
+      t.diagnostic(`password changed through the admin API in ${Date.now() - started} ms`);
+      // Its connections log in again within KAFKA_SASL_REAUTH_MS (5 s): refused, said at once, the service retrying.
+      await waitFor(
+        'the first refusal in the log',
+        () => logLines(run.stderr(), 'Kafka refused this client: retrying').length > 0 || !running(),
+        (ok) => ok,
+        { timeoutMs: 90_000 },
+      );
+      assert.ok(running(), run.stderr());
+      // Trades arriving while it is refused: they wait in Kafka.
+      await plain.publish(topics.trades, trades.slice(12));
+      started = Date.now();
+      await setPassword(PASSWORD);
+      t.diagnostic(`password set back through the admin API in ${Date.now() - started} ms`);
+      const [first] = logLines(run.stderr(), 'Kafka refused this client: retrying');
+      t.diagnostic(`set back ${Date.now() - first!.time} ms after the first refusal (grace ${graceMs} ms)`);
+
+      await waitFor(
+        'the client accepted again',
+        () => run.stderr().includes('"msg":"Kafka accepts this client again"') || !running(),
+        (ok) => ok,
+        { timeoutMs: 120_000 },
+      );
+      // Nothing lost: the candles of the minutes traded before and during the refusal.
+      await candlesOut('the candles of minutes 0 to 3', 4);
+      assert.ok(running(), run.stderr());
+      assert.doesNotMatch(run.stderr(), /refused this client for good/);
+      assert.deepEqual([...(await candleMinutes())].sort(), [0, 1, 2, 3]);
+      assert.ok(!run.stderr().includes(PASSWORD), 'no password printed');
+    } finally {
+      run.child.kill('SIGKILL');
+      await setPassword(PASSWORD);
+    }
+  });
+
+  it('the password changed on the broker while a service runs (a rotated Secret) ends it after the grace: CC_ERR_BUS_AUTH, exit 2', async () => {
+    const graceMs = 10_000;
     const run = runCli(['service', 'candles', '--bus', saslUrl], {
       ...secureEnv(),
       CRYPTOCAST_TOPIC_PREFIX: prefix,
       CRYPTOCAST_LOG_LEVEL: 'info',
+      CRYPTOCAST_KAFKA_REFUSED_FOR_MS: String(graceMs),
     });
+    const rotated = `Rotated${PASSWORD}`;
     try {
       // The log (JSON lines on stderr) says it runs: subscribed, its connections authenticated.
       await waitFor(
@@ -245,15 +338,11 @@ describe('Kafka over SASL_SSL (TLS + SCRAM), from the environment', () => {
         (ok) => ok,
         { timeoutMs: 90_000 },
       );
-      const rotated = `Rotated${PASSWORD}`;
-      execFileSync('bash', [join(ROOT, 'scripts', 'kafka.sh'), 'scram-password'], {
-        env: { ...brokerEnv, KAFKA_SASL_PASSWORD: rotated },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-      // Its connections log in again within KAFKA_SASL_REAUTH_MS (5 s); the refusal ends it, not a wait for ever.
+      await setPassword(rotated);
+      // Its connections log in again within KAFKA_SASL_REAUTH_MS (5 s); refusals past the grace end it.
       const code = await exitedWithin(
         run,
-        90_000,
+        120_000,
         'the running candle service to end on the rotated password',
       );
       const stderr = run.stderr();
@@ -267,17 +356,18 @@ describe('Kafka over SASL_SSL (TLS + SCRAM), from the environment', () => {
       );
       assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
       for (const p of [PASSWORD, rotated]) assert.ok(!stderr.includes(p), 'no password printed');
-      assert.match(
-        stderr,
-        /"level":50,.*"code":"CC_ERR_BUS_AUTH".*"msg":"Kafka refused this client for good/,
-        'said in the log',
+      // Said at the first refusal, and for good only once the grace had passed (the service's own clock).
+      const [first] = logLines(stderr, 'Kafka refused this client: retrying');
+      const [forGood] = logLines(stderr, 'Kafka refused this client for good');
+      assert.ok(first !== undefined && forGood !== undefined, stderr);
+      assert.equal(forGood.code, 'CC_ERR_BUS_AUTH');
+      assert.ok(
+        forGood.time - first.time >= graceMs,
+        `ended ${forGood.time - first.time} ms after the first refusal, within the grace of ${graceMs} ms`,
       );
     } finally {
       run.child.kill('SIGKILL');
-      execFileSync('bash', [join(ROOT, 'scripts', 'kafka.sh'), 'scram-password'], {
-        env: brokerEnv,
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
+      await setPassword(PASSWORD);
     }
   });
 });

@@ -194,6 +194,8 @@ export class KafkaBus implements Bus {
       try {
         return await attempt();
       } catch (err) {
+        // Not the broker's answer to this client (readPages' onPage failed, a topic's partition count): as it is.
+        if (err instanceof PermanentKafkaError || err instanceof PartitionCountError) throw err;
         // A connection closed by a broker that answers may be a SASL listener reached without SASL (`saslWanted`).
         const refusal = (await saslWanted(err, this.brokers, this.security)) ?? this.refusal(err);
         if (refusal === undefined) throw err;
