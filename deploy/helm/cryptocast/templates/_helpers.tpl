@@ -223,6 +223,7 @@ credentials from Secrets.
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_BUS") $cfg) }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_TOPIC_PREFIX") $cfg) }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_KAFKA_SESSION_TIMEOUT_MS") $cfg) }}
+{{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_KAFKA_REFUSED_FOR_MS") $cfg) }}
 {{ include "cryptocast.fromConfig" (merge (dict "name" "CRYPTOCAST_KAFKA_REPLICATION_FACTOR") $cfg) }}
 {{- include "cryptocast.kafkaSecurityEnv" (dict "root" $root "plain" false) }}
 {{- end }}
