@@ -128,6 +128,14 @@ async function coinbaseRefill(
       if (first) at.newest = r;
       if (at.steppedPast !== undefined) out.lost = (out.lost ?? 0) + saySteppedPast(req, at.steppedPast, r);
       at.steppedPast = undefined;
+      if (at.endedAtOwnSecond !== undefined) {
+        const lost = sayOwnSecondGap(req, at.endedAtOwnSecond, r);
+        if (lost > 0) {
+          out.lost = (out.lost ?? 0) + lost;
+          at.complete = false;
+        }
+      }
+      at.endedAtOwnSecond = undefined;
       const next = r.oldestRowTs === undefined ? undefined : pageBackEnd(r.oldestRowTs, at.endSec);
       const found =
         r.trades.length + r.rejects.length < COINBASE_PAGE_LIMIT ||
@@ -144,7 +152,13 @@ async function coinbaseRefill(
           at.steppedPast = { second: at.endSec, oldestIdFetched: lowestId(r) };
           at.complete = false;
           at.endSec -= 1;
-        } else at.endSec = next!;
+        } else {
+          // Ended at the oldest row's own second: whole if `end` takes the second whole (as the local server), else the
+          // part of that second before the row is skipped — checked by the ids at the next page (`sayOwnSecondGap`).
+          if (next === Math.floor(r.oldestRowTs! / 1000))
+            at.endedAtOwnSecond = { second: next, oldestIdFetched: lowestId(r) };
+          at.endSec = next!;
+        }
         continue;
       }
       if (stuck) at.complete = false;
@@ -232,6 +246,34 @@ function saySteppedPast(req: RefillRequest, s: SteppedPast, older: CoinbaseTrade
 }
 
 /**
+ * After a page back that ended at the previous page's oldest row's own second (`pageBackEnd`): the ids either side
+ * (`older`'s newest, the previous page's lowest) show whether the window took that second whole. Whether `end` is read
+ * as a whole second or as an exclusive instant is not documented: read as an instant, the trades of that second before
+ * the row were skipped without a word. Said and counted when the ids show a gap (Coinbase numbers a product's trades in
+ * sequence); nothing when they meet or overlap. Returns the count.
+ */
+function sayOwnSecondGap(req: RefillRequest, s: SteppedPast, older: CoinbaseTradesPage): number {
+  let newest: number | undefined;
+  for (const t of older.trades) {
+    const id = Number(t.tradeId);
+    if (Number.isSafeInteger(id)) newest = Math.max(newest ?? id, id);
+  }
+  if (s.oldestIdFetched === undefined || newest === undefined || s.oldestIdFetched - newest - 1 <= 0)
+    return 0;
+  const between = s.oldestIdFetched - newest - 1;
+  req.log.warn(
+    {
+      pair: req.pair,
+      second: new Date(s.second * 1000).toISOString(),
+      notFetched: between,
+      oldestIdFetched: s.oldestIdFetched,
+    },
+    'refill: a window ending at a second did not hold that second whole (the endpoint read its end as an instant): trades of that second before the newest page not fetched',
+  );
+  return between;
+}
+
+/**
  * Where a Coinbase refill stands between turns (`RefillResult.more`): walking back (`walked`: the end of each page
  * walked past but the newest, in the order walked), or reading forward (`forward`: those still to read again, the
  * oldest last); the newest page, kept to be handed over last.
@@ -247,6 +289,8 @@ class CoinbaseRefillPosition {
   complete = true;
   /** The walk just stepped past a second holding more than a page (`saySteppedPast` at the next page). */
   steppedPast: SteppedPast | undefined;
+  /** The last page back ended at the previous page's oldest row's own second (`sayOwnSecondGap` at the next page). */
+  endedAtOwnSecond: SteppedPast | undefined;
   pagesRead = 0;
   handedUpTo: number | undefined;
   constructor(startSec: number, endSec: number) {

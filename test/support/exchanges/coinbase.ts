@@ -27,12 +27,17 @@ interface Client {
  * `subscriptions` message, and for `market_trades` a `snapshot` event of the last 50 trades; then `update`s.
  * `heartbeats` tick every `heartbeatMs` with a per-connection `heartbeat_counter` (or, with `heartbeatMs` 0, only
  * when the test calls `heartbeat()`). REST public market trades
- * `GET /api/v3/brokerage/market/products/{id}/ticker?limit=&start=&end=` (whole seconds, inclusive), newest
+ * `GET /api/v3/brokerage/market/products/{id}/ticker?limit=&start=&end=` (whole seconds, inclusive; `endExclusive`), newest
  * first, the newest `limit` of the window; HTTP 429 when rate limited.
  */
 export class CoinbaseServer extends ExchangeServer {
   readonly history: CoinbaseTrade[] = [];
   heartbeatMs = 1_000;
+  /**
+   * REST `end` read as an exclusive instant (trades before `end` s) instead of the whole second (through `end`.999 s):
+   * the endpoint's documentation says neither, and a refill must be right, or say what it lost, under both readings.
+   */
+  endExclusive = false;
   /** Heartbeat ticks so far. */
   heartbeats = 0;
   private readonly clients = new Map<WebSocket, Client>();
@@ -119,7 +124,9 @@ export class CoinbaseServer extends ExchangeServer {
     if (!Number.isInteger(limit) || limit < 1)
       return void this.json(res, 400, { error: 'INVALID_ARGUMENT', message: 'limit is required' });
     const start = Number(url.searchParams.get('start') ?? 0) * 1000;
-    const end = url.searchParams.has('end') ? Number(url.searchParams.get('end')) * 1000 + 999 : Infinity;
+    const end = url.searchParams.has('end')
+      ? Number(url.searchParams.get('end')) * 1000 + (this.endExclusive ? -1 : 999)
+      : Infinity;
     const trades = this.history
       .filter((t) => t.product_id === m[1])
       .filter((t) => Date.parse(t.time) >= start && Date.parse(t.time) <= end)
