@@ -3,11 +3,15 @@ import { execFileSync } from 'node:child_process';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import pino from 'pino';
+import { ChampionHolder } from '../../src/inference/model-holder.ts';
 import { MlflowRegistry } from '../../src/training/registry/mlflow.ts';
 import { MlflowClient } from '../../src/training/registry/mlflow-client.ts';
 import { openRegistry } from '../../src/training/registry/open.ts';
 import { RegistryError } from '../../src/training/registry/registry.ts';
+import { registerModel, stumpModel } from '../support/champion.ts';
 import { registryContract, sampleModel } from '../support/registry-contract.ts';
+import { scratchDir } from '../support/scratch.ts';
 
 /** The same contract as the local directory, against a real MLflow tracking server (scripts/mlflow.sh). */
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -137,4 +141,44 @@ describe('MLflow registry (a real tracking server)', () => {
       return true;
     });
   });
+});
+
+describe('MLflow registry: a champion whose card is damaged in MLflow', () => {
+  /** Registers a servable champion, then damages its card.json in MLflow's artifact store (`how`). */
+  async function damagedChampion(how: 'not JSON' | 'deleted') {
+    const reg = new MlflowRegistry(BASE);
+    const name = `damaged-${process.pid}-${Date.now().toString(36)}`;
+    const stump = stumpModel(1, [{ f: 0, c: 50, a: -1, b: 1 }]);
+    const v = await registerModel(reg, name, ['rsi_14'], { model: stump, p10: stump, p90: stump });
+    const { model_version: mv } = await mlflow<{ model_version: { source: string } }>(
+      `model-versions/get?name=${name}&version=${v.version}`,
+    );
+    const card = `${BASE}/api/2.0/mlflow-artifacts/artifacts/${mv.source.replace(/^mlflow-artifacts:\//, '')}/card.json`;
+    const res = await fetch(
+      card,
+      how === 'deleted' ? { method: 'DELETE' } : { method: 'PUT', body: '{"cut sh' },
+    );
+    assert.equal(res.ok, true, `${how}: HTTP ${res.status}`);
+    return { reg, name };
+  }
+
+  for (const how of ['not JSON', 'deleted'] as const)
+    it(`a card.json ${how}: the predictor does not wait for it (no features held forever), and names the card`, async () => {
+      const { reg, name } = await damagedChampion(how);
+      const h = new ChampionHolder(reg, {
+        name,
+        cacheDir: scratchDir('cc-cache-'),
+        pollMs: 3_600_000,
+        logger: pino({ level: 'silent' }),
+      });
+      await h.start();
+      try {
+        assert.equal(h.current(), undefined);
+        assert.match(h.loadFailure()?.message ?? '', /card\.json/);
+        assert.equal(h.waitingForChampion(), false, 'a damaged version does not mend by waiting');
+      } finally {
+        h.stop();
+        await reg.close();
+      }
+    });
 });

@@ -214,14 +214,29 @@ export class MlflowRegistry implements ModelRegistry {
     return got?.model_version;
   }
 
+  /**
+   * A version's card. One missing or unreadable is a damaged version (RegistryFileError, as for its artifacts and as
+   * in the local registry): it will never load, so the predictor stops waiting for it. As a plain RegistryError it
+   * read as "MLflow away": a predictor starting on such a champion held its features for ever, retrying.
+   */
   private async cardOf(mv: ModelVersion): Promise<ModelCard> {
     const bytes = await this.client.fetchArtifact(this.artifactPath(mv.source), 'card.json');
+    const where = `${mv.name} version ${mv.version} in MLflow`;
     if (!bytes)
-      throw new RegistryError(
-        `${mv.name} version ${mv.version} in MLflow has no card.json at ${mv.source} (not registered by cryptocast?)`,
+      throw new RegistryFileError(
+        `${where} has no card.json at ${mv.source} (not registered by cryptocast, or its card was deleted)`,
+        { hint: DAMAGED_VERSION_HINT },
       );
-    const stored = JSON.parse(new TextDecoder().decode(bytes)) as object;
-    return ModelCardSchema.parse({ ...stored, version: Number(mv.version) });
+    try {
+      const stored = JSON.parse(new TextDecoder().decode(bytes)) as object;
+      return ModelCardSchema.parse({ ...stored, version: Number(mv.version) });
+    } catch (err) {
+      const why = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').slice(0, 300);
+      throw new RegistryFileError(`${where}: card.json at ${mv.source} is not a model card (${why})`, {
+        hint: DAMAGED_VERSION_HINT,
+        cause: err,
+      });
+    }
   }
 
   async get(name: string, version: number): Promise<ModelCard | undefined> {
@@ -316,7 +331,9 @@ export class MlflowRegistry implements ModelRegistry {
       const data = await this.client.fetchArtifact(root, f);
       // Damaged, not away: the version will never load (the predictor stops waiting for it).
       if (!data)
-        throw new RegistryFileError(`${name} version ${version}: artifact ${f} is missing in MLflow`);
+        throw new RegistryFileError(`${name} version ${version}: artifact ${f} is missing in MLflow`, {
+          hint: DAMAGED_VERSION_HINT,
+        });
       out[f] = join(dir, f);
       await writeFile(out[f], data);
     }
@@ -325,6 +342,11 @@ export class MlflowRegistry implements ModelRegistry {
 
   async close(): Promise<void> {}
 }
+
+/** What to do about a version whose card or files are damaged in MLflow (the registry is left as it is). */
+const DAMAGED_VERSION_HINT =
+  'the version is damaged and was not changed: register a new version (cryptocast train, or the trainer), or ' +
+  'promote another one (cryptocast models list)';
 
 /** MLflow keys: alphanumerics, underscores, dashes, periods, spaces, colons and slashes; at most 250 characters. */
 function cleanKey(k: string): string {
