@@ -7,9 +7,10 @@ import pino from 'pino';
 import { ChampionHolder } from '../../src/inference/model-holder.ts';
 import { MlflowRegistry } from '../../src/training/registry/mlflow.ts';
 import { MlflowClient } from '../../src/training/registry/mlflow-client.ts';
-import { openRegistry } from '../../src/training/registry/open.ts';
+import { openRegistry, TRAINING_REGISTRY } from '../../src/training/registry/open.ts';
 import { RegistryError } from '../../src/training/registry/registry.ts';
 import { registerModel, stumpModel } from '../support/champion.ts';
+import { OutageProxy } from '../support/outage-proxy.ts';
 import { registryContract, sampleModel } from '../support/registry-contract.ts';
 import { scratchDir } from '../support/scratch.ts';
 
@@ -181,4 +182,60 @@ describe('MLflow registry: a champion whose card is damaged in MLflow', () => {
         await reg.close();
       }
     });
+});
+
+describe('MLflow restarting while a training run registers its model (a real MLflow behind a proxy that drops it)', () => {
+  const upstreamPort = Number(new globalThis.URL(BASE).port);
+
+  for (const [what, test] of [
+    ['the first artifact upload', (m: string, path: string) => m === 'PUT' && /mlflow-artifacts/.test(path)],
+    ['the champion alias move', (_m: string, path: string) => path.includes('registered-models/alias')],
+    ['the alias history tag', (_m: string, path: string) => path.includes('registered-models/set-tag')],
+  ] as const)
+    it(`MLflow away for 3 s from ${what}: tried again with back-off, the version registered whole and champion, its history kept`, async () => {
+      const proxy = await OutageProxy.start(upstreamPort);
+      const reg = await openRegistry(`mlflow+http://127.0.0.1:${proxy.port}`, TRAINING_REGISTRY);
+      try {
+        const name = `outage-${process.pid}-${Date.now().toString(36)}`;
+        const s = sampleModel(name, 'a');
+        proxy.outageOn((req) => test(req.method ?? '', req.url ?? ''), 3_000);
+        const card = await reg.register(s.card, s.dir);
+        await reg.setAlias(name, 'champion', card.version, 'promoted by the gate', { version: undefined });
+        assert.ok(proxy.dropped.length > 0, `the outage happened (${what})`);
+        // As MLflow itself has it, without the proxy: one version, whole, and the champion with its history.
+        const direct = await openRegistry(URL);
+        assert.deepEqual(
+          (await direct.list(name)).map((c) => c.version),
+          [1],
+        );
+        assert.equal(await direct.alias(name, 'champion'), 1);
+        assert.deepEqual(
+          (await direct.aliasHistory(name)).map((c) => [c.alias, c.version, c.reason]),
+          [['champion', 1, 'promoted by the gate']],
+        );
+        const files = await direct.download(name, 1, scratchDir('cc-dl-'));
+        assert.deepEqual(Object.keys(files).sort(), ['model.json', 'report.md']);
+      } finally {
+        await reg.close();
+        await proxy.close();
+      }
+    });
+
+  it('opened as other commands open it (no retries), MLflow away fails at once with a clear RegistryError', async () => {
+    const proxy = await OutageProxy.start(upstreamPort);
+    const reg = await openRegistry(`mlflow+http://127.0.0.1:${proxy.port}`);
+    try {
+      proxy.outageOn(() => true, 60_000);
+      const started = Date.now();
+      await assert.rejects(reg.alias('m', 'champion'), (err: Error) => {
+        assert.ok(err instanceof RegistryError, String(err));
+        assert.match(err.message, /MLflow at http:\/\/127\.0\.0\.1:\d+ is unreachable/);
+        return true;
+      });
+      assert.ok(Date.now() - started < 10_000, 'not waited for');
+    } finally {
+      await reg.close();
+      await proxy.close();
+    }
+  });
 });

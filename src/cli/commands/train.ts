@@ -17,7 +17,7 @@ import type { Fold } from '../../training/folds.ts';
 import { DEFAULT_GATE, type GatePolicy } from '../../training/gate.ts';
 import { PREDICTIONS_CSV_COLUMNS } from '../../training/predictions-csv.ts';
 import { drawEvaluationFigures, type OutOfSample, type Progress } from '../../training/python-trainer.ts';
-import { openRegistry, requireAnswer } from '../../training/registry/open.ts';
+import { openRegistry, requireAnswer, TRAINING_REGISTRY } from '../../training/registry/open.ts';
 import {
   datasetFromCandles,
   datasetFromStoreWindow,
@@ -485,15 +485,21 @@ export async function trainCommand(
       '--gate-interval-margin must be a number and --gate-coverage-tolerance a number ≥ 0',
     );
   const walk = walkOptions(opts);
-  // The registry first: one that cannot be opened is said before the data is loaded (seconds to minutes), not after.
-  const registry = await openRegistry(opts.registry);
+  // The registry first: one that cannot be opened is said before the data is loaded (seconds to minutes), not after —
+  // asked once, at once (a wrong URL is said now); the run's own requests then ride out a restart of MLflow.
+  const registry = await openRegistry(opts.registry, TRAINING_REGISTRY);
   let loaded: Awaited<ReturnType<typeof loadDataset>>;
   try {
-    await requireAnswer(
-      registry,
-      opts.name,
-      '--registry (or CRYPTOCAST_REGISTRY) names a folder or mlflow+http://host:port of a running MLflow',
-    );
+    const asked = await openRegistry(opts.registry);
+    try {
+      await requireAnswer(
+        asked,
+        opts.name,
+        '--registry (or CRYPTOCAST_REGISTRY) names a folder or mlflow+http://host:port of a running MLflow',
+      );
+    } finally {
+      await asked.close();
+    }
     loaded = await loadDataset(opts);
   } catch (err) {
     await registry.close();

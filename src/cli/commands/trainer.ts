@@ -8,7 +8,7 @@ import { onStopSignal } from '../../core/stop-signals.ts';
 import { NEWS_SET, TECHNICAL_SET } from '../../features/feature-writer.ts';
 import { openFeatureStore } from '../../features/store/open.ts';
 import { checkDataset } from '../../training/dataset.ts';
-import { DEFAULT_REGISTRY, openRegistry } from '../../training/registry/open.ts';
+import { DEFAULT_REGISTRY, openRegistry, TRAINING_REGISTRY } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME, finishedVersions, type ModelCard } from '../../training/registry/registry.ts';
 import { datasetFromStoreWindow, parsePairs } from '../../training/sources.ts';
 import { trainAndRegister } from '../../training/train.ts';
@@ -89,7 +89,8 @@ export async function trainerService(opts: {
     const ds = source.dataset;
     for (const w of checkDataset(ds, 2_000)) log.warn({ service: 'trainer' }, w);
     log.info({ service: 'trainer', reason, rows: ds.n, pairs: ds.pairs, days }, 'training');
-    const registry = await openRegistry(registryUrl);
+    // Its requests ride out a restart of MLflow: the fit is done by the time they come.
+    const registry = await openRegistry(registryUrl, TRAINING_REGISTRY);
     try {
       const out = await trainAndRegister(ds, registry, {
         name,

@@ -1,4 +1,6 @@
 import { secret, setting } from '../../config/env.ts';
+import { log } from '../../core/log.ts';
+import { type Backoff, backoffDelay, parseRetryAfter } from '../../core/retry.ts';
 import { RegistryError } from './registry.ts';
 
 /**
@@ -13,18 +15,36 @@ import { RegistryError } from './registry.ts';
 export interface MlflowClientOptions {
   /** Per-request timeout; artifact transfers get four times as long. */
   timeoutMs?: number;
+  /**
+   * How long a request that finds MLflow away — no answer (refused, reset, timed out) or 429, 502, 503, 504 — is
+   * tried again, with back-off (from 0.5 s, doubling, at most 10 s; `Retry-After` honoured), before it fails. Default
+   * 0: at once. Every request is tried again, as MLflow's own client does: the calls are idempotent but two creates
+   * (`runs/create`, `model-versions/create`), whose first try may have landed unanswered — at worst a run left
+   * RUNNING, or a version no alias ever names (`models list`: "incomplete").
+   */
+  retryForMs?: number;
 }
 
 /** An MLflow error answer (or no answer): the HTTP status and MLflow's error_code, when there was one. */
 export class MlflowRegistryError extends RegistryError {
   readonly status: number | undefined;
   readonly errorCode: string | undefined;
-  constructor(message: string, status?: number, errorCode?: string) {
+  /** The server's Retry-After (ms), on an answer that had one. */
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, status?: number, errorCode?: string, retryAfterMs?: number) {
     super(message);
     this.status = status;
     this.errorCode = errorCode;
+    this.retryAfterMs = retryAfterMs;
+  }
+
+  /** MLflow away (no answer, or a restart's or an overload's answer): trying again later may succeed. */
+  get mayPass(): boolean {
+    return this.status === undefined || [429, 502, 503, 504].includes(this.status);
   }
 }
+
+const RETRY_BACKOFF: Backoff = { initialMs: 500, maxMs: 10_000 };
 
 export type Query = Record<string, string | number | undefined>;
 
@@ -35,6 +55,7 @@ export class MlflowClient {
   /** The server's URL without credentials, query or trailing slash. */
   readonly base: string;
   private readonly timeoutMs: number;
+  private readonly retryForMs: number;
   private readonly auth: string | undefined;
 
   constructor(baseUrl: string, options: MlflowClientOptions = {}) {
@@ -61,6 +82,7 @@ export class MlflowClient {
     url.hash = '';
     this.base = url.href.replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.retryForMs = options.retryForMs ?? 0;
     const token = secret('MLFLOW_TRACKING_TOKEN');
     const user = setting('MLFLOW_TRACKING_USERNAME');
     if (token) this.auth = `Bearer ${token}`;
@@ -69,10 +91,47 @@ export class MlflowClient {
       this.auth = `Basic ${Buffer.from(`${user}:${secret('MLFLOW_TRACKING_PASSWORD') ?? ''}`).toString('base64')}`;
   }
 
+  /** One request, tried again while MLflow is away for up to `retryForMs`; the last failure is thrown. */
   private async request(
     method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
     path: string,
     opts: { query?: Query; json?: unknown; body?: Uint8Array; timeoutMs?: number } = {},
+  ): Promise<Response> {
+    const giveUpAt = Date.now() + this.retryForMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.requestOnce(method, path, opts);
+      } catch (err) {
+        if (!(err instanceof MlflowRegistryError && err.mayPass)) throw err;
+        const left = giveUpAt - Date.now();
+        if (left <= 0)
+          throw attempt === 0
+            ? err
+            : new MlflowRegistryError(
+                `${err.message} (tried again for ${Math.round(this.retryForMs / 1000)} s)`,
+                err.status,
+                err.errorCode,
+              );
+        const wait = Math.max(backoffDelay(attempt, RETRY_BACKOFF), err.retryAfterMs ?? 0);
+        if (attempt === 0)
+          log.warn(
+            {
+              registry: this.base,
+              request: `${method} ${path}`,
+              err: err.message,
+              retryForMs: this.retryForMs,
+            },
+            'MLflow is away: trying again with back-off',
+          );
+        await new Promise((r) => setTimeout(r, Math.min(wait, left)));
+      }
+    }
+  }
+
+  private async requestOnce(
+    method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+    path: string,
+    opts: { query?: Query; json?: unknown; body?: Uint8Array; timeoutMs?: number },
   ): Promise<Response> {
     let url = `${this.base}${path}`;
     if (opts.query) {
@@ -117,6 +176,7 @@ export class MlflowClient {
       `MLflow ${what} failed: HTTP ${res.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`,
       res.status,
       code,
+      parseRetryAfter(res.headers.get('retry-after')),
     );
   }
 

@@ -43,6 +43,8 @@ export interface MlflowRegistryOptions {
   experiment?: string;
   /** Per-request timeout; artifact transfers get four times as long. */
   timeoutMs?: number;
+  /** How long a request that finds MLflow away is tried again (MlflowClientOptions.retryForMs). Default 0. */
+  retryForMs?: number;
 }
 
 interface RunInfo {

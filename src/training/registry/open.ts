@@ -4,15 +4,32 @@ import { RegistryError, RegistryFileError } from './registry.ts';
 
 export const DEFAULT_REGISTRY = '.data/registry';
 
+export interface OpenRegistryOptions {
+  /**
+   * How long a request that finds the registry away (MLflow not answering, or answering 429, 502, 503 or 504: a
+   * restart) is tried again, with back-off, before it fails. Default 0: it fails at once, as a command run by hand
+   * and a first question (`requireAnswer`) want; a service polling it (the predictor) asks again at its next poll.
+   */
+  retryForMs?: number;
+}
+
+/**
+ * How a training run opens its registry (`train`, `service trainer`): its requests ride out a restart of MLflow of up
+ * to two minutes (this machine's MLflow takes 40 s to start under load). Failing at once, a fit of minutes to an hour
+ * was thrown away for a registry away for seconds when it was done — and one away between moving the champion and
+ * recording the move ended the run as failed with the champion moved.
+ */
+export const TRAINING_REGISTRY: OpenRegistryOptions = { retryForMs: 120_000 };
+
 /**
  * Opens a registry by URL: a directory path (`.data/registry`, `file:PATH`) or an MLflow tracking server
  * (`mlflow+http://host:port` or `mlflow+https://…`; a token for it comes from MLFLOW_TRACKING_TOKEN). The backends
  * are loaded only when asked for.
  */
-export async function openRegistry(url: string): Promise<ModelRegistry> {
+export async function openRegistry(url: string, options: OpenRegistryOptions = {}): Promise<ModelRegistry> {
   if (/^mlflow\+https?:\/\//.test(url)) {
     const { MlflowRegistry } = await import('./mlflow.ts');
-    return new MlflowRegistry(url.slice('mlflow+'.length));
+    return new MlflowRegistry(url.slice('mlflow+'.length), { retryForMs: options.retryForMs });
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url))
     throw new RegistryError(`unknown registry URL "${url}": use a directory path or mlflow+http://host:port`);

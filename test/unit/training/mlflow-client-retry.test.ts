@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { describe, it } from 'node:test';
+import { MlflowClient, type MlflowRegistryError } from '../../../src/training/registry/mlflow-client.ts';
+
+/** A server answering each request with the next of `answers` (status, optional Retry-After), then 200 `{}`. */
+async function answering(answers: { status: number; retryAfter?: string }[]) {
+  const seen: number[] = [];
+  const server: Server = createServer((_req, res) => {
+    const a = answers.shift() ?? { status: 200 };
+    seen.push(Date.now());
+    res.writeHead(a.status, {
+      'content-type': 'application/json',
+      ...(a.retryAfter ? { 'retry-after': a.retryAfter } : {}),
+    });
+    res.end(
+      a.status === 200 ? '{}' : JSON.stringify({ error_code: 'TEMPORARILY_UNAVAILABLE', message: 'x' }),
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return { base, seen, close: () => new Promise((r) => server.close(r)) };
+}
+
+describe('MlflowClient retryForMs (MLflow away: restarting, overloaded)', () => {
+  it('tries 502, 503, 504 and 429 answers again with back-off, honouring Retry-After, until one succeeds', async () => {
+    const s = await answering([
+      { status: 503 },
+      { status: 502 },
+      { status: 429, retryAfter: '1' },
+      { status: 504 },
+    ]);
+    try {
+      const client = new MlflowClient(s.base, { retryForMs: 60_000 });
+      assert.deepEqual(await client.api('GET', 'registered-models/get', { name: 'm' }), {});
+      assert.equal(s.seen.length, 5);
+      assert.ok(s.seen[3]! - s.seen[2]! >= 1_000, 'Retry-After: 1 waited for');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('never tries again an answer that waiting does not mend (a 400, a 404), nor anything without retryForMs', async () => {
+    const s = await answering([{ status: 400 }, { status: 503 }]);
+    try {
+      const patient = new MlflowClient(s.base, { retryForMs: 60_000 });
+      await assert.rejects(patient.api('GET', 'x'), (err: MlflowRegistryError) => err.status === 400);
+      const hasty = new MlflowClient(s.base);
+      await assert.rejects(hasty.api('GET', 'x'), (err: MlflowRegistryError) => err.status === 503);
+      assert.equal(s.seen.length, 2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('gives up after retryForMs with the last error, saying how long it tried', async () => {
+    const s = await answering(Array.from({ length: 100 }, () => ({ status: 503 })));
+    try {
+      const client = new MlflowClient(s.base, { retryForMs: 1_500 });
+      await assert.rejects(client.api('GET', 'x'), /HTTP 503 .*\(tried again for 2 s\)/);
+      assert.ok(s.seen.length >= 2);
+    } finally {
+      await s.close();
+    }
+  });
+});
