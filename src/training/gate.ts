@@ -83,7 +83,9 @@ export function decide(
       `${pair} band vs persistence ± realised volatility: interval score ${iv?.interval_score.toFixed(3)} vs ${base?.interval_score.toFixed(3)} bps (need ≤ ×${(1 - margin).toFixed(3)}), CRPS ${iv?.crps.toFixed(3)} vs ${base?.crps.toFixed(3)}`,
     );
     const tol = policy.coverageTolerance ?? DEFAULT_GATE.coverageTolerance!;
-    if (tol < 1)
+    // Off only when asked (1 or more): a NaN tolerance (a caller's unparsed setting) fails the rule, as NaN fails
+    // every other rule here — `tol < 1` was false for it, and turned the rule off.
+    if (!(tol >= 1))
       check(
         iv !== undefined && Math.abs(iv.coverage - 0.8) <= tol,
         `${pair} p10–p90 coverage ${iv === undefined ? '—' : `${(iv.coverage * 100).toFixed(1)}%`} (need 80% ± ${(tol * 100).toFixed(1)})`,

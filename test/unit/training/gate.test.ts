@@ -266,3 +266,44 @@ describe('promotion gate: the band (rules 4 and 5)', () => {
     );
   });
 });
+
+describe('promotion gate: NaN metrics and settings fail closed', () => {
+  it('a NaN anywhere a rule reads (a model that output NaN, a band over no rows) is refused, never passed', () => {
+    const nan = Number.NaN;
+    const champion = { version: 3, sameConfig: false };
+    for (const bad of [
+      { skill: nan },
+      { dm_pvalue: nan },
+      { best_baseline: 'drift', vs_best_baseline: { skill: nan, dm_stat: nan, dm_pvalue: nan, dm_lag: 6 } },
+      { mae_model: nan, mae_champion: 10 },
+      { mae_champion: nan },
+      { intervals: band(nan, 30) },
+      { intervals: band(0.8, nan) },
+      { intervals_baseline: band(0.8, nan) },
+    ] as Partial<Scorecard>[]) {
+      const d = decide(twoPairs({ mae_champion: 10, ...bad }, { mae_champion: 10 }), DEFAULT_GATE, champion);
+      assert.equal(d.promoted, false, JSON.stringify(bad));
+    }
+    // The same scorecards without the NaN pass: the refusals above are the NaN's.
+    const clean = twoPairs({ mae_champion: 10 }, { mae_champion: 10 });
+    assert.equal(decide(clean, DEFAULT_GATE, champion).promoted, true);
+  });
+
+  it('a NaN setting refuses rather than turns its rule off (a library caller’s; the CLI refuses it as read)', () => {
+    const miscalibrated = twoPairs({ intervals: band(0.6, 30) });
+    for (const policy of [
+      { ...DEFAULT_GATE, coverageTolerance: Number.NaN },
+      { ...DEFAULT_GATE, intervalMargin: Number.NaN },
+      { ...DEFAULT_GATE, alpha: Number.NaN },
+      { ...DEFAULT_GATE, minSkill: Number.NaN },
+    ])
+      assert.equal(decide(miscalibrated, policy, undefined).promoted, false, JSON.stringify(policy));
+    const vsChampion = twoPairs({ mae_champion: 10 }, { mae_champion: 10 });
+    const champion = { version: 3, sameConfig: false };
+    assert.equal(decide(vsChampion, DEFAULT_GATE, champion).promoted, true);
+    assert.equal(
+      decide(vsChampion, { ...DEFAULT_GATE, championMargin: Number.NaN }, champion).promoted,
+      false,
+    );
+  });
+});
