@@ -290,6 +290,10 @@ export class ChampionHolder implements ModelSource {
     if (version !== undefined) this.aliasGoneWarned = false;
     if (version === undefined || version === this.model?.card.version) {
       this.fetchFailed = false;
+      // Nothing named fails now (a rollback to the version served, or no champion): a failure kept from before was
+      // reported as current, and the same broken version promoted again counted on from it, its error not logged.
+      this.failed = undefined;
+      this.lastFailure = undefined;
       return false;
     }
     try {

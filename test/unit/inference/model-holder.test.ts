@@ -239,6 +239,43 @@ describe('ChampionHolder', () => {
     }
   });
 
+  it('a broken champion promoted again after a rollback is said again in the log, and no failure is reported while the served one is named', async () => {
+    const { registry, name } = setup();
+    await registerModel(registry, name, COLUMNS, files()); // v1, champion
+    const errors: { version: number; msg: string }[] = [];
+    const logger = pino(
+      { level: 'error' },
+      { write: (line: string) => void errors.push(JSON.parse(line) as { version: number; msg: string }) },
+    );
+    const h = new ChampionHolder(registry, {
+      name,
+      cacheDir: scratchDir('cc-cache-'),
+      pollMs: 3_600_000,
+      logger,
+    });
+    await h.start();
+    try {
+      const broken = await registerModel(registry, name, COLUMNS, { ...files(), p90: '{"learner": "cut' }); // v2
+      assert.equal(await h.refresh(), false);
+      assert.equal(h.loadFailure()?.version, broken.version);
+      // Rolled back to v1, the one served: nothing fails now.
+      await registry.setAlias(name, 'champion', 1, 'rollback');
+      await h.refresh();
+      assert.equal(h.current()?.card.version, 1);
+      assert.equal(h.loadFailure(), undefined, 'the failure of a version no longer named is not reported');
+      // Promoted again (by hand, thought mended): its failure is news again, logged as the first time was.
+      await registry.setAlias(name, 'champion', broken.version, 'promote again');
+      assert.equal(await h.refresh(), false);
+      assert.deepEqual(
+        errors.map((e) => e.version),
+        [broken.version, broken.version],
+        'each promotion of the broken version is said at error level',
+      );
+    } finally {
+      h.stop();
+    }
+  });
+
   it('keeps serving when the registry cannot be read', async () => {
     const { registry, name, holder } = setup();
     await registerModel(registry, name, COLUMNS, files());
