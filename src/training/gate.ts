@@ -10,6 +10,8 @@ import type { Evaluation } from './evaluation.ts';
  *      horizon, target or feature sets, or serving a pair this run did not evaluate, is not comparable: refused):
  *      MAE ≤ champion MAE × (1 − `championMargin`). A refit of the champion's own configuration on newer data ties
  *      and passes, which is how scheduled retraining refreshes the champion; a configuration that does worse fails.
+ *      A champion whose card cannot be read (`unreadable`: damaged) is not compared: it cannot be served after a
+ *      restart, and the rules 1, 2, 4 and 5 decide alone, as with no champion.
  *   4. its p10–p90 band is a better probabilistic forecast than the interval baseline (persistence with a normal band
  *      from the last hour's realised volatility): mean interval score ≤ the baseline's × (1 − `intervalMargin`);
  *   5. its band is calibrated: the pair's own p10–p90 coverage (over all its test rows, folds together) within
@@ -52,7 +54,7 @@ const p = (x: number | null) => (x === null ? 'undefined' : x < 1e-4 ? x.toExpon
 export function decide(
   ev: Evaluation,
   policy: GatePolicy,
-  champion: { version: number; sameConfig: boolean; incomparable?: string } | undefined,
+  champion: { version: number; sameConfig: boolean; incomparable?: string; unreadable?: string } | undefined,
   pairs: readonly string[] = [],
 ): GateDecision {
   const reasons: string[] = [];
@@ -90,7 +92,7 @@ export function decide(
         iv !== undefined && Math.abs(iv.coverage - 0.8) <= tol,
         `${pair} p10–p90 coverage ${iv === undefined ? '—' : `${(iv.coverage * 100).toFixed(1)}%`} (need 80% ± ${(tol * 100).toFixed(1)})`,
       );
-    if (champion?.incomparable !== undefined) continue;
+    if (champion?.incomparable !== undefined || champion?.unreadable !== undefined) continue;
     if (champion && !champion.sameConfig) {
       if (s.mae_champion === null)
         check(false, `${pair}: the champion (v${champion.version}) could not be refitted on these folds`);
@@ -109,6 +111,11 @@ export function decide(
     check(
       false,
       `not comparable with champion v${champion.version}: ${champion.incomparable} (promote by hand if intended)`,
+    );
+  if (champion?.unreadable !== undefined)
+    reasons.push(
+      `pass: champion v${champion.version} cannot be read (${champion.unreadable}), so it was not compared: a ` +
+        'version the predictor cannot load after a restart is replaced by one the other rules pass',
     );
   if (champion?.sameConfig)
     reasons.push(

@@ -10,6 +10,7 @@ import {
   type ModelCard,
   type ModelRegistry,
   type NewModelCard,
+  RegistryFileError,
 } from './registry/registry.ts';
 import { renderReport } from './report.ts';
 import { type WalkForwardOptions, type WalkForwardRun, walkForward } from './walk-forward.ts';
@@ -67,8 +68,19 @@ export async function trainAndRegister(
   opts: TrainOptions,
 ): Promise<TrainOutcome> {
   const championVersion = await registry.alias(opts.name, 'champion');
-  const championCard =
-    championVersion === undefined ? undefined : await registry.get(opts.name, championVersion);
+  let championCard: ModelCard | undefined;
+  /** Why the champion's card cannot be read, when it is damaged (missing, not a card). */
+  let championUnreadable: string | undefined;
+  if (championVersion !== undefined)
+    try {
+      championCard = await registry.get(opts.name, championVersion);
+    } catch (err) {
+      // A damaged card cannot be compared with, and its version cannot be served after a restart either: the gate
+      // decides without the comparison, so that this run can replace it. Failing here, every run failed the same way
+      // — and the damaged version's own hint (train a new version) could never mend it.
+      if (!(err instanceof RegistryFileError)) throw err;
+      championUnreadable = err.message;
+    }
   // A champion that predicts another horizon or target, or serves pairs this data does not cover, cannot be compared
   // on these folds at all: the gate refuses (a person may still promote by hand).
   const incomparable = championCard === undefined ? undefined : whyIncomparable(ds, opts, championCard);
@@ -90,7 +102,11 @@ export async function trainAndRegister(
   let decision = decide(
     run.evaluation,
     opts.gate ?? DEFAULT_GATE,
-    championCard ? { version: championCard.version, sameConfig, incomparable } : undefined,
+    championCard
+      ? { version: championCard.version, sameConfig, incomparable }
+      : championUnreadable !== undefined && championVersion !== undefined
+        ? { version: championVersion, sameConfig: false, unreadable: championUnreadable }
+        : undefined,
     ds.pairs,
   );
   // Per day is in evaluation.json (hundreds of rows over 14 months); the card keeps folds and deciles.

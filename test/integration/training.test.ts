@@ -6,6 +6,7 @@ import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { unzipSync } from 'fflate';
 import { LocalRegistry } from '../../src/training/registry/local.ts';
+import { registerModel, stumpModel } from '../support/champion.ts';
 import { runCli } from '../support/cli.ts';
 import { SHARED_DATA } from '../support/data.ts';
 import { sampleModel } from '../support/registry-contract.ts';
@@ -281,6 +282,42 @@ describe('cryptocast train and models (local registry)', () => {
     assert.match(failed.stderr, /the trainer failed/);
     assert.equal((await new LocalRegistry(registry).list('btc')).length, before);
     assert.equal(await champion(), 3);
+  });
+});
+
+describe('cryptocast train over a champion whose card is damaged', () => {
+  it('the run is not failed by it: the gate decides without the comparison, and the new version replaces it (said why)', async () => {
+    const registry = scratchDir('cc-registry-');
+    // v1, champion (a stub: its card is what is damaged), then its card cut short as a full disk leaves it.
+    const stump = stumpModel(1, [{ f: 0, c: 50, a: -1, b: 1 }]);
+    await registerModel(new LocalRegistry(registry), 'btc', ['rsi_14'], {
+      model: stump,
+      p10: stump,
+      p90: stump,
+    });
+    writeFileSync(join(registry, 'btc', 'versions', '1', 'card.json'), '{"name": "btc", "vers');
+    const r = await cc([
+      'train',
+      '--candles',
+      days(['BTCUSDT'], MARCH),
+      '--tune-seconds',
+      '0',
+      '--gate-alpha',
+      '1',
+      '--json',
+      '--registry',
+      registry,
+      '--name',
+      'btc',
+    ]).catch((err: { stderr: string }) => assert.fail(`train failed: ${err.stderr}`));
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.version, 2);
+    assert.equal(out.promoted, true, out.reasons.join('\n'));
+    assert.ok(
+      out.reasons.some((x: string) => /^pass: champion v1 cannot be read .*card\.json/.test(x)),
+      out.reasons.join('\n'),
+    );
+    assert.equal(await new LocalRegistry(registry).alias('btc', 'champion'), 2);
   });
 });
 

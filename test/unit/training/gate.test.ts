@@ -181,6 +181,16 @@ describe('promotion gate', () => {
     );
   });
 
+  it('a champion whose card cannot be read is not compared: the other rules decide alone, and the reason says so', () => {
+    const unreadable = { version: 4, sameConfig: false, unreadable: 'card.json is missing' };
+    const d = decide(twoPairs(), DEFAULT_GATE, unreadable);
+    assert.equal(d.promoted, true);
+    assert.ok(d.reasons.some((r) => /^pass: champion v4 cannot be read \(card\.json is missing\)/.test(r)));
+    assert.ok(!d.reasons.some((r) => /could not be refitted/.test(r)));
+    // Not a way around the other rules: worse than persistence is still refused.
+    assert.equal(decide(twoPairs({ skill: -0.01 }), DEFAULT_GATE, unreadable).promoted, false);
+  });
+
   it('refuses when the champion is not comparable (another horizon, target, feature sets or pairs)', () => {
     const d = decide(twoPairs({}), DEFAULT_GATE, {
       version: 4,
