@@ -485,21 +485,15 @@ export async function trainCommand(
       '--gate-interval-margin must be a number and --gate-coverage-tolerance a number ≥ 0',
     );
   const walk = walkOptions(opts);
-  // The registry first: one that cannot be opened is said before the data is loaded (seconds to minutes), not after —
-  // asked once, at once (a wrong URL is said now); the run's own requests then ride out a restart of MLflow.
-  const registry = await openRegistry(opts.registry, TRAINING_REGISTRY);
+  // The registry first: one that cannot be opened is said before the data is loaded (seconds to minutes), not after.
+  const registry = await openRegistry(opts.registry);
   let loaded: Awaited<ReturnType<typeof loadDataset>>;
   try {
-    const asked = await openRegistry(opts.registry);
-    try {
-      await requireAnswer(
-        asked,
-        opts.name,
-        '--registry (or CRYPTOCAST_REGISTRY) names a folder or mlflow+http://host:port of a running MLflow',
-      );
-    } finally {
-      await asked.close();
-    }
+    await requireAnswer(
+      registry,
+      opts.name,
+      '--registry (or CRYPTOCAST_REGISTRY) names a folder or mlflow+http://host:port of a running MLflow',
+    );
     loaded = await loadDataset(opts);
   } catch (err) {
     await registry.close();
@@ -508,8 +502,10 @@ export async function trainCommand(
   const { ds, featureSets } = loaded;
   const progress = progressDisplay();
   const stop = stopOnSignal('train');
+  // The run's own requests ride out a restart of MLflow (asked above at once: a wrong URL is said before the data).
+  const training = await openRegistry(opts.registry, { ...TRAINING_REGISTRY, signal: stop.signal });
   try {
-    const out = await trainAndRegister(ds, registry, {
+    const out = await trainAndRegister(ds, training, {
       ...walk,
       name: opts.name,
       featureSets,
@@ -544,6 +540,7 @@ export async function trainCommand(
   } finally {
     stop.off();
     progress.stop();
+    await training.close();
     await registry.close();
   }
 }

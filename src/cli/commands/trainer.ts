@@ -89,8 +89,8 @@ export async function trainerService(opts: {
     const ds = source.dataset;
     for (const w of checkDataset(ds, 2_000)) log.warn({ service: 'trainer' }, w);
     log.info({ service: 'trainer', reason, rows: ds.n, pairs: ds.pairs, days }, 'training');
-    // Its requests ride out a restart of MLflow: the fit is done by the time they come.
-    const registry = await openRegistry(registryUrl, TRAINING_REGISTRY);
+    // Its requests ride out a restart of MLflow (the fit is done by the time most come), until the service stops.
+    const registry = await openRegistry(registryUrl, { ...TRAINING_REGISTRY, signal: stop.signal });
     try {
       const out = await trainAndRegister(ds, registry, {
         name,

@@ -23,6 +23,8 @@ export interface MlflowClientOptions {
    * RUNNING, or a version no alias ever names (`models list`: "incomplete").
    */
   retryForMs?: number;
+  /** Ends the trying again (the last failure is thrown at once): the process is stopping. A first try is still made. */
+  signal?: AbortSignal;
 }
 
 /** An MLflow error answer (or no answer): the HTTP status and MLflow's error_code, when there was one. */
@@ -56,6 +58,7 @@ export class MlflowClient {
   readonly base: string;
   private readonly timeoutMs: number;
   private readonly retryForMs: number;
+  private readonly signal: AbortSignal | undefined;
   private readonly auth: string | undefined;
 
   constructor(baseUrl: string, options: MlflowClientOptions = {}) {
@@ -83,6 +86,7 @@ export class MlflowClient {
     this.base = url.href.replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retryForMs = options.retryForMs ?? 0;
+    this.signal = options.signal;
     const token = secret('MLFLOW_TRACKING_TOKEN');
     const user = setting('MLFLOW_TRACKING_USERNAME');
     if (token) this.auth = `Bearer ${token}`;
@@ -104,11 +108,11 @@ export class MlflowClient {
       } catch (err) {
         if (!(err instanceof MlflowRegistryError && err.mayPass)) throw err;
         const left = giveUpAt - Date.now();
-        if (left <= 0)
+        if (left <= 0 || this.signal?.aborted)
           throw attempt === 0
             ? err
             : new MlflowRegistryError(
-                `${err.message} (tried again for ${Math.round(this.retryForMs / 1000)} s)`,
+                `${err.message} (tried again for ${Math.round((Date.now() - giveUpAt + this.retryForMs) / 1000)} s)`,
                 err.status,
                 err.errorCode,
               );
@@ -123,7 +127,15 @@ export class MlflowClient {
             },
             'MLflow is away: trying again with back-off',
           );
-        await new Promise((r) => setTimeout(r, Math.min(wait, left)));
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            this.signal?.removeEventListener('abort', done);
+            resolve();
+          };
+          const timer = setTimeout(done, Math.min(wait, left));
+          this.signal?.addEventListener('abort', done, { once: true });
+        });
       }
     }
   }

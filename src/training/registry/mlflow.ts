@@ -45,6 +45,8 @@ export interface MlflowRegistryOptions {
   timeoutMs?: number;
   /** How long a request that finds MLflow away is tried again (MlflowClientOptions.retryForMs). Default 0. */
   retryForMs?: number;
+  /** Ends the trying again (MlflowClientOptions.signal). */
+  signal?: AbortSignal;
 }
 
 interface RunInfo {

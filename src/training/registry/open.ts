@@ -11,6 +11,8 @@ export interface OpenRegistryOptions {
    * and a first question (`requireAnswer`) want; a service polling it (the predictor) asks again at its next poll.
    */
   retryForMs?: number;
+  /** Ends that trying again at once (a first try is still made): the process is stopping. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -29,7 +31,10 @@ export const TRAINING_REGISTRY: OpenRegistryOptions = { retryForMs: 120_000 };
 export async function openRegistry(url: string, options: OpenRegistryOptions = {}): Promise<ModelRegistry> {
   if (/^mlflow\+https?:\/\//.test(url)) {
     const { MlflowRegistry } = await import('./mlflow.ts');
-    return new MlflowRegistry(url.slice('mlflow+'.length), { retryForMs: options.retryForMs });
+    return new MlflowRegistry(url.slice('mlflow+'.length), {
+      retryForMs: options.retryForMs,
+      signal: options.signal,
+    });
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url))
     throw new RegistryError(`unknown registry URL "${url}": use a directory path or mlflow+http://host:port`);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { describe, it } from 'node:test';
 import { MlflowClient, type MlflowRegistryError } from '../../../src/training/registry/mlflow-client.ts';
+import { waitFor } from '../../support/wait.ts';
 
 /** A server answering each request with the next of `answers` (status, optional Retry-After), then 200 `{}`. */
 async function answering(answers: { status: number; retryAfter?: string }[]) {
@@ -59,6 +60,32 @@ describe('MlflowClient retryForMs (MLflow away: restarting, overloaded)', () => 
       const client = new MlflowClient(s.base, { retryForMs: 1_500 });
       await assert.rejects(client.api('GET', 'x'), /HTTP 503 .*\(tried again for 2 s\)/);
       assert.ok(s.seen.length >= 2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a stop (its signal) ends the trying again at once, with the last error: a stopping trainer is not held', async () => {
+    // MLflow asking for 30 s between tries: a stop must not wait them out.
+    const s = await answering(Array.from({ length: 100 }, () => ({ status: 503, retryAfter: '30' })));
+    try {
+      const stop = new AbortController();
+      const client = new MlflowClient(s.base, { retryForMs: 120_000, signal: stop.signal });
+      const failed = assert.rejects(client.api('GET', 'x'), /HTTP 503/);
+      await waitFor(
+        'the first try',
+        () => s.seen.length,
+        (n) => n >= 1,
+        { timeoutMs: 30_000, everyMs: 20 },
+      );
+      const stoppedAt = Date.now();
+      stop.abort();
+      await failed;
+      assert.ok(Date.now() - stoppedAt < 5_000, `ended ${Date.now() - stoppedAt} ms after the stop`);
+      const seen = s.seen.length;
+      // A first try is still made (a registration under way when the stop came finishes if MLflow answers).
+      await assert.rejects(client.api('GET', 'x'), /HTTP 503/);
+      assert.equal(s.seen.length, seen + 1);
     } finally {
       await s.close();
     }
