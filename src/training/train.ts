@@ -10,6 +10,7 @@ import {
   type ModelCard,
   type ModelRegistry,
   type NewModelCard,
+  RegistryError,
   RegistryFileError,
 } from './registry/registry.ts';
 import { renderReport } from './report.ts';
@@ -146,8 +147,35 @@ export async function trainAndRegister(
     // The registry has its own copy of the artifacts now (or nothing was registered).
     await run.cleanup();
   }
-  decision = await moveAliases(registry, registered, decision, championVersion);
+  try {
+    decision = await moveAliases(registry, registered, decision, championVersion);
+  } catch (err) {
+    throw new AliasesNotMovedError(registered, decision, err);
+  }
   return { card: registered, run, decision, previousChampion: championVersion };
+}
+
+/**
+ * A run that registered its version but could not move an alias to it (the registry failing in between: a lock held,
+ * MLflow away past the retries). Said as such: the registry's error alone ("registry lock … held for over 10 s") read
+ * as a run that changed nothing, though a version now waits, named by no alias (`models list`: incomplete).
+ */
+export class AliasesNotMovedError extends RegistryError {
+  override readonly name: string = 'AliasesNotMovedError';
+  readonly version: number;
+  constructor(registered: ModelCard, gated: GateDecision, cause: unknown) {
+    const v = registered.version;
+    super(
+      `${registered.name} v${v} was registered, but its alias could not be moved: ${(cause as Error).message}`,
+      {
+        hint: gated.promoted
+          ? `the gate passed it: once the registry answers, make it champion with cryptocast models promote ${v} (the champion is unchanged meanwhile), or let the next run replace it`
+          : 'the gate refused it (the champion is unchanged); the next run registers another',
+        cause,
+      },
+    );
+    this.version = v;
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -318,6 +319,40 @@ describe('cryptocast train over a champion whose card is damaged', () => {
       out.reasons.join('\n'),
     );
     assert.equal(await new LocalRegistry(registry).alias('btc', 'champion'), 2);
+  });
+});
+
+describe('cryptocast train whose version is registered but its alias cannot be moved', () => {
+  it('says the version was registered and what to do, not only the registry error', async () => {
+    const registry = scratchDir('cc-registry-');
+    // The alias lock held by a live process (this test's) the whole run: the move waits 10 s and fails.
+    mkdirSync(join(registry, 'btc', '.lock'), { recursive: true });
+    writeFileSync(
+      join(registry, 'btc', '.lock', 'owner.json'),
+      JSON.stringify({ pid: process.pid, host: hostname(), token: 'held-by-the-test' }),
+    );
+    const failed = await fails([
+      'train',
+      '--candles',
+      days(['BTCUSDT'], MARCH),
+      '--tune-seconds',
+      '0',
+      '--gate-alpha',
+      '1',
+      '--registry',
+      registry,
+      '--name',
+      'btc',
+    ]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /btc v1 was registered, but its alias could not be moved: .*registry lock/);
+    assert.match(failed.stderr, /models promote 1/);
+    const local = new LocalRegistry(registry);
+    assert.deepEqual(
+      (await local.list('btc')).map((c) => c.version),
+      [1],
+    );
+    assert.equal(await local.alias('btc', 'champion'), undefined);
   });
 });
 

@@ -26,7 +26,7 @@ import {
   type SourceReport,
   sourceProblemLines,
 } from '../../training/sources.ts';
-import { trainAndRegister } from '../../training/train.ts';
+import { AliasesNotMovedError, trainAndRegister } from '../../training/train.ts';
 import { type WalkForwardRun, walkForward } from '../../training/walk-forward.ts';
 import { wholeNumber } from '../flags.ts';
 
@@ -198,7 +198,8 @@ function stopOnSignal(what: 'train' | 'evaluate') {
      * "no figures".
      */
     failure(err: unknown, kept?: string, figures?: string): unknown {
-      if (!stop.signal.aborted) return err;
+      // A version registered before the failure is said as such (it is not "nothing was registered").
+      if (!stop.signal.aborted || err instanceof AliasesNotMovedError) return err;
       // evaluate registers nothing: it said "nothing was registered" too, to a user who had asked for a file.
       if (what === 'train')
         return fail(

@@ -11,7 +11,7 @@ import { checkDataset } from '../../training/dataset.ts';
 import { DEFAULT_REGISTRY, openRegistry, TRAINING_REGISTRY } from '../../training/registry/open.ts';
 import { DEFAULT_MODEL_NAME, finishedVersions, type ModelCard } from '../../training/registry/registry.ts';
 import { datasetFromStoreWindow, parsePairs } from '../../training/sources.ts';
-import { trainAndRegister } from '../../training/train.ts';
+import { AliasesNotMovedError, trainAndRegister } from '../../training/train.ts';
 import {
   MIN_TRAINER_EVERY_MS,
   TRAINER_DAYS,
@@ -115,7 +115,7 @@ export async function trainerService(opts: {
       const r = await retrain('once');
       log.info({ service: 'trainer', ...r }, r.promoted ? 'promoted' : 'not promoted');
     } catch (err) {
-      if (stop.signal.aborted)
+      if (stop.signal.aborted && !(err instanceof AliasesNotMovedError))
         throw fail(
           ERR.INTERRUPTED,
           'interrupted: the trainer was stopped before it registered anything and its work folder removed',
@@ -136,13 +136,18 @@ export async function trainerService(opts: {
     onRun: (r, reason) =>
       log.info({ service: 'trainer', reason, ...r }, r.promoted ? 'promoted' : 'not promoted'),
     onError: (err, reason) =>
-      stop.signal.aborted
+      stop.signal.aborted && !(err instanceof AliasesNotMovedError)
         ? log.info(
             { service: 'trainer', reason },
             'stopped while waiting for the feature store, or while fitting: nothing was registered',
           )
         : log.error(
-            { service: 'trainer', reason, err: err.message },
+            {
+              service: 'trainer',
+              reason,
+              err: err.message,
+              ...(err instanceof AliasesNotMovedError ? { version: err.version, hint: err.hint } : {}),
+            },
             // Not "the champion is unchanged": a registry failing after it moved the alias (MLflow's history tag)
             // ends a run here too; the error says which.
             'training failed (see err for where: before registering, the champion is unchanged)',
