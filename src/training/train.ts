@@ -169,8 +169,8 @@ export class AliasesNotMovedError extends RegistryError {
       `${registered.name} v${v} was registered, but its alias could not be moved: ${(cause as Error).message}`,
       {
         hint: gated.promoted
-          ? `the gate passed it: once the registry answers, make it champion with cryptocast models promote ${v} (the champion is unchanged meanwhile), or let the next run replace it`
-          : 'the gate refused it (the champion is unchanged); the next run registers another',
+          ? `the gate passed it: once the registry answers, make it champion with cryptocast models promote ${v} unless cryptocast models list shows it is (MLflow may have moved the alias without recording it), or let the next run replace it`
+          : 'the gate refused it: the champion is unchanged, and the next run registers another',
         cause,
       },
     );
