@@ -118,6 +118,19 @@ interface PointWriter {
   heldSince: number;
 }
 
+/** Stretches of the log (epoch ms, both ends included), overlapping or touching ones merged, oldest first. */
+export function mergedStretches(
+  stretches: readonly { since: number; until: number }[],
+): { since: number; until: number }[] {
+  const merged: { since: number; until: number }[] = [];
+  for (const s of [...stretches].sort((a, b) => a.since - b.since)) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && s.since <= last.until + 1) last.until = Math.max(last.until, s.until);
+    else merged.push({ ...s });
+  }
+  return merged;
+}
+
 export class TradeService {
   readonly stats: TradeServiceStats = {
     trades: 0,
@@ -285,23 +298,30 @@ export class TradeService {
     // A point written before the stretch read above (its pair quiet since) may be behind the log: a crash before the
     // point's next write left the trades published meanwhile out of it, and the refill from it would publish them
     // again — to a candle stage restarted since, late trades of a minute it closed: counted twice under `revise`
-    // (`resume-crash.test.ts`). They were published within RESUME_POINT_LAG_MS of the point's write: read there.
+    // (`resume-crash.test.ts`). They were published within RESUME_POINT_LAG_MS of the point's write: read there, one
+    // read per merged stretch (a source writes all its pairs' points at once: it was the same stretch once per pair).
     let afterPoints = 0;
+    const behind = new Map<string, { k: KeptPoint; writtenAt: number }>();
+    for (const [key, c] of carried) if (c.writtenAt < logEnd - this.resumeReachMs) behind.set(key, c);
     if (tail.length > 0 && this.resumePointLagMs > 0)
-      for (const [key, c] of carried) {
-        if (c.writtenAt >= logEnd - this.resumeReachMs) continue;
+      for (const stretch of mergedStretches(
+        [...behind.values()].map((c) => ({
+          since: c.writtenAt - REFILL_OVERLAP_MS,
+          until: c.writtenAt + this.resumePointLagMs,
+        })),
+      ))
         await this.bus.readPages(
           topics.trades,
           (page) => {
+            // A quiet pair's trade anywhere in the merged stretch is on the log: seen, and its point carried past it.
             for (const r of page)
-              if (`${r.value.exchange}|${r.value.pair}` === key) {
+              if (behind.has(`${r.value.exchange}|${r.value.pair}`)) {
                 afterPoints++;
                 take(r.value);
               }
           },
-          { since: c.writtenAt - REFILL_OVERLAP_MS, until: c.writtenAt + this.resumePointLagMs },
+          stretch,
         );
-      }
     for (const { k } of carried.values()) keepLastSecond(k);
     for (const s of sources) s.resumeFrom?.(points);
     log.info(

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { metrics } from '../../../src/core/metrics.ts';
+import type { ResumePoints } from '../../../src/ingestion/resume-points.ts';
 import type { SourceSink, TradeSource } from '../../../src/ingestion/source.ts';
-import { TradeService } from '../../../src/ingestion/trade-service.ts';
+import { mergedStretches, TradeService } from '../../../src/ingestion/trade-service.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
 import { InvalidValueError } from '../../../src/runtime/poison.ts';
 import type { Topic } from '../../../src/runtime/topic.ts';
@@ -10,6 +11,7 @@ import type { ResumePointRecord } from '../../../src/schemas/resume-point.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import type { TradeEvent } from '../../../src/schemas/trade.ts';
 import { T0, trade } from '../../support/factories.ts';
+import { waitFor } from '../../support/wait.ts';
 
 describe('TradeService counts what it published', () => {
   it('a batch that throws after some of its trades went out counts those in stats.trades and the trades metric', async () => {
@@ -55,7 +57,11 @@ describe('TradeService counts what it published', () => {
 class ScriptedLiveSource implements TradeSource {
   readonly name = 'scripted-ws';
   readonly started = Promise.withResolvers<SourceSink>();
-  resumeFrom(): void {}
+  /** Where the trades stage said each pair stood (`TradeSource.resumeFrom`). */
+  resumed: ResumePoints | undefined;
+  resumeFrom(points: ResumePoints): void {
+    this.resumed = points;
+  }
   async run(sink: SourceSink, signal: AbortSignal): Promise<void> {
     this.started.resolve(sink);
     await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
@@ -127,5 +133,79 @@ describe('TradeService keeps each live pair where it stands on trades.resume', (
     assert.equal(point?.lastId, 19_999);
     assert.equal(point?.recentIds.length, 101, 'the last second: 19,899 … 19,999');
     await bus.close();
+  });
+});
+
+describe('TradeService: a restart that finds quiet pairs on trades.resume only', () => {
+  it('reads the log after their points once, not once per pair (their stretches merged)', async () => {
+    const bus = new InProcessBus();
+    await bus.ensureTopics([topics.trades, topics.tradesResume]);
+    // Three pairs quiet since their points, written together (one publish: one source's write), and a trade of each
+    // on the log just after it (the crash cut the next point's write), then a busy pair's trade: the log's end.
+    const quiet = ['BTC/USD', 'ETH/USD', 'SOL/USD'];
+    await bus.publish(
+      topics.tradesResume,
+      quiet.map(
+        (pair, i): ResumePointRecord => ({
+          v: 1,
+          exchange: 'scripted',
+          pair,
+          lastId: i * 100,
+          recentIds: [],
+        }),
+      ),
+    );
+    await bus.publish(
+      topics.trades,
+      quiet.map((pair, i) =>
+        trade({ exchange: 'scripted', pair, tradeId: String(i * 100 + 1), ts: T0 + i, price: 100 }),
+      ),
+    );
+    const pointsWritten = (await bus.readTail(topics.tradesResume, 10))[0]!.timestamp;
+    // The busy pair's trade at least a millisecond later: the points are behind the stretch read back (none here).
+    await waitFor(
+      'a millisecond after the points',
+      () => Date.now(),
+      (t) => t > pointsWritten,
+    );
+    await bus.publish(topics.trades, [
+      trade({ exchange: 'other', pair: 'BTC/USD', tradeId: '7', ts: T0 + 10, price: 100 }),
+    ]);
+    const reads: { since?: number; until?: number }[] = [];
+    const readPages = bus.readPages.bind(bus);
+    bus.readPages = ((topic, onPage, options) => {
+      if (topic.name === topics.trades.name && options?.until !== undefined) reads.push({ ...options });
+      return readPages(topic, onPage, options);
+    }) as InProcessBus['readPages'];
+
+    const svc = new TradeService(bus, { resumeTailRecords: 1, resumeReachMs: 0 });
+    const source = new ScriptedLiveSource();
+    const stop = new AbortController();
+    const done = svc.run([source], stop.signal);
+    await source.started.promise;
+    stop.abort();
+    await done;
+    assert.equal(reads.length, 1, `reads of the log after the quiet pairs' points: ${JSON.stringify(reads)}`);
+    assert.deepEqual(
+      quiet.map((pair) => source.resumed?.get('scripted', pair)?.lastId),
+      [1, 101, 201],
+      "each pair's trade after its point is found: its resume point advanced",
+    );
+    await bus.close();
+  });
+
+  it('merges only stretches that overlap or touch: points written far apart are read apart', () => {
+    assert.deepEqual(
+      mergedStretches([
+        { since: 500, until: 700 },
+        { since: 0, until: 100 },
+        { since: 101, until: 200 },
+        { since: 150, until: 160 },
+      ]),
+      [
+        { since: 0, until: 200 },
+        { since: 500, until: 700 },
+      ],
+    );
   });
 });
