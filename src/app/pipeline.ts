@@ -95,6 +95,7 @@ export async function startMarketDataPipeline(args: {
   const trades = new TradeService(bus, {
     priceGuard: { maxFactor: config.maxPriceFactor },
     storedCandles: args.storedCandles,
+    revisableCandles: args.revisableCandles,
   });
   const abort = new AbortController();
   // A signal that aborted before this point (SIGTERM during start-up) fires no event any more: check it first.

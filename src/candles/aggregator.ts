@@ -1,5 +1,6 @@
 import { ByPair } from '../core/by-pair.ts';
 import { ERR, fail } from '../core/errors.ts';
+import { type RefillFrom, TakenTrades } from '../ingestion/resume-points.ts';
 import { type Candle, INTERVALS, type Interval } from '../schemas/candle.ts';
 import type { Trade, Watermark } from '../schemas/trade.ts';
 
@@ -56,6 +57,11 @@ export interface CandleAggregatorOptions {
    * Each candle carries the ids of its trades of its last `closingTradesMs` (`Candle.closingTradeIds`). Default: none.
    */
   closingTradesMs?: number;
+  /**
+   * Each candle carries where its pair's trades stood when it was emitted (`Candle.refillFrom`): the newest taken in
+   * the closed minutes, and the ids the watermarks said were not yet got. Default: not.
+   */
+  refillFrom?: boolean;
 }
 
 export interface AggregatorOutput {
@@ -95,6 +101,8 @@ export interface PairSeed {
    * late trade after the restart revises them as it would have without the restart.
    */
   retained?: readonly Candle[];
+  /** With `CandleAggregatorOptions.refillFrom`: where the pair's trades stood (the stored candles' latest `refillFrom`). */
+  refillFrom?: RefillFrom;
 }
 
 class WindowAcc {
@@ -116,6 +124,10 @@ class WindowAcc {
   private readonly closingFrom: number;
   /** The ids of its trades from `closingFrom` on; undefined: not kept, or unknown (taken back from a candle without). */
   closingIds: string[] | undefined;
+  /** Its trades' newest id and time (`CandleAggregatorOptions.refillFrom`), into its pair's when it closes. */
+  taken: TakenTrades | undefined;
+  /** Of its trades, the ids its pair's watermarks said were not yet got (`PairState.pending`), got once it closes. */
+  pendingGot: string[] | undefined;
 
   /**
    * A window opened by its first trade `t`, or, without one, a filled window at the previous close `carried`; trades
@@ -201,6 +213,7 @@ class WindowAcc {
     this.quoteVolume += p * t.qty;
     this.trades++;
     if (t.tradeTs >= this.closingFrom) this.closingIds?.push(t.tradeId);
+    this.taken?.take(t.tradeId, t.tradeTs);
   }
 }
 
@@ -222,6 +235,12 @@ class PairState {
   seededInputEnd = Number.POSITIVE_INFINITY;
   /** From a seed: trades of these event times may have been taken by an earlier process (`PairSeed.retaken`). */
   seededRetaken: { readonly from: number; readonly to: number } | undefined;
+  /** The trades of its closed windows and its late ones (`CandleAggregatorOptions.refillFrom`). */
+  readonly taken = new TakenTrades();
+  /** The ids its latest watermark said were not yet got, and those of them come since in a closed window or late. */
+  pending: { afterId: number; untilId: number; sinceTs: number; got: Set<string> } | undefined;
+  /** The seed's `refillFrom.asOf`: a candle emitted after the restart says more, at an `asOf` not below it. */
+  refillAsOfFloor = Number.NEGATIVE_INFINITY;
 
   constructor(exchange: string, pair: string) {
     this.exchange = exchange;
@@ -248,6 +267,7 @@ export class CandleAggregator {
   readonly revisionHorizon: number;
   /** `CandleAggregatorOptions.closingTradesMs`: +∞ when candles carry no `closingTradeIds`. */
   private readonly closingTradesMs: number;
+  private readonly refillFrom: boolean;
   readonly stats: AggregatorStats = {
     trades: 0,
     late: 0,
@@ -268,6 +288,7 @@ export class CandleAggregator {
     this.latePolicy = options.latePolicy ?? 'dlq';
     this.revisionHorizon = options.revisionHorizon ?? REVISION_HORIZON;
     this.closingTradesMs = options.closingTradesMs ?? Number.POSITIVE_INFINITY;
+    this.refillFrom = options.refillFrom ?? false;
     if (!(this.graceMs >= 0)) throw fail(ERR.CONFIG, `grace must be >= 0 ms, got ${this.graceMs}`);
   }
 
@@ -283,21 +304,36 @@ export class CandleAggregator {
       (s.lastClosedStart !== undefined && start <= s.lastClosedStart) ||
       start + I <= s.streamTime - this.graceMs
     ) {
+      // Taken, whatever the late policy does with it (revised, dead-lettered): a restart need not ask for it again.
+      if (this.refillFrom) {
+        s.taken.take(t.tradeId, t.tradeTs);
+        if (isPending(s, t)) s.pending!.got.add(t.tradeId);
+      }
       this.onLate(s, t, start, pos);
     } else {
       const open = s.open;
       const n = open.length;
       const last = n > 0 ? open[n - 1]! : undefined;
-      if (last !== undefined && last.start === start) last.add(t);
-      else if (last === undefined || last.start < start) open.push(this.window(start, t, pos));
-      else {
+      let w: WindowAcc;
+      if (last !== undefined && last.start === start) {
+        w = last;
+        w.add(t);
+      } else if (last === undefined || last.start < start) {
+        w = this.window(start, t, pos);
+        open.push(w);
+      } else {
         // Out of order within the grace period: an older window that is still open (or a new one between).
         let i = n - 1;
         while (i > 0 && open[i - 1]!.start >= start) i--;
-        const w = open[i]!;
+        w = open[i]!;
         if (w.start === start) w.add(t);
-        else open.splice(i, 0, this.window(start, t, pos));
+        else {
+          w = this.window(start, t, pos);
+          open.splice(i, 0, w);
+        }
       }
+      // Got only once its window is closed (stored): until then a restart refills it with its window.
+      if (isPending(s, t)) w.pendingGot?.push(t.tradeId);
     }
     if (t.tradeTs > s.streamTime) {
       s.streamTime = t.tradeTs;
@@ -311,6 +347,12 @@ export class CandleAggregator {
   /** Advances event time for a pair (see `WatermarkSchema`). */
   onWatermark(w: Watermark, pos = -1): void {
     const s = this.state(w.exchange, w.pair);
+    if (this.refillFrom && w.final !== true) {
+      const p = w.pendingIds;
+      // What came of the ids said before stays got where the range still holds it (a retry narrows it).
+      const got = new Set([...(s.pending?.got ?? [])].filter((id) => p !== undefined && inRange(p, id)));
+      s.pending = p === undefined ? undefined : { ...p, got };
+    }
     if (w.ts > s.streamTime) {
       s.streamTime = w.ts;
       s.streamTimePos = pos;
@@ -332,6 +374,12 @@ export class CandleAggregator {
     s.seededUpTo = seed.lastWindowStart;
     s.seededInputEnd = seed.inputEnd ?? Number.POSITIVE_INFINITY;
     s.seededRetaken = seed.retaken;
+    if (this.refillFrom && seed.refillFrom !== undefined) {
+      s.taken.merge(TakenTrades.from(seed.refillFrom));
+      s.refillAsOfFloor = seed.refillFrom.asOf;
+      const p = seed.refillFrom.pendingIds;
+      s.pending = p === undefined ? undefined : { ...p, got: new Set(p.got ?? []) };
+    }
     s.seededPublished = new Set();
     for (const [start, rev] of seed.published) s.seededPublished.add(start + ':' + rev);
     s.retained.length = 0;
@@ -487,6 +535,7 @@ export class CandleAggregator {
         filled: true,
         revision: 0,
         ...(this.closingTradesMs === Number.POSITIVE_INFINITY ? {} : { closingTradeIds: [] }),
+        ...this.refillFromOf(s, start + I),
       });
     }
   }
@@ -494,6 +543,11 @@ export class CandleAggregator {
   private closeWindow(s: PairState, w: WindowAcc): void {
     s.lastClosedStart = w.start;
     s.lastClose = w.close;
+    if (w.taken !== undefined) {
+      s.taken.merge(w.taken);
+      w.taken = undefined;
+    }
+    for (const id of w.pendingGot?.splice(0) ?? []) if (isPending(s, { tradeId: id })) s.pending!.got.add(id);
     this.emit(s, w);
     if (this.latePolicy === 'revise') this.retain(s, w);
   }
@@ -530,12 +584,40 @@ export class CandleAggregator {
           }
         : {}),
       ...(w.closingIds === undefined ? {} : { closingTradeIds: [...w.closingIds] }),
+      ...this.refillFromOf(s, w.start + this.intervalMs),
     });
+  }
+
+  /**
+   * `Candle.refillFrom` of a candle of `s` ending at `windowEnd`, emitted now (`CandleAggregatorOptions.refillFrom`): as of
+   * the pair's stream time, or, a revision before any after a restart, the seed's (it knows as much and more).
+   */
+  private refillFromOf(s: PairState, windowEnd: number): { refillFrom?: RefillFrom } {
+    if (!this.refillFrom) return {};
+    const { lastId, lastTs } = s.taken;
+    const p = s.pending;
+    return {
+      refillFrom: {
+        asOf: Math.max(s.streamTime, s.refillAsOfFloor, windowEnd),
+        ...(lastId === undefined ? {} : { lastId }),
+        ...(lastTs === undefined ? {} : { lastTs }),
+        recentIds: s.taken.recentIds(),
+        ...(p === undefined
+          ? {}
+          : { pendingIds: { afterId: p.afterId, untilId: p.untilId, sinceTs: p.sinceTs, got: [...p.got] } }),
+      },
+    };
   }
 
   /** A new window (see `WindowAcc`'s constructor), keeping the ids of its closing trades if asked to. */
   private window(start: number, t: Trade | undefined, pos: number, carried = Number.NaN): WindowAcc {
-    return new WindowAcc(start, t, pos, carried, this.closingFrom(start + this.intervalMs));
+    const w = new WindowAcc(start, undefined, pos, carried, this.closingFrom(start + this.intervalMs));
+    if (this.refillFrom) {
+      w.taken = new TakenTrades();
+      w.pendingGot = [];
+    }
+    if (t !== undefined) w.absorb(t, pos);
+    return w;
   }
 
   /** From which event time a window ending at `end` keeps its trades' ids: +∞ when candles carry none. */
@@ -558,4 +640,15 @@ export class CandleAggregator {
     this.stats.candles++;
     this.out.candle(c);
   }
+}
+
+/** Whether `id` is among the ids of a `Watermark.pendingIds`. */
+function inRange(p: { afterId: number; untilId: number }, id: string): boolean {
+  const n = Number(id);
+  return Number.isSafeInteger(n) && n > p.afterId && n < p.untilId;
+}
+
+/** Whether `t` is one of the ids its pair's watermarks said were not yet got. */
+function isPending(s: PairState, t: { tradeId: string }): boolean {
+  return s.pending !== undefined && inRange(s.pending, t.tradeId);
 }

@@ -2,7 +2,7 @@ import { faultPoint } from '../core/faults.ts';
 import { log } from '../core/log.ts';
 import { metrics } from '../core/metrics.ts';
 import { TradeDeduplicator } from '../ingestion/dedup.ts';
-import { REFILL_OVERLAP_MS } from '../ingestion/resume-points.ts';
+import { laterRefillFrom, REFILL_OVERLAP_MS } from '../ingestion/resume-points.ts';
 import { type Bus, type CommitPlan, partitionFor, type Subscription } from '../runtime/bus.ts';
 import { type Candle, INTERVALS, type Interval } from '../schemas/candle.ts';
 import { type DeadLetter, deadLetter } from '../schemas/dlq.ts';
@@ -52,7 +52,8 @@ export interface CandleServiceOptions {
   stored?: readonly Candle[];
   /**
    * Each candle carries the ids of its trades of its last `REFILL_OVERLAP_MS` (`Candle.closingTradeIds`), for the store
-   * a restarted `cryptocast run` resumes from (it has no `trades` log to know them by). Default: false.
+   * a restarted `cryptocast run` resumes from (it has no `trades` log to know them by), and where its pair's trades
+   * stood (`Candle.refillFrom`: the newest taken, the ids not yet got), where that restart's refill starts. Default: false.
    */
   closingTradeIds?: boolean;
   onCandles?(candles: readonly Candle[]): void;
@@ -164,6 +165,7 @@ export class CandleService {
         graceMs: this.opts.graceMs,
         latePolicy: this.opts.latePolicy,
         closingTradesMs: this.opts.closingTradeIds ? REFILL_OVERLAP_MS : undefined,
+        refillFrom: this.opts.closingTradeIds === true,
       },
     );
     const inputEnd = this.earlierRunReadTo(partition);
@@ -417,6 +419,12 @@ export class CandleService {
       const s = byPair.get(k);
       if (s !== undefined && c.closingTradeIds === undefined)
         s.retaken = { from: c.windowEnd - REFILL_OVERLAP_MS, to: c.windowEnd };
+    }
+    // Where each pair's trades stood: the latest said among the stored (a revision after the newest minute knows more).
+    for (const c of this.opts.stored ?? []) {
+      const s = byPair.get(c.exchange + '|' + c.pair);
+      if (s !== undefined && c.interval === interval)
+        s.refillFrom = laterRefillFrom(s.refillFrom, c.refillFrom);
     }
     if (byPair.size > 0) log.info({ service: 'candles', pairs: byPair.size }, 'resuming after earlier run');
     return [...byPair.values()].map((s) => ({ ...s, published: [...s.published.values()] }));

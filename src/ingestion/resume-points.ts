@@ -1,5 +1,6 @@
+import type { Candle } from '../schemas/candle.ts';
 import type { ResumePointRecord } from '../schemas/resume-point.ts';
-import type { TradeEvent } from '../schemas/trade.ts';
+import type { PendingIds, TradeEvent } from '../schemas/trade.ts';
 
 /**
  * A refill by time asks from a second before where the pair stood (a time-paged REST overlaps the last trade's second):
@@ -18,6 +19,8 @@ export interface ResumePoint {
   lastTs?: number;
   /** Latest watermark published: every trade up to it was published too. */
   watermarkTs?: number;
+  /** Ids not yet got when the previous process stopped (`Watermark.pendingIds`): asked for again. */
+  pendingIds?: PendingIds;
 }
 
 /**
@@ -68,9 +71,93 @@ export class ResumePoints {
       p.watermarkTs = r.watermarkTs;
   }
 
+  /** The ids of a pair not yet got when the previous process stopped (a stored candle's `refillFrom`). */
+  addPending(exchange: string, pair: string, pending: PendingIds): void {
+    const key = `${exchange}|${pair}`;
+    const p = this.points.get(key) ?? {};
+    this.points.set(key, p);
+    p.pendingIds = pending;
+  }
+
   /** The point of one (exchange, pair), or undefined when the tail holds nothing of it. */
   get(exchange: string, pair: string): ResumePoint | undefined {
     const p = this.points.get(`${exchange}|${pair}`);
     return p?.lastTs === undefined && p?.watermarkTs === undefined ? undefined : p;
   }
+}
+
+/** `Candle.refillFrom`: where a pair's trades stood when a candle was emitted (see there). */
+export type RefillFrom = NonNullable<Candle['refillFrom']>;
+
+/**
+ * The trades taken of one pair (`Candle.refillFrom`): the newest numeric id and time, and the ids of the second up to
+ * that time (what a refill by time asks for again), kept as they are taken, in any order.
+ */
+export class TakenTrades {
+  lastId: number | undefined;
+  lastTs: number | undefined;
+  /** Id → event time, of the second up to `lastTs` (and some older between trims). */
+  private recent = new Map<string, number>();
+
+  take(id: string, ts: number): void {
+    const n = Number(id);
+    if (Number.isSafeInteger(n) && n >= 0 && n > (this.lastId ?? -1)) this.lastId = n;
+    if (ts > (this.lastTs ?? Number.NEGATIVE_INFINITY)) this.lastTs = ts;
+    if (ts >= (this.lastTs ?? ts) - REFILL_OVERLAP_MS) this.recent.set(id, ts);
+    // Trimmed now and then, not at every trade: a busy second is a few hundred ids.
+    if (this.recent.size > 4_096) this.trim();
+  }
+
+  /** Takes in what another window took (a window closed into its pair's). */
+  merge(o: TakenTrades): void {
+    for (const [id, ts] of o.recent) this.take(id, ts);
+    if (o.lastId !== undefined && o.lastId > (this.lastId ?? -1)) this.lastId = o.lastId;
+    if (o.lastTs !== undefined && o.lastTs > (this.lastTs ?? Number.NEGATIVE_INFINITY))
+      this.lastTs = o.lastTs;
+  }
+
+  /** The ids of the second up to `lastTs`. */
+  recentIds(): string[] {
+    this.trim();
+    return [...this.recent.keys()];
+  }
+
+  private trim(): void {
+    const from = (this.lastTs ?? Number.NEGATIVE_INFINITY) - REFILL_OVERLAP_MS;
+    for (const [id, ts] of this.recent) if (ts < from) this.recent.delete(id);
+  }
+
+  /** From a stored candle's `refillFrom` (its recent ids at its `lastTs`: their own times are not kept). */
+  static from(r: RefillFrom | undefined): TakenTrades {
+    const t = new TakenTrades();
+    if (r === undefined) return t;
+    t.lastId = r.lastId;
+    t.lastTs = r.lastTs;
+    for (const id of r.recentIds) t.recent.set(id, r.lastTs ?? 0);
+    return t;
+  }
+}
+
+/**
+ * Of two `refillFrom`s of a pair (stored candles: the newest minute and the revisions of earlier ones), the one emitted
+ * later (`asOf`, the candle stage's stream time then): a revision made after the newest minute closed knows more (a
+ * pending id since got). Emitted at the same stream time, both taken together.
+ */
+export function laterRefillFrom(
+  a: RefillFrom | undefined,
+  b: RefillFrom | undefined,
+): RefillFrom | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  if (a.asOf !== b.asOf) return a.asOf > b.asOf ? a : b;
+  const taken = TakenTrades.from(a);
+  taken.merge(TakenTrades.from(b));
+  const pending = a.pendingIds ?? b.pendingIds;
+  const got = [...new Set([...(a.pendingIds?.got ?? []), ...(b.pendingIds?.got ?? [])])];
+  return {
+    asOf: a.asOf,
+    ...(taken.lastId === undefined ? {} : { lastId: taken.lastId }),
+    ...(taken.lastTs === undefined ? {} : { lastTs: taken.lastTs }),
+    recentIds: taken.recentIds(),
+    ...(pending === undefined ? {} : { pendingIds: { ...pending, got } }),
+  };
 }

@@ -10,7 +10,7 @@ import type { ResumePointRecord } from '../schemas/resume-point.ts';
 import { topics } from '../schemas/topics.ts';
 import type { Trade, TradeEvent, Watermark } from '../schemas/trade.ts';
 import { TradeDeduplicator } from './dedup.ts';
-import { REFILL_OVERLAP_MS, ResumePoints } from './resume-points.ts';
+import { laterRefillFrom, REFILL_OVERLAP_MS, type RefillFrom, ResumePoints } from './resume-points.ts';
 import type { SourceSink, TradeSource } from './source.ts';
 import { TradePlausibility } from './trade-plausibility.ts';
 
@@ -144,6 +144,8 @@ export class TradeService {
   private readonly dedup = new TradeDeduplicator();
   private readonly plausibility: TradePlausibility;
   private readonly storedCandles: readonly Candle[];
+  /** Per (exchange, pair) of `storedCandles`: where its trades stood (`Candle.refillFrom`, the latest said). */
+  private readonly storedRefillFrom = new Map<string, RefillFrom>();
   private readonly resumeTailRecords: number;
   private readonly resumeReachMs: number;
   private readonly resumePointHeldMs: number;
@@ -156,6 +158,8 @@ export class TradeService {
   /**
    * `storedCandles`: the newest candle of each pair an earlier process stored (`cryptocast run`, whose in-process bus
    * starts empty: see `resume`); given, no point is kept on `trades.resume` (the bus goes with the process).
+   * `revisableCandles`: under `revise`, the stored minutes before them that the candle stage takes back: a revision
+   * emitted after the newest minute says where the pair's trades stood later than it (`Candle.refillFrom`).
    * `resumeTailRecords`, `resumeReachMs`: how much of `trades` a restart reads back (tests; default
    * RESUME_TAIL_RECORDS a partition and RESUME_REACH_MS before the log's end). `resumePointHeldMs`, `resumePointLagMs`: tests
    * (default RESUME_POINT_HELD_MS, RESUME_POINT_LAG_MS; a lag of 0 reads nothing after a quiet pair's point).
@@ -165,6 +169,7 @@ export class TradeService {
     opts: {
       priceGuard?: PriceGuardOptions;
       storedCandles?: readonly Candle[];
+      revisableCandles?: readonly Candle[];
       resumeTailRecords?: number;
       resumeReachMs?: number;
       resumePointHeldMs?: number;
@@ -192,6 +197,20 @@ export class TradeService {
     for (const c of this.storedCandles)
       for (const tradeId of c.closingTradeIds ?? [])
         this.dedup.accept({ exchange: c.exchange, pair: c.pair, tradeId } as Trade);
+    // Where each pair's trades stood (`Candle.refillFrom`): the restart's refill asks for what came after the newest
+    // taken and for the ids not yet got, not only for what came after the newest minute's end. Those of its last
+    // second, and those of the ids not yet got that came since, were taken: seen, as the closing ones.
+    if (opts.storedCandles !== undefined)
+      for (const c of [...(opts.revisableCandles ?? []), ...this.storedCandles]) {
+        const key = `${c.exchange}|${c.pair}`;
+        const later = laterRefillFrom(this.storedRefillFrom.get(key), c.refillFrom);
+        if (later !== undefined) this.storedRefillFrom.set(key, later);
+      }
+    for (const [key, r] of this.storedRefillFrom) {
+      const [exchange, pair] = key.split('|') as [string, string];
+      for (const tradeId of [...r.recentIds, ...(r.pendingIds?.got ?? [])])
+        this.dedup.accept({ exchange, pair, tradeId } as Trade);
+    }
   }
 
   /** The plausible trades; the others go to `dlq` with the reason. Every source's trades pass here. */
@@ -250,6 +269,11 @@ export class TradeService {
         (c): TradeEvent => ({ v: 1, type: 'watermark', exchange: c.exchange, pair: c.pair, ts: c.windowEnd }),
       ),
     );
+    for (const [key, r] of this.storedRefillFrom) {
+      const [exchange, pair] = key.split('|') as [string, string];
+      points.addPoint({ v: 1, exchange, pair, lastId: r.lastId, lastTs: r.lastTs, recentIds: [] });
+      if (r.pendingIds !== undefined) points.addPending(exchange, pair, r.pendingIds);
+    }
     /** The points carried on from `trades.resume`, and when each was written (its record's time on the topic). */
     const carried = new Map<string, { k: KeptPoint; writtenAt: number }>();
     const take = (e: TradeEvent) => {

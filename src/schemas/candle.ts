@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EpochMs, Exchange, Pair } from './common.ts';
+import { PendingIdsSchema } from './trade.ts';
 
 export const INTERVALS = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '1h': 3_600_000 } as const;
 export type Interval = keyof typeof INTERVALS;
@@ -58,6 +59,23 @@ export const CandleSchema = z
      * `trades` log keeps the ids; imports; stores written before it).
      */
     closingTradeIds: z.array(z.string()).optional(),
+    /**
+     * Set with `closingTradeIds`: where the pair's trades stood when this candle was emitted (the candle stage's stream
+     * time `asOf`), for a restart's refill: the newest trade id and time taken in the minutes closed so far, the ids
+     * of the second up to that time (`REFILL_OVERLAP_MS`: a refill by time asks for it again), and the ids the live
+     * source had not yet got (`Watermark.pendingIds`). A restart from the newest stored minute's end alone lost a
+     * trade of an earlier minute the earlier process had lost itself (a frame lost and not yet noticed, a gap waiting
+     * for its retry); from here its refill asks for them (docs/connectors.md, "restart").
+     */
+    refillFrom: z
+      .object({
+        asOf: EpochMs,
+        lastId: z.number().int().nonnegative().optional(),
+        lastTs: EpochMs.optional(),
+        recentIds: z.array(z.string()),
+        pendingIds: PendingIdsSchema.optional(),
+      })
+      .optional(),
   })
   .refine((c) => c.windowEnd > c.windowStart, { message: 'windowEnd must be after windowStart' })
   .refine(

@@ -51,6 +51,19 @@ export const TradeSchema = z.object({
 export type Trade = z.infer<typeof TradeSchema>;
 
 /**
+ * The ids of a pair a live source has not got (an id gap whose refill failed, asked for again later): every id after
+ * `afterId` and before `untilId`, those in `got` excepted (come since it was said); `sinceTs` is the time a refill by
+ * time pages from to reach them.
+ */
+export const PendingIdsSchema = z.object({
+  afterId: z.number().int().nonnegative(),
+  untilId: z.number().int().positive(),
+  sinceTs: EpochMs,
+  got: z.array(z.string()).optional(),
+});
+export type PendingIds = z.infer<typeof PendingIdsSchema>;
+
+/**
  * In-band event-time progress from a source: "for (exchange, pair), event time has reached `ts`".
  * Live sources send one per pair every second from the wall clock (so an idle market still closes its
  * minute); replay sources send them from the replay clock. `final` marks the end of a finite source:
@@ -63,6 +76,12 @@ export const WatermarkSchema = z.object({
   pair: Pair,
   ts: EpochMs,
   final: z.boolean().optional(),
+  /**
+   * Live sources of exchanges that number trades (Kraken, Binance): ids of the pair not yet got, every trade up to `ts`
+   * published but these — a gap whose refill failed, asked for again later (`PendingIds`). Said here so that what
+   * keeps the minutes it closes (`Candle.refillFrom`) keeps them too, and a restart asks for them again.
+   */
+  pendingIds: PendingIdsSchema.optional(),
 });
 export type Watermark = z.infer<typeof WatermarkSchema>;
 

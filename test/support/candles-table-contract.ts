@@ -89,9 +89,20 @@ export function candlesTableContract(
       };
       delete imported.trades;
       delete imported.vwap;
-      // With the ids of its last second's trades (`cryptocast run --source live`), a filled one with none.
+      // With the ids of its last second's trades (`cryptocast run --source live`), a filled one with none; and where the
+      // pair's trades stood (`refillFrom`), ids not yet got included.
       const written = [
-        { ...revisable(T0 + MIN), closingTradeIds: ['7', '8'] },
+        {
+          ...revisable(T0 + MIN),
+          closingTradeIds: ['7', '8'],
+          refillFrom: {
+            asOf: T0 + MIN + 7_000,
+            lastId: 8,
+            lastTs: T0 + MIN - 100,
+            recentIds: ['7', '8'],
+            pendingIds: { afterId: 3, untilId: 6, sinceTs: T0 + 20_000, got: ['5'] },
+          },
+        },
         revisable(T0 + 2 * MIN, 2),
         filled,
         imported,

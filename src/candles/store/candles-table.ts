@@ -58,6 +58,15 @@ export const CANDLES_SPEC: TableSpec<Candle> = {
       true,
       true,
     ),
+    // Where the pair's trades stood when the candle was emitted (`Candle.refillFrom`, a JSON object): where a restarted
+    // `run` refills from. Null when the candle has none (added later, as the columns above).
+    col(
+      'refill_from',
+      'text',
+      (c) => (c.refillFrom === undefined ? null : JSON.stringify(c.refillFrom)),
+      true,
+      true,
+    ),
   ],
   fromRow: (r) =>
     ({
@@ -89,6 +98,9 @@ export const CANDLES_SPEC: TableSpec<Candle> = {
       ...(r.closing_trade_ids === null || r.closing_trade_ids === undefined
         ? {}
         : { closingTradeIds: JSON.parse(String(r.closing_trade_ids)) as string[] }),
+      ...(r.refill_from === null || r.refill_from === undefined
+        ? {}
+        : { refillFrom: JSON.parse(String(r.refill_from)) as Candle['refillFrom'] }),
     }) as Candle,
 };
 

@@ -316,6 +316,18 @@ export class LiveTradeSource implements TradeSource {
           s.watermarkTs = p.watermarkTs;
           s.resumedAt = p.watermarkTs;
           resuming.push(pair);
+          // Ids the earlier process had not got (a gap waiting for its retry at its stop): asked for again at once,
+          // after the restart refill (their minutes are closed downstream: late there, as they would have been).
+          const pending = p.pendingIds;
+          if (pending !== undefined && this.a.contiguousIds && this.a.refill !== undefined)
+            this.holes.set(pair, {
+              sinceTs: pending.sinceTs,
+              untilTs: pending.sinceTs,
+              afterId: pending.afterId,
+              untilId: pending.untilId,
+              attempts: 0,
+              retryAt: this.now(),
+            });
         }
       }
       for (const pair of resuming) await this.refill(pair, undefined, 'restart');
@@ -950,12 +962,18 @@ export class LiveTradeSource implements TradeSource {
       for (const [pair, s] of this.state) {
         if (s.holding || !s.acked || s.refused) continue;
         s.watermarkTs = Math.max(s.watermarkTs ?? 0, ts);
+        // Ids it has not got (an id gap asked for again later) are said with it: every trade up to it but these was
+        // delivered. Kept with the minutes it closes (`Candle.refillFrom`), so a restart asks for them again.
+        const hole = this.holes.get(pair);
         await this.sink.watermark({
           v: 1,
           type: 'watermark',
           exchange: this.a.exchange,
           pair,
           ts: s.watermarkTs,
+          ...(hole?.afterId === undefined || hole.untilId === undefined
+            ? {}
+            : { pendingIds: { afterId: hole.afterId, untilId: hole.untilId, sinceTs: hole.sinceTs } }),
         });
       }
       // Holes are asked for on this timer, not only when a frame comes: Binance sends no heartbeats, and a quiet

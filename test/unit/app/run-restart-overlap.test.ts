@@ -5,7 +5,7 @@ import { type MarketDataPipeline, startMarketDataPipeline } from '../../../src/a
 import type { LatePolicy } from '../../../src/candles/aggregator.ts';
 import { openCandleFirstEmissionsTable, openCandlesTable } from '../../../src/candles/store/candles-table.ts';
 import { resumeFromStore } from '../../../src/cli/commands/run.ts';
-import { KrakenWsSource } from '../../../src/ingestion/live/kraken-ws.ts';
+import { type KrakenWsOptions, KrakenWsSource } from '../../../src/ingestion/live/kraken-ws.ts';
 import { MonitorService } from '../../../src/monitoring/monitor-service.ts';
 import { openErrorsStore } from '../../../src/monitoring/store/open.ts';
 import { InProcessBus } from '../../../src/runtime/in-process-bus.ts';
@@ -126,6 +126,206 @@ describe('cryptocast run --source live restarted on its store: the refill overla
     });
 });
 
+/**
+ * A trade the first process lost itself and had not yet got back when it stopped, in a stored minute before the last
+ * second: its frame lost with nothing traded after it (the connector notices a lost Kraken frame only at the pair's
+ * next trade), or an id gap it noticed whose refill failed, waiting for its retry (kept in memory). The restart refill
+ * used to start a second before the newest stored minute's end, so it was lost for good; an uninterrupted run gets it
+ * late (the next trade's gap, the hole's retry): revised into 12:00 under `revise`, dead-lettered under `dlq`.
+ */
+describe('cryptocast run --source live restarted on its store: what the earlier process had not yet got back', () => {
+  const lost = kt(1002, T0 + 30_000, 101, 0.2);
+  const after = kt(1003, T0 + 45_000, 102, 0.3);
+  const whileDown = kt(1004, T0 + 2 * MIN + 30_000, 103, 0.4);
+  /** The hole's retry (the connector's clock) never comes before the stop: the test's clock jumps by minutes. */
+  const noRetryBeforeTheStop = {
+    holeRetry: { backoff: { initialMs: 60 * MIN, maxMs: 60 * MIN }, attempts: 8 },
+  };
+  for (const pending of ['a frame lost, not yet noticed', 'an id gap waiting for its retry'] as const)
+    for (const latePolicy of ['revise', 'dlq'] as const)
+      it(`${pending}, --late-policy ${latePolicy}: the restart gets it, late for its stored minute; the rest once`, async () => {
+        const srv = await new KrakenServer().listen();
+        try {
+          const file = join(scratchDir('cc-pending-restart-'), 'cryptocast.duckdb');
+          const first = await (async () => {
+            const p = await startRun(file, srv, latePolicy, T0, noRetryBeforeTheStop);
+            await waitFor(
+              'subscribed',
+              () => p.source.subscribed,
+              (s) => s.includes(PAIR),
+              { timeoutMs: 20_000 },
+            );
+            srv.publish(PAIR, [early]);
+            srv.record(PAIR, [lost]);
+            if (pending === 'an id gap waiting for its retry') {
+              srv.failNext = 1_000; // the gap's refill fails: a hole, asked for again later
+              srv.publish(PAIR, [after]);
+              await waitFor(
+                'the hole',
+                () => p.source.stats.unrecoverable,
+                (n) => n >= 1,
+                { timeoutMs: 20_000 },
+              );
+              srv.failNext = 0;
+            }
+            await waitFor(
+              'the streamed trades',
+              () => p.trades().length,
+              (n) => n === (pending === 'an id gap waiting for its retry' ? 2 : 1),
+              { timeoutMs: 20_000 },
+            );
+            p.clock.t = T0 + 2 * MIN + 8_000; // closes 12:00 and 12:01 (filled)
+            await waitFor(
+              '12:01 stored',
+              () => p.storedCount(),
+              (n) => n === 2,
+              { timeoutMs: 20_000 },
+            );
+            return p.stop();
+          })();
+          srv.record(PAIR, [whileDown]);
+          const second = await (async () => {
+            const p = await startRun(file, srv, latePolicy, T0 + 2 * MIN + 40_000, noRetryBeforeTheStop);
+            await waitFor(
+              'the refill',
+              () => p.trades().map((t) => t.tradeId),
+              (ids) => ids.includes('1004'),
+              {
+                timeoutMs: 20_000,
+              },
+            );
+            p.clock.t = T0 + 3 * MIN + 8_000; // closes 12:02
+            await waitFor('12:02', () => p.published.some((c) => c.windowStart === T0 + 2 * MIN), Boolean, {
+              timeoutMs: 20_000,
+            });
+            if (pending === 'an id gap waiting for its retry')
+              await waitFor(
+                '1002',
+                () => p.trades().map((t) => t.tradeId),
+                (ids) => ids.includes('1002'),
+                {
+                  timeoutMs: 20_000,
+                },
+              ).catch(() => {});
+            return p.stop();
+          })();
+          const ids = (trades: readonly Trade[]) => trades.map((t) => t.tradeId).sort();
+          assert.deepEqual(
+            [...ids(first.trades), ...ids(second.trades)].sort(),
+            ['1001', '1002', '1003', '1004'].filter(
+              (id) => pending !== 'a frame lost, not yet noticed' || id !== '1003',
+            ),
+            'every trade published once: the lost one by the restarted process, none of the first again',
+          );
+          const noon = second.stored.find((c) => c.windowStart === T0)!;
+          if (latePolicy === 'revise')
+            assert.equal(
+              noon.trades,
+              pending === 'an id gap waiting for its retry' ? 3 : 2,
+              '12:00 revised with it',
+            );
+          else
+            assert.deepEqual(
+              second.dead.map((d) => (JSON.parse(d.payload) as Trade).tradeId),
+              ['1002'],
+              'dead-lettered as late for 12:00, as an uninterrupted run does',
+            );
+        } finally {
+          await srv.close();
+        }
+      });
+
+  it('a gap whose retry got it after the newest stored minute closed, --late-policy revise: not asked for again (12:00 counts it once)', async () => {
+    const srv = await new KrakenServer().listen();
+    try {
+      const file = join(scratchDir('cc-pending-got-'), 'cryptocast.duckdb');
+      // The hole is asked for again a second (the connector's clock) after it opened: once the clock moves.
+      const retrySoon = { holeRetry: { backoff: { initialMs: 1_000, maxMs: 1_000 }, attempts: 8 } };
+      const first = await (async () => {
+        const p = await startRun(file, srv, 'revise', T0, retrySoon);
+        await waitFor(
+          'subscribed',
+          () => p.source.subscribed,
+          (s) => s.includes(PAIR),
+          { timeoutMs: 20_000 },
+        );
+        srv.publish(PAIR, [early]);
+        srv.record(PAIR, [lost]);
+        srv.failNext = 1_000;
+        srv.publish(PAIR, [after]);
+        await waitFor(
+          'the hole',
+          () => p.source.stats.unrecoverable,
+          (n) => n >= 1,
+          { timeoutMs: 20_000 },
+        );
+        srv.failNext = 0;
+        await waitFor(
+          '1003',
+          () => p.trades().length,
+          (n) => n === 2,
+          { timeoutMs: 20_000 },
+        );
+        // 12:00 and 12:01 close with the ids not yet got said; the retry then gets 1002: 12:00 revised.
+        p.clock.t = T0 + 2 * MIN + 8_000;
+        await waitFor(
+          '1002 got',
+          () => p.source.stats.holesRefilled,
+          (n) => n === 1,
+          { timeoutMs: 20_000 },
+        );
+        await waitFor(
+          '12:00 revised in the store',
+          async () =>
+            (await p.storedCount()) === 2 && p.published.some((c) => c.windowStart === T0 && c.trades === 3),
+          Boolean,
+          { timeoutMs: 20_000 },
+        );
+        return p.stop();
+      })();
+      srv.record(PAIR, [whileDown]);
+      const second = await (async () => {
+        const p = await startRun(file, srv, 'revise', T0 + 2 * MIN + 40_000, retrySoon);
+        await waitFor(
+          'the refill',
+          () => p.trades().map((t) => t.tradeId),
+          (ids) => ids.includes('1004'),
+          {
+            timeoutMs: 20_000,
+          },
+        );
+        // The hole said by the stored minutes is asked for again (after the refill, at the connector's next tick).
+        await waitFor(
+          'the hole asked for again',
+          () => p.source.stats.holesRefilled,
+          (n) => n === 1,
+          {
+            timeoutMs: 20_000,
+          },
+        );
+        p.clock.t = T0 + 3 * MIN + 8_000;
+        await waitFor('12:02', () => p.published.some((c) => c.windowStart === T0 + 2 * MIN), Boolean, {
+          timeoutMs: 20_000,
+        });
+        return p.stop();
+      })();
+      assert.deepEqual(
+        first.trades.map((t) => t.tradeId).sort(),
+        ['1001', '1002', '1003'],
+        'the first process got all three',
+      );
+      assert.deepEqual(
+        second.trades.map((t) => t.tradeId),
+        ['1004'],
+        'the restarted one publishes 1002 no more',
+      );
+      assert.equal(second.stored.find((c) => c.windowStart === T0)?.trades, 3, '12:00 counts 1002 once');
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
 /** 12:00 traded and closed: 1001-1003 streamed, 1004's frame lost; the clock past 12:01 + grace; 12:00 stored. */
 async function firstMinute(p: RunProcess, srv: KrakenServer): Promise<void> {
   await waitFor(
@@ -171,6 +371,7 @@ async function startRun(
   srv: KrakenServer,
   latePolicy: LatePolicy,
   now: number,
+  sourceOptions: Partial<KrakenWsOptions> = {},
 ): Promise<RunProcess> {
   const url = `duckdb:${file}`;
   const candlesTable = await openCandlesTable(url);
@@ -194,6 +395,7 @@ async function startRun(
     ...FAST_CONNECTOR,
     restMinIntervalMs: 0,
     now: () => clock.t,
+    ...sourceOptions,
   });
   const pipeline: MarketDataPipeline = await startMarketDataPipeline({
     bus,
