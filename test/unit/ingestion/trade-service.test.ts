@@ -10,6 +10,7 @@ import type { Topic } from '../../../src/runtime/topic.ts';
 import type { ResumePointRecord } from '../../../src/schemas/resume-point.ts';
 import { topics } from '../../../src/schemas/topics.ts';
 import type { TradeEvent } from '../../../src/schemas/trade.ts';
+import { range } from '../../support/exchanges/harness.ts';
 import { T0, trade } from '../../support/factories.ts';
 import { waitFor } from '../../support/wait.ts';
 
@@ -207,5 +208,69 @@ describe('TradeService: a restart that finds quiet pairs on trades.resume only',
         { since: 500, until: 700 },
       ],
     );
+  });
+});
+
+describe("TradeService: a batch published long after its pair's last point (its watermarks held)", () => {
+  it('is preceded by a write of the point, so a crash that cuts the next write leaves it where a restart reads', async () => {
+    const LAG_MS = 400;
+    const log = new InProcessBus();
+    // The first process dies after its batch (nothing more of it reaches the log: no point at a stop).
+    let dead = false;
+    const bus = new Proxy(log, {
+      get(target, prop, receiver) {
+        if (prop === 'publish')
+          return async (t: never, values: never) => {
+            if (dead) throw new Error('the process is dead (the test)');
+            return target.publish(t, values);
+          };
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const opts = { resumePointLagMs: LAG_MS, resumeTailRecords: 1, resumeReachMs: 0 };
+    const at = (id: number) =>
+      trade({ exchange: 'scripted', tradeId: String(id), ts: T0 + id * 100, price: 100 });
+    const first = new TradeService(bus, opts);
+    const source = new ScriptedLiveSource();
+    const stop = new AbortController();
+    const done = first.run([source], stop.signal);
+    const sink = await source.started.promise;
+    await sink.trades([at(100)]);
+    await sink.watermark({ v: 1, type: 'watermark', exchange: 'scripted', pair: 'BTC/USD', ts: T0 + 20_000 });
+    const pointAt = Date.now();
+    // Its watermarks then held (a disconnect) for longer than the restart reads after a point: then a batch.
+    await waitFor(
+      'the hold',
+      () => Date.now(),
+      (t) => t > pointAt + 2 * LAG_MS,
+    );
+    await sink.trades(range(101, 110).map(at));
+    dead = true;
+    stop.abort();
+    await done.catch(() => {});
+    // Another exchange's pair on the log after it (its end): the pair is found on trades.resume only.
+    const batchOut = Date.now();
+    await waitFor(
+      'a millisecond later',
+      () => Date.now(),
+      (t) => t > batchOut,
+    );
+    await log.publish(topics.trades, [
+      trade({ exchange: 'other', pair: 'BTC/USD', tradeId: '1', ts: T0 + 60_000, price: 100 }),
+    ]);
+
+    const restarted = new ScriptedLiveSource();
+    const again = new AbortController();
+    const second = new TradeService(log, opts).run([restarted], again.signal);
+    await restarted.started.promise;
+    again.abort();
+    await second;
+    assert.equal(
+      restarted.resumed?.get('scripted', 'BTC/USD')?.lastId,
+      110,
+      'the restart knows the batch is on the log (its refill would publish it again from 100)',
+    );
+    await log.close();
   });
 });

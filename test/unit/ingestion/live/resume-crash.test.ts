@@ -294,108 +294,122 @@ describe('a crash between a batch and the next watermark: the batch is not publi
  * as a crash within RESUME_POINT_HELD_MS of its last write.
  */
 describe('a crash behind the point in a refill whose pages closed a minute: the restart publishes none of it again', () => {
-  it('the candle stage restarted twice meanwhile, under revise: every minute counts each trade once', async () => {
-    // A minute boundary ahead: the refill's trades, made while the stage was down, span it and 10 s past it, no more
-    // than 60 s after they are received (later would be refused as implausible): at most 50 s ahead.
-    await waitFor(
-      'a minute with 10 s of it gone',
-      () => Date.now() % 60_000,
-      (ms) => ms >= 10_000,
-      {
-        timeoutMs: 30_000,
-        everyMs: 200,
-      },
-    );
-    const boundary = Math.ceil(Date.now() / 60_000) * 60_000;
-    const srv = await new KrakenServer().listen();
-    srv.pageSize = PAGE;
-    const crashed = { now: false };
-    const { bus, log } = crashableBus(crashed);
-    const stage = (on: Bus, heldMs: number) =>
-      krakenTradesStage(on, srv, PAIR, {
-        service: { ...READ_BACK, resumePointHeldMs: heldMs },
-        restMinIntervalMs: 20,
-      });
-    let candles = new CandleService({ bus: log, latePolicy: 'revise' });
-    try {
-      await candles.start();
-      const onTopic = await collectValues(log, topics.trades);
-      const t0 = Date.now();
-      const first = stage(bus, HELD_MS);
-      await until(() => first.source.subscribed.includes(PAIR));
-      srv.publish(
-        PAIR,
-        range(0, 99).map((i) => ({ ...real[i]!, time: ((t0 + i) / 1_000).toFixed(6) })),
-      );
-      await until(() => tradeIds(onTopic).length === 100, 10_000, 'the first 100 trades');
-      await first.stop();
+  it('the candle stage restarted twice meanwhile, under revise: every minute counts each trade once', async () =>
+    refillClosingAMinute(undefined));
 
-      // 900 trades from now to 10 s past the boundary: the refill's 45 pages; the stage dies as it asks for the last.
-      const from = Date.now() + 100;
-      const step = (boundary + 10_000 - from) / 900;
-      srv.record(
-        PAIR,
-        range(100, 999).map((i) => ({ ...real[i]!, time: ((from + (i - 100) * step) / 1_000).toFixed(6) })),
-      );
-      const pagesBefore = srv.pagesServed.length;
-      const push = srv.pagesServed.push.bind(srv.pagesServed);
-      srv.pagesServed.push = (...rows) => {
-        const n = push(...rows);
-        if (n - pagesBefore === 45) crashed.now = true;
-        return n;
-      };
-      const second = stage(bus, 60 * 60_000);
-      await until(() => crashed.now, 30_000, 'the crash in the refill');
-      void second.stop();
-      await candles.caughtUp();
-      const closed = (await log.readTail<Candle>(topics.candles, 100)).map((r) => r.value);
-      assert.ok(
-        closed.some((c) => c.pair === PAIR && c.windowEnd === boundary),
-        'the minute before the boundary closed by the refill',
-      );
-      // Quiet for longer than the reach, while another exchange's pair on its partition goes on. The candle stage is
-      // restarted twice meanwhile: under `revise` it commits behind the windows it closed itself (a restart reads
-      // their trades again, and knows their ids), not behind those it took back from what it had published.
-      await candles.stop();
-      candles = new CandleService({ bus: log, latePolicy: 'revise' });
-      await candles.start();
-      const stoppedAt = Date.now();
-      await until(() => Date.now() > stoppedAt + 2 * READ_BACK.resumeReachMs, 10_000, 'the reach passed');
-      await log.publish(
-        topics.trades,
-        Array.from(
-          { length: 200 },
-          (_, i): TradeEvent => ({ v: 1, type: 'watermark', exchange: 'coinbase', pair: BUSY, ts: t0 + i }),
-        ),
-      );
-      await candles.caughtUp();
-      await candles.stop();
-      candles = new CandleService({ bus: log, latePolicy: 'revise' });
-      await candles.start();
-      const third = stage(log, HELD_MS);
-      await until(() => tradeIds(onTopic).includes(999), 30_000, 'the rest of the refill');
-      await third.stop();
-      await log.publish<TradeEvent>(topics.trades, [
-        { v: 1, type: 'watermark', exchange: 'kraken', pair: PAIR, ts: boundary + 3 * 60_000 },
-      ]);
-      await candles.caughtUp();
-
-      const latest = new Map<number, Candle>();
-      for (const r of await log.readTail<Candle>(topics.candles, 1_000))
-        if (r.value.pair === PAIR && r.value.revision >= (latest.get(r.value.windowEnd)?.revision ?? -1))
-          latest.set(r.value.windowEnd, r.value);
-      const counted = [...latest.values()].reduce((n, c) => n + (c.trades ?? 0), 0);
-      const ids = tradeIds(onTopic);
-      assert.equal(
-        counted,
-        1_000,
-        `trades counted in the minutes' latest revisions (${repeated(ids).length} published twice; revised: ${[...latest.values()].filter((c) => c.revision > 0).length} minutes)`,
-      );
-      assert.deepEqual(repeated(ids), [], 'nothing published twice');
-    } finally {
-      await candles.stop();
-      await log.close();
-      await srv.close();
-    }
-  });
+  // The restart's refill began longer than the read after a point (`resumePointLagMs`, 2 min by default; here 400 ms)
+  // after the pair's last point was written: its first seconds, published before the source's first write, are in no
+  // stretch the next restart reads.
+  it("the refill begun longer after the pair's last point than the read after it: the same", async () =>
+    refillClosingAMinute(400));
 });
+
+/** `lagMs`: the stages' `resumePointLagMs`; given, the refill begins twice that after the first stage's stop. */
+async function refillClosingAMinute(lagMs: number | undefined): Promise<void> {
+  // A minute boundary ahead: the refill's trades, made while the stage was down, span it and 10 s past it, no more
+  // than 60 s after they are received (later would be refused as implausible): at most 50 s ahead.
+  await waitFor(
+    'a minute with 10 s of it gone',
+    () => Date.now() % 60_000,
+    (ms) => ms >= 10_000,
+    {
+      timeoutMs: 30_000,
+      everyMs: 200,
+    },
+  );
+  const boundary = Math.ceil(Date.now() / 60_000) * 60_000;
+  const srv = await new KrakenServer().listen();
+  srv.pageSize = PAGE;
+  const crashed = { now: false };
+  const { bus, log } = crashableBus(crashed);
+  const stage = (on: Bus, heldMs: number) =>
+    krakenTradesStage(on, srv, PAIR, {
+      service: { ...READ_BACK, resumePointHeldMs: heldMs, resumePointLagMs: lagMs },
+      restMinIntervalMs: 20,
+    });
+  let candles = new CandleService({ bus: log, latePolicy: 'revise' });
+  try {
+    await candles.start();
+    const onTopic = await collectValues(log, topics.trades);
+    const t0 = Date.now();
+    const first = stage(bus, HELD_MS);
+    await until(() => first.source.subscribed.includes(PAIR));
+    srv.publish(
+      PAIR,
+      range(0, 99).map((i) => ({ ...real[i]!, time: ((t0 + i) / 1_000).toFixed(6) })),
+    );
+    await until(() => tradeIds(onTopic).length === 100, 10_000, 'the first 100 trades');
+    await first.stop();
+
+    // 900 trades from now to 10 s past the boundary: the refill's 45 pages; the stage dies as it asks for the last.
+    const from = Date.now() + 100;
+    const step = (boundary + 10_000 - from) / 900;
+    srv.record(
+      PAIR,
+      range(100, 999).map((i) => ({ ...real[i]!, time: ((from + (i - 100) * step) / 1_000).toFixed(6) })),
+    );
+    const pagesBefore = srv.pagesServed.length;
+    const push = srv.pagesServed.push.bind(srv.pagesServed);
+    srv.pagesServed.push = (...rows) => {
+      const n = push(...rows);
+      if (n - pagesBefore === 45) crashed.now = true;
+      return n;
+    };
+    if (lagMs !== undefined) {
+      const stoppedAt = Date.now();
+      await until(() => Date.now() > stoppedAt + 2 * lagMs, 10_000, 'the read after the point passed');
+    }
+    const second = stage(bus, 60 * 60_000);
+    await until(() => crashed.now, 30_000, 'the crash in the refill');
+    void second.stop();
+    await candles.caughtUp();
+    const closed = (await log.readTail<Candle>(topics.candles, 100)).map((r) => r.value);
+    assert.ok(
+      closed.some((c) => c.pair === PAIR && c.windowEnd === boundary),
+      'the minute before the boundary closed by the refill',
+    );
+    // Quiet for longer than the reach, while another exchange's pair on its partition goes on. The candle stage is
+    // restarted twice meanwhile: under `revise` it commits behind the windows it closed itself (a restart reads
+    // their trades again, and knows their ids), not behind those it took back from what it had published.
+    await candles.stop();
+    candles = new CandleService({ bus: log, latePolicy: 'revise' });
+    await candles.start();
+    const stoppedAt = Date.now();
+    await until(() => Date.now() > stoppedAt + 2 * READ_BACK.resumeReachMs, 10_000, 'the reach passed');
+    await log.publish(
+      topics.trades,
+      Array.from(
+        { length: 200 },
+        (_, i): TradeEvent => ({ v: 1, type: 'watermark', exchange: 'coinbase', pair: BUSY, ts: t0 + i }),
+      ),
+    );
+    await candles.caughtUp();
+    await candles.stop();
+    candles = new CandleService({ bus: log, latePolicy: 'revise' });
+    await candles.start();
+    const third = stage(log, HELD_MS);
+    await until(() => tradeIds(onTopic).includes(999), 30_000, 'the rest of the refill');
+    await third.stop();
+    await log.publish<TradeEvent>(topics.trades, [
+      { v: 1, type: 'watermark', exchange: 'kraken', pair: PAIR, ts: boundary + 3 * 60_000 },
+    ]);
+    await candles.caughtUp();
+
+    const latest = new Map<number, Candle>();
+    for (const r of await log.readTail<Candle>(topics.candles, 1_000))
+      if (r.value.pair === PAIR && r.value.revision >= (latest.get(r.value.windowEnd)?.revision ?? -1))
+        latest.set(r.value.windowEnd, r.value);
+    const counted = [...latest.values()].reduce((n, c) => n + (c.trades ?? 0), 0);
+    const ids = tradeIds(onTopic);
+    assert.equal(
+      counted,
+      1_000,
+      `trades counted in the minutes' latest revisions (${repeated(ids).length} published twice; revised: ${[...latest.values()].filter((c) => c.revision > 0).length} minutes)`,
+    );
+    assert.deepEqual(repeated(ids), [], 'nothing published twice');
+  } finally {
+    await candles.stop();
+    await log.close();
+    await srv.close();
+  }
+}
