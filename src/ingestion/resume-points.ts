@@ -48,8 +48,16 @@ export class ResumePoints {
       this.points.set(key, p);
     }
     if (e.type === 'watermark') {
-      // A final watermark ends a finite source (a replay): it says nothing about where a live stream stopped.
-      if (e.final !== true && e.ts > (p.watermarkTs ?? Number.NEGATIVE_INFINITY)) p.watermarkTs = e.ts;
+      // A final watermark ends a finite source (a replay): it says nothing about where a live stream stopped. The
+      // newest says which ids were not yet got (`Watermark.pendingIds`): asked for again; those got since are on the
+      // log after it, marked seen by the trades stage.
+      // At or after the newest so far: a point on `trades.resume` (`addPoint`, read first) has the same watermark time
+      // as the log's watermark it was written at, but not its pending ids.
+      if (e.final !== true && e.ts >= (p.watermarkTs ?? Number.NEGATIVE_INFINITY)) {
+        p.watermarkTs = e.ts;
+        if (e.pendingIds === undefined) delete p.pendingIds;
+        else p.pendingIds = e.pendingIds;
+      }
       return;
     }
     const id = Number(e.tradeId);

@@ -100,6 +100,45 @@ describe('live trades resume where the previous process left the log', () => {
     }
   });
 
+  it('ids not yet got at the stop (an id gap whose refill failed, waiting for its retry) are asked for again at once', async () => {
+    const srv = await new KrakenServer().listen();
+    const bus = new InProcessBus();
+    /** Stopped whatever happens: a stage left running keeps the test file from ending. */
+    let second: ReturnType<typeof tradesStage> | undefined;
+    try {
+      const onTopic = await collectValues(bus, topics.trades);
+      const first = tradesStage(bus, srv);
+      await until(() => first.source.subscribed.includes(PAIR));
+      srv.publish(PAIR, real.slice(0, 10));
+      srv.record(PAIR, real.slice(10, 12)); // their frame lost
+      srv.failNext = 1_000; // the gap's refill fails: a hole, retried in 30 s (the default), after the stop
+      srv.publish(PAIR, real.slice(12, 20));
+      await until(() => tradeIds(onTopic).length === 18, 10_000, 'the streamed trades');
+      // A watermark after the hole opened: it says the ids not yet got.
+      await until(
+        () => onTopic.some((e) => e.type === 'watermark' && e.pendingIds !== undefined),
+        10_000,
+        'a watermark saying them',
+      );
+      srv.failNext = 0;
+      await first.stop();
+
+      second = tradesStage(bus, srv);
+      await until(() => tradeIds(onTopic).length >= 20, 10_000, 'the two asked for again');
+      await second.stop();
+      assert.deepEqual(
+        [...tradeIds(onTopic)].sort((a, b) => a - b),
+        range(0, 19),
+        'every trade once',
+      );
+      assert.equal(second.source.stats.holesRefilled, 1);
+    } finally {
+      await second?.stop();
+      await bus.close();
+      await srv.close();
+    }
+  });
+
   it('a pair quiet behind 20,000 records of others on its partition is refilled too (not started afresh)', async () => {
     const srv = await new KrakenServer().listen();
     const bus = new InProcessBus();
