@@ -113,4 +113,106 @@ describe('trades stage on Kafka: a pair quiet for longer than the log read back 
     assert.deepEqual(await tradeIds(), range(0, 749), 'every trade once, in order: the 600 refilled');
     assert.equal(second.source.stats.recovered, 600);
   });
+
+  it('two quiet pairs whose points were written together: the log after them is read once, each refilled', async () => {
+    const own = KafkaBus.connect(KAFKA_URL, { topicPrefix: uniquePrefix('trades-resume-quiet-two') });
+    const kraken = await new KrakenServer().listen();
+    const pairs = [PAIR, 'ETH/USD'];
+    /** The stretches of `trades` a stage read after quiet pairs' points (`readPages` with `until`). */
+    const reads: { since?: number; until?: number }[] = [];
+    const counted = new Proxy(own, {
+      get(target, prop, receiver) {
+        if (prop === 'readPages')
+          return (topic: { name: string }, onPage: never, options?: { since?: number; until?: number }) => {
+            if (topic.name === topics.trades.name && options?.until !== undefined) reads.push({ ...options });
+            return target.readPages(topic as never, onPage, options);
+          };
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const stage = () => {
+      const service = new TradeService(counted, READ_BACK);
+      const source = new KrakenWsSource({
+        pairs,
+        wsUrl: kraken.wsUrl,
+        restUrl: kraken.restUrl,
+        ...FAST_CONNECTOR,
+        restMinIntervalMs: 0,
+      });
+      const abort = new AbortController();
+      const done = service.run([source], abort.signal).catch((err: unknown) => err);
+      return {
+        source,
+        stop: async () => {
+          abort.abort();
+          return done;
+        },
+      };
+    };
+    const ids = async (pair: string) =>
+      (await own.readTail<TradeEvent>(topics.trades, 10_000))
+        .map((r) => r.value)
+        .filter((v): v is Trade => v.type === 'trade' && v.pair === pair)
+        .map((t) => Number(t.tradeId) - real[0]!.id);
+    try {
+      const first = stage();
+      await waitFor(
+        'subscribed',
+        () => first.source.subscribed,
+        (s) => s.length === 2,
+        { timeoutMs: 60_000 },
+      );
+      kraken.publish(PAIR, real.slice(0, 10));
+      kraken.publish('ETH/USD', real.slice(100, 110));
+      await waitFor(
+        'the first trades',
+        async () => (await ids(PAIR)).length + (await ids('ETH/USD')).length,
+        (n) => n === 20,
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      await first.stop(); // both points written at once
+      const stoppedAt = Date.now();
+      await waitFor(
+        'the reach passed',
+        () => Date.now(),
+        (now) => now > stoppedAt + 2 * READ_BACK.resumeReachMs,
+        {
+          everyMs: 100,
+        },
+      );
+      const t0 = Date.now();
+      await own.publish(
+        topics.trades,
+        Array.from(
+          { length: 500 },
+          (_, i): TradeEvent => ({ v: 1, type: 'watermark', exchange: 'coinbase', pair: BUSY, ts: t0 + i }),
+        ),
+      );
+      kraken.record(PAIR, real.slice(10, 20));
+      kraken.record('ETH/USD', real.slice(110, 120));
+      const second = stage();
+      await waitFor(
+        'both refilled',
+        async () => (await ids(PAIR)).length + (await ids('ETH/USD')).length,
+        (n) => n === 40,
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      await second.stop();
+      assert.equal(
+        reads.length,
+        1,
+        `reads of the log after the quiet pairs' points: ${JSON.stringify(reads)}`,
+      );
+      assert.deepEqual(await ids(PAIR), range(0, 19), 'every trade once, in order');
+      assert.deepEqual(await ids('ETH/USD'), range(100, 119), 'every trade once, in order');
+    } finally {
+      await own.close();
+      await kraken.close();
+    }
+  });
 });
