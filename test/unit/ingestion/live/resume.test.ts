@@ -20,6 +20,8 @@ import { candle } from '../../../support/factories.ts';
 const PAIR = 'BTC/USDT';
 const real = krakenRecordedTrades(); // 1,000 real trades, consecutive ids
 const firstId = real[0]!.id;
+/** The stretch of `trades` a restart reads back, small so a test need not wait an hour. */
+const READ_BACK = { resumeTailRecords: 50, resumeReachMs: 300 };
 
 /** A trades stage on `bus` with a Kraken connector on `srv`, running until `stop()`. */
 const tradesStage = (bus: Bus, srv: KrakenServer, storedCandles?: readonly Candle[]) =>
@@ -100,44 +102,70 @@ describe('live trades resume where the previous process left the log', () => {
     }
   });
 
-  it('ids not yet got at the stop (an id gap whose refill failed, waiting for its retry) are asked for again at once', async () => {
-    const srv = await new KrakenServer().listen();
-    const bus = new InProcessBus();
-    /** Stopped whatever happens: a stage left running keeps the test file from ending. */
-    let second: ReturnType<typeof tradesStage> | undefined;
-    try {
-      const onTopic = await collectValues(bus, topics.trades);
-      const first = tradesStage(bus, srv);
-      await until(() => first.source.subscribed.includes(PAIR));
-      srv.publish(PAIR, real.slice(0, 10));
-      srv.record(PAIR, real.slice(10, 12)); // their frame lost
-      srv.failNext = 1_000; // the gap's refill fails: a hole, retried in 30 s (the default), after the stop
-      srv.publish(PAIR, real.slice(12, 20));
-      await until(() => tradeIds(onTopic).length === 18, 10_000, 'the streamed trades');
-      // A watermark after the hole opened: it says the ids not yet got.
-      await until(
-        () => onTopic.some((e) => e.type === 'watermark' && e.pendingIds !== undefined),
-        10_000,
-        'a watermark saying them',
-      );
-      srv.failNext = 0;
-      await first.stop();
+  for (const quiet of [false, true])
+    it(`ids not yet got at the stop (an id gap whose refill failed, waiting for its retry) are asked for again at once${quiet ? ': the pair then quiet for longer than the log read back (found on trades.resume only)' : ''}`, async () => {
+      const srv = await new KrakenServer().listen();
+      const bus = new InProcessBus();
+      /** Stopped whatever happens: a stage left running keeps the test file from ending. */
+      let second: ReturnType<typeof stage> | undefined;
+      const stage = (on: Bus, kraken: KrakenServer) =>
+        krakenTradesStage(on, kraken, PAIR, { service: quiet ? READ_BACK : {} });
+      try {
+        const onTopic = await collectValues(bus, topics.trades);
+        const first = stage(bus, srv);
+        await until(() => first.source.subscribed.includes(PAIR));
+        srv.publish(PAIR, real.slice(0, 10));
+        srv.record(PAIR, real.slice(10, 12)); // their frame lost
+        srv.failNext = 1_000; // the gap's refill fails: a hole, retried in 30 s (the default), after the stop
+        srv.publish(PAIR, real.slice(12, 20));
+        await until(() => tradeIds(onTopic).length === 18, 10_000, 'the streamed trades');
+        // A watermark after the hole opened: it says the ids not yet got.
+        await until(
+          () => onTopic.some((e) => e.type === 'watermark' && e.pendingIds !== undefined),
+          10_000,
+          'a watermark saying them',
+        );
+        srv.failNext = 0;
+        await first.stop();
 
-      second = tradesStage(bus, srv);
-      await until(() => tradeIds(onTopic).length >= 20, 10_000, 'the two asked for again');
-      await second.stop();
-      assert.deepEqual(
-        [...tradeIds(onTopic)].sort((a, b) => a - b),
-        range(0, 19),
-        'every trade once',
-      );
-      assert.equal(second.source.stats.holesRefilled, 1);
-    } finally {
-      await second?.stop();
-      await bus.close();
-      await srv.close();
-    }
-  });
+        if (quiet) {
+          // Quiet for longer than the reach, while another exchange's pair on its partition goes on.
+          const stoppedAt = Date.now();
+          await until(() => Date.now() > stoppedAt + 2 * READ_BACK.resumeReachMs, 10_000, 'the reach passed');
+          assert.equal(
+            partitionFor('SOL/USD', topics.trades.partitions),
+            partitionFor(PAIR, topics.trades.partitions),
+          );
+          const t0 = Date.now();
+          await bus.publish(
+            topics.trades,
+            Array.from(
+              { length: 200 },
+              (_, i): TradeEvent => ({
+                v: 1,
+                type: 'watermark',
+                exchange: 'coinbase',
+                pair: 'SOL/USD',
+                ts: t0 + i,
+              }),
+            ),
+          );
+        }
+        second = stage(bus, srv);
+        await until(() => tradeIds(onTopic).length >= 20, 10_000, 'the two asked for again');
+        await second.stop();
+        assert.deepEqual(
+          [...tradeIds(onTopic)].sort((a, b) => a - b),
+          range(0, 19),
+          'every trade once',
+        );
+        assert.equal(second.source.stats.holesRefilled, 1);
+      } finally {
+        await second?.stop();
+        await bus.close();
+        await srv.close();
+      }
+    });
 
   it('a pair quiet behind 20,000 records of others on its partition is refilled too (not started afresh)', async () => {
     const srv = await new KrakenServer().listen();
