@@ -1,4 +1,8 @@
+// undici's own fetch, not Node's bundled copy (its crash on a connection closed under back-pressure: see
+// src/data/binance-archive.ts), and the type `boundedText` reads.
+import { fetch, type Response } from 'undici';
 import { secret } from '../config/env.ts';
+import { BodyTooLargeError, boundedText } from '../core/http.ts';
 import { log } from '../core/log.ts';
 import { backoffDelay, parseRetryAfter } from '../core/retry.ts';
 import { redactSecrets } from '../core/secrets.ts';
@@ -28,6 +32,12 @@ export interface OpenAiOptions {
   /** Maximum answer tokens. */
   maxTokens?: number;
 }
+
+/**
+ * Largest answer body read. A chat completion of `maxTokens` (160) is a few KB; without a bound a broken server's
+ * endless body was buffered whole until the attempt's time-out.
+ */
+export const MAX_ANSWER_BYTES = 1024 * 1024;
 
 type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -175,20 +185,24 @@ export class OpenAiBackend implements SentimentBackend {
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
     } catch (err) {
-      const timedOut = timeout.aborted;
-      return {
-        ok: false,
-        retry: !signal?.aborted,
-        error: new SentimentError(
-          timedOut ? 'timeout' : 'unavailable',
-          timedOut
-            ? `no answer within ${this.timeoutMs} ms`
-            : `cannot reach ${this.url}: ${(err as Error).cause ?? (err as Error).message}`,
-          { cause: err },
-        ),
-      };
+      return this.notAnswered(err, timeout, signal, `cannot reach ${this.url}`);
     }
-    const body = await res.text().catch(() => '');
+    let body: string;
+    try {
+      body = await boundedText(res, MAX_ANSWER_BYTES);
+    } catch (err) {
+      // The status came, the body did not whole. Read as '' before, a body that stalled until the time-out was the
+      // model's "invalid output" (response is not JSON), which opens no circuit: a server hanging after its headers
+      // cost every text the whole time-out, for ever. It is the server's lateness (or its connection's failure).
+      if (err instanceof BodyTooLargeError)
+        return {
+          ok: false,
+          retry: false,
+          error: new SentimentError('invalid-output', `response ${err.message} (HTTP ${res.status})`),
+        };
+      if (res.ok) return this.notAnswered(err, timeout, signal, `the answer from ${this.url} was cut`);
+      body = '';
+    }
     if (!res.ok) {
       const retryAfter = parseRetryAfter(res.headers.get('retry-after'));
       const transient = res.status === 429 || res.status >= 500;
@@ -216,5 +230,26 @@ export class OpenAiBackend implements SentimentBackend {
         error: new SentimentError('invalid-output', 'response has no choices[0].message.content'),
       };
     return { ok: true, content };
+  }
+
+  /** A request that ended without a whole answer: its time-out (`timeout`), the caller's signal, or the network. */
+  private notAnswered(
+    err: unknown,
+    timeout: AbortSignal,
+    signal: AbortSignal | undefined,
+    what: string,
+  ): { ok: false; error: SentimentError; retry: boolean } {
+    const timedOut = timeout.aborted;
+    return {
+      ok: false,
+      retry: !signal?.aborted,
+      error: new SentimentError(
+        timedOut ? 'timeout' : 'unavailable',
+        timedOut
+          ? `no answer within ${this.timeoutMs} ms`
+          : `${what}: ${(err as Error).cause ?? (err as Error).message}`,
+        { cause: err },
+      ),
+    };
   }
 }
