@@ -1,5 +1,6 @@
 // undici's own fetch, not Node's bundled copy (its crash on a connection closed under back-pressure: see
 // src/data/binance-archive.ts), and the type `boundedText` reads.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fetch, type Response } from 'undici';
 import { secret } from '../config/env.ts';
 import { BodyTooLargeError, boundedText } from '../core/http.ts';
@@ -148,7 +149,10 @@ export class OpenAiBackend implements SentimentBackend {
       if (!r.retry || attempt === this.retries) break;
       this.stats.retries++;
       const backoff = r.retryAfterMs ?? backoffDelay(attempt, { initialMs: 250, maxMs: 8_000 });
-      await new Promise((res) => setTimeout(res, backoff));
+      // Ends with the caller (a stop, the scorer's deadline): a bare timer settled the call only when it ran out, up to
+      // 30 s after a stop, and held the stopped process alive that long (Kubernetes' grace period is 30 s).
+      const waited = await sleep(backoff, true, signal ? { signal } : {}).catch(() => false);
+      if (!waited) throw new SentimentError('timeout', 'caller gave up');
     }
     throw last!;
   }
