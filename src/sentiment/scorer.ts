@@ -341,7 +341,7 @@ export class SentimentScorer {
 
   private async viaFallback(text: string, why: string): Promise<ScoredText> {
     this.stats.fallbacks++;
-    metrics.sentimentFallbacks.inc({ reason: why.split(':')[0]! });
+    metrics.sentimentFallbacks.inc({ reason: fallbackKind(why) });
     const s = await this.fallback.score(text);
     return { ...this.tag(s, this.fallback, false), fallback: why };
   }
@@ -435,6 +435,15 @@ export class SentimentScorer {
 /** Milliseconds since the epoch on the monotonic clock: never steps back with the wall clock. */
 function monotonicNow(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/**
+ * The fallback counter's `reason` label: the reason's first word (`timeout`, `unavailable`, `invalid-output`, `error`,
+ * `circuit-open`, `stopped`, `behind`). It was everything up to the first colon, and a lagging item's reason has none
+ * ("behind by 125 s (limit 60 s)"): each number of seconds behind made a series of its own.
+ */
+function fallbackKind(why: string): string {
+  return /^[a-z][a-z-]*/i.exec(why)?.[0]?.toLowerCase() ?? 'other';
 }
 
 /** The fallback's reason when the scorer was stopped (the first word is the metric's `reason` label). */
