@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fetch } from 'undici'; // not Node's bundled copy: see src/data/binance-archive.ts
 import { boundedText } from '../core/http.ts';
 import { log as rootLog } from '../core/log.ts';
-import { parseRetryAfter } from '../core/retry.ts';
+import { backoffCap, parseRetryAfter } from '../core/retry.ts';
 import { redactSecrets } from '../core/secrets.ts';
 import { summarise } from '../runtime/in-process-bus.ts';
 import { validate } from '../runtime/validated.ts';
@@ -24,7 +24,9 @@ import { MAX_FEED_BYTES, MAX_POLL_WAIT_MS, type NewsSink, type NewsSource } from
  * available): `GET /api/developer/v2/posts/?auth_token=…&public=true&currencies=BTC,ETH&kind=news`, following `next`
  * up to `maxPages`. The token comes from the environment (`CRYPTOPANIC_TOKEN`) and never reaches a log (URLs are
  * redacted). Free plans have small quotas: a poll every 15 minutes by default, Retry-After honoured on 429; an
- * authentication error stops the source with a clear message instead of hammering the API.
+ * authentication error stops the source with a clear message instead of hammering the API. A poll that fails (HTTP
+ * error, network, not a page of posts) is a dead letter with the reason, and the wait doubles with each failed poll
+ * in a row (up to an hour), as an RSS feed's.
  */
 export interface CryptoPanicOptions {
   token: string;
@@ -49,8 +51,19 @@ export class CryptoPanicSource implements NewsSource {
   async run(sink: NewsSink, signal: AbortSignal): Promise<void> {
     const base = this.o.baseUrl ?? 'https://cryptopanic.com';
     const currencies = (this.o.currencies ?? ['BTC', 'ETH']).join(',');
+    const interval = this.o.intervalMs ?? 900_000;
+    // Polls failed in a row: the wait before the next grows with them (as an RSS feed's), unless Retry-After says.
+    let failures = 0;
     for (let poll = 0; !signal.aborted && (this.o.maxPolls === undefined || poll < this.o.maxPolls); poll++) {
-      let wait = this.o.intervalMs ?? 900_000;
+      /** Why this poll failed (dead-lettered already, or to be by `failedPoll`), and the server's Retry-After. */
+      let failed: { reason: string; retryAfterMs?: number | undefined } | undefined;
+      const failedPoll = async (reason: string, retryAfterMs?: number) => {
+        this.stats.errors++;
+        failed = { reason, retryAfterMs };
+        await sink.reject(
+          deadLetter({ service: 'news', origin: 'cryptopanic', kind: 'fetch', reason, payload: '' }),
+        );
+      };
       let url: string | null =
         `${base}/api/developer/v2/posts/?auth_token=${encodeURIComponent(this.o.token)}&public=true&kind=news&currencies=${currencies}`;
       this.stats.polls++;
@@ -59,19 +72,23 @@ export class CryptoPanicSource implements NewsSource {
           signal: AbortSignal.any([signal, AbortSignal.timeout(20_000)]),
         }).catch((err: Error) => err);
         if (res instanceof Error) {
-          this.stats.errors++;
-          this.log.warn({ err: res.message }, 'request failed');
+          if (signal.aborted) break;
+          await failedPoll(
+            redactSecrets(`${res.message}${res.cause ? `: ${(res.cause as Error).message}` : ''}`),
+          );
           break;
         }
         if (res.status === 401 || res.status === 403) {
           throw new Error(`CryptoPanic refused the token (HTTP ${res.status}): check CRYPTOPANIC_TOKEN`);
         }
-        if (res.status === 429 || res.status >= 500) {
-          this.stats.errors++;
-          wait = Math.min(parseRetryAfter(res.headers.get('retry-after')) || wait * 2, MAX_POLL_WAIT_MS);
-          this.log.warn(
-            { status: res.status, retryInMs: wait, url: redactSecrets(url) },
-            'throttled or failing',
+        if (!res.ok) {
+          // Throttled, failing, or not a page of posts (a 404's body was parsed as one: "not JSON", without the status).
+          await res.body?.cancel().catch(() => {});
+          await failedPoll(
+            `HTTP ${res.status}`,
+            res.status === 429 || res.status >= 500
+              ? parseRetryAfter(res.headers.get('retry-after'))
+              : undefined,
           );
           break;
         }
@@ -89,6 +106,7 @@ export class CryptoPanicSource implements NewsSource {
               payload: '',
             }),
           );
+          failed = { reason: 'not a page of posts' };
           break;
         }
         if (body === null || typeof body !== 'object' || !Array.isArray(body.results)) {
@@ -102,6 +120,7 @@ export class CryptoPanicSource implements NewsSource {
               payload: redactSecrets(JSON.stringify(body) ?? ''),
             }),
           );
+          failed = { reason: 'not a page of posts' };
           break;
         }
         const fetchedAt = Date.now();
@@ -154,6 +173,17 @@ export class CryptoPanicSource implements NewsSource {
         this.stats.items += items.length;
         url = typeof body.next === 'string' && body.next.startsWith(base) ? body.next : null;
       }
+      failures = failed === undefined ? 0 : failures + 1;
+      const wait = Math.min(
+        failed?.retryAfterMs ??
+          (failures === 0 ? interval : backoffCap(failures, { initialMs: interval, maxMs: 3_600_000 })),
+        MAX_POLL_WAIT_MS,
+      );
+      if (failed !== undefined)
+        this.log.warn(
+          { err: failed.reason, failures, retryInMs: wait },
+          'poll failed: dead-lettered, polled again later',
+        );
       if (this.o.maxPolls !== undefined && poll + 1 >= this.o.maxPolls) break;
       await sleep(wait, undefined, { signal }).catch(() => {});
     }
