@@ -40,6 +40,16 @@ export interface OpenAiOptions {
  */
 export const MAX_ANSWER_BYTES = 1024 * 1024;
 
+/**
+ * The longest Retry-After waited out inside a call (the scorer gives a text 20 s). A longer one ends the call at once
+ * (`unavailable`, saying so) and no call goes to the server until it has passed (at most `MAX_RATE_LIMIT_MS`): waited
+ * out, the scorer's limit ended the call, so each text cost the whole limit, its fallback said "timeout" of a server
+ * that had answered at once, and the next text called the server again inside the time it had asked for.
+ */
+export const MAX_RETRY_WAIT_MS = 10_000;
+/** The longest a Retry-After keeps calls from the server: a Retry-After of days (a misconfigured proxy) stays an hour. */
+export const MAX_RATE_LIMIT_MS = 3_600_000;
+
 type BreakerState = 'closed' | 'open' | 'half-open';
 
 /**
@@ -68,6 +78,8 @@ export class OpenAiBackend implements SentimentBackend {
   private consecutiveFailures = 0;
   private openedAt = 0;
   private trialInFlight = false;
+  /** No call before this time (epoch ms): the server's Retry-After was longer than `MAX_RETRY_WAIT_MS`. */
+  private rateLimitedUntil = 0;
 
   constructor(opts: OpenAiOptions) {
     let base: URL;
@@ -96,6 +108,11 @@ export class OpenAiBackend implements SentimentBackend {
 
   async score(text: string, signal?: AbortSignal): Promise<Sentiment> {
     const prepared = prepareText(text);
+    if (Date.now() < this.rateLimitedUntil)
+      throw new SentimentError(
+        'unavailable',
+        `rate limited by ${this.url} until ${new Date(this.rateLimitedUntil).toISOString()} (its Retry-After)`,
+      );
     const circuit = this.circuit;
     if (circuit === 'open' || (circuit === 'half-open' && this.trialInFlight)) {
       this.stats.shortCircuited++;
@@ -146,6 +163,15 @@ export class OpenAiBackend implements SentimentBackend {
       const r = await this.attempt(text, signal);
       if (r.ok) return r.content;
       last = r.error;
+      if (r.retryAfterMs !== undefined && r.retryAfterMs > MAX_RETRY_WAIT_MS) {
+        const ms = Math.min(r.retryAfterMs, MAX_RATE_LIMIT_MS);
+        this.rateLimitedUntil = Date.now() + ms;
+        throw new SentimentError(
+          'unavailable',
+          `${r.error.message} (Retry-After ${Math.round(r.retryAfterMs / 1000)} s: not called again until ` +
+            `${new Date(this.rateLimitedUntil).toISOString()})`,
+        );
+      }
       if (!r.retry || attempt === this.retries) break;
       this.stats.retries++;
       const backoff = r.retryAfterMs ?? backoffDelay(attempt, { initialMs: 250, maxMs: 8_000 });
@@ -213,7 +239,7 @@ export class OpenAiBackend implements SentimentBackend {
       return {
         ok: false,
         retry: transient,
-        ...(transient && retryAfter ? { retryAfterMs: Math.min(retryAfter, 30_000) } : {}),
+        ...(transient && retryAfter ? { retryAfterMs: retryAfter } : {}),
         error: new SentimentError(
           'unavailable',
           `HTTP ${res.status} from ${this.url}: ${redactSecrets(body.slice(0, 200))}`,

@@ -7,10 +7,10 @@ import { OpenAiBackend } from '../../../src/sentiment/openai.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /**
- * A rate-limited server (429, Retry-After: 30) and a caller that gives up while the backend waits to retry: the stop of
- * `service news-signals` (SIGTERM) or the scorer's deadline. The wait was a bare timer: the call settled only when it
- * ran out, up to 30 s later, and its timer kept the stopped process alive that long (Kubernetes' grace period is 30 s,
- * then SIGKILL).
+ * A rate-limited server (429, Retry-After: 10, the longest waited out in a call: `MAX_RETRY_WAIT_MS`) and a caller
+ * that gives up while the backend waits to retry: the stop of `service news-signals` (SIGTERM) or the scorer's
+ * deadline. The wait was a bare timer: the call settled only when it ran out (up to 30 s, the cap then), and its timer
+ * kept the stopped process alive that long (Kubernetes' grace period is 30 s, then SIGKILL).
  */
 let requests = 0;
 let base = '';
@@ -18,7 +18,7 @@ const server = createServer((req, res) => {
   req.resume();
   req.on('end', () => {
     requests++;
-    res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '30' });
+    res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '10' });
     res.end('{"error":{"message":"rate limited","type":"rate_limit_error"}}');
   });
 });
@@ -36,7 +36,7 @@ describe('OpenAI-compatible backend: the wait before a retry', () => {
       () => assert.fail('answered'),
       (e: unknown) => e,
     );
-    // The 429 has come (the backend now waits 30 s to retry); then the stop.
+    // The 429 has come (the backend now waits 10 s to retry); then the stop.
     await waitFor(
       'the 429 and the wait to retry',
       () => b.stats.retries,
@@ -51,7 +51,7 @@ describe('OpenAI-compatible backend: the wait before a retry', () => {
     const err = await call;
     const ms = performance.now() - stoppedAt;
     assert.ok(err instanceof SentimentError, String(err));
-    // Well under the 30-s wait, even on a loaded machine.
+    // Well under the 10-s wait, even on a loaded machine.
     assert.ok(ms < 5_000, `the call settled ${Math.round(ms)} ms after the stop`);
     assert.equal(requests, 1, 'no retry after the stop');
   });
