@@ -52,6 +52,8 @@ export interface SourceReport {
    * CSV inside. Kept apart from `rejects` so a count of them is not said to be candles refused.
    */
   leftOut: { file: string; reason: string; otherPair?: string }[];
+  /** Candle files read (the history's and the candles proper), those left out included. */
+  files: number;
   /** Gaps in the candles that restarted the indicators' warm-up. */
   resets: number;
   /** With a history: the first windowEnd of the candles proper (the history's rows all come before it). */
@@ -72,23 +74,51 @@ export function requireCandles(source: SourceReport, path: string, pair?: string
   if (rejected > 0)
     why = `no usable candles in ${path}: all ${n(rejected)} rows were rejected (${source.rejects[0]!.reason})`;
   else if (leftOut === 0) why = `no candles in ${path}: it has no rows`;
-  else if (source.leftOut.every((f) => f.otherPair !== undefined)) {
-    const pairs = [...new Set(source.leftOut.map((f) => f.otherPair))].join(', ');
-    why = `no candles of --pair ${pair} in ${path}: ${leftOut === 1 ? 'its one file is' : `all ${n(leftOut)} files are`} of ${pairs} (leave --pair out to read each file as its name says)`;
-  } else
-    why = `no candles in ${path}: ${leftOut === 1 ? 'its one file was' : `all ${n(leftOut)} files were`} left out (${source.leftOut.find((f) => f.otherPair === undefined)!.reason})`;
+  else {
+    // Of how many: a folder may also hold files with no rows (not left out, nothing in them).
+    const files =
+      leftOut === source.files
+        ? leftOut === 1
+          ? 'its one file'
+          : `all ${n(leftOut)} files`
+        : `${n(leftOut)} of its ${n(source.files)} files (the others have no rows)`;
+    if (source.leftOut.every((f) => f.otherPair !== undefined)) {
+      const pairs = [...new Set(source.leftOut.map((f) => f.otherPair))].join(', ');
+      why = `no candles of --pair ${pair} in ${path}: ${files} ${leftOut === 1 && leftOut === source.files ? 'is' : 'are'} of ${pairs} (leave --pair out to read each file as its name says)`;
+    } else
+      why = `no candles in ${path}: ${files} ${leftOut === 1 && leftOut === source.files ? 'was' : 'were'} left out (${source.leftOut.find((f) => f.otherPair === undefined)!.reason})`;
+  }
   throw fail(ERR.INPUT, why);
 }
 
 /**
- * What a command says about the candles it could not use, one line each: the whole files left out (all of them: a
- * folder has few), the first five rows rejected, and a count when there were more.
+ * What a command says about the candles it could not use, one line each: the first five files left out whole and a
+ * count per reason when there were more (a folder of daily klines of two pairs with --pair has hundreds of the other
+ * pair's), then the first five rows rejected and a count when there were more.
  */
 export function sourceProblemLines(source: SourceReport): string[] {
-  const lines = source.leftOut.map((f) => `left out ${f.file}: ${f.reason}`);
+  const n = (k: number) => k.toLocaleString('en-US');
+  const lines = source.leftOut
+    .slice(0, 5)
+    .map((f) =>
+      f.otherPair === undefined
+        ? `left out ${f.file}: ${f.reason}`
+        : `left out ${f.file}: its name says ${f.otherPair}, not --pair`,
+    );
+  if (source.leftOut.length > 5) {
+    const byWhy = new Map<string, number>();
+    for (const f of source.leftOut) {
+      const why = f.otherPair === undefined ? f.reason : `of ${f.otherPair}`;
+      byWhy.set(why, (byWhy.get(why) ?? 0) + 1);
+    }
+    lines.push(
+      `… ${n(source.leftOut.length)} files left out in all (${[...byWhy].map(([why, k]) => `${n(k)} ${why}`).join(', ')})`,
+    );
+  }
+  if (source.leftOut.some((f) => f.otherPair !== undefined))
+    lines.push('(--pair is for files without a pair; leave it out to read each file as its name says)');
   for (const r of source.rejects.slice(0, 5)) lines.push(`rejected ${r.where}: ${r.reason}`);
-  if (source.rejects.length > 5)
-    lines.push(`… ${source.rejects.length.toLocaleString('en-US')} candles rejected in all`);
+  if (source.rejects.length > 5) lines.push(`… ${n(source.rejects.length)} candles rejected in all`);
   return lines;
 }
 
@@ -179,6 +209,7 @@ export async function datasetFromCandles(
     candlesPerPair,
     rejects,
     leftOut,
+    files: files.length,
     resets: resets + engine.resets,
     testFrom,
   };
@@ -247,5 +278,5 @@ export async function datasetFromStore(
         });
     }
   }
-  return { dataset: builder.build(), candles, candlesPerPair, rejects: [], leftOut: [], resets: 0 };
+  return { dataset: builder.build(), candles, candlesPerPair, rejects: [], leftOut: [], files: 0, resets: 0 };
 }

@@ -46,10 +46,11 @@ describe('candle files left out whole are said to be files, not rejected candles
         ['ETHUSDT-1m-2022-03-02.zip', 'ETH/USDT'],
       ],
     );
-    const lines = sourceProblemLines(source);
-    assert.equal(lines.length, 2);
-    for (const line of lines)
-      assert.match(line, /^left out ETHUSDT-1m-2022-03-0[12]\.zip: the file name says ETH\/USDT/);
+    assert.deepEqual(sourceProblemLines(source), [
+      'left out ETHUSDT-1m-2022-03-01.zip: its name says ETH/USDT, not --pair',
+      'left out ETHUSDT-1m-2022-03-02.zip: its name says ETH/USDT, not --pair',
+      '(--pair is for files without a pair; leave it out to read each file as its name says)',
+    ]);
   });
 
   it('every file of another pair: the refusal names the pair, not "all 2 rows were rejected"', async () => {
@@ -62,6 +63,29 @@ describe('candle files left out whole are said to be files, not rejected candles
         /^no candles of --pair BTC\/USDT in .*: all 2 files are of ETH\/USDT \(leave --pair out/,
       ),
     );
+  });
+
+  // h126's review: a folder with an empty file beside the other pair's said "its one file is of ETH/USDT" (of two), and
+  // 425 files of the other pair were 425 lines.
+  it('a folder with an empty file too: the refusal counts the files it read', async () => {
+    const dir = folder(false);
+    writeFileSync(join(dir, 'empty.csv'), 'timestamp,open,high,low,close,volume\n');
+    const source = await datasetFromCandles(dir, { horizonMs: HORIZON, pair: 'BTC/USDT' });
+    assert.throws(
+      () => requireCandles(source, dir, 'BTC/USDT'),
+      coded(ERR.INPUT, /: 2 of its 3 files \(the others have no rows\) are of ETH\/USDT/),
+    );
+  });
+
+  it('many files of another pair: five lines and a count, not a line each', () => {
+    const leftOut = Array.from({ length: 425 }, (_, i) => ({
+      file: `ETHUSDT-1m-${i}.zip`,
+      reason: 'the file name says ETH/USDT, not --pair BTC/USDT: left out',
+      otherPair: 'ETH/USDT',
+    }));
+    const lines = sourceProblemLines({ leftOut, rejects: [], files: 850 } as never);
+    assert.equal(lines.length, 7, lines.join('\n'));
+    assert.equal(lines[5], '… 425 files left out in all (425 of ETH/USDT)');
   });
 
   it('a zip without a CSV inside is a file left out with its reason, and alone it is refused as such', async () => {
