@@ -1280,6 +1280,16 @@ describe('helm chart deploy/helm/cryptocast', () => {
           );
       });
 
+      test('embedded without dependencies: rendered (the pod has no Kafka or PostgreSQL to reach), DNS and the outside', () => {
+        const all = parseManifests(
+          helmTemplate(join(CHART, 'ci', 'embedded-values.yaml'), ['networkPolicy.egress.enabled=true']),
+        );
+        const pod = pods(all).find((p) => p.component === 'embedded')!;
+        assert.ok(egressAllowed(policiesOf(all), pod, dns, 53, 'UDP'));
+        assert.ok(egressAllowed(policiesOf(all), pod, exchange, 443));
+        assert.ok(!egressAllowed(policiesOf(all), pod, kafka, 9094));
+      });
+
       test('on without dependencies: refused, naming the value (the pods would reach nothing but DNS)', () => {
         assert.throws(
           () => helmTemplate(undefined, ['networkPolicy.egress.enabled=true']),
