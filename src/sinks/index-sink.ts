@@ -202,7 +202,11 @@ export class IndexSink {
       };
       const id = `${op.index}\u0000${op.id}`;
       const earlier = byId.get(id)?.op.version;
-      if (earlier !== undefined && op.version !== undefined && earlier > op.version) continue;
+      // Outranked within the batch: not written, counted as the index's own refusal of it would be.
+      if (earlier !== undefined && op.version !== undefined && earlier > op.version) {
+        this.stats.outranked++;
+        continue;
+      }
       byId.set(id, { op, key: r.key, offset: r.offset, value: r.value });
     }
     let pending = [...byId.values()];
