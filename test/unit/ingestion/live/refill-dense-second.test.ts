@@ -19,6 +19,8 @@ import { KrakenServer, type KrakenTrade } from '../../../support/exchanges/krake
  */
 
 const HOUR_AGO = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
+/** The dense second: 1,500 trades within it. */
+const DENSE = HOUR_AGO + 100_000;
 
 /** A logger whose records the test reads. */
 function capturedLog(): { log: pino.Logger; lines: Record<string, unknown>[] } {
@@ -38,16 +40,25 @@ function coinbaseTrade(id: number, ms: number): CoinbaseTrade {
 }
 
 describe('a REST refill through more than a page of trades in one second', () => {
-  it('Coinbase: the walk back steps past the second, fetches what is before it, and says what it lost', async () => {
+  /** The dense second (the trades refilled after a sequence gap) under one reading of REST `end`; `check` after the refill. */
+  async function coinbaseDenseSecond(
+    endExclusive: boolean,
+    check: (o: {
+      ids: number[];
+      received: number;
+      lines: Record<string, unknown>[];
+      unrecoverable: number;
+    }) => void,
+  ): Promise<void> {
     const srv = new CoinbaseServer();
     srv.heartbeatMs = 40;
+    srv.endExclusive = endExclusive;
     await srv.listen();
     // 100 trades a second apart, then 1,500 within the next second (a page is 1,000), then 200 a second apart again.
-    const dense = HOUR_AGO + 100_000;
     const trades = [
       ...range(0, 99).map((i) => coinbaseTrade(1_000 + i, HOUR_AGO + i * 1_000)),
-      ...range(0, 1_499).map((i) => coinbaseTrade(1_100 + i, dense + Math.floor(i * 0.6))),
-      ...range(0, 199).map((i) => coinbaseTrade(2_600 + i, dense + 1_000 + i * 1_000)),
+      ...range(0, 1_499).map((i) => coinbaseTrade(1_100 + i, DENSE + Math.floor(i * 0.6))),
+      ...range(0, 199).map((i) => coinbaseTrade(2_600 + i, DENSE + 1_000 + i * 1_000)),
     ];
     const { log, lines } = capturedLog();
     const source = new CoinbaseWsSource({
@@ -67,71 +78,47 @@ describe('a REST refill through more than a page of trades in one second', () =>
         srv.muted = false;
         srv.publish(trades.slice(1_799));
         await until(() => sink.ids('BTC/USD').includes(2_799), 30_000, 'the trade after the gap');
-        await until(() => source.stats.unrecoverable > 0, 10_000, 'the refill to end');
-        // The second's newest 1,000 (a page) came; its 500 oldest cannot be asked for by whole seconds.
-        assert.deepEqual(
-          sink.distinctIds('BTC/USD'),
-          [...range(1_000, 1_099), ...range(1_600, 2_799)],
-          'every trade before the dense second, its newest page and all after it',
-        );
-        assert.equal(sink.received.length, 1_300, 'each once');
-        const said = lines.find((l) => /more than a page of trades in one second/.test(String(l.msg)));
-        assert.ok(said, `a warning for the dense second: ${JSON.stringify(lines.map((l) => l.msg))}`);
-        assert.equal(said.second, new Date(dense).toISOString());
-        assert.equal(said.notFetched, 500);
-        assert.equal(source.stats.unrecoverable, 500, 'its trades lost, counted');
+        await until(() => source.stats.unrecoverable > 0, 10_000, 'the refill to end, its loss counted');
+        check({
+          ids: sink.distinctIds('BTC/USD'),
+          received: sink.received.length,
+          lines,
+          unrecoverable: source.stats.unrecoverable,
+        });
       });
     } finally {
       await srv.close();
     }
-  });
+  }
+
+  it('Coinbase: the walk back steps past the second, fetches what is before it, and says what it lost', () =>
+    coinbaseDenseSecond(false, ({ ids, received, lines, unrecoverable }) => {
+      // The second's newest 1,000 (a page) came; its 500 oldest cannot be asked for by whole seconds.
+      assert.deepEqual(
+        ids,
+        [...range(1_000, 1_099), ...range(1_600, 2_799)],
+        'every trade before the dense second, its newest page and all after it',
+      );
+      assert.equal(received, 1_300, 'each once');
+      const said = lines.find((l) => /more than a page of trades in one second/.test(String(l.msg)));
+      assert.ok(said, `a warning for the dense second: ${JSON.stringify(lines.map((l) => l.msg))}`);
+      assert.equal(said.second, new Date(DENSE).toISOString());
+      assert.equal(said.notFetched, 500);
+      assert.equal(unrecoverable, 500, 'its trades lost, counted');
+    }));
 
   // Read as an exclusive instant, the window that ends at the dense second's own second skipped that second's older
   // trades without a word (found by the read-only review h126: 500 missing, unrecoverable 0, no warning); the ids
   // either side now show it, said and counted.
-  it('Coinbase, `end` read as an instant: the same second, its loss said and counted, nothing lost unsaid', async () => {
-    const srv = new CoinbaseServer();
-    srv.heartbeatMs = 40;
-    srv.endExclusive = true;
-    await srv.listen();
-    const dense = HOUR_AGO + 100_000;
-    const trades = [
-      ...range(0, 99).map((i) => coinbaseTrade(1_000 + i, HOUR_AGO + i * 1_000)),
-      ...range(0, 1_499).map((i) => coinbaseTrade(1_100 + i, dense + Math.floor(i * 0.6))),
-      ...range(0, 199).map((i) => coinbaseTrade(2_600 + i, dense + 1_000 + i * 1_000)),
-    ];
-    const { log, lines } = capturedLog();
-    const source = new CoinbaseWsSource({
-      pairs: ['BTC/USD'],
-      wsUrl: srv.wsUrl,
-      restUrl: srv.restUrl,
-      ...FAST_CONNECTOR,
-      log,
-    });
-    try {
-      await running(source, async (sink) => {
-        await until(() => source.subscribed.includes('BTC/USD'), 10_000, 'subscribed');
-        srv.publish(trades.slice(0, 10));
-        await until(() => sink.received.length === 10, 10_000, 'the streamed trades');
-        srv.muted = true;
-        srv.publish(trades.slice(10, 1_799));
-        srv.muted = false;
-        srv.publish(trades.slice(1_799));
-        await until(() => sink.ids('BTC/USD').includes(2_799), 30_000, 'the trade after the gap');
-        await until(() => source.stats.unrecoverable > 0, 10_000, 'the refill to end, its loss counted');
-        const got = new Set(sink.distinctIds('BTC/USD'));
-        const missing = trades.map((t) => Number(t.trade_id)).filter((id) => !got.has(id));
-        assert.deepEqual([missing.length, missing[0], missing.at(-1)], [500, 1_100, 1_599]);
-        assert.equal(source.stats.unrecoverable, 500, 'every trade not fetched is counted');
-        const said = lines.find((l) => /did not hold that second whole/.test(String(l.msg)));
-        assert.ok(said, `a warning for the second: ${JSON.stringify(lines.map((l) => l.msg))}`);
-        assert.equal(said.notFetched, 500);
-        assert.equal(said.second, new Date(dense).toISOString());
-      });
-    } finally {
-      await srv.close();
-    }
-  });
+  it('Coinbase, `end` read as an instant: the same second, its loss said and counted, nothing lost unsaid', () =>
+    coinbaseDenseSecond(true, ({ ids, lines, unrecoverable }) => {
+      assert.deepEqual(ids, [...range(1_000, 1_099), ...range(1_600, 2_799)], 'all but 1,100–1,599');
+      assert.equal(unrecoverable, 500, 'every trade not fetched is counted');
+      const said = lines.find((l) => /did not hold that second whole/.test(String(l.msg)));
+      assert.ok(said, `a warning for the second: ${JSON.stringify(lines.map((l) => l.msg))}`);
+      assert.equal(said.notFetched, 500);
+      assert.equal(said.second, new Date(DENSE).toISOString());
+    }));
 
   it('Kraken: pages by a ns cursor through 250 trades in one second at 100 a page, every trade once', async () => {
     const srv = new KrakenServer();
