@@ -3,22 +3,15 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { type RunningApi, startApi } from '../../src/api/api-service.ts';
-import { type CandlesTable, openCandlesTable } from '../../src/candles/store/candles-table.ts';
-import type { PredictionsStore } from '../../src/inference/predictions-store.ts';
-import { openPredictionsStore } from '../../src/inference/store/open.ts';
+import type { RunningApi } from '../../src/api/api-service.ts';
 import { scorePrediction } from '../../src/monitoring/score.ts';
-import type { ErrorsStore } from '../../src/monitoring/store/errors-store.ts';
-import { openErrorsStore } from '../../src/monitoring/store/open.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import type { Prediction } from '../../src/schemas/prediction.ts';
 import { topics } from '../../src/schemas/topics.ts';
-import { LocalRegistry } from '../../src/training/registry/local.ts';
-import { launchChromium, waitForDashboard, watch } from '../support/browser.ts';
+import { waitForDashboard, watch } from '../support/browser.ts';
+import { type DashboardFixture, dashboardFixture } from '../support/dashboard-fixture.ts';
 import { candle, MIN, prediction, T0 } from '../support/factories.ts';
-import { stumpChampionRegistry } from '../support/monitoring.ts';
-import { scratchDir } from '../support/scratch.ts';
 
 /**
  * Gaps on the dashboard's charts, in a real browser: minutes with no candle (the pipeline down), no forecast (the
@@ -83,7 +76,7 @@ describe('dashboard in Chromium: gaps are gaps', () => {
   const bus = new InProcessBus();
   let browser: Browser;
   let api: RunningApi;
-  let stores: { predictions: PredictionsStore; errors: ErrorsStore; candles: CandlesTable };
+  let fixture: DashboardFixture | undefined;
   const N = 180;
   const at = (k: number) => T0 + k * MIN;
   // The pipeline down for 20 minutes (no candles, so no predictions made then either), and the predictor down for
@@ -96,53 +89,30 @@ describe('dashboard in Chromium: gaps are gaps', () => {
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    const env = await stumpChampionRegistry();
-    const file = join(scratchDir('cc-dash-gaps-'), 'cryptocast.duckdb');
-    stores = {
-      predictions: await openPredictionsStore(`duckdb:${file}`),
-      errors: await openErrorsStore(`duckdb:${file}`),
-      candles: await openCandlesTable(`duckdb:${file}`),
-    };
-    for (let k = 1; k <= N; k++)
-      if (!candleDown(k)) candles.push(candle({ windowEnd: at(k), close: close(k) }));
-    for (let k = 1; k <= N - 5; k++)
-      if (!candleDown(k) && !predictorDown(k))
-        predictions.push(
-          prediction({
-            windowEnd: at(k),
-            close: close(k),
-            predictedReturnBps: 1,
-            modelName: 'cryptocast-price',
-          }),
-        );
-    const closes = new Map(candles.map((c) => [c.windowEnd, c.close]));
-    const verdicts = predictions
-      .filter((p) => closes.has(p.targetTs))
-      .map((p) => scorePrediction(p, closes.get(p.targetTs)!, p.targetTs));
-    await stores.candles.write(candles);
-    await stores.predictions.write(predictions);
-    await stores.errors.write(verdicts);
-    api = await startApi({
-      bus,
-      store: stores.predictions,
-      errorsStore: stores.errors,
-      candlesTable: stores.candles,
-      pairs: ['BTC/USDT'],
-      registry: new LocalRegistry(env.CRYPTOCAST_REGISTRY!),
-      modelName: 'cryptocast-price',
-      port: 0,
-      host: '127.0.0.1',
-      qualityClock: 'event',
+    fixture = await dashboardFixture(bus, 'cc-dash-gaps-', async (stores) => {
+      for (let k = 1; k <= N; k++)
+        if (!candleDown(k)) candles.push(candle({ windowEnd: at(k), close: close(k) }));
+      for (let k = 1; k <= N - 5; k++)
+        if (!candleDown(k) && !predictorDown(k))
+          predictions.push(
+            prediction({
+              windowEnd: at(k),
+              close: close(k),
+              predictedReturnBps: 1,
+              modelName: 'cryptocast-price',
+            }),
+          );
+      const closes = new Map(candles.map((c) => [c.windowEnd, c.close]));
+      const verdicts = predictions
+        .filter((p) => closes.has(p.targetTs))
+        .map((p) => scorePrediction(p, closes.get(p.targetTs)!, p.targetTs));
+      await stores.candles.write(candles);
+      await stores.predictions.write(predictions);
+      await stores.errors.write(verdicts);
     });
-    browser = await launchChromium();
+    ({ browser, api } = fixture);
   });
-  after(async () => {
-    await browser?.close();
-    await api?.close();
-    await stores?.predictions.close();
-    await stores?.errors.close();
-    await stores?.candles.close();
-  });
+  after(() => fixture?.close());
 
   it('the first paint: no candle, no forecast, no error where there was none; live records after a gap leave it too', async () => {
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });

@@ -1,23 +1,19 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page, WebSocketRoute } from 'playwright-core';
-import { type RunningApi, startApi } from '../../src/api/api-service.ts';
-import { type CandlesTable, openCandlesTable } from '../../src/candles/store/candles-table.ts';
-import type { PredictionsStore } from '../../src/inference/predictions-store.ts';
-import { openPredictionsStore } from '../../src/inference/store/open.ts';
+import type { RunningApi } from '../../src/api/api-service.ts';
 import { scorePrediction } from '../../src/monitoring/score.ts';
-import type { ErrorsStore } from '../../src/monitoring/store/errors-store.ts';
-import { openErrorsStore } from '../../src/monitoring/store/open.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
 import type { Candle } from '../../src/schemas/candle.ts';
 import type { Prediction } from '../../src/schemas/prediction.ts';
 import { topics } from '../../src/schemas/topics.ts';
-import { LocalRegistry } from '../../src/training/registry/local.ts';
-import { launchChromium, waitForDashboard, watch } from '../support/browser.ts';
+import { waitForDashboard, watch } from '../support/browser.ts';
+import {
+  type DashboardFixture,
+  type DashboardStores,
+  dashboardFixture,
+} from '../support/dashboard-fixture.ts';
 import { candle, MIN, prediction, T0 } from '../support/factories.ts';
-import { stumpChampionRegistry } from '../support/monitoring.ts';
-import { scratchDir } from '../support/scratch.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -34,7 +30,8 @@ describe('dashboard in Chromium: a system warming up, and candles revised live',
   const bus = new InProcessBus();
   let browser: Browser;
   let api: RunningApi;
-  let stores: { predictions: PredictionsStore; errors: ErrorsStore; candles: CandlesTable };
+  let stores: DashboardStores;
+  let fixture: DashboardFixture | undefined;
   const at = (k: number) => T0 + k * MIN;
   const candles: Candle[] = [];
   const predictions: Prediction[] = [];
@@ -43,35 +40,12 @@ describe('dashboard in Chromium: a system warming up, and candles revised live',
     predictions.push(prediction({ windowEnd: at(k), close: 60_000 + k, modelName: 'cryptocast-price' }));
 
   before(async () => {
-    const env = await stumpChampionRegistry();
-    const file = join(scratchDir('cc-dash-states-'), 'cryptocast.duckdb');
-    stores = {
-      predictions: await openPredictionsStore(`duckdb:${file}`),
-      errors: await openErrorsStore(`duckdb:${file}`),
-      candles: await openCandlesTable(`duckdb:${file}`),
-    };
-    // Nothing yet: the pipeline has started, its indicators are warming up.
-    api = await startApi({
-      bus,
-      store: stores.predictions,
-      errorsStore: stores.errors,
-      candlesTable: stores.candles,
-      pairs: ['BTC/USDT'],
-      registry: new LocalRegistry(env.CRYPTOCAST_REGISTRY!),
-      modelName: 'cryptocast-price',
-      port: 0,
-      host: '127.0.0.1',
-      qualityClock: 'event',
+    fixture = await dashboardFixture(bus, 'cc-dash-states-', async (_stores) => {
+      // Nothing yet: the pipeline has started, its indicators are warming up.
     });
-    browser = await launchChromium();
+    ({ browser, api, stores } = fixture);
   });
-  after(async () => {
-    await browser?.close();
-    await api?.close();
-    await stores?.predictions.close();
-    await stores?.errors.close();
-    await stores?.candles.close();
-  });
+  after(() => fixture?.close());
 
   it('opened before the first prediction: says it waits for them, then loads the pair when they come (no reload)', async () => {
     const page = await browser.newPage();

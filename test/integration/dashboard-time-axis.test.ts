@@ -1,20 +1,12 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { type RunningApi, startApi } from '../../src/api/api-service.ts';
-import { type CandlesTable, openCandlesTable } from '../../src/candles/store/candles-table.ts';
-import type { PredictionsStore } from '../../src/inference/predictions-store.ts';
-import { openPredictionsStore } from '../../src/inference/store/open.ts';
+import type { RunningApi } from '../../src/api/api-service.ts';
 import { scorePrediction } from '../../src/monitoring/score.ts';
-import type { ErrorsStore } from '../../src/monitoring/store/errors-store.ts';
-import { openErrorsStore } from '../../src/monitoring/store/open.ts';
 import { InProcessBus } from '../../src/runtime/in-process-bus.ts';
-import { LocalRegistry } from '../../src/training/registry/local.ts';
-import { launchChromium, waitForDashboard, watch } from '../support/browser.ts';
+import { waitForDashboard, watch } from '../support/browser.ts';
+import { type DashboardFixture, dashboardFixture } from '../support/dashboard-fixture.ts';
 import { candle, MIN, prediction } from '../support/factories.ts';
-import { stumpChampionRegistry } from '../support/monitoring.ts';
-import { scratchDir } from '../support/scratch.ts';
 
 /**
  * The charts' time axes in a browser of another time zone and language (Chromium's `timezoneId` and `locale`, as
@@ -69,50 +61,27 @@ describe('dashboard in Chromium: time axes in another time zone and language', (
   const bus = new InProcessBus();
   let browser: Browser;
   let api: RunningApi;
-  let stores: { predictions: PredictionsStore; errors: ErrorsStore; candles: CandlesTable };
+  let fixture: DashboardFixture | undefined;
 
   before(async () => {
-    const env = await stumpChampionRegistry();
-    const file = join(scratchDir('cc-dash-time-'), 'cryptocast.duckdb');
-    stores = {
-      predictions: await openPredictionsStore(`duckdb:${file}`),
-      errors: await openErrorsStore(`duckdb:${file}`),
-      candles: await openCandlesTable(`duckdb:${file}`),
-    };
-    const at = (k: number) => START + k * MIN;
-    const close = (k: number) => 60_000 + 50 * Math.sin(k / 9);
-    const candles = Array.from({ length: N }, (_, i) =>
-      candle({ windowEnd: at(i + 1), close: close(i + 1) }),
-    );
-    const predictions = Array.from({ length: N - 5 }, (_, i) =>
-      prediction({ windowEnd: at(i + 1), close: close(i + 1), modelName: 'cryptocast-price' }),
-    );
-    await stores.candles.write(candles);
-    await stores.predictions.write(predictions);
-    await stores.errors.write(
-      predictions.map((p) => scorePrediction(p, close((p.targetTs - START) / MIN), p.targetTs)),
-    );
-    api = await startApi({
-      bus,
-      store: stores.predictions,
-      errorsStore: stores.errors,
-      candlesTable: stores.candles,
-      pairs: ['BTC/USDT'],
-      registry: new LocalRegistry(env.CRYPTOCAST_REGISTRY!),
-      modelName: 'cryptocast-price',
-      port: 0,
-      host: '127.0.0.1',
-      qualityClock: 'event',
+    fixture = await dashboardFixture(bus, 'cc-dash-time-', async (stores) => {
+      const at = (k: number) => START + k * MIN;
+      const close = (k: number) => 60_000 + 50 * Math.sin(k / 9);
+      const candles = Array.from({ length: N }, (_, i) =>
+        candle({ windowEnd: at(i + 1), close: close(i + 1) }),
+      );
+      const predictions = Array.from({ length: N - 5 }, (_, i) =>
+        prediction({ windowEnd: at(i + 1), close: close(i + 1), modelName: 'cryptocast-price' }),
+      );
+      await stores.candles.write(candles);
+      await stores.predictions.write(predictions);
+      await stores.errors.write(
+        predictions.map((p) => scorePrediction(p, close((p.targetTs - START) / MIN), p.targetTs)),
+      );
     });
-    browser = await launchChromium();
+    ({ browser, api } = fixture);
   });
-  after(async () => {
-    await browser?.close();
-    await api?.close();
-    await stores?.predictions.close();
-    await stores?.errors.close();
-    await stores?.candles.close();
-  });
+  after(() => fixture?.close());
 
   for (const [timezoneId, locale] of [
     ['America/New_York', 'de-DE'],
