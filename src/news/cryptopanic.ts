@@ -174,9 +174,12 @@ export class CryptoPanicSource implements NewsSource {
         url = typeof body.next === 'string' && body.next.startsWith(base) ? body.next : null;
       }
       failures = failed === undefined ? 0 : failures + 1;
+      // A Retry-After is a floor, not the wait: `Retry-After: 0` (or a date gone by) polled again at once, in a loop.
       const wait = Math.min(
-        failed?.retryAfterMs ??
-          (failures === 0 ? interval : backoffCap(failures, { initialMs: interval, maxMs: 3_600_000 })),
+        Math.max(
+          failed?.retryAfterMs ?? 0,
+          failures === 0 ? interval : backoffCap(failures, { initialMs: interval, maxMs: 3_600_000 }),
+        ),
         MAX_POLL_WAIT_MS,
       );
       if (failed !== undefined)

@@ -37,6 +37,24 @@ describe('CryptoPanic: polls that fail', () => {
     assert.ok(gaps[2]! >= 380, `the waits: ${gaps.map(Math.round).join(', ')} ms`);
   });
 
+  // h128's review: `Retry-After: 0` (or a date gone by) was taken as the wait itself: polls 3–15 ms apart, in a loop.
+  it('a Retry-After of 0 is a floor, not the wait: the polls still back off', async () => {
+    const at: number[] = [];
+    const srv = await serveHttp((_req, res) => {
+      at.push(performance.now());
+      res.writeHead(503, { 'retry-after': '0' }).end('x');
+    });
+    const sink = new NewsLogSink();
+    const src = new CryptoPanicSource({ token: 't', baseUrl: srv.base, intervalMs: 50, maxPolls: 4 });
+    try {
+      await src.run(sink, new AbortController().signal);
+    } finally {
+      srv.s.close();
+    }
+    const gaps = at.slice(1).map((t, i) => t - at[i]!);
+    assert.ok(gaps[0]! >= 95 && gaps[2]! >= 380, `the waits: ${gaps.map(Math.round).join(', ')} ms`);
+  });
+
   it('a 404 is a failed poll (the status said), not a page parsed; an unreachable API is one too', async () => {
     const srv = await serveHttp((_req, res) =>
       res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>Not Found</h1>'),
