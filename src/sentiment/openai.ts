@@ -224,7 +224,9 @@ export class OpenAiBackend implements SentimentBackend {
       // The status came, the body did not whole. Read as '' before, a body that stalled until the time-out was the
       // model's "invalid output" (response is not JSON), which opens no circuit: a server hanging after its headers
       // cost every text the whole time-out, for ever. It is the server's lateness (or its connection's failure).
-      if (err instanceof BodyTooLargeError)
+      // An error page too large to read is still the server's failure (below), not an answer of the model's: taken as
+      // invalid output it was not retried and counted as a success, so the circuit never opened (h128's review).
+      if (err instanceof BodyTooLargeError && res.ok)
         return {
           ok: false,
           retry: false,

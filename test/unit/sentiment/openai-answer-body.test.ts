@@ -91,4 +91,19 @@ describe('OpenAI-compatible backend: an answer whose body does not come whole', 
     // The limit (1 MiB) passes in milliseconds on the loopback; the time-out is 30 s. Generous for a loaded machine.
     assert.ok(ms < 15_000, `took ${Math.round(ms)} ms`);
   });
+
+  // h128's review: the 1 MiB limit was checked before the status, so a 503 with a large error page was the model's
+  // invalid output — not retried, counted a success, the circuit never opened.
+  it('a 5xx with an error page over the limit is the server unavailable (retried, counted), not invalid output', async () => {
+    const big = 'x'.repeat(MAX_ANSWER_BYTES + 1024);
+    behaviour = (res) => res.writeHead(503, { 'content-type': 'text/html' }).end(big);
+    const b = new OpenAiBackend({ baseUrl: base, model: 'm', timeoutMs: 5_000, retries: 1 });
+    const err = await b.score('Bitcoin rallies').then(
+      () => assert.fail('answered'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof SentimentError, String(err));
+    assert.equal(err.kind, 'unavailable', err.message);
+    assert.match(err.message, /^HTTP 503/);
+  });
 });
