@@ -261,10 +261,10 @@ export class KafkaBus implements Bus {
     this.served = true;
     const cleared = this.grace.accepted(path);
     if (cleared) this.log.info({ path }, 'Kafka accepts this client again');
-    // /ready: down while another path is still refused.
-    const still = this.grace.refusal();
-    if (still !== undefined) reportDependency('kafka', still, this.log);
-    else if (cleared) reportDependency('kafka', undefined, this.log);
+    // /ready and the log: up, unless another path is still refused (then it stays down, said once). The one place a
+    // served path reports: a publish reporting up before this said "available again" and "unavailable" on every
+    // publish while a subscription was refused (h128's review).
+    reportDependency('kafka', this.grace.refusal(), this.log);
   }
 
   ensureTopics(topics: readonly Topic<unknown>[]): Promise<void> {
@@ -426,7 +426,6 @@ export class KafkaBus implements Bus {
     const send = async () => {
       try {
         await producer.send({ messages });
-        reportDependency('kafka', undefined, this.log);
         this.accepted('publish');
       } catch (err) {
         const refusal = this.refusal(err);

@@ -332,8 +332,8 @@ export class KafkaSubscription<T> {
         let fetched: Map<number, Fetched>;
         try {
           fetched = (await fetchRecords(this.fetcher, this.topicName, positions, FETCH_MAX_WAIT_MS)).fetched;
-          if (this.fetchFailures > 0) reportDependency('kafka', undefined, this.log);
           this.fetchFailures = 0;
+          // Reports Kafka up (or still down while another path is refused: `KafkaBus.accepted`).
           this.bus.accepted(this.refusalPath);
         } catch (err) {
           if (findErrorBy(err as Error, 'apiId', 'OFFSET_OUT_OF_RANGE')) {

@@ -189,6 +189,28 @@ describe('KafkaBus: every path hands a running client refusal to one place, whic
     await bus.close();
   });
 
+  // h128's review: a publish reported Kafka up, then `accepted` reported the subscription's refusal again: two log
+  // lines per publish ("available again" / "unavailable"), dependency_up 1→0 each time, for the whole grace.
+  it('publishes served while another path is refused: Kafka stays down, said once, no line per publish', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const bus = new KafkaBus({ brokers: ['b-1:9096'], logger: log, refusedForMs: GRACE_MS });
+    const inner = bus as unknown as { producer: unknown; ensured: Set<string> };
+    inner.producer = { send: async () => {}, close: async () => {} };
+    inner.ensured.add(topics.trades.name);
+    await bus.publish(topics.trades, [trade({ ts: T0, price: 100 })]);
+    bus.refused('subscription g/candles', refusal());
+    const before = lines.length;
+    for (let i = 0; i < 5; i++) await bus.publish(topics.trades, [trade({ ts: T0 + i, price: 100 })]);
+    assert.deepEqual(
+      lines.slice(before).map((l) => l.msg),
+      [],
+    );
+    markStarted();
+    assert.match(readiness().reason ?? '', /kafka: Kafka authentication failed/, '/ready still says it');
+    await bus.close();
+  });
+
   it('a broker wait (admin calls: topics, reads, the join): waited for within the grace, and its end once past it', async () => {
     const { bus, clock, ended, inner } = fakeBus();
     inner.metaClient = fakeMeta(bus);
