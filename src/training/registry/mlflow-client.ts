@@ -100,7 +100,7 @@ export class MlflowClient {
     method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
     path: string,
     opts: { query?: Query; json?: unknown; body?: Uint8Array; timeoutMs?: number } = {},
-  ): Promise<Response> {
+  ): Promise<Uint8Array> {
     const giveUpAt = Date.now() + this.retryForMs;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -144,7 +144,7 @@ export class MlflowClient {
     method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
     path: string,
     opts: { query?: Query; json?: unknown; body?: Uint8Array; timeoutMs?: number },
-  ): Promise<Response> {
+  ): Promise<Uint8Array> {
     let url = `${this.base}${path}`;
     if (opts.query) {
       const q = new URLSearchParams();
@@ -173,7 +173,21 @@ export class MlflowClient {
       const why = e.cause?.code ?? e.cause?.message ?? e.message;
       throw new MlflowRegistryError(`MLflow at ${this.base} is unreachable (${why}) for ${what}`);
     }
-    if (res.ok) return res;
+    if (res.ok) {
+      // The body is part of the answer: a connection reset or a time-out while it comes is MLflow away (tried again
+      // by `request`), not a raw "terminated" TypeError after the headers, which escaped the retry (h128's review).
+      try {
+        return new Uint8Array(await res.arrayBuffer());
+      } catch (err) {
+        const e = err as Error & { cause?: { code?: string; message?: string } };
+        if (e.name === 'TimeoutError')
+          throw new MlflowRegistryError(
+            `MLflow at ${this.base} did not finish answering ${what} within ${timeout} ms`,
+          );
+        const why = e.cause?.code ?? e.cause?.message ?? e.message;
+        throw new MlflowRegistryError(`MLflow at ${this.base} cut its answer to ${what} short (${why})`);
+      }
+    }
     const text = await res.text().catch(() => '');
     let code: string | undefined;
     let message = text.slice(0, 500);
@@ -194,12 +208,12 @@ export class MlflowClient {
 
   /** A REST call: GET and DELETE send `args` as the query, the others as a JSON body. */
   async api<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', endpoint: string, args: Query | object = {}) {
-    const res = await this.request(
+    const bytes = await this.request(
       method,
       `/api/2.0/mlflow/${endpoint}`,
       method === 'GET' || method === 'DELETE' ? { query: args as Query } : { json: args },
     );
-    const text = await res.text();
+    const text = new TextDecoder().decode(bytes);
     return (text ? JSON.parse(text) : {}) as T;
   }
 
@@ -237,10 +251,9 @@ export class MlflowClient {
   /** An artifact's bytes, or undefined when there is no such file. */
   async fetchArtifact(root: string, file: string): Promise<Uint8Array | undefined> {
     try {
-      const res = await this.request('GET', `${root}/${encodeURIComponent(file)}`, {
+      return await this.request('GET', `${root}/${encodeURIComponent(file)}`, {
         timeoutMs: this.timeoutMs * 4,
       });
-      return new Uint8Array(await res.arrayBuffer());
     } catch (err) {
       if (err instanceof MlflowRegistryError && err.status === 404) return undefined;
       throw err;

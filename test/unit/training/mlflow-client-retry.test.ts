@@ -54,6 +54,40 @@ describe('MlflowClient retryForMs (MLflow away: restarting, overloaded)', () => 
     }
   });
 
+  // h128's review: only the request up to its headers was tried again; a connection reset while the body came threw a
+  // raw "terminated" TypeError (not even a RegistryError), and a fit was lost to it.
+  it('an answer cut short after its headers (the connection reset) is tried again too', async () => {
+    let requests = 0;
+    const server: Server = createServer((req, res) => {
+      req.resume();
+      requests++;
+      if (requests === 1) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+        res.write('{"experiment":', () => res.socket?.destroy());
+      } else
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end('{"experiment":{"experiment_id":"1"}}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const client = new MlflowClient(base, { retryForMs: 10_000 });
+      assert.deepEqual(await client.api('GET', 'experiments/get-by-name', { experiment_name: 'x' }), {
+        experiment: { experiment_id: '1' },
+      });
+      assert.equal(requests, 2);
+      // Without retryForMs: the registry's error saying the answer was cut, not a TypeError.
+      requests = 0;
+      await assert.rejects(
+        new MlflowClient(base).api('GET', 'experiments/get-by-name', { experiment_name: 'x' }),
+        (err: Error) => err.name === 'RegistryError' && /cut its answer to GET .* short/.test(err.message),
+      );
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('gives up after retryForMs with the last error, saying how long it tried', async () => {
     const s = await answering(Array.from({ length: 100 }, () => ({ status: 503 })));
     try {
