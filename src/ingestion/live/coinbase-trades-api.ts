@@ -41,6 +41,8 @@ export interface CoinbaseTradesPage {
    * refill goes on from. By the trades alone, a page of rows that all failed to parse had no oldest trade.
    */
   oldestRowTs?: number;
+  /** The newest `time` among the page's rows, parsed or not (whether a window held the one before it: `coinbase-ws`). */
+  newestRowTs?: number;
 }
 
 export async function fetchCoinbaseTrades(
@@ -62,7 +64,10 @@ export async function fetchCoinbaseTrades(
   for (const t of body.trades as unknown[]) {
     const row = (typeof t === 'object' && t !== null ? t : {}) as Record<string, unknown>;
     const time = rfc3339ToMs(row.time);
-    if (Number.isFinite(time)) page.oldestRowTs = Math.min(page.oldestRowTs ?? time, time);
+    if (Number.isFinite(time)) {
+      page.oldestRowTs = Math.min(page.oldestRowTs ?? time, time);
+      page.newestRowTs = Math.max(page.newestRowTs ?? time, time);
+    }
     const r = validate(TradeSchema, {
       v: 1,
       type: 'trade',

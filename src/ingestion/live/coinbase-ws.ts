@@ -156,7 +156,7 @@ async function coinbaseRefill(
           // Ended at the oldest row's own second: whole if `end` takes the second whole (as the local server), else the
           // part of that second before the row is skipped — checked by the ids at the next page (`sayOwnSecondGap`).
           if (next === Math.floor(r.oldestRowTs! / 1000))
-            at.endedAtOwnSecond = { second: next, oldestIdFetched: lowestId(r) };
+            at.endedAtOwnSecond = { second: next, oldestIdFetched: lowestId(r), oldestRowTs: r.oldestRowTs! };
           at.endSec = next!;
         }
         continue;
@@ -246,31 +246,39 @@ function saySteppedPast(req: RefillRequest, s: SteppedPast, older: CoinbaseTrade
 }
 
 /**
- * After a page back that ended at the previous page's oldest row's own second (`pageBackEnd`): the ids either side
- * (`older`'s newest, the previous page's lowest) show whether the window took that second whole. Whether `end` is read
- * as a whole second or as an exclusive instant is not documented: read as an instant, the trades of that second before
- * the row were skipped without a word. Said and counted when the ids show a gap (Coinbase numbers a product's trades in
- * sequence); nothing when they meet or overlap. Returns the count.
+ * After a page back that ended at the previous page's oldest row's own second (`pageBackEnd`): did the window take that
+ * second whole? Whether `end` is read as a whole second or as an exclusive instant is not documented: read as an
+ * instant, the trades of that second before the row were skipped without a word. Taken whole, the window holds the
+ * previous page's oldest row itself (fewer than a page of rows lie after it within the second), so the page back has a
+ * row at or after its time; without one, the second's start was skipped: said and counted — up to the trade ids
+ * between (Coinbase's ids are not known to be contiguous: an upper bound; 1 without ids). Rows that failed to parse
+ * count as rows (their times). Returns the count.
  */
-function sayOwnSecondGap(req: RefillRequest, s: SteppedPast, older: CoinbaseTradesPage): number {
+function sayOwnSecondGap(
+  req: RefillRequest,
+  s: SteppedPast & { oldestRowTs: number },
+  older: CoinbaseTradesPage,
+): number {
+  if (older.newestRowTs === undefined || older.newestRowTs >= s.oldestRowTs) return 0;
   let newest: number | undefined;
   for (const t of older.trades) {
     const id = Number(t.tradeId);
     if (Number.isSafeInteger(id)) newest = Math.max(newest ?? id, id);
   }
-  if (s.oldestIdFetched === undefined || newest === undefined || s.oldestIdFetched - newest - 1 <= 0)
-    return 0;
-  const between = s.oldestIdFetched - newest - 1;
+  const between =
+    s.oldestIdFetched !== undefined && newest !== undefined && s.oldestIdFetched > newest + 1
+      ? s.oldestIdFetched - newest - 1
+      : undefined;
   req.log.warn(
     {
       pair: req.pair,
       second: new Date(s.second * 1000).toISOString(),
-      notFetched: between,
+      notFetched: between === undefined ? 'unknown' : `up to ${between}`,
       oldestIdFetched: s.oldestIdFetched,
     },
     'refill: a window ending at a second did not hold that second whole (the endpoint read its end as an instant): trades of that second before the newest page not fetched',
   );
-  return between;
+  return between ?? 1;
 }
 
 /**
@@ -290,7 +298,7 @@ class CoinbaseRefillPosition {
   /** The walk just stepped past a second holding more than a page (`saySteppedPast` at the next page). */
   steppedPast: SteppedPast | undefined;
   /** The last page back ended at the previous page's oldest row's own second (`sayOwnSecondGap` at the next page). */
-  endedAtOwnSecond: SteppedPast | undefined;
+  endedAtOwnSecond: (SteppedPast & { oldestRowTs: number }) | undefined;
   pagesRead = 0;
   handedUpTo: number | undefined;
   constructor(startSec: number, endSec: number) {
