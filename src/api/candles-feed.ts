@@ -1,5 +1,5 @@
 import type { CandlesTable } from '../candles/store/candles-table.ts';
-import type { Candle } from '../schemas/candle.ts';
+import { type Candle, publicCandle } from '../schemas/candle.ts';
 import { topics } from '../schemas/topics.ts';
 import { Feed, type FeedOptions } from './feed.ts';
 
@@ -18,6 +18,7 @@ export class CandlesFeed extends Feed<Candle> {
         revision: (next, held) =>
           next.revision > held.revision ? true : next.revision < held.revision ? false : undefined,
         tiebreak: () => 0,
+        view: publicCandle,
         newer: (a, b) =>
           a.windowEnd > b.windowEnd || (a.windowEnd === b.windowEnd && a.revision >= b.revision),
         history: (pair, from, to, opts) =>

@@ -38,6 +38,8 @@ export interface FeedSpec<T extends FeedRecord> {
   readonly revisableForMs?: number;
   /** Order within a pair: windowEnd, then this (e.g. model version). */
   tiebreak(a: T, b: T): number;
+  /** What a frame's `data` carries of a record (default: all of it): fields kept for the pipeline's own use left out. */
+  view?(v: T): unknown;
   /** For `latest`: does `a` supersede `b` (same pair)? */
   newer(a: T, b: T): boolean;
   /** Store history with windowEnd in [from, to), ordered, paged after a windowEnd (pages end on whole windowEnds). */
@@ -127,7 +129,9 @@ export class Feed<T extends FeedRecord> {
     return {
       p: v,
       key: this.spec.key(v),
-      frame: Buffer.from(`{"type":"${this.spec.frameType}","data":${JSON.stringify(v)}}`),
+      frame: Buffer.from(
+        `{"type":"${this.spec.frameType}","data":${JSON.stringify(this.spec.view ? this.spec.view(v) : v)}}`,
+      ),
     };
   }
 

@@ -4,7 +4,7 @@ import { log } from '../../core/log.ts';
 import type { DashboardSeries } from '../../dashboard/series.ts';
 import type { PredictionsStore } from '../../inference/predictions-store.ts';
 import type { ErrorsStore } from '../../monitoring/store/errors-store.ts';
-import { CandleSchema } from '../../schemas/candle.ts';
+import { PublicCandleSchema } from '../../schemas/candle.ts';
 import { pairToUrl } from '../../schemas/common.ts';
 import type { ModelRegistry } from '../../training/registry/registry.ts';
 import { cachedFor } from '../cached.ts';
@@ -81,7 +81,7 @@ export function dashboardDataRoutes(deps: {
         schema: {
           summary: '1-minute candles of a pair, paged by windowEnd',
           querystring: candlesQuery.querystring,
-          response: { 200: pageJson(jsonSchema(CandleSchema)), ...errors(400, 401, 429, 503) },
+          response: { 200: pageJson(jsonSchema(PublicCandleSchema)), ...errors(400, 401, 429, 503) },
         },
         validatorCompiler: candlesQuery.validatorCompiler,
       },

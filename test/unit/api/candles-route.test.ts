@@ -62,3 +62,46 @@ test('/v1/candles: next is null on the last page, also a full one; the documente
     await app.close();
   }
 });
+
+// h128's review: candles stored by `cryptocast run` carry its restart bookkeeping (`closingTradeIds`, `refillFrom`:
+// up to thousands of trade ids each), which /v1/candles and the `candles` channel served to every reader.
+test('/v1/candles and the candles channel leave out the restart bookkeeping of `run`', async () => {
+  const kept = rows.slice(0, 3).map((c) => ({
+    ...c,
+    closingTradeIds: ['1', '2'],
+    refillFrom: { asOf: c.windowEnd, lastId: 2, lastTs: c.windowEnd - 1, recentIds: ['1', '2'] },
+  }));
+  const withBookkeeping = {
+    async page() {
+      return kept;
+    },
+    async latest() {
+      return kept.at(-1);
+    },
+  } as unknown as CandlesTable;
+  const latest = new LatestPredictions();
+  latest.markReady();
+  const feed = new CandlesFeed(withBookkeeping);
+  const app = buildApi({
+    latest,
+    store: new MemoryPredictionsStore(),
+    candles: { table: withBookkeeping, feed },
+  });
+  try {
+    const pair = encodeURIComponent(kept[0]!.pair.replace('/', '-'));
+    const r = (await app.inject(`/v1/candles?pair=${pair}&from=${T0}&to=${T0 + 86_400_000}`)).json();
+    assert.equal(r.items.length, 3);
+    for (const item of r.items) {
+      assert.equal(item.closingTradeIds, undefined);
+      assert.equal(item.refillFrom, undefined);
+      assert.equal(item.close, kept[0]!.close);
+    }
+    const frame = JSON.parse(feed.makeEntry(kept[0]!).frame.toString());
+    assert.equal(frame.type, 'candle');
+    assert.equal(frame.data.refillFrom, undefined);
+    assert.equal(frame.data.closingTradeIds, undefined);
+    assert.equal(frame.data.windowEnd, kept[0]!.windowEnd);
+  } finally {
+    await app.close();
+  }
+});
