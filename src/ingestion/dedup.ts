@@ -49,6 +49,16 @@ export class TradeDeduplicator {
   }
 
   /**
+   * Marks the numeric ids `from`..`to` of a pair seen (those within the window below the newest id seen; none counted
+   * as duplicates): trades an earlier process took, which a refetch would otherwise deliver again.
+   */
+  seenRange(exchange: string, pair: string, from: number, to: number): void {
+    const seen = this.seen.get(exchange, pair);
+    seen.numeric ??= new NumericWindow();
+    for (let id = Math.max(from, to - WINDOW_BITS + 1, 0); id <= to; id++) seen.numeric.add(id);
+  }
+
+  /**
    * Takes back an `accept` of `t`: it counts as not seen again. For a trade accepted but not delivered (the sink
    * refused it): kept as seen, it would be dropped as a duplicate when fetched again — lost.
    */

@@ -87,6 +87,19 @@ export class ResumePoints {
     p.pendingIds = pending;
   }
 
+  /** Every (exchange, pair) with ids not yet got at the stop, with its point. */
+  *withPending(): Generator<{
+    exchange: string;
+    pair: string;
+    point: ResumePoint & { pendingIds: PendingIds };
+  }> {
+    for (const [key, point] of this.points) {
+      if (point.pendingIds === undefined) continue;
+      const [exchange, pair] = key.split('|') as [string, string];
+      yield { exchange, pair, point: point as ResumePoint & { pendingIds: PendingIds } };
+    }
+  }
+
   /** The point of one (exchange, pair), or undefined when the tail holds nothing of it. */
   get(exchange: string, pair: string): ResumePoint | undefined {
     const p = this.points.get(`${exchange}|${pair}`);

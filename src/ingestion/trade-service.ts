@@ -353,6 +353,14 @@ export class TradeService {
           },
           stretch,
         );
+    // Ids not yet got at the stop (a hole waiting for its retry) are asked for again, and the live source widens one
+    // hole per pair to take in a later one: its retry then fetches every id between, which the earlier process took —
+    // only its last second's and those of the hole it got were marked seen, and the others went out again, late for
+    // closed minutes (counted twice under `revise`; h128's review). Ids are contiguous where holes are id ranges
+    // (Kraken, Binance): every id after the hole up to the newest taken was taken.
+    for (const { exchange, pair, point } of points.withPending())
+      if (point.lastId !== undefined && point.lastId >= point.pendingIds.untilId)
+        this.dedup.seenRange(exchange, pair, point.pendingIds.untilId, point.lastId);
     for (const { k } of carried.values()) keepLastSecond(k);
     for (const s of sources) s.resumeFrom?.(points);
     log.info(
