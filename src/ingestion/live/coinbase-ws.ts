@@ -219,20 +219,27 @@ function lowestId(page: CoinbaseTradesPage): number | undefined {
 }
 
 /**
- * Warns of a second stepped past, once the page before it (`older`) is read: how many of its trades were not fetched,
- * by the trade ids either side (Coinbase numbers a product's trades in sequence, not documented as consecutive: without
- * numeric ids on both sides the count is unknown, taken as 1). Returns the count.
+ * How many trade ids lie between the newest of `older` (a page back) and `s.oldestIdFetched` (the lowest of the page
+ * after it), when both are known and the ids do not meet or overlap; else undefined.
  */
-function saySteppedPast(req: RefillRequest, s: SteppedPast, older: CoinbaseTradesPage): number {
+function idsBetween(s: SteppedPast, older: CoinbaseTradesPage): number | undefined {
   let newest: number | undefined;
   for (const t of older.trades) {
     const id = Number(t.tradeId);
     if (Number.isSafeInteger(id)) newest = Math.max(newest ?? id, id);
   }
-  const between =
-    s.oldestIdFetched !== undefined && newest !== undefined && s.oldestIdFetched > newest
-      ? s.oldestIdFetched - newest - 1
-      : undefined;
+  return s.oldestIdFetched !== undefined && newest !== undefined && s.oldestIdFetched > newest
+    ? s.oldestIdFetched - newest - 1
+    : undefined;
+}
+
+/**
+ * Warns of a second stepped past, once the page before it (`older`) is read: how many of its trades were not fetched,
+ * by the trade ids either side (Coinbase numbers a product's trades in sequence, not documented as consecutive: without
+ * numeric ids on both sides the count is unknown, taken as 1). Returns the count.
+ */
+function saySteppedPast(req: RefillRequest, s: SteppedPast, older: CoinbaseTradesPage): number {
+  const between = idsBetween(s, older);
   req.log.warn(
     {
       pair: req.pair,
@@ -260,15 +267,8 @@ function sayOwnSecondGap(
   older: CoinbaseTradesPage,
 ): number {
   if (older.newestRowTs === undefined || older.newestRowTs >= s.oldestRowTs) return 0;
-  let newest: number | undefined;
-  for (const t of older.trades) {
-    const id = Number(t.tradeId);
-    if (Number.isSafeInteger(id)) newest = Math.max(newest ?? id, id);
-  }
-  const between =
-    s.oldestIdFetched !== undefined && newest !== undefined && s.oldestIdFetched > newest + 1
-      ? s.oldestIdFetched - newest - 1
-      : undefined;
+  // Ids that meet (none between) say nothing of what the skipped start of the second held.
+  const between = idsBetween(s, older) || undefined;
   req.log.warn(
     {
       pair: req.pair,

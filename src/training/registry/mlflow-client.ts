@@ -167,11 +167,11 @@ export class MlflowClient {
     try {
       res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(timeout) });
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      if (e.name === 'TimeoutError')
-        throw new MlflowRegistryError(`MLflow at ${this.base} did not answer ${what} within ${timeout} ms`);
-      const why = e.cause?.code ?? e.cause?.message ?? e.message;
-      throw new MlflowRegistryError(`MLflow at ${this.base} is unreachable (${why}) for ${what}`);
+      throw this.away(
+        err,
+        `did not answer ${what} within ${timeout} ms`,
+        (why) => `is unreachable (${why}) for ${what}`,
+      );
     }
     if (res.ok) {
       // The body is part of the answer: a connection reset or a time-out while it comes is MLflow away (tried again
@@ -179,13 +179,11 @@ export class MlflowClient {
       try {
         return new Uint8Array(await res.arrayBuffer());
       } catch (err) {
-        const e = err as Error & { cause?: { code?: string; message?: string } };
-        if (e.name === 'TimeoutError')
-          throw new MlflowRegistryError(
-            `MLflow at ${this.base} did not finish answering ${what} within ${timeout} ms`,
-          );
-        const why = e.cause?.code ?? e.cause?.message ?? e.message;
-        throw new MlflowRegistryError(`MLflow at ${this.base} cut its answer to ${what} short (${why})`);
+        throw this.away(
+          err,
+          `did not finish answering ${what} within ${timeout} ms`,
+          (why) => `cut its answer to ${what} short (${why})`,
+        );
       }
     }
     const text = await res.text().catch(() => '');
@@ -203,6 +201,18 @@ export class MlflowClient {
       res.status,
       code,
       parseRetryAfter(res.headers.get('retry-after')),
+    );
+  }
+
+  /**
+   * A request's or its body's failure as MLflow away (no status: `mayPass`, tried again by `request`): timed out, or the
+   * connection's reason (`ECONNREFUSED`, a reset) in the sentence `failed` makes of it.
+   */
+  private away(err: unknown, timedOut: string, failed: (why: string) => string): MlflowRegistryError {
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    if (e.name === 'TimeoutError') return new MlflowRegistryError(`MLflow at ${this.base} ${timedOut}`);
+    return new MlflowRegistryError(
+      `MLflow at ${this.base} ${failed(e.cause?.code ?? e.cause?.message ?? e.message)}`,
     );
   }
 
