@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { OpenAiBackend } from '../../../src/sentiment/openai.ts';
 import { SentimentScorer } from '../../../src/sentiment/scorer.ts';
+import { rateLimitedLlm } from '../../support/rate-limited-llm.ts';
 
 /**
  * A server that rate-limits for longer than a text may wait (429, Retry-After: 25 s; the scorer gives a text its limit,
@@ -12,34 +11,20 @@ import { SentimentScorer } from '../../../src/sentiment/scorer.ts';
  * once (the metric's reason `timeout`); and the next text called the server again at once, inside the time it had
  * asked to be left alone.
  */
-let requests = 0;
-let base = '';
-const server = createServer((req, res) => {
-  req.resume();
-  req.on('end', () => {
-    requests++;
-    res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '25' });
-    res.end('{"error":{"message":"rate limited","type":"rate_limit_error"}}');
-  });
-});
-before(async () => {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-});
-after(() => new Promise<void>((r) => server.close(() => r())));
+const llm = rateLimitedLlm('25');
 
 describe('OpenAI-compatible backend: a Retry-After longer than a text may wait', () => {
   it('the text gets the baseline at once, saying it was rate-limited; the server is not called again before then', async () => {
     const scorer = new SentimentScorer({
-      primary: new OpenAiBackend({ baseUrl: base, model: 'm', retries: 2 }),
+      primary: new OpenAiBackend({ baseUrl: llm.base(), model: 'm', retries: 2 }),
       timeoutMs: 3_000,
     });
     const first = await scorer.score('Bitcoin rallies');
     assert.equal(first.baseline, true);
     assert.match(first.fallback ?? '', /^unavailable: HTTP 429 .*Retry-After 25 s/, first.fallback);
-    assert.equal(requests, 1);
+    assert.equal(llm.requests(), 1);
     const second = await scorer.score('Ether slides');
     assert.match(second.fallback ?? '', /^unavailable: rate limited by .* until /, second.fallback);
-    assert.equal(requests, 1, 'the server asked for 25 s without calls');
+    assert.equal(llm.requests(), 1, 'the server asked for 25 s without calls');
   });
 });

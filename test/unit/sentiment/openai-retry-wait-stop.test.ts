@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { SentimentError } from '../../../src/sentiment/labels.ts';
 import { OpenAiBackend } from '../../../src/sentiment/openai.ts';
+import { rateLimitedLlm } from '../../support/rate-limited-llm.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /**
@@ -12,25 +11,11 @@ import { waitFor } from '../../support/wait.ts';
  * deadline. The wait was a bare timer: the call settled only when it ran out (up to 30 s, the cap then), and its timer
  * kept the stopped process alive that long (Kubernetes' grace period is 30 s, then SIGKILL).
  */
-let requests = 0;
-let base = '';
-const server = createServer((req, res) => {
-  req.resume();
-  req.on('end', () => {
-    requests++;
-    res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '10' });
-    res.end('{"error":{"message":"rate limited","type":"rate_limit_error"}}');
-  });
-});
-before(async () => {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-});
-after(() => new Promise<void>((r) => server.close(() => r())));
+const llm = rateLimitedLlm('10');
 
 describe('OpenAI-compatible backend: the wait before a retry', () => {
   it('ends when the caller gives up (a stop), instead of running out its Retry-After', async () => {
-    const b = new OpenAiBackend({ baseUrl: base, model: 'm', retries: 2 });
+    const b = new OpenAiBackend({ baseUrl: llm.base(), model: 'm', retries: 2 });
     const stop = new AbortController();
     const call = b.score('Bitcoin rallies', stop.signal).then(
       () => assert.fail('answered'),
@@ -53,6 +38,6 @@ describe('OpenAI-compatible backend: the wait before a retry', () => {
     assert.ok(err instanceof SentimentError, String(err));
     // Well under the 10-s wait, even on a loaded machine.
     assert.ok(ms < 5_000, `the call settled ${Math.round(ms)} ms after the stop`);
-    assert.equal(requests, 1, 'no retry after the stop');
+    assert.equal(llm.requests(), 1, 'no retry after the stop');
   });
 });
