@@ -155,4 +155,18 @@ export class RecentSet {
   forget(id: string): void {
     this.seen.delete(id);
   }
+
+  /**
+   * `send` for a key not among the recent ones, which it then is — unless `send` throws (not sent: the key is
+   * forgotten, so it is sent when it comes again). The REST rows a refill or a backfill dead-letters, each once.
+   */
+  async once(id: string, send: () => Promise<void> | void): Promise<void> {
+    if (!this.add(id)) return;
+    try {
+      await send();
+    } catch (err) {
+      this.forget(id);
+      throw err;
+    }
+  }
 }

@@ -139,18 +139,13 @@ export class KrakenRestBackfill implements TradeSource {
         },
       });
       reached = true;
-      for (const r of page.rejects) {
-        // A row at the instant a page ends comes again at the start of the next (asked from 1 ns before it): once.
-        if (!rejected.add(r)) continue;
-        try {
-          await sink.reject(
+      // A row at the instant a page ends comes again at the start of the next (asked from 1 ns before it): once.
+      for (const r of page.rejects)
+        await rejected.once(r, () =>
+          sink.reject(
             deadLetter({ service: 'backfill', origin: this.name, kind: 'invalid', reason: r, payload: r }),
-          );
-        } catch (err) {
-          rejected.forget(r);
-          throw err;
-        }
-      }
+          ),
+        );
       const fresh = page.trades.filter((t) => Number(t.tradeId) > state.maxId);
       const passedUntil = page.trades.some((t) => t.tradeTs >= until);
       if (paging.after(page.trades.length, fresh.length) === 'again' && !passedUntil) {

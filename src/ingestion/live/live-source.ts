@@ -738,15 +738,11 @@ export class LiveTradeSource implements TradeSource {
     r: RefillPage,
     wanted: (t: Trade) => boolean,
   ): Promise<{ inRange: Trade[]; fresh: Trade[] }> {
-    for (const reason of r.rejects) {
-      if (!this.rejectedRows.add(reason)) continue; // in the page before too (the overlap), or an earlier attempt's
-      try {
-        await this.reject('invalid', reason, reason, `${this.a.exchange}-rest`);
-      } catch (err) {
-        this.rejectedRows.forget(reason); // not sent: when fetched again it is
-        throw err;
-      }
-    }
+    // Once: a row may be in the page before too (the overlap), or in an earlier attempt's.
+    for (const reason of r.rejects)
+      await this.rejectedRows.once(reason, () =>
+        this.reject('invalid', reason, reason, `${this.a.exchange}-rest`),
+      );
     const plausible: Trade[] = [];
     for (const t of r.trades) {
       const ahead = tradeAheadOfReceipt(t);
